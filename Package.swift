@@ -1,0 +1,60 @@
+// swift-tools-version:6.1
+// PruneMesh: peer-to-peer federated structured pruning.
+//
+// Layers, lowest first. Each target imports only targets above it in this list:
+//   C shims     CSodium, COpenBLAS, CZlib          (system libraries, one header each)
+//   MeshBase    limits, strict byte codec, seeded PRNG (pure Swift, no C)
+//   wrappers    Sodium, BLAS, Gzip                  (the only Swift code that touches the C shims)
+//   Dataset     IDX reader, partitions              (MeshBase, Gzip)
+//   Learner     CNN, training, importance, surgery  (MeshBase, BLAS, Dataset, Gzip)
+//   Privacy     clipping, discrete Gaussian, RDP    (MeshBase, Sodium)
+//   Wire        keys, signed envelope, chunks       (MeshBase, Sodium)
+//   PruneMeshCLI the `prunemesh` executable         (everything)
+import PackageDescription
+
+// Hot numeric code is built optimised even in debug builds, so tests that train on real data
+// run in seconds rather than minutes. Safety checks stay on (-O, not -Ounchecked).
+let optimisedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
+let package = Package(
+    name: "PruneMesh",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "prunemesh", targets: ["PruneMeshCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "MeshBase", swiftSettings: optimisedInDebug),
+
+        .target(name: "Sodium", dependencies: ["CSodium", "MeshBase"], swiftSettings: optimisedInDebug),
+        .target(name: "BLAS", dependencies: ["COpenBLAS"], swiftSettings: optimisedInDebug),
+        .target(name: "Gzip", dependencies: ["CZlib", "MeshBase"], swiftSettings: optimisedInDebug),
+
+        .target(name: "Dataset", dependencies: ["MeshBase", "Gzip"], swiftSettings: optimisedInDebug),
+        .target(name: "Learner", dependencies: ["MeshBase", "BLAS", "Dataset", "Gzip"], swiftSettings: optimisedInDebug),
+        .target(name: "Privacy", dependencies: ["MeshBase", "Sodium"], swiftSettings: optimisedInDebug),
+        .target(name: "Wire", dependencies: ["MeshBase", "Sodium"], swiftSettings: optimisedInDebug),
+
+        .executableTarget(
+            name: "PruneMeshCLI",
+            dependencies: [
+                "MeshBase", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "MeshBaseTests", dependencies: ["MeshBase"]),
+        .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
+        .testTarget(name: "DatasetTests", dependencies: ["Dataset"]),
+        .testTarget(name: "LearnerTests", dependencies: ["Learner", "Dataset"]),
+        .testTarget(name: "PrivacyTests", dependencies: ["Privacy", "Sodium"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "Sodium"]),
+        .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// BLAS layer: see Package.swift for what it may import.

@@ -1,0 +1,1 @@
+// Dataset layer: see Package.swift for what it may import.

@@ -1,0 +1,1 @@
+// Gzip layer: see Package.swift for what it may import.

@@ -1,0 +1,1 @@
+// Learner layer: see Package.swift for what it may import.

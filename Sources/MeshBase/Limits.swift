@@ -1,0 +1,87 @@
+/// Every bound PruneMesh enforces, in one place.
+///
+/// Anything that comes from the network or from disk is checked against one of these before a
+/// byte of it is trusted or any memory is sized from it. The relations between them (a chunk fits
+/// in a datagram, the largest logical message fits in the chunks a reassembly buffer may hold, …)
+/// are asserted by `Limits.checkRelations()` and by `LimitsTests`.
+///
+/// Names end in their unit: `_bytes`, `_count`, `_ms`.
+public enum Limits {
+    // MARK: Network
+
+    /// No datagram we send or accept is larger: 1400 bytes keeps clear of IP fragmentation on any
+    /// LAN (1500-byte Ethernet MTU minus IPv6 and UDP headers, with room for tunnels).
+    public static let datagram_bytes_max = 1400
+
+    /// Members (and so validators) a mesh may hold at once.
+    public static let members_count_max = 256
+
+    /// A logical message larger than one datagram is split into at most this many signed chunks.
+    public static let chunks_per_message_max = 64
+
+    /// The largest logical message (before chunking), in bytes.
+    public static let message_bytes_max = 64 * 1024
+
+    /// Reassembly buffers held at once per node (incomplete chunked messages); the oldest is
+    /// evicted beyond this.
+    public static let reassembly_buffers_count_max = 64
+
+    /// Total bytes held by all reassembly buffers of one node.
+    public static let reassembly_bytes_max = 2 * 1024 * 1024
+
+    /// An incomplete chunked message is dropped this long after its first chunk arrived.
+    public static let reassembly_timeout_ms = 5_000
+
+    /// Width of the anti-replay window per sender, in sequence numbers.
+    public static let replay_window_count = 1024
+
+    /// Datagrams waiting to be sent by one node; beyond this, new sends are dropped and counted.
+    public static let send_queue_count_max = 4096
+
+    // MARK: Model and importance
+
+    /// Prunable units (conv filters + hidden dense units) in one importance vector.
+    public static let importance_units_count_max = 16_384
+
+    /// Layers in a model spec.
+    public static let model_layers_count_max = 32
+
+    /// Width (filters or units) of one layer.
+    public static let layer_width_max = 8192
+
+    /// Parameters in one model; bounds the size of a checkpoint file we agree to read.
+    public static let model_params_count_max = 64 * 1024 * 1024
+
+    /// A model spec string.
+    public static let model_spec_bytes_max = 512
+
+    // MARK: Data
+
+    /// Dimensions of one IDX array.
+    public static let idx_dimensions_count_max = 4
+
+    /// Size of one decoded IDX file (Fashion-MNIST train images are 47,040,016 bytes).
+    public static let idx_bytes_max = 512 * 1024 * 1024
+
+    /// Shards (simulated nodes) one data set may be partitioned into.
+    public static let partition_nodes_count_max = members_count_max
+
+    // MARK: Relations
+
+    /// Asserts how the limits relate; called by tests and once at start-up of every command.
+    public static func checkRelations() {
+        precondition(datagram_bytes_max <= 1400, "datagrams must not fragment on a 1500-byte MTU LAN")
+        precondition(chunks_per_message_max * (datagram_bytes_max - 256) >= message_bytes_max,
+                     "the largest message must fit in the chunks allowed for it, with 256 bytes of envelope each")
+        precondition(reassembly_buffers_count_max * message_bytes_max >= reassembly_bytes_max
+                     || reassembly_bytes_max >= message_bytes_max,
+                     "at least one whole message must fit in the reassembly budget")
+        precondition(reassembly_bytes_max >= 2 * message_bytes_max,
+                     "reassembly must hold two of the largest messages at once")
+        precondition(replay_window_count % 64 == 0, "the replay bitmap is made of 64-bit words")
+        precondition(importance_units_count_max * 4 <= message_bytes_max,
+                     "a full importance vector of 32-bit fixed-point values must fit in one message")
+        precondition(partition_nodes_count_max <= members_count_max)
+        precondition(layer_width_max <= importance_units_count_max)
+    }
+}

@@ -1,0 +1,1 @@
+// Privacy layer: see Package.swift for what it may import.

@@ -1,0 +1,18 @@
+import ArgumentParser
+import MeshBase
+
+@main
+struct PruneMesh: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prunemesh",
+        abstract: "Federated structured pruning over a peer-to-peer mesh, with no central server.",
+        version: "0.1.0",
+        subcommands: [
+            // One line per subcommand, each defined in Subcommands/<Name>.swift.
+        ]
+    )
+
+    mutating func validate() throws {
+        Limits.checkRelations()
+    }
+}

@@ -1,0 +1,1 @@
+// Sodium layer: see Package.swift for what it may import.

@@ -1,0 +1,1 @@
+// Wire layer: see Package.swift for what it may import.
