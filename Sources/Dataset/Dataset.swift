@@ -1,1 +1,0 @@
-// Dataset layer: see Package.swift for what it may import.

@@ -1,1 +1,0 @@
-// Gzip layer: see Package.swift for what it may import.

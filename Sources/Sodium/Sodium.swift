@@ -1,1 +1,0 @@
-// Sodium layer: see Package.swift for what it may import.
