@@ -1,0 +1,88 @@
+import CSodium
+import MeshBase
+
+/// An Ed25519 public key: a node's identity on the mesh.
+public struct PublicKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public static let byteCount = 32
+
+    /// Exactly 32 bytes.
+    public let bytes: [UInt8]
+
+    /// Nil unless `bytes` holds exactly 32 bytes. Any 32 bytes are accepted here; keys of small
+    /// order or not on the curve simply never verify a signature (libsodium rejects them).
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == Self.byteCount else { return nil }
+        self.bytes = bytes
+    }
+
+    init(unchecked bytes: [UInt8]) {
+        precondition(bytes.count == Self.byteCount, "a PublicKey needs 32 bytes, got \(bytes.count)")
+        self.bytes = bytes
+    }
+
+    /// Nil unless `hex` is 64 hex digits.
+    public init?(hex: String) {
+        guard let raw = Hex.decode(hex) else { return nil }
+        self.init(bytes: raw)
+    }
+
+    /// The stable text form: 64 lowercase hex digits.
+    public var hex: String { Hex.encode(bytes) }
+    public var description: String { hex }
+
+    /// A short form for people to compare: the first 8 bytes of BLAKE2b-256 under
+    /// `DomainTag.keyFingerprint` of the key, as four dash-separated groups of four hex digits
+    /// (e.g. `3f2a-9c01-77de-0b45`). 64 bits: enough against accidental confusion, not against
+    /// a deliberate second-preimage search; compare the full hex where that matters.
+    public var fingerprint: String {
+        let digest = Blake2b256.hash(.keyFingerprint, bytes)
+        let hex = Array(Hex.encode(digest.bytes.prefix(8)))
+        return stride(from: 0, to: 16, by: 4).map { String(hex[$0..<$0 + 4]) }.joined(separator: "-")
+    }
+
+    /// Byte-wise order, so that sets of keys have one canonical order (e.g. in digests).
+    public static func < (lhs: PublicKey, rhs: PublicKey) -> Bool {
+        lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+    }
+
+    /// True iff `signature` is a valid Ed25519 signature by this key over
+    /// `UInt8(tag.bytes.count) ‖ tag.bytes ‖ message`.
+    public func isValidSignature(_ signature: Signature, _ tag: DomainTag, _ message: UnsafeRawBufferPointer) -> Bool {
+        TaggedMessage.with(tag, message) { isValidSignatureUntagged(signature, $0) }
+    }
+
+    public func isValidSignature(_ signature: Signature, _ tag: DomainTag, _ message: [UInt8]) -> Bool {
+        message.withUnsafeBytes { isValidSignature(signature, tag, $0) }
+    }
+
+    /// libsodium `crypto_sign_verify_detached` over the bytes as given. Internal: the product
+    /// verifies only tagged messages; known-answer tests use this.
+    func isValidSignatureUntagged(_ signature: Signature, _ message: UnsafeRawBufferPointer) -> Bool {
+        SodiumLibrary.ensureInitialised()
+        return signature.bytes.withUnsafeBufferPointer { sig in
+            bytes.withUnsafeBufferPointer { pk in
+                crypto_sign_verify_detached(sig.baseAddress!, message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                                            UInt64(message.count), pk.baseAddress!) == 0
+            }
+        }
+    }
+}
+
+/// Builds `UInt8(tag.bytes.count) ‖ tag.bytes ‖ message` in one contiguous buffer (Ed25519 hashes
+/// its input twice, so it needs it whole); on the stack for datagram-sized messages.
+enum TaggedMessage {
+    static func with<R>(_ tag: DomainTag, _ message: UnsafeRawBufferPointer,
+                        _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let total = 1 + tag.bytes.count + message.count
+        return withUnsafeTemporaryAllocation(byteCount: total, alignment: 8) { buffer in
+            buffer[0] = UInt8(tag.bytes.count)
+            tag.bytes.withUnsafeBytes { t in
+                UnsafeMutableRawBufferPointer(rebasing: buffer[1..<1 + t.count]).copyMemory(from: t)
+            }
+            if message.count > 0 {
+                UnsafeMutableRawBufferPointer(rebasing: buffer[(1 + tag.bytes.count)...]).copyMemory(from: message)
+            }
+            return body(UnsafeRawBufferPointer(buffer))
+        }
+    }
+}
