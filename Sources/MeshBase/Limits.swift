@@ -66,6 +66,26 @@ public enum Limits {
     /// Shards (simulated nodes) one data set may be partitioned into.
     public static let partition_nodes_count_max = members_count_max
 
+    // MARK: Wire (envelope, replay, reassembly, key files)
+
+    /// Incomplete chunked messages held at once for ONE sender; beyond this that sender's oldest
+    /// is evicted, so one member flooding chunks cannot evict everyone else's messages.
+    public static let reassembly_buffers_per_sender_count_max = 8
+
+    /// Distinct senders whose replay windows a node tracks (members plus joiners in flight).
+    /// A new sender beyond this is rejected rather than evicting someone's window, which
+    /// would reopen that sender's old datagrams to replay.
+    public static let replay_senders_count_max = 2 * members_count_max
+
+    /// A secret key file is a few lines of text; anything larger is refused before reading it.
+    public static let key_file_bytes_max = 1024
+
+    /// The boot-epoch file is two short lines.
+    public static let epoch_file_bytes_max = 256
+
+    /// A persisted replay snapshot: a header and one (key, high-water mark) row per sender.
+    public static let replay_snapshot_bytes_max = 16 + replay_senders_count_max * 40
+
     // MARK: Relations
 
     /// Asserts how the limits relate; called by tests and once at start-up of every command.
@@ -83,5 +103,9 @@ public enum Limits {
                      "a full importance vector of 32-bit fixed-point values must fit in one message")
         precondition(partition_nodes_count_max <= members_count_max)
         precondition(layer_width_max <= importance_units_count_max)
+        precondition(reassembly_buffers_per_sender_count_max <= reassembly_buffers_count_max,
+                     "one sender's reassembly share is part of the node's")
+        precondition(chunks_per_message_max <= 64, "a reassembly buffer tracks its chunks in one 64-bit mask")
+        precondition(replay_senders_count_max >= members_count_max, "every member's replay window fits")
     }
 }
