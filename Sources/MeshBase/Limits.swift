@@ -66,6 +66,17 @@ public enum Limits {
     /// Shards (simulated nodes) one data set may be partitioned into.
     public static let partition_nodes_count_max = members_count_max
 
+    // MARK: Data (labels, partitions: data layer)
+
+    /// Distinct labels a data set may have. Labels are bytes, and the classifier heads and the
+    /// label-skew partitions are sized for the 10-class MNIST family.
+    public static let dataset_classes_count_max = 10
+
+    /// The Dirichlet concentration accepted by `dirichlet:α` partitions. Below 0.001 every class
+    /// already lands on a single node; above 10^6 the split is IID to within sampling noise.
+    public static let partition_dirichlet_alpha_min = 0.001
+    public static let partition_dirichlet_alpha_max = 1_000_000.0
+
     // MARK: Wire (envelope, replay, reassembly, key files)
 
     /// Incomplete chunked messages held at once for ONE sender; beyond this that sender's oldest
@@ -107,5 +118,9 @@ public enum Limits {
                      "one sender's reassembly share is part of the node's")
         precondition(chunks_per_message_max <= 64, "a reassembly buffer tracks its chunks in one 64-bit mask")
         precondition(replay_senders_count_max >= members_count_max, "every member's replay window fits")
+        precondition(dataset_classes_count_max >= 2 && dataset_classes_count_max <= 256,
+                     "a classifier needs two classes, and labels are stored as bytes")
+        precondition(partition_dirichlet_alpha_min > 0 && partition_dirichlet_alpha_min < partition_dirichlet_alpha_max,
+                     "Dirichlet concentration must be positive")
     }
 }
