@@ -97,6 +97,20 @@ public enum Limits {
     /// A persisted replay snapshot: a header and one (key, high-water mark) row per sender.
     public static let replay_snapshot_bytes_max = 16 + replay_senders_count_max * 40
 
+    // MARK: Privacy (differentially private importance release)
+
+    /// The clip bound in grid units, C·2^s. Clipped values then need at most 28 bits, leaving
+    /// room in an Int32 for noise of up to 64 standard deviations at the largest σ below.
+    public static let privacy_clip_bound_grid_units_max = 1 << 28
+
+    /// The discrete Gaussian's standard deviation in grid units, z·C·2^s. Keeps σ² = m²/2^16
+    /// (m = σ·256) in 64 bits and the sampler's acceptance test in 128-bit integers.
+    public static let privacy_noise_std_grid_units_max = 1 << 22
+
+    /// Distinct effective noise multipliers one node's privacy budget tracks (releases at the
+    /// same multiplier share one counter); bounds the persisted budget's size.
+    public static let privacy_budget_noise_levels_count_max = 1024
+
     // MARK: Relations
 
     /// Asserts how the limits relate; called by tests and once at start-up of every command.
@@ -122,5 +136,9 @@ public enum Limits {
                      "a classifier needs two classes, and labels are stored as bytes")
         precondition(partition_dirichlet_alpha_min > 0 && partition_dirichlet_alpha_min < partition_dirichlet_alpha_max,
                      "Dirichlet concentration must be positive")
+        precondition(privacy_clip_bound_grid_units_max + 64 * privacy_noise_std_grid_units_max <= Int(Int32.max),
+                     "a clipped value plus 64 noise standard deviations must fit a 32-bit fixed-point value")
+        precondition(privacy_noise_std_grid_units_max <= 1 << 22,
+                     "σ·256 must stay within 2^30 so that the exact variance m²/2^16 fits 64 bits")
     }
 }
