@@ -49,6 +49,10 @@ let package = Package(
             ]
         ),
 
+        // libFuzzer harness for the wire decoder; an ordinary executable unless built with
+        // -sanitize=fuzzer -DFUZZING (Tests/Fuzz/run-wire-fuzz.sh).
+        .executableTarget(name: "WireFuzz", dependencies: ["MeshBase", "Sodium", "Wire"]),
+
         .testTarget(name: "MeshBaseTests", dependencies: ["MeshBase"]),
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "DatasetTests", dependencies: ["Dataset"]),

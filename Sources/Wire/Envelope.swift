@@ -1,0 +1,84 @@
+import MeshBase
+import Sodium
+
+/// Turns messages into signed datagrams and datagrams back into verified envelopes.
+/// Pure: the caller supplies keys, sequence numbers and the mesh id. See `EnvelopeFormat` for
+/// the layout.
+public enum Envelope {
+    /// Signs `payload` as one or more datagrams: one if it fits `EnvelopeFormat.payloadBytesMax`,
+    /// otherwise canonical chunks (`ChunkPayload`), each taking the next sequence number; the
+    /// message id is the first chunk's number.
+    public static func encode(kind: MessageKind, payload: [UInt8], sequence: inout SequenceAllocator,
+                              signer: SigningKey, meshID: MeshID) throws(EncodeError) -> [[UInt8]] {
+        guard kind != .chunk else { throw .kindNotSendable(kind) }
+        guard payload.count <= EnvelopeFormat.messageBytesMax else {
+            throw .messageTooLarge(bytes: payload.count, limit: EnvelopeFormat.messageBytesMax)
+        }
+        if payload.count <= EnvelopeFormat.payloadBytesMax {
+            guard let number = sequence.next() else { throw .sequenceExhausted(needed: 1) }
+            return [seal(kind: kind, payload: payload, sequence: number, signer: signer, meshID: meshID)]
+        }
+        let count = ChunkPayload.chunkCount(totalLength: payload.count)
+        guard let first = sequence.reserve(count) else { throw .sequenceExhausted(needed: count) }
+        return ChunkPayload.split(payload, innerKind: kind, messageID: first).map { chunk in
+            seal(kind: .chunk, payload: chunk.encode(), sequence: first + UInt64(chunk.index), signer: signer, meshID: meshID)
+        }
+    }
+
+    /// One signed datagram. `payload` must fit one datagram; any kind, `chunk` included (the
+    /// caller then guarantees the chunk rules). For `encode`, the fuzzer and tests.
+    public static func seal(kind: MessageKind, payload: [UInt8], sequence: UInt64,
+                            signer: SigningKey, meshID: MeshID) -> [UInt8] {
+        precondition(payload.count <= EnvelopeFormat.payloadBytesMax,
+                     "payload of \(payload.count) bytes exceeds one datagram's \(EnvelopeFormat.payloadBytesMax)")
+        var w = ByteWriter(capacity: EnvelopeFormat.overheadByteCount + payload.count)
+        w.write(raw: EnvelopeFormat.magic)
+        w.write(EnvelopeFormat.version)
+        w.write(kind.rawValue)
+        w.write(UInt8(0))
+        w.write(raw: meshID.bytes)
+        w.write(raw: signer.publicKey.bytes)
+        w.write(sequence)
+        w.write(UInt16(payload.count))
+        w.write(raw: payload)
+        var datagram = w.bytes
+        let signature = datagram.withUnsafeBytes { signer.sign(.envelope, $0) }
+        datagram.append(contentsOf: signature.bytes)
+        return datagram
+    }
+
+    /// Checks a datagram in this order, stopping at the first failure: total size, magic,
+    /// version, kind, flags, mesh id, declared payload length against the actual size, then the
+    /// signature. Nothing in the payload is looked at; parse it only after this succeeded.
+    public static func decode(datagram: [UInt8], meshID: MeshID) -> Result<VerifiedEnvelope, RejectReason> {
+        let count = datagram.count
+        guard count <= Limits.datagram_bytes_max else { return .failure(.oversize) }
+        guard count >= EnvelopeFormat.overheadByteCount else { return .failure(.truncated) }
+        guard datagram[0..<4].elementsEqual(EnvelopeFormat.magic) else { return .failure(.badMagic) }
+        guard datagram[EnvelopeFormat.versionOffset] == EnvelopeFormat.version else { return .failure(.unsupportedVersion) }
+        guard let kind = MessageKind(rawValue: datagram[EnvelopeFormat.kindOffset]) else { return .failure(.unknownKind) }
+        guard datagram[EnvelopeFormat.flagsOffset] == 0 else { return .failure(.reservedFlags) }
+        let meshRange = EnvelopeFormat.meshIDOffset..<EnvelopeFormat.senderOffset
+        guard datagram[meshRange].elementsEqual(meshID.bytes) else { return .failure(.wrongMesh) }
+        let payloadLength = Int(datagram[EnvelopeFormat.payloadLengthOffset])
+            | Int(datagram[EnvelopeFormat.payloadLengthOffset + 1]) << 8
+        guard payloadLength <= EnvelopeFormat.payloadBytesMax else { return .failure(.oversize) }
+        let expected = EnvelopeFormat.overheadByteCount + payloadLength
+        guard count >= expected else { return .failure(.truncated) }
+        guard count == expected else { return .failure(.trailingBytes) }
+
+        let signedEnd = EnvelopeFormat.headerByteCount + payloadLength
+        let sender = PublicKey(bytes: Array(datagram[EnvelopeFormat.senderOffset..<EnvelopeFormat.sequenceOffset]))!
+        let signature = Signature(bytes: Array(datagram[signedEnd..<count]))!
+        let verified = datagram.withUnsafeBytes { raw in
+            sender.isValidSignature(signature, .envelope, UnsafeRawBufferPointer(rebasing: raw[0..<signedEnd]))
+        }
+        guard verified else { return .failure(.badSignature) }
+
+        var sequence: UInt64 = 0
+        for i in 0..<8 { sequence |= UInt64(datagram[EnvelopeFormat.sequenceOffset + i]) << (8 * UInt64(i)) }
+        return .success(VerifiedEnvelope(kind: kind, meshID: meshID, sender: sender, sequence: sequence,
+                                         payload: Array(datagram[EnvelopeFormat.headerByteCount..<signedEnd]),
+                                         signature: signature))
+    }
+}

@@ -1,0 +1,136 @@
+import MeshBase
+
+/// One node's noisy importance vector for one round, as it travels (kind `importanceRelease`,
+/// usually chunked). Values are fixed-point integers on the grid 2^−scaleLog2 (`FixedPoint`),
+/// so every node aggregates them bit-exactly. Layout (little-endian):
+///
+///     offset size  field
+///          0    8  height (u64): the round / consensus height this release is for
+///          8    4  release count (u32): this node's releases so far, this one included (≥ 1)
+///         12    8  noise multiplier z (f64 bits; finite, ≥ 0, sign bit clear)
+///         20    8  clip norm C (f64 bits; finite, > 0)
+///         28    1  fixed-point scale_log2 (u8, 0…24)
+///         29    4  unit count n (u32, 1 … Limits.importance_units_count_max)
+///         33    …  n values, each a zigzag LEB128 varint (`ZigZagVarint`, 1–5 bytes, minimal)
+///
+/// Nothing may follow the last value. z and C are stated so receivers can account the privacy
+/// cost and check the sender's claimed parameters against the mesh's.
+public struct ImportanceRelease: Sendable, Hashable {
+    public static let headerByteCount = 33
+
+    public var height: UInt64
+    public var releaseCount: UInt32
+    public var noiseMultiplier: Double
+    public var clipNorm: Double
+    public var scaleLog2: UInt8
+    public var values: [Int32]
+
+    public init(height: UInt64, releaseCount: UInt32, noiseMultiplier: Double, clipNorm: Double,
+                scaleLog2: UInt8, values: [Int32]) {
+        self.height = height
+        self.releaseCount = releaseCount
+        self.noiseMultiplier = noiseMultiplier
+        self.clipNorm = clipNorm
+        self.scaleLog2 = scaleLog2
+        self.values = values
+    }
+
+    /// The grid the values are on.
+    public var fixedPoint: FixedPoint { FixedPoint(scaleLog2: Int(scaleLog2)) }
+
+    /// Why the fields cannot be sent or were not accepted, in the decoder's words.
+    public enum FieldError: Error, Sendable, Hashable, CustomStringConvertible {
+        case releaseCountZero
+        case noiseMultiplierInvalid(UInt64)
+        case clipNormInvalid(UInt64)
+        case scaleOutOfRange(UInt8)
+        case unitCountOutOfRange(Int)
+        case truncated
+        case trailingBytes(Int)
+        case varint(index: Int, ZigZagVarint.DecodeError)
+        case encodedTooLarge(Int)
+
+        public var description: String {
+            switch self {
+            case .releaseCountZero: "release count is 0"
+            case let .noiseMultiplierInvalid(bits): "noise multiplier bits \(bits) are not a finite value ≥ +0"
+            case let .clipNormInvalid(bits): "clip norm bits \(bits) are not a finite value > 0"
+            case let .scaleOutOfRange(s): "scale_log2 \(s) outside 0…24"
+            case let .unitCountOutOfRange(n): "unit count \(n) outside 1…\(Limits.importance_units_count_max)"
+            case .truncated: "truncated"
+            case let .trailingBytes(n): "\(n) bytes after the last value"
+            case let .varint(i, e): "value \(i): \(e)"
+            case let .encodedTooLarge(n): "encodes to \(n) bytes, above \(Limits.message_bytes_max)"
+            }
+        }
+
+        /// The counter a receiver files this under.
+        public var rejectReason: RejectReason {
+            if case .encodedTooLarge = self { return .oversize }
+            return .malformedPayload
+        }
+    }
+
+    private static func checkHeader(releaseCount: UInt32, z: Double, c: Double, scaleLog2: UInt8,
+                                    count: Int) throws(FieldError) {
+        guard releaseCount >= 1 else { throw .releaseCountZero }
+        guard z.isFinite, z.sign == .plus else { throw .noiseMultiplierInvalid(z.bitPattern) }
+        guard c.isFinite, c > 0 else { throw .clipNormInvalid(c.bitPattern) }
+        guard scaleLog2 <= 24 else { throw .scaleOutOfRange(scaleLog2) }
+        guard count >= 1, count <= Limits.importance_units_count_max else { throw .unitCountOutOfRange(count) }
+    }
+
+    /// The payload bytes; fails if a field is out of range or the whole exceeds
+    /// `Limits.message_bytes_max` (only if the average value needs more than about 4 bytes).
+    public func encode() throws(FieldError) -> [UInt8] {
+        try Self.checkHeader(releaseCount: releaseCount, z: noiseMultiplier, c: clipNorm, scaleLog2: scaleLog2,
+                             count: values.count)
+        var w = ByteWriter(capacity: Self.headerByteCount + 2 * values.count)
+        w.write(height)
+        w.write(releaseCount)
+        w.write(noiseMultiplier)
+        w.write(clipNorm)
+        w.write(scaleLog2)
+        w.write(UInt32(values.count))
+        var out = w.bytes
+        for v in values { ZigZagVarint.append(v, to: &out) }
+        guard out.count <= Limits.message_bytes_max else { throw .encodedTooLarge(out.count) }
+        return out
+    }
+
+    /// Strict decode of a verified (and reassembled) payload.
+    public static func decode(_ payload: [UInt8]) throws(FieldError) -> ImportanceRelease {
+        guard payload.count >= headerByteCount else { throw .truncated }
+        guard payload.count <= Limits.message_bytes_max else { throw .encodedTooLarge(payload.count) }
+        var r = ByteReader(payload)
+        let header: (UInt64, UInt32, Double, Double, UInt8, Int)
+        do {
+            header = (try r.readUInt64("height"), try r.readUInt32("releaseCount"), try r.readDouble("z"),
+                      try r.readDouble("C"), try r.readUInt8("scaleLog2"), Int(try r.readUInt32("unitCount")))
+        } catch {
+            throw .truncated
+        }
+        let (height, releaseCount, z, c, scaleLog2, count) = header
+        try checkHeader(releaseCount: releaseCount, z: z, c: c, scaleLog2: scaleLog2, count: count)
+        // Every value takes at least one byte: refuse a count the bytes cannot hold before
+        // reserving anything for it.
+        guard count <= payload.count - headerByteCount else { throw .truncated }
+        var values = [Int32]()
+        values.reserveCapacity(count)
+        var offset = headerByteCount
+        let result: Result<Void, FieldError> = payload.withUnsafeBufferPointer { buffer in
+            for i in 0..<count {
+                do throws(ZigZagVarint.DecodeError) {
+                    values.append(try ZigZagVarint.read(buffer, at: &offset))
+                } catch {
+                    return .failure(error == .truncated ? .truncated : .varint(index: i, error))
+                }
+            }
+            return .success(())
+        }
+        try result.get()
+        guard offset == payload.count else { throw .trailingBytes(payload.count - offset) }
+        return ImportanceRelease(height: height, releaseCount: releaseCount, noiseMultiplier: z, clipNorm: c,
+                                 scaleLog2: scaleLog2, values: values)
+    }
+}

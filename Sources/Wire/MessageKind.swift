@@ -1,0 +1,58 @@
+/// What a datagram carries. The numbers are part of the wire format and never reused.
+///
+/// Grouped by layer in the high nibble so that later kinds slot in beside their relatives:
+/// 0x0_ transport, 0x1_ membership, 0x2_ learning, 0x3_ agreement, 0x4_ audit log.
+/// 0x00 is never a kind, so a zeroed buffer does not parse.
+public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// One piece of a logical message too large for a datagram (payload: `ChunkPayload`).
+    case chunk = 0x01
+
+    /// "I am here": announces a node to the mesh (membership layer defines the payload).
+    case beacon = 0x10
+    /// SWIM direct probe.
+    case ping = 0x11
+    /// SWIM probe answer.
+    case ack = 0x12
+    /// SWIM indirect probe request.
+    case pingReq = 0x13
+    /// Membership push-pull synchronisation.
+    case membershipSync = 0x14
+    /// An invitation to join, signed by a member.
+    case invite = 0x15
+    /// A graceful departure.
+    case leave = 0x16
+
+    /// One node's noisy importance vector for a round (payload: `ImportanceRelease`).
+    case importanceRelease = 0x20
+
+    /// A proposed pruning decision.
+    case proposal = 0x30
+    /// First-phase vote.
+    case prevote = 0x31
+    /// Second-phase vote.
+    case precommit = 0x32
+
+    /// Asks a peer for audit-log entries.
+    case logRequest = 0x40
+    /// Audit-log entries in answer.
+    case logResponse = 0x41
+
+    public var description: String {
+        switch self {
+        case .chunk: "chunk"
+        case .beacon: "beacon"
+        case .ping: "ping"
+        case .ack: "ack"
+        case .pingReq: "pingReq"
+        case .membershipSync: "membershipSync"
+        case .invite: "invite"
+        case .leave: "leave"
+        case .importanceRelease: "importanceRelease"
+        case .proposal: "proposal"
+        case .prevote: "prevote"
+        case .precommit: "precommit"
+        case .logRequest: "logRequest"
+        case .logResponse: "logResponse"
+        }
+    }
+}

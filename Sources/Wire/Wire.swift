@@ -1,1 +1,0 @@
-// Wire layer: see Package.swift for what it may import.

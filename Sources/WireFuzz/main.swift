@@ -1,0 +1,213 @@
+// libFuzzer harness for the wire decoder (decode, receive path, chunk reassembly, importance
+// release payloads). Built two ways:
+//   - plain `swift build`: an ordinary executable that replays the files named on its command
+//     line through the same checks (regression runs), or writes a seed corpus (--make-corpus DIR);
+//   - with `-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING`: libFuzzer drives
+//     `LLVMFuzzerTestOneInput`. Swift's own `main` replaces libFuzzer's, so under FUZZING this
+//     file calls `LLVMFuzzerRunDriver` itself. See Tests/Fuzz/run-wire-fuzz.sh.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import MeshBase
+import Sodium
+import Wire
+
+/// A fixed identity and mesh, so that corpus entries signed by it keep verifying and libFuzzer's
+/// mutations of them exercise everything after the signature check.
+let fuzzKey = try! SigningKey(seed: [UInt8](repeating: 0x5A, count: 32))
+let otherKey = try! SigningKey(seed: [UInt8](repeating: 0xA5, count: 32))
+let fuzzMesh = MeshID(genesisBytes: Array("prunemesh wire fuzz mesh".utf8))
+/// Inputs starting with this are a sequence of datagrams: [u16 length][datagram]…
+let sequenceMagic: [UInt8] = Array("PMFZ".utf8)
+
+/// Small reassembly bounds so that eviction paths are reached by short inputs.
+let fuzzReassemblyLimits = ReassemblyLimits(buffersCountMax: 4, bytesMax: Limits.message_bytes_max,
+                                            buffersPerSenderCountMax: 2, timeoutMs: 50)
+
+func printError(_ text: String) {
+    var line = text + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+func check(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition {
+        printError("WireFuzz invariant violated: \(message())")
+        abort()
+    }
+}
+
+/// Everything one input goes through. Any crash, trap or `check` failure is a finding.
+func fuzzOne(_ data: [UInt8]) {
+    // 1. The input as one datagram: strict decode, then the whole receive path.
+    let decoded = Envelope.decode(datagram: data, meshID: fuzzMesh)
+    if case let .success(envelope) = decoded {
+        check(data.count == EnvelopeFormat.overheadByteCount + envelope.payload.count, "decoded length")
+        check(envelope.sender == fuzzKey.publicKey || envelope.sender == otherKey.publicKey
+              || envelope.payload.count <= EnvelopeFormat.payloadBytesMax, "decoded sender")
+    }
+    var receiver = Receiver(meshID: fuzzMesh, reassemblyLimits: fuzzReassemblyLimits)
+    let outcome = receiver.receive(data, nowMs: 0) { _, _ in true }
+    if case let .failure(reason) = decoded {
+        check(outcome == .rejected(reason), "receiver and decoder disagree: \(outcome) vs \(reason)")
+    }
+
+    // 2. The input as a chunk payload, into a reassembler.
+    var reassembler = Reassembler(limits: fuzzReassemblyLimits)
+    if let chunk = try? ChunkPayload.decode(data) {
+        check(chunk.encode() == data, "chunk payload does not re-encode to its input")
+        let outcome = reassembler.insert(chunk, from: fuzzKey.publicKey, sequence: chunk.messageID &+ UInt64(chunk.index),
+                                         nowMs: 0)
+        check(outcome == .pending, "a single chunk cannot complete a message: \(outcome)")
+        check(reassembler.bufferedBytes == chunk.totalLength, "reassembly accounting")
+    }
+
+    // 3. The input as an importance release payload: a decoded release re-encodes to the input
+    // (the encoding is canonical).
+    if let release = try? ImportanceRelease.decode(data) {
+        check((try? release.encode()) == data, "release payload does not re-encode to its input")
+    }
+
+    // 4. The input as a payload we sign ourselves: must verify and round-trip exactly.
+    if data.count <= EnvelopeFormat.payloadBytesMax {
+        let kind = MessageKind.allCases[Int(data.first ?? 0) % MessageKind.allCases.count]
+        let datagram = Envelope.seal(kind: kind, payload: data, sequence: 1 << 32, signer: fuzzKey, meshID: fuzzMesh)
+        check(datagram.count <= Limits.datagram_bytes_max, "sealed datagram too large")
+        guard case let .success(back) = Envelope.decode(datagram: datagram, meshID: fuzzMesh) else {
+            check(false, "own datagram rejected"); return
+        }
+        check(back.payload == data && back.kind == kind && back.sender == fuzzKey.publicKey, "own datagram round trip")
+    }
+
+    // 5. A sequence of datagrams through one receiver, time advancing 7 ms per datagram.
+    if data.starts(with: sequenceMagic) {
+        var r = ByteReader(Array(data.dropFirst(4)))
+        var receiver = Receiver(meshID: fuzzMesh, reassemblyLimits: fuzzReassemblyLimits)
+        var nowMs: UInt64 = 0
+        var accepted = 0
+        while let length = try? r.readUInt16("length"), let datagram = try? r.readRaw(Int(length), "datagram") {
+            let outcome = receiver.receive(datagram, nowMs: nowMs) { key, _ in key != otherKey.publicKey }
+            if case let .message(message) = outcome {
+                accepted += 1
+                if message.kind == .importanceRelease, let release = try? ImportanceRelease.decode(message.payload) {
+                    check(release.values.count <= Limits.importance_units_count_max, "release bound")
+                }
+            }
+            check(receiver.reassembler.bufferCount <= fuzzReassemblyLimits.buffersCountMax, "reassembly buffer bound")
+            check(receiver.reassembler.bufferedBytes <= fuzzReassemblyLimits.bytesMax, "reassembly byte bound")
+            nowMs += 7
+        }
+        check(receiver.counters.total + UInt64(accepted) <= UInt64(data.count), "counters bounded by input")
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    let bytes = size > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: size)) : []
+    fuzzOne(bytes)
+    return 0
+}
+
+// MARK: Seed corpus
+
+func writeFile(_ path: String, _ bytes: [UInt8]) {
+    guard let f = fopen(path, "wb") else { printError("cannot write \(path)"); exit(1) }
+    _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+    fclose(f)
+}
+
+func readFile(_ path: String) -> [UInt8]? {
+    guard let f = fopen(path, "rb") else { return nil }
+    defer { fclose(f) }
+    var out = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+        if n == 0 { break }
+        out += buffer[0..<n]
+    }
+    return out
+}
+
+/// Valid datagrams of every kind, chunked releases, release and chunk payloads, and datagram
+/// sequences (in order, reordered, with duplicates) — all signed by `fuzzKey` for `fuzzMesh`.
+func makeCorpus(_ directory: String) {
+    var generator = SeededGenerator(seed: 2024)
+    var allocator = SequenceAllocator(bootEpoch: 1)
+    var files = 0
+    func emit(_ name: String, _ bytes: [UInt8]) {
+        writeFile("\(directory)/\(name)", bytes)
+        files += 1
+    }
+    for kind in MessageKind.allCases where kind != .chunk {
+        for size in [0, 1, 40, 300, EnvelopeFormat.payloadBytesMax] {
+            let payload = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let datagrams = try! Envelope.encode(kind: kind, payload: payload, sequence: &allocator, signer: fuzzKey, meshID: fuzzMesh)
+            emit("datagram-\(kind)-\(size)", datagrams[0])
+        }
+    }
+    for units in [1, 7, 700, 2000] {
+        let release = ImportanceRelease(height: UInt64(units), releaseCount: 3, noiseMultiplier: 1.1, clipNorm: 1,
+                                        scaleLog2: 10,
+                                        values: (0..<units).map { _ in Int32.random(in: -3000...3000, using: &generator) })
+        let payload = try! release.encode()
+        emit("release-payload-\(units)", payload)
+        let datagrams = try! Envelope.encode(kind: .importanceRelease, payload: payload, sequence: &allocator,
+                                             signer: fuzzKey, meshID: fuzzMesh)
+        for (i, d) in datagrams.prefix(3).enumerated() { emit("release-\(units)-datagram-\(i)", d) }
+        if datagrams.count > 1 {
+            let chunk = try! ChunkPayload.decode(Array(d0Payload(datagrams[0])))
+            emit("chunk-payload-\(units)", chunk.encode())
+            var orders: [[Int]] = [Array(datagrams.indices), Array(datagrams.indices.reversed())]
+            orders.append(datagrams.indices.flatMap { [$0, $0] })
+            var shuffled = Array(datagrams.indices)
+            shuffled.shuffle(using: &generator)
+            orders.append(shuffled)
+            for (o, order) in orders.enumerated() {
+                var w = ByteWriter()
+                w.write(raw: sequenceMagic)
+                for i in order {
+                    w.write(UInt16(datagrams[i].count))
+                    w.write(raw: datagrams[i])
+                }
+                if w.count <= 16 * 1024 { emit("sequence-\(units)-\(o)", w.bytes) }
+            }
+        }
+    }
+    print("wrote \(files) corpus files to \(directory)")
+}
+
+func d0Payload(_ datagram: [UInt8]) -> ArraySlice<UInt8> {
+    datagram[EnvelopeFormat.headerByteCount..<(datagram.count - EnvelopeFormat.signatureByteCount)]
+}
+
+// MARK: Entry point
+
+let arguments = CommandLine.arguments
+if arguments.count == 3 && arguments[1] == "--make-corpus" {
+    makeCorpus(arguments[2])
+    exit(0)
+}
+
+#if FUZZING
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
+
+var fuzzArgc = CommandLine.argc
+var fuzzArgv = CommandLine.unsafeArgv
+exit(LLVMFuzzerRunDriver(&fuzzArgc, &fuzzArgv) { data, size in fuzzTestOneInput(data, size) })
+#else
+// Without libFuzzer: replay the given files (e.g. a corpus or a crash reproducer).
+var replayed = 0
+for path in arguments.dropFirst() {
+    guard let bytes = readFile(path) else { printError("cannot read \(path)"); exit(1) }
+    fuzzOne(bytes)
+    replayed += 1
+}
+print("replayed \(replayed) inputs without a finding")
+#endif
