@@ -9,6 +9,9 @@ struct PruneMesh: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             // One line per subcommand, each defined in Subcommands/<Name>.swift.
+            Train.self,
+            Prune.self,
+            Bench.self,
         ]
     )
 

@@ -1,1 +1,0 @@
-// Learner layer: see Package.swift for what it may import.

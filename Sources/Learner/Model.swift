@@ -1,0 +1,192 @@
+import MeshBase
+
+/// A CNN's parameters together with the spec it was built from and the mask that shaped it.
+///
+/// Weights of a parameter layer are stored row-major as `units × fanIn`, a row holding one unit's
+/// incoming weights in (position, channel) order with the channel fastest: for a conv filter
+/// that is (ky, kx, input channel); for the first dense layer after a conv, (y, x, channel) of the
+/// NHWC feature map it flattens.
+public struct Model: Sendable {
+    /// The architecture before any pruning (fixed by the mesh genesis).
+    public let originalSpec: ModelSpec
+    /// The current, possibly narrower, architecture.
+    public private(set) var spec: ModelSpec
+    public private(set) var architecture: Architecture
+    /// Which original units the current layers hold.
+    public private(set) var mask: PruneMask
+    /// Per parameter layer: `units × fanIn` weights.
+    public var weights: [[Float]]
+    /// Per parameter layer: `units` biases.
+    public var biases: [[Float]]
+    /// Input normalisation: a pixel p in [0, 1] enters the network as (p − inputMean) / inputStd.
+    public var inputMean: Float = 0
+    public var inputStd: Float = 1
+
+    /// A freshly initialised model: He-normal weights (std √(2 / fan-in)), zero biases.
+    public init(spec: ModelSpec, seed: UInt64) {
+        self.originalSpec = spec
+        self.spec = spec
+        self.architecture = Architecture(spec)
+        self.mask = PruneMask.full(spec)
+        var rng = SeededGenerator(seed: seed)
+        (weights, biases) = Self.initialParameters(architecture, rng: &rng)
+    }
+
+    /// A model from stored parameters (checkpoints); checks every size.
+    public init(originalSpec: ModelSpec, mask: PruneMask, weights: [[Float]], biases: [[Float]]) throws(MaskError) {
+        try mask.validate(originalSpec: originalSpec)
+        let spec = originalSpec.withPrunableWidths(mask.widths)
+        let arch = Architecture(spec)
+        guard weights.count == arch.paramLayers.count, biases.count == arch.paramLayers.count else {
+            throw MaskError(problem: "\(weights.count) weight tensors for \(arch.paramLayers.count) parameter layers")
+        }
+        for (i, p) in arch.paramLayers.enumerated() {
+            guard weights[i].count == p.weightCount, biases[i].count == p.units else {
+                throw MaskError(problem: "layer \(i) holds \(weights[i].count)+\(biases[i].count) values, its shape needs \(p.weightCount)+\(p.units)")
+            }
+        }
+        self.originalSpec = originalSpec
+        self.spec = spec
+        self.architecture = arch
+        self.mask = mask
+        self.weights = weights
+        self.biases = biases
+    }
+
+    static func initialParameters(_ arch: Architecture, rng: inout SeededGenerator) -> ([[Float]], [[Float]]) {
+        var weights: [[Float]] = [], biases: [[Float]] = []
+        for p in arch.paramLayers {
+            let std = (2.0 / Double(p.fanIn)).squareRoot()
+            weights.append((0..<p.weightCount).map { _ in Float(rng.nextGaussian() * std) })
+            biases.append([Float](repeating: 0, count: p.units))
+        }
+        return (weights, biases)
+    }
+
+    public var cost: ModelCost { ModelCost(spec) }
+    public var parameterCount: Int { cost.params }
+
+    // MARK: Importance
+
+    /// L1 norm of each prunable unit's incoming weights, per prunable layer, in current order.
+    public func unitL1Norms() -> [[Float]] {
+        architecture.prunable.map { p in
+            let layer = architecture.paramLayers[p.paramIndex]
+            return weights[p.paramIndex].withUnsafeBufferPointer { w in
+                (0..<layer.units).map { u in
+                    var sum: Float = 0
+                    let row = w.baseAddress! + u * layer.fanIn
+                    for i in 0..<layer.fanIn { sum += abs(row[i]) }
+                    return sum
+                }
+            }
+        }
+    }
+
+    /// Importance per prunable layer: L1 norms divided by their layer's mean, so that layers of
+    /// different fan-in are comparable (a unit of average importance scores 1).
+    public func importance() -> [[Float]] {
+        unitL1Norms().map { norms in
+            let mean = norms.reduce(0, +) / Float(norms.count)
+            return mean > 0 ? norms.map { $0 / mean } : norms.map { _ in 1 }
+        }
+    }
+
+    /// The mask a boundary rule picks from this model's own importance, on the fixed-point grid.
+    /// Never larger than the current mask.
+    public func selectMask(rule: BoundaryRule, grid: FixedPoint = .standard) -> PruneMask {
+        let scores = importance().map { layer in layer.map { grid.quantise(Double($0)) } }
+        return mask(selectingLocal: scores.map { rule.select(scores: $0) })
+    }
+
+    /// The mask keeping the given current-layer positions.
+    public func mask(selectingLocal local: [[Int]]) -> PruneMask {
+        precondition(local.count == mask.kept.count, "\(local.count) layers selected of \(mask.kept.count)")
+        return PruneMask(kept: zip(local, mask.kept).map { sel, cur in sel.map { cur[$0] } })
+    }
+
+    // MARK: Surgery
+
+    public enum SurgeryMode: Sendable, Equatable {
+        /// Keep the surviving units' weights (true surgery).
+        case keepWeights
+        /// Build the narrower model and re-initialise it, as the paper's reference code does.
+        case reinitialize(seed: UInt64)
+    }
+
+    /// The dense narrower model keeping only `newMask`'s units: drops pruned units' rows and
+    /// biases, and the matching input channels of the next layer (conv channels, or the flattened
+    /// positions of the first dense layer). `newMask` must be a subset of the current mask.
+    public func pruned(to newMask: PruneMask, mode: SurgeryMode = .keepWeights) throws(MaskError) -> Model {
+        try newMask.validate(originalSpec: originalSpec)
+        guard newMask.isSubset(of: mask) else { throw MaskError(problem: "masks only shrink: the new mask keeps a unit already pruned") }
+        let plan = SurgeryPlan(from: architecture, current: mask, to: newMask)
+        var result = self
+        result.spec = plan.newArchitecture.spec
+        result.architecture = plan.newArchitecture
+        result.mask = newMask
+        switch mode {
+        case .keepWeights:
+            result.weights = weights.indices.map { plan.sliceWeights(weights[$0], layer: $0) }
+            result.biases = biases.indices.map { plan.sliceBias(biases[$0], layer: $0) }
+        case let .reinitialize(seed):
+            var rng = SeededGenerator(seed: seed)
+            (result.weights, result.biases) = Self.initialParameters(plan.newArchitecture, rng: &rng)
+        }
+        return result
+    }
+}
+
+/// How each parameter tensor is cut when a mask shrinks; applied alike to weights, biases and
+/// every optimiser state tensor, so they stay aligned.
+public struct SurgeryPlan: Sendable {
+    public let oldArchitecture: Architecture
+    public let newArchitecture: Architecture
+    /// Per parameter layer: kept output rows (local indices in the old layer).
+    let keptRows: [[Int]]
+    /// Per parameter layer: kept input channels (local indices in the old layer's input).
+    let keptInputs: [[Int]]
+
+    public init(from old: Architecture, current: PruneMask, to newMask: PruneMask) {
+        let local = newMask.localIndices(within: current)
+        let newArch = Architecture(old.spec.withPrunableWidths(newMask.widths))
+        var rows: [[Int]] = old.paramLayers.map { Array(0..<$0.units) }
+        for (p, sel) in zip(old.prunable, local) { rows[p.paramIndex] = sel }
+        var inputs: [[Int]] = []
+        for (i, layer) in old.paramLayers.enumerated() {
+            // A layer's input channels are the previous parameter layer's output units (pooling and
+            // ReLU keep channels); the first layer sees the raw input.
+            inputs.append(i == 0 ? Array(0..<layer.inputChannels) : rows[i - 1])
+        }
+        self.oldArchitecture = old
+        self.newArchitecture = newArch
+        self.keptRows = rows
+        self.keptInputs = inputs
+    }
+
+    /// A `units × (positions × inputChannels)` tensor cut to the kept rows and input channels.
+    public func sliceWeights(_ values: [Float], layer i: Int) -> [Float] {
+        let old = oldArchitecture.paramLayers[i]
+        precondition(values.count == old.weightCount, "layer \(i): \(values.count) values, shape needs \(old.weightCount)")
+        let inputs = keptInputs[i]
+        var out = [Float]()
+        out.reserveCapacity(keptRows[i].count * old.positions * inputs.count)
+        values.withUnsafeBufferPointer { v in
+            for r in keptRows[i] {
+                let row = r * old.fanIn
+                for position in 0..<old.positions {
+                    let base = row + position * old.inputChannels
+                    for c in inputs { out.append(v[base + c]) }
+                }
+            }
+        }
+        precondition(out.count == newArchitecture.paramLayers[i].weightCount, "surgery produced a wrong-sized layer \(i)")
+        return out
+    }
+
+    /// A per-unit tensor (bias or its optimiser state) cut to the kept rows.
+    public func sliceBias(_ values: [Float], layer i: Int) -> [Float] {
+        precondition(values.count == oldArchitecture.paramLayers[i].units, "layer \(i) bias size \(values.count)")
+        return keptRows[i].map { values[$0] }
+    }
+}

@@ -1,0 +1,404 @@
+import BLAS
+import Dataset
+import MeshBase
+
+/// Runs a `Model`: forward and backward passes over preallocated NHWC buffers, the optimiser,
+/// evaluation and in-place surgery. One per training thread; not shared across threads (it
+/// spreads its own work over `threads` cores: OpenBLAS for the GEMMs, Dispatch for the rest).
+public final class Network {
+    public private(set) var model: Model
+    /// Largest batch the buffers hold.
+    public let batchCapacity: Int
+    public let threads: Int
+    /// Whether gradient buffers exist (false for an inference-only network).
+    public let trainable: Bool
+    var optimizer: OptimizerState?
+
+    private var activations: [FloatBuffer] = []
+    private var columns: [FloatBuffer?] = []
+    private var argmax: [Int32Buffer?] = []
+    private var gradientA = FloatBuffer(count: 0), gradientB = FloatBuffer(count: 0)
+    private var columnGradient = FloatBuffer(count: 0)
+    private var weightGradients: [FloatBuffer] = [], biasGradients: [FloatBuffer] = []
+    private var ones = FloatBuffer(count: 0)
+    private var labels = Int32Buffer(count: 0)
+    /// Samples per im2col chunk when not training (bounds the column buffer's memory).
+    private var inferenceChunk: Int
+
+    public init(model: Model, batchCapacity: Int, threads: Int, trainable: Bool = true) {
+        precondition(batchCapacity >= 1, "batch capacity \(batchCapacity)")
+        precondition(threads >= 1, "threads \(threads)")
+        self.model = model
+        self.batchCapacity = batchCapacity
+        self.threads = threads
+        self.trainable = trainable
+        self.inferenceChunk = trainable ? batchCapacity : min(batchCapacity, 32)
+        // OpenBLAS's thread count is process-wide; the network that runs sets it.
+        BLAS.threads = threads
+        allocateWorkspace()
+    }
+
+    /// Chooses the optimiser; its state starts at zero.
+    public func setOptimizer(_ kind: OptimizerKind) {
+        precondition(trainable, "an inference-only network has no optimiser")
+        optimizer = OptimizerState(kind: kind, model: model)
+    }
+
+    public var optimizerKind: OptimizerKind? { optimizer?.kind }
+
+    private func allocateWorkspace() {
+        let arch = model.architecture
+        let layers = arch.spec.layers
+        let n = batchCapacity
+        activations = []
+        activations.append(FloatBuffer(count: n * arch.shapes[0].count))
+        columns = Array(repeating: nil, count: layers.count)
+        argmax = Array(repeating: nil, count: layers.count)
+        var maxActivation = arch.shapes[0].count, maxColumns = 0, maxRows = n
+        for (i, layer) in layers.enumerated() {
+            let outCount = arch.shapes[i + 1].count
+            maxActivation = max(maxActivation, outCount)
+            switch layer {
+            case .relu:
+                activations.append(activations[i])  // in place
+            case let .conv(k, _):
+                let s = arch.shapes[i]
+                let rows = (trainable ? n : inferenceChunk) * s.height * s.width
+                columns[i] = FloatBuffer(count: rows * k * k * s.channels)
+                maxColumns = max(maxColumns, n * s.height * s.width * k * k * s.channels)
+                maxRows = max(maxRows, n * s.height * s.width)
+                activations.append(FloatBuffer(count: n * outCount))
+            case .maxPool:
+                argmax[i] = Int32Buffer(count: n * outCount)
+                activations.append(FloatBuffer(count: n * outCount))
+            case .dense:
+                activations.append(FloatBuffer(count: n * outCount))
+            }
+        }
+        labels = Int32Buffer(count: n)
+        ones = FloatBuffer(count: maxRows)
+        ones.pointer.update(repeating: 1, count: maxRows)
+        if trainable {
+            gradientA = FloatBuffer(count: n * maxActivation)
+            gradientB = FloatBuffer(count: n * maxActivation)
+            columnGradient = FloatBuffer(count: maxColumns)
+            weightGradients = arch.paramLayers.map { FloatBuffer(count: $0.weightCount) }
+            biasGradients = arch.paramLayers.map { FloatBuffer(count: $0.units) }
+        }
+    }
+
+    // MARK: Forward
+
+    /// Runs the loaded batch of `count` samples (already in the input buffer) through the model;
+    /// the logits end up in the last activation buffer.
+    private func forward(count n: Int) {
+        let arch = model.architecture
+        let layers = arch.spec.layers
+        var paramIndex = 0
+        for (i, layer) in layers.enumerated() {
+            let input = activations[i].pointer, output = activations[i + 1].pointer
+            let fuseReLU = i + 1 < layers.count && layers[i + 1] == .relu
+            switch layer {
+            case .conv:
+                let p = arch.paramLayers[paramIndex]
+                convForward(p, layer: i, param: paramIndex, input: input, output: output, count: n, relu: fuseReLU)
+                paramIndex += 1
+            case .dense:
+                let p = arch.paramLayers[paramIndex]
+                model.weights[paramIndex].withUnsafeBufferPointer { w in
+                    if n == 1 {
+                        // One sample: a matrix-vector product; sgemm with one row would first copy
+                        // the whole weight matrix into its packed layout.
+                        BLAS.sgemv(.none, m: p.units, n: p.fanIn, a: w.baseAddress!, lda: p.fanIn, x: input, y: output)
+                    } else {
+                        BLAS.sgemm(.none, .transpose, m: n, n: p.units, k: p.fanIn,
+                                   a: input, lda: p.fanIn, b: w.baseAddress!, ldb: p.fanIn, c: output, ldc: p.units)
+                    }
+                }
+                addBias(output, param: paramIndex, rows: n, units: p.units, relu: fuseReLU)
+                paramIndex += 1
+            case .relu:
+                let previousFused: Bool = {
+                    guard i > 0 else { return false }
+                    switch layers[i - 1] { case .conv, .dense: return true; default: return false }
+                }()
+                if !previousFused {
+                    let total = n * arch.shapes[i].count
+                    let out = SharedPointer(output)
+                    parallelChunks(total, threads: threads, minChunk: 1 << 14) { Kernels.relu(out.base, range: $0) }
+                }
+            case let .maxPool(size):
+                let s = arch.shapes[i]
+                let src = SharedPointer(UnsafeMutablePointer(mutating: input)), dst = SharedPointer(output)
+                let arg = SharedPointer(argmax[i]!.pointer)
+                parallelChunks(n, threads: threads) { samples in
+                    Kernels.maxPool(input: src.base, output: dst.base, argmax: arg.base, height: s.height, width: s.width,
+                                    channels: s.channels, size: size, samples: samples)
+                }
+            }
+        }
+    }
+
+    private func convForward(_ p: Architecture.ParamLayer, layer i: Int, param: Int, input: UnsafeMutablePointer<Float>,
+                             output: UnsafeMutablePointer<Float>, count n: Int, relu: Bool) {
+        let s = p.input
+        let pixels = s.height * s.width
+        let col = columns[i]!.pointer
+        let chunk = trainable ? n : inferenceChunk
+        var start = 0
+        while start < n {
+            let end = min(n, start + chunk)
+            let src = SharedPointer(input + start * s.count), dst = SharedPointer(col)
+            parallelChunks(end - start, threads: threads) { samples in
+                Kernels.im2col(input: src.base, col: dst.base, height: s.height, width: s.width, channels: s.channels,
+                               kernel: p.kernel, samples: samples)
+            }
+            model.weights[param].withUnsafeBufferPointer { w in
+                BLAS.sgemm(.none, .transpose, m: (end - start) * pixels, n: p.units, k: p.fanIn,
+                           a: col, lda: p.fanIn, b: w.baseAddress!, ldb: p.fanIn,
+                           c: output + start * pixels * p.units, ldc: p.units)
+            }
+            start = end
+        }
+        addBias(output, param: param, rows: n * pixels, units: p.units, relu: relu)
+    }
+
+    private func addBias(_ y: UnsafeMutablePointer<Float>, param: Int, rows: Int, units: Int, relu: Bool) {
+        model.biases[param].withUnsafeBufferPointer { b in
+            let bias = SharedPointer(UnsafeMutablePointer(mutating: b.baseAddress!)), out = SharedPointer(y)
+            parallelChunks(rows, threads: threads, minChunk: max(1, 8192 / units)) { r in
+                Kernels.addBias(out.base, bias: bias.base, units: units, rows: r, relu: relu)
+            }
+        }
+    }
+
+    // MARK: Loss and backward
+
+    /// Softmax cross-entropy of the logits against the loaded labels: returns the summed loss and
+    /// the number of correct predictions, and (if `gradient`) writes dLoss/dlogits for the batch
+    /// mean into gradientA.
+    private func softmaxCrossEntropy(count n: Int, gradient: Bool) -> (loss: Double, correct: Int) {
+        let classes = model.architecture.spec.classes
+        let logits = activations.last!.pointer
+        var loss = 0.0, correct = 0
+        let scale = 1 / Float(n)
+        for r in 0..<n {
+            let row = logits + r * classes
+            var best = 0
+            var maxLogit = row[0]
+            for c in 1..<classes where row[c] > maxLogit { maxLogit = row[c]; best = c }
+            let label = Int(labels.pointer[r])
+            if best == label { correct += 1 }
+            var sum: Float = 0
+            for c in 0..<classes { sum += expf(row[c] - maxLogit) }
+            loss += Double(logf(sum) - (row[label] - maxLogit))
+            if gradient {
+                let g = gradientA.pointer + r * classes
+                for c in 0..<classes {
+                    g[c] = (expf(row[c] - maxLogit) / sum - (c == label ? 1 : 0)) * scale
+                }
+            }
+        }
+        return (loss, correct)
+    }
+
+    private func backward(count n: Int) {
+        let arch = model.architecture
+        let layers = arch.spec.layers
+        let firstParam = arch.paramLayers[0].specIndex
+        var g = gradientA, spare = gradientB
+        var paramIndex = arch.paramLayers.count - 1
+        for i in stride(from: layers.count - 1, through: firstParam, by: -1) {
+            let needInputGradient = i > firstParam
+            switch layers[i] {
+            case .dense:
+                let p = arch.paramLayers[paramIndex]
+                let x = activations[i].pointer
+                BLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: n, a: g.pointer, lda: p.units,
+                           b: x, ldb: p.fanIn, c: weightGradients[paramIndex].pointer, ldc: p.fanIn)
+                BLAS.sgemv(.transpose, m: n, n: p.units, a: g.pointer, lda: p.units, x: ones.pointer,
+                           y: biasGradients[paramIndex].pointer)
+                if needInputGradient {
+                    model.weights[paramIndex].withUnsafeBufferPointer { w in
+                        BLAS.sgemm(.none, .none, m: n, n: p.fanIn, k: p.units, a: g.pointer, lda: p.units,
+                                   b: w.baseAddress!, ldb: p.fanIn, c: spare.pointer, ldc: p.fanIn)
+                    }
+                    swap(&g, &spare)
+                }
+                paramIndex -= 1
+            case .conv:
+                let p = arch.paramLayers[paramIndex]
+                let rows = n * p.input.height * p.input.width
+                let col = columns[i]!.pointer
+                BLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: rows, a: g.pointer, lda: p.units,
+                           b: col, ldb: p.fanIn, c: weightGradients[paramIndex].pointer, ldc: p.fanIn)
+                BLAS.sgemv(.transpose, m: rows, n: p.units, a: g.pointer, lda: p.units, x: ones.pointer,
+                           y: biasGradients[paramIndex].pointer)
+                if needInputGradient {
+                    model.weights[paramIndex].withUnsafeBufferPointer { w in
+                        BLAS.sgemm(.none, .none, m: rows, n: p.fanIn, k: p.units, a: g.pointer, lda: p.units,
+                                   b: w.baseAddress!, ldb: p.fanIn, c: columnGradient.pointer, ldc: p.fanIn)
+                    }
+                    let s = p.input
+                    let dcol = SharedPointer(columnGradient.pointer), dx = SharedPointer(spare.pointer)
+                    parallelChunks(n, threads: threads) { samples in
+                        Kernels.col2im(col: dcol.base, output: dx.base, height: s.height, width: s.width,
+                                       channels: s.channels, kernel: p.kernel, samples: samples)
+                    }
+                    swap(&g, &spare)
+                }
+                paramIndex -= 1
+            case .relu:
+                let total = n * arch.shapes[i + 1].count
+                let grad = SharedPointer(g.pointer), out = SharedPointer(activations[i + 1].pointer)
+                parallelChunks(total, threads: threads, minChunk: 1 << 14) {
+                    Kernels.reluBackward(grad.base, output: out.base, range: $0)
+                }
+            case .maxPool:
+                let inSample = arch.shapes[i].count, outSample = arch.shapes[i + 1].count
+                let src = SharedPointer(g.pointer), dst = SharedPointer(spare.pointer)
+                let arg = SharedPointer(argmax[i]!.pointer)
+                parallelChunks(n, threads: threads) { samples in
+                    Kernels.maxPoolBackward(gradOutput: src.base, gradInput: dst.base, argmax: arg.base,
+                                            inSample: inSample, outSample: outSample, samples: samples)
+                }
+                swap(&g, &spare)
+            }
+        }
+    }
+
+    private func applyOptimizer(learningRate lr: Float) {
+        guard var state = optimizer else { preconditionFailure("train step without an optimiser: call setOptimizer first") }
+        state.step += 1
+        optimizer = state
+        for p in model.weights.indices {
+            let weightGrads = weightGradients[p].pointer, biasGrads = biasGradients[p].pointer
+            let w1 = state.weightSlots.count > 1 ? state.weightSlots[1][p].pointer : nil
+            let b1 = state.biasSlots.count > 1 ? state.biasSlots[1][p].pointer : nil
+            model.weights[p].withUnsafeMutableBufferPointer { w in
+                OptimizerState.update(kind: state.kind, step: state.step, lr: lr, params: w.baseAddress!, grads: weightGrads,
+                                      slot0: state.weightSlots[0][p].pointer, slot1: w1, count: w.count, threads: threads)
+            }
+            model.biases[p].withUnsafeMutableBufferPointer { b in
+                OptimizerState.update(kind: state.kind, step: state.step, lr: lr, params: b.baseAddress!, grads: biasGrads,
+                                      slot0: state.biasSlots[0][p].pointer, slot1: b1, count: b.count, threads: threads)
+            }
+        }
+    }
+
+    // MARK: Public operations
+
+    /// Loads samples `indices` of `data` into the input buffer, normalised with the model's
+    /// input statistics.
+    private func load(_ data: LabeledImages, _ indices: ArraySlice<Int>) {
+        precondition(indices.count <= batchCapacity, "batch of \(indices.count) exceeds capacity \(batchCapacity)")
+        precondition(data.imageBytes == model.architecture.shapes[0].count, "data shape does not match the model input")
+        data.fillBatch(indices: indices, into: activations[0].pointer, labels: labels.pointer,
+                       mean: model.inputMean, std: model.inputStd)
+    }
+
+    /// One optimiser step on the samples `indices`; returns the batch's mean loss and accuracy.
+    @discardableResult
+    public func trainStep(_ data: LabeledImages, indices: ArraySlice<Int>, learningRate: Float) -> (loss: Double, correct: Int) {
+        precondition(trainable, "trainStep on an inference-only network")
+        load(data, indices)
+        let n = indices.count
+        forward(count: n)
+        let result = softmaxCrossEntropy(count: n, gradient: true)
+        backward(count: n)
+        applyOptimizer(learningRate: learningRate)
+        return (result.loss / Double(n), result.correct)
+    }
+
+    /// Mean loss and accuracy over a whole set.
+    public func evaluate(_ data: LabeledImages) -> (loss: Double, accuracy: Double) {
+        var loss = 0.0, correct = 0
+        var start = 0
+        let all = Array(0..<data.count)
+        while start < data.count {
+            let end = min(data.count, start + batchCapacity)
+            load(data, all[start..<end])
+            forward(count: end - start)
+            let r = softmaxCrossEntropy(count: end - start, gradient: false)
+            loss += r.loss
+            correct += r.correct
+            start = end
+        }
+        return (loss / Double(max(1, data.count)), Double(correct) / Double(max(1, data.count)))
+    }
+
+    /// Class scores (logits) for the samples `indices`, row-major `count × classes`.
+    public func logits(_ data: LabeledImages, indices: ArraySlice<Int>) -> [Float] {
+        load(data, indices)
+        forward(count: indices.count)
+        let classes = model.architecture.spec.classes
+        return Array(UnsafeBufferPointer(start: activations.last!.pointer, count: indices.count * classes))
+    }
+
+    /// Forward pass on raw float inputs already normalised (count × input size), for benchmarks
+    /// and gradient checks. Returns the logits.
+    public func forwardRaw(_ input: [Float], count: Int) -> [Float] {
+        precondition(count <= batchCapacity && input.count == count * model.architecture.shapes[0].count, "raw input size")
+        activations[0].pointer.update(from: input, count: input.count)
+        forward(count: count)
+        return Array(UnsafeBufferPointer(start: activations.last!.pointer, count: count * model.architecture.spec.classes))
+    }
+
+    /// Loss and parameter gradients for raw inputs and labels (no optimiser step): for tests.
+    public func lossAndGradients(_ input: [Float], labels batchLabels: [Int32]) -> (loss: Double, weights: [[Float]], biases: [[Float]], input: [Float]?) {
+        let n = batchLabels.count
+        precondition(trainable && n <= batchCapacity && input.count == n * model.architecture.shapes[0].count, "raw batch size")
+        activations[0].pointer.update(from: input, count: input.count)
+        labels.pointer.update(from: batchLabels, count: n)
+        forward(count: n)
+        let r = softmaxCrossEntropy(count: n, gradient: true)
+        backward(count: n)
+        let weights = weightGradients.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) }
+        let biases = biasGradients.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) }
+        return (r.loss / Double(n), weights, biases, nil)
+    }
+
+    /// Applies the optimiser to the gradients left by `lossAndGradients` (tests only).
+    func applyStepForTests(learningRate: Float) { applyOptimizer(learningRate: learningRate) }
+
+    /// Replaces the parameters (e.g. after averaging or loading); the architecture must match.
+    public func replaceModel(_ newModel: Model) {
+        precondition(newModel.spec == model.spec, "replacement model has architecture \(newModel.spec), network holds \(model.spec)")
+        model = newModel
+    }
+
+    /// Prunes in place to `mask`, cutting the optimiser state the same way (or resetting it when
+    /// the model is re-initialised), and rebuilds the buffers for the narrower model.
+    public func prune(to mask: PruneMask, mode: Model.SurgeryMode = .keepWeights) throws(MaskError) {
+        let plan = SurgeryPlan(from: model.architecture, current: model.mask, to: mask)
+        let newModel = try model.pruned(to: mask, mode: mode)
+        if var state = optimizer {
+            if mode == .keepWeights {
+                state.apply(plan)
+            } else {
+                state = OptimizerState(kind: state.kind, model: newModel)
+            }
+            optimizer = state
+        }
+        model = newModel
+        allocateWorkspace()
+    }
+}
+
+/// Int32 scratch (pool argmax, labels).
+final class Int32Buffer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Int32>
+    let count: Int
+    init(count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+    deinit { pointer.deallocate() }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,140 @@
+import ArgumentParser
+import BLAS
+import Foundation
+import Learner
+
+/// `prunemesh bench`: speed of the learner (and, as they land, of the other layers).
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training and inference speed of the full and pruned models.",
+        subcommands: [BenchTrain.self, BenchInfer.self])
+}
+
+/// Options shared by the bench subcommands.
+struct BenchOptions: ParsableArguments {
+    @Option(help: "Model spec to measure (pruned variants keep 50%, 25% and 10% of every prunable layer).")
+    var model: String = ModelSpec.leafFashion.description
+
+    @Option(help: "Threads for OpenBLAS and the other kernels.")
+    var threads: Int = LearnerOptions.coreCount
+
+    @Option(help: "Seconds to time each measurement.")
+    var seconds: Double = 5
+
+    @Option(help: "Fractions of units kept in the pruned variants, comma-separated.")
+    var keep: String = "0.5,0.25,0.1"
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be in 1…256") }
+        guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
+        do { _ = try ModelSpec(parsing: model) } catch { throw ValidationError("\(error)") }
+        guard fractions != nil else { throw ValidationError("--keep must be fractions in (0, 1], e.g. 0.5,0.25") }
+    }
+
+    var fractions: [Double]? {
+        let values = keep.split(separator: ",").map { Double($0) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 1 }) else { return nil }
+        return values.map { $0! }
+    }
+
+    var variants: [Benchmark.Variant] {
+        let spec = try! ModelSpec(parsing: model)
+        return [Benchmark.Variant.keeping(1, of: spec)] + fractions!.map { Benchmark.Variant.keeping($0, of: spec) }
+    }
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Training samples per second.")
+
+    @OptionGroup var options: BenchOptions
+
+    @Option(help: "Mini-batch size.")
+    var batch: Int = 64
+
+    struct Variant: Encodable {
+        var name: String
+        var model: String
+        var params: Int
+        var flops: Int
+        var trainSamplesPerSecond: Double
+        var speedupVsFull: Double
+    }
+
+    struct Report: Encodable {
+        var trainSamplesPerSecond: Double
+        var batch: Int
+        var threads: Int
+        var blasCore: String
+        var variants: [Variant]
+    }
+
+    func run() throws {
+        var variants: [Variant] = []
+        for v in options.variants {
+            let sps = Benchmark.trainThroughput(spec: v.spec, batch: batch, threads: options.threads, seconds: options.seconds)
+            let cost = ModelCost(v.spec)
+            variants.append(Variant(name: v.name, model: v.spec.description, params: cost.params, flops: cost.flops,
+                                    trainSamplesPerSecond: sps, speedupVsFull: sps / (variants.first?.trainSamplesPerSecond ?? sps)))
+            if !options.json { note(String(format: "%-9@ train %8.0f samples/s  (%d params)", v.name, sps, cost.params)) }
+        }
+        let report = Report(trainSamplesPerSecond: variants[0].trainSamplesPerSecond, batch: batch, threads: options.threads,
+                            blasCore: BLAS.coreName, variants: variants)
+        if options.json { try printJSON(report) }
+    }
+}
+
+struct BenchInfer: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "infer",
+                                                    abstract: "Inference throughput at batch 256 and single-sample latency.")
+
+    @OptionGroup var options: BenchOptions
+
+    @Option(help: "Batch size for the throughput measurement.")
+    var batch: Int = 256
+
+    @Option(help: "Single-sample runs for the latency median.")
+    var runs: Int = 200
+
+    struct Variant: Encodable {
+        var name: String
+        var model: String
+        var params: Int
+        var flops: Int
+        var inferSamplesPerSecond: Double
+        var batch1Ms: Double
+        var throughputVsFull: Double
+        var latencyVsFull: Double
+    }
+
+    struct Report: Encodable {
+        var inferBatch256SamplesPerSecond: Double
+        var inferBatch1Ms: Double
+        var batch: Int
+        var threads: Int
+        var blasCore: String
+        var variants: [Variant]
+    }
+
+    func run() throws {
+        var variants: [Variant] = []
+        for v in options.variants {
+            let sps = Benchmark.inferenceThroughput(spec: v.spec, batch: batch, threads: options.threads, seconds: options.seconds)
+            let ms = Benchmark.singleSampleLatencyMs(spec: v.spec, threads: options.threads, runs: runs)
+            let cost = ModelCost(v.spec)
+            let full = variants.first
+            variants.append(Variant(name: v.name, model: v.spec.description, params: cost.params, flops: cost.flops,
+                                    inferSamplesPerSecond: sps, batch1Ms: ms,
+                                    throughputVsFull: sps / (full?.inferSamplesPerSecond ?? sps),
+                                    latencyVsFull: (full?.batch1Ms ?? ms) / ms))
+            if !options.json {
+                note(String(format: "%-9@ infer %8.0f samples/s at batch %d   batch-1 %.3f ms", v.name, sps, batch, ms))
+            }
+        }
+        let report = Report(inferBatch256SamplesPerSecond: variants[0].inferSamplesPerSecond, inferBatch1Ms: variants[0].batch1Ms,
+                            batch: batch, threads: options.threads, blasCore: BLAS.coreName, variants: variants)
+        if options.json { try printJSON(report) }
+    }
+}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Dataset
+import Learner
+import MeshBase
+
+/// Options shared by `train`, `prune` and `bench`: the model, the data and the training settings.
+struct LearnerOptions: ParsableArguments {
+    @Option(help: "Training epochs (for prune: per pruning round).")
+    var epochs: Int = 5
+
+    @Option(help: "Mini-batch size.")
+    var batch: Int = 64
+
+    @Option(help: "Base learning rate (default: 0.02 for sgd, 0.001 for adam).")
+    var lr: Float?
+
+    @Option(help: "Optimiser: sgd (momentum 0.9) or adam.")
+    var optimizer: OptimizerChoice = .sgd
+
+    @Option(help: "L2 weight decay added to the gradient.")
+    var weightDecay: Float = 5e-4
+
+    @Option(help: "Learning-rate schedule: cosine (decays to 0 over the run) or constant.")
+    var schedule: ScheduleChoice = .cosine
+
+    @Option(help: "Threads for OpenBLAS and the other kernels (default: all cores).")
+    var threads: Int = LearnerOptions.coreCount
+
+    @Option(help: "Directory with the four IDX files (plain or .gz). Default: the dataset-fashion-mnist package.")
+    var data: String = DataDirectory.defaultPath
+
+    @Option(help: "Train on one node's shard: iid, dirichlet:ALPHA or labels:K (with --node and --nodes).")
+    var partition: String?
+
+    @Option(help: "This node's index (0-based) when --partition is given.")
+    var node: Int = 0
+
+    @Option(help: "Number of nodes the training set is split among when --partition is given.")
+    var nodes: Int = 1
+
+    @Option(help: "Seed for initialisation, shuffling and partitioning.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Model spec (input:layers).")
+    var model: String = ModelSpec.leafFashion.description
+
+    @Option(help: "Use only the first N training samples (after partitioning), for quick runs.")
+    var limit: Int?
+
+    @Option(help: "Write the trained model to this file.")
+    var save: String?
+
+    @Flag(help: "Print one JSON object instead of the human report.")
+    var json = false
+
+    static var coreCount: Int {
+        let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        return n > 0 ? Int(n) : 1
+    }
+
+    enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable { case sgd, adam }
+    enum ScheduleChoice: String, ExpressibleByArgument, CaseIterable { case cosine, constant }
+
+    func validate() throws {
+        guard epochs >= 0, epochs <= 1000 else { throw ValidationError("--epochs must be in 0…1000") }
+        guard batch >= 1, batch <= 4096 else { throw ValidationError("--batch must be in 1…4096") }
+        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be in 1…256") }
+        if let lr, !(lr > 0 && lr < 10) { throw ValidationError("--lr must be in (0, 10)") }
+        guard weightDecay >= 0, weightDecay < 1 else { throw ValidationError("--weight-decay must be in [0, 1)") }
+        guard nodes >= 1, nodes <= Limits.partition_nodes_count_max else {
+            throw ValidationError("--nodes must be in 1…\(Limits.partition_nodes_count_max)")
+        }
+        guard node >= 0, node < nodes else { throw ValidationError("--node must be in 0..<\(nodes)") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be ≥ 1") }
+        do { _ = try ModelSpec(parsing: model) } catch { throw ValidationError("\(error)") }
+        if let partition {
+            do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
+    var spec: ModelSpec { try! ModelSpec(parsing: model) }
+
+    var learningRate: Float { lr ?? (optimizer == .sgd ? 0.02 : 0.001) }
+
+    var optimizerKind: OptimizerKind {
+        switch optimizer {
+        case .sgd: return .sgd(momentum: 0.9, weightDecay: weightDecay)
+        case .adam: return .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: weightDecay)
+        }
+    }
+
+    /// The training set (this node's shard) and the full test set.
+    func loadData() throws -> DataSplit {
+        let split = try DataDirectory.load(data)
+        var train = split.train
+        if let partition {
+            let scheme = try PartitionScheme(parsing: partition)
+            let shard = Partition.shard(labels: train.labels, classes: train.classes, scheme: scheme,
+                                        nodes: nodes, node: node, seed: seed)
+            train = train.subset(shard)
+        }
+        if let limit, limit < train.count { train = train.prefix(limit) }
+        return DataSplit(train: train, test: split.test)
+    }
+}
+

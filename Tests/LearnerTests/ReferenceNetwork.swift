@@ -1,0 +1,80 @@
+@testable import Learner
+
+/// A deliberately naive double-precision implementation of the same network, written straight
+/// from the definitions (loops over every index, no im2col, no BLAS), to check the fast one.
+struct ReferenceNetwork {
+    let arch: Architecture
+    var weights: [[Double]]
+    var biases: [[Double]]
+
+    init(_ model: Model) {
+        arch = model.architecture
+        weights = model.weights.map { $0.map(Double.init) }
+        biases = model.biases.map { $0.map(Double.init) }
+    }
+
+    /// Logits for one sample (NHWC input).
+    func logits(_ input: [Double]) -> [Double] {
+        var x = input
+        var param = 0
+        for (i, layer) in arch.spec.layers.enumerated() {
+            let s = arch.shapes[i]
+            switch layer {
+            case let .conv(k, f):
+                let pad = k / 2
+                var y = [Double](repeating: 0, count: s.height * s.width * f)
+                for oy in 0..<s.height { for ox in 0..<s.width { for o in 0..<f {
+                    var sum = biases[param][o]
+                    for ky in 0..<k { for kx in 0..<k { for c in 0..<s.channels {
+                        let iy = oy + ky - pad, ix = ox + kx - pad
+                        guard iy >= 0, iy < s.height, ix >= 0, ix < s.width else { continue }
+                        sum += weights[param][o * k * k * s.channels + (ky * k + kx) * s.channels + c]
+                            * x[(iy * s.width + ix) * s.channels + c]
+                    } } }
+                    y[(oy * s.width + ox) * f + o] = sum
+                } } }
+                x = y
+                param += 1
+            case .relu:
+                x = x.map { max(0, $0) }
+            case let .maxPool(size):
+                let oh = s.height / size, ow = s.width / size
+                var y = [Double](repeating: -.infinity, count: oh * ow * s.channels)
+                for oy in 0..<oh { for ox in 0..<ow { for c in 0..<s.channels {
+                    for dy in 0..<size { for dx in 0..<size {
+                        let v = x[((oy * size + dy) * s.width + ox * size + dx) * s.channels + c]
+                        y[(oy * ow + ox) * s.channels + c] = max(y[(oy * ow + ox) * s.channels + c], v)
+                    } }
+                } } }
+                x = y
+            case let .dense(u):
+                let fanIn = x.count
+                x = (0..<u).map { o in
+                    var sum = biases[param][o]
+                    for j in 0..<fanIn { sum += weights[param][o * fanIn + j] * x[j] }
+                    return sum
+                }
+                param += 1
+            }
+        }
+        return x
+    }
+
+    /// Mean softmax cross-entropy over a batch.
+    func loss(_ inputs: [[Double]], labels: [Int]) -> Double {
+        var total = 0.0
+        for (input, label) in zip(inputs, labels) {
+            let z = logits(input)
+            let m = z.max()!
+            let lse = m + _log(z.reduce(0) { $0 + _exp($1 - m) })
+            total += lse - z[label]
+        }
+        return total / Double(inputs.count)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+func _log(_ x: Double) -> Double { log(x) }
+func _exp(_ x: Double) -> Double { exp(x) }
