@@ -42,8 +42,10 @@ public struct IDXFile: Sendable {
     }
 
     /// Decodes the bytes of an IDX file (plain or gzip); `file` names it in errors.
-    public static func decode(_ bytes: [UInt8], file: String) throws(IDXError) -> IDXFile {
-        var bytes = bytes
+    ///
+    /// `bytes` is consumed so that, when the caller passes its last reference, the header is cut
+    /// off in place rather than the whole array being copied.
+    public static func decode(_ bytes: consuming [UInt8], file: String) throws(IDXError) -> IDXFile {
         if Gzip.isGzip(bytes) {
             do {
                 bytes = try Gzip.decompress(bytes, limit: Limits.idx_bytes_max)

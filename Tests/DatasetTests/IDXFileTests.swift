@@ -143,4 +143,31 @@ import Testing
             }
         }
     }
+
+    @Test func randomMutationsOfAGzipFileNeverCrash() throws {
+        // Seeded mutations (byte changes, cuts, insertions) of a compressed IDX file: each one is
+        // either rejected with a typed error or decodes to an array its dimensions describe.
+        let packed = try Gzip.compress(IDXFile.encode(dimensions: [6, 5, 4], data: (0..<120).map { UInt8($0 % 7) }))
+        var rng = SeededGenerator(seed: 77)
+        var rejected = 0
+        for _ in 0..<3000 {
+            var bytes = packed
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let at = Int(rng.next() % UInt64(bytes.count))
+                switch rng.next() % 3 {
+                case 0: bytes[at] = UInt8(truncatingIfNeeded: rng.next())
+                case 1: bytes.removeSubrange(at...)
+                default: bytes.insert(UInt8(truncatingIfNeeded: rng.next()), at: at)
+                }
+                if bytes.isEmpty { break }
+            }
+            do {
+                let idx = try IDXFile.decode(bytes, file: "m")
+                #expect(idx.dimensions.reduce(1, *) == idx.data.count)
+            } catch {
+                rejected += 1
+            }
+        }
+        #expect(rejected > 2900)
+    }
 }
