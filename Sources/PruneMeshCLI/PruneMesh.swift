@@ -12,6 +12,8 @@ struct PruneMesh: ParsableCommand {
             Train.self,
             Prune.self,
             Bench.self,
+            Keygen.self,
+            BenchWire.self,
         ]
     )
 
