@@ -21,7 +21,7 @@ struct BenchOptions: ParsableArguments {
     @Option(help: "Seconds to time each measurement.")
     var seconds: Double = 5
 
-    @Option(help: "Fractions of units kept in the pruned variants, comma-separated.")
+    @Option(help: "Fractions of units kept in the pruned variants, comma-separated, or none.")
     var keep: String = "0.5,0.25,0.1"
 
     @Flag(help: "Print one JSON object.")
@@ -35,6 +35,7 @@ struct BenchOptions: ParsableArguments {
     }
 
     var fractions: [Double]? {
+        if keep == "none" { return [] }
         let values = keep.split(separator: ",").map { Double($0) }
         guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 1 }) else { return nil }
         return values.map { $0! }
