@@ -1,1 +1,0 @@
-// Privacy layer: see Package.swift for what it may import.
