@@ -13,15 +13,29 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Appends the hex digits of `bytes` to `out` as ASCII bytes, with no intermediate String
+    /// (for secrets, whose copies a String would leave behind in freed memory).
+    public static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+    }
+
     /// Decodes hex text (either case, no separators, even length); nil on anything else.
     public static func decode(_ text: String) -> [UInt8]? {
-        let utf8 = Array(text.utf8)
-        guard utf8.count % 2 == 0 else { return nil }
+        decode(ascii: Array(text.utf8))
+    }
+
+    /// Decodes hex digits given as ASCII bytes; nil on anything else.
+    public static func decode<C: Collection>(ascii: C) -> [UInt8]? where C.Element == UInt8, C.Index == Int {
+        guard ascii.count % 2 == 0 else { return nil }
         var out = [UInt8]()
-        out.reserveCapacity(utf8.count / 2)
-        var i = 0
-        while i < utf8.count {
-            guard let hi = value(utf8[i]), let lo = value(utf8[i + 1]) else { return nil }
+        out.reserveCapacity(ascii.count / 2)
+        var i = ascii.startIndex
+        while i < ascii.endIndex {
+            guard let hi = value(ascii[i]), let lo = value(ascii[i + 1]) else { return nil }
             out.append(hi << 4 | lo)
             i += 2
         }

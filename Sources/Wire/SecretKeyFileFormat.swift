@@ -40,9 +40,15 @@ public enum SecretKeyFileFormat {
 
     /// The file's bytes. They contain the seed: wipe them after writing (`ConstantTime.zero`).
     public static func encode(_ key: SigningKey) -> [UInt8] {
-        var out = Array((header + "\n").utf8)
-        key.withSeed { seed in out += Array(Hex.encode(seed).utf8) }
-        out += Array(("\n" + key.publicKey.hex + "\n").utf8)
+        // Sized once, so that no reallocation leaves a copy of the seed behind in freed memory.
+        var out = [UInt8]()
+        out.reserveCapacity(header.utf8.count + 2 * 64 + 3)
+        out += header.utf8
+        out.append(UInt8(ascii: "\n"))
+        key.withSeed { seed in Hex.append(seed, to: &out) }
+        out.append(UInt8(ascii: "\n"))
+        out += key.publicKey.hex.utf8
+        out.append(UInt8(ascii: "\n"))
         return out
     }
 
@@ -63,7 +69,7 @@ public enum SecretKeyFileFormat {
     }
 
     private static func field(_ line: ArraySlice<UInt8>, line number: Int) throws(KeyFileProblem) -> [UInt8] {
-        guard let raw = Hex.decode(String(decoding: line, as: UTF8.self)) else { throw .badHex(line: number) }
+        guard let raw = Hex.decode(ascii: line) else { throw .badHex(line: number) }
         guard raw.count == 32 else { throw .wrongLength(line: number, bytes: raw.count) }
         return raw
     }

@@ -101,10 +101,12 @@ struct BenchWire: ParsableCommand {
             sink &+= UInt64(datagrams.count)
         }
 
-        // Interleave: 8 rounds, each giving every meter an equal slice.
+        // Interleave in short slices (about 50 ms each) so that load from other processes, which
+        // changes over seconds, falls on every meter alike.
         let meters = [encode, rawSign, decode, rawVerify, releaseEncode]
-        let slice = seconds / Double(8 * meters.count)
-        for _ in 0..<8 { for meter in meters { meter.run(seconds: slice) } }
+        let rounds = max(4, Int(seconds / (0.05 * Double(meters.count))))
+        let slice = seconds / Double(rounds * meters.count)
+        for _ in 0..<rounds { for meter in meters { meter.run(seconds: slice) } }
         precondition(sink != 0)
 
         let report = Report(

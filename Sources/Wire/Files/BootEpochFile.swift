@@ -34,20 +34,24 @@ public enum BootEpochFile {
 
     /// The epoch stored at `path`, 0 if there is no file.
     public static func read(_ path: String) throws(BootEpochFileError) -> UInt32 {
-        let result: (contents: PosixFile.Contents?, size: Int, isRegular: Bool)
         do {
-            result = try PosixFile.readFile(path, limit: Limits.epoch_file_bytes_max)
-        } catch {
+            return try PosixFile.readFile(path, limit: Limits.epoch_file_bytes_max) { found throws(BootEpochFileError) in
+                guard case let .contents(bytes, _) = found else {
+                    throw BootEpochFileError(path: path, problem: "not a regular file of at most \(Limits.epoch_file_bytes_max) bytes")
+                }
+                guard let epoch = decode(bytes) else {
+                    throw BootEpochFileError(path: path, problem: "not a boot epoch file ('\(header)' then a decimal epoch)")
+                }
+                return epoch
+            }
+        } catch let error as BootEpochFileError {
+            throw error
+        } catch let error as PosixFile.Failure {
             if error.isNotFound { return 0 }
             throw BootEpochFileError(path: path, problem: error.message)
+        } catch {
+            throw BootEpochFileError(path: path, problem: "\(error)")
         }
-        guard let contents = result.contents else {
-            throw BootEpochFileError(path: path, problem: "not a regular file of at most \(Limits.epoch_file_bytes_max) bytes")
-        }
-        guard let epoch = decode(contents.bytes) else {
-            throw BootEpochFileError(path: path, problem: "not a boot epoch file ('\(header)' then a decimal epoch)")
-        }
-        return epoch
     }
 
     public static func encode(_ epoch: UInt32) -> [UInt8] {

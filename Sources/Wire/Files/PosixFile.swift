@@ -17,27 +17,32 @@ enum PosixFile {
         var isAlreadyExists: Bool { code == EEXIST }
     }
 
-    struct Contents {
-        let bytes: [UInt8]
-        let mode: mode_t
+    /// What `readFile` found at a path.
+    enum Found {
+        case notRegularFile
+        case tooLarge(bytes: Int)
+        /// The bytes and the permission bits (from `fstat` on the open descriptor, so the mode
+        /// is that of the file actually read).
+        case contents([UInt8], mode: mode_t)
     }
 
-    /// Reads a regular file of at most `limit` bytes, returning its bytes and permission bits
-    /// (from `fstat` on the open descriptor, so the mode is the file's actually read). Throws
-    /// `Failure` for system errors; nil bytes if it is not a regular file or too large.
-    static func readFile(_ path: String, limit: Int) throws(Failure) -> (contents: Contents?, size: Int, isRegular: Bool) {
+    /// Opens `path` and hands `body` what is there: a regular file of at most `limit` bytes is
+    /// read whole. The buffer is wiped after `body` returns (key files hold secrets), so `body`
+    /// must not keep it.
+    static func readFile<R>(_ path: String, limit: Int, _ body: (Found) throws -> R) throws -> R {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw Failure(operation: "open", code: errno) }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw Failure(operation: "fstat", code: errno) }
-        let isRegular = (st.st_mode & S_IFMT) == S_IFREG
-        let size = Int(st.st_size)
-        guard isRegular, size <= limit else { return (nil, size, isRegular) }
-        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return try body(.notRegularFile) }
+        guard Int(st.st_size) <= limit else { return try body(.tooLarge(bytes: Int(st.st_size))) }
+        // One byte more than the limit, to notice a file that grew since fstat.
+        var buffer = [UInt8](repeating: 0, count: limit + 1)
+        defer { for i in buffer.indices { buffer[i] = 0 } }
         var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
+        while total < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw Failure(operation: "read", code: errno)
@@ -45,9 +50,10 @@ enum PosixFile {
             if n == 0 { break }
             total += n
         }
-        let out = Array(bytes[0..<total])
-        for i in bytes.indices { bytes[i] = 0 }
-        return (Contents(bytes: out, mode: st.st_mode & 0o7777), total, true)
+        guard total <= limit else { return try body(.tooLarge(bytes: total)) }
+        // Shrinks in place: the bytes stay in the one buffer the defer wipes.
+        buffer.removeLast(buffer.count - total)
+        return try body(.contents(buffer, mode: st.st_mode & 0o7777))
     }
 
     /// Writes `bytes` to `path` with mode 0600, durably (fsync of the file and its directory).

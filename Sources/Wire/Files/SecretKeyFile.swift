@@ -51,25 +51,30 @@ public enum SecretKeyFile {
     /// Loads the key at `path`, refusing a file that group or others may read or write, one
     /// that is not a regular file, and malformed contents (see `KeyFileProblem`).
     public static func load(_ path: String) throws(KeyFileError) -> SigningKey {
-        let result: (contents: PosixFile.Contents?, size: Int, isRegular: Bool)
         do {
-            result = try PosixFile.readFile(path, limit: Limits.key_file_bytes_max)
-        } catch {
+            return try PosixFile.readFile(path, limit: Limits.key_file_bytes_max) { found throws(KeyFileError) in
+                switch found {
+                case .notRegularFile:
+                    throw KeyFileError(path: path, problem: .notRegularFile)
+                case let .tooLarge(bytes):
+                    throw KeyFileError(path: path, problem: .contents(.tooLarge(bytes: bytes)))
+                case let .contents(bytes, mode):
+                    guard mode & 0o077 == 0 else {
+                        throw KeyFileError(path: path, problem: .accessibleByOthers(mode: UInt32(mode)))
+                    }
+                    do throws(KeyFileProblem) {
+                        return try SecretKeyFileFormat.decode(bytes)
+                    } catch {
+                        throw KeyFileError(path: path, problem: .contents(error))
+                    }
+                }
+            }
+        } catch let error as KeyFileError {
+            throw error
+        } catch let error as PosixFile.Failure {
             throw KeyFileError(path: path, problem: .system(error.message))
-        }
-        guard result.isRegular else { throw KeyFileError(path: path, problem: .notRegularFile) }
-        guard let contents = result.contents else {
-            throw KeyFileError(path: path, problem: .contents(.tooLarge(bytes: result.size)))
-        }
-        var bytes = contents.bytes
-        defer { ConstantTime.zero(&bytes) }
-        guard contents.mode & 0o077 == 0 else {
-            throw KeyFileError(path: path, problem: .accessibleByOthers(mode: UInt32(contents.mode)))
-        }
-        do {
-            return try SecretKeyFileFormat.decode(bytes)
         } catch {
-            throw KeyFileError(path: path, problem: .contents(error))
+            throw KeyFileError(path: path, problem: .system("\(error)"))
         }
     }
 }
