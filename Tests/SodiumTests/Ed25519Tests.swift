@@ -159,4 +159,16 @@ import Testing
         #expect(PublicKey(bytes: [1, 2]) == nil)
         #expect(Signature(bytes: [UInt8](repeating: 0, count: 63)) == nil)
     }
+
+    @Test func hexByteLevelHelpersMatchTheStringOnes() {
+        let bytes: [UInt8] = [0x00, 0x0F, 0xA5, 0xFF]
+        var out: [UInt8] = [UInt8(ascii: ">")]
+        bytes.withUnsafeBytes { Hex.append($0, to: &out) }
+        #expect(String(decoding: out, as: UTF8.self) == ">000fa5ff")
+        #expect(Hex.encode(bytes) == "000fa5ff")
+        #expect(Hex.decode(ascii: Array("000FA5ff".utf8)) == bytes)
+        #expect(Hex.decode(ascii: Array("000fa5f".utf8)) == nil)
+        #expect(Hex.decode(ascii: Array("000fa5fg".utf8)) == nil)
+        #expect(Hex.decode(ascii: Array("000fa5ff".utf8)[2...]) == [0x0F, 0xA5, 0xFF], "slices keep their own indices")
+    }
 }
