@@ -147,6 +147,21 @@ import Privacy
         #expect(Double(abs(positive - negative)) <= 5 * Double(positive + negative).squareRoot())
     }
 
+    /// The release path's variances σ² = m²/2^16: a fractional σ (1000.5) and the largest σ the
+    /// limits allow (2^22 grid units, where γ's numerator and denominator need ~120 bits).
+    @Test(arguments: [UInt64(256_128), UInt64(1) << 30])
+    func releaseVariancesHaveTheirMoments(stdNumerator m: UInt64) throws {
+        let sampler = try DiscreteGaussianSampler(sigmaSquared: ExactRational(m * m, 1 << 16))
+        var generator = seededNoise(m)
+        let samples = sampler.samples(50_000, using: &generator)
+        let moments = SampleMoments(samples)
+        let sigma = Double(m) / 256
+        #expect(abs(moments.mean) <= 5 * moments.meanStandardError)
+        // For σ ≫ 1 the discrete Gaussian's variance equals σ² to double precision.
+        #expect(abs(moments.variance - sigma * sigma) <= 5 * moments.varianceStandardError,
+                "σ = \(sigma): variance \(moments.variance)")
+    }
+
     @Test func discreteGaussianChiSquareAgainstExactPmf() throws {
         // σ = 1.5 (σ² = 9/4): cells −5…5 and the two tails |y| ≥ 6.
         let sampler = try DiscreteGaussianSampler(sigmaSquared: ExactRational(9, 4))
