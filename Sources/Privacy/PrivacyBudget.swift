@@ -21,7 +21,8 @@ public struct PrivacyBudget: Sendable, Hashable {
     /// ε spent by those releases.
     public private(set) var spent: PrivacySpent
 
-    public enum Decision: Sendable, Hashable {
+    /// Noncopyable because an approval is: one approval pays for exactly one release.
+    public enum Decision: ~Copyable, Sendable {
         case approved(ReleaseApproval)
         case refused(ReleaseRefusal)
     }
@@ -69,7 +70,12 @@ public struct PrivacyBudget: Sendable, Hashable {
         var count: UInt64 = 0
         // The Gaussian mechanism's ε grows without bound in the count, so this ends; the cap
         // only protects against an absurdly large ε_max.
-        while count < 1 << 20, case .approved = probe.onRelease(parameters) { count += 1 }
+        while count < 1 << 20 {
+            switch probe.onRelease(parameters) {
+            case .approved: count += 1
+            case .refused: return count
+            }
+        }
         return count
     }
 
@@ -197,8 +203,9 @@ public struct PrivacyBudget: Sendable, Hashable {
 }
 
 /// One approved release: its record (with its sequence number) and the ε spent including it.
-/// Only `PrivacyBudget.onRelease(_:)` makes these.
-public struct ReleaseApproval: Sendable, Hashable {
+/// Only `PrivacyBudget.onRelease(_:)` makes these, and `PrivateImportanceRelease.make` consumes
+/// one per release. Noncopyable, so that one approval cannot pay for two releases.
+public struct ReleaseApproval: ~Copyable, Sendable {
     public let record: ReleaseRecord
     public let parameters: ReleaseParameters
     public let spentAfter: PrivacySpent

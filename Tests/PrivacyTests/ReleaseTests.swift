@@ -129,38 +129,38 @@ import Testing
 
     @Test func productionPathRefusesSeededNoiseWithoutTheFlag() throws {
         let p = try Self.parameters(dimension: 4)
-        let approval = try Self.approval(p)
         var seeded = seededNoise(1)
         #expect(!seeded.isSecure)
         #expect(throws: PrivacyError.insecureNoiseSourceRefused) {
-            try PrivateImportanceRelease.make(importance: [1, 1, 1, 1], approval: approval, noise: &seeded)
+            try PrivateImportanceRelease.make(importance: [1, 1, 1, 1], approval: try Self.approval(p), noise: &seeded)
         }
         #expect(throws: PrivacyError.insecureNoiseSourceRefused) {
-            try PrivateImportanceRelease.make(importance: [Float](repeating: 1, count: 4), approval: approval,
+            try PrivateImportanceRelease.make(importance: [Float](repeating: 1, count: 4), approval: try Self.approval(p),
                                               noise: &seeded, allowInsecureSeededNoise: false)
         }
-        let allowed = try PrivateImportanceRelease.make(importance: [1, 1, 1, 1], approval: approval, noise: &seeded,
-                                                        allowInsecureSeededNoise: true)
+        let allowed = try PrivateImportanceRelease.make(importance: [1, 1, 1, 1], approval: try Self.approval(p),
+                                                        noise: &seeded, allowInsecureSeededNoise: true)
         #expect(allowed.values.count == 4)
         var secure = NoiseSource.secure
         #expect(secure.isSecure)
+        let approval = try Self.approval(p)
+        let record = approval.record
         let release = try PrivateImportanceRelease.make(importance: [1, 1, 1, 1], approval: approval, noise: &secure)
-        #expect(release.values.count == 4 && release.record == approval.record)
+        #expect(release.values.count == 4 && release.record == record)
     }
 
     @Test func seededReleasesAreReproducibleAndSecureOnesAreNot() throws {
         let p = try Self.parameters(clip: 8, z: 1, dimension: 256)
-        let approval = try Self.approval(p)
         let importance = (0..<256).map { Double($0 % 7) / 7 }
         var a = seededNoise(9), b = seededNoise(9)
-        let first = try PrivateImportanceRelease.make(importance: importance, approval: approval, noise: &a,
+        let first = try PrivateImportanceRelease.make(importance: importance, approval: try Self.approval(p), noise: &a,
                                                       allowInsecureSeededNoise: true)
-        let second = try PrivateImportanceRelease.make(importance: importance, approval: approval, noise: &b,
+        let second = try PrivateImportanceRelease.make(importance: importance, approval: try Self.approval(p), noise: &b,
                                                        allowInsecureSeededNoise: true)
         #expect(first == second)
         var s1 = NoiseSource.secure, s2 = NoiseSource.secure
-        let x = try PrivateImportanceRelease.make(importance: importance, approval: approval, noise: &s1)
-        let y = try PrivateImportanceRelease.make(importance: importance, approval: approval, noise: &s2)
+        let x = try PrivateImportanceRelease.make(importance: importance, approval: try Self.approval(p), noise: &s1)
+        let y = try PrivateImportanceRelease.make(importance: importance, approval: try Self.approval(p), noise: &s2)
         #expect(x.values != y.values)   // equal with probability ~ (1/(σ√2π))^256
         // Copies of the secure source do not replay each other's noise.
         var original = NoiseSource.secure
