@@ -1,7 +1,5 @@
-import Foundation
 import MeshBase
 import Privacy
-import Sodium
 import Testing
 
 /// Throughput of the exact discrete Gaussian at σ = 1000 grid units. Prints the rates; the bound
