@@ -39,7 +39,9 @@ struct BenchWire: ParsableCommand {
         var decodePerSecond: Double
         var rawVerifyPerSecond: Double
         var decodeRatio: Double
-        var importanceRelease2000UnitsEncodePerSecond: Double
+        /// Importance releases of `releaseUnits` values encoded, chunked and signed per second.
+        var releaseEncodePerSecond: Double
+        var releaseUnits: Int
     }
 
     func validate() throws {
@@ -113,14 +115,14 @@ struct BenchWire: ParsableCommand {
             build: build, seconds: seconds, payloadBytes: payloadBytes, datagramBytes: datagram.count,
             encodePerSecond: encode.rate, rawSignPerSecond: rawSign.rate, encodeRatio: encode.rate / rawSign.rate,
             decodePerSecond: decode.rate, rawVerifyPerSecond: rawVerify.rate, decodeRatio: decode.rate / rawVerify.rate,
-            importanceRelease2000UnitsEncodePerSecond: releaseEncode.rate)
+            releaseEncodePerSecond: releaseEncode.rate, releaseUnits: 2000)
         if json {
             try printJSON(report)
         } else {
             print("build \(build), payload \(payloadBytes) B, datagram \(datagram.count) B, one core")
             print("encode+sign    \(Int(report.encodePerSecond.rounded()))/s   raw crypto_sign_detached        \(Int(report.rawSignPerSecond.rounded()))/s   ratio \(String(report.encodeRatio.rounded(toPlaces: 3)))")
             print("decode+verify  \(Int(report.decodePerSecond.rounded()))/s   raw crypto_sign_verify_detached \(Int(report.rawVerifyPerSecond.rounded()))/s   ratio \(String(report.decodeRatio.rounded(toPlaces: 3)))")
-            print("importance release, 2000 units, encode+chunk+sign: \(Int(report.importanceRelease2000UnitsEncodePerSecond.rounded()))/s")
+            print("importance release, 2000 units, encode+chunk+sign: \(Int(report.releaseEncodePerSecond.rounded()))/s")
         }
     }
 }
