@@ -22,7 +22,9 @@ public struct Model: Sendable {
     public var inputMean: Float = 0
     public var inputStd: Float = 1
 
-    /// A freshly initialised model: He-normal weights (std √(2 / fan-in)), zero biases.
+    /// A freshly initialised model: He-normal weights (std √(2 / fan-in)) for the layers a ReLU
+    /// follows, LeCun-normal (std √(1 / fan-in)) for the classifier, which no ReLU follows; zero
+    /// biases.
     public init(spec: ModelSpec, seed: UInt64) {
         self.originalSpec = spec
         self.spec = spec
@@ -55,8 +57,9 @@ public struct Model: Sendable {
 
     static func initialParameters(_ arch: Architecture, rng: inout SeededGenerator) -> ([[Float]], [[Float]]) {
         var weights: [[Float]] = [], biases: [[Float]] = []
-        for p in arch.paramLayers {
-            let std = (2.0 / Double(p.fanIn)).squareRoot()
+        for (i, p) in arch.paramLayers.enumerated() {
+            let gain = i == arch.paramLayers.count - 1 ? 1.0 : 2.0
+            let std = (gain / Double(p.fanIn)).squareRoot()
             weights.append((0..<p.weightCount).map { _ in Float(rng.nextGaussian() * std) })
             biases.append([Float](repeating: 0, count: p.units))
         }

@@ -13,6 +13,10 @@ public final class Network {
     /// Whether gradient buffers exist (false for an inference-only network).
     public let trainable: Bool
     var optimizer: OptimizerState?
+    /// Mirror each training image left–right with probability ½ (a label-preserving augmentation
+    /// for clothing and most natural images). Evaluation never augments.
+    public var augmentFlip = false
+    private var augmentGenerator = SeededGenerator(seed: 0x5EED)
 
     private var activations: [FloatBuffer] = []
     private var columns: [FloatBuffer?] = []
@@ -33,8 +37,9 @@ public final class Network {
         self.threads = threads
         self.trainable = trainable
         self.inferenceChunk = trainable ? batchCapacity : min(batchCapacity, 32)
-        // OpenBLAS's thread count is process-wide; the network that runs sets it.
-        BLAS.threads = threads
+        // The network splits GEMMs across its own threads (see ParallelBLAS); OpenBLAS runs each
+        // part on the calling thread.
+        BLAS.threads = 1
         allocateWorkspace()
     }
 
@@ -109,10 +114,10 @@ public final class Network {
                     if n == 1 {
                         // One sample: a matrix-vector product; sgemm with one row would first copy
                         // the whole weight matrix into its packed layout.
-                        BLAS.sgemv(.none, m: p.units, n: p.fanIn, a: w.baseAddress!, lda: p.fanIn, x: input, y: output)
+                        ParallelBLAS.sgemv(m: p.units, n: p.fanIn, a: w.baseAddress!, lda: p.fanIn, x: input, y: output, threads: threads)
                     } else {
-                        BLAS.sgemm(.none, .transpose, m: n, n: p.units, k: p.fanIn,
-                                   a: input, lda: p.fanIn, b: w.baseAddress!, ldb: p.fanIn, c: output, ldc: p.units)
+                        ParallelBLAS.sgemm(.none, .transpose, m: n, n: p.units, k: p.fanIn,
+                                   a: input, lda: p.fanIn, b: w.baseAddress!, ldb: p.fanIn, c: output, ldc: p.units, threads: threads)
                     }
                 }
                 addBias(output, param: paramIndex, rows: n, units: p.units, relu: fuseReLU)
@@ -154,9 +159,9 @@ public final class Network {
                                kernel: p.kernel, samples: samples)
             }
             model.weights[param].withUnsafeBufferPointer { w in
-                BLAS.sgemm(.none, .transpose, m: (end - start) * pixels, n: p.units, k: p.fanIn,
+                ParallelBLAS.sgemm(.none, .transpose, m: (end - start) * pixels, n: p.units, k: p.fanIn,
                            a: col, lda: p.fanIn, b: w.baseAddress!, ldb: p.fanIn,
-                           c: output + start * pixels * p.units, ldc: p.units)
+                           c: output + start * pixels * p.units, ldc: p.units, threads: threads)
             }
             start = end
         }
@@ -214,14 +219,14 @@ public final class Network {
             case .dense:
                 let p = arch.paramLayers[paramIndex]
                 let x = activations[i].pointer
-                BLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: n, a: g.pointer, lda: p.units,
-                           b: x, ldb: p.fanIn, c: weightGradients[paramIndex].pointer, ldc: p.fanIn)
+                ParallelBLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: n, a: g.pointer, lda: p.units,
+                           b: x, ldb: p.fanIn, c: weightGradients[paramIndex].pointer, ldc: p.fanIn, threads: threads)
                 BLAS.sgemv(.transpose, m: n, n: p.units, a: g.pointer, lda: p.units, x: ones.pointer,
                            y: biasGradients[paramIndex].pointer)
                 if needInputGradient {
                     model.weights[paramIndex].withUnsafeBufferPointer { w in
-                        BLAS.sgemm(.none, .none, m: n, n: p.fanIn, k: p.units, a: g.pointer, lda: p.units,
-                                   b: w.baseAddress!, ldb: p.fanIn, c: spare.pointer, ldc: p.fanIn)
+                        ParallelBLAS.sgemm(.none, .none, m: n, n: p.fanIn, k: p.units, a: g.pointer, lda: p.units,
+                                   b: w.baseAddress!, ldb: p.fanIn, c: spare.pointer, ldc: p.fanIn, threads: threads)
                     }
                     swap(&g, &spare)
                 }
@@ -230,14 +235,14 @@ public final class Network {
                 let p = arch.paramLayers[paramIndex]
                 let rows = n * p.input.height * p.input.width
                 let col = columns[i]!.pointer
-                BLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: rows, a: g.pointer, lda: p.units,
-                           b: col, ldb: p.fanIn, c: weightGradients[paramIndex].pointer, ldc: p.fanIn)
+                ParallelBLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: rows, a: g.pointer, lda: p.units,
+                           b: col, ldb: p.fanIn, c: weightGradients[paramIndex].pointer, ldc: p.fanIn, threads: threads)
                 BLAS.sgemv(.transpose, m: rows, n: p.units, a: g.pointer, lda: p.units, x: ones.pointer,
                            y: biasGradients[paramIndex].pointer)
                 if needInputGradient {
                     model.weights[paramIndex].withUnsafeBufferPointer { w in
-                        BLAS.sgemm(.none, .none, m: rows, n: p.fanIn, k: p.units, a: g.pointer, lda: p.units,
-                                   b: w.baseAddress!, ldb: p.fanIn, c: columnGradient.pointer, ldc: p.fanIn)
+                        ParallelBLAS.sgemm(.none, .none, m: rows, n: p.fanIn, k: p.units, a: g.pointer, lda: p.units,
+                                   b: w.baseAddress!, ldb: p.fanIn, c: columnGradient.pointer, ldc: p.fanIn, threads: threads)
                     }
                     let s = p.input
                     let dcol = SharedPointer(columnGradient.pointer), dx = SharedPointer(spare.pointer)
@@ -303,11 +308,32 @@ public final class Network {
         precondition(trainable, "trainStep on an inference-only network")
         load(data, indices)
         let n = indices.count
+        if augmentFlip { flipHalf(count: n) }
         forward(count: n)
         let result = softmaxCrossEntropy(count: n, gradient: true)
         backward(count: n)
         applyOptimizer(learningRate: learningRate)
         return (result.loss / Double(n), result.correct)
+    }
+
+    /// Seeds the augmentation's generator (flips are reproducible from the run's seed).
+    public func seedAugmentation(_ seed: UInt64) { augmentGenerator = SeededGenerator(seed: seed, stream: 7) }
+
+    private func flipHalf(count n: Int) {
+        let s = model.architecture.shapes[0]
+        let input = activations[0].pointer
+        for b in 0..<n where augmentGenerator.next() & 1 == 1 {
+            let image = input + b * s.count
+            for y in 0..<s.height {
+                var left = image + y * s.width * s.channels
+                var right = left + (s.width - 1) * s.channels
+                while left < right {
+                    for c in 0..<s.channels { swap(&left[c], &right[c]) }
+                    left += s.channels
+                    right -= s.channels
+                }
+            }
+        }
     }
 
     /// Mean loss and accuracy over a whole set.

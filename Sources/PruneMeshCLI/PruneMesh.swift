@@ -13,7 +13,6 @@ struct PruneMesh: ParsableCommand {
             Prune.self,
             Bench.self,
             Keygen.self,
-            BenchWire.self,
             PrivacyCommand.self,
         ]
     )

@@ -103,3 +103,66 @@ enum CLI {
         #expect((json["flops_after"] as? Int ?? .max) < (json["flops_before"] as? Int ?? 0) / 8)
     }
 }
+
+@Suite struct CLIPartitionTests {
+    /// Writes a tiny IDX data set with 3 classes (2×2 images) to a temporary directory.
+    static func writeThreeClassDataSet() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prunemesh-idx-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        func idx(_ dims: [UInt32], _ data: [UInt8]) -> Data {
+            var bytes: [UInt8] = [0, 0, 0x08, UInt8(dims.count)]
+            for d in dims { bytes += [UInt8(d >> 24), UInt8((d >> 16) & 0xFF), UInt8((d >> 8) & 0xFF), UInt8(d & 0xFF)] }
+            return Data(bytes + data)
+        }
+        let labels: [UInt8] = [0, 1, 2, 0, 1, 2]
+        for prefix in ["train", "t10k"] {
+            try idx([6, 2, 2], (0..<24).map { UInt8($0 * 10) }).write(to: dir.appendingPathComponent("\(prefix)-images-idx3-ubyte"))
+            try idx([6], labels).write(to: dir.appendingPathComponent("\(prefix)-labels-idx1-ubyte"))
+        }
+        return dir
+    }
+
+    /// labels:k with k above the data set's class count was a precondition crash in
+    /// `Partition.shard`; it must be a usage error naming the option.
+    @Test func impossiblePartitionIsAUsageErrorNotACrash() throws {
+        let dir = try Self.writeThreeClassDataSet()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try CLI.run(["train", "--data", dir.path, "--model", "2x2x1:dense4,relu,dense3",
+                             "--partition", "labels:5", "--nodes", "2", "--epochs", "1"])
+        #expect(r.status == 64, "status \(r.status), stderr: \(r.stderr)")
+        #expect(r.stderr.contains("--partition"), "stderr: \(r.stderr)")
+        // The same data trains when the partition fits it.
+        let ok = try CLI.run(["train", "--data", dir.path, "--model", "2x2x1:dense4,relu,dense3",
+                              "--partition", "labels:2", "--nodes", "2", "--epochs", "1", "--json"])
+        #expect(ok.status == 0, "stderr: \(ok.stderr)")
+    }
+
+    @Test func keygenWritesAPrivateKeyAndShowsItsPublicKey() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prunemesh-keygen-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let key = dir.appendingPathComponent("node.key").path
+        let r = try CLI.run(["keygen", "--out", key, "--json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: key)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let shown = try CLI.run(["keygen", "--show", key, "--json"])
+        #expect(shown.status == 0)
+        let a = try #require(r.json), b = try #require(shown.json)
+        #expect(a["public_key"] as? String != nil)
+        #expect(a["public_key"] as? String == b["public_key"] as? String)
+        // A second keygen onto the same file refuses to overwrite it.
+        #expect(try CLI.run(["keygen", "--out", key]).status != 0)
+        // A key file others can read is refused.
+        chmod(key, 0o644)
+        #expect(try CLI.run(["keygen", "--show", key]).status != 0)
+    }
+
+    @Test func privacyReportsTheTestVector() throws {
+        let r = try CLI.run(["privacy", "--noise-multiplier", "10", "--releases", "50", "--delta", "1e-5", "--json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let json = try #require(r.json)
+        #expect(abs((json["epsilon"] as? Double ?? 0) - 3.189) < 0.001)
+        #expect(abs((json["alpha"] as? Double ?? 0) - 7.2) < 1e-9)
+    }
+}

@@ -6,8 +6,8 @@ import Learner
 /// `prunemesh bench`: speed of the learner (and, as they land, of the other layers).
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure training and inference speed of the full and pruned models.",
-        subcommands: [BenchTrain.self, BenchInfer.self])
+        abstract: "Measure the speed of training, inference (full and pruned models) and the signed wire codec.",
+        subcommands: [BenchTrain.self, BenchInfer.self, BenchWire.self])
 }
 
 /// Options shared by the bench subcommands.

@@ -4,11 +4,11 @@ import MeshBase
 import Sodium
 import Wire
 
-/// `prunemesh bench-wire`: envelope throughput on one core against raw libsodium on the same
+/// `prunemesh bench wire`: envelope throughput on one core against raw libsodium on the same
 /// bytes, measured in the same run, interleaved so that the host's load hits both alike.
 struct BenchWire: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-wire",
+        commandName: "wire",
         abstract: "Envelopes signed and verified per second on one core, beside raw libsodium.",
         discussion: """
             encode = Envelope.seal (header, tagged Ed25519 signature); decode = Envelope.decode (all \
@@ -16,7 +16,7 @@ struct BenchWire: ParsableCommand {
             on exactly the bytes the envelope signs (tag prefix, header, payload). Ratios near 1 mean the \
             codec adds little beyond the cryptography. Build with -c release to measure.
 
-            Example: prunemesh bench-wire --seconds 8 --payload-bytes 1255 --json
+            Example: prunemesh bench wire --seconds 8 --payload-bytes 1255 --json
             """)
 
     @Option(help: "Total seconds to measure (split over the four measurements, interleaved).")

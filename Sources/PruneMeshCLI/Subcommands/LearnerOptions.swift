@@ -96,6 +96,9 @@ struct LearnerOptions: ParsableArguments {
         var train = split.train
         if let partition {
             let scheme = try PartitionScheme(parsing: partition)
+            // A scheme that cannot split this data set (labels:k with k above its class count) is
+            // a user error, reported before partitioning.
+            do { try scheme.validate(classes: train.classes, nodes: nodes) } catch { throw ValidationError("--partition: \(error)") }
             let shard = Partition.shard(labels: train.labels, classes: train.classes, scheme: scheme,
                                         nodes: nodes, node: node, seed: seed)
             train = train.subset(shard)
