@@ -123,6 +123,19 @@ enum Kernels {
         for i in range { y[i] = max(0, y[i]) }
     }
 
+    /// Mirrors one NHWC image left–right in place: pixel (y, x, c) moves to (y, width−1−x, c).
+    static func mirror(_ image: UnsafeMutablePointer<Float>, height: Int, width: Int, channels: Int) {
+        for y in 0..<height {
+            var left = image + y * width * channels
+            var right = left + (width - 1) * channels
+            while left < right {
+                for c in 0..<channels { swap(&left[c], &right[c]) }
+                left += channels
+                right -= channels
+            }
+        }
+    }
+
     /// Column sums of a rows×units matrix, accumulated into `sums`.
     static func columnSums(_ m: UnsafePointer<Float>, rows: Int, units: Int, into sums: UnsafeMutablePointer<Float>) {
         sums.update(repeating: 0, count: units)

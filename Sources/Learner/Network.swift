@@ -160,8 +160,8 @@ public final class Network {
             }
             model.weights[param].withUnsafeBufferPointer { w in
                 ParallelBLAS.sgemm(.none, .transpose, m: (end - start) * pixels, n: p.units, k: p.fanIn,
-                           a: col, lda: p.fanIn, b: w.baseAddress!, ldb: p.fanIn,
-                           c: output + start * pixels * p.units, ldc: p.units, threads: threads)
+                                   a: col, lda: p.fanIn, b: w.baseAddress!, ldb: p.fanIn,
+                                   c: output + start * pixels * p.units, ldc: p.units, threads: threads)
             }
             start = end
         }
@@ -236,7 +236,7 @@ public final class Network {
                 let rows = n * p.input.height * p.input.width
                 let col = columns[i]!.pointer
                 ParallelBLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: rows, a: g.pointer, lda: p.units,
-                           b: col, ldb: p.fanIn, c: weightGradients[paramIndex].pointer, ldc: p.fanIn, threads: threads)
+                                   b: col, ldb: p.fanIn, c: weightGradients[paramIndex].pointer, ldc: p.fanIn, threads: threads)
                 BLAS.sgemv(.transpose, m: rows, n: p.units, a: g.pointer, lda: p.units, x: ones.pointer,
                            y: biasGradients[paramIndex].pointer)
                 if needInputGradient {
@@ -323,16 +323,7 @@ public final class Network {
         let s = model.architecture.shapes[0]
         let input = activations[0].pointer
         for b in 0..<n where augmentGenerator.next() & 1 == 1 {
-            let image = input + b * s.count
-            for y in 0..<s.height {
-                var left = image + y * s.width * s.channels
-                var right = left + (s.width - 1) * s.channels
-                while left < right {
-                    for c in 0..<s.channels { swap(&left[c], &right[c]) }
-                    left += s.channels
-                    right -= s.channels
-                }
-            }
+            Kernels.mirror(input + b * s.count, height: s.height, width: s.width, channels: s.channels)
         }
     }
 

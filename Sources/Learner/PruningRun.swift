@@ -21,6 +21,8 @@ public struct PruningRun: Sendable {
         public var optimizer: OptimizerKind
         public var threads: Int
         public var seed: UInt64
+        /// Mirror training images left–right with probability ½.
+        public var augmentFlip = false
 
         public init(epochsPerRound: Int, maxRounds: Int, patience: Int, finetuneEpochs: Int, boundary: BoundaryRule,
                     surgery: Model.SurgeryMode, pruning: Bool, batchSize: Int, learningRate: Float,
@@ -79,6 +81,8 @@ public struct PruningRun: Sendable {
         let initialCost = model.cost
         let network = Network(model: model, batchCapacity: config.batchSize, threads: config.threads)
         network.setOptimizer(config.optimizer)
+        network.augmentFlip = config.augmentFlip
+        network.seedAugmentation(config.seed)
         var rng = SeededGenerator(seed: config.seed, stream: 1)
         var step = 0, epochs = 0
         var trainSeconds = 0.0

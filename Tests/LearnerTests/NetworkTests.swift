@@ -107,4 +107,16 @@ import Testing
             #expect(after < before * 0.5, "\(kind): loss \(before) → \(after)")
         }
     }
+
+    @Test func mirrorMovesEachPixelToTheOppositeColumn() {
+        let h = 3, w = 5, c = 2
+        var image = (0..<h * w * c).map(Float.init)
+        let original = image
+        image.withUnsafeMutableBufferPointer { Kernels.mirror($0.baseAddress!, height: h, width: w, channels: c) }
+        for y in 0..<h { for x in 0..<w { for ch in 0..<c {
+            #expect(image[(y * w + (w - 1 - x)) * c + ch] == original[(y * w + x) * c + ch])
+        } } }
+        image.withUnsafeMutableBufferPointer { Kernels.mirror($0.baseAddress!, height: h, width: w, channels: c) }
+        #expect(image == original)
+    }
 }

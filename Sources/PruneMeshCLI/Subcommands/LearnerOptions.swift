@@ -24,6 +24,9 @@ struct LearnerOptions: ParsableArguments {
     @Option(help: "Learning-rate schedule: cosine (decays to 0 over the run) or constant.")
     var schedule: ScheduleChoice = .cosine
 
+    @Option(help: "Training augmentation: none, or flip (mirror each image left-right with probability 1/2).")
+    var augment: AugmentChoice = .flip
+
     @Option(help: "Threads for OpenBLAS and the other kernels (default: all cores).")
     var threads: Int = LearnerOptions.coreCount
 
@@ -61,6 +64,14 @@ struct LearnerOptions: ParsableArguments {
 
     enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable { case sgd, adam }
     enum ScheduleChoice: String, ExpressibleByArgument, CaseIterable { case cosine, constant }
+    enum AugmentChoice: String, ExpressibleByArgument, CaseIterable { case none, flip }
+
+    /// Applies the training settings that live on the network.
+    func configure(_ network: Network) {
+        network.setOptimizer(optimizerKind)
+        network.augmentFlip = augment == .flip
+        network.seedAugmentation(seed)
+    }
 
     func validate() throws {
         guard epochs >= 0, epochs <= 1000 else { throw ValidationError("--epochs must be in 0…1000") }

@@ -86,6 +86,7 @@ struct Prune: ParsableCommand {
             boundary: rule, surgery: surgery == .keep ? .keepWeights : .reinitialize(seed: options.seed &+ 1000),
             pruning: true, batchSize: options.batch, learningRate: options.learningRate, optimizer: options.optimizerKind,
             threads: options.threads, seed: options.seed)
+        config.augmentFlip = options.augment == .flip
         var bar = ProgressBar(enabled: !options.json)
         if !options.json {
             note("pruning \(options.spec) on \(data.train.count) samples: \(options.epochs) epoch(s) per round, ≤\(rounds) rounds, boundary \(rule), then \(finetuneEpochs) fine-tune epoch(s)")

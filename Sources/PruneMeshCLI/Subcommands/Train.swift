@@ -44,7 +44,7 @@ struct Train: ParsableCommand {
         var model = Model(spec: options.spec, seed: options.seed)
         model.normalise(for: data.train)
         let network = Network(model: model, batchCapacity: options.batch, threads: options.threads)
-        network.setOptimizer(options.optimizerKind)
+        options.configure(network)
         let stepsPerEpoch = (data.train.count + options.batch - 1) / options.batch
         let schedule: LearningRateSchedule = options.schedule == .cosine ? .cosine(totalSteps: stepsPerEpoch * options.epochs) : .constant
         var rng = SeededGenerator(seed: options.seed, stream: 1)
