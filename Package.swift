@@ -8,7 +8,7 @@
 //   Dataset     IDX reader, partitions              (MeshBase, Gzip)
 //   Learner     CNN, training, importance, surgery  (MeshBase, BLAS, Dataset, Gzip)
 //   Privacy     clipping, discrete Gaussian, RDP    (MeshBase, Sodium)
-//   Wire        keys, signed envelope, chunks       (MeshBase, Sodium)
+//   Wire        keys, signed envelope, chunks       (MeshBase, Sodium, Privacy: a release payload's ε)
 //   PruneMeshCLI the `prunemesh` executable         (everything)
 import PackageDescription
 
@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Dataset", dependencies: ["MeshBase", "Gzip"], swiftSettings: optimisedInDebug),
         .target(name: "Learner", dependencies: ["MeshBase", "BLAS", "Dataset", "Gzip"], swiftSettings: optimisedInDebug),
         .target(name: "Privacy", dependencies: ["MeshBase", "Sodium"], swiftSettings: optimisedInDebug),
-        .target(name: "Wire", dependencies: ["MeshBase", "Sodium"], swiftSettings: optimisedInDebug),
+        .target(name: "Wire", dependencies: ["MeshBase", "Sodium", "Privacy"], swiftSettings: optimisedInDebug),
 
         .executableTarget(
             name: "PruneMeshCLI",

@@ -9,7 +9,8 @@ import MeshBase
 /// noisy vector leaves the node, so a crash can lose a release but never forget a spend.
 ///
 /// Spend is kept as counts per effective noise multiplier (sorted, distinct), which is all that
-/// RDP composition needs: ε is a function of that multiset.
+/// RDP composition needs: ε is a function of that multiset. Releases that go on the wire must
+/// all use the mesh's pinned parameters: approve them through `PinnedPrivacyBudget`.
 public struct PrivacyBudget: Sendable, Hashable {
     public let epsilonMax: Double
     public let delta: Double
@@ -42,8 +43,8 @@ public struct PrivacyBudget: Sendable, Hashable {
 
     /// ε after one more release at `effectiveNoiseMultiplier`, without recording it.
     public func spentAfterRelease(effectiveNoiseMultiplier: Double) -> PrivacySpent {
-        RDPAccountant.epsilon(composition: Self.adding(effectiveNoiseMultiplier, to: noiseLevels),
-                              delta: delta, orders: orders)
+        RDPAccountant.composedEpsilon(Self.adding(effectiveNoiseMultiplier, to: noiseLevels),
+                                      delta: delta, orders: orders)
     }
 
     /// Approves and records one release at `parameters`, or refuses it and records nothing.
@@ -53,7 +54,7 @@ public struct PrivacyBudget: Sendable, Hashable {
         guard levels.count <= Limits.privacy_budget_noise_levels_count_max else {
             return .refused(.tooManyNoiseLevels(limit: Limits.privacy_budget_noise_levels_count_max))
         }
-        let after = RDPAccountant.epsilon(composition: levels, delta: delta, orders: orders)
+        let after = RDPAccountant.composedEpsilon(levels, delta: delta, orders: orders)
         guard after.epsilon <= epsilonMax else {
             return .refused(.wouldExceedBudget(epsilonIfReleased: after.epsilon, epsilonMax: epsilonMax))
         }
@@ -82,9 +83,9 @@ public struct PrivacyBudget: Sendable, Hashable {
     private static func adding(_ z: Double, to levels: [NoiseLevelCount]) -> [NoiseLevelCount] {
         var out = levels
         if let index = out.firstIndex(where: { $0.noiseMultiplier == z }) {
-            out[index] = NoiseLevelCount(noiseMultiplier: z, count: out[index].count + 1)
+            out[index] = NoiseLevelCount(validNoiseMultiplier: z, count: out[index].count + 1)
         } else {
-            out.append(NoiseLevelCount(noiseMultiplier: z, count: 1))
+            out.append(NoiseLevelCount(validNoiseMultiplier: z, count: 1))
             out.sort { $0.noiseMultiplier < $1.noiseMultiplier }
         }
         return out
@@ -169,7 +170,7 @@ public struct PrivacyBudget: Sendable, Hashable {
                 let (sum, overflow) = total.addingReportingOverflow(count)
                 guard !overflow else { throw PrivacyBudgetDecodingError.invalidField("release counts overflow") }
                 total = sum
-                levels.append(NoiseLevelCount(noiseMultiplier: z, count: count))
+                levels.append(NoiseLevelCount(validNoiseMultiplier: z, count: count))
             }
             guard total == releaseCount else {
                 throw PrivacyBudgetDecodingError.inconsistent(
@@ -178,7 +179,7 @@ public struct PrivacyBudget: Sendable, Hashable {
             let storedEpsilon = try reader.readDouble("budget.epsilonSpent")
             try reader.expectEnd()
 
-            let recomputed = RDPAccountant.epsilon(composition: levels, delta: delta, orders: grid)
+            let recomputed = RDPAccountant.composedEpsilon(levels, delta: delta, orders: grid)
             // Equal up to libm differences between machines in the last bits of log().
             guard storedEpsilon.isFinite,
                   (storedEpsilon - recomputed.epsilon).magnitude <= 1e-9 * max(1, recomputed.epsilon) else {
@@ -223,6 +224,8 @@ public enum ReleaseRefusal: Sendable, Hashable, CustomStringConvertible {
     case wouldExceedBudget(epsilonIfReleased: Double, epsilonMax: Double)
     /// The budget already tracks the maximum number of distinct noise multipliers.
     case tooManyNoiseLevels(limit: Int)
+    /// A `PinnedPrivacyBudget` was asked for a release at other parameters than the mesh's.
+    case parametersNotPinned(pinned: ReleaseParameters, requested: ReleaseParameters)
 
     public var description: String {
         switch self {
@@ -230,6 +233,10 @@ public enum ReleaseRefusal: Sendable, Hashable, CustomStringConvertible {
             return "the release would bring ε to \(epsilonIfReleased), above ε_max = \(epsilonMax)"
         case let .tooManyNoiseLevels(limit):
             return "the budget already tracks \(limit) distinct noise multipliers"
+        case let .parametersNotPinned(pinned, requested):
+            return "release parameters (z \(requested.noiseMultiplier), C \(requested.clipBound), "
+                + "s \(requested.fixedPoint.scaleLog2), d \(requested.dimension)) differ from the mesh's pinned "
+                + "(z \(pinned.noiseMultiplier), C \(pinned.clipBound), s \(pinned.fixedPoint.scaleLog2), d \(pinned.dimension))"
         }
     }
 }

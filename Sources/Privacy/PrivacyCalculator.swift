@@ -50,19 +50,25 @@ public struct PrivacyCalculator: Sendable, Hashable {
         self.delta = delta
         self.orders = orders
         self.targetEpsilon = targetEpsilon
-        self.spent = RDPAccountant.epsilon(noiseMultiplier: self.noiseMultiplier, releases: self.releases,
+        self.spent = try RDPAccountant.epsilon(noiseMultiplier: self.noiseMultiplier, releases: self.releases,
                                            delta: delta, orders: orders)
     }
 
     /// Whether the spend is within the target ε (nil without a target).
     public var withinTarget: Bool? { targetEpsilon.map { spent.epsilon <= $0 } }
 
-    /// One JSON object on one line, keys in a fixed order.
+    /// Whether ε is infinite: z so small that z² underflows to 0, i.e. effectively no noise.
+    public var epsilonIsInfinite: Bool { !spent.epsilon.isFinite }
+
+    /// One JSON object on one line, keys in a fixed order. JSON has no infinity: an infinite ε
+    /// is written `"epsilon":null` (and `"alpha":null`) followed by `"epsilon_infinite":true`;
+    /// `epsilon_infinite` is always present.
     public var json: String {
         var fields: [(String, String)] = [
             ("mode", "\"\(mode.rawValue)\""),
-            ("epsilon", Self.number(spent.epsilon)),
-            ("alpha", spent.alpha.map(Self.number) ?? "null"),
+            ("epsilon", epsilonIsInfinite ? "null" : Self.number(spent.epsilon)),
+            ("epsilon_infinite", epsilonIsInfinite ? "true" : "false"),
+            ("alpha", epsilonIsInfinite ? "null" : (spent.alpha.map(Self.number) ?? "null")),
             ("noise_multiplier", Self.number(noiseMultiplier)),
             ("releases", String(releases)),
             ("delta", Self.number(delta)),
@@ -83,8 +89,9 @@ public struct PrivacyCalculator: Sendable, Hashable {
         rows.append(("releases T", String(releases) + mark(mode == .releases)))
         rows.append(("delta", Self.number(delta)))
         if let target = targetEpsilon { rows.append(("target epsilon", Self.number(target))) }
-        rows.append(("epsilon spent", Self.fixed(spent.epsilon, digits: 4)))
-        rows.append(("best order alpha", spent.alpha.map(Self.number) ?? "-"))
+        rows.append(("epsilon spent", epsilonIsInfinite ? "infinity (the noise is too small to protect anything)"
+                                                        : Self.fixed(spent.epsilon, digits: 4)))
+        rows.append(("best order alpha", epsilonIsInfinite ? "-" : (spent.alpha.map(Self.number) ?? "-")))
         rows.append(("order grid", "\(orders) (\(orders.orders.count) orders)"))
         let width = rows.map(\.0.count).max() ?? 0
         return rows.map { $0.0.padding(toLength: width) + "  " + $0.1 }.joined(separator: "\n")

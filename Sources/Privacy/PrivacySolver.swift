@@ -22,7 +22,9 @@ public enum PrivacySolver {
         guard targetEpsilon > floor else { throw .targetEpsilonUnreachable(target: targetEpsilon, floor: floor) }
 
         func epsilon(_ z: Double) -> Double {
-            RDPAccountant.epsilon(noiseMultiplier: z, releases: releases, delta: delta, orders: orders).epsilon
+            // z > 0 throughout the search; δ was checked above.
+            RDPAccountant.composedEpsilon([NoiseLevelCount(validNoiseMultiplier: z, count: releases)],
+                                          delta: delta, orders: orders).epsilon
         }
         var high = 1.0
         while epsilon(high) > targetEpsilon {
@@ -61,8 +63,8 @@ public enum PrivacySolver {
             throw .invalidParameter("noise multiplier z = \(noiseMultiplier) must be positive and finite")
         }
         func fits(_ releases: UInt64) -> Bool {
-            RDPAccountant.epsilon(noiseMultiplier: noiseMultiplier, releases: releases, delta: delta,
-                                  orders: orders).epsilon <= targetEpsilon
+            RDPAccountant.composedEpsilon([NoiseLevelCount(validNoiseMultiplier: noiseMultiplier, count: releases)],
+                                          delta: delta, orders: orders).epsilon <= targetEpsilon
         }
         let cap: UInt64 = 1 << 52
         guard fits(1) else { return 0 }

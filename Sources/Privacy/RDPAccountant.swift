@@ -44,17 +44,27 @@ public enum RDPAccountant {
     }
 
     /// ε after `releases` releases at `noiseMultiplier`. No release costs nothing (ε = 0).
+    /// Throws for z ≤ 0, a non-finite z or δ outside (0, 1): these arrive from peers and command
+    /// lines, so they are refused rather than trapped on.
     public static func epsilon(noiseMultiplier: Double, releases: UInt64, delta: Double,
-                               orders: RDPOrderGrid = .opacus) -> PrivacySpent {
-        epsilon(composition: [NoiseLevelCount(noiseMultiplier: noiseMultiplier, count: releases)],
-                delta: delta, orders: orders)
+                               orders: RDPOrderGrid = .opacus) throws(PrivacyError) -> PrivacySpent {
+        try epsilon(composition: [NoiseLevelCount(noiseMultiplier: noiseMultiplier, count: releases)],
+                    delta: delta, orders: orders)
     }
 
     /// ε after releases at several noise multipliers (`count` releases at each level): RDP adds
     /// up per order across all of them. Levels are summed in ascending order of z so that the
     /// same multiset of releases gives the same Double on every machine.
     public static func epsilon(composition: [NoiseLevelCount], delta: Double,
-                               orders: RDPOrderGrid = .opacus) -> PrivacySpent {
+                               orders: RDPOrderGrid = .opacus) throws(PrivacyError) -> PrivacySpent {
+        guard delta > 0, delta < 1 else { throw .invalidParameter("δ = \(delta) must lie in (0, 1)") }
+        return composedEpsilon(composition, delta: delta, orders: orders)
+    }
+
+    /// `epsilon(composition:…)` for callers that have already validated δ (every level's z is
+    /// valid by construction of `NoiseLevelCount`).
+    static func composedEpsilon(_ composition: [NoiseLevelCount], delta: Double,
+                                orders: RDPOrderGrid) -> PrivacySpent {
         let levels = composition.filter { $0.count > 0 }.sorted { $0.noiseMultiplier < $1.noiseMultiplier }
         guard !levels.isEmpty else { return PrivacySpent(epsilon: 0, delta: delta, alpha: nil) }
         let grid = orders.orders
@@ -73,6 +83,7 @@ public enum RDPAccountant {
     /// releases 1, 2, …, n in order (a gap would hide spend).
     public static func epsilon(releases: [ReleaseRecord], delta: Double,
                                orders: RDPOrderGrid = .opacus) throws(ReleaseAuditError) -> PrivacySpent {
+        precondition(delta > 0 && delta < 1, "δ = \(delta) is not in (0, 1)")
         var levels: [Double: UInt64] = [:]
         for (index, record) in releases.enumerated() {
             guard record.sequence == UInt64(index) + 1 else {
@@ -92,8 +103,9 @@ public enum RDPAccountant {
             }
             levels[record.effectiveNoiseMultiplier, default: 0] += 1
         }
-        return epsilon(composition: levels.map { NoiseLevelCount(noiseMultiplier: $0.key, count: $0.value) },
-                       delta: delta, orders: orders)
+        // Every key is a recomputed z_eff, positive and finite by construction of ReleaseParameters.
+        return composedEpsilon(levels.map { NoiseLevelCount(validNoiseMultiplier: $0.key, count: $0.value) },
+                               delta: delta, orders: orders)
     }
 }
 
@@ -102,9 +114,20 @@ public struct NoiseLevelCount: Sendable, Hashable {
     public let noiseMultiplier: Double
     public let count: UInt64
 
-    public init(noiseMultiplier: Double, count: UInt64) {
-        precondition(noiseMultiplier > 0 && noiseMultiplier.isFinite, "noise multiplier \(noiseMultiplier) must be positive")
+    /// Throws for z ≤ 0 or a non-finite z: such a z may come from a peer or a command line.
+    public init(noiseMultiplier: Double, count: UInt64) throws(PrivacyError) {
+        guard noiseMultiplier > 0, noiseMultiplier.isFinite else {
+            throw .invalidParameter("noise multiplier z = \(noiseMultiplier) must be positive and finite")
+        }
         self.noiseMultiplier = noiseMultiplier
+        self.count = count
+    }
+
+    /// For a z this module has already validated (an effective multiplier it computed itself).
+    init(validNoiseMultiplier: Double, count: UInt64) {
+        precondition(validNoiseMultiplier > 0 && validNoiseMultiplier.isFinite,
+                     "noise multiplier \(validNoiseMultiplier) must be positive")
+        self.noiseMultiplier = validNoiseMultiplier
         self.count = count
     }
 }

@@ -19,7 +19,10 @@ import MeshBase
 ///
 /// Effective noise multiplier z_eff = σ / Δ, rounded down: slightly below the requested z
 /// because of the √d/2 rounding allowance. The accountant charges every release at z_eff,
-/// never at z; each `ReleaseRecord` carries z, C, s, d and z_eff so anyone can recompute it.
+/// never at z. z_eff is a function of (z, C, s, d) alone: a `ReleaseRecord` carries all five, and
+/// the wire payload carries z, C, s, d (not z_eff), from which a receiver recomputes z_eff with
+/// this initialiser. A mesh pins (z, C, s) in its genesis (`PinnedPrivacyBudget`), so a node's
+/// spend is its release count at this one z_eff.
 public struct ReleaseParameters: Sendable, Hashable {
     /// C: L2 bound of the importance vector in real units (a public constant of the mesh).
     public let clipBound: Double

@@ -1,4 +1,5 @@
 import MeshBase
+import Privacy
 
 /// One node's noisy importance vector for one round, as it travels (kind `importanceRelease`,
 /// usually chunked). Values are fixed-point integers on the grid 2^−scaleLog2 (`FixedPoint`),
@@ -7,14 +8,17 @@ import MeshBase
 ///     offset size  field
 ///          0    8  height (u64): the round / consensus height this release is for
 ///          8    4  release count (u32): this node's releases so far, this one included (≥ 1)
-///         12    8  noise multiplier z (f64 bits; finite, ≥ 0, sign bit clear)
+///         12    8  noise multiplier z (f64 bits; finite, > 0)
 ///         20    8  clip norm C (f64 bits; finite, > 0)
 ///         28    1  fixed-point scale_log2 (u8, 0…24)
 ///         29    4  unit count n (u32, 1 … Limits.importance_units_count_max)
 ///         33    …  n values, each a zigzag LEB128 varint (`ZigZagVarint`, 1–5 bytes, minimal)
 ///
-/// Nothing may follow the last value. z and C are stated so receivers can account the privacy
-/// cost and check the sender's claimed parameters against the mesh's.
+/// Nothing may follow the last value. z, C, s and d (= n) are stated so receivers can check them
+/// against the mesh's pinned parameters and recompute the sender's spend (`epsilon(delta:orders:)`):
+/// a mesh fixes z, C and s in its genesis and every release of every node uses them
+/// (`Privacy.PinnedPrivacyBudget` enforces it at the sender), so the sender's ε is exactly that of
+/// `release count` releases at this release's effective noise multiplier.
 public struct ImportanceRelease: Sendable, Hashable {
     public static let headerByteCount = 33
 
@@ -53,7 +57,7 @@ public struct ImportanceRelease: Sendable, Hashable {
         public var description: String {
             switch self {
             case .releaseCountZero: "release count is 0"
-            case let .noiseMultiplierInvalid(bits): "noise multiplier bits \(bits) are not a finite value ≥ +0"
+            case let .noiseMultiplierInvalid(bits): "noise multiplier bits \(bits) are not a finite value > 0"
             case let .clipNormInvalid(bits): "clip norm bits \(bits) are not a finite value > 0"
             case let .scaleOutOfRange(s): "scale_log2 \(s) outside 0…24"
             case let .unitCountOutOfRange(n): "unit count \(n) outside 1…\(Limits.importance_units_count_max)"
@@ -74,7 +78,8 @@ public struct ImportanceRelease: Sendable, Hashable {
     private static func checkHeader(releaseCount: UInt32, z: Double, c: Double, scaleLog2: UInt8,
                                     count: Int) throws(FieldError) {
         guard releaseCount >= 1 else { throw .releaseCountZero }
-        guard z.isFinite, z.sign == .plus else { throw .noiseMultiplierInvalid(z.bitPattern) }
+        // z = 0 would mean no noise (infinite ε) and trips the accountant; refused here.
+        guard z.isFinite, z > 0 else { throw .noiseMultiplierInvalid(z.bitPattern) }
         guard c.isFinite, c > 0 else { throw .clipNormInvalid(c.bitPattern) }
         guard scaleLog2 <= 24 else { throw .scaleOutOfRange(scaleLog2) }
         guard count >= 1, count <= Limits.importance_units_count_max else { throw .unitCountOutOfRange(count) }
@@ -132,5 +137,38 @@ public struct ImportanceRelease: Sendable, Hashable {
         guard offset == payload.count else { throw .trailingBytes(payload.count - offset) }
         return ImportanceRelease(height: height, releaseCount: releaseCount, noiseMultiplier: z, clipNorm: c,
                                  scaleLog2: scaleLog2, values: values)
+    }
+}
+
+// MARK: Privacy glue
+
+extension ImportanceRelease {
+    /// The payload for `release` at consensus height `height`: its values, its z, C and s, and its
+    /// sequence number as the cumulative release count.
+    public init(_ release: PrivateImportanceRelease, height: UInt64) {
+        let record = release.record
+        precondition(record.sequence >= 1 && record.sequence <= UInt64(UInt32.max),
+                     "release sequence \(record.sequence) does not fit the wire's u32 count")
+        precondition((0...24).contains(record.scaleLog2), "scale_log2 \(record.scaleLog2) outside 0…24")
+        precondition(release.values.count == record.dimension,
+                     "\(release.values.count) values for a release of dimension \(record.dimension)")
+        self.init(height: height, releaseCount: UInt32(record.sequence), noiseMultiplier: record.noiseMultiplier,
+                  clipNorm: record.clipBound, scaleLog2: UInt8(record.scaleLog2), values: release.values)
+    }
+
+    /// The release parameters recomputed from the payload's z, C, s and d (= the value count).
+    public func releaseParameters() throws(PrivacyError) -> ReleaseParameters {
+        try ReleaseParameters(clipBound: clipNorm, noiseMultiplier: noiseMultiplier, fixedPoint: fixedPoint,
+                              dimension: values.count)
+    }
+
+    /// ε the sender has spent, including this release: `releaseCount` releases at the effective
+    /// noise multiplier recomputed from (z, C, s, d) exactly as the sender's budget computed it.
+    /// Valid because the mesh pins the parameters (see the type's comment); equal bit for bit to
+    /// the sender's `PinnedPrivacyBudget.spent` for the same δ and order grid.
+    public func epsilon(delta: Double, orders: RDPOrderGrid = .opacus) throws(PrivacyError) -> PrivacySpent {
+        let parameters = try releaseParameters()
+        return try RDPAccountant.epsilon(noiseMultiplier: parameters.effectiveNoiseMultiplier,
+                                         releases: UInt64(releaseCount), delta: delta, orders: orders)
     }
 }

@@ -17,7 +17,7 @@ import Testing
 
     @Test func refusesExactlyWhenTheNextReleaseWouldExceed() throws {
         let z = Self.parameters.effectiveNoiseMultiplier
-        let fifty = RDPAccountant.epsilon(noiseMultiplier: z, releases: 50, delta: 1e-5).epsilon
+        let fifty = try RDPAccountant.epsilon(noiseMultiplier: z, releases: 50, delta: 1e-5).epsilon
         var budget = try PrivacyBudget(epsilonMax: fifty, delta: 1e-5)
         #expect(Self.approvals(&budget, Self.parameters, upTo: 1000) == 50)
         #expect(budget.releaseCount == 50 && budget.spent.epsilon == fifty)
@@ -25,7 +25,7 @@ import Testing
         guard case let .refused(.wouldExceedBudget(after, max)) = budget.onRelease(Self.parameters) else {
             Issue.record("release 51 was not refused"); return
         }
-        #expect(after == RDPAccountant.epsilon(noiseMultiplier: z, releases: 51, delta: 1e-5).epsilon && max == fifty)
+        #expect(try after == RDPAccountant.epsilon(noiseMultiplier: z, releases: 51, delta: 1e-5).epsilon && max == fifty)
         #expect(budget == before, "a refusal records nothing")
 
         // One ulp less and the 50th release is already refused.
@@ -44,7 +44,7 @@ import Testing
             #expect(approval.spentAfter == budget.spent)
         }
         #expect(budget.noiseLevels.map(\.count) == [2, 3])   // z_eff ≈ 3 (×2) before ≈ 10 (×3)
-        let composed = RDPAccountant.epsilon(composition: [
+        let composed = try RDPAccountant.epsilon(composition: [
             NoiseLevelCount(noiseMultiplier: Self.parameters.effectiveNoiseMultiplier, count: 3),
             NoiseLevelCount(noiseMultiplier: Self.other.effectiveNoiseMultiplier, count: 2),
         ], delta: 1e-5)
@@ -52,7 +52,7 @@ import Testing
         #expect(budget.spentAfterRelease(effectiveNoiseMultiplier: 10).epsilon > budget.spent.epsilon)
     }
 
-    @Test func invalidBudgetsAreTypedErrors() {
+    @Test func invalidBudgetsAreTypedErrors() throws {
         for (e, d) in [(0.0, 1e-5), (-1, 1e-5), (.infinity, 1e-5), (.nan, 1e-5), (1, 0), (1, 1), (1, .nan)] {
             #expect(throws: PrivacyError.self) { try PrivacyBudget(epsilonMax: e, delta: d) }
         }

@@ -147,8 +147,11 @@ import Testing
         rejects({ $0.values = [] }, .unitCountOutOfRange(0))
         rejects({ $0.values = [Int32](repeating: 0, count: Limits.importance_units_count_max + 1) },
                 .unitCountOutOfRange(Limits.importance_units_count_max + 1))
-        r.noiseMultiplier = 0  // no noise is representable (the accountant reports ε = ∞)
-        #expect(try ImportanceRelease.decode(try r.encode()) == r)
+        // No noise at all would be ε = ∞ and used to reach a precondition in the accountant.
+        rejects({ $0.noiseMultiplier = 0 }, .noiseMultiplierInvalid(0.0.bitPattern))
+        rejects({ $0.clipNorm = -2 }, .clipNormInvalid((-2.0).bitPattern))
+        rejects({ $0.clipNorm = .nan }, .clipNormInvalid(Double.nan.bitPattern))
+        #expect(ImportanceRelease.FieldError.noiseMultiplierInvalid(0).rejectReason == .malformedPayload)
         #expect(try ImportanceRelease.decode(good) == Self.sample(units: 3))
     }
 
