@@ -40,8 +40,11 @@ public enum Limits {
 
     // MARK: Model and importance
 
-    /// Prunable units (conv filters + hidden dense units) in one importance vector.
-    public static let importance_units_count_max = 16_384
+    /// Prunable units (conv filters + hidden dense units) in one importance vector. Chosen so the
+    /// worst-case release payload — a 33-byte header and every value a 5-byte varint — fits one
+    /// message: 33 + 5 · 13,100 = 65,533 ≤ 65,536 (was 16,384, which privacy could build and the
+    /// wire could not send).
+    public static let importance_units_count_max = 13_100
 
     /// Layers in a model spec.
     public static let model_layers_count_max = 32
@@ -111,6 +114,14 @@ public enum Limits {
     /// same multiplier share one counter); bounds the persisted budget's size.
     public static let privacy_budget_noise_levels_count_max = 1024
 
+    // MARK: Importance release payload (Wire.ImportanceRelease)
+
+    /// Fixed header of an importance release payload, before the values.
+    public static let importance_release_header_bytes = 33
+
+    /// The longest zigzag LEB128 varint of an Int32 value.
+    public static let importance_value_bytes_max = 5
+
     // MARK: Relations
 
     /// Asserts how the limits relate; called by tests and once at start-up of every command.
@@ -126,6 +137,9 @@ public enum Limits {
         precondition(replay_window_count % 64 == 0, "the replay bitmap is made of 64-bit words")
         precondition(importance_units_count_max * 4 <= message_bytes_max,
                      "a full importance vector of 32-bit fixed-point values must fit in one message")
+        precondition(importance_release_header_bytes + importance_units_count_max * importance_value_bytes_max
+                     <= message_bytes_max,
+                     "a full importance release with every value a 5-byte varint must fit in one message")
         precondition(partition_nodes_count_max <= members_count_max)
         precondition(layer_width_max <= importance_units_count_max)
         precondition(reassembly_buffers_per_sender_count_max <= reassembly_buffers_count_max,

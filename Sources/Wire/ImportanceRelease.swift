@@ -20,7 +20,7 @@ import Privacy
 /// (`Privacy.PinnedPrivacyBudget` enforces it at the sender), so the sender's ε is exactly that of
 /// `release count` releases at this release's effective noise multiplier.
 public struct ImportanceRelease: Sendable, Hashable {
-    public static let headerByteCount = 33
+    public static let headerByteCount = Limits.importance_release_header_bytes
 
     public var height: UInt64
     public var releaseCount: UInt32
@@ -85,8 +85,9 @@ public struct ImportanceRelease: Sendable, Hashable {
         guard count >= 1, count <= Limits.importance_units_count_max else { throw .unitCountOutOfRange(count) }
     }
 
-    /// The payload bytes; fails if a field is out of range or the whole exceeds
-    /// `Limits.message_bytes_max` (only if the average value needs more than about 4 bytes).
+    /// The payload bytes; fails if a field is out of range. Every in-range release fits
+    /// `Limits.message_bytes_max` even if all its values take 5 bytes (a relation in
+    /// `Limits.checkRelations()`); the size check stays as a guard.
     public func encode() throws(FieldError) -> [UInt8] {
         try Self.checkHeader(releaseCount: releaseCount, z: noiseMultiplier, c: clipNorm, scaleLog2: scaleLog2,
                              count: values.count)

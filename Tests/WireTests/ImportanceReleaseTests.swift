@@ -175,18 +175,24 @@ import Testing
 
     @Test func aHugeCountWithFewBytesIsRefusedBeforeAllocating() throws {
         var bytes = try Self.sample(units: 3).encode()
-        bytes.replaceSubrange(29..<33, with: [0x00, 0x40, 0x00, 0x00])  // 16384 values claimed, 3 present
+        bytes.replaceSubrange(29..<33, with: [0x00, 0x30, 0x00, 0x00])  // 12,288 values claimed, 3 present
         #expect(throws: ImportanceRelease.FieldError.truncated) { _ = try ImportanceRelease.decode(bytes) }
         bytes.replaceSubrange(29..<33, with: [0xFF, 0xFF, 0xFF, 0xFF])
         #expect(throws: ImportanceRelease.FieldError.unitCountOutOfRange(Int(UInt32.max))) { _ = try ImportanceRelease.decode(bytes) }
     }
 
-    @Test func widestValuesMayExceedTheMessageLimit() {
+    @Test func theWorstCaseReleaseEncodesAndTravels() throws {
+        // Every value a 5-byte varint at the largest unit count: used to exceed the message limit.
         let release = ImportanceRelease(height: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 24,
                                         values: [Int32](repeating: Int32.min, count: Limits.importance_units_count_max))
-        #expect(throws: ImportanceRelease.FieldError.encodedTooLarge(33 + 5 * Limits.importance_units_count_max)) {
-            _ = try release.encode()
-        }
+        let payload = try release.encode()
+        #expect(payload.count == ImportanceRelease.headerByteCount + 5 * Limits.importance_units_count_max)
+        #expect(payload.count <= Limits.message_bytes_max)
+        #expect(try ImportanceRelease.decode(payload) == release)
+        var allocator = SequenceAllocator(bootEpoch: 1)
+        let datagrams = try Envelope.encode(kind: .importanceRelease, payload: payload, sequence: &allocator,
+                                            signer: Fixtures.alice, meshID: Fixtures.mesh)
+        #expect(datagrams.count <= Limits.chunks_per_message_max)
         #expect(ImportanceRelease.FieldError.encodedTooLarge(1).rejectReason == .oversize)
     }
 }
