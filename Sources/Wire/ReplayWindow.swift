@@ -49,6 +49,12 @@ public struct ReplayWindow: Sendable, Hashable {
     public init(restoring snapshot: Snapshot) {
         highest = snapshot.highest
         words = [UInt64](repeating: ~0, count: Self.wordCount)
+        // Numbers above the mark in its own word are unseen: `slide` clears only the words after
+        // the highest's word, so they must start clear or a later, lower arrival within this
+        // word would be refused as replayed.
+        let bitInWord = snapshot.highest % 64
+        let upToMark: UInt64 = bitInWord == 63 ? ~0 : (1 << (bitInWord + 1)) - 1
+        words[Int((snapshot.highest % Self.ringBits) / 64)] = upToMark
     }
 
     public func snapshot() -> Snapshot? {

@@ -56,6 +56,27 @@ import Testing
         }
     }
 
+    @Test func outOfOrderDeliveryAfterARestoreIsAccepted() {
+        // Restoring used to mark the whole ring seen, including the numbers just above the mark
+        // in its word, so 302 arriving after 303 was refused as replayed.
+        var restored = ReplayWindow(restoring: .init(highest: 300))
+        #expect(restored.accept(303) == .fresh)
+        #expect(restored.accept(302) == .fresh)
+        #expect(restored.accept(301) == .fresh)
+        #expect(restored.accept(302) == .replayed)
+        #expect(restored.accept(300) == .replayed)
+        // Every mark position in a word (including its last bit), and numbers up to two words
+        // above it delivered in reverse.
+        for highest: UInt64 in [0, 62, 63, 64, 127, 1000, 1023, 1024, 1 << 32 | 77] {
+            var window = ReplayWindow(restoring: .init(highest: highest))
+            for k in stride(from: UInt64(130), through: 1, by: -1) {
+                #expect(window.accept(highest + k) == .fresh, "mark \(highest), +\(k)")
+            }
+            #expect(window.accept(highest) == .replayed, "mark \(highest)")
+            if highest > 0 { #expect(window.accept(highest - 1) == .replayed, "mark \(highest)") }
+        }
+    }
+
     @Test func restoreTreatsEverythingUpToTheMarkAsSeen() throws {
         var w = ReplayWindow()
         for s in UInt64(1)...300 where s % 2 == 0 { w.accept(s) }
