@@ -27,11 +27,26 @@ public enum InboundOutcome: Sendable, Hashable {
 /// admission policy runs before a replay window is created for a sender, so strangers cannot
 /// fill memory; a sequence number is recorded only after the signature verified; chunks are
 /// parsed only after all of that.
+///
+/// Replay windows are bounded (`Limits.replay_senders_count_max`). When a new admitted sender
+/// arrives and the table is full, the window least recently used (by the order of accepted
+/// datagrams — a counter, no clock; ties by key) is evicted, so throwaway keys cannot lock later
+/// joiners out. Residual risk: an evicted sender's window is gone, so its datagrams that are
+/// still within the window it had (its most recent ~1024 numbers) are accepted once more if
+/// replayed before its new traffic moves a fresh window past them — the same exposure as a
+/// restart without a snapshot. Layers above treat repeated messages idempotently; members that
+/// send regularly are the most recently used and are evicted last.
 public struct Receiver: Sendable {
     public let meshID: MeshID
     public private(set) var counters = RejectCounters()
     public private(set) var reassembler: Reassembler
     private var windows: [PublicKey: ReplayWindow] = [:]
+    /// Per tracked sender: the value of `useClock` at its last accepted datagram (0 = restored).
+    private var lastUse: [PublicKey: UInt64] = [:]
+    /// Counts accepted datagrams; orders senders for eviction without a wall clock.
+    private var useClock: UInt64 = 0
+    /// Replay windows evicted to make room for a new sender.
+    public private(set) var evictedSenderCount: UInt64 = 0
 
     /// Restores the replay marks the shell persisted (`replaySnapshot()`), if any.
     public init(meshID: MeshID, restoring snapshot: ReplaySnapshot? = nil,
@@ -40,6 +55,7 @@ public struct Receiver: Sendable {
         self.reassembler = Reassembler(limits: reassemblyLimits)
         for (sender, highest) in snapshot?.highest ?? [:] {
             windows[sender] = ReplayWindow(restoring: .init(highest: highest))
+            lastUse[sender] = 0
         }
     }
 
@@ -56,11 +72,13 @@ public struct Receiver: Sendable {
         case let .failure(reason): return reject(reason)
         }
         guard admit(envelope.sender, envelope.kind) else { return reject(.notMember) }
-        guard windows[envelope.sender] != nil || windows.count < Limits.replay_senders_count_max else {
-            return reject(.senderCapacity)
+        if windows[envelope.sender] == nil, windows.count >= Limits.replay_senders_count_max {
+            evictLeastRecentlyUsed()
         }
         switch windows[envelope.sender, default: ReplayWindow()].accept(envelope.sequence) {
-        case .fresh: break
+        case .fresh:
+            useClock += 1
+            lastUse[envelope.sender] = useClock
         case .replayed: return reject(.replayed)
         case .tooOld: return reject(.sequenceTooOld)
         }
@@ -94,6 +112,21 @@ public struct Receiver: Sendable {
     /// not by the replay window, so only call this for senders `admit` will refuse.
     public mutating func forget(_ sender: PublicKey) {
         windows[sender] = nil
+        lastUse[sender] = nil
+    }
+
+    /// Drops the window of the sender whose last accepted datagram is oldest (ties: smallest
+    /// key, so the choice does not depend on dictionary order).
+    private mutating func evictLeastRecentlyUsed() {
+        var victim: (key: PublicKey, use: UInt64)?
+        for (key, use) in lastUse {
+            if let v = victim, (v.use, v.key) <= (use, key) { continue }
+            victim = (key, use)
+        }
+        guard let victim else { preconditionFailure("replay table full with no senders recorded") }
+        windows[victim.key] = nil
+        lastUse[victim.key] = nil
+        evictedSenderCount += 1
     }
 
     /// The high-water marks to persist.

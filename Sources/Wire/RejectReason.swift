@@ -32,7 +32,9 @@ public enum RejectReason: UInt8, Error, Sendable, CaseIterable, CustomStringConv
     case lengthMismatch
     /// A chunk disagrees with earlier chunks of the same message (kind, total, bytes, sequence).
     case inconsistentChunk
-    /// A new sender arrived while `Limits.replay_senders_count_max` windows are in use.
+    /// A new sender arrived while `Limits.replay_senders_count_max` windows are in use. No longer
+    /// produced: the receiver evicts the least recently used window instead (kept so counter
+    /// codes stay stable).
     case senderCapacity
 
     public var description: String {

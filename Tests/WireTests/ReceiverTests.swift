@@ -49,30 +49,57 @@ import Testing
         }
     }
 
-    @Test func senderCapacityIsBounded() {
+    static func stranger(_ i: Int) -> SigningKey {
+        var seed = [UInt8](repeating: 0, count: 32)
+        seed[0] = UInt8(i & 0xFF); seed[1] = UInt8(i >> 8); seed[2] = 0xEE
+        return try! SigningKey(seed: seed)
+    }
+
+    @Test func strangersCannotLockOutALaterMemberTheLeastRecentlyUsedIsEvicted() {
         var receiver = Receiver(meshID: Fixtures.mesh)
-        for i in 0..<Limits.replay_senders_count_max {
-            var seed = [UInt8](repeating: 0, count: 32)
-            seed[0] = UInt8(i & 0xFF); seed[1] = UInt8(i >> 8); seed[2] = 0xEE
-            let key = try! SigningKey(seed: seed)
-            guard case .message = receiver.receive(Fixtures.datagram(.ping, [], signer: key), nowMs: 0,
-                                                   admit: Fixtures.admitAll) else {
-                Issue.record("sender \(i) rejected"); return
-            }
+        func delivered(_ signer: SigningKey, _ sequence: UInt64) -> Bool {
+            if case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: sequence, signer: signer),
+                                                nowMs: 0, admit: Fixtures.admitAll) { return true }
+            return false
+        }
+        for i in 0..<Limits.replay_senders_count_max where !delivered(Self.stranger(i), 1 << 32) {
+            Issue.record("stranger \(i) rejected")
         }
         #expect(receiver.trackedSenderCount == Limits.replay_senders_count_max)
-        #expect(receiver.receive(Fixtures.datagram(.ping, []), nowMs: 0, admit: Fixtures.admitAll) == .rejected(.senderCapacity))
-        // Known senders still get through; forgetting one makes room.
-        var seed = [UInt8](repeating: 0, count: 32); seed[2] = 0xEE
-        let first = try! SigningKey(seed: seed)
-        guard case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32 | 1, signer: first), nowMs: 0,
+        // Stranger 0 speaks again, so stranger 1 is now the least recently used.
+        #expect(delivered(Self.stranger(0), 1 << 32 | 1))
+        // A member joining later still gets in (it used to be refused with senderCapacity).
+        #expect(delivered(Fixtures.alice, 1 << 32))
+        #expect(receiver.trackedSenderCount == Limits.replay_senders_count_max && receiver.evictedSenderCount == 1)
+        #expect(receiver.counters[.senderCapacity] == 0)
+        // Those kept still refuse replays.
+        #expect(receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32 | 1, signer: Self.stranger(0)),
+                                 nowMs: 0, admit: Fixtures.admitAll) == .rejected(.replayed))
+        #expect(receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32), nowMs: 0,
+                                 admit: Fixtures.admitAll) == .rejected(.replayed))
+        // The documented residual risk: the evicted stranger 1's old datagram is accepted once
+        // more, which in turn evicts the next least recently used (stranger 2).
+        #expect(delivered(Self.stranger(1), 1 << 32))
+        #expect(receiver.evictedSenderCount == 2)
+        #expect(receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32, signer: Self.stranger(3)),
+                                 nowMs: 0, admit: Fixtures.admitAll) == .rejected(.replayed))
+        #expect(delivered(Self.stranger(2), 1 << 32))
+    }
+
+    @Test func restoredSendersAreEvictedBeforeActiveOnes() throws {
+        var marks: [PublicKey: UInt64] = [:]
+        for i in 0..<Limits.replay_senders_count_max { marks[Self.stranger(i).publicKey] = 1 << 32 | 9 }
+        var receiver = Receiver(meshID: Fixtures.mesh, restoring: ReplaySnapshot(highest: marks))
+        // A restored sender that speaks is kept; a newcomer evicts one that stayed silent.
+        #expect(receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32 | 10, signer: Self.stranger(5)),
+                                 nowMs: 0, admit: Fixtures.admitAll) != .rejected(.replayed))
+        guard case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32), nowMs: 0,
                                                admit: Fixtures.admitAll) else {
-            Issue.record("known sender rejected"); return
+            Issue.record("newcomer refused"); return
         }
-        receiver.forget(first.publicKey)
-        guard case .message = receiver.receive(Fixtures.datagram(.ping, []), nowMs: 0, admit: Fixtures.admitAll) else {
-            Issue.record("no room after forget"); return
-        }
+        #expect(receiver.evictedSenderCount == 1)
+        #expect(receiver.replaySnapshot().highest[Self.stranger(5).publicKey] == 1 << 32 | 10)
+        #expect(receiver.replaySnapshot().highest[Fixtures.alice.publicKey] == 1 << 32)
     }
 
     @Test func snapshotRestoreKeepsRefusingOldDatagrams() throws {
