@@ -21,6 +21,14 @@ let otherKey = try! SigningKey(seed: [UInt8](repeating: 0xA5, count: 32))
 let fuzzMesh = MeshID(genesisBytes: Array("prunemesh wire fuzz mesh".utf8))
 /// Inputs starting with this are a sequence of datagrams: [u16 length][datagram]…
 let sequenceMagic: [UInt8] = Array("PMFZ".utf8)
+/// Inputs starting with this are a sequence of datagram bodies that the harness signs itself:
+/// [u16 length][body]…, body = flags u8 | sequence u64 | payload. Mutated bodies therefore pass
+/// the signature check, so chunk inconsistencies, reassembly eviction and completion are fuzzed,
+/// not just the signature rejecting every mutation. flags: bit 7 = sign with `secondKey`
+/// (another admitted sender, for per-sender limits), bits 0…6 = index into `MessageKind.allCases`.
+let resignMagic: [UInt8] = Array("PMFR".utf8)
+/// A second admitted identity for re-signed sequences.
+let secondKey = try! SigningKey(seed: [UInt8](repeating: 0x3C, count: 32))
 
 /// Small reassembly bounds so that eviction paths are reached by short inputs.
 let fuzzReassemblyLimits = ReassemblyLimits(buffersCountMax: 4, bytesMax: Limits.message_bytes_max,
@@ -99,6 +107,53 @@ func fuzzOne(_ data: [UInt8]) {
         }
         check(receiver.counters.total + UInt64(accepted) <= UInt64(data.count), "counters bounded by input")
     }
+
+    // 6. A sequence of bodies re-signed by the harness (see `resignMagic`) through one receiver.
+    if data.starts(with: resignMagic) {
+        fuzzResignedSequence(Array(data.dropFirst(4)))
+    }
+}
+
+/// Mode 6: every body is sealed with a fuzz key, so every datagram verifies and reaches the
+/// replay window, chunk parsing and reassembly with the mutated fields.
+func fuzzResignedSequence(_ bytes: [UInt8]) {
+    var r = ByteReader(bytes)
+    var receiver = Receiver(meshID: fuzzMesh, reassemblyLimits: fuzzReassemblyLimits)
+    var nowMs: UInt64 = 0
+    var datagrams: UInt64 = 0
+    var accepted: UInt64 = 0
+    while let length = try? r.readUInt16("length"), let body = try? r.readRaw(Int(length), "body") {
+        var b = ByteReader(body)
+        guard let flags = try? b.readUInt8("flags"), let sequence = try? b.readUInt64("sequence") else { continue }
+        let payload = Array(body.dropFirst(9))
+        guard payload.count <= EnvelopeFormat.payloadBytesMax else { continue }
+        let kind = MessageKind.allCases[Int(flags & 0x7F) % MessageKind.allCases.count]
+        let signer = flags & 0x80 != 0 ? secondKey : fuzzKey
+        let datagram = Envelope.seal(kind: kind, payload: payload, sequence: sequence, signer: signer, meshID: fuzzMesh)
+        datagrams += 1
+        let outcome = receiver.receive(datagram, nowMs: nowMs) { _, _ in true }
+        switch outcome {
+        case let .message(message):
+            accepted += 1
+            check(message.sender == signer.publicKey, "message attributed to the wrong sender")
+            check(message.payload.count <= Limits.message_bytes_max, "message bound")
+            if !message.wasChunked {
+                check(message.kind == kind && message.payload == payload && message.sequence == sequence,
+                      "an unchunked message must be the datagram itself")
+            }
+            if message.kind == .importanceRelease, let release = try? ImportanceRelease.decode(message.payload) {
+                check((try? release.encode()) == message.payload, "reassembled release does not re-encode")
+            }
+        case .rejected(.badSignature), .rejected(.wrongMesh), .rejected(.notMember):
+            check(false, "a datagram the harness signed was rejected before the replay window: \(outcome)")
+        case .pending, .rejected:
+            break
+        }
+        check(receiver.reassembler.bufferCount <= fuzzReassemblyLimits.buffersCountMax, "reassembly buffer bound")
+        check(receiver.reassembler.bufferedBytes <= fuzzReassemblyLimits.bytesMax, "reassembly byte bound")
+        nowMs += 7
+    }
+    check(receiver.counters.total + accepted <= datagrams, "at most one outcome per datagram")
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -172,9 +227,33 @@ func makeCorpus(_ directory: String) {
                 }
                 if w.count <= 16 * 1024 { emit("sequence-\(units)-\(o)", w.bytes) }
             }
+            // The same orders as bodies for the harness to re-sign (mode 6), once from each key.
+            for (o, order) in orders.enumerated() {
+                for flagsHigh: UInt8 in [0, 0x80] {
+                    var w = ByteWriter()
+                    w.write(raw: resignMagic)
+                    for i in order {
+                        let payload = Array(d0Payload(datagrams[i]))
+                        let kindIndex = MessageKind.allCases.firstIndex(of: .chunk)!
+                        w.write(UInt16(9 + payload.count))
+                        w.write(UInt8(kindIndex) | flagsHigh)
+                        w.write(sequenceNumber(datagrams[i]))
+                        w.write(raw: payload)
+                    }
+                    if w.count <= 16 * 1024 { emit("resign-\(units)-\(o)-\(flagsHigh >> 7)", w.bytes) }
+                }
+            }
         }
     }
     print("wrote \(files) corpus files to \(directory)")
+}
+
+/// The sequence number field of a datagram we built (see `EnvelopeFormat`).
+func sequenceNumber(_ datagram: [UInt8]) -> UInt64 {
+    guard case let .success(envelope) = Envelope.decode(datagram: datagram, meshID: fuzzMesh) else {
+        preconditionFailure("corpus datagram does not verify")
+    }
+    return envelope.sequence
 }
 
 func d0Payload(_ datagram: [UInt8]) -> ArraySlice<UInt8> {
