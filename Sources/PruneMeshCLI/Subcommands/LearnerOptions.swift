@@ -6,8 +6,8 @@ import MeshBase
 
 /// Options shared by `train`, `prune` and `bench`: the model, the data and the training settings.
 struct LearnerOptions: ParsableArguments {
-    @Option(help: "Training epochs (for prune: per pruning round).")
-    var epochs: Int = 5
+    @Option(help: "Training epochs (default 5); for prune, epochs per pruning round (default 1).")
+    var epochs: Int?
 
     @Option(help: "Mini-batch size.")
     var batch: Int = 64
@@ -74,7 +74,9 @@ struct LearnerOptions: ParsableArguments {
     }
 
     func validate() throws {
-        guard epochs >= 0, epochs <= 1000 else { throw ValidationError("--epochs must be in 0…1000") }
+        if let epochs, !(0...1000).contains(epochs) {
+            throw ValidationError("--epochs must be in 0…1000")
+        }
         guard batch >= 1, batch <= 4096 else { throw ValidationError("--batch must be in 1…4096") }
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be in 1…256") }
         if let lr, !(lr > 0 && lr < 10) { throw ValidationError("--lr must be in (0, 10)") }

@@ -73,23 +73,24 @@ struct Prune: ParsableCommand {
         guard rounds >= 1, rounds <= 100 else { throw ValidationError("--rounds must be in 1…100") }
         guard patience >= 1 else { throw ValidationError("--patience must be ≥ 1") }
         guard finetuneEpochs >= 0, finetuneEpochs <= 1000 else { throw ValidationError("--finetune-epochs must be in 0…1000") }
-        guard options.epochs >= 1 else { throw ValidationError("--epochs (per round) must be ≥ 1") }
+        guard (options.epochs ?? 1) >= 1 else { throw ValidationError("--epochs (per round) must be ≥ 1") }
         do { _ = try BoundaryRule(parsing: boundary) } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
+        let epochsPerRound = options.epochs ?? 1
         let started = MonotonicClock.seconds()
         let data = try options.loadData()
         let rule = try BoundaryRule(parsing: boundary)
         var config = PruningRun.Config(
-            epochsPerRound: options.epochs, maxRounds: rounds, patience: patience, finetuneEpochs: finetuneEpochs,
+            epochsPerRound: epochsPerRound, maxRounds: rounds, patience: patience, finetuneEpochs: finetuneEpochs,
             boundary: rule, surgery: surgery == .keep ? .keepWeights : .reinitialize(seed: options.seed &+ 1000),
             pruning: true, batchSize: options.batch, learningRate: options.learningRate, optimizer: options.optimizerKind,
             threads: options.threads, seed: options.seed)
         config.augmentFlip = options.augment == .flip
         var bar = ProgressBar(enabled: !options.json)
         if !options.json {
-            note("pruning \(options.spec) on \(data.train.count) samples: \(options.epochs) epoch(s) per round, ≤\(rounds) rounds, boundary \(rule), then \(finetuneEpochs) fine-tune epoch(s)")
+            note("pruning \(options.spec) on \(data.train.count) samples: \(epochsPerRound) epoch(s) per round, ≤\(rounds) rounds, boundary \(rule), then \(finetuneEpochs) fine-tune epoch(s)")
         }
         let result = PruningRun(config: config).run(spec: options.spec, data: data, progress: { bar.update($1, label: $0) }) { r in
             if !options.json {

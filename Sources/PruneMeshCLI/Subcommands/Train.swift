@@ -39,6 +39,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        let epochCount = options.epochs ?? 5
         let started = MonotonicClock.seconds()
         let data = try options.loadData()
         var model = Model(spec: options.spec, seed: options.seed)
@@ -46,16 +47,16 @@ struct Train: ParsableCommand {
         let network = Network(model: model, batchCapacity: options.batch, threads: options.threads)
         options.configure(network)
         let stepsPerEpoch = (data.train.count + options.batch - 1) / options.batch
-        let schedule: LearningRateSchedule = options.schedule == .cosine ? .cosine(totalSteps: stepsPerEpoch * options.epochs) : .constant
+        let schedule: LearningRateSchedule = options.schedule == .cosine ? .cosine(totalSteps: stepsPerEpoch * epochCount) : .constant
         var rng = SeededGenerator(seed: options.seed, stream: 1)
         var step = 0
         var bar = ProgressBar(enabled: !options.json)
         var epochs: [Epoch] = []
         var trainSeconds = 0.0, trainSamples = 0
         if !options.json {
-            note("training \(options.spec) on \(data.train.count) samples, \(options.epochs) epochs, batch \(options.batch), \(options.threads) threads")
+            note("training \(options.spec) on \(data.train.count) samples, \(epochCount) epochs, batch \(options.batch), \(options.threads) threads")
         }
-        for epoch in 1...max(1, options.epochs) where options.epochs > 0 {
+        for epoch in 1...max(1, epochCount) where epochCount > 0 {
             let r = network.trainEpoch(data.train, epoch: epoch, batchSize: options.batch, baseLearningRate: options.learningRate,
                                        schedule: schedule, globalStep: &step, rng: &rng) { bar.update($0, label: "train") }
             trainSeconds += r.seconds
@@ -75,7 +76,7 @@ struct Train: ParsableCommand {
         let cost = network.model.cost
         let report = Report(
             model: network.model.spec.description, trainSamples: data.train.count, testSamples: data.test.count,
-            epochs: options.epochs, batch: options.batch, threads: options.threads, optimizer: options.optimizer.rawValue,
+            epochs: epochCount, batch: options.batch, threads: options.threads, optimizer: options.optimizer.rawValue,
             learningRate: Double(options.learningRate), testAccuracy: test.accuracy, testLoss: test.loss,
             params: cost.params, flops: cost.flops,
             trainSamplesPerSecond: trainSeconds > 0 ? Double(trainSamples) / trainSeconds : 0,
