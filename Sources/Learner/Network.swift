@@ -217,33 +217,18 @@ public final class Network {
             let needInputGradient = i > firstParam
             switch layers[i] {
             case .dense:
-                let p = arch.paramLayers[paramIndex]
-                let x = activations[i].pointer
-                ParallelBLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: n, a: g.pointer, lda: p.units,
-                           b: x, ldb: p.fanIn, c: weightGradients[paramIndex].pointer, ldc: p.fanIn, threads: threads)
-                BLAS.sgemv(.transpose, m: n, n: p.units, a: g.pointer, lda: p.units, x: ones.pointer,
-                           y: biasGradients[paramIndex].pointer)
-                if needInputGradient {
-                    model.weights[paramIndex].withUnsafeBufferPointer { w in
-                        ParallelBLAS.sgemm(.none, .none, m: n, n: p.fanIn, k: p.units, a: g.pointer, lda: p.units,
-                                   b: w.baseAddress!, ldb: p.fanIn, c: spare.pointer, ldc: p.fanIn, threads: threads)
-                    }
-                    swap(&g, &spare)
-                }
+                // Rows are samples; the layer's input is the previous activation as stored.
+                parameterGradients(paramIndex, rows: n, input: activations[i].pointer, gradient: g.pointer,
+                                   inputGradient: needInputGradient ? spare.pointer : nil)
+                if needInputGradient { swap(&g, &spare) }
                 paramIndex -= 1
             case .conv:
+                // Rows are output pixels; the layer's input is the im2col matrix kept from forward,
+                // and the input gradient comes back as patch gradients for col2im.
                 let p = arch.paramLayers[paramIndex]
-                let rows = n * p.input.height * p.input.width
-                let col = columns[i]!.pointer
-                ParallelBLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: rows, a: g.pointer, lda: p.units,
-                                   b: col, ldb: p.fanIn, c: weightGradients[paramIndex].pointer, ldc: p.fanIn, threads: threads)
-                BLAS.sgemv(.transpose, m: rows, n: p.units, a: g.pointer, lda: p.units, x: ones.pointer,
-                           y: biasGradients[paramIndex].pointer)
+                parameterGradients(paramIndex, rows: n * p.input.height * p.input.width, input: columns[i]!.pointer,
+                                   gradient: g.pointer, inputGradient: needInputGradient ? columnGradient.pointer : nil)
                 if needInputGradient {
-                    model.weights[paramIndex].withUnsafeBufferPointer { w in
-                        ParallelBLAS.sgemm(.none, .none, m: rows, n: p.fanIn, k: p.units, a: g.pointer, lda: p.units,
-                                   b: w.baseAddress!, ldb: p.fanIn, c: columnGradient.pointer, ldc: p.fanIn, threads: threads)
-                    }
                     let s = p.input
                     let dcol = SharedPointer(columnGradient.pointer), dx = SharedPointer(spare.pointer)
                     parallelChunks(n, threads: threads) { samples in
@@ -269,6 +254,21 @@ public final class Network {
                 }
                 swap(&g, &spare)
             }
+        }
+    }
+
+    /// For a parameter layer seen as `rows × fanIn` inputs X and `rows × units` output gradient G:
+    /// dW = Gᵀ·X, db = Gᵀ·1, and, when asked, the input gradient G·W (`rows × fanIn`).
+    private func parameterGradients(_ param: Int, rows: Int, input x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>,
+                                    inputGradient: UnsafeMutablePointer<Float>?) {
+        let p = model.architecture.paramLayers[param]
+        ParallelBLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: rows, a: g, lda: p.units,
+                           b: x, ldb: p.fanIn, c: weightGradients[param].pointer, ldc: p.fanIn, threads: threads)
+        BLAS.sgemv(.transpose, m: rows, n: p.units, a: g, lda: p.units, x: ones.pointer, y: biasGradients[param].pointer)
+        guard let inputGradient else { return }
+        model.weights[param].withUnsafeBufferPointer { w in
+            ParallelBLAS.sgemm(.none, .none, m: rows, n: p.fanIn, k: p.units, a: g, lda: p.units,
+                               b: w.baseAddress!, ldb: p.fanIn, c: inputGradient, ldc: p.fanIn, threads: threads)
         }
     }
 
