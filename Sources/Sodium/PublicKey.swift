@@ -2,33 +2,15 @@ import CSodium
 import MeshBase
 
 /// An Ed25519 public key: a node's identity on the mesh.
-public struct PublicKey: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public static let byteCount = 32
-
-    /// Exactly 32 bytes.
+public struct PublicKey: Bytes32, Comparable {
+    /// Exactly 32 bytes. Any 32 bytes are accepted; keys of small order or not on the curve
+    /// simply never verify a signature (libsodium rejects them).
     public let bytes: [UInt8]
 
-    /// Nil unless `bytes` holds exactly 32 bytes. Any 32 bytes are accepted here; keys of small
-    /// order or not on the curve simply never verify a signature (libsodium rejects them).
-    public init?(bytes: [UInt8]) {
-        guard bytes.count == Self.byteCount else { return nil }
+    public init(storage bytes: [UInt8]) {
+        precondition(bytes.count == 32, "a PublicKey needs 32 bytes, got \(bytes.count)")
         self.bytes = bytes
     }
-
-    init(unchecked bytes: [UInt8]) {
-        precondition(bytes.count == Self.byteCount, "a PublicKey needs 32 bytes, got \(bytes.count)")
-        self.bytes = bytes
-    }
-
-    /// Nil unless `hex` is 64 hex digits.
-    public init?(hex: String) {
-        guard let raw = Hex.decode(hex) else { return nil }
-        self.init(bytes: raw)
-    }
-
-    /// The stable text form: 64 lowercase hex digits.
-    public var hex: String { Hex.encode(bytes) }
-    public var description: String { hex }
 
     /// A short form for people to compare: the first 8 bytes of BLAKE2b-256 under
     /// `DomainTag.keyFingerprint` of the key, as four dash-separated groups of four hex digits
