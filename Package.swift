@@ -9,6 +9,10 @@
 //   Learner     CNN, training, importance, surgery  (MeshBase, BLAS, Dataset, Gzip)
 //   Privacy     clipping, discrete Gaussian, RDP    (MeshBase, Sodium)
 //   Wire        keys, signed envelope, chunks       (MeshBase, Sodium, Privacy: a release payload's ε)
+//   Membership  SWIM + Lifeguard state machine      (MeshBase, Sodium, Wire) — pure, sans-IO
+//   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Wire, Membership) — pure
+//   MeshConfig  genesis and node config (YAML)      (MeshBase, Sodium, Learner, Privacy, Wire, Membership, Yams)
+//   NodeRuntime the shell: NIO UDP, timers, files, control/metrics endpoint (everything above, NIO)
 //   PruneMeshCLI the `prunemesh` executable         (everything)
 import PackageDescription
 
@@ -24,6 +28,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
@@ -41,10 +50,34 @@ let package = Package(
         .target(name: "Privacy", dependencies: ["MeshBase", "Sodium"], swiftSettings: optimisedInDebug),
         .target(name: "Wire", dependencies: ["MeshBase", "Sodium", "Privacy"], swiftSettings: optimisedInDebug),
 
+        .target(name: "Membership", dependencies: ["MeshBase", "Sodium", "Wire"]),
+        .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Wire", "Membership"]),
+        .target(
+            name: "MeshConfig",
+            dependencies: [
+                "MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
+            name: "NodeRuntime",
+            dependencies: [
+                "MeshBase", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership", "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+
         .executableTarget(
             name: "PruneMeshCLI",
             dependencies: [
                 "MeshBase", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
+                "Membership", "Simulation", "MeshConfig", "NodeRuntime",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -59,6 +92,10 @@ let package = Package(
         .testTarget(name: "LearnerTests", dependencies: ["Learner", "Dataset"]),
         .testTarget(name: "PrivacyTests", dependencies: ["Privacy", "Sodium"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Sodium"]),
+        .testTarget(name: "MembershipTests", dependencies: ["Membership", "Wire", "Sodium"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership"]),
+        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
+        .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
         .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI"]),
     ]
 )
