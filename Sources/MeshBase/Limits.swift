@@ -122,6 +122,26 @@ public enum Limits {
     /// The longest zigzag LEB128 varint of an Int32 value.
     public static let importance_value_bytes_max = 5
 
+    // MARK: Node runtime (the NIO shell)
+
+    /// After a node's UDP socket closed unexpectedly and binding it again failed, the next
+    /// attempt waits this long.
+    public static let socket_rebind_retry_ms = 100
+
+    /// The replay marks are persisted this often while running (and on clean shutdown), so a
+    /// crashed node loses at most this much replay protection history.
+    public static let replay_snapshot_interval_ms = 10_000
+
+    /// One HTTP request to the control/metrics endpoint (request line and headers); larger
+    /// requests are answered 431 and the connection closed.
+    public static let control_request_bytes_max = 8 * 1024
+
+    /// The control file (`<state_dir>/control.json`) `prunemesh status` reads.
+    public static let control_file_bytes_max = 4 * 1024
+
+    /// A control endpoint response `prunemesh status` accepts (members × a few hundred bytes).
+    public static let control_response_bytes_max = 1024 * 1024
+
     // MARK: Relations
 
     /// Asserts how the limits relate; called by tests and once at start-up of every command.
