@@ -11,7 +11,7 @@
 //   Wire        keys, signed envelope, chunks       (MeshBase, Sodium, Privacy: a release payload's ε)
 //   Membership  SWIM + Lifeguard state machine      (MeshBase, Sodium, Wire) — pure, sans-IO
 //   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Wire, Membership) — pure
-//   MeshConfig  genesis and node config (YAML)      (MeshBase, Sodium, Learner, Privacy, Wire, Membership, Yams)
+//   MeshConfig  genesis and node config (YAML)      (MeshBase, Sodium, Dataset, Learner, Privacy, Wire, Membership, Yams)
 //   NodeRuntime the shell: NIO UDP, timers, files, control/metrics endpoint (everything above, NIO)
 //   PruneMeshCLI the `prunemesh` executable         (everything)
 import PackageDescription
@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "MeshConfig",
             dependencies: [
-                "MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership",
+                "MeshBase", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

@@ -142,6 +142,52 @@ public enum Limits {
     /// A control endpoint response `prunemesh status` accepts (members × a few hundred bytes).
     public static let control_response_bytes_max = 1024 * 1024
 
+    // MARK: Mesh genesis and node config (MeshConfig)
+
+    /// A genesis YAML file: 256 members with names, addresses and comments take about 100 KB.
+    public static let genesis_file_bytes_max = 256 * 1024
+
+    /// A node config YAML file.
+    public static let node_config_file_bytes_max = 64 * 1024
+
+    /// Initial members a genesis may list (each is a member, so no more than a mesh may hold).
+    public static let genesis_members_count_max = members_count_max
+
+    /// A mesh's name, and a member's optional name, in UTF-8 bytes.
+    public static let mesh_name_bytes_max = 64
+    public static let member_name_bytes_max = 64
+
+    /// A `host:port` text (a DNS name is at most 253 bytes; brackets, colon and port on top).
+    public static let host_port_bytes_max = 263
+
+    /// Seed peers (`join`) in one node config.
+    public static let join_peers_count_max = 64
+
+    /// Any protocol timing a genesis sets (membership, consensus, validators): at most a day.
+    public static let genesis_timing_ms_max = 86_400_000
+
+    /// Suspicion and retransmit multipliers a genesis may set.
+    public static let genesis_multiplier_max = 64
+
+    /// Indirect probes sent through other members when a direct probe fails.
+    public static let genesis_indirect_probes_count_max = 16
+
+    /// Training epochs per pruning round, and after the freeze.
+    public static let training_epochs_count_max = 1000
+
+    /// Training batch size.
+    public static let training_batch_size_max = 4096
+
+    /// Pruning rounds a genesis may allow before the freeze (and the freeze patience).
+    public static let pruning_rounds_count_max = 10_000
+
+    /// Bits after the binary point of the mesh's fixed-point grid (`FixedPoint` accepts 0…24).
+    public static let fixed_point_scale_log2_max = 24
+
+    /// The node's timer tick: the shell drives the state machines this often.
+    public static let node_tick_ms_min = 1
+    public static let node_tick_ms_max = 1000
+
     // MARK: Relations
 
     /// Asserts how the limits relate; called by tests and once at start-up of every command.
@@ -174,5 +220,10 @@ public enum Limits {
                      "a clipped value plus 64 noise standard deviations must fit a 32-bit fixed-point value")
         precondition(privacy_noise_std_grid_units_max <= 1 << 22,
                      "σ·256 must stay within 2^30 so that the exact variance m²/2^16 fits 64 bits")
+        precondition(genesis_members_count_max <= members_count_max, "every genesis member is a member")
+        precondition(fixed_point_scale_log2_max <= 24, "FixedPoint accepts scales 2^0…2^-24")
+        precondition(node_tick_ms_min >= 1 && node_tick_ms_min <= node_tick_ms_max)
+        precondition(mesh_name_bytes_max <= Int(UInt16.max) && member_name_bytes_max <= Int(UInt16.max)
+                     && host_port_bytes_max <= Int(UInt16.max), "genesis strings carry a 16-bit length")
     }
 }
