@@ -188,6 +188,45 @@ public enum Limits {
     public static let node_tick_ms_min = 1
     public static let node_tick_ms_max = 1000
 
+    // MARK: Membership (SWIM + Lifeguard; defaults are memberlist's LAN profile)
+
+    /// Default protocol period: one probe of one member per period.
+    public static let swim_probe_interval_ms_default = 1_000
+    /// Default wait for a direct ack before asking others to probe indirectly.
+    public static let swim_probe_timeout_ms_default = 500
+    /// Default number of members asked to probe indirectly (pingReq).
+    public static let swim_indirect_probes_count_default = 3
+    /// Upper bound a configuration may ask for.
+    public static let swim_indirect_probes_count_max = 16
+    /// Lifeguard suspicion: min = this × max(1, log10 n) × probe interval.
+    public static let swim_suspicion_min_multiplier_default = 4
+    /// Lifeguard suspicion: max = this × min.
+    public static let swim_suspicion_max_multiplier_default = 6
+    /// Each membership update is piggybacked this × ceil(log10(n + 1)) times.
+    public static let swim_retransmit_multiplier_default = 4
+    /// Full-state push-pull with one random member this often.
+    public static let swim_push_pull_interval_ms_default = 30_000
+    /// LAN discovery beacon period (0 turns beacons off).
+    public static let swim_beacon_interval_ms_default = 2_000
+    /// Dead and left records are kept (and gossiped) this long, then reaped.
+    public static let swim_dead_retention_ms_default = 60_000
+    /// Pending updates are also gossiped on their own this often (memberlist GossipInterval) …
+    public static let swim_gossip_interval_ms_default = 200
+    /// … to this many random members (memberlist GossipNodes).
+    public static let swim_gossip_fanout_count_default = 3
+    /// Lifeguard local health (awareness): probe interval and timeout are scaled by up to
+    /// this factor while the node's own probes keep failing.
+    public static let swim_awareness_max = 8
+    /// Updates one ping/ack/gossip may carry; a decoder refuses more.
+    public static let swim_piggyback_updates_count_max = 32
+    /// The largest encoded member update: key 32, incarnation 8, status 1, address 1 + 16 + 2,
+    /// accuser key 32 (suspect only).
+    public static let swim_member_update_bytes_max = 92
+    /// Indirect probes this node runs for others at once; more pingReqs are dropped and counted.
+    public static let swim_pending_forwards_count_max = 64
+    /// Members told directly of a graceful leave (the rest learn it by gossip).
+    public static let swim_leave_announce_count_max = 8
+
     // MARK: Relations
 
     /// Asserts how the limits relate; called by tests and once at start-up of every command.
@@ -225,5 +264,14 @@ public enum Limits {
         precondition(node_tick_ms_min >= 1 && node_tick_ms_min <= node_tick_ms_max)
         precondition(mesh_name_bytes_max <= Int(UInt16.max) && member_name_bytes_max <= Int(UInt16.max)
                      && host_port_bytes_max <= Int(UInt16.max), "genesis strings carry a 16-bit length")
+        precondition(swim_probe_timeout_ms_default < swim_probe_interval_ms_default,
+                     "a direct probe must time out within its period, leaving room for indirect probes")
+        precondition(swim_suspicion_min_multiplier_default >= 1 && swim_suspicion_max_multiplier_default >= 1,
+                     "suspicion timeouts are positive and max ≥ min")
+        precondition(swim_indirect_probes_count_default <= swim_indirect_probes_count_max)
+        precondition(9 + members_count_max * swim_member_update_bytes_max <= message_bytes_max,
+                     "a full membership sync (flag, count, every member) must fit in one message")
+        precondition(swim_piggyback_updates_count_max <= Int(UInt8.max), "piggyback counts are one byte")
+        precondition(swim_awareness_max >= 1)
     }
 }
