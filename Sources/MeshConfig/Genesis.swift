@@ -1,0 +1,276 @@
+import Dataset
+import Learner
+import MeshBase
+import Privacy
+import Sodium
+import Wire
+
+/// The document that defines a mesh: its name, the model, how nodes train and prune, the
+/// privacy budget, the protocol timings and the initial members. Every node of a mesh holds the
+/// same genesis; its canonical encoding (`canonicalBytes`) hashed under `DomainTag.meshID` is
+/// the mesh id every datagram carries, so a node with a different genesis is another mesh.
+///
+/// Read from YAML with `Genesis.load(path:)` / `Genesis(yaml:file:)`, written with `yaml()`.
+/// Every field is required in the file: nothing a mesh agrees on depends on a default that a
+/// later release of the software might change.
+public struct Genesis: Sendable, Hashable {
+    /// The format this code reads and writes.
+    public static let currentFormat = 1
+
+    /// `format`: the genesis format version (1).
+    public var format: Int
+    /// `name`: a human label for the mesh (1…`Limits.mesh_name_bytes_max` bytes, printable).
+    public var name: String
+    /// `model`: the initial architecture, in canonical spec form.
+    public var model: ModelSpec
+    public var training: TrainingParameters
+    public var pruning: PruningParameters
+    public var privacy: PrivacyParameters
+    public var data: DataParameters
+    public var membership: MembershipTimings
+    public var consensus: ConsensusTimings
+    public var validators: ValidatorParameters
+    /// `members`: the initial members (and validators). Order does not matter: the canonical
+    /// encoding sorts them by key. Duplicate keys or names are refused.
+    public var members: [GenesisMember]
+
+    public init(format: Int = Genesis.currentFormat, name: String, model: ModelSpec = .leafFashion,
+                training: TrainingParameters = .init(), pruning: PruningParameters = .init(),
+                privacy: PrivacyParameters = .init(), data: DataParameters = .init(),
+                membership: MembershipTimings = .lan, consensus: ConsensusTimings = .lan,
+                validators: ValidatorParameters = .init(), members: [GenesisMember]) {
+        self.format = format
+        self.name = name
+        self.model = model
+        self.training = training
+        self.pruning = pruning
+        self.privacy = privacy
+        self.data = data
+        self.membership = membership
+        self.consensus = consensus
+        self.validators = validators
+        self.members = members
+    }
+
+    /// The member keys in canonical (ascending) order.
+    public var memberKeys: [PublicKey] { members.map(\.publicKey).sorted() }
+
+    /// f: the most Byzantine validators the initial set tolerates, ⌊(n − 1) / 3⌋.
+    public var maxFaulty: Int { Self.maxFaulty(validators: members.count) }
+
+    /// The votes a decision needs from the initial set: more than two thirds, ⌊2n/3⌋ + 1.
+    public var quorum: Int { Self.quorum(validators: members.count) }
+
+    public static func maxFaulty(validators n: Int) -> Int { n >= 1 ? (n - 1) / 3 : 0 }
+    public static func quorum(validators n: Int) -> Int { 2 * n / 3 + 1 }
+
+    /// Prunable units of the model (the importance vector's length).
+    public var importanceDimension: Int { Architecture(model).prunableUnits }
+
+    /// The release parameters every node's importance release is pinned to.
+    public func releaseParameters() throws(PrivacyError) -> ReleaseParameters {
+        try ReleaseParameters(clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
+                              fixedPoint: privacy.fixedPoint, dimension: importanceDimension)
+    }
+
+    /// A fresh pinned budget for one node.
+    public func privacyBudget() throws(PrivacyError) -> PinnedPrivacyBudget {
+        try PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: privacy.epsilonBudget, delta: privacy.delta),
+                                pinned: releaseParameters())
+    }
+
+    /// The mesh id: BLAKE2b-256 of `canonicalBytes()` under `DomainTag.meshID`. Call on a
+    /// validated genesis (`validate()`; every loader does).
+    public var meshID: MeshID { MeshID(genesisBytes: canonicalBytes()) }
+}
+
+/// `training`: how every node trains its local model.
+public struct TrainingParameters: Sendable, Hashable {
+    public enum Optimizer: String, Sendable, Hashable, CaseIterable { case sgd, adam }
+    public enum Augment: String, Sendable, Hashable, CaseIterable { case none, flip }
+
+    /// `epochs_per_round`: local epochs between two pruning rounds.
+    public var epochsPerRound: Int = 1
+    /// `batch_size`.
+    public var batchSize: Int = 64
+    /// `learning_rate`.
+    public var learningRate: Double = 0.02
+    /// `optimizer`: sgd (with momentum) or adam.
+    public var optimizer: Optimizer = .sgd
+    /// `momentum`: SGD momentum (unused by adam, which uses β₁ 0.9, β₂ 0.999).
+    public var momentum: Double = 0.9
+    /// `weight_decay`: L2 added to the gradient.
+    public var weightDecay: Double = 5e-4
+    /// `augment`: none, or flip (mirror images left–right with probability ½).
+    public var augment: Augment = .flip
+    /// `init_seed`: seed of the initial weights, so every node starts from the same model.
+    public var initSeed: UInt64 = 1
+
+    public init() {}
+
+    /// The learner's optimiser setting.
+    public var optimizerKind: OptimizerKind {
+        switch optimizer {
+        case .sgd: return .sgd(momentum: Float(momentum), weightDecay: Float(weightDecay))
+        case .adam: return .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: Float(weightDecay))
+        }
+    }
+}
+
+/// `pruning`: how the agreed importance becomes a mask, and when pruning stops.
+public struct PruningParameters: Sendable, Hashable {
+    public enum Surgery: String, Sendable, Hashable, CaseIterable { case keep, reinit }
+
+    /// `boundary`: the rule applied per layer to the aggregate (auto:K, auto2:K, keep:FRACTION).
+    public var boundary: BoundaryRule = .keep(fractionMicro: 500_000)
+    /// `patience`: freeze after this many rounds without a change of the mask.
+    public var patience: Int = 2
+    /// `max_rounds`: freeze after this many pruning rounds at the latest.
+    public var maxRounds: Int = 5
+    /// `finetune_epochs`: epochs of training after the freeze.
+    public var finetuneEpochs: Int = 3
+    /// `surgery`: keep the surviving weights, or reinit the narrower model.
+    public var surgery: Surgery = .keep
+
+    public init() {}
+}
+
+/// `privacy`: the differentially private release every node makes per round.
+public struct PrivacyParameters: Sendable, Hashable {
+    /// `clip_bound`: C, the L2 bound of the importance vector (real units).
+    public var clipBound: Double = 64
+    /// `noise_multiplier`: z; the noise std is z·C.
+    public var noiseMultiplier: Double = 5
+    /// `delta`: δ of the (ε, δ) guarantee.
+    public var delta: Double = 1e-5
+    /// `epsilon_budget`: ε_max; a node never releases beyond it.
+    public var epsilonBudget: Double = 10
+    /// `scale_log2`: bits after the binary point of the fixed-point grid.
+    public var scaleLog2: Int = FixedPoint.standard.scaleLog2
+
+    public init() {}
+
+    public var fixedPoint: FixedPoint { FixedPoint(scaleLog2: scaleLog2) }
+}
+
+/// `data`: how demo nodes split a shared data set (each node picks its index in its node config).
+public struct DataParameters: Sendable, Hashable {
+    /// `partition`: canonical scheme text: iid, dirichlet:ALPHA or labels:K.
+    public var partition: String = "dirichlet:0.5"
+    /// `seed`: the partition's seed, shared so shards are disjoint.
+    public var seed: UInt64 = 1
+
+    public init() {}
+
+    public var scheme: PartitionScheme {
+        do { return try PartitionScheme(parsing: partition) } catch {
+            preconditionFailure("genesis partition \"\(partition)\" was not validated: \(error)")
+        }
+    }
+}
+
+/// `membership`: SWIM/Lifeguard timings (the same fields as `Membership.SWIMConfig`).
+public struct MembershipTimings: Sendable, Hashable {
+    /// `probe_interval_ms`: one member probed per interval.
+    public var probeIntervalMs: UInt64
+    /// `probe_timeout_ms`: wait for a direct ack before indirect probes (< probe interval).
+    public var probeTimeoutMs: UInt64
+    /// `indirect_probes`: members asked to probe on our behalf.
+    public var indirectProbeCount: Int
+    /// `suspicion_min_multiplier`: suspicion timeout min = mult · max(1, log10 n) · probe interval.
+    public var suspicionMinMultiplier: Int
+    /// `suspicion_max_multiplier`: max = this · min (shrinks towards min with confirmations).
+    public var suspicionMaxMultiplier: Int
+    /// `retransmit_multiplier`: each update piggybacked mult · ⌈log10(n + 1)⌉ times.
+    public var retransmitMultiplier: Int
+    /// `push_pull_interval_ms`: full state exchange with one random member.
+    public var pushPullIntervalMs: UInt64
+    /// `beacon_interval_ms`: LAN discovery beacon period (0 = no beacons).
+    public var beaconIntervalMs: UInt64
+    /// `dead_retention_ms`: dead and left records are kept this long.
+    public var deadRetentionMs: UInt64
+
+    public init(probeIntervalMs: UInt64, probeTimeoutMs: UInt64, indirectProbeCount: Int, suspicionMinMultiplier: Int,
+                suspicionMaxMultiplier: Int, retransmitMultiplier: Int, pushPullIntervalMs: UInt64,
+                beaconIntervalMs: UInt64, deadRetentionMs: UInt64) {
+        self.probeIntervalMs = probeIntervalMs
+        self.probeTimeoutMs = probeTimeoutMs
+        self.indirectProbeCount = indirectProbeCount
+        self.suspicionMinMultiplier = suspicionMinMultiplier
+        self.suspicionMaxMultiplier = suspicionMaxMultiplier
+        self.retransmitMultiplier = retransmitMultiplier
+        self.pushPullIntervalMs = pushPullIntervalMs
+        self.beaconIntervalMs = beaconIntervalMs
+        self.deadRetentionMs = deadRetentionMs
+    }
+
+    /// LAN defaults, near memberlist's.
+    public static let lan = MembershipTimings(
+        probeIntervalMs: 1000, probeTimeoutMs: 500, indirectProbeCount: 3, suspicionMinMultiplier: 4,
+        suspicionMaxMultiplier: 6, retransmitMultiplier: 4, pushPullIntervalMs: 30_000, beaconIntervalMs: 2000,
+        deadRetentionMs: 60_000)
+}
+
+/// `consensus`: Tendermint-style step timeouts; round r waits `timeout + r · delta`.
+public struct ConsensusTimings: Sendable, Hashable {
+    /// `propose_timeout_ms`, `propose_timeout_delta_ms`: wait for the proposal.
+    public var proposeTimeoutMs: UInt64
+    public var proposeTimeoutDeltaMs: UInt64
+    /// `prevote_timeout_ms`, `prevote_timeout_delta_ms`: wait after seeing +2/3 prevotes for anything.
+    public var prevoteTimeoutMs: UInt64
+    public var prevoteTimeoutDeltaMs: UInt64
+    /// `precommit_timeout_ms`, `precommit_timeout_delta_ms`: wait after seeing +2/3 precommits for anything.
+    public var precommitTimeoutMs: UInt64
+    public var precommitTimeoutDeltaMs: UInt64
+
+    public init(proposeTimeoutMs: UInt64, proposeTimeoutDeltaMs: UInt64, prevoteTimeoutMs: UInt64,
+                prevoteTimeoutDeltaMs: UInt64, precommitTimeoutMs: UInt64, precommitTimeoutDeltaMs: UInt64) {
+        self.proposeTimeoutMs = proposeTimeoutMs
+        self.proposeTimeoutDeltaMs = proposeTimeoutDeltaMs
+        self.prevoteTimeoutMs = prevoteTimeoutMs
+        self.prevoteTimeoutDeltaMs = prevoteTimeoutDeltaMs
+        self.precommitTimeoutMs = precommitTimeoutMs
+        self.precommitTimeoutDeltaMs = precommitTimeoutDeltaMs
+    }
+
+    /// LAN defaults: short, so a small mesh does not stall for seconds when one node is down.
+    public static let lan = ConsensusTimings(proposeTimeoutMs: 300, proposeTimeoutDeltaMs: 100, prevoteTimeoutMs: 100,
+                                             prevoteTimeoutDeltaMs: 100, precommitTimeoutMs: 100,
+                                             precommitTimeoutDeltaMs: 100)
+
+    public func proposeTimeoutMs(round: Int) -> UInt64 { Self.grow(proposeTimeoutMs, proposeTimeoutDeltaMs, round) }
+    public func prevoteTimeoutMs(round: Int) -> UInt64 { Self.grow(prevoteTimeoutMs, prevoteTimeoutDeltaMs, round) }
+    public func precommitTimeoutMs(round: Int) -> UInt64 { Self.grow(precommitTimeoutMs, precommitTimeoutDeltaMs, round) }
+
+    /// base + round · delta, saturating.
+    static func grow(_ base: UInt64, _ delta: UInt64, _ round: Int) -> UInt64 {
+        let (product, overflow) = delta.multipliedReportingOverflow(by: UInt64(max(0, round)))
+        if overflow { return .max }
+        let (sum, overflow2) = base.addingReportingOverflow(product)
+        return overflow2 ? .max : sum
+    }
+}
+
+/// `validators`: the validator set's rules (f and the quorum follow from its size).
+public struct ValidatorParameters: Sendable, Hashable {
+    /// `remove_dead_after_ms`: a member dead this long may be removed by a logged decision.
+    public var removeDeadAfterMs: UInt64 = 300_000
+
+    public init() {}
+}
+
+/// One entry of `members`.
+public struct GenesisMember: Sendable, Hashable {
+    /// `key`: the member's Ed25519 public key (64 hex digits).
+    public var publicKey: PublicKey
+    /// `name`: optional label (unique within the genesis).
+    public var name: String?
+    /// `address`: optional host:port where the member usually listens (a hint for joining).
+    public var address: HostPort?
+
+    public init(publicKey: PublicKey, name: String? = nil, address: HostPort? = nil) {
+        self.publicKey = publicKey
+        self.name = name
+        self.address = address
+    }
+}
