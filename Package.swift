@@ -50,8 +50,8 @@ let package = Package(
         .target(name: "Privacy", dependencies: ["MeshBase", "Sodium"], swiftSettings: optimisedInDebug),
         .target(name: "Wire", dependencies: ["MeshBase", "Sodium", "Privacy"], swiftSettings: optimisedInDebug),
 
-        .target(name: "Membership", dependencies: ["MeshBase", "Sodium", "Wire"]),
-        .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Wire", "Membership"]),
+        .target(name: "Membership", dependencies: ["MeshBase", "Sodium", "Wire"], swiftSettings: optimisedInDebug),
+        .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Wire", "Membership"], swiftSettings: optimisedInDebug),
         .target(
             name: "MeshConfig",
             dependencies: [
