@@ -1,0 +1,562 @@
+import MeshBase
+import Wire
+
+/// SWIM membership with the Lifeguard refinements, as a pure state machine (sans-IO).
+///
+/// The shell feeds it time (`onTick`, every few tens of ms, or exactly at `nextTimerMs`),
+/// decoded messages (`onMessage`, sender authenticated by the envelope signature) and commands
+/// (`onLeave`, `onAdmittedChanged`), and executes the directives each call returns. It never
+/// reads a clock, a socket or the system RNG: randomness comes from a `SeededGenerator` seeded
+/// by the caller, so a run is reproducible from its seed and its inputs.
+///
+/// What it does, per protocol period (probe interval × Lifeguard's local-health factor):
+/// - probes one member, in a randomised round-robin order, with a ping; after the probe timeout
+///   without an ack asks `indirectProbeCount` others to ping it (pingReq, the helper forwards the
+///   ack); at the end of the period without any ack, suspects it;
+/// - a suspicion names its accuser and lasts from max down to min as independent accusers confirm
+///   it (`Suspicion`); then the member is declared dead. A member that hears it is suspected (or
+///   declared dead) raises its incarnation and gossips that it is alive, which cancels it;
+/// - updates ride on pings and acks (and on probe-id-0 gossip acks every `gossipIntervalMs`),
+///   each sent retransmitMultiplier × ceil(log10(n + 1)) times, never more than one datagram holds;
+/// - every `pushPullIntervalMs`, and on joining (to each seed, or to a node found by its
+///   beacon), the full member list is exchanged (`sync`);
+/// - dead and left records are reaped after `deadRetentionMs`.
+/// Only keys in `admitted` ever become members; anything naming another key is ignored and counted.
+public struct SWIMInstance: Sendable {
+    public let config: SWIMConfig
+    public let me: MemberID
+    public let address: PeerAddress
+    public private(set) var admitted: Set<MemberID>
+    public let seeds: [PeerAddress]
+    public private(set) var incarnation: UInt64 = 0
+    public private(set) var counters = SWIMCounters()
+    /// True once `onLeave` ran: the instance answers nothing any more.
+    public private(set) var hasLeft = false
+
+    struct Entry: Sendable {
+        var record: MemberRecord
+        var suspicion: Suspicion?
+    }
+
+    struct Probe: Sendable {
+        let target: MemberID
+        let targetAddress: PeerAddress
+        let probeID: UInt64
+        let timeoutAtMs: UInt64
+        let endAtMs: UInt64
+        var indirectSent = false
+    }
+
+    struct Forward: Sendable {
+        let origin: PeerAddress
+        let originProbeID: UInt64
+        let expiresAtMs: UInt64
+    }
+
+    private var rng: SeededGenerator
+    /// Every known member including self; `ids` holds the same keys sorted, so that every
+    /// choice iterates in one deterministic order (Dictionary order varies between processes).
+    private var table: [MemberID: Entry] = [:]
+    private var ids: [MemberID] = []
+    /// alive + suspect, self included: Lifeguard's and the retransmit limit's n.
+    private var liveCount = 1
+    private var probeOrder: [MemberID] = []
+    private var probeIndex = 0
+    private var probe: Probe?
+    private var nextProbeAtMs: UInt64
+    private var nextProbeID: UInt64 = 1
+    private var forwards: [UInt64: Forward] = [:]
+    private var queue = BroadcastQueue()
+    private var nextGossipAtMs: UInt64
+    private var nextPushPullAtMs: UInt64
+    private var nextBeaconAtMs: UInt64
+    private var nextJoinAtMs: UInt64
+    private var awareness = 0
+
+    public init(config: SWIMConfig, me: MemberID, address: PeerAddress, admitted: Set<MemberID>,
+                seeds: [PeerAddress], randomSeed: UInt64, nowMs: UInt64) {
+        precondition(config.problem == nil, "SWIMConfig: \(config.problem ?? "")")
+        precondition(admitted.count <= Limits.members_count_max,
+                     "\(admitted.count) admitted keys exceed Limits.members_count_max \(Limits.members_count_max)")
+        self.config = config
+        self.me = me
+        self.address = address
+        self.admitted = admitted
+        self.seeds = seeds.filter { $0 != address }
+        self.rng = SeededGenerator(seed: randomSeed)
+        table[me] = Entry(record: MemberRecord(id: me, address: address, incarnation: 0, status: .alive, statusChangedAtMs: nowMs))
+        ids = [me]
+        // Stagger the first probe within one period so nodes started together do not probe in lockstep.
+        nextProbeAtMs = nowMs + UInt64.random(in: 0..<config.probeIntervalMs, using: &rng)
+        nextGossipAtMs = nowMs
+        nextPushPullAtMs = nowMs + config.pushPullIntervalMs
+        nextBeaconAtMs = nowMs
+        nextJoinAtMs = nowMs
+    }
+
+    // MARK: Views
+
+    /// Every known member, self included, sorted by key.
+    public var members: [MemberRecord] { ids.map { table[$0]!.record } }
+
+    public func member(_ id: MemberID) -> MemberRecord? { table[id]?.record }
+
+    /// Members (self excluded) this node believes alive or suspect.
+    public var liveMemberCount: Int { liveCount - 1 }
+
+    /// Lifeguard local health score (0 = healthy, up to `config.awarenessMax - 1`).
+    public var localHealth: Int { awareness }
+
+    /// The earliest time a timer inside needs `onTick` (UInt64.max if none). A shell may simply
+    /// tick every few tens of ms instead; the simulator ticks exactly here.
+    public var nextTimerMs: UInt64 {
+        guard !hasLeft else { return .max }
+        var t = UInt64.max
+        if let p = probe {
+            t = min(t, p.endAtMs)
+            if !p.indirectSent { t = min(t, p.timeoutAtMs) }
+        } else {
+            t = min(t, nextProbeAtMs)
+        }
+        if config.gossipIntervalMs > 0 && !queue.isEmpty { t = min(t, nextGossipAtMs) }
+        t = min(t, nextPushPullAtMs)
+        if config.beaconIntervalMs > 0 { t = min(t, nextBeaconAtMs) }
+        if !seeds.isEmpty && liveCount == 1 { t = min(t, nextJoinAtMs) }
+        for id in ids {
+            let e = table[id]!
+            if let s = e.suspicion { t = min(t, s.deadlineMs) }
+            if e.record.status == .dead || e.record.status == .left {
+                t = min(t, e.record.statusChangedAtMs + config.deadRetentionMs)
+            }
+        }
+        return t
+    }
+
+    // MARK: Events
+
+    public mutating func onTick(nowMs now: UInt64) -> [SWIMDirective] {
+        guard !hasLeft else { return [] }
+        var out: [SWIMDirective] = []
+        expireSuspicionsAndReap(now, &out)
+        forwards = forwards.filter { $0.value.expiresAtMs > now }
+
+        if var p = probe {
+            if !p.indirectSent && now >= p.timeoutAtMs {
+                p.indirectSent = true
+                probe = p
+                sendIndirectProbes(p, now, &out)
+            }
+            if now >= p.endAtMs {
+                probe = nil
+                counters.probesFailed += 1
+                adjustAwareness(+1)
+                if let e = table[p.target], e.record.status == .alive || e.record.status == .suspect {
+                    apply(MemberUpdate(id: p.target, address: e.record.address, incarnation: e.record.incarnation,
+                                       status: .suspect, accuser: me), now, &out)
+                }
+            }
+        }
+        if probe == nil && now >= nextProbeAtMs { startProbe(now, &out) }
+
+        if !seeds.isEmpty && liveCount == 1 && now >= nextJoinAtMs {
+            nextJoinAtMs = now + 2 * config.probeIntervalMs
+            for seed in seeds { sendSync(to: seed, isReply: false, &out) }
+        }
+        if now >= nextPushPullAtMs {
+            nextPushPullAtMs = now + config.pushPullIntervalMs
+            if let peer = randomMembers(count: 1, where: { $0.status == .alive }).first {
+                sendSync(to: peer.address, isReply: false, &out)
+            }
+        }
+        if config.gossipIntervalMs > 0 && !queue.isEmpty && now >= nextGossipAtMs {
+            nextGossipAtMs = now + config.gossipIntervalMs
+            gossip(&out)
+        }
+        if config.beaconIntervalMs > 0 && now >= nextBeaconAtMs {
+            nextBeaconAtMs = now + config.beaconIntervalMs
+            let beacon = SWIMMessage.beacon(.init(address: address))
+            counters.sent.count(beacon)
+            out.append(.broadcastBeacon(beacon))
+        }
+        return out
+    }
+
+    public mutating func onMessage(_ message: SWIMMessage, from sender: MemberID, at senderAddress: PeerAddress,
+                                   nowMs now: UInt64) -> [SWIMDirective] {
+        guard !hasLeft, sender != me else { return [] }
+        counters.received.count(message)
+        guard admitted.contains(sender) else {
+            counters.nonAdmittedSenders += 1
+            return []
+        }
+        var out: [SWIMDirective] = []
+        switch message {
+        case let .ping(ping):
+            guard ping.target == me else {
+                counters.misdirectedPings += 1
+                return []
+            }
+            mergeGossip(ping.updates, now, &out)
+            let known = table[sender]?.record.address ?? senderAddress
+            apply(MemberUpdate(id: sender, address: known, incarnation: ping.incarnation, status: .alive), now, &out)
+            let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ack.fixedByteCount)
+            send(.ack(.init(probeID: ping.probeID, updates: updates)), to: senderAddress, &out)
+
+        case let .ack(ack):
+            mergeGossip(ack.updates, now, &out)
+            guard !ack.isGossip else { break }
+            if let p = probe, p.probeID == ack.probeID {
+                probe = nil
+                counters.probesAcked += 1
+                adjustAwareness(-1)
+            } else if let f = forwards.removeValue(forKey: ack.probeID) {
+                counters.indirectAcksForwarded += 1
+                let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ack.fixedByteCount)
+                send(.ack(.init(probeID: f.originProbeID, updates: updates)), to: f.origin, &out)
+            } else {
+                counters.unmatchedAcks += 1
+            }
+
+        case let .pingReq(request):
+            guard request.target != me, request.target != sender else { break }
+            guard forwards.count < Limits.swim_pending_forwards_count_max else {
+                counters.indirectRequestsDropped += 1
+                break
+            }
+            let id = allocateProbeID()
+            forwards[id] = Forward(origin: senderAddress, originProbeID: request.probeID,
+                                   expiresAtMs: now + config.probeIntervalMs)
+            let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ping.fixedByteCount)
+            send(.ping(.init(probeID: id, target: request.target, incarnation: incarnation, updates: updates)),
+                 to: request.targetAddress, &out)
+
+        case let .sync(sync):
+            mergeSync(sync.members, from: sender, now, &out)
+            if !sync.isReply { sendSync(to: senderAddress, isReply: true, &out) }
+
+        case let .leave(leave):
+            if let e = table[sender] {
+                apply(MemberUpdate(id: sender, address: e.record.address, incarnation: leave.incarnation, status: .left),
+                      now, &out)
+            }
+
+        case let .beacon(beacon):
+            let known = table[sender].map { $0.record.status == .alive || $0.record.status == .suspect } ?? false
+            if !known { sendSync(to: beacon.address, isReply: false, &out) }
+        }
+        return out
+    }
+
+    /// Graceful leave: raises the incarnation, marks self left, and tells up to
+    /// `Limits.swim_leave_announce_count_max` live members directly (they gossip it on).
+    /// Afterwards the instance is inert.
+    public mutating func onLeave(nowMs now: UInt64) -> [SWIMDirective] {
+        guard !hasLeft else { return [] }
+        var out: [SWIMDirective] = []
+        incarnation += 1
+        setStatus(me, .left, incarnation: incarnation, now, &out)
+        let peers = randomMembers(count: Limits.swim_leave_announce_count_max, where: { $0.status == .alive || $0.status == .suspect })
+        for peer in peers { send(.leave(.init(incarnation: incarnation)), to: peer.address, &out) }
+        hasLeft = true
+        probe = nil
+        return out
+    }
+
+    /// The admitted set changed (a consensus decision). Members no longer admitted are dropped
+    /// at once and reported as `.left`.
+    public mutating func onAdmittedChanged(_ newAdmitted: Set<MemberID>, nowMs now: UInt64) -> [SWIMDirective] {
+        precondition(newAdmitted.count <= Limits.members_count_max,
+                     "\(newAdmitted.count) admitted keys exceed Limits.members_count_max")
+        admitted = newAdmitted
+        var out: [SWIMDirective] = []
+        for id in ids where id != me && !newAdmitted.contains(id) {
+            var record = table[id]!.record
+            let previous = record.status
+            removeMember(id)
+            record.status = .left
+            record.statusChangedAtMs = now
+            out.append(.memberChanged(record, previous: previous))
+        }
+        return out
+    }
+
+    // MARK: Probing
+
+    private mutating func allocateProbeID() -> UInt64 {
+        defer { nextProbeID = nextProbeID == .max ? 1 : nextProbeID + 1 }
+        return nextProbeID
+    }
+
+    private var scale: UInt64 { UInt64(awareness + 1) }
+
+    private mutating func nextProbeTarget() -> MemberID? {
+        func eligible(_ id: MemberID) -> Bool {
+            guard id != me, let e = table[id] else { return false }
+            return e.record.status == .alive || e.record.status == .suspect
+        }
+        for pass in 0..<2 {
+            while probeIndex < probeOrder.count {
+                let id = probeOrder[probeIndex]
+                probeIndex += 1
+                if eligible(id) { return id }
+            }
+            guard pass == 0 else { break }
+            probeOrder = ids.filter(eligible)
+            probeOrder.shuffle(using: &rng)
+            probeIndex = 0
+        }
+        return nil
+    }
+
+    private mutating func startProbe(_ now: UInt64, _ out: inout [SWIMDirective]) {
+        let interval = config.probeIntervalMs * scale
+        nextProbeAtMs = now + interval
+        guard let target = nextProbeTarget(), let e = table[target] else { return }
+        let id = allocateProbeID()
+        probe = Probe(target: target, targetAddress: e.record.address, probeID: id,
+                      timeoutAtMs: now + config.probeTimeoutMs * scale, endAtMs: now + interval)
+        counters.probesSent += 1
+        // Buddy system: a suspect hears of its suspicion from whoever probes it.
+        var buddy: MemberUpdate?
+        if e.record.status == .suspect, let s = e.suspicion {
+            buddy = MemberUpdate(id: target, address: e.record.address, incarnation: e.record.incarnation,
+                                 status: .suspect, accuser: s.firstAccuser)
+        }
+        let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ping.fixedByteCount, first: buddy)
+        send(.ping(.init(probeID: id, target: target, incarnation: incarnation, updates: updates)),
+             to: e.record.address, &out)
+    }
+
+    private mutating func sendIndirectProbes(_ p: Probe, _ now: UInt64, _ out: inout [SWIMDirective]) {
+        guard config.indirectProbeCount > 0 else { return }
+        let helpers = randomMembers(count: config.indirectProbeCount, where: { $0.status == .alive && $0.id != p.target })
+        for helper in helpers {
+            counters.indirectProbesSent += 1
+            send(.pingReq(.init(probeID: p.probeID, target: p.target, targetAddress: p.targetAddress)),
+                 to: helper.address, &out)
+        }
+    }
+
+    private mutating func adjustAwareness(_ delta: Int) {
+        awareness = max(0, min(config.awarenessMax - 1, awareness + delta))
+        counters.awareness = awareness
+    }
+
+    // MARK: Gossip and sync
+
+    private mutating func takeUpdates(room: Int, first: MemberUpdate? = nil) -> [MemberUpdate] {
+        let limit = config.retransmitLimit(memberCount: liveCount)
+        let updates = queue.take(roomBytes: room, limit: limit, first: first,
+                                 maxCount: Limits.swim_piggyback_updates_count_max)
+        counters.updatesSent += UInt64(updates.count)
+        return updates
+    }
+
+    private mutating func gossip(_ out: inout [SWIMDirective]) {
+        let targets = randomMembers(count: config.gossipFanout, where: { $0.status == .alive || $0.status == .suspect })
+        for target in targets {
+            let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ack.fixedByteCount)
+            guard !updates.isEmpty else { break }
+            send(.ack(.init(probeID: 0, updates: updates)), to: target.address, &out)
+        }
+    }
+
+    private mutating func sendSync(to peer: PeerAddress, isReply: Bool, _ out: inout [SWIMDirective]) {
+        if !isReply { counters.syncsStarted += 1 }
+        var list: [MemberUpdate] = []
+        list.reserveCapacity(ids.count)
+        for id in ids {
+            let e = table[id]!
+            let r = e.record
+            list.append(MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: r.status,
+                                     accuser: r.status == .suspect ? (e.suspicion?.firstAccuser ?? me) : nil))
+        }
+        send(.sync(.init(isReply: isReply, members: list)), to: peer, &out)
+    }
+
+    private mutating func mergeGossip(_ updates: [MemberUpdate], _ now: UInt64, _ out: inout [SWIMDirective]) {
+        for u in updates { apply(u, now, &out) }
+    }
+
+    /// memberlist's mergeState: a remote "dead" only makes us suspect (we check for ourselves);
+    /// "left" is taken as is.
+    private mutating func mergeSync(_ records: [MemberUpdate], from sender: MemberID, _ now: UInt64,
+                                    _ out: inout [SWIMDirective]) {
+        for r in records {
+            if r.status == .dead {
+                apply(MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: .suspect, accuser: sender),
+                      now, &out)
+            } else {
+                apply(r, now, &out)
+            }
+        }
+    }
+
+    private mutating func send(_ message: SWIMMessage, to peer: PeerAddress, _ out: inout [SWIMDirective]) {
+        counters.sent.count(message)
+        out.append(.send(message, to: peer))
+    }
+
+    /// Up to `count` distinct members (self excluded) matching `predicate`, uniformly at random.
+    private mutating func randomMembers(count: Int, where predicate: (MemberRecord) -> Bool) -> [MemberRecord] {
+        guard count > 0 else { return [] }
+        var pool: [MemberRecord] = []
+        for id in ids where id != me {
+            let r = table[id]!.record
+            if predicate(r) { pool.append(r) }
+        }
+        if pool.count <= count {
+            pool.shuffle(using: &rng)
+            return pool
+        }
+        // Partial Fisher–Yates: the first `count` of a random permutation.
+        for i in 0..<count {
+            let j = Int.random(in: i..<pool.count, using: &rng)
+            pool.swapAt(i, j)
+        }
+        return Array(pool[0..<count])
+    }
+
+    // MARK: State changes
+
+    /// Applies one gossiped claim (SWIM's alive/suspect/dead rules, incarnation ordering).
+    private mutating func apply(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) {
+        guard admitted.contains(u.id) else {
+            counters.nonAdmittedIgnored += 1
+            return
+        }
+        if u.id == me {
+            aboutMe(u, now, &out)
+            return
+        }
+        guard let e = table[u.id] else {
+            // Only an alive claim introduces a member; suspicion or death of a stranger is noise.
+            guard u.status == .alive else { return }
+            insertMember(MemberRecord(id: u.id, address: u.address, incarnation: u.incarnation, status: .alive,
+                                      statusChangedAtMs: now))
+            out.append(.memberChanged(table[u.id]!.record, previous: nil))
+            enqueue(u)
+            return
+        }
+        let r = e.record
+        switch u.status {
+        case .alive:
+            guard u.incarnation > r.incarnation else { return }
+            table[u.id]!.record.address = u.address
+            setStatus(u.id, .alive, incarnation: u.incarnation, now, &out)
+            enqueue(u)
+        case .suspect:
+            guard u.incarnation >= r.incarnation, let accuser = u.accuser else { return }
+            switch r.status {
+            case .dead, .left:
+                return
+            case .suspect:
+                if u.incarnation > r.incarnation { table[u.id]!.record.incarnation = u.incarnation }
+                if table[u.id]!.suspicion?.confirm(accuser) == true {
+                    counters.suspicionConfirmations += 1
+                    enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: table[u.id]!.record.incarnation,
+                                         status: .suspect, accuser: accuser))
+                }
+            case .alive:
+                let n = liveCount
+                let (minMs, maxMs) = config.suspicionTimeoutsMs(memberCount: n)
+                // k: confirmations expected; none when too few others could confirm (memberlist).
+                var k = config.suspicionMinMultiplier - 2
+                if n - 2 < k { k = 0 }
+                setStatus(u.id, .suspect, incarnation: u.incarnation, now, &out)
+                table[u.id]!.suspicion = Suspicion(startMs: now, minMs: minMs, maxMs: maxMs, expectedConfirmations: k,
+                                                   firstAccuser: accuser)
+                counters.suspicionsStarted += 1
+                enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: u.incarnation, status: .suspect,
+                                     accuser: accuser))
+            }
+        case .dead, .left:
+            guard u.incarnation >= r.incarnation, r.status == .alive || r.status == .suspect else { return }
+            setStatus(u.id, u.status, incarnation: u.incarnation, now, &out)
+            enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: u.incarnation, status: u.status))
+        }
+    }
+
+    /// Someone claims something about this node: refute anything but "alive" at our incarnation
+    /// by raising it past theirs and gossiping alive (Lifeguard also counts this against our health).
+    private mutating func aboutMe(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) {
+        let refute: Bool
+        switch u.status {
+        case .alive: refute = u.incarnation > incarnation
+        case .suspect, .dead, .left: refute = u.incarnation >= incarnation
+        }
+        guard refute else { return }
+        incarnation = u.incarnation + 1
+        table[me]!.record.incarnation = incarnation
+        if u.status != .alive {
+            counters.refutations += 1
+            adjustAwareness(+1)
+        }
+        enqueue(MemberUpdate(id: me, address: address, incarnation: incarnation, status: .alive))
+    }
+
+    private mutating func enqueue(_ u: MemberUpdate) {
+        if queue.enqueue(u) { counters.updatesSuperseded += 1 }
+    }
+
+    private mutating func setStatus(_ id: MemberID, _ status: MemberStatus, incarnation inc: UInt64, _ now: UInt64,
+                                    _ out: inout [SWIMDirective]) {
+        var e = table[id]!
+        let previous = e.record.status
+        e.record.incarnation = inc
+        if status != .suspect { e.suspicion = nil }
+        if previous != status {
+            let wasLive = previous == .alive || previous == .suspect
+            let isLive = status == .alive || status == .suspect
+            if wasLive && !isLive { liveCount -= 1; counters.deathsLearnt += 1 }
+            if !wasLive && isLive { liveCount += 1 }
+            e.record.status = status
+            e.record.statusChangedAtMs = now
+        }
+        table[id] = e
+        if previous != status { out.append(.memberChanged(e.record, previous: previous)) }
+    }
+
+    private mutating func insertMember(_ record: MemberRecord) {
+        precondition(table[record.id] == nil, "member \(record.id) inserted twice")
+        table[record.id] = Entry(record: record)
+        var lo = 0, hi = ids.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ids[mid] < record.id { lo = mid + 1 } else { hi = mid }
+        }
+        ids.insert(record.id, at: lo)
+        if record.status == .alive || record.status == .suspect {
+            liveCount += 1
+            // Join the current round at a random place (memberlist), so it is probed this round.
+            let at = Int.random(in: probeIndex...probeOrder.count, using: &rng)
+            probeOrder.insert(record.id, at: at)
+        }
+    }
+
+    private mutating func removeMember(_ id: MemberID) {
+        guard let e = table.removeValue(forKey: id) else { return }
+        if e.record.status == .alive || e.record.status == .suspect { liveCount -= 1 }
+        if let i = ids.firstIndex(of: id) { ids.remove(at: i) }
+        queue.remove(id)
+    }
+
+    private mutating func expireSuspicionsAndReap(_ now: UInt64, _ out: inout [SWIMDirective]) {
+        var reap: [MemberID] = []
+        for id in ids where id != me {
+            let e = table[id]!
+            if let s = e.suspicion, now >= s.deadlineMs {
+                counters.deathsDeclared += 1
+                setStatus(id, .dead, incarnation: e.record.incarnation, now, &out)
+                enqueue(MemberUpdate(id: id, address: e.record.address, incarnation: e.record.incarnation, status: .dead))
+            } else if (e.record.status == .dead || e.record.status == .left),
+                      now >= e.record.statusChangedAtMs + config.deadRetentionMs {
+                reap.append(id)
+            }
+        }
+        for id in reap {
+            removeMember(id)
+            counters.recordsReaped += 1
+        }
+    }
+}
