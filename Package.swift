@@ -10,6 +10,9 @@
 //   Privacy     clipping, discrete Gaussian, RDP    (MeshBase, Sodium)
 //   Wire        keys, signed envelope, chunks       (MeshBase, Sodium, Privacy: a release payload's ε)
 //   Membership  SWIM + Lifeguard state machine      (MeshBase, Sodium, Wire) — pure, sans-IO
+//   Consensus   BFT agreement (Tendermint style), decisions, certificates, trimmed-mean aggregate and mask
+//               (MeshBase, Sodium, Learner, Privacy, Wire) — pure, sans-IO
+//   Ledger      hash-chained decision log: entry format, crash-safe file, offline verification (… Consensus)
 //   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Wire, Membership) — pure
 //   MeshConfig  genesis and node config (YAML)      (MeshBase, Sodium, Dataset, Learner, Privacy, Wire, Membership, Yams)
 //   NodeRuntime the shell: NIO UDP, timers, files, control/metrics endpoint (everything above, NIO)
@@ -51,6 +54,8 @@ let package = Package(
         .target(name: "Wire", dependencies: ["MeshBase", "Sodium", "Privacy"], swiftSettings: optimisedInDebug),
 
         .target(name: "Membership", dependencies: ["MeshBase", "Sodium", "Wire"], swiftSettings: optimisedInDebug),
+        .target(name: "Consensus", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire"], swiftSettings: optimisedInDebug),
+        .target(name: "Ledger", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Consensus"], swiftSettings: optimisedInDebug),
         .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Wire", "Membership"], swiftSettings: optimisedInDebug),
         .target(
             name: "MeshConfig",
@@ -76,7 +81,7 @@ let package = Package(
             name: "PruneMeshCLI",
             dependencies: [
                 "MeshBase", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
-                "Membership", "Simulation", "MeshConfig", "NodeRuntime",
+                "Membership", "Consensus", "Ledger", "Simulation", "MeshConfig", "NodeRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -93,6 +98,8 @@ let package = Package(
         .testTarget(name: "PrivacyTests", dependencies: ["Privacy", "Sodium"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Sodium"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "Wire", "Sodium"]),
+        .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Learner", "Wire", "Sodium"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Consensus", "Sodium"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),

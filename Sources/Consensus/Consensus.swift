@@ -1,0 +1,2 @@
+// Placeholder until the agreement layer lands (issue 5).
+import MeshBase

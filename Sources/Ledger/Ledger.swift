@@ -1,0 +1,2 @@
+// Placeholder until the decision log lands (issue 5).
+import Consensus
