@@ -14,6 +14,7 @@ struct PruneMesh: ParsableCommand {
             Bench.self,
             Keygen.self,
             PrivacyCommand.self,
+            MeshCommand.self,
         ]
     )
 

@@ -1,0 +1,234 @@
+import ArgumentParser
+import Foundation
+import Learner
+import MeshConfig
+import Sodium
+import Wire
+
+/// `prunemesh mesh`: make a mesh genesis, or print the id of one.
+struct MeshCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mesh",
+        abstract: "Create a mesh genesis file, or print a genesis file's mesh id.",
+        subcommands: [MeshInitCommand.self, MeshIDCommand.self])
+}
+
+/// `prunemesh mesh init`: write a genesis with the given members and parameters.
+struct MeshInitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Write a mesh genesis (YAML, every field commented) and print its mesh id.",
+        discussion: """
+            Each --member is an Ed25519 public key in hex (64 digits) or the path of a key file \
+            written by `prunemesh keygen`, optionally followed by @HOST:PORT, the address where that \
+            member usually listens. Fields without a flag (protocol timings) take their LAN defaults; \
+            edit the file to change them. Any change of a value is a different mesh id.
+
+            Examples:
+              prunemesh mesh init --name lab --member node0.key --member node1.key --out genesis.yaml
+              prunemesh mesh init --name lab --member 3b6a…e1@10.99.0.1:7946 --boundary auto:1.5 --json
+            """)
+
+    @Option(help: "Name of the mesh, for people.")
+    var name: String
+
+    @Option(name: .customLong("member"), parsing: .unconditionalSingleValue,
+            help: "A member: hex public key or key file, optionally KEY@HOST:PORT (repeat for each member).")
+    var members: [String] = []
+
+    @Option(help: "Genesis file to write.")
+    var out: String = "genesis.yaml"
+
+    @Flag(help: "Replace an existing --out file.")
+    var force = false
+
+    @Option(help: "Model spec (canonical form).")
+    var model: String = ModelSpec.leafFashion.description
+
+    @Option(help: "Boundary rule: auto:K, auto2:K or keep:FRACTION.")
+    var boundary: String?
+
+    @Option(help: "Local epochs per pruning round.")
+    var epochs: Int?
+
+    @Option(help: "Minibatch size.")
+    var batch: Int?
+
+    @Option(help: "Learning rate.")
+    var lr: Double?
+
+    @Option(help: "Optimizer: sgd or adam.")
+    var optimizer: String?
+
+    @Option(name: .customLong("weight-decay"), help: "L2 weight decay.")
+    var weightDecay: Double?
+
+    @Option(help: "Augmentation: none or flip.")
+    var augment: String?
+
+    @Option(name: .customLong("init-seed"), help: "Seed of the shared initial weights.")
+    var initSeed: UInt64?
+
+    @Option(help: "Freeze after this many rounds without a mask change.")
+    var patience: Int?
+
+    @Option(help: "Most pruning rounds before the freeze.")
+    var rounds: Int?
+
+    @Option(name: .customLong("finetune-epochs"), help: "Training epochs after the freeze.")
+    var finetuneEpochs: Int?
+
+    @Option(help: "Surgery: keep or reinit.")
+    var surgery: String?
+
+    @Option(help: "L2 clip bound C of the importance vector.")
+    var clip: Double?
+
+    @Option(name: .customLong("noise-multiplier"), help: "Noise multiplier z (noise std z·C).")
+    var noiseMultiplier: Double?
+
+    @Option(help: "δ of the (ε, δ) guarantee.")
+    var delta: Double?
+
+    @Option(help: "Privacy budget ε per node.")
+    var epsilon: Double?
+
+    @Option(name: .customLong("scale-log2"), help: "Fixed-point grid 2^-S.")
+    var scaleLog2: Int?
+
+    @Option(help: "Demo data partition: iid, dirichlet:ALPHA or labels:K.")
+    var partition: String?
+
+    @Option(name: .customLong("partition-seed"), help: "Seed of the demo data partition.")
+    var partitionSeed: UInt64?
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    struct Report: Encodable {
+        var file: String
+        var meshId: String
+        var name: String
+        var members: [String]
+    }
+
+    /// Flag of each genesis field that has one (for errors).
+    static let flags: [String: String] = [
+        "name": "--name", "model": "--model", "members": "--member",
+        "training.epochs_per_round": "--epochs", "training.batch_size": "--batch", "training.learning_rate": "--lr",
+        "training.weight_decay": "--weight-decay", "pruning.patience": "--patience", "pruning.max_rounds": "--rounds",
+        "pruning.finetune_epochs": "--finetune-epochs", "privacy.clip_bound": "--clip",
+        "privacy.noise_multiplier": "--noise-multiplier", "privacy.delta": "--delta",
+        "privacy.epsilon_budget": "--epsilon", "privacy.scale_log2": "--scale-log2", "data.partition": "--partition",
+        "privacy": "--clip/--noise-multiplier/--delta/--epsilon",
+    ]
+
+    func run() throws {
+        guard !members.isEmpty else { throw ValidationError("give at least one --member KEY") }
+        var genesis = Genesis(name: name, members: [])
+        do { genesis.model = try ModelSpec(parsing: model) } catch { throw ValidationError("--model: \(error)") }
+        if let boundary {
+            do { genesis.pruning.boundary = try BoundaryRule(parsing: boundary) } catch { throw ValidationError("--boundary: \(error)") }
+        }
+        if let epochs { genesis.training.epochsPerRound = epochs }
+        if let batch { genesis.training.batchSize = batch }
+        if let lr { genesis.training.learningRate = lr }
+        if let optimizer {
+            guard let o = TrainingParameters.Optimizer(rawValue: optimizer) else { throw ValidationError("--optimizer must be sgd or adam") }
+            genesis.training.optimizer = o
+        }
+        if let weightDecay { genesis.training.weightDecay = weightDecay }
+        if let augment {
+            guard let a = TrainingParameters.Augment(rawValue: augment) else { throw ValidationError("--augment must be none or flip") }
+            genesis.training.augment = a
+        }
+        if let initSeed { genesis.training.initSeed = initSeed }
+        if let patience { genesis.pruning.patience = patience }
+        if let rounds { genesis.pruning.maxRounds = rounds }
+        if let finetuneEpochs { genesis.pruning.finetuneEpochs = finetuneEpochs }
+        if let surgery {
+            guard let s = PruningParameters.Surgery(rawValue: surgery) else { throw ValidationError("--surgery must be keep or reinit") }
+            genesis.pruning.surgery = s
+        }
+        if let clip { genesis.privacy.clipBound = clip }
+        if let noiseMultiplier { genesis.privacy.noiseMultiplier = noiseMultiplier }
+        if let delta { genesis.privacy.delta = delta }
+        if let epsilon { genesis.privacy.epsilonBudget = epsilon }
+        if let scaleLog2 { genesis.privacy.scaleLog2 = scaleLog2 }
+        if let partition { genesis.data.partition = partition }
+        if let partitionSeed { genesis.data.seed = partitionSeed }
+        genesis.members = try members.map(Self.member)
+        do {
+            try genesis.validate()
+        } catch {
+            var field = error.field
+            if field.hasPrefix("members[") { field = "members" }
+            let flag = Self.flags[field].map { "\($0) (\(error.field))" } ?? "genesis field \(error.field)"
+            throw ValidationError("\(flag): \(error.problem)")
+        }
+        try genesis.write(to: out, overwrite: force)
+        let id = genesis.meshID
+        if json {
+            try printJSON(Report(file: out, meshId: id.hex, name: genesis.name, members: genesis.memberKeys.map(\.hex)))
+        } else {
+            print("wrote genesis: \(out) (\(genesis.members.count) member\(genesis.members.count == 1 ? "" : "s"))")
+            print("mesh id: \(id.hex)")
+        }
+    }
+
+    /// `KEY[@HOST:PORT]`, KEY a hex public key or a key file.
+    static func member(_ text: String) throws -> GenesisMember {
+        var keyText = text
+        var address: HostPort?
+        if let at = text.lastIndex(of: "@") {
+            let addressText = String(text[text.index(after: at)...])
+            guard let parsed = HostPort(parsing: addressText) else {
+                throw ValidationError("--member \(text): \"\(addressText)\" is not HOST:PORT")
+            }
+            address = parsed
+            keyText = String(text[..<at])
+        }
+        if keyText.utf8.count == 64, let key = PublicKey(hex: keyText.lowercased()) {
+            return GenesisMember(publicKey: key, address: address)
+        }
+        guard FileManager.default.fileExists(atPath: keyText) else {
+            throw ValidationError("--member \(text): neither a 64-digit hex public key nor an existing key file")
+        }
+        return GenesisMember(publicKey: try SecretKeyFile.load(keyText).publicKey, address: address)
+    }
+}
+
+/// `prunemesh mesh id FILE`: validate a genesis and print its mesh id.
+struct MeshIDCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "id",
+        abstract: "Validate a genesis file and print its mesh id.")
+
+    @Argument(help: "Genesis file.")
+    var file: String
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    struct Report: Encodable {
+        var file: String
+        var meshId: String
+        var name: String
+        var format: Int
+        var members: [String]
+        var maxFaulty: Int
+        var quorum: Int
+    }
+
+    func run() throws {
+        let genesis = try Genesis.load(path: file)
+        let id = genesis.meshID
+        if json {
+            try printJSON(Report(file: file, meshId: id.hex, name: genesis.name, format: genesis.format,
+                                 members: genesis.memberKeys.map(\.hex), maxFaulty: genesis.maxFaulty,
+                                 quorum: genesis.quorum))
+        } else {
+            print(id.hex)
+        }
+    }
+}
