@@ -169,9 +169,6 @@ public enum Limits {
     /// Suspicion and retransmit multipliers a genesis may set.
     public static let genesis_multiplier_max = 64
 
-    /// Indirect probes sent through other members when a direct probe fails.
-    public static let genesis_indirect_probes_count_max = 16
-
     /// Training epochs per pruning round, and after the freeze.
     public static let training_epochs_count_max = 1000
 
