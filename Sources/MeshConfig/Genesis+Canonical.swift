@@ -17,7 +17,7 @@ import Sodium
 /// | pruning | string boundary (canonical), u32 patience, u32 max_rounds, u32 finetune_epochs, u8 surgery (0 keep, 1 reinit) |
 /// | privacy | f64 clip_bound, f64 noise_multiplier, f64 delta, f64 epsilon_budget, u8 scale_log2 |
 /// | data | string partition (canonical), u64 seed |
-/// | membership | u64 probe_interval_ms, u64 probe_timeout_ms, u32 indirect_probes, u32 suspicion_min_multiplier, u32 suspicion_max_multiplier, u32 retransmit_multiplier, u64 push_pull_interval_ms, u64 beacon_interval_ms, u64 dead_retention_ms |
+/// | membership | u64 probe_interval_ms, u64 probe_timeout_ms, u32 indirect_probes, u32 suspicion_min_multiplier, u32 suspicion_max_multiplier, u32 retransmit_multiplier, u64 push_pull_interval_ms, u64 beacon_interval_ms, u64 dead_retention_ms, u64 gossip_interval_ms, u32 gossip_fanout, u32 awareness_max |
 /// | consensus | u64 × 6: propose, propose delta, prevote, prevote delta, precommit, precommit delta (ms) |
 /// | validators | u64 remove_dead_after_ms |
 /// | members | u16 count, then per member in ascending key order: 32-byte key, string name (empty = none), string address (empty = none) |
@@ -69,6 +69,9 @@ extension Genesis {
         w.write(m.pushPullIntervalMs)
         w.write(m.beaconIntervalMs)
         w.write(m.deadRetentionMs)
+        w.write(m.gossipIntervalMs)
+        w.write(UInt32(m.gossipFanout))
+        w.write(UInt32(m.awarenessMax))
 
         let c = consensus
         for v in [c.proposeTimeoutMs, c.proposeTimeoutDeltaMs, c.prevoteTimeoutMs, c.prevoteTimeoutDeltaMs,
@@ -162,7 +165,10 @@ extension Genesis {
                 retransmitMultiplier: Int(try r.readUInt32("membership.retransmit_multiplier")),
                 pushPullIntervalMs: try r.readUInt64("membership.push_pull_interval_ms"),
                 beaconIntervalMs: try r.readUInt64("membership.beacon_interval_ms"),
-                deadRetentionMs: try r.readUInt64("membership.dead_retention_ms"))
+                deadRetentionMs: try r.readUInt64("membership.dead_retention_ms"),
+                gossipIntervalMs: try r.readUInt64("membership.gossip_interval_ms"),
+                gossipFanout: Int(try r.readUInt32("membership.gossip_fanout")),
+                awarenessMax: Int(try r.readUInt32("membership.awareness_max")))
             let consensus = ConsensusTimings(
                 proposeTimeoutMs: try r.readUInt64("consensus.propose_timeout_ms"),
                 proposeTimeoutDeltaMs: try r.readUInt64("consensus.propose_timeout_delta_ms"),

@@ -90,13 +90,16 @@ extension Genesis {
         guard m.probeTimeoutMs < m.probeIntervalMs else {
             throw FieldProblem("membership.probe_timeout_ms", "must be below probe_interval_ms (\(m.probeIntervalMs)) (got \(m.probeTimeoutMs))")
         }
-        try Self.check(m.indirectProbeCount, 0...Limits.genesis_indirect_probes_count_max, "membership.indirect_probes")
+        try Self.check(m.indirectProbeCount, 0...Limits.swim_indirect_probes_count_max, "membership.indirect_probes")
         try Self.check(m.suspicionMinMultiplier, 1...Limits.genesis_multiplier_max, "membership.suspicion_min_multiplier")
         try Self.check(m.suspicionMaxMultiplier, 1...Limits.genesis_multiplier_max, "membership.suspicion_max_multiplier")
         try Self.check(m.retransmitMultiplier, 1...Limits.genesis_multiplier_max, "membership.retransmit_multiplier")
         try Self.check(m.pushPullIntervalMs, 1...maxMs, "membership.push_pull_interval_ms")
         try Self.check(m.beaconIntervalMs, 0...maxMs, "membership.beacon_interval_ms")
         try Self.check(m.deadRetentionMs, 1...maxMs, "membership.dead_retention_ms")
+        try Self.check(m.gossipIntervalMs, 0...maxMs, "membership.gossip_interval_ms")
+        try Self.check(m.gossipFanout, 0...Limits.members_count_max, "membership.gossip_fanout")
+        try Self.check(m.awarenessMax, 1...Limits.swim_awareness_max, "membership.awareness_max")
 
         // Consensus and validators.
         let c = consensus

@@ -14,7 +14,8 @@ extension Genesis {
     static let dataKeys = ["partition", "seed"]
     static let membershipKeys = ["probe_interval_ms", "probe_timeout_ms", "indirect_probes", "suspicion_min_multiplier",
                                  "suspicion_max_multiplier", "retransmit_multiplier", "push_pull_interval_ms",
-                                 "beacon_interval_ms", "dead_retention_ms"]
+                                 "beacon_interval_ms", "dead_retention_ms", "gossip_interval_ms", "gossip_fanout",
+                                 "awareness_max"]
     static let consensusKeys = ["propose_timeout_ms", "propose_timeout_delta_ms", "prevote_timeout_ms",
                                 "prevote_timeout_delta_ms", "precommit_timeout_ms", "precommit_timeout_delta_ms"]
     static let validatorKeys = ["remove_dead_after_ms"]
@@ -90,13 +91,16 @@ extension Genesis {
         let membership = MembershipTimings(
             probeIntervalMs: try ms64(&ms, "probe_interval_ms"),
             probeTimeoutMs: try ms64(&ms, "probe_timeout_ms"),
-            indirectProbeCount: try ms.required("indirect_probes").int(in: 0...Limits.genesis_indirect_probes_count_max),
+            indirectProbeCount: try ms.required("indirect_probes").int(in: 0...Limits.swim_indirect_probes_count_max),
             suspicionMinMultiplier: try ms.required("suspicion_min_multiplier").int(in: 1...Limits.genesis_multiplier_max),
             suspicionMaxMultiplier: try ms.required("suspicion_max_multiplier").int(in: 1...Limits.genesis_multiplier_max),
             retransmitMultiplier: try ms.required("retransmit_multiplier").int(in: 1...Limits.genesis_multiplier_max),
             pushPullIntervalMs: try ms64(&ms, "push_pull_interval_ms"),
             beaconIntervalMs: try ms64(&ms, "beacon_interval_ms", min: 0),
-            deadRetentionMs: try ms64(&ms, "dead_retention_ms"))
+            deadRetentionMs: try ms64(&ms, "dead_retention_ms"),
+            gossipIntervalMs: try ms64(&ms, "gossip_interval_ms", min: 0),
+            gossipFanout: try ms.required("gossip_fanout").int(in: 0...Limits.members_count_max),
+            awarenessMax: try ms.required("awareness_max").int(in: 1...Limits.swim_awareness_max))
 
         var cs = try top.requiredMapping("consensus", allowed: Self.consensusKeys)
         let consensus = ConsensusTimings(
@@ -228,7 +232,7 @@ extension Genesis {
               probe_interval_ms: \(membership.probeIntervalMs)
               # Wait this long for a direct ack before asking others (below probe_interval_ms).
               probe_timeout_ms: \(membership.probeTimeoutMs)
-              # Members asked to probe on our behalf when a direct probe fails (0-\(Limits.genesis_indirect_probes_count_max)).
+              # Members asked to probe on our behalf when a direct probe fails (0-\(Limits.swim_indirect_probes_count_max)).
               indirect_probes: \(membership.indirectProbeCount)
               # Suspicion timeout min = this * max(1, log10 n) * probe_interval_ms (1-\(Limits.genesis_multiplier_max)).
               suspicion_min_multiplier: \(membership.suspicionMinMultiplier)
@@ -242,6 +246,13 @@ extension Genesis {
               beacon_interval_ms: \(membership.beaconIntervalMs)
               # Dead and departed members are remembered this long.
               dead_retention_ms: \(membership.deadRetentionMs)
+              # Pending updates are also gossiped on their own this often (0 = only piggybacked).
+              gossip_interval_ms: \(membership.gossipIntervalMs)
+              # ... to this many random live members (0-\(Limits.members_count_max)).
+              gossip_fanout: \(membership.gossipFanout)
+              # Lifeguard local health: probe interval and timeout stretch up to this factor
+              # while this node's own probes fail (1 = off, at most \(Limits.swim_awareness_max)).
+              awareness_max: \(membership.awarenessMax)
 
             # Agreement (Tendermint-style) timeouts: round r waits timeout + r * delta.
             consensus:

@@ -189,10 +189,18 @@ public struct MembershipTimings: Sendable, Hashable {
     public var beaconIntervalMs: UInt64
     /// `dead_retention_ms`: dead and left records are kept this long.
     public var deadRetentionMs: UInt64
+    /// `gossip_interval_ms`: pending updates are also gossiped on their own this often (0 = only piggybacked).
+    public var gossipIntervalMs: UInt64
+    /// `gossip_fanout`: … to this many random live members.
+    public var gossipFanout: Int
+    /// `awareness_max`: Lifeguard local-health ceiling (1 = off): probe interval and timeout
+    /// stretch by (awareness + 1) while this node's own probes fail.
+    public var awarenessMax: Int
 
     public init(probeIntervalMs: UInt64, probeTimeoutMs: UInt64, indirectProbeCount: Int, suspicionMinMultiplier: Int,
                 suspicionMaxMultiplier: Int, retransmitMultiplier: Int, pushPullIntervalMs: UInt64,
-                beaconIntervalMs: UInt64, deadRetentionMs: UInt64) {
+                beaconIntervalMs: UInt64, deadRetentionMs: UInt64, gossipIntervalMs: UInt64, gossipFanout: Int,
+                awarenessMax: Int) {
         self.probeIntervalMs = probeIntervalMs
         self.probeTimeoutMs = probeTimeoutMs
         self.indirectProbeCount = indirectProbeCount
@@ -202,13 +210,25 @@ public struct MembershipTimings: Sendable, Hashable {
         self.pushPullIntervalMs = pushPullIntervalMs
         self.beaconIntervalMs = beaconIntervalMs
         self.deadRetentionMs = deadRetentionMs
+        self.gossipIntervalMs = gossipIntervalMs
+        self.gossipFanout = gossipFanout
+        self.awarenessMax = awarenessMax
     }
 
-    /// LAN defaults, near memberlist's.
+    /// LAN defaults (memberlist's LAN profile, `Limits.swim_*_default`).
     public static let lan = MembershipTimings(
-        probeIntervalMs: 1000, probeTimeoutMs: 500, indirectProbeCount: 3, suspicionMinMultiplier: 4,
-        suspicionMaxMultiplier: 6, retransmitMultiplier: 4, pushPullIntervalMs: 30_000, beaconIntervalMs: 2000,
-        deadRetentionMs: 60_000)
+        probeIntervalMs: UInt64(Limits.swim_probe_interval_ms_default),
+        probeTimeoutMs: UInt64(Limits.swim_probe_timeout_ms_default),
+        indirectProbeCount: Limits.swim_indirect_probes_count_default,
+        suspicionMinMultiplier: Limits.swim_suspicion_min_multiplier_default,
+        suspicionMaxMultiplier: Limits.swim_suspicion_max_multiplier_default,
+        retransmitMultiplier: Limits.swim_retransmit_multiplier_default,
+        pushPullIntervalMs: UInt64(Limits.swim_push_pull_interval_ms_default),
+        beaconIntervalMs: UInt64(Limits.swim_beacon_interval_ms_default),
+        deadRetentionMs: UInt64(Limits.swim_dead_retention_ms_default),
+        gossipIntervalMs: UInt64(Limits.swim_gossip_interval_ms_default),
+        gossipFanout: Limits.swim_gossip_fanout_count_default,
+        awarenessMax: Limits.swim_awareness_max)
 }
 
 /// `consensus`: Tendermint-style step timeouts; round r waits `timeout + r · delta`.
