@@ -48,6 +48,10 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
     public static let vote = DomainTag("vote")
     /// A membership view digest (push-pull synchronisation compares these first).
     public static let membershipDigest = DomainTag("membership-digest")
+    /// One node's signed importance contribution to a pruning round: mesh id ‖ height ‖ release payload.
+    public static let contribution = DomainTag("contribution")
+    /// A decision's digest (`Consensus.Decision.digest`): what votes and certificates name.
+    public static let decision = DomainTag("decision")
 
     // MARK: Audit log
 
@@ -57,6 +61,8 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
     public static let logNode = DomainTag("log-node")
     /// A signed log head / commit certificate.
     public static let logCertificate = DomainTag("log-certificate")
+    /// The per-record checksum of the decision log file (header, then each record).
+    public static let logRecord = DomainTag("log-record")
 
     // MARK: Model
 
@@ -68,8 +74,8 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
     /// Every tag, in one place: tests check these are distinct and none is a prefix of another.
     public static let all: [DomainTag] = [
         envelope, meshID, keyFingerprint, invite,
-        genesis, releaseDigest, proposal, vote, membershipDigest,
-        logEntry, logNode, logCertificate,
+        genesis, releaseDigest, proposal, vote, membershipDigest, contribution, decision,
+        logEntry, logNode, logCertificate, logRecord,
         modelDigest, maskDigest,
     ]
 
