@@ -224,7 +224,26 @@ public enum Limits {
     /// Members told directly of a graceful leave (the rest learn it by gossip).
     public static let swim_leave_announce_count_max = 8
 
-    // MARK: Relations
+    // MARK: Agreement and the decision log (Consensus, Ledger)
+
+    /// Signed contributions one mask decision records (at most one per validator).
+    public static let decision_contributions_count_max = members_count_max
+
+    /// Precommit signatures one commit certificate carries (at most one per validator).
+    public static let certificate_signatures_count_max = members_count_max
+
+    /// A remove decision's free-text note (why the member was removed), in UTF-8 bytes.
+    public static let decision_note_bytes_max = 256
+
+    /// One log entry's encoding (height, previous hash, decision, certificate). The largest is a
+    /// mask decision recording every validator's largest release with the full aggregate and
+    /// mask: 256 × (108 + 65,536) + 4 · 13,100 + 32 · (2 + 2 · 8,192) ≈ 17.4 MB.
+    public static let log_entry_bytes_max = 20 * 1024 * 1024
+
+    /// Entries one log file may hold (a height per decision; bounds what an audit reads).
+    public static let log_entries_count_max = 100_000_000
+
+        // MARK: Relations
 
     /// Asserts how the limits relate; called by tests and once at start-up of every command.
     public static func checkRelations() {
@@ -270,5 +289,13 @@ public enum Limits {
                      "a full membership sync (flag, count, every member) must fit in one message")
         precondition(swim_piggyback_updates_count_max <= Int(UInt8.max), "piggyback counts are one byte")
         precondition(swim_awareness_max >= 1)
+        precondition(log_entry_bytes_max >= 96 + decision_contributions_count_max * (108 + message_bytes_max)
+                     + 4 * importance_units_count_max + model_layers_count_max * (2 + 2 * layer_width_max)
+                     + certificate_signatures_count_max * 66 + 64,
+                     "the largest mask decision (every validator's largest release, full aggregate and mask) fits one log entry")
+        precondition(log_entry_bytes_max <= Int(UInt32.max), "a log record's length is a u32")
+        precondition(layer_width_max <= Int(UInt16.max), "mask indices are stored as u16")
+        precondition(certificate_signatures_count_max <= Int(UInt16.max) && members_count_max <= Int(UInt16.max),
+                     "validator indices and counts are stored as u16")
     }
 }
