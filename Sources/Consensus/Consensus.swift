@@ -1,2 +1,0 @@
-// Placeholder until the agreement layer lands (issue 5).
-import MeshBase
