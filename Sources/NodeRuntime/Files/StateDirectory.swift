@@ -1,0 +1,37 @@
+import MeshBase
+import Wire
+
+/// The files the shell keeps in the node's state directory.
+public struct StateDirectory: Sendable {
+    public let path: String
+    public init(path: String) { self.path = path }
+
+    /// `BootEpochFile`: advanced once per start, before the first send.
+    public var bootEpochFile: String { path + "/boot-epoch" }
+    /// `ReplaySnapshot` bytes: the replay high-water marks, restored at start.
+    public var replaySnapshotFile: String { path + "/replay.snapshot" }
+    /// `ControlFile`: where the control endpoint listens (for `prunemesh status`).
+    public var controlFile: String { path + "/control.json" }
+
+    /// Why the replay snapshot could not be restored (the node then starts without one, and says so).
+    public enum RestoreOutcome: Sendable {
+        case restored(ReplaySnapshot)
+        case missing
+        case unusable(String)
+    }
+
+    public func loadReplaySnapshot() -> RestoreOutcome {
+        do {
+            let bytes = try DurableFile.read(replaySnapshotFile, limit: Limits.replay_snapshot_bytes_max)
+            return .restored(try ReplaySnapshot.decode(bytes))
+        } catch let error as DurableFile.Failure {
+            return error.isNotFound ? .missing : .unusable(error.description)
+        } catch {
+            return .unusable("\(replaySnapshotFile): \(error)")
+        }
+    }
+
+    public func saveReplaySnapshot(_ snapshot: ReplaySnapshot) throws(DurableFile.Failure) {
+        try DurableFile.write(snapshot.encode(), to: replaySnapshotFile)
+    }
+}

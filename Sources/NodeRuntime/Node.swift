@@ -1,0 +1,359 @@
+import Logging
+import MeshBase
+import Membership
+import NIOCore
+import NIOPosix
+import Prometheus
+import Sodium
+import Wire
+
+/// The shell around the pure state machines: one node's UDP sockets, timers, files and control
+/// endpoint. All protocol state (receiver, sequence numbers, the SWIM instance, hosted services)
+/// is confined to `loop`: every datagram, tick and control request runs there, one at a time,
+/// without locks. Work that may take long (fsync of the replay snapshot; training later) runs
+/// off the loop.
+///
+/// Receive path: datagram → `Receiver.receive` (signature, admission = genesis member, replay,
+/// reassembly) → `SWIMMessage.decode` → `SWIMInstance.onMessage` → directives. Send path:
+/// directive → `Envelope.encode` (signs, chunks) with the boot epoch's `SequenceAllocator` →
+/// the socket's bounded queue.
+public final class Node: @unchecked Sendable {
+    public let settings: NodeSettings
+    public let loop: EventLoop
+    public let metrics: NodeMetrics
+    let group: EventLoopGroup
+    var logger: Logger
+    let state: StateDirectory
+
+    // Loop-confined state.
+    private(set) var receiver: Receiver
+    private var sequence: SequenceAllocator
+    private(set) var swim: SWIMInstance!
+    private var socket: UDPSocket!
+    private var discoverySocket: UDPSocket?
+    private var control: ControlServer?
+    private var tickTask: RepeatedTask?
+    private var snapshotTask: RepeatedTask?
+    private var services: [MessageKind: NodeService] = [:]
+    private var serviceList: [NodeService] = []
+    private(set) var counters = NodeStatus.Counters()
+    private var startedAtMs: UInt64 = 0
+    private var stopping = false
+    public private(set) var advertised: PeerAddress!
+    public private(set) var controlAddress: SocketAddress?
+    public let bootEpoch: UInt32
+
+    /// Milliseconds on the monotonic clock (uptime), the time the state machines see.
+    public static func nowMs() -> UInt64 { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
+
+    private init(settings: NodeSettings, group: EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
+                 bootEpoch: UInt32, snapshot: ReplaySnapshot?) {
+        self.settings = settings
+        self.group = group
+        self.loop = group.next()
+        self.logger = logger
+        self.state = StateDirectory(path: settings.stateDirectory)
+        self.metrics = NodeMetrics(registry: registry)
+        self.bootEpoch = bootEpoch
+        self.sequence = SequenceAllocator(bootEpoch: bootEpoch)
+        self.receiver = Receiver(meshID: settings.meshID, restoring: snapshot)
+    }
+
+    /// Prepares the state directory (boot epoch advanced durably, replay marks restored), binds
+    /// the sockets, starts the SWIM instance, the tick and the control endpoint.
+    public static func start(settings: NodeSettings, group: EventLoopGroup,
+                             registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+                             logger: Logger) throws -> EventLoopFuture<Node> {
+        let state = StateDirectory(path: settings.stateDirectory)
+        try DurableFile.makeDirectory(settings.stateDirectory)
+        let epoch = try BootEpochFile.advance(state.bootEpochFile)
+        var snapshot: ReplaySnapshot?
+        switch state.loadReplaySnapshot() {
+        case let .restored(s):
+            snapshot = s
+            logger.info("replay marks restored", metadata: ["senders": "\(s.highest.count)"])
+        case .missing:
+            break
+        case let .unusable(problem):
+            logger.warning("replay snapshot unusable; starting without it", metadata: ["problem": "\(problem)"])
+        }
+        var nodeLogger = logger
+        nodeLogger[metadataKey: "node"] = "\(settings.key.publicKey.fingerprint)"
+        let node = Node(settings: settings, group: group, registry: registry, logger: nodeLogger,
+                        bootEpoch: epoch, snapshot: snapshot)
+        return node.loop.flatSubmit { node.bringUp() }.map { node }
+    }
+
+    private func bringUp() -> EventLoopFuture<Void> {
+        var options = UDPSocket.Options()
+        if let discovery = settings.discovery, let device = Self.device(named: discovery.interface) {
+            options.multicastInterface = device.address
+        }
+        socket = UDPSocket(eventLoop: loop, options: options, logger: logger) { [unowned self] bytes, from in
+            self.received(bytes, from: from)
+        }
+        return socket.bind(to: settings.listen).flatMap { bound in
+            self.advertised = Addresses.advertised(bound: bound, interface: self.settings.discovery?.interface)
+            let now = Self.nowMs()
+            self.startedAtMs = now
+            self.swim = SWIMInstance(config: self.settings.swim, me: self.settings.key.publicKey, address: self.advertised,
+                                     admitted: self.settings.members, seeds: self.settings.seeds,
+                                     randomSeed: self.settings.randomSeed, nowMs: now)
+            self.logger.info("listening", metadata: [
+                "listen": "\(bound)", "advertised": "\(self.advertised!)", "mesh": "\(self.settings.meshID.hex.prefix(16))",
+                "members": "\(self.settings.members.count)", "seeds": "\(self.settings.seeds.count)",
+                "boot_epoch": "\(self.bootEpoch)",
+            ])
+            if !self.settings.members.contains(self.settings.key.publicKey) {
+                self.logger.warning("this node's key is not a member of the genesis; peers will ignore it")
+            }
+            return self.startDiscovery()
+        }.flatMap {
+            let tick = TimeAmount.milliseconds(Int64(self.settings.tickMs))
+            self.tickTask = self.loop.scheduleRepeatedTask(initialDelay: .zero, delay: tick) { _ in self.tick() }
+            let every = TimeAmount.milliseconds(Int64(Limits.replay_snapshot_interval_ms))
+            self.snapshotTask = self.loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
+                _ = self.persistReplaySnapshot()
+            }
+            let server = ControlServer(group: self.group, node: self, logger: self.logger)
+            self.control = server
+            return server.bind(to: self.settings.control)
+        }.flatMapThrowing { address in
+            self.controlAddress = address
+            let file = ControlFile(host: address.ipAddress ?? "127.0.0.1", port: address.port ?? 0, pid: getpid(),
+                                   nodeId: self.settings.key.publicKey.hex, meshId: self.settings.meshID.hex)
+            try file.write(to: self.state.controlFile)
+            self.logger.info("control endpoint", metadata: ["address": "\(file.address)", "file": "\(self.state.controlFile)"])
+        }
+    }
+
+    private static func device(named name: String?) -> NIONetworkDevice? {
+        guard let name else { return nil }
+        return ((try? System.enumerateDevices()) ?? []).first { d in
+            guard d.name == name, let a = d.address, case .v4 = a else { return false }
+            return true
+        }
+    }
+
+    private func startDiscovery() -> EventLoopFuture<Void> {
+        guard let discovery = settings.discovery else { return loop.makeSucceededVoidFuture() }
+        let device = Self.device(named: discovery.interface)
+        if discovery.interface != nil && device == nil {
+            logger.warning("discovery interface has no IPv4 address; discovery off", metadata: ["interface": "\(discovery.interface!)"])
+            return loop.makeSucceededVoidFuture()
+        }
+        if let device, !device.multicastSupported {
+            logger.warning("discovery interface has no MULTICAST flag; discovery off", metadata: ["interface": "\(device.name)"])
+            return loop.makeSucceededVoidFuture()
+        }
+        let listener = UDPSocket(eventLoop: loop, logger: logger) { [unowned self] bytes, from in
+            self.received(bytes, from: from)
+        }
+        let bindAddress: SocketAddress = discovery.group
+        return listener.bind(to: bindAddress).flatMap { _ in
+            listener.joinGroup(discovery.group, device: device)
+        }.map {
+            self.discoverySocket = listener
+            self.logger.info("discovery on", metadata: ["group": "\(discovery.group)", "interface": "\(device?.name ?? "default")"])
+        }.flatMapError { error in
+            self.logger.warning("discovery unavailable; continuing without it", metadata: ["error": "\(error)"])
+            _ = listener.close()
+            return self.loop.makeSucceededVoidFuture()
+        }
+    }
+
+    // MARK: Hosting more state machines
+
+    /// Adds a service; its message kinds must not be taken. Call on `loop`.
+    public func host(_ service: NodeService) {
+        loop.assertInEventLoop()
+        for kind in service.messageKinds {
+            precondition(!SWIMMessage.isMembershipKind(kind) && services[kind] == nil, "message kind \(kind) is taken")
+            services[kind] = service
+        }
+        serviceList.append(service)
+    }
+
+    /// Signs and queues one message to `address` (chunked if large). Call on `loop`.
+    public func send(kind: MessageKind, payload: [UInt8], to address: SocketAddress, allowGroup: Bool = false) {
+        loop.assertInEventLoop()
+        let datagrams: [[UInt8]]
+        do {
+            datagrams = try Envelope.encode(kind: kind, payload: payload, sequence: &sequence,
+                                            signer: settings.key, meshID: settings.meshID)
+        } catch {
+            counters.encodeErrors += 1
+            logger.error("cannot encode message", metadata: ["kind": "\(kind)", "error": "\(error)"])
+            if case .sequenceExhausted = error { renewEpoch() }
+            return
+        }
+        for d in datagrams { socket.send(d, to: address, allowGroup: allowGroup) }
+    }
+
+    /// The SWIM view (members sorted by key, self included). Call on `loop`.
+    public var members: [MemberRecord] {
+        loop.assertInEventLoop()
+        return swim.members
+    }
+
+    private func renewEpoch() {
+        do {
+            let epoch = try BootEpochFile.advance(state.bootEpochFile)
+            sequence = SequenceAllocator(bootEpoch: epoch)
+            logger.notice("boot epoch advanced after its sequence numbers ran out", metadata: ["epoch": "\(epoch)"])
+        } catch {
+            logger.critical("cannot advance the boot epoch; sending stops", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Events (on loop)
+
+    private func received(_ bytes: [UInt8], from address: SocketAddress) {
+        guard !stopping else { return }
+        let now = Self.nowMs()
+        let members = settings.members
+        switch receiver.receive(bytes, nowMs: now, admit: { key, _ in members.contains(key) }) {
+        case .pending:
+            return
+        case let .rejected(reason):
+            logger.trace("datagram rejected", metadata: ["from": "\(address)", "reason": "\(reason)"])
+            return
+        case let .message(message):
+            counters.messagesIn += 1
+            if SWIMMessage.isMembershipKind(message.kind) {
+                let decoded: SWIMMessage
+                do {
+                    decoded = try SWIMMessage.decode(kind: message.kind, payload: message.payload)
+                } catch {
+                    receiver.count(.malformedPayload)
+                    logger.debug("malformed membership message", metadata: ["from": "\(address)", "error": "\(error)"])
+                    return
+                }
+                guard let peer = Addresses.peerAddress(address) else { return }
+                execute(swim.onMessage(decoded, from: message.sender, at: peer, nowMs: now))
+            } else if let service = services[message.kind] {
+                service.onMessage(message, from: address, nowMs: now, node: self)
+            } else {
+                counters.messagesUnrouted += 1
+            }
+        }
+    }
+
+    private func tick() {
+        guard !stopping else { return }
+        let now = Self.nowMs()
+        receiver.tick(nowMs: now)
+        execute(swim.onTick(nowMs: now))
+        for service in serviceList { service.onTick(nowMs: now, node: self) }
+    }
+
+    private func execute(_ directives: [SWIMDirective]) {
+        for directive in directives {
+            switch directive {
+            case let .send(message, to: peer):
+                send(kind: message.kind, payload: message.encodedPayload(), to: Addresses.socketAddress(peer))
+            case let .broadcastBeacon(message):
+                guard let discovery = settings.discovery, discoverySocket != nil else { continue }
+                counters.beaconsSent += 1
+                send(kind: message.kind, payload: message.encodedPayload(), to: discovery.group, allowGroup: true)
+            case let .memberChanged(record, previous):
+                let level: Logger.Level = record.status == .alive && previous != nil ? .info
+                    : record.status == .alive ? .info : .notice
+                logger.log(level: level, "member changed", metadata: [
+                    "member": "\(record.id.fingerprint)", "status": "\(record.status)",
+                    "previous": "\(previous.map { "\($0)" } ?? "none")", "address": "\(record.address)",
+                    "incarnation": "\(record.incarnation)",
+                ])
+            }
+        }
+    }
+
+    // MARK: Replay snapshot
+
+    /// Takes the replay marks on the loop and writes them off it. Call on `loop`.
+    @discardableResult
+    private func persistReplaySnapshot() -> EventLoopFuture<Void> {
+        let snapshot = receiver.replaySnapshot()
+        let state = self.state
+        return NIOThreadPool.singleton.runIfActive(eventLoop: loop) {
+            try state.saveReplaySnapshot(snapshot)
+        }.map {
+            self.counters.replaySnapshotsWritten += 1
+        }.recover { error in
+            self.counters.replaySnapshotFailures += 1
+            self.logger.error("cannot persist replay marks", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Status
+
+    /// The node's view, for `/status`. Call on `loop`.
+    func status() -> NodeStatus {
+        loop.assertInEventLoop()
+        let now = Self.nowMs()
+        var c = counters
+        var transport = socket.counters
+        if let d = discoverySocket { transport.add(d.counters) }
+        c.datagramsIn = transport.datagramsIn
+        c.datagramsOut = transport.datagramsOut
+        c.bytesIn = transport.bytesIn
+        c.bytesOut = transport.bytesOut
+        c.sendQueueDrops = transport.sendQueueDrops
+        c.sendRefused = transport.sendRefused
+        c.sendErrors = transport.sendErrors
+        c.socketErrors = transport.socketErrors
+        c.socketRebinds = transport.socketRebinds
+        c.rejects = Dictionary(uniqueKeysWithValues: receiver.counters.all.filter { $0.count > 0 }.map { ("\($0.reason)", $0.count) })
+        c.rejectsTotal = receiver.counters.total
+        let s = swim.counters
+        c.probesSent = s.probesSent
+        c.probesAcked = s.probesAcked
+        c.probesFailed = s.probesFailed
+        c.suspicionsStarted = s.suspicionsStarted
+        c.refutations = s.refutations
+        c.deathsDeclared = s.deathsDeclared
+        c.nonAdmittedIgnored = s.nonAdmittedIgnored + s.nonAdmittedSenders
+        let me = settings.key.publicKey
+        let members = swim.members.map { r in
+            NodeStatus.Member(id: r.id.hex, fingerprint: r.id.fingerprint, address: "\(r.address)", state: "\(r.status)",
+                              incarnation: r.incarnation, isSelf: r.id == me,
+                              stateAgeMs: now >= r.statusChangedAtMs ? now - r.statusChangedAtMs : 0)
+        }
+        var byState: [String: Int] = [:]
+        for m in members { byState[m.state, default: 0] += 1 }
+        return NodeStatus(nodeId: me.hex, fingerprint: me.fingerprint, meshId: settings.meshID.hex,
+                          listen: socket.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "",
+                          advertised: "\(advertised!)", incarnation: swim.incarnation, bootEpoch: bootEpoch,
+                          uptimeMs: now - startedAtMs, discovery: discoverySocket != nil, localHealth: swim.localHealth,
+                          membersByState: byState, members: members, counters: c)
+    }
+
+    /// `/metrics` text. Call on `loop`.
+    func metricsText() -> [UInt8] {
+        metrics.update(from: status())
+        return metrics.registry.emitToBuffer()
+    }
+
+    // MARK: Shutdown
+
+    /// Clean stop: announce leave (and flush it), stop the timers, persist the replay marks,
+    /// close the sockets and the control endpoint, remove control.json.
+    public func shutdown() -> EventLoopFuture<Void> {
+        loop.flatSubmit { () -> EventLoopFuture<Void> in
+            guard !self.stopping else { return self.loop.makeSucceededVoidFuture() }
+            self.execute(self.swim.onLeave(nowMs: Self.nowMs()))
+            self.stopping = true
+            self.tickTask?.cancel()
+            self.snapshotTask?.cancel()
+            self.logger.info("leaving", metadata: ["incarnation": "\(self.swim.incarnation)"])
+            let sockets = [self.socket.close(), self.discoverySocket?.close() ?? self.loop.makeSucceededVoidFuture()]
+            return EventLoopFuture.andAllComplete(sockets, on: self.loop)
+                .flatMap { self.persistReplaySnapshot() }
+                .flatMap { self.control?.close() ?? self.loop.makeSucceededVoidFuture() }
+                .map {
+                    DurableFile.remove(self.state.controlFile)
+                    self.logger.info("stopped")
+                }
+        }
+    }
+}

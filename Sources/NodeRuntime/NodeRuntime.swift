@@ -1,5 +1,0 @@
-import NIOCore
-import NIOPosix
-import Logging
-import Metrics
-import Prometheus

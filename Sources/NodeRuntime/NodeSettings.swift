@@ -1,0 +1,88 @@
+import Membership
+import MeshConfig
+import NIOCore
+import Sodium
+import Wire
+
+/// Everything a node needs to run, resolved from a `NodeConfig` and its `Genesis` (files read,
+/// names resolved). Tests build one directly.
+public struct NodeSettings: Sendable {
+    public struct Discovery: Sendable {
+        /// Multicast group and port beacons go to and are read from.
+        public var group: SocketAddress
+        /// Interface to join the group on and send beacons from (nil: the system's choice).
+        public var interface: String?
+        public init(group: SocketAddress, interface: String?) {
+            self.group = group
+            self.interface = interface
+        }
+    }
+
+    public var key: SigningKey
+    public var meshID: MeshID
+    /// The genesis member keys: the only senders admitted.
+    public var members: Set<PublicKey>
+    public var swim: SWIMConfig
+    public var listen: SocketAddress
+    public var seeds: [PeerAddress]
+    public var stateDirectory: String
+    public var control: SocketAddress
+    public var discovery: Discovery?
+    public var tickMs: Int
+    /// Seeds the SWIM instance's generator (the CLI draws it from the CSPRNG).
+    public var randomSeed: UInt64
+
+    public init(key: SigningKey, meshID: MeshID, members: Set<PublicKey>, swim: SWIMConfig, listen: SocketAddress,
+                seeds: [PeerAddress], stateDirectory: String, control: SocketAddress, discovery: Discovery?,
+                tickMs: Int, randomSeed: UInt64) {
+        self.key = key
+        self.meshID = meshID
+        self.members = members
+        self.swim = swim
+        self.listen = listen
+        self.seeds = seeds
+        self.stateDirectory = stateDirectory
+        self.control = control
+        self.discovery = discovery
+        self.tickMs = tickMs
+        self.randomSeed = randomSeed
+    }
+
+    /// Loads the key and genesis the config names and resolves its addresses.
+    public static func resolve(_ config: NodeConfig, randomSeed: UInt64) throws -> NodeSettings {
+        let key = try SecretKeyFile.load(config.keyFile)
+        let genesis = try Genesis.load(path: config.genesisFile)
+        func resolve(_ hp: HostPort, _ what: String) throws -> SocketAddress {
+            do { return try Addresses.resolve(hp) } catch {
+                throw ConfigError(file: NodeConfig.commandLine, field: what, problem: "cannot resolve \(hp): \(error)")
+            }
+        }
+        let seeds = try config.join.map { hp -> PeerAddress in
+            let address = try resolve(hp, "join")
+            guard let peer = Addresses.peerAddress(address) else {
+                throw ConfigError(file: NodeConfig.commandLine, field: "join", problem: "\(hp) is not an IP address")
+            }
+            return peer
+        }
+        let discovery = try config.discovery.enabled
+            ? Discovery(group: resolve(config.discovery.group, "discovery.group"), interface: config.discovery.interface)
+            : nil
+        return NodeSettings(key: key, meshID: genesis.meshID, members: Set(genesis.memberKeys),
+                            swim: SWIMConfig(genesis.membership), listen: try resolve(config.listen, "listen"),
+                            seeds: seeds, stateDirectory: config.stateDirectory,
+                            control: try resolve(config.control, "control"), discovery: discovery,
+                            tickMs: config.tickMs, randomSeed: randomSeed)
+    }
+}
+
+extension SWIMConfig {
+    /// The genesis's membership timings as the state machine's config.
+    public init(_ t: MembershipTimings) {
+        self.init(probeIntervalMs: t.probeIntervalMs, probeTimeoutMs: t.probeTimeoutMs,
+                  indirectProbeCount: t.indirectProbeCount, suspicionMinMultiplier: t.suspicionMinMultiplier,
+                  suspicionMaxMultiplier: t.suspicionMaxMultiplier, retransmitMultiplier: t.retransmitMultiplier,
+                  pushPullIntervalMs: t.pushPullIntervalMs, beaconIntervalMs: t.beaconIntervalMs,
+                  deadRetentionMs: t.deadRetentionMs, gossipIntervalMs: t.gossipIntervalMs,
+                  gossipFanout: t.gossipFanout, awarenessMax: t.awarenessMax)
+    }
+}

@@ -1,0 +1,67 @@
+import Membership
+import MeshConfig
+import NIOCore
+
+/// Conversions between the pure `PeerAddress` the state machines speak and NIO's `SocketAddress`.
+public enum Addresses {
+    public static func socketAddress(_ peer: PeerAddress) -> SocketAddress {
+        var buffer = ByteBuffer()
+        buffer.writeBytes(peer.ipBytes)
+        // 4 or 16 bytes by PeerAddress's invariant: this cannot fail.
+        return try! SocketAddress(packedIPAddress: buffer, port: Int(peer.port))
+    }
+
+    /// Nil for Unix domain sockets.
+    public static func peerAddress(_ address: SocketAddress) -> PeerAddress? {
+        guard let port = address.port, let port16 = UInt16(exactly: port) else { return nil }
+        switch address {
+        case let .v4(a):
+            let bytes = withUnsafeBytes(of: a.address.sin_addr) { Array($0) }
+            return PeerAddress(ipBytes: bytes, port: port16)
+        case let .v6(a):
+            let bytes = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+            // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 peer.
+            if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+                return PeerAddress(ipBytes: Array(bytes[12..<16]), port: port16)
+            }
+            return PeerAddress(ipBytes: bytes, port: port16)
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+
+    /// Resolves a config `host:port` (numeric, or a name through the system resolver — a
+    /// blocking call, for start-up only).
+    public static func resolve(_ hostPort: HostPort) throws -> SocketAddress {
+        if hostPort.isNumeric {
+            return try SocketAddress(ipAddress: hostPort.host, port: Int(hostPort.port))
+        }
+        return try SocketAddress.makeAddressResolvingHost(hostPort.host, port: Int(hostPort.port))
+    }
+
+    public static func isUnspecified(_ address: SocketAddress) -> Bool {
+        switch address {
+        case let .v4(a): return a.address.sin_addr.s_addr == 0
+        case let .v6(a): return withUnsafeBytes(of: a.address.sin6_addr) { $0.allSatisfy { $0 == 0 } }
+        case .unixDomainSocket: return false
+        }
+    }
+
+    /// The address a node bound to `bound` tells others to reach it at: the bound address, or
+    /// for a wildcard bind the first IPv4 address of `interface` (or of any up, non-loopback
+    /// interface), falling back to loopback.
+    public static func advertised(bound: SocketAddress, interface: String?) -> PeerAddress {
+        let port = UInt16(bound.port ?? 0)
+        if !isUnspecified(bound), let peer = peerAddress(bound) { return peer }
+        let devices = (try? System.enumerateDevices()) ?? []
+        func ipv4(_ d: NIONetworkDevice) -> PeerAddress? {
+            guard let a = d.address, case .v4 = a, let p = peerAddress(a) else { return nil }
+            return PeerAddress(ipBytes: p.ipBytes, port: port)
+        }
+        if let name = interface, let found = devices.first(where: { $0.name == name }).flatMap(ipv4) { return found }
+        for d in devices where d.name != "lo" {
+            if let p = ipv4(d), p.ipBytes[0] != 127 { return p }
+        }
+        return PeerAddress(ipv4: (127, 0, 0, 1), port: port)
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MeshConfig
+import NodeRuntime
+
+/// `prunemesh start`: run a node in the foreground.
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a mesh node in the foreground (membership over signed UDP, control and /metrics endpoint).",
+        discussion: """
+            Options come from --config FILE (see netconfig/node.example.yaml); every option also has a \
+            flag, and a flag wins over the file. Without --config, --key and --genesis are required. \
+            Logs go to stderr, one logfmt line per event. SIGINT or SIGTERM stops the node cleanly: it \
+            announces its departure, persists its replay marks and exits 0.
+
+            Examples:
+              prunemesh start --config node.yaml
+              prunemesh start --key n1.key --genesis genesis.yaml --listen 127.0.0.1:7001 \\
+                  --join 127.0.0.1:7000 --state-dir state/n1 --no-discovery
+            """)
+
+    @Option(help: "Node config file (YAML).")
+    var config: String?
+
+    @Option(help: "Secret key file of this node.")
+    var key: String?
+
+    @Option(help: "Mesh genesis file.")
+    var genesis: String?
+
+    @Option(help: "UDP address to listen on, HOST:PORT (port 0 = any free port).")
+    var listen: String?
+
+    @Option(parsing: .unconditionalSingleValue, help: "Seed peer HOST:PORT to join through (repeatable).")
+    var join: [String] = []
+
+    @Flag(name: .customLong("no-join"), help: "Ignore the config file's seed peers.")
+    var noJoin = false
+
+    @Option(name: .customLong("state-dir"), help: "State directory (boot epoch, replay marks, control.json).")
+    var stateDir: String?
+
+    @Option(help: "Training data directory (IDX files).")
+    var data: String?
+
+    @Option(help: "Train on shard I of the genesis partition (with --nodes).")
+    var node: Int?
+
+    @Option(help: "Shard count of the genesis partition (with --node).")
+    var nodes: Int?
+
+    @Flag(name: .customLong("whole-data"), help: "Train on the whole training set (ignore the file's shard).")
+    var wholeData = false
+
+    @Option(name: [.customLong("control"), .customLong("metrics")],
+            help: "Control and /metrics HTTP endpoint HOST:PORT (default 127.0.0.1:0; the bound address goes to <state-dir>/control.json).")
+    var control: String?
+
+    @Flag(inversion: .prefixedNo, help: "LAN discovery by multicast beacons.")
+    var discovery: Bool?
+
+    @Option(name: .customLong("discovery-group"), help: "Discovery multicast group HOST:PORT (default 239.255.77.77:7947).")
+    var discoveryGroup: String?
+
+    @Option(name: [.customLong("discovery-interface"), .customLong("interface")], help: "Interface for discovery beacons.")
+    var discoveryInterface: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    @Option(name: .customLong("tick-ms"), help: "How often the state machines are driven, in ms.")
+    var tickMs: Int?
+
+    @Option(help: "Training threads (0 = all cores).")
+    var threads: Int?
+
+    var overrides: NodeConfigOverrides {
+        NodeConfigOverrides(keyFile: key, genesisFile: genesis, listen: listen,
+                            join: noJoin ? [] : (join.isEmpty ? nil : join), stateDirectory: stateDir,
+                            dataDirectory: data, shardNode: node, shardNodes: nodes, wholeData: wholeData ? true : nil,
+                            control: control, discoveryEnabled: discovery, discoveryGroup: discoveryGroup,
+                            discoveryInterface: discoveryInterface, logLevel: logLevel, tickMs: tickMs, threads: threads)
+    }
+
+    func validate() throws {
+        if noJoin && !join.isEmpty { throw ValidationError("--no-join conflicts with --join") }
+    }
+
+    func run() throws {
+        let cwd = FileManager.default.currentDirectoryPath
+        let resolved: NodeConfig
+        if let path = config {
+            resolved = try NodeConfig.load(path: path).applying(overrides: overrides, workingDirectory: cwd)
+        } else {
+            resolved = try NodeConfig(overrides: overrides, workingDirectory: cwd)
+        }
+        let level = Logger.Level(rawValue: resolved.logLevel.rawValue) ?? .info
+        LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
+        try NodeProcess.run(config: resolved, logger: Logger(label: "prunemesh"))
+    }
+}

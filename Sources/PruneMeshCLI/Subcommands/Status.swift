@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import NodeRuntime
+
+/// `prunemesh status`: ask a running node for its view.
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a running node's view of the mesh: members with state and address, incarnation, counters.",
+        discussion: """
+            Finds the node's control endpoint in <state-dir>/control.json (written by `prunemesh start`), \
+            or asks --address HOST:PORT directly, and prints a table (or the node's JSON with --json).
+
+            Examples:
+              prunemesh status --state-dir state/n1
+              prunemesh status --address 127.0.0.1:9100 --json
+            """)
+
+    @Option(name: .customLong("state-dir"), help: "State directory of the node (default ./state).")
+    var stateDir: String?
+
+    @Option(help: "Control endpoint HOST:PORT (instead of --state-dir).")
+    var address: String?
+
+    @Option(name: .customLong("timeout-ms"), help: "How long to wait for the answer.")
+    var timeoutMs: Int = 2_000
+
+    @Flag(help: "Print the node's status JSON.")
+    var json = false
+
+    func validate() throws {
+        if stateDir != nil && address != nil { throw ValidationError("give --state-dir or --address, not both") }
+        guard (1...60_000).contains(timeoutMs) else { throw ValidationError("--timeout-ms must lie in 1…60000") }
+    }
+
+    func endpoint() throws -> (String, Int) {
+        if let address {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+                  (1...65535).contains(port) else {
+                throw ValidationError("--address: expected HOST:PORT, e.g. 127.0.0.1:9100 (got \"\(address)\")")
+            }
+            var host = String(address[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return (host, port)
+        }
+        let dir = stateDir ?? "state"
+        let path = dir + "/control.json"
+        do {
+            let file = try ControlFile.read(path)
+            return (file.host, file.port)
+        } catch {
+            throw ValidationError("no running node found: cannot read \(path) (\(error)); is `prunemesh start` running with --state-dir \(dir)?")
+        }
+    }
+
+    func run() throws {
+        let (host, port) = try endpoint()
+        if json {
+            let r = try ControlClient.get(host: host, port: port, path: "/status", timeoutMs: timeoutMs)
+            guard r.status == 200 else { throw ControlClient.Failure(description: "HTTP \(r.status)") }
+            FileHandle.standardOutput.write(Data(r.body))
+            return
+        }
+        let s = try ControlClient.status(host: host, port: port, timeoutMs: timeoutMs)
+        print(Self.render(s))
+    }
+
+    static func render(_ s: NodeStatus) -> String {
+        func duration(_ ms: UInt64) -> String {
+            ms < 60_000 ? String(format: "%.1f s", Double(ms) / 1000) : String(format: "%.1f min", Double(ms) / 60_000)
+        }
+        func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
+        var out = "node        \(s.fingerprint)  (key \(s.nodeId.prefix(16))…)\n"
+        out += "mesh        \(s.meshId.prefix(16))…\n"
+        out += "listen      \(s.listen)  advertised \(s.advertised)  discovery \(s.discovery ? "on" : "off")\n"
+        out += "incarnation \(s.incarnation)  boot epoch \(s.bootEpoch)  up \(duration(s.uptimeMs))  local health \(s.localHealth)\n"
+        let order = ["alive", "suspect", "dead", "left"]
+        let summary = order.compactMap { state in s.membersByState[state].map { "\($0) \(state)" } }.joined(separator: ", ")
+        out += "members     \(summary)\n\n"
+        out += pad("FINGERPRINT", 22) + pad("STATE", 9) + pad("INC", 6) + pad("ADDRESS", 24) + "SINCE\n"
+        for m in s.members {
+            out += pad(m.fingerprint + (m.isSelf ? " *" : ""), 22) + pad(m.state, 9) + pad("\(m.incarnation)", 6)
+                + pad(m.address, 24) + duration(m.stateAgeMs) + "\n"
+        }
+        let c = s.counters
+        out += "\ndatagrams   in \(c.datagramsIn) (\(c.bytesIn) B)  out \(c.datagramsOut) (\(c.bytesOut) B)\n"
+        let rejects = c.rejects.keys.sorted().map { "\($0)=\(c.rejects[$0]!)" }.joined(separator: " ")
+        out += "rejects     \(c.rejectsTotal)\(rejects.isEmpty ? "" : "  " + rejects)\n"
+        out += "sending     queue drops \(c.sendQueueDrops)  refused \(c.sendRefused)  errors \(c.sendErrors)  socket rebinds \(c.socketRebinds)\n"
+        out += "swim        probes \(c.probesSent) (acked \(c.probesAcked), failed \(c.probesFailed))  suspicions \(c.suspicionsStarted)  refutations \(c.refutations)  deaths declared \(c.deathsDeclared)"
+        return out
+    }
+}
