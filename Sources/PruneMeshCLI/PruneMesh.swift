@@ -15,6 +15,8 @@ struct PruneMesh: ParsableCommand {
             Keygen.self,
             PrivacyCommand.self,
             MeshCommand.self,
+            Start.self,
+            Status.self,
         ]
     )
 
