@@ -10,12 +10,56 @@ struct YAMLDocument {
     /// Parses `text`; a YAML syntax error becomes a `ConfigError` at Yams' mark.
     init(text: String, file: String) throws(ConfigError) {
         self.file = file
+        try Self.refuseAnchorsAndAliases(text, file: file)
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
             throw Self.convert(error, file: file)
         } catch {
             throw ConfigError(file: file, problem: "not valid YAML: \(error)")
+        }
+    }
+
+    /// Anchors (`&a`) and aliases (`*a`) are refused before Yams composes anything: no field
+    /// needs them, and nested aliases make composing and hashing keys exponential (a small file
+    /// could stall the loader). A light scan: outside comments and quoted scalars, `&` or `*`
+    /// at the start of a token. (A plain scalar with " *x" inside is refused too; quote it.)
+    static func refuseAnchorsAndAliases(_ text: String, file: String) throws(ConfigError) {
+        enum State { case normal, comment, double, single }
+        var state = State.normal
+        var line = 1, column = 0
+        var previous: Character = "\n"
+        var escaped = false
+        for ch in text {
+            column += 1
+            if ch == "\n" {
+                if state == .comment { state = .normal }
+                line += 1
+                column = 0
+                previous = ch
+                continue
+            }
+            let atTokenStart = previous == "\n" || previous == " " || previous == "\t" || "[{,:?-".contains(previous)
+            switch state {
+            case .comment:
+                break
+            case .double:
+                if escaped { escaped = false } else if ch == "\\" { escaped = true } else if ch == "\"" { state = .normal }
+            case .single:
+                if ch == "'" { state = .normal }
+            case .normal:
+                if ch == "#" && (previous == "\n" || previous == " " || previous == "\t") {
+                    state = .comment
+                } else if atTokenStart && ch == "\"" {
+                    state = .double
+                } else if atTokenStart && ch == "'" {
+                    state = .single
+                } else if atTokenStart && (ch == "&" || ch == "*") {
+                    throw ConfigError(file: file, line: line, column: column,
+                                      problem: "anchors (&) and aliases (*) are not allowed; quote a value that starts with \(ch)")
+                }
+            }
+            previous = ch
         }
     }
 
