@@ -1,0 +1,255 @@
+import MeshBase
+import Sodium
+import Testing
+import Wire
+@testable import Membership
+
+extension Cluster {
+    /// Ticks node `i` alone at its own timers (delivering everything else) until it has a ping
+    /// in flight; returns that ping and its target.
+    mutating func nextProbe(from i: Int) -> (ping: SWIMMessage.Ping, target: Int) {
+        for _ in 0..<100 {
+            nowMs = max(nowMs, self[i].nextTimerMs)
+            tick(i)
+            if let d = inflight.first(where: { $0.from == i && $0.kind == .ping }), case let .ping(p) = d.message {
+                return (p, index(of: d.to)!)
+            }
+            deliverAll()
+        }
+        preconditionFailure("node \(i) never probed")
+    }
+}
+
+@Suite struct ProtocolTests {
+    @Test func clusterFormsThroughOneSeed() {
+        let c = Cluster.formed(5)
+        #expect(c.allSeeAllAlive)
+        for i in 0..<5 { #expect(c[i].members.count == 5) }
+    }
+
+    @Test func probeIsAcked() {
+        var c = Cluster.formed(3)
+        let acked = c[0].counters.probesAcked
+        let (ping, target) = c.nextProbe(from: 0)
+        #expect(ping.target == c.keys[target])
+        c.deliverOnce()   // the ping
+        let ack = c.inflight.first { $0.from == target && $0.kind == .ack }
+        #expect(ack?.to == c.addresses[0])
+        if case let .ack(a)? = ack?.message { #expect(a.probeID == ping.probeID) } else { Issue.record("no ack") }
+        c.deliverOnce()   // the ack
+        #expect(c[0].counters.probesAcked == acked + 1)
+    }
+
+    @Test func indirectProbeThroughAHelperSucceeds() {
+        var c = Cluster.formed(3)
+        let (ping, target) = c.nextProbe(from: 0)
+        let helper = 3 - target   // the third node (indices 1 and 2)
+        c.cut.insert([0, target])
+        c.deliverAll()            // the direct ping is lost
+        c.nowMs += Cluster.quiet.probeTimeoutMs
+        c.tick(0)
+        let request = c.inflight.first { $0.from == 0 && $0.kind == .pingReq }
+        #expect(request?.to == c.addresses[helper])
+        if case let .pingReq(r)? = request?.message {
+            #expect(r.probeID == ping.probeID && r.target == c.keys[target] && r.targetAddress == c.addresses[target])
+        } else { Issue.record("no pingReq") }
+        let acked = c[0].counters.probesAcked
+        c.deliverAll()            // helper pings target, target acks helper, helper forwards
+        #expect(c[helper].counters.indirectAcksForwarded == 1)
+        #expect(c[0].counters.probesAcked == acked + 1)
+        c.nowMs += Cluster.quiet.probeIntervalMs
+        c.tick(0)
+        #expect(c.status(0, of: target) == .alive)
+        #expect(c[0].counters.probesFailed == 0)
+    }
+
+    @Test func suspicionIsRefutedWithAHigherIncarnation() {
+        var c = Cluster.formed(3)
+        let (_, target) = c.nextProbe(from: 0)
+        c.isolate(target)
+        c.deliverAll()
+        c.nowMs += Cluster.quiet.probeTimeoutMs
+        c.tick(0)
+        c.deliverAll()
+        c.nowMs += Cluster.quiet.probeIntervalMs
+        c.tick(0)
+        #expect(c.status(0, of: target) == .suspect)
+        #expect(c[0].counters.probesFailed == 1 && c[0].counters.suspicionsStarted == 1)
+        #expect(c.changes[0].contains { $0.record.id == c.keys[target] && $0.record.status == .suspect && $0.previous == .alive })
+        c.heal()
+        c.run(until: c.nowMs + 3 * Cluster.quiet.probeIntervalMs)
+        #expect(c[target].incarnation == 1)
+        #expect(c[target].counters.refutations == 1)
+        for i in 0..<3 {
+            #expect(c.status(i, of: target) == .alive)
+            #expect(c[i].member(c.keys[target])?.incarnation == 1)
+        }
+        #expect(c[0].counters.deathsDeclared == 0)
+    }
+
+    @Test func crashedMemberIsDeclaredDeadBetweenMinAndMaxSuspicion() {
+        var c = Cluster.formed(6)
+        let (minMs, maxMs) = Cluster.quiet.suspicionTimeoutsMs(memberCount: 6)
+        #expect(minMs == 4_000 && maxMs == 24_000)
+        let crashAt = c.nowMs
+        c.nodes[5] = nil
+        c.run(until: crashAt + 60_000)
+        for i in 0..<5 {
+            #expect(c.status(i, of: 5) == .dead, "node \(i)")
+            let suspectedAt = c.changes[i].first { $0.record.id == c.keys[5] && $0.record.status == .suspect }?.atMs
+            let deadAt = c.changes[i].first { $0.record.id == c.keys[5] && $0.record.status == .dead }?.atMs
+            guard let suspectedAt, let deadAt else { Issue.record("node \(i) never suspected or buried 5"); continue }
+            // Whoever declares it dead itself does so within [min, max] of its own suspicion;
+            // the others may learn the death earlier through gossip, never later than max.
+            #expect(deadAt - suspectedAt <= maxMs, "node \(i)")
+            if c[i].counters.deathsDeclared > 0 { #expect(deadAt - suspectedAt >= minMs, "node \(i)") }
+        }
+        #expect((0..<5).contains { c[$0].counters.deathsDeclared > 0 })
+        // No live node was ever suspected long enough to die.
+        for i in 0..<5 { for j in 0..<5 { #expect(c.status(i, of: j) == .alive) } }
+    }
+
+    /// Lifeguard: one suspicion lasts max; with k = 2 independent confirmations it lasts min.
+    @Test(arguments: [0, 1, 2])
+    func confirmationsShortenTheSuspicion(confirmations: Int) {
+        let config = Cluster.quiet
+        let keys = (0..<6).map(Cluster.key)
+        var node = SWIMInstance(config: config, me: keys[0], address: Cluster.address(0), admitted: Set(keys),
+                                seeds: [], randomSeed: 9, nowMs: 0)
+        let all = (0..<6).map { MemberUpdate(id: keys[$0], address: Cluster.address($0), incarnation: 0, status: .alive) }
+        _ = node.onMessage(.sync(.init(isReply: true, members: all)), from: keys[1], at: Cluster.address(1), nowMs: 0)
+        #expect(node.liveMemberCount == 5)
+        let t0: UInt64 = 100
+        for accuser in 1...(1 + confirmations) {
+            let suspect = MemberUpdate(id: keys[5], address: Cluster.address(5), incarnation: 0, status: .suspect, accuser: keys[accuser])
+            _ = node.onMessage(.ack(.init(probeID: 0, updates: [suspect])), from: keys[accuser], at: Cluster.address(accuser), nowMs: t0)
+        }
+        #expect(node.counters.suspicionConfirmations == UInt64(confirmations))
+        let (minMs, maxMs) = config.suspicionTimeoutsMs(memberCount: 6)
+        let expected: UInt64 = [maxMs, Suspicion(startMs: 0, minMs: minMs, maxMs: maxMs, expectedConfirmations: 2, firstAccuser: keys[1])
+            .confirming(keys[2]).timeoutMs, minMs][confirmations]
+        #expect(node.nextTimerMs <= t0 + expected)
+        _ = node.onTick(nowMs: t0 + expected - 1)
+        #expect(node.member(keys[5])?.status == .suspect)
+        let changes = node.onTick(nowMs: t0 + expected)
+        #expect(node.member(keys[5])?.status == .dead)
+        #expect(node.counters.deathsDeclared == 1)
+        #expect(changes.contains(.memberChanged(node.member(keys[5])!, previous: .suspect)))
+    }
+
+    @Test func gracefulLeaveIsSeenByAllThenReaped() {
+        var c = Cluster.formed(4)
+        c.collect(3, c.nodes[3]!.onLeave(nowMs: c.nowMs))
+        #expect(c.inflight.filter { $0.kind == .leave }.count == 3)
+        #expect(c[3].member(c.keys[3])?.status == .left)
+        c.deliverAll()
+        for i in 0..<3 { #expect(c.status(i, of: 3) == .left) }
+        #expect(c.nodes[3]!.onTick(nowMs: c.nowMs + 5_000).isEmpty)
+        c.run(until: c.nowMs + Cluster.quiet.deadRetentionMs + 2_000)
+        for i in 0..<3 {
+            #expect(c[i].member(c.keys[3]) == nil, "reaped after retention")
+            #expect(c[i].counters.recordsReaped == 1)
+            #expect(c[i].counters.deathsDeclared == 0)
+        }
+    }
+
+    @Test func newNodeJoinsThroughASeedWithOnePushPull() {
+        var c = Cluster.formed(4, extraAdmitted: 1)
+        c.start(4, seeds: [2])
+        c.tick(4)
+        #expect(c.inflight.count == 1 && c.inflight[0].kind == .membershipSync && c.inflight[0].to == c.addresses[2])
+        c.deliverOnce()   // sync request to the seed
+        c.deliverOnce()   // its reply
+        #expect(c[4].members.count == 5)
+        #expect(c[4].members.allSatisfy { $0.status == .alive })
+        #expect(c.status(2, of: 4) == .alive)
+        c.run(until: c.nowMs + 2 * Cluster.quiet.probeIntervalMs)
+        #expect(c.allSeeAllAlive)
+    }
+
+    @Test func beaconFromAnUnknownMemberStartsAPushPull() {
+        var c = Cluster.formed(2, extraAdmitted: 1)
+        c.start(2, config: SWIMConfig(), seeds: [])
+        c.tick(2)
+        #expect(c.beacons.count == 1)
+        let beacon = c.beacons[0].message
+        c.collect(0, c.nodes[0]!.onMessage(beacon, from: c.keys[2], at: c.addresses[2], nowMs: c.nowMs))
+        #expect(c.inflight.count == 1 && c.inflight[0].kind == .membershipSync && c.inflight[0].to == c.addresses[2])
+        c.deliverAll()
+        c.run(until: c.nowMs + 2_000)
+        #expect(c.allSeeAllAlive)
+        // A beacon from a known member changes nothing.
+        c.collect(0, c.nodes[0]!.onMessage(beacon, from: c.keys[2], at: c.addresses[2], nowMs: c.nowMs))
+        #expect(c.inflight.isEmpty)
+    }
+
+    @Test func keysOutsideTheAdmittedSetNeverBecomeMembers() {
+        var c = Cluster.formed(3)
+        let stranger = Cluster.key(9)
+        let strangerAlive = MemberUpdate(id: stranger, address: Cluster.address(9), incarnation: 5, status: .alive)
+        var gossip = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [strangerAlive])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        gossip += c.nodes[0]!.onMessage(.sync(.init(isReply: true, members: [strangerAlive])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        #expect(c[0].member(stranger) == nil)
+        #expect(c[0].counters.nonAdmittedIgnored == 2)
+        #expect(!gossip.contains { if case .memberChanged = $0 { true } else { false } })
+        // A message from a stranger is dropped whole.
+        let fromStranger = c.nodes[0]!.onMessage(.ping(.init(probeID: 7, target: c.keys[0], incarnation: 0, updates: [])),
+                                                 from: stranger, at: Cluster.address(9), nowMs: c.nowMs)
+        #expect(fromStranger.isEmpty)
+        #expect(c[0].counters.nonAdmittedSenders == 1)
+    }
+
+    @Test func removedFromTheAdmittedSetLeavesAtOnce() {
+        var c = Cluster.formed(3)
+        let admitted = Set([c.keys[0], c.keys[1]])
+        let changes = c.nodes[0]!.onAdmittedChanged(admitted, nowMs: c.nowMs)
+        #expect(changes.count == 1)
+        if case let .memberChanged(record, previous) = changes.first {
+            #expect(record.id == c.keys[2] && record.status == .left && previous == .alive)
+        }
+        #expect(c[0].member(c.keys[2]) == nil)
+        c.run(until: c.nowMs + 5_000)
+        #expect(c[0].member(c.keys[2]) == nil)
+        #expect(c[0].counters.nonAdmittedSenders > 0 || c[0].counters.nonAdmittedIgnored > 0)
+    }
+
+    @Test func aNodeToldItIsDeadRefutesIt() {
+        var c = Cluster.formed(3)
+        let dead = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 0, status: .dead)
+        _ = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [dead])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        #expect(c[0].incarnation == 1)
+        #expect(c[0].member(c.keys[0])?.status == .alive)
+        #expect(c[0].counters.refutations == 1)
+        #expect(c[0].localHealth == 1)
+    }
+
+    @Test func piggybackNeverOverflowsOneDatagram() {
+        // 256 members with IPv6 addresses and suspicions queued: the largest updates there are.
+        let keys = (0..<Limits.members_count_max).map { i in MemberID(storage: [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: 7, count: 30)) }
+        func v6(_ i: Int) -> PeerAddress { PeerAddress(ipBytes: [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, UInt8(i >> 8), UInt8(i & 0xFF)], port: 7946)! }
+        var node = SWIMInstance(config: .lan, me: keys[0], address: v6(0), admitted: Set(keys), seeds: [], randomSeed: 3, nowMs: 0)
+        let all = keys.indices.map { MemberUpdate(id: keys[$0], address: v6($0), incarnation: 0, status: .alive) }
+        var out = node.onMessage(.sync(.init(isReply: false, members: all)), from: keys[1], at: v6(1), nowMs: 0)
+        for start in stride(from: 1, to: keys.count, by: 16) {
+            let batch = (start..<min(start + 16, keys.count)).map {
+                MemberUpdate(id: keys[$0], address: v6($0), incarnation: 0, status: .suspect, accuser: keys[1])
+            }
+            out += node.onMessage(.ack(.init(probeID: 0, updates: batch)), from: keys[1], at: v6(1), nowMs: 0)
+        }
+        for t in stride(from: UInt64(0), to: 3_000, by: 50) { out += node.onTick(nowMs: t) }
+        var pings = 0, fullest = 0
+        for case let .send(message, _) in out {
+            let payload = message.encodedPayload()
+            if case .sync = message {
+                #expect(payload.count <= Limits.message_bytes_max)
+                #expect(payload.count == 3 + all.count * (32 + 8 + 1 + 19))
+            } else {
+                #expect(payload.count <= EnvelopeFormat.payloadBytesMax, "\(message.kind) of \(payload.count) bytes")
+            }
+            if case let .ping(p) = message { pings += 1; fullest = max(fullest, p.updates.count) }
+            if case let .ack(a) = message { fullest = max(fullest, a.updates.count) }
+        }
+        #expect(pings > 0)
+        #expect(fullest >= 12, "a full datagram holds at least 12 of the largest updates")
+    }
+}
