@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Learner", "Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Consensus", "Sodium"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership"]),
-        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Learner", "Wire"]),
+        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Learner", "Wire", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
         .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI"]),
     ]

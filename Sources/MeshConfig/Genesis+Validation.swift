@@ -100,6 +100,7 @@ extension Genesis {
         try Self.check(m.gossipIntervalMs, 0...maxMs, "membership.gossip_interval_ms")
         try Self.check(m.gossipFanout, 0...Limits.members_count_max, "membership.gossip_fanout")
         try Self.check(m.awarenessMax, 1...Limits.swim_awareness_max, "membership.awareness_max")
+        if let problem = m.swimConfig.problem { throw FieldProblem("membership", problem) }
 
         // Consensus and validators.
         let c = consensus

@@ -1,5 +1,6 @@
 import Foundation
 import Learner
+import Membership
 @testable import MeshConfig
 import MeshBase
 import Sodium
@@ -294,5 +295,23 @@ import Wire
                 || line.contains("_delta_ms:")
             #expect(documented, "line \(i + 1) has no comment: \(line)")
         }
+    }
+}
+
+@Suite struct MembershipTimingsTests {
+    @Test func lanDefaultsAreTheSWIMDefaultsAndConvertBothWays() {
+        #expect(MembershipTimings.lan.swimConfig == SWIMConfig.lan)
+        #expect(MembershipTimings(SWIMConfig.lan) == .lan)
+        var t = MembershipTimings.lan
+        t.probeIntervalMs = 700
+        t.gossipFanout = 5
+        #expect(MembershipTimings(t.swimConfig) == t)
+        #expect(t.swimConfig.probeIntervalMs == 700 && t.swimConfig.gossipFanout == 5)
+    }
+
+    @Test func hostPortsConvertToPeerAddressesWhenNumeric() {
+        #expect(HostPort(parsing: "10.99.0.1:7946")!.peerAddress == PeerAddress(parsing: "10.99.0.1:7946"))
+        #expect(HostPort(parsing: "[fd00::1]:7946")!.peerAddress == PeerAddress(parsing: "[fd00::1]:7946"))
+        #expect(HostPort(parsing: "node.lan:7946")!.peerAddress == nil)
     }
 }
