@@ -68,21 +68,9 @@ public struct NodeSettings: Sendable {
             ? Discovery(group: resolve(config.discovery.group, "discovery.group"), interface: config.discovery.interface)
             : nil
         return NodeSettings(key: key, meshID: genesis.meshID, members: Set(genesis.memberKeys),
-                            swim: SWIMConfig(genesis.membership), listen: try resolve(config.listen, "listen"),
+                            swim: genesis.membership.swimConfig, listen: try resolve(config.listen, "listen"),
                             seeds: seeds, stateDirectory: config.stateDirectory,
                             control: try resolve(config.control, "control"), discovery: discovery,
                             tickMs: config.tickMs, randomSeed: randomSeed)
-    }
-}
-
-extension SWIMConfig {
-    /// The genesis's membership timings as the state machine's config.
-    public init(_ t: MembershipTimings) {
-        self.init(probeIntervalMs: t.probeIntervalMs, probeTimeoutMs: t.probeTimeoutMs,
-                  indirectProbeCount: t.indirectProbeCount, suspicionMinMultiplier: t.suspicionMinMultiplier,
-                  suspicionMaxMultiplier: t.suspicionMaxMultiplier, retransmitMultiplier: t.retransmitMultiplier,
-                  pushPullIntervalMs: t.pushPullIntervalMs, beaconIntervalMs: t.beaconIntervalMs,
-                  deadRetentionMs: t.deadRetentionMs, gossipIntervalMs: t.gossipIntervalMs,
-                  gossipFanout: t.gossipFanout, awarenessMax: t.awarenessMax)
     }
 }
