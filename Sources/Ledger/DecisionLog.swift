@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MeshBase
+import Sodium
+import Wire
+
+/// A node's append-only decision log file (format: `LogFileFormat`).
+///
+/// `append` returns only after the record is written and the file fsynced: persist BEFORE anything
+/// that depends on the entry is sent or applied. `create` writes the header to a temporary file,
+/// fsyncs it, renames it into place and fsyncs the directory, so a log file always has a complete
+/// header. `open` repairs a torn tail — the last record incomplete or damaged with nothing valid
+/// after it — by copying the whole file to `<path>.broken` (or `.broken.1`, …) and truncating
+/// after the last good record; damage with valid records after it refuses with `.corrupt`,
+/// naming the entry index and byte offset. `readEntries` is the auditor's strict read: it repairs
+/// nothing and reports a torn tail as an error too.
+///
+/// Not thread-safe: one owner appends. After a failed write or fsync the log refuses further
+/// appends (`.poisoned`): the file's state is unknown until reopened.
+public final class DecisionLog {
+    /// What `open` did to a torn tail.
+    public struct Repair: Sendable, Equatable {
+        /// Index the dropped record would have had, and where it started.
+        public let index: Int
+        public let offset: Int
+        public let droppedBytes: Int
+        public let reason: String
+        /// The copy of the file as found.
+        public let brokenCopyPath: String
+    }
+
+    public let path: String
+    public let meshID: MeshID
+    /// Entries in the log.
+    public private(set) var count: Int
+    /// Hash of the last entry (`LogEntry.hash`), or the mesh id's digest if empty.
+    public private(set) var headHash: Digest32
+    /// Set if `open` truncated a torn tail.
+    public private(set) var repair: Repair?
+
+    private var fd: Int32
+    private var end: Int
+    private var lastChecksum: Digest32
+    private var poisoned = false
+
+    private init(path: String, meshID: MeshID, fd: Int32, end: Int, count: Int, headHash: Digest32, lastChecksum: Digest32) {
+        self.path = path
+        self.meshID = meshID
+        self.fd = fd
+        self.end = end
+        self.count = count
+        self.headHash = headHash
+        self.lastChecksum = lastChecksum
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if fd >= 0 { _ = Glibc.close(fd) }
+        fd = -1
+    }
+
+    /// Creates an empty log for `meshID`; refuses if `path` exists.
+    public static func create(path: String, meshID: MeshID) throws(DecisionLogError) -> DecisionLog {
+        guard !PosixFile.exists(path) else { throw .alreadyExists(path: path) }
+        let header = LogFileFormat.fileHeader(meshID: meshID)
+        let temporary = path + ".creating"
+        try PosixFile.writeNewFile(temporary, header)
+        try PosixFile.rename(temporary, path)
+        try PosixFile.fsyncDirectory(of: path)
+        return try open(path: path, meshID: meshID)
+    }
+
+    /// Opens an existing log (for appending), repairing a torn tail. `meshID` nil accepts any mesh.
+    public static func open(path: String, meshID expected: MeshID?) throws(DecisionLogError) -> DecisionLog {
+        let bytes = try PosixFile.readAll(path)
+        let scan = try LogFileScan(bytes, path: path)
+        if let expected, expected != scan.meshID {
+            throw .wrongMesh(path: path, expected: expected.hex, actual: scan.meshID.hex)
+        }
+        var repair: Repair?
+        switch scan.problem {
+        case nil: break
+        case let .corrupt(index, offset, reason):
+            throw .corrupt(path: path, index: index, offset: offset, reason: reason)
+        case let .tornTail(index, offset, reason):
+            let copy = try brokenCopyPath(for: path)
+            try PosixFile.writeNewFile(copy, bytes)
+            repair = Repair(index: index, offset: offset, droppedBytes: bytes.count - scan.validEnd, reason: reason,
+                            brokenCopyPath: copy)
+        }
+        let fd = try PosixFile.open(path, O_WRONLY)
+        do throws(DecisionLogError) {
+            if repair != nil {
+                try PosixFile.truncate(fd, to: scan.validEnd, path: path)
+                try PosixFile.fsync(fd, path: path)
+                try PosixFile.fsyncDirectory(of: path)
+            }
+            let end = try PosixFile.seekEnd(fd, path: path)
+            guard end == scan.validEnd else {
+                throw .io(operation: "file length changed while opening (\(end) ≠ \(scan.validEnd))", path: path, errno: 0)
+            }
+        } catch {
+            _ = Glibc.close(fd)
+            throw error
+        }
+        let head = scan.bodies.last.map { LogEntry.hash(encoded: Array(bytes[$0])) } ?? scan.meshID.digest
+        let log = DecisionLog(path: path, meshID: scan.meshID, fd: fd, end: scan.validEnd, count: scan.bodies.count,
+                              headHash: head, lastChecksum: scan.lastChecksum)
+        log.repair = repair
+        return log
+    }
+
+    /// Opens the log at `path`, or creates it if there is none.
+    public static func openOrCreate(path: String, meshID: MeshID) throws(DecisionLogError) -> DecisionLog {
+        PosixFile.exists(path) ? try open(path: path, meshID: meshID) : try create(path: path, meshID: meshID)
+    }
+
+    /// Appends `entry` (which must be the next: height = count + 1, previous hash = head) and
+    /// fsyncs before returning.
+    public func append(_ entry: LogEntry) throws(DecisionLogError) {
+        guard entry.height == UInt64(count) + 1 else {
+            throw .notNext(reason: "height \(entry.height), the log's next height is \(count + 1)")
+        }
+        guard entry.previousHash == headHash else { throw .notNext(reason: "previous hash is not the log's head") }
+        try append(encodedEntry: entry.encoded())
+    }
+
+    /// Appends an already encoded entry (not decoded: the caller vouches it is the next one).
+    public func append(encodedEntry body: [UInt8]) throws(DecisionLogError) {
+        guard !poisoned, fd >= 0 else { throw .poisoned(path: path) }
+        guard !body.isEmpty, body.count <= Limits.log_entry_bytes_max else {
+            throw .entryTooLarge(bytes: body.count, limit: Limits.log_entry_bytes_max)
+        }
+        guard count < Limits.log_entries_count_max else { throw .tooManyEntries(limit: Limits.log_entries_count_max) }
+        let (record, checksum) = LogFileFormat.record(index: UInt64(count), parent: lastChecksum, body: body)
+        do {
+            try PosixFile.writeAll(fd, record, path: path)
+            try PosixFile.fsync(fd, path: path)
+        } catch {
+            poisoned = true
+            throw error
+        }
+        end += record.count
+        count += 1
+        lastChecksum = checksum
+        headHash = LogEntry.hash(encoded: body)
+    }
+
+    /// The auditor's read: mesh id and every entry's bytes; any damage, a torn tail included, is an error.
+    public static func readEntries(path: String) throws(DecisionLogError) -> (meshID: MeshID, entries: [[UInt8]]) {
+        let bytes = try PosixFile.readAll(path)
+        let scan = try LogFileScan(bytes, path: path)
+        switch scan.problem {
+        case nil: break
+        case let .corrupt(index, offset, reason): throw .corrupt(path: path, index: index, offset: offset, reason: reason)
+        case let .tornTail(index, offset, reason): throw .tornTail(path: path, index: index, offset: offset, reason: reason)
+        }
+        guard scan.bodies.count <= Limits.log_entries_count_max else { throw .tooManyEntries(limit: Limits.log_entries_count_max) }
+        return (scan.meshID, scan.bodies.map { Array(bytes[$0]) })
+    }
+
+    private static func brokenCopyPath(for path: String) throws(DecisionLogError) -> String {
+        for n in 0..<1000 {
+            let candidate = n == 0 ? path + ".broken" : path + ".broken.\(n)"
+            if !PosixFile.exists(candidate) { return candidate }
+        }
+        throw .io(operation: "find a free .broken name", path: path, errno: EEXIST)
+    }
+}

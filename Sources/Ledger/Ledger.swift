@@ -1,2 +1,0 @@
-// Placeholder until the decision log lands (issue 5).
-import Consensus
