@@ -17,6 +17,8 @@ struct PruneMesh: ParsableCommand {
             MeshCommand.self,
             Start.self,
             Status.self,
+            Audit.self,
+            Dev.self,
         ]
     )
 
