@@ -81,8 +81,8 @@ public struct NodeConfig: Sendable, Hashable {
     /// `threads`: training threads (0 = all cores).
     public var threads: Int
 
-    /// A config with every optional field at its default. `stateDirectory` defaults to
-    /// `state` beside nothing in particular: callers give it (the loader resolves it).
+    /// A config with every optional field at its default. Paths are taken as given (the
+    /// loaders pass absolute ones; the file loader's `state_dir` default is `state` beside the file).
     public init(keyFile: String, genesisFile: String, stateDirectory: String, listen: HostPort = NodeConfig.defaultListen,
                 join: [HostPort] = [], data: DataSource = DataSource(), control: HostPort = NodeConfig.defaultControl,
                 discovery: Discovery = Discovery(), logLevel: LogLevel = .info, tickMs: Int = NodeConfig.defaultTickMs,

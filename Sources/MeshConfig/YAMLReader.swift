@@ -39,7 +39,7 @@ struct YAMLDocument {
                 previous = ch
                 continue
             }
-            let atTokenStart = previous == "\n" || previous == " " || previous == "\t" || "[{,:?-".contains(previous)
+            let atTokenStart = previous == "\n" || previous == " " || previous == "\t" || "[{,".contains(previous)
             switch state {
             case .comment:
                 break

@@ -140,6 +140,17 @@ import Testing
         #expect(error.description == "genesis.yaml:\(line):21: privacy.noise_multiplier: must be > 0 (got -1.0)")
     }
 
+    @Test func starsAndAmpersandsInsideValuesAreNotAliases() throws {
+        var text = Fixtures.replacingLine("name: ", with: "name: node-*x&y # a *comment &here", in: Self.base)
+        #expect(try Genesis(yaml: text, file: "g.yaml").name == "node-*x&y")
+        text = Fixtures.replacingLine("name: ", with: "name: '*x' ", in: Self.base)
+        #expect(try Genesis(yaml: text, file: "g.yaml").name == "*x")
+        text = Fixtures.replacingLine("name: ", with: "name: \"a \\\" *x\"", in: Self.base)
+        #expect(try Genesis(yaml: text, file: "g.yaml").name == "a \" *x")
+        text = Fixtures.replacingLine("name: ", with: "name: [*x]", in: Self.base)
+        #expect(throws: ConfigError.self) { try Genesis(yaml: text, file: "g.yaml") }
+    }
+
     @Test func emptyAndNonMappingDocumentsAreRefused() {
         for text in ["", "# only a comment\n", "- a\n- b\n", "just text"] {
             #expect(throws: ConfigError.self) { try Genesis(yaml: text, file: "g.yaml") }
