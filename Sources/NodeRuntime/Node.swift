@@ -7,6 +7,11 @@ import Prometheus
 import Sodium
 import Wire
 
+/// Why a node could not start (the message names the address or file).
+public struct NodeStartError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
 /// The shell around the pure state machines: one node's UDP sockets, timers, files and control
 /// endpoint. All protocol state (receiver, sequence numbers, the SWIM instance, hosted services)
 /// is confined to `loop`: every datagram, tick and control request runs there, one at a time,
@@ -92,7 +97,10 @@ public final class Node: @unchecked Sendable {
         socket = UDPSocket(eventLoop: loop, options: options, logger: logger) { [unowned self] bytes, from in
             self.received(bytes, from: from)
         }
-        return socket.bind(to: settings.listen).flatMap { bound in
+        let listen = settings.listen
+        return socket.bind(to: listen).flatMapErrorThrowing { error in
+            throw NodeStartError(description: "cannot bind the mesh socket to \(Addresses.peerAddress(listen).map { "\($0)" } ?? "\(listen)"): \(error)")
+        }.flatMap { bound in
             self.advertised = Addresses.advertised(bound: bound, interface: self.settings.discovery?.interface)
             let now = Self.nowMs()
             self.startedAtMs = now
@@ -100,7 +108,7 @@ public final class Node: @unchecked Sendable {
                                      admitted: self.settings.members, seeds: self.settings.seeds,
                                      randomSeed: self.settings.randomSeed, nowMs: now)
             self.logger.info("listening", metadata: [
-                "listen": "\(bound)", "advertised": "\(self.advertised!)", "mesh": "\(self.settings.meshID.hex.prefix(16))",
+                "listen": "\(Addresses.peerAddress(bound).map { "\($0)" } ?? "\(bound)")", "advertised": "\(self.advertised!)", "mesh": "\(self.settings.meshID.hex.prefix(16))",
                 "members": "\(self.settings.members.count)", "seeds": "\(self.settings.seeds.count)",
                 "boot_epoch": "\(self.bootEpoch)",
             ])
@@ -117,7 +125,10 @@ public final class Node: @unchecked Sendable {
             }
             let server = ControlServer(group: self.group, node: self, logger: self.logger)
             self.control = server
-            return server.bind(to: self.settings.control)
+            let control = self.settings.control
+            return server.bind(to: control).flatMapErrorThrowing { error in
+                throw NodeStartError(description: "cannot bind the control endpoint to \(Addresses.peerAddress(control).map { "\($0)" } ?? "\(control)"): \(error)")
+            }
         }.flatMapThrowing { address in
             self.controlAddress = address
             let file = ControlFile(host: address.ipAddress ?? "127.0.0.1", port: address.port ?? 0, pid: getpid(),
@@ -322,7 +333,7 @@ public final class Node: @unchecked Sendable {
         var byState: [String: Int] = [:]
         for m in members { byState[m.state, default: 0] += 1 }
         return NodeStatus(nodeId: me.hex, fingerprint: me.fingerprint, meshId: settings.meshID.hex,
-                          listen: socket.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "",
+                          listen: socket.localAddress.flatMap(Addresses.peerAddress).map { "\($0)" } ?? "",
                           advertised: "\(advertised!)", incarnation: swim.incarnation, bootEpoch: bootEpoch,
                           uptimeMs: now - startedAtMs, discovery: discoverySocket != nil, localHealth: swim.localHealth,
                           membersByState: byState, members: members, counters: c)
