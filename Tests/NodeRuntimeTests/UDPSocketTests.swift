@@ -134,6 +134,21 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    /// A node bound to [::] (dual stack) reaches an IPv4 peer: the destination is sent as
+    /// ::ffff:a.b.c.d instead of failing (and closing) the IPv6 socket.
+    @Test func dualStackSocketReachesIPv4Peers() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let dual = UDPSocket(eventLoop: group.next(), logger: Logger(label: "t")) { _, _ in }
+        _ = try await dual.bind(to: SocketAddress(ipAddress: "::", port: 0)).get()
+        let (v4, inbox4, address4) = try await Self.makeSocket(group.next())
+        #expect(try await Self.send(dual, [42], to: address4) == .queued)
+        #expect(try await inbox4.waitFor(1).first == [42])
+        #expect(try await Self.counters(dual).socketRebinds == 0)
+        try await dual.close().get()
+        try await v4.close().get()
+        try await group.shutdownGracefully()
+    }
+
     @Test func sendQueueIsBoundedAndDropsAreCounted() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var options = UDPSocket.Options()
@@ -159,6 +174,13 @@ import Testing
         #expect(DestinationCheck.problem(sendingTo: try SocketAddress(ipAddress: "::", port: 1), from: v6) == .unspecifiedAddress)
         let group = try SocketAddress(ipAddress: "239.1.2.3", port: 7)
         #expect(DestinationCheck.problem(sendingTo: group, from: v4) == .groupAddress)
+        #expect(DestinationCheck.problem(sendingTo: try SocketAddress(ipAddress: "fe80::1", port: 7), from: v6) == .linkLocalWithoutScope)
+        let any6 = try SocketAddress(ipAddress: "::", port: 1000)
+        let mapped = DestinationCheck.adapted(v4, from: any6)
+        #expect(mapped == (try SocketAddress(ipAddress: "::ffff:127.0.0.1", port: 1000)))
+        #expect(DestinationCheck.problem(sendingTo: mapped, from: any6) == nil)
+        #expect(DestinationCheck.adapted(v4, from: v6) == v4)
+        #expect(DestinationCheck.adapted(v4, from: v4) == v4)
         let any4 = try SocketAddress(ipAddress: "0.0.0.0", port: 1000)
         #expect(DestinationCheck.problem(sendingTo: group, from: any4, allowGroup: true) == nil)
         #expect(DestinationCheck.problem(sendingTo: try SocketAddress(ipAddress: "255.255.255.255", port: 7), from: v4) == .groupAddress)

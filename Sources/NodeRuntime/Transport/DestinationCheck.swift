@@ -17,6 +17,8 @@ public enum DestinationProblem: String, Sendable, CaseIterable, CustomStringConv
     case reservedAddress
     /// A socket bound to a loopback address cannot reach any other (EINVAL).
     case loopbackToExternal
+    /// An IPv6 link-local address (fe80::/10) without a scope (interface): EINVAL.
+    case linkLocalWithoutScope
     /// A Unix domain socket path.
     case notIP
 
@@ -24,6 +26,21 @@ public enum DestinationProblem: String, Sendable, CaseIterable, CustomStringConv
 }
 
 public enum DestinationCheck {
+    /// `destination` as an IPv4-mapped IPv6 address (::ffff:a.b.c.d) when the socket is IPv6 and
+    /// the destination IPv4, so a dual-stack node (bound to [::]) can reach IPv4 peers.
+    public static func adapted(_ destination: SocketAddress, from local: SocketAddress?) -> SocketAddress {
+        guard case let .v6(bound)? = local, case let .v4(address) = destination, let port = destination.port else {
+            return destination
+        }
+        let boundBytes = withUnsafeBytes(of: bound.address.sin6_addr) { Array($0) }
+        // A socket bound to ::1 cannot reach IPv4 at all: leave it to the family check.
+        guard boundBytes != Array(repeating: 0, count: 15) + [1] else { return destination }
+        var packed = ByteBuffer()
+        packed.writeBytes(Array(repeating: 0, count: 10) + [0xFF, 0xFF])
+        packed.writeBytes(withUnsafeBytes(of: address.address.sin_addr) { Array($0) })
+        return (try? SocketAddress(packedIPAddress: packed, port: port)) ?? destination
+    }
+
     /// The problem with sending to `destination` from a socket bound to `local`, or nil if the
     /// write may go ahead. `allowGroup` admits multicast and broadcast destinations (LAN
     /// discovery beacons only).
@@ -31,6 +48,7 @@ public enum DestinationCheck {
                                allowGroup: Bool = false) -> DestinationProblem? {
         switch destination {
         case let .v4(address):
+            // (A dual-stack IPv6 socket sends IPv4 as ::ffff:a.b.c.d: `UDPSocket` maps it first.)
             if let local, case .v6 = local { return .familyMismatch }
             guard destination.port != 0 else { return .portZero }
             let ip = UInt32(bigEndian: address.address.sin_addr.s_addr)
@@ -49,6 +67,7 @@ public enum DestinationCheck {
             let bytes = withUnsafeBytes(of: address.address.sin6_addr) { Array($0) }
             if bytes.allSatisfy({ $0 == 0 }) { return .unspecifiedAddress }
             if bytes[0] == 0xFF && !allowGroup { return .groupAddress }
+            if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 && address.address.sin6_scope_id == 0 { return .linkLocalWithoutScope }
             let loopback: [UInt8] = Array(repeating: 0, count: 15) + [1]
             if case let .v6(bound) = local, withUnsafeBytes(of: bound.address.sin6_addr, { Array($0) }) == loopback,
                bytes != loopback {

@@ -85,8 +85,9 @@ public final class UDPSocket: @unchecked Sendable {
 
     /// Queues one datagram. Must be called on `eventLoop`.
     @discardableResult
-    public func send(_ bytes: [UInt8], to destination: SocketAddress, allowGroup: Bool = false) -> SendResult {
+    public func send(_ bytes: [UInt8], to requested: SocketAddress, allowGroup: Bool = false) -> SendResult {
         eventLoop.assertInEventLoop()
+        let destination = DestinationCheck.adapted(requested, from: localAddress)
         guard let channel, channel.isActive else {
             counters.sendWithoutSocket += 1
             return .noSocket
