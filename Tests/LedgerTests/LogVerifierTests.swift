@@ -1,0 +1,249 @@
+import Consensus
+import Learner
+import MeshBase
+import Sodium
+import Testing
+import Wire
+@testable import Ledger
+
+@Suite struct LogVerifierTests {
+    @Test func aScriptedLogOfEveryKindVerifies() throws {
+        let (b, entries) = Committee.log(12)
+        let result = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: b.genesis)
+        #expect(result.error == nil, "\(String(describing: result.error))")
+        #expect(result.summaries.count == 12)
+        #expect(Set(result.summaries.map(\.kind)) == Set(DecisionKind.allCases))
+        #expect(result.summaries.last?.hash == b.headHash)
+        #expect(result.verifier.frozen)
+        // Masks shrank in the three rounds and were recomputed.
+        #expect(result.summaries[2].kept.reduce(0, +) < result.summaries[0].kept.reduce(0, +))
+        // Every entry decodes to itself.
+        for e in entries { #expect(try LogEntry.decode(e.encoded()) == e) }
+    }
+
+    /// Every single-bit flip anywhere in any entry of a small log is rejected AT that entry.
+    @Test func everyFlippedBitIsRejectedAtItsEntry() throws {
+        let (b, entries) = Committee.log(6, validators: 3, maskRounds: 1)
+        let encoded = entries.map { $0.encoded() }
+        var states: [LogVerifier] = [LogVerifier(genesis: b.genesis)]
+        for bytes in encoded {
+            var next = states.last!
+            try next.verify(entryBytes: bytes)
+            states.append(next)
+        }
+        var flips = 0
+        for (k, bytes) in encoded.enumerated() {
+            for i in 0..<bytes.count {
+                for bit in 0..<8 {
+                    var tampered = bytes
+                    tampered[i] ^= UInt8(1 << bit)
+                    var verifier = states[k]
+                    #expect(throws: LogVerificationError.self, "entry \(k) byte \(i) bit \(bit)") {
+                        try verifier.verify(entryBytes: tampered)
+                    }
+                    #expect(verifier.nextIndex == k, "a failed verify leaves the state unchanged")
+                    flips += 1
+                }
+            }
+        }
+        #expect(flips == encoded.reduce(0) { $0 + $1.count } * 8)
+    }
+
+    @Test func removedReorderedAndInsertedEntriesAreRejectedWhereTheyBreakTheChain() {
+        let (b, entries) = Committee.log(8)
+        var removed = entries
+        removed.remove(at: 2)
+        #expect(Committee.verify(removed, genesis: b.genesis)?.index == 2)
+        var swapped = entries
+        swapped.swapAt(1, 2)
+        #expect(Committee.verify(swapped, genesis: b.genesis)?.index == 1)
+        var inserted = entries
+        inserted.insert(entries[1], at: 2)
+        #expect(Committee.verify(inserted, genesis: b.genesis)?.index == 2)
+        var other = b.genesis
+        other.meshID = MeshID(genesisBytes: [1, 2, 3])
+        #expect(Committee.verify(entries, genesis: other)?.index == 0)
+    }
+
+    /// Builds a log of `prefix` scripted entries, then appends `entry(builder)` and expects the
+    /// verifier to stop there with `fault`.
+    func expectRejected(afterScripted prefix: Int, validators: Int = 4, _ fault: (LogFault) -> Bool,
+                        _ sourceLocation: SourceLocation = #_sourceLocation,
+                        _ make: (inout CommitteeLogBuilder) -> LogEntry) {
+        var b = Committee.builder(validators: validators)
+        var entries = (0..<prefix).map { _ in b.next() }
+        entries.append(make(&b))
+        let error = Committee.verify(entries, genesis: b.genesis)
+        #expect(error?.index == prefix, "\(String(describing: error))", sourceLocation: sourceLocation)
+        #expect(error.map { fault($0.fault) } == true, "\(String(describing: error))", sourceLocation: sourceLocation)
+    }
+
+    @Test func forgedAndMissingSignatures() {
+        // A precommit by another key filed under a validator's index.
+        expectRejected(afterScripted: 1, { if case .certificate(.badSignature(index: 1, _)) = $0 { true } else { false } }) { b in
+            let d = Decision.mask(b.honestMaskDecision())
+            var cert = b.certificate(for: d)
+            let forged = Vote.sign(height: b.height + 1, round: 0, type: .precommit, decisionDigest: d.digest,
+                                   meshID: b.genesis.meshID, signer: b.signingKey(b.spares[0]))
+            var sigs = cert.signatures
+            sigs[1] = IndexedSignature(validatorIndex: 1, signature: forged.signature)
+            cert = CommitCertificate(height: cert.height, round: cert.round, decisionDigest: cert.decisionDigest, signatures: sigs)
+            return b.entry(for: d, certificate: cert)
+        }
+        // A quorum's worth of signatures with one missing.
+        expectRejected(afterScripted: 1, { $0 == .certificate(.quorumShort(signers: 2, quorum: 3)) }) { b in
+            let d = Decision.mask(b.honestMaskDecision())
+            let cert = b.certificate(for: d, signers: Array(b.validators.keys.prefix(3)))
+            return b.entry(for: d, certificate: CommitCertificate(height: cert.height, round: cert.round, decisionDigest: cert.decisionDigest,
+                                                                  signatures: Array(cert.signatures.dropLast())))
+        }
+        // A contribution whose signature does not verify.
+        expectRejected(afterScripted: 0, { if case .contributionSignature = $0 { true } else { false } }) { b in
+            let m = b.honestMaskDecision()
+            var cs = m.contributions
+            let c = cs[2]
+            cs[2] = SignedContribution(contributor: c.contributor, height: c.height, payload: c.payload, signature: cs[0].signature)
+            return b.entry(for: .mask(MaskDecision(round: m.round, contributions: cs, aggregate: m.aggregate, mask: m.mask)))
+        }
+    }
+
+    @Test func quorumShortByOneAndSignersOutsideTheSet() {
+        for n in [4, 5, 7] {
+            let quorum = 2 * n / 3 + 1
+            expectRejected(afterScripted: 0, validators: n, { $0 == .certificate(.quorumShort(signers: quorum - 1, quorum: quorum)) }) { b in
+                let d = Decision.mask(b.honestMaskDecision())
+                return b.entry(for: d, certificate: b.certificate(for: d, signers: Array(b.validators.keys.prefix(quorum - 1))))
+            }
+        }
+        expectRejected(afterScripted: 0, { $0 == .certificate(.signerOutsideSet(index: 4, setSize: 4)) }) { b in
+            let d = Decision.mask(b.honestMaskDecision())
+            let cert = b.certificate(for: d)
+            let outsider = Vote.sign(height: 1, round: 0, type: .precommit, decisionDigest: d.digest, meshID: b.genesis.meshID,
+                                     signer: b.signingKey(b.spares[0]))
+            return b.entry(for: d, certificate: CommitCertificate(
+                height: 1, round: 0, decisionDigest: d.digest,
+                signatures: cert.signatures + [IndexedSignature(validatorIndex: 4, signature: outsider.signature)]))
+        }
+    }
+
+    @Test func wrongAggregateWrongMaskAndAGrowingMask() {
+        expectRejected(afterScripted: 0, { if case .aggregateMismatch(index: 5, _, _) = $0 { true } else { false } }) { b in
+            let m = b.honestMaskDecision()
+            var aggregate = m.aggregate
+            aggregate[5] += 1
+            return b.entry(for: .mask(MaskDecision(round: m.round, contributions: m.contributions, aggregate: aggregate, mask: m.mask)))
+        }
+        expectRejected(afterScripted: 0, { if case .maskMismatch(layer: 0) = $0 { true } else { false } }) { b in
+            let m = b.honestMaskDecision()
+            var kept = m.mask.kept
+            kept[0].removeLast()  // a smaller, valid, but not the agreed mask
+            return b.entry(for: .mask(MaskDecision(round: m.round, contributions: m.contributions, aggregate: m.aggregate,
+                                                   mask: PruneMask(kept: kept))))
+        }
+        expectRejected(afterScripted: 1, { $0 == .maskGrows(layer: 1) }) { b in
+            let m = b.honestMaskDecision()
+            var kept = m.mask.kept
+            let pruned = Set(0..<16).subtracting(b.mask.kept[1]).min()!
+            kept[1] = (kept[1] + [pruned]).sorted()
+            return b.entry(for: .mask(MaskDecision(round: m.round, contributions: m.contributions, aggregate: m.aggregate,
+                                                   mask: PruneMask(kept: kept))))
+        }
+        expectRejected(afterScripted: 1, { $0 == .maskRound(expected: 2, actual: 3) }) { b in
+            let cs = b.validators.keys.map { b.contribution(by: $0, round: 3) }
+            return b.entry(for: .mask(try! MaskDecision.make(round: 3, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+        }
+    }
+
+    @Test func contributionsMustComeFromUnconvictedValidatorsWithinBudget() {
+        expectRejected(afterScripted: 0, { if case .contributorNotValidator = $0 { true } else { false } }) { b in
+            var cs = b.validators.keys.map { b.contribution(by: $0, round: 1) }
+            cs[0] = b.contribution(by: b.spares[0], round: 1)
+            return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+        }
+        expectRejected(afterScripted: 0, { if case .tooFewContributions(count: 2, quorum: 3) = $0 { true } else { false } }) { b in
+            let cs = b.validators.keys.prefix(2).map { b.contribution(by: $0, round: 1) }
+            return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 0, current: b.mask, rule: b.genesis.maskRule)))
+        }
+        // Overspent: a contributor whose release count puts ε above the genesis budget (10).
+        expectRejected(afterScripted: 0, { if case .privacyBudgetExceeded = $0 { true } else { false } }) { b in
+            var cs = b.validators.keys.map { b.contribution(by: $0, round: 1) }
+            cs[1] = b.contribution(by: cs[1].contributor, round: 1, releaseCount: 1000)
+            return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+        }
+        // A release count that does not grow would hide spend.
+        expectRejected(afterScripted: 1, { if case .releaseCountNotIncreasing(_, previous: 1, actual: 1) = $0 { true } else { false } }) { b in
+            var cs = b.validators.keys.map { b.contribution(by: $0, round: 2) }
+            cs[0] = b.contribution(by: cs[0].contributor, round: 2, releaseCount: 1)
+            return b.entry(for: .mask(try! MaskDecision.make(round: 2, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+        }
+        // Convicted by evidence at height 1, then contributing at height 2.
+        var b = Committee.builder()
+        let evidence = b.append(b.evidenceDecision(against: b.validators.keys[2]))
+        let mask = b.entry(for: .mask(b.honestMaskDecision()))
+        let error = Committee.verify([evidence, mask], genesis: b.genesis)
+        #expect(error?.index == 1)
+        #expect(error?.fault == .contributorConvicted(b.validators.keys[2]))
+        // Release parameters other than the genesis's.
+        expectRejected(afterScripted: 0, { if case .releaseNotPinned = $0 { true } else { false } }) { b in
+            var cs = b.validators.keys.map { b.contribution(by: $0, round: 1) }
+            let r = ImportanceRelease(height: 1, releaseCount: 1, noiseMultiplier: 0.5, clipNorm: 16, scaleLog2: 10,
+                                      values: b.releaseValues(for: cs[3].contributor, round: 1))
+            cs[3] = try! SignedContribution.sign(release: r, meshID: b.genesis.meshID, signer: b.signingKey(cs[3].contributor))
+            return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+        }
+    }
+
+    @Test func freezeRules() {
+        expectRejected(afterScripted: 4, { $0 == .afterFreeze(.mask) }) { b in b.entry(for: .mask(b.honestMaskDecision())) }
+        expectRejected(afterScripted: 4, { $0 == .freezeTwice }) { b in b.entry(for: .freeze(round: 3)) }
+        expectRejected(afterScripted: 2, { $0 == .freezeRound(expected: 2, actual: 1) }) { b in b.entry(for: .freeze(round: 1)) }
+    }
+
+    @Test func membershipChangesTakeEffectAtTheNextHeight() {
+        // After admitting a spare at height 5, height 6 needs the 5-member set: a certificate made
+        // against the old 4-member indices fails.
+        expectRejected(afterScripted: 5, { if case .certificate = $0 { true } else { false } }) { b in
+            let old = b.validators
+            let d = b.evidenceDecision(against: old.keys[0])
+            // Certificate indices computed against the set before the admit at the previous height.
+            return b.entry(for: d, certificate: b.certificate(for: d, signers: old.keys, against: try! old.removing(b.spares[0])))
+        }
+        // The admit itself is certified by the set before it (the new member's signature is not needed).
+        var b = Committee.builder()
+        var entries = (0..<4).map { _ in b.next() }
+        let before = b.validators
+        let admit = b.admitDecision(b.spares[0])
+        let e = b.entry(for: admit, certificate: b.certificate(for: admit, signers: before.keys))
+        b.commit(e)
+        entries.append(e)
+        #expect(Committee.verify(entries, genesis: b.genesis) == nil)
+        // An expired invite, an inviter who is not a validator, admitting a member twice.
+        expectRejected(afterScripted: 4, { $0 == .inviteExpired(validUntil: 4, height: 5) }) { b in
+            let invite = Invite.sign(invitee: b.spares[0], validUntilHeight: 4, meshID: b.genesis.meshID, inviter: b.signingKey(b.validators.keys[0]))
+            return b.entry(for: .admit(member: b.spares[0], invite: invite))
+        }
+        expectRejected(afterScripted: 4, { if case .inviterNotValidator = $0 { true } else { false } }) { b in
+            let invite = Invite.sign(invitee: b.spares[0], validUntilHeight: 9, meshID: b.genesis.meshID, inviter: b.signingKey(b.spares[1]))
+            return b.entry(for: .admit(member: b.spares[0], invite: invite))
+        }
+        expectRejected(afterScripted: 4, { if case .removeNotMember = $0 { true } else { false } }) { b in
+            b.entry(for: .remove(member: b.spares[1], reason: .dead))
+        }
+        expectRejected(afterScripted: 5, { if case .admitAlreadyMember = $0 { true } else { false } }) { b in
+            b.entry(for: b.admitDecision(b.spares[0]))
+        }
+    }
+
+    @Test func evidenceMustBeSignedByAValidatorOfItsHeight() {
+        expectRejected(afterScripted: 4, { if case .evidenceNotValidator = $0 { true } else { false } }) { b in
+            b.entry(for: b.evidenceDecision(against: b.spares[1]))
+        }
+        expectRejected(afterScripted: 4, { if case .evidenceSignature = $0 { true } else { false } }) { b in
+            guard case let .evidence(e) = b.evidenceDecision(against: b.validators.keys[1]) else { fatalError() }
+            let s = e.second
+            let bad = Vote(voter: s.voter, height: s.height, round: s.round, type: s.type, decisionDigest: s.decisionDigest,
+                           signature: e.first.signature)
+            return b.entry(for: .evidence(Equivocation(e.first, bad)!))
+        }
+    }
+}
