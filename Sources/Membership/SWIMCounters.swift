@@ -63,6 +63,8 @@ public struct SWIMCounters: Sendable, Hashable {
     public var updatesSuperseded: UInt64 = 0
     /// Push-pull syncs started by this node (joins included).
     public var syncsStarted: UInt64 = 0
+    /// Push-pulls sent to a member held dead (reconnect attempts; included in `syncsStarted`).
+    public var reconnectsAttempted: UInt64 = 0
     /// Current Lifeguard local health score (0 = healthy).
     public var awareness: Int = 0
 

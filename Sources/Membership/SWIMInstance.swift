@@ -10,7 +10,8 @@ import Wire
 /// by the caller, so a run is reproducible from its seed and its inputs.
 ///
 /// What it does, per protocol period (probe interval × Lifeguard's local-health factor):
-/// - probes one member, in a randomised round-robin order, with a ping; after the probe timeout
+/// - probes one member, in a randomised round-robin order (a member that just became suspect
+///   here goes first, with the suspicion in the ping: Lifeguard's buddy system), with a ping; after the probe timeout
 ///   without an ack asks `indirectProbeCount` others to ping it (pingReq, the helper forwards the
 ///   ack); at the end of the period without any ack, suspects it;
 /// - a suspicion names its accuser and lasts from max down to min as independent accusers confirm
@@ -19,7 +20,8 @@ import Wire
 /// - updates ride on pings and acks (and on probe-id-0 gossip acks every `gossipIntervalMs`),
 ///   each sent retransmitMultiplier × ceil(log10(n + 1)) times, never more than one datagram holds;
 /// - every `pushPullIntervalMs`, and on joining (to each seed, or to a node found by its
-///   beacon), the full member list is exchanged (`sync`);
+///   beacon), the full member list is exchanged (`sync`), also with one member held dead
+///   (reconnect after a partition heals);
 /// - dead and left records are reaped after `deadRetentionMs`.
 /// Only keys in `admitted` ever become members; anything naming another key is ignored and counted.
 public struct SWIMInstance: Sendable {
@@ -89,7 +91,7 @@ public struct SWIMInstance: Sendable {
         // Stagger the first probe within one period so nodes started together do not probe in lockstep.
         nextProbeAtMs = nowMs + UInt64.random(in: 0..<config.probeIntervalMs, using: &rng)
         nextGossipAtMs = nowMs
-        nextPushPullAtMs = nowMs + config.pushPullIntervalMs
+        nextPushPullAtMs = nowMs + UInt64.random(in: 1...config.pushPullIntervalMs, using: &rng)
         nextBeaconAtMs = nowMs
         nextJoinAtMs = nowMs
     }
@@ -166,6 +168,13 @@ public struct SWIMInstance: Sendable {
             nextPushPullAtMs = now + config.pushPullIntervalMs
             if let peer = randomMembers(count: 1, where: { $0.status == .alive }).first {
                 sendSync(to: peer.address, isReply: false, &out)
+            }
+            // Reconnect (Serf's idea): also push-pull with one member we hold dead, so that the
+            // two sides of a healed partition find each other again before the records are reaped.
+            // A wrongly buried member hears of its death in our list and refutes it.
+            if let buried = randomMembers(count: 1, where: { $0.status == .dead }).first {
+                counters.reconnectsAttempted += 1
+                sendSync(to: buried.address, isReply: false, &out)
             }
         }
         if config.gossipIntervalMs > 0 && !queue.isEmpty && now >= nextGossipAtMs {
@@ -306,6 +315,13 @@ public struct SWIMInstance: Sendable {
             probeIndex = 0
         }
         return nil
+    }
+
+    /// A member that became suspect here is probed next (its ping carries the suspicion, so a live
+    /// member hears of it and refutes; a dead one fails our probe too, an independent confirmation).
+    private mutating func probeNext(_ id: MemberID) {
+        if probe?.target == id { return }
+        probeOrder.insert(id, at: probeIndex)
     }
 
     private mutating func startProbe(_ now: UInt64, _ out: inout [SWIMDirective]) {
@@ -467,6 +483,7 @@ public struct SWIMInstance: Sendable {
                 table[u.id]!.suspicion = Suspicion(startMs: now, minMs: minMs, maxMs: maxMs, expectedConfirmations: k,
                                                    firstAccuser: accuser)
                 counters.suspicionsStarted += 1
+                probeNext(u.id)
                 enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: u.incarnation, status: .suspect,
                                      accuser: accuser))
             }
@@ -485,7 +502,15 @@ public struct SWIMInstance: Sendable {
         case .alive: refute = u.incarnation > incarnation
         case .suspect, .dead, .left: refute = u.incarnation >= incarnation
         }
-        guard refute else { return }
+        guard refute else {
+            // A stale suspicion (or death) of an incarnation we already refuted still circulates
+            // at the sender: tell again, so the next ack or gossip carries our alive (the refutation's
+            // own burst may have missed that sender; its suspicion timer would then run out).
+            if u.status != .alive, queue.pending(about: me)?.incarnation != incarnation {
+                enqueue(MemberUpdate(id: me, address: address, incarnation: incarnation, status: .alive))
+            }
+            return
+        }
         incarnation = u.incarnation + 1
         table[me]!.record.incarnation = incarnation
         if u.status != .alive {
