@@ -201,6 +201,12 @@ public final class Node: @unchecked Sendable {
         for d in datagrams { socket.send(d, to: address, allowGroup: allowGroup) }
     }
 
+    /// Runs `body` on the node's loop, where protocol state may be touched: how work finished on
+    /// another thread (training, file I/O) hands its result back.
+    public func onLoop(_ body: @escaping @Sendable (Node) -> Void) {
+        loop.execute { body(self) }
+    }
+
     /// The SWIM view (members sorted by key, self included). Call on `loop`.
     public var members: [MemberRecord] {
         loop.assertInEventLoop()

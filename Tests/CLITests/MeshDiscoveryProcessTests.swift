@@ -3,7 +3,8 @@ import NodeRuntime
 import Testing
 
 /// LAN discovery with real processes in network namespaces (netconfig/netns-lan.sh): three
-/// nodes with no seed find each other by signed multicast beacons. Needs root and `ip netns`;
+/// nodes with no seed find each other by signed multicast beacons, and the beacons of a node of
+/// another mesh on the same group are rejected (`wrongMesh`). Needs root and `ip netns`;
 /// skipped with the reason otherwise (the host's `lo` has no MULTICAST flag, so there is no
 /// honest way to test multicast outside namespaces).
 @Suite(.serialized) struct MeshDiscoveryProcessTests {
@@ -49,9 +50,10 @@ import Testing
     }
 
     @Test(.enabled(if: MeshDiscoveryProcessTests.enabled, "needs root and ip netns (see the printed reason)"))
-    func threeNodesFindEachOtherByMulticastBeaconsWithoutSeeds() throws {
+    func threeNodesFindEachOtherByMulticastBeaconsAndIgnoreAnotherMesh() throws {
         let count = 3
-        let up = try Self.sh(["sh", Self.script, "up", "\(count)"])
+        // One more namespace for a node of another mesh (same LAN, same group).
+        let up = try Self.sh(["sh", Self.script, "up", "\(count + 1)"])
         #expect(up.status == 0, "netns-lan.sh up: \(up.output)")
         defer { _ = try? Self.sh(["sh", Self.script, "down"]) }
 
@@ -80,6 +82,24 @@ import Testing
             try p.run()
             processes.append(p)
         }
+        // A node of another mesh beacons on the same group: its beacons fail the mesh-id check.
+        let otherGenesis = "\(dir)/other-genesis.yaml"
+        let other = try CLI.run(["mesh", "init", "--name", "another-mesh", "--out", otherGenesis, "--member", mesh.outsider])
+        #expect(other.status == 0, "\(other.stderr)")
+        do {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.environment = Self.environment
+            p.arguments = ["sh", Self.script, "exec", "\(count)", CLI.binary.path, "start", "--key", mesh.outsider,
+                           "--genesis", otherGenesis, "--listen", "10.98.7.\(count + 1):7946", "--state-dir", "\(dir)/other",
+                           "--discovery", "--discovery-interface", "eth0", "--control", "127.0.0.1:0", "--tick-ms", "20"]
+            let log = "\(dir)/other.log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            p.standardOutput = FileHandle(forWritingAtPath: log)
+            p.standardError = FileHandle(forWritingAtPath: log)
+            try p.run()
+            processes.append(p)
+        }
         // Status must be asked inside each namespace (its loopback is its own).
         func view(_ i: Int) -> NodeStatus? {
             guard let r = try? Self.sh(["sh", Self.script, "exec", "\(i)", CLI.binary.path, "status", "--state-dir",
@@ -91,7 +111,9 @@ import Testing
         var views: [NodeStatus?] = []
         while true {
             views = (0..<count).map(view)
-            if views.allSatisfy({ $0?.membersByState["alive"] == count }) { break }
+            if views.allSatisfy({ $0?.membersByState["alive"] == count && ($0?.counters.rejects["wrongMesh"] ?? 0) > 0 }) {
+                break
+            }
             if Date().timeIntervalSince(start) > 30 {
                 let logs = (0..<count).map { (try? String(contentsOfFile: "\(dir)/n\($0).log", encoding: .utf8)) ?? "" }
                 Issue.record("no convergence by discovery in 30 s: \(views.map { $0?.membersByState ?? [:] })\n\(logs.joined(separator: "\n---\n"))")
@@ -105,6 +127,7 @@ import Testing
             #expect(s.discovery)
             #expect(s.counters.beaconsSent > 0)
             #expect(s.counters.socketRebinds == 0)
+            #expect(s.members.count == count, "only this mesh's members are listed")
         }
         passed = true
     }
