@@ -39,6 +39,11 @@ public final class DecisionLog {
     /// Set if `open` truncated a torn tail.
     public private(set) var repair: Repair?
 
+    /// Testing hook (crash harness only): write each record in pieces of this many bytes, each
+    /// written and fsynced on its own, so that a kill -9 can land inside a record. nil in production:
+    /// a record is one write(2), which a killed process cannot tear (only a power loss can).
+    public var tornWritePieceBytes: Int?
+
     private var fd: Int32
     private var end: Int
     private var lastChecksum: Digest32
@@ -136,7 +141,14 @@ public final class DecisionLog {
         guard count < Limits.log_entries_count_max else { throw .tooManyEntries(limit: Limits.log_entries_count_max) }
         let (record, checksum) = LogFileFormat.record(index: UInt64(count), parent: lastChecksum, body: body)
         do {
-            try PosixFile.writeAll(fd, record, path: path)
+            if let piece = tornWritePieceBytes, piece > 0 {
+                for start in stride(from: 0, to: record.count, by: piece) {
+                    try PosixFile.writeAll(fd, Array(record[start..<min(record.count, start + piece)]), path: path)
+                    try PosixFile.fsync(fd, path: path)
+                }
+            } else {
+                try PosixFile.writeAll(fd, record, path: path)
+            }
             try PosixFile.fsync(fd, path: path)
         } catch {
             poisoned = true

@@ -52,12 +52,15 @@ struct DevAppendLog: ParsableCommand {
     @Option(help: "Validators of the dev committee.") var validators: Int = 4
     @Option(help: "Key seed.") var seed: UInt64 = 1
     @Option(help: "Mask rounds before the freeze.") var maskRounds: Int = 3
+    @Option(help: "Crash testing: write each record in pieces of this many bytes, each fsynced (0: one write).")
+    var tornWrites: Int = 0
 
     func run() throws {
         var (genesis, builder) = try Dev.committee(validators: validators, seed: seed, maskRounds: maskRounds)
         let genesisPath = Audit.defaultGenesisPath(forLog: log)
         if !FileManager.default.fileExists(atPath: genesisPath) { try genesis.write(to: genesisPath, overwrite: false) }
         let file = try DecisionLog.openOrCreate(path: log, meshID: genesis.meshID)
+        if tornWrites > 0 { file.tornWritePieceBytes = tornWrites }
         if let repair = file.repair {
             FileHandle.standardError.write(Data("repaired torn tail at entry \(repair.index) (offset \(repair.offset), \(repair.droppedBytes) bytes; copy \(repair.brokenCopyPath))\n".utf8))
         }
