@@ -8,7 +8,7 @@ struct BroadcastQueue: Sendable {
         var sequence: UInt64
     }
 
-    private(set) var entries: [MemberID: Entry] = [:]
+    private(set) var entries: [MemberKey: Entry] = [:]
     private var nextSequence: UInt64 = 0
 
     var isEmpty: Bool { entries.isEmpty }
@@ -19,14 +19,14 @@ struct BroadcastQueue: Sendable {
     @discardableResult
     mutating func enqueue(_ update: MemberUpdate) -> Bool {
         nextSequence += 1
-        let replaced = entries[update.id] != nil
-        entries[update.id] = Entry(update: update, transmits: 0, sequence: nextSequence)
+        let replaced = entries[MemberKey(update.id)] != nil
+        entries[MemberKey(update.id)] = Entry(update: update, transmits: 0, sequence: nextSequence)
         return replaced
     }
 
-    mutating func remove(_ id: MemberID) { entries[id] = nil }
+    mutating func remove(_ id: MemberID) { entries[MemberKey(id)] = nil }
 
-    func pending(about id: MemberID) -> MemberUpdate? { entries[id]?.update }
+    func pending(about id: MemberID) -> MemberUpdate? { entries[MemberKey(id)]?.update }
 
     /// Takes updates for one message with `roomBytes` of space: least-sent first, then newest;
     /// an update that does not fit is skipped (a smaller one may). Each taken update counts one
@@ -57,8 +57,8 @@ struct BroadcastQueue: Sendable {
     }
 
     private mutating func count(sendOf id: MemberID, limit: Int) {
-        guard var e = entries[id] else { return }
+        guard var e = entries[MemberKey(id)] else { return }
         e.transmits += 1
-        entries[id] = e.transmits >= limit ? nil : e
+        entries[MemberKey(id)] = e.transmits >= limit ? nil : e
     }
 }

@@ -29,6 +29,7 @@ public struct SWIMInstance: Sendable {
     public let me: MemberID
     public let address: PeerAddress
     public private(set) var admitted: Set<MemberID>
+    private var admittedKeys: Set<MemberKey>
     public let seeds: [PeerAddress]
     public private(set) var incarnation: UInt64 = 0
     public private(set) var counters = SWIMCounters()
@@ -58,10 +59,13 @@ public struct SWIMInstance: Sendable {
     private var rng: SeededGenerator
     /// Every known member including self; `ids` holds the same keys sorted, so that every
     /// choice iterates in one deterministic order (Dictionary order varies between processes).
-    private var table: [MemberID: Entry] = [:]
+    private var table: [MemberKey: Entry] = [:]
     private var ids: [MemberID] = []
     /// alive + suspect, self included: Lifeguard's and the retransmit limit's n.
     private var liveCount = 1
+    /// Members (self excluded) that are suspect, dead or left: only these carry timers, so
+    /// when there are none the per-member sweeps are skipped.
+    private var timedCount = 0
     private var probeOrder: [MemberID] = []
     private var probeIndex = 0
     private var probe: Probe?
@@ -84,9 +88,10 @@ public struct SWIMInstance: Sendable {
         self.me = me
         self.address = address
         self.admitted = admitted
+        self.admittedKeys = Set(admitted.map(MemberKey.init))
         self.seeds = seeds.filter { $0 != address }
         self.rng = SeededGenerator(seed: randomSeed)
-        table[me] = Entry(record: MemberRecord(id: me, address: address, incarnation: 0, status: .alive, statusChangedAtMs: nowMs))
+        table[MemberKey(me)] = Entry(record: MemberRecord(id: me, address: address, incarnation: 0, status: .alive, statusChangedAtMs: nowMs))
         ids = [me]
         // Stagger the first probe within one period so nodes started together do not probe in lockstep.
         nextProbeAtMs = nowMs + UInt64.random(in: 0..<config.probeIntervalMs, using: &rng)
@@ -99,9 +104,9 @@ public struct SWIMInstance: Sendable {
     // MARK: Views
 
     /// Every known member, self included, sorted by key.
-    public var members: [MemberRecord] { ids.map { table[$0]!.record } }
+    public var members: [MemberRecord] { ids.map { table[MemberKey($0)]!.record } }
 
-    public func member(_ id: MemberID) -> MemberRecord? { table[id]?.record }
+    public func member(_ id: MemberID) -> MemberRecord? { table[MemberKey(id)]?.record }
 
     /// Members (self excluded) this node believes alive or suspect.
     public var liveMemberCount: Int { liveCount - 1 }
@@ -124,11 +129,12 @@ public struct SWIMInstance: Sendable {
         t = min(t, nextPushPullAtMs)
         if config.beaconIntervalMs > 0 { t = min(t, nextBeaconAtMs) }
         if !seeds.isEmpty && liveCount == 1 { t = min(t, nextJoinAtMs) }
-        for id in ids {
-            let e = table[id]!
-            if let s = e.suspicion { t = min(t, s.deadlineMs) }
-            if e.record.status == .dead || e.record.status == .left {
-                t = min(t, e.record.statusChangedAtMs + config.deadRetentionMs)
+        if timedCount > 0 {
+            for e in table.values {
+                if let s = e.suspicion { t = min(t, s.deadlineMs) }
+                if e.record.status == .dead || e.record.status == .left {
+                    t = min(t, e.record.statusChangedAtMs + config.deadRetentionMs)
+                }
             }
         }
         return t
@@ -140,7 +146,7 @@ public struct SWIMInstance: Sendable {
         guard !hasLeft else { return [] }
         var out: [SWIMDirective] = []
         expireSuspicionsAndReap(now, &out)
-        forwards = forwards.filter { $0.value.expiresAtMs > now }
+        if !forwards.isEmpty { forwards = forwards.filter { $0.value.expiresAtMs > now } }
 
         if var p = probe {
             if !p.indirectSent && now >= p.timeoutAtMs {
@@ -152,7 +158,7 @@ public struct SWIMInstance: Sendable {
                 probe = nil
                 counters.probesFailed += 1
                 adjustAwareness(+1)
-                if let e = table[p.target], e.record.status == .alive || e.record.status == .suspect {
+                if let e = table[MemberKey(p.target)], e.record.status == .alive || e.record.status == .suspect {
                     apply(MemberUpdate(id: p.target, address: e.record.address, incarnation: e.record.incarnation,
                                        status: .suspect, accuser: me), now, &out)
                 }
@@ -194,7 +200,7 @@ public struct SWIMInstance: Sendable {
                                    nowMs now: UInt64) -> [SWIMDirective] {
         guard !hasLeft, sender != me else { return [] }
         counters.received.count(message)
-        guard admitted.contains(sender) else {
+        guard admittedKeys.contains(MemberKey(sender)) else {
             counters.nonAdmittedSenders += 1
             return []
         }
@@ -206,7 +212,7 @@ public struct SWIMInstance: Sendable {
                 return []
             }
             mergeGossip(ping.updates, now, &out)
-            let known = table[sender]?.record.address ?? senderAddress
+            let known = table[MemberKey(sender)]?.record.address ?? senderAddress
             apply(MemberUpdate(id: sender, address: known, incarnation: ping.incarnation, status: .alive), now, &out)
             let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ack.fixedByteCount)
             send(.ack(.init(probeID: ping.probeID, updates: updates)), to: senderAddress, &out)
@@ -244,13 +250,13 @@ public struct SWIMInstance: Sendable {
             if !sync.isReply { sendSync(to: senderAddress, isReply: true, &out) }
 
         case let .leave(leave):
-            if let e = table[sender] {
+            if let e = table[MemberKey(sender)] {
                 apply(MemberUpdate(id: sender, address: e.record.address, incarnation: leave.incarnation, status: .left),
                       now, &out)
             }
 
         case let .beacon(beacon):
-            let known = table[sender].map { $0.record.status == .alive || $0.record.status == .suspect } ?? false
+            let known = table[MemberKey(sender)].map { $0.record.status == .alive || $0.record.status == .suspect } ?? false
             if !known { sendSync(to: beacon.address, isReply: false, &out) }
         }
         return out
@@ -277,9 +283,10 @@ public struct SWIMInstance: Sendable {
         precondition(newAdmitted.count <= Limits.members_count_max,
                      "\(newAdmitted.count) admitted keys exceed Limits.members_count_max")
         admitted = newAdmitted
+        admittedKeys = Set(newAdmitted.map(MemberKey.init))
         var out: [SWIMDirective] = []
         for id in ids where id != me && !newAdmitted.contains(id) {
-            var record = table[id]!.record
+            var record = table[MemberKey(id)]!.record
             let previous = record.status
             removeMember(id)
             record.status = .left
@@ -300,7 +307,7 @@ public struct SWIMInstance: Sendable {
 
     private mutating func nextProbeTarget() -> MemberID? {
         func eligible(_ id: MemberID) -> Bool {
-            guard id != me, let e = table[id] else { return false }
+            guard id != me, let e = table[MemberKey(id)] else { return false }
             return e.record.status == .alive || e.record.status == .suspect
         }
         for pass in 0..<2 {
@@ -327,7 +334,7 @@ public struct SWIMInstance: Sendable {
     private mutating func startProbe(_ now: UInt64, _ out: inout [SWIMDirective]) {
         let interval = config.probeIntervalMs * scale
         nextProbeAtMs = now + interval
-        guard let target = nextProbeTarget(), let e = table[target] else { return }
+        guard let target = nextProbeTarget(), let e = table[MemberKey(target)] else { return }
         let id = allocateProbeID()
         probe = Probe(target: target, targetAddress: e.record.address, probeID: id,
                       timeoutAtMs: now + config.probeTimeoutMs * scale, endAtMs: now + interval)
@@ -382,7 +389,7 @@ public struct SWIMInstance: Sendable {
         var list: [MemberUpdate] = []
         list.reserveCapacity(ids.count)
         for id in ids {
-            let e = table[id]!
+            let e = table[MemberKey(id)]!
             let r = e.record
             list.append(MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: r.status,
                                      accuser: r.status == .suspect ? (e.suspicion?.firstAccuser ?? me) : nil))
@@ -418,7 +425,7 @@ public struct SWIMInstance: Sendable {
         guard count > 0 else { return [] }
         var pool: [MemberRecord] = []
         for id in ids where id != me {
-            let r = table[id]!.record
+            let r = table[MemberKey(id)]!.record
             if predicate(r) { pool.append(r) }
         }
         if pool.count <= count {
@@ -437,7 +444,7 @@ public struct SWIMInstance: Sendable {
 
     /// Applies one gossiped claim (SWIM's alive/suspect/dead rules, incarnation ordering).
     private mutating func apply(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) {
-        guard admitted.contains(u.id) else {
+        guard admittedKeys.contains(MemberKey(u.id)) else {
             counters.nonAdmittedIgnored += 1
             return
         }
@@ -445,12 +452,12 @@ public struct SWIMInstance: Sendable {
             aboutMe(u, now, &out)
             return
         }
-        guard let e = table[u.id] else {
+        guard let e = table[MemberKey(u.id)] else {
             // Only an alive claim introduces a member; suspicion or death of a stranger is noise.
             guard u.status == .alive else { return }
             insertMember(MemberRecord(id: u.id, address: u.address, incarnation: u.incarnation, status: .alive,
                                       statusChangedAtMs: now))
-            out.append(.memberChanged(table[u.id]!.record, previous: nil))
+            out.append(.memberChanged(table[MemberKey(u.id)]!.record, previous: nil))
             enqueue(u)
             return
         }
@@ -458,7 +465,7 @@ public struct SWIMInstance: Sendable {
         switch u.status {
         case .alive:
             guard u.incarnation > r.incarnation else { return }
-            table[u.id]!.record.address = u.address
+            table[MemberKey(u.id)]!.record.address = u.address
             setStatus(u.id, .alive, incarnation: u.incarnation, now, &out)
             enqueue(u)
         case .suspect:
@@ -467,10 +474,10 @@ public struct SWIMInstance: Sendable {
             case .dead, .left:
                 return
             case .suspect:
-                if u.incarnation > r.incarnation { table[u.id]!.record.incarnation = u.incarnation }
-                if table[u.id]!.suspicion?.confirm(accuser) == true {
+                if u.incarnation > r.incarnation { table[MemberKey(u.id)]!.record.incarnation = u.incarnation }
+                if table[MemberKey(u.id)]!.suspicion?.confirm(accuser) == true {
                     counters.suspicionConfirmations += 1
-                    enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: table[u.id]!.record.incarnation,
+                    enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: table[MemberKey(u.id)]!.record.incarnation,
                                          status: .suspect, accuser: accuser))
                 }
             case .alive:
@@ -480,7 +487,7 @@ public struct SWIMInstance: Sendable {
                 var k = config.suspicionMinMultiplier - 2
                 if n - 2 < k { k = 0 }
                 setStatus(u.id, .suspect, incarnation: u.incarnation, now, &out)
-                table[u.id]!.suspicion = Suspicion(startMs: now, minMs: minMs, maxMs: maxMs, expectedConfirmations: k,
+                table[MemberKey(u.id)]!.suspicion = Suspicion(startMs: now, minMs: minMs, maxMs: maxMs, expectedConfirmations: k,
                                                    firstAccuser: accuser)
                 counters.suspicionsStarted += 1
                 probeNext(u.id)
@@ -512,7 +519,7 @@ public struct SWIMInstance: Sendable {
             return
         }
         incarnation = u.incarnation + 1
-        table[me]!.record.incarnation = incarnation
+        table[MemberKey(me)]!.record.incarnation = incarnation
         if u.status != .alive {
             counters.refutations += 1
             adjustAwareness(+1)
@@ -526,7 +533,7 @@ public struct SWIMInstance: Sendable {
 
     private mutating func setStatus(_ id: MemberID, _ status: MemberStatus, incarnation inc: UInt64, _ now: UInt64,
                                     _ out: inout [SWIMDirective]) {
-        var e = table[id]!
+        var e = table[MemberKey(id)]!
         let previous = e.record.status
         e.record.incarnation = inc
         if status != .suspect { e.suspicion = nil }
@@ -535,16 +542,17 @@ public struct SWIMInstance: Sendable {
             let isLive = status == .alive || status == .suspect
             if wasLive && !isLive { liveCount -= 1; counters.deathsLearnt += 1 }
             if !wasLive && isLive { liveCount += 1 }
+            if id != me { timedCount += (status == .alive ? 0 : 1) - (previous == .alive ? 0 : 1) }
             e.record.status = status
             e.record.statusChangedAtMs = now
         }
-        table[id] = e
+        table[MemberKey(id)] = e
         if previous != status { out.append(.memberChanged(e.record, previous: previous)) }
     }
 
     private mutating func insertMember(_ record: MemberRecord) {
-        precondition(table[record.id] == nil, "member \(record.id) inserted twice")
-        table[record.id] = Entry(record: record)
+        precondition(table[MemberKey(record.id)] == nil, "member \(record.id) inserted twice")
+        table[MemberKey(record.id)] = Entry(record: record)
         var lo = 0, hi = ids.count
         while lo < hi {
             let mid = (lo + hi) / 2
@@ -560,16 +568,18 @@ public struct SWIMInstance: Sendable {
     }
 
     private mutating func removeMember(_ id: MemberID) {
-        guard let e = table.removeValue(forKey: id) else { return }
+        guard let e = table.removeValue(forKey: MemberKey(id)) else { return }
         if e.record.status == .alive || e.record.status == .suspect { liveCount -= 1 }
+        if e.record.status != .alive { timedCount -= 1 }
         if let i = ids.firstIndex(of: id) { ids.remove(at: i) }
         queue.remove(id)
     }
 
     private mutating func expireSuspicionsAndReap(_ now: UInt64, _ out: inout [SWIMDirective]) {
+        guard timedCount > 0 else { return }
         var reap: [MemberID] = []
         for id in ids where id != me {
-            let e = table[id]!
+            let e = table[MemberKey(id)]!
             if let s = e.suspicion, now >= s.deadlineMs {
                 counters.deathsDeclared += 1
                 setStatus(id, .dead, incarnation: e.record.incarnation, now, &out)

@@ -18,7 +18,8 @@ struct Suspicion: Sendable, Hashable {
     let expectedConfirmations: Int
     /// Who raised the suspicion first (named in the gossiped suspect update).
     let firstAccuser: MemberID
-    private(set) var accusers: Set<MemberID>
+    /// Distinct accusers, the first included (at most k + 1, so a list).
+    private(set) var accusers: [MemberID]
 
     init(startMs: UInt64, minMs: UInt64, maxMs: UInt64, expectedConfirmations: Int, firstAccuser: MemberID) {
         self.startMs = startMs
@@ -35,7 +36,7 @@ struct Suspicion: Sendable, Hashable {
     /// expected number change nothing and are not kept.
     mutating func confirm(_ accuser: MemberID) -> Bool {
         guard confirmations < expectedConfirmations, !accusers.contains(accuser) else { return false }
-        accusers.insert(accuser)
+        accusers.append(accuser)
         return true
     }
 

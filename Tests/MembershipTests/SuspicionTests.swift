@@ -84,7 +84,7 @@ extension Suspicion {
         #expect(replaced)
         #expect(q.count == 1)
         #expect(q.pending(about: Self.keys[0])?.incarnation == 1)
-        #expect(q.entries[Self.keys[0]]?.transmits == 0)
+        #expect(q.entries[MemberKey(Self.keys[0])]?.transmits == 0)
     }
 
     @Test func takesOnlyWhatFitsTheRoom() {
