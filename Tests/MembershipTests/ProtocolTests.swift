@@ -252,4 +252,36 @@ extension Cluster {
         #expect(pings > 0)
         #expect(fullest >= 12, "a full datagram holds at least 12 of the largest updates")
     }
+
+    /// Someone still gossiping a suspicion of an incarnation we already refuted gets our alive
+    /// again in the answer (the refutation's own burst may have missed it).
+    @Test func aStaleSuspicionIsAnsweredWithAliveAgain() {
+        var c = Cluster.formed(3)
+        let dead = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 0, status: .dead)
+        _ = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [dead])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        #expect(c[0].incarnation == 1)
+        c.run(until: c.nowMs + 10_000)   // the refutation's sends run out
+        let stale = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 0, status: .suspect, accuser: c.keys[1])
+        let out = c.nodes[0]!.onMessage(.ping(.init(probeID: 99, target: c.keys[0], incarnation: 0, updates: [stale])),
+                                        from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        guard case let .send(.ack(ack), to)? = out.first else { Issue.record("no ack: \(out)"); return }
+        #expect(to == c.addresses[1] && ack.probeID == 99)
+        #expect(ack.updates.contains(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 1, status: .alive)))
+        #expect(c[0].incarnation == 1, "a stale claim does not raise the incarnation again")
+    }
+
+    /// A member that becomes suspect is probed next, and the ping tells it (buddy system).
+    @Test func aNewSuspectIsProbedNextWithTheSuspicionInThePing() {
+        var c = Cluster.formed(4)
+        let suspect = MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: 0, status: .suspect, accuser: c.keys[1])
+        c.collect(0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [suspect])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        #expect(c.status(0, of: 3) == .suspect)
+        c.inflight = []
+        let (ping, target) = c.nextProbe(from: 0)
+        #expect(target == 3)
+        #expect(ping.updates.first == suspect)
+        c.deliverAll()
+        #expect(c[3].incarnation == 1)
+        #expect(c.status(0, of: 3) == .alive)
+    }
 }
