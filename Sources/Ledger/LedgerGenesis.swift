@@ -7,27 +7,8 @@ import Wire
 /// What an audit needs from the mesh genesis, as plain values: the CLI builds it from
 /// `MeshConfig.Genesis` (this layer does not read YAML), tests and benchmarks build it directly.
 public struct LedgerGenesis: Sendable, Hashable {
-    /// The pinned release parameters and budget every contributor's releases must use.
-    public struct PrivacyTerms: Sendable, Hashable {
-        /// C, the L2 clip bound (real units).
-        public var clipBound: Double
-        /// z as requested (the wire carries it).
-        public var noiseMultiplier: Double
-        /// s: the fixed-point grid 2^−s.
-        public var scaleLog2: Int
-        /// δ of the (ε, δ) guarantee.
-        public var delta: Double
-        /// ε_max: no contributor's spend may exceed it.
-        public var epsilonBudget: Double
-
-        public init(clipBound: Double, noiseMultiplier: Double, scaleLog2: Int, delta: Double, epsilonBudget: Double) {
-            self.clipBound = clipBound
-            self.noiseMultiplier = noiseMultiplier
-            self.scaleLog2 = scaleLog2
-            self.delta = delta
-            self.epsilonBudget = epsilonBudget
-        }
-    }
+    /// The pinned release parameters and budget (`Consensus.PrivacyTerms`).
+    public typealias PrivacyTerms = Consensus.PrivacyTerms
 
     public var meshID: MeshID
     /// The genesis members: the validator set at height 1.
@@ -48,6 +29,12 @@ public struct LedgerGenesis: Sendable, Hashable {
 
     /// The mask rule of this mesh.
     public var maskRule: MaskRule { MaskRule(originalSpec: model, boundary: boundary) }
+
+    /// The rules decisions are judged by.
+    public var rules: MeshRules { MeshRules(meshID: meshID, model: model, boundary: boundary, privacy: privacy) }
+
+    /// The mesh state before the first entry.
+    public var initialState: MeshState { MeshState(rules: rules, validators: validators) }
 
     /// The previous-entry hash of the first entry: the mesh id's digest.
     public var firstPreviousHash: Digest32 { meshID.digest }

@@ -11,35 +11,8 @@ public enum LogFault: Sendable, Equatable, CustomStringConvertible {
     case certificateHeight(expected: UInt64, actual: UInt64)
     case certificateDigest
     case certificate(CertificateError)
-    case afterFreeze(DecisionKind)
-    case freezeTwice
-    case freezeRound(expected: UInt64, actual: UInt64)
-    case maskRound(expected: UInt64, actual: UInt64)
-    case maskInvalid(String)
-    case maskGrows(layer: Int)
-    case tooFewContributions(count: Int, quorum: Int)
-    case contributorNotValidator(PublicKey)
-    case contributorConvicted(PublicKey)
-    case contributionSignature(PublicKey)
-    case contributionHeight(PublicKey, expected: UInt64, actual: UInt64)
-    case releasePayload(PublicKey, String)
-    case releaseNotPinned(PublicKey, String)
-    case releaseCountNotIncreasing(PublicKey, previous: UInt32, actual: UInt32)
-    case privacyBudgetExceeded(PublicKey, epsilon: Double, budget: Double)
-    case aggregateComputation(String)
-    case aggregateMismatch(index: Int, recorded: Int32, recomputed: Int32)
-    case aggregateLength(recorded: Int, recomputed: Int)
-    case maskMismatch(layer: Int)
-    case admitAlreadyMember(PublicKey)
-    case admitTooManyMembers(limit: Int)
-    case inviterNotValidator(PublicKey)
-    case inviteSignature(PublicKey)
-    case inviteExpired(validUntil: UInt64, height: UInt64)
-    case removeNotMember(PublicKey)
-    case removeLastValidator
-    case evidenceSignature(PublicKey)
-    case evidenceNotValidator(PublicKey, height: UInt64)
-    case evidenceFromFuture(voteHeight: UInt64, height: UInt64)
+    /// The entry is well linked and certified, but its decision is not acceptable at its height.
+    case decision(DecisionFault)
 
     public var code: String {
         switch self {
@@ -57,34 +30,7 @@ public enum LogFault: Sendable, Equatable, CustomStringConvertible {
             case .wrongHeight: return "certificate_height"
             case .wrongDigest: return "certificate_digest"
             }
-        case .afterFreeze: return "after_freeze"
-        case .freezeTwice: return "freeze_twice"
-        case .freezeRound: return "freeze_round"
-        case .maskRound: return "mask_round"
-        case .maskInvalid: return "mask_invalid"
-        case .maskGrows: return "mask_grows"
-        case .tooFewContributions: return "too_few_contributions"
-        case .contributorNotValidator: return "contributor_not_validator"
-        case .contributorConvicted: return "contributor_convicted"
-        case .contributionSignature: return "bad_contribution_signature"
-        case .contributionHeight: return "contribution_height"
-        case .releasePayload: return "release_payload"
-        case .releaseNotPinned: return "release_not_pinned"
-        case .releaseCountNotIncreasing: return "release_count"
-        case .privacyBudgetExceeded: return "privacy_budget_exceeded"
-        case .aggregateComputation: return "aggregate_computation"
-        case .aggregateMismatch, .aggregateLength: return "wrong_aggregate"
-        case .maskMismatch: return "wrong_mask"
-        case .admitAlreadyMember: return "admit_already_member"
-        case .admitTooManyMembers: return "admit_too_many"
-        case .inviterNotValidator: return "inviter_not_validator"
-        case .inviteSignature: return "bad_invite_signature"
-        case .inviteExpired: return "invite_expired"
-        case .removeNotMember: return "remove_not_member"
-        case .removeLastValidator: return "remove_last_validator"
-        case .evidenceSignature: return "bad_evidence_signature"
-        case .evidenceNotValidator: return "evidence_not_validator"
-        case .evidenceFromFuture: return "evidence_from_future"
+        case let .decision(d): return d.code
         }
     }
 
@@ -96,37 +42,7 @@ public enum LogFault: Sendable, Equatable, CustomStringConvertible {
         case let .certificateHeight(e, a): return "certificate is for height \(a), the entry is height \(e)"
         case .certificateDigest: return "certificate names another decision digest than the entry's decision"
         case let .certificate(e): return "certificate: \(e)"
-        case let .afterFreeze(kind): return "\(kind) decision after the freeze (only admit, remove and evidence may follow it)"
-        case .freezeTwice: return "second freeze"
-        case let .freezeRound(e, a): return "freeze names round \(a), the last mask round is \(e)"
-        case let .maskRound(e, a): return "mask decision for round \(a), expected round \(e)"
-        case let .maskInvalid(why): return "recorded mask is invalid: \(why)"
-        case let .maskGrows(layer): return "mask grows back in layer \(layer) (masks only shrink)"
-        case let .tooFewContributions(c, q): return "\(c) contributions, a mask decision needs a quorum of \(q)"
-        case let .contributorNotValidator(k): return "contributor \(k.fingerprint) is not a validator at this height"
-        case let .contributorConvicted(k): return "contributor \(k.fingerprint) equivocated earlier (evidence in the log)"
-        case let .contributionSignature(k): return "contribution signature of \(k.fingerprint) does not verify"
-        case let .contributionHeight(k, e, a): return "contribution of \(k.fingerprint) is for round \(a), expected \(e)"
-        case let .releasePayload(k, why): return "release of \(k.fingerprint): \(why)"
-        case let .releaseNotPinned(k, why): return "release of \(k.fingerprint) does not use the genesis parameters: \(why)"
-        case let .releaseCountNotIncreasing(k, p, a):
-            return "release count of \(k.fingerprint) is \(a), not above its previous \(p) (spend would be hidden)"
-        case let .privacyBudgetExceeded(k, eps, budget):
-            return "\(k.fingerprint) has spent ε = \(eps), above the budget \(budget)"
-        case let .aggregateComputation(why): return "aggregate cannot be recomputed: \(why)"
-        case let .aggregateMismatch(i, rec, re): return "aggregate differs at unit \(i): recorded \(rec), recomputed \(re)"
-        case let .aggregateLength(rec, re): return "aggregate has \(rec) values, recomputed \(re)"
-        case let .maskMismatch(layer): return "recorded mask differs from the recomputed one in layer \(layer)"
-        case let .admitAlreadyMember(k): return "admits \(k.fingerprint), already a validator"
-        case let .admitTooManyMembers(limit): return "admit beyond \(limit) members"
-        case let .inviterNotValidator(k): return "inviter \(k.fingerprint) is not a validator at this height"
-        case let .inviteSignature(k): return "invite signature of \(k.fingerprint) does not verify"
-        case let .inviteExpired(v, h): return "invite valid until height \(v), used at \(h)"
-        case let .removeNotMember(k): return "removes \(k.fingerprint), not a validator"
-        case .removeLastValidator: return "removes the last validator"
-        case let .evidenceSignature(k): return "evidence vote of \(k.fingerprint) does not verify"
-        case let .evidenceNotValidator(k, h): return "evidence against \(k.fingerprint), not a validator at height \(h)"
-        case let .evidenceFromFuture(v, h): return "evidence votes for height \(v), after this height \(h)"
+        case let .decision(d): return d.description
         }
     }
 }

@@ -98,7 +98,7 @@ import Wire
                                                                   signatures: Array(cert.signatures.dropLast())))
         }
         // A contribution whose signature does not verify.
-        expectRejected(afterScripted: 0, { if case .contributionSignature = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 0, { if case .decision(.contributionSignature) = $0 { true } else { false } }) { b in
             let m = b.honestMaskDecision()
             var cs = m.contributions
             let c = cs[2]
@@ -127,20 +127,20 @@ import Wire
     }
 
     @Test func wrongAggregateWrongMaskAndAGrowingMask() {
-        expectRejected(afterScripted: 0, { if case .aggregateMismatch(index: 5, _, _) = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 0, { if case .decision(.aggregateMismatch(index: 5, _, _)) = $0 { true } else { false } }) { b in
             let m = b.honestMaskDecision()
             var aggregate = m.aggregate
             aggregate[5] += 1
             return b.entry(for: .mask(MaskDecision(round: m.round, contributions: m.contributions, aggregate: aggregate, mask: m.mask)))
         }
-        expectRejected(afterScripted: 0, { if case .maskMismatch(layer: 0) = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 0, { if case .decision(.maskMismatch(layer: 0)) = $0 { true } else { false } }) { b in
             let m = b.honestMaskDecision()
             var kept = m.mask.kept
             kept[0].removeLast()  // a smaller, valid, but not the agreed mask
             return b.entry(for: .mask(MaskDecision(round: m.round, contributions: m.contributions, aggregate: m.aggregate,
                                                    mask: PruneMask(kept: kept))))
         }
-        expectRejected(afterScripted: 1, { $0 == .maskGrows(layer: 1) }) { b in
+        expectRejected(afterScripted: 1, { $0 == .decision(.maskGrows(layer: 1)) }) { b in
             let m = b.honestMaskDecision()
             var kept = m.mask.kept
             let pruned = Set(0..<16).subtracting(b.mask.kept[1]).min()!
@@ -148,30 +148,30 @@ import Wire
             return b.entry(for: .mask(MaskDecision(round: m.round, contributions: m.contributions, aggregate: m.aggregate,
                                                    mask: PruneMask(kept: kept))))
         }
-        expectRejected(afterScripted: 1, { $0 == .maskRound(expected: 2, actual: 3) }) { b in
+        expectRejected(afterScripted: 1, { $0 == .decision(.maskRound(expected: 2, actual: 3)) }) { b in
             let cs = b.validators.keys.map { b.contribution(by: $0, round: 3) }
             return b.entry(for: .mask(try! MaskDecision.make(round: 3, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
     }
 
     @Test func contributionsMustComeFromUnconvictedValidatorsWithinBudget() {
-        expectRejected(afterScripted: 0, { if case .contributorNotValidator = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 0, { if case .decision(.contributorNotValidator) = $0 { true } else { false } }) { b in
             var cs = b.validators.keys.map { b.contribution(by: $0, round: 1) }
             cs[0] = b.contribution(by: b.spares[0], round: 1)
             return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
-        expectRejected(afterScripted: 0, { if case .tooFewContributions(count: 2, quorum: 3) = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 0, { if case .decision(.tooFewContributions(count: 2, quorum: 3)) = $0 { true } else { false } }) { b in
             let cs = b.validators.keys.prefix(2).map { b.contribution(by: $0, round: 1) }
             return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 0, current: b.mask, rule: b.genesis.maskRule)))
         }
         // Overspent: a contributor whose release count puts ε above the genesis budget (10).
-        expectRejected(afterScripted: 0, { if case .privacyBudgetExceeded = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 0, { if case .decision(.privacyBudgetExceeded) = $0 { true } else { false } }) { b in
             var cs = b.validators.keys.map { b.contribution(by: $0, round: 1) }
             cs[1] = b.contribution(by: cs[1].contributor, round: 1, releaseCount: 1000)
             return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
         // A release count that does not grow would hide spend.
-        expectRejected(afterScripted: 1, { if case .releaseCountNotIncreasing(_, previous: 1, actual: 1) = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 1, { if case .decision(.releaseCountNotIncreasing(_, previous: 1, actual: 1)) = $0 { true } else { false } }) { b in
             var cs = b.validators.keys.map { b.contribution(by: $0, round: 2) }
             cs[0] = b.contribution(by: cs[0].contributor, round: 2, releaseCount: 1)
             return b.entry(for: .mask(try! MaskDecision.make(round: 2, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
@@ -182,9 +182,9 @@ import Wire
         let mask = b.entry(for: .mask(b.honestMaskDecision()))
         let error = Committee.verify([evidence, mask], genesis: b.genesis)
         #expect(error?.index == 1)
-        #expect(error?.fault == .contributorConvicted(b.validators.keys[2]))
+        #expect(error?.fault == .decision(.contributorConvicted(b.validators.keys[2])))
         // Release parameters other than the genesis's.
-        expectRejected(afterScripted: 0, { if case .releaseNotPinned = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 0, { if case .decision(.releaseNotPinned) = $0 { true } else { false } }) { b in
             var cs = b.validators.keys.map { b.contribution(by: $0, round: 1) }
             let r = ImportanceRelease(height: 1, releaseCount: 1, noiseMultiplier: 0.5, clipNorm: 16, scaleLog2: 10,
                                       values: b.releaseValues(for: cs[3].contributor, round: 1))
@@ -194,9 +194,9 @@ import Wire
     }
 
     @Test func freezeRules() {
-        expectRejected(afterScripted: 4, { $0 == .afterFreeze(.mask) }) { b in b.entry(for: .mask(b.honestMaskDecision())) }
-        expectRejected(afterScripted: 4, { $0 == .freezeTwice }) { b in b.entry(for: .freeze(round: 3)) }
-        expectRejected(afterScripted: 2, { $0 == .freezeRound(expected: 2, actual: 1) }) { b in b.entry(for: .freeze(round: 1)) }
+        expectRejected(afterScripted: 4, { $0 == .decision(.afterFreeze(.mask)) }) { b in b.entry(for: .mask(b.honestMaskDecision())) }
+        expectRejected(afterScripted: 4, { $0 == .decision(.freezeTwice) }) { b in b.entry(for: .freeze(round: 3)) }
+        expectRejected(afterScripted: 2, { $0 == .decision(.freezeRound(expected: 2, actual: 1)) }) { b in b.entry(for: .freeze(round: 1)) }
     }
 
     @Test func membershipChangesTakeEffectAtTheNextHeight() {
@@ -218,32 +218,52 @@ import Wire
         entries.append(e)
         #expect(Committee.verify(entries, genesis: b.genesis) == nil)
         // An expired invite, an inviter who is not a validator, admitting a member twice.
-        expectRejected(afterScripted: 4, { $0 == .inviteExpired(validUntil: 4, height: 5) }) { b in
+        expectRejected(afterScripted: 4, { $0 == .decision(.inviteExpired(validUntil: 4, height: 5)) }) { b in
             let invite = Invite.sign(invitee: b.spares[0], validUntilHeight: 4, meshID: b.genesis.meshID, inviter: b.signingKey(b.validators.keys[0]))
             return b.entry(for: .admit(member: b.spares[0], invite: invite))
         }
-        expectRejected(afterScripted: 4, { if case .inviterNotValidator = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 4, { if case .decision(.inviterNotValidator) = $0 { true } else { false } }) { b in
             let invite = Invite.sign(invitee: b.spares[0], validUntilHeight: 9, meshID: b.genesis.meshID, inviter: b.signingKey(b.spares[1]))
             return b.entry(for: .admit(member: b.spares[0], invite: invite))
         }
-        expectRejected(afterScripted: 4, { if case .removeNotMember = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 4, { if case .decision(.removeNotMember) = $0 { true } else { false } }) { b in
             b.entry(for: .remove(member: b.spares[1], reason: .dead))
         }
-        expectRejected(afterScripted: 5, { if case .admitAlreadyMember = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 5, { if case .decision(.admitAlreadyMember) = $0 { true } else { false } }) { b in
             b.entry(for: b.admitDecision(b.spares[0]))
         }
     }
 
     @Test func evidenceMustBeSignedByAValidatorOfItsHeight() {
-        expectRejected(afterScripted: 4, { if case .evidenceNotValidator = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 4, { if case .decision(.evidenceNotValidator) = $0 { true } else { false } }) { b in
             b.entry(for: b.evidenceDecision(against: b.spares[1]))
         }
-        expectRejected(afterScripted: 4, { if case .evidenceSignature = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 4, { if case .decision(.evidenceSignature) = $0 { true } else { false } }) { b in
             guard case let .evidence(e) = b.evidenceDecision(against: b.validators.keys[1]) else { fatalError() }
             let s = e.second
             let bad = Vote(voter: s.voter, height: s.height, round: s.round, type: s.type, decisionDigest: s.decisionDigest,
                            signature: e.first.signature)
             return b.entry(for: .evidence(Equivocation(e.first, bad)!))
         }
+    }
+}
+
+@Suite struct MeshStateTests {
+    /// The state the consensus engine votes with: `check` never changes it, a refused decision
+    /// leaves it as it was, and replaying a log through it reaches the verifier's state.
+    @Test func checkApplyAndReplay() throws {
+        let (b, entries) = Committee.log(7)
+        var state = b.genesis.initialState
+        var fresh = Committee.builder()
+        let honest = Decision.mask(fresh.honestMaskDecision())
+        try state.check(honest)
+        #expect(state.height == 0 && state.lastMaskRound == 0)
+        #expect(throws: DecisionFault.freezeRound(expected: 0, actual: 3)) { try state.apply(.freeze(round: 3)) }
+        #expect(state.height == 0 && !state.frozen)
+        for e in entries { try state.apply(e.decision) }
+        let verified = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: b.genesis).verifier
+        #expect(state.height == 7 && state.mask == verified.mask && state.validators == verified.validators)
+        #expect(state.frozen && state.releaseCounts == verified.releaseCounts)
+        _ = fresh.next()
     }
 }

@@ -1,0 +1,53 @@
+import Learner
+import MeshBase
+import Privacy
+import Sodium
+import Wire
+
+/// The pinned release parameters and the budget every contributor's releases must respect.
+public struct PrivacyTerms: Sendable, Hashable {
+    /// C, the L2 clip bound (real units).
+    public var clipBound: Double
+    /// z as requested (the wire carries it).
+    public var noiseMultiplier: Double
+    /// s: the fixed-point grid 2^−s.
+    public var scaleLog2: Int
+    /// δ of the (ε, δ) guarantee.
+    public var delta: Double
+    /// ε_max: no contributor's spend may exceed it.
+    public var epsilonBudget: Double
+
+    public init(clipBound: Double, noiseMultiplier: Double, scaleLog2: Int, delta: Double, epsilonBudget: Double) {
+        self.clipBound = clipBound
+        self.noiseMultiplier = noiseMultiplier
+        self.scaleLog2 = scaleLog2
+        self.delta = delta
+        self.epsilonBudget = epsilonBudget
+    }
+}
+
+/// The fixed rules decisions are judged by, from the genesis: the mesh, the original model, the
+/// boundary rule and the privacy terms. (The node and the auditor build it from
+/// `MeshConfig.Genesis`; this layer does not read YAML.)
+public struct MeshRules: Sendable, Hashable {
+    public let meshID: MeshID
+    /// The original (unpruned) model.
+    public let model: ModelSpec
+    public let boundary: BoundaryRule
+    public let privacy: PrivacyTerms
+    public let maskRule: MaskRule
+    /// The pinned release parameters, or nil if the privacy terms cannot make any (then no mask
+    /// decision is acceptable).
+    public let pinned: ReleaseParameters?
+
+    public init(meshID: MeshID, model: ModelSpec, boundary: BoundaryRule, privacy: PrivacyTerms) {
+        self.meshID = meshID
+        self.model = model
+        self.boundary = boundary
+        self.privacy = privacy
+        let rule = MaskRule(originalSpec: model, boundary: boundary)
+        self.maskRule = rule
+        self.pinned = try? ReleaseParameters(clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
+                                             fixedPoint: FixedPoint(scaleLog2: privacy.scaleLog2), dimension: rule.dimension)
+    }
+}

@@ -1,0 +1,170 @@
+import Learner
+import MeshBase
+import Privacy
+import Sodium
+import Wire
+
+/// What the committed decisions have made of the mesh so far, and the one place that judges
+/// whether a decision is acceptable at the next height. Pure; used by the log verifier to audit,
+/// by a node to rebuild its state from its log, and by the consensus engine to vote only for
+/// proposals it can reproduce.
+///
+/// `apply(_:at:)` checks, per kind (the first failure is thrown, and the state is unchanged):
+/// after a freeze only admit, remove and evidence. Mask: round = last + 1; recorded mask valid and
+/// a subset of the mask in force; contributions from at least a quorum of validators in force,
+/// none convicted, each signed, for this round, with the pinned z, C, s, d, a release count above
+/// the contributor's previous one and a spend (RDP of `release count` releases at z_eff) within
+/// ε_max; aggregate (trim f) and mask recomputed and equal. Admit: new member, invite signed by a
+/// validator in force, not expired. Remove: a validator, not the last. Freeze: once, naming the
+/// last mask round. Evidence: both votes signed, by a validator in force at their height ≤ this
+/// one. Admit and remove change `validators` for the next height.
+public struct MeshState: Sendable {
+    public let rules: MeshRules
+    /// Height of the last applied decision (0 before any).
+    public private(set) var height: UInt64 = 0
+    /// The validator set in force for the next height.
+    public private(set) var validators: ValidatorSet
+    /// The mask in force.
+    public private(set) var mask: PruneMask
+    public private(set) var lastMaskRound: UInt64 = 0
+    public private(set) var frozen = false
+    /// Validators convicted of equivocation by recorded evidence.
+    public private(set) var convicted: Set<PublicKey> = []
+    /// Per contributor: the release count of their last recorded release, and ε spent by then.
+    public private(set) var releaseCounts: [PublicKey: UInt32] = [:]
+    public private(set) var spent: [PublicKey: Double] = [:]
+    /// (first height, set) for every validator set so far.
+    private var setHistory: [(from: UInt64, set: ValidatorSet)]
+
+    public init(rules: MeshRules, validators: ValidatorSet) {
+        self.rules = rules
+        self.validators = validators
+        self.mask = PruneMask.full(rules.model)
+        self.setHistory = [(1, validators)]
+    }
+
+    /// The validator set that was in force at `height` (1 … self.height + 1).
+    public func validators(at height: UInt64) -> ValidatorSet {
+        var result = setHistory[0].set
+        for (from, set) in setHistory where from <= height { result = set }
+        return result
+    }
+
+    /// Whether `decision` would be accepted at the next height (no state change).
+    public func check(_ decision: Decision) throws(DecisionFault) {
+        var copy = self
+        try copy.apply(decision)
+    }
+
+    /// Checks `decision` for height `self.height + 1` and applies it; unchanged on failure.
+    public mutating func apply(_ decision: Decision) throws(DecisionFault) {
+        let height = self.height + 1
+        if frozen {
+            switch decision {
+            case .admit, .remove, .evidence: break
+            case .freeze: throw .freezeTwice
+            case .mask: throw .afterFreeze(.mask)
+            }
+        }
+        var next = self
+        switch decision {
+        case let .mask(m):
+            try next.applyMask(m)
+        case let .admit(key, invite):
+            guard !validators.contains(key) else { throw .admitAlreadyMember(key) }
+            guard validators.count < Limits.members_count_max else { throw .admitTooManyMembers(limit: Limits.members_count_max) }
+            guard validators.contains(invite.inviter) else { throw .inviterNotValidator(invite.inviter) }
+            guard invite.isValid(meshID: rules.meshID) else { throw .inviteSignature(invite.inviter) }
+            guard height <= invite.validUntilHeight else { throw .inviteExpired(validUntil: invite.validUntilHeight, height: height) }
+            do { next.validators = try validators.adding(key) } catch { throw .admitAlreadyMember(key) }
+            next.setHistory.append((height + 1, next.validators))
+        case let .remove(key, _):
+            guard validators.contains(key) else { throw .removeNotMember(key) }
+            do { next.validators = try validators.removing(key) } catch { throw .removeLastValidator }
+            next.setHistory.append((height + 1, next.validators))
+        case let .freeze(round):
+            guard round == lastMaskRound else { throw .freezeRound(expected: lastMaskRound, actual: round) }
+            next.frozen = true
+        case let .evidence(e):
+            guard e.height <= height else { throw .evidenceFromFuture(voteHeight: e.height, height: height) }
+            guard e.height >= 1, validators(at: e.height).contains(e.offender) else {
+                throw .evidenceNotValidator(e.offender, height: e.height)
+            }
+            guard e.isValid(meshID: rules.meshID) else { throw .evidenceSignature(e.offender) }
+            next.convicted.insert(e.offender)
+        }
+        next.height = height
+        self = next
+    }
+
+    private mutating func applyMask(_ m: MaskDecision) throws(DecisionFault) {
+        guard m.round == lastMaskRound + 1 else { throw .maskRound(expected: lastMaskRound + 1, actual: m.round) }
+        do { try m.mask.validate(originalSpec: rules.model) } catch { throw .maskInvalid(error.problem) }
+        for (layer, (newKept, oldKept)) in zip(m.mask.kept, mask.kept).enumerated()
+            where !Set(newKept).isSubset(of: Set(oldKept)) {
+            throw .maskGrows(layer: layer)
+        }
+        guard m.contributions.count >= validators.quorum else {
+            throw .tooFewContributions(count: m.contributions.count, quorum: validators.quorum)
+        }
+        guard let pinned = rules.pinned else {
+            throw .releaseNotPinned(m.contributions[0].contributor, "the genesis release parameters are invalid")
+        }
+        var releases: [ImportanceRelease] = []
+        releases.reserveCapacity(m.contributions.count)
+        var counts: [(PublicKey, UInt32, Double)] = []
+        for c in m.contributions {
+            let key = c.contributor
+            guard validators.contains(key) else { throw .contributorNotValidator(key) }
+            guard !convicted.contains(key) else { throw .contributorConvicted(key) }
+            guard c.height == m.round else { throw .contributionHeight(key, expected: m.round, actual: c.height) }
+            guard c.isValid(meshID: rules.meshID) else { throw .contributionSignature(key) }
+            let release: ImportanceRelease
+            do { release = try c.release() } catch { throw .releasePayload(key, error.description) }
+            guard release.height == m.round else {
+                throw .releasePayload(key, "payload is for round \(release.height), expected \(m.round)")
+            }
+            guard release.noiseMultiplier == pinned.noiseMultiplier, release.clipNorm == pinned.clipBound,
+                  Int(release.scaleLog2) == pinned.fixedPoint.scaleLog2, release.values.count == pinned.dimension else {
+                throw .releaseNotPinned(key, "z \(release.noiseMultiplier), C \(release.clipNorm), s \(release.scaleLog2), d \(release.values.count); genesis z \(pinned.noiseMultiplier), C \(pinned.clipBound), s \(pinned.fixedPoint.scaleLog2), d \(pinned.dimension)")
+            }
+            let previous = releaseCounts[key] ?? 0
+            guard release.releaseCount > previous else {
+                throw .releaseCountNotIncreasing(key, previous: previous, actual: release.releaseCount)
+            }
+            let epsilon: Double
+            do {
+                epsilon = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier,
+                                                    releases: UInt64(release.releaseCount), delta: rules.privacy.delta).epsilon
+            } catch {
+                throw .releaseNotPinned(key, error.description)
+            }
+            guard epsilon <= rules.privacy.epsilonBudget else {
+                throw .privacyBudgetExceeded(key, epsilon: epsilon, budget: rules.privacy.epsilonBudget)
+            }
+            counts.append((key, release.releaseCount, epsilon))
+            releases.append(release)
+        }
+        let recomputed: (aggregate: [Int32], mask: PruneMask)
+        do {
+            recomputed = try MaskDecision.compute(releases: releases, trim: validators.maxFaulty, current: mask, rule: rules.maskRule)
+        } catch {
+            throw .aggregateComputation(error.description)
+        }
+        guard recomputed.aggregate.count == m.aggregate.count else {
+            throw .aggregateLength(recorded: m.aggregate.count, recomputed: recomputed.aggregate.count)
+        }
+        for i in recomputed.aggregate.indices where recomputed.aggregate[i] != m.aggregate[i] {
+            throw .aggregateMismatch(index: i, recorded: m.aggregate[i], recomputed: recomputed.aggregate[i])
+        }
+        for layer in recomputed.mask.kept.indices where recomputed.mask.kept[layer] != m.mask.kept[layer] {
+            throw .maskMismatch(layer: layer)
+        }
+        for (key, count, epsilon) in counts {
+            releaseCounts[key] = count
+            spent[key] = epsilon
+        }
+        mask = m.mask
+        lastMaskRound = m.round
+    }
+}
