@@ -27,7 +27,8 @@ extension MembershipSimulation {
         public internal(set) var crashes: [CrashOutcome] = []
         /// Deaths declared (or learnt) about nodes that were running and reachable.
         public internal(set) var falseDeaths = 0
-        /// Suspicions of nodes that were running (each later refuted unless it became a false death).
+        /// Suspicions of running nodes, counted once per observer that saw one (each later refuted
+        /// unless it became a false death).
         public internal(set) var falseSuspicions = 0
         /// Bytes each node sent from `measureFromMs` on, envelope and chunk headers included.
         public internal(set) var bytesSent: [UInt64] = []
