@@ -49,8 +49,7 @@ enum Kernels {
                         let sy = y + ky - pad
                         if sy >= 0 && sy < height && kx1 > kx0 {
                             let dst = image + (sy * width + (x + kx0 - pad)) * channels
-                            let s = src + kx0 * channels
-                            for i in 0..<((kx1 - kx0) * channels) { dst[i] += s[i] }
+                            addInPlace(dst, src + kx0 * channels, count: (kx1 - kx0) * channels)
                         }
                         src += rowSpan
                     }
@@ -60,11 +59,13 @@ enum Kernels {
     }
 
     /// Non-overlapping size×size max-pool; records for each output the input offset (within its
-    /// sample) of the maximum, for the backward pass.
+    /// sample) of the maximum, for the backward pass. The first maximum in (dy, dx) order wins.
+    /// Channels are contiguous in NHWC, so eight of them are compared at once.
     static func maxPool(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
                         height: Int, width: Int, channels: Int, size: Int, samples: Range<Int>) {
         let oh = height / size, ow = width / size
         let inSample = height * width * channels, outSample = oh * ow * channels
+        let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
         for b in samples {
             let src = input + b * inSample
             let dst = output + b * outSample
@@ -73,16 +74,79 @@ enum Kernels {
                 for ox in 0..<ow {
                     let o = (oy * ow + ox) * channels
                     let first = ((oy * size) * width + ox * size) * channels
-                    for c in 0..<channels {
-                        dst[o + c] = src[first + c]
-                        arg[o + c] = Int32(first + c)
+                    var c = 0
+                    while c + 8 <= channels {
+                        var best = SIMD8<Float>.load(src + first + c)
+                        var bestIndex = SIMD8<Int32>(repeating: Int32(first + c)) &+ lanes
+                        for dy in 0..<size {
+                            for dx in 0..<size where dy != 0 || dx != 0 {
+                                let i = ((oy * size + dy) * width + ox * size + dx) * channels + c
+                                let v = SIMD8<Float>.load(src + i)
+                                let larger = v .> best
+                                best.replace(with: v, where: larger)
+                                bestIndex.replace(with: SIMD8<Int32>(repeating: Int32(i)) &+ lanes, where: larger)
+                            }
+                        }
+                        best.store(dst + o + c)
+                        bestIndex.store(arg + o + c)
+                        c += 8
                     }
-                    for dy in 0..<size {
-                        for dx in 0..<size where dy != 0 || dx != 0 {
-                            let i = ((oy * size + dy) * width + ox * size + dx) * channels
-                            for c in 0..<channels where src[i + c] > dst[o + c] {
-                                dst[o + c] = src[i + c]
-                                arg[o + c] = Int32(i + c)
+                    for c in c..<channels {
+                        var best = src[first + c], bestIndex = first + c
+                        for dy in 0..<size {
+                            for dx in 0..<size where dy != 0 || dx != 0 {
+                                let i = ((oy * size + dy) * width + ox * size + dx) * channels + c
+                                if src[i] > best { best = src[i]; bestIndex = i }
+                            }
+                        }
+                        dst[o + c] = best
+                        arg[o + c] = Int32(bestIndex)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The max-pool's input gradient: each window's output gradient goes to its recorded maximum,
+    /// zero to the other inputs (and to rows or columns no window covers). With
+    /// `reluBeforePool`, the pool's input was a ReLU's output and this also applies the ReLU's
+    /// backward: the maximum's ReLU output is the pool's output, so the gradient passes only where
+    /// that output is positive. Writes every input position once (no zeroing pass, no scatter).
+    static func maxPoolBackward(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>,
+                                argmax: UnsafePointer<Int32>, output: UnsafePointer<Float>, reluBeforePool: Bool,
+                                height: Int, width: Int, channels: Int, size: Int, samples: Range<Int>) {
+        let oh = height / size, ow = width / size
+        let inSample = height * width * channels, outSample = oh * ow * channels
+        let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+        for b in samples {
+            let dst = gradInput + b * inSample
+            if oh * size != height || ow * size != width { dst.update(repeating: 0, count: inSample) }
+            let g = gradOutput + b * outSample
+            let arg = argmax + b * outSample
+            let out = output + b * outSample
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let o = (oy * ow + ox) * channels
+                    var c = 0
+                    while c + 8 <= channels {
+                        var grad = SIMD8<Float>.load(g + o + c)
+                        if reluBeforePool { grad.replace(with: 0, where: SIMD8<Float>.load(out + o + c) .<= 0) }
+                        let a = SIMD8<Int32>.load(arg + o + c)
+                        for dy in 0..<size {
+                            for dx in 0..<size {
+                                let i = ((oy * size + dy) * width + ox * size + dx) * channels + c
+                                let here = a .== SIMD8<Int32>(repeating: Int32(i)) &+ lanes
+                                SIMD8<Float>(repeating: 0).replacing(with: grad, where: here).store(dst + i)
+                            }
+                        }
+                        c += 8
+                    }
+                    for c in c..<channels {
+                        let grad = reluBeforePool && !(out[o + c] > 0) ? 0 : g[o + c]
+                        for dy in 0..<size {
+                            for dx in 0..<size {
+                                let i = ((oy * size + dy) * width + ox * size + dx) * channels + c
+                                dst[i] = Int(arg[o + c]) == i ? grad : 0
                             }
                         }
                     }
@@ -91,36 +155,59 @@ enum Kernels {
         }
     }
 
-    static func maxPoolBackward(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>,
-                                argmax: UnsafePointer<Int32>, inSample: Int, outSample: Int, samples: Range<Int>) {
-        for b in samples {
-            let dst = gradInput + b * inSample
-            dst.update(repeating: 0, count: inSample)
-            let g = gradOutput + b * outSample
-            let arg = argmax + b * outSample
-            for o in 0..<outSample { dst[Int(arg[o])] += g[o] }
-        }
-    }
-
     /// y = max(0, y + bias) per row of `units`, or y + bias without the ReLU.
     static func addBias(_ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, units: Int, rows: Range<Int>, relu: Bool) {
         for r in rows {
             let row = y + r * units
-            if relu {
-                for u in 0..<units { row[u] = max(0, row[u] + bias[u]) }
-            } else {
-                for u in 0..<units { row[u] += bias[u] }
+            var u = 0
+            while u + 8 <= units {
+                var v = SIMD8<Float>.load(row + u) + SIMD8<Float>.load(bias + u)
+                if relu { v.replace(with: 0, where: .!(v .> 0)) }
+                v.store(row + u)
+                u += 8
+            }
+            for u in u..<units {
+                let v = row[u] + bias[u]
+                row[u] = relu ? max(0, v) : v
             }
         }
     }
 
     /// g ← g where y > 0, else 0 (ReLU backward using its output).
     static func reluBackward(_ g: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, range: Range<Int>) {
-        for i in range where y[i] <= 0 { g[i] = 0 }
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            var v = SIMD8<Float>.load(g + i)
+            v.replace(with: 0, where: .!(SIMD8<Float>.load(y + i) .> 0))
+            v.store(g + i)
+            i += 8
+        }
+        for i in i..<range.upperBound where !(y[i] > 0) { g[i] = 0 }
     }
 
     static func relu(_ y: UnsafeMutablePointer<Float>, range: Range<Int>) {
-        for i in range { y[i] = max(0, y[i]) }
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            var v = SIMD8<Float>.load(y + i)
+            v.replace(with: 0, where: .!(v .> 0))
+            v.store(y + i)
+            i += 8
+        }
+        for i in i..<range.upperBound { y[i] = max(0, y[i]) }
+    }
+
+    /// dst[i] += src[i] for i in 0..<count.
+    @inline(__always)
+    static func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            (SIMD8<Float>.load(dst + i) + SIMD8<Float>.load(src + i)).store(dst + i)
+            i += 8
+        }
+        while i < count {
+            dst[i] += src[i]
+            i += 1
+        }
     }
 
     /// Mirrors one NHWC image left–right in place: pixel (y, x, c) moves to (y, width−1−x, c).
@@ -133,15 +220,6 @@ enum Kernels {
                 left += channels
                 right -= channels
             }
-        }
-    }
-
-    /// Column sums of a rows×units matrix, accumulated into `sums`.
-    static func columnSums(_ m: UnsafePointer<Float>, rows: Int, units: Int, into sums: UnsafeMutablePointer<Float>) {
-        sums.update(repeating: 0, count: units)
-        for r in 0..<rows {
-            let row = m + r * units
-            for u in 0..<units { sums[u] += row[u] }
         }
     }
 }

@@ -41,24 +41,43 @@ struct OptimizerState: Sendable {
         biasSlots = biasSlots.map { slot in slot.indices.map { FloatBuffer(plan.sliceBias(slot[$0].array, layer: $0)) } }
     }
 
-    /// One update of `params` from `grads` (same length), chunked across threads.
+    /// One update of `params`, chunked across threads. The gradient is `grads`, or, when `grads`
+    /// is nil (SGD only), was already added into slot 0 by the backward pass.
+    ///
+    /// SGD (PyTorch's rule: v ← μ·v + g + λ·p, p ← p − lr·v) keeps μ·v in slot 0 rather than v:
+    /// that is the part of the next velocity known before the next gradient, so the backward
+    /// pass can add the gradient straight into it (GEMM with beta 1) and this pass then reads and
+    /// writes each parameter and slot once.
     static func update(kind: OptimizerKind, step: Int, lr: Float, params: UnsafeMutablePointer<Float>,
-                       grads: UnsafePointer<Float>, slot0: UnsafeMutablePointer<Float>, slot1: UnsafeMutablePointer<Float>?,
+                       grads: UnsafePointer<Float>?, slot0: UnsafeMutablePointer<Float>, slot1: UnsafeMutablePointer<Float>?,
                        count: Int, threads: Int) {
-        let p = SharedPointer(params), g = SharedPointer(UnsafeMutablePointer(mutating: grads))
+        let p = SharedPointer(params), g = grads.map { SharedPointer(UnsafeMutablePointer(mutating: $0)) }
         let s0 = SharedPointer(slot0), s1 = slot1.map(SharedPointer.init)
         switch kind {
         case let .sgd(momentum, decay):
             parallelChunks(count, threads: threads, minChunk: 1 << 16) { range in
-                let p = p.base, g = g.base, v = s0.base
-                for i in range {
-                    let grad = g[i] + decay * p[i]
-                    let vel = momentum * v[i] + grad
-                    v[i] = vel
-                    p[i] -= lr * vel
+                let p = p.base, s = s0.base
+                let m8 = SIMD8<Float>(repeating: momentum), decay8 = SIMD8<Float>(repeating: decay)
+                let lr8 = SIMD8<Float>(repeating: lr)
+                var i = range.lowerBound
+                while i + 8 <= range.upperBound {
+                    let p8 = SIMD8<Float>.load(p + i)
+                    // (μ·v + g) + λ·p, the order the pre-added path computes it in.
+                    var v = SIMD8<Float>.load(s + i)
+                    if let g { v += SIMD8<Float>.load(g.base + i) }
+                    v += decay8 * p8
+                    (p8 - lr8 * v).store(p + i)
+                    (m8 * v).store(s + i)
+                    i += 8
+                }
+                for i in i..<range.upperBound {
+                    let v = s[i] + (g?.base[i] ?? 0) + decay * p[i]
+                    p[i] -= lr * v
+                    s[i] = momentum * v
                 }
             }
         case let .adam(beta1, beta2, epsilon, decay):
+            guard let g else { preconditionFailure("Adam needs the gradients on their own") }
             let t = Float(step)
             let c1 = 1 - pow(beta1, t), c2 = 1 - pow(beta2, t)
             let stepSize = lr / c1

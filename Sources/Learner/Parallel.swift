@@ -49,6 +49,30 @@ func parallelChunks(_ count: Int, threads: Int, minChunk: Int = 1, _ body: (Rang
     }
 }
 
+/// How many workers `parallelWorkers` uses for `count` items.
+@inline(__always)
+func parallelWorkerCount(_ count: Int, threads: Int, minChunk: Int = 1) -> Int {
+    min(threads, max(1, count / max(minChunk, 1)))
+}
+
+/// Like `parallelChunks`, and also tells each chunk its worker index (0..<parallelWorkerCount),
+/// so a worker can use its own scratch space.
+@inline(__always)
+func parallelWorkers(_ count: Int, threads: Int, minChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+    let chunks = parallelWorkerCount(count, threads: threads, minChunk: minChunk)
+    if chunks <= 1 {
+        body(0, 0..<count)
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        let box = UncheckedBox(body)
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let lo = count * chunk / chunks, hi = count * (chunk + 1) / chunks
+            box.value(chunk, lo..<hi)
+        }
+    }
+}
+
 private struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }

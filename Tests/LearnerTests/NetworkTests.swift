@@ -82,6 +82,98 @@ import Testing
         #expect(checked == ModelCost(Self.smallSpec).params)
     }
 
+    /// Wider layers take the SIMD paths (eight channels at a time, plus tails), pools of 2 and 3,
+    /// and a tiny im2col chunk makes every worker go through several chunks. The second spec
+    /// pools before its ReLU, so nothing is folded.
+    static let wideSpecs = [
+        try! ModelSpec(parsing: "6x6x2:conv3x9,relu,pool2,conv3x16,relu,pool3,dense6,relu,dense4"),
+        try! ModelSpec(parsing: "6x6x3:conv3x8,pool2,relu,conv5x11,relu,dense5,relu,dense3"),
+    ]
+    /// Fits one sample's im2col rows of the first conv (36 × 18 floats), so one sample per chunk.
+    static let tinyColumnChunk = 1_000
+
+    @Test(arguments: [1, 2])
+    func chunkedWideNetworksMatchReferenceAndFiniteDifferences(threads: Int) {
+        for spec in Self.wideSpecs {
+            let model = Model(spec: spec, seed: 12)
+            let size = model.architecture.shapes[0].count
+            let classes = spec.classes
+            let batch = 5
+            let input = randomInputs(batch, size: size, seed: 31)
+            let labels = (0..<batch).map { Int32($0 % classes) }
+            let inputs = (0..<batch).map { b in input[b * size..<(b + 1) * size].map(Double.init) }
+            var reference = ReferenceNetwork(model)
+            for trainable in [true, false] {
+                let net = Network(model: model, batchCapacity: batch, threads: threads, trainable: trainable,
+                                  columnChunkFloats: Self.tinyColumnChunk)
+                let fast = net.forwardRaw(input, count: batch)
+                for b in 0..<batch {
+                    let expected = reference.logits(inputs[b])
+                    for c in 0..<classes {
+                        #expect(abs(Double(fast[b * classes + c]) - expected[c]) < 1e-4 * max(1, abs(expected[c])),
+                                "\(spec) trainable \(trainable) sample \(b) class \(c)")
+                    }
+                }
+            }
+            let net = Network(model: model, batchCapacity: batch, threads: threads, trainable: true,
+                              columnChunkFloats: Self.tinyColumnChunk)
+            let analytic = net.lossAndGradients(input, labels: labels)
+            let h = 1e-5
+            for p in model.weights.indices {
+                for (isBias, count) in [(false, model.weights[p].count), (true, model.biases[p].count)] {
+                    for j in 0..<count {
+                        func perturb(_ delta: Double) {
+                            if isBias { reference.biases[p][j] += delta } else { reference.weights[p][j] += delta }
+                        }
+                        perturb(h)
+                        let up = reference.loss(inputs, labels: labels.map(Int.init))
+                        perturb(-2 * h)
+                        let down = reference.loss(inputs, labels: labels.map(Int.init))
+                        perturb(h)
+                        let numeric = (up - down) / (2 * h)
+                        let fast = Double(isBias ? analytic.biases[p][j] : analytic.weights[p][j])
+                        #expect(abs(numeric - fast) < 1e-4 + 1e-3 * abs(numeric),
+                                "\(spec) layer \(p) \(isBias ? "bias" : "weight") \(j): numeric \(numeric), analytic \(fast)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// trainStep with SGD adds the gradients straight into the momentum; it must move the
+    /// parameters as the separate path does (gradients, then the optimiser).
+    @Test(arguments: [1, 2])
+    func fusedSGDStepMatchesGradientsThenUpdate(threads: Int) {
+        let spec = Self.wideSpecs[0]
+        let batch = 6
+        let data = Benchmark.syntheticData(for: spec, count: batch, seed: 5)
+        var model = Model(spec: spec, seed: 2)
+        model.normalise(for: data)
+        let fused = Network(model: model, batchCapacity: batch, threads: threads, trainable: true,
+                            columnChunkFloats: Self.tinyColumnChunk)
+        let separate = Network(model: model, batchCapacity: batch, threads: threads, trainable: true,
+                               columnChunkFloats: Self.tinyColumnChunk)
+        fused.setOptimizer(.defaultSGD)
+        separate.setOptimizer(.defaultSGD)
+        let lr: Float = 0.05
+        for _ in 0..<3 {
+            fused.trainStep(data, indices: Array(0..<batch)[...], learningRate: lr)
+            // The same normalisation as the batch loader.
+            let input = data.pixels.map { (Float($0) / 255 - model.inputMean) / model.inputStd }
+            _ = separate.lossAndGradients(input, labels: data.labels.map(Int32.init))
+            separate.applyStepForTests(learningRate: lr)
+        }
+        for p in model.weights.indices {
+            let a = fused.model.weights[p], b = separate.model.weights[p]
+            let moved = zip(b, model.weights[p]).map { abs($0 - $1) }.max()!
+            #expect(moved > 1e-4, "layer \(p) did not train")
+            for j in a.indices { #expect(abs(a[j] - b[j]) < 1e-5 + 1e-4 * abs(b[j]), "layer \(p) weight \(j)") }
+            for j in fused.model.biases[p].indices {
+                #expect(abs(fused.model.biases[p][j] - separate.model.biases[p][j]) < 1e-5, "layer \(p) bias \(j)")
+            }
+        }
+    }
+
     @Test func defaultModelHasTheLEAFCounts() {
         let cost = ModelCost(.leafFashion)
         #expect(cost.params == 6_497_162)
