@@ -157,7 +157,9 @@ public final class Node: @unchecked Sendable {
             logger.warning("discovery interface has no MULTICAST flag; discovery off", metadata: ["interface": "\(device.name)"])
             return loop.makeSucceededVoidFuture()
         }
-        let listener = UDPSocket(eventLoop: loop, logger: logger) { [unowned self] bytes, from in
+        var listenerOptions = UDPSocket.Options()
+        listenerOptions.reuseAddress = true
+        let listener = UDPSocket(eventLoop: loop, options: listenerOptions, logger: logger) { [unowned self] bytes, from in
             self.received(bytes, from: from)
         }
         let bindAddress: SocketAddress = discovery.group

@@ -23,11 +23,21 @@ public enum NodeProcess {
 
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
+        // Signal handlers run on this one serial queue, so the count needs no lock.
+        let signals = DispatchQueue(label: "prunemesh.signals")
+        nonisolated(unsafe) var received = 0
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: signals)
             source.setEventHandler {
-                logger.info("signal received; stopping", metadata: ["signal": "\(sig == SIGINT ? "SIGINT" : "SIGTERM")"])
+                received += 1
+                let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
+                guard received == 1 else {
+                    // A second signal while stopping: give up on the clean stop.
+                    logger.warning("second signal; exiting without a clean stop", metadata: ["signal": "\(name)"])
+                    exit(130)
+                }
+                logger.info("signal received; stopping", metadata: ["signal": "\(name)"])
                 stop.signal()
             }
             source.resume()

@@ -149,6 +149,16 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    /// A second node on the same port must fail to start, not share the port silently.
+    @Test func aSecondSocketCannotBindTheSamePort() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (a, _, addressA) = try await Self.makeSocket(group.next())
+        let b = UDPSocket(eventLoop: group.next(), logger: Logger(label: "t")) { _, _ in }
+        await #expect(throws: (any Error).self) { try await b.bind(to: addressA).get() }
+        try await a.close().get()
+        try await group.shutdownGracefully()
+    }
+
     @Test func sendQueueIsBoundedAndDropsAreCounted() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var options = UDPSocket.Options()

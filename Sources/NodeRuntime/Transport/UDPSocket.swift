@@ -19,8 +19,11 @@ import NIOPosix
 /// swallowed here.
 public final class UDPSocket: @unchecked Sendable {
     public struct Options: Sendable {
-        /// SO_REUSEADDR, so a rebind (and several discovery listeners on one host) can bind.
-        public var reuseAddress = true
+        /// SO_REUSEADDR: only for the discovery listener (several nodes on one host share the
+        /// group's port). Never for the mesh socket: on Linux two UDP sockets with it may bind
+        /// the same port, and a second node would silently steal the first one's datagrams.
+        /// A rebind does not need it (UDP has no TIME_WAIT).
+        public var reuseAddress = false
         /// SO_BROADCAST, so a broadcast destination fails neither the write nor the socket.
         public var broadcast = true
         public var sendQueueCountMax = Limits.send_queue_count_max

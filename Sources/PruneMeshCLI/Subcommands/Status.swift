@@ -48,7 +48,7 @@ struct Status: ParsableCommand {
             let file = try ControlFile.read(path)
             return (file.host, file.port)
         } catch {
-            throw ValidationError("no running node found: cannot read \(path) (\(error)); is `prunemesh start` running with --state-dir \(dir)?")
+            throw ControlClient.Failure(description: "no running node found: cannot read \(path) (\(error)); is `prunemesh start` running with --state-dir \(dir)?")
         }
     }
 
