@@ -31,6 +31,7 @@ import Glibc
         let object = try #require(json.json)
         #expect(object["ok"] as? Bool == true)
         #expect(object["entries"] as? Int == 8)
+        #expect(object["verified"] as? Int == 8)
         #expect(object["first_error"] is NSNull)
         let details = try #require(object["entry_details"] as? [[String: Any]])
         #expect(details.count == 8)

@@ -100,7 +100,10 @@ struct Audit: ParsableCommand {
         var ok: Bool
         var log: String
         var meshId: String?
+        /// Entries in the log file (records read).
         var entries: Int
+        /// Entries that passed the audit (the valid prefix).
+        var verified: Int
         var head: String?
         var firstError: FirstError?
         var entryDetails: [EntryReport]
@@ -113,6 +116,7 @@ struct Audit: ParsableCommand {
             try c.encode(log, forKey: .log)
             try c.encode(meshId, forKey: .meshId)
             try c.encode(entries, forKey: .entries)
+            try c.encode(verified, forKey: .verified)
             try c.encode(head, forKey: .head)
             try c.encode(firstError, forKey: .firstError)
             try c.encode(entryDetails, forKey: .entryDetails)
@@ -120,7 +124,7 @@ struct Audit: ParsableCommand {
             try c.encode(epsilonBudget, forKey: .epsilonBudget)
         }
         enum CodingKeys: String, CodingKey {
-            case ok, log, meshId, entries, head, firstError, entryDetails, privacySpent, epsilonBudget
+            case ok, log, meshId, entries, verified, head, firstError, entryDetails, privacySpent, epsilonBudget
         }
     }
 
@@ -129,7 +133,7 @@ struct Audit: ParsableCommand {
     }
 
     func runAudit(_ logPath: String) throws {
-        var report = Report(ok: false, log: logPath, meshId: nil, entries: 0, head: nil, firstError: nil,
+        var report = Report(ok: false, log: logPath, meshId: nil, entries: 0, verified: 0, head: nil, firstError: nil,
                             entryDetails: [], privacySpent: [], epsilonBudget: nil)
         func finish(_ error: FirstError?) throws {
             report.firstError = error
@@ -184,13 +188,13 @@ struct Audit: ParsableCommand {
                         contributors: s.contributors, signers: s.signers, validators: s.validators,
                         member: s.member?.hex, hash: s.hash.hex)
         }
-        report.entries = result.summaries.count
+        report.entries = file.entries.count
+        report.verified = result.summaries.count
         report.head = (result.summaries.last?.hash ?? ledgerGenesis.firstPreviousHash).hex
         report.privacySpent = result.verifier.releaseCounts.keys.sorted().map { key in
             Spend(key: key.hex, releases: result.verifier.releaseCounts[key]!, epsilon: result.verifier.spent[key] ?? 0)
         }
         if let e = result.error {
-            report.entries = file.entries.count
             return try finish(FirstError(index: e.index, offset: nil, code: e.fault.code, reason: e.fault.description))
         }
         try finish(nil)
