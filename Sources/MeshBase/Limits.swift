@@ -243,6 +243,31 @@ public enum Limits {
     /// Entries one log file may hold (a height per decision; bounds what an audit reads).
     public static let log_entries_count_max = 100_000_000
 
+    // MARK: Agreement engine
+
+    /// Digests one contribution request may name (2 + 64 · 32 bytes: one datagram-sized message).
+    public static let contribution_request_digests_count_max = 64
+    /// Contributions the engine holds per contributor and pruning round (a second, different one
+    /// is kept only so that a proposal naming it can be checked).
+    public static let contributions_per_contributor_round_max = 2
+    /// Pruning rounds ahead of the next one for which contributions are accepted and kept.
+    public static let contribution_rounds_ahead_max = 1
+    /// Messages for the next height held until this height commits.
+    public static let consensus_future_messages_count_max = 4 * members_count_max
+    /// Rounds of votes kept below the current round (older ones are dropped, except the lock's
+    /// and the valid value's round).
+    public static let consensus_vote_rounds_kept_max = 8
+    /// Rounds above the current one whose votes are stored (higher ones only count towards the
+    /// skip rule, one latest round per validator).
+    public static let consensus_vote_rounds_ahead_max = 16
+    /// Decisions waiting to be proposed (invites, removals, evidence, freeze).
+    public static let consensus_pending_decisions_count_max = 64
+    /// Equivocations held until recorded.
+    public static let consensus_pending_evidence_count_max = 16
+    /// A log-sync response carries an entry in pieces of at most this many bytes (plus a
+    /// 20-byte header), so that one piece is one message.
+    public static let log_sync_piece_bytes_max = 60 * 1024
+
         // MARK: Relations
 
     /// Asserts how the limits relate; called by tests and once at start-up of every command.
@@ -294,6 +319,12 @@ public enum Limits {
                      + certificate_signatures_count_max * 66 + 64,
                      "the largest mask decision (every validator's largest release, full aggregate and mask) fits one log entry")
         precondition(log_entry_bytes_max <= Int(UInt32.max), "a log record's length is a u32")
+        precondition(2 + contribution_request_digests_count_max * 32 <= datagram_bytes_max - 256,
+                     "a contribution request fits one datagram")
+        precondition(20 + log_sync_piece_bytes_max <= message_bytes_max, "a log-sync piece with its header fits one message")
+        precondition(contribution_request_digests_count_max >= 1 && contributions_per_contributor_round_max >= 1)
+        precondition(consensus_future_messages_count_max >= 3 * members_count_max,
+                     "a whole next height's proposal, prevotes and precommits can wait")
         precondition(layer_width_max <= Int(UInt16.max), "mask indices are stored as u16")
         precondition(certificate_signatures_count_max <= Int(UInt16.max) && members_count_max <= Int(UInt16.max),
                      "validator indices and counts are stored as u16")

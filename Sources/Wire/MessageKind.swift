@@ -24,6 +24,9 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
 
     /// One node's noisy importance vector for a round (payload: `ImportanceRelease`).
     case importanceRelease = 0x20
+    /// One node's importance release for a pruning round, signed for the record (payload:
+    /// `Consensus.SignedContribution`): what nodes gossip and mask decisions hold.
+    case contribution = 0x21
 
     /// A proposed pruning decision.
     case proposal = 0x30
@@ -31,6 +34,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case prevote = 0x31
     /// Second-phase vote.
     case precommit = 0x32
+    /// Asks a peer for contributions by digest (a validator that lacks some a proposal names).
+    case contributionRequest = 0x33
 
     /// Asks a peer for audit-log entries.
     case logRequest = 0x40
@@ -48,9 +53,11 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .invite: "invite"
         case .leave: "leave"
         case .importanceRelease: "importanceRelease"
+        case .contribution: "contribution"
         case .proposal: "proposal"
         case .prevote: "prevote"
         case .precommit: "precommit"
+        case .contributionRequest: "contributionRequest"
         case .logRequest: "logRequest"
         case .logResponse: "logResponse"
         }

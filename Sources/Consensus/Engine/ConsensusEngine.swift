@@ -1,0 +1,841 @@
+import Learner
+import MeshBase
+import Privacy
+import Sodium
+import Wire
+
+/// Step timeouts of the agreement, per round r: `base + r · delta` (Tendermint's).
+public struct ConsensusConfig: Sendable, Hashable {
+    public var proposeTimeoutMs: UInt64
+    public var proposeTimeoutDeltaMs: UInt64
+    public var prevoteTimeoutMs: UInt64
+    public var prevoteTimeoutDeltaMs: UInt64
+    public var precommitTimeoutMs: UInt64
+    public var precommitTimeoutDeltaMs: UInt64
+    /// How long a proposer that holds a quorum of a round's contributions waits for the rest
+    /// before proposing without them.
+    public var contributionGraceMs: UInt64
+    /// Own messages of the current round (proposal, votes, contribution) are sent again this
+    /// often, so that lost datagrams cannot stall a height.
+    public var rebroadcastIntervalMs: UInt64
+    /// At most one sync request or push per peer this often.
+    public var syncIntervalMs: UInt64
+
+    public init(proposeTimeoutMs: UInt64 = 300, proposeTimeoutDeltaMs: UInt64 = 100, prevoteTimeoutMs: UInt64 = 100,
+                prevoteTimeoutDeltaMs: UInt64 = 100, precommitTimeoutMs: UInt64 = 100, precommitTimeoutDeltaMs: UInt64 = 100,
+                contributionGraceMs: UInt64 = 150, rebroadcastIntervalMs: UInt64 = 250, syncIntervalMs: UInt64 = 500) {
+        self.proposeTimeoutMs = proposeTimeoutMs
+        self.proposeTimeoutDeltaMs = proposeTimeoutDeltaMs
+        self.prevoteTimeoutMs = prevoteTimeoutMs
+        self.prevoteTimeoutDeltaMs = prevoteTimeoutDeltaMs
+        self.precommitTimeoutMs = precommitTimeoutMs
+        self.precommitTimeoutDeltaMs = precommitTimeoutDeltaMs
+        self.contributionGraceMs = contributionGraceMs
+        self.rebroadcastIntervalMs = rebroadcastIntervalMs
+        self.syncIntervalMs = syncIntervalMs
+    }
+
+    static func grow(_ base: UInt64, _ delta: UInt64, _ round: UInt32) -> UInt64 {
+        let (product, o1) = delta.multipliedReportingOverflow(by: UInt64(round))
+        let (sum, o2) = base.addingReportingOverflow(product)
+        return o1 || o2 ? .max / 2 : sum
+    }
+
+    public func proposeTimeoutMs(round: UInt32) -> UInt64 { Self.grow(proposeTimeoutMs, proposeTimeoutDeltaMs, round) }
+    public func prevoteTimeoutMs(round: UInt32) -> UInt64 { Self.grow(prevoteTimeoutMs, prevoteTimeoutDeltaMs, round) }
+    public func precommitTimeoutMs(round: UInt32) -> UInt64 { Self.grow(precommitTimeoutMs, precommitTimeoutDeltaMs, round) }
+}
+
+/// What a validator must remember across a crash so that it never signs two different votes for
+/// one slot, nor forgets its lock: the height and the highest round it voted in, and its lock.
+/// The shell writes it durably (fsync) BEFORE sending the vote that follows it; on restart the
+/// engine resumes at `round + 1` of that height with the lock restored.
+///
+/// Encoding (57 bytes, little-endian): height (u64) ‖ round (u32) ‖ locked round (u32,
+/// 0xFFFFFFFF = none) ‖ has lock (u8) ‖ locked digest (32, zeros without a lock) ‖ reserved (u64, 0).
+public struct SigningGuard: Sendable, Hashable {
+    public static let encodedByteCount = 57
+    public var height: UInt64
+    public var round: UInt32
+    public var lockedRound: UInt32?
+    public var lockedDigest: Digest32?
+
+    public init(height: UInt64, round: UInt32, lockedRound: UInt32?, lockedDigest: Digest32?) {
+        self.height = height
+        self.round = round
+        self.lockedRound = lockedRound
+        self.lockedDigest = lockedDigest
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: Self.encodedByteCount)
+        w.write(height)
+        w.write(round)
+        w.write(lockedRound ?? UInt32.max)
+        w.write(UInt8(lockedDigest == nil ? 0 : 1))
+        w.write(raw: lockedDigest?.bytes ?? [UInt8](repeating: 0, count: 32))
+        w.write(UInt64(0))
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(ConsensusDecodeError) -> SigningGuard {
+        try decodeWhole(bytes) { (r: inout ByteReader) throws(ConsensusDecodeError) in
+            try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
+                let height = try r.readUInt64("guard.height")
+                let round = try r.readUInt32("guard.round")
+                let locked = try r.readUInt32("guard.lockedRound")
+                let has = try r.readUInt8("guard.hasLock")
+                let digest = Digest32(bytes: try r.readRaw(32, "guard.lockedDigest"))!
+                _ = try r.readUInt64("guard.reserved")
+                return SigningGuard(height: height, round: round, lockedRound: locked == .max ? nil : locked,
+                                    lockedDigest: has == 1 ? digest : nil)
+            }
+        }
+    }
+}
+
+/// A committed height: the decision and the certificate that proves it.
+public struct CommittedDecision: Sendable, Hashable {
+    public let height: UInt64
+    public let decision: Decision
+    public let certificate: CommitCertificate
+}
+
+/// What the engine asks its shell to do, in order. The ordering contract (etcd raft's):
+/// `persistGuard` and `commit` are made durable BEFORE any later output is executed.
+public enum ConsensusOutput: Sendable {
+    /// Write durably before sending what follows.
+    case persistGuard(SigningGuard)
+    /// To every other validator.
+    case broadcast(ConsensusMessage)
+    case send(ConsensusMessage, to: PublicKey)
+    /// Append to the log (fsync) and apply; everything after it belongs to the next height.
+    case commit(CommittedDecision)
+    /// A validator signed two different votes for one slot (it will be proposed as evidence).
+    case equivocation(Equivocation)
+    /// This node is behind: ask `peer` for log entries from `fromHeight` on.
+    case requestSync(fromHeight: UInt64, peer: PublicKey)
+    /// `peer` is behind: send it the log entries from `fromHeight` on.
+    case pushSync(fromHeight: UInt64, peer: PublicKey)
+}
+
+/// Counters for status and metrics.
+public struct ConsensusCounters: Sendable, Hashable {
+    public var proposalsSent: UInt64 = 0
+    public var proposalsReceived: UInt64 = 0
+    public var proposalsRejected: UInt64 = 0
+    public var votesSent: UInt64 = 0
+    public var votesReceived: UInt64 = 0
+    public var votesRejected: UInt64 = 0
+    public var contributionsReceived: UInt64 = 0
+    public var contributionsRejected: UInt64 = 0
+    public var contributionsRequested: UInt64 = 0
+    public var equivocations: UInt64 = 0
+    public var commits: UInt64 = 0
+    public var commitsFromSync: UInt64 = 0
+    public var roundsStarted: UInt64 = 0
+    public var timeouts: UInt64 = 0
+    public var futureDropped: UInt64 = 0
+}
+
+/// One validator's Tendermint-style agreement (Buchman, Kwon, Milosevic 2018, Algorithm 1) on one
+/// decision per height, as a pure state machine: events in, outputs out; time is passed in and
+/// nothing is random (the proposer of (height, round) is validator `(height + round) mod n` in
+/// key order).
+///
+/// What is decided is application-aware: a proposal names a value, and a validator prevotes for
+/// it only if it can reproduce the decision (`MeshState.check`): for a mask, it must hold every
+/// named contribution (missing ones are requested from the proposer), recompute the trimmed-mean
+/// aggregate and the mask, and get the digest the proposal claims. Heights start only when there
+/// is something to decide (a quorum of contributions for the next pruning round, a pending
+/// decision, or a peer's message for this height), so an idle mesh sends nothing.
+///
+/// Rules (line numbers of Algorithm 1): propose on round start (14–19), prevote on a proposal
+/// (22–27, 28–33), prevote timeout armed on a quorum of any prevotes (34–35), lock and precommit
+/// on a quorum of prevotes for a valid proposal (36–43), precommit nil on a quorum of nil
+/// prevotes (44–46), precommit timeout on a quorum of any precommits (47–48), commit on a quorum
+/// of precommits for a valid proposal in any round (49–54), and skip to round r on messages of
+/// more than a third of the validators at r (55–56). Quorum = ⌊2n/3⌋ + 1 distinct validators.
+public struct ConsensusEngine: Sendable {
+    public enum Step: String, Sendable, Hashable { case idle, propose, prevote, precommit }
+
+    enum Validity: Sendable {
+        case valid(Decision)
+        case invalid(String)
+    }
+
+    struct RoundVotes: Sendable {
+        var prevotes: [PublicKey: Vote] = [:]
+        var precommits: [PublicKey: Vote] = [:]
+
+        func votes(_ type: VoteType) -> [PublicKey: Vote] { type == .prevote ? prevotes : precommits }
+
+        func count(_ type: VoteType, for digest: Digest32?) -> Int {
+            votes(type).values.reduce(0) { $0 + ($1.decisionDigest == digest ? 1 : 0) }
+        }
+    }
+
+    public let config: ConsensusConfig
+    public let signer: SigningKey
+    public var me: PublicKey { signer.publicKey }
+    public private(set) var state: MeshState
+    public private(set) var counters = ConsensusCounters()
+
+    // Per height (reset on commit).
+    public private(set) var round: UInt32 = 0
+    public private(set) var step: Step = .idle
+    private var lockedRound: UInt32?
+    private var lockedDigest: Digest32?
+    private var validRound: UInt32?
+    private var validDecision: Decision?
+    private var proposals: [UInt32: Proposal] = [:]
+    private var validity: [UInt32: Validity] = [:]
+    private var resolved: [Digest32: Decision] = [:]
+    private var votes: [UInt32: RoundVotes] = [:]
+    /// Highest round seen per validator (for the skip rule beyond the stored rounds).
+    private var highestRound: [PublicKey: UInt32] = [:]
+    private var prevoteTimeoutArmed: Set<UInt32> = []
+    private var precommitTimeoutArmed: Set<UInt32> = []
+    private var lockedOnQuorum: Set<UInt32> = []
+    private var proposeDeadlineMs: UInt64?
+    private var prevoteDeadlineMs: UInt64?
+    private var precommitDeadlineMs: UInt64?
+    private var sentProposal: Proposal?
+    private var ownPrevote: Vote?
+    private var ownPrecommit: Vote?
+    private var lastRebroadcastMs: UInt64 = 0
+    private var requestedContributions: [Digest32: UInt64] = [:]
+    private var future: [ConsensusMessageFrom] = []
+    /// Not below this round at this height (restart after a crash: the guard's round + 1).
+    private var minimumRound: UInt32 = 0
+
+    // Across heights.
+    private var pool: [Digest32: SignedContribution] = [:]
+    private var poolByRound: [UInt64: [PublicKey: [Digest32]]] = [:]
+    private var quorumSinceMs: [UInt64: UInt64] = [:]
+    private var ownContributions: [UInt64: SignedContribution] = [:]
+    /// When the own contribution of the next round is sent again (backing off 1 s, 2 s, 4 s, 8 s).
+    private var contributionResend: (atMs: UInt64, backoffMs: UInt64)?
+    private var pending: [Decision] = []
+    private var pendingEvidence: [PublicKey: Equivocation] = [:]
+    private var lastSyncMs: [PublicKey: UInt64] = [:]
+    /// Heights committed by this engine, most recent (for pushing to lagging peers).
+    public private(set) var lastCommit: CommittedDecision?
+
+    struct ConsensusMessageFrom: Sendable {
+        let message: ConsensusMessage
+        let sender: PublicKey
+    }
+
+    /// An engine over the committed `state` (rebuilt from the log), for validator `signer`,
+    /// resuming after `guard` if it is for the next height.
+    public init(config: ConsensusConfig, signer: SigningKey, state: MeshState, guard g: SigningGuard? = nil) {
+        self.config = config
+        self.signer = signer
+        self.state = state
+        if let g, g.height == state.height + 1 {
+            minimumRound = g.round &+ 1
+            round = minimumRound
+            lockedRound = g.lockedRound
+            lockedDigest = g.lockedDigest
+        }
+    }
+
+    /// The height being decided.
+    public var height: UInt64 { state.height + 1 }
+    public var validators: ValidatorSet { state.validators }
+    public var isValidator: Bool { state.validators.contains(me) }
+    public var pendingDecisions: [Decision] { pending }
+    public var locked: (round: UInt32, digest: Digest32)? { lockedRound.flatMap { r in lockedDigest.map { (r, $0) } } }
+
+    /// The proposer of (height, round).
+    public func proposer(height: UInt64, round: UInt32) -> PublicKey {
+        let keys = state.validators.keys
+        return keys[Int((height &+ UInt64(round)) % UInt64(keys.count))]
+    }
+
+    /// The contributions held for pruning round `round`, first per contributor.
+    public func contributions(round: UInt64) -> [SignedContribution] {
+        (poolByRound[round] ?? [:]).compactMap { $0.value.first.flatMap { pool[$0] } }.sorted { $0.contributor < $1.contributor }
+    }
+
+    public func contribution(digest: Digest32) -> SignedContribution? { pool[digest] }
+
+    // MARK: Events
+
+    /// This node's own contribution for a pruning round: kept, then gossiped (and re-sent until
+    /// its round is decided).
+    public mutating func onOwnContribution(_ c: SignedContribution, nowMs: UInt64) -> [ConsensusOutput] {
+        precondition(c.contributor == me, "own contribution signed by \(c.contributor.fingerprint)")
+        var out: [ConsensusOutput] = []
+        guard accept(contribution: c, nowMs: nowMs) else { return out }
+        ownContributions[c.height] = c
+        contributionResend = (nowMs &+ Self.contributionResendFirstMs, Self.contributionResendFirstMs)
+        out.append(.broadcast(.contribution(c)))
+        process(nowMs: nowMs, into: &out)
+        return out
+    }
+
+    /// A decision this node wants made (admit by invite, removal, freeze): proposed when this
+    /// node is the proposer, and armed so that the height starts.
+    public mutating func submit(_ decision: Decision, nowMs: UInt64) -> [ConsensusOutput] {
+        var out: [ConsensusOutput] = []
+        guard !pending.contains(decision), pending.count < Limits.consensus_pending_decisions_count_max else { return out }
+        guard (try? state.check(decision)) != nil else { return out }
+        pending.append(decision)
+        process(nowMs: nowMs, into: &out)
+        return out
+    }
+
+    /// A verified message from `sender` (the envelope's key).
+    public mutating func onMessage(_ message: ConsensusMessage, from sender: PublicKey, nowMs: UInt64) -> [ConsensusOutput] {
+        var out: [ConsensusOutput] = []
+        handle(message, from: sender, nowMs: nowMs, into: &out)
+        process(nowMs: nowMs, into: &out)
+        return out
+    }
+
+    /// Time passes: timeouts, rebroadcasts.
+    public mutating func onTick(nowMs: UInt64) -> [ConsensusOutput] {
+        var out: [ConsensusOutput] = []
+        if let d = proposeDeadlineMs, nowMs >= d {
+            proposeDeadlineMs = nil
+            counters.timeouts += 1
+            if step == .propose { castVote(.prevote, digest: nil, nowMs: nowMs, into: &out) }   // line 57–60
+        }
+        if let d = prevoteDeadlineMs, nowMs >= d {
+            prevoteDeadlineMs = nil
+            counters.timeouts += 1
+            if step == .prevote { castVote(.precommit, digest: nil, nowMs: nowMs, into: &out) }  // line 61–64
+        }
+        if let d = precommitDeadlineMs, nowMs >= d {
+            precommitDeadlineMs = nil
+            counters.timeouts += 1
+            startRound(round + 1, nowMs: nowMs, into: &out)                                        // line 65–67
+        }
+        if nowMs >= lastRebroadcastMs &+ config.rebroadcastIntervalMs {
+            lastRebroadcastMs = nowMs
+            rebroadcast(nowMs: nowMs, into: &out)
+        }
+        process(nowMs: nowMs, into: &out)
+        return out
+    }
+
+    /// A committed height learnt from a peer's log (sync): accepted if it is for this height, its
+    /// certificate verifies against the validator set in force, and the decision is acceptable.
+    @discardableResult
+    public mutating func onCommittedEntry(decision: Decision, certificate: CommitCertificate,
+                                          nowMs: UInt64) -> Result<[ConsensusOutput], SyncRejection> {
+        guard certificate.height == height else { return .failure(.notNextHeight(expected: height, actual: certificate.height)) }
+        guard certificate.decisionDigest == decision.digest else { return .failure(.digestMismatch) }
+        do { try certificate.verify(validators: state.validators, meshID: state.rules.meshID) } catch {
+            return .failure(.certificate(error))
+        }
+        do { try state.check(decision) } catch { return .failure(.decision(error)) }
+        var out: [ConsensusOutput] = []
+        counters.commitsFromSync += 1
+        commit(decision, certificate: certificate, nowMs: nowMs, into: &out)
+        process(nowMs: nowMs, into: &out)
+        return .success(out)
+    }
+
+    public enum SyncRejection: Error, Sendable, Equatable, CustomStringConvertible {
+        case notNextHeight(expected: UInt64, actual: UInt64)
+        case digestMismatch
+        case certificate(CertificateError)
+        case decision(DecisionFault)
+
+        public var description: String {
+            switch self {
+            case let .notNextHeight(e, a): return "entry for height \(a), expected \(e)"
+            case .digestMismatch: return "certificate names another decision"
+            case let .certificate(e): return "certificate: \(e)"
+            case let .decision(e): return "decision: \(e)"
+            }
+        }
+    }
+
+    // MARK: Message intake
+
+    private mutating func handle(_ message: ConsensusMessage, from sender: PublicKey, nowMs: UInt64,
+                                 into out: inout [ConsensusOutput]) {
+        switch message {
+        case let .contribution(c):
+            counters.contributionsReceived += 1
+            if !accept(contribution: c, nowMs: nowMs) { counters.contributionsRejected += 1 }
+        case let .contributionRequest(digests):
+            for d in digests.prefix(Limits.contribution_request_digests_count_max) {
+                if let c = pool[d] { out.append(.send(.contribution(c), to: sender)) }
+            }
+        case let .proposal(p):
+            counters.proposalsReceived += 1
+            guard state.validators.contains(sender) else { counters.proposalsRejected += 1; return }
+            if p.height < height { noteBehind(sender, theirHeight: p.height, nowMs: nowMs, into: &out); return }
+            if p.height > height { holdFuture(message, from: sender, theirHeight: p.height, nowMs: nowMs, into: &out); return }
+            if proposals[p.round] == p { return }
+            guard sender == proposer(height: p.height, round: p.round), proposals[p.round] == nil,
+                  p.round <= round &+ UInt32(Limits.consensus_vote_rounds_ahead_max) else {
+                counters.proposalsRejected += 1
+                return
+            }
+            proposals[p.round] = p
+            noteRound(p.round, of: sender)
+            arm(nowMs: nowMs, into: &out)
+        case let .vote(v):
+            counters.votesReceived += 1
+            if v.height < height { noteBehind(sender, theirHeight: v.height, nowMs: nowMs, into: &out); return }
+            if v.height > height { holdFuture(message, from: sender, theirHeight: v.height, nowMs: nowMs, into: &out); return }
+            guard state.validators.contains(v.voter), v.isValid(meshID: state.rules.meshID) else {
+                counters.votesRejected += 1
+                return
+            }
+            noteRound(v.round, of: v.voter)
+            guard v.round <= round &+ UInt32(Limits.consensus_vote_rounds_ahead_max),
+                  v.round + UInt32(Limits.consensus_vote_rounds_kept_max) >= round || v.round == lockedRound || v.round == validRound
+            else {
+                arm(nowMs: nowMs, into: &out)
+                return
+            }
+            var rv = votes[v.round] ?? RoundVotes()
+            let existing = rv.votes(v.type)[v.voter]
+            if let existing {
+                if existing != v, let e = Equivocation(existing, v) {
+                    counters.equivocations += 1
+                    if pendingEvidence[v.voter] == nil, pendingEvidence.count < Limits.consensus_pending_evidence_count_max,
+                       !state.convicted.contains(v.voter) {
+                        pendingEvidence[v.voter] = e
+                        out.append(.equivocation(e))
+                    }
+                }
+                return   // the first vote of a slot counts
+            }
+            if v.type == .prevote { rv.prevotes[v.voter] = v } else { rv.precommits[v.voter] = v }
+            votes[v.round] = rv
+            arm(nowMs: nowMs, into: &out)
+        }
+    }
+
+    /// Checks a contribution and keeps it: from a validator not convicted, for the next pruning
+    /// round (or up to `contribution_rounds_ahead_max` beyond), signed, with a release pinned to
+    /// the genesis parameters. Returns whether it is (now) held.
+    @discardableResult
+    private mutating func accept(contribution c: SignedContribution, nowMs: UInt64) -> Bool {
+        let digest = c.digest
+        if pool[digest] != nil { return true }
+        let next = state.lastMaskRound + 1
+        guard !state.frozen, c.height >= next, c.height <= next + UInt64(Limits.contribution_rounds_ahead_max),
+              state.validators.contains(c.contributor), !state.convicted.contains(c.contributor) else { return false }
+        var byContributor = poolByRound[c.height] ?? [:]
+        let held = byContributor[c.contributor] ?? []
+        guard held.count < Limits.contributions_per_contributor_round_max else { return false }
+        guard c.isValid(meshID: state.rules.meshID), let pinned = state.rules.pinned,
+              let release = try? c.release(), release.height == c.height,
+              release.noiseMultiplier == pinned.noiseMultiplier, release.clipNorm == pinned.clipBound,
+              Int(release.scaleLog2) == pinned.fixedPoint.scaleLog2, release.values.count == pinned.dimension
+        else { return false }
+        pool[digest] = c
+        byContributor[c.contributor] = held + [digest]
+        poolByRound[c.height] = byContributor
+        if quorumSinceMs[c.height] == nil, byContributor.count >= state.validators.quorum { quorumSinceMs[c.height] = nowMs }
+        requestedContributions[digest] = nil
+        return true
+    }
+
+    private mutating func noteRound(_ r: UInt32, of validator: PublicKey) {
+        if r > (highestRound[validator] ?? 0) || highestRound[validator] == nil { highestRound[validator] = r }
+    }
+
+    private mutating func holdFuture(_ message: ConsensusMessage, from sender: PublicKey, theirHeight: UInt64, nowMs: UInt64,
+                                     into out: inout [ConsensusOutput]) {
+        if theirHeight == height + 1, future.count < Limits.consensus_future_messages_count_max {
+            future.append(ConsensusMessageFrom(message: message, sender: sender))
+        } else {
+            counters.futureDropped += 1
+        }
+        if nowMs >= (lastSyncMs[sender] ?? 0) &+ config.syncIntervalMs || lastSyncMs[sender] == nil {
+            lastSyncMs[sender] = nowMs
+            out.append(.requestSync(fromHeight: height, peer: sender))
+        }
+    }
+
+    private mutating func noteBehind(_ peer: PublicKey, theirHeight: UInt64, nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        guard peer != me else { return }
+        if nowMs >= (lastSyncMs[peer] ?? 0) &+ config.syncIntervalMs || lastSyncMs[peer] == nil {
+            lastSyncMs[peer] = nowMs
+            out.append(.pushSync(fromHeight: theirHeight, peer: peer))
+        }
+    }
+
+    // MARK: The rules
+
+    /// Whether there is anything to decide at this height.
+    private func hasWork(nowMs: UInt64) -> Bool {
+        if !pending.isEmpty || !pendingEvidence.isEmpty { return true }
+        if !state.frozen, (poolByRound[state.lastMaskRound + 1]?.count ?? 0) >= state.validators.quorum { return true }
+        return false
+    }
+
+    private mutating func arm(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        if step == .idle { startRound(max(round, minimumRound), nowMs: nowMs, into: &out) }
+    }
+
+    /// Lines 11–21.
+    private mutating func startRound(_ r: UInt32, nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        counters.roundsStarted += 1
+        round = r
+        step = .propose
+        ownPrevote = nil
+        ownPrecommit = nil
+        sentProposal = nil
+        prevoteDeadlineMs = nil
+        precommitDeadlineMs = nil
+        proposeDeadlineMs = nowMs &+ config.proposeTimeoutMs(round: r)
+        pruneVotes()
+        tryPropose(nowMs: nowMs, into: &out)
+    }
+
+    private mutating func pruneVotes() {
+        let keep = UInt32(Limits.consensus_vote_rounds_kept_max)
+        for r in votes.keys where r + keep < round && r != lockedRound && r != validRound { votes[r] = nil }
+        for r in proposals.keys where r + keep < round && r != lockedRound && r != validRound {
+            proposals[r] = nil
+            validity[r] = nil
+        }
+    }
+
+    /// The proposer proposes its valid value, else a fresh one (lines 14–18); without anything to
+    /// propose yet it waits (others time out, or it proposes once something arrives).
+    private mutating func tryPropose(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        guard step == .propose, sentProposal == nil, isValidator, proposer(height: height, round: round) == me else { return }
+        let decision: Decision
+        if let v = validDecision {
+            decision = v
+        } else if let fresh = freshValue(nowMs: nowMs) {
+            decision = fresh
+        } else {
+            return
+        }
+        let p = Proposal(height: height, round: round, validRound: validRound, decision: decision)
+        sentProposal = p
+        proposals[round] = p
+        resolved[decision.digest] = decision
+        validity[round] = .valid(decision)
+        counters.proposalsSent += 1
+        out.append(.broadcast(.proposal(p)))
+    }
+
+    /// Evidence first, then pending decisions, then the next mask.
+    private mutating func freshValue(nowMs: UInt64) -> Decision? {
+        for (_, e) in pendingEvidence.sorted(by: { $0.key < $1.key }) {
+            let d = Decision.evidence(e)
+            if (try? state.check(d)) != nil { return d }
+        }
+        pending.removeAll { (try? state.check($0)) == nil }
+        if let d = pending.first { return d }
+        guard !state.frozen else { return nil }
+        let k = state.lastMaskRound + 1
+        guard let byContributor = poolByRound[k], byContributor.count >= state.validators.quorum else { return nil }
+        let eligible = state.validators.keys.filter { !state.convicted.contains($0) }.count
+        if byContributor.count < eligible, let since = quorumSinceMs[k], nowMs < since &+ config.contributionGraceMs {
+            return nil
+        }
+        var candidates = contributions(round: k)
+        // Drop contributions the state refuses one by one (a spent budget, a stale count), at most n times.
+        for _ in 0...state.validators.count {
+            guard candidates.count >= state.validators.quorum else { return nil }
+            guard let m = try? MaskDecision.make(round: k, contributions: candidates, trim: state.validators.maxFaulty,
+                                                 current: state.mask, rule: state.rules.maskRule) else { return nil }
+            do {
+                try state.check(.mask(m))
+                return .mask(m)
+            } catch {
+                guard let culprit = Self.contributor(of: error) else { return nil }
+                candidates.removeAll { $0.contributor == culprit }
+            }
+        }
+        return nil
+    }
+
+    static func contributor(of fault: DecisionFault) -> PublicKey? {
+        switch fault {
+        case let .contributorNotValidator(k), let .contributorConvicted(k), let .contributionSignature(k),
+             let .contributionHeight(k, _, _), let .releasePayload(k, _), let .releaseNotPinned(k, _),
+             let .releaseCountNotIncreasing(k, _, _), let .privacyBudgetExceeded(k, _, _):
+            return k
+        default:
+            return nil
+        }
+    }
+
+    /// Whether the proposal of round `r` is valid: decided once per round and cached. Nil while
+    /// contributions it names are missing (they are requested from the proposer).
+    private mutating func valid(round r: UInt32, nowMs: UInt64, into out: inout [ConsensusOutput]) -> Decision? {
+        guard let p = proposals[r] else { return nil }
+        if let v = validity[r] {
+            if case let .valid(d) = v { return d }
+            return nil
+        }
+        if let d = resolved[p.decisionDigest] {
+            validity[r] = .valid(d)
+            return d
+        }
+        let decision: Decision
+        switch p.value {
+        case let .decision(d):
+            decision = d
+        case let .mask(k, refs):
+            var found: [SignedContribution] = []
+            var missing: [Digest32] = []
+            for ref in refs {
+                if let c = pool[ref.digest], c.contributor == ref.contributor {
+                    found.append(c)
+                } else {
+                    missing.append(ref.digest)
+                }
+            }
+            if !missing.isEmpty {
+                let ask = missing.filter { d in
+                    guard let last = requestedContributions[d] else { return true }
+                    return nowMs >= last &+ config.rebroadcastIntervalMs
+                }.prefix(Limits.contribution_request_digests_count_max)
+                if !ask.isEmpty {
+                    for d in ask { requestedContributions[d] = nowMs }
+                    counters.contributionsRequested += UInt64(ask.count)
+                    out.append(.send(.contributionRequest(Array(ask)), to: proposer(height: p.height, round: p.round)))
+                }
+                return nil
+            }
+            do {
+                decision = .mask(try MaskDecision.make(round: k, contributions: found, trim: state.validators.maxFaulty,
+                                                       current: state.mask, rule: state.rules.maskRule))
+            } catch {
+                validity[r] = .invalid("\(error)")
+                return nil
+            }
+        }
+        guard decision.digest == p.decisionDigest else {
+            validity[r] = .invalid("the proposal's digest is not that of the decision it names")
+            return nil
+        }
+        do { try state.check(decision) } catch {
+            validity[r] = .invalid(error.description)
+            return nil
+        }
+        validity[r] = .valid(decision)
+        resolved[p.decisionDigest] = decision
+        return decision
+    }
+
+    /// Evaluates every rule until none fires.
+    private mutating func process(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        var guardCount = 0
+        while true {
+            guardCount += 1
+            precondition(guardCount < 10_000, "consensus rules did not settle at height \(height) round \(round)")
+            let before = (height, round, step, out.count)
+            if step == .idle {
+                if hasWork(nowMs: nowMs) { arm(nowMs: nowMs, into: &out) } else { return }
+            }
+            tryPropose(nowMs: nowMs, into: &out)
+            if let committed = commitRule(nowMs: nowMs, into: &out) {
+                commit(committed.0, certificate: committed.1, nowMs: nowMs, into: &out)
+                continue
+            }
+            skipRule(nowMs: nowMs, into: &out)
+            proposalRules(nowMs: nowMs, into: &out)
+            prevoteRules(nowMs: nowMs, into: &out)
+            precommitTimeoutRule(nowMs: nowMs)
+            let after = (height, round, step, out.count)
+            if before == after { return }
+        }
+    }
+
+    /// Lines 49–54: a quorum of precommits for a value whose proposal we hold and find valid, in any round.
+    private mutating func commitRule(nowMs: UInt64, into out: inout [ConsensusOutput]) -> (Decision, CommitCertificate)? {
+        let q = state.validators.quorum
+        for r in votes.keys.sorted() {
+            guard let rv = votes[r] else { continue }
+            var tally: [Digest32: Int] = [:]
+            for v in rv.precommits.values { if let d = v.decisionDigest { tally[d, default: 0] += 1 } }
+            for (digest, n) in tally where n >= q {
+                var decision = resolved[digest]
+                if decision == nil {
+                    for (pr, p) in proposals where p.decisionDigest == digest {
+                        if let d = valid(round: pr, nowMs: nowMs, into: &out) { decision = d; break }
+                    }
+                }
+                guard let decision else { continue }
+                let precommits = Array(rv.precommits.values)
+                guard let cert = CommitCertificate.assemble(height: height, round: r, decisionDigest: digest,
+                                                            precommits: precommits, validators: state.validators,
+                                                            meshID: state.rules.meshID) else { continue }
+                return (decision, cert)
+            }
+        }
+        return nil
+    }
+
+    /// Lines 55–56: more than a third of the validators are at a higher round.
+    private mutating func skipRule(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        guard step != .idle else { return }
+        let need = state.validators.count - state.validators.quorum + 1
+        let higher = highestRound.filter { $0.value > round && state.validators.contains($0.key) }.map(\.value).sorted(by: >)
+        guard higher.count >= need else { return }
+        // The highest round that `need` validators have reached.
+        let target = higher[need - 1]
+        if target > round { startRound(target, nowMs: nowMs, into: &out) }
+    }
+
+    /// Lines 22–33 (prevote on a proposal) and 36–43 (lock and precommit).
+    private mutating func proposalRules(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        let q = state.validators.quorum
+        if step == .propose, let p = proposals[round] {
+            if p.validRound == nil {
+                if let v = valid(round: round, nowMs: nowMs, into: &out) {
+                    let ok = lockedRound == nil || lockedDigest == v.digest
+                    castVote(.prevote, digest: ok ? v.digest : nil, nowMs: nowMs, into: &out)
+                } else if case .invalid = validity[round] {
+                    counters.proposalsRejected += 1
+                    castVote(.prevote, digest: nil, nowMs: nowMs, into: &out)
+                }
+            } else if let vr = p.validRound, vr < round, (votes[vr]?.count(.prevote, for: p.decisionDigest) ?? 0) >= q {
+                if let v = valid(round: round, nowMs: nowMs, into: &out) {
+                    let ok = (lockedRound.map { $0 <= vr } ?? true) || lockedDigest == v.digest
+                    castVote(.prevote, digest: ok ? v.digest : nil, nowMs: nowMs, into: &out)
+                } else if case .invalid = validity[round] {
+                    counters.proposalsRejected += 1
+                    castVote(.prevote, digest: nil, nowMs: nowMs, into: &out)
+                }
+            }
+        }
+        if step == .prevote || step == .precommit, let p = proposals[round], !lockedOnQuorum.contains(round),
+           (votes[round]?.count(.prevote, for: p.decisionDigest) ?? 0) >= q,
+           let v = valid(round: round, nowMs: nowMs, into: &out) {
+            lockedOnQuorum.insert(round)
+            if step == .prevote {
+                lockedRound = round
+                lockedDigest = v.digest
+                castVote(.precommit, digest: v.digest, nowMs: nowMs, into: &out)
+            }
+            validRound = round
+            validDecision = v
+        }
+    }
+
+    /// Lines 34–35 and 44–46.
+    private mutating func prevoteRules(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        guard step == .prevote, let rv = votes[round] else { return }
+        let q = state.validators.quorum
+        if rv.prevotes.count >= q, !prevoteTimeoutArmed.contains(round) {
+            prevoteTimeoutArmed.insert(round)
+            prevoteDeadlineMs = nowMs &+ config.prevoteTimeoutMs(round: round)
+        }
+        if rv.count(.prevote, for: nil) >= q {
+            castVote(.precommit, digest: nil, nowMs: nowMs, into: &out)
+        }
+    }
+
+    /// Lines 47–48.
+    private mutating func precommitTimeoutRule(nowMs: UInt64) {
+        guard step != .idle, let rv = votes[round], rv.precommits.count >= state.validators.quorum,
+              !precommitTimeoutArmed.contains(round) else { return }
+        precommitTimeoutArmed.insert(round)
+        precommitDeadlineMs = nowMs &+ config.precommitTimeoutMs(round: round)
+    }
+
+    /// Signs and sends a vote for this round, after the guard that makes it crash-safe, and moves
+    /// the step on (prevote → step prevote, precommit → step precommit). Non-validators only move.
+    private mutating func castVote(_ type: VoteType, digest: Digest32?, nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        step = type == .prevote ? .prevote : .precommit
+        if type == .prevote { proposeDeadlineMs = nil }
+        guard isValidator else { return }
+        let vote = Vote.sign(height: height, round: round, type: type, decisionDigest: digest,
+                             meshID: state.rules.meshID, signer: signer)
+        out.append(.persistGuard(SigningGuard(height: height, round: round, lockedRound: lockedRound, lockedDigest: lockedDigest)))
+        out.append(.broadcast(.vote(vote)))
+        counters.votesSent += 1
+        if type == .prevote { ownPrevote = vote } else { ownPrecommit = vote }
+        var rv = votes[round] ?? RoundVotes()
+        if type == .prevote { rv.prevotes[me] = vote } else { rv.precommits[me] = vote }
+        votes[round] = rv
+        noteRound(round, of: me)
+    }
+
+    static let contributionResendFirstMs: UInt64 = 1_000
+    static let contributionResendMaxMs: UInt64 = 8_000
+
+    private mutating func rebroadcast(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        if !state.frozen, let c = ownContributions[state.lastMaskRound + 1], let resend = contributionResend, nowMs >= resend.atMs {
+            out.append(.broadcast(.contribution(c)))
+            let backoff = min(resend.backoffMs * 2, Self.contributionResendMaxMs)
+            contributionResend = (nowMs &+ backoff, backoff)
+        }
+        guard step != .idle else { return }
+        if let p = sentProposal { out.append(.broadcast(.proposal(p))) }
+        if let v = ownPrevote { out.append(.broadcast(.vote(v))) }
+        if let v = ownPrecommit { out.append(.broadcast(.vote(v))) }
+    }
+
+    /// Lines 49–54: decide, apply, and start the next height (replaying its held messages).
+    private mutating func commit(_ decision: Decision, certificate: CommitCertificate, nowMs: UInt64,
+                                 into out: inout [ConsensusOutput]) {
+        let committed = CommittedDecision(height: height, decision: decision, certificate: certificate)
+        do { try state.apply(decision) } catch {
+            preconditionFailure("a decision checked valid at height \(committed.height) failed to apply: \(error)")
+        }
+        counters.commits += 1
+        lastCommit = committed
+        out.append(.commit(committed))
+        // Reset the height.
+        round = 0
+        minimumRound = 0
+        step = .idle
+        lockedRound = nil
+        lockedDigest = nil
+        validRound = nil
+        validDecision = nil
+        proposals = [:]
+        validity = [:]
+        resolved = [:]
+        votes = [:]
+        highestRound = [:]
+        prevoteTimeoutArmed = []
+        precommitTimeoutArmed = []
+        lockedOnQuorum = []
+        proposeDeadlineMs = nil
+        prevoteDeadlineMs = nil
+        precommitDeadlineMs = nil
+        sentProposal = nil
+        ownPrevote = nil
+        ownPrecommit = nil
+        requestedContributions = [:]
+        pending.removeAll { $0 == decision || (try? state.check($0)) == nil }
+        if case let .evidence(e) = decision {
+            pendingEvidence[e.offender] = nil
+            if state.validators.contains(e.offender), state.validators.count > 1 {
+                let removal = Decision.remove(member: e.offender, reason: .equivocated)
+                if !pending.contains(removal) { pending.append(removal) }
+            }
+        }
+        for (k, e) in pendingEvidence where state.convicted.contains(k) || (try? state.check(.evidence(e))) == nil {
+            pendingEvidence[k] = nil
+        }
+        // Contributions of decided rounds are no longer needed.
+        let next = state.lastMaskRound + 1
+        for (k, digests) in poolByRound where k < next || state.frozen {
+            for (_, ds) in digests { for d in ds { pool[d] = nil } }
+            poolByRound[k] = nil
+            quorumSinceMs[k] = nil
+        }
+        for k in ownContributions.keys where k < next || state.frozen { ownContributions[k] = nil }
+        let held = future
+        future = []
+        for m in held { handle(m.message, from: m.sender, nowMs: nowMs, into: &out) }
+    }
+
+    /// For status: the pending decisions' kinds and the current height's progress.
+    public var summary: String {
+        "height \(height) round \(round) step \(step.rawValue)"
+            + (lockedRound.map { " locked@\($0)" } ?? "")
+    }
+}
