@@ -13,6 +13,7 @@
 //   Consensus   BFT agreement (Tendermint style), decisions, certificates, trimmed-mean aggregate and mask
 //               (MeshBase, Sodium, Learner, Privacy, Wire) — pure, sans-IO
 //   Ledger      hash-chained decision log: entry format, crash-safe file, offline verification (… Consensus)
+//   Rounds      the node's round logic: train, release, agree, shrink, freeze, fine-tune (… Consensus) — pure
 //   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Wire, Membership) — pure
 //   MeshConfig  genesis and node config (YAML)      (MeshBase, Sodium, Dataset, Learner, Privacy, Wire, Membership, Yams)
 //   NodeRuntime the shell: NIO UDP, timers, files, control/metrics endpoint (everything above, NIO)
@@ -56,6 +57,7 @@ let package = Package(
         .target(name: "Membership", dependencies: ["MeshBase", "Sodium", "Wire"], swiftSettings: optimisedInDebug),
         .target(name: "Consensus", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire"], swiftSettings: optimisedInDebug),
         .target(name: "Ledger", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Consensus"], swiftSettings: optimisedInDebug),
+        .target(name: "Rounds", dependencies: ["MeshBase", "Learner", "Consensus"]),
         .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Wire", "Membership"], swiftSettings: optimisedInDebug),
         .target(
             name: "MeshConfig",
@@ -67,7 +69,8 @@ let package = Package(
         .target(
             name: "NodeRuntime",
             dependencies: [
-                "MeshBase", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership", "MeshConfig",
+                "MeshBase", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger",
+                "Rounds", "MeshConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -81,7 +84,7 @@ let package = Package(
             name: "PruneMeshCLI",
             dependencies: [
                 "MeshBase", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
-                "Membership", "Consensus", "Ledger", "Simulation", "MeshConfig", "NodeRuntime",
+                "Membership", "Consensus", "Ledger", "Rounds", "Simulation", "MeshConfig", "NodeRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -100,6 +103,7 @@ let package = Package(
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "Wire", "Sodium"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Learner", "Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Consensus", "Sodium"]),
+        .testTarget(name: "RoundsTests", dependencies: ["Rounds", "Consensus", "Learner"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Learner", "Wire", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),

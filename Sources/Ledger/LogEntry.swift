@@ -18,8 +18,12 @@ public struct LogEntryDecodeError: Error, Sendable, Equatable, CustomStringConve
 ///     decision length (u32) ‖ decision (`Decision` canonical bytes)
 ///     certificate (`CommitCertificate` encoding)
 ///
-/// Nothing follows. The entry's hash is BLAKE2b-256 under `DomainTag.logEntry` of this encoding,
-/// so each entry commits to the whole log before it.
+/// Nothing follows. The entry's hash is BLAKE2b-256 under `DomainTag.logEntry` of the encoding
+/// UP TO the end of the decision (height ‖ previous hash ‖ decision length ‖ decision), so each
+/// entry commits to every decision before it. The certificate is outside the hash: each node
+/// assembles its own from the precommits it received, so two honest logs may hold different (each
+/// valid) quorums of signatures for the same decision and must still chain identically. A
+/// certificate is never trusted for being in the chain: every audit verifies it.
 public struct LogEntry: Sendable, Hashable {
     public let height: UInt64
     public let previousHash: Digest32
@@ -44,7 +48,18 @@ public struct LogEntry: Sendable, Hashable {
     }
 
     /// The hash of an encoded entry.
-    public static func hash(encoded bytes: [UInt8]) -> Digest32 { Blake2b256.hash(.logEntry, bytes) }
+    public static func hash(encoded bytes: [UInt8]) -> Digest32 {
+        let n = chainedPrefixLength(encoded: bytes)
+        return bytes.withUnsafeBytes { Blake2b256.hash(.logEntry, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    }
+
+    /// Bytes of an encoding that the hash covers: through the decision. (The whole encoding if it
+    /// is too short to hold a decision length; such bytes never decode as an entry.)
+    public static func chainedPrefixLength(encoded bytes: [UInt8]) -> Int {
+        guard bytes.count >= 44 else { return bytes.count }
+        let length = Int(bytes[40]) | Int(bytes[41]) << 8 | Int(bytes[42]) << 16 | Int(bytes[43]) << 24
+        return min(bytes.count, 44 + length)
+    }
 
     public var hash: Digest32 { Self.hash(encoded: encoded()) }
 

@@ -245,8 +245,8 @@ public enum Limits {
 
     // MARK: Agreement engine
 
-    /// Digests one contribution request may name (2 + 64 · 32 bytes: one datagram-sized message).
-    public static let contribution_request_digests_count_max = 64
+    /// Digests one contribution request may name (2 + 32 · 32 bytes: one datagram).
+    public static let contribution_request_digests_count_max = 32
     /// Contributions the engine holds per contributor and pruning round (a second, different one
     /// is kept only so that a proposal naming it can be checked).
     public static let contributions_per_contributor_round_max = 2
@@ -267,6 +267,8 @@ public enum Limits {
     /// A log-sync response carries an entry in pieces of at most this many bytes (plus a
     /// 20-byte header), so that one piece is one message.
     public static let log_sync_piece_bytes_max = 60 * 1024
+    /// Entries one log-sync request may ask for (the answer is bounded by the sender's queue too).
+    public static let log_sync_entries_per_request_max = 64
 
         // MARK: Relations
 

@@ -42,6 +42,10 @@ public final class Node: @unchecked Sendable {
     private var services: [MessageKind: NodeService] = [:]
     private var serviceList: [NodeService] = []
     private(set) var counters = NodeStatus.Counters()
+    /// Keys whose datagrams are accepted: the genesis members, then as admit and remove decisions change them.
+    public private(set) var admitted: Set<PublicKey>
+    /// The mesh part, when this node runs one (for status).
+    public private(set) var mesh: MeshService?
     private var startedAtMs: UInt64 = 0
     private var stopping = false
     public private(set) var advertised: PeerAddress!
@@ -62,6 +66,7 @@ public final class Node: @unchecked Sendable {
         self.bootEpoch = bootEpoch
         self.sequence = SequenceAllocator(bootEpoch: bootEpoch)
         self.receiver = Receiver(meshID: settings.meshID, restoring: snapshot)
+        self.admitted = settings.members
     }
 
     /// Prepares the state directory (boot epoch advanced durably, replay marks restored), binds
@@ -209,6 +214,28 @@ public final class Node: @unchecked Sendable {
         loop.execute { body(self) }
     }
 
+    /// Hosts the mesh part and starts its rounds. Call on `loop`.
+    public func host(mesh service: MeshService) {
+        host(service as NodeService)
+        mesh = service
+        service.start(node: self)
+    }
+
+    /// The admitted keys changed (an admit or remove decision). Call on `loop`.
+    public func setAdmitted(_ keys: Set<PublicKey>, nowMs: UInt64) {
+        loop.assertInEventLoop()
+        guard keys != admitted else { return }
+        admitted = keys
+        execute(swim.onAdmittedChanged(keys, nowMs: nowMs))
+    }
+
+    /// Where a member can be reached (alive or suspect in the SWIM view). Call on `loop`.
+    public func address(of key: PublicKey) -> SocketAddress? {
+        loop.assertInEventLoop()
+        guard let record = swim.member(key), record.status == .alive || record.status == .suspect else { return nil }
+        return Addresses.socketAddress(record.address)
+    }
+
     /// The SWIM view (members sorted by key, self included). Call on `loop`.
     public var members: [MemberRecord] {
         loop.assertInEventLoop()
@@ -230,7 +257,7 @@ public final class Node: @unchecked Sendable {
     private func received(_ bytes: [UInt8], from address: SocketAddress) {
         guard !stopping else { return }
         let now = Self.nowMs()
-        let members = settings.members
+        let members = admitted
         switch receiver.receive(bytes, nowMs: now, admit: { key, _ in members.contains(key) }) {
         case .pending:
             return
@@ -344,7 +371,8 @@ public final class Node: @unchecked Sendable {
                           listen: socket.localAddress.flatMap(Addresses.peerAddress).map { "\($0)" } ?? "",
                           advertised: "\(advertised!)", incarnation: swim.incarnation, bootEpoch: bootEpoch,
                           uptimeMs: now - startedAtMs, discovery: discoverySocket != nil, localHealth: swim.localHealth,
-                          membersByState: byState, members: members, counters: c)
+                          membersByState: byState, members: members, counters: c, mesh: mesh?.status(),
+                          processCpuSeconds: ProcessFigures.cpuSeconds(), processRssBytes: ProcessFigures.rssBytes())
     }
 
     /// `/metrics` text. Call on `loop`.

@@ -12,8 +12,31 @@ import Sodium
 /// SIGTERM, then stops it cleanly (leave announced and flushed, replay marks persisted).
 public enum NodeProcess {
     /// Blocks until a signal arrives and the node has stopped. Throws if the node cannot start.
-    public static func run(config: NodeConfig, logger: Logger) throws {
+    /// How the mesh part runs: off (membership only), or the rounds with pruning on or off.
+    public struct MeshOptions: Sendable {
+        public var enabled: Bool
+        public var pruning: Bool
+        public var trainLimit: Int?
+        public var testLimit: Int?
+        public init(enabled: Bool = true, pruning: Bool = true, trainLimit: Int? = nil, testLimit: Int? = nil) {
+            self.enabled = enabled
+            self.pruning = pruning
+            self.trainLimit = trainLimit
+            self.testLimit = testLimit
+        }
+    }
+
+    public static func run(config: NodeConfig, mesh meshOptions: MeshOptions = MeshOptions(), logger: Logger) throws {
         let settings = try NodeSettings.resolve(config, randomSeed: { var r = SecureRandom(); return r.next() }())
+        var meshService: MeshService?
+        if meshOptions.enabled, let genesis = settings.genesis {
+            try DurableFile.makeDirectory(settings.stateDirectory)
+            var meshLogger = logger
+            meshLogger[metadataKey: "node"] = "\(settings.key.publicKey.fingerprint)"
+            meshService = try MeshService(genesis: genesis, signer: settings.key, stateDirectory: settings.stateDirectory,
+                                          data: config.data, threads: max(1, config.threads), pruning: meshOptions.pruning,
+                                          trainLimit: meshOptions.trainLimit, testLimit: meshOptions.testLimit, logger: meshLogger)
+        }
         let registry = PrometheusCollectorRegistry()
         // Anything in the process that reports through swift-metrics lands in the node's /metrics.
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -44,6 +67,9 @@ public enum NodeProcess {
             sources.append(source)
         }
         let node = try Node.start(settings: settings, group: group, registry: registry, logger: logger).wait()
+        if let meshService {
+            try node.loop.submit { node.host(mesh: meshService) }.wait()
+        }
         stop.wait()
         try node.shutdown().wait()
         for s in sources { s.cancel() }

@@ -31,6 +31,8 @@ public struct NodeSettings: Sendable {
     public var tickMs: Int
     /// Seeds the SWIM instance's generator (the CLI draws it from the CSPRNG).
     public var randomSeed: UInt64
+    /// The genesis (for the mesh part), when resolved from a config.
+    public var genesis: Genesis?
 
     public init(key: SigningKey, meshID: MeshID, members: Set<PublicKey>, swim: SWIMConfig, listen: SocketAddress,
                 seeds: [PeerAddress], stateDirectory: String, control: SocketAddress, discovery: Discovery?,
@@ -67,10 +69,12 @@ public struct NodeSettings: Sendable {
         let discovery = try config.discovery.enabled
             ? Discovery(group: resolve(config.discovery.group, "discovery.group"), interface: config.discovery.interface)
             : nil
-        return NodeSettings(key: key, meshID: genesis.meshID, members: Set(genesis.memberKeys),
-                            swim: genesis.membership.swimConfig, listen: try resolve(config.listen, "listen"),
-                            seeds: seeds, stateDirectory: config.stateDirectory,
-                            control: try resolve(config.control, "control"), discovery: discovery,
-                            tickMs: config.tickMs, randomSeed: randomSeed)
+        var settings = NodeSettings(key: key, meshID: genesis.meshID, members: Set(genesis.memberKeys),
+                                    swim: genesis.membership.swimConfig, listen: try resolve(config.listen, "listen"),
+                                    seeds: seeds, stateDirectory: config.stateDirectory,
+                                    control: try resolve(config.control, "control"), discovery: discovery,
+                                    tickMs: config.tickMs, randomSeed: randomSeed)
+        settings.genesis = genesis
+        return settings
     }
 }

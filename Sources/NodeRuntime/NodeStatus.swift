@@ -48,6 +48,73 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         public var replaySnapshotFailures: UInt64 = 0
     }
 
+    /// The mesh part: rounds, agreement, log, model and privacy (nil for a membership-only node).
+    public struct Mesh: Codable, Sendable, Hashable {
+        /// training, agreeing, freezing, finetuning or done.
+        public var phase: String
+        /// Committed height (entries in the log).
+        public var height: UInt64
+        /// The next pruning round.
+        public var round: UInt64
+        public var frozen: Bool
+        /// The agreement's step and round at the next height.
+        public var consensusStep: String
+        public var consensusRound: UInt32
+        public var validators: Int
+        /// Units kept per prunable layer by the mask in force.
+        public var maskKept: [Int]
+        public var paramsOriginal: Int
+        public var paramsCurrent: Int
+        public var flopsOriginal: Int
+        public var flopsCurrent: Int
+        /// 1 − current / original.
+        public var paramReduction: Double
+        public var flopReduction: Double
+        /// Parameters of the model the node trains right now (follows the mask after surgery).
+        public var modelParams: Int
+        /// Local test accuracy (own label distribution) after the last training job, and after
+        /// the first one (the unpruned model); accuracy on the whole test set.
+        public var accuracy: Double?
+        public var accuracyBefore: Double?
+        public var globalAccuracy: Double?
+        public var trainSamplesPerSecond: Double
+        public var epsilonSpent: Double
+        public var epsilonBudget: Double
+        public var epsilonLeft: Double
+        public var releases: UInt64
+        public var logEntries: Int
+        public var logHead: String
+        public var finished: Bool
+        public var pruning: Bool
+        /// Payload bytes this node sent of importance and agreement messages, in all and per decided pruning round.
+        public var consensusBytesOut: UInt64
+        public var consensusBytesOutPerRound: Double
+        public var syncBytesOut: UInt64
+        /// Per mask commit: ms from the last contribution of its round arriving to the commit.
+        public var commitLatencyMs: [Double]
+        public var counters: Counters
+
+        public struct Counters: Codable, Sendable, Hashable {
+            public var proposalsSent: UInt64
+            public var proposalsReceived: UInt64
+            public var proposalsRejected: UInt64
+            public var votesSent: UInt64
+            public var votesReceived: UInt64
+            public var votesRejected: UInt64
+            public var contributionsReceived: UInt64
+            public var contributionsRejected: UInt64
+            public var contributionsRequested: UInt64
+            public var equivocations: UInt64
+            public var commits: UInt64
+            public var commitsFromSync: UInt64
+            public var roundsStarted: UInt64
+            public var timeouts: UInt64
+            public var syncedEntries: UInt64
+            public var syncRejected: UInt64
+            public var malformed: UInt64
+        }
+    }
+
     public var nodeId: String
     public var fingerprint: String
     public var meshId: String
@@ -63,6 +130,10 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     public var membersByState: [String: Int]
     public var members: [Member]
     public var counters: Counters
+    public var mesh: Mesh?
+    /// Process CPU seconds (user + system) and resident memory.
+    public var processCpuSeconds: Double?
+    public var processRssBytes: UInt64?
 
     public static func decode(_ data: Data) throws -> NodeStatus {
         let decoder = JSONDecoder()

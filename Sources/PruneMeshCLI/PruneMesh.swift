@@ -18,6 +18,7 @@ struct PruneMesh: ParsableCommand {
             Start.self,
             Status.self,
             Audit.self,
+            Demo.self,
             Dev.self,
         ]
     )

@@ -56,7 +56,8 @@ def main():
 
         def start(i, join):
             args = [binary, "start", "--key", keys[i], "--genesis", genesis, "--listen", "127.0.0.1:0",
-                    "--control", "127.0.0.1:0", "--state-dir", f"{d}/s{i}", "--no-discovery", "--log-level", "notice"]
+                    "--control", "127.0.0.1:0", "--state-dir", f"{d}/s{i}", "--no-discovery", "--log-level", "notice",
+                    "--membership-only"]
             if join:
                 args += ["--join", join]
             log = open(f"{d}/n{i}.log", "w")

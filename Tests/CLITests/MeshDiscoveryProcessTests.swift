@@ -73,7 +73,7 @@ import Testing
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.environment = Self.environment
             p.arguments = ["sh", Self.script, "exec", "\(i)", CLI.binary.path, "start", "--key", mesh.keys[i],
-                           "--genesis", mesh.genesis, "--listen", "10.98.7.\(i + 1):7946", "--state-dir", "\(dir)/s\(i)",
+                           "--genesis", mesh.genesis, "--listen", "10.98.7.\(i + 1):7946", "--state-dir", "\(dir)/s\(i)", "--membership-only",
                            "--discovery", "--discovery-interface", "eth0", "--control", "127.0.0.1:0", "--tick-ms", "20"]
             let log = "\(dir)/n\(i).log"
             FileManager.default.createFile(atPath: log, contents: nil)
@@ -91,7 +91,7 @@ import Testing
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.environment = Self.environment
             p.arguments = ["sh", Self.script, "exec", "\(count)", CLI.binary.path, "start", "--key", mesh.outsider,
-                           "--genesis", otherGenesis, "--listen", "10.98.7.\(count + 1):7946", "--state-dir", "\(dir)/other",
+                           "--genesis", otherGenesis, "--listen", "10.98.7.\(count + 1):7946", "--state-dir", "\(dir)/other", "--membership-only",
                            "--discovery", "--discovery-interface", "eth0", "--control", "127.0.0.1:0", "--tick-ms", "20"]
             let log = "\(dir)/other.log"
             FileManager.default.createFile(atPath: log, contents: nil)

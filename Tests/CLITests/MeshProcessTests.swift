@@ -20,7 +20,7 @@ import Testing
             FileManager.default.createFile(atPath: log, contents: nil)
             process.executableURL = CLI.binary
             var args = ["start", "--key", key, "--genesis", genesis, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
-                        "--state-dir", stateDir, "--no-discovery", "--tick-ms", "20", "--log-level", "info"]
+                        "--state-dir", stateDir, "--no-discovery", "--tick-ms", "20", "--log-level", "info", "--membership-only"]
             if let join { args += ["--join", join] }
             process.arguments = args
             process.standardOutput = FileHandle(forWritingAtPath: log)

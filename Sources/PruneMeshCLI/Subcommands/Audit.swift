@@ -5,19 +5,9 @@ import Learner
 import Ledger
 import MeshBase
 import MeshConfig
+import NodeRuntime
 import Sodium
 import Wire
-
-extension LedgerGenesis {
-    /// The audit's view of a mesh genesis.
-    init(_ genesis: Genesis) throws {
-        self.init(meshID: genesis.meshID, validators: try ValidatorSet(keys: genesis.memberKeys), model: genesis.model,
-                  boundary: genesis.pruning.boundary,
-                  privacy: .init(clipBound: genesis.privacy.clipBound, noiseMultiplier: genesis.privacy.noiseMultiplier,
-                                 scaleLog2: genesis.privacy.scaleLog2, delta: genesis.privacy.delta,
-                                 epsilonBudget: genesis.privacy.epsilonBudget))
-    }
-}
 
 /// `prunemesh audit LOG [--mesh GENESIS] [--json]` and `prunemesh audit --compare LOG LOG…`.
 struct Audit: ParsableCommand {

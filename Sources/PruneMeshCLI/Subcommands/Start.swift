@@ -7,7 +7,7 @@ import NodeRuntime
 /// `prunemesh start`: run a node in the foreground.
 struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a mesh node in the foreground (membership over signed UDP, control and /metrics endpoint).",
+        abstract: "Run a mesh node in the foreground: train, release, agree on masks, shrink, log (membership over signed UDP, control and /metrics endpoint).",
         discussion: """
             Options come from --config FILE (see netconfig/node.example.yaml); every option also has a \
             flag, and a flag wins over the file. Without --config, --key and --genesis are required. \
@@ -75,6 +75,19 @@ struct Start: ParsableCommand {
     @Option(help: "Training threads (0 = all cores).")
     var threads: Int?
 
+    @Flag(name: .customLong("membership-only"), help: "Run membership only: no training, rounds, agreement or log.")
+    var membershipOnly = false
+
+    @Flag(name: .customLong("no-pruning"),
+          help: "Train the same rounds and fine-tune epochs without releasing or pruning (the baseline of the same run).")
+    var noPruning = false
+
+    @Option(name: .customLong("train-limit"), help: "Use at most this many of the shard's training samples (tests, quick demos).")
+    var trainLimit: Int?
+
+    @Option(name: .customLong("test-limit"), help: "Evaluate on at most this many test samples.")
+    var testLimit: Int?
+
     var overrides: NodeConfigOverrides {
         NodeConfigOverrides(keyFile: key, genesisFile: genesis, listen: listen,
                             join: noJoin ? [] : (join.isEmpty ? nil : join), stateDirectory: stateDir,
@@ -85,6 +98,8 @@ struct Start: ParsableCommand {
 
     func validate() throws {
         if noJoin && !join.isEmpty { throw ValidationError("--no-join conflicts with --join") }
+        if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
     }
 
     func run() throws {
@@ -97,6 +112,8 @@ struct Start: ParsableCommand {
         }
         let level = Logger.Level(rawValue: resolved.logLevel.rawValue) ?? .info
         LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
-        try NodeProcess.run(config: resolved, logger: Logger(label: "prunemesh"))
+        try NodeProcess.run(config: resolved,
+                            mesh: .init(enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit),
+                            logger: Logger(label: "prunemesh"))
     }
 }

@@ -1,0 +1,511 @@
+import Consensus
+import Dataset
+import Foundation
+import Learner
+import Ledger
+import Logging
+import MeshBase
+import MeshConfig
+import Membership
+import NIOCore
+import Privacy
+import Rounds
+import Sodium
+import Wire
+
+extension LedgerGenesis {
+    /// The ledger's view of a mesh genesis.
+    public init(_ genesis: Genesis) throws {
+        self.init(meshID: genesis.meshID, validators: try ValidatorSet(keys: genesis.memberKeys), model: genesis.model,
+                  boundary: genesis.pruning.boundary,
+                  privacy: .init(clipBound: genesis.privacy.clipBound, noiseMultiplier: genesis.privacy.noiseMultiplier,
+                                 scaleLog2: genesis.privacy.scaleLog2, delta: genesis.privacy.delta,
+                                 epsilonBudget: genesis.privacy.epsilonBudget))
+    }
+}
+
+extension ConsensusConfig {
+    public init(_ t: ConsensusTimings) {
+        self.init(proposeTimeoutMs: t.proposeTimeoutMs, proposeTimeoutDeltaMs: t.proposeTimeoutDeltaMs,
+                  prevoteTimeoutMs: t.prevoteTimeoutMs, prevoteTimeoutDeltaMs: t.prevoteTimeoutDeltaMs,
+                  precommitTimeoutMs: t.precommitTimeoutMs, precommitTimeoutDeltaMs: t.precommitTimeoutDeltaMs,
+                  contributionGraceMs: max(1, t.proposeTimeoutMs / 2))
+    }
+}
+
+/// Why the mesh part of a node could not start (names the file).
+public struct MeshStartError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+/// The files of the mesh part in the state directory.
+extension StateDirectory {
+    /// The decision log (`DecisionLog`).
+    public var logFile: String { path + "/decisions.log" }
+    /// The model checkpoint (`Learner.Checkpoint`), written after every job and surgery.
+    public var checkpointFile: String { path + "/model.ckpt" }
+    /// Phase-two progress beside the checkpoint.
+    public var trainingStateFile: String { path + "/training.state" }
+    /// The privacy budget (`PrivacyBudget.serialised`), written BEFORE each release is sent.
+    public var budgetFile: String { path + "/privacy.budget" }
+    /// The `SigningGuard`, written BEFORE each vote is sent.
+    public var guardFile: String { path + "/signing.guard" }
+}
+
+/// Figures the mesh part reports in `/status` (see `NodeStatus.Mesh`).
+struct MeshFigures {
+    var accuracyBefore: Double?
+    var accuracy: Double?
+    var globalAccuracy: Double?
+    var params: Int = 0
+    var flops: Int = 0
+    var lastTrainSeconds = 0.0
+    var trainSamplesPerSecond = 0.0
+    var releases: UInt64 = 0
+    var bytesOutByKind: [MessageKind: UInt64] = [:]
+    var bytesInByKind: [MessageKind: UInt64] = [:]
+    var syncedEntries: UInt64 = 0
+    var syncRejected: UInt64 = 0
+    var malformed: UInt64 = 0
+    var firstContributionMs: [UInt64: UInt64] = [:]
+    var lastContributionMs: [UInt64: UInt64] = [:]
+    /// Per committed height: ms from the last contribution of its round arriving to the commit.
+    var commitLatencyMs: [Double] = []
+}
+
+/// The mesh part of a node: the round logic, the agreement, the decision log, the private
+/// release and the training worker, hosted by `Node` on its loop. Ordering contract: a vote is
+/// sent only after its `SigningGuard` is fsynced, a release only after the budget that approved
+/// it is fsynced, and a decision is applied (mask surgery, next round) only after its log entry
+/// is fsynced.
+public final class MeshService: NodeService, @unchecked Sendable {
+    public var messageKinds: [MessageKind] { ConsensusMessage.kinds + [.logRequest, .logResponse] }
+
+    let genesis: Genesis
+    let ledgerGenesis: LedgerGenesis
+    let signer: SigningKey
+    let files: StateDirectory
+    var logger: Logger
+    private(set) var engine: ConsensusEngine
+    private(set) var driver: RoundDriver
+    let log: DecisionLog
+    /// Encoded entries of the log, for serving peers that sync (height i + 1 at index i).
+    private var entries: [[UInt8]]
+    private var budget: PinnedPrivacyBudget
+    let worker: TrainingWorker
+    private var lastImportance: (round: UInt64, importance: [[Float]], mask: PruneMask)?
+    private var assemblers: [PublicKey: LogSyncAssembler] = [:]
+    private var lastSyncPollMs: UInt64 = 0
+    var figures = MeshFigures()
+    private(set) var finished = false
+    let initialCost: ModelCost
+    let pruning: Bool
+
+    /// Restores everything from the state directory (log verified from the genesis, guard,
+    /// budget, checkpoint pruned to the log's mask) and loads the data.
+    public init(genesis: Genesis, signer: SigningKey, stateDirectory: String, data: NodeConfig.DataSource,
+                threads: Int, pruning: Bool, trainLimit: Int?, testLimit: Int?, logger: Logger) throws {
+        self.genesis = genesis
+        self.signer = signer
+        self.files = StateDirectory(path: stateDirectory)
+        self.logger = logger
+        self.pruning = pruning
+        let ledger = try LedgerGenesis(genesis)
+        self.ledgerGenesis = ledger
+        self.initialCost = ModelCost(genesis.model)
+
+        // The log: open (torn tail repaired), then every entry verified from the genesis.
+        let log: DecisionLog
+        do { log = try DecisionLog.openOrCreate(path: files.logFile, meshID: genesis.meshID) } catch {
+            throw MeshStartError(description: "\(files.logFile): \(error)")
+        }
+        if let repair = log.repair {
+            logger.warning("decision log: torn tail truncated", metadata: [
+                "entry": "\(repair.index)", "offset": "\(repair.offset)", "dropped_bytes": "\(repair.droppedBytes)",
+                "copy": "\(repair.brokenCopyPath)", "reason": "\(repair.reason)",
+            ])
+        }
+        let stored: [[UInt8]]
+        do { stored = try DecisionLog.readEntries(path: files.logFile).entries } catch {
+            throw MeshStartError(description: "\(files.logFile): \(error)")
+        }
+        let verified = LogVerifier.verify(entries: stored, genesis: ledger)
+        if let error = verified.error {
+            throw MeshStartError(description: "\(files.logFile): entry \(error.index) does not verify: \(error.fault)")
+        }
+        var maskHistory: [PruneMask] = []
+        for bytes in stored {
+            if case let .mask(m)? = try? LogEntry.decode(bytes).decision { maskHistory.append(m.mask) }
+        }
+        self.log = log
+        self.entries = stored
+        let state = verified.verifier.state
+
+        // The signing guard.
+        var signingGuard: SigningGuard?
+        if let bytes = try? DurableFile.read(files.guardFile, limit: 4 * SigningGuard.encodedByteCount) {
+            do { signingGuard = try SigningGuard.decode(bytes) } catch {
+                throw MeshStartError(description: "\(files.guardFile): \(error); refusing to start (it protects against double votes)")
+            }
+        }
+        self.engine = ConsensusEngine(config: ConsensusConfig(genesis.consensus), signer: signer, state: state, guard: signingGuard)
+
+        // The privacy budget: never reset. Restored if present; never below what the log records.
+        var budget: PinnedPrivacyBudget
+        do {
+            budget = try genesis.privacyBudget()
+            if let bytes = try? DurableFile.read(files.budgetFile, limit: 64 * 1024) {
+                let restored = try PrivacyBudget(serialised: bytes, epsilonMax: genesis.privacy.epsilonBudget,
+                                                 delta: genesis.privacy.delta, orders: budget.budget.orders)
+                budget = try PinnedPrivacyBudget(budget: restored, pinned: budget.pinned)
+            }
+        } catch {
+            throw MeshStartError(description: "\(files.budgetFile): \(error)")
+        }
+        let logged = UInt64(state.releaseCounts[signer.publicKey] ?? 0)
+        while budget.budget.releaseCount < logged {
+            guard case .approved = budget.onRelease(budget.pinned) else { break }
+        }
+        self.budget = budget
+
+        // Data: the node's shard of the training set, and the test set.
+        let split: DataSplit
+        do { split = try DataDirectory.load(data.directory) } catch {
+            throw MeshStartError(description: "\(error)")
+        }
+        var train = split.train
+        if let shard = data.shard {
+            let indices = Partition.shard(labels: train.labels, classes: train.classes, scheme: genesis.data.scheme,
+                                          nodes: shard.nodes, node: shard.node, seed: genesis.data.seed)
+            train = train.subset(indices)
+        }
+        if let trainLimit { train = train.prefix(trainLimit) }
+        var test = split.test
+        if let testLimit { test = test.prefix(testLimit) }
+
+        // The model: the checkpoint if it is of this genesis's model, else fresh from the genesis seed.
+        var model = Model(spec: genesis.model, seed: genesis.training.initSeed)
+        var fresh = true
+        var finetuneDone = 0
+        if let bytes = try? DurableFile.read(files.checkpointFile, limit: Limits.model_params_count_max * 8) {
+            if let restored = try? Checkpoint.decode(bytes, path: files.checkpointFile),
+               restored.originalSpec == genesis.model, state.mask.isSubset(of: restored.mask) {
+                model = restored
+                fresh = false
+                finetuneDone = TrainingWorker.finetuneEpochsDone(at: files.trainingStateFile)
+            } else {
+                logger.warning("checkpoint unusable for this mesh; starting from the genesis model",
+                               metadata: ["file": "\(files.checkpointFile)"])
+            }
+        }
+        let t = genesis.training
+        let settings = TrainingWorker.Settings(
+            batchSize: t.batchSize, learningRate: Float(t.learningRate), optimizer: t.optimizerKind,
+            augmentFlip: t.augment == .flip, threads: threads, seed: t.initSeed ^ UInt64(signer.publicKey.bytes[0]) << 32,
+            surgery: genesis.pruning.surgery == .keep ? .keepWeights : .reinitialize(seed: t.initSeed))
+        self.worker = TrainingWorker(model: model, fresh: fresh, train: train, test: test, settings: settings,
+                                     finetuneEpochsDone: finetuneDone, checkpointPath: files.checkpointFile,
+                                     trainingStatePath: files.trainingStateFile)
+        figures.params = model.cost.params
+        figures.flops = model.cost.flops
+        let p = genesis.pruning
+        self.driver = RoundDriver(config: .init(epochsPerRound: t.epochsPerRound, maxRounds: p.maxRounds, patience: p.patience,
+                                                finetuneEpochs: p.finetuneEpochs, pruning: pruning),
+                                  state: state, maskHistory: maskHistory, finetuneEpochsDone: finetuneDone)
+        logger.info("mesh state restored", metadata: [
+            "height": "\(state.height)", "mask": "\(state.mask)", "frozen": "\(state.frozen)",
+            "epsilon_spent": "\(budget.spent.epsilon)", "train_samples": "\(train.count)", "checkpoint": "\(!fresh)",
+            "guard_round": "\(signingGuard.map { "\($0.height)/\($0.round)" } ?? "none")",
+        ])
+    }
+
+    /// Starts the rounds (call on the node's loop once the node is up).
+    public func start(node: Node) {
+        node.loop.assertInEventLoop()
+        node.setAdmitted(Set(engine.state.validators.keys), nowMs: Node.nowMs())
+        run(driver.onStart(), node: node)
+    }
+
+    // MARK: NodeService
+
+    public func onMessage(_ message: InboundMessage, from address: SocketAddress, nowMs: UInt64, node: Node) {
+        figures.bytesInByKind[message.kind, default: 0] += UInt64(message.payload.count)
+        if message.kind == .logRequest || message.kind == .logResponse {
+            let sync: LogSyncMessage
+            do { sync = try LogSyncMessage.decode(kind: message.kind, payload: message.payload) } catch {
+                figures.malformed += 1
+                logger.debug("malformed log-sync message", metadata: ["from": "\(message.sender.fingerprint)", "error": "\(error)"])
+                return
+            }
+            onSync(sync, from: message.sender, nowMs: nowMs, node: node)
+            return
+        }
+        let decoded: ConsensusMessage
+        do { decoded = try ConsensusMessage.decode(kind: message.kind, payload: message.payload) } catch {
+            figures.malformed += 1
+            logger.debug("malformed consensus message", metadata: ["from": "\(message.sender.fingerprint)", "error": "\(error)"])
+            return
+        }
+        if case let .contribution(c) = decoded {
+            if figures.firstContributionMs[c.height] == nil { figures.firstContributionMs[c.height] = nowMs }
+            figures.lastContributionMs[c.height] = nowMs
+        }
+        execute(engine.onMessage(decoded, from: message.sender, nowMs: nowMs), node: node)
+    }
+
+    public func onTick(nowMs: UInt64, node: Node) {
+        execute(engine.onTick(nowMs: nowMs), node: node)
+        // Poll a peer for entries now and then, so that a node that missed commits while the
+        // mesh went quiet still catches up.
+        if nowMs >= lastSyncPollMs + 2_000 {
+            lastSyncPollMs = nowMs
+            if let peer = node.members.filter({ $0.status == .alive && $0.id != signer.publicKey }).randomElement() {
+                send(.request(fromHeight: engine.height, maxEntries: 8), to: peer.id, node: node)
+            }
+        }
+    }
+
+    // MARK: Outputs
+
+    private func execute(_ outputs: [ConsensusOutput], node: Node) {
+        for output in outputs {
+            switch output {
+            case let .persistGuard(g):
+                do { try DurableFile.write(g.encoded(), to: files.guardFile) } catch {
+                    fatal("cannot persist the signing guard: \(error)")
+                }
+            case let .broadcast(message):
+                for key in engine.validators.keys where key != signer.publicKey { send(message, to: key, node: node) }
+            case let .send(message, to: key):
+                send(message, to: key, node: node)
+            case let .commit(c):
+                commit(c, node: node)
+            case let .equivocation(e):
+                logger.warning("equivocation", metadata: ["offender": "\(e.offender.fingerprint)", "height": "\(e.height)",
+                                                          "round": "\(e.first.round)", "type": "\(e.first.type)"])
+            case let .requestSync(from, peer):
+                send(.request(fromHeight: from, maxEntries: 8), to: peer, node: node)
+            case let .pushSync(from, peer):
+                serve(from: from, max: 8, to: peer, node: node)
+            }
+        }
+    }
+
+    private func commit(_ c: CommittedDecision, node: Node) {
+        let entry = LogEntry(height: c.height, previousHash: log.headHash, decision: c.decision, certificate: c.certificate)
+        let bytes = entry.encoded()
+        do { try log.append(encodedEntry: bytes) } catch {
+            fatal("cannot append to the decision log: \(error)")
+        }
+        entries.append(bytes)
+        let now = Node.nowMs()
+        var latency = "n/a"
+        if case let .mask(m) = c.decision, let last = figures.lastContributionMs[m.round] {
+            let ms = Double(now &- last)
+            figures.commitLatencyMs.append(ms)
+            latency = "\(Int(ms))"
+        }
+        logger.notice("committed", metadata: [
+            "height": "\(c.height)", "kind": "\(c.decision.kind)", "round": "\(c.certificate.round)",
+            "signers": "\(c.certificate.signatures.count)", "mask": "\(engine.state.mask)",
+            "ms_after_last_contribution": "\(latency)",
+        ])
+        switch c.decision {
+        case .admit, .remove: node.setAdmitted(Set(engine.state.validators.keys), nowMs: now)
+        default: break
+        }
+        run(driver.onCommitted(c.decision), node: node)
+    }
+
+    private func run(_ directives: [RoundDirective], node: Node) {
+        for d in directives {
+            switch d {
+            case let .train(round, epochs, finetune, total):
+                logger.info("training", metadata: ["round": "\(round)", "epochs": "\(epochs)", "finetune": "\(finetune)"])
+                worker.train(round: round, epochs: epochs, finetune: finetune, finetuneTotalEpochs: total) { report in
+                    node.onLoop { _ in self.trained(report, node: node) }
+                }
+            case let .release(round):
+                release(round: round, node: node)
+            case let .applyMask(mask):
+                worker.prune(to: mask) { result in
+                    node.onLoop { _ in
+                        switch result {
+                        case let .success(cost):
+                            self.figures.params = cost.params
+                            self.figures.flops = cost.flops
+                        case let .failure(error):
+                            self.fatal("cannot shrink the model to the agreed mask \(mask): \(error)")
+                        }
+                    }
+                }
+            case let .submit(decision):
+                execute(engine.submit(decision, nowMs: Node.nowMs()), node: node)
+            case .finished:
+                finished = true
+                logger.notice("finished", metadata: ["accuracy": "\(figures.accuracy ?? 0)", "params": "\(figures.params)"])
+            }
+        }
+    }
+
+    private func trained(_ report: TrainingReport, node: Node) {
+        if figures.accuracyBefore == nil { figures.accuracyBefore = report.accuracy }
+        figures.accuracy = report.accuracy
+        figures.globalAccuracy = report.globalAccuracy
+        figures.lastTrainSeconds = report.seconds
+        if report.seconds > 0 { figures.trainSamplesPerSecond = Double(report.samples) / report.seconds }
+        figures.params = report.params
+        figures.flops = report.flops
+        lastImportance = (report.round, report.importance, report.mask)
+        logger.info("trained", metadata: [
+            "round": "\(report.round)", "epochs": "\(report.epochs)", "accuracy": "\(report.accuracy)",
+            "global_accuracy": "\(report.globalAccuracy)", "params": "\(report.params)",
+            "samples_per_second": "\(Int(figures.trainSamplesPerSecond))",
+        ])
+        run(driver.onTrained(round: report.round, epochs: report.epochs), node: node)
+    }
+
+    /// The private release of pruning round `round`: budget approval persisted, then noise from
+    /// the CSPRNG, then signed and handed to the agreement (which gossips it).
+    private func release(round: UInt64, node: Node) {
+        guard let trained = lastImportance, trained.round == round else {
+            logger.error("no importance for round \(round)")
+            return
+        }
+        let rule = engine.state.rules.maskRule
+        guard trained.mask == engine.state.mask || engine.state.mask.isSubset(of: trained.mask) else { return }
+        let vector = rule.releaseVector(importance: trained.importance, current: trained.mask)
+        let approval: ReleaseApproval
+        switch budget.onRelease(budget.pinned) {
+        case let .approved(a): approval = a
+        case let .refused(why):
+            logger.warning("privacy budget refuses the release; not contributing", metadata: ["round": "\(round)", "why": "\(why)"])
+            return
+        }
+        do { try DurableFile.write(budget.budget.serialised(), to: files.budgetFile) } catch {
+            fatal("cannot persist the privacy budget: \(error)")
+        }
+        var noise = NoiseSource.secure
+        let release: PrivateImportanceRelease
+        do { release = try PrivateImportanceRelease.make(importance: vector, approval: approval, noise: &noise) } catch {
+            logger.error("release failed", metadata: ["error": "\(error)"])
+            return
+        }
+        let payload = ImportanceRelease(release, height: round)
+        let contribution: SignedContribution
+        do { contribution = try SignedContribution.sign(release: payload, meshID: genesis.meshID, signer: signer) } catch {
+            logger.error("cannot encode the release", metadata: ["error": "\(error)"])
+            return
+        }
+        figures.releases += 1
+        let now = Node.nowMs()
+        if figures.firstContributionMs[round] == nil { figures.firstContributionMs[round] = now }
+        figures.lastContributionMs[round] = now
+        logger.info("released", metadata: ["round": "\(round)", "release_count": "\(payload.releaseCount)",
+                                           "epsilon_spent": "\(budget.spent.epsilon)", "bytes": "\(contribution.payload.count)"])
+        execute(engine.onOwnContribution(contribution, nowMs: now), node: node)
+    }
+
+    // MARK: Sync
+
+    private func onSync(_ message: LogSyncMessage, from peer: PublicKey, nowMs: UInt64, node: Node) {
+        switch message {
+        case let .request(from, max):
+            serve(from: from, max: max, to: peer, node: node)
+        case let .piece(height, length, offset, bytes):
+            guard height == engine.height else { return }
+            var assembler = assemblers[peer] ?? LogSyncAssembler()
+            let whole = assembler.add(height: height, entryLength: length, offset: offset, bytes: bytes)
+            assemblers[peer] = assembler
+            guard let whole else { return }
+            assemblers[peer] = nil
+            let entry: LogEntry
+            do { entry = try LogEntry.decode(whole) } catch {
+                figures.syncRejected += 1
+                logger.warning("synced entry malformed", metadata: ["from": "\(peer.fingerprint)", "error": "\(error)"])
+                return
+            }
+            guard entry.height == engine.height, entry.previousHash == log.headHash else {
+                figures.syncRejected += 1
+                return
+            }
+            switch engine.onCommittedEntry(decision: entry.decision, certificate: entry.certificate, nowMs: nowMs) {
+            case let .success(outputs):
+                figures.syncedEntries += 1
+                execute(outputs, node: node)
+                // Ask for more right away (the peer may hold several).
+                send(.request(fromHeight: engine.height, maxEntries: 8), to: peer, node: node)
+            case let .failure(why):
+                figures.syncRejected += 1
+                logger.warning("synced entry refused", metadata: ["from": "\(peer.fingerprint)", "height": "\(height)", "why": "\(why)"])
+            }
+        }
+    }
+
+    private func serve(from: UInt64, max: Int, to peer: PublicKey, node: Node) {
+        guard from >= 1, from <= UInt64(entries.count) else { return }
+        let last = Swift.min(UInt64(entries.count), from + UInt64(max) - 1)
+        for h in from...last {
+            for piece in LogSyncMessage.pieces(height: h, entry: entries[Int(h - 1)]) { send(piece, to: peer, node: node) }
+        }
+    }
+
+    // MARK: Sending
+
+    private func send(_ message: ConsensusMessage, to key: PublicKey, node: Node) {
+        guard let address = node.address(of: key) else { return }
+        let payload = message.encodedPayload()
+        figures.bytesOutByKind[message.kind, default: 0] += UInt64(payload.count)
+        node.send(kind: message.kind, payload: payload, to: address)
+    }
+
+    private func send(_ message: LogSyncMessage, to key: PublicKey, node: Node) {
+        guard let address = node.address(of: key) else { return }
+        let payload = message.encodedPayload()
+        figures.bytesOutByKind[message.kind, default: 0] += UInt64(payload.count)
+        node.send(kind: message.kind, payload: payload, to: address)
+    }
+
+    private func fatal(_ message: String) -> Never {
+        logger.critical("\(message)")
+        // A durability failure leaves the node's promises unknown: stop rather than go on.
+        exit(70)
+    }
+
+    // MARK: Status
+
+    func status() -> NodeStatus.Mesh {
+        let state = engine.state
+        let cost = ModelCost(genesis.model.withPrunableWidths(state.mask.widths))
+        let c = engine.counters
+        let spent = budget.spent.epsilon
+        let consensusKinds: [MessageKind] = ConsensusMessage.kinds
+        let consensusBytes = consensusKinds.reduce(UInt64(0)) { $0 + (figures.bytesOutByKind[$1] ?? 0) }
+        let rounds = max(1, Int(state.lastMaskRound))
+        return NodeStatus.Mesh(
+            phase: driver.phase.rawValue, height: state.height, round: driver.round, frozen: state.frozen,
+            consensusStep: "\(engine.step.rawValue)", consensusRound: engine.round,
+            validators: state.validators.count, maskKept: state.mask.widths,
+            paramsOriginal: initialCost.params, paramsCurrent: cost.params,
+            flopsOriginal: initialCost.flops, flopsCurrent: cost.flops,
+            paramReduction: 1 - Double(cost.params) / Double(initialCost.params),
+            flopReduction: 1 - Double(cost.flops) / Double(initialCost.flops),
+            modelParams: figures.params,
+            accuracy: figures.accuracy, accuracyBefore: figures.accuracyBefore, globalAccuracy: figures.globalAccuracy,
+            trainSamplesPerSecond: figures.trainSamplesPerSecond,
+            epsilonSpent: spent, epsilonBudget: genesis.privacy.epsilonBudget,
+            epsilonLeft: max(0, genesis.privacy.epsilonBudget - spent), releases: budget.budget.releaseCount,
+            logEntries: entries.count, logHead: log.headHash.hex, finished: finished, pruning: pruning,
+            consensusBytesOut: consensusBytes,
+            consensusBytesOutPerRound: Double(consensusBytes) / Double(rounds),
+            syncBytesOut: (figures.bytesOutByKind[.logRequest] ?? 0) + (figures.bytesOutByKind[.logResponse] ?? 0),
+            commitLatencyMs: figures.commitLatencyMs,
+            counters: .init(proposalsSent: c.proposalsSent, proposalsReceived: c.proposalsReceived,
+                            proposalsRejected: c.proposalsRejected, votesSent: c.votesSent, votesReceived: c.votesReceived,
+                            votesRejected: c.votesRejected, contributionsReceived: c.contributionsReceived,
+                            contributionsRejected: c.contributionsRejected, contributionsRequested: c.contributionsRequested,
+                            equivocations: c.equivocations, commits: c.commits, commitsFromSync: c.commitsFromSync,
+                            roundsStarted: c.roundsStarted, timeouts: c.timeouts, syncedEntries: figures.syncedEntries,
+                            syncRejected: figures.syncRejected, malformed: figures.malformed))
+    }
+}

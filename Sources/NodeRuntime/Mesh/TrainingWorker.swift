@@ -1,0 +1,182 @@
+import Dataset
+import Dispatch
+import Foundation
+import Learner
+import MeshBase
+
+/// What one training job reports back to the node's loop.
+public struct TrainingReport: Sendable {
+    public var round: UInt64
+    public var epochs: Int
+    public var seconds: Double
+    public var samples: Int
+    public var trainLoss: Double
+    /// Accuracy on the node's own distribution: per-class test accuracy weighted by the node's
+    /// training label frequencies (DemLearn's C-SPE on a shared test set).
+    public var accuracy: Double
+    /// Accuracy on the whole test set.
+    public var globalAccuracy: Double
+    /// `Model.importance()` after the job, per prunable layer in the current mask's order.
+    public var importance: [[Float]]
+    public var mask: PruneMask
+    public var params: Int
+    public var flops: Int
+    public var finetuneEpochsDone: Int
+}
+
+/// The node's model and data on a thread of their own, so that heavy compute never delays the
+/// event loop's heartbeats and votes. Every job runs on one serial queue, in the order given;
+/// completions are called on that queue (the caller hops back to its loop).
+public final class TrainingWorker: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var batchSize: Int
+        public var learningRate: Float
+        public var optimizer: OptimizerKind
+        public var augmentFlip: Bool
+        public var threads: Int
+        public var seed: UInt64
+        public var surgery: Model.SurgeryMode
+
+        public init(batchSize: Int, learningRate: Float, optimizer: OptimizerKind, augmentFlip: Bool, threads: Int,
+                    seed: UInt64, surgery: Model.SurgeryMode) {
+            self.batchSize = batchSize
+            self.learningRate = learningRate
+            self.optimizer = optimizer
+            self.augmentFlip = augmentFlip
+            self.threads = threads
+            self.seed = seed
+            self.surgery = surgery
+        }
+    }
+
+    private let queue = DispatchQueue(label: "prunemesh.training")
+    private let settings: Settings
+    private let network: Network
+    private let train: LabeledImages
+    private let test: LabeledImages
+    private let classWeights: [Double]
+    private var rng: SeededGenerator
+    private var step = 0
+    private var finetuneStep = 0
+    private var finetuneEpochsDone: Int
+    private let checkpointPath: String
+    private let trainingStatePath: String
+
+    /// `model` as restored (checkpoint) or fresh; its input normalisation is set from `train`
+    /// if it is fresh.
+    public init(model: Model, fresh: Bool, train: LabeledImages, test: LabeledImages, settings: Settings,
+                finetuneEpochsDone: Int, checkpointPath: String, trainingStatePath: String) {
+        var m = model
+        if fresh { m.normalise(for: train) }
+        self.settings = settings
+        self.network = Network(model: m, batchCapacity: settings.batchSize, threads: settings.threads)
+        network.setOptimizer(settings.optimizer)
+        network.augmentFlip = settings.augmentFlip
+        network.seedAugmentation(settings.seed)
+        self.train = train
+        self.test = test
+        let counts = train.labelCounts
+        let total = max(1, counts.reduce(0, +))
+        self.classWeights = counts.map { Double($0) / Double(total) }
+        self.rng = SeededGenerator(seed: settings.seed, stream: 1)
+        self.finetuneEpochsDone = finetuneEpochsDone
+        self.checkpointPath = checkpointPath
+        self.trainingStatePath = trainingStatePath
+    }
+
+    /// Trains `epochs` epochs (phase two: cosine decay over `finetuneTotalEpochs`), evaluates,
+    /// checkpoints durably, and reports.
+    public func train(round: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int,
+                      completion: @escaping @Sendable (TrainingReport) -> Void) {
+        queue.async { [self] in
+            let stepsPerEpoch = (train.count + settings.batchSize - 1) / settings.batchSize
+            var seconds = 0.0, samples = 0, loss = 0.0
+            for _ in 0..<epochs {
+                let r: EpochReport
+                if finetune {
+                    let schedule = LearningRateSchedule.cosine(totalSteps: max(1, stepsPerEpoch * finetuneTotalEpochs))
+                    finetuneStep = finetuneEpochsDone * stepsPerEpoch
+                    r = network.trainEpoch(train, epoch: finetuneEpochsDone + 1, batchSize: settings.batchSize,
+                                           baseLearningRate: settings.learningRate, schedule: schedule,
+                                           globalStep: &finetuneStep, rng: &rng)
+                    finetuneEpochsDone += 1
+                } else {
+                    r = network.trainEpoch(train, epoch: 0, batchSize: settings.batchSize,
+                                           baseLearningRate: settings.learningRate, schedule: .constant,
+                                           globalStep: &step, rng: &rng)
+                }
+                seconds += r.seconds
+                samples += r.samples
+                loss = r.trainLoss
+            }
+            let (own, global) = evaluate()
+            saveCheckpoint()
+            let model = network.model
+            completion(TrainingReport(round: round, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss,
+                                      accuracy: own, globalAccuracy: global, importance: model.importance(),
+                                      mask: model.mask, params: model.cost.params, flops: model.cost.flops,
+                                      finetuneEpochsDone: finetuneEpochsDone))
+        }
+    }
+
+    /// Shrinks the model to `mask` (a no-op if it is the model's), then checkpoints.
+    public func prune(to mask: PruneMask, completion: (@Sendable (Result<(params: Int, flops: Int), MaskError>) -> Void)? = nil) {
+        queue.async { [self] in
+            guard mask != network.model.mask else {
+                completion?(.success((network.model.cost.params, network.model.cost.flops)))
+                return
+            }
+            do throws(MaskError) {
+                try network.prune(to: mask, mode: settings.surgery)
+                saveCheckpoint()
+                completion?(.success((network.model.cost.params, network.model.cost.flops)))
+            } catch {
+                completion?(.failure(error))
+            }
+        }
+    }
+
+    /// Accuracy on the node's own distribution and on the whole test set.
+    private func evaluate() -> (own: Double, global: Double) {
+        let classes = test.classes
+        var correct = [Int](repeating: 0, count: classes), total = [Int](repeating: 0, count: classes)
+        var start = 0
+        while start < test.count {
+            let end = min(test.count, start + settings.batchSize)
+            let logits = network.logits(test, indices: Array(start..<end)[...])
+            for i in start..<end {
+                let row = (i - start) * classes
+                var best = 0
+                for c in 1..<classes where logits[row + c] > logits[row + best] { best = c }
+                let label = Int(test.labels[i])
+                total[label] += 1
+                if best == label { correct[label] += 1 }
+            }
+            start = end
+        }
+        var own = 0.0
+        for c in 0..<classes where total[c] > 0 { own += classWeights[c] * Double(correct[c]) / Double(total[c]) }
+        let global = Double(correct.reduce(0, +)) / Double(max(1, total.reduce(0, +)))
+        return (own, global)
+    }
+
+    private func saveCheckpoint() {
+        do {
+            try DurableFile.write(Checkpoint.encode(network.model), to: checkpointPath)
+            var w = ByteWriter(capacity: 16)
+            w.write(UInt32(1))
+            w.write(UInt32(finetuneEpochsDone))
+            try DurableFile.write(w.bytes, to: trainingStatePath)
+        } catch {
+            FileHandle.standardError.write(Data("prunemesh: cannot write the checkpoint: \(error)\n".utf8))
+        }
+    }
+
+    /// The phase-two epochs recorded beside a checkpoint (0 if none or unreadable).
+    public static func finetuneEpochsDone(at path: String) -> Int {
+        guard let bytes = try? DurableFile.read(path, limit: 64) else { return 0 }
+        var r = ByteReader(bytes)
+        guard (try? r.readUInt32("version")) == 1, let n = try? r.readUInt32("finetune"), (try? r.expectEnd()) != nil else { return 0 }
+        return Int(n)
+    }
+}
