@@ -19,6 +19,7 @@ struct PruneMesh: ParsableCommand {
             Status.self,
             Audit.self,
             Demo.self,
+            InviteCommand.self,
             Dev.self,
         ]
     )

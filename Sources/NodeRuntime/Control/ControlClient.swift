@@ -16,7 +16,7 @@ public enum ControlClient {
     }
 
     /// `GET path` at `host:port` (numeric IPv4 or IPv6 host).
-    public static func get(host: String, port: Int, path: String, timeoutMs: Int = 2_000) throws -> Response {
+    public static func get(host: String, port: Int, path: String, timeoutMs: Int = 2_000, method: String = "GET") throws -> Response {
         var storage = sockaddr_storage()
         var length: socklen_t
         let family: Int32
@@ -49,7 +49,7 @@ public enum ControlClient {
         guard connected == 0 else {
             throw Failure(description: "cannot connect to \(host):\(port): \(String(cString: strerror(errno)))")
         }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
         var sent = 0
         while sent < request.count {
             let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }

@@ -3,6 +3,7 @@ import MeshBase
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Sodium
 
 /// The node's local HTTP/1.1 endpoint: `GET /status` (JSON, `NodeStatus`) and `GET /metrics`
 /// (Prometheus text). Requests are answered from the node's loop (the state lives there);
@@ -73,8 +74,12 @@ final class ControlServer: @unchecked Sendable {
                 return
             }
             let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            if path == "/invite" {
+                invite(head: head, context: context, keepAlive: keepAlive)
+                return
+            }
             guard path == "/status" || path == "/metrics" else {
-                write(context, .notFound, "text/plain", Array("try /status or /metrics\n".utf8), keepAlive: keepAlive)
+                write(context, .notFound, "text/plain", Array("try /status, /metrics or POST /invite?key=HEX\n".utf8), keepAlive: keepAlive)
                 return
             }
             guard head.method == .GET || head.method == .HEAD else {
@@ -93,6 +98,42 @@ final class ControlServer: @unchecked Sendable {
                 switch result {
                 case let .success((type, bytes)):
                     handler.write(context, .ok, type, head.method == .HEAD ? [] : bytes, keepAlive: keepAlive)
+                case let .failure(error):
+                    handler.write(context, .serviceUnavailable, "text/plain", Array("node unavailable: \(error)\n".utf8), keepAlive: false)
+                }
+            }
+        }
+
+        /// `POST /invite?key=HEX`: the node signs an invite and proposes the admit decision.
+        private func invite(head: HTTPRequestHead, context: ChannelHandlerContext, keepAlive: Bool) {
+            guard head.method == .POST else {
+                write(context, .methodNotAllowed, "text/plain", Array("POST only\n".utf8), keepAlive: keepAlive)
+                return
+            }
+            let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+            let hex = query.split(separator: "&").compactMap { pair -> String? in
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                return kv.count == 2 && kv[0] == "key" ? String(kv[1]) : nil
+            }.first
+            guard let hex, let key = PublicKey(hex: hex) else {
+                write(context, .badRequest, "text/plain", Array("key=HEX (64 hex digits) required\n".utf8), keepAlive: keepAlive)
+                return
+            }
+            let node = self.node
+            let answer = node.loop.submit { () -> (HTTPResponseStatus, [UInt8]) in
+                guard let mesh = node.mesh else { return (.conflict, Array("{\"ok\":false,\"error\":\"no mesh part\"}\n".utf8)) }
+                switch mesh.invite(key, node: node) {
+                case let .success(invite):
+                    return (.ok, Array("{\"ok\":true,\"invitee\":\"\(key.hex)\",\"inviter\":\"\(invite.inviter.hex)\",\"valid_until_height\":\(invite.validUntilHeight)}\n".utf8))
+                case let .failure(error):
+                    return (.conflict, Array("{\"ok\":false,\"error\":\"\(error.description.replacingOccurrences(of: "\"", with: "'"))\"}\n".utf8))
+                }
+            }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            answer.hop(to: context.eventLoop).whenComplete { result in
+                let (handler, context) = bound.value
+                switch result {
+                case let .success((status, body)): handler.write(context, status, "application/json", body, keepAlive: keepAlive)
                 case let .failure(error):
                     handler.write(context, .serviceUnavailable, "text/plain", Array("node unavailable: \(error)\n".utf8), keepAlive: false)
                 }

@@ -219,11 +219,48 @@ public final class MeshService: NodeService, @unchecked Sendable {
         ])
     }
 
-    /// Starts the rounds (call on the node's loop once the node is up).
+    /// Whether the rounds run (a joining node first syncs the log until it is admitted).
+    private(set) var roundsStarted = false
+
+    /// Starts the rounds (call on the node's loop once the node is up). A node whose key is not
+    /// (yet) a validator waits: it syncs the log from its peers and starts once an admit decision
+    /// for it is applied, with its model shrunk to the mask then in force.
     public func start(node: Node) {
         node.loop.assertInEventLoop()
-        node.setAdmitted(Set(engine.state.validators.keys), nowMs: Node.nowMs())
+        node.setAdmitted(Set(engine.state.validators.keys).union([signer.publicKey]), nowMs: Node.nowMs())
+        startRoundsIfValidator(node: node)
+    }
+
+    private func startRoundsIfValidator(node: Node) {
+        guard !roundsStarted, engine.isValidator else { return }
+        roundsStarted = true
+        driver = RoundDriver(config: driver.config, state: engine.state, maskHistory: maskHistory(),
+                             finetuneEpochsDone: driver.finetuneEpochsDone)
+        logger.info("rounds start", metadata: ["height": "\(engine.state.height)", "mask": "\(engine.state.mask)"])
         run(driver.onStart(), node: node)
+    }
+
+    private func maskHistory() -> [PruneMask] {
+        entries.compactMap { bytes in
+            if case let .mask(m)? = try? LogEntry.decode(bytes).decision { return m.mask }
+            return nil
+        }
+    }
+
+    /// Signs an invite for `key` and asks the mesh to admit it (`prunemesh invite`). Call on the loop.
+    public func invite(_ key: PublicKey, validFor heights: UInt64 = 16, node: Node) -> Result<Invite, MeshStartError> {
+        guard engine.isValidator else { return .failure(MeshStartError(description: "this node is not a validator")) }
+        guard !engine.validators.contains(key) else {
+            return .failure(MeshStartError(description: "\(key.fingerprint) is already a member"))
+        }
+        let invite = Invite.sign(invitee: key, validUntilHeight: engine.height + heights, meshID: genesis.meshID, inviter: signer)
+        let decision = Decision.admit(member: key, invite: invite)
+        do { try engine.state.check(decision) } catch {
+            return .failure(MeshStartError(description: error.description))
+        }
+        logger.notice("invite", metadata: ["invitee": "\(key.fingerprint)", "valid_until": "\(invite.validUntilHeight)"])
+        execute(engine.submit(decision, nowMs: Node.nowMs()), node: node)
+        return .success(invite)
     }
 
     // MARK: NodeService
@@ -311,10 +348,14 @@ public final class MeshService: NodeService, @unchecked Sendable {
             "ms_after_last_contribution": "\(latency)",
         ])
         switch c.decision {
-        case .admit, .remove: node.setAdmitted(Set(engine.state.validators.keys), nowMs: now)
+        case .admit, .remove: node.setAdmitted(Set(engine.state.validators.keys).union([signer.publicKey]), nowMs: now)
         default: break
         }
-        run(driver.onCommitted(c.decision), node: node)
+        if roundsStarted {
+            run(driver.onCommitted(c.decision), node: node)
+        } else {
+            startRoundsIfValidator(node: node)
+        }
     }
 
     private func run(_ directives: [RoundDirective], node: Node) {
@@ -483,7 +524,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         let consensusBytes = consensusKinds.reduce(UInt64(0)) { $0 + (figures.bytesOutByKind[$1] ?? 0) }
         let rounds = max(1, Int(state.lastMaskRound))
         return NodeStatus.Mesh(
-            phase: driver.phase.rawValue, height: state.height, round: driver.round, frozen: state.frozen,
+            phase: roundsStarted ? driver.phase.rawValue : "joining", height: state.height, round: driver.round, frozen: state.frozen,
             consensusStep: "\(engine.step.rawValue)", consensusRound: engine.round,
             validators: state.validators.count, maskKept: state.mask.widths,
             paramsOriginal: initialCost.params, paramsCurrent: cost.params,

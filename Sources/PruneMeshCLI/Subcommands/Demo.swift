@@ -71,6 +71,15 @@ struct Demo: ParsableCommand {
     @Option(help: "Give up after this many seconds.")
     var timeout: Double = 1_200
 
+    @Option(name: .customLong("kill-restart"), help: "Chaos: SIGKILL node I once it has committed a height, and restart it a second later.")
+    var killRestart: Int?
+
+    @Flag(name: .customLong("join-late"), help: "Start one more node with a new key after the first commit; node 0 invites it.")
+    var joinLate = false
+
+    @Flag(help: "Also start a node whose key the mesh never admitted (it must be ignored).")
+    var stranger = false
+
     @Flag(help: "Print one JSON object at the end (progress goes to stderr).")
     var json = false
 
@@ -79,6 +88,7 @@ struct Demo: ParsableCommand {
         guard (1...Limits.pruning_rounds_count_max).contains(rounds) else { throw ValidationError("--rounds must be ≥ 1") }
         guard epochsPerRound >= 1, finetuneEpochs >= 0 else { throw ValidationError("epochs must be positive") }
         guard (0...65_000).contains(basePort) else { throw ValidationError("--base-port must be 0…65000") }
+        if let k = killRestart, !(0..<nodes).contains(k) { throw ValidationError("--kill-restart must name a node 0…\(nodes - 1)") }
     }
 
     func run() throws {
@@ -92,9 +102,10 @@ struct Demo: ParsableCommand {
         func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
 
         // Keys, ports, genesis.
-        let keys = (0..<nodes).map { _ in SigningKey.generate() }
-        let ports = try basePort > 0 ? (0..<nodes).map { basePort + $0 } : Self.freeUDPPorts(nodes)
-        var genesis = Genesis(name: "prunemesh-demo", members: keys.enumerated().map { i, k in
+        let extra = (joinLate ? 1 : 0) + (stranger ? 1 : 0)
+        let keys = (0..<(nodes + extra)).map { _ in SigningKey.generate() }
+        let ports = try basePort > 0 ? (0..<(nodes + extra)).map { basePort + $0 } : Self.freeUDPPorts(nodes + extra)
+        var genesis = Genesis(name: "prunemesh-demo", members: keys.prefix(nodes).enumerated().map { i, k in
             GenesisMember(publicKey: k.publicKey, name: "node-\(i)", address: HostPort(host: "127.0.0.1", port: UInt16(ports[i])))
         })
         genesis.model = try ModelSpec(parsing: model)
@@ -117,45 +128,89 @@ struct Demo: ParsableCommand {
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         var processes: [Process] = []
         var nodeDirs: [String] = []
-        for i in 0..<nodes {
+        var nodeArgs: [[String]] = []
+        func launch(_ i: Int) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = nodeArgs[i]
+            let logPath = nodeDirs[i] + "/node.log"
+            if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+            let handle = FileHandle(forWritingAtPath: logPath)
+            handle?.seekToEndOfFile()
+            p.standardError = handle
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        for i in 0..<(nodes + extra) {
             let nodeDir = root + "/node-\(i)"
             try FileManager.default.createDirectory(atPath: nodeDir, withIntermediateDirectories: true)
             try SecretKeyFile.write(keys[i], to: nodeDir + "/node.key", overwrite: true)
             try genesis.write(to: nodeDir + "/genesis.yaml", overwrite: true)
             nodeDirs.append(nodeDir)
+            // Extra nodes train on their own shard of a partition with one more node each.
+            let shardNodes = i < nodes ? nodes : nodes + extra
             var args = ["start", "--key", nodeDir + "/node.key", "--genesis", nodeDir + "/genesis.yaml",
                         "--listen", "127.0.0.1:\(ports[i])", "--control", "127.0.0.1:0", "--state-dir", nodeDir,
-                        "--data", data, "--node", "\(i)", "--nodes", "\(nodes)", "--no-discovery", "--threads", "1",
+                        "--data", data, "--node", "\(i)", "--nodes", "\(shardNodes)", "--no-discovery", "--threads", "1",
                         "--log-level", "info"]
             if i > 0 { args += ["--join", "127.0.0.1:\(ports[0])"] }
             if noPruning { args.append("--no-pruning") }
             if let trainLimit { args += ["--train-limit", "\(trainLimit)"] }
             if let testLimit { args += ["--test-limit", "\(testLimit)"] }
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = args
-            FileManager.default.createFile(atPath: nodeDir + "/node.log", contents: nil)
-            p.standardError = FileHandle(forWritingAtPath: nodeDir + "/node.log")
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            processes.append(p)
+            nodeArgs.append(args)
         }
+        // processes[i] is node i's current process (nil until started).
+        var running: [Process?] = Array(repeating: nil, count: nodes + extra)
+        for i in 0..<nodes { running[i] = try launch(i) }
+        let joinerIndex: Int? = joinLate ? nodes : nil
+        let strangerIndex: Int? = stranger ? nodes + (joinLate ? 1 : 0) : nil
+        if let s = strangerIndex { running[s] = try launch(s) }
+        var killed = false
+        var restartAt: Double?
+        var invited = false
         func stopAll() {
-            for p in processes where p.isRunning { p.terminate() }
-            for p in processes { p.waitUntilExit() }
+            for p in running.compactMap({ $0 }) + processes where p.isRunning { p.terminate() }
+            for p in running.compactMap({ $0 }) + processes { p.waitUntilExit() }
         }
 
         // Progress until every node has finished.
-        var last: [NodeStatus?] = Array(repeating: nil, count: nodes)
+        var last: [NodeStatus?] = Array(repeating: nil, count: nodes + extra)
         var lastLine = ""
         var failure: String?
         while true {
             Thread.sleep(forTimeInterval: 0.5)
-            for (i, p) in processes.enumerated() where !p.isRunning {
-                failure = "node-\(i) exited with status \(p.terminationStatus) (see \(nodeDirs[i])/node.log)"
+            for (i, p) in running.enumerated() where p != nil && !p!.isRunning {
+                failure = "node-\(i) exited with status \(p!.terminationStatus) (see \(nodeDirs[i])/node.log)"
             }
             if failure != nil { break }
-            for i in 0..<nodes {
+            let now = MonotonicClock.seconds()
+            // Chaos and joins, once the mesh has committed a height.
+            let committed = last.prefix(nodes).compactMap { $0?.mesh?.height }.max() ?? 0
+            if let k = killRestart, !killed, (last[k]?.mesh?.height ?? 0) >= 1, let p = running[k] {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+                processes.append(p)
+                running[k] = nil
+                killed = true
+                restartAt = now + 1
+                last[k] = nil
+                say("demo: node-\(k) killed with SIGKILL")
+            }
+            if let at = restartAt, now >= at, let k = killRestart {
+                running[k] = try launch(k)
+                restartAt = nil
+                say("demo: node-\(k) restarted")
+            }
+            if let j = joinerIndex, committed >= 1, !invited,
+               let file = try? ControlFile.read(nodeDirs[0] + "/control.json"),
+               let r = try? ControlClient.get(host: file.host, port: file.port, path: "/invite?key=\(keys[j].publicKey.hex)",
+                                              method: "POST"), r.status == 200 {
+                invited = true
+                running[j] = try launch(j)
+                say("demo: node-0 invited node-\(j); node-\(j) started, joining")
+            }
+            for i in 0..<(nodes + extra) where i != strangerIndex && running[i] != nil {
                 guard let file = try? ControlFile.read(nodeDirs[i] + "/control.json"),
                       let s = try? ControlClient.status(host: file.host, port: file.port, timeoutMs: 1_000) else { continue }
                 last[i] = s
@@ -169,11 +224,21 @@ struct Demo: ParsableCommand {
                 say(String(format: "[%5.0fs] ", MonotonicClock.seconds() - started) + line)
                 lastLine = line
             }
-            if last.allSatisfy({ $0?.mesh?.finished == true }) { break }
+            let waited = (0..<(nodes + extra)).filter { $0 != strangerIndex }
+            if restartAt == nil, joinerIndex == nil || invited,
+               waited.allSatisfy({ last[$0]?.mesh?.finished == true }) { break }
             if MonotonicClock.seconds() - started > timeout {
                 failure = "timed out after \(Int(timeout)) s"
                 break
             }
+        }
+        var strangerIgnored: Bool?
+        if let sIndex = strangerIndex {
+            let strangerKey = keys[sIndex].publicKey.hex
+            let views = last.prefix(nodes).compactMap { $0 }
+            let listed = views.contains { v in v.members.contains { $0.id == strangerKey } }
+            let rejected = views.reduce(UInt64(0)) { $0 + ($1.counters.rejects["notMember"] ?? 0) }
+            strangerIgnored = !listed && rejected > 0
         }
         stopAll()
         let seconds = MonotonicClock.seconds() - started
@@ -184,7 +249,8 @@ struct Demo: ParsableCommand {
         var auditErrors: [String] = []
         var heights: [Int] = []
         var lastSummary: EntrySummary?
-        for i in 0..<nodes {
+        let audited = (0..<(nodes + extra)).filter { $0 != strangerIndex }
+        for i in audited {
             let path = nodeDirs[i] + "/decisions.log"
             do {
                 let read = try DecisionLog.readEntries(path: path)
@@ -208,29 +274,31 @@ struct Demo: ParsableCommand {
         let original = ModelCost(genesis.model)
         let finalWidths = lastSummary.map { _ in last.compactMap { $0?.mesh?.maskKept }.first ?? [] } ?? []
         let final = ModelCost(finalWidths.isEmpty ? genesis.model : genesis.model.withPrunableWidths(finalWidths))
-        let meshes = last.map { $0?.mesh }
+        let shown = last.enumerated().filter { $0.offset != strangerIndex }.map(\.element)
+        let meshes = shown.map { $0?.mesh }
         let report = DemoReport(
-            nodes: nodes, heights: heights, seconds: seconds, pruning: !noPruning,
+            nodes: audited.count, heights: heights, seconds: seconds, pruning: !noPruning,
             paramsBefore: original.params, paramsAfter: final.params, flopsBefore: original.flops, flopsAfter: final.flops,
             kept: finalWidths,
             accuracyBefore: meshes.map { $0?.accuracyBefore }, accuracyAfter: meshes.map { $0?.accuracy },
             globalAccuracyAfter: meshes.map { $0?.globalAccuracy },
-            bytesSent: last.map { $0?.counters.bytesOut ?? 0 },
+            bytesSent: shown.map { $0?.counters.bytesOut ?? 0 },
             consensusBytesSent: meshes.map { $0?.consensusBytesOut ?? 0 },
             consensusBytesPerRound: meshes.map { $0?.consensusBytesOutPerRound ?? 0 },
             fedavgBytesPerRound: 2 * 4 * original.params,
             commitLatencyMs: meshes.map { $0?.commitLatencyMs ?? [] },
             epsilon: meshes.map { $0?.epsilonSpent ?? 0 }, epsilonBudget: genesis.privacy.epsilonBudget,
-            peakRssBytes: last.map { $0?.processRssBytes ?? 0 },
+            peakRssBytes: shown.map { $0?.processRssBytes ?? 0 },
             auditOk: auditErrors.isEmpty, auditErrors: auditErrors, logsIdentical: identical, logBytesIdentical: bytesIdentical,
-            head: last.first??.mesh?.logHead ?? "", directory: keepDirectory ? root : nil, error: failure)
+            head: last.first??.mesh?.logHead ?? "", directory: keepDirectory ? root : nil, error: failure,
+            restarted: killRestart.map { [$0] } ?? [], joined: joinerIndex.map { [$0] } ?? [], strangerIgnored: strangerIgnored)
         if json {
             print(String(decoding: report.json(), as: UTF8.self))
         } else {
             print(report.table())
         }
         if !keepDirectory { try? FileManager.default.removeItem(atPath: root) }
-        if failure != nil || !report.auditOk || !identical { throw ExitCode(1) }
+        if failure != nil || !report.auditOk || !identical || strangerIgnored == false { throw ExitCode(1) }
     }
 
     static func temporaryDirectory() throws -> String {
@@ -294,6 +362,11 @@ struct DemoReport: Codable {
     var head: String
     var directory: String?
     var error: String?
+    /// Nodes killed with SIGKILL and restarted, nodes that joined by invite, and whether the
+    /// stranger (a key never admitted) was ignored by every member.
+    var restarted: [Int]
+    var joined: [Int]
+    var strangerIgnored: Bool?
 
     func json() -> [UInt8] {
         let encoder = JSONEncoder()
@@ -319,6 +392,9 @@ struct DemoReport: Codable {
         lines.append("")
         lines.append("one FedAvg round for this model: \(fedavgBytesPerRound) bytes per client (model down and up)")
         lines.append("audit: \(auditOk ? "ok" : "FAILED: " + auditErrors.joined(separator: "; "))  logs identical: \(logsIdentical ? "yes" : "NO")  head \(head.prefix(16))")
+        if !restarted.isEmpty { lines.append("killed with SIGKILL and restarted: \(restarted.map { "node-\($0)" }.joined(separator: ", "))") }
+        if !joined.isEmpty { lines.append("joined by invite: \(joined.map { "node-\($0)" }.joined(separator: ", "))") }
+        if let strangerIgnored { lines.append("stranger (unadmitted key): \(strangerIgnored ? "ignored by every member" : "NOT ignored")") }
         if let directory { lines.append("state kept in \(directory)") }
         if let error { lines.append("error: \(error)") }
         return lines.joined(separator: "\n")

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import NodeRuntime
+import Sodium
+
+/// `prunemesh invite --key PUBKEY`: ask a running member to invite a new key into the mesh.
+struct InviteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "invite",
+        abstract: "Have a running member sign an invite for a new key and propose its admission.",
+        discussion: """
+            The node (found through <state-dir>/control.json, or --address) signs an invite for KEY \
+            valid for the next 16 heights and submits an admit decision; once the mesh commits it, the \
+            new node can join with `prunemesh start --join HOST:PORT`: it syncs and verifies the log, \
+            shrinks its model to the current mask and takes part from the next height. Prints the \
+            node's JSON answer; exits 1 if the node refuses.
+            """)
+
+    @Option(help: "The new member's public key (64 hex digits, as `prunemesh keygen` prints it).")
+    var key: String
+
+    @Option(name: .customLong("state-dir"), help: "State directory of the inviting node (default ./state).")
+    var stateDir: String?
+
+    @Option(help: "Control endpoint HOST:PORT of the inviting node (instead of --state-dir).")
+    var address: String?
+
+    func validate() throws {
+        guard PublicKey(hex: key) != nil else { throw ValidationError("--key: expected 64 hex digits") }
+    }
+
+    func run() throws {
+        var status = Status()
+        status.stateDir = stateDir
+        status.address = address
+        let (host, port) = try status.endpoint()
+        let r = try ControlClient.get(host: host, port: port, path: "/invite?key=\(key.lowercased())", method: "POST")
+        FileHandle.standardOutput.write(Data(r.body))
+        guard r.status == 200 else { throw ExitCode(1) }
+    }
+}
