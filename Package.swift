@@ -103,7 +103,7 @@ let package = Package(
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "Wire", "Sodium"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Learner", "Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Consensus", "Sodium"]),
-        .testTarget(name: "RoundsTests", dependencies: ["Rounds", "Consensus", "Learner"]),
+        .testTarget(name: "RoundsTests", dependencies: ["Rounds", "Consensus", "Learner", "Sodium", "Wire", "MeshBase"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Learner", "Wire", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),

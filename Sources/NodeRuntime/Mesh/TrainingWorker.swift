@@ -89,6 +89,7 @@ public final class TrainingWorker: @unchecked Sendable {
     public func train(round: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int,
                       completion: @escaping @Sendable (TrainingReport) -> Void) {
         queue.async { [self] in
+            Self.lowerThreadPriority()
             let stepsPerEpoch = (train.count + settings.batchSize - 1) / settings.batchSize
             var seconds = 0.0, samples = 0, loss = 0.0
             for _ in 0..<epochs {
@@ -134,6 +135,15 @@ public final class TrainingWorker: @unchecked Sendable {
                 completion?(.failure(error))
             }
         }
+    }
+
+    /// Training yields the CPU to the event loop (heartbeats, votes, status): the thread running a
+    /// job gets nice 10, so on a busy machine the loop thread is scheduled first.
+    static func lowerThreadPriority() {
+        // The calling thread's id (gettid(2) is not imported into Swift): the first field of its stat.
+        guard let stat = try? String(contentsOfFile: "/proc/thread-self/stat", encoding: .utf8),
+              let field = stat.split(separator: " ").first, let tid = id_t(field) else { return }
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, 10)
     }
 
     /// Accuracy on the node's own distribution and on the whole test set.
