@@ -36,6 +36,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case precommit = 0x32
     /// Asks a peer for contributions by digest (a validator that lacks some a proposal names).
     case contributionRequest = 0x33
+    /// Which validators' contributions for a pruning round a node holds (anti-entropy).
+    case contributionHave = 0x34
 
     /// Asks a peer for audit-log entries.
     case logRequest = 0x40
@@ -58,6 +60,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .prevote: "prevote"
         case .precommit: "precommit"
         case .contributionRequest: "contributionRequest"
+        case .contributionHave: "contributionHave"
         case .logRequest: "logRequest"
         case .logResponse: "logResponse"
         }

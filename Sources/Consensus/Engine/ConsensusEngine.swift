@@ -214,7 +214,8 @@ public struct ConsensusEngine: Sendable {
     private var poolByRound: [UInt64: [PublicKey: [Digest32]]] = [:]
     private var quorumSinceMs: [UInt64: UInt64] = [:]
     private var ownContributions: [UInt64: SignedContribution] = [:]
-    /// When the own contribution of the next round is sent again (backing off 1 s, 2 s, 4 s, 8 s).
+    /// When this node next tells its peers which contributions of the next round it holds
+    /// (`contributionHave`, backing off 2 s, 4 s, 8 s, 16 s), while it lacks some.
     private var contributionResend: (atMs: UInt64, backoffMs: UInt64)?
     private var pending: [Decision] = []
     private var pendingEvidence: [PublicKey: Equivocation] = [:]
@@ -367,6 +368,15 @@ public struct ConsensusEngine: Sendable {
             for d in digests.prefix(Limits.contribution_request_digests_count_max) {
                 if let c = pool[d] { out.append(.send(.contribution(c), to: sender)) }
             }
+        case let .contributionHave(k, held):
+            // Hand the peer what it lacks of round k: our own first, then up to three more.
+            guard state.validators.contains(sender), !state.frozen, k == state.lastMaskRound + 1 else { return }
+            let listed = Set(held)
+            let missing = contributions(round: k).filter { c in
+                state.validators.index(of: c.contributor).map { !listed.contains(UInt16($0)) } ?? false
+            }
+            let ordered = missing.filter { $0.contributor == me } + missing.filter { $0.contributor != me }
+            for c in ordered.prefix(Self.haveAnswerContributionsMax) { out.append(.send(.contribution(c), to: sender)) }
         case let .proposal(p):
             counters.proposalsReceived += 1
             guard state.validators.contains(sender) else { counters.proposalsRejected += 1; return }
@@ -761,12 +771,17 @@ public struct ConsensusEngine: Sendable {
         noteRound(round, of: me)
     }
 
-    static let contributionResendFirstMs: UInt64 = 1_000
-    static let contributionResendMaxMs: UInt64 = 8_000
+    static let contributionResendFirstMs: UInt64 = 2_000
+    static let contributionResendMaxMs: UInt64 = 16_000
+    /// Contributions sent in answer to one `contributionHave`.
+    static let haveAnswerContributionsMax = 4
 
     private mutating func rebroadcast(nowMs: UInt64, into out: inout [ConsensusOutput]) {
-        if !state.frozen, let c = ownContributions[state.lastMaskRound + 1], let resend = contributionResend, nowMs >= resend.atMs {
-            out.append(.broadcast(.contribution(c)))
+        let k = state.lastMaskRound + 1
+        if !state.frozen, ownContributions[k] != nil, let resend = contributionResend, nowMs >= resend.atMs {
+            let held = (poolByRound[k] ?? [:]).keys.compactMap { state.validators.index(of: $0).map(UInt16.init) }.sorted()
+            let eligible = state.validators.keys.filter { !state.convicted.contains($0) }.count
+            if held.count < eligible { out.append(.broadcast(.contributionHave(round: k, held: held))) }
             let backoff = min(resend.backoffMs * 2, Self.contributionResendMaxMs)
             contributionResend = (nowMs &+ backoff, backoff)
         }

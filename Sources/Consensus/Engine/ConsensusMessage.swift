@@ -11,14 +11,20 @@ import Wire
 /// | `prevote` (0x31), `precommit` (0x32) | `Vote` encoding; its type must match the kind |
 /// | `contribution` (0x21) | `SignedContribution` encoding |
 /// | `contributionRequest` (0x33) | count (u16, 1 … `Limits.contribution_request_digests_count_max`) ‖ count × digest (32) |
+/// | `contributionHave` (0x34) | pruning round (u64) ‖ count (u16, ≤ `Limits.members_count_max`) ‖ count × validator index (u16, strictly ascending) |
 public enum ConsensusMessage: Sendable, Hashable {
     case proposal(Proposal)
     case vote(Vote)
     case contribution(SignedContribution)
     /// "Send me these contributions" (by `SignedContribution.digest`).
     case contributionRequest([Digest32])
+    /// "For pruning round `round` I hold the contributions of these validators (indices in the
+    /// set in force)": sent, backing off, by a node that has contributed and still lacks some;
+    /// a peer answers with the contributions it holds that are not listed.
+    case contributionHave(round: UInt64, held: [UInt16])
 
-    public static let kinds: [MessageKind] = [.proposal, .prevote, .precommit, .contribution, .contributionRequest]
+    public static let kinds: [MessageKind] = [.proposal, .prevote, .precommit, .contribution, .contributionRequest,
+                                              .contributionHave]
 
     public var kind: MessageKind {
         switch self {
@@ -26,6 +32,7 @@ public enum ConsensusMessage: Sendable, Hashable {
         case let .vote(v): return v.type == .prevote ? .prevote : .precommit
         case .contribution: return .contribution
         case .contributionRequest: return .contributionRequest
+        case .contributionHave: return .contributionHave
         }
     }
 
@@ -40,6 +47,13 @@ public enum ConsensusMessage: Sendable, Hashable {
             var w = ByteWriter(capacity: 2 + 32 * digests.count)
             w.write(UInt16(digests.count))
             for d in digests { w.write(raw: d.bytes) }
+            return w.bytes
+        case let .contributionHave(round, held):
+            precondition(held.count <= Limits.members_count_max, "have lists \(held.count) validators")
+            var w = ByteWriter(capacity: 10 + 2 * held.count)
+            w.write(round)
+            w.write(UInt16(held.count))
+            for i in held { w.write(i) }
             return w.bytes
         }
     }
@@ -69,6 +83,22 @@ public enum ConsensusMessage: Sendable, Hashable {
                     })
                 }
                 return .contributionRequest(digests)
+            }
+        case .contributionHave:
+            return try decodeWhole(payload) { (r: inout ByteReader) throws(ConsensusDecodeError) in
+                let (round, count) = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
+                    (try r.readUInt64("have.round"), Int(try r.readUInt16("have.count")))
+                }
+                guard count <= Limits.members_count_max else {
+                    throw .outOfRange("have.count \(count) above \(Limits.members_count_max)")
+                }
+                var held: [UInt16] = []
+                for i in 0..<count {
+                    let index = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in try r.readUInt16("have.index") }
+                    if i > 0, held[i - 1] >= index { throw .nonCanonical("have indices not strictly ascending at \(i)") }
+                    held.append(index)
+                }
+                return .contributionHave(round: round, held: held)
             }
         default:
             throw .unknownTag(field: "message.kind", value: kind.rawValue)
