@@ -220,6 +220,8 @@ public struct ConsensusEngine: Sendable {
     private var pending: [Decision] = []
     private var pendingEvidence: [PublicKey: Equivocation] = [:]
     private var lastSyncMs: [PublicKey: UInt64] = [:]
+    /// Validators membership reports down (dead or left): a proposer does not wait for their contributions.
+    private var down: Set<PublicKey> = []
     /// Heights committed by this engine, most recent (for pushing to lagging peers).
     public private(set) var lastCommit: CommittedDecision?
 
@@ -263,6 +265,17 @@ public struct ConsensusEngine: Sendable {
     public func contribution(digest: Digest32) -> SignedContribution? { pool[digest] }
 
     // MARK: Events
+
+    /// Membership's view changed: `down` holds the validators it declares dead or gone. Only the
+    /// proposer's patience depends on it (it proposes as soon as every validator not down has
+    /// contributed); safety never does.
+    public mutating func onMembership(down keys: Set<PublicKey>, nowMs: UInt64) -> [ConsensusOutput] {
+        var out: [ConsensusOutput] = []
+        guard keys != down else { return out }
+        down = keys
+        process(nowMs: nowMs, into: &out)
+        return out
+    }
 
     /// This node's own contribution for a pruning round: kept, then gossiped (and re-sent until
     /// its round is decided).
@@ -545,7 +558,7 @@ public struct ConsensusEngine: Sendable {
         guard !state.frozen else { return nil }
         let k = state.lastMaskRound + 1
         guard let byContributor = poolByRound[k], byContributor.count >= state.validators.quorum else { return nil }
-        let eligible = state.validators.keys.filter { !state.convicted.contains($0) }.count
+        let eligible = state.validators.keys.filter { !state.convicted.contains($0) && !down.contains($0) }.count
         if byContributor.count < eligible, let since = quorumSinceMs[k], nowMs < since &+ config.contributionGraceMs {
             return nil
         }

@@ -291,6 +291,13 @@ public final class MeshService: NodeService, @unchecked Sendable {
     }
 
     public func onTick(nowMs: UInt64, node: Node) {
+        let down = Set(engine.validators.keys.filter { key in
+            guard key != signer.publicKey else { return false }
+            // Never heard of, dead or gone: not worth waiting for.
+            guard let record = node.members.first(where: { $0.id == key }) else { return true }
+            return record.status == .dead || record.status == .left
+        })
+        execute(engine.onMembership(down: down, nowMs: nowMs), node: node)
         execute(engine.onTick(nowMs: nowMs), node: node)
         // Poll a peer for entries now and then, so that a node that missed commits while the
         // mesh went quiet still catches up.

@@ -74,6 +74,9 @@ struct Demo: ParsableCommand {
     @Option(name: .customLong("kill-restart"), help: "Chaos: SIGKILL node I once it has committed a height, and restart it a second later.")
     var killRestart: Int?
 
+    @Option(name: .customLong("absent"), help: "Node I is in the genesis but never started (a member that is down); repeatable.")
+    var absent: [Int] = []
+
     @Flag(name: .customLong("join-late"), help: "Start one more node with a new key after the first commit; node 0 invites it.")
     var joinLate = false
 
@@ -88,6 +91,8 @@ struct Demo: ParsableCommand {
         guard (1...Limits.pruning_rounds_count_max).contains(rounds) else { throw ValidationError("--rounds must be ≥ 1") }
         guard epochsPerRound >= 1, finetuneEpochs >= 0 else { throw ValidationError("epochs must be positive") }
         guard (0...65_000).contains(basePort) else { throw ValidationError("--base-port must be 0…65000") }
+        for a in absent where !(1..<nodes).contains(a) { throw ValidationError("--absent must name a node 1…\(nodes - 1)") }
+        if let k = killRestart, absent.contains(k) { throw ValidationError("--kill-restart names an absent node") }
         if let k = killRestart, !(0..<nodes).contains(k) { throw ValidationError("--kill-restart must name a node 0…\(nodes - 1)") }
     }
 
@@ -162,7 +167,7 @@ struct Demo: ParsableCommand {
         }
         // processes[i] is node i's current process (nil until started).
         var running: [Process?] = Array(repeating: nil, count: nodes + extra)
-        for i in 0..<nodes { running[i] = try launch(i) }
+        for i in 0..<nodes where !absent.contains(i) { running[i] = try launch(i) }
         let joinerIndex: Int? = joinLate ? nodes : nil
         let strangerIndex: Int? = stranger ? nodes + (joinLate ? 1 : 0) : nil
         if let s = strangerIndex { running[s] = try launch(s) }
@@ -224,7 +229,7 @@ struct Demo: ParsableCommand {
                 say(String(format: "[%5.0fs] ", MonotonicClock.seconds() - started) + line)
                 lastLine = line
             }
-            let waited = (0..<(nodes + extra)).filter { $0 != strangerIndex }
+            let waited = (0..<(nodes + extra)).filter { $0 != strangerIndex && !absent.contains($0) }
             if restartAt == nil, joinerIndex == nil || invited,
                waited.allSatisfy({ last[$0]?.mesh?.finished == true }) { break }
             if MonotonicClock.seconds() - started > timeout {
@@ -249,7 +254,7 @@ struct Demo: ParsableCommand {
         var auditErrors: [String] = []
         var heights: [Int] = []
         var lastSummary: EntrySummary?
-        let audited = (0..<(nodes + extra)).filter { $0 != strangerIndex }
+        let audited = (0..<(nodes + extra)).filter { $0 != strangerIndex && !absent.contains($0) }
         for i in audited {
             let path = nodeDirs[i] + "/decisions.log"
             do {
@@ -274,7 +279,7 @@ struct Demo: ParsableCommand {
         let original = ModelCost(genesis.model)
         let finalWidths = lastSummary.map { _ in last.compactMap { $0?.mesh?.maskKept }.first ?? [] } ?? []
         let final = ModelCost(finalWidths.isEmpty ? genesis.model : genesis.model.withPrunableWidths(finalWidths))
-        let shown = last.enumerated().filter { $0.offset != strangerIndex }.map(\.element)
+        let shown = last.enumerated().filter { $0.offset != strangerIndex && !absent.contains($0.offset) }.map(\.element)
         let meshes = shown.map { $0?.mesh }
         let report = DemoReport(
             nodes: audited.count, heights: heights, seconds: seconds, pruning: !noPruning,
