@@ -15,6 +15,15 @@ import Wire
 ///     prunemesh_swim_probes_total, prunemesh_swim_probes_failed_total, prunemesh_swim_suspicions_total,
 ///     prunemesh_swim_refutations_total, prunemesh_swim_deaths_declared_total
 ///     prunemesh_incarnation, prunemesh_local_health, prunemesh_uptime_seconds   gauges
+///     prunemesh_process_cpu_seconds_total (counter), prunemesh_process_resident_memory_bytes (gauge)
+///     mesh part (gauges): prunemesh_height, prunemesh_pruning_round, prunemesh_frozen, prunemesh_phase{phase=…} (1 for the current),
+///       prunemesh_mask_units{layer="0|1|…"}, prunemesh_params, prunemesh_params_original, prunemesh_flops, prunemesh_flops_original,
+///       prunemesh_param_reduction_ratio, prunemesh_flop_reduction_ratio, prunemesh_accuracy, prunemesh_global_accuracy,
+///       prunemesh_train_samples_per_second, prunemesh_epsilon_spent, prunemesh_epsilon_left, prunemesh_validators,
+///       prunemesh_agreement_bytes_out_per_round
+///     mesh part (counters): prunemesh_agreement_bytes_out_total, prunemesh_commits_total, prunemesh_commits_synced_total,
+///       prunemesh_proposals_rejected_total, prunemesh_votes_rejected_total, prunemesh_equivocations_total,
+///       prunemesh_consensus_timeouts_total, prunemesh_releases_total
 public final class NodeMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     private var members: [String: Gauge] = [:]
@@ -23,6 +32,40 @@ public final class NodeMetrics: @unchecked Sendable {
     private let incarnation: Gauge
     private let localHealth: Gauge
     private let uptime: Gauge
+    private var gauges: [String: Gauge] = [:]
+    private var phases: [String: Gauge] = [:]
+    private var maskUnits: [Int: Gauge] = [:]
+    static let phaseNames = ["joining", "training", "agreeing", "freezing", "finetuning", "done"]
+    static let gaugeHelp: [(String, String)] = [
+        ("prunemesh_process_resident_memory_bytes", "Resident memory of the node process."),
+        ("prunemesh_height", "Committed height (entries in the decision log)."),
+        ("prunemesh_pruning_round", "The next pruning round."),
+        ("prunemesh_frozen", "1 after the freeze decision."),
+        ("prunemesh_params", "Parameters of the model under the mask in force."),
+        ("prunemesh_params_original", "Parameters of the genesis model."),
+        ("prunemesh_flops", "FLOPs per sample (2 × MACs, biases counted) under the mask in force."),
+        ("prunemesh_flops_original", "FLOPs per sample of the genesis model."),
+        ("prunemesh_param_reduction_ratio", "1 − params / original params."),
+        ("prunemesh_flop_reduction_ratio", "1 − FLOPs / original FLOPs."),
+        ("prunemesh_accuracy", "Local test accuracy on the node's own label distribution after the last training job."),
+        ("prunemesh_global_accuracy", "Accuracy on the whole test set after the last training job."),
+        ("prunemesh_train_samples_per_second", "Training throughput of the last job."),
+        ("prunemesh_epsilon_spent", "Privacy ε spent by this node's releases."),
+        ("prunemesh_epsilon_left", "Privacy ε left in the budget."),
+        ("prunemesh_validators", "Validators in force."),
+        ("prunemesh_agreement_bytes_out_per_round", "Importance and agreement payload bytes sent per decided pruning round."),
+    ]
+    static let meshCounterHelp: [(String, String)] = [
+        ("prunemesh_process_cpu_seconds_total", "CPU seconds (user + system) of the node process (whole seconds)."),
+        ("prunemesh_agreement_bytes_out_total", "Importance and agreement payload bytes sent."),
+        ("prunemesh_commits_total", "Heights this node committed by its own agreement."),
+        ("prunemesh_commits_synced_total", "Heights this node took from a peer's log after verifying them."),
+        ("prunemesh_proposals_rejected_total", "Proposals refused (wrong proposer, invalid value)."),
+        ("prunemesh_votes_rejected_total", "Votes refused (bad signature, not a validator)."),
+        ("prunemesh_equivocations_total", "Conflicting votes seen (evidence)."),
+        ("prunemesh_consensus_timeouts_total", "Agreement step timeouts."),
+        ("prunemesh_releases_total", "Private importance releases this node made."),
+    ]
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -37,9 +80,19 @@ public final class NodeMetrics: @unchecked Sendable {
         incarnation = registry.makeGauge(descriptor: Self.d("prunemesh_incarnation", "This node's SWIM incarnation."))
         localHealth = registry.makeGauge(descriptor: Self.d("prunemesh_local_health", "Lifeguard local health (0 = healthy)."))
         uptime = registry.makeGauge(descriptor: Self.d("prunemesh_uptime_seconds", "Seconds since the node started."))
-        for (name, help) in Self.counterHelp {
+        for (name, help) in Self.counterHelp + Self.meshCounterHelp {
             counters[name] = (registry.makeCounter(descriptor: Self.d(name, help)), 0)
         }
+        for (name, help) in Self.gaugeHelp { gauges[name] = registry.makeGauge(descriptor: Self.d(name, help)) }
+        for phase in Self.phaseNames {
+            phases[phase] = registry.makeGauge(descriptor: Self.d("prunemesh_phase", "1 for the node's current phase."),
+                                               labels: [("phase", phase)])
+        }
+    }
+
+    private func set(_ name: String, _ value: Double) {
+        guard let g = gauges[name] else { preconditionFailure("no gauge \(name)") }
+        g.set(value)
     }
 
     private static func d(_ name: String, _ help: String) -> MetricNameDescriptor {
@@ -94,5 +147,41 @@ public final class NodeMetrics: @unchecked Sendable {
         incarnation.set(Double(status.incarnation))
         localHealth.set(Double(status.localHealth))
         uptime.set(Double(status.uptimeMs) / 1000)
+        if let cpu = status.processCpuSeconds { advance("prunemesh_process_cpu_seconds_total", to: UInt64(cpu * 1000) / 1000) }
+        if let rss = status.processRssBytes { set("prunemesh_process_resident_memory_bytes", Double(rss)) }
+        guard let m = status.mesh else { return }
+        set("prunemesh_height", Double(m.height))
+        set("prunemesh_pruning_round", Double(m.round))
+        set("prunemesh_frozen", m.frozen ? 1 : 0)
+        set("prunemesh_params", Double(m.paramsCurrent))
+        set("prunemesh_params_original", Double(m.paramsOriginal))
+        set("prunemesh_flops", Double(m.flopsCurrent))
+        set("prunemesh_flops_original", Double(m.flopsOriginal))
+        set("prunemesh_param_reduction_ratio", m.paramReduction)
+        set("prunemesh_flop_reduction_ratio", m.flopReduction)
+        set("prunemesh_accuracy", m.accuracy ?? 0)
+        set("prunemesh_global_accuracy", m.globalAccuracy ?? 0)
+        set("prunemesh_train_samples_per_second", m.trainSamplesPerSecond)
+        set("prunemesh_epsilon_spent", m.epsilonSpent)
+        set("prunemesh_epsilon_left", m.epsilonLeft)
+        set("prunemesh_validators", Double(m.validators))
+        set("prunemesh_agreement_bytes_out_per_round", m.consensusBytesOutPerRound)
+        for (phase, g) in phases { g.set(Double(phase == m.phase ? 1 : 0)) }
+        for (layer, units) in m.maskKept.enumerated() where layer < 64 {
+            if maskUnits[layer] == nil {
+                maskUnits[layer] = registry.makeGauge(descriptor: Self.d("prunemesh_mask_units", "Units kept per prunable layer by the mask in force."),
+                                                      labels: [("layer", "\(layer)")])
+            }
+            maskUnits[layer]!.set(Double(units))
+        }
+        let mc = m.counters
+        advance("prunemesh_agreement_bytes_out_total", to: m.consensusBytesOut)
+        advance("prunemesh_commits_total", to: mc.commits)
+        advance("prunemesh_commits_synced_total", to: mc.commitsFromSync)
+        advance("prunemesh_proposals_rejected_total", to: mc.proposalsRejected)
+        advance("prunemesh_votes_rejected_total", to: mc.votesRejected)
+        advance("prunemesh_equivocations_total", to: mc.equivocations)
+        advance("prunemesh_consensus_timeouts_total", to: mc.timeouts)
+        advance("prunemesh_releases_total", to: m.releases)
     }
 }
