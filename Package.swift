@@ -107,6 +107,6 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Learner", "Wire", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
-        .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI"]),
+        .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus"]),
     ]
 )
