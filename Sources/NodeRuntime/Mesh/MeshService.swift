@@ -199,9 +199,10 @@ public final class MeshService: NodeService, @unchecked Sendable {
             }
         }
         let t = genesis.training
+        // Sample order and augmentation: seeded per shard, so the same run with pruning off sees the same batches.
         let settings = TrainingWorker.Settings(
             batchSize: t.batchSize, learningRate: Float(t.learningRate), optimizer: t.optimizerKind,
-            augmentFlip: t.augment == .flip, threads: threads, seed: t.initSeed ^ UInt64(signer.publicKey.bytes[0]) << 32,
+            augmentFlip: t.augment == .flip, threads: threads, seed: t.initSeed ^ (UInt64(data.shard.map { $0.node + 1 } ?? Int(signer.publicKey.bytes[0]) + 1) << 32),
             surgery: genesis.pruning.surgery == .keep ? .keepWeights : .reinitialize(seed: t.initSeed))
         self.worker = TrainingWorker(model: model, fresh: fresh, train: train, test: test, settings: settings,
                                      finetuneEpochsDone: finetuneDone, checkpointPath: files.checkpointFile,
