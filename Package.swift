@@ -13,7 +13,8 @@
 //   Consensus   BFT agreement (Tendermint style), decisions, certificates, trimmed-mean aggregate and mask
 //               (MeshBase, Sodium, Learner, Privacy, Wire) — pure, sans-IO
 //   Ledger      hash-chained decision log: entry format, crash-safe file, offline verification (… Consensus)
-//   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Wire, Membership) — pure
+//   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Learner, Privacy, Wire, Membership,
+//               Consensus, Ledger) — pure
 //   MeshConfig  genesis and node config (YAML)      (MeshBase, Sodium, Dataset, Learner, Privacy, Wire, Membership, Yams)
 //   NodeRuntime the shell: NIO UDP, timers, files, control/metrics endpoint (everything above, NIO)
 //   PruneMeshCLI the `prunemesh` executable         (everything)
@@ -56,7 +57,8 @@ let package = Package(
         .target(name: "Membership", dependencies: ["MeshBase", "Sodium", "Wire"], swiftSettings: optimisedInDebug),
         .target(name: "Consensus", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire"], swiftSettings: optimisedInDebug),
         .target(name: "Ledger", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Consensus"], swiftSettings: optimisedInDebug),
-        .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Wire", "Membership"], swiftSettings: optimisedInDebug),
+        .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger"],
+                swiftSettings: optimisedInDebug),
         .target(
             name: "MeshConfig",
             dependencies: [
@@ -98,9 +100,9 @@ let package = Package(
         .testTarget(name: "PrivacyTests", dependencies: ["Privacy", "Sodium"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Sodium"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "Wire", "Sodium"]),
-        .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Learner", "Wire", "Sodium"]),
+        .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Ledger", "Learner", "Privacy", "Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Consensus", "Sodium"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership", "Consensus", "Ledger"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Learner", "Wire", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
         .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI"]),

@@ -78,19 +78,29 @@ public struct SigningGuard: Sendable, Hashable {
         return w.bytes
     }
 
+    /// Strict: every field checked (see the encoding), trailing bytes refused.
     public static func decode(_ bytes: [UInt8]) throws(ConsensusDecodeError) -> SigningGuard {
-        try decodeWhole(bytes) { (r: inout ByteReader) throws(ConsensusDecodeError) in
+        let fields = try decodeWhole(bytes) { (r: inout ByteReader) throws(ConsensusDecodeError) in
             try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-                let height = try r.readUInt64("guard.height")
-                let round = try r.readUInt32("guard.round")
-                let locked = try r.readUInt32("guard.lockedRound")
-                let has = try r.readUInt8("guard.hasLock")
-                let digest = Digest32(bytes: try r.readRaw(32, "guard.lockedDigest"))!
-                _ = try r.readUInt64("guard.reserved")
-                return SigningGuard(height: height, round: round, lockedRound: locked == .max ? nil : locked,
-                                    lockedDigest: has == 1 ? digest : nil)
+                (try r.readUInt64("guard.height"), try r.readUInt32("guard.round"), try r.readUInt32("guard.lockedRound"),
+                 try r.readUInt8("guard.hasLock"), try r.readRaw(32, "guard.lockedDigest"), try r.readUInt64("guard.reserved"))
             }
         }
+        // One encoding per guard: a flag of 0 or 1, a lock is a round and a digest or neither (zeros
+        // without one), a locked round never above the round voted in, reserved zero, heights from 1.
+        let (height, round, locked, has, digestBytes, reserved) = fields
+        guard height >= 1 else { throw .outOfRange("guard.height is 0") }
+        guard has <= 1 else { throw .unknownTag(field: "guard.hasLock", value: has) }
+        guard reserved == 0 else { throw .nonCanonical("guard.reserved is \(reserved), not 0") }
+        if has == 0 {
+            guard locked == .max, digestBytes.allSatisfy({ $0 == 0 }) else {
+                throw .nonCanonical("a guard without a lock has a locked round or digest")
+            }
+            return SigningGuard(height: height, round: round, lockedRound: nil, lockedDigest: nil)
+        }
+        guard locked != .max else { throw .nonCanonical("a guard with a lock has no locked round") }
+        guard locked <= round else { throw .outOfRange("guard.lockedRound \(locked) is above round \(round)") }
+        return SigningGuard(height: height, round: round, lockedRound: locked, lockedDigest: Digest32(bytes: digestBytes)!)
     }
 }
 
@@ -298,6 +308,11 @@ public struct ConsensusEngine: Sendable {
     /// Time passes: timeouts, rebroadcasts.
     public mutating func onTick(nowMs: UInt64) -> [ConsensusOutput] {
         var out: [ConsensusOutput] = []
+        // Rebroadcast before the timeouts: a round a timeout starts has just sent its messages.
+        if nowMs >= lastRebroadcastMs &+ config.rebroadcastIntervalMs {
+            lastRebroadcastMs = nowMs
+            rebroadcast(nowMs: nowMs, into: &out)
+        }
         if let d = proposeDeadlineMs, nowMs >= d {
             proposeDeadlineMs = nil
             counters.timeouts += 1
@@ -312,10 +327,6 @@ public struct ConsensusEngine: Sendable {
             precommitDeadlineMs = nil
             counters.timeouts += 1
             startRound(round + 1, nowMs: nowMs, into: &out)                                        // line 65–67
-        }
-        if nowMs >= lastRebroadcastMs &+ config.rebroadcastIntervalMs {
-            lastRebroadcastMs = nowMs
-            rebroadcast(nowMs: nowMs, into: &out)
         }
         process(nowMs: nowMs, into: &out)
         return out
