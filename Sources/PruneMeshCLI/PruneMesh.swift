@@ -18,6 +18,7 @@ struct PruneMesh: ParsableCommand {
             Start.self,
             Status.self,
             Audit.self,
+            Simulate.self,
             Dev.self,
         ]
     )
