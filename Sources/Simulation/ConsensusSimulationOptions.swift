@@ -83,7 +83,7 @@ extension ConsensusSimulation {
 
         public init(nodeCount: Int = 4, byzantineCount: Int = 0, byzantineKind: Byzantine? = nil, maskRounds: Int = 3,
                     lossMax: Double = 0, duplicateMax: Double = 0.05, delayMaxMs: UInt64 = 40, partitionsMax: Int = 0,
-                    crashesMax: Int = 0, faultPhaseMs: UInt64 = 4_000, livenessBoundMs: UInt64 = 60_000, tickMs: UInt64 = 20,
+                    crashesMax: Int = 0, faultPhaseMs: UInt64 = 4_000, livenessBoundMs: UInt64 = 300_000, tickMs: UInt64 = 20,
                     config: ConsensusConfig = ConsensusConfig(), reproduce: String = "") {
             precondition(nodeCount >= 1 && nodeCount <= Limits.members_count_max, "node count \(nodeCount)")
             precondition(byzantineCount >= 0 && byzantineCount <= (nodeCount - 1) / 3,

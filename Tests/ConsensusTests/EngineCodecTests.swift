@@ -156,16 +156,21 @@ import Wire
     // MARK: SigningGuard
 
     static let digest = Decision.freeze(round: 0).digest
-    static let guards = [
-        SigningGuard(height: 1, round: 0, lockedRound: nil, lockedDigest: nil),
-        SigningGuard(height: 7, round: 3, lockedRound: 2, lockedDigest: digest),
-        SigningGuard(height: .max, round: .max - 1, lockedRound: .max - 1, lockedDigest: digest),
-    ]
+    static var guards: [SigningGuard] {
+        let c = cluster
+        return [
+            SigningGuard(height: 1, round: 0, lockedRound: nil, lockedDigest: nil),
+            SigningGuard(height: 7, round: 3, lockedRound: 2, lockedDigest: digest,
+                         votes: [c.vote(0, height: 7, round: 3, .prevote, digest), c.vote(0, height: 7, round: 3, .precommit, digest)]),
+            SigningGuard(height: 7, round: 3, lockedRound: nil, lockedDigest: nil, votes: [c.vote(1, height: 7, round: 3, .prevote, nil)]),
+            SigningGuard(height: .max, round: .max - 1, lockedRound: .max - 1, lockedDigest: digest),
+        ]
+    }
 
     @Test func signingGuardRoundTripsAndRefusesTruncationAndTrailingBytes() throws {
         for g in Self.guards {
             let bytes = g.encoded()
-            #expect(bytes.count == SigningGuard.encodedByteCount)
+            #expect(bytes.count == SigningGuard.encodedByteCountMin + g.votes.reduce(0) { $0 + $1.encoded().count })
             #expect(try SigningGuard.decode(bytes) == g)
             for n in 0..<bytes.count {
                 #expect(throws: ConsensusDecodeError.self) { try SigningGuard.decode(Array(bytes.prefix(n))) }
@@ -174,30 +179,43 @@ import Wire
         }
     }
 
-    /// Without a lock, everything after the round is fixed (no locked round, flag 0, zero digest,
-    /// zero reserved): every mutation there is refused. With a lock, the flag and the reserved
-    /// field are; a mutated locked round either stays ≤ round (another guard) or is refused.
+    /// Without a lock or votes, everything after the round is fixed (no locked round, flag 0, zero
+    /// digest, no votes): every mutation there is refused. With a lock and votes, the flag and the
+    /// vote count are, and so is any vote moved to another slot; nothing decodes to the same guard.
     @Test func everyMutatedByteOfASigningGuardIsRefusedWhereItMust() {
-        for g in Self.guards.prefix(2) {
+        for g in Self.guards.prefix(3) {
             let bytes = g.encoded()
             for i in bytes.indices {
                 for x: UInt8 in [0x01, 0x80, 0xFF] {
                     var b = bytes
                     b[i] ^= x
                     let decoded = try? SigningGuard.decode(b)
-                    let mustRefuse = g.lockedRound == nil ? i >= 12 : (i == 16 || i >= 49)
+                    let voteHeightOrRound = (0..<g.votes.count).contains { k in
+                        // the vote's height and round, after the votes before it and its voter key
+                        let at = 50 + g.votes.prefix(k).reduce(0) { $0 + $1.encoded().count } + 32
+                        return i >= at && i < at + 12
+                    }
+                    let mustRefuse = g.lockedRound == nil && g.votes.isEmpty ? i >= 12 : (i == 16 || i == 49 || voteHeightOrRound)
                     if mustRefuse {
-                        #expect(decoded == nil, "guard \(g): byte \(i) ^ \(x) accepted as \(String(describing: decoded))")
+                        #expect(decoded == nil, "guard \(g.height)/\(g.round): byte \(i) ^ \(x) accepted")
                     } else {
-                        #expect(decoded != g, "guard \(g): byte \(i) ^ \(x) decoded to the same guard")
+                        #expect(decoded != g, "guard \(g.height)/\(g.round): byte \(i) ^ \(x) decoded to the same guard")
                     }
                     if let d = decoded, let locked = d.lockedRound { #expect(locked <= d.round && d.lockedDigest != nil) }
                 }
             }
         }
-        // Height 0 is no height.
+        // Height 0 is no height; a precommit before a prevote, two prevotes, votes of two voters are refused.
+        let c = Self.cluster
         #expect(throws: ConsensusDecodeError.self) {
             try SigningGuard.decode(SigningGuard(height: 0, round: 0, lockedRound: nil, lockedDigest: nil).encoded())
+        }
+        for votes in [[c.vote(0, height: 2, round: 1, .precommit, nil), c.vote(0, height: 2, round: 1, .prevote, nil)],
+                      [c.vote(0, height: 2, round: 1, .prevote, nil), c.vote(0, height: 2, round: 1, .prevote, Self.digest)],
+                      [c.vote(0, height: 2, round: 1, .prevote, nil), c.vote(1, height: 2, round: 1, .precommit, nil)]] {
+            #expect(throws: ConsensusDecodeError.self) {
+                try SigningGuard.decode(SigningGuard(height: 2, round: 1, lockedRound: nil, lockedDigest: nil, votes: votes).encoded())
+            }
         }
     }
 }

@@ -64,7 +64,7 @@ struct Simulate: ParsableCommand {
     var faultPhaseMs: UInt64 = 4_000
 
     @Option(help: "Every honest node must reach the final height this many virtual ms after the last fault.")
-    var livenessBoundMs: UInt64 = 60_000
+    var livenessBoundMs: UInt64 = 300_000
 
     @Option(help: "Pruning rounds before the freeze (the run's heights: this + 1 + evidence and removals).")
     var maskRounds: Int = 3
