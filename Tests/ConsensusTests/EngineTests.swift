@@ -232,6 +232,51 @@ import Wire
         let own = EngineCluster.proposals(c.lastOutputs[0])
         #expect(own.count == 1, "one proposal broadcast, not the new round's and a rebroadcast of it")
         #expect(own.first?.decisionDigest == v.digest && own.first?.validRound == 1, "line 15: the valid value")
+        // With it, the proof of lock: the round-1 prevotes for v (a validator that missed them could
+        // not prevote; the simulator stalled on this before they were relayed).
+        let relayed = Set(EngineCluster.votes(c.lastOutputs[0]).filter { $0.round == 1 && $0.type == .prevote })
+        #expect(relayed == Set([0, 1, 2].map { c.vote($0, round: 1, .prevote, v.digest) }))
+    }
+
+    /// A validator that moved to the next round keeps rebroadcasting its votes of the round before:
+    /// the others may be one precommit short of timing that round out (found by the simulator).
+    @Test func aValidatorThatMovedOnRebroadcastsItsPreviousRoundVotes() {
+        var c = EngineCluster(count: 4, running: 1)
+        c.contribute(0, round: 1)
+        for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
+        c.nowMs = c.config.proposeTimeoutMs(round: 0)
+        c.tick(0)                                                        // nil prevote
+        for i in 1..<3 { c.inject(0, .vote(c.vote(i, round: 0, .prevote, nil)), from: c.keys[i]) }   // → nil precommit
+        for i in 1..<3 { c.inject(0, .vote(c.vote(i, round: 0, .precommit, nil)), from: c.keys[i]) }
+        c.nowMs += c.config.precommitTimeoutMs(round: 0)
+        c.tick(0)
+        #expect(c[0].round == 1)
+        c.nowMs += c.config.rebroadcastIntervalMs
+        c.tick(0)
+        let resent = EngineCluster.votes(c.lastOutputs[0])
+        #expect(resent.contains(c.vote(0, round: 0, .prevote, nil)) && resent.contains(c.vote(0, round: 0, .precommit, nil)))
+    }
+
+    /// A validator that crashed after its prevote, before its precommit, resumes at the next round
+    /// and closes the interrupted one with a nil precommit (never a precommit for a value), besides
+    /// resending its prevote (found by the simulator: the others waited in that round forever).
+    @Test func aRestartAfterAPrevoteClosesTheRoundWithANilPrecommit() throws {
+        var c = EngineCluster(count: 4, running: 1)
+        c.contribute(0, round: 1)
+        for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
+        let v = Decision.mask(c.mask(round: 1, of: [0, 1, 2, 3]))
+        c.inject(0, .proposal(Proposal(height: 1, round: 0, validRound: nil, decision: v)), from: c.keys[1])
+        let g = try #require(c.guards[0])
+        #expect(g.votes == [c.vote(0, round: 0, .prevote, v.digest)])
+        c.crash(0)
+        c.restart(0)
+        c.nowMs += c.config.rebroadcastIntervalMs
+        c.contribute(0, round: 1)                                        // the height starts again
+        for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
+        c.tick(0)
+        let round0 = EngineCluster.votes(c.lastOutputs[0]).filter { $0.round == 0 }
+        #expect(round0 == [c.vote(0, round: 0, .prevote, v.digest), c.vote(0, round: 0, .precommit, nil)])
+        #expect(c[0].round == 1)
     }
 
     // MARK: Skip rule (lines 55–56)
