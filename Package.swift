@@ -14,7 +14,8 @@
 //               (MeshBase, Sodium, Learner, Privacy, Wire) — pure, sans-IO
 //   Ledger      hash-chained decision log: entry format, crash-safe file, offline verification (… Consensus)
 //   Rounds      the node's round logic: train, release, agree, shrink, freeze, fine-tune (… Consensus) — pure
-//   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Wire, Membership) — pure
+//   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Learner, Privacy, Wire, Membership,
+//               Consensus, Ledger) — pure
 //   MeshConfig  genesis and node config (YAML)      (MeshBase, Sodium, Dataset, Learner, Privacy, Wire, Membership, Yams)
 //   NodeRuntime the shell: NIO UDP, timers, files, control/metrics endpoint (everything above, NIO)
 //   PruneMeshCLI the `prunemesh` executable         (everything)
@@ -58,7 +59,8 @@ let package = Package(
         .target(name: "Consensus", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire"], swiftSettings: optimisedInDebug),
         .target(name: "Ledger", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Consensus"], swiftSettings: optimisedInDebug),
         .target(name: "Rounds", dependencies: ["MeshBase", "Learner", "Consensus"]),
-        .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Wire", "Membership"], swiftSettings: optimisedInDebug),
+        .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger"],
+                swiftSettings: optimisedInDebug),
         .target(
             name: "MeshConfig",
             dependencies: [
@@ -101,10 +103,10 @@ let package = Package(
         .testTarget(name: "PrivacyTests", dependencies: ["Privacy", "Sodium"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Sodium"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "Wire", "Sodium"]),
-        .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Learner", "Wire", "Sodium"]),
+        .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Ledger", "Learner", "Privacy", "Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Consensus", "Sodium"]),
         .testTarget(name: "RoundsTests", dependencies: ["Rounds", "Consensus", "Learner", "Sodium", "Wire", "MeshBase"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership", "Consensus", "Ledger"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Learner", "Wire", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
         .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus"]),

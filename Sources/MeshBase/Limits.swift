@@ -245,7 +245,8 @@ public enum Limits {
 
     // MARK: Agreement engine
 
-    /// Digests one contribution request may name (2 + 32 · 32 bytes: one datagram).
+    /// Digests one contribution request may name (2 + 32 · 32 = 1,026 bytes: one datagram with its
+    /// envelope; 64 would not fit, and `checkRelations` refused it).
     public static let contribution_request_digests_count_max = 32
     /// Contributions the engine holds per contributor and pruning round (a second, different one
     /// is kept only so that a proposal naming it can be checked).

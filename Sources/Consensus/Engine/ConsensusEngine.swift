@@ -47,49 +47,86 @@ public struct ConsensusConfig: Sendable, Hashable {
 }
 
 /// What a validator must remember across a crash so that it never signs two different votes for
-/// one slot, nor forgets its lock: the height and the highest round it voted in, and its lock.
-/// The shell writes it durably (fsync) BEFORE sending the vote that follows it; on restart the
-/// engine resumes at `round + 1` of that height with the lock restored.
+/// one slot, nor forgets its lock, nor loses the votes it already cast: the height and the highest
+/// round it voted in, its lock, and its own votes of that round. The shell writes it durably
+/// (fsync) BEFORE sending the vote that follows it; on restart the engine resumes at `round + 1`
+/// of that height with the lock restored, and rebroadcasts the restored votes (the others may still
+/// be in that round, one precommit short of the quorum that would time it out: without them a
+/// crash and a lost datagram could stall the height for good).
 ///
-/// Encoding (57 bytes, little-endian): height (u64) ‖ round (u32) ‖ locked round (u32,
-/// 0xFFFFFFFF = none) ‖ has lock (u8) ‖ locked digest (32, zeros without a lock) ‖ reserved (u64, 0).
+/// Encoding (little-endian, 50 … 50 + 2 × 150 bytes): height (u64, ≥ 1) ‖ round (u32) ‖ locked
+/// round (u32, 0xFFFFFFFF = none, else ≤ round) ‖ has lock (u8, 0 or 1) ‖ locked digest (32, zeros
+/// without a lock) ‖ vote count (u8, 0 … 2) ‖ votes (`Vote` encoding: at most a prevote then a
+/// precommit, both of this height and round, by one voter). Nothing follows.
 public struct SigningGuard: Sendable, Hashable {
-    public static let encodedByteCount = 57
+    public static let encodedByteCountMin = 50
     public var height: UInt64
     public var round: UInt32
     public var lockedRound: UInt32?
     public var lockedDigest: Digest32?
+    /// The own votes of (height, round), prevote first.
+    public var votes: [Vote]
 
-    public init(height: UInt64, round: UInt32, lockedRound: UInt32?, lockedDigest: Digest32?) {
+    public init(height: UInt64, round: UInt32, lockedRound: UInt32?, lockedDigest: Digest32?, votes: [Vote] = []) {
         self.height = height
         self.round = round
         self.lockedRound = lockedRound
         self.lockedDigest = lockedDigest
+        self.votes = votes
     }
 
     public func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: Self.encodedByteCount)
+        precondition(votes.count <= 2, "a guard holds at most a prevote and a precommit")
+        var w = ByteWriter(capacity: Self.encodedByteCountMin + 150 * votes.count)
         w.write(height)
         w.write(round)
         w.write(lockedRound ?? UInt32.max)
         w.write(UInt8(lockedDigest == nil ? 0 : 1))
         w.write(raw: lockedDigest?.bytes ?? [UInt8](repeating: 0, count: 32))
-        w.write(UInt64(0))
+        w.write(UInt8(votes.count))
+        for v in votes { v.encode(into: &w) }
         return w.bytes
     }
 
+    /// Strict: every field checked (see the encoding), trailing bytes refused. Signatures are not
+    /// checked here (the engine keeps only restored votes that verify and are its own).
     public static func decode(_ bytes: [UInt8]) throws(ConsensusDecodeError) -> SigningGuard {
         try decodeWhole(bytes) { (r: inout ByteReader) throws(ConsensusDecodeError) in
-            try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-                let height = try r.readUInt64("guard.height")
-                let round = try r.readUInt32("guard.round")
-                let locked = try r.readUInt32("guard.lockedRound")
-                let has = try r.readUInt8("guard.hasLock")
-                let digest = Digest32(bytes: try r.readRaw(32, "guard.lockedDigest"))!
-                _ = try r.readUInt64("guard.reserved")
-                return SigningGuard(height: height, round: round, lockedRound: locked == .max ? nil : locked,
-                                    lockedDigest: has == 1 ? digest : nil)
+            let (height, round, locked, has, digestBytes, count) = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
+                (try r.readUInt64("guard.height"), try r.readUInt32("guard.round"), try r.readUInt32("guard.lockedRound"),
+                 try r.readUInt8("guard.hasLock"), try r.readRaw(32, "guard.lockedDigest"), try r.readUInt8("guard.voteCount"))
             }
+            // One encoding per guard: a flag of 0 or 1, a lock is a round and a digest or neither
+            // (zeros without one), a locked round never above the round voted in, heights from 1.
+            guard height >= 1 else { throw .outOfRange("guard.height is 0") }
+            guard has <= 1 else { throw .unknownTag(field: "guard.hasLock", value: has) }
+            var lockedRound: UInt32?
+            var lockedDigest: Digest32?
+            if has == 0 {
+                guard locked == .max, digestBytes.allSatisfy({ $0 == 0 }) else {
+                    throw .nonCanonical("a guard without a lock has a locked round or digest")
+                }
+            } else {
+                guard locked != .max else { throw .nonCanonical("a guard with a lock has no locked round") }
+                guard locked <= round else { throw .outOfRange("guard.lockedRound \(locked) is above round \(round)") }
+                lockedRound = locked
+                lockedDigest = Digest32(bytes: digestBytes)!
+            }
+            guard count <= 2 else { throw .outOfRange("guard.voteCount \(count) above 2") }
+            var votes: [Vote] = []
+            for i in 0..<Int(count) {
+                let v = try Vote.decode(from: &r)
+                guard v.height == height, v.round == round else {
+                    throw .outOfRange("a guard vote for (\(v.height), \(v.round)), not (\(height), \(round))")
+                }
+                if i > 0 {
+                    guard votes[0].type == .prevote, v.type == .precommit, v.voter == votes[0].voter else {
+                        throw .nonCanonical("guard votes: a prevote then a precommit, by one voter")
+                    }
+                }
+                votes.append(v)
+            }
+            return SigningGuard(height: height, round: round, lockedRound: lockedRound, lockedDigest: lockedDigest, votes: votes)
         }
     }
 }
@@ -203,6 +240,10 @@ public struct ConsensusEngine: Sendable {
     private var sentProposal: Proposal?
     private var ownPrevote: Vote?
     private var ownPrecommit: Vote?
+    /// The own votes of the round before this one, rebroadcast too: a validator that moved on
+    /// while its last precommit was lost would otherwise leave the others one precommit short of
+    /// the quorum that times their round out, and nobody would ever catch up.
+    private var previousRoundVotes: [Vote] = []
     private var lastRebroadcastMs: UInt64 = 0
     private var requestedContributions: [Digest32: UInt64] = [:]
     private var future: [ConsensusMessageFrom] = []
@@ -241,6 +282,21 @@ public struct ConsensusEngine: Sendable {
             round = minimumRound
             lockedRound = g.lockedRound
             lockedDigest = g.lockedDigest
+            // Rebroadcast what this validator cast before the crash (only its own, verified votes), and
+            // close the interrupted round with nil votes for the slots it never signed there: the others
+            // may be waiting in that round for its precommit, and it will never return to that round to
+            // cast one. A nil vote for an unsigned slot conflicts with nothing it signed (the guard lists
+            // every vote of its round), and re-signing it after another crash gives the same bytes.
+            var restored = g.votes.filter {
+                $0.voter == signer.publicKey && $0.height == g.height && $0.round == g.round && $0.isValid(meshID: state.rules.meshID)
+            }
+            if state.validators.contains(signer.publicKey) {
+                for type in [VoteType.prevote, .precommit] where !restored.contains(where: { $0.type == type }) {
+                    restored.append(Vote.sign(height: g.height, round: g.round, type: type, decisionDigest: nil,
+                                              meshID: state.rules.meshID, signer: signer))
+                }
+            }
+            previousRoundVotes = restored.sorted { $0.type.rawValue < $1.type.rawValue }
         }
     }
 
@@ -312,6 +368,11 @@ public struct ConsensusEngine: Sendable {
     /// Time passes: timeouts, rebroadcasts.
     public mutating func onTick(nowMs: UInt64) -> [ConsensusOutput] {
         var out: [ConsensusOutput] = []
+        // Rebroadcast before the timeouts: a round a timeout starts has just sent its messages.
+        if nowMs >= lastRebroadcastMs &+ config.rebroadcastIntervalMs {
+            lastRebroadcastMs = nowMs
+            rebroadcast(nowMs: nowMs, into: &out)
+        }
         if let d = proposeDeadlineMs, nowMs >= d {
             proposeDeadlineMs = nil
             counters.timeouts += 1
@@ -326,10 +387,6 @@ public struct ConsensusEngine: Sendable {
             precommitDeadlineMs = nil
             counters.timeouts += 1
             startRound(round + 1, nowMs: nowMs, into: &out)                                        // line 65–67
-        }
-        if nowMs >= lastRebroadcastMs &+ config.rebroadcastIntervalMs {
-            lastRebroadcastMs = nowMs
-            rebroadcast(nowMs: nowMs, into: &out)
         }
         process(nowMs: nowMs, into: &out)
         return out
@@ -377,6 +434,12 @@ public struct ConsensusEngine: Sendable {
         case let .contribution(c):
             counters.contributionsReceived += 1
             if !accept(contribution: c, nowMs: nowMs) { counters.contributionsRejected += 1 }
+            // A validator still contributing to a decided pruning round has not committed it: it is
+            // behind (possibly idle, sending nothing else), so push it the entries from that height
+            // on (round k is decided at a height ≥ k).
+            if c.height <= state.lastMaskRound, sender == c.contributor, state.validators.contains(sender) {
+                noteBehind(sender, theirHeight: c.height, nowMs: nowMs, into: &out)
+            }
         case let .contributionRequest(digests):
             for d in digests.prefix(Limits.contribution_request_digests_count_max) {
                 if let c = pool[d] { out.append(.send(.contribution(c), to: sender)) }
@@ -413,8 +476,11 @@ public struct ConsensusEngine: Sendable {
                 return
             }
             noteRound(v.round, of: v.voter)
+            // Kept: recent rounds, the lock's and valid value's rounds, and the valid round the current
+            // proposal names (its proof of lock may be arbitrarily old).
             guard v.round <= round &+ UInt32(Limits.consensus_vote_rounds_ahead_max),
                   v.round + UInt32(Limits.consensus_vote_rounds_kept_max) >= round || v.round == lockedRound || v.round == validRound
+                    || v.round == proposals[round]?.validRound
             else {
                 arm(nowMs: nowMs, into: &out)
                 return
@@ -505,6 +571,7 @@ public struct ConsensusEngine: Sendable {
     /// Lines 11–21.
     private mutating func startRound(_ r: UInt32, nowMs: UInt64, into out: inout [ConsensusOutput]) {
         counters.roundsStarted += 1
+        if r != round, ownPrevote != nil || ownPrecommit != nil { previousRoundVotes = [ownPrevote, ownPrecommit].compactMap { $0 } }
         round = r
         step = .propose
         ownPrevote = nil
@@ -519,7 +586,8 @@ public struct ConsensusEngine: Sendable {
 
     private mutating func pruneVotes() {
         let keep = UInt32(Limits.consensus_vote_rounds_kept_max)
-        for r in votes.keys where r + keep < round && r != lockedRound && r != validRound { votes[r] = nil }
+        let named = proposals[round]?.validRound
+        for r in votes.keys where r + keep < round && r != lockedRound && r != validRound && r != named { votes[r] = nil }
         for r in proposals.keys where r + keep < round && r != lockedRound && r != validRound {
             proposals[r] = nil
             validity[r] = nil
@@ -545,6 +613,16 @@ public struct ConsensusEngine: Sendable {
         validity[round] = .valid(decision)
         counters.proposalsSent += 1
         out.append(.broadcast(.proposal(p)))
+        for v in proofOfLock(p) { out.append(.broadcast(.vote(v))) }
+    }
+
+    /// The prevotes that justify re-proposing a value with a valid round (line 28 needs them at
+    /// every validator): relayed with the proposal, since validators that missed them in that
+    /// round would never see them again and could not prevote. Votes carry their own signatures.
+    private func proofOfLock(_ p: Proposal) -> [Vote] {
+        guard let vr = p.validRound, let rv = votes[vr] else { return [] }
+        return rv.prevotes.values.filter { $0.decisionDigest == p.decisionDigest }
+            .sorted { $0.voter < $1.voter }
     }
 
     /// Evidence first, then pending decisions, then the next mask.
@@ -774,7 +852,9 @@ public struct ConsensusEngine: Sendable {
         guard isValidator else { return }
         let vote = Vote.sign(height: height, round: round, type: type, decisionDigest: digest,
                              meshID: state.rules.meshID, signer: signer)
-        out.append(.persistGuard(SigningGuard(height: height, round: round, lockedRound: lockedRound, lockedDigest: lockedDigest)))
+        let cast = (type == .prevote ? [vote] : [ownPrevote, vote].compactMap { $0 }).filter { $0.round == round }
+        out.append(.persistGuard(SigningGuard(height: height, round: round, lockedRound: lockedRound, lockedDigest: lockedDigest,
+                                              votes: cast)))
         out.append(.broadcast(.vote(vote)))
         counters.votesSent += 1
         if type == .prevote { ownPrevote = vote } else { ownPrecommit = vote }
@@ -799,7 +879,11 @@ public struct ConsensusEngine: Sendable {
             contributionResend = (nowMs &+ backoff, backoff)
         }
         guard step != .idle else { return }
-        if let p = sentProposal { out.append(.broadcast(.proposal(p))) }
+        if let p = sentProposal {
+            out.append(.broadcast(.proposal(p)))
+            for v in proofOfLock(p) { out.append(.broadcast(.vote(v))) }
+        }
+        for v in previousRoundVotes { out.append(.broadcast(.vote(v))) }
         if let v = ownPrevote { out.append(.broadcast(.vote(v))) }
         if let v = ownPrecommit { out.append(.broadcast(.vote(v))) }
     }
@@ -836,6 +920,7 @@ public struct ConsensusEngine: Sendable {
         sentProposal = nil
         ownPrevote = nil
         ownPrecommit = nil
+        previousRoundVotes = []
         requestedContributions = [:]
         pending.removeAll { $0 == decision || (try? state.check($0)) == nil }
         if case let .evidence(e) = decision {
@@ -865,5 +950,8 @@ public struct ConsensusEngine: Sendable {
     public var summary: String {
         "height \(height) round \(round) step \(step.rawValue)"
             + (lockedRound.map { " locked@\($0)" } ?? "")
+            + " votes[" + votes.keys.sorted().map { r in
+                "r\(r): \(votes[r]!.prevotes.count)pv/\(votes[r]!.precommits.count)pc" }.joined(separator: " ") + "]"
+            + (proposals[round] == nil ? "" : " proposal") + (precommitDeadlineMs.map { " precommitDeadline=\($0)" } ?? "")
     }
 }

@@ -143,7 +143,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
 
         // The signing guard.
         var signingGuard: SigningGuard?
-        if let bytes = try? DurableFile.read(files.guardFile, limit: 4 * SigningGuard.encodedByteCount) {
+        if let bytes = try? DurableFile.read(files.guardFile, limit: 4 * 1024) {
             do { signingGuard = try SigningGuard.decode(bytes) } catch {
                 throw MeshStartError(description: "\(files.guardFile): \(error); refusing to start (it protects against double votes)")
             }

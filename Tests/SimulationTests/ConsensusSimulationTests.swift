@@ -1,0 +1,102 @@
+import MeshBase
+import Testing
+@testable import Consensus
+@testable import Simulation
+
+/// The consensus simulator on a fixed set of seeds (what CI runs; `prunemesh simulate --seeds K`
+/// runs many more). Each failing run prints its report: seed, options, scenario and the command
+/// that reproduces it.
+@Suite struct ConsensusSimulationTests {
+    static let reproduce = "swift test --filter SimulationTests.ConsensusSimulationTests"
+
+    static func check(_ report: ConsensusSimulation.Report, maskRounds: Int = 3) {
+        #expect(report.passed, "\(report)")
+        guard report.passed else { return }
+        #expect(report.livenessMs != nil && report.livenessMs! <= report.options.livenessBoundMs, "\(report)")
+        #expect(report.decisionKinds[.mask] == maskRounds && report.decisionKinds[.freeze] == 1, "\(report)")
+        #expect(report.finalHeight == report.heightsCommitted, "every honest node reached the last height")
+    }
+
+    /// Without faults every seed decides R masks and the freeze, quickly.
+    @Test(arguments: [4, 7])
+    func withoutFaultsEverySeedDecidesEveryRoundAndTheFreeze(nodes: Int) {
+        for seed: UInt64 in 1...5 {
+            let report = ConsensusSimulation.run(seed: seed, options: .init(nodeCount: nodes, reproduce: Self.reproduce))
+            Self.check(report)
+            #expect(report.finalHeight == 4 && report.undecodable == 0 && report.equivocationsDetected == 0)
+            #expect((report.livenessMs ?? .max) < 2_000, "\(report)")
+        }
+    }
+
+    /// f Byzantine nodes of every kind (drawn per seed), up to 30% loss, duplication, reordering,
+    /// partitions and crashes with restarts from log and guard.
+    @Test func adversarialSeedsAtFour() {
+        var liveness: [UInt64] = []
+        for seed: UInt64 in 1...40 {
+            let report = ConsensusSimulation.run(seed: seed, options: .adversarial(reproduce: Self.reproduce + "/adversarialSeedsAtFour"))
+            Self.check(report)
+            if let l = report.livenessMs { liveness.append(l) }
+        }
+        liveness.sort()
+        print("consensus simulation, 4 nodes, 40 adversarial seeds: liveness after the last fault median \(liveness[liveness.count / 2]) ms, max \(liveness.last!) ms")
+    }
+
+    @Test func adversarialSeedsAtSeven() {
+        for seed: UInt64 in 1...8 {
+            Self.check(ConsensusSimulation.run(seed: seed, options: .adversarial(nodeCount: 7, reproduce: Self.reproduce + "/adversarialSeedsAtSeven")))
+        }
+    }
+
+    /// Each Byzantine kind on its own, with 30% loss, partitions and crashes, and what it leaves behind.
+    @Test(arguments: ConsensusSimulation.Byzantine.allCases)
+    func eachByzantineKind(kind: ConsensusSimulation.Byzantine) {
+        var sawItsMark = false
+        for seed: UInt64 in 1...6 {
+            var options = ConsensusSimulation.Options.adversarial(reproduce: Self.reproduce + "/eachByzantineKind")
+            options.byzantineKind = kind
+            let report = ConsensusSimulation.run(seed: seed, options: options)
+            Self.check(report)
+            switch kind {
+            case .equivocator: sawItsMark = sawItsMark || (report.equivocationsDetected > 0 && report.decisionKinds[.evidence] == 1)
+            case .garbage: sawItsMark = sawItsMark || report.undecodable > 0
+            case .withholder, .extremeVectors: sawItsMark = true   // liveness without it / the aggregate range check
+            }
+        }
+        #expect(sawItsMark, "the \(kind) behaviour left no trace in six seeds")
+    }
+
+    @Test func sameSeedSameRun() {
+        let options = ConsensusSimulation.Options.adversarial()
+        let a = ConsensusSimulation.run(seed: 11, options: options), b = ConsensusSimulation.run(seed: 11, options: options)
+        #expect(a.description == b.description)
+        #expect(a.eventsProcessed == b.eventsProcessed && a.messagesSent == b.messagesSent && a.endMs == b.endMs)
+        let c = ConsensusSimulation.run(seed: 12, options: options)
+        #expect(c.scenario != a.scenario, "another seed, another scenario")
+    }
+
+    /// The checkers fire: a forged commit (a decision nobody agreed on, a certificate short of a
+    /// quorum) is reported with the seed and the command that reproduces the run.
+    @Test func aForgedCommitIsReportedWithItsReproduction() {
+        var sim = ConsensusSimulation(seed: 5, options: .init())
+        var b = sim.builder
+        let decision = Decision.freeze(round: 0)
+        let full = b.certificate(for: decision)
+        let short = CommitCertificate(height: 1, round: 0, decisionDigest: decision.digest, signatures: Array(full.signatures.prefix(2)))
+        sim.nodes[0].log.append(CommittedDecision(height: 1, decision: decision, certificate: short))
+        sim.checkCommit(0, CommittedDecision(height: 1, decision: decision, certificate: short))
+        #expect(sim.report.violations.count == 1)
+        #expect(sim.report.violations.first?.contains("does not verify") == true)
+        #expect(sim.report.violations.first?.contains("reproduce: prunemesh simulate --seed 5 --nodes 4") == true)
+
+        // Two different decisions at one height.
+        var two = ConsensusSimulation(seed: 6, options: .init())
+        let other = Decision.mask(b.honestMaskDecision())
+        for (node, d) in [(0, decision), (1, other)] {
+            let cd = CommittedDecision(height: 1, decision: d, certificate: b.certificate(for: d))
+            two.nodes[node].log.append(cd)
+            two.checkCommit(node, cd)
+        }
+        #expect(two.report.violations.first?.contains("two decisions at height 1") == true)
+        b.append(decision)
+    }
+}
