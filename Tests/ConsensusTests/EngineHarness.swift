@@ -40,6 +40,8 @@ struct EngineCluster {
     var signedVotes: [[Vote]]
     /// Every output of the last event per node.
     var lastOutputs: [[ConsensusOutput]]
+    /// Every output per node since its last (re)start.
+    var allOutputs: [[ConsensusOutput]]
 
     static let quickConfig = ConsensusConfig()
 
@@ -57,6 +59,7 @@ struct EngineCluster {
         equivocations = Array(repeating: [], count: count)
         signedVotes = Array(repeating: [], count: count)
         lastOutputs = Array(repeating: [], count: count)
+        allOutputs = Array(repeating: [], count: count)
     }
 
     var count: Int { keys.count }
@@ -73,6 +76,7 @@ struct EngineCluster {
 
     mutating func collect(_ i: Int, _ outputs: [ConsensusOutput]) {
         lastOutputs[i] = outputs
+        allOutputs[i] += outputs
         for o in outputs {
             switch o {
             case let .persistGuard(g):
@@ -196,6 +200,7 @@ struct EngineCluster {
         var state = genesisState
         for c in logs[i] { try! state.apply(c.decision) }
         engines[i] = ConsensusEngine(config: config, signer: signer(i), state: state, guard: guards[i])
+        allOutputs[i] = []
     }
 
     /// Answers every sync request and push so far: the entries of the peer that has them are

@@ -20,10 +20,14 @@ public struct ConsensusConfig: Sendable, Hashable {
     public var rebroadcastIntervalMs: UInt64
     /// At most one sync request or push per peer this often.
     public var syncIntervalMs: UInt64
+    /// Every this often a node asks one validator (in turn) for entries after its height, so a
+    /// node that missed a commit while the mesh went quiet still catches up (0 = never).
+    public var syncPollIntervalMs: UInt64
 
     public init(proposeTimeoutMs: UInt64 = 300, proposeTimeoutDeltaMs: UInt64 = 100, prevoteTimeoutMs: UInt64 = 100,
                 prevoteTimeoutDeltaMs: UInt64 = 100, precommitTimeoutMs: UInt64 = 100, precommitTimeoutDeltaMs: UInt64 = 100,
-                contributionGraceMs: UInt64 = 150, rebroadcastIntervalMs: UInt64 = 250, syncIntervalMs: UInt64 = 500) {
+                contributionGraceMs: UInt64 = 150, rebroadcastIntervalMs: UInt64 = 250, syncIntervalMs: UInt64 = 500,
+                syncPollIntervalMs: UInt64 = 2_000) {
         self.proposeTimeoutMs = proposeTimeoutMs
         self.proposeTimeoutDeltaMs = proposeTimeoutDeltaMs
         self.prevoteTimeoutMs = prevoteTimeoutMs
@@ -33,6 +37,7 @@ public struct ConsensusConfig: Sendable, Hashable {
         self.contributionGraceMs = contributionGraceMs
         self.rebroadcastIntervalMs = rebroadcastIntervalMs
         self.syncIntervalMs = syncIntervalMs
+        self.syncPollIntervalMs = syncPollIntervalMs
     }
 
     static func grow(_ base: UInt64, _ delta: UInt64, _ round: UInt32) -> UInt64 {
@@ -244,6 +249,8 @@ public struct ConsensusEngine: Sendable {
     /// while its last precommit was lost would otherwise leave the others one precommit short of
     /// the quorum that times their round out, and nobody would ever catch up.
     private var previousRoundVotes: [Vote] = []
+    /// Own votes of the guard's round, restored when that round starts again after a restart.
+    private var resumeVotes: [Vote]?
     private var lastRebroadcastMs: UInt64 = 0
     private var requestedContributions: [Digest32: UInt64] = [:]
     private var future: [ConsensusMessageFrom] = []
@@ -261,6 +268,10 @@ public struct ConsensusEngine: Sendable {
     private var pending: [Decision] = []
     private var pendingEvidence: [PublicKey: Equivocation] = [:]
     private var lastSyncMs: [PublicKey: UInt64] = [:]
+    private var lastSyncPollMs: UInt64?
+    /// When a lagging peer was last sent our votes of its round (per peer: round, time).
+    private var helpedAtMs: [PublicKey: (round: UInt32, ms: UInt64)] = [:]
+    private var syncPollTurn = 0
     /// Validators membership reports down (dead or left): a proposer does not wait for their contributions.
     private var down: Set<PublicKey> = []
     /// Heights committed by this engine, most recent (for pushing to lagging peers).
@@ -278,25 +289,18 @@ public struct ConsensusEngine: Sendable {
         self.signer = signer
         self.state = state
         if let g, g.height == state.height + 1 {
-            minimumRound = g.round &+ 1
-            round = minimumRound
+            // Resume IN the guard's round, with the votes signed there (the guard lists every one,
+            // persisted before it was sent): they are re-sent, never re-signed differently, and the
+            // slots not signed yet are signed as usual. Resuming in a later round instead would
+            // leave this node alone ahead of the others after each restart, waiting for votes of a
+            // round they never reach (found by the simulator, seed 4776).
+            minimumRound = g.round
+            round = g.round
             lockedRound = g.lockedRound
             lockedDigest = g.lockedDigest
-            // Rebroadcast what this validator cast before the crash (only its own, verified votes), and
-            // close the interrupted round with nil votes for the slots it never signed there: the others
-            // may be waiting in that round for its precommit, and it will never return to that round to
-            // cast one. A nil vote for an unsigned slot conflicts with nothing it signed (the guard lists
-            // every vote of its round), and re-signing it after another crash gives the same bytes.
-            var restored = g.votes.filter {
+            resumeVotes = g.votes.filter {
                 $0.voter == signer.publicKey && $0.height == g.height && $0.round == g.round && $0.isValid(meshID: state.rules.meshID)
             }
-            if state.validators.contains(signer.publicKey) {
-                for type in [VoteType.prevote, .precommit] where !restored.contains(where: { $0.type == type }) {
-                    restored.append(Vote.sign(height: g.height, round: g.round, type: type, decisionDigest: nil,
-                                              meshID: state.rules.meshID, signer: signer))
-                }
-            }
-            previousRoundVotes = restored.sorted { $0.type.rawValue < $1.type.rawValue }
         }
     }
 
@@ -365,9 +369,20 @@ public struct ConsensusEngine: Sendable {
         return out
     }
 
-    /// Time passes: timeouts, rebroadcasts.
+    /// Time passes: timeouts, rebroadcasts, the sync poll.
     public mutating func onTick(nowMs: UInt64) -> [ConsensusOutput] {
         var out: [ConsensusOutput] = []
+        if config.syncPollIntervalMs > 0 {
+            if lastSyncPollMs == nil { lastSyncPollMs = nowMs }
+            if let last = lastSyncPollMs, nowMs >= last &+ config.syncPollIntervalMs {
+                lastSyncPollMs = nowMs
+                let others = state.validators.keys.filter { $0 != me }
+                if !others.isEmpty {
+                    syncPollTurn = (syncPollTurn + 1) % others.count
+                    out.append(.requestSync(fromHeight: height, peer: others[syncPollTurn]))
+                }
+            }
+        }
         // Rebroadcast before the timeouts: a round a timeout starts has just sent its messages.
         if nowMs >= lastRebroadcastMs &+ config.rebroadcastIntervalMs {
             lastRebroadcastMs = nowMs
@@ -476,6 +491,10 @@ public struct ConsensusEngine: Sendable {
                 return
             }
             noteRound(v.round, of: v.voter)
+            // The sender's own latest round is behind ours: help it with our votes of that round.
+            if v.voter == sender, let theirs = highestRound[sender], theirs < round {
+                helpLaggingPeer(sender, round: theirs, nowMs: nowMs, into: &out)
+            }
             // Kept: recent rounds, the lock's and valid value's rounds, and the valid round the current
             // proposal names (its proof of lock may be arbitrarily old).
             guard v.round <= round &+ UInt32(Limits.consensus_vote_rounds_ahead_max),
@@ -530,6 +549,19 @@ public struct ConsensusEngine: Sendable {
         return true
     }
 
+    /// A peer still votes in an older round of this height: send it our own votes of that round
+    /// (at most once per rebroadcast interval), as Tendermint's gossip sends a peer the
+    /// votes its round state lacks. Without it a peer that missed them, while we moved on after a
+    /// restart or timeouts, waits for a quorum that never comes.
+    private mutating func helpLaggingPeer(_ peer: PublicKey, round r: UInt32, nowMs: UInt64, into out: inout [ConsensusOutput]) {
+        if let last = helpedAtMs[peer], nowMs < last.ms &+ config.rebroadcastIntervalMs { return }
+        guard let rv = votes[r] else { return }
+        let mine = [rv.prevotes[me], rv.precommits[me]].compactMap { $0 }
+        guard !mine.isEmpty else { return }
+        helpedAtMs[peer] = (r, nowMs)
+        for v in mine { out.append(.send(.vote(v), to: peer)) }
+    }
+
     private mutating func noteRound(_ r: UInt32, of validator: PublicKey) {
         if r > (highestRound[validator] ?? 0) || highestRound[validator] == nil { highestRound[validator] = r }
     }
@@ -580,6 +612,19 @@ public struct ConsensusEngine: Sendable {
         prevoteDeadlineMs = nil
         precommitDeadlineMs = nil
         proposeDeadlineMs = nowMs &+ config.proposeTimeoutMs(round: r)
+        if let restored = resumeVotes, r == minimumRound {
+            resumeVotes = nil
+            var rv = votes[r] ?? RoundVotes()
+            for v in restored {
+                if v.type == .prevote { rv.prevotes[me] = v; ownPrevote = v } else { rv.precommits[me] = v; ownPrecommit = v }
+            }
+            votes[r] = rv
+            if ownPrecommit != nil { step = .precommit } else if ownPrevote != nil { step = .prevote }
+            if step != .propose { proposeDeadlineMs = nil }
+            for v in restored { out.append(.broadcast(.vote(v))) }
+        } else {
+            resumeVotes = nil
+        }
         pruneVotes()
         tryPropose(nowMs: nowMs, into: &out)
     }
@@ -911,6 +956,7 @@ public struct ConsensusEngine: Sendable {
         resolved = [:]
         votes = [:]
         highestRound = [:]
+        helpedAtMs = [:]
         prevoteTimeoutArmed = []
         precommitTimeoutArmed = []
         lockedOnQuorum = []

@@ -95,7 +95,6 @@ public final class MeshService: NodeService, @unchecked Sendable {
     let worker: TrainingWorker
     private var lastImportance: (round: UInt64, importance: [[Float]], mask: PruneMask)?
     private var assemblers: [PublicKey: LogSyncAssembler] = [:]
-    private var lastSyncPollMs: UInt64 = 0
     var figures = MeshFigures()
     private(set) var finished = false
     let initialCost: ModelCost
@@ -300,14 +299,6 @@ public final class MeshService: NodeService, @unchecked Sendable {
         })
         execute(engine.onMembership(down: down, nowMs: nowMs), node: node)
         execute(engine.onTick(nowMs: nowMs), node: node)
-        // Poll a peer for entries now and then, so that a node that missed commits while the
-        // mesh went quiet still catches up.
-        if nowMs >= lastSyncPollMs + 2_000 {
-            lastSyncPollMs = nowMs
-            if let peer = node.members.filter({ $0.status == .alive && $0.id != signer.publicKey }).randomElement() {
-                send(.request(fromHeight: engine.height, maxEntries: 8), to: peer.id, node: node)
-            }
-        }
     }
 
     // MARK: Outputs
