@@ -27,6 +27,18 @@ struct LearnerOptions: ParsableArguments {
     @Option(help: "Training augmentation: none, or flip (mirror each image left-right with probability 1/2).")
     var augment: AugmentChoice = .flip
 
+    @Option(help: "Linear learning-rate warm-up over this many epochs (fractions allowed) before the cosine decay (train only).")
+    var warmupEpochs: Double = 0
+
+    @Option(help: "Dropout probability on the hidden dense units entering the classifier (training only; 0 turns it off).")
+    var dropout: Float = 0
+
+    @Option(help: "Dropout probability on the flattened conv features entering the first dense layer (training only).")
+    var featureDropout: Float = 0
+
+    @Option(help: "Label smoothing of the training loss (0 turns it off).")
+    var labelSmoothing: Float = 0
+
     @Option(help: "Threads for OpenBLAS and the other kernels (default: all cores).")
     var threads: Int = LearnerOptions.coreCount
 
@@ -70,6 +82,9 @@ struct LearnerOptions: ParsableArguments {
     func configure(_ network: Network) {
         network.setOptimizer(optimizerKind)
         network.augmentFlip = augment == .flip
+        network.dropout = dropout
+        network.featureDropout = featureDropout
+        network.labelSmoothing = labelSmoothing
         network.seedAugmentation(seed)
     }
 
@@ -81,6 +96,10 @@ struct LearnerOptions: ParsableArguments {
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be in 1…256") }
         if let lr, !(lr > 0 && lr < 10) { throw ValidationError("--lr must be in (0, 10)") }
         guard weightDecay >= 0, weightDecay < 1 else { throw ValidationError("--weight-decay must be in [0, 1)") }
+        guard dropout >= 0, dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }
+        guard featureDropout >= 0, featureDropout < 1 else { throw ValidationError("--feature-dropout must be in [0, 1)") }
+        guard labelSmoothing >= 0, labelSmoothing < 1 else { throw ValidationError("--label-smoothing must be in [0, 1)") }
+        guard warmupEpochs >= 0, warmupEpochs <= 1000 else { throw ValidationError("--warmup-epochs must be in [0, 1000]") }
         guard nodes >= 1, nodes <= Limits.partition_nodes_count_max else {
             throw ValidationError("--nodes must be in 1…\(Limits.partition_nodes_count_max)")
         }

@@ -88,6 +88,9 @@ struct Prune: ParsableCommand {
             pruning: true, batchSize: options.batch, learningRate: options.learningRate, optimizer: options.optimizerKind,
             threads: options.threads, seed: options.seed)
         config.augmentFlip = options.augment == .flip
+        config.dropout = options.dropout
+        config.featureDropout = options.featureDropout
+        config.labelSmoothing = options.labelSmoothing
         var bar = ProgressBar(enabled: !options.json)
         if !options.json {
             note("pruning \(options.spec) on \(data.train.count) samples: \(epochsPerRound) epoch(s) per round, ≤\(rounds) rounds, boundary \(rule), then \(finetuneEpochs) fine-tune epoch(s)")

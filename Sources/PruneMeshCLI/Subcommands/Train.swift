@@ -20,6 +20,11 @@ struct Train: ParsableCommand {
         var threads: Int
         var optimizer: String
         var learningRate: Double
+        var warmupEpochs: Double
+        var dropout: Double
+        var featureDropout: Double
+        var labelSmoothing: Double
+        var augment: String
         var testAccuracy: Double
         var testLoss: Double
         var params: Int
@@ -47,7 +52,13 @@ struct Train: ParsableCommand {
         let network = Network(model: model, batchCapacity: options.batch, threads: options.threads)
         options.configure(network)
         let stepsPerEpoch = (data.train.count + options.batch - 1) / options.batch
-        let schedule: LearningRateSchedule = options.schedule == .cosine ? .cosine(totalSteps: stepsPerEpoch * epochCount) : .constant
+        let totalSteps = stepsPerEpoch * epochCount
+        let warmupSteps = min(totalSteps, Int((options.warmupEpochs * Double(stepsPerEpoch)).rounded()))
+        let schedule: LearningRateSchedule
+        switch options.schedule {
+        case .constant: schedule = .constant
+        case .cosine: schedule = warmupSteps > 0 ? .warmupCosine(warmupSteps: warmupSteps, totalSteps: totalSteps) : .cosine(totalSteps: totalSteps)
+        }
         var rng = SeededGenerator(seed: options.seed, stream: 1)
         var step = 0
         var bar = ProgressBar(enabled: !options.json)
@@ -77,7 +88,9 @@ struct Train: ParsableCommand {
         let report = Report(
             model: network.model.spec.description, trainSamples: data.train.count, testSamples: data.test.count,
             epochs: epochCount, batch: options.batch, threads: options.threads, optimizer: options.optimizer.rawValue,
-            learningRate: Double(options.learningRate), testAccuracy: test.accuracy, testLoss: test.loss,
+            learningRate: Double(options.learningRate), warmupEpochs: options.warmupEpochs, dropout: Double(options.dropout),
+            featureDropout: Double(options.featureDropout), labelSmoothing: Double(options.labelSmoothing),
+            augment: options.augment.rawValue, testAccuracy: test.accuracy, testLoss: test.loss,
             params: cost.params, flops: cost.flops,
             trainSamplesPerSecond: trainSeconds > 0 ? Double(trainSamples) / trainSeconds : 0,
             seconds: MonotonicClock.seconds() - started, epochReports: epochs)
