@@ -50,10 +50,10 @@ struct Train: ParsableCommand {
         var model = Model(spec: options.spec, seed: options.seed)
         model.normalise(for: data.train)
         let network = Network(model: model, batchCapacity: options.batch, threads: options.threads)
-        options.configure(network)
+        options.configure(network, .train)
         let stepsPerEpoch = (data.train.count + options.batch - 1) / options.batch
         let totalSteps = stepsPerEpoch * epochCount
-        let warmupSteps = min(totalSteps, Int((options.warmupEpochs * Double(stepsPerEpoch)).rounded()))
+        let warmupSteps = min(totalSteps, Int((options.warmupEpochs(.train) * Double(stepsPerEpoch)).rounded()))
         let schedule: LearningRateSchedule
         switch options.schedule {
         case .constant: schedule = .constant
@@ -68,7 +68,7 @@ struct Train: ParsableCommand {
             note("training \(options.spec) on \(data.train.count) samples, \(epochCount) epochs, batch \(options.batch), \(options.threads) threads")
         }
         for epoch in 1...max(1, epochCount) where epochCount > 0 {
-            let r = network.trainEpoch(data.train, epoch: epoch, batchSize: options.batch, baseLearningRate: options.learningRate,
+            let r = network.trainEpoch(data.train, epoch: epoch, batchSize: options.batch, baseLearningRate: options.learningRate(.train),
                                        schedule: schedule, globalStep: &step, rng: &rng) { bar.update($0, label: "train") }
             trainSeconds += r.seconds
             trainSamples += r.samples
@@ -88,9 +88,9 @@ struct Train: ParsableCommand {
         let report = Report(
             model: network.model.spec.description, trainSamples: data.train.count, testSamples: data.test.count,
             epochs: epochCount, batch: options.batch, threads: options.threads, optimizer: options.optimizer.rawValue,
-            learningRate: Double(options.learningRate), warmupEpochs: options.warmupEpochs, dropout: Double(options.dropout),
-            featureDropout: Double(options.featureDropout), labelSmoothing: Double(options.labelSmoothing),
-            augment: options.augment.rawValue, testAccuracy: test.accuracy, testLoss: test.loss,
+            learningRate: Double(options.learningRate(.train)), warmupEpochs: options.warmupEpochs(.train),
+            dropout: Double(options.dropout(.train)), featureDropout: Double(options.featureDropout),
+            labelSmoothing: Double(options.labelSmoothing(.train)), augment: options.augment(.train).rawValue, testAccuracy: test.accuracy, testLoss: test.loss,
             params: cost.params, flops: cost.flops,
             trainSamplesPerSecond: trainSeconds > 0 ? Double(trainSamples) / trainSeconds : 0,
             seconds: MonotonicClock.seconds() - started, epochReports: epochs)
