@@ -30,7 +30,7 @@ struct LearnerOptions: ParsableArguments {
     @Option(help: "Linear learning-rate warm-up over this many epochs (fractions allowed) before the cosine decay (train only; default 0.5).")
     var warmupEpochs: Double?
 
-    @Option(help: "Dropout probability on the hidden dense units entering the classifier, in training only (default: 0.25 for train, 0 for prune).")
+    @Option(help: "Dropout probability on the hidden dense units entering the classifier, in training only (default 0: off; 0.25 was measured and did not help in 5 epochs).")
     var dropout: Float?
 
     @Option(help: "Dropout probability on the flattened conv features entering the first dense layer (training only).")
@@ -78,7 +78,7 @@ struct LearnerOptions: ParsableArguments {
     enum ScheduleChoice: String, ExpressibleByArgument, CaseIterable { case cosine, constant }
     enum AugmentChoice: String, ExpressibleByArgument, CaseIterable { case none, flip }
 
-    /// The defaults that differ between commands. `train`'s reach 92.2% on Fashion-MNIST in 5
+    /// The defaults that differ between commands. `train`'s reach 92.4% on Fashion-MNIST in 5
     /// epochs (README, "Accuracy and memory"); `prune` keeps the recipe its figures were measured
     /// with (its phase one runs at a constant rate, without warm-up).
     struct Recipe {
@@ -88,7 +88,7 @@ struct LearnerOptions: ParsableArguments {
         var labelSmoothing: Float
         var warmupEpochs: Double
 
-        static let train = Recipe(learningRateSGD: 0.03, augment: .none, dropout: 0.25, labelSmoothing: 0.1, warmupEpochs: 0.5)
+        static let train = Recipe(learningRateSGD: 0.03, augment: .none, dropout: 0, labelSmoothing: 0.1, warmupEpochs: 0.5)
         static let prune = Recipe(learningRateSGD: 0.02, augment: .flip, dropout: 0, labelSmoothing: 0, warmupEpochs: 0)
     }
 
