@@ -28,14 +28,17 @@ public enum Benchmark {
     }
 
     /// Training samples per second: `warmupSteps` untimed, then steps until `seconds` have passed
-    /// (at least `minSteps`).
+    /// (at least `minSteps`), with the given training-only dropout and label smoothing.
     public static func trainThroughput(spec: ModelSpec, batch: Int, threads: Int, seconds: Double,
-                                       warmupSteps: Int = 3, minSteps: Int = 5) -> Double {
+                                       warmupSteps: Int = 3, minSteps: Int = 5,
+                                       dropout: Float = 0, labelSmoothing: Float = 0) -> Double {
         let data = syntheticData(for: spec, count: batch * 8, seed: 1)
         var model = Model(spec: spec, seed: 1)
         model.normalise(for: data)
         let network = Network(model: model, batchCapacity: batch, threads: threads)
         network.setOptimizer(.defaultSGD)
+        network.dropout = dropout
+        network.labelSmoothing = labelSmoothing
         var order = Array(0..<data.count)
         var rng = SeededGenerator(seed: 2)
         order.shuffle(using: &rng)

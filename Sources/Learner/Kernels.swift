@@ -198,6 +198,19 @@ enum Kernels {
 
     /// dst[i] += src[i] for i in 0..<count.
     @inline(__always)
+    /// dst[i] *= src[i] over `range` (dropout masks).
+    static func multiplyInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, range: Range<Int>) {
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            (SIMD8<Float>.load(dst + i) * SIMD8<Float>.load(src + i)).store(dst + i)
+            i += 8
+        }
+        while i < range.upperBound {
+            dst[i] *= src[i]
+            i += 1
+        }
+    }
+
     static func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
         var i = 0
         while i + 8 <= count {

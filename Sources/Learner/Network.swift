@@ -17,6 +17,29 @@ public final class Network {
     /// for clothing and most natural images). Evaluation never augments.
     public var augmentFlip = false
     private var augmentGenerator = SeededGenerator(seed: 0x5EED)
+    /// Inverted dropout on the input of every dense layer that follows another dense layer (for
+    /// the default model: the 2048 hidden units entering the classifier), in training steps only:
+    /// each value is zeroed with this probability and the survivors scaled by 1 / (1 − p), so
+    /// evaluation, `logits`, `forwardRaw` and `lossAndGradients` run the plain network. Dropout has
+    /// no parameters, so pruning and surgery do not see it.
+    public var dropout: Float = 0 {
+        didSet { precondition(dropout >= 0 && dropout < 1, "dropout \(dropout) outside [0, 1)") }
+    }
+    /// The same on the input of the first dense layer (the flattened conv features).
+    public var featureDropout: Float = 0 {
+        didSet { precondition(featureDropout >= 0 && featureDropout < 1, "feature dropout \(featureDropout) outside [0, 1)") }
+    }
+    /// Label smoothing ε of the training loss: the target is (1 − ε)·one-hot + ε / classes.
+    /// Evaluation always reports the plain cross-entropy.
+    public var labelSmoothing: Float = 0 {
+        didSet { precondition(labelSmoothing >= 0 && labelSmoothing < 1, "label smoothing \(labelSmoothing) outside [0, 1)") }
+    }
+    private var dropoutGenerator = SeededGenerator(seed: 0xD80F)
+    /// Per spec layer: the dropout mask (0 or 1 / (1 − p)) applied to that dense layer's input in
+    /// the last training forward pass, which its backward pass applies to the input gradient.
+    private var dropoutMasks: [FloatBuffer?] = []
+    /// Per spec layer: whether the last forward pass applied `dropoutMasks` there.
+    private var dropoutApplied: [Bool] = []
 
     private var activations: [FloatBuffer] = []
     private var columns: [FloatBuffer?] = []
@@ -72,6 +95,8 @@ public final class Network {
         activations.append(FloatBuffer(count: n * arch.shapes[0].count))
         columns = Array(repeating: nil, count: layers.count)
         argmax = Array(repeating: nil, count: layers.count)
+        dropoutMasks = Array(repeating: nil, count: layers.count)
+        dropoutApplied = Array(repeating: false, count: layers.count)
         var maxActivation = arch.shapes[0].count, maxColumnGradient = 0, maxRows = n, maxConvWeights = 0
         var paramIndex = 0
         for (i, layer) in layers.enumerated() {
@@ -95,6 +120,7 @@ public final class Network {
                 activations.append(FloatBuffer(count: n * outCount))
             case .dense:
                 activations.append(FloatBuffer(count: n * outCount))
+                if trainable { dropoutMasks[i] = FloatBuffer(count: n * arch.shapes[i].count) }
             }
             if arch.paramLayers.indices.contains(paramIndex) && arch.paramLayers[paramIndex].specIndex == i { paramIndex += 1 }
         }
@@ -114,11 +140,12 @@ public final class Network {
     // MARK: Forward
 
     /// Runs the loaded batch of `count` samples (already in the input buffer) through the model;
-    /// the logits end up in the last activation buffer.
-    private func forward(count n: Int) {
+    /// the logits end up in the last activation buffer. `training` turns dropout on.
+    private func forward(count n: Int, training: Bool = false) {
         let arch = model.architecture
         let layers = arch.spec.layers
         var paramIndex = 0
+        var seenDense = false
         for (i, layer) in layers.enumerated() {
             let input = activations[i].pointer, output = activations[i + 1].pointer
             let fuseReLU = i + 1 < layers.count && layers[i + 1] == .relu
@@ -129,6 +156,10 @@ public final class Network {
                 paramIndex += 1
             case .dense:
                 let p = arch.paramLayers[paramIndex]
+                let rate = seenDense ? dropout : featureDropout
+                seenDense = true
+                dropoutApplied[i] = training && rate > 0
+                if dropoutApplied[i] { applyDropout(layer: i, rate: rate, to: input, count: n * p.fanIn) }
                 model.weights[paramIndex].withUnsafeBufferPointer { w in
                     if n == 1 {
                         // One sample: a matrix-vector product; sgemm with one row would first copy
@@ -161,6 +192,26 @@ public final class Network {
                 }
             }
         }
+    }
+
+    /// Draws a fresh inverted-dropout mask for dense layer `i` and
+    /// multiplies its input by it in place. The layer's backward pass then sees the dropped input
+    /// (for the weight gradient) and multiplies the input gradient by the same mask; a ReLU before
+    /// it still reads zero where a unit was dropped, which is consistent with the mask.
+    private func applyDropout(layer i: Int, rate: Float, to input: UnsafeMutablePointer<Float>, count: Int) {
+        let mask = dropoutMasks[i]!.pointer
+        // 32 bits per decision, two decisions per draw; keep when u ≥ p·2³².
+        let threshold = UInt64((Double(rate) * 4_294_967_296).rounded(.up))
+        let scale = 1 / (1 - rate)
+        var j = 0
+        while j < count {
+            let r = dropoutGenerator.next()
+            mask[j] = r & 0xFFFF_FFFF >= threshold ? scale : 0
+            if j + 1 < count { mask[j + 1] = r >> 32 >= threshold ? scale : 0 }
+            j += 2
+        }
+        let x = SharedPointer(input), m = SharedPointer(mask)
+        parallelChunks(count, threads: threads, minChunk: 1 << 14) { Kernels.multiplyInPlace(x.base, m.base, range: $0) }
     }
 
     /// Samples per im2col chunk of a conv layer (at least one).
@@ -216,11 +267,13 @@ public final class Network {
     /// Softmax cross-entropy of the logits against the loaded labels: returns the summed loss and
     /// the number of correct predictions, and (if `gradient`) writes dLoss/dlogits for the batch
     /// mean into gradientA.
-    private func softmaxCrossEntropy(count n: Int, gradient: Bool) -> (loss: Double, correct: Int) {
+    /// With `smoothing` ε the target is (1 − ε)·one-hot + ε / classes, for the loss and gradient.
+    private func softmaxCrossEntropy(count n: Int, gradient: Bool, smoothing: Float = 0) -> (loss: Double, correct: Int) {
         let classes = model.architecture.spec.classes
         let logits = activations.last!.pointer
         var loss = 0.0, correct = 0
         let scale = 1 / Float(n)
+        let offTarget = smoothing / Float(classes), onTarget = 1 - smoothing + offTarget
         for r in 0..<n {
             let row = logits + r * classes
             var best = 0
@@ -230,11 +283,20 @@ public final class Network {
             if best == label { correct += 1 }
             var sum: Float = 0
             for c in 0..<classes { sum += expf(row[c] - maxLogit) }
-            loss += Double(logf(sum) - (row[label] - maxLogit))
+            let logSum = logf(sum)
+            if smoothing == 0 {
+                loss += Double(logSum - (row[label] - maxLogit))
+            } else {
+                // −Σ q_c log p_c with log p_c = (row[c] − max) − log Σ.
+                var l: Float = 0
+                for c in 0..<classes { l -= (c == label ? onTarget : offTarget) * (row[c] - maxLogit - logSum) }
+                loss += Double(l)
+            }
             if gradient {
                 let g = gradientA.pointer + r * classes
                 for c in 0..<classes {
-                    g[c] = (expf(row[c] - maxLogit) / sum - (c == label ? 1 : 0)) * scale
+                    let target: Float = smoothing == 0 ? (c == label ? 1 : 0) : (c == label ? onTarget : offTarget)
+                    g[c] = (expf(row[c] - maxLogit) / sum - target) * scale
                 }
             }
         }
@@ -273,7 +335,15 @@ public final class Network {
                 // Rows are samples; the layer's input is the previous activation as stored.
                 parameterGradients(paramIndex, rows: n, input: activations[i].pointer, gradient: g.pointer,
                                    inputGradient: needInputGradient ? spare.pointer : nil, into: target)
-                if needInputGradient { swap(&g, &spare) }
+                if needInputGradient {
+                    swap(&g, &spare)
+                    if dropoutApplied[i] {
+                        let x = SharedPointer(g.pointer), m = SharedPointer(dropoutMasks[i]!.pointer)
+                        parallelChunks(n * arch.paramLayers[paramIndex].fanIn, threads: threads, minChunk: 1 << 14) {
+                            Kernels.multiplyInPlace(x.base, m.base, range: $0)
+                        }
+                    }
+                }
                 paramIndex -= 1
             case .conv:
                 convBackward(paramIndex, layer: i, count: n, gradient: g.pointer,
@@ -408,8 +478,8 @@ public final class Network {
         load(data, indices)
         let n = indices.count
         if augmentFlip { flipHalf(count: n) }
-        forward(count: n)
-        let result = softmaxCrossEntropy(count: n, gradient: true)
+        forward(count: n, training: true)
+        let result = softmaxCrossEntropy(count: n, gradient: true, smoothing: labelSmoothing)
         // SGD takes the gradients straight into its momentum; Adam needs them on their own.
         let target: GradientTarget
         if case .sgd? = optimizer?.kind { target = .momentum } else { target = .buffers }
@@ -418,8 +488,12 @@ public final class Network {
         return (result.loss / Double(n), result.correct)
     }
 
-    /// Seeds the augmentation's generator (flips are reproducible from the run's seed).
-    public func seedAugmentation(_ seed: UInt64) { augmentGenerator = SeededGenerator(seed: seed, stream: 7) }
+    /// Seeds the augmentation's and dropout's generators (flips and dropout masks are
+    /// reproducible from the run's seed).
+    public func seedAugmentation(_ seed: UInt64) {
+        augmentGenerator = SeededGenerator(seed: seed, stream: 7)
+        dropoutGenerator = SeededGenerator(seed: seed, stream: 8)
+    }
 
     private func flipHalf(count n: Int) {
         let s = model.architecture.shapes[0]
@@ -464,17 +538,24 @@ public final class Network {
     }
 
     /// Loss and parameter gradients for raw inputs and labels (no optimiser step): for tests.
-    public func lossAndGradients(_ input: [Float], labels batchLabels: [Int32]) -> (loss: Double, weights: [[Float]], biases: [[Float]], input: [Float]?) {
+    /// Without `training` (the default) dropout and label smoothing are off, so finite
+    /// differences of the plain loss check it; with it they are on as in `trainStep`.
+    public func lossAndGradients(_ input: [Float], labels batchLabels: [Int32], training: Bool = false) -> (loss: Double, weights: [[Float]], biases: [[Float]], input: [Float]?) {
         let n = batchLabels.count
         precondition(trainable && n <= batchCapacity && input.count == n * model.architecture.shapes[0].count, "raw batch size")
         activations[0].pointer.update(from: input, count: input.count)
         labels.pointer.update(from: batchLabels, count: n)
-        forward(count: n)
-        let r = softmaxCrossEntropy(count: n, gradient: true)
+        forward(count: n, training: training)
+        let r = softmaxCrossEntropy(count: n, gradient: true, smoothing: training ? labelSmoothing : 0)
         backward(count: n, into: .buffers)
         let weights = weightGradients.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) }
         let biases = biasGradients.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) }
         return (r.loss / Double(n), weights, biases, nil)
+    }
+
+    /// The dropout mask the last training pass applied to dense layer `layer`'s input (tests only).
+    func dropoutMaskForTests(layer: Int, count: Int) -> [Float] {
+        Array(UnsafeBufferPointer(start: dropoutMasks[layer]!.pointer, count: count))
     }
 
     /// Applies the optimiser to the gradients left by `lossAndGradients` (tests only).

@@ -23,6 +23,10 @@ public struct PruningRun: Sendable {
         public var seed: UInt64
         /// Mirror training images left–right with probability ½.
         public var augmentFlip = false
+        /// `Network.dropout`, `Network.featureDropout` and `Network.labelSmoothing` (training only).
+        public var dropout: Float = 0
+        public var featureDropout: Float = 0
+        public var labelSmoothing: Float = 0
 
         public init(epochsPerRound: Int, maxRounds: Int, patience: Int, finetuneEpochs: Int, boundary: BoundaryRule,
                     surgery: Model.SurgeryMode, pruning: Bool, batchSize: Int, learningRate: Float,
@@ -82,6 +86,9 @@ public struct PruningRun: Sendable {
         let network = Network(model: model, batchCapacity: config.batchSize, threads: config.threads)
         network.setOptimizer(config.optimizer)
         network.augmentFlip = config.augmentFlip
+        network.dropout = config.dropout
+        network.featureDropout = config.featureDropout
+        network.labelSmoothing = config.labelSmoothing
         network.seedAugmentation(config.seed)
         var rng = SeededGenerator(seed: config.seed, stream: 1)
         var step = 0, epochs = 0

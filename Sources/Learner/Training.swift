@@ -12,6 +12,9 @@ public enum LearningRateSchedule: Hashable, Sendable {
     case constant
     /// Cosine decay from the base rate to zero over `totalSteps`.
     case cosine(totalSteps: Int)
+    /// A linear warm-up over the first `warmupSteps` (step s runs at base·(s + 1) / warmupSteps),
+    /// then cosine decay from the base rate to zero over the remaining `totalSteps − warmupSteps`.
+    case warmupCosine(warmupSteps: Int, totalSteps: Int)
 
     public func rate(base: Float, step: Int) -> Float {
         switch self {
@@ -21,6 +24,9 @@ public enum LearningRateSchedule: Hashable, Sendable {
             guard total > 0 else { return base }
             let t = min(1, Double(step) / Double(total))
             return base * Float(0.5 * (1 + cos(Double.pi * t)))
+        case let .warmupCosine(warmup, total):
+            if step < warmup { return base * Float(step + 1) / Float(warmup) }
+            return LearningRateSchedule.cosine(totalSteps: total - warmup).rate(base: base, step: step - warmup)
         }
     }
 }

@@ -13,8 +13,9 @@ struct ReferenceNetwork {
         biases = model.biases.map { $0.map(Double.init) }
     }
 
-    /// Logits for one sample (NHWC input).
-    func logits(_ input: [Double]) -> [Double] {
+    /// Logits for one sample (NHWC input). `dropout` maps a dense layer's spec index to the mask
+    /// its input is multiplied by (as the fast network's training pass does).
+    func logits(_ input: [Double], dropout: [Int: [Double]] = [:]) -> [Double] {
         var x = input
         var param = 0
         for (i, layer) in arch.spec.layers.enumerated() {
@@ -48,6 +49,7 @@ struct ReferenceNetwork {
                 } } }
                 x = y
             case let .dense(u):
+                if let mask = dropout[i] { x = zip(x, mask).map(*) }
                 let fanIn = x.count
                 x = (0..<u).map { o in
                     var sum = biases[param][o]
@@ -60,14 +62,18 @@ struct ReferenceNetwork {
         return x
     }
 
-    /// Mean softmax cross-entropy over a batch.
-    func loss(_ inputs: [[Double]], labels: [Int]) -> Double {
+    /// Mean softmax cross-entropy over a batch; per sample dropout masks, and label smoothing ε
+    /// (target (1 − ε)·one-hot + ε / classes).
+    func loss(_ inputs: [[Double]], labels: [Int], dropout: [[Int: [Double]]]? = nil, smoothing: Double = 0) -> Double {
         var total = 0.0
-        for (input, label) in zip(inputs, labels) {
-            let z = logits(input)
+        for (b, (input, label)) in zip(inputs, labels).enumerated() {
+            let z = logits(input, dropout: dropout?[b] ?? [:])
             let m = z.max()!
             let lse = m + _log(z.reduce(0) { $0 + _exp($1 - m) })
-            total += lse - z[label]
+            for c in z.indices {
+                let target = (c == label ? 1 - smoothing : 0) + smoothing / Double(z.count)
+                total += target * (lse - z[c])
+            }
         }
         return total / Double(inputs.count)
     }

@@ -75,7 +75,10 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         var variants: [Variant] = []
         for v in options.variants {
-            let sps = Benchmark.trainThroughput(spec: v.spec, batch: batch, threads: options.threads, seconds: options.seconds)
+            // The step `prunemesh train` runs by default (dropout and label smoothing included).
+            let recipe = LearnerOptions.Recipe.train
+            let sps = Benchmark.trainThroughput(spec: v.spec, batch: batch, threads: options.threads, seconds: options.seconds,
+                                                dropout: recipe.dropout, labelSmoothing: recipe.labelSmoothing)
             let cost = ModelCost(v.spec)
             variants.append(Variant(name: v.name, model: v.spec.description, params: cost.params, flops: cost.flops,
                                     trainSamplesPerSecond: sps, speedupVsFull: sps / (variants.first?.trainSamplesPerSecond ?? sps)))

@@ -85,9 +85,12 @@ struct Prune: ParsableCommand {
         var config = PruningRun.Config(
             epochsPerRound: epochsPerRound, maxRounds: rounds, patience: patience, finetuneEpochs: finetuneEpochs,
             boundary: rule, surgery: surgery == .keep ? .keepWeights : .reinitialize(seed: options.seed &+ 1000),
-            pruning: true, batchSize: options.batch, learningRate: options.learningRate, optimizer: options.optimizerKind,
+            pruning: true, batchSize: options.batch, learningRate: options.learningRate(.prune), optimizer: options.optimizerKind,
             threads: options.threads, seed: options.seed)
-        config.augmentFlip = options.augment == .flip
+        config.augmentFlip = options.augment(.prune) == .flip
+        config.dropout = options.dropout(.prune)
+        config.featureDropout = options.featureDropout
+        config.labelSmoothing = options.labelSmoothing(.prune)
         var bar = ProgressBar(enabled: !options.json)
         if !options.json {
             note("pruning \(options.spec) on \(data.train.count) samples: \(epochsPerRound) epoch(s) per round, ≤\(rounds) rounds, boundary \(rule), then \(finetuneEpochs) fine-tune epoch(s)")

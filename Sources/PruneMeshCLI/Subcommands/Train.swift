@@ -20,6 +20,11 @@ struct Train: ParsableCommand {
         var threads: Int
         var optimizer: String
         var learningRate: Double
+        var warmupEpochs: Double
+        var dropout: Double
+        var featureDropout: Double
+        var labelSmoothing: Double
+        var augment: String
         var testAccuracy: Double
         var testLoss: Double
         var params: Int
@@ -45,9 +50,15 @@ struct Train: ParsableCommand {
         var model = Model(spec: options.spec, seed: options.seed)
         model.normalise(for: data.train)
         let network = Network(model: model, batchCapacity: options.batch, threads: options.threads)
-        options.configure(network)
+        options.configure(network, .train)
         let stepsPerEpoch = (data.train.count + options.batch - 1) / options.batch
-        let schedule: LearningRateSchedule = options.schedule == .cosine ? .cosine(totalSteps: stepsPerEpoch * epochCount) : .constant
+        let totalSteps = stepsPerEpoch * epochCount
+        let warmupSteps = min(totalSteps, Int((options.warmupEpochs(.train) * Double(stepsPerEpoch)).rounded()))
+        let schedule: LearningRateSchedule
+        switch options.schedule {
+        case .constant: schedule = .constant
+        case .cosine: schedule = warmupSteps > 0 ? .warmupCosine(warmupSteps: warmupSteps, totalSteps: totalSteps) : .cosine(totalSteps: totalSteps)
+        }
         var rng = SeededGenerator(seed: options.seed, stream: 1)
         var step = 0
         var bar = ProgressBar(enabled: !options.json)
@@ -57,7 +68,7 @@ struct Train: ParsableCommand {
             note("training \(options.spec) on \(data.train.count) samples, \(epochCount) epochs, batch \(options.batch), \(options.threads) threads")
         }
         for epoch in 1...max(1, epochCount) where epochCount > 0 {
-            let r = network.trainEpoch(data.train, epoch: epoch, batchSize: options.batch, baseLearningRate: options.learningRate,
+            let r = network.trainEpoch(data.train, epoch: epoch, batchSize: options.batch, baseLearningRate: options.learningRate(.train),
                                        schedule: schedule, globalStep: &step, rng: &rng) { bar.update($0, label: "train") }
             trainSeconds += r.seconds
             trainSamples += r.samples
@@ -77,7 +88,9 @@ struct Train: ParsableCommand {
         let report = Report(
             model: network.model.spec.description, trainSamples: data.train.count, testSamples: data.test.count,
             epochs: epochCount, batch: options.batch, threads: options.threads, optimizer: options.optimizer.rawValue,
-            learningRate: Double(options.learningRate), testAccuracy: test.accuracy, testLoss: test.loss,
+            learningRate: Double(options.learningRate(.train)), warmupEpochs: options.warmupEpochs(.train),
+            dropout: Double(options.dropout(.train)), featureDropout: Double(options.featureDropout),
+            labelSmoothing: Double(options.labelSmoothing(.train)), augment: options.augment(.train).rawValue, testAccuracy: test.accuracy, testLoss: test.loss,
             params: cost.params, flops: cost.flops,
             trainSamplesPerSecond: trainSeconds > 0 ? Double(trainSamples) / trainSeconds : 0,
             seconds: MonotonicClock.seconds() - started, epochReports: epochs)
