@@ -249,8 +249,6 @@ public struct ConsensusEngine: Sendable {
     /// while its last precommit was lost would otherwise leave the others one precommit short of
     /// the quorum that times their round out, and nobody would ever catch up.
     private var previousRoundVotes: [Vote] = []
-    /// Own votes of the guard's round, restored when that round starts again after a restart.
-    private var resumeVotes: [Vote]?
     private var lastRebroadcastMs: UInt64 = 0
     private var requestedContributions: [Digest32: UInt64] = [:]
     private var future: [ConsensusMessageFrom] = []
@@ -289,18 +287,25 @@ public struct ConsensusEngine: Sendable {
         self.signer = signer
         self.state = state
         if let g, g.height == state.height + 1 {
-            // Resume IN the guard's round, with the votes signed there (the guard lists every one,
-            // persisted before it was sent): they are re-sent, never re-signed differently, and the
-            // slots not signed yet are signed as usual. Resuming in a later round instead would
-            // leave this node alone ahead of the others after each restart, waiting for votes of a
-            // round they never reach (found by the simulator, seed 4776).
-            minimumRound = g.round
-            round = g.round
+            minimumRound = g.round &+ 1
+            round = minimumRound
             lockedRound = g.lockedRound
             lockedDigest = g.lockedDigest
-            resumeVotes = g.votes.filter {
+            // Rebroadcast what this validator cast before the crash (only its own, verified votes), and
+            // close the interrupted round with nil votes for the slots it never signed there: the others
+            // may be waiting in that round for its precommit, and it will never return to that round to
+            // cast one. A nil vote for an unsigned slot conflicts with nothing it signed (the guard lists
+            // every vote of its round), and re-signing it after another crash gives the same bytes.
+            var restored = g.votes.filter {
                 $0.voter == signer.publicKey && $0.height == g.height && $0.round == g.round && $0.isValid(meshID: state.rules.meshID)
             }
+            if state.validators.contains(signer.publicKey) {
+                for type in [VoteType.prevote, .precommit] where !restored.contains(where: { $0.type == type }) {
+                    restored.append(Vote.sign(height: g.height, round: g.round, type: type, decisionDigest: nil,
+                                              meshID: state.rules.meshID, signer: signer))
+                }
+            }
+            previousRoundVotes = restored.sorted { $0.type.rawValue < $1.type.rawValue }
         }
     }
 
@@ -612,19 +617,6 @@ public struct ConsensusEngine: Sendable {
         prevoteDeadlineMs = nil
         precommitDeadlineMs = nil
         proposeDeadlineMs = nowMs &+ config.proposeTimeoutMs(round: r)
-        if let restored = resumeVotes, r == minimumRound {
-            resumeVotes = nil
-            var rv = votes[r] ?? RoundVotes()
-            for v in restored {
-                if v.type == .prevote { rv.prevotes[me] = v; ownPrevote = v } else { rv.precommits[me] = v; ownPrecommit = v }
-            }
-            votes[r] = rv
-            if ownPrecommit != nil { step = .precommit } else if ownPrevote != nil { step = .prevote }
-            if step != .propose { proposeDeadlineMs = nil }
-            for v in restored { out.append(.broadcast(.vote(v))) }
-        } else {
-            resumeVotes = nil
-        }
         pruneVotes()
         tryPropose(nowMs: nowMs, into: &out)
     }
