@@ -39,7 +39,7 @@ struct Demo: ParsableCommand {
     var epochsPerRound: Int = 1
 
     @Option(name: .customLong("finetune-epochs"), help: "Epochs after the freeze.")
-    var finetuneEpochs: Int = 3
+    var finetuneEpochs: Int = 6
 
     @Option(help: "Partition of the training set among the nodes: iid, dirichlet:ALPHA or labels:K.")
     var partition: String = "dirichlet:0.5"
