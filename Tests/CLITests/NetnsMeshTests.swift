@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test(.enabled(if: NetnsMeshTests.enabled, "needs root, ip netns, nftables and the data set (see the printed reason)"))
-    func fourNodesPruneToTheFreezeOverALossyLAN() throws {
+    func fourNodesPruneToTheFreezeOverALossyLANOneKilledAndRestarted() throws {
         let count = 4
         let script = MeshDiscoveryProcessTests.script
         let up = try Self.sh(["sh", script, "up", "\(count)", "--loss", "10"])
@@ -68,6 +68,7 @@ import Testing
         #expect(initResult.status == 0, "mesh init: \(initResult.stderr)")
 
         var processes: [Process] = []
+        var arguments: [[String]] = []
         var passed = false
         defer {
             for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) }
@@ -84,6 +85,7 @@ import Testing
                         "--train-limit", "1200", "--test-limit", "500"]
             if i > 0 { args += ["--join", "10.98.8.1:7946"] }
             p.arguments = args
+            arguments.append(args)
             let log = "\(dir)/n\(i).log"
             FileManager.default.createFile(atPath: log, contents: nil)
             p.standardOutput = FileHandle(forWritingAtPath: log)
@@ -91,6 +93,7 @@ import Testing
             try p.run()
             processes.append(p)
         }
+        var killed = false
         func view(_ i: Int) -> NodeStatus? {
             guard let r = try? Self.sh(["sh", script, "exec", "\(i)", CLI.binary.path, "status", "--state-dir", "\(dir)/s\(i)", "--json"]),
                   r.status == 0 else { return nil }
@@ -100,14 +103,32 @@ import Testing
         var views: [NodeStatus?] = []
         while true {
             views = (0..<count).map(view)
-            if views.allSatisfy({ $0?.mesh?.finished == true }) { break }
+            // kill -9 node 2 once it has committed a height, and start it again at once.
+            if !killed, (views[2]?.mesh?.height ?? 0) >= 1 {
+                kill(processes[2].processIdentifier, SIGKILL)
+                processes[2].waitUntilExit()
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                p.environment = Self.environment
+                p.arguments = arguments[2]
+                let log = FileHandle(forWritingAtPath: "\(dir)/n2.log")
+                log?.seekToEndOfFile()
+                p.standardOutput = log
+                p.standardError = log
+                try p.run()
+                processes.append(p)
+                killed = true
+                continue
+            }
+            if killed, views.allSatisfy({ $0?.mesh?.finished == true }) { break }
             if Date().timeIntervalSince(start) > 180 {
                 Issue.record("not finished in 180 s: \(views.map { "\($0?.mesh?.phase ?? "-") h\($0?.mesh?.height ?? 0)" })")
                 return
             }
             Thread.sleep(forTimeInterval: 0.5)
         }
-        print("4 nodes in namespaces with 10% loss finished in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        #expect(killed)
+        print("4 nodes in namespaces with 10% loss (node 2 killed and restarted) finished in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
         for p in processes { p.terminate() }
         for p in processes { p.waitUntilExit() }
         let ledger = try LedgerGenesis(try MeshConfig.Genesis.load(path: genesis))
