@@ -36,6 +36,12 @@ import Testing
 
     @discardableResult
     static func sh(_ args: [String]) throws -> (status: Int32, output: String) {
+        try sh(args, environment: environment)
+    }
+
+    /// Runs a command (through env) with `environment`, returning its status and its output.
+    @discardableResult
+    static func sh(_ args: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = args

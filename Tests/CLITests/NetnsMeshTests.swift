@@ -31,17 +31,7 @@ import Testing
     }()
 
     static func sh(_ args: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        p.environment = environment
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try MeshDiscoveryProcessTests.sh(args, environment: environment)
     }
 
     @Test(.enabled(if: NetnsMeshTests.enabled, "needs root, ip netns, nftables and the data set (see the printed reason)"))
