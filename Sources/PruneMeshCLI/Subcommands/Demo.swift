@@ -230,8 +230,11 @@ struct Demo: ParsableCommand {
                 lastLine = line
             }
             let waited = (0..<(nodes + extra)).filter { $0 != strangerIndex && !absent.contains($0) }
+            // Done: every node finished phase two and holds the same number of entries (a node that
+            // was down catches up on decisions made after its freeze, such as an admit, by sync).
             if restartAt == nil, joinerIndex == nil || invited,
-               waited.allSatisfy({ last[$0]?.mesh?.finished == true }) { break }
+               waited.allSatisfy({ last[$0]?.mesh?.finished == true }),
+               Set(waited.map { last[$0]?.mesh?.height ?? 0 }).count == 1 { break }
             if MonotonicClock.seconds() - started > timeout {
                 failure = "timed out after \(Int(timeout)) s"
                 break
