@@ -286,7 +286,7 @@ struct Demo: ParsableCommand {
         let shown = last.enumerated().filter { $0.offset != strangerIndex && !absent.contains($0.offset) }.map(\.element)
         let meshes = shown.map { $0?.mesh }
         let report = DemoReport(
-            nodes: audited.count, heights: heights, seconds: seconds, pruning: !noPruning,
+            nodes: audited.count, nodeIndices: audited, heights: heights, seconds: seconds, pruning: !noPruning,
             paramsBefore: original.params, paramsAfter: final.params, flopsBefore: original.flops, flopsAfter: final.flops,
             kept: finalWidths,
             accuracyBefore: meshes.map { $0?.accuracyBefore }, accuracyAfter: meshes.map { $0?.accuracy },
@@ -343,6 +343,8 @@ struct Demo: ParsableCommand {
 /// The demo's summary (JSON keys in snake_case).
 struct DemoReport: Codable {
     var nodes: Int
+    /// Which node (`node-<i>`) each per-node entry below is (absent nodes and the stranger are left out).
+    var nodeIndices: [Int]
     var heights: [Int]
     var seconds: Double
     var pruning: Bool
@@ -395,7 +397,7 @@ struct DemoReport: Codable {
         lines.append("node    height  acc before  acc after  global acc  bytes sent  agreement B/round      ε")
         for i in 0..<nodes {
             lines.append(String(format: "node-%-2d %6d  %10@  %9@  %10@  %10llu  %17.0f  %5.2f",
-                                i, heights[i], pct(accuracyBefore[i]) as NSString, pct(accuracyAfter[i]) as NSString,
+                                nodeIndices[i], heights[i], pct(accuracyBefore[i]) as NSString, pct(accuracyAfter[i]) as NSString,
                                 pct(globalAccuracyAfter[i]) as NSString, bytesSent[i], consensusBytesPerRound[i], epsilon[i]))
         }
         lines.append("")
