@@ -264,10 +264,7 @@ public struct ConsensusTimings: Sendable, Hashable {
 
     /// base + round · delta, saturating.
     static func grow(_ base: UInt64, _ delta: UInt64, _ round: Int) -> UInt64 {
-        let (product, overflow) = delta.multipliedReportingOverflow(by: UInt64(max(0, round)))
-        if overflow { return .max }
-        let (sum, overflow2) = base.addingReportingOverflow(product)
-        return overflow2 ? .max : sum
+        growingTimeoutMs(base: base, delta: delta, round: UInt64(max(0, round))) ?? .max
     }
 }
 

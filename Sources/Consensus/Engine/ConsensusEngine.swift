@@ -40,10 +40,9 @@ public struct ConsensusConfig: Sendable, Hashable {
         self.syncPollIntervalMs = syncPollIntervalMs
     }
 
+    /// Saturates at half the range, so that `now + timeout` cannot wrap.
     static func grow(_ base: UInt64, _ delta: UInt64, _ round: UInt32) -> UInt64 {
-        let (product, o1) = delta.multipliedReportingOverflow(by: UInt64(round))
-        let (sum, o2) = base.addingReportingOverflow(product)
-        return o1 || o2 ? .max / 2 : sum
+        growingTimeoutMs(base: base, delta: delta, round: UInt64(round)) ?? .max / 2
     }
 
     public func proposeTimeoutMs(round: UInt32) -> UInt64 { Self.grow(proposeTimeoutMs, proposeTimeoutDeltaMs, round) }

@@ -91,6 +91,8 @@ public final class MeshService: NodeService, @unchecked Sendable {
     let log: DecisionLog
     /// Encoded entries of the log, for serving peers that sync (height i + 1 at index i).
     private var entries: [[UInt8]]
+    /// The committed masks, oldest first (the round logic's patience count).
+    private var maskHistory: [PruneMask]
     private var budget: PinnedPrivacyBudget
     let worker: TrainingWorker
     private var lastImportance: (round: UInt64, importance: [[Float]], mask: PruneMask)?
@@ -136,6 +138,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         for bytes in stored {
             if case let .mask(m)? = try? LogEntry.decode(bytes).decision { maskHistory.append(m.mask) }
         }
+        self.maskHistory = maskHistory
         self.log = log
         self.entries = stored
         let state = verified.verifier.state
@@ -234,17 +237,10 @@ public final class MeshService: NodeService, @unchecked Sendable {
     private func startRoundsIfValidator(node: Node) {
         guard !roundsStarted, engine.isValidator else { return }
         roundsStarted = true
-        driver = RoundDriver(config: driver.config, state: engine.state, maskHistory: maskHistory(),
+        driver = RoundDriver(config: driver.config, state: engine.state, maskHistory: maskHistory,
                              finetuneEpochsDone: driver.finetuneEpochsDone)
         logger.info("rounds start", metadata: ["height": "\(engine.state.height)", "mask": "\(engine.state.mask)"])
         run(driver.onStart(), node: node)
-    }
-
-    private func maskHistory() -> [PruneMask] {
-        entries.compactMap { bytes in
-            if case let .mask(m)? = try? LogEntry.decode(bytes).decision { return m.mask }
-            return nil
-        }
     }
 
     /// Signs an invite for `key` and asks the mesh to admit it (`prunemesh invite`). Call on the loop.
@@ -291,12 +287,10 @@ public final class MeshService: NodeService, @unchecked Sendable {
     }
 
     public func onTick(nowMs: UInt64, node: Node) {
-        let down = Set(engine.validators.keys.filter { key in
-            guard key != signer.publicKey else { return false }
-            // Never heard of, dead or gone: not worth waiting for.
-            guard let record = node.members.first(where: { $0.id == key }) else { return true }
-            return record.status == .dead || record.status == .left
-        })
+        // Never heard of, dead or gone: not worth waiting for. One pass over the view per tick.
+        var reachable = Set<PublicKey>([signer.publicKey])
+        for record in node.members where record.status == .alive || record.status == .suspect { reachable.insert(record.id) }
+        let down = Set(engine.validators.keys.filter { !reachable.contains($0) })
         execute(engine.onMembership(down: down, nowMs: nowMs), node: node)
         execute(engine.onTick(nowMs: nowMs), node: node)
     }
@@ -334,6 +328,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
             fatal("cannot append to the decision log: \(error)")
         }
         entries.append(bytes)
+        if case let .mask(m) = c.decision { maskHistory.append(m.mask) }
         let now = Node.nowMs()
         var latency = "n/a"
         if case let .mask(m) = c.decision, let last = figures.lastContributionMs[m.round] {
@@ -493,17 +488,18 @@ public final class MeshService: NodeService, @unchecked Sendable {
     // MARK: Sending
 
     private func send(_ message: ConsensusMessage, to key: PublicKey, node: Node) {
-        guard let address = node.address(of: key) else { return }
-        let payload = message.encodedPayload()
-        figures.bytesOutByKind[message.kind, default: 0] += UInt64(payload.count)
-        node.send(kind: message.kind, payload: payload, to: address)
+        send(kind: message.kind, payload: message.encodedPayload(), to: key, node: node)
     }
 
     private func send(_ message: LogSyncMessage, to key: PublicKey, node: Node) {
+        send(kind: message.kind, payload: message.encodedPayload(), to: key, node: node)
+    }
+
+    /// Every message of the mesh part leaves here: counted by kind, then signed and queued by the node.
+    private func send(kind: MessageKind, payload: [UInt8], to key: PublicKey, node: Node) {
         guard let address = node.address(of: key) else { return }
-        let payload = message.encodedPayload()
-        figures.bytesOutByKind[message.kind, default: 0] += UInt64(payload.count)
-        node.send(kind: message.kind, payload: payload, to: address)
+        figures.bytesOutByKind[kind, default: 0] += UInt64(payload.count)
+        node.send(kind: kind, payload: payload, to: address)
     }
 
     private func fatal(_ message: String) -> Never {

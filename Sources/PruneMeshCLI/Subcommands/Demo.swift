@@ -281,7 +281,8 @@ struct Demo: ParsableCommand {
         let identical = chains.allSatisfy { $0 == chains[0] } && (noPruning || !chains[0].isEmpty)
         let bytesIdentical = logs.allSatisfy { $0 == logs[0] }
         let original = ModelCost(genesis.model)
-        let finalWidths = lastSummary.map { _ in last.compactMap { $0?.mesh?.maskKept }.first ?? [] } ?? []
+        // The mask in force after node 0's last audited entry.
+        let finalWidths = lastSummary?.kept ?? []
         let final = ModelCost(finalWidths.isEmpty ? genesis.model : genesis.model.withPrunableWidths(finalWidths))
         let shown = last.enumerated().filter { $0.offset != strangerIndex && !absent.contains($0.offset) }.map(\.element)
         let meshes = shown.map { $0?.mesh }
