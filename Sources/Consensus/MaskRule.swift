@@ -65,7 +65,7 @@ public struct MaskRule: Sendable, Hashable {
         for (layer, units) in current.kept.enumerated() {
             let offset = layerOffsets[layer]
             let scores = units.map { aggregate[offset + $0] }
-            kept.append(boundary.select(scores: scores).map { units[$0] })
+            kept.append(boundary.select(scores: scores, layer: layer).map { units[$0] })
         }
         return PruneMask(kept: kept)
     }

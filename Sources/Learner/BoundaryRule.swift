@@ -11,16 +11,23 @@ public enum BoundaryRule: Hashable, Sendable, CustomStringConvertible {
     /// Keep the top ⌈fraction · n⌉ units of each layer (fraction in millionths). Ties go to the
     /// lower index.
     case keep(fractionMicro: Int)
+    /// `keep` with a fraction per prunable layer, in model order; layers past the list use its
+    /// last fraction. Two to `perLayerCountMax` fractions (one is `keep`).
+    case keepPerLayer(fractionsMicro: [Int])
+
+    /// Most fractions a per-layer rule lists (its text stays within the genesis' 64 bytes).
+    public static let perLayerCountMax = 6
 
     public var description: String {
         switch self {
         case let .auto(k): return "auto:\(Self.decimal(k, scale: 1000))"
         case let .auto2(k): return "auto2:\(Self.decimal(k, scale: 1000))"
         case let .keep(f): return "keep:\(Self.decimal(f, scale: 1_000_000))"
+        case let .keepPerLayer(fs): return "keep:" + fs.map { Self.decimal($0, scale: 1_000_000) }.joined(separator: "/")
         }
     }
 
-    /// Parses `auto:K`, `auto2:K` or `keep:FRACTION` (decimals, no exponent).
+    /// Parses `auto:K`, `auto2:K`, `keep:FRACTION` or `keep:F1/F2/…` (per layer; decimals, no exponent).
     public init(parsing text: String) throws(MaskError) {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2 else { throw MaskError(problem: "boundary \"\(text)\": expected auto:K, auto2:K or keep:FRACTION") }
@@ -31,22 +38,42 @@ public enum BoundaryRule: Hashable, Sendable, CustomStringConvertible {
             }
             self = parts[0] == "auto" ? .auto(kMilli: k) : .auto2(kMilli: k)
         case "keep":
-            guard let f = Self.parseDecimal(String(parts[1]), scale: 1_000_000), f > 0, f <= 1_000_000 else {
-                throw MaskError(problem: "boundary \"\(text)\": FRACTION must be in (0, 1] with at most 6 decimals")
+            let items = parts[1].split(separator: "/", omittingEmptySubsequences: false)
+            guard items.count <= Self.perLayerCountMax else {
+                throw MaskError(problem: "boundary \"\(text)\": at most \(Self.perLayerCountMax) per-layer fractions")
             }
-            self = .keep(fractionMicro: f)
+            var fractions: [Int] = []
+            for item in items {
+                guard let f = Self.parseDecimal(String(item), scale: 1_000_000), f > 0, f <= 1_000_000 else {
+                    throw MaskError(problem: "boundary \"\(text)\": FRACTION must be in (0, 1] with at most 6 decimals")
+                }
+                fractions.append(f)
+            }
+            self = fractions.count == 1 ? .keep(fractionMicro: fractions[0]) : .keepPerLayer(fractionsMicro: fractions)
         default:
             throw MaskError(problem: "boundary \"\(text)\": unknown rule \"\(parts[0])\"")
         }
     }
 
-    /// The local indices (ascending) of the units to keep, never empty for a non-empty layer.
-    public func select(scores: [Int32]) -> [Int] {
+    /// The fraction a `keep` rule keeps of prunable layer `layer` (in millionths); nil for `auto`.
+    public func keepFractionMicro(layer: Int) -> Int? {
+        switch self {
+        case let .keep(f): return f
+        case let .keepPerLayer(fs): return fs[min(layer, fs.count - 1)]
+        case .auto, .auto2: return nil
+        }
+    }
+
+    /// The local indices (ascending) of the units to keep of prunable layer `layer`, never empty
+    /// for a non-empty layer.
+    public func select(scores: [Int32], layer: Int = 0) -> [Int] {
         let n = scores.count
         precondition(n > 0, "boundary rule applied to an empty layer")
+        precondition(layer >= 0, "layer \(layer)")
         var kept: [Int]
         switch self {
-        case let .keep(fractionMicro):
+        case .keep, .keepPerLayer:
+            let fractionMicro = keepFractionMicro(layer: layer)!
             let count = max(1, Int((Int128(n) * Int128(fractionMicro) + 999_999) / 1_000_000))
             let order = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
             kept = Array(order.prefix(count)).sorted()

@@ -99,7 +99,7 @@ public struct Model: Sendable {
     /// Never larger than the current mask.
     public func selectMask(rule: BoundaryRule, grid: FixedPoint = .standard) -> PruneMask {
         let scores = importance().map { layer in layer.map { grid.quantise(Double($0)) } }
-        return mask(selectingLocal: scores.map { rule.select(scores: $0) })
+        return mask(selectingLocal: scores.enumerated().map { rule.select(scores: $0.element, layer: $0.offset) })
     }
 
     /// The mask keeping the given current-layer positions.
@@ -117,13 +117,51 @@ public struct Model: Sendable {
         case reinitialize(seed: UInt64)
     }
 
+    /// Which of the model's units end up on the positions a new mask keeps.
+    public enum Placement: String, Sendable, Equatable, CaseIterable {
+        /// Each kept position holds the unit that was there: the mask's own units survive.
+        case agreed
+        /// In each layer the model keeps its own units of highest L1 norm, as many as the mask
+        /// keeps there, and puts them (in their order) on the mask's positions. The function the
+        /// kept units compute is unchanged: a unit's row moves with the matching input channels of
+        /// the next layer. Right for models that share no weights with other nodes, where a
+        /// position means nothing across nodes: the agreed mask fixes the architecture and every
+        /// node loses the least it can to it.
+        case local
+    }
+
+    /// The surgery plan from this model to `newMask` under `placement`.
+    public func surgeryPlan(to newMask: PruneMask, placement: Placement = .agreed) throws(MaskError) -> SurgeryPlan {
+        try newMask.validate(originalSpec: originalSpec)
+        guard newMask.isSubset(of: mask) else { throw MaskError(problem: "masks only shrink: the new mask keeps a unit already pruned") }
+        switch placement {
+        case .agreed:
+            return SurgeryPlan(from: architecture, current: mask, to: newMask)
+        case .local:
+            let rows = zip(unitL1Norms(), newMask.widths).map { norms, width in Self.strongest(width, of: norms) }
+            return SurgeryPlan(from: architecture, keptLocalRows: rows, to: newMask)
+        }
+    }
+
+    /// The positions of the `count` largest `norms` (ties to the lower position), ascending.
+    static func strongest(_ count: Int, of norms: [Float]) -> [Int] {
+        precondition(count >= 1 && count <= norms.count, "keep \(count) of \(norms.count) units")
+        let order = norms.indices.sorted { norms[$0] > norms[$1] || (norms[$0] == norms[$1] && $0 < $1) }
+        return order.prefix(count).sorted()
+    }
+
     /// The dense narrower model keeping only `newMask`'s units: drops pruned units' rows and
     /// biases, and the matching input channels of the next layer (conv channels, or the flattened
     /// positions of the first dense layer). `newMask` must be a subset of the current mask.
-    public func pruned(to newMask: PruneMask, mode: SurgeryMode = .keepWeights) throws(MaskError) -> Model {
-        try newMask.validate(originalSpec: originalSpec)
-        guard newMask.isSubset(of: mask) else { throw MaskError(problem: "masks only shrink: the new mask keeps a unit already pruned") }
-        let plan = SurgeryPlan(from: architecture, current: mask, to: newMask)
+    /// `placement` says which units fill the kept positions (see `Placement`).
+    public func pruned(to newMask: PruneMask, mode: SurgeryMode = .keepWeights, placement: Placement = .agreed) throws(MaskError) -> Model {
+        try pruned(with: surgeryPlan(to: newMask, placement: placement), mode: mode)
+    }
+
+    /// `pruned(to:)` with a plan from `surgeryPlan(to:placement:)` of this model.
+    public func pruned(with plan: SurgeryPlan, mode: SurgeryMode = .keepWeights) -> Model {
+        precondition(plan.oldArchitecture.spec == spec, "a surgery plan from \(plan.oldArchitecture.spec) applied to \(spec)")
+        let newMask = plan.newMask
         var result = self
         result.spec = plan.newArchitecture.spec
         result.architecture = plan.newArchitecture
@@ -150,11 +188,27 @@ public struct SurgeryPlan: Sendable {
     /// Per parameter layer: kept input channels (local indices in the old layer's input).
     let keptInputs: [[Int]]
 
+    /// The mask the plan leads to.
+    public let newMask: PruneMask
+
+    /// The plan keeping, in each prunable layer, the units `newMask` keeps.
     public init(from old: Architecture, current: PruneMask, to newMask: PruneMask) {
-        let local = newMask.localIndices(within: current)
+        self.init(from: old, keptLocalRows: newMask.localIndices(within: current), to: newMask)
+    }
+
+    /// The plan keeping, in each prunable layer, the units at the given positions of the current
+    /// layer (ascending, as many as `newMask` keeps there); they take `newMask`'s positions in order.
+    public init(from old: Architecture, keptLocalRows local: [[Int]], to newMask: PruneMask) {
+        precondition(local.count == old.prunable.count && local.map(\.count) == newMask.widths,
+                     "kept rows \(local.map(\.count)) for a mask of widths \(newMask.widths)")
         let newArch = Architecture(old.spec.withPrunableWidths(newMask.widths))
         var rows: [[Int]] = old.paramLayers.map { Array(0..<$0.units) }
-        for (p, sel) in zip(old.prunable, local) { rows[p.paramIndex] = sel }
+        for (p, sel) in zip(old.prunable, local) {
+            precondition(sel.allSatisfy { $0 >= 0 && $0 < p.units } && zip(sel, sel.dropFirst()).allSatisfy { $0 < $1 },
+                         "kept rows of layer \(p.paramIndex) not ascending inside 0..<\(p.units)")
+            rows[p.paramIndex] = sel
+        }
+        self.newMask = newMask
         var inputs: [[Int]] = []
         for (i, layer) in old.paramLayers.enumerated() {
             // A layer's input channels are the previous parameter layer's output units (pooling and

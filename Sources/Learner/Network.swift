@@ -569,9 +569,11 @@ public final class Network {
 
     /// Prunes in place to `mask`, cutting the optimiser state the same way (or resetting it when
     /// the model is re-initialised), and rebuilds the buffers for the narrower model.
-    public func prune(to mask: PruneMask, mode: Model.SurgeryMode = .keepWeights) throws(MaskError) {
-        let plan = SurgeryPlan(from: model.architecture, current: model.mask, to: mask)
-        let newModel = try model.pruned(to: mask, mode: mode)
+    /// `placement` says which units fill the kept positions (see `Model.Placement`).
+    public func prune(to mask: PruneMask, mode: Model.SurgeryMode = .keepWeights,
+                      placement: Model.Placement = .agreed) throws(MaskError) {
+        let plan = try model.surgeryPlan(to: mask, placement: placement)
+        let newModel = model.pruned(with: plan, mode: mode)
         if var state = optimizer {
             if mode == .keepWeights {
                 state.apply(plan)

@@ -195,7 +195,8 @@ extension Genesis {
             # How the agreed importance becomes a mask, and when pruning stops.
             pruning:
               # Boundary rule per prunable layer: auto:K keeps units with score >= mean - K*std,
-              # auto2:K also drops those above mean + K*std, keep:F keeps the top fraction F.
+              # auto2:K also drops those above mean + K*std, keep:F keeps the top fraction F,
+              # keep:F1/F2/... keeps fraction Fi of prunable layer i (the last for the layers after it).
               boundary: \(q(pruning.boundary.description))
               # Freeze after this many rounds without a change of the mask (1-\(Limits.pruning_rounds_count_max)).
               patience: \(pruning.patience)

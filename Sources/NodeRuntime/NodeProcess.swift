@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Learner
 import Logging
 import Metrics
 import MeshConfig
@@ -18,11 +19,15 @@ public enum NodeProcess {
         public var pruning: Bool
         public var trainLimit: Int?
         public var testLimit: Int?
-        public init(enabled: Bool = true, pruning: Bool = true, trainLimit: Int? = nil, testLimit: Int? = nil) {
+        /// Which own units fill the agreed mask's positions at each surgery.
+        public var placement: Model.Placement
+        public init(enabled: Bool = true, pruning: Bool = true, trainLimit: Int? = nil, testLimit: Int? = nil,
+                    placement: Model.Placement = .local) {
             self.enabled = enabled
             self.pruning = pruning
             self.trainLimit = trainLimit
             self.testLimit = testLimit
+            self.placement = placement
         }
     }
 
@@ -35,7 +40,8 @@ public enum NodeProcess {
             meshLogger[metadataKey: "node"] = "\(settings.key.publicKey.fingerprint)"
             meshService = try MeshService(genesis: genesis, signer: settings.key, stateDirectory: settings.stateDirectory,
                                           data: config.data, threads: max(1, config.threads), pruning: meshOptions.pruning,
-                                          trainLimit: meshOptions.trainLimit, testLimit: meshOptions.testLimit, logger: meshLogger)
+                                          trainLimit: meshOptions.trainLimit, testLimit: meshOptions.testLimit,
+                                          placement: meshOptions.placement, logger: meshLogger)
         }
         let registry = PrometheusCollectorRegistry()
         // Anything in the process that reports through swift-metrics lands in the node's /metrics.

@@ -28,11 +28,25 @@ import Testing
         // Two mask decisions and the freeze.
         #expect((j["heights"] as? [Int]) == [3, 3, 3, 3])
         let before = j["params_before"] as? Int ?? 0, after = j["params_after"] as? Int ?? 0
-        #expect(after > 0 && Double(after) < 0.3 * Double(before), "keep:0.5 twice leaves about a quarter of each layer: \(before) → \(after)")
+        #expect(after > 0 && Double(after) < 0.3 * Double(before), "two rounds of the demo rule leave under a third of the parameters: \(before) → \(after)")
         #expect((j["flops_after"] as? Int ?? 0) < (j["flops_before"] as? Int ?? 0))
         for eps in j["epsilon"] as? [Double] ?? [] { #expect(eps > 0 && eps <= 10, "ε spent \(eps) within the budget") }
         for bytes in j["bytes_sent"] as? [Int] ?? [] { #expect(bytes > 0) }
         #expect((j["accuracy_after"] as? [Double])?.count == 4)
+    }
+
+    /// A validator that never comes up is removed by a logged decision once the others have seen
+    /// it down for `remove_dead_after_ms`, and the mesh goes on pruning with three validators.
+    @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
+    func aValidatorDownLongerThanTheLimitIsRemovedByTheMesh() throws {
+        let (r, j) = try Self.demo(["--rounds", "2", "--finetune-epochs", "1", "--absent", "3", "--remove-dead-after-ms", "2000"])
+        #expect(r.status == 0, "stderr:\n\(r.stderr.suffix(3000))")
+        #expect(j["audit_ok"] as? Bool == true, "\(j["audit_errors"] ?? "")")
+        #expect(j["logs_identical"] as? Bool == true)
+        let decisions = j["decisions"] as? [String] ?? []
+        #expect(decisions.filter { $0 == "remove node-3 dead" }.count == 1, "decisions \(decisions)")
+        #expect(decisions.filter { $0.hasPrefix("mask") }.count == 2 && decisions.last?.hasPrefix("freeze") == true, "decisions \(decisions)")
+        #expect((j["heights"] as? [Int]) == [4, 4, 4])
     }
 
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))

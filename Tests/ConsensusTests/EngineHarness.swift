@@ -139,6 +139,11 @@ struct EngineCluster {
 
     mutating func submit(_ i: Int, _ d: Decision) { collect(i, engines[i]!.submit(d, nowMs: nowMs)) }
 
+    /// Node i's membership view reports `down` (indices) dead or gone.
+    mutating func membership(_ i: Int, down: [Int]) {
+        collect(i, engines[i]!.onMembership(down: Set(down.map { keys[$0] }), nowMs: nowMs))
+    }
+
     /// Hands `message` to node i as if sent by `from` (a key the test may sign for).
     mutating func inject(_ i: Int, _ message: ConsensusMessage, from: PublicKey) {
         let decoded = try! ConsensusMessage.decode(kind: message.kind, payload: message.encodedPayload())

@@ -336,6 +336,50 @@ import Wire
     }
 
     /// After conviction (before the removal), the offender's contributions are refused too.
+    /// A removal as dead needs the voter's own membership view: node 2 still sees node 3 up and
+    /// prevotes nil, so round 0 (nodes 0 and 1 for it, node 3 down) cannot commit; once node 2's
+    /// view agrees, the removal commits and the validator set shrinks from the next height.
+    @Test func aDeadRemovalIsVotedForOnlyByValidatorsThatSeeTheMemberDown() throws {
+        var c = EngineCluster(count: 4, running: 3)
+        let removal = Decision.remove(member: c.keys[3], reason: .dead)
+        c.membership(0, down: [3])
+        c.membership(1, down: [3])
+        c.membership(2, down: [])
+        c.submit(0, removal)
+        c.submit(1, removal)   // node 1 proposes (1, 0)
+        c.stabilize()
+        #expect(c.signedVotes[0].first == c.vote(0, round: 0, .prevote, removal.digest))
+        #expect(c.signedVotes[1].first == c.vote(1, round: 0, .prevote, removal.digest))
+        #expect(c.signedVotes[2].first == c.vote(2, round: 0, .prevote, nil), "node 2 sees node 3 up")
+        #expect(c[2].counters.removalsNotSeen == 1)
+        #expect(c.logs.allSatisfy { $0.isEmpty })
+        c.membership(2, down: [3])
+        c.submit(2, removal)
+        c.run(ms: 5_000)
+        for i in 0..<3 {
+            try #require(c.logs[i].count == 1, "node \(i) committed the removal")
+            #expect(c.logs[i][0].decision == removal)
+            #expect(c.logs[i][0].certificate.round >= 1)
+            #expect(c[i].validators.count == 3 && !c[i].validators.contains(c.keys[3]))
+        }
+    }
+
+    /// A pending removal is withdrawn when the member is seen up again before it is decided.
+    @Test func aPendingDeadRemovalIsWithdrawnWhenTheMemberComesBack() {
+        var c = EngineCluster(count: 4)
+        let removal = Decision.remove(member: c.keys[3], reason: .dead)
+        c.membership(0, down: [3])
+        c.submit(0, removal)
+        #expect(c[0].pendingDecisions == [removal])
+        c.membership(0, down: [])
+        #expect(c[0].pendingDecisions.isEmpty)
+        // Evidence-based removals do not depend on the view.
+        let convicted = Decision.remove(member: c.keys[3], reason: .equivocated)
+        c.submit(0, convicted)
+        c.membership(0, down: [2])
+        #expect(c[0].pendingDecisions == [convicted])
+    }
+
     @Test func aConvictedValidatorsContributionsAreRefused() throws {
         var c = EngineCluster(count: 4, running: 1)
         var b = c.builder

@@ -55,6 +55,63 @@ import Testing
         for i in before.indices { #expect(abs(before[i] - after[i]) < 1e-5) }
     }
 
+    /// Local placement: the model keeps its own strongest units on the mask's positions. Weaken
+    /// (zero) a set of units that is NOT the complement of the mask; pruning to the mask with
+    /// `.local` must drop exactly the weakened units, so the logits stay those of the full model
+    /// — which also proves the next layer's input channels moved with their units. `.agreed`
+    /// keeps the mask's own units instead and changes the logits.
+    @Test func localPlacementKeepsTheModelsStrongestUnitsAndItsFunction() throws {
+        var model = Model(spec: Self.spec, seed: 4)
+        let weak: [[Int]] = [[0, 2, 4], [1, 3, 4, 7], [0, 1, 2, 3, 5, 6, 11]]  // 3, 4, 5 survive, mostly not `mask`'s
+        for (layer, p) in model.architecture.prunable.enumerated() {
+            let fanIn = model.architecture.paramLayers[p.paramIndex].fanIn
+            for u in weak[layer] {
+                for j in 0..<fanIn { model.weights[p.paramIndex][u * fanIn + j] = 0 }
+                model.biases[p.paramIndex][u] = 0
+            }
+        }
+        let local = try model.pruned(to: mask, placement: .local)
+        #expect(local.mask == mask)
+        #expect(local.spec == (try model.pruned(to: mask)).spec)
+        let x = inputs(model, count: 4, seed: 12)
+        let full = logits(model, x, count: 4), a = logits(local, x, count: 4)
+        for i in full.indices { #expect(abs(full[i] - a[i]) < 1e-5, "logit \(i): \(full[i]) vs \(a[i])") }
+        let agreed = logits(try model.pruned(to: mask, placement: .agreed), x, count: 4)
+        #expect(zip(full, agreed).contains { abs($0 - $1) > 1e-3 })
+        // Pruning again keeps choosing among the units the model holds now.
+        let smaller = PruneMask(kept: [[2], [1, 7], [6]])
+        let twice = try local.pruned(to: smaller, placement: .local)
+        #expect(twice.mask == smaller)
+        #expect(twice.spec.description == "8x8x1:conv3x1,relu,pool2,conv3x2,relu,pool2,dense1,relu,dense4")
+    }
+
+    @Test func strongestUnitsAreTheLargestNormsInAscendingPositionTiesToTheLowerPosition() {
+        #expect(Model.strongest(2, of: [0.5, 3, 1, 3]) == [1, 3])
+        #expect(Model.strongest(1, of: [2, 2, 2]) == [0])
+        #expect(Model.strongest(3, of: [0, 5, 1, 4, 1]) == [1, 2, 3])
+        #expect(Model.strongest(3, of: [1, 2, 3]) == [0, 1, 2])
+    }
+
+    /// The optimiser state moves with the units local placement keeps.
+    @Test func localPlacementCutsOptimizerStateWithTheKeptUnits() throws {
+        var model = Model(spec: Self.spec, seed: 2)
+        model.weights[0] = model.weights[0].map { $0 * 0.01 }
+        let fanIn = model.architecture.paramLayers[0].fanIn
+        for j in 0..<fanIn { model.weights[0][4 * fanIn + j] *= 1000 }  // unit 4 of layer 0 is the strongest
+        let net = Network(model: model, batchCapacity: 2, threads: 1)
+        net.setOptimizer(.defaultAdam)
+        let x = inputs(model, count: 2, seed: 3)
+        _ = net.lossAndGradients(x, labels: [1, 3])
+        net.applyStepForTests(learningRate: 0.01)
+        let before = net.model, stateBefore = net.optimizer!
+        let one = PruneMask(kept: [[0], Array(0..<8), Array(0..<12)])
+        let plan = try before.surgeryPlan(to: one, placement: .local)
+        try net.prune(to: one, placement: .local)
+        #expect(net.model.weights[0] == Array(before.weights[0][(4 * fanIn)..<(5 * fanIn)]))
+        #expect(net.optimizer!.weightSlots[0][0].array == plan.sliceWeights(stateBefore.weightSlots[0][0].array, layer: 0))
+        #expect(net.optimizer!.weightSlots[0][0].array == Array(stateBefore.weightSlots[0][0].array[(4 * fanIn)..<(5 * fanIn)]))
+    }
+
     @Test func reinitialiseModeBuildsTheNarrowerShapeWithFreshWeights() throws {
         let model = Model(spec: Self.spec, seed: 4)
         let kept = try model.pruned(to: mask)
@@ -119,10 +176,13 @@ import Testing
 
 @Suite struct BoundaryRuleTests {
     @Test func parsesAndPrintsCanonically() throws {
-        for text in ["auto:2", "auto2:2.5", "keep:0.25", "auto:0.125", "keep:1"] {
+        for text in ["auto:2", "auto2:2.5", "keep:0.25", "auto:0.125", "keep:1", "keep:0.7/0.6/0.35", "keep:1/0.5"] {
             #expect(try BoundaryRule(parsing: text).description == text)
         }
-        for bad in ["auto", "auto:-1", "keep:0", "keep:1.5", "keep:0.1234567", "auto:1e3", "median:2", "auto:11"] {
+        #expect(try BoundaryRule(parsing: "keep:0.7/0.35") == .keepPerLayer(fractionsMicro: [700_000, 350_000]))
+        #expect(try BoundaryRule(parsing: "keep:0.50") == .keep(fractionMicro: 500_000))
+        for bad in ["auto", "auto:-1", "keep:0", "keep:1.5", "keep:0.1234567", "auto:1e3", "median:2", "auto:11",
+                    "keep:0.5/", "keep:/0.5", "keep:0.5//0.5", "keep:0.5/0", "keep:0.1/0.2/0.3/0.4/0.5/0.6/0.7", "auto:1/2"] {
             #expect(throws: MaskError.self) { try BoundaryRule(parsing: bad) }
         }
     }
@@ -132,6 +192,20 @@ import Testing
         #expect(rule.select(scores: [5, 1, 9, 3]) == [0, 2])
         #expect(rule.select(scores: [4, 4, 4, 4, 4]) == [0, 1, 2])  // ⌈2.5⌉ = 3
         #expect(try BoundaryRule(parsing: "keep:0.01").select(scores: [1, 7, 3]) == [1])
+    }
+
+    /// A per-layer rule keeps its own fraction of each layer; layers past the list take the last.
+    @Test func perLayerKeepFractionsApplyLayerByLayer() throws {
+        let rule = try BoundaryRule(parsing: "keep:0.75/0.25")
+        let scores: [Int32] = [5, 1, 9, 3, 7, 2, 8, 4]
+        #expect(rule.select(scores: scores, layer: 0) == [0, 2, 3, 4, 6, 7])
+        #expect(rule.select(scores: scores, layer: 1) == [2, 6])
+        #expect(rule.select(scores: scores, layer: 5) == [2, 6])
+        #expect(rule.keepFractionMicro(layer: 0) == 750_000 && rule.keepFractionMicro(layer: 9) == 250_000)
+        // A model's own selection uses each layer's fraction too.
+        let model = Model(spec: PruningTests.spec, seed: 4)
+        let mask = model.selectMask(rule: try BoundaryRule(parsing: "keep:1/0.5/0.25"))
+        #expect(mask.widths == [6, 4, 3])
     }
 
     /// The integer implementation against the definition evaluated in Double, on random layers.

@@ -6,7 +6,7 @@ import Testing
 /// `/metrics` carries the mesh figures, and the Grafana dashboard in netconfig/ plots only metrics that exist.
 @Suite struct MetricsTests {
     static func status() -> NodeStatus {
-        let counters = NodeStatus.Mesh.Counters(proposalsSent: 1, proposalsReceived: 2, proposalsRejected: 0, votesSent: 4,
+        let counters = NodeStatus.Mesh.Counters(proposalsSent: 1, proposalsReceived: 2, proposalsRejected: 0, removalsNotSeen: 0, votesSent: 4,
                                                 votesReceived: 8, votesRejected: 0, contributionsReceived: 3,
                                                 contributionsRejected: 0, contributionsRequested: 0, equivocations: 0,
                                                 commits: 2, commitsFromSync: 1, roundsStarted: 3, timeouts: 1,

@@ -165,6 +165,8 @@ public struct ConsensusCounters: Sendable, Hashable {
     public var proposalsSent: UInt64 = 0
     public var proposalsReceived: UInt64 = 0
     public var proposalsRejected: UInt64 = 0
+    /// Fresh removals of a member as dead or gone refused because membership here sees it up.
+    public var removalsNotSeen: UInt64 = 0
     public var votesSent: UInt64 = 0
     public var votesReceived: UInt64 = 0
     public var votesRejected: UInt64 = 0
@@ -337,6 +339,11 @@ public struct ConsensusEngine: Sendable {
         var out: [ConsensusOutput] = []
         guard keys != down else { return out }
         down = keys
+        // A member back up is no longer to be removed as dead or gone.
+        pending.removeAll { d in
+            if case let .remove(member, reason) = d, reason != .equivocated { return !keys.contains(member) }
+            return false
+        }
         process(nowMs: nowMs, into: &out)
         return out
     }
@@ -829,7 +836,9 @@ public struct ConsensusEngine: Sendable {
         if step == .propose, let p = proposals[round] {
             if p.validRound == nil {
                 if let v = valid(round: round, nowMs: nowMs, into: &out) {
-                    let ok = lockedRound == nil || lockedDigest == v.digest
+                    let seen = agreesWithOwnView(v)
+                    if !seen { counters.removalsNotSeen += 1 }
+                    let ok = (lockedRound == nil || lockedDigest == v.digest) && seen
                     castVote(.prevote, digest: ok ? v.digest : nil, nowMs: nowMs, into: &out)
                 } else if case .invalid = validity[round] {
                     counters.proposalsRejected += 1
@@ -857,6 +866,16 @@ public struct ConsensusEngine: Sendable {
             validRound = round
             validDecision = v
         }
+    }
+
+    /// The one local condition on a fresh proposal: a removal of a member as dead or gone needs
+    /// this validator's own membership view to report it down too, so that one node's view
+    /// cannot remove a live validator. Only the first prevote on a fresh proposal asks; a value
+    /// re-proposed with a quorum of prevotes behind it, and commits, never do (validity stays a
+    /// function of the log, which liveness needs).
+    private func agreesWithOwnView(_ decision: Decision) -> Bool {
+        guard case let .remove(member, reason) = decision, reason != .equivocated else { return true }
+        return down.contains(member)
     }
 
     /// Lines 34–35 and 44–46.

@@ -22,7 +22,7 @@ import Wire
 ///       prunemesh_train_samples_per_second, prunemesh_epsilon_spent, prunemesh_epsilon_left, prunemesh_validators,
 ///       prunemesh_agreement_bytes_out_per_round
 ///     mesh part (counters): prunemesh_agreement_bytes_out_total, prunemesh_commits_total, prunemesh_commits_synced_total,
-///       prunemesh_proposals_rejected_total, prunemesh_votes_rejected_total, prunemesh_equivocations_total,
+///       prunemesh_proposals_rejected_total, prunemesh_removals_not_seen_total, prunemesh_votes_rejected_total, prunemesh_equivocations_total,
 ///       prunemesh_consensus_timeouts_total, prunemesh_releases_total
 public final class NodeMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
@@ -61,6 +61,7 @@ public final class NodeMetrics: @unchecked Sendable {
         ("prunemesh_commits_total", "Heights this node committed by its own agreement."),
         ("prunemesh_commits_synced_total", "Heights this node took from a peer's log after verifying them."),
         ("prunemesh_proposals_rejected_total", "Proposals refused (wrong proposer, invalid value)."),
+        ("prunemesh_removals_not_seen_total", "Removals of a member as dead prevoted nil: membership here sees it up."),
         ("prunemesh_votes_rejected_total", "Votes refused (bad signature, not a validator)."),
         ("prunemesh_equivocations_total", "Conflicting votes seen (evidence)."),
         ("prunemesh_consensus_timeouts_total", "Agreement step timeouts."),
@@ -179,6 +180,7 @@ public final class NodeMetrics: @unchecked Sendable {
         advance("prunemesh_commits_total", to: mc.commits)
         advance("prunemesh_commits_synced_total", to: mc.commitsFromSync)
         advance("prunemesh_proposals_rejected_total", to: mc.proposalsRejected)
+        advance("prunemesh_removals_not_seen_total", to: mc.removalsNotSeen)
         advance("prunemesh_votes_rejected_total", to: mc.votesRejected)
         advance("prunemesh_equivocations_total", to: mc.equivocations)
         advance("prunemesh_consensus_timeouts_total", to: mc.timeouts)

@@ -97,6 +97,9 @@ public final class MeshService: NodeService, @unchecked Sendable {
     let worker: TrainingWorker
     private var lastImportance: (round: UInt64, importance: [[Float]], mask: PruneMask)?
     private var assemblers: [PublicKey: LogSyncAssembler] = [:]
+    /// Since when (this node's clock) each validator has been down in its membership view, and
+    /// whether it left (a leave it announced) rather than died or was never heard of.
+    private var downSince: [PublicKey: (ms: UInt64, left: Bool)] = [:]
     var figures = MeshFigures()
     private(set) var finished = false
     let initialCost: ModelCost
@@ -105,7 +108,8 @@ public final class MeshService: NodeService, @unchecked Sendable {
     /// Restores everything from the state directory (log verified from the genesis, guard,
     /// budget, checkpoint pruned to the log's mask) and loads the data.
     public init(genesis: Genesis, signer: SigningKey, stateDirectory: String, data: NodeConfig.DataSource,
-                threads: Int, pruning: Bool, trainLimit: Int?, testLimit: Int?, logger: Logger) throws {
+                threads: Int, pruning: Bool, trainLimit: Int?, testLimit: Int?, placement: Model.Placement = .local,
+                logger: Logger) throws {
         self.genesis = genesis
         self.signer = signer
         self.files = StateDirectory(path: stateDirectory)
@@ -205,7 +209,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         let settings = TrainingWorker.Settings(
             batchSize: t.batchSize, learningRate: Float(t.learningRate), optimizer: t.optimizerKind,
             augmentFlip: t.augment == .flip, threads: threads, seed: t.initSeed ^ (UInt64(data.shard.map { $0.node + 1 } ?? Int(signer.publicKey.bytes[0]) + 1) << 32),
-            surgery: genesis.pruning.surgery == .keep ? .keepWeights : .reinitialize(seed: t.initSeed))
+            surgery: genesis.pruning.surgery == .keep ? .keepWeights : .reinitialize(seed: t.initSeed), placement: placement)
         self.worker = TrainingWorker(model: model, fresh: fresh, train: train, test: test, settings: settings,
                                      finetuneEpochsDone: finetuneDone, checkpointPath: files.checkpointFile,
                                      trainingStatePath: files.trainingStateFile)
@@ -289,10 +293,36 @@ public final class MeshService: NodeService, @unchecked Sendable {
     public func onTick(nowMs: UInt64, node: Node) {
         // Never heard of, dead or gone: not worth waiting for. One pass over the view per tick.
         var reachable = Set<PublicKey>([signer.publicKey])
-        for record in node.members where record.status == .alive || record.status == .suspect { reachable.insert(record.id) }
+        var left = Set<PublicKey>()
+        for record in node.members {
+            if record.status == .alive || record.status == .suspect { reachable.insert(record.id) }
+            if record.status == .left { left.insert(record.id) }
+        }
         let down = Set(engine.validators.keys.filter { !reachable.contains($0) })
         execute(engine.onMembership(down: down, nowMs: nowMs), node: node)
+        proposeRemovals(down: down, left: left, nowMs: nowMs, node: node)
         execute(engine.onTick(nowMs: nowMs), node: node)
+    }
+
+    /// A validator down in this node's view for the genesis `remove_dead_after_ms` is put up for
+    /// removal: reason `requested` if it announced its leave, `dead` otherwise (dead, or never
+    /// heard of since this node started). The engine proposes it in this node's turn and the
+    /// others prevote for it only if their own views see it down too; it is withdrawn if the
+    /// member comes back first.
+    private func proposeRemovals(down: Set<PublicKey>, left: Set<PublicKey>, nowMs: UInt64, node: Node) {
+        downSince = downSince.filter { down.contains($0.key) }
+        for key in down {
+            let wasLeft = downSince[key]?.left ?? false
+            if downSince[key] == nil || wasLeft != left.contains(key) { downSince[key] = (nowMs, left.contains(key)) }
+        }
+        let after = genesis.validators.removeDeadAfterMs
+        for (key, since) in downSince.sorted(by: { $0.key < $1.key }) where nowMs >= since.ms &+ after {
+            let decision = Decision.remove(member: key, reason: since.left ? .requested : .dead)
+            guard !engine.pendingDecisions.contains(decision), (try? engine.state.check(decision)) != nil else { continue }
+            logger.notice("validator down for \(after) ms: proposing its removal",
+                          metadata: ["member": "\(key.fingerprint)", "reason": "\(since.left ? "requested" : "dead")"])
+            execute(engine.submit(decision, nowMs: nowMs), node: node)
+        }
     }
 
     // MARK: Outputs
@@ -537,7 +567,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
             syncBytesOut: (figures.bytesOutByKind[.logRequest] ?? 0) + (figures.bytesOutByKind[.logResponse] ?? 0),
             commitLatencyMs: figures.commitLatencyMs,
             counters: .init(proposalsSent: c.proposalsSent, proposalsReceived: c.proposalsReceived,
-                            proposalsRejected: c.proposalsRejected, votesSent: c.votesSent, votesReceived: c.votesReceived,
+                            proposalsRejected: c.proposalsRejected, removalsNotSeen: c.removalsNotSeen, votesSent: c.votesSent, votesReceived: c.votesReceived,
                             votesRejected: c.votesRejected, contributionsReceived: c.contributionsReceived,
                             contributionsRejected: c.contributionsRejected, contributionsRequested: c.contributionsRequested,
                             equivocations: c.equivocations, commits: c.commits, commitsFromSync: c.commitsFromSync,

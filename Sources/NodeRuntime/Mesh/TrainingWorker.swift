@@ -36,9 +36,11 @@ public final class TrainingWorker: @unchecked Sendable {
         public var threads: Int
         public var seed: UInt64
         public var surgery: Model.SurgeryMode
+        /// Which own units fill the agreed mask's positions (see `Model.Placement`).
+        public var placement: Model.Placement
 
         public init(batchSize: Int, learningRate: Float, optimizer: OptimizerKind, augmentFlip: Bool, threads: Int,
-                    seed: UInt64, surgery: Model.SurgeryMode) {
+                    seed: UInt64, surgery: Model.SurgeryMode, placement: Model.Placement = .local) {
             self.batchSize = batchSize
             self.learningRate = learningRate
             self.optimizer = optimizer
@@ -46,6 +48,7 @@ public final class TrainingWorker: @unchecked Sendable {
             self.threads = threads
             self.seed = seed
             self.surgery = surgery
+            self.placement = placement
         }
     }
 
@@ -128,7 +131,7 @@ public final class TrainingWorker: @unchecked Sendable {
                 return
             }
             do throws(MaskError) {
-                try network.prune(to: mask, mode: settings.surgery)
+                try network.prune(to: mask, mode: settings.surgery, placement: settings.placement)
                 saveCheckpoint()
                 completion?(.success((network.model.cost.params, network.model.cost.flops)))
             } catch {

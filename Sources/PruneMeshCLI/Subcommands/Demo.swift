@@ -32,8 +32,8 @@ struct Demo: ParsableCommand {
     @Option(help: "Keep each node's directory (key, genesis, decisions.log, checkpoint, node.log) under DIR/node-<i>/.")
     var dir: String?
 
-    @Option(help: "Boundary rule: auto:K, auto2:K or keep:FRACTION.")
-    var boundary: String = "keep:0.5"
+    @Option(help: "Boundary rule: auto:K, auto2:K, keep:FRACTION or keep:F1/F2/… (per prunable layer; the last for the rest).")
+    var boundary: String = "keep:0.6/0.6/0.45"
 
     @Option(name: .customLong("epochs-per-round"), help: "Local epochs per pruning round.")
     var epochsPerRound: Int = 1
@@ -65,6 +65,14 @@ struct Demo: ParsableCommand {
     @Flag(name: .customLong("no-pruning"), help: "The baseline: the same rounds and epochs with no release and no pruning.")
     var noPruning = false
 
+    @Option(name: .customLong("remove-dead-after-ms"),
+            help: "The genesis validators.remove_dead_after_ms: a validator down this long is removed by a logged decision.")
+    var removeDeadAfterMs: UInt64 = 300_000
+
+    @Option(help: ArgumentHelp("Which own units each node keeps on the agreed positions (see `start --placement`).",
+                               valueName: "local|agreed"))
+    var placement: String = "local"
+
     @Option(name: .customLong("base-port"), help: "UDP port of node 0 (node i listens on BASE + i); 0 = pick free ones.")
     var basePort: Int = 0
 
@@ -94,6 +102,7 @@ struct Demo: ParsableCommand {
         for a in absent where !(1..<nodes).contains(a) { throw ValidationError("--absent must name a node 1…\(nodes - 1)") }
         if let k = killRestart, absent.contains(k) { throw ValidationError("--kill-restart names an absent node") }
         if let k = killRestart, !(0..<nodes).contains(k) { throw ValidationError("--kill-restart must name a node 0…\(nodes - 1)") }
+        if Model.Placement(rawValue: placement) == nil { throw ValidationError("--placement must be local or agreed") }
     }
 
     func run() throws {
@@ -122,12 +131,13 @@ struct Demo: ParsableCommand {
         genesis.data.partition = partition
         genesis.privacy.noiseMultiplier = noiseMultiplier
         genesis.privacy.clipBound = clipBound
+        genesis.validators.removeDeadAfterMs = removeDeadAfterMs
         // The noise std is z·C = 320 real units: a grid of 1/16 loses nothing and halves the varints.
         genesis.privacy.scaleLog2 = 4
         let genesisPath = root + "/genesis.yaml"
         try genesis.write(to: genesisPath, overwrite: true)
         let meshID = genesis.meshID
-        say("demo: \(nodes) nodes, mesh \(meshID.hex.prefix(16)), \(rounds) rounds of \(boundary), \(finetuneEpochs) fine-tune epochs, \(partition), pruning \(noPruning ? "off" : "on"), dir \(root)")
+        say("demo: \(nodes) nodes, mesh \(meshID.hex.prefix(16)), \(rounds) rounds of \(boundary), \(finetuneEpochs) fine-tune epochs, \(partition), pruning \(noPruning ? "off" : "on, placement \(placement)"), dir \(root)")
 
         // Processes.
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
@@ -161,6 +171,7 @@ struct Demo: ParsableCommand {
                         "--log-level", "info"]
             if i > 0 { args += ["--join", "127.0.0.1:\(ports[0])"] }
             if noPruning { args.append("--no-pruning") }
+            args += ["--placement", placement]
             if let trainLimit { args += ["--train-limit", "\(trainLimit)"] }
             if let testLimit { args += ["--test-limit", "\(testLimit)"] }
             nodeArgs.append(args)
@@ -257,6 +268,7 @@ struct Demo: ParsableCommand {
         var auditErrors: [String] = []
         var heights: [Int] = []
         var lastSummary: EntrySummary?
+        var decisions: [String] = []
         let audited = (0..<(nodes + extra)).filter { $0 != strangerIndex && !absent.contains($0) }
         for i in audited {
             let path = nodeDirs[i] + "/decisions.log"
@@ -267,7 +279,12 @@ struct Demo: ParsableCommand {
                 if let e = result.error { auditErrors.append("node-\(i): entry \(e.index): \(e.fault)") }
                 logs.append(read.entries)
                 heights.append(read.entries.count)
-                if i == 0 { lastSummary = result.summaries.last }
+                if i == audited.first {
+                    lastSummary = result.summaries.last
+                    decisions = read.entries.map { bytes in
+                        (try? LogEntry.decode(bytes)).map { Self.describe($0.decision, keys: keys.map(\.publicKey)) } ?? "undecodable"
+                    }
+                }
             } catch {
                 auditErrors.append("node-\(i): \(error)")
                 logs.append([])
@@ -301,7 +318,8 @@ struct Demo: ParsableCommand {
             peakRssBytes: shown.map { $0?.processRssBytes ?? 0 },
             auditOk: auditErrors.isEmpty, auditErrors: auditErrors, logsIdentical: identical, logBytesIdentical: bytesIdentical,
             head: last.first??.mesh?.logHead ?? "", directory: keepDirectory ? root : nil, error: failure,
-            restarted: killRestart.map { [$0] } ?? [], joined: joinerIndex.map { [$0] } ?? [], strangerIgnored: strangerIgnored)
+            restarted: killRestart.map { [$0] } ?? [], joined: joinerIndex.map { [$0] } ?? [], strangerIgnored: strangerIgnored,
+            decisions: decisions)
         if json {
             print(String(decoding: report.json(), as: UTF8.self))
         } else {
@@ -309,6 +327,19 @@ struct Demo: ParsableCommand {
         }
         if !keepDirectory { try? FileManager.default.removeItem(atPath: root) }
         if failure != nil || !report.auditOk || !identical || strangerIgnored == false { throw ExitCode(1) }
+    }
+
+    /// One decision as the demo reports it: its kind, and for admit, remove and evidence the
+    /// member by demo name (`remove node-3 dead`).
+    static func describe(_ decision: Decision, keys: [PublicKey]) -> String {
+        func name(_ k: PublicKey) -> String { keys.firstIndex(of: k).map { "node-\($0)" } ?? k.fingerprint }
+        switch decision {
+        case let .mask(m): return "mask \(m.round)"
+        case let .admit(member, _): return "admit \(name(member))"
+        case let .remove(member, reason): return "remove \(name(member)) \(reason)"
+        case let .freeze(round): return "freeze \(round)"
+        case let .evidence(e): return "evidence \(name(e.offender))"
+        }
     }
 
     static func temporaryDirectory() throws -> String {
@@ -379,6 +410,8 @@ struct DemoReport: Codable {
     var restarted: [Int]
     var joined: [Int]
     var strangerIgnored: Bool?
+    /// The decisions of the first audited node's log, in order (`mask 1`, `remove node-3 dead`, `freeze 2`).
+    var decisions: [String]
 
     func json() -> [UInt8] {
         let encoder = JSONEncoder()

@@ -45,7 +45,7 @@ struct MeshInitCommand: ParsableCommand {
     @Option(help: "Model spec (canonical form).")
     var model: String = ModelSpec.leafFashion.description
 
-    @Option(help: "Boundary rule: auto:K, auto2:K or keep:FRACTION.")
+    @Option(help: "Boundary rule: auto:K, auto2:K, keep:FRACTION or keep:F1/F2/… (per prunable layer; the last for the rest).")
     var boundary: String?
 
     @Option(help: "Local epochs per pruning round.")

@@ -22,7 +22,7 @@ struct Prune: ParsableCommand {
     @Option(help: "Maximum pruning rounds (phase one).")
     var rounds: Int = 2
 
-    @Option(help: "Boundary rule: auto:K (keep ≥ μ−Kσ), auto2:K (the paper's μ±Kσ) or keep:FRACTION per round.")
+    @Option(help: "Boundary rule: auto:K (keep ≥ μ−Kσ), auto2:K (the paper's μ±Kσ), keep:FRACTION or keep:F1/F2/… (per prunable layer) per round.")
     var boundary: String = "keep:0.5"
 
     @Option(help: "End phase one after this many rounds in a row without a parameter reduction.")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Learner
 import Logging
 import MeshConfig
 import NodeRuntime
@@ -88,6 +89,10 @@ struct Start: ParsableCommand {
     @Option(name: .customLong("test-limit"), help: "Evaluate on at most this many test samples.")
     var testLimit: Int?
 
+    @Option(help: ArgumentHelp("Which of its own units a node keeps on the agreed mask's positions at each surgery: local (its highest-L1 units, as many as the mask keeps per layer) or agreed (the units at those positions).",
+                               valueName: "local|agreed"))
+    var placement: String = "local"
+
     var overrides: NodeConfigOverrides {
         NodeConfigOverrides(keyFile: key, genesisFile: genesis, listen: listen,
                             join: noJoin ? [] : (join.isEmpty ? nil : join), stateDirectory: stateDir,
@@ -100,6 +105,7 @@ struct Start: ParsableCommand {
         if noJoin && !join.isEmpty { throw ValidationError("--no-join conflicts with --join") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
+        if Model.Placement(rawValue: placement) == nil { throw ValidationError("--placement must be local or agreed") }
     }
 
     func run() throws {
@@ -113,7 +119,8 @@ struct Start: ParsableCommand {
         let level = Logger.Level(rawValue: resolved.logLevel.rawValue) ?? .info
         LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
         try NodeProcess.run(config: resolved,
-                            mesh: .init(enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit),
+                            mesh: .init(enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit,
+                                        placement: Model.Placement(rawValue: placement)!),
                             logger: Logger(label: "prunemesh"))
     }
 }
