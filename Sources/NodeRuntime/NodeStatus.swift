@@ -50,8 +50,11 @@ public struct NodeStatus: Codable, Sendable, Hashable {
 
     /// The mesh part: rounds, agreement, log, model and privacy (nil for a membership-only node).
     public struct Mesh: Codable, Sendable, Hashable {
-        /// training, agreeing, freezing, finetuning or done.
+        /// training, agreeing, freezing, finetuning or done; joining before a joiner is admitted,
+        /// removed after the mesh removed this node.
         public var phase: String
+        /// Whether this node is in the validator set in force.
+        public var isValidator: Bool
         /// Committed height (entries in the log).
         public var height: UInt64
         /// The next pruning round.

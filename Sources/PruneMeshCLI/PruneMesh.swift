@@ -20,6 +20,7 @@ struct PruneMesh: ParsableCommand {
             Audit.self,
             Demo.self,
             InviteCommand.self,
+            LeaveCommand.self,
             Simulate.self,
             Dev.self,
         ]

@@ -49,6 +49,23 @@ import Testing
         #expect((j["heights"] as? [Int]) == [4, 4, 4])
     }
 
+    /// A member asks to leave (`POST /leave`, what `prunemesh leave` sends): the mesh removes it
+    /// at its request, it is stopped, and the other three finish; its log is a prefix of theirs.
+    @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
+    func aValidatorThatAsksToLeaveIsRemovedAtItsRequest() throws {
+        let (r, j) = try Self.demo(["--rounds", "2", "--finetune-epochs", "1", "--leave", "3"])
+        #expect(r.status == 0, "stderr:\n\(r.stderr.suffix(3000))")
+        #expect(j["audit_ok"] as? Bool == true, "\(j["audit_errors"] ?? "")")
+        #expect(j["logs_identical"] as? Bool == true, "the leaver's log is a prefix of the others'")
+        #expect(j["left"] as? [Int] == [3])
+        let decisions = j["decisions"] as? [String] ?? []
+        #expect(decisions.filter { $0 == "remove node-3 requested" }.count == 1, "decisions \(decisions)")
+        let heights = j["heights"] as? [Int] ?? []
+        #expect(heights.count == 4 && heights.prefix(3).allSatisfy { $0 == decisions.count } && heights[3] <= decisions.count,
+                "heights \(heights)")
+        #expect(r.stderr.contains("node-3 asked the mesh to remove it") && r.stderr.contains("removed at height"))
+    }
+
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
     func killedNodeCatchesUpAJoinerAdoptsTheMaskAStrangerIsIgnored() throws {
         let (r, j) = try Self.demo(["--rounds", "3", "--finetune-epochs", "2", "--train-limit", "1500",

@@ -364,6 +364,33 @@ import Wire
         }
     }
 
+    /// A member asks to leave: its own proposal is the request, so the others prevote for it
+    /// in the member's turn (rounds 0 and 1 belong to others and time out); a removal "at the
+    /// request" of a live member that another node proposes is prevoted nil.
+    @Test func aRemovalAtTheMembersRequestCommitsInItsOwnTurnOnly() throws {
+        var c = EngineCluster(count: 4)
+        let forged = Decision.remove(member: c.keys[3], reason: .requested)
+        c.submit(1, forged)    // node 1 proposes (1, 0) a request node 3 never made
+        c.stabilize()
+        for i in [0, 2, 3] { #expect(c.signedVotes[i].first == c.vote(i, round: 0, .prevote, nil), "node \(i)") }
+        #expect(c[0].counters.removalsNotSeen == 1)
+        var d = EngineCluster(count: 4)
+        let leave = Decision.remove(member: d.keys[3], reason: .requested)
+        d.submit(3, leave)     // node 3 proposes (1, 2)
+        d.run(ms: 10_000)
+        for i in 0..<4 {
+            try #require(d.logs[i].count == 1, "node \(i) committed the leave")
+            #expect(d.logs[i][0].decision == leave)
+            #expect(d.logs[i][0].certificate.round == 2)
+        }
+        #expect(!d[0].validators.contains(d.keys[3]) && !d[3].isValidator)
+        // This node's own request is not withdrawn by a membership change.
+        var e = EngineCluster(count: 4)
+        e.submit(3, leave)
+        e.membership(3, down: [1])
+        #expect(e[3].pendingDecisions == [leave])
+    }
+
     /// A pending removal is withdrawn when the member is seen up again before it is decided.
     @Test func aPendingDeadRemovalIsWithdrawnWhenTheMemberComesBack() {
         var c = EngineCluster(count: 4)

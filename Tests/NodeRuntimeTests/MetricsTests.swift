@@ -11,7 +11,7 @@ import Testing
                                                 contributionsRejected: 0, contributionsRequested: 0, equivocations: 0,
                                                 commits: 2, commitsFromSync: 1, roundsStarted: 3, timeouts: 1,
                                                 syncedEntries: 1, syncRejected: 0, malformed: 0)
-        let mesh = NodeStatus.Mesh(phase: "finetuning", height: 3, round: 3, frozen: true, consensusStep: "idle", consensusRound: 0,
+        let mesh = NodeStatus.Mesh(phase: "finetuning", isValidator: true, height: 3, round: 3, frozen: true, consensusStep: "idle", consensusRound: 0,
                                    validators: 4, maskKept: [8, 16, 512], paramsOriginal: 6_497_162, paramsCurrent: 410_474,
                                    flopsOriginal: 34_250_506, flopsCurrent: 2_390_986, paramReduction: 0.937, flopReduction: 0.93,
                                    modelParams: 410_474, accuracy: 0.9, accuracyBefore: 0.85, globalAccuracy: 0.7,

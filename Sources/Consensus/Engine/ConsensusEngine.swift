@@ -339,9 +339,11 @@ public struct ConsensusEngine: Sendable {
         var out: [ConsensusOutput] = []
         guard keys != down else { return out }
         down = keys
-        // A member back up is no longer to be removed as dead or gone.
+        // A member back up is no longer to be removed as dead or gone (this node's own request to
+        // leave stays).
+        let own = me
         pending.removeAll { d in
-            if case let .remove(member, reason) = d, reason != .equivocated { return !keys.contains(member) }
+            if case let .remove(member, reason) = d, reason != .equivocated, member != own { return !keys.contains(member) }
             return false
         }
         process(nowMs: nowMs, into: &out)
@@ -836,7 +838,7 @@ public struct ConsensusEngine: Sendable {
         if step == .propose, let p = proposals[round] {
             if p.validRound == nil {
                 if let v = valid(round: round, nowMs: nowMs, into: &out) {
-                    let seen = agreesWithOwnView(v)
+                    let seen = agreesWithOwnView(v, proposer: proposer(height: height, round: round))
                     if !seen { counters.removalsNotSeen += 1 }
                     let ok = (lockedRound == nil || lockedDigest == v.digest) && seen
                     castVote(.prevote, digest: ok ? v.digest : nil, nowMs: nowMs, into: &out)
@@ -868,14 +870,19 @@ public struct ConsensusEngine: Sendable {
         }
     }
 
-    /// The one local condition on a fresh proposal: a removal of a member as dead or gone needs
-    /// this validator's own membership view to report it down too, so that one node's view
-    /// cannot remove a live validator. Only the first prevote on a fresh proposal asks; a value
-    /// re-proposed with a quorum of prevotes behind it, and commits, never do (validity stays a
-    /// function of the log, which liveness needs).
-    private func agreesWithOwnView(_ decision: Decision) -> Bool {
-        guard case let .remove(member, reason) = decision, reason != .equivocated else { return true }
-        return down.contains(member)
+    /// The one local condition on a fresh proposal: a removal of a member as dead needs this
+    /// validator's own membership view to report it down too, so that one node's view cannot
+    /// remove a live validator; a removal at the member's request needs the member to be the
+    /// proposer (its signed proposal is the request) or to be down here (it left). Only the first
+    /// prevote on a fresh proposal asks; a value re-proposed with a quorum of prevotes behind it,
+    /// and commits, never do (validity stays a function of the log, which liveness needs).
+    private func agreesWithOwnView(_ decision: Decision, proposer: PublicKey) -> Bool {
+        guard case let .remove(member, reason) = decision else { return true }
+        switch reason {
+        case .equivocated: return true
+        case .dead: return down.contains(member)
+        case .requested: return proposer == member || down.contains(member)
+        }
     }
 
     /// Lines 34–35 and 44–46.

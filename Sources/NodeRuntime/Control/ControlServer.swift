@@ -78,8 +78,13 @@ final class ControlServer: @unchecked Sendable {
                 invite(head: head, context: context, keepAlive: keepAlive)
                 return
             }
+            if path == "/leave" {
+                leave(head: head, context: context, keepAlive: keepAlive)
+                return
+            }
             guard path == "/status" || path == "/metrics" else {
-                write(context, .notFound, "text/plain", Array("try /status, /metrics or POST /invite?key=HEX\n".utf8), keepAlive: keepAlive)
+                write(context, .notFound, "text/plain", Array("try /status, /metrics, POST /invite?key=HEX or POST /leave\n".utf8),
+                      keepAlive: keepAlive)
                 return
             }
             guard head.method == .GET || head.method == .HEAD else {
@@ -119,12 +124,37 @@ final class ControlServer: @unchecked Sendable {
                 write(context, .badRequest, "text/plain", Array("key=HEX (64 hex digits) required\n".utf8), keepAlive: keepAlive)
                 return
             }
+            meshAction(context: context, keepAlive: keepAlive) { mesh, node in
+                switch mesh.invite(key, node: node) {
+                case let .success(invite):
+                    return .success("\"invitee\":\"\(key.hex)\",\"inviter\":\"\(invite.inviter.hex)\",\"valid_until_height\":\(invite.validUntilHeight)")
+                case let .failure(error):
+                    return .failure(error)
+                }
+            }
+        }
+
+        /// `POST /leave`: the node asks the mesh to remove it (proposed in its own turn).
+        private func leave(head: HTTPRequestHead, context: ChannelHandlerContext, keepAlive: Bool) {
+            guard head.method == .POST else {
+                write(context, .methodNotAllowed, "text/plain", Array("POST only\n".utf8), keepAlive: keepAlive)
+                return
+            }
+            meshAction(context: context, keepAlive: keepAlive) { mesh, node in
+                mesh.leave(node: node).map { "\"member\":\"\(node.settings.key.publicKey.hex)\"" }
+            }
+        }
+
+        /// Runs `action` on the node's loop and answers `{"ok":true,FIELDS}` (200) or
+        /// `{"ok":false,"error":"…"}` (409).
+        private func meshAction(context: ChannelHandlerContext, keepAlive: Bool,
+                                _ action: @escaping @Sendable (MeshService, Node) -> Result<String, MeshStartError>) {
             let node = self.node
             let answer = node.loop.submit { () -> (HTTPResponseStatus, [UInt8]) in
                 guard let mesh = node.mesh else { return (.conflict, Array("{\"ok\":false,\"error\":\"no mesh part\"}\n".utf8)) }
-                switch mesh.invite(key, node: node) {
-                case let .success(invite):
-                    return (.ok, Array("{\"ok\":true,\"invitee\":\"\(key.hex)\",\"inviter\":\"\(invite.inviter.hex)\",\"valid_until_height\":\(invite.validUntilHeight)}\n".utf8))
+                switch action(mesh, node) {
+                case let .success(fields):
+                    return (.ok, Array("{\"ok\":true,\(fields)}\n".utf8))
                 case let .failure(error):
                     return (.conflict, Array("{\"ok\":false,\"error\":\"\(error.description.replacingOccurrences(of: "\"", with: "'"))\"}\n".utf8))
                 }

@@ -247,6 +247,19 @@ public final class MeshService: NodeService, @unchecked Sendable {
         run(driver.onStart(), node: node)
     }
 
+    /// Asks the mesh to remove this node at its own request (`prunemesh leave`): the removal is
+    /// proposed in this node's turn as proposer. Call on the loop.
+    public func leave(node: Node) -> Result<Void, MeshStartError> {
+        guard engine.isValidator else { return .failure(MeshStartError(description: "this node is not a validator")) }
+        let decision = Decision.remove(member: signer.publicKey, reason: .requested)
+        do { try engine.state.check(decision) } catch {
+            return .failure(MeshStartError(description: error.description))
+        }
+        logger.notice("asking the mesh to remove this node", metadata: ["height": "\(engine.height)"])
+        execute(engine.submit(decision, nowMs: Node.nowMs()), node: node)
+        return .success(())
+    }
+
     /// Signs an invite for `key` and asks the mesh to admit it (`prunemesh invite`). Call on the loop.
     public func invite(_ key: PublicKey, validFor heights: UInt64 = 16, node: Node) -> Result<Invite, MeshStartError> {
         guard engine.isValidator else { return .failure(MeshStartError(description: "this node is not a validator")) }
@@ -549,7 +562,8 @@ public final class MeshService: NodeService, @unchecked Sendable {
         let consensusBytes = consensusKinds.reduce(UInt64(0)) { $0 + (figures.bytesOutByKind[$1] ?? 0) }
         let rounds = max(1, Int(state.lastMaskRound))
         return NodeStatus.Mesh(
-            phase: roundsStarted ? driver.phase.rawValue : "joining", height: state.height, round: driver.round, frozen: state.frozen,
+            phase: !roundsStarted ? "joining" : engine.isValidator ? driver.phase.rawValue : "removed",
+            isValidator: engine.isValidator, height: state.height, round: driver.round, frozen: state.frozen,
             consensusStep: "\(engine.step.rawValue)", consensusRound: engine.round,
             validators: state.validators.count, maskKept: state.mask.widths,
             paramsOriginal: initialCost.params, paramsCurrent: cost.params,

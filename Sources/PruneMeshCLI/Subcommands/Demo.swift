@@ -82,6 +82,9 @@ struct Demo: ParsableCommand {
     @Option(name: .customLong("kill-restart"), help: "Chaos: SIGKILL node I once it has committed a height, and restart it a second later.")
     var killRestart: Int?
 
+    @Option(name: .customLong("leave"), help: "Scenario: node I asks the mesh to remove it (POST /leave) once a height is committed, and is stopped once removed.")
+    var leave: Int?
+
     @Option(name: .customLong("absent"), help: "Node I is in the genesis but never started (a member that is down); repeatable.")
     var absent: [Int] = []
 
@@ -101,6 +104,9 @@ struct Demo: ParsableCommand {
         guard (0...65_000).contains(basePort) else { throw ValidationError("--base-port must be 0…65000") }
         for a in absent where !(1..<nodes).contains(a) { throw ValidationError("--absent must name a node 1…\(nodes - 1)") }
         if let k = killRestart, absent.contains(k) { throw ValidationError("--kill-restart names an absent node") }
+        if let l = leave, !(1..<nodes).contains(l) || absent.contains(l) || l == killRestart {
+            throw ValidationError("--leave must name a started node 1…\(nodes - 1) other than --kill-restart")
+        }
         if let k = killRestart, !(0..<nodes).contains(k) { throw ValidationError("--kill-restart must name a node 0…\(nodes - 1)") }
         if Model.Placement(rawValue: placement) == nil { throw ValidationError("--placement must be local or agreed") }
     }
@@ -185,6 +191,8 @@ struct Demo: ParsableCommand {
         var killed = false
         var restartAt: Double?
         var invited = false
+        var leaveAsked = false
+        var departed: [Int] = []
         func stopAll() {
             for p in running.compactMap({ $0 }) + processes where p.isRunning { p.terminate() }
             for p in running.compactMap({ $0 }) + processes { p.waitUntilExit() }
@@ -226,6 +234,19 @@ struct Demo: ParsableCommand {
                 running[j] = try launch(j)
                 say("demo: node-0 invited node-\(j); node-\(j) started, joining")
             }
+            if let l = leave, committed >= 1, !leaveAsked, let file = try? ControlFile.read(nodeDirs[l] + "/control.json"),
+               let r = try? ControlClient.get(host: file.host, port: file.port, path: "/leave", method: "POST"), r.status == 200 {
+                leaveAsked = true
+                say("demo: node-\(l) asked the mesh to remove it")
+            }
+            if let l = leave, leaveAsked, departed.isEmpty, last[l]?.mesh?.isValidator == false, let p = running[l] {
+                p.terminate()
+                p.waitUntilExit()
+                processes.append(p)
+                running[l] = nil
+                departed.append(l)
+                say("demo: node-\(l) removed at height \(last[l]?.mesh?.height ?? 0) and stopped")
+            }
             for i in 0..<(nodes + extra) where i != strangerIndex && running[i] != nil {
                 guard let file = try? ControlFile.read(nodeDirs[i] + "/control.json"),
                       let s = try? ControlClient.status(host: file.host, port: file.port, timeoutMs: 1_000) else { continue }
@@ -240,10 +261,10 @@ struct Demo: ParsableCommand {
                 say(String(format: "[%5.0fs] ", MonotonicClock.seconds() - started) + line)
                 lastLine = line
             }
-            let waited = (0..<(nodes + extra)).filter { $0 != strangerIndex && !absent.contains($0) }
+            let waited = (0..<(nodes + extra)).filter { $0 != strangerIndex && !absent.contains($0) && $0 != leave }
             // Done: every node finished phase two and holds the same number of entries (a node that
             // was down catches up on decisions made after its freeze, such as an admit, by sync).
-            if restartAt == nil, joinerIndex == nil || invited,
+            if restartAt == nil, joinerIndex == nil || invited, leave == nil || !departed.isEmpty,
                waited.allSatisfy({ last[$0]?.mesh?.finished == true }),
                Set(waited.map { last[$0]?.mesh?.height ?? 0 }).count == 1 { break }
             if MonotonicClock.seconds() - started > timeout {
@@ -295,8 +316,13 @@ struct Demo: ParsableCommand {
         // different valid quorums of precommits and are verified by the audit above.
         let chains = logs.map { $0.map { LogEntry.hash(encoded: $0) } }
         // With pruning off nothing is decided: identical empty logs are the expected outcome.
-        let identical = chains.allSatisfy { $0 == chains[0] } && (noPruning || !chains[0].isEmpty)
-        let bytesIdentical = logs.allSatisfy { $0 == logs[0] }
+        // A node removed at its request stops at its removal: its chain must be a prefix of the others'.
+        let stayed = zip(audited, chains).filter { !departed.contains($0.0) }.map(\.1)
+        let reference = stayed.first ?? []
+        let identical = stayed.allSatisfy { $0 == reference } && (noPruning || !reference.isEmpty)
+            && zip(audited, chains).filter { departed.contains($0.0) }.allSatisfy { reference.starts(with: $0.1) && !$0.1.isEmpty }
+        let stayedLogs = zip(audited, logs).filter { !departed.contains($0.0) }.map(\.1)
+        let bytesIdentical = stayedLogs.allSatisfy { $0 == stayedLogs.first ?? [] }
         let original = ModelCost(genesis.model)
         // The mask in force after node 0's last audited entry.
         let finalWidths = lastSummary?.kept ?? []
@@ -319,7 +345,7 @@ struct Demo: ParsableCommand {
             auditOk: auditErrors.isEmpty, auditErrors: auditErrors, logsIdentical: identical, logBytesIdentical: bytesIdentical,
             head: last.first??.mesh?.logHead ?? "", directory: keepDirectory ? root : nil, error: failure,
             restarted: killRestart.map { [$0] } ?? [], joined: joinerIndex.map { [$0] } ?? [], strangerIgnored: strangerIgnored,
-            decisions: decisions)
+            decisions: decisions, left: departed)
         if json {
             print(String(decoding: report.json(), as: UTF8.self))
         } else {
@@ -412,6 +438,8 @@ struct DemoReport: Codable {
     var strangerIgnored: Bool?
     /// The decisions of the first audited node's log, in order (`mask 1`, `remove node-3 dead`, `freeze 2`).
     var decisions: [String]
+    /// Nodes removed at their request (`--leave`) and stopped; their logs end at the removal.
+    var left: [Int]
 
     func json() -> [UInt8] {
         let encoder = JSONEncoder()
