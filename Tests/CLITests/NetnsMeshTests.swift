@@ -8,8 +8,10 @@ import Testing
 /// The node end to end across network namespaces (netconfig/netns-lan.sh): four `prunemesh
 /// start` processes, each in its own namespace on a virtual LAN that drops 10% of the datagrams
 /// each receiver gets (nftables, input hook), join through node 0, train on their shards, agree
-/// on the masks, freeze, fine-tune; their logs must audit and chain identically. Needs root, `ip
-/// netns` and nftables; skipped with the reason otherwise.
+/// on the masks, freeze, fine-tune; one is killed -9 and restarted, a fifth node joins by invite
+/// and a sixth, whose key the mesh never admitted, must be ignored. The logs of the five must
+/// audit and chain identically. Needs root, `ip netns` and nftables; skipped with the reason
+/// otherwise.
 @Suite(.serialized) struct NetnsMeshTests {
     static var skipReason: String? {
         if let reason = MeshDiscoveryProcessTests.skipReason { return reason }
@@ -35,10 +37,11 @@ import Testing
     }
 
     @Test(.enabled(if: NetnsMeshTests.enabled, "needs root, ip netns, nftables and the data set (see the printed reason)"))
-    func fourNodesPruneToTheFreezeOverALossyLANOneKilledAndRestarted() throws {
+    func fourNodesPruneToTheFreezeOverALossyLANOneKilledAndRestartedAJoinerAndAStranger() throws {
         let count = 4
+        let joiner = 4, stranger = 5
         let script = MeshDiscoveryProcessTests.script
-        let up = try Self.sh(["sh", script, "up", "\(count)", "--loss", "10"])
+        let up = try Self.sh(["sh", script, "up", "\(count + 2)", "--loss", "10"])
         #expect(up.status == 0, "netns-lan.sh up: \(up.output)")
         defer { _ = try? Self.sh(["sh", script, "down"]) }
 
@@ -46,15 +49,19 @@ import Testing
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var keys: [String] = []
-        for i in 0..<count {
+        var publicKeys: [String] = []
+        for i in 0..<(count + 2) {
             let path = "\(dir)/n\(i).key"
-            #expect(try CLI.run(["keygen", "--out", path]).status == 0)
+            let made = try CLI.run(["keygen", "--out", path])
+            #expect(made.status == 0)
             keys.append(path)
+            publicKeys.append(made.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
+                .first { $0.count == 64 && $0.allSatisfy(\.isHexDigit) }.map(String.init) ?? "")
         }
         let genesis = "\(dir)/genesis.yaml"
         let initResult = try CLI.run(["mesh", "init", "--name", "netns-rounds", "--out", genesis,
                                       "--model", DemoProcessTests.smallModel, "--rounds", "2", "--finetune-epochs", "1",
-                                      "--boundary", "keep:0.5"] + keys.flatMap { ["--member", $0] })
+                                      "--boundary", "keep:0.5"] + keys.prefix(count).flatMap { ["--member", $0] })
         #expect(initResult.status == 0, "mesh init: \(initResult.stderr)")
 
         var processes: [Process] = []
@@ -65,25 +72,34 @@ import Testing
             for p in processes { p.waitUntilExit() }
             if passed { try? FileManager.default.removeItem(atPath: dir) } else { print("logs kept in \(dir)") }
         }
-        for i in 0..<count {
+        // Nodes 0…3 are the genesis members; the joiner and the stranger train on shards of a
+        // partition of five (the stranger never gets that far).
+        for i in 0..<(count + 2) {
+            var args = ["sh", script, "exec", "\(i)", CLI.binary.path, "start", "--key", keys[i], "--genesis", genesis,
+                        "--listen", "10.98.8.\(i + 1):7946", "--state-dir", "\(dir)/s\(i)", "--no-discovery",
+                        "--control", "127.0.0.1:0", "--node", "\(min(i, count))", "--nodes", "\(i < count ? count : count + 1)",
+                        "--threads", "1", "--train-limit", "1200", "--test-limit", "500"]
+            if i > 0 { args += ["--join", "10.98.8.1:7946"] }
+            arguments.append(args)
+        }
+        func launch(_ i: Int) throws {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.environment = Self.environment
-            var args = ["sh", script, "exec", "\(i)", CLI.binary.path, "start", "--key", keys[i], "--genesis", genesis,
-                        "--listen", "10.98.8.\(i + 1):7946", "--state-dir", "\(dir)/s\(i)", "--no-discovery",
-                        "--control", "127.0.0.1:0", "--node", "\(i)", "--nodes", "\(count)", "--threads", "1",
-                        "--train-limit", "1200", "--test-limit", "500"]
-            if i > 0 { args += ["--join", "10.98.8.1:7946"] }
-            p.arguments = args
-            arguments.append(args)
+            p.arguments = arguments[i]
             let log = "\(dir)/n\(i).log"
-            FileManager.default.createFile(atPath: log, contents: nil)
-            p.standardOutput = FileHandle(forWritingAtPath: log)
-            p.standardError = FileHandle(forWritingAtPath: log)
+            if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+            let handle = FileHandle(forWritingAtPath: log)
+            handle?.seekToEndOfFile()
+            p.standardOutput = handle
+            p.standardError = handle
             try p.run()
             processes.append(p)
         }
+        for i in 0..<count { try launch(i) }
+        try launch(stranger)
         var killed = false
+        var invited = false
         func view(_ i: Int) -> NodeStatus? {
             guard let r = try? Self.sh(["sh", script, "exec", "\(i)", CLI.binary.path, "status", "--state-dir", "\(dir)/s\(i)", "--json"]),
                   r.status == 0 else { return nil }
@@ -91,48 +107,59 @@ import Testing
         }
         let start = Date()
         var views: [NodeStatus?] = []
+        let members = 0..<(count + 1)   // the genesis nodes and the joiner
         while true {
-            views = (0..<count).map(view)
+            views = members.map { $0 < count || invited ? view($0) : nil }
             // kill -9 node 2 once it has committed a height, and start it again at once.
             if !killed, (views[2]?.mesh?.height ?? 0) >= 1 {
                 kill(processes[2].processIdentifier, SIGKILL)
                 processes[2].waitUntilExit()
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                p.environment = Self.environment
-                p.arguments = arguments[2]
-                let log = FileHandle(forWritingAtPath: "\(dir)/n2.log")
-                log?.seekToEndOfFile()
-                p.standardOutput = log
-                p.standardError = log
-                try p.run()
-                processes.append(p)
+                try launch(2)
                 killed = true
                 continue
             }
-            if killed, views.allSatisfy({ $0?.mesh?.finished == true }) { break }
+            // Node 0 invites the joiner once a height is committed; the joiner then starts.
+            if !invited, (views[0]?.mesh?.height ?? 0) >= 1 {
+                let r = try Self.sh(["sh", script, "exec", "0", CLI.binary.path, "invite", "--key", publicKeys[joiner],
+                                     "--state-dir", "\(dir)/s0"])
+                #expect(r.status == 0, "invite: \(r.output)")
+                try launch(joiner)
+                invited = true
+                continue
+            }
+            if killed, invited, views.allSatisfy({ $0?.mesh?.finished == true }),
+               Set(views.map { $0?.mesh?.height ?? 0 }).count == 1 { break }
             if Date().timeIntervalSince(start) > 180 {
-                Issue.record("not finished in 180 s: \(views.map { "\($0?.mesh?.phase ?? "-") h\($0?.mesh?.height ?? 0)" })")
+                Issue.record("not finished in 180 s: \(views.map { "\($0?.mesh?.phase ?? "-") h\($0?.mesh?.height ?? 0)" }) (invited \(invited))")
                 return
             }
             Thread.sleep(forTimeInterval: 0.5)
         }
-        #expect(killed)
-        print("4 nodes in namespaces with 10% loss (node 2 killed and restarted) finished in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        #expect(killed && invited)
+        print("4 nodes + a joiner in namespaces with 10% loss (node 2 killed and restarted, a stranger ignored) finished in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
         for p in processes { p.terminate() }
         for p in processes { p.waitUntilExit() }
         let ledger = try LedgerGenesis(try MeshConfig.Genesis.load(path: genesis))
         var chains: [[String]] = []
-        for i in 0..<count {
+        for i in members {
             let read = try DecisionLog.readEntries(path: "\(dir)/s\(i)/decisions.log")
             let audit = LogVerifier.verify(entries: read.entries, genesis: ledger)
             #expect(audit.error == nil, "node \(i): \(String(describing: audit.error))")
-            #expect(read.entries.count == 3, "two masks and the freeze")
+            let kinds = read.entries.compactMap { try? LogEntry.decode($0).decision.kind }
+            #expect(kinds.sorted { $0.rawValue < $1.rawValue } == [.mask, .mask, .admit, .freeze], "node \(i): \(kinds)")
             chains.append(read.entries.map { LogEntry.hash(encoded: $0).hex })
         }
         #expect(chains.allSatisfy { $0 == chains[0] })
+        // The joiner shrank its fresh model to the mask in force.
+        #expect(views[joiner]?.mesh?.maskKept == views[0]?.mesh?.maskKept)
+        // The stranger: never listed by a member, its datagrams refused as notMember; nothing else
+        // is refused (loss drops datagrams, it does not corrupt them).
+        let strangerKey = publicKeys[stranger]
+        #expect(!views.contains { v in v?.members.contains { $0.id == strangerKey } == true })
+        let notMember = views.reduce(UInt64(0)) { $0 + ($1?.counters.rejects["notMember"] ?? 0) }
         let rejected = views.reduce(UInt64(0)) { $0 + ($1?.counters.rejectsTotal ?? 0) }
-        #expect(rejected == 0, "loss drops datagrams, it does not corrupt them")
+        #expect(notMember > 0, "the stranger's datagrams are refused")
+        #expect(rejected == notMember, "only the stranger's datagrams are refused")
         passed = true
     }
 }
