@@ -46,15 +46,20 @@ public final class DecisionLog {
 
     private var fd: Int32
     private var end: Int
+    /// Where each entry's body lies in the file (16 bytes an entry; bodies are read back on
+    /// demand, never kept).
+    private var bodyRanges: [Range<Int>]
     private var lastChecksum: Digest32
     private var poisoned = false
 
-    private init(path: String, meshID: MeshID, fd: Int32, end: Int, count: Int, headHash: Digest32, lastChecksum: Digest32) {
+    private init(path: String, meshID: MeshID, fd: Int32, end: Int, bodyRanges: [Range<Int>], headHash: Digest32,
+                 lastChecksum: Digest32) {
         self.path = path
         self.meshID = meshID
         self.fd = fd
         self.end = end
-        self.count = count
+        self.bodyRanges = bodyRanges
+        self.count = bodyRanges.count
         self.headHash = headHash
         self.lastChecksum = lastChecksum
     }
@@ -95,7 +100,7 @@ public final class DecisionLog {
             repair = Repair(index: index, offset: offset, droppedBytes: bytes.count - scan.validEnd, reason: reason,
                             brokenCopyPath: copy)
         }
-        let fd = try PosixFile.open(path, O_WRONLY)
+        let fd = try PosixFile.open(path, O_RDWR)
         do throws(DecisionLogError) {
             if repair != nil {
                 try PosixFile.truncate(fd, to: scan.validEnd, path: path)
@@ -111,7 +116,7 @@ public final class DecisionLog {
             throw error
         }
         let head = scan.bodies.last.map { LogEntry.hash(encoded: Array(bytes[$0])) } ?? scan.meshID.digest
-        let log = DecisionLog(path: path, meshID: scan.meshID, fd: fd, end: scan.validEnd, count: scan.bodies.count,
+        let log = DecisionLog(path: path, meshID: scan.meshID, fd: fd, end: scan.validEnd, bodyRanges: scan.bodies,
                               headHash: head, lastChecksum: scan.lastChecksum)
         log.repair = repair
         return log
@@ -154,10 +159,27 @@ public final class DecisionLog {
             poisoned = true
             throw error
         }
+        bodyRanges.append((end + LogFileFormat.recordHeaderByteCount)..<(end + record.count))
         end += record.count
         count += 1
         lastChecksum = checksum
         headHash = LogEntry.hash(encoded: body)
+    }
+
+    /// The encoded entry at `index` (0-based: height index + 1), read back from the file (to serve
+    /// peers that sync). The bytes are those this log wrote or verified when it was opened.
+    public func entry(at index: Int) throws(DecisionLogError) -> [UInt8] {
+        precondition(index >= 0 && index < bodyRanges.count, "entry \(index) of a log of \(bodyRanges.count)")
+        guard fd >= 0 else { throw .poisoned(path: path) }
+        return try PosixFile.read(fd, bodyRanges[index], path: path)
+    }
+
+    /// Every entry, read back from the file in one pass (at start, to verify and rebuild state;
+    /// the scan `open` did is not repeated).
+    public func allEntries() throws(DecisionLogError) -> [[UInt8]] {
+        guard let first = bodyRanges.first, let last = bodyRanges.last else { return [] }
+        let bytes = try PosixFile.read(fd, first.lowerBound..<last.upperBound, path: path)
+        return bodyRanges.map { Array(bytes[($0.lowerBound - first.lowerBound)..<($0.upperBound - first.lowerBound)]) }
     }
 
     /// The auditor's read: mesh id and every entry's bytes; any damage, a torn tail included, is an error.

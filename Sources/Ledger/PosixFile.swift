@@ -36,6 +36,21 @@ enum PosixFile {
         return done == size ? bytes : Array(bytes[0..<done])
     }
 
+    /// Exactly the bytes of `range` (pread: the file offset appends use is not moved); a file
+    /// shorter than that is an error.
+    static func read(_ fd: Int32, _ range: Range<Int>, path: String) throws(DecisionLogError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: range.count)
+        var done = 0
+        while done < range.count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, range.count - done, off_t(range.lowerBound + done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw .io(operation: "read", path: path, errno: errno) }
+            guard n > 0 else { throw .io(operation: "read: the file ends at \(range.lowerBound + done), before \(range.upperBound)", path: path, errno: 0) }
+            done += n
+        }
+        return bytes
+    }
+
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(DecisionLogError) {
         var done = 0
         while done < bytes.count {

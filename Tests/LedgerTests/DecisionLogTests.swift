@@ -50,6 +50,35 @@ import Wire
 
     /// Cutting the file inside its last record (a torn append) is repaired on open: the
     /// record is dropped, a `.broken` copy of the file as found is kept, and the log appends again.
+    /// Entries are served back from the file (not kept in memory): the bytes appended, before and
+    /// after reopening, and after a torn tail was cut.
+    @Test func entriesAreReadBackFromTheFile() throws {
+        let dir = Committee.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (b, entries) = Committee.log(6)
+        let path = dir + "/decisions.log"
+        let log = try DecisionLog.create(path: path, meshID: b.genesis.meshID)
+        #expect(try log.allEntries().isEmpty)
+        for e in entries.prefix(4) { try log.append(e) }
+        for i in 0..<4 { #expect(try log.entry(at: i) == entries[i].encoded()) }
+        log.close()
+        let reopened = try DecisionLog.open(path: path, meshID: b.genesis.meshID)
+        #expect(try reopened.allEntries() == entries.prefix(4).map { $0.encoded() })
+        try reopened.append(entries[4])
+        #expect(try reopened.entry(at: 4) == entries[4].encoded())
+        #expect(try reopened.allEntries() == (try DecisionLog.readEntries(path: path)).entries)
+        reopened.close()
+        // A torn last record: after the repair, what is served is what survived.
+        var bytes = try PosixFile.readAll(path)
+        bytes.removeLast(7)
+        try PosixFile.writeNewFile(dir + "/torn.log", bytes)
+        let repaired = try DecisionLog.open(path: dir + "/torn.log", meshID: b.genesis.meshID)
+        #expect(repaired.count == 4)
+        #expect(try repaired.allEntries() == entries.prefix(4).map { $0.encoded() })
+        try repaired.append(entries[4])
+        #expect(try repaired.entry(at: 4) == entries[4].encoded())
+    }
+
     @Test func tornTailIsTruncatedKeepingACopy() throws {
         let dir = Committee.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

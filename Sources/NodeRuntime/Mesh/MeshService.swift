@@ -89,8 +89,6 @@ public final class MeshService: NodeService, @unchecked Sendable {
     private(set) var engine: ConsensusEngine
     private(set) var driver: RoundDriver
     let log: DecisionLog
-    /// Encoded entries of the log, for serving peers that sync (height i + 1 at index i).
-    private var entries: [[UInt8]]
     /// The committed masks, oldest first (the round logic's patience count).
     private var maskHistory: [PruneMask]
     private var budget: PinnedPrivacyBudget
@@ -131,7 +129,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
             ])
         }
         let stored: [[UInt8]]
-        do { stored = try DecisionLog.readEntries(path: files.logFile).entries } catch {
+        do { stored = try log.allEntries() } catch {
             throw MeshStartError(description: "\(files.logFile): \(error)")
         }
         let verified = LogVerifier.verify(entries: stored, genesis: ledger)
@@ -144,7 +142,6 @@ public final class MeshService: NodeService, @unchecked Sendable {
         }
         self.maskHistory = maskHistory
         self.log = log
-        self.entries = stored
         let state = verified.verifier.state
 
         // The signing guard.
@@ -370,7 +367,6 @@ public final class MeshService: NodeService, @unchecked Sendable {
         do { try log.append(encodedEntry: bytes) } catch {
             fatal("cannot append to the decision log: \(error)")
         }
-        entries.append(bytes)
         if case let .mask(m) = c.decision { maskHistory.append(m.mask) }
         let now = Node.nowMs()
         var latency = "n/a"
@@ -521,10 +517,15 @@ public final class MeshService: NodeService, @unchecked Sendable {
     }
 
     private func serve(from: UInt64, max: Int, to peer: PublicKey, node: Node) {
-        guard from >= 1, from <= UInt64(entries.count) else { return }
-        let last = Swift.min(UInt64(entries.count), from + UInt64(max) - 1)
+        guard from >= 1, from <= UInt64(log.count) else { return }
+        let last = Swift.min(UInt64(log.count), from + UInt64(max) - 1)
         for h in from...last {
-            for piece in LogSyncMessage.pieces(height: h, entry: entries[Int(h - 1)]) { send(piece, to: peer, node: node) }
+            let entry: [UInt8]
+            do { entry = try log.entry(at: Int(h - 1)) } catch {
+                logger.error("cannot read the decision log to serve a peer", metadata: ["height": "\(h)", "error": "\(error)"])
+                return
+            }
+            for piece in LogSyncMessage.pieces(height: h, entry: entry) { send(piece, to: peer, node: node) }
         }
     }
 
@@ -575,7 +576,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
             trainSamplesPerSecond: figures.trainSamplesPerSecond,
             epsilonSpent: spent, epsilonBudget: genesis.privacy.epsilonBudget,
             epsilonLeft: max(0, genesis.privacy.epsilonBudget - spent), releases: budget.budget.releaseCount,
-            logEntries: entries.count, logHead: log.headHash.hex, finished: finished, pruning: pruning,
+            logEntries: log.count, logHead: log.headHash.hex, finished: finished, pruning: pruning,
             consensusBytesOut: consensusBytes,
             consensusBytesOutPerRound: Double(consensusBytes) / Double(rounds),
             syncBytesOut: (figures.bytesOutByKind[.logRequest] ?? 0) + (figures.bytesOutByKind[.logResponse] ?? 0),
