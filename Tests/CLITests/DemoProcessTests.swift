@@ -63,7 +63,7 @@ import Testing
         let heights = j["heights"] as? [Int] ?? []
         #expect(heights.count == 4 && heights.prefix(3).allSatisfy { $0 == decisions.count } && heights[3] <= decisions.count,
                 "heights \(heights)")
-        #expect(r.stderr.contains("node-3 asked the mesh to remove it") && r.stderr.contains("removed at height"))
+        #expect(r.stderr.contains("node-3 asked the mesh to remove it (prunemesh leave)") && r.stderr.contains("removed at height"), "prunemesh leave reported the removal; stderr:\n\(r.stderr.suffix(1500))")
     }
 
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))

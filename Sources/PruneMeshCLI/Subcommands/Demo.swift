@@ -191,11 +191,12 @@ struct Demo: ParsableCommand {
         var killed = false
         var restartAt: Double?
         var invited = false
-        var leaveAsked = false
+        var leaver: Process?
+        var leaverOutput: Pipe?
         var departed: [Int] = []
         func stopAll() {
-            for p in running.compactMap({ $0 }) + processes where p.isRunning { p.terminate() }
-            for p in running.compactMap({ $0 }) + processes { p.waitUntilExit() }
+            for p in running.compactMap({ $0 }) + processes + [leaver].compactMap({ $0 }) where p.isRunning { p.terminate() }
+            for p in running.compactMap({ $0 }) + processes + [leaver].compactMap({ $0 }) { p.waitUntilExit() }
         }
 
         // Progress until every node has finished.
@@ -205,6 +206,15 @@ struct Demo: ParsableCommand {
         while true {
             Thread.sleep(forTimeInterval: 0.5)
             for (i, p) in running.enumerated() where p != nil && !p!.isRunning {
+                if i == leave, let l = leaver, ({ l.waitUntilExit(); return l.terminationStatus == 0 })() {
+                    // Removed at its request and stopped by `prunemesh leave`.
+                    let said = leaverOutput.map { String(decoding: $0.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) } ?? ""
+                    say("demo: prunemesh leave: " + said.trimmingCharacters(in: .whitespacesAndNewlines))
+                    processes.append(p!)
+                    running[i] = nil
+                    departed.append(i)
+                    continue
+                }
                 failure = "node-\(i) exited with status \(p!.terminationStatus) (see \(nodeDirs[i])/node.log)"
             }
             if failure != nil { break }
@@ -234,18 +244,18 @@ struct Demo: ParsableCommand {
                 running[j] = try launch(j)
                 say("demo: node-0 invited node-\(j); node-\(j) started, joining")
             }
-            if let l = leave, committed >= 1, !leaveAsked, let file = try? ControlFile.read(nodeDirs[l] + "/control.json"),
-               let r = try? ControlClient.get(host: file.host, port: file.port, path: "/leave", method: "POST"), r.status == 200 {
-                leaveAsked = true
-                say("demo: node-\(l) asked the mesh to remove it")
-            }
-            if let l = leave, leaveAsked, departed.isEmpty, last[l]?.mesh?.isValidator == false, let p = running[l] {
-                p.terminate()
-                p.waitUntilExit()
-                processes.append(p)
-                running[l] = nil
-                departed.append(l)
-                say("demo: node-\(l) removed at height \(last[l]?.mesh?.height ?? 0) and stopped")
+            // `prunemesh leave` asks node l's control endpoint, waits for the removal and stops the node.
+            if let l = leave, committed >= 1, leaver == nil, FileManager.default.fileExists(atPath: nodeDirs[l] + "/control.json") {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: binary)
+                p.arguments = ["leave", "--state-dir", nodeDirs[l], "--timeout", "\(Int(timeout))"]
+                let out = Pipe()
+                p.standardOutput = out
+                p.standardError = FileHandle.nullDevice
+                leaverOutput = out
+                try p.run()
+                leaver = p
+                say("demo: node-\(l) asked the mesh to remove it (prunemesh leave)")
             }
             for i in 0..<(nodes + extra) where i != strangerIndex && running[i] != nil {
                 guard let file = try? ControlFile.read(nodeDirs[i] + "/control.json"),

@@ -30,12 +30,6 @@ struct InviteCommand: ParsableCommand {
     }
 
     func run() throws {
-        var status = Status()
-        status.stateDir = stateDir
-        status.address = address
-        let (host, port) = try status.endpoint()
-        let r = try ControlClient.get(host: host, port: port, path: "/invite?key=\(key.lowercased())", method: "POST")
-        FileHandle.standardOutput.write(Data(r.body))
-        guard r.status == 200 else { throw ExitCode(1) }
+        _ = try Status.post("/invite?key=\(key.lowercased())", stateDir: stateDir, address: address, echo: .standardOutput)
     }
 }

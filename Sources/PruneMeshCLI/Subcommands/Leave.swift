@@ -29,17 +29,11 @@ struct LeaveCommand: ParsableCommand {
     var keepRunning = false
 
     func run() throws {
-        var status = Status()
-        status.stateDir = stateDir
-        status.address = address
-        let (host, port) = try status.endpoint()
-        let r = try ControlClient.get(host: host, port: port, path: "/leave", method: "POST")
-        FileHandle.standardError.write(Data(r.body))
-        guard r.status == 200 else { throw ExitCode(1) }
+        let (host, port) = try Status.post("/leave", stateDir: stateDir, address: address, echo: .standardError)
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if let s = try? ControlClient.status(host: host, port: port, timeoutMs: 1_000), let mesh = s.mesh, !mesh.isValidator {
-                print("removed at height \(mesh.height); validators now \(mesh.validators)")
+                FileHandle.standardOutput.write(Data("removed at height \(mesh.height); validators now \(mesh.validators)\n".utf8))
                 break
             }
             guard Date() < deadline else {

@@ -27,6 +27,19 @@ struct Status: ParsableCommand {
     @Flag(help: "Print the node's status JSON.")
     var json = false
 
+    /// `POST path` to the node found through `stateDir` or `address` (what `invite` and `leave`
+    /// send); the answer's body goes to `echo`. Throws exit 1 unless the node answers 200.
+    static func post(_ path: String, stateDir: String?, address: String?, echo: FileHandle) throws -> (host: String, port: Int) {
+        var status = Status()
+        status.stateDir = stateDir
+        status.address = address
+        let (host, port) = try status.endpoint()
+        let r = try ControlClient.get(host: host, port: port, path: path, method: "POST")
+        echo.write(Data(r.body))
+        guard r.status == 200 else { throw ExitCode(1) }
+        return (host, port)
+    }
+
     func validate() throws {
         if stateDir != nil && address != nil { throw ValidationError("give --state-dir or --address, not both") }
         guard (1...60_000).contains(timeoutMs) else { throw ValidationError("--timeout-ms must lie in 1…60000") }
