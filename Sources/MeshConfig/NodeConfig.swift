@@ -80,13 +80,20 @@ public struct NodeConfig: Sendable, Hashable {
     public var tickMs: Int
     /// `threads`: training threads (0 = all cores).
     public var threads: Int
+    /// `placement`: which of its own units the node keeps on an agreed mask's positions at each
+    /// surgery: `local` (its highest-L1 units) or `agreed` (the units at those positions).
+    public var placement: Placement
+
+    public enum Placement: String, Sendable, Hashable, CaseIterable {
+        case local, agreed
+    }
 
     /// A config with every optional field at its default. Paths are taken as given (the
     /// loaders pass absolute ones; the file loader's `state_dir` default is `state` beside the file).
     public init(keyFile: String, genesisFile: String, stateDirectory: String, listen: HostPort = NodeConfig.defaultListen,
                 join: [HostPort] = [], data: DataSource = DataSource(), control: HostPort = NodeConfig.defaultControl,
                 discovery: Discovery = Discovery(), logLevel: LogLevel = .info, tickMs: Int = NodeConfig.defaultTickMs,
-                threads: Int = 0) {
+                threads: Int = 0, placement: Placement = .local) {
         self.keyFile = keyFile
         self.genesisFile = genesisFile
         self.stateDirectory = stateDirectory
@@ -98,10 +105,11 @@ public struct NodeConfig: Sendable, Hashable {
         self.logLevel = logLevel
         self.tickMs = tickMs
         self.threads = threads
+        self.placement = placement
     }
 
     static let topKeys = ["key", "genesis", "listen", "join", "state_dir", "data", "control", "discovery",
-                          "log_level", "tick_ms", "threads"]
+                          "log_level", "tick_ms", "threads", "placement"]
     static let dataKeys = ["dir", "node", "nodes"]
     static let discoveryKeys = ["enabled", "group", "interface"]
 
@@ -175,6 +183,7 @@ public struct NodeConfig: Sendable, Hashable {
         }
         if let f = top.optional("tick_ms") { tickMs = try f.int(in: Limits.node_tick_ms_min...Limits.node_tick_ms_max) }
         if let f = top.optional("threads") { threads = try f.int(in: 0...1024) }
+        if let f = top.optional("placement") { placement = Placement(rawValue: try f.choice(Placement.allCases.map(\.rawValue)))! }
     }
 
     /// Why `group` cannot be a discovery group, or nil.
@@ -200,7 +209,7 @@ public struct NodeConfig: Sendable, Hashable {
 /// says. Paths are as typed on the command line (resolved against the working directory).
 /// Errors name the flags `prunemesh start` uses: --key, --genesis, --listen, --join, --state-dir,
 /// --data, --node, --nodes, --whole-data, --control, --discovery, --discovery-group,
-/// --discovery-interface, --log-level, --tick-ms, --threads.
+/// --discovery-interface, --log-level, --tick-ms, --threads, --placement.
 public struct NodeConfigOverrides: Sendable, Hashable {
     public var keyFile: String?
     public var genesisFile: String?
@@ -221,12 +230,13 @@ public struct NodeConfigOverrides: Sendable, Hashable {
     public var logLevel: String?
     public var tickMs: Int?
     public var threads: Int?
+    public var placement: String?
 
     public init(keyFile: String? = nil, genesisFile: String? = nil, listen: String? = nil, join: [String]? = nil,
                 stateDirectory: String? = nil, dataDirectory: String? = nil, shardNode: Int? = nil,
                 shardNodes: Int? = nil, wholeData: Bool? = nil, control: String? = nil, discoveryEnabled: Bool? = nil,
                 discoveryGroup: String? = nil, discoveryInterface: String? = nil, logLevel: String? = nil,
-                tickMs: Int? = nil, threads: Int? = nil) {
+                tickMs: Int? = nil, threads: Int? = nil, placement: String? = nil) {
         self.keyFile = keyFile
         self.genesisFile = genesisFile
         self.listen = listen
@@ -243,6 +253,7 @@ public struct NodeConfigOverrides: Sendable, Hashable {
         self.logLevel = logLevel
         self.tickMs = tickMs
         self.threads = threads
+        self.placement = placement
     }
 }
 
@@ -319,6 +330,10 @@ extension NodeConfig {
             guard (0...1024).contains(v) else { throw fail("--threads", "must lie in 0…1024 (got \(v))") }
             c.threads = v
         }
+        if let v = o.placement {
+            guard let p = Placement(rawValue: v) else { throw fail("--placement", "expected local or agreed (got \"\(v)\")") }
+            c.placement = p
+        }
         return c
     }
 
@@ -379,6 +394,8 @@ extension NodeConfig {
             tick_ms: \(tickMs)
             # Training threads (0 = all cores).
             threads: \(threads)
+            # Surgery keeps the node's own strongest units on the agreed positions (local) or the units there (agreed).
+            placement: \(placement.rawValue)
 
             """
         return out

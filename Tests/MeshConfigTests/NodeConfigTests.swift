@@ -43,6 +43,7 @@ import Testing
         #expect(c.join == [HostPort(parsing: "10.99.0.1:7946")!])
         #expect(c.data.shard == NodeConfig.Shard(node: 1, nodes: 4))
         #expect(c.discovery.interface == "eth0")
+        #expect(c.placement == .local)
         // Every field of the example has a comment right above it (or is inside a commented block).
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -61,6 +62,7 @@ import Testing
         c.logLevel = .debug
         c.tickMs = 20
         c.threads = 2
+        c.placement = .agreed
         c.control = HostPort(parsing: "127.0.0.1:9100")!
         c.listen = HostPort(parsing: "10.99.0.2:0")!
         let back = try NodeConfig(yaml: c.yaml(), file: "n.yaml", baseDirectory: "/elsewhere")
@@ -100,6 +102,7 @@ import Testing
         Case(yaml: head + "log_level: loud\n", field: "log_level", problem: "expected one of trace, debug, info", line: 3, column: 12),
         Case(yaml: head + "tick_ms: 0\n", field: "tick_ms", problem: "must lie in 1…1000 (got 0)", line: 3, column: 10),
         Case(yaml: head + "threads: -1\n", field: "threads", problem: "must lie in 0…1024", line: 3, column: 10),
+        Case(yaml: head + "placement: best\n", field: "placement", problem: "expected one of local, agreed", line: 3, column: 12),
         Case(yaml: head + "seeds: []\n", field: "seeds", problem: "unknown field; allowed here: key, genesis, listen, join", line: 3, column: 1),
         Case(yaml: head + "control:\n", field: "control", problem: "", line: 0, column: 0),  // null = default: accepted
     ]
@@ -137,7 +140,9 @@ import Testing
         o.logLevel = "debug"
         o.tickMs = 10
         o.threads = 1
+        o.placement = "agreed"
         let c = try file.applying(overrides: o, workingDirectory: "/home/u")
+        #expect(c.placement == .agreed && file.placement == .local)
         #expect(c.keyFile == "/home/u/other.key")
         #expect(c.genesisFile == "/etc/pm/genesis.yaml")
         #expect(c.listen.description == "0.0.0.0:0")

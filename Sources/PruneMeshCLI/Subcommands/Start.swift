@@ -89,23 +89,23 @@ struct Start: ParsableCommand {
     @Option(name: .customLong("test-limit"), help: "Evaluate on at most this many test samples.")
     var testLimit: Int?
 
-    @Option(help: ArgumentHelp("Which of its own units a node keeps on the agreed mask's positions at each surgery: local (its highest-L1 units, as many as the mask keeps per layer) or agreed (the units at those positions).",
+    @Option(help: ArgumentHelp("Which of its own units a node keeps on the agreed mask's positions at each surgery: local (its highest-L1 units, as many as the mask keeps per layer; the default) or agreed (the units at those positions).",
                                valueName: "local|agreed"))
-    var placement: String = "local"
+    var placement: String?
 
     var overrides: NodeConfigOverrides {
         NodeConfigOverrides(keyFile: key, genesisFile: genesis, listen: listen,
                             join: noJoin ? [] : (join.isEmpty ? nil : join), stateDirectory: stateDir,
                             dataDirectory: data, shardNode: node, shardNodes: nodes, wholeData: wholeData ? true : nil,
                             control: control, discoveryEnabled: discovery, discoveryGroup: discoveryGroup,
-                            discoveryInterface: discoveryInterface, logLevel: logLevel, tickMs: tickMs, threads: threads)
+                            discoveryInterface: discoveryInterface, logLevel: logLevel, tickMs: tickMs, threads: threads,
+                            placement: placement)
     }
 
     func validate() throws {
         if noJoin && !join.isEmpty { throw ValidationError("--no-join conflicts with --join") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
-        if Model.Placement(rawValue: placement) == nil { throw ValidationError("--placement must be local or agreed") }
     }
 
     func run() throws {
@@ -120,7 +120,7 @@ struct Start: ParsableCommand {
         LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
         try NodeProcess.run(config: resolved,
                             mesh: .init(enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit,
-                                        placement: Model.Placement(rawValue: placement)!),
+                                        placement: resolved.placement == .local ? .local : .agreed),
                             logger: Logger(label: "prunemesh"))
     }
 }
