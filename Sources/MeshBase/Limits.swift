@@ -270,6 +270,10 @@ public enum Limits {
     /// The signing guard: its header, the lock (the locked proposal, at most one message, and a
     /// quorum of prevotes for it) and the own votes of `consensus_guard_vote_rounds_max` rounds.
     public static let signing_guard_bytes_max = 128 * 1024
+    /// Votes kept per validator and slot beyond the first, each for another value (an
+    /// equivocator's): they count for their value, so that its prevote cannot be hidden from a
+    /// proof of lock by its other vote arriving first.
+    public static let consensus_conflicting_votes_per_slot_max = 2
     /// Decisions waiting to be proposed (invites, removals, evidence, freeze).
     public static let consensus_pending_decisions_count_max = 64
     /// Equivocations held until recorded.

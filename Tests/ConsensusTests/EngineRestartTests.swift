@@ -6,8 +6,8 @@ import Testing
 import Wire
 
 /// Liveness after crashes, found by the 10,000-seed simulator sweep (`prunemesh simulate`), one
-/// scripted test per mechanism: the own votes of earlier rounds survive restarts, and a locked
-/// value survives them with its proof of lock.
+/// scripted test per mechanism: the own votes of earlier rounds survive restarts, a locked value
+/// survives them with its proof of lock, and an equivocator cannot hide a prevote from a proof.
 @Suite struct EngineRestartTests {
     static func prevotesAndPrecommits(_ c: EngineCluster, _ i: Int, round r: UInt32) -> Set<VoteType> {
         Set(c.signedVotes[i].filter { $0.round == r }.map(\.type))
@@ -111,5 +111,41 @@ import Wire
         d.inject(1, .proposal(p), from: d.keys[0])
         for vote in relayed { d.inject(1, .vote(vote), from: d.keys[0]) }
         #expect(EngineCluster.votes(d.lastOutputs[1]) == [d.vote(1, round: 3, .prevote, v.digest)])
+    }
+
+    /// Seeds 5717, 9107, 9382, 4424 (slow after the lock fix): an equivocator's nil prevote of
+    /// round 0 reached node 0 before its prevote for v. A re-proposal of v with valid round 0 and
+    /// the proof (which holds that prevote for v) must still count three prevotes for v: the
+    /// conflicting vote is kept beside the first and counts for its own value. (Before, only the
+    /// first vote of a slot counted: every node that got the equivocator's other vote first found
+    /// the proof one short and prevoted nil, round after round.)
+    @Test func anEquivocatorCannotHideItsPrevoteFromAProofOfLock() throws {
+        var c = EngineCluster(count: 4, running: 1)
+        c.contribute(0, round: 1)
+        for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
+        let v = Decision.mask(c.mask(round: 1, of: [0, 1, 2, 3]))
+        c.inject(0, .vote(c.vote(3, round: 0, .prevote, nil)), from: c.keys[3])           // node 3's first
+        for i in [1, 2] { c.inject(0, .vote(c.vote(i, round: 0, .prevote, v.digest)), from: c.keys[i]) }
+        for i in 1..<4 { c.inject(0, .vote(c.vote(i, round: 0, .precommit, nil)), from: c.keys[i]) }
+        c.nowMs += c.config.proposeTimeoutMs(round: 0)
+        c.tick(0)
+        #expect(c[0].round == 1)
+        c.inject(0, .proposal(Proposal(height: 1, round: 1, validRound: 0, decision: v)), from: c.keys[2])
+        #expect(EngineCluster.votes(c.lastOutputs[0]).filter { $0.round == 1 }.isEmpty, "two prevotes for v are no proof")
+        c.inject(0, .vote(c.vote(3, round: 0, .prevote, v.digest)), from: c.keys[2])             // relayed proof
+        #expect(c.equivocations[0].count == 1, "node 3's two prevotes are evidence")
+        #expect(EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 1, .prevote, v.digest)])
+        // The same holds for commits: node 3's precommit for v beside its nil one completes a quorum.
+        var d = EngineCluster(count: 4, running: 1)
+        d.contribute(0, round: 1)
+        for i in 1..<4 { d.inject(0, .contribution(d.contribution(i, round: 1)), from: d.keys[i]) }
+        d.inject(0, .proposal(Proposal(height: 1, round: 0, validRound: nil, decision: v)), from: d.keys[1])
+        d.inject(0, .vote(d.vote(3, round: 0, .precommit, nil)), from: d.keys[3])
+        for i in [1, 3] { d.inject(0, .vote(d.vote(i, round: 0, .precommit, v.digest)), from: d.keys[i]) }
+        #expect(d.logs[0].isEmpty, "node 0's precommit is not cast yet: two for v")
+        for i in [1, 2] { d.inject(0, .vote(d.vote(i, round: 0, .prevote, v.digest)), from: d.keys[i]) }
+        try #require(d.logs[0].count == 1)
+        #expect(d.logs[0][0].decision == v)
+        try d.logs[0][0].certificate.verify(validators: d.genesisState.validators, meshID: d.meshID)
     }
 }

@@ -34,6 +34,7 @@ import Testing
         let largest = 13 + 4 + 4 + Limits.message_bytes_max + 2 + Limits.members_count_max * Limits.vote_bytes_max
             + 1 + 2 * Limits.consensus_guard_vote_rounds_max * Limits.vote_bytes_max
         #expect(largest <= Limits.signing_guard_bytes_max)
+        #expect(Limits.consensus_conflicting_votes_per_slot_max >= 1)
     }
 
     @Test func membershipLimitsRelate() {

@@ -52,9 +52,9 @@ import Testing
     ///   value, so nobody re-proposed it and they prevoted nil on everything else (the guard keeps
     ///   the locked proposal and its proof of lock, and the restarted proposer re-proposes it);
     /// - 4424, 5717, 9107, 9382: the same, and the one validator still holding the locked value
-    ///   was an equivocator, whose re-proposals never gathered a proof of lock (its other prevote
-    ///   had reached each honest node first, and only the first vote of a slot counts); the
-    ///   restarted validators' re-proposals pass, slowly (5717: 81 s after the last fault).
+    ///   was an equivocator, whose re-proposals never gathered a proof of lock: its other prevote
+    ///   had reached each honest node first and the first vote of a slot was the only one counted
+    ///   (a conflicting vote now counts for its own value too). Either fix alone lets these pass.
     @Test(arguments: [1455, 3848, 5955, 9776, 4776, 6812, 4864, 5230, 8051, 4424, 5717, 9107, 9382] as [UInt64])
     func sweepSeedsThatFailedBeforeTheirFix(seed: UInt64) {
         Self.check(ConsensusSimulation.run(seed: seed, options: .adversarial(reproduce: Self.reproduce + "/sweepSeedsThatFailedBeforeTheirFix")))

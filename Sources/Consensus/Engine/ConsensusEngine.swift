@@ -273,13 +273,28 @@ public struct ConsensusEngine: Sendable {
     }
 
     struct RoundVotes: Sendable {
+        /// The first vote received per validator and slot.
         var prevotes: [PublicKey: Vote] = [:]
         var precommits: [PublicKey: Vote] = [:]
+        /// Votes for another value than the first of their slot (an equivocator's), at most
+        /// `Limits.consensus_conflicting_votes_per_slot_max` per validator and slot. They count for
+        /// their own value too: Tendermint's quorum intersection already counts a faulty validator
+        /// on both sides, and ignoring them let an equivocator hide its prevote from a proof of lock
+        /// (each peer that got its other vote first found the proof one prevote short).
+        var conflicting: [Vote] = []
 
         func votes(_ type: VoteType) -> [PublicKey: Vote] { type == .prevote ? prevotes : precommits }
 
+        /// Every vote of one type, the conflicting ones included (at most one per voter and value).
+        func all(_ type: VoteType) -> [Vote] {
+            Array(votes(type).values) + conflicting.filter { $0.type == type }
+        }
+
+        /// Distinct validators with a vote of this type for `digest`.
         func count(_ type: VoteType, for digest: Digest32?) -> Int {
-            votes(type).values.reduce(0) { $0 + ($1.decisionDigest == digest ? 1 : 0) }
+            let first = votes(type).values.reduce(0) { $0 + ($1.decisionDigest == digest ? 1 : 0) }
+            if conflicting.isEmpty { return first }
+            return first + conflicting.reduce(0) { $0 + ($1.type == type && $1.decisionDigest == digest ? 1 : 0) }
         }
     }
 
@@ -631,8 +646,16 @@ public struct ConsensusEngine: Sendable {
                         pendingEvidence[v.voter] = e
                         out.append(.equivocation(e))
                     }
+                    // Kept beside the first (each value counted once per validator).
+                    let others = rv.conflicting.filter { $0.voter == v.voter && $0.type == v.type }
+                    if others.count < Limits.consensus_conflicting_votes_per_slot_max,
+                       !others.contains(where: { $0.decisionDigest == v.decisionDigest }) {
+                        rv.conflicting.append(v)
+                        votes[v.round] = rv
+                        arm(nowMs: nowMs, into: &out)
+                    }
                 }
-                return   // the first vote of a slot counts
+                return
             }
             if v.type == .prevote { rv.prevotes[v.voter] = v } else { rv.precommits[v.voter] = v }
             votes[v.round] = rv
@@ -772,7 +795,7 @@ public struct ConsensusEngine: Sendable {
     /// round would never see them again and could not prevote. Votes carry their own signatures.
     private func proofOfLock(_ p: Proposal) -> [Vote] {
         guard let vr = p.validRound, let rv = votes[vr] else { return [] }
-        return rv.prevotes.values.filter { $0.decisionDigest == p.decisionDigest }
+        return rv.all(.prevote).filter { $0.decisionDigest == p.decisionDigest }
             .sorted { $0.voter < $1.voter }
     }
 
@@ -918,8 +941,9 @@ public struct ConsensusEngine: Sendable {
         let q = state.validators.quorum
         for r in votes.keys.sorted() {
             guard let rv = votes[r] else { continue }
+            let precommits = rv.all(.precommit)
             var tally: [Digest32: Int] = [:]
-            for v in rv.precommits.values { if let d = v.decisionDigest { tally[d, default: 0] += 1 } }
+            for v in precommits { if let d = v.decisionDigest { tally[d, default: 0] += 1 } }
             for (digest, n) in tally where n >= q {
                 var decision = resolved[digest]
                 if decision == nil {
@@ -928,7 +952,6 @@ public struct ConsensusEngine: Sendable {
                     }
                 }
                 guard let decision else { continue }
-                let precommits = Array(rv.precommits.values)
                 guard let cert = CommitCertificate.assemble(height: height, round: r, decisionDigest: digest,
                                                             precommits: precommits, validators: state.validators,
                                                             meshID: state.rules.meshID) else { continue }
@@ -976,7 +999,7 @@ public struct ConsensusEngine: Sendable {
            let v = valid(round: round, nowMs: nowMs, into: &out) {
             lockedOnQuorum.insert(round)
             if step == .prevote {
-                let proof = (votes[round]?.prevotes ?? [:]).values.filter { $0.decisionDigest == v.digest }
+                let proof = (votes[round]?.all(.prevote) ?? []).filter { $0.decisionDigest == v.digest }
                     .sorted { $0.voter < $1.voter }.prefix(q)
                 lock = SigningGuard.Lock(round: round, proposal: Proposal(height: height, round: round, validRound: nil,
                                                                           decisionDigest: p.decisionDigest, value: p.value),
