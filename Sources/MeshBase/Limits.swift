@@ -261,6 +261,19 @@ public enum Limits {
     /// Rounds above the current one whose votes are stored (higher ones only count towards the
     /// skip rule, one latest round per validator).
     public static let consensus_vote_rounds_ahead_max = 16
+    /// Rounds whose own votes the signing guard keeps: the guard's round and the ones just below
+    /// it. A restarted validator sends them to peers still in those rounds, which may be waiting
+    /// for exactly those votes (it does not vote there again; it resumes after the guard's round).
+    public static let consensus_guard_vote_rounds_max = 8
+    /// A vote's encoding: voter (32) ‖ height (8) ‖ round (4) ‖ type (1) ‖ has digest (1) ‖ digest (32) ‖ signature (64).
+    public static let vote_bytes_max = 142
+    /// The signing guard: its header, the lock (the locked proposal, at most one message, and a
+    /// quorum of prevotes for it) and the own votes of `consensus_guard_vote_rounds_max` rounds.
+    public static let signing_guard_bytes_max = 128 * 1024
+    /// Votes kept per validator and slot beyond the first, each for another value (an
+    /// equivocator's): they count for their value, so that its prevote cannot be hidden from a
+    /// proof of lock by its other vote arriving first.
+    public static let consensus_conflicting_votes_per_slot_max = 2
     /// Decisions waiting to be proposed (invites, removals, evidence, freeze).
     public static let consensus_pending_decisions_count_max = 64
     /// Equivocations held until recorded.
@@ -328,6 +341,12 @@ public enum Limits {
         precondition(contribution_request_digests_count_max >= 1 && contributions_per_contributor_round_max >= 1)
         precondition(consensus_future_messages_count_max >= 3 * members_count_max,
                      "a whole next height's proposal, prevotes and precommits can wait")
+        precondition(consensus_guard_vote_rounds_max >= 1 && consensus_guard_vote_rounds_max <= consensus_vote_rounds_kept_max + 1,
+                     "the guard keeps the interrupted round's votes, and no round the engine would already have dropped")
+        precondition(2 * consensus_guard_vote_rounds_max <= Int(UInt8.max), "the guard's vote count is one byte")
+        precondition(13 + 4 + 4 + message_bytes_max + 2 + members_count_max * vote_bytes_max + 1
+                     + 2 * consensus_guard_vote_rounds_max * vote_bytes_max <= signing_guard_bytes_max,
+                     "the largest signing guard (a lock on a one-message proposal with a prevote of every validator, two votes per kept round) fits its file limit")
         precondition(layer_width_max <= Int(UInt16.max), "mask indices are stored as u16")
         precondition(certificate_signatures_count_max <= Int(UInt16.max) && members_count_max <= Int(UInt16.max),
                      "validator indices and counts are stored as u16")

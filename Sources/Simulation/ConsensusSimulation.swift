@@ -89,12 +89,26 @@ public struct ConsensusSimulation {
     var ownVotes: [[Slot: SignedDigest]]
     var contributionCache: [[UInt64: SignedContribution]]
     var done = false
+    /// Debugging: when set, one line per fault, restart, round change, first signing of a vote,
+    /// proposal sent and commit (`prunemesh simulate --seed N --trace`).
+    var trace: ((String) -> Void)?
+    var traced: [String] = []
+    var tracedProposals: Set<Proposal> = []
+    var tracedVotes: Set<Vote> = []
 
-    public static func run(seed: UInt64, options: Options) -> Report {
+    public static func run(seed: UInt64, options: Options, trace: ((String) -> Void)? = nil) -> Report {
         var sim = ConsensusSimulation(seed: seed, options: options)
+        sim.trace = trace
         sim.runToEnd()
         return sim.report
     }
+
+    func note(_ i: Int?, _ what: @autoclosure () -> String) {
+        guard let trace else { return }
+        trace("t=\(nowMs) " + (i.map { "n\($0)\(isHonest[$0] ? "" : "(\(scenario.byzantine[$0]!))") " } ?? "") + what())
+    }
+
+    static func short(_ d: Digest32?) -> String { d.map { String("\($0)".prefix(8)) } ?? "nil" }
 
     init(seed: UInt64, options: Options) {
         self.seed = seed
@@ -109,6 +123,7 @@ public struct ConsensusSimulation {
         isHonest = (0..<n).map { scenario.byzantine[$0] == nil }
         honest = (0..<n).filter { scenario.byzantine[$0] == nil }
         nodes = Array(repeating: Node(), count: n)
+        traced = Array(repeating: "", count: n)
         network = SimNetwork(nodeCount: n, options: scenario.network, seed: seed)
         rng = SeededGenerator(seed: seed, stream: 0x4259_5A41)   // "BYZA"
         report = Report(seed: seed, options: options, scenario: scenario)
@@ -186,6 +201,8 @@ public struct ConsensusSimulation {
     }
 
     mutating func perform(_ action: Action) {
+        note(nil, "\(action)" + ({ if case let .restart(k) = action { return nodes[k].engine == nil ? " guard: \(nodes[k].persistedGuard.map { "h\($0.height) r\($0.round) lock \($0.lockedRound.map(String.init) ?? "-")" } ?? "none")" : " (running)" } else { return "" } })())
+        defer { if case let .restart(k) = action, trace != nil { traceState(k) } }
         switch action {
         case let .crash(node):
             guard nodes[node].engine != nil else { return }
@@ -241,7 +258,9 @@ public struct ConsensusSimulation {
     // MARK: Outputs
 
     mutating func handle(_ i: Int, _ outputs: [ConsensusOutput]) {
+        defer { if trace != nil { traceState(i) } }
         for o in outputs {
+            if trace != nil { traceOutput(i, o) }
             switch o {
             case let .persistGuard(g):
                 nodes[i].persistedGuard = g
@@ -384,6 +403,42 @@ public struct ConsensusSimulation {
                 }
             }
             if !report.violations.isEmpty { return }
+        }
+    }
+
+    // MARK: Trace
+
+    mutating func traceState(_ i: Int) {
+        guard let e = nodes[i].engine else { return }
+        let line = "h\(e.height) r\(e.round) \(e.step.rawValue)" + (e.locked.map { " locked@\($0.round):\(Self.short($0.digest))" } ?? "")
+        if line != traced[i] {
+            traced[i] = line
+            note(i, line)
+        }
+    }
+
+    mutating func traceOutput(_ i: Int, _ o: ConsensusOutput) {
+        switch o {
+        case let .broadcast(.proposal(p)):
+            if tracedProposals.insert(p).inserted {
+                note(i, "proposes (h\(p.height) r\(p.round) vr \(p.validRound.map(String.init) ?? "-")) \(Self.short(p.decisionDigest))")
+            }
+        case let .broadcast(.vote(v)), let .send(.vote(v), _):
+            if v.voter == keys[i], ownVotes[i][Slot(height: v.height, round: v.round, type: v.type)] == nil || !isHonest[i] {
+                if isHonest[i] || tracedVotes.insert(v).inserted {
+                    note(i, "signs \(v.type) (h\(v.height) r\(v.round)) \(Self.short(v.decisionDigest))")
+                }
+            }
+        case let .send(.contributionRequest(ds), to):
+            note(i, "asks n\(indexOfKey[to].map(String.init) ?? "?") for \(ds.count) contribution(s) \(ds.map { Self.short($0) })")
+        case let .send(.contribution(c), to):
+            note(i, "sends n\(indexOfKey[to].map(String.init) ?? "?") the contribution of n\(indexOfKey[c.contributor].map(String.init) ?? "?") round \(c.height) \(Self.short(c.digest))")
+        case let .commit(c):
+            note(i, "commits h\(c.height) (round \(c.certificate.round)) \(c.decision.kind) \(Self.short(c.decision.digest))")
+        case let .persistGuard(g):
+            note(i, "guard h\(g.height) r\(g.round) lock \(g.lockedRound.map(String.init) ?? "-") votes \(g.votes.map { "\($0.round)\($0.type == .prevote ? "pv" : "pc"):\(Self.short($0.decisionDigest))" })")
+        default:
+            break
         }
     }
 

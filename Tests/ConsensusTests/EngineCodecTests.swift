@@ -156,66 +156,155 @@ import Wire
     // MARK: SigningGuard
 
     static let digest = Decision.freeze(round: 0).digest
+
+    /// A lock on the round-`round` proposal of `decision` at `height`, proven by the prevotes of `voters`.
+    static func lock(_ c: EngineCluster, height: UInt64, round: UInt32, _ decision: Decision, voters: [Int]) -> SigningGuard.Lock {
+        SigningGuard.Lock(round: round, proposal: Proposal(height: height, round: round, validRound: nil, decision: decision),
+                          prevotes: voters.map { c.vote($0, height: height, round: round, .prevote, decision.digest) })
+    }
+
     static var guards: [SigningGuard] {
         let c = cluster
+        let mask = Decision.mask(maskDecision)
         return [
-            SigningGuard(height: 1, round: 0, lockedRound: nil, lockedDigest: nil),
-            SigningGuard(height: 7, round: 3, lockedRound: 2, lockedDigest: digest,
-                         votes: [c.vote(0, height: 7, round: 3, .prevote, digest), c.vote(0, height: 7, round: 3, .precommit, digest)]),
-            SigningGuard(height: 7, round: 3, lockedRound: nil, lockedDigest: nil, votes: [c.vote(1, height: 7, round: 3, .prevote, nil)]),
-            SigningGuard(height: .max, round: .max - 1, lockedRound: .max - 1, lockedDigest: digest),
+            SigningGuard(height: 1, round: 0),
+            SigningGuard(height: 7, round: 3, lock: lock(c, height: 7, round: 2, mask, voters: [0, 1, 2]),
+                         votes: [c.vote(0, height: 7, round: 2, .prevote, mask.digest), c.vote(0, height: 7, round: 2, .precommit, mask.digest),
+                                 c.vote(0, height: 7, round: 3, .prevote, nil)]),
+            SigningGuard(height: 7, round: 3, votes: [c.vote(1, height: 7, round: 3, .prevote, nil)]),
+            // The oldest round kept (10 − 8 + 1 = 3) and the newest.
+            SigningGuard(height: 2, round: 10, votes: [c.vote(2, height: 2, round: 3, .precommit, nil), c.vote(2, height: 2, round: 10, .prevote, digest)]),
+            SigningGuard(height: .max, round: .max - 1, lock: lock(c, height: .max, round: .max - 1, .freeze(round: 0), voters: [3])),
         ]
+    }
+
+    /// Where the bytes of `g`'s encoding are structure (not keys, digests or signatures the
+    /// decoder cannot judge): the lock flag, the lock's round, the proposal's length, height, round
+    /// and valid round, the prevote count and each prevote's height, round, type, flag and digest,
+    /// the vote count and each own vote's height.
+    static func structuralIndices(_ g: SigningGuard) -> Set<Int> {
+        var at = 12
+        var set: Set<Int> = [at]
+        at += 1
+        if let l = g.lock {
+            set.formUnion(at..<(at + 8))                       // locked round, proposal length
+            at += 8
+            set.formUnion(at..<(at + 16))                      // proposal height, round, valid round
+            at += l.proposal.encoded().count
+            set.formUnion(at..<(at + 2))
+            at += 2
+            for v in l.prevotes {
+                set.formUnion((at + 32)..<(at + 32 + 14 + 32))  // height … digest
+                at += v.encoded().count
+            }
+        }
+        set.insert(at)
+        at += 1
+        for v in g.votes {
+            set.formUnion((at + 32)..<(at + 40))
+            at += v.encoded().count
+        }
+        return set
     }
 
     @Test func signingGuardRoundTripsAndRefusesTruncationAndTrailingBytes() throws {
         for g in Self.guards {
             let bytes = g.encoded()
-            #expect(bytes.count == SigningGuard.encodedByteCountMin + g.votes.reduce(0) { $0 + $1.encoded().count })
+            let lockBytes = g.lock.map { 4 + 4 + $0.proposal.encoded().count + 2 + $0.prevotes.reduce(0) { $0 + $1.encoded().count } } ?? 0
+            #expect(bytes.count == SigningGuard.encodedByteCountMin + lockBytes + g.votes.reduce(0) { $0 + $1.encoded().count })
             #expect(try SigningGuard.decode(bytes) == g)
             for n in 0..<bytes.count {
                 #expect(throws: ConsensusDecodeError.self) { try SigningGuard.decode(Array(bytes.prefix(n))) }
             }
             #expect(throws: ConsensusDecodeError.self) { try SigningGuard.decode(bytes + [0]) }
         }
+        // A vote encodes in at most the bytes the limits assume.
+        let c = Self.cluster
+        #expect(c.vote(0, height: 1, round: 0, .prevote, Self.digest).encoded().count == Limits.vote_bytes_max)
     }
 
-    /// Without a lock or votes, everything after the round is fixed (no locked round, flag 0, zero
-    /// digest, no votes): every mutation there is refused. With a lock and votes, the flag and the
-    /// vote count are, and so is any vote moved to another slot; nothing decodes to the same guard.
+    /// Structure bytes (see `structuralIndices`) are refused when mutated; any other mutation that
+    /// decodes never gives the same guard; whatever decodes keeps the invariants.
     @Test func everyMutatedByteOfASigningGuardIsRefusedWhereItMust() {
-        for g in Self.guards.prefix(3) {
+        for g in Self.guards.prefix(4) {
             let bytes = g.encoded()
+            let structural = Self.structuralIndices(g)
             for i in bytes.indices {
                 for x: UInt8 in [0x01, 0x80, 0xFF] {
                     var b = bytes
                     b[i] ^= x
                     let decoded = try? SigningGuard.decode(b)
-                    let voteHeightOrRound = (0..<g.votes.count).contains { k in
-                        // the vote's height and round, after the votes before it and its voter key
-                        let at = 50 + g.votes.prefix(k).reduce(0) { $0 + $1.encoded().count } + 32
-                        return i >= at && i < at + 12
-                    }
-                    let mustRefuse = g.lockedRound == nil && g.votes.isEmpty ? i >= 12 : (i == 16 || i == 49 || voteHeightOrRound)
-                    if mustRefuse {
+                    if structural.contains(i) {
                         #expect(decoded == nil, "guard \(g.height)/\(g.round): byte \(i) ^ \(x) accepted")
                     } else {
                         #expect(decoded != g, "guard \(g.height)/\(g.round): byte \(i) ^ \(x) decoded to the same guard")
                     }
-                    if let d = decoded, let locked = d.lockedRound { #expect(locked <= d.round && d.lockedDigest != nil) }
+                    if let d = decoded {
+                        if let l = d.lock {
+                            #expect(l.round <= d.round && l.proposal.round == l.round && l.proposal.height == d.height)
+                            #expect(l.prevotes.allSatisfy { $0.round == l.round && $0.decisionDigest == l.digest && $0.type == .prevote })
+                        }
+                        #expect(d.votes.allSatisfy { $0.height == d.height && SigningGuard.keeps(round: $0.round, guardRound: d.round) })
+                    }
                 }
             }
         }
-        // Height 0 is no height; a precommit before a prevote, two prevotes, votes of two voters are refused.
+    }
+
+    @Test func signingGuardsOutsideTheFormatAreRefused() {
         let c = Self.cluster
-        #expect(throws: ConsensusDecodeError.self) {
-            try SigningGuard.decode(SigningGuard(height: 0, round: 0, lockedRound: nil, lockedDigest: nil).encoded())
+        let freeze = Decision.freeze(round: 0)
+        func refused(_ g: SigningGuard, _ what: String) {
+            #expect(throws: ConsensusDecodeError.self, "\(what)") { try SigningGuard.decode(g.encoded()) }
         }
-        for votes in [[c.vote(0, height: 2, round: 1, .precommit, nil), c.vote(0, height: 2, round: 1, .prevote, nil)],
-                      [c.vote(0, height: 2, round: 1, .prevote, nil), c.vote(0, height: 2, round: 1, .prevote, Self.digest)],
-                      [c.vote(0, height: 2, round: 1, .prevote, nil), c.vote(1, height: 2, round: 1, .precommit, nil)]] {
-            #expect(throws: ConsensusDecodeError.self) {
-                try SigningGuard.decode(SigningGuard(height: 2, round: 1, lockedRound: nil, lockedDigest: nil, votes: votes).encoded())
-            }
+        refused(SigningGuard(height: 0, round: 0), "height 0 is no height")
+        // Own votes: one voter, this height, the kept rounds, strictly ascending by (round, type).
+        for (votes, what) in [
+            ([c.vote(0, height: 2, round: 1, .precommit, nil), c.vote(0, height: 2, round: 1, .prevote, nil)], "precommit before prevote"),
+            ([c.vote(0, height: 2, round: 1, .prevote, nil), c.vote(0, height: 2, round: 1, .prevote, Self.digest)], "two prevotes"),
+            ([c.vote(0, height: 2, round: 1, .prevote, nil), c.vote(1, height: 2, round: 1, .precommit, nil)], "two voters"),
+            ([c.vote(0, height: 2, round: 1, .prevote, nil), c.vote(0, height: 2, round: 0, .prevote, nil)], "rounds descending"),
+            ([c.vote(0, height: 3, round: 1, .prevote, nil)], "another height"),
+            ([c.vote(0, height: 2, round: 2, .prevote, nil)], "a round above the guard's"),
+        ] as [([Vote], String)] {
+            refused(SigningGuard(height: 2, round: 1, votes: votes), what)
+        }
+        refused(SigningGuard(height: 2, round: 10, votes: [c.vote(0, height: 2, round: 2, .prevote, nil)]),
+                "round 2 is below the 8 rounds a round-10 guard keeps")
+        // The lock: its proposal of this height and its round without valid round, a quorum of its prevotes.
+        let good = Self.lock(c, height: 2, round: 1, freeze, voters: [0, 1, 2])
+        var l = good
+        l.proposal = Proposal(height: 2, round: 0, validRound: nil, decision: freeze)
+        refused(SigningGuard(height: 2, round: 1, lock: l), "a proposal of another round")
+        l.proposal = Proposal(height: 3, round: 1, validRound: nil, decision: freeze)
+        refused(SigningGuard(height: 2, round: 1, lock: l), "a proposal of another height")
+        l.proposal = Proposal(height: 2, round: 1, validRound: 0, decision: freeze)
+        refused(SigningGuard(height: 2, round: 1, lock: l), "a proposal with a valid round")
+        l = good
+        l.prevotes = [good.prevotes[1], good.prevotes[0], good.prevotes[2]]
+        refused(SigningGuard(height: 2, round: 1, lock: l), "prevotes not ascending by voter")
+        l.prevotes = [good.prevotes[0], good.prevotes[0]]
+        refused(SigningGuard(height: 2, round: 1, lock: l), "one voter twice")
+        l.prevotes = [good.prevotes[0], c.vote(1, height: 2, round: 1, .prevote, Decision.freeze(round: 1).digest)]
+        refused(SigningGuard(height: 2, round: 1, lock: l), "a prevote for another value")
+        l.prevotes = [good.prevotes[0], c.vote(1, height: 2, round: 1, .prevote, nil)]
+        refused(SigningGuard(height: 2, round: 1, lock: l), "a nil prevote")
+        l.prevotes = [good.prevotes[0], c.vote(1, height: 2, round: 1, .precommit, freeze.digest)]
+        refused(SigningGuard(height: 2, round: 1, lock: l), "a precommit among the prevotes")
+        l.prevotes = [good.prevotes[0], c.vote(1, height: 2, round: 0, .prevote, freeze.digest)]
+        refused(SigningGuard(height: 2, round: 1, lock: l), "a prevote of another round")
+        refused(SigningGuard(height: 2, round: 0, lock: good), "a lock above the guard's round")
+        // No prevotes (the encoder refuses to write it): count 0 after a valid proposal.
+        var w = ByteWriter(capacity: 512)
+        w.write(UInt64(2)); w.write(UInt32(1)); w.write(UInt8(1)); w.write(UInt32(1))
+        w.write(bytes32: good.proposal.encoded()); w.write(UInt16(0)); w.write(UInt8(0))
+        #expect(throws: ConsensusDecodeError.self) { try SigningGuard.decode(w.bytes) }
+        // More than two votes per kept round, and more bytes than the file may hold.
+        var v = ByteWriter(capacity: 16)
+        v.write(UInt64(2)); v.write(UInt32(1)); v.write(UInt8(0)); v.write(UInt8(2 * Limits.consensus_guard_vote_rounds_max + 1))
+        #expect(throws: ConsensusDecodeError.self) { try SigningGuard.decode(v.bytes) }
+        #expect(throws: ConsensusDecodeError.self) {
+            try SigningGuard.decode(SigningGuard(height: 1, round: 0).encoded() + [UInt8](repeating: 0, count: Limits.signing_guard_bytes_max))
         }
     }
 }

@@ -166,9 +166,12 @@ import Wire
         let lock = try #require(c[0].locked)
         #expect(lock.round == 0 && lock.digest == v.digest)
         #expect(EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 0, .precommit, v.digest)])
-        #expect(c.guards[0] == SigningGuard(height: 1, round: 0, lockedRound: 0, lockedDigest: v.digest,
+        let lockProof = [0, 1, 2].map { c.vote($0, round: 0, .prevote, v.digest) }
+        #expect(c.guards[0] == SigningGuard(height: 1, round: 0,
+                                            lock: .init(round: 0, proposal: Proposal(height: 1, round: 0, validRound: nil, decision: v),
+                                                        prevotes: lockProof),
                                             votes: [c.vote(0, round: 0, .prevote, v.digest), c.vote(0, round: 0, .precommit, v.digest)]),
-                "the lock and both votes are durable before the precommit goes out")
+                "the lock (with its proposal and proof) and both votes are durable before the precommit goes out")
 
         // Round 0 ends without a decision.
         for i in 1..<4 { c.inject(0, .vote(c.vote(i, round: 0, .precommit, nil)), from: c.keys[i]) }
@@ -438,7 +441,8 @@ import Wire
         c.inject(0, .proposal(p0), from: c.keys[1])
         for i in [1, 2] { c.inject(0, .vote(c.vote(i, round: 0, .prevote, v.digest)), from: c.keys[i]) }
         let g = try #require(c.guards[0])
-        #expect(g == SigningGuard(height: 1, round: 0, lockedRound: 0, lockedDigest: v.digest,
+        #expect(g == SigningGuard(height: 1, round: 0,
+                                  lock: .init(round: 0, proposal: p0, prevotes: [0, 1, 2].map { c.vote($0, round: 0, .prevote, v.digest) }),
                                   votes: [c.vote(0, round: 0, .prevote, v.digest), c.vote(0, round: 0, .precommit, v.digest)]))
         let firstLife = c.signedVotes[0]
         #expect(firstLife == [c.vote(0, round: 0, .prevote, v.digest), c.vote(0, round: 0, .precommit, v.digest)])
@@ -475,7 +479,7 @@ import Wire
         #expect(EngineCluster.votes(d.lastOutputs[0]) == [d.vote(0, round: 1, .prevote, nil)])
         // A guard for another height than the next is ignored.
         let stale = ConsensusEngine(config: .init(), signer: c.signer(0), state: c.genesisState,
-                                    guard: SigningGuard(height: 7, round: 3, lockedRound: nil, lockedDigest: nil))
+                                    guard: SigningGuard(height: 7, round: 3))
         #expect(stale.round == 0 && stale.locked == nil)
     }
 

@@ -24,6 +24,19 @@ import Testing
         #expect(Limits.reassembly_bytes_max >= 2 * Limits.message_bytes_max)
     }
 
+    @Test func signingGuardLimitsRelate() {
+        // The guard keeps no round of own votes the engine has already dropped, two votes a round
+        // fit its one-byte count, and the largest guard (a lock on a one-message proposal proven by
+        // a prevote of every validator, 16 own votes) fits the file limit the shell reads with.
+        #expect(Limits.consensus_guard_vote_rounds_max >= 1)
+        #expect(Limits.consensus_guard_vote_rounds_max <= Limits.consensus_vote_rounds_kept_max + 1)
+        #expect(2 * Limits.consensus_guard_vote_rounds_max <= 255)
+        let largest = 13 + 4 + 4 + Limits.message_bytes_max + 2 + Limits.members_count_max * Limits.vote_bytes_max
+            + 1 + 2 * Limits.consensus_guard_vote_rounds_max * Limits.vote_bytes_max
+        #expect(largest <= Limits.signing_guard_bytes_max)
+        #expect(Limits.consensus_conflicting_votes_per_slot_max >= 1)
+    }
+
     @Test func membershipLimitsRelate() {
         // A full sync (flag, count, every member as the largest update) fits one logical message.
         #expect(3 + Limits.members_count_max * Limits.swim_member_update_bytes_max <= Limits.message_bytes_max)

@@ -52,85 +52,152 @@ public struct ConsensusConfig: Sendable, Hashable {
 
 /// What a validator must remember across a crash so that it never signs two different votes for
 /// one slot, nor forgets its lock, nor loses the votes it already cast: the height and the highest
-/// round it voted in, its lock, and its own votes of that round. The shell writes it durably
-/// (fsync) BEFORE sending the vote that follows it; on restart the engine resumes at `round + 1`
-/// of that height with the lock restored, and rebroadcasts the restored votes (the others may still
-/// be in that round, one precommit short of the quorum that would time it out: without them a
-/// crash and a lost datagram could stall the height for good).
+/// round it voted in, its lock — the round, the locked proposal (compact: a mask names its
+/// contributions by digest) and the quorum of prevotes that made it — and its own votes of the
+/// last `Limits.consensus_guard_vote_rounds_max` rounds of the height. The shell writes it durably
+/// (fsync) BEFORE sending the vote that follows it. On restart the engine resumes at `round + 1`
+/// of that height with the lock, which it can re-propose with its proof of lock (without the
+/// value, a locked validator could only prevote nil while nobody proposed its value again, and
+/// rounds churned for good); it closes the interrupted round with nil votes for the slots it
+/// never signed there, and sends its restored votes to peers still in those rounds (they may be
+/// waiting for exactly those: without them a node restarted twice was alone two rounds ahead,
+/// and the others short of a quorum in theirs).
 ///
-/// Encoding (little-endian, 50 … 50 + 2 × 150 bytes): height (u64, ≥ 1) ‖ round (u32) ‖ locked
-/// round (u32, 0xFFFFFFFF = none, else ≤ round) ‖ has lock (u8, 0 or 1) ‖ locked digest (32, zeros
-/// without a lock) ‖ vote count (u8, 0 … 2) ‖ votes (`Vote` encoding: at most a prevote then a
-/// precommit, both of this height and round, by one voter). Nothing follows.
+/// Encoding (little-endian; `Limits.signing_guard_bytes_max` at most):
+///
+///     height (u64, ≥ 1) ‖ round (u32) ‖ has lock (u8, 0 or 1)
+///     has lock = 1: locked round (u32, ≤ round)
+///                   ‖ proposal length (u32, ≤ Limits.message_bytes_max) ‖ proposal (`Proposal`
+///                     encoding: this height, the locked round, no valid round)
+///                   ‖ prevote count (u16, 1 … Limits.members_count_max) ‖ prevotes (`Vote` encoding:
+///                     prevotes of this height and the locked round for the proposal's digest,
+///                     voters strictly ascending)
+///     ‖ vote count (u8, 0 … 2 × Limits.consensus_guard_vote_rounds_max) ‖ votes (`Vote` encoding:
+///       one voter's, of this height, rounds in (round − consensus_guard_vote_rounds_max, round],
+///       strictly ascending by (round, type), prevote before precommit)
+///
+/// Nothing follows.
 public struct SigningGuard: Sendable, Hashable {
-    public static let encodedByteCountMin = 50
+    public static let encodedByteCountMin = 14
+
+    /// A lock: the round, the proposal locked on (as a proposal of that round without a valid
+    /// round) and the prevotes of that round for it (a quorum when written, voters ascending).
+    public struct Lock: Sendable, Hashable {
+        public var round: UInt32
+        public var proposal: Proposal
+        public var prevotes: [Vote]
+        public var digest: Digest32 { proposal.decisionDigest }
+
+        public init(round: UInt32, proposal: Proposal, prevotes: [Vote]) {
+            self.round = round
+            self.proposal = proposal
+            self.prevotes = prevotes
+        }
+    }
+
     public var height: UInt64
+    /// The highest round voted in at this height.
     public var round: UInt32
-    public var lockedRound: UInt32?
-    public var lockedDigest: Digest32?
-    /// The own votes of (height, round), prevote first.
+    public var lock: Lock?
+    /// The own votes of this height in the kept rounds, by (round, type).
     public var votes: [Vote]
 
-    public init(height: UInt64, round: UInt32, lockedRound: UInt32?, lockedDigest: Digest32?, votes: [Vote] = []) {
+    public var lockedRound: UInt32? { lock?.round }
+    public var lockedDigest: Digest32? { lock?.digest }
+
+    public init(height: UInt64, round: UInt32, lock: Lock? = nil, votes: [Vote] = []) {
         self.height = height
         self.round = round
-        self.lockedRound = lockedRound
-        self.lockedDigest = lockedDigest
+        self.lock = lock
         self.votes = votes
     }
 
+    /// Whether a vote of round `r` is within the rounds a guard of round `round` keeps.
+    public static func keeps(round r: UInt32, guardRound round: UInt32) -> Bool {
+        r <= round && UInt64(r) + UInt64(Limits.consensus_guard_vote_rounds_max) > UInt64(round)
+    }
+
     public func encoded() -> [UInt8] {
-        precondition(votes.count <= 2, "a guard holds at most a prevote and a precommit")
-        var w = ByteWriter(capacity: Self.encodedByteCountMin + 150 * votes.count)
+        precondition(votes.count <= 2 * Limits.consensus_guard_vote_rounds_max, "a guard holds two votes per kept round")
+        var w = ByteWriter(capacity: Self.encodedByteCountMin + Limits.vote_bytes_max * (votes.count + (lock?.prevotes.count ?? 0)) + 512)
         w.write(height)
         w.write(round)
-        w.write(lockedRound ?? UInt32.max)
-        w.write(UInt8(lockedDigest == nil ? 0 : 1))
-        w.write(raw: lockedDigest?.bytes ?? [UInt8](repeating: 0, count: 32))
+        if let lock {
+            precondition(!lock.prevotes.isEmpty && lock.prevotes.count <= Limits.members_count_max, "a lock's proof of \(lock.prevotes.count) prevotes")
+            w.write(UInt8(1))
+            w.write(lock.round)
+            w.write(bytes32: lock.proposal.encoded())
+            w.write(UInt16(lock.prevotes.count))
+            for v in lock.prevotes { v.encode(into: &w) }
+        } else {
+            w.write(UInt8(0))
+        }
         w.write(UInt8(votes.count))
         for v in votes { v.encode(into: &w) }
         return w.bytes
     }
 
     /// Strict: every field checked (see the encoding), trailing bytes refused. Signatures are not
-    /// checked here (the engine keeps only restored votes that verify and are its own).
+    /// checked here (the engine keeps only restored votes that verify and are its own, and a proof
+    /// of lock only if it verifies as a quorum of the validators).
     public static func decode(_ bytes: [UInt8]) throws(ConsensusDecodeError) -> SigningGuard {
-        try decodeWhole(bytes) { (r: inout ByteReader) throws(ConsensusDecodeError) in
-            let (height, round, locked, has, digestBytes, count) = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-                (try r.readUInt64("guard.height"), try r.readUInt32("guard.round"), try r.readUInt32("guard.lockedRound"),
-                 try r.readUInt8("guard.hasLock"), try r.readRaw(32, "guard.lockedDigest"), try r.readUInt8("guard.voteCount"))
+        guard bytes.count <= Limits.signing_guard_bytes_max else {
+            throw .outOfRange("a guard of \(bytes.count) bytes, above \(Limits.signing_guard_bytes_max)")
+        }
+        return try decodeWhole(bytes) { (r: inout ByteReader) throws(ConsensusDecodeError) in
+            let (height, round, has) = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
+                (try r.readUInt64("guard.height"), try r.readUInt32("guard.round"), try r.readUInt8("guard.hasLock"))
             }
-            // One encoding per guard: a flag of 0 or 1, a lock is a round and a digest or neither
-            // (zeros without one), a locked round never above the round voted in, heights from 1.
             guard height >= 1 else { throw .outOfRange("guard.height is 0") }
             guard has <= 1 else { throw .unknownTag(field: "guard.hasLock", value: has) }
-            var lockedRound: UInt32?
-            var lockedDigest: Digest32?
-            if has == 0 {
-                guard locked == .max, digestBytes.allSatisfy({ $0 == 0 }) else {
-                    throw .nonCanonical("a guard without a lock has a locked round or digest")
+            var lock: Lock?
+            if has == 1 {
+                let (locked, proposalBytes, count) = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
+                    (try r.readUInt32("guard.lockedRound"), try r.readBytes32("guard.lockedProposal", limit: Limits.message_bytes_max),
+                     Int(try r.readUInt16("guard.lockPrevoteCount")))
                 }
-            } else {
-                guard locked != .max else { throw .nonCanonical("a guard with a lock has no locked round") }
                 guard locked <= round else { throw .outOfRange("guard.lockedRound \(locked) is above round \(round)") }
-                lockedRound = locked
-                lockedDigest = Digest32(bytes: digestBytes)!
+                let proposal = try Proposal.decode(proposalBytes)
+                guard proposal.height == height, proposal.round == locked else {
+                    throw .outOfRange("the locked proposal is for (\(proposal.height), \(proposal.round)), not (\(height), \(locked))")
+                }
+                guard proposal.validRound == nil else { throw .nonCanonical("the locked proposal has a valid round") }
+                guard (1...Limits.members_count_max).contains(count) else {
+                    throw .outOfRange("guard.lockPrevoteCount \(count) outside 1…\(Limits.members_count_max)")
+                }
+                var prevotes: [Vote] = []
+                for i in 0..<count {
+                    let v = try Vote.decode(from: &r)
+                    guard v.height == height, v.round == locked, v.type == .prevote, v.decisionDigest == proposal.decisionDigest else {
+                        throw .outOfRange("a lock prevote for (\(v.height), \(v.round), \(v.type)) or another value")
+                    }
+                    if i > 0, !(prevotes[i - 1].voter < v.voter) {
+                        throw .nonCanonical("lock prevotes not strictly ascending by voter at \(i)")
+                    }
+                    prevotes.append(v)
+                }
+                lock = Lock(round: locked, proposal: proposal, prevotes: prevotes)
             }
-            guard count <= 2 else { throw .outOfRange("guard.voteCount \(count) above 2") }
+            let count = Int(try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in try r.readUInt8("guard.voteCount") })
+            guard count <= 2 * Limits.consensus_guard_vote_rounds_max else {
+                throw .outOfRange("guard.voteCount \(count) above \(2 * Limits.consensus_guard_vote_rounds_max)")
+            }
             var votes: [Vote] = []
-            for i in 0..<Int(count) {
+            for i in 0..<count {
                 let v = try Vote.decode(from: &r)
-                guard v.height == height, v.round == round else {
-                    throw .outOfRange("a guard vote for (\(v.height), \(v.round)), not (\(height), \(round))")
+                guard v.height == height, keeps(round: v.round, guardRound: round) else {
+                    throw .outOfRange("a guard vote for (\(v.height), \(v.round)), not height \(height) within the rounds kept below \(round)")
                 }
                 if i > 0 {
-                    guard votes[0].type == .prevote, v.type == .precommit, v.voter == votes[0].voter else {
-                        throw .nonCanonical("guard votes: a prevote then a precommit, by one voter")
+                    let p = votes[i - 1]
+                    guard p.voter == v.voter else { throw .nonCanonical("guard votes by two voters") }
+                    guard (p.round, p.type.rawValue) < (v.round, v.type.rawValue) else {
+                        throw .nonCanonical("guard votes not strictly ascending by (round, type) at \(i)")
                     }
                 }
                 votes.append(v)
             }
-            return SigningGuard(height: height, round: round, lockedRound: lockedRound, lockedDigest: lockedDigest, votes: votes)
+            return SigningGuard(height: height, round: round, lock: lock, votes: votes)
         }
     }
 }
@@ -208,13 +275,28 @@ public struct ConsensusEngine: Sendable {
     }
 
     struct RoundVotes: Sendable {
+        /// The first vote received per validator and slot.
         var prevotes: [PublicKey: Vote] = [:]
         var precommits: [PublicKey: Vote] = [:]
+        /// Votes for another value than the first of their slot (an equivocator's), at most
+        /// `Limits.consensus_conflicting_votes_per_slot_max` per validator and slot. They count for
+        /// their own value too: Tendermint's quorum intersection already counts a faulty validator
+        /// on both sides, and ignoring them let an equivocator hide its prevote from a proof of lock
+        /// (each peer that got its other vote first found the proof one prevote short).
+        var conflicting: [Vote] = []
 
         func votes(_ type: VoteType) -> [PublicKey: Vote] { type == .prevote ? prevotes : precommits }
 
+        /// Every vote of one type, the conflicting ones included (at most one per voter and value).
+        func all(_ type: VoteType) -> [Vote] {
+            Array(votes(type).values) + conflicting.filter { $0.type == type }
+        }
+
+        /// Distinct validators with a vote of this type for `digest`.
         func count(_ type: VoteType, for digest: Digest32?) -> Int {
-            votes(type).values.reduce(0) { $0 + ($1.decisionDigest == digest ? 1 : 0) }
+            let first = votes(type).values.reduce(0) { $0 + ($1.decisionDigest == digest ? 1 : 0) }
+            if conflicting.isEmpty { return first }
+            return first + conflicting.reduce(0) { $0 + ($1.type == type && $1.decisionDigest == digest ? 1 : 0) }
         }
     }
 
@@ -227,10 +309,21 @@ public struct ConsensusEngine: Sendable {
     // Per height (reset on commit).
     public private(set) var round: UInt32 = 0
     public private(set) var step: Step = .idle
+    /// The lock with what a restart needs to re-propose it (the proposal and its proof of lock).
+    private var lock: SigningGuard.Lock? {
+        didSet {
+            lockedRound = lock?.round
+            lockedDigest = lock?.digest
+        }
+    }
+    /// The lock's round and digest, kept apart (computing them from `lock` where the rules read
+    /// them crashed the 6.3 optimiser's ownership verifier).
     private var lockedRound: UInt32?
     private var lockedDigest: Digest32?
     private var validRound: UInt32?
-    private var validDecision: Decision?
+    /// The proposal of `validRound` (Tendermint's valid value, compact; the decision is in `resolved`
+    /// once its contributions are held).
+    private var validProposal: Proposal?
     private var proposals: [UInt32: Proposal] = [:]
     private var validity: [UInt32: Validity] = [:]
     private var resolved: [Digest32: Decision] = [:]
@@ -246,12 +339,17 @@ public struct ConsensusEngine: Sendable {
     private var sentProposal: Proposal?
     private var ownPrevote: Vote?
     private var ownPrecommit: Vote?
+    /// Every own vote of this height in the rounds the guard keeps, by (round, type): persisted
+    /// with each vote, restored after a crash.
+    private var ownVotes: [Vote] = []
     /// The own votes of the round before this one, rebroadcast too: a validator that moved on
     /// while its last precommit was lost would otherwise leave the others one precommit short of
     /// the quorum that times their round out, and nobody would ever catch up.
     private var previousRoundVotes: [Vote] = []
     private var lastRebroadcastMs: UInt64 = 0
-    private var requestedContributions: [Digest32: UInt64] = [:]
+    /// Missing contributions asked for: when last, and how many times (asks go to the proposer,
+    /// then in turn to the other validators too).
+    private var requestedContributions: [Digest32: (ms: UInt64, asks: Int)] = [:]
     private var future: [ConsensusMessageFrom] = []
     /// Not below this round at this height (restart after a crash: the guard's round + 1).
     private var minimumRound: UInt32 = 0
@@ -290,23 +388,49 @@ public struct ConsensusEngine: Sendable {
         if let g, g.height == state.height + 1 {
             minimumRound = g.round &+ 1
             round = minimumRound
-            lockedRound = g.lockedRound
-            lockedDigest = g.lockedDigest
-            // Rebroadcast what this validator cast before the crash (only its own, verified votes), and
-            // close the interrupted round with nil votes for the slots it never signed there: the others
-            // may be waiting in that round for its precommit, and it will never return to that round to
-            // cast one. A nil vote for an unsigned slot conflicts with nothing it signed (the guard lists
-            // every vote of its round), and re-signing it after another crash gives the same bytes.
-            var restored = g.votes.filter {
-                $0.voter == signer.publicKey && $0.height == g.height && $0.round == g.round && $0.isValid(meshID: state.rules.meshID)
-            }
-            if state.validators.contains(signer.publicKey) {
-                for type in [VoteType.prevote, .precommit] where !restored.contains(where: { $0.type == type }) {
-                    restored.append(Vote.sign(height: g.height, round: g.round, type: type, decisionDigest: nil,
-                                              meshID: state.rules.meshID, signer: signer))
+            let meshID = state.rules.meshID
+            if let l = g.lock {
+                // The lock always (safety); the locked value as the valid value, re-proposable, only
+                // with a proof of lock that verifies as a quorum of the validators in force.
+                lock = l
+                lockedRound = l.round   // observers do not run in an initialiser
+                lockedDigest = l.digest
+                proposals[l.round] = l.proposal
+                let proof = l.prevotes.filter {
+                    $0.height == g.height && $0.round == l.round && $0.type == .prevote && $0.decisionDigest == l.digest
+                        && state.validators.contains($0.voter) && $0.isValid(meshID: meshID)
+                }
+                if Set(proof.map(\.voter)).count >= state.validators.quorum {
+                    var rv = RoundVotes()
+                    for v in proof { rv.prevotes[v.voter] = v }
+                    votes[l.round] = rv
+                    validRound = l.round
+                    validProposal = l.proposal
                 }
             }
-            previousRoundVotes = restored.sorted { $0.type.rawValue < $1.type.rawValue }
+            // Every own vote of the kept rounds (only its own, verified), and nil votes closing the
+            // interrupted round for the slots it never signed there: the others may be waiting in
+            // that round, or in one just before, for its votes, and it will never vote there again.
+            // A nil vote for an unsigned slot conflicts with nothing it signed (the guard lists every
+            // vote of its round), and re-signing it after another crash gives the same bytes.
+            var restored = g.votes.filter {
+                $0.voter == signer.publicKey && $0.height == g.height && SigningGuard.keeps(round: $0.round, guardRound: g.round)
+                    && $0.isValid(meshID: meshID)
+            }
+            if state.validators.contains(signer.publicKey) {
+                for type in [VoteType.prevote, .precommit] where !restored.contains(where: { $0.round == g.round && $0.type == type }) {
+                    restored.append(Vote.sign(height: g.height, round: g.round, type: type, decisionDigest: nil,
+                                              meshID: meshID, signer: signer))
+                }
+            }
+            ownVotes = restored.sorted { ($0.round, $0.type.rawValue) < ($1.round, $1.type.rawValue) }
+            ownVotes.removeAll { !SigningGuard.keeps(round: $0.round, guardRound: round) }
+            for v in restored {
+                var rv = votes[v.round] ?? RoundVotes()
+                if v.type == .prevote { rv.prevotes[v.voter] = v } else { rv.precommits[v.voter] = v }
+                votes[v.round] = rv
+            }
+            previousRoundVotes = restored.filter { $0.round == g.round }.sorted { $0.type.rawValue < $1.type.rawValue }
         }
     }
 
@@ -395,6 +519,10 @@ public struct ConsensusEngine: Sendable {
                     out.append(.requestSync(fromHeight: height, peer: others[syncPollTurn]))
                 }
             }
+        }
+        // A valid value restored from the guard: fetch its contributions before it is needed.
+        if let vr = validRound, let v = validProposal, resolved[v.decisionDigest] == nil, step != .idle {
+            _ = valid(round: vr, nowMs: nowMs, into: &out)
         }
         // Rebroadcast before the timeouts: a round a timeout starts has just sent its messages.
         if nowMs >= lastRebroadcastMs &+ config.rebroadcastIntervalMs {
@@ -527,8 +655,16 @@ public struct ConsensusEngine: Sendable {
                         pendingEvidence[v.voter] = e
                         out.append(.equivocation(e))
                     }
+                    // Kept beside the first (each value counted once per validator).
+                    let others = rv.conflicting.filter { $0.voter == v.voter && $0.type == v.type }
+                    if others.count < Limits.consensus_conflicting_votes_per_slot_max,
+                       !others.contains(where: { $0.decisionDigest == v.decisionDigest }) {
+                        rv.conflicting.append(v)
+                        votes[v.round] = rv
+                        arm(nowMs: nowMs, into: &out)
+                    }
                 }
-                return   // the first vote of a slot counts
+                return
             }
             if v.type == .prevote { rv.prevotes[v.voter] = v } else { rv.precommits[v.voter] = v }
             votes[v.round] = rv
@@ -643,19 +779,21 @@ public struct ConsensusEngine: Sendable {
     /// propose yet it waits (others time out, or it proposes once something arrives).
     private mutating func tryPropose(nowMs: UInt64, into out: inout [ConsensusOutput]) {
         guard step == .propose, sentProposal == nil, isValidator, proposer(height: height, round: round) == me else { return }
-        let decision: Decision
-        if let v = validDecision {
-            decision = v
+        let p: Proposal
+        if let vr = validRound, let v = validProposal {
+            // The valid value again, with its proof of lock (after a restart its contributions may
+            // still be missing here: the others hold them, and this node asks for them).
+            p = Proposal(height: height, round: round, validRound: vr, decisionDigest: v.decisionDigest, value: v.value)
+            if let d = resolved[v.decisionDigest] { validity[round] = .valid(d) }
         } else if let fresh = freshValue(nowMs: nowMs) {
-            decision = fresh
+            p = Proposal(height: height, round: round, validRound: nil, decision: fresh)
+            resolved[fresh.digest] = fresh
+            validity[round] = .valid(fresh)
         } else {
             return
         }
-        let p = Proposal(height: height, round: round, validRound: validRound, decision: decision)
         sentProposal = p
         proposals[round] = p
-        resolved[decision.digest] = decision
-        validity[round] = .valid(decision)
         counters.proposalsSent += 1
         out.append(.broadcast(.proposal(p)))
         for v in proofOfLock(p) { out.append(.broadcast(.vote(v))) }
@@ -666,7 +804,7 @@ public struct ConsensusEngine: Sendable {
     /// round would never see them again and could not prevote. Votes carry their own signatures.
     private func proofOfLock(_ p: Proposal) -> [Vote] {
         guard let vr = p.validRound, let rv = votes[vr] else { return [] }
-        return rv.prevotes.values.filter { $0.decisionDigest == p.decisionDigest }
+        return rv.all(.prevote).filter { $0.decisionDigest == p.decisionDigest }
             .sorted { $0.voter < $1.voter }
     }
 
@@ -713,6 +851,16 @@ public struct ConsensusEngine: Sendable {
         }
     }
 
+    /// Whom to ask for missing contributions of a proposal: its proposer first and every other
+    /// time, the other validators in turn in between (the proposer may have crashed since, or be
+    /// this node itself, restarted with a locked value whose contributions it no longer holds).
+    private func contributionSource(proposer: PublicKey, asks: Int) -> PublicKey? {
+        let others = state.validators.keys.filter { $0 != me && $0 != proposer }
+        if proposer != me, asks % 2 == 0 || others.isEmpty { return proposer }
+        guard !others.isEmpty else { return nil }
+        return others[(proposer != me ? asks / 2 : asks) % others.count]
+    }
+
     /// Whether the proposal of round `r` is valid: decided once per round and cached. Nil while
     /// contributions it names are missing (they are requested from the proposer).
     private mutating func valid(round r: UInt32, nowMs: UInt64, into out: inout [ConsensusOutput]) -> Decision? {
@@ -742,12 +890,13 @@ public struct ConsensusEngine: Sendable {
             if !missing.isEmpty {
                 let ask = missing.filter { d in
                     guard let last = requestedContributions[d] else { return true }
-                    return nowMs >= last &+ config.rebroadcastIntervalMs
+                    return nowMs >= last.ms &+ config.rebroadcastIntervalMs
                 }.prefix(Limits.contribution_request_digests_count_max)
-                if !ask.isEmpty {
-                    for d in ask { requestedContributions[d] = nowMs }
+                if !ask.isEmpty, let to = contributionSource(proposer: proposer(height: p.height, round: p.round),
+                                                            asks: ask.map { requestedContributions[$0]?.asks ?? 0 }.max() ?? 0) {
+                    for d in ask { requestedContributions[d] = (nowMs, (requestedContributions[d]?.asks ?? 0) + 1) }
                     counters.contributionsRequested += UInt64(ask.count)
-                    out.append(.send(.contributionRequest(Array(ask)), to: proposer(height: p.height, round: p.round)))
+                    out.append(.send(.contributionRequest(Array(ask)), to: to))
                 }
                 return nil
             }
@@ -801,8 +950,9 @@ public struct ConsensusEngine: Sendable {
         let q = state.validators.quorum
         for r in votes.keys.sorted() {
             guard let rv = votes[r] else { continue }
+            let precommits = rv.all(.precommit)
             var tally: [Digest32: Int] = [:]
-            for v in rv.precommits.values { if let d = v.decisionDigest { tally[d, default: 0] += 1 } }
+            for v in precommits { if let d = v.decisionDigest { tally[d, default: 0] += 1 } }
             for (digest, n) in tally where n >= q {
                 var decision = resolved[digest]
                 if decision == nil {
@@ -811,7 +961,6 @@ public struct ConsensusEngine: Sendable {
                     }
                 }
                 guard let decision else { continue }
-                let precommits = Array(rv.precommits.values)
                 guard let cert = CommitCertificate.assemble(height: height, round: r, decisionDigest: digest,
                                                             precommits: precommits, validators: state.validators,
                                                             meshID: state.rules.meshID) else { continue }
@@ -861,12 +1010,15 @@ public struct ConsensusEngine: Sendable {
            let v = valid(round: round, nowMs: nowMs, into: &out) {
             lockedOnQuorum.insert(round)
             if step == .prevote {
-                lockedRound = round
-                lockedDigest = v.digest
+                let proof = (votes[round]?.all(.prevote) ?? []).filter { $0.decisionDigest == v.digest }
+                    .sorted { $0.voter < $1.voter }.prefix(q)
+                lock = SigningGuard.Lock(round: round, proposal: Proposal(height: height, round: round, validRound: nil,
+                                                                          decisionDigest: p.decisionDigest, value: p.value),
+                                         prevotes: Array(proof))
                 castVote(.precommit, digest: v.digest, nowMs: nowMs, into: &out)
             }
             validRound = round
-            validDecision = v
+            validProposal = p
         }
     }
 
@@ -914,9 +1066,10 @@ public struct ConsensusEngine: Sendable {
         guard isValidator else { return }
         let vote = Vote.sign(height: height, round: round, type: type, decisionDigest: digest,
                              meshID: state.rules.meshID, signer: signer)
-        let cast = (type == .prevote ? [vote] : [ownPrevote, vote].compactMap { $0 }).filter { $0.round == round }
-        out.append(.persistGuard(SigningGuard(height: height, round: round, lockedRound: lockedRound, lockedDigest: lockedDigest,
-                                              votes: cast)))
+        ownVotes.append(vote)
+        ownVotes.sort { ($0.round, $0.type.rawValue) < ($1.round, $1.type.rawValue) }
+        ownVotes.removeAll { !SigningGuard.keeps(round: $0.round, guardRound: round) }
+        out.append(.persistGuard(SigningGuard(height: height, round: round, lock: lock, votes: ownVotes)))
         out.append(.broadcast(.vote(vote)))
         counters.votesSent += 1
         if type == .prevote { ownPrevote = vote } else { ownPrecommit = vote }
@@ -964,10 +1117,10 @@ public struct ConsensusEngine: Sendable {
         round = 0
         minimumRound = 0
         step = .idle
-        lockedRound = nil
-        lockedDigest = nil
+        lock = nil
         validRound = nil
-        validDecision = nil
+        validProposal = nil
+        ownVotes = []
         proposals = [:]
         validity = [:]
         resolved = [:]

@@ -146,7 +146,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
 
         // The signing guard.
         var signingGuard: SigningGuard?
-        if let bytes = try? DurableFile.read(files.guardFile, limit: 4 * 1024) {
+        if let bytes = try? DurableFile.read(files.guardFile, limit: Limits.signing_guard_bytes_max) {
             do { signingGuard = try SigningGuard.decode(bytes) } catch {
                 throw MeshStartError(description: "\(files.guardFile): \(error); refusing to start (it protects against double votes)")
             }

@@ -81,9 +81,13 @@ struct Simulate: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Flag(help: "With --seed: print a trace on stderr (faults, restarts, each node's round changes, votes signed, proposals, commits).")
+    var trace = false
+
     func validate() throws {
         guard (seed == nil) != (seeds == nil) else { throw ValidationError("give exactly one of --seed N and --seeds K") }
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be at least 1") }
+        if trace, seed == nil { throw ValidationError("--trace needs --seed N") }
         guard nodes >= 1 && nodes <= Limits.members_count_max else { throw ValidationError("--nodes outside 1…\(Limits.members_count_max)") }
         let f = (nodes - 1) / 3
         if let byzantine, byzantine < 0 || byzantine > f {
@@ -147,7 +151,9 @@ struct Simulate: ParsableCommand {
         let options = self.options
         let list: [UInt64] = seed.map { [$0] } ?? (0..<UInt64(seeds!)).map { firstSeed + $0 }
         let started = Date()
-        let reports = Self.runAll(list, options: options, jobs: jobs)
+        let reports = trace
+            ? [ConsensusSimulation.run(seed: list[0], options: options, trace: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })]
+            : Self.runAll(list, options: options, jobs: jobs)
         let wall = Date().timeIntervalSince(started)
         var failed: [UInt64] = []
         for r in reports {
