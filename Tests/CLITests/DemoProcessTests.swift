@@ -66,6 +66,53 @@ import Testing
         #expect(r.stderr.contains("node-3 asked the mesh to remove it (prunemesh leave)") && r.stderr.contains("removed at height"), "prunemesh leave reported the removal; stderr:\n\(r.stderr.suffix(1500))")
     }
 
+    /// A signing guard that does not decode stops the start while its height is open (it is what
+    /// protects against double votes), and is ignored with a warning once the log holds its height.
+    @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
+    func anUnreadableGuardStopsTheStartOnlyWhileItsHeightIsOpen() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prunemesh-guard-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (r, j) = try Self.demo(["--rounds", "1", "--finetune-epochs", "0", "--nodes", "4", "--dir", dir])
+        #expect(r.status == 0, "stderr:\n\(r.stderr.suffix(2000))")
+        let height = UInt64((j["heights"] as? [Int])?.first ?? 0)
+        try #require(height >= 1)
+        let node = dir + "/node-0"
+        func garbage(height: UInt64) -> Data { Data((0..<8).map { UInt8(truncatingIfNeeded: height >> (8 * $0)) } + [0xEE, 0x01, 0x02]) }
+        func start() throws -> Process {
+            let p = Process()
+            p.executableURL = CLI.binary
+            p.arguments = ["start", "--key", node + "/node.key", "--genesis", node + "/genesis.yaml", "--listen", "127.0.0.1:0",
+                           "--control", "127.0.0.1:0", "--state-dir", node, "--no-discovery", "--no-join", "--node", "0",
+                           "--nodes", "4", "--threads", "1", "--train-limit", "1200", "--test-limit", "500"]
+            p.standardOutput = FileHandle.nullDevice
+            let log = FileHandle(forWritingAtPath: node + "/node.log")
+            log?.seekToEndOfFile()
+            p.standardError = log
+            try p.run()
+            return p
+        }
+        // Open height: refused.
+        try garbage(height: height + 1).write(to: URL(fileURLWithPath: node + "/signing.guard"))
+        let refused = try start()
+        refused.waitUntilExit()
+        #expect(refused.terminationStatus != 0)
+        let log1 = try String(contentsOfFile: node + "/node.log", encoding: .utf8)
+        #expect(log1.contains("refusing to start (it protects against double votes)"))
+        // A committed height: ignored, the node starts.
+        try garbage(height: height).write(to: URL(fileURLWithPath: node + "/signing.guard"))
+        let started = try start()
+        var up = false
+        for _ in 0..<200 where !up {
+            up = FileManager.default.fileExists(atPath: node + "/control.json")
+            if !up { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(up && started.isRunning, "the node runs with the stale guard ignored")
+        started.terminate()
+        started.waitUntilExit()
+        let log2 = try String(contentsOfFile: node + "/node.log", encoding: .utf8)
+        #expect(log2.contains("signing guard unreadable but for a committed height; ignoring it"))
+    }
+
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
     func killedNodeCatchesUpAJoinerAdoptsTheMaskAStrangerIsIgnored() throws {
         let (r, j) = try Self.demo(["--rounds", "3", "--finetune-epochs", "2", "--train-limit", "1500",

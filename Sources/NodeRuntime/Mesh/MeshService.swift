@@ -148,7 +148,15 @@ public final class MeshService: NodeService, @unchecked Sendable {
         var signingGuard: SigningGuard?
         if let bytes = try? DurableFile.read(files.guardFile, limit: Limits.signing_guard_bytes_max) {
             do { signingGuard = try SigningGuard.decode(bytes) } catch {
-                throw MeshStartError(description: "\(files.guardFile): \(error); refusing to start (it protects against double votes)")
+                // Its first 8 bytes name its height in every format: a guard for a height the log
+                // already holds protects nothing any more (this node never votes there again).
+                let height = bytes.count >= 8 ? bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } : nil
+                guard let height, height >= 1, height <= state.height else {
+                    throw MeshStartError(description: "\(files.guardFile): \(error); refusing to start (it protects against double votes)")
+                }
+                logger.warning("signing guard unreadable but for a committed height; ignoring it",
+                               metadata: ["file": "\(files.guardFile)", "guard_height": "\(height)", "log_height": "\(state.height)",
+                                          "error": "\(error)"])
             }
         }
         self.engine = ConsensusEngine(config: ConsensusConfig(genesis.consensus), signer: signer, state: state, guard: signingGuard)
