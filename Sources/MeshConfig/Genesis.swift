@@ -231,42 +231,7 @@ public struct MembershipTimings: Sendable, Hashable {
         awarenessMax: Limits.swim_awareness_max)
 }
 
-/// `consensus`: Tendermint-style step timeouts; round r waits `timeout + r · delta`.
-public struct ConsensusTimings: Sendable, Hashable {
-    /// `propose_timeout_ms`, `propose_timeout_delta_ms`: wait for the proposal.
-    public var proposeTimeoutMs: UInt64
-    public var proposeTimeoutDeltaMs: UInt64
-    /// `prevote_timeout_ms`, `prevote_timeout_delta_ms`: wait after seeing +2/3 prevotes for anything.
-    public var prevoteTimeoutMs: UInt64
-    public var prevoteTimeoutDeltaMs: UInt64
-    /// `precommit_timeout_ms`, `precommit_timeout_delta_ms`: wait after seeing +2/3 precommits for anything.
-    public var precommitTimeoutMs: UInt64
-    public var precommitTimeoutDeltaMs: UInt64
-
-    public init(proposeTimeoutMs: UInt64, proposeTimeoutDeltaMs: UInt64, prevoteTimeoutMs: UInt64,
-                prevoteTimeoutDeltaMs: UInt64, precommitTimeoutMs: UInt64, precommitTimeoutDeltaMs: UInt64) {
-        self.proposeTimeoutMs = proposeTimeoutMs
-        self.proposeTimeoutDeltaMs = proposeTimeoutDeltaMs
-        self.prevoteTimeoutMs = prevoteTimeoutMs
-        self.prevoteTimeoutDeltaMs = prevoteTimeoutDeltaMs
-        self.precommitTimeoutMs = precommitTimeoutMs
-        self.precommitTimeoutDeltaMs = precommitTimeoutDeltaMs
-    }
-
-    /// LAN defaults: short, so a small mesh does not stall for seconds when one node is down.
-    public static let lan = ConsensusTimings(proposeTimeoutMs: 300, proposeTimeoutDeltaMs: 100, prevoteTimeoutMs: 100,
-                                             prevoteTimeoutDeltaMs: 100, precommitTimeoutMs: 100,
-                                             precommitTimeoutDeltaMs: 100)
-
-    public func proposeTimeoutMs(round: Int) -> UInt64 { Self.grow(proposeTimeoutMs, proposeTimeoutDeltaMs, round) }
-    public func prevoteTimeoutMs(round: Int) -> UInt64 { Self.grow(prevoteTimeoutMs, prevoteTimeoutDeltaMs, round) }
-    public func precommitTimeoutMs(round: Int) -> UInt64 { Self.grow(precommitTimeoutMs, precommitTimeoutDeltaMs, round) }
-
-    /// base + round · delta, saturating.
-    static func grow(_ base: UInt64, _ delta: UInt64, _ round: Int) -> UInt64 {
-        growingTimeoutMs(base: base, delta: delta, round: UInt64(max(0, round))) ?? .max
-    }
-}
+// `consensus`: `MeshBase.ConsensusTimings` (round r waits `timeout + r · delta`).
 
 /// `validators`: the validator set's rules (f and the quorum follow from its size).
 public struct ValidatorParameters: Sendable, Hashable {

@@ -128,8 +128,8 @@ extension ConsensusSimulation {
                 + "maskRounds=\(maskRounds) lossMax=\(lossMax) duplicateMax=\(duplicateMax) delayMax=\(delayMaxMs)ms "
                 + "partitionsMax=\(partitionsMax) crashesMax=\(crashesMax) faultPhase=\(faultPhaseMs)ms "
                 + "livenessBound=\(livenessBoundMs)ms tick=\(tickMs)ms "
-                + "consensus[propose=\(c.proposeTimeoutMs)+\(c.proposeTimeoutDeltaMs)r prevote=\(c.prevoteTimeoutMs)+\(c.prevoteTimeoutDeltaMs)r "
-                + "precommit=\(c.precommitTimeoutMs)+\(c.precommitTimeoutDeltaMs)r grace=\(c.contributionGraceMs) "
+                + "consensus[propose=\(c.timings.proposeTimeoutMs)+\(c.timings.proposeTimeoutDeltaMs)r prevote=\(c.timings.prevoteTimeoutMs)+\(c.timings.prevoteTimeoutDeltaMs)r "
+                + "precommit=\(c.timings.precommitTimeoutMs)+\(c.timings.precommitTimeoutDeltaMs)r grace=\(c.contributionGraceMs) "
                 + "rebroadcast=\(c.rebroadcastIntervalMs) sync=\(c.syncIntervalMs)]"
         }
     }

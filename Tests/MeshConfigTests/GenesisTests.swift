@@ -253,8 +253,9 @@ import Wire
         let c = ConsensusTimings.lan
         #expect(c.proposeTimeoutMs(round: 0) == 300 && c.proposeTimeoutMs(round: 3) == 600)
         #expect(c.prevoteTimeoutMs(round: 2) == 300 && c.precommitTimeoutMs(round: 1) == 200)
-        #expect(ConsensusTimings.grow(.max - 1, 2, 1) == .max)
-        #expect(ConsensusTimings.grow(1, .max, 3) == .max)
+        #expect(ConsensusTimings.grow(.max - 1, 2, 1) == ConsensusTimings.saturatedMs)
+        #expect(ConsensusTimings.grow(1, .max, 3) == ConsensusTimings.saturatedMs)
+        #expect(ConsensusTimings.grow(UInt64.max / 2 - 10, 4, 2) == UInt64.max / 2 - 2)
     }
 
     @Test func privacyParametersBuildThePinnedBudget() throws {

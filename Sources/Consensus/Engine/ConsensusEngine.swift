@@ -6,12 +6,8 @@ import Wire
 
 /// Step timeouts of the agreement, per round r: `base + r · delta` (Tendermint's).
 public struct ConsensusConfig: Sendable, Hashable {
-    public var proposeTimeoutMs: UInt64
-    public var proposeTimeoutDeltaMs: UInt64
-    public var prevoteTimeoutMs: UInt64
-    public var prevoteTimeoutDeltaMs: UInt64
-    public var precommitTimeoutMs: UInt64
-    public var precommitTimeoutDeltaMs: UInt64
+    /// The step timeouts (the genesis `consensus` section).
+    public var timings: ConsensusTimings
     /// How long a proposer that holds a quorum of a round's contributions waits for the rest
     /// before proposing without them.
     public var contributionGraceMs: UInt64
@@ -24,30 +20,19 @@ public struct ConsensusConfig: Sendable, Hashable {
     /// node that missed a commit while the mesh went quiet still catches up (0 = never).
     public var syncPollIntervalMs: UInt64
 
-    public init(proposeTimeoutMs: UInt64 = 300, proposeTimeoutDeltaMs: UInt64 = 100, prevoteTimeoutMs: UInt64 = 100,
-                prevoteTimeoutDeltaMs: UInt64 = 100, precommitTimeoutMs: UInt64 = 100, precommitTimeoutDeltaMs: UInt64 = 100,
-                contributionGraceMs: UInt64 = 150, rebroadcastIntervalMs: UInt64 = 250, syncIntervalMs: UInt64 = 500,
-                syncPollIntervalMs: UInt64 = 2_000) {
-        self.proposeTimeoutMs = proposeTimeoutMs
-        self.proposeTimeoutDeltaMs = proposeTimeoutDeltaMs
-        self.prevoteTimeoutMs = prevoteTimeoutMs
-        self.prevoteTimeoutDeltaMs = prevoteTimeoutDeltaMs
-        self.precommitTimeoutMs = precommitTimeoutMs
-        self.precommitTimeoutDeltaMs = precommitTimeoutDeltaMs
-        self.contributionGraceMs = contributionGraceMs
+    /// `contributionGraceMs` nil: half the round-0 propose timeout (at least 1 ms).
+    public init(timings: ConsensusTimings = .lan, contributionGraceMs: UInt64? = nil, rebroadcastIntervalMs: UInt64 = 250,
+                syncIntervalMs: UInt64 = 500, syncPollIntervalMs: UInt64 = 2_000) {
+        self.timings = timings
+        self.contributionGraceMs = contributionGraceMs ?? max(1, timings.proposeTimeoutMs / 2)
         self.rebroadcastIntervalMs = rebroadcastIntervalMs
         self.syncIntervalMs = syncIntervalMs
         self.syncPollIntervalMs = syncPollIntervalMs
     }
 
-    /// Saturates at half the range, so that `now + timeout` cannot wrap.
-    static func grow(_ base: UInt64, _ delta: UInt64, _ round: UInt32) -> UInt64 {
-        growingTimeoutMs(base: base, delta: delta, round: UInt64(round)) ?? .max / 2
-    }
-
-    public func proposeTimeoutMs(round: UInt32) -> UInt64 { Self.grow(proposeTimeoutMs, proposeTimeoutDeltaMs, round) }
-    public func prevoteTimeoutMs(round: UInt32) -> UInt64 { Self.grow(prevoteTimeoutMs, prevoteTimeoutDeltaMs, round) }
-    public func precommitTimeoutMs(round: UInt32) -> UInt64 { Self.grow(precommitTimeoutMs, precommitTimeoutDeltaMs, round) }
+    public func proposeTimeoutMs(round: UInt32) -> UInt64 { timings.proposeTimeoutMs(round: round) }
+    public func prevoteTimeoutMs(round: UInt32) -> UInt64 { timings.prevoteTimeoutMs(round: round) }
+    public func precommitTimeoutMs(round: UInt32) -> UInt64 { timings.precommitTimeoutMs(round: round) }
 }
 
 /// What a validator must remember across a crash so that it never signs two different votes for

@@ -24,15 +24,6 @@ extension LedgerGenesis {
     }
 }
 
-extension ConsensusConfig {
-    public init(_ t: ConsensusTimings) {
-        self.init(proposeTimeoutMs: t.proposeTimeoutMs, proposeTimeoutDeltaMs: t.proposeTimeoutDeltaMs,
-                  prevoteTimeoutMs: t.prevoteTimeoutMs, prevoteTimeoutDeltaMs: t.prevoteTimeoutDeltaMs,
-                  precommitTimeoutMs: t.precommitTimeoutMs, precommitTimeoutDeltaMs: t.precommitTimeoutDeltaMs,
-                  contributionGraceMs: max(1, t.proposeTimeoutMs / 2))
-    }
-}
-
 /// Why the mesh part of a node could not start (names the file).
 public struct MeshStartError: Error, CustomStringConvertible, Sendable {
     public let description: String
@@ -159,7 +150,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
                                           "error": "\(error)"])
             }
         }
-        self.engine = ConsensusEngine(config: ConsensusConfig(genesis.consensus), signer: signer, state: state, guard: signingGuard)
+        self.engine = ConsensusEngine(config: ConsensusConfig(timings: genesis.consensus), signer: signer, state: state, guard: signingGuard)
 
         // The privacy budget: never reset. Restored if present; never below what the log records.
         var budget: PinnedPrivacyBudget
