@@ -229,10 +229,13 @@ public final class Node: @unchecked Sendable {
         execute(swim.onAdmittedChanged(keys, nowMs: nowMs))
     }
 
-    /// Where a member can be reached (alive or suspect in the SWIM view). Call on `loop`.
+    /// Where to send to member `key` (call on `loop`): its address in the SWIM view while alive or suspect; nil
+    /// once dead or gone; its genesis hint (`NodeSettings.memberHints`) while membership has not
+    /// heard of it at all.
     public func address(of key: PublicKey) -> SocketAddress? {
         loop.assertInEventLoop()
-        guard let record = swim.member(key), record.status == .alive || record.status == .suspect else { return nil }
+        guard let record = swim.member(key) else { return settings.memberHints[key] }
+        guard record.status == .alive || record.status == .suspect else { return nil }
         return Addresses.socketAddress(record.address)
     }
 

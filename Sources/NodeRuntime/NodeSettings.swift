@@ -33,6 +33,10 @@ public struct NodeSettings: Sendable {
     public var randomSeed: UInt64
     /// The genesis (for the mesh part), when resolved from a config.
     public var genesis: Genesis?
+    /// Where genesis members usually listen (their `address` hints, numeric ones resolved): the
+    /// agreement sends to a validator there until membership has heard of it, so that messages of
+    /// the first heights reach a member whose join has not spread yet.
+    public var memberHints: [PublicKey: SocketAddress] = [:]
 
     public init(key: SigningKey, meshID: MeshID, members: Set<PublicKey>, swim: SWIMConfig, listen: SocketAddress,
                 seeds: [PeerAddress], stateDirectory: String, control: SocketAddress, discovery: Discovery?,
@@ -75,6 +79,12 @@ public struct NodeSettings: Sendable {
                                     control: try resolve(config.control, "control"), discovery: discovery,
                                     tickMs: config.tickMs, randomSeed: randomSeed)
         settings.genesis = genesis
+        for member in genesis.members where member.publicKey != key.publicKey {
+            // Numeric hints only: no blocking name lookups for peers at start.
+            if let hint = member.address, hint.isNumeric, let address = try? Addresses.resolve(hint) {
+                settings.memberHints[member.publicKey] = address
+            }
+        }
         return settings
     }
 }
