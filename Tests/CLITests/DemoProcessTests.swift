@@ -36,7 +36,7 @@ import Testing
     }
 
     /// A validator that never comes up is removed by a logged decision once the others have seen
-    /// it down for `remove_dead_after_ms`, and the mesh goes on pruning with three validators.
+    /// it down for `remove_dead_after_ms`; the mesh goes on with three validators.
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
     func aValidatorDownLongerThanTheLimitIsRemovedByTheMesh() throws {
         let (r, j) = try Self.demo(["--rounds", "2", "--finetune-epochs", "1", "--absent", "3", "--remove-dead-after-ms", "2000"])
@@ -45,7 +45,9 @@ import Testing
         #expect(j["logs_identical"] as? Bool == true)
         let decisions = j["decisions"] as? [String] ?? []
         #expect(decisions.filter { $0 == "remove node-3 dead" }.count == 1, "decisions \(decisions)")
-        #expect(decisions.filter { $0.hasPrefix("mask") }.count == 2 && decisions.last?.hasPrefix("freeze") == true, "decisions \(decisions)")
+        // The removal lands wherever the 2 s fall among the rounds (before or after the freeze).
+        #expect(decisions.filter { $0.hasPrefix("mask") }.count == 2 && decisions.filter { $0.hasPrefix("freeze") }.count == 1,
+                "decisions \(decisions)")
         #expect((j["heights"] as? [Int]) == [4, 4, 4])
     }
 
