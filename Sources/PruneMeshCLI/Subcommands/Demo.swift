@@ -66,8 +66,8 @@ struct Demo: ParsableCommand {
     var noPruning = false
 
     @Option(name: .customLong("remove-dead-after-ms"),
-            help: "The genesis validators.remove_dead_after_ms: a validator down this long is removed by a logged decision.")
-    var removeDeadAfterMs: UInt64 = 300_000
+            help: "The genesis validators.remove_dead_after_ms (default 300000): a validator down this long is removed by a logged decision; with --absent the demo then waits for that.")
+    var removeDeadAfterMs: UInt64?
 
     @Option(help: ArgumentHelp("Which own units each node keeps on the agreed positions (see `start --placement`).",
                                valueName: "local|agreed"))
@@ -137,7 +137,7 @@ struct Demo: ParsableCommand {
         genesis.data.partition = partition
         genesis.privacy.noiseMultiplier = noiseMultiplier
         genesis.privacy.clipBound = clipBound
-        genesis.validators.removeDeadAfterMs = removeDeadAfterMs
+        if let removeDeadAfterMs { genesis.validators.removeDeadAfterMs = removeDeadAfterMs }
         // The noise std is z·C = 320 real units: a grid of 1/16 loses nothing and halves the varints.
         genesis.privacy.scaleLog2 = 4
         let genesisPath = root + "/genesis.yaml"
@@ -274,7 +274,11 @@ struct Demo: ParsableCommand {
             let waited = (0..<(nodes + extra)).filter { $0 != strangerIndex && !absent.contains($0) && $0 != leave }
             // Done: every node finished phase two and holds the same number of entries (a node that
             // was down catches up on decisions made after its freeze, such as an admit, by sync).
-            if restartAt == nil, joinerIndex == nil || invited, leave == nil || !departed.isEmpty,
+            // With `--remove-dead-after-ms`, absent members are removed once down that long, and
+            // done also waits for their removal.
+            let removalsDue = !absent.isEmpty && removeDeadAfterMs != nil
+            let removalsDone = !removalsDue || waited.allSatisfy { last[$0]?.mesh?.validators == nodes - absent.count }
+            if restartAt == nil, joinerIndex == nil || invited, leave == nil || !departed.isEmpty, removalsDone,
                waited.allSatisfy({ last[$0]?.mesh?.finished == true }),
                Set(waited.map { last[$0]?.mesh?.height ?? 0 }).count == 1 { break }
             if MonotonicClock.seconds() - started > timeout {
