@@ -44,6 +44,10 @@ public final class Node: @unchecked Sendable {
     private(set) var counters = NodeStatus.Counters()
     /// Keys whose datagrams are accepted: the genesis members, then as admit and remove decisions change them.
     public private(set) var admitted: Set<PublicKey>
+    /// Removed members: admitted for `logRequest` only (see `setAdmitted`).
+    public private(set) var readers: Set<PublicKey> = []
+    /// Keys the SWIM view has held a record of (their genesis hints are not used again).
+    private var heardOf: Set<PublicKey> = []
     /// The mesh part, when this node runs one (for status).
     public private(set) var mesh: MeshService?
     private var startedAtMs: UInt64 = 0
@@ -222,19 +226,24 @@ public final class Node: @unchecked Sendable {
     }
 
     /// The admitted keys changed (an admit or remove decision). Call on `loop`.
-    public func setAdmitted(_ keys: Set<PublicKey>, nowMs: UInt64) {
+    /// `readers`: keys no longer admitted (removed members) that may still send `logRequest`
+    /// (nothing else), so that a member removed while it was cut off can fetch the entry that
+    /// removed it.
+    public func setAdmitted(_ keys: Set<PublicKey>, readers: Set<PublicKey> = [], nowMs: UInt64) {
         loop.assertInEventLoop()
+        self.readers = readers.subtracting(keys)
         guard keys != admitted else { return }
         admitted = keys
         execute(swim.onAdmittedChanged(keys, nowMs: nowMs))
     }
 
     /// Where to send to member `key` (call on `loop`): its address in the SWIM view while alive or suspect; nil
-    /// once dead or gone; its genesis hint (`NodeSettings.memberHints`) while membership has not
-    /// heard of it at all.
+    /// once dead or gone (also after its record is reaped); its genesis hint
+    /// (`NodeSettings.memberHints`) while membership has not heard of it at all.
     public func address(of key: PublicKey) -> SocketAddress? {
         loop.assertInEventLoop()
-        guard let record = swim.member(key) else { return settings.memberHints[key] }
+        guard let record = swim.member(key) else { return heardOf.contains(key) ? nil : settings.memberHints[key] }
+        heardOf.insert(key)
         guard record.status == .alive || record.status == .suspect else { return nil }
         return Addresses.socketAddress(record.address)
     }
@@ -260,8 +269,10 @@ public final class Node: @unchecked Sendable {
     private func received(_ bytes: [UInt8], from address: SocketAddress) {
         guard !stopping else { return }
         let now = Self.nowMs()
-        let members = admitted
-        switch receiver.receive(bytes, nowMs: now, admit: { key, _ in members.contains(key) }) {
+        let members = admitted, readers = self.readers
+        switch receiver.receive(bytes, nowMs: now, admit: { key, kind in
+            members.contains(key) || (kind == .logRequest && readers.contains(key))
+        }) {
         case .pending:
             return
         case let .rejected(reason):

@@ -35,11 +35,14 @@ import Testing
         #expect((j["accuracy_after"] as? [Double])?.count == 4)
     }
 
-    /// A validator that never comes up is removed by a logged decision once the others have seen
-    /// it down for `remove_dead_after_ms`; the mesh goes on with three validators.
+    /// A validator that is down is removed by a logged decision once the others have seen it down
+    /// for `remove_dead_after_ms`; the mesh goes on with three validators. When it comes back it
+    /// is no longer admitted, yet it can still fetch the log (logRequest only): it learns its own
+    /// removal, stops its rounds (phase `removed`) and ends with the others' log.
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
-    func aValidatorDownLongerThanTheLimitIsRemovedByTheMesh() throws {
-        let (r, j) = try Self.demo(["--rounds", "2", "--finetune-epochs", "1", "--absent", "3", "--remove-dead-after-ms", "2000"])
+    func aValidatorDownLongerThanTheLimitIsRemovedByTheMeshAndLearnsItWhenBack() throws {
+        let (r, j) = try Self.demo(["--rounds", "2", "--finetune-epochs", "1", "--absent", "3", "--remove-dead-after-ms", "2000",
+                                    "--comes-back"])
         #expect(r.status == 0, "stderr:\n\(r.stderr.suffix(3000))")
         #expect(j["audit_ok"] as? Bool == true, "\(j["audit_errors"] ?? "")")
         #expect(j["logs_identical"] as? Bool == true)
@@ -48,7 +51,9 @@ import Testing
         // The removal lands wherever the 2 s fall among the rounds (before or after the freeze).
         #expect(decisions.filter { $0.hasPrefix("mask") }.count == 2 && decisions.filter { $0.hasPrefix("freeze") }.count == 1,
                 "decisions \(decisions)")
-        #expect((j["heights"] as? [Int]) == [4, 4, 4])
+        #expect((j["heights"] as? [Int]) == [4, 4, 4, 4], "the returned node holds every entry")
+        #expect((j["node_indices"] as? [Int]) == [0, 1, 2, 3])
+        #expect(r.stderr.contains("node-3 back after its removal") && r.stderr.contains("node-3 removed h4"))
     }
 
     /// A member asks to leave (`POST /leave`, what `prunemesh leave` sends): the mesh removes it

@@ -89,6 +89,8 @@ public final class MeshService: NodeService, @unchecked Sendable {
     /// Since when (this node's clock) each validator has been down in its membership view, and
     /// whether it left (a leave it announced) rather than died or was never heard of.
     private var downSince: [PublicKey: (ms: UInt64, left: Bool)] = [:]
+    /// Members the log has removed (and not admitted again): they may still fetch the log.
+    private var removedMembers: Set<PublicKey> = []
     var figures = MeshFigures()
     private(set) var finished = false
     let initialCost: ModelCost
@@ -128,9 +130,16 @@ public final class MeshService: NodeService, @unchecked Sendable {
             throw MeshStartError(description: "\(files.logFile): entry \(error.index) does not verify: \(error.fault)")
         }
         var maskHistory: [PruneMask] = []
+        var removed = Set<PublicKey>()
         for bytes in stored {
-            if case let .mask(m)? = try? LogEntry.decode(bytes).decision { maskHistory.append(m.mask) }
+            switch try? LogEntry.decode(bytes).decision {
+            case let .mask(m)?: maskHistory.append(m.mask)
+            case let .remove(member, _)?: removed.insert(member)
+            case let .admit(member, _)?: removed.remove(member)
+            default: break
+            }
         }
+        self.removedMembers = removed
         self.maskHistory = maskHistory
         self.log = log
         let state = verified.verifier.state
@@ -230,7 +239,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
     /// for it is applied, with its model shrunk to the mask then in force.
     public func start(node: Node) {
         node.loop.assertInEventLoop()
-        node.setAdmitted(Set(engine.state.validators.keys).union([signer.publicKey]), nowMs: Node.nowMs())
+        node.setAdmitted(Set(engine.state.validators.keys).union([signer.publicKey]), readers: removedMembers, nowMs: Node.nowMs())
         startRoundsIfValidator(node: node)
     }
 
@@ -283,7 +292,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
                 logger.debug("malformed log-sync message", metadata: ["from": "\(message.sender.fingerprint)", "error": "\(error)"])
                 return
             }
-            onSync(sync, from: message.sender, nowMs: nowMs, node: node)
+            onSync(sync, from: message.sender, at: address, nowMs: nowMs, node: node)
             return
         }
         let decoded: ConsensusMessage
@@ -319,10 +328,16 @@ public final class MeshService: NodeService, @unchecked Sendable {
     /// others prevote for it only if their own views see it down too; it is withdrawn if the
     /// member comes back first.
     private func proposeRemovals(down: Set<PublicKey>, left: Set<PublicKey>, nowMs: UInt64, node: Node) {
+        guard engine.isValidator else { return }
         downSince = downSince.filter { down.contains($0.key) }
         for key in down {
-            let wasLeft = downSince[key]?.left ?? false
-            if downSince[key] == nil || wasLeft != left.contains(key) { downSince[key] = (nowMs, left.contains(key)) }
+            // While a member stays down its clock keeps running; once seen left it stays "left"
+            // (membership reaps the record after dead_retention_ms, and it must not turn "dead").
+            if let since = downSince[key] {
+                if !since.left && left.contains(key) { downSince[key] = (since.ms, true) }
+            } else {
+                downSince[key] = (nowMs, left.contains(key))
+            }
         }
         let after = genesis.validators.removeDeadAfterMs
         for (key, since) in downSince.sorted(by: { $0.key < $1.key }) where nowMs >= since.ms &+ after {
@@ -380,7 +395,16 @@ public final class MeshService: NodeService, @unchecked Sendable {
             "ms_after_last_contribution": "\(latency)",
         ])
         switch c.decision {
-        case .admit, .remove: node.setAdmitted(Set(engine.state.validators.keys).union([signer.publicKey]), nowMs: now)
+        case let .admit(member, _):
+            removedMembers.remove(member)
+            node.setAdmitted(Set(engine.state.validators.keys).union([signer.publicKey]), readers: removedMembers, nowMs: now)
+        case let .remove(member, reason):
+            removedMembers.insert(member)
+            node.setAdmitted(Set(engine.state.validators.keys).union([signer.publicKey]), readers: removedMembers, nowMs: now)
+            if member == signer.publicKey {
+                logger.notice("this node was removed from the mesh; its rounds stop (it keeps serving its log)",
+                              metadata: ["height": "\(c.height)", "reason": "\(reason)"])
+            }
         default: break
         }
         if roundsStarted {
@@ -390,7 +414,11 @@ public final class MeshService: NodeService, @unchecked Sendable {
         }
     }
 
+    /// Whether the log has removed this node (its rounds stop: no training, releases or submissions).
+    var removedSelf: Bool { removedMembers.contains(signer.publicKey) }
+
     private func run(_ directives: [RoundDirective], node: Node) {
+        guard !removedSelf else { return }
         for d in directives {
             switch d {
             case let .train(round, epochs, finetune, total):
@@ -481,10 +509,12 @@ public final class MeshService: NodeService, @unchecked Sendable {
 
     // MARK: Sync
 
-    private func onSync(_ message: LogSyncMessage, from peer: PublicKey, nowMs: UInt64, node: Node) {
+    private func onSync(_ message: LogSyncMessage, from peer: PublicKey, at address: SocketAddress, nowMs: UInt64, node: Node) {
         switch message {
         case let .request(from, max):
-            serve(from: from, max: max, to: peer, node: node)
+            // Answered where it came from when membership has no address for the peer (a member
+            // removed while cut off asks for the entry that removed it).
+            serve(from: from, max: max, to: peer, replyTo: node.address(of: peer) == nil ? address : nil, node: node)
         case let .piece(height, length, offset, bytes):
             guard height == engine.height else { return }
             var assembler = assemblers[peer] ?? LogSyncAssembler()
@@ -515,7 +545,8 @@ public final class MeshService: NodeService, @unchecked Sendable {
         }
     }
 
-    private func serve(from: UInt64, max: Int, to peer: PublicKey, node: Node) {
+    /// Sends entries `from`… (at most `max`) to `peer`, at `replyTo` if given (else where membership has it).
+    private func serve(from: UInt64, max: Int, to peer: PublicKey, replyTo: SocketAddress? = nil, node: Node) {
         guard from >= 1, from <= UInt64(log.count) else { return }
         let last = Swift.min(UInt64(log.count), from + UInt64(max) - 1)
         for h in from...last {
@@ -524,7 +555,14 @@ public final class MeshService: NodeService, @unchecked Sendable {
                 logger.error("cannot read the decision log to serve a peer", metadata: ["height": "\(h)", "error": "\(error)"])
                 return
             }
-            for piece in LogSyncMessage.pieces(height: h, entry: entry) { send(piece, to: peer, node: node) }
+            for piece in LogSyncMessage.pieces(height: h, entry: entry) {
+                if let replyTo {
+                    figures.bytesOutByKind[piece.kind, default: 0] += UInt64(piece.encodedPayload().count)
+                    node.send(kind: piece.kind, payload: piece.encodedPayload(), to: replyTo)
+                } else {
+                    send(piece, to: peer, node: node)
+                }
+            }
         }
     }
 
@@ -562,7 +600,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         let consensusBytes = consensusKinds.reduce(UInt64(0)) { $0 + (figures.bytesOutByKind[$1] ?? 0) }
         let rounds = max(1, Int(state.lastMaskRound))
         return NodeStatus.Mesh(
-            phase: !roundsStarted ? "joining" : engine.isValidator ? driver.phase.rawValue : "removed",
+            phase: removedSelf ? "removed" : !roundsStarted ? "joining" : driver.phase.rawValue,
             isValidator: engine.isValidator, height: state.height, round: driver.round, frozen: state.frozen,
             consensusStep: "\(engine.step.rawValue)", consensusRound: engine.round,
             validators: state.validators.count, maskKept: state.mask.widths,

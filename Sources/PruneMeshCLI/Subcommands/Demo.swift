@@ -88,6 +88,10 @@ struct Demo: ParsableCommand {
     @Option(name: .customLong("absent"), help: "Node I is in the genesis but never started (a member that is down); repeatable.")
     var absent: [Int] = []
 
+    @Flag(name: .customLong("comes-back"),
+          help: "With --absent and --remove-dead-after-ms: start each absent node once the mesh has removed it; it must learn its removal from the log and stop its rounds.")
+    var comesBack = false
+
     @Flag(name: .customLong("join-late"), help: "Start one more node with a new key after the first commit; node 0 invites it.")
     var joinLate = false
 
@@ -104,6 +108,9 @@ struct Demo: ParsableCommand {
         guard (0...65_000).contains(basePort) else { throw ValidationError("--base-port must be 0…65000") }
         for a in absent where !(1..<nodes).contains(a) { throw ValidationError("--absent must name a node 1…\(nodes - 1)") }
         if let k = killRestart, absent.contains(k) { throw ValidationError("--kill-restart names an absent node") }
+        if comesBack && (absent.isEmpty || removeDeadAfterMs == nil) {
+            throw ValidationError("--comes-back needs --absent and --remove-dead-after-ms")
+        }
         if let l = leave, !(1..<nodes).contains(l) || absent.contains(l) || l == killRestart {
             throw ValidationError("--leave must name a started node 1…\(nodes - 1) other than --kill-restart")
         }
@@ -192,6 +199,7 @@ struct Demo: ParsableCommand {
         var restartAt: Double?
         var invited = false
         var leaver: Process?
+        var returned: [Int] = []
         var leaverOutput: Pipe?
         var departed: [Int] = []
         func stopAll() {
@@ -257,6 +265,15 @@ struct Demo: ParsableCommand {
                 leaver = p
                 say("demo: node-\(l) asked the mesh to remove it (prunemesh leave)")
             }
+            // Absent nodes come back once the others have removed them.
+            if comesBack, returned.isEmpty, !absent.isEmpty,
+               (0..<nodes).filter({ !absent.contains($0) }).allSatisfy({ last[$0]?.mesh?.validators == nodes - absent.count }) {
+                for a in absent {
+                    running[a] = try launch(a)
+                    returned.append(a)
+                    say("demo: node-\(a) back after its removal")
+                }
+            }
             for i in 0..<(nodes + extra) where i != strangerIndex && running[i] != nil {
                 guard let file = try? ControlFile.read(nodeDirs[i] + "/control.json"),
                       let s = try? ControlClient.status(host: file.host, port: file.port, timeoutMs: 1_000) else { continue }
@@ -272,13 +289,16 @@ struct Demo: ParsableCommand {
                 lastLine = line
             }
             let waited = (0..<(nodes + extra)).filter { $0 != strangerIndex && !absent.contains($0) && $0 != leave }
+            // A node back after its removal is done when it knows it (phase removed) and holds every entry.
+            let backDone = returned.count == (comesBack ? absent.count : 0)
+                && returned.allSatisfy { last[$0]?.mesh?.phase == "removed" && last[$0]?.mesh?.height == last[0]?.mesh?.height }
             // Done: every node finished phase two and holds the same number of entries (a node that
             // was down catches up on decisions made after its freeze, such as an admit, by sync).
             // With `--remove-dead-after-ms`, absent members are removed once down that long, and
             // done also waits for their removal.
             let removalsDue = !absent.isEmpty && removeDeadAfterMs != nil
             let removalsDone = !removalsDue || waited.allSatisfy { last[$0]?.mesh?.validators == nodes - absent.count }
-            if restartAt == nil, joinerIndex == nil || invited, leave == nil || !departed.isEmpty, removalsDone,
+            if restartAt == nil, joinerIndex == nil || invited, leave == nil || !departed.isEmpty, removalsDone, backDone,
                waited.allSatisfy({ last[$0]?.mesh?.finished == true }),
                Set(waited.map { last[$0]?.mesh?.height ?? 0 }).count == 1 { break }
             if MonotonicClock.seconds() - started > timeout {
@@ -304,7 +324,7 @@ struct Demo: ParsableCommand {
         var heights: [Int] = []
         var lastSummary: EntrySummary?
         var decisions: [String] = []
-        let audited = (0..<(nodes + extra)).filter { $0 != strangerIndex && !absent.contains($0) }
+        let audited = (0..<(nodes + extra)).filter { $0 != strangerIndex && (!absent.contains($0) || returned.contains($0)) }
         for i in audited {
             let path = nodeDirs[i] + "/decisions.log"
             do {
@@ -341,7 +361,8 @@ struct Demo: ParsableCommand {
         // The mask in force after node 0's last audited entry.
         let finalWidths = lastSummary?.kept ?? []
         let final = ModelCost(finalWidths.isEmpty ? genesis.model : genesis.model.withPrunableWidths(finalWidths))
-        let shown = last.enumerated().filter { $0.offset != strangerIndex && !absent.contains($0.offset) }.map(\.element)
+        let shown = last.enumerated().filter { $0.offset != strangerIndex && (!absent.contains($0.offset) || returned.contains($0.offset)) }
+            .map(\.element)
         let meshes = shown.map { $0?.mesh }
         let report = DemoReport(
             nodes: audited.count, nodeIndices: audited, heights: heights, seconds: seconds, pruning: !noPruning,
