@@ -23,7 +23,9 @@ public enum BoundaryRule: Hashable, Sendable, CustomStringConvertible {
         case let .auto(k): return "auto:\(Self.decimal(k, scale: 1000))"
         case let .auto2(k): return "auto2:\(Self.decimal(k, scale: 1000))"
         case let .keep(f): return "keep:\(Self.decimal(f, scale: 1_000_000))"
-        case let .keepPerLayer(fs): return "keep:" + fs.map { Self.decimal($0, scale: 1_000_000) }.joined(separator: "/")
+        case let .keepPerLayer(fs):
+            precondition(fs.count >= 2, "a per-layer keep rule lists 2 or more fractions (one is .keep)")
+            return "keep:" + fs.map { Self.decimal($0, scale: 1_000_000) }.joined(separator: "/")
         }
     }
 

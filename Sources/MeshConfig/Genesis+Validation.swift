@@ -41,6 +41,12 @@ extension Genesis {
         try Self.check(pruning.maxRounds, 1...Limits.pruning_rounds_count_max, "pruning.max_rounds")
         try Self.check(pruning.patience, 1...Limits.pruning_rounds_count_max, "pruning.patience")
         try Self.check(pruning.finetuneEpochs, 0...Limits.training_epochs_count_max, "pruning.finetune_epochs")
+        if case let .keepPerLayer(fractions) = pruning.boundary {
+            // Fractions beyond the model's layers would change the mesh id and nothing else.
+            guard fractions.count >= 2, fractions.count <= min(BoundaryRule.perLayerCountMax, architecture.prunable.count) else {
+                throw FieldProblem("pruning.boundary", "\(fractions.count) per-layer fractions for a model of \(architecture.prunable.count) prunable layers (2…\(min(BoundaryRule.perLayerCountMax, architecture.prunable.count)))")
+            }
+        }
 
         // Privacy.
         guard privacy.clipBound.isFinite, privacy.clipBound > 0 else {

@@ -101,7 +101,7 @@ public struct NodeStatus: Codable, Sendable, Hashable {
             public var proposalsSent: UInt64
             public var proposalsReceived: UInt64
             public var proposalsRejected: UInt64
-            /// Fresh removals of a member as dead or gone this node prevoted nil on: it saw the member up.
+            /// Fresh removals (dead, or at the member's request) this node prevoted nil on: its view did not back them.
             public var removalsNotSeen: UInt64
             public var votesSent: UInt64
             public var votesReceived: UInt64

@@ -30,7 +30,11 @@ import Testing
         let before = j["params_before"] as? Int ?? 0, after = j["params_after"] as? Int ?? 0
         #expect(after > 0 && Double(after) < 0.3 * Double(before), "two rounds of the demo rule leave under a third of the parameters: \(before) → \(after)")
         #expect((j["flops_after"] as? Int ?? 0) < (j["flops_before"] as? Int ?? 0))
-        for eps in j["epsilon"] as? [Double] ?? [] { #expect(eps > 0 && eps <= 10, "ε spent \(eps) within the budget") }
+        // A mask needs a quorum (3 of 4) of contributions; a node still training when its round is
+        // decided does not release for it (and spends nothing).
+        let spent = j["epsilon"] as? [Double] ?? []
+        for eps in spent { #expect(eps >= 0 && eps <= 10, "ε spent \(eps) within the budget") }
+        #expect(spent.filter { $0 > 0 }.count >= 3, "a quorum of nodes released: \(spent)")
         for bytes in j["bytes_sent"] as? [Int] ?? [] { #expect(bytes > 0) }
         #expect((j["accuracy_after"] as? [Double])?.count == 4)
     }

@@ -66,6 +66,8 @@ import Testing
         Case(old: "  init_seed: 1", new: "  init_seed: -1", field: "training.init_seed", problem: "expected a whole number"),
         Case(old: "  boundary: ", new: "  boundary: \"median:2\"", field: "pruning.boundary", problem: "unknown rule"),
         Case(old: "  boundary: ", new: "  boundary: \"keep:0\"", field: "pruning.boundary", problem: "FRACTION must be in (0, 1]"),
+        Case(old: "  boundary: ", new: "  boundary: \"keep:0.5/0.5/0.5/0.5\"", field: "pruning.boundary",
+             problem: "4 per-layer fractions for a model of 3 prunable layers (2…3)"),
         Case(old: "  patience: 2", new: "  patience: 0", field: "pruning.patience", problem: "must lie in 1…10000"),
         Case(old: "  surgery: keep", new: "  surgery: none", field: "pruning.surgery", problem: "expected one of keep, reinit"),
         Case(old: "  partition: ", new: "  partition: \"dirichlet:0.50\"", field: "data.partition", problem: "canonical form"),

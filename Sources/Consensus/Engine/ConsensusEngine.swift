@@ -217,7 +217,7 @@ public struct ConsensusCounters: Sendable, Hashable {
     public var proposalsSent: UInt64 = 0
     public var proposalsReceived: UInt64 = 0
     public var proposalsRejected: UInt64 = 0
-    /// Fresh removals of a member as dead or gone refused because membership here sees it up.
+    /// Fresh removals (dead, or at the member's request) prevoted nil because this node's view does not back them.
     public var removalsNotSeen: UInt64 = 0
     public var votesSent: UInt64 = 0
     public var votesReceived: UInt64 = 0
@@ -441,9 +441,10 @@ public struct ConsensusEngine: Sendable {
 
     // MARK: Events
 
-    /// Membership's view changed: `down` holds the validators it declares dead or gone. Only the
-    /// proposer's patience depends on it (it proposes as soon as every validator not down has
-    /// contributed); safety never does.
+    /// Membership's view changed: `down` holds the validators it declares dead, gone or unknown.
+    /// The proposer's patience depends on it (it proposes as soon as every validator not down has
+    /// contributed), and so does the first prevote on a fresh removal (`agreesWithOwnView`);
+    /// safety never does (a nil prevote is always safe).
     public mutating func onMembership(down keys: Set<PublicKey>, nowMs: UInt64) -> [ConsensusOutput] {
         var out: [ConsensusOutput] = []
         guard keys != down else { return out }

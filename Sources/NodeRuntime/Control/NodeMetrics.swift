@@ -61,7 +61,7 @@ public final class NodeMetrics: @unchecked Sendable {
         ("prunemesh_commits_total", "Heights this node committed by its own agreement."),
         ("prunemesh_commits_synced_total", "Heights this node took from a peer's log after verifying them."),
         ("prunemesh_proposals_rejected_total", "Proposals refused (wrong proposer, invalid value)."),
-        ("prunemesh_removals_not_seen_total", "Removals of a member as dead prevoted nil: membership here sees it up."),
+        ("prunemesh_removals_not_seen_total", "Fresh removals of a member (dead, or at its request) prevoted nil: this node's view does not back them."),
         ("prunemesh_votes_rejected_total", "Votes refused (bad signature, not a validator)."),
         ("prunemesh_equivocations_total", "Conflicting votes seen (evidence)."),
         ("prunemesh_consensus_timeouts_total", "Agreement step timeouts."),

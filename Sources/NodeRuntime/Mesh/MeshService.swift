@@ -86,9 +86,8 @@ public final class MeshService: NodeService, @unchecked Sendable {
     let worker: TrainingWorker
     private var lastImportance: (round: UInt64, importance: [[Float]], mask: PruneMask)?
     private var assemblers: [PublicKey: LogSyncAssembler] = [:]
-    /// Since when (this node's clock) each validator has been down in its membership view, and
-    /// whether it left (a leave it announced) rather than died or was never heard of.
-    private var downSince: [PublicKey: (ms: UInt64, left: Bool)] = [:]
+    /// How long each validator has been down in this node's membership view.
+    private var removalClock: RemovalClock
     /// Members the log has removed (and not admitted again): they may still fetch the log.
     private var removedMembers: Set<PublicKey> = []
     var figures = MeshFigures()
@@ -140,13 +139,21 @@ public final class MeshService: NodeService, @unchecked Sendable {
             }
         }
         self.removedMembers = removed
+        self.removalClock = RemovalClock(afterMs: genesis.validators.removeDeadAfterMs)
         self.maskHistory = maskHistory
         self.log = log
         let state = verified.verifier.state
 
         // The signing guard.
         var signingGuard: SigningGuard?
-        if let bytes = try? DurableFile.read(files.guardFile, limit: Limits.signing_guard_bytes_max) {
+        var guardBytes: [UInt8]?
+        do { guardBytes = try DurableFile.read(files.guardFile, limit: Limits.signing_guard_bytes_max) } catch {
+            // Only "no such file" means no guard: a guard that cannot be read could hide a vote.
+            guard error.isNotFound else {
+                throw MeshStartError(description: "\(error); refusing to start (the signing guard protects against double votes)")
+            }
+        }
+        if let bytes = guardBytes {
             do { signingGuard = try SigningGuard.decode(bytes) } catch {
                 // Its first 8 bytes name its height in every format: a guard for a height the log
                 // already holds protects nothing any more (this node never votes there again).
@@ -329,22 +336,11 @@ public final class MeshService: NodeService, @unchecked Sendable {
     /// member comes back first.
     private func proposeRemovals(down: Set<PublicKey>, left: Set<PublicKey>, nowMs: UInt64, node: Node) {
         guard engine.isValidator else { return }
-        downSince = downSince.filter { down.contains($0.key) }
-        for key in down {
-            // While a member stays down its clock keeps running; once seen left it stays "left"
-            // (membership reaps the record after dead_retention_ms, and it must not turn "dead").
-            if let since = downSince[key] {
-                if !since.left && left.contains(key) { downSince[key] = (since.ms, true) }
-            } else {
-                downSince[key] = (nowMs, left.contains(key))
-            }
-        }
-        let after = genesis.validators.removeDeadAfterMs
-        for (key, since) in downSince.sorted(by: { $0.key < $1.key }) where nowMs >= since.ms &+ after {
-            let decision = Decision.remove(member: key, reason: since.left ? .requested : .dead)
-            guard !engine.pendingDecisions.contains(decision), (try? engine.state.check(decision)) != nil else { continue }
-            logger.notice("validator down for \(after) ms: proposing its removal",
-                          metadata: ["member": "\(key.fingerprint)", "reason": "\(since.left ? "requested" : "dead")"])
+        for decision in removalClock.onView(down: down, left: left, nowMs: nowMs) {
+            guard !engine.pendingDecisions.contains(decision), (try? engine.state.check(decision)) != nil,
+                  case let .remove(member, reason) = decision else { continue }
+            logger.notice("validator down for \(removalClock.afterMs) ms: proposing its removal",
+                          metadata: ["member": "\(member.fingerprint)", "reason": "\(reason)"])
             execute(engine.submit(decision, nowMs: nowMs), node: node)
         }
     }

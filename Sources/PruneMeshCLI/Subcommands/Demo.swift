@@ -256,10 +256,10 @@ struct Demo: ParsableCommand {
             if let l = leave, committed >= 1, leaver == nil, FileManager.default.fileExists(atPath: nodeDirs[l] + "/control.json") {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: binary)
-                p.arguments = ["leave", "--state-dir", nodeDirs[l], "--timeout", "\(Int(timeout))"]
+                p.arguments = ["leave", "--state-dir", nodeDirs[l], "--timeout", "\(Int(timeout))", "--linger", "1"]
                 let out = Pipe()
                 p.standardOutput = out
-                p.standardError = FileHandle.nullDevice
+                p.standardError = out
                 leaverOutput = out
                 try p.run()
                 leaver = p

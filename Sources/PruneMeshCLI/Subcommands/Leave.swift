@@ -11,8 +11,9 @@ struct LeaveCommand: ParsableCommand {
             The node (found through <state-dir>/control.json, or --address) submits a removal of itself \
             at its request (a `remove` decision with reason `requested`); the mesh decides it in the \
             node's own turn as proposer, its proposal being the request. Once the node's log holds the \
-            removal (status `is_validator` false), the node is sent SIGTERM (unless --keep-running or \
-            --address) and the command prints the final status line. Exits 1 if the node refuses or \
+            removal (status `is_validator` false) the command prints the height, lets the node run \
+            --linger seconds more (peers that missed the commit fetch it from the node), then sends it \
+            SIGTERM (unless --keep-running or --address). Exits 1 if the node refuses or \
             the removal is not committed within --timeout seconds.
             """)
 
@@ -25,14 +26,19 @@ struct LeaveCommand: ParsableCommand {
     @Option(help: "Seconds to wait for the removal to be committed.")
     var timeout: Double = 60
 
+    @Option(help: "Seconds the node keeps running after its removal, serving its log, before it is stopped.")
+    var linger: Double = 5
+
     @Flag(name: .customLong("keep-running"), help: "Do not stop the node after its removal.")
     var keepRunning = false
 
     func run() throws {
         let (host, port) = try Status.post("/leave", stateDir: stateDir, address: address, echo: .standardError)
         let deadline = Date().addingTimeInterval(timeout)
+        var nodeId = ""
         while true {
             if let s = try? ControlClient.status(host: host, port: port, timeoutMs: 1_000), let mesh = s.mesh, !mesh.isValidator {
+                nodeId = s.nodeId
                 FileHandle.standardOutput.write(Data("removed at height \(mesh.height); validators now \(mesh.validators)\n".utf8))
                 break
             }
@@ -42,8 +48,14 @@ struct LeaveCommand: ParsableCommand {
             }
             Thread.sleep(forTimeInterval: 0.2)
         }
-        if !keepRunning, address == nil, let file = try? ControlFile.read((stateDir ?? "state") + "/control.json") {
-            kill(file.pid, SIGTERM)
+        guard !keepRunning, address == nil else { return }
+        // The other validators may still lack the certificate of the removal (a lost precommit):
+        // the node answers their sync requests and pushes for a while before it stops.
+        Thread.sleep(forTimeInterval: max(0, linger))
+        guard let file = try? ControlFile.read((stateDir ?? "state") + "/control.json"), file.pid > 1, file.nodeId == nodeId else {
+            FileHandle.standardError.write(Data("prunemesh leave: control.json does not name this node's process; not stopping it\n".utf8))
+            throw ExitCode(1)
         }
+        kill(file.pid, SIGTERM)
     }
 }
