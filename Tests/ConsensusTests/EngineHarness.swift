@@ -90,16 +90,17 @@ struct EngineCluster {
                 for j in 0..<count where j != i { enqueue(from: i, to: j, m) }
             case let .send(m, to):
                 noteOwnVote(i, m)
-                enqueue(from: i, to: index(to), m)
+                // A key outside the cluster (an admitted newcomer with no engine here) gets nothing.
+                if let j = keys.firstIndex(of: to) { enqueue(from: i, to: j, m) }
             case let .commit(c):
                 #expect(c.height == UInt64(logs[i].count + 1), "node \(i) committed height \(c.height) after \(logs[i].count)")
                 logs[i].append(c)
             case let .equivocation(e):
                 equivocations[i].append(e)
             case let .requestSync(h, peer):
-                syncRequests.append((i, h, index(peer)))
+                if let j = keys.firstIndex(of: peer) { syncRequests.append((i, h, j)) }
             case let .pushSync(h, peer):
-                syncPushes.append((i, h, index(peer)))
+                if let j = keys.firstIndex(of: peer) { syncPushes.append((i, h, j)) }
             }
         }
     }

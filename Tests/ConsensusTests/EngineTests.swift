@@ -394,6 +394,26 @@ import Wire
         #expect(e[3].pendingDecisions == [leave])
     }
 
+    /// A removal only this node's view backs must not hold up its other submissions forever: after
+    /// two of its rounds ended undecided it goes behind them, and node 1's invite commits.
+    @Test func aRemovalTheOthersKeepRefusingDoesNotBlockTheProposersOtherDecisions() throws {
+        var c = EngineCluster(count: 4)
+        let removal = Decision.remove(member: c.keys[3], reason: .dead)
+        c.membership(1, down: [3])          // only node 1 sees node 3 down
+        c.submit(1, removal)                // node 1 proposes (1, 0), (1, 4), (1, 8), …
+        let newcomer = SigningKey.generate()
+        let invite = Invite.sign(invitee: newcomer.publicKey, validUntilHeight: 1_000, meshID: c.meshID, inviter: c.signer(1))
+        let admit = Decision.admit(member: newcomer.publicKey, invite: invite)
+        c.submit(1, admit)
+        c.run(ms: 30_000)
+        for i in 0..<4 {
+            try #require(c.logs[i].count >= 1, "node \(i) committed something")
+            #expect(c.logs[i][0].decision == admit, "node \(i): the invite, not the refused removal")
+            #expect(c.logs[i][0].certificate.round >= 8, "two refused turns of node 1 came first")
+        }
+        #expect(c[0].counters.removalsNotSeen >= 2)
+    }
+
     /// A pending removal is withdrawn when the member is seen up again before it is decided.
     @Test func aPendingDeadRemovalIsWithdrawnWhenTheMemberComesBack() {
         var c = EngineCluster(count: 4)

@@ -348,6 +348,8 @@ public struct ConsensusEngine: Sendable {
     /// (`contributionHave`, backing off 2 s, 4 s, 8 s, 16 s), while it lacks some.
     private var contributionResend: (atMs: UInt64, backoffMs: UInt64)?
     private var pending: [Decision] = []
+    /// Rounds that ended undecided after this node proposed the pending removal (by digest).
+    private var refusedRemovals: [Digest32: Int] = [:]
     private var pendingEvidence: [PublicKey: Equivocation] = [:]
     private var lastSyncMs: [PublicKey: UInt64] = [:]
     private var lastSyncPollMs: UInt64?
@@ -456,6 +458,8 @@ public struct ConsensusEngine: Sendable {
             if case let .remove(member, reason) = d, reason != .equivocated, member != own { return !keys.contains(member) }
             return false
         }
+        let stillPending = Set(pending.map(\.digest))
+        refusedRemovals = refusedRemovals.filter { stillPending.contains($0.key) }
         process(nowMs: nowMs, into: &out)
         return out
     }
@@ -739,6 +743,11 @@ public struct ConsensusEngine: Sendable {
     private mutating func startRound(_ r: UInt32, nowMs: UInt64, into out: inout [ConsensusOutput]) {
         counters.roundsStarted += 1
         if r != round, ownPrevote != nil || ownPrecommit != nil { previousRoundVotes = [ownPrevote, ownPrecommit].compactMap { $0 } }
+        // This node's proposal of a removal by view ended its round undecided: count the refusal.
+        if r != round, let p = sentProposal, case let .decision(d) = p.value, case let .remove(member, reason) = d,
+           reason != .equivocated, member != me {
+            refusedRemovals[d.digest, default: 0] += 1
+        }
         round = r
         step = .propose
         ownPrevote = nil
@@ -801,7 +810,18 @@ public struct ConsensusEngine: Sendable {
             if (try? state.check(d)) != nil { return d }
         }
         pending.removeAll { (try? state.check($0)) == nil }
-        if let d = pending.first { return d }
+        // A removal by view that the others refused twice goes behind everything else this node
+        // could propose (their views do not back it yet; it must not hold up invites, a leave or masks).
+        let deferred = pending.filter { (refusedRemovals[$0.digest] ?? 0) >= Self.removalRefusalsBeforeDeferring }
+        if let d = pending.first(where: { !deferred.contains($0) }) { return d }
+        return nextMaskValue(nowMs: nowMs) ?? deferred.first
+    }
+
+    /// A fresh removal of this node's own proposing that ended this many rounds without a commit is deferred.
+    static let removalRefusalsBeforeDeferring = 2
+
+    /// The mask decision of the next pruning round over the contributions held, if it is time.
+    private mutating func nextMaskValue(nowMs: UInt64) -> Decision? {
         guard !state.frozen else { return nil }
         let k = state.lastMaskRound + 1
         guard let byContributor = poolByRound[k], byContributor.count >= state.validators.quorum else { return nil }
@@ -1125,6 +1145,8 @@ public struct ConsensusEngine: Sendable {
         previousRoundVotes = []
         requestedContributions = [:]
         pending.removeAll { $0 == decision || (try? state.check($0)) == nil }
+        let stillPending = Set(pending.map(\.digest))
+        refusedRemovals = refusedRemovals.filter { stillPending.contains($0.key) }
         if case let .evidence(e) = decision {
             pendingEvidence[e.offender] = nil
             if state.validators.contains(e.offender), state.validators.count > 1 {
