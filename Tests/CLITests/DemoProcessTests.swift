@@ -57,6 +57,8 @@ import Testing
                 "decisions \(decisions)")
         #expect((j["heights"] as? [Int]) == [4, 4, 4, 4], "the returned node holds every entry")
         #expect((j["node_indices"] as? [Int]) == [0, 1, 2, 3])
+        // No validator admits it any more, so membership shows none up: it never released.
+        #expect((j["epsilon"] as? [Double])?.last == 0, "ε \(j["epsilon"] ?? "")")
         #expect(r.stderr.contains("node-3 back after its removal") && r.stderr.contains("node-3 removed h4"))
     }
 

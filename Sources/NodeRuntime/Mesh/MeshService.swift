@@ -324,10 +324,22 @@ public final class MeshService: NodeService, @unchecked Sendable {
             if record.status == .left { left.insert(record.id) }
         }
         let down = Set(engine.validators.keys.filter { !reachable.contains($0) })
+        peerValidatorUp = engine.validators.count == 1 || engine.validators.keys.contains { $0 != signer.publicKey && reachable.contains($0) }
         execute(engine.onMembership(down: down, nowMs: nowMs), node: node)
         proposeRemovals(down: down, left: left, nowMs: nowMs, node: node)
+        if let round = deferredRelease, peerValidatorUp, !removedSelf {
+            deferredRelease = nil
+            release(round: round, node: node)
+        }
         execute(engine.onTick(nowMs: nowMs), node: node)
     }
+
+    /// Whether membership shows another validator up (or this node is the only one). A release
+    /// waits for it: a node no other validator admits (removed while it was away, and not yet
+    /// aware of it) hears from none of them, and must not spend privacy on a release nobody takes.
+    private var peerValidatorUp = false
+    /// A release that waits for `peerValidatorUp`.
+    private var deferredRelease: UInt64?
 
     /// A validator down in this node's view for the genesis `remove_dead_after_ms` is put up for
     /// removal: reason `requested` if it announced its leave, `dead` otherwise (dead, or never
@@ -465,6 +477,11 @@ public final class MeshService: NodeService, @unchecked Sendable {
     /// The private release of pruning round `round`: budget approval persisted, then noise from
     /// the CSPRNG, then signed and handed to the agreement (which gossips it).
     private func release(round: UInt64, node: Node) {
+        guard peerValidatorUp else {
+            if deferredRelease == nil { logger.info("release waits until another validator is up", metadata: ["round": "\(round)"]) }
+            deferredRelease = round
+            return
+        }
         guard let trained = lastImportance, trained.round == round else {
             logger.error("no importance for round \(round)")
             return
