@@ -58,6 +58,14 @@ public enum Decision: Sendable, Hashable {
     case freeze(round: UInt64)
     case evidence(Equivocation)
 
+    /// For a removal that rests on membership views (reason `dead` or `requested`, not evidence):
+    /// the member. Such removals are the only decisions whose first prevote looks at the voter's
+    /// view, and pending ones are withdrawn or deferred by it.
+    public var removalByView: PublicKey? {
+        if case let .remove(member, reason) = self, reason != .equivocated { return member }
+        return nil
+    }
+
     public var kind: DecisionKind {
         switch self {
         case .mask: return .mask

@@ -77,8 +77,7 @@ public enum BoundaryRule: Hashable, Sendable, CustomStringConvertible {
         case .keep, .keepPerLayer:
             let fractionMicro = keepFractionMicro(layer: layer)!
             let count = max(1, Int((Int128(n) * Int128(fractionMicro) + 999_999) / 1_000_000))
-            let order = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
-            kept = Array(order.prefix(count)).sorted()
+            kept = Self.largest(count, of: scores)
         case let .auto(k), let .auto2(k):
             let twoSided: Bool = { if case .auto2 = self { return true } else { return false } }()
             let sum = scores.reduce(Int128(0)) { $0 + Int128($1) }
@@ -99,6 +98,13 @@ public enum BoundaryRule: Hashable, Sendable, CustomStringConvertible {
             kept = [best]
         }
         return kept
+    }
+
+    /// The positions of the `count` largest `values` (ties to the lower position), ascending:
+    /// the `keep` rule's choice, and which units a node keeps under local placement.
+    static func largest<Value: Comparable>(_ count: Int, of values: [Value]) -> [Int] {
+        let order = values.indices.sorted { values[$0] != values[$1] ? values[$0] > values[$1] : $0 < $1 }
+        return Array(order.prefix(count)).sorted()
     }
 
     static func decimal(_ value: Int, scale: Int) -> String {

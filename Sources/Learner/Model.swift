@@ -146,8 +146,7 @@ public struct Model: Sendable {
     /// The positions of the `count` largest `norms` (ties to the lower position), ascending.
     static func strongest(_ count: Int, of norms: [Float]) -> [Int] {
         precondition(count >= 1 && count <= norms.count, "keep \(count) of \(norms.count) units")
-        let order = norms.indices.sorted { norms[$0] > norms[$1] || (norms[$0] == norms[$1] && $0 < $1) }
-        return order.prefix(count).sorted()
+        return BoundaryRule.largest(count, of: norms)
     }
 
     /// The dense narrower model keeping only `newMask`'s units: drops pruned units' rows and

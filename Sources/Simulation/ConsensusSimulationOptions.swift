@@ -39,15 +39,7 @@ extension ConsensusSimulation {
         }
     }
 
-    public struct Scheduled: Sendable, Hashable, CustomStringConvertible {
-        public var atMs: UInt64
-        public var action: Action
-        public init(atMs: UInt64, _ action: Action) {
-            self.atMs = atMs
-            self.action = action
-        }
-        public var description: String { "\(action)@\(atMs)ms" }
-    }
+    public typealias Scheduled = ScheduledAction<Action>
 
     /// What a run may draw its faults from; the seed picks the concrete scenario
     /// (`Scenario`) within these maxima. `description` lists every option.

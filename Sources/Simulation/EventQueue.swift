@@ -53,3 +53,14 @@ public struct EventQueue<Event> {
         return (top.timeMs, top.event)
     }
 }
+
+/// A fault or membership action a simulation runs at a virtual time (both simulators' scripts).
+public struct ScheduledAction<Action: Sendable & Hashable & CustomStringConvertible>: Sendable, Hashable, CustomStringConvertible {
+    public var atMs: UInt64
+    public var action: Action
+    public init(atMs: UInt64, _ action: Action) {
+        self.atMs = atMs
+        self.action = action
+    }
+    public var description: String { "\(action)@\(atMs)ms" }
+}

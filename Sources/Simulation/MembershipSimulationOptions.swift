@@ -28,15 +28,7 @@ extension MembershipSimulation {
         }
     }
 
-    public struct Scheduled: Sendable, Hashable, CustomStringConvertible {
-        public var atMs: UInt64
-        public var action: Action
-        public init(atMs: UInt64, _ action: Action) {
-            self.atMs = atMs
-            self.action = action
-        }
-        public var description: String { "\(action)@\(atMs)ms" }
-    }
+    public typealias Scheduled = ScheduledAction<Action>
 
     /// Everything a run depends on besides its seed. `description` lists every option, so a
     /// logged failure names the whole scenario.

@@ -455,8 +455,8 @@ public struct ConsensusEngine: Sendable {
         // leave stays).
         let own = me
         pending.removeAll { d in
-            if case let .remove(member, reason) = d, reason != .equivocated, member != own { return !keys.contains(member) }
-            return false
+            guard let member = d.removalByView, member != own else { return false }
+            return !keys.contains(member)
         }
         let stillPending = Set(pending.map(\.digest))
         refusedRemovals = refusedRemovals.filter { stillPending.contains($0.key) }
@@ -744,8 +744,7 @@ public struct ConsensusEngine: Sendable {
         counters.roundsStarted += 1
         if r != round, ownPrevote != nil || ownPrecommit != nil { previousRoundVotes = [ownPrevote, ownPrecommit].compactMap { $0 } }
         // This node's proposal of a removal by view ended its round undecided: count the refusal.
-        if r != round, let p = sentProposal, case let .decision(d) = p.value, case let .remove(member, reason) = d,
-           reason != .equivocated, member != me {
+        if r != round, let p = sentProposal, case let .decision(d) = p.value, let member = d.removalByView, member != me {
             refusedRemovals[d.digest, default: 0] += 1
         }
         round = r

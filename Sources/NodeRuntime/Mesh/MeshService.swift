@@ -569,12 +569,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
                 return
             }
             for piece in LogSyncMessage.pieces(height: h, entry: entry) {
-                if let replyTo {
-                    figures.bytesOutByKind[piece.kind, default: 0] += UInt64(piece.encodedPayload().count)
-                    node.send(kind: piece.kind, payload: piece.encodedPayload(), to: replyTo)
-                } else {
-                    send(piece, to: peer, node: node)
-                }
+                send(kind: piece.kind, payload: piece.encodedPayload(), to: peer, at: replyTo, node: node)
             }
         }
     }
@@ -589,9 +584,10 @@ public final class MeshService: NodeService, @unchecked Sendable {
         send(kind: message.kind, payload: message.encodedPayload(), to: key, node: node)
     }
 
-    /// Every message of the mesh part leaves here: counted by kind, then signed and queued by the node.
-    private func send(kind: MessageKind, payload: [UInt8], to key: PublicKey, node: Node) {
-        guard let address = node.address(of: key) else { return }
+    /// Every message of the mesh part leaves here: counted by kind, then signed and queued by the
+    /// node — to `address` if given, else where the node reaches `key`.
+    private func send(kind: MessageKind, payload: [UInt8], to key: PublicKey, at given: SocketAddress? = nil, node: Node) {
+        guard let address = given ?? node.address(of: key) else { return }
         figures.bytesOutByKind[kind, default: 0] += UInt64(payload.count)
         node.send(kind: kind, payload: payload, to: address)
     }

@@ -382,7 +382,7 @@ struct Demo: ParsableCommand {
             restarted: killRestart.map { [$0] } ?? [], joined: joinerIndex.map { [$0] } ?? [], strangerIgnored: strangerIgnored,
             decisions: decisions, left: departed)
         if json {
-            print(String(decoding: report.json(), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(report.table())
         }
@@ -475,13 +475,6 @@ struct DemoReport: Codable {
     var decisions: [String]
     /// Nodes removed at their request (`--leave`) and stopped; their logs end at the removal.
     var left: [Int]
-
-    func json() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        return Array(try! encoder.encode(self))
-    }
 
     func table() -> String {
         func pct(_ x: Double?) -> String { x.map { String(format: "%.2f%%", $0 * 100) } ?? "–" }
