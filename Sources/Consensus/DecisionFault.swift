@@ -25,6 +25,7 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
     case aggregateLength(recorded: Int, recomputed: Int)
     case maskMismatch(layer: Int)
     case admitAlreadyMember(PublicKey)
+    case admitInvalidKey(PublicKey)
     case admitTooManyMembers(limit: Int)
     case inviterNotValidator(PublicKey)
     case inviteSignature(PublicKey)
@@ -56,6 +57,7 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case .aggregateMismatch, .aggregateLength: return "wrong_aggregate"
         case .maskMismatch: return "wrong_mask"
         case .admitAlreadyMember: return "admit_already_member"
+        case .admitInvalidKey: return "admit_invalid_key"
         case .admitTooManyMembers: return "admit_too_many"
         case .inviterNotValidator: return "inviter_not_validator"
         case .inviteSignature: return "bad_invite_signature"
@@ -92,6 +94,7 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case let .aggregateLength(rec, re): return "aggregate has \(rec) values, recomputed \(re)"
         case let .maskMismatch(layer): return "recorded mask differs from the recomputed one in layer \(layer)"
         case let .admitAlreadyMember(k): return "admits \(k.fingerprint), already a validator"
+        case let .admitInvalidKey(k): return "admits \(k.hex), \(PublicKey.invalidPointProblem)"
         case let .admitTooManyMembers(limit): return "admit beyond \(limit) members"
         case let .inviterNotValidator(k): return "inviter \(k.fingerprint) is not a validator at this height"
         case let .inviteSignature(k): return "invite signature of \(k.fingerprint) does not verify"

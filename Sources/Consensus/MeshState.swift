@@ -14,7 +14,8 @@ import Wire
 /// a subset of the mask in force; contributions from at least a quorum of validators in force,
 /// none convicted, each signed, for this round, with the pinned z, C, s, d, a release count above
 /// the contributor's previous one and a spend (RDP of `release count` releases at z_eff) within
-/// ε_max; aggregate (trim f) and mask recomputed and equal. Admit: new member, invite signed by a
+/// ε_max; aggregate (trim f) and mask recomputed and equal. Admit: a valid Ed25519 point
+/// (`PublicKey.isValidPoint`: never the zero key, a small-order or off-curve point), new member, invite signed by a
 /// validator in force, not expired. Remove: a validator, not the last. Freeze: once, naming the
 /// last mask round. Evidence: both votes signed, by a validator in force at their height ≤ this
 /// one. Admit and remove change `validators` for the next height.
@@ -71,6 +72,7 @@ public struct MeshState: Sendable {
         case let .mask(m):
             try next.applyMask(m)
         case let .admit(key, invite):
+            guard key.isValidPoint else { throw .admitInvalidKey(key) }
             guard !validators.contains(key) else { throw .admitAlreadyMember(key) }
             guard validators.count < Limits.members_count_max else { throw .admitTooManyMembers(limit: Limits.members_count_max) }
             guard validators.contains(invite.inviter) else { throw .inviterNotValidator(invite.inviter) }

@@ -125,6 +125,9 @@ extension Genesis {
         }
         var keys: [PublicKey: Int] = [:], names: [String: Int] = [:]
         for (i, member) in members.enumerated() {
+            guard member.publicKey.isValidPoint else {
+                throw FieldProblem("members[\(i)].key", "\(member.publicKey.hex) is \(PublicKey.invalidPointProblem)")
+            }
             if let first = keys.updateValue(i, forKey: member.publicKey) {
                 throw FieldProblem("members[\(i)].key", "duplicate key (already members[\(first)])")
             }

@@ -3,9 +3,46 @@ import MeshBase
 
 /// An Ed25519 public key: a node's identity on the mesh.
 public struct PublicKey: Bytes32, Comparable {
-    /// Exactly 32 bytes. Any 32 bytes are accepted; keys of small order or not on the curve
-    /// simply never verify a signature (libsodium rejects them).
+    /// Exactly 32 bytes. The type holds any 32 bytes (a datagram's sender field is decoded
+    /// before anything is known of it); `isValidPoint` says whether they can ever be a signer's
+    /// key, and every place that makes a key a member (genesis, invite, admit, audit) checks it.
     public let bytes: [UInt8]
+
+    /// True iff the bytes are a canonical encoding of a point on the curve, in the prime-order
+    /// subgroup and not of small order (libsodium `crypto_core_ed25519_is_valid_point`). Every
+    /// key made by `SigningKey` passes; the all-zero key, the identity point, the other
+    /// small-order points, off-curve bytes and non-canonical encodings (y ≥ p) fail. Such a key
+    /// can never produce a signature that verifies: as a validator it could only ever be
+    /// counted in the quorum without voting, which is how two of them halted a 4-node mesh.
+    public var isValidPoint: Bool {
+        SodiumLibrary.ensureInitialised()
+        return bytes.withUnsafeBufferPointer { crypto_core_ed25519_is_valid_point($0.baseAddress!) == 1 }
+    }
+
+    /// A key that passes `isValidPoint`, or nil.
+    public init?(validBytes bytes: [UInt8]) {
+        guard bytes.count == 32 else { return nil }
+        self.init(storage: bytes)
+        guard isValidPoint else { return nil }
+    }
+
+    /// A key given as 64 hex digits that passes `isValidPoint`, or nil.
+    public init?(validHex hex: String) {
+        guard let raw = Hex.decode(hex) else { return nil }
+        self.init(validBytes: raw)
+    }
+
+    /// Why `text` (meant as 64 hex digits) is not a usable public key, or nil when it is.
+    public static func problem(hex text: String) -> String? {
+        guard text.utf8.count == 64, let key = PublicKey(hex: text.lowercased()) else {
+            return "expected an Ed25519 public key as 64 hex digits"
+        }
+        return key.isValidPoint ? nil : Self.invalidPointProblem
+    }
+
+    /// The reason given wherever a 32-byte key fails `isValidPoint`.
+    public static let invalidPointProblem =
+        "not a valid Ed25519 public key (off the curve, of small order such as all zeros or the identity, or not canonically encoded)"
 
     public init(storage bytes: [UInt8]) {
         precondition(bytes.count == 32, "a PublicKey needs 32 bytes, got \(bytes.count)")

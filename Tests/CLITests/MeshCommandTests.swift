@@ -19,6 +19,36 @@ import Testing
         }
     }
 
+    /// Keys that can never sign are refused wherever a key becomes a member: `mesh init`,
+    /// `mesh id` of a hand-edited genesis, and `invite` (before it reaches the node).
+    @Test func keysThatAreNotCurvePointsAreRefused() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let keys = try Self.keys(1, in: dir)
+        let out = dir.appendingPathComponent("genesis.yaml").path
+        let phantoms = [String(repeating: "0", count: 64), "01" + String(repeating: "0", count: 62),
+                        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                        "02" + String(repeating: "0", count: 62)]
+        for phantom in phantoms {
+            let r = try CLI.run(["mesh", "init", "--name", "lab", "--member", keys[0].path, "--member", phantom, "--out", out])
+            #expect(r.status == 64, "mesh init --member \(phantom): status \(r.status), stderr: \(r.stderr)")
+            #expect(r.stderr.contains("not a valid Ed25519 public key"), "stderr: \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: out))
+            let invite = try CLI.run(["invite", "--key", phantom, "--address", "127.0.0.1:9"])
+            #expect(invite.status == 64, "invite --key \(phantom): status \(invite.status), stderr: \(invite.stderr)")
+            #expect(invite.stderr.contains("not a valid Ed25519 public key"), "stderr: \(invite.stderr)")
+        }
+        // A genesis edited by hand to list the zero key is refused by every reader.
+        #expect(try CLI.run(["mesh", "init", "--name", "lab", "--member", keys[0].path, "--out", out]).status == 0)
+        let text = try String(contentsOfFile: out, encoding: .utf8)
+        let edited = text.replacingOccurrences(of: keys[0].publicKey, with: phantoms[0])
+        #expect(edited != text)
+        try edited.write(toFile: out, atomically: true, encoding: .utf8)
+        let id = try CLI.run(["mesh", "id", out])
+        #expect(id.status != 0 && id.stderr.contains("members[0].key"), "stderr: \(id.stderr)")
+        #expect(id.stderr.contains("not a valid Ed25519 public key"), "stderr: \(id.stderr)")
+    }
+
     @Test func initWritesAGenesisWhoseIDMeshIDPrints() throws {
         let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -234,6 +234,35 @@ import Wire
         }
     }
 
+    /// A key that can never sign (all zeros, the identity, a small-order or off-curve point) is
+    /// refused as a member even with a valid invite and a full certificate: two such admits
+    /// halted a 4-node mesh (quorum counted them, they never voted).
+    @Test(arguments: ["0000000000000000000000000000000000000000000000000000000000000000",
+                      "0100000000000000000000000000000000000000000000000000000000000000",
+                      "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+                      "0200000000000000000000000000000000000000000000000000000000000000",
+                      "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"])
+    func anAdmitOfAKeyThatCannotSignIsRejected(_ hex: String) throws {
+        let phantom = try #require(PublicKey(hex: hex))
+        expectRejected(afterScripted: 4, { $0 == .decision(.admitInvalidKey(phantom)) }) { b in
+            let invite = Invite.sign(invitee: phantom, validUntilHeight: 9, meshID: b.genesis.meshID,
+                                     inviter: b.signingKey(b.validators.keys[0]))
+            let admit = Decision.admit(member: phantom, invite: invite)
+            return b.entry(for: admit, certificate: b.certificate(for: admit, signers: b.validators.keys))
+        }
+        // The same state machine is what validators prevote with: the engine refuses it too.
+        let b = Committee.builder()
+        let invite = Invite.sign(invitee: phantom, validUntilHeight: 9, meshID: b.genesis.meshID,
+                                 inviter: b.signingKey(b.validators.keys[0]))
+        let state = b.genesis.initialState
+        #expect(throws: DecisionFault.admitInvalidKey(phantom)) { try state.check(.admit(member: phantom, invite: invite)) }
+        // A valid key under the same invite terms is accepted: the refusal is about the key.
+        let real = b.spares[0]
+        let realInvite = Invite.sign(invitee: real, validUntilHeight: 9, meshID: b.genesis.meshID,
+                                     inviter: b.signingKey(b.validators.keys[0]))
+        try state.check(.admit(member: real, invite: realInvite))
+    }
+
     @Test func evidenceMustBeSignedByAValidatorOfItsHeight() {
         expectRejected(afterScripted: 4, { if case .decision(.evidenceNotValidator) = $0 { true } else { false } }) { b in
             b.entry(for: b.evidenceDecision(against: b.spares[1]))

@@ -5,8 +5,10 @@ import Sodium
 import Testing
 
 enum Fixtures {
-    /// A deterministic public key (any 32 bytes are accepted as a key here).
-    static func key(_ i: UInt8) -> PublicKey { PublicKey(bytes: (0..<32).map { UInt8(truncatingIfNeeded: Int($0) * 7 + Int(i) * 31 + 1) })! }
+    /// A real Ed25519 public key (genesis validation refuses bytes that are not a curve point).
+    static func key(_ i: UInt8) -> PublicKey {
+        try! SigningKey(seed: (0..<32).map { UInt8(truncatingIfNeeded: Int($0) * 7 + Int(i) * 31 + 1) }).publicKey
+    }
 
     /// A genesis with three members, names and addresses on two of them.
     static func genesis() -> Genesis {

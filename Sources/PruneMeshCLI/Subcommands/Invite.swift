@@ -26,7 +26,7 @@ struct InviteCommand: ParsableCommand {
     var address: String?
 
     func validate() throws {
-        guard PublicKey(hex: key) != nil else { throw ValidationError("--key: expected 64 hex digits") }
+        if let problem = PublicKey.problem(hex: key) { throw ValidationError("--key \(key.prefix(80)): \(problem)") }
     }
 
     func run() throws {

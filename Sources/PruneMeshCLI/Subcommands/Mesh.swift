@@ -189,6 +189,7 @@ struct MeshInitCommand: ParsableCommand {
             keyText = String(text[..<at])
         }
         if keyText.utf8.count == 64, let key = PublicKey(hex: keyText.lowercased()) {
+            guard key.isValidPoint else { throw ValidationError("--member \(keyText): \(PublicKey.invalidPointProblem)") }
             return GenesisMember(publicKey: key, address: address)
         }
         guard FileManager.default.fileExists(atPath: keyText) else {
