@@ -33,9 +33,12 @@ public enum NodeProcess {
 
     public static func run(config: NodeConfig, mesh meshOptions: MeshOptions = MeshOptions(), logger: Logger) throws {
         let settings = try NodeSettings.resolve(config, randomSeed: { var r = SecureRandom(); return r.next() }())
+        // Before anything reads or writes the state directory: one process, one key.
+        try DurableFile.makeDirectory(settings.stateDirectory)
+        let lock = try StateDirectoryLock.acquire(directory: settings.stateDirectory, key: settings.key.publicKey)
+        defer { withExtendedLifetime(lock) {} }
         var meshService: MeshService?
         if meshOptions.enabled, let genesis = settings.genesis {
-            try DurableFile.makeDirectory(settings.stateDirectory)
             var meshLogger = logger
             meshLogger[metadataKey: "node"] = "\(settings.key.publicKey.fingerprint)"
             meshService = try MeshService(genesis: genesis, signer: settings.key, stateDirectory: settings.stateDirectory,
