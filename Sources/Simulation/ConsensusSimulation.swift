@@ -542,7 +542,13 @@ public struct ConsensusSimulation {
         let logs = honest.map { nodes[$0].log }
         report.finalHeight = UInt64(logs.map(\.count).min() ?? 0)
         if let longest = logs.max(by: { $0.count < $1.count }) {
-            for c in longest { report.decisionKinds[c.decision.kind, default: 0] += 1 }
+            let byzantineKeys = Set((0..<options.nodeCount).filter { !isHonest[$0] }.map { keys[$0] })
+            for c in longest {
+                report.decisionKinds[c.decision.kind, default: 0] += 1
+                if case let .mask(m) = c.decision, m.contributions.contains(where: { byzantineKeys.contains($0.contributor) }) {
+                    report.masksWithByzantineContribution += 1
+                }
+            }
         }
         guard report.violations.isEmpty else { return }
         for (i, log) in zip(honest, logs) {

@@ -17,6 +17,9 @@ extension ConsensusSimulation {
         public internal(set) var livenessMs: UInt64?
         /// Decisions per kind in the final log (of the honest node with the longest one).
         public internal(set) var decisionKinds: [DecisionKind: Int] = [:]
+        /// Committed mask decisions (longest honest log) whose contributor set includes a
+        /// Byzantine node: never for a withholder; the trimmed mean's test for extreme vectors.
+        public internal(set) var masksWithByzantineContribution = 0
         /// Logical messages handed to the network (broadcasts count once per receiver), and datagrams.
         public internal(set) var messagesSent: UInt64 = 0
         public internal(set) var datagramsSent: UInt64 = 0

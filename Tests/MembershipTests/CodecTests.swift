@@ -70,13 +70,39 @@ import Wire
         }
     }
 
+    /// Random payloads, and sample payloads with random bytes overwritten, never trap: each
+    /// either decodes to a message that re-encodes to exactly those bytes (the encoding is
+    /// canonical) or is refused with a typed error. Both outcomes must occur, so the loop
+    /// cannot pass by only ever taking one branch.
     @Test func randomBytesNeverTrap() {
         var g = SeededGenerator(seed: 44)
-        for _ in 0..<20_000 {
-            let kind = [MessageKind.ping, .ack, .pingReq, .membershipSync, .leave, .beacon].randomElement(using: &g)!
-            let bytes = (0..<Int.random(in: 0..<120, using: &g)).map { _ in UInt8.random(in: 0...255, using: &g) }
-            _ = try? SWIMMessage.decode(kind: kind, payload: bytes)
+        var decoded = 0, refused = 0
+        for i in 0..<20_000 {
+            let kind: MessageKind
+            var bytes: [UInt8]
+            if i % 2 == 0 {
+                kind = [MessageKind.ping, .ack, .pingReq, .membershipSync, .leave, .beacon].randomElement(using: &g)!
+                bytes = (0..<Int.random(in: 0..<120, using: &g)).map { _ in UInt8.random(in: 0...255, using: &g) }
+            } else {
+                let sample = Self.samples.randomElement(using: &g)!
+                kind = sample.kind
+                bytes = sample.encodedPayload()
+                for _ in 0..<Int.random(in: 1...3, using: &g) where !bytes.isEmpty {
+                    bytes[Int.random(in: 0..<bytes.count, using: &g)] = UInt8.random(in: 0...255, using: &g)
+                }
+            }
+            do {
+                let message = try SWIMMessage.decode(kind: kind, payload: bytes)
+                #expect(message.kind == kind)
+                #expect(message.encodedPayload() == bytes, "a decoded payload re-encodes differently")
+                decoded += 1
+            } catch {
+                refused += 1
+            }
         }
+        #expect(decoded + refused == 20_000)
+        #expect(decoded > 1_000, "mutated samples should often still decode (\(decoded))")
+        #expect(refused > 1_000, "random bytes should mostly be refused (\(refused))")
     }
 
     @Test func otherKindsAreNotMembership() {

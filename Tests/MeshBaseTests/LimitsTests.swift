@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct LimitsTests {
     @Test func relationsHold() {
-        Limits.checkRelations()
+        #expect(Limits.violatedRelations == [])
     }
 
     @Test func datagramNeverFragments() {

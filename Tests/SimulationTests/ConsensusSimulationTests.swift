@@ -78,7 +78,13 @@ import Testing
             switch kind {
             case .equivocator: sawItsMark = sawItsMark || (report.equivocationsDetected > 0 && report.decisionKinds[.evidence] == 1)
             case .garbage: sawItsMark = sawItsMark || report.undecodable > 0
-            case .withholder, .extremeVectors: sawItsMark = true   // liveness without it / the aggregate range check
+            case .withholder:
+                // Masks were decided without it: none names a contribution of the silent node.
+                #expect(report.masksWithByzantineContribution == 0, "seed \(seed)")
+                sawItsMark = sawItsMark || (report.decisionKinds[.mask] ?? 0) > 0
+            case .extremeVectors:
+                // Its huge values went into committed aggregates, and the run stayed valid (check above).
+                sawItsMark = sawItsMark || report.masksWithByzantineContribution > 0
             }
         }
         #expect(sawItsMark, "the \(kind) behaviour left no trace in six seeds")
