@@ -35,7 +35,8 @@ public struct NodeSettings: Sendable {
     public var genesis: Genesis?
     /// Where genesis members usually listen (their `address` hints, numeric ones resolved): the
     /// agreement sends to a validator there until membership has heard of it, so that messages of
-    /// the first heights reach a member whose join has not spread yet.
+    /// the first heights reach a member whose join has not spread yet; and membership asks them
+    /// for the member list while it knows no one (they are added to `seeds` after any `--join`).
     public var memberHints: [PublicKey: SocketAddress] = [:]
 
     public init(key: SigningKey, meshID: MeshID, members: Set<PublicKey>, swim: SWIMConfig, listen: SocketAddress,
@@ -83,6 +84,12 @@ public struct NodeSettings: Sendable {
             // Numeric hints only: no blocking name lookups for peers at start.
             if let hint = member.address, hint.isNumeric, let address = try? Addresses.resolve(hint) {
                 settings.memberHints[member.publicKey] = address
+                // The hints are also where membership looks for the mesh while it knows no one
+                // (as `--join` seeds are): a genesis that lists its members' addresses needs no
+                // --join and no multicast (a routed LAN, or loopback, has none).
+                if let peer = Addresses.peerAddress(address), !settings.seeds.contains(peer) {
+                    settings.seeds.append(peer)
+                }
             }
         }
         return settings
