@@ -16,7 +16,8 @@
 //   Rounds      the node's round logic: train, release, agree, shrink, freeze, fine-tune (… Consensus) — pure
 //   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Learner, Privacy, Wire, Membership,
 //               Consensus, Ledger) — pure
-//   MeshConfig  genesis and node config (YAML)      (MeshBase, Sodium, Dataset, Learner, Privacy, Wire, Membership, Yams)
+//   MeshConfig  genesis and node config (YAML), the genesis as the ledger sees it
+//               (MeshBase, Sodium, Dataset, Learner, Privacy, Wire, Membership, Consensus, Ledger, Yams)
 //   NodeRuntime the shell: NIO UDP, timers, files, control/metrics endpoint (everything above, NIO)
 //   PruneMeshCLI the `prunemesh` executable         (everything)
 import PackageDescription
@@ -64,7 +65,7 @@ let package = Package(
         .target(
             name: "MeshConfig",
             dependencies: [
-                "MeshBase", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership",
+                "MeshBase", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

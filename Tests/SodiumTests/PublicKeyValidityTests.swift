@@ -72,3 +72,20 @@ import Testing
         #expect(PublicKey.problem(hex: String(repeating: "g", count: 64)) == "expected an Ed25519 public key as 64 hex digits")
     }
 }
+
+/// The benchmarks' raw baseline signs and verifies exactly what libsodium does (RFC 8032 §7.1).
+@Suite struct RawEd25519Tests {
+    @Test(arguments: Ed25519Tests.vectors)
+    func rawBaselineMatchesRFC8032(_ v: Ed25519Tests.Vector) throws {
+        let seed = try #require(Hex.decode(v.seed))
+        let message = try #require(Hex.decode(v.message))
+        let (publicKey, secretKey) = RawEd25519.keypair(seed: seed)
+        #expect(Hex.encode(publicKey) == v.publicKey)
+        var signature = [UInt8](repeating: 0, count: 64)
+        RawEd25519.sign(message, secretKey: secretKey, into: &signature)
+        #expect(Hex.encode(signature) == v.signature)
+        #expect(RawEd25519.verify(signature, message, publicKey: publicKey))
+        signature[0] ^= 1
+        #expect(!RawEd25519.verify(signature, message, publicKey: publicKey))
+    }
+}

@@ -13,17 +13,6 @@ import Rounds
 import Sodium
 import Wire
 
-extension LedgerGenesis {
-    /// The ledger's view of a mesh genesis.
-    public init(_ genesis: Genesis) throws {
-        self.init(meshID: genesis.meshID, validators: try ValidatorSet(keys: genesis.memberKeys), model: genesis.model,
-                  boundary: genesis.pruning.boundary,
-                  privacy: .init(clipBound: genesis.privacy.clipBound, noiseMultiplier: genesis.privacy.noiseMultiplier,
-                                 scaleLog2: genesis.privacy.scaleLog2, delta: genesis.privacy.delta,
-                                 epsilonBudget: genesis.privacy.epsilonBudget))
-    }
-}
-
 /// Why the mesh part of a node could not start (names the file).
 public struct MeshStartError: Error, CustomStringConvertible, Sendable {
     public let description: String

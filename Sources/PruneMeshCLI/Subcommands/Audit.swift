@@ -5,7 +5,6 @@ import Learner
 import Ledger
 import MeshBase
 import MeshConfig
-import NodeRuntime
 import Sodium
 import Wire
 

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CSodium
 import MeshBase
 import Sodium
 import Wire
@@ -68,10 +67,8 @@ struct BenchWire: ParsableCommand {
         // The exact bytes the envelope's signature covers, and libsodium's 64-byte secret key.
         let signedBytes = DomainTag.envelope.prefix + Array(datagram.dropLast(EnvelopeFormat.signatureByteCount))
         let signature = Array(datagram.suffix(EnvelopeFormat.signatureByteCount))
-        var secretKey = [UInt8](repeating: 0, count: Int(crypto_sign_secretkeybytes()))
-        var publicKey = [UInt8](repeating: 0, count: 32)
-        key.withSeed { seed in
-            _ = crypto_sign_seed_keypair(&publicKey, &secretKey, seed.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        var (publicKey, secretKey) = key.withSeed { seed in
+            RawEd25519.keypair(seed: Array(seed.bindMemory(to: UInt8.self)))
         }
         defer { ConstantTime.zero(&secretKey) }
         precondition(publicKey == key.publicKey.bytes)
@@ -85,14 +82,14 @@ struct BenchWire: ParsableCommand {
         }
         var rawSignature = [UInt8](repeating: 0, count: 64)
         let rawSign = Meter {
-            _ = crypto_sign_detached(&rawSignature, nil, signedBytes, UInt64(signedBytes.count), secretKey)
+            RawEd25519.sign(signedBytes, secretKey: secretKey, into: &rawSignature)
             sink &+= UInt64(rawSignature[63])
         }
         let decode = Meter {
             if case let .success(e) = Envelope.decode(datagram: datagram, meshID: mesh) { sink &+= e.sequence }
         }
         let rawVerify = Meter {
-            sink &+= UInt64(crypto_sign_verify_detached(signature, signedBytes, UInt64(signedBytes.count), publicKey) + 1)
+            sink &+= RawEd25519.verify(signature, signedBytes, publicKey: publicKey) ? 1 : 2
         }
         let release = ImportanceRelease(height: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 10,
                                         values: (0..<2000).map { _ in Int32.random(in: -2000...2000, using: &generator) })
