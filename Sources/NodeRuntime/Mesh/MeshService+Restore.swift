@@ -79,12 +79,13 @@ extension MeshService {
             let height = bytes.count >= 8 ? bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } : nil
             guard let height, height >= 1, height <= logHeight else {
                 let named = height.map { "height \($0)" } ?? "an unknown height (the file is \(bytes.count) bytes)"
+                let wait = height.map { "the mesh has committed height \($0) (prunemesh status on a peer: height \($0) or more)" }
+                    ?? "the mesh has committed heights past the one this node last voted at"
                 throw MeshStartError(description: """
                     \(files.guardFile) is damaged (\(error)); refusing to start (it protects against double votes): \(why). \
                     It is for \(named); the log holds \(logHeight) entries. Restore the file from a backup, or wait until \
-                    the mesh has committed that height (prunemesh status on a peer: height at least \(height.map(String.init) ?? "that")), \
-                    copy the peer's decisions.log into this state directory (check it first: prunemesh audit PEER_LOG --mesh \
-                    GENESIS) and start again: a guard for a height the log holds is ignored
+                    \(wait), copy the peer's decisions.log into this state directory (check it first: prunemesh audit \
+                    PEER_LOG --mesh GENESIS) and start again: a guard for a height the log holds is ignored
                     """)
             }
             logger.warning("signing guard unreadable but for a committed height; ignoring it",
