@@ -10,11 +10,13 @@ import Wire
 /// `append` returns only after the record is written and the file fsynced: persist BEFORE anything
 /// that depends on the entry is sent or applied. `create` writes the header to a temporary file,
 /// fsyncs it, renames it into place and fsyncs the directory, so a log file always has a complete
-/// header. `open` repairs a torn tail — the last record incomplete or damaged with nothing valid
-/// after it — by copying the whole file to `<path>.broken` (or `.broken.1`, …) and truncating
-/// after the last good record; damage with valid records after it refuses with `.corrupt`,
-/// naming the entry index and byte offset. `readEntries` is the auditor's strict read: it repairs
-/// nothing and reports a torn tail as an error too.
+/// header. `open` repairs a torn tail — the last record never completely written (cut short, or
+/// ending in bytes never written) with nothing valid after it — by copying the whole file to
+/// `<path>.broken` (or `.broken.1`, …) and truncating after the last good record. A complete
+/// record that fails its checks is committed data damaged after the fact, even the last one: it
+/// refuses with `.corrupt`, naming the entry index and byte offset, and the file is left as it
+/// is. `readEntries` is the auditor's strict read: it repairs nothing and reports a torn tail as
+/// an error too; `readValidPrefix` gives the valid records before the first problem.
 ///
 /// Not thread-safe: one owner appends. After a failed write or fsync the log refuses further
 /// appends (`.poisoned`): the file's state is unknown until reopened.
@@ -184,15 +186,26 @@ public final class DecisionLog {
 
     /// The auditor's read: mesh id and every entry's bytes; any damage, a torn tail included, is an error.
     public static func readEntries(path: String) throws(DecisionLogError) -> (meshID: MeshID, entries: [[UInt8]]) {
+        let read = try readValidPrefix(path: path)
+        if let problem = read.problem { throw problem }
+        return (read.meshID, read.entries)
+    }
+
+    /// The valid records before the first file-layer problem (`.corrupt` or `.tornTail`, nil if
+    /// none), repairing nothing. Throws only if the file cannot be read or its header is not a
+    /// log header.
+    public static func readValidPrefix(path: String) throws(DecisionLogError)
+        -> (meshID: MeshID, entries: [[UInt8]], problem: DecisionLogError?) {
         let bytes = try PosixFile.readAll(path)
         let scan = try LogFileScan(bytes, path: path)
+        var problem: DecisionLogError?
         switch scan.problem {
         case nil: break
-        case let .corrupt(index, offset, reason): throw .corrupt(path: path, index: index, offset: offset, reason: reason)
-        case let .tornTail(index, offset, reason): throw .tornTail(path: path, index: index, offset: offset, reason: reason)
+        case let .corrupt(index, offset, reason): problem = .corrupt(path: path, index: index, offset: offset, reason: reason)
+        case let .tornTail(index, offset, reason): problem = .tornTail(path: path, index: index, offset: offset, reason: reason)
         }
         guard scan.bodies.count <= Limits.log_entries_count_max else { throw .tooManyEntries(limit: Limits.log_entries_count_max) }
-        return (scan.meshID, scan.bodies.map { Array(bytes[$0]) })
+        return (scan.meshID, scan.bodies.map { Array(bytes[$0]) }, problem)
     }
 
     private static func brokenCopyPath(for path: String) throws(DecisionLogError) -> String {

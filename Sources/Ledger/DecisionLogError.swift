@@ -7,9 +7,10 @@ public enum DecisionLogError: Error, Sendable, Equatable, CustomStringConvertibl
     case notALog(path: String, reason: String)
     /// The log belongs to another mesh.
     case wrongMesh(path: String, expected: String, actual: String)
-    /// A damaged record with valid records after it: not a torn write. Refuses to open.
+    /// A complete record that fails its checks, or a damaged record with valid records after it:
+    /// committed data was damaged, not a torn write. Refuses to open; never truncated.
     case corrupt(path: String, index: Int, offset: Int, reason: String)
-    /// The last record is incomplete or damaged and nothing valid follows (strict reads only;
+    /// The last record was never completely written and nothing valid follows (strict reads only;
     /// `DecisionLog.open` truncates it, keeping a copy).
     case tornTail(path: String, index: Int, offset: Int, reason: String)
     /// The entry is not the next one (height or previous hash).
@@ -25,7 +26,7 @@ public enum DecisionLogError: Error, Sendable, Equatable, CustomStringConvertibl
         case let .alreadyExists(path): return "\(path) already exists"
         case let .notALog(path, reason): return "\(path) is not a decision log: \(reason)"
         case let .wrongMesh(path, e, a): return "\(path) is the log of mesh \(a.prefix(16))…, expected \(e.prefix(16))…"
-        case let .corrupt(path, i, o, reason): return "\(path): entry \(i) at byte offset \(o) is corrupt (\(reason)) and valid entries follow it"
+        case let .corrupt(path, i, o, reason): return "\(path): entry \(i) (height \(i + 1)) at byte offset \(o) is corrupt (\(reason))"
         case let .tornTail(path, i, o, reason): return "\(path): torn tail at entry \(i), byte offset \(o) (\(reason))"
         case let .notNext(reason): return "entry is not the next one: \(reason)"
         case let .entryTooLarge(b, l): return "entry of \(b) bytes exceeds \(l)"

@@ -5,9 +5,11 @@ import Wire
 /// The result of reading a log file's bytes: the valid records, and the first problem if any.
 struct LogFileScan {
     enum Problem {
-        /// The record at `offset` is incomplete or damaged, and no valid later record follows.
+        /// The record at `offset` was never completely written (cut short, or ending in bytes never
+        /// written), and no valid later record follows.
         case tornTail(index: Int, offset: Int, reason: String)
-        /// The record at `offset` is damaged or does not chain, and is not the tail.
+        /// The record at `offset` is complete but fails its checks or does not chain, or is
+        /// damaged with valid records after it: committed data was damaged.
         case corrupt(index: Int, offset: Int, reason: String)
     }
 
@@ -39,13 +41,23 @@ struct LogFileScan {
         var index = 0
         let rh = LogFileFormat.recordHeaderByteCount
         while offset < bytes.count {
-            func damaged(_ reason: String) -> Problem {
+            // A torn tail is a record that was never completely written: cut short, or (after a
+            // power loss that kept the new file size) ending in bytes that were never written,
+            // read back as zeros. Anything else that fails its check with nothing valid after it
+            // is a complete record that was damaged after it was written — committed data — and
+            // is corruption, never cut.
+            func incomplete(_ reason: String) -> Problem {
                 Self.hasValidRecord(in: bytes, after: offset, index: index)
                     ? .corrupt(index: index, offset: offset, reason: reason)
                     : .tornTail(index: index, offset: offset, reason: reason)
             }
+            func damaged(_ reason: String) -> Problem {
+                !Self.hasValidRecord(in: bytes, after: offset, index: index) && Self.endsUnwritten(bytes, from: offset)
+                    ? .tornTail(index: index, offset: offset, reason: reason + "; the record ends in bytes never written")
+                    : .corrupt(index: index, offset: offset, reason: reason)
+            }
             guard bytes.count - offset >= rh else {
-                problem = damaged("incomplete record header: \(bytes.count - offset) of \(rh) bytes")
+                problem = incomplete("incomplete record header: \(bytes.count - offset) of \(rh) bytes")
                 return
             }
             guard bytes[offset..<offset + 4].elementsEqual(LogFileFormat.recordMagic) else {
@@ -58,7 +70,15 @@ struct LogFileScan {
                 return
             }
             guard bytes.count - offset - rh >= length else {
-                problem = damaged("incomplete record: \(bytes.count - offset - rh) of \(length) body bytes")
+                let present = bytes.count - offset - rh
+                // The bytes present may be the whole record under a damaged length field: then its
+                // checksum verifies with the length they fill.
+                if present >= 1, Self.checksumMatches(bytes, at: offset, bodyLength: present) {
+                    problem = .corrupt(index: index, offset: offset,
+                                       reason: "record length field \(length) is damaged: the record is complete at \(present) body bytes")
+                } else {
+                    problem = incomplete("incomplete record: \(present) of \(length) body bytes")
+                }
                 return
             }
             let body = offset + rh..<offset + rh + length
@@ -84,6 +104,26 @@ struct LogFileScan {
             validEnd = offset
             index += 1
         }
+    }
+
+    /// Bytes never written after a power loss read back as zeros: the file ends in at least
+    /// `unwrittenRunBytesMin` zero bytes after `offset`. (A bit flipped in a complete record leaves
+    /// its random-looking checksum and signatures in place; a record never ends in 32 zero bytes.)
+    static func endsUnwritten(_ bytes: [UInt8], from offset: Int) -> Bool {
+        let run = unwrittenRunBytesMin
+        guard bytes.count - offset >= run else { return false }
+        return bytes[(bytes.count - run)...].allSatisfy { $0 == 0 }
+    }
+
+    static let unwrittenRunBytesMin = 32
+
+    /// Whether the record at `offset` verifies with its length field set to `bodyLength`.
+    static func checksumMatches(_ bytes: [UInt8], at offset: Int, bodyLength: Int) -> Bool {
+        let rh = LogFileFormat.recordHeaderByteCount
+        var prefix = Array(bytes[offset..<offset + 48])
+        for i in 0..<4 { prefix[4 + i] = UInt8(truncatingIfNeeded: UInt32(bodyLength) >> (8 * UInt32(i))) }
+        let sum = LogFileFormat.recordChecksum(headerPrefix: prefix[...], body: bytes[offset + rh..<offset + rh + bodyLength])
+        return bytes[offset + 48..<offset + 80].elementsEqual(sum.bytes)
     }
 
     /// Whether a self-consistent record with an index above `index` starts anywhere after `offset`.

@@ -12,7 +12,6 @@ import Sodium
 /// `prunemesh start` as a library call: runs one node in the foreground until SIGINT or
 /// SIGTERM, then stops it cleanly (leave announced and flushed, replay marks persisted).
 public enum NodeProcess {
-    /// Blocks until a signal arrives and the node has stopped. Throws if the node cannot start.
     /// How the mesh part runs: off (membership only), or the rounds with pruning on or off.
     public struct MeshOptions: Sendable {
         public var enabled: Bool
@@ -21,16 +20,31 @@ public enum NodeProcess {
         public var testLimit: Int?
         /// Which own units fill the agreed mask's positions at each surgery.
         public var placement: Model.Placement
+        /// What the operator accepts when state files are damaged or ahead of the log.
+        public var recovery: MeshRecovery
         public init(enabled: Bool = true, pruning: Bool = true, trainLimit: Int? = nil, testLimit: Int? = nil,
-                    placement: Model.Placement = .local) {
+                    placement: Model.Placement = .local, recovery: MeshRecovery = MeshRecovery()) {
             self.enabled = enabled
             self.pruning = pruning
             self.trainLimit = trainLimit
             self.testLimit = testLimit
             self.placement = placement
+            self.recovery = recovery
         }
     }
 
+    /// The node stopped cleanly but left something undone that its operator must know about;
+    /// `exitCode` is what `prunemesh start` exits with.
+    public struct StopFailure: Error, CustomStringConvertible, Sendable {
+        public let exitCode: Int32
+        public let description: String
+    }
+
+    /// `prunemesh start`'s exit code when the last model checkpoint could not be saved (EX_IOERR).
+    public static let checkpointFailureExitCode: Int32 = 74
+
+    /// Blocks until a signal arrives and the node has stopped. Throws if the node cannot start,
+    /// and `StopFailure` if it stopped with its model not on disk.
     public static func run(config: NodeConfig, mesh meshOptions: MeshOptions = MeshOptions(), logger: Logger) throws {
         let settings = try NodeSettings.resolve(config, randomSeed: { var r = SecureRandom(); return r.next() }())
         // Before anything reads or writes the state directory: one process, one key.
@@ -44,7 +58,7 @@ public enum NodeProcess {
             meshService = try MeshService(genesis: genesis, signer: settings.key, stateDirectory: settings.stateDirectory,
                                           data: config.data, threads: max(1, config.threads), pruning: meshOptions.pruning,
                                           trainLimit: meshOptions.trainLimit, testLimit: meshOptions.testLimit,
-                                          placement: meshOptions.placement, logger: meshLogger)
+                                          placement: meshOptions.placement, recovery: meshOptions.recovery, logger: meshLogger)
         }
         let registry = PrometheusCollectorRegistry()
         // Anything in the process that reports through swift-metrics lands in the node's /metrics.
@@ -82,5 +96,12 @@ public enum NodeProcess {
         stop.wait()
         try node.shutdown().wait()
         for s in sources { s.cancel() }
+        // A model that is not on disk is not a clean stop: the exit code says so.
+        if let meshService, let error = meshService.checkpointFailure {
+            logger.critical("stopped, but the model checkpoint could not be saved: the model on disk is older than the one trained",
+                            metadata: ["file": "\(meshService.files.checkpointFile)", "error": "\(error)"])
+            throw StopFailure(exitCode: checkpointFailureExitCode,
+                              description: "the last model checkpoint could not be saved (\(error)); the model on disk is out of date")
+        }
     }
 }

@@ -96,6 +96,11 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         /// Per mask commit: ms from the last contribution of its round arriving to the commit.
         public var commitLatencyMs: [Double]
         public var counters: Counters
+        /// Why the last model checkpoint save failed (disk full, I/O error): the model on disk is
+        /// older than the one trained. nil while the last save succeeded.
+        public var checkpointError: String? = nil
+        /// Checkpoint saves that failed since the node started.
+        public var checkpointFailures: UInt64 = 0
 
         public struct Counters: Codable, Sendable, Hashable {
             public var proposalsSent: UInt64

@@ -1,4 +1,7 @@
+import Consensus
 import Foundation
+import Ledger
+import Sodium
 import Testing
 
 #if canImport(Glibc)
@@ -61,6 +64,14 @@ import Glibc
         #expect(error["index"] as? Int == 2)
         #expect(error["offset"] as? Int == offset)
         #expect(json.json?["ok"] as? Bool == false)
+        // The valid prefix before the damage is audited and printed, with the head of its last entry.
+        #expect(json.json?["entries"] as? Int == 2 && json.json?["verified"] as? Int == 2, "\(json.stdout.prefix(300))")
+        let details = json.json?["entry_details"] as? [[String: Any]] ?? []
+        #expect(details.count == 2)
+        let head = try #require(json.json?["head"] as? String)
+        #expect(details.last?["hash"] as? String == head)
+        let rows = table.stdout.split(separator: "\n").filter { $0.hasPrefix("      1 ") || $0.hasPrefix("      2 ") }
+        #expect(rows.count == 2 && table.stdout.contains("head \(head)"), "stdout:\n\(table.stdout)")
 
         // The right log with another mesh's genesis.
         let otherDir = Self.tempDirectory()
@@ -92,6 +103,44 @@ import Glibc
         #expect((divergence["hashes"] as? [String: String])?.count == 3)
         let text = try CLI.run(["audit", "--compare", dir + "/a/d.log", dir + "/c/d.log"])
         #expect(text.status == 1 && text.stderr.contains("logs DIVERGE at entry 2"))
+    }
+
+    /// `--compare` audits every log in full first: a log whose entries lost their certificates'
+    /// signatures chains exactly like an honest one (certificates are outside the entry hash), so
+    /// comparing hashes alone called it "ok".
+    @Test func compareAuditsEachLogFirst() throws {
+        let dir = Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for name in ["a", "b"] { try FileManager.default.createDirectory(atPath: dir + "/" + name, withIntermediateDirectories: true) }
+        #expect(try CLI.run(["dev", "append-log", "--log", dir + "/a/d.log", "--entries", "4"]).status == 0)
+        #expect(try CLI.run(["dev", "append-log", "--log", dir + "/b/d.log", "--entries", "4"]).status == 0)
+        // b: the same entries, every certificate stripped to one signature, records rechained.
+        let read = try DecisionLog.readEntries(path: dir + "/b/d.log")
+        var file = LogFileFormat.fileHeader(meshID: read.meshID)
+        var parent = Blake2b256.hash(.logRecord, Array(file[0..<48]))
+        for (i, bytes) in read.entries.enumerated() {
+            let e = try LogEntry.decode(bytes)
+            let c = e.certificate
+            let stripped = LogEntry(height: e.height, previousHash: e.previousHash, decision: e.decision,
+                                    certificate: CommitCertificate(height: c.height, round: c.round, decisionDigest: c.decisionDigest,
+                                                                   signatures: Array(c.signatures.prefix(1))))
+            #expect(stripped.hash == e.hash, "the certificate is outside the entry hash")
+            let r = LogFileFormat.record(index: UInt64(i), parent: parent, body: stripped.encoded())
+            file += r.bytes
+            parent = r.checksum
+        }
+        try Data(file).write(to: URL(fileURLWithPath: dir + "/b/d.log"))
+
+        let r = try CLI.run(["audit", "--compare", dir + "/a/d.log", dir + "/b/d.log", "--json"])
+        #expect(r.status == 1, "a log without its quorums compared ok: \(r.stdout)")
+        #expect(r.json?["ok"] as? Bool == false)
+        let infos = r.json?["logs"] as? [[String: Any]] ?? []
+        #expect(infos.count == 2 && infos[0]["error"] == nil && (infos[1]["error"] as? String ?? "").contains("entry 0"),
+                "\(r.stdout)")
+        let text = try CLI.run(["audit", "--compare", dir + "/a/d.log", dir + "/b/d.log"])
+        #expect(text.status == 1 && text.stderr.contains("compare FAILED"), "\(text.stdout) \(text.stderr)")
+        // Honest logs still compare ok (each audits against the genesis.yaml beside it).
+        #expect(try CLI.run(["audit", "--compare", dir + "/a/d.log", dir + "/a/d.log"]).status == 0)
     }
 
     /// kill -9 during appends, repeatedly, on one growing log: after every kill the log opens

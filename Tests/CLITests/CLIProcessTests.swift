@@ -4,6 +4,11 @@ import Testing
 /// Runs the real `prunemesh` binary built next to the test bundle.
 enum CLI {
     static var binary: URL {
+        // PRUNEMESH_TEST_BINARY runs the process tests against another build (e.g. an older
+        // commit's, to see a new test fail there).
+        if let path = ProcessInfo.processInfo.environment["PRUNEMESH_TEST_BINARY"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
         // The test runner lives in the build products directory, beside the executable.
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<4 where !FileManager.default.fileExists(atPath: dir.appendingPathComponent("prunemesh").path) {
@@ -39,6 +44,20 @@ enum CLI {
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errText, as: UTF8.self))
+    }
+
+    /// Runs another program (mount, umount) to its end.
+    static func runTool(_ path: String, _ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: "", stderr: String(decoding: errData, as: UTF8.self))
     }
 
     static var fashionMNISTInstalled: Bool {

@@ -111,6 +111,9 @@ import Testing
         #expect(refused.terminationStatus != 0)
         let log1 = try String(contentsOfFile: node + "/node.log", encoding: .utf8)
         #expect(log1.contains("refusing to start (it protects against double votes)"))
+        // The message says what the file is for and how to recover, naming the height.
+        #expect(log1.contains("signing.guard is damaged") && log1.contains("height \(height + 1)")
+                && log1.contains("copy the peer's decisions.log"), "log:\n\(log1.suffix(1500))")
         // A committed height: ignored, the node starts.
         try garbage(height: height).write(to: URL(fileURLWithPath: node + "/signing.guard"))
         let started = try start()

@@ -164,8 +164,47 @@ import Wire
         #expect(try LogFileScan(removed, path: path).problem == nil)
     }
 
+    /// A bit flipped in the LAST complete record is damaged committed data, not a torn write:
+    /// opening refuses with `.corrupt` naming the entry and its offset, the file is left byte for
+    /// byte as it was (nothing cut, no `.broken` copy needed), and the strict read reports the
+    /// valid prefix before it. The same for a damaged length field that makes the complete last
+    /// record look cut short.
+    @Test func aFlippedBitInTheLastCompleteRecordIsCorruptionNotATornTail() throws {
+        let dir = Committee.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (b, entries) = Committee.log(4)
+        let path = dir + "/decisions.log"
+        try Self.write(entries, meshID: b.genesis.meshID, to: path)
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let last = Self.recordOffsets(original).last!
+        // Magic, index, parent, checksum, the body's first and last byte, and the length field grown
+        // past the end of the file (the record looks incomplete but is whole).
+        for (spot, mask) in [(last + 1, UInt8(0x01)), (last + 9, 0x01), (last + 20, 0x80), (last + 60, 0x04),
+                             (last + LogFileFormat.recordHeaderByteCount, 0x10), (original.count - 1, 0x01), (last + 6, 0x01)] {
+            var bytes = original
+            bytes[spot] ^= mask
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            do {
+                _ = try DecisionLog.open(path: path, meshID: b.genesis.meshID)
+                Issue.record("opened a log whose last record has a flipped bit at \(spot)")
+            } catch let .corrupt(_, index, offset, _) {
+                #expect(index == 3 && offset == last, "flip at \(spot)")
+            } catch {
+                Issue.record("flip at \(spot): \(error)")
+            }
+            #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) == bytes, "flip at \(spot): the file is untouched")
+            #expect(!FileManager.default.fileExists(atPath: path + ".broken"))
+            let prefix = try DecisionLog.readValidPrefix(path: path)
+            #expect(prefix.entries == entries.prefix(3).map { $0.encoded() })
+            if case let .corrupt(_, index, offset, _)? = prefix.problem, index == 3, offset == last {} else {
+                Issue.record("flip at \(spot): readValidPrefix reports \(String(describing: prefix.problem))")
+            }
+        }
+    }
+
     /// Every single-bit flip anywhere in a small log file is caught by the file layer, at the right
-    /// record: as corruption if records follow, as a torn tail if it hit the last record.
+    /// record, as corruption: the record was complete, so even in the last one it is committed
+    /// data damaged after it was written (a torn tail is only a record never completely written).
     @Test func everyFlippedBitOfTheFileIsCaughtAtItsRecord() throws {
         let (b, entries) = Committee.log(5, validators: 3, maskRounds: 1)
         var bytes = LogFileFormat.fileHeader(meshID: b.genesis.meshID)
@@ -189,9 +228,9 @@ import Wire
                 let scan = try LogFileScan(t, path: "x")
                 switch scan.problem {
                 case let .corrupt(index, offset, _)?:
-                    #expect(index == record && offset == offsets[record] && record < entries.count - 1, "byte \(i) bit \(bit)")
-                case let .tornTail(index, offset, _)?:
-                    #expect(index == record && offset == offsets[record] && record == entries.count - 1, "byte \(i) bit \(bit)")
+                    #expect(index == record && offset == offsets[record], "byte \(i) bit \(bit)")
+                case let .tornTail(index, _, _)?:
+                    Issue.record("flip at byte \(i) bit \(bit) of complete record \(index) taken for a torn tail")
                 case nil:
                     Issue.record("flip at byte \(i) bit \(bit) not detected")
                 }

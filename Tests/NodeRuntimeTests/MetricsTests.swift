@@ -18,7 +18,8 @@ import Testing
                                    trainSamplesPerSecond: 1000, epsilonSpent: 1.19, epsilonBudget: 10, epsilonLeft: 8.81,
                                    releases: 2, logEntries: 3, logHead: "00", finished: false, pruning: true,
                                    consensusBytesOut: 30_000, consensusBytesOutPerRound: 15_000, syncBytesOut: 0,
-                                   commitLatencyMs: [30], counters: counters)
+                                   commitLatencyMs: [30], counters: counters,
+                                   checkpointError: "model.ckpt.tmp-1: write failed: No space left on device", checkpointFailures: 2)
         return NodeStatus(nodeId: "aa", fingerprint: "ab", meshId: "cd", listen: "127.0.0.1:1", advertised: "127.0.0.1:1",
                           incarnation: 1, bootEpoch: 1, uptimeMs: 1000, discovery: false, localHealth: 0,
                           membersByState: ["alive": 4], members: [], counters: .init(), mesh: mesh,
@@ -37,6 +38,8 @@ import Testing
         #expect(text.contains("prunemesh_process_resident_memory_bytes 150000000"))
         #expect(text.contains("prunemesh_process_cpu_seconds_total 12"))
         #expect(text.contains("prunemesh_commits_total 2"))
+        #expect(text.contains("prunemesh_checkpoint_failures_total 2"))
+        #expect(text.contains("prunemesh_checkpoint_failing 1"))
     }
 
     @Test func dashboardPlotsOnlyExportedMetrics() throws {

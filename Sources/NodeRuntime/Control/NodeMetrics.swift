@@ -20,10 +20,10 @@ import Wire
 ///       prunemesh_mask_units{layer="0|1|…"}, prunemesh_params, prunemesh_params_original, prunemesh_flops, prunemesh_flops_original,
 ///       prunemesh_param_reduction_ratio, prunemesh_flop_reduction_ratio, prunemesh_accuracy, prunemesh_global_accuracy,
 ///       prunemesh_train_samples_per_second, prunemesh_epsilon_spent, prunemesh_epsilon_left, prunemesh_validators,
-///       prunemesh_agreement_bytes_out_per_round
+///       prunemesh_agreement_bytes_out_per_round, prunemesh_checkpoint_failing
 ///     mesh part (counters): prunemesh_agreement_bytes_out_total, prunemesh_commits_total, prunemesh_commits_synced_total,
 ///       prunemesh_proposals_rejected_total, prunemesh_removals_not_seen_total, prunemesh_votes_rejected_total, prunemesh_equivocations_total,
-///       prunemesh_consensus_timeouts_total, prunemesh_releases_total
+///       prunemesh_consensus_timeouts_total, prunemesh_releases_total, prunemesh_checkpoint_failures_total
 public final class NodeMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     private var members: [String: Gauge] = [:]
@@ -54,6 +54,7 @@ public final class NodeMetrics: @unchecked Sendable {
         ("prunemesh_epsilon_left", "Privacy ε left in the budget."),
         ("prunemesh_validators", "Validators in force."),
         ("prunemesh_agreement_bytes_out_per_round", "Importance and agreement payload bytes sent per decided pruning round."),
+        ("prunemesh_checkpoint_failing", "1 while the last model checkpoint save failed (the model on disk is out of date)."),
     ]
     static let meshCounterHelp: [(String, String)] = [
         ("prunemesh_process_cpu_seconds_total", "CPU seconds (user + system) of the node process (whole seconds)."),
@@ -66,6 +67,7 @@ public final class NodeMetrics: @unchecked Sendable {
         ("prunemesh_equivocations_total", "Conflicting votes seen (evidence)."),
         ("prunemesh_consensus_timeouts_total", "Agreement step timeouts."),
         ("prunemesh_releases_total", "Private importance releases this node made."),
+        ("prunemesh_checkpoint_failures_total", "Model checkpoint saves that failed (disk full, I/O error)."),
     ]
 
     init(registry: PrometheusCollectorRegistry) {
@@ -185,5 +187,7 @@ public final class NodeMetrics: @unchecked Sendable {
         advance("prunemesh_equivocations_total", to: mc.equivocations)
         advance("prunemesh_consensus_timeouts_total", to: mc.timeouts)
         advance("prunemesh_releases_total", to: m.releases)
+        advance("prunemesh_checkpoint_failures_total", to: m.checkpointFailures)
+        set("prunemesh_checkpoint_failing", m.checkpointError == nil ? 0 : 1)
     }
 }

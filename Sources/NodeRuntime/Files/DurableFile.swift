@@ -44,6 +44,11 @@ public enum DurableFile {
         close(fd)
         guard rename(temporary, path) == 0 else { throw Failure(path: path, operation: "rename", code: errno) }
         done = true
+        fsyncDirectory(of: path)
+    }
+
+    /// Fsyncs the directory holding `path` (after a rename in it).
+    public static func fsyncDirectory(of path: String) {
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -88,7 +88,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
     /// budget, checkpoint pruned to the log's mask) and loads the data.
     public init(genesis: Genesis, signer: SigningKey, stateDirectory: String, data: NodeConfig.DataSource,
                 threads: Int, pruning: Bool, trainLimit: Int?, testLimit: Int?, placement: Model.Placement = .local,
-                logger: Logger) throws {
+                recovery: MeshRecovery = MeshRecovery(), logger: Logger) throws {
         self.genesis = genesis
         self.signer = signer
         self.files = StateDirectory(path: stateDirectory)
@@ -98,19 +98,10 @@ public final class MeshService: NodeService, @unchecked Sendable {
         self.ledgerGenesis = ledger
         self.initialCost = ModelCost(genesis.model)
 
-        // The log: open (torn tail repaired), then every entry verified from the genesis.
-        let log: DecisionLog
-        do { log = try DecisionLog.openOrCreate(path: files.logFile, meshID: genesis.meshID) } catch {
-            throw MeshStartError(description: "\(files.logFile): \(error)")
-        }
-        if let repair = log.repair {
-            logger.warning("decision log: torn tail truncated", metadata: [
-                "entry": "\(repair.index)", "offset": "\(repair.offset)", "dropped_bytes": "\(repair.droppedBytes)",
-                "copy": "\(repair.brokenCopyPath)", "reason": "\(repair.reason)",
-            ])
-        }
+        // The log: open (torn tail repaired, corruption refused), then every entry verified from the genesis.
+        let existingLog = try Self.openLog(files: files, meshID: genesis.meshID, logger: logger)
         let stored: [[UInt8]]
-        do { stored = try log.allEntries() } catch {
+        do { stored = try existingLog?.allEntries() ?? [] } catch {
             throw MeshStartError(description: "\(files.logFile): \(error)")
         }
         let verified = LogVerifier.verify(entries: stored, genesis: ledger)
@@ -130,50 +121,25 @@ public final class MeshService: NodeService, @unchecked Sendable {
         self.removedMembers = removed
         self.removalClock = RemovalClock(afterMs: genesis.validators.removeDeadAfterMs)
         self.maskHistory = maskHistory
-        self.log = log
         let state = verified.verifier.state
 
         // The signing guard.
-        var signingGuard: SigningGuard?
-        var guardBytes: [UInt8]?
-        do { guardBytes = try DurableFile.read(files.guardFile, limit: Limits.signing_guard_bytes_max) } catch {
-            // Only "no such file" means no guard: a guard that cannot be read could hide a vote.
-            guard error.isNotFound else {
-                throw MeshStartError(description: "\(error); refusing to start (the signing guard protects against double votes)")
-            }
-        }
-        if let bytes = guardBytes {
-            do { signingGuard = try SigningGuard.decode(bytes) } catch {
-                // Its first 8 bytes name its height in every format: a guard for a height the log
-                // already holds protects nothing any more (this node never votes there again).
-                let height = bytes.count >= 8 ? bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } : nil
-                guard let height, height >= 1, height <= state.height else {
-                    throw MeshStartError(description: "\(files.guardFile): \(error); refusing to start (it protects against double votes)")
-                }
-                logger.warning("signing guard unreadable but for a committed height; ignoring it",
-                               metadata: ["file": "\(files.guardFile)", "guard_height": "\(height)", "log_height": "\(state.height)",
-                                          "error": "\(error)"])
-            }
-        }
+        let signingGuard = try Self.restoreGuard(files: files, logHeight: state.height, logger: logger)
         self.engine = ConsensusEngine(config: ConsensusConfig(timings: genesis.consensus), signer: signer, state: state, guard: signingGuard)
 
-        // The privacy budget: never reset. Restored if present; never below what the log records.
-        var budget: PinnedPrivacyBudget
-        do {
-            budget = try genesis.privacyBudget()
-            if let bytes = try? DurableFile.read(files.budgetFile, limit: 64 * 1024) {
-                let restored = try PrivacyBudget(serialised: bytes, epsilonMax: genesis.privacy.epsilonBudget,
-                                                 delta: genesis.privacy.delta, orders: budget.budget.orders)
-                budget = try PinnedPrivacyBudget(budget: restored, pinned: budget.pinned)
-            }
-        } catch {
-            throw MeshStartError(description: "\(files.budgetFile): \(error)")
-        }
-        let logged = UInt64(state.releaseCounts[signer.publicKey] ?? 0)
-        while budget.budget.releaseCount < logged {
-            guard case .approved = budget.onRelease(budget.pinned) else { break }
-        }
+        // The privacy budget: never reset, never rebuilt silently; never below what the log records.
+        let budget = try Self.restoreBudget(genesis: genesis, files: files, loggedReleases: UInt64(state.releaseCounts[signer.publicKey] ?? 0),
+                                            recovery: recovery, logger: logger)
         self.budget = budget
+
+        // The model: the checkpoint, refused if damaged or ahead of the log (unless reset; before
+        // the data is loaded, so a refusal is quick), else fresh from the genesis seed.
+        let restored = try Self.restoreModel(genesis: genesis, state: state, files: files, guardHeight: signingGuard?.height,
+                                             recovery: recovery, logger: logger)
+        // Every file passed: a first start creates its log now.
+        do { self.log = try existingLog ?? DecisionLog.create(path: files.logFile, meshID: genesis.meshID) } catch {
+            throw MeshStartError(description: "\(error)")
+        }
 
         // Data: the node's shard of the training set, and the test set.
         let split: DataSplit
@@ -190,21 +156,9 @@ public final class MeshService: NodeService, @unchecked Sendable {
         var test = split.test
         if let testLimit { test = test.prefix(testLimit) }
 
-        // The model: the checkpoint if it is of this genesis's model, else fresh from the genesis seed.
-        var model = Model(spec: genesis.model, seed: genesis.training.initSeed)
-        var fresh = true
-        var finetuneDone = 0
-        if let bytes = try? DurableFile.read(files.checkpointFile, limit: Limits.model_params_count_max * 8) {
-            if let restored = try? Checkpoint.decode(bytes, path: files.checkpointFile),
-               restored.originalSpec == genesis.model, state.mask.isSubset(of: restored.mask) {
-                model = restored
-                fresh = false
-                finetuneDone = TrainingWorker.finetuneEpochsDone(at: files.trainingStateFile)
-            } else {
-                logger.warning("checkpoint unusable for this mesh; starting from the genesis model",
-                               metadata: ["file": "\(files.checkpointFile)"])
-            }
-        }
+        let model = restored.model ?? Model(spec: genesis.model, seed: genesis.training.initSeed)
+        let fresh = restored.model == nil
+        let finetuneDone = restored.finetuneEpochsDone
         let t = genesis.training
         // Sample order and augmentation: seeded per shard, so the same run with pruning off sees the same batches.
         let settings = TrainingWorker.Settings(
@@ -212,7 +166,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
             augmentFlip: t.augment == .flip, threads: threads, seed: t.initSeed ^ (UInt64(data.shard.map { $0.node + 1 } ?? Int(signer.publicKey.bytes[0]) + 1) << 32),
             surgery: genesis.pruning.surgery == .keep ? .keepWeights : .reinitialize(seed: t.initSeed), placement: placement)
         self.worker = TrainingWorker(model: model, fresh: fresh, train: train, test: test, settings: settings,
-                                     finetuneEpochsDone: finetuneDone, checkpointPath: files.checkpointFile,
+                                     finetuneEpochsDone: finetuneDone, logHeight: restored.logHeight, checkpointPath: files.checkpointFile,
                                      trainingStatePath: files.trainingStateFile)
         figures.params = model.cost.params
         figures.flops = model.cost.flops
@@ -420,16 +374,18 @@ public final class MeshService: NodeService, @unchecked Sendable {
             switch d {
             case let .train(round, epochs, finetune, total):
                 logger.info("training", metadata: ["round": "\(round)", "epochs": "\(epochs)", "finetune": "\(finetune)"])
-                worker.train(round: round, epochs: epochs, finetune: finetune, finetuneTotalEpochs: total) { report in
+                worker.train(round: round, epochs: epochs, finetune: finetune, finetuneTotalEpochs: total,
+                             logHeight: engine.state.height) { report in
                     node.onLoop { _ in self.trained(report, node: node) }
                 }
             case let .release(round):
                 release(round: round, node: node)
             case let .applyMask(mask):
-                worker.prune(to: mask) { result in
+                worker.prune(to: mask, logHeight: engine.state.height) { result in
                     node.onLoop { _ in
                         switch result {
                         case let .success(cost):
+                            self.reportCheckpointHealth()
                             self.figures.params = cost.params
                             self.figures.flops = cost.flops
                         case let .failure(error):
@@ -442,11 +398,16 @@ public final class MeshService: NodeService, @unchecked Sendable {
             case .finished:
                 finished = true
                 logger.notice("finished", metadata: ["accuracy": "\(figures.accuracy ?? 0)", "params": "\(figures.params)"])
+                if let error = checkpointFailure {
+                    logger.critical("finished, but the final model is NOT on disk: its checkpoint could not be saved",
+                                    metadata: ["file": "\(files.checkpointFile)", "error": "\(error)"])
+                }
             }
         }
     }
 
     private func trained(_ report: TrainingReport, node: Node) {
+        reportCheckpointHealth()
         if figures.accuracyBefore == nil { figures.accuracyBefore = report.accuracy }
         figures.accuracy = report.accuracy
         figures.globalAccuracy = report.globalAccuracy
@@ -597,6 +558,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         let consensusKinds: [MessageKind] = ConsensusMessage.kinds
         let consensusBytes = consensusKinds.reduce(UInt64(0)) { $0 + (figures.bytesOutByKind[$1] ?? 0) }
         let rounds = max(1, Int(state.lastMaskRound))
+        let checkpoint = worker.checkpointHealth
         return NodeStatus.Mesh(
             phase: removedSelf ? "removed" : !roundsStarted ? "joining" : driver.phase.rawValue,
             isValidator: engine.isValidator, height: state.height, round: driver.round, frozen: state.frozen,
@@ -622,6 +584,23 @@ public final class MeshService: NodeService, @unchecked Sendable {
                             contributionsRejected: c.contributionsRejected, contributionsRequested: c.contributionsRequested,
                             equivocations: c.equivocations, commits: c.commits, commitsFromSync: c.commitsFromSync,
                             roundsStarted: c.roundsStarted, timeouts: c.timeouts, syncedEntries: figures.syncedEntries,
-                            syncRejected: figures.syncRejected, malformed: figures.malformed))
+                            syncRejected: figures.syncRejected, malformed: figures.malformed),
+            checkpointError: checkpoint.lastError, checkpointFailures: checkpoint.failures)
+    }
+
+    /// Why the last checkpoint save failed, nil if it succeeded (the exit code shows it at stop).
+    public var checkpointFailure: String? { worker.checkpointHealth.lastError }
+
+    /// Checkpoint failures already logged.
+    private var checkpointFailuresLogged: UInt64 = 0
+
+    /// Logs a checkpoint save that failed since the last look (after every job).
+    private func reportCheckpointHealth() {
+        let health = worker.checkpointHealth
+        guard health.failures > checkpointFailuresLogged else { return }
+        checkpointFailuresLogged = health.failures
+        logger.error("cannot save the model checkpoint: the model on disk is older than the one trained", metadata: [
+            "file": "\(files.checkpointFile)", "error": "\(health.lastError ?? "-")", "failures": "\(health.failures)",
+        ])
     }
 }

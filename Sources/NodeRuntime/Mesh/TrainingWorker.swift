@@ -64,11 +64,13 @@ public final class TrainingWorker: @unchecked Sendable {
     private var finetuneEpochsDone: Int
     private let checkpointPath: String
     private let trainingStatePath: String
+    /// The log height recorded with the next checkpoint (on the queue only).
+    private var logHeight: UInt64
 
     /// `model` as restored (checkpoint) or fresh; its input normalisation is set from `train`
     /// if it is fresh.
     public init(model: Model, fresh: Bool, train: LabeledImages, test: LabeledImages, settings: Settings,
-                finetuneEpochsDone: Int, checkpointPath: String, trainingStatePath: String) {
+                finetuneEpochsDone: Int, logHeight: UInt64, checkpointPath: String, trainingStatePath: String) {
         var m = model
         if fresh { m.normalise(for: train) }
         self.settings = settings
@@ -84,14 +86,30 @@ public final class TrainingWorker: @unchecked Sendable {
         self.rng = SeededGenerator(seed: settings.seed, stream: 1)
         self.finetuneEpochsDone = finetuneEpochsDone
         self.checkpointPath = checkpointPath
+        self.logHeight = logHeight
         self.trainingStatePath = trainingStatePath
     }
 
+    /// Whether the model is on disk: every checkpoint save counted, the last failure kept until a
+    /// save succeeds again (status, /metrics and the exit code show it).
+    public struct CheckpointHealth: Sendable, Hashable {
+        public var saves: UInt64 = 0
+        public var failures: UInt64 = 0
+        /// Why the last save failed; nil once a save succeeded after it.
+        public var lastError: String?
+    }
+
+    private let healthLock = NSLock()
+    private var health = CheckpointHealth()
+    public var checkpointHealth: CheckpointHealth { healthLock.withLock { health } }
+
     /// Trains `epochs` epochs (phase two: cosine decay over `finetuneTotalEpochs`), evaluates,
-    /// checkpoints durably, and reports.
-    public func train(round: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int,
+    /// checkpoints durably (recording `logHeight`, the log's height when the job was scheduled,
+    /// in training.state), and reports.
+    public func train(round: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int, logHeight: UInt64,
                       completion: @escaping @Sendable (TrainingReport) -> Void) {
         queue.async { [self] in
+            self.logHeight = max(self.logHeight, logHeight)
             Self.lowerThreadPriority()
             let stepsPerEpoch = (train.count + settings.batchSize - 1) / settings.batchSize
             var seconds = 0.0, samples = 0, loss = 0.0
@@ -123,9 +141,12 @@ public final class TrainingWorker: @unchecked Sendable {
         }
     }
 
-    /// Shrinks the model to `mask` (a no-op if it is the model's), then checkpoints.
-    public func prune(to mask: PruneMask, completion: (@Sendable (Result<(params: Int, flops: Int), MaskError>) -> Void)? = nil) {
+    /// Shrinks the model to `mask` (a no-op if it is the model's), then checkpoints; `logHeight`
+    /// is the height of the log entry that decided the mask.
+    public func prune(to mask: PruneMask, logHeight: UInt64,
+                      completion: (@Sendable (Result<(params: Int, flops: Int), MaskError>) -> Void)? = nil) {
         queue.async { [self] in
+            self.logHeight = max(self.logHeight, logHeight)
             guard mask != network.model.mask else {
                 completion?(.success((network.model.cost.params, network.model.cost.flops)))
                 return
@@ -173,23 +194,23 @@ public final class TrainingWorker: @unchecked Sendable {
         return (own, global)
     }
 
+    /// The checkpoint, then training.state (a crash between the two leaves an older state: one
+    /// phase-two epoch repeated, an older height; never one skipped). A failure is kept in
+    /// `checkpointHealth` for the loop to report; the next save tries again.
     private func saveCheckpoint() {
         do {
             try DurableFile.write(Checkpoint.encode(network.model), to: checkpointPath)
-            var w = ByteWriter(capacity: 16)
-            w.write(UInt32(1))
-            w.write(UInt32(finetuneEpochsDone))
-            try DurableFile.write(w.bytes, to: trainingStatePath)
+            try DurableFile.write(TrainingState(finetuneEpochsDone: finetuneEpochsDone, logHeight: logHeight).encoded(),
+                                  to: trainingStatePath)
+            healthLock.withLock {
+                health.saves += 1
+                health.lastError = nil
+            }
         } catch {
-            FileHandle.standardError.write(Data("prunemesh: cannot write the checkpoint: \(error)\n".utf8))
+            healthLock.withLock {
+                health.failures += 1
+                health.lastError = error.description
+            }
         }
-    }
-
-    /// The phase-two epochs recorded beside a checkpoint (0 if none or unreadable).
-    public static func finetuneEpochsDone(at path: String) -> Int {
-        guard let bytes = try? DurableFile.read(path, limit: 64) else { return 0 }
-        var r = ByteReader(bytes)
-        guard (try? r.readUInt32("version")) == 1, let n = try? r.readUInt32("finetune"), (try? r.expectEnd()) != nil else { return 0 }
-        return Int(n)
     }
 }

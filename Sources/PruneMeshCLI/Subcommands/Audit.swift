@@ -20,8 +20,9 @@ struct Audit: ParsableCommand {
             remove and evidence follows the freeze, and recomputes each contributor's privacy spend \
             against the genesis budget. Exits 1 naming the first bad entry.
 
-            --compare reads two or more logs and checks that they are prefixes of one another \
-            (exit 1 at the first divergence: a fork means more than f faulty validators).
+            --compare audits each log in full (genesis: --mesh, else genesis.yaml next to each log), \
+            then checks that they are prefixes of one another (exit 1 if one fails its audit, or at \
+            the first divergence: a fork means more than f faulty validators).
 
             Examples:
               prunemesh audit state/decisions.log --mesh genesis.yaml
@@ -130,7 +131,11 @@ struct Audit: ParsableCommand {
             if json {
                 try printJSON(report)
             } else {
-                if !report.entryDetails.isEmpty { printTable(report) }
+                if !report.entryDetails.isEmpty {
+                    printTable(report)
+                } else if error != nil, let head = report.head {
+                    print("head \(head) (no valid entry)")
+                }
                 if let error {
                     let at = error.index.map { "entry \($0) (height \($0 + 1))" + (error.offset.map { ", byte offset \($0)" } ?? "") } ?? "log"
                     FileHandle.standardError.write(Data("audit FAILED at \(at): \(error.reason)\n".utf8))
@@ -150,18 +155,13 @@ struct Audit: ParsableCommand {
         }
         report.meshId = ledgerGenesis.meshID.hex
         report.epsilonBudget = ledgerGenesis.privacy.epsilonBudget
-        let file: (meshID: MeshID, entries: [[UInt8]])
+        // The valid prefix is audited and printed even when the file layer finds damage after it:
+        // its rows and head are what an operator recovering the file needs.
+        let file: (meshID: MeshID, entries: [[UInt8]], problem: DecisionLogError?)
         do {
-            file = try DecisionLog.readEntries(path: logPath)
+            file = try DecisionLog.readValidPrefix(path: logPath)
         } catch {
-            switch error {
-            case let .corrupt(_, index, offset, _):
-                return try finish(FirstError(index: index, offset: offset, code: "corrupt_record", reason: error.description))
-            case let .tornTail(_, index, offset, _):
-                return try finish(FirstError(index: index, offset: offset, code: "torn_tail", reason: error.description))
-            default:
-                return try finish(FirstError(index: nil, offset: nil, code: "file", reason: error.description))
-            }
+            return try finish(FirstError(index: nil, offset: nil, code: "file", reason: error.description))
         }
         guard file.meshID == ledgerGenesis.meshID else {
             return try finish(FirstError(index: nil, offset: nil, code: "wrong_mesh",
@@ -185,6 +185,15 @@ struct Audit: ParsableCommand {
         }
         if let e = result.error {
             return try finish(FirstError(index: e.index, offset: nil, code: e.fault.code, reason: e.fault.description))
+        }
+        switch file.problem {
+        case nil: break
+        case let .corrupt(_, index, offset, _)?:
+            return try finish(FirstError(index: index, offset: offset, code: "corrupt_record", reason: file.problem!.description))
+        case let .tornTail(_, index, offset, _)?:
+            return try finish(FirstError(index: index, offset: offset, code: "torn_tail", reason: file.problem!.description))
+        case let other?:
+            return try finish(FirstError(index: nil, offset: nil, code: "file", reason: other.description))
         }
         try finish(nil)
     }
@@ -211,6 +220,9 @@ struct Audit: ParsableCommand {
         var entries: Int
         var head: String?
         var error: String?
+        /// Entries that passed the full audit from the genesis (certificates included).
+        var verified: Int = 0
+        var genesis: String?
     }
 
     struct Divergence: Encodable {
@@ -238,17 +250,36 @@ struct Audit: ParsableCommand {
         var infos: [LogInfo] = []
         var hashes: [[Digest32]] = []
         var meshIDs: [MeshID?] = []
+        // Each log is audited in full from its genesis first: entry hashes leave the certificates
+        // out, so a log whose entries lack their quorum of signatures chains like an honest one.
         for path in logs {
+            let genesisPath = mesh ?? Self.defaultGenesisPath(forLog: path)
             do {
                 let file = try DecisionLog.readEntries(path: path)
                 let h = file.entries.map { LogEntry.hash(encoded: $0) }
                 hashes.append(h)
                 meshIDs.append(file.meshID)
-                infos.append(LogInfo(path: path, meshId: file.meshID.hex, entries: h.count, head: (h.last ?? file.meshID.digest).hex))
+                var info = LogInfo(path: path, meshId: file.meshID.hex, entries: h.count, head: (h.last ?? file.meshID.digest).hex,
+                                   genesis: genesisPath)
+                do {
+                    let genesis = try LedgerGenesis(try Genesis.load(path: genesisPath))
+                    if genesis.meshID != file.meshID {
+                        info.error = "the log is for mesh \(file.meshID.hex), the genesis \(genesisPath) is mesh \(genesis.meshID.hex)"
+                    } else {
+                        let result = LogVerifier.verify(entries: file.entries, genesis: genesis)
+                        info.verified = result.summaries.count
+                        if let e = result.error {
+                            info.error = "audit FAILED at entry \(e.index) (height \(e.index + 1)): \(e.fault.description)"
+                        }
+                    }
+                } catch {
+                    info.error = "cannot audit it: genesis \(genesisPath): \(error) (give the mesh's genesis with --mesh)"
+                }
+                infos.append(info)
             } catch {
                 hashes.append([])
                 meshIDs.append(nil)
-                infos.append(LogInfo(path: path, meshId: nil, entries: 0, head: nil, error: error.description))
+                infos.append(LogInfo(path: path, meshId: nil, entries: 0, head: nil, error: error.description, genesis: genesisPath))
             }
         }
         var divergence: Divergence?
@@ -284,7 +315,7 @@ struct Audit: ParsableCommand {
             } else if readable {
                 print("ok: the logs are prefixes of one another (common prefix \(common) entries)")
             } else {
-                FileHandle.standardError.write(Data("compare FAILED: a log could not be read\n".utf8))
+                FileHandle.standardError.write(Data("compare FAILED: a log could not be read or does not pass its audit\n".utf8))
             }
         }
         if !ok { throw ExitCode(1) }

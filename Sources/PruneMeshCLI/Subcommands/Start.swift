@@ -93,6 +93,14 @@ struct Start: ParsableCommand {
                                valueName: "local|agreed"))
     var placement: String?
 
+    @Flag(name: .customLong("reset-model"),
+          help: "Accept losing the model: a checkpoint that is damaged, of another model, or ahead of the decision log is kept as model.ckpt.broken and the node retrains from the genesis model (without it the node refuses to start). A sound checkpoint is kept.")
+    var resetModel = false
+
+    @Flag(name: .customLong("rebuild-budget-from-log"),
+          help: "Accept rebuilding a missing or damaged privacy.budget from this node's releases in the decision log (releases sent but never logged are then not counted: ε may be under-counted). Without it the node refuses to start.")
+    var rebuildBudgetFromLog = false
+
     var overrides: NodeConfigOverrides {
         NodeConfigOverrides(keyFile: key, genesisFile: genesis, listen: listen,
                             join: noJoin ? [] : (join.isEmpty ? nil : join), stateDirectory: stateDir,
@@ -118,9 +126,15 @@ struct Start: ParsableCommand {
         }
         let level = Logger.Level(rawValue: resolved.logLevel.rawValue) ?? .info
         LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
-        try NodeProcess.run(config: resolved,
-                            mesh: .init(enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit,
-                                        placement: resolved.placement == .local ? .local : .agreed),
-                            logger: Logger(label: "prunemesh"))
+        do {
+            try NodeProcess.run(config: resolved,
+                                mesh: .init(enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit,
+                                            placement: resolved.placement == .local ? .local : .agreed,
+                                            recovery: MeshRecovery(resetModel: resetModel, rebuildBudgetFromLog: rebuildBudgetFromLog)),
+                                logger: Logger(label: "prunemesh"))
+        } catch let failure as NodeProcess.StopFailure {
+            FileHandle.standardError.write(Data("prunemesh: \(failure.description)\n".utf8))
+            throw ExitCode(failure.exitCode)
+        }
     }
 }

@@ -93,6 +93,9 @@ struct Status: ParsableCommand {
             out += "accuracy    \(pct(m.accuracy)) (first round \(pct(m.accuracyBefore)), whole test set \(pct(m.globalAccuracy)))  \(Int(m.trainSamplesPerSecond)) samples/s\n"
             out += "privacy     ε spent \(String(format: "%.3f", m.epsilonSpent)) of \(m.epsilonBudget), left \(String(format: "%.3f", m.epsilonLeft)), \(m.releases) releases\n"
             out += "log         \(m.logEntries) entries, head \(m.logHead.prefix(16))…  agreement bytes out \(m.consensusBytesOut) (\(Int(m.consensusBytesOutPerRound))/round)\n"
+            if let error = m.checkpointError {
+                out += "checkpoint  FAILING (\(m.checkpointFailures) failed saves): \(error) — the model on disk is out of date\n"
+            }
         }
         let order = ["alive", "suspect", "dead", "left"]
         let summary = order.compactMap { state in s.membersByState[state].map { "\($0) \(state)" } }.joined(separator: ", ")
