@@ -31,8 +31,13 @@ public enum NodeProcess {
         }
     }
 
-    public static func run(config: NodeConfig, mesh meshOptions: MeshOptions = MeshOptions(), logger: Logger) throws {
-        let settings = try NodeSettings.resolve(config, randomSeed: { var r = SecureRandom(); return r.next() }())
+    /// `controlIdleTimeoutMs`: how long a control connection may take per request (default
+    /// `Limits.control_idle_timeout_ms`; tests make it short).
+    public static func run(config: NodeConfig, mesh meshOptions: MeshOptions = MeshOptions(), controlIdleTimeoutMs: Int? = nil,
+                           logger: Logger) throws {
+        var settings = try NodeSettings.resolve(config, randomSeed: { var r = SecureRandom(); return r.next() }())
+        if let controlIdleTimeoutMs { settings.controlIdleTimeoutMs = controlIdleTimeoutMs }
+        if let problem = Node.publicControlProblem(settings) { throw NodeStartError(description: problem) }
         var meshService: MeshService?
         if meshOptions.enabled, let genesis = settings.genesis {
             try DurableFile.makeDirectory(settings.stateDirectory)
