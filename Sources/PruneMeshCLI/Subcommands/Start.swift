@@ -67,9 +67,9 @@ struct Start: ParsableCommand {
             help: "Also serve Prometheus /metrics (only: no control actions, no token) at HOST:PORT, e.g. 0.0.0.0:9100 for a Prometheus on another host; the control endpoint then serves no /metrics.")
     var metricsListen: String?
 
-    /// Tests: a short idle timeout for control connections.
-    @Option(name: .customLong("control-idle-timeout-ms"), help: ArgumentHelp(visibility: .hidden))
-    var controlIdleTimeoutMs: Int?
+    /// Tests: a short idle timeout for control connections, from the environment (an old binary
+    /// ignores it, so the same process test runs against it).
+    static let idleTimeoutVariable = "PRUNEMESH_CONTROL_IDLE_TIMEOUT_MS"
 
     @Flag(inversion: .prefixedNo, help: "LAN discovery by multicast beacons.")
     var discovery: Bool?
@@ -122,8 +122,10 @@ struct Start: ParsableCommand {
         if noJoin && !join.isEmpty { throw ValidationError("--no-join conflicts with --join") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
-        if let ms = controlIdleTimeoutMs, !(Limits.control_idle_timeout_ms_min...Limits.control_idle_timeout_ms).contains(ms) {
-            throw ValidationError("--control-idle-timeout-ms must lie in \(Limits.control_idle_timeout_ms_min)…\(Limits.control_idle_timeout_ms)")
+        if let text = ProcessInfo.processInfo.environment[Self.idleTimeoutVariable] {
+            guard let ms = Int(text), (Limits.control_idle_timeout_ms_min...Limits.control_idle_timeout_ms).contains(ms) else {
+                throw ValidationError("\(Self.idleTimeoutVariable) must be a number of ms in \(Limits.control_idle_timeout_ms_min)…\(Limits.control_idle_timeout_ms) (got \"\(text.prefix(40))\"); unset it for the default")
+            }
         }
     }
 
@@ -140,6 +142,7 @@ struct Start: ParsableCommand {
         try NodeProcess.run(config: resolved,
                             mesh: .init(enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit,
                                         placement: resolved.placement == .local ? .local : .agreed),
-                            controlIdleTimeoutMs: controlIdleTimeoutMs, logger: Logger(label: "prunemesh"))
+                            controlIdleTimeoutMs: ProcessInfo.processInfo.environment[Self.idleTimeoutVariable].flatMap { Int($0) },
+                            logger: Logger(label: "prunemesh"))
     }
 }
