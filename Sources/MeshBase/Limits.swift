@@ -143,7 +143,8 @@ public enum Limits {
     public static let control_response_bytes_max = 1024 * 1024
 
     /// Open connections to the control endpoint (and, apart, to the metrics endpoint) at once;
-    /// one more is answered 503 and closed at once. Far below a small fd limit (64): the node
+    /// one more replaces the connection idle longest, or, if every one has a request in flight,
+    /// is answered 503 and closed. Far below a small fd limit (64): the node
     /// keeps descriptors for its sockets, files and event loops besides.
     public static let control_connections_count_max = 16
 

@@ -48,7 +48,7 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         public var replaySnapshotFailures: UInt64 = 0
         /// Control and metrics requests and connections refused, by `ControlRequestPolicy.Refusal`
         /// label (`no_token`, `bad_token`, `host`, `origin`, `content_type`, `connections`,
-        /// `idle_timeout`, `too_large`, `bad_request`; non-zero ones), and their sum.
+        /// `evicted`, `idle_timeout`, `too_large`, `bad_request`; non-zero ones), and their sum.
         public var controlRefused: [String: UInt64] = [:]
         public var controlRefusedTotal: UInt64 = 0
     }

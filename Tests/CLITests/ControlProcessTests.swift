@@ -190,8 +190,8 @@ import Testing
         var st = stat()
         #expect(stat(node.stateDir + "/control.token", &st) == 0)
         #expect(st.st_mode & 0o777 == 0o600, "mode \(String(st.st_mode & 0o777, radix: 8))")
-        let token = try #require(node.token)
-        #expect(token.count == 64)
+        #expect(node.token?.count == 64)
+        let token = node.token ?? "no token file"
 
         for (method, path) in [("POST", "/invite?key=\(invitee)"), ("POST", "/leave"), ("GET", "/status")] {
             let none = try Self.ask(host, port, Self.request(method, path, host: host, port: port, token: nil))
@@ -288,9 +288,9 @@ import Testing
     }
 
     /// Item 4's HTTP half: with the fd limit at 64, 100 idle connections made the node spin and
-    /// fail to persist its replay marks. Now connections over the cap get 503 and are closed at
-    /// once, idle ones are closed after the idle timeout, the node stays idle, answers again,
-    /// and persists its marks at exit.
+    /// fail to persist its replay marks. Now at most 16 stay open (a new one replaces the one
+    /// idle longest), the operator's status gets in at once, idle ones are closed after the idle
+    /// timeout, the node stays idle and persists its marks at exit.
     @Test func idleConnectionsOverTheCapAreClosedUnderALowFdLimit() throws {
         let m = try Self.mesh("idle")
         defer { try? FileManager.default.removeItem(atPath: m.dir) }
@@ -302,20 +302,26 @@ import Testing
         let opened = Date()
         var connections: [Connection] = []
         for _ in 0..<100 { connections.append(try Connection(host: host, port: port)) }
-        // All but the cap (16) are answered 503 and closed at once.
+        // The node does not spin meanwhile (measured over one second, after the first 200 ms).
+        Thread.sleep(forTimeInterval: 0.2)
+        let cpu0 = node.cpuSeconds, t0 = Date()
+        Thread.sleep(forTimeInterval: 1.0)
+        let share = (node.cpuSeconds - cpu0) / Date().timeIntervalSince(t0)
+        for c in connections { c.poll() }
+        print("node CPU with 100 connections opened, \(connections.filter { !$0.closedByServer }.count) still open: \(String(format: "%.0f", share * 100))% of a core")
+        #expect(share < 0.2, "node CPU \(share * 100)% of a core while holding idle connections")
+        // All but the cap (16) are closed at once: each new one replaces the one idle longest.
         try Self.waitUntil("connections over the cap closed", seconds: 5) {
             for c in connections { c.poll() }
             return connections.filter(\.closedByServer).count >= 100 - 16
         }
         let early = connections.filter(\.closedByServer)
         #expect(early.count <= 100 - 2, "some connections are kept until they idle out")
-        #expect(early.contains { $0.statusCode == 503 }, "\(early.first?.text ?? "")")
-        // The node does not spin meanwhile.
-        let cpu0 = node.cpuSeconds, t0 = Date()
-        Thread.sleep(forTimeInterval: 1.0)
-        let share = (node.cpuSeconds - cpu0) / Date().timeIntervalSince(t0)
-        print("node CPU with \(100 - early.count) idle connections held: \(String(format: "%.0f", share * 100))% of a core")
-        #expect(share < 0.3, "node CPU \(share * 100)% of a core while holding idle connections")
+        // The operator gets in at once, though 16 idle connections are held.
+        let held = Date()
+        let during = try CLI.run(["status", "--state-dir", node.stateDir, "--json"])
+        #expect(during.status == 0, "\(during.stderr)")
+        #expect(Date().timeIntervalSince(held) < Double(idleMs) / 1000, "answered before the idle ones timed out")
         // The idle ones are closed after the timeout, by the server.
         let waited = try Self.waitUntil("idle connections closed", seconds: Double(idleMs) / 1000 + 10) {
             for c in connections { c.poll() }
@@ -326,7 +332,7 @@ import Testing
         // It answers the operator again, and counted what it refused.
         let status = try Self.statusJSON(node)
         let refused = try #require((status["counters"] as? [String: Any])?["control_refused"] as? [String: Any])
-        #expect((refused["connections"] as? Int ?? 0) >= 100 - 16, "\(refused)")
+        #expect((refused["evicted"] as? Int ?? 0) >= 100 - 16, "\(refused)")
         #expect((refused["idle_timeout"] as? Int ?? 0) >= 1, "\(refused)")
         // A clean stop still persists the replay marks.
         kill(node.process.processIdentifier, SIGTERM)
@@ -342,7 +348,7 @@ import Testing
         let m = try Self.mesh("close")
         defer { try? FileManager.default.removeItem(atPath: m.dir) }
         let node = try Node(dir: m.dir, name: "n0", key: m.keys[0], genesis: m.genesis, extra: ["--control", "127.0.0.1:0"],
-                            environment: ["PRUNEMESH_CONTROL_IDLE_TIMEOUT_MS": "1000"])
+                            environment: ["PRUNEMESH_CONTROL_IDLE_TIMEOUT_MS": "2000"])
         defer { node.stop() }
         let (host, port, _) = try node.waitUp()
         for garbage in ["GARBAGE\r\n\r\n", "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n", "\u{01}\u{02}\r\n\r\n"] {
@@ -359,6 +365,33 @@ import Testing
         big.send("POST /leave HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Length: 100000\r\n\r\n" + String(repeating: "x", count: 8192))
         try Self.waitUntil("closed after 413", seconds: 0.8) { big.poll(); return big.closedByServer }
         #expect(big.statusCode == 413, "\(big.text)")
+        // Sixteen requests in flight (bodies not yet complete): no connection to replace, the
+        // seventeenth gets 503 and is closed; the sixteen are closed after the idle timeout.
+        func partial() throws -> Connection {
+            let c = try Connection(host: host, port: port)
+            c.send("POST /leave HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Length: 10\r\n\r\nabc")
+            return c
+        }
+        var busy = try (0..<16).map { _ in try partial() }
+        // (A connection that comes before the node has read a partial request replaces that
+        // one, still idle: such are sent again.)
+        try Self.waitUntil("503 once every connection is busy", seconds: 1.5) {
+            for i in busy.indices {
+                busy[i].poll()
+                if busy[i].closedByServer, let again = try? partial() { busy[i] = again }
+            }
+            guard let extra = try? Connection(host: host, port: port) else { return false }
+            let tried = Date()
+            while !extra.closedByServer && Date().timeIntervalSince(tried) < 0.1 {
+                extra.poll()
+                Thread.sleep(forTimeInterval: 0.005)
+            }
+            return extra.statusCode == 503 && extra.closedByServer
+        }
+        try Self.waitUntil("busy ones closed at the idle timeout", seconds: 5) {
+            for c in busy { c.poll() }
+            return busy.allSatisfy(\.closedByServer)
+        }
         // A keep-alive request is answered and the connection kept, then closed once idle.
         let keep = try Connection(host: host, port: port)
         keep.send(Self.request("GET", "/metrics", host: host, port: port, token: nil, close: false))

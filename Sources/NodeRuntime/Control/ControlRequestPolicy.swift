@@ -50,8 +50,11 @@ public struct ControlRequestPolicy: Sendable {
         case badToken = "bad_token"
         /// A POST with a body type a cross-origin page could send.
         case contentType = "content_type"
-        /// A connection over `Limits.control_connections_count_max` (answered 503, closed).
+        /// A connection over `Limits.control_connections_count_max` while every open one has a
+        /// request in flight (answered 503, closed).
         case connections
+        /// An idle connection closed to make room for a new one at the limit.
+        case evicted
         /// A connection that sent no complete request within the idle timeout (closed).
         case idleTimeout = "idle_timeout"
         /// Request headers or body over their limits (431 / 413, closed).

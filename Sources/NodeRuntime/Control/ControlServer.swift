@@ -11,8 +11,9 @@ import Sodium
 /// (Host and Origin checked, the operator token required for all but `/metrics`); as the
 /// separate metrics endpoint (`Role.metrics`) it serves `/metrics` only, with no checks.
 ///
-/// Bounded: at most `Limits.control_connections_count_max` connections (one more gets 503 and is
-/// closed), each given `idleTimeoutMs` to deliver each complete request (then closed), headers
+/// Bounded: at most `Limits.control_connections_count_max` connections (at the limit a new one
+/// replaces the one idle longest; with every one busy it gets 503 and is closed), each given
+/// `idleTimeoutMs` to deliver each complete request (then closed), headers
 /// and body bounded; every answer that says `Connection: close` is followed by the close, and a
 /// request the parser refuses gets 400 and the close.
 final class ControlServer: @unchecked Sendable {
@@ -51,13 +52,20 @@ final class ControlServer: @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 let peer = channel.remoteAddress.map { "\($0)" } ?? "?"
-                guard gate.enter() else {
-                    refusals.count(.connections, "more than \(gate.limit) connections at once; closed", metadata: ["peer": "\(peer)"])
+                switch gate.enter(channel, nowMs: Node.nowMs()) {
+                case .refused:
+                    refusals.count(.connections, "\(gate.limit) connections with requests in flight; a new one answered 503 and closed",
+                                   metadata: ["peer": "\(peer)"])
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(Refuser())
                     }
+                case let .admittedEvicting(victim):
+                    refusals.count(.evicted, "\(gate.limit) connections open; the one idle longest closed to make room",
+                                   metadata: ["peer": "\(victim.remoteAddress.map { "\($0)" } ?? "?")"])
+                case .admitted:
+                    break
                 }
-                channel.closeFuture.whenComplete { _ in gate.leave() }
+                channel.closeFuture.whenComplete { _ in gate.leave(channel) }
                 let policy: ControlRequestPolicy
                 switch role {
                 case let .control(routes):
@@ -73,7 +81,7 @@ final class ControlServer: @unchecked Sendable {
                 return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
-                            Handler(node: node, policy: policy, refusals: refusals, idle: idle, peer: peer))
+                            Handler(node: node, policy: policy, refusals: refusals, gate: gate, idle: idle, peer: peer))
                     }
                 }
             }
@@ -114,6 +122,7 @@ final class ControlServer: @unchecked Sendable {
         unowned let node: Node
         let policy: ControlRequestPolicy
         let refusals: ControlRefusals
+        let gate: ConnectionGate
         let idle: TimeAmount
         let peer: String
         private var head: HTTPRequestHead?
@@ -123,10 +132,11 @@ final class ControlServer: @unchecked Sendable {
         /// Closes the connection unless the next request is complete in time.
         private var deadline: Scheduled<Void>?
 
-        init(node: Node, policy: ControlRequestPolicy, refusals: ControlRefusals, idle: TimeAmount, peer: String) {
+        init(node: Node, policy: ControlRequestPolicy, refusals: ControlRefusals, gate: ConnectionGate, idle: TimeAmount, peer: String) {
             self.node = node
             self.policy = policy
             self.refusals = refusals
+            self.gate = gate
             self.idle = idle
             self.peer = peer
         }
@@ -157,6 +167,8 @@ final class ControlServer: @unchecked Sendable {
             case let .head(h):
                 head = h
                 bodyBytes = 0
+                // Not evicted while its request is read and answered.
+                gate.setBusy(context.channel, true, nowMs: Node.nowMs())
             case let .body(buffer):
                 bodyBytes += buffer.readableBytes
                 if bodyBytes > Limits.control_request_body_bytes_max {
@@ -315,6 +327,7 @@ final class ControlServer: @unchecked Sendable {
             buffer.writeBytes(body)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            gate.setBusy(context.channel, false, nowMs: Node.nowMs())
             if !keepAlive {
                 closing = true
                 let channel = context.channel
