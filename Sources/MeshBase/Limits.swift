@@ -142,6 +142,29 @@ public enum Limits {
     /// A control endpoint response `prunemesh status` accepts (members × a few hundred bytes).
     public static let control_response_bytes_max = 1024 * 1024
 
+    /// Open connections to the control endpoint (and, apart, to the metrics endpoint) at once;
+    /// one more replaces the connection idle longest, or, if every one has a request in flight,
+    /// is answered 503 and closed. Far below a small fd limit (64): the node
+    /// keeps descriptors for its sockets, files and event loops besides.
+    public static let control_connections_count_max = 16
+
+    /// A control connection gets this long to deliver each complete request (and to take the
+    /// answer); one idle or trickling longer is closed. `prunemesh start` takes a shorter value
+    /// (hidden `--control-idle-timeout-ms`, at least `control_idle_timeout_ms_min`) for tests.
+    public static let control_idle_timeout_ms = 10_000
+    public static let control_idle_timeout_ms_min = 50
+
+    /// Request body bytes the control endpoint reads (its requests carry none); more is answered
+    /// 413 and the connection closed.
+    public static let control_request_body_bytes_max = 4 * 1024
+
+    /// `<state_dir>/control.token`: 64 hex digits and a newline.
+    public static let control_token_bytes = 32
+    public static let control_token_file_bytes_max = 256
+
+    /// Refused control requests of one reason are logged at most this often (all are counted).
+    public static let control_refusal_log_interval_ms = 1_000
+
     // MARK: Mesh genesis and node config (MeshConfig)
 
     /// A genesis YAML file: 256 members with names, addresses and comments take about 100 KB.

@@ -73,6 +73,13 @@ public struct NodeConfig: Sendable, Hashable {
     /// `control`: the local control and Prometheus `/metrics` HTTP endpoint (port 0 = any free
     /// port; the chosen one is written to `<state_dir>/control.json`).
     public var control: HostPort
+    /// `control_public`: allow `control` on a non-loopback address (refused at start otherwise).
+    /// The operator token still guards every action; this only says the exposure is meant.
+    public var controlPublic: Bool = false
+    /// `metrics_listen`: a separate HTTP endpoint serving Prometheus `/metrics` only (no
+    /// control actions, no token), e.g. `0.0.0.0:9100` for a Prometheus on another host; the
+    /// control endpoint then serves no `/metrics`. Nil: `/metrics` on the control endpoint.
+    public var metricsListen: HostPort?
     public var discovery: Discovery
     /// `log_level`.
     public var logLevel: LogLevel
@@ -108,8 +115,8 @@ public struct NodeConfig: Sendable, Hashable {
         self.placement = placement
     }
 
-    static let topKeys = ["key", "genesis", "listen", "join", "state_dir", "data", "control", "discovery",
-                          "log_level", "tick_ms", "threads", "placement"]
+    static let topKeys = ["key", "genesis", "listen", "join", "state_dir", "data", "control", "control_public",
+                          "metrics_listen", "discovery", "log_level", "tick_ms", "threads", "placement"]
     static let dataKeys = ["dir", "node", "nodes"]
     static let discoveryKeys = ["enabled", "group", "interface"]
 
@@ -166,6 +173,8 @@ public struct NodeConfig: Sendable, Hashable {
             }
         }
         if let f = top.optional("control") { control = try hostPort(f, example: "127.0.0.1:0") }
+        if let f = top.optional("control_public") { controlPublic = try f.bool() }
+        if let f = top.optional("metrics_listen") { metricsListen = try hostPort(f, example: "0.0.0.0:9100") }
         if let f = top.optional("discovery") {
             var d = try MappingReader(f, allowed: Self.discoveryKeys)
             if let e = d.optional("enabled") { discovery.enabled = try e.bool() }
@@ -224,6 +233,10 @@ public struct NodeConfigOverrides: Sendable, Hashable {
     /// `--whole-data`: ignore the file's shard and train on the whole training set.
     public var wholeData: Bool?
     public var control: String?
+    /// `--control-public`.
+    public var controlPublic: Bool?
+    /// `--metrics-listen HOST:PORT`.
+    public var metricsListen: String?
     public var discoveryEnabled: Bool?
     public var discoveryGroup: String?
     public var discoveryInterface: String?
@@ -304,6 +317,8 @@ extension NodeConfig {
             c.data.shard = Shard(node: node, nodes: nodes)
         }
         if let v = o.control { c.control = try hostPort(v, "--control", example: "127.0.0.1:0") }
+        if let v = o.controlPublic { c.controlPublic = v }
+        if let v = o.metricsListen { c.metricsListen = try hostPort(v, "--metrics-listen", example: "0.0.0.0:9100") }
         if let v = o.discoveryEnabled { c.discovery.enabled = v }
         if let v = o.discoveryGroup {
             let group = try hostPort(v, "--discovery-group", example: "239.255.77.77:7947")
@@ -378,8 +393,17 @@ extension NodeConfig {
             """
         if let shard = data.shard { out += "  node: \(shard.node)\n  nodes: \(shard.nodes)\n" }
         out += """
-            # Control and Prometheus /metrics HTTP endpoint (port 0 = any free port).
+            # Control and Prometheus /metrics HTTP endpoint (port 0 = any free port). Every request but
+            # /metrics needs the operator token in <state_dir>/control.token.
             control: \(q(control.description))
+            # Allow the control endpoint on a non-loopback address (refused otherwise).
+            control_public: \(controlPublic)
+
+            """
+        if let m = metricsListen {
+            out += "# A separate endpoint serving /metrics only (no control actions, no token).\nmetrics_listen: \(q(m.description))\n"
+        }
+        out += """
             # LAN discovery by signed beacons on a multicast group.
             discovery:
               enabled: \(discovery.enabled)

@@ -37,6 +37,11 @@ public final class Node: @unchecked Sendable {
     private var socket: UDPSocket!
     private var discoverySocket: UDPSocket?
     private var control: ControlServer?
+    private var metricsServer: ControlServer?
+    /// The operator's credential (`<state_dir>/control.token`) every control request but `/metrics` needs.
+    let controlToken: ControlToken
+    /// Refused control requests and connections, by reason (both endpoints).
+    let controlRefusals: ControlRefusals
     private var tickTask: RepeatedTask?
     private var snapshotTask: RepeatedTask?
     private var services: [MessageKind: NodeService] = [:]
@@ -54,13 +59,14 @@ public final class Node: @unchecked Sendable {
     private var stopping = false
     public private(set) var advertised: PeerAddress!
     public private(set) var controlAddress: SocketAddress?
+    public private(set) var metricsAddress: SocketAddress?
     public let bootEpoch: UInt32
 
     /// Milliseconds on the monotonic clock (uptime), the time the state machines see.
     public static func nowMs() -> UInt64 { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
 
     private init(settings: NodeSettings, group: EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
-                 bootEpoch: UInt32, snapshot: ReplaySnapshot?) {
+                 bootEpoch: UInt32, snapshot: ReplaySnapshot?, controlToken: ControlToken) {
         self.settings = settings
         self.group = group
         self.loop = group.next()
@@ -71,6 +77,8 @@ public final class Node: @unchecked Sendable {
         self.sequence = SequenceAllocator(bootEpoch: bootEpoch)
         self.receiver = Receiver(meshID: settings.meshID, restoring: snapshot)
         self.admitted = settings.members
+        self.controlToken = controlToken
+        self.controlRefusals = ControlRefusals(logger: logger)
     }
 
     /// Prepares the state directory (boot epoch advanced durably, replay marks restored), binds
@@ -79,7 +87,20 @@ public final class Node: @unchecked Sendable {
                              registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
                              logger: Logger) throws -> EventLoopFuture<Node> {
         let state = StateDirectory(path: settings.stateDirectory)
+        if let problem = Self.publicControlProblem(settings) { throw NodeStartError(description: problem) }
         try DurableFile.makeDirectory(settings.stateDirectory)
+        let token: ControlToken
+        do {
+            let (t, created) = try ControlToken.loadOrCreate(state.controlTokenFile)
+            token = t
+            if created { logger.info("operator token created", metadata: ["file": "\(state.controlTokenFile)"]) }
+        } catch {
+            throw NodeStartError(description: error.description)
+        }
+        if let stale = state.staleControlFile() {
+            logger.notice("replacing a stale control.json (its node is not running)",
+                          metadata: ["file": "\(state.controlFile)", "pid": "\(stale.pid)"])
+        }
         let epoch = try BootEpochFile.advance(state.bootEpochFile)
         var snapshot: ReplaySnapshot?
         switch state.loadReplaySnapshot() {
@@ -94,8 +115,38 @@ public final class Node: @unchecked Sendable {
         var nodeLogger = logger
         nodeLogger[metadataKey: "node"] = "\(settings.key.publicKey.fingerprint)"
         let node = Node(settings: settings, group: group, registry: registry, logger: nodeLogger,
-                        bootEpoch: epoch, snapshot: snapshot)
+                        bootEpoch: epoch, snapshot: snapshot, controlToken: token)
         return node.loop.flatSubmit { node.bringUp() }.map { node }
+    }
+
+    /// Why the control endpoint may not be bound where the settings say, or nil: a non-loopback
+    /// address needs `controlPublic` (anyone who reaches it could try the operator token; the
+    /// metrics endpoint, with no actions, may go anywhere).
+    static func publicControlProblem(_ settings: NodeSettings) -> String? {
+        guard !settings.controlPublic, !Addresses.isLoopback(settings.control) else { return nil }
+        let shown = Addresses.peerAddress(settings.control).map { "\($0)" } ?? "\(settings.control)"
+        return "the control endpoint would listen on \(shown), which is not a loopback address: every host that reaches it "
+            + "could try the operator's actions (invite, leave). Keep it on 127.0.0.1 (the default, --control 127.0.0.1:PORT); "
+            + "for Prometheus on another host give --metrics-listen HOST:PORT (serves /metrics only); or, if remote control is "
+            + "meant, add --control-public (control_public: true in the node config)"
+    }
+
+    /// A bind failure in words: what was bound, why it failed, and the fix.
+    static func bindProblem(_ what: String, _ address: SocketAddress, flag: String, _ error: Error) -> String {
+        let shown = Addresses.peerAddress(address).map { "\($0)" } ?? "\(address)"
+        let code = (error as? IOError)?.errnoCode
+        switch code {
+        case EADDRINUSE?:
+            return "\(what) port \(shown) is in use (another node or program listens there); pick another with \(flag) HOST:PORT, or port 0 for any free port"
+        case EADDRNOTAVAIL?:
+            return "cannot bind the \(what) to \(shown): not an address of this machine; give \(flag) with one of its addresses"
+        case EACCES?, EPERM?:
+            return "cannot bind the \(what) to \(shown): permission denied (ports below 1024 need privileges); give \(flag) with a port above 1023, or 0"
+        case let c?:
+            return "cannot bind the \(what) to \(shown): \(String(cString: strerror(c)))"
+        case nil:
+            return "cannot bind the \(what) to \(shown): \(error)"
+        }
     }
 
     private func bringUp() -> EventLoopFuture<Void> {
@@ -132,18 +183,50 @@ public final class Node: @unchecked Sendable {
             self.snapshotTask = self.loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
                 _ = self.persistReplaySnapshot()
             }
-            let server = ControlServer(group: self.group, node: self, logger: self.logger)
+            var routes = Set(ControlRequestPolicy.Route.allCases)
+            if self.settings.metricsListen != nil { routes.remove(.metrics) }
+            let server = ControlServer(group: self.group, node: self, role: .control(routes: routes), token: self.controlToken,
+                                       refusals: self.controlRefusals, idleTimeoutMs: self.settings.controlIdleTimeoutMs,
+                                       logger: self.logger)
             self.control = server
             let control = self.settings.control
             return server.bind(to: control).flatMapErrorThrowing { error in
-                throw NodeStartError(description: "cannot bind the control endpoint to \(Addresses.peerAddress(control).map { "\($0)" } ?? "\(control)"): \(error)")
+                throw NodeStartError(description: Self.bindProblem("control endpoint", control, flag: "--control", error))
+            }
+        }.flatMap { (address: SocketAddress) -> EventLoopFuture<SocketAddress> in
+            self.controlAddress = address
+            if !Addresses.isLoopback(address) {
+                self.logger.warning("control endpoint on a non-loopback address (--control-public): hosts that reach it can try the operator token",
+                                    metadata: ["address": "\(Addresses.peerAddress(address).map { "\($0)" } ?? "\(address)")"])
+            }
+            guard let metrics = self.settings.metricsListen else { return self.loop.makeSucceededFuture(address) }
+            let server = ControlServer(group: self.group, node: self, role: .metrics, token: self.controlToken,
+                                       refusals: self.controlRefusals, idleTimeoutMs: self.settings.controlIdleTimeoutMs,
+                                       logger: self.logger)
+            self.metricsServer = server
+            return server.bind(to: metrics).flatMapErrorThrowing { error in
+                throw NodeStartError(description: Self.bindProblem("metrics endpoint", metrics, flag: "--metrics-listen", error))
+            }.map { bound in
+                self.metricsAddress = bound
+                self.logger.info("metrics endpoint", metadata: ["address": "\(Addresses.peerAddress(bound).map { "\($0)" } ?? "\(bound)")"])
+                return address
             }
         }.flatMapThrowing { address in
-            self.controlAddress = address
-            let file = ControlFile(host: address.ipAddress ?? "127.0.0.1", port: address.port ?? 0, pid: getpid(),
+            var file = ControlFile(host: address.ipAddress ?? "127.0.0.1", port: address.port ?? 0, pid: getpid(),
                                    nodeId: self.settings.key.publicKey.hex, meshId: self.settings.meshID.hex)
+            file.metrics = self.metricsAddress.flatMap(Addresses.peerAddress).map { "\($0)" }
             try file.write(to: self.state.controlFile)
-            self.logger.info("control endpoint", metadata: ["address": "\(file.address)", "file": "\(self.state.controlFile)"])
+            self.logger.info("control endpoint", metadata: ["address": "\(file.address)", "file": "\(self.state.controlFile)",
+                                                            "token": "\(self.state.controlTokenFile)"])
+        }.flatMapError { error in
+            // Nothing half-started stays behind: the sockets close as meant (no "closed
+            // unexpectedly" and rebind), then the start fails with the reason.
+            self.stopping = true
+            self.tickTask?.cancel()
+            self.snapshotTask?.cancel()
+            let closing = [self.socket?.close(), self.discoverySocket?.close(), self.control?.close(), self.metricsServer?.close()]
+                .compactMap { $0 }
+            return EventLoopFuture.andAllComplete(closing, on: self.loop).flatMapThrowing { throw error }
         }
     }
 
@@ -373,6 +456,8 @@ public final class Node: @unchecked Sendable {
         c.refutations = s.refutations
         c.deathsDeclared = s.deathsDeclared
         c.nonAdmittedIgnored = s.nonAdmittedIgnored + s.nonAdmittedSenders
+        c.controlRefused = controlRefusals.snapshot()
+        c.controlRefusedTotal = c.controlRefused.values.reduce(0, +)
         let me = settings.key.publicKey
         let members = swim.members.map { r in
             NodeStatus.Member(id: r.id.hex, fingerprint: r.id.fingerprint, address: "\(r.address)", state: "\(r.status)",
@@ -411,6 +496,7 @@ public final class Node: @unchecked Sendable {
             return EventLoopFuture.andAllComplete(sockets, on: self.loop)
                 .flatMap { self.persistReplaySnapshot() }
                 .flatMap { self.control?.close() ?? self.loop.makeSucceededVoidFuture() }
+                .flatMap { self.metricsServer?.close() ?? self.loop.makeSucceededVoidFuture() }
                 .map {
                     DurableFile.remove(self.state.controlFile)
                     self.logger.info("stopped")

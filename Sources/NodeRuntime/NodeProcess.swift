@@ -44,9 +44,14 @@ public enum NodeProcess {
     public static let checkpointFailureExitCode: Int32 = 74
 
     /// Blocks until a signal arrives and the node has stopped. Throws if the node cannot start,
-    /// and `StopFailure` if it stopped with its model not on disk.
-    public static func run(config: NodeConfig, mesh meshOptions: MeshOptions = MeshOptions(), logger: Logger) throws {
-        let settings = try NodeSettings.resolve(config, randomSeed: { var r = SecureRandom(); return r.next() }())
+    /// and `StopFailure` if it stopped with its model not on disk. `controlIdleTimeoutMs`: how
+    /// long a control connection may take per request (default `Limits.control_idle_timeout_ms`;
+    /// tests make it short).
+    public static func run(config: NodeConfig, mesh meshOptions: MeshOptions = MeshOptions(), controlIdleTimeoutMs: Int? = nil,
+                           logger: Logger) throws {
+        var settings = try NodeSettings.resolve(config, randomSeed: { var r = SecureRandom(); return r.next() }())
+        if let controlIdleTimeoutMs { settings.controlIdleTimeoutMs = controlIdleTimeoutMs }
+        if let problem = Node.publicControlProblem(settings) { throw NodeStartError(description: problem) }
         // Before anything reads or writes the state directory: one process, one key.
         try DurableFile.makeDirectory(settings.stateDirectory)
         let lock = try StateDirectoryLock.acquire(directory: settings.stateDirectory, key: settings.key.publicKey)

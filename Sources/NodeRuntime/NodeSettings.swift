@@ -1,4 +1,5 @@
 import Membership
+import MeshBase
 import MeshConfig
 import NIOCore
 import Sodium
@@ -27,6 +28,14 @@ public struct NodeSettings: Sendable {
     public var seeds: [PeerAddress]
     public var stateDirectory: String
     public var control: SocketAddress
+    /// The control endpoint may be bound to a non-loopback address (`--control-public`); else
+    /// such a bind is refused at start.
+    public var controlPublic: Bool = false
+    /// A separate endpoint serving `/metrics` only (`--metrics-listen`); the control endpoint
+    /// then serves no `/metrics`.
+    public var metricsListen: SocketAddress?
+    /// How long a control connection may take to deliver each request (`Limits.control_idle_timeout_ms`).
+    public var controlIdleTimeoutMs: Int = Limits.control_idle_timeout_ms
     public var discovery: Discovery?
     public var tickMs: Int
     /// Seeds the SWIM instance's generator (the CLI draws it from the CSPRNG).
@@ -80,6 +89,8 @@ public struct NodeSettings: Sendable {
                                     control: try resolve(config.control, "control"), discovery: discovery,
                                     tickMs: config.tickMs, randomSeed: randomSeed)
         settings.genesis = genesis
+        settings.controlPublic = config.controlPublic
+        settings.metricsListen = try config.metricsListen.map { try resolve($0, "metrics_listen") }
         for member in genesis.members where member.publicKey != key.publicKey {
             // Numeric hints only: no blocking name lookups for peers at start.
             if let hint = member.address, hint.isNumeric, let address = try? Addresses.resolve(hint) {

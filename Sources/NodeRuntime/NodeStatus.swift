@@ -46,6 +46,11 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         public var nonAdmittedIgnored: UInt64 = 0
         public var replaySnapshotsWritten: UInt64 = 0
         public var replaySnapshotFailures: UInt64 = 0
+        /// Control and metrics requests and connections refused, by `ControlRequestPolicy.Refusal`
+        /// label (`no_token`, `bad_token`, `host`, `origin`, `content_type`, `connections`,
+        /// `evicted`, `idle_timeout`, `too_large`, `bad_request`; non-zero ones), and their sum.
+        public var controlRefused: [String: UInt64] = [:]
+        public var controlRefusedTotal: UInt64 = 0
     }
 
     /// The mesh part: rounds, agreement, log, model and privacy (nil for a membership-only node).

@@ -18,7 +18,11 @@ def status(state_dir):
     try:
         with open(os.path.join(state_dir, "control.json")) as f:
             c = json.load(f)
-        with urllib.request.urlopen(f"http://{c['host']}:{c['port']}/status", timeout=1) as r:
+        with open(os.path.join(state_dir, "control.token")) as f:
+            token = f.read().strip()
+        # /status needs the operator token (the node's control.token).
+        req = urllib.request.Request(f"http://{c['host']}:{c['port']}/status", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=1) as r:
             return json.load(r)
     except Exception:
         return None

@@ -9,11 +9,14 @@ deadline = time.time() + 600
 while len(lat) < n and time.time() < deadline:
     try:
         c = json.load(open(os.path.join(d, 'node-1', 'control.json')))
+        token = open(os.path.join(d, 'node-1', 'control.token')).read().strip()
     except Exception:
         time.sleep(0.2); continue
     t = time.perf_counter()
     try:
-        body = urllib.request.urlopen(f"http://{c['host']}:{c['port']}/status", timeout=2).read()
+        # /status needs the operator token (the node's control.token).
+        req = urllib.request.Request(f"http://{c['host']}:{c['port']}/status", headers={"Authorization": f"Bearer {token}"})
+        body = urllib.request.urlopen(req, timeout=2).read()
     except Exception:
         time.sleep(0.2); continue
     ms = (time.perf_counter() - t) * 1000

@@ -68,8 +68,9 @@ import Testing
             processes.append(p)
         }
         func view(_ i: Int) -> [String: String] {
-            guard let file = try? ControlFile.read(states[i] + "/control.json"), file.pid == processes[i].processIdentifier,
-                  let status = try? ControlClient.status(host: file.host, port: file.port, timeoutMs: 1_000) else { return [:] }
+            guard let endpoint = try? ControlClient.Endpoint.find(stateDirectory: states[i]),
+                  endpoint.file?.pid == processes[i].processIdentifier,
+                  let status = try? ControlClient.status(endpoint, timeoutMs: 1_000) else { return [:] }
             return MeshProcessTests.states(status)
         }
         let expected = [ids[0]: "alive", ids[1]: "alive"]

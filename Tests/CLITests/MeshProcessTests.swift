@@ -35,8 +35,8 @@ import Testing
         }
 
         func status() -> NodeStatus? {
-            guard let (host, port) = endpoint() else { return nil }
-            return try? ControlClient.status(host: host, port: port, timeoutMs: 1_000)
+            guard endpoint() != nil, let e = try? ControlClient.Endpoint.find(stateDirectory: stateDir) else { return nil }
+            return try? ControlClient.status(e, timeoutMs: 1_000)
         }
 
         func kill(_ signal: Int32) { Foundation.kill(process.processIdentifier, signal) }

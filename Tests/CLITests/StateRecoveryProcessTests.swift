@@ -238,8 +238,8 @@ import Glibc
         var status: NodeStatus?
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline && p.isRunning {
-            if let file = try? ControlFile.read(state + "/control.json"), file.pid == p.processIdentifier,
-               let s = try? ControlClient.status(host: file.host, port: file.port, timeoutMs: 1_000), s.mesh?.checkpointFailures ?? 0 > 0 {
+            if let endpoint = try? ControlClient.Endpoint.find(stateDirectory: state), endpoint.file?.pid == p.processIdentifier,
+               let s = try? ControlClient.status(endpoint, timeoutMs: 1_000), s.mesh?.checkpointFailures ?? 0 > 0 {
                 status = s
                 break
             }

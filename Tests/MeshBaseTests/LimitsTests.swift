@@ -47,4 +47,19 @@ import Testing
         // Each of the largest updates fits one datagram's payload many times over.
         #expect(Limits.swim_member_update_bytes_max * 8 < Limits.datagram_bytes_max)
     }
+
+    @Test func controlEndpointLimitsRelate() {
+        // Two endpoints (control and metrics) full of connections stay well inside a 64-descriptor
+        // limit, leaving room for the node's sockets, files and event loops.
+        #expect(2 * Limits.control_connections_count_max <= 32)
+        #expect(Limits.control_connections_count_max >= 2, "an operator command must get in beside a scrape")
+        // The shortest idle timeout (tests) is positive and below the default.
+        #expect(Limits.control_idle_timeout_ms_min >= 1)
+        #expect(Limits.control_idle_timeout_ms_min < Limits.control_idle_timeout_ms)
+        // The token file holds the token in hex and a newline.
+        #expect(Limits.control_token_bytes >= 32, "256 bits, not guessable")
+        #expect(2 * Limits.control_token_bytes + 1 <= Limits.control_token_file_bytes_max)
+        // A request's headers carry the token (Authorization: Bearer HEX) with room to spare.
+        #expect(2 * Limits.control_token_bytes + 64 < Limits.control_request_bytes_max)
+    }
 }

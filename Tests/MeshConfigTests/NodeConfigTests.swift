@@ -67,6 +67,10 @@ import Testing
         c.listen = HostPort(parsing: "10.99.0.2:0")!
         let back = try NodeConfig(yaml: c.yaml(), file: "n.yaml", baseDirectory: "/elsewhere")
         #expect(back == c)
+        c.controlPublic = true
+        c.metricsListen = HostPort(parsing: "0.0.0.0:9101")!
+        let exposed = try NodeConfig(yaml: c.yaml(), file: "n.yaml", baseDirectory: "/elsewhere")
+        #expect(exposed == c && exposed.controlPublic && exposed.metricsListen?.port == 9101)
         let plain = NodeConfig(keyFile: "/k", genesisFile: "/g", stateDirectory: "/s")
         #expect(try NodeConfig(yaml: plain.yaml(), file: "n.yaml", baseDirectory: "/") == plain)
     }
@@ -151,6 +155,14 @@ import Testing
         #expect(c.data.directory == "/data")
         #expect(c.data.shard == NodeConfig.Shard(node: 3, nodes: 4))  // --node with the file's nodes
         #expect(c.control.port == 9000 && !c.discovery.enabled && c.discovery.group.port == 7000)
+        #expect(!c.controlPublic && c.metricsListen == nil)
+        var exposed = NodeConfigOverrides()
+        exposed.controlPublic = true
+        exposed.metricsListen = "[::]:9100"
+        let e = try file.applying(overrides: exposed, workingDirectory: "/")
+        #expect(e.controlPublic && e.metricsListen?.description == "[::]:9100")
+        exposed.metricsListen = "nowhere"
+        #expect { _ = try file.applying(overrides: exposed, workingDirectory: "/") } throws: { "\($0)".contains("--metrics-listen") }
         #expect(c.discovery.interface == "pm-br0" && c.logLevel == .debug && c.tickMs == 10 && c.threads == 1)
 
         // An empty --join list clears the file's; --whole-data drops its shard.

@@ -132,7 +132,9 @@ import Wire
 
         let file = try ControlFile.read(dirA + "/control.json")
         #expect(file.nodeId == a.publicKey.hex)
-        let status = try ControlClient.status(host: file.host, port: file.port)
+        let status = try ControlClient.status(try ControlClient.Endpoint.find(stateDirectory: dirA))
+        // /status needs the operator token; /metrics does not.
+        #expect(try ControlClient.get(host: file.host, port: file.port, path: "/status").status == 401)
         #expect(status.nodeId == a.publicKey.hex)
         #expect(status.meshId == Self.meshID.hex)
         #expect(Set(status.members.map(\.id)) == Set(members.map(\.hex)))

@@ -10,6 +10,7 @@ import Wire
 ///     prunemesh_datagrams_in_total, prunemesh_datagrams_out_total      counters
 ///     prunemesh_bytes_in_total, prunemesh_bytes_out_total              counters
 ///     prunemesh_rejects_total{reason="badSignature|notMember|…"}       counter
+///     prunemesh_control_refused_total{reason="no_token|bad_token|host|…"}  counter
 ///     prunemesh_send_queue_drops_total, prunemesh_send_refused_total, prunemesh_send_errors_total
 ///     prunemesh_socket_rebinds_total, prunemesh_messages_in_total
 ///     prunemesh_swim_probes_total, prunemesh_swim_probes_failed_total, prunemesh_swim_suspicions_total,
@@ -29,6 +30,7 @@ public final class NodeMetrics: @unchecked Sendable {
     private var members: [String: Gauge] = [:]
     private var counters: [String: (Counter, UInt64)] = [:]
     private var rejects: [RejectReason: (Counter, UInt64)] = [:]
+    private var controlRefused: [ControlRequestPolicy.Refusal: (Counter, UInt64)] = [:]
     private let incarnation: Gauge
     private let localHealth: Gauge
     private let uptime: Gauge
@@ -79,6 +81,11 @@ public final class NodeMetrics: @unchecked Sendable {
         for reason in RejectReason.allCases {
             rejects[reason] = (registry.makeCounter(descriptor: Self.d("prunemesh_rejects_total", "Datagrams dropped by the receive path, by reason."),
                                                     labels: [("reason", "\(reason)")]), 0)
+        }
+        for reason in ControlRequestPolicy.Refusal.allCases {
+            controlRefused[reason] = (registry.makeCounter(descriptor: Self.d("prunemesh_control_refused_total",
+                                                                              "Control and metrics requests and connections refused, by reason."),
+                                                           labels: [("reason", reason.rawValue)]), 0)
         }
         incarnation = registry.makeGauge(descriptor: Self.d("prunemesh_incarnation", "This node's SWIM incarnation."))
         localHealth = registry.makeGauge(descriptor: Self.d("prunemesh_local_health", "Lifeguard local health (0 = healthy)."))
@@ -146,6 +153,11 @@ public final class NodeMetrics: @unchecked Sendable {
             let value = c.rejects["\(reason)"] ?? 0
             if value > last { counter.increment(by: Int64(value - last)) }
             rejects[reason] = (counter, max(value, last))
+        }
+        for (reason, (counter, last)) in controlRefused {
+            let value = c.controlRefused[reason.rawValue] ?? 0
+            if value > last { counter.increment(by: Int64(value - last)) }
+            controlRefused[reason] = (counter, max(value, last))
         }
         incarnation.set(Double(status.incarnation))
         localHealth.set(Double(status.localHealth))

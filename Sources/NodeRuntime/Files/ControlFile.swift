@@ -2,13 +2,16 @@ import Foundation
 import MeshBase
 
 /// `<state_dir>/control.json`: where a running node's control endpoint listens, so that
-/// `prunemesh status --state-dir DIR` finds it. Written at start, removed at clean exit.
+/// `prunemesh status --state-dir DIR` finds it. Written at start, removed at clean exit; one
+/// whose pid is not running is stale (`StateDirectory.staleControlFile`).
 public struct ControlFile: Codable, Sendable, Hashable {
     public var host: String
     public var port: Int
     public var pid: Int32
     public var nodeId: String
     public var meshId: String
+    /// The separate metrics endpoint (`--metrics-listen`), `HOST:PORT`, if any.
+    public var metrics: String?
 
     public init(host: String, port: Int, pid: Int32, nodeId: String, meshId: String) {
         self.host = host
@@ -19,6 +22,13 @@ public struct ControlFile: Codable, Sendable, Hashable {
     }
 
     public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Whether the process the file names runs (signal 0 reaches it, or exists but is not ours).
+    /// False for a file left by a node that did not stop cleanly.
+    public var processIsRunning: Bool {
+        guard pid > 1 else { return false }
+        return kill(pid, 0) == 0 || errno == EPERM
+    }
 
     public func write(to path: String) throws {
         let encoder = JSONEncoder()

@@ -12,6 +12,15 @@ public struct StateDirectory: Sendable {
     public var replaySnapshotFile: String { path + "/replay.snapshot" }
     /// `ControlFile`: where the control endpoint listens (for `prunemesh status`).
     public var controlFile: String { path + "/control.json" }
+    /// `ControlToken`: the operator's credential for the control endpoint (0600).
+    public var controlTokenFile: String { path + "/control.token" }
+
+    /// The control file if it names a process that is not running (left by a node that did not
+    /// stop cleanly: `kill -9`, a crash, a power cut); nil if there is none or its node runs.
+    public func staleControlFile() -> ControlFile? {
+        guard let file = try? ControlFile.read(controlFile), !file.processIsRunning else { return nil }
+        return file
+    }
 
     /// Why the replay snapshot could not be restored (the node then starts without one, and says so).
     public enum RestoreOutcome: Sendable {

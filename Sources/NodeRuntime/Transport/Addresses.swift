@@ -39,6 +39,13 @@ public enum Addresses {
         return try SocketAddress.makeAddressResolvingHost(hostPort.host, port: Int(hostPort.port))
     }
 
+    /// Whether `address` is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x.y.z).
+    public static func isLoopback(_ address: SocketAddress) -> Bool {
+        guard let peer = peerAddress(address) else { return false }
+        let b = peer.ipBytes
+        return b.count == 4 ? b[0] == 127 : b == [UInt8](repeating: 0, count: 15) + [1]
+    }
+
     public static func isUnspecified(_ address: SocketAddress) -> Bool {
         switch address {
         case let .v4(a): return a.address.sin_addr.s_addr == 0

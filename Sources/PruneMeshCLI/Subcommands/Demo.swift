@@ -245,9 +245,9 @@ struct Demo: ParsableCommand {
                 say("demo: node-\(k) restarted")
             }
             if let j = joinerIndex, committed >= 1, !invited,
-               let file = try? ControlFile.read(nodeDirs[0] + "/control.json"),
-               let r = try? ControlClient.get(host: file.host, port: file.port, path: "/invite?key=\(keys[j].publicKey.hex)",
-                                              method: "POST"), r.status == 200 {
+               let endpoint = try? ControlClient.Endpoint.find(stateDirectory: nodeDirs[0]),
+               let r = try? ControlClient.request(endpoint, path: "/invite?key=\(keys[j].publicKey.hex)", method: "POST"),
+               r.status == 200 {
                 invited = true
                 running[j] = try launch(j)
                 say("demo: node-0 invited node-\(j); node-\(j) started, joining")
@@ -275,8 +275,8 @@ struct Demo: ParsableCommand {
                 }
             }
             for i in 0..<(nodes + extra) where i != strangerIndex && running[i] != nil {
-                guard let file = try? ControlFile.read(nodeDirs[i] + "/control.json"),
-                      let s = try? ControlClient.status(host: file.host, port: file.port, timeoutMs: 1_000) else { continue }
+                guard let endpoint = try? ControlClient.Endpoint.find(stateDirectory: nodeDirs[i]),
+                      let s = try? ControlClient.status(endpoint, timeoutMs: 1_000) else { continue }
                 last[i] = s
             }
             let line = last.enumerated().map { i, s -> String in

@@ -13,7 +13,8 @@ struct InviteCommand: ParsableCommand {
             valid for the next 16 heights and submits an admit decision; once the mesh commits it, the \
             new node can join with `prunemesh start --join HOST:PORT`: it syncs and verifies the log, \
             shrinks its model to the current mask and takes part from the next height. Prints the \
-            node's JSON answer; exits 1 if the node refuses.
+            node's JSON answer; exits 1 if the node refuses. Sends the operator token from \
+            <state-dir>/control.token (or --token-file).
             """)
 
     @Option(help: "The new member's public key (64 hex digits, as `prunemesh keygen` prints it).")
@@ -25,11 +26,16 @@ struct InviteCommand: ParsableCommand {
     @Option(help: "Control endpoint HOST:PORT of the inviting node (instead of --state-dir).")
     var address: String?
 
+    @Option(name: .customLong("token-file"), help: "The node's operator token file (default <state-dir>/control.token).")
+    var tokenFile: String?
+
     func validate() throws {
+        if stateDir != nil && address != nil { throw ValidationError("give --state-dir or --address, not both") }
         if let problem = PublicKey.problem(hex: key) { throw ValidationError("--key \(key.prefix(80)): \(problem)") }
     }
 
     func run() throws {
-        _ = try Status.post("/invite?key=\(key.lowercased())", stateDir: stateDir, address: address, echo: .standardOutput)
+        _ = try Status.post("/invite?key=\(key.lowercased())", stateDir: stateDir, address: address, tokenFile: tokenFile,
+                            echo: .standardOutput)
     }
 }

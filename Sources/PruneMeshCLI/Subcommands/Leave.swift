@@ -13,7 +13,8 @@ struct LeaveCommand: ParsableCommand {
             node's own turn as proposer, its proposal being the request. Once the node's log holds the \
             removal (status `is_validator` false) the command prints the height, lets the node run \
             --linger seconds more (peers that missed the commit fetch it from the node), then sends it \
-            SIGTERM (unless --keep-running or --address). Exits 1 if the node refuses or \
+            SIGTERM (unless --keep-running or --address). Sends the operator token from \
+            <state-dir>/control.token (or --token-file). Exits 1 if the node refuses or \
             the removal is not committed within --timeout seconds.
             """)
 
@@ -32,12 +33,19 @@ struct LeaveCommand: ParsableCommand {
     @Flag(name: .customLong("keep-running"), help: "Do not stop the node after its removal.")
     var keepRunning = false
 
+    @Option(name: .customLong("token-file"), help: "The node's operator token file (default <state-dir>/control.token).")
+    var tokenFile: String?
+
+    func validate() throws {
+        if stateDir != nil && address != nil { throw ValidationError("give --state-dir or --address, not both") }
+    }
+
     func run() throws {
-        let (host, port) = try Status.post("/leave", stateDir: stateDir, address: address, echo: .standardError)
+        let endpoint = try Status.post("/leave", stateDir: stateDir, address: address, tokenFile: tokenFile, echo: .standardError)
         let deadline = Date().addingTimeInterval(timeout)
         var nodeId = ""
         while true {
-            if let s = try? ControlClient.status(host: host, port: port, timeoutMs: 1_000), let mesh = s.mesh, !mesh.isValidator {
+            if let s = try? ControlClient.status(endpoint, timeoutMs: 1_000), let mesh = s.mesh, !mesh.isValidator {
                 nodeId = s.nodeId
                 FileHandle.standardOutput.write(Data("removed at height \(mesh.height); validators now \(mesh.validators)\n".utf8))
                 break

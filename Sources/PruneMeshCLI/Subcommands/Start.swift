@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Learner
 import Logging
+import MeshBase
 import MeshConfig
 import NodeRuntime
 
@@ -55,8 +56,20 @@ struct Start: ParsableCommand {
     var wholeData = false
 
     @Option(name: [.customLong("control"), .customLong("metrics")],
-            help: "Control and /metrics HTTP endpoint HOST:PORT (default 127.0.0.1:0; the bound address goes to <state-dir>/control.json).")
+            help: "Control and /metrics HTTP endpoint HOST:PORT (default 127.0.0.1:0; the bound address goes to <state-dir>/control.json). Every request but /metrics needs the operator token in <state-dir>/control.token (made at the first start, mode 0600).")
     var control: String?
+
+    @Flag(name: .customLong("control-public"),
+          help: "Allow the control endpoint on a non-loopback address (refused without this flag; the token still guards every action).")
+    var controlPublic = false
+
+    @Option(name: .customLong("metrics-listen"),
+            help: "Also serve Prometheus /metrics (only: no control actions, no token) at HOST:PORT, e.g. 0.0.0.0:9100 for a Prometheus on another host; the control endpoint then serves no /metrics.")
+    var metricsListen: String?
+
+    /// Tests: a short idle timeout for control connections, from the environment (an old binary
+    /// ignores it, so the same process test runs against it).
+    static let idleTimeoutVariable = "PRUNEMESH_CONTROL_IDLE_TIMEOUT_MS"
 
     @Flag(inversion: .prefixedNo, help: "LAN discovery by multicast beacons.")
     var discovery: Bool?
@@ -102,18 +115,26 @@ struct Start: ParsableCommand {
     var rebuildBudgetFromLog = false
 
     var overrides: NodeConfigOverrides {
-        NodeConfigOverrides(keyFile: key, genesisFile: genesis, listen: listen,
+        var o = NodeConfigOverrides(keyFile: key, genesisFile: genesis, listen: listen,
                             join: noJoin ? [] : (join.isEmpty ? nil : join), stateDirectory: stateDir,
                             dataDirectory: data, shardNode: node, shardNodes: nodes, wholeData: wholeData ? true : nil,
                             control: control, discoveryEnabled: discovery, discoveryGroup: discoveryGroup,
                             discoveryInterface: discoveryInterface, logLevel: logLevel, tickMs: tickMs, threads: threads,
                             placement: placement)
+        o.controlPublic = controlPublic ? true : nil
+        o.metricsListen = metricsListen
+        return o
     }
 
     func validate() throws {
         if noJoin && !join.isEmpty { throw ValidationError("--no-join conflicts with --join") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
+        if let text = ProcessInfo.processInfo.environment[Self.idleTimeoutVariable] {
+            guard let ms = Int(text), (Limits.control_idle_timeout_ms_min...Limits.control_idle_timeout_ms).contains(ms) else {
+                throw ValidationError("\(Self.idleTimeoutVariable) must be a number of ms in \(Limits.control_idle_timeout_ms_min)…\(Limits.control_idle_timeout_ms) (got \"\(text.prefix(40))\"); unset it for the default")
+            }
+        }
     }
 
     func run() throws {
@@ -131,6 +152,7 @@ struct Start: ParsableCommand {
                                 mesh: .init(enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit,
                                             placement: resolved.placement == .local ? .local : .agreed,
                                             recovery: MeshRecovery(resetModel: resetModel, rebuildBudgetFromLog: rebuildBudgetFromLog)),
+                                controlIdleTimeoutMs: ProcessInfo.processInfo.environment[Self.idleTimeoutVariable].flatMap { Int($0) },
                                 logger: Logger(label: "prunemesh"))
         } catch let failure as NodeProcess.StopFailure {
             FileHandle.standardError.write(Data("prunemesh: \(failure.description)\n".utf8))

@@ -8,11 +8,13 @@ struct Status: ParsableCommand {
         abstract: "Show a running node's view of the mesh: members with state and address, incarnation, counters.",
         discussion: """
             Finds the node's control endpoint in <state-dir>/control.json (written by `prunemesh start`), \
-            or asks --address HOST:PORT directly, and prints a table (or the node's JSON with --json).
+            or asks --address HOST:PORT directly, and prints a table (or the node's JSON with --json). \
+            Sends the operator token from <state-dir>/control.token (or --token-file): the node \
+            answers nothing but /metrics without it.
 
             Examples:
               prunemesh status --state-dir state/n1
-              prunemesh status --address 127.0.0.1:9100 --json
+              prunemesh status --address 127.0.0.1:9100 --token-file state/n1/control.token --json
             """)
 
     @Option(name: .customLong("state-dir"), help: "State directory of the node (default ./state).")
@@ -20,6 +22,9 @@ struct Status: ParsableCommand {
 
     @Option(help: "Control endpoint HOST:PORT (instead of --state-dir).")
     var address: String?
+
+    @Option(name: .customLong("token-file"), help: "The node's operator token file (default <state-dir>/control.token).")
+    var tokenFile: String?
 
     @Option(name: .customLong("timeout-ms"), help: "How long to wait for the answer.")
     var timeoutMs: Int = 2_000
@@ -29,15 +34,20 @@ struct Status: ParsableCommand {
 
     /// `POST path` to the node found through `stateDir` or `address` (what `invite` and `leave`
     /// send); the answer's body goes to `echo`. Throws exit 1 unless the node answers 200.
-    static func post(_ path: String, stateDir: String?, address: String?, echo: FileHandle) throws -> (host: String, port: Int) {
+    static func post(_ path: String, stateDir: String?, address: String?, tokenFile: String?,
+                     echo: FileHandle) throws -> ControlClient.Endpoint {
         var status = Status()
         status.stateDir = stateDir
         status.address = address
-        let (host, port) = try status.endpoint()
-        let r = try ControlClient.get(host: host, port: port, path: path, method: "POST")
+        status.tokenFile = tokenFile
+        let endpoint = try status.endpoint()
+        let r = try ControlClient.request(endpoint, path: path, method: "POST")
         echo.write(Data(r.body))
+        if r.status == 401 || r.status == 403 {
+            FileHandle.standardError.write(Data("prunemesh: \(ControlClient.refusal(r, at: endpoint.address))\n".utf8))
+        }
         guard r.status == 200 else { throw ExitCode(1) }
-        return (host, port)
+        return endpoint
     }
 
     func validate() throws {
@@ -45,7 +55,7 @@ struct Status: ParsableCommand {
         guard (1...60_000).contains(timeoutMs) else { throw ValidationError("--timeout-ms must lie in 1…60000") }
     }
 
-    func endpoint() throws -> (String, Int) {
+    func endpoint() throws -> ControlClient.Endpoint {
         if let address {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
                   (1...65535).contains(port) else {
@@ -53,27 +63,24 @@ struct Status: ParsableCommand {
             }
             var host = String(address[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            return (host, port)
+            var token: ControlToken?
+            if let tokenFile {
+                do { token = try ControlToken.read(tokenFile) } catch { throw ControlClient.Failure(description: error.description) }
+            }
+            return ControlClient.Endpoint(host: host, port: port, token: token)
         }
-        let dir = stateDir ?? "state"
-        let path = dir + "/control.json"
-        do {
-            let file = try ControlFile.read(path)
-            return (file.host, file.port)
-        } catch {
-            throw ControlClient.Failure(description: "no running node found: cannot read \(path) (\(error)); is `prunemesh start` running with --state-dir \(dir)?")
-        }
+        return try ControlClient.Endpoint.find(stateDirectory: stateDir ?? "state", tokenFile: tokenFile)
     }
 
     func run() throws {
-        let (host, port) = try endpoint()
+        let endpoint = try endpoint()
         if json {
-            let r = try ControlClient.get(host: host, port: port, path: "/status", timeoutMs: timeoutMs)
-            guard r.status == 200 else { throw ControlClient.Failure(description: "HTTP \(r.status)") }
+            let r = try ControlClient.request(endpoint, path: "/status", timeoutMs: timeoutMs)
+            guard r.status == 200 else { throw ControlClient.Failure(description: ControlClient.refusal(r, at: endpoint.address)) }
             FileHandle.standardOutput.write(Data(r.body))
             return
         }
-        let s = try ControlClient.status(host: host, port: port, timeoutMs: timeoutMs)
+        let s = try ControlClient.status(endpoint, timeoutMs: timeoutMs)
         print(Self.render(s))
     }
 
