@@ -40,6 +40,17 @@ public enum NodeProcess {
         public let description: String
     }
 
+    /// Ends the process once the node has stopped: stdio flushed, then `_exit`, without the
+    /// C library's exit-time handlers. The training thread may still be inside an OpenBLAS call
+    /// (a job is not interrupted), and OpenBLAS's exit-time destructor frees the buffers and
+    /// threads that call uses: a plain `exit` then crashed with SIGSEGV now and then (seen once in
+    /// a full test run, exit status 11 instead of 74). Everything that must survive is already
+    /// durable (fsynced before it was relied on), so nothing is lost by skipping the handlers.
+    public static func exitAfterStop(_ code: Int32) -> Never {
+        fflush(nil)
+        _exit(code)
+    }
+
     /// `prunemesh start`'s exit code when the last model checkpoint could not be saved (EX_IOERR).
     public static let checkpointFailureExitCode: Int32 = 74
 

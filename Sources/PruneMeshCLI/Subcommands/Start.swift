@@ -156,7 +156,8 @@ struct Start: ParsableCommand {
                                 logger: Logger(label: "prunemesh"))
         } catch let failure as NodeProcess.StopFailure {
             FileHandle.standardError.write(Data("prunemesh: \(failure.description)\n".utf8))
-            throw ExitCode(failure.exitCode)
+            NodeProcess.exitAfterStop(failure.exitCode)
         }
+        NodeProcess.exitAfterStop(0)
     }
 }
