@@ -155,3 +155,18 @@ extension Genesis {
         }
     }
 }
+
+extension Genesis {
+    /// Checks this genesis against the data a node trains on: the model takes its images and has
+    /// an output for every class its labels name, and (with a shard of `shardNodes`) the partition
+    /// can split its labels. `validate()` cannot know the data; a node calls this at every start,
+    /// before the data meets the model.
+    public func validate(against data: DataSplit, shardNodes: Int?) throws(FieldProblem) {
+        do { try model.checkFits(data) } catch { throw FieldProblem("model", "\(error)") }
+        if let shardNodes {
+            do { try self.data.scheme.validate(classes: data.train.classes, nodes: shardNodes) } catch {
+                throw FieldProblem("data.partition", "\(error)")
+            }
+        }
+    }
+}

@@ -191,6 +191,12 @@ public final class MeshService: NodeService, @unchecked Sendable {
         do { split = try DataDirectory.load(data.directory) } catch {
             throw MeshStartError(description: "\(error)")
         }
+        // The genesis model against this node's data (input shape, classes, partition), at every
+        // start: a mismatch would otherwise trap in the network (or read past its logits).
+        do { try genesis.validate(against: split, shardNodes: data.shard?.nodes) } catch {
+            throw MeshStartError(description: "the genesis does not fit the data in \(data.directory): \(error); "
+                                 + "use a data directory of the mesh's data set (--data or data.dir)")
+        }
         var train = split.train
         if let shard = data.shard {
             let indices = Partition.shard(labels: train.labels, classes: train.classes, scheme: genesis.data.scheme,

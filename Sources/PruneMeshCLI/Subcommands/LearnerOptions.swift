@@ -144,6 +144,9 @@ struct LearnerOptions: ParsableArguments {
     /// The training set (this node's shard) and the full test set.
     func loadData() throws -> DataSplit {
         let split = try DataDirectory.load(data)
+        // A model of another input shape, or with fewer outputs than the labels name classes,
+        // cannot run on this data: say so before any training starts.
+        do { try spec.checkFits(split) } catch { throw ValidationError("--model does not fit --data \(data): \(error)") }
         var train = split.train
         if let partition {
             let scheme = try PartitionScheme(parsing: partition)
