@@ -112,7 +112,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         // The log: open (torn tail repaired), then every entry verified from the genesis.
         let log: DecisionLog
         do { log = try DecisionLog.openOrCreate(path: files.logFile, meshID: genesis.meshID) } catch {
-            throw MeshStartError(description: "\(files.logFile): \(error)")
+            throw MeshStartError(description: "\(error)")   // names the file
         }
         if let repair = log.repair {
             logger.warning("decision log: torn tail truncated", metadata: [
@@ -122,7 +122,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         }
         let stored: [[UInt8]]
         do { stored = try log.allEntries() } catch {
-            throw MeshStartError(description: "\(files.logFile): \(error)")
+            throw MeshStartError(description: "\(error)")   // names the file
         }
         let verified = LogVerifier.verify(entries: stored, genesis: ledger)
         if let error = verified.error {
