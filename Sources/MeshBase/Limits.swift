@@ -128,6 +128,12 @@ public enum Limits {
     /// attempt waits this long.
     public static let socket_rebind_retry_ms = 100
 
+    /// Refused datagrams of one kind (another mesh, not a member, replayed) are warned about at
+    /// most once per this interval …
+    public static let reject_notice_interval_ms = 60_000
+    /// … and only once this many arrived within it (stray datagrams and duplicates stay quiet).
+    public static let reject_notice_count_min = 8
+
     /// The replay marks are persisted this often while running (and on clean shutdown), so a
     /// crashed node loses at most this much replay protection history.
     public static let replay_snapshot_interval_ms = 10_000
