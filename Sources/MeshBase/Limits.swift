@@ -290,7 +290,58 @@ public enum Limits {
     /// Entries one log-sync request may ask for (the answer is bounded by the sender's queue too).
     public static let log_sync_entries_per_request_max = 64
 
-        // MARK: Relations
+    // MARK: Command line (every count, size, time and port a `prunemesh` flag takes)
+
+    /// Threads a learner command (`train`, `prune`, `bench`) or `start --threads` may ask for.
+    public static let cli_threads_count_max = 256
+
+    /// `prune --rounds`: pruning rounds one local run may take (a mesh may allow more, see
+    /// `pruning_rounds_count_max`; locally each is at least one epoch of training).
+    public static let prune_rounds_count_max = 100
+
+    /// `bench … --seconds`: time spent on one measurement.
+    public static let bench_seconds_max = 600
+
+    /// `bench infer --runs`: single-sample runs for the latency median.
+    public static let bench_runs_count_max = 100_000
+
+    /// `privacy --releases`: releases the accountant is asked about (a node releases at most
+    /// once per pruning round; far beyond any budget, yet exact in a Double).
+    public static let privacy_releases_count_max = 1 << 40
+
+    /// `simulate --seeds`: seeds in one run. Results are streamed (memory does not grow with the
+    /// count); this bounds the run's length and keeps `--first-seed + seeds` from wrapping.
+    public static let simulate_seeds_count_max = 1_000_000_000
+
+    /// `simulate --jobs`: worker threads.
+    public static let simulate_jobs_count_max = cli_threads_count_max
+
+    /// `simulate --partitions`, `--crashes`: faults one seed may draw of each kind.
+    public static let simulate_faults_count_max = 1_000
+
+    /// `simulate --mask-rounds`: pruning rounds before the freeze in one simulated run.
+    public static let simulate_mask_rounds_count_max = 1_000
+
+    /// `simulate --delay-max-ms`: the largest one-way delay a seed may draw.
+    public static let simulate_delay_ms_max = 60_000
+
+    /// `simulate --fault-phase-ms`, `--liveness-bound-ms`: virtual time spans (a day, like any
+    /// protocol timing a genesis sets).
+    public static let simulate_time_ms_max = genesis_timing_ms_max
+
+    /// `demo --nodes`: node processes one demo starts on this machine.
+    public static let demo_nodes_count_max = 16
+
+    /// `demo --timeout`, `leave --timeout`/`--linger`: seconds a command waits at most (a day).
+    public static let cli_wait_seconds_max = 86_400
+
+    /// `dev bench-audit --entries`: the synthetic log is built in memory.
+    public static let dev_bench_audit_entries_count_max = 1_000_000
+
+    /// The largest UDP or TCP port number.
+    public static let port_max = 65_535
+
+    // MARK: Relations
 
     /// Asserts how the limits relate; called by tests and once at start-up of every command.
     public static func checkRelations() {
@@ -356,5 +407,11 @@ public enum Limits {
         precondition(layer_width_max <= Int(UInt16.max), "mask indices are stored as u16")
         precondition(certificate_signatures_count_max <= Int(UInt16.max) && members_count_max <= Int(UInt16.max),
                      "validator indices and counts are stored as u16")
+        precondition(simulate_jobs_count_max <= cli_threads_count_max, "simulate's workers are threads like the learner's")
+        precondition(simulate_delay_ms_max < simulate_time_ms_max, "a delay fits in a simulated span")
+        precondition(demo_nodes_count_max <= members_count_max && demo_nodes_count_max <= port_max / 2,
+                     "every demo node is a member, and its ports fit above a base port")
+        precondition(prune_rounds_count_max <= pruning_rounds_count_max, "a local run allows no more rounds than a mesh")
+        precondition(privacy_releases_count_max <= 1 << 53, "release counts are exact in a Double")
     }
 }
