@@ -295,6 +295,9 @@ public enum Limits {
     /// Threads a learner command (`train`, `prune`, `bench`) or `start --threads` may ask for.
     public static let cli_threads_count_max = 256
 
+    /// A node's training threads (`start --threads`, the config's `threads`; 0 = all cores).
+    public static let node_threads_count_max = 1024
+
     /// `prune --rounds`: pruning rounds one local run may take (a mesh may allow more, see
     /// `pruning_rounds_count_max`; locally each is at least one epoch of training).
     public static let prune_rounds_count_max = 100

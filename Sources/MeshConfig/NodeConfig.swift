@@ -212,7 +212,7 @@ public struct NodeConfig: Sendable, Hashable {
             logLevel = LogLevel(rawValue: try f.choice(LogLevel.allCases.map(\.rawValue)))!
         }
         if let f = top.optional("tick_ms") { tickMs = try f.int(in: Limits.node_tick_ms_min...Limits.node_tick_ms_max) }
-        if let f = top.optional("threads") { threads = try f.int(in: 0...1024) }
+        if let f = top.optional("threads") { threads = try f.int(in: 0...Limits.node_threads_count_max) }
         if let f = top.optional("placement") { placement = Placement(rawValue: try f.choice(Placement.allCases.map(\.rawValue)))! }
     }
 
@@ -365,7 +365,9 @@ extension NodeConfig {
             c.tickMs = v
         }
         if let v = o.threads {
-            guard (0...1024).contains(v) else { throw fail("--threads", "must lie in 0…1024 (got \(v))") }
+            guard (0...Limits.node_threads_count_max).contains(v) else {
+                throw fail("--threads", "must lie in 0…\(Limits.node_threads_count_max) (got \(v))")
+            }
             c.threads = v
         }
         if let v = o.placement {
