@@ -55,6 +55,10 @@ public enum Limits {
     /// Parameters in one model; bounds the size of a checkpoint file we agree to read.
     public static let model_params_count_max = 64 * 1024 * 1024
 
+    /// Activations (floats) a network holds for one batch: the input and every layer's output,
+    /// each for every sample. The default model at the largest batch needs about 4 × 10^8.
+    public static let training_activation_floats_max = 1 << 30
+
     /// A model spec string.
     public static let model_spec_bytes_max = 512
 

@@ -23,6 +23,9 @@ extension Genesis {
         guard params <= Limits.model_params_count_max else {
             throw FieldProblem("model", "\(params) parameters; at most \(Limits.model_params_count_max)")
         }
+        do { try model.checkSize(batch: training.batchSize) } catch {
+            throw FieldProblem("model", "\(error.problem) (at training.batch_size \(training.batchSize))")
+        }
 
         // Training.
         try Self.check(training.epochsPerRound, 1...Limits.training_epochs_count_max, "training.epochs_per_round")

@@ -1,4 +1,5 @@
 import Dataset
+import MeshBase
 import Testing
 @testable import Learner
 
@@ -37,5 +38,23 @@ import Testing
         let spec = try ModelSpec(parsing: "28x28x1:conv3x4,relu,pool2,dense5")
         let error = #expect(throws: ModelDataMismatch.self) { try spec.checkFits(Self.images(side: 28, classes: 10)) }
         #expect(error?.description.contains("dense5") == true && error?.description.contains("10 classes") == true)
+    }
+}
+
+/// A model is sized against the limits before anything is allocated for it.
+@Suite struct ModelSizeTests {
+    @Test func theDefaultModelFitsAtTheLargestBatch() throws {
+        try ModelSpec.leafFashion.checkSize(batch: Limits.training_batch_size_max)
+        #expect(ModelSpec.leafFashion.parameterCount == 6_497_162)
+    }
+
+    @Test func modelsTooLargeToAllocateAreRefused() throws {
+        let wide = try ModelSpec(parsing: "28x28x1:conv15x8192,relu,conv15x8192,relu,dense8192,dense10")
+        let e = #expect(throws: ModelTooLarge.self) { try wide.checkSize(batch: 1) }
+        #expect(e?.problem.contains("parameters") == true)
+        let tall = try ModelSpec(parsing: "1024x1024x1:conv1x64,relu,pool1024,dense10")
+        try tall.checkSize(batch: 1)
+        let a = #expect(throws: ModelTooLarge.self) { try tall.checkSize(batch: 16) }
+        #expect(a?.problem.contains("activations") == true)
     }
 }

@@ -39,10 +39,13 @@ struct BenchOptions: ParsableArguments {
         guard fractions != nil else { throw ValidationError("--keep must be fractions in (0, 1], e.g. 0.5,0.25") }
     }
 
-    static func checkBatch(_ batch: Int) throws {
+    /// The batch in range, and the model (at that batch) within the size limits.
+    func checkModel(batch: Int) throws {
         guard (1...Limits.training_batch_size_max).contains(batch) else {
             throw ValidationError("--batch must be in 1…\(Limits.training_batch_size_max) (got \(batch))")
         }
+        guard let spec = try? ModelSpec(parsing: model) else { return }   // validate() names the spec's problem
+        do { try spec.checkSize(batch: max(batch, 1)) } catch { throw ValidationError("--model: \(error)") }
     }
 
     var fractions: [Double]? {
@@ -66,7 +69,7 @@ struct BenchTrain: ParsableCommand {
     @Option(parsing: .unconditional, help: "Mini-batch size.")
     var batch: Int = 64
 
-    func validate() throws { try BenchOptions.checkBatch(batch) }
+    func validate() throws { try options.checkModel(batch: batch) }
 
     struct Variant: Encodable {
         var name: String
@@ -116,7 +119,7 @@ struct BenchInfer: ParsableCommand {
     var runs: Int = 200
 
     func validate() throws {
-        try BenchOptions.checkBatch(batch)
+        try options.checkModel(batch: batch)
         guard (1...Limits.bench_runs_count_max).contains(runs) else {
             throw ValidationError("--runs must be in 1…\(Limits.bench_runs_count_max) (got \(runs))")
         }

@@ -132,7 +132,8 @@ struct LearnerOptions: ParsableArguments {
         guard node >= 0, node < nodes else { throw ValidationError("--node must be in 0..<\(nodes)") }
         if let limit, limit < 1 { throw ValidationError("--limit must be ≥ 1 (got \(limit))") }
         if let save { try Self.checkWritableDirectory(of: save, flag: "--save") }
-        do { _ = try ModelSpec(parsing: model) } catch { throw ValidationError("\(error)") }
+        do { _ = try ModelSpec(parsing: model) } catch { throw ValidationError("--model: \(error)") }
+        do { try spec.checkSize(batch: batch) } catch { throw ValidationError("--model: \(error)") }
         if let partition {
             do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("--partition: \(error)") }
         }
