@@ -279,7 +279,7 @@ public final class Node: @unchecked Sendable {
             return
         case let .rejected(reason):
             logger.trace("datagram rejected", metadata: ["from": "\(address)", "reason": "\(reason)"])
-            if let notice = rejectNotices.note(reason, from: "\(address)", nowMs: now) {
+            if let notice = rejectNotices.note(reason, from: Addresses.peerAddress(address).map { "\($0)" } ?? "\(address)", nowMs: now) {
                 logger.warning("datagrams refused", metadata: [
                     "reason": "\(notice.reason)", "count": "\(notice.count)", "from": "\(notice.source)",
                     "interval_ms": "\(Limits.reject_notice_interval_ms)", "hint": "\(notice.hint)",

@@ -47,7 +47,8 @@ public struct RejectNotices: Sendable {
     }
 
     /// Records one reject; returns a notice when this one makes its reason worth a warning.
-    public mutating func note(_ reason: RejectReason, from source: String, nowMs: UInt64) -> Notice? {
+    /// `source` is only evaluated then (a flood of rejects formats no addresses).
+    public mutating func note(_ reason: RejectReason, from source: @autoclosure () -> String, nowMs: UInt64) -> Notice? {
         guard let hint = Self.hint(reason) else { return nil }
         let key: RejectReason = reason == .sequenceTooOld ? .replayed : reason
         var window = windows[key] ?? Window(startMs: nowMs, count: 0, warned: false)
@@ -58,7 +59,7 @@ public struct RejectNotices: Sendable {
         var notice: Notice?
         if !window.warned && window.count >= Limits.reject_notice_count_min {
             window.warned = true
-            notice = Notice(reason: key, count: window.count, source: source, hint: hint)
+            notice = Notice(reason: key, count: window.count, source: source(), hint: hint)
         }
         windows[key] = window
         return notice
