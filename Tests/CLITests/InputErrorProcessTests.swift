@@ -131,6 +131,8 @@ import Testing
         if let cached { return cached }
         let made = try Fixture()
         cached = made
+        // The files are shared by every case; they go when the test process ends.
+        atexit { if let dir = InputErrorProcessTests.cached?.dir { try? FileManager.default.removeItem(atPath: dir) } }
         return made
     }
 
