@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Consensus", "Sodium"]),
         .testTarget(name: "RoundsTests", dependencies: ["Rounds", "Consensus", "Learner", "Sodium", "Wire", "MeshBase"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership", "Consensus", "Ledger"]),
-        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Learner", "Wire", "Membership"]),
+        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Dataset", "Learner", "Wire", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
         .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus"]),
     ]

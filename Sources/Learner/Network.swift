@@ -466,7 +466,10 @@ public final class Network {
     /// input statistics.
     private func load(_ data: LabeledImages, _ indices: ArraySlice<Int>) {
         precondition(indices.count <= batchCapacity, "batch of \(indices.count) exceeds capacity \(batchCapacity)")
-        precondition(data.imageBytes == model.architecture.shapes[0].count, "data shape does not match the model input")
+        // Callers check `ModelSpec.checkFits` where data meets a model; these catch a caller that did not.
+        precondition(data.height == model.spec.inputHeight && data.width == model.spec.inputWidth
+                     && data.channels == model.spec.inputChannels, "data shape does not match the model input")
+        precondition(data.classes <= model.spec.classes, "\(data.classes) classes in the data, \(model.spec.classes) model outputs")
         data.fillBatch(indices: indices, into: activations[0].pointer, labels: labels.pointer,
                        mean: model.inputMean, std: model.inputStd)
     }

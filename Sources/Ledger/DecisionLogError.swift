@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Why a decision log file could not be created, opened, read or appended to.
 public enum DecisionLogError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A system call failed.
@@ -22,7 +28,9 @@ public enum DecisionLogError: Error, Sendable, Equatable, CustomStringConvertibl
 
     public var description: String {
         switch self {
-        case let .io(op, path, e): return "\(path): \(op) failed (errno \(e))"
+        case let .io(op, path, e):
+            // The system's words for the error (EROFS: "Read-only file system"), never a bare number.
+            return e == 0 ? "\(path): \(op)" : "\(path): \(op) failed: \(String(cString: strerror(e)))"
         case let .alreadyExists(path): return "\(path) already exists"
         case let .notALog(path, reason): return "\(path) is not a decision log: \(reason)"
         case let .wrongMesh(path, e, a): return "\(path) is the log of mesh \(a.prefix(16))…, expected \(e.prefix(16))…"

@@ -55,6 +55,10 @@ public enum Limits {
     /// Parameters in one model; bounds the size of a checkpoint file we agree to read.
     public static let model_params_count_max = 64 * 1024 * 1024
 
+    /// Activations (floats) a network holds for one batch: the input and every layer's output,
+    /// each for every sample. The default model at the largest batch needs about 4 × 10^8.
+    public static let training_activation_floats_max = 1 << 30
+
     /// A model spec string.
     public static let model_spec_bytes_max = 512
 
@@ -127,6 +131,12 @@ public enum Limits {
     /// After a node's UDP socket closed unexpectedly and binding it again failed, the next
     /// attempt waits this long.
     public static let socket_rebind_retry_ms = 100
+
+    /// Refused datagrams of one kind (another mesh, not a member, replayed) are warned about at
+    /// most once per this interval …
+    public static let reject_notice_interval_ms = 60_000
+    /// … and only once this many arrived within it (stray datagrams and duplicates stay quiet).
+    public static let reject_notice_count_min = 8
 
     /// The replay marks are persisted this often while running (and on clean shutdown), so a
     /// crashed node loses at most this much replay protection history.
@@ -307,7 +317,61 @@ public enum Limits {
     /// Entries one log-sync request may ask for (the answer is bounded by the sender's queue too).
     public static let log_sync_entries_per_request_max = 64
 
-        // MARK: Relations
+    // MARK: Command line (every count, size, time and port a `prunemesh` flag takes)
+
+    /// Threads a learner command (`train`, `prune`, `bench`) or `start --threads` may ask for.
+    public static let cli_threads_count_max = 256
+
+    /// A node's training threads (`start --threads`, the config's `threads`; 0 = all cores).
+    public static let node_threads_count_max = 1024
+
+    /// `prune --rounds`: pruning rounds one local run may take (a mesh may allow more, see
+    /// `pruning_rounds_count_max`; locally each is at least one epoch of training).
+    public static let prune_rounds_count_max = 100
+
+    /// `bench … --seconds`: time spent on one measurement.
+    public static let bench_seconds_max = 600
+
+    /// `bench infer --runs`: single-sample runs for the latency median.
+    public static let bench_runs_count_max = 100_000
+
+    /// `privacy --releases`: releases the accountant is asked about (a node releases at most
+    /// once per pruning round; far beyond any budget, yet exact in a Double).
+    public static let privacy_releases_count_max = 1 << 40
+
+    /// `simulate --seeds`: seeds in one run. Results are streamed (memory does not grow with the
+    /// count); this bounds the run's length and keeps `--first-seed + seeds` from wrapping.
+    public static let simulate_seeds_count_max = 1_000_000_000
+
+    /// `simulate --jobs`: worker threads.
+    public static let simulate_jobs_count_max = cli_threads_count_max
+
+    /// `simulate --partitions`, `--crashes`: faults one seed may draw of each kind.
+    public static let simulate_faults_count_max = 1_000
+
+    /// `simulate --mask-rounds`: pruning rounds before the freeze in one simulated run.
+    public static let simulate_mask_rounds_count_max = 1_000
+
+    /// `simulate --delay-max-ms`: the largest one-way delay a seed may draw.
+    public static let simulate_delay_ms_max = 60_000
+
+    /// `simulate --fault-phase-ms`, `--liveness-bound-ms`: virtual time spans (a day, like any
+    /// protocol timing a genesis sets).
+    public static let simulate_time_ms_max = genesis_timing_ms_max
+
+    /// `demo --nodes`: node processes one demo starts on this machine.
+    public static let demo_nodes_count_max = 16
+
+    /// `demo --timeout`, `leave --timeout`/`--linger`: seconds a command waits at most (a day).
+    public static let cli_wait_seconds_max = 86_400
+
+    /// `dev bench-audit --entries`: the synthetic log is built in memory.
+    public static let dev_bench_audit_entries_count_max = 1_000_000
+
+    /// The largest UDP or TCP port number.
+    public static let port_max = 65_535
+
+    // MARK: Relations
 
     /// Asserts how the limits relate; called once at start-up of every command (a build whose
     /// limits contradict each other must not run).
@@ -385,6 +449,12 @@ public enum Limits {
         relation(layer_width_max <= Int(UInt16.max), "mask indices are stored as u16")
         relation(certificate_signatures_count_max <= Int(UInt16.max) && members_count_max <= Int(UInt16.max),
                  "validator indices and counts are stored as u16")
+        relation(simulate_jobs_count_max <= cli_threads_count_max, "simulate's workers are threads like the learner's")
+        relation(simulate_delay_ms_max < simulate_time_ms_max, "a delay fits in a simulated span")
+        relation(demo_nodes_count_max <= members_count_max && demo_nodes_count_max <= port_max / 2,
+                 "every demo node is a member, and its ports fit above a base port")
+        relation(prune_rounds_count_max <= pruning_rounds_count_max, "a local run allows no more rounds than a mesh")
+        relation(privacy_releases_count_max <= 1 << 53, "release counts are exact in a Double")
         return violated
     }
 }

@@ -23,6 +23,9 @@ extension Genesis {
         guard params <= Limits.model_params_count_max else {
             throw FieldProblem("model", "\(params) parameters; at most \(Limits.model_params_count_max)")
         }
+        do { try model.checkSize(batch: training.batchSize) } catch {
+            throw FieldProblem("model", "\(error.problem) (at training.batch_size \(training.batchSize))")
+        }
 
         // Training.
         try Self.check(training.epochsPerRound, 1...Limits.training_epochs_count_max, "training.epochs_per_round")
@@ -155,6 +158,21 @@ extension Genesis {
         }
         guard name.trimmingCharacters(in: .whitespaces) == name else {
             throw FieldProblem(field, "must not start or end with a space")
+        }
+    }
+}
+
+extension Genesis {
+    /// Checks this genesis against the data a node trains on: the model takes its images and has
+    /// an output for every class its labels name, and (with a shard of `shardNodes`) the partition
+    /// can split its labels. `validate()` cannot know the data; a node calls this at every start,
+    /// before the data meets the model.
+    public func validate(against data: DataSplit, shardNodes: Int?) throws(FieldProblem) {
+        do { try model.checkFits(data) } catch { throw FieldProblem("model", "\(error)") }
+        if let shardNodes {
+            do { try self.data.scheme.validate(classes: data.train.classes, nodes: shardNodes) } catch {
+                throw FieldProblem("data.partition", "\(error)")
+            }
         }
     }
 }

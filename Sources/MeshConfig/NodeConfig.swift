@@ -95,6 +95,35 @@ public struct NodeConfig: Sendable, Hashable {
         case local, agreed
     }
 
+    /// Where the config file was and which fields flags set, so that a problem found only later
+    /// (a host name in `join` that does not resolve) names the file and field, or the flag, it
+    /// came from. Not part of the config's value: configs that differ only here are equal.
+    public struct Origins: Sendable, Hashable {
+        /// The config file the fields not set by flags came from (nil: defaults only).
+        public var file: String?
+        /// Fields set by a flag: `listen`, `join`, `control`, `discovery.group`, ….
+        public var flags: Set<String> = []
+
+        public init(file: String? = nil) { self.file = file }
+
+        public static func == (_: Origins, _: Origins) -> Bool { true }
+        public func hash(into hasher: inout Hasher) {}
+
+        static let flagNames = ["listen": "--listen", "join": "--join", "control": "--control",
+                                "discovery.group": "--discovery-group"]
+
+        /// An error about `field` found after loading, naming the file and field or the flag.
+        public func error(field: String, problem: String) -> ConfigError {
+            if flags.contains(field) || file == nil {
+                return ConfigError(file: NodeConfig.commandLine, field: Self.flagNames[field] ?? field, problem: problem)
+            }
+            return ConfigError(file: file!, field: field, problem: problem)
+        }
+    }
+
+    /// Where the fields came from (for errors; not part of the value).
+    public var origins = Origins()
+
     /// A config with every optional field at its default. Paths are taken as given (the
     /// loaders pass absolute ones; the file loader's `state_dir` default is `state` beside the file).
     public init(keyFile: String, genesisFile: String, stateDirectory: String, listen: HostPort = NodeConfig.defaultListen,
@@ -148,6 +177,7 @@ public struct NodeConfig: Sendable, Hashable {
         }
         self.init(keyFile: try path(try top.required("key")), genesisFile: try path(try top.required("genesis")),
                   stateDirectory: ConfigFile.resolve("state", against: baseDirectory))
+        origins = Origins(file: file)
         if let f = top.optional("listen") { listen = try hostPort(f, example: "0.0.0.0:7946") }
         if let f = top.optional("join") {
             let items = try f.sequence()
@@ -191,7 +221,7 @@ public struct NodeConfig: Sendable, Hashable {
             logLevel = LogLevel(rawValue: try f.choice(LogLevel.allCases.map(\.rawValue)))!
         }
         if let f = top.optional("tick_ms") { tickMs = try f.int(in: Limits.node_tick_ms_min...Limits.node_tick_ms_max) }
-        if let f = top.optional("threads") { threads = try f.int(in: 0...1024) }
+        if let f = top.optional("threads") { threads = try f.int(in: 0...Limits.node_threads_count_max) }
         if let f = top.optional("placement") { placement = Placement(rawValue: try f.choice(Placement.allCases.map(\.rawValue)))! }
     }
 
@@ -294,12 +324,16 @@ extension NodeConfig {
         var c = self
         if let v = o.keyFile { c.keyFile = try path(v, "--key") }
         if let v = o.genesisFile { c.genesisFile = try path(v, "--genesis") }
-        if let v = o.listen { c.listen = try hostPort(v, "--listen", example: "0.0.0.0:7946") }
+        if let v = o.listen {
+            c.listen = try hostPort(v, "--listen", example: "0.0.0.0:7946")
+            c.origins.flags.insert("listen")
+        }
         if let v = o.join {
             guard v.count <= Limits.join_peers_count_max else {
                 throw fail("--join", "\(v.count) seed peers; at most \(Limits.join_peers_count_max)")
             }
             c.join = try v.map { (t: String) throws(ConfigError) -> HostPort in try hostPort(t, "--join", example: "10.99.0.1:7946") }
+            c.origins.flags.insert("join")
         }
         if let v = o.stateDirectory { c.stateDirectory = try path(v, "--state-dir") }
         if let v = o.dataDirectory { c.data.directory = try path(v, "--data") }
@@ -316,14 +350,21 @@ extension NodeConfig {
             guard (0..<nodes).contains(node) else { throw fail("--node", "must lie in 0…\(nodes - 1) (got \(node))") }
             c.data.shard = Shard(node: node, nodes: nodes)
         }
-        if let v = o.control { c.control = try hostPort(v, "--control", example: "127.0.0.1:0") }
+        if let v = o.control {
+            c.control = try hostPort(v, "--control", example: "127.0.0.1:0")
+            c.origins.flags.insert("control")
+        }
         if let v = o.controlPublic { c.controlPublic = v }
-        if let v = o.metricsListen { c.metricsListen = try hostPort(v, "--metrics-listen", example: "0.0.0.0:9100") }
+        if let v = o.metricsListen {
+            c.metricsListen = try hostPort(v, "--metrics-listen", example: "0.0.0.0:9100")
+            c.origins.flags.insert("metrics_listen")
+        }
         if let v = o.discoveryEnabled { c.discovery.enabled = v }
         if let v = o.discoveryGroup {
             let group = try hostPort(v, "--discovery-group", example: "239.255.77.77:7947")
             if let problem = Self.groupProblem(group) { throw fail("--discovery-group", problem) }
             c.discovery.group = group
+            c.origins.flags.insert("discovery.group")
         }
         if let v = o.discoveryInterface {
             if let problem = Self.interfaceProblem(v) { throw fail("--discovery-interface", problem) }
@@ -342,7 +383,9 @@ extension NodeConfig {
             c.tickMs = v
         }
         if let v = o.threads {
-            guard (0...1024).contains(v) else { throw fail("--threads", "must lie in 0…1024 (got \(v))") }
+            guard (0...Limits.node_threads_count_max).contains(v) else {
+                throw fail("--threads", "must lie in 0…\(Limits.node_threads_count_max) (got \(v))")
+            }
             c.threads = v
         }
         if let v = o.placement {

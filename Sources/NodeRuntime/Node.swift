@@ -32,6 +32,8 @@ public final class Node: @unchecked Sendable {
 
     // Loop-confined state.
     private(set) var receiver: Receiver
+    /// When refused datagrams deserve a warning (another mesh, a non-member, a copied key).
+    private var rejectNotices = RejectNotices()
     private var sequence: SequenceAllocator
     private(set) var swim: SWIMInstance!
     private var socket: UDPSocket!
@@ -360,6 +362,12 @@ public final class Node: @unchecked Sendable {
             return
         case let .rejected(reason):
             logger.trace("datagram rejected", metadata: ["from": "\(address)", "reason": "\(reason)"])
+            if let notice = rejectNotices.note(reason, from: Addresses.peerAddress(address).map { "\($0)" } ?? "\(address)", nowMs: now) {
+                logger.warning("datagrams refused", metadata: [
+                    "reason": "\(notice.reason)", "count": "\(notice.count)", "from": "\(notice.source)",
+                    "interval_ms": "\(Limits.reject_notice_interval_ms)", "hint": "\(notice.hint)",
+                ])
+            }
             return
         case let .message(message):
             counters.messagesIn += 1

@@ -70,13 +70,13 @@ public struct NodeSettings: Sendable {
         let genesis = try Genesis.load(path: config.genesisFile)
         func resolve(_ hp: HostPort, _ what: String) throws -> SocketAddress {
             do { return try Addresses.resolve(hp) } catch {
-                throw ConfigError(file: NodeConfig.commandLine, field: what, problem: "cannot resolve \(hp): \(error)")
+                throw config.origins.error(field: what, problem: "cannot resolve \(hp) (\(error)); use an IP address or a host name this machine can resolve")
             }
         }
         let seeds = try config.join.map { hp -> PeerAddress in
             let address = try resolve(hp, "join")
             guard let peer = Addresses.peerAddress(address) else {
-                throw ConfigError(file: NodeConfig.commandLine, field: "join", problem: "\(hp) is not an IP address")
+                throw config.origins.error(field: "join", problem: "\(hp) is not an IP address")
             }
             return peer
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MeshBase
 
 @main
@@ -28,5 +29,25 @@ struct PruneMesh: ParsableCommand {
 
     mutating func validate() throws {
         Limits.checkRelations()
+    }
+
+    /// Exit codes, one convention everywhere (ArgumentParser's): 0 success; 64 (EX_USAGE) for a
+    /// usage error — a flag or argument out of range or inconsistent, found while parsing,
+    /// in `validate()` or (for values only the run can check, such as `--model` against `--data`)
+    /// in `run()` as a `ValidationError`; 1 for a failure at run time (files, data, network, a
+    /// failed audit or simulation). ArgumentParser prints the root command's usage line for a
+    /// `ValidationError` thrown from `run()`; this prints the usage of the command that ran.
+    static func main() {
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch { exit(withError: error) }
+        do {
+            try command.run()
+        } catch let error as ValidationError {
+            let usage = usageString(for: type(of: command))
+            FileHandle.standardError.write(Data("Error: \(error.message)\nUsage: \(usage)\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch {
+            exit(withError: error)
+        }
     }
 }

@@ -4,6 +4,8 @@ import Sodium
 /// What is wrong with the contents of a secret key file.
 public enum KeyFileProblem: Error, Sendable, Hashable, CustomStringConvertible {
     case tooLarge(bytes: Int)
+    /// Zero bytes: a truncated copy, a file created but never written, or the wrong path.
+    case empty
     case notText
     case missingFinalNewline
     case wrongLineCount(Int)
@@ -15,6 +17,7 @@ public enum KeyFileProblem: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .tooLarge(n): "is \(n) bytes, larger than any key file (\(Limits.key_file_bytes_max))"
+        case .empty: "is empty (0 bytes); it is not this node's key: restore the key file, or make a new identity with `prunemesh keygen --out FILE`"
         case .notText: "is not ASCII text"
         case .missingFinalNewline: "does not end with a newline"
         case let .wrongLineCount(n): "has \(n) lines; a key file has exactly 3 (header, seed, public key)"
@@ -54,6 +57,7 @@ public enum SecretKeyFileFormat {
 
     public static func decode(_ bytes: [UInt8]) throws(KeyFileProblem) -> SigningKey {
         guard bytes.count <= Limits.key_file_bytes_max else { throw .tooLarge(bytes: bytes.count) }
+        guard !bytes.isEmpty else { throw .empty }
         guard bytes.allSatisfy({ $0 < 0x80 }) else { throw .notText }
         guard bytes.last == UInt8(ascii: "\n") else { throw .missingFinalNewline }
         let lines = bytes.dropLast().split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)

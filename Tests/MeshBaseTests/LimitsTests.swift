@@ -63,3 +63,24 @@ import Testing
         #expect(2 * Limits.control_token_bytes + 64 < Limits.control_request_bytes_max)
     }
 }
+
+@Suite struct CommandLineLimitsTests {
+    @Test func commandLineBoundsRelate() {
+        // simulate's workers are threads like the learner's.
+        #expect(Limits.simulate_jobs_count_max <= Limits.cli_threads_count_max)
+        // A delay drawn fits in the fault phase a run may have.
+        #expect(Limits.simulate_delay_ms_max < Limits.simulate_time_ms_max)
+        // Each demo node is a member of the demo mesh; its ports (node i at base + i, plus a
+        // late joiner and a stranger) stay below the largest port from the largest base port.
+        #expect(Limits.demo_nodes_count_max <= Limits.members_count_max)
+        #expect(65_000 + Limits.demo_nodes_count_max + 2 <= Limits.port_max)
+        // A local prune allows no more rounds than a mesh genesis.
+        #expect(Limits.prune_rounds_count_max <= Limits.pruning_rounds_count_max)
+        // Release counts are exact in the accountant's Doubles.
+        #expect(Double(Limits.privacy_releases_count_max) + 1 != Double(Limits.privacy_releases_count_max))
+        // The largest seed count from a first seed near the top of UInt64 is refused, not wrapped:
+        // the CLI checks first + count − 1 ≤ UInt64.max, which needs the count to fit a UInt64.
+        #expect(UInt64(exactly: Limits.simulate_seeds_count_max) != nil)
+        #expect(Limits.simulate_seeds_count_max >= 1)
+    }
+}

@@ -1,4 +1,6 @@
 import Foundation
+import Dataset
+import Learner
 @testable import MeshConfig
 import MeshBase
 import Testing
@@ -200,5 +202,39 @@ import Testing
         let e = try #require(throws: ConfigError.self) { try invalid.write(to: dir.file("h.yaml"), overwrite: false) }
         #expect(e.field == "members")
         #expect(!FileManager.default.fileExists(atPath: dir.file("h.yaml")))
+    }
+}
+
+/// A genesis against the data a node trains on (checked at every start).
+@Suite struct GenesisAgainstDataTests {
+    static func split(side: Int, classes: Int) -> DataSplit {
+        let count = 2 * classes
+        let images = LabeledImages(height: side, width: side, channels: 1, classes: classes,
+                                   pixels: [UInt8](repeating: 1, count: count * side * side),
+                                   labels: (0..<count).map { UInt8($0 % classes) })
+        return DataSplit(train: images, test: images)
+    }
+
+    @Test func theModelMustTakeTheImagesAndHaveAnOutputPerClass() throws {
+        var genesis = Fixtures.genesis()
+        genesis.model = try ModelSpec(parsing: "28x28x1:conv3x4,relu,pool2,dense10")
+        try genesis.validate(against: Self.split(side: 28, classes: 10), shardNodes: 3)
+        let shape = #expect(throws: FieldProblem.self) { try genesis.validate(against: Self.split(side: 32, classes: 10), shardNodes: nil) }
+        #expect(shape?.field == "model" && shape?.problem.contains("32x32x1") == true)
+        genesis.model = try ModelSpec(parsing: "28x28x1:conv3x4,relu,pool2,dense5")
+        let narrow = #expect(throws: FieldProblem.self) { try genesis.validate(against: Self.split(side: 28, classes: 10), shardNodes: nil) }
+        #expect(narrow?.field == "model" && narrow?.problem.contains("dense5") == true)
+    }
+
+    @Test func thePartitionMustSplitTheDataLabels() throws {
+        var genesis = Fixtures.genesis()
+        genesis.model = try ModelSpec(parsing: "28x28x1:conv3x4,relu,pool2,dense10")
+        genesis.data.partition = "labels:4"
+        // Validated against the model's 10 classes, but this data has 3: it was a precondition in Partition.shard.
+        try genesis.validate()
+        let e = #expect(throws: FieldProblem.self) { try genesis.validate(against: Self.split(side: 28, classes: 3), shardNodes: 2) }
+        #expect(e?.field == "data.partition")
+        // Without a shard the partition is not used.
+        try genesis.validate(against: Self.split(side: 28, classes: 3), shardNodes: nil)
     }
 }

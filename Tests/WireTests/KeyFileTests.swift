@@ -81,7 +81,9 @@ final class TemporaryDirectory {
         #expect(Self.problem("\(h)\n\(Self.seedHex)\n\(String(wrongPublic))\n") == .publicKeyMismatch)
         #expect(Self.problem("\(h)\n\(Self.seedHex)\n\(Self.publicHex)\né\n") == .notText)
         #expect(Self.problem(String(repeating: "a", count: Limits.key_file_bytes_max + 1)) == .tooLarge(bytes: Limits.key_file_bytes_max + 1))
-        #expect(Self.problem("") == .missingFinalNewline)
+        // An empty file is called empty (it was "does not end with a newline"), with the fix.
+        #expect(Self.problem("") == .empty)
+        #expect(KeyFileProblem.empty.description.contains("empty") && KeyFileProblem.empty.description.contains("keygen"))
     }
 }
 

@@ -102,7 +102,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         let existingLog = try Self.openLog(files: files, meshID: genesis.meshID, logger: logger)
         let stored: [[UInt8]]
         do { stored = try existingLog?.allEntries() ?? [] } catch {
-            throw MeshStartError(description: "\(files.logFile): \(error)")
+            throw MeshStartError(description: "\(error)")   // names the file
         }
         let verified = LogVerifier.verify(entries: stored, genesis: ledger)
         if let error = verified.error {
@@ -145,6 +145,12 @@ public final class MeshService: NodeService, @unchecked Sendable {
         let split: DataSplit
         do { split = try DataDirectory.load(data.directory) } catch {
             throw MeshStartError(description: "\(error)")
+        }
+        // The genesis model against this node's data (input shape, classes, partition), at every
+        // start: a mismatch would otherwise trap in the network (or read past its logits).
+        do { try genesis.validate(against: split, shardNodes: data.shard?.nodes) } catch {
+            throw MeshStartError(description: "the genesis does not fit the data in \(data.directory): \(error); "
+                                 + "use a data directory of the mesh's data set (--data or data.dir)")
         }
         var train = split.train
         if let shard = data.shard {

@@ -173,15 +173,17 @@ public final class TrainingWorker: @unchecked Sendable {
     /// Accuracy on the node's own distribution and on the whole test set.
     private func evaluate() -> (own: Double, global: Double) {
         let classes = test.classes
+        // A logits row has one value per model output, which may be more than the data's classes.
+        let outputs = network.model.spec.classes
         var correct = [Int](repeating: 0, count: classes), total = [Int](repeating: 0, count: classes)
         var start = 0
         while start < test.count {
             let end = min(test.count, start + settings.batchSize)
             let logits = network.logits(test, indices: Array(start..<end)[...])
             for i in start..<end {
-                let row = (i - start) * classes
+                let row = (i - start) * outputs
                 var best = 0
-                for c in 1..<classes where logits[row + c] > logits[row + best] { best = c }
+                for c in 1..<outputs where logits[row + c] > logits[row + best] { best = c }
                 let label = Int(test.labels[i])
                 total[label] += 1
                 if best == label { correct[label] += 1 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import BLAS
 import Foundation
 import Learner
+import MeshBase
 
 /// `prunemesh bench`: speed of the learner (and, as they land, of the other layers).
 struct Bench: ParsableCommand {
@@ -15,10 +16,10 @@ struct BenchOptions: ParsableArguments {
     @Option(help: "Model spec to measure (pruned variants keep 50%, 25% and 10% of every prunable layer).")
     var model: String = ModelSpec.leafFashion.description
 
-    @Option(help: "Threads for OpenBLAS and the other kernels.")
+    @Option(parsing: .unconditional, help: "Threads for OpenBLAS and the other kernels.")
     var threads: Int = LearnerOptions.coreCount
 
-    @Option(help: "Seconds to time each measurement.")
+    @Option(parsing: .unconditional, help: "Seconds to time each measurement.")
     var seconds: Double = 5
 
     @Option(help: "Fractions of units kept in the pruned variants, comma-separated, or none.")
@@ -28,10 +29,23 @@ struct BenchOptions: ParsableArguments {
     var json = false
 
     func validate() throws {
-        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be in 1…256") }
-        guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
+        guard threads >= 1, threads <= Limits.cli_threads_count_max else {
+            throw ValidationError("--threads must be in 1…\(Limits.cli_threads_count_max) (got \(threads))")
+        }
+        guard seconds > 0, seconds <= Double(Limits.bench_seconds_max) else {
+            throw ValidationError("--seconds must be in (0, \(Limits.bench_seconds_max)] (got \(seconds))")
+        }
         do { _ = try ModelSpec(parsing: model) } catch { throw ValidationError("\(error)") }
         guard fractions != nil else { throw ValidationError("--keep must be fractions in (0, 1], e.g. 0.5,0.25") }
+    }
+
+    /// The batch in range, and the model (at that batch) within the size limits.
+    func checkModel(batch: Int) throws {
+        guard (1...Limits.training_batch_size_max).contains(batch) else {
+            throw ValidationError("--batch must be in 1…\(Limits.training_batch_size_max) (got \(batch))")
+        }
+        guard let spec = try? ModelSpec(parsing: model) else { return }   // validate() names the spec's problem
+        do { try spec.checkSize(batch: max(batch, 1)) } catch { throw ValidationError("--model: \(error)") }
     }
 
     var fractions: [Double]? {
@@ -52,8 +66,10 @@ struct BenchTrain: ParsableCommand {
 
     @OptionGroup var options: BenchOptions
 
-    @Option(help: "Mini-batch size.")
+    @Option(parsing: .unconditional, help: "Mini-batch size.")
     var batch: Int = 64
+
+    func validate() throws { try options.checkModel(batch: batch) }
 
     struct Variant: Encodable {
         var name: String
@@ -96,11 +112,18 @@ struct BenchInfer: ParsableCommand {
 
     @OptionGroup var options: BenchOptions
 
-    @Option(help: "Batch size for the throughput measurement.")
+    @Option(parsing: .unconditional, help: "Batch size for the throughput measurement.")
     var batch: Int = 256
 
-    @Option(help: "Single-sample runs for the latency median.")
+    @Option(parsing: .unconditional, help: "Single-sample runs for the latency median.")
     var runs: Int = 200
+
+    func validate() throws {
+        try options.checkModel(batch: batch)
+        guard (1...Limits.bench_runs_count_max).contains(runs) else {
+            throw ValidationError("--runs must be in 1…\(Limits.bench_runs_count_max) (got \(runs))")
+        }
+    }
 
     struct Variant: Encodable {
         var name: String

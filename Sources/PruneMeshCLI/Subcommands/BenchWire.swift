@@ -18,10 +18,10 @@ struct BenchWire: ParsableCommand {
             Example: prunemesh bench wire --seconds 8 --payload-bytes 1255 --json
             """)
 
-    @Option(help: "Total seconds to measure (split over the four measurements, interleaved).")
+    @Option(parsing: .unconditional, help: "Total seconds to measure (split over the four measurements, interleaved).")
     var seconds: Double = 8
 
-    @Option(help: "Payload bytes per datagram (0…1255).")
+    @Option(parsing: .unconditional, help: "Payload bytes per datagram (0…1255).")
     var payloadBytes: Int = 512
 
     @Flag(help: "Print one JSON object.")
@@ -117,9 +117,9 @@ struct BenchWire: ParsableCommand {
             try printJSON(report)
         } else {
             print("build \(build), payload \(payloadBytes) B, datagram \(datagram.count) B, one core")
-            print("encode+sign    \(Int(report.encodePerSecond.rounded()))/s   raw crypto_sign_detached        \(Int(report.rawSignPerSecond.rounded()))/s   ratio \(String(report.encodeRatio.rounded(toPlaces: 3)))")
-            print("decode+verify  \(Int(report.decodePerSecond.rounded()))/s   raw crypto_sign_verify_detached \(Int(report.rawVerifyPerSecond.rounded()))/s   ratio \(String(report.decodeRatio.rounded(toPlaces: 3)))")
-            print("importance release, 2000 units, encode+chunk+sign: \(Int(report.releaseEncodePerSecond.rounded()))/s")
+            print("encode+sign    \(whole(report.encodePerSecond))/s   raw crypto_sign_detached        \(whole(report.rawSignPerSecond))/s   ratio \(String(report.encodeRatio.rounded(toPlaces: 3)))")
+            print("decode+verify  \(whole(report.decodePerSecond))/s   raw crypto_sign_verify_detached \(whole(report.rawVerifyPerSecond))/s   ratio \(String(report.decodeRatio.rounded(toPlaces: 3)))")
+            print("importance release, 2000 units, encode+chunk+sign: \(whole(report.releaseEncodePerSecond))/s")
         }
     }
 }

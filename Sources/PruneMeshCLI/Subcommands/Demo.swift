@@ -23,10 +23,10 @@ struct Demo: ParsableCommand {
             fails, an audit fails or the logs differ.
             """)
 
-    @Option(help: "Node processes to start.")
+    @Option(parsing: .unconditional, help: "Node processes to start.")
     var nodes: Int = 4
 
-    @Option(help: "Pruning rounds before the freeze (each keeps the boundary rule's share).")
+    @Option(parsing: .unconditional, help: "Pruning rounds before the freeze (each keeps the boundary rule's share).")
     var rounds: Int = 2
 
     @Option(help: "Keep each node's directory (key, genesis, decisions.log, checkpoint, node.log) under DIR/node-<i>/.")
@@ -35,19 +35,19 @@ struct Demo: ParsableCommand {
     @Option(help: "Boundary rule: auto:K, auto2:K, keep:FRACTION or keep:F1/F2/… (per prunable layer; the last for the rest).")
     var boundary: String = "keep:0.6/0.6/0.45"
 
-    @Option(name: .customLong("epochs-per-round"), help: "Local epochs per pruning round.")
+    @Option(name: .customLong("epochs-per-round"), parsing: .unconditional, help: "Local epochs per pruning round.")
     var epochsPerRound: Int = 1
 
-    @Option(name: .customLong("finetune-epochs"), help: "Epochs after the freeze.")
+    @Option(name: .customLong("finetune-epochs"), parsing: .unconditional, help: "Epochs after the freeze.")
     var finetuneEpochs: Int = 6
 
     @Option(help: "Partition of the training set among the nodes: iid, dirichlet:ALPHA or labels:K.")
     var partition: String = "dirichlet:0.5"
 
-    @Option(name: .customLong("noise-multiplier"), help: "z of each release (noise std z·C).")
+    @Option(name: .customLong("noise-multiplier"), parsing: .unconditional, help: "z of each release (noise std z·C).")
     var noiseMultiplier: Double = 5
 
-    @Option(name: .customLong("clip-bound"), help: "C, the L2 bound of each importance vector.")
+    @Option(name: .customLong("clip-bound"), parsing: .unconditional, help: "C, the L2 bound of each importance vector.")
     var clipBound: Double = 64
 
     @Option(help: "Model spec (canonical form).")
@@ -56,33 +56,33 @@ struct Demo: ParsableCommand {
     @Option(help: "Training data directory (IDX files).")
     var data: String = DataDirectory.defaultPath
 
-    @Option(name: .customLong("train-limit"), help: "Use at most this many training samples per node.")
+    @Option(name: .customLong("train-limit"), parsing: .unconditional, help: "Use at most this many training samples per node.")
     var trainLimit: Int?
 
-    @Option(name: .customLong("test-limit"), help: "Evaluate on at most this many test samples.")
+    @Option(name: .customLong("test-limit"), parsing: .unconditional, help: "Evaluate on at most this many test samples.")
     var testLimit: Int?
 
     @Flag(name: .customLong("no-pruning"), help: "The baseline: the same rounds and epochs with no release and no pruning.")
     var noPruning = false
 
     @Option(name: .customLong("remove-dead-after-ms"),
-            help: "The genesis validators.remove_dead_after_ms (default 300000): a validator down this long is removed by a logged decision; with --absent the demo then waits for that.")
+            parsing: .unconditional, help: "The genesis validators.remove_dead_after_ms (default 300000): a validator down this long is removed by a logged decision; with --absent the demo then waits for that.")
     var removeDeadAfterMs: UInt64?
 
     @Option(help: ArgumentHelp("Which own units each node keeps on the agreed positions (see `start --placement`).",
                                valueName: "local|agreed"))
     var placement: String = "local"
 
-    @Option(name: .customLong("base-port"), help: "UDP port of node 0 (node i listens on BASE + i); 0 = pick free ones.")
+    @Option(name: .customLong("base-port"), parsing: .unconditional, help: "UDP port of node 0 (node i listens on BASE + i); 0 = pick free ones.")
     var basePort: Int = 0
 
-    @Option(help: "Give up after this many seconds.")
+    @Option(parsing: .unconditional, help: "Give up after this many seconds.")
     var timeout: Double = 1_200
 
-    @Option(name: .customLong("kill-restart"), help: "Chaos: SIGKILL node I once it has committed a height, and restart it a second later.")
+    @Option(name: .customLong("kill-restart"), parsing: .unconditional, help: "Chaos: SIGKILL node I once it has committed a height, and restart it a second later.")
     var killRestart: Int?
 
-    @Option(name: .customLong("leave"), help: "Scenario: node I asks the mesh to remove it (POST /leave) once a height is committed, and is stopped once removed.")
+    @Option(name: .customLong("leave"), parsing: .unconditional, help: "Scenario: node I asks the mesh to remove it (POST /leave) once a height is committed, and is stopped once removed.")
     var leave: Int?
 
     @Option(name: .customLong("absent"), help: "Node I is in the genesis but never started (a member that is down); repeatable.")
@@ -102,10 +102,32 @@ struct Demo: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard (1...16).contains(nodes) else { throw ValidationError("--nodes must be 1…16") }
-        guard (1...Limits.pruning_rounds_count_max).contains(rounds) else { throw ValidationError("--rounds must be ≥ 1") }
-        guard epochsPerRound >= 1, finetuneEpochs >= 0 else { throw ValidationError("epochs must be positive") }
-        guard (0...65_000).contains(basePort) else { throw ValidationError("--base-port must be 0…65000") }
+        guard (1...Limits.demo_nodes_count_max).contains(nodes) else {
+            throw ValidationError("--nodes must be 1…\(Limits.demo_nodes_count_max) (got \(nodes))")
+        }
+        guard (1...Limits.pruning_rounds_count_max).contains(rounds) else {
+            throw ValidationError("--rounds must be 1…\(Limits.pruning_rounds_count_max) (got \(rounds))")
+        }
+        guard (1...Limits.training_epochs_count_max).contains(epochsPerRound) else {
+            throw ValidationError("--epochs-per-round must be 1…\(Limits.training_epochs_count_max) (got \(epochsPerRound))")
+        }
+        guard (0...Limits.training_epochs_count_max).contains(finetuneEpochs) else {
+            throw ValidationError("--finetune-epochs must be 0…\(Limits.training_epochs_count_max) (got \(finetuneEpochs))")
+        }
+        guard (0...65_000).contains(basePort) else { throw ValidationError("--base-port must be 0…65000 (got \(basePort))") }
+        guard timeout > 0, timeout <= Double(Limits.cli_wait_seconds_max) else {
+            throw ValidationError("--timeout must lie in (0, \(Limits.cli_wait_seconds_max)] seconds (got \(timeout))")
+        }
+        if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1 (got \(trainLimit))") }
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1 (got \(testLimit))") }
+        guard noiseMultiplier.isFinite, noiseMultiplier > 0 else { throw ValidationError("--noise-multiplier must be > 0 (got \(noiseMultiplier))") }
+        guard clipBound.isFinite, clipBound > 0 else { throw ValidationError("--clip-bound must be > 0 (got \(clipBound))") }
+        if let r = removeDeadAfterMs, !(1...UInt64(Limits.genesis_timing_ms_max)).contains(r) {
+            throw ValidationError("--remove-dead-after-ms must lie in 1…\(Limits.genesis_timing_ms_max) (got \(r))")
+        }
+        do { _ = try ModelSpec(parsing: model) } catch { throw ValidationError("--model: \(error)") }
+        do { _ = try BoundaryRule(parsing: boundary) } catch { throw ValidationError("--boundary: \(error)") }
+        do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("--partition: \(error)") }
         for a in absent where !(1..<nodes).contains(a) { throw ValidationError("--absent must name a node 1…\(nodes - 1)") }
         if let k = killRestart, absent.contains(k) { throw ValidationError("--kill-restart names an absent node") }
         if comesBack && (absent.isEmpty || removeDeadAfterMs == nil) {
@@ -122,7 +144,9 @@ struct Demo: ParsableCommand {
         Limits.checkRelations()
         let started = MonotonicClock.seconds()
         let root = try dir.map { d -> String in
-            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+            do { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) } catch {
+                throw CommandFailure("cannot create --dir \(d): \(CommandFailure.reason(of: error))")
+            }
             return (d as NSString).standardizingPath
         } ?? Self.temporaryDirectory()
         let keepDirectory = dir != nil
@@ -148,6 +172,12 @@ struct Demo: ParsableCommand {
         // The noise std is z·C = 320 real units: a grid of 1/16 loses nothing and halves the varints.
         genesis.privacy.scaleLog2 = 4
         let genesisPath = root + "/genesis.yaml"
+        do { try genesis.validate() } catch {
+            // Every genesis field the demo sets comes from a flag: a refused one is a usage error.
+            let flags = ["privacy.noise_multiplier": "--noise-multiplier", "privacy.clip_bound": "--clip-bound", "model": "--model",
+                         "pruning.boundary": "--boundary", "data.partition": "--partition"]
+            throw ValidationError("\(flags[error.field].map { "\($0) (\(error.field))" } ?? "genesis field \(error.field)"): \(error.problem)")
+        }
         try genesis.write(to: genesisPath, overwrite: true)
         let meshID = genesis.meshID
         say("demo: \(nodes) nodes, mesh \(meshID.hex.prefix(16)), \(rounds) rounds of \(boundary), \(finetuneEpochs) fine-tune epochs, \(partition), pruning \(noPruning ? "off" : "on, placement \(placement)"), dir \(root)")
@@ -329,7 +359,7 @@ struct Demo: ParsableCommand {
             let path = nodeDirs[i] + "/decisions.log"
             do {
                 let read = try DecisionLog.readEntries(path: path)
-                guard read.meshID == meshID else { throw ValidationError("\(path) belongs to another mesh") }
+                guard read.meshID == meshID else { throw CommandFailure("\(path) belongs to another mesh") }
                 let result = LogVerifier.verify(entries: read.entries, genesis: ledger)
                 if let e = result.error { auditErrors.append("node-\(i): entry \(e.index): \(e.fault)") }
                 logs.append(read.entries)
@@ -405,7 +435,7 @@ struct Demo: ParsableCommand {
 
     static func temporaryDirectory() throws -> String {
         var template = Array((NSTemporaryDirectory() + "prunemesh-demo-XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw ValidationError("cannot create a temporary directory") }
+        guard let made = mkdtemp(&template) else { throw CommandFailure("cannot create a temporary directory under \(NSTemporaryDirectory()): \(CommandFailure.text(errno: errno))") }
         return String(cString: made)
     }
 
@@ -416,7 +446,7 @@ struct Demo: ParsableCommand {
         defer { for fd in fds { close(fd) } }
         for _ in 0..<count {
             let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            guard fd >= 0 else { throw ValidationError("socket: \(errno)") }
+            guard fd >= 0 else { throw CommandFailure("cannot open a UDP socket to find free ports: \(CommandFailure.text(errno: errno))") }
             fds.append(fd)
             var addr = sockaddr_in()
             addr.sin_family = sa_family_t(AF_INET)
@@ -426,7 +456,7 @@ struct Demo: ParsableCommand {
             let ok = withUnsafeMutablePointer(to: &addr) { p in
                 p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
             }
-            guard ok else { throw ValidationError("cannot find a free UDP port") }
+            guard ok else { throw CommandFailure("cannot find a free UDP port on 127.0.0.1; pass --base-port") }
             ports.append(Int(UInt16(bigEndian: addr.sin_port)))
         }
         return ports

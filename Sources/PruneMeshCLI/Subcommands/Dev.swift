@@ -17,6 +17,16 @@ struct Dev: ParsableCommand {
         shouldDisplay: false,
         subcommands: [DevAppendLog.self, DevBenchAudit.self])
 
+    /// The committee's size and script length within what a mesh allows.
+    static func checkCommittee(validators: Int, maskRounds: Int) throws {
+        guard (1...Limits.members_count_max - 2).contains(validators) else {
+            throw ValidationError("--validators must lie in 1…\(Limits.members_count_max - 2) (got \(validators))")
+        }
+        guard (1...Limits.pruning_rounds_count_max).contains(maskRounds) else {
+            throw ValidationError("--mask-rounds must lie in 1…\(Limits.pruning_rounds_count_max) (got \(maskRounds))")
+        }
+    }
+
     /// The genesis of the deterministic dev committee: `validators` members from `seed`, the
     /// builder's small model, keep:0.75.
     static func committee(validators: Int, seed: UInt64, maskRounds: Int) throws -> (Genesis, CommitteeLogBuilder) {
@@ -47,12 +57,22 @@ struct DevAppendLog: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "append-log", abstract: "Append scripted entries to a log.")
 
     @Option(help: "Log file.") var log: String
-    @Option(help: "Entries to append.") var entries: Int
-    @Option(help: "Validators of the dev committee.") var validators: Int = 4
-    @Option(help: "Key seed.") var seed: UInt64 = 1
-    @Option(help: "Mask rounds before the freeze.") var maskRounds: Int = 3
-    @Option(help: "Crash testing: write each record in pieces of this many bytes, each fsynced (0: one write).")
+    @Option(parsing: .unconditional, help: "Entries to append.") var entries: Int
+    @Option(parsing: .unconditional, help: "Validators of the dev committee.") var validators: Int = 4
+    @Option(parsing: .unconditional, help: "Key seed.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Mask rounds before the freeze.") var maskRounds: Int = 3
+    @Option(parsing: .unconditional, help: "Crash testing: write each record in pieces of this many bytes, each fsynced (0: one write).")
     var tornWrites: Int = 0
+
+    func validate() throws {
+        try Dev.checkCommittee(validators: validators, maskRounds: maskRounds)
+        guard (0...Limits.log_entries_count_max).contains(entries) else {
+            throw ValidationError("--entries must lie in 0…\(Limits.log_entries_count_max) (got \(entries))")
+        }
+        guard (0...Limits.log_entry_bytes_max).contains(tornWrites) else {
+            throw ValidationError("--torn-writes must lie in 0…\(Limits.log_entry_bytes_max) (got \(tornWrites))")
+        }
+    }
 
     func run() throws {
         var (genesis, builder) = try Dev.committee(validators: validators, seed: seed, maskRounds: maskRounds)
@@ -65,7 +85,7 @@ struct DevAppendLog: ParsableCommand {
         }
         for _ in 0..<file.count { _ = builder.next() }
         guard builder.headHash == file.headHash else {
-            throw ValidationError("\(log) is not a log of this dev committee (head differs after \(file.count) entries)")
+            throw CommandFailure("\(log) is not a log of this dev committee (head differs after \(file.count) entries)")
         }
         for _ in 0..<entries {
             let entry = builder.next()
@@ -91,10 +111,18 @@ struct DevBenchAudit: ParsableCommand {
             of the best runs.
             """)
 
-    @Option(help: "Entries in the log.") var entries: Int = 10_000
-    @Option(help: "Validators.") var validators: Int = 7
-    @Option(help: "Interleaved repetitions (best run reported).") var `repeat`: Int = 3
+    @Option(parsing: .unconditional, help: "Entries in the log.") var entries: Int = 10_000
+    @Option(parsing: .unconditional, help: "Validators.") var validators: Int = 7
+    @Option(parsing: .unconditional, help: "Interleaved repetitions (best run reported).") var `repeat`: Int = 3
     @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        try Dev.checkCommittee(validators: validators, maskRounds: 1)
+        guard (1...Limits.dev_bench_audit_entries_count_max).contains(entries) else {
+            throw ValidationError("--entries must lie in 1…\(Limits.dev_bench_audit_entries_count_max) (got \(entries))")
+        }
+        guard (1...100).contains(self.repeat) else { throw ValidationError("--repeat must lie in 1…100 (got \(self.repeat))") }
+    }
 
     struct Report: Encodable {
         var entries: Int
@@ -146,7 +174,7 @@ struct DevBenchAudit: ParsableCommand {
             let read = try DecisionLog.readEntries(path: path)
             let result = LogVerifier.verify(entries: read.entries, genesis: genesis)
             let t1 = DispatchTime.now().uptimeNanoseconds
-            if let e = result.error { throw ValidationError("the benchmark log failed its audit: \(e)") }
+            if let e = result.error { throw CommandFailure("the benchmark log failed its audit: \(e)") }
             precondition(result.summaries.count == entries)
             bestAudit = min(bestAudit, Double(t1 - t0) / 1e9)
 

@@ -6,19 +6,19 @@ import MeshBase
 
 /// Options shared by `train`, `prune` and `bench`: the model, the data and the training settings.
 struct LearnerOptions: ParsableArguments {
-    @Option(help: "Training epochs (default 5); for prune, epochs per pruning round (default 1).")
+    @Option(parsing: .unconditional, help: "Training epochs (default 5); for prune, epochs per pruning round (default 1).")
     var epochs: Int?
 
-    @Option(help: "Mini-batch size.")
+    @Option(parsing: .unconditional, help: "Mini-batch size.")
     var batch: Int = 64
 
-    @Option(help: "Peak learning rate (default: sgd 0.03 for train, 0.02 for prune; adam 0.001).")
+    @Option(parsing: .unconditional, help: "Peak learning rate (default: sgd 0.03 for train, 0.02 for prune; adam 0.001).")
     var lr: Float?
 
     @Option(help: "Optimiser: sgd (momentum 0.9) or adam.")
     var optimizer: OptimizerChoice = .sgd
 
-    @Option(help: "L2 weight decay added to the gradient.")
+    @Option(parsing: .unconditional, help: "L2 weight decay added to the gradient.")
     var weightDecay: Float = 5e-4
 
     @Option(help: "Learning-rate schedule: cosine (decays to 0 over the run) or constant.")
@@ -27,19 +27,19 @@ struct LearnerOptions: ParsableArguments {
     @Option(help: "Training augmentation: none, or flip (mirror each image left-right with probability 1/2). Default: none for train, flip for prune.")
     var augment: AugmentChoice?
 
-    @Option(help: "Linear learning-rate warm-up over this many epochs (fractions allowed) before the cosine decay (train only; default 0.5).")
+    @Option(parsing: .unconditional, help: "Linear learning-rate warm-up over this many epochs (fractions allowed) before the cosine decay (train only; default 0.5).")
     var warmupEpochs: Double?
 
-    @Option(help: "Dropout probability on the hidden dense units entering the classifier, in training only (default 0: off; 0.25 was measured and did not help in 5 epochs).")
+    @Option(parsing: .unconditional, help: "Dropout probability on the hidden dense units entering the classifier, in training only (default 0: off; 0.25 was measured and did not help in 5 epochs).")
     var dropout: Float?
 
-    @Option(help: "Dropout probability on the flattened conv features entering the first dense layer (training only).")
+    @Option(parsing: .unconditional, help: "Dropout probability on the flattened conv features entering the first dense layer (training only).")
     var featureDropout: Float = 0
 
-    @Option(help: "Label smoothing of the training loss (default: 0.1 for train, 0 for prune).")
+    @Option(parsing: .unconditional, help: "Label smoothing of the training loss (default: 0.1 for train, 0 for prune).")
     var labelSmoothing: Float?
 
-    @Option(help: "Threads for OpenBLAS and the other kernels (default: all cores).")
+    @Option(parsing: .unconditional, help: "Threads for OpenBLAS and the other kernels (default: all cores).")
     var threads: Int = LearnerOptions.coreCount
 
     @Option(help: "Directory with the four IDX files (plain or .gz). Default: the dataset-fashion-mnist package.")
@@ -48,19 +48,19 @@ struct LearnerOptions: ParsableArguments {
     @Option(help: "Train on one node's shard: iid, dirichlet:ALPHA or labels:K (with --node and --nodes).")
     var partition: String?
 
-    @Option(help: "This node's index (0-based) when --partition is given.")
+    @Option(parsing: .unconditional, help: "This node's index (0-based) when --partition is given.")
     var node: Int = 0
 
-    @Option(help: "Number of nodes the training set is split among when --partition is given.")
+    @Option(parsing: .unconditional, help: "Number of nodes the training set is split among when --partition is given.")
     var nodes: Int = 1
 
-    @Option(help: "Seed for initialisation, shuffling and partitioning.")
+    @Option(parsing: .unconditional, help: "Seed for initialisation, shuffling and partitioning.")
     var seed: UInt64 = 1
 
     @Option(help: "Model spec (input:layers).")
     var model: String = ModelSpec.leafFashion.description
 
-    @Option(help: "Use only the first N training samples (after partitioning), for quick runs.")
+    @Option(parsing: .unconditional, help: "Use only the first N training samples (after partitioning), for quick runs.")
     var limit: Int?
 
     @Option(help: "Write the trained model to this file.")
@@ -109,29 +109,51 @@ struct LearnerOptions: ParsableArguments {
     }
 
     func validate() throws {
-        if let epochs, !(0...1000).contains(epochs) {
-            throw ValidationError("--epochs must be in 0…1000")
+        if let epochs, !(0...Limits.training_epochs_count_max).contains(epochs) {
+            throw ValidationError("--epochs must be in 0…\(Limits.training_epochs_count_max) (got \(epochs))")
         }
-        guard batch >= 1, batch <= 4096 else { throw ValidationError("--batch must be in 1…4096") }
-        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be in 1…256") }
+        guard batch >= 1, batch <= Limits.training_batch_size_max else {
+            throw ValidationError("--batch must be in 1…\(Limits.training_batch_size_max) (got \(batch))")
+        }
+        guard threads >= 1, threads <= Limits.cli_threads_count_max else {
+            throw ValidationError("--threads must be in 1…\(Limits.cli_threads_count_max) (got \(threads))")
+        }
         if let lr, !(lr > 0 && lr < 10) { throw ValidationError("--lr must be in (0, 10)") }
         guard weightDecay >= 0, weightDecay < 1 else { throw ValidationError("--weight-decay must be in [0, 1)") }
         if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1)") }
         guard featureDropout >= 0, featureDropout < 1 else { throw ValidationError("--feature-dropout must be in [0, 1)") }
         if let labelSmoothing, !(labelSmoothing >= 0 && labelSmoothing < 1) { throw ValidationError("--label-smoothing must be in [0, 1)") }
-        if let warmupEpochs, !(warmupEpochs >= 0 && warmupEpochs <= 1000) { throw ValidationError("--warmup-epochs must be in [0, 1000]") }
+        if let warmupEpochs, !(warmupEpochs >= 0 && warmupEpochs <= Double(Limits.training_epochs_count_max)) {
+            throw ValidationError("--warmup-epochs must be in [0, \(Limits.training_epochs_count_max)]")
+        }
         guard nodes >= 1, nodes <= Limits.partition_nodes_count_max else {
             throw ValidationError("--nodes must be in 1…\(Limits.partition_nodes_count_max)")
         }
         guard node >= 0, node < nodes else { throw ValidationError("--node must be in 0..<\(nodes)") }
-        if let limit, limit < 1 { throw ValidationError("--limit must be ≥ 1") }
-        do { _ = try ModelSpec(parsing: model) } catch { throw ValidationError("\(error)") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be ≥ 1 (got \(limit))") }
+        if let save { try Self.checkWritableDirectory(of: save, flag: "--save") }
+        do { _ = try ModelSpec(parsing: model) } catch { throw ValidationError("--model: \(error)") }
+        do { try spec.checkSize(batch: batch) } catch { throw ValidationError("--model: \(error)") }
         if let partition {
-            do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("\(error)") }
+            do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("--partition: \(error)") }
         }
     }
 
-    var spec: ModelSpec { try! ModelSpec(parsing: model) }
+    var spec: ModelSpec { try! ModelSpec(parsing: model) }   // checked in validate()
+
+    /// Refuses a file path whose directory is missing or not writable, before hours of training
+    /// produce something that cannot be saved.
+    static func checkWritableDirectory(of path: String, flag: String) throws {
+        guard !path.isEmpty, !path.hasSuffix("/") else { throw ValidationError("\(flag) needs a file name (got \"\(path)\")") }
+        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("\(flag) \(path): \(directory) does not exist or is not a directory; create it or choose another path")
+        }
+        guard access(directory, W_OK) == 0 else {
+            throw ValidationError("\(flag) \(path): cannot write in \(directory) (\(CommandFailure.text(errno: errno))); choose another path")
+        }
+    }
 
 
     var optimizerKind: OptimizerKind {
@@ -144,6 +166,9 @@ struct LearnerOptions: ParsableArguments {
     /// The training set (this node's shard) and the full test set.
     func loadData() throws -> DataSplit {
         let split = try DataDirectory.load(data)
+        // A model of another input shape, or with fewer outputs than the labels name classes,
+        // cannot run on this data: say so before any training starts.
+        do { try spec.checkFits(split) } catch { throw ValidationError("--model does not fit --data \(data): \(error)") }
         var train = split.train
         if let partition {
             let scheme = try PartitionScheme(parsing: partition)

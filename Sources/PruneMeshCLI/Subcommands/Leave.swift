@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshBase
 import NodeRuntime
 
 /// `prunemesh leave`: a running member asks the mesh to remove it, waits for the decision, then stops.
@@ -24,10 +25,10 @@ struct LeaveCommand: ParsableCommand {
     @Option(help: "Control endpoint HOST:PORT of the node (instead of --state-dir; the node is not stopped).")
     var address: String?
 
-    @Option(help: "Seconds to wait for the removal to be committed.")
+    @Option(parsing: .unconditional, help: "Seconds to wait for the removal to be committed.")
     var timeout: Double = 60
 
-    @Option(help: "Seconds the node keeps running after its removal, serving its log, before it is stopped.")
+    @Option(parsing: .unconditional, help: "Seconds the node keeps running after its removal, serving its log, before it is stopped.")
     var linger: Double = 5
 
     @Flag(name: .customLong("keep-running"), help: "Do not stop the node after its removal.")
@@ -38,6 +39,12 @@ struct LeaveCommand: ParsableCommand {
 
     func validate() throws {
         if stateDir != nil && address != nil { throw ValidationError("give --state-dir or --address, not both") }
+        guard timeout > 0, timeout <= Double(Limits.cli_wait_seconds_max) else {
+            throw ValidationError("--timeout must lie in (0, \(Limits.cli_wait_seconds_max)] seconds (got \(timeout))")
+        }
+        guard linger >= 0, linger <= Double(Limits.cli_wait_seconds_max) else {
+            throw ValidationError("--linger must lie in 0…\(Limits.cli_wait_seconds_max) seconds (got \(linger))")
+        }
     }
 
     func run() throws {

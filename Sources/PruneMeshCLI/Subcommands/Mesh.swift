@@ -48,58 +48,58 @@ struct MeshInitCommand: ParsableCommand {
     @Option(help: "Boundary rule: auto:K, auto2:K, keep:FRACTION or keep:F1/F2/… (per prunable layer; the last for the rest).")
     var boundary: String?
 
-    @Option(help: "Local epochs per pruning round.")
+    @Option(parsing: .unconditional, help: "Local epochs per pruning round.")
     var epochs: Int?
 
-    @Option(help: "Minibatch size.")
+    @Option(parsing: .unconditional, help: "Minibatch size.")
     var batch: Int?
 
-    @Option(help: "Learning rate.")
+    @Option(parsing: .unconditional, help: "Learning rate.")
     var lr: Double?
 
     @Option(help: "Optimizer: sgd or adam.")
     var optimizer: String?
 
-    @Option(name: .customLong("weight-decay"), help: "L2 weight decay.")
+    @Option(name: .customLong("weight-decay"), parsing: .unconditional, help: "L2 weight decay.")
     var weightDecay: Double?
 
     @Option(help: "Augmentation: none or flip.")
     var augment: String?
 
-    @Option(name: .customLong("init-seed"), help: "Seed of the shared initial weights.")
+    @Option(name: .customLong("init-seed"), parsing: .unconditional, help: "Seed of the shared initial weights.")
     var initSeed: UInt64?
 
-    @Option(help: "Freeze after this many rounds without a mask change.")
+    @Option(parsing: .unconditional, help: "Freeze after this many rounds without a mask change.")
     var patience: Int?
 
-    @Option(help: "Most pruning rounds before the freeze.")
+    @Option(parsing: .unconditional, help: "Most pruning rounds before the freeze.")
     var rounds: Int?
 
-    @Option(name: .customLong("finetune-epochs"), help: "Training epochs after the freeze.")
+    @Option(name: .customLong("finetune-epochs"), parsing: .unconditional, help: "Training epochs after the freeze.")
     var finetuneEpochs: Int?
 
     @Option(help: "Surgery: keep or reinit.")
     var surgery: String?
 
-    @Option(help: "L2 clip bound C of the importance vector.")
+    @Option(parsing: .unconditional, help: "L2 clip bound C of the importance vector.")
     var clip: Double?
 
-    @Option(name: .customLong("noise-multiplier"), help: "Noise multiplier z (noise std z·C).")
+    @Option(name: .customLong("noise-multiplier"), parsing: .unconditional, help: "Noise multiplier z (noise std z·C).")
     var noiseMultiplier: Double?
 
-    @Option(help: "δ of the (ε, δ) guarantee.")
+    @Option(parsing: .unconditional, help: "δ of the (ε, δ) guarantee.")
     var delta: Double?
 
-    @Option(help: "Privacy budget ε per node.")
+    @Option(parsing: .unconditional, help: "Privacy budget ε per node.")
     var epsilon: Double?
 
-    @Option(name: .customLong("scale-log2"), help: "Fixed-point grid 2^-S.")
+    @Option(name: .customLong("scale-log2"), parsing: .unconditional, help: "Fixed-point grid 2^-S.")
     var scaleLog2: Int?
 
     @Option(help: "Demo data partition: iid, dirichlet:ALPHA or labels:K.")
     var partition: String?
 
-    @Option(name: .customLong("partition-seed"), help: "Seed of the demo data partition.")
+    @Option(name: .customLong("partition-seed"), parsing: .unconditional, help: "Seed of the demo data partition.")
     var partitionSeed: UInt64?
 
     @Flag(help: "Print one JSON object.")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MeshBase
 import Privacy
 
 /// `prunemesh privacy`: the privacy cost of importance releases under the RDP accountant, or the
@@ -18,16 +19,16 @@ struct PrivacyCommand: ParsableCommand {
             With --epsilon and --noise-multiplier: solves for the largest number of releases.
             """)
 
-    @Option(name: .customLong("noise-multiplier"), help: "Noise std over the L2 clip bound (z > 0).")
+    @Option(name: .customLong("noise-multiplier"), parsing: .unconditional, help: "Noise std over the L2 clip bound (z > 0).")
     var noiseMultiplier: Double?
 
-    @Option(help: "Number of releases (T ≥ 0).")
+    @Option(parsing: .unconditional, help: "Number of releases (T ≥ 0).")
     var releases: Int?
 
-    @Option(help: "Target δ of the (ε, δ) guarantee, in (0, 1).")
+    @Option(parsing: .unconditional, help: "Target δ of the (ε, δ) guarantee, in (0, 1).")
     var delta: Double
 
-    @Option(help: "Target ε: solve for whichever of --noise-multiplier and --releases is missing.")
+    @Option(parsing: .unconditional, help: "Target ε: solve for whichever of --noise-multiplier and --releases is missing.")
     var epsilon: Double?
 
     @Option(help: "Rényi order grid: opacus (Opacus's default alphas) or wide.")
@@ -40,8 +41,10 @@ struct PrivacyCommand: ParsableCommand {
         if let z = noiseMultiplier, !(z.isFinite && z > 0) {
             throw ValidationError("--noise-multiplier must be positive and finite")
         }
-        if let t = releases, t < 0 { throw ValidationError("--releases must be at least 0") }
-        guard delta > 0, delta < 1 else { throw ValidationError("--delta must lie strictly between 0 and 1") }
+        if let t = releases, !(0...Limits.privacy_releases_count_max).contains(t) {
+            throw ValidationError("--releases must lie in 0…\(Limits.privacy_releases_count_max) (got \(t))")
+        }
+        guard delta > 0, delta < 1 else { throw ValidationError("--delta must lie strictly between 0 and 1 (got \(delta))") }
         if let e = epsilon, !(e.isFinite && e > 0) { throw ValidationError("--epsilon must be positive and finite") }
         guard RDPOrderGrid(name: orders) != nil else { throw ValidationError("--orders must be opacus or wide") }
         switch (noiseMultiplier, releases, epsilon) {

@@ -36,3 +36,10 @@ func printJSON<T: Encodable>(_ value: T) throws {
 func note(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
+
+/// A figure as a whole number for people; `Int(_:)` would trap on one that is not finite or does
+/// not fit (a rate over a zero interval, a huge value in a node's status answer).
+func whole(_ value: Double) -> String {
+    guard value.isFinite, value.magnitude < 9.2e18 else { return value.isNaN ? "n/a" : (value > 0 ? "∞" : "-∞") }
+    return String(Int(value.rounded()))
+}

@@ -19,16 +19,16 @@ struct Prune: ParsableCommand {
 
     @OptionGroup var options: LearnerOptions
 
-    @Option(help: "Maximum pruning rounds (phase one).")
+    @Option(parsing: .unconditional, help: "Maximum pruning rounds (phase one).")
     var rounds: Int = 2
 
     @Option(help: "Boundary rule: auto:K (keep ≥ μ−Kσ), auto2:K (the paper's μ±Kσ), keep:FRACTION or keep:F1/F2/… (per prunable layer) per round.")
     var boundary: String = "keep:0.5"
 
-    @Option(help: "End phase one after this many rounds in a row without a parameter reduction.")
+    @Option(parsing: .unconditional, help: "End phase one after this many rounds in a row without a parameter reduction.")
     var patience: Int = 3
 
-    @Option(help: "Epochs of ordinary training after phase one.")
+    @Option(parsing: .unconditional, help: "Epochs of ordinary training after phase one.")
     var finetuneEpochs: Int = 3
 
     @Option(help: "keep (surviving weights are kept) or reinit (re-initialise the narrower model, as the paper's code).")
@@ -70,9 +70,15 @@ struct Prune: ParsableCommand {
     }
 
     func validate() throws {
-        guard rounds >= 1, rounds <= 100 else { throw ValidationError("--rounds must be in 1…100") }
-        guard patience >= 1 else { throw ValidationError("--patience must be ≥ 1") }
-        guard finetuneEpochs >= 0, finetuneEpochs <= 1000 else { throw ValidationError("--finetune-epochs must be in 0…1000") }
+        guard rounds >= 1, rounds <= Limits.prune_rounds_count_max else {
+            throw ValidationError("--rounds must be in 1…\(Limits.prune_rounds_count_max) (got \(rounds))")
+        }
+        guard patience >= 1, patience <= Limits.pruning_rounds_count_max else {
+            throw ValidationError("--patience must be in 1…\(Limits.pruning_rounds_count_max) (got \(patience))")
+        }
+        guard finetuneEpochs >= 0, finetuneEpochs <= Limits.training_epochs_count_max else {
+            throw ValidationError("--finetune-epochs must be in 0…\(Limits.training_epochs_count_max) (got \(finetuneEpochs))")
+        }
         guard (options.epochs ?? 1) >= 1 else { throw ValidationError("--epochs (per round) must be ≥ 1") }
         do { _ = try BoundaryRule(parsing: boundary) } catch { throw ValidationError("\(error)") }
     }
@@ -110,7 +116,7 @@ struct Prune: ParsableCommand {
             baselineAccuracy = PruningRun(config: config).run(spec: options.spec, data: data, progress: { bar.update($1, label: "baseline " + $0) }).accuracyFinal
         }
         if let path = options.save {
-            try Data(Checkpoint.encode(result.finalModel)).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try writeUserFile(Checkpoint.encode(result.finalModel), to: path, flag: "--save")
         }
         let after = result.finalModel.cost
         let samples = Double(data.train.count) * Double(result.epochsTrained)

@@ -27,52 +27,52 @@ struct Simulate: ParsableCommand {
               prunemesh simulate --seeds 10000 --nodes 4 --byzantine 1 --loss 0.3 --json
             """)
 
-    @Option(help: "Run this one seed.")
+    @Option(parsing: .unconditional, help: "Run this one seed.")
     var seed: UInt64?
 
-    @Option(help: "Run this many seeds, from --first-seed on.")
+    @Option(parsing: .unconditional, help: "Run this many seeds, from --first-seed on.")
     var seeds: Int?
 
-    @Option(help: "The first seed of --seeds.")
+    @Option(parsing: .unconditional, help: "The first seed of --seeds.")
     var firstSeed: UInt64 = 1
 
-    @Option(help: "Validators.")
+    @Option(parsing: .unconditional, help: "Validators.")
     var nodes: Int = 4
 
-    @Option(help: "Byzantine nodes (at most f = ⌊(n − 1)/3⌋; default f).")
+    @Option(parsing: .unconditional, help: "Byzantine nodes (at most f = ⌊(n − 1)/3⌋; default f).")
     var byzantine: Int?
 
     @Option(help: "Byzantine kind for all of them: equivocator, garbage, withholder, extremeVectors (default: drawn per seed).")
     var byzantineKind: String?
 
-    @Option(help: "Largest loss probability per datagram drawn (0 ≤ P < 1).")
+    @Option(parsing: .unconditional, help: "Largest loss probability per datagram drawn (0 ≤ P < 1).")
     var loss: Double = 0.3
 
-    @Option(help: "Largest duplication probability drawn.")
+    @Option(parsing: .unconditional, help: "Largest duplication probability drawn.")
     var duplicate: Double = 0.05
 
-    @Option(help: "Largest one-way delay drawn, ms.")
+    @Option(parsing: .unconditional, help: "Largest one-way delay drawn, ms.")
     var delayMaxMs: UInt64 = 40
 
-    @Option(help: "Most partitions per seed (each healed).")
+    @Option(parsing: .unconditional, help: "Most partitions per seed (each healed).")
     var partitions: Int = 2
 
-    @Option(help: "Most crashes per seed (each restarted).")
+    @Option(parsing: .unconditional, help: "Most crashes per seed (each restarted).")
     var crashes: Int = 2
 
-    @Option(help: "Faults happen before this virtual time, ms; then everything heals and restarts.")
+    @Option(parsing: .unconditional, help: "Faults happen before this virtual time, ms; then everything heals and restarts.")
     var faultPhaseMs: UInt64 = 4_000
 
-    @Option(help: "Every honest node must reach the final height this many virtual ms after the last fault.")
+    @Option(parsing: .unconditional, help: "Every honest node must reach the final height this many virtual ms after the last fault.")
     var livenessBoundMs: UInt64 = 300_000
 
-    @Option(help: "Pruning rounds before the freeze (the run's heights: this + 1 + evidence and removals).")
+    @Option(parsing: .unconditional, help: "Pruning rounds before the freeze (the run's heights: this + 1 + evidence and removals).")
     var maskRounds: Int = 3
 
-    @Option(help: "Tick grid of every node, ms.")
+    @Option(parsing: .unconditional, help: "Tick grid of every node, ms.")
     var tickMs: UInt64 = 20
 
-    @Option(help: "Worker threads (seeds run in parallel; results do not depend on it).")
+    @Option(parsing: .unconditional, help: "Worker threads (seeds run in parallel; results do not depend on it).")
     var jobs: Int = 1
 
     @Flag(help: "Print every seed's report.")
@@ -86,21 +86,40 @@ struct Simulate: ParsableCommand {
 
     func validate() throws {
         guard (seed == nil) != (seeds == nil) else { throw ValidationError("give exactly one of --seed N and --seeds K") }
-        if let seeds, seeds < 1 { throw ValidationError("--seeds must be at least 1") }
+        if let seeds {
+            guard (1...Limits.simulate_seeds_count_max).contains(seeds) else {
+                throw ValidationError("--seeds must lie in 1…\(Limits.simulate_seeds_count_max) (got \(seeds))")
+            }
+            guard UInt64(seeds - 1) <= UInt64.max - firstSeed else {
+                throw ValidationError("--first-seed \(firstSeed) + --seeds \(seeds) passes the largest seed \(UInt64.max)")
+            }
+        }
         if trace, seed == nil { throw ValidationError("--trace needs --seed N") }
-        guard nodes >= 1 && nodes <= Limits.members_count_max else { throw ValidationError("--nodes outside 1…\(Limits.members_count_max)") }
+        guard nodes >= 1 && nodes <= Limits.members_count_max else {
+            throw ValidationError("--nodes must lie in 1…\(Limits.members_count_max) (got \(nodes))")
+        }
         let f = (nodes - 1) / 3
         if let byzantine, byzantine < 0 || byzantine > f {
-            throw ValidationError("--byzantine \(byzantine): at most f = \(f) of \(nodes) validators")
+            throw ValidationError("--byzantine \(byzantine): must lie in 0…f = \(f) for \(nodes) validators")
         }
         if let byzantineKind, ConsensusSimulation.Byzantine(rawValue: byzantineKind) == nil {
             throw ValidationError("--byzantine-kind: one of \(ConsensusSimulation.Byzantine.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard loss >= 0 && loss < 1 else { throw ValidationError("--loss must lie in [0, 1)") }
-        guard duplicate >= 0 && duplicate <= 1 else { throw ValidationError("--duplicate must lie in [0, 1]") }
-        guard maskRounds >= 1, tickMs >= 1, delayMaxMs >= 1, partitions >= 0, crashes >= 0, jobs >= 1 else {
-            throw ValidationError("--mask-rounds, --tick-ms, --delay-max-ms, --jobs ≥ 1; --partitions, --crashes ≥ 0")
+        guard loss >= 0 && loss < 1 else { throw ValidationError("--loss must lie in [0, 1) (got \(loss))") }
+        guard duplicate >= 0 && duplicate <= 1 else { throw ValidationError("--duplicate must lie in [0, 1] (got \(duplicate))") }
+        func check<T: BinaryInteger>(_ value: T, _ range: ClosedRange<Int>, _ flag: String) throws {
+            guard value >= range.lowerBound, value <= range.upperBound else {
+                throw ValidationError("\(flag) must lie in \(range.lowerBound)…\(range.upperBound) (got \(value))")
+            }
         }
+        try check(delayMaxMs, 1...Limits.simulate_delay_ms_max, "--delay-max-ms")
+        try check(partitions, 0...Limits.simulate_faults_count_max, "--partitions")
+        try check(crashes, 0...Limits.simulate_faults_count_max, "--crashes")
+        try check(faultPhaseMs, 0...Limits.simulate_time_ms_max, "--fault-phase-ms")
+        try check(livenessBoundMs, 1...Limits.simulate_time_ms_max, "--liveness-bound-ms")
+        try check(maskRounds, 1...Limits.simulate_mask_rounds_count_max, "--mask-rounds")
+        try check(tickMs, Limits.node_tick_ms_min...Limits.node_tick_ms_max, "--tick-ms")
+        try check(jobs, 1...Limits.simulate_jobs_count_max, "--jobs")
     }
 
     var options: ConsensusSimulation.Options {
@@ -140,41 +159,100 @@ struct Simulate: ParsableCommand {
         var wallSeconds: Double
     }
 
-    static func spread(_ values: [UInt64]) -> Summary.Spread? {
-        guard !values.isEmpty else { return nil }
-        let s = values.sorted()
-        return Summary.Spread(min: s[0], p50: s[s.count / 2], p99: s[min(s.count - 1, s.count * 99 / 100)], max: s[s.count - 1],
-                              mean: Double(s.reduce(0, +)) / Double(s.count))
+    /// How often each value occurred: exact quantiles in memory bounded by the distinct values
+    /// (heights up to the run's last one; liveness times on the tick grid up to the bound), not
+    /// by the number of seeds.
+    struct ValueCounts {
+        private var counts: [UInt64: Int] = [:]
+        private var total = 0
+        private var sum = 0.0
+
+        mutating func add(_ value: UInt64) {
+            counts[value, default: 0] += 1
+            total += 1
+            sum += Double(value)
+        }
+
+        /// The same figures `spread` of the sorted values gives: min, s[n/2], s[min(n−1, 99n/100)], max, mean.
+        var spread: Summary.Spread? {
+            guard total > 0 else { return nil }
+            let sorted = counts.keys.sorted()
+            func value(at rank: Int) -> UInt64 {
+                var seen = 0
+                for v in sorted {
+                    seen += counts[v]!
+                    if rank < seen { return v }
+                }
+                return sorted[sorted.count - 1]
+            }
+            return Summary.Spread(min: sorted[0], p50: value(at: total / 2), p99: value(at: min(total - 1, total * 99 / 100)),
+                                  max: sorted[sorted.count - 1], mean: sum / Double(total))
+        }
+    }
+
+    /// The running totals of a run: one report at a time, in seed order.
+    struct Tally {
+        var seedsRun = 0
+        var failedSeeds: [UInt64] = []
+        var failedCount = 0
+        var heights = ValueCounts()
+        var liveness = ValueCounts()
+        var messagesSent: UInt64 = 0
+        var datagramsSent: UInt64 = 0
+        var virtualMs: UInt64 = 0
+        var equivocations: UInt64 = 0
+        var undecodable: UInt64 = 0
+        var syncEntriesRefused: UInt64 = 0
+        var crashes = 0
+
+        mutating func add(_ r: ConsensusSimulation.Report) {
+            seedsRun += 1
+            if !r.passed {
+                failedCount += 1
+                if failedSeeds.count < Self.failedSeedsKept { failedSeeds.append(r.seed) }
+            }
+            heights.add(r.heightsCommitted)
+            if let l = r.livenessMs { liveness.add(l) }
+            messagesSent &+= r.messagesSent
+            datagramsSent &+= r.datagramsSent
+            virtualMs &+= r.endMs
+            equivocations &+= r.equivocationsDetected
+            undecodable &+= r.undecodable
+            syncEntriesRefused &+= r.syncEntriesRefused
+            crashes &+= r.crashes
+        }
+
+        /// Failed seeds listed in the summary (all are counted).
+        static let failedSeedsKept = 100
     }
 
     func run() throws {
         let options = self.options
-        let list: [UInt64] = seed.map { [$0] } ?? (0..<UInt64(seeds!)).map { firstSeed + $0 }
+        let first = seed ?? firstSeed
+        let count = seed == nil ? seeds! : 1
         let started = Date()
-        let reports = trace
-            ? [ConsensusSimulation.run(seed: list[0], options: options, trace: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })]
-            : Self.runAll(list, options: options, jobs: jobs)
-        let wall = Date().timeIntervalSince(started)
-        var failed: [UInt64] = []
-        for r in reports {
-            if verbose || list.count == 1 && !json { note("\(r)") }
-            if !r.passed {
-                failed.append(r.seed)
-                for v in r.violations { note(v) }
-            }
+        var tally = Tally()
+        let consume = { (r: ConsensusSimulation.Report) in
+            if verbose || count == 1 && !json { note("\(r)") }
+            if !r.passed { for v in r.violations { note(v) } }
+            tally.add(r)
         }
+        if trace {
+            consume(ConsensusSimulation.run(seed: first, options: options, trace: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }))
+        } else {
+            Self.runAll(first: first, count: count, options: options, jobs: jobs, consume: consume)
+        }
+        let wall = Date().timeIntervalSince(started)
+        let failed = tally.failedSeeds
+        let runs = Double(max(1, tally.seedsRun))
         let summary = Summary(
-            ok: failed.isEmpty, options: "\(options)", firstSeed: list[0], seedsRun: reports.count, violations: failed.count,
-            failedSeeds: Array(failed.prefix(100)), heightsCommitted: Self.spread(reports.map(\.heightsCommitted))!,
-            livenessBoundMs: options.livenessBoundMs, livenessMs: Self.spread(reports.compactMap(\.livenessMs)),
-            messagesSent: reports.reduce(0) { $0 + $1.messagesSent },
-            messagesSentPerSeed: Double(reports.reduce(0) { $0 + $1.messagesSent }) / Double(reports.count),
-            datagramsSent: reports.reduce(0) { $0 + $1.datagramsSent },
-            virtualMsPerSeed: Double(reports.reduce(0) { $0 + $1.endMs }) / Double(reports.count),
-            equivocationsDetected: reports.reduce(0) { $0 + $1.equivocationsDetected },
-            undecodableMessages: reports.reduce(0) { $0 + $1.undecodable },
-            syncEntriesRefused: reports.reduce(0) { $0 + $1.syncEntriesRefused },
-            crashes: reports.reduce(0) { $0 + $1.crashes }, wallSeconds: wall)
+            ok: tally.failedCount == 0, options: "\(options)", firstSeed: first, seedsRun: tally.seedsRun,
+            violations: tally.failedCount, failedSeeds: failed, heightsCommitted: tally.heights.spread!,
+            livenessBoundMs: options.livenessBoundMs, livenessMs: tally.liveness.spread,
+            messagesSent: tally.messagesSent, messagesSentPerSeed: Double(tally.messagesSent) / runs,
+            datagramsSent: tally.datagramsSent, virtualMsPerSeed: Double(tally.virtualMs) / runs,
+            equivocationsDetected: tally.equivocations, undecodableMessages: tally.undecodable,
+            syncEntriesRefused: tally.syncEntriesRefused, crashes: tally.crashes, wallSeconds: wall)
         if json {
             try printJSON(summary)
         } else {
@@ -189,27 +267,44 @@ struct Simulate: ParsableCommand {
                          summary.messagesSent, summary.messagesSentPerSeed, summary.virtualMsPerSeed, wall))
             print("options: \(options)")
         }
-        if !failed.isEmpty { throw ExitCode(1) }
+        if tally.failedCount > 0 { throw ExitCode(1) }
     }
 
-    /// Runs the seeds on `jobs` threads; the reports come back in seed order.
-    static func runAll(_ seeds: [UInt64], options: ConsensusSimulation.Options, jobs: Int) -> [ConsensusSimulation.Report] {
-        if jobs == 1 { return seeds.map { ConsensusSimulation.run(seed: $0, options: options) } }
-        let slots = UnsafeMutablePointer<ConsensusSimulation.Report?>.allocate(capacity: seeds.count)
-        slots.initialize(repeating: nil, count: seeds.count)
-        defer { slots.deinitialize(count: seeds.count); slots.deallocate() }
-        nonisolated(unsafe) let shared = slots
-        let next = Counter()
-        DispatchQueue.concurrentPerform(iterations: jobs) { _ in
-            while true {
-                let k = next.take()
-                guard k < seeds.count else { return }
-                shared[k] = ConsensusSimulation.run(seed: seeds[k], options: options)   // each slot written by one thread
-            }
+    /// Seeds run at once per worker: a batch is run in parallel, then handed over in seed order.
+    static let seedsPerWorkerBatch = 16
+
+    /// Runs seeds first, first + 1, … (count of them) on `jobs` threads and hands each report to
+    /// `consume` in seed order, holding at most `jobs · seedsPerWorkerBatch` reports at a time.
+    static func runAll(first: UInt64, count: Int, options: ConsensusSimulation.Options, jobs: Int,
+                       consume: (ConsensusSimulation.Report) -> Void) {
+        if jobs == 1 {
+            for k in 0..<count { consume(ConsensusSimulation.run(seed: first + UInt64(k), options: options)) }
+            return
         }
-        return (0..<seeds.count).map { slots[$0]! }
+        let batch = jobs * seedsPerWorkerBatch
+        let slots = UnsafeMutablePointer<ConsensusSimulation.Report?>.allocate(capacity: batch)
+        slots.initialize(repeating: nil, count: batch)
+        defer { slots.deinitialize(count: batch); slots.deallocate() }
+        nonisolated(unsafe) let shared = slots
+        var done = 0
+        while done < count {
+            let size = min(batch, count - done)
+            let base = first + UInt64(done)
+            let next = Counter()
+            DispatchQueue.concurrentPerform(iterations: jobs) { _ in
+                while true {
+                    let k = next.take()
+                    guard k < size else { return }
+                    shared[k] = ConsensusSimulation.run(seed: base + UInt64(k), options: options)   // each slot written by one thread
+                }
+            }
+            for k in 0..<size {
+                consume(slots[k]!)
+                slots[k] = nil
+            }
+            done += size
+        }
     }
-
     final class Counter: @unchecked Sendable {
         private var value = 0
         private let lock = NSLock()

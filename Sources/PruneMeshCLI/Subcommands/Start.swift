@@ -46,10 +46,10 @@ struct Start: ParsableCommand {
     @Option(help: "Training data directory (IDX files).")
     var data: String?
 
-    @Option(help: "Train on shard I of the genesis partition (with --nodes).")
+    @Option(parsing: .unconditional, help: "Train on shard I of the genesis partition (with --nodes).")
     var node: Int?
 
-    @Option(help: "Shard count of the genesis partition (with --node).")
+    @Option(parsing: .unconditional, help: "Shard count of the genesis partition (with --node).")
     var nodes: Int?
 
     @Flag(name: .customLong("whole-data"), help: "Train on the whole training set (ignore the file's shard).")
@@ -83,10 +83,10 @@ struct Start: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
-    @Option(name: .customLong("tick-ms"), help: "How often the state machines are driven, in ms.")
+    @Option(name: .customLong("tick-ms"), parsing: .unconditional, help: "How often the state machines are driven, in ms.")
     var tickMs: Int?
 
-    @Option(help: "Training threads (0 = all cores).")
+    @Option(parsing: .unconditional, help: "Training threads (0 = all cores).")
     var threads: Int?
 
     @Flag(name: .customLong("membership-only"), help: "Run membership only: no training, rounds, agreement or log.")
@@ -96,10 +96,10 @@ struct Start: ParsableCommand {
           help: "Train the same rounds and fine-tune epochs without releasing or pruning (the baseline of the same run).")
     var noPruning = false
 
-    @Option(name: .customLong("train-limit"), help: "Use at most this many of the shard's training samples (tests, quick demos).")
+    @Option(name: .customLong("train-limit"), parsing: .unconditional, help: "Use at most this many of the shard's training samples (tests, quick demos).")
     var trainLimit: Int?
 
-    @Option(name: .customLong("test-limit"), help: "Evaluate on at most this many test samples.")
+    @Option(name: .customLong("test-limit"), parsing: .unconditional, help: "Evaluate on at most this many test samples.")
     var testLimit: Int?
 
     @Option(help: ArgumentHelp("Which of its own units a node keeps on the agreed mask's positions at each surgery: local (its highest-L1 units, as many as the mask keeps per layer; the default) or agreed (the units at those positions).",
@@ -137,13 +137,22 @@ struct Start: ParsableCommand {
         }
     }
 
+    /// The config file (if any) with the flags applied.
+    func resolveConfig(workingDirectory cwd: String) throws -> NodeConfig {
+        if let path = config {
+            return try NodeConfig.load(path: path).applying(overrides: overrides, workingDirectory: cwd)
+        }
+        return try NodeConfig(overrides: overrides, workingDirectory: cwd)
+    }
+
     func run() throws {
         let cwd = FileManager.default.currentDirectoryPath
         let resolved: NodeConfig
-        if let path = config {
-            resolved = try NodeConfig.load(path: path).applying(overrides: overrides, workingDirectory: cwd)
-        } else {
-            resolved = try NodeConfig(overrides: overrides, workingDirectory: cwd)
+        do {
+            resolved = try resolveConfig(workingDirectory: cwd)
+        } catch let error as ConfigError where error.file == NodeConfig.commandLine {
+            // A flag's value is a usage error (exit 64, with this command's usage), as in every command.
+            throw ValidationError(error.field.isEmpty ? error.problem : "\(error.field): \(error.problem)")
         }
         let level = Logger.Level(rawValue: resolved.logLevel.rawValue) ?? .info
         LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }

@@ -26,7 +26,7 @@ struct Status: ParsableCommand {
     @Option(name: .customLong("token-file"), help: "The node's operator token file (default <state-dir>/control.token).")
     var tokenFile: String?
 
-    @Option(name: .customLong("timeout-ms"), help: "How long to wait for the answer.")
+    @Option(name: .customLong("timeout-ms"), parsing: .unconditional, help: "How long to wait for the answer.")
     var timeoutMs: Int = 2_000
 
     @Flag(help: "Print the node's status JSON.")
@@ -97,9 +97,9 @@ struct Status: ParsableCommand {
             func pct(_ x: Double?) -> String { x.map { String(format: "%.2f%%", $0 * 100) } ?? "–" }
             out += "phase       \(m.phase)  height \(m.height)  next round \(m.round)\(m.frozen ? "  frozen" : "")  agreement \(m.consensusStep) r\(m.consensusRound)  validators \(m.validators)\n"
             out += "mask        \(m.maskKept.map(String.init).joined(separator: "/"))  params \(m.paramsCurrent) of \(m.paramsOriginal) (−\(String(format: "%.1f", m.paramReduction * 100))%)  FLOPs −\(String(format: "%.1f", m.flopReduction * 100))%\n"
-            out += "accuracy    \(pct(m.accuracy)) (first round \(pct(m.accuracyBefore)), whole test set \(pct(m.globalAccuracy)))  \(Int(m.trainSamplesPerSecond)) samples/s\n"
+            out += "accuracy    \(pct(m.accuracy)) (first round \(pct(m.accuracyBefore)), whole test set \(pct(m.globalAccuracy)))  \(whole(m.trainSamplesPerSecond)) samples/s\n"
             out += "privacy     ε spent \(String(format: "%.3f", m.epsilonSpent)) of \(m.epsilonBudget), left \(String(format: "%.3f", m.epsilonLeft)), \(m.releases) releases\n"
-            out += "log         \(m.logEntries) entries, head \(m.logHead.prefix(16))…  agreement bytes out \(m.consensusBytesOut) (\(Int(m.consensusBytesOutPerRound))/round)\n"
+            out += "log         \(m.logEntries) entries, head \(m.logHead.prefix(16))…  agreement bytes out \(m.consensusBytesOut) (\(whole(m.consensusBytesOutPerRound))/round)\n"
             if let error = m.checkpointError {
                 out += "checkpoint  FAILING (\(m.checkpointFailures) failed saves): \(error) — the model on disk is out of date\n"
             }

@@ -82,7 +82,7 @@ struct Train: ParsableCommand {
         }
         let test = network.evaluate(data.test)
         if let path = options.save {
-            try Data(Checkpoint.encode(network.model)).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try writeUserFile(Checkpoint.encode(network.model), to: path, flag: "--save")
         }
         let cost = network.model.cost
         let report = Report(
