@@ -140,6 +140,13 @@ public enum Limits {
     /// Idle per-address buckets (full again) are swept out of a full table at most this often.
     public static let verify_gate_sweep_interval_ms = 1_000
 
+    /// The mesh socket's kernel receive buffer (SO_RCVBUF; Linux caps it at net.core.rmem_max,
+    /// 4 MiB here, default 208 KiB): ~10,000 small datagrams, so a flood that outruns the node for
+    /// a moment fills it instead of pushing members' datagrams out of a 200 ms-deep default one.
+    public static let udp_receive_buffer_bytes = 4 * 1024 * 1024
+
+    /// Datagrams one recvmmsg(2) call reads (NIO vector reads): a flood costs fewer system calls.
+    public static let udp_vector_read_count = 16
 
     // MARK: Privacy (differentially private importance release)
 
