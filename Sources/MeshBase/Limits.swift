@@ -140,10 +140,14 @@ public enum Limits {
     /// Idle per-address buckets (full again) are swept out of a full table at most this often.
     public static let verify_gate_sweep_interval_ms = 1_000
 
-    /// The mesh socket's kernel receive buffer (SO_RCVBUF; Linux caps it at net.core.rmem_max,
-    /// 4 MiB here, default 208 KiB): ~10,000 small datagrams, so a flood that outruns the node for
-    /// a moment fills it instead of pushing members' datagrams out of a 200 ms-deep default one.
-    public static let udp_receive_buffer_bytes = 4 * 1024 * 1024
+    /// The mesh socket's kernel receive buffer (SO_RCVBUF, which Linux doubles and caps at
+    /// net.core.rmem_max; the default is 208 KiB, ~250 small datagrams). 512 KiB holds ~1,250 small
+    /// datagrams: ~25 ms of a 50k/s flood, so a moment of descheduling does not push members'
+    /// datagrams out. Not more: when a flood outruns the node for long, a deep queue delays every
+    /// member's datagram by its length (4 MiB held ~10,000: seconds, and a starved node under a
+    /// 20k/s flood was declared dead because it could not hear that it was suspected in time);
+    /// SWIM rides out some loss far better than seconds of delay.
+    public static let udp_receive_buffer_bytes = 512 * 1024
 
     /// Datagrams one recvmmsg(2) call reads (NIO vector reads): a flood costs fewer system calls.
     public static let udp_vector_read_count = 16

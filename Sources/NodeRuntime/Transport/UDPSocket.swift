@@ -216,7 +216,10 @@ public final class UDPSocket: @unchecked Sendable {
     fileprivate func received(_ envelope: AddressedEnvelope<ByteBuffer>) {
         counters.datagramsIn += 1
         counters.bytesIn += UInt64(envelope.data.readableBytes)
-        onDatagram(Array(envelope.data.readableBytesView), envelope.remoteAddress)
+        // One memcpy (Array(readableBytesView) copies byte by byte through an iterator when not
+        // optimised: 13% of a debug node's time under a flood, measured with perf).
+        let bytes = envelope.data.withUnsafeReadableBytes { Array($0) }
+        onDatagram(bytes, envelope.remoteAddress)
     }
 
     fileprivate func caught(_ error: Error) {
