@@ -41,11 +41,13 @@ import Testing
         }
         let before = try nodes.map { try #require($0.status()) }
 
-        // 20,000 datagrams a second for 3 s: what a debug build sends reliably on two shared cores.
+        // 5,000 datagrams a second for 3 s: a debug node drops them cheaply (~10 µs each, 5% of a
+        // core) even while other tests train on both cores; verifying each (~55 µs) took over a
+        // quarter of a core, and the node was suspected.
         let flood = Process()
         flood.executableURL = CLI.binary
         flood.arguments = ["dev", "flood", "--target", target, "--genesis", mesh.genesis, "--spoof-sender", ids[1],
-                           "--rate", "20000", "--seconds", "3", "--source", "127.0.0.2", "--json"]
+                           "--rate", "5000", "--seconds", "3", "--source", "127.0.0.2", "--json"]
         let out = Pipe()
         flood.standardOutput = out
         flood.standardError = FileHandle(forWritingAtPath: "/dev/null")
@@ -67,7 +69,7 @@ import Testing
         let elapsed = Date().timeIntervalSince(started)
         let report = (try? JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile())) as? [String: Any]
         let sent = report?["sent"] as? Int ?? 0
-        #expect(flood.terminationStatus == 0 && sent >= 20_000, "the flooder sent \(sent): \(report ?? [:])")
+        #expect(flood.terminationStatus == 0 && sent >= 5_000, "the flooder sent \(sent): \(report ?? [:])")
         // A suspicion raised at the very end of the flood still shows up a second later.
         Thread.sleep(forTimeInterval: 1)
         let after = try nodes.map { try #require($0.status(), "node \($0.index) stopped answering") }
