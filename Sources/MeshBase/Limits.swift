@@ -104,6 +104,58 @@ public enum Limits {
     /// A persisted replay snapshot: a header and one (key, high-water mark) row per sender.
     public static let replay_snapshot_bytes_max = 16 + replay_senders_count_max * 40
 
+    // MARK: Flood control (Wire.VerifyGate: signature verifications per second)
+
+    // An Ed25519 verification costs ~55 µs (about 18,000 a second on one core), so a datagram
+    // flood that reaches verification is a CPU attack. The receive path drops what it can on
+    // cheap checks first (size, header, mesh id, claimed sender admitted, replay), then meters
+    // what is left with token buckets before any verification. A source is an (IP, port,
+    // claimed key); it is "proven" once one of its datagrams verified from an admitted key.
+
+    /// Verifications a second for one proven source (a member at its address), and its burst.
+    /// A member's normal traffic is tens of datagrams a second; a log-sync answer to a rejoining
+    /// member is the largest burst (a 64 KiB message is 53 chunks; answers go out in messages).
+    public static let verify_proven_source_rate_per_s = 8_000
+    public static let verify_proven_source_burst_count = 16_000
+
+    /// Verifications a second for all datagrams from one IP address that no proven source sent
+    /// (strangers, spoofed member keys, a member's first datagram from a new address), and its burst.
+    public static let verify_unproven_address_rate_per_s = 50
+    public static let verify_unproven_address_burst_count = 100
+
+    /// Verifications a second for all unproven datagrams together, whatever their address (an
+    /// attacker with many addresses), and its burst.
+    public static let verify_unproven_rate_per_s = 500
+    public static let verify_unproven_burst_count = 500
+
+    /// Verifications a second of every kind together: the node's whole verification budget
+    /// (12,000 × 55 µs ≈ two thirds of one core), and its burst.
+    public static let verify_total_rate_per_s = 12_000
+    public static let verify_total_burst_count = 16_000
+
+    /// IP addresses whose unproven datagrams are metered one by one; beyond this, new addresses
+    /// share one bucket of the per-address rate until idle ones are swept out.
+    public static let verify_gate_addresses_count_max = 1024
+
+    /// Proven sources tracked (members, each perhaps at an old and a new address); beyond this
+    /// the least recently used is forgotten (it is proven again by its next verified datagram).
+    public static let verify_gate_proven_sources_count_max = 2 * members_count_max
+
+    /// Idle per-address buckets (full again) are swept out of a full table at most this often.
+    public static let verify_gate_sweep_interval_ms = 1_000
+
+    /// The mesh socket's kernel receive buffer (SO_RCVBUF, which Linux doubles and caps at
+    /// net.core.rmem_max; the default is 208 KiB, ~250 small datagrams). 512 KiB holds ~1,250 small
+    /// datagrams: ~25 ms of a 50k/s flood, so a moment of descheduling does not push members'
+    /// datagrams out. Not more: when a flood outruns the node for long, a deep queue delays every
+    /// member's datagram by its length (4 MiB held ~10,000: seconds, and a starved node under a
+    /// 20k/s flood was declared dead because it could not hear that it was suspected in time);
+    /// SWIM rides out some loss far better than seconds of delay.
+    public static let udp_receive_buffer_bytes = 512 * 1024
+
+    /// Datagrams one recvmmsg(2) call reads (NIO vector reads): a flood costs fewer system calls.
+    public static let udp_vector_read_count = 16
+
     // MARK: Privacy (differentially private importance release)
 
     /// The clip bound in grid units, C·2^s. Clipped values then need at most 28 bits, leaving

@@ -18,8 +18,8 @@ public struct NodeStartError: Error, CustomStringConvertible, Sendable {
 /// without locks. Work that may take long (fsync of the replay snapshot; training later) runs
 /// off the loop.
 ///
-/// Receive path: datagram → `Receiver.receive` (signature, admission = genesis member, replay,
-/// reassembly) → `SWIMMessage.decode` → `SWIMInstance.onMessage` → directives. Send path:
+/// Receive path: datagram → `Receiver.receive` (cheap checks, admission = genesis member, replay
+/// check, the verification gate metered by source address, signature, replay mark, reassembly) → `SWIMMessage.decode` → `SWIMInstance.onMessage` → directives. Send path:
 /// directive → `Envelope.encode` (signs, chunks) with the boot epoch's `SequenceAllocator` →
 /// the socket's bounded queue.
 public final class Node: @unchecked Sendable {
@@ -77,7 +77,7 @@ public final class Node: @unchecked Sendable {
         self.metrics = NodeMetrics(registry: registry)
         self.bootEpoch = bootEpoch
         self.sequence = SequenceAllocator(bootEpoch: bootEpoch)
-        self.receiver = Receiver(meshID: settings.meshID, restoring: snapshot)
+        self.receiver = Receiver(meshID: settings.meshID, restoring: snapshot, nowMs: Self.nowMs())
         self.admitted = settings.members
         self.controlToken = controlToken
         self.controlRefusals = ControlRefusals(logger: logger)
@@ -355,7 +355,9 @@ public final class Node: @unchecked Sendable {
         guard !stopping else { return }
         let now = Self.nowMs()
         let members = admitted, readers = self.readers
-        switch receiver.receive(bytes, nowMs: now, admit: { key, kind in
+        // A datagram without an IP source (none arrive on UDP) is metered as one shared source.
+        let source = Addresses.source(address) ?? SourceAddress(high: 0, low: 0, port: 0)
+        switch receiver.receive(bytes, from: source, nowMs: now, admit: { key, kind in
             members.contains(key) || (kind == .logRequest && readers.contains(key))
         }) {
         case .pending:
@@ -456,6 +458,10 @@ public final class Node: @unchecked Sendable {
         c.socketRebinds = transport.socketRebinds
         c.rejects = Dictionary(uniqueKeysWithValues: receiver.counters.all.filter { $0.count > 0 }.map { ("\($0.reason)", $0.count) })
         c.rejectsTotal = receiver.counters.total
+        c.signatureVerifications = receiver.verificationCount
+        c.verifyGate = receiver.gate.counters
+        c.verifyGateProvenSources = receiver.gate.provenSourceCount
+        c.verifyGateAddresses = receiver.gate.addressCount
         let s = swim.counters
         c.probesSent = s.probesSent
         c.probesAcked = s.probesAcked

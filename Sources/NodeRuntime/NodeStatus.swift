@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// What `GET /status` answers (JSON, snake_case keys) and `prunemesh status` prints.
 public struct NodeStatus: Codable, Sendable, Hashable {
@@ -29,6 +30,14 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         /// Datagrams dropped by the receive path, by `Wire.RejectReason` (non-zero ones).
         public var rejects: [String: UInt64] = [:]
         public var rejectsTotal: UInt64 = 0
+        /// Ed25519 envelope verifications performed (passed or failed): what a forged flood costs.
+        public var signatureVerifications: UInt64 = 0
+        /// The verification gate: datagrams let through and refused (each refusal is also a
+        /// `rateLimited` reject), by bucket; sources proven, demoted, evicted.
+        public var verifyGate: VerifyGate.Counters = .init()
+        /// Proven sources and per-address buckets the gate holds now.
+        public var verifyGateProvenSources: Int = 0
+        public var verifyGateAddresses: Int = 0
         /// Logical messages accepted and handed to a state machine.
         public var messagesIn: UInt64 = 0
         /// Accepted messages of a kind no state machine on this node handles.

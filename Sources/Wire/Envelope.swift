@@ -51,6 +51,16 @@ public enum Envelope {
     /// version, kind, flags, mesh id, declared payload length against the actual size, then the
     /// signature. Nothing in the payload is looked at; parse it only after this succeeded.
     public static func decode(datagram: [UInt8], meshID: MeshID) -> Result<VerifiedEnvelope, RejectReason> {
+        switch checkHeader(datagram: datagram, meshID: meshID) {
+        case let .success(header): verify(datagram: datagram, header: header, meshID: meshID)
+        case let .failure(reason): .failure(reason)
+        }
+    }
+
+    /// The cheap half of `decode`: every check but the signature, in the same order. What it
+    /// returns is a claim, not a fact — the sender and sequence are unauthenticated until
+    /// `verify` succeeds; use them only to decide whether verifying is worth it.
+    public static func checkHeader(datagram: [UInt8], meshID: MeshID) -> Result<EnvelopeHeader, RejectReason> {
         let count = datagram.count
         guard count <= Limits.datagram_bytes_max else { return .failure(.oversize) }
         guard count >= EnvelopeFormat.overheadByteCount else { return .failure(.truncated) }
@@ -67,16 +77,28 @@ public enum Envelope {
         guard count >= expected else { return .failure(.truncated) }
         guard count == expected else { return .failure(.trailingBytes) }
 
-        let signedEnd = EnvelopeFormat.headerByteCount + payloadLength
         let sender = PublicKey(bytes: Array(datagram[EnvelopeFormat.senderOffset..<EnvelopeFormat.sequenceOffset]))!
+        var sequence: UInt64 = 0
+        for i in 0..<8 { sequence |= UInt64(datagram[EnvelopeFormat.sequenceOffset + i]) << (8 * UInt64(i)) }
+        return .success(EnvelopeHeader(kind: kind, claimedSender: sender, claimedSequence: sequence,
+                                       payloadLength: payloadLength))
+    }
+
+    /// The expensive half of `decode`: the Ed25519 signature over the datagram `checkHeader`
+    /// accepted as `header`.
+    public static func verify(datagram: [UInt8], header: EnvelopeHeader, meshID: MeshID) -> Result<VerifiedEnvelope, RejectReason> {
+        precondition(datagram.count == EnvelopeFormat.overheadByteCount + header.payloadLength,
+                     "verify takes the datagram checkHeader accepted")
+        let count = datagram.count
+        let signedEnd = EnvelopeFormat.headerByteCount + header.payloadLength
+        let sender = header.claimedSender
         let signature = Signature(bytes: Array(datagram[signedEnd..<count]))!
         let verified = datagram.withUnsafeBytes { raw in
             sender.isValidSignature(signature, .envelope, UnsafeRawBufferPointer(rebasing: raw[0..<signedEnd]))
         }
         guard verified else { return .failure(.badSignature) }
 
-        var sequence: UInt64 = 0
-        for i in 0..<8 { sequence |= UInt64(datagram[EnvelopeFormat.sequenceOffset + i]) << (8 * UInt64(i)) }
+        let kind = header.kind, sequence = header.claimedSequence
         return .success(VerifiedEnvelope(kind: kind, meshID: meshID, sender: sender, sequence: sequence,
                                          payload: Array(datagram[EnvelopeFormat.headerByteCount..<signedEnd]),
                                          signature: signature))

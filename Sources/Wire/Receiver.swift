@@ -20,13 +20,21 @@ public enum InboundOutcome: Sendable, Hashable {
     case rejected(RejectReason)
 }
 
-/// The receive path for one node, as a pure value: envelope decode (signature first), sender
-/// admission, replay window, chunk parsing and reassembly, with every rejection counted.
+/// The receive path for one node, as a pure value: cheap checks, the verification gate, the
+/// signature, replay window, chunk parsing and reassembly, with every rejection counted.
 ///
-/// Order, and why: the signature is checked before anything in the datagram is trusted; the
-/// admission policy runs before a replay window is created for a sender, so strangers cannot
-/// fill memory; a sequence number is recorded only after the signature verified; chunks are
-/// parsed only after all of that.
+/// Order, and why — cheapest first, and nothing trusted before the signature verified:
+/// 1. the envelope's structure and mesh id (`Envelope.checkHeader`: no cryptography);
+/// 2. the admission policy on the *claimed* sender and kind: a datagram claiming a key that is
+///    not admitted is dropped as `notMember` without verifying it (a forgery or not, it would be
+///    refused anyway), and before a replay window is created for it, so strangers cannot fill
+///    memory;
+/// 3. the claimed sender's replay window, read only: a number already accepted is dropped
+///    unverified (only *recording* a number has to wait for the signature);
+/// 4. the verification gate (`VerifyGate`), when the caller names the source address: per-source
+///    and global token buckets, so a flood costs at most the gate's budget in verifications;
+/// 5. the Ed25519 signature; then the number is recorded, and the source proven;
+/// 6. chunks are parsed only after all of that.
 ///
 /// Replay windows are bounded (`Limits.replay_senders_count_max`). When a new admitted sender
 /// arrives and the table is full, the window least recently used (by the order of accepted
@@ -40,6 +48,10 @@ public struct Receiver: Sendable {
     public let meshID: MeshID
     public private(set) var counters = RejectCounters()
     public private(set) var reassembler: Reassembler
+    /// Meters verifications by source (used by `receive(_:from:nowMs:admit:)`).
+    public private(set) var gate: VerifyGate
+    /// Ed25519 verifications of envelopes performed (passed or failed).
+    public private(set) var verificationCount: UInt64 = 0
     private var windows: [PublicKey: ReplayWindow] = [:]
     /// Per tracked sender: the value of `useClock` at its last accepted datagram (0 = restored).
     private var lastUse: [PublicKey: UInt64] = [:]
@@ -50,9 +62,11 @@ public struct Receiver: Sendable {
 
     /// Restores the replay marks the shell persisted (`replaySnapshot()`), if any.
     public init(meshID: MeshID, restoring snapshot: ReplaySnapshot? = nil,
-                reassemblyLimits: ReassemblyLimits = .standard) {
+                reassemblyLimits: ReassemblyLimits = .standard, gate: VerifyGate.Settings = .standard,
+                nowMs: UInt64 = 0) {
         self.meshID = meshID
         self.reassembler = Reassembler(limits: reassemblyLimits)
+        self.gate = VerifyGate(settings: gate, nowMs: nowMs)
         for (sender, highest) in snapshot?.highest ?? [:] {
             windows[sender] = ReplayWindow(restoring: .init(highest: highest))
             lastUse[sender] = 0
@@ -62,16 +76,41 @@ public struct Receiver: Sendable {
     /// Senders with a replay window.
     public var trackedSenderCount: Int { windows.count }
 
-    /// Takes one datagram. `admit` is the membership policy, asked once the signature verified
-    /// (e.g. "is a member, or is this an invite/beacon"); refused senders count as `notMember`.
+    /// Takes one datagram without a source address: every check but the verification gate (for
+    /// the fuzzer and tests of the layers above; the node always names the source).
     public mutating func receive(_ datagram: [UInt8], nowMs: UInt64,
                                  admit: (PublicKey, MessageKind) -> Bool) -> InboundOutcome {
-        let envelope: VerifiedEnvelope
-        switch Envelope.decode(datagram: datagram, meshID: meshID) {
-        case let .success(e): envelope = e
+        receive(datagram, from: nil, nowMs: nowMs, admit: admit)
+    }
+
+    /// Takes one datagram from `source`. `admit` is the membership policy (e.g. "is a member,
+    /// or is this an invite/beacon"), asked on the claimed sender before the signature is
+    /// verified and so a pure predicate of its arguments; refused senders count as `notMember`.
+    public mutating func receive(_ datagram: [UInt8], from source: SourceAddress?, nowMs: UInt64,
+                                 admit: (PublicKey, MessageKind) -> Bool) -> InboundOutcome {
+        let header: EnvelopeHeader
+        switch Envelope.checkHeader(datagram: datagram, meshID: meshID) {
+        case let .success(h): header = h
         case let .failure(reason): return reject(reason)
         }
-        guard admit(envelope.sender, envelope.kind) else { return reject(.notMember) }
+        guard admit(header.claimedSender, header.kind) else { return reject(.notMember) }
+        switch windows[header.claimedSender]?.check(header.claimedSequence) ?? .fresh {
+        case .fresh: break
+        case .replayed: return reject(.replayed)
+        case .tooOld: return reject(.sequenceTooOld)
+        }
+        if let source, gate.admit(source, sender: header.claimedSender, nowMs: nowMs) != nil {
+            return reject(.rateLimited)
+        }
+        verificationCount += 1
+        let envelope: VerifiedEnvelope
+        switch Envelope.verify(datagram: datagram, header: header, meshID: meshID) {
+        case let .success(e): envelope = e
+        case let .failure(reason):
+            if let source { gate.failedVerification(source, sender: header.claimedSender) }
+            return reject(reason)
+        }
+        if let source { gate.verified(source, sender: envelope.sender, nowMs: nowMs) }
         if windows[envelope.sender] == nil, windows.count >= Limits.replay_senders_count_max {
             evictLeastRecentlyUsed()
         }
@@ -113,6 +152,7 @@ public struct Receiver: Sendable {
     public mutating func forget(_ sender: PublicKey) {
         windows[sender] = nil
         lastUse[sender] = nil
+        gate.forget(sender)
     }
 
     /// Drops the window of the sender whose last accepted datagram is oldest (ties: smallest

@@ -36,6 +36,10 @@ public enum RejectReason: UInt8, Error, Sendable, CaseIterable, CustomStringConv
     /// produced: the receiver evicts the least recently used window instead (kept so counter
     /// codes stay stable).
     case senderCapacity
+    /// Refused before its signature was verified: its source, the unproven sources together or
+    /// the node as a whole had no verification left this second (`VerifyGate`). Claims an
+    /// admitted sender; nothing about it was trusted.
+    case rateLimited
 
     public var description: String {
         switch self {
@@ -55,6 +59,7 @@ public enum RejectReason: UInt8, Error, Sendable, CaseIterable, CustomStringConv
         case .lengthMismatch: "lengthMismatch"
         case .inconsistentChunk: "inconsistentChunk"
         case .senderCapacity: "senderCapacity"
+        case .rateLimited: "rateLimited"
         }
     }
 }

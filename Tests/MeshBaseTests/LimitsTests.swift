@@ -84,3 +84,28 @@ import Testing
         #expect(Limits.simulate_seeds_count_max >= 1)
     }
 }
+
+@Suite struct VerifyGateLimitsTests {
+    @Test func verificationBudgetsRelate() {
+        // One address cannot take the whole unproven budget, and the unproven budget leaves a
+        // proven member its full rate within the total.
+        #expect(Limits.verify_unproven_address_rate_per_s < Limits.verify_unproven_rate_per_s)
+        #expect(Limits.verify_unproven_rate_per_s + Limits.verify_proven_source_rate_per_s <= Limits.verify_total_rate_per_s)
+        // The total stays below one core of Ed25519 verification (~18,000 a second).
+        #expect(Limits.verify_total_rate_per_s <= 18_000)
+        // Bursts are at least a second's rate (or a member's burst could never be used) and
+        // at most what the next bucket up can grant at once.
+        #expect(Limits.verify_proven_source_burst_count >= Limits.verify_proven_source_rate_per_s)
+        #expect(Limits.verify_proven_source_burst_count <= Limits.verify_total_burst_count)
+        #expect(Limits.verify_unproven_address_burst_count >= Limits.verify_unproven_address_rate_per_s)
+        #expect(Limits.verify_unproven_address_burst_count <= Limits.verify_unproven_burst_count)
+        #expect(Limits.verify_unproven_burst_count >= Limits.verify_unproven_rate_per_s)
+        #expect(Limits.verify_total_burst_count >= Limits.verify_total_rate_per_s)
+        // Every member can be proven at once; and tables are bounded.
+        #expect(Limits.verify_gate_proven_sources_count_max >= Limits.members_count_max)
+        #expect(Limits.verify_gate_addresses_count_max >= Limits.members_count_max)
+        #expect(Limits.verify_gate_addresses_count_max <= 65_536 && Limits.verify_gate_proven_sources_count_max <= 65_536)
+        // A swept table is refilled no faster than a second.
+        #expect(Limits.verify_gate_sweep_interval_ms >= 1 && Limits.verify_gate_sweep_interval_ms <= 1_000)
+    }
+}

@@ -170,3 +170,100 @@ import Testing
         #expect(receiver.counters[.truncated] == 3)
     }
 }
+
+@Suite struct ReceiverFloodTests {
+    static let member = SourceAddress(ipv4: [10, 0, 0, 1], port: 7000)
+    static let stranger = SourceAddress(ipv4: [10, 0, 0, 66], port: 40000)
+
+    /// A datagram claiming `claimed`'s key with a forged (random) signature.
+    static func forged(claiming claimed: PublicKey, sequence: UInt64) -> [UInt8] {
+        var d = claimed == Fixtures.alice.publicKey ? forgedAlice : template
+        d.replaceSubrange(EnvelopeFormat.senderOffset..<EnvelopeFormat.sequenceOffset, with: claimed.bytes)
+        for i in 0..<8 { d[EnvelopeFormat.sequenceOffset + i] = UInt8(truncatingIfNeeded: sequence >> (8 * UInt64(i))) }
+        return d
+    }
+
+    /// Signed once (by Bob), then given 64 random bytes for a signature; `forged` re-stamps it.
+    static let template: [UInt8] = {
+        var d = Fixtures.datagram(.ping, [1, 2, 3], signer: Fixtures.bob)
+        d.replaceSubrange(d.count - 64..<d.count, with: Fixtures.bytes(64, seed: 99))
+        return d
+    }()
+    static let forgedAlice: [UInt8] = {
+        var d = template
+        d.replaceSubrange(EnvelopeFormat.senderOffset..<EnvelopeFormat.sequenceOffset, with: Fixtures.alice.publicKey.bytes)
+        return d
+    }()
+
+    static func aliceOnly(_ key: PublicKey, _: MessageKind) -> Bool { key == Fixtures.alice.publicKey }
+
+    @Test func aForgedFloodFromOneAddressCostsNoMoreVerificationsThanTheBudget() {
+        var receiver = Receiver(meshID: Fixtures.mesh)
+        // Alice is proven at her address by one genuine datagram.
+        guard case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32), from: Self.member,
+                                               nowMs: 0, admit: Self.aliceOnly) else {
+            Issue.record("Alice's first datagram refused"); return
+        }
+        // 50,000 forged datagrams a second for 2 s from a stranger, claiming Alice's key; Alice
+        // sends one ping every 10 ms meanwhile.
+        var delivered = 0, rateLimited = 0
+        var aliceSequence: UInt64 = 1 << 32
+        for ms in UInt64(1)...2_000 {
+            for j in 0..<50 {
+                let outcome = receiver.receive(Self.forged(claiming: Fixtures.alice.publicKey, sequence: 9 << 32 | ms * 100 + UInt64(j)),
+                                               from: Self.stranger, nowMs: ms, admit: Self.aliceOnly)
+                if outcome == .rejected(.rateLimited) { rateLimited += 1 } else { #expect(outcome == .rejected(.badSignature)) }
+            }
+            if ms % 10 == 0 {
+                aliceSequence += 1
+                if case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: aliceSequence), from: Self.member,
+                                                    nowMs: ms, admit: Self.aliceOnly) { delivered += 1 }
+            }
+        }
+        #expect(delivered == 200, "every genuine datagram of the member gets through the flood")
+        // The stranger's address: its burst plus its rate for 2 s; plus Alice's own 201.
+        let addressBudget = Limits.verify_unproven_address_burst_count + 2 * Limits.verify_unproven_address_rate_per_s
+        #expect(receiver.verificationCount <= UInt64(addressBudget + 201))
+        #expect(receiver.verificationCount >= 201)
+        #expect(receiver.counters[.rateLimited] == UInt64(rateLimited) && rateLimited >= 100_000 - addressBudget)
+        #expect(receiver.counters[.badSignature] == receiver.verificationCount - 201)
+    }
+
+    @Test func aFloodFromManyAddressesIsCappedByTheUnprovenBudget() {
+        var receiver = Receiver(meshID: Fixtures.mesh)
+        for ms in UInt64(0)..<1_000 {
+            for j in 0..<50 {
+                let from = SourceAddress(ipv4: [10, 1, UInt8(j), UInt8(ms % 200)], port: 1)
+                _ = receiver.receive(Self.forged(claiming: Fixtures.alice.publicKey, sequence: 9 << 32 | ms * 100 + UInt64(j)),
+                                     from: from, nowMs: ms, admit: Self.aliceOnly)
+            }
+        }
+        // 50,000 datagrams from up to 10,000 addresses in one second: at most the unproven burst and rate.
+        #expect(receiver.verificationCount <= UInt64(Limits.verify_unproven_burst_count + Limits.verify_unproven_rate_per_s))
+        #expect(receiver.gate.addressCount <= Limits.verify_gate_addresses_count_max)
+    }
+
+    @Test func cheapChecksComeBeforeVerification() {
+        var receiver = Receiver(meshID: Fixtures.mesh)
+        // Claims a key that is not admitted: refused as notMember, unverified.
+        #expect(receiver.receive(Self.forged(claiming: Fixtures.bob.publicKey, sequence: 1 << 32), from: Self.stranger,
+                                 nowMs: 0, admit: Self.aliceOnly) == .rejected(.notMember))
+        // Another mesh: refused unverified.
+        #expect(receiver.receive(Fixtures.datagram(.ping, [], mesh: Fixtures.otherMesh), from: Self.stranger,
+                                 nowMs: 0, admit: Self.aliceOnly) == .rejected(.wrongMesh))
+        // A number Alice already used: refused as replayed, unverified, whatever the signature.
+        _ = receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32 | 5), from: Self.member, nowMs: 0, admit: Self.aliceOnly)
+        #expect(receiver.verificationCount == 1)
+        #expect(receiver.receive(Self.forged(claiming: Fixtures.alice.publicKey, sequence: 1 << 32 | 5), from: Self.stranger,
+                                 nowMs: 0, admit: Self.aliceOnly) == .rejected(.replayed))
+        #expect(receiver.verificationCount == 1 && receiver.gate.counters.allowedUnproven == 1)
+        // A forgery with a fresh number is verified (and fails) without burning that number.
+        #expect(receiver.receive(Self.forged(claiming: Fixtures.alice.publicKey, sequence: 1 << 32 | 6), from: Self.stranger,
+                                 nowMs: 0, admit: Self.aliceOnly) == .rejected(.badSignature))
+        #expect(receiver.verificationCount == 2)
+        guard case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32 | 6), from: Self.member,
+                                               nowMs: 0, admit: Self.aliceOnly) else {
+            Issue.record("a forgery burnt Alice's sequence number"); return
+        }
+    }
+}

@@ -9,7 +9,9 @@ import Wire
 ///     prunemesh_members{state="alive|suspect|dead|left"}   gauge (self included)
 ///     prunemesh_datagrams_in_total, prunemesh_datagrams_out_total      counters
 ///     prunemesh_bytes_in_total, prunemesh_bytes_out_total              counters
-///     prunemesh_rejects_total{reason="badSignature|notMember|…"}       counter
+///     prunemesh_rejects_total{reason="badSignature|notMember|rateLimited|…"}       counter
+///     prunemesh_signature_verifications_total, prunemesh_verify_gate_refused_total{bucket="proven_source|address|unproven|total"}
+///     prunemesh_verify_gate_proven_sources, prunemesh_verify_gate_addresses     gauges
 ///     prunemesh_control_refused_total{reason="no_token|bad_token|host|…"}  counter
 ///     prunemesh_send_queue_drops_total, prunemesh_send_refused_total, prunemesh_send_errors_total
 ///     prunemesh_socket_rebinds_total, prunemesh_messages_in_total
@@ -31,15 +33,19 @@ public final class NodeMetrics: @unchecked Sendable {
     private var counters: [String: (Counter, UInt64)] = [:]
     private var rejects: [RejectReason: (Counter, UInt64)] = [:]
     private var controlRefused: [ControlRequestPolicy.Refusal: (Counter, UInt64)] = [:]
+    private var gateRefusals: [String: (Counter, UInt64)] = [:]
     private let incarnation: Gauge
     private let localHealth: Gauge
     private let uptime: Gauge
     private var gauges: [String: Gauge] = [:]
     private var phases: [String: Gauge] = [:]
     private var maskUnits: [Int: Gauge] = [:]
+    static let gateBuckets = ["proven_source", "address", "unproven", "total"]
     static let phaseNames = ["joining", "training", "agreeing", "freezing", "finetuning", "done"]
     static let gaugeHelp: [(String, String)] = [
         ("prunemesh_process_resident_memory_bytes", "Resident memory of the node process."),
+        ("prunemesh_verify_gate_proven_sources", "Sources (address and key) whose datagrams verified, metered one by one."),
+        ("prunemesh_verify_gate_addresses", "Addresses metered one by one for unproven datagrams."),
         ("prunemesh_height", "Committed height (entries in the decision log)."),
         ("prunemesh_pruning_round", "The next pruning round."),
         ("prunemesh_frozen", "1 after the freeze decision."),
@@ -87,6 +93,11 @@ public final class NodeMetrics: @unchecked Sendable {
                                                                               "Control and metrics requests and connections refused, by reason."),
                                                            labels: [("reason", reason.rawValue)]), 0)
         }
+        for bucket in Self.gateBuckets {
+            gateRefusals[bucket] = (registry.makeCounter(descriptor: Self.d("prunemesh_verify_gate_refused_total",
+                                                                            "Datagrams refused verification by the flood gate, by the bucket that was empty."),
+                                                         labels: [("bucket", bucket)]), 0)
+        }
         incarnation = registry.makeGauge(descriptor: Self.d("prunemesh_incarnation", "This node's SWIM incarnation."))
         localHealth = registry.makeGauge(descriptor: Self.d("prunemesh_local_health", "Lifeguard local health (0 = healthy)."))
         uptime = registry.makeGauge(descriptor: Self.d("prunemesh_uptime_seconds", "Seconds since the node started."))
@@ -119,6 +130,7 @@ public final class NodeMetrics: @unchecked Sendable {
         ("prunemesh_send_errors_total", "Datagrams the kernel failed to send."),
         ("prunemesh_socket_rebinds_total", "Times the mesh socket closed unexpectedly and was bound again."),
         ("prunemesh_messages_in_total", "Logical messages accepted by the receive path."),
+        ("prunemesh_signature_verifications_total", "Ed25519 envelope verifications performed (passed or failed)."),
         ("prunemesh_swim_probes_total", "SWIM probes sent."),
         ("prunemesh_swim_probes_failed_total", "SWIM probes that got no ack in their period."),
         ("prunemesh_swim_suspicions_total", "Suspicions this node started."),
@@ -144,6 +156,15 @@ public final class NodeMetrics: @unchecked Sendable {
         advance("prunemesh_send_errors_total", to: c.sendErrors)
         advance("prunemesh_socket_rebinds_total", to: c.socketRebinds)
         advance("prunemesh_messages_in_total", to: c.messagesIn)
+        advance("prunemesh_signature_verifications_total", to: c.signatureVerifications)
+        let g = c.verifyGate
+        for (bucket, value) in zip(Self.gateBuckets, [g.refusedProvenSource, g.refusedAddress, g.refusedUnproven, g.refusedTotal]) {
+            guard let (counter, last) = gateRefusals[bucket] else { preconditionFailure("no gate bucket \(bucket)") }
+            if value > last { counter.increment(by: Int64(value - last)) }
+            gateRefusals[bucket] = (counter, max(value, last))
+        }
+        set("prunemesh_verify_gate_proven_sources", Double(c.verifyGateProvenSources))
+        set("prunemesh_verify_gate_addresses", Double(c.verifyGateAddresses))
         advance("prunemesh_swim_probes_total", to: c.probesSent)
         advance("prunemesh_swim_probes_failed_total", to: c.probesFailed)
         advance("prunemesh_swim_suspicions_total", to: c.suspicionsStarted)

@@ -1,6 +1,7 @@
 import Membership
 import MeshConfig
 import NIOCore
+import Wire
 
 /// Conversions between the pure `PeerAddress` the state machines speak and NIO's `SocketAddress`.
 public enum Addresses {
@@ -25,6 +26,26 @@ public enum Addresses {
                 return PeerAddress(ipBytes: Array(bytes[12..<16]), port: port16)
             }
             return PeerAddress(ipBytes: bytes, port: port16)
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+
+    /// The source of a datagram as the receive path meters it (nil for Unix domain sockets).
+    /// Allocation-free: it runs for every datagram read, floods included.
+    public static func source(_ address: SocketAddress) -> SourceAddress? {
+        switch address {
+        case let .v4(a):
+            let ip = UInt64(UInt32(bigEndian: a.address.sin_addr.s_addr))
+            return SourceAddress(high: 0, low: 0xFFFF << 32 | ip, port: UInt16(bigEndian: a.address.sin_port))
+        case let .v6(a):
+            let (high, low) = withUnsafeBytes(of: a.address.sin6_addr) { raw -> (UInt64, UInt64) in
+                var h: UInt64 = 0, l: UInt64 = 0
+                for i in 0..<8 { h = h << 8 | UInt64(raw[i]) }
+                for i in 8..<16 { l = l << 8 | UInt64(raw[i]) }
+                return (h, l)
+            }
+            return SourceAddress(high: high, low: low, port: UInt16(bigEndian: a.address.sin6_port))
         case .unixDomainSocket:
             return nil
         }

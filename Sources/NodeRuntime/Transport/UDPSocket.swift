@@ -34,6 +34,10 @@ public final class UDPSocket: @unchecked Sendable {
         public var multicastInterface: SocketAddress?
         /// IP_MULTICAST_LOOP (0 or 1).
         public var multicastLoop: UInt8 = 1
+        /// SO_RCVBUF in bytes (the kernel caps it at net.core.rmem_max); nil keeps the system default.
+        public var receiveBufferBytes: Int? = Limits.udp_receive_buffer_bytes
+        /// Datagrams read per recvmmsg(2) (1: one recvmsg per datagram).
+        public var vectorReadCount = Limits.udp_vector_read_count
         public init() {}
     }
 
@@ -152,18 +156,25 @@ public final class UDPSocket: @unchecked Sendable {
     // MARK: Internals (on eventLoop)
 
     private func open(_ address: SocketAddress) -> EventLoopFuture<Void> {
-        let bootstrap = DatagramBootstrap(group: eventLoop)
+        // Per datagram, room for one above the limit, so an oversize one is seen (and rejected)
+        // whole; a vector read splits the buffer into `vectorReadCount` such slots.
+        let reads = max(1, options.vectorReadCount)
+        var bootstrap = DatagramBootstrap(group: eventLoop)
             .channelOption(.socketOption(.so_reuseaddr), value: options.reuseAddress ? 1 : 0)
             .channelOption(.socketOption(.so_broadcast), value: options.broadcast ? 1 : 0)
-            // Room for one datagram above the limit, so an oversize one is seen (and rejected) whole.
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2 * Limits.datagram_bytes_max))
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: reads * 2 * Limits.datagram_bytes_max))
             .channelOption(.maxMessagesPerRead, value: 16)
+        if reads > 1 { bootstrap = bootstrap.channelOption(.datagramVectorReadMessageCount, value: reads) }
+        if let bytes = options.receiveBufferBytes {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(bytes))
+        }
+        let bootstrapped = bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(InboundHandler(owner: self))
                 }
             }
-        return bootstrap.bind(to: address).flatMap { channel in
+        return bootstrapped.bind(to: address).flatMap { channel in
             self.channel = channel
             if self.localAddress == nil { self.localAddress = channel.localAddress }
             channel.closeFuture.whenComplete { _ in self.channelClosed(channel) }
@@ -205,7 +216,10 @@ public final class UDPSocket: @unchecked Sendable {
     fileprivate func received(_ envelope: AddressedEnvelope<ByteBuffer>) {
         counters.datagramsIn += 1
         counters.bytesIn += UInt64(envelope.data.readableBytes)
-        onDatagram(Array(envelope.data.readableBytesView), envelope.remoteAddress)
+        // One memcpy (Array(readableBytesView) copies byte by byte through an iterator when not
+        // optimised: 13% of a debug node's time under a flood, measured with perf).
+        let bytes = envelope.data.withUnsafeReadableBytes { Array($0) }
+        onDatagram(bytes, envelope.remoteAddress)
     }
 
     fileprivate func caught(_ error: Error) {

@@ -15,7 +15,7 @@ struct Dev: ParsableCommand {
         commandName: "dev",
         abstract: "Harness commands for tests and measurements (not for real meshes).",
         shouldDisplay: false,
-        subcommands: [DevAppendLog.self, DevBenchAudit.self])
+        subcommands: [DevAppendLog.self, DevBenchAudit.self, DevFlood.self])
 
     /// The committee's size and script length within what a mesh allows.
     static func checkCommittee(validators: Int, maskRounds: Int) throws {
@@ -199,6 +199,141 @@ struct DevBenchAudit: ParsableCommand {
             print(String(format: "raw libsodium:      %.3f s  %8.0f entries/s  (%.0f verifies/s)", bestRaw,
                          report.rawEntriesPerSecond, report.rawVerifiesPerSecond))
             print(String(format: "audit / raw rate:   %.1f%%", 100 * report.ratio))
+        }
+    }
+}
+
+/// `prunemesh dev flood`: sends well-formed envelopes with forged signatures at a fixed rate, to
+/// measure what a flood costs a node. Each datagram is a `ping` of the given mesh claiming
+/// `--spoof-sender` (a member's key, so that it passes every check but the signature) with a
+/// fresh sequence number and 64 random bytes for a signature (with a canonical S, so that
+/// refusing it costs a whole Ed25519 verification).
+struct DevFlood: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flood",
+        abstract: "Send forged-signature datagrams to a node at a fixed rate (flood measurement).",
+        discussion: """
+            Example: prunemesh dev flood --target 127.0.0.1:7000 --genesis genesis.yaml --rate 50000 \
+                --seconds 10 --source 127.0.0.2
+            Prints what was sent; the node's status shows what it cost (signature_verifications, \
+            rejects.rateLimited).
+            """)
+
+    static let rateMax = 1_000_000
+    static let secondsMax = 3600.0
+
+    @Option(help: "The node's mesh address, IPv4 HOST:PORT.") var target: String
+    @Option(help: "The mesh's genesis (for its mesh id, and the default spoofed key).") var genesis: String
+    @Option(name: .customLong("spoof-sender"), help: "Public key (64 hex digits) the datagrams claim; default: the genesis's first member.")
+    var spoofSender: String?
+    @Option(help: "Datagrams per second (1…\(rateMax)).") var rate: Int = 50_000
+    @Option(help: "Duration in seconds (up to \(Int(secondsMax))).") var seconds: Double = 10
+    @Option(help: "IPv4 address to send from (e.g. 127.0.0.2 on loopback: another host's address).") var source: String = "0.0.0.0"
+    @Option(help: "Payload bytes per datagram (0…\(EnvelopeFormat.payloadBytesMax)).") var payload: Int = 32
+    @Flag(help: "Print one JSON object.") var json = false
+
+    struct Report: Encodable {
+        var target: String
+        var source: String
+        var spoofedSender: String
+        var datagramBytes: Int
+        var requestedRate: Int
+        var seconds: Double
+        var sent: Int
+        var sendErrors: Int
+        var achievedRate: Double
+    }
+
+    func validate() throws {
+        guard (1...Self.rateMax).contains(rate) else { throw ValidationError("--rate: expected 1…\(Self.rateMax) datagrams a second, got \(rate)") }
+        guard seconds > 0 && seconds <= Self.secondsMax else { throw ValidationError("--seconds: expected more than 0 and at most \(Int(Self.secondsMax)), got \(seconds)") }
+        guard (0...EnvelopeFormat.payloadBytesMax).contains(payload) else {
+            throw ValidationError("--payload: expected 0…\(EnvelopeFormat.payloadBytesMax) bytes, got \(payload)")
+        }
+        if let spoofSender, PublicKey(hex: spoofSender.lowercased()) == nil {
+            throw ValidationError("--spoof-sender: expected 64 hex digits")
+        }
+    }
+
+    static func ipv4(_ text: String, port: UInt16, what: String) throws -> sockaddr_in {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, text, &a.sin_addr) == 1 else { throw ValidationError("\(what): \(text) is not an IPv4 address") }
+        return a
+    }
+
+    func run() throws {
+        let g: Genesis
+        do { g = try Genesis.load(path: genesis) } catch { throw ValidationError("--genesis: \(error)") }
+        let sender: PublicKey
+        if let spoofSender {
+            sender = PublicKey(hex: spoofSender.lowercased())!
+        } else {
+            guard let first = g.members.first else { throw ValidationError("--genesis: \(genesis) lists no members") }
+            sender = first.publicKey
+        }
+        guard let hostPort = HostPort(parsing: target), hostPort.port != 0 else {
+            throw ValidationError("--target: expected IPv4 HOST:PORT, got \(target)")
+        }
+        var destination = try Self.ipv4(hostPort.host, port: hostPort.port, what: "--target")
+        var from = try Self.ipv4(source, port: 0, what: "--source")
+
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw ValidationError("cannot open a UDP socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bound = withUnsafePointer(to: &from) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw ValidationError("--source: cannot bind \(source): \(String(cString: strerror(errno)))") }
+
+        // One datagram, re-stamped with a new sequence number each time; the signature is random.
+        var rng = SystemRandomNumberGenerator()
+        var datagram = EnvelopeFormat.magic + [EnvelopeFormat.version, MessageKind.ping.rawValue, 0]
+        datagram += g.meshID.bytes + sender.bytes + [UInt8](repeating: 0, count: 8)
+        datagram += [UInt8(payload & 0xFF), UInt8(payload >> 8)] + [UInt8](repeating: 0, count: payload)
+        datagram += (0..<EnvelopeFormat.signatureByteCount).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        // A canonical S (below 2^252, so below the group order): libsodium refuses a non-canonical
+        // one before any curve arithmetic, which would make a random signature 15 times out of 16
+        // far cheaper to refuse than the forgery a real attacker sends.
+        datagram[datagram.count - 1] &= 0x0F
+        // A high boot epoch, so the numbers are fresh to the claimed sender's replay window.
+        var sequence = UInt64(UInt32.max - 1) << 32 | UInt64(UInt32.random(in: 0...UInt32.max >> 1, using: &rng))
+
+        let start = DispatchTime.now().uptimeNanoseconds
+        let durationNs = UInt64(seconds * 1e9)
+        var sent = 0, errors = 0
+        datagram.withUnsafeMutableBytes { raw in
+            while true {
+                let elapsed = DispatchTime.now().uptimeNanoseconds - start
+                if elapsed >= durationNs { break }
+                let due = Int(Double(elapsed) / 1e9 * Double(rate))
+                if sent >= due {
+                    usleep(100)
+                    continue
+                }
+                for _ in 0..<min(due - sent, 512) {
+                    sequence &+= 1
+                    for i in 0..<8 { raw[EnvelopeFormat.sequenceOffset + i] = UInt8(truncatingIfNeeded: sequence >> (8 * UInt64(i))) }
+                    let n = withUnsafePointer(to: &destination) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                        }
+                    }
+                    if n < 0 { errors += 1 }
+                    sent += 1
+                }
+            }
+        }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let report = Report(target: target, source: source, spoofedSender: sender.hex, datagramBytes: datagram.count,
+                            requestedRate: rate, seconds: seconds, sent: sent, sendErrors: errors,
+                            achievedRate: Double(sent) / elapsed)
+        if json {
+            try printJSON(report)
+        } else {
+            print("sent \(sent) forged datagrams of \(datagram.count) bytes to \(target) from \(source) in "
+                  + String(format: "%.2f s (%.0f/s, %d send errors)", elapsed, report.achievedRate, errors))
         }
     }
 }
