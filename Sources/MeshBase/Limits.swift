@@ -391,6 +391,10 @@ public enum Limits {
     /// once per pruning round; far beyond any budget, yet exact in a Double).
     public static let privacy_releases_count_max = 1 << 40
 
+    /// `privacy --steps`: DP-SGD steps the accountant is asked about (a billion: far beyond any
+    /// training run on a node's data, yet exact in a Double).
+    public static let privacy_steps_count_max = 1_000_000_000
+
     /// `simulate --seeds`: seeds in one run. Results are streamed (memory does not grow with the
     /// count); this bounds the run's length and keeps `--first-seed + seeds` from wrapping.
     public static let simulate_seeds_count_max = 1_000_000_000
@@ -507,6 +511,7 @@ public enum Limits {
                  "every demo node is a member, and its ports fit above a base port")
         relation(prune_rounds_count_max <= pruning_rounds_count_max, "a local run allows no more rounds than a mesh")
         relation(privacy_releases_count_max <= 1 << 53, "release counts are exact in a Double")
+        relation(privacy_steps_count_max <= 1 << 53, "step counts are exact in a Double")
         return violated
     }
 }

@@ -98,14 +98,14 @@ public struct PrivacyCalculator: Sendable, Hashable {
     }
 
     /// Shortest round-trip decimal; JSON has no infinity or NaN, and this never prints them.
-    static func number(_ value: Double) -> String {
+    public static func number(_ value: Double) -> String {
         precondition(value.isFinite, "non-finite value \(value) in a privacy answer")
         if value == value.rounded(), value.magnitude < 1e15 { return String(Int64(value)) }
         return "\(value)"
     }
 
     /// `value` with `digits` digits after the point, rounded to nearest (for the human table).
-    static func fixed(_ value: Double, digits: Int) -> String {
+    public static func fixed(_ value: Double, digits: Int) -> String {
         let scale = (0..<digits).reduce(1.0) { acc, _ in acc * 10 }
         let scaled = (value * scale).rounded()
         guard scaled.magnitude < 9e15 else { return "\(value)" }
