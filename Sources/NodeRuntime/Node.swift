@@ -372,19 +372,21 @@ public final class Node: @unchecked Sendable {
             }
             return
         case let .message(message):
-            counters.messagesIn += 1
             if SWIMMessage.isMembershipKind(message.kind) {
                 let decoded: SWIMMessage
                 do {
                     decoded = try SWIMMessage.decode(kind: message.kind, payload: message.payload)
                 } catch {
+                    // Counted once, as a reject: not also in messages_in.
                     receiver.count(.malformedPayload)
                     logger.debug("malformed membership message", metadata: ["from": "\(address)", "error": "\(error)"])
                     return
                 }
+                counters.messagesIn += 1
                 guard let peer = Addresses.peerAddress(address) else { return }
                 execute(swim.onMessage(decoded, from: message.sender, at: peer, nowMs: now))
             } else if let service = services[message.kind] {
+                counters.messagesIn += 1
                 service.onMessage(message, from: address, nowMs: now, node: self)
             } else {
                 counters.messagesUnrouted += 1

@@ -17,8 +17,9 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case pingReq = 0x13
     /// Membership push-pull synchronisation.
     case membershipSync = 0x14
-    /// An invitation to join, signed by a member.
-    case invite = 0x15
+    // 0x15 was `invite` in early drafts: nothing ever sent or decoded it (invites travel inside
+    // admit decisions, `Consensus.Invite`). It is not a kind: such a datagram is `unknownKind`.
+    // The number stays unused.
     /// A graceful departure.
     case leave = 0x16
 
@@ -52,7 +53,6 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .ack: "ack"
         case .pingReq: "pingReq"
         case .membershipSync: "membershipSync"
-        case .invite: "invite"
         case .leave: "leave"
         case .importanceRelease: "importanceRelease"
         case .contribution: "contribution"

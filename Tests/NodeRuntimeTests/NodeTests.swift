@@ -184,6 +184,37 @@ import Wire
         try await group.shutdownGracefully()
     }
 
+    /// A membership payload that does not decode is counted once, as `malformedPayload`, not
+    /// also in `messages_in` (it was both); a datagram of kind 0x15 (once `invite`, which nothing
+    /// sent or decoded, and which a node then counted as an unrouted message) is `unknownKind`.
+    @Test func malformedMembershipIsCountedOnceAndKind0x15IsUnknown() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let dir = try Self.tempDir("malformed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let me = SigningKey.generate(), peer = SigningKey.generate()
+        let settings = try Self.settings(key: me, members: [me.publicKey, peer.publicKey], stateDir: dir)
+        let node = try await Node.start(settings: settings, group: group, logger: Self.quietLogger).get()
+        let address = try await Self.nodeAddress(node)
+        let raw = try await Self.rawSender(group)
+        let before = try await Self.status(node)
+        var sequence = SequenceAllocator(bootEpoch: 1)
+        let garbagePing = try Envelope.encode(kind: .ping, payload: [0xFF, 0x01], sequence: &sequence,
+                                              signer: peer, meshID: Self.meshID)[0]
+        try await Self.send(raw, garbagePing, to: address)
+        var kind15 = try Envelope.encode(kind: .leave, payload: [0], sequence: &sequence, signer: peer, meshID: Self.meshID)[0]
+        kind15[5] = 0x15
+        try await Self.send(raw, kind15, to: address)
+        let after = try await Self.eventually(node) {
+            $0.counters.rejects["malformedPayload"] == 1 && $0.counters.rejects["unknownKind"] == 1
+        }
+        #expect(after.counters.rejects["malformedPayload"] == 1)
+        #expect(after.counters.rejects["unknownKind"] == 1)
+        #expect(after.counters.messagesIn == before.counters.messagesIn, "a refused payload is not also a message in")
+        #expect(after.counters.messagesUnrouted == before.counters.messagesUnrouted)
+        try await node.shutdown().get()
+        try await group.shutdownGracefully()
+    }
+
     @Test func logfmtQuotesValuesThatNeedIt() {
         #expect(LogfmtHandler.quote("plain") == "plain")
         #expect(LogfmtHandler.quote("two words") == "\"two words\"")
