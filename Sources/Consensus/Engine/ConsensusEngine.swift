@@ -194,9 +194,13 @@ public struct CommittedDecision: Sendable, Hashable {
     public let certificate: CommitCertificate
 }
 
-/// What the engine asks its shell to do, in order. The ordering contract (etcd raft's):
-/// `persistGuard` and `commit` are made durable BEFORE any later output is executed.
-public enum ConsensusOutput: Sendable {
+/// What the engine asks its shell to do, in order (the agreement's directives, as `SWIMDirective`
+/// is membership's and `RoundDirective` the round driver's).
+///
+/// The ordering contract (etcd raft's `Ready`): `persistGuard` and `commit` are made durable
+/// BEFORE any later directive of the same list is executed — a vote is never sent before the
+/// guard that records it is on disk, and nothing of the next height leaves before the commit.
+public enum ConsensusDirective: Sendable {
     /// Write durably before sending what follows.
     case persistGuard(SigningGuard)
     /// To every other validator.
@@ -211,6 +215,10 @@ public enum ConsensusOutput: Sendable {
     /// `peer` is behind: send it the log entries from `fromHeight` on.
     case pushSync(fromHeight: UInt64, peer: PublicKey)
 }
+
+/// The directive's former name, kept so that code written against it still builds.
+@available(*, deprecated, renamed: "ConsensusDirective")
+public typealias ConsensusOutput = ConsensusDirective
 
 /// Counters for status and metrics.
 public struct ConsensusCounters: Sendable, Hashable {
@@ -435,7 +443,7 @@ public struct ConsensusEngine: Sendable {
     }
 
     /// The contributions held for pruning round `round`, first per contributor.
-    public func contributions(round: UInt64) -> [SignedContribution] {
+    public func contributions(pruningRound round: UInt64) -> [SignedContribution] {
         (poolByRound[round] ?? [:]).compactMap { $0.value.first.flatMap { pool[$0] } }.sorted { $0.contributor < $1.contributor }
     }
 
@@ -447,8 +455,8 @@ public struct ConsensusEngine: Sendable {
     /// The proposer's patience depends on it (it proposes as soon as every validator not down has
     /// contributed), and so does the first prevote on a fresh removal (`agreesWithOwnView`);
     /// safety never does (a nil prevote is always safe).
-    public mutating func onMembership(down keys: Set<PublicKey>, nowMs: UInt64) -> [ConsensusOutput] {
-        var out: [ConsensusOutput] = []
+    public mutating func onMembership(down keys: Set<PublicKey>, nowMs: UInt64) -> [ConsensusDirective] {
+        var out: [ConsensusDirective] = []
         guard keys != down else { return out }
         down = keys
         // A member back up is no longer to be removed as dead or gone (this node's own request to
@@ -466,11 +474,11 @@ public struct ConsensusEngine: Sendable {
 
     /// This node's own contribution for a pruning round: kept, then gossiped (and re-sent until
     /// its round is decided).
-    public mutating func onOwnContribution(_ c: SignedContribution, nowMs: UInt64) -> [ConsensusOutput] {
+    public mutating func onOwnContribution(_ c: SignedContribution, nowMs: UInt64) -> [ConsensusDirective] {
         precondition(c.contributor == me, "own contribution signed by \(c.contributor.fingerprint)")
-        var out: [ConsensusOutput] = []
+        var out: [ConsensusDirective] = []
         guard accept(contribution: c, nowMs: nowMs) else { return out }
-        ownContributions[c.height] = c
+        ownContributions[c.pruningRound] = c
         contributionResend = (nowMs &+ Self.contributionResendFirstMs, Self.contributionResendFirstMs)
         out.append(.broadcast(.contribution(c)))
         process(nowMs: nowMs, into: &out)
@@ -479,8 +487,8 @@ public struct ConsensusEngine: Sendable {
 
     /// A decision this node wants made (admit by invite, removal, freeze): proposed when this
     /// node is the proposer, and armed so that the height starts.
-    public mutating func submit(_ decision: Decision, nowMs: UInt64) -> [ConsensusOutput] {
-        var out: [ConsensusOutput] = []
+    public mutating func submit(_ decision: Decision, nowMs: UInt64) -> [ConsensusDirective] {
+        var out: [ConsensusDirective] = []
         guard !pending.contains(decision), pending.count < Limits.consensus_pending_decisions_count_max else { return out }
         guard (try? state.check(decision)) != nil else { return out }
         pending.append(decision)
@@ -489,16 +497,16 @@ public struct ConsensusEngine: Sendable {
     }
 
     /// A verified message from `sender` (the envelope's key).
-    public mutating func onMessage(_ message: ConsensusMessage, from sender: PublicKey, nowMs: UInt64) -> [ConsensusOutput] {
-        var out: [ConsensusOutput] = []
+    public mutating func onMessage(_ message: ConsensusMessage, from sender: PublicKey, nowMs: UInt64) -> [ConsensusDirective] {
+        var out: [ConsensusDirective] = []
         handle(message, from: sender, nowMs: nowMs, into: &out)
         process(nowMs: nowMs, into: &out)
         return out
     }
 
     /// Time passes: timeouts, rebroadcasts, the sync poll.
-    public mutating func onTick(nowMs: UInt64) -> [ConsensusOutput] {
-        var out: [ConsensusOutput] = []
+    public mutating func onTick(nowMs: UInt64) -> [ConsensusDirective] {
+        var out: [ConsensusDirective] = []
         if config.syncPollIntervalMs > 0 {
             if lastSyncPollMs == nil { lastSyncPollMs = nowMs }
             if let last = lastSyncPollMs, nowMs >= last &+ config.syncPollIntervalMs {
@@ -542,14 +550,14 @@ public struct ConsensusEngine: Sendable {
     /// certificate verifies against the validator set in force, and the decision is acceptable.
     @discardableResult
     public mutating func onCommittedEntry(decision: Decision, certificate: CommitCertificate,
-                                          nowMs: UInt64) -> Result<[ConsensusOutput], SyncRejection> {
+                                          nowMs: UInt64) -> Result<[ConsensusDirective], SyncRejection> {
         guard certificate.height == height else { return .failure(.notNextHeight(expected: height, actual: certificate.height)) }
         guard certificate.decisionDigest == decision.digest else { return .failure(.digestMismatch) }
         do { try certificate.verify(validators: state.validators, meshID: state.rules.meshID) } catch {
             return .failure(.certificate(error))
         }
         do { try state.check(decision) } catch { return .failure(.decision(error)) }
-        var out: [ConsensusOutput] = []
+        var out: [ConsensusDirective] = []
         counters.commitsFromSync += 1
         commit(decision, certificate: certificate, nowMs: nowMs, into: &out)
         process(nowMs: nowMs, into: &out)
@@ -575,7 +583,7 @@ public struct ConsensusEngine: Sendable {
     // MARK: Message intake
 
     private mutating func handle(_ message: ConsensusMessage, from sender: PublicKey, nowMs: UInt64,
-                                 into out: inout [ConsensusOutput]) {
+                                 into out: inout [ConsensusDirective]) {
         switch message {
         case let .contribution(c):
             counters.contributionsReceived += 1
@@ -583,8 +591,8 @@ public struct ConsensusEngine: Sendable {
             // A validator still contributing to a decided pruning round has not committed it: it is
             // behind (possibly idle, sending nothing else), so push it the entries from that height
             // on (round k is decided at a height ≥ k).
-            if c.height <= state.lastMaskRound, sender == c.contributor, state.validators.contains(sender) {
-                noteBehind(sender, theirHeight: c.height, nowMs: nowMs, into: &out)
+            if c.pruningRound <= state.lastMaskRound, sender == c.contributor, state.validators.contains(sender) {
+                noteBehind(sender, theirHeight: c.pruningRound, nowMs: nowMs, into: &out)
             }
         case let .contributionRequest(digests):
             for d in digests.prefix(Limits.contribution_request_digests_count_max) {
@@ -594,7 +602,7 @@ public struct ConsensusEngine: Sendable {
             // Hand the peer what it lacks of round k: our own first, then up to three more.
             guard state.validators.contains(sender), !state.frozen, k == state.lastMaskRound + 1 else { return }
             let listed = Set(held)
-            let missing = contributions(round: k).filter { c in
+            let missing = contributions(pruningRound: k).filter { c in
                 state.validators.index(of: c.contributor).map { !listed.contains(UInt16($0)) } ?? false
             }
             let ordered = missing.filter { $0.contributor == me } + missing.filter { $0.contributor != me }
@@ -670,20 +678,20 @@ public struct ConsensusEngine: Sendable {
         let digest = c.digest
         if pool[digest] != nil { return true }
         let next = state.lastMaskRound + 1
-        guard !state.frozen, c.height >= next, c.height <= next + UInt64(Limits.contribution_rounds_ahead_max),
+        guard !state.frozen, c.pruningRound >= next, c.pruningRound <= next + UInt64(Limits.contribution_rounds_ahead_max),
               state.validators.contains(c.contributor), !state.convicted.contains(c.contributor) else { return false }
-        var byContributor = poolByRound[c.height] ?? [:]
+        var byContributor = poolByRound[c.pruningRound] ?? [:]
         let held = byContributor[c.contributor] ?? []
         guard held.count < Limits.contributions_per_contributor_round_max else { return false }
         guard c.isValid(meshID: state.rules.meshID), let pinned = state.rules.pinned,
-              let release = try? c.release(), release.height == c.height,
+              let release = try? c.release(), release.pruningRound == c.pruningRound,
               release.noiseMultiplier == pinned.noiseMultiplier, release.clipNorm == pinned.clipBound,
               Int(release.scaleLog2) == pinned.fixedPoint.scaleLog2, release.values.count == pinned.dimension
         else { return false }
         pool[digest] = c
         byContributor[c.contributor] = held + [digest]
-        poolByRound[c.height] = byContributor
-        if quorumSinceMs[c.height] == nil, byContributor.count >= state.validators.quorum { quorumSinceMs[c.height] = nowMs }
+        poolByRound[c.pruningRound] = byContributor
+        if quorumSinceMs[c.pruningRound] == nil, byContributor.count >= state.validators.quorum { quorumSinceMs[c.pruningRound] = nowMs }
         requestedContributions[digest] = nil
         return true
     }
@@ -692,7 +700,7 @@ public struct ConsensusEngine: Sendable {
     /// (at most once per rebroadcast interval), as Tendermint's gossip sends a peer the
     /// votes its round state lacks. Without it a peer that missed them, while we moved on after a
     /// restart or timeouts, waits for a quorum that never comes.
-    private mutating func helpLaggingPeer(_ peer: PublicKey, round r: UInt32, nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func helpLaggingPeer(_ peer: PublicKey, round r: UInt32, nowMs: UInt64, into out: inout [ConsensusDirective]) {
         if let last = helpedAtMs[peer], nowMs < last.ms &+ config.rebroadcastIntervalMs { return }
         guard let rv = votes[r] else { return }
         let mine = [rv.prevotes[me], rv.precommits[me]].compactMap { $0 }
@@ -706,7 +714,7 @@ public struct ConsensusEngine: Sendable {
     }
 
     private mutating func holdFuture(_ message: ConsensusMessage, from sender: PublicKey, theirHeight: UInt64, nowMs: UInt64,
-                                     into out: inout [ConsensusOutput]) {
+                                     into out: inout [ConsensusDirective]) {
         if theirHeight == height + 1, future.count < Limits.consensus_future_messages_count_max {
             future.append(ConsensusMessageFrom(message: message, sender: sender))
         } else {
@@ -718,7 +726,7 @@ public struct ConsensusEngine: Sendable {
         }
     }
 
-    private mutating func noteBehind(_ peer: PublicKey, theirHeight: UInt64, nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func noteBehind(_ peer: PublicKey, theirHeight: UInt64, nowMs: UInt64, into out: inout [ConsensusDirective]) {
         guard peer != me else { return }
         if nowMs >= (lastSyncMs[peer] ?? 0) &+ config.syncIntervalMs || lastSyncMs[peer] == nil {
             lastSyncMs[peer] = nowMs
@@ -735,12 +743,12 @@ public struct ConsensusEngine: Sendable {
         return false
     }
 
-    private mutating func arm(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func arm(nowMs: UInt64, into out: inout [ConsensusDirective]) {
         if step == .idle { startRound(max(round, minimumRound), nowMs: nowMs, into: &out) }
     }
 
     /// Lines 11–21.
-    private mutating func startRound(_ r: UInt32, nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func startRound(_ r: UInt32, nowMs: UInt64, into out: inout [ConsensusDirective]) {
         counters.roundsStarted += 1
         if r != round, ownPrevote != nil || ownPrecommit != nil { previousRoundVotes = [ownPrevote, ownPrecommit].compactMap { $0 } }
         // This node's proposal of a removal by view ended its round undecided: count the refusal.
@@ -771,7 +779,7 @@ public struct ConsensusEngine: Sendable {
 
     /// The proposer proposes its valid value, else a fresh one (lines 14–18); without anything to
     /// propose yet it waits (others time out, or it proposes once something arrives).
-    private mutating func tryPropose(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func tryPropose(nowMs: UInt64, into out: inout [ConsensusDirective]) {
         guard step == .propose, sentProposal == nil, isValidator, proposer(height: height, round: round) == me else { return }
         let p: Proposal
         if let vr = validRound, let v = validProposal {
@@ -828,11 +836,11 @@ public struct ConsensusEngine: Sendable {
         if byContributor.count < eligible, let since = quorumSinceMs[k], nowMs < since &+ config.contributionGraceMs {
             return nil
         }
-        var candidates = contributions(round: k)
+        var candidates = contributions(pruningRound: k)
         // Drop contributions the state refuses one by one (a spent budget, a stale count), at most n times.
         for _ in 0...state.validators.count {
             guard candidates.count >= state.validators.quorum else { return nil }
-            guard let m = try? MaskDecision.make(round: k, contributions: candidates, trim: state.validators.maxFaulty,
+            guard let m = try? MaskDecision.make(pruningRound: k, contributions: candidates, trim: state.validators.maxFaulty,
                                                  current: state.mask, rule: state.rules.maskRule) else { return nil }
             do {
                 try state.check(.mask(m))
@@ -848,7 +856,7 @@ public struct ConsensusEngine: Sendable {
     static func contributor(of fault: DecisionFault) -> PublicKey? {
         switch fault {
         case let .contributorNotValidator(k), let .contributorConvicted(k), let .contributionSignature(k),
-             let .contributionHeight(k, _, _), let .releasePayload(k, _), let .releaseNotPinned(k, _),
+             let .contributionPruningRound(k, _, _), let .releasePayload(k, _), let .releaseNotPinned(k, _),
              let .releaseCountNotIncreasing(k, _, _), let .privacyBudgetExceeded(k, _, _):
             return k
         default:
@@ -868,7 +876,7 @@ public struct ConsensusEngine: Sendable {
 
     /// Whether the proposal of round `r` is valid: decided once per round and cached. Nil while
     /// contributions it names are missing (they are requested from the proposer).
-    private mutating func valid(round r: UInt32, nowMs: UInt64, into out: inout [ConsensusOutput]) -> Decision? {
+    private mutating func valid(round r: UInt32, nowMs: UInt64, into out: inout [ConsensusDirective]) -> Decision? {
         guard let p = proposals[r] else { return nil }
         if let v = validity[r] {
             if case let .valid(d) = v { return d }
@@ -906,7 +914,7 @@ public struct ConsensusEngine: Sendable {
                 return nil
             }
             do {
-                decision = .mask(try MaskDecision.make(round: k, contributions: found, trim: state.validators.maxFaulty,
+                decision = .mask(try MaskDecision.make(pruningRound: k, contributions: found, trim: state.validators.maxFaulty,
                                                        current: state.mask, rule: state.rules.maskRule))
             } catch {
                 validity[r] = .invalid("\(error)")
@@ -927,7 +935,7 @@ public struct ConsensusEngine: Sendable {
     }
 
     /// Evaluates every rule until none fires.
-    private mutating func process(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func process(nowMs: UInt64, into out: inout [ConsensusDirective]) {
         var guardCount = 0
         while true {
             guardCount += 1
@@ -951,7 +959,7 @@ public struct ConsensusEngine: Sendable {
     }
 
     /// Lines 49–54: a quorum of precommits for a value whose proposal we hold and find valid, in any round.
-    private mutating func commitRule(nowMs: UInt64, into out: inout [ConsensusOutput]) -> (Decision, CommitCertificate)? {
+    private mutating func commitRule(nowMs: UInt64, into out: inout [ConsensusDirective]) -> (Decision, CommitCertificate)? {
         let q = state.validators.quorum
         for r in votes.keys.sorted() {
             guard let rv = votes[r] else { continue }
@@ -976,7 +984,7 @@ public struct ConsensusEngine: Sendable {
     }
 
     /// Lines 55–56: more than a third of the validators are at a higher round.
-    private mutating func skipRule(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func skipRule(nowMs: UInt64, into out: inout [ConsensusDirective]) {
         guard step != .idle else { return }
         let need = state.validators.count - state.validators.quorum + 1
         let higher = highestRound.filter { $0.value > round && state.validators.contains($0.key) }.map(\.value).sorted(by: >)
@@ -987,7 +995,7 @@ public struct ConsensusEngine: Sendable {
     }
 
     /// Lines 22–33 (prevote on a proposal) and 36–43 (lock and precommit).
-    private mutating func proposalRules(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func proposalRules(nowMs: UInt64, into out: inout [ConsensusDirective]) {
         let q = state.validators.quorum
         if step == .propose, let p = proposals[round] {
             if p.validRound == nil {
@@ -1043,7 +1051,7 @@ public struct ConsensusEngine: Sendable {
     }
 
     /// Lines 34–35 and 44–46.
-    private mutating func prevoteRules(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func prevoteRules(nowMs: UInt64, into out: inout [ConsensusDirective]) {
         guard step == .prevote, let rv = votes[round] else { return }
         let q = state.validators.quorum
         if rv.prevotes.count >= q, !prevoteTimeoutArmed.contains(round) {
@@ -1065,7 +1073,7 @@ public struct ConsensusEngine: Sendable {
 
     /// Signs and sends a vote for this round, after the guard that makes it crash-safe, and moves
     /// the step on (prevote → step prevote, precommit → step precommit). Non-validators only move.
-    private mutating func castVote(_ type: VoteType, digest: Digest32?, nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func castVote(_ type: VoteType, digest: Digest32?, nowMs: UInt64, into out: inout [ConsensusDirective]) {
         step = type == .prevote ? .prevote : .precommit
         if type == .prevote { proposeDeadlineMs = nil }
         guard isValidator else { return }
@@ -1089,12 +1097,12 @@ public struct ConsensusEngine: Sendable {
     /// Contributions sent in answer to one `contributionHave`.
     static let haveAnswerContributionsMax = 4
 
-    private mutating func rebroadcast(nowMs: UInt64, into out: inout [ConsensusOutput]) {
+    private mutating func rebroadcast(nowMs: UInt64, into out: inout [ConsensusDirective]) {
         let k = state.lastMaskRound + 1
         if !state.frozen, ownContributions[k] != nil, let resend = contributionResend, nowMs >= resend.atMs {
             let held = (poolByRound[k] ?? [:]).keys.compactMap { state.validators.index(of: $0).map(UInt16.init) }.sorted()
             let eligible = state.validators.keys.filter { !state.convicted.contains($0) }.count
-            if held.count < eligible { out.append(.broadcast(.contributionHave(round: k, held: held))) }
+            if held.count < eligible { out.append(.broadcast(.contributionHave(pruningRound: k, held: held))) }
             let backoff = min(resend.backoffMs * 2, Self.contributionResendMaxMs)
             contributionResend = (nowMs &+ backoff, backoff)
         }
@@ -1110,7 +1118,7 @@ public struct ConsensusEngine: Sendable {
 
     /// Lines 49–54: decide, apply, and start the next height (replaying its held messages).
     private mutating func commit(_ decision: Decision, certificate: CommitCertificate, nowMs: UInt64,
-                                 into out: inout [ConsensusOutput]) {
+                                 into out: inout [ConsensusDirective]) {
         let committed = CommittedDecision(height: height, decision: decision, certificate: certificate)
         do { try state.apply(decision) } catch {
             preconditionFailure("a decision checked valid at height \(committed.height) failed to apply: \(error)")

@@ -395,7 +395,7 @@ struct Demo: ParsableCommand {
     static func describe(_ decision: Decision, keys: [PublicKey]) -> String {
         func name(_ k: PublicKey) -> String { keys.firstIndex(of: k).map { "node-\($0)" } ?? k.fingerprint }
         switch decision {
-        case let .mask(m): return "mask \(m.round)"
+        case let .mask(m): return "mask \(m.pruningRound)"
         case let .admit(member, _): return "admit \(name(member))"
         case let .remove(member, reason): return "remove \(name(member)) \(reason)"
         case let .freeze(round): return "freeze \(round)"
