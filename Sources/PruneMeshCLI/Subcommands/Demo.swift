@@ -189,7 +189,7 @@ struct Demo: ParsableCommand {
             if let testLimit { args += ["--test-limit", "\(testLimit)"] }
             nodeArgs.append(args)
         }
-        // processes[i] is node i's current process (nil until started).
+        // running[i] is node i's current process (nil until started or while stopped).
         var running: [Process?] = Array(repeating: nil, count: nodes + extra)
         for i in 0..<nodes where !absent.contains(i) { running[i] = try launch(i) }
         let joinerIndex: Int? = joinLate ? nodes : nil
