@@ -588,7 +588,10 @@ public struct ConsensusEngine: Sendable {
             for (digest, n) in tally where n >= q {
                 var decision = resolved[digest]
                 if decision == nil {
-                    for (pr, p) in proposals where p.decisionDigest == digest {
+                    // Rounds ascending, not in dictionary order: which proposal is tried first
+                    // decides whom a missing contribution is asked from, and a seed must run the
+                    // same in every process (dictionary order follows the table's address).
+                    for pr in proposals.keys.sorted() where proposals[pr]?.decisionDigest == digest {
                         if let d = valid(round: pr, nowMs: nowMs, into: &out) { decision = d; break }
                     }
                 }
