@@ -55,7 +55,7 @@ public enum Decision: Sendable, Hashable {
     case mask(MaskDecision)
     case admit(member: PublicKey, invite: Invite)
     case remove(member: PublicKey, reason: RemovalReason)
-    case freeze(round: UInt64)
+    case freeze(pruningRound: UInt64)
     case evidence(Equivocation)
 
     /// For a removal that rests on membership views (reason `dead` or `requested`, not evidence):
@@ -125,7 +125,7 @@ public enum Decision: Sendable, Hashable {
             }
             return .remove(member: member, reason: reason)
         case .freeze:
-            return .freeze(round: try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in try r.readUInt64("freeze.round") })
+            return .freeze(pruningRound: try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in try r.readUInt64("freeze.round") })
         case .evidence:
             return .evidence(try Equivocation.decode(from: &r))
         }

@@ -15,7 +15,7 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
     case contributorNotValidator(PublicKey)
     case contributorConvicted(PublicKey)
     case contributionSignature(PublicKey)
-    case contributionHeight(PublicKey, expected: UInt64, actual: UInt64)
+    case contributionPruningRound(PublicKey, expected: UInt64, actual: UInt64)
     case releasePayload(PublicKey, String)
     case releaseNotPinned(PublicKey, String)
     case releaseCountNotIncreasing(PublicKey, previous: UInt32, actual: UInt32)
@@ -48,7 +48,7 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case .contributorNotValidator: return "contributor_not_validator"
         case .contributorConvicted: return "contributor_convicted"
         case .contributionSignature: return "bad_contribution_signature"
-        case .contributionHeight: return "contribution_height"
+        case .contributionPruningRound: return "contribution_height"   // a code in use: kept
         case .releasePayload: return "release_payload"
         case .releaseNotPinned: return "release_not_pinned"
         case .releaseCountNotIncreasing: return "release_count"
@@ -82,7 +82,7 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case let .contributorNotValidator(k): return "contributor \(k.fingerprint) is not a validator at this height"
         case let .contributorConvicted(k): return "contributor \(k.fingerprint) equivocated earlier (evidence in the log)"
         case let .contributionSignature(k): return "contribution signature of \(k.fingerprint) does not verify"
-        case let .contributionHeight(k, e, a): return "contribution of \(k.fingerprint) is for round \(a), expected \(e)"
+        case let .contributionPruningRound(k, e, a): return "contribution of \(k.fingerprint) is for round \(a), expected \(e)"
         case let .releasePayload(k, why): return "release of \(k.fingerprint): \(why)"
         case let .releaseNotPinned(k, why): return "release of \(k.fingerprint) does not use the genesis parameters: \(why)"
         case let .releaseCountNotIncreasing(k, p, a):

@@ -23,35 +23,35 @@ public enum MaskComputationError: Error, Sendable, Hashable, CustomStringConvert
 ///
 /// Encoding (little-endian):
 ///
-///     round (u64, ≥ 1)
+///     pruning round (u64, ≥ 1)
 ///     contribution count (u16, 1 … Limits.decision_contributions_count_max)
 ///     contributions, each `SignedContribution.encode`, strictly ascending by contributor key
 ///     aggregate length (u32, 1 … Limits.importance_units_count_max), then that many i32
 ///     layer count (u8, ≤ Limits.model_layers_count_max), then per layer:
 ///         kept count (u16, ≥ 1), then that many unit indices (u16, strictly ascending)
 public struct MaskDecision: Sendable, Hashable {
-    /// The pruning round (1, 2, …): every contribution's height equals it.
-    public let round: UInt64
+    /// The pruning round (1, 2, …; not a log height): every contribution's `pruningRound` equals it.
+    public let pruningRound: UInt64
     public let contributions: [SignedContribution]
     public let aggregate: [Int32]
     public let mask: PruneMask
 
     /// A decision as proposed or read; contributions are put in canonical order. Precondition:
     /// no contributor twice (proposers build from a map by key).
-    public init(round: UInt64, contributions: [SignedContribution], aggregate: [Int32], mask: PruneMask) {
+    public init(pruningRound: UInt64, contributions: [SignedContribution], aggregate: [Int32], mask: PruneMask) {
         let sorted = contributions.sorted { $0.contributor < $1.contributor }
         for i in 1..<max(1, sorted.count) {
             precondition(sorted[i].contributor != sorted[i - 1].contributor,
                          "contributor \(sorted[i].contributor.fingerprint) appears twice in one mask decision")
         }
-        self.round = round
+        self.pruningRound = pruningRound
         self.contributions = sorted
         self.aggregate = aggregate
         self.mask = mask
     }
 
-    private init(canonical round: UInt64, contributions: [SignedContribution], aggregate: [Int32], mask: PruneMask) {
-        self.round = round
+    private init(canonical pruningRound: UInt64, contributions: [SignedContribution], aggregate: [Int32], mask: PruneMask) {
+        self.pruningRound = pruningRound
         self.contributions = contributions
         self.aggregate = aggregate
         self.mask = mask
@@ -66,8 +66,8 @@ public struct MaskDecision: Sendable, Hashable {
         do { return (aggregate, try rule.nextMask(aggregate: aggregate, current: current)) } catch { throw .mask(error) }
     }
 
-    /// Decodes the contributions' releases and computes the decision for `round`.
-    public static func make(round: UInt64, contributions: [SignedContribution], trim: Int, current: PruneMask,
+    /// Decodes the contributions' releases and computes the decision for `pruningRound`.
+    public static func make(pruningRound: UInt64, contributions: [SignedContribution], trim: Int, current: PruneMask,
                             rule: MaskRule) throws(MaskComputationError) -> MaskDecision {
         let sorted = contributions.sorted { $0.contributor < $1.contributor }
         var releases: [ImportanceRelease] = []
@@ -75,12 +75,12 @@ public struct MaskDecision: Sendable, Hashable {
             do { releases.append(try c.release()) } catch { throw .release(index: i, error) }
         }
         let (aggregate, mask) = try compute(releases: releases, trim: trim, current: current, rule: rule)
-        return MaskDecision(round: round, contributions: sorted, aggregate: aggregate, mask: mask)
+        return MaskDecision(pruningRound: pruningRound, contributions: sorted, aggregate: aggregate, mask: mask)
     }
 
     public func encode(into w: inout ByteWriter) {
         precondition(contributions.count <= Limits.decision_contributions_count_max)
-        w.write(round)
+        w.write(pruningRound)
         w.write(UInt16(contributions.count))
         for c in contributions { c.encode(into: &w) }
         w.write(UInt32(aggregate.count))

@@ -100,7 +100,7 @@ public struct MeshState: Sendable {
     }
 
     private mutating func applyMask(_ m: MaskDecision) throws(DecisionFault) {
-        guard m.round == lastMaskRound + 1 else { throw .maskRound(expected: lastMaskRound + 1, actual: m.round) }
+        guard m.pruningRound == lastMaskRound + 1 else { throw .maskRound(expected: lastMaskRound + 1, actual: m.pruningRound) }
         do { try m.mask.validate(originalSpec: rules.model) } catch { throw .maskInvalid(error.problem) }
         for (layer, (newKept, oldKept)) in zip(m.mask.kept, mask.kept).enumerated()
             where !Set(newKept).isSubset(of: Set(oldKept)) {
@@ -119,12 +119,12 @@ public struct MeshState: Sendable {
             let key = c.contributor
             guard validators.contains(key) else { throw .contributorNotValidator(key) }
             guard !convicted.contains(key) else { throw .contributorConvicted(key) }
-            guard c.height == m.round else { throw .contributionHeight(key, expected: m.round, actual: c.height) }
+            guard c.pruningRound == m.pruningRound else { throw .contributionPruningRound(key, expected: m.pruningRound, actual: c.pruningRound) }
             guard c.isValid(meshID: rules.meshID) else { throw .contributionSignature(key) }
             let release: ImportanceRelease
             do { release = try c.release() } catch { throw .releasePayload(key, error.description) }
-            guard release.height == m.round else {
-                throw .releasePayload(key, "payload is for round \(release.height), expected \(m.round)")
+            guard release.pruningRound == m.pruningRound else {
+                throw .releasePayload(key, "payload is for round \(release.pruningRound), expected \(m.pruningRound)")
             }
             guard release.noiseMultiplier == pinned.noiseMultiplier, release.clipNorm == pinned.clipBound,
                   Int(release.scaleLog2) == pinned.fixedPoint.scaleLog2, release.values.count == pinned.dimension else {
@@ -167,6 +167,6 @@ public struct MeshState: Sendable {
             spent[key] = epsilon
         }
         mask = m.mask
-        lastMaskRound = m.round
+        lastMaskRound = m.pruningRound
     }
 }

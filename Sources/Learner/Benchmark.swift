@@ -35,7 +35,7 @@ public enum Benchmark {
         let data = syntheticData(for: spec, count: batch * 8, seed: 1)
         var model = Model(spec: spec, seed: 1)
         model.normalise(for: data)
-        let network = Network(model: model, batchCapacity: batch, threads: threads)
+        let network = ModelRunner(model: model, batchCapacity: batch, threads: threads)
         network.setOptimizer(.defaultSGD)
         network.dropout = dropout
         network.labelSmoothing = labelSmoothing
@@ -59,7 +59,7 @@ public enum Benchmark {
     /// Inference samples per second at `batch` (forward only, inference buffers).
     public static func inferenceThroughput(spec: ModelSpec, batch: Int, threads: Int, seconds: Double) -> Double {
         let data = syntheticData(for: spec, count: batch, seed: 3)
-        let network = Network(model: Model(spec: spec, seed: 1), batchCapacity: batch, threads: threads, trainable: false)
+        let network = ModelRunner(model: Model(spec: spec, seed: 1), batchCapacity: batch, threads: threads, trainable: false)
         let indices = Array(0..<batch)[...]
         _ = network.logits(data, indices: indices)
         let start = MonotonicClock.seconds()
@@ -74,7 +74,7 @@ public enum Benchmark {
     /// Median latency of one sample, in milliseconds (dense layers use matrix-vector products).
     public static func singleSampleLatencyMs(spec: ModelSpec, threads: Int, runs: Int) -> Double {
         let data = syntheticData(for: spec, count: 16, seed: 4)
-        let network = Network(model: Model(spec: spec, seed: 1), batchCapacity: 1, threads: threads, trainable: false)
+        let network = ModelRunner(model: Model(spec: spec, seed: 1), batchCapacity: 1, threads: threads, trainable: false)
         for i in 0..<5 { _ = network.logits(data, indices: [i % 16][...]) }
         var times: [Double] = []
         for i in 0..<max(1, runs) {

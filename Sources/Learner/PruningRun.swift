@@ -23,7 +23,7 @@ public struct PruningRun: Sendable {
         public var seed: UInt64
         /// Mirror training images left–right with probability ½.
         public var augmentFlip = false
-        /// `Network.dropout`, `Network.featureDropout` and `Network.labelSmoothing` (training only).
+        /// `ModelRunner.dropout`, `ModelRunner.featureDropout` and `ModelRunner.labelSmoothing` (training only).
         public var dropout: Float = 0
         public var featureDropout: Float = 0
         public var labelSmoothing: Float = 0
@@ -83,7 +83,7 @@ public struct PruningRun: Sendable {
         var model = Model(spec: spec, seed: config.seed)
         model.normalise(for: data.train)
         let initialCost = model.cost
-        let network = Network(model: model, batchCapacity: config.batchSize, threads: config.threads)
+        let network = ModelRunner(model: model, batchCapacity: config.batchSize, threads: config.threads)
         network.setOptimizer(config.optimizer)
         network.augmentFlip = config.augmentFlip
         network.dropout = config.dropout

@@ -58,7 +58,7 @@ public enum MonotonicClock {
     }
 }
 
-extension Network {
+extension ModelRunner {
     /// One pass over `data` in a seeded random order. `globalStep` counts optimiser steps across
     /// epochs (the schedule's clock) and is advanced.
     public func trainEpoch(

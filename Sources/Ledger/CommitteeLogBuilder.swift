@@ -81,13 +81,14 @@ public struct CommitteeLogBuilder {
 
     // MARK: Pieces
 
-    /// The release values `key` contributes in `round`: a per-unit importance shared by all
-    /// (so pruning is meaningful) plus per-node jitter, on the genesis grid; 0 for pruned units.
-    public func releaseValues(for key: PublicKey, round: UInt64) -> [Int32] {
+    /// The release values `key` contributes in pruning round `pruningRound`: a per-unit importance
+    /// shared by all (so pruning is meaningful) plus per-node jitter, on the genesis grid; 0 for
+    /// pruned units.
+    public func releaseValues(for key: PublicKey, pruningRound: UInt64) -> [Int32] {
         let rule = genesis.maskRule
         var shared = SeededGenerator(seed: seed, stream: 0xC0FFEE)
         let base = (0..<rule.dimension).map { _ in 0.2 + 1.6 * shared.nextUnitDouble() }
-        var own = SeededGenerator(seed: seed ^ round &* 0x9E37_79B9_7F4A_7C15, stream: UInt64(key.bytes[0]) << 8 | UInt64(key.bytes[1]))
+        var own = SeededGenerator(seed: seed ^ pruningRound &* 0x9E37_79B9_7F4A_7C15, stream: UInt64(key.bytes[0]) << 8 | UInt64(key.bytes[1]))
         let grid = FixedPoint(scaleLog2: genesis.privacy.scaleLog2)
         var kept = Set<Int>()
         for (layer, units) in mask.kept.enumerated() { for u in units { kept.insert(rule.layerOffsets[layer] + u) } }
@@ -97,21 +98,21 @@ public struct CommitteeLogBuilder {
         }
     }
 
-    /// `key`'s signed contribution for `round` (release count: one more than its last, unless given).
-    public func contribution(by key: PublicKey, round: UInt64, releaseCount: UInt32? = nil,
+    /// `key`'s signed contribution for `pruningRound` (release count: one more than its last, unless given).
+    public func contribution(by key: PublicKey, pruningRound: UInt64, releaseCount: UInt32? = nil,
                              values: [Int32]? = nil) -> SignedContribution {
-        let release = ImportanceRelease(height: round, releaseCount: releaseCount ?? (releaseCounts[key] ?? 0) + 1,
+        let release = ImportanceRelease(pruningRound: pruningRound, releaseCount: releaseCount ?? (releaseCounts[key] ?? 0) + 1,
                                         noiseMultiplier: genesis.privacy.noiseMultiplier,
                                         clipNorm: genesis.privacy.clipBound, scaleLog2: UInt8(genesis.privacy.scaleLog2),
-                                        values: values ?? releaseValues(for: key, round: round))
+                                        values: values ?? releaseValues(for: key, pruningRound: pruningRound))
         return try! SignedContribution.sign(release: release, meshID: genesis.meshID, signer: signingKey(key))
     }
 
-    /// The honest mask decision for the next round, from every validator in force.
+    /// The honest mask decision for the next pruning round, from every validator in force.
     public func honestMaskDecision() -> MaskDecision {
-        let round = lastMaskRound + 1
-        let contributions = validators.keys.map { contribution(by: $0, round: round) }
-        return try! MaskDecision.make(round: round, contributions: contributions, trim: validators.maxFaulty,
+        let pruningRound = lastMaskRound + 1
+        let contributions = validators.keys.map { contribution(by: $0, pruningRound: pruningRound) }
+        return try! MaskDecision.make(pruningRound: pruningRound, contributions: contributions, trim: validators.maxFaulty,
                                       current: mask, rule: genesis.maskRule)
     }
 
@@ -146,7 +147,7 @@ public struct CommitteeLogBuilder {
                 if let r = try? c.release() { releaseCounts[c.contributor] = max(releaseCounts[c.contributor] ?? 0, r.releaseCount) }
             }
             mask = m.mask
-            lastMaskRound = m.round
+            lastMaskRound = m.pruningRound
         case let .admit(member, _): validators = (try? validators.adding(member)) ?? validators
         case let .remove(member, _): validators = (try? validators.removing(member)) ?? validators
         case .freeze: frozen = true
@@ -187,7 +188,7 @@ public struct CommitteeLogBuilder {
     public func nextDecision() -> Decision {
         let i = scriptPosition
         if i < maskRounds { return .mask(honestMaskDecision()) }
-        if i == maskRounds { return .freeze(round: lastMaskRound) }
+        if i == maskRounds { return .freeze(pruningRound: lastMaskRound) }
         let j = i - maskRounds - 1
         let spare = spares.isEmpty ? nil : spares[(j / 3) % spares.count]
         switch (j % 3, spare) {

@@ -120,7 +120,7 @@ public struct LogVerifier: Sendable {
         var member: PublicKey?
         switch decision {
         case let .mask(m):
-            pruningRound = m.round
+            pruningRound = m.pruningRound
             contributors = m.contributions.count
         case let .admit(key, _): member = key
         case let .remove(key, _): member = key

@@ -1,10 +1,10 @@
 import NIOCore
 import Wire
 
-/// A state machine hosted by the node beside membership (agreement, the decision log, the
-/// training rounds later). Its methods run on the node's event loop, like everything that
-/// touches protocol state: do no heavy work in them — hand it to another thread and come back
-/// with `Node.execute` when it is done.
+/// A state machine hosted by the node beside membership (`MeshService`: the agreement, the
+/// decision log and the training rounds). Its methods run on the node's event loop, like
+/// everything that touches protocol state: do no heavy work in them — hand it to another thread
+/// and come back with `Node.execute` when it is done.
 public protocol NodeService: AnyObject {
     /// The message kinds this service takes (membership kinds are the node's own).
     var messageKinds: [MessageKind] { get }

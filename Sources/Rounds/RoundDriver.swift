@@ -7,11 +7,11 @@ import MeshBase
 public enum RoundDirective: Sendable, Equatable {
     /// Train `epochs` local epochs; `finetune` ones decay the learning rate by cosine over
     /// `finetuneTotalEpochs` (phase two), the others keep it constant (phase one). Then evaluate,
-    /// checkpoint, and (for a pruning round) score the model for `round`.
-    case train(round: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int)
-    /// Make, persist and send this node's private release for pruning round `round` from the
+    /// checkpoint, and (for a pruning round) score the model for `pruningRound` (0: phase two).
+    case train(pruningRound: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int)
+    /// Make, persist and send this node's private release for pruning round `pruningRound` from the
     /// model's importance as trained.
-    case release(round: UInt64)
+    case release(pruningRound: UInt64)
     /// Shrink the model to `mask` by surgery (after whatever training is running).
     case applyMask(PruneMask)
     /// Ask the agreement for this decision.
@@ -64,7 +64,7 @@ public struct RoundDriver: Sendable {
     public let config: Config
     public private(set) var phase: Phase
     /// The next pruning round (1, 2, …): the one being trained for or agreed on.
-    public private(set) var round: UInt64
+    public private(set) var pruningRound: UInt64
     /// Rounds decided so far, and how many of the last ones left the mask unchanged.
     public private(set) var decidedRounds: UInt64
     public private(set) var unchangedRounds: Int
@@ -80,7 +80,7 @@ public struct RoundDriver: Sendable {
     /// committed masks, oldest first (for the patience count).
     public init(config: Config, state: MeshState, maskHistory: [PruneMask], finetuneEpochsDone: Int = 0) {
         self.config = config
-        self.round = state.lastMaskRound + 1
+        self.pruningRound = state.lastMaskRound + 1
         self.decidedRounds = state.lastMaskRound
         self.mask = state.mask
         self.frozen = state.frozen
@@ -107,7 +107,7 @@ public struct RoundDriver: Sendable {
             out += startFinetune()
         } else if config.pruning && freezeDue {
             phase = .freezing
-            out.append(.submit(.freeze(round: decidedRounds)))
+            out.append(.submit(.freeze(pruningRound: decidedRounds)))
         } else {
             out += startRoundTraining()
         }
@@ -116,8 +116,8 @@ public struct RoundDriver: Sendable {
 
     private mutating func startRoundTraining() -> [RoundDirective] {
         phase = .training
-        trainingRound = round
-        return [.train(round: round, epochs: config.epochsPerRound, finetune: false, finetuneTotalEpochs: config.finetuneEpochs)]
+        trainingRound = pruningRound
+        return [.train(pruningRound: pruningRound, epochs: config.epochsPerRound, finetune: false, finetuneTotalEpochs: config.finetuneEpochs)]
     }
 
     private mutating func startFinetune() -> [RoundDirective] {
@@ -129,11 +129,11 @@ public struct RoundDriver: Sendable {
         }
         phase = .finetuning
         trainingRound = 0
-        return [.train(round: 0, epochs: left, finetune: true, finetuneTotalEpochs: config.finetuneEpochs)]
+        return [.train(pruningRound: 0, epochs: left, finetune: true, finetuneTotalEpochs: config.finetuneEpochs)]
     }
 
-    /// The training the shell ran for `round` is done (`epochs` of them).
-    public mutating func onTrained(round trained: UInt64, epochs: Int) -> [RoundDirective] {
+    /// The training the shell ran for `pruningRound` is done (`epochs` of them).
+    public mutating func onTrained(pruningRound trained: UInt64, epochs: Int) -> [RoundDirective] {
         guard trainingRound == trained else { return [] }
         trainingRound = nil
         if phase == .finetuning {
@@ -144,34 +144,34 @@ public struct RoundDriver: Sendable {
         if !config.pruning {
             // The baseline: count the round as decided by itself, with no release.
             decidedRounds += 1
-            round += 1
+            pruningRound += 1
             if freezeDue {
                 frozen = true
                 return startFinetune()
             }
             return startRoundTraining()
         }
-        if trained < round {
+        if trained < pruningRound {
             // The mesh decided this round while we trained: train for the next one.
             return startRoundTraining()
         }
         phase = .agreeing
-        return [.release(round: trained)]
+        return [.release(pruningRound: trained)]
     }
 
     /// A decision was committed (by this node's agreement or from a synced log).
     public mutating func onCommitted(_ decision: Decision) -> [RoundDirective] {
         switch decision {
         case let .mask(m):
-            guard m.round == round else { return [] }
+            guard m.pruningRound == pruningRound else { return [] }
             unchangedRounds = m.mask == mask ? unchangedRounds + 1 : 0
             mask = m.mask
-            decidedRounds = m.round
-            round = m.round + 1
+            decidedRounds = m.pruningRound
+            pruningRound = m.pruningRound + 1
             var out: [RoundDirective] = [.applyMask(m.mask)]
             if freezeDue {
                 phase = .freezing
-                out.append(.submit(.freeze(round: decidedRounds)))
+                out.append(.submit(.freeze(pruningRound: decidedRounds)))
             } else if trainingRound == nil {
                 out += startRoundTraining()
             } else {

@@ -13,7 +13,7 @@ import Wire
 /// their datagrams (the envelope authenticates the sender: its key travels beside the bytes).
 ///
 /// Each honest node contributes once per pruning round (fixed seeded vectors) as soon as it has
-/// committed the previous round, and submits `.freeze(round: maskRounds)` after the last. The
+/// committed the previous round, and submits `.freeze(pruningRound: maskRounds)` after the last. The
 /// seed draws the scenario (`Scenario`): loss, delay and reordering, duplication, partitions (each
 /// healed), crashes (each restarted: the engine rebuilt from that node's log replayed into a
 /// `MeshState` plus its last persisted `SigningGuard`), and which nodes are Byzantine and how.
@@ -230,7 +230,7 @@ public struct ConsensusSimulation {
         }
         if state.lastMaskRound == UInt64(options.maskRounds), !nodes[i].submittedFreeze {
             nodes[i].submittedFreeze = true
-            handle(i, nodes[i].engine!.submit(.freeze(round: state.lastMaskRound), nowMs: nowMs))
+            handle(i, nodes[i].engine!.submit(.freeze(pruningRound: state.lastMaskRound), nowMs: nowMs))
         }
     }
 
@@ -250,14 +250,14 @@ public struct ConsensusSimulation {
                 }
             }
         }
-        let c = builder.contribution(by: keys[i], round: round, releaseCount: UInt32(round), values: values)
+        let c = builder.contribution(by: keys[i], pruningRound: round, releaseCount: UInt32(round), values: values)
         contributionCache[i][round] = c
         return c
     }
 
     // MARK: Outputs
 
-    mutating func handle(_ i: Int, _ outputs: [ConsensusOutput]) {
+    mutating func handle(_ i: Int, _ outputs: [ConsensusDirective]) {
         defer { if trace != nil { traceState(i) } }
         for o in outputs {
             if trace != nil { traceOutput(i, o) }
@@ -295,7 +295,7 @@ public struct ConsensusSimulation {
         case .equivocator?:
             if case let .vote(v) = m, v.voter == keys[i] {
                 let conflicting = Vote.sign(height: v.height, round: v.round, type: v.type,
-                                            decisionDigest: v.decisionDigest == nil ? Decision.freeze(round: 1_000 + UInt64(v.round)).digest : nil,
+                                            decisionDigest: v.decisionDigest == nil ? Decision.freeze(pruningRound: 1_000 + UInt64(v.round)).digest : nil,
                                             meshID: genesis.rules.meshID, signer: builder.signingKey(keys[i]))
                 let coin = rng.nextUnitDouble()
                 if coin < 0.6 { transmit(i, j, .vote(v)) }
@@ -417,7 +417,7 @@ public struct ConsensusSimulation {
         }
     }
 
-    mutating func traceOutput(_ i: Int, _ o: ConsensusOutput) {
+    mutating func traceOutput(_ i: Int, _ o: ConsensusDirective) {
         switch o {
         case let .broadcast(.proposal(p)):
             if tracedProposals.insert(p).inserted {
@@ -432,7 +432,7 @@ public struct ConsensusSimulation {
         case let .send(.contributionRequest(ds), to):
             note(i, "asks n\(indexOfKey[to].map(String.init) ?? "?") for \(ds.count) contribution(s) \(ds.map { Self.short($0) })")
         case let .send(.contribution(c), to):
-            note(i, "sends n\(indexOfKey[to].map(String.init) ?? "?") the contribution of n\(indexOfKey[c.contributor].map(String.init) ?? "?") round \(c.height) \(Self.short(c.digest))")
+            note(i, "sends n\(indexOfKey[to].map(String.init) ?? "?") the contribution of n\(indexOfKey[c.contributor].map(String.init) ?? "?") round \(c.pruningRound) \(Self.short(c.digest))")
         case let .commit(c):
             note(i, "commits h\(c.height) (round \(c.certificate.round)) \(c.decision.kind) \(Self.short(c.decision.digest))")
         case let .persistGuard(g):

@@ -50,7 +50,7 @@ extension ConsensusSimulation {
         /// Their kinds; nil: each drawn by the seed.
         public var byzantineKind: Byzantine?
         /// Pruning rounds before the freeze: honest nodes contribute to rounds 1…maskRounds, then
-        /// submit `.freeze(round: maskRounds)`.
+        /// submit `.freeze(pruningRound: maskRounds)`.
         public var maskRounds: Int
         /// Loss per datagram is drawn in [0, lossMax] (a third of the seeds get lossMax itself).
         public var lossMax: Double

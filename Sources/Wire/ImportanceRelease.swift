@@ -1,12 +1,12 @@
 import MeshBase
 import Privacy
 
-/// One node's noisy importance vector for one round, as it travels (kind `importanceRelease`,
+/// One node's noisy importance vector for one pruning round, as it travels (kind `importanceRelease`,
 /// usually chunked). Values are fixed-point integers on the grid 2^−scaleLog2 (`FixedPoint`),
 /// so every node aggregates them bit-exactly. Layout (little-endian):
 ///
 ///     offset size  field
-///          0    8  height (u64): the round / consensus height this release is for
+///          0    8  pruning round (u64): the pruning round this release is for (not a log height)
 ///          8    4  release count (u32): this node's releases so far, this one included (≥ 1)
 ///         12    8  noise multiplier z (f64 bits; finite, > 0)
 ///         20    8  clip norm C (f64 bits; finite, > 0)
@@ -22,16 +22,17 @@ import Privacy
 public struct ImportanceRelease: Sendable, Hashable {
     public static let headerByteCount = Limits.importance_release_header_bytes
 
-    public var height: UInt64
+    /// The pruning round this release is for (1, 2, …; not a log height).
+    public var pruningRound: UInt64
     public var releaseCount: UInt32
     public var noiseMultiplier: Double
     public var clipNorm: Double
     public var scaleLog2: UInt8
     public var values: [Int32]
 
-    public init(height: UInt64, releaseCount: UInt32, noiseMultiplier: Double, clipNorm: Double,
+    public init(pruningRound: UInt64, releaseCount: UInt32, noiseMultiplier: Double, clipNorm: Double,
                 scaleLog2: UInt8, values: [Int32]) {
-        self.height = height
+        self.pruningRound = pruningRound
         self.releaseCount = releaseCount
         self.noiseMultiplier = noiseMultiplier
         self.clipNorm = clipNorm
@@ -92,7 +93,7 @@ public struct ImportanceRelease: Sendable, Hashable {
         try Self.checkHeader(releaseCount: releaseCount, z: noiseMultiplier, c: clipNorm, scaleLog2: scaleLog2,
                              count: values.count)
         var w = ByteWriter(capacity: Self.headerByteCount + 2 * values.count)
-        w.write(height)
+        w.write(pruningRound)
         w.write(releaseCount)
         w.write(noiseMultiplier)
         w.write(clipNorm)
@@ -111,12 +112,12 @@ public struct ImportanceRelease: Sendable, Hashable {
         var r = ByteReader(payload)
         let header: (UInt64, UInt32, Double, Double, UInt8, Int)
         do {
-            header = (try r.readUInt64("height"), try r.readUInt32("releaseCount"), try r.readDouble("z"),
+            header = (try r.readUInt64("pruningRound"), try r.readUInt32("releaseCount"), try r.readDouble("z"),
                       try r.readDouble("C"), try r.readUInt8("scaleLog2"), Int(try r.readUInt32("unitCount")))
         } catch {
             throw .truncated
         }
-        let (height, releaseCount, z, c, scaleLog2, count) = header
+        let (pruningRound, releaseCount, z, c, scaleLog2, count) = header
         try checkHeader(releaseCount: releaseCount, z: z, c: c, scaleLog2: scaleLog2, count: count)
         // Every value takes at least one byte: refuse a count the bytes cannot hold before
         // reserving anything for it.
@@ -136,7 +137,7 @@ public struct ImportanceRelease: Sendable, Hashable {
         }
         try result.get()
         guard offset == payload.count else { throw .trailingBytes(payload.count - offset) }
-        return ImportanceRelease(height: height, releaseCount: releaseCount, noiseMultiplier: z, clipNorm: c,
+        return ImportanceRelease(pruningRound: pruningRound, releaseCount: releaseCount, noiseMultiplier: z, clipNorm: c,
                                  scaleLog2: scaleLog2, values: values)
     }
 }
@@ -144,16 +145,16 @@ public struct ImportanceRelease: Sendable, Hashable {
 // MARK: Privacy glue
 
 extension ImportanceRelease {
-    /// The payload for `release` at consensus height `height`: its values, its z, C and s, and its
+    /// The payload for `release` for pruning round `pruningRound`: its values, its z, C and s, and its
     /// sequence number as the cumulative release count.
-    public init(_ release: PrivateImportanceRelease, height: UInt64) {
+    public init(_ release: PrivateImportanceRelease, pruningRound: UInt64) {
         let record = release.record
         precondition(record.sequence >= 1 && record.sequence <= UInt64(UInt32.max),
                      "release sequence \(record.sequence) does not fit the wire's u32 count")
         precondition((0...24).contains(record.scaleLog2), "scale_log2 \(record.scaleLog2) outside 0…24")
         precondition(release.values.count == record.dimension,
                      "\(release.values.count) values for a release of dimension \(record.dimension)")
-        self.init(height: height, releaseCount: UInt32(record.sequence), noiseMultiplier: record.noiseMultiplier,
+        self.init(pruningRound: pruningRound, releaseCount: UInt32(record.sequence), noiseMultiplier: record.noiseMultiplier,
                   clipNorm: record.clipBound, scaleLog2: UInt8(record.scaleLog2), values: release.values)
     }
 

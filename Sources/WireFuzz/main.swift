@@ -202,7 +202,7 @@ func makeCorpus(_ directory: String) {
         }
     }
     for units in [1, 7, 700, 2000] {
-        let release = ImportanceRelease(height: UInt64(units), releaseCount: 3, noiseMultiplier: 1.1, clipNorm: 1,
+        let release = ImportanceRelease(pruningRound: UInt64(units), releaseCount: 3, noiseMultiplier: 1.1, clipNorm: 1,
                                         scaleLog2: 10,
                                         values: (0..<units).map { _ in Int32.random(in: -3000...3000, using: &generator) })
         let payload = try! release.encode()

@@ -26,8 +26,8 @@ import Wire
             try Aggregation.trimmedMean([[1, 2], [1, 2, 3]], trim: 0)
         }
         #expect(throws: AggregationError.tooFewToTrim(count: 2, trim: 1)) { try Aggregation.trimmedMean([[1], [2]], trim: 1) }
-        let a = ImportanceRelease(height: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 10, values: [1])
-        let b = ImportanceRelease(height: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 12, values: [1])
+        let a = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 10, values: [1])
+        let b = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 12, values: [1])
         #expect(throws: AggregationError.gridMismatch(index: 1, expected: 10, actual: 12)) {
             try Aggregation.trimmedMean(releases: [a, b], trim: 0)
         }

@@ -41,14 +41,14 @@ enum Keys {
 
 @Suite struct DecisionCodecTests {
     static func contribution(_ i: Int, round: UInt64 = 1, mesh: MeshID = Keys.mesh) -> SignedContribution {
-        let release = ImportanceRelease(height: round, releaseCount: UInt32(round), noiseMultiplier: 5, clipNorm: 16,
+        let release = ImportanceRelease(pruningRound: round, releaseCount: UInt32(round), noiseMultiplier: 5, clipNorm: 16,
                                         scaleLog2: 10, values: (0..<24).map { Int32($0 * (i + 1)) - 30 })
         return try! SignedContribution.sign(release: release, meshID: mesh, signer: Keys.signers[i])
     }
 
     static func maskDecision() -> MaskDecision {
         let rule = MaskRule(originalSpec: MaskRuleTests.spec, boundary: .keep(fractionMicro: 500_000))
-        return try! MaskDecision.make(round: 1, contributions: (0..<7).map { contribution($0) }, trim: 2,
+        return try! MaskDecision.make(pruningRound: 1, contributions: (0..<7).map { contribution($0) }, trim: 2,
                                       current: .full(MaskRuleTests.spec), rule: rule)
     }
 
@@ -63,7 +63,7 @@ enum Keys {
             .admit(member: Keys.key(20).publicKey,
                    invite: Invite.sign(invitee: Keys.key(20).publicKey, validUntilHeight: 9, meshID: Keys.mesh, inviter: Keys.signers[0])),
             .remove(member: Keys.signers[3].publicKey, reason: .dead),
-            .freeze(round: 4),
+            .freeze(pruningRound: 4),
             .evidence(Equivocation(vote(2, digest: d2), vote(2, digest: d1))!),
         ]
     }
@@ -94,7 +94,7 @@ enum Keys {
         let m = Self.maskDecision()
         var w = ByteWriter()
         w.write(DecisionKind.mask.rawValue)
-        w.write(m.round)
+        w.write(m.pruningRound)
         w.write(UInt16(2))
         m.contributions[1].encode(into: &w)
         m.contributions[0].encode(into: &w)
@@ -118,12 +118,12 @@ enum Keys {
         let c = Self.contribution(0)
         #expect(c.isValid(meshID: Keys.mesh))
         #expect(!c.isValid(meshID: Keys.other))
-        #expect(!SignedContribution(contributor: c.contributor, height: 2, payload: c.payload, signature: c.signature).isValid(meshID: Keys.mesh))
+        #expect(!SignedContribution(contributor: c.contributor, pruningRound: 2, payload: c.payload, signature: c.signature).isValid(meshID: Keys.mesh))
         var payload = c.payload
         payload[payload.count - 1] ^= 1
-        #expect(!SignedContribution(contributor: c.contributor, height: 1, payload: payload, signature: c.signature).isValid(meshID: Keys.mesh))
+        #expect(!SignedContribution(contributor: c.contributor, pruningRound: 1, payload: payload, signature: c.signature).isValid(meshID: Keys.mesh))
         #expect(try SignedContribution.decode(c.encoded()) == c)
-        #expect(try c.release().height == 1)
+        #expect(try c.release().pruningRound == 1)
     }
 
     @Test func votesAndEquivocation() throws {

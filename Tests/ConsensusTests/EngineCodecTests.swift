@@ -10,12 +10,12 @@ import Wire
 @Suite struct EngineCodecTests {
     static var cluster: EngineCluster { EngineCluster(count: 4, running: 0) }
 
-    static var maskDecision: MaskDecision { cluster.mask(round: 1, of: [0, 1, 2, 3]) }
+    static var maskDecision: MaskDecision { cluster.mask(pruningRound: 1, of: [0, 1, 2, 3]) }
 
     static var messages: [(String, ConsensusMessage)] {
         let c = cluster
         let m = maskDecision
-        let freeze = Decision.freeze(round: 3)
+        let freeze = Decision.freeze(pruningRound: 3)
         let evidence = c.builder.evidenceDecision(against: c.keys[2])
         return [
             ("mask proposal", .proposal(Proposal(height: 4, round: 2, validRound: 1, decision: .mask(m)))),
@@ -80,7 +80,7 @@ import Wire
     /// (valid round below round, digest = the decision's, tag, length, the decision itself), so every
     /// mutation there is refused; a mutated height or round decodes to another proposal, never the same.
     @Test func everyMutatedByteOfAFreezeProposalIsRefusedWhereItMust() {
-        let p = Proposal(height: 2, round: 5, validRound: nil, decision: .freeze(round: 3))
+        let p = Proposal(height: 2, round: 5, validRound: nil, decision: .freeze(pruningRound: 3))
         let bytes = p.encoded()
         #expect(bytes.count == 62)
         for i in bytes.indices {
@@ -155,7 +155,7 @@ import Wire
 
     // MARK: SigningGuard
 
-    static let digest = Decision.freeze(round: 0).digest
+    static let digest = Decision.freeze(pruningRound: 0).digest
 
     /// A lock on the round-`round` proposal of `decision` at `height`, proven by the prevotes of `voters`.
     static func lock(_ c: EngineCluster, height: UInt64, round: UInt32, _ decision: Decision, voters: [Int]) -> SigningGuard.Lock {
@@ -174,7 +174,7 @@ import Wire
             SigningGuard(height: 7, round: 3, votes: [c.vote(1, height: 7, round: 3, .prevote, nil)]),
             // The oldest round kept (10 − 8 + 1 = 3) and the newest.
             SigningGuard(height: 2, round: 10, votes: [c.vote(2, height: 2, round: 3, .precommit, nil), c.vote(2, height: 2, round: 10, .prevote, digest)]),
-            SigningGuard(height: .max, round: .max - 1, lock: lock(c, height: .max, round: .max - 1, .freeze(round: 0), voters: [3])),
+            SigningGuard(height: .max, round: .max - 1, lock: lock(c, height: .max, round: .max - 1, .freeze(pruningRound: 0), voters: [3])),
         ]
     }
 
@@ -253,7 +253,7 @@ import Wire
 
     @Test func signingGuardsOutsideTheFormatAreRefused() {
         let c = Self.cluster
-        let freeze = Decision.freeze(round: 0)
+        let freeze = Decision.freeze(pruningRound: 0)
         func refused(_ g: SigningGuard, _ what: String) {
             #expect(throws: ConsensusDecodeError.self, "\(what)") { try SigningGuard.decode(g.encoded()) }
         }
@@ -285,7 +285,7 @@ import Wire
         refused(SigningGuard(height: 2, round: 1, lock: l), "prevotes not ascending by voter")
         l.prevotes = [good.prevotes[0], good.prevotes[0]]
         refused(SigningGuard(height: 2, round: 1, lock: l), "one voter twice")
-        l.prevotes = [good.prevotes[0], c.vote(1, height: 2, round: 1, .prevote, Decision.freeze(round: 1).digest)]
+        l.prevotes = [good.prevotes[0], c.vote(1, height: 2, round: 1, .prevote, Decision.freeze(pruningRound: 1).digest)]
         refused(SigningGuard(height: 2, round: 1, lock: l), "a prevote for another value")
         l.prevotes = [good.prevotes[0], c.vote(1, height: 2, round: 1, .prevote, nil)]
         refused(SigningGuard(height: 2, round: 1, lock: l), "a nil prevote")

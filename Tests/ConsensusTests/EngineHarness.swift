@@ -43,9 +43,9 @@ struct EngineCluster {
     /// Every vote each node signed (in every life).
     var signedVotes: [[Vote]]
     /// Every output of the last event per node.
-    var lastOutputs: [[ConsensusOutput]]
+    var lastOutputs: [[ConsensusDirective]]
     /// Every output per node since its last (re)start.
-    var allOutputs: [[ConsensusOutput]]
+    var allOutputs: [[ConsensusDirective]]
 
     static let quickConfig = ConsensusConfig()
 
@@ -80,7 +80,7 @@ struct EngineCluster {
 
     // MARK: Outputs
 
-    mutating func collect(_ i: Int, _ outputs: [ConsensusOutput]) {
+    mutating func collect(_ i: Int, _ outputs: [ConsensusDirective]) {
         lastOutputs[i] = outputs
         allOutputs[i] += outputs
         for o in outputs {
@@ -139,7 +139,7 @@ struct EngineCluster {
 
     /// Node i's honest contribution for pruning round `round` (release count = round).
     func contribution(_ i: Int, round: UInt64, values: [Int32]? = nil) -> SignedContribution {
-        builder.contribution(by: keys[i], round: round, releaseCount: UInt32(round), values: values)
+        builder.contribution(by: keys[i], pruningRound: round, releaseCount: UInt32(round), values: values)
     }
 
     @discardableResult
@@ -245,14 +245,14 @@ struct EngineCluster {
 
     // MARK: Reading outputs
 
-    static func votes(_ outputs: [ConsensusOutput]) -> [Vote] {
+    static func votes(_ outputs: [ConsensusDirective]) -> [Vote] {
         outputs.compactMap { o in
             if case let .broadcast(.vote(v)) = o { return v }
             return nil
         }
     }
 
-    static func proposals(_ outputs: [ConsensusOutput]) -> [Proposal] {
+    static func proposals(_ outputs: [ConsensusDirective]) -> [Proposal] {
         outputs.compactMap { o in
             if case let .broadcast(.proposal(p)) = o { return p }
             return nil
@@ -269,10 +269,10 @@ struct EngineCluster {
         Vote.sign(height: height, round: round, type: type, decisionDigest: digest, meshID: meshID, signer: signer(i))
     }
 
-    /// The honest mask decision over the round-`round` contributions of `nodes` against `state`.
-    func mask(round: UInt64, of nodes: [Int], state: MeshState? = nil) -> MaskDecision {
+    /// The honest mask decision over the contributions of `nodes` to `pruningRound` against `state`.
+    func mask(pruningRound: UInt64, of nodes: [Int], state: MeshState? = nil) -> MaskDecision {
         let s = state ?? genesisState
-        return try! MaskDecision.make(round: round, contributions: nodes.map { contribution($0, round: round) },
+        return try! MaskDecision.make(pruningRound: pruningRound, contributions: nodes.map { contribution($0, round: pruningRound) },
                                       trim: s.validators.maxFaulty, current: s.mask, rule: s.rules.maskRule)
     }
 }

@@ -65,7 +65,7 @@ import Wire
         var c = EngineCluster(count: 4, running: 1)
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
-        let v = Decision.mask(c.mask(round: 1, of: [0, 1, 2, 3]))
+        let v = Decision.mask(c.mask(pruningRound: 1, of: [0, 1, 2, 3]))
         c.inject(0, .proposal(Proposal(height: 1, round: 0, validRound: nil, decision: v)), from: c.keys[1])
         for i in [1, 2] { c.inject(0, .vote(c.vote(i, round: 0, .prevote, v.digest)), from: c.keys[i]) }
         #expect(c[0].locked?.round == 0)
@@ -123,7 +123,7 @@ import Wire
         var c = EngineCluster(count: 4, running: 1)
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
-        let v = Decision.mask(c.mask(round: 1, of: [0, 1, 2, 3]))
+        let v = Decision.mask(c.mask(pruningRound: 1, of: [0, 1, 2, 3]))
         c.inject(0, .vote(c.vote(3, round: 0, .prevote, nil)), from: c.keys[3])           // node 3's first
         for i in [1, 2] { c.inject(0, .vote(c.vote(i, round: 0, .prevote, v.digest)), from: c.keys[i]) }
         for i in 1..<4 { c.inject(0, .vote(c.vote(i, round: 0, .precommit, nil)), from: c.keys[i]) }

@@ -27,7 +27,7 @@ import Wire
                 Issue.record("node \(i) committed a \(e.decision.kind)")
                 continue
             }
-            #expect(m.round == 1 && m.contributions.count == n, "every contribution is in (the proposer waits for all)")
+            #expect(m.pruningRound == 1 && m.contributions.count == n, "every contribution is in (the proposer waits for all)")
             #expect(e.decision == c.logs[0][0].decision)
             #expect(e.certificate.height == 1 && e.certificate.round == 0 && e.certificate.decisionDigest == e.decision.digest)
             #expect(e.certificate.signatures.count >= genesis.validators.quorum)
@@ -132,10 +132,10 @@ import Wire
         var c = EngineCluster(count: 4, running: 1)
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
-        let m = c.mask(round: 1, of: [0, 1, 2, 3])
-        let wrongDigest = Decision.freeze(round: 0).digest
+        let m = c.mask(pruningRound: 1, of: [0, 1, 2, 3])
+        let wrongDigest = Decision.freeze(pruningRound: 0).digest
         let p = Proposal(height: 1, round: 0, validRound: nil, decisionDigest: wrongDigest,
-                         value: .mask(round: 1, contributions: m.contributions.map(ContributionRef.init)))
+                         value: .mask(pruningRound: 1, contributions: m.contributions.map(ContributionRef.init)))
         c.inject(0, .proposal(p), from: c.keys[1])
         #expect(EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 0, .prevote, nil)])
         #expect(c[0].counters.proposalsRejected == 1)
@@ -157,7 +157,7 @@ import Wire
         var c = EngineCluster(count: 4, running: 1)
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
-        let v = Decision.mask(c.mask(round: 1, of: [0, 1, 2, 3]))
+        let v = Decision.mask(c.mask(pruningRound: 1, of: [0, 1, 2, 3]))
         c.inject(0, .proposal(Proposal(height: 1, round: 0, validRound: nil, decision: v)), from: c.keys[1])
         #expect(EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 0, .prevote, v.digest)])
         c.inject(0, .vote(c.vote(1, round: 0, .prevote, v.digest)), from: c.keys[1])
@@ -180,7 +180,7 @@ import Wire
         #expect(c[0].round == 1)
 
         // Round 1 (proposer node 2): another value, no proof of lock → nil (line 22, locked elsewhere).
-        let other = Decision.freeze(round: 0)
+        let other = Decision.freeze(pruningRound: 0)
         c.inject(0, .proposal(Proposal(height: 1, round: 1, validRound: nil, decision: other)), from: c.keys[2])
         #expect(EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 1, .prevote, nil)])
         for i in 1..<4 { c.inject(0, .vote(c.vote(i, round: 1, .precommit, nil)), from: c.keys[i]) }
@@ -206,8 +206,8 @@ import Wire
         var c = EngineCluster(count: 4, running: 1)
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
-        let v = Decision.mask(c.mask(round: 1, of: [0, 1, 2, 3]))
-        let other = Decision.freeze(round: 0)
+        let v = Decision.mask(c.mask(pruningRound: 1, of: [0, 1, 2, 3]))
+        let other = Decision.freeze(pruningRound: 0)
         // Round 0: a quorum prevotes `other` (node 0 does not see the proposal; it prevotes nil on timeout).
         for i in 1..<4 { c.inject(0, .vote(c.vote(i, round: 0, .prevote, other.digest)), from: c.keys[i]) }
         c.nowMs += c.config.proposeTimeoutMs(round: 0)
@@ -267,7 +267,7 @@ import Wire
         var c = EngineCluster(count: 4, running: 1)
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
-        let v = Decision.mask(c.mask(round: 1, of: [0, 1, 2, 3]))
+        let v = Decision.mask(c.mask(pruningRound: 1, of: [0, 1, 2, 3]))
         c.inject(0, .proposal(Proposal(height: 1, round: 0, validRound: nil, decision: v)), from: c.keys[1])
         let g = try #require(c.guards[0])
         #expect(g.votes == [c.vote(0, round: 0, .prevote, v.digest)])
@@ -303,7 +303,7 @@ import Wire
 
     @Test func equivocationIsReportedCommittedAsEvidenceAndTheOffenderRemoved() throws {
         var c = EngineCluster(count: 4, running: 3)       // node 3 is the Byzantine one; the test signs for it
-        let x = Decision.freeze(round: 0).digest
+        let x = Decision.freeze(pruningRound: 0).digest
         let a = c.vote(3, round: 0, .prevote, x), b = c.vote(3, round: 0, .prevote, nil)
         c.inject(0, .vote(a), from: c.keys[3])
         #expect(c.equivocations[0].isEmpty)
@@ -313,7 +313,7 @@ import Wire
         try #require(c.equivocations[0].count == 1)
         let e = c.equivocations[0][0]
         #expect(e.offender == c.keys[3] && e == Equivocation(a, b))
-        c.inject(0, .vote(c.vote(3, round: 0, .prevote, Decision.freeze(round: 9).digest)), from: c.keys[3])
+        c.inject(0, .vote(c.vote(3, round: 0, .prevote, Decision.freeze(pruningRound: 9).digest)), from: c.keys[3])
         #expect(c.equivocations[0].count == 1, "one piece of evidence per offender is enough")
 
         c.run(ms: 20_000, until: { c in (0..<3).allSatisfy { c.logs[$0].count >= 2 } })
@@ -456,7 +456,7 @@ import Wire
         var c = EngineCluster(count: 4, running: 1)
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
-        let v = Decision.mask(c.mask(round: 1, of: [0, 1, 2, 3]))
+        let v = Decision.mask(c.mask(pruningRound: 1, of: [0, 1, 2, 3]))
         let p0 = Proposal(height: 1, round: 0, validRound: nil, decision: v)
         c.inject(0, .proposal(p0), from: c.keys[1])
         for i in [1, 2] { c.inject(0, .vote(c.vote(i, round: 0, .prevote, v.digest)), from: c.keys[i]) }
@@ -475,10 +475,10 @@ import Wire
         // Everything of round 0 again, and a conflicting round-0 proposal.
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
-        c.inject(0, .proposal(Proposal(height: 1, round: 0, validRound: nil, decision: .freeze(round: 0))), from: c.keys[1])
+        c.inject(0, .proposal(Proposal(height: 1, round: 0, validRound: nil, decision: .freeze(pruningRound: 0))), from: c.keys[1])
         c.inject(0, .proposal(p0), from: c.keys[1])
         for i in 1..<4 {
-            c.inject(0, .vote(c.vote(i, round: 0, .prevote, Decision.freeze(round: 0).digest)), from: c.keys[i])
+            c.inject(0, .vote(c.vote(i, round: 0, .prevote, Decision.freeze(pruningRound: 0).digest)), from: c.keys[i])
         }
         c.nowMs += 10_000
         c.tick(0)
@@ -495,7 +495,7 @@ import Wire
         d.restart(0)
         d.contribute(0, round: 1)
         for i in 1..<4 { d.inject(0, .contribution(d.contribution(i, round: 1)), from: d.keys[i]) }
-        d.inject(0, .proposal(Proposal(height: 1, round: 1, validRound: nil, decision: .freeze(round: 0))), from: d.keys[2])
+        d.inject(0, .proposal(Proposal(height: 1, round: 1, validRound: nil, decision: .freeze(pruningRound: 0))), from: d.keys[2])
         #expect(EngineCluster.votes(d.lastOutputs[0]) == [d.vote(0, round: 1, .prevote, nil)])
         // A guard for another height than the next is ignored.
         let stale = ConsensusEngine(config: .init(), signer: c.signer(0), state: c.genesisState,
@@ -574,7 +574,7 @@ import Wire
             ("a signer outside the set", good.decision,
              cert(Array(sigs.prefix(3)) + [IndexedSignature(validatorIndex: 9, signature: sigs[0].signature)]),
              .certificate(.signerOutsideSet(index: 9, setSize: 4))),
-            ("another decision", .freeze(round: 0), good.certificate, .digestMismatch),
+            ("another decision", .freeze(pruningRound: 0), good.certificate, .digestMismatch),
             ("another height", good.decision, cert(sigs, height: 2), .notNextHeight(expected: 1, actual: 2)),
         ]
         for (what, decision, certificate, expected) in cases {
@@ -587,7 +587,7 @@ import Wire
             #expect(fresh.height == 1 && fresh.state.lastMaskRound == 0 && fresh.counters.commitsFromSync == 0)
         }
         // A certificate every validator really signed, for a decision the state refuses.
-        let badFreeze = Decision.freeze(round: 5)
+        let badFreeze = Decision.freeze(pruningRound: 5)
         let signedForIt = c.builder.certificate(for: badFreeze)
         let refused = fresh.onCommittedEntry(decision: badFreeze, certificate: signedForIt, nowMs: 0)
         #expect(refused.failureValue == .decision(.freezeRound(expected: 0, actual: 5)))

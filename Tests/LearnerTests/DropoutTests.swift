@@ -2,11 +2,11 @@ import MeshBase
 import Testing
 @testable import Learner
 
-/// Dropout and label smoothing (training-only options of `Network`) and the warm-up schedule.
+/// Dropout and label smoothing (training-only options of `ModelRunner`) and the warm-up schedule.
 @Suite struct DropoutTests {
     /// Spec layers 5 (dense5, input: the flattened 3×3×4 conv map) and 7 (dense3, input: the 5
     /// hidden units) are where `featureDropout` and `dropout` act.
-    static let spec = NetworkTests.smallSpec
+    static let spec = ModelRunnerTests.smallSpec
     static let featureLayer = 5, hiddenLayer = 7
 
     func randomInputs(_ count: Int, size: Int, seed: UInt64) -> [Float] {
@@ -25,7 +25,7 @@ import Testing
         let batch = 4
         let input = randomInputs(batch, size: size, seed: 21)
         let labels: [Int32] = [0, 2, 1, 1]
-        let net = Network(model: model, batchCapacity: batch, threads: threads)
+        let net = ModelRunner(model: model, batchCapacity: batch, threads: threads)
         net.dropout = 0.5
         net.featureDropout = 0.3
         net.labelSmoothing = 0.1
@@ -74,8 +74,8 @@ import Testing
         let data = Benchmark.syntheticData(for: Self.spec, count: 40, seed: 3)
         var model = Model(spec: Self.spec, seed: 6)
         model.normalise(for: data)
-        let plain = Network(model: model, batchCapacity: 16, threads: 1)
-        let dropped = Network(model: model, batchCapacity: 16, threads: 1)
+        let plain = ModelRunner(model: model, batchCapacity: 16, threads: 1)
+        let dropped = ModelRunner(model: model, batchCapacity: 16, threads: 1)
         dropped.dropout = 0.5
         dropped.featureDropout = 0.5
         dropped.labelSmoothing = 0.2
@@ -102,9 +102,9 @@ import Testing
         let data = Benchmark.syntheticData(for: Self.spec, count: batch, seed: 5)
         var model = Model(spec: Self.spec, seed: 2)
         model.normalise(for: data)
-        let fused = Network(model: model, batchCapacity: batch, threads: threads)
-        let separate = Network(model: model, batchCapacity: batch, threads: threads)
-        let reference = Network(model: model, batchCapacity: batch, threads: threads)
+        let fused = ModelRunner(model: model, batchCapacity: batch, threads: threads)
+        let separate = ModelRunner(model: model, batchCapacity: batch, threads: threads)
+        let reference = ModelRunner(model: model, batchCapacity: batch, threads: threads)
         for net in [fused, separate, reference] {
             net.setOptimizer(.defaultSGD)
             net.seedAugmentation(11)
@@ -132,7 +132,7 @@ import Testing
     @Test func dropoutDropsAboutTheRequestedFraction() {
         let spec = try! ModelSpec(parsing: "4x4x1:dense512,relu,dense2")
         let model = Model(spec: spec, seed: 1)
-        let net = Network(model: model, batchCapacity: 32, threads: 1)
+        let net = ModelRunner(model: model, batchCapacity: 32, threads: 1)
         net.dropout = 0.25
         net.seedAugmentation(2)
         let input = randomInputs(32, size: 16, seed: 3)

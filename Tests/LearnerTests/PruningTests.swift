@@ -11,7 +11,7 @@ import Testing
     }
 
     func logits(_ model: Model, _ input: [Float], count: Int) -> [Float] {
-        Network(model: model, batchCapacity: count, threads: 1, trainable: false).forwardRaw(input, count: count)
+        ModelRunner(model: model, batchCapacity: count, threads: 1, trainable: false).forwardRaw(input, count: count)
     }
 
     let mask = PruneMask(kept: [[0, 2, 5], [1, 3, 4, 7], [0, 1, 5, 6, 11]])
@@ -98,7 +98,7 @@ import Testing
         model.weights[0] = model.weights[0].map { $0 * 0.01 }
         let fanIn = model.architecture.paramLayers[0].fanIn
         for j in 0..<fanIn { model.weights[0][4 * fanIn + j] *= 1000 }  // unit 4 of layer 0 is the strongest
-        let net = Network(model: model, batchCapacity: 2, threads: 1)
+        let net = ModelRunner(model: model, batchCapacity: 2, threads: 1)
         net.setOptimizer(.defaultAdam)
         let x = inputs(model, count: 2, seed: 3)
         _ = net.lossAndGradients(x, labels: [1, 3])
@@ -146,7 +146,7 @@ import Testing
 
     @Test func surgeryCutsOptimizerStateInStep() throws {
         let model = Model(spec: Self.spec, seed: 2)
-        let net = Network(model: model, batchCapacity: 2, threads: 1)
+        let net = ModelRunner(model: model, batchCapacity: 2, threads: 1)
         net.setOptimizer(.defaultAdam)
         let x = inputs(model, count: 2, seed: 3)
         _ = net.lossAndGradients(x, labels: [1, 3])

@@ -11,7 +11,7 @@ struct RealDataTrainingTests {
         let train = split.train.prefix(3000), test = split.test.prefix(2000)
         var model = Model(spec: .leafFashion, seed: 1)
         model.normalise(for: train)
-        let network = Network(model: model, batchCapacity: 64, threads: 2)
+        let network = ModelRunner(model: model, batchCapacity: 64, threads: 2)
         network.setOptimizer(.defaultSGD)
         let before = network.evaluate(test).accuracy
         var step = 0
@@ -31,7 +31,7 @@ struct RealDataTrainingTests {
         let train = split.train.prefix(3000), test = split.test.prefix(2000)
         var model = Model(spec: .leafFashion, seed: 2)
         model.normalise(for: train)
-        let network = Network(model: model, batchCapacity: 64, threads: 2)
+        let network = ModelRunner(model: model, batchCapacity: 64, threads: 2)
         network.setOptimizer(.defaultSGD)
         var step = 0
         var rng = SeededGenerator(seed: 2)

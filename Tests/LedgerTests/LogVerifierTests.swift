@@ -105,8 +105,8 @@ import Wire
             let m = b.honestMaskDecision()
             var cs = m.contributions
             let c = cs[2]
-            cs[2] = SignedContribution(contributor: c.contributor, height: c.height, payload: c.payload, signature: cs[0].signature)
-            return b.entry(for: .mask(MaskDecision(round: m.round, contributions: cs, aggregate: m.aggregate, mask: m.mask)))
+            cs[2] = SignedContribution(contributor: c.contributor, pruningRound: c.pruningRound, payload: c.payload, signature: cs[0].signature)
+            return b.entry(for: .mask(MaskDecision(pruningRound: m.pruningRound, contributions: cs, aggregate: m.aggregate, mask: m.mask)))
         }
     }
 
@@ -134,13 +134,13 @@ import Wire
             let m = b.honestMaskDecision()
             var aggregate = m.aggregate
             aggregate[5] += 1
-            return b.entry(for: .mask(MaskDecision(round: m.round, contributions: m.contributions, aggregate: aggregate, mask: m.mask)))
+            return b.entry(for: .mask(MaskDecision(pruningRound: m.pruningRound, contributions: m.contributions, aggregate: aggregate, mask: m.mask)))
         }
         expectRejected(afterScripted: 0, { if case .decision(.maskMismatch(layer: 0)) = $0 { true } else { false } }) { b in
             let m = b.honestMaskDecision()
             var kept = m.mask.kept
             kept[0].removeLast()  // a smaller, valid, but not the agreed mask
-            return b.entry(for: .mask(MaskDecision(round: m.round, contributions: m.contributions, aggregate: m.aggregate,
+            return b.entry(for: .mask(MaskDecision(pruningRound: m.pruningRound, contributions: m.contributions, aggregate: m.aggregate,
                                                    mask: PruneMask(kept: kept))))
         }
         expectRejected(afterScripted: 1, { $0 == .decision(.maskGrows(layer: 1)) }) { b in
@@ -148,36 +148,36 @@ import Wire
             var kept = m.mask.kept
             let pruned = Set(0..<16).subtracting(b.mask.kept[1]).min()!
             kept[1] = (kept[1] + [pruned]).sorted()
-            return b.entry(for: .mask(MaskDecision(round: m.round, contributions: m.contributions, aggregate: m.aggregate,
+            return b.entry(for: .mask(MaskDecision(pruningRound: m.pruningRound, contributions: m.contributions, aggregate: m.aggregate,
                                                    mask: PruneMask(kept: kept))))
         }
         expectRejected(afterScripted: 1, { $0 == .decision(.maskRound(expected: 2, actual: 3)) }) { b in
-            let cs = b.validators.keys.map { b.contribution(by: $0, round: 3) }
-            return b.entry(for: .mask(try! MaskDecision.make(round: 3, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+            let cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 3) }
+            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 3, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
     }
 
     @Test func contributionsMustComeFromUnconvictedValidatorsWithinBudget() {
         expectRejected(afterScripted: 0, { if case .decision(.contributorNotValidator) = $0 { true } else { false } }) { b in
-            var cs = b.validators.keys.map { b.contribution(by: $0, round: 1) }
-            cs[0] = b.contribution(by: b.spares[0], round: 1)
-            return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+            var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 1) }
+            cs[0] = b.contribution(by: b.spares[0], pruningRound: 1)
+            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
         expectRejected(afterScripted: 0, { if case .decision(.tooFewContributions(count: 2, quorum: 3)) = $0 { true } else { false } }) { b in
-            let cs = b.validators.keys.prefix(2).map { b.contribution(by: $0, round: 1) }
-            return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 0, current: b.mask, rule: b.genesis.maskRule)))
+            let cs = b.validators.keys.prefix(2).map { b.contribution(by: $0, pruningRound: 1) }
+            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 0, current: b.mask, rule: b.genesis.maskRule)))
         }
         // Overspent: a contributor whose release count puts ε above the genesis budget (10).
         expectRejected(afterScripted: 0, { if case .decision(.privacyBudgetExceeded) = $0 { true } else { false } }) { b in
-            var cs = b.validators.keys.map { b.contribution(by: $0, round: 1) }
-            cs[1] = b.contribution(by: cs[1].contributor, round: 1, releaseCount: 1000)
-            return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+            var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 1) }
+            cs[1] = b.contribution(by: cs[1].contributor, pruningRound: 1, releaseCount: 1000)
+            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
         // A release count that does not grow would hide spend.
         expectRejected(afterScripted: 1, { if case .decision(.releaseCountNotIncreasing(_, previous: 1, actual: 1)) = $0 { true } else { false } }) { b in
-            var cs = b.validators.keys.map { b.contribution(by: $0, round: 2) }
-            cs[0] = b.contribution(by: cs[0].contributor, round: 2, releaseCount: 1)
-            return b.entry(for: .mask(try! MaskDecision.make(round: 2, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+            var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 2) }
+            cs[0] = b.contribution(by: cs[0].contributor, pruningRound: 2, releaseCount: 1)
+            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 2, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
         // Convicted by evidence at height 1, then contributing at height 2.
         var b = Committee.builder()
@@ -188,18 +188,18 @@ import Wire
         #expect(error?.fault == .decision(.contributorConvicted(b.validators.keys[2])))
         // Release parameters other than the genesis's.
         expectRejected(afterScripted: 0, { if case .decision(.releaseNotPinned) = $0 { true } else { false } }) { b in
-            var cs = b.validators.keys.map { b.contribution(by: $0, round: 1) }
-            let r = ImportanceRelease(height: 1, releaseCount: 1, noiseMultiplier: 0.5, clipNorm: 16, scaleLog2: 10,
-                                      values: b.releaseValues(for: cs[3].contributor, round: 1))
+            var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 1) }
+            let r = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 0.5, clipNorm: 16, scaleLog2: 10,
+                                      values: b.releaseValues(for: cs[3].contributor, pruningRound: 1))
             cs[3] = try! SignedContribution.sign(release: r, meshID: b.genesis.meshID, signer: b.signingKey(cs[3].contributor))
-            return b.entry(for: .mask(try! MaskDecision.make(round: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
     }
 
     @Test func freezeRules() {
         expectRejected(afterScripted: 4, { $0 == .decision(.afterFreeze(.mask)) }) { b in b.entry(for: .mask(b.honestMaskDecision())) }
-        expectRejected(afterScripted: 4, { $0 == .decision(.freezeTwice) }) { b in b.entry(for: .freeze(round: 3)) }
-        expectRejected(afterScripted: 2, { $0 == .decision(.freezeRound(expected: 2, actual: 1)) }) { b in b.entry(for: .freeze(round: 1)) }
+        expectRejected(afterScripted: 4, { $0 == .decision(.freezeTwice) }) { b in b.entry(for: .freeze(pruningRound: 3)) }
+        expectRejected(afterScripted: 2, { $0 == .decision(.freezeRound(expected: 2, actual: 1)) }) { b in b.entry(for: .freeze(pruningRound: 1)) }
     }
 
     @Test func membershipChangesTakeEffectAtTheNextHeight() {
@@ -290,7 +290,7 @@ import Wire
         let honest = Decision.mask(fresh.honestMaskDecision())
         try state.check(honest)
         #expect(state.height == 0 && state.lastMaskRound == 0)
-        #expect(throws: DecisionFault.freezeRound(expected: 0, actual: 3)) { try state.apply(.freeze(round: 3)) }
+        #expect(throws: DecisionFault.freezeRound(expected: 0, actual: 3)) { try state.apply(.freeze(pruningRound: 3)) }
         #expect(state.height == 0 && !state.frozen)
         for e in entries { try state.apply(e.decision) }
         let verified = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: b.genesis).verifier

@@ -3,8 +3,9 @@ import Privacy
 import Testing
 
 /// Throughput of the exact discrete Gaussian at σ = 1000 grid units. Prints the rates; the bound
-/// only catches a pathological slowdown (a full importance vector of 16,384 values must take
-/// well under a second with the production noise source).
+/// only catches a pathological slowdown (a full importance vector of
+/// `Limits.importance_units_count_max` = 13,100 values must take well under a second with the
+/// production noise source).
 @Suite struct SamplerSpeedTests {
     /// Counts the 64-bit words a sampler consumes.
     struct CountingGenerator<Base: RandomNumberGenerator>: RandomNumberGenerator {
@@ -39,8 +40,8 @@ import Testing
         #expect(secureRate > 20_000, "\(secureRate) samples/s")
     }
 
-    /// A full-size release (16,384 values, σ = 1000 grid units) through the production path,
-    /// which batches the CSPRNG within the release.
+    /// A full-size release (`Limits.importance_units_count_max` = 13,100 values, σ = 1000 grid
+    /// units) through the production path, which batches the CSPRNG within the release.
     @Test func fullReleaseThroughput() throws {
         let d = Limits.importance_units_count_max
         let parameters = try ReleaseParameters(clipBound: 1, noiseMultiplier: 1000.0 / 1024, fixedPoint: .standard,

@@ -20,27 +20,27 @@ import Wire
     static func mask(_ widths: [Int]) -> PruneMask { PruneMask(kept: widths.map { Array(0..<$0) }) }
 
     static func maskDecision(round: UInt64, widths: [Int]) -> Decision {
-        .mask(MaskDecision(round: round, contributions: [], aggregate: [], mask: mask(widths)))
+        .mask(MaskDecision(pruningRound: round, contributions: [], aggregate: [], mask: mask(widths)))
     }
 
     @Test func twoPhasesInOrder() {
         var d = RoundDriver(config: .init(epochsPerRound: 1, maxRounds: 2, patience: 2, finetuneEpochs: 3),
                             state: Self.state(), maskHistory: [])
         #expect(d.onStart() == [.applyMask(Self.mask([8, 16, 64])),
-                                .train(round: 1, epochs: 1, finetune: false, finetuneTotalEpochs: 3)])
+                                .train(pruningRound: 1, epochs: 1, finetune: false, finetuneTotalEpochs: 3)])
         #expect(d.phase == .training)
-        #expect(d.onTrained(round: 1, epochs: 1) == [.release(round: 1)])
+        #expect(d.onTrained(pruningRound: 1, epochs: 1) == [.release(pruningRound: 1)])
         #expect(d.phase == .agreeing)
         #expect(d.onCommitted(Self.maskDecision(round: 1, widths: [4, 8, 32]))
-                == [.applyMask(Self.mask([4, 8, 32])), .train(round: 2, epochs: 1, finetune: false, finetuneTotalEpochs: 3)])
-        #expect(d.onTrained(round: 2, epochs: 1) == [.release(round: 2)])
+                == [.applyMask(Self.mask([4, 8, 32])), .train(pruningRound: 2, epochs: 1, finetune: false, finetuneTotalEpochs: 3)])
+        #expect(d.onTrained(pruningRound: 2, epochs: 1) == [.release(pruningRound: 2)])
         // The second decided round reaches max_rounds: every node asks for the freeze.
         #expect(d.onCommitted(Self.maskDecision(round: 2, widths: [2, 4, 16]))
-                == [.applyMask(Self.mask([2, 4, 16])), .submit(.freeze(round: 2))])
+                == [.applyMask(Self.mask([2, 4, 16])), .submit(.freeze(pruningRound: 2))])
         #expect(d.phase == .freezing)
-        #expect(d.onCommitted(.freeze(round: 2)) == [.train(round: 0, epochs: 3, finetune: true, finetuneTotalEpochs: 3)])
+        #expect(d.onCommitted(.freeze(pruningRound: 2)) == [.train(pruningRound: 0, epochs: 3, finetune: true, finetuneTotalEpochs: 3)])
         #expect(d.phase == .finetuning)
-        #expect(d.onTrained(round: 0, epochs: 3) == [.finished])
+        #expect(d.onTrained(pruningRound: 0, epochs: 3) == [.finished])
         #expect(d.phase == .done)
     }
 
@@ -48,15 +48,15 @@ import Wire
         var d = RoundDriver(config: .init(epochsPerRound: 1, maxRounds: 10, patience: 2, finetuneEpochs: 0),
                             state: Self.state(), maskHistory: [])
         _ = d.onStart()
-        _ = d.onTrained(round: 1, epochs: 1)
+        _ = d.onTrained(pruningRound: 1, epochs: 1)
         _ = d.onCommitted(Self.maskDecision(round: 1, widths: [4, 8, 32]))
-        _ = d.onTrained(round: 2, epochs: 1)
+        _ = d.onTrained(pruningRound: 2, epochs: 1)
         let same = d.onCommitted(Self.maskDecision(round: 2, widths: [4, 8, 32]))
-        #expect(same.last == .train(round: 3, epochs: 1, finetune: false, finetuneTotalEpochs: 0), "one unchanged round is not enough")
-        _ = d.onTrained(round: 3, epochs: 1)
+        #expect(same.last == .train(pruningRound: 3, epochs: 1, finetune: false, finetuneTotalEpochs: 0), "one unchanged round is not enough")
+        _ = d.onTrained(pruningRound: 3, epochs: 1)
         let again = d.onCommitted(Self.maskDecision(round: 3, widths: [4, 8, 32]))
-        #expect(again.last == .submit(.freeze(round: 3)))
-        #expect(d.onCommitted(.freeze(round: 3)) == [.finished], "no fine-tune epochs: done at once")
+        #expect(again.last == .submit(.freeze(pruningRound: 3)))
+        #expect(d.onCommitted(.freeze(pruningRound: 3)) == [.finished], "no fine-tune epochs: done at once")
     }
 
     @Test func aRoundDecidedWhileTrainingSkipsTheStaleRelease() {
@@ -65,20 +65,20 @@ import Wire
         _ = d.onStart()
         // The others decided round 1 without us while we trained.
         #expect(d.onCommitted(Self.maskDecision(round: 1, widths: [4, 8, 32])) == [.applyMask(Self.mask([4, 8, 32]))])
-        #expect(d.onTrained(round: 1, epochs: 1) == [.train(round: 2, epochs: 1, finetune: false, finetuneTotalEpochs: 1)],
+        #expect(d.onTrained(pruningRound: 1, epochs: 1) == [.train(pruningRound: 2, epochs: 1, finetune: false, finetuneTotalEpochs: 1)],
                 "no release for a decided round")
-        #expect(d.onTrained(round: 1, epochs: 1) == [], "a duplicate report is ignored")
+        #expect(d.onTrained(pruningRound: 1, epochs: 1) == [], "a duplicate report is ignored")
         #expect(d.onCommitted(Self.maskDecision(round: 1, widths: [4, 8, 32])) == [], "an old decision is ignored")
     }
 
     @Test func restartFromALogResumesWhereItWas() throws {
         var s = Self.state()
         // A frozen state: the restarted node goes straight to phase two with the epochs left.
-        try s.apply(.freeze(round: 0))
+        try s.apply(.freeze(pruningRound: 0))
         var d = RoundDriver(config: .init(epochsPerRound: 1, maxRounds: 2, patience: 2, finetuneEpochs: 3),
                             state: s, maskHistory: [], finetuneEpochsDone: 2)
-        #expect(d.onStart() == [.applyMask(Self.mask([8, 16, 64])), .train(round: 0, epochs: 1, finetune: true, finetuneTotalEpochs: 3)])
-        #expect(d.onTrained(round: 0, epochs: 1) == [.finished])
+        #expect(d.onStart() == [.applyMask(Self.mask([8, 16, 64])), .train(pruningRound: 0, epochs: 1, finetune: true, finetuneTotalEpochs: 3)])
+        #expect(d.onTrained(pruningRound: 0, epochs: 1) == [.finished])
     }
 
     @Test func baselineWithoutPruningNeverReleases() {
@@ -89,7 +89,7 @@ import Wire
         for _ in 0..<10 {
             guard case let .train(round, epochs, _, _)? = directives.last else { break }
             trainings += 1
-            directives = d.onTrained(round: round, epochs: epochs)
+            directives = d.onTrained(pruningRound: round, epochs: epochs)
             releases += directives.filter { if case .release = $0 { return true } else { return false } }.count
         }
         #expect(releases == 0)

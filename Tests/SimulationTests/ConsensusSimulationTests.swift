@@ -104,7 +104,7 @@ import Testing
     @Test func aForgedCommitIsReportedWithItsReproduction() {
         var sim = ConsensusSimulation(seed: 5, options: .init())
         var b = sim.builder
-        let decision = Decision.freeze(round: 0)
+        let decision = Decision.freeze(pruningRound: 0)
         let full = b.certificate(for: decision)
         let short = CommitCertificate(height: 1, round: 0, decisionDigest: decision.digest, signatures: Array(full.signatures.prefix(2)))
         sim.nodes[0].log.append(CommittedDecision(height: 1, decision: decision, certificate: short))

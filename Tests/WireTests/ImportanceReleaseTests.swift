@@ -73,7 +73,7 @@ import Testing
         var g = SeededGenerator(seed: seed)
         // Noisy values on a modest grid: std ~ 1000 grid steps.
         let values = (0..<units).map { _ in Int32((g.nextGaussian() * 1000).rounded()) }
-        return ImportanceRelease(height: 42, releaseCount: 7, noiseMultiplier: 1.5, clipNorm: 2.0, scaleLog2: 10, values: values)
+        return ImportanceRelease(pruningRound: 42, releaseCount: 7, noiseMultiplier: 1.5, clipNorm: 2.0, scaleLog2: 10, values: values)
     }
 
     @Test func roundTrip() throws {
@@ -84,7 +84,7 @@ import Testing
     }
 
     @Test func layoutIsAsDocumented() throws {
-        let release = ImportanceRelease(height: 0x0102, releaseCount: 3, noiseMultiplier: 1.0, clipNorm: 0.5,
+        let release = ImportanceRelease(pruningRound: 0x0102, releaseCount: 3, noiseMultiplier: 1.0, clipNorm: 0.5,
                                         scaleLog2: 12, values: [0, -1, 64])
         let b = try release.encode()
         #expect(Array(b[0..<8]) == [2, 1, 0, 0, 0, 0, 0, 0])
@@ -130,7 +130,7 @@ import Testing
             #expect(throws: expected) { _ = try bad.encode() }
             // And the same fields forced into otherwise valid bytes.
             var w = ByteWriter()
-            w.write(bad.height); w.write(bad.releaseCount); w.write(bad.noiseMultiplier); w.write(bad.clipNorm)
+            w.write(bad.pruningRound); w.write(bad.releaseCount); w.write(bad.noiseMultiplier); w.write(bad.clipNorm)
             w.write(bad.scaleLog2); w.write(UInt32(bad.values.count))
             var bytes = w.bytes
             for v in bad.values { ZigZagVarint.append(v, to: &bytes) }
@@ -183,7 +183,7 @@ import Testing
 
     @Test func theWorstCaseReleaseEncodesAndTravels() throws {
         // Every value a 5-byte varint at the largest unit count: used to exceed the message limit.
-        let release = ImportanceRelease(height: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 24,
+        let release = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 24,
                                         values: [Int32](repeating: Int32.min, count: Limits.importance_units_count_max))
         let payload = try release.encode()
         #expect(payload.count == ImportanceRelease.headerByteCount + 5 * Limits.importance_units_count_max)

@@ -25,12 +25,12 @@ import Testing
             let importance = (0..<Self.pinned.dimension).map { _ in generator.nextUnitDouble() }
             let release = try PrivateImportanceRelease.make(importance: importance, approval: approval, noise: &noise,
                                                             allowInsecureSeededNoise: true)
-            let wire = ImportanceRelease(release, height: UInt64(height))
+            let wire = ImportanceRelease(release, pruningRound: UInt64(height))
             #expect(wire.values == release.values && wire.releaseCount == UInt32(height))
             lastPayload = try wire.encode()
         }
         let received = try ImportanceRelease.decode(lastPayload)
-        #expect(received.releaseCount == UInt32(k) && received.height == UInt64(k))
+        #expect(received.releaseCount == UInt32(k) && received.pruningRound == UInt64(k))
         let recomputed = try received.epsilon(delta: delta, orders: orders)
         #expect(recomputed.epsilon > 0)
         #expect(recomputed.epsilon.bitPattern == budget.spent.epsilon.bitPattern)
@@ -73,7 +73,7 @@ import Testing
 
     @Test func aPayloadWithInvalidParametersHasNoEpsilon() throws {
         // C·2^s above the limit: the decoder's range checks pass, the privacy layer refuses it.
-        let release = ImportanceRelease(height: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1e30,
+        let release = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1e30,
                                         scaleLog2: 10, values: [0])
         let decoded = try ImportanceRelease.decode(try release.encode())
         #expect(throws: PrivacyError.self) { _ = try decoded.epsilon(delta: 1e-5) }

@@ -18,10 +18,10 @@ public enum ConsensusMessage: Sendable, Hashable {
     case contribution(SignedContribution)
     /// "Send me these contributions" (by `SignedContribution.digest`).
     case contributionRequest([Digest32])
-    /// "For pruning round `round` I hold the contributions of these validators (indices in the
+    /// "For pruning round `pruningRound` I hold the contributions of these validators (indices in the
     /// set in force)": sent, backing off, by a node that has contributed and still lacks some;
     /// a peer answers with the contributions it holds that are not listed.
-    case contributionHave(round: UInt64, held: [UInt16])
+    case contributionHave(pruningRound: UInt64, held: [UInt16])
 
     public static let kinds: [MessageKind] = [.proposal, .prevote, .precommit, .contribution, .contributionRequest,
                                               .contributionHave]
@@ -98,7 +98,7 @@ public enum ConsensusMessage: Sendable, Hashable {
                     if i > 0, held[i - 1] >= index { throw .nonCanonical("have indices not strictly ascending at \(i)") }
                     held.append(index)
                 }
-                return .contributionHave(round: round, held: held)
+                return .contributionHave(pruningRound: round, held: held)
             }
         default:
             throw .unknownTag(field: "message.kind", value: kind.rawValue)

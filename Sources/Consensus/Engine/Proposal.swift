@@ -21,9 +21,9 @@ public struct ContributionRef: Sendable, Hashable {
 /// contributions (validators hold them from gossip, or fetch the missing ones by digest, and
 /// recompute the aggregate and mask themselves); every other decision is small and travels whole.
 public enum ProposedValue: Sendable, Hashable {
-    /// The mask decision of pruning round `round` over these contributions (strictly ascending by
+    /// The mask decision of pruning round `pruningRound` over these contributions (strictly ascending by
     /// contributor; 1 … `Limits.decision_contributions_count_max`).
-    case mask(round: UInt64, contributions: [ContributionRef])
+    case mask(pruningRound: UInt64, contributions: [ContributionRef])
     /// Any decision but a mask.
     case decision(Decision)
 
@@ -66,7 +66,7 @@ public struct Proposal: Sendable, Hashable {
     public init(height: UInt64, round: UInt32, validRound: UInt32?, decision: Decision) {
         let value: ProposedValue
         switch decision {
-        case let .mask(m): value = .mask(round: m.round, contributions: m.contributions.map(ContributionRef.init))
+        case let .mask(m): value = .mask(pruningRound: m.pruningRound, contributions: m.contributions.map(ContributionRef.init))
         default: value = .decision(decision)
         }
         self.init(height: height, round: round, validRound: validRound, decisionDigest: decision.digest, value: value)
@@ -134,7 +134,7 @@ public struct Proposal: Sendable, Hashable {
                     }
                     refs.append(ref)
                 }
-                value = .mask(round: pruningRound, contributions: refs)
+                value = .mask(pruningRound: pruningRound, contributions: refs)
             case ProposedValue.decisionTag:
                 let body = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
                     try r.readBytes32("proposal.decision", limit: Limits.message_bytes_max)

@@ -258,8 +258,8 @@ public final class MeshService: NodeService, @unchecked Sendable {
             return
         }
         if case let .contribution(c) = decoded {
-            if figures.firstContributionMs[c.height] == nil { figures.firstContributionMs[c.height] = nowMs }
-            figures.lastContributionMs[c.height] = nowMs
+            if figures.firstContributionMs[c.pruningRound] == nil { figures.firstContributionMs[c.pruningRound] = nowMs }
+            figures.lastContributionMs[c.pruningRound] = nowMs
         }
         execute(engine.onMessage(decoded, from: message.sender, nowMs: nowMs), node: node)
     }
@@ -308,7 +308,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
 
     // MARK: Outputs
 
-    private func execute(_ outputs: [ConsensusOutput], node: Node) {
+    private func execute(_ outputs: [ConsensusDirective], node: Node) {
         for output in outputs {
             switch output {
             case let .persistGuard(g):
@@ -341,7 +341,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         if case let .mask(m) = c.decision { maskHistory.append(m.mask) }
         let now = Node.nowMs()
         var latency = "n/a"
-        if case let .mask(m) = c.decision, let last = figures.lastContributionMs[m.round] {
+        if case let .mask(m) = c.decision, let last = figures.lastContributionMs[m.pruningRound] {
             let ms = Double(now &- last)
             figures.commitLatencyMs.append(ms)
             latency = "\(Int(ms))"
@@ -427,7 +427,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
             "global_accuracy": "\(report.globalAccuracy)", "params": "\(report.params)",
             "samples_per_second": "\(Int(figures.trainSamplesPerSecond))",
         ])
-        run(driver.onTrained(round: report.round, epochs: report.epochs), node: node)
+        run(driver.onTrained(pruningRound: report.round, epochs: report.epochs), node: node)
     }
 
     /// The private release of pruning round `round`: budget approval persisted, then noise from
@@ -461,7 +461,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
             logger.error("release failed", metadata: ["error": "\(error)"])
             return
         }
-        let payload = ImportanceRelease(release, height: round)
+        let payload = ImportanceRelease(release, pruningRound: round)
         let contribution: SignedContribution
         do { contribution = try SignedContribution.sign(release: payload, meshID: genesis.meshID, signer: signer) } catch {
             logger.error("cannot encode the release", metadata: ["error": "\(error)"])
@@ -567,7 +567,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         let checkpoint = worker.checkpointHealth
         return NodeStatus.Mesh(
             phase: removedSelf ? "removed" : !roundsStarted ? "joining" : driver.phase.rawValue,
-            isValidator: engine.isValidator, height: state.height, round: driver.round, frozen: state.frozen,
+            isValidator: engine.isValidator, height: state.height, round: driver.pruningRound, frozen: state.frozen,
             consensusStep: "\(engine.step.rawValue)", consensusRound: engine.round,
             validators: state.validators.count, maskKept: state.mask.widths,
             paramsOriginal: initialCost.params, paramsCurrent: cost.params,

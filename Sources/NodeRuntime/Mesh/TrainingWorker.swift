@@ -54,7 +54,7 @@ public final class TrainingWorker: @unchecked Sendable {
 
     private let queue = DispatchQueue(label: "prunemesh.training")
     private let settings: Settings
-    private let network: Network
+    private let network: ModelRunner
     private let train: LabeledImages
     private let test: LabeledImages
     private let classWeights: [Double]
@@ -74,7 +74,7 @@ public final class TrainingWorker: @unchecked Sendable {
         var m = model
         if fresh { m.normalise(for: train) }
         self.settings = settings
-        self.network = Network(model: m, batchCapacity: settings.batchSize, threads: settings.threads)
+        self.network = ModelRunner(model: m, batchCapacity: settings.batchSize, threads: settings.threads)
         network.setOptimizer(settings.optimizer)
         network.augmentFlip = settings.augmentFlip
         network.seedAugmentation(settings.seed)

@@ -91,7 +91,7 @@ struct BenchWire: ParsableCommand {
         let rawVerify = Meter {
             sink &+= RawEd25519.verify(signature, signedBytes, publicKey: publicKey) ? 1 : 2
         }
-        let release = ImportanceRelease(height: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 10,
+        let release = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 10,
                                         values: (0..<2000).map { _ in Int32.random(in: -2000...2000, using: &generator) })
         var allocator = SequenceAllocator(bootEpoch: 1)
         let releaseEncode = Meter {

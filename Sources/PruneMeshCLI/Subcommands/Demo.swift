@@ -219,7 +219,7 @@ struct Demo: ParsableCommand {
             if let testLimit { args += ["--test-limit", "\(testLimit)"] }
             nodeArgs.append(args)
         }
-        // processes[i] is node i's current process (nil until started).
+        // running[i] is node i's current process (nil until started or while stopped).
         var running: [Process?] = Array(repeating: nil, count: nodes + extra)
         for i in 0..<nodes where !absent.contains(i) { running[i] = try launch(i) }
         let joinerIndex: Int? = joinLate ? nodes : nil
@@ -425,7 +425,7 @@ struct Demo: ParsableCommand {
     static func describe(_ decision: Decision, keys: [PublicKey]) -> String {
         func name(_ k: PublicKey) -> String { keys.firstIndex(of: k).map { "node-\($0)" } ?? k.fingerprint }
         switch decision {
-        case let .mask(m): return "mask \(m.round)"
+        case let .mask(m): return "mask \(m.pruningRound)"
         case let .admit(member, _): return "admit \(name(member))"
         case let .remove(member, reason): return "remove \(name(member)) \(reason)"
         case let .freeze(round): return "freeze \(round)"

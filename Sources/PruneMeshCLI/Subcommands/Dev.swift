@@ -154,7 +154,7 @@ struct DevBenchAudit: ParsableCommand {
             parent = checksum
             if case let .mask(m) = entry.decision {
                 for c in m.contributions {
-                    let message = SignedContribution.signedMessage(meshID: genesis.meshID, height: c.height, payload: c.payload)
+                    let message = SignedContribution.signedMessage(meshID: genesis.meshID, pruningRound: c.pruningRound, payload: c.payload)
                     triples.append((c.contributor.bytes, c.signature.bytes, DomainTag.contribution.prefix + message))
                 }
             }

@@ -99,7 +99,7 @@ struct LearnerOptions: ParsableArguments {
     func warmupEpochs(_ recipe: Recipe) -> Double { warmupEpochs ?? recipe.warmupEpochs }
 
     /// Applies the training settings that live on the network.
-    func configure(_ network: Network, _ recipe: Recipe) {
+    func configure(_ network: ModelRunner, _ recipe: Recipe) {
         network.setOptimizer(optimizerKind)
         network.augmentFlip = augment(recipe) == .flip
         network.dropout = dropout(recipe)

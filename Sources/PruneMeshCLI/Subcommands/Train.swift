@@ -49,7 +49,7 @@ struct Train: ParsableCommand {
         let data = try options.loadData()
         var model = Model(spec: options.spec, seed: options.seed)
         model.normalise(for: data.train)
-        let network = Network(model: model, batchCapacity: options.batch, threads: options.threads)
+        let network = ModelRunner(model: model, batchCapacity: options.batch, threads: options.threads)
         options.configure(network, .train)
         let stepsPerEpoch = (data.train.count + options.batch - 1) / options.batch
         let totalSteps = stepsPerEpoch * epochCount

@@ -3,7 +3,7 @@ import Testing
 @testable import Learner
 
 /// Forward and backward passes of the fast network against the naive double-precision reference.
-@Suite struct NetworkTests {
+@Suite struct ModelRunnerTests {
     static let smallSpec = try! ModelSpec(parsing: "6x6x2:conv3x3,relu,pool2,conv3x4,relu,dense5,relu,dense3")
 
     func randomInputs(_ count: Int, size: Int, seed: UInt64) -> [Float] {
@@ -19,7 +19,7 @@ import Testing
         let batch = 7
         let input = randomInputs(batch, size: size, seed: 11)
         for trainable in [true, false] {
-            let net = Network(model: model, batchCapacity: batch, threads: threads, trainable: trainable)
+            let net = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: trainable)
             let fast = net.forwardRaw(input, count: batch)
             for b in 0..<batch {
                 let expected = reference.logits(input[b * size..<(b + 1) * size].map(Double.init))
@@ -36,8 +36,8 @@ import Testing
         let model = Model(spec: Self.smallSpec, seed: 5)
         let size = model.architecture.shapes[0].count
         let input = randomInputs(4, size: size, seed: 2)
-        let batched = Network(model: model, batchCapacity: 4, threads: 1).forwardRaw(input, count: 4)
-        let single = Network(model: model, batchCapacity: 1, threads: 1, trainable: false)
+        let batched = ModelRunner(model: model, batchCapacity: 4, threads: 1).forwardRaw(input, count: 4)
+        let single = ModelRunner(model: model, batchCapacity: 1, threads: 1, trainable: false)
         for b in 0..<4 {
             let one = single.forwardRaw(Array(input[b * size..<(b + 1) * size]), count: 1)
             for c in 0..<3 { #expect(abs(one[c] - batched[b * 3 + c]) < 1e-5) }
@@ -53,7 +53,7 @@ import Testing
         let batch = 3
         let input = randomInputs(batch, size: size, seed: 21)
         let labels: [Int32] = [0, 2, 1]
-        let net = Network(model: model, batchCapacity: batch, threads: threads)
+        let net = ModelRunner(model: model, batchCapacity: batch, threads: threads)
         let analytic = net.lossAndGradients(input, labels: labels)
         let inputs = (0..<batch).map { b in input[b * size..<(b + 1) * size].map(Double.init) }
         var reference = ReferenceNetwork(model)
@@ -104,7 +104,7 @@ import Testing
             let inputs = (0..<batch).map { b in input[b * size..<(b + 1) * size].map(Double.init) }
             var reference = ReferenceNetwork(model)
             for trainable in [true, false] {
-                let net = Network(model: model, batchCapacity: batch, threads: threads, trainable: trainable,
+                let net = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: trainable,
                                   columnChunkFloats: Self.tinyColumnChunk)
                 let fast = net.forwardRaw(input, count: batch)
                 for b in 0..<batch {
@@ -115,7 +115,7 @@ import Testing
                     }
                 }
             }
-            let net = Network(model: model, batchCapacity: batch, threads: threads, trainable: true,
+            let net = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: true,
                               columnChunkFloats: Self.tinyColumnChunk)
             let analytic = net.lossAndGradients(input, labels: labels)
             let h = 1e-5
@@ -149,9 +149,9 @@ import Testing
         let data = Benchmark.syntheticData(for: spec, count: batch, seed: 5)
         var model = Model(spec: spec, seed: 2)
         model.normalise(for: data)
-        let fused = Network(model: model, batchCapacity: batch, threads: threads, trainable: true,
+        let fused = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: true,
                             columnChunkFloats: Self.tinyColumnChunk)
-        let separate = Network(model: model, batchCapacity: batch, threads: threads, trainable: true,
+        let separate = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: true,
                                columnChunkFloats: Self.tinyColumnChunk)
         fused.setOptimizer(.defaultSGD)
         separate.setOptimizer(.defaultSGD)
@@ -188,7 +188,7 @@ import Testing
         let size = model.architecture.shapes[0].count
         let input = randomInputs(4, size: size, seed: 4)
         let labels: [Int32] = [0, 1, 2, 0]
-        let net = Network(model: model, batchCapacity: 4, threads: 1)
+        let net = ModelRunner(model: model, batchCapacity: 4, threads: 1)
         for kind in [OptimizerKind.defaultSGD, .defaultAdam] {
             net.replaceModel(model)
             net.setOptimizer(kind)

@@ -2,10 +2,11 @@ import BLAS
 import Dataset
 import MeshBase
 
-/// Runs a `Model`: forward and backward passes over preallocated NHWC buffers, the optimiser,
-/// evaluation and in-place surgery. One per training thread; not shared across threads (it
-/// spreads its own work over `threads` cores: OpenBLAS for the GEMMs, Dispatch for the rest).
-public final class Network {
+/// Runs a `Model` (the neural network; in this codebase "network" is the mesh's): forward and
+/// backward passes over preallocated NHWC buffers, the optimiser, evaluation and in-place
+/// surgery. One per training thread; not shared across threads (it spreads its own work over
+/// `threads` cores: OpenBLAS for the GEMMs, Dispatch for the rest).
+public final class ModelRunner {
     public private(set) var model: Model
     /// Largest batch the buffers hold.
     public let batchCapacity: Int
