@@ -4,11 +4,12 @@
 // Layers, lowest first. Each target imports only targets above it in this list:
 //   C shims     CSodium, COpenBLAS, CZlib          (system libraries, one header each)
 //   MeshBase    limits, strict byte codec, seeded PRNG (pure Swift, no C)
+//   PosixIO     the one file layer: atomic durable writes (directory fsync checked), bounded reads
 //   wrappers    Sodium, BLAS, Gzip                  (the only Swift code that touches the C shims)
 //   Dataset     IDX reader, partitions              (MeshBase, Gzip)
 //   Learner     CNN, training, importance, surgery  (MeshBase, BLAS, Dataset, Gzip)
 //   Privacy     clipping, discrete Gaussian, RDP    (MeshBase, Sodium)
-//   Wire        keys, signed envelope, chunks       (MeshBase, Sodium, Privacy: a release payload's ε)
+//   Wire        keys, signed envelope, chunks       (MeshBase, PosixIO, Sodium, Privacy: a release payload's ε)
 //   Membership  SWIM + Lifeguard state machine      (MeshBase, Sodium, Wire) — pure, sans-IO
 //   Consensus   BFT agreement (Tendermint style), decisions, certificates, trimmed-mean aggregate and mask
 //               (MeshBase, Sodium, Learner, Privacy, Wire) — pure, sans-IO
@@ -46,6 +47,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "MeshBase", swiftSettings: optimisedInDebug),
+        .target(name: "PosixIO"),
 
         .target(name: "Sodium", dependencies: ["CSodium", "MeshBase"], swiftSettings: optimisedInDebug),
         .target(name: "BLAS", dependencies: ["COpenBLAS"], swiftSettings: optimisedInDebug),
@@ -54,7 +56,7 @@ let package = Package(
         .target(name: "Dataset", dependencies: ["MeshBase", "Gzip"], swiftSettings: optimisedInDebug),
         .target(name: "Learner", dependencies: ["MeshBase", "BLAS", "Dataset", "Gzip"], swiftSettings: optimisedInDebug),
         .target(name: "Privacy", dependencies: ["MeshBase", "Sodium"], swiftSettings: optimisedInDebug),
-        .target(name: "Wire", dependencies: ["MeshBase", "Sodium", "Privacy"], swiftSettings: optimisedInDebug),
+        .target(name: "Wire", dependencies: ["MeshBase", "PosixIO", "Sodium", "Privacy"], swiftSettings: optimisedInDebug),
 
         .target(name: "Membership", dependencies: ["MeshBase", "Sodium", "Wire"], swiftSettings: optimisedInDebug),
         .target(name: "Consensus", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire"], swiftSettings: optimisedInDebug),
@@ -65,14 +67,14 @@ let package = Package(
         .target(
             name: "MeshConfig",
             dependencies: [
-                "MeshBase", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger",
+                "MeshBase", "PosixIO", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
         .target(
             name: "NodeRuntime",
             dependencies: [
-                "MeshBase", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger",
+                "MeshBase", "PosixIO", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger",
                 "Rounds", "MeshConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -98,6 +100,7 @@ let package = Package(
         .executableTarget(name: "WireFuzz", dependencies: ["MeshBase", "Sodium", "Wire"]),
 
         .testTarget(name: "MeshBaseTests", dependencies: ["MeshBase"]),
+        .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "DatasetTests", dependencies: ["Dataset"]),
         .testTarget(name: "LearnerTests", dependencies: ["Learner", "Dataset"]),

@@ -1,4 +1,5 @@
 import Foundation
+import PosixIO
 
 /// Reads a small text file whole, refusing one larger than its limit before reading it.
 enum ConfigFile {
@@ -72,42 +73,14 @@ extension ConfigFile {
     /// `overwrite` the file is created exclusively (an existing file is an error); with it, a
     /// temporary file is renamed over `path`, so readers see the old or the new file, whole.
     static func writeText(_ text: String, to path: String, overwrite: Bool) throws(ConfigError) {
-        let bytes = Array(text.utf8)
-        let target = overwrite ? path + ".tmp-\(getpid())" : path
-        if overwrite { unlink(target) }
-        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            let code = errno
-            if code == EEXIST && !overwrite {
+        do {
+            try PosixIO.writeAtomically(Array(text.utf8), to: path, mode: 0o644, exclusive: !overwrite)
+        } catch {
+            if error.isAlreadyExists && !overwrite {
                 throw ConfigError(file: path, problem: "already exists; refusing to overwrite it without --force")
             }
-            throw ConfigError(file: path, problem: "cannot create: \(String(cString: strerror(code)))")
+            throw ConfigError(file: path, problem: "cannot write: \(error.message)")
         }
-        var ok = false
-        defer { if !ok { unlink(target) } }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let code = errno
-                close(fd)
-                throw ConfigError(file: path, problem: "cannot write: \(String(cString: strerror(code)))")
-            }
-            written += n
-        }
-        let synced = fsync(fd) == 0
-        let code = errno
-        close(fd)
-        guard synced else { throw ConfigError(file: path, problem: "cannot fsync: \(String(cString: strerror(code)))") }
-        if overwrite {
-            guard rename(target, path) == 0 else {
-                throw ConfigError(file: path, problem: "cannot replace: \(String(cString: strerror(errno)))")
-            }
-        }
-        ok = true
-        let dir = open(directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dir >= 0 { _ = fsync(dir); close(dir) }
     }
 }
 

@@ -270,7 +270,9 @@ extension MeshService {
             guard rename(path, candidate) == 0 else {
                 throw MeshStartError(description: "\(path): cannot rename it to \(candidate): \(String(cString: strerror(errno)))")
             }
-            DurableFile.fsyncDirectory(of: candidate)
+            do { try DurableFile.fsyncDirectory(of: candidate) } catch {
+                throw MeshStartError(description: "\(path): renamed to \(candidate), but \(error)")
+            }
             return candidate
         }
         throw MeshStartError(description: "\(path): no free .broken name (remove old .broken copies)")

@@ -1,4 +1,5 @@
 import MeshBase
+import PosixIO
 
 /// Why the boot epoch could not be advanced; the description names the file.
 public struct BootEpochFileError: Error, Sendable, CustomStringConvertible {
@@ -25,7 +26,7 @@ public enum BootEpochFile {
         }
         let next = previous + 1
         do {
-            try PosixFile.writeDurably(encode(next), to: path, exclusive: false)
+            try PosixIO.writeAtomically(encode(next), to: path, mode: 0o600)
         } catch {
             throw BootEpochFileError(path: path, problem: error.message)
         }
@@ -35,7 +36,7 @@ public enum BootEpochFile {
     /// The epoch stored at `path`, 0 if there is no file.
     public static func read(_ path: String) throws(BootEpochFileError) -> UInt32 {
         do {
-            return try PosixFile.readFile(path, limit: Limits.epoch_file_bytes_max) { found throws(BootEpochFileError) in
+            return try PosixIO.readRegularFile(path, limit: Limits.epoch_file_bytes_max) { found throws(BootEpochFileError) in
                 guard case let .contents(bytes, _) = found else {
                     throw BootEpochFileError(path: path, problem: "not a regular file of at most \(Limits.epoch_file_bytes_max) bytes")
                 }
@@ -46,7 +47,7 @@ public enum BootEpochFile {
             }
         } catch let error as BootEpochFileError {
             throw error
-        } catch let error as PosixFile.Failure {
+        } catch let error as PosixFailure {
             if error.isNotFound { return 0 }
             throw BootEpochFileError(path: path, problem: error.message)
         } catch {

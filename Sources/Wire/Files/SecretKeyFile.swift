@@ -1,4 +1,5 @@
 import MeshBase
+import PosixIO
 import Sodium
 
 /// Why a secret key file could not be written or loaded; the description names the file.
@@ -41,7 +42,7 @@ public enum SecretKeyFile {
         var bytes = SecretKeyFileFormat.encode(key)
         defer { ConstantTime.zero(&bytes) }
         do {
-            try PosixFile.writeDurably(bytes, to: path, exclusive: !overwrite)
+            try PosixIO.writeAtomically(bytes, to: path, mode: 0o600, exclusive: !overwrite)
         } catch {
             if error.isAlreadyExists && !overwrite { throw KeyFileError(path: path, problem: .exists) }
             throw KeyFileError(path: path, problem: .system(error.message))
@@ -52,7 +53,7 @@ public enum SecretKeyFile {
     /// that is not a regular file, and malformed contents (see `KeyFileProblem`).
     public static func load(_ path: String) throws(KeyFileError) -> SigningKey {
         do {
-            return try PosixFile.readFile(path, limit: Limits.key_file_bytes_max) { found throws(KeyFileError) in
+            return try PosixIO.readRegularFile(path, limit: Limits.key_file_bytes_max, wipe: true) { found throws(KeyFileError) in
                 switch found {
                 case .notRegularFile:
                     throw KeyFileError(path: path, problem: .notRegularFile)
@@ -71,7 +72,7 @@ public enum SecretKeyFile {
             }
         } catch let error as KeyFileError {
             throw error
-        } catch let error as PosixFile.Failure {
+        } catch let error as PosixFailure {
             throw KeyFileError(path: path, problem: .system(error.message))
         } catch {
             throw KeyFileError(path: path, problem: .system("\(error)"))

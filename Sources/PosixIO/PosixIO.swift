@@ -1,0 +1,173 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A system call on a file that failed: the path, the call, and errno (described in words).
+public struct PosixFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public let path: String
+    public let operation: String
+    public let code: Int32
+
+    public init(path: String, operation: String, code: Int32) {
+        self.path = path
+        self.operation = operation
+        self.code = code
+    }
+
+    /// The system's words for `code` ("No space left on device").
+    public var reason: String { String(cString: strerror(code)) }
+    /// `operation failed: reason`, without the path (for messages that name the file already).
+    public var message: String { "\(operation) failed: \(reason)" }
+    public var description: String { "\(path): \(message)" }
+    public var isNotFound: Bool { code == ENOENT }
+    public var isAlreadyExists: Bool { code == EEXIST }
+}
+
+/// The one file layer: every durable write of the project goes through here, so the idiom —
+/// write a temporary file, fsync it, rename it over the target, fsync the directory, and treat a
+/// failure of any step (the directory's fsync included) as a failure of the write — exists once.
+/// (It existed four times, and two copies ignored the directory's fsync.) Reading is bounded:
+/// a file larger than the caller's limit is refused before it is read.
+public enum PosixIO {
+    /// The directory holding `path` ("." for a bare name, "/" for a file at the root).
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Writes `bytes` to `path` so that a reader, or a restart after a crash at any point, sees
+    /// the old contents or the new ones whole, and the new ones survive a crash once this
+    /// returns. `exclusive`: create `path` itself (O_EXCL), failing with EEXIST if it exists,
+    /// instead of renaming a temporary file over it. The file gets exactly `mode` (whatever the
+    /// umask), is never a symlink followed, and is readable by nobody else meanwhile.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600,
+                                       exclusive: Bool = false) throws(PosixFailure) {
+        let target = exclusive ? path : path + ".tmp-\(getpid())"
+        if !exclusive { unlink(target) }
+        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw PosixFailure(path: target, operation: "create", code: errno) }
+        var done = false
+        defer { if !done { unlink(target) } }
+        do {
+            defer { close(fd) }
+            guard fchmod(fd, mode) == 0 else { throw PosixFailure(path: target, operation: "fchmod", code: errno) }
+            try writeAll(fd, bytes, path: target)
+            try fsync(fd, path: target)
+        }
+        if !exclusive {
+            guard rename(target, path) == 0 else { throw PosixFailure(path: path, operation: "rename", code: errno) }
+        }
+        done = true
+        try fsyncDirectory(of: path)
+    }
+
+    /// fsync of the directory holding `path`, so that a created or renamed entry survives a
+    /// crash. A failure is an error: the new name may not be durable.
+    public static func fsyncDirectory(of path: String) throws(PosixFailure) {
+        let directory = directory(of: path)
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw PosixFailure(path: directory, operation: "open directory", code: errno) }
+        defer { close(fd) }
+        try fsync(fd, path: directory)
+    }
+
+    /// What `readRegularFile` found at a path.
+    public enum Found {
+        case notRegularFile
+        case tooLarge(bytes: Int)
+        /// The bytes and the permission bits (from `fstat` on the open descriptor, so the mode
+        /// is that of the file actually read).
+        case contents([UInt8], mode: mode_t)
+    }
+
+    /// Opens `path` and hands `body` what is there: a regular file of at most `limit` bytes is
+    /// read whole. With `wipe` the buffer is zeroed after `body` returns (key files hold
+    /// secrets), so `body` must not keep it.
+    public static func readRegularFile<R>(_ path: String, limit: Int, wipe: Bool = false,
+                                          _ body: (Found) throws -> R) throws -> R {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw PosixFailure(path: path, operation: "open", code: errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw PosixFailure(path: path, operation: "fstat", code: errno) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return try body(.notRegularFile) }
+        guard Int(st.st_size) <= limit else { return try body(.tooLarge(bytes: Int(st.st_size))) }
+        // One byte more than the limit, to notice a file that grew since fstat.
+        var buffer = [UInt8](repeating: 0, count: limit + 1)
+        defer { if wipe { for i in buffer.indices { buffer[i] = 0 } } }
+        let total = try readUpTo(fd, into: &buffer, path: path)
+        guard total <= limit else { return try body(.tooLarge(bytes: total)) }
+        // Shrinks in place: the bytes stay in the one buffer the defer wipes.
+        buffer.removeLast(buffer.count - total)
+        return try body(.contents(buffer, mode: st.st_mode & 0o7777))
+    }
+
+    /// The whole file, refusing one larger than `limit` bytes (EFBIG, before reading it).
+    public static func read(_ path: String, limit: Int) throws(PosixFailure) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw PosixFailure(path: path, operation: "open", code: errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw PosixFailure(path: path, operation: "fstat", code: errno) }
+        let tooLarge = PosixFailure(path: path, operation: "read (file larger than \(limit) bytes)", code: EFBIG)
+        guard Int(st.st_size) <= limit else { throw tooLarge }
+        var buffer = [UInt8](repeating: 0, count: min(limit, Int(st.st_size)) + 1)
+        let total = try readUpTo(fd, into: &buffer, path: path)
+        guard total <= limit else { throw tooLarge }
+        return Array(buffer[0..<total])
+    }
+
+    /// Creates `path` (with `mode`) and its parents if missing; each directory created is made
+    /// durable in its parent.
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o700) throws(PosixFailure) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            prefix += part
+            if mkdir(prefix, mode) == 0 {
+                try fsyncDirectory(of: prefix)
+            } else if errno != EEXIST {
+                throw PosixFailure(path: prefix, operation: "mkdir", code: errno)
+            }
+            prefix += "/"
+        }
+    }
+
+    // MARK: Descriptor-level calls (the decision log appends through these)
+
+    /// All of `bytes` at the descriptor's offset (retrying short writes and EINTR).
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(PosixFailure) {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw PosixFailure(path: path, operation: "write", code: n < 0 ? errno : EIO) }
+            written += n
+        }
+    }
+
+    public static func fsync(_ fd: Int32, path: String) throws(PosixFailure) {
+        while Glibc.fsync(fd) != 0 {
+            if errno == EINTR { continue }
+            throw PosixFailure(path: path, operation: "fsync", code: errno)
+        }
+    }
+
+    /// Reads until `buffer` is full or the file ends; returns the bytes read.
+    static func readUpTo(_ fd: Int32, into buffer: inout [UInt8], path: String) throws(PosixFailure) -> Int {
+        var total = 0
+        while total < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw PosixFailure(path: path, operation: "read", code: errno)
+            }
+            if n == 0 { break }
+            total += n
+        }
+        return total
+    }
+}
