@@ -29,7 +29,9 @@ let optimisedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration
 
 let package = Package(
     name: "PruneMesh",
-    platforms: [.macOS(.v14)],
+    // Linux only: the code calls glibc directly (flock, recvmmsg, /proc for process figures) and
+    // is built and tested on Debian with Swift 6.x. No Apple platform is declared, because none
+    // is supported.
     products: [
         .executable(name: "prunemesh", targets: ["PruneMeshCLI"]),
     ],

@@ -21,8 +21,12 @@ def status(state_dir, timeout=1.0):
     try:
         with open(os.path.join(state_dir, "control.json")) as f:
             c = json.load(f)
+        with open(os.path.join(state_dir, "control.token")) as f:
+            token = f.read().strip()
+        # /status needs the operator token (the node's control.token).
+        req = urllib.request.Request(f"http://{c['host']}:{c['port']}/status", headers={"Authorization": f"Bearer {token}"})
         t0 = time.monotonic()
-        with urllib.request.urlopen(f"http://{c['host']}:{c['port']}/status", timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             s = json.load(r)
         s["_latency_ms"] = (time.monotonic() - t0) * 1000
         return s
