@@ -389,6 +389,7 @@ public final class Node: @unchecked Sendable {
                 counters.messagesIn += 1
                 service.onMessage(message, from: address, nowMs: now, node: self)
             } else {
+                counters.messagesIn += 1
                 counters.messagesUnrouted += 1
             }
         }
