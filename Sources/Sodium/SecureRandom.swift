@@ -23,6 +23,12 @@ public struct SecureRandom: RandomNumberGenerator, Sendable {
         return value
     }
 
+    /// Fills `buffer` with random bytes (bulk draws: DP-SGD's sampling and noise).
+    public static func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+        SodiumLibrary.ensureInitialised()
+        if let base = buffer.baseAddress, buffer.count > 0 { randombytes_buf(base, buffer.count) }
+    }
+
     /// `count` random bytes.
     public static func bytes(_ count: Int) -> [UInt8] {
         SodiumLibrary.ensureInitialised()
