@@ -64,7 +64,7 @@ struct Train: ParsableCommand {
 
     /// The CSPRNG (libsodium) as DP-SGD's source of sampling and noise.
     struct SecureBytes: RandomByteSource {
-        mutating func fill(_ buffer: UnsafeMutableRawBufferPointer) { SecureRandom.fill(buffer) }
+        mutating func fill(_ buffer: UnsafeMutableRawBufferPointer) { SecureRandom.fillExpanded(buffer) }
     }
 
     /// DP-SGD settings for `samples` training samples and `epochs` epochs, solving for z when
