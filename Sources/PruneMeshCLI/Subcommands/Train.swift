@@ -138,7 +138,14 @@ struct Train: ParsableCommand {
         let started = MonotonicClock.seconds()
         let data = try options.loadData()
         var model = Model(spec: options.spec, seed: options.seed)
-        model.normalise(for: data.train)
+        if dp {
+            // The training set's pixel statistics are a function of the private records that
+            // DP-SGD does not cover: a private run normalises with fixed, data-independent values.
+            model.inputMean = 0.5
+            model.inputStd = 0.5
+        } else {
+            model.normalise(for: data.train)
+        }
         let network = Network(model: model, batchCapacity: options.batch, threads: options.threads)
         options.configure(network, .train)
         let privacy = dp ? try privacySettings(samples: data.train.count, epochs: epochCount) : nil
