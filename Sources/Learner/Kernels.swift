@@ -211,6 +211,23 @@ enum Kernels {
         }
     }
 
+    /// Σ x[i]² for i in 0..<count.
+    static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= count {
+            let v = SIMD8<Float>.load(x + i)
+            acc += v * v
+            i += 8
+        }
+        var sum = acc.sum()
+        while i < count {
+            sum += x[i] * x[i]
+            i += 1
+        }
+        return sum
+    }
+
     static func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
         var i = 0
         while i + 8 <= count {

@@ -51,6 +51,13 @@ public final class ModelRunner {
     private var partialWeightGradients = FloatBuffer(count: 0)
     private var weightGradients: [FloatBuffer] = [], biasGradients: [FloatBuffer] = []
     private var ones = FloatBuffer(count: 0)
+    /// DP-SGD: each sample's squared gradient norm over all parameters (pass one), its clip
+    /// factor, the per-sample logit gradients kept for pass two, and per-worker scratch for one
+    /// sample's conv weight gradient.
+    private var exampleSquaredNorms = FloatBuffer(count: 0)
+    private var exampleLogitGradients = FloatBuffer(count: 0)
+    private var exampleWeightScratch = FloatBuffer(count: 0)
+    private var exampleScratchStride = 0
     private var labels = Int32Buffer(count: 0)
     /// Floats of im2col matrix one worker lowers and multiplies at a time: small enough (2.5 MB)
     /// that the GEMM, and col2im on the way back, read it from cache rather than memory
@@ -135,6 +142,11 @@ public final class ModelRunner {
             partialWeightGradients = FloatBuffer(count: (threads - 1) * maxConvWeights)
             weightGradients = arch.paramLayers.map { FloatBuffer(count: $0.weightCount) }
             biasGradients = arch.paramLayers.map { FloatBuffer(count: $0.units) }
+            exampleSquaredNorms = FloatBuffer(count: n)
+            exampleLogitGradients = FloatBuffer(count: n * arch.spec.classes)
+            let maxUnits = arch.paramLayers.map(\.units).max() ?? 0
+            exampleScratchStride = maxConvWeights + maxUnits
+            exampleWeightScratch = FloatBuffer(count: threads * exampleScratchStride)
         }
     }
 
@@ -269,11 +281,13 @@ public final class ModelRunner {
     /// the number of correct predictions, and (if `gradient`) writes dLoss/dlogits for the batch
     /// mean into gradientA.
     /// With `smoothing` ε the target is (1 − ε)·one-hot + ε / classes, for the loss and gradient.
-    private func softmaxCrossEntropy(count n: Int, gradient: Bool, smoothing: Float = 0) -> (loss: Double, correct: Int) {
+    /// With `perSample` the gradient rows are each sample's own loss gradient (not divided by n).
+    private func softmaxCrossEntropy(count n: Int, gradient: Bool, smoothing: Float = 0,
+                                     perSample: Bool = false) -> (loss: Double, correct: Int) {
         let classes = model.architecture.spec.classes
         let logits = activations.last!.pointer
         var loss = 0.0, correct = 0
-        let scale = 1 / Float(n)
+        let scale = perSample ? 1 : 1 / Float(n)
         let offTarget = smoothing / Float(classes), onTarget = 1 - smoothing + offTarget
         for r in 0..<n {
             let row = logits + r * classes
@@ -307,7 +321,10 @@ public final class ModelRunner {
     /// Where the backward pass leaves parameter gradients: overwriting the gradient buffers, or
     /// (the fused SGD step) added straight into the optimiser's momentum slots, which saves
     /// writing and re-reading a gradient the size of the model.
-    private enum GradientTarget { case buffers, momentum }
+    /// DP-SGD adds two: `accumulate` adds into the gradient buffers (a logical batch in several
+    /// physical chunks), and `sampleNorms` computes no gradient at all but each sample's squared
+    /// gradient norm into `exampleSquaredNorms`.
+    private enum GradientTarget { case buffers, momentum, accumulate, sampleNorms }
 
     /// The buffer a parameter layer's weight (or bias) gradient goes to, and the GEMM beta that
     /// keeps (1) or discards (0) what it holds.
@@ -315,6 +332,10 @@ public final class ModelRunner {
         switch target {
         case .buffers:
             return ((bias ? biasGradients : weightGradients)[param].pointer, 0)
+        case .accumulate:
+            return ((bias ? biasGradients : weightGradients)[param].pointer, 1)
+        case .sampleNorms:
+            preconditionFailure("the norm pass writes no gradient")
         case .momentum:
             guard let state = optimizer, case .sgd = state.kind else { preconditionFailure("fused gradients need SGD") }
             return ((bias ? state.biasSlots : state.weightSlots)[0][param].pointer, 1)
@@ -379,10 +400,25 @@ public final class ModelRunner {
     private func parameterGradients(_ param: Int, rows: Int, input x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>,
                                     inputGradient: UnsafeMutablePointer<Float>?, into target: GradientTarget) {
         let p = model.architecture.paramLayers[param]
-        let dW = gradientDestination(param, bias: false, target), db = gradientDestination(param, bias: true, target)
-        ParallelBLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: rows, a: g, lda: p.units,
-                           b: x, ldb: p.fanIn, beta: dW.beta, c: dW.pointer, ldc: p.fanIn, threads: threads)
-        BLAS.sgemv(.transpose, m: rows, n: p.units, a: g, lda: p.units, x: ones.pointer, beta: db.beta, y: db.pointer)
+        if target == .sampleNorms {
+            // Ghost norm of a dense layer (rows are samples): sample r's weight gradient is the
+            // outer product g_r x_rᵀ, whose squared Frobenius norm is ‖g_r‖²·‖x_r‖²; its bias
+            // gradient is g_r. Nothing of the layer's size is formed.
+            let norms = SharedPointer(exampleSquaredNorms.pointer)
+            let xs = SharedPointer(UnsafeMutablePointer(mutating: x)), gs = SharedPointer(UnsafeMutablePointer(mutating: g))
+            parallelChunks(rows, threads: threads, minChunk: 16) { range in
+                for r in range {
+                    let gg = Kernels.sumOfSquares(gs.base + r * p.units, count: p.units)
+                    let xx = Kernels.sumOfSquares(xs.base + r * p.fanIn, count: p.fanIn)
+                    norms.base[r] += gg * xx + gg
+                }
+            }
+        } else {
+            let dW = gradientDestination(param, bias: false, target), db = gradientDestination(param, bias: true, target)
+            ParallelBLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: rows, a: g, lda: p.units,
+                               b: x, ldb: p.fanIn, beta: dW.beta, c: dW.pointer, ldc: p.fanIn, threads: threads)
+            BLAS.sgemv(.transpose, m: rows, n: p.units, a: g, lda: p.units, x: ones.pointer, beta: db.beta, y: db.pointer)
+        }
         guard let inputGradient else { return }
         model.weights[param].withUnsafeBufferPointer { w in
             ParallelBLAS.sgemm(.none, .none, m: rows, n: p.fanIn, k: p.units, a: g, lda: p.units,
@@ -402,17 +438,40 @@ public final class ModelRunner {
         let chunk = columnChunkSamples(p)
         let workers = parallelWorkerCount(n, threads: threads)
         let col = SharedPointer(columns[i]!.pointer), g = SharedPointer(gradient)
-        let destination = gradientDestination(param, bias: false, target), db = gradientDestination(param, bias: true, target)
+        let norms = target == .sampleNorms
+        let destination = norms ? (pointer: partialWeightGradients.pointer, beta: Float(0)) : gradientDestination(param, bias: false, target)
+        let db = norms ? destination : gradientDestination(param, bias: true, target)
         let dW = SharedPointer(destination.pointer), partial = SharedPointer(partialWeightGradients.pointer)
         let dcol = SharedPointer(columnGradient.pointer), dx = inputGradient.map(SharedPointer.init)
+        let sampleNorms = SharedPointer(exampleSquaredNorms.pointer), scratch = SharedPointer(exampleWeightScratch.pointer)
+        let scratchStride = exampleScratchStride
         model.weights[param].withUnsafeBufferPointer { w in
             let w = SharedPointer(UnsafeMutablePointer(mutating: w.baseAddress!))
             parallelWorkers(n, threads: threads) { worker, samples in
-                let r0 = samples.lowerBound * pixels
-                BLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: samples.count * pixels,
-                           a: g.base + r0 * p.units, lda: p.units, b: col.base + r0 * p.fanIn, ldb: p.fanIn,
-                           beta: worker == 0 ? destination.beta : 0,
-                           c: worker == 0 ? dW.base : partial.base + (worker - 1) * p.weightCount, ldc: p.fanIn)
+                if norms {
+                    // A conv layer's per-sample norm, materialised: sample b's weight gradient
+                    // G_bᵀ·X_b (units × fanIn, k = pixels) costs pixels·fanIn·units, the same as
+                    // its share of the summed gradient; the ghost form ⟨X_bX_bᵀ, G_bG_bᵀ⟩ costs
+                    // pixels²·(fanIn + units), more for every layer whose output has more pixels
+                    // than fanIn·units/(fanIn + units) — both convs of the models here.
+                    let dWb = scratch.base + worker * scratchStride, dbb = dWb + p.weightCount
+                    for b in samples {
+                        let r0 = b * pixels
+                        BLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: pixels,
+                                   a: g.base + r0 * p.units, lda: p.units, b: col.base + r0 * p.fanIn, ldb: p.fanIn,
+                                   beta: 0, c: dWb, ldc: p.fanIn)
+                        dbb.update(repeating: 0, count: p.units)
+                        for r in 0..<pixels { Kernels.addInPlace(dbb, g.base + (r0 + r) * p.units, count: p.units) }
+                        sampleNorms.base[b] += Kernels.sumOfSquares(dWb, count: p.weightCount)
+                            + Kernels.sumOfSquares(dbb, count: p.units)
+                    }
+                } else {
+                    let r0 = samples.lowerBound * pixels
+                    BLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: samples.count * pixels,
+                               a: g.base + r0 * p.units, lda: p.units, b: col.base + r0 * p.fanIn, ldb: p.fanIn,
+                               beta: worker == 0 ? destination.beta : 0,
+                               c: worker == 0 ? dW.base : partial.base + (worker - 1) * p.weightCount, ldc: p.fanIn)
+                }
                 guard let dx else { return }
                 let patches = dcol.base + worker * chunk * pixels * p.fanIn
                 var start = samples.lowerBound
@@ -427,6 +486,7 @@ public final class ModelRunner {
                 }
             }
         }
+        if norms { return }
         if workers > 1 {
             parallelChunks(p.weightCount, threads: threads, minChunk: 1 << 14) { range in
                 for wk in 1..<workers {
@@ -490,6 +550,96 @@ public final class ModelRunner {
         backward(count: n, into: target)
         applyOptimizer(learningRate: learningRate, gradientsIn: target)
         return (result.loss / Double(n), result.correct)
+    }
+
+    // MARK: DP-SGD
+
+    /// One DP-SGD step (Abadi et al. 2016) on the batch `indices` (a Poisson sample of `data`,
+    /// drawn by the caller with rate `settings.sampleRate`): every sample's gradient over all
+    /// parameters is clipped to L2 norm C, the clipped sum gets N(0, (zC)²) noise per coordinate
+    /// from `randomness`, is divided by the expected batch q·N and the optimiser steps. A batch
+    /// larger than `batchCapacity` runs in physical chunks; an empty batch still steps on noise.
+    public func privateTrainStep(_ data: LabeledImages, indices: [Int], settings: DPSGDSettings, learningRate: Float,
+                                 randomness: inout some RandomByteSource) -> DPStepReport {
+        precondition(trainable, "privateTrainStep on an inference-only network")
+        for g in weightGradients { g.pointer.update(repeating: 0, count: g.count) }
+        for g in biasGradients { g.pointer.update(repeating: 0, count: g.count) }
+        var lossSum = 0.0, correct = 0, clipped = 0
+        var start = 0
+        while start < indices.count {
+            let end = min(indices.count, start + batchCapacity)
+            let n = end - start
+            load(data, indices[start..<end])
+            if augmentFlip { flipHalf(count: n) }
+            forward(count: n, training: true)
+            let r = softmaxCrossEntropy(count: n, gradient: true, smoothing: labelSmoothing, perSample: true)
+            lossSum += r.loss
+            correct += r.correct
+            clipped += accumulateClippedGradients(count: n, clipNorm: settings.clipNorm)
+            start = end
+        }
+        let scale = Float(1 / (settings.sampleRate * Double(data.count)))
+        let words = UnsafeMutablePointer<UInt64>.allocate(capacity: DPGaussianNoise.scratchWords)
+        defer { words.deallocate() }
+        for g in weightGradients + biasGradients {
+            DPGaussianNoise.add(to: g.pointer, count: g.count, std: settings.noiseStd, source: &randomness,
+                                threads: threads, words: words)
+            let x = SharedPointer(g.pointer)
+            parallelChunks(g.count, threads: threads, minChunk: 1 << 14) { range in
+                for i in range { x.base[i] *= scale }
+            }
+        }
+        applyOptimizer(learningRate: learningRate, gradientsIn: .buffers)
+        return DPStepReport(samples: indices.count, lossSum: lossSum, correct: correct, clipped: clipped)
+    }
+
+    /// For the loaded, forwarded batch of `n` whose per-sample logit gradients are in gradientA:
+    /// pass one computes each sample's squared gradient norm over all parameters (no gradient
+    /// of the model's size is formed), pass two backpropagates the logit gradients scaled by
+    /// min(1, C/(‖g_i‖ + 10⁻⁶)) (Opacus's factor) and adds the result, the clipped sum, into the
+    /// gradient buffers (the "ghost clipping" two-pass scheme, Li et al. 2022). Backward is linear
+    /// in the output gradient for fixed activations, so pass two gives Σ_i factor_i·g_i. Returns
+    /// how many samples were clipped.
+    private func accumulateClippedGradients(count n: Int, clipNorm: Float) -> Int {
+        let classes = model.architecture.spec.classes
+        exampleLogitGradients.pointer.update(from: gradientA.pointer, count: n * classes)
+        exampleSquaredNorms.pointer.update(repeating: 0, count: n)
+        backward(count: n, into: .sampleNorms)
+        var clipped = 0
+        for b in 0..<n {
+            let norm = exampleSquaredNorms.pointer[b].squareRoot()
+            let factor = min(1, clipNorm / (norm + 1e-6))
+            if factor < 1 { clipped += 1 }
+            let src = exampleLogitGradients.pointer + b * classes, dst = gradientA.pointer + b * classes
+            for c in 0..<classes { dst[c] = src[c] * factor }
+        }
+        backward(count: n, into: .accumulate)
+        return clipped
+    }
+
+    /// Each sample's gradient L2 norm over all parameters, from the norm pass (tests only).
+    func sampleGradientNormsForTests(_ input: [Float], labels batchLabels: [Int32]) -> [Float] {
+        let n = batchLabels.count
+        activations[0].pointer.update(from: input, count: input.count)
+        labels.pointer.update(from: batchLabels, count: n)
+        forward(count: n)
+        _ = softmaxCrossEntropy(count: n, gradient: true, perSample: true)
+        exampleSquaredNorms.pointer.update(repeating: 0, count: n)
+        backward(count: n, into: .sampleNorms)
+        return (0..<n).map { exampleSquaredNorms.pointer[$0].squareRoot() }
+    }
+
+    /// The clipped sum Σ_i min(1, C/‖g_i‖)·g_i for raw inputs, without noise (tests only).
+    func clippedGradientSumForTests(_ input: [Float], labels batchLabels: [Int32], clipNorm: Float) -> (weights: [[Float]], biases: [[Float]]) {
+        let n = batchLabels.count
+        for g in weightGradients + biasGradients { g.pointer.update(repeating: 0, count: g.count) }
+        activations[0].pointer.update(from: input, count: input.count)
+        labels.pointer.update(from: batchLabels, count: n)
+        forward(count: n)
+        _ = softmaxCrossEntropy(count: n, gradient: true, perSample: true)
+        _ = accumulateClippedGradients(count: n, clipNorm: clipNorm)
+        return (weightGradients.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) },
+                biasGradients.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) })
     }
 
     /// Seeds the augmentation's and dropout's generators (flips and dropout masks are

@@ -96,3 +96,31 @@ extension Model {
         inputStd = std > 0 ? std : 1
     }
 }
+
+extension ModelRunner {
+    /// One epoch of DP-SGD: `settings.stepsPerEpoch` steps, each on a fresh Poisson sample of
+    /// `data` drawn from `randomness` (the CSPRNG in production), which also draws the noise.
+    /// `globalStep` counts optimiser steps (the schedule's clock and the accountant's T).
+    public func privateTrainEpoch(
+        _ data: LabeledImages, epoch: Int, settings: DPSGDSettings, baseLearningRate: Float,
+        schedule: LearningRateSchedule, globalStep: inout Int, randomness: inout some RandomByteSource,
+        progress: ((StepProgress) -> Void)? = nil
+    ) -> EpochReport {
+        let steps = settings.stepsPerEpoch
+        let start = MonotonicClock.seconds()
+        var lossSum = 0.0, correct = 0, samples = 0
+        for step in 0..<steps {
+            let batch = PoissonSampling.sample(count: data.count, rate: settings.sampleRate, source: &randomness)
+            let lr = schedule.rate(base: baseLearningRate, step: globalStep)
+            let r = privateTrainStep(data, indices: batch, settings: settings, learningRate: lr, randomness: &randomness)
+            globalStep += 1
+            lossSum += r.lossSum
+            correct += r.correct
+            samples += r.samples
+            progress?(StepProgress(epoch: epoch, step: step + 1, stepsInEpoch: steps, loss: r.lossSum / Double(max(1, r.samples))))
+        }
+        let seconds = MonotonicClock.seconds() - start
+        return EpochReport(epoch: epoch, trainLoss: lossSum / Double(max(1, samples)),
+                           trainAccuracy: Double(correct) / Double(max(1, samples)), samples: samples, seconds: seconds)
+    }
+}

@@ -260,6 +260,16 @@ public enum Limits {
     /// Training batch size.
     public static let training_batch_size_max = 4096
 
+    /// `train --dp --clip`: DP-SGD's per-sample L2 clip bound C (typical values 0.1…10).
+    public static let dp_clip_norm_max = 1e6
+
+    /// `train --dp --noise-multiplier`: DP-SGD's z (noise std over C); below the noise solver's
+    /// search cap of 2^40.
+    public static let dp_noise_multiplier_max = 1e4
+
+    /// `train --dp --target-epsilon`: the record-level ε a DP-SGD run is fitted to.
+    public static let dp_target_epsilon_max = 1e4
+
     /// Pruning rounds a genesis may allow before the freeze (and the freeze patience).
     public static let pruning_rounds_count_max = 10_000
 

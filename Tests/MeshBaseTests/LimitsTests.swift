@@ -76,6 +76,12 @@ import Testing
         #expect(65_000 + Limits.demo_nodes_count_max + 2 <= Limits.port_max)
         // A local prune allows no more rounds than a mesh genesis.
         #expect(Limits.prune_rounds_count_max <= Limits.pruning_rounds_count_max)
+        // DP-SGD: the solver's z stays below its search cap, and z·C (the noise std) and its
+        // square are finite Floats.
+        #expect(Limits.dp_noise_multiplier_max < 0x1p40)
+        let noiseStdMax = Limits.dp_noise_multiplier_max * Limits.dp_clip_norm_max
+        #expect(noiseStdMax * noiseStdMax < Double(Float.greatestFiniteMagnitude))
+        #expect(Limits.dp_target_epsilon_max > 0 && Limits.dp_clip_norm_max > 0)
         // Release counts are exact in the accountant's Doubles.
         #expect(Double(Limits.privacy_releases_count_max) + 1 != Double(Limits.privacy_releases_count_max))
         // The largest seed count from a first seed near the top of UInt64 is refused, not wrapped:
