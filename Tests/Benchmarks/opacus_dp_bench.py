@@ -11,8 +11,7 @@ ghost clipping (grad_sample_mode="ghost", its fastest), and Opacus per-sample ho
 (grad_sample_mode="hooks"), and prints one JSON line with samples/s for each. Then run the
 PruneMesh side with the same batch and threads, e.g.:
 
-    pip install torch==2.13.0+cpu opacus --index-url https://download.pytorch.org/whl/cpu \
-        --extra-index-url https://pypi.org/simple
+    pip install torch==2.13.0+cpu opacus
     python3 Tests/Benchmarks/opacus_dp_bench.py --threads 2 --batch 256 --steps 100
     M=28x28x1:conv5x16,relu,pool2,conv5x32,relu,pool2,dense64,relu,dense10
     .build/release/prunemesh train --dp --noise-multiplier 1 --clip 1 --model $M --batch 256 --threads 2 --epochs 1 --json
