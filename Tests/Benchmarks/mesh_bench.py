@@ -12,28 +12,10 @@ Makes N keys and a genesis with the LAN default timings (probe 1 s, timeout 500 
   dead_s            from SIGKILL of one node until every other node lists it dead (max over nodes)
 Polls the nodes' /status endpoints every 50 ms (no fixed waits except the traffic window).
 """
-import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
 
-def status(state_dir):
-    try:
-        with open(os.path.join(state_dir, "control.json")) as f:
-            c = json.load(f)
-        with open(os.path.join(state_dir, "control.token")) as f:
-            token = f.read().strip()
-        # /status needs the operator token (the node's control.token).
-        req = urllib.request.Request(f"http://{c['host']}:{c['port']}/status", headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(req, timeout=1) as r:
-            return json.load(r)
-    except Exception:
-        return None
 
-def wait(what, seconds, cond):
-    start = time.monotonic()
-    while not cond():
-        if time.monotonic() - start > seconds:
-            raise SystemExit(f"timed out after {seconds} s: {what}")
-        time.sleep(0.05)
-    return time.monotonic() - start
+from bench_mesh import Mesh, status, wait
 
 def main():
     ap = argparse.ArgumentParser()
@@ -46,26 +28,8 @@ def main():
     d = tempfile.mkdtemp(prefix="prunemesh-bench-")
     procs = []
     try:
-        keys = []
-        for i in range(a.nodes):
-            k = f"{d}/n{i}.key"
-            subprocess.run([binary, "keygen", "--out", k], check=True, capture_output=True)
-            keys.append(k)
-        genesis = f"{d}/genesis.yaml"
-        subprocess.run([binary, "mesh", "init", "--name", "bench", "--out", genesis] + sum((["--member", k] for k in keys), []),
-                       check=True, capture_output=True)
-        ids = [json.loads(subprocess.run([binary, "keygen", "--show", k, "--json"], check=True, capture_output=True).stdout)
-               for k in keys]
-        ids = [x.get("public_key") or x.get("publicKey") for x in ids]
-
-        def start(i, join):
-            args = [binary, "start", "--key", keys[i], "--genesis", genesis, "--listen", "127.0.0.1:0",
-                    "--control", "127.0.0.1:0", "--state-dir", f"{d}/s{i}", "--no-discovery", "--log-level", "notice",
-                    "--membership-only"]
-            if join:
-                args += ["--join", join]
-            log = open(f"{d}/n{i}.log", "w")
-            return subprocess.Popen(args, stdout=log, stderr=log)
+        mesh = Mesh(binary, d, a.nodes, "bench")
+        keys, genesis, ids, start = mesh.keys, mesh.genesis, mesh.ids, mesh.start
 
         procs.append(start(0, None))
         wait("node 0 up", 30, lambda: status(f"{d}/s0") is not None)
