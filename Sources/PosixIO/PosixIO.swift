@@ -47,16 +47,22 @@ public enum PosixIO {
     public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600,
                                        exclusive: Bool = false) throws(PosixFailure) {
         let target = exclusive ? path : path + ".tmp-\(getpid())"
+        // Failures name the file the caller asked for; the temporary one is said in the operation.
+        let via = exclusive ? "" : " (of the temporary file \(target.split(separator: "/").last.map(String.init) ?? target))"
         if !exclusive { unlink(target) }
         let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw PosixFailure(path: target, operation: "create", code: errno) }
+        guard fd >= 0 else { throw PosixFailure(path: path, operation: "create" + via, code: errno) }
         var done = false
         defer { if !done { unlink(target) } }
         do {
             defer { close(fd) }
-            guard fchmod(fd, mode) == 0 else { throw PosixFailure(path: target, operation: "fchmod", code: errno) }
-            try writeAll(fd, bytes, path: target)
-            try fsync(fd, path: target)
+            guard fchmod(fd, mode) == 0 else { throw PosixFailure(path: path, operation: "fchmod" + via, code: errno) }
+            do {
+                try writeAll(fd, bytes, path: target)
+                try fsync(fd, path: target)
+            } catch {
+                throw PosixFailure(path: path, operation: error.operation + via, code: error.code)
+            }
         }
         if !exclusive {
             guard rename(target, path) == 0 else { throw PosixFailure(path: path, operation: "rename", code: errno) }
