@@ -61,3 +61,13 @@ class Mesh:
             args += ["--join", join]
         log = open(f"{self.d}/n{i}.log", "w")
         return subprocess.Popen(args, stdout=log, stderr=log)
+
+    def start_all(self, first_up_seconds):
+        """Starts member 0, waits until it answers, then starts the others joining it; returns the
+        processes and member 0's listen address."""
+        procs = [self.start(0, None)]
+        wait("node 0 up", first_up_seconds, lambda: status(self.state(0)) is not None)
+        seed = status(self.state(0))["listen"]
+        for i in range(1, len(self.keys)):
+            procs.append(self.start(i, seed))
+        return procs, seed

@@ -54,13 +54,10 @@ def main():
     procs = []
     try:
         mesh = Mesh(binary, d, a.nodes, "flood")
-        keys, genesis, ids, start = mesh.keys, mesh.genesis, mesh.ids, mesh.start
+        genesis, ids = mesh.genesis, mesh.ids
 
-        procs.append(start(0, None))
-        wait("node 0 up", 60, lambda: status(f"{d}/s0") is not None)
-        target = status(f"{d}/s0")["listen"]
-        for i in range(1, a.nodes):
-            procs.append(start(i, target))
+        started, target = mesh.start_all(first_up_seconds=60)
+        procs += started
         def converged():
             ss = [status(f"{d}/s{i}") for i in range(a.nodes)]
             return all(s is not None and s["members_by_state"].get("alive") == a.nodes for s in ss)

@@ -29,13 +29,10 @@ def main():
     procs = []
     try:
         mesh = Mesh(binary, d, a.nodes, "bench")
-        keys, genesis, ids, start = mesh.keys, mesh.genesis, mesh.ids, mesh.start
+        ids = mesh.ids
 
-        procs.append(start(0, None))
-        wait("node 0 up", 30, lambda: status(f"{d}/s0") is not None)
-        seed = status(f"{d}/s0")["listen"]
-        for i in range(1, a.nodes):
-            procs.append(start(i, seed))
+        started, seed = mesh.start_all(first_up_seconds=30)
+        procs += started
         launched = time.monotonic()
         wait("all endpoints up", 60, lambda: all(status(f"{d}/s{i}") is not None for i in range(a.nodes)))
         ready = time.monotonic()

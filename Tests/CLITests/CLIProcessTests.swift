@@ -60,6 +60,17 @@ enum CLI {
         return Result(status: process.terminationStatus, stdout: "", stderr: String(decoding: errData, as: UTF8.self))
     }
 
+    /// Writes `dir/n.key` and `dir/genesis.yaml`: a mesh of that one member with the small test
+    /// model (`DemoProcessTests.smallModel`); returns the genesis path.
+    static func oneMemberMesh(dir: String, name: String, rounds: Int, finetuneEpochs: Int) throws -> String {
+        #expect(try run(["keygen", "--out", dir + "/n.key"]).status == 0)
+        let genesis = dir + "/genesis.yaml"
+        let made = try run(["mesh", "init", "--name", name, "--out", genesis, "--member", dir + "/n.key",
+                            "--model", DemoProcessTests.smallModel, "--rounds", "\(rounds)", "--finetune-epochs", "\(finetuneEpochs)"])
+        #expect(made.status == 0, "mesh init: \(made.stderr)")
+        return genesis
+    }
+
     static var fashionMNISTInstalled: Bool {
         FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
             || FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte")

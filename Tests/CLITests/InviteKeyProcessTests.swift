@@ -11,13 +11,9 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prunemesh-invitekey-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try CLI.run(["keygen", "--out", dir + "/n.key"]).status == 0)
+        let genesis = try CLI.oneMemberMesh(dir: dir, name: "invite-key", rounds: 1, finetuneEpochs: 1)
         #expect(try CLI.run(["keygen", "--out", dir + "/new.key"]).status == 0)
         let newKey = try MeshProcessTests.keyHex(dir + "/new.key")
-        let genesis = dir + "/genesis.yaml"
-        let made = try CLI.run(["mesh", "init", "--name", "invite-key", "--out", genesis, "--member", dir + "/n.key",
-                                "--model", DemoProcessTests.smallModel, "--rounds", "1", "--finetune-epochs", "1"])
-        #expect(made.status == 0, "\(made.stderr)")
         let state = dir + "/state"
         let p = Process()
         p.executableURL = CLI.binary

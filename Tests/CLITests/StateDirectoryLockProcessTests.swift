@@ -5,29 +5,6 @@ import Testing
 /// One node process per state directory, one key per state directory: two live signers on one
 /// key is how double votes happen. Real `prunemesh start` processes.
 @Suite(.serialized) struct StateDirectoryLockProcessTests {
-    /// Runs `prunemesh ARGS` and waits at most `seconds` for it to exit; a process still running
-    /// then is killed and reported as `nil` (it should have refused to start).
-    static func runBounded(_ arguments: [String], seconds: Double) throws -> CLI.Result? {
-        let process = Process()
-        process.executableURL = CLI.binary
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            return nil
-        }
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        return CLI.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                          stderr: String(decoding: stderr, as: UTF8.self))
-    }
-
     @Test func aSecondNodeOnTheSameDirectoryAndAnotherKeyOnItAreRefused() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prunemesh-lock-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -52,8 +29,8 @@ import Testing
         let logBefore = try? FileManager.default.attributesOfItem(atPath: state + "/boot-epoch")[.modificationDate] as? Date
 
         // Same directory, same key, while the first runs: refused at once, nothing written.
-        let second = try #require(try Self.runBounded(arguments(key: mesh.keys[0]), seconds: 20),
-                                  "a second node on a locked state directory kept running")
+        let second = try InputErrorProcessTests.run(arguments(key: mesh.keys[0]), seconds: 20)
+        #expect(!second.timedOut, "a second node on a locked state directory kept running")
         #expect(second.status != 0)
         #expect(second.stderr.contains("in use by another prunemesh process (pid \(first.processIdentifier))"),
                 "stderr: \(second.stderr)")
@@ -66,8 +43,8 @@ import Testing
         first.waitUntilExit()
 
         // Another key on that directory: refused, naming both keys.
-        let other = try #require(try Self.runBounded(arguments(key: mesh.keys[1]), seconds: 20),
-                                 "a node with another key ran on this state directory")
+        let other = try InputErrorProcessTests.run(arguments(key: mesh.keys[1]), seconds: 20)
+        #expect(!other.timedOut, "a node with another key ran on this state directory")
         #expect(other.status != 0)
         #expect(other.stderr.contains("belongs to key"), "stderr: \(other.stderr)")
         let recorded = try String(contentsOfFile: state + "/node.id", encoding: .utf8)

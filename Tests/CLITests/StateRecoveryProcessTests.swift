@@ -216,11 +216,7 @@ import Glibc
         let state = dir + "/state"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try CLI.run(["keygen", "--out", dir + "/n.key"]).status == 0)
-        let genesis = dir + "/genesis.yaml"
-        let initialised = try CLI.run(["mesh", "init", "--name", "disk-full", "--out", genesis, "--member", dir + "/n.key",
-                                       "--model", DemoProcessTests.smallModel, "--rounds", "1", "--finetune-epochs", "1"])
-        #expect(initialised.status == 0, "\(initialised.stderr)")
+        let genesis = try CLI.oneMemberMesh(dir: dir, name: "disk-full", rounds: 1, finetuneEpochs: 1)
         let mount = try CLI.runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", state])
         try #require(mount.status == 0, "mount: \(mount.stderr)")
         defer { _ = try? CLI.runTool("/bin/umount", [state]) }

@@ -11,11 +11,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prunemesh-stop-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try CLI.run(["keygen", "--out", dir + "/n.key"]).status == 0)
-        let genesis = dir + "/genesis.yaml"
-        let made = try CLI.run(["mesh", "init", "--name", "stop", "--out", genesis, "--member", dir + "/n.key",
-                                "--model", DemoProcessTests.smallModel, "--rounds", "3", "--finetune-epochs", "3"])
-        #expect(made.status == 0, "\(made.stderr)")
+        let genesis = try CLI.oneMemberMesh(dir: dir, name: "stop", rounds: 3, finetuneEpochs: 3)
         var statuses: [Int32] = []
         for attempt in 0..<8 {
             let state = dir + "/state-\(attempt)"
