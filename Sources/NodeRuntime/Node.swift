@@ -385,11 +385,12 @@ public final class Node: @unchecked Sendable {
                 counters.messagesIn += 1
                 guard let peer = Addresses.peerAddress(address) else { return }
                 execute(swim.onMessage(decoded, from: message.sender, at: peer, nowMs: now))
-            } else if let service = services[message.kind] {
-                counters.messagesIn += 1
+                return
+            }
+            counters.messagesIn += 1
+            if let service = services[message.kind] {
                 service.onMessage(message, from: address, nowMs: now, node: self)
             } else {
-                counters.messagesIn += 1
                 counters.messagesUnrouted += 1
             }
         }
