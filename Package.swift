@@ -64,7 +64,10 @@ let package = Package(
         .target(name: "Consensus", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire"], swiftSettings: optimisedInDebug),
         .target(name: "Ledger", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Consensus"], swiftSettings: optimisedInDebug),
         .target(name: "Rounds", dependencies: ["MeshBase", "Learner", "Consensus"]),
-        .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger"],
+        .target(name: "NodeCore", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger", "Rounds"],
+                swiftSettings: optimisedInDebug),
+        .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger",
+                                                   "Rounds", "NodeCore"],
                 swiftSettings: optimisedInDebug),
         .target(
             name: "MeshConfig",
@@ -77,7 +80,7 @@ let package = Package(
             name: "NodeRuntime",
             dependencies: [
                 "MeshBase", "PosixIO", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger",
-                "Rounds", "MeshConfig",
+                "Rounds", "NodeCore", "MeshConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -91,7 +94,7 @@ let package = Package(
             name: "PruneMeshCLI",
             dependencies: [
                 "MeshBase", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
-                "Membership", "Consensus", "Ledger", "Rounds", "Simulation", "MeshConfig", "NodeRuntime",
+                "Membership", "Consensus", "Ledger", "Rounds", "NodeCore", "Simulation", "MeshConfig", "NodeRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

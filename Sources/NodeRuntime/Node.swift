@@ -1,6 +1,8 @@
+import Consensus
 import Logging
 import MeshBase
 import Membership
+import NodeCore
 import NIOCore
 import NIOPosix
 import Prometheus
@@ -12,16 +14,18 @@ public struct NodeStartError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
-/// The shell around the pure state machines: one node's UDP sockets, timers, files and control
-/// endpoint. All protocol state (receiver, sequence numbers, the SWIM instance, hosted services)
-/// is confined to `loop`: every datagram, tick and control request runs there, one at a time,
-/// without locks. Work that may take long (fsync of the replay snapshot; training later) runs
-/// off the loop.
+/// The shell around the pure node core: one node's UDP sockets, timers, files and control
+/// endpoint. It holds no protocol policy: every datagram, tick, finished job and control request
+/// becomes an event of `NodeCore`, and the shell executes the bundle of `NodeDirective`s it
+/// returns, in order, under the ordering contract written there (durable writes through
+/// `MeshService` before anything after them). All protocol state (receiver, sequence numbers,
+/// the core) is confined to `loop`: one event at a time, without locks. Work that may take long
+/// (fsync of the replay snapshot, training) runs off the loop.
 ///
-/// Receive path: datagram → `Receiver.receive` (cheap checks, admission = genesis member, replay
-/// check, the verification gate metered by source address, signature, replay mark, reassembly) → `SWIMMessage.decode` → `SWIMInstance.onMessage` → directives. Send path:
-/// directive → `Envelope.encode` (signs, chunks) with the boot epoch's `SequenceAllocator` →
-/// the socket's bounded queue.
+/// Receive path: datagram → `Receiver.receive` (cheap checks, admission = `NodeCore.admits`,
+/// replay check, the verification gate metered by source address, signature, replay mark,
+/// reassembly) → `NodeCore.onMessage` → directives. Send path: `.send` → `Envelope.encode`
+/// (signs, chunks) with the boot epoch's `SequenceAllocator` → the socket's bounded queue.
 public final class Node: @unchecked Sendable {
     public let settings: NodeSettings
     public let loop: EventLoop
@@ -35,7 +39,8 @@ public final class Node: @unchecked Sendable {
     /// When refused datagrams deserve a warning (another mesh, a non-member, a copied key).
     private var rejectNotices = RejectNotices()
     private var sequence: SequenceAllocator
-    private(set) var swim: SWIMInstance!
+    /// The protocol logic (membership, and the mesh part once hosted).
+    public private(set) var core: NodeCore!
     private var socket: UDPSocket!
     private var discoverySocket: UDPSocket?
     private var control: ControlServer?
@@ -46,16 +51,8 @@ public final class Node: @unchecked Sendable {
     let controlRefusals: ControlRefusals
     private var tickTask: RepeatedTask?
     private var snapshotTask: RepeatedTask?
-    private var services: [MessageKind: NodeService] = [:]
-    private var serviceList: [NodeService] = []
     private(set) var counters = NodeStatus.Counters()
-    /// Keys whose datagrams are accepted: the genesis members, then as admit and remove decisions change them.
-    public private(set) var admitted: Set<PublicKey>
-    /// Removed members: admitted for `logRequest` only (see `setAdmitted`).
-    public private(set) var readers: Set<PublicKey> = []
-    /// Keys the SWIM view has held a record of (their genesis hints are not used again).
-    private var heardOf: Set<PublicKey> = []
-    /// The mesh part, when this node runs one (for status).
+    /// The mesh part's shell (files, training worker), when this node runs one.
     public private(set) var mesh: MeshService?
     private var startedAtMs: UInt64 = 0
     private var stopping = false
@@ -78,7 +75,6 @@ public final class Node: @unchecked Sendable {
         self.bootEpoch = bootEpoch
         self.sequence = SequenceAllocator(bootEpoch: bootEpoch)
         self.receiver = Receiver(meshID: settings.meshID, restoring: snapshot, nowMs: Self.nowMs())
-        self.admitted = settings.members
         self.controlToken = controlToken
         self.controlRefusals = ControlRefusals(logger: logger)
     }
@@ -166,9 +162,12 @@ public final class Node: @unchecked Sendable {
             self.advertised = Addresses.advertised(bound: bound, interface: self.settings.discovery?.interface)
             let now = Self.nowMs()
             self.startedAtMs = now
-            self.swim = SWIMInstance(config: self.settings.swim, me: self.settings.key.publicKey, address: self.advertised,
-                                     admitted: self.settings.members, seeds: self.settings.seeds,
-                                     randomSeed: self.settings.randomSeed, nowMs: now)
+            var hints: [PublicKey: PeerAddress] = [:]
+            for (key, address) in self.settings.memberHints { hints[key] = Addresses.peerAddress(address) }
+            self.core = NodeCore(config: NodeCoreConfig(swim: self.settings.swim, signer: self.settings.key, address: self.advertised,
+                                                        members: self.settings.members, seeds: self.settings.seeds,
+                                                        memberHints: hints, swimRandomSeed: self.settings.randomSeed),
+                                 nowMs: now)
             self.logger.info("listening", metadata: [
                 "listen": "\(Addresses.peerAddress(bound).map { "\($0)" } ?? "\(bound)")", "advertised": "\(self.advertised!)", "mesh": "\(self.settings.meshID.hex.prefix(16))",
                 "members": "\(self.settings.members.count)", "seeds": "\(self.settings.seeds.count)",
@@ -269,17 +268,7 @@ public final class Node: @unchecked Sendable {
         }
     }
 
-    // MARK: Hosting more state machines
-
-    /// Adds a service; its message kinds must not be taken. Call on `loop`.
-    public func host(_ service: NodeService) {
-        loop.assertInEventLoop()
-        for kind in service.messageKinds {
-            precondition(!SWIMMessage.isMembershipKind(kind) && services[kind] == nil, "message kind \(kind) is taken")
-            services[kind] = service
-        }
-        serviceList.append(service)
-    }
+    // MARK: Sending
 
     /// Signs and queues one message to `address` (chunked if large). Call on `loop`.
     public func send(kind: MessageKind, payload: [UInt8], to address: SocketAddress, allowGroup: Bool = false) {
@@ -305,38 +294,60 @@ public final class Node: @unchecked Sendable {
 
     /// Hosts the mesh part and starts its rounds. Call on `loop`.
     public func host(mesh service: MeshService) {
-        host(service as NodeService)
-        mesh = service
-        service.start(node: self)
-    }
-
-    /// The admitted keys changed (an admit or remove decision). Call on `loop`.
-    /// `readers`: keys no longer admitted (removed members) that may still send `logRequest`
-    /// (nothing else), so that a member removed while it was cut off can fetch the entry that
-    /// removed it.
-    public func setAdmitted(_ keys: Set<PublicKey>, readers: Set<PublicKey> = [], nowMs: UInt64) {
         loop.assertInEventLoop()
-        self.readers = readers.subtracting(keys)
-        guard keys != admitted else { return }
-        admitted = keys
-        execute(swim.onAdmittedChanged(keys, nowMs: nowMs))
+        mesh = service
+        execute(core.start(mesh: service.takeCore(), nowMs: Self.nowMs()))
     }
 
-    /// Where to send to member `key` (call on `loop`): its address in the SWIM view while alive or suspect; nil
-    /// once dead or gone (also after its record is reaped); its genesis hint
-    /// (`NodeSettings.memberHints`) while membership has not heard of it at all.
+    /// Where the core sends to member `key` (call on `loop`): its address in the SWIM view while
+    /// alive or suspect; nil once dead or gone; its genesis hint while membership has not heard of it.
     public func address(of key: PublicKey) -> SocketAddress? {
         loop.assertInEventLoop()
-        guard let record = swim.member(key) else { return heardOf.contains(key) ? nil : settings.memberHints[key] }
-        heardOf.insert(key)
-        guard record.status == .alive || record.status == .suspect else { return nil }
-        return Addresses.socketAddress(record.address)
+        return core.route(to: key).map(Addresses.socketAddress)
     }
 
     /// The SWIM view (members sorted by key, self included). Call on `loop`.
     public var members: [MemberRecord] {
         loop.assertInEventLoop()
-        return swim.members
+        return core.swim.members
+    }
+
+    /// Keys whose datagrams are accepted (call on `loop`).
+    public var admitted: Set<PublicKey> { core.admitted }
+
+    /// A training job finished (on `loop`).
+    func trained(_ report: TrainedRound) {
+        loop.assertInEventLoop()
+        guard !stopping else { return }
+        execute(core.onTrained(report, nowMs: Self.nowMs()))
+    }
+
+    /// A mask surgery finished (on `loop`).
+    func maskApplied(params: Int, flops: Int) {
+        loop.assertInEventLoop()
+        core.onMaskApplied(params: params, flops: flops)
+    }
+
+    /// `POST /invite` (on `loop`).
+    func invite(_ key: PublicKey, validFor heights: UInt64 = 16) -> Result<Invite, MeshControlError> {
+        loop.assertInEventLoop()
+        let (result, directives) = core.onInvite(key, validFor: heights, nowMs: Self.nowMs())
+        if case let .success(invite) = result {
+            logger.notice("invite", metadata: ["invitee": "\(key.fingerprint)", "valid_until": "\(invite.validUntilHeight)"])
+        }
+        execute(directives)
+        return result
+    }
+
+    /// `POST /leave` (on `loop`).
+    func leave() -> Result<Void, MeshControlError> {
+        loop.assertInEventLoop()
+        let (result, directives) = core.onLeave(nowMs: Self.nowMs())
+        if case .success = result {
+            logger.notice("asking the mesh to remove this node", metadata: ["height": "\(core.mesh?.engine.height ?? 0)"])
+        }
+        execute(directives)
+        return result
     }
 
     private func renewEpoch() {
@@ -354,12 +365,9 @@ public final class Node: @unchecked Sendable {
     private func received(_ bytes: [UInt8], from address: SocketAddress) {
         guard !stopping else { return }
         let now = Self.nowMs()
-        let members = admitted, readers = self.readers
         // A datagram without an IP source (none arrive on UDP) is metered as one shared source.
         let source = Addresses.source(address) ?? SourceAddress(high: 0, low: 0, port: 0)
-        switch receiver.receive(bytes, from: source, nowMs: now, admit: { key, kind in
-            members.contains(key) || (kind == .logRequest && readers.contains(key))
-        }) {
+        switch receiver.receive(bytes, from: source, nowMs: now, admit: { key, kind in self.core.admits(key, kind: kind) }) {
         case .pending:
             return
         case let .rejected(reason):
@@ -372,27 +380,7 @@ public final class Node: @unchecked Sendable {
             }
             return
         case let .message(message):
-            if SWIMMessage.isMembershipKind(message.kind) {
-                let decoded: SWIMMessage
-                do {
-                    decoded = try SWIMMessage.decode(kind: message.kind, payload: message.payload)
-                } catch {
-                    // Counted once, as a reject: not also in messages_in.
-                    receiver.count(.malformedPayload)
-                    logger.debug("malformed membership message", metadata: ["from": "\(address)", "error": "\(error)"])
-                    return
-                }
-                counters.messagesIn += 1
-                guard let peer = Addresses.peerAddress(address) else { return }
-                execute(swim.onMessage(decoded, from: message.sender, at: peer, nowMs: now))
-                return
-            }
-            counters.messagesIn += 1
-            if let service = services[message.kind] {
-                service.onMessage(message, from: address, nowMs: now, node: self)
-            } else {
-                counters.messagesUnrouted += 1
-            }
+            execute(core.onMessage(message, from: Addresses.peerAddress(address), nowMs: now))
         }
     }
 
@@ -400,29 +388,53 @@ public final class Node: @unchecked Sendable {
         guard !stopping else { return }
         let now = Self.nowMs()
         receiver.tick(nowMs: now)
-        execute(swim.onTick(nowMs: now))
-        for service in serviceList { service.onTick(nowMs: now, node: self) }
+        execute(core.onTick(nowMs: now))
     }
 
-    private func execute(_ directives: [SWIMDirective]) {
+    /// Executes one bundle of the core's directives, in order (the contract on `NodeDirective`:
+    /// a durable write that fails stops the process before anything after it).
+    private func execute(_ directives: [NodeDirective]) {
         for directive in directives {
             switch directive {
-            case let .send(message, to: peer):
-                send(kind: message.kind, payload: message.encodedPayload(), to: Addresses.socketAddress(peer))
-            case let .broadcastBeacon(message):
+            case let .persistGuard(bytes):
+                meshPart(directive).persistGuard(bytes)
+            case let .persistBudget(bytes):
+                meshPart(directive).persistBudget(bytes)
+            case let .appendLog(height, entry):
+                meshPart(directive).append(height: height, entry: entry)
+            case let .send(kind, payload, peer):
+                send(kind: kind, payload: payload, to: Addresses.socketAddress(peer))
+            case let .broadcastBeacon(kind, payload):
                 guard let discovery = settings.discovery, discoverySocket != nil else { continue }
                 counters.beaconsSent += 1
-                send(kind: message.kind, payload: message.encodedPayload(), to: discovery.group, allowGroup: true)
-            case let .memberChanged(record, previous):
-                let level: Logger.Level = record.status == .alive && previous != nil ? .info
-                    : record.status == .alive ? .info : .notice
+                send(kind: kind, payload: payload, to: discovery.group, allowGroup: true)
+            case .admission:
+                break   // the receiver asks `core.admits` for every datagram
+            case let .train(round, epochs, finetune, total, logHeight):
+                meshPart(directive).train(pruningRound: round, epochs: epochs, finetune: finetune, finetuneTotalEpochs: total,
+                                          logHeight: logHeight, node: self)
+            case let .applyMask(mask, logHeight):
+                meshPart(directive).applyMask(mask, logHeight: logHeight, node: self)
+            case .malformed:
+                // Counted once, as a reject: not also in messages_in.
+                receiver.count(.malformedPayload)
+            case let .note(.memberChanged(record, previous)):
+                let level: Logger.Level = record.status == .alive ? .info : .notice
                 logger.log(level: level, "member changed", metadata: [
                     "member": "\(record.id.fingerprint)", "status": "\(record.status)",
                     "previous": "\(previous.map { "\($0)" } ?? "none")", "address": "\(record.address)",
                     "incarnation": "\(record.incarnation)",
                 ])
+            case let .note(note):
+                if let mesh, let core = core.mesh { mesh.log(note, core: core) }
             }
         }
+    }
+
+    /// The mesh part's shell, which a mesh directive needs (only a core hosting a mesh part emits them).
+    private func meshPart(_ directive: NodeDirective) -> MeshService {
+        guard let mesh else { preconditionFailure("mesh directive \(directive) on a node without a mesh part") }
+        return mesh
     }
 
     // MARK: Replay snapshot
@@ -449,6 +461,8 @@ public final class Node: @unchecked Sendable {
         loop.assertInEventLoop()
         let now = Self.nowMs()
         var c = counters
+        c.messagesIn = core.counters.messagesIn
+        c.messagesUnrouted = core.counters.messagesUnrouted
         var transport = socket.counters
         if let d = discoverySocket { transport.add(d.counters) }
         c.datagramsIn = transport.datagramsIn
@@ -466,6 +480,7 @@ public final class Node: @unchecked Sendable {
         c.verifyGate = receiver.gate.counters
         c.verifyGateProvenSources = receiver.gate.provenSourceCount
         c.verifyGateAddresses = receiver.gate.addressCount
+        let swim = core.swim
         let s = swim.counters
         c.probesSent = s.probesSent
         c.probesAcked = s.probesAcked
@@ -488,7 +503,7 @@ public final class Node: @unchecked Sendable {
                           listen: socket.localAddress.flatMap(Addresses.peerAddress).map { "\($0)" } ?? "",
                           advertised: "\(advertised!)", incarnation: swim.incarnation, bootEpoch: bootEpoch,
                           uptimeMs: now - startedAtMs, discovery: discoverySocket != nil, localHealth: swim.localHealth,
-                          membersByState: byState, members: members, counters: c, mesh: mesh?.status(),
+                          membersByState: byState, members: members, counters: c, mesh: core.mesh.flatMap { mesh?.status(core: $0) },
                           processCpuSeconds: ProcessFigures.cpuSeconds(), processRssBytes: ProcessFigures.rssBytes())
     }
 
@@ -505,11 +520,11 @@ public final class Node: @unchecked Sendable {
     public func shutdown() -> EventLoopFuture<Void> {
         loop.flatSubmit { () -> EventLoopFuture<Void> in
             guard !self.stopping else { return self.loop.makeSucceededVoidFuture() }
-            self.execute(self.swim.onLeave(nowMs: Self.nowMs()))
+            self.execute(self.core.onShutdown(nowMs: Self.nowMs()))
             self.stopping = true
             self.tickTask?.cancel()
             self.snapshotTask?.cancel()
-            self.logger.info("leaving", metadata: ["incarnation": "\(self.swim.incarnation)"])
+            self.logger.info("leaving", metadata: ["incarnation": "\(self.core.swim.incarnation)"])
             let sockets = [self.socket.close(), self.discoverySocket?.close() ?? self.loop.makeSucceededVoidFuture()]
             return EventLoopFuture.andAllComplete(sockets, on: self.loop)
                 .flatMap { self.persistReplaySnapshot() }

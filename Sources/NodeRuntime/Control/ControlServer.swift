@@ -1,6 +1,7 @@
 import Logging
 import MeshBase
 import NIOCore
+import NodeCore
 import NIOHTTP1
 import NIOPosix
 import Sodium
@@ -269,8 +270,8 @@ final class ControlServer: @unchecked Sendable {
                 write(context, .badRequest, "text/plain", Array("key=HEX (64 hex digits) required\n".utf8), keepAlive: keepAlive)
                 return
             }
-            meshAction(context: context, keepAlive: keepAlive) { mesh, node in
-                switch mesh.invite(key, node: node) {
+            meshAction(context: context, keepAlive: keepAlive) { node in
+                switch node.invite(key) {
                 case let .success(invite):
                     return .success("\"invitee\":\"\(key.hex)\",\"inviter\":\"\(invite.inviter.hex)\",\"valid_until_height\":\(invite.validUntilHeight)")
                 case let .failure(error):
@@ -281,19 +282,19 @@ final class ControlServer: @unchecked Sendable {
 
         /// `POST /leave`: the node asks the mesh to remove it (proposed in its own turn).
         private func leave(context: ChannelHandlerContext, keepAlive: Bool) {
-            meshAction(context: context, keepAlive: keepAlive) { mesh, node in
-                mesh.leave(node: node).map { "\"member\":\"\(node.settings.key.publicKey.hex)\"" }
+            meshAction(context: context, keepAlive: keepAlive) { node in
+                node.leave().map { "\"member\":\"\(node.settings.key.publicKey.hex)\"" }
             }
         }
 
         /// Runs `action` on the node's loop and answers `{"ok":true,FIELDS}` (200) or
         /// `{"ok":false,"error":"…"}` (409).
         private func meshAction(context: ChannelHandlerContext, keepAlive: Bool,
-                                _ action: @escaping @Sendable (MeshService, Node) -> Result<String, MeshStartError>) {
+                                _ action: @escaping @Sendable (Node) -> Result<String, MeshControlError>) {
             let node = self.node
             let answer = node.loop.submit { () -> (HTTPResponseStatus, [UInt8]) in
-                guard let mesh = node.mesh else { return (.conflict, Array("{\"ok\":false,\"error\":\"no mesh part\"}\n".utf8)) }
-                switch action(mesh, node) {
+                guard node.mesh != nil else { return (.conflict, Array("{\"ok\":false,\"error\":\"no mesh part\"}\n".utf8)) }
+                switch action(node) {
                 case let .success(fields):
                     return (.ok, Array("{\"ok\":true,\(fields)}\n".utf8))
                 case let .failure(error):

@@ -1,0 +1,69 @@
+import Learner
+import MeshBase
+import Membership
+import Sodium
+import Wire
+
+/// What the node core asks its shell to do: one ordered bundle per event (`NodeCore.on…`).
+///
+/// ## The ordering contract
+/// In the manner of etcd raft's `Ready`, the shell executes a bundle **in order**, and:
+/// 1. `persistGuard`, `persistBudget` and `appendLog` are **durable** (written and fsynced, the
+///    directory too where a file was replaced) before the next directive of the bundle is
+///    executed. So a vote never leaves before the guard that records it is on disk, a release
+///    never leaves before the budget that approved it is on disk, and nothing of height h + 1
+///    (a vote, a mask surgery, the next round's training) happens before entry h is in the log.
+/// 2. If one of them fails, the shell executes nothing more of the bundle and stops the node
+///    (exit 70): the node's promises are then unknown.
+/// 3. `send` and `broadcastBeacon` are fire-and-forget (UDP); `train` and `applyMask` are queued
+///    to the training thread in order, behind what is already queued, and come back as
+///    `NodeCore.onTrained` / `onMaskApplied`.
+/// 4. `admission` changes which keys the shell's receiver admits, from the next datagram on.
+/// 5. `note` has no effect on the protocol: the shell logs it (and counts what it counts).
+///
+/// A crash may fall between any two directives: everything before the crash point that was
+/// durable is found again at restart, nothing after it happened. The simulator
+/// (`NodeSimulation`) crashes nodes at every such point.
+public enum NodeDirective: Sendable {
+    /// Replace `signing.guard` with these bytes, durably.
+    case persistGuard([UInt8])
+    /// Replace `privacy.budget` with these bytes, durably.
+    case persistBudget([UInt8])
+    /// Append the encoded entry at `height` to the decision log, durably.
+    case appendLog(height: UInt64, entry: [UInt8])
+    /// Seal in an envelope (signed, chunked) and send.
+    case send(kind: MessageKind, payload: [UInt8], to: PeerAddress)
+    /// Send to the LAN discovery group, if discovery is on.
+    case broadcastBeacon(kind: MessageKind, payload: [UInt8])
+    /// The receiver admits `members` (every kind) and `readers` (`logRequest` only) from now on.
+    case admission(members: Set<PublicKey>, readers: Set<PublicKey>)
+    /// Train `epochs` local epochs (see `RoundDirective.train`); `logHeight` is the log height the
+    /// checkpoint written after the job is in step with.
+    case train(pruningRound: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int, logHeight: UInt64)
+    /// Shrink the model to `mask` by surgery (after the queued training), then checkpoint.
+    case applyMask(PruneMask, logHeight: UInt64)
+    /// A received datagram's payload did not decode (the receiver counts it as a reject).
+    case malformed(MessageKind)
+    /// For the operator's log (and the figures); no effect on the protocol.
+    case note(NodeNote)
+}
+
+/// Things worth a line in the node's log. The shell chooses the level and the wording.
+public enum NodeNote: Sendable {
+    case memberChanged(MemberRecord, previous: MemberStatus?)
+    case roundsStarted(height: UInt64, mask: PruneMask)
+    case training(pruningRound: UInt64, epochs: Int, finetune: Bool)
+    case releaseWaitsForPeer(pruningRound: UInt64)
+    case releaseRefused(pruningRound: UInt64, why: String)
+    case releaseFailed(pruningRound: UInt64, why: String)
+    case released(pruningRound: UInt64, releaseCount: UInt32, epsilonSpent: Double, bytes: Int)
+    case committed(height: UInt64, kind: String, consensusRound: UInt32, signers: Int, mask: PruneMask,
+                   msAfterLastContribution: UInt64?)
+    case removedSelf(height: UInt64, reason: String)
+    case proposingRemoval(member: PublicKey, reason: String, afterMs: UInt64)
+    case equivocation(offender: PublicKey, height: UInt64, round: UInt32, type: String)
+    case syncedEntryRefused(from: PublicKey, height: UInt64, why: String)
+    case malformedMeshMessage(kind: MessageKind, from: PublicKey, why: String)
+    case cannotServeLog(height: UInt64)
+    case finished
+}
