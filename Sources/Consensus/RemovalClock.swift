@@ -24,6 +24,9 @@ public struct RemovalClock: Sendable {
 
     /// The view now: `down` the validators membership reports dead, gone or unknown, `left` those
     /// of them that announced their leave. Returns the removals due, in key order.
+    /// Whether a validator is being timed (an empty view then still has to be told, to clear it).
+    public var tracking: Bool { !down.isEmpty }
+
     public mutating func onView(down now: Set<PublicKey>, left: Set<PublicKey>, nowMs: UInt64) -> [Decision] {
         down = down.filter { now.contains($0.key) }
         for key in now {

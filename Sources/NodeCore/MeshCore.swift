@@ -17,6 +17,16 @@ public struct MeshCoreConfig: Sendable {
     public var removeDeadAfterMs: UInt64
     /// Log entries asked for, and served, per sync message exchange.
     public var syncBatch: Int
+    /// A bug put in on purpose, so that a test can show the simulator catches it. Nil in every
+    /// real node (nothing outside the simulator's tests sets it).
+    public var deliberateBug: DeliberateBug?
+
+    /// The bugs `deliberateBug` can put in.
+    public enum DeliberateBug: String, Sendable, Hashable, CaseIterable {
+        /// Log sync appends a synced entry at the next height without checking its link or its
+        /// certificate (so an entry of another mesh is accepted).
+        case acceptUnverifiedSyncedEntries
+    }
 
     public init(ledger: LedgerGenesis, consensus: ConsensusConfig, rounds: RoundDriver.Config, removeDeadAfterMs: UInt64,
                 syncBatch: Int = 8) {
@@ -116,6 +126,8 @@ public struct MeshCore: Sendable {
     private var maskHistory: [PruneMask]
     public private(set) var budget: PinnedPrivacyBudget
     private var noise: NoiseSource
+    /// Seeded noise is refused on this path unless the simulator or a test said so.
+    private let allowInsecureSeededNoise: Bool
     private var lastImportance: TrainedRound?
     private var assemblers: [PublicKey: LogSyncAssembler] = [:]
     /// How long each validator has been down in this node's membership view.
@@ -151,7 +163,7 @@ public struct MeshCore: Sendable {
     /// this) and checkpoint `finetuneEpochsDone` epochs into phase two. `noise`: the CSPRNG in
     /// production (`NoiseSource.secure`); seeded only in tests and the simulator.
     public init(config: MeshCoreConfig, signer: SigningKey, log: VerifiedLog, guard signingGuard: SigningGuard?,
-                budget: PinnedPrivacyBudget, finetuneEpochsDone: Int, noise: NoiseSource) {
+                budget: PinnedPrivacyBudget, finetuneEpochsDone: Int, noise: NoiseSource, allowInsecureSeededNoise: Bool = false) {
         self.config = config
         self.signer = signer
         var maskHistory: [PruneMask] = []
@@ -173,6 +185,7 @@ public struct MeshCore: Sendable {
         self.driver = RoundDriver(config: config.rounds, state: log.state, maskHistory: maskHistory, finetuneEpochsDone: finetuneEpochsDone)
         self.budget = budget
         self.noise = noise
+        self.allowInsecureSeededNoise = allowInsecureSeededNoise
     }
 
     public var state: MeshState { engine.state }
@@ -231,20 +244,31 @@ public struct MeshCore: Sendable {
         return execute(engine.onMessage(decoded, from: sender, nowMs: nowMs), nowMs: nowMs)
     }
 
-    /// Every tick, with the membership view: the agreement's "down" set, removals, a deferred
-    /// release, and the agreement's timers.
-    mutating func onTick(members: [MemberRecord], nowMs: UInt64) -> [Out] {
-        // Never heard of, dead or gone: not worth waiting for. One pass over the view per tick.
-        var reachable = Set<PublicKey>([me])
-        var left = Set<PublicKey>()
-        for record in members {
-            if record.status == .alive || record.status == .suspect { reachable.insert(record.id) }
-            if record.status == .left { left.insert(record.id) }
+    /// The view's "down" and "left" sets, for the view version and height they were computed at.
+    private var viewCache: (version: UInt64, height: UInt64, down: Set<PublicKey>, left: Set<PublicKey>)?
+
+    /// Every tick, with the membership view (`members`, read only when `viewVersion` or the
+    /// height moved): the agreement's "down" set, removals, a deferred release, and the
+    /// agreement's timers.
+    mutating func onTick(members: () -> [MemberRecord], viewVersion: UInt64, nowMs: UInt64) -> [Out] {
+        let down: Set<PublicKey>, left: Set<PublicKey>
+        if let c = viewCache, c.version == viewVersion, c.height == engine.state.height {
+            (down, left) = (c.down, c.left)
+        } else {
+            // Never heard of, dead or gone: not worth waiting for.
+            var reachable = Set<PublicKey>([me])
+            var gone = Set<PublicKey>()
+            for record in members() {
+                if record.status == .alive || record.status == .suspect { reachable.insert(record.id) }
+                if record.status == .left { gone.insert(record.id) }
+            }
+            down = Set(engine.validators.keys.filter { !reachable.contains($0) })
+            left = gone
+            peerValidatorUp = engine.validators.count == 1 || engine.validators.keys.contains { $0 != me && reachable.contains($0) }
+            viewCache = (viewVersion, engine.state.height, down, left)
         }
-        let down = Set(engine.validators.keys.filter { !reachable.contains($0) })
-        peerValidatorUp = engine.validators.count == 1 || engine.validators.keys.contains { $0 != me && reachable.contains($0) }
         var out = execute(engine.onMembership(down: down, nowMs: nowMs), nowMs: nowMs)
-        out += proposeRemovals(down: down, left: left, nowMs: nowMs)
+        if !down.isEmpty || removalClock.tracking { out += proposeRemovals(down: down, left: left, nowMs: nowMs) }
         if let round = deferredRelease, peerValidatorUp, !removedSelf {
             deferredRelease = nil
             out += release(round: round, nowMs: nowMs)
@@ -435,7 +459,10 @@ public struct MeshCore: Sendable {
         // Durable before the release can leave (ordering contract).
         var out: [Out] = [.directive(.persistBudget(budget.budget.serialised()))]
         let release: PrivateImportanceRelease
-        do { release = try PrivateImportanceRelease.make(importance: vector, approval: approval, noise: &noise) } catch {
+        do {
+            release = try PrivateImportanceRelease.make(importance: vector, approval: approval, noise: &noise,
+                                                        allowInsecureSeededNoise: allowInsecureSeededNoise)
+        } catch {
             out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "\(error)"))))
             return out
         }
@@ -474,6 +501,11 @@ public struct MeshCore: Sendable {
             do { entry = try LogEntry.decode(whole) } catch {
                 figures.syncRejected += 1
                 return [.directive(.note(.syncedEntryRefused(from: peer, height: height, why: "malformed: \(error)")))]
+            }
+            if config.deliberateBug == .acceptUnverifiedSyncedEntries, entry.height == UInt64(entries.count) + 1 {
+                entries.append(whole)
+                headHash = LogEntry.hash(encoded: whole)
+                return [.directive(.appendLog(height: entry.height, entry: whole))]
             }
             guard entry.height == engine.height, entry.previousHash == headHash else {
                 figures.syncRejected += 1

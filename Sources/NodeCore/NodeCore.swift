@@ -64,6 +64,8 @@ public struct NodeCore: Sendable {
     /// Keys the SWIM view has held a record of (their genesis hints are not used again).
     private var heardOf: Set<PublicKey> = []
     public private(set) var counters = NodeCoreCounters()
+    /// Bumped whenever membership reports a change (the mesh part re-reads the view then).
+    private var viewVersion: UInt64 = 0
     private var stopped = false
 
     public init(config: NodeCoreConfig, nowMs: UInt64) {
@@ -123,7 +125,8 @@ public struct NodeCore: Sendable {
         guard !stopped else { return [] }
         var out = membership(swim.onTick(nowMs: nowMs))
         if var m = mesh {
-            let more = m.onTick(members: swim.members, nowMs: nowMs)
+            let swim = self.swim
+            let more = m.onTick(members: { swim.members }, viewVersion: viewVersion, nowMs: nowMs)
             mesh = m
             out += route(more, nowMs: nowMs)
         }
@@ -195,6 +198,7 @@ public struct NodeCore: Sendable {
                 out.append(.broadcastBeacon(kind: message.kind, payload: message.encodedPayload()))
             case let .memberChanged(record, previous):
                 heardOf.insert(record.id)
+                viewVersion &+= 1
                 out.append(.note(.memberChanged(record, previous: previous)))
             }
         }
@@ -211,6 +215,7 @@ public struct NodeCore: Sendable {
                 out.append(.admission(members: members, readers: self.readers))
                 if members != admitted {
                     admitted = members
+                    viewVersion &+= 1
                     out += membership(swim.onAdmittedChanged(members, nowMs: nowMs))
                 }
             case let .directive(d):

@@ -10,6 +10,13 @@ public protocol Bytes32: Sendable, Hashable, CustomStringConvertible {
 extension Bytes32 {
     public static var byteCount: Int { 32 }
 
+    /// The 32 bytes in one call (the synthesised hash feeds the hasher a byte at a time, which
+    /// made key sets the simulator's hottest code). Consistent with `==`, which compares `bytes`.
+    @inlinable
+    public func hashBytes(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
     /// Nil unless `bytes` holds exactly 32 bytes.
     public init?(bytes: [UInt8]) {
         guard bytes.count == 32 else { return nil }

@@ -2,6 +2,8 @@
 public struct Digest32: Bytes32 {
     public let bytes: [UInt8]
 
+    public func hash(into hasher: inout Hasher) { hashBytes(into: &hasher) }
+
     public init(storage bytes: [UInt8]) {
         precondition(bytes.count == 32, "a Digest32 needs 32 bytes, got \(bytes.count)")
         self.bytes = bytes

@@ -8,6 +8,8 @@ public struct PublicKey: Bytes32, Comparable {
     /// key, and every place that makes a key a member (genesis, invite, admit, audit) checks it.
     public let bytes: [UInt8]
 
+    public func hash(into hasher: inout Hasher) { hashBytes(into: &hasher) }
+
     /// True iff the bytes are a canonical encoding of a point on the curve, in the prime-order
     /// subgroup and not of small order (libsodium `crypto_core_ed25519_is_valid_point`). Every
     /// key made by `SigningKey` passes; the all-zero key, the identity point, the other

@@ -10,6 +10,15 @@ public struct InboundMessage: Sendable, Hashable {
     public let sequence: UInt64
     public let payload: [UInt8]
     public let wasChunked: Bool
+
+    /// A message as the receiver delivers it (the simulator, which needs no envelope, makes its own).
+    public init(sender: PublicKey, kind: MessageKind, sequence: UInt64, payload: [UInt8], wasChunked: Bool) {
+        self.sender = sender
+        self.kind = kind
+        self.sequence = sequence
+        self.payload = payload
+        self.wasChunked = wasChunked
+    }
 }
 
 /// What `Receiver.receive` made of one datagram.
