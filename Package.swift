@@ -13,7 +13,8 @@
 //   Membership  SWIM + Lifeguard state machine      (MeshBase, Sodium, Wire) — pure, sans-IO
 //   Consensus   BFT agreement (Tendermint style), decisions, certificates, trimmed-mean aggregate and mask
 //               (MeshBase, Sodium, Learner, Privacy, Wire) — pure, sans-IO
-//   Ledger      hash-chained decision log: entry format, crash-safe file, offline verification (… Consensus)
+//   Ledger      hash-chained decision log: entry format, crash-safe file (through PosixIO), offline verification
+//               (MeshBase, PosixIO, … Consensus)
 //   Rounds      the node's round logic: train, release, agree, shrink, freeze, fine-tune (… Consensus) — pure
 //   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Learner, Privacy, Wire, Membership,
 //               Consensus, Ledger) — pure
@@ -62,7 +63,7 @@ let package = Package(
 
         .target(name: "Membership", dependencies: ["MeshBase", "Sodium", "Wire"], swiftSettings: optimisedInDebug),
         .target(name: "Consensus", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire"], swiftSettings: optimisedInDebug),
-        .target(name: "Ledger", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Consensus"], swiftSettings: optimisedInDebug),
+        .target(name: "Ledger", dependencies: ["MeshBase", "PosixIO", "Sodium", "Learner", "Privacy", "Wire", "Consensus"], swiftSettings: optimisedInDebug),
         .target(name: "Rounds", dependencies: ["MeshBase", "Learner", "Consensus"]),
         .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger"],
                 swiftSettings: optimisedInDebug),
@@ -90,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "PruneMeshCLI",
             dependencies: [
-                "MeshBase", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
+                "MeshBase", "PosixIO", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
                 "Membership", "Consensus", "Ledger", "Rounds", "Simulation", "MeshConfig", "NodeRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

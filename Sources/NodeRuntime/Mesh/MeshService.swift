@@ -8,6 +8,7 @@ import MeshBase
 import MeshConfig
 import Membership
 import NIOCore
+import PosixIO
 import Privacy
 import Rounds
 import Sodium
@@ -312,7 +313,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
         for output in outputs {
             switch output {
             case let .persistGuard(g):
-                do { try DurableFile.write(g.encoded(), to: files.guardFile) } catch {
+                do { try PosixIO.writeAtomically(g.encoded(), to: files.guardFile) } catch {
                     fatal("cannot persist the signing guard: \(error)")
                 }
             case let .broadcast(message):
@@ -452,7 +453,7 @@ public final class MeshService: NodeService, @unchecked Sendable {
             logger.warning("privacy budget refuses the release; not contributing", metadata: ["round": "\(round)", "why": "\(why)"])
             return
         }
-        do { try DurableFile.write(budget.budget.serialised(), to: files.budgetFile) } catch {
+        do { try PosixIO.writeAtomically(budget.budget.serialised(), to: files.budgetFile) } catch {
             fatal("cannot persist the privacy budget: \(error)")
         }
         var noise = NoiseSource.secure
