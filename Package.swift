@@ -4,7 +4,8 @@
 // Layers, lowest first. Each target imports only targets above it in this list:
 //   C shims     CSodium, COpenBLAS, CZlib          (system libraries, one header each)
 //   MeshBase    limits, strict byte codec, seeded PRNG (pure Swift, no C)
-//   PosixIO     the one file layer: atomic durable writes (directory fsync checked), bounded reads
+//   PosixIO     the one file layer: atomic durable writes and renames (directory fsync checked), the
+//               append-only file of the decision log, bounded reads
 //   wrappers    Sodium, BLAS, Gzip                  (the only Swift code that touches the C shims)
 //   Dataset     IDX reader, partitions              (MeshBase, Gzip)
 //   Learner     CNN, training, importance, surgery  (MeshBase, BLAS, Dataset, Gzip)

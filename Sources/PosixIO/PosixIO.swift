@@ -66,7 +66,7 @@ public enum PosixIO {
             }
         }
         if !exclusive {
-            guard rename(target, path) == 0 else { throw PosixFailure(path: path, operation: "rename", code: errno) }
+            guard Glibc.rename(target, path) == 0 else { throw PosixFailure(path: path, operation: "rename", code: errno) }
         }
         done = true
         try fsyncDirectory(of: path)
@@ -132,6 +132,15 @@ public enum PosixIO {
     public static func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0
+    }
+
+    /// Renames `from` to `to` (replacing what is there) and fsyncs the directory (both, if they
+    /// differ), so the new name survives a crash. Fails with `operation` "rename" if the rename
+    /// did not happen, "fsync" / "open directory" if it happened but may not be durable.
+    public static func rename(_ from: String, to: String) throws(PosixFailure) {
+        guard Glibc.rename(from, to) == 0 else { throw PosixFailure(path: from, operation: "rename", code: errno) }
+        try fsyncDirectory(of: to)
+        if directory(of: from) != directory(of: to) { try fsyncDirectory(of: from) }
     }
 
     /// Removes the file at `path`; one already gone is not an error.

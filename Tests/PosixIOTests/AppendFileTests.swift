@@ -130,6 +130,18 @@ struct TinyTmpfs {
         #expect(error.operation == "unlink" && error.path == dir, "a directory is not removed: \(error)")
     }
 
+    @Test func renameIsDurableAndSaysWhichStepFailed() throws {
+        let dir = try PosixIOTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try PosixIO.writeAtomically([1], to: dir + "/model.ckpt")
+        try PosixIO.makeDirectory(dir + "/aside")
+        try PosixIO.rename(dir + "/model.ckpt", to: dir + "/aside/model.ckpt.broken")
+        #expect(try PosixIO.read(dir + "/aside/model.ckpt.broken", limit: 4) == [1])
+        #expect(!PosixIO.exists(dir + "/model.ckpt"))
+        let error = try #require(throws: PosixFailure.self) { try PosixIO.rename(dir + "/model.ckpt", to: dir + "/x") }
+        #expect(error.isNotFound && error.operation == "rename" && error.path == dir + "/model.ckpt", "\(error)")
+    }
+
     /// A real full disk: the append that does not fit fails with ENOSPC, naming the file and the
     /// call, and leaves the file as it was (no part of the bytes stays behind); with space again,
     /// appends go on where the file ended.

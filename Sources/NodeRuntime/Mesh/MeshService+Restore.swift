@@ -268,11 +268,9 @@ extension MeshService {
         for n in 0..<1000 {
             let candidate = n == 0 ? path + ".broken" : path + ".broken.\(n)"
             guard !FileManager.default.fileExists(atPath: candidate) else { continue }
-            guard rename(path, candidate) == 0 else {
-                throw MeshStartError(description: "\(path): cannot rename it to \(candidate): \(String(cString: strerror(errno)))")
-            }
-            do { try PosixIO.fsyncDirectory(of: candidate) } catch {
-                throw MeshStartError(description: "\(path): renamed to \(candidate), but \(error)")
+            do { try PosixIO.rename(path, to: candidate) } catch {
+                throw MeshStartError(description: error.operation == "rename" ? "\(path): cannot rename it to \(candidate): \(error.reason)"
+                                                                               : "\(path): renamed to \(candidate), but \(error)")
             }
             return candidate
         }
