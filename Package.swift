@@ -4,7 +4,8 @@
 // Layers, lowest first. Each target imports only targets above it in this list:
 //   C shims     CSodium, COpenBLAS, CZlib          (system libraries, one header each)
 //   MeshBase    limits, strict byte codec, seeded PRNG (pure Swift, no C)
-//   PosixIO     the one file layer: atomic durable writes (directory fsync checked), bounded reads
+//   PosixIO     the one file layer: atomic durable writes and renames (directory fsync checked), the
+//               append-only file of the decision log, bounded reads
 //   wrappers    Sodium, BLAS, Gzip                  (the only Swift code that touches the C shims)
 //   Dataset     IDX reader, partitions              (MeshBase, Gzip)
 //   Learner     CNN, training, importance, surgery  (MeshBase, BLAS, Dataset, Gzip)
@@ -13,7 +14,8 @@
 //   Membership  SWIM + Lifeguard state machine      (MeshBase, Sodium, Wire) — pure, sans-IO
 //   Consensus   BFT agreement (Tendermint style), decisions, certificates, trimmed-mean aggregate and mask
 //               (MeshBase, Sodium, Learner, Privacy, Wire) — pure, sans-IO
-//   Ledger      hash-chained decision log: entry format, crash-safe file, offline verification (… Consensus)
+//   Ledger      hash-chained decision log: entry format, crash-safe file (through PosixIO), offline verification
+//               (MeshBase, PosixIO, … Consensus)
 //   Rounds      the node's round logic: train, release, agree, shrink, freeze, fine-tune (… Consensus) — pure
 //   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Learner, Privacy, Wire, Membership,
 //               Consensus, Ledger) — pure
@@ -62,7 +64,7 @@ let package = Package(
 
         .target(name: "Membership", dependencies: ["MeshBase", "Sodium", "Wire"], swiftSettings: optimisedInDebug),
         .target(name: "Consensus", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire"], swiftSettings: optimisedInDebug),
-        .target(name: "Ledger", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Consensus"], swiftSettings: optimisedInDebug),
+        .target(name: "Ledger", dependencies: ["MeshBase", "PosixIO", "Sodium", "Learner", "Privacy", "Wire", "Consensus"], swiftSettings: optimisedInDebug),
         .target(name: "Rounds", dependencies: ["MeshBase", "Learner", "Consensus"]),
         .target(name: "NodeCore", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger", "Rounds"],
                 swiftSettings: optimisedInDebug),
@@ -93,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "PruneMeshCLI",
             dependencies: [
-                "MeshBase", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
+                "MeshBase", "PosixIO", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
                 "Membership", "Consensus", "Ledger", "Rounds", "NodeCore", "Simulation", "MeshConfig", "NodeRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

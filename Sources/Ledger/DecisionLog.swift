@@ -1,7 +1,8 @@
 #if canImport(Glibc)
-import Glibc
+import Glibc  // errno constants only: every system call goes through PosixIO
 #endif
 import MeshBase
+import PosixIO
 import Sodium
 import Wire
 
@@ -19,7 +20,12 @@ import Wire
 /// an error too; `readValidPrefix` gives the valid records before the first problem.
 ///
 /// Not thread-safe: one owner appends. After a failed write or fsync the log refuses further
-/// appends (`.poisoned`): the file's state is unknown until reopened.
+/// appends (`.poisoned`): the file's state is unknown until reopened. (A failed write is cut back
+/// to the last whole record, so a full disk leaves no torn tail to repair.)
+///
+/// Every system call goes through the one file layer (`PosixIO.AppendFile`, `PosixIO.writeAtomically`);
+/// this type holds the log's rules, `LogFileFormat` and `LogFileScan` the pure byte format.
+/// A file-layer failure is `DecisionLogError.io`, naming the file, the call and errno.
 public final class DecisionLog {
     /// What `open` did to a torn tail.
     public struct Repair: Sendable, Equatable {
@@ -46,20 +52,19 @@ public final class DecisionLog {
     /// a record is one write(2), which a killed process cannot tear (only a power loss can).
     public var tornWritePieceBytes: Int?
 
-    private var fd: Int32
-    private var end: Int
+    /// nil once closed.
+    private var file: PosixIO.AppendFile?
     /// Where each entry's body lies in the file (16 bytes an entry; bodies are read back on
     /// demand, never kept).
     private var bodyRanges: [Range<Int>]
     private var lastChecksum: Digest32
     private var poisoned = false
 
-    private init(path: String, meshID: MeshID, fd: Int32, end: Int, bodyRanges: [Range<Int>], headHash: Digest32,
+    private init(path: String, meshID: MeshID, file: PosixIO.AppendFile, bodyRanges: [Range<Int>], headHash: Digest32,
                  lastChecksum: Digest32) {
         self.path = path
         self.meshID = meshID
-        self.fd = fd
-        self.end = end
+        self.file = file
         self.bodyRanges = bodyRanges
         self.count = bodyRanges.count
         self.headHash = headHash
@@ -69,24 +74,29 @@ public final class DecisionLog {
     deinit { close() }
 
     public func close() {
-        if fd >= 0 { _ = Glibc.close(fd) }
-        fd = -1
+        file?.close()
+        file = nil
     }
 
     /// Creates an empty log for `meshID`; refuses if `path` exists.
     public static func create(path: String, meshID: MeshID) throws(DecisionLogError) -> DecisionLog {
-        guard !PosixFile.exists(path) else { throw .alreadyExists(path: path) }
-        let header = LogFileFormat.fileHeader(meshID: meshID)
-        let temporary = path + ".creating"
-        try PosixFile.writeNewFile(temporary, header)
-        try PosixFile.rename(temporary, path)
-        try PosixFile.fsyncDirectory(of: path)
+        // Whole or not at all (temporary file, fsync, rename, checked fsync of the directory), so
+        // a log file always has a complete header.
+        let created: PosixIO.AppendFile
+        do {
+            created = try PosixIO.AppendFile.create(path, header: LogFileFormat.fileHeader(meshID: meshID))
+        } catch {
+            throw error.isAlreadyExists ? .alreadyExists(path: path) : DecisionLogError(error)
+        }
+        created.close()
         return try open(path: path, meshID: meshID)
     }
 
     /// Opens an existing log (for appending), repairing a torn tail. `meshID` nil accepts any mesh.
     public static func open(path: String, meshID expected: MeshID?) throws(DecisionLogError) -> DecisionLog {
-        let bytes = try PosixFile.readAll(path)
+        let file = try io { () throws(PosixFailure) in try PosixIO.AppendFile.open(path) }
+        // Scanned through the descriptor appends will use (closed by `file`'s deinit on a throw).
+        let bytes = try io { () throws(PosixFailure) in try file.read(0..<file.length) }
         let scan = try LogFileScan(bytes, path: path)
         if let expected, expected != scan.meshID {
             throw .wrongMesh(path: path, expected: expected.hex, actual: scan.meshID.hex)
@@ -97,28 +107,19 @@ public final class DecisionLog {
         case let .corrupt(index, offset, reason):
             throw .corrupt(path: path, index: index, offset: offset, reason: reason)
         case let .tornTail(index, offset, reason):
+            // The copy is durable (its directory fsynced) before anything is cut.
             let copy = try brokenCopyPath(for: path)
-            try PosixFile.writeNewFile(copy, bytes)
+            try io { () throws(PosixFailure) in try PosixIO.writeAtomically(bytes, to: copy, mode: 0o644) }
+            try io { () throws(PosixFailure) in try file.truncate(to: scan.validEnd) }
             repair = Repair(index: index, offset: offset, droppedBytes: bytes.count - scan.validEnd, reason: reason,
                             brokenCopyPath: copy)
         }
-        let fd = try PosixFile.open(path, O_RDWR)
-        do throws(DecisionLogError) {
-            if repair != nil {
-                try PosixFile.truncate(fd, to: scan.validEnd, path: path)
-                try PosixFile.fsync(fd, path: path)
-                try PosixFile.fsyncDirectory(of: path)
-            }
-            let end = try PosixFile.seekEnd(fd, path: path)
-            guard end == scan.validEnd else {
-                throw .io(operation: "file length changed while opening (\(end) ≠ \(scan.validEnd))", path: path, errno: 0)
-            }
-        } catch {
-            _ = Glibc.close(fd)
-            throw error
+        let end = try io { () throws(PosixFailure) in try file.lengthOnDisk() }
+        guard end == scan.validEnd else {
+            throw .io(operation: "file length changed while opening (\(end) ≠ \(scan.validEnd))", path: path, errno: 0)
         }
         let head = scan.bodies.last.map { LogEntry.hash(encoded: Array(bytes[$0])) } ?? scan.meshID.digest
-        let log = DecisionLog(path: path, meshID: scan.meshID, fd: fd, end: scan.validEnd, bodyRanges: scan.bodies,
+        let log = DecisionLog(path: path, meshID: scan.meshID, file: file, bodyRanges: scan.bodies,
                               headHash: head, lastChecksum: scan.lastChecksum)
         log.repair = repair
         return log
@@ -126,7 +127,7 @@ public final class DecisionLog {
 
     /// Opens the log at `path`, or creates it if there is none.
     public static func openOrCreate(path: String, meshID: MeshID) throws(DecisionLogError) -> DecisionLog {
-        PosixFile.exists(path) ? try open(path: path, meshID: meshID) : try create(path: path, meshID: meshID)
+        PosixIO.exists(path) ? try open(path: path, meshID: meshID) : try create(path: path, meshID: meshID)
     }
 
     /// Appends `entry` (which must be the next: height = count + 1, previous hash = head) and
@@ -141,28 +142,28 @@ public final class DecisionLog {
 
     /// Appends an already encoded entry (not decoded: the caller vouches it is the next one).
     public func append(encodedEntry body: [UInt8]) throws(DecisionLogError) {
-        guard !poisoned, fd >= 0 else { throw .poisoned(path: path) }
+        guard !poisoned, let file else { throw .poisoned(path: path) }
         guard !body.isEmpty, body.count <= Limits.log_entry_bytes_max else {
             throw .entryTooLarge(bytes: body.count, limit: Limits.log_entry_bytes_max)
         }
         guard count < Limits.log_entries_count_max else { throw .tooManyEntries(limit: Limits.log_entries_count_max) }
         let (record, checksum) = LogFileFormat.record(index: UInt64(count), parent: lastChecksum, body: body)
+        let start = file.length
         do {
             if let piece = tornWritePieceBytes, piece > 0 {
-                for start in stride(from: 0, to: record.count, by: piece) {
-                    try PosixFile.writeAll(fd, Array(record[start..<min(record.count, start + piece)]), path: path)
-                    try PosixFile.fsync(fd, path: path)
+                for from in stride(from: 0, to: record.count, by: piece) {
+                    try file.append(Array(record[from..<min(record.count, from + piece)]))
+                    try file.sync()
                 }
             } else {
-                try PosixFile.writeAll(fd, record, path: path)
+                try file.append(record)
             }
-            try PosixFile.fsync(fd, path: path)
+            try file.sync()
         } catch {
             poisoned = true
-            throw error
+            throw DecisionLogError(error)
         }
-        bodyRanges.append((end + LogFileFormat.recordHeaderByteCount)..<(end + record.count))
-        end += record.count
+        bodyRanges.append((start + LogFileFormat.recordHeaderByteCount)..<(start + record.count))
         count += 1
         lastChecksum = checksum
         headHash = LogEntry.hash(encoded: body)
@@ -172,15 +173,17 @@ public final class DecisionLog {
     /// peers that sync). The bytes are those this log wrote or verified when it was opened.
     public func entry(at index: Int) throws(DecisionLogError) -> [UInt8] {
         precondition(index >= 0 && index < bodyRanges.count, "entry \(index) of a log of \(bodyRanges.count)")
-        guard fd >= 0 else { throw .poisoned(path: path) }
-        return try PosixFile.read(fd, bodyRanges[index], path: path)
+        guard let file else { throw .poisoned(path: path) }
+        let range = bodyRanges[index]
+        return try io { () throws(PosixFailure) in try file.read(range) }
     }
 
     /// Every entry, read back from the file in one pass (at start, to verify and rebuild state;
     /// the scan `open` did is not repeated).
     public func allEntries() throws(DecisionLogError) -> [[UInt8]] {
         guard let first = bodyRanges.first, let last = bodyRanges.last else { return [] }
-        let bytes = try PosixFile.read(fd, first.lowerBound..<last.upperBound, path: path)
+        guard let file else { throw .poisoned(path: path) }
+        let bytes = try io { () throws(PosixFailure) in try file.read(first.lowerBound..<last.upperBound) }
         return bodyRanges.map { Array(bytes[($0.lowerBound - first.lowerBound)..<($0.upperBound - first.lowerBound)]) }
     }
 
@@ -196,7 +199,8 @@ public final class DecisionLog {
     /// log header.
     public static func readValidPrefix(path: String) throws(DecisionLogError)
         -> (meshID: MeshID, entries: [[UInt8]], problem: DecisionLogError?) {
-        let bytes = try PosixFile.readAll(path)
+        // Read whole, as the scan needs; a log has no size limit short of Limits' entries × bytes.
+        let bytes = try io { () throws(PosixFailure) in try PosixIO.read(path, limit: Int.max) }
         let scan = try LogFileScan(bytes, path: path)
         var problem: DecisionLogError?
         switch scan.problem {
@@ -211,8 +215,17 @@ public final class DecisionLog {
     private static func brokenCopyPath(for path: String) throws(DecisionLogError) -> String {
         for n in 0..<1000 {
             let candidate = n == 0 ? path + ".broken" : path + ".broken.\(n)"
-            if !PosixFile.exists(candidate) { return candidate }
+            if !PosixIO.exists(candidate) { return candidate }
         }
         throw .io(operation: "find a free .broken name", path: path, errno: EEXIST)
+    }
+
+    /// Runs a file-layer call, its failure as `DecisionLogError.io`.
+    private static func io<R>(_ body: () throws(PosixFailure) -> R) throws(DecisionLogError) -> R {
+        do { return try body() } catch { throw DecisionLogError(error) }
+    }
+
+    private func io<R>(_ body: () throws(PosixFailure) -> R) throws(DecisionLogError) -> R {
+        try Self.io(body)
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import PosixIO
 
 /// Why a decision log file could not be created, opened, read or appended to.
 public enum DecisionLogError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -25,6 +26,11 @@ public enum DecisionLogError: Error, Sendable, Equatable, CustomStringConvertibl
     /// An earlier write or fsync failed: the file's state is unknown, reopen it.
     case poisoned(path: String)
     case tooManyEntries(limit: Int)
+
+    /// A failure of the file layer: the same file, call and errno.
+    public init(_ failure: PosixFailure) {
+        self = .io(operation: failure.operation, path: failure.path, errno: failure.code)
+    }
 
     public var description: String {
         switch self {

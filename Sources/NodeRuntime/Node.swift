@@ -5,6 +5,7 @@ import Membership
 import NodeCore
 import NIOCore
 import NIOPosix
+import PosixIO
 import Prometheus
 import Sodium
 import Wire
@@ -86,7 +87,7 @@ public final class Node: @unchecked Sendable {
                              logger: Logger) throws -> EventLoopFuture<Node> {
         let state = StateDirectory(path: settings.stateDirectory)
         if let problem = Self.publicControlProblem(settings) { throw NodeStartError(description: problem) }
-        try DurableFile.makeDirectory(settings.stateDirectory)
+        try PosixIO.makeDirectory(settings.stateDirectory)
         let token: ControlToken
         do {
             let (t, created) = try ControlToken.loadOrCreate(state.controlTokenFile)
@@ -531,7 +532,7 @@ public final class Node: @unchecked Sendable {
                 .flatMap { self.control?.close() ?? self.loop.makeSucceededVoidFuture() }
                 .flatMap { self.metricsServer?.close() ?? self.loop.makeSucceededVoidFuture() }
                 .map {
-                    DurableFile.remove(self.state.controlFile)
+                    try? PosixIO.remove(self.state.controlFile)
                     self.logger.info("stopped")
                 }
         }

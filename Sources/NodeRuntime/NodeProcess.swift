@@ -6,6 +6,7 @@ import Metrics
 import MeshConfig
 import NIOCore
 import NIOPosix
+import PosixIO
 import Prometheus
 import Sodium
 
@@ -64,7 +65,7 @@ public enum NodeProcess {
         if let controlIdleTimeoutMs { settings.controlIdleTimeoutMs = controlIdleTimeoutMs }
         if let problem = Node.publicControlProblem(settings) { throw NodeStartError(description: problem) }
         // Before anything reads or writes the state directory: one process, one key.
-        try DurableFile.makeDirectory(settings.stateDirectory)
+        try PosixIO.makeDirectory(settings.stateDirectory)
         let lock = try StateDirectoryLock.acquire(directory: settings.stateDirectory, key: settings.key.publicKey)
         defer { withExtendedLifetime(lock) {} }
         var meshService: MeshService?

@@ -31,7 +31,8 @@ public struct PosixFailure: Error, Sendable, Equatable, CustomStringConvertible 
 /// write a temporary file, fsync it, rename it over the target, fsync the directory, and treat a
 /// failure of any step (the directory's fsync included) as a failure of the write — exists once.
 /// (It existed four times, and two copies ignored the directory's fsync.) Reading is bounded:
-/// a file larger than the caller's limit is refused before it is read.
+/// a file larger than the caller's limit is refused before it is read. Files held open and
+/// appended to (the decision log) are `AppendFile`s.
 public enum PosixIO {
     /// The directory holding `path` ("." for a bare name, "/" for a file at the root).
     public static func directory(of path: String) -> String {
@@ -65,7 +66,7 @@ public enum PosixIO {
             }
         }
         if !exclusive {
-            guard rename(target, path) == 0 else { throw PosixFailure(path: path, operation: "rename", code: errno) }
+            guard Glibc.rename(target, path) == 0 else { throw PosixFailure(path: path, operation: "rename", code: errno) }
         }
         done = true
         try fsyncDirectory(of: path)
@@ -127,6 +128,26 @@ public enum PosixIO {
         return Array(buffer[0..<total])
     }
 
+    /// Whether something (a file, a directory, a dangling symlink) is at `path`.
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    /// Renames `from` to `to` (replacing what is there) and fsyncs the directory (both, if they
+    /// differ), so the new name survives a crash. Fails with `operation` "rename" if the rename
+    /// did not happen, "fsync" / "open directory" if it happened but may not be durable.
+    public static func rename(_ from: String, to: String) throws(PosixFailure) {
+        guard Glibc.rename(from, to) == 0 else { throw PosixFailure(path: from, operation: "rename", code: errno) }
+        try fsyncDirectory(of: to)
+        if directory(of: from) != directory(of: to) { try fsyncDirectory(of: from) }
+    }
+
+    /// Removes the file at `path`; one already gone is not an error.
+    public static func remove(_ path: String) throws(PosixFailure) {
+        guard unlink(path) == 0 || errno == ENOENT else { throw PosixFailure(path: path, operation: "unlink", code: errno) }
+    }
+
     /// Creates `path` (with `mode`) and its parents if missing; each directory created is made
     /// durable in its parent.
     public static func makeDirectory(_ path: String, mode: mode_t = 0o700) throws(PosixFailure) {
@@ -142,7 +163,7 @@ public enum PosixIO {
         }
     }
 
-    // MARK: Descriptor-level calls (the decision log appends through these)
+    // MARK: Descriptor-level calls
 
     /// All of `bytes` at the descriptor's offset (retrying short writes and EINTR).
     public static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(PosixFailure) {

@@ -1,5 +1,6 @@
 import Foundation
 import NodeRuntime
+import PosixIO
 
 /// A failure at run time (a file that cannot be written, a port that cannot be had, data that
 /// cannot be used): printed as `Error: <description>`, exit status 1. Problems with the flags
@@ -30,7 +31,7 @@ struct CommandFailure: Error, CustomStringConvertible {
 /// Writes a file the user named on the command line (`--save`), whole or not at all (temporary
 /// file, fsync, rename), with an error that names that path once and the system's reason.
 func writeUserFile(_ bytes: [UInt8], to path: String, flag: String) throws(CommandFailure) {
-    do { try DurableFile.write(bytes, to: path, mode: 0o644) } catch {
+    do { try PosixIO.writeAtomically(bytes, to: path, mode: 0o644) } catch {
         var hint = ""
         if error.code == ENOENT { hint = " (does its directory exist?)" }
         if error.code == EACCES || error.code == EROFS { hint = " (choose a writable directory)" }

@@ -69,9 +69,9 @@ import Wire
         #expect(try reopened.allEntries() == (try DecisionLog.readEntries(path: path)).entries)
         reopened.close()
         // A torn last record: after the repair, what is served is what survived.
-        var bytes = try PosixFile.readAll(path)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         bytes.removeLast(7)
-        try PosixFile.writeNewFile(dir + "/torn.log", bytes)
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/torn.log"))
         let repaired = try DecisionLog.open(path: dir + "/torn.log", meshID: b.genesis.meshID)
         #expect(repaired.count == 4)
         #expect(try repaired.allEntries() == entries.prefix(4).map { $0.encoded() })

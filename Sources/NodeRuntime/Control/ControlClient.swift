@@ -1,5 +1,6 @@
 import Foundation
 import MeshBase
+import PosixIO
 
 /// A small blocking HTTP/1.1 client for `prunemesh status|invite|leave` and the process tests:
 /// one request per connection (`Connection: close`), a timeout on connect and read, the response
@@ -42,7 +43,7 @@ public enum ControlClient {
             let file: ControlFile
             do {
                 file = try ControlFile.read(state.controlFile)
-            } catch let error as DurableFile.Failure where error.isNotFound {
+            } catch let error as PosixFailure where error.isNotFound {
                 throw Failure(description: "no running node found: \(state.controlFile) does not exist; is `prunemesh start` running with --state-dir \(stateDirectory)?")
             } catch {
                 throw Failure(description: "no running node found: cannot read \(state.controlFile) (\(error)); is `prunemesh start` running with --state-dir \(stateDirectory)?")

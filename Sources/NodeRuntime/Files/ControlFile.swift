@@ -1,5 +1,6 @@
 import Foundation
 import MeshBase
+import PosixIO
 
 /// `<state_dir>/control.json`: where a running node's control endpoint listens, so that
 /// `prunemesh status --state-dir DIR` finds it. Written at start, removed at clean exit; one
@@ -34,11 +35,11 @@ public struct ControlFile: Codable, Sendable, Hashable {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]
-        try DurableFile.write(Array(try encoder.encode(self)) + [0x0A], to: path, mode: 0o644)
+        try PosixIO.writeAtomically(Array(try encoder.encode(self)) + [0x0A], to: path, mode: 0o644)
     }
 
     public static func read(_ path: String) throws -> ControlFile {
-        let bytes = try DurableFile.read(path, limit: Limits.control_file_bytes_max)
+        let bytes = try PosixIO.read(path, limit: Limits.control_file_bytes_max)
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return try decoder.decode(ControlFile.self, from: Data(bytes))

@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import MeshBase
+import PosixIO
 import Sodium
 
 /// The operator's credential for the control endpoint: 32 bytes from the CSPRNG, kept as 64 hex
@@ -57,7 +58,7 @@ public struct ControlToken: Sendable, Equatable {
         } catch let failure where failure.isNotFound {
             let token = generate()
             do {
-                try DurableFile.write(Array((token.hex + "\n").utf8), to: path, mode: 0o600)
+                try PosixIO.writeAtomically(Array((token.hex + "\n").utf8), to: path, mode: 0o600)
             } catch {
                 throw Failure("cannot write the operator token \(path): \(error.operation) failed: \(String(cString: strerror(error.code))); check that the state directory is writable by this user")
             }

@@ -1,4 +1,5 @@
 import MeshBase
+import PosixIO
 import Wire
 
 /// The files the shell keeps in the node's state directory.
@@ -31,16 +32,16 @@ public struct StateDirectory: Sendable {
 
     public func loadReplaySnapshot() -> RestoreOutcome {
         do {
-            let bytes = try DurableFile.read(replaySnapshotFile, limit: Limits.replay_snapshot_bytes_max)
+            let bytes = try PosixIO.read(replaySnapshotFile, limit: Limits.replay_snapshot_bytes_max)
             return .restored(try ReplaySnapshot.decode(bytes))
-        } catch let error as DurableFile.Failure {
+        } catch let error as PosixFailure {
             return error.isNotFound ? .missing : .unusable(error.description)
         } catch {
             return .unusable("\(replaySnapshotFile): \(error)")
         }
     }
 
-    public func saveReplaySnapshot(_ snapshot: ReplaySnapshot) throws(DurableFile.Failure) {
-        try DurableFile.write(snapshot.encode(), to: replaySnapshotFile)
+    public func saveReplaySnapshot(_ snapshot: ReplaySnapshot) throws(PosixFailure) {
+        try PosixIO.writeAtomically(snapshot.encode(), to: replaySnapshotFile)
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import MeshBase
+import PosixIO
 import Sodium
 
 /// One node process per state directory, and one key per state directory.
@@ -68,10 +69,10 @@ public final class StateDirectoryLock: @unchecked Sendable {
         let path = Self.keyFile(in: directory)
         let bytes: [UInt8]
         do {
-            bytes = try DurableFile.read(path, limit: 256)
+            bytes = try PosixIO.read(path, limit: 256)
         } catch let failure where failure.isNotFound {
             do {
-                try DurableFile.write(Array("\(key.hex)\n".utf8), to: path, mode: 0o644)
+                try PosixIO.writeAtomically(Array("\(key.hex)\n".utf8), to: path, mode: 0o644)
             } catch {
                 throw NodeStartError(description: "cannot record this node's key in \(path): \(error)")
             }

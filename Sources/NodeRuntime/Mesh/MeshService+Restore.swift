@@ -5,6 +5,7 @@ import Ledger
 import Logging
 import MeshBase
 import MeshConfig
+import PosixIO
 import Privacy
 import Sodium
 import Wire
@@ -65,7 +66,7 @@ extension MeshService {
         let why = "it records the votes this node signed at the height it is deciding, so that it never signs a " +
             "conflicting vote after a restart (a double vote is evidence against this node and can get it removed)"
         let bytes: [UInt8]
-        do { bytes = try DurableFile.read(files.guardFile, limit: Limits.signing_guard_bytes_max) } catch {
+        do { bytes = try PosixIO.read(files.guardFile, limit: Limits.signing_guard_bytes_max) } catch {
             // Only "no such file" means no guard: a guard that cannot be read could hide a vote.
             guard error.isNotFound else {
                 throw MeshStartError(description: "\(error); refusing to start (it protects against double votes): \(why). " +
@@ -111,7 +112,7 @@ extension MeshService {
         var problem: String?
         var present = true
         do {
-            let bytes = try DurableFile.read(files.budgetFile, limit: 64 * 1024)
+            let bytes = try PosixIO.read(files.budgetFile, limit: 64 * 1024)
             do {
                 let restored = try PrivacyBudget(serialised: bytes, epsilonMax: genesis.privacy.epsilonBudget,
                                                  delta: genesis.privacy.delta, orders: budget.budget.orders)
@@ -148,7 +149,7 @@ extension MeshService {
             guard case .approved = budget.onRelease(budget.pinned) else { break }
         }
         if problem != nil || budget.budget.releaseCount != before {
-            do { try DurableFile.write(budget.budget.serialised(), to: files.budgetFile) } catch {
+            do { try PosixIO.writeAtomically(budget.budget.serialised(), to: files.budgetFile) } catch {
                 throw MeshStartError(description: "cannot write the rebuilt privacy budget: \(error)")
             }
         }
@@ -174,7 +175,7 @@ extension MeshService {
         var model: Model?
         var checkpointPresent = true
         do {
-            let bytes = try DurableFile.read(files.checkpointFile, limit: Limits.model_params_count_max * 8)
+            let bytes = try PosixIO.read(files.checkpointFile, limit: Limits.model_params_count_max * 8)
             do {
                 let restored = try Checkpoint.decode(bytes, path: files.checkpointFile)
                 if restored.originalSpec != genesis.model {
@@ -193,7 +194,7 @@ extension MeshService {
         var trainingState: TrainingState?
         var trainingStatePresent = true
         do {
-            let bytes = try DurableFile.read(files.trainingStateFile, limit: 64)
+            let bytes = try PosixIO.read(files.trainingStateFile, limit: 64)
             do { trainingState = try TrainingState.decode(bytes, finetuneEpochsMax: genesis.pruning.finetuneEpochs) } catch {
                 damaged.append("\(files.trainingStateFile) is damaged: \(error)")
             }
@@ -267,11 +268,9 @@ extension MeshService {
         for n in 0..<1000 {
             let candidate = n == 0 ? path + ".broken" : path + ".broken.\(n)"
             guard !FileManager.default.fileExists(atPath: candidate) else { continue }
-            guard rename(path, candidate) == 0 else {
-                throw MeshStartError(description: "\(path): cannot rename it to \(candidate): \(String(cString: strerror(errno)))")
-            }
-            do { try DurableFile.fsyncDirectory(of: candidate) } catch {
-                throw MeshStartError(description: "\(path): renamed to \(candidate), but \(error)")
+            do { try PosixIO.rename(path, to: candidate) } catch {
+                throw MeshStartError(description: error.operation == "rename" ? "\(path): cannot rename it to \(candidate): \(error.reason)"
+                                                                               : "\(path): renamed to \(candidate), but \(error)")
             }
             return candidate
         }

@@ -9,6 +9,7 @@ import MeshConfig
 import Membership
 import NodeCore
 import NIOCore
+import PosixIO
 import Privacy
 import Rounds
 import Sodium
@@ -152,14 +153,14 @@ public final class MeshService: @unchecked Sendable {
 
     /// `persistGuard`: durable before anything after it in the bundle.
     func persistGuard(_ bytes: [UInt8]) {
-        do { try DurableFile.write(bytes, to: files.guardFile) } catch {
+        do { try PosixIO.writeAtomically(bytes, to: files.guardFile) } catch {
             fatal("cannot persist the signing guard: \(error)")
         }
     }
 
     /// `persistBudget`: durable before anything after it in the bundle (the release it approved).
     func persistBudget(_ bytes: [UInt8]) {
-        do { try DurableFile.write(bytes, to: files.budgetFile) } catch {
+        do { try PosixIO.writeAtomically(bytes, to: files.budgetFile) } catch {
             fatal("cannot persist the privacy budget: \(error)")
         }
     }

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Learner
 import MeshBase
+import PosixIO
 
 /// What one training job reports back to the node's loop.
 public struct TrainingReport: Sendable {
@@ -201,9 +202,9 @@ public final class TrainingWorker: @unchecked Sendable {
     /// `checkpointHealth` for the loop to report; the next save tries again.
     private func saveCheckpoint() {
         do {
-            try DurableFile.write(Checkpoint.encode(network.model), to: checkpointPath)
-            try DurableFile.write(TrainingState(finetuneEpochsDone: finetuneEpochsDone, logHeight: logHeight).encoded(),
-                                  to: trainingStatePath)
+            try PosixIO.writeAtomically(Checkpoint.encode(network.model), to: checkpointPath)
+            try PosixIO.writeAtomically(TrainingState(finetuneEpochsDone: finetuneEpochsDone, logHeight: logHeight).encoded(),
+                                        to: trainingStatePath)
             healthLock.withLock {
                 health.saves += 1
                 health.lastError = nil
