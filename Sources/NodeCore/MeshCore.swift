@@ -502,12 +502,8 @@ public struct MeshCore: Sendable {
                 figures.syncRejected += 1
                 return [.directive(.note(.syncedEntryRefused(from: peer, height: height, why: "malformed: \(error)")))]
             }
-            if config.deliberateBug == .acceptUnverifiedSyncedEntries, entry.height == UInt64(entries.count) + 1 {
-                entries.append(whole)
-                headHash = LogEntry.hash(encoded: whole)
-                return [.directive(.appendLog(height: entry.height, entry: whole))]
-            }
             guard entry.height == engine.height, entry.previousHash == headHash else {
+                if config.deliberateBug == .acceptUnverifiedSyncedEntries { return acceptUnverified(whole, height: entry.height) }
                 figures.syncRejected += 1
                 return []
             }
@@ -519,10 +515,19 @@ public struct MeshCore: Sendable {
                 out.append(syncRequest(from: engine.height, to: peer))
                 return out
             case let .failure(why):
+                if config.deliberateBug == .acceptUnverifiedSyncedEntries { return acceptUnverified(whole, height: entry.height) }
                 figures.syncRejected += 1
                 return [.directive(.note(.syncedEntryRefused(from: peer, height: height, why: "\(why)")))]
             }
         }
+    }
+
+    /// `DeliberateBug.acceptUnverifiedSyncedEntries`: the entry is logged although it failed its checks.
+    private mutating func acceptUnverified(_ whole: [UInt8], height: UInt64) -> [Out] {
+        guard height == UInt64(entries.count) + 1 else { return [] }
+        entries.append(whole)
+        headHash = LogEntry.hash(encoded: whole)
+        return [.directive(.appendLog(height: height, entry: whole))]
     }
 
     /// Entries `from`… (at most `max`) to `peer`, at `at` if given (else where membership has it).

@@ -109,11 +109,13 @@ public struct NodeCore: Sendable {
             return membership(swim.onMessage(decoded, from: message.sender, at: address, nowMs: nowMs))
         }
         counters.messagesIn += 1
-        guard var m = mesh, Self.meshKinds.contains(message.kind) else {
+        guard mesh != nil, Self.meshKinds.contains(message.kind) else {
             counters.messagesUnrouted += 1
             return []
         }
         let known = route(to: message.sender) != nil
+        // Taken out while it runs, so that its arrays are uniquely referenced (no copy on write).
+        var m = mesh.take()!
         let out = m.onMessage(kind: message.kind, payload: message.payload, from: message.sender, at: address, nowMs: nowMs,
                               addressKnown: known)
         mesh = m
@@ -124,7 +126,7 @@ public struct NodeCore: Sendable {
     public mutating func onTick(nowMs: UInt64) -> [NodeDirective] {
         guard !stopped else { return [] }
         var out = membership(swim.onTick(nowMs: nowMs))
-        if var m = mesh {
+        if var m = mesh.take() {
             let swim = self.swim
             let more = m.onTick(members: { swim.members }, viewVersion: viewVersion, nowMs: nowMs)
             mesh = m
@@ -135,7 +137,7 @@ public struct NodeCore: Sendable {
 
     /// A training job finished.
     public mutating func onTrained(_ report: TrainedRound, nowMs: UInt64) -> [NodeDirective] {
-        guard !stopped, var m = mesh else { return [] }
+        guard !stopped, var m = mesh.take() else { return [] }
         let out = m.onTrained(report, nowMs: nowMs)
         mesh = m
         return route(out, nowMs: nowMs)
@@ -149,7 +151,7 @@ public struct NodeCore: Sendable {
     /// `POST /invite`: sign an invite for `key` and ask the mesh to admit it.
     public mutating func onInvite(_ key: PublicKey, validFor heights: UInt64, nowMs: UInt64)
         -> (Result<Invite, MeshControlError>, [NodeDirective]) {
-        guard var m = mesh else { return (.failure(MeshControlError(description: "this node runs no mesh part")), []) }
+        guard var m = mesh.take() else { return (.failure(MeshControlError(description: "this node runs no mesh part")), []) }
         let result = m.invite(key, validFor: heights, nowMs: nowMs)
         mesh = m
         switch result {
@@ -160,7 +162,7 @@ public struct NodeCore: Sendable {
 
     /// `POST /leave`: ask the mesh to remove this node.
     public mutating func onLeave(nowMs: UInt64) -> (Result<Void, MeshControlError>, [NodeDirective]) {
-        guard var m = mesh else { return (.failure(MeshControlError(description: "this node runs no mesh part")), []) }
+        guard var m = mesh.take() else { return (.failure(MeshControlError(description: "this node runs no mesh part")), []) }
         let result = m.leave(nowMs: nowMs)
         mesh = m
         switch result {

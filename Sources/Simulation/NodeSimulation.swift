@@ -187,7 +187,7 @@ public struct NodeSimulation {
             if t > deadline { break }
             nowMs = t
             handle(event)
-            if case .tick = event, nowMs >= scenario.lastFaultMs, report.doneAtMs == nil, finalReached() {
+            if case .tick = event, nowMs >= scenario.lastFaultMs, nowMs >= nextFinalCheckMs, report.doneAtMs == nil, finalCheck() {
                 report.doneAtMs = nowMs
                 report.msAfterLastFault = nowMs - scenario.lastFaultMs
                 break
@@ -202,6 +202,14 @@ public struct NodeSimulation {
                     return "n\(i) " + (m.map { "h\($0.entries.count) \($0.driver.phase.rawValue)\($0.finished ? " finished" : "")" } ?? "down")
                 }.joined(separator: ", ")
         }
+    }
+
+    var nextFinalCheckMs: UInt64 = 0
+
+    /// `finalReached`, looked at once per 50 virtual ms (it reads every node's view).
+    mutating func finalCheck() -> Bool {
+        nextFinalCheckMs = nowMs + 50
+        return finalReached()
     }
 
     /// Every honest node up, finished (or removed and caught up), on the same log, and seeing
@@ -231,16 +239,14 @@ public struct NodeSimulation {
             execute(i, nodes[i].core!.onTick(nowMs: nowMs))
             queue.schedule(.tick(i, life: life), atMs: nowMs + options.tickMs)
         case let .deliver(from, to, kind, payload):
-            guard network.mayDeliver(from: from, to: to), var core = nodes[to].core else { return }
-            guard core.admits(keys[from], kind: kind) else {
+            guard network.mayDeliver(from: from, to: to), nodes[to].core != nil else { return }
+            guard nodes[to].core!.admits(keys[from], kind: kind) else {
                 report.notAdmitted += 1
                 return
             }
             report.messagesDelivered += 1
             let message = InboundMessage(sender: keys[from], kind: kind, sequence: 0, payload: payload, wasChunked: false)
-            let out = core.onMessage(message, from: addresses[from], nowMs: nowMs)
-            nodes[to].core = core
-            execute(to, out)
+            execute(to, nodes[to].core!.onMessage(message, from: addresses[from], nowMs: nowMs))
         case let .trained(i, life, round):
             guard nodes[i].life == life, nodes[i].core != nil else { return }
             if round.pruningRound == 0 { nodes[i].disk.finetuneEpochsDone += round.epochs }
@@ -257,7 +263,7 @@ public struct NodeSimulation {
                 nodes[i].disk.full = true
                 note(i, "disk full")
             }
-            nodes[i].armedCrash = (kind, nowMs + 2_000)
+            nodes[i].armedCrash = (kind, nowMs + 5_000)
             queue.schedule(.restart(i), atMs: nowMs + (plan?.downMs ?? 1_000))
         case let .restart(i):
             if nodes[i].core != nil {
@@ -366,9 +372,14 @@ public struct NodeSimulation {
         }
         // An armed crash takes the first bundle with a durable directive, at a random boundary.
         var crashAt: Int?
-        if let armed = nodes[i].armedCrash, armed.kind != .diskFull,
-           directives.contains(where: { if case .persistGuard = $0 { true } else if case .persistBudget = $0 { true } else if case .appendLog = $0 { true } else { false } }) {
-            crashAt = Int.random(in: 0...directives.count, using: &rng)
+        switch nodes[i].armedCrash?.kind {
+        case .boundary?:
+            if directives.contains(where: \.isDurableWrite) { crashAt = Int.random(in: 0...directives.count, using: &rng) }
+        case .tornAppend?:
+            // Tears the append itself: half its record reaches the disk.
+            crashAt = directives.firstIndex { if case .appendLog = $0 { true } else { false } }
+        case .diskFull?, nil:
+            break   // a full disk fails the next durable write (`writable`)
         }
         for (k, d) in directives.enumerated() {
             if k == crashAt, let armed = nodes[i].armedCrash {
@@ -585,6 +596,16 @@ public struct NodeSimulation {
             break
         default:
             note(i, "\(n)")
+        }
+    }
+}
+
+extension NodeDirective {
+    /// A directive the shell must make durable before the next one.
+    var isDurableWrite: Bool {
+        switch self {
+        case .persistGuard, .persistBudget, .appendLog: true
+        default: false
         }
     }
 }

@@ -308,7 +308,8 @@ public struct ConsensusEngine: Sendable {
             counters.votesReceived += 1
             if v.height < height { noteBehind(sender, theirHeight: v.height, nowMs: nowMs, into: &out); return }
             if v.height > height { holdFuture(message, from: sender, theirHeight: v.height, nowMs: nowMs, into: &out); return }
-            guard state.validators.contains(v.voter), v.isValid(meshID: state.rules.meshID) else {
+            // A copy of a held vote (a re-broadcast) was verified when it first came.
+            guard state.validators.contains(v.voter), votes.holds(v) || v.isValid(meshID: state.rules.meshID) else {
                 counters.votesRejected += 1
                 return
             }

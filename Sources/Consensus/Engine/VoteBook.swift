@@ -66,6 +66,13 @@ struct VoteBook: Sendable {
     }
 
     /// A verified vote of a validator, of this height, in a round worth keeping.
+    /// Whether exactly this vote (signature included) is held: its signature was verified when
+    /// it was first received, so a copy need not be verified again.
+    func holds(_ v: Vote) -> Bool {
+        guard let rv = rounds[v.round] else { return false }
+        return rv.votes(v.type)[v.voter] == v || rv.conflicting.contains(v)
+    }
+
     mutating func receive(_ v: Vote) -> Intake {
         var rv = rounds[v.round] ?? RoundVotes()
         if let existing = rv.votes(v.type)[v.voter] {

@@ -25,6 +25,15 @@ struct Simulate: ParsableCommand {
             Examples:
               prunemesh simulate --seed 42
               prunemesh simulate --seeds 10000 --nodes 4 --byzantine 1 --loss 0.3 --json
+
+            With --node it runs whole nodes instead (Simulation.NodeSimulation): the real NodeCore of each \
+            node (membership, agreement, rounds, log sync, removals, the release gate) with a storage model \
+            (crashes between any two directives of a bundle, torn appends, full disks), a fake deterministic \
+            learner, and silent, garbage and foreign-log Byzantine validators. Checked: one entry per height, \
+            honest logs one chain, masks only shrink, no lost entry, no release spending ε twice or over budget \
+            across restarts, no honest double vote, and the final height with converged views after the last fault.
+              prunemesh simulate --node --seeds 10000 --jobs 2 --json
+              prunemesh simulate --node --seed 59 --variant vote-before-guard --trace
             """)
 
     @Option(parsing: .unconditional, help: "Run this one seed.")
@@ -36,8 +45,16 @@ struct Simulate: ParsableCommand {
     @Option(parsing: .unconditional, help: "The first seed of --seeds.")
     var firstSeed: UInt64 = 1
 
-    @Option(parsing: .unconditional, help: "Validators.")
-    var nodes: Int = 4
+    @Flag(help: "Simulate whole nodes (NodeCore with storage faults) instead of bare agreement engines.")
+    var node = false
+
+    @Option(help: "With --node: a deliberately wrong node the simulator must catch: vote-before-guard, budget-not-durable, accept-foreign-entry.")
+    var variant: String?
+
+    @Option(name: .customLong("nodes"), parsing: .unconditional, help: "Validators (default 4; 7 with --node).")
+    var nodesGiven: Int?
+
+    var nodes: Int { nodesGiven ?? (node ? 7 : 4) }
 
     @Option(parsing: .unconditional, help: "Byzantine nodes (at most f = ⌊(n − 1)/3⌋; default f).")
     var byzantine: Int?
@@ -86,6 +103,13 @@ struct Simulate: ParsableCommand {
 
     func validate() throws {
         guard (seed == nil) != (seeds == nil) else { throw ValidationError("give exactly one of --seed N and --seeds K") }
+        if let variant {
+            guard node else { throw ValidationError("--variant needs --node") }
+            guard NodeSimulation.Variant(rawValue: variant) != nil else {
+                throw ValidationError("--variant: one of \(NodeSimulation.Variant.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if node, byzantineKind != nil { throw ValidationError("--byzantine-kind is for the engine simulator (without --node)") }
         if let seeds {
             guard (1...Limits.simulate_seeds_count_max).contains(seeds) else {
                 throw ValidationError("--seeds must lie in 1…\(Limits.simulate_seeds_count_max) (got \(seeds))")
@@ -227,6 +251,7 @@ struct Simulate: ParsableCommand {
     }
 
     func run() throws {
+        if node { return try runNodes() }
         let options = self.options
         let first = seed ?? firstSeed
         let count = seed == nil ? seeds! : 1
