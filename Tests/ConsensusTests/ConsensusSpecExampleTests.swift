@@ -31,6 +31,19 @@ import Wire
         if let fraction = f["fraction_micro"] { #expect(Int(fraction) == rule.keepFractionMicro(layer: 0), "\(title)") }
     }
 
+    /// The rule applied per layer to the units the mask in force keeps, mapped back to unit indices.
+    @Test func theMaskStep() throws {
+        let f = try SpecExamples.fields("mask-step", in: Self.maskDoc)
+        let rule = MaskRule(originalSpec: try ModelSpec(parsing: try #require(f["model"])),
+                            boundary: try BoundaryRule(parsing: try #require(f["rule"])))
+        #expect(rule.dimension == 8)
+        let current = PruneMask(kept: [try #require(Self.integers(f["current_layer_0"])), try #require(Self.integers(f["current_layer_1"]))])
+        let aggregate = try #require(Self.integers(f["aggregate"])).map { Int32($0) }
+        let next = try rule.nextMask(aggregate: aggregate, current: current)
+        #expect(next.kept == [try #require(Self.integers(f["next_layer_0"])), try #require(Self.integers(f["next_layer_1"]))],
+                "the code gives \(next.kept)")
+    }
+
     @Test func canonicalBoundaryText() throws {
         let f = try SpecExamples.fields("boundary-canonical", in: Self.maskDoc)
         #expect(f.count >= 8)

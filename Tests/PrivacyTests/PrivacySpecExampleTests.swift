@@ -53,4 +53,19 @@ import Testing
         #expect(f["alpha"] == spent.alpha.map { "\($0)" })
         #expect(f["orders"] == "opacus")
     }
+
+    @Test func theBudgetFileAndTheReleaseRecord() throws {
+        let parameters = try ReleaseParameters(clipBound: 64, noiseMultiplier: 5, fixedPoint: FixedPoint(scaleLog2: 10), dimension: 2144)
+        var budget = try PrivacyBudget(epsilonMax: 10, delta: 1e-5, orders: .opacus)
+        var approved = 0
+        while approved < 5, case .approved = budget.onRelease(parameters) { approved += 1 }
+        #expect(approved == 5)
+        let bytes = budget.serialised()
+        #expect(try SpecExamples.hex("budget-file-default-5", in: Self.doc) == bytes, "\(SpecExamples.hexString(bytes))")
+        #expect(try PrivacyBudget(serialised: SpecExamples.hex("budget-file-default-5", in: Self.doc), epsilonMax: 10, delta: 1e-5,
+                                  orders: .opacus).serialised() == bytes)
+        var w = ByteWriter(capacity: ReleaseRecord.encodedByteCount)
+        ReleaseRecord(sequence: 5, parameters: parameters).encode(into: &w)
+        #expect(try SpecExamples.hex("release-record-default-5", in: Self.doc) == w.bytes, "\(SpecExamples.hexString(w.bytes))")
+    }
 }

@@ -78,4 +78,23 @@ import Testing
             #expect(SpecExamples.hexString(out) == hex.replacingOccurrences(of: " ", with: ""), "\(value)")
         }
     }
+
+    static let filesDoc = "Sources/Wire/Wire.docc/LocalFiles.md"
+
+    /// The block's lines after its `# example:` line, each ended by a newline: a text file.
+    static func textFile(_ title: String) throws -> [UInt8] {
+        let lines = try SpecExamples.block(title, in: filesDoc).split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
+        return Array(lines.map { $0 + "\n" }.joined().utf8)
+    }
+
+    @Test func theLocalFiles() throws {
+        #expect(try Self.textFile("key-file-seed-01") == SecretKeyFileFormat.encode(Self.signer))
+        #expect(try SecretKeyFileFormat.decode(Self.textFile("key-file-seed-01")).publicKey == Self.signer.publicKey)
+        let f = try SpecExamples.fields("key-fingerprint", in: Self.filesDoc)
+        #expect(f["public_key"] == Self.signer.publicKey.hex && f["fingerprint"] == Self.signer.publicKey.fingerprint)
+        #expect(try Self.textFile("boot-epoch-7") == BootEpochFile.encode(7))
+        let b = try SigningKey(seed: [UInt8](repeating: 2, count: 32))
+        let snapshot = ReplaySnapshot(highest: [Self.signer.publicKey: 1 << 32 | 5, b.publicKey: 2 << 32 | 9]).encode()
+        #expect(try SpecExamples.hex("replay-snapshot", in: Self.filesDoc) == snapshot, "\(SpecExamples.hexString(snapshot))")
+    }
 }
