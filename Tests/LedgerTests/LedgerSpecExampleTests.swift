@@ -1,6 +1,7 @@
 import Consensus
 import Foundation
 import Learner
+import Privacy
 import MeshBase
 import Sodium
 import Testing
@@ -57,5 +58,22 @@ import Wire
         let written = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let documented = try SpecExamples.hex("log-file-header", in: Self.doc) + SpecExamples.hex("log-record-0", in: Self.doc)
         #expect(written == documented)
+    }
+
+    /// The audit charges spends over the Opacus orders, not the wide grid: with z = 100 and a
+    /// budget between the two grids' ε, the first mask decision is refused.
+    @Test func theAuditChargesOverTheOpacusOrders() throws {
+        let f = try SpecExamples.fields("audit-orders", in: "Sources/Ledger/Ledger.docc/Audit.md")
+        let z = try #require(f["noise_multiplier"].flatMap(Double.init)), budget = try #require(f["epsilon_budget"].flatMap(Double.init))
+        var b = CommitteeLogBuilder.demo(validators: 4, seed: 11, maskRounds: 1,
+                                         privacy: .init(clipBound: 16, noiseMultiplier: z, scaleLog2: 10, delta: 1e-5, epsilonBudget: budget))
+        let pinned = try #require(b.genesis.rules.pinned)
+        let releases = try #require(f["releases"].flatMap { UInt64($0) })
+        let opacus = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier, releases: releases, delta: 1e-5, orders: .opacus)
+        let wide = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier, releases: releases, delta: 1e-5, orders: .wide)
+        #expect(wide.epsilon <= budget && budget < opacus.epsilon, "the example must sit between the grids: \(wide) \(opacus)")
+        let entry = b.append(.mask(b.honestMaskDecision()))
+        let error = LogVerifier.verify(entries: [entry.encoded()], genesis: b.genesis).error
+        #expect(error?.fault.code == f["first_error"], "\(String(describing: error))")
     }
 }
