@@ -8,6 +8,8 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
     case afterFreeze(DecisionKind)
     case freezeTwice
     case freezeRound(expected: UInt64, actual: UInt64)
+    /// A freeze with no mask decision before it: there is no pruned architecture to fine-tune.
+    case freezeBeforeMask
     case maskRound(expected: UInt64, actual: UInt64)
     case maskInvalid(String)
     case maskGrows(layer: Int)
@@ -32,6 +34,8 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
     case inviteExpired(validUntil: UInt64, height: UInt64)
     case removeNotMember(PublicKey)
     case removeLastValidator
+    /// A removal with reason `equivocated` of a member no recorded evidence convicts.
+    case removeEquivocatedWithoutEvidence(PublicKey)
     case evidenceSignature(PublicKey)
     case evidenceNotValidator(PublicKey, height: UInt64)
     case evidenceFromFuture(voteHeight: UInt64, height: UInt64)
@@ -41,6 +45,7 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case .afterFreeze: return "after_freeze"
         case .freezeTwice: return "freeze_twice"
         case .freezeRound: return "freeze_round"
+        case .freezeBeforeMask: return "freeze_before_mask"
         case .maskRound: return "mask_round"
         case .maskInvalid: return "mask_invalid"
         case .maskGrows: return "mask_grows"
@@ -64,6 +69,7 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case .inviteExpired: return "invite_expired"
         case .removeNotMember: return "remove_not_member"
         case .removeLastValidator: return "remove_last_validator"
+        case .removeEquivocatedWithoutEvidence: return "remove_without_evidence"
         case .evidenceSignature: return "bad_evidence_signature"
         case .evidenceNotValidator: return "evidence_not_validator"
         case .evidenceFromFuture: return "evidence_from_future"
@@ -75,6 +81,7 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case let .afterFreeze(kind): return "\(kind) decision after the freeze (only admit, remove and evidence may follow it)"
         case .freezeTwice: return "second freeze"
         case let .freezeRound(e, a): return "freeze names round \(a), the last mask round is \(e)"
+        case .freezeBeforeMask: return "freeze before any mask decision (nothing was pruned yet)"
         case let .maskRound(e, a): return "mask decision for round \(a), expected round \(e)"
         case let .maskInvalid(why): return "recorded mask is invalid: \(why)"
         case let .maskGrows(layer): return "mask grows back in layer \(layer) (masks only shrink)"
@@ -101,6 +108,8 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case let .inviteExpired(v, h): return "invite valid until height \(v), used at \(h)"
         case let .removeNotMember(k): return "removes \(k.fingerprint), not a validator"
         case .removeLastValidator: return "removes the last validator"
+        case let .removeEquivocatedWithoutEvidence(k):
+            return "removes \(k.fingerprint) as equivocated, but no evidence in the log convicts it"
         case let .evidenceSignature(k): return "evidence vote of \(k.fingerprint) does not verify"
         case let .evidenceNotValidator(k, h): return "evidence against \(k.fingerprint), not a validator at height \(h)"
         case let .evidenceFromFuture(v, h): return "evidence votes for height \(v), after this height \(h)"

@@ -16,8 +16,9 @@ import Wire
 /// the contributor's previous one and a spend (RDP of `release count` releases at z_eff) within
 /// ε_max; aggregate (trim f) and mask recomputed and equal. Admit: a valid Ed25519 point
 /// (`PublicKey.isValidPoint`: never the zero key, a small-order or off-curve point), new member, invite signed by a
-/// validator in force, not expired. Remove: a validator, not the last. Freeze: once, naming the
-/// last mask round. Evidence: both votes signed, by a validator in force at their height ≤ this
+/// validator in force, not expired (valid-until height inclusive). Remove: a validator, not the
+/// last; with reason `equivocated` only if recorded evidence convicts it. Freeze: once, after at
+/// least one mask decision, naming the last mask round. Evidence: both votes signed, by a validator in force at their height ≤ this
 /// one. Admit and remove change `validators` for the next height.
 public struct MeshState: Sendable {
     public let rules: MeshRules
@@ -80,11 +81,17 @@ public struct MeshState: Sendable {
             guard height <= invite.validUntilHeight else { throw .inviteExpired(validUntil: invite.validUntilHeight, height: height) }
             do { next.validators = try validators.adding(key) } catch { throw .admitAlreadyMember(key) }
             next.setHistory.append((height + 1, next.validators))
-        case let .remove(key, _):
+        case let .remove(key, reason):
             guard validators.contains(key) else { throw .removeNotMember(key) }
+            // The engine proposes this reason only after committing the evidence (PendingDecisions):
+            // without it, "equivocated" would be an unproven accusation in the log.
+            guard reason != .equivocated || convicted.contains(key) else { throw .removeEquivocatedWithoutEvidence(key) }
             do { next.validators = try validators.removing(key) } catch { throw .removeLastValidator }
             next.setHistory.append((height + 1, next.validators))
         case let .freeze(round):
+            // Nodes ask for the freeze only after max_rounds or patience mask rounds (RoundDriver):
+            // a freeze at round 0 would end the pruning before it began.
+            guard lastMaskRound >= 1 else { throw .freezeBeforeMask }
             guard round == lastMaskRound else { throw .freezeRound(expected: lastMaskRound, actual: round) }
             next.frozen = true
         case let .evidence(e):

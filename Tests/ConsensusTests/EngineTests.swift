@@ -180,7 +180,7 @@ import Wire
         #expect(c[0].round == 1)
 
         // Round 1 (proposer node 2): another value, no proof of lock → nil (line 22, locked elsewhere).
-        let other = Decision.freeze(pruningRound: 0)
+        let other = c.builder.admitDecision(c.builder.spares[0])
         c.inject(0, .proposal(Proposal(height: 1, round: 1, validRound: nil, decision: other)), from: c.keys[2])
         #expect(EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 1, .prevote, nil)])
         for i in 1..<4 { c.inject(0, .vote(c.vote(i, round: 1, .precommit, nil)), from: c.keys[i]) }
@@ -207,7 +207,7 @@ import Wire
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
         let v = Decision.mask(c.mask(pruningRound: 1, of: [0, 1, 2, 3]))
-        let other = Decision.freeze(pruningRound: 0)
+        let other = c.builder.admitDecision(c.builder.spares[0])
         // Round 0: a quorum prevotes `other` (node 0 does not see the proposal; it prevotes nil on timeout).
         for i in 1..<4 { c.inject(0, .vote(c.vote(i, round: 0, .prevote, other.digest)), from: c.keys[i]) }
         c.nowMs += c.config.proposeTimeoutMs(round: 0)
@@ -423,9 +423,20 @@ import Wire
         #expect(c[0].pendingDecisions == [removal])
         c.membership(0, down: [])
         #expect(c[0].pendingDecisions.isEmpty)
-        // Evidence-based removals do not depend on the view.
+        // A removal as equivocated needs the evidence in the log first: without it, it is dropped.
         let convicted = Decision.remove(member: c.keys[3], reason: .equivocated)
         c.submit(0, convicted)
+        #expect(c[0].pendingDecisions.isEmpty, "no evidence convicts node 3 yet")
+        // Once the evidence is committed the engine queues the removal itself, and it does not
+        // depend on the view.
+        var b = c.builder
+        let evidence = b.evidenceDecision(against: c.keys[3])
+        guard case .success = c.engines[0]!.onCommittedEntry(decision: evidence, certificate: b.certificate(for: evidence), nowMs: 0) else {
+            Issue.record("evidence entry refused")
+            return
+        }
+        b.append(evidence)
+        #expect(c[0].pendingDecisions == [convicted])
         c.membership(0, down: [2])
         #expect(c[0].pendingDecisions == [convicted])
     }
@@ -475,10 +486,12 @@ import Wire
         // Everything of round 0 again, and a conflicting round-0 proposal.
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
-        c.inject(0, .proposal(Proposal(height: 1, round: 0, validRound: nil, decision: .freeze(pruningRound: 0))), from: c.keys[1])
+        // (Another value valid at height 1: an admit; a freeze is not, before any mask decision.)
+        let other = c.builder.admitDecision(c.builder.spares[0])
+        c.inject(0, .proposal(Proposal(height: 1, round: 0, validRound: nil, decision: other)), from: c.keys[1])
         c.inject(0, .proposal(p0), from: c.keys[1])
         for i in 1..<4 {
-            c.inject(0, .vote(c.vote(i, round: 0, .prevote, Decision.freeze(pruningRound: 0).digest)), from: c.keys[i])
+            c.inject(0, .vote(c.vote(i, round: 0, .prevote, other.digest)), from: c.keys[i])
         }
         c.nowMs += 10_000
         c.tick(0)
@@ -495,7 +508,9 @@ import Wire
         d.restart(0)
         d.contribute(0, round: 1)
         for i in 1..<4 { d.inject(0, .contribution(d.contribution(i, round: 1)), from: d.keys[i]) }
-        d.inject(0, .proposal(Proposal(height: 1, round: 1, validRound: nil, decision: .freeze(pruningRound: 0))), from: d.keys[2])
+        let otherValid = d.builder.admitDecision(d.builder.spares[0])
+        #expect((try? d.genesisState.check(otherValid)) != nil, "the other value is acceptable on its own")
+        d.inject(0, .proposal(Proposal(height: 1, round: 1, validRound: nil, decision: otherValid)), from: d.keys[2])
         #expect(EngineCluster.votes(d.lastOutputs[0]) == [d.vote(0, round: 1, .prevote, nil)])
         // A guard for another height than the next is ignored.
         let stale = ConsensusEngine(config: .init(), signer: c.signer(0), state: c.genesisState,
@@ -590,7 +605,7 @@ import Wire
         let badFreeze = Decision.freeze(pruningRound: 5)
         let signedForIt = c.builder.certificate(for: badFreeze)
         let refused = fresh.onCommittedEntry(decision: badFreeze, certificate: signedForIt, nowMs: 0)
-        #expect(refused.failureValue == .decision(.freezeRound(expected: 0, actual: 5)))
+        #expect(refused.failureValue == .decision(.freezeBeforeMask))
         #expect(fresh.height == 1)
         // The genuine entry is accepted.
         let ok = fresh.onCommittedEntry(decision: good.decision, certificate: good.certificate, nowMs: 0)

@@ -200,6 +200,58 @@ import Wire
         expectRejected(afterScripted: 4, { $0 == .decision(.afterFreeze(.mask)) }) { b in b.entry(for: .mask(b.honestMaskDecision())) }
         expectRejected(afterScripted: 4, { $0 == .decision(.freezeTwice) }) { b in b.entry(for: .freeze(pruningRound: 3)) }
         expectRejected(afterScripted: 2, { $0 == .decision(.freezeRound(expected: 2, actual: 1)) }) { b in b.entry(for: .freeze(pruningRound: 1)) }
+        // A freeze before any mask decision ends the pruning before it began: refused (it once
+        // verified, naming round 0 = the "last" mask round of a log without one).
+        expectRejected(afterScripted: 0, { $0 == .decision(.freezeBeforeMask) }) { b in b.entry(for: .freeze(pruningRound: 0)) }
+        #expect(DecisionFault.freezeBeforeMask.code == "freeze_before_mask")
+        // After one mask round the freeze naming it is fine.
+        var b = Committee.builder()
+        let mask = b.append(.mask(b.honestMaskDecision()))
+        let freeze = b.append(.freeze(pruningRound: 1))
+        #expect(Committee.verify([mask, freeze], genesis: b.genesis) == nil)
+    }
+
+    /// A removal "because it equivocated" is an accusation: it needs evidence recorded earlier in
+    /// the log (it once verified with none). The same removal for another reason needs none.
+    @Test func aRemovalAsEquivocatedNeedsEvidenceInTheLog() {
+        expectRejected(afterScripted: 0, { if case .decision(.removeEquivocatedWithoutEvidence) = $0 { true } else { false } }) { b in
+            b.entry(for: .remove(member: b.validators.keys[3], reason: .equivocated))
+        }
+        expectRejected(afterScripted: 1, { if case .decision(.removeEquivocatedWithoutEvidence) = $0 { true } else { false } }) { b in
+            // Later in a log too (after a mask decision), while no evidence names the member.
+            b.entry(for: .remove(member: b.validators.keys[3], reason: .equivocated))
+        }
+        #expect(DecisionFault.removeEquivocatedWithoutEvidence(Committee.builder().validators.keys[0]).code == "remove_without_evidence")
+        // Evidence first, then the removal of the convicted validator: the flow the engine follows.
+        var b = Committee.builder()
+        let offender = b.validators.keys[3]
+        let evidence = b.append(b.evidenceDecision(against: offender))
+        let removal = b.append(.remove(member: offender, reason: .equivocated))
+        #expect(Committee.verify([evidence, removal], genesis: b.genesis) == nil)
+        // Evidence against one validator does not let another be removed as equivocated.
+        var c = Committee.builder()
+        let evidenceOther = c.append(c.evidenceDecision(against: c.validators.keys[2]))
+        let wrong = c.entry(for: .remove(member: c.validators.keys[3], reason: .equivocated))
+        #expect(Committee.verify([evidenceOther, wrong], genesis: c.genesis)?.fault
+                == .decision(.removeEquivocatedWithoutEvidence(c.validators.keys[3])))
+        // Without the accusation the same member may be removed (dead or requested) with no evidence.
+        var d = Committee.builder()
+        let dead = d.append(.remove(member: d.validators.keys[3], reason: .dead))
+        #expect(Committee.verify([dead], genesis: d.genesis) == nil)
+    }
+
+    /// An invite's valid-until height is inclusive: usable at that height, refused one later.
+    @Test func anInviteIsValidUpToAndIncludingItsHeight() {
+        var b = Committee.builder()
+        let invite = Invite.sign(invitee: b.spares[0], validUntilHeight: 1, meshID: b.genesis.meshID,
+                                 inviter: b.signingKey(b.validators.keys[0]))
+        let admit = b.append(.admit(member: b.spares[0], invite: invite))
+        #expect(Committee.verify([admit], genesis: b.genesis) == nil)
+        expectRejected(afterScripted: 1, { $0 == .decision(.inviteExpired(validUntil: 1, height: 2)) }) { b in
+            let invite = Invite.sign(invitee: b.spares[0], validUntilHeight: 1, meshID: b.genesis.meshID,
+                                     inviter: b.signingKey(b.validators.keys[0]))
+            return b.entry(for: .admit(member: b.spares[0], invite: invite))
+        }
     }
 
     @Test func membershipChangesTakeEffectAtTheNextHeight() {
@@ -290,7 +342,8 @@ import Wire
         let honest = Decision.mask(fresh.honestMaskDecision())
         try state.check(honest)
         #expect(state.height == 0 && state.lastMaskRound == 0)
-        #expect(throws: DecisionFault.freezeRound(expected: 0, actual: 3)) { try state.apply(.freeze(pruningRound: 3)) }
+        #expect(throws: DecisionFault.freezeBeforeMask) { try state.apply(.freeze(pruningRound: 3)) }
+        #expect(throws: DecisionFault.freezeBeforeMask) { try state.apply(.freeze(pruningRound: 0)) }
         #expect(state.height == 0 && !state.frozen)
         for e in entries { try state.apply(e.decision) }
         let verified = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: b.genesis).verifier

@@ -74,10 +74,18 @@ import Wire
     @Test func restartFromALogResumesWhereItWas() throws {
         var s = Self.state()
         // A frozen state: the restarted node goes straight to phase two with the epochs left.
-        try s.apply(.freeze(pruningRound: 0))
+        // (A freeze needs a mask decision before it: one real, signed round 1 by the one validator.)
+        let key = try SigningKey(seed: [UInt8](repeating: 7, count: 32))
+        let release = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 5, clipNorm: 64, scaleLog2: 4,
+                                        values: (0..<s.rules.maskRule.dimension).map { Int32($0) })
+        let contribution = try SignedContribution.sign(release: release, meshID: s.rules.meshID, signer: key)
+        try s.apply(.mask(try MaskDecision.make(pruningRound: 1, contributions: [contribution], trim: 0, current: s.mask,
+                                                rule: s.rules.maskRule)))
+        try s.apply(.freeze(pruningRound: 1))
         var d = RoundDriver(config: .init(epochsPerRound: 1, maxRounds: 2, patience: 2, finetuneEpochs: 3),
                             state: s, maskHistory: [], finetuneEpochsDone: 2)
-        #expect(d.onStart() == [.applyMask(Self.mask([8, 16, 64])), .train(pruningRound: 0, epochs: 1, finetune: true, finetuneTotalEpochs: 3)])
+        #expect(d.onStart() == [.applyMask(PruneMask(kept: [Array(4..<8), Array(8..<16), Array(32..<64)])),
+                                .train(pruningRound: 0, epochs: 1, finetune: true, finetuneTotalEpochs: 3)])
         #expect(d.onTrained(pruningRound: 0, epochs: 1) == [.finished])
     }
 

@@ -113,14 +113,20 @@ import Testing
         #expect(sim.report.violations.first?.contains("does not verify") == true)
         #expect(sim.report.violations.first?.contains("reproduce: prunemesh simulate --seed 5 --nodes 4") == true)
 
-        // Two different decisions at one height.
+        // Two different decisions at one height, each acceptable on its own (a freeze at height 1
+        // is not: the state refuses a freeze before any mask round).
         var two = ConsensusSimulation(seed: 6, options: .init())
         let other = Decision.mask(b.honestMaskDecision())
-        for (node, d) in [(0, decision), (1, other)] {
+        let three = b.validators.keys.prefix(3).map { b.contribution(by: $0, pruningRound: 1) }
+        let fewer = Decision.mask(try! MaskDecision.make(pruningRound: 1, contributions: three, trim: 1, current: b.mask,
+                                                         rule: b.genesis.maskRule))
+        #expect(fewer != other)
+        for (node, d) in [(0, fewer), (1, other)] {
             let cd = CommittedDecision(height: 1, decision: d, certificate: b.certificate(for: d))
             two.nodes[node].log.append(cd)
             two.checkCommit(node, cd)
         }
+        #expect(two.report.violations.count == 1)
         #expect(two.report.violations.first?.contains("two decisions at height 1") == true)
         b.append(decision)
     }

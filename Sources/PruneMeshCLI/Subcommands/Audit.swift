@@ -22,7 +22,10 @@ struct Audit: ParsableCommand {
 
             --compare audits each log in full (genesis: --mesh, else genesis.yaml next to each log), \
             then checks that they are prefixes of one another (exit 1 if one fails its audit, or at \
-            the first divergence: a fork means more than f faulty validators).
+            the first divergence: two different decisions certified at one height. If both \
+            certificates are for the same round, the validators in both signed conflicting \
+            precommits; otherwise the logs alone name no culprit — Tendermint's safety argument \
+            says more than f validators deviated, or keys leaked, or a bug).
 
             Examples:
               prunemesh audit state/decisions.log --mesh genesis.yaml

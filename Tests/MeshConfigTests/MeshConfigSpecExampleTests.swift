@@ -1,0 +1,56 @@
+import Foundation
+import Learner
+import Sodium
+import Testing
+import Wire
+@testable import MeshConfig
+
+/// The worked examples of `Sources/MeshConfig/MeshConfig.docc`: a genesis file, its canonical
+/// bytes field by field and its mesh id, and which edits keep or change the id. A drifting spec
+/// fails here.
+@Suite struct MeshConfigSpecExampleTests {
+    static let doc = "Sources/MeshConfig/MeshConfig.docc/GenesisAndMeshID.md"
+
+    static func yaml() throws -> String { try SpecExamples.block("genesis-lab", in: doc) }
+
+    @Test func theGenesisItsCanonicalBytesAndItsID() throws {
+        let genesis = try Genesis(yaml: try Self.yaml(), file: "genesis-lab")
+        let bytes = genesis.canonicalBytes()
+        #expect(try SpecExamples.hex("genesis-lab-canonical", in: Self.doc) == bytes, "\(SpecExamples.hexString(bytes))")
+        let f = try SpecExamples.fields("genesis-lab-id", in: Self.doc)
+        #expect(f["canonical_bytes"] == "\(bytes.count)")
+        #expect(f["mesh_id"] == genesis.meshID.hex)
+        #expect(MeshID(genesisBytes: try SpecExamples.hex("genesis-lab-canonical", in: Self.doc)).hex == f["mesh_id"])
+        // The canonical bytes decode to the same genesis (a peer could send them).
+        #expect(try Genesis(canonicalBytes: bytes).canonicalBytes() == bytes)
+    }
+
+    /// Each documented edit of one field either keeps the mesh id, changes it, or is refused.
+    @Test func editsThatKeepChangeOrBreakTheID() throws {
+        let base = try Genesis(yaml: try Self.yaml(), file: "genesis-lab").meshID
+        let f = try SpecExamples.fields("genesis-edits", in: Self.doc)
+        #expect(f.count >= 6)
+        for (edit, outcome) in f {
+            let parts = edit.split(separator: " ", maxSplits: 1).map(String.init)
+            let leaf = String(parts[0].split(separator: ".").last!)
+            let value = parts[1]
+            let written = value.contains(":") ? "\"\(value)\"" : value
+            let text = try Self.yaml().split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+                let trimmed = line.drop { $0 == " " }
+                guard trimmed.hasPrefix(leaf + ":") else { return String(line) }
+                return String(line.prefix(line.count - trimmed.count)) + leaf + ": " + written
+            }.joined(separator: "\n")
+            #expect(text != (try Self.yaml()), "\(edit): no line for \(leaf)")
+            let result = Result { try Genesis(yaml: text, file: "edit").meshID }
+            switch outcome {
+            case "same id": #expect((try? result.get()) == base, "\(edit)")
+            case "another id":
+                let id = try? result.get()
+                #expect(id != nil && id != base, "\(edit)")
+            default:
+                #expect(outcome.hasPrefix("refused"), "\(edit): unknown outcome \(outcome)")
+                #expect((try? result.get()) == nil, "\(edit) should be refused")
+            }
+        }
+    }
+}
