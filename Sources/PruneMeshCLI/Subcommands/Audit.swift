@@ -214,110 +214,29 @@ struct Audit: ParsableCommand {
 
     // MARK: Compare
 
-    struct LogInfo: Encodable {
-        var path: String
-        var meshId: String?
-        var entries: Int
-        var head: String?
-        var error: String?
-        /// Entries that passed the full audit from the genesis (certificates included).
-        var verified: Int = 0
-        var genesis: String?
-    }
-
-    struct Divergence: Encodable {
-        var index: Int
-        var hashes: [String: String]
-    }
-
-    struct CompareReport: Encodable {
-        var ok: Bool
-        var logs: [LogInfo]
-        var commonPrefix: Int
-        var firstDivergence: Divergence?
-
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(ok, forKey: .ok)
-            try c.encode(logs, forKey: .logs)
-            try c.encode(commonPrefix, forKey: .commonPrefix)
-            try c.encode(firstDivergence, forKey: .firstDivergence)
-        }
-        enum CodingKeys: String, CodingKey { case ok, logs, commonPrefix, firstDivergence }
-    }
-
     func runCompare() throws {
-        var infos: [LogInfo] = []
-        var hashes: [[Digest32]] = []
-        var meshIDs: [MeshID?] = []
-        // Each log is audited in full from its genesis first: entry hashes leave the certificates
-        // out, so a log whose entries lack their quorum of signatures chains like an honest one.
-        for path in logs {
-            let genesisPath = mesh ?? Self.defaultGenesisPath(forLog: path)
-            do {
-                let file = try DecisionLog.readEntries(path: path)
-                let h = file.entries.map { LogEntry.hash(encoded: $0) }
-                hashes.append(h)
-                meshIDs.append(file.meshID)
-                var info = LogInfo(path: path, meshId: file.meshID.hex, entries: h.count, head: (h.last ?? file.meshID.digest).hex,
-                                   genesis: genesisPath)
-                do {
-                    let genesis = try LedgerGenesis(try Genesis.load(path: genesisPath))
-                    if genesis.meshID != file.meshID {
-                        info.error = "the log is for mesh \(file.meshID.hex), the genesis \(genesisPath) is mesh \(genesis.meshID.hex)"
-                    } else {
-                        let result = LogVerifier.verify(entries: file.entries, genesis: genesis)
-                        info.verified = result.summaries.count
-                        if let e = result.error {
-                            info.error = "audit FAILED at entry \(e.index) (height \(e.index + 1)): \(e.fault.description)"
-                        }
-                    }
-                } catch {
-                    info.error = "cannot audit it: genesis \(genesisPath): \(error) (give the mesh's genesis with --mesh)"
-                }
-                infos.append(info)
-            } catch {
-                hashes.append([])
-                meshIDs.append(nil)
-                infos.append(LogInfo(path: path, meshId: nil, entries: 0, head: nil, error: error.description, genesis: genesisPath))
-            }
+        let read = logs.map { path in
+            LogComparison.read(path: path, genesisPath: mesh ?? Self.defaultGenesisPath(forLog: path),
+                               loadGenesis: { try LedgerGenesis(try Genesis.load(path: $0)) })
         }
-        var divergence: Divergence?
-        var common = hashes.map(\.count).min() ?? 0
-        let readable = infos.allSatisfy { $0.error == nil }
-        if readable, Set(meshIDs.compactMap { $0 }).count > 1 {
-            divergence = Divergence(index: 0, hashes: Dictionary(uniqueKeysWithValues: zip(logs, meshIDs.map { "mesh " + ($0?.hex ?? "?") })))
-            common = 0
-        } else if readable {
-            let longest = hashes.map(\.count).max() ?? 0
-            for i in 0..<longest {
-                let present = hashes.enumerated().filter { i < $0.element.count }
-                if Set(present.map { $0.element[i] }).count > 1 {
-                    divergence = Divergence(index: i, hashes: Dictionary(uniqueKeysWithValues: present.map { (logs[$0.offset], $0.element[i].hex) }))
-                    common = i
-                    break
-                }
-            }
-        }
-        let ok = readable && divergence == nil
-        let report = CompareReport(ok: ok, logs: infos, commonPrefix: common, firstDivergence: divergence)
+        let report = LogComparison.compare(read)
         if json {
             try printJSON(report)
         } else {
-            for info in infos {
+            for info in report.logs {
                 print("\(info.path): " + (info.error ?? "\(info.entries) entries, head \(info.head ?? "-")"))
             }
-            if let d = divergence {
+            if let d = report.firstDivergence {
                 FileHandle.standardError.write(Data("logs DIVERGE at entry \(d.index) (height \(d.index + 1)):\n".utf8))
                 for (path, hash) in d.hashes.sorted(by: { $0.key < $1.key }) {
                     FileHandle.standardError.write(Data("  \(path): \(hash)\n".utf8))
                 }
-            } else if readable {
-                print("ok: the logs are prefixes of one another (common prefix \(common) entries)")
+            } else if report.readable {
+                print("ok: the logs are prefixes of one another (common prefix \(report.commonPrefix) entries)")
             } else {
                 FileHandle.standardError.write(Data("compare FAILED: a log could not be read or does not pass its audit\n".utf8))
             }
         }
-        if !ok { throw ExitCode(1) }
+        if !report.ok { throw ExitCode(1) }
     }
 }
