@@ -103,6 +103,9 @@ import Glibc
         #expect((divergence["hashes"] as? [String: String])?.count == 3)
         let text = try CLI.run(["audit", "--compare", dir + "/a/d.log", dir + "/c/d.log"])
         #expect(text.status == 1 && text.stderr.contains("logs DIVERGE at entry 2"))
+        // A log named twice beside a fork: exit 1 with the divergence, not a trap on the repeated path.
+        let twice = try CLI.run(["audit", "--compare", dir + "/a/d.log", dir + "/a/d.log", dir + "/c/d.log"])
+        #expect(twice.status == 1 && twice.stderr.contains("logs DIVERGE at entry 2"), "\(twice.status) \(twice.stderr)")
     }
 
     /// `--compare` audits every log in full first: a log whose entries lost their certificates'

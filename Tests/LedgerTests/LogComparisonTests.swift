@@ -37,6 +37,18 @@ import Wire
         #expect(report.logs.map(\.entries) == [5, 4])
     }
 
+    /// The same log named twice beside a fork: the divergence names each path once. (The CLI
+    /// built the map with `uniqueKeysWithValues`, which traps on a repeated key:
+    /// `audit --compare a.log a.log c.log` crashed.)
+    @Test func aLogNamedTwiceBesideAForkDoesNotTrap() throws {
+        let dir = Committee.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try Self.write(dir, "a.log", count: 4, maskRounds: 3)
+        let c = try Self.write(dir, "c.log", count: 4, maskRounds: 2)
+        let report = LogComparison.compare([Self.read(a.path, a.genesis), Self.read(a.path, a.genesis), Self.read(c.path, c.genesis)])
+        #expect(!report.ok && report.firstDivergence?.index == 2 && report.firstDivergence?.hashes.count == 2)
+    }
+
     @Test func aPrefixComparesOkUpToTheShorterLog() throws {
         let dir = Committee.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
