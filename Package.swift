@@ -22,6 +22,9 @@
 //   MeshConfig  genesis and node config (YAML), the genesis as the ledger sees it
 //               (MeshBase, Sodium, Dataset, Learner, Privacy, Wire, Membership, Consensus, Ledger, Yams)
 //   NodeRuntime the shell: NIO UDP, timers, files, control/metrics endpoint (everything above, NIO)
+//   MeshHarness what the CLI runs as a library: the demo's cluster of node processes, the simulator's
+//               seed sweep, the wire and audit benchmarks (MeshBase, Sodium, Dataset, Learner, Wire,
+//               Consensus, Ledger, Simulation, MeshConfig, NodeRuntime)
 //   PruneMeshCLI the `prunemesh` executable         (everything)
 import PackageDescription
 
@@ -92,11 +95,20 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "MeshHarness",
+            dependencies: [
+                "MeshBase", "Sodium", "Dataset", "Learner", "Wire", "Consensus", "Ledger", "Simulation", "MeshConfig",
+                "NodeRuntime",
+            ]
+        ),
+
         .executableTarget(
             name: "PruneMeshCLI",
             dependencies: [
                 "MeshBase", "PosixIO", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
                 "Membership", "Consensus", "Ledger", "Rounds", "NodeCore", "Simulation", "MeshConfig", "NodeRuntime",
+                "MeshHarness",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -120,6 +132,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership", "Consensus", "Ledger"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Dataset", "Learner", "Wire", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
+        .testTarget(name: "MeshHarnessTests", dependencies: ["MeshHarness", "Simulation", "Ledger", "MeshConfig", "Sodium"]),
         .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus"]),
     ]
 )
