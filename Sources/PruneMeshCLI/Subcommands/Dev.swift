@@ -5,6 +5,7 @@ import Learner
 import Ledger
 import MeshBase
 import MeshConfig
+import MeshHarness
 import Sodium
 import Wire
 
@@ -124,79 +125,19 @@ struct DevBenchAudit: ParsableCommand {
         guard (1...100).contains(self.repeat) else { throw ValidationError("--repeat must lie in 1…100 (got \(self.repeat))") }
     }
 
-    struct Report: Encodable {
-        var entries: Int
-        var validators: Int
-        var signatures: Int
-        var logBytes: Int
-        var auditSeconds: Double
-        var auditEntriesPerSecond: Double
-        var rawVerifySeconds: Double
-        var rawEntriesPerSecond: Double
-        var rawVerifiesPerSecond: Double
-        var ratio: Double
-    }
-
     func run() throws {
-        var builder = CommitteeLogBuilder.demo(
-            validators: validators, spareCount: 0, seed: 7, maskRounds: entries,
-            privacy: .init(clipBound: 16, noiseMultiplier: 5, scaleLog2: 10, delta: 1e-5, epsilonBudget: 1e6))
-        let genesis = builder.genesis
-        note("building \(entries) entries…")
-        var file = LogFileFormat.fileHeader(meshID: genesis.meshID)
-        var parent = Blake2b256.hash(.logRecord, Array(file[0..<48]))
-        // (public key, signature, tagged message) of every signature in the log.
-        var triples: [([UInt8], [UInt8], [UInt8])] = []
-        for i in 0..<entries {
-            let entry = builder.next()
-            let (record, checksum) = LogFileFormat.record(index: UInt64(i), parent: parent, body: entry.encoded())
-            file += record
-            parent = checksum
-            if case let .mask(m) = entry.decision {
-                for c in m.contributions {
-                    let message = SignedContribution.signedMessage(meshID: genesis.meshID, pruningRound: c.pruningRound, payload: c.payload)
-                    triples.append((c.contributor.bytes, c.signature.bytes, DomainTag.contribution.prefix + message))
-                }
-            }
-            let message = DomainTag.vote.prefix + entry.certificate.signedMessage(meshID: genesis.meshID)
-            let set = builder.validators
-            for s in entry.certificate.signatures {
-                triples.append((set.keys[Int(s.validatorIndex)].bytes, s.signature.bytes, message))
-            }
+        let report: AuditBenchmark.Report
+        do {
+            report = try AuditBenchmark.run(entries: entries, validators: validators, repetitions: self.repeat, progress: note)
+        } catch let failure as AuditBenchmark.Failure {
+            throw CommandFailure(failure.description)
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("prunemesh-bench-audit-\(getpid()).log").path
-        try Data(file).write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-
-        var bestAudit = Double.infinity, bestRaw = Double.infinity
-        for _ in 0..<max(1, self.repeat) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let read = try DecisionLog.readEntries(path: path)
-            let result = LogVerifier.verify(entries: read.entries, genesis: genesis)
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            if let e = result.error { throw CommandFailure("the benchmark log failed its audit: \(e)") }
-            precondition(result.summaries.count == entries)
-            bestAudit = min(bestAudit, Double(t1 - t0) / 1e9)
-
-            var failures = 0
-            let t2 = DispatchTime.now().uptimeNanoseconds
-            for (pk, sig, msg) in triples where !RawEd25519.verify(sig, msg, publicKey: pk) {
-                failures += 1
-            }
-            let t3 = DispatchTime.now().uptimeNanoseconds
-            precondition(failures == 0, "\(failures) raw verifications failed")
-            bestRaw = min(bestRaw, Double(t3 - t2) / 1e9)
-        }
-        let report = Report(entries: entries, validators: validators, signatures: triples.count, logBytes: file.count,
-                            auditSeconds: bestAudit, auditEntriesPerSecond: Double(entries) / bestAudit,
-                            rawVerifySeconds: bestRaw, rawEntriesPerSecond: Double(entries) / bestRaw,
-                            rawVerifiesPerSecond: Double(triples.count) / bestRaw, ratio: bestRaw / bestAudit)
         if json {
             try printJSON(report)
         } else {
-            print("log: \(entries) entries, \(validators) validators, \(triples.count) signatures, \(file.count) bytes")
-            print(String(format: "audit:              %.3f s  %8.0f entries/s", bestAudit, report.auditEntriesPerSecond))
-            print(String(format: "raw libsodium:      %.3f s  %8.0f entries/s  (%.0f verifies/s)", bestRaw,
+            print("log: \(entries) entries, \(validators) validators, \(report.signatures) signatures, \(report.logBytes) bytes")
+            print(String(format: "audit:              %.3f s  %8.0f entries/s", report.auditSeconds, report.auditEntriesPerSecond))
+            print(String(format: "raw libsodium:      %.3f s  %8.0f entries/s  (%.0f verifies/s)", report.rawVerifySeconds,
                          report.rawEntriesPerSecond, report.rawVerifiesPerSecond))
             print(String(format: "audit / raw rate:   %.1f%%", 100 * report.ratio))
         }
