@@ -25,12 +25,6 @@ public enum LogComparison {
         }
     }
 
-    /// Why a log's genesis could not be had (the loader's error, described).
-    public struct GenesisUnavailable: Error, CustomStringConvertible {
-        public let description: String
-        public init(_ description: String) { self.description = description }
-    }
-
     /// What `--compare` reports of one log (JSON keys in snake_case).
     public struct LogInfo: Encodable, Equatable {
         public var path: String
