@@ -1,4 +1,5 @@
 import MeshBase
+import PosixIO
 import Sodium
 import Wire
 
@@ -44,8 +45,9 @@ public struct LogFileBuilder {
         file(meshID: meshID, encodedEntries: entries.map { $0.encoded() })
     }
 
-    /// Writes the file built so far to a new file at `path` (replacing one there) and fsyncs it.
+    /// Writes the file built so far to `path` (replacing a file there) through the one file
+    /// layer: whole or not at all, durable once this returns.
     public func write(to path: String) throws(DecisionLogError) {
-        try PosixFile.writeNewFile(path, bytes)
+        do { try PosixIO.writeAtomically(bytes, to: path, mode: 0o644) } catch { throw DecisionLogError(error) }
     }
 }
