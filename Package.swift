@@ -14,15 +14,19 @@
 //   Membership  SWIM + Lifeguard state machine      (MeshBase, Sodium, Wire) — pure, sans-IO
 //   Consensus   BFT agreement (Tendermint style), decisions, certificates, trimmed-mean aggregate and mask
 //               (MeshBase, Sodium, Learner, Privacy, Wire) — pure, sans-IO
-//   Ledger      hash-chained decision log: entry format, crash-safe file (through PosixIO), offline verification
-//               (MeshBase, PosixIO, … Consensus)
+//   Ledger      hash-chained decision log: entry format, crash-safe file (through PosixIO), offline verification,
+//               log comparison, log-file builder (MeshBase, PosixIO, … Consensus)
 //   Rounds      the node's round logic: train, release, agree, shrink, freeze, fine-tune (… Consensus) — pure
 //   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Learner, Privacy, Wire, Membership,
 //               Consensus, Ledger) — pure
 //   MeshConfig  genesis and node config (YAML), the genesis as the ledger sees it
 //               (MeshBase, Sodium, Dataset, Learner, Privacy, Wire, Membership, Consensus, Ledger, Yams)
 //   NodeRuntime the shell: NIO UDP, timers, files, control/metrics endpoint (everything above, NIO)
-//   PruneMeshCLI the `prunemesh` executable         (everything)
+//   MeshHarness what the CLI runs as a library: the demo's cluster of node processes, the simulator's
+//               seed sweep, the wire and audit benchmarks, the dev committee's log writer, the forged flood
+//               (MeshBase, Sodium, Dataset, Learner, Wire, Consensus, Ledger, Simulation, MeshConfig, NodeRuntime)
+//   PruneMeshCLI the `prunemesh` executable: each subcommand parses flags, calls a library frontend, prints
+//               (everything)
 import PackageDescription
 
 // Hot numeric code is built optimised even in debug builds, so tests that train on real data
@@ -92,11 +96,20 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "MeshHarness",
+            dependencies: [
+                "MeshBase", "Sodium", "Dataset", "Learner", "Wire", "Consensus", "Ledger", "Simulation", "MeshConfig",
+                "NodeRuntime",
+            ]
+        ),
+
         .executableTarget(
             name: "PruneMeshCLI",
             dependencies: [
                 "MeshBase", "PosixIO", "Sodium", "BLAS", "Gzip", "Dataset", "Learner", "Privacy", "Wire",
                 "Membership", "Consensus", "Ledger", "Rounds", "NodeCore", "Simulation", "MeshConfig", "NodeRuntime",
+                "MeshHarness",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -120,6 +133,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership", "Consensus", "Ledger"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Dataset", "Learner", "Wire", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
+        .testTarget(name: "MeshHarnessTests", dependencies: ["MeshHarness", "Simulation", "Ledger", "MeshConfig", "Sodium"]),
         .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus"]),
     ]
 )

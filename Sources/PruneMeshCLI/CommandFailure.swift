@@ -1,4 +1,5 @@
 import Foundation
+import MeshHarness
 import NodeRuntime
 import PosixIO
 
@@ -11,21 +12,11 @@ struct CommandFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 
     /// The system's text for an errno value (`strerror`), never the bare number.
-    static func text(errno code: Int32) -> String { String(cString: strerror(code)) }
+    static func text(errno code: Int32) -> String { SystemReason.text(errno: code) }
 
     /// The system's reason inside a Foundation error (its underlying POSIX error), not the
     /// "Error Domain=NSCocoaErrorDomain Code=4 …" text.
-    static func reason(of error: Error) -> String {
-        let ns = error as NSError
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] {
-            if let posix = underlying as? POSIXError { return text(errno: posix.code.rawValue) }
-            if let inner = underlying as? Error, (inner as NSError).domain == NSPOSIXErrorDomain {
-                return text(errno: Int32((inner as NSError).code))
-            }
-        }
-        if ns.domain == NSPOSIXErrorDomain { return text(errno: Int32(ns.code)) }
-        return ns.localizedDescription
-    }
+    static func reason(of error: Error) -> String { SystemReason.of(error) }
 }
 
 /// Writes a file the user named on the command line (`--save`), whole or not at all (temporary

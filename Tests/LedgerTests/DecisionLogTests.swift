@@ -207,13 +207,7 @@ import Wire
     /// data damaged after it was written (a torn tail is only a record never completely written).
     @Test func everyFlippedBitOfTheFileIsCaughtAtItsRecord() throws {
         let (b, entries) = Committee.log(5, validators: 3, maskRounds: 1)
-        var bytes = LogFileFormat.fileHeader(meshID: b.genesis.meshID)
-        var parent = Blake2b256.hash(.logRecord, Array(bytes[0..<48]))
-        for (i, e) in entries.enumerated() {
-            let r = LogFileFormat.record(index: UInt64(i), parent: parent, body: e.encoded())
-            bytes += r.bytes
-            parent = r.checksum
-        }
+        let bytes = LogFileBuilder.file(meshID: b.genesis.meshID, entries: entries)
         #expect(try LogFileScan(bytes, path: "x").problem == nil)
         let offsets = Self.recordOffsets(bytes)
         for i in 0..<bytes.count {

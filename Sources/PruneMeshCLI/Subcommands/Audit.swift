@@ -58,150 +58,33 @@ struct Audit: ParsableCommand {
 
     // MARK: Audit
 
-    struct FirstError: Encodable {
-        var index: Int?
-        var offset: Int?
-        var code: String
-        var reason: String
-    }
-
-    struct EntryReport: Encodable {
-        var index: Int
-        var height: UInt64
-        var kind: String
-        var round: UInt32
-        var pruningRound: UInt64?
-        var kept: [Int]
-        var params: Int
-        var flops: Int
-        var paramReduction: Double
-        var flopReduction: Double
-        var contributors: Int
-        var signers: Int
-        var validators: Int
-        var member: String?
-        var hash: String
-    }
-
-    struct Spend: Encodable {
-        var key: String
-        var releases: UInt32
-        var epsilon: Double
-    }
-
-    struct Report: Encodable {
-        var ok: Bool
-        var log: String
-        var meshId: String?
-        /// Entries in the log file (records read).
-        var entries: Int
-        /// Entries that passed the audit (the valid prefix).
-        var verified: Int
-        var head: String?
-        var firstError: FirstError?
-        var entryDetails: [EntryReport]
-        var privacySpent: [Spend]
-        var epsilonBudget: Double?
-
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(ok, forKey: .ok)
-            try c.encode(log, forKey: .log)
-            try c.encode(meshId, forKey: .meshId)
-            try c.encode(entries, forKey: .entries)
-            try c.encode(verified, forKey: .verified)
-            try c.encode(head, forKey: .head)
-            try c.encode(firstError, forKey: .firstError)
-            try c.encode(entryDetails, forKey: .entryDetails)
-            try c.encode(privacySpent, forKey: .privacySpent)
-            try c.encode(epsilonBudget, forKey: .epsilonBudget)
-        }
-        enum CodingKeys: String, CodingKey {
-            case ok, log, meshId, entries, verified, head, firstError, entryDetails, privacySpent, epsilonBudget
-        }
-    }
-
     static func defaultGenesisPath(forLog log: String) -> String {
         URL(fileURLWithPath: log).deletingLastPathComponent().appendingPathComponent("genesis.yaml").path
     }
 
     func runAudit(_ logPath: String) throws {
-        var report = Report(ok: false, log: logPath, meshId: nil, entries: 0, verified: 0, head: nil, firstError: nil,
-                            entryDetails: [], privacySpent: [], epsilonBudget: nil)
-        func finish(_ error: FirstError?) throws {
-            report.firstError = error
-            report.ok = error == nil
-            if json {
-                try printJSON(report)
-            } else {
-                if !report.entryDetails.isEmpty {
-                    printTable(report)
-                } else if error != nil, let head = report.head {
-                    print("head \(head) (no valid entry)")
-                }
-                if let error {
-                    let at = error.index.map { "entry \($0) (height \($0 + 1))" + (error.offset.map { ", byte offset \($0)" } ?? "") } ?? "log"
-                    FileHandle.standardError.write(Data("audit FAILED at \(at): \(error.reason)\n".utf8))
-                } else {
-                    print("ok: \(report.entries) entries, head \(report.head ?? "-")")
-                }
+        let report = LogAudit.audit(path: logPath, genesisPath: mesh ?? Self.defaultGenesisPath(forLog: logPath),
+                                    loadGenesis: { try LedgerGenesis(try Genesis.load(path: $0)) })
+        let error = report.firstError
+        if json {
+            try printJSON(report)
+        } else {
+            if !report.entryDetails.isEmpty {
+                printTable(report)
+            } else if error != nil, let head = report.head {
+                print("head \(head) (no valid entry)")
             }
-            if error != nil { throw ExitCode(1) }
+            if let error {
+                let at = error.index.map { "entry \($0) (height \($0 + 1))" + (error.offset.map { ", byte offset \($0)" } ?? "") } ?? "log"
+                FileHandle.standardError.write(Data("audit FAILED at \(at): \(error.reason)\n".utf8))
+            } else {
+                print("ok: \(report.entries) entries, head \(report.head ?? "-")")
+            }
         }
-
-        let genesisPath = mesh ?? Self.defaultGenesisPath(forLog: logPath)
-        let ledgerGenesis: LedgerGenesis
-        do {
-            ledgerGenesis = try LedgerGenesis(try Genesis.load(path: genesisPath))
-        } catch {
-            return try finish(FirstError(index: nil, offset: nil, code: "genesis", reason: "genesis \(genesisPath): \(error)"))
-        }
-        report.meshId = ledgerGenesis.meshID.hex
-        report.epsilonBudget = ledgerGenesis.privacy.epsilonBudget
-        // The valid prefix is audited and printed even when the file layer finds damage after it:
-        // its rows and head are what an operator recovering the file needs.
-        let file: (meshID: MeshID, entries: [[UInt8]], problem: DecisionLogError?)
-        do {
-            file = try DecisionLog.readValidPrefix(path: logPath)
-        } catch {
-            return try finish(FirstError(index: nil, offset: nil, code: "file", reason: error.description))
-        }
-        guard file.meshID == ledgerGenesis.meshID else {
-            return try finish(FirstError(index: nil, offset: nil, code: "wrong_mesh",
-                                         reason: "the log is for mesh \(file.meshID.hex), the genesis is mesh \(ledgerGenesis.meshID.hex)"))
-        }
-        let result = LogVerifier.verify(entries: file.entries, genesis: ledgerGenesis)
-        let full = ModelCost(ledgerGenesis.model)
-        report.entryDetails = result.summaries.map { s in
-            EntryReport(index: s.index, height: s.height, kind: s.kind.description, round: s.consensusRound,
-                        pruningRound: s.pruningRound, kept: s.kept, params: s.params, flops: s.flops,
-                        paramReduction: 1 - Double(s.params) / Double(full.params),
-                        flopReduction: 1 - Double(s.flops) / Double(full.flops),
-                        contributors: s.contributors, signers: s.signers, validators: s.validators,
-                        member: s.member?.hex, hash: s.hash.hex)
-        }
-        report.entries = file.entries.count
-        report.verified = result.summaries.count
-        report.head = (result.summaries.last?.hash ?? ledgerGenesis.firstPreviousHash).hex
-        report.privacySpent = result.verifier.releaseCounts.keys.sorted().map { key in
-            Spend(key: key.hex, releases: result.verifier.releaseCounts[key]!, epsilon: result.verifier.spent[key] ?? 0)
-        }
-        if let e = result.error {
-            return try finish(FirstError(index: e.index, offset: nil, code: e.fault.code, reason: e.fault.description))
-        }
-        switch file.problem {
-        case nil: break
-        case let .corrupt(_, index, offset, _)?:
-            return try finish(FirstError(index: index, offset: offset, code: "corrupt_record", reason: file.problem!.description))
-        case let .tornTail(_, index, offset, _)?:
-            return try finish(FirstError(index: index, offset: offset, code: "torn_tail", reason: file.problem!.description))
-        case let other?:
-            return try finish(FirstError(index: nil, offset: nil, code: "file", reason: other.description))
-        }
-        try finish(nil)
+        if error != nil { throw ExitCode(1) }
     }
 
-    func printTable(_ report: Report) {
+    func printTable(_ report: LogAudit.Report) {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         print([pad("height", 7), pad("kind", 9), pad("round", 5), pad("p-round", 7), pad("kept", 16), pad("params", 8),
                pad("FLOPs", 8), pad("contrib", 7), pad("signers", 9)].joined(separator: " "))
@@ -217,110 +100,29 @@ struct Audit: ParsableCommand {
 
     // MARK: Compare
 
-    struct LogInfo: Encodable {
-        var path: String
-        var meshId: String?
-        var entries: Int
-        var head: String?
-        var error: String?
-        /// Entries that passed the full audit from the genesis (certificates included).
-        var verified: Int = 0
-        var genesis: String?
-    }
-
-    struct Divergence: Encodable {
-        var index: Int
-        var hashes: [String: String]
-    }
-
-    struct CompareReport: Encodable {
-        var ok: Bool
-        var logs: [LogInfo]
-        var commonPrefix: Int
-        var firstDivergence: Divergence?
-
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(ok, forKey: .ok)
-            try c.encode(logs, forKey: .logs)
-            try c.encode(commonPrefix, forKey: .commonPrefix)
-            try c.encode(firstDivergence, forKey: .firstDivergence)
-        }
-        enum CodingKeys: String, CodingKey { case ok, logs, commonPrefix, firstDivergence }
-    }
-
     func runCompare() throws {
-        var infos: [LogInfo] = []
-        var hashes: [[Digest32]] = []
-        var meshIDs: [MeshID?] = []
-        // Each log is audited in full from its genesis first: entry hashes leave the certificates
-        // out, so a log whose entries lack their quorum of signatures chains like an honest one.
-        for path in logs {
-            let genesisPath = mesh ?? Self.defaultGenesisPath(forLog: path)
-            do {
-                let file = try DecisionLog.readEntries(path: path)
-                let h = file.entries.map { LogEntry.hash(encoded: $0) }
-                hashes.append(h)
-                meshIDs.append(file.meshID)
-                var info = LogInfo(path: path, meshId: file.meshID.hex, entries: h.count, head: (h.last ?? file.meshID.digest).hex,
-                                   genesis: genesisPath)
-                do {
-                    let genesis = try LedgerGenesis(try Genesis.load(path: genesisPath))
-                    if genesis.meshID != file.meshID {
-                        info.error = "the log is for mesh \(file.meshID.hex), the genesis \(genesisPath) is mesh \(genesis.meshID.hex)"
-                    } else {
-                        let result = LogVerifier.verify(entries: file.entries, genesis: genesis)
-                        info.verified = result.summaries.count
-                        if let e = result.error {
-                            info.error = "audit FAILED at entry \(e.index) (height \(e.index + 1)): \(e.fault.description)"
-                        }
-                    }
-                } catch {
-                    info.error = "cannot audit it: genesis \(genesisPath): \(error) (give the mesh's genesis with --mesh)"
-                }
-                infos.append(info)
-            } catch {
-                hashes.append([])
-                meshIDs.append(nil)
-                infos.append(LogInfo(path: path, meshId: nil, entries: 0, head: nil, error: error.description, genesis: genesisPath))
-            }
+        let read = logs.map { path in
+            LogComparison.read(path: path, genesisPath: mesh ?? Self.defaultGenesisPath(forLog: path),
+                               loadGenesis: { try LedgerGenesis(try Genesis.load(path: $0)) })
         }
-        var divergence: Divergence?
-        var common = hashes.map(\.count).min() ?? 0
-        let readable = infos.allSatisfy { $0.error == nil }
-        if readable, Set(meshIDs.compactMap { $0 }).count > 1 {
-            divergence = Divergence(index: 0, hashes: Dictionary(uniqueKeysWithValues: zip(logs, meshIDs.map { "mesh " + ($0?.hex ?? "?") })))
-            common = 0
-        } else if readable {
-            let longest = hashes.map(\.count).max() ?? 0
-            for i in 0..<longest {
-                let present = hashes.enumerated().filter { i < $0.element.count }
-                if Set(present.map { $0.element[i] }).count > 1 {
-                    divergence = Divergence(index: i, hashes: Dictionary(uniqueKeysWithValues: present.map { (logs[$0.offset], $0.element[i].hex) }))
-                    common = i
-                    break
-                }
-            }
-        }
-        let ok = readable && divergence == nil
-        let report = CompareReport(ok: ok, logs: infos, commonPrefix: common, firstDivergence: divergence)
+        let report = LogComparison.compare(read)
         if json {
             try printJSON(report)
         } else {
-            for info in infos {
+            for info in report.logs {
                 print("\(info.path): " + (info.error ?? "\(info.entries) entries, head \(info.head ?? "-")"))
             }
-            if let d = divergence {
+            if let d = report.firstDivergence {
                 FileHandle.standardError.write(Data("logs DIVERGE at entry \(d.index) (height \(d.index + 1)):\n".utf8))
                 for (path, hash) in d.hashes.sorted(by: { $0.key < $1.key }) {
                     FileHandle.standardError.write(Data("  \(path): \(hash)\n".utf8))
                 }
-            } else if readable {
-                print("ok: the logs are prefixes of one another (common prefix \(common) entries)")
+            } else if report.readable {
+                print("ok: the logs are prefixes of one another (common prefix \(report.commonPrefix) entries)")
             } else {
                 FileHandle.standardError.write(Data("compare FAILED: a log could not be read or does not pass its audit\n".utf8))
             }
         }
-        if !ok { throw ExitCode(1) }
+        if !report.ok { throw ExitCode(1) }
     }
 }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import BLAS
 import Foundation
 import Learner
 import MeshBase
@@ -71,37 +70,13 @@ struct BenchTrain: ParsableCommand {
 
     func validate() throws { try options.checkModel(batch: batch) }
 
-    struct Variant: Encodable {
-        var name: String
-        var model: String
-        var params: Int
-        var flops: Int
-        var trainSamplesPerSecond: Double
-        var speedupVsFull: Double
-    }
-
-    struct Report: Encodable {
-        var trainSamplesPerSecond: Double
-        var batch: Int
-        var threads: Int
-        var blasCore: String
-        var variants: [Variant]
-    }
-
     func run() throws {
-        var variants: [Variant] = []
-        for v in options.variants {
-            // The step `prunemesh train` runs by default (dropout and label smoothing included).
-            let recipe = LearnerOptions.Recipe.train
-            let sps = Benchmark.trainThroughput(spec: v.spec, batch: batch, threads: options.threads, seconds: options.seconds,
-                                                dropout: recipe.dropout, labelSmoothing: recipe.labelSmoothing)
-            let cost = ModelCost(v.spec)
-            variants.append(Variant(name: v.name, model: v.spec.description, params: cost.params, flops: cost.flops,
-                                    trainSamplesPerSecond: sps, speedupVsFull: sps / (variants.first?.trainSamplesPerSecond ?? sps)))
-            if !options.json { note(String(format: "%-9@ train %8.0f samples/s  (%d params)", v.name, sps, cost.params)) }
+        // The step `prunemesh train` runs by default (dropout and label smoothing included).
+        let recipe = LearnerOptions.Recipe.train
+        let report = Benchmark.train(options.variants, batch: batch, threads: options.threads, seconds: options.seconds,
+                                     dropout: recipe.dropout, labelSmoothing: recipe.labelSmoothing) { v in
+            if !options.json { note(String(format: "%-9@ train %8.0f samples/s  (%d params)", v.name, v.trainSamplesPerSecond, v.params)) }
         }
-        let report = Report(trainSamplesPerSecond: variants[0].trainSamplesPerSecond, batch: batch, threads: options.threads,
-                            blasCore: BLAS.coreName, variants: variants)
         if options.json { try printJSON(report) }
     }
 }
@@ -125,43 +100,12 @@ struct BenchInfer: ParsableCommand {
         }
     }
 
-    struct Variant: Encodable {
-        var name: String
-        var model: String
-        var params: Int
-        var flops: Int
-        var inferSamplesPerSecond: Double
-        var batch1Ms: Double
-        var throughputVsFull: Double
-        var latencyVsFull: Double
-    }
-
-    struct Report: Encodable {
-        var inferBatch256SamplesPerSecond: Double
-        var inferBatch1Ms: Double
-        var batch: Int
-        var threads: Int
-        var blasCore: String
-        var variants: [Variant]
-    }
-
     func run() throws {
-        var variants: [Variant] = []
-        for v in options.variants {
-            let sps = Benchmark.inferenceThroughput(spec: v.spec, batch: batch, threads: options.threads, seconds: options.seconds)
-            let ms = Benchmark.singleSampleLatencyMs(spec: v.spec, threads: options.threads, runs: runs)
-            let cost = ModelCost(v.spec)
-            let full = variants.first
-            variants.append(Variant(name: v.name, model: v.spec.description, params: cost.params, flops: cost.flops,
-                                    inferSamplesPerSecond: sps, batch1Ms: ms,
-                                    throughputVsFull: sps / (full?.inferSamplesPerSecond ?? sps),
-                                    latencyVsFull: (full?.batch1Ms ?? ms) / ms))
+        let report = Benchmark.infer(options.variants, batch: batch, threads: options.threads, seconds: options.seconds, runs: runs) { v in
             if !options.json {
-                note(String(format: "%-9@ infer %8.0f samples/s at batch %d   batch-1 %.3f ms", v.name, sps, batch, ms))
+                note(String(format: "%-9@ infer %8.0f samples/s at batch %d   batch-1 %.3f ms", v.name, v.inferSamplesPerSecond, batch, v.batch1Ms))
             }
         }
-        let report = Report(inferBatch256SamplesPerSecond: variants[0].inferSamplesPerSecond, inferBatch1Ms: variants[0].batch1Ms,
-                            batch: batch, threads: options.threads, blasCore: BLAS.coreName, variants: variants)
         if options.json { try printJSON(report) }
     }
 }

@@ -5,6 +5,7 @@ import Learner
 import Ledger
 import MeshBase
 import MeshConfig
+import MeshHarness
 import Sodium
 import Wire
 
@@ -25,27 +26,6 @@ struct Dev: ParsableCommand {
         guard (1...Limits.pruning_rounds_count_max).contains(maskRounds) else {
             throw ValidationError("--mask-rounds must lie in 1…\(Limits.pruning_rounds_count_max) (got \(maskRounds))")
         }
-    }
-
-    /// The genesis of the deterministic dev committee: `validators` members from `seed`, the
-    /// builder's small model, keep:0.75.
-    static func committee(validators: Int, seed: UInt64, maskRounds: Int) throws -> (Genesis, CommitteeLogBuilder) {
-        let keys = CommitteeLogBuilder.keys(count: validators + 2, seed: seed)
-        let signers = Array(keys.prefix(validators)), spares = Array(keys.suffix(2))
-        var genesis = Genesis(name: "dev-committee-\(seed)", members: signers.enumerated().map {
-            GenesisMember(publicKey: $0.element.publicKey, name: "dev\($0.offset)")
-        })
-        genesis.model = try ModelSpec(parsing: "8x8x1:conv3x8,relu,pool2,dense16,relu,dense4")
-        genesis.pruning.boundary = .keep(fractionMicro: 750_000)
-        genesis.privacy.clipBound = 16
-        genesis.privacy.noiseMultiplier = 5
-        genesis.privacy.delta = 1e-5
-        genesis.privacy.epsilonBudget = 10
-        genesis.privacy.scaleLog2 = 10
-        try genesis.validate()
-        let builder = CommitteeLogBuilder(genesis: try LedgerGenesis(genesis), signers: signers, spares: spares,
-                                          maskRounds: maskRounds, seed: seed)
-        return (genesis, builder)
     }
 }
 
@@ -75,23 +55,17 @@ struct DevAppendLog: ParsableCommand {
     }
 
     func run() throws {
-        var (genesis, builder) = try Dev.committee(validators: validators, seed: seed, maskRounds: maskRounds)
-        let genesisPath = Audit.defaultGenesisPath(forLog: log)
-        if !FileManager.default.fileExists(atPath: genesisPath) { try genesis.write(to: genesisPath, overwrite: false) }
-        let file = try DecisionLog.openOrCreate(path: log, meshID: genesis.meshID)
-        if tornWrites > 0 { file.tornWritePieceBytes = tornWrites }
-        if let repair = file.repair {
-            FileHandle.standardError.write(Data("repaired torn tail at entry \(repair.index) (offset \(repair.offset), \(repair.droppedBytes) bytes; copy \(repair.brokenCopyPath))\n".utf8))
-        }
-        for _ in 0..<file.count { _ = builder.next() }
-        guard builder.headHash == file.headHash else {
-            throw CommandFailure("\(log) is not a log of this dev committee (head differs after \(file.count) entries)")
-        }
-        for _ in 0..<entries {
-            let entry = builder.next()
-            try file.append(entry)
-            // Unbuffered write(2): the line is out before the next append starts.
-            FileHandle.standardOutput.write(Data("appended \(entry.height - 1)\n".utf8))
+        do {
+            try DevCommittee.appendLog(
+                path: log, genesisPath: Audit.defaultGenesisPath(forLog: log), entries: entries, validators: validators, seed: seed,
+                maskRounds: maskRounds, tornWritePieceBytes: tornWrites,
+                repaired: { repair in
+                    FileHandle.standardError.write(Data("repaired torn tail at entry \(repair.index) (offset \(repair.offset), \(repair.droppedBytes) bytes; copy \(repair.brokenCopyPath))\n".utf8))
+                },
+                // Unbuffered write(2): the line is out before the next append starts.
+                appended: { FileHandle.standardOutput.write(Data("appended \($0)\n".utf8)) })
+        } catch let failure as DevCommittee.NotThisCommittee {
+            throw CommandFailure(failure.description)
         }
     }
 }
@@ -124,79 +98,19 @@ struct DevBenchAudit: ParsableCommand {
         guard (1...100).contains(self.repeat) else { throw ValidationError("--repeat must lie in 1…100 (got \(self.repeat))") }
     }
 
-    struct Report: Encodable {
-        var entries: Int
-        var validators: Int
-        var signatures: Int
-        var logBytes: Int
-        var auditSeconds: Double
-        var auditEntriesPerSecond: Double
-        var rawVerifySeconds: Double
-        var rawEntriesPerSecond: Double
-        var rawVerifiesPerSecond: Double
-        var ratio: Double
-    }
-
     func run() throws {
-        var builder = CommitteeLogBuilder.demo(
-            validators: validators, spareCount: 0, seed: 7, maskRounds: entries,
-            privacy: .init(clipBound: 16, noiseMultiplier: 5, scaleLog2: 10, delta: 1e-5, epsilonBudget: 1e6))
-        let genesis = builder.genesis
-        note("building \(entries) entries…")
-        var file = LogFileFormat.fileHeader(meshID: genesis.meshID)
-        var parent = Blake2b256.hash(.logRecord, Array(file[0..<48]))
-        // (public key, signature, tagged message) of every signature in the log.
-        var triples: [([UInt8], [UInt8], [UInt8])] = []
-        for i in 0..<entries {
-            let entry = builder.next()
-            let (record, checksum) = LogFileFormat.record(index: UInt64(i), parent: parent, body: entry.encoded())
-            file += record
-            parent = checksum
-            if case let .mask(m) = entry.decision {
-                for c in m.contributions {
-                    let message = SignedContribution.signedMessage(meshID: genesis.meshID, pruningRound: c.pruningRound, payload: c.payload)
-                    triples.append((c.contributor.bytes, c.signature.bytes, DomainTag.contribution.prefix + message))
-                }
-            }
-            let message = DomainTag.vote.prefix + entry.certificate.signedMessage(meshID: genesis.meshID)
-            let set = builder.validators
-            for s in entry.certificate.signatures {
-                triples.append((set.keys[Int(s.validatorIndex)].bytes, s.signature.bytes, message))
-            }
+        let report: AuditBenchmark.Report
+        do {
+            report = try AuditBenchmark.run(entries: entries, validators: validators, repetitions: self.repeat, progress: note)
+        } catch let failure as AuditBenchmark.Failure {
+            throw CommandFailure(failure.description)
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("prunemesh-bench-audit-\(getpid()).log").path
-        try Data(file).write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-
-        var bestAudit = Double.infinity, bestRaw = Double.infinity
-        for _ in 0..<max(1, self.repeat) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let read = try DecisionLog.readEntries(path: path)
-            let result = LogVerifier.verify(entries: read.entries, genesis: genesis)
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            if let e = result.error { throw CommandFailure("the benchmark log failed its audit: \(e)") }
-            precondition(result.summaries.count == entries)
-            bestAudit = min(bestAudit, Double(t1 - t0) / 1e9)
-
-            var failures = 0
-            let t2 = DispatchTime.now().uptimeNanoseconds
-            for (pk, sig, msg) in triples where !RawEd25519.verify(sig, msg, publicKey: pk) {
-                failures += 1
-            }
-            let t3 = DispatchTime.now().uptimeNanoseconds
-            precondition(failures == 0, "\(failures) raw verifications failed")
-            bestRaw = min(bestRaw, Double(t3 - t2) / 1e9)
-        }
-        let report = Report(entries: entries, validators: validators, signatures: triples.count, logBytes: file.count,
-                            auditSeconds: bestAudit, auditEntriesPerSecond: Double(entries) / bestAudit,
-                            rawVerifySeconds: bestRaw, rawEntriesPerSecond: Double(entries) / bestRaw,
-                            rawVerifiesPerSecond: Double(triples.count) / bestRaw, ratio: bestRaw / bestAudit)
         if json {
             try printJSON(report)
         } else {
-            print("log: \(entries) entries, \(validators) validators, \(triples.count) signatures, \(file.count) bytes")
-            print(String(format: "audit:              %.3f s  %8.0f entries/s", bestAudit, report.auditEntriesPerSecond))
-            print(String(format: "raw libsodium:      %.3f s  %8.0f entries/s  (%.0f verifies/s)", bestRaw,
+            print("log: \(entries) entries, \(validators) validators, \(report.signatures) signatures, \(report.logBytes) bytes")
+            print(String(format: "audit:              %.3f s  %8.0f entries/s", report.auditSeconds, report.auditEntriesPerSecond))
+            print(String(format: "raw libsodium:      %.3f s  %8.0f entries/s  (%.0f verifies/s)", report.rawVerifySeconds,
                          report.rawEntriesPerSecond, report.rawVerifiesPerSecond))
             print(String(format: "audit / raw rate:   %.1f%%", 100 * report.ratio))
         }
@@ -204,10 +118,7 @@ struct DevBenchAudit: ParsableCommand {
 }
 
 /// `prunemesh dev flood`: sends well-formed envelopes with forged signatures at a fixed rate, to
-/// measure what a flood costs a node. Each datagram is a `ping` of the given mesh claiming
-/// `--spoof-sender` (a member's key, so that it passes every check but the signature) with a
-/// fresh sequence number and 64 random bytes for a signature (with a canonical S, so that
-/// refusing it costs a whole Ed25519 verification).
+/// measure what a flood costs a node (`MeshHarness.ForgedFlood`), claiming `--spoof-sender`.
 struct DevFlood: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flood",
@@ -276,56 +187,19 @@ struct DevFlood: ParsableCommand {
         guard let hostPort = HostPort(parsing: target), hostPort.port != 0 else {
             throw ValidationError("--target: expected IPv4 HOST:PORT, got \(target)")
         }
-        var destination = try Self.ipv4(hostPort.host, port: hostPort.port, what: "--target")
-        var from = try Self.ipv4(source, port: 0, what: "--source")
-
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw ValidationError("cannot open a UDP socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let bound = withUnsafePointer(to: &from) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw ValidationError("--source: cannot bind \(source): \(String(cString: strerror(errno)))") }
-
-        // One datagram, re-stamped with a new sequence number each time; the signature is random.
+        let destination = try Self.ipv4(hostPort.host, port: hostPort.port, what: "--target")
+        let from = try Self.ipv4(source, port: 0, what: "--source")
         var rng = SystemRandomNumberGenerator()
-        var datagram = EnvelopeFormat.magic + [EnvelopeFormat.version, MessageKind.ping.rawValue, 0]
-        datagram += g.meshID.bytes + sender.bytes + [UInt8](repeating: 0, count: 8)
-        datagram += [UInt8(payload & 0xFF), UInt8(payload >> 8)] + [UInt8](repeating: 0, count: payload)
-        datagram += (0..<EnvelopeFormat.signatureByteCount).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        // A canonical S (below 2^252, so below the group order): libsodium refuses a non-canonical
-        // one before any curve arithmetic, which would make a random signature 15 times out of 16
-        // far cheaper to refuse than the forgery a real attacker sends.
-        datagram[datagram.count - 1] &= 0x0F
-        // A high boot epoch, so the numbers are fresh to the claimed sender's replay window.
-        var sequence = UInt64(UInt32.max - 1) << 32 | UInt64(UInt32.random(in: 0...UInt32.max >> 1, using: &rng))
-
-        let start = DispatchTime.now().uptimeNanoseconds
-        let durationNs = UInt64(seconds * 1e9)
-        var sent = 0, errors = 0
-        datagram.withUnsafeMutableBytes { raw in
-            while true {
-                let elapsed = DispatchTime.now().uptimeNanoseconds - start
-                if elapsed >= durationNs { break }
-                let due = Int(Double(elapsed) / 1e9 * Double(rate))
-                if sent >= due {
-                    usleep(100)
-                    continue
-                }
-                for _ in 0..<min(due - sent, 512) {
-                    sequence &+= 1
-                    for i in 0..<8 { raw[EnvelopeFormat.sequenceOffset + i] = UInt8(truncatingIfNeeded: sequence >> (8 * UInt64(i))) }
-                    let n = withUnsafePointer(to: &destination) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                            sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                        }
-                    }
-                    if n < 0 { errors += 1 }
-                    sent += 1
-                }
-            }
+        let datagram = ForgedFlood.forgedPing(meshID: g.meshID, sender: sender, payloadBytes: payload, using: &rng)
+        let outcome: ForgedFlood.Outcome
+        do {
+            outcome = try ForgedFlood.send(datagram, from: from, to: destination, rate: rate, seconds: seconds)
+        } catch ForgedFlood.Failure.open(let reason) {
+            throw ValidationError("cannot open a UDP socket: \(reason)")
+        } catch ForgedFlood.Failure.bind(let reason) {
+            throw ValidationError("--source: cannot bind \(source): \(reason)")
         }
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let sent = outcome.sent, errors = outcome.sendErrors, elapsed = outcome.seconds
         let report = Report(target: target, source: source, spoofedSender: sender.hex, datagramBytes: datagram.count,
                             requestedRate: rate, seconds: seconds, sent: sent, sendErrors: errors,
                             achievedRate: Double(sent) / elapsed)

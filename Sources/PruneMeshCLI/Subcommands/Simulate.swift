@@ -1,8 +1,8 @@
 import ArgumentParser
 import Consensus
-import Dispatch
 import Foundation
 import MeshBase
+import MeshHarness
 import Simulation
 
 /// `prunemesh simulate --seed N | --seeds K [--nodes N] [--byzantine B] [--loss P] [--json]`:
@@ -154,133 +154,22 @@ struct Simulate: ParsableCommand {
             faultPhaseMs: faultPhaseMs, livenessBoundMs: livenessBoundMs, tickMs: tickMs)
     }
 
-    struct Summary: Encodable {
-        struct Spread: Encodable {
-            var min: UInt64
-            var p50: UInt64
-            var p99: UInt64
-            var max: UInt64
-            var mean: Double
-        }
-
-        var ok: Bool
-        var options: String
-        var firstSeed: UInt64
-        var seedsRun: Int
-        var violations: Int
-        var failedSeeds: [UInt64]
-        var heightsCommitted: Spread
-        var livenessBoundMs: UInt64
-        var livenessMs: Spread?
-        var messagesSent: UInt64
-        var messagesSentPerSeed: Double
-        var datagramsSent: UInt64
-        var virtualMsPerSeed: Double
-        var equivocationsDetected: UInt64
-        var undecodableMessages: UInt64
-        var syncEntriesRefused: UInt64
-        var crashes: Int
-        var wallSeconds: Double
-    }
-
-    /// How often each value occurred: exact quantiles in memory bounded by the distinct values
-    /// (heights up to the run's last one; liveness times on the tick grid up to the bound), not
-    /// by the number of seeds.
-    struct ValueCounts {
-        private var counts: [UInt64: Int] = [:]
-        private var total = 0
-        private var sum = 0.0
-
-        mutating func add(_ value: UInt64) {
-            counts[value, default: 0] += 1
-            total += 1
-            sum += Double(value)
-        }
-
-        /// The same figures `spread` of the sorted values gives: min, s[n/2], s[min(n−1, 99n/100)], max, mean.
-        var spread: Summary.Spread? {
-            guard total > 0 else { return nil }
-            let sorted = counts.keys.sorted()
-            func value(at rank: Int) -> UInt64 {
-                var seen = 0
-                for v in sorted {
-                    seen += counts[v]!
-                    if rank < seen { return v }
-                }
-                return sorted[sorted.count - 1]
-            }
-            return Summary.Spread(min: sorted[0], p50: value(at: total / 2), p99: value(at: min(total - 1, total * 99 / 100)),
-                                  max: sorted[sorted.count - 1], mean: sum / Double(total))
-        }
-    }
-
-    /// The running totals of a run: one report at a time, in seed order.
-    struct Tally {
-        var seedsRun = 0
-        var failedSeeds: [UInt64] = []
-        var failedCount = 0
-        var heights = ValueCounts()
-        var liveness = ValueCounts()
-        var messagesSent: UInt64 = 0
-        var datagramsSent: UInt64 = 0
-        var virtualMs: UInt64 = 0
-        var equivocations: UInt64 = 0
-        var undecodable: UInt64 = 0
-        var syncEntriesRefused: UInt64 = 0
-        var crashes = 0
-
-        mutating func add(_ r: ConsensusSimulation.Report) {
-            seedsRun += 1
-            if !r.passed {
-                failedCount += 1
-                if failedSeeds.count < Self.failedSeedsKept { failedSeeds.append(r.seed) }
-            }
-            heights.add(r.heightsCommitted)
-            if let l = r.livenessMs { liveness.add(l) }
-            messagesSent &+= r.messagesSent
-            datagramsSent &+= r.datagramsSent
-            virtualMs &+= r.endMs
-            equivocations &+= r.equivocationsDetected
-            undecodable &+= r.undecodable
-            syncEntriesRefused &+= r.syncEntriesRefused
-            crashes &+= r.crashes
-        }
-
-        /// Failed seeds listed in the summary (all are counted).
-        static let failedSeedsKept = 100
-    }
-
     func run() throws {
         if node { return try runNodes() }
         let options = self.options
         let first = seed ?? firstSeed
         let count = seed == nil ? seeds! : 1
-        let started = Date()
-        var tally = Tally()
-        let consume = { (r: ConsensusSimulation.Report) in
-            if verbose || count == 1 && !json { note("\(r)") }
-            if !r.passed { for v in r.violations { note(v) } }
-            tally.add(r)
-        }
-        if trace {
-            consume(ConsensusSimulation.run(seed: first, options: options, trace: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }))
-        } else {
-            Self.runAll(first: first, count: count, options: options, jobs: jobs, consume: consume)
-        }
-        let wall = Date().timeIntervalSince(started)
-        let failed = tally.failedSeeds
-        let runs = Double(max(1, tally.seedsRun))
-        let summary = Summary(
-            ok: tally.failedCount == 0, options: "\(options)", firstSeed: first, seedsRun: tally.seedsRun,
-            violations: tally.failedCount, failedSeeds: failed, heightsCommitted: tally.heights.spread!,
-            livenessBoundMs: options.livenessBoundMs, livenessMs: tally.liveness.spread,
-            messagesSent: tally.messagesSent, messagesSentPerSeed: Double(tally.messagesSent) / runs,
-            datagramsSent: tally.datagramsSent, virtualMsPerSeed: Double(tally.virtualMs) / runs,
-            equivocationsDetected: tally.equivocations, undecodableMessages: tally.undecodable,
-            syncEntriesRefused: tally.syncEntriesRefused, crashes: tally.crashes, wallSeconds: wall)
+        let summary = SeedSweep.run(
+            first: first, count: count, options: options, jobs: jobs,
+            trace: trace ? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } : nil,
+            each: { r in
+                if verbose || count == 1 && !json { note("\(r)") }
+                if !r.passed { for v in r.violations { note(v) } }
+            })
         if json {
             try printJSON(summary)
         } else {
+            let failed = summary.failedSeeds
             print("\(summary.seedsRun) seeds from \(summary.firstSeed): \(summary.violations) violations"
                   + (failed.isEmpty ? "" : " (seeds \(failed.prefix(20).map(String.init).joined(separator: " ")))"))
             let h = summary.heightsCommitted
@@ -289,55 +178,9 @@ struct Simulate: ParsableCommand {
                 print("liveness after the last fault: median \(l.p50) ms, p99 \(l.p99) ms, max \(l.max) ms (bound \(options.livenessBoundMs) ms)")
             }
             print(String(format: "messages sent: %llu (%.0f per seed), virtual time %.0f ms per seed, wall %.1f s",
-                         summary.messagesSent, summary.messagesSentPerSeed, summary.virtualMsPerSeed, wall))
+                         summary.messagesSent, summary.messagesSentPerSeed, summary.virtualMsPerSeed, summary.wallSeconds))
             print("options: \(options)")
         }
-        if tally.failedCount > 0 { throw ExitCode(1) }
-    }
-
-    /// Seeds run at once per worker: a batch is run in parallel, then handed over in seed order.
-    static let seedsPerWorkerBatch = 16
-
-    /// Runs seeds first, first + 1, … (count of them) on `jobs` threads and hands each report to
-    /// `consume` in seed order, holding at most `jobs · seedsPerWorkerBatch` reports at a time.
-    static func runAll(first: UInt64, count: Int, options: ConsensusSimulation.Options, jobs: Int,
-                       consume: (ConsensusSimulation.Report) -> Void) {
-        if jobs == 1 {
-            for k in 0..<count { consume(ConsensusSimulation.run(seed: first + UInt64(k), options: options)) }
-            return
-        }
-        let batch = jobs * seedsPerWorkerBatch
-        let slots = UnsafeMutablePointer<ConsensusSimulation.Report?>.allocate(capacity: batch)
-        slots.initialize(repeating: nil, count: batch)
-        defer { slots.deinitialize(count: batch); slots.deallocate() }
-        nonisolated(unsafe) let shared = slots
-        var done = 0
-        while done < count {
-            let size = min(batch, count - done)
-            let base = first + UInt64(done)
-            let next = Counter()
-            DispatchQueue.concurrentPerform(iterations: jobs) { _ in
-                while true {
-                    let k = next.take()
-                    guard k < size else { return }
-                    shared[k] = ConsensusSimulation.run(seed: base + UInt64(k), options: options)   // each slot written by one thread
-                }
-            }
-            for k in 0..<size {
-                consume(slots[k]!)
-                slots[k] = nil
-            }
-            done += size
-        }
-    }
-    final class Counter: @unchecked Sendable {
-        private var value = 0
-        private let lock = NSLock()
-        func take() -> Int {
-            lock.lock()
-            defer { lock.unlock() }
-            value += 1
-            return value - 1
-        }
+        if !summary.ok { throw ExitCode(1) }
     }
 }

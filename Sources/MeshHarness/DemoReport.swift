@@ -1,0 +1,111 @@
+import Foundation
+
+/// The demo's summary (JSON keys in snake_case).
+public struct DemoReport: Codable, Sendable {
+    public var nodes: Int
+    /// Which node (`node-<i>`) each per-node entry below is (absent nodes and the stranger are left out).
+    public var nodeIndices: [Int]
+    public var heights: [Int]
+    public var seconds: Double
+    public var pruning: Bool
+    public var paramsBefore: Int
+    public var paramsAfter: Int
+    public var flopsBefore: Int
+    public var flopsAfter: Int
+    public var kept: [Int]
+    public var accuracyBefore: [Double?]
+    public var accuracyAfter: [Double?]
+    public var globalAccuracyAfter: [Double?]
+    public var bytesSent: [UInt64]
+    public var consensusBytesSent: [UInt64]
+    public var consensusBytesPerRound: [Double]
+    /// What one FedAvg round would move per client for the original model: the model down and up, f32.
+    public var fedavgBytesPerRound: Int
+    public var commitLatencyMs: [[Double]]
+    public var epsilon: [Double]
+    public var epsilonBudget: Double
+    public var peakRssBytes: [UInt64]
+    public var auditOk: Bool
+    public var auditErrors: [String]
+    public var logsIdentical: Bool
+    /// Also byte for byte (certificates included).
+    public var logBytesIdentical: Bool
+    public var head: String
+    public var directory: String?
+    public var error: String?
+    /// Nodes killed with SIGKILL and restarted, nodes that joined by invite, and whether the
+    /// stranger (a key never admitted) was ignored by every member.
+    public var restarted: [Int]
+    public var joined: [Int]
+    public var strangerIgnored: Bool?
+    /// The decisions of the first audited node's log, in order (`mask 1`, `remove node-3 dead`, `freeze 2`).
+    public var decisions: [String]
+    /// Nodes removed at their request (`--leave`) and stopped; their logs end at the removal.
+    public var left: [Int]
+
+    public init(nodes: Int, nodeIndices: [Int], heights: [Int], seconds: Double, pruning: Bool, paramsBefore: Int, paramsAfter: Int, flopsBefore: Int, flopsAfter: Int, kept: [Int], accuracyBefore: [Double?], accuracyAfter: [Double?], globalAccuracyAfter: [Double?], bytesSent: [UInt64], consensusBytesSent: [UInt64], consensusBytesPerRound: [Double], fedavgBytesPerRound: Int, commitLatencyMs: [[Double]], epsilon: [Double], epsilonBudget: Double, peakRssBytes: [UInt64], auditOk: Bool, auditErrors: [String], logsIdentical: Bool, logBytesIdentical: Bool, head: String, directory: String?, error: String?, restarted: [Int], joined: [Int], strangerIgnored: Bool?, decisions: [String], left: [Int]) {
+        self.nodes = nodes
+        self.nodeIndices = nodeIndices
+        self.heights = heights
+        self.seconds = seconds
+        self.pruning = pruning
+        self.paramsBefore = paramsBefore
+        self.paramsAfter = paramsAfter
+        self.flopsBefore = flopsBefore
+        self.flopsAfter = flopsAfter
+        self.kept = kept
+        self.accuracyBefore = accuracyBefore
+        self.accuracyAfter = accuracyAfter
+        self.globalAccuracyAfter = globalAccuracyAfter
+        self.bytesSent = bytesSent
+        self.consensusBytesSent = consensusBytesSent
+        self.consensusBytesPerRound = consensusBytesPerRound
+        self.fedavgBytesPerRound = fedavgBytesPerRound
+        self.commitLatencyMs = commitLatencyMs
+        self.epsilon = epsilon
+        self.epsilonBudget = epsilonBudget
+        self.peakRssBytes = peakRssBytes
+        self.auditOk = auditOk
+        self.auditErrors = auditErrors
+        self.logsIdentical = logsIdentical
+        self.logBytesIdentical = logBytesIdentical
+        self.head = head
+        self.directory = directory
+        self.error = error
+        self.restarted = restarted
+        self.joined = joined
+        self.strangerIgnored = strangerIgnored
+        self.decisions = decisions
+        self.left = left
+    }
+
+    /// The demo succeeded: no node failed, every log audits, the logs agree, and the stranger
+    /// (if any) was ignored.
+    public var passed: Bool { error == nil && auditOk && logsIdentical && strangerIgnored != false }
+
+    /// The summary table `prunemesh demo` prints.
+    public func table() -> String {
+        func pct(_ x: Double?) -> String { x.map { String(format: "%.2f%%", $0 * 100) } ?? "–" }
+        func red(_ a: Int, _ b: Int) -> String { String(format: "%.1f%%", 100 * (1 - Double(b) / Double(max(1, a)))) }
+        var lines: [String] = []
+        lines.append("PruneMesh demo: \(nodes) nodes, \(String(format: "%.0f", seconds)) s, pruning \(pruning ? "on" : "off")")
+        lines.append("parameters  \(paramsBefore) → \(paramsAfter)  (−\(red(paramsBefore, paramsAfter)))")
+        lines.append("FLOPs       \(flopsBefore) → \(flopsAfter)  (−\(red(flopsBefore, flopsAfter)))   kept \(kept.map(String.init).joined(separator: "/"))")
+        lines.append("")
+        lines.append("node    height  acc before  acc after  global acc  bytes sent  agreement B/round      ε")
+        for i in 0..<nodes {
+            lines.append(String(format: "node-%-2d %6d  %10@  %9@  %10@  %10llu  %17.0f  %5.2f",
+                                nodeIndices[i], heights[i], pct(accuracyBefore[i]) as NSString, pct(accuracyAfter[i]) as NSString,
+                                pct(globalAccuracyAfter[i]) as NSString, bytesSent[i], consensusBytesPerRound[i], epsilon[i]))
+        }
+        lines.append("")
+        lines.append("one FedAvg round for this model: \(fedavgBytesPerRound) bytes per client (model down and up)")
+        lines.append("audit: \(auditOk ? "ok" : "FAILED: " + auditErrors.joined(separator: "; "))  logs identical: \(logsIdentical ? "yes" : "NO")  head \(head.prefix(16))")
+        if !restarted.isEmpty { lines.append("killed with SIGKILL and restarted: \(restarted.map { "node-\($0)" }.joined(separator: ", "))") }
+        if !joined.isEmpty { lines.append("joined by invite: \(joined.map { "node-\($0)" }.joined(separator: ", "))") }
+        if let strangerIgnored { lines.append("stranger (unadmitted key): \(strangerIgnored ? "ignored by every member" : "NOT ignored")") }
+        if let directory { lines.append("state kept in \(directory)") }
+        if let error { lines.append("error: \(error)") }
+        return lines.joined(separator: "\n")
+    }
+}

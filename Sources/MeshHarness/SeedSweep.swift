@@ -1,0 +1,216 @@
+import Dispatch
+import Foundation
+import Simulation
+
+/// What the sweep needs of one seed's result: its seed, whether it passed, and the figures
+/// summed or spread over the run. `ConsensusSimulation.Report` is one; tests use small fakes.
+public protocol SweepSeedResult {
+    var seed: UInt64 { get }
+    var passed: Bool { get }
+    var heightsCommitted: UInt64 { get }
+    var livenessMs: UInt64? { get }
+    var messagesSent: UInt64 { get }
+    var datagramsSent: UInt64 { get }
+    /// Virtual ms the run lasted.
+    var endMs: UInt64 { get }
+    var equivocationsDetected: UInt64 { get }
+    var undecodable: UInt64 { get }
+    var syncEntriesRefused: UInt64 { get }
+    var crashes: Int { get }
+}
+
+extension ConsensusSimulation.Report: SweepSeedResult {}
+
+/// The seed sweep behind `prunemesh simulate`: seeds → parallel jobs → each seed's result handed
+/// over in seed order → one summary. Results do not depend on the number of jobs.
+public enum SeedSweep {
+    /// The summary of a run (`simulate --json` prints it; JSON keys in snake_case).
+    public struct Summary: Encodable, Sendable {
+        public struct Spread: Encodable, Sendable, Equatable {
+            public var min: UInt64
+            public var p50: UInt64
+            public var p99: UInt64
+            public var max: UInt64
+            public var mean: Double
+        }
+
+        public var ok: Bool
+        public var options: String
+        public var firstSeed: UInt64
+        public var seedsRun: Int
+        public var violations: Int
+        public var failedSeeds: [UInt64]
+        public var heightsCommitted: Spread
+        public var livenessBoundMs: UInt64
+        public var livenessMs: Spread?
+        public var messagesSent: UInt64
+        public var messagesSentPerSeed: Double
+        public var datagramsSent: UInt64
+        public var virtualMsPerSeed: Double
+        public var equivocationsDetected: UInt64
+        public var undecodableMessages: UInt64
+        public var syncEntriesRefused: UInt64
+        public var crashes: Int
+        public var wallSeconds: Double
+    }
+
+    /// How often each value occurred: exact quantiles in memory bounded by the distinct values
+    /// (heights up to the run's last one; liveness times on the tick grid up to the bound), not
+    /// by the number of seeds.
+    public struct ValueCounts: Sendable {
+        private var counts: [UInt64: Int] = [:]
+        private var total = 0
+        private var sum = 0.0
+
+        public init() {}
+
+        public mutating func add(_ value: UInt64) {
+            counts[value, default: 0] += 1
+            total += 1
+            sum += Double(value)
+        }
+
+        /// The same figures `spread` of the sorted values gives: min, s[n/2], s[min(n−1, 99n/100)], max, mean.
+        public var spread: Summary.Spread? {
+            guard total > 0 else { return nil }
+            let sorted = counts.keys.sorted()
+            func value(at rank: Int) -> UInt64 {
+                var seen = 0
+                for v in sorted {
+                    seen += counts[v]!
+                    if rank < seen { return v }
+                }
+                return sorted[sorted.count - 1]
+            }
+            return Summary.Spread(min: sorted[0], p50: value(at: total / 2), p99: value(at: min(total - 1, total * 99 / 100)),
+                                  max: sorted[sorted.count - 1], mean: sum / Double(total))
+        }
+    }
+
+    /// The running totals of a run: one result at a time, in seed order.
+    public struct Tally: Sendable {
+        public private(set) var seedsRun = 0
+        /// The first `failedSeedsKept` failed seeds, in the order added.
+        public private(set) var failedSeeds: [UInt64] = []
+        /// Every failed seed.
+        public private(set) var failedCount = 0
+        public private(set) var heights = ValueCounts()
+        public private(set) var liveness = ValueCounts()
+        public private(set) var messagesSent: UInt64 = 0
+        public private(set) var datagramsSent: UInt64 = 0
+        public private(set) var virtualMs: UInt64 = 0
+        public private(set) var equivocations: UInt64 = 0
+        public private(set) var undecodable: UInt64 = 0
+        public private(set) var syncEntriesRefused: UInt64 = 0
+        public private(set) var crashes = 0
+
+        public init() {}
+
+        public mutating func add(_ r: some SweepSeedResult) {
+            seedsRun += 1
+            if !r.passed {
+                failedCount += 1
+                if failedSeeds.count < Self.failedSeedsKept { failedSeeds.append(r.seed) }
+            }
+            heights.add(r.heightsCommitted)
+            if let l = r.livenessMs { liveness.add(l) }
+            messagesSent &+= r.messagesSent
+            datagramsSent &+= r.datagramsSent
+            virtualMs &+= r.endMs
+            equivocations &+= r.equivocationsDetected
+            undecodable &+= r.undecodable
+            syncEntriesRefused &+= r.syncEntriesRefused
+            crashes &+= r.crashes
+        }
+
+        /// The summary of the seeds added so far (nil before the first). `options` is the run's
+        /// options as printed, `livenessBoundMs` the bound they set.
+        public func summary(options: String, firstSeed: UInt64, livenessBoundMs: UInt64, wallSeconds: Double) -> Summary? {
+            guard let heightsSpread = heights.spread else { return nil }
+            let runs = Double(max(1, seedsRun))
+            return Summary(
+                ok: failedCount == 0, options: options, firstSeed: firstSeed, seedsRun: seedsRun,
+                violations: failedCount, failedSeeds: failedSeeds, heightsCommitted: heightsSpread,
+                livenessBoundMs: livenessBoundMs, livenessMs: liveness.spread,
+                messagesSent: messagesSent, messagesSentPerSeed: Double(messagesSent) / runs,
+                datagramsSent: datagramsSent, virtualMsPerSeed: Double(virtualMs) / runs,
+                equivocationsDetected: equivocations, undecodableMessages: undecodable,
+                syncEntriesRefused: syncEntriesRefused, crashes: crashes, wallSeconds: wallSeconds)
+        }
+
+        /// Failed seeds listed in the summary (all are counted).
+        public static let failedSeedsKept = 100
+    }
+
+    /// Runs the consensus simulator on seeds first, first + 1, … (`count` of them; with `trace`,
+    /// the one seed `first`, tracing to it) on `jobs` threads, hands each report to `each` in seed
+    /// order, and returns the summary. `count` ≥ 1.
+    public static func run(first: UInt64, count: Int, options: ConsensusSimulation.Options, jobs: Int,
+                           trace: ((String) -> Void)? = nil,
+                           each: (ConsensusSimulation.Report) -> Void) -> Summary {
+        precondition(count >= 1, "a sweep runs at least one seed")
+        let started = Date()
+        var tally = Tally()
+        func consume(_ r: ConsensusSimulation.Report) {
+            each(r)
+            tally.add(r)
+        }
+        if let trace {
+            consume(ConsensusSimulation.run(seed: first, options: options, trace: trace))
+        } else {
+            runAll(first: first, count: count, jobs: jobs, run: { ConsensusSimulation.run(seed: $0, options: options) },
+                   consume: consume)
+        }
+        let wall = Date().timeIntervalSince(started)
+        return tally.summary(options: "\(options)", firstSeed: first, livenessBoundMs: options.livenessBoundMs, wallSeconds: wall)!
+    }
+
+    /// Seeds run at once per worker: a batch is run in parallel, then handed over in seed order.
+    public static let seedsPerWorkerBatch = 16
+
+    /// Runs `run` on seeds first, first + 1, … (count of them) on `jobs` threads and hands each
+    /// result to `consume` in seed order, holding at most `jobs · seedsPerWorkerBatch` results at
+    /// a time. `run` is called from several threads at once when `jobs` > 1.
+    public static func runAll<Result>(first: UInt64, count: Int, jobs: Int, run: @Sendable (UInt64) -> Result,
+                                      consume: (Result) -> Void) {
+        if jobs <= 1 {
+            for k in 0..<count { consume(run(first + UInt64(k))) }
+            return
+        }
+        let batch = jobs * seedsPerWorkerBatch
+        let slots = UnsafeMutablePointer<Result?>.allocate(capacity: batch)
+        slots.initialize(repeating: nil, count: batch)
+        defer { slots.deinitialize(count: batch); slots.deallocate() }
+        nonisolated(unsafe) let shared = slots
+        var done = 0
+        while done < count {
+            let size = min(batch, count - done)
+            let base = first + UInt64(done)
+            let next = Counter()
+            DispatchQueue.concurrentPerform(iterations: jobs) { _ in
+                while true {
+                    let k = next.take()
+                    guard k < size else { return }
+                    shared[k] = run(base + UInt64(k))   // each slot written by one thread
+                }
+            }
+            for k in 0..<size {
+                consume(slots[k]!)
+                slots[k] = nil
+            }
+            done += size
+        }
+    }
+
+    /// Hands out slot numbers 0, 1, 2, … to the workers.
+    final class Counter: @unchecked Sendable {
+        private var value = 0
+        private let lock = NSLock()
+        func take() -> Int {
+            lock.lock()
+            defer { lock.unlock() }
+            value += 1
+            return value - 1
+        }
+    }
+}
