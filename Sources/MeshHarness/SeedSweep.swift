@@ -165,52 +165,12 @@ public enum SeedSweep {
         return tally.summary(options: "\(options)", firstSeed: first, livenessBoundMs: options.livenessBoundMs, wallSeconds: wall)!
     }
 
-    /// Seeds run at once per worker: a batch is run in parallel, then handed over in seed order.
-    public static let seedsPerWorkerBatch = 16
+    /// Seeds run at once per worker (`Simulation.SeedRunner`).
+    public static var seedsPerWorkerBatch: Int { SeedRunner.batchPerWorker }
 
-    /// Runs `run` on seeds first, first + 1, … (count of them) on `jobs` threads and hands each
-    /// result to `consume` in seed order, holding at most `jobs · seedsPerWorkerBatch` results at
-    /// a time. `run` is called from several threads at once when `jobs` > 1.
+    /// `Simulation.SeedRunner.runAll`: results in seed order, whatever the number of jobs.
     public static func runAll<Result>(first: UInt64, count: Int, jobs: Int, run: @Sendable (UInt64) -> Result,
                                       consume: (Result) -> Void) {
-        if jobs <= 1 {
-            for k in 0..<count { consume(run(first + UInt64(k))) }
-            return
-        }
-        let batch = jobs * seedsPerWorkerBatch
-        let slots = UnsafeMutablePointer<Result?>.allocate(capacity: batch)
-        slots.initialize(repeating: nil, count: batch)
-        defer { slots.deinitialize(count: batch); slots.deallocate() }
-        nonisolated(unsafe) let shared = slots
-        var done = 0
-        while done < count {
-            let size = min(batch, count - done)
-            let base = first + UInt64(done)
-            let next = Counter()
-            DispatchQueue.concurrentPerform(iterations: jobs) { _ in
-                while true {
-                    let k = next.take()
-                    guard k < size else { return }
-                    shared[k] = run(base + UInt64(k))   // each slot written by one thread
-                }
-            }
-            for k in 0..<size {
-                consume(slots[k]!)
-                slots[k] = nil
-            }
-            done += size
-        }
-    }
-
-    /// Hands out slot numbers 0, 1, 2, … to the workers.
-    final class Counter: @unchecked Sendable {
-        private var value = 0
-        private let lock = NSLock()
-        func take() -> Int {
-            lock.lock()
-            defer { lock.unlock() }
-            value += 1
-            return value - 1
-        }
+        SeedRunner.runAll(first: first, count: count, jobs: jobs, run: run, consume: consume)
     }
 }

@@ -125,14 +125,15 @@ public struct NodeSimulationSweep: Sendable {
     }
 }
 
-/// Runs seeds first, first + 1, … on `jobs` threads and hands each result to `consume` in seed
-/// order, holding at most `jobs · batchPerWorker` results at a time.
+/// Runs `run` on seeds first, first + 1, … (count of them) on `jobs` threads and hands each
+/// result to `consume` in seed order, holding at most `jobs · batchPerWorker` results at a time.
+/// `run` is called from several threads at once when `jobs` > 1. (Both simulators' sweeps use it.)
 public enum SeedRunner {
     public static let batchPerWorker = 16
 
-    public static func runAll<R: Sendable>(first: UInt64, count: Int, jobs: Int, run: @escaping @Sendable (UInt64) -> R,
+    public static func runAll<R>(first: UInt64, count: Int, jobs: Int, run: @Sendable (UInt64) -> R,
                                            consume: (R) -> Void) {
-        if jobs == 1 {
+        if jobs <= 1 {
             for k in 0..<count { consume(run(first + UInt64(k))) }
             return
         }
