@@ -129,6 +129,9 @@ public struct MeshCore: Sendable {
     /// Seeded noise is refused on this path unless the simulator or a test said so.
     private let allowInsecureSeededNoise: Bool
     private var lastImportance: TrainedRound?
+    /// This node's last release, as persisted (`persistOwnContribution`): offered again, not
+    /// re-released, if its pruning round is still undecided.
+    private var ownContribution: SignedContribution?
     private var assemblers: [PublicKey: LogSyncAssembler] = [:]
     /// How long each validator has been down in this node's membership view.
     private var removalClock: RemovalClock
@@ -163,7 +166,8 @@ public struct MeshCore: Sendable {
     /// this) and checkpoint `finetuneEpochsDone` epochs into phase two. `noise`: the CSPRNG in
     /// production (`NoiseSource.secure`); seeded only in tests and the simulator.
     public init(config: MeshCoreConfig, signer: SigningKey, log: VerifiedLog, guard signingGuard: SigningGuard?,
-                budget: PinnedPrivacyBudget, finetuneEpochsDone: Int, noise: NoiseSource, allowInsecureSeededNoise: Bool = false) {
+                budget: PinnedPrivacyBudget, finetuneEpochsDone: Int, noise: NoiseSource, allowInsecureSeededNoise: Bool = false,
+                ownContribution: SignedContribution? = nil) {
         self.config = config
         self.signer = signer
         var maskHistory: [PruneMask] = []
@@ -186,6 +190,11 @@ public struct MeshCore: Sendable {
         self.budget = budget
         self.noise = noise
         self.allowInsecureSeededNoise = allowInsecureSeededNoise
+        // Only a release of this node, of this mesh, for a round still to decide, is worth keeping.
+        if let c = ownContribution, c.contributor == signer.publicKey, c.isValid(meshID: config.ledger.meshID),
+           c.pruningRound > log.state.lastMaskRound, !log.state.frozen {
+            self.ownContribution = c
+        }
     }
 
     public var state: MeshState { engine.state }
@@ -447,6 +456,16 @@ public struct MeshCore: Sendable {
         guard let trained = lastImportance, trained.pruningRound == round else {
             return [.directive(.note(.releaseFailed(pruningRound: round, why: "no importance for round \(round)")))]
         }
+        if let own = ownContribution, own.pruningRound == round {
+            // Released before a restart: the same release again (its ε is already counted).
+            let count = (try? own.release().releaseCount) ?? 0
+            var out: [Out] = [.directive(.note(.releaseOfferedAgain(pruningRound: round, releaseCount: count)))]
+            figures.releases += 1
+            if figures.firstContributionMs[round] == nil { figures.firstContributionMs[round] = nowMs }
+            figures.lastContributionMs[round] = nowMs
+            out += execute(engine.onOwnContribution(own, nowMs: nowMs), nowMs: nowMs)
+            return out
+        }
         let rule = engine.state.rules.maskRule
         guard trained.mask == engine.state.mask || engine.state.mask.isSubset(of: trained.mask) else { return [] }
         let vector = rule.releaseVector(importance: trained.importance, current: trained.mask)
@@ -472,6 +491,9 @@ public struct MeshCore: Sendable {
             out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "cannot encode the release: \(error)"))))
             return out
         }
+        // Durable before it leaves (ordering contract), so that a restart offers this one again.
+        ownContribution = contribution
+        out.append(.directive(.persistOwnContribution(contribution.encoded())))
         figures.releases += 1
         if figures.firstContributionMs[round] == nil { figures.firstContributionMs[round] = nowMs }
         figures.lastContributionMs[round] = nowMs

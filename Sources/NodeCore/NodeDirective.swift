@@ -29,6 +29,11 @@ public enum NodeDirective: Sendable {
     case persistGuard([UInt8])
     /// Replace `privacy.budget` with these bytes, durably.
     case persistBudget([UInt8])
+    /// Replace `own.contribution` with this node's signed contribution (`SignedContribution.encoded()`),
+    /// durably, before it is sent: after a crash the node offers the same release again for a pruning
+    /// round not yet decided, instead of spending ε on a new one (which peers holding its first could
+    /// not even take: at most `Limits.contributions_per_contributor_round_max` per round).
+    case persistOwnContribution([UInt8])
     /// Append the encoded entry at `height` to the decision log, durably.
     case appendLog(height: UInt64, entry: [UInt8])
     /// Seal in an envelope (signed, chunked) and send.
@@ -55,6 +60,8 @@ public enum NodeNote: Sendable {
     case training(pruningRound: UInt64, epochs: Int, finetune: Bool)
     case releaseWaitsForPeer(pruningRound: UInt64)
     case releaseRefused(pruningRound: UInt64, why: String)
+    /// The release persisted before a restart is offered again (no new ε spent).
+    case releaseOfferedAgain(pruningRound: UInt64, releaseCount: UInt32)
     case releaseFailed(pruningRound: UInt64, why: String)
     case released(pruningRound: UInt64, releaseCount: UInt32, epsilonSpent: Double, bytes: Int)
     case committed(height: UInt64, kind: String, consensusRound: UInt32, signers: Int, mask: PruneMask,

@@ -52,19 +52,22 @@ public struct NodeSimulation {
     struct Disk {
         var guardBytes: [UInt8]?
         var budgetBytes: [UInt8]?
-        /// Written but not fsynced (variant `budgetNotDurable`): lost at a crash, made durable by the next fsync.
+        var ownContribution: [UInt8]?
+        /// Written but never fsynced (variant `budgetNotDurable`): lost at a crash.
         var unsyncedBudget: [UInt8]?
         var log: [[UInt8]] = []
         /// Half a record after a torn append.
         var tornTail: [UInt8]?
         /// The fake checkpoint: the mask the model was shrunk to and the phase-two epochs done.
+        /// The worker writes it after each job with no ordering promise, so the last write may
+        /// be lost at a crash (`checkpointBefore`): a restart then retrains, never rewinds the log.
         var checkpointMask: PruneMask?
         var finetuneEpochsDone = 0
+        var checkpointBefore: (mask: PruneMask?, finetuneEpochsDone: Int)?
         var full = false
 
-        mutating func fsync() {
-            if let b = unsyncedBudget { budgetBytes = b; unsyncedBudget = nil }
-        }
+        /// An fsync of another file makes nothing of the budget durable: only its own would.
+        mutating func fsync() {}
     }
 
     struct SimNode {
@@ -199,7 +202,9 @@ public struct NodeSimulation {
             report.livenessFailure = "not every honest node reached the final height within \(options.livenessBoundMs) ms of the last fault: "
                 + honest.map { i in
                     let m = nodes[i].core?.mesh
-                    return "n\(i) " + (m.map { "h\($0.entries.count) \($0.driver.phase.rawValue)\($0.finished ? " finished" : "")" } ?? "down")
+                    return "n\(i) " + (m.map { "h\($0.entries.count) \($0.driver.phase.rawValue)\($0.finished ? " finished" : "")"
+                        + " [round \($0.engine.round) \($0.engine.step.rawValue), contributions \($0.engine.contributions(pruningRound: $0.driver.pruningRound).count)"
+                        + " for pruning round \($0.driver.pruningRound), pending \($0.engine.pendingDecisions.count)]" } ?? "down")
                 }.joined(separator: ", ")
         }
     }
@@ -249,10 +254,12 @@ public struct NodeSimulation {
             execute(to, nodes[to].core!.onMessage(message, from: addresses[from], nowMs: nowMs))
         case let .trained(i, life, round):
             guard nodes[i].life == life, nodes[i].core != nil else { return }
+            nodes[i].disk.checkpointBefore = (nodes[i].disk.checkpointMask, nodes[i].disk.finetuneEpochsDone)
             if round.pruningRound == 0 { nodes[i].disk.finetuneEpochsDone += round.epochs }
             execute(i, nodes[i].core!.onTrained(round, nowMs: nowMs))
         case let .masked(i, life, mask, _):
             guard nodes[i].life == life, nodes[i].core != nil else { return }
+            nodes[i].disk.checkpointBefore = (nodes[i].disk.checkpointMask, nodes[i].disk.finetuneEpochsDone)
             nodes[i].disk.checkpointMask = mask
             nodes[i].core!.onMaskApplied(params: 0, flops: 0)
         case let .crash(i):
@@ -318,13 +325,19 @@ public struct NodeSimulation {
         while UInt64(budget.budget.releaseCount) < logged {
             guard case .approved = budget.onRelease(budget.pinned) else { break }
         }
+        if let mask = node.disk.checkpointMask, !verified.state.mask.isSubset(of: mask) {
+            // `MeshService.restoreModel` would refuse: the model is pruned past the log (the log lost entries).
+            violation(.safety, "n\(i)'s checkpoint is pruned to \(mask), past its log's mask \(verified.state.mask)")
+            return
+        }
         node.modelMask = node.disk.checkpointMask ?? PruneMask.full(builder.genesis.model)
         node.busyUntilMs = nowMs
         let mesh = MeshCore(config: coreConfig, signer: builder.signingKey(keys[i]), log: verified, guard: signingGuard,
                             budget: budget, finetuneEpochsDone: node.disk.finetuneEpochsDone,
                             noise: .insecureSeeded(seed: seed ^ UInt64(i) << 32 ^ UInt64(node.life) << 48,
                                                    acknowledged: .testsAndSimulationOnly),
-                            allowInsecureSeededNoise: true)
+                            allowInsecureSeededNoise: true,
+                            ownContribution: node.disk.ownContribution.flatMap { try? SignedContribution.decode($0) })
         var seeds = addresses
         seeds.remove(at: i)
         var hints: [PublicKey: PeerAddress] = [:]
@@ -351,6 +364,13 @@ public struct NodeSimulation {
         nodes[i].core = nil
         nodes[i].armedCrash = nil
         nodes[i].disk.unsyncedBudget = nil   // not fsynced: lost
+        if let before = nodes[i].disk.checkpointBefore, Bool.random(using: &rng) {
+            // The checkpoint's last write had not reached the disk.
+            nodes[i].disk.checkpointMask = before.mask
+            nodes[i].disk.finetuneEpochsDone = before.finetuneEpochsDone
+            report.checkpointsLost += 1
+        }
+        nodes[i].disk.checkpointBefore = nil
         network.crash(i)
         // Nothing appended (durably) is lost: the disk keeps it.
         if nodes[i].disk.log.count < durable { report.lostEntries += UInt64(durable - nodes[i].disk.log.count) }
@@ -394,6 +414,10 @@ public struct NodeSimulation {
             case let .persistGuard(bytes):
                 guard writable(i) else { return }
                 nodes[i].disk.guardBytes = bytes
+                nodes[i].disk.fsync()
+            case let .persistOwnContribution(bytes):
+                guard writable(i) else { return }
+                nodes[i].disk.ownContribution = bytes
                 nodes[i].disk.fsync()
             case let .persistBudget(bytes):
                 guard writable(i) else { return }
@@ -592,7 +616,7 @@ public struct NodeSimulation {
             note(i, "committed \(height) \(kind) round \(round)")
         case .removedSelf:
             note(i, "removed")
-        case .memberChanged, .training:
+        case .memberChanged, .training, .malformedMeshMessage:
             break
         default:
             note(i, "\(n)")
@@ -604,7 +628,7 @@ extension NodeDirective {
     /// A directive the shell must make durable before the next one.
     var isDurableWrite: Bool {
         switch self {
-        case .persistGuard, .persistBudget, .appendLog: true
+        case .persistGuard, .persistBudget, .persistOwnContribution, .appendLog: true
         default: false
         }
     }

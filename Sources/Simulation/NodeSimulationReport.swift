@@ -22,6 +22,8 @@ extension NodeSimulation {
         public internal(set) var tornWrites = 0
         public internal(set) var tornTailsRepaired = 0
         public internal(set) var diskFullStops = 0
+        /// Crashes that lost the fake checkpoint's last (unordered) write.
+        public internal(set) var checkpointsLost = 0
         public internal(set) var releases = 0
         public internal(set) var messagesSent: UInt64 = 0
         public internal(set) var messagesDelivered: UInt64 = 0
@@ -48,7 +50,7 @@ extension NodeSimulation {
                          "  final height \(finalHeight), reached \(msAfterLastFault.map { "\($0) ms after the last fault" } ?? "never")"
                          + " (last fault at \(scenario.lastFaultMs) ms)",
                          "  crashes \(crashes) (torn writes \(tornWrites), disk-full stops \(diskFullStops)), restarts \(restarts), "
-                         + "torn tails repaired \(tornTailsRepaired), releases \(releases)",
+                         + "torn tails repaired \(tornTailsRepaired), checkpoints lost \(checkpointsLost), releases \(releases)",
                          "  messages \(messagesSent) sent, \(messagesDelivered) delivered, \(notAdmitted) not admitted, "
                          + "\(malformed) malformed, garbage \(garbageSent), foreign entries offered \(foreignEntriesOffered); "
                          + "datagrams lost \(network.datagramsLost), partitioned \(network.datagramsPartitioned)"]

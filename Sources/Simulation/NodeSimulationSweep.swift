@@ -31,6 +31,7 @@ public struct NodeSimulationSweep: Sendable {
         public var crashes: Int
         public var tornWrites: Int
         public var diskFullStops: Int
+        public var checkpointsLost: Int
         public var restarts: Int
         public var releases: Int
         public var messagesSent: UInt64
@@ -70,7 +71,7 @@ public struct NodeSimulationSweep: Sendable {
                        replay: failed.first.map { options.command(seed: $0) + " --trace" },
                        livenessBoundMs: options.livenessBoundMs, msAfterLastFault: Self.spread(tally.afterFault),
                        finalHeight: Self.spread(tally.heights), crashes: tally.crashes, tornWrites: tally.torn,
-                       diskFullStops: tally.diskFull, restarts: tally.restarts, releases: tally.releases,
+                       diskFullStops: tally.diskFull, checkpointsLost: tally.checkpointsLost, restarts: tally.restarts, releases: tally.releases,
                        messagesSent: tally.messages, foreignEntriesOffered: tally.foreign, garbageSent: tally.garbage,
                        wallSeconds: Date().timeIntervalSince(started))
     }
@@ -82,7 +83,7 @@ public struct NodeSimulationSweep: Sendable {
         /// Exact quantiles in memory bounded by the distinct values, not the seeds.
         var afterFault: [UInt64: Int] = [:]
         var heights: [UInt64: Int] = [:]
-        var crashes = 0, torn = 0, diskFull = 0, restarts = 0, releases = 0
+        var crashes = 0, torn = 0, diskFull = 0, checkpointsLost = 0, restarts = 0, releases = 0
         var messages: UInt64 = 0, foreign: UInt64 = 0, garbage: UInt64 = 0
 
         mutating func add(_ r: NodeSimulation.Report) {
@@ -100,6 +101,7 @@ public struct NodeSimulationSweep: Sendable {
             crashes += r.crashes
             torn += r.tornWrites
             diskFull += r.diskFullStops
+            checkpointsLost += r.checkpointsLost
             restarts += r.restarts
             releases += r.releases
             messages &+= r.messagesSent

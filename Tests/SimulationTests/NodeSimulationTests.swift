@@ -3,7 +3,8 @@ import Testing
 
 /// The whole-node simulator (`NodeSimulation`): a bounded sweep passes with every fault family
 /// exercised, runs are deterministic, and each deliberately wrong node is caught by a known seed
-/// (found by `prunemesh simulate --node --variant V --seeds 300`) that passes with the right node.
+/// (the first failing seed of `prunemesh simulate --node --variant V --seeds 300`) that passes
+/// with the right node.
 @Suite struct NodeSimulationTests {
     static let sweepSeeds: ClosedRange<UInt64> = 1...24
 
@@ -42,8 +43,8 @@ import Testing
 
     /// (variant, the first seed of 1… that catches it, what it must report).
     static let caught: [(NodeSimulation.Variant, UInt64, String)] = [
-        (.voteBeforeGuard, 59, "signed two prevote votes"),
-        (.budgetNotDurable, 4, "ε spent twice"),
+        (.voteBeforeGuard, 7, "signed two prevote votes"),
+        (.budgetNotDurable, 1, "ε spent twice"),
         (.acceptForeignEntry, 5, "not chained to its log"),
     ]
 
@@ -63,5 +64,18 @@ import Testing
         // The same seed with the right node passes: the variant is what the simulator caught.
         let right = NodeSimulation.run(seed: seed, options: .init())
         #expect(right.passed, "\(right)")
+    }
+
+    /// Seeds 116 and 822 (of a 1,000-seed sweep) stalled for good: a node crashed after sending its
+    /// release for a round and released that round again with a new count after the restart; peers
+    /// that held its first two releases (`Limits.contributions_per_contributor_round_max`) refused the
+    /// third, so no proposal could name a contribution of that node that every honest node holds.
+    /// Now the release is persisted before it is sent and offered again (no new ε spent).
+    @Test(arguments: [UInt64(116), 822])
+    func aNodeThatCrashedAfterReleasingOffersTheSameReleaseAgain(_ seed: UInt64) {
+        var lines: [String] = []
+        let r = NodeSimulation.run(seed: seed, options: .init(), trace: { lines.append($0) })
+        #expect(r.passed, "\(r)")
+        #expect(lines.contains { $0.contains("releaseOfferedAgain") }, "the scenario re-offers a persisted release")
     }
 }

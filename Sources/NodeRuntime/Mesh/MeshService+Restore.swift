@@ -96,6 +96,23 @@ extension MeshService {
         }
     }
 
+    /// This node's last release, if `own.contribution` holds one. It only saves ε (the budget is
+    /// what makes privacy safe), so a file that cannot be read is ignored with a warning.
+    static func restoreOwnContribution(files: StateDirectory, logger: Logger) -> SignedContribution? {
+        let bytes: [UInt8]
+        do { bytes = try PosixIO.read(files.ownContributionFile, limit: Limits.message_bytes_max) } catch {
+            if !error.isNotFound {
+                logger.warning("cannot read this node's last release; a new one will be made", metadata: ["error": "\(error)"])
+            }
+            return nil
+        }
+        do { return try SignedContribution.decode(bytes) } catch {
+            logger.warning("this node's last release is damaged; a new one will be made",
+                           metadata: ["file": "\(files.ownContributionFile)", "error": "\(error)"])
+            return nil
+        }
+    }
+
     /// The privacy budget: restored from its file, never below what the log records. It fails
     /// closed: a missing file while the log holds releases of this node, or a file that cannot be
     /// read or decoded, refuses the start unless the operator accepted a rebuild from the log.

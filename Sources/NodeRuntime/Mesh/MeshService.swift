@@ -30,6 +30,9 @@ extension StateDirectory {
     public var trainingStateFile: String { path + "/training.state" }
     /// The privacy budget (`PrivacyBudget.serialised`), written BEFORE each release is sent.
     public var budgetFile: String { path + "/privacy.budget" }
+    /// This node's last signed release, written BEFORE it is sent (offered again after a restart
+    /// while its pruning round is undecided, instead of spending ε on a new one).
+    public var ownContributionFile: String { path + "/own.contribution" }
     /// The `SigningGuard`, written BEFORE each vote is sent.
     public var guardFile: String { path + "/signing.guard" }
 }
@@ -131,7 +134,8 @@ public final class MeshService: @unchecked Sendable {
                                                   finetuneEpochs: p.finetuneEpochs, pruning: pruning),
                                     removeDeadAfterMs: genesis.validators.removeDeadAfterMs)
         var core = MeshCore(config: config, signer: signer, log: verified, guard: signingGuard, budget: budget,
-                            finetuneEpochsDone: finetuneDone, noise: .secure)
+                            finetuneEpochsDone: finetuneDone, noise: .secure,
+                            ownContribution: Self.restoreOwnContribution(files: files, logger: logger))
         core.figures.params = model.cost.params
         core.figures.flops = model.cost.flops
         self.initialCore = core
@@ -155,6 +159,13 @@ public final class MeshService: @unchecked Sendable {
     func persistGuard(_ bytes: [UInt8]) {
         do { try PosixIO.writeAtomically(bytes, to: files.guardFile) } catch {
             fatal("cannot persist the signing guard: \(error)")
+        }
+    }
+
+    /// `persistOwnContribution`: durable before the release is sent.
+    func persistOwnContribution(_ bytes: [UInt8]) {
+        do { try PosixIO.writeAtomically(bytes, to: files.ownContributionFile) } catch {
+            fatal("cannot persist this node's release: \(error)")
         }
     }
 
@@ -218,6 +229,9 @@ public final class MeshService: @unchecked Sendable {
             logger.info("release waits until another validator is up", metadata: ["round": "\(round)"])
         case let .releaseRefused(round, why):
             logger.warning("privacy budget refuses the release; not contributing", metadata: ["round": "\(round)", "why": "\(why)"])
+        case let .releaseOfferedAgain(round, count):
+            logger.info("release offered again (persisted before the restart; no new ε spent)",
+                        metadata: ["round": "\(round)", "release_count": "\(count)"])
         case let .releaseFailed(round, why):
             logger.error("release failed", metadata: ["round": "\(round)", "error": "\(why)"])
         case let .released(round, count, spent, bytes):
