@@ -130,6 +130,8 @@ let package = Package(
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Ledger", "Learner", "Privacy", "Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Consensus", "Sodium"]),
         .testTarget(name: "RoundsTests", dependencies: ["Rounds", "Consensus", "Learner", "Sodium", "Wire", "MeshBase"]),
+        .testTarget(name: "NodeCoreTests", dependencies: ["NodeCore", "Rounds", "Membership", "Consensus", "Ledger", "Privacy", "Wire", "Sodium",
+                                                    "Learner", "MeshBase"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership", "Consensus", "Ledger"]),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Dataset", "Learner", "Wire", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
