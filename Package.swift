@@ -17,11 +17,14 @@
 //   Ledger      hash-chained decision log: entry format, crash-safe file (through PosixIO), offline verification,
 //               log comparison, log-file builder (MeshBase, PosixIO, … Consensus)
 //   Rounds      the node's round logic: train, release, agree, shrink, freeze, fine-tune (… Consensus) — pure
-//   Simulation  deterministic simulator, seeded faults (MeshBase, Sodium, Learner, Privacy, Wire, Membership,
-//               Consensus, Ledger) — pure
+//   NodeCore    the node core: membership, admission, routing and MeshCore (agreement, rounds, the log's mirror and
+//               sync, removals, release gate); events in, ordered NodeDirectives out (… Ledger, Rounds) — pure
+//   Simulation  deterministic simulators (agreement; whole NodeCores with storage faults), seeded faults
+//               (MeshBase, Sodium, Learner, Privacy, Wire, Membership, Consensus, Ledger, Rounds, NodeCore) — pure
 //   MeshConfig  genesis and node config (YAML), the genesis as the ledger sees it
 //               (MeshBase, Sodium, Dataset, Learner, Privacy, Wire, Membership, Consensus, Ledger, Yams)
-//   NodeRuntime the shell: NIO UDP, timers, files, control/metrics endpoint (everything above, NIO)
+//   NodeRuntime the shell: executes NodeCore's directives; NIO UDP, timers, files through PosixIO, the training thread,
+//               control/metrics endpoint (everything above, NIO)
 //   MeshHarness what the CLI runs as a library: the demo's cluster of node processes, the simulator's
 //               seed sweep, the wire and audit benchmarks, the dev committee's log writer, the forged flood
 //               (MeshBase, Sodium, Dataset, Learner, Wire, Consensus, Ledger, Simulation, MeshConfig, NodeRuntime)

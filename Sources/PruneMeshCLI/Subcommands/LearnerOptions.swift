@@ -79,8 +79,8 @@ struct LearnerOptions: ParsableArguments {
     enum AugmentChoice: String, ExpressibleByArgument, CaseIterable { case none, flip }
 
     /// The defaults that differ between commands. `train`'s reach 92.4% on Fashion-MNIST in 5
-    /// epochs (README, "Accuracy and memory"); `prune` keeps the recipe its figures were measured
-    /// with (its phase one runs at a constant rate, without warm-up).
+    /// epochs (PruneMeshCLI.docc/Benchmarks.md, "Accuracy and memory"); `prune` keeps the recipe
+    /// its figures were measured with (its phase one runs at a constant rate, without warm-up).
     struct Recipe {
         var learningRateSGD: Float
         var augment: AugmentChoice

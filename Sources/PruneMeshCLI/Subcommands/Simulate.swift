@@ -33,7 +33,7 @@ struct Simulate: ParsableCommand {
             honest logs one chain, masks only shrink, no lost entry, no release spending ε twice or over budget \
             across restarts, no honest double vote, and the final height with converged views after the last fault.
               prunemesh simulate --node --seeds 10000 --jobs 2 --json
-              prunemesh simulate --node --seed 59 --variant vote-before-guard --trace
+              prunemesh simulate --node --seed 7 --variant vote-before-guard --trace
             """)
 
     @Option(parsing: .unconditional, help: "Run this one seed.")
