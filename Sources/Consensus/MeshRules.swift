@@ -16,13 +16,18 @@ public struct PrivacyTerms: Sendable, Hashable {
     public var delta: Double
     /// ε_max: no contributor's spend may exceed it.
     public var epsilonBudget: Double
+    /// Record-level DP-SGD terms, if the genesis turns DP-SGD training on: then every release
+    /// must state its contributor's cumulative steps, and none may state them otherwise.
+    public var training: TrainingPrivacyTerms?
 
-    public init(clipBound: Double, noiseMultiplier: Double, scaleLog2: Int, delta: Double, epsilonBudget: Double) {
+    public init(clipBound: Double, noiseMultiplier: Double, scaleLog2: Int, delta: Double, epsilonBudget: Double,
+                training: TrainingPrivacyTerms? = nil) {
         self.clipBound = clipBound
         self.noiseMultiplier = noiseMultiplier
         self.scaleLog2 = scaleLog2
         self.delta = delta
         self.epsilonBudget = epsilonBudget
+        self.training = training
     }
 }
 

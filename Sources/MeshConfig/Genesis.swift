@@ -33,12 +33,16 @@ public struct Genesis: Sendable, Hashable {
     /// `members`: the initial members (and validators). Order does not matter: the canonical
     /// encoding sorts them by key. Duplicate keys or names are refused.
     public var members: [GenesisMember]
+    /// `training_privacy` (the one optional section): record-level DP-SGD training, accounted
+    /// in the log. Nil: the section is absent (no DP-SGD; the mesh id is as before the section).
+    public var trainingPrivacy: TrainingPrivacyParameters?
 
     public init(format: Int = Genesis.currentFormat, name: String, model: ModelSpec = .leafFashion,
                 training: TrainingParameters = .init(), pruning: PruningParameters = .init(),
                 privacy: PrivacyParameters = .init(), data: DataParameters = .init(),
                 membership: MembershipTimings = .lan, consensus: ConsensusTimings = .lan,
-                validators: ValidatorParameters = .init(), members: [GenesisMember]) {
+                validators: ValidatorParameters = .init(), members: [GenesisMember],
+                trainingPrivacy: TrainingPrivacyParameters? = nil) {
         self.format = format
         self.name = name
         self.model = model
@@ -50,6 +54,13 @@ public struct Genesis: Sendable, Hashable {
         self.consensus = consensus
         self.validators = validators
         self.members = members
+        self.trainingPrivacy = trainingPrivacy
+    }
+
+    /// The training-privacy section if it is present and enabled: nodes train with DP-SGD.
+    public var dpTraining: TrainingPrivacyParameters? {
+        guard let t = trainingPrivacy, t.enabled else { return nil }
+        return t
     }
 
     /// The member keys in canonical (ascending) order.

@@ -401,6 +401,8 @@ public final class Node: @unchecked Sendable {
                 meshPart(directive).persistGuard(bytes)
             case let .persistBudget(bytes):
                 meshPart(directive).persistBudget(bytes)
+            case let .persistTrainingSteps(bytes):
+                meshPart(directive).persistTrainingSteps(bytes)
             case let .appendLog(height, entry):
                 meshPart(directive).append(height: height, entry: entry)
             case let .send(kind, payload, peer):

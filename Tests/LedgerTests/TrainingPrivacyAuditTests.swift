@@ -1,0 +1,129 @@
+import Consensus
+import Learner
+import MeshBase
+import Privacy
+import Sodium
+import Testing
+import Wire
+@testable import Ledger
+
+/// The audit of record-level (DP-SGD) privacy: every release in a mesh that trains with DP-SGD
+/// states its contributor's cumulative steps, and the log is refused where a contributor's
+/// steps give a record-level ε above the genesis ε_max, decrease, are missing, or are fewer than
+/// its releases' rounds.
+@Suite struct TrainingPrivacyAuditTests {
+    /// q = 0.01 (100 steps per one-epoch round), z = 1.1, δ = 1e-5.
+    static func terms(epsilonMax: Double) -> TrainingPrivacyTerms {
+        TrainingPrivacyTerms(sampleRate: 0.01, noiseMultiplier: 1.1, delta: 1e-5, epsilonMax: epsilonMax, stepsPerRound: 100)
+    }
+
+    static func epsilon(steps: UInt64) -> Double { try! terms(epsilonMax: 1).epsilon(steps: steps).epsilon }
+
+    static func builder(_ training: TrainingPrivacyTerms?) -> CommitteeLogBuilder {
+        CommitteeLogBuilder.demo(validators: 4, spareCount: 0, seed: 23,
+                                 privacy: .init(clipBound: 16, noiseMultiplier: 5, scaleLog2: 10, delta: 1e-5, epsilonBudget: 10,
+                                                training: training))
+    }
+
+    /// The mask entry of the next round where validator 1 states `steps` (the others one round's
+    /// steps per release), verified after `prefix`.
+    static func verify(training: TrainingPrivacyTerms?, prefixRounds: Int = 0, stepsOfValidator1: UInt64?,
+                       firstSteps: UInt64? = nil) -> (error: LogVerificationError?, state: MeshState, key: PublicKey) {
+        var b = builder(training)
+        var entries: [LogEntry] = []
+        let key = b.validators.keys[1]
+        for r in 0..<prefixRounds {
+            let round = UInt64(r + 1)
+            var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: round) }
+            if r == 0, let firstSteps { cs[1] = b.contribution(by: key, pruningRound: round, trainingSteps: firstSteps) }
+            entries.append(b.append(.mask(try! MaskDecision.make(pruningRound: round, contributions: cs, trim: 1, current: b.mask,
+                                                                 rule: b.genesis.maskRule))))
+        }
+        let round = UInt64(prefixRounds + 1)
+        var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: round) }
+        cs[1] = b.contribution(by: key, pruningRound: round, trainingSteps: stepsOfValidator1)
+        entries.append(b.entry(for: .mask(try! MaskDecision.make(pruningRound: round, contributions: cs, trim: 1, current: b.mask,
+                                                                 rule: b.genesis.maskRule))))
+        let result = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: b.genesis)
+        return (result.error, result.verifier.state, key)
+    }
+
+    @Test func stepsJustWithinTheBudgetPassAndOneMoreIsRefused() throws {
+        // ε_max is exactly the ε of 250 steps: 250 passes, 251 does not (ε grows with every step).
+        let budget = Self.epsilon(steps: 250)
+        #expect(Self.epsilon(steps: 251) > budget)
+        let under = Self.verify(training: Self.terms(epsilonMax: budget), stepsOfValidator1: 250)
+        #expect(under.error == nil, "\(String(describing: under.error))")
+        #expect(under.state.trainingSteps[under.key] == 250)
+        #expect(under.state.trainingEpsilon[under.key]?.bitPattern == budget.bitPattern)
+
+        let over = Self.verify(training: Self.terms(epsilonMax: budget), stepsOfValidator1: 251)
+        #expect(over.error?.index == 0)
+        guard case let .decision(.trainingBudgetExceeded(k, epsilon, max, steps))? = over.error?.fault else {
+            Issue.record("expected training_budget_exceeded, got \(String(describing: over.error))")
+            return
+        }
+        #expect(k == over.key && steps == 251 && max == budget)
+        #expect(epsilon.bitPattern == Self.epsilon(steps: 251).bitPattern)
+        #expect(over.error?.fault.code == "training_budget_exceeded")
+        #expect(over.error!.description.contains("251 DP-SGD steps"))
+    }
+
+    @Test func stepsNeverDecreasePerContributor() {
+        let terms = Self.terms(epsilonMax: Self.epsilon(steps: 10_000))
+        // Round 1 states 300 steps; round 2 (release count 2, at least 200 steps) states 299.
+        let down = Self.verify(training: terms, prefixRounds: 1, stepsOfValidator1: 299, firstSteps: 300)
+        #expect(down.error?.index == 1)
+        #expect(down.error?.fault == .decision(.trainingStepsDecreasing(down.key, previous: 300, actual: 299)))
+        // Equal is not a decrease; more is fine.
+        #expect(Self.verify(training: terms, prefixRounds: 1, stepsOfValidator1: 300, firstSteps: 300).error == nil)
+        #expect(Self.verify(training: terms, prefixRounds: 1, stepsOfValidator1: 301, firstSteps: 300).error == nil)
+    }
+
+    @Test func stepsMissingUnexpectedOrFewerThanTheReleasesRoundsAreRefused() {
+        let terms = Self.terms(epsilonMax: Self.epsilon(steps: 10_000))
+        // A DP-SGD mesh: no trailer.
+        var b = Self.builder(terms)
+        var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 1) }
+        let key = cs[2].contributor
+        let plain = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 5, clipNorm: 16, scaleLog2: 10,
+                                      values: b.releaseValues(for: key, pruningRound: 1))
+        cs[2] = try! SignedContribution.sign(release: plain, meshID: b.genesis.meshID, signer: b.signingKey(key))
+        let missing = b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask,
+                                                                rule: b.genesis.maskRule)))
+        #expect(Committee.verify([missing], genesis: b.genesis)?.fault == .decision(.trainingStepsMissing(key)))
+
+        // A mesh without DP-SGD: a release stating steps.
+        b = Self.builder(nil)
+        cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 1) }
+        cs[2] = b.contribution(by: key, pruningRound: 1, trainingSteps: 100)
+        let unexpected = b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask,
+                                                                   rule: b.genesis.maskRule)))
+        #expect(Committee.verify([unexpected], genesis: b.genesis)?.fault == .decision(.trainingStepsUnexpected(key)))
+
+        // Second release with 199 steps: two releases follow two rounds of 100 steps at least.
+        let few = Self.verify(training: terms, prefixRounds: 1, stepsOfValidator1: 199, firstSteps: 100)
+        #expect(few.error?.fault == .decision(.trainingStepsTooFew(few.key, steps: 199, releases: 2, minimum: 200)))
+        // Zero steps on a first release.
+        let zero = Self.verify(training: terms, stepsOfValidator1: 0)
+        #expect(zero.error?.fault == .decision(.trainingStepsTooFew(zero.key, steps: 0, releases: 1, minimum: 100)))
+    }
+
+    @Test func anHonestLogRecordsEveryContributorsStepsAndEpsilon() {
+        let terms = Self.terms(epsilonMax: Self.epsilon(steps: 300))
+        var b = Self.builder(terms)
+        var entries: [LogEntry] = []
+        for _ in 0..<3 { entries.append(b.append(.mask(b.honestMaskDecision()))) }
+        let result = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: b.genesis)
+        #expect(result.error == nil)
+        for key in b.validators.keys {
+            #expect(result.verifier.state.trainingSteps[key] == 300)
+            #expect(result.verifier.state.trainingEpsilon[key]?.bitPattern == Self.epsilon(steps: 300).bitPattern)
+        }
+        // A fourth round would bring every node to 400 steps, above ε_max: refused.
+        let fourth = b.entry(for: .mask(b.honestMaskDecision()))
+        let error = LogVerifier.verify(entries: (entries + [fourth]).map { $0.encoded() }, genesis: b.genesis).error
+        #expect(error?.index == 3)
+        #expect(error?.fault.code == "training_budget_exceeded")
+    }
+}
