@@ -149,15 +149,20 @@ public struct MeshState: Sendable {
             guard release.releaseCount > previous else {
                 throw .releaseCountNotIncreasing(key, previous: previous, actual: release.releaseCount)
             }
-            let epsilon: Double
-            do {
-                epsilon = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier,
-                                                    releases: UInt64(release.releaseCount), delta: rules.privacy.delta).epsilon
-            } catch {
-                throw .releaseNotPinned(key, error.description)
-            }
-            guard epsilon <= rules.privacy.epsilonBudget else {
-                throw .privacyBudgetExceeded(key, epsilon: epsilon, budget: rules.privacy.epsilonBudget)
+            // Node-level ε of the releases. Noise-free releases (z = 0, only beside DP-SGD
+            // training) are not charged: they give no node-level guarantee at all, and their
+            // record-level cost is the training's, checked below. Recorded as 0 = not charged.
+            var epsilon = 0.0
+            if !pinned.isNoiseFree {
+                do {
+                    epsilon = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier,
+                                                        releases: UInt64(release.releaseCount), delta: rules.privacy.delta).epsilon
+                } catch {
+                    throw .releaseNotPinned(key, error.description)
+                }
+                guard epsilon <= rules.privacy.epsilonBudget else {
+                    throw .privacyBudgetExceeded(key, epsilon: epsilon, budget: rules.privacy.epsilonBudget)
+                }
             }
             if let training = try Self.checkTrainingSteps(release, of: key, previous: trainingSteps[key],
                                                            terms: rules.privacy.training) {

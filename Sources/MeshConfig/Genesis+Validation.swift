@@ -55,8 +55,11 @@ extension Genesis {
         guard privacy.clipBound.isFinite, privacy.clipBound > 0 else {
             throw FieldProblem("privacy.clip_bound", "must be > 0 (got \(privacy.clipBound))")
         }
-        guard privacy.noiseMultiplier.isFinite, privacy.noiseMultiplier > 0 else {
-            throw FieldProblem("privacy.noise_multiplier", "must be > 0 (got \(privacy.noiseMultiplier))")
+        // 0 = no release noise: only where the importance is post-processing of DP-SGD training.
+        let noiseFreeAllowed = dpTraining != nil && privacy.noiseMultiplier == 0
+        guard privacy.noiseMultiplier.isFinite, privacy.noiseMultiplier > 0 || noiseFreeAllowed else {
+            throw FieldProblem("privacy.noise_multiplier",
+                               "must be > 0 (got \(privacy.noiseMultiplier)); 0 (no release noise) only with training_privacy enabled")
         }
         guard privacy.delta > 0, privacy.delta < 1 else {
             throw FieldProblem("privacy.delta", "must lie in (0, 1) (got \(privacy.delta))")

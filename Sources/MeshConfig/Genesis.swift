@@ -78,9 +78,15 @@ public struct Genesis: Sendable, Hashable {
     /// Prunable units of the model (the importance vector's length).
     public var importanceDimension: Int { Architecture(model).prunableUnits }
 
-    /// The release parameters every node's importance release is pinned to.
+    /// The release parameters every node's importance release is pinned to: noise-free
+    /// (`ReleaseParameters.noiseFree`) when `privacy.noise_multiplier` is 0, which `validate()`
+    /// allows only beside enabled DP-SGD training.
     public func releaseParameters() throws(PrivacyError) -> ReleaseParameters {
-        try ReleaseParameters(clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
+        if privacy.noiseMultiplier == 0 {
+            return try ReleaseParameters.noiseFree(clipBound: privacy.clipBound, fixedPoint: privacy.fixedPoint,
+                                                   dimension: importanceDimension)
+        }
+        return try ReleaseParameters(clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
                               fixedPoint: privacy.fixedPoint, dimension: importanceDimension)
     }
 
@@ -150,7 +156,9 @@ public struct PruningParameters: Sendable, Hashable {
 public struct PrivacyParameters: Sendable, Hashable {
     /// `clip_bound`: C, the L2 bound of the importance vector (real units).
     public var clipBound: Double = 64
-    /// `noise_multiplier`: z; the noise std is z·C.
+    /// `noise_multiplier`: z; the noise std is z·C. 0 (no release noise) only with enabled
+    /// `training_privacy`: the release is then post-processing of DP-SGD training, with no
+    /// node-level guarantee and nothing charged to `epsilon_budget`.
     public var noiseMultiplier: Double = 5
     /// `delta`: δ of the (ε, δ) guarantee.
     public var delta: Double = 1e-5

@@ -135,6 +135,8 @@ public struct MeshCore: Sendable {
     /// whether the record-level budget stopped this node's contributions.
     public private(set) var trainingSteps: UInt64
     public private(set) var trainingBudgetExhausted = false
+    /// Noise-free releases so far (z = 0: no `PrivacyBudget` counts them), persisted with the steps.
+    public private(set) var noiseFreeReleases: UInt64
     private var noise: NoiseSource
     /// Seeded noise is refused on this path unless the simulator or a test said so.
     private let allowInsecureSeededNoise: Bool
@@ -170,11 +172,12 @@ public struct MeshCore: Sendable {
 
     /// The core for a node whose log is `log`, whose last persisted guard is `guard`, budget
     /// `budget` (never below what the log records: the shell's restore fails closed before
-    /// this), persisted DP-SGD steps `trainingSteps` (raised to what the log records for this
-    /// node if below) and checkpoint `finetuneEpochsDone` epochs into phase two. `noise`: the
+    /// this), persisted DP-SGD accounting `training` (steps and noise-free releases, each raised
+    /// to what the log records for this node if below) and checkpoint `finetuneEpochsDone`
+    /// epochs into phase two. `noise`: the
     /// CSPRNG in production (`NoiseSource.secure`); seeded only in tests and the simulator.
     public init(config: MeshCoreConfig, signer: SigningKey, log: VerifiedLog, guard signingGuard: SigningGuard?,
-                budget: PinnedPrivacyBudget, trainingSteps: UInt64 = 0, finetuneEpochsDone: Int, noise: NoiseSource,
+                budget: PinnedPrivacyBudget, training: TrainingStepsRecord = .init(steps: 0), finetuneEpochsDone: Int, noise: NoiseSource,
                 allowInsecureSeededNoise: Bool = false) {
         self.config = config
         self.signer = signer
@@ -196,7 +199,9 @@ public struct MeshCore: Sendable {
         self.engine = ConsensusEngine(config: config.consensus, signer: signer, state: log.state, guard: signingGuard)
         self.driver = RoundDriver(config: config.rounds, state: log.state, maskHistory: maskHistory, finetuneEpochsDone: finetuneEpochsDone)
         self.budget = budget
-        self.trainingSteps = max(trainingSteps, log.state.trainingSteps[signer.publicKey] ?? 0)
+        self.trainingSteps = max(training.steps, log.state.trainingSteps[signer.publicKey] ?? 0)
+        self.noiseFreeReleases = budget.pinned.isNoiseFree
+            ? max(training.noiseFreeReleases, UInt64(log.state.releaseCounts[signer.publicKey] ?? 0)) : training.noiseFreeReleases
         self.noise = noise
         self.allowInsecureSeededNoise = allowInsecureSeededNoise
     }
@@ -444,7 +449,7 @@ public struct MeshCore: Sendable {
                         continue
                     }
                     trainingSteps = next
-                    out.append(.directive(.persistTrainingSteps(TrainingStepsRecord.encode(next))))
+                    out.append(.directive(.persistTrainingSteps(TrainingStepsRecord(steps: next, noiseFreeReleases: noiseFreeReleases).encoded())))
                 }
                 out.append(.directive(.note(.training(pruningRound: round, epochs: epochs, finetune: finetune))))
                 out.append(.directive(.train(pruningRound: round, epochs: epochs, finetune: finetune, finetuneTotalEpochs: total,
@@ -484,7 +489,8 @@ public struct MeshCore: Sendable {
             // Fail closed: the steps this release reports (all charged and persisted before the
             // training) must be within the record-level budget, as the audit will check.
             let epsilon = (try? terms.epsilon(steps: trainingSteps).epsilon) ?? .infinity
-            let (minimum, overflow) = (budget.budget.releaseCount + 1).multipliedReportingOverflow(by: terms.stepsPerRound)
+            let releasesSoFar = budget.pinned.isNoiseFree ? noiseFreeReleases : budget.budget.releaseCount
+            let (minimum, overflow) = (releasesSoFar + 1).multipliedReportingOverflow(by: terms.stepsPerRound)
             guard trained.dpSteps <= terms.stepsPerRound else {
                 return [.directive(.note(.releaseRefused(pruningRound: round,
                     why: "the training job took \(trained.dpSteps) DP-SGD steps, \(terms.stepsPerRound) were charged")))]
@@ -496,21 +502,37 @@ public struct MeshCore: Sendable {
             stepsReported = trainingSteps
         }
         let vector = rule.releaseVector(importance: trained.importance, current: trained.mask)
-        let approval: ReleaseApproval
-        switch budget.onRelease(budget.pinned) {
-        case let .approved(a): approval = a
-        case let .refused(why):
-            return [.directive(.note(.releaseRefused(pruningRound: round, why: "\(why)")))]
-        }
-        // Durable before the release can leave (ordering contract).
-        var out: [Out] = [.directive(.persistBudget(budget.budget.serialised()))]
+        var out: [Out]
         let release: PrivateImportanceRelease
-        do {
-            release = try PrivateImportanceRelease.make(importance: vector, approval: approval, noise: &noise,
-                                                        allowInsecureSeededNoise: allowInsecureSeededNoise)
-        } catch {
-            out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "\(error)"))))
-            return out
+        if budget.pinned.isNoiseFree, stepsReported != nil {
+            // No release noise (the genesis allows it only with DP-SGD training): nothing to
+            // approve, but the release count is persisted before the release can leave.
+            noiseFreeReleases += 1
+            out = [.directive(.persistTrainingSteps(TrainingStepsRecord(steps: trainingSteps,
+                                                                        noiseFreeReleases: noiseFreeReleases).encoded()))]
+            do {
+                release = try PrivateImportanceRelease.makeNoiseFree(importance: vector, parameters: budget.pinned,
+                                                                     sequence: noiseFreeReleases)
+            } catch {
+                out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "\(error)"))))
+                return out
+            }
+        } else {
+            let approval: ReleaseApproval
+            switch budget.onRelease(budget.pinned) {
+            case let .approved(a): approval = a
+            case let .refused(why):
+                return [.directive(.note(.releaseRefused(pruningRound: round, why: "\(why)")))]
+            }
+            // Durable before the release can leave (ordering contract).
+            out = [.directive(.persistBudget(budget.budget.serialised()))]
+            do {
+                release = try PrivateImportanceRelease.make(importance: vector, approval: approval, noise: &noise,
+                                                            allowInsecureSeededNoise: allowInsecureSeededNoise)
+            } catch {
+                out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "\(error)"))))
+                return out
+            }
         }
         let payload = ImportanceRelease(release, pruningRound: round, trainingSteps: stepsReported)
         let contribution: SignedContribution

@@ -13,7 +13,8 @@ import Wire
 ///    directive of the bundle is executed. So a vote never leaves before the guard that records
 ///    it is on disk, a release never leaves before the budget that approved it is on disk, a
 ///    DP-SGD training job never starts before the steps it will take are on disk (so neither
-///    does the release that reports them: it follows the training), and nothing of height h + 1
+///    does the release that reports them: it follows the training), a noise-free release never
+///    leaves before its release count is on disk, and nothing of height h + 1
 ///    (a vote, a mask surgery, the next round's training) happens before entry h is in the log.
 /// 2. If one of them fails, the shell executes nothing more of the bundle and stops the node
 ///    (exit 70): the node's promises are then unknown.
@@ -32,7 +33,8 @@ public enum NodeDirective: Sendable {
     /// Replace `privacy.budget` with these bytes, durably.
     case persistBudget([UInt8])
     /// Replace `training.steps` with these bytes (`TrainingStepsRecord`), durably: the node's
-    /// cumulative DP-SGD steps including the training job that follows.
+    /// cumulative DP-SGD steps including the training job that follows, and its noise-free
+    /// release count including the release that follows.
     case persistTrainingSteps([UInt8])
     /// Append the encoded entry at `height` to the decision log, durably.
     case appendLog(height: UInt64, entry: [UInt8])

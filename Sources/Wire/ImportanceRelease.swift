@@ -8,7 +8,7 @@ import Privacy
 ///     offset size  field
 ///          0    8  pruning round (u64): the pruning round this release is for (not a log height)
 ///          8    4  release count (u32): this node's releases so far, this one included (≥ 1)
-///         12    8  noise multiplier z (f64 bits; finite, > 0)
+///         12    8  noise multiplier z (f64 bits; finite, > 0; or +0 with the trailer: no noise)
 ///         20    8  clip norm C (f64 bits; finite, > 0)
 ///         28    1  fixed-point scale_log2 (u8, 0…24)
 ///         29    4  unit count n (u32, 1 … Limits.importance_units_count_max)
@@ -89,11 +89,18 @@ public struct ImportanceRelease: Sendable, Hashable {
     private static func checkHeader(releaseCount: UInt32, z: Double, c: Double, scaleLog2: UInt8,
                                     count: Int) throws(FieldError) {
         guard releaseCount >= 1 else { throw .releaseCountZero }
-        // z = 0 would mean no noise (infinite ε) and trips the accountant; refused here.
-        guard z.isFinite, z > 0 else { throw .noiseMultiplierInvalid(z.bitPattern) }
+        // z = 0 means no noise (unbounded node-level ε): allowed only beside the DP-SGD steps
+        // trailer (`checkNoiseFree`), never as −0.
+        guard z.isFinite, z > 0 || z.bitPattern == 0 else { throw .noiseMultiplierInvalid(z.bitPattern) }
         guard c.isFinite, c > 0 else { throw .clipNormInvalid(c.bitPattern) }
         guard scaleLog2 <= 24 else { throw .scaleOutOfRange(scaleLog2) }
         guard count >= 1, count <= Limits.importance_units_count_max else { throw .unitCountOutOfRange(count) }
+    }
+
+    /// z = 0 (a noise-free release) only with the DP-SGD steps trailer: a release without noise
+    /// is only ever post-processing of DP-SGD training (`MeshState` checks the genesis allows it).
+    private static func checkNoiseFree(z: Double, trainingSteps: UInt64?) throws(FieldError) {
+        guard z > 0 || trainingSteps != nil else { throw .noiseMultiplierInvalid(z.bitPattern) }
     }
 
     /// The payload bytes; fails if a field is out of range. Every in-range release fits
@@ -102,6 +109,7 @@ public struct ImportanceRelease: Sendable, Hashable {
     public func encode() throws(FieldError) -> [UInt8] {
         try Self.checkHeader(releaseCount: releaseCount, z: noiseMultiplier, c: clipNorm, scaleLog2: scaleLog2,
                              count: values.count)
+        try Self.checkNoiseFree(z: noiseMultiplier, trainingSteps: trainingSteps)
         var w = ByteWriter(capacity: Self.headerByteCount + 2 * values.count)
         w.write(pruningRound)
         w.write(releaseCount)
@@ -164,6 +172,7 @@ public struct ImportanceRelease: Sendable, Hashable {
             for i in 0..<8 { steps |= UInt64(payload[offset + 1 + i]) << (8 * UInt64(i)) }
             trainingSteps = steps
         }
+        try checkNoiseFree(z: z, trainingSteps: trainingSteps)
         return ImportanceRelease(pruningRound: pruningRound, releaseCount: releaseCount, noiseMultiplier: z, clipNorm: c,
                                  scaleLog2: scaleLog2, values: values, trainingSteps: trainingSteps)
     }
@@ -187,9 +196,11 @@ extension ImportanceRelease {
                   trainingSteps: trainingSteps)
     }
 
-    /// The release parameters recomputed from the payload's z, C, s and d (= the value count).
+    /// The release parameters recomputed from the payload's z, C, s and d (= the value count);
+    /// `ReleaseParameters.noiseFree` for z = 0.
     public func releaseParameters() throws(PrivacyError) -> ReleaseParameters {
-        try ReleaseParameters(clipBound: clipNorm, noiseMultiplier: noiseMultiplier, fixedPoint: fixedPoint,
+        if noiseMultiplier == 0 { return try ReleaseParameters.noiseFree(clipBound: clipNorm, fixedPoint: fixedPoint, dimension: values.count) }
+        return try ReleaseParameters(clipBound: clipNorm, noiseMultiplier: noiseMultiplier, fixedPoint: fixedPoint,
                               dimension: values.count)
     }
 

@@ -127,3 +127,53 @@ import Wire
         #expect(error?.fault.code == "training_budget_exceeded")
     }
 }
+
+/// z_release = 0: a mesh that trains with DP-SGD may release importance without noise.
+@Suite struct NoiseFreeReleaseAuditTests {
+    static func builder(z: Double, training: TrainingPrivacyTerms?) -> CommitteeLogBuilder {
+        CommitteeLogBuilder.demo(validators: 4, spareCount: 0, seed: 29,
+                                 privacy: .init(clipBound: 16, noiseMultiplier: z, scaleLog2: 10, delta: 1e-5, epsilonBudget: 10,
+                                                training: training))
+    }
+
+    static let terms = TrainingPrivacyTerms(sampleRate: 0.01, noiseMultiplier: 1.1, delta: 1e-5, epsilonMax: 8, stepsPerRound: 100)
+
+    @Test func noiseFreeReleasesPassBesideDPSGDAndAreNotChargedNodeLevel() throws {
+        var b = Self.builder(z: 0, training: Self.terms)
+        #expect(b.genesis.rules.pinned?.isNoiseFree == true)
+        var entries: [LogEntry] = []
+        // Far more rounds than the node-level budget (ε_max 10) would allow at any z: not charged.
+        for _ in 0..<3 { entries.append(b.append(.mask(b.honestMaskDecision()))) }
+        let result = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: b.genesis)
+        #expect(result.error == nil, "\(String(describing: result.error))")
+        for key in b.validators.keys {
+            #expect(result.verifier.state.releaseCounts[key] == 3)
+            #expect(result.verifier.state.spent[key] == 0)   // not charged: no node-level guarantee
+            #expect(result.verifier.state.trainingSteps[key] == 300)
+        }
+    }
+
+    @Test func zeroReleaseNoiseWithoutDPSGDTrainingIsRefused() {
+        // The genesis terms make no pinned parameters: no mask decision is acceptable.
+        let b = Self.builder(z: 0, training: nil)
+        #expect(b.genesis.rules.pinned == nil)
+        let cs = b.validators.keys.map { key -> SignedContribution in
+            let r = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 0, clipNorm: 16, scaleLog2: 10,
+                                      values: b.releaseValues(for: key, pruningRound: 1), trainingSteps: 100)
+            return try! SignedContribution.sign(release: r, meshID: b.genesis.meshID, signer: b.signingKey(key))
+        }
+        let entry = b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask,
+                                                              rule: b.genesis.maskRule)))
+        #expect(Committee.verify([entry], genesis: b.genesis)?.fault.code == "release_not_pinned")
+        // And a noisy release in a noise-free mesh does not use the pinned z.
+        let nf = Self.builder(z: 0, training: Self.terms)
+        var mixed = nf.validators.keys.map { nf.contribution(by: $0, pruningRound: 1) }
+        let key = mixed[0].contributor
+        let noisy = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 5, clipNorm: 16, scaleLog2: 10,
+                                      values: nf.releaseValues(for: key, pruningRound: 1), trainingSteps: 100)
+        mixed[0] = try! SignedContribution.sign(release: noisy, meshID: nf.genesis.meshID, signer: nf.signingKey(key))
+        let bad = nf.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: mixed, trim: 1, current: nf.mask,
+                                                             rule: nf.genesis.maskRule)))
+        #expect(Committee.verify([bad], genesis: nf.genesis)?.fault.code == "release_not_pinned")
+    }
+}

@@ -137,4 +137,24 @@ import Wire
             #expect(try g.dpTraining!.epsilon(steps: steps).epsilon.bitPattern == terms.epsilon(steps: steps).epsilon.bitPattern)
         }
     }
+
+    @Test func zeroReleaseNoiseIsAllowedOnlyBesideEnabledDPSGDTraining() throws {
+        var g = Self.genesis()
+        g.privacy.noiseMultiplier = 0
+        try g.validate()
+        #expect(try g.releaseParameters().isNoiseFree)
+        #expect(try LedgerGenesis(g).rules.pinned?.isNoiseFree == true)
+        let parsed = try Genesis(yaml: g.yaml(), file: "g.yaml")
+        #expect(parsed.meshID == g.meshID && parsed.privacy.noiseMultiplier == 0)
+        #expect(try Genesis(canonicalBytes: g.canonicalBytes()).meshID == g.meshID)
+        // Without the section, or with it disabled: refused.
+        var plain = Fixtures.genesis()
+        plain.privacy.noiseMultiplier = 0
+        #expect(throws: FieldProblem.self) { try plain.validate() }
+        var disabled = g
+        disabled.trainingPrivacy?.enabled = false
+        do { try disabled.validate(); Issue.record("accepted") } catch {
+            #expect(error.field == "privacy.noise_multiplier" && error.problem.contains("only with training_privacy enabled"))
+        }
+    }
 }

@@ -23,20 +23,19 @@ import Wire
     static func epsilon(steps: UInt64) -> Double { try! terms(epsilonMax: 1).epsilon(steps: steps).epsilon }
 
     /// A one-validator mesh (it decides alone) with DP-SGD terms `training`.
-    static func core(training: TrainingPrivacyTerms?, trainingSteps: UInt64 = 0) -> MeshCore {
+    static func core(training: TrainingPrivacyTerms?, trainingSteps: UInt64 = 0, releaseNoise z: Double = 5) -> MeshCore {
         let b = CommitteeLogBuilder.demo(validators: 1, spareCount: 0, seed: 5,
-                                         privacy: .init(clipBound: 16, noiseMultiplier: 5, scaleLog2: 10, delta: 1e-5,
+                                         privacy: .init(clipBound: 16, noiseMultiplier: z, scaleLog2: 10, delta: 1e-5,
                                                         epsilonBudget: 10, training: training))
         let p = b.genesis.privacy
-        let pinned = try! ReleaseParameters(clipBound: p.clipBound, noiseMultiplier: p.noiseMultiplier,
-                                            fixedPoint: FixedPoint(scaleLog2: p.scaleLog2), dimension: b.genesis.maskRule.dimension)
+        let pinned = b.genesis.rules.pinned!
         let budget = try! PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: p.epsilonBudget, delta: p.delta), pinned: pinned)
         let config = MeshCoreConfig(ledger: b.genesis, consensus: ConsensusConfig(timings: .lan),
                                     rounds: .init(epochsPerRound: 1, maxRounds: 10, patience: 10, finetuneEpochs: 1),
                                     removeDeadAfterMs: 60_000)
         let log = try! MeshCore.VerifiedLog.verify([], genesis: b.genesis)
         return MeshCore(config: config, signer: b.signingKey(b.validators.keys[0]), log: log, guard: nil, budget: budget,
-                        trainingSteps: trainingSteps, finetuneEpochsDone: 0,
+                        training: TrainingStepsRecord(steps: trainingSteps), finetuneEpochsDone: 0,
                         noise: .insecureSeeded(seed: 9, acknowledged: .testsAndSimulationOnly), allowInsecureSeededNoise: true)
     }
 
@@ -50,7 +49,7 @@ import Wire
 
     static func persistedSteps(_ ds: [NodeDirective]) -> [(index: Int, steps: UInt64)] {
         ds.enumerated().compactMap { i, d in
-            if case let .persistTrainingSteps(bytes) = d, case let .success(steps) = TrainingStepsRecord.decode(bytes) { (i, steps) } else { nil }
+            if case let .persistTrainingSteps(bytes) = d, case let .success(r) = TrainingStepsRecord.decode(bytes) { (i, r.steps) } else { nil }
         }
     }
 
@@ -160,14 +159,44 @@ import Wire
     }
 
     @Test func theStepsRecordIsStrict() throws {
-        let bytes = TrainingStepsRecord.encode(0x0102_0304_0506_0708)
+        let record = TrainingStepsRecord(steps: 0x0102_0304_0506_0708, noiseFreeReleases: 9)
+        let bytes = record.encoded()
         #expect(bytes.count == TrainingStepsRecord.byteCount)
-        #expect(try TrainingStepsRecord.decode(bytes).get() == 0x0102_0304_0506_0708)
+        #expect(Array(bytes.prefix(13)) == Array("PMTS".utf8) + [1, 8, 7, 6, 5, 4, 3, 2, 1])
+        #expect(try TrainingStepsRecord.decode(bytes).get() == record)
         #expect((try? TrainingStepsRecord.decode(bytes + [0]).get()) == nil)
         #expect((try? TrainingStepsRecord.decode(Array(bytes.dropLast())).get()) == nil)
         var magic = bytes; magic[0] ^= 1
         #expect((try? TrainingStepsRecord.decode(magic).get()) == nil)
         var version = bytes; version[4] = 2
         #expect((try? TrainingStepsRecord.decode(version).get()) == nil)
+    }
+
+    /// z_release = 0 beside DP-SGD: the release is the clipped, quantised vector itself, its
+    /// count persisted (with the steps) before it leaves, and nothing charged to the budget.
+    @Test func aNoiseFreeReleaseCarriesTheSignalAndPersistsItsCountFirst() throws {
+        var core = Self.core(training: Self.terms(epsilonMax: Self.epsilon(steps: 1_000)), releaseNoise: 0)
+        var now: UInt64 = 0
+        _ = core.onTick(members: { [] }, viewVersion: 1, nowMs: now)
+        _ = core.onStart(nowMs: now)
+        let trained = Self.trained(core, round: 1)
+        let out = Self.directives(core.onTrained(trained, nowMs: 1))
+        let persist = try #require(out.firstIndex { if case .persistTrainingSteps = $0 { true } else { false } })
+        let released = try #require(out.firstIndex { if case .note(.released) = $0 { true } else { false } })
+        #expect(persist < released)
+        guard case let .persistTrainingSteps(bytes) = out[persist] else { return }
+        #expect(try TrainingStepsRecord.decode(bytes).get() == TrainingStepsRecord(steps: 100, noiseFreeReleases: 1))
+        #expect(!out.contains { if case .persistBudget = $0 { true } else { false } })
+        #expect(core.budget.budget.releaseCount == 0 && core.noiseFreeReleases == 1)
+        _ = Self.tick(&core, until: 1, from: &now)
+        let entry = try LogEntry.decode(try #require(core.entries.first))
+        guard case let .mask(m) = entry.decision else { Issue.record("not a mask decision"); return }
+        let release = try m.contributions[0].release()
+        #expect(release.noiseMultiplier == 0 && release.releaseCount == 1 && release.trainingSteps == 100)
+        // No noise: exactly the clipped, quantised importance.
+        let vector = core.state.rules.maskRule.releaseVector(importance: trained.importance, current: trained.mask)
+        let expected = try PrivateImportanceRelease.clipAndQuantise(vector, parameters: core.budget.pinned).map { Int32($0) }
+        #expect(release.values == expected)
+        #expect(LogVerifier.verify(entries: core.entries, genesis: core.config.ledger).error == nil)
     }
 }

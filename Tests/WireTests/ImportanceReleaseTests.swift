@@ -241,3 +241,23 @@ import Testing
         #expect(try ImportanceRelease.decode(payload) == release)
     }
 }
+
+extension ImportanceReleaseTrainingTrailerTests {
+    @Test func zeroNoiseOnlyTravelsWithTheStepsTrailer() throws {
+        var r = Self.release(steps: 100)
+        r.noiseMultiplier = 0
+        let bytes = try r.encode()
+        #expect(try ImportanceRelease.decode(bytes) == r)
+        #expect(try r.releaseParameters().isNoiseFree)
+        r.trainingSteps = nil
+        #expect(throws: ImportanceRelease.FieldError.noiseMultiplierInvalid(0)) { _ = try r.encode() }
+        // The same bytes without the trailer are refused on decode too.
+        #expect(throws: ImportanceRelease.FieldError.noiseMultiplierInvalid(0)) {
+            _ = try ImportanceRelease.decode(Array(bytes.dropLast(Limits.importance_release_training_trailer_bytes)))
+        }
+        // −0 is never a noise multiplier.
+        var negative = Self.release(steps: 100)
+        negative.noiseMultiplier = -0.0
+        #expect(throws: ImportanceRelease.FieldError.noiseMultiplierInvalid((-0.0).bitPattern)) { _ = try negative.encode() }
+    }
+}

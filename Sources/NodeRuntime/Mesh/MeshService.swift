@@ -92,6 +92,7 @@ public final class MeshService: @unchecked Sendable {
                                              recovery: recovery, logger: logger)
         let trainingSteps = try Self.restoreTrainingSteps(genesis: genesis, files: files,
                                                           loggedSteps: state.trainingSteps[signer.publicKey] ?? 0,
+                                                          loggedReleases: UInt64(state.releaseCounts[signer.publicKey] ?? 0),
                                                           checkpointExists: restored.model != nil, recovery: recovery, logger: logger)
         // Every file passed: a first start creates its log now.
         do { self.log = try existingLog ?? DecisionLog.create(path: files.logFile, meshID: genesis.meshID) } catch {
@@ -138,7 +139,7 @@ public final class MeshService: @unchecked Sendable {
                                                   finetuneEpochs: p.finetuneEpochs, pruning: pruning),
                                     removeDeadAfterMs: genesis.validators.removeDeadAfterMs)
         var core = MeshCore(config: config, signer: signer, log: verified, guard: signingGuard, budget: budget,
-                            trainingSteps: trainingSteps, finetuneEpochsDone: finetuneDone, noise: .secure)
+                            training: trainingSteps, finetuneEpochsDone: finetuneDone, noise: .secure)
         core.figures.params = model.cost.params
         core.figures.flops = model.cost.flops
         self.initialCore = core
