@@ -137,6 +137,6 @@ let package = Package(
                                                           "Rounds", "MeshBase", "Learner", "Membership"]),
         .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
         .testTarget(name: "MeshHarnessTests", dependencies: ["MeshHarness", "Simulation", "Ledger", "MeshConfig", "Sodium"]),
-        .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus"]),
+        .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus", "Privacy"]),
     ]
 )

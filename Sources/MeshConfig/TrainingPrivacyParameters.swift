@@ -1,4 +1,5 @@
 import Learner
+import MeshBase
 import Privacy
 
 /// `training_privacy` (optional): record-level differential privacy of every node's training,
@@ -50,5 +51,30 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
     /// audit compute it).
     public func epsilon(steps: UInt64) throws(PrivacyError) -> PrivacySpent {
         try SampledGaussianRDP.epsilon(sampleRate: sampleRate, noiseMultiplier: noiseMultiplier, steps: steps, delta: delta)
+    }
+
+    /// The section for a target record-level ε, solved once at `prunemesh mesh init`: z is the
+    /// smallest noise multiplier (`SampledGaussianRDP.smallestNoiseMultiplier`) with which
+    /// `maxRounds` pruning rounds of `epochsPerRound` epochs (round(1/q) steps each) cost at most
+    /// `targetEpsilon`, and ε_max is the target. The genesis then holds z itself, so every node
+    /// reads the same bytes (the solve, which uses libm, is never repeated by the nodes).
+    public static func solving(targetEpsilon: Double, clipNorm: Double, sampleRate: Double, delta: Double,
+                               epochsPerRound: Int, maxRounds: Int) throws(FieldProblem) -> TrainingPrivacyParameters {
+        var t = TrainingPrivacyParameters(enabled: true, clipNorm: clipNorm, noiseMultiplier: 1, sampleRate: sampleRate,
+                                          delta: delta, epsilonMax: targetEpsilon)
+        guard sampleRate.isFinite, sampleRate >= Limits.dp_sample_rate_min, sampleRate <= 1 else {
+            throw FieldProblem("training_privacy.sample_rate", "must lie in [\(Limits.dp_sample_rate_min), 1] (got \(sampleRate))")
+        }
+        guard targetEpsilon.isFinite, targetEpsilon > 0, targetEpsilon <= Limits.dp_epsilon_max_max else {
+            throw FieldProblem("training_privacy.epsilon_max", "target ε must lie in (0, \(Limits.dp_epsilon_max_max)] (got \(targetEpsilon))")
+        }
+        let steps = UInt64(max(1, epochsPerRound)) * UInt64(max(1, maxRounds)) * UInt64(t.stepsPerEpoch)
+        do {
+            t.noiseMultiplier = try SampledGaussianRDP.smallestNoiseMultiplier(targetEpsilon: targetEpsilon, sampleRate: sampleRate,
+                                                                              steps: steps, delta: delta)
+        } catch {
+            throw FieldProblem("training_privacy.noise_multiplier", "no z reaches ε = \(targetEpsilon) over \(steps) steps: \(error)")
+        }
+        return t
     }
 }
