@@ -1,4 +1,5 @@
 import Consensus
+import Foundation
 import Learner
 import MeshBase
 import Privacy
@@ -175,5 +176,42 @@ import Wire
         let bad = nf.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: mixed, trim: 1, current: nf.mask,
                                                              rule: nf.genesis.maskRule)))
         #expect(Committee.verify([bad], genesis: nf.genesis)?.fault.code == "release_not_pinned")
+    }
+}
+
+/// `prunemesh audit LOG` reports each node's DP-SGD steps and record-level ε, and names the
+/// node and its ε when a log exceeds the training ε_max.
+@Suite struct TrainingPrivacyAuditReportTests {
+    @Test func theReportCarriesStepsAndRecordLevelEpsilonAndTheRefusal() throws {
+        let dir = Committee.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let budget = TrainingPrivacyAuditTests.epsilon(steps: 200)
+        var b = TrainingPrivacyAuditTests.builder(TrainingPrivacyAuditTests.terms(epsilonMax: budget))
+        var entries: [LogEntry] = []
+        for _ in 0..<2 { entries.append(b.append(.mask(b.honestMaskDecision()))) }
+        try LogFileBuilder(meshID: b.genesis.meshID).appending(entries).write(to: dir + "/ok.log")
+        let ok = LogAudit.audit(path: dir + "/ok.log", genesisPath: "g.yaml", genesis: .success(b.genesis))
+        #expect(ok.ok && ok.recordEpsilonMax == budget)
+        #expect(ok.privacySpent.count == 4)
+        #expect(ok.privacySpent.allSatisfy { $0.trainingSteps == 200 && $0.recordEpsilon?.bitPattern == budget.bitPattern })
+        let json = String(decoding: try JSONEncoder().encode(ok.privacySpent[0]), as: UTF8.self)
+        #expect(json.contains("\"trainingSteps\":200"))
+
+        // A third round: 300 steps each, above ε_max.
+        entries.append(b.entry(for: .mask(b.honestMaskDecision())))
+        try LogFileBuilder(meshID: b.genesis.meshID).appending(entries).write(to: dir + "/over.log")
+        let over = LogAudit.audit(path: dir + "/over.log", genesisPath: "g.yaml", genesis: .success(b.genesis))
+        #expect(!over.ok && over.verified == 2 && over.firstError?.index == 2)
+        #expect(over.firstError?.code == "training_budget_exceeded")
+        #expect(over.firstError?.reason.contains("300 DP-SGD steps") == true)
+        #expect(over.firstError?.reason.contains("epsilon_max \(budget)") == true)
+
+        // A mesh without DP-SGD: no steps, no record-level fields in the JSON.
+        let (plain, plainEntries) = Committee.log(2)
+        try LogFileBuilder(meshID: plain.genesis.meshID).appending(plainEntries).write(to: dir + "/plain.log")
+        let p = LogAudit.audit(path: dir + "/plain.log", genesisPath: "g.yaml", genesis: .success(plain.genesis))
+        #expect(p.ok && p.recordEpsilonMax == nil && p.privacySpent.allSatisfy { $0.trainingSteps == nil && $0.recordEpsilon == nil })
+        let plainJSON = String(decoding: try JSONEncoder().encode(p), as: UTF8.self)
+        #expect(!plainJSON.contains("recordEpsilon") && !plainJSON.contains("trainingSteps"))
     }
 }
