@@ -135,7 +135,8 @@ let package = Package(
                                                             "Consensus", "Ledger", "Privacy", "MeshBase"]),
         .testTarget(name: "NodeCoreTests", dependencies: ["NodeCore", "Ledger", "Consensus", "Privacy", "Wire", "Sodium",
                                                           "Rounds", "MeshBase", "Learner", "Membership"]),
-        .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
+        .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime", "MeshConfig", "NodeCore", "Sodium",
+                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MeshHarnessTests", dependencies: ["MeshHarness", "Simulation", "Ledger", "MeshConfig", "Sodium"]),
         .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus", "Privacy"]),
     ]
