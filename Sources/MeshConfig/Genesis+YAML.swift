@@ -227,7 +227,8 @@ extension Genesis {
             privacy:
               # C: the importance vector is clipped to this L2 norm (> 0).
               clip_bound: \(d(privacy.clipBound))
-              # z: Gaussian noise of standard deviation z*C is added (> 0).
+              # z: Gaussian noise of standard deviation z*C is added (> 0; 0 = no noise, only with
+              # training_privacy enabled: the release is then post-processing of DP-SGD training).
               noise_multiplier: \(d(privacy.noiseMultiplier))
               # delta of the (epsilon, delta) guarantee, in (0, 1).
               delta: \(d(privacy.delta))
