@@ -58,8 +58,8 @@ extension Genesis {
         // 0 = no release noise: only where the importance is post-processing of DP-SGD training.
         let noiseFreeAllowed = dpTraining != nil && privacy.noiseMultiplier == 0
         guard privacy.noiseMultiplier.isFinite, privacy.noiseMultiplier > 0 || noiseFreeAllowed else {
-            throw FieldProblem("privacy.noise_multiplier",
-                               "must be > 0 (got \(privacy.noiseMultiplier)); 0 (no release noise) only with training_privacy enabled")
+            let hint = privacy.noiseMultiplier == 0 ? "; 0 (no release noise) only with training_privacy enabled" : ""
+            throw FieldProblem("privacy.noise_multiplier", "must be > 0 (got \(privacy.noiseMultiplier))\(hint)")
         }
         guard privacy.delta > 0, privacy.delta < 1 else {
             throw FieldProblem("privacy.delta", "must lie in (0, 1) (got \(privacy.delta))")
