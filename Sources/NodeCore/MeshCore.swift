@@ -544,7 +544,7 @@ public struct MeshCore: Sendable {
         if figures.firstContributionMs[round] == nil { figures.firstContributionMs[round] = nowMs }
         figures.lastContributionMs[round] = nowMs
         out.append(.directive(.note(.released(pruningRound: round, releaseCount: payload.releaseCount,
-                                              epsilonSpent: budget.spent.epsilon, bytes: contribution.payload.count))))
+                                              epsilonSpent: budget.spent.epsilon, bytes: contribution.payload.count, trainingSteps: stepsReported))))
         out += execute(engine.onOwnContribution(contribution, nowMs: nowMs), nowMs: nowMs)
         return out
     }

@@ -67,7 +67,8 @@ public enum NodeNote: Sendable {
     /// log: masks, freeze, fine-tuning).
     case trainingBudgetExhausted(pruningRound: UInt64, steps: UInt64, epsilonIfTrained: Double, epsilonMax: Double)
     case releaseFailed(pruningRound: UInt64, why: String)
-    case released(pruningRound: UInt64, releaseCount: UInt32, epsilonSpent: Double, bytes: Int)
+    /// `trainingSteps`: with DP-SGD training, the cumulative steps the release reports.
+    case released(pruningRound: UInt64, releaseCount: UInt32, epsilonSpent: Double, bytes: Int, trainingSteps: UInt64?)
     case committed(height: UInt64, kind: String, consensusRound: UInt32, signers: Int, mask: PruneMask,
                    msAfterLastContribution: UInt64?)
     case removedSelf(height: UInt64, reason: String)

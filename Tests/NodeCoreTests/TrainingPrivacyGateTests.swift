@@ -86,6 +86,8 @@ import Wire
         let budgetAt = released.firstIndex { if case .persistBudget = $0 { true } else { false } }
         #expect(budgetAt != nil)
         let releasedAt = released.firstIndex { if case .note(.released) = $0 { true } else { false } }!
+        guard case let .note(.released(_, count, _, _, noted)) = released[releasedAt] else { return }
+        #expect(count == 1 && noted == 100)
         let stepsAtRelease: UInt64 = 100
         let own = try core.config.ledger.privacy.training!.epsilon(steps: stepsAtRelease).epsilon
         // (One validator may decide in the same bundle: what follows the release is round 2's.)

@@ -240,9 +240,16 @@ public final class MeshService: @unchecked Sendable {
                                       "epsilon_max": "\(epsilonMax)"])
         case let .releaseFailed(round, why):
             logger.error("release failed", metadata: ["round": "\(round)", "error": "\(why)"])
-        case let .released(round, count, spent, bytes):
-            logger.info("released", metadata: ["round": "\(round)", "release_count": "\(count)",
-                                               "epsilon_spent": "\(spent)", "bytes": "\(bytes)"])
+        case let .released(round, count, spent, bytes, steps):
+            var metadata: Logger.Metadata = ["round": "\(round)", "release_count": "\(count)",
+                                             "epsilon_spent": "\(spent)", "bytes": "\(bytes)"]
+            if let terms = core.config.ledger.privacy.training, let steps {
+                // Record-level: the steps this release reports and their ε, as the audit recomputes them.
+                metadata["training_steps"] = "\(steps)"
+                metadata["record_epsilon"] = "\((try? terms.epsilon(steps: steps).epsilon).map { "\($0)" } ?? "n/a")"
+                if core.budget.pinned.isNoiseFree { metadata["epsilon_spent"] = "not charged (no release noise)" }
+            }
+            logger.info("released", metadata: metadata)
         case let .committed(height, kind, round, signers, mask, latency):
             logger.notice("committed", metadata: [
                 "height": "\(height)", "kind": "\(kind)", "round": "\(round)", "signers": "\(signers)", "mask": "\(mask)",
