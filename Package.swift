@@ -136,9 +136,11 @@ let package = Package(
         .testTarget(name: "NodeCoreTests", dependencies: ["NodeCore", "Rounds", "Membership", "Consensus", "Ledger", "Privacy", "Wire", "Sodium",
                                                     "Learner", "MeshBase"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership", "Consensus", "Ledger"]),
-        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Dataset", "Learner", "Wire", "Membership"]),
-        .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime"]),
+        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "Sodium", "Dataset", "Learner", "Wire", "Membership",
+                                                            "Consensus", "Ledger", "Privacy", "MeshBase"]),
+        .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime", "MeshConfig", "NodeCore", "Sodium",
+                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MeshHarnessTests", dependencies: ["MeshHarness", "Simulation", "Ledger", "MeshConfig", "Sodium"]),
-        .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus"]),
+        .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus", "Privacy"]),
     ]
 )

@@ -22,6 +22,16 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
     case releaseNotPinned(PublicKey, String)
     case releaseCountNotIncreasing(PublicKey, previous: UInt32, actual: UInt32)
     case privacyBudgetExceeded(PublicKey, epsilon: Double, budget: Double)
+    /// DP-SGD training is on in the genesis and the release does not state its steps.
+    case trainingStepsMissing(PublicKey)
+    /// DP-SGD training is off (or absent) in the genesis and the release states steps.
+    case trainingStepsUnexpected(PublicKey)
+    /// The release states fewer DP-SGD steps than the contributor's previous one.
+    case trainingStepsDecreasing(PublicKey, previous: UInt64, actual: UInt64)
+    /// Fewer steps than the release count times one round's steps (every release follows a round).
+    case trainingStepsTooFew(PublicKey, steps: UInt64, releases: UInt32, minimum: UInt64)
+    /// The record-level ε of the stated steps exceeds the genesis training ε_max.
+    case trainingBudgetExceeded(PublicKey, epsilon: Double, budget: Double, steps: UInt64)
     case aggregateComputation(String)
     case aggregateMismatch(index: Int, recorded: Int32, recomputed: Int32)
     case aggregateLength(recorded: Int, recomputed: Int)
@@ -58,6 +68,11 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case .releaseNotPinned: return "release_not_pinned"
         case .releaseCountNotIncreasing: return "release_count"
         case .privacyBudgetExceeded: return "privacy_budget_exceeded"
+        case .trainingStepsMissing: return "training_steps_missing"
+        case .trainingStepsUnexpected: return "training_steps_unexpected"
+        case .trainingStepsDecreasing: return "training_steps_decreasing"
+        case .trainingStepsTooFew: return "training_steps_too_few"
+        case .trainingBudgetExceeded: return "training_budget_exceeded"
         case .aggregateComputation: return "aggregate_computation"
         case .aggregateMismatch, .aggregateLength: return "wrong_aggregate"
         case .maskMismatch: return "wrong_mask"
@@ -96,6 +111,16 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
             return "release count of \(k.fingerprint) is \(a), not above its previous \(p) (spend would be hidden)"
         case let .privacyBudgetExceeded(k, eps, budget):
             return "\(k.fingerprint) has spent ε = \(eps), above the budget \(budget)"
+        case let .trainingStepsMissing(k):
+            return "release of \(k.fingerprint) does not state its DP-SGD steps; the genesis trains with DP-SGD"
+        case let .trainingStepsUnexpected(k):
+            return "release of \(k.fingerprint) states DP-SGD steps; the genesis does not train with DP-SGD"
+        case let .trainingStepsDecreasing(k, p, a):
+            return "DP-SGD steps of \(k.fingerprint) are \(a), below its previous \(p) (steps never decrease)"
+        case let .trainingStepsTooFew(k, steps, releases, minimum):
+            return "\(k.fingerprint) states \(steps) DP-SGD steps for \(releases) releases; each release follows a round of training, so at least \(minimum)"
+        case let .trainingBudgetExceeded(k, eps, budget, steps):
+            return "\(k.fingerprint) has trained \(steps) DP-SGD steps: record-level ε = \(eps), above the genesis training epsilon_max \(budget)"
         case let .aggregateComputation(why): return "aggregate cannot be recomputed: \(why)"
         case let .aggregateMismatch(i, rec, re): return "aggregate differs at unit \(i): recorded \(rec), recomputed \(re)"
         case let .aggregateLength(rec, re): return "aggregate has \(rec) values, recomputed \(re)"

@@ -8,7 +8,7 @@ import Wire
 public struct PrivacyTerms: Sendable, Hashable {
     /// C, the L2 clip bound (real units).
     public var clipBound: Double
-    /// z as requested (the wire carries it).
+    /// z as requested (the wire carries it); 0 (no release noise) only with `training`.
     public var noiseMultiplier: Double
     /// s: the fixed-point grid 2^−s.
     public var scaleLog2: Int
@@ -16,13 +16,18 @@ public struct PrivacyTerms: Sendable, Hashable {
     public var delta: Double
     /// ε_max: no contributor's spend may exceed it.
     public var epsilonBudget: Double
+    /// Record-level DP-SGD terms, if the genesis turns DP-SGD training on: then every release
+    /// must state its contributor's cumulative steps, and none may state them otherwise.
+    public var training: TrainingPrivacyTerms?
 
-    public init(clipBound: Double, noiseMultiplier: Double, scaleLog2: Int, delta: Double, epsilonBudget: Double) {
+    public init(clipBound: Double, noiseMultiplier: Double, scaleLog2: Int, delta: Double, epsilonBudget: Double,
+                training: TrainingPrivacyTerms? = nil) {
         self.clipBound = clipBound
         self.noiseMultiplier = noiseMultiplier
         self.scaleLog2 = scaleLog2
         self.delta = delta
         self.epsilonBudget = epsilonBudget
+        self.training = training
     }
 }
 
@@ -37,7 +42,8 @@ public struct MeshRules: Sendable, Hashable {
     public let privacy: PrivacyTerms
     public let maskRule: MaskRule
     /// The pinned release parameters, or nil if the privacy terms cannot make any (then no mask
-    /// decision is acceptable).
+    /// decision is acceptable). With z = 0 and DP-SGD training: `ReleaseParameters.noiseFree`
+    /// (z = 0 without DP-SGD training makes none).
     public let pinned: ReleaseParameters?
 
     public init(meshID: MeshID, model: ModelSpec, boundary: BoundaryRule, privacy: PrivacyTerms) {
@@ -47,7 +53,14 @@ public struct MeshRules: Sendable, Hashable {
         self.privacy = privacy
         let rule = MaskRule(originalSpec: model, boundary: boundary)
         self.maskRule = rule
-        self.pinned = try? ReleaseParameters(clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
-                                             fixedPoint: FixedPoint(scaleLog2: privacy.scaleLog2), dimension: rule.dimension)
+        let grid = FixedPoint(scaleLog2: privacy.scaleLog2)
+        if privacy.noiseMultiplier == 0 {
+            // Noise-free releases: only as post-processing of DP-SGD training.
+            self.pinned = privacy.training == nil ? nil
+                : try? ReleaseParameters.noiseFree(clipBound: privacy.clipBound, fixedPoint: grid, dimension: rule.dimension)
+        } else {
+            self.pinned = try? ReleaseParameters(clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
+                                                 fixedPoint: grid, dimension: rule.dimension)
+        }
     }
 }

@@ -14,7 +14,10 @@ import Wire
 /// a subset of the mask in force; contributions from at least a quorum of validators in force,
 /// none convicted, each signed, for this round, with the pinned z, C, s, d, a release count above
 /// the contributor's previous one and a spend (RDP of `release count` releases at z_eff) within
-/// ε_max; aggregate (trim f) and mask recomputed and equal. Admit: a valid Ed25519 point
+/// ε_max; with DP-SGD training in the genesis, the release's cumulative DP-SGD steps stated, never
+/// below the contributor's previous steps nor below its release count times one round's steps,
+/// and the record-level ε they give (`TrainingPrivacyTerms.epsilon(steps:)`) within the training
+/// ε_max (without it, no steps stated); aggregate (trim f) and mask recomputed and equal. Admit: a valid Ed25519 point
 /// (`PublicKey.isValidPoint`: never the zero key, a small-order or off-curve point), new member, invite signed by a
 /// validator in force, not expired (valid-until height inclusive). Remove: a validator, not the
 /// last; with reason `equivocated` only if recorded evidence convicts it. Freeze: once, after at
@@ -35,6 +38,10 @@ public struct MeshState: Sendable {
     /// Per contributor: the release count of their last recorded release, and ε spent by then.
     public private(set) var releaseCounts: [PublicKey: UInt32] = [:]
     public private(set) var spent: [PublicKey: Double] = [:]
+    /// Per contributor, with DP-SGD training: the cumulative DP-SGD steps its last recorded
+    /// release stated, and the record-level ε they give.
+    public private(set) var trainingSteps: [PublicKey: UInt64] = [:]
+    public private(set) var trainingEpsilon: [PublicKey: Double] = [:]
     /// (first height, set) for every validator set so far.
     private var setHistory: [(from: UInt64, set: ValidatorSet)]
 
@@ -122,6 +129,7 @@ public struct MeshState: Sendable {
         var releases: [ImportanceRelease] = []
         releases.reserveCapacity(m.contributions.count)
         var counts: [(PublicKey, UInt32, Double)] = []
+        var steps: [(PublicKey, UInt64, Double)] = []
         for c in m.contributions {
             let key = c.contributor
             guard validators.contains(key) else { throw .contributorNotValidator(key) }
@@ -141,15 +149,24 @@ public struct MeshState: Sendable {
             guard release.releaseCount > previous else {
                 throw .releaseCountNotIncreasing(key, previous: previous, actual: release.releaseCount)
             }
-            let epsilon: Double
-            do {
-                epsilon = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier,
-                                                    releases: UInt64(release.releaseCount), delta: rules.privacy.delta).epsilon
-            } catch {
-                throw .releaseNotPinned(key, error.description)
+            // Node-level ε of the releases. Noise-free releases (z = 0, only beside DP-SGD
+            // training) are not charged: they give no node-level guarantee at all, and their
+            // record-level cost is the training's, checked below. Recorded as 0 = not charged.
+            var epsilon = 0.0
+            if !pinned.isNoiseFree {
+                do {
+                    epsilon = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier,
+                                                        releases: UInt64(release.releaseCount), delta: rules.privacy.delta).epsilon
+                } catch {
+                    throw .releaseNotPinned(key, error.description)
+                }
+                guard epsilon <= rules.privacy.epsilonBudget else {
+                    throw .privacyBudgetExceeded(key, epsilon: epsilon, budget: rules.privacy.epsilonBudget)
+                }
             }
-            guard epsilon <= rules.privacy.epsilonBudget else {
-                throw .privacyBudgetExceeded(key, epsilon: epsilon, budget: rules.privacy.epsilonBudget)
+            if let training = try Self.checkTrainingSteps(release, of: key, previous: trainingSteps[key],
+                                                           terms: rules.privacy.training) {
+                steps.append((key, training.steps, training.epsilon))
             }
             counts.append((key, release.releaseCount, epsilon))
             releases.append(release)
@@ -173,7 +190,37 @@ public struct MeshState: Sendable {
             releaseCounts[key] = count
             spent[key] = epsilon
         }
+        for (key, count, epsilon) in steps {
+            trainingSteps[key] = count
+            trainingEpsilon[key] = epsilon
+        }
         mask = m.mask
         lastMaskRound = m.pruningRound
+    }
+
+    /// The DP-SGD steps `release` states for `key`, judged by the genesis terms: present exactly
+    /// when the mesh trains with DP-SGD, never below `previous` (steps only grow) nor below the
+    /// release count times one round's steps (every release follows a round of training), and
+    /// within the record-level ε_max. Returns the steps and their ε (nil without DP-SGD).
+    static func checkTrainingSteps(_ release: ImportanceRelease, of key: PublicKey, previous: UInt64?,
+                                   terms: TrainingPrivacyTerms?) throws(DecisionFault) -> (steps: UInt64, epsilon: Double)? {
+        guard let terms else {
+            guard release.trainingSteps == nil else { throw .trainingStepsUnexpected(key) }
+            return nil
+        }
+        guard let steps = release.trainingSteps else { throw .trainingStepsMissing(key) }
+        if let previous, steps < previous { throw .trainingStepsDecreasing(key, previous: previous, actual: steps) }
+        let (minimum, overflow) = UInt64(release.releaseCount).multipliedReportingOverflow(by: terms.stepsPerRound)
+        guard overflow || steps >= minimum else {
+            throw .trainingStepsTooFew(key, steps: steps, releases: release.releaseCount, minimum: minimum)
+        }
+        let epsilon: Double
+        do { epsilon = try terms.epsilon(steps: steps).epsilon } catch {
+            throw .trainingBudgetExceeded(key, epsilon: .infinity, budget: terms.epsilonMax, steps: steps)
+        }
+        guard epsilon <= terms.epsilonMax else {
+            throw .trainingBudgetExceeded(key, epsilon: epsilon, budget: terms.epsilonMax, steps: steps)
+        }
+        return (steps, epsilon)
     }
 }

@@ -98,13 +98,18 @@ public struct CommitteeLogBuilder {
         }
     }
 
-    /// `key`'s signed contribution for `pruningRound` (release count: one more than its last, unless given).
+    /// `key`'s signed contribution for `pruningRound` (release count: one more than its last, unless
+    /// given). With DP-SGD training in the genesis it states `trainingSteps` DP-SGD steps, by
+    /// default one round's steps per release (an honest node that trained once per release).
     public func contribution(by key: PublicKey, pruningRound: UInt64, releaseCount: UInt32? = nil,
-                             values: [Int32]? = nil) -> SignedContribution {
-        let release = ImportanceRelease(pruningRound: pruningRound, releaseCount: releaseCount ?? (releaseCounts[key] ?? 0) + 1,
+                             values: [Int32]? = nil, trainingSteps: UInt64? = nil) -> SignedContribution {
+        let count = releaseCount ?? (releaseCounts[key] ?? 0) + 1
+        let steps = trainingSteps ?? genesis.privacy.training.map { UInt64(count) &* $0.stepsPerRound }
+        let release = ImportanceRelease(pruningRound: pruningRound, releaseCount: count,
                                         noiseMultiplier: genesis.privacy.noiseMultiplier,
                                         clipNorm: genesis.privacy.clipBound, scaleLog2: UInt8(genesis.privacy.scaleLog2),
-                                        values: values ?? releaseValues(for: key, pruningRound: pruningRound))
+                                        values: values ?? releaseValues(for: key, pruningRound: pruningRound),
+                                        trainingSteps: steps)
         return try! SignedContribution.sign(release: release, meshID: genesis.meshID, signer: signingKey(key))
     }
 

@@ -37,7 +37,12 @@ public enum LogAudit {
     public struct Spend: Encodable, Sendable {
         public var key: String
         public var releases: UInt32
+        /// Node-level ε of the releases (0 for noise-free releases: not charged, no node-level guarantee).
         public var epsilon: Double
+        /// With DP-SGD training in the genesis (absent otherwise): the cumulative DP-SGD steps the
+        /// node's last recorded release states, and the record-level ε they give.
+        public var trainingSteps: UInt64? = nil
+        public var recordEpsilon: Double? = nil
     }
 
     /// The audit's report (`audit --json` prints it; JSON keys in snake_case, nil as null).
@@ -54,6 +59,8 @@ public enum LogAudit {
         public var entryDetails: [EntryReport]
         public var privacySpent: [Spend]
         public var epsilonBudget: Double?
+        /// The genesis record-level ε_max (with DP-SGD training only; absent from the JSON otherwise).
+        public var recordEpsilonMax: Double? = nil
 
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -67,9 +74,10 @@ public enum LogAudit {
             try c.encode(entryDetails, forKey: .entryDetails)
             try c.encode(privacySpent, forKey: .privacySpent)
             try c.encode(epsilonBudget, forKey: .epsilonBudget)
+            try c.encodeIfPresent(recordEpsilonMax, forKey: .recordEpsilonMax)
         }
         enum CodingKeys: String, CodingKey {
-            case ok, log, meshId, entries, verified, head, firstError, entryDetails, privacySpent, epsilonBudget
+            case ok, log, meshId, entries, verified, head, firstError, entryDetails, privacySpent, epsilonBudget, recordEpsilonMax
         }
     }
 
@@ -98,6 +106,7 @@ public enum LogAudit {
         }
         report.meshId = ledgerGenesis.meshID.hex
         report.epsilonBudget = ledgerGenesis.privacy.epsilonBudget
+        report.recordEpsilonMax = ledgerGenesis.privacy.training?.epsilonMax
         // The valid prefix is audited and reported even when the file layer finds damage after it.
         let file: (meshID: MeshID, entries: [[UInt8]], problem: DecisionLogError?)
         do {
@@ -123,7 +132,8 @@ public enum LogAudit {
         report.verified = result.summaries.count
         report.head = (result.summaries.last?.hash ?? ledgerGenesis.firstPreviousHash).hex
         report.privacySpent = result.verifier.releaseCounts.keys.sorted().map { key in
-            Spend(key: key.hex, releases: result.verifier.releaseCounts[key]!, epsilon: result.verifier.spent[key] ?? 0)
+            Spend(key: key.hex, releases: result.verifier.releaseCounts[key]!, epsilon: result.verifier.spent[key] ?? 0,
+                  trainingSteps: result.verifier.state.trainingSteps[key], recordEpsilon: result.verifier.state.trainingEpsilon[key])
         }
         if let e = result.error {
             return finish(FirstError(index: e.index, offset: nil, code: e.fault.code, reason: e.fault.description))

@@ -41,10 +41,10 @@ public enum Limits {
     // MARK: Model and importance
 
     /// Prunable units (conv filters + hidden dense units) in one importance vector. Chosen so the
-    /// worst-case release payload — a 33-byte header and every value a 5-byte varint — fits one
-    /// message: 33 + 5 · 13,100 = 65,533 ≤ 65,536 (was 16,384, which privacy could build and the
-    /// wire could not send).
-    public static let importance_units_count_max = 13_100
+    /// worst-case release payload — a 33-byte header, every value a 5-byte varint and the 9-byte
+    /// DP-SGD steps trailer — fits one message: 33 + 5 · 13,098 + 9 = 65,532 ≤ 65,536 (was 16,384,
+    /// which privacy could build and the wire could not send; then 13,100 before the trailer).
+    public static let importance_units_count_max = 13_098
 
     /// Layers in a model spec.
     public static let model_layers_count_max = 32
@@ -178,6 +178,10 @@ public enum Limits {
     /// The longest zigzag LEB128 varint of an Int32 value.
     public static let importance_value_bytes_max = 5
 
+    /// The optional trailer after the values of a release in a mesh with DP-SGD training:
+    /// tag u8 ‖ cumulative DP-SGD steps u64.
+    public static let importance_release_training_trailer_bytes = 9
+
     // MARK: Node runtime (the NIO shell)
 
     /// After a node's UDP socket closed unexpectedly and binding it again failed, the next
@@ -269,6 +273,14 @@ public enum Limits {
 
     /// `train --dp --target-epsilon`: the record-level ε a DP-SGD run is fitted to.
     public static let dp_target_epsilon_max = 1e4
+
+    /// The smallest DP-SGD sampling rate q a genesis may pin: one epoch is round(1/q) steps, so
+    /// this bounds a round's steps at `training_epochs_count_max` · 10^6.
+    public static let dp_sample_rate_min = 1e-6
+
+    /// The largest record-level ε_max a genesis may set for DP-SGD training (the same bound as a
+    /// target ε).
+    public static let dp_epsilon_max_max = dp_target_epsilon_max
 
     /// Pruning rounds a genesis may allow before the freeze (and the freeze patience).
     public static let pruning_rounds_count_max = 10_000
@@ -465,8 +477,8 @@ public enum Limits {
         relation(importance_units_count_max * 4 <= message_bytes_max,
                  "a full importance vector of 32-bit fixed-point values must fit in one message")
         relation(importance_release_header_bytes + importance_units_count_max * importance_value_bytes_max
-                 <= message_bytes_max,
-                 "a full importance release with every value a 5-byte varint must fit in one message")
+                 + importance_release_training_trailer_bytes <= message_bytes_max,
+                 "a full importance release with every value a 5-byte varint and the DP-SGD steps trailer must fit in one message")
         relation(partition_nodes_count_max <= members_count_max)
         relation(layer_width_max <= importance_units_count_max)
         relation(reassembly_buffers_per_sender_count_max <= reassembly_buffers_count_max,

@@ -21,9 +21,12 @@ import Sodium
 /// | consensus | u64 × 6: propose, propose delta, prevote, prevote delta, precommit, precommit delta (ms) |
 /// | validators | u64 remove_dead_after_ms |
 /// | members | u16 count, then per member in ascending key order: 32-byte key, string name (empty = none), string address (empty = none) |
+/// | training_privacy | only if the section is present: u8 tag 1, u8 enabled (0 or 1), f64 clip_norm, f64 noise_multiplier, f64 sample_rate, f64 delta, f64 epsilon_max |
 ///
 /// Nothing else: YAML layout, comments, quoting, key order and member order do not change the
-/// bytes; any change of a value does.
+/// bytes; any change of a value does. The optional `training_privacy` section is the last
+/// field, so a genesis without it has exactly the bytes (and mesh id) it had before the
+/// section existed; a genesis with it is another mesh.
 extension Genesis {
     static let magic = Array("prunemesh-genesis".utf8)
 
@@ -84,16 +87,28 @@ extension Genesis {
             w.write(string: member.name ?? "")
             w.write(string: member.address?.description ?? "")
         }
+        if let t = trainingPrivacy {
+            w.write(Self.trainingPrivacyTag)
+            w.write(UInt8(t.enabled ? 1 : 0))
+            w.write(Self.canonical(t.clipNorm))
+            w.write(Self.canonical(t.noiseMultiplier))
+            w.write(Self.canonical(t.sampleRate))
+            w.write(Self.canonical(t.delta))
+            w.write(Self.canonical(t.epsilonMax))
+        }
         return w.bytes
     }
 
     /// The largest canonical encoding: bounds what `init(canonicalBytes:)` accepts.
     public static var canonicalBytesMax: Int {
-        1024 + Limits.mesh_name_bytes_max + Limits.model_spec_bytes_max
+        1024 + 42 + Limits.mesh_name_bytes_max + Limits.model_spec_bytes_max
             + Limits.genesis_members_count_max * (32 + 4 + Limits.member_name_bytes_max + Limits.host_port_bytes_max)
     }
 
     static func canonical(_ value: Double) -> Double { value == 0 ? 0 : value }
+
+    /// The tag byte that opens the optional `training_privacy` section.
+    static let trainingPrivacyTag: UInt8 = 1
 
     /// Decodes and validates canonical bytes (as a peer might send them). Refuses anything that
     /// does not re-encode to exactly the same bytes: members out of order, −0, a spec or rule
@@ -198,9 +213,29 @@ extension Genesis {
                 }
                 members.append(GenesisMember(publicKey: key, name: memberName.isEmpty ? nil : memberName, address: address))
             }
+            var trainingPrivacy: TrainingPrivacyParameters?
+            if r.remaining > 0 {
+                let tag = try r.readUInt8("training_privacy.tag")
+                guard tag == Self.trainingPrivacyTag else {
+                    throw fail("training_privacy", "unknown section tag \(tag) after the members")
+                }
+                var t = TrainingPrivacyParameters()
+                switch try r.readUInt8("training_privacy.enabled") {
+                case 0: t.enabled = false
+                case 1: t.enabled = true
+                case let v: throw fail("training_privacy.enabled", "\(v) is not 0 or 1")
+                }
+                t.clipNorm = try r.readDouble("training_privacy.clip_norm")
+                t.noiseMultiplier = try r.readDouble("training_privacy.noise_multiplier")
+                t.sampleRate = try r.readDouble("training_privacy.sample_rate")
+                t.delta = try r.readDouble("training_privacy.delta")
+                t.epsilonMax = try r.readDouble("training_privacy.epsilon_max")
+                trainingPrivacy = t
+            }
             try r.expectEnd()
             self.init(format: format, name: name, model: model, training: training, pruning: pruning, privacy: privacy,
-                      data: data, membership: membership, consensus: consensus, validators: validators, members: members)
+                      data: data, membership: membership, consensus: consensus, validators: validators, members: members,
+                      trainingPrivacy: trainingPrivacy)
         } catch let error as ConfigError {
             throw error
         } catch let error as ByteReaderError {

@@ -9,6 +9,17 @@ extension LedgerGenesis {
                   boundary: genesis.pruning.boundary,
                   privacy: .init(clipBound: genesis.privacy.clipBound, noiseMultiplier: genesis.privacy.noiseMultiplier,
                                  scaleLog2: genesis.privacy.scaleLog2, delta: genesis.privacy.delta,
-                                 epsilonBudget: genesis.privacy.epsilonBudget))
+                                 epsilonBudget: genesis.privacy.epsilonBudget,
+                                 training: genesis.trainingPrivacyTerms))
+    }
+}
+
+extension Genesis {
+    /// The DP-SGD terms the audit judges recorded steps by (nil without enabled DP-SGD training).
+    public var trainingPrivacyTerms: TrainingPrivacyTerms? {
+        guard let t = dpTraining else { return nil }
+        return TrainingPrivacyTerms(sampleRate: t.sampleRate, noiseMultiplier: t.noiseMultiplier, delta: t.delta,
+                                    epsilonMax: t.epsilonMax,
+                                    stepsPerRound: UInt64(training.epochsPerRound) * UInt64(t.stepsPerEpoch))
     }
 }

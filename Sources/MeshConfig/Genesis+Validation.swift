@@ -55,8 +55,11 @@ extension Genesis {
         guard privacy.clipBound.isFinite, privacy.clipBound > 0 else {
             throw FieldProblem("privacy.clip_bound", "must be > 0 (got \(privacy.clipBound))")
         }
-        guard privacy.noiseMultiplier.isFinite, privacy.noiseMultiplier > 0 else {
-            throw FieldProblem("privacy.noise_multiplier", "must be > 0 (got \(privacy.noiseMultiplier))")
+        // 0 = no release noise: only where the importance is post-processing of DP-SGD training.
+        let noiseFreeAllowed = dpTraining != nil && privacy.noiseMultiplier == 0
+        guard privacy.noiseMultiplier.isFinite, privacy.noiseMultiplier > 0 || noiseFreeAllowed else {
+            let hint = privacy.noiseMultiplier == 0 ? "; 0 (no release noise) only with training_privacy enabled" : ""
+            throw FieldProblem("privacy.noise_multiplier", "must be > 0 (got \(privacy.noiseMultiplier))\(hint)")
         }
         guard privacy.delta > 0, privacy.delta < 1 else {
             throw FieldProblem("privacy.delta", "must lie in (0, 1) (got \(privacy.delta))")
@@ -77,6 +80,9 @@ extension Genesis {
         } catch {
             throw FieldProblem("privacy", "\(error)")
         }
+
+        // Training privacy (DP-SGD), when the section is present.
+        if let t = trainingPrivacy { try Self.checkTrainingPrivacy(t, epochsPerRound: training.epochsPerRound) }
 
         // Data.
         let scheme: PartitionScheme
@@ -140,6 +146,37 @@ extension Genesis {
                     throw FieldProblem("members[\(i)].name", "duplicate name \"\(name)\" (already members[\(first)])")
                 }
             }
+        }
+    }
+
+    /// The `training_privacy` section: each value in range, and one pruning round's training
+    /// within ε_max (else no node could ever contribute). Checked when the section is present,
+    /// enabled or not: its values are part of the mesh id either way.
+    static func checkTrainingPrivacy(_ t: TrainingPrivacyParameters, epochsPerRound: Int) throws(FieldProblem) {
+        guard t.clipNorm.isFinite, t.clipNorm > 0, t.clipNorm <= Limits.dp_clip_norm_max else {
+            throw FieldProblem("training_privacy.clip_norm", "must lie in (0, \(Limits.dp_clip_norm_max)] (got \(t.clipNorm))")
+        }
+        guard t.noiseMultiplier.isFinite, t.noiseMultiplier > 0, t.noiseMultiplier <= Limits.dp_noise_multiplier_max else {
+            throw FieldProblem("training_privacy.noise_multiplier",
+                               "must lie in (0, \(Limits.dp_noise_multiplier_max)] (got \(t.noiseMultiplier))")
+        }
+        guard t.sampleRate.isFinite, t.sampleRate >= Limits.dp_sample_rate_min, t.sampleRate <= 1 else {
+            throw FieldProblem("training_privacy.sample_rate", "must lie in [\(Limits.dp_sample_rate_min), 1] (got \(t.sampleRate))")
+        }
+        guard t.delta > 0, t.delta < 1 else {
+            throw FieldProblem("training_privacy.delta", "must lie in (0, 1) (got \(t.delta))")
+        }
+        guard t.epsilonMax.isFinite, t.epsilonMax > 0, t.epsilonMax <= Limits.dp_epsilon_max_max else {
+            throw FieldProblem("training_privacy.epsilon_max", "must lie in (0, \(Limits.dp_epsilon_max_max)] (got \(t.epsilonMax))")
+        }
+        let stepsPerRound = UInt64(epochsPerRound) * UInt64(t.stepsPerEpoch)
+        let first: Double
+        do { first = try t.epsilon(steps: stepsPerRound).epsilon } catch {
+            throw FieldProblem("training_privacy", "\(error)")
+        }
+        guard first <= t.epsilonMax else {
+            throw FieldProblem("training_privacy.epsilon_max",
+                               "one pruning round (\(stepsPerRound) DP-SGD steps) already costs ε = \(first), above epsilon_max \(t.epsilonMax); raise noise_multiplier or epsilon_max, or lower sample_rate or training.epochs_per_round")
         }
     }
 

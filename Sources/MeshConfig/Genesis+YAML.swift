@@ -6,7 +6,7 @@ import Yams
 
 extension Genesis {
     static let topKeys = ["format", "name", "model", "training", "pruning", "privacy", "data", "membership",
-                          "consensus", "validators", "members"]
+                          "consensus", "validators", "members", "training_privacy"]
     static let trainingKeys = ["epochs_per_round", "batch_size", "learning_rate", "optimizer", "momentum",
                                "weight_decay", "augment", "init_seed"]
     static let pruningKeys = ["boundary", "patience", "max_rounds", "finetune_epochs", "surgery"]
@@ -20,6 +20,7 @@ extension Genesis {
                                 "prevote_timeout_delta_ms", "precommit_timeout_ms", "precommit_timeout_delta_ms"]
     static let validatorKeys = ["remove_dead_after_ms"]
     static let memberKeys = ["key", "name", "address"]
+    static let trainingPrivacyKeys = ["enabled", "clip_norm", "noise_multiplier", "sample_rate", "delta", "epsilon_max"]
 
     /// Loads and validates the genesis file at `path` (at most `Limits.genesis_file_bytes_max`).
     public static func load(path: String) throws(ConfigError) -> Genesis {
@@ -139,8 +140,23 @@ extension Genesis {
             members.append(GenesisMember(publicKey: key, name: memberName, address: address))
         }
 
+        // The one optional section: absent means no DP-SGD (and the mesh id of a genesis without it).
+        var trainingPrivacy: TrainingPrivacyParameters?
+        if top.has("training_privacy") {
+            var tp = try top.requiredMapping("training_privacy", allowed: Self.trainingPrivacyKeys)
+            var t = TrainingPrivacyParameters()
+            t.enabled = try tp.required("enabled").bool()
+            t.clipNorm = try tp.required("clip_norm").double()
+            t.noiseMultiplier = try tp.required("noise_multiplier").double()
+            t.sampleRate = try tp.required("sample_rate").double()
+            t.delta = try tp.required("delta").double()
+            t.epsilonMax = try tp.required("epsilon_max").double()
+            trainingPrivacy = t
+        }
+
         self.init(format: format, name: name, model: model, training: training, pruning: pruning, privacy: privacy,
-                  data: data, membership: membership, consensus: consensus, validators: validators, members: members)
+                  data: data, membership: membership, consensus: consensus, validators: validators, members: members,
+                  trainingPrivacy: trainingPrivacy)
         do {
             try validate()
         } catch {
@@ -211,7 +227,8 @@ extension Genesis {
             privacy:
               # C: the importance vector is clipped to this L2 norm (> 0).
               clip_bound: \(d(privacy.clipBound))
-              # z: Gaussian noise of standard deviation z*C is added (> 0).
+              # z: Gaussian noise of standard deviation z*C is added (> 0; 0 = no noise, only with
+              # training_privacy enabled: the release is then post-processing of DP-SGD training).
               noise_multiplier: \(d(privacy.noiseMultiplier))
               # delta of the (epsilon, delta) guarantee, in (0, 1).
               delta: \(d(privacy.delta))
@@ -283,6 +300,29 @@ extension Genesis {
             out += "  - key: \(member.publicKey.hex)\n"
             if let name = member.name { out += "    name: \(q(name))\n" }
             if let address = member.address { out += "    address: \(q(address.description))\n" }
+        }
+        if let t = trainingPrivacy {
+            out += """
+
+                # Record-level privacy of every node's training (DP-SGD), accounted in the log: every
+                # release states the node's cumulative DP-SGD steps, and the audit refuses a log in
+                # which a node's record-level epsilon exceeds epsilon_max. Omit the whole section for
+                # a mesh without DP-SGD.
+                training_privacy:
+                  # true: nodes train with DP-SGD and the log accounts their steps.
+                  enabled: \(t.enabled)
+                  # C: every example's gradient (all parameters) is clipped to this L2 norm (> 0).
+                  clip_norm: \(d(t.clipNorm))
+                  # z: Gaussian noise of standard deviation z*C on the summed clipped gradients (> 0).
+                  noise_multiplier: \(d(t.noiseMultiplier))
+                  # q: every example joins a step's batch with probability q; an epoch is round(1/q) steps.
+                  sample_rate: \(d(t.sampleRate))
+                  # delta of the record-level (epsilon, delta) guarantee, in (0, 1).
+                  delta: \(d(t.delta))
+                  # No node's record-level epsilon may exceed this; a node stops contributing first.
+                  epsilon_max: \(d(t.epsilonMax))
+
+                """
         }
         return out
     }

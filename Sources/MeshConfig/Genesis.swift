@@ -33,12 +33,16 @@ public struct Genesis: Sendable, Hashable {
     /// `members`: the initial members (and validators). Order does not matter: the canonical
     /// encoding sorts them by key. Duplicate keys or names are refused.
     public var members: [GenesisMember]
+    /// `training_privacy` (the one optional section): record-level DP-SGD training, accounted
+    /// in the log. Nil: the section is absent (no DP-SGD; the mesh id is as before the section).
+    public var trainingPrivacy: TrainingPrivacyParameters?
 
     public init(format: Int = Genesis.currentFormat, name: String, model: ModelSpec = .leafFashion,
                 training: TrainingParameters = .init(), pruning: PruningParameters = .init(),
                 privacy: PrivacyParameters = .init(), data: DataParameters = .init(),
                 membership: MembershipTimings = .lan, consensus: ConsensusTimings = .lan,
-                validators: ValidatorParameters = .init(), members: [GenesisMember]) {
+                validators: ValidatorParameters = .init(), members: [GenesisMember],
+                trainingPrivacy: TrainingPrivacyParameters? = nil) {
         self.format = format
         self.name = name
         self.model = model
@@ -50,6 +54,13 @@ public struct Genesis: Sendable, Hashable {
         self.consensus = consensus
         self.validators = validators
         self.members = members
+        self.trainingPrivacy = trainingPrivacy
+    }
+
+    /// The training-privacy section if it is present and enabled: nodes train with DP-SGD.
+    public var dpTraining: TrainingPrivacyParameters? {
+        guard let t = trainingPrivacy, t.enabled else { return nil }
+        return t
     }
 
     /// The member keys in canonical (ascending) order.
@@ -67,9 +78,15 @@ public struct Genesis: Sendable, Hashable {
     /// Prunable units of the model (the importance vector's length).
     public var importanceDimension: Int { Architecture(model).prunableUnits }
 
-    /// The release parameters every node's importance release is pinned to.
+    /// The release parameters every node's importance release is pinned to: noise-free
+    /// (`ReleaseParameters.noiseFree`) when `privacy.noise_multiplier` is 0, which `validate()`
+    /// allows only beside enabled DP-SGD training.
     public func releaseParameters() throws(PrivacyError) -> ReleaseParameters {
-        try ReleaseParameters(clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
+        if privacy.noiseMultiplier == 0 {
+            return try ReleaseParameters.noiseFree(clipBound: privacy.clipBound, fixedPoint: privacy.fixedPoint,
+                                                   dimension: importanceDimension)
+        }
+        return try ReleaseParameters(clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
                               fixedPoint: privacy.fixedPoint, dimension: importanceDimension)
     }
 
@@ -139,7 +156,9 @@ public struct PruningParameters: Sendable, Hashable {
 public struct PrivacyParameters: Sendable, Hashable {
     /// `clip_bound`: C, the L2 bound of the importance vector (real units).
     public var clipBound: Double = 64
-    /// `noise_multiplier`: z; the noise std is z·C.
+    /// `noise_multiplier`: z; the noise std is z·C. 0 (no release noise) only with enabled
+    /// `training_privacy`: the release is then post-processing of DP-SGD training, with no
+    /// node-level guarantee and nothing charged to `epsilon_budget`.
     public var noiseMultiplier: Double = 5
     /// `delta`: δ of the (ε, δ) guarantee.
     public var delta: Double = 1e-5

@@ -26,6 +26,8 @@ public enum DemoCluster {
         public var partition = "dirichlet:0.5"
         public var noiseMultiplier: Double = 5
         public var clipBound: Double = 64
+        /// The genesis `training_privacy` section (nodes train with DP-SGD), or none.
+        public var trainingPrivacy: TrainingPrivacyParameters?
         public var model = ModelSpec.leafFashion.description
         public var data: String
         public var trainLimit: Int?
@@ -251,6 +253,7 @@ public enum DemoCluster {
         var auditErrors: [String] = []
         var heights: [Int] = []
         var lastSummary: EntrySummary?
+        var recordLevel: (steps: [PublicKey: UInt64], epsilon: [PublicKey: Double])?
         var decisions: [String] = []
         let audited = (0..<(nodes + extra)).filter { $0 != strangerIndex && (!absent.contains($0) || returned.contains($0)) }
         for i in audited {
@@ -264,6 +267,7 @@ public enum DemoCluster {
                 heights.append(read.entries.count)
                 if i == audited.first {
                     lastSummary = result.summaries.last
+                    recordLevel = (result.verifier.state.trainingSteps, result.verifier.state.trainingEpsilon)
                     decisions = read.entries.map { bytes in
                         (try? LogEntry.decode(bytes)).map { Self.describe($0.decision, keys: keys.map(\.publicKey)) } ?? "undecodable"
                     }
@@ -282,7 +286,7 @@ public enum DemoCluster {
         let shown = last.enumerated().filter { $0.offset != strangerIndex && (!absent.contains($0.offset) || returned.contains($0.offset)) }
             .map(\.element)
         let meshes = shown.map { $0?.mesh }
-        let report = DemoReport(
+        var report = DemoReport(
             nodes: audited.count, nodeIndices: audited, heights: heights, seconds: seconds, pruning: !noPruning,
             paramsBefore: original.params, paramsAfter: final.params, flopsBefore: original.flops, flopsAfter: final.flops,
             kept: finalWidths,
@@ -299,6 +303,11 @@ public enum DemoCluster {
             head: last.first??.mesh?.logHead ?? "", directory: keepDirectory ? root : nil, error: failure,
             restarted: killRestart.map { [$0] } ?? [], joined: joinerIndex.map { [$0] } ?? [], strangerIgnored: strangerIgnored,
             decisions: decisions, left: departed)
+        if let training = genesis.dpTraining, let recordLevel {
+            report.trainingSteps = audited.map { recordLevel.steps[keys[$0].publicKey] ?? 0 }
+            report.recordEpsilon = audited.map { recordLevel.epsilon[keys[$0].publicKey] ?? 0 }
+            report.recordEpsilonMax = training.epsilonMax
+        }
         if !keepDirectory { try? FileManager.default.removeItem(atPath: root) }
         return report
     }
@@ -318,13 +327,16 @@ public enum DemoCluster {
         genesis.data.partition = options.partition
         genesis.privacy.noiseMultiplier = options.noiseMultiplier
         genesis.privacy.clipBound = options.clipBound
+        genesis.trainingPrivacy = options.trainingPrivacy
         if let r = options.removeDeadAfterMs { genesis.validators.removeDeadAfterMs = r }
         // The noise std is z·C = 320 real units: a grid of 1/16 loses nothing and halves the varints.
         genesis.privacy.scaleLog2 = 4
         do { try genesis.validate() } catch {
             // Every genesis field the demo sets comes from a flag: a refused one is a usage error.
             let flags = ["privacy.noise_multiplier": "--noise-multiplier", "privacy.clip_bound": "--clip-bound", "model": "--model",
-                         "pruning.boundary": "--boundary", "data.partition": "--partition"]
+                         "pruning.boundary": "--boundary", "data.partition": "--partition",
+                         "training_privacy.sample_rate": "--dp-sample-rate", "training_privacy.noise_multiplier": "--dp-noise-multiplier",
+                         "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy.clip_norm": "--dp-clip"]
             throw Failure.usage("\(flags[error.field].map { "\($0) (\(error.field))" } ?? "genesis field \(error.field)"): \(error.problem)")
         }
         return genesis

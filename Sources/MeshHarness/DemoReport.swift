@@ -42,6 +42,11 @@ public struct DemoReport: Codable, Sendable {
     public var decisions: [String]
     /// Nodes removed at their request (`--leave`) and stopped; their logs end at the removal.
     public var left: [Int]
+    /// With DP-SGD training (`--dp-*`): per node, the DP-SGD steps its last logged release states
+    /// and the record-level ε the audit recomputes from them, and the genesis ε_max (nil otherwise).
+    public var trainingSteps: [UInt64]? = nil
+    public var recordEpsilon: [Double]? = nil
+    public var recordEpsilonMax: Double? = nil
 
     public init(nodes: Int, nodeIndices: [Int], heights: [Int], seconds: Double, pruning: Bool, paramsBefore: Int, paramsAfter: Int, flopsBefore: Int, flopsAfter: Int, kept: [Int], accuracyBefore: [Double?], accuracyAfter: [Double?], globalAccuracyAfter: [Double?], bytesSent: [UInt64], consensusBytesSent: [UInt64], consensusBytesPerRound: [Double], fedavgBytesPerRound: Int, commitLatencyMs: [[Double]], epsilon: [Double], epsilonBudget: Double, peakRssBytes: [UInt64], auditOk: Bool, auditErrors: [String], logsIdentical: Bool, logBytesIdentical: Bool, head: String, directory: String?, error: String?, restarted: [Int], joined: [Int], strangerIgnored: Bool?, decisions: [String], left: [Int]) {
         self.nodes = nodes
@@ -99,6 +104,10 @@ public struct DemoReport: Codable, Sendable {
                                 pct(globalAccuracyAfter[i]) as NSString, bytesSent[i], consensusBytesPerRound[i], epsilon[i]))
         }
         lines.append("")
+        if let recordEpsilon, let trainingSteps, let recordEpsilonMax {
+            lines.append("record-level (DP-SGD): steps \(trainingSteps.map(String.init).joined(separator: "/")), ε "
+                         + recordEpsilon.map { String(format: "%.3f", $0) }.joined(separator: "/") + " of ε_max \(recordEpsilonMax)")
+        }
         lines.append("one FedAvg round for this model: \(fedavgBytesPerRound) bytes per client (model down and up)")
         lines.append("audit: \(auditOk ? "ok" : "FAILED: " + auditErrors.joined(separator: "; "))  logs identical: \(logsIdentical ? "yes" : "NO")  head \(head.prefix(16))")
         if !restarted.isEmpty { lines.append("killed with SIGKILL and restarted: \(restarted.map { "node-\($0)" }.joined(separator: ", "))") }

@@ -62,9 +62,14 @@ public struct TrainedRound: Sendable {
     public var samples: Int
     public var params: Int
     public var flops: Int
+    /// DP-SGD steps the job took (0 without DP-SGD). A pruning round's job must have taken at
+    /// most the steps the core charged for it (`MeshCore.trainingSteps`), or its release is refused.
+    public var dpSteps: UInt64
 
     public init(pruningRound: UInt64, epochs: Int, importance: [[Float]], mask: PruneMask, accuracy: Double = 0,
-                globalAccuracy: Double = 0, seconds: Double = 0, samples: Int = 0, params: Int = 0, flops: Int = 0) {
+                globalAccuracy: Double = 0, seconds: Double = 0, samples: Int = 0, params: Int = 0, flops: Int = 0,
+                dpSteps: UInt64 = 0) {
+        self.dpSteps = dpSteps
         self.pruningRound = pruningRound
         self.epochs = epochs
         self.importance = importance
@@ -125,6 +130,13 @@ public struct MeshCore: Sendable {
     /// The committed masks, oldest first (the round logic's patience count).
     private var maskHistory: [PruneMask]
     public private(set) var budget: PinnedPrivacyBudget
+    /// With DP-SGD training (the genesis `training_privacy`): the cumulative DP-SGD steps charged
+    /// so far (each pruning round's steps are charged, and persisted, before it trains), and
+    /// whether the record-level budget stopped this node's contributions.
+    public private(set) var trainingSteps: UInt64
+    public private(set) var trainingBudgetExhausted = false
+    /// Noise-free releases so far (z = 0: no `PrivacyBudget` counts them), persisted with the steps.
+    public private(set) var noiseFreeReleases: UInt64
     private var noise: NoiseSource
     /// Seeded noise is refused on this path unless the simulator or a test said so.
     private let allowInsecureSeededNoise: Bool
@@ -163,11 +175,13 @@ public struct MeshCore: Sendable {
 
     /// The core for a node whose log is `log`, whose last persisted guard is `guard`, budget
     /// `budget` (never below what the log records: the shell's restore fails closed before
-    /// this) and checkpoint `finetuneEpochsDone` epochs into phase two. `noise`: the CSPRNG in
-    /// production (`NoiseSource.secure`); seeded only in tests and the simulator.
+    /// this), persisted DP-SGD accounting `training` (steps and noise-free releases, each raised
+    /// to what the log records for this node if below) and checkpoint `finetuneEpochsDone`
+    /// epochs into phase two. `noise`: the
+    /// CSPRNG in production (`NoiseSource.secure`); seeded only in tests and the simulator.
     public init(config: MeshCoreConfig, signer: SigningKey, log: VerifiedLog, guard signingGuard: SigningGuard?,
-                budget: PinnedPrivacyBudget, finetuneEpochsDone: Int, noise: NoiseSource, allowInsecureSeededNoise: Bool = false,
-                ownContribution: SignedContribution? = nil) {
+                budget: PinnedPrivacyBudget, training: TrainingStepsRecord = .init(steps: 0), finetuneEpochsDone: Int, noise: NoiseSource,
+                allowInsecureSeededNoise: Bool = false, ownContribution: SignedContribution? = nil) {
         self.config = config
         self.signer = signer
         var maskHistory: [PruneMask] = []
@@ -188,6 +202,9 @@ public struct MeshCore: Sendable {
         self.engine = ConsensusEngine(config: config.consensus, signer: signer, state: log.state, guard: signingGuard)
         self.driver = RoundDriver(config: config.rounds, state: log.state, maskHistory: maskHistory, finetuneEpochsDone: finetuneEpochsDone)
         self.budget = budget
+        self.trainingSteps = max(training.steps, log.state.trainingSteps[signer.publicKey] ?? 0)
+        self.noiseFreeReleases = budget.pinned.isNoiseFree
+            ? max(training.noiseFreeReleases, UInt64(log.state.releaseCounts[signer.publicKey] ?? 0)) : training.noiseFreeReleases
         self.noise = noise
         self.allowInsecureSeededNoise = allowInsecureSeededNoise
         // Only a release of this node, of this mesh, for a round still to decide, is worth keeping.
@@ -425,6 +442,23 @@ public struct MeshCore: Sendable {
         for d in directives {
             switch d {
             case let .train(round, epochs, finetune, total):
+                if !finetune, let terms = config.ledger.privacy.training {
+                    // The record-level gate: charge the round's steps (durably) before it trains,
+                    // or stop contributing if they would exceed ε_max. Fine-tuning after the
+                    // freeze is not charged: nothing computed from it leaves the node.
+                    guard !trainingBudgetExhausted else { continue }
+                    let (next, overflow) = trainingSteps.addingReportingOverflow(terms.stepsPerRound)
+                    let epsilon = overflow ? Double.infinity : ((try? terms.epsilon(steps: next).epsilon) ?? .infinity)
+                    guard epsilon <= terms.epsilonMax else {
+                        trainingBudgetExhausted = true
+                        out.append(.directive(.note(.trainingBudgetExhausted(pruningRound: round, steps: trainingSteps,
+                                                                             epsilonIfTrained: epsilon,
+                                                                             epsilonMax: terms.epsilonMax))))
+                        continue
+                    }
+                    trainingSteps = next
+                    out.append(.directive(.persistTrainingSteps(TrainingStepsRecord(steps: next, noiseFreeReleases: noiseFreeReleases).encoded())))
+                }
                 out.append(.directive(.note(.training(pruningRound: round, epochs: epochs, finetune: finetune))))
                 out.append(.directive(.train(pruningRound: round, epochs: epochs, finetune: finetune, finetuneTotalEpochs: total,
                                              logHeight: engine.state.height)))
@@ -468,24 +502,57 @@ public struct MeshCore: Sendable {
         }
         let rule = engine.state.rules.maskRule
         guard trained.mask == engine.state.mask || engine.state.mask.isSubset(of: trained.mask) else { return [] }
+        var stepsReported: UInt64?
+        if let terms = config.ledger.privacy.training {
+            // Fail closed: the steps this release reports (all charged and persisted before the
+            // training) must be within the record-level budget, as the audit will check.
+            let epsilon = (try? terms.epsilon(steps: trainingSteps).epsilon) ?? .infinity
+            let releasesSoFar = budget.pinned.isNoiseFree ? noiseFreeReleases : budget.budget.releaseCount
+            let (minimum, overflow) = (releasesSoFar + 1).multipliedReportingOverflow(by: terms.stepsPerRound)
+            guard trained.dpSteps <= terms.stepsPerRound else {
+                return [.directive(.note(.releaseRefused(pruningRound: round,
+                    why: "the training job took \(trained.dpSteps) DP-SGD steps, \(terms.stepsPerRound) were charged")))]
+            }
+            guard !trainingBudgetExhausted, !overflow, trainingSteps >= minimum, epsilon <= terms.epsilonMax else {
+                return [.directive(.note(.releaseRefused(pruningRound: round,
+                    why: "\(trainingSteps) DP-SGD steps give record-level ε = \(epsilon), epsilon_max \(terms.epsilonMax)")))]
+            }
+            stepsReported = trainingSteps
+        }
         let vector = rule.releaseVector(importance: trained.importance, current: trained.mask)
-        let approval: ReleaseApproval
-        switch budget.onRelease(budget.pinned) {
-        case let .approved(a): approval = a
-        case let .refused(why):
-            return [.directive(.note(.releaseRefused(pruningRound: round, why: "\(why)")))]
-        }
-        // Durable before the release can leave (ordering contract).
-        var out: [Out] = [.directive(.persistBudget(budget.budget.serialised()))]
+        var out: [Out]
         let release: PrivateImportanceRelease
-        do {
-            release = try PrivateImportanceRelease.make(importance: vector, approval: approval, noise: &noise,
-                                                        allowInsecureSeededNoise: allowInsecureSeededNoise)
-        } catch {
-            out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "\(error)"))))
-            return out
+        if budget.pinned.isNoiseFree, stepsReported != nil {
+            // No release noise (the genesis allows it only with DP-SGD training): nothing to
+            // approve, but the release count is persisted before the release can leave.
+            noiseFreeReleases += 1
+            out = [.directive(.persistTrainingSteps(TrainingStepsRecord(steps: trainingSteps,
+                                                                        noiseFreeReleases: noiseFreeReleases).encoded()))]
+            do {
+                release = try PrivateImportanceRelease.makeNoiseFree(importance: vector, parameters: budget.pinned,
+                                                                     sequence: noiseFreeReleases)
+            } catch {
+                out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "\(error)"))))
+                return out
+            }
+        } else {
+            let approval: ReleaseApproval
+            switch budget.onRelease(budget.pinned) {
+            case let .approved(a): approval = a
+            case let .refused(why):
+                return [.directive(.note(.releaseRefused(pruningRound: round, why: "\(why)")))]
+            }
+            // Durable before the release can leave (ordering contract).
+            out = [.directive(.persistBudget(budget.budget.serialised()))]
+            do {
+                release = try PrivateImportanceRelease.make(importance: vector, approval: approval, noise: &noise,
+                                                            allowInsecureSeededNoise: allowInsecureSeededNoise)
+            } catch {
+                out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "\(error)"))))
+                return out
+            }
         }
-        let payload = ImportanceRelease(release, pruningRound: round)
+        let payload = ImportanceRelease(release, pruningRound: round, trainingSteps: stepsReported)
         let contribution: SignedContribution
         do { contribution = try SignedContribution.sign(release: payload, meshID: config.ledger.meshID, signer: signer) } catch {
             out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "cannot encode the release: \(error)"))))
@@ -498,7 +565,7 @@ public struct MeshCore: Sendable {
         if figures.firstContributionMs[round] == nil { figures.firstContributionMs[round] = nowMs }
         figures.lastContributionMs[round] = nowMs
         out.append(.directive(.note(.released(pruningRound: round, releaseCount: payload.releaseCount,
-                                              epsilonSpent: budget.spent.epsilon, bytes: contribution.payload.count))))
+                                              epsilonSpent: budget.spent.epsilon, bytes: contribution.payload.count, trainingSteps: stepsReported))))
         out += execute(engine.onOwnContribution(contribution, nowMs: nowMs), nowMs: nowMs)
         return out
     }

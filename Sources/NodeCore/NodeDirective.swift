@@ -8,10 +8,13 @@ import Wire
 ///
 /// ## The ordering contract
 /// In the manner of etcd raft's `Ready`, the shell executes a bundle **in order**, and:
-/// 1. `persistGuard`, `persistBudget` and `appendLog` are **durable** (written and fsynced, the
-///    directory too where a file was replaced) before the next directive of the bundle is
-///    executed. So a vote never leaves before the guard that records it is on disk, a release
-///    never leaves before the budget that approved it is on disk, and nothing of height h + 1
+/// 1. `persistGuard`, `persistBudget`, `persistTrainingSteps` and `appendLog` are **durable**
+///    (written and fsynced, the directory too where a file was replaced) before the next
+///    directive of the bundle is executed. So a vote never leaves before the guard that records
+///    it is on disk, a release never leaves before the budget that approved it is on disk, a
+///    DP-SGD training job never starts before the steps it will take are on disk (so neither
+///    does the release that reports them: it follows the training), a noise-free release never
+///    leaves before its release count is on disk, and nothing of height h + 1
 ///    (a vote, a mask surgery, the next round's training) happens before entry h is in the log.
 /// 2. If one of them fails, the shell executes nothing more of the bundle and stops the node
 ///    (exit 70): the node's promises are then unknown.
@@ -34,6 +37,10 @@ public enum NodeDirective: Sendable {
     /// round not yet decided, instead of spending ε on a new one (which peers holding its first could
     /// not even take: at most `Limits.contributions_per_contributor_round_max` per round).
     case persistOwnContribution([UInt8])
+    /// Replace `training.steps` with these bytes (`TrainingStepsRecord`), durably: the node's
+    /// cumulative DP-SGD steps including the training job that follows, and its noise-free
+    /// release count including the release that follows.
+    case persistTrainingSteps([UInt8])
     /// Append the encoded entry at `height` to the decision log, durably.
     case appendLog(height: UInt64, entry: [UInt8])
     /// Seal in an envelope (signed, chunked) and send.
@@ -62,8 +69,13 @@ public enum NodeNote: Sendable {
     case releaseRefused(pruningRound: UInt64, why: String)
     /// The release persisted before a restart is offered again (no new ε spent).
     case releaseOfferedAgain(pruningRound: UInt64, releaseCount: UInt32)
+    /// DP-SGD training: the next round's steps would bring this node's record-level ε above the
+    /// genesis training ε_max, so it neither trains nor releases any more (it still follows the
+    /// log: masks, freeze, fine-tuning).
+    case trainingBudgetExhausted(pruningRound: UInt64, steps: UInt64, epsilonIfTrained: Double, epsilonMax: Double)
     case releaseFailed(pruningRound: UInt64, why: String)
-    case released(pruningRound: UInt64, releaseCount: UInt32, epsilonSpent: Double, bytes: Int)
+    /// `trainingSteps`: with DP-SGD training, the cumulative steps the release reports.
+    case released(pruningRound: UInt64, releaseCount: UInt32, epsilonSpent: Double, bytes: Int, trainingSteps: UInt64?)
     case committed(height: UInt64, kind: String, consensusRound: UInt32, signers: Int, mask: PruneMask,
                    msAfterLastContribution: UInt64?)
     case removedSelf(height: UInt64, reason: String)

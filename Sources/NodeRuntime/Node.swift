@@ -403,6 +403,8 @@ public final class Node: @unchecked Sendable {
                 meshPart(directive).persistBudget(bytes)
             case let .persistOwnContribution(bytes):
                 meshPart(directive).persistOwnContribution(bytes)
+            case let .persistTrainingSteps(bytes):
+                meshPart(directive).persistTrainingSteps(bytes)
             case let .appendLog(height, entry):
                 meshPart(directive).append(height: height, entry: entry)
             case let .send(kind, payload, peer):

@@ -40,6 +40,7 @@ public struct PinnedPrivacyBudget: Sendable, Hashable {
         guard isPinned(parameters) else {
             return .refused(.parametersNotPinned(pinned: pinned, requested: parameters))
         }
+        guard !parameters.isNoiseFree else { return .refused(.noiseFreeNotAccounted) }
         return budget.onRelease(parameters)
     }
 

@@ -226,6 +226,8 @@ public enum ReleaseRefusal: Sendable, Hashable, CustomStringConvertible {
     case tooManyNoiseLevels(limit: Int)
     /// A `PinnedPrivacyBudget` was asked for a release at other parameters than the mesh's.
     case parametersNotPinned(pinned: ReleaseParameters, requested: ReleaseParameters)
+    /// A noise-free release (`ReleaseParameters.noiseFree`) has no node-level ε to account.
+    case noiseFreeNotAccounted
 
     public var description: String {
         switch self {
@@ -233,6 +235,8 @@ public enum ReleaseRefusal: Sendable, Hashable, CustomStringConvertible {
             return "the release would bring ε to \(epsilonIfReleased), above ε_max = \(epsilonMax)"
         case let .tooManyNoiseLevels(limit):
             return "the budget already tracks \(limit) distinct noise multipliers"
+        case .noiseFreeNotAccounted:
+            return "a noise-free release has no node-level ε to account (it is post-processing of DP-SGD training)"
         case let .parametersNotPinned(pinned, requested):
             return "release parameters (z \(requested.noiseMultiplier), C \(requested.clipBound), "
                 + "s \(requested.fixedPoint.scaleLog2), d \(requested.dimension)) differ from the mesh's pinned "

@@ -34,6 +34,21 @@ public struct PrivateImportanceRelease: Sendable, Hashable {
         return PrivateImportanceRelease(record: approval.record, values: values)
     }
 
+    /// A noise-free release (`ReleaseParameters.noiseFree`, only in a mesh that trains with
+    /// DP-SGD): the vector clipped and quantised, with the node's release count `sequence`. No
+    /// budget approves it: it is post-processing of the DP-SGD training, whose steps the
+    /// release reports; the caller persists `sequence` before the release leaves.
+    public static func makeNoiseFree(importance: [Double], parameters: ReleaseParameters,
+                                     sequence: UInt64) throws(PrivacyError) -> PrivateImportanceRelease {
+        guard parameters.isNoiseFree else {
+            throw .invalidParameter("makeNoiseFree needs noise-free parameters (z = 0), got z = \(parameters.noiseMultiplier)")
+        }
+        guard sequence >= 1 else { throw .invalidParameter("release sequence numbers start at 1") }
+        let quantised = try clipAndQuantise(importance, parameters: parameters)
+        return PrivateImportanceRelease(record: ReleaseRecord(sequence: sequence, parameters: parameters),
+                                        values: quantised.map { Int32(clamping: $0) })
+    }
+
     /// `make` for a Float (or other floating-point) vector, as the learner produces it.
     public static func make<Value: BinaryFloatingPoint>(
         importance: [Value], approval: consuming ReleaseApproval, noise: inout NoiseSource, allowInsecureSeededNoise: Bool = false

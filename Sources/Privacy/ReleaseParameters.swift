@@ -84,6 +84,34 @@ public struct ReleaseParameters: Sendable, Hashable {
         self.effectiveNoiseMultiplier = (std / self.sensitivityGrid).nextDown
     }
 
+    /// Memberwise, for `noiseFree` (every field already checked).
+    private init(clipBound: Double, fixedPoint: FixedPoint, dimension: Int, sensitivityGrid: Double) {
+        self.clipBound = clipBound
+        self.noiseMultiplier = 0
+        self.fixedPoint = fixedPoint
+        self.dimension = dimension
+        self.noiseStdGridNumerator = 0
+        self.sensitivityGrid = sensitivityGrid
+        self.effectiveNoiseMultiplier = 0
+    }
+
+    /// A release without noise (z = 0): clip and quantise only. Only a mesh that trains with
+    /// DP-SGD may pin it (its genesis sets `privacy.noise_multiplier: 0` beside an enabled
+    /// `training_privacy`): the importance vector is then a function of the DP-SGD-trained
+    /// weights alone, so the release is post-processing covered by the record-level ε of the
+    /// training steps it reports. It gives **no node-level guarantee** (node-level ε is
+    /// unbounded), is never charged to a `PrivacyBudget` (`PinnedPrivacyBudget` refuses to
+    /// approve it) and has no sampler.
+    public static func noiseFree(clipBound: Double, fixedPoint: FixedPoint, dimension: Int) throws(PrivacyError) -> ReleaseParameters {
+        // The noisy initialiser checks C, s and d (at z = 1) and computes Δ, which does not depend on z.
+        let checked = try ReleaseParameters(clipBound: clipBound, noiseMultiplier: 1, fixedPoint: fixedPoint, dimension: dimension)
+        return ReleaseParameters(clipBound: clipBound, fixedPoint: fixedPoint, dimension: dimension,
+                                 sensitivityGrid: checked.sensitivityGrid)
+    }
+
+    /// Whether these are `noiseFree` parameters (z = 0, no noise).
+    public var isNoiseFree: Bool { noiseStdGridNumerator == 0 }
+
     /// σ in grid units (exact: a multiple of 1/256 below 2^30).
     public var noiseStdGrid: Double {
         Double(noiseStdGridNumerator) / Double(1 << Self.noiseStdFractionBits)
@@ -94,8 +122,9 @@ public struct ReleaseParameters: Sendable, Hashable {
         ExactRational(noiseStdGridNumerator * noiseStdGridNumerator, 1 << (2 * Self.noiseStdFractionBits))
     }
 
-    /// The exact sampler for this σ.
+    /// The exact sampler for this σ. Precondition: not `isNoiseFree`.
     public func sampler() -> DiscreteGaussianSampler {
+        precondition(!isNoiseFree, "noise-free release parameters have no sampler")
         do {
             return try DiscreteGaussianSampler(sigmaSquared: noiseVarianceGrid)
         } catch {

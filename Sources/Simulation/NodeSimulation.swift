@@ -426,6 +426,9 @@ public struct NodeSimulation {
                 } else {
                     nodes[i].disk.budgetBytes = bytes
                 }
+            case .persistTrainingSteps:
+                // Meshes without DP-SGD training (all the simulator builds) never ask for it.
+                guard writable(i) else { return }
             case let .appendLog(height, entry):
                 guard writable(i) else { return }
                 guard checkAppend(i, height: height, entry: entry) else { return }
@@ -628,7 +631,7 @@ extension NodeDirective {
     /// A directive the shell must make durable before the next one.
     var isDurableWrite: Bool {
         switch self {
-        case .persistGuard, .persistBudget, .persistOwnContribution, .appendLog: true
+        case .persistGuard, .persistBudget, .persistOwnContribution, .persistTrainingSteps, .appendLog: true
         default: false
         }
     }

@@ -53,4 +53,24 @@ import Wire
             }
         }
     }
+
+    /// The optional `training_privacy` section: appended after the members, its bytes and the id.
+    @Test func theTrainingPrivacySectionAppendsItsBytes() throws {
+        let lab = try Genesis(yaml: try Self.yaml(), file: "genesis-lab")
+        let text = try Self.yaml() + "\n" + (try SpecExamples.block("genesis-lab-dp-section", in: Self.doc)) + "\n"
+        let genesis = try Genesis(yaml: text, file: "genesis-lab-dp-section")
+        let bytes = genesis.canonicalBytes()
+        let tail = try SpecExamples.hex("genesis-lab-dp-tail", in: Self.doc)
+        #expect(bytes == lab.canonicalBytes() + tail, "\(SpecExamples.hexString(Array(bytes.dropFirst(lab.canonicalBytes().count))))")
+        let f = try SpecExamples.fields("genesis-lab-dp-id", in: Self.doc)
+        #expect(f["canonical_bytes"] == "\(bytes.count)")
+        #expect(f["mesh_id"] == genesis.meshID.hex, "\(genesis.meshID.hex)")
+        #expect(try Genesis(canonicalBytes: bytes).canonicalBytes() == bytes)
+        let terms = try #require(genesis.trainingPrivacyTerms)
+        #expect(f["steps_per_round"] == "\(terms.stepsPerRound)")
+        let epsilon = try terms.epsilon(steps: terms.stepsPerRound).epsilon
+        // Printed to 12 significant digits (libm may differ in the last bits between machines).
+        let documented = try #require(f["epsilon_one_round"].flatMap(Double.init))
+        #expect(abs(documented - epsilon) <= 1e-11 * epsilon, "\(epsilon)")
+    }
 }

@@ -196,3 +196,68 @@ import Testing
         #expect(ImportanceRelease.FieldError.encodedTooLarge(1).rejectReason == .oversize)
     }
 }
+
+/// The optional DP-SGD trailer: tag 1 and the cumulative steps, after the values.
+@Suite struct ImportanceReleaseTrainingTrailerTests {
+    static func release(steps: UInt64?, units: Int = 3) -> ImportanceRelease {
+        ImportanceRelease(pruningRound: 2, releaseCount: 2, noiseMultiplier: 1.0, clipNorm: 0.5, scaleLog2: 12,
+                          values: (0..<units).map { Int32($0) - 1 }, trainingSteps: steps)
+    }
+
+    @Test func theTrailerIsTagOneAndTheStepsLittleEndianAfterTheValues() throws {
+        let without = try Self.release(steps: nil).encode()
+        let with = try Self.release(steps: 0x0102_0304_0506_0708).encode()
+        #expect(Array(with.prefix(without.count)) == without)
+        #expect(Array(with.dropFirst(without.count)) == [1, 8, 7, 6, 5, 4, 3, 2, 1])
+        #expect(try ImportanceRelease.decode(with) == Self.release(steps: 0x0102_0304_0506_0708))
+        #expect(try ImportanceRelease.decode(without).trainingSteps == nil)
+        #expect(try ImportanceRelease.decode(try Self.release(steps: 0).encode()).trainingSteps == 0)
+        #expect(try ImportanceRelease.decode(try Self.release(steps: .max).encode()).trainingSteps == .max)
+    }
+
+    @Test func aCutLongOrMistaggedTrailerIsRefused() throws {
+        let bytes = try Self.release(steps: 300).encode()
+        let valuesEnd = bytes.count - Limits.importance_release_training_trailer_bytes
+        // Cut anywhere inside the trailer: trailing bytes (not a trailer).
+        for n in (valuesEnd + 1)..<bytes.count {
+            #expect(throws: ImportanceRelease.FieldError.trailingBytes(n - valuesEnd)) {
+                _ = try ImportanceRelease.decode(Array(bytes.prefix(n)))
+            }
+        }
+        #expect(throws: ImportanceRelease.FieldError.trailingBytes(10)) { _ = try ImportanceRelease.decode(bytes + [0]) }
+        var tag = bytes
+        tag[valuesEnd] = 2
+        #expect(throws: ImportanceRelease.FieldError.trailingBytes(9)) { _ = try ImportanceRelease.decode(tag) }
+    }
+
+    @Test func theWorstCaseReleaseWithTheTrailerFitsOneMessage() throws {
+        let release = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 24,
+                                        values: [Int32](repeating: Int32.min, count: Limits.importance_units_count_max),
+                                        trainingSteps: .max)
+        let payload = try release.encode()
+        #expect(payload.count == ImportanceRelease.headerByteCount + 5 * Limits.importance_units_count_max
+                + Limits.importance_release_training_trailer_bytes)
+        #expect(payload.count <= Limits.message_bytes_max)
+        #expect(try ImportanceRelease.decode(payload) == release)
+    }
+}
+
+extension ImportanceReleaseTrainingTrailerTests {
+    @Test func zeroNoiseOnlyTravelsWithTheStepsTrailer() throws {
+        var r = Self.release(steps: 100)
+        r.noiseMultiplier = 0
+        let bytes = try r.encode()
+        #expect(try ImportanceRelease.decode(bytes) == r)
+        #expect(try r.releaseParameters().isNoiseFree)
+        r.trainingSteps = nil
+        #expect(throws: ImportanceRelease.FieldError.noiseMultiplierInvalid(0)) { _ = try r.encode() }
+        // The same bytes without the trailer are refused on decode too.
+        #expect(throws: ImportanceRelease.FieldError.noiseMultiplierInvalid(0)) {
+            _ = try ImportanceRelease.decode(Array(bytes.dropLast(Limits.importance_release_training_trailer_bytes)))
+        }
+        // −0 is never a noise multiplier.
+        var negative = Self.release(steps: 100)
+        negative.noiseMultiplier = -0.0
+        #expect(throws: ImportanceRelease.FieldError.noiseMultiplierInvalid((-0.0).bitPattern)) { _ = try negative.encode() }
+    }
+}

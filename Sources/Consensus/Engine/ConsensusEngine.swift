@@ -481,7 +481,9 @@ public struct ConsensusEngine: Sendable {
         switch fault {
         case let .contributorNotValidator(k), let .contributorConvicted(k), let .contributionSignature(k),
              let .contributionPruningRound(k, _, _), let .releasePayload(k, _), let .releaseNotPinned(k, _),
-             let .releaseCountNotIncreasing(k, _, _), let .privacyBudgetExceeded(k, _, _):
+             let .releaseCountNotIncreasing(k, _, _), let .privacyBudgetExceeded(k, _, _),
+             let .trainingStepsMissing(k), let .trainingStepsUnexpected(k), let .trainingStepsDecreasing(k, _, _),
+             let .trainingStepsTooFew(k, _, _, _), let .trainingBudgetExceeded(k, _, _, _):
             return k
         default:
             return nil

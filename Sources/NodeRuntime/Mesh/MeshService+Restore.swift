@@ -5,6 +5,7 @@ import Ledger
 import Logging
 import MeshBase
 import MeshConfig
+import NodeCore
 import PosixIO
 import Privacy
 import Sodium
@@ -122,6 +123,9 @@ extension MeshService {
         do { budget = try genesis.privacyBudget() } catch {
             throw MeshStartError(description: "genesis privacy parameters: \(error)")
         }
+        // Noise-free releases (z = 0 beside DP-SGD training) are not charged to the budget: it
+        // stays empty, and their count is kept with the DP-SGD steps (`restoreTrainingSteps`).
+        if budget.pinned.isNoiseFree { return budget }
         let initial = budget
         let rebuildHint = "The budget counts every release this node sent, logged or not; rebuilt from the log it would " +
             "forget releases sent but not yet logged and under-count ε. Restore the file from a backup, or start with " +
@@ -171,6 +175,51 @@ extension MeshService {
             }
         }
         return budget
+    }
+
+    /// The cumulative DP-SGD steps (0 without DP-SGD training): from their file, never below
+    /// what the log records for this node (`MeshCore` raises them to it). Fails closed like the
+    /// budget: a damaged or unreadable file, or a missing one while a checkpoint or the log shows
+    /// this node trained, refuses the start (the model may have taken steps nobody counted),
+    /// unless the operator accepted a rebuild from the log (`--rebuild-budget-from-log`).
+    static func restoreTrainingSteps(genesis: Genesis, files: StateDirectory, loggedSteps: UInt64, loggedReleases: UInt64,
+                                     checkpointExists: Bool, recovery: MeshRecovery,
+                                     logger: Logger) throws(MeshStartError) -> TrainingStepsRecord {
+        guard genesis.dpTraining != nil else { return TrainingStepsRecord(steps: 0) }
+        let noiseFree = genesis.privacy.noiseMultiplier == 0
+        let fromLog = TrainingStepsRecord(steps: loggedSteps, noiseFreeReleases: noiseFree ? loggedReleases : 0)
+        let hint = "The file counts every DP-SGD step this node took, released or not; rebuilt from the log it would forget " +
+            "steps taken since this node's last logged release and under-count the record-level ε. Restore the file from a " +
+            "backup, start with --reset-model as well as --rebuild-budget-from-log, or accept the rebuild with --rebuild-budget-from-log"
+        var problem: String?
+        do {
+            let bytes = try PosixIO.read(files.trainingStepsFile, limit: 64)
+            switch TrainingStepsRecord.decode(bytes) {
+            case let .success(record):
+                return TrainingStepsRecord(steps: max(record.steps, fromLog.steps),
+                                           noiseFreeReleases: max(record.noiseFreeReleases, fromLog.noiseFreeReleases))
+            case let .failure(error): problem = "\(files.trainingStepsFile) is damaged (\(error))"
+            }
+        } catch {
+            guard error.isNotFound else {
+                throw MeshStartError(description: "\(error); refusing to start: privacy accounting fails closed. " +
+                                     "Fix the file's permissions or the disk and start again")
+            }
+            if checkpointExists || loggedSteps > 0 || fromLog.noiseFreeReleases > 0 {
+                problem = "\(files.trainingStepsFile) is missing, but " +
+                    (loggedSteps > 0 ? "the decision log records \(loggedSteps) DP-SGD steps of this node" : "a trained checkpoint exists")
+            }
+        }
+        guard let problem else { return fromLog }
+        guard recovery.rebuildBudgetFromLog else {
+            throw MeshStartError(description: "\(problem); refusing to start and to release: privacy accounting fails closed. \(hint)")
+        }
+        logger.warning("DP-SGD steps rebuilt from the log (--rebuild-budget-from-log): steps taken but never logged are not counted",
+                       metadata: ["file": "\(files.trainingStepsFile)", "logged_steps": "\(loggedSteps)", "why": "\(problem)"])
+        do { try PosixIO.writeAtomically(fromLog.encoded(), to: files.trainingStepsFile) } catch {
+            throw MeshStartError(description: "cannot write the rebuilt DP-SGD steps: \(error)")
+        }
+        return fromLog
     }
 
     /// The model as the state directory holds it, or nil to start from the genesis model.

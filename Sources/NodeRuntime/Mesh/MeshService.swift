@@ -35,6 +35,9 @@ extension StateDirectory {
     public var ownContributionFile: String { path + "/own.contribution" }
     /// The `SigningGuard`, written BEFORE each vote is sent.
     public var guardFile: String { path + "/signing.guard" }
+    /// The cumulative DP-SGD steps (`TrainingStepsRecord`), written BEFORE each pruning round's
+    /// DP-SGD training starts (so before the release that reports them).
+    public var trainingStepsFile: String { path + "/training.steps" }
 }
 
 /// The mesh part's shell: it restores the state directory into a `MeshCore` (which `Node` hosts
@@ -90,6 +93,10 @@ public final class MeshService: @unchecked Sendable {
         // the data is loaded, so a refusal is quick), else fresh from the genesis seed.
         let restored = try Self.restoreModel(genesis: genesis, state: state, files: files, guardHeight: signingGuard?.height,
                                              recovery: recovery, logger: logger)
+        let trainingSteps = try Self.restoreTrainingSteps(genesis: genesis, files: files,
+                                                          loggedSteps: state.trainingSteps[signer.publicKey] ?? 0,
+                                                          loggedReleases: UInt64(state.releaseCounts[signer.publicKey] ?? 0),
+                                                          checkpointExists: restored.model != nil, recovery: recovery, logger: logger)
         // Every file passed: a first start creates its log now.
         do { self.log = try existingLog ?? DecisionLog.create(path: files.logFile, meshID: genesis.meshID) } catch {
             throw MeshStartError(description: "\(error)")
@@ -124,7 +131,8 @@ public final class MeshService: @unchecked Sendable {
         let settings = TrainingWorker.Settings(
             batchSize: t.batchSize, learningRate: Float(t.learningRate), optimizer: t.optimizerKind,
             augmentFlip: t.augment == .flip, threads: threads, seed: t.initSeed ^ (UInt64(data.shard.map { $0.node + 1 } ?? Int(signer.publicKey.bytes[0]) + 1) << 32),
-            surgery: genesis.pruning.surgery == .keep ? .keepWeights : .reinitialize(seed: t.initSeed), placement: placement)
+            surgery: genesis.pruning.surgery == .keep ? .keepWeights : .reinitialize(seed: t.initSeed), placement: placement,
+            dp: genesis.dpTraining?.settings)
         self.worker = TrainingWorker(model: model, fresh: fresh, train: train, test: test, settings: settings,
                                      finetuneEpochsDone: finetuneDone, logHeight: restored.logHeight, checkpointPath: files.checkpointFile,
                                      trainingStatePath: files.trainingStateFile)
@@ -134,7 +142,7 @@ public final class MeshService: @unchecked Sendable {
                                                   finetuneEpochs: p.finetuneEpochs, pruning: pruning),
                                     removeDeadAfterMs: genesis.validators.removeDeadAfterMs)
         var core = MeshCore(config: config, signer: signer, log: verified, guard: signingGuard, budget: budget,
-                            finetuneEpochsDone: finetuneDone, noise: .secure,
+                            training: trainingSteps, finetuneEpochsDone: finetuneDone, noise: .secure,
                             ownContribution: Self.restoreOwnContribution(files: files, logger: logger))
         core.figures.params = model.cost.params
         core.figures.flops = model.cost.flops
@@ -176,6 +184,13 @@ public final class MeshService: @unchecked Sendable {
         }
     }
 
+    /// `persistTrainingSteps`: durable before anything after it in the bundle (the training it charges).
+    func persistTrainingSteps(_ bytes: [UInt8]) {
+        do { try PosixIO.writeAtomically(bytes, to: files.trainingStepsFile) } catch {
+            fatal("cannot persist the DP-SGD steps: \(error)")
+        }
+    }
+
     /// `appendLog`: appended and fsynced before anything after it in the bundle.
     func append(height: UInt64, entry: [UInt8]) {
         precondition(height == UInt64(log.count) + 1, "append of height \(height) onto a log of \(log.count) entries")
@@ -193,7 +208,8 @@ public final class MeshService: @unchecked Sendable {
                 self.reportCheckpointHealth()
                 node.trained(TrainedRound(pruningRound: report.round, epochs: report.epochs, importance: report.importance,
                                           mask: report.mask, accuracy: report.accuracy, globalAccuracy: report.globalAccuracy,
-                                          seconds: report.seconds, samples: report.samples, params: report.params, flops: report.flops))
+                                          seconds: report.seconds, samples: report.samples, params: report.params, flops: report.flops,
+                                          dpSteps: report.dpSteps))
                 self.logger.info("trained", metadata: [
                     "round": "\(report.round)", "epochs": "\(report.epochs)", "accuracy": "\(report.accuracy)",
                     "global_accuracy": "\(report.globalAccuracy)", "params": "\(report.params)",
@@ -232,11 +248,22 @@ public final class MeshService: @unchecked Sendable {
         case let .releaseOfferedAgain(round, count):
             logger.info("release offered again (persisted before the restart; no new ε spent)",
                         metadata: ["round": "\(round)", "release_count": "\(count)"])
+        case let .trainingBudgetExhausted(round, steps, epsilon, epsilonMax):
+            logger.warning("record-level privacy budget exhausted: the next round's DP-SGD steps would exceed epsilon_max; this node stops training and contributing (it keeps following the log)",
+                           metadata: ["round": "\(round)", "steps": "\(steps)", "epsilon_if_trained": "\(epsilon)",
+                                      "epsilon_max": "\(epsilonMax)"])
         case let .releaseFailed(round, why):
             logger.error("release failed", metadata: ["round": "\(round)", "error": "\(why)"])
-        case let .released(round, count, spent, bytes):
-            logger.info("released", metadata: ["round": "\(round)", "release_count": "\(count)",
-                                               "epsilon_spent": "\(spent)", "bytes": "\(bytes)"])
+        case let .released(round, count, spent, bytes, steps):
+            var metadata: Logger.Metadata = ["round": "\(round)", "release_count": "\(count)",
+                                             "epsilon_spent": "\(spent)", "bytes": "\(bytes)"]
+            if let terms = core.config.ledger.privacy.training, let steps {
+                // Record-level: the steps this release reports and their ε, as the audit recomputes them.
+                metadata["training_steps"] = "\(steps)"
+                metadata["record_epsilon"] = "\((try? terms.epsilon(steps: steps).epsilon).map { "\($0)" } ?? "n/a")"
+                if core.budget.pinned.isNoiseFree { metadata["epsilon_spent"] = "not charged (no release noise)" }
+            }
+            logger.info("released", metadata: metadata)
         case let .committed(height, kind, round, signers, mask, latency):
             logger.notice("committed", metadata: [
                 "height": "\(height)", "kind": "\(kind)", "round": "\(round)", "signers": "\(signers)", "mask": "\(mask)",

@@ -4,6 +4,7 @@ import Foundation
 import Learner
 import MeshBase
 import PosixIO
+import Sodium
 
 /// What one training job reports back to the node's loop.
 public struct TrainingReport: Sendable {
@@ -23,6 +24,8 @@ public struct TrainingReport: Sendable {
     public var params: Int
     public var flops: Int
     public var finetuneEpochsDone: Int
+    /// DP-SGD steps the job took (0 without DP-SGD).
+    public var dpSteps: UInt64 = 0
 }
 
 /// The node's model and data on a thread of their own, so that heavy compute never delays the
@@ -39,9 +42,13 @@ public final class TrainingWorker: @unchecked Sendable {
         public var surgery: Model.SurgeryMode
         /// Which own units fill the agreed mask's positions (see `Model.Placement`).
         public var placement: Model.Placement
+        /// DP-SGD (the genesis `training_privacy`, when enabled): every job, pruning rounds and
+        /// fine-tuning alike, trains with it, with sampling and noise from the CSPRNG.
+        public var dp: DPSGDSettings?
 
         public init(batchSize: Int, learningRate: Float, optimizer: OptimizerKind, augmentFlip: Bool, threads: Int,
-                    seed: UInt64, surgery: Model.SurgeryMode, placement: Model.Placement = .local) {
+                    seed: UInt64, surgery: Model.SurgeryMode, placement: Model.Placement = .local, dp: DPSGDSettings? = nil) {
+            self.dp = dp
             self.batchSize = batchSize
             self.learningRate = learningRate
             self.optimizer = optimizer
@@ -69,11 +76,20 @@ public final class TrainingWorker: @unchecked Sendable {
     private var logHeight: UInt64
 
     /// `model` as restored (checkpoint) or fresh; its input normalisation is set from `train`
-    /// if it is fresh.
+    /// if it is fresh, except under DP-SGD: the shard's pixel statistics are a function of the
+    /// private records that DP-SGD does not cover, so a private node normalises with the fixed,
+    /// data-independent 0.5 / 0.5 (as `prunemesh train --dp` does).
     public init(model: Model, fresh: Bool, train: LabeledImages, test: LabeledImages, settings: Settings,
                 finetuneEpochsDone: Int, logHeight: UInt64, checkpointPath: String, trainingStatePath: String) {
         var m = model
-        if fresh { m.normalise(for: train) }
+        if fresh {
+            if settings.dp != nil {
+                m.inputMean = 0.5
+                m.inputStd = 0.5
+            } else {
+                m.normalise(for: train)
+            }
+        }
         self.settings = settings
         self.network = ModelRunner(model: m, batchCapacity: settings.batchSize, threads: settings.threads)
         network.setOptimizer(settings.optimizer)
@@ -112,11 +128,30 @@ public final class TrainingWorker: @unchecked Sendable {
         queue.async { [self] in
             self.logHeight = max(self.logHeight, logHeight)
             Self.lowerThreadPriority()
-            let stepsPerEpoch = (train.count + settings.batchSize - 1) / settings.batchSize
+            let stepsPerEpoch = settings.dp?.stepsPerEpoch ?? (train.count + settings.batchSize - 1) / settings.batchSize
             var seconds = 0.0, samples = 0, loss = 0.0
+            var dpSteps: UInt64 = 0
             for _ in 0..<epochs {
                 let r: EpochReport
-                if finetune {
+                if let dp = settings.dp {
+                    // DP-SGD: round(1/q) Poisson batches per epoch, sampling and noise from the CSPRNG.
+                    var secure = SecureBytes()
+                    let schedule: LearningRateSchedule = finetune
+                        ? .cosine(totalSteps: max(1, stepsPerEpoch * finetuneTotalEpochs)) : .constant
+                    if finetune { finetuneStep = finetuneEpochsDone * stepsPerEpoch }
+                    let before = finetune ? finetuneStep : step
+                    if finetune {
+                        r = network.privateTrainEpoch(train, epoch: finetuneEpochsDone + 1, settings: dp,
+                                                      baseLearningRate: settings.learningRate, schedule: schedule,
+                                                      globalStep: &finetuneStep, randomness: &secure)
+                        finetuneEpochsDone += 1
+                        dpSteps += UInt64(finetuneStep - before)
+                    } else {
+                        r = network.privateTrainEpoch(train, epoch: 0, settings: dp, baseLearningRate: settings.learningRate,
+                                                      schedule: schedule, globalStep: &step, randomness: &secure)
+                        dpSteps += UInt64(step - before)
+                    }
+                } else if finetune {
                     let schedule = LearningRateSchedule.cosine(totalSteps: max(1, stepsPerEpoch * finetuneTotalEpochs))
                     finetuneStep = finetuneEpochsDone * stepsPerEpoch
                     r = network.trainEpoch(train, epoch: finetuneEpochsDone + 1, batchSize: settings.batchSize,
@@ -138,7 +173,7 @@ public final class TrainingWorker: @unchecked Sendable {
             completion(TrainingReport(round: round, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss,
                                       accuracy: own, globalAccuracy: global, importance: model.importance(),
                                       mask: model.mask, params: model.cost.params, flops: model.cost.flops,
-                                      finetuneEpochsDone: finetuneEpochsDone))
+                                      finetuneEpochsDone: finetuneEpochsDone, dpSteps: dpSteps))
         }
     }
 
@@ -160,6 +195,11 @@ public final class TrainingWorker: @unchecked Sendable {
                 completion?(.failure(error))
             }
         }
+    }
+
+    /// The CSPRNG (libsodium) as DP-SGD's source of sampling and noise.
+    struct SecureBytes: RandomByteSource {
+        mutating func fill(_ buffer: UnsafeMutableRawBufferPointer) { SecureRandom.fillExpanded(buffer) }
     }
 
     /// Training yields the CPU to the event loop (heartbeats, votes, status): the thread running a

@@ -3,6 +3,7 @@ import Dataset
 import Foundation
 import Learner
 import MeshBase
+import MeshConfig
 import MeshHarness
 
 /// `prunemesh demo`: N real `prunemesh start` processes on loopback run the pruning rounds to
@@ -94,6 +95,19 @@ struct Demo: ParsableCommand {
     @Flag(help: "Also start a node whose key the mesh never admitted (it must be ignored).")
     var stranger = false
 
+    @Option(name: .customLong("dp-sample-rate"), parsing: .unconditional,
+            help: "Record-level privacy: every node trains with DP-SGD at Poisson rate Q (with --dp-noise-multiplier and --dp-epsilon-max).")
+    var dpSampleRate: Double?
+
+    @Option(name: .customLong("dp-noise-multiplier"), parsing: .unconditional, help: "With --dp-sample-rate: DP-SGD's z.")
+    var dpNoiseMultiplier: Double?
+
+    @Option(name: .customLong("dp-epsilon-max"), parsing: .unconditional, help: "With --dp-sample-rate: record-level ε_max per node.")
+    var dpEpsilonMax: Double?
+
+    @Option(name: .customLong("dp-clip"), parsing: .unconditional, help: "With --dp-sample-rate: per-example gradient clip C (default 1).")
+    var dpClip: Double?
+
     @Flag(help: "Print one JSON object at the end (progress goes to stderr).")
     var json = false
 
@@ -116,7 +130,16 @@ struct Demo: ParsableCommand {
         }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1 (got \(trainLimit))") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1 (got \(testLimit))") }
-        guard noiseMultiplier.isFinite, noiseMultiplier > 0 else { throw ValidationError("--noise-multiplier must be > 0 (got \(noiseMultiplier))") }
+        let dp = dpSampleRate != nil
+        guard dp || (dpNoiseMultiplier == nil && dpEpsilonMax == nil && dpClip == nil) else {
+            throw ValidationError("--dp-noise-multiplier, --dp-epsilon-max and --dp-clip need --dp-sample-rate")
+        }
+        if dp, dpNoiseMultiplier == nil || dpEpsilonMax == nil {
+            throw ValidationError("--dp-sample-rate needs --dp-noise-multiplier and --dp-epsilon-max")
+        }
+        guard noiseMultiplier.isFinite, noiseMultiplier > 0 || (dp && noiseMultiplier == 0) else {
+            throw ValidationError("--noise-multiplier must be > 0, or 0 with --dp-sample-rate (got \(noiseMultiplier))")
+        }
         guard clipBound.isFinite, clipBound > 0 else { throw ValidationError("--clip-bound must be > 0 (got \(clipBound))") }
         if let r = removeDeadAfterMs, !(1...UInt64(Limits.genesis_timing_ms_max)).contains(r) {
             throw ValidationError("--remove-dead-after-ms must lie in 1…\(Limits.genesis_timing_ms_max) (got \(r))")
@@ -147,6 +170,10 @@ struct Demo: ParsableCommand {
         o.partition = partition
         o.noiseMultiplier = noiseMultiplier
         o.clipBound = clipBound
+        if let q = dpSampleRate, let z = dpNoiseMultiplier, let e = dpEpsilonMax {
+            o.trainingPrivacy = TrainingPrivacyParameters(enabled: true, clipNorm: dpClip ?? 1, noiseMultiplier: z, sampleRate: q,
+                                                          delta: 1e-5, epsilonMax: e)
+        }
         o.model = model
         o.trainLimit = trainLimit
         o.testLimit = testLimit

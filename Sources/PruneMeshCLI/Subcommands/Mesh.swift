@@ -102,8 +102,47 @@ struct MeshInitCommand: ParsableCommand {
     @Option(name: .customLong("partition-seed"), parsing: .unconditional, help: "Seed of the demo data partition.")
     var partitionSeed: UInt64?
 
+    @Flag(help: "Record-level privacy: nodes train with DP-SGD and the log accounts their steps (the training_privacy section).")
+    var dp = false
+
+    @Option(name: .customLong("dp-sample-rate"), parsing: .unconditional,
+            help: "With --dp: Poisson sampling rate q of every DP-SGD step (an epoch is round(1/q) steps).")
+    var dpSampleRate: Double?
+
+    @Option(name: .customLong("dp-clip"), parsing: .unconditional, help: "With --dp: per-example gradient L2 clip C (default 1).")
+    var dpClip: Double?
+
+    @Option(name: .customLong("dp-noise-multiplier"), parsing: .unconditional,
+            help: "With --dp: DP-SGD noise multiplier z (give this and --dp-epsilon-max, or --dp-target-epsilon).")
+    var dpNoiseMultiplier: Double?
+
+    @Option(name: .customLong("dp-target-epsilon"), parsing: .unconditional,
+            help: "With --dp: record-level ε for all --rounds rounds; the smallest z reaching it is solved now and written, ε_max = the target.")
+    var dpTargetEpsilon: Double?
+
+    @Option(name: .customLong("dp-epsilon-max"), parsing: .unconditional,
+            help: "With --dp and --dp-noise-multiplier: the record-level ε no node may exceed.")
+    var dpEpsilonMax: Double?
+
+    @Option(name: .customLong("dp-delta"), parsing: .unconditional, help: "With --dp: δ of the record-level guarantee (default 1e-5).")
+    var dpDelta: Double?
+
     @Flag(help: "Print one JSON object.")
     var json = false
+
+    func validate() throws {
+        let dpOptions = [dpSampleRate, dpClip, dpNoiseMultiplier, dpTargetEpsilon, dpEpsilonMax, dpDelta]
+        guard dp else {
+            if dpOptions.contains(where: { $0 != nil }) { throw ValidationError("--dp-* options need --dp") }
+            return
+        }
+        guard dpSampleRate != nil else { throw ValidationError("--dp needs --dp-sample-rate Q") }
+        guard (dpNoiseMultiplier == nil) != (dpTargetEpsilon == nil) else {
+            throw ValidationError("--dp needs exactly one of --dp-noise-multiplier Z (with --dp-epsilon-max) and --dp-target-epsilon E")
+        }
+        if dpNoiseMultiplier != nil, dpEpsilonMax == nil { throw ValidationError("--dp-noise-multiplier needs --dp-epsilon-max") }
+        if dpTargetEpsilon != nil, dpEpsilonMax != nil { throw ValidationError("--dp-target-epsilon is the ε_max: drop --dp-epsilon-max") }
+    }
 
     struct Report: Encodable {
         var file: String
@@ -121,6 +160,9 @@ struct MeshInitCommand: ParsableCommand {
         "privacy.noise_multiplier": "--noise-multiplier", "privacy.delta": "--delta",
         "privacy.epsilon_budget": "--epsilon", "privacy.scale_log2": "--scale-log2", "data.partition": "--partition",
         "privacy": "--clip/--noise-multiplier/--delta/--epsilon",
+        "training_privacy.clip_norm": "--dp-clip", "training_privacy.noise_multiplier": "--dp-noise-multiplier",
+        "training_privacy.sample_rate": "--dp-sample-rate", "training_privacy.delta": "--dp-delta",
+        "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy": "--dp-*",
     ]
 
     func run() throws {
@@ -158,6 +200,21 @@ struct MeshInitCommand: ParsableCommand {
         if let partition { genesis.data.partition = partition }
         if let partitionSeed { genesis.data.seed = partitionSeed }
         genesis.members = try members.map(Self.member)
+        if dp, let q = dpSampleRate {
+            do {
+                if let target = dpTargetEpsilon {
+                    genesis.trainingPrivacy = try TrainingPrivacyParameters.solving(
+                        targetEpsilon: target, clipNorm: dpClip ?? 1, sampleRate: q, delta: dpDelta ?? 1e-5,
+                        epochsPerRound: genesis.training.epochsPerRound, maxRounds: genesis.pruning.maxRounds)
+                } else {
+                    genesis.trainingPrivacy = TrainingPrivacyParameters(enabled: true, clipNorm: dpClip ?? 1,
+                                                                        noiseMultiplier: dpNoiseMultiplier!, sampleRate: q,
+                                                                        delta: dpDelta ?? 1e-5, epsilonMax: dpEpsilonMax!)
+                }
+            } catch {
+                throw ValidationError("\(error.field == "training_privacy.epsilon_max" ? "--dp-target-epsilon" : "--dp-sample-rate/--dp-target-epsilon"): \(error.problem)")
+            }
+        }
         do {
             try genesis.validate()
         } catch {

@@ -1,0 +1,80 @@
+import Learner
+import MeshBase
+import Privacy
+
+/// `training_privacy` (optional): record-level differential privacy of every node's training,
+/// by DP-SGD (`Learner.DPSGD`). When `enabled`, every node trains with per-example clipping to
+/// `clipNorm`, Gaussian noise `noiseMultiplier`·C and Poisson batches of rate `sampleRate`, and
+/// every release it signs states its cumulative DP-SGD steps, so anyone holding the log
+/// recomputes its record-level ε (`SampledGaussianRDP`) and refuses the log if it exceeds
+/// `epsilonMax`. q and z are pinned here, not per node: the audit needs them and cannot know a
+/// node's shard size (so the genesis names q, never a batch size).
+///
+/// A genesis without the section is a mesh without DP-SGD; its canonical bytes (and mesh id)
+/// are those of format 1 before the section existed.
+public struct TrainingPrivacyParameters: Sendable, Hashable {
+    /// `enabled`: whether nodes train with DP-SGD and the log accounts their steps.
+    public var enabled: Bool = true
+    /// `clip_norm`: C, the L2 bound of every example's gradient over all parameters.
+    public var clipNorm: Double = 1
+    /// `noise_multiplier`: z; the summed clipped gradients get noise of std z·C.
+    public var noiseMultiplier: Double = 1.1
+    /// `sample_rate`: q, every example is in a step's batch with probability q; an epoch is
+    /// round(1/q) steps.
+    public var sampleRate: Double = 0.01
+    /// `delta`: δ of the record-level (ε, δ) guarantee.
+    public var delta: Double = 1e-5
+    /// `epsilon_max`: no node's record-level ε, as its recorded steps give it, may exceed this.
+    public var epsilonMax: Double = 8
+
+    public init() {}
+
+    public init(enabled: Bool, clipNorm: Double, noiseMultiplier: Double, sampleRate: Double, delta: Double,
+                epsilonMax: Double) {
+        self.enabled = enabled
+        self.clipNorm = clipNorm
+        self.noiseMultiplier = noiseMultiplier
+        self.sampleRate = sampleRate
+        self.delta = delta
+        self.epsilonMax = epsilonMax
+    }
+
+    /// DP-SGD steps in one epoch (`DPSGDSettings.stepsPerEpoch`: round(1/q)).
+    public var stepsPerEpoch: Int { max(1, Int((1 / sampleRate).rounded())) }
+
+    /// The learner's settings.
+    public var settings: DPSGDSettings {
+        DPSGDSettings(clipNorm: Float(clipNorm), noiseMultiplier: noiseMultiplier, sampleRate: sampleRate)
+    }
+
+    /// Record-level ε after `steps` DP-SGD steps (Opacus's order grid, as every node and the
+    /// audit compute it).
+    public func epsilon(steps: UInt64) throws(PrivacyError) -> PrivacySpent {
+        try SampledGaussianRDP.epsilon(sampleRate: sampleRate, noiseMultiplier: noiseMultiplier, steps: steps, delta: delta)
+    }
+
+    /// The section for a target record-level ε, solved once at `prunemesh mesh init`: z is the
+    /// smallest noise multiplier (`SampledGaussianRDP.smallestNoiseMultiplier`) with which
+    /// `maxRounds` pruning rounds of `epochsPerRound` epochs (round(1/q) steps each) cost at most
+    /// `targetEpsilon`, and ε_max is the target. The genesis then holds z itself, so every node
+    /// reads the same bytes (the solve, which uses libm, is never repeated by the nodes).
+    public static func solving(targetEpsilon: Double, clipNorm: Double, sampleRate: Double, delta: Double,
+                               epochsPerRound: Int, maxRounds: Int) throws(FieldProblem) -> TrainingPrivacyParameters {
+        var t = TrainingPrivacyParameters(enabled: true, clipNorm: clipNorm, noiseMultiplier: 1, sampleRate: sampleRate,
+                                          delta: delta, epsilonMax: targetEpsilon)
+        guard sampleRate.isFinite, sampleRate >= Limits.dp_sample_rate_min, sampleRate <= 1 else {
+            throw FieldProblem("training_privacy.sample_rate", "must lie in [\(Limits.dp_sample_rate_min), 1] (got \(sampleRate))")
+        }
+        guard targetEpsilon.isFinite, targetEpsilon > 0, targetEpsilon <= Limits.dp_epsilon_max_max else {
+            throw FieldProblem("training_privacy.epsilon_max", "target ε must lie in (0, \(Limits.dp_epsilon_max_max)] (got \(targetEpsilon))")
+        }
+        let steps = UInt64(max(1, epochsPerRound)) * UInt64(max(1, maxRounds)) * UInt64(t.stepsPerEpoch)
+        do {
+            t.noiseMultiplier = try SampledGaussianRDP.smallestNoiseMultiplier(targetEpsilon: targetEpsilon, sampleRate: sampleRate,
+                                                                              steps: steps, delta: delta)
+        } catch {
+            throw FieldProblem("training_privacy.noise_multiplier", "no z reaches ε = \(targetEpsilon) over \(steps) steps: \(error)")
+        }
+        return t
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import Consensus
+import Learner
+import Ledger
+@testable import MeshConfig
+import MeshBase
+import Privacy
+import Sodium
+import Testing
+import Wire
+
+/// The optional `training_privacy` section: YAML and canonical round trips, the mesh id of a
+/// genesis without it unchanged, strict decoding, and its validation.
+@Suite struct TrainingPrivacyGenesisTests {
+    static func section() -> TrainingPrivacyParameters {
+        TrainingPrivacyParameters(enabled: true, clipNorm: 1.5, noiseMultiplier: 1.1, sampleRate: 0.004, delta: 1e-5,
+                                  epsilonMax: 8)
+    }
+
+    static func genesis(_ t: TrainingPrivacyParameters? = section()) -> Genesis {
+        var g = Fixtures.genesis()
+        g.trainingPrivacy = t
+        return g
+    }
+
+    @Test func withoutTheSectionTheBytesEndAfterTheMembersAndTheSectionOnlyAppends() throws {
+        let without = Self.genesis(nil), with = Self.genesis()
+        try without.validate()
+        try with.validate()
+        let a = without.canonicalBytes(), b = with.canonicalBytes()
+        // The section is a suffix: tag 1, enabled, five f64 fields.
+        #expect(b.count == a.count + 42)
+        #expect(Array(b.prefix(a.count)) == a)
+        #expect(b[a.count] == 1 && b[a.count + 1] == 1)
+        #expect(without.meshID != with.meshID)
+        // The fixture's id does not depend on the new field: the section absent is the old encoding.
+        #expect(without.meshID == Fixtures.genesis().meshID)
+        // Disabled is still another mesh (its values are in the bytes), but trains without DP-SGD.
+        var disabled = Self.section()
+        disabled.enabled = false
+        let off = Self.genesis(disabled)
+        #expect(off.meshID != without.meshID && off.meshID != with.meshID)
+        #expect(off.dpTraining == nil && off.trainingPrivacyTerms == nil)
+        #expect(with.dpTraining == Self.section())
+    }
+
+    @Test func yamlRoundTripKeepsTheSectionAndTheID() throws {
+        for t in [Self.section(), nil] {
+            let g = Self.genesis(t)
+            let parsed = try Genesis(yaml: g.yaml(), file: "g.yaml")
+            #expect(parsed.trainingPrivacy == t)
+            #expect(parsed.canonicalBytes() == g.canonicalBytes())
+            #expect(parsed.meshID == g.meshID)
+            #expect(g.yaml().contains("training_privacy:") == (t != nil))
+        }
+    }
+
+    @Test func canonicalBytesRoundTripAndMutatedSectionsAreRefused() throws {
+        let g = Self.genesis()
+        let bytes = g.canonicalBytes()
+        let decoded = try Genesis(canonicalBytes: bytes)
+        #expect(decoded.trainingPrivacy == Self.section())
+        #expect(decoded.canonicalBytes() == bytes)
+        let start = Self.genesis(nil).canonicalBytes().count
+
+        func refused(_ mutated: [UInt8], _ field: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            do {
+                _ = try Genesis(canonicalBytes: mutated)
+                Issue.record("accepted", sourceLocation: sourceLocation)
+            } catch {
+                #expect(error.field.hasPrefix(field), "\(error)", sourceLocation: sourceLocation)
+            }
+        }
+        var tag = bytes; tag[start] = 2
+        refused(tag, "training_privacy")
+        var enabled = bytes; enabled[start + 1] = 2
+        refused(enabled, "training_privacy.enabled")
+        refused(Array(bytes.dropLast()), "")                 // truncated epsilon_max
+        refused(Array(bytes.prefix(start + 1)), "")          // a tag and nothing else
+        refused(bytes + [0], "")                              // trailing byte
+        // q = 0: decodes, then validation refuses it.
+        var q = bytes
+        for i in 0..<8 { q[start + 2 + 16 + i] = 0 }
+        refused(q, "training_privacy.sample_rate")
+        // −0 as z is not canonical (and not > 0).
+        var negativeZero = bytes
+        for i in 0..<8 { negativeZero[start + 2 + 8 + i] = i == 7 ? 0x80 : 0 }
+        refused(negativeZero, "training_privacy.noise_multiplier")
+    }
+
+    @Test func validationRefusesOutOfRangeValuesAndABudgetNoRoundFits() {
+        func problem(_ change: (inout TrainingPrivacyParameters) -> Void) -> FieldProblem? {
+            var t = Self.section()
+            change(&t)
+            do { try Self.genesis(t).validate() } catch { return error }
+            return nil
+        }
+        #expect(problem { _ in } == nil)
+        #expect(problem { $0.clipNorm = 0 }?.field == "training_privacy.clip_norm")
+        #expect(problem { $0.noiseMultiplier = .nan }?.field == "training_privacy.noise_multiplier")
+        #expect(problem { $0.noiseMultiplier = 0 }?.field == "training_privacy.noise_multiplier")
+        #expect(problem { $0.sampleRate = 1.5 }?.field == "training_privacy.sample_rate")
+        #expect(problem { $0.sampleRate = Limits.dp_sample_rate_min / 2 }?.field == "training_privacy.sample_rate")
+        #expect(problem { $0.delta = 1 }?.field == "training_privacy.delta")
+        #expect(problem { $0.epsilonMax = .infinity }?.field == "training_privacy.epsilon_max")
+        // One round (epochs_per_round 1 = 250 steps at q = 0.004) costs more than this ε_max.
+        let oneRound = try! Self.section().epsilon(steps: 250).epsilon
+        #expect(problem { $0.epsilonMax = oneRound.nextDown }?.problem.contains("one pruning round (250 DP-SGD steps)") == true)
+        #expect(problem { $0.epsilonMax = oneRound } == nil)
+    }
+
+    @Test func yamlErrorsNameTheSectionsFields() {
+        let text = Self.genesis().yaml()
+        func error(_ old: String, _ new: String) -> ConfigError? {
+            let changed = Fixtures.replacingLine(old, with: new, in: text)
+            #expect(changed != text)
+            do { _ = try Genesis(yaml: changed, file: "g.yaml") } catch { return error }
+            return nil
+        }
+        #expect(error("  sample_rate: 0.004", "  sample_rate: 0")?.field == "training_privacy.sample_rate")
+        #expect(error("  sample_rate: 0.004", "  sample_rat: 0.004")?.field == "training_privacy.sample_rat")
+        #expect(error("  enabled: true", "  enabled: yes")?.field == "training_privacy.enabled")
+        #expect(error("  epsilon_max: 8", "  epsilon_max: 0.001")?.field == "training_privacy.epsilon_max")
+    }
+
+    @Test func theLedgerSeesTheTermsWithOneRoundsSteps() throws {
+        var g = Self.genesis()
+        g.training.epochsPerRound = 2
+        let terms = try #require(g.trainingPrivacyTerms)
+        #expect(terms.stepsPerRound == 500)
+        #expect(terms.sampleRate == 0.004 && terms.noiseMultiplier == 1.1 && terms.delta == 1e-5 && terms.epsilonMax == 8)
+        let ledger = try LedgerGenesis(g)
+        #expect(ledger.privacy.training == terms)
+        #expect(try LedgerGenesis(Self.genesis(nil)).privacy.training == nil)
+        // The node's accounting (the genesis section) and the audit's (the terms) agree bit for bit.
+        for steps: UInt64 in [1, 250, 12_345] {
+            #expect(try g.dpTraining!.epsilon(steps: steps).epsilon.bitPattern == terms.epsilon(steps: steps).epsilon.bitPattern)
+        }
+    }
+
+    @Test func zeroReleaseNoiseIsAllowedOnlyBesideEnabledDPSGDTraining() throws {
+        var g = Self.genesis()
+        g.privacy.noiseMultiplier = 0
+        try g.validate()
+        #expect(try g.releaseParameters().isNoiseFree)
+        #expect(try LedgerGenesis(g).rules.pinned?.isNoiseFree == true)
+        let parsed = try Genesis(yaml: g.yaml(), file: "g.yaml")
+        #expect(parsed.meshID == g.meshID && parsed.privacy.noiseMultiplier == 0)
+        #expect(try Genesis(canonicalBytes: g.canonicalBytes()).meshID == g.meshID)
+        // Without the section, or with it disabled: refused.
+        var plain = Fixtures.genesis()
+        plain.privacy.noiseMultiplier = 0
+        #expect(throws: FieldProblem.self) { try plain.validate() }
+        var disabled = g
+        disabled.trainingPrivacy?.enabled = false
+        do { try disabled.validate(); Issue.record("accepted") } catch {
+            #expect(error.field == "privacy.noise_multiplier" && error.problem.contains("only with training_privacy enabled"))
+        }
+    }
+}
