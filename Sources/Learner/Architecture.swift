@@ -23,6 +23,9 @@ public struct Architecture: Sendable {
         /// is `positions × inputChannels` floats with the channel fastest.
         public let positions: Int
         public let kernel: Int
+        /// Conv stride and zero padding per side (1 and 0 for dense).
+        public let stride: Int
+        public let padding: Int
         public let input: Shape
         public let output: Shape
         public var fanIn: Int { positions * inputChannels }
@@ -53,18 +56,19 @@ public struct Architecture: Sendable {
         for (i, layer) in spec.layers.enumerated() {
             let next: Shape
             switch layer {
-            case let .conv(k, f):
-                next = Shape(height: current.height, width: current.width, channels: f)
+            case let .conv(k, f, stride, pad):
+                next = Shape(height: (current.height + 2 * pad - k) / stride + 1,
+                             width: (current.width + 2 * pad - k) / stride + 1, channels: f)
                 params.append(ParamLayer(kind: .conv, specIndex: i, units: f, inputChannels: current.channels,
-                                         positions: k * k, kernel: k, input: current, output: next))
-            case .relu:
+                                         positions: k * k, kernel: k, stride: stride, padding: pad, input: current, output: next))
+            case .relu, .tanh:
                 next = current
-            case let .maxPool(s):
-                next = Shape(height: current.height / s, width: current.width / s, channels: current.channels)
+            case let .maxPool(k, s):
+                next = Shape(height: (current.height - k) / s + 1, width: (current.width - k) / s + 1, channels: current.channels)
             case let .dense(u):
                 next = Shape(height: 1, width: 1, channels: u)
                 params.append(ParamLayer(kind: .dense, specIndex: i, units: u, inputChannels: current.channels,
-                                         positions: current.height * current.width, kernel: 0,
+                                         positions: current.height * current.width, kernel: 0, stride: 1, padding: 0,
                                          input: current, output: next))
             }
             shapes.append(next)

@@ -1,18 +1,37 @@
 /// The non-GEMM kernels of the CNN, on NHWC float buffers. Each works on a range of samples so
 /// the trainer can split a batch across threads; samples never overlap, so no locks are needed.
 enum Kernels {
-    /// Lowers "same"-padded k×k patches to rows: col[(b, y, x), (ky, kx, c)] for the samples in
-    /// `samples`. A row is fanIn = k·k·c floats; out-of-image taps are zero.
-    static func im2col(input: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>,
-                       height: Int, width: Int, channels: Int, kernel: Int, samples: Range<Int>) {
-        let pad = kernel / 2
-        let fanIn = kernel * kernel * channels
+    /// The geometry of one conv layer's lowering: input side, kernel, stride, padding, output side.
+    struct ConvGeometry {
+        let height: Int, width: Int, channels: Int
+        let kernel: Int, stride: Int, padding: Int
+        var outHeight: Int { (height + 2 * padding - kernel) / stride + 1 }
+        var outWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
+        var fanIn: Int { kernel * kernel * channels }
+
+        /// "Same" padding at stride 1 for an odd kernel (the original layer).
+        init(height: Int, width: Int, channels: Int, kernel: Int, stride: Int = 1, padding: Int? = nil) {
+            self.height = height; self.width = width; self.channels = channels
+            self.kernel = kernel; self.stride = stride; self.padding = padding ?? kernel / 2
+        }
+    }
+
+    /// Lowers k×k patches to rows: col[(b, oy, ox), (ky, kx, c)] for the samples in `samples`,
+    /// the patch whose top-left tap is input (oy·stride − padding, ox·stride − padding). A row is
+    /// fanIn = k·k·c floats; out-of-image taps are zero.
+    static func im2col(input: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
+                       samples: Range<Int>) {
+        let (height, width, channels, kernel, pad) = (g.height, g.width, g.channels, g.kernel, g.padding)
+        let oh = g.outHeight, ow = g.outWidth
+        let fanIn = g.fanIn
         let rowSpan = kernel * channels
         for b in samples {
             let image = input + b * height * width * channels
-            for y in 0..<height {
-                for x in 0..<width {
-                    var out = col + ((b * height + y) * width + x) * fanIn
+            for oy in 0..<oh {
+                let y = oy * g.stride
+                for ox in 0..<ow {
+                    let x = ox * g.stride
+                    var out = col + ((b * oh + oy) * ow + ox) * fanIn
                     // Taps kx in [kx0, kx1) fall inside the image; they are contiguous in NHWC.
                     let kx0 = max(0, pad - x), kx1 = min(kernel, width + pad - x)
                     for ky in 0..<kernel {
@@ -33,17 +52,20 @@ enum Kernels {
     }
 
     /// The adjoint of im2col: accumulates patch gradients back into the (zeroed) input gradient.
-    static func col2im(col: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                       height: Int, width: Int, channels: Int, kernel: Int, samples: Range<Int>) {
-        let pad = kernel / 2
-        let fanIn = kernel * kernel * channels
+    static func col2im(col: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
+                       samples: Range<Int>) {
+        let (height, width, channels, kernel, pad) = (g.height, g.width, g.channels, g.kernel, g.padding)
+        let oh = g.outHeight, ow = g.outWidth
+        let fanIn = g.fanIn
         let rowSpan = kernel * channels
         for b in samples {
             let image = output + b * height * width * channels
             image.update(repeating: 0, count: height * width * channels)
-            for y in 0..<height {
-                for x in 0..<width {
-                    var src = col + ((b * height + y) * width + x) * fanIn
+            for oy in 0..<oh {
+                let y = oy * g.stride
+                for ox in 0..<ow {
+                    let x = ox * g.stride
+                    var src = col + ((b * oh + oy) * ow + ox) * fanIn
                     let kx0 = max(0, pad - x), kx1 = min(kernel, width + pad - x)
                     for ky in 0..<kernel {
                         let sy = y + ky - pad
@@ -58,12 +80,14 @@ enum Kernels {
         }
     }
 
-    /// Non-overlapping size×size max-pool; records for each output the input offset (within its
-    /// sample) of the maximum, for the backward pass. The first maximum in (dy, dx) order wins.
-    /// Channels are contiguous in NHWC, so eight of them are compared at once.
+    /// size×size max-pool moving by `stride` (default: size, non-overlapping windows); records for
+    /// each output the input offset (within its sample) of the maximum, for the backward pass.
+    /// The first maximum in (dy, dx) order wins. Channels are contiguous in NHWC, so eight of
+    /// them are compared at once.
     static func maxPool(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
-                        height: Int, width: Int, channels: Int, size: Int, samples: Range<Int>) {
-        let oh = height / size, ow = width / size
+                        height: Int, width: Int, channels: Int, size: Int, stride: Int? = nil, samples: Range<Int>) {
+        let step = stride ?? size
+        let oh = (height - size) / step + 1, ow = (width - size) / step + 1
         let inSample = height * width * channels, outSample = oh * ow * channels
         let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
         for b in samples {
@@ -73,14 +97,14 @@ enum Kernels {
             for oy in 0..<oh {
                 for ox in 0..<ow {
                     let o = (oy * ow + ox) * channels
-                    let first = ((oy * size) * width + ox * size) * channels
+                    let first = ((oy * step) * width + ox * step) * channels
                     var c = 0
                     while c + 8 <= channels {
                         var best = SIMD8<Float>.load(src + first + c)
                         var bestIndex = SIMD8<Int32>(repeating: Int32(first + c)) &+ lanes
                         for dy in 0..<size {
                             for dx in 0..<size where dy != 0 || dx != 0 {
-                                let i = ((oy * size + dy) * width + ox * size + dx) * channels + c
+                                let i = ((oy * step + dy) * width + ox * step + dx) * channels + c
                                 let v = SIMD8<Float>.load(src + i)
                                 let larger = v .> best
                                 best.replace(with: v, where: larger)
@@ -95,7 +119,7 @@ enum Kernels {
                         var best = src[first + c], bestIndex = first + c
                         for dy in 0..<size {
                             for dx in 0..<size where dy != 0 || dx != 0 {
-                                let i = ((oy * size + dy) * width + ox * size + dx) * channels + c
+                                let i = ((oy * step + dy) * width + ox * step + dx) * channels + c
                                 if src[i] > best { best = src[i]; bestIndex = i }
                             }
                         }
@@ -114,7 +138,13 @@ enum Kernels {
     /// that output is positive. Writes every input position once (no zeroing pass, no scatter).
     static func maxPoolBackward(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>,
                                 argmax: UnsafePointer<Int32>, output: UnsafePointer<Float>, reluBeforePool: Bool,
-                                height: Int, width: Int, channels: Int, size: Int, samples: Range<Int>) {
+                                height: Int, width: Int, channels: Int, size: Int, stride: Int? = nil, samples: Range<Int>) {
+        if let stride, stride != size {
+            overlappingMaxPoolBackward(gradOutput: gradOutput, gradInput: gradInput, argmax: argmax, output: output,
+                                       reluBeforePool: reluBeforePool, height: height, width: width, channels: channels,
+                                       size: size, stride: stride, samples: samples)
+            return
+        }
         let oh = height / size, ow = width / size
         let inSample = height * width * channels, outSample = oh * ow * channels
         let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
@@ -155,6 +185,23 @@ enum Kernels {
         }
     }
 
+    /// The same for windows that overlap (stride < size): an input can be the maximum of several
+    /// windows, so the input gradient is zeroed and each output's gradient added at its maximum.
+    static func overlappingMaxPoolBackward(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>,
+                                           argmax: UnsafePointer<Int32>, output: UnsafePointer<Float>, reluBeforePool: Bool,
+                                           height: Int, width: Int, channels: Int, size: Int, stride: Int, samples: Range<Int>) {
+        let oh = (height - size) / stride + 1, ow = (width - size) / stride + 1
+        let inSample = height * width * channels, outSample = oh * ow * channels
+        for b in samples {
+            let dst = gradInput + b * inSample
+            dst.update(repeating: 0, count: inSample)
+            let g = gradOutput + b * outSample, arg = argmax + b * outSample, out = output + b * outSample
+            for o in 0..<outSample where !reluBeforePool || out[o] > 0 {
+                dst[Int(arg[o])] += g[o]
+            }
+        }
+    }
+
     /// y = max(0, y + bias) per row of `units`, or y + bias without the ReLU.
     static func addBias(_ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, units: Int, rows: Range<Int>, relu: Bool) {
         for r in rows {
@@ -183,6 +230,29 @@ enum Kernels {
             i += 8
         }
         for i in i..<range.upperBound where !(y[i] > 0) { g[i] = 0 }
+    }
+
+    /// y ← tanh(y) in place.
+    static func tanh(_ y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        for i in range { y[i] = tanhf(y[i]) }
+    }
+
+    /// g ← g·(1 − t²) with t = y·outputScale the tanh's output (tanh backward using its output).
+    /// `outputScale` undoes an inverted-dropout scale 1/(1 − p) the next dense layer applied to
+    /// that output in place (where it dropped a unit, g is already 0).
+    static func tanhBackward(_ g: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, outputScale: Float,
+                             range: Range<Int>) {
+        var i = range.lowerBound
+        let one = SIMD8<Float>(repeating: 1), scale = SIMD8<Float>(repeating: outputScale)
+        while i + 8 <= range.upperBound {
+            let t = SIMD8<Float>.load(y + i) * scale
+            (SIMD8<Float>.load(g + i) * (one - t * t)).store(g + i)
+            i += 8
+        }
+        for i in i..<range.upperBound {
+            let t = y[i] * outputScale
+            g[i] *= 1 - t * t
+        }
     }
 
     static func relu(_ y: UnsafeMutablePointer<Float>, range: Range<Int>) {
@@ -253,3 +323,9 @@ enum Kernels {
         }
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

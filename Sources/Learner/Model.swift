@@ -23,8 +23,8 @@ public struct Model: Sendable {
     public var inputStd: Float = 1
 
     /// A freshly initialised model: He-normal weights (std √(2 / fan-in)) for the layers a ReLU
-    /// follows, LeCun-normal (std √(1 / fan-in)) for the classifier, which no ReLU follows; zero
-    /// biases.
+    /// follows, LeCun-normal (std √(1 / fan-in)) for those a tanh follows and for the classifier;
+    /// zero biases.
     public init(spec: ModelSpec, seed: UInt64) {
         self.originalSpec = spec
         self.spec = spec
@@ -57,8 +57,16 @@ public struct Model: Sendable {
 
     static func initialParameters(_ arch: Architecture, rng: inout SeededGenerator) -> ([[Float]], [[Float]]) {
         var weights: [[Float]] = [], biases: [[Float]] = []
-        for (i, p) in arch.paramLayers.enumerated() {
-            let gain = i == arch.paramLayers.count - 1 ? 1.0 : 2.0
+        for p in arch.paramLayers {
+            // The first activation after the layer (past any pools) sets the gain: 2 for ReLU,
+            // 1 for tanh and for the classifier, which none follows.
+            var activation: LayerSpec?
+            for layer in arch.spec.layers[(p.specIndex + 1)...] {
+                if case .conv = layer { break }
+                if case .dense = layer { break }
+                if layer == .relu || layer == .tanh { activation = layer; break }
+            }
+            let gain = activation == .relu ? 2.0 : 1.0
             let std = (gain / Double(p.fanIn)).squareRoot()
             weights.append((0..<p.weightCount).map { _ in Float(rng.nextGaussian() * std) })
             biases.append([Float](repeating: 0, count: p.units))

@@ -41,6 +41,8 @@ public final class ModelRunner {
     private var dropoutMasks: [FloatBuffer?] = []
     /// Per spec layer: whether the last forward pass applied `dropoutMasks` there.
     private var dropoutApplied: [Bool] = []
+    /// Per spec layer: the dropout rate the last forward pass applied there (0 when none).
+    private var dropoutRates: [Float] = []
 
     private var activations: [FloatBuffer] = []
     private var columns: [FloatBuffer?] = []
@@ -105,23 +107,25 @@ public final class ModelRunner {
         argmax = Array(repeating: nil, count: layers.count)
         dropoutMasks = Array(repeating: nil, count: layers.count)
         dropoutApplied = Array(repeating: false, count: layers.count)
+        dropoutRates = Array(repeating: 0, count: layers.count)
         var maxActivation = arch.shapes[0].count, maxColumnGradient = 0, maxRows = n, maxConvWeights = 0
         var paramIndex = 0
         for (i, layer) in layers.enumerated() {
             let outCount = arch.shapes[i + 1].count
             maxActivation = max(maxActivation, outCount)
             switch layer {
-            case .relu:
+            case .relu, .tanh:
                 activations.append(activations[i])  // in place
             case .conv:
                 let p = arch.paramLayers[paramIndex]
-                let chunkFloats = columnChunkSamples(p) * p.input.height * p.input.width * p.fanIn
+                let pixels = p.output.height * p.output.width
+                let chunkFloats = columnChunkSamples(p) * pixels * p.fanIn
                 // Training keeps every sample's columns for the weight gradient; inference needs
                 // one chunk per worker.
-                columns[i] = FloatBuffer(count: trainable ? n * p.input.height * p.input.width * p.fanIn : threads * chunkFloats)
+                columns[i] = FloatBuffer(count: trainable ? n * pixels * p.fanIn : threads * chunkFloats)
                 if paramIndex > 0 { maxColumnGradient = max(maxColumnGradient, threads * chunkFloats) }
                 maxConvWeights = max(maxConvWeights, p.weightCount)
-                maxRows = max(maxRows, n * p.input.height * p.input.width)
+                maxRows = max(maxRows, n * pixels)
                 activations.append(FloatBuffer(count: n * outCount))
             case .maxPool:
                 argmax[i] = Int32Buffer(count: n * outCount)
@@ -172,6 +176,7 @@ public final class ModelRunner {
                 let rate = seenDense ? dropout : featureDropout
                 seenDense = true
                 dropoutApplied[i] = training && rate > 0
+                dropoutRates[i] = dropoutApplied[i] ? rate : 0
                 if dropoutApplied[i] { applyDropout(layer: i, rate: rate, to: input, count: n * p.fanIn) }
                 model.weights[paramIndex].withUnsafeBufferPointer { w in
                     if n == 1 {
@@ -195,13 +200,16 @@ public final class ModelRunner {
                     let out = SharedPointer(output)
                     parallelChunks(total, threads: threads, minChunk: 1 << 14) { Kernels.relu(out.base, range: $0) }
                 }
-            case let .maxPool(size):
+            case .tanh:
+                let out = SharedPointer(output)
+                parallelChunks(n * arch.shapes[i].count, threads: threads, minChunk: 1 << 12) { Kernels.tanh(out.base, range: $0) }
+            case let .maxPool(size, stride):
                 let s = arch.shapes[i]
                 let src = SharedPointer(UnsafeMutablePointer(mutating: input)), dst = SharedPointer(output)
                 let arg = SharedPointer(argmax[i]!.pointer)
                 parallelChunks(n, threads: threads) { samples in
                     Kernels.maxPool(input: src.base, output: dst.base, argmax: arg.base, height: s.height, width: s.width,
-                                    channels: s.channels, size: size, samples: samples)
+                                    channels: s.channels, size: size, stride: stride, samples: samples)
                 }
             }
         }
@@ -229,7 +237,7 @@ public final class ModelRunner {
 
     /// Samples per im2col chunk of a conv layer (at least one).
     private func columnChunkSamples(_ p: Architecture.ParamLayer) -> Int {
-        min(batchCapacity, max(1, columnChunkFloats / max(1, p.input.height * p.input.width * p.fanIn)))
+        min(batchCapacity, max(1, columnChunkFloats / max(1, p.output.height * p.output.width * p.fanIn)))
     }
 
     /// Conv forward: each worker takes a contiguous share of the samples and, chunk by chunk,
@@ -238,7 +246,8 @@ public final class ModelRunner {
     private func convForward(_ p: Architecture.ParamLayer, layer i: Int, param: Int, input: UnsafeMutablePointer<Float>,
                              output: UnsafeMutablePointer<Float>, count n: Int, relu: Bool) {
         let s = p.input
-        let pixels = s.height * s.width
+        let pixels = p.output.height * p.output.width
+        let geometry = Self.geometry(p)
         let chunk = columnChunkSamples(p)
         let col = SharedPointer(columns[i]!.pointer)
         let keepColumns = trainable
@@ -253,8 +262,7 @@ public final class ModelRunner {
                         let end = min(samples.upperBound, start + chunk)
                         let rows = (end - start) * pixels
                         let c = keepColumns ? col.base + start * pixels * p.fanIn : col.base + worker * chunk * pixels * p.fanIn
-                        Kernels.im2col(input: src.base + start * s.count, col: c, height: s.height, width: s.width,
-                                       channels: s.channels, kernel: p.kernel, samples: 0..<(end - start))
+                        Kernels.im2col(input: src.base + start * s.count, col: c, geometry: geometry, samples: 0..<(end - start))
                         let y = dst.base + start * pixels * p.units
                         BLAS.sgemm(.none, .transpose, m: rows, n: p.units, k: p.fanIn, a: c, lda: p.fanIn,
                                    b: w.base, ldb: p.fanIn, c: y, ldc: p.units)
@@ -264,6 +272,12 @@ public final class ModelRunner {
                 }
             }
         }
+    }
+
+    /// The lowering geometry of a conv layer.
+    static func geometry(_ p: Architecture.ParamLayer) -> Kernels.ConvGeometry {
+        Kernels.ConvGeometry(height: p.input.height, width: p.input.width, channels: p.input.channels,
+                             kernel: p.kernel, stride: p.stride, padding: p.padding)
     }
 
     private func addBias(_ y: UnsafeMutablePointer<Float>, param: Int, rows: Int, units: Int, relu: Bool) {
@@ -379,7 +393,16 @@ public final class ModelRunner {
                 parallelChunks(total, threads: threads, minChunk: 1 << 14) {
                     Kernels.reluBackward(grad.base, output: out.base, range: $0)
                 }
-            case let .maxPool(size):
+            case .tanh:
+                // The tanh's output (in place, so also the next layer's input) was scaled by
+                // 1/(1 − p) where a dense layer right after it applied dropout p.
+                let rate = i + 1 < layers.count ? dropoutRates[i + 1] : 0
+                let total = n * arch.shapes[i + 1].count
+                let grad = SharedPointer(g.pointer), out = SharedPointer(activations[i + 1].pointer)
+                parallelChunks(total, threads: threads, minChunk: 1 << 14) {
+                    Kernels.tanhBackward(grad.base, output: out.base, outputScale: 1 - rate, range: $0)
+                }
+            case let .maxPool(size, stride):
                 let s = arch.shapes[i]
                 let fuseReLU = layers[i - 1] == .relu
                 let src = SharedPointer(g.pointer), dst = SharedPointer(spare.pointer)
@@ -387,7 +410,7 @@ public final class ModelRunner {
                 parallelChunks(n, threads: threads) { samples in
                     Kernels.maxPoolBackward(gradOutput: src.base, gradInput: dst.base, argmax: arg.base, output: out.base,
                                             reluBeforePool: fuseReLU, height: s.height, width: s.width,
-                                            channels: s.channels, size: size, samples: samples)
+                                            channels: s.channels, size: size, stride: stride, samples: samples)
                 }
                 swap(&g, &spare)
                 skipReLU = fuseReLU
@@ -434,7 +457,8 @@ public final class ModelRunner {
                               inputGradient: UnsafeMutablePointer<Float>?, into target: GradientTarget) {
         let p = model.architecture.paramLayers[param]
         let s = p.input
-        let pixels = s.height * s.width
+        let pixels = p.output.height * p.output.width
+        let geometry = Self.geometry(p)
         let chunk = columnChunkSamples(p)
         let workers = parallelWorkerCount(n, threads: threads)
         let col = SharedPointer(columns[i]!.pointer), g = SharedPointer(gradient)
@@ -480,8 +504,7 @@ public final class ModelRunner {
                     BLAS.sgemm(.none, .none, m: (end - start) * pixels, n: p.fanIn, k: p.units,
                                a: g.base + start * pixels * p.units, lda: p.units, b: w.base, ldb: p.fanIn,
                                c: patches, ldc: p.fanIn)
-                    Kernels.col2im(col: patches, output: dx.base + start * s.count, height: s.height, width: s.width,
-                                   channels: s.channels, kernel: p.kernel, samples: 0..<(end - start))
+                    Kernels.col2im(col: patches, output: dx.base + start * s.count, geometry: geometry, samples: 0..<(end - start))
                     start = end
                 }
             }

@@ -35,6 +35,26 @@ import Testing
         #expect(json["steps"] as? Int == 10)
     }
 
+    /// The end-to-end DP CNN of Papernot et al. / Tramèr & Boneh (tanh, strided convs,
+    /// overlapping pools) with their recipe (clip 0.1, lr 4, momentum 0.9, constant rate) trains
+    /// from the command line; a spec the grammar refuses is a usage error naming the reason.
+    @Test(.enabled(if: CLI.fashionMNISTInstalled, "Fashion-MNIST is not installed"))
+    func theTanhCNNTrainsWithDPAndABadSpecIsAUsageError() throws {
+        let model = "28x28x1:conv8x16s2p3,tanh,pool2s1,conv4x32s2p0,tanh,pool2s1,dense32,tanh,dense10"
+        let r = try CLI.run(["train", "--dp", "--noise-multiplier", "1", "--clip", "0.1", "--model", model,
+                             "--epochs", "2", "--limit", "2000", "--batch", "100", "--lr", "4", "--weight-decay", "0",
+                             "--label-smoothing", "0", "--warmup-epochs", "0", "--schedule", "constant", "--json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let json = try #require(r.json)
+        #expect(json["model"] as? String == model)
+        #expect(json["params"] as? Int == 26_010)
+        #expect(json["steps"] as? Int == 40)
+        #expect((json["test_accuracy"] as? Double ?? 0) > 0.3, "DP-SGD still learns: \(json["test_accuracy"] ?? "nil")")
+        let bad = try CLI.run(["train", "--model", "28x28x1:conv8x16s2,tanh,dense10"])
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("an even kernel needs its padding"), "\(bad.stderr)")
+    }
+
     @Test func dpFlagsAreCheckedWithAReason() throws {
         let cases: [([String], String)] = [
             (["train", "--noise-multiplier", "1"], "need --dp"),

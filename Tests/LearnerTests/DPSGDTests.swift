@@ -25,9 +25,13 @@ import Testing
 
     func norm(_ v: [Float]) -> Double { v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
 
-    @Test(arguments: [1, 2])
-    func sampleNormsEqualTheNormsOfExplicitPerSampleGradients(threads: Int) {
-        let model = Model(spec: Self.smallSpec, seed: 8)
+    /// Specs the norm and clipping checks run on: ReLU, tanh (whose backward runs in both
+    /// passes of the clipped step), and strided convs with an overlapping pool.
+    static let clippingSpecs = [smallSpec, DropoutTests.tanhSpec, ModelRunnerTests.wideSpecs[3]]
+
+    @Test(arguments: [1, 2], clippingSpecs)
+    func sampleNormsEqualTheNormsOfExplicitPerSampleGradients(threads: Int, spec: ModelSpec) {
+        let model = Model(spec: spec, seed: 8)
         let size = model.architecture.shapes[0].count
         let batch = 6
         let input = randomInputs(batch, size: size, seed: 21)
@@ -40,9 +44,9 @@ import Testing
         }
     }
 
-    @Test(arguments: [1, 2])
-    func theClippedSumEqualsTheSumOfExplicitlyClippedGradients(threads: Int) {
-        let model = Model(spec: Self.smallSpec, seed: 4)
+    @Test(arguments: [1, 2], clippingSpecs)
+    func theClippedSumEqualsTheSumOfExplicitlyClippedGradients(threads: Int, spec: ModelSpec) {
+        let model = Model(spec: spec, seed: 4)
         let size = model.architecture.shapes[0].count
         let batch = 8
         let input = randomInputs(batch, size: size, seed: 5)

@@ -17,9 +17,13 @@ import Testing
     /// With the masks a training pass drew, the analytic gradients equal finite differences of the
     /// reference loss with the inputs of the two dense layers multiplied by the same masks (and
     /// the same label smoothing): the backward pass multiplies by exactly the forward mask.
-    @Test(arguments: [1, 2])
-    func dropoutGradientsMatchFiniteDifferencesWithTheSameMasks(threads: Int) {
-        let model = Model(spec: Self.spec, seed: 8)
+    /// The same layer indices with tanh: its backward reads its output, which the next dense
+    /// layer's dropout scaled in place.
+    static let tanhSpec = try! ModelSpec(parsing: "6x6x2:conv3x3,tanh,pool2,conv3x4,tanh,dense5,tanh,dense3")
+
+    @Test(arguments: [1, 2], [spec, tanhSpec])
+    func dropoutGradientsMatchFiniteDifferencesWithTheSameMasks(threads: Int, spec: ModelSpec) {
+        let model = Model(spec: spec, seed: 8)
         let size = model.architecture.shapes[0].count
         let features = model.architecture.shapes[Self.featureLayer].count, hidden = model.architecture.shapes[Self.hiddenLayer].count
         let batch = 4

@@ -88,6 +88,11 @@ import Testing
     static let wideSpecs = [
         try! ModelSpec(parsing: "6x6x2:conv3x9,relu,pool2,conv3x16,relu,pool3,dense6,relu,dense4"),
         try! ModelSpec(parsing: "6x6x3:conv3x8,pool2,relu,conv5x11,relu,dense5,relu,dense3"),
+        try! ModelSpec(parsing: "6x6x2:conv3x9,tanh,pool2,conv3x16,tanh,pool3,dense6,tanh,dense4"),
+        // Strides, explicit and even-kernel padding, overlapping pools (with and without a ReLU
+        // folded into their backward pass).
+        try! ModelSpec(parsing: "10x10x2:conv4x9s2p1,tanh,pool2s1,conv3x8s2,relu,dense6,tanh,dense4"),
+        try! ModelSpec(parsing: "7x7x3:conv3x9p0,relu,pool3s2,conv2x8p1,relu,pool2s1,dense5,relu,dense3"),
     ]
     /// Fits one sample's im2col rows of the first conv (36 × 18 floats), so one sample per chunk.
     static let tinyColumnChunk = 1_000

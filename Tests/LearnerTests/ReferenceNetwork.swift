@@ -21,29 +21,31 @@ struct ReferenceNetwork {
         for (i, layer) in arch.spec.layers.enumerated() {
             let s = arch.shapes[i]
             switch layer {
-            case let .conv(k, f):
-                let pad = k / 2
-                var y = [Double](repeating: 0, count: s.height * s.width * f)
-                for oy in 0..<s.height { for ox in 0..<s.width { for o in 0..<f {
-                    var sum = biases[param][o]
+            case let .conv(k, f, stride, pad):
+                let o = arch.shapes[i + 1]
+                var y = [Double](repeating: 0, count: o.height * o.width * f)
+                for oy in 0..<o.height { for ox in 0..<o.width { for u in 0..<f {
+                    var sum = biases[param][u]
                     for ky in 0..<k { for kx in 0..<k { for c in 0..<s.channels {
-                        let iy = oy + ky - pad, ix = ox + kx - pad
+                        let iy = oy * stride + ky - pad, ix = ox * stride + kx - pad
                         guard iy >= 0, iy < s.height, ix >= 0, ix < s.width else { continue }
-                        sum += weights[param][o * k * k * s.channels + (ky * k + kx) * s.channels + c]
+                        sum += weights[param][u * k * k * s.channels + (ky * k + kx) * s.channels + c]
                             * x[(iy * s.width + ix) * s.channels + c]
                     } } }
-                    y[(oy * s.width + ox) * f + o] = sum
+                    y[(oy * o.width + ox) * f + u] = sum
                 } } }
                 x = y
                 param += 1
             case .relu:
                 x = x.map { max(0, $0) }
-            case let .maxPool(size):
-                let oh = s.height / size, ow = s.width / size
+            case .tanh:
+                x = x.map { _tanh($0) }
+            case let .maxPool(size, stride):
+                let oh = (s.height - size) / stride + 1, ow = (s.width - size) / stride + 1
                 var y = [Double](repeating: -.infinity, count: oh * ow * s.channels)
                 for oy in 0..<oh { for ox in 0..<ow { for c in 0..<s.channels {
                     for dy in 0..<size { for dx in 0..<size {
-                        let v = x[((oy * size + dy) * s.width + ox * size + dx) * s.channels + c]
+                        let v = x[((oy * stride + dy) * s.width + ox * stride + dx) * s.channels + c]
                         y[(oy * ow + ox) * s.channels + c] = max(y[(oy * ow + ox) * s.channels + c], v)
                     } }
                 } } }
@@ -84,3 +86,4 @@ import Glibc
 #endif
 func _log(_ x: Double) -> Double { log(x) }
 func _exp(_ x: Double) -> Double { exp(x) }
+func _tanh(_ x: Double) -> Double { tanh(x) }

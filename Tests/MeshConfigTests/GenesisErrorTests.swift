@@ -53,7 +53,7 @@ import Testing
         Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - *anchor", field: "", problem: "anchors (&) and aliases (*)", column: 5),
         Case(old: "name: ", new: "name: {a: 1}", field: "name", problem: "expected a single value, found a mapping"),
         Case(old: "name: ", new: "name: [a, b]", field: "name", problem: "expected a single value, found a list"),
-        Case(old: "model: ", new: "model: \"28x28x1:conv4x8,dense10\"", field: "model", problem: "must be odd"),
+        Case(old: "model: ", new: "model: \"28x28x1:conv4x8,dense10\"", field: "model", problem: "an even kernel needs its padding"),
         Case(old: "model: ", new: "model: \"28x28x1:conv5x8, relu,dense10\"", field: "model", problem: "unknown layer"),
         Case(old: "  epochs_per_round: 1", new: "  epochs_per_round: 0", field: "training.epochs_per_round",
              problem: "must lie in 1…1000 (got 0)"),

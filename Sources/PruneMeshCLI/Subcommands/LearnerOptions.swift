@@ -57,7 +57,7 @@ struct LearnerOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seed for initialisation, shuffling and partitioning.")
     var seed: UInt64 = 1
 
-    @Option(help: "Model spec (input:layers).")
+    @Option(help: "Model spec HxWxC:LAYERS, layers convKxF[sS][pP], relu, tanh, poolK[sS], denseU (README, \"The model\").")
     var model: String = ModelSpec.leafFashion.description
 
     @Option(parsing: .unconditional, help: "Use only the first N training samples (after partitioning), for quick runs.")
