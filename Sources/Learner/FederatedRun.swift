@@ -100,8 +100,13 @@ public struct FederatedRun: Sendable {
 
     public struct Result: Sendable {
         public let initialCost: ModelCost
+        /// The rounds that ended with an aggregate (all of them unless the run diverged).
         public let rounds: [Round]
         public let finalModel: Model
+        /// The round in which a node's training left the finite numbers (the shared model had
+        /// been driven too far, e.g. by poisoned updates); the run ends there, since every
+        /// honest node would refuse that contribution. Nil when every round aggregated.
+        public let divergedRound: Int?
     }
 
     public let config: Config
@@ -139,7 +144,8 @@ public struct FederatedRun: Sendable {
         var rngs = (0..<nodes).map { SeededGenerator(seed: config.seed, stream: 1000 * UInt64($0 + 1)) }
 
         var rounds: [Round] = []
-        for round in 1...config.rounds {
+        var divergedRound: Int?
+        rounds: for round in 1...config.rounds {
             var contributions: [ModelContribution] = []
             var losses: [Double] = []
             let trainStart = MonotonicClock.seconds()
@@ -154,6 +160,10 @@ public struct FederatedRun: Sendable {
                 }
                 losses.append(loss)
                 var update = shared.update(to: network.model)
+                guard update.allSatisfy(\.isFinite) else {
+                    divergedRound = round
+                    break rounds
+                }
                 if config.byzantine == k { update = config.poison.apply(update) }
                 contributions.append(ModelContribution(key: Self.key(node: k), samples: data[k].count, update: update))
             }
@@ -184,7 +194,7 @@ public struct FederatedRun: Sendable {
             rounds.append(record)
             roundDone?(record)
         }
-        return Result(initialCost: initialCost, rounds: rounds, finalModel: shared)
+        return Result(initialCost: initialCost, rounds: rounds, finalModel: shared, divergedRound: divergedRound)
     }
 
     /// The simulated node's ordering key: its index, big-endian (in the mesh, its public key).

@@ -50,6 +50,18 @@ struct FederatedRunTests {
         #expect(median > fedAvg + 0.15, "poisoned: FedAvg \(fedAvg), median \(median)")
     }
 
+    /// Once poisoned aggregates have driven the shared model far enough, an honest node's
+    /// training ends in non-finite weights. The run reports the round it diverged in rather
+    /// than failing on the refused contribution (it used to throw "non-finite value").
+    @Test func aRunWhoseTrainingDivergesEndsWithTheRoundItDivergedIn() throws {
+        let s = try Self.setup()
+        var config = FederatedRun.Config(rounds: 3, localEpochs: 1, rule: .fedAvg, threads: 2, seed: 1)
+        config.learningRate = 1000
+        let r = try FederatedRun(config: config).run(spec: Self.spec, train: s.train, test: s.test, shards: s.shards)
+        let d = try #require(r.divergedRound)
+        #expect(r.rounds.count == d - 1)
+    }
+
     @Test func theSharedModelIsPrunedByItsOwnImportance() throws {
         let s = try Self.setup()
         let r = try run(s, rule: .fedAvg, rounds: 3, prune: ([1], .keep(fractionMicro: 500_000)))

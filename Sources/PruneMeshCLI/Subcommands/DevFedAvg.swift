@@ -54,6 +54,8 @@ struct DevFedAvg: ParsableCommand {
         var paramsAfter: Int
         var flopsAfter: Int
         var accuracyFinal: Double
+        /// The round in which a node's training diverged (non-finite weights); the run ended there.
+        var divergedRound: Int?
         var rounds: [FederatedRun.Round]
         var wallSeconds: Double
     }
@@ -147,12 +149,15 @@ struct DevFedAvg: ParsableCommand {
             throw CommandFailure("aggregation failed: \(error)")
         }
         let final = result.finalModel.cost
+        if let d = result.divergedRound {
+            note("round \(d): a node's training diverged (non-finite weights) from the shared model; the run ends here")
+        }
         let report = Report(
             nodes: nodes, partition: partition, partitionSeed: partitionSeed, shardSizes: shards.map(\.count), rule: rule,
             byzantine: byzantine, poison: byzantine == nil ? nil : poison, localEpochs: localEpochs, threads: threads,
             model: spec.description, paramsBefore: result.initialCost.params, flopsBefore: result.initialCost.flops,
             paramsAfter: final.params, flopsAfter: final.flops, accuracyFinal: result.rounds.last?.accuracy ?? 0,
-            rounds: result.rounds, wallSeconds: MonotonicClock.seconds() - started)
+            divergedRound: result.divergedRound, rounds: result.rounds, wallSeconds: MonotonicClock.seconds() - started)
         if json {
             try printJSON(report)
         } else {
