@@ -391,6 +391,21 @@ public enum Limits {
     /// Entries one log-sync request may ask for (the answer is bounded by the sender's queue too).
     public static let log_sync_entries_per_request_max = 64
 
+    // MARK: Model aggregation (federated averaging, Learner's `Aggregation`)
+
+    /// Contributions one aggregate combines: at most one per member.
+    public static let aggregation_contributions_count_max = members_count_max
+
+    /// Training samples one contribution may claim (its FedAvg weight). Far beyond any shard;
+    /// the sum over every contributor stays below 2^53, so it is exact in a Double.
+    public static let aggregation_contribution_samples_max = 1 << 32
+
+    /// Bytes of a contributor's ordering key (an Ed25519 public key or a BLAKE2b digest is 32).
+    public static let aggregation_key_bytes_max = 64
+
+    /// `dev fedavg --rounds`: federated rounds of one in-process run.
+    public static let fedavg_rounds_count_max = 1000
+
     // MARK: Command line (every count, size, time and port a `prunemesh` flag takes)
 
     /// Threads a learner command (`train`, `prune`, `bench`) or `start --threads` may ask for.
@@ -480,6 +495,9 @@ public enum Limits {
                  + importance_release_training_trailer_bytes <= message_bytes_max,
                  "a full importance release with every value a 5-byte varint and the DP-SGD steps trailer must fit in one message")
         relation(partition_nodes_count_max <= members_count_max)
+        relation(aggregation_contributions_count_max <= members_count_max, "one contribution per member at most")
+        relation(Double(aggregation_contributions_count_max) * Double(aggregation_contribution_samples_max) < 9_007_199_254_740_992,
+                 "the total sample count of an aggregate must be exact in a Double (below 2^53)")
         relation(layer_width_max <= importance_units_count_max)
         relation(reassembly_buffers_per_sender_count_max <= reassembly_buffers_count_max,
                  "one sender's reassembly share is part of the node's")

@@ -16,7 +16,7 @@ struct Dev: ParsableCommand {
         commandName: "dev",
         abstract: "Harness commands for tests and measurements (not for real meshes).",
         shouldDisplay: false,
-        subcommands: [DevAppendLog.self, DevBenchAudit.self, DevFlood.self])
+        subcommands: [DevAppendLog.self, DevBenchAudit.self, DevFedAvg.self, DevFlood.self])
 
     /// The committee's size and script length within what a mesh allows.
     static func checkCommittee(validators: Int, maskRounds: Int) throws {

@@ -1,0 +1,204 @@
+import Dataset
+import MeshBase
+
+/// Federated averaging of simulated nodes in one process, to measure what the mesh's learning
+/// would reach before the mesh carries it: each round every node trains from the shared model on
+/// its own shard, contributes its update, and `Aggregation` turns the updates into the next
+/// shared model. Optionally one node poisons its update, and the shared model is pruned by a
+/// boundary rule on its own importance after chosen rounds (the paper's algorithm, without its
+/// server).
+///
+/// The training recipe is the PyTorch FedAvg reference's (`fedavg_torch.py`): SGD momentum 0.9
+/// with L2 weight decay, batch 64, a linear warm-up over the first half epoch then cosine decay
+/// to zero over each node's R·E epochs (a node's step counter runs on across rounds), label
+/// smoothing 0.1, and the momentum reset every round (a fresh client optimiser). Sample order is
+/// seeded per node. Pure apart from the throughput clock, which no result depends on.
+public struct FederatedRun: Sendable {
+    /// What a Byzantine node does to its honest update before contributing it.
+    public enum Poison: Hashable, Sendable, CustomStringConvertible {
+        /// The update negated and multiplied by `scale` (sign flipping, scaled).
+        case negate(scale: Int)
+
+        public var description: String {
+            switch self {
+            case let .negate(scale): return "negate\(scale)"
+            }
+        }
+
+        /// Parses `negateN` (N an integer in 1…1000), e.g. `negate10`.
+        public init(parsing text: String) throws(AggregationError) {
+            guard text.hasPrefix("negate"), let n = Int(text.dropFirst("negate".count)), (1...1000).contains(n) else {
+                throw AggregationError("poison \"\(text)\": expected negateN with N in 1…1000, e.g. negate10")
+            }
+            self = .negate(scale: n)
+        }
+
+        func apply(_ update: [Float]) -> [Float] {
+            switch self {
+            case let .negate(scale): return update.map { -Float(scale) * $0 }
+            }
+        }
+    }
+
+    public struct Config: Sendable {
+        public var rounds: Int
+        public var localEpochs: Int
+        public var rule: AggregationRule
+        public var batchSize = 64
+        public var learningRate: Float = 0.03
+        public var warmupEpochs = 0.5
+        public var labelSmoothing: Float = 0.1
+        public var optimizer = OptimizerKind.defaultSGD
+        public var threads: Int
+        /// Seed of the initial shared model and of the nodes' sample orders.
+        public var seed: UInt64
+        /// The node whose every update is poisoned, if any.
+        public var byzantine: Int?
+        public var poison = Poison.negate(scale: 10)
+        /// After these rounds the shared model is pruned by `boundary` on its own importance.
+        public var pruneAfter: Set<Int> = []
+        public var boundary: BoundaryRule?
+        /// Fixed input normalisation (data-independent: no node's pixel statistics leak into the
+        /// shared model). The reference feeds pixels in [0, 1]: mean 0, std 1.
+        public var inputMean: Float = 0
+        public var inputStd: Float = 1
+
+        public init(rounds: Int, localEpochs: Int, rule: AggregationRule, threads: Int, seed: UInt64) {
+            self.rounds = rounds
+            self.localEpochs = localEpochs
+            self.rule = rule
+            self.threads = threads
+            self.seed = seed
+        }
+    }
+
+    /// The shared model's figures after one round.
+    public struct Round: Sendable, Encodable {
+        public let round: Int
+        /// Full-test-set accuracy of the shared model after aggregation (and before any pruning
+        /// that follows the round).
+        public let accuracy: Double
+        public let widths: [Int]
+        public let params: Int
+        public let flops: Int
+        /// f32 bytes of one node's update this round (its upload; the shared model down is the same).
+        public let updateBytesPerNode: Int
+        public let trainLoss: [Double]
+        public let trainSeconds: Double
+        public let aggregateSeconds: Double
+        /// Present when the shared model was pruned after this round.
+        public var pruned: Pruned?
+    }
+
+    public struct Pruned: Sendable, Encodable {
+        public let widths: [Int]
+        public let params: Int
+        public let flops: Int
+        /// The pruned shared model's accuracy before any further training.
+        public let accuracy: Double
+    }
+
+    public struct Result: Sendable {
+        public let initialCost: ModelCost
+        /// The rounds that ended with an aggregate (all of them unless the run diverged).
+        public let rounds: [Round]
+        public let finalModel: Model
+        /// The round in which a node's training left the finite numbers (the shared model had
+        /// been driven too far, e.g. by poisoned updates); the run ends there, since every
+        /// honest node would refuse that contribution. Nil when every round aggregated.
+        public let divergedRound: Int?
+    }
+
+    public let config: Config
+
+    public init(config: Config) {
+        precondition(config.rounds >= 1 && config.localEpochs >= 1 && config.threads >= 1 && config.batchSize >= 1,
+                     "a federated run needs ≥ 1 round, local epoch, thread and batch size")
+        self.config = config
+    }
+
+    /// Runs `config.rounds` rounds over the nodes' `shards` (indices into `train`; node k holds
+    /// `shards[k]`), reporting each round's figures to `roundDone` as it ends.
+    public func run(spec: ModelSpec, train: LabeledImages, test: LabeledImages, shards: [[Int]],
+                    roundDone: ((Round) -> Void)? = nil) throws(AggregationError) -> Result {
+        let nodes = shards.count
+        precondition(nodes >= 1, "no nodes")
+        if let b = config.byzantine { precondition(b >= 0 && b < nodes, "Byzantine node \(b) outside 0..<\(nodes)") }
+        let data = shards.map { train.subset($0) }
+        var shared = Model(spec: spec, seed: config.seed)
+        shared.inputMean = config.inputMean
+        shared.inputStd = config.inputStd
+        let initialCost = shared.cost
+        var network = ModelRunner(model: shared, batchCapacity: config.batchSize, threads: config.threads)
+        network.labelSmoothing = config.labelSmoothing
+
+        // Each node's schedule over its R·E epochs, its step clock and its sample order.
+        let totalEpochs = config.rounds * config.localEpochs
+        let schedules: [LearningRateSchedule] = data.map { d in
+            let stepsPerEpoch = (d.count + config.batchSize - 1) / config.batchSize
+            let total = stepsPerEpoch * totalEpochs
+            let warmup = min(total, Int((config.warmupEpochs * Double(stepsPerEpoch)).rounded()))
+            return warmup > 0 ? .warmupCosine(warmupSteps: warmup, totalSteps: total) : .cosine(totalSteps: total)
+        }
+        var steps = [Int](repeating: 0, count: nodes)
+        var rngs = (0..<nodes).map { SeededGenerator(seed: config.seed, stream: 1000 * UInt64($0 + 1)) }
+
+        var rounds: [Round] = []
+        var divergedRound: Int?
+        rounds: for round in 1...config.rounds {
+            var contributions: [ModelContribution] = []
+            var losses: [Double] = []
+            let trainStart = MonotonicClock.seconds()
+            for k in 0..<nodes where data[k].count > 0 {
+                network.replaceModel(shared)
+                network.setOptimizer(config.optimizer)  // fresh momentum every round
+                var loss = 0.0
+                for e in 0..<config.localEpochs {
+                    loss = network.trainEpoch(data[k], epoch: (round - 1) * config.localEpochs + e + 1, batchSize: config.batchSize,
+                                              baseLearningRate: config.learningRate, schedule: schedules[k],
+                                              globalStep: &steps[k], rng: &rngs[k]).trainLoss
+                }
+                losses.append(loss)
+                var update = shared.update(to: network.model)
+                guard update.allSatisfy(\.isFinite) else {
+                    divergedRound = round
+                    break rounds
+                }
+                if config.byzantine == k { update = config.poison.apply(update) }
+                contributions.append(ModelContribution(key: Self.key(node: k), samples: data[k].count, update: update))
+            }
+            let trainSeconds = MonotonicClock.seconds() - trainStart
+            let aggregateStart = MonotonicClock.seconds()
+            let aggregate = try Aggregation.aggregate(contributions, rule: config.rule)
+            shared = shared.applying(update: aggregate)
+            let aggregateSeconds = MonotonicClock.seconds() - aggregateStart
+            contributions = []
+            network.replaceModel(shared)
+            let cost = shared.cost
+            var record = Round(round: round, accuracy: network.evaluate(test).accuracy, widths: shared.mask.widths,
+                               params: cost.params, flops: cost.flops, updateBytesPerNode: 4 * cost.params,
+                               trainLoss: losses, trainSeconds: trainSeconds, aggregateSeconds: aggregateSeconds)
+            if config.pruneAfter.contains(round), let boundary = config.boundary {
+                let mask = shared.selectMask(rule: boundary)
+                if mask.widths != shared.mask.widths {
+                    do { shared = try shared.pruned(to: mask) } catch {
+                        preconditionFailure("a mask selected from the shared model's own units was refused: \(error)")
+                    }
+                    network = ModelRunner(model: shared, batchCapacity: config.batchSize, threads: config.threads)
+                    network.labelSmoothing = config.labelSmoothing
+                    let c = shared.cost
+                    record.pruned = Pruned(widths: shared.mask.widths, params: c.params, flops: c.flops,
+                                           accuracy: network.evaluate(test).accuracy)
+                }
+            }
+            rounds.append(record)
+            roundDone?(record)
+        }
+        return Result(initialCost: initialCost, rounds: rounds, finalModel: shared, divergedRound: divergedRound)
+    }
+
+    /// The simulated node's ordering key: its index, big-endian (in the mesh, its public key).
+    static func key(node: Int) -> [UInt8] {
+        (0..<4).map { UInt8(truncatingIfNeeded: node >> (8 * (3 - $0))) }
+    }
+}

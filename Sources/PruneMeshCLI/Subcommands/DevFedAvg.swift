@@ -1,0 +1,168 @@
+import ArgumentParser
+import Dataset
+import Foundation
+import Learner
+import MeshBase
+
+/// `prunemesh dev fedavg`: federated averaging of simulated nodes in this process
+/// (`Learner.FederatedRun`), to measure accuracy before the mesh carries model updates.
+struct DevFedAvg: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fedavg",
+        abstract: "In-process federated averaging of simulated nodes on their shards (accuracy per round).",
+        discussion: """
+            Each round every node trains --local-epochs from the shared model on its shard \
+            (Partition.shard with --partition-seed, as the demo's genesis: seed 1), contributes its \
+            update, and --rule aggregates the updates into the next shared model, whose accuracy \
+            on the full test set is reported. Example: prunemesh dev fedavg --nodes 4 --rounds 8 \
+            --rule trimmed:1 --byzantine 3 --poison negate10 --threads 2 --json
+            """)
+
+    @Option(parsing: .unconditional, help: "Simulated nodes (1…\(Limits.demo_nodes_count_max)).") var nodes: Int = 4
+    @Option(help: "Partition of the training set: iid, dirichlet:ALPHA or labels:K.") var partition: String = "dirichlet:0.5"
+    @Option(parsing: .unconditional, help: "Partition seed (the demo genesis's data.seed is 1).") var partitionSeed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Seed of the initial model and of the nodes' sample orders.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Federated rounds (1…\(Limits.fedavg_rounds_count_max)).") var rounds: Int = 8
+    @Option(parsing: .unconditional, help: "Local epochs per round.") var localEpochs: Int = 1
+    @Option(help: "Aggregation rule: fedavg, trimmed:B, median or normclip.") var rule: String = "fedavg"
+    @Option(parsing: .unconditional, help: "Index of a node that poisons every update it sends.") var byzantine: Int?
+    @Option(help: "What the Byzantine node does to its update: negateN (negated, times N).") var poison: String = "negate10"
+    @Option(help: "Prune the shared model after these rounds (comma-separated, e.g. 1,2); needs --boundary.") var pruneAfter: String?
+    @Option(help: "Boundary rule for pruning the shared model: auto:K, auto2:K, keep:F or keep:F1/F2/….") var boundary: String?
+    @Option(parsing: .unconditional, help: "Peak learning rate (SGD, momentum 0.9, weight decay 5e-4).") var lr: Float = 0.03
+    @Option(parsing: .unconditional, help: "Mini-batch size.") var batch: Int = 64
+    @Option(parsing: .unconditional, help: "Threads for the kernels.") var threads: Int = LearnerOptions.coreCount
+    @Option(help: "Directory with the four IDX files. Default: the dataset-fashion-mnist package.") var data: String = DataDirectory.defaultPath
+    @Option(help: "Model spec (input:layers).") var model: String = ModelSpec.leafFashion.description
+    @Option(parsing: .unconditional, help: "Use only the first N training samples (before partitioning), for quick runs.") var trainLimit: Int?
+    @Option(parsing: .unconditional, help: "Use only the first N test samples.") var testLimit: Int?
+    @Flag(help: "Print one JSON object.") var json = false
+
+    struct Report: Encodable {
+        var nodes: Int
+        var partition: String
+        var partitionSeed: UInt64
+        var shardSizes: [Int]
+        var rule: String
+        var byzantine: Int?
+        var poison: String?
+        var localEpochs: Int
+        var threads: Int
+        var model: String
+        var paramsBefore: Int
+        var flopsBefore: Int
+        var paramsAfter: Int
+        var flopsAfter: Int
+        var accuracyFinal: Double
+        /// The round in which a node's training diverged (non-finite weights); the run ended there.
+        var divergedRound: Int?
+        var rounds: [FederatedRun.Round]
+        var wallSeconds: Double
+    }
+
+    func validate() throws {
+        guard (1...Limits.demo_nodes_count_max).contains(nodes) else {
+            throw ValidationError("--nodes must lie in 1…\(Limits.demo_nodes_count_max) (got \(nodes))")
+        }
+        guard (1...Limits.fedavg_rounds_count_max).contains(rounds) else {
+            throw ValidationError("--rounds must lie in 1…\(Limits.fedavg_rounds_count_max) (got \(rounds))")
+        }
+        guard (1...Limits.training_epochs_count_max).contains(localEpochs) else {
+            throw ValidationError("--local-epochs must lie in 1…\(Limits.training_epochs_count_max) (got \(localEpochs))")
+        }
+        guard (1...Limits.training_batch_size_max).contains(batch) else {
+            throw ValidationError("--batch must lie in 1…\(Limits.training_batch_size_max) (got \(batch))")
+        }
+        guard (1...Limits.cli_threads_count_max).contains(threads) else {
+            throw ValidationError("--threads must lie in 1…\(Limits.cli_threads_count_max) (got \(threads))")
+        }
+        guard lr > 0 && lr < 10 else { throw ValidationError("--lr must be in (0, 10)") }
+        if let byzantine, !(0..<nodes).contains(byzantine) {
+            throw ValidationError("--byzantine must lie in 0..<\(nodes) (got \(byzantine))")
+        }
+        let parsedRule: AggregationRule
+        do { parsedRule = try AggregationRule(parsing: rule) } catch { throw ValidationError("--rule: \(error)") }
+        guard parsedRule.contributionsMin <= nodes else {
+            throw ValidationError("--rule \(rule) needs at least \(parsedRule.contributionsMin) nodes (got --nodes \(nodes))")
+        }
+        do { _ = try FederatedRun.Poison(parsing: poison) } catch { throw ValidationError("--poison: \(error)") }
+        do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("--partition: \(error)") }
+        _ = try pruneRounds()
+        if let boundary {
+            do { _ = try BoundaryRule(parsing: boundary) } catch { throw ValidationError("--boundary: \(error)") }
+        }
+        if (pruneAfter == nil) != (boundary == nil) { throw ValidationError("--prune-after and --boundary go together") }
+        let spec: ModelSpec
+        do { spec = try ModelSpec(parsing: model) } catch { throw ValidationError("--model: \(error)") }
+        do { try spec.checkSize(batch: batch) } catch { throw ValidationError("--model: \(error)") }
+        if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be ≥ 1 (got \(trainLimit))") }
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be ≥ 1 (got \(testLimit))") }
+    }
+
+    func pruneRounds() throws -> Set<Int> {
+        guard let pruneAfter else { return [] }
+        var result = Set<Int>()
+        for item in pruneAfter.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let r = Int(item), (1...rounds).contains(r) else {
+                throw ValidationError("--prune-after: \"\(item)\" is not a round in 1…\(rounds)")
+            }
+            result.insert(r)
+        }
+        return result
+    }
+
+    func run() throws {
+        let started = MonotonicClock.seconds()
+        let spec = try ModelSpec(parsing: model)
+        let split = try DataDirectory.load(data)
+        do { try spec.checkFits(split) } catch { throw ValidationError("--model does not fit --data \(data): \(error)") }
+        var train = split.train
+        if let trainLimit, trainLimit < train.count { train = train.prefix(trainLimit) }
+        var test = split.test
+        if let testLimit, testLimit < test.count { test = test.prefix(testLimit) }
+        let scheme = try PartitionScheme(parsing: partition)
+        do { try scheme.validate(classes: train.classes, nodes: nodes) } catch { throw ValidationError("--partition: \(error)") }
+        let shards = Partition.shards(labels: train.labels, classes: train.classes, scheme: scheme, nodes: nodes, seed: partitionSeed)
+
+        var config = FederatedRun.Config(rounds: rounds, localEpochs: localEpochs, rule: try AggregationRule(parsing: rule),
+                                         threads: threads, seed: seed)
+        config.batchSize = batch
+        config.learningRate = lr
+        config.byzantine = byzantine
+        config.poison = try FederatedRun.Poison(parsing: poison)
+        config.pruneAfter = try pruneRounds()
+        config.boundary = try boundary.map { try BoundaryRule(parsing: $0) }
+        note("dev fedavg: \(nodes) nodes on \(partition) (seed \(partitionSeed)), shards \(shards.map(\.count)), rule \(rule)"
+             + (byzantine.map { ", node \($0) poisons (\(poison))" } ?? "") + ", \(rounds) rounds of \(localEpochs) local epoch(s)")
+        let result: FederatedRun.Result
+        do {
+            result = try FederatedRun(config: config).run(spec: spec, train: train, test: test, shards: shards) { r in
+                var line = String(format: "round %d: accuracy %.2f%%  params %d  train %.1f s  aggregate %.2f s", r.round,
+                                  100 * r.accuracy, r.params, r.trainSeconds, r.aggregateSeconds)
+                if let p = r.pruned {
+                    line += String(format: "  → pruned to %@ (%d params, %.2f%% before retraining)",
+                                   p.widths.map(String.init).joined(separator: "/"), p.params, 100 * p.accuracy)
+                }
+                note(line)
+            }
+        } catch {
+            throw CommandFailure("aggregation failed: \(error)")
+        }
+        let final = result.finalModel.cost
+        if let d = result.divergedRound {
+            note("round \(d): a node's training diverged (non-finite weights) from the shared model; the run ends here")
+        }
+        let report = Report(
+            nodes: nodes, partition: partition, partitionSeed: partitionSeed, shardSizes: shards.map(\.count), rule: rule,
+            byzantine: byzantine, poison: byzantine == nil ? nil : poison, localEpochs: localEpochs, threads: threads,
+            model: spec.description, paramsBefore: result.initialCost.params, flopsBefore: result.initialCost.flops,
+            paramsAfter: final.params, flopsAfter: final.flops, accuracyFinal: result.rounds.last?.accuracy ?? 0,
+            divergedRound: result.divergedRound, rounds: result.rounds, wallSeconds: MonotonicClock.seconds() - started)
+        if json {
+            try printJSON(report)
+        } else {
+            print("accuracy per round: " + result.rounds.map { String(format: "%.2f%%", 100 * $0.accuracy) }.joined(separator: ", "))
+            print("parameters \(report.paramsBefore) → \(report.paramsAfter), FLOPs \(report.flopsBefore) → \(report.flopsAfter)")
+        }
+    }
+}

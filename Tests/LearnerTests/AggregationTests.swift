@@ -1,0 +1,183 @@
+import MeshBase
+import Testing
+@testable import Learner
+
+@Suite struct AggregationTests {
+    static let rules: [AggregationRule] = [.fedAvg, .trimmedMean(trim: 1), .median, .normClip]
+
+    func contribution(_ key: UInt8, _ samples: Int, _ update: [Float]) -> ModelContribution {
+        ModelContribution(key: [key], samples: samples, update: update)
+    }
+
+    /// Random updates whose coordinates span many magnitudes (so the order of a Float sum would
+    /// change its rounding), with signed zeros sprinkled in.
+    func randomContributions(count: Int, length: Int, seed: UInt64) -> [ModelContribution] {
+        var g = SeededGenerator(seed: seed)
+        return (0..<count).map { i in
+            let update: [Float] = (0..<length).map { j in
+                if j % 17 == 0 { return g.next() & 1 == 0 ? 0.0 : -0.0 }
+                return Float(g.nextGaussian() * [1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100, 1e3, 1e4][Int(g.next() % 9)])
+            }
+            return ModelContribution(key: [UInt8(i * 37 % 251), 7], samples: 1 + Int(g.next() % 5000), update: update)
+        }
+    }
+
+    func bits(_ values: [Float]) -> [UInt32] { values.map(\.bitPattern) }
+
+    func permutations<T>(_ items: [T]) -> [[T]] {
+        guard items.count > 1 else { return [items] }
+        return items.indices.flatMap { i -> [[T]] in
+            var rest = items
+            let head = rest.remove(at: i)
+            return permutations(rest).map { [head] + $0 }
+        }
+    }
+
+    @Test(arguments: rules)
+    func everyPermutationGivesTheSameBytes(rule: AggregationRule) throws {
+        let base = randomContributions(count: 5, length: 2000, seed: 42)
+        let expected = bits(try Aggregation.aggregate(base, rule: rule))
+        for order in permutations(base) {
+            #expect(bits(try Aggregation.aggregate(order, rule: rule)) == expected)
+        }
+    }
+
+    /// A contribution whose zeros are -0 instead of +0 is the same contribution numerically; the
+    /// aggregate must not depend on which arrived where (the median of an odd count would
+    /// otherwise return whichever zero the sort left in the middle).
+    @Test(arguments: rules)
+    func signedZerosDoNotChangeTheBytes(rule: AggregationRule) throws {
+        let a = [contribution(1, 1, [0.0, 1]), contribution(2, 1, [-0.0, 1]), contribution(3, 1, [0.0, 1])]
+        let b = [contribution(1, 1, [-0.0, 1]), contribution(2, 1, [0.0, 1]), contribution(3, 1, [-0.0, 1])]
+        let x = try Aggregation.aggregate(a, rule: rule), y = try Aggregation.aggregate(b, rule: rule)
+        #expect(bits(x) == bits(y))
+        #expect(x[0].bitPattern == Float(0).bitPattern)
+    }
+
+    @Test func fedAvgWeighsBySamples() throws {
+        let r = try Aggregation.aggregate([contribution(2, 3, [5, -2, 0]), contribution(1, 1, [1, 2, -4])], rule: .fedAvg)
+        #expect(r == [4, -1, -1])
+    }
+
+    /// In Float, 1e8 + 1 − 1e8 is 0 (1e8 + 1 rounds back to 1e8); accumulated in Double and
+    /// rounded once the mean is 1/3 to the nearest Float.
+    @Test func fedAvgAccumulatesInDoubleAndRoundsOnce() throws {
+        let r = try Aggregation.aggregate([contribution(1, 1, [1e8]), contribution(2, 1, [1]), contribution(3, 1, [-1e8])],
+                                          rule: .fedAvg)
+        #expect(r[0].bitPattern == Float(1.0 / 3.0).bitPattern)
+    }
+
+    @Test func trimmedMeanDropsTheExtremesOfEachCoordinate() throws {
+        let cs = [contribution(1, 1, [3, 100]), contribution(2, 1000, [-1, 1]), contribution(3, 1, [7, 2]),
+                  contribution(4, 1, [2, -50]), contribution(5, 1, [1000, 3])]
+        // Per coordinate, sorted: [-1, 2, 3, 7, 1000] → mean(2, 3, 7) = 4; [-50, 1, 2, 3, 100] → 2.
+        // Unweighted: node 2's 1000 samples buy it nothing.
+        #expect(try Aggregation.aggregate(cs, rule: .trimmedMean(trim: 1)) == [4, 2])
+        #expect(try Aggregation.aggregate(cs, rule: .trimmedMean(trim: 2)) == [3, 2])
+    }
+
+    @Test func medianOfAnEvenCountIsTheMeanOfTheMiddleTwo() throws {
+        let cs = [contribution(1, 1, [1, 5]), contribution(2, 1, [100, 6]), contribution(3, 1, [3, -9]), contribution(4, 1, [2, 7])]
+        #expect(try Aggregation.aggregate(cs, rule: .median) == [2.5, 5.5])
+        #expect(try Aggregation.aggregate(Array(cs.prefix(3)), rule: .median) == [3, 5])
+    }
+
+    @Test func normClipScalesOutliersDownToTheMedianNorm() throws {
+        // Norms 5, 1, 10: the median is 5, so [6, 8] becomes [3, 4]; the mean is [2, 3].
+        let cs = [contribution(1, 2, [3, 4]), contribution(2, 2, [0, 1]), contribution(3, 2, [6, 8])]
+        #expect(try Aggregation.aggregate(cs, rule: .normClip) == [2, 3])
+    }
+
+    /// One of four contributions is the honest update negated ×10: FedAvg follows it, the robust
+    /// rules stay on the honest side.
+    @Test func aPoisonedUpdateSteersFedAvgButNotTheRobustRules() throws {
+        var g = SeededGenerator(seed: 3)
+        let honest: [[Float]] = (0..<3).map { _ in (0..<500).map { _ in Float(1 + 0.3 * g.nextGaussian()) } }
+        let poisoned = honest[0].map { -10 * $0 }
+        let cs = (honest + [poisoned]).enumerated().map { contribution(UInt8($0.offset), 1000, $0.element) }
+        func mean(_ v: [Float]) -> Double { v.reduce(0) { $0 + Double($1) } / Double(v.count) }
+        #expect(mean(try Aggregation.aggregate(cs, rule: .fedAvg)) < -1)
+        for rule in [AggregationRule.trimmedMean(trim: 1), .median] {
+            #expect(mean(try Aggregation.aggregate(cs, rule: rule)) > 0.8, "\(rule)")
+        }
+        // Clipped to the median norm, the poison still pulls against the honest three, by at most one part in four.
+        let clipped = mean(try Aggregation.aggregate(cs, rule: .normClip))
+        #expect(clipped > 0.4 && clipped < 0.6, "\(clipped)")
+    }
+
+    @Test func badContributionsAreRefusedWithAReason() {
+        func refused(_ cs: [ModelContribution], _ word: String, rule: AggregationRule = .fedAvg) {
+            do {
+                _ = try Aggregation.aggregate(cs, rule: rule)
+                Issue.record("accepted: \(word)")
+            } catch {
+                #expect(error.problem.contains(word), "\(error.problem)")
+            }
+        }
+        refused([], "no contributions")
+        refused([contribution(1, 1, [1]), contribution(1, 2, [2])], "twice")
+        refused([contribution(1, 1, [1, 2]), contribution(2, 1, [1])], "values")
+        refused([contribution(1, 1, [.nan])], "non-finite")
+        refused([contribution(1, 1, [1]), contribution(2, 1, [-.infinity])], "non-finite")
+        refused([contribution(1, 0, [1])], "samples")
+        refused([contribution(1, Limits.aggregation_contribution_samples_max + 1, [1])], "samples")
+        refused([ModelContribution(key: [], samples: 1, update: [1])], "key")
+        refused([ModelContribution(key: [UInt8](repeating: 1, count: Limits.aggregation_key_bytes_max + 1), samples: 1, update: [1])], "key")
+        refused([contribution(1, 1, [1]), contribution(2, 1, [2])], "at least 3", rule: .trimmedMean(trim: 1))
+        let many = (0...Limits.aggregation_contributions_count_max).map {
+            ModelContribution(key: [UInt8($0 & 255), UInt8($0 >> 8)], samples: 1, update: [1])
+        }
+        refused(many, "at most")
+    }
+
+    @Test func rulesParseAndPrintCanonically() throws {
+        for text in ["fedavg", "trimmed:1", "trimmed:3", "median", "normclip"] {
+            #expect(try AggregationRule(parsing: text).description == text)
+        }
+        for text in ["", "mean", "trimmed", "trimmed:0", "trimmed:-1", "trimmed:x", "trimmed:1:2", "trimmed:128", "Median"] {
+            #expect(throws: AggregationError.self, "\(text)") { try AggregationRule(parsing: text) }
+        }
+        #expect(try FederatedRun.Poison(parsing: "negate10") == .negate(scale: 10))
+        for text in ["negate", "negate0", "negate-1", "negate1001", "flip10"] {
+            #expect(throws: AggregationError.self, "\(text)") { try FederatedRun.Poison(parsing: text) }
+        }
+    }
+}
+
+@Suite struct ModelParameterTests {
+    static let spec = try! ModelSpec(parsing: "8x8x1:conv3x6,relu,pool2,conv3x8,relu,pool2,dense12,relu,dense4")
+
+    @Test func flatParametersRoundTripAndFollowTheLayerOrder() {
+        let m = Model(spec: Self.spec, seed: 5)
+        let flat = m.flatParameters()
+        #expect(flat.count == m.cost.params)
+        #expect(Array(flat.prefix(m.weights[0].count)) == m.weights[0])
+        #expect(Array(flat[m.weights[0].count..<(m.weights[0].count + m.biases[0].count)]) == m.biases[0])
+        let back = m.withFlatParameters(flat)
+        #expect(back.weights == m.weights && back.biases == m.biases)
+    }
+
+    @Test func anUpdateAppliedToItsBaseMovesEveryParameter() {
+        let a = Model(spec: Self.spec, seed: 5), b = Model(spec: Self.spec, seed: 6)
+        let u = a.update(to: b)
+        #expect(u.count == a.cost.params)
+        let moved = a.applying(update: u).flatParameters(), target = b.flatParameters()
+        for i in target.indices { #expect(abs(moved[i] - target[i]) <= 1e-6 * max(1, abs(target[i]))) }
+    }
+
+    @Test func canonicalBytesNameEveryParameterAndTheMask() throws {
+        let m = Model(spec: Self.spec, seed: 5)
+        #expect(m.canonicalBytes() == Model(spec: Self.spec, seed: 5).canonicalBytes())
+        var changed = m
+        changed.biases[2][3] = Float(bitPattern: changed.biases[2][3].bitPattern ^ 1)
+        #expect(changed.canonicalBytes() != m.canonicalBytes())
+        var shifted = m
+        shifted.inputStd = 2
+        #expect(shifted.canonicalBytes() != m.canonicalBytes())
+        // Same widths, other units kept: other bytes.
+        let p1 = try m.pruned(to: PruneMask(kept: [[0, 1, 2], [0, 1, 2, 3], Array(0..<12)]))
+        let p2 = try m.pruned(to: PruneMask(kept: [[0, 1, 3], [0, 1, 2, 3], Array(0..<12)]))
+        #expect(p1.canonicalBytes() != p2.canonicalBytes())
+        #expect(m.canonicalBytes().count > 4 * m.cost.params)
+    }
+}
