@@ -39,12 +39,13 @@ public enum BLAS {
         precondition(ldb >= max(1, transB == .none ? n : k), "sgemm ldb=\(ldb) too small")
         precondition(ldc >= max(1, n), "sgemm ldc=\(ldc) too small")
         if m == 0 || n == 0 { return }
-        cblas_sgemm(CblasRowMajor,
-                    transA == .none ? CblasNoTrans : CblasTrans,
-                    transB == .none ? CblasNoTrans : CblasTrans,
-                    blasint(m), blasint(n), blasint(k),
-                    alpha, a, blasint(lda), b, blasint(ldb),
-                    beta, c, blasint(ldc))
+        cblas_sgemm(
+            CblasRowMajor,
+            transA == .none ? CblasNoTrans : CblasTrans,
+            transB == .none ? CblasNoTrans : CblasTrans,
+            blasint(m), blasint(n), blasint(k),
+            alpha, a, blasint(lda), b, blasint(ldb),
+            beta, c, blasint(ldc))
     }
 
     /// y[m] = alpha · A[m×n] · x + beta · y (or Aᵀ·x with `.transpose`, y then has n entries), row-major A.
@@ -60,7 +61,8 @@ public enum BLAS {
     ) {
         precondition(m >= 0 && n >= 0 && lda >= max(1, n), "sgemv m=\(m) n=\(n) lda=\(lda)")
         if m == 0 || n == 0 { return }
-        cblas_sgemv(CblasRowMajor, trans == .none ? CblasNoTrans : CblasTrans,
-                    blasint(m), blasint(n), alpha, a, blasint(lda), x, 1, beta, y, 1)
+        cblas_sgemv(
+            CblasRowMajor, trans == .none ? CblasNoTrans : CblasTrans,
+            blasint(m), blasint(n), alpha, a, blasint(lda), x, 1, beta, y, 1)
     }
 }

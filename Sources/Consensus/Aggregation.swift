@@ -49,7 +49,7 @@ public enum Aggregation {
                 if trim > 0 { sortSmall(col) }
                 var sum: Int64 = 0
                 for i in trim..<(m - trim) { sum += Int64(col[i]) }
-                out[j] = Int32(floorDivide(sum, kept))  // a mean of Int32 values is an Int32
+                out[j] = Int32(floorDivide(sum, kept)) // a mean of Int32 values is an Int32
             }
         }
         return out

@@ -66,17 +66,22 @@ public struct CommitCertificate: Sendable, Hashable {
     /// A certificate from precommits for `decisionDigest` at (height, round): keeps those by
     /// validators of `validators` whose signature verifies, one per validator; nil if they fall
     /// short of the quorum.
-    public static func assemble(height: UInt64, round: UInt32, decisionDigest: Digest32, precommits: [Vote],
-                                validators: ValidatorSet, meshID: MeshID) -> CommitCertificate? {
+    public static func assemble(
+        height: UInt64, round: UInt32, decisionDigest: Digest32, precommits: [Vote],
+        validators: ValidatorSet, meshID: MeshID
+    ) -> CommitCertificate? {
         var byIndex: [Int: Signature] = [:]
-        for vote in precommits where vote.type == .precommit && vote.height == height && vote.round == round
-            && vote.decisionDigest == decisionDigest {
+        for vote in precommits
+        where vote.type == .precommit && vote.height == height && vote.round == round
+            && vote.decisionDigest == decisionDigest
+        {
             guard let index = validators.index(of: vote.voter), byIndex[index] == nil, vote.isValid(meshID: meshID) else { continue }
             byIndex[index] = vote.signature
         }
         guard byIndex.count >= validators.quorum else { return nil }
-        return CommitCertificate(height: height, round: round, decisionDigest: decisionDigest,
-                                 signatures: byIndex.keys.sorted().map { IndexedSignature(validatorIndex: UInt16($0), signature: byIndex[$0]!) })
+        return CommitCertificate(
+            height: height, round: round, decisionDigest: decisionDigest,
+            signatures: byIndex.keys.sorted().map { IndexedSignature(validatorIndex: UInt16($0), signature: byIndex[$0]!) })
     }
 
     /// The bytes every signer signed (after the vote tag).
@@ -126,8 +131,10 @@ public struct CommitCertificate: Sendable, Hashable {
 
     public static func decode(from r: inout ByteReader) throws(ConsensusDecodeError) -> CommitCertificate {
         let (height, round, digest, count) = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-            (try r.readUInt64("certificate.height"), try r.readUInt32("certificate.round"),
-             Digest32(bytes: try r.readRaw(32, "certificate.digest"))!, Int(try r.readUInt16("certificate.count")))
+            (
+                try r.readUInt64("certificate.height"), try r.readUInt32("certificate.round"),
+                Digest32(bytes: try r.readRaw(32, "certificate.digest"))!, Int(try r.readUInt16("certificate.count"))
+            )
         }
         guard (1...Limits.certificate_signatures_count_max).contains(count) else {
             throw .outOfRange("certificate.count \(count) outside 1…\(Limits.certificate_signatures_count_max)")
@@ -136,8 +143,9 @@ public struct CommitCertificate: Sendable, Hashable {
         signatures.reserveCapacity(count)
         for i in 0..<count {
             let s = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-                IndexedSignature(validatorIndex: try r.readUInt16("certificate.index"),
-                                 signature: Signature(bytes: try r.readRaw(Signature.byteCount, "certificate.signature"))!)
+                IndexedSignature(
+                    validatorIndex: try r.readUInt16("certificate.index"),
+                    signature: Signature(bytes: try r.readRaw(Signature.byteCount, "certificate.signature"))!)
             }
             if i > 0, signatures[i - 1].validatorIndex >= s.validatorIndex {
                 throw .nonCanonical("certificate signer indices not strictly ascending at \(i)")

@@ -33,8 +33,10 @@ extension ByteReader {
 }
 
 /// Decodes a whole byte string with `body`, refusing trailing bytes.
-func decodeWhole<T>(_ bytes: [UInt8],
-                    _ body: (inout ByteReader) throws(ConsensusDecodeError) -> T) throws(ConsensusDecodeError) -> T {
+func decodeWhole<T>(
+    _ bytes: [UInt8],
+    _ body: (inout ByteReader) throws(ConsensusDecodeError) -> T
+) throws(ConsensusDecodeError) -> T {
     var reader = ByteReader(bytes)
     let value = try body(&reader)
     do { try reader.expectEnd() } catch { throw .bytes(error) }

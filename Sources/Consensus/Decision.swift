@@ -125,7 +125,8 @@ public enum Decision: Sendable, Hashable {
             }
             return .remove(member: member, reason: reason)
         case .freeze:
-            return .freeze(pruningRound: try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in try r.readUInt64("freeze.round") })
+            return .freeze(
+                pruningRound: try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in try r.readUInt64("freeze.round") })
         case .evidence:
             return .evidence(try Equivocation.decode(from: &r))
         }

@@ -63,7 +63,7 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case .contributorNotValidator: return "contributor_not_validator"
         case .contributorConvicted: return "contributor_convicted"
         case .contributionSignature: return "bad_contribution_signature"
-        case .contributionPruningRound: return "contribution_height"   // a code in use: kept
+        case .contributionPruningRound: return "contribution_height" // a code in use: kept
         case .releasePayload: return "release_payload"
         case .releaseNotPinned: return "release_not_pinned"
         case .releaseCountNotIncreasing: return "release_count"
@@ -118,9 +118,11 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case let .trainingStepsDecreasing(k, p, a):
             return "DP-SGD steps of \(k.fingerprint) are \(a), below its previous \(p) (steps never decrease)"
         case let .trainingStepsTooFew(k, steps, releases, minimum):
-            return "\(k.fingerprint) states \(steps) DP-SGD steps for \(releases) releases; each release follows a round of training, so at least \(minimum)"
+            return
+                "\(k.fingerprint) states \(steps) DP-SGD steps for \(releases) releases; each release follows a round of training, so at least \(minimum)"
         case let .trainingBudgetExceeded(k, eps, budget, steps):
-            return "\(k.fingerprint) has trained \(steps) DP-SGD steps: record-level ε = \(eps), above the genesis training epsilon_max \(budget)"
+            return
+                "\(k.fingerprint) has trained \(steps) DP-SGD steps: record-level ε = \(eps), above the genesis training epsilon_max \(budget)"
         case let .aggregateComputation(why): return "aggregate cannot be recomputed: \(why)"
         case let .aggregateMismatch(i, rec, re): return "aggregate differs at unit \(i): recorded \(rec), recomputed \(re)"
         case let .aggregateLength(rec, re): return "aggregate has \(rec) values, recomputed \(re)"

@@ -28,14 +28,18 @@ public struct Invite: Sendable, Hashable {
     }
 
     public static func sign(invitee: PublicKey, validUntilHeight: UInt64, meshID: MeshID, inviter: SigningKey) -> Invite {
-        let message = signedMessage(meshID: meshID, invitee: invitee, inviter: inviter.publicKey,
-                                    validUntilHeight: validUntilHeight)
-        return Invite(invitee: invitee, inviter: inviter.publicKey, validUntilHeight: validUntilHeight,
-                      signature: inviter.sign(.invite, message))
+        let message = signedMessage(
+            meshID: meshID, invitee: invitee, inviter: inviter.publicKey,
+            validUntilHeight: validUntilHeight)
+        return Invite(
+            invitee: invitee, inviter: inviter.publicKey, validUntilHeight: validUntilHeight,
+            signature: inviter.sign(.invite, message))
     }
 
-    public static func signedMessage(meshID: MeshID, invitee: PublicKey, inviter: PublicKey,
-                                     validUntilHeight: UInt64) -> [UInt8] {
+    public static func signedMessage(
+        meshID: MeshID, invitee: PublicKey, inviter: PublicKey,
+        validUntilHeight: UInt64
+    ) -> [UInt8] {
         var w = ByteWriter(capacity: 104)
         w.write(raw: meshID.bytes)
         w.write(raw: invitee.bytes)
@@ -45,8 +49,11 @@ public struct Invite: Sendable, Hashable {
     }
 
     public func isValid(meshID: MeshID) -> Bool {
-        inviter.isValidSignature(signature, .invite, Self.signedMessage(meshID: meshID, invitee: invitee, inviter: inviter,
-                                                                          validUntilHeight: validUntilHeight))
+        inviter.isValidSignature(
+            signature, .invite,
+            Self.signedMessage(
+                meshID: meshID, invitee: invitee, inviter: inviter,
+                validUntilHeight: validUntilHeight))
     }
 
     public func encode(into w: inout ByteWriter) {
@@ -64,10 +71,11 @@ public struct Invite: Sendable, Hashable {
 
     public static func decode(from r: inout ByteReader) throws(ConsensusDecodeError) -> Invite {
         try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-            Invite(invitee: PublicKey(bytes: try r.readRaw(32, "invite.invitee"))!,
-                   inviter: PublicKey(bytes: try r.readRaw(32, "invite.inviter"))!,
-                   validUntilHeight: try r.readUInt64("invite.validUntilHeight"),
-                   signature: Signature(bytes: try r.readRaw(Signature.byteCount, "invite.signature"))!)
+            Invite(
+                invitee: PublicKey(bytes: try r.readRaw(32, "invite.invitee"))!,
+                inviter: PublicKey(bytes: try r.readRaw(32, "invite.inviter"))!,
+                validUntilHeight: try r.readUInt64("invite.validUntilHeight"),
+                signature: Signature(bytes: try r.readRaw(Signature.byteCount, "invite.signature"))!)
         }
     }
 

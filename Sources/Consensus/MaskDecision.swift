@@ -41,8 +41,9 @@ public struct MaskDecision: Sendable, Hashable {
     public init(pruningRound: UInt64, contributions: [SignedContribution], aggregate: [Int32], mask: PruneMask) {
         let sorted = contributions.sorted { $0.contributor < $1.contributor }
         for i in 1..<max(1, sorted.count) {
-            precondition(sorted[i].contributor != sorted[i - 1].contributor,
-                         "contributor \(sorted[i].contributor.fingerprint) appears twice in one mask decision")
+            precondition(
+                sorted[i].contributor != sorted[i - 1].contributor,
+                "contributor \(sorted[i].contributor.fingerprint) appears twice in one mask decision")
         }
         self.pruningRound = pruningRound
         self.contributions = sorted
@@ -59,16 +60,20 @@ public struct MaskDecision: Sendable, Hashable {
 
     /// The aggregate and mask every validator computes from decoded releases: trimmed mean
     /// dropping `trim` (= f of the validator set in force) per side, then `rule` over `current`.
-    public static func compute(releases: [ImportanceRelease], trim: Int, current: PruneMask,
-                               rule: MaskRule) throws(MaskComputationError) -> (aggregate: [Int32], mask: PruneMask) {
+    public static func compute(
+        releases: [ImportanceRelease], trim: Int, current: PruneMask,
+        rule: MaskRule
+    ) throws(MaskComputationError) -> (aggregate: [Int32], mask: PruneMask) {
         let aggregate: [Int32]
         do { aggregate = try Aggregation.trimmedMean(releases: releases, trim: trim) } catch { throw .aggregation(error) }
         do { return (aggregate, try rule.nextMask(aggregate: aggregate, current: current)) } catch { throw .mask(error) }
     }
 
     /// Decodes the contributions' releases and computes the decision for `pruningRound`.
-    public static func make(pruningRound: UInt64, contributions: [SignedContribution], trim: Int, current: PruneMask,
-                            rule: MaskRule) throws(MaskComputationError) -> MaskDecision {
+    public static func make(
+        pruningRound: UInt64, contributions: [SignedContribution], trim: Int, current: PruneMask,
+        rule: MaskRule
+    ) throws(MaskComputationError) -> MaskDecision {
         let sorted = contributions.sorted { $0.contributor < $1.contributor }
         var releases: [ImportanceRelease] = []
         for (i, c) in sorted.enumerated() {
@@ -146,7 +151,8 @@ public struct MaskDecision: Sendable, Hashable {
             }
             kept.append(indices)
         }
-        return MaskDecision(canonical: round, contributions: contributions, aggregate: aggregate,
-                            mask: PruneMask(kept: kept))
+        return MaskDecision(
+            canonical: round, contributions: contributions, aggregate: aggregate,
+            mask: PruneMask(kept: kept))
     }
 }

@@ -73,8 +73,9 @@ public struct MaskRule: Sendable, Hashable {
     /// The vector a node releases: its model's importance per current layer (`Model.importance()`,
     /// in the current mask's order) placed at the original unit positions, 0 for pruned units.
     public func releaseVector(importance: [[Float]], current: PruneMask) -> [Double] {
-        precondition(importance.count == current.kept.count && current.kept.count == layerUnits.count,
-                     "\(importance.count) importance layers, mask has \(current.kept.count), model \(layerUnits.count)")
+        precondition(
+            importance.count == current.kept.count && current.kept.count == layerUnits.count,
+            "\(importance.count) importance layers, mask has \(current.kept.count), model \(layerUnits.count)")
         var out = [Double](repeating: 0, count: dimension)
         for (layer, (scores, units)) in zip(importance, current.kept).enumerated() {
             precondition(scores.count == units.count, "layer \(layer): \(scores.count) scores for \(units.count) kept units")

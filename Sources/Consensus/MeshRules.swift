@@ -20,8 +20,10 @@ public struct PrivacyTerms: Sendable, Hashable {
     /// must state its contributor's cumulative steps, and none may state them otherwise.
     public var training: TrainingPrivacyTerms?
 
-    public init(clipBound: Double, noiseMultiplier: Double, scaleLog2: Int, delta: Double, epsilonBudget: Double,
-                training: TrainingPrivacyTerms? = nil) {
+    public init(
+        clipBound: Double, noiseMultiplier: Double, scaleLog2: Int, delta: Double, epsilonBudget: Double,
+        training: TrainingPrivacyTerms? = nil
+    ) {
         self.clipBound = clipBound
         self.noiseMultiplier = noiseMultiplier
         self.scaleLog2 = scaleLog2
@@ -56,11 +58,14 @@ public struct MeshRules: Sendable, Hashable {
         let grid = FixedPoint(scaleLog2: privacy.scaleLog2)
         if privacy.noiseMultiplier == 0 {
             // Noise-free releases: only as post-processing of DP-SGD training.
-            self.pinned = privacy.training == nil ? nil
+            self.pinned =
+                privacy.training == nil
+                ? nil
                 : try? ReleaseParameters.noiseFree(clipBound: privacy.clipBound, fixedPoint: grid, dimension: rule.dimension)
         } else {
-            self.pinned = try? ReleaseParameters(clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
-                                                 fixedPoint: grid, dimension: rule.dimension)
+            self.pinned = try? ReleaseParameters(
+                clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
+                fixedPoint: grid, dimension: rule.dimension)
         }
     }
 }

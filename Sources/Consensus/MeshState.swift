@@ -117,7 +117,7 @@ public struct MeshState: Sendable {
         guard m.pruningRound == lastMaskRound + 1 else { throw .maskRound(expected: lastMaskRound + 1, actual: m.pruningRound) }
         do { try m.mask.validate(originalSpec: rules.model) } catch { throw .maskInvalid(error.problem) }
         for (layer, (newKept, oldKept)) in zip(m.mask.kept, mask.kept).enumerated()
-            where !Set(newKept).isSubset(of: Set(oldKept)) {
+        where !Set(newKept).isSubset(of: Set(oldKept)) {
             throw .maskGrows(layer: layer)
         }
         guard m.contributions.count >= validators.quorum else {
@@ -134,7 +134,9 @@ public struct MeshState: Sendable {
             let key = c.contributor
             guard validators.contains(key) else { throw .contributorNotValidator(key) }
             guard !convicted.contains(key) else { throw .contributorConvicted(key) }
-            guard c.pruningRound == m.pruningRound else { throw .contributionPruningRound(key, expected: m.pruningRound, actual: c.pruningRound) }
+            guard c.pruningRound == m.pruningRound else {
+                throw .contributionPruningRound(key, expected: m.pruningRound, actual: c.pruningRound)
+            }
             guard c.isValid(meshID: rules.meshID) else { throw .contributionSignature(key) }
             let release: ImportanceRelease
             do { release = try c.release() } catch { throw .releasePayload(key, error.description) }
@@ -142,8 +144,12 @@ public struct MeshState: Sendable {
                 throw .releasePayload(key, "payload is for round \(release.pruningRound), expected \(m.pruningRound)")
             }
             guard release.noiseMultiplier == pinned.noiseMultiplier, release.clipNorm == pinned.clipBound,
-                  Int(release.scaleLog2) == pinned.fixedPoint.scaleLog2, release.values.count == pinned.dimension else {
-                throw .releaseNotPinned(key, "z \(release.noiseMultiplier), C \(release.clipNorm), s \(release.scaleLog2), d \(release.values.count); genesis z \(pinned.noiseMultiplier), C \(pinned.clipBound), s \(pinned.fixedPoint.scaleLog2), d \(pinned.dimension)")
+                Int(release.scaleLog2) == pinned.fixedPoint.scaleLog2, release.values.count == pinned.dimension
+            else {
+                throw .releaseNotPinned(
+                    key,
+                    "z \(release.noiseMultiplier), C \(release.clipNorm), s \(release.scaleLog2), d \(release.values.count); genesis z \(pinned.noiseMultiplier), C \(pinned.clipBound), s \(pinned.fixedPoint.scaleLog2), d \(pinned.dimension)"
+                )
             }
             let previous = releaseCounts[key] ?? 0
             guard release.releaseCount > previous else {
@@ -155,8 +161,10 @@ public struct MeshState: Sendable {
             var epsilon = 0.0
             if !pinned.isNoiseFree {
                 do {
-                    epsilon = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier,
-                                                        releases: UInt64(release.releaseCount), delta: rules.privacy.delta).epsilon
+                    epsilon = try RDPAccountant.epsilon(
+                        noiseMultiplier: pinned.effectiveNoiseMultiplier,
+                        releases: UInt64(release.releaseCount), delta: rules.privacy.delta
+                    ).epsilon
                 } catch {
                     throw .releaseNotPinned(key, error.description)
                 }
@@ -164,8 +172,10 @@ public struct MeshState: Sendable {
                     throw .privacyBudgetExceeded(key, epsilon: epsilon, budget: rules.privacy.epsilonBudget)
                 }
             }
-            if let training = try Self.checkTrainingSteps(release, of: key, previous: trainingSteps[key],
-                                                           terms: rules.privacy.training) {
+            if let training = try Self.checkTrainingSteps(
+                release, of: key, previous: trainingSteps[key],
+                terms: rules.privacy.training)
+            {
                 steps.append((key, training.steps, training.epsilon))
             }
             counts.append((key, release.releaseCount, epsilon))
@@ -202,8 +212,10 @@ public struct MeshState: Sendable {
     /// when the mesh trains with DP-SGD, never below `previous` (steps only grow) nor below the
     /// release count times one round's steps (every release follows a round of training), and
     /// within the record-level ε_max. Returns the steps and their ε (nil without DP-SGD).
-    static func checkTrainingSteps(_ release: ImportanceRelease, of key: PublicKey, previous: UInt64?,
-                                   terms: TrainingPrivacyTerms?) throws(DecisionFault) -> (steps: UInt64, epsilon: Double)? {
+    static func checkTrainingSteps(
+        _ release: ImportanceRelease, of key: PublicKey, previous: UInt64?,
+        terms: TrainingPrivacyTerms?
+    ) throws(DecisionFault) -> (steps: UInt64, epsilon: Double)? {
         guard let terms else {
             guard release.trainingSteps == nil else { throw .trainingStepsUnexpected(key) }
             return nil

@@ -36,8 +36,10 @@ public struct SignedContribution: Sendable, Hashable {
     }
 
     /// Encodes and signs `release` (for its `pruningRound`).
-    public static func sign(release: ImportanceRelease, meshID: MeshID,
-                            signer: SigningKey) throws(ImportanceRelease.FieldError) -> SignedContribution {
+    public static func sign(
+        release: ImportanceRelease, meshID: MeshID,
+        signer: SigningKey
+    ) throws(ImportanceRelease.FieldError) -> SignedContribution {
         sign(payload: try release.encode(), pruningRound: release.pruningRound, meshID: meshID, signer: signer)
     }
 
@@ -52,8 +54,9 @@ public struct SignedContribution: Sendable, Hashable {
 
     /// Whether the signature is the contributor's over this mesh, pruning round and payload.
     public func isValid(meshID: MeshID) -> Bool {
-        contributor.isValidSignature(signature, .contribution,
-                                     Self.signedMessage(meshID: meshID, pruningRound: pruningRound, payload: payload))
+        contributor.isValidSignature(
+            signature, .contribution,
+            Self.signedMessage(meshID: meshID, pruningRound: pruningRound, payload: payload))
     }
 
     /// The release the payload holds (strict decode).
@@ -66,8 +69,9 @@ public struct SignedContribution: Sendable, Hashable {
     public var digest: Digest32 { Blake2b256.hash(.releaseDigest, encoded()) }
 
     public func encode(into w: inout ByteWriter) {
-        precondition(payload.count <= Limits.message_bytes_max,
-                     "contribution payload of \(payload.count) bytes exceeds \(Limits.message_bytes_max)")
+        precondition(
+            payload.count <= Limits.message_bytes_max,
+            "contribution payload of \(payload.count) bytes exceeds \(Limits.message_bytes_max)")
         w.write(raw: contributor.bytes)
         w.write(pruningRound)
         w.write(bytes32: payload)

@@ -29,8 +29,10 @@ public struct Vote: Sendable, Hashable {
     public let decisionDigest: Digest32?
     public let signature: Signature
 
-    public init(voter: PublicKey, height: UInt64, round: UInt32, type: VoteType, decisionDigest: Digest32?,
-                signature: Signature) {
+    public init(
+        voter: PublicKey, height: UInt64, round: UInt32, type: VoteType, decisionDigest: Digest32?,
+        signature: Signature
+    ) {
         self.voter = voter
         self.height = height
         self.round = round
@@ -39,15 +41,20 @@ public struct Vote: Sendable, Hashable {
         self.signature = signature
     }
 
-    public static func sign(height: UInt64, round: UInt32, type: VoteType, decisionDigest: Digest32?,
-                            meshID: MeshID, signer: SigningKey) -> Vote {
+    public static func sign(
+        height: UInt64, round: UInt32, type: VoteType, decisionDigest: Digest32?,
+        meshID: MeshID, signer: SigningKey
+    ) -> Vote {
         let message = signedMessage(meshID: meshID, height: height, round: round, type: type, decisionDigest: decisionDigest)
-        return Vote(voter: signer.publicKey, height: height, round: round, type: type, decisionDigest: decisionDigest,
-                    signature: signer.sign(.vote, message))
+        return Vote(
+            voter: signer.publicKey, height: height, round: round, type: type, decisionDigest: decisionDigest,
+            signature: signer.sign(.vote, message))
     }
 
-    public static func signedMessage(meshID: MeshID, height: UInt64, round: UInt32, type: VoteType,
-                                     decisionDigest: Digest32?) -> [UInt8] {
+    public static func signedMessage(
+        meshID: MeshID, height: UInt64, round: UInt32, type: VoteType,
+        decisionDigest: Digest32?
+    ) -> [UInt8] {
         var w = ByteWriter(capacity: 80)
         w.write(raw: meshID.bytes)
         w.write(height)
@@ -92,14 +99,18 @@ public struct Vote: Sendable, Hashable {
 
     public static func decode(from r: inout ByteReader) throws(ConsensusDecodeError) -> Vote {
         let (voter, height, round, typeByte, flag) = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-            (PublicKey(bytes: try r.readRaw(32, "vote.voter"))!, try r.readUInt64("vote.height"),
-             try r.readUInt32("vote.round"), try r.readUInt8("vote.type"), try r.readUInt8("vote.hasDigest"))
+            (
+                PublicKey(bytes: try r.readRaw(32, "vote.voter"))!, try r.readUInt64("vote.height"),
+                try r.readUInt32("vote.round"), try r.readUInt8("vote.type"), try r.readUInt8("vote.hasDigest")
+            )
         }
         guard let type = VoteType(rawValue: typeByte) else { throw .unknownTag(field: "vote.type", value: typeByte) }
         guard flag <= 1 else { throw .unknownTag(field: "vote.hasDigest", value: flag) }
         let (digest, signature) = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-            (flag == 1 ? Digest32(bytes: try r.readRaw(32, "vote.digest"))! : nil,
-             Signature(bytes: try r.readRaw(Signature.byteCount, "vote.signature"))!)
+            (
+                flag == 1 ? Digest32(bytes: try r.readRaw(32, "vote.digest"))! : nil,
+                Signature(bytes: try r.readRaw(Signature.byteCount, "vote.signature"))!
+            )
         }
         return Vote(voter: voter, height: height, round: round, type: type, decisionDigest: digest, signature: signature)
     }

@@ -53,14 +53,16 @@ public enum DataDirectory {
         let train = try loadPair(images: files.trainImages, labels: files.trainLabels)
         let test = try loadPair(images: files.testImages, labels: files.testLabels)
         guard train.images.dimensions[1...] == test.images.dimensions[1...] else {
-            throw .imageSizeMismatch(train: files.trainImages, trainSize: Array(train.images.dimensions[1...]),
-                                     test: files.testImages, testSize: Array(test.images.dimensions[1...]))
+            throw .imageSizeMismatch(
+                train: files.trainImages, trainSize: Array(train.images.dimensions[1...]),
+                test: files.testImages, testSize: Array(test.images.dimensions[1...]))
         }
         let classes = max(train.maxLabel, test.maxLabel) + 1
         guard classes >= 2 else { throw .tooFewClasses(classes: classes) }
         func images(_ pair: Pair) -> LabeledImages {
-            LabeledImages(height: pair.images.dimensions[1], width: pair.images.dimensions[2], channels: 1,
-                          classes: classes, pixels: pair.images.data, labels: pair.labels.data)
+            LabeledImages(
+                height: pair.images.dimensions[1], width: pair.images.dimensions[2], channels: 1,
+                classes: classes, pixels: pair.images.data, labels: pair.labels.data)
         }
         return DataSplit(train: images(train), test: images(test))
     }
@@ -87,8 +89,9 @@ public enum DataDirectory {
             throw .wrongRank(file: labelsPath, dimensions: labels.dimensions, expected: "1 dimension (count)")
         }
         guard images.dimensions[0] == labels.dimensions[0] else {
-            throw .countMismatch(images: imagesPath, imageCount: images.dimensions[0],
-                                 labels: labelsPath, labelCount: labels.dimensions[0])
+            throw .countMismatch(
+                images: imagesPath, imageCount: images.dimensions[0],
+                labels: labelsPath, labelCount: labels.dimensions[0])
         }
         var maxLabel = 0
         for (i, label) in labels.data.enumerated() {

@@ -112,15 +112,18 @@ public struct IDXFile: Sendable {
 
     /// The bytes of an IDX file of unsigned bytes with these dimensions (for tests and tools).
     public static func encode(dimensions: [Int], data: [UInt8]) -> [UInt8] {
-        precondition((1...Limits.idx_dimensions_count_max).contains(dimensions.count),
-                     "\(dimensions.count) dimensions")
+        precondition(
+            (1...Limits.idx_dimensions_count_max).contains(dimensions.count),
+            "\(dimensions.count) dimensions")
         precondition(dimensions.allSatisfy { $0 > 0 && $0 <= Int(UInt32.max) }, "dimensions \(dimensions)")
         precondition(dimensions.reduce(1, *) == data.count, "dimensions \(dimensions) for \(data.count) bytes")
         var out: [UInt8] = [0, 0, unsignedByteType, UInt8(dimensions.count)]
         out.reserveCapacity(4 + 4 * dimensions.count + data.count)
         for d in dimensions {
-            out += [UInt8(truncatingIfNeeded: d >> 24), UInt8(truncatingIfNeeded: d >> 16),
-                    UInt8(truncatingIfNeeded: d >> 8), UInt8(truncatingIfNeeded: d)]
+            out += [
+                UInt8(truncatingIfNeeded: d >> 24), UInt8(truncatingIfNeeded: d >> 16),
+                UInt8(truncatingIfNeeded: d >> 8), UInt8(truncatingIfNeeded: d),
+            ]
         }
         out += data
         return out

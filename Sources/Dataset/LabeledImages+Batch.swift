@@ -7,8 +7,10 @@ extension LabeledImages {
     /// Runs for every training batch, so it goes through a 256-entry table built per call (the
     /// table is computed with exactly that expression, so the values equal it to the bit) and
     /// copies each image's row-contiguous bytes in one pass.
-    public func fillBatch(indices: ArraySlice<Int>, into: UnsafeMutablePointer<Float>,
-                          labels: UnsafeMutablePointer<Int32>, mean: Float, std: Float) {
+    public func fillBatch(
+        indices: ArraySlice<Int>, into: UnsafeMutablePointer<Float>,
+        labels: UnsafeMutablePointer<Int32>, mean: Float, std: Float
+    ) {
         precondition(std > 0 && std.isFinite && mean.isFinite, "normalisation mean \(mean), std \(std)")
         var table = [Float](repeating: 0, count: 256)
         for v in 0..<256 { table[v] = (Float(v) / 255 - mean) / std }

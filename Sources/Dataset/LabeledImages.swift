@@ -16,10 +16,12 @@ public struct LabeledImages: Sendable {
     public var imageBytes: Int { height * width * channels }
 
     public init(height: Int, width: Int, channels: Int, classes: Int, pixels: [UInt8], labels: [UInt8]) {
-        precondition(height > 0 && width > 0 && channels > 0 && classes > 0,
-                     "image shape \(height)×\(width)×\(channels), \(classes) classes")
-        precondition(pixels.count == labels.count * height * width * channels,
-                     "\(pixels.count) pixel bytes for \(labels.count) images of \(height)×\(width)×\(channels)")
+        precondition(
+            height > 0 && width > 0 && channels > 0 && classes > 0,
+            "image shape \(height)×\(width)×\(channels), \(classes) classes")
+        precondition(
+            pixels.count == labels.count * height * width * channels,
+            "\(pixels.count) pixel bytes for \(labels.count) images of \(height)×\(width)×\(channels)")
         precondition(labels.allSatisfy { Int($0) < classes }, "a label is ≥ \(classes) classes")
         self.count = labels.count
         self.height = height
@@ -42,8 +44,9 @@ public struct LabeledImages: Sendable {
             newPixels.append(contentsOf: pixels[i * size..<(i + 1) * size])
             newLabels.append(labels[i])
         }
-        return LabeledImages(height: height, width: width, channels: channels, classes: classes,
-                             pixels: newPixels, labels: newLabels)
+        return LabeledImages(
+            height: height, width: width, channels: channels, classes: classes,
+            pixels: newPixels, labels: newLabels)
     }
 
     /// The first `n` images (or all if fewer).
@@ -63,8 +66,9 @@ public struct DataSplit: Sendable {
     public let test: LabeledImages
 
     public init(train: LabeledImages, test: LabeledImages) {
-        precondition(train.height == test.height && train.width == test.width && train.channels == test.channels
-                     && train.classes == test.classes, "train and test shapes differ")
+        precondition(
+            train.height == test.height && train.width == test.width && train.channels == test.channels
+                && train.classes == test.classes, "train and test shapes differ")
         self.train = train
         self.test = test
     }

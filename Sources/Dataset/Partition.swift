@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import MeshBase
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Splits a data set among simulated nodes, deterministically from a seed.
 ///
@@ -18,7 +19,7 @@ import MeshBase
 /// use `iid` or `labels:k` if exact agreement matters.
 public enum Partition {
     /// Domain separation: the partition's random stream differs from any other use of the seed.
-    static let stream: UInt64 = 0x5041_5254_4954_494F  // "PARTITIO"
+    static let stream: UInt64 = 0x5041_5254_4954_494F // "PARTITIO"
 
     /// The indices (ascending) that node `node` of `nodes` holds.
     ///
@@ -34,17 +35,22 @@ public enum Partition {
     ///   one per node holding it. Covers the set when nodes·k ≥ classes; otherwise the labels no
     ///   node holds are left out. A node gets all its k labels when each label has at least as
     ///   many samples as nodes holding it.
-    public static func shard(labels: [UInt8], classes: Int, scheme: PartitionScheme,
-                             nodes: Int, node: Int, seed: UInt64) -> [Int] {
+    public static func shard(
+        labels: [UInt8], classes: Int, scheme: PartitionScheme,
+        nodes: Int, node: Int, seed: UInt64
+    ) -> [Int] {
         precondition(node >= 0 && node < nodes, "node \(node) outside 0..<\(nodes)")
         return shards(labels: labels, classes: classes, scheme: scheme, nodes: nodes, seed: seed)[node]
     }
 
     /// The shards of all `nodes` nodes (see `shard`), each ascending.
-    public static func shards(labels: [UInt8], classes: Int, scheme: PartitionScheme,
-                              nodes: Int, seed: UInt64) -> [[Int]] {
-        precondition(nodes >= 1 && nodes <= Limits.partition_nodes_count_max,
-                     "\(nodes) nodes outside 1…\(Limits.partition_nodes_count_max)")
+    public static func shards(
+        labels: [UInt8], classes: Int, scheme: PartitionScheme,
+        nodes: Int, seed: UInt64
+    ) -> [[Int]] {
+        precondition(
+            nodes >= 1 && nodes <= Limits.partition_nodes_count_max,
+            "\(nodes) nodes outside 1…\(Limits.partition_nodes_count_max)")
         precondition(classes >= 1 && classes <= 256, "\(classes) classes")
         precondition(labels.allSatisfy { Int($0) < classes }, "a label is ≥ \(classes) classes")
         var rng = SeededGenerator(seed: seed, stream: stream)
@@ -53,8 +59,9 @@ public enum Partition {
         case .iid:
             result = cut(shuffled(Array(labels.indices), &rng), into: nodes)
         case let .dirichlet(alpha):
-            precondition(alpha >= Limits.partition_dirichlet_alpha_min && alpha <= Limits.partition_dirichlet_alpha_max,
-                         "Dirichlet α \(alpha) out of range")
+            precondition(
+                alpha >= Limits.partition_dirichlet_alpha_min && alpha <= Limits.partition_dirichlet_alpha_max,
+                "Dirichlet α \(alpha) out of range")
             result = dirichletShards(byClass(labels, classes, &rng), alpha: alpha, nodes: nodes, &rng)
         case let .labels(k):
             precondition(k >= 1 && k <= classes, "\(k) labels per node with \(classes) classes")
@@ -73,8 +80,10 @@ public enum Partition {
 
     // MARK: Schemes
 
-    static func dirichletShards(_ classes: [[Int]], alpha: Double, nodes: Int,
-                                _ rng: inout SeededGenerator) -> [[Int]] {
+    static func dirichletShards(
+        _ classes: [[Int]], alpha: Double, nodes: Int,
+        _ rng: inout SeededGenerator
+    ) -> [[Int]] {
         var shards = [[Int]](repeating: [], count: nodes)
         for members in classes {
             let p = dirichlet(alpha: alpha, count: nodes, &rng)
@@ -93,14 +102,16 @@ public enum Partition {
         for j in 0..<nodes where shards[j].isEmpty {
             var donor = 0
             for d in 1..<nodes where shards[d].count > shards[donor].count { donor = d }
-            guard shards[donor].count > 1 else { break }  // fewer samples than nodes
+            guard shards[donor].count > 1 else { break } // fewer samples than nodes
             shards[j].append(shards[donor].removeLast())
         }
         return shards
     }
 
-    static func labelShards(_ classes: [[Int]], perNode k: Int, nodes: Int,
-                            _ rng: inout SeededGenerator) -> [[Int]] {
+    static func labelShards(
+        _ classes: [[Int]], perNode k: Int, nodes: Int,
+        _ rng: inout SeededGenerator
+    ) -> [[Int]] {
         let order = shuffled(Array(classes.indices), &rng)
         var holders = [[Int]](repeating: [], count: classes.count)
         for node in 0..<nodes {

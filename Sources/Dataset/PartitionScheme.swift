@@ -56,8 +56,9 @@ public enum PartitionScheme: Equatable, Sendable, CustomStringConvertible {
     /// (`Partition.shard` asserts the same conditions).
     public func validate(classes: Int, nodes: Int) throws(PartitionSchemeError) {
         guard nodes >= 1, nodes <= Limits.partition_nodes_count_max else {
-            throw PartitionSchemeError(text: description,
-                                       reason: "\(nodes) nodes; a partition has 1…\(Limits.partition_nodes_count_max)")
+            throw PartitionSchemeError(
+                text: description,
+                reason: "\(nodes) nodes; a partition has 1…\(Limits.partition_nodes_count_max)")
         }
         if case let .labels(k) = self, k > classes {
             throw PartitionSchemeError(text: description, reason: "\(k) labels per node but the data set has \(classes) classes")

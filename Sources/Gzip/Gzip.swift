@@ -118,8 +118,9 @@ public enum Gzip {
         let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
         defer { stream.deinitialize(count: 1); stream.deallocate() }
-        let initCode = deflateInit2_(stream, level, Z_DEFLATED, format.windowBits, 8, Z_DEFAULT_STRATEGY,
-                                     zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        let initCode = deflateInit2_(
+            stream, level, Z_DEFLATED, format.windowBits, 8, Z_DEFAULT_STRATEGY,
+            zlibVersion(), Int32(MemoryLayout<z_stream>.size))
         guard initCode == Z_OK else { throw .zlibFailure(code: initCode, message(stream, initCode)) }
         defer { deflateEnd(stream) }
 

@@ -61,7 +61,8 @@ public enum Aggregation {
                 throw AggregationError("a contributor key of \(c.key.count) bytes, expected 1…\(Limits.aggregation_key_bytes_max)")
             }
             guard c.samples >= 1, c.samples <= Limits.aggregation_contribution_samples_max else {
-                throw AggregationError("contributor \(hex(c.key)) claims \(c.samples) samples, expected 1…\(Limits.aggregation_contribution_samples_max)")
+                throw AggregationError(
+                    "contributor \(hex(c.key)) claims \(c.samples) samples, expected 1…\(Limits.aggregation_contribution_samples_max)")
             }
             guard c.update.count == length else {
                 throw AggregationError("contributor \(hex(c.key)) sent \(c.update.count) values, the others \(length)")

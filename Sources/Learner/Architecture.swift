@@ -57,26 +57,33 @@ public struct Architecture: Sendable {
             let next: Shape
             switch layer {
             case let .conv(k, f, stride, pad):
-                next = Shape(height: (current.height + 2 * pad - k) / stride + 1,
-                             width: (current.width + 2 * pad - k) / stride + 1, channels: f)
-                params.append(ParamLayer(kind: .conv, specIndex: i, units: f, inputChannels: current.channels,
-                                         positions: k * k, kernel: k, stride: stride, padding: pad, input: current, output: next))
+                next = Shape(
+                    height: (current.height + 2 * pad - k) / stride + 1,
+                    width: (current.width + 2 * pad - k) / stride + 1, channels: f)
+                params.append(
+                    ParamLayer(
+                        kind: .conv, specIndex: i, units: f, inputChannels: current.channels,
+                        positions: k * k, kernel: k, stride: stride, padding: pad, input: current, output: next))
             case .relu, .tanh:
                 next = current
             case let .maxPool(k, s):
                 next = Shape(height: (current.height - k) / s + 1, width: (current.width - k) / s + 1, channels: current.channels)
             case let .dense(u):
                 next = Shape(height: 1, width: 1, channels: u)
-                params.append(ParamLayer(kind: .dense, specIndex: i, units: u, inputChannels: current.channels,
-                                         positions: current.height * current.width, kernel: 0, stride: 1, padding: 0,
-                                         input: current, output: next))
+                params.append(
+                    ParamLayer(
+                        kind: .dense, specIndex: i, units: u, inputChannels: current.channels,
+                        positions: current.height * current.width, kernel: 0, stride: 1, padding: 0,
+                        input: current, output: next))
             }
             shapes.append(next)
             current = next
         }
         self.shapes = shapes
         self.paramLayers = params
-        self.prunable = params.enumerated().dropLast().map { Prunable(specIndex: $0.element.specIndex, paramIndex: $0.offset, units: $0.element.units) }
+        self.prunable = params.enumerated().dropLast().map {
+            Prunable(specIndex: $0.element.specIndex, paramIndex: $0.offset, units: $0.element.units)
+        }
     }
 
     /// Total prunable units (the length of an importance vector).

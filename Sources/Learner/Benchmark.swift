@@ -12,8 +12,9 @@ public enum Benchmark {
         /// The spec with every prunable layer keeping ⌈fraction × width⌉ units.
         public static func keeping(_ fraction: Double, of spec: ModelSpec) -> Variant {
             let widths = Architecture(spec).prunable.map { max(1, Int((Double($0.units) * fraction).rounded(.up))) }
-            return Variant(name: fraction == 1 ? "full" : "keep \(Int((fraction * 100).rounded()))%",
-                           spec: spec.withPrunableWidths(widths))
+            return Variant(
+                name: fraction == 1 ? "full" : "keep \(Int((fraction * 100).rounded()))%",
+                spec: spec.withPrunableWidths(widths))
         }
     }
 
@@ -23,15 +24,18 @@ public enum Benchmark {
         let size = spec.inputHeight * spec.inputWidth * spec.inputChannels
         let pixels = (0..<count * size).map { _ in UInt8(truncatingIfNeeded: g.next()) }
         let labels = (0..<count).map { _ in UInt8(g.next() % UInt64(spec.classes)) }
-        return LabeledImages(height: spec.inputHeight, width: spec.inputWidth, channels: spec.inputChannels,
-                             classes: spec.classes, pixels: pixels, labels: labels)
+        return LabeledImages(
+            height: spec.inputHeight, width: spec.inputWidth, channels: spec.inputChannels,
+            classes: spec.classes, pixels: pixels, labels: labels)
     }
 
     /// Training samples per second: `warmupSteps` untimed, then steps until `seconds` have passed
     /// (at least `minSteps`), with the given training-only dropout and label smoothing.
-    public static func trainThroughput(spec: ModelSpec, batch: Int, threads: Int, seconds: Double,
-                                       warmupSteps: Int = 3, minSteps: Int = 5,
-                                       dropout: Float = 0, labelSmoothing: Float = 0) -> Double {
+    public static func trainThroughput(
+        spec: ModelSpec, batch: Int, threads: Int, seconds: Double,
+        warmupSteps: Int = 3, minSteps: Int = 5,
+        dropout: Float = 0, labelSmoothing: Float = 0
+    ) -> Double {
         let data = syntheticData(for: spec, count: batch * 8, seed: 1)
         var model = Model(spec: spec, seed: 1)
         model.normalise(for: data)

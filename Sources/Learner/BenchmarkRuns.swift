@@ -45,27 +45,34 @@ extension Benchmark {
     /// Times training of each of `variants` (at least one; the first is the reference for
     /// speed-ups) for `seconds` each, with the given dropout and label smoothing; `measured` sees
     /// each variant's figures as they come.
-    public static func train(_ variants: [Variant], batch: Int, threads: Int, seconds: Double, dropout: Float,
-                             labelSmoothing: Float, measured: (TrainReport.Variant) -> Void = { _ in }) -> TrainReport {
+    public static func train(
+        _ variants: [Variant], batch: Int, threads: Int, seconds: Double, dropout: Float,
+        labelSmoothing: Float, measured: (TrainReport.Variant) -> Void = { _ in }
+    ) -> TrainReport {
         precondition(!variants.isEmpty, "a benchmark measures at least one variant")
         var results: [TrainReport.Variant] = []
         for v in variants {
-            let sps = trainThroughput(spec: v.spec, batch: batch, threads: threads, seconds: seconds,
-                                      dropout: dropout, labelSmoothing: labelSmoothing)
+            let sps = trainThroughput(
+                spec: v.spec, batch: batch, threads: threads, seconds: seconds,
+                dropout: dropout, labelSmoothing: labelSmoothing)
             let cost = ModelCost(v.spec)
-            let result = TrainReport.Variant(name: v.name, model: v.spec.description, params: cost.params, flops: cost.flops,
-                                             trainSamplesPerSecond: sps, speedupVsFull: sps / (results.first?.trainSamplesPerSecond ?? sps))
+            let result = TrainReport.Variant(
+                name: v.name, model: v.spec.description, params: cost.params, flops: cost.flops,
+                trainSamplesPerSecond: sps, speedupVsFull: sps / (results.first?.trainSamplesPerSecond ?? sps))
             results.append(result)
             measured(result)
         }
-        return TrainReport(trainSamplesPerSecond: results[0].trainSamplesPerSecond, batch: batch, threads: threads,
-                           blasCore: BLAS.coreName, variants: results)
+        return TrainReport(
+            trainSamplesPerSecond: results[0].trainSamplesPerSecond, batch: batch, threads: threads,
+            blasCore: BLAS.coreName, variants: results)
     }
 
     /// Times inference of each of `variants` (at least one; the first is the reference) at
     /// `batch` for `seconds`, and the median of `runs` single-sample runs.
-    public static func infer(_ variants: [Variant], batch: Int, threads: Int, seconds: Double, runs: Int,
-                             measured: (InferReport.Variant) -> Void = { _ in }) -> InferReport {
+    public static func infer(
+        _ variants: [Variant], batch: Int, threads: Int, seconds: Double, runs: Int,
+        measured: (InferReport.Variant) -> Void = { _ in }
+    ) -> InferReport {
         precondition(!variants.isEmpty, "a benchmark measures at least one variant")
         var results: [InferReport.Variant] = []
         for v in variants {
@@ -73,14 +80,16 @@ extension Benchmark {
             let ms = singleSampleLatencyMs(spec: v.spec, threads: threads, runs: runs)
             let cost = ModelCost(v.spec)
             let full = results.first
-            let result = InferReport.Variant(name: v.name, model: v.spec.description, params: cost.params, flops: cost.flops,
-                                             inferSamplesPerSecond: sps, batch1Ms: ms,
-                                             throughputVsFull: sps / (full?.inferSamplesPerSecond ?? sps),
-                                             latencyVsFull: (full?.batch1Ms ?? ms) / ms)
+            let result = InferReport.Variant(
+                name: v.name, model: v.spec.description, params: cost.params, flops: cost.flops,
+                inferSamplesPerSecond: sps, batch1Ms: ms,
+                throughputVsFull: sps / (full?.inferSamplesPerSecond ?? sps),
+                latencyVsFull: (full?.batch1Ms ?? ms) / ms)
             results.append(result)
             measured(result)
         }
-        return InferReport(inferBatch256SamplesPerSecond: results[0].inferSamplesPerSecond, inferBatch1Ms: results[0].batch1Ms,
-                           batch: batch, threads: threads, blasCore: BLAS.coreName, variants: results)
+        return InferReport(
+            inferBatch256SamplesPerSecond: results[0].inferSamplesPerSecond, inferBatch1Ms: results[0].batch1Ms,
+            batch: batch, threads: threads, blasCore: BLAS.coreName, variants: results)
     }
 }

@@ -80,7 +80,9 @@ public enum Checkpoint {
             do { try mask.validate(originalSpec: spec) } catch { throw fail("\(error)") }
             let current = Architecture(spec.withPrunableWidths(mask.widths))
             let tensorCount = Int(try r.readUInt16("tensors"))
-            guard tensorCount == current.paramLayers.count else { throw fail("\(tensorCount) tensors, model has \(current.paramLayers.count) layers") }
+            guard tensorCount == current.paramLayers.count else {
+                throw fail("\(tensorCount) tensors, model has \(current.paramLayers.count) layers")
+            }
             var weights: [[Float]] = [], biases: [[Float]] = []
             for (i, p) in current.paramLayers.enumerated() {
                 let wc = Int(try r.readUInt32("weights.count"))

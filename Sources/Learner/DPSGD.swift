@@ -1,9 +1,9 @@
 import MeshBase
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where DP-SGD's randomness comes from: the Poisson sampling of each batch and the Gaussian
@@ -65,8 +65,8 @@ public enum PoissonSampling {
     /// at most q (and within 2⁻⁶⁴ of it); ε grows with q, so accounting with q is conservative.
     public static func threshold(rate q: Double) -> UInt64? {
         precondition(q > 0 && q <= 1, "sample rate \(q) outside (0, 1]")
-        if q == 1 { return nil }   // everyone
-        return UInt64(q * 0x1p64)  // q < 1, so q·2⁶⁴ < 2⁶⁴; conversion truncates (floor)
+        if q == 1 { return nil } // everyone
+        return UInt64(q * 0x1p64) // q < 1, so q·2⁶⁴ < 2⁶⁴; conversion truncates (floor)
     }
 
     /// The indices in 0..<count that are in this step's batch, in increasing order.
@@ -100,8 +100,10 @@ public enum DPGaussianNoise {
     static let blockCoordinates = 16_384
 
     /// x[i] += N(0, std²) for i in 0..<count.
-    static func add(to x: UnsafeMutablePointer<Float>, count: Int, std: Double, source: inout some RandomByteSource,
-                    threads: Int, words: UnsafeMutablePointer<UInt64>) {
+    static func add(
+        to x: UnsafeMutablePointer<Float>, count: Int, std: Double, source: inout some RandomByteSource,
+        threads: Int, words: UnsafeMutablePointer<UInt64>
+    ) {
         guard std > 0 else { return }
         let dst = SharedPointer(x), w = SharedPointer(words)
         var start = 0
@@ -127,7 +129,7 @@ public enum DPGaussianNoise {
     /// Two independent standard normals from two uniform words (Box–Muller).
     @inline(__always)
     static func standardPair(_ w0: UInt64, _ w1: UInt64) -> (Double, Double) {
-        let u1 = Double((w0 >> 11) + 1) * 0x1p-53   // (0, 1]: log is finite
+        let u1 = Double((w0 >> 11) + 1) * 0x1p-53 // (0, 1]: log is finite
         let u2 = Double(w1 >> 11) * 0x1p-53
         let r = (-2 * log(u1)).squareRoot()
         let theta = 2 * Double.pi * u2

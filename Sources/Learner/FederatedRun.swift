@@ -112,15 +112,18 @@ public struct FederatedRun: Sendable {
     public let config: Config
 
     public init(config: Config) {
-        precondition(config.rounds >= 1 && config.localEpochs >= 1 && config.threads >= 1 && config.batchSize >= 1,
-                     "a federated run needs ≥ 1 round, local epoch, thread and batch size")
+        precondition(
+            config.rounds >= 1 && config.localEpochs >= 1 && config.threads >= 1 && config.batchSize >= 1,
+            "a federated run needs ≥ 1 round, local epoch, thread and batch size")
         self.config = config
     }
 
     /// Runs `config.rounds` rounds over the nodes' `shards` (indices into `train`; node k holds
     /// `shards[k]`), reporting each round's figures to `roundDone` as it ends.
-    public func run(spec: ModelSpec, train: LabeledImages, test: LabeledImages, shards: [[Int]],
-                    roundDone: ((Round) -> Void)? = nil) throws(AggregationError) -> Result {
+    public func run(
+        spec: ModelSpec, train: LabeledImages, test: LabeledImages, shards: [[Int]],
+        roundDone: ((Round) -> Void)? = nil
+    ) throws(AggregationError) -> Result {
         let nodes = shards.count
         precondition(nodes >= 1, "no nodes")
         if let b = config.byzantine { precondition(b >= 0 && b < nodes, "Byzantine node \(b) outside 0..<\(nodes)") }
@@ -151,12 +154,15 @@ public struct FederatedRun: Sendable {
             let trainStart = MonotonicClock.seconds()
             for k in 0..<nodes where data[k].count > 0 {
                 network.replaceModel(shared)
-                network.setOptimizer(config.optimizer)  // fresh momentum every round
+                network.setOptimizer(config.optimizer) // fresh momentum every round
                 var loss = 0.0
                 for e in 0..<config.localEpochs {
-                    loss = network.trainEpoch(data[k], epoch: (round - 1) * config.localEpochs + e + 1, batchSize: config.batchSize,
-                                              baseLearningRate: config.learningRate, schedule: schedules[k],
-                                              globalStep: &steps[k], rng: &rngs[k]).trainLoss
+                    loss =
+                        network.trainEpoch(
+                            data[k], epoch: (round - 1) * config.localEpochs + e + 1, batchSize: config.batchSize,
+                            baseLearningRate: config.learningRate, schedule: schedules[k],
+                            globalStep: &steps[k], rng: &rngs[k]
+                        ).trainLoss
                 }
                 losses.append(loss)
                 var update = shared.update(to: network.model)
@@ -175,9 +181,10 @@ public struct FederatedRun: Sendable {
             contributions = []
             network.replaceModel(shared)
             let cost = shared.cost
-            var record = Round(round: round, accuracy: network.evaluate(test).accuracy, widths: shared.mask.widths,
-                               params: cost.params, flops: cost.flops, updateBytesPerNode: 4 * cost.params,
-                               trainLoss: losses, trainSeconds: trainSeconds, aggregateSeconds: aggregateSeconds)
+            var record = Round(
+                round: round, accuracy: network.evaluate(test).accuracy, widths: shared.mask.widths,
+                params: cost.params, flops: cost.flops, updateBytesPerNode: 4 * cost.params,
+                trainLoss: losses, trainSeconds: trainSeconds, aggregateSeconds: aggregateSeconds)
             if config.pruneAfter.contains(round), let boundary = config.boundary {
                 let mask = shared.selectMask(rule: boundary)
                 if mask.widths != shared.mask.widths {
@@ -187,8 +194,9 @@ public struct FederatedRun: Sendable {
                     network = ModelRunner(model: shared, batchCapacity: config.batchSize, threads: config.threads)
                     network.labelSmoothing = config.labelSmoothing
                     let c = shared.cost
-                    record.pruned = Pruned(widths: shared.mask.widths, params: c.params, flops: c.flops,
-                                           accuracy: network.evaluate(test).accuracy)
+                    record.pruned = Pruned(
+                        widths: shared.mask.widths, params: c.params, flops: c.flops,
+                        accuracy: network.evaluate(test).accuracy)
                 }
             }
             rounds.append(record)

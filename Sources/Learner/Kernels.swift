@@ -19,8 +19,10 @@ enum Kernels {
     /// Lowers k×k patches to rows: col[(b, oy, ox), (ky, kx, c)] for the samples in `samples`,
     /// the patch whose top-left tap is input (oy·stride − padding, ox·stride − padding). A row is
     /// fanIn = k·k·c floats; out-of-image taps are zero.
-    static func im2col(input: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
-                       samples: Range<Int>) {
+    static func im2col(
+        input: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
+        samples: Range<Int>
+    ) {
         let (height, width, channels, kernel, pad) = (g.height, g.width, g.channels, g.kernel, g.padding)
         let oh = g.outHeight, ow = g.outWidth
         let fanIn = g.fanIn
@@ -52,8 +54,10 @@ enum Kernels {
     }
 
     /// The adjoint of im2col: accumulates patch gradients back into the (zeroed) input gradient.
-    static func col2im(col: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
-                       samples: Range<Int>) {
+    static func col2im(
+        col: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
+        samples: Range<Int>
+    ) {
         let (height, width, channels, kernel, pad) = (g.height, g.width, g.channels, g.kernel, g.padding)
         let oh = g.outHeight, ow = g.outWidth
         let fanIn = g.fanIn
@@ -84,8 +88,10 @@ enum Kernels {
     /// each output the input offset (within its sample) of the maximum, for the backward pass.
     /// The first maximum in (dy, dx) order wins. Channels are contiguous in NHWC, so eight of
     /// them are compared at once.
-    static func maxPool(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
-                        height: Int, width: Int, channels: Int, size: Int, stride: Int? = nil, samples: Range<Int>) {
+    static func maxPool(
+        input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
+        height: Int, width: Int, channels: Int, size: Int, stride: Int? = nil, samples: Range<Int>
+    ) {
         let step = stride ?? size
         let oh = (height - size) / step + 1, ow = (width - size) / step + 1
         let inSample = height * width * channels, outSample = oh * ow * channels
@@ -136,13 +142,16 @@ enum Kernels {
     /// `reluBeforePool`, the pool's input was a ReLU's output and this also applies the ReLU's
     /// backward: the maximum's ReLU output is the pool's output, so the gradient passes only where
     /// that output is positive. Writes every input position once (no zeroing pass, no scatter).
-    static func maxPoolBackward(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>,
-                                argmax: UnsafePointer<Int32>, output: UnsafePointer<Float>, reluBeforePool: Bool,
-                                height: Int, width: Int, channels: Int, size: Int, stride: Int? = nil, samples: Range<Int>) {
+    static func maxPoolBackward(
+        gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>,
+        argmax: UnsafePointer<Int32>, output: UnsafePointer<Float>, reluBeforePool: Bool,
+        height: Int, width: Int, channels: Int, size: Int, stride: Int? = nil, samples: Range<Int>
+    ) {
         if let stride, stride != size {
-            overlappingMaxPoolBackward(gradOutput: gradOutput, gradInput: gradInput, argmax: argmax, output: output,
-                                       reluBeforePool: reluBeforePool, height: height, width: width, channels: channels,
-                                       size: size, stride: stride, samples: samples)
+            overlappingMaxPoolBackward(
+                gradOutput: gradOutput, gradInput: gradInput, argmax: argmax, output: output,
+                reluBeforePool: reluBeforePool, height: height, width: width, channels: channels,
+                size: size, stride: stride, samples: samples)
             return
         }
         let oh = height / size, ow = width / size
@@ -187,9 +196,11 @@ enum Kernels {
 
     /// The same for windows that overlap (stride < size): an input can be the maximum of several
     /// windows, so the input gradient is zeroed and each output's gradient added at its maximum.
-    static func overlappingMaxPoolBackward(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>,
-                                           argmax: UnsafePointer<Int32>, output: UnsafePointer<Float>, reluBeforePool: Bool,
-                                           height: Int, width: Int, channels: Int, size: Int, stride: Int, samples: Range<Int>) {
+    static func overlappingMaxPoolBackward(
+        gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>,
+        argmax: UnsafePointer<Int32>, output: UnsafePointer<Float>, reluBeforePool: Bool,
+        height: Int, width: Int, channels: Int, size: Int, stride: Int, samples: Range<Int>
+    ) {
         let oh = (height - size) / stride + 1, ow = (width - size) / stride + 1
         let inSample = height * width * channels, outSample = oh * ow * channels
         for b in samples {
@@ -240,8 +251,10 @@ enum Kernels {
     /// g ← g·(1 − t²) with t = y·outputScale the tanh's output (tanh backward using its output).
     /// `outputScale` undoes an inverted-dropout scale 1/(1 − p) the next dense layer applied to
     /// that output in place (where it dropped a unit, g is already 0).
-    static func tanhBackward(_ g: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, outputScale: Float,
-                             range: Range<Int>) {
+    static func tanhBackward(
+        _ g: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, outputScale: Float,
+        range: Range<Int>
+    ) {
         var i = range.lowerBound
         let one = SIMD8<Float>(repeating: 1), scale = SIMD8<Float>(repeating: outputScale)
         while i + 8 <= range.upperBound {
@@ -325,7 +338,7 @@ enum Kernels {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

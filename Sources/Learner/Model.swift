@@ -44,7 +44,8 @@ public struct Model: Sendable {
         }
         for (i, p) in arch.paramLayers.enumerated() {
             guard weights[i].count == p.weightCount, biases[i].count == p.units else {
-                throw MaskError(problem: "layer \(i) holds \(weights[i].count)+\(biases[i].count) values, its shape needs \(p.weightCount)+\(p.units)")
+                throw MaskError(
+                    problem: "layer \(i) holds \(weights[i].count)+\(biases[i].count) values, its shape needs \(p.weightCount)+\(p.units)")
             }
         }
         self.originalSpec = originalSpec
@@ -206,13 +207,15 @@ public struct SurgeryPlan: Sendable {
     /// The plan keeping, in each prunable layer, the units at the given positions of the current
     /// layer (ascending, as many as `newMask` keeps there); they take `newMask`'s positions in order.
     public init(from old: Architecture, keptLocalRows local: [[Int]], to newMask: PruneMask) {
-        precondition(local.count == old.prunable.count && local.map(\.count) == newMask.widths,
-                     "kept rows \(local.map(\.count)) for a mask of widths \(newMask.widths)")
+        precondition(
+            local.count == old.prunable.count && local.map(\.count) == newMask.widths,
+            "kept rows \(local.map(\.count)) for a mask of widths \(newMask.widths)")
         let newArch = Architecture(old.spec.withPrunableWidths(newMask.widths))
         var rows: [[Int]] = old.paramLayers.map { Array(0..<$0.units) }
         for (p, sel) in zip(old.prunable, local) {
-            precondition(sel.allSatisfy { $0 >= 0 && $0 < p.units } && zip(sel, sel.dropFirst()).allSatisfy { $0 < $1 },
-                         "kept rows of layer \(p.paramIndex) not ascending inside 0..<\(p.units)")
+            precondition(
+                sel.allSatisfy { $0 >= 0 && $0 < p.units } && zip(sel, sel.dropFirst()).allSatisfy { $0 < $1 },
+                "kept rows of layer \(p.paramIndex) not ascending inside 0..<\(p.units)")
             rows[p.paramIndex] = sel
         }
         self.newMask = newMask

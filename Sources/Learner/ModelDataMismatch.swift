@@ -28,8 +28,9 @@ public struct ModelDataMismatch: Error, Equatable, Sendable, CustomStringConvert
 extension ModelSpec {
     /// Throws unless this model takes images of the given shape and has at least `classes` outputs.
     public func checkFits(imageHeight: Int, imageWidth: Int, imageChannels: Int, classes: Int) throws(ModelDataMismatch) {
-        let mismatch = ModelDataMismatch(model: self, imageHeight: imageHeight, imageWidth: imageWidth,
-                                         imageChannels: imageChannels, classes: classes)
+        let mismatch = ModelDataMismatch(
+            model: self, imageHeight: imageHeight, imageWidth: imageWidth,
+            imageChannels: imageChannels, classes: classes)
         guard mismatch.inputMatches, self.classes >= classes else { throw mismatch }
     }
 

@@ -70,8 +70,9 @@ public final class ModelRunner {
     let columnChunkFloats: Int
 
     public convenience init(model: Model, batchCapacity: Int, threads: Int, trainable: Bool = true) {
-        self.init(model: model, batchCapacity: batchCapacity, threads: threads, trainable: trainable,
-                  columnChunkFloats: Self.columnChunkFloatsDefault)
+        self.init(
+            model: model, batchCapacity: batchCapacity, threads: threads, trainable: trainable,
+            columnChunkFloats: Self.columnChunkFloatsDefault)
     }
 
     init(model: Model, batchCapacity: Int, threads: Int, trainable: Bool, columnChunkFloats: Int) {
@@ -115,7 +116,7 @@ public final class ModelRunner {
             maxActivation = max(maxActivation, outCount)
             switch layer {
             case .relu, .tanh:
-                activations.append(activations[i])  // in place
+                activations.append(activations[i]) // in place
             case .conv:
                 let p = arch.paramLayers[paramIndex]
                 let pixels = p.output.height * p.output.width
@@ -184,8 +185,9 @@ public final class ModelRunner {
                         // the whole weight matrix into its packed layout.
                         ParallelBLAS.sgemv(m: p.units, n: p.fanIn, a: w.baseAddress!, lda: p.fanIn, x: input, y: output, threads: threads)
                     } else {
-                        ParallelBLAS.sgemm(.none, .transpose, m: n, n: p.units, k: p.fanIn,
-                                   a: input, lda: p.fanIn, b: w.baseAddress!, ldb: p.fanIn, c: output, ldc: p.units, threads: threads)
+                        ParallelBLAS.sgemm(
+                            .none, .transpose, m: n, n: p.units, k: p.fanIn,
+                            a: input, lda: p.fanIn, b: w.baseAddress!, ldb: p.fanIn, c: output, ldc: p.units, threads: threads)
                     }
                 }
                 addBias(output, param: paramIndex, rows: n, units: p.units, relu: fuseReLU)
@@ -193,7 +195,10 @@ public final class ModelRunner {
             case .relu:
                 let previousFused: Bool = {
                     guard i > 0 else { return false }
-                    switch layers[i - 1] { case .conv, .dense: return true; default: return false }
+                    switch layers[i - 1] {
+                    case .conv, .dense: return true;
+                    default: return false
+                    }
                 }()
                 if !previousFused {
                     let total = n * arch.shapes[i].count
@@ -208,8 +213,9 @@ public final class ModelRunner {
                 let src = SharedPointer(UnsafeMutablePointer(mutating: input)), dst = SharedPointer(output)
                 let arg = SharedPointer(argmax[i]!.pointer)
                 parallelChunks(n, threads: threads) { samples in
-                    Kernels.maxPool(input: src.base, output: dst.base, argmax: arg.base, height: s.height, width: s.width,
-                                    channels: s.channels, size: size, stride: stride, samples: samples)
+                    Kernels.maxPool(
+                        input: src.base, output: dst.base, argmax: arg.base, height: s.height, width: s.width,
+                        channels: s.channels, size: size, stride: stride, samples: samples)
                 }
             }
         }
@@ -243,8 +249,10 @@ public final class ModelRunner {
     /// Conv forward: each worker takes a contiguous share of the samples and, chunk by chunk,
     /// lowers them with im2col, multiplies by the filters and adds the bias (and ReLU) while the
     /// chunk is still in cache. Workers run single-threaded GEMMs on disjoint rows.
-    private func convForward(_ p: Architecture.ParamLayer, layer i: Int, param: Int, input: UnsafeMutablePointer<Float>,
-                             output: UnsafeMutablePointer<Float>, count n: Int, relu: Bool) {
+    private func convForward(
+        _ p: Architecture.ParamLayer, layer i: Int, param: Int, input: UnsafeMutablePointer<Float>,
+        output: UnsafeMutablePointer<Float>, count n: Int, relu: Bool
+    ) {
         let s = p.input
         let pixels = p.output.height * p.output.width
         let geometry = Self.geometry(p)
@@ -264,8 +272,9 @@ public final class ModelRunner {
                         let c = keepColumns ? col.base + start * pixels * p.fanIn : col.base + worker * chunk * pixels * p.fanIn
                         Kernels.im2col(input: src.base + start * s.count, col: c, geometry: geometry, samples: 0..<(end - start))
                         let y = dst.base + start * pixels * p.units
-                        BLAS.sgemm(.none, .transpose, m: rows, n: p.units, k: p.fanIn, a: c, lda: p.fanIn,
-                                   b: w.base, ldb: p.fanIn, c: y, ldc: p.units)
+                        BLAS.sgemm(
+                            .none, .transpose, m: rows, n: p.units, k: p.fanIn, a: c, lda: p.fanIn,
+                            b: w.base, ldb: p.fanIn, c: y, ldc: p.units)
                         Kernels.addBias(y, bias: bias.base, units: p.units, rows: 0..<rows, relu: relu)
                         start = end
                     }
@@ -276,8 +285,9 @@ public final class ModelRunner {
 
     /// The lowering geometry of a conv layer.
     static func geometry(_ p: Architecture.ParamLayer) -> Kernels.ConvGeometry {
-        Kernels.ConvGeometry(height: p.input.height, width: p.input.width, channels: p.input.channels,
-                             kernel: p.kernel, stride: p.stride, padding: p.padding)
+        Kernels.ConvGeometry(
+            height: p.input.height, width: p.input.width, channels: p.input.channels,
+            kernel: p.kernel, stride: p.stride, padding: p.padding)
     }
 
     private func addBias(_ y: UnsafeMutablePointer<Float>, param: Int, rows: Int, units: Int, relu: Bool) {
@@ -296,8 +306,10 @@ public final class ModelRunner {
     /// mean into gradientA.
     /// With `smoothing` ε the target is (1 − ε)·one-hot + ε / classes, for the loss and gradient.
     /// With `perSample` the gradient rows are each sample's own loss gradient (not divided by n).
-    private func softmaxCrossEntropy(count n: Int, gradient: Bool, smoothing: Float = 0,
-                                     perSample: Bool = false) -> (loss: Double, correct: Int) {
+    private func softmaxCrossEntropy(
+        count n: Int, gradient: Bool, smoothing: Float = 0,
+        perSample: Bool = false
+    ) -> (loss: Double, correct: Int) {
         let classes = model.architecture.spec.classes
         let logits = activations.last!.pointer
         var loss = 0.0, correct = 0
@@ -342,7 +354,9 @@ public final class ModelRunner {
 
     /// The buffer a parameter layer's weight (or bias) gradient goes to, and the GEMM beta that
     /// keeps (1) or discards (0) what it holds.
-    private func gradientDestination(_ param: Int, bias: Bool, _ target: GradientTarget) -> (pointer: UnsafeMutablePointer<Float>, beta: Float) {
+    private func gradientDestination(_ param: Int, bias: Bool, _ target: GradientTarget) -> (
+        pointer: UnsafeMutablePointer<Float>, beta: Float
+    ) {
         switch target {
         case .buffers:
             return ((bias ? biasGradients : weightGradients)[param].pointer, 0)
@@ -369,8 +383,9 @@ public final class ModelRunner {
             switch layers[i] {
             case .dense:
                 // Rows are samples; the layer's input is the previous activation as stored.
-                parameterGradients(paramIndex, rows: n, input: activations[i].pointer, gradient: g.pointer,
-                                   inputGradient: needInputGradient ? spare.pointer : nil, into: target)
+                parameterGradients(
+                    paramIndex, rows: n, input: activations[i].pointer, gradient: g.pointer,
+                    inputGradient: needInputGradient ? spare.pointer : nil, into: target)
                 if needInputGradient {
                     swap(&g, &spare)
                     if dropoutApplied[i] {
@@ -382,8 +397,9 @@ public final class ModelRunner {
                 }
                 paramIndex -= 1
             case .conv:
-                convBackward(paramIndex, layer: i, count: n, gradient: g.pointer,
-                             inputGradient: needInputGradient ? spare.pointer : nil, into: target)
+                convBackward(
+                    paramIndex, layer: i, count: n, gradient: g.pointer,
+                    inputGradient: needInputGradient ? spare.pointer : nil, into: target)
                 if needInputGradient { swap(&g, &spare) }
                 paramIndex -= 1
             case .relu:
@@ -408,9 +424,10 @@ public final class ModelRunner {
                 let src = SharedPointer(g.pointer), dst = SharedPointer(spare.pointer)
                 let arg = SharedPointer(argmax[i]!.pointer), out = SharedPointer(activations[i + 1].pointer)
                 parallelChunks(n, threads: threads) { samples in
-                    Kernels.maxPoolBackward(gradOutput: src.base, gradInput: dst.base, argmax: arg.base, output: out.base,
-                                            reluBeforePool: fuseReLU, height: s.height, width: s.width,
-                                            channels: s.channels, size: size, stride: stride, samples: samples)
+                    Kernels.maxPoolBackward(
+                        gradOutput: src.base, gradInput: dst.base, argmax: arg.base, output: out.base,
+                        reluBeforePool: fuseReLU, height: s.height, width: s.width,
+                        channels: s.channels, size: size, stride: stride, samples: samples)
                 }
                 swap(&g, &spare)
                 skipReLU = fuseReLU
@@ -420,8 +437,10 @@ public final class ModelRunner {
 
     /// For a parameter layer seen as `rows × fanIn` inputs X and `rows × units` output gradient G:
     /// dW = Gᵀ·X, db = Gᵀ·1, and, when asked, the input gradient G·W (`rows × fanIn`).
-    private func parameterGradients(_ param: Int, rows: Int, input x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>,
-                                    inputGradient: UnsafeMutablePointer<Float>?, into target: GradientTarget) {
+    private func parameterGradients(
+        _ param: Int, rows: Int, input x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>,
+        inputGradient: UnsafeMutablePointer<Float>?, into target: GradientTarget
+    ) {
         let p = model.architecture.paramLayers[param]
         if target == .sampleNorms {
             // Ghost norm of a dense layer (rows are samples): sample r's weight gradient is the
@@ -438,14 +457,16 @@ public final class ModelRunner {
             }
         } else {
             let dW = gradientDestination(param, bias: false, target), db = gradientDestination(param, bias: true, target)
-            ParallelBLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: rows, a: g, lda: p.units,
-                               b: x, ldb: p.fanIn, beta: dW.beta, c: dW.pointer, ldc: p.fanIn, threads: threads)
+            ParallelBLAS.sgemm(
+                .transpose, .none, m: p.units, n: p.fanIn, k: rows, a: g, lda: p.units,
+                b: x, ldb: p.fanIn, beta: dW.beta, c: dW.pointer, ldc: p.fanIn, threads: threads)
             BLAS.sgemv(.transpose, m: rows, n: p.units, a: g, lda: p.units, x: ones.pointer, beta: db.beta, y: db.pointer)
         }
         guard let inputGradient else { return }
         model.weights[param].withUnsafeBufferPointer { w in
-            ParallelBLAS.sgemm(.none, .none, m: rows, n: p.fanIn, k: p.units, a: g, lda: p.units,
-                               b: w.baseAddress!, ldb: p.fanIn, c: inputGradient, ldc: p.fanIn, threads: threads)
+            ParallelBLAS.sgemm(
+                .none, .none, m: rows, n: p.fanIn, k: p.units, a: g, lda: p.units,
+                b: w.baseAddress!, ldb: p.fanIn, c: inputGradient, ldc: p.fanIn, threads: threads)
         }
     }
 
@@ -453,8 +474,10 @@ public final class ModelRunner {
     /// forward. Each worker takes a contiguous share of the samples: its weight gradient
     /// Gᵀ·X over its rows (summed across workers afterwards), then, chunk by chunk, the patch
     /// gradients G·W and col2im while they are in cache.
-    private func convBackward(_ param: Int, layer i: Int, count n: Int, gradient: UnsafeMutablePointer<Float>,
-                              inputGradient: UnsafeMutablePointer<Float>?, into target: GradientTarget) {
+    private func convBackward(
+        _ param: Int, layer i: Int, count n: Int, gradient: UnsafeMutablePointer<Float>,
+        inputGradient: UnsafeMutablePointer<Float>?, into target: GradientTarget
+    ) {
         let p = model.architecture.paramLayers[param]
         let s = p.input
         let pixels = p.output.height * p.output.width
@@ -463,7 +486,8 @@ public final class ModelRunner {
         let workers = parallelWorkerCount(n, threads: threads)
         let col = SharedPointer(columns[i]!.pointer), g = SharedPointer(gradient)
         let norms = target == .sampleNorms
-        let destination = norms ? (pointer: partialWeightGradients.pointer, beta: Float(0)) : gradientDestination(param, bias: false, target)
+        let destination =
+            norms ? (pointer: partialWeightGradients.pointer, beta: Float(0)) : gradientDestination(param, bias: false, target)
         let db = norms ? destination : gradientDestination(param, bias: true, target)
         let dW = SharedPointer(destination.pointer), partial = SharedPointer(partialWeightGradients.pointer)
         let dcol = SharedPointer(columnGradient.pointer), dx = inputGradient.map(SharedPointer.init)
@@ -481,29 +505,33 @@ public final class ModelRunner {
                     let dWb = scratch.base + worker * scratchStride, dbb = dWb + p.weightCount
                     for b in samples {
                         let r0 = b * pixels
-                        BLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: pixels,
-                                   a: g.base + r0 * p.units, lda: p.units, b: col.base + r0 * p.fanIn, ldb: p.fanIn,
-                                   beta: 0, c: dWb, ldc: p.fanIn)
+                        BLAS.sgemm(
+                            .transpose, .none, m: p.units, n: p.fanIn, k: pixels,
+                            a: g.base + r0 * p.units, lda: p.units, b: col.base + r0 * p.fanIn, ldb: p.fanIn,
+                            beta: 0, c: dWb, ldc: p.fanIn)
                         dbb.update(repeating: 0, count: p.units)
                         for r in 0..<pixels { Kernels.addInPlace(dbb, g.base + (r0 + r) * p.units, count: p.units) }
-                        sampleNorms.base[b] += Kernels.sumOfSquares(dWb, count: p.weightCount)
+                        sampleNorms.base[b] +=
+                            Kernels.sumOfSquares(dWb, count: p.weightCount)
                             + Kernels.sumOfSquares(dbb, count: p.units)
                     }
                 } else {
                     let r0 = samples.lowerBound * pixels
-                    BLAS.sgemm(.transpose, .none, m: p.units, n: p.fanIn, k: samples.count * pixels,
-                               a: g.base + r0 * p.units, lda: p.units, b: col.base + r0 * p.fanIn, ldb: p.fanIn,
-                               beta: worker == 0 ? destination.beta : 0,
-                               c: worker == 0 ? dW.base : partial.base + (worker - 1) * p.weightCount, ldc: p.fanIn)
+                    BLAS.sgemm(
+                        .transpose, .none, m: p.units, n: p.fanIn, k: samples.count * pixels,
+                        a: g.base + r0 * p.units, lda: p.units, b: col.base + r0 * p.fanIn, ldb: p.fanIn,
+                        beta: worker == 0 ? destination.beta : 0,
+                        c: worker == 0 ? dW.base : partial.base + (worker - 1) * p.weightCount, ldc: p.fanIn)
                 }
                 guard let dx else { return }
                 let patches = dcol.base + worker * chunk * pixels * p.fanIn
                 var start = samples.lowerBound
                 while start < samples.upperBound {
                     let end = min(samples.upperBound, start + chunk)
-                    BLAS.sgemm(.none, .none, m: (end - start) * pixels, n: p.fanIn, k: p.units,
-                               a: g.base + start * pixels * p.units, lda: p.units, b: w.base, ldb: p.fanIn,
-                               c: patches, ldc: p.fanIn)
+                    BLAS.sgemm(
+                        .none, .none, m: (end - start) * pixels, n: p.fanIn, k: p.units,
+                        a: g.base + start * pixels * p.units, lda: p.units, b: w.base, ldb: p.fanIn,
+                        c: patches, ldc: p.fanIn)
                     Kernels.col2im(col: patches, output: dx.base + start * s.count, geometry: geometry, samples: 0..<(end - start))
                     start = end
                 }
@@ -513,13 +541,15 @@ public final class ModelRunner {
         if workers > 1 {
             parallelChunks(p.weightCount, threads: threads, minChunk: 1 << 14) { range in
                 for wk in 1..<workers {
-                    Kernels.addInPlace(dW.base + range.lowerBound, partial.base + (wk - 1) * p.weightCount + range.lowerBound,
-                                       count: range.count)
+                    Kernels.addInPlace(
+                        dW.base + range.lowerBound, partial.base + (wk - 1) * p.weightCount + range.lowerBound,
+                        count: range.count)
                 }
             }
         }
-        BLAS.sgemv(.transpose, m: n * pixels, n: p.units, a: gradient, lda: p.units, x: ones.pointer,
-                   beta: db.beta, y: db.pointer)
+        BLAS.sgemv(
+            .transpose, m: n * pixels, n: p.units, a: gradient, lda: p.units, x: ones.pointer,
+            beta: db.beta, y: db.pointer)
     }
 
     /// One optimiser step from the gradients `backward` left in `target`.
@@ -534,12 +564,14 @@ public final class ModelRunner {
             let w1 = state.weightSlots.count > 1 ? state.weightSlots[1][p].pointer : nil
             let b1 = state.biasSlots.count > 1 ? state.biasSlots[1][p].pointer : nil
             model.weights[p].withUnsafeMutableBufferPointer { w in
-                OptimizerState.update(kind: state.kind, step: state.step, lr: lr, params: w.baseAddress!, grads: weightGrads,
-                                      slot0: state.weightSlots[0][p].pointer, slot1: w1, count: w.count, threads: threads)
+                OptimizerState.update(
+                    kind: state.kind, step: state.step, lr: lr, params: w.baseAddress!, grads: weightGrads,
+                    slot0: state.weightSlots[0][p].pointer, slot1: w1, count: w.count, threads: threads)
             }
             model.biases[p].withUnsafeMutableBufferPointer { b in
-                OptimizerState.update(kind: state.kind, step: state.step, lr: lr, params: b.baseAddress!, grads: biasGrads,
-                                      slot0: state.biasSlots[0][p].pointer, slot1: b1, count: b.count, threads: threads)
+                OptimizerState.update(
+                    kind: state.kind, step: state.step, lr: lr, params: b.baseAddress!, grads: biasGrads,
+                    slot0: state.biasSlots[0][p].pointer, slot1: b1, count: b.count, threads: threads)
             }
         }
     }
@@ -551,11 +583,13 @@ public final class ModelRunner {
     private func load(_ data: LabeledImages, _ indices: ArraySlice<Int>) {
         precondition(indices.count <= batchCapacity, "batch of \(indices.count) exceeds capacity \(batchCapacity)")
         // Callers check `ModelSpec.checkFits` where data meets a model; these catch a caller that did not.
-        precondition(data.height == model.spec.inputHeight && data.width == model.spec.inputWidth
-                     && data.channels == model.spec.inputChannels, "data shape does not match the model input")
+        precondition(
+            data.height == model.spec.inputHeight && data.width == model.spec.inputWidth
+                && data.channels == model.spec.inputChannels, "data shape does not match the model input")
         precondition(data.classes <= model.spec.classes, "\(data.classes) classes in the data, \(model.spec.classes) model outputs")
-        data.fillBatch(indices: indices, into: activations[0].pointer, labels: labels.pointer,
-                       mean: model.inputMean, std: model.inputStd)
+        data.fillBatch(
+            indices: indices, into: activations[0].pointer, labels: labels.pointer,
+            mean: model.inputMean, std: model.inputStd)
     }
 
     /// One optimiser step on the samples `indices`; returns the batch's mean loss and accuracy.
@@ -582,8 +616,10 @@ public final class ModelRunner {
     /// parameters is clipped to L2 norm C, the clipped sum gets N(0, (zC)²) noise per coordinate
     /// from `randomness`, is divided by the expected batch q·N and the optimiser steps. A batch
     /// larger than `batchCapacity` runs in physical chunks; an empty batch still steps on noise.
-    public func privateTrainStep(_ data: LabeledImages, indices: [Int], settings: DPSGDSettings, learningRate: Float,
-                                 randomness: inout some RandomByteSource) -> DPStepReport {
+    public func privateTrainStep(
+        _ data: LabeledImages, indices: [Int], settings: DPSGDSettings, learningRate: Float,
+        randomness: inout some RandomByteSource
+    ) -> DPStepReport {
         precondition(trainable, "privateTrainStep on an inference-only network")
         for g in weightGradients { g.pointer.update(repeating: 0, count: g.count) }
         for g in biasGradients { g.pointer.update(repeating: 0, count: g.count) }
@@ -605,8 +641,9 @@ public final class ModelRunner {
         let words = UnsafeMutablePointer<UInt64>.allocate(capacity: DPGaussianNoise.scratchWords)
         defer { words.deallocate() }
         for g in weightGradients + biasGradients {
-            DPGaussianNoise.add(to: g.pointer, count: g.count, std: settings.noiseStd, source: &randomness,
-                                threads: threads, words: words)
+            DPGaussianNoise.add(
+                to: g.pointer, count: g.count, std: settings.noiseStd, source: &randomness,
+                threads: threads, words: words)
             let x = SharedPointer(g.pointer)
             parallelChunks(g.count, threads: threads, minChunk: 1 << 14) { range in
                 for i in range { x.base[i] *= scale }
@@ -653,7 +690,9 @@ public final class ModelRunner {
     }
 
     /// The clipped sum Σ_i min(1, C/‖g_i‖)·g_i for raw inputs, without noise (tests only).
-    func clippedGradientSumForTests(_ input: [Float], labels batchLabels: [Int32], clipNorm: Float) -> (weights: [[Float]], biases: [[Float]]) {
+    func clippedGradientSumForTests(_ input: [Float], labels batchLabels: [Int32], clipNorm: Float) -> (
+        weights: [[Float]], biases: [[Float]]
+    ) {
         let n = batchLabels.count
         for g in weightGradients + biasGradients { g.pointer.update(repeating: 0, count: g.count) }
         activations[0].pointer.update(from: input, count: input.count)
@@ -661,8 +700,10 @@ public final class ModelRunner {
         forward(count: n)
         _ = softmaxCrossEntropy(count: n, gradient: true, perSample: true)
         _ = accumulateClippedGradients(count: n, clipNorm: clipNorm)
-        return (weightGradients.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) },
-                biasGradients.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) })
+        return (
+            weightGradients.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) },
+            biasGradients.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) }
+        )
     }
 
     /// Seeds the augmentation's and dropout's generators (flips and dropout masks are
@@ -717,7 +758,9 @@ public final class ModelRunner {
     /// Loss and parameter gradients for raw inputs and labels (no optimiser step): for tests.
     /// Without `training` (the default) dropout and label smoothing are off, so finite
     /// differences of the plain loss check it; with it they are on as in `trainStep`.
-    public func lossAndGradients(_ input: [Float], labels batchLabels: [Int32], training: Bool = false) -> (loss: Double, weights: [[Float]], biases: [[Float]], input: [Float]?) {
+    public func lossAndGradients(_ input: [Float], labels batchLabels: [Int32], training: Bool = false) -> (
+        loss: Double, weights: [[Float]], biases: [[Float]], input: [Float]?
+    ) {
         let n = batchLabels.count
         precondition(trainable && n <= batchCapacity && input.count == n * model.architecture.shapes[0].count, "raw batch size")
         activations[0].pointer.update(from: input, count: input.count)
@@ -747,8 +790,10 @@ public final class ModelRunner {
     /// Prunes in place to `mask`, cutting the optimiser state the same way (or resetting it when
     /// the model is re-initialised), and rebuilds the buffers for the narrower model.
     /// `placement` says which units fill the kept positions (see `Model.Placement`).
-    public func prune(to mask: PruneMask, mode: Model.SurgeryMode = .keepWeights,
-                      placement: Model.Placement = .agreed) throws(MaskError) {
+    public func prune(
+        to mask: PruneMask, mode: Model.SurgeryMode = .keepWeights,
+        placement: Model.Placement = .agreed
+    ) throws(MaskError) {
         let plan = try model.surgeryPlan(to: mask, placement: placement)
         let newModel = model.pruned(with: plan, mode: mode)
         if var state = optimizer {
@@ -777,7 +822,7 @@ final class Int32Buffer: @unchecked Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -107,7 +107,8 @@ public struct ModelSpec: Hashable, Sendable, CustomStringConvertible {
                 layers.append(.dense(units: u))
             } else if t.hasPrefix("conv") {
                 guard let fields = Self.numberFields(t.dropFirst(4), separators: ["x", "s", "p"]),
-                      let k = fields[""], let f = fields["x"] else {
+                    let k = fields[""], let f = fields["x"]
+                else {
                     throw fail("bad conv layer \"\(t)\" (want convKxF, then optionally sS and pP)")
                 }
                 guard let padding = fields["p"] ?? LayerSpec.defaultPadding(kernel: k) else {
@@ -140,7 +141,9 @@ public struct ModelSpec: Hashable, Sendable, CustomStringConvertible {
                 guard (1...k).contains(s) else { throw fail("conv stride \(s) must be in 1…\(k) (the kernel)") }
                 guard (0..<k).contains(p) else { throw fail("conv padding \(p) must be in 0…\(k - 1)") }
                 guard (1...Limits.layer_width_max).contains(f) else { throw fail("conv filters \(f) out of range") }
-                guard h + 2 * p >= k, w + 2 * p >= k else { throw fail("conv kernel \(k) with padding \(p) is larger than its \(h)×\(w) input") }
+                guard h + 2 * p >= k, w + 2 * p >= k else {
+                    throw fail("conv kernel \(k) with padding \(p) is larger than its \(h)×\(w) input")
+                }
                 h = (h + 2 * p - k) / s + 1; w = (w + 2 * p - k) / s + 1
             case .relu, .tanh:
                 break

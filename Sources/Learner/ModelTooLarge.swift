@@ -30,8 +30,10 @@ extension ModelSpec {
         }
         let (floats, overflow) = activationFloatsPerSample.multipliedReportingOverflow(by: max(1, batch))
         guard !overflow, floats <= Limits.training_activation_floats_max else {
-            throw ModelTooLarge(model: self, problem: "\(activationFloatsPerSample) activations per sample × batch \(batch) exceed "
-                                + "\(Limits.training_activation_floats_max); use a smaller batch or narrower layers")
+            throw ModelTooLarge(
+                model: self,
+                problem: "\(activationFloatsPerSample) activations per sample × batch \(batch) exceed "
+                    + "\(Limits.training_activation_floats_max); use a smaller batch or narrower layers")
         }
     }
 }

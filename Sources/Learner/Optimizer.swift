@@ -48,9 +48,11 @@ struct OptimizerState: Sendable {
     /// that is the part of the next velocity known before the next gradient, so the backward
     /// pass can add the gradient straight into it (GEMM with beta 1) and this pass then reads and
     /// writes each parameter and slot once.
-    static func update(kind: OptimizerKind, step: Int, lr: Float, params: UnsafeMutablePointer<Float>,
-                       grads: UnsafePointer<Float>?, slot0: UnsafeMutablePointer<Float>, slot1: UnsafeMutablePointer<Float>?,
-                       count: Int, threads: Int) {
+    static func update(
+        kind: OptimizerKind, step: Int, lr: Float, params: UnsafeMutablePointer<Float>,
+        grads: UnsafePointer<Float>?, slot0: UnsafeMutablePointer<Float>, slot1: UnsafeMutablePointer<Float>?,
+        count: Int, threads: Int
+    ) {
         let p = SharedPointer(params), g = grads.map { SharedPointer(UnsafeMutablePointer(mutating: $0)) }
         let s0 = SharedPointer(slot0), s1 = slot1.map(SharedPointer.init)
         switch kind {
@@ -99,7 +101,7 @@ struct OptimizerState: Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

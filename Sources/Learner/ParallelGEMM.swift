@@ -21,27 +21,32 @@ enum ParallelBLAS {
             parallelChunks(m, threads: threads, minChunk: 64) { rows in
                 // Rows of op(A): rows of A as stored, or columns when A is transposed.
                 let aPart = transA == .none ? a.base + rows.lowerBound * lda : a.base + rows.lowerBound
-                BLAS.sgemm(transA, transB, m: rows.count, n: n, k: k, a: aPart, lda: lda, b: b.base, ldb: ldb,
-                           beta: beta, c: c.base + rows.lowerBound * ldc, ldc: ldc)
+                BLAS.sgemm(
+                    transA, transB, m: rows.count, n: n, k: k, a: aPart, lda: lda, b: b.base, ldb: ldb,
+                    beta: beta, c: c.base + rows.lowerBound * ldc, ldc: ldc)
             }
         } else {
             parallelChunks(n, threads: threads, minChunk: 64) { cols in
                 // Columns of op(B): columns of B as stored, or rows when B is transposed.
                 let bPart = transB == .none ? b.base + cols.lowerBound : b.base + cols.lowerBound * ldb
-                BLAS.sgemm(transA, transB, m: m, n: cols.count, k: k, a: a.base, lda: lda, b: bPart, ldb: ldb,
-                           beta: beta, c: c.base + cols.lowerBound, ldc: ldc)
+                BLAS.sgemm(
+                    transA, transB, m: m, n: cols.count, k: k, a: a.base, lda: lda, b: bPart, ldb: ldb,
+                    beta: beta, c: c.base + cols.lowerBound, ldc: ldc)
             }
         }
     }
 
     /// y = A·x for row-major A (m×n), split by rows.
-    static func sgemv(m: Int, n: Int, a: UnsafePointer<Float>, lda: Int, x: UnsafePointer<Float>,
-                      y: UnsafeMutablePointer<Float>, threads: Int) {
+    static func sgemv(
+        m: Int, n: Int, a: UnsafePointer<Float>, lda: Int, x: UnsafePointer<Float>,
+        y: UnsafeMutablePointer<Float>, threads: Int
+    ) {
         let a = SharedPointer(UnsafeMutablePointer(mutating: a)), x = SharedPointer(UnsafeMutablePointer(mutating: x))
         let y = SharedPointer(y)
         parallelChunks(m, threads: threads, minChunk: 256) { rows in
-            BLAS.sgemv(.none, m: rows.count, n: n, a: a.base + rows.lowerBound * lda, lda: lda, x: x.base,
-                       y: y.base + rows.lowerBound)
+            BLAS.sgemv(
+                .none, m: rows.count, n: n, a: a.base + rows.lowerBound * lda, lda: lda, x: x.base,
+                y: y.base + rows.lowerBound)
         }
     }
 }

@@ -28,9 +28,11 @@ public struct PruningRun: Sendable {
         public var featureDropout: Float = 0
         public var labelSmoothing: Float = 0
 
-        public init(epochsPerRound: Int, maxRounds: Int, patience: Int, finetuneEpochs: Int, boundary: BoundaryRule,
-                    surgery: Model.SurgeryMode, pruning: Bool, batchSize: Int, learningRate: Float,
-                    optimizer: OptimizerKind, threads: Int, seed: UInt64) {
+        public init(
+            epochsPerRound: Int, maxRounds: Int, patience: Int, finetuneEpochs: Int, boundary: BoundaryRule,
+            surgery: Model.SurgeryMode, pruning: Bool, batchSize: Int, learningRate: Float,
+            optimizer: OptimizerKind, threads: Int, seed: UInt64
+        ) {
             self.epochsPerRound = epochsPerRound
             self.maxRounds = maxRounds
             self.patience = patience
@@ -70,16 +72,19 @@ public struct PruningRun: Sendable {
     public let config: Config
 
     public init(config: Config) {
-        precondition(config.epochsPerRound >= 1 && config.maxRounds >= 1 && config.patience >= 1 && config.finetuneEpochs >= 0,
-                     "pruning run needs ≥1 epoch per round, ≥1 round, patience ≥1")
+        precondition(
+            config.epochsPerRound >= 1 && config.maxRounds >= 1 && config.patience >= 1 && config.finetuneEpochs >= 0,
+            "pruning run needs ≥1 epoch per round, ≥1 round, patience ≥1")
         self.config = config
     }
 
     /// Runs both phases. The total epoch budget is `maxRounds × epochsPerRound + finetuneEpochs`
     /// unless patience ends phase one early; the learning rate is constant through phase one and
     /// decays by cosine over phase two.
-    public func run(spec: ModelSpec, data: DataSplit, progress: ((String, StepProgress) -> Void)? = nil,
-                    roundDone: ((Round) -> Void)? = nil) -> Result {
+    public func run(
+        spec: ModelSpec, data: DataSplit, progress: ((String, StepProgress) -> Void)? = nil,
+        roundDone: ((Round) -> Void)? = nil
+    ) -> Result {
         var model = Model(spec: spec, seed: config.seed)
         model.normalise(for: data.train)
         let initialCost = model.cost
@@ -99,9 +104,11 @@ public struct PruningRun: Sendable {
 
         for round in 1...config.maxRounds {
             for _ in 0..<config.epochsPerRound {
-                let r = network.trainEpoch(data.train, epoch: epochs + 1, batchSize: config.batchSize,
-                                           baseLearningRate: config.learningRate, schedule: .constant,
-                                           globalStep: &step, rng: &rng) { progress?("round \(round)", $0) }
+                let r = network.trainEpoch(
+                    data.train, epoch: epochs + 1, batchSize: config.batchSize,
+                    baseLearningRate: config.learningRate, schedule: .constant,
+                    globalStep: &step, rng: &rng
+                ) { progress?("round \(round)", $0) }
                 trainSeconds += r.seconds
                 epochs += 1
             }
@@ -123,8 +130,9 @@ public struct PruningRun: Sendable {
                     }
                 }
             }
-            let record = Round(round: round, testAccuracy: accuracy, paramsBefore: before, paramsAfter: after,
-                               kept: network.model.mask.widths, accepted: accepted)
+            let record = Round(
+                round: round, testAccuracy: accuracy, paramsBefore: before, paramsAfter: after,
+                kept: network.model.mask.widths, accepted: accepted)
             rounds.append(record)
             roundDone?(record)
             roundsWithoutReduction = accepted ? 0 : roundsWithoutReduction + 1
@@ -138,17 +146,20 @@ public struct PruningRun: Sendable {
             let schedule = LearningRateSchedule.cosine(totalSteps: stepsPerEpoch * config.finetuneEpochs)
             for _ in 0..<config.finetuneEpochs {
                 var local = step - finetuneStart
-                let r = network.trainEpoch(data.train, epoch: epochs + 1, batchSize: config.batchSize,
-                                           baseLearningRate: config.learningRate, schedule: schedule,
-                                           globalStep: &local, rng: &rng) { progress?("finetune", $0) }
+                let r = network.trainEpoch(
+                    data.train, epoch: epochs + 1, batchSize: config.batchSize,
+                    baseLearningRate: config.learningRate, schedule: schedule,
+                    globalStep: &local, rng: &rng
+                ) { progress?("finetune", $0) }
                 step = finetuneStart + local
                 trainSeconds += r.seconds
                 epochs += 1
             }
         }
         let final = network.evaluate(data.test).accuracy
-        return Result(initialCost: initialCost, finalModel: network.model, accuracyUnpruned: accuracyUnpruned,
-                      accuracyFinal: final, rounds: rounds, epochsTrained: epochs, trainSeconds: trainSeconds)
+        return Result(
+            initialCost: initialCost, finalModel: network.model, accuracyUnpruned: accuracyUnpruned,
+            accuracyFinal: final, rounds: rounds, epochsTrained: epochs, trainSeconds: trainSeconds)
     }
 
     private func surgeryMode(round: Int) -> Model.SurgeryMode {

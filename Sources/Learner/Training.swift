@@ -2,9 +2,9 @@ import Dataset
 import MeshBase
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// How the learning rate moves over a run.
@@ -82,9 +82,10 @@ extension ModelRunner {
             progress?(StepProgress(epoch: epoch, step: step + 1, stepsInEpoch: steps, loss: r.loss))
         }
         let seconds = MonotonicClock.seconds() - start
-        return EpochReport(epoch: epoch, trainLoss: lossSum / Double(max(1, data.count)),
-                           trainAccuracy: Double(correct) / Double(max(1, data.count)),
-                           samples: data.count, seconds: seconds)
+        return EpochReport(
+            epoch: epoch, trainLoss: lossSum / Double(max(1, data.count)),
+            trainAccuracy: Double(correct) / Double(max(1, data.count)),
+            samples: data.count, seconds: seconds)
     }
 }
 
@@ -120,7 +121,8 @@ extension ModelRunner {
             progress?(StepProgress(epoch: epoch, step: step + 1, stepsInEpoch: steps, loss: r.lossSum / Double(max(1, r.samples))))
         }
         let seconds = MonotonicClock.seconds() - start
-        return EpochReport(epoch: epoch, trainLoss: lossSum / Double(max(1, samples)),
-                           trainAccuracy: Double(correct) / Double(max(1, samples)), samples: samples, seconds: seconds)
+        return EpochReport(
+            epoch: epoch, trainLoss: lossSum / Double(max(1, samples)),
+            trainAccuracy: Double(correct) / Double(max(1, samples)), samples: samples, seconds: seconds)
     }
 }

@@ -39,7 +39,7 @@ public struct CommitteeLogBuilder {
             var g = SeededGenerator(seed: seed, stream: UInt64(i))
             var bytes: [UInt8] = []
             for _ in 0..<4 { withUnsafeBytes(of: g.next().littleEndian) { bytes.append(contentsOf: $0) } }
-            return try! SigningKey(seed: bytes)  // 32 bytes: cannot fail
+            return try! SigningKey(seed: bytes) // 32 bytes: cannot fail
         }
     }
 
@@ -60,12 +60,15 @@ public struct CommitteeLogBuilder {
 
     /// A small test model (24 prunable units: conv 8, dense 16) and mesh of `validators` keys
     /// derived from `seed`, with `spareCount` spare keys; the genesis parameters are given.
-    public static func demo(validators count: Int, spareCount: Int = 2, seed: UInt64 = 1, maskRounds: Int = 3,
-                            model: ModelSpec = try! ModelSpec(parsing: "8x8x1:conv3x8,relu,pool2,dense16,relu,dense4"),
-                            boundary: BoundaryRule = .keep(fractionMicro: 750_000),
-                            privacy: LedgerGenesis.PrivacyTerms = .init(clipBound: 16, noiseMultiplier: 5, scaleLog2: 10,
-                                                                        delta: 1e-5, epsilonBudget: 10),
-                            meshID: MeshID? = nil) -> CommitteeLogBuilder {
+    public static func demo(
+        validators count: Int, spareCount: Int = 2, seed: UInt64 = 1, maskRounds: Int = 3,
+        model: ModelSpec = try! ModelSpec(parsing: "8x8x1:conv3x8,relu,pool2,dense16,relu,dense4"),
+        boundary: BoundaryRule = .keep(fractionMicro: 750_000),
+        privacy: LedgerGenesis.PrivacyTerms = .init(
+            clipBound: 16, noiseMultiplier: 5, scaleLog2: 10,
+            delta: 1e-5, epsilonBudget: 10),
+        meshID: MeshID? = nil
+    ) -> CommitteeLogBuilder {
         let all = keys(count: count + spareCount, seed: seed)
         let signers = Array(all.prefix(count)), spares = Array(all.suffix(spareCount))
         let set = try! ValidatorSet(keys: signers.map(\.publicKey))
@@ -88,7 +91,8 @@ public struct CommitteeLogBuilder {
         let rule = genesis.maskRule
         var shared = SeededGenerator(seed: seed, stream: 0xC0FFEE)
         let base = (0..<rule.dimension).map { _ in 0.2 + 1.6 * shared.nextUnitDouble() }
-        var own = SeededGenerator(seed: seed ^ pruningRound &* 0x9E37_79B9_7F4A_7C15, stream: UInt64(key.bytes[0]) << 8 | UInt64(key.bytes[1]))
+        var own = SeededGenerator(
+            seed: seed ^ pruningRound &* 0x9E37_79B9_7F4A_7C15, stream: UInt64(key.bytes[0]) << 8 | UInt64(key.bytes[1]))
         let grid = FixedPoint(scaleLog2: genesis.privacy.scaleLog2)
         var kept = Set<Int>()
         for (layer, units) in mask.kept.enumerated() { for u in units { kept.insert(rule.layerOffsets[layer] + u) } }
@@ -101,15 +105,18 @@ public struct CommitteeLogBuilder {
     /// `key`'s signed contribution for `pruningRound` (release count: one more than its last, unless
     /// given). With DP-SGD training in the genesis it states `trainingSteps` DP-SGD steps, by
     /// default one round's steps per release (an honest node that trained once per release).
-    public func contribution(by key: PublicKey, pruningRound: UInt64, releaseCount: UInt32? = nil,
-                             values: [Int32]? = nil, trainingSteps: UInt64? = nil) -> SignedContribution {
+    public func contribution(
+        by key: PublicKey, pruningRound: UInt64, releaseCount: UInt32? = nil,
+        values: [Int32]? = nil, trainingSteps: UInt64? = nil
+    ) -> SignedContribution {
         let count = releaseCount ?? (releaseCounts[key] ?? 0) + 1
         let steps = trainingSteps ?? genesis.privacy.training.map { UInt64(count) &* $0.stepsPerRound }
-        let release = ImportanceRelease(pruningRound: pruningRound, releaseCount: count,
-                                        noiseMultiplier: genesis.privacy.noiseMultiplier,
-                                        clipNorm: genesis.privacy.clipBound, scaleLog2: UInt8(genesis.privacy.scaleLog2),
-                                        values: values ?? releaseValues(for: key, pruningRound: pruningRound),
-                                        trainingSteps: steps)
+        let release = ImportanceRelease(
+            pruningRound: pruningRound, releaseCount: count,
+            noiseMultiplier: genesis.privacy.noiseMultiplier,
+            clipNorm: genesis.privacy.clipBound, scaleLog2: UInt8(genesis.privacy.scaleLog2),
+            values: values ?? releaseValues(for: key, pruningRound: pruningRound),
+            trainingSteps: steps)
         return try! SignedContribution.sign(release: release, meshID: genesis.meshID, signer: signingKey(key))
     }
 
@@ -117,19 +124,23 @@ public struct CommitteeLogBuilder {
     public func honestMaskDecision() -> MaskDecision {
         let pruningRound = lastMaskRound + 1
         let contributions = validators.keys.map { contribution(by: $0, pruningRound: pruningRound) }
-        return try! MaskDecision.make(pruningRound: pruningRound, contributions: contributions, trim: validators.maxFaulty,
-                                      current: mask, rule: genesis.maskRule)
+        return try! MaskDecision.make(
+            pruningRound: pruningRound, contributions: contributions, trim: validators.maxFaulty,
+            current: mask, rule: genesis.maskRule)
     }
 
     /// A certificate for `decision` at the next height, signed by `signers` (default: every
     /// validator in force) — signers need not be validators (for negative tests).
-    public func certificate(for decision: Decision, signers: [PublicKey]? = nil, round: UInt32 = 0,
-                            against set: ValidatorSet? = nil) -> CommitCertificate {
+    public func certificate(
+        for decision: Decision, signers: [PublicKey]? = nil, round: UInt32 = 0,
+        against set: ValidatorSet? = nil
+    ) -> CommitCertificate {
         let set = set ?? validators
         let digest = decision.digest
         let votes = (signers ?? set.keys).map { key in
-            Vote.sign(height: height + 1, round: round, type: .precommit, decisionDigest: digest, meshID: genesis.meshID,
-                      signer: signingKey(key))
+            Vote.sign(
+                height: height + 1, round: round, type: .precommit, decisionDigest: digest, meshID: genesis.meshID,
+                signer: signingKey(key))
         }
         let indexed = votes.compactMap { v -> IndexedSignature? in
             guard let i = set.index(of: v.voter) else { return nil }
@@ -140,8 +151,9 @@ public struct CommitteeLogBuilder {
 
     /// The next entry for `decision`, without committing it to the builder's state.
     public func entry(for decision: Decision, certificate: CommitCertificate? = nil) -> LogEntry {
-        LogEntry(height: height + 1, previousHash: headHash, decision: decision,
-                 certificate: certificate ?? self.certificate(for: decision))
+        LogEntry(
+            height: height + 1, previousHash: headHash, decision: decision,
+            certificate: certificate ?? self.certificate(for: decision))
     }
 
     /// Advances the builder's state past `entry` (which it trusts: use entries it built).
@@ -171,18 +183,21 @@ public struct CommitteeLogBuilder {
     }
 
     public func admitDecision(_ member: PublicKey, inviter: PublicKey? = nil, validFor: UInt64 = 10) -> Decision {
-        let invite = Invite.sign(invitee: member, validUntilHeight: height + validFor, meshID: genesis.meshID,
-                                 inviter: signingKey(inviter ?? validators.keys[0]))
+        let invite = Invite.sign(
+            invitee: member, validUntilHeight: height + validFor, meshID: genesis.meshID,
+            inviter: signingKey(inviter ?? validators.keys[0]))
         return .admit(member: member, invite: invite)
     }
 
     /// Evidence that `key` prevoted two different digests at the current height.
     public func evidenceDecision(against key: PublicKey) -> Decision {
         let h = max(1, height)
-        let a = Vote.sign(height: h, round: 7, type: .prevote, decisionDigest: Blake2b256.hash(.decision, [1]),
-                          meshID: genesis.meshID, signer: signingKey(key))
-        let b = Vote.sign(height: h, round: 7, type: .prevote, decisionDigest: nil, meshID: genesis.meshID,
-                          signer: signingKey(key))
+        let a = Vote.sign(
+            height: h, round: 7, type: .prevote, decisionDigest: Blake2b256.hash(.decision, [1]),
+            meshID: genesis.meshID, signer: signingKey(key))
+        let b = Vote.sign(
+            height: h, round: 7, type: .prevote, decisionDigest: nil, meshID: genesis.meshID,
+            signer: signingKey(key))
         return .evidence(Equivocation(a, b)!)
     }
 

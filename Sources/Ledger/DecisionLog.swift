@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc  // errno constants only: every system call goes through PosixIO
-#endif
 import MeshBase
 import PosixIO
 import Sodium
 import Wire
+
+#if canImport(Glibc)
+    import Glibc // errno constants only: every system call goes through PosixIO
+#endif
 
 /// A node's append-only decision log file (format: `LogFileFormat`).
 ///
@@ -60,8 +61,10 @@ public final class DecisionLog {
     private var lastChecksum: Digest32
     private var poisoned = false
 
-    private init(path: String, meshID: MeshID, file: PosixIO.AppendFile, bodyRanges: [Range<Int>], headHash: Digest32,
-                 lastChecksum: Digest32) {
+    private init(
+        path: String, meshID: MeshID, file: PosixIO.AppendFile, bodyRanges: [Range<Int>], headHash: Digest32,
+        lastChecksum: Digest32
+    ) {
         self.path = path
         self.meshID = meshID
         self.file = file
@@ -111,16 +114,18 @@ public final class DecisionLog {
             let copy = try brokenCopyPath(for: path)
             try io { () throws(PosixFailure) in try PosixIO.writeAtomically(bytes, to: copy, mode: 0o644) }
             try io { () throws(PosixFailure) in try file.truncate(to: scan.validEnd) }
-            repair = Repair(index: index, offset: offset, droppedBytes: bytes.count - scan.validEnd, reason: reason,
-                            brokenCopyPath: copy)
+            repair = Repair(
+                index: index, offset: offset, droppedBytes: bytes.count - scan.validEnd, reason: reason,
+                brokenCopyPath: copy)
         }
         let end = try io { () throws(PosixFailure) in try file.lengthOnDisk() }
         guard end == scan.validEnd else {
             throw .io(operation: "file length changed while opening (\(end) ≠ \(scan.validEnd))", path: path, errno: 0)
         }
         let head = scan.bodies.last.map { LogEntry.hash(encoded: Array(bytes[$0])) } ?? scan.meshID.digest
-        let log = DecisionLog(path: path, meshID: scan.meshID, file: file, bodyRanges: scan.bodies,
-                              headHash: head, lastChecksum: scan.lastChecksum)
+        let log = DecisionLog(
+            path: path, meshID: scan.meshID, file: file, bodyRanges: scan.bodies,
+            headHash: head, lastChecksum: scan.lastChecksum)
         log.repair = repair
         return log
     }
@@ -198,7 +203,8 @@ public final class DecisionLog {
     /// none), repairing nothing. Throws only if the file cannot be read or its header is not a
     /// log header.
     public static func readValidPrefix(path: String) throws(DecisionLogError)
-        -> (meshID: MeshID, entries: [[UInt8]], problem: DecisionLogError?) {
+        -> (meshID: MeshID, entries: [[UInt8]], problem: DecisionLogError?)
+    {
         // Read whole, as the scan needs; a log has no size limit short of Limits' entries × bytes.
         let bytes = try io { () throws(PosixFailure) in try PosixIO.read(path, limit: Int.max) }
         let scan = try LogFileScan(bytes, path: path)

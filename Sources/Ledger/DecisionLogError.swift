@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import PosixIO
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Why a decision log file could not be created, opened, read or appended to.
 public enum DecisionLogError: Error, Sendable, Equatable, CustomStringConvertible {

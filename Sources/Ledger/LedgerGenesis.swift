@@ -18,8 +18,10 @@ public struct LedgerGenesis: Sendable, Hashable {
     public var boundary: BoundaryRule
     public var privacy: PrivacyTerms
 
-    public init(meshID: MeshID, validators: ValidatorSet, model: ModelSpec, boundary: BoundaryRule,
-                privacy: PrivacyTerms) {
+    public init(
+        meshID: MeshID, validators: ValidatorSet, model: ModelSpec, boundary: BoundaryRule,
+        privacy: PrivacyTerms
+    ) {
         self.meshID = meshID
         self.validators = validators
         self.model = model

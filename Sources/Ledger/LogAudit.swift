@@ -91,8 +91,9 @@ public enum LogAudit {
     /// Audits the log at `path` against `genesis` (or reports why there is none; `genesisPath`
     /// names it in that message).
     public static func audit(path logPath: String, genesisPath: String, genesis: Result<LedgerGenesis, GenesisUnavailable>) -> Report {
-        var report = Report(ok: false, log: logPath, meshId: nil, entries: 0, verified: 0, head: nil, firstError: nil,
-                            entryDetails: [], privacySpent: [], epsilonBudget: nil)
+        var report = Report(
+            ok: false, log: logPath, meshId: nil, entries: 0, verified: 0, head: nil, firstError: nil,
+            entryDetails: [], privacySpent: [], epsilonBudget: nil)
         func finish(_ error: FirstError?) -> Report {
             report.firstError = error
             report.ok = error == nil
@@ -115,25 +116,29 @@ public enum LogAudit {
             return finish(FirstError(index: nil, offset: nil, code: "file", reason: error.description))
         }
         guard file.meshID == ledgerGenesis.meshID else {
-            return finish(FirstError(index: nil, offset: nil, code: "wrong_mesh",
-                                     reason: "the log is for mesh \(file.meshID.hex), the genesis is mesh \(ledgerGenesis.meshID.hex)"))
+            return finish(
+                FirstError(
+                    index: nil, offset: nil, code: "wrong_mesh",
+                    reason: "the log is for mesh \(file.meshID.hex), the genesis is mesh \(ledgerGenesis.meshID.hex)"))
         }
         let result = LogVerifier.verify(entries: file.entries, genesis: ledgerGenesis)
         let full = ModelCost(ledgerGenesis.model)
         report.entryDetails = result.summaries.map { s in
-            EntryReport(index: s.index, height: s.height, kind: s.kind.description, round: s.consensusRound,
-                        pruningRound: s.pruningRound, kept: s.kept, params: s.params, flops: s.flops,
-                        paramReduction: 1 - Double(s.params) / Double(full.params),
-                        flopReduction: 1 - Double(s.flops) / Double(full.flops),
-                        contributors: s.contributors, signers: s.signers, validators: s.validators,
-                        member: s.member?.hex, hash: s.hash.hex)
+            EntryReport(
+                index: s.index, height: s.height, kind: s.kind.description, round: s.consensusRound,
+                pruningRound: s.pruningRound, kept: s.kept, params: s.params, flops: s.flops,
+                paramReduction: 1 - Double(s.params) / Double(full.params),
+                flopReduction: 1 - Double(s.flops) / Double(full.flops),
+                contributors: s.contributors, signers: s.signers, validators: s.validators,
+                member: s.member?.hex, hash: s.hash.hex)
         }
         report.entries = file.entries.count
         report.verified = result.summaries.count
         report.head = (result.summaries.last?.hash ?? ledgerGenesis.firstPreviousHash).hex
         report.privacySpent = result.verifier.releaseCounts.keys.sorted().map { key in
-            Spend(key: key.hex, releases: result.verifier.releaseCounts[key]!, epsilon: result.verifier.spent[key] ?? 0,
-                  trainingSteps: result.verifier.state.trainingSteps[key], recordEpsilon: result.verifier.state.trainingEpsilon[key])
+            Spend(
+                key: key.hex, releases: result.verifier.releaseCounts[key]!, epsilon: result.verifier.spent[key] ?? 0,
+                trainingSteps: result.verifier.state.trainingSteps[key], recordEpsilon: result.verifier.state.trainingEpsilon[key])
         }
         if let e = result.error {
             return finish(FirstError(index: e.index, offset: nil, code: e.fault.code, reason: e.fault.description))

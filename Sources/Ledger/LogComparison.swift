@@ -16,8 +16,10 @@ public enum LogComparison {
         /// The genesis, or the reason it could not be had (its loader's error, in words).
         public var genesis: Result<LedgerGenesis, GenesisUnavailable>
 
-        public init(path: String, file: Result<(meshID: MeshID, entries: [[UInt8]]), DecisionLogError>, genesisPath: String,
-                    genesis: Result<LedgerGenesis, GenesisUnavailable>) {
+        public init(
+            path: String, file: Result<(meshID: MeshID, entries: [[UInt8]]), DecisionLogError>, genesisPath: String,
+            genesis: Result<LedgerGenesis, GenesisUnavailable>
+        ) {
             self.path = path
             self.file = file
             self.genesisPath = genesisPath
@@ -86,8 +88,9 @@ public enum LogComparison {
                 let h = file.entries.map { LogEntry.hash(encoded: $0) }
                 hashes.append(h)
                 meshIDs.append(file.meshID)
-                var info = LogInfo(path: log.path, meshId: file.meshID.hex, entries: h.count,
-                                   head: (h.last ?? file.meshID.digest).hex, genesis: log.genesisPath)
+                var info = LogInfo(
+                    path: log.path, meshId: file.meshID.hex, entries: h.count,
+                    head: (h.last ?? file.meshID.digest).hex, genesis: log.genesisPath)
                 switch log.genesis {
                 case let .success(genesis):
                     if genesis.meshID != file.meshID {
@@ -106,7 +109,8 @@ public enum LogComparison {
             case let .failure(error):
                 hashes.append([])
                 meshIDs.append(nil)
-                infos.append(LogInfo(path: log.path, meshId: nil, entries: 0, head: nil, error: error.description, genesis: log.genesisPath))
+                infos.append(
+                    LogInfo(path: log.path, meshId: nil, entries: 0, head: nil, error: error.description, genesis: log.genesisPath))
             }
         }
         let paths = logs.map(\.path)
@@ -114,16 +118,22 @@ public enum LogComparison {
         var common = hashes.map(\.count).min() ?? 0
         let readable = infos.allSatisfy { $0.error == nil }
         if readable, Set(meshIDs.compactMap { $0 }).count > 1 {
-            divergence = Divergence(index: 0, hashes: Dictionary(zip(paths, meshIDs.map { "mesh " + ($0?.hex ?? "?") }),
-                                                                 uniquingKeysWith: { a, _ in a }))
+            divergence = Divergence(
+                index: 0,
+                hashes: Dictionary(
+                    zip(paths, meshIDs.map { "mesh " + ($0?.hex ?? "?") }),
+                    uniquingKeysWith: { a, _ in a }))
             common = 0
         } else if readable {
             let longest = hashes.map(\.count).max() ?? 0
             for i in 0..<longest {
                 let present = hashes.enumerated().filter { i < $0.element.count }
                 if Set(present.map { $0.element[i] }).count > 1 {
-                    divergence = Divergence(index: i, hashes: Dictionary(present.map { (paths[$0.offset], $0.element[i].hex) },
-                                                                         uniquingKeysWith: { a, _ in a }))
+                    divergence = Divergence(
+                        index: i,
+                        hashes: Dictionary(
+                            present.map { (paths[$0.offset], $0.element[i].hex) },
+                            uniquingKeysWith: { a, _ in a }))
                     common = i
                     break
                 }

@@ -88,8 +88,9 @@ public struct LogEntry: Sendable, Hashable {
                 throw LogEntryDecodeError(problem: "certificate: \(error)")
             }
             try r.expectEnd()
-            return Decoded(entry: LogEntry(height: height, previousHash: previous, decision: decision, certificate: certificate),
-                           decisionBytes: decisionBytes)
+            return Decoded(
+                entry: LogEntry(height: height, previousHash: previous, decision: decision, certificate: certificate),
+                decisionBytes: decisionBytes)
         } catch let e as LogEntryDecodeError {
             throw e
         } catch {

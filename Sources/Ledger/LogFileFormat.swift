@@ -56,8 +56,9 @@ public enum LogFileFormat {
 
     /// A full record (header and body) for entry `index` after the record whose checksum is `parent`.
     public static func record(index: UInt64, parent: Digest32, body: [UInt8]) -> (bytes: [UInt8], checksum: Digest32) {
-        precondition(!body.isEmpty && body.count <= Limits.log_entry_bytes_max,
-                     "log record body of \(body.count) bytes outside 1…\(Limits.log_entry_bytes_max)")
+        precondition(
+            !body.isEmpty && body.count <= Limits.log_entry_bytes_max,
+            "log record body of \(body.count) bytes outside 1…\(Limits.log_entry_bytes_max)")
         var w = ByteWriter(capacity: recordHeaderByteCount + body.count)
         w.write(raw: recordMagic)
         w.write(UInt32(body.count))

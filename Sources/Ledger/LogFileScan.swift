@@ -29,7 +29,9 @@ struct LogFileScan {
         guard bytes.count >= h else { throw .notALog(path: path, reason: "\(bytes.count) bytes, shorter than the \(h)-byte header") }
         guard bytes[0..<8].elementsEqual(LogFileFormat.magic) else { throw .notALog(path: path, reason: "bad magic") }
         let version = Self.u32(bytes, 8)
-        guard version == LogFileFormat.version else { throw .notALog(path: path, reason: "version \(version), this reads \(LogFileFormat.version)") }
+        guard version == LogFileFormat.version else {
+            throw .notALog(path: path, reason: "version \(version), this reads \(LogFileFormat.version)")
+        }
         let checksum = Blake2b256.hash(.logRecord, Array(bytes[0..<48]))
         guard bytes[48..<80].elementsEqual(checksum.bytes) else { throw .notALog(path: path, reason: "header checksum mismatch") }
         guard Self.u32(bytes, 12) == 0 else { throw .notALog(path: path, reason: "reserved header field is not 0") }
@@ -74,8 +76,9 @@ struct LogFileScan {
                 // The bytes present may be the whole record under a damaged length field: then its
                 // checksum verifies with the length they fill.
                 if present >= 1, Self.checksumMatches(bytes, at: offset, bodyLength: present) {
-                    problem = .corrupt(index: index, offset: offset,
-                                       reason: "record length field \(length) is damaged: the record is complete at \(present) body bytes")
+                    problem = .corrupt(
+                        index: index, offset: offset,
+                        reason: "record length field \(length) is damaged: the record is complete at \(present) body bytes")
                 } else {
                     problem = incomplete("incomplete record: \(present) of \(length) body bytes")
                 }
@@ -136,7 +139,8 @@ struct LogFileScan {
                 let length = Int(u32(bytes, p + 4))
                 let recordIndex = u64(bytes, p + 8)
                 if recordIndex > UInt64(index), length >= 1, length <= Limits.log_entry_bytes_max,
-                   bytes.count - p - rh >= length {
+                    bytes.count - p - rh >= length
+                {
                     let sum = LogFileFormat.recordChecksum(headerPrefix: bytes[p..<p + 48], body: bytes[p + rh..<p + rh + length])
                     if bytes[p + 48..<p + 80].elementsEqual(sum.bytes) { return true }
                 }

@@ -73,8 +73,10 @@ public enum LogSyncMessage: Sendable, Hashable {
                 let bytes = try r.readBytes32("logResponse.piece", limit: Limits.log_sync_piece_bytes_max)
                 try r.expectEnd()
                 guard height >= 1, length >= 1, length <= Limits.log_entry_bytes_max, !bytes.isEmpty,
-                      offset + bytes.count <= length else {
-                    throw DecodeError(problem: "logResponse piece \(offset)+\(bytes.count) of \(length) for height \(height) is out of range")
+                    offset + bytes.count <= length
+                else {
+                    throw DecodeError(
+                        problem: "logResponse piece \(offset)+\(bytes.count) of \(length) for height \(height) is out of range")
                 }
                 return .piece(height: height, entryLength: length, offset: offset, bytes: bytes)
             default:

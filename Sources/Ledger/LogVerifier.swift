@@ -83,7 +83,9 @@ public struct LogVerifier: Sendable {
     }
 
     /// Verifies a whole log; returns the summaries of the valid prefix and the first error.
-    public static func verify(entries: [[UInt8]], genesis: LedgerGenesis) -> (summaries: [EntrySummary], error: LogVerificationError?, verifier: LogVerifier) {
+    public static func verify(entries: [[UInt8]], genesis: LedgerGenesis) -> (
+        summaries: [EntrySummary], error: LogVerificationError?, verifier: LogVerifier
+    ) {
         var verifier = LogVerifier(genesis: genesis)
         var summaries: [EntrySummary] = []
         summaries.reserveCapacity(entries.count)
@@ -99,8 +101,10 @@ public struct LogVerifier: Sendable {
         LogVerificationError(index: nextIndex, fault: fault)
     }
 
-    private mutating func verify(_ entry: LogEntry, decisionDigest: Digest32,
-                                 hash: Digest32) throws(LogVerificationError) -> EntrySummary {
+    private mutating func verify(
+        _ entry: LogEntry, decisionDigest: Digest32,
+        hash: Digest32
+    ) throws(LogVerificationError) -> EntrySummary {
         let height = UInt64(nextIndex) + 1
         guard entry.height == height else { throw fail(.heightMismatch(expected: height, actual: entry.height)) }
         guard entry.previousHash == headHash else { throw fail(.brokenLink(expected: headHash, actual: entry.previousHash)) }
@@ -129,10 +133,11 @@ public struct LogVerifier: Sendable {
         }
 
         let cost = ModelCost(genesis.model.withPrunableWidths(next.mask.widths))
-        let summary = EntrySummary(index: nextIndex, height: height, kind: decision.kind, consensusRound: certificate.round,
-                                   pruningRound: pruningRound, kept: next.mask.widths, params: cost.params, flops: cost.flops,
-                                   contributors: contributors, signers: certificate.signatures.count,
-                                   validators: validatorsInForce.count, member: member, hash: hash)
+        let summary = EntrySummary(
+            index: nextIndex, height: height, kind: decision.kind, consensusRound: certificate.round,
+            pruningRound: pruningRound, kept: next.mask.widths, params: cost.params, flops: cost.flops,
+            contributors: contributors, signers: certificate.signatures.count,
+            validators: validatorsInForce.count, member: member, hash: hash)
         state = next
         headHash = hash
         nextIndex += 1

@@ -31,15 +31,17 @@ public struct PeerAddress: Hashable, Sendable, Comparable, CustomStringConvertib
         let chars = Array(text.utf8)
         if chars.first == UInt8(ascii: "[") {
             guard let close = chars.firstIndex(of: UInt8(ascii: "]")),
-                  close + 1 < chars.count, chars[close + 1] == UInt8(ascii: ":"),
-                  let ip = Self.parseIPv6(Array(chars[1..<close])),
-                  let port = Self.parsePort(Array(chars[(close + 2)...])) else { return nil }
+                close + 1 < chars.count, chars[close + 1] == UInt8(ascii: ":"),
+                let ip = Self.parseIPv6(Array(chars[1..<close])),
+                let port = Self.parsePort(Array(chars[(close + 2)...]))
+            else { return nil }
             self.ipBytes = ip
             self.port = port
         } else {
             guard let colon = chars.lastIndex(of: UInt8(ascii: ":")),
-                  let ip = Self.parseIPv4(Array(chars[..<colon])),
-                  let port = Self.parsePort(Array(chars[(colon + 1)...])) else { return nil }
+                let ip = Self.parseIPv4(Array(chars[..<colon])),
+                let port = Self.parsePort(Array(chars[(colon + 1)...]))
+            else { return nil }
             self.ipBytes = ip
             self.port = port
         }
@@ -165,8 +167,9 @@ public struct PeerAddress: Hashable, Sendable, Comparable, CustomStringConvertib
         if let range = findDoubleColon(chars) {
             guard findDoubleColon(Array(chars[range.upperBound...])) == nil else { return nil }
             guard let head = groups(chars[..<range.lowerBound], allowIPv4Tail: false),
-                  let tail = groups(chars[range.upperBound...], allowIPv4Tail: true),
-                  head.count + tail.count <= 7 else { return nil }
+                let tail = groups(chars[range.upperBound...], allowIPv4Tail: true),
+                head.count + tail.count <= 7
+            else { return nil }
             all = head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
         } else {
             guard let g = groups(chars[...], allowIPv4Tail: true), g.count == 8 else { return nil }

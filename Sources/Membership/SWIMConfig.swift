@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import MeshBase
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Protocol timings and fan-outs. Values come from the mesh genesis; the defaults are the LAN
 /// profile of HashiCorp memberlist (see `Limits.swim_*_default`).
@@ -34,18 +35,20 @@ public struct SWIMConfig: Sendable, Hashable {
     /// by (awareness + 1) while this node's own probes fail.
     public var awarenessMax: Int
 
-    public init(probeIntervalMs: UInt64 = UInt64(Limits.swim_probe_interval_ms_default),
-                probeTimeoutMs: UInt64 = UInt64(Limits.swim_probe_timeout_ms_default),
-                indirectProbeCount: Int = Limits.swim_indirect_probes_count_default,
-                suspicionMinMultiplier: Int = Limits.swim_suspicion_min_multiplier_default,
-                suspicionMaxMultiplier: Int = Limits.swim_suspicion_max_multiplier_default,
-                retransmitMultiplier: Int = Limits.swim_retransmit_multiplier_default,
-                pushPullIntervalMs: UInt64 = UInt64(Limits.swim_push_pull_interval_ms_default),
-                beaconIntervalMs: UInt64 = UInt64(Limits.swim_beacon_interval_ms_default),
-                deadRetentionMs: UInt64 = UInt64(Limits.swim_dead_retention_ms_default),
-                gossipIntervalMs: UInt64 = UInt64(Limits.swim_gossip_interval_ms_default),
-                gossipFanout: Int = Limits.swim_gossip_fanout_count_default,
-                awarenessMax: Int = Limits.swim_awareness_max) {
+    public init(
+        probeIntervalMs: UInt64 = UInt64(Limits.swim_probe_interval_ms_default),
+        probeTimeoutMs: UInt64 = UInt64(Limits.swim_probe_timeout_ms_default),
+        indirectProbeCount: Int = Limits.swim_indirect_probes_count_default,
+        suspicionMinMultiplier: Int = Limits.swim_suspicion_min_multiplier_default,
+        suspicionMaxMultiplier: Int = Limits.swim_suspicion_max_multiplier_default,
+        retransmitMultiplier: Int = Limits.swim_retransmit_multiplier_default,
+        pushPullIntervalMs: UInt64 = UInt64(Limits.swim_push_pull_interval_ms_default),
+        beaconIntervalMs: UInt64 = UInt64(Limits.swim_beacon_interval_ms_default),
+        deadRetentionMs: UInt64 = UInt64(Limits.swim_dead_retention_ms_default),
+        gossipIntervalMs: UInt64 = UInt64(Limits.swim_gossip_interval_ms_default),
+        gossipFanout: Int = Limits.swim_gossip_fanout_count_default,
+        awarenessMax: Int = Limits.swim_awareness_max
+    ) {
         self.probeIntervalMs = probeIntervalMs
         self.probeTimeoutMs = probeTimeoutMs
         self.indirectProbeCount = indirectProbeCount

@@ -79,11 +79,14 @@ public struct SWIMInstance: Sendable {
     private var nextJoinAtMs: UInt64
     private var awareness = 0
 
-    public init(config: SWIMConfig, me: MemberID, address: PeerAddress, admitted: Set<MemberID>,
-                seeds: [PeerAddress], randomSeed: UInt64, nowMs: UInt64) {
+    public init(
+        config: SWIMConfig, me: MemberID, address: PeerAddress, admitted: Set<MemberID>,
+        seeds: [PeerAddress], randomSeed: UInt64, nowMs: UInt64
+    ) {
         precondition(config.problem == nil, "SWIMConfig: \(config.problem ?? "")")
-        precondition(admitted.count <= Limits.members_count_max,
-                     "\(admitted.count) admitted keys exceed Limits.members_count_max \(Limits.members_count_max)")
+        precondition(
+            admitted.count <= Limits.members_count_max,
+            "\(admitted.count) admitted keys exceed Limits.members_count_max \(Limits.members_count_max)")
         self.config = config
         self.me = me
         self.address = address
@@ -91,7 +94,8 @@ public struct SWIMInstance: Sendable {
         self.admittedKeys = Set(admitted.map(MemberKey.init))
         self.seeds = seeds.filter { $0 != address }
         self.rng = SeededGenerator(seed: randomSeed)
-        table[MemberKey(me)] = Entry(record: MemberRecord(id: me, address: address, incarnation: 0, status: .alive, statusChangedAtMs: nowMs))
+        table[MemberKey(me)] = Entry(
+            record: MemberRecord(id: me, address: address, incarnation: 0, status: .alive, statusChangedAtMs: nowMs))
         ids = [me]
         // Stagger the first probe within one period so nodes started together do not probe in lockstep.
         nextProbeAtMs = nowMs + UInt64.random(in: 0..<config.probeIntervalMs, using: &rng)
@@ -159,8 +163,10 @@ public struct SWIMInstance: Sendable {
                 counters.probesFailed += 1
                 adjustAwareness(+1)
                 if let e = table[MemberKey(p.target)], e.record.status == .alive || e.record.status == .suspect {
-                    apply(MemberUpdate(id: p.target, address: e.record.address, incarnation: e.record.incarnation,
-                                       status: .suspect, accuser: me), now, &out)
+                    apply(
+                        MemberUpdate(
+                            id: p.target, address: e.record.address, incarnation: e.record.incarnation,
+                            status: .suspect, accuser: me), now, &out)
                 }
             }
         }
@@ -196,8 +202,10 @@ public struct SWIMInstance: Sendable {
         return out
     }
 
-    public mutating func onMessage(_ message: SWIMMessage, from sender: MemberID, at senderAddress: PeerAddress,
-                                   nowMs now: UInt64) -> [SWIMDirective] {
+    public mutating func onMessage(
+        _ message: SWIMMessage, from sender: MemberID, at senderAddress: PeerAddress,
+        nowMs now: UInt64
+    ) -> [SWIMDirective] {
         guard !hasLeft, sender != me else { return [] }
         counters.received.count(message)
         guard admittedKeys.contains(MemberKey(sender)) else {
@@ -239,11 +247,13 @@ public struct SWIMInstance: Sendable {
                 break
             }
             let id = allocateProbeID()
-            forwards[id] = Forward(origin: senderAddress, originProbeID: request.probeID,
-                                   expiresAtMs: now + config.probeIntervalMs)
+            forwards[id] = Forward(
+                origin: senderAddress, originProbeID: request.probeID,
+                expiresAtMs: now + config.probeIntervalMs)
             let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ping.fixedByteCount)
-            send(.ping(.init(probeID: id, target: request.target, incarnation: incarnation, updates: updates)),
-                 to: request.targetAddress, &out)
+            send(
+                .ping(.init(probeID: id, target: request.target, incarnation: incarnation, updates: updates)),
+                to: request.targetAddress, &out)
 
         case let .sync(sync):
             mergeSync(sync.members, from: sender, now, &out)
@@ -251,8 +261,9 @@ public struct SWIMInstance: Sendable {
 
         case let .leave(leave):
             if let e = table[MemberKey(sender)] {
-                apply(MemberUpdate(id: sender, address: e.record.address, incarnation: leave.incarnation, status: .left),
-                      now, &out)
+                apply(
+                    MemberUpdate(id: sender, address: e.record.address, incarnation: leave.incarnation, status: .left),
+                    now, &out)
             }
 
         case let .beacon(beacon):
@@ -280,8 +291,9 @@ public struct SWIMInstance: Sendable {
     /// The admitted set changed (a consensus decision). Members no longer admitted are dropped
     /// at once and reported as `.left`.
     public mutating func onAdmittedChanged(_ newAdmitted: Set<MemberID>, nowMs now: UInt64) -> [SWIMDirective] {
-        precondition(newAdmitted.count <= Limits.members_count_max,
-                     "\(newAdmitted.count) admitted keys exceed Limits.members_count_max")
+        precondition(
+            newAdmitted.count <= Limits.members_count_max,
+            "\(newAdmitted.count) admitted keys exceed Limits.members_count_max")
         admitted = newAdmitted
         admittedKeys = Set(newAdmitted.map(MemberKey.init))
         var out: [SWIMDirective] = []
@@ -336,18 +348,21 @@ public struct SWIMInstance: Sendable {
         nextProbeAtMs = now + interval
         guard let target = nextProbeTarget(), let e = table[MemberKey(target)] else { return }
         let id = allocateProbeID()
-        probe = Probe(target: target, targetAddress: e.record.address, probeID: id,
-                      timeoutAtMs: now + config.probeTimeoutMs * scale, endAtMs: now + interval)
+        probe = Probe(
+            target: target, targetAddress: e.record.address, probeID: id,
+            timeoutAtMs: now + config.probeTimeoutMs * scale, endAtMs: now + interval)
         counters.probesSent += 1
         // Buddy system: a suspect hears of its suspicion from whoever probes it.
         var buddy: MemberUpdate?
         if e.record.status == .suspect, let s = e.suspicion {
-            buddy = MemberUpdate(id: target, address: e.record.address, incarnation: e.record.incarnation,
-                                 status: .suspect, accuser: s.firstAccuser)
+            buddy = MemberUpdate(
+                id: target, address: e.record.address, incarnation: e.record.incarnation,
+                status: .suspect, accuser: s.firstAccuser)
         }
         let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ping.fixedByteCount, first: buddy)
-        send(.ping(.init(probeID: id, target: target, incarnation: incarnation, updates: updates)),
-             to: e.record.address, &out)
+        send(
+            .ping(.init(probeID: id, target: target, incarnation: incarnation, updates: updates)),
+            to: e.record.address, &out)
     }
 
     private mutating func sendIndirectProbes(_ p: Probe, _ now: UInt64, _ out: inout [SWIMDirective]) {
@@ -355,8 +370,9 @@ public struct SWIMInstance: Sendable {
         let helpers = randomMembers(count: config.indirectProbeCount, where: { $0.status == .alive && $0.id != p.target })
         for helper in helpers {
             counters.indirectProbesSent += 1
-            send(.pingReq(.init(probeID: p.probeID, target: p.target, targetAddress: p.targetAddress)),
-                 to: helper.address, &out)
+            send(
+                .pingReq(.init(probeID: p.probeID, target: p.target, targetAddress: p.targetAddress)),
+                to: helper.address, &out)
         }
     }
 
@@ -369,8 +385,9 @@ public struct SWIMInstance: Sendable {
 
     private mutating func takeUpdates(room: Int, first: MemberUpdate? = nil) -> [MemberUpdate] {
         let limit = config.retransmitLimit(memberCount: liveCount)
-        let updates = queue.take(roomBytes: room, limit: limit, first: first,
-                                 maxCount: Limits.swim_piggyback_updates_count_max)
+        let updates = queue.take(
+            roomBytes: room, limit: limit, first: first,
+            maxCount: Limits.swim_piggyback_updates_count_max)
         counters.updatesSent += UInt64(updates.count)
         return updates
     }
@@ -391,8 +408,10 @@ public struct SWIMInstance: Sendable {
         for id in ids {
             let e = table[MemberKey(id)]!
             let r = e.record
-            list.append(MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: r.status,
-                                     accuser: r.status == .suspect ? (e.suspicion?.firstAccuser ?? me) : nil))
+            list.append(
+                MemberUpdate(
+                    id: r.id, address: r.address, incarnation: r.incarnation, status: r.status,
+                    accuser: r.status == .suspect ? (e.suspicion?.firstAccuser ?? me) : nil))
         }
         send(.sync(.init(isReply: isReply, members: list)), to: peer, &out)
     }
@@ -403,12 +422,15 @@ public struct SWIMInstance: Sendable {
 
     /// memberlist's mergeState: a remote "dead" only makes us suspect (we check for ourselves);
     /// "left" is taken as is.
-    private mutating func mergeSync(_ records: [MemberUpdate], from sender: MemberID, _ now: UInt64,
-                                    _ out: inout [SWIMDirective]) {
+    private mutating func mergeSync(
+        _ records: [MemberUpdate], from sender: MemberID, _ now: UInt64,
+        _ out: inout [SWIMDirective]
+    ) {
         for r in records {
             if r.status == .dead {
-                apply(MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: .suspect, accuser: sender),
-                      now, &out)
+                apply(
+                    MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: .suspect, accuser: sender),
+                    now, &out)
             } else {
                 apply(r, now, &out)
             }
@@ -455,8 +477,10 @@ public struct SWIMInstance: Sendable {
         guard let e = table[MemberKey(u.id)] else {
             // Only an alive claim introduces a member; suspicion or death of a stranger is noise.
             guard u.status == .alive else { return }
-            insertMember(MemberRecord(id: u.id, address: u.address, incarnation: u.incarnation, status: .alive,
-                                      statusChangedAtMs: now))
+            insertMember(
+                MemberRecord(
+                    id: u.id, address: u.address, incarnation: u.incarnation, status: .alive,
+                    statusChangedAtMs: now))
             out.append(.memberChanged(table[MemberKey(u.id)]!.record, previous: nil))
             enqueue(u)
             return
@@ -477,8 +501,10 @@ public struct SWIMInstance: Sendable {
                 if u.incarnation > r.incarnation { table[MemberKey(u.id)]!.record.incarnation = u.incarnation }
                 if table[MemberKey(u.id)]!.suspicion?.confirm(accuser) == true {
                     counters.suspicionConfirmations += 1
-                    enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: table[MemberKey(u.id)]!.record.incarnation,
-                                         status: .suspect, accuser: accuser))
+                    enqueue(
+                        MemberUpdate(
+                            id: u.id, address: r.address, incarnation: table[MemberKey(u.id)]!.record.incarnation,
+                            status: .suspect, accuser: accuser))
                 }
             case .alive:
                 let n = liveCount
@@ -487,12 +513,15 @@ public struct SWIMInstance: Sendable {
                 var k = config.suspicionMinMultiplier - 2
                 if n - 2 < k { k = 0 }
                 setStatus(u.id, .suspect, incarnation: u.incarnation, now, &out)
-                table[MemberKey(u.id)]!.suspicion = Suspicion(startMs: now, minMs: minMs, maxMs: maxMs, expectedConfirmations: k,
-                                                   firstAccuser: accuser)
+                table[MemberKey(u.id)]!.suspicion = Suspicion(
+                    startMs: now, minMs: minMs, maxMs: maxMs, expectedConfirmations: k,
+                    firstAccuser: accuser)
                 counters.suspicionsStarted += 1
                 probeNext(u.id)
-                enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: u.incarnation, status: .suspect,
-                                     accuser: accuser))
+                enqueue(
+                    MemberUpdate(
+                        id: u.id, address: r.address, incarnation: u.incarnation, status: .suspect,
+                        accuser: accuser))
             }
         case .dead, .left:
             guard u.incarnation >= r.incarnation, r.status == .alive || r.status == .suspect else { return }
@@ -531,8 +560,10 @@ public struct SWIMInstance: Sendable {
         if queue.enqueue(u) { counters.updatesSuperseded += 1 }
     }
 
-    private mutating func setStatus(_ id: MemberID, _ status: MemberStatus, incarnation inc: UInt64, _ now: UInt64,
-                                    _ out: inout [SWIMDirective]) {
+    private mutating func setStatus(
+        _ id: MemberID, _ status: MemberStatus, incarnation inc: UInt64, _ now: UInt64,
+        _ out: inout [SWIMDirective]
+    ) {
         var e = table[MemberKey(id)]!
         let previous = e.record.status
         e.record.incarnation = inc
@@ -584,8 +615,9 @@ public struct SWIMInstance: Sendable {
                 counters.deathsDeclared += 1
                 setStatus(id, .dead, incarnation: e.record.incarnation, now, &out)
                 enqueue(MemberUpdate(id: id, address: e.record.address, incarnation: e.record.incarnation, status: .dead))
-            } else if (e.record.status == .dead || e.record.status == .left),
-                      now >= e.record.statusChangedAtMs + config.deadRetentionMs {
+            } else if e.record.status == .dead || e.record.status == .left,
+                now >= e.record.statusChangedAtMs + config.deadRetentionMs
+            {
                 reap.append(id)
             }
         }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Lifeguard's suspicion timer (memberlist suspicion.go): it starts at `maxMs` and shrinks toward

@@ -12,8 +12,10 @@ public struct ConsensusTimings: Sendable, Hashable {
     public var precommitTimeoutMs: UInt64
     public var precommitTimeoutDeltaMs: UInt64
 
-    public init(proposeTimeoutMs: UInt64, proposeTimeoutDeltaMs: UInt64, prevoteTimeoutMs: UInt64,
-                prevoteTimeoutDeltaMs: UInt64, precommitTimeoutMs: UInt64, precommitTimeoutDeltaMs: UInt64) {
+    public init(
+        proposeTimeoutMs: UInt64, proposeTimeoutDeltaMs: UInt64, prevoteTimeoutMs: UInt64,
+        prevoteTimeoutDeltaMs: UInt64, precommitTimeoutMs: UInt64, precommitTimeoutDeltaMs: UInt64
+    ) {
         self.proposeTimeoutMs = proposeTimeoutMs
         self.proposeTimeoutDeltaMs = proposeTimeoutDeltaMs
         self.prevoteTimeoutMs = prevoteTimeoutMs
@@ -23,9 +25,10 @@ public struct ConsensusTimings: Sendable, Hashable {
     }
 
     /// LAN defaults: short, so a small mesh does not stall for seconds when one node is down.
-    public static let lan = ConsensusTimings(proposeTimeoutMs: 300, proposeTimeoutDeltaMs: 100, prevoteTimeoutMs: 100,
-                                             prevoteTimeoutDeltaMs: 100, precommitTimeoutMs: 100,
-                                             precommitTimeoutDeltaMs: 100)
+    public static let lan = ConsensusTimings(
+        proposeTimeoutMs: 300, proposeTimeoutDeltaMs: 100, prevoteTimeoutMs: 100,
+        prevoteTimeoutDeltaMs: 100, precommitTimeoutMs: 100,
+        precommitTimeoutDeltaMs: 100)
 
     public func proposeTimeoutMs(round: UInt32) -> UInt64 { Self.grow(proposeTimeoutMs, proposeTimeoutDeltaMs, round) }
     public func prevoteTimeoutMs(round: UInt32) -> UInt64 { Self.grow(prevoteTimeoutMs, prevoteTimeoutDeltaMs, round) }

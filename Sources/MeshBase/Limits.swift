@@ -481,74 +481,97 @@ public enum Limits {
             if !holds { violated.append("\(why) (Limits.swift:\(line))") }
         }
         relation(datagram_bytes_max <= 1400, "datagrams must not fragment on a 1500-byte MTU LAN")
-        relation(chunks_per_message_max * (datagram_bytes_max - 256) >= message_bytes_max,
-                 "the largest message must fit in the chunks allowed for it, with 256 bytes of envelope each")
-        relation(reassembly_buffers_count_max * message_bytes_max >= reassembly_bytes_max
-                 || reassembly_bytes_max >= message_bytes_max,
-                 "at least one whole message must fit in the reassembly budget")
-        relation(reassembly_bytes_max >= 2 * message_bytes_max,
-                 "reassembly must hold two of the largest messages at once")
+        relation(
+            chunks_per_message_max * (datagram_bytes_max - 256) >= message_bytes_max,
+            "the largest message must fit in the chunks allowed for it, with 256 bytes of envelope each")
+        relation(
+            reassembly_buffers_count_max * message_bytes_max >= reassembly_bytes_max
+                || reassembly_bytes_max >= message_bytes_max,
+            "at least one whole message must fit in the reassembly budget")
+        relation(
+            reassembly_bytes_max >= 2 * message_bytes_max,
+            "reassembly must hold two of the largest messages at once")
         relation(replay_window_count % 64 == 0, "the replay bitmap is made of 64-bit words")
-        relation(importance_units_count_max * 4 <= message_bytes_max,
-                 "a full importance vector of 32-bit fixed-point values must fit in one message")
-        relation(importance_release_header_bytes + importance_units_count_max * importance_value_bytes_max
-                 + importance_release_training_trailer_bytes <= message_bytes_max,
-                 "a full importance release with every value a 5-byte varint and the DP-SGD steps trailer must fit in one message")
+        relation(
+            importance_units_count_max * 4 <= message_bytes_max,
+            "a full importance vector of 32-bit fixed-point values must fit in one message")
+        relation(
+            importance_release_header_bytes + importance_units_count_max * importance_value_bytes_max
+                + importance_release_training_trailer_bytes <= message_bytes_max,
+            "a full importance release with every value a 5-byte varint and the DP-SGD steps trailer must fit in one message")
         relation(partition_nodes_count_max <= members_count_max)
         relation(aggregation_contributions_count_max <= members_count_max, "one contribution per member at most")
-        relation(Double(aggregation_contributions_count_max) * Double(aggregation_contribution_samples_max) < 9_007_199_254_740_992,
-                 "the total sample count of an aggregate must be exact in a Double (below 2^53)")
+        relation(
+            Double(aggregation_contributions_count_max) * Double(aggregation_contribution_samples_max) < 9_007_199_254_740_992,
+            "the total sample count of an aggregate must be exact in a Double (below 2^53)")
         relation(layer_width_max <= importance_units_count_max)
-        relation(reassembly_buffers_per_sender_count_max <= reassembly_buffers_count_max,
-                 "one sender's reassembly share is part of the node's")
+        relation(
+            reassembly_buffers_per_sender_count_max <= reassembly_buffers_count_max,
+            "one sender's reassembly share is part of the node's")
         relation(chunks_per_message_max <= 64, "a reassembly buffer tracks its chunks in one 64-bit mask")
         relation(replay_senders_count_max >= members_count_max, "every member's replay window fits")
-        relation(dataset_classes_count_max >= 2 && dataset_classes_count_max <= 256,
-                 "a classifier needs two classes, and labels are stored as bytes")
-        relation(partition_dirichlet_alpha_min > 0 && partition_dirichlet_alpha_min < partition_dirichlet_alpha_max,
-                 "Dirichlet concentration must be positive")
-        relation(privacy_clip_bound_grid_units_max + 64 * privacy_noise_std_grid_units_max <= Int(Int32.max),
-                 "a clipped value plus 64 noise standard deviations must fit a 32-bit fixed-point value")
-        relation(privacy_noise_std_grid_units_max <= 1 << 22,
-                 "σ·256 must stay within 2^30 so that the exact variance m²/2^16 fits 64 bits")
+        relation(
+            dataset_classes_count_max >= 2 && dataset_classes_count_max <= 256,
+            "a classifier needs two classes, and labels are stored as bytes")
+        relation(
+            partition_dirichlet_alpha_min > 0 && partition_dirichlet_alpha_min < partition_dirichlet_alpha_max,
+            "Dirichlet concentration must be positive")
+        relation(
+            privacy_clip_bound_grid_units_max + 64 * privacy_noise_std_grid_units_max <= Int(Int32.max),
+            "a clipped value plus 64 noise standard deviations must fit a 32-bit fixed-point value")
+        relation(
+            privacy_noise_std_grid_units_max <= 1 << 22,
+            "σ·256 must stay within 2^30 so that the exact variance m²/2^16 fits 64 bits")
         relation(genesis_members_count_max <= members_count_max, "every genesis member is a member")
         relation(fixed_point_scale_log2_max <= 24, "FixedPoint accepts scales 2^0…2^-24")
         relation(node_tick_ms_min >= 1 && node_tick_ms_min <= node_tick_ms_max)
-        relation(mesh_name_bytes_max <= Int(UInt16.max) && member_name_bytes_max <= Int(UInt16.max)
-                 && host_port_bytes_max <= Int(UInt16.max), "genesis strings carry a 16-bit length")
-        relation(swim_probe_timeout_ms_default < swim_probe_interval_ms_default,
-                 "a direct probe must time out within its period, leaving room for indirect probes")
-        relation(swim_suspicion_min_multiplier_default >= 1 && swim_suspicion_max_multiplier_default >= 1,
-                 "suspicion timeouts are positive and max ≥ min")
+        relation(
+            mesh_name_bytes_max <= Int(UInt16.max) && member_name_bytes_max <= Int(UInt16.max)
+                && host_port_bytes_max <= Int(UInt16.max), "genesis strings carry a 16-bit length")
+        relation(
+            swim_probe_timeout_ms_default < swim_probe_interval_ms_default,
+            "a direct probe must time out within its period, leaving room for indirect probes")
+        relation(
+            swim_suspicion_min_multiplier_default >= 1 && swim_suspicion_max_multiplier_default >= 1,
+            "suspicion timeouts are positive and max ≥ min")
         relation(swim_indirect_probes_count_default <= swim_indirect_probes_count_max)
-        relation(9 + members_count_max * swim_member_update_bytes_max <= message_bytes_max,
-                 "a full membership sync (flag, count, every member) must fit in one message")
+        relation(
+            9 + members_count_max * swim_member_update_bytes_max <= message_bytes_max,
+            "a full membership sync (flag, count, every member) must fit in one message")
         relation(swim_piggyback_updates_count_max <= Int(UInt8.max), "piggyback counts are one byte")
         relation(swim_awareness_max >= 1)
-        relation(log_entry_bytes_max >= 96 + decision_contributions_count_max * (108 + message_bytes_max)
-                 + 4 * importance_units_count_max + model_layers_count_max * (2 + 2 * layer_width_max)
-                 + certificate_signatures_count_max * 66 + 64,
-                 "the largest mask decision (every validator's largest release, full aggregate and mask) fits one log entry")
+        relation(
+            log_entry_bytes_max >= 96 + decision_contributions_count_max * (108 + message_bytes_max)
+                + 4 * importance_units_count_max + model_layers_count_max * (2 + 2 * layer_width_max)
+                + certificate_signatures_count_max * 66 + 64,
+            "the largest mask decision (every validator's largest release, full aggregate and mask) fits one log entry")
         relation(log_entry_bytes_max <= Int(UInt32.max), "a log record's length is a u32")
-        relation(2 + contribution_request_digests_count_max * 32 <= datagram_bytes_max - 256,
-                 "a contribution request fits one datagram")
+        relation(
+            2 + contribution_request_digests_count_max * 32 <= datagram_bytes_max - 256,
+            "a contribution request fits one datagram")
         relation(20 + log_sync_piece_bytes_max <= message_bytes_max, "a log-sync piece with its header fits one message")
         relation(contribution_request_digests_count_max >= 1 && contributions_per_contributor_round_max >= 1)
-        relation(consensus_future_messages_count_max >= 3 * members_count_max,
-                 "a whole next height's proposal, prevotes and precommits can wait")
-        relation(consensus_guard_vote_rounds_max >= 1 && consensus_guard_vote_rounds_max <= consensus_vote_rounds_kept_max + 1,
-                 "the guard keeps the interrupted round's votes, and no round the engine would already have dropped")
+        relation(
+            consensus_future_messages_count_max >= 3 * members_count_max,
+            "a whole next height's proposal, prevotes and precommits can wait")
+        relation(
+            consensus_guard_vote_rounds_max >= 1 && consensus_guard_vote_rounds_max <= consensus_vote_rounds_kept_max + 1,
+            "the guard keeps the interrupted round's votes, and no round the engine would already have dropped")
         relation(2 * consensus_guard_vote_rounds_max <= Int(UInt8.max), "the guard's vote count is one byte")
-        relation(13 + 4 + 4 + message_bytes_max + 2 + members_count_max * vote_bytes_max + 1
-                 + 2 * consensus_guard_vote_rounds_max * vote_bytes_max <= signing_guard_bytes_max,
-                 "the largest signing guard (a lock on a one-message proposal with a prevote of every validator, two votes per kept round) fits its file limit")
+        relation(
+            13 + 4 + 4 + message_bytes_max + 2 + members_count_max * vote_bytes_max + 1
+                + 2 * consensus_guard_vote_rounds_max * vote_bytes_max <= signing_guard_bytes_max,
+            "the largest signing guard (a lock on a one-message proposal with a prevote of every validator, two votes per kept round) fits its file limit"
+        )
         relation(layer_width_max <= Int(UInt16.max), "mask indices are stored as u16")
-        relation(certificate_signatures_count_max <= Int(UInt16.max) && members_count_max <= Int(UInt16.max),
-                 "validator indices and counts are stored as u16")
+        relation(
+            certificate_signatures_count_max <= Int(UInt16.max) && members_count_max <= Int(UInt16.max),
+            "validator indices and counts are stored as u16")
         relation(simulate_jobs_count_max <= cli_threads_count_max, "simulate's workers are threads like the learner's")
         relation(simulate_delay_ms_max < simulate_time_ms_max, "a delay fits in a simulated span")
-        relation(demo_nodes_count_max <= members_count_max && demo_nodes_count_max <= port_max / 2,
-                 "every demo node is a member, and its ports fit above a base port")
+        relation(
+            demo_nodes_count_max <= members_count_max && demo_nodes_count_max <= port_max / 2,
+            "every demo node is a member, and its ports fit above a base port")
         relation(prune_rounds_count_max <= pruning_rounds_count_max, "a local run allows no more rounds than a mesh")
         relation(privacy_releases_count_max <= 1 << 53, "release counts are exact in a Double")
         relation(privacy_steps_count_max <= 1 << 53, "step counts are exact in a Double")

@@ -77,8 +77,10 @@ extension Genesis {
         w.write(UInt32(m.awarenessMax))
 
         let c = consensus
-        for v in [c.proposeTimeoutMs, c.proposeTimeoutDeltaMs, c.prevoteTimeoutMs, c.prevoteTimeoutDeltaMs,
-                  c.precommitTimeoutMs, c.precommitTimeoutDeltaMs] { w.write(v) }
+        for v in [
+            c.proposeTimeoutMs, c.proposeTimeoutDeltaMs, c.prevoteTimeoutMs, c.prevoteTimeoutDeltaMs,
+            c.precommitTimeoutMs, c.precommitTimeoutDeltaMs,
+        ] { w.write(v) }
         w.write(validators.removeDeadAfterMs)
 
         w.write(UInt16(members.count))
@@ -233,9 +235,10 @@ extension Genesis {
                 trainingPrivacy = t
             }
             try r.expectEnd()
-            self.init(format: format, name: name, model: model, training: training, pruning: pruning, privacy: privacy,
-                      data: data, membership: membership, consensus: consensus, validators: validators, members: members,
-                      trainingPrivacy: trainingPrivacy)
+            self.init(
+                format: format, name: name, model: model, training: training, pruning: pruning, privacy: privacy,
+                data: data, membership: membership, consensus: consensus, validators: validators, members: members,
+                trainingPrivacy: trainingPrivacy)
         } catch let error as ConfigError {
             throw error
         } catch let error as ByteReaderError {

@@ -1,5 +1,5 @@
-import Foundation
 import Dataset
+import Foundation
 import Learner
 import MeshBase
 import Privacy
@@ -17,7 +17,9 @@ extension Genesis {
         // Model.
         let architecture = Architecture(model)
         guard architecture.prunableUnits <= Limits.importance_units_count_max else {
-            throw FieldProblem("model", "\(architecture.prunableUnits) prunable units; at most \(Limits.importance_units_count_max) fit one importance release")
+            throw FieldProblem(
+                "model",
+                "\(architecture.prunableUnits) prunable units; at most \(Limits.importance_units_count_max) fit one importance release")
         }
         let params = architecture.paramLayers.reduce(0) { $0 + $1.weightCount + $1.units }
         guard params <= Limits.model_params_count_max else {
@@ -47,7 +49,10 @@ extension Genesis {
         if case let .keepPerLayer(fractions) = pruning.boundary {
             // Fractions beyond the model's layers would change the mesh id and nothing else.
             guard fractions.count >= 2, fractions.count <= min(BoundaryRule.perLayerCountMax, architecture.prunable.count) else {
-                throw FieldProblem("pruning.boundary", "\(fractions.count) per-layer fractions for a model of \(architecture.prunable.count) prunable layers (2…\(min(BoundaryRule.perLayerCountMax, architecture.prunable.count)))")
+                throw FieldProblem(
+                    "pruning.boundary",
+                    "\(fractions.count) per-layer fractions for a model of \(architecture.prunable.count) prunable layers (2…\(min(BoundaryRule.perLayerCountMax, architecture.prunable.count)))"
+                )
             }
         }
 
@@ -70,10 +75,16 @@ extension Genesis {
         try Self.check(privacy.scaleLog2, 0...Limits.fixed_point_scale_log2_max, "privacy.scale_log2")
         let clipGrid = privacy.clipBound * Double(1 << privacy.scaleLog2)
         guard clipGrid <= Double(Limits.privacy_clip_bound_grid_units_max) else {
-            throw FieldProblem("privacy.clip_bound", "C·2^scale_log2 = \(clipGrid) grid units exceeds \(Limits.privacy_clip_bound_grid_units_max); lower clip_bound or scale_log2")
+            throw FieldProblem(
+                "privacy.clip_bound",
+                "C·2^scale_log2 = \(clipGrid) grid units exceeds \(Limits.privacy_clip_bound_grid_units_max); lower clip_bound or scale_log2"
+            )
         }
         guard privacy.noiseMultiplier * clipGrid <= Double(Limits.privacy_noise_std_grid_units_max) else {
-            throw FieldProblem("privacy.noise_multiplier", "noise std z·C·2^scale_log2 = \(privacy.noiseMultiplier * clipGrid) grid units exceeds \(Limits.privacy_noise_std_grid_units_max)")
+            throw FieldProblem(
+                "privacy.noise_multiplier",
+                "noise std z·C·2^scale_log2 = \(privacy.noiseMultiplier * clipGrid) grid units exceeds \(Limits.privacy_noise_std_grid_units_max)"
+            )
         }
         do {
             _ = try privacyBudget()
@@ -103,7 +114,8 @@ extension Genesis {
         try Self.check(m.probeIntervalMs, 1...maxMs, "membership.probe_interval_ms")
         try Self.check(m.probeTimeoutMs, 1...maxMs, "membership.probe_timeout_ms")
         guard m.probeTimeoutMs < m.probeIntervalMs else {
-            throw FieldProblem("membership.probe_timeout_ms", "must be below probe_interval_ms (\(m.probeIntervalMs)) (got \(m.probeTimeoutMs))")
+            throw FieldProblem(
+                "membership.probe_timeout_ms", "must be below probe_interval_ms (\(m.probeIntervalMs)) (got \(m.probeTimeoutMs))")
         }
         try Self.check(m.indirectProbeCount, 0...Limits.swim_indirect_probes_count_max, "membership.indirect_probes")
         try Self.check(m.suspicionMinMultiplier, 1...Limits.genesis_multiplier_max, "membership.suspicion_min_multiplier")
@@ -157,8 +169,9 @@ extension Genesis {
             throw FieldProblem("training_privacy.clip_norm", "must lie in (0, \(Limits.dp_clip_norm_max)] (got \(t.clipNorm))")
         }
         guard t.noiseMultiplier.isFinite, t.noiseMultiplier > 0, t.noiseMultiplier <= Limits.dp_noise_multiplier_max else {
-            throw FieldProblem("training_privacy.noise_multiplier",
-                               "must lie in (0, \(Limits.dp_noise_multiplier_max)] (got \(t.noiseMultiplier))")
+            throw FieldProblem(
+                "training_privacy.noise_multiplier",
+                "must lie in (0, \(Limits.dp_noise_multiplier_max)] (got \(t.noiseMultiplier))")
         }
         guard t.sampleRate.isFinite, t.sampleRate >= Limits.dp_sample_rate_min, t.sampleRate <= 1 else {
             throw FieldProblem("training_privacy.sample_rate", "must lie in [\(Limits.dp_sample_rate_min), 1] (got \(t.sampleRate))")
@@ -175,8 +188,10 @@ extension Genesis {
             throw FieldProblem("training_privacy", "\(error)")
         }
         guard first <= t.epsilonMax else {
-            throw FieldProblem("training_privacy.epsilon_max",
-                               "one pruning round (\(stepsPerRound) DP-SGD steps) already costs ε = \(first), above epsilon_max \(t.epsilonMax); raise noise_multiplier or epsilon_max, or lower sample_rate or training.epochs_per_round")
+            throw FieldProblem(
+                "training_privacy.epsilon_max",
+                "one pruning round (\(stepsPerRound) DP-SGD steps) already costs ε = \(first), above epsilon_max \(t.epsilonMax); raise noise_multiplier or epsilon_max, or lower sample_rate or training.epochs_per_round"
+            )
         }
     }
 

@@ -5,19 +5,27 @@ import Sodium
 import Yams
 
 extension Genesis {
-    static let topKeys = ["format", "name", "model", "training", "pruning", "privacy", "data", "membership",
-                          "consensus", "validators", "members", "training_privacy"]
-    static let trainingKeys = ["epochs_per_round", "batch_size", "learning_rate", "optimizer", "momentum",
-                               "weight_decay", "augment", "init_seed"]
+    static let topKeys = [
+        "format", "name", "model", "training", "pruning", "privacy", "data", "membership",
+        "consensus", "validators", "members", "training_privacy",
+    ]
+    static let trainingKeys = [
+        "epochs_per_round", "batch_size", "learning_rate", "optimizer", "momentum",
+        "weight_decay", "augment", "init_seed",
+    ]
     static let pruningKeys = ["boundary", "patience", "max_rounds", "finetune_epochs", "surgery"]
     static let privacyKeys = ["clip_bound", "noise_multiplier", "delta", "epsilon_budget", "scale_log2"]
     static let dataKeys = ["partition", "seed"]
-    static let membershipKeys = ["probe_interval_ms", "probe_timeout_ms", "indirect_probes", "suspicion_min_multiplier",
-                                 "suspicion_max_multiplier", "retransmit_multiplier", "push_pull_interval_ms",
-                                 "beacon_interval_ms", "dead_retention_ms", "gossip_interval_ms", "gossip_fanout",
-                                 "awareness_max"]
-    static let consensusKeys = ["propose_timeout_ms", "propose_timeout_delta_ms", "prevote_timeout_ms",
-                                "prevote_timeout_delta_ms", "precommit_timeout_ms", "precommit_timeout_delta_ms"]
+    static let membershipKeys = [
+        "probe_interval_ms", "probe_timeout_ms", "indirect_probes", "suspicion_min_multiplier",
+        "suspicion_max_multiplier", "retransmit_multiplier", "push_pull_interval_ms",
+        "beacon_interval_ms", "dead_retention_ms", "gossip_interval_ms", "gossip_fanout",
+        "awareness_max",
+    ]
+    static let consensusKeys = [
+        "propose_timeout_ms", "propose_timeout_delta_ms", "prevote_timeout_ms",
+        "prevote_timeout_delta_ms", "precommit_timeout_ms", "precommit_timeout_delta_ms",
+    ]
     static let validatorKeys = ["remove_dead_after_ms"]
     static let memberKeys = ["key", "name", "address"]
     static let trainingPrivacyKeys = ["enabled", "clip_norm", "noise_multiplier", "sample_rate", "delta", "epsilon_max"]
@@ -32,7 +40,8 @@ extension Genesis {
     /// unknown fields are refused.
     public init(yaml text: String, file: String) throws(ConfigError) {
         guard text.utf8.count <= Limits.genesis_file_bytes_max else {
-            throw ConfigError(file: file, problem: "\(text.utf8.count) bytes; a genesis file may have at most \(Limits.genesis_file_bytes_max)")
+            throw ConfigError(
+                file: file, problem: "\(text.utf8.count) bytes; a genesis file may have at most \(Limits.genesis_file_bytes_max)")
         }
         let document = try YAMLDocument(text: text, file: file)
         var top = try document.rootMapping(allowed: Self.topKeys)
@@ -118,7 +127,8 @@ extension Genesis {
 
         let memberList = try top.required("members").sequence()
         guard memberList.count <= Limits.genesis_members_count_max else {
-            throw try top.required("members").error("\(memberList.count) members; a genesis may list at most \(Limits.genesis_members_count_max)")
+            throw try top.required("members").error(
+                "\(memberList.count) members; a genesis may list at most \(Limits.genesis_members_count_max)")
         }
         var members: [GenesisMember] = []
         for item in memberList {
@@ -154,9 +164,10 @@ extension Genesis {
             trainingPrivacy = t
         }
 
-        self.init(format: format, name: name, model: model, training: training, pruning: pruning, privacy: privacy,
-                  data: data, membership: membership, consensus: consensus, validators: validators, members: members,
-                  trainingPrivacy: trainingPrivacy)
+        self.init(
+            format: format, name: name, model: model, training: training, pruning: pruning, privacy: privacy,
+            data: data, membership: membership, consensus: consensus, validators: validators, members: members,
+            trainingPrivacy: trainingPrivacy)
         do {
             try validate()
         } catch {

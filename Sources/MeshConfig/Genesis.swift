@@ -37,12 +37,14 @@ public struct Genesis: Sendable, Hashable {
     /// in the log. Nil: the section is absent (no DP-SGD; the mesh id is as before the section).
     public var trainingPrivacy: TrainingPrivacyParameters?
 
-    public init(format: Int = Genesis.currentFormat, name: String, model: ModelSpec = .leafFashion,
-                training: TrainingParameters = .init(), pruning: PruningParameters = .init(),
-                privacy: PrivacyParameters = .init(), data: DataParameters = .init(),
-                membership: MembershipTimings = .lan, consensus: ConsensusTimings = .lan,
-                validators: ValidatorParameters = .init(), members: [GenesisMember],
-                trainingPrivacy: TrainingPrivacyParameters? = nil) {
+    public init(
+        format: Int = Genesis.currentFormat, name: String, model: ModelSpec = .leafFashion,
+        training: TrainingParameters = .init(), pruning: PruningParameters = .init(),
+        privacy: PrivacyParameters = .init(), data: DataParameters = .init(),
+        membership: MembershipTimings = .lan, consensus: ConsensusTimings = .lan,
+        validators: ValidatorParameters = .init(), members: [GenesisMember],
+        trainingPrivacy: TrainingPrivacyParameters? = nil
+    ) {
         self.format = format
         self.name = name
         self.model = model
@@ -83,17 +85,20 @@ public struct Genesis: Sendable, Hashable {
     /// allows only beside enabled DP-SGD training.
     public func releaseParameters() throws(PrivacyError) -> ReleaseParameters {
         if privacy.noiseMultiplier == 0 {
-            return try ReleaseParameters.noiseFree(clipBound: privacy.clipBound, fixedPoint: privacy.fixedPoint,
-                                                   dimension: importanceDimension)
+            return try ReleaseParameters.noiseFree(
+                clipBound: privacy.clipBound, fixedPoint: privacy.fixedPoint,
+                dimension: importanceDimension)
         }
-        return try ReleaseParameters(clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
-                              fixedPoint: privacy.fixedPoint, dimension: importanceDimension)
+        return try ReleaseParameters(
+            clipBound: privacy.clipBound, noiseMultiplier: privacy.noiseMultiplier,
+            fixedPoint: privacy.fixedPoint, dimension: importanceDimension)
     }
 
     /// A fresh pinned budget for one node.
     public func privacyBudget() throws(PrivacyError) -> PinnedPrivacyBudget {
-        try PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: privacy.epsilonBudget, delta: privacy.delta),
-                                pinned: releaseParameters())
+        try PinnedPrivacyBudget(
+            budget: PrivacyBudget(epsilonMax: privacy.epsilonBudget, delta: privacy.delta),
+            pinned: releaseParameters())
     }
 
     /// The mesh id: BLAKE2b-256 of `canonicalBytes()` under `DomainTag.meshID`. Call on a
@@ -216,10 +221,12 @@ public struct MembershipTimings: Sendable, Hashable {
     /// stretch by (awareness + 1) while this node's own probes fail.
     public var awarenessMax: Int
 
-    public init(probeIntervalMs: UInt64, probeTimeoutMs: UInt64, indirectProbeCount: Int, suspicionMinMultiplier: Int,
-                suspicionMaxMultiplier: Int, retransmitMultiplier: Int, pushPullIntervalMs: UInt64,
-                beaconIntervalMs: UInt64, deadRetentionMs: UInt64, gossipIntervalMs: UInt64, gossipFanout: Int,
-                awarenessMax: Int) {
+    public init(
+        probeIntervalMs: UInt64, probeTimeoutMs: UInt64, indirectProbeCount: Int, suspicionMinMultiplier: Int,
+        suspicionMaxMultiplier: Int, retransmitMultiplier: Int, pushPullIntervalMs: UInt64,
+        beaconIntervalMs: UInt64, deadRetentionMs: UInt64, gossipIntervalMs: UInt64, gossipFanout: Int,
+        awarenessMax: Int
+    ) {
         self.probeIntervalMs = probeIntervalMs
         self.probeTimeoutMs = probeTimeoutMs
         self.indirectProbeCount = indirectProbeCount

@@ -31,10 +31,11 @@ public struct HostPort: Sendable, Hashable, Comparable, CustomStringConvertible 
             guard let colon = text.lastIndex(of: ":") else { return nil }
             hostPart = text[..<colon]
             portPart = text[text.index(after: colon)...]
-            guard !hostPart.contains(":") else { return nil }  // IPv6 needs brackets
+            guard !hostPart.contains(":") else { return nil } // IPv6 needs brackets
         }
         guard !portPart.isEmpty, portPart.count <= 5, portPart.allSatisfy({ $0.isASCII && $0.isNumber }),
-              let port = UInt16(portPart) else { return nil }
+            let port = UInt16(portPart)
+        else { return nil }
         self.init(host: String(hostPart), port: port)
     }
 
@@ -57,7 +58,8 @@ public struct HostPort: Sendable, Hashable, Comparable, CustomStringConvertible 
         var bytes: [UInt8] = []
         for part in parts {
             guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let v = UInt8(part), part == String(v) else { return nil }
+                let v = UInt8(part), part == String(v)
+            else { return nil }
             bytes.append(v)
         }
         return bytes

@@ -109,8 +109,10 @@ public struct NodeConfig: Sendable, Hashable {
         public static func == (_: Origins, _: Origins) -> Bool { true }
         public func hash(into hasher: inout Hasher) {}
 
-        static let flagNames = ["listen": "--listen", "join": "--join", "control": "--control",
-                                "discovery.group": "--discovery-group"]
+        static let flagNames = [
+            "listen": "--listen", "join": "--join", "control": "--control",
+            "discovery.group": "--discovery-group",
+        ]
 
         /// An error about `field` found after loading, naming the file and field or the flag.
         public func error(field: String, problem: String) -> ConfigError {
@@ -126,10 +128,12 @@ public struct NodeConfig: Sendable, Hashable {
 
     /// A config with every optional field at its default. Paths are taken as given (the
     /// loaders pass absolute ones; the file loader's `state_dir` default is `state` beside the file).
-    public init(keyFile: String, genesisFile: String, stateDirectory: String, listen: HostPort = NodeConfig.defaultListen,
-                join: [HostPort] = [], data: DataSource = DataSource(), control: HostPort = NodeConfig.defaultControl,
-                discovery: Discovery = Discovery(), logLevel: LogLevel = .info, tickMs: Int = NodeConfig.defaultTickMs,
-                threads: Int = 0, placement: Placement = .local) {
+    public init(
+        keyFile: String, genesisFile: String, stateDirectory: String, listen: HostPort = NodeConfig.defaultListen,
+        join: [HostPort] = [], data: DataSource = DataSource(), control: HostPort = NodeConfig.defaultControl,
+        discovery: Discovery = Discovery(), logLevel: LogLevel = .info, tickMs: Int = NodeConfig.defaultTickMs,
+        threads: Int = 0, placement: Placement = .local
+    ) {
         self.keyFile = keyFile
         self.genesisFile = genesisFile
         self.stateDirectory = stateDirectory
@@ -144,8 +148,10 @@ public struct NodeConfig: Sendable, Hashable {
         self.placement = placement
     }
 
-    static let topKeys = ["key", "genesis", "listen", "join", "state_dir", "data", "control", "control_public",
-                          "metrics_listen", "discovery", "log_level", "tick_ms", "threads", "placement"]
+    static let topKeys = [
+        "key", "genesis", "listen", "join", "state_dir", "data", "control", "control_public",
+        "metrics_listen", "discovery", "log_level", "tick_ms", "threads", "placement",
+    ]
     static let dataKeys = ["dir", "node", "nodes"]
     static let discoveryKeys = ["enabled", "group", "interface"]
 
@@ -159,7 +165,8 @@ public struct NodeConfig: Sendable, Hashable {
     /// are required; everything else has a default (`state_dir` defaults to `state`).
     public init(yaml text: String, file: String, baseDirectory: String) throws(ConfigError) {
         guard text.utf8.count <= Limits.node_config_file_bytes_max else {
-            throw ConfigError(file: file, problem: "\(text.utf8.count) bytes; a node config may have at most \(Limits.node_config_file_bytes_max)")
+            throw ConfigError(
+                file: file, problem: "\(text.utf8.count) bytes; a node config may have at most \(Limits.node_config_file_bytes_max)")
         }
         let document = try YAMLDocument(text: text, file: file)
         var top = try document.rootMapping(allowed: Self.topKeys)
@@ -175,8 +182,9 @@ public struct NodeConfig: Sendable, Hashable {
             }
             return hp
         }
-        self.init(keyFile: try path(try top.required("key")), genesisFile: try path(try top.required("genesis")),
-                  stateDirectory: ConfigFile.resolve("state", against: baseDirectory))
+        self.init(
+            keyFile: try path(try top.required("key")), genesisFile: try path(try top.required("genesis")),
+            stateDirectory: ConfigFile.resolve("state", against: baseDirectory))
         origins = Origins(file: file)
         if let f = top.optional("listen") { listen = try hostPort(f, example: "0.0.0.0:7946") }
         if let f = top.optional("join") {
@@ -237,7 +245,8 @@ public struct NodeConfig: Sendable, Hashable {
     /// Why `name` cannot be a Linux interface name, or nil.
     static func interfaceProblem(_ name: String) -> String? {
         guard !name.isEmpty, name.utf8.count <= 15,
-              !name.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace || !$0.isASCII }) else {
+            !name.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace || !$0.isASCII })
+        else {
             return "not an interface name (1-15 ASCII characters, no '/', ':' or spaces)"
         }
         return nil
@@ -275,11 +284,13 @@ public struct NodeConfigOverrides: Sendable, Hashable {
     public var threads: Int?
     public var placement: String?
 
-    public init(keyFile: String? = nil, genesisFile: String? = nil, listen: String? = nil, join: [String]? = nil,
-                stateDirectory: String? = nil, dataDirectory: String? = nil, shardNode: Int? = nil,
-                shardNodes: Int? = nil, wholeData: Bool? = nil, control: String? = nil, discoveryEnabled: Bool? = nil,
-                discoveryGroup: String? = nil, discoveryInterface: String? = nil, logLevel: String? = nil,
-                tickMs: Int? = nil, threads: Int? = nil, placement: String? = nil) {
+    public init(
+        keyFile: String? = nil, genesisFile: String? = nil, listen: String? = nil, join: [String]? = nil,
+        stateDirectory: String? = nil, dataDirectory: String? = nil, shardNode: Int? = nil,
+        shardNodes: Int? = nil, wholeData: Bool? = nil, control: String? = nil, discoveryEnabled: Bool? = nil,
+        discoveryGroup: String? = nil, discoveryInterface: String? = nil, logLevel: String? = nil,
+        tickMs: Int? = nil, threads: Int? = nil, placement: String? = nil
+    ) {
         self.keyFile = keyFile
         self.genesisFile = genesisFile
         self.listen = listen
@@ -404,8 +415,9 @@ extension NodeConfig {
         guard overrides.genesisFile != nil else {
             throw ConfigError(file: Self.commandLine, field: "--genesis", problem: "required (or give --config FILE)")
         }
-        let base = NodeConfig(keyFile: "", genesisFile: "",
-                              stateDirectory: ConfigFile.resolve("state", against: workingDirectory))
+        let base = NodeConfig(
+            keyFile: "", genesisFile: "",
+            stateDirectory: ConfigFile.resolve("state", against: workingDirectory))
         self = try base.applying(overrides: overrides, workingDirectory: workingDirectory)
     }
 

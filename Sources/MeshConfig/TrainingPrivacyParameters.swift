@@ -29,8 +29,10 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
 
     public init() {}
 
-    public init(enabled: Bool, clipNorm: Double, noiseMultiplier: Double, sampleRate: Double, delta: Double,
-                epsilonMax: Double) {
+    public init(
+        enabled: Bool, clipNorm: Double, noiseMultiplier: Double, sampleRate: Double, delta: Double,
+        epsilonMax: Double
+    ) {
         self.enabled = enabled
         self.clipNorm = clipNorm
         self.noiseMultiplier = noiseMultiplier
@@ -58,20 +60,25 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
     /// `maxRounds` pruning rounds of `epochsPerRound` epochs (round(1/q) steps each) cost at most
     /// `targetEpsilon`, and ε_max is the target. The genesis then holds z itself, so every node
     /// reads the same bytes (the solve, which uses libm, is never repeated by the nodes).
-    public static func solving(targetEpsilon: Double, clipNorm: Double, sampleRate: Double, delta: Double,
-                               epochsPerRound: Int, maxRounds: Int) throws(FieldProblem) -> TrainingPrivacyParameters {
-        var t = TrainingPrivacyParameters(enabled: true, clipNorm: clipNorm, noiseMultiplier: 1, sampleRate: sampleRate,
-                                          delta: delta, epsilonMax: targetEpsilon)
+    public static func solving(
+        targetEpsilon: Double, clipNorm: Double, sampleRate: Double, delta: Double,
+        epochsPerRound: Int, maxRounds: Int
+    ) throws(FieldProblem) -> TrainingPrivacyParameters {
+        var t = TrainingPrivacyParameters(
+            enabled: true, clipNorm: clipNorm, noiseMultiplier: 1, sampleRate: sampleRate,
+            delta: delta, epsilonMax: targetEpsilon)
         guard sampleRate.isFinite, sampleRate >= Limits.dp_sample_rate_min, sampleRate <= 1 else {
             throw FieldProblem("training_privacy.sample_rate", "must lie in [\(Limits.dp_sample_rate_min), 1] (got \(sampleRate))")
         }
         guard targetEpsilon.isFinite, targetEpsilon > 0, targetEpsilon <= Limits.dp_epsilon_max_max else {
-            throw FieldProblem("training_privacy.epsilon_max", "target ε must lie in (0, \(Limits.dp_epsilon_max_max)] (got \(targetEpsilon))")
+            throw FieldProblem(
+                "training_privacy.epsilon_max", "target ε must lie in (0, \(Limits.dp_epsilon_max_max)] (got \(targetEpsilon))")
         }
         let steps = UInt64(max(1, epochsPerRound)) * UInt64(max(1, maxRounds)) * UInt64(t.stepsPerEpoch)
         do {
-            t.noiseMultiplier = try SampledGaussianRDP.smallestNoiseMultiplier(targetEpsilon: targetEpsilon, sampleRate: sampleRate,
-                                                                              steps: steps, delta: delta)
+            t.noiseMultiplier = try SampledGaussianRDP.smallestNoiseMultiplier(
+                targetEpsilon: targetEpsilon, sampleRate: sampleRate,
+                steps: steps, delta: delta)
         } catch {
             throw FieldProblem("training_privacy.noise_multiplier", "no z reaches ε = \(targetEpsilon) over \(steps) steps: \(error)")
         }

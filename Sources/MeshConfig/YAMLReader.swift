@@ -55,8 +55,9 @@ struct YAMLDocument {
                 } else if atTokenStart && ch == "'" {
                     state = .single
                 } else if atTokenStart && (ch == "&" || ch == "*") {
-                    throw ConfigError(file: file, line: line, column: column,
-                                      problem: "anchors (&) and aliases (*) are not allowed; quote a value that starts with \(ch)")
+                    throw ConfigError(
+                        file: file, line: line, column: column,
+                        problem: "anchors (&) and aliases (*) are not allowed; quote a value that starts with \(ch)")
                 }
             }
             previous = ch
@@ -66,13 +67,14 @@ struct YAMLDocument {
     private static func convert(_ error: YamlError, file: String) -> ConfigError {
         switch error {
         case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
-             let .composer(context, problem, mark, _):
+            let .composer(context, problem, mark, _):
             let what = [context?.text, problem].compactMap { $0 }.joined(separator: " ")
             return ConfigError(file: file, line: mark.line, column: mark.column, problem: "not valid YAML: \(what)")
         case let .duplicatedKeysInMapping(duplicates, context):
             let keys = duplicates.map { "\"\($0)\"" }.joined(separator: ", ")
-            return ConfigError(file: file, line: context.mark.line, column: context.mark.column,
-                               problem: "duplicate key \(keys) in one mapping")
+            return ConfigError(
+                file: file, line: context.mark.line, column: context.mark.column,
+                problem: "duplicate key \(keys) in one mapping")
         case let .reader(problem, offset, _, _):
             return ConfigError(file: file, problem: "not valid YAML text: \(problem)" + (offset.map { " at byte \($0)" } ?? ""))
         default:
@@ -175,7 +177,7 @@ struct Field {
         guard Self.isDecimalNumber(t), let v = Double(t), v.isFinite else {
             throw error("expected a finite decimal number such as 0.5 or 1e-5 (got \"\(t)\")")
         }
-        return v == 0 ? 0 : v  // −0 is 0
+        return v == 0 ? 0 : v // −0 is 0
     }
 
     func bool() throws(ConfigError) -> Bool {
@@ -244,17 +246,20 @@ struct MappingReader {
         var seen: Set<String> = []
         for (key, value) in mapping {
             guard case let .scalar(k) = key else {
-                throw ConfigError(file: field.file, line: key.mark?.line, column: key.mark?.column, field: field.path,
-                                  problem: "keys must be plain names")
+                throw ConfigError(
+                    file: field.file, line: key.mark?.line, column: key.mark?.column, field: field.path,
+                    problem: "keys must be plain names")
             }
             guard seen.insert(k.string).inserted else {
-                throw ConfigError(file: field.file, line: key.mark?.line, column: key.mark?.column,
-                                  field: Self.join(field.path, k.string), problem: "duplicate key")
+                throw ConfigError(
+                    file: field.file, line: key.mark?.line, column: key.mark?.column,
+                    field: Self.join(field.path, k.string), problem: "duplicate key")
             }
             guard allowed.contains(k.string) else {
-                throw ConfigError(file: field.file, line: k.mark?.line, column: k.mark?.column,
-                                  field: Self.join(field.path, k.string),
-                                  problem: "unknown field; allowed here: \(allowed.joined(separator: ", "))")
+                throw ConfigError(
+                    file: field.file, line: k.mark?.line, column: k.mark?.column,
+                    field: Self.join(field.path, k.string),
+                    problem: "unknown field; allowed here: \(allowed.joined(separator: ", "))")
             }
             pairs.append((k.string, k.mark, value))
         }
@@ -280,11 +285,13 @@ struct MappingReader {
         if let f = optional(key) { return f }
         let fieldPath = Self.join(path, key)
         if let pair = pairs.first(where: { $0.key == key }) {
-            throw ConfigError(file: field.file, line: pair.keyMark?.line, column: pair.keyMark?.column, field: fieldPath,
-                              problem: "a value is required")
+            throw ConfigError(
+                file: field.file, line: pair.keyMark?.line, column: pair.keyMark?.column, field: fieldPath,
+                problem: "a value is required")
         }
-        throw ConfigError(file: field.file, line: field.node.mark?.line, column: field.node.mark?.column,
-                          field: fieldPath, problem: "required field is missing")
+        throw ConfigError(
+            file: field.file, line: field.node.mark?.line, column: field.node.mark?.column,
+            field: fieldPath, problem: "required field is missing")
     }
 
     mutating func requiredMapping(_ key: String, allowed: [String]) throws(ConfigError) -> MappingReader {

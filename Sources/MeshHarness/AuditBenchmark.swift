@@ -32,8 +32,10 @@ public enum AuditBenchmark {
     /// large enough for every round), writes it to a temporary file, then times, interleaved
     /// `repetitions` times: (a) the full audit from the file, (b) `crypto_sign_verify_detached`
     /// over the same signatures, messages prebuilt in memory. Reports the best run of each.
-    public static func run(entries: Int, validators: Int, repetitions: Int,
-                           progress: (String) -> Void = { _ in }) throws -> Report {
+    public static func run(
+        entries: Int, validators: Int, repetitions: Int,
+        progress: (String) -> Void = { _ in }
+    ) throws -> Report {
         var builder = CommitteeLogBuilder.demo(
             validators: validators, spareCount: 0, seed: 7, maskRounds: entries,
             privacy: .init(clipBound: 16, noiseMultiplier: 5, scaleLog2: 10, delta: 1e-5, epsilonBudget: 1e6))
@@ -82,9 +84,10 @@ public enum AuditBenchmark {
             guard failures == 0 else { throw Failure(description: "\(failures) raw verifications failed") }
             bestRaw = min(bestRaw, Double(t3 - t2) / 1e9)
         }
-        return Report(entries: entries, validators: validators, signatures: triples.count, logBytes: file.bytes.count,
-                      auditSeconds: bestAudit, auditEntriesPerSecond: Double(entries) / bestAudit,
-                      rawVerifySeconds: bestRaw, rawEntriesPerSecond: Double(entries) / bestRaw,
-                      rawVerifiesPerSecond: Double(triples.count) / bestRaw, ratio: bestRaw / bestAudit)
+        return Report(
+            entries: entries, validators: validators, signatures: triples.count, logBytes: file.bytes.count,
+            auditSeconds: bestAudit, auditEntriesPerSecond: Double(entries) / bestAudit,
+            rawVerifySeconds: bestRaw, rawEntriesPerSecond: Double(entries) / bestRaw,
+            rawVerifiesPerSecond: Double(triples.count) / bestRaw, ratio: bestRaw / bestAudit)
     }
 }

@@ -76,12 +76,13 @@ public enum DemoCluster {
         let leave = options.leave, absent = options.absent, comesBack = options.comesBack
         let joinLate = options.joinLate, stranger = options.stranger
         let started = MonotonicClock.seconds()
-        let root = try dir.map { d -> String in
-            do { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) } catch {
-                throw Failure.runtime("cannot create --dir \(d): \(SystemReason.of(error))")
-            }
-            return (d as NSString).standardizingPath
-        } ?? Self.temporaryDirectory()
+        let root =
+            try dir.map { d -> String in
+                do { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) } catch {
+                    throw Failure.runtime("cannot create --dir \(d): \(SystemReason.of(error))")
+                }
+                return (d as NSString).standardizingPath
+            } ?? Self.temporaryDirectory()
         let keepDirectory = dir != nil
 
         // Keys, ports, genesis.
@@ -92,7 +93,9 @@ public enum DemoCluster {
         let genesisPath = root + "/genesis.yaml"
         try genesis.write(to: genesisPath, overwrite: true)
         let meshID = genesis.meshID
-        say("demo: \(nodes) nodes, mesh \(meshID.hex.prefix(16)), \(rounds) rounds of \(boundary), \(finetuneEpochs) fine-tune epochs, \(partition), pruning \(noPruning ? "off" : "on, placement \(placement)"), dir \(root)")
+        say(
+            "demo: \(nodes) nodes, mesh \(meshID.hex.prefix(16)), \(rounds) rounds of \(boundary), \(finetuneEpochs) fine-tune epochs, \(partition), pruning \(noPruning ? "off" : "on, placement \(placement)"), dir \(root)"
+        )
 
         // Processes.
         var processes: [Process] = []
@@ -144,7 +147,11 @@ public enum DemoCluster {
         while true {
             Thread.sleep(forTimeInterval: 0.5)
             for (i, p) in running.enumerated() where p != nil && !p!.isRunning {
-                if i == leave, let l = leaver, ({ l.waitUntilExit(); return l.terminationStatus == 0 })() {
+                if i == leave, let l = leaver,
+                    ({
+                        l.waitUntilExit(); return l.terminationStatus == 0
+                    })()
+                {
                     // Removed at its request and stopped by `prunemesh leave`.
                     let said = leaverOutput.map { String(decoding: $0.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) } ?? ""
                     say("demo: prunemesh leave: " + said.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -175,9 +182,10 @@ public enum DemoCluster {
                 say("demo: node-\(k) restarted")
             }
             if let j = joinerIndex, committed >= 1, !invited,
-               let endpoint = try? ControlClient.Endpoint.find(stateDirectory: nodeDirs[0]),
-               let r = try? ControlClient.request(endpoint, path: "/invite?key=\(keys[j].publicKey.hex)", method: "POST"),
-               r.status == 200 {
+                let endpoint = try? ControlClient.Endpoint.find(stateDirectory: nodeDirs[0]),
+                let r = try? ControlClient.request(endpoint, path: "/invite?key=\(keys[j].publicKey.hex)", method: "POST"),
+                r.status == 200
+            {
                 invited = true
                 running[j] = try launch(j)
                 say("demo: node-0 invited node-\(j); node-\(j) started, joining")
@@ -197,7 +205,8 @@ public enum DemoCluster {
             }
             // Absent nodes come back once the others have removed them.
             if comesBack, returned.isEmpty, !absent.isEmpty,
-               (0..<nodes).filter({ !absent.contains($0) }).allSatisfy({ last[$0]?.mesh?.validators == nodes - absent.count }) {
+                (0..<nodes).filter({ !absent.contains($0) }).allSatisfy({ last[$0]?.mesh?.validators == nodes - absent.count })
+            {
                 for a in absent {
                     running[a] = try launch(a)
                     returned.append(a)
@@ -206,7 +215,8 @@ public enum DemoCluster {
             }
             for i in 0..<(nodes + extra) where i != strangerIndex && running[i] != nil {
                 guard let endpoint = try? ControlClient.Endpoint.find(stateDirectory: nodeDirs[i]),
-                      let s = try? ControlClient.status(endpoint, timeoutMs: 1_000) else { continue }
+                    let s = try? ControlClient.status(endpoint, timeoutMs: 1_000)
+                else { continue }
                 last[i] = s
             }
             let line = last.enumerated().map { i, s -> String in
@@ -220,7 +230,8 @@ public enum DemoCluster {
             }
             let waited = (0..<(nodes + extra)).filter { $0 != strangerIndex && !absent.contains($0) && $0 != leave }
             // A node back after its removal is done when it knows it (phase removed) and holds every entry.
-            let backDone = returned.count == (comesBack ? absent.count : 0)
+            let backDone =
+                returned.count == (comesBack ? absent.count : 0)
                 && returned.allSatisfy { last[$0]?.mesh?.phase == "removed" && last[$0]?.mesh?.height == last[0]?.mesh?.height }
             // Done: every node finished phase two and holds the same number of entries (a node that
             // was down catches up on decisions made after its freeze, such as an admit, by sync).
@@ -229,8 +240,11 @@ public enum DemoCluster {
             let removalsDue = !absent.isEmpty && removeDeadAfterMs != nil
             let removalsDone = !removalsDue || waited.allSatisfy { last[$0]?.mesh?.validators == nodes - absent.count }
             if restartAt == nil, joinerIndex == nil || invited, leave == nil || !departed.isEmpty, removalsDone, backDone,
-               waited.allSatisfy({ last[$0]?.mesh?.finished == true }),
-               Set(waited.map { last[$0]?.mesh?.height ?? 0 }).count == 1 { break }
+                waited.allSatisfy({ last[$0]?.mesh?.finished == true }),
+                Set(waited.map { last[$0]?.mesh?.height ?? 0 }).count == 1
+            {
+                break
+            }
             if MonotonicClock.seconds() - started > timeout {
                 failure = "timed out after \(Int(timeout)) s"
                 break
@@ -315,9 +329,11 @@ public enum DemoCluster {
     /// The demo's genesis: `nodes` members named node-<i> on 127.0.0.1 at `ports`, and every
     /// field the options set. A field the options make invalid is a usage error naming the flag.
     public static func genesis(_ options: Options, keys: [SigningKey], ports: [Int]) throws -> Genesis {
-        var genesis = Genesis(name: "prunemesh-demo", members: keys.prefix(options.nodes).enumerated().map { i, k in
-            GenesisMember(publicKey: k.publicKey, name: "node-\(i)", address: HostPort(host: "127.0.0.1", port: UInt16(ports[i])))
-        })
+        var genesis = Genesis(
+            name: "prunemesh-demo",
+            members: keys.prefix(options.nodes).enumerated().map { i, k in
+                GenesisMember(publicKey: k.publicKey, name: "node-\(i)", address: HostPort(host: "127.0.0.1", port: UInt16(ports[i])))
+            })
         genesis.model = try ModelSpec(parsing: options.model)
         genesis.pruning.boundary = try BoundaryRule(parsing: options.boundary)
         genesis.pruning.maxRounds = options.rounds
@@ -333,11 +349,14 @@ public enum DemoCluster {
         genesis.privacy.scaleLog2 = 4
         do { try genesis.validate() } catch {
             // Every genesis field the demo sets comes from a flag: a refused one is a usage error.
-            let flags = ["privacy.noise_multiplier": "--noise-multiplier", "privacy.clip_bound": "--clip-bound", "model": "--model",
-                         "pruning.boundary": "--boundary", "data.partition": "--partition",
-                         "training_privacy.sample_rate": "--dp-sample-rate", "training_privacy.noise_multiplier": "--dp-noise-multiplier",
-                         "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy.clip_norm": "--dp-clip"]
-            throw Failure.usage("\(flags[error.field].map { "\($0) (\(error.field))" } ?? "genesis field \(error.field)"): \(error.problem)")
+            let flags = [
+                "privacy.noise_multiplier": "--noise-multiplier", "privacy.clip_bound": "--clip-bound", "model": "--model",
+                "pruning.boundary": "--boundary", "data.partition": "--partition",
+                "training_privacy.sample_rate": "--dp-sample-rate", "training_privacy.noise_multiplier": "--dp-noise-multiplier",
+                "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy.clip_norm": "--dp-clip",
+            ]
+            throw Failure.usage(
+                "\(flags[error.field].map { "\($0) (\(error.field))" } ?? "genesis field \(error.field)"): \(error.problem)")
         }
         return genesis
     }
@@ -348,10 +367,12 @@ public enum DemoCluster {
     public static func nodeArguments(_ options: Options, node i: Int, nodeDirectory nodeDir: String, ports: [Int]) -> [String] {
         let nodes = options.nodes
         let shardNodes = i < nodes ? nodes : nodes + options.extra
-        var args = ["start", "--key", nodeDir + "/node.key", "--genesis", nodeDir + "/genesis.yaml",
-                    "--listen", "127.0.0.1:\(ports[i])", "--control", "127.0.0.1:0", "--state-dir", nodeDir,
-                    "--data", options.data, "--node", "\(i)", "--nodes", "\(shardNodes)", "--no-discovery", "--threads", "1",
-                    "--log-level", "info"]
+        var args = [
+            "start", "--key", nodeDir + "/node.key", "--genesis", nodeDir + "/genesis.yaml",
+            "--listen", "127.0.0.1:\(ports[i])", "--control", "127.0.0.1:0", "--state-dir", nodeDir,
+            "--data", options.data, "--node", "\(i)", "--nodes", "\(shardNodes)", "--no-discovery", "--threads", "1",
+            "--log-level", "info",
+        ]
         if i > 0 { args += ["--join", "127.0.0.1:\(ports[0])"] }
         if options.noPruning { args.append("--no-pruning") }
         args += ["--placement", options.placement]
@@ -366,19 +387,20 @@ public enum DemoCluster {
     /// pruning ran, and every node removed at its request (`departed`) holding a non-empty
     /// prefix of them; `bytesIdentical` — the logs of those that stayed agree byte for byte.
     public static func logsAgree(_ logs: [[[UInt8]]], of audited: [Int], departed: [Int], pruning: Bool)
-        -> (identical: Bool, bytesIdentical: Bool) {
+        -> (identical: Bool, bytesIdentical: Bool)
+    {
         let chains = logs.map { $0.map { LogEntry.hash(encoded: $0) } }
         // With pruning off nothing is decided: identical empty logs are the expected outcome.
         // A node removed at its request stops at its removal: its chain must be a prefix of the others'.
         let stayed = zip(audited, chains).filter { !departed.contains($0.0) }.map(\.1)
         let reference = stayed.first ?? []
-        let identical = stayed.allSatisfy { $0 == reference } && (!pruning || !reference.isEmpty)
+        let identical =
+            stayed.allSatisfy { $0 == reference } && (!pruning || !reference.isEmpty)
             && zip(audited, chains).filter { departed.contains($0.0) }.allSatisfy { reference.starts(with: $0.1) && !$0.1.isEmpty }
         let stayedLogs = zip(audited, logs).filter { !departed.contains($0.0) }.map(\.1)
         let bytesIdentical = stayedLogs.allSatisfy { $0 == stayedLogs.first ?? [] }
         return (identical, bytesIdentical)
     }
-
 
     /// One decision as the demo reports it: its kind, and for admit, remove and evidence the
     /// member by demo name (`remove node-3 dead`).
@@ -395,7 +417,9 @@ public enum DemoCluster {
 
     public static func temporaryDirectory() throws -> String {
         var template = Array((NSTemporaryDirectory() + "prunemesh-demo-XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw Failure.runtime("cannot create a temporary directory under \(NSTemporaryDirectory()): \(SystemReason.text(errno: errno))") }
+        guard let made = mkdtemp(&template) else {
+            throw Failure.runtime("cannot create a temporary directory under \(NSTemporaryDirectory()): \(SystemReason.text(errno: errno))")
+        }
         return String(cString: made)
     }
 

@@ -48,7 +48,14 @@ public struct DemoReport: Codable, Sendable {
     public var recordEpsilon: [Double]? = nil
     public var recordEpsilonMax: Double? = nil
 
-    public init(nodes: Int, nodeIndices: [Int], heights: [Int], seconds: Double, pruning: Bool, paramsBefore: Int, paramsAfter: Int, flopsBefore: Int, flopsAfter: Int, kept: [Int], accuracyBefore: [Double?], accuracyAfter: [Double?], globalAccuracyAfter: [Double?], bytesSent: [UInt64], consensusBytesSent: [UInt64], consensusBytesPerRound: [Double], fedavgBytesPerRound: Int, commitLatencyMs: [[Double]], epsilon: [Double], epsilonBudget: Double, peakRssBytes: [UInt64], auditOk: Bool, auditErrors: [String], logsIdentical: Bool, logBytesIdentical: Bool, head: String, directory: String?, error: String?, restarted: [Int], joined: [Int], strangerIgnored: Bool?, decisions: [String], left: [Int]) {
+    public init(
+        nodes: Int, nodeIndices: [Int], heights: [Int], seconds: Double, pruning: Bool, paramsBefore: Int, paramsAfter: Int,
+        flopsBefore: Int, flopsAfter: Int, kept: [Int], accuracyBefore: [Double?], accuracyAfter: [Double?], globalAccuracyAfter: [Double?],
+        bytesSent: [UInt64], consensusBytesSent: [UInt64], consensusBytesPerRound: [Double], fedavgBytesPerRound: Int,
+        commitLatencyMs: [[Double]], epsilon: [Double], epsilonBudget: Double, peakRssBytes: [UInt64], auditOk: Bool, auditErrors: [String],
+        logsIdentical: Bool, logBytesIdentical: Bool, head: String, directory: String?, error: String?, restarted: [Int], joined: [Int],
+        strangerIgnored: Bool?, decisions: [String], left: [Int]
+    ) {
         self.nodes = nodes
         self.nodeIndices = nodeIndices
         self.heights = heights
@@ -95,22 +102,31 @@ public struct DemoReport: Codable, Sendable {
         var lines: [String] = []
         lines.append("PruneMesh demo: \(nodes) nodes, \(String(format: "%.0f", seconds)) s, pruning \(pruning ? "on" : "off")")
         lines.append("parameters  \(paramsBefore) → \(paramsAfter)  (−\(red(paramsBefore, paramsAfter)))")
-        lines.append("FLOPs       \(flopsBefore) → \(flopsAfter)  (−\(red(flopsBefore, flopsAfter)))   kept \(kept.map(String.init).joined(separator: "/"))")
+        lines.append(
+            "FLOPs       \(flopsBefore) → \(flopsAfter)  (−\(red(flopsBefore, flopsAfter)))   kept \(kept.map(String.init).joined(separator: "/"))"
+        )
         lines.append("")
         lines.append("node    height  acc before  acc after  global acc  bytes sent  agreement B/round      ε")
         for i in 0..<nodes {
-            lines.append(String(format: "node-%-2d %6d  %10@  %9@  %10@  %10llu  %17.0f  %5.2f",
-                                nodeIndices[i], heights[i], pct(accuracyBefore[i]) as NSString, pct(accuracyAfter[i]) as NSString,
-                                pct(globalAccuracyAfter[i]) as NSString, bytesSent[i], consensusBytesPerRound[i], epsilon[i]))
+            lines.append(
+                String(
+                    format: "node-%-2d %6d  %10@  %9@  %10@  %10llu  %17.0f  %5.2f",
+                    nodeIndices[i], heights[i], pct(accuracyBefore[i]) as NSString, pct(accuracyAfter[i]) as NSString,
+                    pct(globalAccuracyAfter[i]) as NSString, bytesSent[i], consensusBytesPerRound[i], epsilon[i]))
         }
         lines.append("")
         if let recordEpsilon, let trainingSteps, let recordEpsilonMax {
-            lines.append("record-level (DP-SGD): steps \(trainingSteps.map(String.init).joined(separator: "/")), ε "
-                         + recordEpsilon.map { String(format: "%.3f", $0) }.joined(separator: "/") + " of ε_max \(recordEpsilonMax)")
+            lines.append(
+                "record-level (DP-SGD): steps \(trainingSteps.map(String.init).joined(separator: "/")), ε "
+                    + recordEpsilon.map { String(format: "%.3f", $0) }.joined(separator: "/") + " of ε_max \(recordEpsilonMax)")
         }
         lines.append("one FedAvg round for this model: \(fedavgBytesPerRound) bytes per client (model down and up)")
-        lines.append("audit: \(auditOk ? "ok" : "FAILED: " + auditErrors.joined(separator: "; "))  logs identical: \(logsIdentical ? "yes" : "NO")  head \(head.prefix(16))")
-        if !restarted.isEmpty { lines.append("killed with SIGKILL and restarted: \(restarted.map { "node-\($0)" }.joined(separator: ", "))") }
+        lines.append(
+            "audit: \(auditOk ? "ok" : "FAILED: " + auditErrors.joined(separator: "; "))  logs identical: \(logsIdentical ? "yes" : "NO")  head \(head.prefix(16))"
+        )
+        if !restarted.isEmpty {
+            lines.append("killed with SIGKILL and restarted: \(restarted.map { "node-\($0)" }.joined(separator: ", "))")
+        }
         if !joined.isEmpty { lines.append("joined by invite: \(joined.map { "node-\($0)" }.joined(separator: ", "))") }
         if let strangerIgnored { lines.append("stranger (unadmitted key): \(strangerIgnored ? "ignored by every member" : "NOT ignored")") }
         if let directory { lines.append("state kept in \(directory)") }

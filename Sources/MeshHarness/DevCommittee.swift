@@ -13,9 +13,11 @@ public enum DevCommittee {
     public static func make(validators: Int, seed: UInt64, maskRounds: Int) throws -> (Genesis, CommitteeLogBuilder) {
         let keys = CommitteeLogBuilder.keys(count: validators + 2, seed: seed)
         let signers = Array(keys.prefix(validators)), spares = Array(keys.suffix(2))
-        var genesis = Genesis(name: "dev-committee-\(seed)", members: signers.enumerated().map {
-            GenesisMember(publicKey: $0.element.publicKey, name: "dev\($0.offset)")
-        })
+        var genesis = Genesis(
+            name: "dev-committee-\(seed)",
+            members: signers.enumerated().map {
+                GenesisMember(publicKey: $0.element.publicKey, name: "dev\($0.offset)")
+            })
         genesis.model = try ModelSpec(parsing: "8x8x1:conv3x8,relu,pool2,dense16,relu,dense4")
         genesis.pruning.boundary = .keep(fractionMicro: 750_000)
         genesis.privacy.clipBound = 16
@@ -24,8 +26,9 @@ public enum DevCommittee {
         genesis.privacy.epsilonBudget = 10
         genesis.privacy.scaleLog2 = 10
         try genesis.validate()
-        let builder = CommitteeLogBuilder(genesis: try LedgerGenesis(genesis), signers: signers, spares: spares,
-                                          maskRounds: maskRounds, seed: seed)
+        let builder = CommitteeLogBuilder(
+            genesis: try LedgerGenesis(genesis), signers: signers, spares: spares,
+            maskRounds: maskRounds, seed: seed)
         return (genesis, builder)
     }
 
@@ -39,9 +42,11 @@ public enum DevCommittee {
     /// told) and its entries regenerated to resume the script. `appended(i)` is called with each
     /// entry's index once its append has been fsynced. `tornWritePieceBytes` > 0 writes each
     /// record in fsynced pieces of that size (crash testing).
-    public static func appendLog(path: String, genesisPath: String, entries: Int, validators: Int, seed: UInt64,
-                                 maskRounds: Int, tornWritePieceBytes: Int = 0,
-                                 repaired: (DecisionLog.Repair) -> Void = { _ in }, appended: (UInt64) -> Void) throws {
+    public static func appendLog(
+        path: String, genesisPath: String, entries: Int, validators: Int, seed: UInt64,
+        maskRounds: Int, tornWritePieceBytes: Int = 0,
+        repaired: (DecisionLog.Repair) -> Void = { _ in }, appended: (UInt64) -> Void
+    ) throws {
         var (genesis, builder) = try make(validators: validators, seed: seed, maskRounds: maskRounds)
         if !FileManager.default.fileExists(atPath: genesisPath) { try genesis.write(to: genesisPath, overwrite: false) }
         let file = try DecisionLog.openOrCreate(path: path, meshID: genesis.meshID)

@@ -24,8 +24,10 @@ public enum ForgedFlood {
 
     /// The forged `ping` datagram of `meshID` claiming `sender`, with `payloadBytes` zero bytes
     /// of payload and sequence 0 (`send` stamps each copy); its signature is random.
-    public static func forgedPing(meshID: MeshID, sender: PublicKey, payloadBytes payload: Int,
-                                  using rng: inout some RandomNumberGenerator) -> [UInt8] {
+    public static func forgedPing(
+        meshID: MeshID, sender: PublicKey, payloadBytes payload: Int,
+        using rng: inout some RandomNumberGenerator
+    ) -> [UInt8] {
         var datagram = EnvelopeFormat.magic + [EnvelopeFormat.version, MessageKind.ping.rawValue, 0]
         datagram += meshID.bytes + sender.bytes + [UInt8](repeating: 0, count: 8)
         datagram += [UInt8(payload & 0xFF), UInt8(payload >> 8)] + [UInt8](repeating: 0, count: payload)
@@ -45,8 +47,10 @@ public enum ForgedFlood {
     /// Sends copies of `datagram` from `source` to `destination` at `rate` a second for
     /// `seconds`, each with the next sequence number of a high boot epoch (fresh to the claimed
     /// sender's replay window).
-    public static func send(_ datagram: [UInt8], from source: sockaddr_in, to destination: sockaddr_in, rate: Int,
-                            seconds: Double) throws(Failure) -> Outcome {
+    public static func send(
+        _ datagram: [UInt8], from source: sockaddr_in, to destination: sockaddr_in, rate: Int,
+        seconds: Double
+    ) throws(Failure) -> Outcome {
         var from = source, destination = destination
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw .open(reason: String(cString: strerror(errno))) }

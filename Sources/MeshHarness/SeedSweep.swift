@@ -82,8 +82,9 @@ public enum SeedSweep {
                 }
                 return sorted[sorted.count - 1]
             }
-            return Summary.Spread(min: sorted[0], p50: value(at: total / 2), p99: value(at: min(total - 1, total * 99 / 100)),
-                                  max: sorted[sorted.count - 1], mean: sum / Double(total))
+            return Summary.Spread(
+                min: sorted[0], p50: value(at: total / 2), p99: value(at: min(total - 1, total * 99 / 100)),
+                max: sorted[sorted.count - 1], mean: sum / Double(total))
         }
     }
 
@@ -145,9 +146,11 @@ public enum SeedSweep {
     /// Runs the consensus simulator on seeds first, first + 1, … (`count` of them; with `trace`,
     /// the one seed `first`, tracing to it) on `jobs` threads, hands each report to `each` in seed
     /// order, and returns the summary. `count` ≥ 1.
-    public static func run(first: UInt64, count: Int, options: ConsensusSimulation.Options, jobs: Int,
-                           trace: ((String) -> Void)? = nil,
-                           each: (ConsensusSimulation.Report) -> Void) -> Summary {
+    public static func run(
+        first: UInt64, count: Int, options: ConsensusSimulation.Options, jobs: Int,
+        trace: ((String) -> Void)? = nil,
+        each: (ConsensusSimulation.Report) -> Void
+    ) -> Summary {
         precondition(count >= 1, "a sweep runs at least one seed")
         let started = Date()
         var tally = Tally()
@@ -158,8 +161,9 @@ public enum SeedSweep {
         if let trace {
             consume(ConsensusSimulation.run(seed: first, options: options, trace: trace))
         } else {
-            runAll(first: first, count: count, jobs: jobs, run: { ConsensusSimulation.run(seed: $0, options: options) },
-                   consume: consume)
+            runAll(
+                first: first, count: count, jobs: jobs, run: { ConsensusSimulation.run(seed: $0, options: options) },
+                consume: consume)
         }
         let wall = Date().timeIntervalSince(started)
         return tally.summary(options: "\(options)", firstSeed: first, livenessBoundMs: options.livenessBoundMs, wallSeconds: wall)!
@@ -169,8 +173,10 @@ public enum SeedSweep {
     public static var seedsPerWorkerBatch: Int { SeedRunner.batchPerWorker }
 
     /// `Simulation.SeedRunner.runAll`: results in seed order, whatever the number of jobs.
-    public static func runAll<Result>(first: UInt64, count: Int, jobs: Int, run: @Sendable (UInt64) -> Result,
-                                      consume: (Result) -> Void) {
+    public static func runAll<Result>(
+        first: UInt64, count: Int, jobs: Int, run: @Sendable (UInt64) -> Result,
+        consume: (Result) -> Void
+    ) {
         SeedRunner.runAll(first: first, count: count, jobs: jobs, run: run, consume: consume)
     }
 }

@@ -24,9 +24,9 @@ public enum WireBenchmark {
     /// "debug" or "release": how this code was compiled (measure a release build).
     public static var build: String {
         #if DEBUG
-        return "debug"
+            return "debug"
         #else
-        return "release"
+            return "release"
         #endif
     }
 
@@ -72,12 +72,14 @@ public enum WireBenchmark {
         let rawVerify = Meter {
             sink &+= RawEd25519.verify(signature, signedBytes, publicKey: publicKey) ? 1 : 2
         }
-        let release = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 10,
-                                        values: (0..<releaseUnits).map { _ in Int32.random(in: -2000...2000, using: &generator) })
+        let release = ImportanceRelease(
+            pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 10,
+            values: (0..<releaseUnits).map { _ in Int32.random(in: -2000...2000, using: &generator) })
         var allocator = SequenceAllocator(bootEpoch: 1)
         let releaseEncode = Meter {
-            let datagrams = try! Envelope.encode(kind: .importanceRelease, payload: try! release.encode(), sequence: &allocator,
-                                                 signer: key, meshID: mesh)
+            let datagrams = try! Envelope.encode(
+                kind: .importanceRelease, payload: try! release.encode(), sequence: &allocator,
+                signer: key, meshID: mesh)
             sink &+= UInt64(datagrams.count)
         }
 

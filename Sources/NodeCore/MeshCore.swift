@@ -1,8 +1,8 @@
 import Consensus
 import Learner
 import Ledger
-import MeshBase
 import Membership
+import MeshBase
 import Privacy
 import Rounds
 import Sodium
@@ -28,10 +28,13 @@ public struct MeshCoreConfig: Sendable {
         case acceptUnverifiedSyncedEntries
     }
 
-    public init(ledger: LedgerGenesis, consensus: ConsensusConfig, rounds: RoundDriver.Config, removeDeadAfterMs: UInt64,
-                syncBatch: Int = 8) {
-        precondition(syncBatch >= 1 && syncBatch <= Limits.log_sync_entries_per_request_max,
-                     "sync batch \(syncBatch) outside 1…\(Limits.log_sync_entries_per_request_max)")
+    public init(
+        ledger: LedgerGenesis, consensus: ConsensusConfig, rounds: RoundDriver.Config, removeDeadAfterMs: UInt64,
+        syncBatch: Int = 8
+    ) {
+        precondition(
+            syncBatch >= 1 && syncBatch <= Limits.log_sync_entries_per_request_max,
+            "sync batch \(syncBatch) outside 1…\(Limits.log_sync_entries_per_request_max)")
         self.ledger = ledger
         self.consensus = consensus
         self.rounds = rounds
@@ -66,9 +69,11 @@ public struct TrainedRound: Sendable {
     /// most the steps the core charged for it (`MeshCore.trainingSteps`), or its release is refused.
     public var dpSteps: UInt64
 
-    public init(pruningRound: UInt64, epochs: Int, importance: [[Float]], mask: PruneMask, accuracy: Double = 0,
-                globalAccuracy: Double = 0, seconds: Double = 0, samples: Int = 0, params: Int = 0, flops: Int = 0,
-                dpSteps: UInt64 = 0) {
+    public init(
+        pruningRound: UInt64, epochs: Int, importance: [[Float]], mask: PruneMask, accuracy: Double = 0,
+        globalAccuracy: Double = 0, seconds: Double = 0, samples: Int = 0, params: Int = 0, flops: Int = 0,
+        dpSteps: UInt64 = 0
+    ) {
         self.dpSteps = dpSteps
         self.pruningRound = pruningRound
         self.epochs = epochs
@@ -179,9 +184,11 @@ public struct MeshCore: Sendable {
     /// to what the log records for this node if below) and checkpoint `finetuneEpochsDone`
     /// epochs into phase two. `noise`: the
     /// CSPRNG in production (`NoiseSource.secure`); seeded only in tests and the simulator.
-    public init(config: MeshCoreConfig, signer: SigningKey, log: VerifiedLog, guard signingGuard: SigningGuard?,
-                budget: PinnedPrivacyBudget, training: TrainingStepsRecord = .init(steps: 0), finetuneEpochsDone: Int, noise: NoiseSource,
-                allowInsecureSeededNoise: Bool = false, ownContribution: SignedContribution? = nil) {
+    public init(
+        config: MeshCoreConfig, signer: SigningKey, log: VerifiedLog, guard signingGuard: SigningGuard?,
+        budget: PinnedPrivacyBudget, training: TrainingStepsRecord = .init(steps: 0), finetuneEpochsDone: Int, noise: NoiseSource,
+        allowInsecureSeededNoise: Bool = false, ownContribution: SignedContribution? = nil
+    ) {
         self.config = config
         self.signer = signer
         var maskHistory: [PruneMask] = []
@@ -203,13 +210,15 @@ public struct MeshCore: Sendable {
         self.driver = RoundDriver(config: config.rounds, state: log.state, maskHistory: maskHistory, finetuneEpochsDone: finetuneEpochsDone)
         self.budget = budget
         self.trainingSteps = max(training.steps, log.state.trainingSteps[signer.publicKey] ?? 0)
-        self.noiseFreeReleases = budget.pinned.isNoiseFree
+        self.noiseFreeReleases =
+            budget.pinned.isNoiseFree
             ? max(training.noiseFreeReleases, UInt64(log.state.releaseCounts[signer.publicKey] ?? 0)) : training.noiseFreeReleases
         self.noise = noise
         self.allowInsecureSeededNoise = allowInsecureSeededNoise
         // Only a release of this node, of this mesh, for a round still to decide, is worth keeping.
         if let c = ownContribution, c.contributor == signer.publicKey, c.isValid(meshID: config.ledger.meshID),
-           c.pruningRound > log.state.lastMaskRound, !log.state.frozen {
+            c.pruningRound > log.state.lastMaskRound, !log.state.frozen
+        {
             self.ownContribution = c
         }
     }
@@ -241,14 +250,18 @@ public struct MeshCore: Sendable {
     private mutating func startRoundsIfValidator(nowMs: UInt64) -> [Out] {
         guard !roundsStarted, engine.isValidator else { return [] }
         roundsStarted = true
-        driver = RoundDriver(config: driver.config, state: engine.state, maskHistory: maskHistory,
-                             finetuneEpochsDone: driver.finetuneEpochsDone)
-        return [.directive(.note(.roundsStarted(height: engine.state.height, mask: engine.state.mask)))] + run(driver.onStart(), nowMs: nowMs)
+        driver = RoundDriver(
+            config: driver.config, state: engine.state, maskHistory: maskHistory,
+            finetuneEpochsDone: driver.finetuneEpochsDone)
+        return [.directive(.note(.roundsStarted(height: engine.state.height, mask: engine.state.mask)))]
+            + run(driver.onStart(), nowMs: nowMs)
     }
 
     /// An accepted message of a mesh kind (agreement or log sync) from `sender`, which arrived from `address`.
-    mutating func onMessage(kind: MessageKind, payload: [UInt8], from sender: PublicKey, at address: PeerAddress?,
-                            nowMs: UInt64, addressKnown: Bool) -> [Out] {
+    mutating func onMessage(
+        kind: MessageKind, payload: [UInt8], from sender: PublicKey, at address: PeerAddress?,
+        nowMs: UInt64, addressKnown: Bool
+    ) -> [Out] {
         figures.bytesInByKind[kind, default: 0] += UInt64(payload.count)
         if kind == .logRequest || kind == .logResponse {
             let sync: LogSyncMessage
@@ -359,7 +372,8 @@ public struct MeshCore: Sendable {
         var out: [Out] = []
         for decision in removalClock.onView(down: down, left: left, nowMs: nowMs) {
             guard !engine.pendingDecisions.contains(decision), (try? engine.state.check(decision)) != nil,
-                  case let .remove(member, reason) = decision else { continue }
+                case let .remove(member, reason) = decision
+            else { continue }
             out.append(.directive(.note(.proposingRemoval(member: member, reason: "\(reason)", afterMs: removalClock.afterMs))))
             out += execute(engine.submit(decision, nowMs: nowMs), nowMs: nowMs)
         }
@@ -381,8 +395,12 @@ public struct MeshCore: Sendable {
             case let .commit(c):
                 out += commit(c, nowMs: nowMs)
             case let .equivocation(e):
-                out.append(.directive(.note(.equivocation(offender: e.offender, height: e.height, round: e.first.round,
-                                                          type: "\(e.first.type)"))))
+                out.append(
+                    .directive(
+                        .note(
+                            .equivocation(
+                                offender: e.offender, height: e.height, round: e.first.round,
+                                type: "\(e.first.type)"))))
             case let .requestSync(from, peer):
                 out.append(syncRequest(from: from, to: peer))
             case let .pushSync(from, peer):
@@ -413,9 +431,13 @@ public struct MeshCore: Sendable {
                 figures.commitLatencyMs.append(Double(nowMs &- last))
             }
         }
-        out.append(.directive(.note(.committed(height: c.height, kind: "\(c.decision.kind)", consensusRound: c.certificate.round,
-                                               signers: c.certificate.signatures.count, mask: engine.state.mask,
-                                               msAfterLastContribution: latency))))
+        out.append(
+            .directive(
+                .note(
+                    .committed(
+                        height: c.height, kind: "\(c.decision.kind)", consensusRound: c.certificate.round,
+                        signers: c.certificate.signatures.count, mask: engine.state.mask,
+                        msAfterLastContribution: latency))))
         switch c.decision {
         case let .admit(member, _):
             removedMembers.remove(member)
@@ -451,17 +473,25 @@ public struct MeshCore: Sendable {
                     let epsilon = overflow ? Double.infinity : ((try? terms.epsilon(steps: next).epsilon) ?? .infinity)
                     guard epsilon <= terms.epsilonMax else {
                         trainingBudgetExhausted = true
-                        out.append(.directive(.note(.trainingBudgetExhausted(pruningRound: round, steps: trainingSteps,
-                                                                             epsilonIfTrained: epsilon,
-                                                                             epsilonMax: terms.epsilonMax))))
+                        out.append(
+                            .directive(
+                                .note(
+                                    .trainingBudgetExhausted(
+                                        pruningRound: round, steps: trainingSteps,
+                                        epsilonIfTrained: epsilon,
+                                        epsilonMax: terms.epsilonMax))))
                         continue
                     }
                     trainingSteps = next
-                    out.append(.directive(.persistTrainingSteps(TrainingStepsRecord(steps: next, noiseFreeReleases: noiseFreeReleases).encoded())))
+                    out.append(
+                        .directive(.persistTrainingSteps(TrainingStepsRecord(steps: next, noiseFreeReleases: noiseFreeReleases).encoded())))
                 }
                 out.append(.directive(.note(.training(pruningRound: round, epochs: epochs, finetune: finetune))))
-                out.append(.directive(.train(pruningRound: round, epochs: epochs, finetune: finetune, finetuneTotalEpochs: total,
-                                             logHeight: engine.state.height)))
+                out.append(
+                    .directive(
+                        .train(
+                            pruningRound: round, epochs: epochs, finetune: finetune, finetuneTotalEpochs: total,
+                            logHeight: engine.state.height)))
             case let .release(round):
                 out += release(round: round, nowMs: nowMs)
             case let .applyMask(mask):
@@ -510,12 +540,22 @@ public struct MeshCore: Sendable {
             let releasesSoFar = budget.pinned.isNoiseFree ? noiseFreeReleases : budget.budget.releaseCount
             let (minimum, overflow) = (releasesSoFar + 1).multipliedReportingOverflow(by: terms.stepsPerRound)
             guard trained.dpSteps <= terms.stepsPerRound else {
-                return [.directive(.note(.releaseRefused(pruningRound: round,
-                    why: "the training job took \(trained.dpSteps) DP-SGD steps, \(terms.stepsPerRound) were charged")))]
+                return [
+                    .directive(
+                        .note(
+                            .releaseRefused(
+                                pruningRound: round,
+                                why: "the training job took \(trained.dpSteps) DP-SGD steps, \(terms.stepsPerRound) were charged")))
+                ]
             }
             guard !trainingBudgetExhausted, !overflow, trainingSteps >= minimum, epsilon <= terms.epsilonMax else {
-                return [.directive(.note(.releaseRefused(pruningRound: round,
-                    why: "\(trainingSteps) DP-SGD steps give record-level ε = \(epsilon), epsilon_max \(terms.epsilonMax)")))]
+                return [
+                    .directive(
+                        .note(
+                            .releaseRefused(
+                                pruningRound: round,
+                                why: "\(trainingSteps) DP-SGD steps give record-level ε = \(epsilon), epsilon_max \(terms.epsilonMax)")))
+                ]
             }
             stepsReported = trainingSteps
         }
@@ -526,11 +566,18 @@ public struct MeshCore: Sendable {
             // No release noise (the genesis allows it only with DP-SGD training): nothing to
             // approve, but the release count is persisted before the release can leave.
             noiseFreeReleases += 1
-            out = [.directive(.persistTrainingSteps(TrainingStepsRecord(steps: trainingSteps,
-                                                                        noiseFreeReleases: noiseFreeReleases).encoded()))]
+            out = [
+                .directive(
+                    .persistTrainingSteps(
+                        TrainingStepsRecord(
+                            steps: trainingSteps,
+                            noiseFreeReleases: noiseFreeReleases
+                        ).encoded()))
+            ]
             do {
-                release = try PrivateImportanceRelease.makeNoiseFree(importance: vector, parameters: budget.pinned,
-                                                                     sequence: noiseFreeReleases)
+                release = try PrivateImportanceRelease.makeNoiseFree(
+                    importance: vector, parameters: budget.pinned,
+                    sequence: noiseFreeReleases)
             } catch {
                 out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "\(error)"))))
                 return out
@@ -545,8 +592,9 @@ public struct MeshCore: Sendable {
             // Durable before the release can leave (ordering contract).
             out = [.directive(.persistBudget(budget.budget.serialised()))]
             do {
-                release = try PrivateImportanceRelease.make(importance: vector, approval: approval, noise: &noise,
-                                                            allowInsecureSeededNoise: allowInsecureSeededNoise)
+                release = try PrivateImportanceRelease.make(
+                    importance: vector, approval: approval, noise: &noise,
+                    allowInsecureSeededNoise: allowInsecureSeededNoise)
             } catch {
                 out.append(.directive(.note(.releaseFailed(pruningRound: round, why: "\(error)"))))
                 return out
@@ -564,16 +612,22 @@ public struct MeshCore: Sendable {
         figures.releases += 1
         if figures.firstContributionMs[round] == nil { figures.firstContributionMs[round] = nowMs }
         figures.lastContributionMs[round] = nowMs
-        out.append(.directive(.note(.released(pruningRound: round, releaseCount: payload.releaseCount,
-                                              epsilonSpent: budget.spent.epsilon, bytes: contribution.payload.count, trainingSteps: stepsReported))))
+        out.append(
+            .directive(
+                .note(
+                    .released(
+                        pruningRound: round, releaseCount: payload.releaseCount,
+                        epsilonSpent: budget.spent.epsilon, bytes: contribution.payload.count, trainingSteps: stepsReported))))
         out += execute(engine.onOwnContribution(contribution, nowMs: nowMs), nowMs: nowMs)
         return out
     }
 
     // MARK: Log sync
 
-    private mutating func onSync(_ message: LogSyncMessage, from peer: PublicKey, at address: PeerAddress?, addressKnown: Bool,
-                                 nowMs: UInt64) -> [Out] {
+    private mutating func onSync(
+        _ message: LogSyncMessage, from peer: PublicKey, at address: PeerAddress?, addressKnown: Bool,
+        nowMs: UInt64
+    ) -> [Out] {
         switch message {
         case let .request(from, max):
             // Answered where it came from when membership has no address for the peer (a member

@@ -1,7 +1,7 @@
 import Consensus
 import Learner
-import MeshBase
 import Membership
+import MeshBase
 import Sodium
 import Wire
 
@@ -21,8 +21,10 @@ public struct NodeCoreConfig: Sendable {
     /// Seeds SWIM's random choices (probe order, gossip targets). Not secret.
     public var swimRandomSeed: UInt64
 
-    public init(swim: SWIMConfig, signer: SigningKey, address: PeerAddress, members: Set<PublicKey>, seeds: [PeerAddress],
-                memberHints: [PublicKey: PeerAddress], swimRandomSeed: UInt64) {
+    public init(
+        swim: SWIMConfig, signer: SigningKey, address: PeerAddress, members: Set<PublicKey>, seeds: [PeerAddress],
+        memberHints: [PublicKey: PeerAddress], swimRandomSeed: UInt64
+    ) {
         self.swim = swim
         self.signer = signer
         self.address = address
@@ -71,8 +73,9 @@ public struct NodeCore: Sendable {
     public init(config: NodeCoreConfig, nowMs: UInt64) {
         self.config = config
         self.admitted = config.members
-        self.swim = SWIMInstance(config: config.swim, me: config.signer.publicKey, address: config.address,
-                                 admitted: config.members, seeds: config.seeds, randomSeed: config.swimRandomSeed, nowMs: nowMs)
+        self.swim = SWIMInstance(
+            config: config.swim, me: config.signer.publicKey, address: config.address,
+            admitted: config.members, seeds: config.seeds, randomSeed: config.swimRandomSeed, nowMs: nowMs)
     }
 
     /// Whether the receiver should accept a message of `kind` signed by `key`.
@@ -116,8 +119,9 @@ public struct NodeCore: Sendable {
         let known = route(to: message.sender) != nil
         // Taken out while it runs, so that its arrays are uniquely referenced (no copy on write).
         var m = mesh.take()!
-        let out = m.onMessage(kind: message.kind, payload: message.payload, from: message.sender, at: address, nowMs: nowMs,
-                              addressKnown: known)
+        let out = m.onMessage(
+            kind: message.kind, payload: message.payload, from: message.sender, at: address, nowMs: nowMs,
+            addressKnown: known)
         mesh = m
         return route(out, nowMs: nowMs)
     }
@@ -150,7 +154,8 @@ public struct NodeCore: Sendable {
 
     /// `POST /invite`: sign an invite for `key` and ask the mesh to admit it.
     public mutating func onInvite(_ key: PublicKey, validFor heights: UInt64, nowMs: UInt64)
-        -> (Result<Invite, MeshControlError>, [NodeDirective]) {
+        -> (Result<Invite, MeshControlError>, [NodeDirective])
+    {
         guard var m = mesh.take() else { return (.failure(MeshControlError(description: "this node runs no mesh part")), []) }
         let result = m.invite(key, validFor: heights, nowMs: nowMs)
         mesh = m

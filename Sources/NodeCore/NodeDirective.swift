@@ -1,6 +1,6 @@
 import Learner
-import MeshBase
 import Membership
+import MeshBase
 import Sodium
 import Wire
 
@@ -76,8 +76,9 @@ public enum NodeNote: Sendable {
     case releaseFailed(pruningRound: UInt64, why: String)
     /// `trainingSteps`: with DP-SGD training, the cumulative steps the release reports.
     case released(pruningRound: UInt64, releaseCount: UInt32, epsilonSpent: Double, bytes: Int, trainingSteps: UInt64?)
-    case committed(height: UInt64, kind: String, consensusRound: UInt32, signers: Int, mask: PruneMask,
-                   msAfterLastContribution: UInt64?)
+    case committed(
+        height: UInt64, kind: String, consensusRound: UInt32, signers: Int, mask: PruneMask,
+        msAfterLastContribution: UInt64?)
     case removedSelf(height: UInt64, reason: String)
     case proposingRemoval(member: PublicKey, reason: String, afterMs: UInt64)
     case equivocation(offender: PublicKey, height: UInt64, round: UInt32, type: String)

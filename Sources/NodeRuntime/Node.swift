@@ -1,10 +1,10 @@
 import Consensus
 import Logging
-import MeshBase
 import Membership
-import NodeCore
+import MeshBase
 import NIOCore
 import NIOPosix
+import NodeCore
 import PosixIO
 import Prometheus
 import Sodium
@@ -65,8 +65,10 @@ public final class Node: @unchecked Sendable {
     /// Milliseconds on the monotonic clock (uptime), the time the state machines see.
     public static func nowMs() -> UInt64 { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
 
-    private init(settings: NodeSettings, group: EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
-                 bootEpoch: UInt32, snapshot: ReplaySnapshot?, controlToken: ControlToken) {
+    private init(
+        settings: NodeSettings, group: EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
+        bootEpoch: UInt32, snapshot: ReplaySnapshot?, controlToken: ControlToken
+    ) {
         self.settings = settings
         self.group = group
         self.loop = group.next()
@@ -82,9 +84,11 @@ public final class Node: @unchecked Sendable {
 
     /// Prepares the state directory (boot epoch advanced durably, replay marks restored), binds
     /// the sockets, starts the SWIM instance, the tick and the control endpoint.
-    public static func start(settings: NodeSettings, group: EventLoopGroup,
-                             registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-                             logger: Logger) throws -> EventLoopFuture<Node> {
+    public static func start(
+        settings: NodeSettings, group: EventLoopGroup,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        logger: Logger
+    ) throws -> EventLoopFuture<Node> {
         let state = StateDirectory(path: settings.stateDirectory)
         if let problem = Self.publicControlProblem(settings) { throw NodeStartError(description: problem) }
         try PosixIO.makeDirectory(settings.stateDirectory)
@@ -97,8 +101,9 @@ public final class Node: @unchecked Sendable {
             throw NodeStartError(description: error.description)
         }
         if let stale = state.staleControlFile() {
-            logger.notice("replacing a stale control.json (its node is not running)",
-                          metadata: ["file": "\(state.controlFile)", "pid": "\(stale.pid)"])
+            logger.notice(
+                "replacing a stale control.json (its node is not running)",
+                metadata: ["file": "\(state.controlFile)", "pid": "\(stale.pid)"])
         }
         let epoch = try BootEpochFile.advance(state.bootEpochFile)
         var snapshot: ReplaySnapshot?
@@ -113,8 +118,9 @@ public final class Node: @unchecked Sendable {
         }
         var nodeLogger = logger
         nodeLogger[metadataKey: "node"] = "\(settings.key.publicKey.fingerprint)"
-        let node = Node(settings: settings, group: group, registry: registry, logger: nodeLogger,
-                        bootEpoch: epoch, snapshot: snapshot, controlToken: token)
+        let node = Node(
+            settings: settings, group: group, registry: registry, logger: nodeLogger,
+            bootEpoch: epoch, snapshot: snapshot, controlToken: token)
         return node.loop.flatSubmit { node.bringUp() }.map { node }
     }
 
@@ -136,11 +142,13 @@ public final class Node: @unchecked Sendable {
         let code = (error as? IOError)?.errnoCode
         switch code {
         case EADDRINUSE?:
-            return "\(what) port \(shown) is in use (another node or program listens there); pick another with \(flag) HOST:PORT, or port 0 for any free port"
+            return
+                "\(what) port \(shown) is in use (another node or program listens there); pick another with \(flag) HOST:PORT, or port 0 for any free port"
         case EADDRNOTAVAIL?:
             return "cannot bind the \(what) to \(shown): not an address of this machine; give \(flag) with one of its addresses"
         case EACCES?, EPERM?:
-            return "cannot bind the \(what) to \(shown): permission denied (ports below 1024 need privileges); give \(flag) with a port above 1023, or 0"
+            return
+                "cannot bind the \(what) to \(shown): permission denied (ports below 1024 need privileges); give \(flag) with a port above 1023, or 0"
         case let c?:
             return "cannot bind the \(what) to \(shown): \(String(cString: strerror(c)))"
         case nil:
@@ -158,22 +166,28 @@ public final class Node: @unchecked Sendable {
         }
         let listen = settings.listen
         return socket.bind(to: listen).flatMapErrorThrowing { error in
-            throw NodeStartError(description: "cannot bind the mesh socket to \(Addresses.peerAddress(listen).map { "\($0)" } ?? "\(listen)"): \(error)")
+            throw NodeStartError(
+                description: "cannot bind the mesh socket to \(Addresses.peerAddress(listen).map { "\($0)" } ?? "\(listen)"): \(error)")
         }.flatMap { bound in
             self.advertised = Addresses.advertised(bound: bound, interface: self.settings.discovery?.interface)
             let now = Self.nowMs()
             self.startedAtMs = now
             var hints: [PublicKey: PeerAddress] = [:]
             for (key, address) in self.settings.memberHints { hints[key] = Addresses.peerAddress(address) }
-            self.core = NodeCore(config: NodeCoreConfig(swim: self.settings.swim, signer: self.settings.key, address: self.advertised,
-                                                        members: self.settings.members, seeds: self.settings.seeds,
-                                                        memberHints: hints, swimRandomSeed: self.settings.randomSeed),
-                                 nowMs: now)
-            self.logger.info("listening", metadata: [
-                "listen": "\(Addresses.peerAddress(bound).map { "\($0)" } ?? "\(bound)")", "advertised": "\(self.advertised!)", "mesh": "\(self.settings.meshID.hex.prefix(16))",
-                "members": "\(self.settings.members.count)", "seeds": "\(self.settings.seeds.count)",
-                "boot_epoch": "\(self.bootEpoch)",
-            ])
+            self.core = NodeCore(
+                config: NodeCoreConfig(
+                    swim: self.settings.swim, signer: self.settings.key, address: self.advertised,
+                    members: self.settings.members, seeds: self.settings.seeds,
+                    memberHints: hints, swimRandomSeed: self.settings.randomSeed),
+                nowMs: now)
+            self.logger.info(
+                "listening",
+                metadata: [
+                    "listen": "\(Addresses.peerAddress(bound).map { "\($0)" } ?? "\(bound)")", "advertised": "\(self.advertised!)",
+                    "mesh": "\(self.settings.meshID.hex.prefix(16))",
+                    "members": "\(self.settings.members.count)", "seeds": "\(self.settings.seeds.count)",
+                    "boot_epoch": "\(self.bootEpoch)",
+                ])
             if !self.settings.members.contains(self.settings.key.publicKey) {
                 self.logger.warning("this node's key is not a member of the genesis; peers will ignore it")
             }
@@ -187,9 +201,10 @@ public final class Node: @unchecked Sendable {
             }
             var routes = Set(ControlRequestPolicy.Route.allCases)
             if self.settings.metricsListen != nil { routes.remove(.metrics) }
-            let server = ControlServer(group: self.group, node: self, role: .control(routes: routes), token: self.controlToken,
-                                       refusals: self.controlRefusals, idleTimeoutMs: self.settings.controlIdleTimeoutMs,
-                                       logger: self.logger)
+            let server = ControlServer(
+                group: self.group, node: self, role: .control(routes: routes), token: self.controlToken,
+                refusals: self.controlRefusals, idleTimeoutMs: self.settings.controlIdleTimeoutMs,
+                logger: self.logger)
             self.control = server
             let control = self.settings.control
             return server.bind(to: control).flatMapErrorThrowing { error in
@@ -198,13 +213,15 @@ public final class Node: @unchecked Sendable {
         }.flatMap { (address: SocketAddress) -> EventLoopFuture<SocketAddress> in
             self.controlAddress = address
             if !Addresses.isLoopback(address) {
-                self.logger.warning("control endpoint on a non-loopback address (--control-public): hosts that reach it can try the operator token",
-                                    metadata: ["address": "\(Addresses.peerAddress(address).map { "\($0)" } ?? "\(address)")"])
+                self.logger.warning(
+                    "control endpoint on a non-loopback address (--control-public): hosts that reach it can try the operator token",
+                    metadata: ["address": "\(Addresses.peerAddress(address).map { "\($0)" } ?? "\(address)")"])
             }
             guard let metrics = self.settings.metricsListen else { return self.loop.makeSucceededFuture(address) }
-            let server = ControlServer(group: self.group, node: self, role: .metrics, token: self.controlToken,
-                                       refusals: self.controlRefusals, idleTimeoutMs: self.settings.controlIdleTimeoutMs,
-                                       logger: self.logger)
+            let server = ControlServer(
+                group: self.group, node: self, role: .metrics, token: self.controlToken,
+                refusals: self.controlRefusals, idleTimeoutMs: self.settings.controlIdleTimeoutMs,
+                logger: self.logger)
             self.metricsServer = server
             return server.bind(to: metrics).flatMapErrorThrowing { error in
                 throw NodeStartError(description: Self.bindProblem("metrics endpoint", metrics, flag: "--metrics-listen", error))
@@ -214,12 +231,17 @@ public final class Node: @unchecked Sendable {
                 return address
             }
         }.flatMapThrowing { address in
-            var file = ControlFile(host: address.ipAddress ?? "127.0.0.1", port: address.port ?? 0, pid: getpid(),
-                                   nodeId: self.settings.key.publicKey.hex, meshId: self.settings.meshID.hex)
+            var file = ControlFile(
+                host: address.ipAddress ?? "127.0.0.1", port: address.port ?? 0, pid: getpid(),
+                nodeId: self.settings.key.publicKey.hex, meshId: self.settings.meshID.hex)
             file.metrics = self.metricsAddress.flatMap(Addresses.peerAddress).map { "\($0)" }
             try file.write(to: self.state.controlFile)
-            self.logger.info("control endpoint", metadata: ["address": "\(file.address)", "file": "\(self.state.controlFile)",
-                                                            "token": "\(self.state.controlTokenFile)"])
+            self.logger.info(
+                "control endpoint",
+                metadata: [
+                    "address": "\(file.address)", "file": "\(self.state.controlFile)",
+                    "token": "\(self.state.controlTokenFile)",
+                ])
         }.flatMapError { error in
             // Nothing half-started stays behind: the sockets close as meant (no "closed
             // unexpectedly" and rebind), then the start fails with the reason.
@@ -276,8 +298,9 @@ public final class Node: @unchecked Sendable {
         loop.assertInEventLoop()
         let datagrams: [[UInt8]]
         do {
-            datagrams = try Envelope.encode(kind: kind, payload: payload, sequence: &sequence,
-                                            signer: settings.key, meshID: settings.meshID)
+            datagrams = try Envelope.encode(
+                kind: kind, payload: payload, sequence: &sequence,
+                signer: settings.key, meshID: settings.meshID)
         } catch {
             counters.encodeErrors += 1
             logger.error("cannot encode message", metadata: ["kind": "\(kind)", "error": "\(error)"])
@@ -374,10 +397,12 @@ public final class Node: @unchecked Sendable {
         case let .rejected(reason):
             logger.trace("datagram rejected", metadata: ["from": "\(address)", "reason": "\(reason)"])
             if let notice = rejectNotices.note(reason, from: Addresses.peerAddress(address).map { "\($0)" } ?? "\(address)", nowMs: now) {
-                logger.warning("datagrams refused", metadata: [
-                    "reason": "\(notice.reason)", "count": "\(notice.count)", "from": "\(notice.source)",
-                    "interval_ms": "\(Limits.reject_notice_interval_ms)", "hint": "\(notice.hint)",
-                ])
+                logger.warning(
+                    "datagrams refused",
+                    metadata: [
+                        "reason": "\(notice.reason)", "count": "\(notice.count)", "from": "\(notice.source)",
+                        "interval_ms": "\(Limits.reject_notice_interval_ms)", "hint": "\(notice.hint)",
+                    ])
             }
             return
         case let .message(message):
@@ -414,10 +439,11 @@ public final class Node: @unchecked Sendable {
                 counters.beaconsSent += 1
                 send(kind: kind, payload: payload, to: discovery.group, allowGroup: true)
             case .admission:
-                break   // the receiver asks `core.admits` for every datagram
+                break // the receiver asks `core.admits` for every datagram
             case let .train(round, epochs, finetune, total, logHeight):
-                meshPart(directive).train(pruningRound: round, epochs: epochs, finetune: finetune, finetuneTotalEpochs: total,
-                                          logHeight: logHeight, node: self)
+                meshPart(directive).train(
+                    pruningRound: round, epochs: epochs, finetune: finetune, finetuneTotalEpochs: total,
+                    logHeight: logHeight, node: self)
             case let .applyMask(mask, logHeight):
                 meshPart(directive).applyMask(mask, logHeight: logHeight, node: self)
             case .malformed:
@@ -425,11 +451,13 @@ public final class Node: @unchecked Sendable {
                 receiver.count(.malformedPayload)
             case let .note(.memberChanged(record, previous)):
                 let level: Logger.Level = record.status == .alive ? .info : .notice
-                logger.log(level: level, "member changed", metadata: [
-                    "member": "\(record.id.fingerprint)", "status": "\(record.status)",
-                    "previous": "\(previous.map { "\($0)" } ?? "none")", "address": "\(record.address)",
-                    "incarnation": "\(record.incarnation)",
-                ])
+                logger.log(
+                    level: level, "member changed",
+                    metadata: [
+                        "member": "\(record.id.fingerprint)", "status": "\(record.status)",
+                        "previous": "\(previous.map { "\($0)" } ?? "none")", "address": "\(record.address)",
+                        "incarnation": "\(record.incarnation)",
+                    ])
             case let .note(note):
                 if let mesh, let core = core.mesh { mesh.log(note, core: core) }
             }
@@ -498,18 +526,20 @@ public final class Node: @unchecked Sendable {
         c.controlRefusedTotal = c.controlRefused.values.reduce(0, +)
         let me = settings.key.publicKey
         let members = swim.members.map { r in
-            NodeStatus.Member(id: r.id.hex, fingerprint: r.id.fingerprint, address: "\(r.address)", state: "\(r.status)",
-                              incarnation: r.incarnation, isSelf: r.id == me,
-                              stateAgeMs: now >= r.statusChangedAtMs ? now - r.statusChangedAtMs : 0)
+            NodeStatus.Member(
+                id: r.id.hex, fingerprint: r.id.fingerprint, address: "\(r.address)", state: "\(r.status)",
+                incarnation: r.incarnation, isSelf: r.id == me,
+                stateAgeMs: now >= r.statusChangedAtMs ? now - r.statusChangedAtMs : 0)
         }
         var byState: [String: Int] = [:]
         for m in members { byState[m.state, default: 0] += 1 }
-        return NodeStatus(nodeId: me.hex, fingerprint: me.fingerprint, meshId: settings.meshID.hex,
-                          listen: socket.localAddress.flatMap(Addresses.peerAddress).map { "\($0)" } ?? "",
-                          advertised: "\(advertised!)", incarnation: swim.incarnation, bootEpoch: bootEpoch,
-                          uptimeMs: now - startedAtMs, discovery: discoverySocket != nil, localHealth: swim.localHealth,
-                          membersByState: byState, members: members, counters: c, mesh: core.mesh.flatMap { mesh?.status(core: $0) },
-                          processCpuSeconds: ProcessFigures.cpuSeconds(), processRssBytes: ProcessFigures.rssBytes())
+        return NodeStatus(
+            nodeId: me.hex, fingerprint: me.fingerprint, meshId: settings.meshID.hex,
+            listen: socket.localAddress.flatMap(Addresses.peerAddress).map { "\($0)" } ?? "",
+            advertised: "\(advertised!)", incarnation: swim.incarnation, bootEpoch: bootEpoch,
+            uptimeMs: now - startedAtMs, discovery: discoverySocket != nil, localHealth: swim.localHealth,
+            membersByState: byState, members: members, counters: c, mesh: core.mesh.flatMap { mesh?.status(core: $0) },
+            processCpuSeconds: ProcessFigures.cpuSeconds(), processRssBytes: ProcessFigures.rssBytes())
     }
 
     /// `/metrics` text. Call on `loop`.

@@ -2,8 +2,8 @@ import Dispatch
 import Foundation
 import Learner
 import Logging
-import Metrics
 import MeshConfig
+import Metrics
 import NIOCore
 import NIOPosix
 import PosixIO
@@ -23,8 +23,10 @@ public enum NodeProcess {
         public var placement: Model.Placement
         /// What the operator accepts when state files are damaged or ahead of the log.
         public var recovery: MeshRecovery
-        public init(enabled: Bool = true, pruning: Bool = true, trainLimit: Int? = nil, testLimit: Int? = nil,
-                    placement: Model.Placement = .local, recovery: MeshRecovery = MeshRecovery()) {
+        public init(
+            enabled: Bool = true, pruning: Bool = true, trainLimit: Int? = nil, testLimit: Int? = nil,
+            placement: Model.Placement = .local, recovery: MeshRecovery = MeshRecovery()
+        ) {
             self.enabled = enabled
             self.pruning = pruning
             self.trainLimit = trainLimit
@@ -59,9 +61,15 @@ public enum NodeProcess {
     /// and `StopFailure` if it stopped with its model not on disk. `controlIdleTimeoutMs`: how
     /// long a control connection may take per request (default `Limits.control_idle_timeout_ms`;
     /// tests make it short).
-    public static func run(config: NodeConfig, mesh meshOptions: MeshOptions = MeshOptions(), controlIdleTimeoutMs: Int? = nil,
-                           logger: Logger) throws {
-        var settings = try NodeSettings.resolve(config, randomSeed: { var r = SecureRandom(); return r.next() }())
+    public static func run(
+        config: NodeConfig, mesh meshOptions: MeshOptions = MeshOptions(), controlIdleTimeoutMs: Int? = nil,
+        logger: Logger
+    ) throws {
+        var settings = try NodeSettings.resolve(
+            config,
+            randomSeed: {
+                var r = SecureRandom(); return r.next()
+            }())
         if let controlIdleTimeoutMs { settings.controlIdleTimeoutMs = controlIdleTimeoutMs }
         if let problem = Node.publicControlProblem(settings) { throw NodeStartError(description: problem) }
         // Before anything reads or writes the state directory: one process, one key.
@@ -72,10 +80,11 @@ public enum NodeProcess {
         if meshOptions.enabled, let genesis = settings.genesis {
             var meshLogger = logger
             meshLogger[metadataKey: "node"] = "\(settings.key.publicKey.fingerprint)"
-            meshService = try MeshService(genesis: genesis, signer: settings.key, stateDirectory: settings.stateDirectory,
-                                          data: config.data, threads: max(1, config.threads), pruning: meshOptions.pruning,
-                                          trainLimit: meshOptions.trainLimit, testLimit: meshOptions.testLimit,
-                                          placement: meshOptions.placement, recovery: meshOptions.recovery, logger: meshLogger)
+            meshService = try MeshService(
+                genesis: genesis, signer: settings.key, stateDirectory: settings.stateDirectory,
+                data: config.data, threads: max(1, config.threads), pruning: meshOptions.pruning,
+                trainLimit: meshOptions.trainLimit, testLimit: meshOptions.testLimit,
+                placement: meshOptions.placement, recovery: meshOptions.recovery, logger: meshLogger)
         }
         let registry = PrometheusCollectorRegistry()
         // Anything in the process that reports through swift-metrics lands in the node's /metrics.
@@ -115,10 +124,12 @@ public enum NodeProcess {
         for s in sources { s.cancel() }
         // A model that is not on disk is not a clean stop: the exit code says so.
         if let meshService, let error = meshService.checkpointFailure {
-            logger.critical("stopped, but the model checkpoint could not be saved: the model on disk is older than the one trained",
-                            metadata: ["file": "\(meshService.files.checkpointFile)", "error": "\(error)"])
-            throw StopFailure(exitCode: checkpointFailureExitCode,
-                              description: "the last model checkpoint could not be saved (\(error)); the model on disk is out of date")
+            logger.critical(
+                "stopped, but the model checkpoint could not be saved: the model on disk is older than the one trained",
+                metadata: ["file": "\(meshService.files.checkpointFile)", "error": "\(error)"])
+            throw StopFailure(
+                exitCode: checkpointFailureExitCode,
+                description: "the last model checkpoint could not be saved (\(error)); the model on disk is out of date")
         }
     }
 }

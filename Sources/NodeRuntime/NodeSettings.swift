@@ -48,9 +48,11 @@ public struct NodeSettings: Sendable {
     /// for the member list while it knows no one (they are added to `seeds` after any `--join`).
     public var memberHints: [PublicKey: SocketAddress] = [:]
 
-    public init(key: SigningKey, meshID: MeshID, members: Set<PublicKey>, swim: SWIMConfig, listen: SocketAddress,
-                seeds: [PeerAddress], stateDirectory: String, control: SocketAddress, discovery: Discovery?,
-                tickMs: Int, randomSeed: UInt64) {
+    public init(
+        key: SigningKey, meshID: MeshID, members: Set<PublicKey>, swim: SWIMConfig, listen: SocketAddress,
+        seeds: [PeerAddress], stateDirectory: String, control: SocketAddress, discovery: Discovery?,
+        tickMs: Int, randomSeed: UInt64
+    ) {
         self.key = key
         self.meshID = meshID
         self.members = members
@@ -70,7 +72,8 @@ public struct NodeSettings: Sendable {
         let genesis = try Genesis.load(path: config.genesisFile)
         func resolve(_ hp: HostPort, _ what: String) throws -> SocketAddress {
             do { return try Addresses.resolve(hp) } catch {
-                throw config.origins.error(field: what, problem: "cannot resolve \(hp) (\(error)); use an IP address or a host name this machine can resolve")
+                throw config.origins.error(
+                    field: what, problem: "cannot resolve \(hp) (\(error)); use an IP address or a host name this machine can resolve")
             }
         }
         let seeds = try config.join.map { hp -> PeerAddress in
@@ -80,14 +83,16 @@ public struct NodeSettings: Sendable {
             }
             return peer
         }
-        let discovery = try config.discovery.enabled
+        let discovery =
+            try config.discovery.enabled
             ? Discovery(group: resolve(config.discovery.group, "discovery.group"), interface: config.discovery.interface)
             : nil
-        var settings = NodeSettings(key: key, meshID: genesis.meshID, members: Set(genesis.memberKeys),
-                                    swim: genesis.membership.swimConfig, listen: try resolve(config.listen, "listen"),
-                                    seeds: seeds, stateDirectory: config.stateDirectory,
-                                    control: try resolve(config.control, "control"), discovery: discovery,
-                                    tickMs: config.tickMs, randomSeed: randomSeed)
+        var settings = NodeSettings(
+            key: key, meshID: genesis.meshID, members: Set(genesis.memberKeys),
+            swim: genesis.membership.swimConfig, listen: try resolve(config.listen, "listen"),
+            seeds: seeds, stateDirectory: config.stateDirectory,
+            control: try resolve(config.control, "control"), discovery: discovery,
+            tickMs: config.tickMs, randomSeed: randomSeed)
         settings.genesis = genesis
         settings.controlPublic = config.controlPublic
         settings.metricsListen = try config.metricsListen.map { try resolve($0, "metrics_listen") }

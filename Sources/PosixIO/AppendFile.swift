@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension PosixIO {
@@ -103,8 +103,10 @@ extension PosixIO {
                 if n < 0 && errno == EINTR { continue }
                 guard n >= 0 else { throw PosixFailure(path: path, operation: "read", code: errno) }
                 guard n > 0 else {
-                    throw PosixFailure(path: path, operation: "read of bytes \(range.lowerBound)..<\(range.upperBound) (the file ends at \(range.lowerBound + done))",
-                                       code: ENODATA)
+                    throw PosixFailure(
+                        path: path,
+                        operation: "read of bytes \(range.lowerBound)..<\(range.upperBound) (the file ends at \(range.lowerBound + done))",
+                        code: ENODATA)
                 }
                 done += n
             }

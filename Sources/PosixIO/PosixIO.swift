@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A system call on a file that failed: the path, the call, and errno (described in words).
@@ -45,8 +45,10 @@ public enum PosixIO {
     /// returns. `exclusive`: create `path` itself (O_EXCL), failing with EEXIST if it exists,
     /// instead of renaming a temporary file over it. The file gets exactly `mode` (whatever the
     /// umask), is never a symlink followed, and is readable by nobody else meanwhile.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600,
-                                       exclusive: Bool = false) throws(PosixFailure) {
+    public static func writeAtomically(
+        _ bytes: [UInt8], to path: String, mode: mode_t = 0o600,
+        exclusive: Bool = false
+    ) throws(PosixFailure) {
         let target = exclusive ? path : path + ".tmp-\(getpid())"
         // Failures name the file the caller asked for; the temporary one is said in the operation.
         let via = exclusive ? "" : " (of the temporary file \(target.split(separator: "/").last.map(String.init) ?? target))"
@@ -94,8 +96,10 @@ public enum PosixIO {
     /// Opens `path` and hands `body` what is there: a regular file of at most `limit` bytes is
     /// read whole. With `wipe` the buffer is zeroed after `body` returns (key files hold
     /// secrets), so `body` must not keep it.
-    public static func readRegularFile<R>(_ path: String, limit: Int, wipe: Bool = false,
-                                          _ body: (Found) throws -> R) throws -> R {
+    public static func readRegularFile<R>(
+        _ path: String, limit: Int, wipe: Bool = false,
+        _ body: (Found) throws -> R
+    ) throws -> R {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw PosixFailure(path: path, operation: "open", code: errno) }
         defer { close(fd) }

@@ -53,11 +53,12 @@ public enum ExactBernoulli {
     static func bernoulli<T: FixedWidthInteger & UnsignedInteger, G: RandomNumberGenerator>(
         _ numerator: T, _ denominator: T, _ generator: inout G
     ) -> Bool {
-        precondition(denominator > 0 && numerator <= denominator,
-                     "Bernoulli probability \(numerator)/\(denominator) is not in [0, 1]")
+        precondition(
+            denominator > 0 && numerator <= denominator,
+            "Bernoulli probability \(numerator)/\(denominator) is not in [0, 1]")
         if numerator == 0 { return false }
         if numerator == denominator { return true }
-        if denominator <= UInt64.max {  // heterogeneous comparison: no conversion that could trap
+        if denominator <= UInt64.max { // heterogeneous comparison: no conversion that could trap
             return generator.next(upperBound: UInt64(denominator)) < UInt64(numerator)
         }
         return generator.next(upperBound: denominator) < numerator
@@ -90,8 +91,9 @@ public enum ExactBernoulli {
     static func bernoulliExpMinus<T: FixedWidthInteger & UnsignedInteger, G: RandomNumberGenerator>(
         whole: T, fraction: T, denominator: T, _ generator: inout G
     ) -> Bool {
-        precondition(denominator > 0 && fraction < denominator,
-                     "fractional part \(fraction)/\(denominator) is not in [0, 1)")
+        precondition(
+            denominator > 0 && fraction < denominator,
+            "fractional part \(fraction)/\(denominator) is not in [0, 1)")
         var done: T = 0
         while done < whole {
             if !bernoulliExpMinusOne(&generator) { return false }
@@ -168,7 +170,7 @@ public struct DiscreteLaplaceSampler: Sendable, Hashable {
             }
             if discarded { continue }
             // X = U + t·V is geometric with ratio exp(−1/t); Y = ⌊X/s⌋ with ratio exp(−s/t).
-            let x = u + t * v   // ≤ 2^32 + 2^32 · 2^30: no overflow
+            let x = u + t * v // ≤ 2^32 + 2^32 · 2^30: no overflow
             let y = Int64(x / s)
             // A random sign; a negative zero is rejected so that 0 is not counted twice.
             let negative = ExactBernoulli.bernoulli(1 as UInt64, 2, &generator)
@@ -258,8 +260,10 @@ public struct DiscreteGaussianSampler: Sendable, Hashable {
             // γ ≥ 2^128: rejected likewise.
             if square.high >= gammaDenominator { continue }
             let (whole, fraction) = gammaDenominator.dividingFullWidth(square)
-            if ExactBernoulli.bernoulliExpMinus(whole: whole, fraction: fraction, denominator: gammaDenominator,
-                                                &generator) {
+            if ExactBernoulli.bernoulliExpMinus(
+                whole: whole, fraction: fraction, denominator: gammaDenominator,
+                &generator)
+            {
                 return y
             }
         }

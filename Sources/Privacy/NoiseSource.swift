@@ -30,8 +30,10 @@ public struct NoiseSource: RandomNumberGenerator, Sendable {
     }
 
     /// Reproducible noise for one simulated node (`stream`) of a run seeded with `seed`.
-    public static func insecureSeeded(seed: UInt64, stream: UInt64,
-                                      acknowledged: InsecureNoiseAcknowledgement) -> NoiseSource {
+    public static func insecureSeeded(
+        seed: UInt64, stream: UInt64,
+        acknowledged: InsecureNoiseAcknowledgement
+    ) -> NoiseSource {
         NoiseSource(kind: .seeded(SeededGenerator(seed: seed, stream: stream)))
     }
 

@@ -17,10 +17,13 @@ public struct PinnedPrivacyBudget: Sendable, Hashable {
     /// at the pinned parameters' z_eff, or it was not spent under this pin.
     public init(budget: PrivacyBudget, pinned: ReleaseParameters) throws(PrivacyError) {
         let levels = budget.noiseLevels
-        guard levels.isEmpty
-              || (levels.count == 1 && levels[0].noiseMultiplier == pinned.effectiveNoiseMultiplier) else {
-            throw .invalidParameter("the budget holds releases at z_eff \(levels.map(\.noiseMultiplier)), "
-                                    + "not only at the pinned \(pinned.effectiveNoiseMultiplier)")
+        guard
+            levels.isEmpty
+                || (levels.count == 1 && levels[0].noiseMultiplier == pinned.effectiveNoiseMultiplier)
+        else {
+            throw .invalidParameter(
+                "the budget holds releases at z_eff \(levels.map(\.noiseMultiplier)), "
+                    + "not only at the pinned \(pinned.effectiveNoiseMultiplier)")
         }
         self.pinned = pinned
         self.budget = budget

@@ -43,8 +43,9 @@ public struct PrivacyBudget: Sendable, Hashable {
 
     /// ε after one more release at `effectiveNoiseMultiplier`, without recording it.
     public func spentAfterRelease(effectiveNoiseMultiplier: Double) -> PrivacySpent {
-        RDPAccountant.composedEpsilon(Self.adding(effectiveNoiseMultiplier, to: noiseLevels),
-                                      delta: delta, orders: orders)
+        RDPAccountant.composedEpsilon(
+            Self.adding(effectiveNoiseMultiplier, to: noiseLevels),
+            delta: delta, orders: orders)
     }
 
     /// Approves and records one release at `parameters`, or refuses it and records nothing.
@@ -61,8 +62,10 @@ public struct PrivacyBudget: Sendable, Hashable {
         noiseLevels = levels
         releaseCount += 1
         spent = after
-        return .approved(ReleaseApproval(record: ReleaseRecord(sequence: releaseCount, parameters: parameters),
-                                         parameters: parameters, spentAfter: after))
+        return .approved(
+            ReleaseApproval(
+                record: ReleaseRecord(sequence: releaseCount, parameters: parameters),
+                parameters: parameters, spentAfter: after))
     }
 
     /// How many more releases at `parameters` the budget would approve.
@@ -123,8 +126,10 @@ public struct PrivacyBudget: Sendable, Hashable {
     /// range-checked, levels strictly ascending, counts summing to the release count, the stored
     /// ε equal to the one recomputed from the levels and within ε_max, no trailing bytes.
     /// Never traps on any input.
-    public init(serialised bytes: [UInt8], epsilonMax expectedEpsilonMax: Double, delta expectedDelta: Double,
-                orders expectedOrders: RDPOrderGrid) throws(PrivacyBudgetDecodingError) {
+    public init(
+        serialised bytes: [UInt8], epsilonMax expectedEpsilonMax: Double, delta expectedDelta: Double,
+        orders expectedOrders: RDPOrderGrid
+    ) throws(PrivacyBudgetDecodingError) {
         var reader = ByteReader(bytes)
         do {
             guard try reader.readRaw(4, "budget.magic") == Self.magic else { throw PrivacyBudgetDecodingError.badMagic }
@@ -137,10 +142,11 @@ public struct PrivacyBudget: Sendable, Hashable {
             let epsilonMax = try reader.readDouble("budget.epsilonMax")
             let delta = try reader.readDouble("budget.delta")
             guard epsilonMax.bitPattern == expectedEpsilonMax.bitPattern, delta.bitPattern == expectedDelta.bitPattern,
-                  grid == expectedOrders else {
+                grid == expectedOrders
+            else {
                 throw PrivacyBudgetDecodingError.genesisMismatch(
                     "stored (ε_max \(epsilonMax), δ \(delta), \(grid) orders), genesis "
-                    + "(ε_max \(expectedEpsilonMax), δ \(expectedDelta), \(expectedOrders) orders)")
+                        + "(ε_max \(expectedEpsilonMax), δ \(expectedDelta), \(expectedOrders) orders)")
             }
             do {
                 self = try PrivacyBudget(epsilonMax: epsilonMax, delta: delta, orders: grid)
@@ -182,7 +188,8 @@ public struct PrivacyBudget: Sendable, Hashable {
             let recomputed = RDPAccountant.composedEpsilon(levels, delta: delta, orders: grid)
             // Equal up to libm differences between machines in the last bits of log().
             guard storedEpsilon.isFinite,
-                  (storedEpsilon - recomputed.epsilon).magnitude <= 1e-9 * max(1, recomputed.epsilon) else {
+                (storedEpsilon - recomputed.epsilon).magnitude <= 1e-9 * max(1, recomputed.epsilon)
+            else {
                 throw PrivacyBudgetDecodingError.inconsistent(
                     "stored ε = \(storedEpsilon), the levels give \(recomputed.epsilon)")
             }

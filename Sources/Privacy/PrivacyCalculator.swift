@@ -22,8 +22,10 @@ public struct PrivacyCalculator: Sendable, Hashable {
 
     /// Given z and T: ε. With a target ε: solve for whichever of z and T is missing (z and T both
     /// present with a target: ε, and whether it is within the target).
-    public init(noiseMultiplier: Double?, releases: UInt64?, delta: Double, targetEpsilon: Double?,
-                orders: RDPOrderGrid = .opacus) throws(PrivacyError) {
+    public init(
+        noiseMultiplier: Double?, releases: UInt64?, delta: Double, targetEpsilon: Double?,
+        orders: RDPOrderGrid = .opacus
+    ) throws(PrivacyError) {
         guard delta > 0, delta < 1 else { throw .invalidParameter("δ = \(delta) must lie in (0, 1)") }
         if let z = noiseMultiplier, !(z.isFinite && z > 0) {
             throw .invalidParameter("noise multiplier z = \(z) must be positive and finite")
@@ -44,14 +46,16 @@ public struct PrivacyCalculator: Sendable, Hashable {
             self.releases = try PrivacySolver.largestReleaseCount(
                 targetEpsilon: target, delta: delta, noiseMultiplier: z, orders: orders)
         default:
-            throw .invalidParameter("give the noise multiplier and the number of releases, "
-                                    + "or a target ε and one of the two")
+            throw .invalidParameter(
+                "give the noise multiplier and the number of releases, "
+                    + "or a target ε and one of the two")
         }
         self.delta = delta
         self.orders = orders
         self.targetEpsilon = targetEpsilon
-        self.spent = try RDPAccountant.epsilon(noiseMultiplier: self.noiseMultiplier, releases: self.releases,
-                                           delta: delta, orders: orders)
+        self.spent = try RDPAccountant.epsilon(
+            noiseMultiplier: self.noiseMultiplier, releases: self.releases,
+            delta: delta, orders: orders)
     }
 
     /// Whether the spend is within the target ε (nil without a target).
@@ -89,8 +93,13 @@ public struct PrivacyCalculator: Sendable, Hashable {
         rows.append(("releases T", String(releases) + mark(mode == .releases)))
         rows.append(("delta", Self.number(delta)))
         if let target = targetEpsilon { rows.append(("target epsilon", Self.number(target))) }
-        rows.append(("epsilon spent", epsilonIsInfinite ? "infinity (the noise is too small to protect anything)"
-                                                        : Self.fixed(spent.epsilon, digits: 4)))
+        rows.append(
+            (
+                "epsilon spent",
+                epsilonIsInfinite
+                    ? "infinity (the noise is too small to protect anything)"
+                    : Self.fixed(spent.epsilon, digits: 4)
+            ))
         rows.append(("best order alpha", epsilonIsInfinite ? "-" : (spent.alpha.map(Self.number) ?? "-")))
         rows.append(("order grid", "\(orders) (\(orders.orders.count) orders)"))
         let width = rows.map(\.0.count).max() ?? 0

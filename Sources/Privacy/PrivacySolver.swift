@@ -11,8 +11,10 @@ public enum PrivacySolver {
 
     /// The smallest noise multiplier z (to a relative precision of 1e-12) such that `releases`
     /// releases at z cost at most `targetEpsilon`. Bisection, after doubling an upper bound.
-    public static func smallestNoiseMultiplier(targetEpsilon: Double, delta: Double, releases: UInt64,
-                                               orders: RDPOrderGrid = .opacus) throws(PrivacyError) -> Double {
+    public static func smallestNoiseMultiplier(
+        targetEpsilon: Double, delta: Double, releases: UInt64,
+        orders: RDPOrderGrid = .opacus
+    ) throws(PrivacyError) -> Double {
         guard targetEpsilon.isFinite, targetEpsilon > 0 else {
             throw .invalidParameter("target ε = \(targetEpsilon) must be positive and finite")
         }
@@ -23,8 +25,10 @@ public enum PrivacySolver {
 
         func epsilon(_ z: Double) -> Double {
             // z > 0 throughout the search; δ was checked above.
-            RDPAccountant.composedEpsilon([NoiseLevelCount(validNoiseMultiplier: z, count: releases)],
-                                          delta: delta, orders: orders).epsilon
+            RDPAccountant.composedEpsilon(
+                [NoiseLevelCount(validNoiseMultiplier: z, count: releases)],
+                delta: delta, orders: orders
+            ).epsilon
         }
         var high = 1.0
         while epsilon(high) > targetEpsilon {
@@ -53,8 +57,10 @@ public enum PrivacySolver {
 
     /// The largest number of releases at `noiseMultiplier` whose total cost is at most
     /// `targetEpsilon`; 0 if not even one fits. Capped at 2^52 (exact as a Double).
-    public static func largestReleaseCount(targetEpsilon: Double, delta: Double, noiseMultiplier: Double,
-                                           orders: RDPOrderGrid = .opacus) throws(PrivacyError) -> UInt64 {
+    public static func largestReleaseCount(
+        targetEpsilon: Double, delta: Double, noiseMultiplier: Double,
+        orders: RDPOrderGrid = .opacus
+    ) throws(PrivacyError) -> UInt64 {
         guard targetEpsilon.isFinite, targetEpsilon > 0 else {
             throw .invalidParameter("target ε = \(targetEpsilon) must be positive and finite")
         }
@@ -63,13 +69,15 @@ public enum PrivacySolver {
             throw .invalidParameter("noise multiplier z = \(noiseMultiplier) must be positive and finite")
         }
         func fits(_ releases: UInt64) -> Bool {
-            RDPAccountant.composedEpsilon([NoiseLevelCount(validNoiseMultiplier: noiseMultiplier, count: releases)],
-                                          delta: delta, orders: orders).epsilon <= targetEpsilon
+            RDPAccountant.composedEpsilon(
+                [NoiseLevelCount(validNoiseMultiplier: noiseMultiplier, count: releases)],
+                delta: delta, orders: orders
+            ).epsilon <= targetEpsilon
         }
         let cap: UInt64 = 1 << 52
         guard fits(1) else { return 0 }
-        var low: UInt64 = 1   // fits
-        var high: UInt64 = 2  // to be tested
+        var low: UInt64 = 1 // fits
+        var high: UInt64 = 2 // to be tested
         while high <= cap, fits(high) {
             low = high
             high *= 2

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Rényi-DP accounting for the (discrete) Gaussian mechanism, and conversion to (ε, δ).
@@ -27,8 +27,9 @@ public enum RDPAccountant {
     /// ε for δ from the RDP values `rdp[i]` at `orders[i]`, minimised over the orders; the first
     /// minimum wins (as numpy's `nanargmin`). Clamped at 0: a negative bound implies (0, δ).
     public static func epsilon(rdp: [Double], orders: [Double], delta: Double) -> PrivacySpent {
-        precondition(rdp.count == orders.count && !orders.isEmpty,
-                     "\(rdp.count) RDP values for \(orders.count) orders")
+        precondition(
+            rdp.count == orders.count && !orders.isEmpty,
+            "\(rdp.count) RDP values for \(orders.count) orders")
         precondition(delta > 0 && delta < 1, "δ = \(delta) is not in (0, 1)")
         var bestEpsilon = Double.infinity
         var bestOrder = orders[0]
@@ -46,25 +47,32 @@ public enum RDPAccountant {
     /// ε after `releases` releases at `noiseMultiplier`. No release costs nothing (ε = 0).
     /// Throws for z ≤ 0, a non-finite z or δ outside (0, 1): these arrive from peers and command
     /// lines, so they are refused rather than trapped on.
-    public static func epsilon(noiseMultiplier: Double, releases: UInt64, delta: Double,
-                               orders: RDPOrderGrid = .opacus) throws(PrivacyError) -> PrivacySpent {
-        try epsilon(composition: [NoiseLevelCount(noiseMultiplier: noiseMultiplier, count: releases)],
-                    delta: delta, orders: orders)
+    public static func epsilon(
+        noiseMultiplier: Double, releases: UInt64, delta: Double,
+        orders: RDPOrderGrid = .opacus
+    ) throws(PrivacyError) -> PrivacySpent {
+        try epsilon(
+            composition: [NoiseLevelCount(noiseMultiplier: noiseMultiplier, count: releases)],
+            delta: delta, orders: orders)
     }
 
     /// ε after releases at several noise multipliers (`count` releases at each level): RDP adds
     /// up per order across all of them. Levels are summed in ascending order of z so that the
     /// same multiset of releases gives the same Double on every machine.
-    public static func epsilon(composition: [NoiseLevelCount], delta: Double,
-                               orders: RDPOrderGrid = .opacus) throws(PrivacyError) -> PrivacySpent {
+    public static func epsilon(
+        composition: [NoiseLevelCount], delta: Double,
+        orders: RDPOrderGrid = .opacus
+    ) throws(PrivacyError) -> PrivacySpent {
         guard delta > 0, delta < 1 else { throw .invalidParameter("δ = \(delta) must lie in (0, 1)") }
         return composedEpsilon(composition, delta: delta, orders: orders)
     }
 
     /// `epsilon(composition:…)` for callers that have already validated δ (every level's z is
     /// valid by construction of `NoiseLevelCount`).
-    static func composedEpsilon(_ composition: [NoiseLevelCount], delta: Double,
-                                orders: RDPOrderGrid) -> PrivacySpent {
+    static func composedEpsilon(
+        _ composition: [NoiseLevelCount], delta: Double,
+        orders: RDPOrderGrid
+    ) -> PrivacySpent {
         let levels = composition.filter { $0.count > 0 }.sorted { $0.noiseMultiplier < $1.noiseMultiplier }
         guard !levels.isEmpty else { return PrivacySpent(epsilon: 0, delta: delta, alpha: nil) }
         let grid = orders.orders
@@ -81,8 +89,10 @@ public enum RDPAccountant {
     /// release carries. Every record's effective noise multiplier is recomputed from its public
     /// parameters (z, C, scale, d) rather than trusted, and the records must be the node's
     /// releases 1, 2, …, n in order (a gap would hide spend).
-    public static func epsilon(releases: [ReleaseRecord], delta: Double,
-                               orders: RDPOrderGrid = .opacus) throws(ReleaseAuditError) -> PrivacySpent {
+    public static func epsilon(
+        releases: [ReleaseRecord], delta: Double,
+        orders: RDPOrderGrid = .opacus
+    ) throws(ReleaseAuditError) -> PrivacySpent {
         precondition(delta > 0 && delta < 1, "δ = \(delta) is not in (0, 1)")
         var levels: [Double: UInt64] = [:]
         for (index, record) in releases.enumerated() {
@@ -96,16 +106,19 @@ public enum RDPAccountant {
                 throw .invalidParameters(sequence: record.sequence, reason: error.description)
             }
             guard recomputed.effectiveNoiseMultiplier == record.effectiveNoiseMultiplier,
-                  recomputed.noiseStdGridNumerator == record.noiseStdGridNumerator else {
-                throw .effectiveNoiseMismatch(sequence: record.sequence,
-                                              claimed: record.effectiveNoiseMultiplier,
-                                              recomputed: recomputed.effectiveNoiseMultiplier)
+                recomputed.noiseStdGridNumerator == record.noiseStdGridNumerator
+            else {
+                throw .effectiveNoiseMismatch(
+                    sequence: record.sequence,
+                    claimed: record.effectiveNoiseMultiplier,
+                    recomputed: recomputed.effectiveNoiseMultiplier)
             }
             levels[record.effectiveNoiseMultiplier, default: 0] += 1
         }
         // Every key is a recomputed z_eff, positive and finite by construction of ReleaseParameters.
-        return composedEpsilon(levels.map { NoiseLevelCount(validNoiseMultiplier: $0.key, count: $0.value) },
-                               delta: delta, orders: orders)
+        return composedEpsilon(
+            levels.map { NoiseLevelCount(validNoiseMultiplier: $0.key, count: $0.value) },
+            delta: delta, orders: orders)
     }
 }
 
@@ -125,8 +138,9 @@ public struct NoiseLevelCount: Sendable, Hashable {
 
     /// For a z this module has already validated (an effective multiplier it computed itself).
     init(validNoiseMultiplier: Double, count: UInt64) {
-        precondition(validNoiseMultiplier > 0 && validNoiseMultiplier.isFinite,
-                     "noise multiplier \(validNoiseMultiplier) must be positive")
+        precondition(
+            validNoiseMultiplier > 0 && validNoiseMultiplier.isFinite,
+            "noise multiplier \(validNoiseMultiplier) must be positive")
         self.noiseMultiplier = validNoiseMultiplier
         self.count = count
     }

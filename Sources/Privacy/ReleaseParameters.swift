@@ -45,8 +45,10 @@ public struct ReleaseParameters: Sendable, Hashable {
     /// Relative allowance for the floating-point error of clipping (see the type's comment).
     static let clippingErrorAllowance = 0x1p-30
 
-    public init(clipBound: Double, noiseMultiplier: Double, fixedPoint: FixedPoint,
-                dimension: Int) throws(PrivacyError) {
+    public init(
+        clipBound: Double, noiseMultiplier: Double, fixedPoint: FixedPoint,
+        dimension: Int
+    ) throws(PrivacyError) {
         guard clipBound.isFinite, clipBound > 0 else {
             throw .invalidParameter("clip bound C = \(clipBound) must be positive and finite")
         }
@@ -105,8 +107,9 @@ public struct ReleaseParameters: Sendable, Hashable {
     public static func noiseFree(clipBound: Double, fixedPoint: FixedPoint, dimension: Int) throws(PrivacyError) -> ReleaseParameters {
         // The noisy initialiser checks C, s and d (at z = 1) and computes Δ, which does not depend on z.
         let checked = try ReleaseParameters(clipBound: clipBound, noiseMultiplier: 1, fixedPoint: fixedPoint, dimension: dimension)
-        return ReleaseParameters(clipBound: clipBound, fixedPoint: fixedPoint, dimension: dimension,
-                                 sensitivityGrid: checked.sensitivityGrid)
+        return ReleaseParameters(
+            clipBound: clipBound, fixedPoint: fixedPoint, dimension: dimension,
+            sensitivityGrid: checked.sensitivityGrid)
     }
 
     /// Whether these are `noiseFree` parameters (z = 0, no noise).

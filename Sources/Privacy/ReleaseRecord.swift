@@ -33,8 +33,10 @@ public struct ReleaseRecord: Sendable, Hashable {
     }
 
     /// A record as received from another node, not yet checked (auditors recompute it).
-    public init(sequence: UInt64, noiseMultiplier: Double, clipBound: Double, scaleLog2: Int, dimension: Int,
-                noiseStdGridNumerator: UInt64, effectiveNoiseMultiplier: Double) {
+    public init(
+        sequence: UInt64, noiseMultiplier: Double, clipBound: Double, scaleLog2: Int, dimension: Int,
+        noiseStdGridNumerator: UInt64, effectiveNoiseMultiplier: Double
+    ) {
         self.sequence = sequence
         self.noiseMultiplier = noiseMultiplier
         self.clipBound = clipBound
@@ -49,8 +51,9 @@ public struct ReleaseRecord: Sendable, Hashable {
         guard (0...24).contains(scaleLog2) else {
             throw .invalidParameter("scale 2^-\(scaleLog2) outside 2^0…2^-24")
         }
-        return try ReleaseParameters(clipBound: clipBound, noiseMultiplier: noiseMultiplier,
-                                     fixedPoint: FixedPoint(scaleLog2: scaleLog2), dimension: dimension)
+        return try ReleaseParameters(
+            clipBound: clipBound, noiseMultiplier: noiseMultiplier,
+            fixedPoint: FixedPoint(scaleLog2: scaleLog2), dimension: dimension)
     }
 
     /// Little-endian: sequence u64, z f64, C f64, s u8, d u32, σ·256 u64, z_eff f64 (45 bytes).
@@ -74,7 +77,8 @@ public struct ReleaseRecord: Sendable, Hashable {
         let d = try reader.readUInt32("release.dimension")
         let m = try reader.readUInt64("release.noiseStdGridNumerator")
         let zEff = try reader.readDouble("release.effectiveNoiseMultiplier")
-        return ReleaseRecord(sequence: sequence, noiseMultiplier: z, clipBound: c, scaleLog2: Int(s),
-                             dimension: Int(d), noiseStdGridNumerator: m, effectiveNoiseMultiplier: zEff)
+        return ReleaseRecord(
+            sequence: sequence, noiseMultiplier: z, clipBound: c, scaleLog2: Int(s),
+            dimension: Int(d), noiseStdGridNumerator: m, effectiveNoiseMultiplier: zEff)
     }
 }

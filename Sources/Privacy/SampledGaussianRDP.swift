@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Rényi DP of the Poisson-subsampled Gaussian mechanism: DP-SGD's step, where each record
@@ -33,7 +33,8 @@ public enum SampledGaussianRDP {
         if z == 0 { return .infinity }
         if q == 1 { return alpha / (2 * z * z) }
         if alpha.isInfinite { return .infinity }
-        let logA = alpha.rounded() == alpha && alpha < 1e6
+        let logA =
+            alpha.rounded() == alpha && alpha < 1e6
             ? logAIntegerOrder(q: q, z: z, alpha: Int(alpha))
             : logAFractionalOrder(q: q, z: z, alpha: alpha)
         return logA / (alpha - 1)
@@ -47,8 +48,10 @@ public enum SampledGaussianRDP {
     /// (ε, δ) after `steps` steps at sampling rate `sampleRate` and `noiseMultiplier`, minimised
     /// over `orders`. Throws for parameters outside their ranges (they come from command lines
     /// and genesis files).
-    public static func epsilon(sampleRate: Double, noiseMultiplier: Double, steps: UInt64, delta: Double,
-                               orders: RDPOrderGrid = .opacus) throws(PrivacyError) -> PrivacySpent {
+    public static func epsilon(
+        sampleRate: Double, noiseMultiplier: Double, steps: UInt64, delta: Double,
+        orders: RDPOrderGrid = .opacus
+    ) throws(PrivacyError) -> PrivacySpent {
         try check(sampleRate: sampleRate, noiseMultiplier: noiseMultiplier, delta: delta)
         if steps == 0 { return PrivacySpent(epsilon: 0, delta: delta, alpha: orders.orders[0]) }
         let values = rdp(sampleRate: sampleRate, noiseMultiplier: noiseMultiplier, steps: steps, orders: orders.orders)
@@ -58,8 +61,10 @@ public enum SampledGaussianRDP {
     /// The smallest noise multiplier (to a relative precision of 1e-10) with which `steps`
     /// steps at `sampleRate` cost at most `targetEpsilon`. ε falls as z grows (at every order
     /// the subsampled Gaussian's RDP is decreasing in z), so bisection after doubling applies.
-    public static func smallestNoiseMultiplier(targetEpsilon: Double, sampleRate: Double, steps: UInt64, delta: Double,
-                                               orders: RDPOrderGrid = .opacus) throws(PrivacyError) -> Double {
+    public static func smallestNoiseMultiplier(
+        targetEpsilon: Double, sampleRate: Double, steps: UInt64, delta: Double,
+        orders: RDPOrderGrid = .opacus
+    ) throws(PrivacyError) -> Double {
         guard targetEpsilon.isFinite, targetEpsilon > 0 else {
             throw .invalidParameter("target ε = \(targetEpsilon) must be positive and finite")
         }
@@ -68,8 +73,10 @@ public enum SampledGaussianRDP {
         let floor = PrivacySolver.epsilonFloor(delta: delta, orders: orders)
         guard targetEpsilon > floor else { throw .targetEpsilonUnreachable(target: targetEpsilon, floor: floor) }
         func epsilon(_ z: Double) -> Double {
-            RDPAccountant.epsilon(rdp: rdp(sampleRate: sampleRate, noiseMultiplier: z, steps: steps, orders: orders.orders),
-                                  orders: orders.orders, delta: delta).epsilon
+            RDPAccountant.epsilon(
+                rdp: rdp(sampleRate: sampleRate, noiseMultiplier: z, steps: steps, orders: orders.orders),
+                orders: orders.orders, delta: delta
+            ).epsilon
         }
         var high = 1.0
         while epsilon(high) > targetEpsilon {
@@ -119,7 +126,7 @@ public enum SampledGaussianRDP {
         var logA0 = -Double.infinity, logA1 = -Double.infinity
         let z0 = z * z * log(1 / q - 1) + 0.5
         let logQ = log(q), log1mQ = log1p(-q)
-        var coefficient = 1.0   // C(α, i), by the recurrence C(α, i+1) = C(α, i)·(α − i)/(i + 1)
+        var coefficient = 1.0 // C(α, i), by the recurrence C(α, i+1) = C(α, i)·(α − i)/(i + 1)
         var i = 0.0
         // A bound on the loop (the terms fall like exp(−i²/(2z²)) past the mode).
         for _ in 0..<1_000_000 {

@@ -51,8 +51,9 @@ public struct RoundDriver: Sendable {
         public var pruning: Bool
 
         public init(epochsPerRound: Int, maxRounds: Int, patience: Int, finetuneEpochs: Int, pruning: Bool = true) {
-            precondition(epochsPerRound >= 1 && maxRounds >= 1 && patience >= 1 && finetuneEpochs >= 0,
-                         "round config: \(epochsPerRound) epochs per round, \(maxRounds) rounds, patience \(patience)")
+            precondition(
+                epochsPerRound >= 1 && maxRounds >= 1 && patience >= 1 && finetuneEpochs >= 0,
+                "round config: \(epochsPerRound) epochs per round, \(maxRounds) rounds, patience \(patience)")
             self.epochsPerRound = epochsPerRound
             self.maxRounds = maxRounds
             self.patience = patience
@@ -96,7 +97,8 @@ public struct RoundDriver: Sendable {
     }
 
     private var freezeDue: Bool {
-        !config.pruning ? decidedRounds >= UInt64(config.maxRounds)
+        !config.pruning
+            ? decidedRounds >= UInt64(config.maxRounds)
             : decidedRounds >= UInt64(config.maxRounds) || unchangedRounds >= config.patience
     }
 
@@ -117,7 +119,9 @@ public struct RoundDriver: Sendable {
     private mutating func startRoundTraining() -> [RoundDirective] {
         phase = .training
         trainingRound = pruningRound
-        return [.train(pruningRound: pruningRound, epochs: config.epochsPerRound, finetune: false, finetuneTotalEpochs: config.finetuneEpochs)]
+        return [
+            .train(pruningRound: pruningRound, epochs: config.epochsPerRound, finetune: false, finetuneTotalEpochs: config.finetuneEpochs)
+        ]
     }
 
     private mutating func startFinetune() -> [RoundDirective] {

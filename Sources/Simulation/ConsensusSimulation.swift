@@ -1,6 +1,6 @@
 import Consensus
-import Ledger
 import Learner
+import Ledger
 import MeshBase
 import Privacy
 import Sodium
@@ -125,7 +125,7 @@ public struct ConsensusSimulation {
         nodes = Array(repeating: Node(), count: n)
         traced = Array(repeating: "", count: n)
         network = SimNetwork(nodeCount: n, options: scenario.network, seed: seed)
-        rng = SeededGenerator(seed: seed, stream: 0x4259_5A41)   // "BYZA"
+        rng = SeededGenerator(seed: seed, stream: 0x4259_5A41) // "BYZA"
         report = Report(seed: seed, options: options, scenario: scenario)
         shadows = Array(repeating: genesis, count: n)
         ownVotes = Array(repeating: [:], count: n)
@@ -176,10 +176,15 @@ public struct ConsensusSimulation {
             }
         }
         if report.violations.isEmpty && !done {
-            violate("liveness: the honest nodes did not all reach the final height within \(options.livenessBoundMs) ms "
+            violate(
+                "liveness: the honest nodes did not all reach the final height within \(options.livenessBoundMs) ms "
                     + "of the last fault (at \(scenario.lastFaultMs) ms): "
-                    + honest.map { "node \($0): " + (nodes[$0].engine.map { "\($0.summary) frozen=\($0.state.frozen) pending=\($0.pendingDecisions.count)" } ?? "down") }
-                        .joined(separator: "; "))
+                    + honest.map {
+                        "node \($0): "
+                            + (nodes[$0].engine.map { "\($0.summary) frozen=\($0.state.frozen) pending=\($0.pendingDecisions.count)" }
+                                ?? "down")
+                    }
+                    .joined(separator: "; "))
         }
         finish()
     }
@@ -192,8 +197,9 @@ public struct ConsensusSimulation {
                 return
             }
         }
-        nodes[i].engine = ConsensusEngine(config: options.config, signer: builder.signingKey(keys[i]), state: state,
-                                          guard: nodes[i].persistedGuard)
+        nodes[i].engine = ConsensusEngine(
+            config: options.config, signer: builder.signingKey(keys[i]), state: state,
+            guard: nodes[i].persistedGuard)
         nodes[i].contributedRound = 0
         nodes[i].submittedFreeze = false
         if isHonest[i] { shadows[i] = state }
@@ -201,7 +207,18 @@ public struct ConsensusSimulation {
     }
 
     mutating func perform(_ action: Action) {
-        note(nil, "\(action)" + ({ if case let .restart(k) = action { return nodes[k].engine == nil ? " guard: \(nodes[k].persistedGuard.map { "h\($0.height) r\($0.round) lock \($0.lockedRound.map(String.init) ?? "-")" } ?? "none")" : " (running)" } else { return "" } })())
+        note(
+            nil,
+            "\(action)"
+                + ({
+                    if case let .restart(k) = action {
+                        return nodes[k].engine == nil
+                            ? " guard: \(nodes[k].persistedGuard.map { "h\($0.height) r\($0.round) lock \($0.lockedRound.map(String.init) ?? "-")" } ?? "none")"
+                            : " (running)"
+                    } else {
+                        return ""
+                    }
+                })())
         defer { if case let .restart(k) = action, trace != nil { traceState(k) } }
         switch action {
         case let .crash(node):
@@ -275,7 +292,9 @@ public struct ConsensusSimulation {
             case let .equivocation(e):
                 report.equivocationsDetected += 1
                 if isHonest[i], let offender = indexOfKey[e.offender], isHonest[offender] {
-                    violate("honest node \(i) holds evidence that honest node \(offender) equivocated at (\(e.height), \(e.first.round), \(e.first.type))")
+                    violate(
+                        "honest node \(i) holds evidence that honest node \(offender) equivocated at (\(e.height), \(e.first.round), \(e.first.type))"
+                    )
                 }
             case let .requestSync(h, peer):
                 guard let j = indexOfKey[peer] else { continue }
@@ -294,9 +313,10 @@ public struct ConsensusSimulation {
         switch scenario.byzantine[i] {
         case .equivocator?:
             if case let .vote(v) = m, v.voter == keys[i] {
-                let conflicting = Vote.sign(height: v.height, round: v.round, type: v.type,
-                                            decisionDigest: v.decisionDigest == nil ? Decision.freeze(pruningRound: 1_000 + UInt64(v.round)).digest : nil,
-                                            meshID: genesis.rules.meshID, signer: builder.signingKey(keys[i]))
+                let conflicting = Vote.sign(
+                    height: v.height, round: v.round, type: v.type,
+                    decisionDigest: v.decisionDigest == nil ? Decision.freeze(pruningRound: 1_000 + UInt64(v.round)).digest : nil,
+                    meshID: genesis.rules.meshID, signer: builder.signingKey(keys[i]))
                 let coin = rng.nextUnitDouble()
                 if coin < 0.6 { transmit(i, j, .vote(v)) }
                 if coin >= 0.4 { transmit(i, j, .vote(conflicting)) }
@@ -363,10 +383,11 @@ public struct ConsensusSimulation {
     static func decodeEntry(_ bytes: [UInt8]) -> (height: UInt64, decision: Decision, certificate: CommitCertificate)? {
         var r = ByteReader(bytes)
         guard let height = try? r.readUInt64("entry.height"),
-              let body = try? r.readBytes32("entry.decision", limit: Limits.log_entry_bytes_max),
-              let decision = try? Decision.decode(body),
-              let certificate = try? CommitCertificate.decode(from: &r),
-              (try? r.expectEnd()) != nil else { return nil }
+            let body = try? r.readBytes32("entry.decision", limit: Limits.log_entry_bytes_max),
+            let decision = try? Decision.decode(body),
+            let certificate = try? CommitCertificate.decode(from: &r),
+            (try? r.expectEnd()) != nil
+        else { return nil }
         return (height, decision, certificate)
     }
 
@@ -432,11 +453,17 @@ public struct ConsensusSimulation {
         case let .send(.contributionRequest(ds), to):
             note(i, "asks n\(indexOfKey[to].map(String.init) ?? "?") for \(ds.count) contribution(s) \(ds.map { Self.short($0) })")
         case let .send(.contribution(c), to):
-            note(i, "sends n\(indexOfKey[to].map(String.init) ?? "?") the contribution of n\(indexOfKey[c.contributor].map(String.init) ?? "?") round \(c.pruningRound) \(Self.short(c.digest))")
+            note(
+                i,
+                "sends n\(indexOfKey[to].map(String.init) ?? "?") the contribution of n\(indexOfKey[c.contributor].map(String.init) ?? "?") round \(c.pruningRound) \(Self.short(c.digest))"
+            )
         case let .commit(c):
             note(i, "commits h\(c.height) (round \(c.certificate.round)) \(c.decision.kind) \(Self.short(c.decision.digest))")
         case let .persistGuard(g):
-            note(i, "guard h\(g.height) r\(g.round) lock \(g.lockedRound.map(String.init) ?? "-") votes \(g.votes.map { "\($0.round)\($0.type == .prevote ? "pv" : "pc"):\(Self.short($0.decisionDigest))" })")
+            note(
+                i,
+                "guard h\(g.height) r\(g.round) lock \(g.lockedRound.map(String.init) ?? "-") votes \(g.votes.map { "\($0.round)\($0.type == .prevote ? "pv" : "pc"):\(Self.short($0.decisionDigest))" })"
+            )
         default:
             break
         }
@@ -448,7 +475,8 @@ public struct ConsensusSimulation {
         let slot = Slot(height: v.height, round: v.round, type: v.type)
         if let earlier = ownVotes[i][slot] {
             if earlier.digest != v.decisionDigest {
-                violate("honest node \(i) signed two votes for (\(v.height), \(v.round), \(v.type)): "
+                violate(
+                    "honest node \(i) signed two votes for (\(v.height), \(v.round), \(v.type)): "
                         + "\(earlier.digest.map { "\($0)" } ?? "nil") and \(v.decisionDigest.map { "\($0)" } ?? "nil")")
             }
         } else {
@@ -501,13 +529,16 @@ public struct ConsensusSimulation {
             guard let release = try? c.release() else { return violate("height \(h): a recorded release does not decode") }
             let spent: Double
             do {
-                spent = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier,
-                                                  releases: UInt64(release.releaseCount), delta: state.rules.privacy.delta).epsilon
+                spent = try RDPAccountant.epsilon(
+                    noiseMultiplier: pinned.effectiveNoiseMultiplier,
+                    releases: UInt64(release.releaseCount), delta: state.rules.privacy.delta
+                ).epsilon
             } catch {
                 return violate("height \(h): the accountant refused \(c.contributor.fingerprint)'s release count: \(error)")
             }
             if spent > state.rules.privacy.epsilonBudget {
-                return violate("height \(h): \(c.contributor.fingerprint)'s recomputed spend \(spent) exceeds \(state.rules.privacy.epsilonBudget)")
+                return violate(
+                    "height \(h): \(c.contributor.fingerprint)'s recomputed spend \(spent) exceeds \(state.rules.privacy.epsilonBudget)")
             }
             if let k = indexOfKey[c.contributor], isHonest[k] { honestValues.append(release.values) } else { byzantineCount += 1 }
         }

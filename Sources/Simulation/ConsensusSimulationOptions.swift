@@ -73,13 +73,16 @@ extension ConsensusSimulation {
         /// How to re-run this scenario (printed with a failure).
         public var reproduce: String
 
-        public init(nodeCount: Int = 4, byzantineCount: Int = 0, byzantineKind: Byzantine? = nil, maskRounds: Int = 3,
-                    lossMax: Double = 0, duplicateMax: Double = 0.05, delayMaxMs: UInt64 = 40, partitionsMax: Int = 0,
-                    crashesMax: Int = 0, faultPhaseMs: UInt64 = 4_000, livenessBoundMs: UInt64 = 300_000, tickMs: UInt64 = 20,
-                    config: ConsensusConfig = ConsensusConfig(), reproduce: String = "") {
+        public init(
+            nodeCount: Int = 4, byzantineCount: Int = 0, byzantineKind: Byzantine? = nil, maskRounds: Int = 3,
+            lossMax: Double = 0, duplicateMax: Double = 0.05, delayMaxMs: UInt64 = 40, partitionsMax: Int = 0,
+            crashesMax: Int = 0, faultPhaseMs: UInt64 = 4_000, livenessBoundMs: UInt64 = 300_000, tickMs: UInt64 = 20,
+            config: ConsensusConfig = ConsensusConfig(), reproduce: String = ""
+        ) {
             precondition(nodeCount >= 1 && nodeCount <= Limits.members_count_max, "node count \(nodeCount)")
-            precondition(byzantineCount >= 0 && byzantineCount <= (nodeCount - 1) / 3,
-                         "\(byzantineCount) Byzantine nodes exceed f = \((nodeCount - 1) / 3) of \(nodeCount)")
+            precondition(
+                byzantineCount >= 0 && byzantineCount <= (nodeCount - 1) / 3,
+                "\(byzantineCount) Byzantine nodes exceed f = \((nodeCount - 1) / 3) of \(nodeCount)")
             precondition(maskRounds >= 1 && lossMax >= 0 && lossMax < 1 && duplicateMax >= 0 && duplicateMax <= 1)
             precondition(tickMs >= 1 && delayMaxMs >= 1)
             self.nodeCount = nodeCount
@@ -100,8 +103,9 @@ extension ConsensusSimulation {
 
         /// Every fault at once: f Byzantine nodes, up to 30% loss, partitions and crashes.
         public static func adversarial(nodeCount: Int = 4, maskRounds: Int = 3, reproduce: String = "") -> Options {
-            Options(nodeCount: nodeCount, byzantineCount: (nodeCount - 1) / 3, maskRounds: maskRounds, lossMax: 0.3,
-                    partitionsMax: 2, crashesMax: 2, reproduce: reproduce)
+            Options(
+                nodeCount: nodeCount, byzantineCount: (nodeCount - 1) / 3, maskRounds: maskRounds, lossMax: 0.3,
+                partitionsMax: 2, crashesMax: 2, reproduce: reproduce)
         }
 
         /// The `prunemesh simulate` arguments for these options (seed apart).
@@ -141,7 +145,7 @@ extension ConsensusSimulation {
         }
 
         static func draw(seed: UInt64, options o: Options) -> Scenario {
-            var g = SeededGenerator(seed: seed, stream: 0x5343_454E)   // "SCEN"
+            var g = SeededGenerator(seed: seed, stream: 0x5343_454E) // "SCEN"
             let loss = o.lossMax == 0 ? 0 : (g.nextUnitDouble() < 1.0 / 3 ? o.lossMax : o.lossMax * g.nextUnitDouble())
             let delayMin = UInt64.random(in: 1...max(1, min(5, o.delayMaxMs)), using: &g)
             let delayMax = UInt64.random(in: delayMin...o.delayMaxMs, using: &g)
@@ -180,9 +184,11 @@ extension ConsensusSimulation {
             }
             // Stable order: by time, then as drawn.
             schedule = schedule.enumerated().sorted { ($0.element.atMs, $0.offset) < ($1.element.atMs, $1.offset) }.map(\.element)
-            return Scenario(network: SimNetwork.Options(lossProbability: loss, delayMinMs: delayMin, delayMaxMs: delayMax,
-                                                        duplicateProbability: duplicate),
-                            byzantine: byzantine, schedule: schedule, lastFaultMs: lastFault)
+            return Scenario(
+                network: SimNetwork.Options(
+                    lossProbability: loss, delayMinMs: delayMin, delayMaxMs: delayMax,
+                    duplicateProbability: duplicate),
+                byzantine: byzantine, schedule: schedule, lastFaultMs: lastFault)
         }
     }
 }

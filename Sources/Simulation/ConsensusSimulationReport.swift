@@ -38,16 +38,18 @@ extension ConsensusSimulation {
         public var passed: Bool { violations.isEmpty }
 
         public var description: String {
-            var lines = ["consensus simulation seed=\(seed) options: \(options)",
-                         "  scenario: \(scenario)",
-                         "  end=\(endMs)ms finalHeight=\(finalHeight) committed=\(heightsCommitted) "
-                         + "liveness=\(livenessMs.map { "\($0)ms after the last fault" } ?? "not reached") "
-                         + "kinds=\(decisionKinds.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key):\($0.value)" })",
-                         "  messages=\(messagesSent) datagrams=\(datagramsSent) delivered=\(messagesDelivered) "
-                         + "lost=\(network.datagramsLost) duplicated=\(network.datagramsDuplicated) "
-                         + "partitioned=\(network.datagramsPartitioned) toCrashed=\(network.datagramsToCrashed)",
-                         "  undecodable=\(undecodable) syncRefused=\(syncEntriesRefused) fromSync=\(commitsFromSync) "
-                         + "equivocations=\(equivocationsDetected) highestRound=\(highestRound) crashes=\(crashes) events=\(eventsProcessed)"]
+            var lines = [
+                "consensus simulation seed=\(seed) options: \(options)",
+                "  scenario: \(scenario)",
+                "  end=\(endMs)ms finalHeight=\(finalHeight) committed=\(heightsCommitted) "
+                    + "liveness=\(livenessMs.map { "\($0)ms after the last fault" } ?? "not reached") "
+                    + "kinds=\(decisionKinds.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key):\($0.value)" })",
+                "  messages=\(messagesSent) datagrams=\(datagramsSent) delivered=\(messagesDelivered) "
+                    + "lost=\(network.datagramsLost) duplicated=\(network.datagramsDuplicated) "
+                    + "partitioned=\(network.datagramsPartitioned) toCrashed=\(network.datagramsToCrashed)",
+                "  undecodable=\(undecodable) syncRefused=\(syncEntriesRefused) fromSync=\(commitsFromSync) "
+                    + "equivocations=\(equivocationsDetected) highestRound=\(highestRound) crashes=\(crashes) events=\(eventsProcessed)",
+            ]
             lines += violations
             return lines.joined(separator: "\n")
         }

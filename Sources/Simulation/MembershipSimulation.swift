@@ -1,5 +1,5 @@
-import MeshBase
 import Membership
+import MeshBase
 import Sodium
 import Wire
 
@@ -49,8 +49,8 @@ public struct MembershipSimulation {
     var graceUntilMs: [UInt64]
     var networkGraceUntilMs: UInt64 = 0
     var report: Report
-    var pendingJoins: [Int: Int] = [:]       // node → index in report.joins
-    var pendingCrashes: [Int: Int] = [:]     // node → index in report.crashes
+    var pendingJoins: [Int: Int] = [:] // node → index in report.joins
+    var pendingCrashes: [Int: Int] = [:] // node → index in report.crashes
     let falseDeathGraceMs: UInt64
 
     public static func run(seed: UInt64, options: Options) -> Report {
@@ -109,8 +109,9 @@ public struct MembershipSimulation {
             for node in 0..<options.startedCount {
                 let other = node == 0 ? min(1, options.startedCount - 1) : 0
                 guard other != node else { continue }
-                let directives = nodes[node]!.onMessage(.sync(.init(isReply: true, members: all)), from: keys[other],
-                                                        at: addresses[other], nowMs: 0)
+                let directives = nodes[node]!.onMessage(
+                    .sync(.init(isReply: true, members: all)), from: keys[other],
+                    at: addresses[other], nowMs: 0)
                 // Formation's own announcements are not part of the scenario.
                 handle(node, directives.filter { if case .memberChanged = $0 { true } else { false } })
                 scheduleTick(node)
@@ -161,8 +162,9 @@ public struct MembershipSimulation {
         lives[node] += 1
         var streamGenerator = SeededGenerator(seed: seed ^ 0x4D45_4D42, stream: UInt64(node) << 16 | lives[node])
         let randomSeed = streamGenerator.next()
-        nodes[node] = SWIMInstance(config: options.config, me: keys[node], address: addresses[node], admitted: admitted,
-                                   seeds: seeds.map { addresses[$0] }, randomSeed: randomSeed, nowMs: nowMs)
+        nodes[node] = SWIMInstance(
+            config: options.config, me: keys[node], address: addresses[node], admitted: admitted,
+            seeds: seeds.map { addresses[$0] }, randomSeed: randomSeed, nowMs: nowMs)
         running[node] = true
         startedAtMs[node] = nowMs
         network.restart(node)
@@ -284,8 +286,9 @@ public struct MembershipSimulation {
         }
         view[observer][member] = record.status
         if options.traceNode == member {
-            print("trace t=\(nowMs) node \(observer) sees \(member) \(record.status) inc \(record.incarnation)"
-                  + " (\(member) is at inc \(nodes[member]?.incarnation ?? 0), running \(running[member]))")
+            print(
+                "trace t=\(nowMs) node \(observer) sees \(member) \(record.status) inc \(record.incarnation)"
+                    + " (\(member) is at inc \(nodes[member]?.incarnation ?? 0), running \(running[member]))")
         }
         if member == observer {
             if record.status == .suspect || record.status == .dead {
@@ -293,7 +296,8 @@ public struct MembershipSimulation {
             }
             return
         }
-        let live = running[member] && nowMs >= graceUntilMs[member] && nowMs >= networkGraceUntilMs
+        let live =
+            running[member] && nowMs >= graceUntilMs[member] && nowMs >= networkGraceUntilMs
             && network.canReach(observer, member)
         switch record.status {
         case .suspect:

@@ -57,11 +57,13 @@ extension MembershipSimulation {
         /// Debugging: print every status change anyone sees about this node, and its refutations.
         public var traceNode: Int?
 
-        public init(nodeCount: Int = 16, startedCount: Int? = nil, preformed: Bool = true,
-                    config: SWIMConfig = SWIMConfig(beaconIntervalMs: 0), network: SimNetwork.Options = .init(),
-                    durationMs: UInt64 = 60_000, schedule: [Scheduled] = [], forbidFalseDeaths: Bool = false,
-                    measureFromMs: UInt64 = 0, tickMs: UInt64 = 0, fullCheckIntervalMs: UInt64 = 1_000,
-                    reproduce: String = "") {
+        public init(
+            nodeCount: Int = 16, startedCount: Int? = nil, preformed: Bool = true,
+            config: SWIMConfig = SWIMConfig(beaconIntervalMs: 0), network: SimNetwork.Options = .init(),
+            durationMs: UInt64 = 60_000, schedule: [Scheduled] = [], forbidFalseDeaths: Bool = false,
+            measureFromMs: UInt64 = 0, tickMs: UInt64 = 0, fullCheckIntervalMs: UInt64 = 1_000,
+            reproduce: String = ""
+        ) {
             precondition(nodeCount >= 1 && nodeCount <= 65_536, "node count \(nodeCount)")
             self.nodeCount = nodeCount
             self.startedCount = startedCount ?? nodeCount

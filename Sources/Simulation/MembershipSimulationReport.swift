@@ -49,21 +49,25 @@ extension MembershipSimulation {
         }
 
         public var description: String {
-            var lines = ["membership simulation seed=\(seed) options: \(options)",
-                         "  end=\(endMs)ms events=\(eventsProcessed) delivered=\(messagesDelivered) datagrams=\(datagramsSent) "
-                         + "lost=\(network.datagramsLost) duplicated=\(network.datagramsDuplicated) "
-                         + "partitioned=\(network.datagramsPartitioned) toCrashed=\(network.datagramsToCrashed)",
-                         "  falseSuspicions=\(falseSuspicions) falseDeaths=\(falseDeaths) "
-                         + "bytes/node/s=\(Int(bytesPerNodePerSecond.rounded()))"]
+            var lines = [
+                "membership simulation seed=\(seed) options: \(options)",
+                "  end=\(endMs)ms events=\(eventsProcessed) delivered=\(messagesDelivered) datagrams=\(datagramsSent) "
+                    + "lost=\(network.datagramsLost) duplicated=\(network.datagramsDuplicated) "
+                    + "partitioned=\(network.datagramsPartitioned) toCrashed=\(network.datagramsToCrashed)",
+                "  falseSuspicions=\(falseSuspicions) falseDeaths=\(falseDeaths) "
+                    + "bytes/node/s=\(Int(bytesPerNodePerSecond.rounded()))",
+            ]
             let period = Double(options.config.probeIntervalMs)
             for j in joins {
-                lines.append("  join \(j.node)@\(j.startedAtMs)ms: "
-                             + (j.convergedAtMs.map { "converged after \(Double($0 - j.startedAtMs) / period) periods" } ?? "never converged"))
+                lines.append(
+                    "  join \(j.node)@\(j.startedAtMs)ms: "
+                        + (j.convergedAtMs.map { "converged after \(Double($0 - j.startedAtMs) / period) periods" } ?? "never converged"))
             }
             for c in crashes {
-                lines.append("  crash \(c.node)@\(c.crashedAtMs)ms: first suspected "
-                             + (c.firstSuspectedAtMs.map { "+\($0 - c.crashedAtMs)ms" } ?? "never")
-                             + ", dead at all " + (c.allDeadAtMs.map { "+\($0 - c.crashedAtMs)ms" } ?? "never"))
+                lines.append(
+                    "  crash \(c.node)@\(c.crashedAtMs)ms: first suspected "
+                        + (c.firstSuspectedAtMs.map { "+\($0 - c.crashedAtMs)ms" } ?? "never")
+                        + ", dead at all " + (c.allDeadAtMs.map { "+\($0 - c.crashedAtMs)ms" } ?? "never"))
             }
             lines += violations
             return lines.joined(separator: "\n")

@@ -1,8 +1,8 @@
 import Consensus
 import Learner
 import Ledger
-import MeshBase
 import Membership
+import MeshBase
 import NodeCore
 import Privacy
 import Rounds
@@ -128,18 +128,21 @@ public struct NodeSimulation {
         let n = options.nodeCount
         builder = CommitteeLogBuilder.demo(validators: n, spareCount: 0, seed: 1, maskRounds: options.maskRounds)
         // Another mesh of the same keys: its entries are signed by the same validators, for another mesh id.
-        var other = CommitteeLogBuilder.demo(validators: n, spareCount: 0, seed: 1, maskRounds: options.maskRounds,
-                                             meshID: MeshID(genesisBytes: Array("another mesh".utf8)))
+        var other = CommitteeLogBuilder.demo(
+            validators: n, spareCount: 0, seed: 1, maskRounds: options.maskRounds,
+            meshID: MeshID(genesisBytes: Array("another mesh".utf8)))
         foreign = (0..<4).map { _ in other.next().encoded() }
         keys = builder.genesis.validators.keys
         indexOfKey = Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($1, $0) })
         addresses = (0..<n).map { PeerAddress(ipv4: (10, 0, UInt8(($0 >> 8) & 0xFF), UInt8($0 & 0xFF)), port: 7946) }
         isHonest = (0..<n).map { scenario.byzantine[$0] == nil }
         honest = (0..<n).filter { scenario.byzantine[$0] == nil }
-        var config = MeshCoreConfig(ledger: builder.genesis, consensus: ConsensusConfig(timings: .lan),
-                                    rounds: .init(epochsPerRound: 1, maxRounds: options.maskRounds, patience: options.maskRounds,
-                                                  finetuneEpochs: options.finetuneEpochs),
-                                    removeDeadAfterMs: options.removeDeadAfterMs)
+        var config = MeshCoreConfig(
+            ledger: builder.genesis, consensus: ConsensusConfig(timings: .lan),
+            rounds: .init(
+                epochsPerRound: 1, maxRounds: options.maskRounds, patience: options.maskRounds,
+                finetuneEpochs: options.finetuneEpochs),
+            removeDeadAfterMs: options.removeDeadAfterMs)
         if options.variant == .acceptForeignEntry { config.deliberateBug = .acceptUnverifiedSyncedEntries }
         coreConfig = config
         var fresh = Self.freshBudget(builder.genesis)
@@ -150,7 +153,7 @@ public struct NodeSimulation {
         lastMask = full
         nodes = Array(repeating: SimNode(modelMask: full), count: n)
         network = SimNetwork(nodeCount: n, options: scenario.network, seed: seed)
-        rng = SeededGenerator(seed: seed, stream: 0x4E4F_4445)   // "NODE"
+        rng = SeededGenerator(seed: seed, stream: 0x4E4F_4445) // "NODE"
         votes = Array(repeating: [:], count: n)
         releases = Array(repeating: [:], count: n)
         report = Report(seed: seed, options: options, scenario: scenario)
@@ -159,8 +162,9 @@ public struct NodeSimulation {
     static func freshBudget(_ genesis: LedgerGenesis) -> PinnedPrivacyBudget {
         let p = genesis.privacy
         // The demo genesis's terms are valid: these cannot fail.
-        let pinned = try! ReleaseParameters(clipBound: p.clipBound, noiseMultiplier: p.noiseMultiplier,
-                                            fixedPoint: FixedPoint(scaleLog2: p.scaleLog2), dimension: genesis.maskRule.dimension)
+        let pinned = try! ReleaseParameters(
+            clipBound: p.clipBound, noiseMultiplier: p.noiseMultiplier,
+            fixedPoint: FixedPoint(scaleLog2: p.scaleLog2), dimension: genesis.maskRule.dimension)
         return try! PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: p.epsilonBudget, delta: p.delta), pinned: pinned)
     }
 
@@ -199,12 +203,16 @@ public struct NodeSimulation {
         report.finalHeight = UInt64(chain.count)
         report.network = network.counters
         if report.firstViolation == nil && report.doneAtMs == nil {
-            report.livenessFailure = "not every honest node reached the final height within \(options.livenessBoundMs) ms of the last fault: "
+            report.livenessFailure =
+                "not every honest node reached the final height within \(options.livenessBoundMs) ms of the last fault: "
                 + honest.map { i in
                     let m = nodes[i].core?.mesh
-                    return "n\(i) " + (m.map { "h\($0.entries.count) \($0.driver.phase.rawValue)\($0.finished ? " finished" : "")"
-                        + " [round \($0.engine.round) \($0.engine.step.rawValue), contributions \($0.engine.contributions(pruningRound: $0.driver.pruningRound).count)"
-                        + " for pruning round \($0.driver.pruningRound), pending \($0.engine.pendingDecisions.count)]" } ?? "down")
+                    return "n\(i) "
+                        + (m.map {
+                            "h\($0.entries.count) \($0.driver.phase.rawValue)\($0.finished ? " finished" : "")"
+                                + " [round \($0.engine.round) \($0.engine.step.rawValue), contributions \($0.engine.contributions(pruningRound: $0.driver.pruningRound).count)"
+                                + " for pruning round \($0.driver.pruningRound), pending \($0.engine.pendingDecisions.count)]"
+                        } ?? "down")
                 }.joined(separator: ", ")
         }
     }
@@ -313,9 +321,12 @@ public struct NodeSimulation {
         // The budget as `MeshService.restoreBudget` restores it: the file, never below the log.
         var budget = Self.freshBudget(builder.genesis)
         if let bytes = node.disk.budgetBytes {
-            guard let restored = try? PrivacyBudget(serialised: bytes, epsilonMax: builder.genesis.privacy.epsilonBudget,
-                                                    delta: builder.genesis.privacy.delta, orders: budget.budget.orders),
-                  let pinned = try? PinnedPrivacyBudget(budget: restored, pinned: budget.pinned) else {
+            guard
+                let restored = try? PrivacyBudget(
+                    serialised: bytes, epsilonMax: builder.genesis.privacy.epsilonBudget,
+                    delta: builder.genesis.privacy.delta, orders: budget.budget.orders),
+                let pinned = try? PinnedPrivacyBudget(budget: restored, pinned: budget.pinned)
+            else {
                 violation(.budget, "n\(i)'s privacy budget does not decode at restart")
                 return
             }
@@ -332,26 +343,33 @@ public struct NodeSimulation {
         }
         node.modelMask = node.disk.checkpointMask ?? PruneMask.full(builder.genesis.model)
         node.busyUntilMs = nowMs
-        let mesh = MeshCore(config: coreConfig, signer: builder.signingKey(keys[i]), log: verified, guard: signingGuard,
-                            budget: budget, finetuneEpochsDone: node.disk.finetuneEpochsDone,
-                            noise: .insecureSeeded(seed: seed ^ UInt64(i) << 32 ^ UInt64(node.life) << 48,
-                                                   acknowledged: .testsAndSimulationOnly),
-                            allowInsecureSeededNoise: true,
-                            ownContribution: node.disk.ownContribution.flatMap { try? SignedContribution.decode($0) })
+        let mesh = MeshCore(
+            config: coreConfig, signer: builder.signingKey(keys[i]), log: verified, guard: signingGuard,
+            budget: budget, finetuneEpochsDone: node.disk.finetuneEpochsDone,
+            noise: .insecureSeeded(
+                seed: seed ^ UInt64(i) << 32 ^ UInt64(node.life) << 48,
+                acknowledged: .testsAndSimulationOnly),
+            allowInsecureSeededNoise: true,
+            ownContribution: node.disk.ownContribution.flatMap { try? SignedContribution.decode($0) })
         var seeds = addresses
         seeds.remove(at: i)
         var hints: [PublicKey: PeerAddress] = [:]
         for (j, k) in keys.enumerated() where j != i { hints[k] = addresses[j] }
-        var core = NodeCore(config: NodeCoreConfig(swim: .lan, signer: builder.signingKey(keys[i]), address: addresses[i],
-                                                   members: Set(keys), seeds: seeds, memberHints: hints,
-                                                   swimRandomSeed: seed &* 31 &+ UInt64(i) << 16 &+ UInt64(node.life)),
-                            nowMs: nowMs)
+        var core = NodeCore(
+            config: NodeCoreConfig(
+                swim: .lan, signer: builder.signingKey(keys[i]), address: addresses[i],
+                members: Set(keys), seeds: seeds, memberHints: hints,
+                swimRandomSeed: seed &* 31 &+ UInt64(i) << 16 &+ UInt64(node.life)),
+            nowMs: nowMs)
         let out = core.start(mesh: mesh, nowMs: nowMs)
         node.core = core
         nodes[i] = node
         if node.life > 1 {
             report.restarts += 1
-            note(i, "restart (life \(node.life)): log \(verified.entries.count), guard \(signingGuard.map { "\($0.height)/\($0.round)" } ?? "none"), releases \(budget.budget.releaseCount)")
+            note(
+                i,
+                "restart (life \(node.life)): log \(verified.entries.count), guard \(signingGuard.map { "\($0.height)/\($0.round)" } ?? "none"), releases \(budget.budget.releaseCount)"
+            )
         }
         queue.schedule(.tick(i, life: node.life), atMs: nowMs + UInt64.random(in: 1...options.tickMs, using: &rng))
         execute(i, out)
@@ -363,7 +381,7 @@ public struct NodeSimulation {
         let durable = nodes[i].disk.log.count
         nodes[i].core = nil
         nodes[i].armedCrash = nil
-        nodes[i].disk.unsyncedBudget = nil   // not fsynced: lost
+        nodes[i].disk.unsyncedBudget = nil // not fsynced: lost
         if let before = nodes[i].disk.checkpointBefore, Bool.random(using: &rng) {
             // The checkpoint's last write had not reached the disk.
             nodes[i].disk.checkpointMask = before.mask
@@ -399,7 +417,7 @@ public struct NodeSimulation {
             // Tears the append itself: half its record reaches the disk.
             crashAt = directives.firstIndex { if case .appendLog = $0 { true } else { false } }
         case .diskFull?, nil:
-            break   // a full disk fails the next durable write (`writable`)
+            break // a full disk fails the next durable write (`writable`)
         }
         for (k, d) in directives.enumerated() {
             if k == crashAt, let armed = nodes[i].armedCrash {
@@ -490,9 +508,10 @@ public struct NodeSimulation {
         let importance = mask.kept.enumerated().map { layer, units in
             units.map { u in Float(base[rule.layerOffsets[layer] + u] + 0.05 * own.nextGaussian()) }
         }
-        return TrainedRound(pruningRound: pruningRound, epochs: epochs, importance: importance, mask: mask,
-                            accuracy: 0.5, globalAccuracy: 0.5, seconds: Double(epochs) * Double(options.epochMs) / 1000,
-                            samples: 100 * epochs)
+        return TrainedRound(
+            pruningRound: pruningRound, epochs: epochs, importance: importance, mask: mask,
+            accuracy: 0.5, globalAccuracy: 0.5, seconds: Double(epochs) * Double(options.epochMs) / 1000,
+            samples: 100 * epochs)
     }
 
     // MARK: Byzantine validators
@@ -577,7 +596,9 @@ public struct NodeSimulation {
     /// What an honest node sends: no two votes for one slot across its lives, no two releases
     /// with one release count, none beyond the budget.
     mutating func checkSent(_ i: Int, kind: MessageKind, payload: [UInt8]) {
-        guard ConsensusMessage.kinds.contains(kind), let message = try? ConsensusMessage.decode(kind: kind, payload: payload) else { return }
+        guard ConsensusMessage.kinds.contains(kind), let message = try? ConsensusMessage.decode(kind: kind, payload: payload) else {
+            return
+        }
         switch message {
         case let .vote(v) where v.voter == keys[i]:
             let slot = Slot(height: v.height, round: v.round, type: v.type)

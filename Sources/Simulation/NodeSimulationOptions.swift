@@ -33,14 +33,17 @@ extension NodeSimulation {
             precondition(nodeCount >= 1 && nodeCount <= 64, "node count \(nodeCount) outside 1…64")
             self.nodeCount = nodeCount
             self.byzantineCount = byzantineCount ?? (nodeCount - 1) / 3
-            precondition(self.byzantineCount >= 0 && 3 * self.byzantineCount < nodeCount,
-                         "\(self.byzantineCount) Byzantine of \(nodeCount) exceeds f = ⌊(n − 1)/3⌋")
+            precondition(
+                self.byzantineCount >= 0 && 3 * self.byzantineCount < nodeCount,
+                "\(self.byzantineCount) Byzantine of \(nodeCount) exceeds f = ⌊(n − 1)/3⌋")
         }
 
         /// The command that runs these options for one seed.
         public func command(seed: UInt64) -> String {
-            var parts = ["prunemesh simulate --node --seed \(seed) --nodes \(nodeCount) --byzantine \(byzantineCount)",
-                         "--loss \(maxLoss) --partitions \(partitions) --crashes \(crashes)"]
+            var parts = [
+                "prunemesh simulate --node --seed \(seed) --nodes \(nodeCount) --byzantine \(byzantineCount)",
+                "--loss \(maxLoss) --partitions \(partitions) --crashes \(crashes)",
+            ]
             if let variant { parts.append("--variant \(variant.rawValue)") }
             return parts.joined(separator: " ")
         }
@@ -109,7 +112,7 @@ extension NodeSimulation {
         }
 
         static func draw(seed: UInt64, options: Options) -> Scenario {
-            var g = SeededGenerator(seed: seed, stream: 0x5343_454E)   // "SCEN"
+            var g = SeededGenerator(seed: seed, stream: 0x5343_454E) // "SCEN"
             let n = options.nodeCount
             let loss = options.maxLoss * g.nextUnitDouble()
             let delayMax = UInt64.random(in: 2...40, using: &g)
@@ -124,10 +127,12 @@ extension NodeSimulation {
             let honest = (0..<n).filter { byzantine[$0] == nil }
             var crashes: [CrashPlan] = []
             for _ in 0..<options.crashes where !honest.isEmpty {
-                crashes.append(CrashPlan(node: honest.randomElement(using: &g)!,
-                                         atMs: UInt64.random(in: 500...max(500, options.faultWindowMs), using: &g),
-                                         downMs: UInt64.random(in: 100...5_000, using: &g),
-                                         kind: CrashKind.allCases.randomElement(using: &g)!))
+                crashes.append(
+                    CrashPlan(
+                        node: honest.randomElement(using: &g)!,
+                        atMs: UInt64.random(in: 500...max(500, options.faultWindowMs), using: &g),
+                        downMs: UInt64.random(in: 100...5_000, using: &g),
+                        kind: CrashKind.allCases.randomElement(using: &g)!))
             }
             var partitions: [PartitionPlan] = []
             for _ in 0..<options.partitions where n >= 2 {
@@ -135,8 +140,10 @@ extension NodeSimulation {
                 shuffled.shuffle(using: &g)
                 let cut = Int.random(in: 1..<n, using: &g)
                 let at = UInt64.random(in: 0...options.faultWindowMs, using: &g)
-                partitions.append(PartitionPlan(atMs: at, healAtMs: at + UInt64.random(in: 200...5_000, using: &g),
-                                                sides: [Array(shuffled.prefix(cut)).sorted(), Array(shuffled.suffix(n - cut)).sorted()]))
+                partitions.append(
+                    PartitionPlan(
+                        atMs: at, healAtMs: at + UInt64.random(in: 200...5_000, using: &g),
+                        sides: [Array(shuffled.prefix(cut)).sorted(), Array(shuffled.suffix(n - cut)).sorted()]))
             }
             return Scenario(network: network, byzantine: byzantine, crashes: crashes, partitions: partitions)
         }

@@ -45,15 +45,17 @@ extension NodeSimulation {
         public var passed: Bool { safetyViolations == 0 && budgetViolations == 0 && lostEntries == 0 && !livenessFailed }
 
         public var description: String {
-            var lines = ["node simulation seed=\(seed): \(passed ? "passed" : "FAILED")",
-                         "  scenario: \(scenario)",
-                         "  final height \(finalHeight), reached \(msAfterLastFault.map { "\($0) ms after the last fault" } ?? "never")"
-                         + " (last fault at \(scenario.lastFaultMs) ms)",
-                         "  crashes \(crashes) (torn writes \(tornWrites), disk-full stops \(diskFullStops)), restarts \(restarts), "
-                         + "torn tails repaired \(tornTailsRepaired), checkpoints lost \(checkpointsLost), releases \(releases)",
-                         "  messages \(messagesSent) sent, \(messagesDelivered) delivered, \(notAdmitted) not admitted, "
-                         + "\(malformed) malformed, garbage \(garbageSent), foreign entries offered \(foreignEntriesOffered); "
-                         + "datagrams lost \(network.datagramsLost), partitioned \(network.datagramsPartitioned)"]
+            var lines = [
+                "node simulation seed=\(seed): \(passed ? "passed" : "FAILED")",
+                "  scenario: \(scenario)",
+                "  final height \(finalHeight), reached \(msAfterLastFault.map { "\($0) ms after the last fault" } ?? "never")"
+                    + " (last fault at \(scenario.lastFaultMs) ms)",
+                "  crashes \(crashes) (torn writes \(tornWrites), disk-full stops \(diskFullStops)), restarts \(restarts), "
+                    + "torn tails repaired \(tornTailsRepaired), checkpoints lost \(checkpointsLost), releases \(releases)",
+                "  messages \(messagesSent) sent, \(messagesDelivered) delivered, \(notAdmitted) not admitted, "
+                    + "\(malformed) malformed, garbage \(garbageSent), foreign entries offered \(foreignEntriesOffered); "
+                    + "datagrams lost \(network.datagramsLost), partitioned \(network.datagramsPartitioned)",
+            ]
             if let v = firstViolation { lines.append("  VIOLATION: \(v)") }
             if let l = livenessFailure { lines.append("  LIVENESS: \(l)") }
             if !passed { lines.append("  replay: \(options.command(seed: seed)) --trace") }

@@ -60,20 +60,22 @@ public struct NodeSimulationSweep: Sendable {
     public func run(each: (NodeSimulation.Report) -> Void = { _ in }) -> Summary {
         let started = Date()
         var tally = Tally()
-        SeedRunner.runAll(first: firstSeed, count: count, jobs: jobs, run: { [options] in NodeSimulation.run(seed: $0, options: options) }) {
+        SeedRunner.runAll(first: firstSeed, count: count, jobs: jobs, run: { [options] in NodeSimulation.run(seed: $0, options: options) })
+        {
             each($0)
             tally.add($0)
         }
         let failed = tally.failedSeeds
-        return Summary(ok: tally.failed == 0, options: "\(options.command(seed: firstSeed))", firstSeed: firstSeed, seeds: tally.seeds,
-                       safetyViolations: tally.safety, lostEntries: tally.lost, budgetViolations: tally.budget,
-                       livenessFailures: tally.liveness, failedSeeds: failed,
-                       replay: failed.first.map { options.command(seed: $0) + " --trace" },
-                       livenessBoundMs: options.livenessBoundMs, msAfterLastFault: Self.spread(tally.afterFault),
-                       finalHeight: Self.spread(tally.heights), crashes: tally.crashes, tornWrites: tally.torn,
-                       diskFullStops: tally.diskFull, checkpointsLost: tally.checkpointsLost, restarts: tally.restarts, releases: tally.releases,
-                       messagesSent: tally.messages, foreignEntriesOffered: tally.foreign, garbageSent: tally.garbage,
-                       wallSeconds: Date().timeIntervalSince(started))
+        return Summary(
+            ok: tally.failed == 0, options: "\(options.command(seed: firstSeed))", firstSeed: firstSeed, seeds: tally.seeds,
+            safetyViolations: tally.safety, lostEntries: tally.lost, budgetViolations: tally.budget,
+            livenessFailures: tally.liveness, failedSeeds: failed,
+            replay: failed.first.map { options.command(seed: $0) + " --trace" },
+            livenessBoundMs: options.livenessBoundMs, msAfterLastFault: Self.spread(tally.afterFault),
+            finalHeight: Self.spread(tally.heights), crashes: tally.crashes, tornWrites: tally.torn,
+            diskFullStops: tally.diskFull, checkpointsLost: tally.checkpointsLost, restarts: tally.restarts, releases: tally.releases,
+            messagesSent: tally.messages, foreignEntriesOffered: tally.foreign, garbageSent: tally.garbage,
+            wallSeconds: Date().timeIntervalSince(started))
     }
 
     struct Tally {
@@ -122,8 +124,9 @@ public struct NodeSimulationSweep: Sendable {
             }
             return sorted[sorted.count - 1]
         }
-        return Summary.Spread(min: sorted[0], p50: value(at: total / 2), p99: value(at: min(total - 1, total * 99 / 100)),
-                              max: sorted[sorted.count - 1])
+        return Summary.Spread(
+            min: sorted[0], p50: value(at: total / 2), p99: value(at: min(total - 1, total * 99 / 100)),
+            max: sorted[sorted.count - 1])
     }
 }
 
@@ -133,8 +136,10 @@ public struct NodeSimulationSweep: Sendable {
 public enum SeedRunner {
     public static let batchPerWorker = 16
 
-    public static func runAll<R>(first: UInt64, count: Int, jobs: Int, run: @Sendable (UInt64) -> R,
-                                           consume: (R) -> Void) {
+    public static func runAll<R>(
+        first: UInt64, count: Int, jobs: Int, run: @Sendable (UInt64) -> R,
+        consume: (R) -> Void
+    ) {
         if jobs <= 1 {
             for k in 0..<count { consume(run(first + UInt64(k))) }
             return
@@ -153,7 +158,7 @@ public enum SeedRunner {
                 while true {
                     let k = next.take()
                     guard k < size else { return }
-                    shared[k] = run(base + UInt64(k))   // each slot written by one thread
+                    shared[k] = run(base + UInt64(k)) // each slot written by one thread
                 }
             }
             for k in 0..<size {

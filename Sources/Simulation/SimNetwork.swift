@@ -14,10 +14,13 @@ public struct SimNetwork: Sendable {
         /// Probability that a datagram is also delivered a second time (with its own delay).
         public var duplicateProbability: Double
 
-        public init(lossProbability: Double = 0, delayMinMs: UInt64 = 1, delayMaxMs: UInt64 = 10,
-                    duplicateProbability: Double = 0) {
-            precondition(lossProbability >= 0 && lossProbability <= 1 && duplicateProbability >= 0 && duplicateProbability <= 1,
-                         "probabilities lie in [0, 1]")
+        public init(
+            lossProbability: Double = 0, delayMinMs: UInt64 = 1, delayMaxMs: UInt64 = 10,
+            duplicateProbability: Double = 0
+        ) {
+            precondition(
+                lossProbability >= 0 && lossProbability <= 1 && duplicateProbability >= 0 && duplicateProbability <= 1,
+                "probabilities lie in [0, 1]")
             precondition(delayMinMs <= delayMaxMs, "delay min \(delayMinMs) > max \(delayMaxMs)")
             self.lossProbability = lossProbability
             self.delayMinMs = delayMinMs
@@ -49,7 +52,7 @@ public struct SimNetwork: Sendable {
 
     public init(nodeCount: Int, options: Options, seed: UInt64) {
         self.options = options
-        self.rng = SeededGenerator(seed: seed, stream: 0x4E45_5457)   // "NETW"
+        self.rng = SeededGenerator(seed: seed, stream: 0x4E45_5457) // "NETW"
         self.up = Array(repeating: true, count: nodeCount)
     }
 

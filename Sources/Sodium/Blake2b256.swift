@@ -54,8 +54,9 @@ public final class Blake2b256Hasher {
     public func update(_ bytes: UnsafeRawBufferPointer) {
         precondition(!finalised, "Blake2b256Hasher updated after finalize()")
         guard bytes.count > 0 else { return }
-        let rc = crypto_generichash_update(OpaquePointer(state), bytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                           UInt64(bytes.count))
+        let rc = crypto_generichash_update(
+            OpaquePointer(state), bytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
+            UInt64(bytes.count))
         precondition(rc == 0, "crypto_generichash_update failed with \(rc)")
     }
 

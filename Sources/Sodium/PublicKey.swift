@@ -82,8 +82,9 @@ public struct PublicKey: Bytes32, Comparable {
         SodiumLibrary.ensureInitialised()
         return signature.bytes.withUnsafeBufferPointer { sig in
             bytes.withUnsafeBufferPointer { pk in
-                crypto_sign_verify_detached(sig.baseAddress!, message.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                            UInt64(message.count), pk.baseAddress!) == 0
+                crypto_sign_verify_detached(
+                    sig.baseAddress!, message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                    UInt64(message.count), pk.baseAddress!) == 0
             }
         }
     }
@@ -92,8 +93,10 @@ public struct PublicKey: Bytes32, Comparable {
 /// Builds `UInt8(tag.bytes.count) ‖ tag.bytes ‖ message` in one contiguous buffer (Ed25519 hashes
 /// its input twice, so it needs it whole); on the stack for datagram-sized messages.
 enum TaggedMessage {
-    static func with<R>(_ tag: DomainTag, _ message: UnsafeRawBufferPointer,
-                        _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    static func with<R>(
+        _ tag: DomainTag, _ message: UnsafeRawBufferPointer,
+        _ body: (UnsafeRawBufferPointer) -> R
+    ) -> R {
         let total = 1 + tag.bytes.count + message.count
         return withUnsafeTemporaryAllocation(byteCount: total, alignment: 8) { buffer in
             buffer[0] = UInt8(tag.bytes.count)

@@ -70,8 +70,9 @@ public struct SigningKey: Sendable {
     func signUntagged(_ message: UnsafeRawBufferPointer) -> Signature {
         var out = [UInt8](repeating: 0, count: Signature.byteCount)
         let rc = out.withUnsafeMutableBufferPointer { sig in
-            crypto_sign_detached(sig.baseAddress!, nil, message.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                 UInt64(message.count), secret.pointer)
+            crypto_sign_detached(
+                sig.baseAddress!, nil, message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                UInt64(message.count), secret.pointer)
         }
         precondition(rc == 0, "crypto_sign_detached failed with \(rc)")
         return Signature(unchecked: out)

@@ -41,12 +41,14 @@ public struct ChunkPayload: Sendable, Hashable {
     /// The canonical split of `payload` (longer than one datagram's payload) into chunks.
     public static func split(_ payload: [UInt8], innerKind: MessageKind, messageID: UInt64) -> [ChunkPayload] {
         precondition(innerKind != .chunk, "chunks are never nested")
-        precondition(payload.count > EnvelopeFormat.payloadBytesMax && payload.count <= Limits.message_bytes_max,
-                     "split takes \(EnvelopeFormat.payloadBytesMax + 1)…\(Limits.message_bytes_max) bytes, got \(payload.count)")
+        precondition(
+            payload.count > EnvelopeFormat.payloadBytesMax && payload.count <= Limits.message_bytes_max,
+            "split takes \(EnvelopeFormat.payloadBytesMax + 1)…\(Limits.message_bytes_max) bytes, got \(payload.count)")
         let count = chunkCount(totalLength: payload.count)
         return (0..<count).map { i in
-            ChunkPayload(messageID: messageID, innerKind: innerKind, index: i, count: count,
-                         totalLength: payload.count, data: Array(payload[byteRange(index: i, totalLength: payload.count)]))
+            ChunkPayload(
+                messageID: messageID, innerKind: innerKind, index: i, count: count,
+                totalLength: payload.count, data: Array(payload[byteRange(index: i, totalLength: payload.count)]))
         }
     }
 
@@ -88,8 +90,9 @@ public struct ChunkPayload: Sendable, Hashable {
             guard index < count else { throw RejectReason.malformedPayload }
             guard r.remaining == byteRange(index: index, totalLength: total).count else { throw RejectReason.lengthMismatch }
             let data = try r.readRaw(r.remaining, "data")
-            return ChunkPayload(messageID: messageID, innerKind: innerKind, index: index, count: count,
-                                totalLength: total, data: data)
+            return ChunkPayload(
+                messageID: messageID, innerKind: innerKind, index: index, count: count,
+                totalLength: total, data: data)
         } catch let reason as RejectReason {
             throw reason
         } catch {

@@ -8,8 +8,10 @@ public enum Envelope {
     /// Signs `payload` as one or more datagrams: one if it fits `EnvelopeFormat.payloadBytesMax`,
     /// otherwise canonical chunks (`ChunkPayload`), each taking the next sequence number; the
     /// message id is the first chunk's number.
-    public static func encode(kind: MessageKind, payload: [UInt8], sequence: inout SequenceAllocator,
-                              signer: SigningKey, meshID: MeshID) throws(EncodeError) -> [[UInt8]] {
+    public static func encode(
+        kind: MessageKind, payload: [UInt8], sequence: inout SequenceAllocator,
+        signer: SigningKey, meshID: MeshID
+    ) throws(EncodeError) -> [[UInt8]] {
         guard kind != .chunk else { throw .kindNotSendable(kind) }
         guard payload.count <= EnvelopeFormat.messageBytesMax else {
             throw .messageTooLarge(bytes: payload.count, limit: EnvelopeFormat.messageBytesMax)
@@ -27,10 +29,13 @@ public enum Envelope {
 
     /// One signed datagram. `payload` must fit one datagram; any kind, `chunk` included (the
     /// caller then guarantees the chunk rules). For `encode`, the fuzzer and tests.
-    public static func seal(kind: MessageKind, payload: [UInt8], sequence: UInt64,
-                            signer: SigningKey, meshID: MeshID) -> [UInt8] {
-        precondition(payload.count <= EnvelopeFormat.payloadBytesMax,
-                     "payload of \(payload.count) bytes exceeds one datagram's \(EnvelopeFormat.payloadBytesMax)")
+    public static func seal(
+        kind: MessageKind, payload: [UInt8], sequence: UInt64,
+        signer: SigningKey, meshID: MeshID
+    ) -> [UInt8] {
+        precondition(
+            payload.count <= EnvelopeFormat.payloadBytesMax,
+            "payload of \(payload.count) bytes exceeds one datagram's \(EnvelopeFormat.payloadBytesMax)")
         var w = ByteWriter(capacity: EnvelopeFormat.overheadByteCount + payload.count)
         w.write(raw: EnvelopeFormat.magic)
         w.write(EnvelopeFormat.version)
@@ -70,7 +75,8 @@ public enum Envelope {
         guard datagram[EnvelopeFormat.flagsOffset] == 0 else { return .failure(.reservedFlags) }
         let meshRange = EnvelopeFormat.meshIDOffset..<EnvelopeFormat.senderOffset
         guard datagram[meshRange].elementsEqual(meshID.bytes) else { return .failure(.wrongMesh) }
-        let payloadLength = Int(datagram[EnvelopeFormat.payloadLengthOffset])
+        let payloadLength =
+            Int(datagram[EnvelopeFormat.payloadLengthOffset])
             | Int(datagram[EnvelopeFormat.payloadLengthOffset + 1]) << 8
         guard payloadLength <= EnvelopeFormat.payloadBytesMax else { return .failure(.oversize) }
         let expected = EnvelopeFormat.overheadByteCount + payloadLength
@@ -80,15 +86,18 @@ public enum Envelope {
         let sender = PublicKey(bytes: Array(datagram[EnvelopeFormat.senderOffset..<EnvelopeFormat.sequenceOffset]))!
         var sequence: UInt64 = 0
         for i in 0..<8 { sequence |= UInt64(datagram[EnvelopeFormat.sequenceOffset + i]) << (8 * UInt64(i)) }
-        return .success(EnvelopeHeader(kind: kind, claimedSender: sender, claimedSequence: sequence,
-                                       payloadLength: payloadLength))
+        return .success(
+            EnvelopeHeader(
+                kind: kind, claimedSender: sender, claimedSequence: sequence,
+                payloadLength: payloadLength))
     }
 
     /// The expensive half of `decode`: the Ed25519 signature over the datagram `checkHeader`
     /// accepted as `header`.
     public static func verify(datagram: [UInt8], header: EnvelopeHeader, meshID: MeshID) -> Result<VerifiedEnvelope, RejectReason> {
-        precondition(datagram.count == EnvelopeFormat.overheadByteCount + header.payloadLength,
-                     "verify takes the datagram checkHeader accepted")
+        precondition(
+            datagram.count == EnvelopeFormat.overheadByteCount + header.payloadLength,
+            "verify takes the datagram checkHeader accepted")
         let count = datagram.count
         let signedEnd = EnvelopeFormat.headerByteCount + header.payloadLength
         let sender = header.claimedSender
@@ -99,8 +108,10 @@ public enum Envelope {
         guard verified else { return .failure(.badSignature) }
 
         let kind = header.kind, sequence = header.claimedSequence
-        return .success(VerifiedEnvelope(kind: kind, meshID: meshID, sender: sender, sequence: sequence,
-                                         payload: Array(datagram[EnvelopeFormat.headerByteCount..<signedEnd]),
-                                         signature: signature))
+        return .success(
+            VerifiedEnvelope(
+                kind: kind, meshID: meshID, sender: sender, sequence: sequence,
+                payload: Array(datagram[EnvelopeFormat.headerByteCount..<signedEnd]),
+                signature: signature))
     }
 }

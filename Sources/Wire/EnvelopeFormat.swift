@@ -26,14 +26,14 @@ public enum EnvelopeFormat {
     public static let kindOffset = 5
     public static let flagsOffset = 6
     public static let meshIDOffset = 7
-    public static let senderOffset = meshIDOffset + MeshID.byteCount          // 39
-    public static let sequenceOffset = senderOffset + PublicKey.byteCount     // 71
-    public static let payloadLengthOffset = sequenceOffset + 8                // 79
-    public static let headerByteCount = payloadLengthOffset + 2               // 81
+    public static let senderOffset = meshIDOffset + MeshID.byteCount // 39
+    public static let sequenceOffset = senderOffset + PublicKey.byteCount // 71
+    public static let payloadLengthOffset = sequenceOffset + 8 // 79
+    public static let headerByteCount = payloadLengthOffset + 2 // 81
 
-    public static let signatureByteCount = Signature.byteCount                // 64
+    public static let signatureByteCount = Signature.byteCount // 64
     /// Header plus signature: the smallest possible datagram (empty payload).
-    public static let overheadByteCount = headerByteCount + signatureByteCount  // 145
+    public static let overheadByteCount = headerByteCount + signatureByteCount // 145
     /// The largest payload of one datagram: 1400 − 145 = 1255.
     public static let payloadBytesMax = Limits.datagram_bytes_max - overheadByteCount
 

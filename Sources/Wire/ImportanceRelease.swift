@@ -39,8 +39,10 @@ public struct ImportanceRelease: Sendable, Hashable {
     /// The trailer's tag byte.
     public static let trainingStepsTag: UInt8 = 1
 
-    public init(pruningRound: UInt64, releaseCount: UInt32, noiseMultiplier: Double, clipNorm: Double,
-                scaleLog2: UInt8, values: [Int32], trainingSteps: UInt64? = nil) {
+    public init(
+        pruningRound: UInt64, releaseCount: UInt32, noiseMultiplier: Double, clipNorm: Double,
+        scaleLog2: UInt8, values: [Int32], trainingSteps: UInt64? = nil
+    ) {
         self.pruningRound = pruningRound
         self.releaseCount = releaseCount
         self.noiseMultiplier = noiseMultiplier
@@ -86,8 +88,10 @@ public struct ImportanceRelease: Sendable, Hashable {
         }
     }
 
-    private static func checkHeader(releaseCount: UInt32, z: Double, c: Double, scaleLog2: UInt8,
-                                    count: Int) throws(FieldError) {
+    private static func checkHeader(
+        releaseCount: UInt32, z: Double, c: Double, scaleLog2: UInt8,
+        count: Int
+    ) throws(FieldError) {
         guard releaseCount >= 1 else { throw .releaseCountZero }
         // z = 0 means no noise (unbounded node-level ε): allowed only beside the DP-SGD steps
         // trailer (`checkNoiseFree`), never as −0.
@@ -107,8 +111,9 @@ public struct ImportanceRelease: Sendable, Hashable {
     /// `Limits.message_bytes_max` even if all its values take 5 bytes (a relation in
     /// `Limits.checkRelations()`); the size check stays as a guard.
     public func encode() throws(FieldError) -> [UInt8] {
-        try Self.checkHeader(releaseCount: releaseCount, z: noiseMultiplier, c: clipNorm, scaleLog2: scaleLog2,
-                             count: values.count)
+        try Self.checkHeader(
+            releaseCount: releaseCount, z: noiseMultiplier, c: clipNorm, scaleLog2: scaleLog2,
+            count: values.count)
         try Self.checkNoiseFree(z: noiseMultiplier, trainingSteps: trainingSteps)
         var w = ByteWriter(capacity: Self.headerByteCount + 2 * values.count)
         w.write(pruningRound)
@@ -136,8 +141,10 @@ public struct ImportanceRelease: Sendable, Hashable {
         var r = ByteReader(payload)
         let header: (UInt64, UInt32, Double, Double, UInt8, Int)
         do {
-            header = (try r.readUInt64("pruningRound"), try r.readUInt32("releaseCount"), try r.readDouble("z"),
-                      try r.readDouble("C"), try r.readUInt8("scaleLog2"), Int(try r.readUInt32("unitCount")))
+            header = (
+                try r.readUInt64("pruningRound"), try r.readUInt32("releaseCount"), try r.readDouble("z"),
+                try r.readDouble("C"), try r.readUInt8("scaleLog2"), Int(try r.readUInt32("unitCount"))
+            )
         } catch {
             throw .truncated
         }
@@ -173,8 +180,9 @@ public struct ImportanceRelease: Sendable, Hashable {
             trainingSteps = steps
         }
         try checkNoiseFree(z: z, trainingSteps: trainingSteps)
-        return ImportanceRelease(pruningRound: pruningRound, releaseCount: releaseCount, noiseMultiplier: z, clipNorm: c,
-                                 scaleLog2: scaleLog2, values: values, trainingSteps: trainingSteps)
+        return ImportanceRelease(
+            pruningRound: pruningRound, releaseCount: releaseCount, noiseMultiplier: z, clipNorm: c,
+            scaleLog2: scaleLog2, values: values, trainingSteps: trainingSteps)
     }
 }
 
@@ -186,22 +194,28 @@ extension ImportanceRelease {
     /// cumulative DP-SGD steps.
     public init(_ release: PrivateImportanceRelease, pruningRound: UInt64, trainingSteps: UInt64? = nil) {
         let record = release.record
-        precondition(record.sequence >= 1 && record.sequence <= UInt64(UInt32.max),
-                     "release sequence \(record.sequence) does not fit the wire's u32 count")
+        precondition(
+            record.sequence >= 1 && record.sequence <= UInt64(UInt32.max),
+            "release sequence \(record.sequence) does not fit the wire's u32 count")
         precondition((0...24).contains(record.scaleLog2), "scale_log2 \(record.scaleLog2) outside 0…24")
-        precondition(release.values.count == record.dimension,
-                     "\(release.values.count) values for a release of dimension \(record.dimension)")
-        self.init(pruningRound: pruningRound, releaseCount: UInt32(record.sequence), noiseMultiplier: record.noiseMultiplier,
-                  clipNorm: record.clipBound, scaleLog2: UInt8(record.scaleLog2), values: release.values,
-                  trainingSteps: trainingSteps)
+        precondition(
+            release.values.count == record.dimension,
+            "\(release.values.count) values for a release of dimension \(record.dimension)")
+        self.init(
+            pruningRound: pruningRound, releaseCount: UInt32(record.sequence), noiseMultiplier: record.noiseMultiplier,
+            clipNorm: record.clipBound, scaleLog2: UInt8(record.scaleLog2), values: release.values,
+            trainingSteps: trainingSteps)
     }
 
     /// The release parameters recomputed from the payload's z, C, s and d (= the value count);
     /// `ReleaseParameters.noiseFree` for z = 0.
     public func releaseParameters() throws(PrivacyError) -> ReleaseParameters {
-        if noiseMultiplier == 0 { return try ReleaseParameters.noiseFree(clipBound: clipNorm, fixedPoint: fixedPoint, dimension: values.count) }
-        return try ReleaseParameters(clipBound: clipNorm, noiseMultiplier: noiseMultiplier, fixedPoint: fixedPoint,
-                              dimension: values.count)
+        if noiseMultiplier == 0 {
+            return try ReleaseParameters.noiseFree(clipBound: clipNorm, fixedPoint: fixedPoint, dimension: values.count)
+        }
+        return try ReleaseParameters(
+            clipBound: clipNorm, noiseMultiplier: noiseMultiplier, fixedPoint: fixedPoint,
+            dimension: values.count)
     }
 
     /// ε the sender has spent, including this release: `releaseCount` releases at the effective
@@ -210,7 +224,8 @@ extension ImportanceRelease {
     /// the sender's `PinnedPrivacyBudget.spent` for the same δ and order grid.
     public func epsilon(delta: Double, orders: RDPOrderGrid = .opacus) throws(PrivacyError) -> PrivacySpent {
         let parameters = try releaseParameters()
-        return try RDPAccountant.epsilon(noiseMultiplier: parameters.effectiveNoiseMultiplier,
-                                         releases: UInt64(releaseCount), delta: delta, orders: orders)
+        return try RDPAccountant.epsilon(
+            noiseMultiplier: parameters.effectiveNoiseMultiplier,
+            releases: UInt64(releaseCount), delta: delta, orders: orders)
     }
 }

@@ -30,8 +30,9 @@ public struct ReassemblyLimits: Sendable, Hashable {
     public var timeoutMs: UInt64
 
     public init(buffersCountMax: Int, bytesMax: Int, buffersPerSenderCountMax: Int, timeoutMs: UInt64) {
-        precondition(buffersCountMax >= 1 && buffersPerSenderCountMax >= 1 && buffersPerSenderCountMax <= buffersCountMax,
-                     "reassembly needs at least one buffer, and a sender's share within the total")
+        precondition(
+            buffersCountMax >= 1 && buffersPerSenderCountMax >= 1 && buffersPerSenderCountMax <= buffersCountMax,
+            "reassembly needs at least one buffer, and a sender's share within the total")
         precondition(bytesMax >= Limits.message_bytes_max, "reassembly must hold at least one largest message")
         self.buffersCountMax = buffersCountMax
         self.bytesMax = bytesMax
@@ -104,11 +105,14 @@ public struct Reassembler: Sendable {
     public var bufferCount: Int { buffers.count }
 
     /// Takes one verified chunk from `sender`, carried by the datagram numbered `sequence`.
-    public mutating func insert(_ chunk: ChunkPayload, from sender: PublicKey, sequence: UInt64,
-                                nowMs: UInt64) -> ReassemblyOutcome {
+    public mutating func insert(
+        _ chunk: ChunkPayload, from sender: PublicKey, sequence: UInt64,
+        nowMs: UInt64
+    ) -> ReassemblyOutcome {
         expire(nowMs: nowMs)
         guard chunk.messageID <= UInt64.max - UInt64(chunk.index),
-              chunk.messageID + UInt64(chunk.index) == sequence else { return .rejected(.inconsistentChunk) }
+            chunk.messageID + UInt64(chunk.index) == sequence
+        else { return .rejected(.inconsistentChunk) }
         let key = Key(sender: sender, messageID: chunk.messageID)
         if completedSet.contains(key) {
             counters.duplicates += 1
@@ -116,7 +120,8 @@ public struct Reassembler: Sendable {
         }
         if var buffer = buffers[key] {
             guard buffer.kind == chunk.innerKind, buffer.totalLength == chunk.totalLength,
-                  buffer.count == chunk.count else { return .rejected(.inconsistentChunk) }
+                buffer.count == chunk.count
+            else { return .rejected(.inconsistentChunk) }
             let range = ChunkPayload.byteRange(index: chunk.index, totalLength: chunk.totalLength)
             let bit: UInt64 = 1 << UInt64(chunk.index)
             if buffer.received & bit != 0 {
@@ -124,20 +129,22 @@ public struct Reassembler: Sendable {
                 counters.duplicates += 1
                 return .duplicate
             }
-            buffers[key] = nil  // avoid a copy of the bytes while mutating
+            buffers[key] = nil // avoid a copy of the bytes while mutating
             buffer.bytes.replaceSubrange(range, with: chunk.data)
             buffer.received |= bit
             buffer.receivedCount += 1
             return finishOrKeep(key, buffer)
         }
         makeRoom(for: chunk.totalLength, sender: sender)
-        var buffer = Buffer(kind: chunk.innerKind, totalLength: chunk.totalLength, count: chunk.count,
-                            createdMs: nowMs, serial: nextSerial,
-                            bytes: [UInt8](repeating: 0, count: chunk.totalLength))
+        var buffer = Buffer(
+            kind: chunk.innerKind, totalLength: chunk.totalLength, count: chunk.count,
+            createdMs: nowMs, serial: nextSerial,
+            bytes: [UInt8](repeating: 0, count: chunk.totalLength))
         nextSerial += 1
         bufferedBytes += chunk.totalLength
-        buffer.bytes.replaceSubrange(ChunkPayload.byteRange(index: chunk.index, totalLength: chunk.totalLength),
-                                     with: chunk.data)
+        buffer.bytes.replaceSubrange(
+            ChunkPayload.byteRange(index: chunk.index, totalLength: chunk.totalLength),
+            with: chunk.data)
         buffer.received = 1 << UInt64(chunk.index)
         buffer.receivedCount = 1
         return finishOrKeep(key, buffer)
@@ -161,8 +168,10 @@ public struct Reassembler: Sendable {
         bufferedBytes -= buffer.totalLength
         rememberCompleted(key)
         counters.completed += 1
-        return .complete(ReassembledMessage(sender: key.sender, kind: buffer.kind, messageID: key.messageID,
-                                            payload: buffer.bytes))
+        return .complete(
+            ReassembledMessage(
+                sender: key.sender, kind: buffer.kind, messageID: key.messageID,
+                payload: buffer.bytes))
     }
 
     private mutating func makeRoom(for totalLength: Int, sender: PublicKey) {

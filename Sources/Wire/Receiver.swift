@@ -70,9 +70,11 @@ public struct Receiver: Sendable {
     public private(set) var evictedSenderCount: UInt64 = 0
 
     /// Restores the replay marks the shell persisted (`replaySnapshot()`), if any.
-    public init(meshID: MeshID, restoring snapshot: ReplaySnapshot? = nil,
-                reassemblyLimits: ReassemblyLimits = .standard, gate: VerifyGate.Settings = .standard,
-                nowMs: UInt64 = 0) {
+    public init(
+        meshID: MeshID, restoring snapshot: ReplaySnapshot? = nil,
+        reassemblyLimits: ReassemblyLimits = .standard, gate: VerifyGate.Settings = .standard,
+        nowMs: UInt64 = 0
+    ) {
         self.meshID = meshID
         self.reassembler = Reassembler(limits: reassemblyLimits)
         self.gate = VerifyGate(settings: gate, nowMs: nowMs)
@@ -87,16 +89,20 @@ public struct Receiver: Sendable {
 
     /// Takes one datagram without a source address: every check but the verification gate (for
     /// the fuzzer and tests of the layers above; the node always names the source).
-    public mutating func receive(_ datagram: [UInt8], nowMs: UInt64,
-                                 admit: (PublicKey, MessageKind) -> Bool) -> InboundOutcome {
+    public mutating func receive(
+        _ datagram: [UInt8], nowMs: UInt64,
+        admit: (PublicKey, MessageKind) -> Bool
+    ) -> InboundOutcome {
         receive(datagram, from: nil, nowMs: nowMs, admit: admit)
     }
 
     /// Takes one datagram from `source`. `admit` is the membership policy (e.g. "is a member,
     /// or is this an invite/beacon"), asked on the claimed sender before the signature is
     /// verified and so a pure predicate of its arguments; refused senders count as `notMember`.
-    public mutating func receive(_ datagram: [UInt8], from source: SourceAddress?, nowMs: UInt64,
-                                 admit: (PublicKey, MessageKind) -> Bool) -> InboundOutcome {
+    public mutating func receive(
+        _ datagram: [UInt8], from source: SourceAddress?, nowMs: UInt64,
+        admit: (PublicKey, MessageKind) -> Bool
+    ) -> InboundOutcome {
         let header: EnvelopeHeader
         switch Envelope.checkHeader(datagram: datagram, meshID: meshID) {
         case let .success(h): header = h
@@ -131,8 +137,10 @@ public struct Receiver: Sendable {
         case .tooOld: return reject(.sequenceTooOld)
         }
         guard envelope.kind == .chunk else {
-            return .message(InboundMessage(sender: envelope.sender, kind: envelope.kind, sequence: envelope.sequence,
-                                           payload: envelope.payload, wasChunked: false))
+            return .message(
+                InboundMessage(
+                    sender: envelope.sender, kind: envelope.kind, sequence: envelope.sequence,
+                    payload: envelope.payload, wasChunked: false))
         }
         let chunk: ChunkPayload
         do { chunk = try ChunkPayload.decode(envelope.payload) } catch { return reject(error) }
@@ -141,8 +149,10 @@ public struct Receiver: Sendable {
         case .duplicate: return reject(.replayed)
         case let .rejected(reason): return reject(reason)
         case let .complete(m):
-            return .message(InboundMessage(sender: m.sender, kind: m.kind, sequence: m.messageID,
-                                           payload: m.payload, wasChunked: true))
+            return .message(
+                InboundMessage(
+                    sender: m.sender, kind: m.kind, sequence: m.messageID,
+                    payload: m.payload, wasChunked: true))
         }
     }
 

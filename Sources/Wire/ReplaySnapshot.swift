@@ -26,8 +26,9 @@ public struct ReplaySnapshot: Sendable, Hashable {
     }
 
     public func encode() -> [UInt8] {
-        precondition(highest.count <= Limits.replay_senders_count_max,
-                     "\(highest.count) senders exceed \(Limits.replay_senders_count_max)")
+        precondition(
+            highest.count <= Limits.replay_senders_count_max,
+            "\(highest.count) senders exceed \(Limits.replay_senders_count_max)")
         var w = ByteWriter(capacity: 7 + 40 * highest.count)
         w.write(raw: Self.magic)
         w.write(Self.version)
@@ -40,7 +41,9 @@ public struct ReplaySnapshot: Sendable, Hashable {
     }
 
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> ReplaySnapshot {
-        guard bytes.count <= Limits.replay_snapshot_bytes_max else { throw .malformed("larger than \(Limits.replay_snapshot_bytes_max) bytes") }
+        guard bytes.count <= Limits.replay_snapshot_bytes_max else {
+            throw .malformed("larger than \(Limits.replay_snapshot_bytes_max) bytes")
+        }
         var r = ByteReader(bytes)
         do {
             guard try r.readRaw(4, "magic") == magic else { throw DecodeError.malformed("bad magic") }

@@ -17,7 +17,8 @@ public enum KeyFileProblem: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .tooLarge(n): "is \(n) bytes, larger than any key file (\(Limits.key_file_bytes_max))"
-        case .empty: "is empty (0 bytes); it is not this node's key: restore the key file, or make a new identity with `prunemesh keygen --out FILE`"
+        case .empty:
+            "is empty (0 bytes); it is not this node's key: restore the key file, or make a new identity with `prunemesh keygen --out FILE`"
         case .notText: "is not ASCII text"
         case .missingFinalNewline: "does not end with a newline"
         case let .wrongLineCount(n): "has \(n) lines; a key file has exactly 3 (header, seed, public key)"

@@ -41,7 +41,8 @@ public struct SourceAddress: Sendable, Hashable, Comparable, CustomStringConvert
             let v = low & 0xFFFF_FFFF
             return "\(v >> 24).\(v >> 16 & 0xFF).\(v >> 8 & 0xFF).\(v & 0xFF):\(port)"
         }
-        let words = (0..<4).map { String(high >> (48 - 16 * UInt64($0)) & 0xFFFF, radix: 16) }
+        let words =
+            (0..<4).map { String(high >> (48 - 16 * UInt64($0)) & 0xFFFF, radix: 16) }
             + (0..<4).map { String(low >> (48 - 16 * UInt64($0)) & 0xFFFF, radix: 16) }
         return "[\(words.joined(separator: ":"))]:\(port)"
     }

@@ -185,9 +185,11 @@ public struct VerifyGate: Sendable {
         let key = Source(address: source, sender: sender)
         if proven[key] != nil { return }
         if proven.count >= settings.provenSourcesCountMax { evictLeastRecentlyUsedProven() }
-        proven[key] = Proven(bucket: TokenBucket(ratePerS: settings.provenRatePerS, burstCount: settings.provenBurstCount,
-                                                 nowMs: nowMs),
-                             lastUseMs: nowMs)
+        proven[key] = Proven(
+            bucket: TokenBucket(
+                ratePerS: settings.provenRatePerS, burstCount: settings.provenBurstCount,
+                nowMs: nowMs),
+            lastUseMs: nowMs)
         counters.promotions += 1
     }
 

@@ -1,3 +1,7 @@
+import MeshBase
+import Sodium
+import Wire
+
 // libFuzzer harness for the wire decoder (decode, receive path, chunk reassembly, importance
 // release payloads). Built two ways:
 //   - plain `swift build`: an ordinary executable that replays the files named on its command
@@ -6,13 +10,10 @@
 //     `LLVMFuzzerTestOneInput`. Swift's own `main` replaces libFuzzer's, so under FUZZING this
 //     file calls `LLVMFuzzerRunDriver` itself. See Tests/Fuzz/run-wire-fuzz.sh.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
-import MeshBase
-import Sodium
-import Wire
 
 /// A fixed identity and mesh, so that corpus entries signed by it keep verifying and libFuzzer's
 /// mutations of them exercise everything after the signature check.
@@ -31,8 +32,9 @@ let resignMagic: [UInt8] = Array("PMFR".utf8)
 let secondKey = try! SigningKey(seed: [UInt8](repeating: 0x3C, count: 32))
 
 /// Small reassembly bounds so that eviction paths are reached by short inputs.
-let fuzzReassemblyLimits = ReassemblyLimits(buffersCountMax: 4, bytesMax: Limits.message_bytes_max,
-                                            buffersPerSenderCountMax: 2, timeoutMs: 50)
+let fuzzReassemblyLimits = ReassemblyLimits(
+    buffersCountMax: 4, bytesMax: Limits.message_bytes_max,
+    buffersPerSenderCountMax: 2, timeoutMs: 50)
 
 func printError(_ text: String) {
     var line = text + "\n"
@@ -64,8 +66,9 @@ func fuzzOne(_ data: [UInt8]) {
     var reassembler = Reassembler(limits: fuzzReassemblyLimits)
     if let chunk = try? ChunkPayload.decode(data) {
         check(chunk.encode() == data, "chunk payload does not re-encode to its input")
-        let outcome = reassembler.insert(chunk, from: fuzzKey.publicKey, sequence: chunk.messageID &+ UInt64(chunk.index),
-                                         nowMs: 0)
+        let outcome = reassembler.insert(
+            chunk, from: fuzzKey.publicKey, sequence: chunk.messageID &+ UInt64(chunk.index),
+            nowMs: 0)
         check(outcome == .pending, "a single chunk cannot complete a message: \(outcome)")
         check(reassembler.bufferedBytes == chunk.totalLength, "reassembly accounting")
     }
@@ -138,8 +141,9 @@ func fuzzResignedSequence(_ bytes: [UInt8]) {
             check(message.sender == signer.publicKey, "message attributed to the wrong sender")
             check(message.payload.count <= Limits.message_bytes_max, "message bound")
             if !message.wasChunked {
-                check(message.kind == kind && message.payload == payload && message.sequence == sequence,
-                      "an unchunked message must be the datagram itself")
+                check(
+                    message.kind == kind && message.payload == payload && message.sequence == sequence,
+                    "an unchunked message must be the datagram itself")
             }
             if message.kind == .importanceRelease, let release = try? ImportanceRelease.decode(message.payload) {
                 check((try? release.encode()) == message.payload, "reassembled release does not re-encode")
@@ -202,13 +206,15 @@ func makeCorpus(_ directory: String) {
         }
     }
     for units in [1, 7, 700, 2000] {
-        let release = ImportanceRelease(pruningRound: UInt64(units), releaseCount: 3, noiseMultiplier: 1.1, clipNorm: 1,
-                                        scaleLog2: 10,
-                                        values: (0..<units).map { _ in Int32.random(in: -3000...3000, using: &generator) })
+        let release = ImportanceRelease(
+            pruningRound: UInt64(units), releaseCount: 3, noiseMultiplier: 1.1, clipNorm: 1,
+            scaleLog2: 10,
+            values: (0..<units).map { _ in Int32.random(in: -3000...3000, using: &generator) })
         let payload = try! release.encode()
         emit("release-payload-\(units)", payload)
-        let datagrams = try! Envelope.encode(kind: .importanceRelease, payload: payload, sequence: &allocator,
-                                             signer: fuzzKey, meshID: fuzzMesh)
+        let datagrams = try! Envelope.encode(
+            kind: .importanceRelease, payload: payload, sequence: &allocator,
+            signer: fuzzKey, meshID: fuzzMesh)
         for (i, d) in datagrams.prefix(3).enumerated() { emit("release-\(units)-datagram-\(i)", d) }
         if datagrams.count > 1 {
             let chunk = try! ChunkPayload.decode(Array(d0Payload(datagrams[0])))
@@ -269,23 +275,23 @@ if arguments.count == 3 && arguments[1] == "--make-corpus" {
 }
 
 #if FUZZING
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
-) -> Int32
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<Int32>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+    ) -> Int32
 
-var fuzzArgc = CommandLine.argc
-var fuzzArgv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&fuzzArgc, &fuzzArgv) { data, size in fuzzTestOneInput(data, size) })
+    var fuzzArgc = CommandLine.argc
+    var fuzzArgv = CommandLine.unsafeArgv
+    exit(LLVMFuzzerRunDriver(&fuzzArgc, &fuzzArgv) { data, size in fuzzTestOneInput(data, size) })
 #else
-// Without libFuzzer: replay the given files (e.g. a corpus or a crash reproducer).
-var replayed = 0
-for path in arguments.dropFirst() {
-    guard let bytes = readFile(path) else { printError("cannot read \(path)"); exit(1) }
-    fuzzOne(bytes)
-    replayed += 1
-}
-print("replayed \(replayed) inputs without a finding")
+    // Without libFuzzer: replay the given files (e.g. a corpus or a crash reproducer).
+    var replayed = 0
+    for path in arguments.dropFirst() {
+        guard let bytes = readFile(path) else { printError("cannot read \(path)"); exit(1) }
+        fuzzOne(bytes)
+        replayed += 1
+    }
+    print("replayed \(replayed) inputs without a finding")
 #endif

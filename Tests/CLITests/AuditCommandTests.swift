@@ -5,7 +5,7 @@ import Sodium
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `prunemesh audit` and the crash test, on real processes and real files.
@@ -24,7 +24,7 @@ import Glibc
         #expect(append.status == 0, "\(append.stderr)")
         #expect(append.stdout.split(separator: "\n").last == "appended 7")
 
-        let table = try CLI.run(["audit", log])  // genesis.yaml next to the log
+        let table = try CLI.run(["audit", log]) // genesis.yaml next to the log
         #expect(table.status == 0, "\(table.stderr)")
         #expect(table.stdout.contains("ok: 8 entries, head "))
         for kind in ["mask", "freeze", "admit", "evidence", "remove"] { #expect(table.stdout.contains(kind)) }
@@ -123,9 +123,11 @@ import Glibc
         for bytes in read.entries {
             let e = try LogEntry.decode(bytes)
             let c = e.certificate
-            let stripped = LogEntry(height: e.height, previousHash: e.previousHash, decision: e.decision,
-                                    certificate: CommitCertificate(height: c.height, round: c.round, decisionDigest: c.decisionDigest,
-                                                                   signatures: Array(c.signatures.prefix(1))))
+            let stripped = LogEntry(
+                height: e.height, previousHash: e.previousHash, decision: e.decision,
+                certificate: CommitCertificate(
+                    height: c.height, round: c.round, decisionDigest: c.decisionDigest,
+                    signatures: Array(c.signatures.prefix(1))))
             #expect(stripped.hash == e.hash, "the certificate is outside the entry hash")
             file.append(stripped)
         }
@@ -135,8 +137,9 @@ import Glibc
         #expect(r.status == 1, "a log without its quorums compared ok: \(r.stdout)")
         #expect(r.json?["ok"] as? Bool == false)
         let infos = r.json?["logs"] as? [[String: Any]] ?? []
-        #expect(infos.count == 2 && infos[0]["error"] == nil && (infos[1]["error"] as? String ?? "").contains("entry 0"),
-                "\(r.stdout)")
+        #expect(
+            infos.count == 2 && infos[0]["error"] == nil && (infos[1]["error"] as? String ?? "").contains("entry 0"),
+            "\(r.stdout)")
         let text = try CLI.run(["audit", "--compare", dir + "/a/d.log", dir + "/b/d.log"])
         #expect(text.status == 1 && text.stderr.contains("compare FAILED"), "\(text.stdout) \(text.stderr)")
         // Honest logs still compare ok (each audits against the genesis.yaml beside it).

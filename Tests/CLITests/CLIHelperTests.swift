@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PruneMeshCLI
 
 /// Pieces of the CLI that turn numbers from elsewhere (a node's status answer, measured rates)

@@ -42,8 +42,9 @@ enum CLI {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errText, as: UTF8.self))
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errText, as: UTF8.self))
     }
 
     /// Runs another program (mount, umount) to its end.
@@ -65,8 +66,10 @@ enum CLI {
     static func oneMemberMesh(dir: String, name: String, rounds: Int, finetuneEpochs: Int) throws -> String {
         #expect(try run(["keygen", "--out", dir + "/n.key"]).status == 0)
         let genesis = dir + "/genesis.yaml"
-        let made = try run(["mesh", "init", "--name", name, "--out", genesis, "--member", dir + "/n.key",
-                            "--model", DemoProcessTests.smallModel, "--rounds", "\(rounds)", "--finetune-epochs", "\(finetuneEpochs)"])
+        let made = try run([
+            "mesh", "init", "--name", name, "--out", genesis, "--member", dir + "/n.key",
+            "--model", DemoProcessTests.smallModel, "--rounds", "\(rounds)", "--finetune-epochs", "\(finetuneEpochs)",
+        ])
         #expect(made.status == 0, "mesh init: \(made.stderr)")
         return genesis
     }
@@ -105,8 +108,10 @@ enum CLI {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("model.bin").path
-        let r = try CLI.run(["train", "--epochs", "1", "--limit", "2000", "--lr", "0.01", "--partition", "labels:5",
-                             "--nodes", "2", "--node", "1", "--save", model, "--json"])
+        let r = try CLI.run([
+            "train", "--epochs", "1", "--limit", "2000", "--lr", "0.01", "--partition", "labels:5",
+            "--nodes", "2", "--node", "1", "--save", model, "--json",
+        ])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let json = try #require(r.json)
         for key in ["test_accuracy", "params", "flops", "train_samples_per_second", "seconds"] {
@@ -120,11 +125,14 @@ enum CLI {
 
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "Fashion-MNIST is not installed"))
     func pruneShrinksTheModelAndReportsTheDocumentedFields() throws {
-        let r = try CLI.run(["prune", "--epochs", "1", "--limit", "2000", "--lr", "0.01", "--rounds", "2",
-                             "--boundary", "keep:0.5", "--finetune-epochs", "1", "--json"])
+        let r = try CLI.run([
+            "prune", "--epochs", "1", "--limit", "2000", "--lr", "0.01", "--rounds", "2",
+            "--boundary", "keep:0.5", "--finetune-epochs", "1", "--json",
+        ])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let json = try #require(r.json)
-        for key in ["params_before", "params_after", "flops_before", "flops_after", "accuracy_before", "accuracy_after", "kept", "seconds"] {
+        for key in ["params_before", "params_after", "flops_before", "flops_after", "accuracy_before", "accuracy_after", "kept", "seconds"]
+        {
             #expect(json[key] != nil, "missing \(key)")
         }
         #expect(json["kept"] as? [Int] == [8, 16, 512])
@@ -157,13 +165,17 @@ enum CLI {
     @Test func impossiblePartitionIsAUsageErrorNotACrash() throws {
         let dir = try Self.writeThreeClassDataSet()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let r = try CLI.run(["train", "--data", dir.path, "--model", "2x2x1:dense4,relu,dense3",
-                             "--partition", "labels:5", "--nodes", "2", "--epochs", "1"])
+        let r = try CLI.run([
+            "train", "--data", dir.path, "--model", "2x2x1:dense4,relu,dense3",
+            "--partition", "labels:5", "--nodes", "2", "--epochs", "1",
+        ])
         #expect(r.status == 64, "status \(r.status), stderr: \(r.stderr)")
         #expect(r.stderr.contains("--partition"), "stderr: \(r.stderr)")
         // The same data trains when the partition fits it.
-        let ok = try CLI.run(["train", "--data", dir.path, "--model", "2x2x1:dense4,relu,dense3",
-                              "--partition", "labels:2", "--nodes", "2", "--epochs", "1", "--json"])
+        let ok = try CLI.run([
+            "train", "--data", dir.path, "--model", "2x2x1:dense4,relu,dense3",
+            "--partition", "labels:2", "--nodes", "2", "--epochs", "1", "--json",
+        ])
         #expect(ok.status == 0, "stderr: \(ok.stderr)")
     }
 

@@ -15,14 +15,19 @@ import Testing
         let process = Process()
 
         /// `ulimit`: the node's descriptor limit (through sh), `environment`: added variables.
-        init(dir: String, name: String, key: String, genesis: String, extra: [String] = [], fdLimit: Int? = nil,
-             environment: [String: String] = [:]) throws {
+        init(
+            dir: String, name: String, key: String, genesis: String, extra: [String] = [], fdLimit: Int? = nil,
+            environment: [String: String] = [:]
+        ) throws {
             self.dir = dir
             stateDir = "\(dir)/state-\(name)"
             log = "\(dir)/\(name).log"
             _ = FileManager.default.createFile(atPath: log, contents: nil)
-            let args = ["start", "--key", key, "--genesis", genesis, "--listen", "127.0.0.1:0", "--state-dir", stateDir,
-                        "--no-discovery", "--tick-ms", "20", "--membership-only"] + extra
+            let args =
+                [
+                    "start", "--key", key, "--genesis", genesis, "--listen", "127.0.0.1:0", "--state-dir", stateDir,
+                    "--no-discovery", "--tick-ms", "20", "--membership-only",
+                ] + extra
             if let fdLimit {
                 process.executableURL = URL(fileURLWithPath: "/bin/sh")
                 process.arguments = ["-c", "ulimit -n \(fdLimit) && exec \"$0\" \"$@\"", CLI.binary.path] + args
@@ -41,9 +46,10 @@ import Testing
         /// The control endpoint once control.json names this process.
         func endpoint() -> (host: String, port: Int, metrics: String?)? {
             guard let data = FileManager.default.contents(atPath: stateDir + "/control.json"),
-                  let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  (o["pid"] as? Int).map(Int32.init) == process.processIdentifier,
-                  let host = o["host"] as? String, let port = o["port"] as? Int else { return nil }
+                let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                (o["pid"] as? Int).map(Int32.init) == process.processIdentifier,
+                let host = o["host"] as? String, let port = o["port"] as? Int
+            else { return nil }
             return (host, port, o["metrics"] as? String)
         }
 
@@ -70,7 +76,8 @@ import Testing
         /// CPU seconds (user + system) the process used so far.
         var cpuSeconds: Double {
             guard let text = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
-                  let close = text.lastIndex(of: ")") else { return 0 }
+                let close = text.lastIndex(of: ")")
+            else { return 0 }
             let fields = text[text.index(after: close)...].split(separator: " ")
             // After the name: state is field 3, utime 14, stime 15 (1-based in proc(5)).
             guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
@@ -149,8 +156,10 @@ import Testing
         return c
     }
 
-    static func request(_ method: String, _ path: String, host: String, port: Int, token: String?, headers: [String] = [],
-                        hostHeader: String? = nil, close: Bool = true) -> String {
+    static func request(
+        _ method: String, _ path: String, host: String, port: Int, token: String?, headers: [String] = [],
+        hostHeader: String? = nil, close: Bool = true
+    ) -> String {
         var r = "\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader ?? "\(host):\(port)")\r\n"
         if let token { r += "Authorization: Bearer \(token)\r\n" }
         for h in headers { r += h + "\r\n" }
@@ -197,18 +206,28 @@ import Testing
             let none = try Self.ask(host, port, Self.request(method, path, host: host, port: port, token: nil))
             #expect(none.statusCode == 401, "\(method) \(path) without a token: \(none.text)")
             #expect(none.text.lowercased().contains("www-authenticate: bearer"))
-            let wrong = try Self.ask(host, port, Self.request(method, path, host: host, port: port, token: String(repeating: "ab", count: 32)))
+            let wrong = try Self.ask(
+                host, port, Self.request(method, path, host: host, port: port, token: String(repeating: "ab", count: 32)))
             #expect(wrong.statusCode == 403, "\(method) \(path) with a wrong token: \(wrong.text)")
-            let rebinding = try Self.ask(host, port, Self.request(method, path, host: host, port: port, token: token,
-                                                                  hostHeader: "evil.example:\(port)"))
+            let rebinding = try Self.ask(
+                host, port,
+                Self.request(
+                    method, path, host: host, port: port, token: token,
+                    hostHeader: "evil.example:\(port)"))
             #expect(rebinding.statusCode == 403, "\(method) \(path) with Host evil.example: \(rebinding.text)")
-            let page = try Self.ask(host, port, Self.request(method, path, host: host, port: port, token: token,
-                                                             headers: ["Origin: http://evil.example"]))
+            let page = try Self.ask(
+                host, port,
+                Self.request(
+                    method, path, host: host, port: port, token: token,
+                    headers: ["Origin: http://evil.example"]))
             #expect(page.statusCode == 403, "\(method) \(path) with Origin evil.example: \(page.text)")
             for c in [none, wrong, rebinding, page] { #expect(c.closedByServer, "a refusal closes the connection") }
         }
-        let form = try Self.ask(host, port, Self.request("POST", "/leave", host: host, port: port, token: token,
-                                                         headers: ["Content-Type: text/plain"]))
+        let form = try Self.ask(
+            host, port,
+            Self.request(
+                "POST", "/leave", host: host, port: port, token: token,
+                headers: ["Content-Type: text/plain"]))
         #expect(form.statusCode == 415, "\(form.text)")
         // With the token the request reaches the node (this one has no mesh part: 409, not a refusal).
         let allowed = try Self.ask(host, port, Self.request("POST", "/leave", host: host, port: port, token: token))
@@ -251,17 +270,22 @@ import Testing
         try Self.waitUntil("start refused", seconds: 15) { !refused.process.isRunning }
         #expect(refused.process.terminationStatus != 0)
         let said = refused.logText
-        #expect(said.contains("not a loopback address") && said.contains("--control-public") && said.contains("--metrics-listen"), "\(said)")
+        #expect(
+            said.contains("not a loopback address") && said.contains("--control-public") && said.contains("--metrics-listen"), "\(said)")
 
-        let allowed = try Node(dir: m.dir, name: "allowed", key: m.keys[0], genesis: m.genesis,
-                               extra: ["--control", "0.0.0.0:0", "--control-public"])
+        let allowed = try Node(
+            dir: m.dir, name: "allowed", key: m.keys[0], genesis: m.genesis,
+            extra: ["--control", "0.0.0.0:0", "--control-public"])
         defer { allowed.stop() }
         let (_, port, _) = try allowed.waitUp()
         #expect(allowed.logText.contains("non-loopback"), "a warning when allowed")
         // Reached over loopback with the token, the CLI works; a name in Host does not.
         #expect(try CLI.run(["status", "--state-dir", allowed.stateDir]).status == 0)
-        let named = try Self.ask("127.0.0.1", port, Self.request("GET", "/status", host: "127.0.0.1", port: port, token: allowed.token,
-                                                                 hostHeader: "node.example:\(port)"))
+        let named = try Self.ask(
+            "127.0.0.1", port,
+            Self.request(
+                "GET", "/status", host: "127.0.0.1", port: port, token: allowed.token,
+                hostHeader: "node.example:\(port)"))
         #expect(named.statusCode == 403)
     }
 
@@ -269,14 +293,18 @@ import Testing
     @Test func aSeparateMetricsEndpointServesMetricsOnly() throws {
         let m = try Self.mesh("metrics")
         defer { try? FileManager.default.removeItem(atPath: m.dir) }
-        let node = try Node(dir: m.dir, name: "n0", key: m.keys[0], genesis: m.genesis,
-                            extra: ["--control", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        let node = try Node(
+            dir: m.dir, name: "n0", key: m.keys[0], genesis: m.genesis,
+            extra: ["--control", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         defer { node.stop() }
         let (host, port, metricsAddress) = try node.waitUp()
         let address = try #require(metricsAddress)
         let mport = try #require(Int(address.split(separator: ":").last ?? ""))
-        let scrape = try Self.ask(host, mport, Self.request("GET", "/metrics", host: host, port: mport, token: nil,
-                                                            hostHeader: "prometheus-target.lan:\(mport)"))
+        let scrape = try Self.ask(
+            host, mport,
+            Self.request(
+                "GET", "/metrics", host: host, port: mport, token: nil,
+                hostHeader: "prometheus-target.lan:\(mport)"))
         #expect(scrape.statusCode == 200 && scrape.text.contains("prunemesh_members"))
         for (method, path) in [("POST", "/leave"), ("POST", "/invite?key=00"), ("GET", "/status")] {
             let r = try Self.ask(host, mport, Self.request(method, path, host: host, port: mport, token: node.token))
@@ -295,8 +323,9 @@ import Testing
         let m = try Self.mesh("idle")
         defer { try? FileManager.default.removeItem(atPath: m.dir) }
         let idleMs = 3_000
-        let node = try Node(dir: m.dir, name: "n0", key: m.keys[0], genesis: m.genesis, extra: ["--control", "127.0.0.1:0"],
-                            fdLimit: 64, environment: ["PRUNEMESH_CONTROL_IDLE_TIMEOUT_MS": "\(idleMs)"])
+        let node = try Node(
+            dir: m.dir, name: "n0", key: m.keys[0], genesis: m.genesis, extra: ["--control", "127.0.0.1:0"],
+            fdLimit: 64, environment: ["PRUNEMESH_CONTROL_IDLE_TIMEOUT_MS": "\(idleMs)"])
         defer { node.stop() }
         let (host, port, _) = try node.waitUp()
         let opened = Date()
@@ -308,7 +337,9 @@ import Testing
         Thread.sleep(forTimeInterval: 1.0)
         let share = (node.cpuSeconds - cpu0) / Date().timeIntervalSince(t0)
         for c in connections { c.poll() }
-        print("node CPU with 100 connections opened, \(connections.filter { !$0.closedByServer }.count) still open: \(String(format: "%.0f", share * 100))% of a core")
+        print(
+            "node CPU with 100 connections opened, \(connections.filter { !$0.closedByServer }.count) still open: \(String(format: "%.0f", share * 100))% of a core"
+        )
         #expect(share < 0.2, "node CPU \(share * 100)% of a core while holding idle connections")
         // All but the cap (16) are closed at once: each new one replaces the one idle longest.
         try Self.waitUntil("connections over the cap closed", seconds: 5) {
@@ -347,8 +378,9 @@ import Testing
     @Test func whatIsSaidClosedIsClosed() throws {
         let m = try Self.mesh("close")
         defer { try? FileManager.default.removeItem(atPath: m.dir) }
-        let node = try Node(dir: m.dir, name: "n0", key: m.keys[0], genesis: m.genesis, extra: ["--control", "127.0.0.1:0"],
-                            environment: ["PRUNEMESH_CONTROL_IDLE_TIMEOUT_MS": "2000"])
+        let node = try Node(
+            dir: m.dir, name: "n0", key: m.keys[0], genesis: m.genesis, extra: ["--control", "127.0.0.1:0"],
+            environment: ["PRUNEMESH_CONTROL_IDLE_TIMEOUT_MS": "2000"])
         defer { node.stop() }
         let (host, port, _) = try node.waitUp()
         for garbage in ["GARBAGE\r\n\r\n", "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n", "\u{01}\u{02}\r\n\r\n"] {
@@ -363,7 +395,9 @@ import Testing
         // A body over the limit: 413 and closed.
         let big = try Connection(host: host, port: port)
         big.send("POST /leave HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Length: 100000\r\n\r\n" + String(repeating: "x", count: 8192))
-        try Self.waitUntil("closed after 413", seconds: 0.8) { big.poll(); return big.closedByServer }
+        try Self.waitUntil("closed after 413", seconds: 0.8) {
+            big.poll(); return big.closedByServer
+        }
         #expect(big.statusCode == 413, "\(big.text)")
         // Sixteen requests in flight (bodies not yet complete): no connection to replace, the
         // seventeenth gets 503 and is closed; the sixteen are closed after the idle timeout.
@@ -395,9 +429,13 @@ import Testing
         // A keep-alive request is answered and the connection kept, then closed once idle.
         let keep = try Connection(host: host, port: port)
         keep.send(Self.request("GET", "/metrics", host: host, port: port, token: nil, close: false))
-        try Self.waitUntil("keep-alive answer", seconds: 5) { keep.poll(); return keep.statusCode != nil }
+        try Self.waitUntil("keep-alive answer", seconds: 5) {
+            keep.poll(); return keep.statusCode != nil
+        }
         #expect(keep.statusCode == 200 && !keep.closedByServer)
-        try Self.waitUntil("idle keep-alive closed", seconds: 5) { keep.poll(); return keep.closedByServer }
+        try Self.waitUntil("idle keep-alive closed", seconds: 5) {
+            keep.poll(); return keep.closedByServer
+        }
     }
 
     /// A control.json left by a node killed with -9 was reported as a connection failure; now it
@@ -407,13 +445,14 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: m.dir) }
         let node = try Node(dir: m.dir, name: "n0", key: m.keys[0], genesis: m.genesis, extra: ["--control", "127.0.0.1:0"])
         _ = try node.waitUp()
-        node.stop()  // SIGKILL: control.json stays
+        node.stop() // SIGKILL: control.json stays
         #expect(FileManager.default.fileExists(atPath: node.stateDir + "/control.json"))
         for command in [["status"], ["invite", "--key", try MeshProcessTests.keyHex(m.outsider)], ["leave"]] {
             let r = try CLI.run(command + ["--state-dir", node.stateDir])
             #expect(r.status != 0)
-            #expect(r.stderr.contains("stale") && r.stderr.contains("not running") && r.stderr.contains("--state-dir"),
-                    "\(command[0]): \(r.stderr)")
+            #expect(
+                r.stderr.contains("stale") && r.stderr.contains("not running") && r.stderr.contains("--state-dir"),
+                "\(command[0]): \(r.stderr)")
         }
         let again = try Node(dir: m.dir, name: "n0", key: m.keys[0], genesis: m.genesis, extra: ["--control", "127.0.0.1:0"])
         defer { again.stop() }

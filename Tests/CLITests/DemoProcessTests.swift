@@ -9,8 +9,11 @@ import Testing
     static let smallModel = "28x28x1:conv5x8,relu,pool2,conv5x16,relu,pool2,dense64,relu,dense10"
 
     static func demo(_ extra: [String]) throws -> (CLI.Result, [String: Any]) {
-        let args = ["demo", "--nodes", "4", "--model", smallModel, "--train-limit", "1200", "--test-limit", "500",
-                    "--timeout", "240", "--json"] + extra
+        let args =
+            [
+                "demo", "--nodes", "4", "--model", smallModel, "--train-limit", "1200", "--test-limit", "500",
+                "--timeout", "240", "--json",
+            ] + extra
         let r = try CLI.run(args)
         guard let json = r.json else {
             Issue.record("demo printed no JSON (exit \(r.status)); stderr:\n\(r.stderr.suffix(3000))")
@@ -28,7 +31,9 @@ import Testing
         // Two mask decisions and the freeze.
         #expect((j["heights"] as? [Int]) == [3, 3, 3, 3])
         let before = j["params_before"] as? Int ?? 0, after = j["params_after"] as? Int ?? 0
-        #expect(after > 0 && Double(after) < 0.3 * Double(before), "two rounds of the demo rule leave under a third of the parameters: \(before) → \(after)")
+        #expect(
+            after > 0 && Double(after) < 0.3 * Double(before),
+            "two rounds of the demo rule leave under a third of the parameters: \(before) → \(after)")
         #expect((j["flops_after"] as? Int ?? 0) < (j["flops_before"] as? Int ?? 0))
         // A mask needs a quorum (3 of 4) of contributions; a node still training when its round is
         // decided does not release for it (and spends nothing).
@@ -45,16 +50,19 @@ import Testing
     /// removal, stops its rounds (phase `removed`) and ends with the others' log.
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
     func aValidatorDownLongerThanTheLimitIsRemovedByTheMeshAndLearnsItWhenBack() throws {
-        let (r, j) = try Self.demo(["--rounds", "2", "--finetune-epochs", "1", "--absent", "3", "--remove-dead-after-ms", "2000",
-                                    "--comes-back"])
+        let (r, j) = try Self.demo([
+            "--rounds", "2", "--finetune-epochs", "1", "--absent", "3", "--remove-dead-after-ms", "2000",
+            "--comes-back",
+        ])
         #expect(r.status == 0, "stderr:\n\(r.stderr.suffix(3000))")
         #expect(j["audit_ok"] as? Bool == true, "\(j["audit_errors"] ?? "")")
         #expect(j["logs_identical"] as? Bool == true)
         let decisions = j["decisions"] as? [String] ?? []
         #expect(decisions.filter { $0 == "remove node-3 dead" }.count == 1, "decisions \(decisions)")
         // The removal lands wherever the 2 s fall among the rounds (before or after the freeze).
-        #expect(decisions.filter { $0.hasPrefix("mask") }.count == 2 && decisions.filter { $0.hasPrefix("freeze") }.count == 1,
-                "decisions \(decisions)")
+        #expect(
+            decisions.filter { $0.hasPrefix("mask") }.count == 2 && decisions.filter { $0.hasPrefix("freeze") }.count == 1,
+            "decisions \(decisions)")
         #expect((j["heights"] as? [Int]) == [4, 4, 4, 4], "the returned node holds every entry")
         #expect((j["node_indices"] as? [Int]) == [0, 1, 2, 3])
         // No validator admits it any more, so membership shows none up: it never released.
@@ -74,9 +82,12 @@ import Testing
         let decisions = j["decisions"] as? [String] ?? []
         #expect(decisions.filter { $0 == "remove node-3 requested" }.count == 1, "decisions \(decisions)")
         let heights = j["heights"] as? [Int] ?? []
-        #expect(heights.count == 4 && heights.prefix(3).allSatisfy { $0 == decisions.count } && heights[3] <= decisions.count,
-                "heights \(heights)")
-        #expect(r.stderr.contains("node-3 asked the mesh to remove it (prunemesh leave)") && r.stderr.contains("removed at height"), "prunemesh leave reported the removal; stderr:\n\(r.stderr.suffix(1500))")
+        #expect(
+            heights.count == 4 && heights.prefix(3).allSatisfy { $0 == decisions.count } && heights[3] <= decisions.count,
+            "heights \(heights)")
+        #expect(
+            r.stderr.contains("node-3 asked the mesh to remove it (prunemesh leave)") && r.stderr.contains("removed at height"),
+            "prunemesh leave reported the removal; stderr:\n\(r.stderr.suffix(1500))")
     }
 
     /// A signing guard that does not decode stops the start while its height is open (it is what
@@ -94,9 +105,11 @@ import Testing
         func start() throws -> Process {
             let p = Process()
             p.executableURL = CLI.binary
-            p.arguments = ["start", "--key", node + "/node.key", "--genesis", node + "/genesis.yaml", "--listen", "127.0.0.1:0",
-                           "--control", "127.0.0.1:0", "--state-dir", node, "--no-discovery", "--no-join", "--node", "0",
-                           "--nodes", "4", "--threads", "1", "--train-limit", "1200", "--test-limit", "500"]
+            p.arguments = [
+                "start", "--key", node + "/node.key", "--genesis", node + "/genesis.yaml", "--listen", "127.0.0.1:0",
+                "--control", "127.0.0.1:0", "--state-dir", node, "--no-discovery", "--no-join", "--node", "0",
+                "--nodes", "4", "--threads", "1", "--train-limit", "1200", "--test-limit", "500",
+            ]
             p.standardOutput = FileHandle.nullDevice
             let log = FileHandle(forWritingAtPath: node + "/node.log")
             log?.seekToEndOfFile()
@@ -112,7 +125,8 @@ import Testing
         let log1 = try String(contentsOfFile: node + "/node.log", encoding: .utf8)
         #expect(log1.contains("refusing to start (it protects against double votes)"))
         // The message says what the file is for and how to recover, naming the height.
-        #expect(log1.contains("signing.guard is damaged") && log1.contains("height \(height + 1)")
+        #expect(
+            log1.contains("signing.guard is damaged") && log1.contains("height \(height + 1)")
                 && log1.contains("copy the peer's decisions.log"), "log:\n\(log1.suffix(1500))")
         // A committed height: ignored, the node starts.
         try garbage(height: height).write(to: URL(fileURLWithPath: node + "/signing.guard"))
@@ -131,8 +145,10 @@ import Testing
 
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
     func killedNodeCatchesUpAJoinerAdoptsTheMaskAStrangerIsIgnored() throws {
-        let (r, j) = try Self.demo(["--rounds", "3", "--finetune-epochs", "2", "--train-limit", "1500",
-                                    "--kill-restart", "2", "--join-late", "--stranger"])
+        let (r, j) = try Self.demo([
+            "--rounds", "3", "--finetune-epochs", "2", "--train-limit", "1500",
+            "--kill-restart", "2", "--join-late", "--stranger",
+        ])
         #expect(r.status == 0, "stderr:\n\(r.stderr.suffix(3000))")
         #expect(j["audit_ok"] as? Bool == true, "\(j["audit_errors"] ?? "")")
         #expect(j["logs_identical"] as? Bool == true, "the restarted node and the joiner hold the same chain")

@@ -46,8 +46,10 @@ import Testing
         // quarter of a core, and the node was suspected.
         let flood = Process()
         flood.executableURL = CLI.binary
-        flood.arguments = ["dev", "flood", "--target", target, "--genesis", mesh.genesis, "--spoof-sender", ids[1],
-                           "--rate", "5000", "--seconds", "3", "--source", "127.0.0.2", "--json"]
+        flood.arguments = [
+            "dev", "flood", "--target", target, "--genesis", mesh.genesis, "--spoof-sender", ids[1],
+            "--rate", "5000", "--seconds", "3", "--source", "127.0.0.2", "--json",
+        ]
         let out = Pipe()
         flood.standardOutput = out
         flood.standardError = FileHandle(forWritingAtPath: "/dev/null")
@@ -77,9 +79,10 @@ import Testing
         let c0 = (before[0].counters, after[0].counters)
         let forgedVerified = (c0.1.rejects["badSignature"] ?? 0) - (c0.0.rejects["badSignature"] ?? 0)
         let rateLimited = (c0.1.rejects["rateLimited"] ?? 0) - (c0.0.rejects["rateLimited"] ?? 0)
-        print("flood: sent \(sent) in \(String(format: "%.1f", elapsed)) s; node 0 verified \(forgedVerified) forgeries, "
-              + "rate-limited \(rateLimited); verifications \(c0.1.signatureVerifications - c0.0.signatureVerifications); "
-              + "status polls \(polls), unanswered \(unanswered)")
+        print(
+            "flood: sent \(sent) in \(String(format: "%.1f", elapsed)) s; node 0 verified \(forgedVerified) forgeries, "
+                + "rate-limited \(rateLimited); verifications \(c0.1.signatureVerifications - c0.0.signatureVerifications); "
+                + "status polls \(polls), unanswered \(unanswered)")
         // The stranger's address gets its burst and its rate, nothing more (1 s of slack for timing).
         let bound = 100 + 50 * (Int(elapsed.rounded(.up)) + 1)
         #expect(forgedVerified <= UInt64(bound), "node 0 verified \(forgedVerified) forged datagrams; the gate allows \(bound)")
@@ -87,8 +90,9 @@ import Testing
         #expect(unanswered == 0, "node 0 did not answer \(unanswered) of \(polls) status polls during the flood")
         #expect(notAlive.isEmpty, "\(notAlive)")
         for i in 1..<3 {
-            #expect(after[i].counters.suspicionsStarted == before[i].counters.suspicionsStarted,
-                    "node \(i) started a suspicion during the flood")
+            #expect(
+                after[i].counters.suspicionsStarted == before[i].counters.suspicionsStarted,
+                "node \(i) started a suspicion during the flood")
         }
         #expect(after[0].counters.refutations == before[0].counters.refutations, "node 0 had to refute a suspicion")
         // The drops are in /metrics too.

@@ -48,8 +48,10 @@ import Testing
         }
         let ids = try keys.map(MeshProcessTests.keyHex)
         let genesis = "\(dir)/genesis.yaml"
-        let made = try CLI.run(["mesh", "init", "--name", "hints", "--out", genesis,
-                                "--member", "\(keys[0])@127.0.0.1:\(ports[0])", "--member", "\(keys[1])@127.0.0.1:\(ports[1])"])
+        let made = try CLI.run([
+            "mesh", "init", "--name", "hints", "--out", genesis,
+            "--member", "\(keys[0])@127.0.0.1:\(ports[0])", "--member", "\(keys[1])@127.0.0.1:\(ports[1])",
+        ])
         #expect(made.status == 0, "mesh init: \(made.stderr)")
         var states: [String] = []
         for i in 0..<2 {
@@ -57,9 +59,11 @@ import Testing
             p.executableURL = CLI.binary
             let state = "\(dir)/state-\(i)"
             states.append(state)
-            p.arguments = ["start", "--key", keys[i], "--genesis", genesis, "--listen", "127.0.0.1:\(ports[i])",
-                           "--control", "127.0.0.1:0", "--state-dir", state, "--no-discovery", "--tick-ms", "20",
-                           "--membership-only", "--log-level", "info"]
+            p.arguments = [
+                "start", "--key", keys[i], "--genesis", genesis, "--listen", "127.0.0.1:\(ports[i])",
+                "--control", "127.0.0.1:0", "--state-dir", state, "--no-discovery", "--tick-ms", "20",
+                "--membership-only", "--log-level", "info",
+            ]
             let log = "\(dir)/node-\(i).log"
             FileManager.default.createFile(atPath: log, contents: nil)
             p.standardOutput = FileHandle(forWritingAtPath: log)
@@ -69,8 +73,9 @@ import Testing
         }
         func view(_ i: Int) -> [String: String] {
             guard let endpoint = try? ControlClient.Endpoint.find(stateDirectory: states[i]),
-                  endpoint.file?.pid == processes[i].processIdentifier,
-                  let status = try? ControlClient.status(endpoint, timeoutMs: 1_000) else { return [:] }
+                endpoint.file?.pid == processes[i].processIdentifier,
+                let status = try? ControlClient.status(endpoint, timeoutMs: 1_000)
+            else { return [:] }
             return MeshProcessTests.states(status)
         }
         let expected = [ids[0]: "alive", ids[1]: "alive"]

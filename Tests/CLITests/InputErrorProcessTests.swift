@@ -16,8 +16,11 @@ import Testing
 
         /// A trap or a crash: killed by a signal, or the runtime's words for one on stderr.
         var crashed: Bool {
-            signalled || ["Fatal error", "Illegal instruction", "Segmentation fault", "Trace/breakpoint", "Aborted",
-                          "Precondition failed", "Assertion failed"].contains { stderr.contains($0) }
+            signalled
+                || [
+                    "Fatal error", "Illegal instruction", "Segmentation fault", "Trace/breakpoint", "Aborted",
+                    "Precondition failed", "Assertion failed",
+                ].contains { stderr.contains($0) }
         }
 
         var description: String {
@@ -52,9 +55,10 @@ import Testing
         }
         process.waitUntilExit()
         group.wait()
-        return Outcome(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal && !timedOut,
-                       timedOut: timedOut, stdout: String(decoding: outData, as: UTF8.self),
-                       stderr: String(decoding: errData, as: UTF8.self))
+        return Outcome(
+            status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal && !timedOut,
+            timedOut: timedOut, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 
     /// Files the cases refer to, made once: small IDX data sets, keys, genesis and config files.
@@ -74,26 +78,30 @@ import Testing
             FileManager.default.createFile(atPath: dir + "/empty.key", contents: Data(), attributes: [.posixPermissions: 0o600])
             FileManager.default.createFile(atPath: dir + "/afile", contents: Data("x".utf8))
             // Genesis files whose model does not fit 28×28×1 data with 10 classes, and one that does.
-            for (name, model) in [("g3", "28x28x3:conv3x4,relu,pool2,dense10"), ("g5", "28x28x1:conv3x4,relu,pool2,dense5"),
-                                  ("g", "28x28x1:conv3x4,relu,pool2,dense10")] {
-                let r = try CLI.run(["mesh", "init", "--name", name, "--member", "\(dir)/k.key", "--model", model,
-                                     "--out", "\(dir)/\(name).yaml"])
+            for (name, model) in [
+                ("g3", "28x28x3:conv3x4,relu,pool2,dense10"), ("g5", "28x28x1:conv3x4,relu,pool2,dense5"),
+                ("g", "28x28x1:conv3x4,relu,pool2,dense10"),
+            ] {
+                let r = try CLI.run([
+                    "mesh", "init", "--name", name, "--member", "\(dir)/k.key", "--model", model,
+                    "--out", "\(dir)/\(name).yaml",
+                ])
                 guard r.status == 0 else { throw Failure(description: "mesh init: \(r.stderr)") }
             }
             // A config whose seed peer is a name that cannot resolve (.invalid never does, RFC 6761).
             try """
-                key: k.key
-                genesis: g.yaml
-                listen: 127.0.0.1:0
-                control: 127.0.0.1:0
-                join:
-                  - no-such-host.invalid:7946
-                discovery:
-                  enabled: false
-                data:
-                  dir: data28
+            key: k.key
+            genesis: g.yaml
+            listen: 127.0.0.1:0
+            control: 127.0.0.1:0
+            join:
+              - no-such-host.invalid:7946
+            discovery:
+              enabled: false
+            data:
+              dir: data28
 
-                """.write(toFile: dir + "/dns.yaml", atomically: true, encoding: .utf8)
+            """.write(toFile: dir + "/dns.yaml", atomically: true, encoding: .utf8)
             // A state directory whose decision log is a directory: opening it fails with EISDIR.
             try FileManager.default.createDirectory(atPath: dir + "/state-logdir/decisions.log", withIntermediateDirectories: true)
         }
@@ -158,8 +166,10 @@ import Testing
         Case(["prune", "--data", "$D/data32", "--rounds", "1"], 64, "28x28x1", "32x32x1"),
         Case(["prune", "--data", "$D/data28", "--model", "28x28x3:conv3x4,relu,pool2,dense10", "--rounds", "1"], 64, "28x28x3", "28x28x1"),
         // Item 6: a classifier narrower than the label count.
-        Case(["train", "--data", "$D/data28", "--model", "28x28x1:conv3x4,relu,pool2,dense5", "--epochs", "1"], 64, "dense5", "10 classes"),
-        Case(["prune", "--data", "$D/data28", "--model", "28x28x1:conv3x4,relu,pool2,dense5", "--rounds", "1"], 64, "dense5", "10 classes"),
+        Case(
+            ["train", "--data", "$D/data28", "--model", "28x28x1:conv3x4,relu,pool2,dense5", "--epochs", "1"], 64, "dense5", "10 classes"),
+        Case(
+            ["prune", "--data", "$D/data28", "--model", "28x28x1:conv3x4,relu,pool2,dense5", "--rounds", "1"], 64, "dense5", "10 classes"),
         // Item 7: every count bounded, before anything is allocated.
         Case(["simulate", "--seeds", "10000000000000"], 64, "--seeds", "1000000000"),
         Case(["simulate", "--seeds", "-1"], 64, "--seeds"),
@@ -195,10 +205,12 @@ import Testing
         Case(["train"] + small + ["--nodes", "100000"], 64, "--nodes"),
         Case(["train"] + small + ["--partition", "labels:99", "--nodes", "2"], 64, "--partition"),
         // Layers each in range can multiply to terabytes: refused before allocating (it aborted).
-        Case(["train", "--data", "$D/data28", "--model", "28x28x1:conv15x8192,relu,conv15x8192,relu,dense8192,dense10"], 64,
-             "--model", "parameters"),
-        Case(["train", "--data", "$D/data28", "--model", "1024x1024x1:conv1x64,relu,pool1024,dense10", "--batch", "16"], 64,
-             "--model", "activations"),
+        Case(
+            ["train", "--data", "$D/data28", "--model", "28x28x1:conv15x8192,relu,conv15x8192,relu,dense8192,dense10"], 64,
+            "--model", "parameters"),
+        Case(
+            ["train", "--data", "$D/data28", "--model", "1024x1024x1:conv1x64,relu,pool1024,dense10", "--batch", "16"], 64,
+            "--model", "activations"),
         Case(["bench", "train", "--model", "4096x4096x64:conv15x8192,relu,dense10", "--seconds", "0.1"], 64, "--model", "parameters"),
         Case(["bench", "infer", "--model", "1024x1024x1:conv1x64,relu,pool1024,dense10", "--seconds", "0.1"], 64, "--model"),
         Case(["demo", "--model", "28x28x1:conv15x8192,relu,conv15x8192,relu,dense8192,dense10"], 64, "--model"),
@@ -294,9 +306,11 @@ import Testing
     func startRefusesAGenesisThatDoesNotFitItsData(_ genesis: String, _ words: [String]) throws {
         let fixture = try Self.fixture()
         let state = fixture.stateDirectory(genesis)
-        let arguments = ["start", "--key", "\(fixture.dir)/k.key", "--genesis", "\(fixture.dir)/\(genesis).yaml",
-                         "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--state-dir", state, "--no-discovery",
-                         "--data", "\(fixture.dir)/data28", "--tick-ms", "20"]
+        let arguments = [
+            "start", "--key", "\(fixture.dir)/k.key", "--genesis", "\(fixture.dir)/\(genesis).yaml",
+            "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--state-dir", state, "--no-discovery",
+            "--data", "\(fixture.dir)/data28", "--tick-ms", "20",
+        ]
         for attempt in ["start", "restart"] {
             let r = try Self.run(arguments, seconds: 60)
             #expect(!r.crashed && !r.timedOut, "\(attempt): \(r)")
@@ -314,8 +328,11 @@ import Testing
         #expect(r.stderr.contains("dns.yaml") && r.stderr.contains("join") && r.stderr.contains("no-such-host.invalid"), "\(r)")
         #expect(!r.stderr.contains("command line"), "\(r)")
         // The same name given as a flag is the command line's.
-        let flag = try Self.run(["start", "--config", "\(fixture.dir)/dns.yaml", "--state-dir", fixture.stateDirectory("dns"),
-                                 "--join", "other-host.invalid:7946"], seconds: 60)
+        let flag = try Self.run(
+            [
+                "start", "--config", "\(fixture.dir)/dns.yaml", "--state-dir", fixture.stateDirectory("dns"),
+                "--join", "other-host.invalid:7946",
+            ], seconds: 60)
         #expect(!flag.crashed && flag.status == 1, "\(flag)")
         #expect(flag.stderr.contains("command line") && flag.stderr.contains("--join"), "\(flag)")
     }
@@ -324,9 +341,12 @@ import Testing
     /// (it said "<path>: <path>: read failed (errno 21)").
     @Test func aLogThatCannotBeReadIsNamedOnceWithTheSystemsReason() throws {
         let fixture = try Self.fixture()
-        let r = try Self.run(["start", "--key", "\(fixture.dir)/k.key", "--genesis", "\(fixture.dir)/g.yaml",
-                              "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--state-dir", "\(fixture.dir)/state-logdir",
-                              "--no-discovery", "--data", "\(fixture.dir)/data28"], seconds: 60)
+        let r = try Self.run(
+            [
+                "start", "--key", "\(fixture.dir)/k.key", "--genesis", "\(fixture.dir)/g.yaml",
+                "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--state-dir", "\(fixture.dir)/state-logdir",
+                "--no-discovery", "--data", "\(fixture.dir)/data28",
+            ], seconds: 60)
         #expect(!r.crashed && !r.timedOut && r.status == 1, "\(r)")
         let log = "\(fixture.dir)/state-logdir/decisions.log"
         #expect(r.stderr.contains("Is a directory"), "\(r)")
@@ -355,8 +375,10 @@ import Testing
         let a = try #require(CLI.Result(status: one.status, stdout: one.stdout, stderr: one.stderr).json)
         let b = try #require(CLI.Result(status: two.status, stdout: two.stdout, stderr: two.stderr).json)
         #expect(a["seeds_run"] as? Int == Int(seeds))
-        for key in ["seeds_run", "violations", "heights_committed", "liveness_ms", "messages_sent", "datagrams_sent", "crashes",
-                    "failed_seeds", "equivocations_detected"] {
+        for key in [
+            "seeds_run", "violations", "heights_committed", "liveness_ms", "messages_sent", "datagrams_sent", "crashes",
+            "failed_seeds", "equivocations_detected",
+        ] {
             #expect((a[key] as? NSObject) == (b[key] as? NSObject), "\(key): \(a[key] ?? "nil") vs \(b[key] ?? "nil")")
         }
     }

@@ -17,9 +17,11 @@ import Testing
         let state = dir + "/state"
         let p = Process()
         p.executableURL = CLI.binary
-        p.arguments = ["start", "--key", dir + "/n.key", "--genesis", genesis, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
-                       "--state-dir", state, "--no-discovery", "--no-join", "--threads", "1", "--train-limit", "300",
-                       "--test-limit", "100"]
+        p.arguments = [
+            "start", "--key", dir + "/n.key", "--genesis", genesis, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
+            "--state-dir", state, "--no-discovery", "--no-join", "--threads", "1", "--train-limit", "300",
+            "--test-limit", "100",
+        ]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -27,13 +29,16 @@ import Testing
         var endpoint: ControlClient.Endpoint?
         try MeshProcessTests.waitUntil("the node serves status with its mesh part", seconds: 60) {
             guard let e = try? ControlClient.Endpoint.find(stateDirectory: state), e.file?.pid == p.processIdentifier,
-                  let s = try? ControlClient.status(e, timeoutMs: 1_000), s.mesh?.isValidator == true else { return false }
+                let s = try? ControlClient.status(e, timeoutMs: 1_000), s.mesh?.isValidator == true
+            else { return false }
             endpoint = e
             return true
         }
         let e = try #require(endpoint)
-        for phantom in [String(repeating: "0", count: 64), "01" + String(repeating: "0", count: 62),
-                        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"] {
+        for phantom in [
+            String(repeating: "0", count: 64), "01" + String(repeating: "0", count: 62),
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        ] {
             let r = try ControlClient.get(host: e.host, port: e.port, path: "/invite?key=\(phantom)", method: "POST", token: e.token)
             let body = String(decoding: r.body, as: UTF8.self)
             #expect(r.status == 409, "POST /invite?key=\(phantom): \(r.status) \(body)")

@@ -26,9 +26,11 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let keys = try Self.keys(1, in: dir)
         let out = dir.appendingPathComponent("genesis.yaml").path
-        let phantoms = [String(repeating: "0", count: 64), "01" + String(repeating: "0", count: 62),
-                        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-                        "02" + String(repeating: "0", count: 62)]
+        let phantoms = [
+            String(repeating: "0", count: 64), "01" + String(repeating: "0", count: 62),
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "02" + String(repeating: "0", count: 62),
+        ]
         for phantom in phantoms {
             let r = try CLI.run(["mesh", "init", "--name", "lab", "--member", keys[0].path, "--member", phantom, "--out", out])
             #expect(r.status == 64, "mesh init --member \(phantom): status \(r.status), stderr: \(r.stderr)")
@@ -55,9 +57,11 @@ import Testing
         let keys = try Self.keys(3, in: dir)
         let out = dir.appendingPathComponent("genesis.yaml").path
         // Members by key file, by hex key, and with an address.
-        let r = try CLI.run(["mesh", "init", "--name", "lab", "--member", keys[0].path, "--member", keys[1].publicKey,
-                             "--member", keys[2].path + "@10.99.0.3:7946", "--out", out, "--boundary", "auto:1.5",
-                             "--noise-multiplier", "3", "--json"])
+        let r = try CLI.run([
+            "mesh", "init", "--name", "lab", "--member", keys[0].path, "--member", keys[1].publicKey,
+            "--member", keys[2].path + "@10.99.0.3:7946", "--out", out, "--boundary", "auto:1.5",
+            "--noise-multiplier", "3", "--json",
+        ])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let json = try #require(r.json)
         let id = try #require(json["mesh_id"] as? String)

@@ -78,9 +78,11 @@ import Testing
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.environment = Self.environment
-            p.arguments = ["sh", Self.script, "exec", "\(i)", CLI.binary.path, "start", "--key", mesh.keys[i],
-                           "--genesis", mesh.genesis, "--listen", "10.98.7.\(i + 1):7946", "--state-dir", "\(dir)/s\(i)", "--membership-only",
-                           "--discovery", "--discovery-interface", "eth0", "--control", "127.0.0.1:0", "--tick-ms", "20"]
+            p.arguments = [
+                "sh", Self.script, "exec", "\(i)", CLI.binary.path, "start", "--key", mesh.keys[i],
+                "--genesis", mesh.genesis, "--listen", "10.98.7.\(i + 1):7946", "--state-dir", "\(dir)/s\(i)", "--membership-only",
+                "--discovery", "--discovery-interface", "eth0", "--control", "127.0.0.1:0", "--tick-ms", "20",
+            ]
             let log = "\(dir)/n\(i).log"
             FileManager.default.createFile(atPath: log, contents: nil)
             p.standardOutput = FileHandle(forWritingAtPath: log)
@@ -96,9 +98,11 @@ import Testing
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.environment = Self.environment
-            p.arguments = ["sh", Self.script, "exec", "\(count)", CLI.binary.path, "start", "--key", mesh.outsider,
-                           "--genesis", otherGenesis, "--listen", "10.98.7.\(count + 1):7946", "--state-dir", "\(dir)/other", "--membership-only",
-                           "--discovery", "--discovery-interface", "eth0", "--control", "127.0.0.1:0", "--tick-ms", "20"]
+            p.arguments = [
+                "sh", Self.script, "exec", "\(count)", CLI.binary.path, "start", "--key", mesh.outsider,
+                "--genesis", otherGenesis, "--listen", "10.98.7.\(count + 1):7946", "--state-dir", "\(dir)/other", "--membership-only",
+                "--discovery", "--discovery-interface", "eth0", "--control", "127.0.0.1:0", "--tick-ms", "20",
+            ]
             let log = "\(dir)/other.log"
             FileManager.default.createFile(atPath: log, contents: nil)
             p.standardOutput = FileHandle(forWritingAtPath: log)
@@ -108,8 +112,12 @@ import Testing
         }
         // Status must be asked inside each namespace (its loopback is its own).
         func view(_ i: Int) -> NodeStatus? {
-            guard let r = try? Self.sh(["sh", Self.script, "exec", "\(i)", CLI.binary.path, "status", "--state-dir",
-                                        "\(dir)/s\(i)", "--json"]), r.status == 0 else { return nil }
+            guard
+                let r = try? Self.sh([
+                    "sh", Self.script, "exec", "\(i)", CLI.binary.path, "status", "--state-dir",
+                    "\(dir)/s\(i)", "--json",
+                ]), r.status == 0
+            else { return nil }
             return try? NodeStatus.decode(Data(r.output.utf8))
         }
         // Beacons every 2 s (genesis default); allow several periods on 2 shared cores.
@@ -122,7 +130,8 @@ import Testing
             }
             if Date().timeIntervalSince(start) > 30 {
                 let logs = (0..<count).map { (try? String(contentsOfFile: "\(dir)/n\($0).log", encoding: .utf8)) ?? "" }
-                Issue.record("no convergence by discovery in 30 s: \(views.map { $0?.membersByState ?? [:] })\n\(logs.joined(separator: "\n---\n"))")
+                Issue.record(
+                    "no convergence by discovery in 30 s: \(views.map { $0?.membersByState ?? [:] })\n\(logs.joined(separator: "\n---\n"))")
                 return
             }
             Thread.sleep(forTimeInterval: 0.2)

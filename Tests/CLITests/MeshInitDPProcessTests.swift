@@ -17,9 +17,11 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try CLI.run(["keygen", "--out", "\(dir)/k.key"]).status == 0)
         let out = "\(dir)/g.yaml"
-        let made = try CLI.run(["mesh", "init", "--name", "dp", "--out", out, "--member", "\(dir)/k.key", "--epochs", "1",
-                                "--rounds", "4", "--noise-multiplier", "0", "--dp", "--dp-sample-rate", "0.01",
-                                "--dp-target-epsilon", "3", "--dp-clip", "1.5"])
+        let made = try CLI.run([
+            "mesh", "init", "--name", "dp", "--out", out, "--member", "\(dir)/k.key", "--epochs", "1",
+            "--rounds", "4", "--noise-multiplier", "0", "--dp", "--dp-sample-rate", "0.01",
+            "--dp-target-epsilon", "3", "--dp-clip", "1.5",
+        ])
         #expect(made.status == 0, "\(made.stderr)")
         let genesis = try Genesis.load(path: out)
         let t = try #require(genesis.trainingPrivacy)
@@ -27,8 +29,9 @@ import Testing
         #expect(genesis.privacy.noiseMultiplier == 0)
         // z is the smallest that keeps all 4 rounds (400 steps) within ε = 3.
         #expect(try t.epsilon(steps: 400).epsilon <= 3)
-        let below = TrainingPrivacyParameters(enabled: true, clipNorm: 1.5, noiseMultiplier: t.noiseMultiplier * (1 - 1e-6),
-                                              sampleRate: 0.01, delta: 1e-5, epsilonMax: 3)
+        let below = TrainingPrivacyParameters(
+            enabled: true, clipNorm: 1.5, noiseMultiplier: t.noiseMultiplier * (1 - 1e-6),
+            sampleRate: 0.01, delta: 1e-5, epsilonMax: 3)
         #expect(try below.epsilon(steps: 400).epsilon > 3)
         let text = try String(contentsOfFile: out, encoding: .utf8)
         #expect(text.contains("training_privacy:") && text.contains("noise_multiplier: \(t.noiseMultiplier)"))
@@ -39,13 +42,17 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try CLI.run(["keygen", "--out", "\(dir)/k.key"]).status == 0)
         let base = ["mesh", "init", "--name", "dp", "--out", "\(dir)/g.yaml", "--member", "\(dir)/k.key"]
-        for (extra, needle) in [(["--dp-sample-rate", "0.01"], "need --dp"),
-                                (["--dp", "--dp-target-epsilon", "3"], "--dp-sample-rate"),
-                                (["--dp", "--dp-sample-rate", "0.01"], "exactly one of"),
-                                (["--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1"], "--dp-epsilon-max"),
-                                (["--noise-multiplier", "0"], "only with training_privacy enabled"),
-                                (["--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "0.01"],
-                                 "one pruning round")] {
+        for (extra, needle) in [
+            (["--dp-sample-rate", "0.01"], "need --dp"),
+            (["--dp", "--dp-target-epsilon", "3"], "--dp-sample-rate"),
+            (["--dp", "--dp-sample-rate", "0.01"], "exactly one of"),
+            (["--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1"], "--dp-epsilon-max"),
+            (["--noise-multiplier", "0"], "only with training_privacy enabled"),
+            (
+                ["--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "0.01"],
+                "one pruning round"
+            ),
+        ] {
             let r = try CLI.run(base + extra)
             #expect(r.status == 64, "\(extra): \(r.status) \(r.stderr)")
             #expect(r.stderr.contains(needle), "\(extra): \(r.stderr)")

@@ -19,8 +19,10 @@ import Testing
             log = "\(dir)/node-\(index).log"
             FileManager.default.createFile(atPath: log, contents: nil)
             process.executableURL = CLI.binary
-            var args = ["start", "--key", key, "--genesis", genesis, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
-                        "--state-dir", stateDir, "--no-discovery", "--tick-ms", "20", "--log-level", "info", "--membership-only"]
+            var args = [
+                "start", "--key", key, "--genesis", genesis, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
+                "--state-dir", stateDir, "--no-discovery", "--tick-ms", "20", "--log-level", "info", "--membership-only",
+            ]
             if let join { args += ["--join", join] }
             process.arguments = args
             process.standardOutput = FileHandle(forWritingAtPath: log)
@@ -80,8 +82,10 @@ import Testing
         let r = try CLI.run(["mesh", "init", "--name", "process-test", "--out", genesis] + keys.flatMap { ["--member", $0] })
         #expect(r.status == 0, "mesh init: \(r.stderr)")
         var text = try String(contentsOfFile: genesis, encoding: .utf8)
-        for (field, value) in [("probe_interval_ms", 200), ("probe_timeout_ms", 100), ("suspicion_min_multiplier", 4),
-                               ("suspicion_max_multiplier", 2), ("gossip_interval_ms", 100)] {
+        for (field, value) in [
+            ("probe_interval_ms", 200), ("probe_timeout_ms", 100), ("suspicion_min_multiplier", 4),
+            ("suspicion_max_multiplier", 2), ("gossip_interval_ms", 100),
+        ] {
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
                 let trimmed = line.drop { $0 == " " }
                 guard trimmed.hasPrefix(field + ":") else { return String(line) }
@@ -214,8 +218,10 @@ import Testing
         let metrics = try ControlClient.get(host: host, port: port, path: "/metrics")
         let text = String(decoding: metrics.body, as: UTF8.self)
         #expect(metrics.status == 200)
-        for name in ["prunemesh_members{state=\"alive\"} 1", "prunemesh_datagrams_in_total", "prunemesh_bytes_out_total",
-                     "prunemesh_rejects_total{reason=\"notMember\"}", "prunemesh_send_queue_drops_total"] {
+        for name in [
+            "prunemesh_members{state=\"alive\"} 1", "prunemesh_datagrams_in_total", "prunemesh_bytes_out_total",
+            "prunemesh_rejects_total{reason=\"notMember\"}", "prunemesh_send_queue_drops_total",
+        ] {
             #expect(text.contains(name), "missing \(name) in\n\(text)")
         }
         #expect(try ControlClient.get(host: host, port: port, path: "/nope").status == 404)

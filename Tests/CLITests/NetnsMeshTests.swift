@@ -55,13 +55,17 @@ import Testing
             let made = try CLI.run(["keygen", "--out", path])
             #expect(made.status == 0)
             keys.append(path)
-            publicKeys.append(made.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
-                .first { $0.count == 64 && $0.allSatisfy(\.isHexDigit) }.map(String.init) ?? "")
+            publicKeys.append(
+                made.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
+                    .first { $0.count == 64 && $0.allSatisfy(\.isHexDigit) }.map(String.init) ?? "")
         }
         let genesis = "\(dir)/genesis.yaml"
-        let initResult = try CLI.run(["mesh", "init", "--name", "netns-rounds", "--out", genesis,
-                                      "--model", DemoProcessTests.smallModel, "--rounds", "2", "--finetune-epochs", "1",
-                                      "--boundary", "keep:0.5"] + keys.prefix(count).flatMap { ["--member", $0] })
+        let initResult = try CLI.run(
+            [
+                "mesh", "init", "--name", "netns-rounds", "--out", genesis,
+                "--model", DemoProcessTests.smallModel, "--rounds", "2", "--finetune-epochs", "1",
+                "--boundary", "keep:0.5",
+            ] + keys.prefix(count).flatMap { ["--member", $0] })
         #expect(initResult.status == 0, "mesh init: \(initResult.stderr)")
 
         var processes: [Process] = []
@@ -75,10 +79,12 @@ import Testing
         // Nodes 0…3 are the genesis members; the joiner and the stranger train on shards of a
         // partition of five (the stranger never gets that far).
         for i in 0..<(count + 2) {
-            var args = ["sh", script, "exec", "\(i)", CLI.binary.path, "start", "--key", keys[i], "--genesis", genesis,
-                        "--listen", "10.98.8.\(i + 1):7946", "--state-dir", "\(dir)/s\(i)", "--no-discovery",
-                        "--control", "127.0.0.1:0", "--node", "\(min(i, count))", "--nodes", "\(i < count ? count : count + 1)",
-                        "--threads", "1", "--train-limit", "1200", "--test-limit", "500"]
+            var args = [
+                "sh", script, "exec", "\(i)", CLI.binary.path, "start", "--key", keys[i], "--genesis", genesis,
+                "--listen", "10.98.8.\(i + 1):7946", "--state-dir", "\(dir)/s\(i)", "--no-discovery",
+                "--control", "127.0.0.1:0", "--node", "\(min(i, count))", "--nodes", "\(i < count ? count : count + 1)",
+                "--threads", "1", "--train-limit", "1200", "--test-limit", "500",
+            ]
             if i > 0 { args += ["--join", "10.98.8.1:7946"] }
             arguments.append(args)
         }
@@ -102,12 +108,13 @@ import Testing
         var invited = false
         func view(_ i: Int) -> NodeStatus? {
             guard let r = try? Self.sh(["sh", script, "exec", "\(i)", CLI.binary.path, "status", "--state-dir", "\(dir)/s\(i)", "--json"]),
-                  r.status == 0 else { return nil }
+                r.status == 0
+            else { return nil }
             return try? NodeStatus.decode(Data(r.output.utf8))
         }
         let start = Date()
         var views: [NodeStatus?] = []
-        let members = 0..<(count + 1)   // the genesis nodes and the joiner
+        let members = 0..<(count + 1) // the genesis nodes and the joiner
         while true {
             views = members.map { $0 < count || invited ? view($0) : nil }
             // kill -9 node 2 once it has committed a height, and start it again at once.
@@ -120,23 +127,31 @@ import Testing
             }
             // Node 0 invites the joiner once a height is committed; the joiner then starts.
             if !invited, (views[0]?.mesh?.height ?? 0) >= 1 {
-                let r = try Self.sh(["sh", script, "exec", "0", CLI.binary.path, "invite", "--key", publicKeys[joiner],
-                                     "--state-dir", "\(dir)/s0"])
+                let r = try Self.sh([
+                    "sh", script, "exec", "0", CLI.binary.path, "invite", "--key", publicKeys[joiner],
+                    "--state-dir", "\(dir)/s0",
+                ])
                 #expect(r.status == 0, "invite: \(r.output)")
                 try launch(joiner)
                 invited = true
                 continue
             }
             if killed, invited, views.allSatisfy({ $0?.mesh?.finished == true }),
-               Set(views.map { $0?.mesh?.height ?? 0 }).count == 1 { break }
+                Set(views.map { $0?.mesh?.height ?? 0 }).count == 1
+            {
+                break
+            }
             if Date().timeIntervalSince(start) > 180 {
-                Issue.record("not finished in 180 s: \(views.map { "\($0?.mesh?.phase ?? "-") h\($0?.mesh?.height ?? 0)" }) (invited \(invited))")
+                Issue.record(
+                    "not finished in 180 s: \(views.map { "\($0?.mesh?.phase ?? "-") h\($0?.mesh?.height ?? 0)" }) (invited \(invited))")
                 return
             }
             Thread.sleep(forTimeInterval: 0.5)
         }
         #expect(killed && invited)
-        print("4 nodes + a joiner in namespaces with 10% loss (node 2 killed and restarted, a stranger ignored) finished in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        print(
+            "4 nodes + a joiner in namespaces with 10% loss (node 2 killed and restarted, a stranger ignored) finished in \(String(format: "%.1f", Date().timeIntervalSince(start))) s"
+        )
         for p in processes { p.terminate() }
         for p in processes { p.waitUntilExit() }
         let ledger = try LedgerGenesis(try MeshConfig.Genesis.load(path: genesis))

@@ -12,8 +12,10 @@ import Testing
         let mesh = try MeshProcessTests.makeMesh(dir: dir, members: 2)
         let state = "\(dir)/state"
         func arguments(key: String) -> [String] {
-            ["start", "--key", key, "--genesis", mesh.genesis, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
-             "--state-dir", state, "--no-discovery", "--membership-only", "--log-level", "warning"]
+            [
+                "start", "--key", key, "--genesis", mesh.genesis, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
+                "--state-dir", state, "--no-discovery", "--membership-only", "--log-level", "warning",
+            ]
         }
         let first = Process()
         first.executableURL = CLI.binary
@@ -32,10 +34,12 @@ import Testing
         let second = try InputErrorProcessTests.run(arguments(key: mesh.keys[0]), seconds: 20)
         #expect(!second.timedOut, "a second node on a locked state directory kept running")
         #expect(second.status != 0)
-        #expect(second.stderr.contains("in use by another prunemesh process (pid \(first.processIdentifier))"),
-                "stderr: \(second.stderr)")
-        #expect((try? FileManager.default.attributesOfItem(atPath: state + "/boot-epoch")[.modificationDate] as? Date) == logBefore,
-                "the refused node advanced the boot epoch")
+        #expect(
+            second.stderr.contains("in use by another prunemesh process (pid \(first.processIdentifier))"),
+            "stderr: \(second.stderr)")
+        #expect(
+            (try? FileManager.default.attributesOfItem(atPath: state + "/boot-epoch")[.modificationDate] as? Date) == logBefore,
+            "the refused node advanced the boot epoch")
         #expect((try? ControlFile.read(state + "/control.json"))?.pid == first.processIdentifier)
 
         // The lock goes with the process, however it ends.

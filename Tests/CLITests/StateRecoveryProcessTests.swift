@@ -3,7 +3,7 @@ import NodeRuntime
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real `prunemesh start` on a real state directory (left by a real 4-node demo) whose files
@@ -22,9 +22,11 @@ import Glibc
     static let prepared: Result<Prepared, any Error> = Result {
         let root = NSTemporaryDirectory() + "prunemesh-recovery-\(getpid())"
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "prunemesh-recovery-\(getpid())") }
-        let r = try CLI.run(["demo", "--nodes", "4", "--model", DemoProcessTests.smallModel, "--train-limit", "1200",
-                             "--test-limit", "500", "--timeout", "240", "--json", "--rounds", "1", "--finetune-epochs", "1",
-                             "--dir", root])
+        let r = try CLI.run([
+            "demo", "--nodes", "4", "--model", DemoProcessTests.smallModel, "--train-limit", "1200",
+            "--test-limit", "500", "--timeout", "240", "--json", "--rounds", "1", "--finetune-epochs", "1",
+            "--dir", root,
+        ])
         guard r.status == 0, let heights = r.json?["heights"] as? [Int], heights.allSatisfy({ $0 >= 2 }) else {
             throw Failure(description: "the demo failed (exit \(r.status)): \(r.stderr.suffix(2000))")
         }
@@ -66,9 +68,12 @@ import Glibc
         FileManager.default.createFile(atPath: log, contents: nil)
         let p = Process()
         p.executableURL = CLI.binary
-        p.arguments = ["start", "--key", dir + "/node.key", "--genesis", dir + "/genesis.yaml", "--listen", "127.0.0.1:0",
-                       "--control", "127.0.0.1:0", "--state-dir", dir, "--no-discovery", "--no-join", "--node", "\(node)",
-                       "--nodes", "4", "--threads", "1", "--train-limit", "1200", "--test-limit", "500"] + extra
+        p.arguments =
+            [
+                "start", "--key", dir + "/node.key", "--genesis", dir + "/genesis.yaml", "--listen", "127.0.0.1:0",
+                "--control", "127.0.0.1:0", "--state-dir", dir, "--no-discovery", "--no-join", "--node", "\(node)",
+                "--nodes", "4", "--threads", "1", "--train-limit", "1200", "--test-limit", "500",
+            ] + extra
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle(forWritingAtPath: log)
         try p.run()
@@ -93,7 +98,9 @@ import Glibc
             return log
         case let .refused(status, log):
             #expect(status != 0, "\(what): refused with exit 0")
-            for phrase in phrases { #expect(log.contains(phrase), "\(what): the refusal does not say \"\(phrase)\"; log:\n\(log.suffix(1500))") }
+            for phrase in phrases {
+                #expect(log.contains(phrase), "\(what): the refusal does not say \"\(phrase)\"; log:\n\(log.suffix(1500))")
+            }
             return log
         }
     }
@@ -105,7 +112,9 @@ import Glibc
             Issue.record("\(what): the node did not start (exit \(status)); log:\n\(log.suffix(1500))")
             return log
         case let .started(_, log):
-            for phrase in phrases { #expect(log.contains(phrase), "\(what): the log does not say \"\(phrase)\"; log:\n\(log.suffix(1500))") }
+            for phrase in phrases {
+                #expect(log.contains(phrase), "\(what): the log does not say \"\(phrase)\"; log:\n\(log.suffix(1500))")
+            }
             return log
         }
     }
@@ -120,16 +129,19 @@ import Glibc
         let good = try #require(Self.bytes(try Self.copyOfNode() + "/model.ckpt"))
         var flipped = good
         flipped[good.count / 2] ^= 0x40
-        for (name, damaged, reason) in [("empty", [UInt8](), "too short (0 bytes)"),
-                                        ("truncated", Array(good.prefix(good.count / 3)), "checksum mismatch"),
-                                        ("flipped", flipped, "checksum mismatch")] {
+        for (name, damaged, reason) in [
+            ("empty", [UInt8](), "too short (0 bytes)"),
+            ("truncated", Array(good.prefix(good.count / 3)), "checksum mismatch"),
+            ("flipped", flipped, "checksum mismatch"),
+        ] {
             let dir = try Self.copyOfNode()
             try Data(damaged).write(to: URL(fileURLWithPath: dir + "/model.ckpt"))
             Self.expectRefusal(try Self.start(dir), ["cannot restore the model", reason, "--reset-model"], "\(name) checkpoint")
             #expect(Self.bytes(dir + "/model.ckpt") == damaged, "\(name): the damaged checkpoint was changed")
             if name == "flipped" {
-                Self.expectStarted(try Self.start(dir, 0, ["--reset-model"]), ["model reset (--reset-model)", "checkpoint=false"],
-                                   "\(name) checkpoint with --reset-model")
+                Self.expectStarted(
+                    try Self.start(dir, 0, ["--reset-model"]), ["model reset (--reset-model)", "checkpoint=false"],
+                    "\(name) checkpoint with --reset-model")
                 #expect(Self.bytes(dir + "/model.ckpt.broken") == damaged, "the damaged checkpoint is kept as model.ckpt.broken")
             }
         }
@@ -143,9 +155,13 @@ import Glibc
         let dir = try Self.copyOfNode()
         let checkpoint = Self.bytes(dir + "/model.ckpt")
         try FileManager.default.removeItem(atPath: dir + "/decisions.log")
-        Self.expectRefusal(try Self.start(dir), ["ahead of its decision log, which holds 0 entries", "model.ckpt is pruned to",
-                                                 "training.state was written at log height", "Copy decisions.log from a peer"],
-                           "deleted decisions.log")
+        Self.expectRefusal(
+            try Self.start(dir),
+            [
+                "ahead of its decision log, which holds 0 entries", "model.ckpt is pruned to",
+                "training.state was written at log height", "Copy decisions.log from a peer",
+            ],
+            "deleted decisions.log")
         #expect(Self.bytes(dir + "/model.ckpt") == checkpoint, "the checkpoint was rewritten")
         #expect(!FileManager.default.fileExists(atPath: dir + "/decisions.log"), "a refused start left a new, empty log")
         // A peer's log puts it back in step.
@@ -162,9 +178,13 @@ import Glibc
         let node = try Self.prepared.get().releasingNode
         let missing = try Self.copyOfNode(node)
         try FileManager.default.removeItem(atPath: missing + "/privacy.budget")
-        Self.expectRefusal(try Self.start(missing, node), ["privacy.budget is missing, but the decision log holds",
-                                                           "privacy accounting fails closed", "--rebuild-budget-from-log"],
-                           "missing budget")
+        Self.expectRefusal(
+            try Self.start(missing, node),
+            [
+                "privacy.budget is missing, but the decision log holds",
+                "privacy accounting fails closed", "--rebuild-budget-from-log",
+            ],
+            "missing budget")
         #expect(!FileManager.default.fileExists(atPath: missing + "/privacy.budget"), "a budget was written on a refused start")
 
         let damaged = try Self.copyOfNode(node)
@@ -174,8 +194,9 @@ import Glibc
         Self.expectRefusal(try Self.start(damaged, node), ["privacy.budget is damaged", "--rebuild-budget-from-log"], "damaged budget")
         #expect(Self.bytes(damaged + "/privacy.budget") == budget)
 
-        Self.expectStarted(try Self.start(missing, node, ["--rebuild-budget-from-log"]), ["privacy budget rebuilt from the log"],
-                           "missing budget with --rebuild-budget-from-log")
+        Self.expectStarted(
+            try Self.start(missing, node, ["--rebuild-budget-from-log"]), ["privacy budget rebuilt from the log"],
+            "missing budget with --rebuild-budget-from-log")
         #expect(FileManager.default.fileExists(atPath: missing + "/privacy.budget"), "the rebuilt budget is on disk")
         Self.expectStarted(try Self.start(missing, node), [], "the rebuilt budget on its own")
     }
@@ -225,8 +246,10 @@ import Glibc
         FileManager.default.createFile(atPath: log, contents: nil)
         let p = Process()
         p.executableURL = CLI.binary
-        p.arguments = ["start", "--key", dir + "/n.key", "--genesis", genesis, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
-                       "--state-dir", state, "--no-discovery", "--no-join", "--threads", "1", "--train-limit", "300", "--test-limit", "200"]
+        p.arguments = [
+            "start", "--key", dir + "/n.key", "--genesis", genesis, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
+            "--state-dir", state, "--no-discovery", "--no-join", "--threads", "1", "--train-limit", "300", "--test-limit", "200",
+        ]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle(forWritingAtPath: log)
         try p.run()
@@ -235,7 +258,8 @@ import Glibc
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline && p.isRunning {
             if let endpoint = try? ControlClient.Endpoint.find(stateDirectory: state), endpoint.file?.pid == p.processIdentifier,
-               let s = try? ControlClient.status(endpoint, timeoutMs: 1_000), s.mesh?.checkpointFailures ?? 0 > 0 {
+                let s = try? ControlClient.status(endpoint, timeoutMs: 1_000), s.mesh?.checkpointFailures ?? 0 > 0
+            {
                 status = s
                 break
             }

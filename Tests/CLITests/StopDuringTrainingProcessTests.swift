@@ -19,9 +19,11 @@ import Testing
             FileManager.default.createFile(atPath: log, contents: nil)
             let p = Process()
             p.executableURL = CLI.binary
-            p.arguments = ["start", "--key", dir + "/n.key", "--genesis", genesis, "--listen", "127.0.0.1:0",
-                           "--control", "127.0.0.1:0", "--state-dir", state, "--no-discovery", "--no-join", "--threads", "2",
-                           "--train-limit", "20000", "--test-limit", "300"]
+            p.arguments = [
+                "start", "--key", dir + "/n.key", "--genesis", genesis, "--listen", "127.0.0.1:0",
+                "--control", "127.0.0.1:0", "--state-dir", state, "--no-discovery", "--no-join", "--threads", "2",
+                "--train-limit", "20000", "--test-limit", "300",
+            ]
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle(forWritingAtPath: log)
             try p.run()
@@ -30,7 +32,7 @@ import Testing
             try MeshProcessTests.waitUntil("node \(attempt) trains", seconds: 60) {
                 ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("msg=training")
             }
-            Thread.sleep(forTimeInterval: 0.2 + 0.15 * Double(attempt))   // vary where in the epoch it lands
+            Thread.sleep(forTimeInterval: 0.2 + 0.15 * Double(attempt)) // vary where in the epoch it lands
             p.terminate()
             p.waitUntilExit()
             statuses.append(p.terminationReason == .uncaughtSignal ? -p.terminationStatus : p.terminationStatus)

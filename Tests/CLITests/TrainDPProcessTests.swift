@@ -9,8 +9,10 @@ import Testing
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "Fashion-MNIST is not installed"))
     func trainDPReportsEpsilonDeltaStepsAndSampleRate() throws {
         // 2000 samples, expected batch 100: q = 0.05, 20 steps per epoch, 2 epochs.
-        let r = try CLI.run(["train", "--dp", "--clip", "1", "--noise-multiplier", "1.1", "--model", Self.smallModel,
-                             "--epochs", "2", "--limit", "2000", "--batch", "100", "--lr", "0.05", "--json"])
+        let r = try CLI.run([
+            "train", "--dp", "--clip", "1", "--noise-multiplier", "1.1", "--model", Self.smallModel,
+            "--epochs", "2", "--limit", "2000", "--batch", "100", "--lr", "0.05", "--json",
+        ])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let json = try #require(r.json)
         #expect(json["steps"] as? Int == 40)
@@ -26,8 +28,10 @@ import Testing
 
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "Fashion-MNIST is not installed"))
     func aTargetEpsilonIsMetAndNotExceeded() throws {
-        let r = try CLI.run(["train", "--dp", "--target-epsilon", "2", "--delta", "1e-5", "--model", Self.smallModel,
-                             "--epochs", "1", "--limit", "1000", "--batch", "100", "--json"])
+        let r = try CLI.run([
+            "train", "--dp", "--target-epsilon", "2", "--delta", "1e-5", "--model", Self.smallModel,
+            "--epochs", "1", "--limit", "1000", "--batch", "100", "--json",
+        ])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let json = try #require(r.json)
         let epsilon = try #require(json["epsilon"] as? Double)
@@ -41,9 +45,11 @@ import Testing
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "Fashion-MNIST is not installed"))
     func theTanhCNNTrainsWithDPAndABadSpecIsAUsageError() throws {
         let model = "28x28x1:conv8x16s2p3,tanh,pool2s1,conv4x32s2p0,tanh,pool2s1,dense32,tanh,dense10"
-        let r = try CLI.run(["train", "--dp", "--noise-multiplier", "1", "--clip", "0.1", "--model", model,
-                             "--epochs", "2", "--limit", "2000", "--batch", "100", "--lr", "4", "--weight-decay", "0",
-                             "--label-smoothing", "0", "--warmup-epochs", "0", "--schedule", "constant", "--json"])
+        let r = try CLI.run([
+            "train", "--dp", "--noise-multiplier", "1", "--clip", "0.1", "--model", model,
+            "--epochs", "2", "--limit", "2000", "--batch", "100", "--lr", "4", "--weight-decay", "0",
+            "--label-smoothing", "0", "--warmup-epochs", "0", "--schedule", "constant", "--json",
+        ])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let json = try #require(r.json)
         #expect(json["model"] as? String == model)

@@ -2,6 +2,7 @@ import Learner
 import MeshBase
 import Testing
 import Wire
+
 @testable import Consensus
 
 @Suite struct AggregationTests {
@@ -60,8 +61,9 @@ import Wire
             let aggregate = try Aggregation.trimmedMean(all, trim: f)
             for j in 0..<d {
                 let column = honest.map { $0[j] }
-                #expect(aggregate[j] >= column.min()! && aggregate[j] <= column.max()!,
-                        "case \(case_): n \(n) f \(f) coordinate \(j): \(aggregate[j]) outside \(column.min()!)…\(column.max()!)")
+                #expect(
+                    aggregate[j] >= column.min()! && aggregate[j] <= column.max()!,
+                    "case \(case_): n \(n) f \(f) coordinate \(j): \(aggregate[j]) outside \(column.min()!)…\(column.max()!)")
             }
         }
     }
@@ -82,7 +84,7 @@ import Wire
     @Test func matchesANaiveDefinition() throws {
         var g = SeededGenerator(seed: 9)
         for _ in 0..<100 {
-            let n = 1 + Int(g.next() % 50)  // also exercises the library sort above 32
+            let n = 1 + Int(g.next() % 50) // also exercises the library sort above 32
             let trim = (n - 1) / 3
             let vectors: [[Int32]] = (0..<n).map { _ in (0..<3).map { _ in Int32(truncatingIfNeeded: g.next()) } }
             let naive: [Int32] = (0..<3).map { j in
@@ -147,7 +149,7 @@ import Wire
         let rule = MaskRule(originalSpec: Self.spec, boundary: .keep(fractionMicro: 500_000))
         let current = PruneMask(kept: [[0, 1, 2, 3], Array(0..<16)])
         var aggregate = [Int32](repeating: 1, count: 24)
-        for u in 4..<8 { aggregate[u] = 1_000_000 }  // pruned units with huge scores stay pruned
+        for u in 4..<8 { aggregate[u] = 1_000_000 } // pruned units with huge scores stay pruned
         aggregate[2] = 50
         aggregate[3] = 40
         let next = try rule.nextMask(aggregate: aggregate, current: current)

@@ -3,6 +3,7 @@ import MeshBase
 import Sodium
 import Testing
 import Wire
+
 @testable import Consensus
 
 /// The worked examples of `Sources/Consensus/Consensus.docc`, recomputed by the code: a drifting
@@ -18,8 +19,10 @@ import Wire
         text.map { $0.split(separator: " ").compactMap { Int($0) } }
     }
 
-    @Test(arguments: ["boundary-keep", "boundary-keep-ties", "boundary-keep-exact", "boundary-keep-second-round",
-                      "boundary-auto", "boundary-auto2", "boundary-survivor"])
+    @Test(arguments: [
+        "boundary-keep", "boundary-keep-ties", "boundary-keep-exact", "boundary-keep-second-round",
+        "boundary-auto", "boundary-auto2", "boundary-survivor",
+    ])
     func aBoundaryExample(_ title: String) throws {
         let f = try SpecExamples.fields(title, in: Self.maskDoc)
         let text = try #require(f["rule"])
@@ -34,14 +37,18 @@ import Wire
     /// The rule applied per layer to the units the mask in force keeps, mapped back to unit indices.
     @Test func theMaskStep() throws {
         let f = try SpecExamples.fields("mask-step", in: Self.maskDoc)
-        let rule = MaskRule(originalSpec: try ModelSpec(parsing: try #require(f["model"])),
-                            boundary: try BoundaryRule(parsing: try #require(f["rule"])))
+        let rule = MaskRule(
+            originalSpec: try ModelSpec(parsing: try #require(f["model"])),
+            boundary: try BoundaryRule(parsing: try #require(f["rule"])))
         #expect(rule.dimension == 8)
-        let current = PruneMask(kept: [try #require(Self.integers(f["current_layer_0"])), try #require(Self.integers(f["current_layer_1"]))])
+        let current = PruneMask(kept: [
+            try #require(Self.integers(f["current_layer_0"])), try #require(Self.integers(f["current_layer_1"])),
+        ])
         let aggregate = try #require(Self.integers(f["aggregate"])).map { Int32($0) }
         let next = try rule.nextMask(aggregate: aggregate, current: current)
-        #expect(next.kept == [try #require(Self.integers(f["next_layer_0"])), try #require(Self.integers(f["next_layer_1"]))],
-                "the code gives \(next.kept)")
+        #expect(
+            next.kept == [try #require(Self.integers(f["next_layer_0"])), try #require(Self.integers(f["next_layer_1"]))],
+            "the code gives \(next.kept)")
     }
 
     @Test func canonicalBoundaryText() throws {
@@ -71,13 +78,16 @@ import Wire
         let digests = try SpecExamples.fields("decision-digests", in: Self.valuesDoc)
         #expect(digests["freeze"] == freeze.digest.hex)
         let remove = Decision.remove(member: Self.b.publicKey, reason: .equivocated)
-        #expect(try SpecExamples.hex("decision-remove", in: Self.valuesDoc) == remove.canonicalBytes(),
-                "\(SpecExamples.hexString(remove.canonicalBytes()))")
+        #expect(
+            try SpecExamples.hex("decision-remove", in: Self.valuesDoc) == remove.canonicalBytes(),
+            "\(SpecExamples.hexString(remove.canonicalBytes()))")
         #expect(digests["remove"] == remove.digest.hex)
         let vote = Vote.sign(height: 4, round: 0, type: .precommit, decisionDigest: freeze.digest, meshID: Self.meshID, signer: Self.a)
         #expect(try SpecExamples.hex("vote-precommit", in: Self.valuesDoc) == vote.encoded(), "\(SpecExamples.hexString(vote.encoded()))")
         #expect(try Vote.decode(SpecExamples.hex("vote-precommit", in: Self.valuesDoc)).isValid(meshID: Self.meshID))
         let nilVote = Vote.sign(height: 4, round: 1, type: .prevote, decisionDigest: nil, meshID: Self.meshID, signer: Self.a)
-        #expect(try SpecExamples.hex("vote-prevote-nil", in: Self.valuesDoc) == nilVote.encoded(), "\(SpecExamples.hexString(nilVote.encoded()))")
+        #expect(
+            try SpecExamples.hex("vote-prevote-nil", in: Self.valuesDoc) == nilVote.encoded(),
+            "\(SpecExamples.hexString(nilVote.encoded()))")
     }
 }

@@ -3,6 +3,7 @@ import MeshBase
 import Sodium
 import Testing
 import Wire
+
 @testable import Consensus
 
 enum Keys {
@@ -16,8 +17,10 @@ enum Keys {
 
 @Suite struct ValidatorSetTests {
     @Test func faultToleranceAndQuorum() throws {
-        let expected: [(n: Int, f: Int, q: Int)] = [(1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 1, 3), (5, 1, 4), (6, 1, 5),
-                                                    (7, 2, 5), (10, 3, 7), (100, 33, 67)]
+        let expected: [(n: Int, f: Int, q: Int)] = [
+            (1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 1, 3), (5, 1, 4), (6, 1, 5),
+            (7, 2, 5), (10, 3, 7), (100, 33, 67),
+        ]
         for (n, f, q) in expected {
             let set = try ValidatorSet(keys: (0..<n).map { Keys.key($0).publicKey })
             #expect(set.maxFaulty == f && set.quorum == q, "n = \(n)")
@@ -41,15 +44,17 @@ enum Keys {
 
 @Suite struct DecisionCodecTests {
     static func contribution(_ i: Int, round: UInt64 = 1, mesh: MeshID = Keys.mesh) -> SignedContribution {
-        let release = ImportanceRelease(pruningRound: round, releaseCount: UInt32(round), noiseMultiplier: 5, clipNorm: 16,
-                                        scaleLog2: 10, values: (0..<24).map { Int32($0 * (i + 1)) - 30 })
+        let release = ImportanceRelease(
+            pruningRound: round, releaseCount: UInt32(round), noiseMultiplier: 5, clipNorm: 16,
+            scaleLog2: 10, values: (0..<24).map { Int32($0 * (i + 1)) - 30 })
         return try! SignedContribution.sign(release: release, meshID: mesh, signer: Keys.signers[i])
     }
 
     static func maskDecision() -> MaskDecision {
         let rule = MaskRule(originalSpec: MaskRuleTests.spec, boundary: .keep(fractionMicro: 500_000))
-        return try! MaskDecision.make(pruningRound: 1, contributions: (0..<7).map { contribution($0) }, trim: 2,
-                                      current: .full(MaskRuleTests.spec), rule: rule)
+        return try! MaskDecision.make(
+            pruningRound: 1, contributions: (0..<7).map { contribution($0) }, trim: 2,
+            current: .full(MaskRuleTests.spec), rule: rule)
     }
 
     static func vote(_ signer: Int, digest: Digest32?, type: VoteType = .prevote) -> Vote {
@@ -60,8 +65,9 @@ enum Keys {
         let d1 = Blake2b256.hash(.decision, [1]), d2 = Blake2b256.hash(.decision, [2])
         return [
             .mask(maskDecision()),
-            .admit(member: Keys.key(20).publicKey,
-                   invite: Invite.sign(invitee: Keys.key(20).publicKey, validUntilHeight: 9, meshID: Keys.mesh, inviter: Keys.signers[0])),
+            .admit(
+                member: Keys.key(20).publicKey,
+                invite: Invite.sign(invitee: Keys.key(20).publicKey, validUntilHeight: 9, meshID: Keys.mesh, inviter: Keys.signers[0])),
             .remove(member: Keys.signers[3].publicKey, reason: .dead),
             .freeze(pruningRound: 4),
             .evidence(Equivocation(vote(2, digest: d2), vote(2, digest: d1))!),
@@ -118,10 +124,14 @@ enum Keys {
         let c = Self.contribution(0)
         #expect(c.isValid(meshID: Keys.mesh))
         #expect(!c.isValid(meshID: Keys.other))
-        #expect(!SignedContribution(contributor: c.contributor, pruningRound: 2, payload: c.payload, signature: c.signature).isValid(meshID: Keys.mesh))
+        #expect(
+            !SignedContribution(contributor: c.contributor, pruningRound: 2, payload: c.payload, signature: c.signature).isValid(
+                meshID: Keys.mesh))
         var payload = c.payload
         payload[payload.count - 1] ^= 1
-        #expect(!SignedContribution(contributor: c.contributor, pruningRound: 1, payload: payload, signature: c.signature).isValid(meshID: Keys.mesh))
+        #expect(
+            !SignedContribution(contributor: c.contributor, pruningRound: 1, payload: payload, signature: c.signature).isValid(
+                meshID: Keys.mesh))
         #expect(try SignedContribution.decode(c.encoded()) == c)
         #expect(try c.release().pruningRound == 1)
     }
@@ -153,35 +163,51 @@ enum Keys {
     static let digest = Blake2b256.hash(.decision, [42])
 
     static func precommits(_ indices: [Int], digest: Digest32 = digest, height: UInt64 = 5) -> [Vote] {
-        indices.map { Vote.sign(height: height, round: 2, type: .precommit, decisionDigest: digest, meshID: Keys.mesh,
-                                signer: Keys.signer(at: $0)) }
+        indices.map {
+            Vote.sign(
+                height: height, round: 2, type: .precommit, decisionDigest: digest, meshID: Keys.mesh,
+                signer: Keys.signer(at: $0))
+        }
     }
 
     @Test func assembledFromAQuorumVerifies() throws {
-        let cert = try #require(CommitCertificate.assemble(height: 5, round: 2, decisionDigest: Self.digest,
-                                                           precommits: Self.precommits([0, 2, 3, 5, 6]),
-                                                           validators: Keys.set, meshID: Keys.mesh))
+        let cert = try #require(
+            CommitCertificate.assemble(
+                height: 5, round: 2, decisionDigest: Self.digest,
+                precommits: Self.precommits([0, 2, 3, 5, 6]),
+                validators: Keys.set, meshID: Keys.mesh))
         try cert.verify(validators: Keys.set, meshID: Keys.mesh)
         #expect(try CommitCertificate.decode(cert.encoded()) == cert)
         #expect(throws: CertificateError.self) { try cert.verify(validators: Keys.set, meshID: Keys.other) }
     }
 
     @Test func shortByOneIsRefused() {
-        #expect(CommitCertificate.assemble(height: 5, round: 2, decisionDigest: Self.digest, precommits: Self.precommits([0, 1, 2, 3]),
-                                           validators: Keys.set, meshID: Keys.mesh) == nil)
-        let sigs = Self.precommits([0, 1, 2, 3]).enumerated().map { IndexedSignature(validatorIndex: UInt16([0, 1, 2, 3][$0.offset]), signature: $0.element.signature) }
+        #expect(
+            CommitCertificate.assemble(
+                height: 5, round: 2, decisionDigest: Self.digest, precommits: Self.precommits([0, 1, 2, 3]),
+                validators: Keys.set, meshID: Keys.mesh) == nil)
+        let sigs = Self.precommits([0, 1, 2, 3]).enumerated().map {
+            IndexedSignature(validatorIndex: UInt16([0, 1, 2, 3][$0.offset]), signature: $0.element.signature)
+        }
         let cert = CommitCertificate(height: 5, round: 2, decisionDigest: Self.digest, signatures: sigs)
         #expect(throws: CertificateError.quorumShort(signers: 4, quorum: 5)) { try cert.verify(validators: Keys.set, meshID: Keys.mesh) }
     }
 
     @Test func precommitsForOtherThingsDoNotCount() {
         let other = Self.precommits([0, 1, 2], digest: Blake2b256.hash(.decision, [1])) + Self.precommits([3, 4, 5, 6])
-        #expect(CommitCertificate.assemble(height: 5, round: 2, decisionDigest: Self.digest, precommits: other,
-                                           validators: Keys.set, meshID: Keys.mesh) == nil)
-        let prevotes = [0, 1, 2, 3, 4].map { Vote.sign(height: 5, round: 2, type: .prevote, decisionDigest: Self.digest,
-                                                     meshID: Keys.mesh, signer: Keys.signer(at: $0)) }
-        #expect(CommitCertificate.assemble(height: 5, round: 2, decisionDigest: Self.digest, precommits: prevotes,
-                                           validators: Keys.set, meshID: Keys.mesh) == nil)
+        #expect(
+            CommitCertificate.assemble(
+                height: 5, round: 2, decisionDigest: Self.digest, precommits: other,
+                validators: Keys.set, meshID: Keys.mesh) == nil)
+        let prevotes = [0, 1, 2, 3, 4].map {
+            Vote.sign(
+                height: 5, round: 2, type: .prevote, decisionDigest: Self.digest,
+                meshID: Keys.mesh, signer: Keys.signer(at: $0))
+        }
+        #expect(
+            CommitCertificate.assemble(
+                height: 5, round: 2, decisionDigest: Self.digest, precommits: prevotes,
+                validators: Keys.set, meshID: Keys.mesh) == nil)
     }
 
     @Test func duplicatesUnknownSignersAndForgeriesAreRefused() throws {
@@ -192,17 +218,23 @@ enum Keys {
         #expect(throws: CertificateError.duplicateSigner(index: 4)) { try dup.verify(validators: Keys.set, meshID: Keys.mesh) }
         #expect(throws: ConsensusDecodeError.self) { try CommitCertificate.decode(dup.encoded()) }
         // A signer index outside the set.
-        let outsider = Vote.sign(height: 5, round: 2, type: .precommit, decisionDigest: Self.digest, meshID: Keys.mesh, signer: Keys.key(40))
-        let out = CommitCertificate(height: 5, round: 2, decisionDigest: Self.digest,
-                                    signatures: good + [IndexedSignature(validatorIndex: 7, signature: outsider.signature)])
+        let outsider = Vote.sign(
+            height: 5, round: 2, type: .precommit, decisionDigest: Self.digest, meshID: Keys.mesh, signer: Keys.key(40))
+        let out = CommitCertificate(
+            height: 5, round: 2, decisionDigest: Self.digest,
+            signatures: good + [IndexedSignature(validatorIndex: 7, signature: outsider.signature)])
         #expect(throws: CertificateError.signerOutsideSet(index: 7, setSize: 7)) { try out.verify(validators: Keys.set, meshID: Keys.mesh) }
         // An outsider's signature filed under a validator's index.
         var forged = good
         forged[2] = IndexedSignature(validatorIndex: 2, signature: outsider.signature)
         let f = CommitCertificate(height: 5, round: 2, decisionDigest: Self.digest, signatures: forged)
-        #expect(throws: CertificateError.badSignature(index: 2, key: Keys.set.keys[2])) { try f.verify(validators: Keys.set, meshID: Keys.mesh) }
+        #expect(throws: CertificateError.badSignature(index: 2, key: Keys.set.keys[2])) {
+            try f.verify(validators: Keys.set, meshID: Keys.mesh)
+        }
         // Signatures for another height.
         let stale = CommitCertificate(height: 6, round: 2, decisionDigest: Self.digest, signatures: good)
-        #expect(throws: CertificateError.badSignature(index: 0, key: Keys.set.keys[0])) { try stale.verify(validators: Keys.set, meshID: Keys.mesh) }
+        #expect(throws: CertificateError.badSignature(index: 0, key: Keys.set.keys[0])) {
+            try stale.verify(validators: Keys.set, meshID: Keys.mesh)
+        }
     }
 }

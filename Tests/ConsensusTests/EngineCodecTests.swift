@@ -69,11 +69,15 @@ import Wire
         }
         let max = Limits.contribution_request_digests_count_max
         #expect(throws: Never.self) { try ConsensusMessage.decode(kind: .contributionRequest, payload: request(count: max, digests: max)) }
-        #expect(throws: ConsensusDecodeError.self) { try ConsensusMessage.decode(kind: .contributionRequest, payload: request(count: 0, digests: 0)) }
+        #expect(throws: ConsensusDecodeError.self) {
+            try ConsensusMessage.decode(kind: .contributionRequest, payload: request(count: 0, digests: 0))
+        }
         #expect(throws: ConsensusDecodeError.self) {
             try ConsensusMessage.decode(kind: .contributionRequest, payload: request(count: max + 1, digests: max + 1))
         }
-        #expect(throws: ConsensusDecodeError.self) { try ConsensusMessage.decode(kind: .contributionRequest, payload: request(count: 3, digests: 2)) }
+        #expect(throws: ConsensusDecodeError.self) {
+            try ConsensusMessage.decode(kind: .contributionRequest, payload: request(count: 3, digests: 2))
+        }
     }
 
     /// A freeze proposal (62 bytes): after the height and round, every byte is covered by a check
@@ -110,7 +114,7 @@ import Wire
         var twice = bytes
         twice.replaceSubrange((refs + 64)..<(refs + 128), with: Array(bytes[refs..<(refs + 64)]))
         #expect(throws: ConsensusDecodeError.self) { try Proposal.decode(twice) }
-        for i in (refs - 10)..<refs {            // pruning round and count
+        for i in (refs - 10)..<refs { // pruning round and count
             for x: UInt8 in [0x01, 0x80, 0xFF] {
                 var b = bytes
                 b[i] ^= x
@@ -159,8 +163,9 @@ import Wire
 
     /// A lock on the round-`round` proposal of `decision` at `height`, proven by the prevotes of `voters`.
     static func lock(_ c: EngineCluster, height: UInt64, round: UInt32, _ decision: Decision, voters: [Int]) -> SigningGuard.Lock {
-        SigningGuard.Lock(round: round, proposal: Proposal(height: height, round: round, validRound: nil, decision: decision),
-                          prevotes: voters.map { c.vote($0, height: height, round: round, .prevote, decision.digest) })
+        SigningGuard.Lock(
+            round: round, proposal: Proposal(height: height, round: round, validRound: nil, decision: decision),
+            prevotes: voters.map { c.vote($0, height: height, round: round, .prevote, decision.digest) })
     }
 
     static var guards: [SigningGuard] {
@@ -168,13 +173,19 @@ import Wire
         let mask = Decision.mask(maskDecision)
         return [
             SigningGuard(height: 1, round: 0),
-            SigningGuard(height: 7, round: 3, lock: lock(c, height: 7, round: 2, mask, voters: [0, 1, 2]),
-                         votes: [c.vote(0, height: 7, round: 2, .prevote, mask.digest), c.vote(0, height: 7, round: 2, .precommit, mask.digest),
-                                 c.vote(0, height: 7, round: 3, .prevote, nil)]),
+            SigningGuard(
+                height: 7, round: 3, lock: lock(c, height: 7, round: 2, mask, voters: [0, 1, 2]),
+                votes: [
+                    c.vote(0, height: 7, round: 2, .prevote, mask.digest), c.vote(0, height: 7, round: 2, .precommit, mask.digest),
+                    c.vote(0, height: 7, round: 3, .prevote, nil),
+                ]),
             SigningGuard(height: 7, round: 3, votes: [c.vote(1, height: 7, round: 3, .prevote, nil)]),
             // The oldest round kept (10 − 8 + 1 = 3) and the newest.
-            SigningGuard(height: 2, round: 10, votes: [c.vote(2, height: 2, round: 3, .precommit, nil), c.vote(2, height: 2, round: 10, .prevote, digest)]),
-            SigningGuard(height: .max, round: .max - 1, lock: lock(c, height: .max, round: .max - 1, .freeze(pruningRound: 0), voters: [3])),
+            SigningGuard(
+                height: 2, round: 10,
+                votes: [c.vote(2, height: 2, round: 3, .precommit, nil), c.vote(2, height: 2, round: 10, .prevote, digest)]),
+            SigningGuard(
+                height: .max, round: .max - 1, lock: lock(c, height: .max, round: .max - 1, .freeze(pruningRound: 0), voters: [3])),
         ]
     }
 
@@ -187,14 +198,14 @@ import Wire
         var set: Set<Int> = [at]
         at += 1
         if let l = g.lock {
-            set.formUnion(at..<(at + 8))                       // locked round, proposal length
+            set.formUnion(at..<(at + 8)) // locked round, proposal length
             at += 8
-            set.formUnion(at..<(at + 16))                      // proposal height, round, valid round
+            set.formUnion(at..<(at + 16)) // proposal height, round, valid round
             at += l.proposal.encoded().count
             set.formUnion(at..<(at + 2))
             at += 2
             for v in l.prevotes {
-                set.formUnion((at + 32)..<(at + 32 + 14 + 32))  // height … digest
+                set.formUnion((at + 32)..<(at + 32 + 14 + 32)) // height … digest
                 at += v.encoded().count
             }
         }
@@ -269,8 +280,9 @@ import Wire
         ] as [([Vote], String)] {
             refused(SigningGuard(height: 2, round: 1, votes: votes), what)
         }
-        refused(SigningGuard(height: 2, round: 10, votes: [c.vote(0, height: 2, round: 2, .prevote, nil)]),
-                "round 2 is below the 8 rounds a round-10 guard keeps")
+        refused(
+            SigningGuard(height: 2, round: 10, votes: [c.vote(0, height: 2, round: 2, .prevote, nil)]),
+            "round 2 is below the 8 rounds a round-10 guard keeps")
         // The lock: its proposal of this height and its round without valid round, a quorum of its prevotes.
         let good = Self.lock(c, height: 2, round: 1, freeze, voters: [0, 1, 2])
         var l = good
@@ -304,7 +316,8 @@ import Wire
         v.write(UInt64(2)); v.write(UInt32(1)); v.write(UInt8(0)); v.write(UInt8(2 * Limits.consensus_guard_vote_rounds_max + 1))
         #expect(throws: ConsensusDecodeError.self) { try SigningGuard.decode(v.bytes) }
         #expect(throws: ConsensusDecodeError.self) {
-            try SigningGuard.decode(SigningGuard(height: 1, round: 0).encoded() + [UInt8](repeating: 0, count: Limits.signing_guard_bytes_max))
+            try SigningGuard.decode(
+                SigningGuard(height: 1, round: 0).encoded() + [UInt8](repeating: 0, count: Limits.signing_guard_bytes_max))
         }
     }
 }

@@ -87,8 +87,9 @@ struct EngineCluster {
             switch o {
             case let .persistGuard(g):
                 if let old = guards[i] {
-                    #expect(g.height > old.height || (g.height == old.height && g.round >= old.round),
-                            "node \(i): guard went back from \(old) to \(g)")
+                    #expect(
+                        g.height > old.height || (g.height == old.height && g.round >= old.round),
+                        "node \(i): guard went back from \(old) to \(g)")
                 }
                 guards[i] = g
                 guardedVotes[i].formUnion(g.votes)
@@ -120,12 +121,15 @@ struct EngineCluster {
     /// signed, and re-signing them after another crash gives the same bytes).
     mutating func noteOwnVote(_ i: Int, _ m: ConsensusMessage) {
         guard case let .vote(v) = m, v.voter == keys[i] else { return }
-        let closesRestartRound = restartGuards[i].map { g in
-            v.decisionDigest == nil && v.height == g.height && v.round == g.round
-                && !g.votes.contains { $0.round == v.round && $0.type == v.type }
-        } ?? false
-        #expect(guardedVotes[i].contains(v) || closesRestartRound,
-                "node \(i) sent a vote for (\(v.height), \(v.round), \(v.type)) that no persisted guard held; last guard \(String(describing: guards[i]))")
+        let closesRestartRound =
+            restartGuards[i].map { g in
+                v.decisionDigest == nil && v.height == g.height && v.round == g.round
+                    && !g.votes.contains { $0.round == v.round && $0.type == v.type }
+            } ?? false
+        #expect(
+            guardedVotes[i].contains(v) || closesRestartRound,
+            "node \(i) sent a vote for (\(v.height), \(v.round), \(v.type)) that no persisted guard held; last guard \(String(describing: guards[i]))"
+        )
         if !signedVotes[i].contains(v) { signedVotes[i].append(v) }
     }
 
@@ -197,8 +201,10 @@ struct EngineCluster {
 
     /// Advances the clock in `stepMs` steps up to `ms` later, ticking every node and delivering
     /// the matching messages after each step (the others are dropped).
-    mutating func run(ms: UInt64, stepMs: UInt64 = 10, where match: (InFlight) -> Bool = { _ in true },
-                      until done: (EngineCluster) -> Bool = { _ in false }) {
+    mutating func run(
+        ms: UInt64, stepMs: UInt64 = 10, where match: (InFlight) -> Bool = { _ in true },
+        until done: (EngineCluster) -> Bool = { _ in false }
+    ) {
         let end = nowMs + ms
         while nowMs < end {
             nowMs += stepMs
@@ -228,15 +234,17 @@ struct EngineCluster {
     /// Answers every sync request and push so far: the entries of the peer that has them are
     /// fed to the lagging node through `onCommittedEntry`.
     mutating func serveSync() {
-        let requests = syncRequests.map { ($0.node, $0.fromHeight, $0.peer) }      // node asks peer
-        let pushes = syncPushes.map { ($0.peer, $0.fromHeight, $0.node) }          // node pushes to peer
+        let requests = syncRequests.map { ($0.node, $0.fromHeight, $0.peer) } // node asks peer
+        let pushes = syncPushes.map { ($0.peer, $0.fromHeight, $0.node) } // node pushes to peer
         syncRequests = []
         syncPushes = []
         for (lagging, from, source) in requests + pushes where engines[lagging] != nil {
             for c in logs[source] where c.height >= from {
                 guard c.height == engines[lagging]!.height else { continue }
-                if case let .success(out) = engines[lagging]!.onCommittedEntry(decision: c.decision, certificate: c.certificate,
-                                                                                 nowMs: nowMs) {
+                if case let .success(out) = engines[lagging]!.onCommittedEntry(
+                    decision: c.decision, certificate: c.certificate,
+                    nowMs: nowMs)
+                {
                     collect(lagging, out)
                 }
             }
@@ -272,7 +280,8 @@ struct EngineCluster {
     /// The honest mask decision over the contributions of `nodes` to `pruningRound` against `state`.
     func mask(pruningRound: UInt64, of nodes: [Int], state: MeshState? = nil) -> MaskDecision {
         let s = state ?? genesisState
-        return try! MaskDecision.make(pruningRound: pruningRound, contributions: nodes.map { contribution($0, round: pruningRound) },
-                                      trim: s.validators.maxFaulty, current: s.mask, rule: s.rules.maskRule)
+        return try! MaskDecision.make(
+            pruningRound: pruningRound, contributions: nodes.map { contribution($0, round: pruningRound) },
+            trim: s.validators.maxFaulty, current: s.mask, rule: s.rules.maskRule)
     }
 }

@@ -1,9 +1,10 @@
-@testable import Consensus
 import Ledger
 import MeshBase
 import Sodium
 import Testing
 import Wire
+
+@testable import Consensus
 
 /// The engine's parts on their own: each rule that moved out of `ConsensusEngine` into a value
 /// type of its own (`VoteBook`, `PendingDecisions`, `CatchUp`, `ContributionPool`), checked at its
@@ -17,8 +18,9 @@ import Wire
     static let digestC = Blake2b256.hash(.decision, [3])
 
     static func vote(_ i: Int, round: UInt32, _ type: VoteType = .prevote, for digest: Digest32?) -> Vote {
-        Vote.sign(height: 1, round: round, type: type, decisionDigest: digest, meshID: builder.genesis.meshID,
-                  signer: builder.signingKey(keys[i]))
+        Vote.sign(
+            height: 1, round: round, type: type, decisionDigest: digest, meshID: builder.genesis.meshID,
+            signer: builder.signingKey(keys[i]))
     }
 
     // MARK: VoteBook
@@ -54,7 +56,7 @@ import Wire
 
     @Test func skipTargetNeedsMoreThanAThirdOfTheValidatorsAbove() {
         var book = VoteBook()
-        let validators = Self.state.validators   // n = 4: quorum 3, so 2 validators are more than a third
+        let validators = Self.state.validators // n = 4: quorum 3, so 2 validators are more than a third
         book.noteRound(5, of: Self.keys[1])
         #expect(book.skipTarget(above: 0, validators: validators) == nil, "one validator is not more than a third")
         book.noteRound(3, of: Self.keys[2])
@@ -88,8 +90,9 @@ import Wire
         let takenTwice = pending.submit(removal, state: Self.state)
         #expect(!takenTwice, "the same decision twice")
         let refusedTaken = pending.submit(.remove(member: Self.builder.spares[0], reason: .dead), state: Self.state)
-        #expect(!refusedTaken,
-                "a decision the state refuses")
+        #expect(
+            !refusedTaken,
+            "a decision the state refuses")
         let first = pending.next(state: Self.state)
         #expect(first.decision == removal)
         pending.noteRoundEndedUndecided(proposing: removal, me: me)

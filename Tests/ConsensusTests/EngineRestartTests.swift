@@ -97,8 +97,9 @@ import Wire
             return nil
         }
         #expect(!asked.isEmpty && !asked.contains(c.keys[0]))
-        #expect(EngineCluster.votes(c.allOutputs[0]).filter { $0.round == 3 && $0.voter == c.keys[0] }.isEmpty,
-                "no prevote before it can reproduce the decision")
+        #expect(
+            EngineCluster.votes(c.allOutputs[0]).filter { $0.round == 3 && $0.voter == c.keys[0] }.isEmpty,
+            "no prevote before it can reproduce the decision")
         c.inject(0, .contribution(c.contribution(3, round: 1)), from: c.keys[3])
         #expect(EngineCluster.votes(c.lastOutputs[0]).contains(c.vote(0, round: 3, .prevote, v.digest)))
 
@@ -124,7 +125,7 @@ import Wire
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
         let v = Decision.mask(c.mask(pruningRound: 1, of: [0, 1, 2, 3]))
-        c.inject(0, .vote(c.vote(3, round: 0, .prevote, nil)), from: c.keys[3])           // node 3's first
+        c.inject(0, .vote(c.vote(3, round: 0, .prevote, nil)), from: c.keys[3]) // node 3's first
         for i in [1, 2] { c.inject(0, .vote(c.vote(i, round: 0, .prevote, v.digest)), from: c.keys[i]) }
         for i in 1..<4 { c.inject(0, .vote(c.vote(i, round: 0, .precommit, nil)), from: c.keys[i]) }
         c.nowMs += c.config.proposeTimeoutMs(round: 0)
@@ -132,7 +133,7 @@ import Wire
         #expect(c[0].round == 1)
         c.inject(0, .proposal(Proposal(height: 1, round: 1, validRound: 0, decision: v)), from: c.keys[2])
         #expect(EngineCluster.votes(c.lastOutputs[0]).filter { $0.round == 1 }.isEmpty, "two prevotes for v are no proof")
-        c.inject(0, .vote(c.vote(3, round: 0, .prevote, v.digest)), from: c.keys[2])             // relayed proof
+        c.inject(0, .vote(c.vote(3, round: 0, .prevote, v.digest)), from: c.keys[2]) // relayed proof
         #expect(c.equivocations[0].count == 1, "node 3's two prevotes are evidence")
         #expect(EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 1, .prevote, v.digest)])
         // The same holds for commits: node 3's precommit for v beside its nil one completes a quorum.

@@ -45,7 +45,7 @@ import Wire
         var c = EngineCluster(count: 4)
         for h in 1...4 {
             c.contributeAll(round: UInt64(h))
-            c.deliver()                                     // the contributions: the proposer proposes
+            c.deliver() // the contributions: the proposer proposes
             let proposers = Set(c.inFlight(kind: .proposal).map(\.from))
             #expect(proposers == [h % 4], "height \(h): proposal from \(proposers), expected node \(h % 4)")
             c.stabilize()
@@ -61,7 +61,7 @@ import Wire
     @Test func proposeTimeoutGivesNilPrevotesAndTheNextProposerDecides() throws {
         var c = EngineCluster(count: 4)
         c.contributeAll(round: 1)
-        let withoutNode1: (InFlight) -> Bool = { $0.from != 1 && $0.to != 1 }   // node 1 proposes (1, 0)
+        let withoutNode1: (InFlight) -> Bool = { $0.from != 1 && $0.to != 1 } // node 1 proposes (1, 0)
         c.stabilize(where: withoutNode1)
         #expect(c.logs.allSatisfy { $0.isEmpty })
         #expect(c.signedVotes[0].isEmpty, "no vote before the propose timeout")
@@ -134,8 +134,9 @@ import Wire
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
         let m = c.mask(pruningRound: 1, of: [0, 1, 2, 3])
         let wrongDigest = Decision.freeze(pruningRound: 0).digest
-        let p = Proposal(height: 1, round: 0, validRound: nil, decisionDigest: wrongDigest,
-                         value: .mask(pruningRound: 1, contributions: m.contributions.map(ContributionRef.init)))
+        let p = Proposal(
+            height: 1, round: 0, validRound: nil, decisionDigest: wrongDigest,
+            value: .mask(pruningRound: 1, contributions: m.contributions.map(ContributionRef.init)))
         c.inject(0, .proposal(p), from: c.keys[1])
         #expect(EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 0, .prevote, nil)])
         #expect(c[0].counters.proposalsRejected == 1)
@@ -167,11 +168,15 @@ import Wire
         #expect(lock.round == 0 && lock.digest == v.digest)
         #expect(EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 0, .precommit, v.digest)])
         let lockProof = [0, 1, 2].map { c.vote($0, round: 0, .prevote, v.digest) }
-        #expect(c.guards[0] == SigningGuard(height: 1, round: 0,
-                                            lock: .init(round: 0, proposal: Proposal(height: 1, round: 0, validRound: nil, decision: v),
-                                                        prevotes: lockProof),
-                                            votes: [c.vote(0, round: 0, .prevote, v.digest), c.vote(0, round: 0, .precommit, v.digest)]),
-                "the lock (with its proposal and proof) and both votes are durable before the precommit goes out")
+        #expect(
+            c.guards[0]
+                == SigningGuard(
+                    height: 1, round: 0,
+                    lock: .init(
+                        round: 0, proposal: Proposal(height: 1, round: 0, validRound: nil, decision: v),
+                        prevotes: lockProof),
+                    votes: [c.vote(0, round: 0, .prevote, v.digest), c.vote(0, round: 0, .precommit, v.digest)]),
+            "the lock (with its proposal and proof) and both votes are durable before the precommit goes out")
 
         // Round 0 ends without a decision.
         for i in 1..<4 { c.inject(0, .vote(c.vote(i, round: 0, .precommit, nil)), from: c.keys[i]) }
@@ -195,8 +200,9 @@ import Wire
         #expect(c.signedVotes[0].filter { $0.round == 2 }.isEmpty, "two round-1 prevotes are no proof of lock")
         #expect(c[0].step == .propose)
         c.inject(0, .vote(c.vote(1, round: 1, .prevote, other.digest)), from: c.keys[1])
-        #expect(EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 2, .prevote, other.digest)],
-                "line 28: a quorum of prevotes in round 1 > lockedRound 0 releases the lock")
+        #expect(
+            EngineCluster.votes(c.lastOutputs[0]) == [c.vote(0, round: 2, .prevote, other.digest)],
+            "line 28: a quorum of prevotes in round 1 > lockedRound 0 releases the lock")
         #expect(c.signedVotes[0].allSatisfy { $0.decisionDigest != other.digest || $0.round == 2 })
     }
 
@@ -248,8 +254,8 @@ import Wire
         c.contribute(0, round: 1)
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
         c.nowMs = c.config.proposeTimeoutMs(round: 0)
-        c.tick(0)                                                        // nil prevote
-        for i in 1..<3 { c.inject(0, .vote(c.vote(i, round: 0, .prevote, nil)), from: c.keys[i]) }   // → nil precommit
+        c.tick(0) // nil prevote
+        for i in 1..<3 { c.inject(0, .vote(c.vote(i, round: 0, .prevote, nil)), from: c.keys[i]) } // → nil precommit
         for i in 1..<3 { c.inject(0, .vote(c.vote(i, round: 0, .precommit, nil)), from: c.keys[i]) }
         c.nowMs += c.config.precommitTimeoutMs(round: 0)
         c.tick(0)
@@ -274,7 +280,7 @@ import Wire
         c.crash(0)
         c.restart(0)
         c.nowMs += c.config.rebroadcastIntervalMs
-        c.contribute(0, round: 1)                                        // the height starts again
+        c.contribute(0, round: 1) // the height starts again
         for i in 1..<4 { c.inject(0, .contribution(c.contribution(i, round: 1)), from: c.keys[i]) }
         c.tick(0)
         let round0 = EngineCluster.votes(c.lastOutputs[0]).filter { $0.round == 0 }
@@ -302,7 +308,7 @@ import Wire
     // MARK: Equivocation
 
     @Test func equivocationIsReportedCommittedAsEvidenceAndTheOffenderRemoved() throws {
-        var c = EngineCluster(count: 4, running: 3)       // node 3 is the Byzantine one; the test signs for it
+        var c = EngineCluster(count: 4, running: 3) // node 3 is the Byzantine one; the test signs for it
         let x = Decision.freeze(pruningRound: 0).digest
         let a = c.vote(3, round: 0, .prevote, x), b = c.vote(3, round: 0, .prevote, nil)
         c.inject(0, .vote(a), from: c.keys[3])
@@ -349,7 +355,7 @@ import Wire
         c.membership(1, down: [3])
         c.membership(2, down: [])
         c.submit(0, removal)
-        c.submit(1, removal)   // node 1 proposes (1, 0)
+        c.submit(1, removal) // node 1 proposes (1, 0)
         c.stabilize()
         #expect(c.signedVotes[0].first == c.vote(0, round: 0, .prevote, removal.digest))
         #expect(c.signedVotes[1].first == c.vote(1, round: 0, .prevote, removal.digest))
@@ -373,13 +379,13 @@ import Wire
     @Test func aRemovalAtTheMembersRequestCommitsInItsOwnTurnOnly() throws {
         var c = EngineCluster(count: 4)
         let forged = Decision.remove(member: c.keys[3], reason: .requested)
-        c.submit(1, forged)    // node 1 proposes (1, 0) a request node 3 never made
+        c.submit(1, forged) // node 1 proposes (1, 0) a request node 3 never made
         c.stabilize()
         for i in [0, 2, 3] { #expect(c.signedVotes[i].first == c.vote(i, round: 0, .prevote, nil), "node \(i)") }
         #expect(c[0].counters.removalsNotSeen == 1)
         var d = EngineCluster(count: 4)
         let leave = Decision.remove(member: d.keys[3], reason: .requested)
-        d.submit(3, leave)     // node 3 proposes (1, 2)
+        d.submit(3, leave) // node 3 proposes (1, 2)
         d.run(ms: 10_000)
         for i in 0..<4 {
             try #require(d.logs[i].count == 1, "node \(i) committed the leave")
@@ -399,8 +405,8 @@ import Wire
     @Test func aRemovalTheOthersKeepRefusingDoesNotBlockTheProposersOtherDecisions() throws {
         var c = EngineCluster(count: 4)
         let removal = Decision.remove(member: c.keys[3], reason: .dead)
-        c.membership(1, down: [3])          // only node 1 sees node 3 down
-        c.submit(1, removal)                // node 1 proposes (1, 0), (1, 4), (1, 8), …
+        c.membership(1, down: [3]) // only node 1 sees node 3 down
+        c.submit(1, removal) // node 1 proposes (1, 0), (1, 4), (1, 8), …
         let newcomer = SigningKey.generate()
         let invite = Invite.sign(invitee: newcomer.publicKey, validUntilHeight: 1_000, meshID: c.meshID, inviter: c.signer(1))
         let admit = Decision.admit(member: newcomer.publicKey, invite: invite)
@@ -472,9 +478,12 @@ import Wire
         c.inject(0, .proposal(p0), from: c.keys[1])
         for i in [1, 2] { c.inject(0, .vote(c.vote(i, round: 0, .prevote, v.digest)), from: c.keys[i]) }
         let g = try #require(c.guards[0])
-        #expect(g == SigningGuard(height: 1, round: 0,
-                                  lock: .init(round: 0, proposal: p0, prevotes: [0, 1, 2].map { c.vote($0, round: 0, .prevote, v.digest) }),
-                                  votes: [c.vote(0, round: 0, .prevote, v.digest), c.vote(0, round: 0, .precommit, v.digest)]))
+        #expect(
+            g
+                == SigningGuard(
+                    height: 1, round: 0,
+                    lock: .init(round: 0, proposal: p0, prevotes: [0, 1, 2].map { c.vote($0, round: 0, .prevote, v.digest) }),
+                    votes: [c.vote(0, round: 0, .prevote, v.digest), c.vote(0, round: 0, .precommit, v.digest)]))
         let firstLife = c.signedVotes[0]
         #expect(firstLife == [c.vote(0, round: 0, .prevote, v.digest), c.vote(0, round: 0, .precommit, v.digest)])
 
@@ -499,8 +508,9 @@ import Wire
         // them to finish round 0); nothing new is signed for round 0.
         let resent = EngineCluster.votes(c.lastOutputs[0]).filter { $0.round == 0 }
         #expect(resent == g.votes, "the restored votes are rebroadcast")
-        #expect(c.signedVotes[0].allSatisfy { $0.round > g.round || g.votes.contains($0) },
-                "signed after restart: \(c.signedVotes[0].map { ($0.round, $0.type) })")
+        #expect(
+            c.signedVotes[0].allSatisfy { $0.round > g.round || g.votes.contains($0) },
+            "signed after restart: \(c.signedVotes[0].map { ($0.round, $0.type) })")
         #expect(!c.signedVotes[0].isEmpty, "the propose timeout of round 1 produced a (nil) prevote")
         // Round 1 (node 2) proposes another value without a proof of lock: the restored lock says nil.
         var d = EngineCluster(count: 4, running: 1)
@@ -513,8 +523,9 @@ import Wire
         d.inject(0, .proposal(Proposal(height: 1, round: 1, validRound: nil, decision: otherValid)), from: d.keys[2])
         #expect(EngineCluster.votes(d.lastOutputs[0]) == [d.vote(0, round: 1, .prevote, nil)])
         // A guard for another height than the next is ignored.
-        let stale = ConsensusEngine(config: .init(), signer: c.signer(0), state: c.genesisState,
-                                    guard: SigningGuard(height: 7, round: 3))
+        let stale = ConsensusEngine(
+            config: .init(), signer: c.signer(0), state: c.genesisState,
+            guard: SigningGuard(height: 7, round: 3))
         #expect(stale.round == 0 && stale.locked == nil)
     }
 
@@ -531,7 +542,7 @@ import Wire
         for i in 0..<3 { c.contribute(i, round: 2) }
         c.stabilize(where: { $0.to != 3 })
         c.nowMs = c.config.contributionGraceMs
-        c.tick(2)                                           // node 2 proposes (2, 0) after the grace
+        c.tick(2) // node 2 proposes (2, 0) after the grace
         #expect(c.inFlight(from: 2, kind: .proposal).count == 3)
         c.deliver { $0.to == 3 && $0.kind == .proposal }
         try #require(c.syncRequests.count == 1)
@@ -572,8 +583,9 @@ import Wire
         var fresh = ConsensusEngine(config: .init(), signer: c.signer(3), state: c.genesisState)
         let sigs = good.certificate.signatures
         func cert(_ s: [IndexedSignature], height: UInt64 = 1, round: UInt32? = nil, digest: Digest32? = nil) -> CommitCertificate {
-            CommitCertificate(height: height, round: round ?? good.certificate.round,
-                              decisionDigest: digest ?? good.certificate.decisionDigest, signatures: s)
+            CommitCertificate(
+                height: height, round: round ?? good.certificate.round,
+                decisionDigest: digest ?? good.certificate.decisionDigest, signatures: s)
         }
         var flipped = sigs[1].signature.bytes
         flipped[5] ^= 0x01
@@ -583,12 +595,19 @@ import Wire
         let wrongRound = cert(sigs, round: good.certificate.round + 1)
         let cases: [(String, Decision, CommitCertificate, ConsensusEngine.SyncRejection)] = [
             ("short of a quorum", good.decision, cert(Array(sigs.prefix(2))), .certificate(.quorumShort(signers: 2, quorum: 3))),
-            ("a flipped signature", good.decision, cert(badSignature),
-             .certificate(.badSignature(index: Int(sigs[1].validatorIndex), key: c.keys[Int(sigs[1].validatorIndex)]))),
-            ("signatures for another round", good.decision, wrongRound, .certificate(.badSignature(index: Int(sigs[0].validatorIndex), key: c.keys[Int(sigs[0].validatorIndex)]))),
-            ("a signer outside the set", good.decision,
-             cert(Array(sigs.prefix(3)) + [IndexedSignature(validatorIndex: 9, signature: sigs[0].signature)]),
-             .certificate(.signerOutsideSet(index: 9, setSize: 4))),
+            (
+                "a flipped signature", good.decision, cert(badSignature),
+                .certificate(.badSignature(index: Int(sigs[1].validatorIndex), key: c.keys[Int(sigs[1].validatorIndex)]))
+            ),
+            (
+                "signatures for another round", good.decision, wrongRound,
+                .certificate(.badSignature(index: Int(sigs[0].validatorIndex), key: c.keys[Int(sigs[0].validatorIndex)]))
+            ),
+            (
+                "a signer outside the set", good.decision,
+                cert(Array(sigs.prefix(3)) + [IndexedSignature(validatorIndex: 9, signature: sigs[0].signature)]),
+                .certificate(.signerOutsideSet(index: 9, setSize: 4))
+            ),
             ("another decision", .freeze(pruningRound: 0), good.certificate, .digestMismatch),
             ("another height", good.decision, cert(sigs, height: 2), .notNextHeight(expected: 1, actual: 2)),
         ]

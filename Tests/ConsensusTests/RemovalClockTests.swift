@@ -21,9 +21,11 @@ import Testing
     @Test func aMemberThatLeftStaysLeftWhenItsRecordIsReaped() {
         var clock = RemovalClock(afterMs: 300_000)
         #expect(clock.onView(down: [a, b], left: [a], nowMs: 0).isEmpty)
-        #expect(clock.onView(down: [a, b], left: [], nowMs: 60_000).isEmpty)  // a's record reaped: no longer "left"
+        #expect(clock.onView(down: [a, b], left: [], nowMs: 60_000).isEmpty) // a's record reaped: no longer "left"
         let due = clock.onView(down: [a, b], left: [], nowMs: 300_000)
-        let expected: [Decision] = [a, b].sorted().map { $0 == a ? .remove(member: a, reason: .requested) : .remove(member: b, reason: .dead) }
+        let expected: [Decision] = [a, b].sorted().map {
+            $0 == a ? .remove(member: a, reason: .requested) : .remove(member: b, reason: .dead)
+        }
         #expect(due == expected)
         // Dead first, then its leave is heard: the clock keeps its start, the reason becomes requested.
         var later = RemovalClock(afterMs: 1_000)

@@ -1,7 +1,8 @@
-@testable import Consensus
 import Ledger
 import Sodium
 import Testing
+
+@testable import Consensus
 
 /// A proposer drops, one by one, contributions the state refuses and proposes from the rest
 /// (`ConsensusEngine.nextMaskValue`): it must know whose contribution each record-level fault

@@ -3,9 +3,11 @@ import Testing
 
 @Suite struct BatchTests {
     @Test func fillBatchNormalisesAndOrders() {
-        let pixels: [UInt8] = [0, 255, 51, 102,   // image 0 (2×2)
-                               10, 20, 30, 40,    // image 1
-                               255, 0, 128, 1]    // image 2
+        let pixels: [UInt8] = [
+            0, 255, 51, 102, // image 0 (2×2)
+            10, 20, 30, 40, // image 1
+            255, 0, 128, 1,
+        ] // image 2
         let images = LabeledImages(height: 2, width: 2, channels: 1, classes: 3, pixels: pixels, labels: [2, 0, 1])
         var out = [Float](repeating: .nan, count: 8 + 1)
         var labels = [Int32](repeating: -1, count: 2 + 1)
@@ -18,15 +20,16 @@ import Testing
         }
         let expected = [pixels[8..<12], pixels[0..<4]].flatMap { $0 }.map { (Float($0) / 255 - mean) / std }
         #expect(Array(out[0..<8]) == expected)
-        #expect(out[0] == 2 && out[1] == -2)  // 255 → (1 − 0.5)/0.25, 0 → −0.5/0.25
+        #expect(out[0] == 2 && out[1] == -2) // 255 → (1 − 0.5)/0.25, 0 → −0.5/0.25
         #expect(labels[0..<2] == [1, 2])
         // Nothing written past the batch.
         #expect(out[8].isNaN && labels[2] == -1)
     }
 
     @Test func fillBatchWorksOnASliceOfAnEpochOrder() {
-        let images = LabeledImages(height: 1, width: 3, channels: 2, classes: 2,
-                                   pixels: (0..<24).map { UInt8($0 * 10) }, labels: [0, 1, 1, 0])
+        let images = LabeledImages(
+            height: 1, width: 3, channels: 2, classes: 2,
+            pixels: (0..<24).map { UInt8($0 * 10) }, labels: [0, 1, 1, 0])
         let order = [3, 1, 0, 2]
         var out = [Float](repeating: 0, count: 12)
         var labels = [Int32](repeating: 0, count: 2)

@@ -1,8 +1,9 @@
-@testable import Dataset
 import Foundation
 import Gzip
 import MeshBase
 import Testing
+
+@testable import Dataset
 
 /// Whether Debian's Fashion-MNIST package is installed (the real-data tests need it).
 let fashionMNISTInstalled = FileManager.default.fileExists(
@@ -11,10 +12,15 @@ let fashionMNISTInstalled = FileManager.default.fileExists(
 @Suite struct DataDirectoryTests {
     /// Writes a small, valid data set: `train` and `test` images of 3×2 pixels whose labels
     /// cycle through `classes` values.
-    static func writeDataSet(_ dir: TemporaryDirectory, train: Int = 12, test: Int = 5, classes: Int = 3,
-                             names: [String]? = nil, gzip: Bool = false) throws {
-        let names = names ?? [DataDirectory.trainImagesName, DataDirectory.trainLabelsName,
-                              DataDirectory.testImagesName, DataDirectory.testLabelsName]
+    static func writeDataSet(
+        _ dir: TemporaryDirectory, train: Int = 12, test: Int = 5, classes: Int = 3,
+        names: [String]? = nil, gzip: Bool = false
+    ) throws {
+        let names =
+            names ?? [
+                DataDirectory.trainImagesName, DataDirectory.trainLabelsName,
+                DataDirectory.testImagesName, DataDirectory.testLabelsName,
+            ]
         func put(_ name: String, _ bytes: [UInt8]) throws {
             try dir.write(name + (gzip ? ".gz" : ""), gzip ? try Gzip.compress(bytes) : bytes)
         }
@@ -49,12 +55,19 @@ let fashionMNISTInstalled = FileManager.default.fileExists(
 
     @Test func acceptsTheDottedSpelling() throws {
         let dir = try TemporaryDirectory()
-        try Self.writeDataSet(dir, names: ["train-images.idx3-ubyte", "train-labels.idx1-ubyte",
-                                           "t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"], gzip: true)
+        try Self.writeDataSet(
+            dir,
+            names: [
+                "train-images.idx3-ubyte", "train-labels.idx1-ubyte",
+                "t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte",
+            ], gzip: true)
         #expect(try DataDirectory.load(dir.path).train.count == 12)
-        #expect(DataDirectory.candidates("train-images-idx3-ubyte")
-                == ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
-                    "train-images.idx3-ubyte", "train-images.idx3-ubyte.gz"])
+        #expect(
+            DataDirectory.candidates("train-images-idx3-ubyte")
+                == [
+                    "train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
+                    "train-images.idx3-ubyte", "train-images.idx3-ubyte.gz",
+                ])
     }
 
     @Test func plainIsPreferredOverGzip() throws {
@@ -76,9 +89,14 @@ let fashionMNISTInstalled = FileManager.default.fileExists(
 
         try dir.write(DataDirectory.trainImagesName, IDXFile.encode(dimensions: [1, 1, 1], data: [0]))
         let partial = Self.loadError(dir)
-        #expect(partial == .filesMissing(directory: dir.path,
-                                         missing: [DataDirectory.trainLabelsName, DataDirectory.testImagesName,
-                                                   DataDirectory.testLabelsName]))
+        #expect(
+            partial
+                == .filesMissing(
+                    directory: dir.path,
+                    missing: [
+                        DataDirectory.trainLabelsName, DataDirectory.testImagesName,
+                        DataDirectory.testLabelsName,
+                    ]))
         #expect(partial?.description.contains("apt-get install dataset-fashion-mnist") == true)
     }
 
@@ -94,11 +112,13 @@ let fashionMNISTInstalled = FileManager.default.fileExists(
     @Test func imagesMustBe3DAndLabels1D() throws {
         let dir = try TemporaryDirectory()
         try Self.writeDataSet(dir)
-        let images = try dir.write(DataDirectory.trainImagesName, IDXFile.encode(dimensions: [12, 6], data: [UInt8](repeating: 0, count: 72)))
+        let images = try dir.write(
+            DataDirectory.trainImagesName, IDXFile.encode(dimensions: [12, 6], data: [UInt8](repeating: 0, count: 72)))
         #expect(Self.loadError(dir) == .wrongRank(file: images, dimensions: [12, 6], expected: "3 dimensions (count, rows, columns)"))
 
         try Self.writeDataSet(dir)
-        let labels = try dir.write(DataDirectory.trainLabelsName, IDXFile.encode(dimensions: [12, 1], data: [UInt8](repeating: 0, count: 12)))
+        let labels = try dir.write(
+            DataDirectory.trainLabelsName, IDXFile.encode(dimensions: [12, 1], data: [UInt8](repeating: 0, count: 12)))
         #expect(Self.loadError(dir) == .wrongRank(file: labels, dimensions: [12, 1], expected: "1 dimension (count)"))
     }
 
@@ -106,30 +126,39 @@ let fashionMNISTInstalled = FileManager.default.fileExists(
         let dir = try TemporaryDirectory()
         try Self.writeDataSet(dir)
         let labels = try dir.write(DataDirectory.testLabelsName, IDXFile.encode(dimensions: [4], data: [0, 1, 2, 0]))
-        #expect(Self.loadError(dir) == .countMismatch(images: dir.path + "/" + DataDirectory.testImagesName, imageCount: 5,
-                                                      labels: labels, labelCount: 4))
+        #expect(
+            Self.loadError(dir)
+                == .countMismatch(
+                    images: dir.path + "/" + DataDirectory.testImagesName, imageCount: 5,
+                    labels: labels, labelCount: 4))
     }
 
     @Test func trainAndTestImagesMustBeTheSameSize() throws {
         let dir = try TemporaryDirectory()
         try Self.writeDataSet(dir)
-        let test = try dir.write(DataDirectory.testImagesName, IDXFile.encode(dimensions: [5, 2, 3], data: [UInt8](repeating: 0, count: 30)))
-        #expect(Self.loadError(dir) == .imageSizeMismatch(train: dir.path + "/" + DataDirectory.trainImagesName,
-                                                          trainSize: [3, 2], test: test, testSize: [2, 3]))
+        let test = try dir.write(
+            DataDirectory.testImagesName, IDXFile.encode(dimensions: [5, 2, 3], data: [UInt8](repeating: 0, count: 30)))
+        #expect(
+            Self.loadError(dir)
+                == .imageSizeMismatch(
+                    train: dir.path + "/" + DataDirectory.trainImagesName,
+                    trainSize: [3, 2], test: test, testSize: [2, 3]))
     }
 
     @Test func labelsMustBeBelowTheClassLimit() throws {
         let dir = try TemporaryDirectory()
         try Self.writeDataSet(dir)
         let max = Limits.dataset_classes_count_max
-        let labels = try dir.write(DataDirectory.trainLabelsName,
-                                   IDXFile.encode(dimensions: [12], data: [0, 1, 2, 3, 4, 5, 6, 7, 8, UInt8(max - 1), UInt8(max), 0]))
+        let labels = try dir.write(
+            DataDirectory.trainLabelsName,
+            IDXFile.encode(dimensions: [12], data: [0, 1, 2, 3, 4, 5, 6, 7, 8, UInt8(max - 1), UInt8(max), 0]))
         let error = Self.loadError(dir)
         #expect(error == .labelOutOfRange(file: labels, index: 10, label: max, max: max))
         #expect(error?.description.contains("label \(max) at index 10") == true)
         // max − 1 alone is fine and sets the class count.
-        try dir.write(DataDirectory.trainLabelsName,
-                      IDXFile.encode(dimensions: [12], data: [0, 1, 2, 3, 4, 5, 6, 7, 8, UInt8(max - 1), 0, 0]))
+        try dir.write(
+            DataDirectory.trainLabelsName,
+            IDXFile.encode(dimensions: [12], data: [0, 1, 2, 3, 4, 5, 6, 7, 8, UInt8(max - 1), 0, 0]))
         #expect(try DataDirectory.load(dir.path).train.classes == max)
     }
 

@@ -19,12 +19,15 @@ import Testing
 
     @Test func gzipHeaderIsRFC1952() throws {
         let packed = try Gzip.compress([1, 2, 3])
-        #expect(Array(packed.prefix(3)) == [0x1f, 0x8b, 0x08])  // magic, deflate
+        #expect(Array(packed.prefix(3)) == [0x1f, 0x8b, 0x08]) // magic, deflate
         // The trailer is CRC-32 then length, little-endian.
         let crc = CRC32.checksum([1, 2, 3])
         let n = packed.count
-        #expect(Array(packed[(n - 8)...]) == [UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff),
-                                              UInt8(crc >> 24), 3, 0, 0, 0])
+        #expect(
+            Array(packed[(n - 8)...]) == [
+                UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff),
+                UInt8(crc >> 24), 3, 0, 0, 0,
+            ])
     }
 
     @Test func multiMemberDecompressesToConcatenation() throws {

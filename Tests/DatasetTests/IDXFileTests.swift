@@ -1,7 +1,8 @@
-@testable import Dataset
 import Gzip
 import MeshBase
 import Testing
+
+@testable import Dataset
 
 @Suite struct IDXFileTests {
     static let small = IDXFile.encode(dimensions: [2, 3, 4], data: (0..<24).map(UInt8.init))
@@ -94,7 +95,8 @@ import Testing
     @Test func dimensionCountIsBounded() {
         let max = Limits.idx_dimensions_count_max
         #expect(Self.problem([0, 0, 8, 0]) == .badDimensionCount(count: 0, max: max))
-        #expect(Self.problem([0, 0, 8, UInt8(max + 1)] + [UInt8](repeating: 1, count: 64))
+        #expect(
+            Self.problem([0, 0, 8, UInt8(max + 1)] + [UInt8](repeating: 1, count: 64))
                 == .badDimensionCount(count: max + 1, max: max))
         #expect(Self.problem([0, 0, 8, 255]) == .badDimensionCount(count: 255, max: max))
         // The largest allowed count decodes.
@@ -110,10 +112,12 @@ import Testing
     @Test func oversizedAndOverflowingDimensionsAreRejectedBeforeAllocating() {
         let ff: [UInt8] = [0xff, 0xff, 0xff, 0xff]
         // (2^32 − 1)^4 overflows 64 bits.
-        #expect(Self.problem([0, 0, 8, 4] + ff + ff + ff + ff)
+        #expect(
+            Self.problem([0, 0, 8, 4] + ff + ff + ff + ff)
                 == .dataTooLarge(dimensions: [Int](repeating: 0xffff_ffff, count: 4), limit: Limits.idx_bytes_max))
         // 65536 × 65536 = 4 GiB: no overflow, but above the limit.
-        #expect(Self.problem([0, 0, 8, 2, 0, 1, 0, 0, 0, 1, 0, 0])
+        #expect(
+            Self.problem([0, 0, 8, 2, 0, 1, 0, 0, 0, 1, 0, 0])
                 == .dataTooLarge(dimensions: [65536, 65536], limit: Limits.idx_bytes_max))
         // Exactly the limit passes the size check and fails only for want of data.
         let limit = Limits.idx_bytes_max
@@ -123,7 +127,7 @@ import Testing
 
     @Test func garbledGzipIsRejected() throws {
         var packed = try Gzip.compress(Self.small)
-        packed[packed.count - 6] ^= 0xff  // CRC
+        packed[packed.count - 6] ^= 0xff // CRC
         #expect(Self.problem(packed) == .gzip(.corrupt("incorrect data check")))
         let packedFull = try Gzip.compress(Self.small)
         #expect(Self.problem(Array(packedFull.dropLast(2))) == .gzip(.truncated))

@@ -1,6 +1,7 @@
-@testable import Dataset
 import MeshBase
 import Testing
+
+@testable import Dataset
 
 @Suite struct PartitionTests {
     /// 10 classes × 600 samples, labels interleaved like a real data set.
@@ -22,9 +23,11 @@ import Testing
         }
     }
 
-    @Test(arguments: ["", "IID", "iid:", "iid:3", "random", "dirichlet", "dirichlet:", "dirichlet:x", "dirichlet:0",
-                      "dirichlet:-1", "dirichlet:nan", "dirichlet:inf", "dirichlet:0.0001", "dirichlet:2000000",
-                      "labels", "labels:", "labels:0", "labels:-1", "labels:11", "labels:two", "labels:2.5", ":2"])
+    @Test(arguments: [
+        "", "IID", "iid:", "iid:3", "random", "dirichlet", "dirichlet:", "dirichlet:x", "dirichlet:0",
+        "dirichlet:-1", "dirichlet:nan", "dirichlet:inf", "dirichlet:0.0001", "dirichlet:2000000",
+        "labels", "labels:", "labels:0", "labels:-1", "labels:11", "labels:two", "labels:2.5", ":2",
+    ])
     func rejectsBadStrings(text: String) {
         let error = #expect(throws: PartitionSchemeError.self) { try PartitionScheme(parsing: text) }
         #expect(error?.text == text)
@@ -70,8 +73,11 @@ import Testing
 
     // MARK: Shape of the shards
 
-    @Test(arguments: [PartitionScheme.iid, .dirichlet(alpha: 0.1), .dirichlet(alpha: 10), .labels(perNode: 1),
-                      .labels(perNode: 2), .labels(perNode: 3)], [1, 3, 10, 64])
+    @Test(
+        arguments: [
+            PartitionScheme.iid, .dirichlet(alpha: 0.1), .dirichlet(alpha: 10), .labels(perNode: 1),
+            .labels(perNode: 2), .labels(perNode: 3),
+        ], [1, 3, 10, 64])
     func shardsAreDisjointSortedAndCover(scheme: PartitionScheme, nodes: Int) {
         let shards = Self.shards(scheme, nodes: nodes)
         #expect(shards.count == nodes)
@@ -181,8 +187,9 @@ import Testing
 
     @Test func shardOfLabeledImagesIsTheSubset() {
         let pixels = (0..<60).map { UInt8($0) }
-        let images = LabeledImages(height: 2, width: 3, channels: 1, classes: 2,
-                                   pixels: pixels, labels: (0..<10).map { UInt8($0 % 2) })
+        let images = LabeledImages(
+            height: 2, width: 3, channels: 1, classes: 2,
+            pixels: pixels, labels: (0..<10).map { UInt8($0 % 2) })
         let indices = Partition.shard(labels: images.labels, classes: 2, scheme: .iid, nodes: 3, node: 1, seed: 8)
         let shard = images.shard(scheme: .iid, nodes: 3, node: 1, seed: 8)
         #expect(shard.count == indices.count)

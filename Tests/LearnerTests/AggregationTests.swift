@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Learner
 
 @Suite struct AggregationTests {
@@ -62,14 +63,17 @@ import Testing
     /// In Float, 1e8 + 1 − 1e8 is 0 (1e8 + 1 rounds back to 1e8); accumulated in Double and
     /// rounded once the mean is 1/3 to the nearest Float.
     @Test func fedAvgAccumulatesInDoubleAndRoundsOnce() throws {
-        let r = try Aggregation.aggregate([contribution(1, 1, [1e8]), contribution(2, 1, [1]), contribution(3, 1, [-1e8])],
-                                          rule: .fedAvg)
+        let r = try Aggregation.aggregate(
+            [contribution(1, 1, [1e8]), contribution(2, 1, [1]), contribution(3, 1, [-1e8])],
+            rule: .fedAvg)
         #expect(r[0].bitPattern == Float(1.0 / 3.0).bitPattern)
     }
 
     @Test func trimmedMeanDropsTheExtremesOfEachCoordinate() throws {
-        let cs = [contribution(1, 1, [3, 100]), contribution(2, 1000, [-1, 1]), contribution(3, 1, [7, 2]),
-                  contribution(4, 1, [2, -50]), contribution(5, 1, [1000, 3])]
+        let cs = [
+            contribution(1, 1, [3, 100]), contribution(2, 1000, [-1, 1]), contribution(3, 1, [7, 2]),
+            contribution(4, 1, [2, -50]), contribution(5, 1, [1000, 3]),
+        ]
         // Per coordinate, sorted: [-1, 2, 3, 7, 1000] → mean(2, 3, 7) = 4; [-50, 1, 2, 3, 100] → 2.
         // Unweighted: node 2's 1000 samples buy it nothing.
         #expect(try Aggregation.aggregate(cs, rule: .trimmedMean(trim: 1)) == [4, 2])
@@ -122,7 +126,8 @@ import Testing
         refused([contribution(1, 0, [1])], "samples")
         refused([contribution(1, Limits.aggregation_contribution_samples_max + 1, [1])], "samples")
         refused([ModelContribution(key: [], samples: 1, update: [1])], "key")
-        refused([ModelContribution(key: [UInt8](repeating: 1, count: Limits.aggregation_key_bytes_max + 1), samples: 1, update: [1])], "key")
+        refused(
+            [ModelContribution(key: [UInt8](repeating: 1, count: Limits.aggregation_key_bytes_max + 1), samples: 1, update: [1])], "key")
         refused([contribution(1, 1, [1]), contribution(2, 1, [2])], "at least 3", rule: .trimmedMean(trim: 1))
         let many = (0...Limits.aggregation_contributions_count_max).map {
             ModelContribution(key: [UInt8($0 & 255), UInt8($0 >> 8)], samples: 1, update: [1])

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Learner
 
 /// `bench train` / `bench infer` runs: one result per variant in order, the first the reference.

@@ -1,6 +1,7 @@
 import Dataset
 import MeshBase
 import Testing
+
 @testable import Learner
 
 /// DP-SGD in the learner: per-sample norms, clipping, the noise and Poisson sampling.
@@ -53,7 +54,7 @@ import Testing
         let labels: [Int32] = [0, 1, 2, 0, 1, 2, 0, 1]
         let grads = perSampleGradients(model, input: input, labels: labels)
         let norms = grads.map(norm)
-        let clip = Float(norms.sorted()[batch / 2])   // about half the samples are clipped
+        let clip = Float(norms.sorted()[batch / 2]) // about half the samples are clipped
         var expected = [Double](repeating: 0, count: grads[0].count)
         for (g, n) in zip(grads, norms) {
             let factor = min(1, Double(clip) / (n + 1e-6))
@@ -70,9 +71,10 @@ import Testing
 
     func images(count: Int, seed: UInt64) -> LabeledImages {
         var g = SeededGenerator(seed: seed)
-        return LabeledImages(height: 6, width: 6, channels: 1, classes: 3,
-                             pixels: (0..<count * 36).map { _ in UInt8(g.next() % 32) },
-                             labels: (0..<count).map { UInt8($0 % 3) })
+        return LabeledImages(
+            height: 6, width: 6, channels: 1, classes: 3,
+            pixels: (0..<count * 36).map { _ in UInt8(g.next() % 32) },
+            labels: (0..<count).map { UInt8($0 % 3) })
     }
 
     func parameters(_ net: ModelRunner) -> [Float] { net.model.weights.flatMap { $0 } + net.model.biases.flatMap { $0 } }
@@ -113,7 +115,7 @@ import Testing
     /// The noise as the step applies it: on an empty batch with plain SGD (lr 1) every
     /// parameter moves by −N(0, (zC)²)/(qN).
     @Test func anEmptyBatchStepsByNoiseOfStandardDeviationZCOverQN() {
-        let spec = try! ModelSpec(parsing: "6x6x1:dense2048,relu,dense3")   // 81,929 parameters
+        let spec = try! ModelSpec(parsing: "6x6x1:dense2048,relu,dense3") // 81,929 parameters
         let model = Model(spec: spec, seed: 2)
         let net = ModelRunner(model: model, batchCapacity: 4, threads: 2)
         net.setOptimizer(.sgd(momentum: 0, weightDecay: 0))
@@ -140,7 +142,10 @@ import Testing
         let n = Double(x.count)
         let mean = x.reduce(0, +) / n
         let m2 = x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n
-        let m4 = x.reduce(0) { let d = ($1 - mean) * ($1 - mean); return $0 + d * d } / n
+        let m4 =
+            x.reduce(0) {
+                let d = ($1 - mean) * ($1 - mean); return $0 + d * d
+            } / n
         #expect(abs(mean) < 5 * std / n.squareRoot(), "mean \(mean)")
         #expect(abs(m2 / (std * std) - 1) < 5 * (2 / n).squareRoot(), "variance \(m2)")
         #expect(abs(m4 / (m2 * m2) - 3) < 5 * (24 / n).squareRoot(), "kurtosis \(m4 / (m2 * m2))")

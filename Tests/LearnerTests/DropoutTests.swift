@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Learner
 
 /// Dropout and label smoothing (training-only options of `ModelRunner`) and the warm-up schedule.
@@ -42,8 +43,10 @@ import Testing
             #expect(mask.contains(0) && mask.contains { $0 > 0 }, "some units dropped, some kept")
         }
         let masks: [[Int: [Double]]] = (0..<batch).map { b in
-            [Self.featureLayer: Array(featureMask[b * features..<(b + 1) * features]),
-             Self.hiddenLayer: Array(hiddenMask[b * hidden..<(b + 1) * hidden])]
+            [
+                Self.featureLayer: Array(featureMask[b * features..<(b + 1) * features]),
+                Self.hiddenLayer: Array(hiddenMask[b * hidden..<(b + 1) * hidden]),
+            ]
         }
         let inputs = (0..<batch).map { b in input[b * size..<(b + 1) * size].map(Double.init) }
         var reference = ReferenceNetwork(model)
@@ -65,8 +68,9 @@ import Testing
                     perturb(h)
                     let numeric = (up - down) / (2 * h)
                     let fast = Double(isBias ? analytic.biases[p][j] : analytic.weights[p][j])
-                    #expect(abs(numeric - fast) < 1e-4 + 1e-3 * abs(numeric),
-                            "layer \(p) \(isBias ? "bias" : "weight") \(j): numeric \(numeric), analytic \(fast)")
+                    #expect(
+                        abs(numeric - fast) < 1e-4 + 1e-3 * abs(numeric),
+                        "layer \(p) \(isBias ? "bias" : "weight") \(j): numeric \(numeric), analytic \(fast)")
                 }
             }
         }

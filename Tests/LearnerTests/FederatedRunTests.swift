@@ -1,6 +1,7 @@
 import Dataset
 import MeshBase
 import Testing
+
 @testable import Learner
 
 /// Short federated runs of a small model on the real Fashion-MNIST files.
@@ -21,8 +22,10 @@ struct FederatedRunTests {
         return Setup(train: train, test: test, shards: shards)
     }
 
-    func run(_ s: Setup, rule: AggregationRule, rounds: Int = 2, byzantine: Int? = nil,
-             prune: (Set<Int>, BoundaryRule)? = nil) throws -> FederatedRun.Result {
+    func run(
+        _ s: Setup, rule: AggregationRule, rounds: Int = 2, byzantine: Int? = nil,
+        prune: (Set<Int>, BoundaryRule)? = nil
+    ) throws -> FederatedRun.Result {
         var config = FederatedRun.Config(rounds: rounds, localEpochs: 1, rule: rule, threads: 2, seed: 1)
         config.byzantine = byzantine
         if let prune { (config.pruneAfter, config.boundary) = (prune.0, prune.1) }

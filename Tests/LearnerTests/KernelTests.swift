@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Learner
 
 /// The vectorised kernels against naive loops written from the definitions. Channel counts
@@ -20,7 +21,7 @@ import Testing
     static let poolCases = [
         PoolCase(height: 4, width: 4, channels: 3, size: 2),
         PoolCase(height: 6, width: 4, channels: 8, size: 2),
-        PoolCase(height: 5, width: 7, channels: 9, size: 2),  // uncovered last row and column
+        PoolCase(height: 5, width: 7, channels: 9, size: 2), // uncovered last row and column
         PoolCase(height: 4, width: 4, channels: 16, size: 2),
         PoolCase(height: 7, width: 6, channels: 21, size: 3),
     ]
@@ -29,16 +30,24 @@ import Testing
     func naivePool(_ x: [Float], _ c: PoolCase, samples: Int) -> (out: [Float], arg: [Int]) {
         let oh = c.height / c.size, ow = c.width / c.size
         var out: [Float] = [], arg: [Int] = []
-        for b in 0..<samples { for oy in 0..<oh { for ox in 0..<ow { for ch in 0..<c.channels {
-            var best = -Float.infinity, at = -1
-            for dy in 0..<c.size { for dx in 0..<c.size {
-                let i = ((oy * c.size + dy) * c.width + ox * c.size + dx) * c.channels + ch
-                let v = x[b * c.height * c.width * c.channels + i]
-                if at < 0 || v > best { best = v; at = i }
-            } }
-            out.append(best)
-            arg.append(at)
-        } } } }
+        for b in 0..<samples {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    for ch in 0..<c.channels {
+                        var best = -Float.infinity, at = -1
+                        for dy in 0..<c.size {
+                            for dx in 0..<c.size {
+                                let i = ((oy * c.size + dy) * c.width + ox * c.size + dx) * c.channels + ch
+                                let v = x[b * c.height * c.width * c.channels + i]
+                                if at < 0 || v > best { best = v; at = i }
+                            }
+                        }
+                        out.append(best)
+                        arg.append(at)
+                    }
+                }
+            }
+        }
         return (out, arg)
     }
 
@@ -52,8 +61,9 @@ import Testing
         var out = [Float](repeating: .nan, count: outCount)
         var arg = [Int32](repeating: -1, count: outCount)
         x.withUnsafeBufferPointer { x in
-            Kernels.maxPool(input: x.baseAddress!, output: &out, argmax: &arg, height: c.height, width: c.width,
-                            channels: c.channels, size: c.size, samples: 0..<samples)
+            Kernels.maxPool(
+                input: x.baseAddress!, output: &out, argmax: &arg, height: c.height, width: c.width,
+                channels: c.channels, size: c.size, samples: 0..<samples)
         }
         #expect(out == expected.out)
         #expect(arg.map(Int.init) == expected.arg)
@@ -78,9 +88,10 @@ import Testing
                 for i in expected.indices where !(x[i] > 0) { expected[i] = 0 }
             }
             var gradInput = [Float](repeating: .nan, count: samples * inSample)
-            Kernels.maxPoolBackward(gradOutput: g, gradInput: &gradInput, argmax: arg, output: out,
-                                    reluBeforePool: reluBefore, height: c.height, width: c.width,
-                                    channels: c.channels, size: c.size, samples: 0..<samples)
+            Kernels.maxPoolBackward(
+                gradOutput: g, gradInput: &gradInput, argmax: arg, output: out,
+                reluBeforePool: reluBefore, height: c.height, width: c.width,
+                channels: c.channels, size: c.size, samples: 0..<samples)
             #expect(gradInput == expected, "reluBeforePool \(reluBefore)")
         }
     }
@@ -137,11 +148,13 @@ import Testing
                 referenceVelocity[i] = momentum * referenceVelocity[i] + (grads[i] + decay * referenceParams[i])
                 referenceParams[i] -= lr * referenceVelocity[i]
             }
-            OptimizerState.update(kind: kind, step: step, lr: lr, params: &separate.params, grads: grads,
-                                  slot0: &separate.slot, slot1: nil, count: count, threads: 1)
+            OptimizerState.update(
+                kind: kind, step: step, lr: lr, params: &separate.params, grads: grads,
+                slot0: &separate.slot, slot1: nil, count: count, threads: 1)
             for i in 0..<count { preAdded.slot[i] += grads[i] }
-            OptimizerState.update(kind: kind, step: step, lr: lr, params: &preAdded.params, grads: nil,
-                                  slot0: &preAdded.slot, slot1: nil, count: count, threads: 1)
+            OptimizerState.update(
+                kind: kind, step: step, lr: lr, params: &preAdded.params, grads: nil,
+                slot0: &preAdded.slot, slot1: nil, count: count, threads: 1)
             for i in 0..<count {
                 #expect(abs(separate.params[i] - referenceParams[i]) < 1e-6, "step \(step) param \(i)")
                 #expect(abs(separate.slot[i] - momentum * referenceVelocity[i]) < 1e-6, "step \(step) slot \(i)")

@@ -1,6 +1,7 @@
 import Dataset
 import MeshBase
 import Testing
+
 @testable import Learner
 
 /// A model meets data only after `checkFits`: another input shape, or a classifier narrower than
@@ -9,9 +10,10 @@ import Testing
 @Suite struct ModelDataFitTests {
     static func images(side: Int, channels: Int = 1, classes: Int) -> LabeledImages {
         let count = 2 * classes
-        return LabeledImages(height: side, width: side, channels: channels, classes: classes,
-                             pixels: [UInt8](repeating: 7, count: count * side * side * channels),
-                             labels: (0..<count).map { UInt8($0 % classes) })
+        return LabeledImages(
+            height: side, width: side, channels: channels, classes: classes,
+            pixels: [UInt8](repeating: 7, count: count * side * side * channels),
+            labels: (0..<count).map { UInt8($0 % classes) })
     }
 
     @Test func aModelOfTheDataShapeAndClassesFits() throws {

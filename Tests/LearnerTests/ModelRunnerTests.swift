@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Learner
 
 /// Forward and backward passes of the fast network against the naive double-precision reference.
@@ -24,8 +25,9 @@ import Testing
             for b in 0..<batch {
                 let expected = reference.logits(input[b * size..<(b + 1) * size].map(Double.init))
                 for c in 0..<3 {
-                    #expect(abs(Double(fast[b * 3 + c]) - expected[c]) < 1e-4 * max(1, abs(expected[c])),
-                            "sample \(b) class \(c): \(fast[b * 3 + c]) vs \(expected[c])")
+                    #expect(
+                        abs(Double(fast[b * 3 + c]) - expected[c]) < 1e-4 * max(1, abs(expected[c])),
+                        "sample \(b) class \(c): \(fast[b * 3 + c]) vs \(expected[c])")
                 }
             }
         }
@@ -73,8 +75,9 @@ import Testing
                     perturb(h)
                     let numeric = (up - down) / (2 * h)
                     let fast = Double(isBias ? analytic.biases[p][j] : analytic.weights[p][j])
-                    #expect(abs(numeric - fast) < 1e-4 + 1e-3 * abs(numeric),
-                            "layer \(p) \(isBias ? "bias" : "weight") \(j): numeric \(numeric), analytic \(fast)")
+                    #expect(
+                        abs(numeric - fast) < 1e-4 + 1e-3 * abs(numeric),
+                        "layer \(p) \(isBias ? "bias" : "weight") \(j): numeric \(numeric), analytic \(fast)")
                     checked += 1
                 }
             }
@@ -109,19 +112,22 @@ import Testing
             let inputs = (0..<batch).map { b in input[b * size..<(b + 1) * size].map(Double.init) }
             var reference = ReferenceNetwork(model)
             for trainable in [true, false] {
-                let net = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: trainable,
-                                  columnChunkFloats: Self.tinyColumnChunk)
+                let net = ModelRunner(
+                    model: model, batchCapacity: batch, threads: threads, trainable: trainable,
+                    columnChunkFloats: Self.tinyColumnChunk)
                 let fast = net.forwardRaw(input, count: batch)
                 for b in 0..<batch {
                     let expected = reference.logits(inputs[b])
                     for c in 0..<classes {
-                        #expect(abs(Double(fast[b * classes + c]) - expected[c]) < 1e-4 * max(1, abs(expected[c])),
-                                "\(spec) trainable \(trainable) sample \(b) class \(c)")
+                        #expect(
+                            abs(Double(fast[b * classes + c]) - expected[c]) < 1e-4 * max(1, abs(expected[c])),
+                            "\(spec) trainable \(trainable) sample \(b) class \(c)")
                     }
                 }
             }
-            let net = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: true,
-                              columnChunkFloats: Self.tinyColumnChunk)
+            let net = ModelRunner(
+                model: model, batchCapacity: batch, threads: threads, trainable: true,
+                columnChunkFloats: Self.tinyColumnChunk)
             let analytic = net.lossAndGradients(input, labels: labels)
             let h = 1e-5
             for p in model.weights.indices {
@@ -137,8 +143,9 @@ import Testing
                         perturb(h)
                         let numeric = (up - down) / (2 * h)
                         let fast = Double(isBias ? analytic.biases[p][j] : analytic.weights[p][j])
-                        #expect(abs(numeric - fast) < 1e-4 + 1e-3 * abs(numeric),
-                                "\(spec) layer \(p) \(isBias ? "bias" : "weight") \(j): numeric \(numeric), analytic \(fast)")
+                        #expect(
+                            abs(numeric - fast) < 1e-4 + 1e-3 * abs(numeric),
+                            "\(spec) layer \(p) \(isBias ? "bias" : "weight") \(j): numeric \(numeric), analytic \(fast)")
                     }
                 }
             }
@@ -154,10 +161,12 @@ import Testing
         let data = Benchmark.syntheticData(for: spec, count: batch, seed: 5)
         var model = Model(spec: spec, seed: 2)
         model.normalise(for: data)
-        let fused = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: true,
-                            columnChunkFloats: Self.tinyColumnChunk)
-        let separate = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: true,
-                               columnChunkFloats: Self.tinyColumnChunk)
+        let fused = ModelRunner(
+            model: model, batchCapacity: batch, threads: threads, trainable: true,
+            columnChunkFloats: Self.tinyColumnChunk)
+        let separate = ModelRunner(
+            model: model, batchCapacity: batch, threads: threads, trainable: true,
+            columnChunkFloats: Self.tinyColumnChunk)
         fused.setOptimizer(.defaultSGD)
         separate.setOptimizer(.defaultSGD)
         let lr: Float = 0.05
@@ -199,7 +208,9 @@ import Testing
             net.setOptimizer(kind)
             let before = net.lossAndGradients(input, labels: labels).loss
             // lossAndGradients leaves gradients in place; a train step on the same batch must lower the loss.
-            for _ in 0..<60 { _ = net.lossAndGradients(input, labels: labels); net.applyStepForTests(learningRate: kind == .defaultSGD ? 0.02 : 0.01) }
+            for _ in 0..<60 {
+                _ = net.lossAndGradients(input, labels: labels); net.applyStepForTests(learningRate: kind == .defaultSGD ? 0.02 : 0.01)
+            }
             let after = net.lossAndGradients(input, labels: labels).loss
             #expect(after < before * 0.5, "\(kind): loss \(before) → \(after)")
         }
@@ -210,9 +221,13 @@ import Testing
         var image = (0..<h * w * c).map(Float.init)
         let original = image
         image.withUnsafeMutableBufferPointer { Kernels.mirror($0.baseAddress!, height: h, width: w, channels: c) }
-        for y in 0..<h { for x in 0..<w { for ch in 0..<c {
-            #expect(image[(y * w + (w - 1 - x)) * c + ch] == original[(y * w + x) * c + ch])
-        } } }
+        for y in 0..<h {
+            for x in 0..<w {
+                for ch in 0..<c {
+                    #expect(image[(y * w + (w - 1 - x)) * c + ch] == original[(y * w + x) * c + ch])
+                }
+            }
+        }
         image.withUnsafeMutableBufferPointer { Kernels.mirror($0.baseAddress!, height: h, width: w, channels: c) }
         #expect(image == original)
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Learner
 
 /// The model spec grammar: tanh, conv stride and padding, overlapping pools; canonical forms and
@@ -13,10 +14,11 @@ import Testing
         #expect(spec.description == Self.papernot)
         let arch = Architecture(spec)
         // 28 → (28 + 6 − 8)/2 + 1 = 14 → pool 2 stride 1: 13 → (13 − 4)/2 + 1 = 5 → 4.
-        #expect(arch.shapes.map { [$0.height, $0.width, $0.channels] } == [
-            [28, 28, 1], [14, 14, 16], [14, 14, 16], [13, 13, 16], [5, 5, 32], [5, 5, 32], [4, 4, 32],
-            [1, 1, 32], [1, 1, 32], [1, 1, 10],
-        ])
+        #expect(
+            arch.shapes.map { [$0.height, $0.width, $0.channels] } == [
+                [28, 28, 1], [14, 14, 16], [14, 14, 16], [13, 13, 16], [5, 5, 32], [5, 5, 32], [4, 4, 32],
+                [1, 1, 32], [1, 1, 32], [1, 1, 10],
+            ])
         // (8·8·1 + 1)·16 + (4·4·16 + 1)·32 + (512 + 1)·32 + (32 + 1)·10, PyTorch's count for the model.
         #expect(ModelCost(spec).params == 26_010)
         #expect(arch.paramLayers.map(\.stride) == [2, 2, 1, 1])
@@ -25,9 +27,9 @@ import Testing
 
     @Test(arguments: [
         "28x28x1:conv5x32,relu,pool2,conv5x64,relu,pool2,dense2048,relu,dense10",
-        "28x28x1:conv5x16s2,tanh,dense10",           // odd kernel: default padding 2 left out
-        "28x28x1:conv5x16p0,relu,pool3s2,dense10",    // valid conv, 24 → pool 3 stride 2: 11
-        "28x28x1:conv4x8s2p1,pool2,dense10",          // even kernel: padding always written
+        "28x28x1:conv5x16s2,tanh,dense10", // odd kernel: default padding 2 left out
+        "28x28x1:conv5x16p0,relu,pool3s2,dense10", // valid conv, 24 → pool 3 stride 2: 11
+        "28x28x1:conv4x8s2p1,pool2,dense10", // even kernel: padding always written
         "28x28x1:conv1x4,dense10",
     ])
     func canonicalSpecsRoundTrip(_ text: String) throws {
@@ -47,7 +49,7 @@ import Testing
         ("4x4x1:conv15x4p2,dense10", "larger than its 4×4 input"),
         ("4x4x1:pool2s1,pool2s1,pool2s1,pool2s1,dense10", "pool2 is larger than its 1×1 input"),
         ("28x28x1:conv5x16p,dense10", "bad conv layer"),
-        ("28x28x1:conv5x16p2s1,dense10", "bad conv layer"),   // s before p only
+        ("28x28x1:conv5x16p2s1,dense10", "bad conv layer"), // s before p only
         ("28x28x1:conv5x16s-1,dense10", "bad conv layer"),
         ("28x28x1:conv5x16x3,dense10", "bad conv layer"),
         ("28x28x1:pool2s,dense10", "bad pool layer"),

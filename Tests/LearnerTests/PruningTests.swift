@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Learner
 
 @Suite struct PruningTests {
@@ -62,7 +63,7 @@ import Testing
     /// keeps the mask's own units instead and changes the logits.
     @Test func localPlacementKeepsTheModelsStrongestUnitsAndItsFunction() throws {
         var model = Model(spec: Self.spec, seed: 4)
-        let weak: [[Int]] = [[0, 2, 4], [1, 3, 4, 7], [0, 1, 2, 3, 5, 6, 11]]  // 3, 4, 5 survive, mostly not `mask`'s
+        let weak: [[Int]] = [[0, 2, 4], [1, 3, 4, 7], [0, 1, 2, 3, 5, 6, 11]] // 3, 4, 5 survive, mostly not `mask`'s
         for (layer, p) in model.architecture.prunable.enumerated() {
             let fanIn = model.architecture.paramLayers[p.paramIndex].fanIn
             for u in weak[layer] {
@@ -97,7 +98,7 @@ import Testing
         var model = Model(spec: Self.spec, seed: 2)
         model.weights[0] = model.weights[0].map { $0 * 0.01 }
         let fanIn = model.architecture.paramLayers[0].fanIn
-        for j in 0..<fanIn { model.weights[0][4 * fanIn + j] *= 1000 }  // unit 4 of layer 0 is the strongest
+        for j in 0..<fanIn { model.weights[0][4 * fanIn + j] *= 1000 } // unit 4 of layer 0 is the strongest
         let net = ModelRunner(model: model, batchCapacity: 2, threads: 1)
         net.setOptimizer(.defaultAdam)
         let x = inputs(model, count: 2, seed: 3)
@@ -134,11 +135,11 @@ import Testing
     @Test func malformedMasksAreRejected() {
         let model = Model(spec: Self.spec, seed: 4)
         for bad in [
-            PruneMask(kept: [[0], [1]]),                       // wrong layer count
-            PruneMask(kept: [[], [1], [0]]),                   // empty layer
-            PruneMask(kept: [[6], [1], [0]]),                  // out of range
-            PruneMask(kept: [[2, 1], [1], [0]]),               // not ascending
-            PruneMask(kept: [[1, 1], [1], [0]]),               // duplicate
+            PruneMask(kept: [[0], [1]]), // wrong layer count
+            PruneMask(kept: [[], [1], [0]]), // empty layer
+            PruneMask(kept: [[6], [1], [0]]), // out of range
+            PruneMask(kept: [[2, 1], [1], [0]]), // not ascending
+            PruneMask(kept: [[1, 1], [1], [0]]), // duplicate
         ] {
             #expect(throws: MaskError.self) { try model.pruned(to: bad) }
         }
@@ -181,8 +182,10 @@ import Testing
         }
         #expect(try BoundaryRule(parsing: "keep:0.7/0.35") == .keepPerLayer(fractionsMicro: [700_000, 350_000]))
         #expect(try BoundaryRule(parsing: "keep:0.50") == .keep(fractionMicro: 500_000))
-        for bad in ["auto", "auto:-1", "keep:0", "keep:1.5", "keep:0.1234567", "auto:1e3", "median:2", "auto:11",
-                    "keep:0.5/", "keep:/0.5", "keep:0.5//0.5", "keep:0.5/0", "keep:0.1/0.2/0.3/0.4/0.5/0.6/0.7", "auto:1/2"] {
+        for bad in [
+            "auto", "auto:-1", "keep:0", "keep:1.5", "keep:0.1234567", "auto:1e3", "median:2", "auto:11",
+            "keep:0.5/", "keep:/0.5", "keep:0.5//0.5", "keep:0.5/0", "keep:0.1/0.2/0.3/0.4/0.5/0.6/0.7", "auto:1/2",
+        ] {
             #expect(throws: MaskError.self) { try BoundaryRule(parsing: bad) }
         }
     }
@@ -190,7 +193,7 @@ import Testing
     @Test func keepFractionTakesTheTopUnitsWithLowIndexTieBreak() throws {
         let rule = try BoundaryRule(parsing: "keep:0.5")
         #expect(rule.select(scores: [5, 1, 9, 3]) == [0, 2])
-        #expect(rule.select(scores: [4, 4, 4, 4, 4]) == [0, 1, 2])  // ⌈2.5⌉ = 3
+        #expect(rule.select(scores: [4, 4, 4, 4, 4]) == [0, 1, 2]) // ⌈2.5⌉ = 3
         #expect(try BoundaryRule(parsing: "keep:0.01").select(scores: [1, 7, 3]) == [1])
     }
 

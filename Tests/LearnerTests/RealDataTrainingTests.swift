@@ -1,6 +1,7 @@
 import Dataset
 import MeshBase
 import Testing
+
 @testable import Learner
 
 /// Short runs on the real Fashion-MNIST files (from the dataset-fashion-mnist package).
@@ -17,8 +18,9 @@ struct RealDataTrainingTests {
         var step = 0
         var rng = SeededGenerator(seed: 1)
         for epoch in 1...2 {
-            network.trainEpoch(train, epoch: epoch, batchSize: 64, baseLearningRate: 0.01, schedule: .constant,
-                               globalStep: &step, rng: &rng)
+            network.trainEpoch(
+                train, epoch: epoch, batchSize: 64, baseLearningRate: 0.01, schedule: .constant,
+                globalStep: &step, rng: &rng)
         }
         let after = network.evaluate(test).accuracy
         // Chance is 10%; two epochs on 3,000 images reach about 75%.
@@ -36,8 +38,9 @@ struct RealDataTrainingTests {
         var step = 0
         var rng = SeededGenerator(seed: 2)
         for epoch in 1...2 {
-            network.trainEpoch(train, epoch: epoch, batchSize: 64, baseLearningRate: 0.01, schedule: .constant,
-                               globalStep: &step, rng: &rng)
+            network.trainEpoch(
+                train, epoch: epoch, batchSize: 64, baseLearningRate: 0.01, schedule: .constant,
+                globalStep: &step, rng: &rng)
         }
         let trained = network.evaluate(test).accuracy
         let mask = network.model.selectMask(rule: .keep(fractionMicro: 500_000))
@@ -45,8 +48,9 @@ struct RealDataTrainingTests {
         #expect(network.model.mask.widths == [16, 32, 1024])
         #expect(network.model.cost.params < ModelCost(.leafFashion).params / 3)
         let pruned = network.evaluate(test).accuracy
-        network.trainEpoch(train, epoch: 3, batchSize: 64, baseLearningRate: 0.01, schedule: .constant,
-                           globalStep: &step, rng: &rng)
+        network.trainEpoch(
+            train, epoch: 3, batchSize: 64, baseLearningRate: 0.01, schedule: .constant,
+            globalStep: &step, rng: &rng)
         let recovered = network.evaluate(test).accuracy
         // Keeping the surviving weights preserves most of what was learned even before fine-tuning.
         #expect(pruned > 0.4, "trained \(trained), pruned \(pruned)")

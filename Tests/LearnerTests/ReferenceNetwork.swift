@@ -24,16 +24,25 @@ struct ReferenceNetwork {
             case let .conv(k, f, stride, pad):
                 let o = arch.shapes[i + 1]
                 var y = [Double](repeating: 0, count: o.height * o.width * f)
-                for oy in 0..<o.height { for ox in 0..<o.width { for u in 0..<f {
-                    var sum = biases[param][u]
-                    for ky in 0..<k { for kx in 0..<k { for c in 0..<s.channels {
-                        let iy = oy * stride + ky - pad, ix = ox * stride + kx - pad
-                        guard iy >= 0, iy < s.height, ix >= 0, ix < s.width else { continue }
-                        sum += weights[param][u * k * k * s.channels + (ky * k + kx) * s.channels + c]
-                            * x[(iy * s.width + ix) * s.channels + c]
-                    } } }
-                    y[(oy * o.width + ox) * f + u] = sum
-                } } }
+                for oy in 0..<o.height {
+                    for ox in 0..<o.width {
+                        for u in 0..<f {
+                            var sum = biases[param][u]
+                            for ky in 0..<k {
+                                for kx in 0..<k {
+                                    for c in 0..<s.channels {
+                                        let iy = oy * stride + ky - pad, ix = ox * stride + kx - pad
+                                        guard iy >= 0, iy < s.height, ix >= 0, ix < s.width else { continue }
+                                        sum +=
+                                            weights[param][u * k * k * s.channels + (ky * k + kx) * s.channels + c]
+                                            * x[(iy * s.width + ix) * s.channels + c]
+                                    }
+                                }
+                            }
+                            y[(oy * o.width + ox) * f + u] = sum
+                        }
+                    }
+                }
                 x = y
                 param += 1
             case .relu:
@@ -43,12 +52,18 @@ struct ReferenceNetwork {
             case let .maxPool(size, stride):
                 let oh = (s.height - size) / stride + 1, ow = (s.width - size) / stride + 1
                 var y = [Double](repeating: -.infinity, count: oh * ow * s.channels)
-                for oy in 0..<oh { for ox in 0..<ow { for c in 0..<s.channels {
-                    for dy in 0..<size { for dx in 0..<size {
-                        let v = x[((oy * stride + dy) * s.width + ox * stride + dx) * s.channels + c]
-                        y[(oy * ow + ox) * s.channels + c] = max(y[(oy * ow + ox) * s.channels + c], v)
-                    } }
-                } } }
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        for c in 0..<s.channels {
+                            for dy in 0..<size {
+                                for dx in 0..<size {
+                                    let v = x[((oy * stride + dy) * s.width + ox * stride + dx) * s.channels + c]
+                                    y[(oy * ow + ox) * s.channels + c] = max(y[(oy * ow + ox) * s.channels + c], v)
+                                }
+                            }
+                        }
+                    }
+                }
                 x = y
             case let .dense(u):
                 if let mask = dropout[i] { x = zip(x, mask).map(*) }
@@ -82,7 +97,7 @@ struct ReferenceNetwork {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 func _log(_ x: Double) -> Double { log(x) }
 func _exp(_ x: Double) -> Double { exp(x) }

@@ -1,8 +1,10 @@
 import Consensus
+import Foundation
 import Learner
 import MeshBase
 import Sodium
 import Wire
+
 @testable import Ledger
 
 /// The test committee: real Ed25519 keys from fixed seeds, and the small logs the tests tamper with.
@@ -29,5 +31,3 @@ enum Committee {
         return dir
     }
 }
-
-import Foundation

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Ledger
 
 /// The decision log on a real full disk (a 64 KiB tmpfs of its own; root only, as in the CI).

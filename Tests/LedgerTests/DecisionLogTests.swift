@@ -4,6 +4,7 @@ import MeshBase
 import Sodium
 import Testing
 import Wire
+
 @testable import Ledger
 
 @Suite struct DecisionLogTests {
@@ -88,7 +89,8 @@ import Wire
         let full = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let lastStart = Self.recordOffsets(full).last!
         // Every cut inside the record header, then every 11th byte of the body, and the last byte.
-        let cuts = Array(lastStart...lastStart + LogFileFormat.recordHeaderByteCount)
+        let cuts =
+            Array(lastStart...lastStart + LogFileFormat.recordHeaderByteCount)
             + Array(stride(from: lastStart + LogFileFormat.recordHeaderByteCount + 1, to: full.count, by: 11)) + [full.count - 1]
         for cut in cuts {
             let torn = Array(full[0..<cut])
@@ -179,8 +181,10 @@ import Wire
         let last = Self.recordOffsets(original).last!
         // Magic, index, parent, checksum, the body's first and last byte, and the length field grown
         // past the end of the file (the record looks incomplete but is whole).
-        for (spot, mask) in [(last + 1, UInt8(0x01)), (last + 9, 0x01), (last + 20, 0x80), (last + 60, 0x04),
-                             (last + LogFileFormat.recordHeaderByteCount, 0x10), (original.count - 1, 0x01), (last + 6, 0x01)] {
+        for (spot, mask) in [
+            (last + 1, UInt8(0x01)), (last + 9, 0x01), (last + 20, 0x80), (last + 60, 0x04),
+            (last + LogFileFormat.recordHeaderByteCount, 0x10), (original.count - 1, 0x01), (last + 6, 0x01),
+        ] {
             var bytes = original
             bytes[spot] ^= mask
             try Data(bytes).write(to: URL(fileURLWithPath: path))
@@ -196,7 +200,8 @@ import Wire
             #expect(!FileManager.default.fileExists(atPath: path + ".broken"))
             let prefix = try DecisionLog.readValidPrefix(path: path)
             #expect(prefix.entries == entries.prefix(3).map { $0.encoded() })
-            if case let .corrupt(_, index, offset, _)? = prefix.problem, index == 3, offset == last {} else {
+            if case let .corrupt(_, index, offset, _)? = prefix.problem, index == 3, offset == last {
+            } else {
                 Issue.record("flip at \(spot): readValidPrefix reports \(String(describing: prefix.problem))")
             }
         }

@@ -1,11 +1,12 @@
 import Consensus
 import Foundation
 import Learner
-import Privacy
 import MeshBase
+import Privacy
 import Sodium
 import Testing
 import Wire
+
 @testable import Ledger
 
 /// The worked examples of `Sources/Ledger/Ledger.docc`: a real log file of one entry, written by
@@ -25,8 +26,9 @@ import Wire
         let invite = Invite.sign(invitee: b.publicKey, validUntilHeight: 1, meshID: meshID, inviter: a)
         let decision = Decision.admit(member: b.publicKey, invite: invite)
         let precommit = Vote.sign(height: 1, round: 0, type: .precommit, decisionDigest: decision.digest, meshID: meshID, signer: a)
-        let certificate = CommitCertificate.assemble(height: 1, round: 0, decisionDigest: decision.digest, precommits: [precommit],
-                                                     validators: genesis.validators, meshID: meshID)!
+        let certificate = CommitCertificate.assemble(
+            height: 1, round: 0, decisionDigest: decision.digest, precommits: [precommit],
+            validators: genesis.validators, meshID: meshID)!
         return LogEntry(height: 1, previousHash: meshID.digest, decision: decision, certificate: certificate)
     }
 
@@ -65,12 +67,15 @@ import Wire
     @Test func theAuditChargesOverTheOpacusOrders() throws {
         let f = try SpecExamples.fields("audit-orders", in: "Sources/Ledger/Ledger.docc/Audit.md")
         let z = try #require(f["noise_multiplier"].flatMap(Double.init)), budget = try #require(f["epsilon_budget"].flatMap(Double.init))
-        var b = CommitteeLogBuilder.demo(validators: 4, seed: 11, maskRounds: 1,
-                                         privacy: .init(clipBound: 16, noiseMultiplier: z, scaleLog2: 10, delta: 1e-5, epsilonBudget: budget))
+        var b = CommitteeLogBuilder.demo(
+            validators: 4, seed: 11, maskRounds: 1,
+            privacy: .init(clipBound: 16, noiseMultiplier: z, scaleLog2: 10, delta: 1e-5, epsilonBudget: budget))
         let pinned = try #require(b.genesis.rules.pinned)
         let releases = try #require(f["releases"].flatMap { UInt64($0) })
-        let opacus = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier, releases: releases, delta: 1e-5, orders: .opacus)
-        let wide = try RDPAccountant.epsilon(noiseMultiplier: pinned.effectiveNoiseMultiplier, releases: releases, delta: 1e-5, orders: .wide)
+        let opacus = try RDPAccountant.epsilon(
+            noiseMultiplier: pinned.effectiveNoiseMultiplier, releases: releases, delta: 1e-5, orders: .opacus)
+        let wide = try RDPAccountant.epsilon(
+            noiseMultiplier: pinned.effectiveNoiseMultiplier, releases: releases, delta: 1e-5, orders: .wide)
         #expect(wide.epsilon <= budget && budget < opacus.epsilon, "the example must sit between the grids: \(wide) \(opacus)")
         let entry = b.append(.mask(b.honestMaskDecision()))
         let error = LogVerifier.verify(entries: [entry.encoded()], genesis: b.genesis).error

@@ -3,6 +3,7 @@ import Foundation
 import Sodium
 import Testing
 import Wire
+
 @testable import Ledger
 
 /// `prunemesh audit LOG`'s logic: the report on one log file, for each way it can go wrong.
@@ -49,10 +50,12 @@ import Wire
 
         var weak = entries
         let e = entries[2]
-        weak[2] = LogEntry(height: e.height, previousHash: e.previousHash, decision: e.decision,
-                           certificate: CommitCertificate(height: e.certificate.height, round: e.certificate.round,
-                                                          decisionDigest: e.certificate.decisionDigest,
-                                                          signatures: Array(e.certificate.signatures.prefix(1))))
+        weak[2] = LogEntry(
+            height: e.height, previousHash: e.previousHash, decision: e.decision,
+            certificate: CommitCertificate(
+                height: e.certificate.height, round: e.certificate.round,
+                decisionDigest: e.certificate.decisionDigest,
+                signatures: Array(e.certificate.signatures.prefix(1))))
         try LogFileBuilder(meshID: b.genesis.meshID).appending(weak).write(to: dir + "/weak.log")
         let refused = Self.audit(dir + "/weak.log", b.genesis)
         #expect(!refused.ok && refused.firstError?.index == 2 && refused.firstError?.offset == nil && refused.verified == 2)
@@ -66,7 +69,8 @@ import Wire
         try LogFileBuilder(meshID: b.genesis.meshID).appending(entries).write(to: dir + "/d.log")
         struct Missing: Error, CustomStringConvertible { var description: String { "no such file" } }
         let noGenesis = LogAudit.audit(path: dir + "/d.log", genesisPath: dir + "/g.yaml", loadGenesis: { _ in throw Missing() })
-        #expect(!noGenesis.ok && noGenesis.firstError == LogAudit.FirstError(code: "genesis", reason: "genesis \(dir)/g.yaml: no such file"))
+        #expect(
+            !noGenesis.ok && noGenesis.firstError == LogAudit.FirstError(code: "genesis", reason: "genesis \(dir)/g.yaml: no such file"))
         #expect(noGenesis.meshId == nil && noGenesis.head == nil)
 
         let missing = Self.audit(dir + "/nope.log", b.genesis)

@@ -3,6 +3,7 @@ import Foundation
 import Sodium
 import Testing
 import Wire
+
 @testable import Ledger
 
 /// `audit --compare`'s logic: each log audited from its genesis, then compared entry by entry.
@@ -54,8 +55,10 @@ import Wire
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let long = try Self.write(dir, "long.log", count: 6)
         let short = try Self.write(dir, "short.log", count: 3)
-        let report = LogComparison.compare([Self.read(long.path, long.genesis), Self.read(short.path, short.genesis),
-                                            Self.read(long.path, long.genesis)])
+        let report = LogComparison.compare([
+            Self.read(long.path, long.genesis), Self.read(short.path, short.genesis),
+            Self.read(long.path, long.genesis),
+        ])
         #expect(report.ok && report.firstDivergence == nil && report.commonPrefix == 3)
         let entries = try DecisionLog.readEntries(path: long.path).entries
         #expect(report.logs[0].head == LogEntry.hash(encoded: entries.last!).hex)
@@ -70,10 +73,12 @@ import Wire
         let honest = dir + "/honest.log", stripped = dir + "/stripped.log"
         try LogFileBuilder(meshID: b.genesis.meshID).appending(entries).write(to: honest)
         let weak = entries.map { e in
-            LogEntry(height: e.height, previousHash: e.previousHash, decision: e.decision,
-                     certificate: CommitCertificate(height: e.certificate.height, round: e.certificate.round,
-                                                    decisionDigest: e.certificate.decisionDigest,
-                                                    signatures: Array(e.certificate.signatures.prefix(1))))
+            LogEntry(
+                height: e.height, previousHash: e.previousHash, decision: e.decision,
+                certificate: CommitCertificate(
+                    height: e.certificate.height, round: e.certificate.round,
+                    decisionDigest: e.certificate.decisionDigest,
+                    signatures: Array(e.certificate.signatures.prefix(1))))
         }
         try LogFileBuilder(meshID: b.genesis.meshID).appending(weak).write(to: stripped)
         let report = LogComparison.compare([Self.read(honest, b.genesis), Self.read(stripped, b.genesis)])
@@ -103,10 +108,17 @@ import Wire
         let a = try Self.write(dir, "a.log", count: 2)
         struct NoGenesis: Error, CustomStringConvertible { var description: String { "no such file" } }
         var asked: [String] = []
-        let missing = LogComparison.read(path: dir + "/missing.log", genesisPath: dir + "/g.yaml",
-                                         loadGenesis: { asked.append($0); throw NoGenesis() })
+        let missing = LogComparison.read(
+            path: dir + "/missing.log", genesisPath: dir + "/g.yaml",
+            loadGenesis: {
+                asked.append($0); throw NoGenesis()
+            })
         #expect(asked.isEmpty, "the genesis of a log that could not be read is not loaded")
-        let noGenesis = LogComparison.read(path: a.path, genesisPath: dir + "/g.yaml", loadGenesis: { asked.append($0); throw NoGenesis() })
+        let noGenesis = LogComparison.read(
+            path: a.path, genesisPath: dir + "/g.yaml",
+            loadGenesis: {
+                asked.append($0); throw NoGenesis()
+            })
         #expect(asked == [dir + "/g.yaml"])
         let report = LogComparison.compare([Self.read(a.path, a.genesis), missing, noGenesis])
         #expect(!report.ok && !report.readable && report.firstDivergence == nil)

@@ -3,6 +3,7 @@ import Foundation
 import Sodium
 import Testing
 import Wire
+
 @testable import Ledger
 
 /// `LogFileBuilder`: the file it builds is the one `DecisionLog` appends leave on disk.
@@ -39,8 +40,9 @@ import Wire
             try builder.write(to: "/nonexistent-prunemesh-dir/x.log")
             Issue.record("wrote into a directory that does not exist")
         } catch {
-            #expect(error.description.contains("/nonexistent-prunemesh-dir/x.log") && error.description.contains("No such file"),
-                    "\(error)")
+            #expect(
+                error.description.contains("/nonexistent-prunemesh-dir/x.log") && error.description.contains("No such file"),
+                "\(error)")
         }
     }
 }

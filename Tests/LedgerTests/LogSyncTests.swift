@@ -3,6 +3,7 @@ import MeshBase
 import Sodium
 import Testing
 import Wire
+
 @testable import Ledger
 
 /// Log sync messages and the entry hash that honest nodes must share.
@@ -61,7 +62,9 @@ import Wire
     @Test func strictDecoding() {
         let request = LogSyncMessage.request(fromHeight: 1, maxEntries: 1).encodedPayload()
         for n in 0..<request.count {
-            #expect(throws: LogSyncMessage.DecodeError.self) { try LogSyncMessage.decode(kind: .logRequest, payload: Array(request.prefix(n))) }
+            #expect(throws: LogSyncMessage.DecodeError.self) {
+                try LogSyncMessage.decode(kind: .logRequest, payload: Array(request.prefix(n)))
+            }
         }
         #expect(throws: LogSyncMessage.DecodeError.self) { try LogSyncMessage.decode(kind: .logRequest, payload: request + [0]) }
         var zero = ByteWriter(capacity: 10)

@@ -4,6 +4,7 @@ import MeshBase
 import Sodium
 import Testing
 import Wire
+
 @testable import Ledger
 
 @Suite struct LogVerifierTests {
@@ -70,9 +71,11 @@ import Wire
 
     /// Builds a log of `prefix` scripted entries, then appends `entry(builder)` and expects the
     /// verifier to stop there with `fault`.
-    func expectRejected(afterScripted prefix: Int, validators: Int = 4, _ fault: (LogFault) -> Bool,
-                        _ sourceLocation: SourceLocation = #_sourceLocation,
-                        _ make: (inout CommitteeLogBuilder) -> LogEntry) {
+    func expectRejected(
+        afterScripted prefix: Int, validators: Int = 4, _ fault: (LogFault) -> Bool,
+        _ sourceLocation: SourceLocation = #_sourceLocation,
+        _ make: (inout CommitteeLogBuilder) -> LogEntry
+    ) {
         var b = Committee.builder(validators: validators)
         var entries = (0..<prefix).map { _ in b.next() }
         entries.append(make(&b))
@@ -86,8 +89,9 @@ import Wire
         expectRejected(afterScripted: 1, { if case .certificate(.badSignature(index: 1, _)) = $0 { true } else { false } }) { b in
             let d = Decision.mask(b.honestMaskDecision())
             var cert = b.certificate(for: d)
-            let forged = Vote.sign(height: b.height + 1, round: 0, type: .precommit, decisionDigest: d.digest,
-                                   meshID: b.genesis.meshID, signer: b.signingKey(b.spares[0]))
+            let forged = Vote.sign(
+                height: b.height + 1, round: 0, type: .precommit, decisionDigest: d.digest,
+                meshID: b.genesis.meshID, signer: b.signingKey(b.spares[0]))
             var sigs = cert.signatures
             sigs[1] = IndexedSignature(validatorIndex: 1, signature: forged.signature)
             cert = CommitCertificate(height: cert.height, round: cert.round, decisionDigest: cert.decisionDigest, signatures: sigs)
@@ -97,15 +101,19 @@ import Wire
         expectRejected(afterScripted: 1, { $0 == .certificate(.quorumShort(signers: 2, quorum: 3)) }) { b in
             let d = Decision.mask(b.honestMaskDecision())
             let cert = b.certificate(for: d, signers: Array(b.validators.keys.prefix(3)))
-            return b.entry(for: d, certificate: CommitCertificate(height: cert.height, round: cert.round, decisionDigest: cert.decisionDigest,
-                                                                  signatures: Array(cert.signatures.dropLast())))
+            return b.entry(
+                for: d,
+                certificate: CommitCertificate(
+                    height: cert.height, round: cert.round, decisionDigest: cert.decisionDigest,
+                    signatures: Array(cert.signatures.dropLast())))
         }
         // A contribution whose signature does not verify.
         expectRejected(afterScripted: 0, { if case .decision(.contributionSignature) = $0 { true } else { false } }) { b in
             let m = b.honestMaskDecision()
             var cs = m.contributions
             let c = cs[2]
-            cs[2] = SignedContribution(contributor: c.contributor, pruningRound: c.pruningRound, payload: c.payload, signature: cs[0].signature)
+            cs[2] = SignedContribution(
+                contributor: c.contributor, pruningRound: c.pruningRound, payload: c.payload, signature: cs[0].signature)
             return b.entry(for: .mask(MaskDecision(pruningRound: m.pruningRound, contributions: cs, aggregate: m.aggregate, mask: m.mask)))
         }
     }
@@ -113,7 +121,8 @@ import Wire
     @Test func quorumShortByOneAndSignersOutsideTheSet() {
         for n in [4, 5, 7] {
             let quorum = 2 * n / 3 + 1
-            expectRejected(afterScripted: 0, validators: n, { $0 == .certificate(.quorumShort(signers: quorum - 1, quorum: quorum)) }) { b in
+            expectRejected(afterScripted: 0, validators: n, { $0 == .certificate(.quorumShort(signers: quorum - 1, quorum: quorum)) }) {
+                b in
                 let d = Decision.mask(b.honestMaskDecision())
                 return b.entry(for: d, certificate: b.certificate(for: d, signers: Array(b.validators.keys.prefix(quorum - 1))))
             }
@@ -121,11 +130,14 @@ import Wire
         expectRejected(afterScripted: 0, { $0 == .certificate(.signerOutsideSet(index: 4, setSize: 4)) }) { b in
             let d = Decision.mask(b.honestMaskDecision())
             let cert = b.certificate(for: d)
-            let outsider = Vote.sign(height: 1, round: 0, type: .precommit, decisionDigest: d.digest, meshID: b.genesis.meshID,
-                                     signer: b.signingKey(b.spares[0]))
-            return b.entry(for: d, certificate: CommitCertificate(
-                height: 1, round: 0, decisionDigest: d.digest,
-                signatures: cert.signatures + [IndexedSignature(validatorIndex: 4, signature: outsider.signature)]))
+            let outsider = Vote.sign(
+                height: 1, round: 0, type: .precommit, decisionDigest: d.digest, meshID: b.genesis.meshID,
+                signer: b.signingKey(b.spares[0]))
+            return b.entry(
+                for: d,
+                certificate: CommitCertificate(
+                    height: 1, round: 0, decisionDigest: d.digest,
+                    signatures: cert.signatures + [IndexedSignature(validatorIndex: 4, signature: outsider.signature)]))
         }
     }
 
@@ -134,26 +146,34 @@ import Wire
             let m = b.honestMaskDecision()
             var aggregate = m.aggregate
             aggregate[5] += 1
-            return b.entry(for: .mask(MaskDecision(pruningRound: m.pruningRound, contributions: m.contributions, aggregate: aggregate, mask: m.mask)))
+            return b.entry(
+                for: .mask(MaskDecision(pruningRound: m.pruningRound, contributions: m.contributions, aggregate: aggregate, mask: m.mask)))
         }
         expectRejected(afterScripted: 0, { if case .decision(.maskMismatch(layer: 0)) = $0 { true } else { false } }) { b in
             let m = b.honestMaskDecision()
             var kept = m.mask.kept
-            kept[0].removeLast()  // a smaller, valid, but not the agreed mask
-            return b.entry(for: .mask(MaskDecision(pruningRound: m.pruningRound, contributions: m.contributions, aggregate: m.aggregate,
-                                                   mask: PruneMask(kept: kept))))
+            kept[0].removeLast() // a smaller, valid, but not the agreed mask
+            return b.entry(
+                for: .mask(
+                    MaskDecision(
+                        pruningRound: m.pruningRound, contributions: m.contributions, aggregate: m.aggregate,
+                        mask: PruneMask(kept: kept))))
         }
         expectRejected(afterScripted: 1, { $0 == .decision(.maskGrows(layer: 1)) }) { b in
             let m = b.honestMaskDecision()
             var kept = m.mask.kept
             let pruned = Set(0..<16).subtracting(b.mask.kept[1]).min()!
             kept[1] = (kept[1] + [pruned]).sorted()
-            return b.entry(for: .mask(MaskDecision(pruningRound: m.pruningRound, contributions: m.contributions, aggregate: m.aggregate,
-                                                   mask: PruneMask(kept: kept))))
+            return b.entry(
+                for: .mask(
+                    MaskDecision(
+                        pruningRound: m.pruningRound, contributions: m.contributions, aggregate: m.aggregate,
+                        mask: PruneMask(kept: kept))))
         }
         expectRejected(afterScripted: 1, { $0 == .decision(.maskRound(expected: 2, actual: 3)) }) { b in
             let cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 3) }
-            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 3, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+            return b.entry(
+                for: .mask(try! MaskDecision.make(pruningRound: 3, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
     }
 
@@ -161,23 +181,30 @@ import Wire
         expectRejected(afterScripted: 0, { if case .decision(.contributorNotValidator) = $0 { true } else { false } }) { b in
             var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 1) }
             cs[0] = b.contribution(by: b.spares[0], pruningRound: 1)
-            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+            return b.entry(
+                for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
-        expectRejected(afterScripted: 0, { if case .decision(.tooFewContributions(count: 2, quorum: 3)) = $0 { true } else { false } }) { b in
+        expectRejected(afterScripted: 0, { if case .decision(.tooFewContributions(count: 2, quorum: 3)) = $0 { true } else { false } }) {
+            b in
             let cs = b.validators.keys.prefix(2).map { b.contribution(by: $0, pruningRound: 1) }
-            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 0, current: b.mask, rule: b.genesis.maskRule)))
+            return b.entry(
+                for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 0, current: b.mask, rule: b.genesis.maskRule)))
         }
         // Overspent: a contributor whose release count puts ε above the genesis budget (10).
         expectRejected(afterScripted: 0, { if case .decision(.privacyBudgetExceeded) = $0 { true } else { false } }) { b in
             var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 1) }
             cs[1] = b.contribution(by: cs[1].contributor, pruningRound: 1, releaseCount: 1000)
-            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+            return b.entry(
+                for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
         // A release count that does not grow would hide spend.
-        expectRejected(afterScripted: 1, { if case .decision(.releaseCountNotIncreasing(_, previous: 1, actual: 1)) = $0 { true } else { false } }) { b in
+        expectRejected(
+            afterScripted: 1, { if case .decision(.releaseCountNotIncreasing(_, previous: 1, actual: 1)) = $0 { true } else { false } }
+        ) { b in
             var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 2) }
             cs[0] = b.contribution(by: cs[0].contributor, pruningRound: 2, releaseCount: 1)
-            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 2, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+            return b.entry(
+                for: .mask(try! MaskDecision.make(pruningRound: 2, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
         // Convicted by evidence at height 1, then contributing at height 2.
         var b = Committee.builder()
@@ -189,17 +216,21 @@ import Wire
         // Release parameters other than the genesis's.
         expectRejected(afterScripted: 0, { if case .decision(.releaseNotPinned) = $0 { true } else { false } }) { b in
             var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 1) }
-            let r = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 0.5, clipNorm: 16, scaleLog2: 10,
-                                      values: b.releaseValues(for: cs[3].contributor, pruningRound: 1))
+            let r = ImportanceRelease(
+                pruningRound: 1, releaseCount: 1, noiseMultiplier: 0.5, clipNorm: 16, scaleLog2: 10,
+                values: b.releaseValues(for: cs[3].contributor, pruningRound: 1))
             cs[3] = try! SignedContribution.sign(release: r, meshID: b.genesis.meshID, signer: b.signingKey(cs[3].contributor))
-            return b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
+            return b.entry(
+                for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask, rule: b.genesis.maskRule)))
         }
     }
 
     @Test func freezeRules() {
         expectRejected(afterScripted: 4, { $0 == .decision(.afterFreeze(.mask)) }) { b in b.entry(for: .mask(b.honestMaskDecision())) }
         expectRejected(afterScripted: 4, { $0 == .decision(.freezeTwice) }) { b in b.entry(for: .freeze(pruningRound: 3)) }
-        expectRejected(afterScripted: 2, { $0 == .decision(.freezeRound(expected: 2, actual: 1)) }) { b in b.entry(for: .freeze(pruningRound: 1)) }
+        expectRejected(afterScripted: 2, { $0 == .decision(.freezeRound(expected: 2, actual: 1)) }) { b in
+            b.entry(for: .freeze(pruningRound: 1))
+        }
         // A freeze before any mask decision ends the pruning before it began: refused (it once
         // verified, naming round 0 = the "last" mask round of a log without one).
         expectRejected(afterScripted: 0, { $0 == .decision(.freezeBeforeMask) }) { b in b.entry(for: .freeze(pruningRound: 0)) }
@@ -232,7 +263,8 @@ import Wire
         var c = Committee.builder()
         let evidenceOther = c.append(c.evidenceDecision(against: c.validators.keys[2]))
         let wrong = c.entry(for: .remove(member: c.validators.keys[3], reason: .equivocated))
-        #expect(Committee.verify([evidenceOther, wrong], genesis: c.genesis)?.fault
+        #expect(
+            Committee.verify([evidenceOther, wrong], genesis: c.genesis)?.fault
                 == .decision(.removeEquivocatedWithoutEvidence(c.validators.keys[3])))
         // Without the accusation the same member may be removed (dead or requested) with no evidence.
         var d = Committee.builder()
@@ -243,13 +275,15 @@ import Wire
     /// An invite's valid-until height is inclusive: usable at that height, refused one later.
     @Test func anInviteIsValidUpToAndIncludingItsHeight() {
         var b = Committee.builder()
-        let invite = Invite.sign(invitee: b.spares[0], validUntilHeight: 1, meshID: b.genesis.meshID,
-                                 inviter: b.signingKey(b.validators.keys[0]))
+        let invite = Invite.sign(
+            invitee: b.spares[0], validUntilHeight: 1, meshID: b.genesis.meshID,
+            inviter: b.signingKey(b.validators.keys[0]))
         let admit = b.append(.admit(member: b.spares[0], invite: invite))
         #expect(Committee.verify([admit], genesis: b.genesis) == nil)
         expectRejected(afterScripted: 1, { $0 == .decision(.inviteExpired(validUntil: 1, height: 2)) }) { b in
-            let invite = Invite.sign(invitee: b.spares[0], validUntilHeight: 1, meshID: b.genesis.meshID,
-                                     inviter: b.signingKey(b.validators.keys[0]))
+            let invite = Invite.sign(
+                invitee: b.spares[0], validUntilHeight: 1, meshID: b.genesis.meshID,
+                inviter: b.signingKey(b.validators.keys[0]))
             return b.entry(for: .admit(member: b.spares[0], invite: invite))
         }
     }
@@ -274,11 +308,13 @@ import Wire
         #expect(Committee.verify(entries, genesis: b.genesis) == nil)
         // An expired invite, an inviter who is not a validator, admitting a member twice.
         expectRejected(afterScripted: 4, { $0 == .decision(.inviteExpired(validUntil: 4, height: 5)) }) { b in
-            let invite = Invite.sign(invitee: b.spares[0], validUntilHeight: 4, meshID: b.genesis.meshID, inviter: b.signingKey(b.validators.keys[0]))
+            let invite = Invite.sign(
+                invitee: b.spares[0], validUntilHeight: 4, meshID: b.genesis.meshID, inviter: b.signingKey(b.validators.keys[0]))
             return b.entry(for: .admit(member: b.spares[0], invite: invite))
         }
         expectRejected(afterScripted: 4, { if case .decision(.inviterNotValidator) = $0 { true } else { false } }) { b in
-            let invite = Invite.sign(invitee: b.spares[0], validUntilHeight: 9, meshID: b.genesis.meshID, inviter: b.signingKey(b.spares[1]))
+            let invite = Invite.sign(
+                invitee: b.spares[0], validUntilHeight: 9, meshID: b.genesis.meshID, inviter: b.signingKey(b.spares[1]))
             return b.entry(for: .admit(member: b.spares[0], invite: invite))
         }
         expectRejected(afterScripted: 4, { if case .decision(.removeNotMember) = $0 { true } else { false } }) { b in
@@ -292,29 +328,34 @@ import Wire
     /// A key that can never sign (all zeros, the identity, a small-order or off-curve point) is
     /// refused as a member even with a valid invite and a full certificate: two such admits
     /// halted a 4-node mesh (quorum counted them, they never voted).
-    @Test(arguments: ["0000000000000000000000000000000000000000000000000000000000000000",
-                      "0100000000000000000000000000000000000000000000000000000000000000",
-                      "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-                      "0200000000000000000000000000000000000000000000000000000000000000",
-                      "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"])
+    @Test(arguments: [
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "0200000000000000000000000000000000000000000000000000000000000000",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ])
     func anAdmitOfAKeyThatCannotSignIsRejected(_ hex: String) throws {
         let phantom = try #require(PublicKey(hex: hex))
         expectRejected(afterScripted: 4, { $0 == .decision(.admitInvalidKey(phantom)) }) { b in
-            let invite = Invite.sign(invitee: phantom, validUntilHeight: 9, meshID: b.genesis.meshID,
-                                     inviter: b.signingKey(b.validators.keys[0]))
+            let invite = Invite.sign(
+                invitee: phantom, validUntilHeight: 9, meshID: b.genesis.meshID,
+                inviter: b.signingKey(b.validators.keys[0]))
             let admit = Decision.admit(member: phantom, invite: invite)
             return b.entry(for: admit, certificate: b.certificate(for: admit, signers: b.validators.keys))
         }
         // The same state machine is what validators prevote with: the engine refuses it too.
         let b = Committee.builder()
-        let invite = Invite.sign(invitee: phantom, validUntilHeight: 9, meshID: b.genesis.meshID,
-                                 inviter: b.signingKey(b.validators.keys[0]))
+        let invite = Invite.sign(
+            invitee: phantom, validUntilHeight: 9, meshID: b.genesis.meshID,
+            inviter: b.signingKey(b.validators.keys[0]))
         let state = b.genesis.initialState
         #expect(throws: DecisionFault.admitInvalidKey(phantom)) { try state.check(.admit(member: phantom, invite: invite)) }
         // A valid key under the same invite terms is accepted: the refusal is about the key.
         let real = b.spares[0]
-        let realInvite = Invite.sign(invitee: real, validUntilHeight: 9, meshID: b.genesis.meshID,
-                                     inviter: b.signingKey(b.validators.keys[0]))
+        let realInvite = Invite.sign(
+            invitee: real, validUntilHeight: 9, meshID: b.genesis.meshID,
+            inviter: b.signingKey(b.validators.keys[0]))
         try state.check(.admit(member: real, invite: realInvite))
     }
 
@@ -325,8 +366,9 @@ import Wire
         expectRejected(afterScripted: 4, { if case .decision(.evidenceSignature) = $0 { true } else { false } }) { b in
             guard case let .evidence(e) = b.evidenceDecision(against: b.validators.keys[1]) else { fatalError() }
             let s = e.second
-            let bad = Vote(voter: s.voter, height: s.height, round: s.round, type: s.type, decisionDigest: s.decisionDigest,
-                           signature: e.first.signature)
+            let bad = Vote(
+                voter: s.voter, height: s.height, round: s.round, type: s.type, decisionDigest: s.decisionDigest,
+                signature: e.first.signature)
             return b.entry(for: .evidence(Equivocation(e.first, bad)!))
         }
     }

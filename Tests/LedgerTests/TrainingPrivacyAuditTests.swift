@@ -6,6 +6,7 @@ import Privacy
 import Sodium
 import Testing
 import Wire
+
 @testable import Ledger
 
 /// The audit of record-level (DP-SGD) privacy: every release in a mesh that trains with DP-SGD
@@ -21,15 +22,19 @@ import Wire
     static func epsilon(steps: UInt64) -> Double { try! terms(epsilonMax: 1).epsilon(steps: steps).epsilon }
 
     static func builder(_ training: TrainingPrivacyTerms?) -> CommitteeLogBuilder {
-        CommitteeLogBuilder.demo(validators: 4, spareCount: 0, seed: 23,
-                                 privacy: .init(clipBound: 16, noiseMultiplier: 5, scaleLog2: 10, delta: 1e-5, epsilonBudget: 10,
-                                                training: training))
+        CommitteeLogBuilder.demo(
+            validators: 4, spareCount: 0, seed: 23,
+            privacy: .init(
+                clipBound: 16, noiseMultiplier: 5, scaleLog2: 10, delta: 1e-5, epsilonBudget: 10,
+                training: training))
     }
 
     /// The mask entry of the next round where validator 1 states `steps` (the others one round's
     /// steps per release), verified after `prefix`.
-    static func verify(training: TrainingPrivacyTerms?, prefixRounds: Int = 0, stepsOfValidator1: UInt64?,
-                       firstSteps: UInt64? = nil) -> (error: LogVerificationError?, state: MeshState, key: PublicKey) {
+    static func verify(
+        training: TrainingPrivacyTerms?, prefixRounds: Int = 0, stepsOfValidator1: UInt64?,
+        firstSteps: UInt64? = nil
+    ) -> (error: LogVerificationError?, state: MeshState, key: PublicKey) {
         var b = builder(training)
         var entries: [LogEntry] = []
         let key = b.validators.keys[1]
@@ -37,14 +42,22 @@ import Wire
             let round = UInt64(r + 1)
             var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: round) }
             if r == 0, let firstSteps { cs[1] = b.contribution(by: key, pruningRound: round, trainingSteps: firstSteps) }
-            entries.append(b.append(.mask(try! MaskDecision.make(pruningRound: round, contributions: cs, trim: 1, current: b.mask,
-                                                                 rule: b.genesis.maskRule))))
+            entries.append(
+                b.append(
+                    .mask(
+                        try! MaskDecision.make(
+                            pruningRound: round, contributions: cs, trim: 1, current: b.mask,
+                            rule: b.genesis.maskRule))))
         }
         let round = UInt64(prefixRounds + 1)
         var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: round) }
         cs[1] = b.contribution(by: key, pruningRound: round, trainingSteps: stepsOfValidator1)
-        entries.append(b.entry(for: .mask(try! MaskDecision.make(pruningRound: round, contributions: cs, trim: 1, current: b.mask,
-                                                                 rule: b.genesis.maskRule))))
+        entries.append(
+            b.entry(
+                for: .mask(
+                    try! MaskDecision.make(
+                        pruningRound: round, contributions: cs, trim: 1, current: b.mask,
+                        rule: b.genesis.maskRule))))
         let result = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: b.genesis)
         return (result.error, result.verifier.state, key)
     }
@@ -87,19 +100,26 @@ import Wire
         var b = Self.builder(terms)
         var cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 1) }
         let key = cs[2].contributor
-        let plain = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 5, clipNorm: 16, scaleLog2: 10,
-                                      values: b.releaseValues(for: key, pruningRound: 1))
+        let plain = ImportanceRelease(
+            pruningRound: 1, releaseCount: 1, noiseMultiplier: 5, clipNorm: 16, scaleLog2: 10,
+            values: b.releaseValues(for: key, pruningRound: 1))
         cs[2] = try! SignedContribution.sign(release: plain, meshID: b.genesis.meshID, signer: b.signingKey(key))
-        let missing = b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask,
-                                                                rule: b.genesis.maskRule)))
+        let missing = b.entry(
+            for: .mask(
+                try! MaskDecision.make(
+                    pruningRound: 1, contributions: cs, trim: 1, current: b.mask,
+                    rule: b.genesis.maskRule)))
         #expect(Committee.verify([missing], genesis: b.genesis)?.fault == .decision(.trainingStepsMissing(key)))
 
         // A mesh without DP-SGD: a release stating steps.
         b = Self.builder(nil)
         cs = b.validators.keys.map { b.contribution(by: $0, pruningRound: 1) }
         cs[2] = b.contribution(by: key, pruningRound: 1, trainingSteps: 100)
-        let unexpected = b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask,
-                                                                   rule: b.genesis.maskRule)))
+        let unexpected = b.entry(
+            for: .mask(
+                try! MaskDecision.make(
+                    pruningRound: 1, contributions: cs, trim: 1, current: b.mask,
+                    rule: b.genesis.maskRule)))
         #expect(Committee.verify([unexpected], genesis: b.genesis)?.fault == .decision(.trainingStepsUnexpected(key)))
 
         // Second release with 199 steps: two releases follow two rounds of 100 steps at least.
@@ -132,9 +152,11 @@ import Wire
 /// z_release = 0: a mesh that trains with DP-SGD may release importance without noise.
 @Suite struct NoiseFreeReleaseAuditTests {
     static func builder(z: Double, training: TrainingPrivacyTerms?) -> CommitteeLogBuilder {
-        CommitteeLogBuilder.demo(validators: 4, spareCount: 0, seed: 29,
-                                 privacy: .init(clipBound: 16, noiseMultiplier: z, scaleLog2: 10, delta: 1e-5, epsilonBudget: 10,
-                                                training: training))
+        CommitteeLogBuilder.demo(
+            validators: 4, spareCount: 0, seed: 29,
+            privacy: .init(
+                clipBound: 16, noiseMultiplier: z, scaleLog2: 10, delta: 1e-5, epsilonBudget: 10,
+                training: training))
     }
 
     static let terms = TrainingPrivacyTerms(sampleRate: 0.01, noiseMultiplier: 1.1, delta: 1e-5, epsilonMax: 8, stepsPerRound: 100)
@@ -149,7 +171,7 @@ import Wire
         #expect(result.error == nil, "\(String(describing: result.error))")
         for key in b.validators.keys {
             #expect(result.verifier.state.releaseCounts[key] == 3)
-            #expect(result.verifier.state.spent[key] == 0)   // not charged: no node-level guarantee
+            #expect(result.verifier.state.spent[key] == 0) // not charged: no node-level guarantee
             #expect(result.verifier.state.trainingSteps[key] == 300)
         }
     }
@@ -159,22 +181,30 @@ import Wire
         let b = Self.builder(z: 0, training: nil)
         #expect(b.genesis.rules.pinned == nil)
         let cs = b.validators.keys.map { key -> SignedContribution in
-            let r = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 0, clipNorm: 16, scaleLog2: 10,
-                                      values: b.releaseValues(for: key, pruningRound: 1), trainingSteps: 100)
+            let r = ImportanceRelease(
+                pruningRound: 1, releaseCount: 1, noiseMultiplier: 0, clipNorm: 16, scaleLog2: 10,
+                values: b.releaseValues(for: key, pruningRound: 1), trainingSteps: 100)
             return try! SignedContribution.sign(release: r, meshID: b.genesis.meshID, signer: b.signingKey(key))
         }
-        let entry = b.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: cs, trim: 1, current: b.mask,
-                                                              rule: b.genesis.maskRule)))
+        let entry = b.entry(
+            for: .mask(
+                try! MaskDecision.make(
+                    pruningRound: 1, contributions: cs, trim: 1, current: b.mask,
+                    rule: b.genesis.maskRule)))
         #expect(Committee.verify([entry], genesis: b.genesis)?.fault.code == "release_not_pinned")
         // And a noisy release in a noise-free mesh does not use the pinned z.
         let nf = Self.builder(z: 0, training: Self.terms)
         var mixed = nf.validators.keys.map { nf.contribution(by: $0, pruningRound: 1) }
         let key = mixed[0].contributor
-        let noisy = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 5, clipNorm: 16, scaleLog2: 10,
-                                      values: nf.releaseValues(for: key, pruningRound: 1), trainingSteps: 100)
+        let noisy = ImportanceRelease(
+            pruningRound: 1, releaseCount: 1, noiseMultiplier: 5, clipNorm: 16, scaleLog2: 10,
+            values: nf.releaseValues(for: key, pruningRound: 1), trainingSteps: 100)
         mixed[0] = try! SignedContribution.sign(release: noisy, meshID: nf.genesis.meshID, signer: nf.signingKey(key))
-        let bad = nf.entry(for: .mask(try! MaskDecision.make(pruningRound: 1, contributions: mixed, trim: 1, current: nf.mask,
-                                                             rule: nf.genesis.maskRule)))
+        let bad = nf.entry(
+            for: .mask(
+                try! MaskDecision.make(
+                    pruningRound: 1, contributions: mixed, trim: 1, current: nf.mask,
+                    rule: nf.genesis.maskRule)))
         #expect(Committee.verify([bad], genesis: nf.genesis)?.fault.code == "release_not_pinned")
     }
 }

@@ -1,6 +1,7 @@
 import MeshBase
 import Sodium
 import Wire
+
 @testable import Membership
 
 /// A tiny etcd-raft-style harness: N instances, messages held in flight until a test delivers
@@ -35,8 +36,9 @@ struct Cluster {
         addresses = (0..<(count + extraAdmitted)).map(Cluster.address)
         let admitted = Set(keys)
         nodes = (0..<count).map { i in
-            SWIMInstance(config: config, me: Cluster.key(i), address: Cluster.address(i), admitted: admitted,
-                         seeds: i == 0 ? [] : [Cluster.address(0)], randomSeed: seed &+ UInt64(i), nowMs: 0)
+            SWIMInstance(
+                config: config, me: Cluster.key(i), address: Cluster.address(i), admitted: admitted,
+                seeds: i == 0 ? [] : [Cluster.address(0)], randomSeed: seed &+ UInt64(i), nowMs: 0)
         }
         nodes += Array(repeating: nil, count: extraAdmitted)
         changes = Array(repeating: [], count: count + extraAdmitted)
@@ -50,8 +52,9 @@ struct Cluster {
     subscript(_ i: Int) -> SWIMInstance { nodes[i]! }
 
     mutating func start(_ i: Int, config: SWIMConfig = Cluster.quiet, seeds: [Int] = [0], admitted: Set<MemberID>? = nil) {
-        nodes[i] = SWIMInstance(config: config, me: keys[i], address: addresses[i], admitted: admitted ?? Set(keys),
-                                seeds: seeds.map { addresses[$0] }, randomSeed: 100 &+ UInt64(i), nowMs: nowMs)
+        nodes[i] = SWIMInstance(
+            config: config, me: keys[i], address: addresses[i], admitted: admitted ?? Set(keys),
+            seeds: seeds.map { addresses[$0] }, randomSeed: 100 &+ UInt64(i), nowMs: nowMs)
     }
 
     mutating func collect(_ i: Int, _ directives: [SWIMDirective]) {

@@ -2,6 +2,7 @@ import MeshBase
 import Sodium
 import Testing
 import Wire
+
 @testable import Membership
 
 @Suite struct CodecTests {
@@ -115,8 +116,11 @@ import Wire
         w.write(UInt64(9))
         w.write(UInt8(Limits.swim_piggyback_updates_count_max + 1))
         for _ in 0...Limits.swim_piggyback_updates_count_max { CodecTests.updates[0].encode(into: &w) }
-        #expect(throws: MembershipDecodeError.countOverLimit(field: "updates", count: Limits.swim_piggyback_updates_count_max + 1,
-                                                             limit: Limits.swim_piggyback_updates_count_max)) {
+        #expect(
+            throws: MembershipDecodeError.countOverLimit(
+                field: "updates", count: Limits.swim_piggyback_updates_count_max + 1,
+                limit: Limits.swim_piggyback_updates_count_max)
+        ) {
             try SWIMMessage.decode(kind: .ack, payload: w.bytes)
         }
     }
@@ -124,7 +128,7 @@ import Wire
     @Test func aCountLargerThanTheBytesIsRefusedBeforeAllocating() {
         var w = ByteWriter()
         w.write(UInt8(1))
-        w.write(UInt16(Limits.members_count_max))   // promises 256 members, carries none
+        w.write(UInt16(Limits.members_count_max)) // promises 256 members, carries none
         #expect(throws: MembershipDecodeError.truncated(field: "sync.members")) {
             try SWIMMessage.decode(kind: .membershipSync, payload: w.bytes)
         }
@@ -134,8 +138,11 @@ import Wire
         var w = ByteWriter()
         w.write(UInt8(0))
         w.write(UInt16(Limits.members_count_max + 1))
-        #expect(throws: MembershipDecodeError.countOverLimit(field: "sync.members", count: Limits.members_count_max + 1,
-                                                             limit: Limits.members_count_max)) {
+        #expect(
+            throws: MembershipDecodeError.countOverLimit(
+                field: "sync.members", count: Limits.members_count_max + 1,
+                limit: Limits.members_count_max)
+        ) {
             try SWIMMessage.decode(kind: .membershipSync, payload: w.bytes)
         }
     }
@@ -191,9 +198,11 @@ import Wire
         #expect(a?.ipBytes == ip && a?.port == port)
     }
 
-    @Test(arguments: ["", "1.2.3.4", "1.2.3:80", "1.2.3.4.5:80", "256.1.1.1:80", "01.2.3.4:80", "1.2.3.4:65536",
-                      "1.2.3.4:", "1.2.3.4:x", "host:80", "[::1]", "[::1]:", "::1:80", "[1::2::3]:80",
-                      "[1:2:3:4:5:6:7:8:9]:80", "[12345::]:80", "[g::]:80", " 1.2.3.4:80"])
+    @Test(arguments: [
+        "", "1.2.3.4", "1.2.3:80", "1.2.3.4.5:80", "256.1.1.1:80", "01.2.3.4:80", "1.2.3.4:65536",
+        "1.2.3.4:", "1.2.3.4:x", "host:80", "[::1]", "[::1]:", "::1:80", "[1::2::3]:80",
+        "[1:2:3:4:5:6:7:8:9]:80", "[12345::]:80", "[g::]:80", " 1.2.3.4:80",
+    ])
     func refuses(text: String) {
         #expect(PeerAddress(parsing: text) == nil)
     }

@@ -2,6 +2,7 @@ import MeshBase
 import Sodium
 import Testing
 import Wire
+
 @testable import Membership
 
 /// The worked examples of `Sources/Membership/Membership.docc`, recomputed by the real codecs and
@@ -20,8 +21,9 @@ import Wire
     static let admitted: Set<MemberID> = [a.publicKey, b.publicKey, c.publicKey]
 
     static func instance(_ key: SigningKey, _ address: PeerAddress, seeds: [PeerAddress] = []) -> SWIMInstance {
-        SWIMInstance(config: SWIMConfig(beaconIntervalMs: 0), me: key.publicKey, address: address, admitted: admitted,
-                     seeds: seeds, randomSeed: 1, nowMs: 0)
+        SWIMInstance(
+            config: SWIMConfig(beaconIntervalMs: 0), me: key.publicKey, address: address, admitted: admitted,
+            seeds: seeds, randomSeed: 1, nowMs: 0)
     }
 
     static func sends(_ directives: [SWIMDirective]) -> [(SWIMMessage, PeerAddress)] {
@@ -44,16 +46,21 @@ import Wire
 
     @Test func aSuspectUpdateNamesItsAccuser() throws {
         var w = ByteWriter(capacity: 128)
-        MemberUpdate(id: Self.b.publicKey, address: Self.addressB, incarnation: 2, status: .suspect, accuser: Self.a.publicKey).encode(into: &w)
+        MemberUpdate(id: Self.b.publicKey, address: Self.addressB, incarnation: 2, status: .suspect, accuser: Self.a.publicKey).encode(
+            into: &w)
         #expect(try SpecExamples.hex("update-suspect", in: Self.payloadsDoc) == w.bytes, "\(SpecExamples.hexString(w.bytes))")
     }
 
     /// A whole ping datagram: A probes B and piggybacks its own alive record.
     @Test func thePingDatagram() throws {
-        let ping = SWIMMessage.ping(.init(probeID: 1, target: Self.b.publicKey, incarnation: 0, updates: [
-            MemberUpdate(id: Self.a.publicKey, address: Self.addressA, incarnation: 0, status: .alive),
-        ]))
-        let datagram = Envelope.seal(kind: ping.kind, payload: ping.encodedPayload(), sequence: 1 << 32 | 1, signer: Self.a, meshID: Self.meshID)
+        let ping = SWIMMessage.ping(
+            .init(
+                probeID: 1, target: Self.b.publicKey, incarnation: 0,
+                updates: [
+                    MemberUpdate(id: Self.a.publicKey, address: Self.addressA, incarnation: 0, status: .alive)
+                ]))
+        let datagram = Envelope.seal(
+            kind: ping.kind, payload: ping.encodedPayload(), sequence: 1 << 32 | 1, signer: Self.a, meshID: Self.meshID)
         #expect(try SpecExamples.hex("ping-datagram", in: Self.payloadsDoc) == datagram, "\(SpecExamples.hexString(datagram))")
         let v = try Envelope.decode(datagram: datagram, meshID: Self.meshID).get()
         #expect(try SWIMMessage.decode(kind: v.kind, payload: v.payload) == ping)
@@ -66,14 +73,16 @@ import Wire
         let first = Self.sends(joiner.onTick(nowMs: 0))
         let request = try #require(first.first { if case .sync = $0.0 { true } else { false } })
         #expect(request.1 == Self.addressB)
-        #expect(try SpecExamples.hex("join-request", in: Self.joiningDoc) == request.0.encodedPayload(),
-                "\(SpecExamples.hexString(request.0.encodedPayload()))")
+        #expect(
+            try SpecExamples.hex("join-request", in: Self.joiningDoc) == request.0.encodedPayload(),
+            "\(SpecExamples.hexString(request.0.encodedPayload()))")
         var seed = Self.instance(Self.b, Self.addressB)
         let answer = Self.sends(seed.onMessage(request.0, from: Self.a.publicKey, at: Self.addressA, nowMs: 5))
         let reply = try #require(answer.first { if case .sync = $0.0 { true } else { false } })
         #expect(reply.1 == Self.addressA, "the reply goes to the source address of the request")
-        #expect(try SpecExamples.hex("join-reply", in: Self.joiningDoc) == reply.0.encodedPayload(),
-                "\(SpecExamples.hexString(reply.0.encodedPayload()))")
+        #expect(
+            try SpecExamples.hex("join-reply", in: Self.joiningDoc) == reply.0.encodedPayload(),
+            "\(SpecExamples.hexString(reply.0.encodedPayload()))")
         _ = joiner.onMessage(reply.0, from: Self.b.publicKey, at: Self.addressB, nowMs: 6)
         #expect(joiner.member(Self.b.publicKey)?.status == .alive)
         #expect(seed.member(Self.a.publicKey)?.status == .alive)
@@ -85,20 +94,27 @@ import Wire
     /// sends carries "A alive at 1".
     @Test func aSuspicionIsRefuted() throws {
         var a = Self.instance(Self.a, Self.addressA)
-        _ = a.onMessage(.sync(.init(isReply: true, members: [MemberUpdate(id: Self.b.publicKey, address: Self.addressB, incarnation: 0, status: .alive)])),
-                        from: Self.b.publicKey, at: Self.addressB, nowMs: 0)
-        let suspicion = SWIMMessage.ack(.init(probeID: 0, updates: [
-            MemberUpdate(id: Self.a.publicKey, address: Self.addressA, incarnation: 0, status: .suspect, accuser: Self.b.publicKey),
-        ]))
-        #expect(try SpecExamples.hex("refutation-heard", in: Self.joiningDoc) == suspicion.encodedPayload(),
-                "\(SpecExamples.hexString(suspicion.encodedPayload()))")
+        _ = a.onMessage(
+            .sync(
+                .init(isReply: true, members: [MemberUpdate(id: Self.b.publicKey, address: Self.addressB, incarnation: 0, status: .alive)])),
+            from: Self.b.publicKey, at: Self.addressB, nowMs: 0)
+        let suspicion = SWIMMessage.ack(
+            .init(
+                probeID: 0,
+                updates: [
+                    MemberUpdate(id: Self.a.publicKey, address: Self.addressA, incarnation: 0, status: .suspect, accuser: Self.b.publicKey)
+                ]))
+        #expect(
+            try SpecExamples.hex("refutation-heard", in: Self.joiningDoc) == suspicion.encodedPayload(),
+            "\(SpecExamples.hexString(suspicion.encodedPayload()))")
         _ = a.onMessage(suspicion, from: Self.b.publicKey, at: Self.addressB, nowMs: 10)
         #expect(a.incarnation == 1 && a.counters.refutations == 1)
         let ping = SWIMMessage.ping(.init(probeID: 9, target: Self.a.publicKey, incarnation: 0, updates: []))
         let out = Self.sends(a.onMessage(ping, from: Self.b.publicKey, at: Self.addressB, nowMs: 20))
         let ack = try #require(out.first { if case .ack = $0.0 { true } else { false } })
-        #expect(try SpecExamples.hex("refutation-ack", in: Self.joiningDoc) == ack.0.encodedPayload(),
-                "\(SpecExamples.hexString(ack.0.encodedPayload()))")
+        #expect(
+            try SpecExamples.hex("refutation-ack", in: Self.joiningDoc) == ack.0.encodedPayload(),
+            "\(SpecExamples.hexString(ack.0.encodedPayload()))")
     }
 
     /// A "dead" entry in a sync only makes the receiver suspect the member (accuser: the sender);
@@ -110,18 +126,28 @@ import Wire
         }
         _ = a.onMessage(.sync(.init(isReply: true, members: alive)), from: Self.b.publicKey, at: Self.addressB, nowMs: 0)
         let f = try SpecExamples.fields("sync-dead-entry", in: Self.joiningDoc)
-        let dead = SWIMMessage.sync(.init(isReply: true, members: [
-            MemberUpdate(id: Self.c.publicKey, address: Self.addressC, incarnation: 0, status: .dead),
-        ]))
+        let dead = SWIMMessage.sync(
+            .init(
+                isReply: true,
+                members: [
+                    MemberUpdate(id: Self.c.publicKey, address: Self.addressC, incarnation: 0, status: .dead)
+                ]))
         _ = a.onMessage(dead, from: Self.b.publicKey, at: Self.addressB, nowMs: 10)
         #expect(f["status_before"] == "alive")
         #expect(f["status_after"] == a.member(Self.c.publicKey)?.status.description)
         var b = Self.instance(Self.b, Self.addressB)
-        _ = b.onMessage(.sync(.init(isReply: true, members: alive + [MemberUpdate(id: Self.a.publicKey, address: Self.addressA, incarnation: 0, status: .alive)])),
-                        from: Self.a.publicKey, at: Self.addressA, nowMs: 0)
-        let left = SWIMMessage.sync(.init(isReply: true, members: [
-            MemberUpdate(id: Self.c.publicKey, address: Self.addressC, incarnation: 0, status: .left),
-        ]))
+        _ = b.onMessage(
+            .sync(
+                .init(
+                    isReply: true,
+                    members: alive + [MemberUpdate(id: Self.a.publicKey, address: Self.addressA, incarnation: 0, status: .alive)])),
+            from: Self.a.publicKey, at: Self.addressA, nowMs: 0)
+        let left = SWIMMessage.sync(
+            .init(
+                isReply: true,
+                members: [
+                    MemberUpdate(id: Self.c.publicKey, address: Self.addressC, incarnation: 0, status: .left)
+                ]))
         _ = b.onMessage(left, from: Self.a.publicKey, at: Self.addressA, nowMs: 10)
         #expect(f["left_after"] == b.member(Self.c.publicKey)?.status.description)
     }

@@ -2,6 +2,7 @@ import MeshBase
 import Sodium
 import Testing
 import Wire
+
 @testable import Membership
 
 extension Cluster {
@@ -32,29 +33,31 @@ extension Cluster {
         let acked = c[0].counters.probesAcked
         let (ping, target) = c.nextProbe(from: 0)
         #expect(ping.target == c.keys[target])
-        c.deliverOnce()   // the ping
+        c.deliverOnce() // the ping
         let ack = c.inflight.first { $0.from == target && $0.kind == .ack }
         #expect(ack?.to == c.addresses[0])
         if case let .ack(a)? = ack?.message { #expect(a.probeID == ping.probeID) } else { Issue.record("no ack") }
-        c.deliverOnce()   // the ack
+        c.deliverOnce() // the ack
         #expect(c[0].counters.probesAcked == acked + 1)
     }
 
     @Test func indirectProbeThroughAHelperSucceeds() {
         var c = Cluster.formed(3)
         let (ping, target) = c.nextProbe(from: 0)
-        let helper = 3 - target   // the third node (indices 1 and 2)
+        let helper = 3 - target // the third node (indices 1 and 2)
         c.cut.insert([0, target])
-        c.deliverAll()            // the direct ping is lost
+        c.deliverAll() // the direct ping is lost
         c.nowMs += Cluster.quiet.probeTimeoutMs
         c.tick(0)
         let request = c.inflight.first { $0.from == 0 && $0.kind == .pingReq }
         #expect(request?.to == c.addresses[helper])
         if case let .pingReq(r)? = request?.message {
             #expect(r.probeID == ping.probeID && r.target == c.keys[target] && r.targetAddress == c.addresses[target])
-        } else { Issue.record("no pingReq") }
+        } else {
+            Issue.record("no pingReq")
+        }
         let acked = c[0].counters.probesAcked
-        c.deliverAll()            // helper pings target, target acks helper, helper forwards
+        c.deliverAll() // helper pings target, target acks helper, helper forwards
         #expect(c[helper].counters.indirectAcksForwarded == 1)
         #expect(c[0].counters.probesAcked == acked + 1)
         c.nowMs += Cluster.quiet.probeIntervalMs
@@ -114,8 +117,9 @@ extension Cluster {
     func confirmationsShortenTheSuspicion(confirmations: Int) {
         let config = Cluster.quiet
         let keys = (0..<6).map(Cluster.key)
-        var node = SWIMInstance(config: config, me: keys[0], address: Cluster.address(0), admitted: Set(keys),
-                                seeds: [], randomSeed: 9, nowMs: 0)
+        var node = SWIMInstance(
+            config: config, me: keys[0], address: Cluster.address(0), admitted: Set(keys),
+            seeds: [], randomSeed: 9, nowMs: 0)
         let all = (0..<6).map { MemberUpdate(id: keys[$0], address: Cluster.address($0), incarnation: 0, status: .alive) }
         _ = node.onMessage(.sync(.init(isReply: true, members: all)), from: keys[1], at: Cluster.address(1), nowMs: 0)
         #expect(node.liveMemberCount == 5)
@@ -126,8 +130,11 @@ extension Cluster {
         }
         #expect(node.counters.suspicionConfirmations == UInt64(confirmations))
         let (minMs, maxMs) = config.suspicionTimeoutsMs(memberCount: 6)
-        let expected: UInt64 = [maxMs, Suspicion(startMs: 0, minMs: minMs, maxMs: maxMs, expectedConfirmations: 2, firstAccuser: keys[1])
-            .confirming(keys[2]).timeoutMs, minMs][confirmations]
+        let expected: UInt64 = [
+            maxMs,
+            Suspicion(startMs: 0, minMs: minMs, maxMs: maxMs, expectedConfirmations: 2, firstAccuser: keys[1])
+                .confirming(keys[2]).timeoutMs, minMs,
+        ][confirmations]
         #expect(node.nextTimerMs <= t0 + expected)
         _ = node.onTick(nowMs: t0 + expected - 1)
         #expect(node.member(keys[5])?.status == .suspect)
@@ -158,8 +165,8 @@ extension Cluster {
         c.start(4, seeds: [2])
         c.tick(4)
         #expect(c.inflight.count == 1 && c.inflight[0].kind == .membershipSync && c.inflight[0].to == c.addresses[2])
-        c.deliverOnce()   // sync request to the seed
-        c.deliverOnce()   // its reply
+        c.deliverOnce() // sync request to the seed
+        c.deliverOnce() // its reply
         #expect(c[4].members.count == 5)
         #expect(c[4].members.allSatisfy { $0.status == .alive })
         #expect(c.status(2, of: 4) == .alive)
@@ -187,14 +194,17 @@ extension Cluster {
         var c = Cluster.formed(3)
         let stranger = Cluster.key(9)
         let strangerAlive = MemberUpdate(id: stranger, address: Cluster.address(9), incarnation: 5, status: .alive)
-        var gossip = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [strangerAlive])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
-        gossip += c.nodes[0]!.onMessage(.sync(.init(isReply: true, members: [strangerAlive])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        var gossip = c.nodes[0]!.onMessage(
+            .ack(.init(probeID: 0, updates: [strangerAlive])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        gossip += c.nodes[0]!.onMessage(
+            .sync(.init(isReply: true, members: [strangerAlive])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
         #expect(c[0].member(stranger) == nil)
         #expect(c[0].counters.nonAdmittedIgnored == 2)
         #expect(!gossip.contains { if case .memberChanged = $0 { true } else { false } })
         // A message from a stranger is dropped whole.
-        let fromStranger = c.nodes[0]!.onMessage(.ping(.init(probeID: 7, target: c.keys[0], incarnation: 0, updates: [])),
-                                                 from: stranger, at: Cluster.address(9), nowMs: c.nowMs)
+        let fromStranger = c.nodes[0]!.onMessage(
+            .ping(.init(probeID: 7, target: c.keys[0], incarnation: 0, updates: [])),
+            from: stranger, at: Cluster.address(9), nowMs: c.nowMs)
         #expect(fromStranger.isEmpty)
         #expect(c[0].counters.nonAdmittedSenders == 1)
     }
@@ -225,8 +235,12 @@ extension Cluster {
 
     @Test func piggybackNeverOverflowsOneDatagram() {
         // 256 members with IPv6 addresses and suspicions queued: the largest updates there are.
-        let keys = (0..<Limits.members_count_max).map { i in MemberID(storage: [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: 7, count: 30)) }
-        func v6(_ i: Int) -> PeerAddress { PeerAddress(ipBytes: [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, UInt8(i >> 8), UInt8(i & 0xFF)], port: 7946)! }
+        let keys = (0..<Limits.members_count_max).map { i in
+            MemberID(storage: [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: 7, count: 30))
+        }
+        func v6(_ i: Int) -> PeerAddress {
+            PeerAddress(ipBytes: [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, UInt8(i >> 8), UInt8(i & 0xFF)], port: 7946)!
+        }
         var node = SWIMInstance(config: .lan, me: keys[0], address: v6(0), admitted: Set(keys), seeds: [], randomSeed: 3, nowMs: 0)
         let all = keys.indices.map { MemberUpdate(id: keys[$0], address: v6($0), incarnation: 0, status: .alive) }
         var out = node.onMessage(.sync(.init(isReply: false, members: all)), from: keys[1], at: v6(1), nowMs: 0)
@@ -260,10 +274,11 @@ extension Cluster {
         let dead = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 0, status: .dead)
         _ = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [dead])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
         #expect(c[0].incarnation == 1)
-        c.run(until: c.nowMs + 10_000)   // the refutation's sends run out
+        c.run(until: c.nowMs + 10_000) // the refutation's sends run out
         let stale = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 0, status: .suspect, accuser: c.keys[1])
-        let out = c.nodes[0]!.onMessage(.ping(.init(probeID: 99, target: c.keys[0], incarnation: 0, updates: [stale])),
-                                        from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        let out = c.nodes[0]!.onMessage(
+            .ping(.init(probeID: 99, target: c.keys[0], incarnation: 0, updates: [stale])),
+            from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
         guard case let .send(.ack(ack), to)? = out.first else { Issue.record("no ack: \(out)"); return }
         #expect(to == c.addresses[1] && ack.probeID == 99)
         #expect(ack.updates.contains(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 1, status: .alive)))
@@ -274,7 +289,8 @@ extension Cluster {
     @Test func aNewSuspectIsProbedNextWithTheSuspicionInThePing() {
         var c = Cluster.formed(4)
         let suspect = MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: 0, status: .suspect, accuser: c.keys[1])
-        c.collect(0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [suspect])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        c.collect(
+            0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [suspect])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
         #expect(c.status(0, of: 3) == .suspect)
         c.inflight = []
         let (ping, target) = c.nextProbe(from: 0)

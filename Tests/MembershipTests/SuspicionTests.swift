@@ -1,5 +1,6 @@
 import Sodium
 import Testing
+
 @testable import Membership
 
 extension Suspicion {
@@ -23,10 +24,10 @@ extension Suspicion {
         let first = s.confirm(Self.keys[1])
         let again = s.confirm(Self.keys[1])
         #expect(first && !again, "one accuser counts once")
-        #expect(s.timeoutMs == 14_000)                   // 24000 − 20000·log 2/log 4
+        #expect(s.timeoutMs == 14_000) // 24000 − 20000·log 2/log 4
         let second = s.confirm(Self.keys[2])
         #expect(second)
-        #expect(s.timeoutMs == 8_150)                    // 24000 − 20000·log 3/log 4 = 8150.37
+        #expect(s.timeoutMs == 8_150) // 24000 − 20000·log 3/log 4 = 8150.37
         let third = s.confirm(Self.keys[3])
         #expect(third)
         #expect(s.timeoutMs == 4_000)
@@ -44,7 +45,7 @@ extension Suspicion {
         let c = SWIMConfig.lan
         #expect(c.suspicionTimeoutsMs(memberCount: 1) == (4_000, 24_000))
         #expect(c.suspicionTimeoutsMs(memberCount: 10) == (4_000, 24_000))
-        #expect(c.suspicionTimeoutsMs(memberCount: 50).min == 6_795)    // 4 · log10 50 · 1000
+        #expect(c.suspicionTimeoutsMs(memberCount: 50).min == 6_795) // 4 · log10 50 · 1000
         #expect(c.suspicionTimeoutsMs(memberCount: 100) == (8_000, 48_000))
         #expect(c.retransmitLimit(memberCount: 9) == 4)
         #expect(c.retransmitLimit(memberCount: 10) == 8)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import MeshBase
 
 @Suite struct LimitsTests {
@@ -31,7 +32,8 @@ import Testing
         #expect(Limits.consensus_guard_vote_rounds_max >= 1)
         #expect(Limits.consensus_guard_vote_rounds_max <= Limits.consensus_vote_rounds_kept_max + 1)
         #expect(2 * Limits.consensus_guard_vote_rounds_max <= 255)
-        let largest = 13 + 4 + 4 + Limits.message_bytes_max + 2 + Limits.members_count_max * Limits.vote_bytes_max
+        let largest =
+            13 + 4 + 4 + Limits.message_bytes_max + 2 + Limits.members_count_max * Limits.vote_bytes_max
             + 1 + 2 * Limits.consensus_guard_vote_rounds_max * Limits.vote_bytes_max
         #expect(largest <= Limits.signing_guard_bytes_max)
         #expect(Limits.consensus_conflicting_votes_per_slot_max >= 1)

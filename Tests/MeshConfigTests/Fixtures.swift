@@ -1,8 +1,9 @@
 import Foundation
 import Learner
-@testable import MeshConfig
 import Sodium
 import Testing
+
+@testable import MeshConfig
 
 enum Fixtures {
     /// A real Ed25519 public key (genesis validation refuses bytes that are not a curve point).
@@ -12,11 +13,13 @@ enum Fixtures {
 
     /// A genesis with three members, names and addresses on two of them.
     static func genesis() -> Genesis {
-        Genesis(name: "test-mesh", members: [
-            GenesisMember(publicKey: key(3), name: "node-c", address: HostPort(parsing: "10.99.0.3:7946")),
-            GenesisMember(publicKey: key(1), name: "node-a", address: HostPort(parsing: "[fd00::1]:7946")),
-            GenesisMember(publicKey: key(2)),
-        ])
+        Genesis(
+            name: "test-mesh",
+            members: [
+                GenesisMember(publicKey: key(3), name: "node-c", address: HostPort(parsing: "10.99.0.3:7946")),
+                GenesisMember(publicKey: key(1), name: "node-a", address: HostPort(parsing: "[fd00::1]:7946")),
+                GenesisMember(publicKey: key(2)),
+            ])
     }
 
     static var repositoryRoot: URL {

@@ -1,9 +1,10 @@
-import Foundation
 import Dataset
+import Foundation
 import Learner
-@testable import MeshConfig
 import MeshBase
 import Testing
+
+@testable import MeshConfig
 
 /// Every way a genesis file can be wrong is refused with `file:line:column: field: problem`.
 @Suite struct GenesisErrorTests {
@@ -23,25 +24,33 @@ import Testing
     }
 
     static let cases: [Case] = [
-        Case(old: "  noise_multiplier: 5", new: "  noise_multiplier: -1", field: "privacy.noise_multiplier",
-             problem: "must be > 0", column: 21),
+        Case(
+            old: "  noise_multiplier: 5", new: "  noise_multiplier: -1", field: "privacy.noise_multiplier",
+            problem: "must be > 0", column: 21),
         Case(old: "  noise_multiplier: 5", new: "  noise_multiplier: 0", field: "privacy.noise_multiplier", problem: "must be > 0"),
-        Case(old: "  noise_multiplier: 5", new: "  noise_multiplier: abc", field: "privacy.noise_multiplier",
-             problem: "expected a finite decimal number"),
-        Case(old: "  noise_multiplier: 5", new: "  noise_multiplier: .inf", field: "privacy.noise_multiplier",
-             problem: "expected a finite decimal number"),
-        Case(old: "  noise_multiplier: 5", new: "  noise_multiplier: 0x10", field: "privacy.noise_multiplier",
-             problem: "expected a finite decimal number"),
-        Case(old: "  noise_multiplier: 5", new: "  noise_multiplier:", field: "privacy.noise_multiplier",
-             problem: "a value is required"),
-        Case(old: "  noise_multiplier: 5", new: "  noise_multiplyer: 5", field: "privacy.noise_multiplyer",
-             problem: "unknown field; allowed here: clip_bound, noise_multiplier"),
-        Case(old: "  noise_multiplier: 5", new: "  noise_multiplier: 100000", field: "privacy.noise_multiplier",
-             problem: "grid units exceeds"),
+        Case(
+            old: "  noise_multiplier: 5", new: "  noise_multiplier: abc", field: "privacy.noise_multiplier",
+            problem: "expected a finite decimal number"),
+        Case(
+            old: "  noise_multiplier: 5", new: "  noise_multiplier: .inf", field: "privacy.noise_multiplier",
+            problem: "expected a finite decimal number"),
+        Case(
+            old: "  noise_multiplier: 5", new: "  noise_multiplier: 0x10", field: "privacy.noise_multiplier",
+            problem: "expected a finite decimal number"),
+        Case(
+            old: "  noise_multiplier: 5", new: "  noise_multiplier:", field: "privacy.noise_multiplier",
+            problem: "a value is required"),
+        Case(
+            old: "  noise_multiplier: 5", new: "  noise_multiplyer: 5", field: "privacy.noise_multiplyer",
+            problem: "unknown field; allowed here: clip_bound, noise_multiplier"),
+        Case(
+            old: "  noise_multiplier: 5", new: "  noise_multiplier: 100000", field: "privacy.noise_multiplier",
+            problem: "grid units exceeds"),
         Case(old: "  clip_bound: 64", new: "  clip_bound: 1e9", field: "privacy.clip_bound", problem: "grid units exceeds"),
         Case(old: "  delta: 1e-05", new: "  delta: 1", field: "privacy.delta", problem: "must lie in (0, 1)"),
-        Case(old: "  delta: 1e-05", new: nil, field: "privacy.delta", problem: "required field is missing",
-             at: "  clip_bound:", column: 3),
+        Case(
+            old: "  delta: 1e-05", new: nil, field: "privacy.delta", problem: "required field is missing",
+            at: "  clip_bound:", column: 3),
         Case(old: "  epsilon_budget: 10", new: "  epsilon_budget: -3", field: "privacy.epsilon_budget", problem: "must be > 0"),
         Case(old: "  scale_log2: 10", new: "  scale_log2: 25", field: "privacy.scale_log2", problem: "must lie in 0…24"),
         Case(old: "format: 1", new: "format: 2", field: "format", problem: "unsupported format 2"),
@@ -55,12 +64,15 @@ import Testing
         Case(old: "name: ", new: "name: [a, b]", field: "name", problem: "expected a single value, found a list"),
         Case(old: "model: ", new: "model: \"28x28x1:conv4x8,dense10\"", field: "model", problem: "an even kernel needs its padding"),
         Case(old: "model: ", new: "model: \"28x28x1:conv5x8, relu,dense10\"", field: "model", problem: "unknown layer"),
-        Case(old: "  epochs_per_round: 1", new: "  epochs_per_round: 0", field: "training.epochs_per_round",
-             problem: "must lie in 1…1000 (got 0)"),
-        Case(old: "  epochs_per_round: 1", new: "  epochs_per_round: 1.5", field: "training.epochs_per_round",
-             problem: "expected a whole number"),
-        Case(old: "  batch_size: 64", new: "  batch_size: 99999999999999999999999", field: "training.batch_size",
-             problem: "expected a whole number"),
+        Case(
+            old: "  epochs_per_round: 1", new: "  epochs_per_round: 0", field: "training.epochs_per_round",
+            problem: "must lie in 1…1000 (got 0)"),
+        Case(
+            old: "  epochs_per_round: 1", new: "  epochs_per_round: 1.5", field: "training.epochs_per_round",
+            problem: "expected a whole number"),
+        Case(
+            old: "  batch_size: 64", new: "  batch_size: 99999999999999999999999", field: "training.batch_size",
+            problem: "expected a whole number"),
         Case(old: "  learning_rate: 0.02", new: "  learning_rate: 0", field: "training.learning_rate", problem: "must lie in (0, 10]"),
         Case(old: "  optimizer: sgd", new: "  optimizer: rmsprop", field: "training.optimizer", problem: "expected one of sgd, adam"),
         Case(old: "  momentum: 0.9", new: "  momentum: 1", field: "training.momentum", problem: "must lie in [0, 1)"),
@@ -68,55 +80,74 @@ import Testing
         Case(old: "  init_seed: 1", new: "  init_seed: -1", field: "training.init_seed", problem: "expected a whole number"),
         Case(old: "  boundary: ", new: "  boundary: \"median:2\"", field: "pruning.boundary", problem: "unknown rule"),
         Case(old: "  boundary: ", new: "  boundary: \"keep:0\"", field: "pruning.boundary", problem: "FRACTION must be in (0, 1]"),
-        Case(old: "  boundary: ", new: "  boundary: \"keep:0.5/0.5/0.5/0.5\"", field: "pruning.boundary",
-             problem: "4 per-layer fractions for a model of 3 prunable layers (2…3)"),
+        Case(
+            old: "  boundary: ", new: "  boundary: \"keep:0.5/0.5/0.5/0.5\"", field: "pruning.boundary",
+            problem: "4 per-layer fractions for a model of 3 prunable layers (2…3)"),
         Case(old: "  patience: 2", new: "  patience: 0", field: "pruning.patience", problem: "must lie in 1…10000"),
         Case(old: "  surgery: keep", new: "  surgery: none", field: "pruning.surgery", problem: "expected one of keep, reinit"),
         Case(old: "  partition: ", new: "  partition: \"dirichlet:0.50\"", field: "data.partition", problem: "canonical form"),
         Case(old: "  partition: ", new: "  partition: \"labels:11\"", field: "data.partition", problem: "labels per node"),
         Case(old: "  partition: ", new: "  partition: \"zipf:2\"", field: "data.partition", problem: "unknown scheme"),
         Case(old: "  seed: 1", new: "  seed: 18446744073709551616", field: "data.seed", problem: "expected a whole number"),
-        Case(old: "  probe_timeout_ms: 500", new: "  probe_timeout_ms: 1000", field: "membership.probe_timeout_ms",
-             problem: "must be below probe_interval_ms (1000)"),
-        Case(old: "  probe_interval_ms: 1000", new: "  probe_interval_ms: 0", field: "membership.probe_interval_ms",
-             problem: "must lie in 1…86400000"),
+        Case(
+            old: "  probe_timeout_ms: 500", new: "  probe_timeout_ms: 1000", field: "membership.probe_timeout_ms",
+            problem: "must be below probe_interval_ms (1000)"),
+        Case(
+            old: "  probe_interval_ms: 1000", new: "  probe_interval_ms: 0", field: "membership.probe_interval_ms",
+            problem: "must lie in 1…86400000"),
         Case(old: "  indirect_probes: 3", new: "  indirect_probes: 17", field: "membership.indirect_probes", problem: "must lie in 0…16"),
         Case(old: "  awareness_max: 8", new: "  awareness_max: 0", field: "membership.awareness_max", problem: "must lie in 1…8"),
-        Case(old: "  suspicion_min_multiplier: 4", new: "  suspicion_min_multiplier: 65",
-             field: "membership.suspicion_min_multiplier", problem: "must lie in 1…64"),
-        Case(old: "  propose_timeout_ms: 300", new: "  propose_timeout_ms: 0", field: "consensus.propose_timeout_ms",
-             problem: "must lie in 1…86400000"),
-        Case(old: "  propose_timeout_delta_ms: 100", new: "  propose_timeout_delta_ms: 86400001",
-             field: "consensus.propose_timeout_delta_ms", problem: "must lie in 0…86400000"),
-        Case(old: "  remove_dead_after_ms: 300000", new: "  remove_dead_after_ms: 0", field: "validators.remove_dead_after_ms",
-             problem: "must lie in 1…86400000"),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: \(Fixtures.key(2).hex.dropLast())", field: "members[1].key",
-             problem: "64 hex digits", column: 10),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: \(String(repeating: "0", count: 64))", field: "members[1].key",
-             problem: "not a valid Ed25519 public key"),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: 01\(String(repeating: "0", count: 62))", field: "members[1].key",
-             problem: "not a valid Ed25519 public key"),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-             field: "members[1].key", problem: "not a valid Ed25519 public key"),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: 02\(String(repeating: "0", count: 62))", field: "members[1].key",
-             problem: "not a valid Ed25519 public key"),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - key:   \(Fixtures.key(1).hex)", field: "members[1].key",
-             problem: "duplicate key (already members[0])", column: 12),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: \(Fixtures.key(2).hex)\n    name:   \"node-a\"",
-             field: "members[1].name", problem: "duplicate name \"node-a\"", at: "name:   \"node-a\"", column: 13),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: \(Fixtures.key(2).hex)\n    address: \"10.99.0.2\"",
-             field: "members[1].address", problem: "expected HOST:PORT", at: "    address: \"10.99.0.2\""),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: \(Fixtures.key(2).hex)\n    role: validator",
-             field: "members[1].role", problem: "unknown field; allowed here: key, name, address", at: "    role: validator"),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - name: lonely", field: "members[1].key", problem: "required field is missing"),
-        Case(old: "  - key: \(Fixtures.key(2).hex)", new: "  - \(Fixtures.key(2).hex)", field: "members[1]",
-             problem: "expected a mapping of fields, found a value"),
+        Case(
+            old: "  suspicion_min_multiplier: 4", new: "  suspicion_min_multiplier: 65",
+            field: "membership.suspicion_min_multiplier", problem: "must lie in 1…64"),
+        Case(
+            old: "  propose_timeout_ms: 300", new: "  propose_timeout_ms: 0", field: "consensus.propose_timeout_ms",
+            problem: "must lie in 1…86400000"),
+        Case(
+            old: "  propose_timeout_delta_ms: 100", new: "  propose_timeout_delta_ms: 86400001",
+            field: "consensus.propose_timeout_delta_ms", problem: "must lie in 0…86400000"),
+        Case(
+            old: "  remove_dead_after_ms: 300000", new: "  remove_dead_after_ms: 0", field: "validators.remove_dead_after_ms",
+            problem: "must lie in 1…86400000"),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: \(Fixtures.key(2).hex.dropLast())", field: "members[1].key",
+            problem: "64 hex digits", column: 10),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: \(String(repeating: "0", count: 64))", field: "members[1].key",
+            problem: "not a valid Ed25519 public key"),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: 01\(String(repeating: "0", count: 62))", field: "members[1].key",
+            problem: "not a valid Ed25519 public key"),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            field: "members[1].key", problem: "not a valid Ed25519 public key"),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: 02\(String(repeating: "0", count: 62))", field: "members[1].key",
+            problem: "not a valid Ed25519 public key"),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - key:   \(Fixtures.key(1).hex)", field: "members[1].key",
+            problem: "duplicate key (already members[0])", column: 12),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: \(Fixtures.key(2).hex)\n    name:   \"node-a\"",
+            field: "members[1].name", problem: "duplicate name \"node-a\"", at: "name:   \"node-a\"", column: 13),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: \(Fixtures.key(2).hex)\n    address: \"10.99.0.2\"",
+            field: "members[1].address", problem: "expected HOST:PORT", at: "    address: \"10.99.0.2\""),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - key: \(Fixtures.key(2).hex)\n    role: validator",
+            field: "members[1].role", problem: "unknown field; allowed here: key, name, address", at: "    role: validator"),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - name: lonely", field: "members[1].key", problem: "required field is missing"),
+        Case(
+            old: "  - key: \(Fixtures.key(2).hex)", new: "  - \(Fixtures.key(2).hex)", field: "members[1]",
+            problem: "expected a mapping of fields, found a value"),
         Case(old: "members:", new: "members: []", field: "members", problem: "at least one member", column: 10, cutRest: true),
         Case(old: "members:", new: "members: {}", field: "members", problem: "expected a list, found a mapping", cutRest: true),
         Case(old: "format: 1", new: "format: 1\nname: \"again\"", field: "", problem: "duplicate key \"name\""),
         Case(old: "training:", new: "training: [", field: "", problem: "not valid YAML"),
-        Case(old: "format: 1", new: "format: 1\nextra: 3", field: "extra", problem: "unknown field; allowed here: format, name, model",
-             at: "extra: 3"),
+        Case(
+            old: "format: 1", new: "format: 1\nextra: 3", field: "extra", problem: "unknown field; allowed here: format, name, model",
+            at: "extra: 3"),
     ]
 
     @Test(arguments: cases)
@@ -209,9 +240,10 @@ import Testing
 @Suite struct GenesisAgainstDataTests {
     static func split(side: Int, classes: Int) -> DataSplit {
         let count = 2 * classes
-        let images = LabeledImages(height: side, width: side, channels: 1, classes: classes,
-                                   pixels: [UInt8](repeating: 1, count: count * side * side),
-                                   labels: (0..<count).map { UInt8($0 % classes) })
+        let images = LabeledImages(
+            height: side, width: side, channels: 1, classes: classes,
+            pixels: [UInt8](repeating: 1, count: count * side * side),
+            labels: (0..<count).map { UInt8($0 % classes) })
         return DataSplit(train: images, test: images)
     }
 
@@ -222,7 +254,9 @@ import Testing
         let shape = #expect(throws: FieldProblem.self) { try genesis.validate(against: Self.split(side: 32, classes: 10), shardNodes: nil) }
         #expect(shape?.field == "model" && shape?.problem.contains("32x32x1") == true)
         genesis.model = try ModelSpec(parsing: "28x28x1:conv3x4,relu,pool2,dense5")
-        let narrow = #expect(throws: FieldProblem.self) { try genesis.validate(against: Self.split(side: 28, classes: 10), shardNodes: nil) }
+        let narrow = #expect(throws: FieldProblem.self) {
+            try genesis.validate(against: Self.split(side: 28, classes: 10), shardNodes: nil)
+        }
         #expect(narrow?.field == "model" && narrow?.problem.contains("dense5") == true)
     }
 

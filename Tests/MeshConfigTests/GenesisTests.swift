@@ -1,11 +1,12 @@
 import Foundation
 import Learner
 import Membership
-@testable import MeshConfig
 import MeshBase
 import Sodium
 import Testing
 import Wire
+
+@testable import MeshConfig
 
 @Suite struct GenesisTests {
     @Test func yamlRoundTripKeepsEveryValueAndTheID() throws {
@@ -148,10 +149,13 @@ import Wire
         ("member name added", { $0.members[2].name = "node-b" }),
         ("member address", { $0.members[0].address = HostPort(parsing: "10.99.0.3:7947") }),
         ("member address removed", { $0.members[0].address = nil }),
-        ("member name moved to another key", {
-            $0.members[2].name = $0.members[0].name
-            $0.members[0].name = nil
-        }),
+        (
+            "member name moved to another key",
+            {
+                $0.members[2].name = $0.members[0].name
+                $0.members[0].name = nil
+            }
+        ),
     ]
 
     @Test func everyFieldChangeGivesADifferentID() throws {
@@ -210,9 +214,11 @@ import Wire
         let canonical = g.canonicalBytes()
         var reordered = g
         reordered.members.sort { $0.publicKey > $1.publicKey }
-        let memberStart = canonical.count - g.members.reduce(0) { total, m in
-            total + 32 + 2 + (m.name?.utf8.count ?? 0) + 2 + (m.address?.description.utf8.count ?? 0)
-        }
+        let memberStart =
+            canonical.count
+            - g.members.reduce(0) { total, m in
+                total + 32 + 2 + (m.name?.utf8.count ?? 0) + 2 + (m.address?.description.utf8.count ?? 0)
+            }
         w.write(raw: canonical.prefix(memberStart))
         for m in reordered.members {
             w.write(raw: m.publicKey.bytes)
@@ -244,8 +250,8 @@ import Wire
         #expect(Genesis.maxFaulty(validators: 10) == 3 && Genesis.quorum(validators: 10) == 7)
         for n in 1...Limits.members_count_max {
             let f = Genesis.maxFaulty(validators: n), q = Genesis.quorum(validators: n)
-            #expect(3 * f < n && 3 * (f + 1) >= n)      // the largest f with f < n/3
-            #expect(3 * q > 2 * n && 3 * (q - 1) <= 2 * n)  // the smallest q with q > 2n/3
+            #expect(3 * f < n && 3 * (f + 1) >= n) // the largest f with f < n/3
+            #expect(3 * q > 2 * n && 3 * (q - 1) <= 2 * n) // the smallest q with q > 2n/3
         }
     }
 
@@ -286,13 +292,15 @@ import Wire
         // Every field line of the example has a comment above it (or is a member entry).
         let lines = example.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         var inMembers = false
-        for (i, line) in lines.enumerated() where !line.isEmpty && !line.hasPrefix("#") && !line.trimmingCharacters(in: .whitespaces).hasPrefix("#") {
+        for (i, line) in lines.enumerated()
+        where !line.isEmpty && !line.hasPrefix("#") && !line.trimmingCharacters(in: .whitespaces).hasPrefix("#") {
             if line.hasPrefix("members:") { inMembers = true }
             if inMembers && line.hasPrefix(" ") { continue }
             // Mapping headers and fields: the previous non-field line is a comment, or the
             // field shares a commented pair (x_ms then x_delta_ms).
             let previous = lines[..<i].last { !$0.isEmpty } ?? ""
-            let documented = previous.trimmingCharacters(in: .whitespaces).hasPrefix("#")
+            let documented =
+                previous.trimmingCharacters(in: .whitespaces).hasPrefix("#")
                 || line.contains("_delta_ms:")
             #expect(documented, "line \(i + 1) has no comment: \(line)")
         }

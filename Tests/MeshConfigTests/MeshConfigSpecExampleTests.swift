@@ -3,6 +3,7 @@ import Learner
 import Sodium
 import Testing
 import Wire
+
 @testable import MeshConfig
 
 /// The worked examples of `Sources/MeshConfig/MeshConfig.docc`: a genesis file, its canonical

@@ -42,7 +42,7 @@ import Testing
 
         let up = try Self.sh(["up", "3"], environment: env)
         #expect(up.status == 0, "\(up.output)")
-        let again = try Self.sh(["up", "3"], environment: env)  // idempotent
+        let again = try Self.sh(["up", "3"], environment: env) // idempotent
         #expect(again.status == 0, "\(again.output)")
         let status = try Self.sh(["status"], environment: env)
         for i in 0..<3 { #expect(status.output.contains("\(prefix)-ns\(i) eth0 \(subnet).\(i + 1)/24"), "\(status.output)") }

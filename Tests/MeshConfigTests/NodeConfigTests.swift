@@ -1,7 +1,8 @@
 import Foundation
-@testable import MeshConfig
 import MeshBase
 import Testing
+
+@testable import MeshConfig
 
 @Suite struct NodeConfigTests {
     @Test func minimalConfigTakesTheDefaultsAndResolvesPathsAgainstTheFilesDirectory() throws {
@@ -26,8 +27,9 @@ import Testing
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         try dir.write("node.yaml", "key: /abs/node.key\ngenesis: g.yaml\nstate_dir: ./s/../state2\n")
-        let c = try NodeConfig(yaml: String(contentsOfFile: dir.file("node.yaml"), encoding: .utf8), file: "node.yaml",
-                               baseDirectory: "/srv/mesh")
+        let c = try NodeConfig(
+            yaml: String(contentsOfFile: dir.file("node.yaml"), encoding: .utf8), file: "node.yaml",
+            baseDirectory: "/srv/mesh")
         #expect(c.keyFile == "/abs/node.key")
         #expect(c.genesisFile == "/srv/mesh/g.yaml")
         #expect(c.stateDirectory == "/srv/mesh/state2")
@@ -47,10 +49,12 @@ import Testing
         // Every field of the example has a comment right above it (or is inside a commented block).
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        for (i, line) in lines.enumerated() where !line.isEmpty && !line.hasPrefix("#") && !line.hasPrefix("  #") && !line.hasPrefix("  - ") {
+        for (i, line) in lines.enumerated() where !line.isEmpty && !line.hasPrefix("#") && !line.hasPrefix("  #") && !line.hasPrefix("  - ")
+        {
             let previous = lines[..<i].last { !$0.isEmpty } ?? ""
-            #expect(previous.trimmingCharacters(in: .whitespaces).hasPrefix("#") || line.hasPrefix("  nodes:"),
-                    "line \(i + 1) has no comment: \(line)")
+            #expect(
+                previous.trimmingCharacters(in: .whitespaces).hasPrefix("#") || line.hasPrefix("  nodes:"),
+                "line \(i + 1) has no comment: \(line)")
         }
     }
 
@@ -97,18 +101,26 @@ import Testing
         Case(yaml: head + "data:\n  nodes: 4\n", field: "data.nodes", problem: "give data.node too", line: 4, column: 10),
         Case(yaml: head + "data:\n  node: 4\n  nodes: 4\n", field: "data.node", problem: "must lie in 0…3 (got 4)", line: 4, column: 9),
         Case(yaml: head + "data:\n  node: 0\n  nodes: 257\n", field: "data.nodes", problem: "must lie in 1…256", line: 5, column: 10),
-        Case(yaml: head + "data:\n  directory: /x\n", field: "data.directory", problem: "unknown field; allowed here: dir, node, nodes",
-             line: 4, column: 3),
+        Case(
+            yaml: head + "data:\n  directory: /x\n", field: "data.directory", problem: "unknown field; allowed here: dir, node, nodes",
+            line: 4, column: 3),
         Case(yaml: head + "discovery:\n  group: 10.0.0.1:7947\n", field: "discovery.group", problem: "IPv4 multicast", line: 4, column: 10),
-        Case(yaml: head + "discovery:\n  group: 239.255.77.77:0\n", field: "discovery.group", problem: "port other than 0", line: 4, column: 10),
-        Case(yaml: head + "discovery:\n  enabled: yes\n", field: "discovery.enabled", problem: "expected true or false", line: 4, column: 12),
-        Case(yaml: head + "discovery:\n  interface: a/b\n", field: "discovery.interface", problem: "not an interface name", line: 4, column: 14),
+        Case(
+            yaml: head + "discovery:\n  group: 239.255.77.77:0\n", field: "discovery.group", problem: "port other than 0", line: 4,
+            column: 10),
+        Case(
+            yaml: head + "discovery:\n  enabled: yes\n", field: "discovery.enabled", problem: "expected true or false", line: 4, column: 12),
+        Case(
+            yaml: head + "discovery:\n  interface: a/b\n", field: "discovery.interface", problem: "not an interface name", line: 4,
+            column: 14),
         Case(yaml: head + "log_level: loud\n", field: "log_level", problem: "expected one of trace, debug, info", line: 3, column: 12),
         Case(yaml: head + "tick_ms: 0\n", field: "tick_ms", problem: "must lie in 1…1000 (got 0)", line: 3, column: 10),
         Case(yaml: head + "threads: -1\n", field: "threads", problem: "must lie in 0…1024", line: 3, column: 10),
         Case(yaml: head + "placement: best\n", field: "placement", problem: "expected one of local, agreed", line: 3, column: 12),
-        Case(yaml: head + "seeds: []\n", field: "seeds", problem: "unknown field; allowed here: key, genesis, listen, join", line: 3, column: 1),
-        Case(yaml: head + "control:\n", field: "control", problem: "", line: 0, column: 0),  // null = default: accepted
+        Case(
+            yaml: head + "seeds: []\n", field: "seeds", problem: "unknown field; allowed here: key, genesis, listen, join", line: 3,
+            column: 1),
+        Case(yaml: head + "control:\n", field: "control", problem: "", line: 0, column: 0), // null = default: accepted
     ]
 
     @Test(arguments: cases)
@@ -125,8 +137,9 @@ import Testing
     }
 
     @Test func overridesWinOverTheFileAndResolveAgainstTheWorkingDirectory() throws {
-        let file = try NodeConfig(yaml: Self.head + "listen: 10.99.0.1:7946\njoin: [10.99.0.2:7946]\ndata:\n  node: 1\n  nodes: 4\n",
-                                  file: "node.yaml", baseDirectory: "/etc/pm")
+        let file = try NodeConfig(
+            yaml: Self.head + "listen: 10.99.0.1:7946\njoin: [10.99.0.2:7946]\ndata:\n  node: 1\n  nodes: 4\n",
+            file: "node.yaml", baseDirectory: "/etc/pm")
         #expect(file.keyFile == "/etc/pm/node.key")
         var o = NodeConfigOverrides()
         #expect(try file.applying(overrides: o, workingDirectory: "/home/u") == file)
@@ -153,7 +166,7 @@ import Testing
         #expect(c.join.map(\.description) == ["10.99.0.3:7946", "[::1]:7000"])
         #expect(c.stateDirectory == "/home/u/st")
         #expect(c.data.directory == "/data")
-        #expect(c.data.shard == NodeConfig.Shard(node: 3, nodes: 4))  // --node with the file's nodes
+        #expect(c.data.shard == NodeConfig.Shard(node: 3, nodes: 4)) // --node with the file's nodes
         #expect(c.control.port == 9000 && !c.discovery.enabled && c.discovery.group.port == 7000)
         #expect(!c.controlPublic && c.metricsListen == nil)
         var exposed = NodeConfigOverrides()
@@ -206,8 +219,9 @@ import Testing
             try NodeConfig(overrides: NodeConfigOverrides(keyFile: "k"), workingDirectory: "/w")
         }
         #expect(noGenesis.field == "--genesis")
-        let c = try NodeConfig(overrides: NodeConfigOverrides(keyFile: "k", genesisFile: "g.yaml", shardNode: 0, shardNodes: 2),
-                               workingDirectory: "/w")
+        let c = try NodeConfig(
+            overrides: NodeConfigOverrides(keyFile: "k", genesisFile: "g.yaml", shardNode: 0, shardNodes: 2),
+            workingDirectory: "/w")
         #expect(c.keyFile == "/w/k" && c.genesisFile == "/w/g.yaml" && c.stateDirectory == "/w/state")
         #expect(c.data.shard == NodeConfig.Shard(node: 0, nodes: 2) && c.listen == NodeConfig.defaultListen)
     }
@@ -235,9 +249,11 @@ import Testing
     }
 
     @Test func refusesMalformedText() {
-        for text in ["", "7946", ":7946", "10.99.0.1", "10.99.0.1:", "10.99.0.1:65536", "10.99.0.1:-1", "10.99.0.256:1",
-                     "10.99.0:1", "01.2.3.4:1", "::1:7946", "[::1]", "[::1]7946", "[10.0.0.1]:1", "-bad.lan:1", "a b:1",
-                     "bad-.lan:1", "x..y:1", "h:+80", String(repeating: "a", count: 300) + ":1"] {
+        for text in [
+            "", "7946", ":7946", "10.99.0.1", "10.99.0.1:", "10.99.0.1:65536", "10.99.0.1:-1", "10.99.0.256:1",
+            "10.99.0:1", "01.2.3.4:1", "::1:7946", "[::1]", "[::1]7946", "[10.0.0.1]:1", "-bad.lan:1", "a b:1",
+            "bad-.lan:1", "x..y:1", "h:+80", String(repeating: "a", count: 300) + ":1",
+        ] {
             #expect(HostPort(parsing: text) == nil, "\(text)")
         }
     }

@@ -1,20 +1,22 @@
-import Foundation
 import Consensus
+import Foundation
 import Learner
 import Ledger
-@testable import MeshConfig
 import MeshBase
 import Privacy
 import Sodium
 import Testing
 import Wire
 
+@testable import MeshConfig
+
 /// The optional `training_privacy` section: YAML and canonical round trips, the mesh id of a
 /// genesis without it unchanged, strict decoding, and its validation.
 @Suite struct TrainingPrivacyGenesisTests {
     static func section() -> TrainingPrivacyParameters {
-        TrainingPrivacyParameters(enabled: true, clipNorm: 1.5, noiseMultiplier: 1.1, sampleRate: 0.004, delta: 1e-5,
-                                  epsilonMax: 8)
+        TrainingPrivacyParameters(
+            enabled: true, clipNorm: 1.5, noiseMultiplier: 1.1, sampleRate: 0.004, delta: 1e-5,
+            epsilonMax: 8)
     }
 
     static func genesis(_ t: TrainingPrivacyParameters? = section()) -> Genesis {
@@ -75,9 +77,9 @@ import Wire
         refused(tag, "training_privacy")
         var enabled = bytes; enabled[start + 1] = 2
         refused(enabled, "training_privacy.enabled")
-        refused(Array(bytes.dropLast()), "")                 // truncated epsilon_max
-        refused(Array(bytes.prefix(start + 1)), "")          // a tag and nothing else
-        refused(bytes + [0], "")                              // trailing byte
+        refused(Array(bytes.dropLast()), "") // truncated epsilon_max
+        refused(Array(bytes.prefix(start + 1)), "") // a tag and nothing else
+        refused(bytes + [0], "") // trailing byte
         // q = 0: decodes, then validation refuses it.
         var q = bytes
         for i in 0..<8 { q[start + 2 + 16 + i] = 0 }

@@ -1,5 +1,6 @@
 import Testing
 import Wire
+
 @testable import MeshHarness
 
 /// The benchmark baselines run, measure what they say, and refuse a meaningless measurement.

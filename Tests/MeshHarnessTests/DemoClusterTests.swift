@@ -5,6 +5,7 @@ import Ledger
 import MeshConfig
 import Sodium
 import Testing
+
 @testable import MeshHarness
 
 /// The demo cluster's parts that run no process: its genesis, each node's arguments, the
@@ -24,7 +25,7 @@ import Testing
         o.clipBound = 8
         o.boundary = "keep:0.5"
         o.removeDeadAfterMs = 9_000
-        let keys = Self.keys(4)   // one more than the members: the joiner is not in the genesis
+        let keys = Self.keys(4) // one more than the members: the joiner is not in the genesis
         let g = try DemoCluster.genesis(o, keys: keys, ports: [7001, 7002, 7003, 7004])
         #expect(g.members.map(\.name) == ["node-0", "node-1", "node-2"])
         #expect(g.members.map(\.publicKey) == keys.prefix(3).map(\.publicKey))
@@ -57,10 +58,13 @@ import Testing
         o.trainLimit = 100
         let ports = [5000, 5001, 5002, 5003]
         let first = DemoCluster.nodeArguments(o, node: 0, nodeDirectory: "/s/node-0", ports: ports)
-        #expect(first == ["start", "--key", "/s/node-0/node.key", "--genesis", "/s/node-0/genesis.yaml",
-                          "--listen", "127.0.0.1:5000", "--control", "127.0.0.1:0", "--state-dir", "/s/node-0",
-                          "--data", "/d", "--node", "0", "--nodes", "2", "--no-discovery", "--threads", "1",
-                          "--log-level", "info", "--no-pruning", "--placement", "local", "--train-limit", "100"])
+        #expect(
+            first == [
+                "start", "--key", "/s/node-0/node.key", "--genesis", "/s/node-0/genesis.yaml",
+                "--listen", "127.0.0.1:5000", "--control", "127.0.0.1:0", "--state-dir", "/s/node-0",
+                "--data", "/d", "--node", "0", "--nodes", "2", "--no-discovery", "--threads", "1",
+                "--log-level", "info", "--no-pruning", "--placement", "local", "--train-limit", "100",
+            ])
         let member = DemoCluster.nodeArguments(o, node: 1, nodeDirectory: "/s/node-1", ports: ports)
         #expect(member.contains("--join") && member[member.firstIndex(of: "--join")! + 1] == "127.0.0.1:5000")
         #expect(member[member.firstIndex(of: "--nodes")! + 1] == "2")
@@ -83,7 +87,8 @@ import Testing
         #expect(DemoCluster.logsAgree([full, Array(full.prefix(2))], of: [0, 1], departed: [], pruning: true).identical == false)
         // node 1 left after two entries: a prefix is right, a fork or nothing is not.
         #expect(DemoCluster.logsAgree([full, Array(full.prefix(2)), full], of: [0, 1, 2], departed: [1], pruning: true) == (true, true))
-        #expect(DemoCluster.logsAgree([full, Array(fork.prefix(2)), full], of: [0, 1, 2], departed: [1], pruning: true).identical == false)
+        #expect(
+            DemoCluster.logsAgree([full, Array(fork.prefix(2)), full], of: [0, 1, 2], departed: [1], pruning: true).identical == false)
         #expect(DemoCluster.logsAgree([full, [], full], of: [0, 1, 2], departed: [1], pruning: true).identical == false)
         // Empty logs agree only when nothing was to be decided.
         #expect(DemoCluster.logsAgree([[], []], of: [0, 1], departed: [], pruning: false) == (true, true))
@@ -91,10 +96,13 @@ import Testing
         // The same entries with other certificates chain alike but are not byte-identical.
         var recertified = full
         let e = try! LogEntry.decode(full[3])
-        recertified[3] = LogEntry(height: e.height, previousHash: e.previousHash, decision: e.decision,
-                                  certificate: CommitCertificate(height: e.certificate.height, round: e.certificate.round,
-                                                                 decisionDigest: e.certificate.decisionDigest,
-                                                                 signatures: Array(e.certificate.signatures.prefix(3)))).encoded()
+        recertified[3] = LogEntry(
+            height: e.height, previousHash: e.previousHash, decision: e.decision,
+            certificate: CommitCertificate(
+                height: e.certificate.height, round: e.certificate.round,
+                decisionDigest: e.certificate.decisionDigest,
+                signatures: Array(e.certificate.signatures.prefix(3)))
+        ).encoded()
         #expect(DemoCluster.logsAgree([full, recertified], of: [0, 1], departed: [], pruning: true) == (true, false))
     }
 
@@ -103,17 +111,19 @@ import Testing
         #expect(DemoCluster.describe(.freeze(pruningRound: 2), keys: keys) == "freeze 2")
         #expect(DemoCluster.describe(.remove(member: keys[2], reason: .requested), keys: keys) == "remove node-2 requested")
         let stranger = Self.keys(4)[3].publicKey
-        #expect(DemoCluster.describe(.remove(member: stranger, reason: .requested), keys: keys) == "remove \(stranger.fingerprint) requested")
+        #expect(
+            DemoCluster.describe(.remove(member: stranger, reason: .requested), keys: keys) == "remove \(stranger.fingerprint) requested")
     }
 
     static func report(error: String? = nil, auditOk: Bool = true, identical: Bool = true, strangerIgnored: Bool? = nil) -> DemoReport {
-        DemoReport(nodes: 2, nodeIndices: [0, 2], heights: [3, 3], seconds: 61.4, pruning: true, paramsBefore: 1000, paramsAfter: 250,
-                   flopsBefore: 4000, flopsAfter: 2000, kept: [4, 8], accuracyBefore: [0.5, nil], accuracyAfter: [0.8125, 0.75],
-                   globalAccuracyAfter: [nil, nil], bytesSent: [10, 20], consensusBytesSent: [5, 6], consensusBytesPerRound: [2.5, 3],
-                   fedavgBytesPerRound: 8000, commitLatencyMs: [[], []], epsilon: [1.5, 1.25], epsilonBudget: 10,
-                   peakRssBytes: [0, 0], auditOk: auditOk, auditErrors: auditOk ? [] : ["node-2: entry 1: bad"],
-                   logsIdentical: identical, logBytesIdentical: identical, head: "0123456789abcdef0123", directory: nil,
-                   error: error, restarted: [], joined: [], strangerIgnored: strangerIgnored, decisions: ["mask 1"], left: [])
+        DemoReport(
+            nodes: 2, nodeIndices: [0, 2], heights: [3, 3], seconds: 61.4, pruning: true, paramsBefore: 1000, paramsAfter: 250,
+            flopsBefore: 4000, flopsAfter: 2000, kept: [4, 8], accuracyBefore: [0.5, nil], accuracyAfter: [0.8125, 0.75],
+            globalAccuracyAfter: [nil, nil], bytesSent: [10, 20], consensusBytesSent: [5, 6], consensusBytesPerRound: [2.5, 3],
+            fedavgBytesPerRound: 8000, commitLatencyMs: [[], []], epsilon: [1.5, 1.25], epsilonBudget: 10,
+            peakRssBytes: [0, 0], auditOk: auditOk, auditErrors: auditOk ? [] : ["node-2: entry 1: bad"],
+            logsIdentical: identical, logBytesIdentical: identical, head: "0123456789abcdef0123", directory: nil,
+            error: error, restarted: [], joined: [], strangerIgnored: strangerIgnored, decisions: ["mask 1"], left: [])
     }
 
     @Test func theVerdictNeedsEveryCheck() {

@@ -3,6 +3,7 @@ import Ledger
 import Sodium
 import Testing
 import Wire
+
 @testable import MeshHarness
 
 /// The dev commands' library parts: the dev committee's log writer and the forged flood.
@@ -19,20 +20,24 @@ import Wire
         let dir = Self.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var reported: [UInt64] = []
-        try DevCommittee.appendLog(path: dir + "/a.log", genesisPath: dir + "/genesis.yaml", entries: 3, validators: 4, seed: 1,
-                                   maskRounds: 3, appended: { reported.append($0) })
-        try DevCommittee.appendLog(path: dir + "/a.log", genesisPath: dir + "/genesis.yaml", entries: 4, validators: 4, seed: 1,
-                                   maskRounds: 3, appended: { reported.append($0) })
+        try DevCommittee.appendLog(
+            path: dir + "/a.log", genesisPath: dir + "/genesis.yaml", entries: 3, validators: 4, seed: 1,
+            maskRounds: 3, appended: { reported.append($0) })
+        try DevCommittee.appendLog(
+            path: dir + "/a.log", genesisPath: dir + "/genesis.yaml", entries: 4, validators: 4, seed: 1,
+            maskRounds: 3, appended: { reported.append($0) })
         #expect(reported == Array(0..<7))
-        try DevCommittee.appendLog(path: dir + "/b.log", genesisPath: dir + "/genesis.yaml", entries: 7, validators: 4, seed: 1,
-                                   maskRounds: 3, appended: { _ in })
+        try DevCommittee.appendLog(
+            path: dir + "/b.log", genesisPath: dir + "/genesis.yaml", entries: 7, validators: 4, seed: 1,
+            maskRounds: 3, appended: { _ in })
         #expect(FileManager.default.contents(atPath: dir + "/a.log") == FileManager.default.contents(atPath: dir + "/b.log"))
         let (genesis, _) = try DevCommittee.make(validators: 4, seed: 1, maskRounds: 3)
         let read = try DecisionLog.readEntries(path: dir + "/a.log")
         #expect(LogVerifier.verify(entries: read.entries, genesis: try LedgerGenesis(genesis)).error == nil)
         #expect(throws: DevCommittee.NotThisCommittee.self) {
-            try DevCommittee.appendLog(path: dir + "/a.log", genesisPath: dir + "/genesis.yaml", entries: 1, validators: 4, seed: 1,
-                                       maskRounds: 2, appended: { _ in })
+            try DevCommittee.appendLog(
+                path: dir + "/a.log", genesisPath: dir + "/genesis.yaml", entries: 1, validators: 4, seed: 1,
+                maskRounds: 2, appended: { _ in })
         }
     }
 
@@ -74,8 +79,9 @@ import Wire
         from.sin_family = sa_family_t(AF_INET)
         from.sin_addr.s_addr = inet_addr("127.0.0.1")
         var rng = SystemRandomNumberGenerator()
-        let datagram = ForgedFlood.forgedPing(meshID: MeshID(genesisBytes: [1]), sender: SigningKey.generate().publicKey,
-                                              payloadBytes: 8, using: &rng)
+        let datagram = ForgedFlood.forgedPing(
+            meshID: MeshID(genesisBytes: [1]), sender: SigningKey.generate().publicKey,
+            payloadBytes: 8, using: &rng)
         let outcome = try ForgedFlood.send(datagram, from: from, to: addr, rate: 500, seconds: 0.2)
         // Due datagrams are sent as the clock passes them: never more than rate × elapsed.
         #expect(outcome.sent <= Int(500 * outcome.seconds) + 1 && outcome.sent >= 60, "\(outcome)")

@@ -1,6 +1,7 @@
 import Foundation
 import Simulation
 import Testing
+
 @testable import MeshHarness
 
 /// The seed sweep behind `prunemesh simulate`: streamed quantiles, the tally's totals and failed
@@ -44,15 +45,20 @@ import Testing
     @Test func theTallySumsEveryFigureAndSpreadsTheRest() throws {
         var tally = SeedSweep.Tally()
         #expect(tally.summary(options: "o", firstSeed: 1, livenessBoundMs: 9, wallSeconds: 0) == nil)
-        tally.add(Fake(seed: 5, heightsCommitted: 4, livenessMs: 100, messagesSent: 10, datagramsSent: 12, endMs: 1_000,
-                       equivocationsDetected: 1, undecodable: 2, syncEntriesRefused: 3, crashes: 1))
-        tally.add(Fake(seed: 6, passed: false, heightsCommitted: 2, livenessMs: nil, messagesSent: 30, datagramsSent: 31, endMs: 3_000,
-                       equivocationsDetected: 0, undecodable: 5, syncEntriesRefused: 0, crashes: 2))
+        tally.add(
+            Fake(
+                seed: 5, heightsCommitted: 4, livenessMs: 100, messagesSent: 10, datagramsSent: 12, endMs: 1_000,
+                equivocationsDetected: 1, undecodable: 2, syncEntriesRefused: 3, crashes: 1))
+        tally.add(
+            Fake(
+                seed: 6, passed: false, heightsCommitted: 2, livenessMs: nil, messagesSent: 30, datagramsSent: 31, endMs: 3_000,
+                equivocationsDetected: 0, undecodable: 5, syncEntriesRefused: 0, crashes: 2))
         tally.add(Fake(seed: 7, heightsCommitted: 6, livenessMs: 300, messagesSent: 20, datagramsSent: 20, endMs: 2_000))
         let s = try #require(tally.summary(options: "opts", firstSeed: 5, livenessBoundMs: 500, wallSeconds: 1.5))
         #expect(!s.ok && s.violations == 1 && s.failedSeeds == [6])
         #expect(s.seedsRun == 3 && s.firstSeed == 5 && s.options == "opts" && s.livenessBoundMs == 500 && s.wallSeconds == 1.5)
-        #expect(s.heightsCommitted == SeedSweep.Summary.Spread(min: 2, p50: 4, p99: 6, max: 6, mean: 4))   // ranks 1 and min(2, 297 / 100) of [2, 4, 6]
+        // Ranks 1 and min(2, 297 / 100) of [2, 4, 6].
+        #expect(s.heightsCommitted == SeedSweep.Summary.Spread(min: 2, p50: 4, p99: 6, max: 6, mean: 4))
         #expect(s.livenessMs == SeedSweep.Summary.Spread(min: 100, p50: 300, p99: 300, max: 300, mean: 200))
         #expect(s.messagesSent == 60 && s.messagesSentPerSeed == 20 && s.datagramsSent == 63)
         #expect(s.virtualMsPerSeed == 2_000)
@@ -75,7 +81,7 @@ import Testing
     /// Results reach the consumer in seed order, each seed once, whatever the number of jobs and
     /// however the batches split the seeds (the seed a worker takes depends on thread timing).
     @Test func resultsArriveInSeedOrderWhateverTheJobs() {
-        let count = 3 * 2 * SeedSweep.seedsPerWorkerBatch + 5   // several batches and a partial one
+        let count = 3 * 2 * SeedSweep.seedsPerWorkerBatch + 5 // several batches and a partial one
         for jobs in [1, 2, 3] {
             var seen: [UInt64] = []
             SeedSweep.runAll(first: 1_000, count: count, jobs: jobs, run: { $0 &* 3 }, consume: { seen.append($0) })
@@ -94,7 +100,8 @@ import Testing
         #expect(one.messagesSent == reports.map(\.messagesSent).reduce(0, +))
         #expect(one.heightsCommitted.max == reports.map(\.heightsCommitted).max())
         let two = SeedSweep.run(first: 1, count: 3, options: options, jobs: 2, each: { _ in })
-        #expect(two.messagesSent == one.messagesSent && two.datagramsSent == one.datagramsSent
+        #expect(
+            two.messagesSent == one.messagesSent && two.datagramsSent == one.datagramsSent
                 && two.heightsCommitted == one.heightsCommitted && two.livenessMs == one.livenessMs)
     }
 }

@@ -1,8 +1,8 @@
 import Consensus
 import Learner
 import Ledger
-import MeshBase
 import Membership
+import MeshBase
 import NodeCore
 import Privacy
 import Rounds
@@ -16,22 +16,28 @@ import Wire
     let builder = CommitteeLogBuilder.demo(validators: 1, spareCount: 1, seed: 3, maskRounds: 2)
 
     func core(entries: [[UInt8]] = [], own: SignedContribution? = nil, budget: PinnedPrivacyBudget? = nil) throws
-        -> (NodeCore, [NodeDirective]) {
+        -> (NodeCore, [NodeDirective])
+    {
         let key = builder.signingKey(builder.genesis.validators.keys[0])
         let p = builder.genesis.privacy
-        let pinned = try ReleaseParameters(clipBound: p.clipBound, noiseMultiplier: p.noiseMultiplier,
-                                           fixedPoint: FixedPoint(scaleLog2: p.scaleLog2), dimension: builder.genesis.maskRule.dimension)
+        let pinned = try ReleaseParameters(
+            clipBound: p.clipBound, noiseMultiplier: p.noiseMultiplier,
+            fixedPoint: FixedPoint(scaleLog2: p.scaleLog2), dimension: builder.genesis.maskRule.dimension)
         let fresh = try PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: p.epsilonBudget, delta: p.delta), pinned: pinned)
-        let config = MeshCoreConfig(ledger: builder.genesis, consensus: ConsensusConfig(timings: .lan),
-                                    rounds: .init(epochsPerRound: 1, maxRounds: 2, patience: 2, finetuneEpochs: 1),
-                                    removeDeadAfterMs: 60_000)
-        let mesh = MeshCore(config: config, signer: key, log: try MeshCore.VerifiedLog.verify(entries, genesis: builder.genesis),
-                            guard: nil, budget: budget ?? fresh, finetuneEpochsDone: 0,
-                            noise: .insecureSeeded(seed: 9, acknowledged: .testsAndSimulationOnly), allowInsecureSeededNoise: true,
-                            ownContribution: own)
-        var node = NodeCore(config: NodeCoreConfig(swim: .lan, signer: key, address: PeerAddress(ipv4: (10, 0, 0, 1), port: 7946),
-                                                   members: [key.publicKey], seeds: [], memberHints: [:], swimRandomSeed: 1),
-                            nowMs: 0)
+        let config = MeshCoreConfig(
+            ledger: builder.genesis, consensus: ConsensusConfig(timings: .lan),
+            rounds: .init(epochsPerRound: 1, maxRounds: 2, patience: 2, finetuneEpochs: 1),
+            removeDeadAfterMs: 60_000)
+        let mesh = MeshCore(
+            config: config, signer: key, log: try MeshCore.VerifiedLog.verify(entries, genesis: builder.genesis),
+            guard: nil, budget: budget ?? fresh, finetuneEpochsDone: 0,
+            noise: .insecureSeeded(seed: 9, acknowledged: .testsAndSimulationOnly), allowInsecureSeededNoise: true,
+            ownContribution: own)
+        var node = NodeCore(
+            config: NodeCoreConfig(
+                swim: .lan, signer: key, address: PeerAddress(ipv4: (10, 0, 0, 1), port: 7946),
+                members: [key.publicKey], seeds: [], memberHints: [:], swimRandomSeed: 1),
+            nowMs: 0)
         let start = node.start(mesh: mesh, nowMs: 0)
         return (node, start)
     }
@@ -117,7 +123,8 @@ import Wire
         var (second, _) = try core(own: released, budget: budget)
         let importance = mask.kept.map { $0.map { Float($0 + 1) } }
         // (The release waits for the first tick's view of the mesh.)
-        let bundle = second.onTrained(TrainedRound(pruningRound: 1, epochs: 1, importance: importance, mask: mask), nowMs: 100)
+        let bundle =
+            second.onTrained(TrainedRound(pruningRound: 1, epochs: 1, importance: importance, mask: mask), nowMs: 100)
             + second.onTick(nowMs: 120)
         #expect(!bundle.contains { if case .persistBudget = $0 { true } else { false } }, "no new ε spent")
         #expect(second.mesh!.budget.budget.releaseCount == budget.budget.releaseCount)

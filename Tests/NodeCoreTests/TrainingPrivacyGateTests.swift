@@ -1,13 +1,14 @@
 import Consensus
 import Learner
 import Ledger
-import MeshBase
 import Membership
+import MeshBase
 import Privacy
 import Rounds
 import Sodium
 import Testing
 import Wire
+
 @testable import NodeCore
 
 /// The record-level gate of the node core: each pruning round's DP-SGD steps are charged and
@@ -24,19 +25,23 @@ import Wire
 
     /// A one-validator mesh (it decides alone) with DP-SGD terms `training`.
     static func core(training: TrainingPrivacyTerms?, trainingSteps: UInt64 = 0, releaseNoise z: Double = 5) -> MeshCore {
-        let b = CommitteeLogBuilder.demo(validators: 1, spareCount: 0, seed: 5,
-                                         privacy: .init(clipBound: 16, noiseMultiplier: z, scaleLog2: 10, delta: 1e-5,
-                                                        epsilonBudget: 10, training: training))
+        let b = CommitteeLogBuilder.demo(
+            validators: 1, spareCount: 0, seed: 5,
+            privacy: .init(
+                clipBound: 16, noiseMultiplier: z, scaleLog2: 10, delta: 1e-5,
+                epsilonBudget: 10, training: training))
         let p = b.genesis.privacy
         let pinned = b.genesis.rules.pinned!
         let budget = try! PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: p.epsilonBudget, delta: p.delta), pinned: pinned)
-        let config = MeshCoreConfig(ledger: b.genesis, consensus: ConsensusConfig(timings: .lan),
-                                    rounds: .init(epochsPerRound: 1, maxRounds: 10, patience: 10, finetuneEpochs: 1),
-                                    removeDeadAfterMs: 60_000)
+        let config = MeshCoreConfig(
+            ledger: b.genesis, consensus: ConsensusConfig(timings: .lan),
+            rounds: .init(epochsPerRound: 1, maxRounds: 10, patience: 10, finetuneEpochs: 1),
+            removeDeadAfterMs: 60_000)
         let log = try! MeshCore.VerifiedLog.verify([], genesis: b.genesis)
-        return MeshCore(config: config, signer: b.signingKey(b.validators.keys[0]), log: log, guard: nil, budget: budget,
-                        training: TrainingStepsRecord(steps: trainingSteps), finetuneEpochsDone: 0,
-                        noise: .insecureSeeded(seed: 9, acknowledged: .testsAndSimulationOnly), allowInsecureSeededNoise: true)
+        return MeshCore(
+            config: config, signer: b.signingKey(b.validators.keys[0]), log: log, guard: nil, budget: budget,
+            training: TrainingStepsRecord(steps: trainingSteps), finetuneEpochsDone: 0,
+            noise: .insecureSeeded(seed: 9, acknowledged: .testsAndSimulationOnly), allowInsecureSeededNoise: true)
     }
 
     static func directives(_ out: [MeshCore.Out]) -> [NodeDirective] {
@@ -49,15 +54,20 @@ import Wire
 
     static func persistedSteps(_ ds: [NodeDirective]) -> [(index: Int, steps: UInt64)] {
         ds.enumerated().compactMap { i, d in
-            if case let .persistTrainingSteps(bytes) = d, case let .success(r) = TrainingStepsRecord.decode(bytes) { (i, r.steps) } else { nil }
+            if case let .persistTrainingSteps(bytes) = d, case let .success(r) = TrainingStepsRecord.decode(bytes) {
+                (i, r.steps)
+            } else {
+                nil
+            }
         }
     }
 
     static func trained(_ core: MeshCore, round: UInt64, dpSteps: UInt64 = 100) -> TrainedRound {
         let mask = core.state.mask
-        return TrainedRound(pruningRound: round, epochs: 1,
-                            importance: mask.kept.map { units in units.indices.map { Float($0 % 5) + 0.5 } },
-                            mask: mask, dpSteps: dpSteps)
+        return TrainedRound(
+            pruningRound: round, epochs: 1,
+            importance: mask.kept.map { units in units.indices.map { Float($0 % 5) + 0.5 } },
+            mask: mask, dpSteps: dpSteps)
     }
 
     /// Ticks until the core's log holds `height` entries (a bounded number of ticks).

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import NodeRuntime
 
 /// The control endpoint's decisions, case by case: what a LAN stranger, a web page the operator
@@ -8,8 +9,10 @@ import Testing
     static let port = 9100
     static let loopback = ControlRequestPolicy(token: token, hosts: .bound(ip: "127.0.0.1", port: port))
 
-    static func headers(host: String? = "127.0.0.1:\(port)", token: String? = ControlRequestPolicyTests.token.hex,
-                        extra: [(String, String)] = []) -> [(name: String, value: String)] {
+    static func headers(
+        host: String? = "127.0.0.1:\(port)", token: String? = ControlRequestPolicyTests.token.hex,
+        extra: [(String, String)] = []
+    ) -> [(name: String, value: String)] {
         var h: [(name: String, value: String)] = []
         if let host { h.append((name: "Host", value: host)) }
         if let token { h.append((name: "Authorization", value: "Bearer \(token)")) }
@@ -28,12 +31,15 @@ import Testing
         #expect(p.decide(method: "POST", uri: "/leave", headers: Self.headers()) == .serve(.leave))
         #expect(p.decide(method: "GET", uri: "/status", headers: Self.headers()) == .serve(.status))
         #expect(p.decide(method: "HEAD", uri: "/status", headers: Self.headers()) == .serve(.status))
-        #expect(p.decide(method: "POST", uri: "/leave", headers: Self.headers(extra: [("Content-Type", "application/json; charset=utf-8")]))
-            == .serve(.leave))
+        #expect(
+            p.decide(method: "POST", uri: "/leave", headers: Self.headers(extra: [("Content-Type", "application/json; charset=utf-8")]))
+                == .serve(.leave))
         // The scheme is case-insensitive; the token's hex too.
-        #expect(p.decide(method: "POST", uri: "/leave",
-                         headers: [(name: "host", value: "localhost:9100"), (name: "AUTHORIZATION", value: "bearer \(Self.token.hex)")])
-            == .serve(.leave))
+        #expect(
+            p.decide(
+                method: "POST", uri: "/leave",
+                headers: [(name: "host", value: "localhost:9100"), (name: "AUTHORIZATION", value: "bearer \(Self.token.hex)")])
+                == .serve(.leave))
     }
 
     @Test func everyActionAndStatusWantTheToken() {
@@ -41,8 +47,10 @@ import Testing
         for (method, uri) in [("POST", "/invite?key=00"), ("POST", "/leave"), ("GET", "/status")] {
             let none = Self.refusal(p.decide(method: method, uri: uri, headers: Self.headers(token: nil)))
             #expect(none?.0 == 401 && none?.1 == .noToken, "\(method) \(uri) without a token")
-            let notBearer = Self.refusal(p.decide(method: method, uri: uri,
-                                                  headers: Self.headers(token: nil, extra: [("Authorization", "Basic \(Self.token.hex)")])))
+            let notBearer = Self.refusal(
+                p.decide(
+                    method: method, uri: uri,
+                    headers: Self.headers(token: nil, extra: [("Authorization", "Basic \(Self.token.hex)")])))
             #expect(notBearer?.0 == 401 && notBearer?.1 == .noToken)
             let other = ControlToken.generate().hex
             let wrong = Self.refusal(p.decide(method: method, uri: uri, headers: Self.headers(token: other)))
@@ -54,8 +62,10 @@ import Testing
                 #expect(Self.refusal(p.decide(method: method, uri: uri, headers: Self.headers(token: bad)))?.1 != nil, "token \(bad)")
             }
             // Two Authorization headers, one of them right: refused.
-            let twice = Self.refusal(p.decide(method: method, uri: uri,
-                                              headers: Self.headers(extra: [("Authorization", "Bearer \(other)")])))
+            let twice = Self.refusal(
+                p.decide(
+                    method: method, uri: uri,
+                    headers: Self.headers(extra: [("Authorization", "Bearer \(other)")])))
             #expect(twice?.0 == 403)
         }
         // /metrics is for Prometheus: no token.
@@ -67,8 +77,10 @@ import Testing
         for good in ["127.0.0.1:9100", "localhost:9100", "LOCALHOST:9100", "[::1]:9100", "127.0.0.2:9100"] {
             #expect(p.decide(method: "POST", uri: "/leave", headers: Self.headers(host: good)) == .serve(.leave), "\(good)")
         }
-        for bad in ["evil.example", "evil.example:9100", "127.0.0.1:9101", "127.0.0.1", "10.0.0.5:9100", "127.0.0.1.nip.io:9100",
-                    "[::1]", "[::1]:x", "127.0.0.1:", "", "localhost.:9100", "[::2]:9100"] {
+        for bad in [
+            "evil.example", "evil.example:9100", "127.0.0.1:9101", "127.0.0.1", "10.0.0.5:9100", "127.0.0.1.nip.io:9100",
+            "[::1]", "[::1]:x", "127.0.0.1:", "", "localhost.:9100", "[::2]:9100",
+        ] {
             let r = Self.refusal(p.decide(method: "POST", uri: "/leave", headers: Self.headers(host: bad)))
             #expect(r?.0 == 403 && r?.1 == .host, "Host \(bad)")
             // Before the token: a rebinding page learns nothing either way.
@@ -100,14 +112,17 @@ import Testing
 
     @Test func webPagesAreRefused() {
         let p = Self.loopback
-        for origin in ["http://evil.example", "http://evil.example:9100", "null", "https://127.0.0.1:9100", "file://",
-                       "http://127.0.0.1:9101"] {
+        for origin in [
+            "http://evil.example", "http://evil.example:9100", "null", "https://127.0.0.1:9100", "file://",
+            "http://127.0.0.1:9101",
+        ] {
             let r = Self.refusal(p.decide(method: "POST", uri: "/invite?key=00", headers: Self.headers(extra: [("Origin", origin)])))
             #expect(r?.0 == 403 && r?.1 == .origin, "Origin \(origin)")
         }
         // The endpoint's own origin is not a stranger.
-        #expect(p.decide(method: "POST", uri: "/leave", headers: Self.headers(extra: [("Origin", "http://127.0.0.1:9100")]))
-            == .serve(.leave))
+        #expect(
+            p.decide(method: "POST", uri: "/leave", headers: Self.headers(extra: [("Origin", "http://127.0.0.1:9100")]))
+                == .serve(.leave))
         // The body types a page may send across origins without asking first.
         for type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "Text/Plain;charset=utf-8"] {
             let r = Self.refusal(p.decide(method: "POST", uri: "/leave", headers: Self.headers(extra: [("Content-Type", type)])))
@@ -127,8 +142,9 @@ import Testing
         #expect(Self.refusal(control.decide(method: "GET", uri: "/metrics", headers: Self.headers()))! == (404, nil))
         // … and the metrics endpoint serves /metrics to any Host, and nothing else, token or not.
         let metrics = ControlRequestPolicy(token: Self.token, hosts: .unchecked, routes: [.metrics])
-        #expect(metrics.decide(method: "GET", uri: "/metrics", headers: Self.headers(host: "prometheus-target.lan:9100", token: nil))
-            == .serve(.metrics))
+        #expect(
+            metrics.decide(method: "GET", uri: "/metrics", headers: Self.headers(host: "prometheus-target.lan:9100", token: nil))
+                == .serve(.metrics))
         for (m, u) in [("POST", "/invite?key=00"), ("POST", "/leave"), ("GET", "/status")] {
             #expect(Self.refusal(metrics.decide(method: m, uri: u, headers: Self.headers()))! == (404, nil), "\(m) \(u)")
         }
@@ -141,17 +157,26 @@ import Testing
         let origins: [(String?, Bool)] = [(nil, true), ("http://localhost:9100", true), ("http://evil.example", false)]
         let tokens: [(String?, Bool)] = [(Self.token.hex, true), (nil, false), (ControlToken.generate().hex, false)]
         let types: [(String?, Bool)] = [(nil, true), ("application/json", true), ("text/plain", false)]
-        for (host, hostOK) in hosts { for (origin, originOK) in origins { for (token, tokenOK) in tokens { for (type, typeOK) in types {
-            for route in ControlRequestPolicy.Route.allCases {
-                var extra: [(String, String)] = []
-                if let origin { extra.append(("Origin", origin)) }
-                if let type { extra.append(("Content-Type", type)) }
-                let method = route.methods[0]
-                let verdict = p.decide(method: method, uri: route.rawValue, headers: Self.headers(host: host, token: token, extra: extra))
-                let expected = hostOK && originOK && (tokenOK || !route.needsToken) && (typeOK || method != "POST")
-                #expect((verdict == .serve(route)) == expected,
-                        "\(route) host \(host ?? "-") origin \(origin ?? "-") token \(token == nil ? "-" : "x") type \(type ?? "-"): \(verdict)")
+        for (host, hostOK) in hosts {
+            for (origin, originOK) in origins {
+                for (token, tokenOK) in tokens {
+                    for (type, typeOK) in types {
+                        for route in ControlRequestPolicy.Route.allCases {
+                            var extra: [(String, String)] = []
+                            if let origin { extra.append(("Origin", origin)) }
+                            if let type { extra.append(("Content-Type", type)) }
+                            let method = route.methods[0]
+                            let verdict = p.decide(
+                                method: method, uri: route.rawValue, headers: Self.headers(host: host, token: token, extra: extra))
+                            let expected = hostOK && originOK && (tokenOK || !route.needsToken) && (typeOK || method != "POST")
+                            #expect(
+                                (verdict == .serve(route)) == expected,
+                                "\(route) host \(host ?? "-") origin \(origin ?? "-") token \(token == nil ? "-" : "x") type \(type ?? "-"): \(verdict)"
+                            )
+                        }
+                    }
+                }
             }
-        } } } }
+        }
     }
 }

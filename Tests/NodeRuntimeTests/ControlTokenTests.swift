@@ -1,6 +1,7 @@
 import Foundation
 import MeshBase
 import Testing
+
 @testable import NodeRuntime
 
 /// `<state_dir>/control.token`: made private, reused, and refused when others could read it or
@@ -59,8 +60,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/control.token"
         let token = ControlToken.generate()
-        for bad in ["", "\n", String(token.hex.dropLast()) + "\n", token.hex + "0\n", "zz" + token.hex.dropFirst(2) + "\n",
-                    token.hex + "\n\n", String(repeating: "a", count: 1000)] {
+        for bad in [
+            "", "\n", String(token.hex.dropLast()) + "\n", token.hex + "0\n", "zz" + token.hex.dropFirst(2) + "\n",
+            token.hex + "\n\n", String(repeating: "a", count: 1000),
+        ] {
             try? FileManager.default.removeItem(atPath: path)
             _ = FileManager.default.createFile(atPath: path, contents: Data(bad.utf8), attributes: [.posixPermissions: 0o600])
             #expect(throws: ControlToken.Failure.self, "\(bad.prefix(20))") { _ = try ControlToken.loadOrCreate(path) }
@@ -68,7 +71,8 @@ import Testing
         }
         // Without the newline is accepted (an operator may write it by hand).
         try? FileManager.default.removeItem(atPath: path)
-        _ = FileManager.default.createFile(atPath: path, contents: Data(token.hex.uppercased().utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(
+            atPath: path, contents: Data(token.hex.uppercased().utf8), attributes: [.posixPermissions: 0o600])
         #expect(try ControlToken.loadOrCreate(path).token == token)
     }
 
@@ -76,8 +80,9 @@ import Testing
         let dir = try Self.tempDir("link")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let target = dir + "/elsewhere"
-        _ = FileManager.default.createFile(atPath: target, contents: Data((ControlToken.generate().hex + "\n").utf8),
-                                       attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(
+            atPath: target, contents: Data((ControlToken.generate().hex + "\n").utf8),
+            attributes: [.posixPermissions: 0o600])
         let path = dir + "/control.token"
         symlink(target, path)
         #expect { _ = try ControlToken.loadOrCreate(path) } throws: { "\($0)".contains("symbolic link") }

@@ -2,6 +2,7 @@ import NIOCore
 import Prometheus
 import Testing
 import Wire
+
 @testable import NodeRuntime
 
 /// The shell's side of flood control: source addresses as the receive path meters them, and the

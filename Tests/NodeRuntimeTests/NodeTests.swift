@@ -1,12 +1,13 @@
 import Foundation
 import Logging
-import MeshBase
 import Membership
+import MeshBase
 import NIOCore
 import NIOPosix
 import Sodium
 import Testing
 import Wire
+
 @testable import NodeRuntime
 
 /// A real node in this process (real sockets, real files), driven by crafted datagrams.
@@ -20,9 +21,10 @@ import Wire
     static let meshID = MeshID(genesisBytes: Array("node-tests".utf8))
 
     static func settings(key: SigningKey, members: Set<PublicKey>, stateDir: String) throws -> NodeSettings {
-        NodeSettings(key: key, meshID: meshID, members: members, swim: .lan,
-                     listen: try SocketAddress(ipAddress: "127.0.0.1", port: 0), seeds: [], stateDirectory: stateDir,
-                     control: try SocketAddress(ipAddress: "127.0.0.1", port: 0), discovery: nil, tickMs: 20, randomSeed: 7)
+        NodeSettings(
+            key: key, meshID: meshID, members: members, swim: .lan,
+            listen: try SocketAddress(ipAddress: "127.0.0.1", port: 0), seeds: [], stateDirectory: stateDir,
+            control: try SocketAddress(ipAddress: "127.0.0.1", port: 0), discovery: nil, tickMs: 20, randomSeed: 7)
     }
 
     static var quietLogger: Logger {
@@ -68,11 +70,13 @@ import Wire
         let settings = try Self.settings(key: me, members: [me.publicKey, peer.publicKey], stateDir: dir)
         var sequence = SequenceAllocator(bootEpoch: 1)
         // A kind no service handles here: accepted by the receive path, then counted as unrouted.
-        let datagram = try Envelope.encode(kind: .importanceRelease, payload: [1, 2, 3], sequence: &sequence,
-                                           signer: peer, meshID: Self.meshID)[0]
+        let datagram = try Envelope.encode(
+            kind: .importanceRelease, payload: [1, 2, 3], sequence: &sequence,
+            signer: peer, meshID: Self.meshID)[0]
         var strangerSequence = SequenceAllocator(bootEpoch: 1)
-        let fromStranger = try Envelope.encode(kind: .importanceRelease, payload: [4], sequence: &strangerSequence,
-                                               signer: stranger, meshID: Self.meshID)[0]
+        let fromStranger = try Envelope.encode(
+            kind: .importanceRelease, payload: [4], sequence: &strangerSequence,
+            signer: stranger, meshID: Self.meshID)[0]
         let raw = try await Self.rawSender(group)
 
         let first = try Node.start(settings: settings, group: group, logger: Self.quietLogger)
@@ -120,8 +124,10 @@ import Wire
         }
         let a = SigningKey.generate(), b = SigningKey.generate()
         let members: Set<PublicKey> = [a.publicKey, b.publicKey]
-        let nodeA = try await Node.start(settings: try Self.settings(key: a, members: members, stateDir: dirA),
-                                         group: group, logger: Self.quietLogger).get()
+        let nodeA = try await Node.start(
+            settings: try Self.settings(key: a, members: members, stateDir: dirA),
+            group: group, logger: Self.quietLogger
+        ).get()
         var settingsB = try Self.settings(key: b, members: members, stateDir: dirB)
         settingsB.seeds = [try await nodeA.loop.submit { nodeA.advertised! }.get()]
         let nodeB = try await Node.start(settings: settingsB, group: group, logger: Self.quietLogger).get()
@@ -198,8 +204,9 @@ import Wire
         let raw = try await Self.rawSender(group)
         let before = try await Self.status(node)
         var sequence = SequenceAllocator(bootEpoch: 1)
-        let garbagePing = try Envelope.encode(kind: .ping, payload: [0xFF, 0x01], sequence: &sequence,
-                                              signer: peer, meshID: Self.meshID)[0]
+        let garbagePing = try Envelope.encode(
+            kind: .ping, payload: [0xFF, 0x01], sequence: &sequence,
+            signer: peer, meshID: Self.meshID)[0]
         try await Self.send(raw, garbagePing, to: address)
         var kind15 = try Envelope.encode(kind: .leave, payload: [0], sequence: &sequence, signer: peer, meshID: Self.meshID)[0]
         kind15[5] = 0x15

@@ -1,6 +1,7 @@
 import MeshBase
 import Testing
 import Wire
+
 @testable import NodeRuntime
 
 /// A node warns when peers' datagrams are refused as another mesh's, a non-member's or replays —
@@ -18,7 +19,9 @@ import Wire
         // The next interval warns again after the threshold.
         let next = UInt64(Limits.reject_notice_interval_ms) + 1
         var again: RejectNotices.Notice?
-        for i in 0..<Limits.reject_notice_count_min { again = notices.note(.wrongMesh, from: "10.0.0.8:7946", nowMs: next + UInt64(i)) ?? again }
+        for i in 0..<Limits.reject_notice_count_min {
+            again = notices.note(.wrongMesh, from: "10.0.0.8:7946", nowMs: next + UInt64(i)) ?? again
+        }
         #expect(again?.source == "10.0.0.8:7946")
     }
 

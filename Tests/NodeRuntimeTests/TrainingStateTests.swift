@@ -1,4 +1,5 @@
 import Testing
+
 @testable import NodeRuntime
 
 /// training.state is strict: a damaged file is refused (its phase-two count would otherwise
@@ -9,13 +10,16 @@ import Testing
         #expect(try TrainingState.decode(state.encoded(), finetuneEpochsMax: 5) == state)
         #expect(state.encoded().count == 16)
         // Version 1: epochs only, height unknown (0).
-        #expect(try TrainingState.decode([1, 0, 0, 0, 2, 0, 0, 0], finetuneEpochsMax: 5) == TrainingState(finetuneEpochsDone: 2, logHeight: 0))
+        #expect(
+            try TrainingState.decode([1, 0, 0, 0, 2, 0, 0, 0], finetuneEpochsMax: 5) == TrainingState(finetuneEpochsDone: 2, logHeight: 0))
     }
 
     @Test func damageIsRefused() {
         let good = TrainingState(finetuneEpochsDone: 3, logHeight: 42).encoded()
-        var cases: [[UInt8]] = [[], [2, 0, 0], Array(good.prefix(12)), good + [0], [9, 0, 0, 0, 0, 0, 0, 0],
-                                [1, 0, 0, 0, 0xFF, 0xFF, 0, 0]]
+        var cases: [[UInt8]] = [
+            [], [2, 0, 0], Array(good.prefix(12)), good + [0], [9, 0, 0, 0, 0, 0, 0, 0],
+            [1, 0, 0, 0, 0xFF, 0xFF, 0, 0],
+        ]
         var wrongVersion = good
         wrongVersion[0] = 3
         cases.append(wrongVersion)

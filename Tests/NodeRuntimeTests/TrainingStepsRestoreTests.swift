@@ -1,10 +1,11 @@
 import Foundation
 import Logging
-@testable import MeshConfig
 import NodeCore
-@testable import NodeRuntime
 import Sodium
 import Testing
+
+@testable import MeshConfig
+@testable import NodeRuntime
 
 /// The DP-SGD steps file at start: taken with the log's figures (the larger), and failing closed
 /// when it is missing while the node has trained, or damaged, unless a rebuild was accepted.
@@ -13,20 +14,25 @@ import Testing
         let key = try! SigningKey(seed: [UInt8](repeating: 7, count: 32)).publicKey
         var g = Genesis(name: "steps", members: [GenesisMember(publicKey: key)])
         if dp {
-            g.trainingPrivacy = TrainingPrivacyParameters(enabled: true, clipNorm: 1, noiseMultiplier: 1.1, sampleRate: 0.01,
-                                                          delta: 1e-5, epsilonMax: 8)
+            g.trainingPrivacy = TrainingPrivacyParameters(
+                enabled: true, clipNorm: 1, noiseMultiplier: 1.1, sampleRate: 0.01,
+                delta: 1e-5, epsilonMax: 8)
         }
         g.privacy.noiseMultiplier = releaseNoise
         return g
     }
 
-    static func restore(_ g: Genesis, _ dir: String, steps: UInt64 = 0, releases: UInt64 = 0, checkpoint: Bool = false,
-                        rebuild: Bool = false) -> Result<TrainingStepsRecord, MeshStartError> {
+    static func restore(
+        _ g: Genesis, _ dir: String, steps: UInt64 = 0, releases: UInt64 = 0, checkpoint: Bool = false,
+        rebuild: Bool = false
+    ) -> Result<TrainingStepsRecord, MeshStartError> {
         do {
-            return .success(try MeshService.restoreTrainingSteps(genesis: g, files: StateDirectory(path: dir), loggedSteps: steps,
-                                                                 loggedReleases: releases, checkpointExists: checkpoint,
-                                                                 recovery: MeshRecovery(rebuildBudgetFromLog: rebuild),
-                                                                 logger: Logger(label: "test")))
+            return .success(
+                try MeshService.restoreTrainingSteps(
+                    genesis: g, files: StateDirectory(path: dir), loggedSteps: steps,
+                    loggedReleases: releases, checkpointExists: checkpoint,
+                    recovery: MeshRecovery(rebuildBudgetFromLog: rebuild),
+                    logger: Logger(label: "test")))
         } catch {
             return .failure(error)
         }

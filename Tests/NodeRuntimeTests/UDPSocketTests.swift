@@ -3,6 +3,7 @@ import MeshBase
 import NIOCore
 import NIOPosix
 import Testing
+
 @testable import NodeRuntime
 
 /// Real UDP sockets on loopback.
@@ -49,8 +50,10 @@ import Testing
         return (socket, inbox, address)
     }
 
-    static func send(_ socket: UDPSocket, _ bytes: [UInt8], to address: SocketAddress,
-                     allowGroup: Bool = false) async throws -> UDPSocket.SendResult {
+    static func send(
+        _ socket: UDPSocket, _ bytes: [UInt8], to address: SocketAddress,
+        allowGroup: Bool = false
+    ) async throws -> UDPSocket.SendResult {
         try await socket.eventLoop.submit { socket.send(bytes, to: address, allowGroup: allowGroup) }.get()
     }
 
@@ -60,16 +63,16 @@ import Testing
 
     /// Addresses a node may be handed by a confused or hostile peer.
     static let badDestinations: [SocketAddress] = [
-        try! SocketAddress(ipAddress: "255.255.255.255", port: 9),   // limited broadcast
-        try! SocketAddress(ipAddress: "0.0.0.0", port: 9),           // unspecified
-        try! SocketAddress(ipAddress: "127.0.0.1", port: 0),         // port 0
-        try! SocketAddress(ipAddress: "::1", port: 9),               // IPv6 on an IPv4 socket
-        try! SocketAddress(ipAddress: "224.0.0.1", port: 9),         // multicast outside discovery
+        try! SocketAddress(ipAddress: "255.255.255.255", port: 9), // limited broadcast
+        try! SocketAddress(ipAddress: "0.0.0.0", port: 9), // unspecified
+        try! SocketAddress(ipAddress: "127.0.0.1", port: 0), // port 0
+        try! SocketAddress(ipAddress: "::1", port: 9), // IPv6 on an IPv4 socket
+        try! SocketAddress(ipAddress: "224.0.0.1", port: 9), // multicast outside discovery
         try! SocketAddress(ipAddress: "239.255.77.77", port: 9),
-        try! SocketAddress(ipAddress: "127.0.0.1", port: 1),         // closed port: ICMP unreachable
-        try! SocketAddress(ipAddress: "127.255.255.255", port: 9),   // loopback subnet broadcast
-        try! SocketAddress(ipAddress: "240.0.0.1", port: 9),         // reserved class E
-        try! SocketAddress(ipAddress: "192.0.2.255", port: 9),       // off-host from a loopback socket (EINVAL)
+        try! SocketAddress(ipAddress: "127.0.0.1", port: 1), // closed port: ICMP unreachable
+        try! SocketAddress(ipAddress: "127.255.255.255", port: 9), // loopback subnet broadcast
+        try! SocketAddress(ipAddress: "240.0.0.1", port: 9), // reserved class E
+        try! SocketAddress(ipAddress: "192.0.2.255", port: 9), // off-host from a loopback socket (EINVAL)
         try! SocketAddress(ipAddress: "198.51.100.7", port: 9),
     ]
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PosixIO
 
 /// A small tmpfs of its own (root only: the CI runs as root), so that a full disk is real.
@@ -107,9 +108,11 @@ struct TinyTmpfs {
         #expect(short.operation == "read of bytes 2..<10 (the file ends at 3)", "\(short)")
 
         file.close()
-        for (name, call) in [("write", { try file.append([1]) }), ("fsync", { try file.sync() }),
-                             ("ftruncate", { try file.truncate(to: 0) }), ("read", { _ = try file.read(0..<1) }),
-                             ("fstat", { _ = try file.lengthOnDisk() })] as [(String, () throws -> Void)] {
+        for (name, call) in [
+            ("write", { try file.append([1]) }), ("fsync", { try file.sync() }),
+            ("ftruncate", { try file.truncate(to: 0) }), ("read", { _ = try file.read(0..<1) }),
+            ("fstat", { _ = try file.lengthOnDisk() }),
+        ] as [(String, () throws -> Void)] {
             let error = try #require(throws: PosixFailure.self, "\(name) after close") { try call() }
             #expect(error.code == EBADF && error.operation == name + " (the file was closed)" && error.path == path, "\(error)")
         }
@@ -125,7 +128,7 @@ struct TinyTmpfs {
         #expect(PosixIO.exists(path) && PosixIO.exists(dir))
         try PosixIO.remove(path)
         #expect(!PosixIO.exists(path))
-        try PosixIO.remove(path)   // already gone: fine
+        try PosixIO.remove(path) // already gone: fine
         let error = try #require(throws: PosixFailure.self) { try PosixIO.remove(dir) }
         #expect(error.operation == "unlink" && error.path == dir, "a directory is not removed: \(error)")
     }
@@ -175,7 +178,9 @@ struct TinyTmpfs {
         #expect(try file.read(0..<file.length) == expected)
 
         // An atomic write on the full disk fails too, and leaves no temporary file.
-        let full = try #require(throws: PosixFailure.self) { try PosixIO.writeAtomically(Array(repeating: 3, count: 8192), to: disk.path + "/state") }
+        let full = try #require(throws: PosixFailure.self) {
+            try PosixIO.writeAtomically(Array(repeating: 3, count: 8192), to: disk.path + "/state")
+        }
         #expect(full.code == ENOSPC && full.path == disk.path + "/state", "\(full)")
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: disk.path)) == ["log", "filler"])
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PosixIO
 
 /// The one file layer, on real files.
@@ -87,7 +88,7 @@ import Testing
         let nested = dir + "/a/b/c"
         try PosixIO.makeDirectory(nested)
         #expect(try Self.mode(nested) == 0o700)
-        try PosixIO.makeDirectory(nested)   // exists: fine
+        try PosixIO.makeDirectory(nested) // exists: fine
         try PosixIO.fsyncDirectory(of: nested + "/file")
         // A directory that cannot be opened is an error, not ignored (two copies of the write
         // idiom used to drop this result).

@@ -33,23 +33,31 @@ import Testing
     }
 
     static let pythonVectors: [Vector] = [
-        Vector(z: 0.5, releases: 1, delta: 1e-5, opacus: 10.725509696418232, opacusAlpha: 3.3,
-               wide: 10.725509696418232, wideAlpha: 3.3),
-        Vector(z: 2, releases: 10, delta: 1e-6, opacus: 8.84687435850794, opacusAlpha: 4.1,
-               wide: 8.84687435850794, wideAlpha: 4.1),
-        Vector(z: 5, releases: 100, delta: 1e-5, opacus: 10.725509696418232, opacusAlpha: 3.3,
-               wide: 10.725509696418232, wideAlpha: 3.3),
-        Vector(z: 20, releases: 1000, delta: 1e-5, opacus: 8.079406222420491, opacusAlpha: 3.9,
-               wide: 8.079406222420491, wideAlpha: 3.9),
-        Vector(z: 3, releases: 7, delta: 1e-3, opacus: 3.037248837432518, opacusAlpha: 4.7,
-               wide: 3.037248837432518, wideAlpha: 4.7),
+        Vector(
+            z: 0.5, releases: 1, delta: 1e-5, opacus: 10.725509696418232, opacusAlpha: 3.3,
+            wide: 10.725509696418232, wideAlpha: 3.3),
+        Vector(
+            z: 2, releases: 10, delta: 1e-6, opacus: 8.84687435850794, opacusAlpha: 4.1,
+            wide: 8.84687435850794, wideAlpha: 4.1),
+        Vector(
+            z: 5, releases: 100, delta: 1e-5, opacus: 10.725509696418232, opacusAlpha: 3.3,
+            wide: 10.725509696418232, wideAlpha: 3.3),
+        Vector(
+            z: 20, releases: 1000, delta: 1e-5, opacus: 8.079406222420491, opacusAlpha: 3.9,
+            wide: 8.079406222420491, wideAlpha: 3.9),
+        Vector(
+            z: 3, releases: 7, delta: 1e-3, opacus: 3.037248837432518, opacusAlpha: 4.7,
+            wide: 3.037248837432518, wideAlpha: 4.7),
         // Strong privacy: Opacus's grid ends at 63 and the wide grid finds a far better order.
-        Vector(z: 100, releases: 1, delta: 1e-5, opacus: 0.10601725121127972, opacusAlpha: 63,
-               wide: 0.030821802623077214, wideAlpha: 336),
-        Vector(z: 0.8, releases: 3, delta: 1e-5, opacus: 11.819742782514052, opacusAlpha: 3.1,
-               wide: 11.819742782514052, wideAlpha: 3.1),
-        Vector(z: 50, releases: 10_000, delta: 1e-7, opacus: 12.570016298289046, opacusAlpha: 3.7,
-               wide: 12.570016298289046, wideAlpha: 3.7),
+        Vector(
+            z: 100, releases: 1, delta: 1e-5, opacus: 0.10601725121127972, opacusAlpha: 63,
+            wide: 0.030821802623077214, wideAlpha: 336),
+        Vector(
+            z: 0.8, releases: 3, delta: 1e-5, opacus: 11.819742782514052, opacusAlpha: 3.1,
+            wide: 11.819742782514052, wideAlpha: 3.1),
+        Vector(
+            z: 50, releases: 10_000, delta: 1e-7, opacus: 12.570016298289046, opacusAlpha: 3.7,
+            wide: 12.570016298289046, wideAlpha: 3.7),
     ]
 
     @Test(arguments: pythonVectors)
@@ -57,23 +65,33 @@ import Testing
         let opacus = try RDPAccountant.epsilon(noiseMultiplier: vector.z, releases: vector.releases, delta: vector.delta)
         #expect(Self.close(opacus.epsilon, vector.opacus), "\(opacus)")
         #expect(opacus.alpha == vector.opacusAlpha)
-        let wide = try RDPAccountant.epsilon(noiseMultiplier: vector.z, releases: vector.releases, delta: vector.delta,
-                                         orders: .wide)
+        let wide = try RDPAccountant.epsilon(
+            noiseMultiplier: vector.z, releases: vector.releases, delta: vector.delta,
+            orders: .wide)
         #expect(Self.close(wide.epsilon, vector.wide), "\(wide)")
         #expect(wide.alpha == vector.wideAlpha)
     }
 
     @Test func heterogeneousReleasesComposeAsPython() throws {
-        let a = try RDPAccountant.epsilon(composition: [NoiseLevelCount(noiseMultiplier: 5, count: 10),
-                                                    NoiseLevelCount(noiseMultiplier: 2, count: 3)], delta: 1e-5)
+        let a = try RDPAccountant.epsilon(
+            composition: [
+                NoiseLevelCount(noiseMultiplier: 5, count: 10),
+                NoiseLevelCount(noiseMultiplier: 2, count: 3),
+            ], delta: 1e-5)
         #expect(Self.close(a.epsilon, 5.124901293794603) && a.alpha == 5.1, "\(a)")
-        let b = try RDPAccountant.epsilon(composition: [NoiseLevelCount(noiseMultiplier: 1.5, count: 1),
-                                                    NoiseLevelCount(noiseMultiplier: 10, count: 40),
-                                                    NoiseLevelCount(noiseMultiplier: 4, count: 5)], delta: 1e-6)
+        let b = try RDPAccountant.epsilon(
+            composition: [
+                NoiseLevelCount(noiseMultiplier: 1.5, count: 1),
+                NoiseLevelCount(noiseMultiplier: 10, count: 40),
+                NoiseLevelCount(noiseMultiplier: 4, count: 5),
+            ], delta: 1e-6)
         #expect(Self.close(b.epsilon, 5.671591532855601) && b.alpha == 5.6, "\(b)")
         // Composition is order-independent and lies between its parts' extremes.
-        let reversed = try RDPAccountant.epsilon(composition: [NoiseLevelCount(noiseMultiplier: 2, count: 3),
-                                                           NoiseLevelCount(noiseMultiplier: 5, count: 10)], delta: 1e-5)
+        let reversed = try RDPAccountant.epsilon(
+            composition: [
+                NoiseLevelCount(noiseMultiplier: 2, count: 3),
+                NoiseLevelCount(noiseMultiplier: 5, count: 10),
+            ], delta: 1e-5)
         #expect(reversed == a)
         #expect(try a.epsilon > RDPAccountant.epsilon(noiseMultiplier: 2, releases: 3, delta: 1e-5).epsilon)
         #expect(try a.epsilon > RDPAccountant.epsilon(noiseMultiplier: 5, releases: 10, delta: 1e-5).epsilon)
@@ -81,8 +99,11 @@ import Testing
 
     @Test func splittingOneLevelChangesNothing() throws {
         let whole = try RDPAccountant.epsilon(noiseMultiplier: 7, releases: 30, delta: 1e-5)
-        let split = try RDPAccountant.epsilon(composition: [NoiseLevelCount(noiseMultiplier: 7, count: 10),
-                                                        NoiseLevelCount(noiseMultiplier: 7, count: 20)], delta: 1e-5)
+        let split = try RDPAccountant.epsilon(
+            composition: [
+                NoiseLevelCount(noiseMultiplier: 7, count: 10),
+                NoiseLevelCount(noiseMultiplier: 7, count: 20),
+            ], delta: 1e-5)
         #expect(Self.close(whole.epsilon, split.epsilon) && whole.alpha == split.alpha)
     }
 
@@ -99,7 +120,7 @@ import Testing
         #expect(orders.count == 99 + 52)
         #expect(orders.first == 1.1 && orders.last == 63)
         #expect(orders.contains(10.9) && !orders.contains(11) && orders.contains(12))
-        #expect(orders[6] == 1 + 7 / 10.0)   // 1.7000000000000002, exactly as Python's 1 + x / 10.0
+        #expect(orders[6] == 1 + 7 / 10.0) // 1.7000000000000002, exactly as Python's 1 + x / 10.0
         #expect(zip(orders, orders.dropFirst()).allSatisfy { $0 < $1 })
     }
 
@@ -240,7 +261,10 @@ import Testing
         // z² underflows to 0: no noise, ε = ∞. Used to trap while printing.
         let answer = try PrivacyCalculator(noiseMultiplier: 1e-200, releases: 1, delta: 1e-5, targetEpsilon: nil)
         #expect(answer.epsilonIsInfinite && answer.spent.epsilon == .infinity)
-        #expect(answer.json == #"{"mode":"spent","epsilon":null,"epsilon_infinite":true,"alpha":null,"noise_multiplier":1e-200,"releases":1,"delta":1e-05,"orders":"opacus"}"#)
+        #expect(
+            answer.json
+                == #"{"mode":"spent","epsilon":null,"epsilon_infinite":true,"alpha":null,"noise_multiplier":1e-200,"releases":1,"delta":1e-05,"orders":"opacus"}"#
+        )
         #expect(answer.table.contains("epsilon spent       infinity"))
         let target = try PrivacyCalculator(noiseMultiplier: 1e-200, releases: 1, delta: 1e-5, targetEpsilon: 3)
         #expect(target.withinTarget == false && target.json.contains(#""within_target":false"#))
@@ -249,15 +273,19 @@ import Testing
     @Test func calculatorReportsSpend() throws {
         let answer = try PrivacyCalculator(noiseMultiplier: 10, releases: 50, delta: 1e-5, targetEpsilon: nil)
         #expect(answer.mode == .spent)
-        #expect(answer.json == #"{"mode":"spent","epsilon":3.1889915626335883,"epsilon_infinite":false,"alpha":7.2,"noise_multiplier":10,"releases":50,"delta":1e-05,"orders":"opacus"}"#)
-        #expect(answer.table == """
-            noise multiplier z  10
-            releases T          50
-            delta               1e-05
-            epsilon spent       3.1890
-            best order alpha    7.2
-            order grid          opacus (151 orders)
-            """)
+        #expect(
+            answer.json
+                == #"{"mode":"spent","epsilon":3.1889915626335883,"epsilon_infinite":false,"alpha":7.2,"noise_multiplier":10,"releases":50,"delta":1e-05,"orders":"opacus"}"#
+        )
+        #expect(
+            answer.table == """
+                noise multiplier z  10
+                releases T          50
+                delta               1e-05
+                epsilon spent       3.1890
+                best order alpha    7.2
+                order grid          opacus (151 orders)
+                """)
     }
 
     @Test func calculatorSolvesForTheMissingQuantity() throws {

@@ -4,10 +4,12 @@ import Testing
 
 /// The node's privacy budget: approval and refusal at the exact boundary, and persistence.
 @Suite struct BudgetTests {
-    static let parameters = try! ReleaseParameters(clipBound: 4, noiseMultiplier: 10,
-                                                   fixedPoint: .standard, dimension: 256)
-    static let other = try! ReleaseParameters(clipBound: 4, noiseMultiplier: 3,
-                                              fixedPoint: .standard, dimension: 256)
+    static let parameters = try! ReleaseParameters(
+        clipBound: 4, noiseMultiplier: 10,
+        fixedPoint: .standard, dimension: 256)
+    static let other = try! ReleaseParameters(
+        clipBound: 4, noiseMultiplier: 3,
+        fixedPoint: .standard, dimension: 256)
 
     static func approvals(_ budget: inout PrivacyBudget, _ parameters: ReleaseParameters, upTo limit: Int) -> Int {
         var approved = 0
@@ -43,11 +45,12 @@ import Testing
             #expect(approval.record.sequence == expected)
             #expect(approval.spentAfter == budget.spent)
         }
-        #expect(budget.noiseLevels.map(\.count) == [2, 3])   // z_eff ≈ 3 (×2) before ≈ 10 (×3)
-        let composed = try RDPAccountant.epsilon(composition: [
-            NoiseLevelCount(noiseMultiplier: Self.parameters.effectiveNoiseMultiplier, count: 3),
-            NoiseLevelCount(noiseMultiplier: Self.other.effectiveNoiseMultiplier, count: 2),
-        ], delta: 1e-5)
+        #expect(budget.noiseLevels.map(\.count) == [2, 3]) // z_eff ≈ 3 (×2) before ≈ 10 (×3)
+        let composed = try RDPAccountant.epsilon(
+            composition: [
+                NoiseLevelCount(noiseMultiplier: Self.parameters.effectiveNoiseMultiplier, count: 3),
+                NoiseLevelCount(noiseMultiplier: Self.other.effectiveNoiseMultiplier, count: 2),
+            ], delta: 1e-5)
         #expect(budget.spent == composed)
         #expect(budget.spentAfterRelease(effectiveNoiseMultiplier: 10).epsilon > budget.spent.epsilon)
     }
@@ -80,7 +83,8 @@ import Testing
         #expect(restored == budget)
         // The restored budget refuses at the same point as the original would have.
         var original = budget
-        #expect(Self.approvals(&restored, Self.parameters, upTo: 10_000)
+        #expect(
+            Self.approvals(&restored, Self.parameters, upTo: 10_000)
                 == Self.approvals(&original, Self.parameters, upTo: 10_000))
         #expect(try Self.restore(restored.serialised()) == restored)
         // A fresh budget round-trips too.
@@ -115,8 +119,9 @@ import Testing
                 accepted += 1
                 #expect(decoded.releaseCount == budget.releaseCount, "byte \(index) bit \(bit)")
                 #expect(decoded.epsilonMax == budget.epsilonMax && decoded.delta == budget.delta)
-                #expect(abs(decoded.spent.epsilon - budget.spent.epsilon) <= 1e-9 * budget.spent.epsilon,
-                        "byte \(index) bit \(bit)")
+                #expect(
+                    abs(decoded.spent.epsilon - budget.spent.epsilon) <= 1e-9 * budget.spent.epsilon,
+                    "byte \(index) bit \(bit)")
             }
         }
         // Only low mantissa bits of the z_eff levels and of the stored ε can pass.

@@ -1,7 +1,7 @@
 import Foundation
 import MeshBase
-import Testing
 import Privacy
+import Testing
 
 /// The exact samplers of Canonne–Kamath–Steinke 2020 against their target distributions, with
 /// fixed seeds. Tolerances are 5 standard errors of the statistic at the sample size used.
@@ -99,8 +99,9 @@ import Privacy
         let p = exp(-Double(s) / Double(t))
         let variance = 2 * p / ((1 - p) * (1 - p))
         #expect(abs(moments.mean) <= 5 * moments.meanStandardError, "mean \(moments.mean)")
-        #expect(abs(moments.variance - variance) <= 5 * moments.varianceStandardError,
-                "variance \(moments.variance), expected \(variance)")
+        #expect(
+            abs(moments.variance - variance) <= 5 * moments.varianceStandardError,
+            "variance \(moments.variance), expected \(variance)")
         // P[Y = 0] = (1 − p)/(1 + p).
         let zeros = Double(samples.filter { $0 == 0 }.count) / Double(samples.count)
         let p0 = (1 - p) / (1 + p)
@@ -132,15 +133,17 @@ import Privacy
 
         #expect(abs(moments.mean) <= 5 * moments.meanStandardError, "mean \(moments.mean) for σ² = \(sigmaSquared)")
         // The discrete Gaussian's variance is below σ² for small σ (0.215 at σ = 0.5) and → σ².
-        #expect(abs(moments.variance - reference.variance) <= 5 * moments.varianceStandardError,
-                "variance \(moments.variance), exact \(reference.variance), σ² = \(sigmaSquared)")
+        #expect(
+            abs(moments.variance - reference.variance) <= 5 * moments.varianceStandardError,
+            "variance \(moments.variance), exact \(reference.variance), σ² = \(sigmaSquared)")
         #expect(reference.variance <= sigmaSquared.approximateValue * (1 + 1e-9))
 
         // Tails: P(|X| > 3σ) against the exact pmf.
         let tail = reference.tail(beyond: 3 * sigma)
         let observedTail = Double(samples.filter { Double($0.magnitude) > 3 * sigma }.count) / Double(n)
-        #expect(abs(observedTail - tail) <= 5 * (tail * (1 - tail) / Double(n)).squareRoot() + 1e-6,
-                "tail \(observedTail), exact \(tail)")
+        #expect(
+            abs(observedTail - tail) <= 5 * (tail * (1 - tail) / Double(n)).squareRoot() + 1e-6,
+            "tail \(observedTail), exact \(tail)")
 
         // Symmetry: as many positive as negative values, within binomial noise.
         let positive = samples.filter { $0 > 0 }.count, negative = samples.filter { $0 < 0 }.count
@@ -158,8 +161,9 @@ import Privacy
         let sigma = Double(m) / 256
         #expect(abs(moments.mean) <= 5 * moments.meanStandardError)
         // For σ ≫ 1 the discrete Gaussian's variance equals σ² to double precision.
-        #expect(abs(moments.variance - sigma * sigma) <= 5 * moments.varianceStandardError,
-                "σ = \(sigma): variance \(moments.variance)")
+        #expect(
+            abs(moments.variance - sigma * sigma) <= 5 * moments.varianceStandardError,
+            "σ = \(sigma): variance \(moments.variance)")
     }
 
     @Test func discreteGaussianChiSquareAgainstExactPmf() throws {
@@ -168,7 +172,7 @@ import Privacy
         let reference = DiscreteGaussianReference(sigmaSquared: 2.25)
         var generator = seededNoise(77)
         let n = 400_000
-        var counts = [Int](repeating: 0, count: 13)   // index 0: ≤ −6, 1…11: −5…5, 12: ≥ 6
+        var counts = [Int](repeating: 0, count: 13) // index 0: ≤ −6, 1…11: −5…5, 12: ≥ 6
         for _ in 0..<n {
             let y = Int(sampler.sample(using: &generator))
             counts[min(max(y, -6), 6) + 6] += 1
@@ -209,8 +213,10 @@ import Privacy
     }
 
     @Test func integerSquareRootIsExact() {
-        for n: UInt64 in [0, 1, 2, 3, 4, 15, 16, 17, 999_999, 1_000_000, UInt64(UInt32.max) * UInt64(UInt32.max),
-                          UInt64.max] {
+        for n: UInt64 in [
+            0, 1, 2, 3, 4, 15, 16, 17, 999_999, 1_000_000, UInt64(UInt32.max) * UInt64(UInt32.max),
+            UInt64.max,
+        ] {
             let r = ExactRational.integerSquareRoot(n)
             #expect(UInt128(r) * UInt128(r) <= UInt128(n), "⌊√\(n)⌋ = \(r) is too large")
             let next = UInt128(r + 1) * UInt128(r + 1)

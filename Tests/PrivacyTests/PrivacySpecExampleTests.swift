@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Privacy
 
 /// The worked examples of `Sources/Privacy/Privacy.docc`: the step-by-step rounding of Δ and
@@ -18,8 +19,10 @@ import Testing
         let roundingPart = Double(d).squareRoot().nextUp / 2
         let delta = (clipPart + roundingPart).nextUp
         let zEff = (sigma / delta).nextDown
-        return ["clip_grid": clipGrid, "std_grid": stdGrid, "m": m, "sigma": sigma, "clip_part": clipPart,
-                "rounding_part": roundingPart, "delta": delta, "z_eff": zEff]
+        return [
+            "clip_grid": clipGrid, "std_grid": stdGrid, "m": m, "sigma": sigma, "clip_part": clipPart,
+            "rounding_part": roundingPart, "delta": delta, "z_eff": zEff,
+        ]
     }
 
     @Test(arguments: ["release-steps-table", "release-steps-default"])
@@ -62,8 +65,11 @@ import Testing
         #expect(approved == 5)
         let bytes = budget.serialised()
         #expect(try SpecExamples.hex("budget-file-default-5", in: Self.doc) == bytes, "\(SpecExamples.hexString(bytes))")
-        #expect(try PrivacyBudget(serialised: SpecExamples.hex("budget-file-default-5", in: Self.doc), epsilonMax: 10, delta: 1e-5,
-                                  orders: .opacus).serialised() == bytes)
+        #expect(
+            try PrivacyBudget(
+                serialised: SpecExamples.hex("budget-file-default-5", in: Self.doc), epsilonMax: 10, delta: 1e-5,
+                orders: .opacus
+            ).serialised() == bytes)
         var w = ByteWriter(capacity: ReleaseRecord.encodedByteCount)
         ReleaseRecord(sequence: 5, parameters: parameters).encode(into: &w)
         #expect(try SpecExamples.hex("release-record-default-5", in: Self.doc) == w.bytes, "\(SpecExamples.hexString(w.bytes))")

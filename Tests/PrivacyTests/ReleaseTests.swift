@@ -4,7 +4,7 @@ import Testing
 
 /// The release mechanism: clipping, quantisation, sensitivity accounting, noise and its source.
 @Suite struct ReleaseTests {
-    static let grid = FixedPoint.standard   // 2^-10
+    static let grid = FixedPoint.standard // 2^-10
 
     static func parameters(clip: Double = 8, z: Double = 1, dimension: Int = 64) throws -> ReleaseParameters {
         try ReleaseParameters(clipBound: clip, noiseMultiplier: z, fixedPoint: grid, dimension: dimension)
@@ -42,7 +42,7 @@ import Testing
     }
 
     @Test func vectorsWithinTheBoundAreUntouched() {
-        let vector = [0.3, -0.4, 0.0, 0.5]   // norm √0.5 ≈ 0.707
+        let vector = [0.3, -0.4, 0.0, 0.5] // norm √0.5 ≈ 0.707
         #expect(L2Clipping.clip(vector, to: 1) == vector)
         #expect(L2Clipping.clip(vector, to: 0.5.squareRoot().nextUp) == vector)
         #expect(L2Clipping.clip(vector, to: 0.7) != vector)
@@ -64,7 +64,7 @@ import Testing
 
     @Test func noiseAndSensitivityFollowTheirDefinitions() throws {
         let p = try Self.parameters(clip: 8, z: 1.3, dimension: 10_000)
-        let requested = 1.3 * 8 * 1024   // z·C·2^s grid units
+        let requested = 1.3 * 8 * 1024 // z·C·2^s grid units
         #expect(p.noiseStdGrid >= requested && p.noiseStdGrid < requested + 1.0 / 256 + 1e-9)
         #expect(p.noiseStdGridNumerator == UInt64((requested * 256).rounded(.up)))
         let delta = 8 * 1024 * (1 + 0x1p-30) + 10_000.0.squareRoot() / 2
@@ -78,24 +78,27 @@ import Testing
 
     @Test func invalidParametersAreTypedErrors() {
         let g = Self.grid
-        for (c, z, d) in [(0.0, 1.0, 4), (-1, 1, 4), (.nan, 1, 4), (.infinity, 1, 4), (1, 0, 4), (1, -2, 4),
-                          (1, .nan, 4), (1, 1, 0), (1, 1, Limits.importance_units_count_max + 1),
-                          (1e6, 1, 4),        // C·2^s = 1.02e9 grid units > 2^28
-                          (1000, 5, 4)] {     // σ = 5.1e6 grid units > 2^22
+        for (c, z, d) in [
+            (0.0, 1.0, 4), (-1, 1, 4), (.nan, 1, 4), (.infinity, 1, 4), (1, 0, 4), (1, -2, 4),
+            (1, .nan, 4), (1, 1, 0), (1, 1, Limits.importance_units_count_max + 1),
+            (1e6, 1, 4), // C·2^s = 1.02e9 grid units > 2^28
+            (1000, 5, 4),
+        ] { // σ = 5.1e6 grid units > 2^22
             #expect(throws: PrivacyError.self, "C \(c) z \(z) d \(d)") {
                 try ReleaseParameters(clipBound: c, noiseMultiplier: z, fixedPoint: g, dimension: d)
             }
         }
         // The largest allowed values work, and their sampler exists.
-        let edge = try? ReleaseParameters(clipBound: 4096, noiseMultiplier: 1, fixedPoint: g,
-                                          dimension: Limits.importance_units_count_max)
+        let edge = try? ReleaseParameters(
+            clipBound: 4096, noiseMultiplier: 1, fixedPoint: g,
+            dimension: Limits.importance_units_count_max)
         #expect(edge != nil)
         #expect(edge?.sampler().sigmaSquared.numerator == 1 << 60)
     }
 
     @Test func quantisedVectorIsTheClippedOneOnTheGridAndWithinSensitivity() throws {
         let p = try Self.parameters(clip: 2, z: 1, dimension: 5)
-        let importance = [1.0, 2.0, -2.0, 0.001, 3.0]   // norm ≈ 4.58 → scaled by 2/4.58
+        let importance = [1.0, 2.0, -2.0, 0.001, 3.0] // norm ≈ 4.58 → scaled by 2/4.58
         let q = try PrivateImportanceRelease.clipAndQuantise(importance, parameters: p)
         let clipped = L2Clipping.clip(importance, to: 2)
         #expect(q == clipped.map { Int64(Self.grid.quantise($0)) })
@@ -135,11 +138,13 @@ import Testing
             try PrivateImportanceRelease.make(importance: [1, 1, 1, 1], approval: try Self.approval(p), noise: &seeded)
         }
         #expect(throws: PrivacyError.insecureNoiseSourceRefused) {
-            try PrivateImportanceRelease.make(importance: [Float](repeating: 1, count: 4), approval: try Self.approval(p),
-                                              noise: &seeded, allowInsecureSeededNoise: false)
+            try PrivateImportanceRelease.make(
+                importance: [Float](repeating: 1, count: 4), approval: try Self.approval(p),
+                noise: &seeded, allowInsecureSeededNoise: false)
         }
-        let allowed = try PrivateImportanceRelease.make(importance: [1, 1, 1, 1], approval: try Self.approval(p),
-                                                        noise: &seeded, allowInsecureSeededNoise: true)
+        let allowed = try PrivateImportanceRelease.make(
+            importance: [1, 1, 1, 1], approval: try Self.approval(p),
+            noise: &seeded, allowInsecureSeededNoise: true)
         #expect(allowed.values.count == 4)
         var secure = NoiseSource.secure
         #expect(secure.isSecure)
@@ -153,15 +158,17 @@ import Testing
         let p = try Self.parameters(clip: 8, z: 1, dimension: 256)
         let importance = (0..<256).map { Double($0 % 7) / 7 }
         var a = seededNoise(9), b = seededNoise(9)
-        let first = try PrivateImportanceRelease.make(importance: importance, approval: try Self.approval(p), noise: &a,
-                                                      allowInsecureSeededNoise: true)
-        let second = try PrivateImportanceRelease.make(importance: importance, approval: try Self.approval(p), noise: &b,
-                                                       allowInsecureSeededNoise: true)
+        let first = try PrivateImportanceRelease.make(
+            importance: importance, approval: try Self.approval(p), noise: &a,
+            allowInsecureSeededNoise: true)
+        let second = try PrivateImportanceRelease.make(
+            importance: importance, approval: try Self.approval(p), noise: &b,
+            allowInsecureSeededNoise: true)
         #expect(first == second)
         var s1 = NoiseSource.secure, s2 = NoiseSource.secure
         let x = try PrivateImportanceRelease.make(importance: importance, approval: try Self.approval(p), noise: &s1)
         let y = try PrivateImportanceRelease.make(importance: importance, approval: try Self.approval(p), noise: &s2)
-        #expect(x.values != y.values)   // equal with probability ~ (1/(σ√2π))^256
+        #expect(x.values != y.values) // equal with probability ~ (1/(σ√2π))^256
         // Copies of the secure source do not replay each other's noise.
         var original = NoiseSource.secure
         var copy = original
@@ -177,8 +184,9 @@ import Testing
         let importance = (0..<d).map { Double($0 % 3) }
         let q = try PrivateImportanceRelease.clipAndQuantise(importance, parameters: p)
         var noise = seededNoise(31)
-        let release = try PrivateImportanceRelease.make(importance: importance, approval: approval, noise: &noise,
-                                                        allowInsecureSeededNoise: true)
+        let release = try PrivateImportanceRelease.make(
+            importance: importance, approval: approval, noise: &noise,
+            allowInsecureSeededNoise: true)
         let noiseValues = zip(release.values, q).map { Int64($0) - $1 }
         let moments = SampleMoments(noiseValues)
         #expect(abs(moments.mean) <= 5 * moments.meanStandardError)
@@ -223,10 +231,11 @@ import Testing
 
         // A record claiming more noise than its parameters give is caught.
         let r = records[4]
-        let inflated = ReleaseRecord(sequence: r.sequence, noiseMultiplier: r.noiseMultiplier, clipBound: r.clipBound,
-                                     scaleLog2: r.scaleLog2, dimension: r.dimension,
-                                     noiseStdGridNumerator: r.noiseStdGridNumerator,
-                                     effectiveNoiseMultiplier: r.effectiveNoiseMultiplier * 2)
+        let inflated = ReleaseRecord(
+            sequence: r.sequence, noiseMultiplier: r.noiseMultiplier, clipBound: r.clipBound,
+            scaleLog2: r.scaleLog2, dimension: r.dimension,
+            noiseStdGridNumerator: r.noiseStdGridNumerator,
+            effectiveNoiseMultiplier: r.effectiveNoiseMultiplier * 2)
         var tampered = records
         tampered[4] = inflated
         #expect(throws: ReleaseAuditError.self) { try RDPAccountant.epsilon(releases: tampered, delta: 1e-6) }
@@ -237,8 +246,9 @@ import Testing
             try RDPAccountant.epsilon(releases: gapped, delta: 1e-6)
         }
         // Nonsense parameters are reported, not trapped on.
-        let nonsense = ReleaseRecord(sequence: 1, noiseMultiplier: 1, clipBound: 1, scaleLog2: 200, dimension: 5,
-                                     noiseStdGridNumerator: 1, effectiveNoiseMultiplier: 1)
+        let nonsense = ReleaseRecord(
+            sequence: 1, noiseMultiplier: 1, clipBound: 1, scaleLog2: 200, dimension: 5,
+            noiseStdGridNumerator: 1, effectiveNoiseMultiplier: 1)
         #expect(throws: ReleaseAuditError.self) { try RDPAccountant.epsilon(releases: [nonsense], delta: 1e-6) }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Privacy
 
 /// The accountant for DP-SGD's Poisson-subsampled Gaussian (`SampledGaussianRDP`).
@@ -27,7 +28,9 @@ import Testing
     func agreesWithNumericalIntegration(_ i: Int) throws {
         let p = Self.independent[i]
         let spent = try SampledGaussianRDP.epsilon(sampleRate: p.q, noiseMultiplier: p.z, steps: p.steps, delta: p.delta)
-        #expect(abs(spent.epsilon - p.epsilon) / p.epsilon < 0.005, "q=\(p.q) z=\(p.z) T=\(p.steps): ε = \(spent.epsilon), expected \(p.epsilon)")
+        #expect(
+            abs(spent.epsilon - p.epsilon) / p.epsilon < 0.005,
+            "q=\(p.q) z=\(p.z) T=\(p.steps): ε = \(spent.epsilon), expected \(p.epsilon)")
         #expect(abs(spent.epsilon - p.epsilon) < 1e-6 * max(1, p.epsilon), "q=\(p.q) z=\(p.z) T=\(p.steps): ε = \(spent.epsilon)")
         #expect(spent.alpha == p.alpha)
     }
@@ -35,7 +38,8 @@ import Testing
     /// q = 1 is the plain Gaussian; q = 0 costs nothing; z → 0 costs everything.
     @Test func edgeCasesMatchTheirClosedForms() throws {
         for order in [1.5, 2, 7.3, 32] {
-            #expect(SampledGaussianRDP.rdp(sampleRate: 1, noiseMultiplier: 1.3, order: order)
+            #expect(
+                SampledGaussianRDP.rdp(sampleRate: 1, noiseMultiplier: 1.3, order: order)
                     == RDPAccountant.rdp(noiseMultiplier: 1.3, order: order))
             #expect(SampledGaussianRDP.rdp(sampleRate: 0, noiseMultiplier: 1.3, order: order) == 0)
         }
@@ -46,7 +50,8 @@ import Testing
         #expect(abs(SampledGaussianRDP.rdp(sampleRate: q, noiseMultiplier: z, order: 2) - closed) < 1e-14)
         // Subsampling only helps: never above the unsampled mechanism.
         for order in RDPOrderGrid.opacus.orders {
-            #expect(SampledGaussianRDP.rdp(sampleRate: 0.2, noiseMultiplier: 1.1, order: order)
+            #expect(
+                SampledGaussianRDP.rdp(sampleRate: 0.2, noiseMultiplier: 1.1, order: order)
                     <= RDPAccountant.rdp(noiseMultiplier: 1.1, order: order) * (1 + 1e-12))
         }
     }
@@ -84,17 +89,20 @@ import Testing
 
     @Test func solverFindsTheNoiseForATargetEpsilon() throws {
         for target in [1.0, 2.0, 3.0, 8.0] {
-            let z = try SampledGaussianRDP.smallestNoiseMultiplier(targetEpsilon: target, sampleRate: 256.0 / 60000,
-                                                                    steps: 14_100, delta: 1e-5)
+            let z = try SampledGaussianRDP.smallestNoiseMultiplier(
+                targetEpsilon: target, sampleRate: 256.0 / 60000,
+                steps: 14_100, delta: 1e-5)
             let at = try SampledGaussianRDP.epsilon(sampleRate: 256.0 / 60000, noiseMultiplier: z, steps: 14_100, delta: 1e-5)
             #expect(at.epsilon <= target)
-            let below = try SampledGaussianRDP.epsilon(sampleRate: 256.0 / 60000, noiseMultiplier: z * (1 - 1e-6), steps: 14_100,
-                                                       delta: 1e-5)
+            let below = try SampledGaussianRDP.epsilon(
+                sampleRate: 256.0 / 60000, noiseMultiplier: z * (1 - 1e-6), steps: 14_100,
+                delta: 1e-5)
             #expect(below.epsilon > target * (1 - 1e-4), "z = \(z) is not the smallest for ε = \(target)")
         }
         // The vector read backwards: ε = 2.6003 needs z ≈ 1.1.
-        let z = try SampledGaussianRDP.smallestNoiseMultiplier(targetEpsilon: 2.6003, sampleRate: 256.0 / 60000, steps: 14_100,
-                                                                delta: 1e-5)
+        let z = try SampledGaussianRDP.smallestNoiseMultiplier(
+            targetEpsilon: 2.6003, sampleRate: 256.0 / 60000, steps: 14_100,
+            delta: 1e-5)
         #expect(abs(z - 1.1) < 1e-3, "z = \(z)")
     }
 

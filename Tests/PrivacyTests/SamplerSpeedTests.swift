@@ -22,7 +22,7 @@ import Testing
             for _ in 0..<count { checksum &+= sampler.sample(using: &generator) }
         }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        #expect(checksum != Int64.min)  // keeps the loop from being optimised away
+        #expect(checksum != Int64.min) // keeps the loop from being optimised away
         return Double(count) / seconds
     }
 
@@ -35,8 +35,9 @@ import Testing
         var counting = CountingGenerator(base: SeededGenerator(seed: 2))
         for _ in 0..<20_000 { _ = sampler.sample(using: &counting) }
         let wordsPerSample = Double(counting.words) / 20_000
-        print("discrete Gaussian σ=1000: \(Int(secureRate)) samples/s from NoiseSource.secure, "
-              + "\(Int(seededRate)) samples/s seeded; \(wordsPerSample) random words per sample")
+        print(
+            "discrete Gaussian σ=1000: \(Int(secureRate)) samples/s from NoiseSource.secure, "
+                + "\(Int(seededRate)) samples/s seeded; \(wordsPerSample) random words per sample")
         // Bernoulli and geometric draws with rejection: ~12.4 words a sample at σ = 1000; a loop
         // that rejected far more often (a broken bound) would show here, not as a slower clock.
         #expect(wordsPerSample < 16, "\(wordsPerSample) random words per sample")
@@ -48,8 +49,9 @@ import Testing
     /// made (the time is printed, not asserted).
     @Test func fullReleaseThroughput() throws {
         let d = Limits.importance_units_count_max
-        let parameters = try ReleaseParameters(clipBound: 1, noiseMultiplier: 1000.0 / 1024, fixedPoint: .standard,
-                                               dimension: d)
+        let parameters = try ReleaseParameters(
+            clipBound: 1, noiseMultiplier: 1000.0 / 1024, fixedPoint: .standard,
+            dimension: d)
         #expect(parameters.noiseStdGrid == 1000)
         var budget = try PrivacyBudget(epsilonMax: 1e6, delta: 1e-5)
         let importance = (0..<d).map { Double($0 % 5) / 5 }
@@ -59,13 +61,16 @@ import Testing
         let elapsed = try ContinuousClock().measure {
             for _ in 0..<releases {
                 guard case let .approved(approval) = budget.onRelease(parameters) else { return }
-                total += try PrivateImportanceRelease.make(importance: importance, approval: approval,
-                                                           noise: &noise).values.count
+                total += try PrivateImportanceRelease.make(
+                    importance: importance, approval: approval,
+                    noise: &noise
+                ).values.count
             }
         }
         #expect(total == releases * d)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        print("full release d=\(d) σ=1000: \(seconds / Double(releases) * 1000) ms per release, "
-              + "\(Int(Double(total) / seconds)) noisy values/s")
+        print(
+            "full release d=\(d) σ=1000: \(seconds / Double(releases) * 1000) ms per release, "
+                + "\(Int(Double(total) / seconds)) noisy values/s")
     }
 }

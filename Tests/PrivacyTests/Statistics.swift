@@ -39,7 +39,7 @@ struct SampleMoments {
 struct DiscreteGaussianReference {
     let sigmaSquared: Double
     let radius: Int
-    let weights: [Double]   // index y + radius
+    let weights: [Double] // index y + radius
     let normaliser: Double
 
     init(sigmaSquared: Double) {

@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Consensus
 @testable import Simulation
 
@@ -38,7 +39,9 @@ import Testing
             if let l = report.livenessMs { liveness.append(l) }
         }
         liveness.sort()
-        print("consensus simulation, 4 nodes, 40 adversarial seeds: liveness after the last fault median \(liveness[liveness.count / 2]) ms, max \(liveness.last!) ms")
+        print(
+            "consensus simulation, 4 nodes, 40 adversarial seeds: liveness after the last fault median \(liveness[liveness.count / 2]) ms, max \(liveness.last!) ms"
+        )
     }
 
     /// Seeds of the 10,000-seed sweep (`prunemesh simulate --seeds 10000 --nodes 4 --byzantine 1
@@ -57,12 +60,15 @@ import Testing
     ///   (a conflicting vote now counts for its own value too). Either fix alone lets these pass.
     @Test(arguments: [1455, 3848, 5955, 9776, 4776, 6812, 4864, 5230, 8051, 4424, 5717, 9107, 9382] as [UInt64])
     func sweepSeedsThatFailedBeforeTheirFix(seed: UInt64) {
-        Self.check(ConsensusSimulation.run(seed: seed, options: .adversarial(reproduce: Self.reproduce + "/sweepSeedsThatFailedBeforeTheirFix")))
+        Self.check(
+            ConsensusSimulation.run(seed: seed, options: .adversarial(reproduce: Self.reproduce + "/sweepSeedsThatFailedBeforeTheirFix")))
     }
 
     @Test func adversarialSeedsAtSeven() {
         for seed: UInt64 in 1...8 {
-            Self.check(ConsensusSimulation.run(seed: seed, options: .adversarial(nodeCount: 7, reproduce: Self.reproduce + "/adversarialSeedsAtSeven")))
+            Self.check(
+                ConsensusSimulation.run(
+                    seed: seed, options: .adversarial(nodeCount: 7, reproduce: Self.reproduce + "/adversarialSeedsAtSeven")))
         }
     }
 
@@ -118,8 +124,10 @@ import Testing
         var two = ConsensusSimulation(seed: 6, options: .init())
         let other = Decision.mask(b.honestMaskDecision())
         let three = b.validators.keys.prefix(3).map { b.contribution(by: $0, pruningRound: 1) }
-        let fewer = Decision.mask(try! MaskDecision.make(pruningRound: 1, contributions: three, trim: 1, current: b.mask,
-                                                         rule: b.genesis.maskRule))
+        let fewer = Decision.mask(
+            try! MaskDecision.make(
+                pruningRound: 1, contributions: three, trim: 1, current: b.mask,
+                rule: b.genesis.maskRule))
         #expect(fewer != other)
         for (node, d) in [(0, fewer), (1, other)] {
             let cd = CommittedDecision(height: 1, decision: d, certificate: b.certificate(for: d))

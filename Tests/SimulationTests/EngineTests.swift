@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Simulation
 
 @Suite struct EventQueueTests {
@@ -69,6 +70,6 @@ import Testing
         var net = SimNetwork(nodeCount: 2, options: .init(lossProbability: 0.1), seed: 4)
         var delivered = 0
         for _ in 0..<50_000 { delivered += net.send(from: 0, to: 1, datagrams: 3, nowMs: 0).count }
-        #expect(abs(Double(delivered) / 50_000 - 0.729) < 0.01)   // 0.9³
+        #expect(abs(Double(delivered) / 50_000 - 0.729) < 0.01) // 0.9³
     }
 }

@@ -1,5 +1,6 @@
 import Membership
 import Testing
+
 @testable import Simulation
 
 /// The targets, asserted in the simulator. Each run prints its report (seed and every
@@ -94,7 +95,8 @@ import Testing
 
     @Test func aSeedReproducesTheRunExactly() {
         let options = MembershipSimulation.Options(
-            nodeCount: 12, config: Self.lan, network: .init(lossProbability: 0.05, delayMinMs: 1, delayMaxMs: 30, duplicateProbability: 0.02),
+            nodeCount: 12, config: Self.lan,
+            network: .init(lossProbability: 0.05, delayMinMs: 1, delayMaxMs: 30, duplicateProbability: 0.02),
             durationMs: 60_000, schedule: [.init(atMs: 5_000, .crash(node: 3))])
         let a = MembershipSimulation.run(seed: 77, options: options)
         let b = MembershipSimulation.run(seed: 77, options: options)
@@ -105,8 +107,9 @@ import Testing
     }
 
     @Test func formationThroughOneSeedConverges() {
-        let options = MembershipSimulation.Options(nodeCount: 20, startedCount: 20, preformed: false, config: Self.lan,
-                                                   durationMs: 10_000, forbidFalseDeaths: true)
+        let options = MembershipSimulation.Options(
+            nodeCount: 20, startedCount: 20, preformed: false, config: Self.lan,
+            durationMs: 10_000, forbidFalseDeaths: true)
         let report = MembershipSimulation.run(seed: 3, options: options)
         #expect(report.passed, "\(report)")
         #expect(report.counters.allSatisfy { $0.deathsDeclared == 0 })
@@ -119,10 +122,12 @@ import Testing
             nodeCount: 16, config: Self.lan,
             network: .init(lossProbability: 0.05, delayMinMs: 1, delayMaxMs: 200, duplicateProbability: 0.05),
             durationMs: 240_000,
-            schedule: [.init(atMs: 10_000, .partition([[0, 1, 2, 3, 4, 5]])),
-                       .init(atMs: 70_000, .heal),
-                       .init(atMs: 80_000, .crash(node: 9)),
-                       .init(atMs: 140_000, .restart(node: 9))])
+            schedule: [
+                .init(atMs: 10_000, .partition([[0, 1, 2, 3, 4, 5]])),
+                .init(atMs: 70_000, .heal),
+                .init(atMs: 80_000, .crash(node: 9)),
+                .init(atMs: 140_000, .restart(node: 9)),
+            ])
         for seed: UInt64 in 1...3 {
             let report = MembershipSimulation.run(seed: seed, options: options)
             #expect(report.passed, "\(report)")
@@ -131,13 +136,16 @@ import Testing
             #expect(report.counters[0].deathsLearnt > 0)
             var sim = MembershipSimulation(seed: seed, options: options)
             sim.runToEnd()
-            for i in 0..<16 { for j in 0..<16 { #expect(sim.nodes[i]!.member(sim.keys[j])?.status == .alive, "seed \(seed): \(i) sees \(j)") } }
+            for i in 0..<16 {
+                for j in 0..<16 { #expect(sim.nodes[i]!.member(sim.keys[j])?.status == .alive, "seed \(seed): \(i) sees \(j)") }
+            }
         }
     }
 
     @Test func gracefulLeaveIsNotAFalseDeath() {
-        let options = MembershipSimulation.Options(nodeCount: 10, config: Self.lan, durationMs: 30_000,
-                                                   schedule: [.init(atMs: 5_000, .leave(node: 4))], forbidFalseDeaths: true)
+        let options = MembershipSimulation.Options(
+            nodeCount: 10, config: Self.lan, durationMs: 30_000,
+            schedule: [.init(atMs: 5_000, .leave(node: 4))], forbidFalseDeaths: true)
         var sim = MembershipSimulation(seed: 1, options: options)
         sim.runToEnd()
         #expect(sim.report.passed, "\(sim.report)")
@@ -147,8 +155,9 @@ import Testing
     /// The checker fails loudly: at 90% loss live nodes die, and the violation names the seed
     /// and the reproduction command.
     @Test func aViolationStopsTheRunAndNamesTheSeed() {
-        let options = MembershipSimulation.Options(nodeCount: 8, config: Self.lan, network: .init(lossProbability: 0.9),
-                                                   durationMs: 600_000, forbidFalseDeaths: true, reproduce: "the-command")
+        let options = MembershipSimulation.Options(
+            nodeCount: 8, config: Self.lan, network: .init(lossProbability: 0.9),
+            durationMs: 600_000, forbidFalseDeaths: true, reproduce: "the-command")
         let report = MembershipSimulation.run(seed: 4242, options: options)
         #expect(!report.passed)
         #expect(report.endMs < options.durationMs)

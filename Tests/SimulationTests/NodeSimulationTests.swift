@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Simulation
 
 /// The whole-node simulator (`NodeSimulation`): a bounded sweep passes with every fault family
@@ -25,7 +26,9 @@ import Testing
             releases += r.releases
             heights.insert(r.finalHeight)
         }
-        print("sweep: torn \(torn) disk-full \(diskFull) restarts \(restarts) foreign \(foreign) garbage \(garbage) lost \(lost) releases \(releases)")
+        print(
+            "sweep: torn \(torn) disk-full \(diskFull) restarts \(restarts) foreign \(foreign) garbage \(garbage) lost \(lost) releases \(releases)"
+        )
         // The faults happened (a sweep that never crashes proves nothing).
         #expect(torn > 0 && diskFull > 0 && restarts >= Self.sweepSeeds.count, "torn \(torn) disk-full \(diskFull) restarts \(restarts)")
         #expect(foreign > 0 && garbage > 0 && lost > 0)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Consensus
 @testable import Simulation
 
@@ -14,8 +15,9 @@ import Testing
 
     @Test(arguments: [UInt64(46), 999])
     func aSeedRunsTheSameWhereverItsTablesLand(seed: UInt64) {
-        let options = ConsensusSimulation.Options(nodeCount: 4, byzantineCount: 1, lossMax: 0.3, partitionsMax: 2, crashesMax: 2,
-                                                  reproduce: "swift test --filter SeedDeterminismTests")
+        let options = ConsensusSimulation.Options(
+            nodeCount: 4, byzantineCount: 1, lossMax: 0.3, partitionsMax: 2, crashesMax: 2,
+            reproduce: "swift test --filter SeedDeterminismTests")
         var traces: [[String]] = []
         // Live allocations of growing sizes between runs, so that each run's tables land at other
         // addresses (with other hash seeds), as they would in another process.

@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Sodium
 
 /// BLAKE2b-256 known answers, cross-checked with Python `hashlib.blake2b(m, digest_size=32)`.

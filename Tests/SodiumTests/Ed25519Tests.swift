@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Sodium
 
 /// RFC 8032 §7.1 known answers (TEST 1, 2, 3 and TEST 1024), cross-checked with Python
@@ -36,26 +37,38 @@ import Testing
     ].joined()
 
     static let vectors: [Vector] = [
-        Vector(name: "TEST 1",
-               seed: "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
-               publicKey: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
-               message: "",
-               signature: "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
-        Vector(name: "TEST 2",
-               seed: "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
-               publicKey: "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
-               message: "72",
-               signature: "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
-        Vector(name: "TEST 3",
-               seed: "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
-               publicKey: "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
-               message: "af82",
-               signature: "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"),
-        Vector(name: "TEST 1024",
-               seed: "f5e5767cf153319517630f226876b86c8160cc583bc013744c6bf255f5cc0ee5",
-               publicKey: "278117fc144c72340f67d0f2316e8386ceffbf2b2428c9c51fef7c597f1d426e",
-               message: test1024Message,
-               signature: "0aab4c900501b3e24d7cdf4663326a3a87df5e4843b2cbdb67cbf6e460fec350aa5371b1508f9f4528ecea23c436d94b5e8fcd4f681e30a6ac00a9704a188a03"),
+        Vector(
+            name: "TEST 1",
+            seed: "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            publicKey: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+            message: "",
+            signature:
+                "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        ),
+        Vector(
+            name: "TEST 2",
+            seed: "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+            publicKey: "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+            message: "72",
+            signature:
+                "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+        ),
+        Vector(
+            name: "TEST 3",
+            seed: "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+            publicKey: "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+            message: "af82",
+            signature:
+                "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"
+        ),
+        Vector(
+            name: "TEST 1024",
+            seed: "f5e5767cf153319517630f226876b86c8160cc583bc013744c6bf255f5cc0ee5",
+            publicKey: "278117fc144c72340f67d0f2316e8386ceffbf2b2428c9c51fef7c597f1d426e",
+            message: test1024Message,
+            signature:
+                "0aab4c900501b3e24d7cdf4663326a3a87df5e4843b2cbdb67cbf6e460fec350aa5371b1508f9f4528ecea23c436d94b5e8fcd4f681e30a6ac00a9704a188a03"
+        ),
     ]
 
     @Test(arguments: vectors)
@@ -96,7 +109,10 @@ import Testing
     @Test func taggedSignatureKnownAnswer() throws {
         let key = try SigningKey(seed: try #require(Hex.decode(Self.vectors[0].seed)))
         let signature = key.sign(.envelope, Array("abc".utf8))
-        #expect(signature.hex == "1de72169dce9b0e09a59099994225784db7e3acbb73d3bce60fabd5df610050e98287e1fde7dc261be34f3e947c16898e0fb8a5487f8b519bd7f28f184fb6103")
+        #expect(
+            signature.hex
+                == "1de72169dce9b0e09a59099994225784db7e3acbb73d3bce60fabd5df610050e98287e1fde7dc261be34f3e947c16898e0fb8a5487f8b519bd7f28f184fb6103"
+        )
         #expect(key.publicKey.isValidSignature(signature, .envelope, Array("abc".utf8)))
     }
 

@@ -1,6 +1,7 @@
 import CSodium
 import MeshBase
 import Testing
+
 @testable import Sodium
 
 /// `PublicKey.isValidPoint`: only keys that can ever sign are accepted as members. Small-order

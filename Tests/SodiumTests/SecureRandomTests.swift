@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Sodium
 
 /// The CSPRNG's bulk fills: DP-SGD's sampling and noise come from them.

@@ -1,14 +1,18 @@
 import MeshBase
 import Sodium
 import Testing
+
 @testable import Wire
 
 @Suite struct ChunkingTests {
-    static func chunked(_ size: Int, kind: MessageKind = .importanceRelease, seed: UInt64 = 1,
-                        signer: SigningKey = Fixtures.alice, allocator: inout SequenceAllocator) throws -> ([UInt8], [[UInt8]]) {
+    static func chunked(
+        _ size: Int, kind: MessageKind = .importanceRelease, seed: UInt64 = 1,
+        signer: SigningKey = Fixtures.alice, allocator: inout SequenceAllocator
+    ) throws -> ([UInt8], [[UInt8]]) {
         let payload = Fixtures.bytes(size, seed: seed)
-        let datagrams = try Envelope.encode(kind: kind, payload: payload, sequence: &allocator, signer: signer,
-                                            meshID: Fixtures.mesh)
+        let datagrams = try Envelope.encode(
+            kind: kind, payload: payload, sequence: &allocator, signer: signer,
+            meshID: Fixtures.mesh)
         return (payload, datagrams)
     }
 
@@ -50,11 +54,11 @@ import Testing
         let (payload, datagrams) = try Self.chunked(3000, allocator: &allocator)
         let e = try Envelope.decode(datagram: datagrams[1], meshID: Fixtures.mesh).get()
         let p = e.payload
-        #expect(Array(p[0..<8]) == [0, 0, 0, 0, 2, 0, 0, 0])            // message id = 2 << 32
+        #expect(Array(p[0..<8]) == [0, 0, 0, 0, 2, 0, 0, 0]) // message id = 2 << 32
         #expect(p[8] == MessageKind.importanceRelease.rawValue)
-        #expect(Array(p[9..<11]) == [1, 0])                              // index 1
-        #expect(Array(p[11..<13]) == [3, 0])                             // count 3
-        #expect(Array(p[13..<17]) == [0xB8, 0x0B, 0, 0])                 // total 3000
+        #expect(Array(p[9..<11]) == [1, 0]) // index 1
+        #expect(Array(p[11..<13]) == [3, 0]) // count 3
+        #expect(Array(p[13..<17]) == [0xB8, 0x0B, 0, 0]) // total 3000
         #expect(Array(p[17...]) == Array(payload[1238..<2476]))
         #expect(e.sequence == 2 << 32 | 1)
     }
@@ -69,7 +73,7 @@ import Testing
         let chunks = try Self.chunks(of: datagrams)
         var deliveries: [Int] = []
         for (i, _) in chunks.enumerated() {
-            let copies = Int.random(in: 0..<10, using: &g) < 2 ? 0 : Int.random(in: 1...3, using: &g)  // 20% lost
+            let copies = Int.random(in: 0..<10, using: &g) < 2 ? 0 : Int.random(in: 1...3, using: &g) // 20% lost
             deliveries += Array(repeating: i, count: copies)
         }
         deliveries.shuffle(using: &g)
@@ -101,8 +105,12 @@ import Testing
             for i in lost.sorted() {
                 last = reassembler.insert(chunks[i].0, from: Fixtures.alice.publicKey, sequence: chunks[i].1, nowMs: 20)
             }
-            #expect(last == .complete(ReassembledMessage(sender: Fixtures.alice.publicKey, kind: .importanceRelease,
-                                                         messageID: 1 << 32, payload: payload)))
+            #expect(
+                last
+                    == .complete(
+                        ReassembledMessage(
+                            sender: Fixtures.alice.publicKey, kind: .importanceRelease,
+                            messageID: 1 << 32, payload: payload)))
         }
     }
 
@@ -129,8 +137,10 @@ import Testing
 
     // MARK: Inconsistent and malformed chunks
 
-    static func chunkBytes(messageID: UInt64 = 1 << 32, kind: UInt8 = MessageKind.proposal.rawValue, index: UInt16,
-                           count: UInt16, total: UInt32, dataCount: Int) -> [UInt8] {
+    static func chunkBytes(
+        messageID: UInt64 = 1 << 32, kind: UInt8 = MessageKind.proposal.rawValue, index: UInt16,
+        count: UInt16, total: UInt32, dataCount: Int
+    ) -> [UInt8] {
         var w = ByteWriter()
         w.write(messageID); w.write(kind); w.write(index); w.write(count); w.write(total)
         w.write(raw: [UInt8](repeating: 7, count: dataCount))
@@ -147,7 +157,9 @@ import Testing
         #expect(reason([]) == .malformedPayload)
         #expect(reason(Array(Self.chunkBytes(index: 0, count: 2, total: 2000, dataCount: 0).prefix(16))) == .malformedPayload)
         #expect(reason(Self.chunkBytes(kind: 0x99, index: 0, count: 2, total: 2000, dataCount: 1238)) == .unknownKind)
-        #expect(reason(Self.chunkBytes(kind: MessageKind.chunk.rawValue, index: 0, count: 2, total: 2000, dataCount: 1238)) == .malformedPayload)
+        #expect(
+            reason(Self.chunkBytes(kind: MessageKind.chunk.rawValue, index: 0, count: 2, total: 2000, dataCount: 1238)) == .malformedPayload
+        )
         #expect(reason(Self.chunkBytes(index: 2, count: 2, total: 2000, dataCount: 0)) == .malformedPayload)
         // Lengths.
         #expect(reason(Self.chunkBytes(index: 0, count: 2, total: UInt32(Limits.message_bytes_max + 1), dataCount: 1238)) == .oversize)
@@ -170,8 +182,10 @@ import Testing
         let otherTotal = try ChunkPayload.decode(Self.chunkBytes(index: 1, count: 2, total: 2001, dataCount: 763))
         #expect(r.insert(otherTotal, from: key, sequence: 1 << 32 | 1, nowMs: 0) == .rejected(.inconsistentChunk))
         // Another inner kind.
-        let otherKind = try ChunkPayload.decode(Self.chunkBytes(kind: MessageKind.logResponse.rawValue, index: 1, count: 2,
-                                                                total: 2000, dataCount: 762))
+        let otherKind = try ChunkPayload.decode(
+            Self.chunkBytes(
+                kind: MessageKind.logResponse.rawValue, index: 1, count: 2,
+                total: 2000, dataCount: 762))
         #expect(r.insert(otherKind, from: key, sequence: 1 << 32 | 1, nowMs: 0) == .rejected(.inconsistentChunk))
         // A chunk whose datagram's sequence number is not message id + index.
         let second = try ChunkPayload.decode(Self.chunkBytes(index: 1, count: 2, total: 2000, dataCount: 762))
@@ -195,13 +209,16 @@ import Testing
 
     static func firstChunk(messageID: UInt64, total: Int = 2000) throws -> ChunkPayload {
         let count = ChunkPayload.chunkCount(totalLength: total)
-        return try ChunkPayload.decode(chunkBytes(messageID: messageID, index: 0, count: UInt16(count), total: UInt32(total),
-                                                  dataCount: 1238))
+        return try ChunkPayload.decode(
+            chunkBytes(
+                messageID: messageID, index: 0, count: UInt16(count), total: UInt32(total),
+                dataCount: 1238))
     }
 
     @Test func nodeWideBufferCountEvictsOldestFirst() throws {
-        let limits = ReassemblyLimits(buffersCountMax: 4, bytesMax: Limits.message_bytes_max, buffersPerSenderCountMax: 4,
-                                      timeoutMs: 1000)
+        let limits = ReassemblyLimits(
+            buffersCountMax: 4, bytesMax: Limits.message_bytes_max, buffersPerSenderCountMax: 4,
+            timeoutMs: 1000)
         var r = Reassembler(limits: limits)
         let senders = [Fixtures.alice.publicKey, Fixtures.bob.publicKey]
         for id in UInt64(0)..<10 {
@@ -220,12 +237,14 @@ import Testing
     }
 
     @Test func byteBudgetEvictsOldestFirst() throws {
-        let limits = ReassemblyLimits(buffersCountMax: 64, bytesMax: 3 * Limits.message_bytes_max, buffersPerSenderCountMax: 64,
-                                      timeoutMs: 1000)
+        let limits = ReassemblyLimits(
+            buffersCountMax: 64, bytesMax: 3 * Limits.message_bytes_max, buffersPerSenderCountMax: 64,
+            timeoutMs: 1000)
         var r = Reassembler(limits: limits)
         for id in UInt64(0)..<7 {
-            _ = r.insert(try Self.firstChunk(messageID: id * 100, total: Limits.message_bytes_max), from: Fixtures.alice.publicKey,
-                         sequence: id * 100, nowMs: 0)
+            _ = r.insert(
+                try Self.firstChunk(messageID: id * 100, total: Limits.message_bytes_max), from: Fixtures.alice.publicKey,
+                sequence: id * 100, nowMs: 0)
             #expect(r.bufferedBytes <= limits.bytesMax)
         }
         #expect(r.bufferCount == 3)
@@ -234,7 +253,7 @@ import Testing
     }
 
     @Test func oneSenderCannotTakeOthersBuffers() throws {
-        var r = Reassembler()  // standard limits: 64 buffers, 8 per sender
+        var r = Reassembler() // standard limits: 64 buffers, 8 per sender
         #expect(r.insert(try Self.firstChunk(messageID: 1), from: Fixtures.bob.publicKey, sequence: 1, nowMs: 0) == .pending)
         for id in UInt64(100)..<200 {
             _ = r.insert(try Self.firstChunk(messageID: id), from: Fixtures.alice.publicKey, sequence: id, nowMs: 0)

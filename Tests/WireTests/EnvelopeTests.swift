@@ -1,6 +1,7 @@
 import MeshBase
-@testable import Sodium
 import Testing
+
+@testable import Sodium
 @testable import Wire
 
 @Suite struct EnvelopeTests {
@@ -38,8 +39,9 @@ import Testing
         for size in [0, 1, 64, 777, EnvelopeFormat.payloadBytesMax] {
             let payload = Fixtures.bytes(size, seed: UInt64(size) &+ UInt64(kind.rawValue))
             var allocator = SequenceAllocator(bootEpoch: 3)
-            let datagrams = try Envelope.encode(kind: kind, payload: payload, sequence: &allocator,
-                                                signer: Fixtures.alice, meshID: Fixtures.mesh)
+            let datagrams = try Envelope.encode(
+                kind: kind, payload: payload, sequence: &allocator,
+                signer: Fixtures.alice, meshID: Fixtures.mesh)
             #expect(datagrams.count == 1)
             #expect(datagrams[0].count == 145 + size)
             let envelope = try Envelope.decode(datagram: datagrams[0], meshID: Fixtures.mesh).get()
@@ -65,7 +67,7 @@ import Testing
             let flipped = length ^ (byte == 79 ? mask : mask << 8)
             if flipped > EnvelopeFormat.payloadBytesMax { return .oversize }
             return flipped > length ? .truncated : .trailingBytes
-        default: return .badSignature  // sender, sequence, payload, signature
+        default: return .badSignature // sender, sequence, payload, signature
         }
     }
 
@@ -179,8 +181,9 @@ import Testing
             _ = try Envelope.encode(kind: .chunk, payload: [], sequence: &allocator, signer: Fixtures.alice, meshID: Fixtures.mesh)
         }
         #expect(throws: EncodeError.messageTooLarge(bytes: Limits.message_bytes_max + 1, limit: Limits.message_bytes_max)) {
-            _ = try Envelope.encode(kind: .proposal, payload: [UInt8](repeating: 0, count: Limits.message_bytes_max + 1),
-                                    sequence: &allocator, signer: Fixtures.alice, meshID: Fixtures.mesh)
+            _ = try Envelope.encode(
+                kind: .proposal, payload: [UInt8](repeating: 0, count: Limits.message_bytes_max + 1),
+                sequence: &allocator, signer: Fixtures.alice, meshID: Fixtures.mesh)
         }
         #expect(allocator.nextCounter == 0, "failed encodes consume no sequence numbers")
     }

@@ -1,5 +1,6 @@
 import MeshBase
 import Sodium
+
 @testable import Wire
 
 /// Fixed identities and a mesh so that failures reproduce exactly.
@@ -15,8 +16,10 @@ enum Fixtures {
     }
 
     /// One datagram of `kind` from `signer` with the given payload and sequence number.
-    static func datagram(_ kind: MessageKind, _ payload: [UInt8], sequence: UInt64 = 1 << 32,
-                         signer: SigningKey = alice, mesh: MeshID = mesh) -> [UInt8] {
+    static func datagram(
+        _ kind: MessageKind, _ payload: [UInt8], sequence: UInt64 = 1 << 32,
+        signer: SigningKey = alice, mesh: MeshID = mesh
+    ) -> [UInt8] {
         Envelope.seal(kind: kind, payload: payload, sequence: sequence, signer: signer, meshID: mesh)
     }
 

@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Wire
 
 @Suite struct ZigZagVarintTests {
@@ -46,10 +47,10 @@ import Testing
     }
 
     @Test func nonMinimalOverflowAndTruncationAreRejected() {
-        #expect(Self.decoded([0x80, 0x00]) == .failure(.nonMinimal))          // 0 in two bytes
-        #expect(Self.decoded([0x82, 0x80, 0x00]) == .failure(.nonMinimal))    // 1 padded
-        #expect(Self.decoded([0xFF, 0xFF, 0xFF, 0xFF, 0x10]) == .failure(.overflow))   // 33 bits
-        #expect(Self.decoded([0xFF, 0xFF, 0xFF, 0xFF, 0x8F, 0x00]) == .failure(.overflow))  // 6 bytes
+        #expect(Self.decoded([0x80, 0x00]) == .failure(.nonMinimal)) // 0 in two bytes
+        #expect(Self.decoded([0x82, 0x80, 0x00]) == .failure(.nonMinimal)) // 1 padded
+        #expect(Self.decoded([0xFF, 0xFF, 0xFF, 0xFF, 0x10]) == .failure(.overflow)) // 33 bits
+        #expect(Self.decoded([0xFF, 0xFF, 0xFF, 0xFF, 0x8F, 0x00]) == .failure(.overflow)) // 6 bytes
         #expect(Self.decoded([0x80, 0x80, 0x80, 0x80, 0x80]) == .failure(.overflow))
         #expect(Self.decoded([]) == .failure(.truncated))
         #expect(Self.decoded([0x80]) == .failure(.truncated))
@@ -84,13 +85,14 @@ import Testing
     }
 
     @Test func layoutIsAsDocumented() throws {
-        let release = ImportanceRelease(pruningRound: 0x0102, releaseCount: 3, noiseMultiplier: 1.0, clipNorm: 0.5,
-                                        scaleLog2: 12, values: [0, -1, 64])
+        let release = ImportanceRelease(
+            pruningRound: 0x0102, releaseCount: 3, noiseMultiplier: 1.0, clipNorm: 0.5,
+            scaleLog2: 12, values: [0, -1, 64])
         let b = try release.encode()
         #expect(Array(b[0..<8]) == [2, 1, 0, 0, 0, 0, 0, 0])
         #expect(Array(b[8..<12]) == [3, 0, 0, 0])
-        #expect(Array(b[12..<20]) == [0, 0, 0, 0, 0, 0, 0xF0, 0x3F])   // 1.0
-        #expect(Array(b[20..<28]) == [0, 0, 0, 0, 0, 0, 0xE0, 0x3F])   // 0.5
+        #expect(Array(b[12..<20]) == [0, 0, 0, 0, 0, 0, 0xF0, 0x3F]) // 1.0
+        #expect(Array(b[20..<28]) == [0, 0, 0, 0, 0, 0, 0xE0, 0x3F]) // 0.5
         #expect(b[28] == 12)
         #expect(Array(b[29..<33]) == [3, 0, 0, 0])
         #expect(Array(b[33...]) == [0x00, 0x01, 0x80, 0x01])
@@ -107,8 +109,9 @@ import Testing
         let release = Self.sample(units: Limits.importance_units_count_max, seed: 3)
         let payload = try release.encode()
         var allocator = SequenceAllocator(bootEpoch: 1)
-        let datagrams = try Envelope.encode(kind: .importanceRelease, payload: payload, sequence: &allocator,
-                                            signer: Fixtures.alice, meshID: Fixtures.mesh)
+        let datagrams = try Envelope.encode(
+            kind: .importanceRelease, payload: payload, sequence: &allocator,
+            signer: Fixtures.alice, meshID: Fixtures.mesh)
         #expect(datagrams.count > 1 && datagrams.count <= Limits.chunks_per_message_max)
         var receiver = Receiver(meshID: Fixtures.mesh)
         var received: ImportanceRelease?
@@ -145,8 +148,9 @@ import Testing
         rejects({ $0.clipNorm = .infinity }, .clipNormInvalid(Double.infinity.bitPattern))
         rejects({ $0.scaleLog2 = 25 }, .scaleOutOfRange(25))
         rejects({ $0.values = [] }, .unitCountOutOfRange(0))
-        rejects({ $0.values = [Int32](repeating: 0, count: Limits.importance_units_count_max + 1) },
-                .unitCountOutOfRange(Limits.importance_units_count_max + 1))
+        rejects(
+            { $0.values = [Int32](repeating: 0, count: Limits.importance_units_count_max + 1) },
+            .unitCountOutOfRange(Limits.importance_units_count_max + 1))
         // No noise at all would be ε = ∞ and used to reach a precondition in the accountant.
         rejects({ $0.noiseMultiplier = 0 }, .noiseMultiplierInvalid(0.0.bitPattern))
         rejects({ $0.clipNorm = -2 }, .clipNormInvalid((-2.0).bitPattern))
@@ -175,7 +179,7 @@ import Testing
 
     @Test func aHugeCountWithFewBytesIsRefusedBeforeAllocating() throws {
         var bytes = try Self.sample(units: 3).encode()
-        bytes.replaceSubrange(29..<33, with: [0x00, 0x30, 0x00, 0x00])  // 12,288 values claimed, 3 present
+        bytes.replaceSubrange(29..<33, with: [0x00, 0x30, 0x00, 0x00]) // 12,288 values claimed, 3 present
         #expect(throws: ImportanceRelease.FieldError.truncated) { _ = try ImportanceRelease.decode(bytes) }
         bytes.replaceSubrange(29..<33, with: [0xFF, 0xFF, 0xFF, 0xFF])
         #expect(throws: ImportanceRelease.FieldError.unitCountOutOfRange(Int(UInt32.max))) { _ = try ImportanceRelease.decode(bytes) }
@@ -183,15 +187,17 @@ import Testing
 
     @Test func theWorstCaseReleaseEncodesAndTravels() throws {
         // Every value a 5-byte varint at the largest unit count: used to exceed the message limit.
-        let release = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 24,
-                                        values: [Int32](repeating: Int32.min, count: Limits.importance_units_count_max))
+        let release = ImportanceRelease(
+            pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 24,
+            values: [Int32](repeating: Int32.min, count: Limits.importance_units_count_max))
         let payload = try release.encode()
         #expect(payload.count == ImportanceRelease.headerByteCount + 5 * Limits.importance_units_count_max)
         #expect(payload.count <= Limits.message_bytes_max)
         #expect(try ImportanceRelease.decode(payload) == release)
         var allocator = SequenceAllocator(bootEpoch: 1)
-        let datagrams = try Envelope.encode(kind: .importanceRelease, payload: payload, sequence: &allocator,
-                                            signer: Fixtures.alice, meshID: Fixtures.mesh)
+        let datagrams = try Envelope.encode(
+            kind: .importanceRelease, payload: payload, sequence: &allocator,
+            signer: Fixtures.alice, meshID: Fixtures.mesh)
         #expect(datagrams.count <= Limits.chunks_per_message_max)
         #expect(ImportanceRelease.FieldError.encodedTooLarge(1).rejectReason == .oversize)
     }
@@ -200,8 +206,9 @@ import Testing
 /// The optional DP-SGD trailer: tag 1 and the cumulative steps, after the values.
 @Suite struct ImportanceReleaseTrainingTrailerTests {
     static func release(steps: UInt64?, units: Int = 3) -> ImportanceRelease {
-        ImportanceRelease(pruningRound: 2, releaseCount: 2, noiseMultiplier: 1.0, clipNorm: 0.5, scaleLog2: 12,
-                          values: (0..<units).map { Int32($0) - 1 }, trainingSteps: steps)
+        ImportanceRelease(
+            pruningRound: 2, releaseCount: 2, noiseMultiplier: 1.0, clipNorm: 0.5, scaleLog2: 12,
+            values: (0..<units).map { Int32($0) - 1 }, trainingSteps: steps)
     }
 
     @Test func theTrailerIsTagOneAndTheStepsLittleEndianAfterTheValues() throws {
@@ -231,11 +238,13 @@ import Testing
     }
 
     @Test func theWorstCaseReleaseWithTheTrailerFitsOneMessage() throws {
-        let release = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 24,
-                                        values: [Int32](repeating: Int32.min, count: Limits.importance_units_count_max),
-                                        trainingSteps: .max)
+        let release = ImportanceRelease(
+            pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 24,
+            values: [Int32](repeating: Int32.min, count: Limits.importance_units_count_max),
+            trainingSteps: .max)
         let payload = try release.encode()
-        #expect(payload.count == ImportanceRelease.headerByteCount + 5 * Limits.importance_units_count_max
+        #expect(
+            payload.count == ImportanceRelease.headerByteCount + 5 * Limits.importance_units_count_max
                 + Limits.importance_release_training_trailer_bytes)
         #expect(payload.count <= Limits.message_bytes_max)
         #expect(try ImportanceRelease.decode(payload) == release)

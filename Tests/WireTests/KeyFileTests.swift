@@ -1,10 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import MeshBase
 import Sodium
 import Testing
+
 @testable import Wire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A fresh directory under /tmp for one test, removed afterwards.
 final class TemporaryDirectory {
@@ -64,8 +66,9 @@ final class TemporaryDirectory {
 
     @Test func malformedFilesAreRejectedWithTheProblem() {
         let h = "prunemesh-ed25519-secret-key v1"
-        #expect(Self.problem("\(h)\n\(Self.seedHex.uppercased())\n\(Self.publicHex.uppercased())\n") == nil,
-                "upper-case hex is accepted")
+        #expect(
+            Self.problem("\(h)\n\(Self.seedHex.uppercased())\n\(Self.publicHex.uppercased())\n") == nil,
+            "upper-case hex is accepted")
         #expect(Self.problem("prunemesh-ed25519-secret-key v2\n\(Self.seedHex)\n\(Self.publicHex)\n") == .badHeader)
         #expect(Self.problem("\(Self.seedHex)\n\(Self.publicHex)\n") == .wrongLineCount(2))
         #expect(Self.problem(Self.text + "\n") == .wrongLineCount(4))
@@ -80,7 +83,8 @@ final class TemporaryDirectory {
         wrongPublic[0] = wrongPublic[0] == "0" ? "1" : "0"
         #expect(Self.problem("\(h)\n\(Self.seedHex)\n\(String(wrongPublic))\n") == .publicKeyMismatch)
         #expect(Self.problem("\(h)\n\(Self.seedHex)\n\(Self.publicHex)\né\n") == .notText)
-        #expect(Self.problem(String(repeating: "a", count: Limits.key_file_bytes_max + 1)) == .tooLarge(bytes: Limits.key_file_bytes_max + 1))
+        #expect(
+            Self.problem(String(repeating: "a", count: Limits.key_file_bytes_max + 1)) == .tooLarge(bytes: Limits.key_file_bytes_max + 1))
         // An empty file is called empty (it was "does not end with a newline"), with the fix.
         #expect(Self.problem("") == .empty)
         #expect(KeyFileProblem.empty.description.contains("empty") && KeyFileProblem.empty.description.contains("keygen"))
@@ -91,7 +95,7 @@ final class TemporaryDirectory {
     @Test func writeCreatesMode0600AndLoadReadsItBack() throws {
         let dir = TemporaryDirectory()
         let key = SigningKey.generate()
-        let previous = umask(0)   // even with a permissive umask the file is 0600
+        let previous = umask(0) // even with a permissive umask the file is 0600
         defer { umask(previous) }
         try SecretKeyFile.write(key, to: dir.file("node.key"), overwrite: false)
         #expect(dir.mode("node.key") == 0o600)
@@ -168,9 +172,11 @@ final class TemporaryDirectory {
     @Test func formatIsStrict() {
         #expect(BootEpochFile.decode(Array("prunemesh-boot-epoch v1\n7\n".utf8)) == 7)
         #expect(BootEpochFile.decode(Array("prunemesh-boot-epoch v1\n4294967295\n".utf8)) == UInt32.max)
-        for bad in ["prunemesh-boot-epoch v1\n07\n", "prunemesh-boot-epoch v1\n+7\n", "prunemesh-boot-epoch v1\n7",
-                    "prunemesh-boot-epoch v1\n4294967296\n", "prunemesh-boot-epoch v1\n\n", "prunemesh-boot-epoch v2\n7\n",
-                    "prunemesh-boot-epoch v1\n7\n\n", "7\n", ""] {
+        for bad in [
+            "prunemesh-boot-epoch v1\n07\n", "prunemesh-boot-epoch v1\n+7\n", "prunemesh-boot-epoch v1\n7",
+            "prunemesh-boot-epoch v1\n4294967296\n", "prunemesh-boot-epoch v1\n\n", "prunemesh-boot-epoch v2\n7\n",
+            "prunemesh-boot-epoch v1\n7\n\n", "7\n", "",
+        ] {
             #expect(BootEpochFile.decode(Array(bad.utf8)) == nil, "\(bad)")
         }
         #expect(BootEpochFile.decode(BootEpochFile.encode(123)) == 123)

@@ -1,6 +1,7 @@
 import MeshBase
 import Sodium
 import Testing
+
 @testable import Wire
 
 @Suite struct ReceiverTests {
@@ -29,8 +30,11 @@ import Testing
         forged.replaceSubrange(39..<71, with: Fixtures.alice.publicKey.bytes)
         #expect(receiver.receive(forged, nowMs: 0, admit: Fixtures.admitAll) == .rejected(.badSignature))
         #expect(receiver.trackedSenderCount == 0)
-        guard case .message = receiver.receive(Fixtures.datagram(.ping, [1], sequence: 1 << 32), nowMs: 0,
-                                               admit: Fixtures.admitAll) else {
+        guard
+            case .message = receiver.receive(
+                Fixtures.datagram(.ping, [1], sequence: 1 << 32), nowMs: 0,
+                admit: Fixtures.admitAll)
+        else {
             Issue.record("Alice's genuine datagram rejected after a forgery"); return
         }
     }
@@ -58,8 +62,12 @@ import Testing
     @Test func strangersCannotLockOutALaterMemberTheLeastRecentlyUsedIsEvicted() {
         var receiver = Receiver(meshID: Fixtures.mesh)
         func delivered(_ signer: SigningKey, _ sequence: UInt64) -> Bool {
-            if case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: sequence, signer: signer),
-                                                nowMs: 0, admit: Fixtures.admitAll) { return true }
+            if case .message = receiver.receive(
+                Fixtures.datagram(.ping, [], sequence: sequence, signer: signer),
+                nowMs: 0, admit: Fixtures.admitAll)
+            {
+                return true
+            }
             return false
         }
         for i in 0..<Limits.replay_senders_count_max where !delivered(Self.stranger(i), 1 << 32) {
@@ -73,16 +81,22 @@ import Testing
         #expect(receiver.trackedSenderCount == Limits.replay_senders_count_max && receiver.evictedSenderCount == 1)
         #expect(receiver.counters[.senderCapacity] == 0)
         // Those kept still refuse replays.
-        #expect(receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32 | 1, signer: Self.stranger(0)),
-                                 nowMs: 0, admit: Fixtures.admitAll) == .rejected(.replayed))
-        #expect(receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32), nowMs: 0,
-                                 admit: Fixtures.admitAll) == .rejected(.replayed))
+        #expect(
+            receiver.receive(
+                Fixtures.datagram(.ping, [], sequence: 1 << 32 | 1, signer: Self.stranger(0)),
+                nowMs: 0, admit: Fixtures.admitAll) == .rejected(.replayed))
+        #expect(
+            receiver.receive(
+                Fixtures.datagram(.ping, [], sequence: 1 << 32), nowMs: 0,
+                admit: Fixtures.admitAll) == .rejected(.replayed))
         // The documented residual risk: the evicted stranger 1's old datagram is accepted once
         // more, which in turn evicts the next least recently used (stranger 2).
         #expect(delivered(Self.stranger(1), 1 << 32))
         #expect(receiver.evictedSenderCount == 2)
-        #expect(receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32, signer: Self.stranger(3)),
-                                 nowMs: 0, admit: Fixtures.admitAll) == .rejected(.replayed))
+        #expect(
+            receiver.receive(
+                Fixtures.datagram(.ping, [], sequence: 1 << 32, signer: Self.stranger(3)),
+                nowMs: 0, admit: Fixtures.admitAll) == .rejected(.replayed))
         #expect(delivered(Self.stranger(2), 1 << 32))
     }
 
@@ -91,10 +105,15 @@ import Testing
         for i in 0..<Limits.replay_senders_count_max { marks[Self.stranger(i).publicKey] = 1 << 32 | 9 }
         var receiver = Receiver(meshID: Fixtures.mesh, restoring: ReplaySnapshot(highest: marks))
         // A restored sender that speaks is kept; a newcomer evicts one that stayed silent.
-        #expect(receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32 | 10, signer: Self.stranger(5)),
-                                 nowMs: 0, admit: Fixtures.admitAll) != .rejected(.replayed))
-        guard case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32), nowMs: 0,
-                                               admit: Fixtures.admitAll) else {
+        #expect(
+            receiver.receive(
+                Fixtures.datagram(.ping, [], sequence: 1 << 32 | 10, signer: Self.stranger(5)),
+                nowMs: 0, admit: Fixtures.admitAll) != .rejected(.replayed))
+        guard
+            case .message = receiver.receive(
+                Fixtures.datagram(.ping, [], sequence: 1 << 32), nowMs: 0,
+                admit: Fixtures.admitAll)
+        else {
             Issue.record("newcomer refused"); return
         }
         #expect(receiver.evictedSenderCount == 1)
@@ -107,8 +126,9 @@ import Testing
         var allocator = SequenceAllocator(bootEpoch: 4)
         var sent: [[UInt8]] = []
         for i in 0..<20 {
-            sent += try Envelope.encode(kind: .prevote, payload: [UInt8(i)], sequence: &allocator, signer: Fixtures.alice,
-                                        meshID: Fixtures.mesh)
+            sent += try Envelope.encode(
+                kind: .prevote, payload: [UInt8(i)], sequence: &allocator, signer: Fixtures.alice,
+                meshID: Fixtures.mesh)
         }
         for d in sent.prefix(10) { _ = receiver.receive(d, nowMs: 0, admit: Fixtures.admitAll) }
         let snapshot = receiver.replaySnapshot()
@@ -200,8 +220,11 @@ import Testing
     @Test func aForgedFloodFromOneAddressCostsNoMoreVerificationsThanTheBudget() {
         var receiver = Receiver(meshID: Fixtures.mesh)
         // Alice is proven at her address by one genuine datagram.
-        guard case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32), from: Self.member,
-                                               nowMs: 0, admit: Self.aliceOnly) else {
+        guard
+            case .message = receiver.receive(
+                Fixtures.datagram(.ping, [], sequence: 1 << 32), from: Self.member,
+                nowMs: 0, admit: Self.aliceOnly)
+        else {
             Issue.record("Alice's first datagram refused"); return
         }
         // 50,000 forged datagrams a second for 2 s from a stranger, claiming Alice's key; Alice
@@ -210,14 +233,19 @@ import Testing
         var aliceSequence: UInt64 = 1 << 32
         for ms in UInt64(1)...2_000 {
             for j in 0..<50 {
-                let outcome = receiver.receive(Self.forged(claiming: Fixtures.alice.publicKey, sequence: 9 << 32 | ms * 100 + UInt64(j)),
-                                               from: Self.stranger, nowMs: ms, admit: Self.aliceOnly)
+                let outcome = receiver.receive(
+                    Self.forged(claiming: Fixtures.alice.publicKey, sequence: 9 << 32 | ms * 100 + UInt64(j)),
+                    from: Self.stranger, nowMs: ms, admit: Self.aliceOnly)
                 if outcome == .rejected(.rateLimited) { rateLimited += 1 } else { #expect(outcome == .rejected(.badSignature)) }
             }
             if ms % 10 == 0 {
                 aliceSequence += 1
-                if case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: aliceSequence), from: Self.member,
-                                                    nowMs: ms, admit: Self.aliceOnly) { delivered += 1 }
+                if case .message = receiver.receive(
+                    Fixtures.datagram(.ping, [], sequence: aliceSequence), from: Self.member,
+                    nowMs: ms, admit: Self.aliceOnly)
+                {
+                    delivered += 1
+                }
             }
         }
         #expect(delivered == 200, "every genuine datagram of the member gets through the flood")
@@ -234,8 +262,9 @@ import Testing
         for ms in UInt64(0)..<1_000 {
             for j in 0..<50 {
                 let from = SourceAddress(ipv4: [10, 1, UInt8(j), UInt8(ms % 200)], port: 1)
-                _ = receiver.receive(Self.forged(claiming: Fixtures.alice.publicKey, sequence: 9 << 32 | ms * 100 + UInt64(j)),
-                                     from: from, nowMs: ms, admit: Self.aliceOnly)
+                _ = receiver.receive(
+                    Self.forged(claiming: Fixtures.alice.publicKey, sequence: 9 << 32 | ms * 100 + UInt64(j)),
+                    from: from, nowMs: ms, admit: Self.aliceOnly)
             }
         }
         // 50,000 datagrams from up to 10,000 addresses in one second: at most the unproven burst and rate.
@@ -246,23 +275,34 @@ import Testing
     @Test func cheapChecksComeBeforeVerification() {
         var receiver = Receiver(meshID: Fixtures.mesh)
         // Claims a key that is not admitted: refused as notMember, unverified.
-        #expect(receiver.receive(Self.forged(claiming: Fixtures.bob.publicKey, sequence: 1 << 32), from: Self.stranger,
-                                 nowMs: 0, admit: Self.aliceOnly) == .rejected(.notMember))
+        #expect(
+            receiver.receive(
+                Self.forged(claiming: Fixtures.bob.publicKey, sequence: 1 << 32), from: Self.stranger,
+                nowMs: 0, admit: Self.aliceOnly) == .rejected(.notMember))
         // Another mesh: refused unverified.
-        #expect(receiver.receive(Fixtures.datagram(.ping, [], mesh: Fixtures.otherMesh), from: Self.stranger,
-                                 nowMs: 0, admit: Self.aliceOnly) == .rejected(.wrongMesh))
+        #expect(
+            receiver.receive(
+                Fixtures.datagram(.ping, [], mesh: Fixtures.otherMesh), from: Self.stranger,
+                nowMs: 0, admit: Self.aliceOnly) == .rejected(.wrongMesh))
         // A number Alice already used: refused as replayed, unverified, whatever the signature.
         _ = receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32 | 5), from: Self.member, nowMs: 0, admit: Self.aliceOnly)
         #expect(receiver.verificationCount == 1)
-        #expect(receiver.receive(Self.forged(claiming: Fixtures.alice.publicKey, sequence: 1 << 32 | 5), from: Self.stranger,
-                                 nowMs: 0, admit: Self.aliceOnly) == .rejected(.replayed))
+        #expect(
+            receiver.receive(
+                Self.forged(claiming: Fixtures.alice.publicKey, sequence: 1 << 32 | 5), from: Self.stranger,
+                nowMs: 0, admit: Self.aliceOnly) == .rejected(.replayed))
         #expect(receiver.verificationCount == 1 && receiver.gate.counters.allowedUnproven == 1)
         // A forgery with a fresh number is verified (and fails) without burning that number.
-        #expect(receiver.receive(Self.forged(claiming: Fixtures.alice.publicKey, sequence: 1 << 32 | 6), from: Self.stranger,
-                                 nowMs: 0, admit: Self.aliceOnly) == .rejected(.badSignature))
+        #expect(
+            receiver.receive(
+                Self.forged(claiming: Fixtures.alice.publicKey, sequence: 1 << 32 | 6), from: Self.stranger,
+                nowMs: 0, admit: Self.aliceOnly) == .rejected(.badSignature))
         #expect(receiver.verificationCount == 2)
-        guard case .message = receiver.receive(Fixtures.datagram(.ping, [], sequence: 1 << 32 | 6), from: Self.member,
-                                               nowMs: 0, admit: Self.aliceOnly) else {
+        guard
+            case .message = receiver.receive(
+                Fixtures.datagram(.ping, [], sequence: 1 << 32 | 6), from: Self.member,
+                nowMs: 0, admit: Self.aliceOnly)
+        else {
             Issue.record("a forgery burnt Alice's sequence number"); return
         }
     }

@@ -1,18 +1,21 @@
 import MeshBase
 import Privacy
 import Testing
+
 @testable import Wire
 
 /// A receiver recomputes a sender's ε from the last release payload alone, and gets exactly what
 /// the sender's pinned budget spent.
 @Suite struct ReleaseEpsilonTests {
-    static let pinned = try! ReleaseParameters(clipBound: 4, noiseMultiplier: 1.25, fixedPoint: .standard,
-                                               dimension: 200)
+    static let pinned = try! ReleaseParameters(
+        clipBound: 4, noiseMultiplier: 1.25, fixedPoint: .standard,
+        dimension: 200)
 
     @Test(arguments: [(RDPOrderGrid.opacus, 1e-5), (.wide, 1e-6)])
     func epsilonRecomputedFromTheWireEqualsTheBudgetsSpend(orders: RDPOrderGrid, delta: Double) throws {
-        var budget = try PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: 100, delta: delta, orders: orders),
-                                             pinned: Self.pinned)
+        var budget = try PinnedPrivacyBudget(
+            budget: PrivacyBudget(epsilonMax: 100, delta: delta, orders: orders),
+            pinned: Self.pinned)
         var noise = NoiseSource.insecureSeeded(seed: 5, acknowledged: .testsAndSimulationOnly)
         var generator = SeededGenerator(seed: 9)
         var lastPayload: [UInt8] = []
@@ -23,8 +26,9 @@ import Testing
                 return
             }
             let importance = (0..<Self.pinned.dimension).map { _ in generator.nextUnitDouble() }
-            let release = try PrivateImportanceRelease.make(importance: importance, approval: approval, noise: &noise,
-                                                            allowInsecureSeededNoise: true)
+            let release = try PrivateImportanceRelease.make(
+                importance: importance, approval: approval, noise: &noise,
+                allowInsecureSeededNoise: true)
             let wire = ImportanceRelease(release, pruningRound: UInt64(height))
             #expect(wire.values == release.values && wire.releaseCount == UInt32(height))
             lastPayload = try wire.encode()
@@ -73,8 +77,9 @@ import Testing
 
     @Test func aPayloadWithInvalidParametersHasNoEpsilon() throws {
         // C·2^s above the limit: the decoder's range checks pass, the privacy layer refuses it.
-        let release = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1e30,
-                                        scaleLog2: 10, values: [0])
+        let release = ImportanceRelease(
+            pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1e30,
+            scaleLog2: 10, values: [0])
         let decoded = try ImportanceRelease.decode(try release.encode())
         #expect(throws: PrivacyError.self) { _ = try decoded.epsilon(delta: 1e-5) }
     }

@@ -1,5 +1,6 @@
 import MeshBase
 import Testing
+
 @testable import Wire
 
 @Suite struct ReplayWindowTests {
@@ -28,8 +29,8 @@ import Testing
     @Test func windowEdges() {
         var w = ReplayWindow()
         #expect(w.accept(10_000) == .fresh)
-        #expect(w.check(10_000 - width + 1) == .fresh)   // the oldest number the window covers
-        #expect(w.check(10_000 - width) == .tooOld)      // just below it
+        #expect(w.check(10_000 - width + 1) == .fresh) // the oldest number the window covers
+        #expect(w.check(10_000 - width) == .tooOld) // just below it
         #expect(w.accept(10_000 - width) == .tooOld)
         #expect(w.accept(0) == .tooOld)
     }

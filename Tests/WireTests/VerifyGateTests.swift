@@ -1,6 +1,7 @@
 import MeshBase
 import Sodium
 import Testing
+
 @testable import Wire
 
 @Suite struct VerifyGateTests {
@@ -90,7 +91,7 @@ import Testing
         var gate = VerifyGate(settings: Self.small(), nowMs: 0)
         let relay = Self.address(9)
         #expect(gate.admit(relay, sender: Self.alice, nowMs: 0) == nil)
-        gate.verified(relay, sender: Self.alice, nowMs: 0)   // a relayed genuine datagram
+        gate.verified(relay, sender: Self.alice, nowMs: 0) // a relayed genuine datagram
         #expect(gate.isProven(relay, sender: Self.alice))
         gate.failedVerification(relay, sender: Self.alice)
         #expect(!gate.isProven(relay, sender: Self.alice) && gate.counters.demotions == 1)
@@ -105,7 +106,7 @@ import Testing
         let (a, b, c) = (Self.address(1), Self.address(2), Self.address(3))
         gate.verified(a, sender: Self.alice, nowMs: 0)
         gate.verified(b, sender: Self.bob, nowMs: 1)
-        #expect(gate.admit(a, sender: Self.alice, nowMs: 5) == nil)  // a used after b
+        #expect(gate.admit(a, sender: Self.alice, nowMs: 5) == nil) // a used after b
         gate.verified(c, sender: Self.alice, nowMs: 6)
         #expect(gate.provenSourceCount == 2 && gate.counters.provenEvictions == 1)
         #expect(gate.isProven(a, sender: Self.alice) && gate.isProven(c, sender: Self.alice))

@@ -1,6 +1,7 @@
 import MeshBase
 import Sodium
 import Testing
+
 @testable import Wire
 
 /// The worked examples of `Sources/Wire/Wire.docc`, recomputed from fixed keys: a drifting spec fails here.
@@ -21,8 +22,9 @@ import Testing
     }
 
     @Test func theEnvelopeExampleIsWhatTheCodeSeals() throws {
-        let datagram = Envelope.seal(kind: .leave, payload: [1, 0, 0, 0, 0, 0, 0, 0], sequence: 1 << 32 | 5,
-                                     signer: Self.signer, meshID: Self.meshID)
+        let datagram = Envelope.seal(
+            kind: .leave, payload: [1, 0, 0, 0, 0, 0, 0, 0], sequence: 1 << 32 | 5,
+            signer: Self.signer, meshID: Self.meshID)
         let documented = try SpecExamples.hex("envelope-leave", in: Self.envelopeDoc)
         #expect(documented == datagram, "the code seals \(SpecExamples.hexString(datagram))")
         // The signed bytes as documented: tag length, tag, every byte before the signature.
@@ -32,7 +34,8 @@ import Testing
             Issue.record("the documented datagram does not decode")
             return
         }
-        #expect(v.kind == .leave && v.sender == Self.signer.publicKey && v.sequence == 1 << 32 | 5 && v.payload == [1, 0, 0, 0, 0, 0, 0, 0])
+        #expect(
+            v.kind == .leave && v.sender == Self.signer.publicKey && v.sequence == 1 << 32 | 5 && v.payload == [1, 0, 0, 0, 0, 0, 0, 0])
         // Mutated negatives: a flipped payload bit fails the signature, a flipped flag byte the header.
         var flipped = documented
         flipped[81] ^= 1
@@ -52,16 +55,19 @@ import Testing
         let payload = [UInt8](repeating: 0xAB, count: 2000)
         let chunks = ChunkPayload.split(payload, innerKind: .membershipSync, messageID: 1 << 32 | 7)
         #expect(chunks.count == 2)
-        #expect(try SpecExamples.hex("chunk-0-header", in: Self.envelopeDoc) == Array(chunks[0].encode().prefix(17)),
-                "\(SpecExamples.hexString(Array(chunks[0].encode().prefix(17))))")
-        #expect(try SpecExamples.hex("chunk-1-header", in: Self.envelopeDoc) == Array(chunks[1].encode().prefix(17)),
-                "\(SpecExamples.hexString(Array(chunks[1].encode().prefix(17))))")
+        #expect(
+            try SpecExamples.hex("chunk-0-header", in: Self.envelopeDoc) == Array(chunks[0].encode().prefix(17)),
+            "\(SpecExamples.hexString(Array(chunks[0].encode().prefix(17))))")
+        #expect(
+            try SpecExamples.hex("chunk-1-header", in: Self.envelopeDoc) == Array(chunks[1].encode().prefix(17)),
+            "\(SpecExamples.hexString(Array(chunks[1].encode().prefix(17))))")
         #expect(chunks[0].encode().count == 17 + 1238 && chunks[1].encode().count == 17 + 762)
     }
 
     @Test func theReleasePayloadExample() throws {
-        let release = ImportanceRelease(pruningRound: 1, releaseCount: 1, noiseMultiplier: 5, clipNorm: 64, scaleLog2: 10,
-                                        values: [0, -1, 1, 63, -64, 64, 8192, -300])
+        let release = ImportanceRelease(
+            pruningRound: 1, releaseCount: 1, noiseMultiplier: 5, clipNorm: 64, scaleLog2: 10,
+            values: [0, -1, 1, 63, -64, 64, 8192, -300])
         let bytes = try release.encode()
         #expect(try SpecExamples.hex("release-payload", in: Self.releaseDoc) == bytes, "\(SpecExamples.hexString(bytes))")
         #expect(try ImportanceRelease.decode(SpecExamples.hex("release-payload", in: Self.releaseDoc)) == release)

@@ -17,8 +17,10 @@ public struct ConsensusConfig: Sendable, Hashable {
     public var syncPollIntervalMs: UInt64
 
     /// `contributionGraceMs` nil: half the round-0 propose timeout (at least 1 ms).
-    public init(timings: ConsensusTimings = .lan, contributionGraceMs: UInt64? = nil, rebroadcastIntervalMs: UInt64 = 250,
-                syncIntervalMs: UInt64 = 500, syncPollIntervalMs: UInt64 = 2_000) {
+    public init(
+        timings: ConsensusTimings = .lan, contributionGraceMs: UInt64? = nil, rebroadcastIntervalMs: UInt64 = 250,
+        syncIntervalMs: UInt64 = 500, syncPollIntervalMs: UInt64 = 2_000
+    ) {
         self.timings = timings
         self.contributionGraceMs = contributionGraceMs ?? max(1, timings.proposeTimeoutMs / 2)
         self.rebroadcastIntervalMs = rebroadcastIntervalMs

@@ -118,7 +118,7 @@ public struct ConsensusEngine: Sendable {
                 // The lock always (safety); the locked value as the valid value, re-proposable, only
                 // with a proof of lock that verifies as a quorum of the validators in force.
                 lock = l
-                lockedRound = l.round   // observers do not run in an initialiser
+                lockedRound = l.round // observers do not run in an initialiser
                 lockedDigest = l.digest
                 proposals[l.round] = l.proposal
                 let proof = l.prevotes.filter {
@@ -142,8 +142,10 @@ public struct ConsensusEngine: Sendable {
             }
             if state.validators.contains(signer.publicKey) {
                 for type in [VoteType.prevote, .precommit] where !restored.contains(where: { $0.round == g.round && $0.type == type }) {
-                    restored.append(Vote.sign(height: g.height, round: g.round, type: type, decisionDigest: nil,
-                                              meshID: meshID, signer: signer))
+                    restored.append(
+                        Vote.sign(
+                            height: g.height, round: g.round, type: type, decisionDigest: nil,
+                            meshID: meshID, signer: signer))
                 }
             }
             ownVotes = restored.sorted { ($0.round, $0.type.rawValue) < ($1.round, $1.type.rawValue) }
@@ -234,17 +236,17 @@ public struct ConsensusEngine: Sendable {
         if let d = proposeDeadlineMs, nowMs >= d {
             proposeDeadlineMs = nil
             counters.timeouts += 1
-            if step == .propose { castVote(.prevote, digest: nil, nowMs: nowMs, into: &out) }   // line 57–60
+            if step == .propose { castVote(.prevote, digest: nil, nowMs: nowMs, into: &out) } // line 57–60
         }
         if let d = prevoteDeadlineMs, nowMs >= d {
             prevoteDeadlineMs = nil
             counters.timeouts += 1
-            if step == .prevote { castVote(.precommit, digest: nil, nowMs: nowMs, into: &out) }  // line 61–64
+            if step == .prevote { castVote(.precommit, digest: nil, nowMs: nowMs, into: &out) } // line 61–64
         }
         if let d = precommitDeadlineMs, nowMs >= d {
             precommitDeadlineMs = nil
             counters.timeouts += 1
-            startRound(round + 1, nowMs: nowMs, into: &out)                                        // line 65–67
+            startRound(round + 1, nowMs: nowMs, into: &out) // line 65–67
         }
         process(nowMs: nowMs, into: &out)
         return out
@@ -253,8 +255,10 @@ public struct ConsensusEngine: Sendable {
     /// A committed height learnt from a peer's log (sync): accepted if it is for this height, its
     /// certificate verifies against the validator set in force, and the decision is acceptable.
     @discardableResult
-    public mutating func onCommittedEntry(decision: Decision, certificate: CommitCertificate,
-                                          nowMs: UInt64) -> Result<[ConsensusDirective], SyncRejection> {
+    public mutating func onCommittedEntry(
+        decision: Decision, certificate: CommitCertificate,
+        nowMs: UInt64
+    ) -> Result<[ConsensusDirective], SyncRejection> {
         guard certificate.height == height else { return .failure(.notNextHeight(expected: height, actual: certificate.height)) }
         guard certificate.decisionDigest == decision.digest else { return .failure(.digestMismatch) }
         do { try certificate.verify(validators: state.validators, meshID: state.rules.meshID) } catch {
@@ -270,8 +274,10 @@ public struct ConsensusEngine: Sendable {
 
     // MARK: Message intake
 
-    private mutating func handle(_ message: ConsensusMessage, from sender: PublicKey, nowMs: UInt64,
-                                 into out: inout [ConsensusDirective]) {
+    private mutating func handle(
+        _ message: ConsensusMessage, from sender: PublicKey, nowMs: UInt64,
+        into out: inout [ConsensusDirective]
+    ) {
         switch message {
         case let .contribution(c):
             counters.contributionsReceived += 1
@@ -297,7 +303,8 @@ public struct ConsensusEngine: Sendable {
             if p.height > height { holdFuture(message, from: sender, theirHeight: p.height, nowMs: nowMs, into: &out); return }
             if proposals[p.round] == p { return }
             guard sender == proposer(height: p.height, round: p.round), proposals[p.round] == nil,
-                  p.round <= round &+ UInt32(Limits.consensus_vote_rounds_ahead_max) else {
+                p.round <= round &+ UInt32(Limits.consensus_vote_rounds_ahead_max)
+            else {
                 counters.proposalsRejected += 1
                 return
             }
@@ -321,7 +328,7 @@ public struct ConsensusEngine: Sendable {
             // Kept: recent rounds, the lock's and valid value's rounds, and the valid round the current
             // proposal names (its proof of lock may be arbitrarily old).
             guard v.round <= round &+ UInt32(Limits.consensus_vote_rounds_ahead_max),
-                  v.round + UInt32(Limits.consensus_vote_rounds_kept_max) >= round || v.round == lockedRound || v.round == validRound
+                v.round + UInt32(Limits.consensus_vote_rounds_kept_max) >= round || v.round == lockedRound || v.round == validRound
                     || v.round == proposals[round]?.validRound
             else {
                 arm(nowMs: nowMs, into: &out)
@@ -352,8 +359,10 @@ public struct ConsensusEngine: Sendable {
         for v in mine { out.append(.send(.vote(v), to: peer)) }
     }
 
-    private mutating func holdFuture(_ message: ConsensusMessage, from sender: PublicKey, theirHeight: UInt64, nowMs: UInt64,
-                                     into out: inout [ConsensusDirective]) {
+    private mutating func holdFuture(
+        _ message: ConsensusMessage, from sender: PublicKey, theirHeight: UInt64, nowMs: UInt64,
+        into out: inout [ConsensusDirective]
+    ) {
         if theirHeight == height + 1, future.count < Limits.consensus_future_messages_count_max {
             future.append(ConsensusMessageFrom(message: message, sender: sender))
         } else {
@@ -464,8 +473,11 @@ public struct ConsensusEngine: Sendable {
         // Drop contributions the state refuses one by one (a spent budget, a stale count), at most n times.
         for _ in 0...state.validators.count {
             guard candidates.count >= state.validators.quorum else { return nil }
-            guard let m = try? MaskDecision.make(pruningRound: k, contributions: candidates, trim: state.validators.maxFaulty,
-                                                 current: state.mask, rule: state.rules.maskRule) else { return nil }
+            guard
+                let m = try? MaskDecision.make(
+                    pruningRound: k, contributions: candidates, trim: state.validators.maxFaulty,
+                    current: state.mask, rule: state.rules.maskRule)
+            else { return nil }
             do {
                 try state.check(.mask(m))
                 return .mask(m)
@@ -480,10 +492,10 @@ public struct ConsensusEngine: Sendable {
     static func contributor(of fault: DecisionFault) -> PublicKey? {
         switch fault {
         case let .contributorNotValidator(k), let .contributorConvicted(k), let .contributionSignature(k),
-             let .contributionPruningRound(k, _, _), let .releasePayload(k, _), let .releaseNotPinned(k, _),
-             let .releaseCountNotIncreasing(k, _, _), let .privacyBudgetExceeded(k, _, _),
-             let .trainingStepsMissing(k), let .trainingStepsUnexpected(k), let .trainingStepsDecreasing(k, _, _),
-             let .trainingStepsTooFew(k, _, _, _), let .trainingBudgetExceeded(k, _, _, _):
+            let .contributionPruningRound(k, _, _), let .releasePayload(k, _), let .releaseNotPinned(k, _),
+            let .releaseCountNotIncreasing(k, _, _), let .privacyBudgetExceeded(k, _, _),
+            let .trainingStepsMissing(k), let .trainingStepsUnexpected(k), let .trainingStepsDecreasing(k, _, _),
+            let .trainingStepsTooFew(k, _, _, _), let .trainingBudgetExceeded(k, _, _, _):
             return k
         default:
             return nil
@@ -536,8 +548,10 @@ public struct ConsensusEngine: Sendable {
                 return nil
             }
             do {
-                decision = .mask(try MaskDecision.make(pruningRound: k, contributions: found, trim: state.validators.maxFaulty,
-                                                       current: state.mask, rule: state.rules.maskRule))
+                decision = .mask(
+                    try MaskDecision.make(
+                        pruningRound: k, contributions: found, trim: state.validators.maxFaulty,
+                        current: state.mask, rule: state.rules.maskRule))
             } catch {
                 validity[r] = .invalid("\(error)")
                 return nil
@@ -599,9 +613,12 @@ public struct ConsensusEngine: Sendable {
                     }
                 }
                 guard let decision else { continue }
-                guard let cert = CommitCertificate.assemble(height: height, round: r, decisionDigest: digest,
-                                                            precommits: precommits, validators: state.validators,
-                                                            meshID: state.rules.meshID) else { continue }
+                guard
+                    let cert = CommitCertificate.assemble(
+                        height: height, round: r, decisionDigest: digest,
+                        precommits: precommits, validators: state.validators,
+                        meshID: state.rules.meshID)
+                else { continue }
                 return (decision, cert)
             }
         }
@@ -639,15 +656,19 @@ public struct ConsensusEngine: Sendable {
             }
         }
         if step == .prevote || step == .precommit, let p = proposals[round], !lockedOnQuorum.contains(round),
-           (votes[round]?.count(.prevote, for: p.decisionDigest) ?? 0) >= q,
-           let v = valid(round: round, nowMs: nowMs, into: &out) {
+            (votes[round]?.count(.prevote, for: p.decisionDigest) ?? 0) >= q,
+            let v = valid(round: round, nowMs: nowMs, into: &out)
+        {
             lockedOnQuorum.insert(round)
             if step == .prevote {
                 let proof = (votes[round]?.all(.prevote) ?? []).filter { $0.decisionDigest == v.digest }
                     .sorted { $0.voter < $1.voter }.prefix(q)
-                lock = SigningGuard.Lock(round: round, proposal: Proposal(height: height, round: round, validRound: nil,
-                                                                          decisionDigest: p.decisionDigest, value: p.value),
-                                         prevotes: Array(proof))
+                lock = SigningGuard.Lock(
+                    round: round,
+                    proposal: Proposal(
+                        height: height, round: round, validRound: nil,
+                        decisionDigest: p.decisionDigest, value: p.value),
+                    prevotes: Array(proof))
                 castVote(.precommit, digest: v.digest, nowMs: nowMs, into: &out)
             }
             validRound = round
@@ -686,7 +707,8 @@ public struct ConsensusEngine: Sendable {
     /// Lines 47–48.
     private mutating func precommitTimeoutRule(nowMs: UInt64) {
         guard step != .idle, let rv = votes[round], rv.precommits.count >= state.validators.quorum,
-              !precommitTimeoutArmed.contains(round) else { return }
+            !precommitTimeoutArmed.contains(round)
+        else { return }
         precommitTimeoutArmed.insert(round)
         precommitDeadlineMs = nowMs &+ config.precommitTimeoutMs(round: round)
     }
@@ -697,8 +719,9 @@ public struct ConsensusEngine: Sendable {
         step = type == .prevote ? .prevote : .precommit
         if type == .prevote { proposeDeadlineMs = nil }
         guard isValidator else { return }
-        let vote = Vote.sign(height: height, round: round, type: type, decisionDigest: digest,
-                             meshID: state.rules.meshID, signer: signer)
+        let vote = Vote.sign(
+            height: height, round: round, type: type, decisionDigest: digest,
+            meshID: state.rules.meshID, signer: signer)
         ownVotes.append(vote)
         ownVotes.sort { ($0.round, $0.type.rawValue) < ($1.round, $1.type.rawValue) }
         ownVotes.removeAll { !SigningGuard.keeps(round: $0.round, guardRound: round) }
@@ -723,8 +746,10 @@ public struct ConsensusEngine: Sendable {
     }
 
     /// Lines 49–54: decide, apply, and start the next height (replaying its held messages).
-    private mutating func commit(_ decision: Decision, certificate: CommitCertificate, nowMs: UInt64,
-                                 into out: inout [ConsensusDirective]) {
+    private mutating func commit(
+        _ decision: Decision, certificate: CommitCertificate, nowMs: UInt64,
+        into out: inout [ConsensusDirective]
+    ) {
         let committed = CommittedDecision(height: height, decision: decision, certificate: certificate)
         do { try state.apply(decision) } catch {
             preconditionFailure("a decision checked valid at height \(committed.height) failed to apply: \(error)")
@@ -766,8 +791,10 @@ public struct ConsensusEngine: Sendable {
     public var summary: String {
         "height \(height) round \(round) step \(step.rawValue)"
             + (lockedRound.map { " locked@\($0)" } ?? "")
-            + " votes[" + votes.roundsAscending.map { r in
-                "r\(r): \(votes[r]!.prevotes.count)pv/\(votes[r]!.precommits.count)pc" }.joined(separator: " ") + "]"
+            + " votes["
+            + votes.roundsAscending.map { r in
+                "r\(r): \(votes[r]!.prevotes.count)pv/\(votes[r]!.precommits.count)pc"
+            }.joined(separator: " ") + "]"
             + (proposals[round] == nil ? "" : " proposal") + (precommitDeadlineMs.map { " precommitDeadline=\($0)" } ?? "")
     }
 }

@@ -23,8 +23,10 @@ public enum ConsensusMessage: Sendable, Hashable {
     /// a peer answers with the contributions it holds that are not listed.
     case contributionHave(pruningRound: UInt64, held: [UInt16])
 
-    public static let kinds: [MessageKind] = [.proposal, .prevote, .precommit, .contribution, .contributionRequest,
-                                              .contributionHave]
+    public static let kinds: [MessageKind] = [
+        .proposal, .prevote, .precommit, .contribution, .contributionRequest,
+        .contributionHave,
+    ]
 
     public var kind: MessageKind {
         switch self {
@@ -42,8 +44,9 @@ public enum ConsensusMessage: Sendable, Hashable {
         case let .vote(v): return v.encoded()
         case let .contribution(c): return c.encoded()
         case let .contributionRequest(digests):
-            precondition(!digests.isEmpty && digests.count <= Limits.contribution_request_digests_count_max,
-                         "contribution request for \(digests.count) digests")
+            precondition(
+                !digests.isEmpty && digests.count <= Limits.contribution_request_digests_count_max,
+                "contribution request for \(digests.count) digests")
             var w = ByteWriter(capacity: 2 + 32 * digests.count)
             w.write(UInt16(digests.count))
             for d in digests { w.write(raw: d.bytes) }
@@ -78,9 +81,10 @@ public enum ConsensusMessage: Sendable, Hashable {
                 }
                 var digests: [Digest32] = []
                 for _ in 0..<count {
-                    digests.append(try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-                        Digest32(bytes: try r.readRaw(32, "request.digest"))!
-                    })
+                    digests.append(
+                        try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
+                            Digest32(bytes: try r.readRaw(32, "request.digest"))!
+                        })
                 }
                 return .contributionRequest(digests)
             }

@@ -49,14 +49,15 @@ struct ContributionPool: Sendable {
         if byDigest[digest] != nil { return true }
         let next = state.lastMaskRound + 1
         guard !state.frozen, c.pruningRound >= next, c.pruningRound <= next + UInt64(Limits.contribution_rounds_ahead_max),
-              state.validators.contains(c.contributor), !state.convicted.contains(c.contributor) else { return false }
+            state.validators.contains(c.contributor), !state.convicted.contains(c.contributor)
+        else { return false }
         var byContributor = byPruningRound[c.pruningRound] ?? [:]
         let held = byContributor[c.contributor] ?? []
         guard held.count < Limits.contributions_per_contributor_round_max else { return false }
         guard c.isValid(meshID: state.rules.meshID), let pinned = state.rules.pinned,
-              let release = try? c.release(), release.pruningRound == c.pruningRound,
-              release.noiseMultiplier == pinned.noiseMultiplier, release.clipNorm == pinned.clipBound,
-              Int(release.scaleLog2) == pinned.fixedPoint.scaleLog2, release.values.count == pinned.dimension
+            let release = try? c.release(), release.pruningRound == c.pruningRound,
+            release.noiseMultiplier == pinned.noiseMultiplier, release.clipNorm == pinned.clipBound,
+            Int(release.scaleLog2) == pinned.fixedPoint.scaleLog2, release.values.count == pinned.dimension
         else { return false }
         byDigest[digest] = c
         byContributor[c.contributor] = held + [digest]

@@ -47,7 +47,8 @@ struct PendingDecisions: Sendable {
     /// and there is room. Returns whether it was kept.
     mutating func noteEquivocation(_ e: Equivocation, state: MeshState) -> Bool {
         guard evidence[e.offender] == nil, evidence.count < Limits.consensus_pending_evidence_count_max,
-              !state.convicted.contains(e.offender) else { return false }
+            !state.convicted.contains(e.offender)
+        else { return false }
         evidence[e.offender] = e
         return true
     }

@@ -80,8 +80,9 @@ public struct Proposal: Sendable, Hashable {
         w.write(raw: decisionDigest.bytes)
         switch value {
         case let .mask(round, refs):
-            precondition(!refs.isEmpty && refs.count <= Limits.decision_contributions_count_max,
-                         "mask proposal with \(refs.count) contributions")
+            precondition(
+                !refs.isEmpty && refs.count <= Limits.decision_contributions_count_max,
+                "mask proposal with \(refs.count) contributions")
             w.write(ProposedValue.maskTag)
             w.write(round)
             w.write(UInt16(refs.count))
@@ -100,9 +101,11 @@ public struct Proposal: Sendable, Hashable {
     public static func decode(_ bytes: [UInt8]) throws(ConsensusDecodeError) -> Proposal {
         try decodeWhole(bytes) { (r: inout ByteReader) throws(ConsensusDecodeError) in
             let (height, round, vr, digest, tag) = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-                (try r.readUInt64("proposal.height"), try r.readUInt32("proposal.round"),
-                 try r.readUInt32("proposal.validRound"), Digest32(bytes: try r.readRaw(32, "proposal.digest"))!,
-                 try r.readUInt8("proposal.tag"))
+                (
+                    try r.readUInt64("proposal.height"), try r.readUInt32("proposal.round"),
+                    try r.readUInt32("proposal.validRound"), Digest32(bytes: try r.readRaw(32, "proposal.digest"))!,
+                    try r.readUInt8("proposal.tag")
+                )
             }
             guard height >= 1 else { throw .outOfRange("proposal.height is 0") }
             let validRound: UInt32? = vr == noValidRound ? nil : vr
@@ -126,8 +129,9 @@ public struct Proposal: Sendable, Hashable {
                 refs.reserveCapacity(count)
                 for i in 0..<count {
                     let ref = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-                        ContributionRef(contributor: PublicKey(bytes: try r.readRaw(32, "proposal.mask.contributor"))!,
-                                        digest: Digest32(bytes: try r.readRaw(32, "proposal.mask.digest"))!)
+                        ContributionRef(
+                            contributor: PublicKey(bytes: try r.readRaw(32, "proposal.mask.contributor"))!,
+                            digest: Digest32(bytes: try r.readRaw(32, "proposal.mask.digest"))!)
                     }
                     if i > 0, !(refs[i - 1].contributor < ref.contributor) {
                         throw .nonCanonical("proposal contributions not strictly ascending by contributor at \(i)")

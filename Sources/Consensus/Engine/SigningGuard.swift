@@ -74,7 +74,9 @@ public struct SigningGuard: Sendable, Hashable {
         w.write(height)
         w.write(round)
         if let lock {
-            precondition(!lock.prevotes.isEmpty && lock.prevotes.count <= Limits.members_count_max, "a lock's proof of \(lock.prevotes.count) prevotes")
+            precondition(
+                !lock.prevotes.isEmpty && lock.prevotes.count <= Limits.members_count_max,
+                "a lock's proof of \(lock.prevotes.count) prevotes")
             w.write(UInt8(1))
             w.write(lock.round)
             w.write(bytes32: lock.proposal.encoded())
@@ -104,8 +106,10 @@ public struct SigningGuard: Sendable, Hashable {
             var lock: Lock?
             if has == 1 {
                 let (locked, proposalBytes, count) = try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in
-                    (try r.readUInt32("guard.lockedRound"), try r.readBytes32("guard.lockedProposal", limit: Limits.message_bytes_max),
-                     Int(try r.readUInt16("guard.lockPrevoteCount")))
+                    (
+                        try r.readUInt32("guard.lockedRound"), try r.readBytes32("guard.lockedProposal", limit: Limits.message_bytes_max),
+                        Int(try r.readUInt16("guard.lockPrevoteCount"))
+                    )
                 }
                 guard locked <= round else { throw .outOfRange("guard.lockedRound \(locked) is above round \(round)") }
                 let proposal = try Proposal.decode(proposalBytes)
@@ -137,7 +141,8 @@ public struct SigningGuard: Sendable, Hashable {
             for i in 0..<count {
                 let v = try Vote.decode(from: &r)
                 guard v.height == height, keeps(round: v.round, guardRound: round) else {
-                    throw .outOfRange("a guard vote for (\(v.height), \(v.round)), not height \(height) within the rounds kept below \(round)")
+                    throw .outOfRange(
+                        "a guard vote for (\(v.height), \(v.round)), not height \(height) within the rounds kept below \(round)")
                 }
                 if i > 0 {
                     let p = votes[i - 1]

@@ -79,7 +79,8 @@ struct VoteBook: Sendable {
             guard existing != v, let e = Equivocation(existing, v) else { return .duplicate }
             let others = rv.conflicting.filter { $0.voter == v.voter && $0.type == v.type }
             guard others.count < Limits.consensus_conflicting_votes_per_slot_max,
-                  !others.contains(where: { $0.decisionDigest == v.decisionDigest }) else {
+                !others.contains(where: { $0.decisionDigest == v.decisionDigest })
+            else {
                 return .conflicting(e, kept: false)
             }
             rv.conflicting.append(v)

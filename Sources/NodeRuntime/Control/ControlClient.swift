@@ -44,12 +44,21 @@ public enum ControlClient {
             do {
                 file = try ControlFile.read(state.controlFile)
             } catch let error as PosixFailure where error.isNotFound {
-                throw Failure(description: "no running node found: \(state.controlFile) does not exist; is `prunemesh start` running with --state-dir \(stateDirectory)?")
+                throw Failure(
+                    description:
+                        "no running node found: \(state.controlFile) does not exist; is `prunemesh start` running with --state-dir \(stateDirectory)?"
+                )
             } catch {
-                throw Failure(description: "no running node found: cannot read \(state.controlFile) (\(error)); is `prunemesh start` running with --state-dir \(stateDirectory)?")
+                throw Failure(
+                    description:
+                        "no running node found: cannot read \(state.controlFile) (\(error)); is `prunemesh start` running with --state-dir \(stateDirectory)?"
+                )
             }
             guard file.processIsRunning else {
-                throw Failure(description: "\(state.controlFile) is stale: it names pid \(file.pid), which is not running (the node stopped without a clean exit: kill -9, a crash or a reboot). Start the node again with --state-dir \(stateDirectory); it replaces the file")
+                throw Failure(
+                    description:
+                        "\(state.controlFile) is stale: it names pid \(file.pid), which is not running (the node stopped without a clean exit: kill -9, a crash or a reboot). Start the node again with --state-dir \(stateDirectory); it replaces the file"
+                )
             }
             let token: ControlToken
             do {
@@ -66,8 +75,10 @@ public enum ControlClient {
 
     /// `GET path` (or `method`) at `host:port` (numeric IPv4 or IPv6 host), with the operator
     /// `token` if given and `headers` added (a `Host` among them replaces the default one).
-    public static func get(host: String, port: Int, path: String, timeoutMs: Int = 2_000, method: String = "GET",
-                           token: ControlToken? = nil, headers: [(String, String)] = []) throws -> Response {
+    public static func get(
+        host: String, port: Int, path: String, timeoutMs: Int = 2_000, method: String = "GET",
+        token: ControlToken? = nil, headers: [(String, String)] = []
+    ) throws -> Response {
         var storage = sockaddr_storage()
         var length: socklen_t
         let family: Int32
@@ -164,7 +175,9 @@ public enum ControlClient {
             message = error
         }
         switch r.status {
-        case 401: return "the node at \(address) wants its operator token (HTTP 401): give --state-dir of the node (its control.token is read) or --token-file FILE"
+        case 401:
+            return
+                "the node at \(address) wants its operator token (HTTP 401): give --state-dir of the node (its control.token is read) or --token-file FILE"
         case 403: return "the node at \(address) refused the request (HTTP 403): \(message)"
         default: return "the node at \(address) answered HTTP \(r.status): \(message)"
         }

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Whether the control endpoint serves one HTTP request, decided from the request alone (method,
 /// target, headers) and the endpoint's configuration: pure, no I/O, so every case is tested on
@@ -110,15 +111,19 @@ public struct ControlRequestPolicy: Sendable {
         if hosts != .unchecked {
             let host = values("host")
             guard host.count == 1, accepts(hostPort: host[0]) else {
-                return .refuse(status: 403, refusal: .host,
-                               message: host.isEmpty ? "a Host header is required"
-                                   : "Host \(host.count == 1 ? "\"\(host[0].prefix(80))\"" : "given \(host.count) times") does not name this endpoint; address it by its IP literal and port (or localhost)")
+                return .refuse(
+                    status: 403, refusal: .host,
+                    message: host.isEmpty
+                        ? "a Host header is required"
+                        : "Host \(host.count == 1 ? "\"\(host[0].prefix(80))\"" : "given \(host.count) times") does not name this endpoint; address it by its IP literal and port (or localhost)"
+                )
             }
             for origin in values("origin") {
                 let lower = origin.lowercased()
                 guard lower.hasPrefix("http://"), accepts(hostPort: String(origin.dropFirst(7))) else {
-                    return .refuse(status: 403, refusal: .origin,
-                                   message: "requests from web pages are refused (Origin \"\(origin.prefix(80))\")")
+                    return .refuse(
+                        status: 403, refusal: .origin,
+                        message: "requests from web pages are refused (Origin \"\(origin.prefix(80))\")")
                 }
             }
         }
@@ -134,20 +139,26 @@ public struct ControlRequestPolicy: Sendable {
         if route.needsToken {
             let authorization = values("authorization")
             guard let presented = authorization.first.flatMap(Self.bearer) else {
-                return .refuse(status: 401, refusal: .noToken,
-                               message: "the operator token is required (Authorization: Bearer HEX, from <state-dir>/control.token; prunemesh status|invite|leave send it)")
+                return .refuse(
+                    status: 401, refusal: .noToken,
+                    message:
+                        "the operator token is required (Authorization: Bearer HEX, from <state-dir>/control.token; prunemesh status|invite|leave send it)"
+                )
             }
             guard authorization.count == 1, token.matches(presented) else {
-                return .refuse(status: 403, refusal: .badToken,
-                               message: "wrong operator token; use the one in this node's <state-dir>/control.token")
+                return .refuse(
+                    status: 403, refusal: .badToken,
+                    message: "wrong operator token; use the one in this node's <state-dir>/control.token")
             }
         }
         if method == "POST" {
             for type in values("content-type") {
-                let media = type.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+                let media =
+                    type.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
                 guard media == "application/json" else {
-                    return .refuse(status: 415, refusal: .contentType,
-                                   message: "a POST takes no body, or application/json (got \(type.prefix(80)))")
+                    return .refuse(
+                        status: 415, refusal: .contentType,
+                        message: "a POST takes no body, or application/json (got \(type.prefix(80)))")
                 }
             }
         }
@@ -198,7 +209,8 @@ public struct ControlRequestPolicy: Sendable {
 
     private static func port(_ text: Substring) -> Int? {
         guard !text.isEmpty, text.count <= 5, text.allSatisfy({ $0.isASCII && $0.isNumber }), let p = Int(text),
-              (1...65535).contains(p) else { return nil }
+            (1...65535).contains(p)
+        else { return nil }
         return p
     }
 

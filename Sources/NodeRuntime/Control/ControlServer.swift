@@ -1,9 +1,9 @@
 import Logging
 import MeshBase
 import NIOCore
-import NodeCore
 import NIOHTTP1
 import NIOPosix
+import NodeCore
 import Sodium
 
 /// The node's local HTTP/1.1 endpoint: `GET /status` (JSON, `NodeStatus`), `GET /metrics`
@@ -35,8 +35,10 @@ final class ControlServer: @unchecked Sendable {
     let gate = ConnectionGate(limit: Limits.control_connections_count_max)
     private var channel: Channel?
 
-    init(group: EventLoopGroup, node: Node, role: Role, token: ControlToken, refusals: ControlRefusals, idleTimeoutMs: Int,
-         logger: Logger) {
+    init(
+        group: EventLoopGroup, node: Node, role: Role, token: ControlToken, refusals: ControlRefusals, idleTimeoutMs: Int,
+        logger: Logger
+    ) {
         self.group = group
         self.node = node
         self.role = role
@@ -55,14 +57,16 @@ final class ControlServer: @unchecked Sendable {
                 let peer = channel.remoteAddress.map { "\($0)" } ?? "?"
                 switch gate.enter(channel, nowMs: Node.nowMs()) {
                 case .refused:
-                    refusals.count(.connections, "\(gate.limit) connections with requests in flight; a new one answered 503 and closed",
-                                   metadata: ["peer": "\(peer)"])
+                    refusals.count(
+                        .connections, "\(gate.limit) connections with requests in flight; a new one answered 503 and closed",
+                        metadata: ["peer": "\(peer)"])
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(Refuser())
                     }
                 case let .admittedEvicting(victim):
-                    refusals.count(.evicted, "\(gate.limit) connections open; the one idle longest closed to make room",
-                                   metadata: ["peer": "\(victim.remoteAddress.map { "\($0)" } ?? "?")"])
+                    refusals.count(
+                        .evicted, "\(gate.limit) connections open; the one idle longest closed to make room",
+                        metadata: ["peer": "\(victim.remoteAddress.map { "\($0)" } ?? "?")"])
                 case .admitted:
                     break
                 }
@@ -73,9 +77,10 @@ final class ControlServer: @unchecked Sendable {
                     // The address this endpoint is bound to (the listening socket's), so a
                     // wildcard bind accepts any IP literal.
                     let bound = channel.parent?.localAddress ?? channel.localAddress
-                    policy = ControlRequestPolicy(token: token,
-                                                  hosts: .bound(ip: bound?.ipAddress ?? "", port: bound?.port ?? 0),
-                                                  routes: routes)
+                    policy = ControlRequestPolicy(
+                        token: token,
+                        hosts: .bound(ip: bound?.ipAddress ?? "", port: bound?.port ?? 0),
+                        routes: routes)
                 case .metrics:
                     policy = ControlRequestPolicy(token: token, hosts: .unchecked, routes: [.metrics])
                 }
@@ -105,7 +110,9 @@ final class ControlServer: @unchecked Sendable {
 
         func channelActive(context: ChannelHandlerContext) {
             let body = "{\"ok\":false,\"error\":\"too many connections to this endpoint; try again\"}\n"
-            let text = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+            let text =
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+                + body
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: text))).whenComplete { _ in
                 channel.close(promise: nil)
@@ -156,8 +163,9 @@ final class ControlServer: @unchecked Sendable {
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             deadline = context.eventLoop.scheduleTask(in: idle) {
                 let (handler, context) = bound.value
-                handler.refusals.count(.idleTimeout, "no complete request within \(handler.idle.nanoseconds / 1_000_000) ms; closed",
-                                       metadata: ["peer": "\(handler.peer)"])
+                handler.refusals.count(
+                    .idleTimeout, "no complete request within \(handler.idle.nanoseconds / 1_000_000) ms; closed",
+                    metadata: ["peer": "\(handler.peer)"])
                 context.close(promise: nil)
             }
         }
@@ -188,8 +196,9 @@ final class ControlServer: @unchecked Sendable {
         /// the 400 says.
         func errorCaught(context: ChannelHandlerContext, error: Error) {
             if error is HTTPParserError {
-                refusals.count(.badRequest, "not a request the HTTP parser accepts (\(error)); answered 400 and closed",
-                               metadata: ["peer": "\(peer)"])
+                refusals.count(
+                    .badRequest, "not a request the HTTP parser accepts (\(error)); answered 400 and closed",
+                    metadata: ["peer": "\(peer)"])
             }
             closing = true
             context.close(promise: nil)
@@ -202,8 +211,9 @@ final class ControlServer: @unchecked Sendable {
                 refuse(context, 431, .tooLarge, "request line and headers over \(Limits.control_request_bytes_max) bytes")
                 return
             }
-            let verdict = policy.decide(method: head.method.rawValue, uri: head.uri,
-                                        headers: head.headers.map { (name: $0.name, value: $0.value) })
+            let verdict = policy.decide(
+                method: head.method.rawValue, uri: head.uri,
+                headers: head.headers.map { (name: $0.name, value: $0.value) })
             let route: ControlRequestPolicy.Route
             switch verdict {
             case let .refuse(status, refusal?, message):
@@ -223,8 +233,10 @@ final class ControlServer: @unchecked Sendable {
         }
 
         /// Answers a counted refusal and closes the connection.
-        private func refuse(_ context: ChannelHandlerContext, _ status: Int, _ refusal: ControlRequestPolicy.Refusal, _ message: String,
-                            method: String? = nil, uri: String? = nil) {
+        private func refuse(
+            _ context: ChannelHandlerContext, _ status: Int, _ refusal: ControlRequestPolicy.Refusal, _ message: String,
+            method: String? = nil, uri: String? = nil
+        ) {
             closing = true
             var metadata: Logger.Metadata = ["peer": "\(peer)", "status": "\(status)"]
             if let method { metadata["method"] = "\(method)" }
@@ -232,12 +244,15 @@ final class ControlServer: @unchecked Sendable {
             refusals.count(refusal, message, metadata: metadata)
             var extra: [(String, String)] = []
             if status == 401 { extra.append(("WWW-Authenticate", "Bearer realm=\"prunemesh\"")) }
-            write(context, HTTPResponseStatus(statusCode: status), "application/json", Self.errorBody(message), keepAlive: false,
-                  extraHeaders: extra)
+            write(
+                context, HTTPResponseStatus(statusCode: status), "application/json", Self.errorBody(message), keepAlive: false,
+                extraHeaders: extra)
         }
 
         static func errorBody(_ message: String) -> [UInt8] {
-            Array("{\"ok\":false,\"error\":\"\(message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"}\n".utf8)
+            Array(
+                "{\"ok\":false,\"error\":\"\(message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"}\n"
+                    .utf8)
         }
 
         private func read(_ route: ControlRequestPolicy.Route, head: HTTPRequestHead, context: ChannelHandlerContext, keepAlive: Bool) {
@@ -273,7 +288,9 @@ final class ControlServer: @unchecked Sendable {
             meshAction(context: context, keepAlive: keepAlive) { node in
                 switch node.invite(key) {
                 case let .success(invite):
-                    return .success("\"invitee\":\"\(key.hex)\",\"inviter\":\"\(invite.inviter.hex)\",\"valid_until_height\":\(invite.validUntilHeight)")
+                    return .success(
+                        "\"invitee\":\"\(key.hex)\",\"inviter\":\"\(invite.inviter.hex)\",\"valid_until_height\":\(invite.validUntilHeight)"
+                    )
                 case let .failure(error):
                     return .failure(error)
                 }
@@ -289,8 +306,10 @@ final class ControlServer: @unchecked Sendable {
 
         /// Runs `action` on the node's loop and answers `{"ok":true,FIELDS}` (200) or
         /// `{"ok":false,"error":"…"}` (409).
-        private func meshAction(context: ChannelHandlerContext, keepAlive: Bool,
-                                _ action: @escaping @Sendable (Node) -> Result<String, MeshControlError>) {
+        private func meshAction(
+            context: ChannelHandlerContext, keepAlive: Bool,
+            _ action: @escaping @Sendable (Node) -> Result<String, MeshControlError>
+        ) {
             let node = self.node
             let answer = node.loop.submit { () -> (HTTPResponseStatus, [UInt8]) in
                 guard node.mesh != nil else { return (.conflict, Array("{\"ok\":false,\"error\":\"no mesh part\"}\n".utf8)) }
@@ -298,7 +317,10 @@ final class ControlServer: @unchecked Sendable {
                 case let .success(fields):
                     return (.ok, Array("{\"ok\":true,\(fields)}\n".utf8))
                 case let .failure(error):
-                    return (.conflict, Array("{\"ok\":false,\"error\":\"\(error.description.replacingOccurrences(of: "\"", with: "'"))\"}\n".utf8))
+                    return (
+                        .conflict,
+                        Array("{\"ok\":false,\"error\":\"\(error.description.replacingOccurrences(of: "\"", with: "'"))\"}\n".utf8)
+                    )
                 }
             }
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -314,8 +336,10 @@ final class ControlServer: @unchecked Sendable {
 
         /// Writes one response; closes the connection after it unless `keepAlive`, else gives
         /// the client the idle timeout again to send its next request.
-        private func write(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ type: String, _ body: [UInt8],
-                           keepAlive: Bool, extraHeaders: [(String, String)] = []) {
+        private func write(
+            _ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ type: String, _ body: [UInt8],
+            keepAlive: Bool, extraHeaders: [(String, String)] = []
+        ) {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: type)
             headers.add(name: "Content-Length", value: "\(body.count)")

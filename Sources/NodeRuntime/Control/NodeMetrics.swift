@@ -70,7 +70,10 @@ public final class NodeMetrics: @unchecked Sendable {
         ("prunemesh_commits_total", "Heights this node committed by its own agreement."),
         ("prunemesh_commits_synced_total", "Heights this node took from a peer's log after verifying them."),
         ("prunemesh_proposals_rejected_total", "Proposals refused (wrong proposer, invalid value)."),
-        ("prunemesh_removals_not_seen_total", "Fresh removals of a member (dead, or at its request) prevoted nil: this node's view does not back them."),
+        (
+            "prunemesh_removals_not_seen_total",
+            "Fresh removals of a member (dead, or at its request) prevoted nil: this node's view does not back them."
+        ),
         ("prunemesh_votes_rejected_total", "Votes refused (bad signature, not a validator)."),
         ("prunemesh_equivocations_total", "Conflicting votes seen (evidence)."),
         ("prunemesh_consensus_timeouts_total", "Agreement step timeouts."),
@@ -81,22 +84,34 @@ public final class NodeMetrics: @unchecked Sendable {
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
         for state in ["alive", "suspect", "dead", "left"] {
-            members[state] = registry.makeGauge(descriptor: Self.d("prunemesh_members", "Members this node knows, by SWIM state (self included)."),
-                                                labels: [("state", state)])
+            members[state] = registry.makeGauge(
+                descriptor: Self.d("prunemesh_members", "Members this node knows, by SWIM state (self included)."),
+                labels: [("state", state)])
         }
         for reason in RejectReason.allCases {
-            rejects[reason] = (registry.makeCounter(descriptor: Self.d("prunemesh_rejects_total", "Datagrams dropped by the receive path, by reason."),
-                                                    labels: [("reason", "\(reason)")]), 0)
+            rejects[reason] = (
+                registry.makeCounter(
+                    descriptor: Self.d("prunemesh_rejects_total", "Datagrams dropped by the receive path, by reason."),
+                    labels: [("reason", "\(reason)")]), 0
+            )
         }
         for reason in ControlRequestPolicy.Refusal.allCases {
-            controlRefused[reason] = (registry.makeCounter(descriptor: Self.d("prunemesh_control_refused_total",
-                                                                              "Control and metrics requests and connections refused, by reason."),
-                                                           labels: [("reason", reason.rawValue)]), 0)
+            controlRefused[reason] = (
+                registry.makeCounter(
+                    descriptor: Self.d(
+                        "prunemesh_control_refused_total",
+                        "Control and metrics requests and connections refused, by reason."),
+                    labels: [("reason", reason.rawValue)]), 0
+            )
         }
         for bucket in Self.gateBuckets {
-            gateRefusals[bucket] = (registry.makeCounter(descriptor: Self.d("prunemesh_verify_gate_refused_total",
-                                                                            "Datagrams refused verification by the flood gate, by the bucket that was empty."),
-                                                         labels: [("bucket", bucket)]), 0)
+            gateRefusals[bucket] = (
+                registry.makeCounter(
+                    descriptor: Self.d(
+                        "prunemesh_verify_gate_refused_total",
+                        "Datagrams refused verification by the flood gate, by the bucket that was empty."),
+                    labels: [("bucket", bucket)]), 0
+            )
         }
         incarnation = registry.makeGauge(descriptor: Self.d("prunemesh_incarnation", "This node's SWIM incarnation."))
         localHealth = registry.makeGauge(descriptor: Self.d("prunemesh_local_health", "Lifeguard local health (0 = healthy)."))
@@ -106,8 +121,9 @@ public final class NodeMetrics: @unchecked Sendable {
         }
         for (name, help) in Self.gaugeHelp { gauges[name] = registry.makeGauge(descriptor: Self.d(name, help)) }
         for phase in Self.phaseNames {
-            phases[phase] = registry.makeGauge(descriptor: Self.d("prunemesh_phase", "1 for the node's current phase."),
-                                               labels: [("phase", phase)])
+            phases[phase] = registry.makeGauge(
+                descriptor: Self.d("prunemesh_phase", "1 for the node's current phase."),
+                labels: [("phase", phase)])
         }
     }
 
@@ -205,8 +221,9 @@ public final class NodeMetrics: @unchecked Sendable {
         for (phase, g) in phases { g.set(Double(phase == m.phase ? 1 : 0)) }
         for (layer, units) in m.maskKept.enumerated() where layer < 64 {
             if maskUnits[layer] == nil {
-                maskUnits[layer] = registry.makeGauge(descriptor: Self.d("prunemesh_mask_units", "Units kept per prunable layer by the mask in force."),
-                                                      labels: [("layer", "\(layer)")])
+                maskUnits[layer] = registry.makeGauge(
+                    descriptor: Self.d("prunemesh_mask_units", "Units kept per prunable layer by the mask in force."),
+                    labels: [("layer", "\(layer)")])
             }
             maskUnits[layer]!.set(Double(units))
         }

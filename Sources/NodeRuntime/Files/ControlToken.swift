@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import MeshBase
 import PosixIO
 import Sodium
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The operator's credential for the control endpoint: 32 bytes from the CSPRNG, kept as 64 hex
 /// digits and a newline in `<state_dir>/control.token`, mode 0600. The node makes it at its first
@@ -28,7 +29,8 @@ public struct ControlToken: Sendable, Equatable {
     /// A token from its hex text (any case); nil unless exactly `2 × control_token_bytes` hex digits.
     public init?(hex text: String) {
         guard text.utf8.count == 2 * Limits.control_token_bytes, let bytes = Hex.decode(text.lowercased()),
-              bytes.count == Limits.control_token_bytes else { return nil }
+            bytes.count == Limits.control_token_bytes
+        else { return nil }
         hex = Hex.encode(bytes)
     }
 
@@ -60,7 +62,9 @@ public struct ControlToken: Sendable, Equatable {
             do {
                 try PosixIO.writeAtomically(Array((token.hex + "\n").utf8), to: path, mode: 0o600)
             } catch {
-                throw Failure("cannot write the operator token \(path): \(error.operation) failed: \(String(cString: strerror(error.code))); check that the state directory is writable by this user")
+                throw Failure(
+                    "cannot write the operator token \(path): \(error.operation) failed: \(String(cString: strerror(error.code))); check that the state directory is writable by this user"
+                )
             }
             return (token, true)
         }
@@ -77,11 +81,17 @@ public struct ControlToken: Sendable, Equatable {
             let code = errno
             switch code {
             case ENOENT:
-                throw Failure("no operator token at \(path): the node writes it at start; is `prunemesh start` running (or has it run) with this state directory? (or give --token-file FILE)", notFound: true)
+                throw Failure(
+                    "no operator token at \(path): the node writes it at start; is `prunemesh start` running (or has it run) with this state directory? (or give --token-file FILE)",
+                    notFound: true)
             case EACCES, EPERM:
-                throw Failure("cannot read the operator token \(path): permission denied; run this as the user that runs the node (the file is readable by its owner only), or give --token-file FILE")
+                throw Failure(
+                    "cannot read the operator token \(path): permission denied; run this as the user that runs the node (the file is readable by its owner only), or give --token-file FILE"
+                )
             case ELOOP:
-                throw Failure("the operator token \(path) is a symbolic link; it must be a regular file: remove the link (the node makes a new token at start)")
+                throw Failure(
+                    "the operator token \(path) is a symbolic link; it must be a regular file: remove the link (the node makes a new token at start)"
+                )
             default:
                 throw Failure("cannot open the operator token \(path): \(String(cString: strerror(code)))")
             }
@@ -94,15 +104,21 @@ public struct ControlToken: Sendable, Equatable {
         }
         if requirePrivate {
             guard st.st_uid == geteuid() else {
-                throw Failure("the operator token \(path) belongs to uid \(st.st_uid), not to this user (uid \(geteuid())); run the node as its owner, or remove the file (the node makes a new token at start)")
+                throw Failure(
+                    "the operator token \(path) belongs to uid \(st.st_uid), not to this user (uid \(geteuid())); run the node as its owner, or remove the file (the node makes a new token at start)"
+                )
             }
             let mode = st.st_mode & 0o777
             guard mode & 0o077 == 0 else {
-                throw Failure("the operator token \(path) has mode \(String(mode, radix: 8)): group or others could read it and command the node; make it private with `chmod 600 \(path)` (or remove it: the node makes a new token at start)")
+                throw Failure(
+                    "the operator token \(path) has mode \(String(mode, radix: 8)): group or others could read it and command the node; make it private with `chmod 600 \(path)` (or remove it: the node makes a new token at start)"
+                )
             }
         }
         guard Int(st.st_size) <= Limits.control_token_file_bytes_max else {
-            throw Failure("the operator token \(path) has \(st.st_size) bytes, not 64 hex digits and a newline; remove it (the node makes a new token at start)")
+            throw Failure(
+                "the operator token \(path) has \(st.st_size) bytes, not 64 hex digits and a newline; remove it (the node makes a new token at start)"
+            )
         }
         var buffer = [UInt8](repeating: 0, count: Limits.control_token_file_bytes_max + 1)
         var total = 0
@@ -118,7 +134,9 @@ public struct ControlToken: Sendable, Equatable {
         var text = String(decoding: buffer[0..<total], as: UTF8.self)
         if text.hasSuffix("\n") { text.removeLast() }
         guard let token = ControlToken(hex: text) else {
-            throw Failure("the operator token \(path) does not hold a token (64 hex digits and a newline); remove it (the node makes a new token at start)")
+            throw Failure(
+                "the operator token \(path) does not hold a token (64 hex digits and a newline); remove it (the node makes a new token at start)"
+            )
         }
         return token
     }

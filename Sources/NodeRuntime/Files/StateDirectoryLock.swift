@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import MeshBase
 import PosixIO
 import Sodium
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// One node process per state directory, and one key per state directory.
 ///
@@ -46,11 +47,12 @@ public final class StateDirectoryLock: @unchecked Sendable {
             let holder = Self.holderPid(fd)
             close(fd)
             if code == EWOULDBLOCK {
-                throw NodeStartError(description: """
-                    state directory \(directory) is in use by another prunemesh process\(holder.map { " (pid \($0))" } ?? ""): \
-                    two nodes on one directory would sign with one key and cast double votes; stop that node first, \
-                    or give this one its own --state-dir
-                    """)
+                throw NodeStartError(
+                    description: """
+                        state directory \(directory) is in use by another prunemesh process\(holder.map { " (pid \($0))" } ?? ""): \
+                        two nodes on one directory would sign with one key and cast double votes; stop that node first, \
+                        or give this one its own --state-dir
+                        """)
             }
             throw NodeStartError(description: "cannot lock \(path): \(String(cString: strerror(code)))")
         }
@@ -82,17 +84,19 @@ public final class StateDirectoryLock: @unchecked Sendable {
         }
         let text = String(decoding: bytes, as: UTF8.self)
         guard text.utf8.count == 65, text.hasSuffix("\n"), let recorded = PublicKey(hex: String(text.dropLast())) else {
-            throw NodeStartError(description: """
-                \(path) is damaged (expected the 64 hex digits of a public key and a newline): it names the key this \
-                state directory belongs to; restore it, or write that key's `prunemesh keygen --show` public_key into it
-                """)
+            throw NodeStartError(
+                description: """
+                    \(path) is damaged (expected the 64 hex digits of a public key and a newline): it names the key this \
+                    state directory belongs to; restore it, or write that key's `prunemesh keygen --show` public_key into it
+                    """)
         }
         guard recorded == key else {
-            throw NodeStartError(description: """
-                state directory \(directory) belongs to key \(recorded.fingerprint) (\(path)), but this node's key is \
-                \(key.fingerprint): its log position, signing guard and privacy budget are the other key's; start it with \
-                that key file, or give this key its own --state-dir
-                """)
+            throw NodeStartError(
+                description: """
+                    state directory \(directory) belongs to key \(recorded.fingerprint) (\(path)), but this node's key is \
+                    \(key.fingerprint): its log position, signing guard and privacy budget are the other key's; start it with \
+                    that key file, or give this key its own --state-dir
+                    """)
         }
     }
 

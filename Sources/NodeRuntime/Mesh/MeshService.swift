@@ -4,11 +4,11 @@ import Foundation
 import Learner
 import Ledger
 import Logging
+import Membership
 import MeshBase
 import MeshConfig
-import Membership
-import NodeCore
 import NIOCore
+import NodeCore
 import PosixIO
 import Privacy
 import Rounds
@@ -58,9 +58,11 @@ public final class MeshService: @unchecked Sendable {
 
     /// Restores everything from the state directory (log verified from the genesis, guard,
     /// budget, checkpoint pruned to the log's mask) and loads the data.
-    public init(genesis: Genesis, signer: SigningKey, stateDirectory: String, data: NodeConfig.DataSource,
-                threads: Int, pruning: Bool, trainLimit: Int?, testLimit: Int?, placement: Model.Placement = .local,
-                recovery: MeshRecovery = MeshRecovery(), logger: Logger) throws {
+    public init(
+        genesis: Genesis, signer: SigningKey, stateDirectory: String, data: NodeConfig.DataSource,
+        threads: Int, pruning: Bool, trainLimit: Int?, testLimit: Int?, placement: Model.Placement = .local,
+        recovery: MeshRecovery = MeshRecovery(), logger: Logger
+    ) throws {
         self.genesis = genesis
         self.signer = signer
         self.files = StateDirectory(path: stateDirectory)
@@ -74,7 +76,7 @@ public final class MeshService: @unchecked Sendable {
         let existingLog = try Self.openLog(files: files, meshID: genesis.meshID, logger: logger)
         let stored: [[UInt8]]
         do { stored = try existingLog?.allEntries() ?? [] } catch {
-            throw MeshStartError(description: "\(error)")   // names the file
+            throw MeshStartError(description: "\(error)") // names the file
         }
         let verified: MeshCore.VerifiedLog
         do { verified = try MeshCore.VerifiedLog.verify(stored, genesis: ledger) } catch {
@@ -86,17 +88,20 @@ public final class MeshService: @unchecked Sendable {
         let signingGuard = try Self.restoreGuard(files: files, logHeight: state.height, logger: logger)
 
         // The privacy budget: never reset, never rebuilt silently; never below what the log records.
-        let budget = try Self.restoreBudget(genesis: genesis, files: files, loggedReleases: UInt64(state.releaseCounts[signer.publicKey] ?? 0),
-                                            recovery: recovery, logger: logger)
+        let budget = try Self.restoreBudget(
+            genesis: genesis, files: files, loggedReleases: UInt64(state.releaseCounts[signer.publicKey] ?? 0),
+            recovery: recovery, logger: logger)
 
         // The model: the checkpoint, refused if damaged or ahead of the log (unless reset; before
         // the data is loaded, so a refusal is quick), else fresh from the genesis seed.
-        let restored = try Self.restoreModel(genesis: genesis, state: state, files: files, guardHeight: signingGuard?.height,
-                                             recovery: recovery, logger: logger)
-        let trainingSteps = try Self.restoreTrainingSteps(genesis: genesis, files: files,
-                                                          loggedSteps: state.trainingSteps[signer.publicKey] ?? 0,
-                                                          loggedReleases: UInt64(state.releaseCounts[signer.publicKey] ?? 0),
-                                                          checkpointExists: restored.model != nil, recovery: recovery, logger: logger)
+        let restored = try Self.restoreModel(
+            genesis: genesis, state: state, files: files, guardHeight: signingGuard?.height,
+            recovery: recovery, logger: logger)
+        let trainingSteps = try Self.restoreTrainingSteps(
+            genesis: genesis, files: files,
+            loggedSteps: state.trainingSteps[signer.publicKey] ?? 0,
+            loggedReleases: UInt64(state.releaseCounts[signer.publicKey] ?? 0),
+            checkpointExists: restored.model != nil, recovery: recovery, logger: logger)
         // Every file passed: a first start creates its log now.
         do { self.log = try existingLog ?? DecisionLog.create(path: files.logFile, meshID: genesis.meshID) } catch {
             throw MeshStartError(description: "\(error)")
@@ -110,13 +115,15 @@ public final class MeshService: @unchecked Sendable {
         // The genesis model against this node's data (input shape, classes, partition), at every
         // start: a mismatch would otherwise trap in the network (or read past its logits).
         do { try genesis.validate(against: split, shardNodes: data.shard?.nodes) } catch {
-            throw MeshStartError(description: "the genesis does not fit the data in \(data.directory): \(error); "
-                                 + "use a data directory of the mesh's data set (--data or data.dir)")
+            throw MeshStartError(
+                description: "the genesis does not fit the data in \(data.directory): \(error); "
+                    + "use a data directory of the mesh's data set (--data or data.dir)")
         }
         var train = split.train
         if let shard = data.shard {
-            let indices = Partition.shard(labels: train.labels, classes: train.classes, scheme: genesis.data.scheme,
-                                          nodes: shard.nodes, node: shard.node, seed: genesis.data.seed)
+            let indices = Partition.shard(
+                labels: train.labels, classes: train.classes, scheme: genesis.data.scheme,
+                nodes: shard.nodes, node: shard.node, seed: genesis.data.seed)
             train = train.subset(indices)
         }
         if let trainLimit { train = train.prefix(trainLimit) }
@@ -130,28 +137,35 @@ public final class MeshService: @unchecked Sendable {
         // Sample order and augmentation: seeded per shard, so the same run with pruning off sees the same batches.
         let settings = TrainingWorker.Settings(
             batchSize: t.batchSize, learningRate: Float(t.learningRate), optimizer: t.optimizerKind,
-            augmentFlip: t.augment == .flip, threads: threads, seed: t.initSeed ^ (UInt64(data.shard.map { $0.node + 1 } ?? Int(signer.publicKey.bytes[0]) + 1) << 32),
+            augmentFlip: t.augment == .flip, threads: threads,
+            seed: t.initSeed ^ (UInt64(data.shard.map { $0.node + 1 } ?? Int(signer.publicKey.bytes[0]) + 1) << 32),
             surgery: genesis.pruning.surgery == .keep ? .keepWeights : .reinitialize(seed: t.initSeed), placement: placement,
             dp: genesis.dpTraining?.settings)
-        self.worker = TrainingWorker(model: model, fresh: fresh, train: train, test: test, settings: settings,
-                                     finetuneEpochsDone: finetuneDone, logHeight: restored.logHeight, checkpointPath: files.checkpointFile,
-                                     trainingStatePath: files.trainingStateFile)
+        self.worker = TrainingWorker(
+            model: model, fresh: fresh, train: train, test: test, settings: settings,
+            finetuneEpochsDone: finetuneDone, logHeight: restored.logHeight, checkpointPath: files.checkpointFile,
+            trainingStatePath: files.trainingStateFile)
         let p = genesis.pruning
-        let config = MeshCoreConfig(ledger: ledger, consensus: ConsensusConfig(timings: genesis.consensus),
-                                    rounds: .init(epochsPerRound: t.epochsPerRound, maxRounds: p.maxRounds, patience: p.patience,
-                                                  finetuneEpochs: p.finetuneEpochs, pruning: pruning),
-                                    removeDeadAfterMs: genesis.validators.removeDeadAfterMs)
-        var core = MeshCore(config: config, signer: signer, log: verified, guard: signingGuard, budget: budget,
-                            training: trainingSteps, finetuneEpochsDone: finetuneDone, noise: .secure,
-                            ownContribution: Self.restoreOwnContribution(files: files, logger: logger))
+        let config = MeshCoreConfig(
+            ledger: ledger, consensus: ConsensusConfig(timings: genesis.consensus),
+            rounds: .init(
+                epochsPerRound: t.epochsPerRound, maxRounds: p.maxRounds, patience: p.patience,
+                finetuneEpochs: p.finetuneEpochs, pruning: pruning),
+            removeDeadAfterMs: genesis.validators.removeDeadAfterMs)
+        var core = MeshCore(
+            config: config, signer: signer, log: verified, guard: signingGuard, budget: budget,
+            training: trainingSteps, finetuneEpochsDone: finetuneDone, noise: .secure,
+            ownContribution: Self.restoreOwnContribution(files: files, logger: logger))
         core.figures.params = model.cost.params
         core.figures.flops = model.cost.flops
         self.initialCore = core
-        logger.info("mesh state restored", metadata: [
-            "height": "\(state.height)", "mask": "\(state.mask)", "frozen": "\(state.frozen)",
-            "epsilon_spent": "\(budget.spent.epsilon)", "train_samples": "\(train.count)", "checkpoint": "\(!fresh)",
-            "guard_round": "\(signingGuard.map { "\($0.height)/\($0.round)" } ?? "none")",
-        ])
+        logger.info(
+            "mesh state restored",
+            metadata: [
+                "height": "\(state.height)", "mask": "\(state.mask)", "frozen": "\(state.frozen)",
+                "epsilon_spent": "\(budget.spent.epsilon)", "train_samples": "\(train.count)", "checkpoint": "\(!fresh)",
+                "guard_round": "\(signingGuard.map { "\($0.height)/\($0.round)" } ?? "none")",
+            ])
     }
 
     /// The restored core, handed to the node once (`Node.host(mesh:)`).
@@ -202,19 +216,25 @@ public final class MeshService: @unchecked Sendable {
     /// `train`: queued on the training thread; the report comes back on the loop.
     func train(pruningRound: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int, logHeight: UInt64, node: Node) {
         logger.info("training", metadata: ["round": "\(pruningRound)", "epochs": "\(epochs)", "finetune": "\(finetune)"])
-        worker.train(round: pruningRound, epochs: epochs, finetune: finetune, finetuneTotalEpochs: finetuneTotalEpochs,
-                     logHeight: logHeight) { report in
+        worker.train(
+            round: pruningRound, epochs: epochs, finetune: finetune, finetuneTotalEpochs: finetuneTotalEpochs,
+            logHeight: logHeight
+        ) { report in
             node.onLoop { node in
                 self.reportCheckpointHealth()
-                node.trained(TrainedRound(pruningRound: report.round, epochs: report.epochs, importance: report.importance,
-                                          mask: report.mask, accuracy: report.accuracy, globalAccuracy: report.globalAccuracy,
-                                          seconds: report.seconds, samples: report.samples, params: report.params, flops: report.flops,
-                                          dpSteps: report.dpSteps))
-                self.logger.info("trained", metadata: [
-                    "round": "\(report.round)", "epochs": "\(report.epochs)", "accuracy": "\(report.accuracy)",
-                    "global_accuracy": "\(report.globalAccuracy)", "params": "\(report.params)",
-                    "samples_per_second": "\(report.seconds > 0 ? Int(Double(report.samples) / report.seconds) : 0)",
-                ])
+                node.trained(
+                    TrainedRound(
+                        pruningRound: report.round, epochs: report.epochs, importance: report.importance,
+                        mask: report.mask, accuracy: report.accuracy, globalAccuracy: report.globalAccuracy,
+                        seconds: report.seconds, samples: report.samples, params: report.params, flops: report.flops,
+                        dpSteps: report.dpSteps))
+                self.logger.info(
+                    "trained",
+                    metadata: [
+                        "round": "\(report.round)", "epochs": "\(report.epochs)", "accuracy": "\(report.accuracy)",
+                        "global_accuracy": "\(report.globalAccuracy)", "params": "\(report.params)",
+                        "samples_per_second": "\(report.seconds > 0 ? Int(Double(report.samples) / report.seconds) : 0)",
+                    ])
             }
         }
     }
@@ -240,23 +260,29 @@ public final class MeshService: @unchecked Sendable {
         case let .roundsStarted(height, mask):
             logger.info("rounds start", metadata: ["height": "\(height)", "mask": "\(mask)"])
         case .training:
-            break   // logged by `train` with the job
+            break // logged by `train` with the job
         case let .releaseWaitsForPeer(round):
             logger.info("release waits until another validator is up", metadata: ["round": "\(round)"])
         case let .releaseRefused(round, why):
             logger.warning("privacy budget refuses the release; not contributing", metadata: ["round": "\(round)", "why": "\(why)"])
         case let .releaseOfferedAgain(round, count):
-            logger.info("release offered again (persisted before the restart; no new ε spent)",
-                        metadata: ["round": "\(round)", "release_count": "\(count)"])
+            logger.info(
+                "release offered again (persisted before the restart; no new ε spent)",
+                metadata: ["round": "\(round)", "release_count": "\(count)"])
         case let .trainingBudgetExhausted(round, steps, epsilon, epsilonMax):
-            logger.warning("record-level privacy budget exhausted: the next round's DP-SGD steps would exceed epsilon_max; this node stops training and contributing (it keeps following the log)",
-                           metadata: ["round": "\(round)", "steps": "\(steps)", "epsilon_if_trained": "\(epsilon)",
-                                      "epsilon_max": "\(epsilonMax)"])
+            logger.warning(
+                "record-level privacy budget exhausted: the next round's DP-SGD steps would exceed epsilon_max; this node stops training and contributing (it keeps following the log)",
+                metadata: [
+                    "round": "\(round)", "steps": "\(steps)", "epsilon_if_trained": "\(epsilon)",
+                    "epsilon_max": "\(epsilonMax)",
+                ])
         case let .releaseFailed(round, why):
             logger.error("release failed", metadata: ["round": "\(round)", "error": "\(why)"])
         case let .released(round, count, spent, bytes, steps):
-            var metadata: Logger.Metadata = ["round": "\(round)", "release_count": "\(count)",
-                                             "epsilon_spent": "\(spent)", "bytes": "\(bytes)"]
+            var metadata: Logger.Metadata = [
+                "round": "\(round)", "release_count": "\(count)",
+                "epsilon_spent": "\(spent)", "bytes": "\(bytes)",
+            ]
             if let terms = core.config.ledger.privacy.training, let steps {
                 // Record-level: the steps this release reports and their ε, as the audit recomputes them.
                 metadata["training_steps"] = "\(steps)"
@@ -265,19 +291,27 @@ public final class MeshService: @unchecked Sendable {
             }
             logger.info("released", metadata: metadata)
         case let .committed(height, kind, round, signers, mask, latency):
-            logger.notice("committed", metadata: [
-                "height": "\(height)", "kind": "\(kind)", "round": "\(round)", "signers": "\(signers)", "mask": "\(mask)",
-                "ms_after_last_contribution": "\(latency.map { "\($0)" } ?? "n/a")",
-            ])
+            logger.notice(
+                "committed",
+                metadata: [
+                    "height": "\(height)", "kind": "\(kind)", "round": "\(round)", "signers": "\(signers)", "mask": "\(mask)",
+                    "ms_after_last_contribution": "\(latency.map { "\($0)" } ?? "n/a")",
+                ])
         case let .removedSelf(height, reason):
-            logger.notice("this node was removed from the mesh; its rounds stop (it keeps serving its log)",
-                          metadata: ["height": "\(height)", "reason": "\(reason)"])
+            logger.notice(
+                "this node was removed from the mesh; its rounds stop (it keeps serving its log)",
+                metadata: ["height": "\(height)", "reason": "\(reason)"])
         case let .proposingRemoval(member, reason, afterMs):
-            logger.notice("validator down for \(afterMs) ms: proposing its removal",
-                          metadata: ["member": "\(member.fingerprint)", "reason": "\(reason)"])
+            logger.notice(
+                "validator down for \(afterMs) ms: proposing its removal",
+                metadata: ["member": "\(member.fingerprint)", "reason": "\(reason)"])
         case let .equivocation(offender, height, round, type):
-            logger.warning("equivocation", metadata: ["offender": "\(offender.fingerprint)", "height": "\(height)",
-                                                      "round": "\(round)", "type": "\(type)"])
+            logger.warning(
+                "equivocation",
+                metadata: [
+                    "offender": "\(offender.fingerprint)", "height": "\(height)",
+                    "round": "\(round)", "type": "\(type)",
+                ])
         case let .syncedEntryRefused(from, height, why):
             logger.warning("synced entry refused", metadata: ["from": "\(from.fingerprint)", "height": "\(height)", "why": "\(why)"])
         case let .malformedMeshMessage(kind, from, why):
@@ -287,8 +321,9 @@ public final class MeshService: @unchecked Sendable {
         case .finished:
             logger.notice("finished", metadata: ["accuracy": "\(core.figures.accuracy ?? 0)", "params": "\(core.figures.params)"])
             if let error = checkpointFailure {
-                logger.critical("finished, but the final model is NOT on disk: its checkpoint could not be saved",
-                                metadata: ["file": "\(files.checkpointFile)", "error": "\(error)"])
+                logger.critical(
+                    "finished, but the final model is NOT on disk: its checkpoint could not be saved",
+                    metadata: ["file": "\(files.checkpointFile)", "error": "\(error)"])
             }
         case .memberChanged:
             break
@@ -332,13 +367,15 @@ public final class MeshService: @unchecked Sendable {
             consensusBytesOutPerRound: Double(consensusBytes) / Double(rounds),
             syncBytesOut: (figures.bytesOutByKind[.logRequest] ?? 0) + (figures.bytesOutByKind[.logResponse] ?? 0),
             commitLatencyMs: figures.commitLatencyMs,
-            counters: .init(proposalsSent: c.proposalsSent, proposalsReceived: c.proposalsReceived,
-                            proposalsRejected: c.proposalsRejected, removalsNotSeen: c.removalsNotSeen, votesSent: c.votesSent, votesReceived: c.votesReceived,
-                            votesRejected: c.votesRejected, contributionsReceived: c.contributionsReceived,
-                            contributionsRejected: c.contributionsRejected, contributionsRequested: c.contributionsRequested,
-                            equivocations: c.equivocations, commits: c.commits, commitsFromSync: c.commitsFromSync,
-                            roundsStarted: c.roundsStarted, timeouts: c.timeouts, syncedEntries: figures.syncedEntries,
-                            syncRejected: figures.syncRejected, malformed: figures.malformed),
+            counters: .init(
+                proposalsSent: c.proposalsSent, proposalsReceived: c.proposalsReceived,
+                proposalsRejected: c.proposalsRejected, removalsNotSeen: c.removalsNotSeen, votesSent: c.votesSent,
+                votesReceived: c.votesReceived,
+                votesRejected: c.votesRejected, contributionsReceived: c.contributionsReceived,
+                contributionsRejected: c.contributionsRejected, contributionsRequested: c.contributionsRequested,
+                equivocations: c.equivocations, commits: c.commits, commitsFromSync: c.commitsFromSync,
+                roundsStarted: c.roundsStarted, timeouts: c.timeouts, syncedEntries: figures.syncedEntries,
+                syncRejected: figures.syncRejected, malformed: figures.malformed),
             checkpointError: checkpoint.lastError, checkpointFailures: checkpoint.failures)
     }
 
@@ -353,8 +390,10 @@ public final class MeshService: @unchecked Sendable {
         let health = worker.checkpointHealth
         guard health.failures > checkpointFailuresLogged else { return }
         checkpointFailuresLogged = health.failures
-        logger.error("cannot save the model checkpoint: the model on disk is older than the one trained", metadata: [
-            "file": "\(files.checkpointFile)", "error": "\(health.lastError ?? "-")", "failures": "\(health.failures)",
-        ])
+        logger.error(
+            "cannot save the model checkpoint: the model on disk is older than the one trained",
+            metadata: [
+                "file": "\(files.checkpointFile)", "error": "\(health.lastError ?? "-")", "failures": "\(health.failures)",
+            ])
     }
 }

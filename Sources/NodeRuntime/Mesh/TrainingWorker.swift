@@ -46,8 +46,10 @@ public final class TrainingWorker: @unchecked Sendable {
         /// fine-tuning alike, trains with it, with sampling and noise from the CSPRNG.
         public var dp: DPSGDSettings?
 
-        public init(batchSize: Int, learningRate: Float, optimizer: OptimizerKind, augmentFlip: Bool, threads: Int,
-                    seed: UInt64, surgery: Model.SurgeryMode, placement: Model.Placement = .local, dp: DPSGDSettings? = nil) {
+        public init(
+            batchSize: Int, learningRate: Float, optimizer: OptimizerKind, augmentFlip: Bool, threads: Int,
+            seed: UInt64, surgery: Model.SurgeryMode, placement: Model.Placement = .local, dp: DPSGDSettings? = nil
+        ) {
             self.dp = dp
             self.batchSize = batchSize
             self.learningRate = learningRate
@@ -79,8 +81,10 @@ public final class TrainingWorker: @unchecked Sendable {
     /// if it is fresh, except under DP-SGD: the shard's pixel statistics are a function of the
     /// private records that DP-SGD does not cover, so a private node normalises with the fixed,
     /// data-independent 0.5 / 0.5 (as `prunemesh train --dp` does).
-    public init(model: Model, fresh: Bool, train: LabeledImages, test: LabeledImages, settings: Settings,
-                finetuneEpochsDone: Int, logHeight: UInt64, checkpointPath: String, trainingStatePath: String) {
+    public init(
+        model: Model, fresh: Bool, train: LabeledImages, test: LabeledImages, settings: Settings,
+        finetuneEpochsDone: Int, logHeight: UInt64, checkpointPath: String, trainingStatePath: String
+    ) {
         var m = model
         if fresh {
             if settings.dp != nil {
@@ -123,8 +127,10 @@ public final class TrainingWorker: @unchecked Sendable {
     /// Trains `epochs` epochs (phase two: cosine decay over `finetuneTotalEpochs`), evaluates,
     /// checkpoints durably (recording `logHeight`, the log's height when the job was scheduled,
     /// in training.state), and reports.
-    public func train(round: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int, logHeight: UInt64,
-                      completion: @escaping @Sendable (TrainingReport) -> Void) {
+    public func train(
+        round: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int, logHeight: UInt64,
+        completion: @escaping @Sendable (TrainingReport) -> Void
+    ) {
         queue.async { [self] in
             self.logHeight = max(self.logHeight, logHeight)
             Self.lowerThreadPriority()
@@ -136,32 +142,37 @@ public final class TrainingWorker: @unchecked Sendable {
                 if let dp = settings.dp {
                     // DP-SGD: round(1/q) Poisson batches per epoch, sampling and noise from the CSPRNG.
                     var secure = SecureBytes()
-                    let schedule: LearningRateSchedule = finetune
+                    let schedule: LearningRateSchedule =
+                        finetune
                         ? .cosine(totalSteps: max(1, stepsPerEpoch * finetuneTotalEpochs)) : .constant
                     if finetune { finetuneStep = finetuneEpochsDone * stepsPerEpoch }
                     let before = finetune ? finetuneStep : step
                     if finetune {
-                        r = network.privateTrainEpoch(train, epoch: finetuneEpochsDone + 1, settings: dp,
-                                                      baseLearningRate: settings.learningRate, schedule: schedule,
-                                                      globalStep: &finetuneStep, randomness: &secure)
+                        r = network.privateTrainEpoch(
+                            train, epoch: finetuneEpochsDone + 1, settings: dp,
+                            baseLearningRate: settings.learningRate, schedule: schedule,
+                            globalStep: &finetuneStep, randomness: &secure)
                         finetuneEpochsDone += 1
                         dpSteps += UInt64(finetuneStep - before)
                     } else {
-                        r = network.privateTrainEpoch(train, epoch: 0, settings: dp, baseLearningRate: settings.learningRate,
-                                                      schedule: schedule, globalStep: &step, randomness: &secure)
+                        r = network.privateTrainEpoch(
+                            train, epoch: 0, settings: dp, baseLearningRate: settings.learningRate,
+                            schedule: schedule, globalStep: &step, randomness: &secure)
                         dpSteps += UInt64(step - before)
                     }
                 } else if finetune {
                     let schedule = LearningRateSchedule.cosine(totalSteps: max(1, stepsPerEpoch * finetuneTotalEpochs))
                     finetuneStep = finetuneEpochsDone * stepsPerEpoch
-                    r = network.trainEpoch(train, epoch: finetuneEpochsDone + 1, batchSize: settings.batchSize,
-                                           baseLearningRate: settings.learningRate, schedule: schedule,
-                                           globalStep: &finetuneStep, rng: &rng)
+                    r = network.trainEpoch(
+                        train, epoch: finetuneEpochsDone + 1, batchSize: settings.batchSize,
+                        baseLearningRate: settings.learningRate, schedule: schedule,
+                        globalStep: &finetuneStep, rng: &rng)
                     finetuneEpochsDone += 1
                 } else {
-                    r = network.trainEpoch(train, epoch: 0, batchSize: settings.batchSize,
-                                           baseLearningRate: settings.learningRate, schedule: .constant,
-                                           globalStep: &step, rng: &rng)
+                    r = network.trainEpoch(
+                        train, epoch: 0, batchSize: settings.batchSize,
+                        baseLearningRate: settings.learningRate, schedule: .constant,
+                        globalStep: &step, rng: &rng)
                 }
                 seconds += r.seconds
                 samples += r.samples
@@ -170,17 +181,21 @@ public final class TrainingWorker: @unchecked Sendable {
             let (own, global) = evaluate()
             saveCheckpoint()
             let model = network.model
-            completion(TrainingReport(round: round, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss,
-                                      accuracy: own, globalAccuracy: global, importance: model.importance(),
-                                      mask: model.mask, params: model.cost.params, flops: model.cost.flops,
-                                      finetuneEpochsDone: finetuneEpochsDone, dpSteps: dpSteps))
+            completion(
+                TrainingReport(
+                    round: round, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss,
+                    accuracy: own, globalAccuracy: global, importance: model.importance(),
+                    mask: model.mask, params: model.cost.params, flops: model.cost.flops,
+                    finetuneEpochsDone: finetuneEpochsDone, dpSteps: dpSteps))
         }
     }
 
     /// Shrinks the model to `mask` (a no-op if it is the model's), then checkpoints; `logHeight`
     /// is the height of the log entry that decided the mask.
-    public func prune(to mask: PruneMask, logHeight: UInt64,
-                      completion: (@Sendable (Result<(params: Int, flops: Int), MaskError>) -> Void)? = nil) {
+    public func prune(
+        to mask: PruneMask, logHeight: UInt64,
+        completion: (@Sendable (Result<(params: Int, flops: Int), MaskError>) -> Void)? = nil
+    ) {
         queue.async { [self] in
             self.logHeight = max(self.logHeight, logHeight)
             guard mask != network.model.mask else {
@@ -207,7 +222,8 @@ public final class TrainingWorker: @unchecked Sendable {
     static func lowerThreadPriority() {
         // The calling thread's id (gettid(2) is not imported into Swift): the first field of its stat.
         guard let stat = try? String(contentsOfFile: "/proc/thread-self/stat", encoding: .utf8),
-              let field = stat.split(separator: " ").first, let tid = id_t(field) else { return }
+            let field = stat.split(separator: " ").first, let tid = id_t(field)
+        else { return }
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, 10)
     }
 
@@ -243,8 +259,9 @@ public final class TrainingWorker: @unchecked Sendable {
     private func saveCheckpoint() {
         do {
             try PosixIO.writeAtomically(Checkpoint.encode(network.model), to: checkpointPath)
-            try PosixIO.writeAtomically(TrainingState(finetuneEpochsDone: finetuneEpochsDone, logHeight: logHeight).encoded(),
-                                        to: trainingStatePath)
+            try PosixIO.writeAtomically(
+                TrainingState(finetuneEpochsDone: finetuneEpochsDone, logHeight: logHeight).encoded(),
+                to: trainingStatePath)
             healthLock.withLock {
                 health.saves += 1
                 health.lastError = nil

@@ -44,8 +44,10 @@ public enum DestinationCheck {
     /// The problem with sending to `destination` from a socket bound to `local`, or nil if the
     /// write may go ahead. `allowGroup` admits multicast and broadcast destinations (LAN
     /// discovery beacons only).
-    public static func problem(sendingTo destination: SocketAddress, from local: SocketAddress?,
-                               allowGroup: Bool = false) -> DestinationProblem? {
+    public static func problem(
+        sendingTo destination: SocketAddress, from local: SocketAddress?,
+        allowGroup: Bool = false
+    ) -> DestinationProblem? {
         switch destination {
         case let .v4(address):
             // (A dual-stack IPv6 socket sends IPv4 as ::ffff:a.b.c.d: `UDPSocket` maps it first.)
@@ -70,7 +72,8 @@ public enum DestinationCheck {
             if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 && address.address.sin6_scope_id == 0 { return .linkLocalWithoutScope }
             let loopback: [UInt8] = Array(repeating: 0, count: 15) + [1]
             if case let .v6(bound) = local, withUnsafeBytes(of: bound.address.sin6_addr, { Array($0) }) == loopback,
-               bytes != loopback {
+                bytes != loopback
+            {
                 return .loopbackToExternal
             }
             return nil

@@ -36,11 +36,14 @@ public struct RejectNotices: Sendable {
     public static func hint(_ reason: RejectReason) -> String? {
         switch reason {
         case .wrongMesh:
-            return "datagrams signed for another mesh: a node there runs with another genesis (compare `prunemesh mesh id genesis.yaml` on both hosts), or another mesh shares this LAN or discovery group"
+            return
+                "datagrams signed for another mesh: a node there runs with another genesis (compare `prunemesh mesh id genesis.yaml` on both hosts), or another mesh shares this LAN or discovery group"
         case .notMember:
-            return "datagrams signed by a key that is not a member of this mesh: a node not yet invited (`prunemesh invite --key KEY`), one started with a new node.key, or one that was removed"
+            return
+                "datagrams signed by a key that is not a member of this mesh: a node not yet invited (`prunemesh invite --key KEY`), one started with a new node.key, or one that was removed"
         case .replayed, .sequenceTooOld:
-            return "a member's sequence numbers arrive again: another process may run with a copy of that member's key and state directory; stop the copy (two nodes with one key can vote twice)"
+            return
+                "a member's sequence numbers arrive again: another process may run with a copy of that member's key and state directory; stop the copy (two nodes with one key can vote twice)"
         default:
             return nil
         }

@@ -62,8 +62,10 @@ public final class UDPSocket: @unchecked Sendable {
     public private(set) var counters = TransportCounters()
 
     /// `onDatagram` receives every datagram read, on `eventLoop`.
-    public init(eventLoop: EventLoop, options: Options = Options(), logger: Logger,
-                onDatagram: @escaping ([UInt8], SocketAddress) -> Void) {
+    public init(
+        eventLoop: EventLoop, options: Options = Options(), logger: Logger,
+        onDatagram: @escaping ([UInt8], SocketAddress) -> Void
+    ) {
         self.eventLoop = eventLoop
         self.options = options
         self.logger = logger
@@ -100,7 +102,8 @@ public final class UDPSocket: @unchecked Sendable {
             return .noSocket
         }
         if options.checkDestinations,
-           let problem = DestinationCheck.problem(sendingTo: destination, from: localAddress, allowGroup: allowGroup) {
+            let problem = DestinationCheck.problem(sendingTo: destination, from: localAddress, allowGroup: allowGroup)
+        {
             counters.sendRefused += 1
             logger.debug("send refused", metadata: ["to": "\(destination)", "problem": "\(problem)"])
             return .refused(problem)
@@ -168,7 +171,8 @@ public final class UDPSocket: @unchecked Sendable {
         if let bytes = options.receiveBufferBytes {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(bytes))
         }
-        let bootstrapped = bootstrap
+        let bootstrapped =
+            bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(InboundHandler(owner: self))

@@ -63,8 +63,9 @@ struct Audit: ParsableCommand {
     }
 
     func runAudit(_ logPath: String) throws {
-        let report = LogAudit.audit(path: logPath, genesisPath: mesh ?? Self.defaultGenesisPath(forLog: logPath),
-                                    loadGenesis: { try LedgerGenesis(try Genesis.load(path: $0)) })
+        let report = LogAudit.audit(
+            path: logPath, genesisPath: mesh ?? Self.defaultGenesisPath(forLog: logPath),
+            loadGenesis: { try LedgerGenesis(try Genesis.load(path: $0)) })
         let error = report.firstError
         if json {
             try printJSON(report)
@@ -86,13 +87,19 @@ struct Audit: ParsableCommand {
 
     func printTable(_ report: LogAudit.Report) {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
-        print([pad("height", 7), pad("kind", 9), pad("round", 5), pad("p-round", 7), pad("kept", 16), pad("params", 8),
-               pad("FLOPs", 8), pad("contrib", 7), pad("signers", 9)].joined(separator: " "))
+        print(
+            [
+                pad("height", 7), pad("kind", 9), pad("round", 5), pad("p-round", 7), pad("kept", 16), pad("params", 8),
+                pad("FLOPs", 8), pad("contrib", 7), pad("signers", 9),
+            ].joined(separator: " "))
         for e in report.entryDetails {
-            print([pad(String(e.height), 7), pad(e.kind, 9), pad(String(e.round), 5), pad(e.pruningRound.map(String.init) ?? "-", 7),
-                   pad(e.kept.map(String.init).joined(separator: "/"), 16),
-                   pad(String(format: "-%.1f%%", 100 * e.paramReduction), 8), pad(String(format: "-%.1f%%", 100 * e.flopReduction), 8),
-                   pad(e.contributors == 0 ? "-" : String(e.contributors), 7), pad("\(e.signers)/\(e.validators)", 9)]
+            print(
+                [
+                    pad(String(e.height), 7), pad(e.kind, 9), pad(String(e.round), 5), pad(e.pruningRound.map(String.init) ?? "-", 7),
+                    pad(e.kept.map(String.init).joined(separator: "/"), 16),
+                    pad(String(format: "-%.1f%%", 100 * e.paramReduction), 8), pad(String(format: "-%.1f%%", 100 * e.flopReduction), 8),
+                    pad(e.contributors == 0 ? "-" : String(e.contributors), 7), pad("\(e.signers)/\(e.validators)", 9),
+                ]
                 .joined(separator: " "))
         }
         if let head = report.head { print("head \(head)") }
@@ -102,8 +109,9 @@ struct Audit: ParsableCommand {
 
     func runCompare() throws {
         let read = logs.map { path in
-            LogComparison.read(path: path, genesisPath: mesh ?? Self.defaultGenesisPath(forLog: path),
-                               loadGenesis: { try LedgerGenesis(try Genesis.load(path: $0)) })
+            LogComparison.read(
+                path: path, genesisPath: mesh ?? Self.defaultGenesisPath(forLog: path),
+                loadGenesis: { try LedgerGenesis(try Genesis.load(path: $0)) })
         }
         let report = LogComparison.compare(read)
         if json {

@@ -43,7 +43,7 @@ struct BenchOptions: ParsableArguments {
         guard (1...Limits.training_batch_size_max).contains(batch) else {
             throw ValidationError("--batch must be in 1…\(Limits.training_batch_size_max) (got \(batch))")
         }
-        guard let spec = try? ModelSpec(parsing: model) else { return }   // validate() names the spec's problem
+        guard let spec = try? ModelSpec(parsing: model) else { return } // validate() names the spec's problem
         do { try spec.checkSize(batch: max(batch, 1)) } catch { throw ValidationError("--model: \(error)") }
     }
 
@@ -73,8 +73,10 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         // The step `prunemesh train` runs by default (dropout and label smoothing included).
         let recipe = LearnerOptions.Recipe.train
-        let report = Benchmark.train(options.variants, batch: batch, threads: options.threads, seconds: options.seconds,
-                                     dropout: recipe.dropout, labelSmoothing: recipe.labelSmoothing) { v in
+        let report = Benchmark.train(
+            options.variants, batch: batch, threads: options.threads, seconds: options.seconds,
+            dropout: recipe.dropout, labelSmoothing: recipe.labelSmoothing
+        ) { v in
             if !options.json { note(String(format: "%-9@ train %8.0f samples/s  (%d params)", v.name, v.trainSamplesPerSecond, v.params)) }
         }
         if options.json { try printJSON(report) }
@@ -82,8 +84,9 @@ struct BenchTrain: ParsableCommand {
 }
 
 struct BenchInfer: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "infer",
-                                                    abstract: "Inference throughput at batch 256 and single-sample latency.")
+    static let configuration = CommandConfiguration(
+        commandName: "infer",
+        abstract: "Inference throughput at batch 256 and single-sample latency.")
 
     @OptionGroup var options: BenchOptions
 
@@ -103,7 +106,10 @@ struct BenchInfer: ParsableCommand {
     func run() throws {
         let report = Benchmark.infer(options.variants, batch: batch, threads: options.threads, seconds: options.seconds, runs: runs) { v in
             if !options.json {
-                note(String(format: "%-9@ infer %8.0f samples/s at batch %d   batch-1 %.3f ms", v.name, v.inferSamplesPerSecond, batch, v.batch1Ms))
+                note(
+                    String(
+                        format: "%-9@ infer %8.0f samples/s at batch %d   batch-1 %.3f ms", v.name, v.inferSamplesPerSecond, batch,
+                        v.batch1Ms))
             }
         }
         if options.json { try printJSON(report) }

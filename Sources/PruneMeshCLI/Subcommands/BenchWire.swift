@@ -40,8 +40,12 @@ struct BenchWire: ParsableCommand {
             try printJSON(report)
         } else {
             print("build \(report.build), payload \(payloadBytes) B, datagram \(report.datagramBytes) B, one core")
-            print("encode+sign    \(whole(report.encodePerSecond))/s   raw crypto_sign_detached        \(whole(report.rawSignPerSecond))/s   ratio \(String(report.encodeRatio.rounded(toPlaces: 3)))")
-            print("decode+verify  \(whole(report.decodePerSecond))/s   raw crypto_sign_verify_detached \(whole(report.rawVerifyPerSecond))/s   ratio \(String(report.decodeRatio.rounded(toPlaces: 3)))")
+            print(
+                "encode+sign    \(whole(report.encodePerSecond))/s   raw crypto_sign_detached        \(whole(report.rawSignPerSecond))/s   ratio \(String(report.encodeRatio.rounded(toPlaces: 3)))"
+            )
+            print(
+                "decode+verify  \(whole(report.decodePerSecond))/s   raw crypto_sign_verify_detached \(whole(report.rawVerifyPerSecond))/s   ratio \(String(report.decodeRatio.rounded(toPlaces: 3)))"
+            )
             print("importance release, \(report.releaseUnits) units, encode+chunk+sign: \(whole(report.releaseEncodePerSecond))/s")
         }
     }

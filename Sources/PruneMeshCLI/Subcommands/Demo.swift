@@ -62,31 +62,46 @@ struct Demo: ParsableCommand {
     @Flag(name: .customLong("no-pruning"), help: "The baseline: the same rounds and epochs with no release and no pruning.")
     var noPruning = false
 
-    @Option(name: .customLong("remove-dead-after-ms"),
-            parsing: .unconditional, help: "The genesis validators.remove_dead_after_ms (default 300000): a validator down this long is removed by a logged decision; with --absent the demo then waits for that.")
+    @Option(
+        name: .customLong("remove-dead-after-ms"),
+        parsing: .unconditional,
+        help:
+            "The genesis validators.remove_dead_after_ms (default 300000): a validator down this long is removed by a logged decision; with --absent the demo then waits for that."
+    )
     var removeDeadAfterMs: UInt64?
 
-    @Option(help: ArgumentHelp("Which own units each node keeps on the agreed positions (see `start --placement`).",
-                               valueName: "local|agreed"))
+    @Option(
+        help: ArgumentHelp(
+            "Which own units each node keeps on the agreed positions (see `start --placement`).",
+            valueName: "local|agreed"))
     var placement: String = "local"
 
-    @Option(name: .customLong("base-port"), parsing: .unconditional, help: "UDP port of node 0 (node i listens on BASE + i); 0 = pick free ones.")
+    @Option(
+        name: .customLong("base-port"), parsing: .unconditional,
+        help: "UDP port of node 0 (node i listens on BASE + i); 0 = pick free ones.")
     var basePort: Int = 0
 
     @Option(parsing: .unconditional, help: "Give up after this many seconds.")
     var timeout: Double = 1_200
 
-    @Option(name: .customLong("kill-restart"), parsing: .unconditional, help: "Chaos: SIGKILL node I once it has committed a height, and restart it a second later.")
+    @Option(
+        name: .customLong("kill-restart"), parsing: .unconditional,
+        help: "Chaos: SIGKILL node I once it has committed a height, and restart it a second later.")
     var killRestart: Int?
 
-    @Option(name: .customLong("leave"), parsing: .unconditional, help: "Scenario: node I asks the mesh to remove it (POST /leave) once a height is committed, and is stopped once removed.")
+    @Option(
+        name: .customLong("leave"), parsing: .unconditional,
+        help: "Scenario: node I asks the mesh to remove it (POST /leave) once a height is committed, and is stopped once removed.")
     var leave: Int?
 
     @Option(name: .customLong("absent"), help: "Node I is in the genesis but never started (a member that is down); repeatable.")
     var absent: [Int] = []
 
-    @Flag(name: .customLong("comes-back"),
-          help: "With --absent and --remove-dead-after-ms: start each absent node once the mesh has removed it; it must learn its removal from the log and stop its rounds.")
+    @Flag(
+        name: .customLong("comes-back"),
+        help:
+            "With --absent and --remove-dead-after-ms: start each absent node once the mesh has removed it; it must learn its removal from the log and stop its rounds."
+    )
     var comesBack = false
 
     @Flag(name: .customLong("join-late"), help: "Start one more node with a new key after the first commit; node 0 invites it.")
@@ -95,8 +110,9 @@ struct Demo: ParsableCommand {
     @Flag(help: "Also start a node whose key the mesh never admitted (it must be ignored).")
     var stranger = false
 
-    @Option(name: .customLong("dp-sample-rate"), parsing: .unconditional,
-            help: "Record-level privacy: every node trains with DP-SGD at Poisson rate Q (with --dp-noise-multiplier and --dp-epsilon-max).")
+    @Option(
+        name: .customLong("dp-sample-rate"), parsing: .unconditional,
+        help: "Record-level privacy: every node trains with DP-SGD at Poisson rate Q (with --dp-noise-multiplier and --dp-epsilon-max).")
     var dpSampleRate: Double?
 
     @Option(name: .customLong("dp-noise-multiplier"), parsing: .unconditional, help: "With --dp-sample-rate: DP-SGD's z.")
@@ -171,8 +187,9 @@ struct Demo: ParsableCommand {
         o.noiseMultiplier = noiseMultiplier
         o.clipBound = clipBound
         if let q = dpSampleRate, let z = dpNoiseMultiplier, let e = dpEpsilonMax {
-            o.trainingPrivacy = TrainingPrivacyParameters(enabled: true, clipNorm: dpClip ?? 1, noiseMultiplier: z, sampleRate: q,
-                                                          delta: 1e-5, epsilonMax: e)
+            o.trainingPrivacy = TrainingPrivacyParameters(
+                enabled: true, clipNorm: dpClip ?? 1, noiseMultiplier: z, sampleRate: q,
+                delta: 1e-5, epsilonMax: e)
         }
         o.model = model
         o.trainLimit = trainLimit

@@ -60,7 +60,10 @@ struct DevAppendLog: ParsableCommand {
                 path: log, genesisPath: Audit.defaultGenesisPath(forLog: log), entries: entries, validators: validators, seed: seed,
                 maskRounds: maskRounds, tornWritePieceBytes: tornWrites,
                 repaired: { repair in
-                    FileHandle.standardError.write(Data("repaired torn tail at entry \(repair.index) (offset \(repair.offset), \(repair.droppedBytes) bytes; copy \(repair.brokenCopyPath))\n".utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            "repaired torn tail at entry \(repair.index) (offset \(repair.offset), \(repair.droppedBytes) bytes; copy \(repair.brokenCopyPath))\n"
+                                .utf8))
                 },
                 // Unbuffered write(2): the line is out before the next append starts.
                 appended: { FileHandle.standardOutput.write(Data("appended \($0)\n".utf8)) })
@@ -110,8 +113,10 @@ struct DevBenchAudit: ParsableCommand {
         } else {
             print("log: \(entries) entries, \(validators) validators, \(report.signatures) signatures, \(report.logBytes) bytes")
             print(String(format: "audit:              %.3f s  %8.0f entries/s", report.auditSeconds, report.auditEntriesPerSecond))
-            print(String(format: "raw libsodium:      %.3f s  %8.0f entries/s  (%.0f verifies/s)", report.rawVerifySeconds,
-                         report.rawEntriesPerSecond, report.rawVerifiesPerSecond))
+            print(
+                String(
+                    format: "raw libsodium:      %.3f s  %8.0f entries/s  (%.0f verifies/s)", report.rawVerifySeconds,
+                    report.rawEntriesPerSecond, report.rawVerifiesPerSecond))
             print(String(format: "audit / raw rate:   %.1f%%", 100 * report.ratio))
         }
     }
@@ -156,8 +161,12 @@ struct DevFlood: ParsableCommand {
     }
 
     func validate() throws {
-        guard (1...Self.rateMax).contains(rate) else { throw ValidationError("--rate: expected 1…\(Self.rateMax) datagrams a second, got \(rate)") }
-        guard seconds > 0 && seconds <= Self.secondsMax else { throw ValidationError("--seconds: expected more than 0 and at most \(Int(Self.secondsMax)), got \(seconds)") }
+        guard (1...Self.rateMax).contains(rate) else {
+            throw ValidationError("--rate: expected 1…\(Self.rateMax) datagrams a second, got \(rate)")
+        }
+        guard seconds > 0 && seconds <= Self.secondsMax else {
+            throw ValidationError("--seconds: expected more than 0 and at most \(Int(Self.secondsMax)), got \(seconds)")
+        }
         guard (0...EnvelopeFormat.payloadBytesMax).contains(payload) else {
             throw ValidationError("--payload: expected 0…\(EnvelopeFormat.payloadBytesMax) bytes, got \(payload)")
         }
@@ -200,14 +209,16 @@ struct DevFlood: ParsableCommand {
             throw ValidationError("--source: cannot bind \(source): \(reason)")
         }
         let sent = outcome.sent, errors = outcome.sendErrors, elapsed = outcome.seconds
-        let report = Report(target: target, source: source, spoofedSender: sender.hex, datagramBytes: datagram.count,
-                            requestedRate: rate, seconds: seconds, sent: sent, sendErrors: errors,
-                            achievedRate: Double(sent) / elapsed)
+        let report = Report(
+            target: target, source: source, spoofedSender: sender.hex, datagramBytes: datagram.count,
+            requestedRate: rate, seconds: seconds, sent: sent, sendErrors: errors,
+            achievedRate: Double(sent) / elapsed)
         if json {
             try printJSON(report)
         } else {
-            print("sent \(sent) forged datagrams of \(datagram.count) bytes to \(target) from \(source) in "
-                  + String(format: "%.2f s (%.0f/s, %d send errors)", elapsed, report.achievedRate, errors))
+            print(
+                "sent \(sent) forged datagrams of \(datagram.count) bytes to \(target) from \(source) in "
+                    + String(format: "%.2f s (%.0f/s, %d send errors)", elapsed, report.achievedRate, errors))
         }
     }
 }

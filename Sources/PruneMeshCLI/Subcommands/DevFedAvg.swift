@@ -32,9 +32,11 @@ struct DevFedAvg: ParsableCommand {
     @Option(parsing: .unconditional, help: "Peak learning rate (SGD, momentum 0.9, weight decay 5e-4).") var lr: Float = 0.03
     @Option(parsing: .unconditional, help: "Mini-batch size.") var batch: Int = 64
     @Option(parsing: .unconditional, help: "Threads for the kernels.") var threads: Int = LearnerOptions.coreCount
-    @Option(help: "Directory with the four IDX files. Default: the dataset-fashion-mnist package.") var data: String = DataDirectory.defaultPath
+    @Option(help: "Directory with the four IDX files. Default: the dataset-fashion-mnist package.") var data: String = DataDirectory
+        .defaultPath
     @Option(help: "Model spec (input:layers).") var model: String = ModelSpec.leafFashion.description
-    @Option(parsing: .unconditional, help: "Use only the first N training samples (before partitioning), for quick runs.") var trainLimit: Int?
+    @Option(parsing: .unconditional, help: "Use only the first N training samples (before partitioning), for quick runs.") var trainLimit:
+        Int?
     @Option(parsing: .unconditional, help: "Use only the first N test samples.") var testLimit: Int?
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -124,24 +126,28 @@ struct DevFedAvg: ParsableCommand {
         do { try scheme.validate(classes: train.classes, nodes: nodes) } catch { throw ValidationError("--partition: \(error)") }
         let shards = Partition.shards(labels: train.labels, classes: train.classes, scheme: scheme, nodes: nodes, seed: partitionSeed)
 
-        var config = FederatedRun.Config(rounds: rounds, localEpochs: localEpochs, rule: try AggregationRule(parsing: rule),
-                                         threads: threads, seed: seed)
+        var config = FederatedRun.Config(
+            rounds: rounds, localEpochs: localEpochs, rule: try AggregationRule(parsing: rule),
+            threads: threads, seed: seed)
         config.batchSize = batch
         config.learningRate = lr
         config.byzantine = byzantine
         config.poison = try FederatedRun.Poison(parsing: poison)
         config.pruneAfter = try pruneRounds()
         config.boundary = try boundary.map { try BoundaryRule(parsing: $0) }
-        note("dev fedavg: \(nodes) nodes on \(partition) (seed \(partitionSeed)), shards \(shards.map(\.count)), rule \(rule)"
-             + (byzantine.map { ", node \($0) poisons (\(poison))" } ?? "") + ", \(rounds) rounds of \(localEpochs) local epoch(s)")
+        note(
+            "dev fedavg: \(nodes) nodes on \(partition) (seed \(partitionSeed)), shards \(shards.map(\.count)), rule \(rule)"
+                + (byzantine.map { ", node \($0) poisons (\(poison))" } ?? "") + ", \(rounds) rounds of \(localEpochs) local epoch(s)")
         let result: FederatedRun.Result
         do {
             result = try FederatedRun(config: config).run(spec: spec, train: train, test: test, shards: shards) { r in
-                var line = String(format: "round %d: accuracy %.2f%%  params %d  train %.1f s  aggregate %.2f s", r.round,
-                                  100 * r.accuracy, r.params, r.trainSeconds, r.aggregateSeconds)
+                var line = String(
+                    format: "round %d: accuracy %.2f%%  params %d  train %.1f s  aggregate %.2f s", r.round,
+                    100 * r.accuracy, r.params, r.trainSeconds, r.aggregateSeconds)
                 if let p = r.pruned {
-                    line += String(format: "  → pruned to %@ (%d params, %.2f%% before retraining)",
-                                   p.widths.map(String.init).joined(separator: "/"), p.params, 100 * p.accuracy)
+                    line += String(
+                        format: "  → pruned to %@ (%d params, %.2f%% before retraining)",
+                        p.widths.map(String.init).joined(separator: "/"), p.params, 100 * p.accuracy)
                 }
                 note(line)
             }

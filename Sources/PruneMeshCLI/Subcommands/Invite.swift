@@ -35,7 +35,8 @@ struct InviteCommand: ParsableCommand {
     }
 
     func run() throws {
-        _ = try Status.post("/invite?key=\(key.lowercased())", stateDir: stateDir, address: address, tokenFile: tokenFile,
-                            echo: .standardOutput)
+        _ = try Status.post(
+            "/invite?key=\(key.lowercased())", stateDir: stateDir, address: address, tokenFile: tokenFile,
+            echo: .standardOutput)
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
 import Dataset
+import Foundation
 import Learner
 import MeshBase
 
@@ -24,16 +24,26 @@ struct LearnerOptions: ParsableArguments {
     @Option(help: "Learning-rate schedule: cosine (decays to 0 over the run) or constant.")
     var schedule: ScheduleChoice = .cosine
 
-    @Option(help: "Training augmentation: none, or flip (mirror each image left-right with probability 1/2). Default: none for train, flip for prune.")
+    @Option(
+        help:
+            "Training augmentation: none, or flip (mirror each image left-right with probability 1/2). Default: none for train, flip for prune."
+    )
     var augment: AugmentChoice?
 
-    @Option(parsing: .unconditional, help: "Linear learning-rate warm-up over this many epochs (fractions allowed) before the cosine decay (train only; default 0.5).")
+    @Option(
+        parsing: .unconditional,
+        help: "Linear learning-rate warm-up over this many epochs (fractions allowed) before the cosine decay (train only; default 0.5).")
     var warmupEpochs: Double?
 
-    @Option(parsing: .unconditional, help: "Dropout probability on the hidden dense units entering the classifier, in training only (default 0: off; 0.25 was measured and did not help in 5 epochs).")
+    @Option(
+        parsing: .unconditional,
+        help:
+            "Dropout probability on the hidden dense units entering the classifier, in training only (default 0: off; 0.25 was measured and did not help in 5 epochs)."
+    )
     var dropout: Float?
 
-    @Option(parsing: .unconditional, help: "Dropout probability on the flattened conv features entering the first dense layer (training only).")
+    @Option(
+        parsing: .unconditional, help: "Dropout probability on the flattened conv features entering the first dense layer (training only).")
     var featureDropout: Float = 0
 
     @Option(parsing: .unconditional, help: "Label smoothing of the training loss (default: 0.1 for train, 0 for prune).")
@@ -139,7 +149,7 @@ struct LearnerOptions: ParsableArguments {
         }
     }
 
-    var spec: ModelSpec { try! ModelSpec(parsing: model) }   // checked in validate()
+    var spec: ModelSpec { try! ModelSpec(parsing: model) } // checked in validate()
 
     /// Refuses a file path whose directory is missing or not writable, before hours of training
     /// produce something that cannot be saved.
@@ -151,10 +161,10 @@ struct LearnerOptions: ParsableArguments {
             throw ValidationError("\(flag) \(path): \(directory) does not exist or is not a directory; create it or choose another path")
         }
         guard access(directory, W_OK) == 0 else {
-            throw ValidationError("\(flag) \(path): cannot write in \(directory) (\(CommandFailure.text(errno: errno))); choose another path")
+            throw ValidationError(
+                "\(flag) \(path): cannot write in \(directory) (\(CommandFailure.text(errno: errno))); choose another path")
         }
     }
-
 
     var optimizerKind: OptimizerKind {
         switch optimizer {
@@ -175,12 +185,12 @@ struct LearnerOptions: ParsableArguments {
             // A scheme that cannot split this data set (labels:k with k above its class count) is
             // a user error, reported before partitioning.
             do { try scheme.validate(classes: train.classes, nodes: nodes) } catch { throw ValidationError("--partition: \(error)") }
-            let shard = Partition.shard(labels: train.labels, classes: train.classes, scheme: scheme,
-                                        nodes: nodes, node: node, seed: seed)
+            let shard = Partition.shard(
+                labels: train.labels, classes: train.classes, scheme: scheme,
+                nodes: nodes, node: node, seed: seed)
             train = train.subset(shard)
         }
         if let limit, limit < train.count { train = train.prefix(limit) }
         return DataSplit(train: train, test: split.test)
     }
 }
-

@@ -32,8 +32,9 @@ struct MeshInitCommand: ParsableCommand {
     @Option(help: "Name of the mesh, for people.")
     var name: String
 
-    @Option(name: .customLong("member"), parsing: .unconditionalSingleValue,
-            help: "A member: hex public key or key file, optionally KEY@HOST:PORT (repeat for each member).")
+    @Option(
+        name: .customLong("member"), parsing: .unconditionalSingleValue,
+        help: "A member: hex public key or key file, optionally KEY@HOST:PORT (repeat for each member).")
     var members: [String] = []
 
     @Option(help: "Genesis file to write.")
@@ -105,23 +106,28 @@ struct MeshInitCommand: ParsableCommand {
     @Flag(help: "Record-level privacy: nodes train with DP-SGD and the log accounts their steps (the training_privacy section).")
     var dp = false
 
-    @Option(name: .customLong("dp-sample-rate"), parsing: .unconditional,
-            help: "With --dp: Poisson sampling rate q of every DP-SGD step (an epoch is round(1/q) steps).")
+    @Option(
+        name: .customLong("dp-sample-rate"), parsing: .unconditional,
+        help: "With --dp: Poisson sampling rate q of every DP-SGD step (an epoch is round(1/q) steps).")
     var dpSampleRate: Double?
 
     @Option(name: .customLong("dp-clip"), parsing: .unconditional, help: "With --dp: per-example gradient L2 clip C (default 1).")
     var dpClip: Double?
 
-    @Option(name: .customLong("dp-noise-multiplier"), parsing: .unconditional,
-            help: "With --dp: DP-SGD noise multiplier z (give this and --dp-epsilon-max, or --dp-target-epsilon).")
+    @Option(
+        name: .customLong("dp-noise-multiplier"), parsing: .unconditional,
+        help: "With --dp: DP-SGD noise multiplier z (give this and --dp-epsilon-max, or --dp-target-epsilon).")
     var dpNoiseMultiplier: Double?
 
-    @Option(name: .customLong("dp-target-epsilon"), parsing: .unconditional,
-            help: "With --dp: record-level ε for all --rounds rounds; the smallest z reaching it is solved now and written, ε_max = the target.")
+    @Option(
+        name: .customLong("dp-target-epsilon"), parsing: .unconditional,
+        help: "With --dp: record-level ε for all --rounds rounds; the smallest z reaching it is solved now and written, ε_max = the target."
+    )
     var dpTargetEpsilon: Double?
 
-    @Option(name: .customLong("dp-epsilon-max"), parsing: .unconditional,
-            help: "With --dp and --dp-noise-multiplier: the record-level ε no node may exceed.")
+    @Option(
+        name: .customLong("dp-epsilon-max"), parsing: .unconditional,
+        help: "With --dp and --dp-noise-multiplier: the record-level ε no node may exceed.")
     var dpEpsilonMax: Double?
 
     @Option(name: .customLong("dp-delta"), parsing: .unconditional, help: "With --dp: δ of the record-level guarantee (default 1e-5).")
@@ -176,7 +182,9 @@ struct MeshInitCommand: ParsableCommand {
         if let batch { genesis.training.batchSize = batch }
         if let lr { genesis.training.learningRate = lr }
         if let optimizer {
-            guard let o = TrainingParameters.Optimizer(rawValue: optimizer) else { throw ValidationError("--optimizer must be sgd or adam") }
+            guard let o = TrainingParameters.Optimizer(rawValue: optimizer) else {
+                throw ValidationError("--optimizer must be sgd or adam")
+            }
             genesis.training.optimizer = o
         }
         if let weightDecay { genesis.training.weightDecay = weightDecay }
@@ -207,12 +215,15 @@ struct MeshInitCommand: ParsableCommand {
                         targetEpsilon: target, clipNorm: dpClip ?? 1, sampleRate: q, delta: dpDelta ?? 1e-5,
                         epochsPerRound: genesis.training.epochsPerRound, maxRounds: genesis.pruning.maxRounds)
                 } else {
-                    genesis.trainingPrivacy = TrainingPrivacyParameters(enabled: true, clipNorm: dpClip ?? 1,
-                                                                        noiseMultiplier: dpNoiseMultiplier!, sampleRate: q,
-                                                                        delta: dpDelta ?? 1e-5, epsilonMax: dpEpsilonMax!)
+                    genesis.trainingPrivacy = TrainingPrivacyParameters(
+                        enabled: true, clipNorm: dpClip ?? 1,
+                        noiseMultiplier: dpNoiseMultiplier!, sampleRate: q,
+                        delta: dpDelta ?? 1e-5, epsilonMax: dpEpsilonMax!)
                 }
             } catch {
-                throw ValidationError("\(error.field == "training_privacy.epsilon_max" ? "--dp-target-epsilon" : "--dp-sample-rate/--dp-target-epsilon"): \(error.problem)")
+                throw ValidationError(
+                    "\(error.field == "training_privacy.epsilon_max" ? "--dp-target-epsilon" : "--dp-sample-rate/--dp-target-epsilon"): \(error.problem)"
+                )
             }
         }
         do {
@@ -282,9 +293,11 @@ struct MeshIDCommand: ParsableCommand {
         let genesis = try Genesis.load(path: file)
         let id = genesis.meshID
         if json {
-            try printJSON(Report(file: file, meshId: id.hex, name: genesis.name, format: genesis.format,
-                                 members: genesis.memberKeys.map(\.hex), maxFaulty: genesis.maxFaulty,
-                                 quorum: genesis.quorum))
+            try printJSON(
+                Report(
+                    file: file, meshId: id.hex, name: genesis.name, format: genesis.format,
+                    members: genesis.memberKeys.map(\.hex), maxFaulty: genesis.maxFaulty,
+                    quorum: genesis.quorum))
         } else {
             print(id.hex)
         }

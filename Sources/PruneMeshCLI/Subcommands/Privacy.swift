@@ -38,8 +38,9 @@ struct PrivacyCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Target ε: solve for whichever of --noise-multiplier and --releases is missing.")
     var epsilon: Double?
 
-    @Option(name: .customLong("sample-rate"), parsing: .unconditional,
-            help: "DP-SGD: the Poisson sampling rate q of each step, in (0, 1] (with --steps).")
+    @Option(
+        name: .customLong("sample-rate"), parsing: .unconditional,
+        help: "DP-SGD: the Poisson sampling rate q of each step, in (0, 1] (with --steps).")
     var sampleRate: Double?
 
     @Option(parsing: .unconditional, help: "DP-SGD: the number of training steps T (with --sample-rate).")
@@ -71,8 +72,9 @@ struct PrivacyCommand: ParsableCommand {
         case (nil, nil, _):
             throw ValidationError("give --noise-multiplier or --releases (or both)")
         default:
-            throw ValidationError("give --epsilon to solve for the missing "
-                                  + (noiseMultiplier == nil ? "--noise-multiplier" : "--releases"))
+            throw ValidationError(
+                "give --epsilon to solve for the missing "
+                    + (noiseMultiplier == nil ? "--noise-multiplier" : "--releases"))
         }
         if let target = epsilon, noiseMultiplier == nil {
             guard releases != 0 else {
@@ -81,8 +83,9 @@ struct PrivacyCommand: ParsableCommand {
             let grid = RDPOrderGrid(name: orders) ?? .opacus
             let floor = PrivacySolver.epsilonFloor(delta: delta, orders: grid)
             guard target > floor else {
-                throw ValidationError("--epsilon \(target) cannot be reached with the \(grid) orders at this δ: even "
-                                      + "unbounded noise costs ε = \(floor)" + (grid == .opacus ? " (try --orders wide)" : ""))
+                throw ValidationError(
+                    "--epsilon \(target) cannot be reached with the \(grid) orders at this δ: even "
+                        + "unbounded noise costs ε = \(floor)" + (grid == .opacus ? " (try --orders wide)" : ""))
             }
         }
     }
@@ -116,8 +119,9 @@ struct PrivacyCommand: ParsableCommand {
             z = given
         } else {
             do {
-                z = try SampledGaussianRDP.smallestNoiseMultiplier(targetEpsilon: epsilon!, sampleRate: q, steps: UInt64(t),
-                                                                   delta: delta, orders: grid)
+                z = try SampledGaussianRDP.smallestNoiseMultiplier(
+                    targetEpsilon: epsilon!, sampleRate: q, steps: UInt64(t),
+                    delta: delta, orders: grid)
             } catch {
                 throw ValidationError("--epsilon: \(error)")
             }
@@ -136,10 +140,12 @@ struct PrivacyCommand: ParsableCommand {
             print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
         } else {
             let solved = epsilon == nil ? "" : "  (solved)"
-            var rows: [(String, String)] = [("mechanism", "Poisson-subsampled Gaussian (DP-SGD)"),
-                                            ("sample rate q", PrivacyCalculator.number(q)), ("steps T", String(t)),
-                                            ("noise multiplier z", PrivacyCalculator.number(z) + solved),
-                                            ("delta", PrivacyCalculator.number(delta))]
+            var rows: [(String, String)] = [
+                ("mechanism", "Poisson-subsampled Gaussian (DP-SGD)"),
+                ("sample rate q", PrivacyCalculator.number(q)), ("steps T", String(t)),
+                ("noise multiplier z", PrivacyCalculator.number(z) + solved),
+                ("delta", PrivacyCalculator.number(delta)),
+            ]
             if let target = epsilon { rows.append(("target epsilon", PrivacyCalculator.number(target))) }
             rows.append(("epsilon spent", PrivacyCalculator.fixed(spent.epsilon, digits: 4)))
             rows.append(("best order alpha", spent.alpha.map(PrivacyCalculator.number) ?? "-"))
@@ -156,9 +162,10 @@ struct PrivacyCommand: ParsableCommand {
         }
         // Everything the calculator could refuse was checked in validate(); a PrivacyError here
         // is printed as "Error: …" with exit code 1.
-        let answer = try PrivacyCalculator(noiseMultiplier: noiseMultiplier, releases: releases.map { UInt64($0) },
-                                           delta: delta, targetEpsilon: epsilon,
-                                           orders: RDPOrderGrid(name: orders) ?? .opacus)
+        let answer = try PrivacyCalculator(
+            noiseMultiplier: noiseMultiplier, releases: releases.map { UInt64($0) },
+            delta: delta, targetEpsilon: epsilon,
+            orders: RDPOrderGrid(name: orders) ?? .opacus)
         print(json ? answer.json : answer.table)
     }
 }

@@ -18,8 +18,12 @@ struct ProgressBar {
         let width = 30
         let filled = width * p.step / max(1, p.stepsInEpoch)
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        FileHandle.standardError.write(Data(String(format: "\r%@ epoch %d [%@] %d/%d loss %.4f", label, p.epoch, bar,
-                                                   p.step, p.stepsInEpoch, p.loss).utf8))
+        FileHandle.standardError.write(
+            Data(
+                String(
+                    format: "\r%@ epoch %d [%@] %d/%d loss %.4f", label, p.epoch, bar,
+                    p.step, p.stepsInEpoch, p.loss
+                ).utf8))
         if p.step == p.stepsInEpoch { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
     }
 }

@@ -22,7 +22,10 @@ struct Prune: ParsableCommand {
     @Option(parsing: .unconditional, help: "Maximum pruning rounds (phase one).")
     var rounds: Int = 2
 
-    @Option(help: "Boundary rule: auto:K (keep ≥ μ−Kσ), auto2:K (the paper's μ±Kσ), keep:FRACTION or keep:F1/F2/… (per prunable layer) per round.")
+    @Option(
+        help:
+            "Boundary rule: auto:K (keep ≥ μ−Kσ), auto2:K (the paper's μ±Kσ), keep:FRACTION or keep:F1/F2/… (per prunable layer) per round."
+    )
     var boundary: String = "keep:0.5"
 
     @Option(parsing: .unconditional, help: "End phase one after this many rounds in a row without a parameter reduction.")
@@ -99,12 +102,16 @@ struct Prune: ParsableCommand {
         config.labelSmoothing = options.labelSmoothing(.prune)
         var bar = ProgressBar(enabled: !options.json)
         if !options.json {
-            note("pruning \(options.spec) on \(data.train.count) samples: \(epochsPerRound) epoch(s) per round, ≤\(rounds) rounds, boundary \(rule), then \(finetuneEpochs) fine-tune epoch(s)")
+            note(
+                "pruning \(options.spec) on \(data.train.count) samples: \(epochsPerRound) epoch(s) per round, ≤\(rounds) rounds, boundary \(rule), then \(finetuneEpochs) fine-tune epoch(s)"
+            )
         }
         let result = PruningRun(config: config).run(spec: options.spec, data: data, progress: { bar.update($1, label: $0) }) { r in
             if !options.json {
-                note(String(format: "round %d  test %.2f%%  params %d → %d  kept %@%@", r.round, 100 * r.testAccuracy, r.paramsBefore,
-                            r.paramsAfter, r.kept.map(String.init).joined(separator: "/"), r.accepted ? "" : "  (no reduction)"))
+                note(
+                    String(
+                        format: "round %d  test %.2f%%  params %d → %d  kept %@%@", r.round, 100 * r.testAccuracy, r.paramsBefore,
+                        r.paramsAfter, r.kept.map(String.init).joined(separator: "/"), r.accepted ? "" : "  (no reduction)"))
             }
         }
         var baselineAccuracy: Double?
@@ -113,7 +120,9 @@ struct Prune: ParsableCommand {
             config.pruning = false
             config.maxRounds = result.rounds.count
             if !options.json { note("baseline: the same \(result.epochsTrained) epochs without pruning") }
-            baselineAccuracy = PruningRun(config: config).run(spec: options.spec, data: data, progress: { bar.update($1, label: "baseline " + $0) }).accuracyFinal
+            baselineAccuracy =
+                PruningRun(config: config).run(spec: options.spec, data: data, progress: { bar.update($1, label: "baseline " + $0) })
+                .accuracyFinal
         }
         if let path = options.save {
             try writeUserFile(Checkpoint.encode(result.finalModel), to: path, flag: "--save")
@@ -128,19 +137,26 @@ struct Prune: ParsableCommand {
             flopsReduction: 1 - Double(after.flops) / Double(result.initialCost.flops),
             accuracyBefore: baselineAccuracy ?? result.accuracyUnpruned, accuracyAfter: result.accuracyFinal,
             accuracyBaseline: baselineAccuracy, kept: result.finalModel.mask.widths,
-            rounds: result.rounds.map { RoundReport(round: $0.round, testAccuracy: $0.testAccuracy, paramsBefore: $0.paramsBefore,
-                                                    paramsAfter: $0.paramsAfter, kept: $0.kept, accepted: $0.accepted) },
+            rounds: result.rounds.map {
+                RoundReport(
+                    round: $0.round, testAccuracy: $0.testAccuracy, paramsBefore: $0.paramsBefore,
+                    paramsAfter: $0.paramsAfter, kept: $0.kept, accepted: $0.accepted)
+            },
             epochs: result.epochsTrained, boundary: rule.description, surgery: surgery.rawValue,
             trainSamplesPerSecond: result.trainSeconds > 0 ? samples / result.trainSeconds : 0,
             seconds: MonotonicClock.seconds() - started)
         if options.json {
             try printJSON(report)
         } else {
-            print(String(format: "params %d → %d (−%.1f%%)   FLOPs %d → %d (−%.1f%%)", report.paramsBefore, report.paramsAfter,
-                         100 * report.paramsReduction, report.flopsBefore, report.flopsAfter, 100 * report.flopsReduction))
-            print(String(format: "accuracy %.2f%% %@ → %.2f%% pruned   kept %@   %.1f s", 100 * report.accuracyBefore,
-                         baselineAccuracy == nil ? "(after round 1)" : "(unpruned, same budget)", 100 * report.accuracyAfter,
-                         report.kept.map(String.init).joined(separator: "/"), report.seconds))
+            print(
+                String(
+                    format: "params %d → %d (−%.1f%%)   FLOPs %d → %d (−%.1f%%)", report.paramsBefore, report.paramsAfter,
+                    100 * report.paramsReduction, report.flopsBefore, report.flopsAfter, 100 * report.flopsReduction))
+            print(
+                String(
+                    format: "accuracy %.2f%% %@ → %.2f%% pruned   kept %@   %.1f s", 100 * report.accuracyBefore,
+                    baselineAccuracy == nil ? "(after round 1)" : "(unpruned, same budget)", 100 * report.accuracyAfter,
+                    report.kept.map(String.init).joined(separator: "/"), report.seconds))
         }
     }
 }

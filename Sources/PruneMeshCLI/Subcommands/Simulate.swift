@@ -48,7 +48,9 @@ struct Simulate: ParsableCommand {
     @Flag(help: "Simulate whole nodes (NodeCore with storage faults) instead of bare agreement engines.")
     var node = false
 
-    @Option(help: "With --node: a deliberately wrong node the simulator must catch: vote-before-guard, budget-not-durable, accept-foreign-entry.")
+    @Option(
+        help:
+            "With --node: a deliberately wrong node the simulator must catch: vote-before-guard, budget-not-durable, accept-foreign-entry.")
     var variant: String?
 
     @Option(name: .customLong("nodes"), parsing: .unconditional, help: "Validators (default 4; 7 with --node).")
@@ -127,7 +129,8 @@ struct Simulate: ParsableCommand {
             throw ValidationError("--byzantine \(byzantine): must lie in 0…f = \(f) for \(nodes) validators")
         }
         if let byzantineKind, ConsensusSimulation.Byzantine(rawValue: byzantineKind) == nil {
-            throw ValidationError("--byzantine-kind: one of \(ConsensusSimulation.Byzantine.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "--byzantine-kind: one of \(ConsensusSimulation.Byzantine.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard loss >= 0 && loss < 1 else { throw ValidationError("--loss must lie in [0, 1) (got \(loss))") }
         guard duplicate >= 0 && duplicate <= 1 else { throw ValidationError("--duplicate must lie in [0, 1] (got \(duplicate))") }
@@ -170,15 +173,20 @@ struct Simulate: ParsableCommand {
             try printJSON(summary)
         } else {
             let failed = summary.failedSeeds
-            print("\(summary.seedsRun) seeds from \(summary.firstSeed): \(summary.violations) violations"
-                  + (failed.isEmpty ? "" : " (seeds \(failed.prefix(20).map(String.init).joined(separator: " ")))"))
+            print(
+                "\(summary.seedsRun) seeds from \(summary.firstSeed): \(summary.violations) violations"
+                    + (failed.isEmpty ? "" : " (seeds \(failed.prefix(20).map(String.init).joined(separator: " ")))"))
             let h = summary.heightsCommitted
             print("heights committed: min \(h.min) median \(h.p50) max \(h.max)")
             if let l = summary.livenessMs {
-                print("liveness after the last fault: median \(l.p50) ms, p99 \(l.p99) ms, max \(l.max) ms (bound \(options.livenessBoundMs) ms)")
+                print(
+                    "liveness after the last fault: median \(l.p50) ms, p99 \(l.p99) ms, max \(l.max) ms (bound \(options.livenessBoundMs) ms)"
+                )
             }
-            print(String(format: "messages sent: %llu (%.0f per seed), virtual time %.0f ms per seed, wall %.1f s",
-                         summary.messagesSent, summary.messagesSentPerSeed, summary.virtualMsPerSeed, summary.wallSeconds))
+            print(
+                String(
+                    format: "messages sent: %llu (%.0f per seed), virtual time %.0f ms per seed, wall %.1f s",
+                    summary.messagesSent, summary.messagesSentPerSeed, summary.virtualMsPerSeed, summary.wallSeconds))
             print("options: \(options)")
         }
         if !summary.ok { throw ExitCode(1) }

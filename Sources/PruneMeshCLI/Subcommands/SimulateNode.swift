@@ -24,7 +24,8 @@ extension Simulate {
         let options = nodeOptions
         let first = seed ?? firstSeed
         if trace {
-            let report = NodeSimulation.run(seed: first, options: options, trace: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
+            let report = NodeSimulation.run(
+                seed: first, options: options, trace: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
             note("\(report)")
             if !report.passed { throw ExitCode(1) }
             return
@@ -37,15 +38,20 @@ extension Simulate {
         if json {
             try printJSON(summary)
         } else {
-            print("\(summary.seeds) seeds from \(summary.firstSeed): \(summary.safetyViolations) safety violations, "
-                  + "\(summary.lostEntries) lost entries, \(summary.budgetViolations) budget violations, "
-                  + "\(summary.livenessFailures) liveness failures"
-                  + (summary.failedSeeds.isEmpty ? "" : " (seeds \(summary.failedSeeds.prefix(20).map(String.init).joined(separator: " ")))"))
+            print(
+                "\(summary.seeds) seeds from \(summary.firstSeed): \(summary.safetyViolations) safety violations, "
+                    + "\(summary.lostEntries) lost entries, \(summary.budgetViolations) budget violations, "
+                    + "\(summary.livenessFailures) liveness failures"
+                    + (summary.failedSeeds.isEmpty
+                        ? "" : " (seeds \(summary.failedSeeds.prefix(20).map(String.init).joined(separator: " ")))"))
             if let a = summary.msAfterLastFault {
-                print("final height after the last fault: median \(a.p50) ms, p99 \(a.p99) ms, max \(a.max) ms (bound \(summary.livenessBoundMs) ms)")
+                print(
+                    "final height after the last fault: median \(a.p50) ms, p99 \(a.p99) ms, max \(a.max) ms (bound \(summary.livenessBoundMs) ms)"
+                )
             }
-            print("faults: \(summary.crashes) crashes (\(summary.tornWrites) torn appends, \(summary.diskFullStops) disk-full stops), "
-                  + "\(summary.restarts) restarts; \(summary.releases) releases; wall \(String(format: "%.1f", summary.wallSeconds)) s")
+            print(
+                "faults: \(summary.crashes) crashes (\(summary.tornWrites) torn appends, \(summary.diskFullStops) disk-full stops), "
+                    + "\(summary.restarts) restarts; \(summary.releases) releases; wall \(String(format: "%.1f", summary.wallSeconds)) s")
             if let replay = summary.replay { print("replay the first failure: \(replay)") }
         }
         if !summary.ok { throw ExitCode(1) }

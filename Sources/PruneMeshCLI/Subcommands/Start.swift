@@ -9,7 +9,8 @@ import NodeRuntime
 /// `prunemesh start`: run a node in the foreground.
 struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a mesh node in the foreground: train, release, agree on masks, shrink, log (membership over signed UDP, control and /metrics endpoint).",
+        abstract:
+            "Run a mesh node in the foreground: train, release, agree on masks, shrink, log (membership over signed UDP, control and /metrics endpoint).",
         discussion: """
             Options come from --config FILE (see netconfig/node.example.yaml); every option also has a \
             flag, and a flag wins over the file. Without --config, --key and --genesis are required. \
@@ -55,16 +56,23 @@ struct Start: ParsableCommand {
     @Flag(name: .customLong("whole-data"), help: "Train on the whole training set (ignore the file's shard).")
     var wholeData = false
 
-    @Option(name: [.customLong("control"), .customLong("metrics")],
-            help: "Control and /metrics HTTP endpoint HOST:PORT (default 127.0.0.1:0; the bound address goes to <state-dir>/control.json). Every request but /metrics needs the operator token in <state-dir>/control.token (made at the first start, mode 0600).")
+    @Option(
+        name: [.customLong("control"), .customLong("metrics")],
+        help:
+            "Control and /metrics HTTP endpoint HOST:PORT (default 127.0.0.1:0; the bound address goes to <state-dir>/control.json). Every request but /metrics needs the operator token in <state-dir>/control.token (made at the first start, mode 0600)."
+    )
     var control: String?
 
-    @Flag(name: .customLong("control-public"),
-          help: "Allow the control endpoint on a non-loopback address (refused without this flag; the token still guards every action).")
+    @Flag(
+        name: .customLong("control-public"),
+        help: "Allow the control endpoint on a non-loopback address (refused without this flag; the token still guards every action).")
     var controlPublic = false
 
-    @Option(name: .customLong("metrics-listen"),
-            help: "Also serve Prometheus /metrics (only: no control actions, no token) at HOST:PORT, e.g. 0.0.0.0:9100 for a Prometheus on another host; the control endpoint then serves no /metrics.")
+    @Option(
+        name: .customLong("metrics-listen"),
+        help:
+            "Also serve Prometheus /metrics (only: no control actions, no token) at HOST:PORT, e.g. 0.0.0.0:9100 for a Prometheus on another host; the control endpoint then serves no /metrics."
+    )
     var metricsListen: String?
 
     /// Tests: a short idle timeout for control connections, from the environment (an old binary
@@ -92,35 +100,47 @@ struct Start: ParsableCommand {
     @Flag(name: .customLong("membership-only"), help: "Run membership only: no training, rounds, agreement or log.")
     var membershipOnly = false
 
-    @Flag(name: .customLong("no-pruning"),
-          help: "Train the same rounds and fine-tune epochs without releasing or pruning (the baseline of the same run).")
+    @Flag(
+        name: .customLong("no-pruning"),
+        help: "Train the same rounds and fine-tune epochs without releasing or pruning (the baseline of the same run).")
     var noPruning = false
 
-    @Option(name: .customLong("train-limit"), parsing: .unconditional, help: "Use at most this many of the shard's training samples (tests, quick demos).")
+    @Option(
+        name: .customLong("train-limit"), parsing: .unconditional,
+        help: "Use at most this many of the shard's training samples (tests, quick demos).")
     var trainLimit: Int?
 
     @Option(name: .customLong("test-limit"), parsing: .unconditional, help: "Evaluate on at most this many test samples.")
     var testLimit: Int?
 
-    @Option(help: ArgumentHelp("Which of its own units a node keeps on the agreed mask's positions at each surgery: local (its highest-L1 units, as many as the mask keeps per layer; the default) or agreed (the units at those positions).",
-                               valueName: "local|agreed"))
+    @Option(
+        help: ArgumentHelp(
+            "Which of its own units a node keeps on the agreed mask's positions at each surgery: local (its highest-L1 units, as many as the mask keeps per layer; the default) or agreed (the units at those positions).",
+            valueName: "local|agreed"))
     var placement: String?
 
-    @Flag(name: .customLong("reset-model"),
-          help: "Accept losing the model: a checkpoint that is damaged, of another model, or ahead of the decision log is kept as model.ckpt.broken and the node retrains from the genesis model (without it the node refuses to start). A sound checkpoint is kept.")
+    @Flag(
+        name: .customLong("reset-model"),
+        help:
+            "Accept losing the model: a checkpoint that is damaged, of another model, or ahead of the decision log is kept as model.ckpt.broken and the node retrains from the genesis model (without it the node refuses to start). A sound checkpoint is kept."
+    )
     var resetModel = false
 
-    @Flag(name: .customLong("rebuild-budget-from-log"),
-          help: "Accept rebuilding a missing or damaged privacy.budget from this node's releases in the decision log (releases sent but never logged are then not counted: ε may be under-counted). Without it the node refuses to start.")
+    @Flag(
+        name: .customLong("rebuild-budget-from-log"),
+        help:
+            "Accept rebuilding a missing or damaged privacy.budget from this node's releases in the decision log (releases sent but never logged are then not counted: ε may be under-counted). Without it the node refuses to start."
+    )
     var rebuildBudgetFromLog = false
 
     var overrides: NodeConfigOverrides {
-        var o = NodeConfigOverrides(keyFile: key, genesisFile: genesis, listen: listen,
-                            join: noJoin ? [] : (join.isEmpty ? nil : join), stateDirectory: stateDir,
-                            dataDirectory: data, shardNode: node, shardNodes: nodes, wholeData: wholeData ? true : nil,
-                            control: control, discoveryEnabled: discovery, discoveryGroup: discoveryGroup,
-                            discoveryInterface: discoveryInterface, logLevel: logLevel, tickMs: tickMs, threads: threads,
-                            placement: placement)
+        var o = NodeConfigOverrides(
+            keyFile: key, genesisFile: genesis, listen: listen,
+            join: noJoin ? [] : (join.isEmpty ? nil : join), stateDirectory: stateDir,
+            dataDirectory: data, shardNode: node, shardNodes: nodes, wholeData: wholeData ? true : nil,
+            control: control, discoveryEnabled: discovery, discoveryGroup: discoveryGroup,
+            discoveryInterface: discoveryInterface, logLevel: logLevel, tickMs: tickMs, threads: threads,
+            placement: placement)
         o.controlPublic = controlPublic ? true : nil
         o.metricsListen = metricsListen
         return o
@@ -132,7 +152,9 @@ struct Start: ParsableCommand {
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
         if let text = ProcessInfo.processInfo.environment[Self.idleTimeoutVariable] {
             guard let ms = Int(text), (Limits.control_idle_timeout_ms_min...Limits.control_idle_timeout_ms).contains(ms) else {
-                throw ValidationError("\(Self.idleTimeoutVariable) must be a number of ms in \(Limits.control_idle_timeout_ms_min)…\(Limits.control_idle_timeout_ms) (got \"\(text.prefix(40))\"); unset it for the default")
+                throw ValidationError(
+                    "\(Self.idleTimeoutVariable) must be a number of ms in \(Limits.control_idle_timeout_ms_min)…\(Limits.control_idle_timeout_ms) (got \"\(text.prefix(40))\"); unset it for the default"
+                )
             }
         }
     }
@@ -157,12 +179,14 @@ struct Start: ParsableCommand {
         let level = Logger.Level(rawValue: resolved.logLevel.rawValue) ?? .info
         LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
         do {
-            try NodeProcess.run(config: resolved,
-                                mesh: .init(enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit,
-                                            placement: resolved.placement == .local ? .local : .agreed,
-                                            recovery: MeshRecovery(resetModel: resetModel, rebuildBudgetFromLog: rebuildBudgetFromLog)),
-                                controlIdleTimeoutMs: ProcessInfo.processInfo.environment[Self.idleTimeoutVariable].flatMap { Int($0) },
-                                logger: Logger(label: "prunemesh"))
+            try NodeProcess.run(
+                config: resolved,
+                mesh: .init(
+                    enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit,
+                    placement: resolved.placement == .local ? .local : .agreed,
+                    recovery: MeshRecovery(resetModel: resetModel, rebuildBudgetFromLog: rebuildBudgetFromLog)),
+                controlIdleTimeoutMs: ProcessInfo.processInfo.environment[Self.idleTimeoutVariable].flatMap { Int($0) },
+                logger: Logger(label: "prunemesh"))
         } catch let failure as NodeProcess.StopFailure {
             FileHandle.standardError.write(Data("prunemesh: \(failure.description)\n".utf8))
             NodeProcess.exitAfterStop(failure.exitCode)

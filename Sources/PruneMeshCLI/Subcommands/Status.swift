@@ -34,8 +34,10 @@ struct Status: ParsableCommand {
 
     /// `POST path` to the node found through `stateDir` or `address` (what `invite` and `leave`
     /// send); the answer's body goes to `echo`. Throws exit 1 unless the node answers 200.
-    static func post(_ path: String, stateDir: String?, address: String?, tokenFile: String?,
-                     echo: FileHandle) throws -> ControlClient.Endpoint {
+    static func post(
+        _ path: String, stateDir: String?, address: String?, tokenFile: String?,
+        echo: FileHandle
+    ) throws -> ControlClient.Endpoint {
         var status = Status()
         status.stateDir = stateDir
         status.address = address
@@ -58,7 +60,8 @@ struct Status: ParsableCommand {
     func endpoint() throws -> ControlClient.Endpoint {
         if let address {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
-                  (1...65535).contains(port) else {
+                (1...65535).contains(port)
+            else {
                 throw ValidationError("--address: expected HOST:PORT, e.g. 127.0.0.1:9100 (got \"\(address)\")")
             }
             var host = String(address[..<colon])
@@ -88,18 +91,25 @@ struct Status: ParsableCommand {
         func duration(_ ms: UInt64) -> String {
             ms < 60_000 ? String(format: "%.1f s", Double(ms) / 1000) : String(format: "%.1f min", Double(ms) / 60_000)
         }
-        func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
+        func pad(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+        }
         var out = "node        \(s.fingerprint)  (key \(s.nodeId.prefix(16))…)\n"
         out += "mesh        \(s.meshId.prefix(16))…\n"
         out += "listen      \(s.listen)  advertised \(s.advertised)  discovery \(s.discovery ? "on" : "off")\n"
         out += "incarnation \(s.incarnation)  boot epoch \(s.bootEpoch)  up \(duration(s.uptimeMs))  local health \(s.localHealth)\n"
         if let m = s.mesh {
             func pct(_ x: Double?) -> String { x.map { String(format: "%.2f%%", $0 * 100) } ?? "–" }
-            out += "phase       \(m.phase)  height \(m.height)  next round \(m.round)\(m.frozen ? "  frozen" : "")  agreement \(m.consensusStep) r\(m.consensusRound)  validators \(m.validators)\n"
-            out += "mask        \(m.maskKept.map(String.init).joined(separator: "/"))  params \(m.paramsCurrent) of \(m.paramsOriginal) (−\(String(format: "%.1f", m.paramReduction * 100))%)  FLOPs −\(String(format: "%.1f", m.flopReduction * 100))%\n"
-            out += "accuracy    \(pct(m.accuracy)) (first round \(pct(m.accuracyBefore)), whole test set \(pct(m.globalAccuracy)))  \(whole(m.trainSamplesPerSecond)) samples/s\n"
-            out += "privacy     ε spent \(String(format: "%.3f", m.epsilonSpent)) of \(m.epsilonBudget), left \(String(format: "%.3f", m.epsilonLeft)), \(m.releases) releases\n"
-            out += "log         \(m.logEntries) entries, head \(m.logHead.prefix(16))…  agreement bytes out \(m.consensusBytesOut) (\(whole(m.consensusBytesOutPerRound))/round)\n"
+            out +=
+                "phase       \(m.phase)  height \(m.height)  next round \(m.round)\(m.frozen ? "  frozen" : "")  agreement \(m.consensusStep) r\(m.consensusRound)  validators \(m.validators)\n"
+            out +=
+                "mask        \(m.maskKept.map(String.init).joined(separator: "/"))  params \(m.paramsCurrent) of \(m.paramsOriginal) (−\(String(format: "%.1f", m.paramReduction * 100))%)  FLOPs −\(String(format: "%.1f", m.flopReduction * 100))%\n"
+            out +=
+                "accuracy    \(pct(m.accuracy)) (first round \(pct(m.accuracyBefore)), whole test set \(pct(m.globalAccuracy)))  \(whole(m.trainSamplesPerSecond)) samples/s\n"
+            out +=
+                "privacy     ε spent \(String(format: "%.3f", m.epsilonSpent)) of \(m.epsilonBudget), left \(String(format: "%.3f", m.epsilonLeft)), \(m.releases) releases\n"
+            out +=
+                "log         \(m.logEntries) entries, head \(m.logHead.prefix(16))…  agreement bytes out \(m.consensusBytesOut) (\(whole(m.consensusBytesOutPerRound))/round)\n"
             if let error = m.checkpointError {
                 out += "checkpoint  FAILING (\(m.checkpointFailures) failed saves): \(error) — the model on disk is out of date\n"
             }
@@ -109,15 +119,18 @@ struct Status: ParsableCommand {
         out += "members     \(summary)\n\n"
         out += pad("FINGERPRINT", 22) + pad("STATE", 9) + pad("INC", 6) + pad("ADDRESS", 24) + "SINCE\n"
         for m in s.members {
-            out += pad(m.fingerprint + (m.isSelf ? " *" : ""), 22) + pad(m.state, 9) + pad("\(m.incarnation)", 6)
+            out +=
+                pad(m.fingerprint + (m.isSelf ? " *" : ""), 22) + pad(m.state, 9) + pad("\(m.incarnation)", 6)
                 + pad(m.address, 24) + duration(m.stateAgeMs) + "\n"
         }
         let c = s.counters
         out += "\ndatagrams   in \(c.datagramsIn) (\(c.bytesIn) B)  out \(c.datagramsOut) (\(c.bytesOut) B)\n"
         let rejects = c.rejects.keys.sorted().map { "\($0)=\(c.rejects[$0]!)" }.joined(separator: " ")
         out += "rejects     \(c.rejectsTotal)\(rejects.isEmpty ? "" : "  " + rejects)\n"
-        out += "sending     queue drops \(c.sendQueueDrops)  refused \(c.sendRefused)  errors \(c.sendErrors)  socket rebinds \(c.socketRebinds)\n"
-        out += "swim        probes \(c.probesSent) (acked \(c.probesAcked), failed \(c.probesFailed))  suspicions \(c.suspicionsStarted)  refutations \(c.refutations)  deaths declared \(c.deathsDeclared)"
+        out +=
+            "sending     queue drops \(c.sendQueueDrops)  refused \(c.sendRefused)  errors \(c.sendErrors)  socket rebinds \(c.socketRebinds)\n"
+        out +=
+            "swim        probes \(c.probesSent) (acked \(c.probesAcked), failed \(c.probesFailed))  suspicions \(c.suspicionsStarted)  refutations \(c.refutations)  deaths declared \(c.deathsDeclared)"
         return out
     }
 }

@@ -19,19 +19,24 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --dp: the per-sample gradient L2 clip bound C (default 1).")
     var clip: Double?
 
-    @Option(name: .customLong("noise-multiplier"), parsing: .unconditional,
-            help: "With --dp: noise standard deviation over C (z). Give this or --target-epsilon.")
+    @Option(
+        name: .customLong("noise-multiplier"), parsing: .unconditional,
+        help: "With --dp: noise standard deviation over C (z). Give this or --target-epsilon.")
     var noiseMultiplier: Double?
 
-    @Option(name: .customLong("target-epsilon"), parsing: .unconditional,
-            help: "With --dp: the ε to reach after all epochs; the smallest z that reaches it is used.")
+    @Option(
+        name: .customLong("target-epsilon"), parsing: .unconditional,
+        help: "With --dp: the ε to reach after all epochs; the smallest z that reaches it is used.")
     var targetEpsilon: Double?
 
     @Option(parsing: .unconditional, help: "With --dp: δ of the (ε, δ) guarantee, in (0, 1) (default 1e-5).")
     var delta: Double?
 
-    @Option(name: .customLong("sample-rate"), parsing: .unconditional,
-            help: "With --dp: Poisson sampling rate q (default --batch / training samples; --batch is then the expected batch and the largest physical chunk).")
+    @Option(
+        name: .customLong("sample-rate"), parsing: .unconditional,
+        help:
+            "With --dp: Poisson sampling rate q (default --batch / training samples; --batch is then the expected batch and the largest physical chunk)."
+    )
     var sampleRate: Double?
 
     func validate() throws {
@@ -72,7 +77,9 @@ struct Train: ParsableCommand {
     func privacySettings(samples: Int, epochs: Int) throws -> DPSGDSettings {
         let q = sampleRate ?? min(1, Double(options.batch) / Double(samples))
         guard q * Double(samples) >= 1 else {
-            throw CommandFailure("--sample-rate \(q) expects fewer than one sample per batch from \(samples) training samples; use at least \(1 / Double(samples))")
+            throw CommandFailure(
+                "--sample-rate \(q) expects fewer than one sample per batch from \(samples) training samples; use at least \(1 / Double(samples))"
+            )
         }
         let probe = DPSGDSettings(clipNorm: 1, noiseMultiplier: 0, sampleRate: q)
         let steps = UInt64(probe.stepsPerEpoch * max(1, epochs))
@@ -81,12 +88,15 @@ struct Train: ParsableCommand {
             z = noiseMultiplier
         } else {
             do {
-                z = try SampledGaussianRDP.smallestNoiseMultiplier(targetEpsilon: targetEpsilon!, sampleRate: q, steps: steps, delta: delta ?? 1e-5)
+                z = try SampledGaussianRDP.smallestNoiseMultiplier(
+                    targetEpsilon: targetEpsilon!, sampleRate: q, steps: steps, delta: delta ?? 1e-5)
             } catch {
                 throw CommandFailure("--target-epsilon \(targetEpsilon!): \(error); raise the target, or lower --epochs or --sample-rate")
             }
             guard z <= Limits.dp_noise_multiplier_max else {
-                throw CommandFailure("--target-epsilon \(targetEpsilon!) needs noise multiplier \(z), above \(Limits.dp_noise_multiplier_max); raise the target")
+                throw CommandFailure(
+                    "--target-epsilon \(targetEpsilon!) needs noise multiplier \(z), above \(Limits.dp_noise_multiplier_max); raise the target"
+                )
             }
         }
         return DPSGDSettings(clipNorm: Float(clip ?? 1), noiseMultiplier: z, sampleRate: q)
@@ -156,7 +166,8 @@ struct Train: ParsableCommand {
         let schedule: LearningRateSchedule
         switch options.schedule {
         case .constant: schedule = .constant
-        case .cosine: schedule = warmupSteps > 0 ? .warmupCosine(warmupSteps: warmupSteps, totalSteps: totalSteps) : .cosine(totalSteps: totalSteps)
+        case .cosine:
+            schedule = warmupSteps > 0 ? .warmupCosine(warmupSteps: warmupSteps, totalSteps: totalSteps) : .cosine(totalSteps: totalSteps)
         }
         var rng = SeededGenerator(seed: options.seed, stream: 1)
         var step = 0
@@ -164,30 +175,42 @@ struct Train: ParsableCommand {
         var epochs: [Epoch] = []
         var trainSeconds = 0.0, trainSamples = 0
         if !options.json {
-            note("training \(options.spec) on \(data.train.count) samples, \(epochCount) epochs, batch \(options.batch), \(options.threads) threads")
+            note(
+                "training \(options.spec) on \(data.train.count) samples, \(epochCount) epochs, batch \(options.batch), \(options.threads) threads"
+            )
             if let privacy {
-                note(String(format: "DP-SGD: clip %g, noise multiplier %.4f, sample rate %.6g (expected batch %.1f), %d steps per epoch, δ %g",
-                            Double(privacy.clipNorm), privacy.noiseMultiplier, privacy.sampleRate,
-                            privacy.sampleRate * Double(data.train.count), privacy.stepsPerEpoch, delta ?? 1e-5))
+                note(
+                    String(
+                        format: "DP-SGD: clip %g, noise multiplier %.4f, sample rate %.6g (expected batch %.1f), %d steps per epoch, δ %g",
+                        Double(privacy.clipNorm), privacy.noiseMultiplier, privacy.sampleRate,
+                        privacy.sampleRate * Double(data.train.count), privacy.stepsPerEpoch, delta ?? 1e-5))
             }
         }
         for epoch in 1...max(1, epochCount) where epochCount > 0 {
             let r: EpochReport
             if let privacy {
-                r = network.privateTrainEpoch(data.train, epoch: epoch, settings: privacy, baseLearningRate: options.learningRate(.train),
-                                              schedule: schedule, globalStep: &step, randomness: &secureBytes) { bar.update($0, label: "train") }
+                r = network.privateTrainEpoch(
+                    data.train, epoch: epoch, settings: privacy, baseLearningRate: options.learningRate(.train),
+                    schedule: schedule, globalStep: &step, randomness: &secureBytes
+                ) { bar.update($0, label: "train") }
             } else {
-                r = network.trainEpoch(data.train, epoch: epoch, batchSize: options.batch, baseLearningRate: options.learningRate(.train),
-                                       schedule: schedule, globalStep: &step, rng: &rng) { bar.update($0, label: "train") }
+                r = network.trainEpoch(
+                    data.train, epoch: epoch, batchSize: options.batch, baseLearningRate: options.learningRate(.train),
+                    schedule: schedule, globalStep: &step, rng: &rng
+                ) { bar.update($0, label: "train") }
             }
             trainSeconds += r.seconds
             trainSamples += r.samples
             let test = network.evaluate(data.test)
-            epochs.append(Epoch(epoch: epoch, trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy, testAccuracy: test.accuracy,
-                                samplesPerSecond: r.samplesPerSecond, seconds: r.seconds))
+            epochs.append(
+                Epoch(
+                    epoch: epoch, trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy, testAccuracy: test.accuracy,
+                    samplesPerSecond: r.samplesPerSecond, seconds: r.seconds))
             if !options.json {
-                note(String(format: "epoch %d  loss %.4f  train %.2f%%  test %.2f%%  %.0f samples/s  %.1f s", epoch, r.trainLoss,
-                            100 * r.trainAccuracy, 100 * test.accuracy, r.samplesPerSecond, r.seconds))
+                note(
+                    String(
+                        format: "epoch %d  loss %.4f  train %.2f%%  test %.2f%%  %.0f samples/s  %.1f s", epoch, r.trainLoss,
+                        100 * r.trainAccuracy, 100 * test.accuracy, r.samplesPerSecond, r.seconds))
             }
         }
         let test = network.evaluate(data.test)
@@ -200,14 +223,16 @@ struct Train: ParsableCommand {
             epochs: epochCount, batch: options.batch, threads: options.threads, optimizer: options.optimizer.rawValue,
             learningRate: Double(options.learningRate(.train)), warmupEpochs: options.warmupEpochs(.train),
             dropout: Double(options.dropout(.train)), featureDropout: Double(options.featureDropout),
-            labelSmoothing: Double(options.labelSmoothing(.train)), augment: options.augment(.train).rawValue, testAccuracy: test.accuracy, testLoss: test.loss,
+            labelSmoothing: Double(options.labelSmoothing(.train)), augment: options.augment(.train).rawValue, testAccuracy: test.accuracy,
+            testLoss: test.loss,
             params: cost.params, flops: cost.flops,
             trainSamplesPerSecond: trainSeconds > 0 ? Double(trainSamples) / trainSeconds : 0,
             seconds: MonotonicClock.seconds() - started, epochReports: epochs)
         if let privacy {
             // ε of the steps actually taken (the accountant's T).
-            let spent = try SampledGaussianRDP.epsilon(sampleRate: privacy.sampleRate, noiseMultiplier: privacy.noiseMultiplier,
-                                                       steps: UInt64(step), delta: delta ?? 1e-5)
+            let spent = try SampledGaussianRDP.epsilon(
+                sampleRate: privacy.sampleRate, noiseMultiplier: privacy.noiseMultiplier,
+                steps: UInt64(step), delta: delta ?? 1e-5)
             report.dp = true
             report.epsilon = spent.epsilon
             report.delta = spent.delta
@@ -217,16 +242,20 @@ struct Train: ParsableCommand {
             report.noiseMultiplier = privacy.noiseMultiplier
             report.clip = Double(privacy.clipNorm)
             if !options.json {
-                print(String(format: "DP-SGD: ε %.4f at δ %g (order %g) after %d steps, sample rate %.6g, noise multiplier %.4f, clip %g",
-                             spent.epsilon, spent.delta, spent.alpha ?? 0, step, privacy.sampleRate, privacy.noiseMultiplier,
-                             Double(privacy.clipNorm)))
+                print(
+                    String(
+                        format: "DP-SGD: ε %.4f at δ %g (order %g) after %d steps, sample rate %.6g, noise multiplier %.4f, clip %g",
+                        spent.epsilon, spent.delta, spent.alpha ?? 0, step, privacy.sampleRate, privacy.noiseMultiplier,
+                        Double(privacy.clipNorm)))
             }
         }
         if options.json {
             try printJSON(report)
         } else {
-            print(String(format: "test accuracy %.2f%%  params %d  FLOPs %d  %.0f train samples/s  %.1f s",
-                         100 * report.testAccuracy, report.params, report.flops, report.trainSamplesPerSecond, report.seconds))
+            print(
+                String(
+                    format: "test accuracy %.2f%%  params %d  FLOPs %d  %.0f train samples/s  %.1f s",
+                    100 * report.testAccuracy, report.params, report.flops, report.trainSamplesPerSecond, report.seconds))
         }
     }
 }

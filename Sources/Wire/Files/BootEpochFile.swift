@@ -66,7 +66,8 @@ public enum BootEpochFile {
         guard lines.count == 2, lines[0].elementsEqual(header.utf8) else { return nil }
         let digits = lines[1]
         guard (1...10).contains(digits.count), digits.allSatisfy({ (0x30...0x39).contains($0) }),
-              digits.count == 1 || digits.first != 0x30 else { return nil }
+            digits.count == 1 || digits.first != 0x30
+        else { return nil }
         return UInt32(String(decoding: digits, as: UTF8.self))
     }
 }
