@@ -1,6 +1,7 @@
 import Learner
 import MeshBase
 import Sodium
+import SpecExamples
 import Testing
 import Wire
 

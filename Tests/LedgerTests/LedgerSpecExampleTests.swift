@@ -4,6 +4,7 @@ import Learner
 import MeshBase
 import Privacy
 import Sodium
+import SpecExamples
 import Testing
 import Wire
 

@@ -1,6 +1,7 @@
 import Foundation
 import Learner
 import Sodium
+import SpecExamples
 import Testing
 import Wire
 

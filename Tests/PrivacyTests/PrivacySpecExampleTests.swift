@@ -1,4 +1,5 @@
 import MeshBase
+import SpecExamples
 import Testing
 
 @testable import Privacy

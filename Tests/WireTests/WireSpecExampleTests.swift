@@ -1,5 +1,6 @@
 import MeshBase
 import Sodium
+import SpecExamples
 import Testing
 
 @testable import Wire

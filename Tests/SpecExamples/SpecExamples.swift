@@ -11,19 +11,19 @@ import Foundation
 ///
 /// `hex` blocks: hex digits, whitespace ignored, `#` starts a comment to the end of the line.
 /// `fields` blocks (any language): one `name = value` per line, `#` comments.
-/// (One copy per test target that checks a catalog; the test targets share no code.)
-enum SpecExamples {
-    struct Missing: Error, CustomStringConvertible {
-        let description: String
+/// One support target (`Tests/SpecExamples`) that every test target checking a catalog depends on.
+public enum SpecExamples {
+    public struct Missing: Error, CustomStringConvertible {
+        public let description: String
     }
 
     /// The repository root: three levels above this file (`Tests/<Target>/SpecExamples.swift`).
-    static func root(_ file: String = #filePath) -> URL {
+    public static func root(_ file: String = #filePath) -> URL {
         URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
     /// The text of the block titled `title` in the catalog file at `path` (relative to the root).
-    static func block(_ title: String, in path: String) throws -> String {
+    public static func block(_ title: String, in path: String) throws -> String {
         let url = root().appendingPathComponent(path)
         let text = try String(contentsOf: url, encoding: .utf8)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
@@ -48,13 +48,13 @@ enum SpecExamples {
         return found.joined(separator: "\n")
     }
 
-    static func stripComment(_ line: Substring) -> Substring {
+    public static func stripComment(_ line: Substring) -> Substring {
         if let hash = line.firstIndex(of: "#") { return line[..<hash] }
         return line
     }
 
     /// The bytes of a `hex` block.
-    static func hex(_ title: String, in path: String) throws -> [UInt8] {
+    public static func hex(_ title: String, in path: String) throws -> [UInt8] {
         var digits: [UInt8] = []
         for line in try block(title, in: path).split(separator: "\n") {
             for c in stripComment(line).utf8 where c != 32 && c != 9 {
@@ -67,7 +67,7 @@ enum SpecExamples {
     }
 
     /// The `name = value` lines of a block.
-    static func fields(_ title: String, in path: String) throws -> [String: String] {
+    public static func fields(_ title: String, in path: String) throws -> [String: String] {
         var out: [String: String] = [:]
         for line in try block(title, in: path).split(separator: "\n") {
             let content = stripComment(line).trimmingCharacters(in: .whitespaces)
@@ -81,7 +81,7 @@ enum SpecExamples {
         return out
     }
 
-    static func hexString(_ bytes: [UInt8]) -> String {
+    public static func hexString(_ bytes: [UInt8]) -> String {
         bytes.map { String(format: "%02x", $0) }.joined()
     }
 
