@@ -54,39 +54,8 @@ public enum SeedSweep {
         public var wallSeconds: Double
     }
 
-    /// How often each value occurred: exact quantiles in memory bounded by the distinct values
-    /// (heights up to the run's last one; liveness times on the tick grid up to the bound), not
-    /// by the number of seeds.
-    public struct ValueCounts: Sendable {
-        private var counts: [UInt64: Int] = [:]
-        private var total = 0
-        private var sum = 0.0
-
-        public init() {}
-
-        public mutating func add(_ value: UInt64) {
-            counts[value, default: 0] += 1
-            total += 1
-            sum += Double(value)
-        }
-
-        /// The same figures `spread` of the sorted values gives: min, s[n/2], s[min(n−1, 99n/100)], max, mean.
-        public var spread: Summary.Spread? {
-            guard total > 0 else { return nil }
-            let sorted = counts.keys.sorted()
-            func value(at rank: Int) -> UInt64 {
-                var seen = 0
-                for v in sorted {
-                    seen += counts[v]!
-                    if rank < seen { return v }
-                }
-                return sorted[sorted.count - 1]
-            }
-            return Summary.Spread(
-                min: sorted[0], p50: value(at: total / 2), p99: value(at: min(total - 1, total * 99 / 100)),
-                max: sorted[sorted.count - 1], mean: sum / Double(total))
-        }
-    }
+    /// The shared tally of values (`Simulation.ValueCounts`).
+    public typealias ValueCounts = Simulation.ValueCounts
 
     /// The running totals of a run: one result at a time, in seed order.
     public struct Tally: Sendable {
@@ -178,5 +147,12 @@ public enum SeedSweep {
         consume: (Result) -> Void
     ) {
         SeedRunner.runAll(first: first, count: count, jobs: jobs, run: run, consume: consume)
+    }
+}
+
+extension Simulation.ValueCounts {
+    /// The quantiles as the engine sweep's summary reports them.
+    public var spread: SeedSweep.Summary.Spread? {
+        quantiles.map { SeedSweep.Summary.Spread(min: $0.min, p50: $0.p50, p99: $0.p99, max: $0.max, mean: $0.mean) }
     }
 }

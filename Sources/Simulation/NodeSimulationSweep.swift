@@ -83,8 +83,8 @@ public struct NodeSimulationSweep: Sendable {
         var lost: UInt64 = 0
         var failedSeeds: [UInt64] = []
         /// Exact quantiles in memory bounded by the distinct values, not the seeds.
-        var afterFault: [UInt64: Int] = [:]
-        var heights: [UInt64: Int] = [:]
+        var afterFault = ValueCounts()
+        var heights = ValueCounts()
         var crashes = 0, torn = 0, diskFull = 0, checkpointsLost = 0, restarts = 0, releases = 0
         var messages: UInt64 = 0, foreign: UInt64 = 0, garbage: UInt64 = 0
 
@@ -98,8 +98,8 @@ public struct NodeSimulationSweep: Sendable {
             budget += r.budgetViolations
             lost += r.lostEntries
             if r.livenessFailed { liveness += 1 }
-            if let ms = r.msAfterLastFault { afterFault[ms, default: 0] += 1 }
-            heights[r.finalHeight, default: 0] += 1
+            if let ms = r.msAfterLastFault { afterFault.add(ms) }
+            heights.add(r.finalHeight)
             crashes += r.crashes
             torn += r.tornWrites
             diskFull += r.diskFullStops
@@ -112,21 +112,8 @@ public struct NodeSimulationSweep: Sendable {
         }
     }
 
-    static func spread(_ counts: [UInt64: Int]) -> Summary.Spread? {
-        let total = counts.values.reduce(0, +)
-        guard total > 0 else { return nil }
-        let sorted = counts.keys.sorted()
-        func value(at rank: Int) -> UInt64 {
-            var seen = 0
-            for v in sorted {
-                seen += counts[v]!
-                if rank < seen { return v }
-            }
-            return sorted[sorted.count - 1]
-        }
-        return Summary.Spread(
-            min: sorted[0], p50: value(at: total / 2), p99: value(at: min(total - 1, total * 99 / 100)),
-            max: sorted[sorted.count - 1])
+    static func spread(_ counts: ValueCounts) -> Summary.Spread? {
+        counts.quantiles.map { Summary.Spread(min: $0.min, p50: $0.p50, p99: $0.p99, max: $0.max) }
     }
 }
 
