@@ -422,14 +422,9 @@ public final class Node: @unchecked Sendable {
     private func execute(_ directives: [NodeDirective]) {
         for directive in directives {
             switch directive {
-            case let .persistGuard(bytes):
-                meshPart(directive).persistGuard(bytes)
-            case let .persistBudget(bytes):
-                meshPart(directive).persistBudget(bytes)
-            case let .persistOwnContribution(bytes):
-                meshPart(directive).persistOwnContribution(bytes)
-            case let .persistTrainingSteps(bytes):
-                meshPart(directive).persistTrainingSteps(bytes)
+            case let .persistGuard(bytes), let .persistBudget(bytes), let .persistOwnContribution(bytes),
+                let .persistTrainingSteps(bytes):
+                meshPart(directive).persist(bytes, for: directive)
             case let .appendLog(height, entry):
                 meshPart(directive).append(height: height, entry: entry)
             case let .send(kind, payload, peer):

@@ -177,31 +177,23 @@ public final class MeshService: @unchecked Sendable {
 
     // MARK: Executing directives (on the node's loop)
 
-    /// `persistGuard`: durable before anything after it in the bundle.
-    func persistGuard(_ bytes: [UInt8]) {
-        do { try PosixIO.writeAtomically(bytes, to: files.guardFile) } catch {
-            fatal("cannot persist the signing guard: \(error)")
+    /// The file a `persist…` directive replaces, and what it holds (for the fatal message).
+    func file(for directive: NodeDirective) -> (path: String, holds: String)? {
+        switch directive {
+        case .persistGuard: (files.guardFile, "the signing guard")
+        case .persistBudget: (files.budgetFile, "the privacy budget")
+        case .persistOwnContribution: (files.ownContributionFile, "this node's release")
+        case .persistTrainingSteps: (files.trainingStepsFile, "the DP-SGD steps")
+        default: nil
         }
     }
 
-    /// `persistOwnContribution`: durable before the release is sent.
-    func persistOwnContribution(_ bytes: [UInt8]) {
-        do { try PosixIO.writeAtomically(bytes, to: files.ownContributionFile) } catch {
-            fatal("cannot persist this node's release: \(error)")
-        }
-    }
-
-    /// `persistBudget`: durable before anything after it in the bundle (the release it approved).
-    func persistBudget(_ bytes: [UInt8]) {
-        do { try PosixIO.writeAtomically(bytes, to: files.budgetFile) } catch {
-            fatal("cannot persist the privacy budget: \(error)")
-        }
-    }
-
-    /// `persistTrainingSteps`: durable before anything after it in the bundle (the training it charges).
-    func persistTrainingSteps(_ bytes: [UInt8]) {
-        do { try PosixIO.writeAtomically(bytes, to: files.trainingStepsFile) } catch {
-            fatal("cannot persist the DP-SGD steps: \(error)")
+    /// A `persist…` directive: the file replaced atomically and fsynced (its directory too) before
+    /// anything after it in the bundle; a failure stops the node.
+    func persist(_ bytes: [UInt8], for directive: NodeDirective) {
+        guard let (path, holds) = file(for: directive) else { preconditionFailure("\(directive) is not a persist directive") }
+        do { try PosixIO.writeAtomically(bytes, to: path) } catch {
+            fatal("cannot persist \(holds): \(error)")
         }
     }
 
