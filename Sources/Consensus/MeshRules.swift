@@ -68,4 +68,11 @@ public struct MeshRules: Sendable, Hashable {
                 fixedPoint: grid, dimension: rule.dimension)
         }
     }
+
+    /// A node's privacy budget before its first release: ε_max and δ of the terms, pinned to
+    /// `pinned`. Nil when no release parameters can be pinned.
+    public var freshBudget: PinnedPrivacyBudget? {
+        guard let pinned else { return nil }
+        return try? PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: privacy.epsilonBudget, delta: privacy.delta), pinned: pinned)
+    }
 }

@@ -160,12 +160,8 @@ public struct NodeSimulation {
     }
 
     static func freshBudget(_ genesis: LedgerGenesis) -> PinnedPrivacyBudget {
-        let p = genesis.privacy
-        // The demo genesis's terms are valid: these cannot fail.
-        let pinned = try! ReleaseParameters(
-            clipBound: p.clipBound, noiseMultiplier: p.noiseMultiplier,
-            fixedPoint: FixedPoint(scaleLog2: p.scaleLog2), dimension: genesis.maskRule.dimension)
-        return try! PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: p.epsilonBudget, delta: p.delta), pinned: pinned)
+        guard let budget = genesis.rules.freshBudget else { preconditionFailure("the demo genesis pins its release parameters") }
+        return budget
     }
 
     func note(_ i: Int?, _ what: @autoclosure () -> String) {

@@ -19,11 +19,7 @@ import Wire
         -> (NodeCore, [NodeDirective])
     {
         let key = builder.signingKey(builder.genesis.validators.keys[0])
-        let p = builder.genesis.privacy
-        let pinned = try ReleaseParameters(
-            clipBound: p.clipBound, noiseMultiplier: p.noiseMultiplier,
-            fixedPoint: FixedPoint(scaleLog2: p.scaleLog2), dimension: builder.genesis.maskRule.dimension)
-        let fresh = try PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: p.epsilonBudget, delta: p.delta), pinned: pinned)
+        let fresh = try #require(builder.genesis.rules.freshBudget)
         let config = MeshCoreConfig(
             ledger: builder.genesis, consensus: ConsensusConfig(timings: .lan),
             rounds: .init(epochsPerRound: 1, maxRounds: 2, patience: 2, finetuneEpochs: 1),

@@ -30,9 +30,7 @@ import Wire
             privacy: .init(
                 clipBound: 16, noiseMultiplier: z, scaleLog2: 10, delta: 1e-5,
                 epsilonBudget: 10, training: training))
-        let p = b.genesis.privacy
-        let pinned = b.genesis.rules.pinned!
-        let budget = try! PinnedPrivacyBudget(budget: PrivacyBudget(epsilonMax: p.epsilonBudget, delta: p.delta), pinned: pinned)
+        let budget = b.genesis.rules.freshBudget!
         let config = MeshCoreConfig(
             ledger: b.genesis, consensus: ConsensusConfig(timings: .lan),
             rounds: .init(epochsPerRound: 1, maxRounds: 10, patience: 10, finetuneEpochs: 1),
