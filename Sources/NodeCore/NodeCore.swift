@@ -116,7 +116,8 @@ public struct NodeCore: Sendable {
             counters.messagesUnrouted += 1
             return []
         }
-        let known = route(to: message.sender) != nil
+        // Only a log request is answered at its source when membership has no address for the peer.
+        let known = message.kind != .logRequest || route(to: message.sender) != nil
         // Taken out while it runs, so that its arrays are uniquely referenced (no copy on write).
         var m = mesh.take()!
         let out = m.onMessage(
