@@ -60,27 +60,8 @@ import Testing
         let inputs = (0..<batch).map { b in input[b * size..<(b + 1) * size].map(Double.init) }
         var reference = ReferenceNetwork(model)
         #expect(abs(reference.loss(inputs, labels: labels.map(Int.init)) - analytic.loss) < 1e-5)
-        let h = 1e-5
-        var checked = 0
-        for p in model.weights.indices {
-            for (isBias, count) in [(false, model.weights[p].count), (true, model.biases[p].count)] {
-                for j in 0..<count {
-                    func perturb(_ delta: Double) {
-                        if isBias { reference.biases[p][j] += delta } else { reference.weights[p][j] += delta }
-                    }
-                    perturb(h)
-                    let up = reference.loss(inputs, labels: labels.map(Int.init))
-                    perturb(-2 * h)
-                    let down = reference.loss(inputs, labels: labels.map(Int.init))
-                    perturb(h)
-                    let numeric = (up - down) / (2 * h)
-                    let fast = Double(isBias ? analytic.biases[p][j] : analytic.weights[p][j])
-                    #expect(
-                        abs(numeric - fast) < 1e-4 + 1e-3 * abs(numeric),
-                        "layer \(p) \(isBias ? "bias" : "weight") \(j): numeric \(numeric), analytic \(fast)")
-                    checked += 1
-                }
-            }
+        let checked = reference.expectGradientsMatch(weights: analytic.weights, biases: analytic.biases) {
+            $0.loss(inputs, labels: labels.map(Int.init))
         }
         #expect(checked == ModelCost(Self.smallSpec).params)
     }
@@ -129,25 +110,8 @@ import Testing
                 model: model, batchCapacity: batch, threads: threads, trainable: true,
                 columnChunkFloats: Self.tinyColumnChunk)
             let analytic = net.lossAndGradients(input, labels: labels)
-            let h = 1e-5
-            for p in model.weights.indices {
-                for (isBias, count) in [(false, model.weights[p].count), (true, model.biases[p].count)] {
-                    for j in 0..<count {
-                        func perturb(_ delta: Double) {
-                            if isBias { reference.biases[p][j] += delta } else { reference.weights[p][j] += delta }
-                        }
-                        perturb(h)
-                        let up = reference.loss(inputs, labels: labels.map(Int.init))
-                        perturb(-2 * h)
-                        let down = reference.loss(inputs, labels: labels.map(Int.init))
-                        perturb(h)
-                        let numeric = (up - down) / (2 * h)
-                        let fast = Double(isBias ? analytic.biases[p][j] : analytic.weights[p][j])
-                        #expect(
-                            abs(numeric - fast) < 1e-4 + 1e-3 * abs(numeric),
-                            "\(spec) layer \(p) \(isBias ? "bias" : "weight") \(j): numeric \(numeric), analytic \(fast)")
-                    }
-                }
+            reference.expectGradientsMatch(weights: analytic.weights, biases: analytic.biases, label: "\(spec) ") {
+                $0.loss(inputs, labels: labels.map(Int.init))
             }
         }
     }

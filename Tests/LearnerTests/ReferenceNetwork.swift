@@ -1,3 +1,5 @@
+import Testing
+
 @testable import Learner
 
 /// A deliberately naive double-precision implementation of the same network, written straight
@@ -102,3 +104,37 @@ struct ReferenceNetwork {
 func _log(_ x: Double) -> Double { log(x) }
 func _exp(_ x: Double) -> Double { exp(x) }
 func _tanh(_ x: Double) -> Double { tanh(x) }
+
+extension ReferenceNetwork {
+    /// Central differences (step `h`) of `loss` for every weight and bias of this network, each
+    /// expected to match `analytic` (the learner's gradients) within 1e-4 + 1e-3·|numeric|.
+    /// `label` starts every failure message. Returns the number of parameters checked.
+    @discardableResult
+    mutating func expectGradientsMatch(
+        weights analyticWeights: [[Float]], biases analyticBiases: [[Float]], label: String = "", h: Double = 1e-5,
+        loss: (ReferenceNetwork) -> Double
+    ) -> Int {
+        var checked = 0
+        for p in weights.indices {
+            for (isBias, count) in [(false, weights[p].count), (true, biases[p].count)] {
+                for j in 0..<count {
+                    func perturb(_ delta: Double) {
+                        if isBias { biases[p][j] += delta } else { weights[p][j] += delta }
+                    }
+                    perturb(h)
+                    let up = loss(self)
+                    perturb(-2 * h)
+                    let down = loss(self)
+                    perturb(h)
+                    let numeric = (up - down) / (2 * h)
+                    let fast = Double(isBias ? analyticBiases[p][j] : analyticWeights[p][j])
+                    #expect(
+                        abs(numeric - fast) < 1e-4 + 1e-3 * abs(numeric),
+                        "\(label)layer \(p) \(isBias ? "bias" : "weight") \(j): numeric \(numeric), analytic \(fast)")
+                    checked += 1
+                }
+            }
+        }
+        return checked
+    }
+}
