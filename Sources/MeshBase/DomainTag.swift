@@ -70,13 +70,15 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
     public static let modelDigest = DomainTag("model-digest")
     /// A pruning mask's digest.
     public static let maskDigest = DomainTag("mask-digest")
+    /// One node's signed announcement of its model update for a model round (`Consensus.SignedUpdate`).
+    public static let modelUpdate = DomainTag("model-update")
 
     /// Every tag, in one place: tests check these are distinct and none is a prefix of another.
     public static let all: [DomainTag] = [
         envelope, meshID, keyFingerprint, invite,
         genesis, releaseDigest, proposal, vote, membershipDigest, contribution, decision,
         logEntry, logNode, logCertificate, logRecord,
-        modelDigest, maskDigest,
+        modelDigest, maskDigest, modelUpdate,
     ]
 
     /// `UInt8(bytes.count) ‖ bytes`: what is fed to a hash or signature before the message.

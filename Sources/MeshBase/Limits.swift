@@ -339,6 +339,18 @@ public enum Limits {
     /// Precommit signatures one commit certificate carries (at most one per validator).
     public static let certificate_signatures_count_max = members_count_max
 
+    /// One signed model-update announcement (`Consensus.SignedUpdate`): key 32, round 8, base 32,
+    /// root 32, bytes 8, samples 4, signature 64. Fits one datagram with its envelope.
+    public static let signed_update_bytes = 180
+    /// Updates one model decision records (at most one per validator): 2 + 8 + 32 + 256 · 180 ≈ 46 KB.
+    public static let model_decision_updates_count_max = members_count_max
+    /// The bytes one model update may claim (a 64 M-parameter f32 model: `model_params_count_max` · 4).
+    public static let model_update_bytes_max: UInt64 = UInt64(model_params_count_max) * 4
+    /// The samples one model update may claim to have trained on (its FedAvg weight).
+    public static let model_update_samples_max: UInt32 = 1 << 30
+    /// Model rounds ahead of the next one for which update announcements are kept.
+    public static let model_update_rounds_ahead_max = 1
+
     /// A remove decision's free-text note (why the member was removed), in UTF-8 bytes.
     public static let decision_note_bytes_max = 256
 

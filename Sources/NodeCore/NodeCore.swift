@@ -84,7 +84,7 @@ public struct NodeCore: Sendable {
     }
 
     /// The message kinds this core takes (membership, and the mesh part's if it has one).
-    public static let meshKinds: [MessageKind] = ConsensusMessage.kinds + [.logRequest, .logResponse]
+    public static let meshKinds: [MessageKind] = ConsensusMessage.kinds + [.logRequest, .logResponse, .modelUpdate]
 
     // MARK: Events
 
@@ -123,6 +123,22 @@ public struct NodeCore: Sendable {
         let out = m.onMessage(
             kind: message.kind, payload: message.payload, from: message.sender, at: address, nowMs: nowMs,
             addressKnown: known)
+        mesh = m
+        return route(out, nowMs: nowMs)
+    }
+
+    /// Federated: the shell holds the blob `root` (an update fetched and verified, or its own).
+    public mutating func onBlobAvailable(root: Digest32, nowMs: UInt64) -> [NodeDirective] {
+        guard !stopped, var m = mesh.take() else { return [] }
+        let out = m.onBlobAvailable(root: root, nowMs: nowMs)
+        mesh = m
+        return route(out, nowMs: nowMs)
+    }
+
+    /// Federated: the shell holds the shared model of `modelRound` (advanced or fetched), root `root`.
+    public mutating func onModelAdvanced(modelRound: UInt64, root: Digest32, nowMs: UInt64) -> [NodeDirective] {
+        guard !stopped, var m = mesh.take() else { return [] }
+        let out = m.onModelAdvanced(modelRound: modelRound, root: root, nowMs: nowMs)
         mesh = m
         return route(out, nowMs: nowMs)
     }

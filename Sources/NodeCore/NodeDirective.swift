@@ -1,3 +1,4 @@
+import Consensus
 import Learner
 import Membership
 import MeshBase
@@ -54,6 +55,24 @@ public enum NodeDirective: Sendable {
     case train(pruningRound: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int, logHeight: UInt64)
     /// Shrink the model to `mask` by surgery (after the queued training), then checkpoint.
     case applyMask(PruneMask, logHeight: UInt64)
+    /// Federated: train `epochs` local epochs from the shared model for model round `modelRound`
+    /// (`Rounds.FederatedDirective.train`), then offer the update's bytes (trained − shared) to
+    /// the bulk store and report with `TrainedRound.update`.
+    case trainRound(modelRound: UInt64, epochs: Int, finetune: Bool, scheduleEpoch: Int, finetuneTotalEpochs: Int, logHeight: UInt64)
+    /// Federated: fetch the blob `root` (`bytes` long) from any of `sources` (in that order of
+    /// preference) by bulk transfer, verify it against its root, keep it, and report
+    /// `NodeCore.onBlobAvailable`.
+    case fetchBlob(root: Digest32, bytes: UInt64, sources: [PublicKey])
+    /// Federated: the next shared model. On the training thread, after what is queued: the
+    /// shared model of `decision.modelRound − 1` plus `rule`'s aggregate of the decision's updates
+    /// (their blobs, in canonical order), then surgery to `mask` if given; checkpoint it durably
+    /// with its round, offer its canonical bytes as a blob, and report `NodeCore.onModelAdvanced`
+    /// with its root. The shell refuses (exit 70) a decision that does not follow the shared model
+    /// it holds: a round never applies twice, nor out of order.
+    case advanceModel(ModelDecision, mask: PruneMask?, rule: AggregationRule, logHeight: UInt64)
+    /// Federated: fetch the shared model of `modelRound` by its root from `sources`, verify it,
+    /// make it the shared model (checkpointed), and report `NodeCore.onModelAdvanced`.
+    case fetchModel(modelRound: UInt64, root: Digest32, sources: [PublicKey])
     /// A received datagram's payload did not decode (the receiver counts it as a reject).
     case malformed(MessageKind)
     /// For the operator's log (and the figures); no effect on the protocol.
@@ -85,5 +104,13 @@ public enum NodeNote: Sendable {
     case syncedEntryRefused(from: PublicKey, height: UInt64, why: String)
     case malformedMeshMessage(kind: MessageKind, from: PublicKey, why: String)
     case cannotServeLog(height: UInt64)
+    /// Federated: this node announced its update for a model round.
+    case contributedUpdate(modelRound: UInt64, bytes: UInt64, samples: UInt32)
+    /// Federated: an update announcement was refused (why).
+    case updateRefused(from: PublicKey, modelRound: UInt64, why: String)
+    /// Federated: this node asks the mesh to decide a model round over these many updates.
+    case submittedModel(modelRound: UInt64, updates: Int)
+    /// Federated: the shared model of a model round is in place.
+    case modelAdvanced(modelRound: UInt64, root: Digest32)
     case finished
 }

@@ -469,6 +469,9 @@ public struct NodeSimulation {
                 report.malformed += 1
             case let .note(n):
                 noteDirective(i, n)
+            case .trainRound, .fetchBlob, .advanceModel, .fetchModel:
+                // Federated meshes are not simulated yet: the simulator builds none.
+                preconditionFailure("a federated directive in a mesh the simulator built without federation")
             }
         }
         if crashAt == directives.count, let armed = nodes[i].armedCrash {
