@@ -46,6 +46,10 @@ public struct NodeSimulation {
         case partition([[Int]])
         case heal
         case byzantine(Int)
+        /// Federated: a fetch of an update blob tries its sources; an advance or a model fetch completes.
+        case fetchBlob(Int, life: Int, Digest32, sources: [PublicKey])
+        case advanced(Int, life: Int, modelRound: UInt64, root: Digest32, mask: PruneMask?)
+        case fetchModel(Int, life: Int, modelRound: UInt64, root: Digest32, sources: [PublicKey])
     }
 
     /// One node's disk.
@@ -64,6 +68,8 @@ public struct NodeSimulation {
         var checkpointMask: PruneMask?
         var finetuneEpochsDone = 0
         var checkpointBefore: (mask: PruneMask?, finetuneEpochsDone: Int)?
+        /// Federated: the shared model's checkpoint (round, root, mask), written when an advance completes.
+        var shared: SharedModelCheckpoint?
         var full = false
 
         /// An fsync of another file makes nothing of the budget durable: only its own would.
@@ -77,6 +83,14 @@ public struct NodeSimulation {
         /// The fake model's mask, and when its training thread is free.
         var modelMask: PruneMask
         var busyUntilMs: UInt64 = 0
+        /// Federated, in memory (lost at a crash): the blobs held (updates and shared models by
+        /// root) and the shared model the node holds now.
+        var blobs: Set<Digest32> = []
+        var shared = SharedModelCheckpoint(modelRound: 0, root: NodeSimulation.initialRoot, mask: nil)
+        /// Shared-model roots this node can serve by round (its current one and those it computed).
+        var sharedServed: [UInt64: SharedModelCheckpoint] = [:]
+        /// An advance waiting for update blobs this node does not hold yet.
+        var pendingAdvance: (decision: ModelDecision, mask: PruneMask?, rule: AggregationRule)?
         /// A crash waiting for a bundle with a durable directive (or its deadline).
         var armedCrash: (kind: CrashKind, deadlineMs: UInt64)?
     }
@@ -104,9 +118,11 @@ public struct NodeSimulation {
     var queue = EventQueue<Event>()
     var rng: SeededGenerator
     var nowMs: UInt64 = 0
-    public private(set) var report: Report
+    public internal(set) var report: Report
     /// The entry hash at each height (index height − 1), from the first honest append; the masks in order.
     var chain: [Digest32] = []
+    /// Federated: the shared model's root of every model round, as the first honest node computed it.
+    var modelRoots: [UInt64: Digest32] = [:]
     var lastMask: PruneMask
     /// Every vote each honest node signed, by slot, across its lives; every release it sent, by count.
     var votes: [[Slot: Digest32?]]
@@ -126,7 +142,9 @@ public struct NodeSimulation {
         let scenario = Scenario.draw(seed: seed, options: options)
         self.scenario = scenario
         let n = options.nodeCount
-        builder = CommitteeLogBuilder.demo(validators: n, spareCount: 0, seed: 1, maskRounds: options.maskRounds)
+        builder = CommitteeLogBuilder.demo(
+            validators: n, spareCount: 0, seed: 1, maskRounds: options.maskRounds,
+            federation: options.federated ? FederationTerms(aggregation: .fedAvg) : nil)
         // Another mesh of the same keys: its entries are signed by the same validators, for another mesh id.
         var other = CommitteeLogBuilder.demo(
             validators: n, spareCount: 0, seed: 1, maskRounds: options.maskRounds,
@@ -260,6 +278,7 @@ public struct NodeSimulation {
             guard nodes[i].life == life, nodes[i].core != nil else { return }
             nodes[i].disk.checkpointBefore = (nodes[i].disk.checkpointMask, nodes[i].disk.finetuneEpochsDone)
             if round.pruningRound == 0 { nodes[i].disk.finetuneEpochsDone += round.epochs }
+            if let offer = round.update { nodes[i].blobs.insert(offer.root) }
             execute(i, nodes[i].core!.onTrained(round, nowMs: nowMs))
         case let .masked(i, life, mask, _):
             guard nodes[i].life == life, nodes[i].core != nil else { return }
@@ -292,6 +311,15 @@ public struct NodeSimulation {
         case let .byzantine(i):
             byzantineStep(i)
             queue.schedule(.byzantine(i), atMs: nowMs + 150)
+        case let .fetchBlob(i, life, root, sources):
+            guard nodes[i].life == life, nodes[i].core != nil else { return }
+            tryFetchBlob(i, root: root, sources: sources)
+        case let .advanced(i, life, round, root, mask):
+            guard nodes[i].life == life, nodes[i].core != nil else { return }
+            completeAdvance(i, modelRound: round, root: root, mask: mask)
+        case let .fetchModel(i, life, round, root, sources):
+            guard nodes[i].life == life, nodes[i].core != nil else { return }
+            tryFetchModel(i, modelRound: round, root: root, sources: sources)
         }
     }
 
@@ -339,6 +367,16 @@ public struct NodeSimulation {
         }
         node.modelMask = node.disk.checkpointMask ?? PruneMask.full(builder.genesis.model)
         node.busyUntilMs = nowMs
+        var sharedModel: SharedModelState?
+        if options.federated {
+            // The shared model comes back from its checkpoint (or is the initial one); blobs in memory do not.
+            node.shared = node.disk.shared ?? SharedModelCheckpoint(modelRound: 0, root: Self.initialRoot, mask: nil)
+            if let mask = node.shared.mask { node.modelMask = mask }
+            node.blobs = [node.shared.root]
+            node.sharedServed = [node.shared.modelRound: node.shared]
+            node.pendingAdvance = nil
+            sharedModel = SharedModelState(modelRound: node.shared.modelRound, root: node.shared.root)
+        }
         let mesh = MeshCore(
             config: coreConfig, signer: builder.signingKey(keys[i]), log: verified, guard: signingGuard,
             budget: budget, finetuneEpochsDone: node.disk.finetuneEpochsDone,
@@ -346,7 +384,8 @@ public struct NodeSimulation {
                 seed: seed ^ UInt64(i) << 32 ^ UInt64(node.life) << 48,
                 acknowledged: .testsAndSimulationOnly),
             allowInsecureSeededNoise: true,
-            ownContribution: node.disk.ownContribution.flatMap { try? SignedContribution.decode($0) })
+            ownContribution: node.disk.ownContribution.flatMap { try? SignedContribution.decode($0) },
+            sharedModel: sharedModel)
         var seeds = addresses
         seeds.remove(at: i)
         var hints: [PublicKey: PeerAddress] = [:]
@@ -469,9 +508,21 @@ public struct NodeSimulation {
                 report.malformed += 1
             case let .note(n):
                 noteDirective(i, n)
-            case .trainRound, .fetchBlob, .advanceModel, .fetchModel:
-                // Federated meshes are not simulated yet: the simulator builds none.
-                preconditionFailure("a federated directive in a mesh the simulator built without federation")
+            case let .trainRound(round, epochs, finetune, _, _, _):
+                let done = max(nowMs, nodes[i].busyUntilMs) + options.epochMs * UInt64(epochs)
+                nodes[i].busyUntilMs = done
+                var trained = fakeTraining(i, pruningRound: round, epochs: epochs, finetune: finetune)
+                trained.update = UpdateOffer(
+                    base: nodes[i].shared.root, root: Self.updateRoot(seed: seed, node: i, modelRound: round, life: nodes[i].life),
+                    bytes: 1_000, samples: 100)
+                queue.schedule(.trained(i, life: nodes[i].life, trained), atMs: done)
+            case let .fetchBlob(root, _, sources):
+                queue.schedule(.fetchBlob(i, life: nodes[i].life, root, sources: sources), atMs: nowMs + 5)
+            case let .advanceModel(decision, mask, rule, _):
+                startAdvance(i, decision, mask: mask, rule: rule)
+                guard report.firstViolation == nil else { return }
+            case let .fetchModel(round, root, sources):
+                queue.schedule(.fetchModel(i, life: nodes[i].life, modelRound: round, root: root, sources: sources), atMs: nowMs + 5)
             }
         }
         if crashAt == directives.count, let armed = nodes[i].armedCrash {
