@@ -74,6 +74,9 @@ public struct BulkTransfer: Sendable {
     public func isFetching(_ root: Digest32) -> Bool { fetches[root] != nil }
     public var fetchCount: Int { fetches.count }
     public var serveQueueCount: Int { serveQueue.count }
+    /// Bytes of the blobs held plus those reserved by fetches past their manifest
+    /// (at most `Limits.bulk_held_bytes_max`).
+    public var heldBytes: Int { reservedBytes }
 
     // MARK: Events
 
@@ -180,6 +183,14 @@ public struct BulkTransfer: Sendable {
     /// Puts `f` back (or ends it): deadline, completion, failure, then refills its window.
     /// Every handler takes the fetch out of `fetches` and hands it here.
     private mutating func step(_ f: inout Fetch, nowMs: UInt64, out: inout [BulkDirective]) {
+        if let blob = held[f.root] {
+            // Offered meanwhile (the node built the same bytes): the fetch ends with the held blob,
+            // whose bytes are already counted.
+            release(f)
+            counters.blobsCompleted += 1
+            out.append(.completed(root: f.root, bytes: blob.bytes))
+            return
+        }
         if let layout = f.layout, f.verifiedCount == layout.segmentCount {
             release(f)
             reservedBytes += layout.length // the reservation passes to the held blob

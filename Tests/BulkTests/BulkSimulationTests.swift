@@ -161,4 +161,13 @@ import Testing
         // The limit did bind: at the full rate the transfer cannot be faster than this.
         #expect(net.nowMs >= UInt64((total - config.serveBurstBytes) * 1000 / config.serveRateBytesPerS))
     }
+
+    /// Same seed, same run: every node's bytes and the finishing time are equal across two runs.
+    @Test func aSeedReplaysTheSameRun() {
+        let (first, figures1, _, _) = Self.allToAll(n: 4, seed: 31)
+        let (second, figures2, _, _) = Self.allToAll(n: 4, seed: 31)
+        #expect(first.nodes.map(\.wireBytesSent) == second.nodes.map(\.wireBytesSent))
+        #expect(first.nodes.map(\.transfer.counters) == second.nodes.map(\.transfer.counters))
+        #expect(figures1.simulatedMs == figures2.simulatedMs)
+    }
 }

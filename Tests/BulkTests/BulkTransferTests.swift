@@ -219,4 +219,28 @@ import Testing
         #expect(throws: BulkTransfer.ConfigError.self) { try BulkTransfer(selfKey: Self.a, config: config, nowMs: 0) }
         #expect(config.problems.count == 2)
     }
+
+    /// A node offered the blob it is fetching (it built the same update itself) completes the
+    /// fetch once, and counts the blob's bytes once.
+    @Test func offeringABlobBeingFetchedCompletesTheFetchOnce() throws {
+        let blob = BulkNetwork.blob(seed: 8, length: 3 * Limits.bulk_segment_bytes)
+        var nodes = [Self.a: try BulkTransfer(selfKey: Self.a, nowMs: 0), Self.b: try BulkTransfer(selfKey: Self.b, nowMs: 0)]
+        let root = try nodes[Self.a]!.offer(blob)
+        let start = nodes[Self.b]!.want(root: root, sources: [Self.a], nowMs: 0)
+        // The manifest arrives, the segments are asked for, then B is offered the same bytes.
+        let part = Self.sends(nodes[Self.a]!.onMessage(from: Self.b, Self.sends(start)[0].message, nowMs: 0))[0].message
+        let requests = nodes[Self.b]!.onMessage(from: Self.a, part, nowMs: 0)
+        #expect(Self.sends(requests).count == 3)
+        #expect(try nodes[Self.b]!.offer(blob) == root)
+        let rest =
+            Self.settle(&nodes, [(Self.b, requests)], nowMs: 1)
+            + [(Self.b, nodes[Self.b]!.onTick(nowMs: 2))].flatMap { k, ds in ds.map { (k, $0) } }
+        let completions = rest.filter { if case .completed = $0.1 { true } else { false } }
+        #expect(completions.count == 1 && completions.first?.1 == .completed(root: root, bytes: blob))
+        #expect(!nodes[Self.b]!.isFetching(root) && nodes[Self.b]!.blob(root) == blob)
+        // Its bytes are counted once, and given back once when dropped.
+        #expect(nodes[Self.b]!.heldBytes == blob.count)
+        _ = nodes[Self.b]!.drop(root)
+        #expect(nodes[Self.b]!.heldBytes == 0)
+    }
 }
