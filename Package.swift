@@ -145,5 +145,11 @@ let package = Package(
                                                              .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MeshHarnessTests", dependencies: ["MeshHarness", "Simulation", "Ledger", "MeshConfig", "Sodium"]),
         .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus", "Privacy"]),
+
+        // Bulk transfer of model updates: content-addressed pieces pulled by digest (pure, sans-IO).
+        .target(name: "Bulk", dependencies: ["MeshBase", "Sodium"], swiftSettings: optimisedInDebug),
+        // `swift run -c release BulkBench`: the bulk state machine's throughput, two instances in process.
+        .executableTarget(name: "BulkBench", dependencies: ["MeshBase", "Sodium", "Bulk"]),
+        .testTarget(name: "BulkTests", dependencies: ["SpecExamples", "Bulk", "Sodium", "MeshBase"]),
     ]
 )

@@ -73,12 +73,20 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
     /// One node's signed announcement of its model update for a model round (`Consensus.SignedUpdate`).
     public static let modelUpdate = DomainTag("model-update")
 
+    // MARK: Bulk transfer
+
+    /// One segment of a bulk blob (`Bulk`): the hash of its bytes, listed in the blob's manifest.
+    public static let bulkSegment = DomainTag("bulk-segment")
+    /// A bulk blob's root: its length, piece and segment sizes and the segment hashes, in order.
+    public static let bulkRoot = DomainTag("bulk-root")
+
     /// Every tag, in one place: tests check these are distinct and none is a prefix of another.
     public static let all: [DomainTag] = [
         envelope, meshID, keyFingerprint, invite,
         genesis, releaseDigest, proposal, vote, membershipDigest, contribution, decision,
         logEntry, logNode, logCertificate, logRecord,
         modelDigest, maskDigest, modelUpdate,
+        bulkSegment, bulkRoot,
     ]
 
     /// `UInt8(bytes.count) ‖ bytes`: what is fed to a hash or signature before the message.
