@@ -97,7 +97,7 @@ extension MeshCore {
         if !engine.modelGate.available.contains(u.root), !federation!.requested.contains(u.root), u.contributor != me {
             federation!.requested.insert(u.root)
             let others = state.validators.keys.filter { $0 != me && $0 != u.contributor }
-            out.append(.directive(.fetchBlob(root: u.root, bytes: u.bytes, sources: [u.contributor] + others)))
+            out.append(.directive(.fetchBlob(root: u.root, bytes: u.bytes, sources: [u.contributor] + others, modelRound: u.modelRound)))
         }
         out += maybeSubmitModel(nowMs: nowMs)
         return out
@@ -163,7 +163,8 @@ extension MeshCore {
                 out += release(round: round, nowMs: nowMs)
             case let .advance(decision, mask):
                 out.append(
-                    .directive(.advanceModel(decision, mask: mask, rule: federation!.rule, logHeight: engine.state.height)))
+                    .directive(
+                        .advanceModel(decision, mask: mask, rule: federation!.rule, updates: [], logHeight: engine.state.height)))
             case let .fetchModel(round, root):
                 let sources = engine.state.validators.keys.filter { $0 != me }
                 out.append(.directive(.fetchModel(modelRound: round, root: root, sources: sources)))

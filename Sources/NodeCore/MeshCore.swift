@@ -59,6 +59,9 @@ public struct TrainedRound: Sendable {
     public var importance: [[Float]]
     /// The mask the model had when it was scored.
     public var mask: PruneMask
+    /// Federated: the update's bytes (trained − shared, as the shell encodes them) and the samples
+    /// trained on; the node core offers the bytes to its bulk store and fills in `update`.
+    public var updateBlob: [UInt8]?
     public var accuracy: Double
     public var globalAccuracy: Double
     public var seconds: Double

@@ -59,19 +59,27 @@ public enum NodeDirective: Sendable {
     /// (`Rounds.FederatedDirective.train`), then offer the update's bytes (trained − shared) to
     /// the bulk store and report with `TrainedRound.update`.
     case trainRound(modelRound: UInt64, epochs: Int, finetune: Bool, scheduleEpoch: Int, finetuneTotalEpochs: Int, logHeight: UInt64)
-    /// Federated: fetch the blob `root` (`bytes` long) from any of `sources` (in that order of
-    /// preference) by bulk transfer, verify it against its root, keep it, and report
-    /// `NodeCore.onBlobAvailable`.
-    case fetchBlob(root: Digest32, bytes: UInt64, sources: [PublicKey])
+    /// Federated, between the mesh part and the node core only (never reaches the shell): fetch
+    /// the update blob `root` (`bytes` long) of `modelRound` from `sources` by bulk transfer.
+    case fetchBlob(root: Digest32, bytes: UInt64, sources: [PublicKey], modelRound: UInt64)
+    /// Federated: seal `payload` (a `Bulk.BulkMessage`) for member `key` (the pair key of the two
+    /// node keys, `Wire` sealed datagram) and send it to `to`. Low priority: after the control
+    /// traffic queued with it, and dropped first when the send queue is full.
+    case sendBulk(payload: [UInt8], to: PeerAddress, key: PublicKey)
+    /// Federated: make `blob` (a `Learner.Checkpoint` encoding, verified against the root the log
+    /// names) the shared model of `modelRound`, durably, and report `NodeCore.onModelAdvanced`.
+    case loadSharedModel(modelRound: UInt64, blob: [UInt8])
     /// Federated: the next shared model. On the training thread, after what is queued: the
     /// shared model of `decision.modelRound − 1` plus `rule`'s aggregate of the decision's updates
     /// (their blobs, in canonical order), then surgery to `mask` if given; checkpoint it durably
     /// with its round, offer its canonical bytes as a blob, and report `NodeCore.onModelAdvanced`
     /// with its root. The shell refuses (exit 70) a decision that does not follow the shared model
     /// it holds: a round never applies twice, nor out of order.
-    case advanceModel(ModelDecision, mask: PruneMask?, rule: AggregationRule, logHeight: UInt64)
-    /// Federated: fetch the shared model of `modelRound` by its root from `sources`, verify it,
-    /// make it the shared model (checkpointed), and report `NodeCore.onModelAdvanced`.
+    /// `updates` are the decision's update blobs in its order (the mesh part emits the directive
+    /// without them; the node core fills them in from its bulk store, fetching what it lacks first).
+    case advanceModel(ModelDecision, mask: PruneMask?, rule: AggregationRule, updates: [[UInt8]], logHeight: UInt64)
+    /// Federated, between the mesh part and the node core only: fetch the shared model of
+    /// `modelRound` by its root from `sources`; the node core then asks `loadSharedModel`.
     case fetchModel(modelRound: UInt64, root: Digest32, sources: [PublicKey])
     /// A received datagram's payload did not decode (the receiver counts it as a reject).
     case malformed(MessageKind)

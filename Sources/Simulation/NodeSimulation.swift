@@ -46,10 +46,9 @@ public struct NodeSimulation {
         case partition([[Int]])
         case heal
         case byzantine(Int)
-        /// Federated: a fetch of an update blob tries its sources; an advance or a model fetch completes.
-        case fetchBlob(Int, life: Int, Digest32, sources: [PublicKey])
-        case advanced(Int, life: Int, modelRound: UInt64, root: Digest32, mask: PruneMask?)
-        case fetchModel(Int, life: Int, modelRound: UInt64, root: Digest32, sources: [PublicKey])
+        /// Federated: a sealed bulk message arrives; an advance completes.
+        case deliverBulk(from: Int, to: Int, payload: [UInt8])
+        case advanced(Int, life: Int, modelRound: UInt64, blob: [UInt8], mask: PruneMask?)
     }
 
     /// One node's disk.
@@ -85,12 +84,7 @@ public struct NodeSimulation {
         var busyUntilMs: UInt64 = 0
         /// Federated, in memory (lost at a crash): the blobs held (updates and shared models by
         /// root) and the shared model the node holds now.
-        var blobs: Set<Digest32> = []
-        var shared = SharedModelCheckpoint(modelRound: 0, root: NodeSimulation.initialRoot, mask: nil)
-        /// Shared-model roots this node can serve by round (its current one and those it computed).
-        var sharedServed: [UInt64: SharedModelCheckpoint] = [:]
-        /// An advance waiting for update blobs this node does not hold yet.
-        var pendingAdvance: (decision: ModelDecision, mask: PruneMask?, rule: AggregationRule)?
+        var shared = SharedModelCheckpoint(modelRound: 0, blob: NodeSimulation.initialBlob, mask: nil)
         /// A crash waiting for a bundle with a durable directive (or its deadline).
         var armedCrash: (kind: CrashKind, deadlineMs: UInt64)?
     }
@@ -123,6 +117,8 @@ public struct NodeSimulation {
     var chain: [Digest32] = []
     /// Federated: the shared model's root of every model round, as the first honest node computed it.
     var modelRoots: [UInt64: Digest32] = [:]
+    /// The committed masks by pruning round.
+    var masksByRound: [UInt64: PruneMask] = [:]
     var lastMask: PruneMask
     /// Every vote each honest node signed, by slot, across its lives; every release it sent, by count.
     var votes: [[Slot: Digest32?]]
@@ -278,7 +274,6 @@ public struct NodeSimulation {
             guard nodes[i].life == life, nodes[i].core != nil else { return }
             nodes[i].disk.checkpointBefore = (nodes[i].disk.checkpointMask, nodes[i].disk.finetuneEpochsDone)
             if round.pruningRound == 0 { nodes[i].disk.finetuneEpochsDone += round.epochs }
-            if let offer = round.update { nodes[i].blobs.insert(offer.root) }
             execute(i, nodes[i].core!.onTrained(round, nowMs: nowMs))
         case let .masked(i, life, mask, _):
             guard nodes[i].life == life, nodes[i].core != nil else { return }
@@ -311,15 +306,14 @@ public struct NodeSimulation {
         case let .byzantine(i):
             byzantineStep(i)
             queue.schedule(.byzantine(i), atMs: nowMs + 150)
-        case let .fetchBlob(i, life, root, sources):
+        case let .deliverBulk(from, to, payload):
+            guard network.mayDeliver(from: from, to: to), nodes[to].core != nil, nodes[to].core!.admits(keys[from], kind: .modelUpdate)
+            else { return }
+            report.bulkDelivered += 1
+            execute(to, nodes[to].core!.onBulk(payload, from: keys[from], nowMs: nowMs))
+        case let .advanced(i, life, round, blob, mask):
             guard nodes[i].life == life, nodes[i].core != nil else { return }
-            tryFetchBlob(i, root: root, sources: sources)
-        case let .advanced(i, life, round, root, mask):
-            guard nodes[i].life == life, nodes[i].core != nil else { return }
-            completeAdvance(i, modelRound: round, root: root, mask: mask)
-        case let .fetchModel(i, life, round, root, sources):
-            guard nodes[i].life == life, nodes[i].core != nil else { return }
-            tryFetchModel(i, modelRound: round, root: root, sources: sources)
+            completeAdvance(i, modelRound: round, blob: blob, mask: mask)
         }
     }
 
@@ -370,11 +364,8 @@ public struct NodeSimulation {
         var sharedModel: SharedModelState?
         if options.federated {
             // The shared model comes back from its checkpoint (or is the initial one); blobs in memory do not.
-            node.shared = node.disk.shared ?? SharedModelCheckpoint(modelRound: 0, root: Self.initialRoot, mask: nil)
+            node.shared = node.disk.shared ?? SharedModelCheckpoint(modelRound: 0, blob: Self.initialBlob, mask: nil)
             if let mask = node.shared.mask { node.modelMask = mask }
-            node.blobs = [node.shared.root]
-            node.sharedServed = [node.shared.modelRound: node.shared]
-            node.pendingAdvance = nil
             sharedModel = SharedModelState(modelRound: node.shared.modelRound, root: node.shared.root)
         }
         let mesh = MeshCore(
@@ -396,7 +387,7 @@ public struct NodeSimulation {
                 members: Set(keys), seeds: seeds, memberHints: hints,
                 swimRandomSeed: seed &* 31 &+ UInt64(i) << 16 &+ UInt64(node.life)),
             nowMs: nowMs)
-        let out = core.start(mesh: mesh, nowMs: nowMs)
+        let out = core.start(mesh: mesh, nowMs: nowMs, sharedModelBlob: options.federated ? node.shared.blob : nil)
         node.core = core
         nodes[i] = node
         if node.life > 1 {
@@ -512,17 +503,23 @@ public struct NodeSimulation {
                 let done = max(nowMs, nodes[i].busyUntilMs) + options.epochMs * UInt64(epochs)
                 nodes[i].busyUntilMs = done
                 var trained = fakeTraining(i, pruningRound: round, epochs: epochs, finetune: finetune)
-                trained.update = UpdateOffer(
-                    base: nodes[i].shared.root, root: Self.updateRoot(seed: seed, node: i, modelRound: round, life: nodes[i].life),
-                    bytes: 1_000, samples: 100)
+                trained.updateBlob = Self.updateBlob(seed: seed, node: i, modelRound: round, life: nodes[i].life)
                 queue.schedule(.trained(i, life: nodes[i].life, trained), atMs: done)
-            case let .fetchBlob(root, _, sources):
-                queue.schedule(.fetchBlob(i, life: nodes[i].life, root, sources: sources), atMs: nowMs + 5)
-            case let .advanceModel(decision, mask, rule, _):
-                startAdvance(i, decision, mask: mask, rule: rule)
+            case .fetchBlob, .fetchModel:
+                violation(.safety, "n\(i)'s node core let a mesh-internal fetch reach the shell")
+                return
+            case let .sendBulk(payload, to, _):
+                guard let j = addresses.firstIndex(of: to) else { continue }
+                report.bulkSent += 1
+                for at in network.send(from: i, to: j, datagrams: 1, nowMs: nowMs) {
+                    queue.schedule(.deliverBulk(from: i, to: j, payload: payload), atMs: at)
+                }
+            case let .advanceModel(decision, mask, rule, updates, _):
+                startAdvance(i, decision, mask: mask, rule: rule, updates: updates)
                 guard report.firstViolation == nil else { return }
-            case let .fetchModel(round, root, sources):
-                queue.schedule(.fetchModel(i, life: nodes[i].life, modelRound: round, root: root, sources: sources), atMs: nowMs + 5)
+            case let .loadSharedModel(round, blob):
+                loadShared(i, modelRound: round, blob: blob)
+                guard report.firstViolation == nil, nodes[i].core != nil else { return }
             }
         }
         if crashAt == directives.count, let armed = nodes[i].armedCrash {
@@ -637,6 +634,7 @@ public struct NodeSimulation {
                     return false
                 }
                 lastMask = m.mask
+                masksByRound[m.pruningRound] = m.mask
             }
             note(i, "first commit of height \(height): \(decoded.decision.kind)")
         }

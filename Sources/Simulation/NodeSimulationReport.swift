@@ -27,7 +27,8 @@ extension NodeSimulation {
         /// Federated: shared models computed (advances) and fetched, and update blobs fetched.
         public internal(set) var modelAdvances = 0
         public internal(set) var modelFetches = 0
-        public internal(set) var blobFetches = 0
+        public internal(set) var bulkSent = 0
+        public internal(set) var bulkDelivered = 0
         public internal(set) var releases = 0
         public internal(set) var messagesSent: UInt64 = 0
         public internal(set) var messagesDelivered: UInt64 = 0
@@ -57,7 +58,8 @@ extension NodeSimulation {
                 "  crashes \(crashes) (torn writes \(tornWrites), disk-full stops \(diskFullStops)), restarts \(restarts), "
                     + "torn tails repaired \(tornTailsRepaired), checkpoints lost \(checkpointsLost), releases \(releases)"
                     + (modelAdvances + modelFetches > 0
-                        ? ", shared models computed \(modelAdvances), fetched \(modelFetches), update blobs fetched \(blobFetches)" : ""),
+                        ? ", shared models computed \(modelAdvances), loaded from a fetch \(modelFetches), bulk messages \(bulkSent) sent, \(bulkDelivered) delivered"
+                        : ""),
                 "  messages \(messagesSent) sent, \(messagesDelivered) delivered, \(notAdmitted) not admitted, "
                     + "\(malformed) malformed, garbage \(garbageSent), foreign entries offered \(foreignEntriesOffered); "
                     + "datagrams lost \(network.datagramsLost), partitioned \(network.datagramsPartitioned)",

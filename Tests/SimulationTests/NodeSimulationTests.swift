@@ -49,7 +49,7 @@ import Testing
         (.voteBeforeGuard, 7, "signed two prevote votes"),
         (.budgetNotDurable, 1, "ε spent twice"),
         (.acceptForeignEntry, 5, "not chained to its log"),
-        (.sharedRoundNotDurable, 1, "a round applied twice"),
+        (.sharedRoundNotDurable, 8, "a round applied twice"),
     ]
 
     @Test(arguments: caught.indices)
@@ -79,19 +79,19 @@ import Testing
     @Test func aFederatedSweepPassesAndEveryRoundIsApplied() {
         var options = NodeSimulation.Options()
         options.federated = true
-        var advances = 0, blobs = 0, restarts = 0
+        var advances = 0, bulk = 0, restarts = 0
         for seed in UInt64(1)...12 {
             let r = NodeSimulation.run(seed: seed, options: options)
             #expect(r.passed, "\(r)")
             // 3 masks + freeze + 3 phase-one and 2 phase-two model rounds.
             #expect(r.finalHeight >= 9, "\(r)")
             advances += r.modelAdvances + r.modelFetches
-            blobs += r.blobFetches
+            bulk += r.bulkDelivered
             restarts += r.restarts
         }
         // Five honest nodes (two of seven are Byzantine and silent) × five rounds × twelve seeds, at least.
         #expect(advances >= 5 * 5 * 12, "\(advances)")
-        #expect(blobs > 0 && restarts > 0)
+        #expect(bulk > 0 && restarts > 0)
     }
 
     /// Seeds 116 and 822 (of a 1,000-seed sweep) stalled for good: a node crashed after sending its
