@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "Ledger", dependencies: ["MeshBase", "PosixIO", "Sodium", "Learner", "Privacy", "Wire", "Consensus"],
             swiftSettings: optimisedInDebug),
-        .target(name: "Rounds", dependencies: ["MeshBase", "Learner", "Consensus"]),
+        .target(name: "Rounds", dependencies: ["MeshBase", "Sodium", "Learner", "Consensus"]),
         .target(
             name: "NodeCore",
             dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Bulk", "Membership", "Consensus", "Ledger", "Rounds"],
