@@ -71,12 +71,18 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
     /// A pruning mask's digest.
     public static let maskDigest = DomainTag("mask-digest")
 
+    // MARK: Sealed datagrams
+
+    /// Binds a pair's directional key (from `crypto_kx`) to the mesh and both identities.
+    public static let pairKey = DomainTag("pair-key")
+
     /// Every tag, in one place: tests check these are distinct and none is a prefix of another.
     public static let all: [DomainTag] = [
         envelope, meshID, keyFingerprint, invite,
         genesis, releaseDigest, proposal, vote, membershipDigest, contribution, decision,
         logEntry, logNode, logCertificate, logRecord,
         modelDigest, maskDigest,
+        pairKey,
     ]
 
     /// `UInt8(bytes.count) ‖ bytes`: what is fed to a hash or signature before the message.
