@@ -114,9 +114,9 @@ public enum Limits {
     /// signed envelope carries (no 64-byte signature, no 2-byte length: the datagram's size gives it).
     public static let sealed_payload_bytes_max = datagram_bytes_max - sealed_overhead_bytes
 
-    /// Pairs whose keys one node keeps derived (one X25519 exchange each, ~0.1 ms); beyond this
-    /// the least recently used pair is dropped and derived again when next needed. Only members
-    /// get a pair, so a member's pair is never pushed out by strangers.
+    /// Pairs whose keys one node keeps derived (two key conversions and one X25519 exchange
+    /// each, ~0.2 ms); beyond this the least recently used pair is dropped and derived again when
+    /// next needed. Only members get a pair, so a member's pair is never pushed out by strangers.
     public static let sealed_pair_keys_count_max = members_count_max
 
     // MARK: Flood control (Wire.VerifyGate: signature verifications per second)

@@ -29,6 +29,12 @@ import Sodium
 /// repeats. Nothing else about the receiver has to enter the nonce: the receiver is already in
 /// the key. The header has no length field (the datagram's size gives it) and no receiver field
 /// (a datagram sealed for another node fails to authenticate here).
+///
+/// Residual risk: nonce uniqueness rests on the boot-epoch file. A node started again with the
+/// same key but without its epoch file (a wiped or restored state directory) counts from epoch 1
+/// again and reuses nonces under its pair keys: an eavesdropper then learns the XOR of the two
+/// payloads sealed under one number, and can forge under that key. The same event already makes
+/// receivers refuse its signed datagrams as old; the shell must not let it pass silently.
 public enum SealedFormat {
     public static let magic = EnvelopeFormat.magic
     public static let version = EnvelopeFormat.version
