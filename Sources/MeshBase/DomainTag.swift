@@ -80,6 +80,11 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
     /// A bulk blob's root: its length, piece and segment sizes and the segment hashes, in order.
     public static let bulkRoot = DomainTag("bulk-root")
 
+    // MARK: Sealed datagrams
+
+    /// Binds a pair's directional key (from `crypto_kx`) to the mesh and both identities.
+    public static let pairKey = DomainTag("pair-key")
+
     /// Every tag, in one place: tests check these are distinct and none is a prefix of another.
     public static let all: [DomainTag] = [
         envelope, meshID, keyFingerprint, invite,
@@ -87,6 +92,7 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
         logEntry, logNode, logCertificate, logRecord,
         modelDigest, maskDigest, modelUpdate,
         bulkSegment, bulkRoot,
+        pairKey,
     ]
 
     /// `UInt8(bytes.count) ‖ bytes`: what is fed to a hash or signature before the message.

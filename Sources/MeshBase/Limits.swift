@@ -104,6 +104,21 @@ public enum Limits {
     /// A persisted replay snapshot: a header and one (key, high-water mark) row per sender.
     public static let replay_snapshot_bytes_max = 16 + replay_senders_count_max * 40
 
+    // MARK: Sealed datagrams (Wire.SealedCodec, Wire.SealedGate: bulk model bytes)
+
+    /// What a sealed datagram adds to its inner payload: the 79-byte header (magic 4, version 1,
+    /// kind 1, flags 1, mesh id 32, sender 32, sequence 8) and the 16-byte Poly1305 tag.
+    public static let sealed_overhead_bytes = 79 + 16
+
+    /// The largest inner payload of one sealed datagram: 1400 − 95 = 1305 bytes, 50 more than a
+    /// signed envelope carries (no 64-byte signature, no 2-byte length: the datagram's size gives it).
+    public static let sealed_payload_bytes_max = datagram_bytes_max - sealed_overhead_bytes
+
+    /// Pairs whose keys one node keeps derived (two key conversions and one X25519 exchange
+    /// each, ~0.2 ms); beyond this the least recently used pair is dropped and derived again when
+    /// next needed. Only members get a pair, so a member's pair is never pushed out by strangers.
+    public static let sealed_pair_keys_count_max = members_count_max
+
     // MARK: Flood control (Wire.VerifyGate: signature verifications per second)
 
     // An Ed25519 verification costs ~55 µs (about 18,000 a second on one core), so a datagram
@@ -657,6 +672,13 @@ public enum Limits {
             demo_nodes_count_max <= members_count_max && demo_nodes_count_max <= port_max / 2,
             "every demo node is a member, and its ports fit above a base port")
         relation(prune_rounds_count_max <= pruning_rounds_count_max, "a local run allows no more rounds than a mesh")
+        relation(
+            sealed_payload_bytes_max + sealed_overhead_bytes == datagram_bytes_max,
+            "the largest sealed datagram is exactly the largest datagram")
+        relation(
+            sealed_payload_bytes_max >= datagram_bytes_max - 256,
+            "a sealed datagram carries at least what a chunk of a signed message does (256 bytes of envelope each)")
+        relation(sealed_pair_keys_count_max >= members_count_max, "every member's pair keys fit the cache")
         relation(privacy_releases_count_max <= 1 << 53, "release counts are exact in a Double")
         relation(privacy_steps_count_max <= 1 << 53, "step counts are exact in a Double")
         relation(

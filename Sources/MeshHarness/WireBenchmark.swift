@@ -3,7 +3,8 @@ import Sodium
 import Wire
 
 /// `prunemesh bench wire`: envelope throughput on one core against raw libsodium on the same
-/// bytes, measured in the same run, interleaved so that the host's load hits both alike.
+/// bytes, and sealed bulk datagrams against signed ones, measured in the same run, interleaved
+/// so that the host's load hits every measurement alike.
 public enum WireBenchmark {
     public struct Report: Encodable, Sendable {
         public var build: String
@@ -19,6 +20,29 @@ public enum WireBenchmark {
         /// Importance releases of `releaseUnits` values encoded, chunked and signed per second.
         public var releaseEncodePerSecond: Double
         public var releaseUnits: Int
+        /// Bulk bytes: sealed datagrams against signed envelopes, measured in the same run.
+        public var sealed: SealedComparison
+    }
+
+    /// One bulk datagram made and taken in, both ways, at the largest payload both formats carry
+    /// (`EnvelopeFormat.payloadBytesMax`, 1255 bytes), and sealed at its own largest (1305):
+    /// - signed = `Envelope.seal` (tagged Ed25519 signature) then `Envelope.decode` (every check
+    ///   and the signature verification);
+    /// - sealed = `SealedCodec.seal` (XChaCha20-Poly1305 under the pair key) then
+    ///   `SealedCodec.checkHeader` and `SealedCodec.open` (every check and the decryption),
+    ///   with the pair keys derived once beforehand, as a node caches them.
+    /// MB/s counts payload bytes (10^6 bytes) through one round trip on one core.
+    public struct SealedComparison: Encodable, Sendable {
+        public var payloadBytes: Int
+        public var signedRoundTripsPerSecond: Double
+        public var signedPayloadMBPerSecond: Double
+        public var sealedRoundTripsPerSecond: Double
+        public var sealedPayloadMBPerSecond: Double
+        /// sealed / signed, at the same payload size.
+        public var ratio: Double
+        public var sealedMaxPayloadBytes: Int
+        public var sealedMaxRoundTripsPerSecond: Double
+        public var sealedMaxPayloadMBPerSecond: Double
     }
 
     /// "debug" or "release": how this code was compiled (measure a release build).
@@ -76,6 +100,33 @@ public enum WireBenchmark {
             pruningRound: 1, releaseCount: 1, noiseMultiplier: 1, clipNorm: 1, scaleLog2: 10,
             values: (0..<releaseUnits).map { _ in Int32.random(in: -2000...2000, using: &generator) })
         var allocator = SequenceAllocator(bootEpoch: 1)
+
+        // Bulk: signed against sealed round trips (see `SealedComparison`).
+        let peer = SigningKey.generate()
+        let keysOut = try! PairKeys.derive(own: key, peer: peer.publicKey, context: mesh.bytes)
+        let keysIn = try! PairKeys.derive(own: peer, peer: key.publicKey, context: mesh.bytes)
+        let bulkPayload = (0..<EnvelopeFormat.payloadBytesMax).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let bulkMaxPayload = (0..<SealedFormat.payloadBytesMax).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var bulkSequence: UInt64 = 2 << 32
+        let signedRoundTrip = Meter {
+            bulkSequence += 1
+            let d = Envelope.seal(kind: .proposal, payload: bulkPayload, sequence: bulkSequence, signer: key, meshID: mesh)
+            guard case let .success(e) = Envelope.decode(datagram: d, meshID: mesh) else { fatalError("bench envelope rejected") }
+            sink &+= UInt64(e.payload.count)
+        }
+        func sealedRoundTrip(_ payload: [UInt8]) -> Meter {
+            Meter {
+                bulkSequence += 1
+                let d = try! SealedCodec.seal(payload: payload, sequence: bulkSequence, keys: keysOut, meshID: mesh)
+                guard case let .success(h) = SealedCodec.checkHeader(datagram: d, meshID: mesh),
+                    let opened = SealedCodec.open(datagram: d, header: h, keys: keysIn)
+                else { fatalError("bench sealed datagram rejected") }
+                sink &+= UInt64(opened.count)
+            }
+        }
+        let sealedSame = sealedRoundTrip(bulkPayload)
+        let sealedMax = sealedRoundTrip(bulkMaxPayload)
+
         let releaseEncode = Meter {
             let datagrams = try! Envelope.encode(
                 kind: .importanceRelease, payload: try! release.encode(), sequence: &allocator,
@@ -85,7 +136,7 @@ public enum WireBenchmark {
 
         // Interleave in short slices (about 50 ms each) so that load from other processes, which
         // changes over seconds, falls on every meter alike.
-        let meters = [encode, rawSign, decode, rawVerify, releaseEncode]
+        let meters = [encode, rawSign, decode, rawVerify, releaseEncode, signedRoundTrip, sealedSame, sealedMax]
         let rounds = max(4, Int(seconds / (0.05 * Double(meters.count))))
         let slice = seconds / Double(rounds * meters.count)
         for _ in 0..<rounds { for meter in meters { meter.run(seconds: slice) } }
@@ -95,7 +146,17 @@ public enum WireBenchmark {
             build: build, seconds: seconds, payloadBytes: payloadBytes, datagramBytes: datagram.count,
             encodePerSecond: encode.rate, rawSignPerSecond: rawSign.rate, encodeRatio: encode.rate / rawSign.rate,
             decodePerSecond: decode.rate, rawVerifyPerSecond: rawVerify.rate, decodeRatio: decode.rate / rawVerify.rate,
-            releaseEncodePerSecond: releaseEncode.rate, releaseUnits: releaseUnits)
+            releaseEncodePerSecond: releaseEncode.rate, releaseUnits: releaseUnits,
+            sealed: SealedComparison(
+                payloadBytes: bulkPayload.count,
+                signedRoundTripsPerSecond: signedRoundTrip.rate,
+                signedPayloadMBPerSecond: signedRoundTrip.rate * Double(bulkPayload.count) / 1e6,
+                sealedRoundTripsPerSecond: sealedSame.rate,
+                sealedPayloadMBPerSecond: sealedSame.rate * Double(bulkPayload.count) / 1e6,
+                ratio: sealedSame.rate / signedRoundTrip.rate,
+                sealedMaxPayloadBytes: bulkMaxPayload.count,
+                sealedMaxRoundTripsPerSecond: sealedMax.rate,
+                sealedMaxPayloadMBPerSecond: sealedMax.rate * Double(bulkMaxPayload.count) / 1e6))
     }
 }
 

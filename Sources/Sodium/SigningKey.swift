@@ -65,6 +65,21 @@ public struct SigningKey: Sendable {
         message.withUnsafeBytes { sign(tag, $0) }
     }
 
+    /// Lends the X25519 secret key of this Ed25519 key (`crypto_sign_ed25519_sk_to_curve25519`:
+    /// the clamped scalar of SHA-512(seed)) to `body`, in a buffer wiped right after. Internal:
+    /// only `PairKeys.derive` needs it.
+    func withX25519SecretKey<R>(_ body: (UnsafePointer<UInt8>) throws -> R) rethrows -> R {
+        let scalar = UnsafeMutablePointer<UInt8>.allocate(capacity: 32)
+        scalar.initialize(repeating: 0, count: 32)
+        defer {
+            sodium_memzero(scalar, 32)
+            scalar.deallocate()
+        }
+        let rc = crypto_sign_ed25519_sk_to_curve25519(scalar, secret.pointer)
+        precondition(rc == 0, "crypto_sign_ed25519_sk_to_curve25519 failed with \(rc)")
+        return try body(UnsafePointer(scalar))
+    }
+
     /// libsodium `crypto_sign_detached` over the bytes as given. Internal: the product signs only
     /// tagged messages; known-answer tests use this.
     func signUntagged(_ message: UnsafeRawBufferPointer) -> Signature {

@@ -5,7 +5,7 @@ import MeshBase
 ///
 ///     offset size  field
 ///          0    8  message id (u64: the sequence number of the message's chunk 0)
-///          8    1  inner kind (the logical message's `MessageKind`; never `chunk`)
+///          8    1  inner kind (the logical message's `MessageKind`; never `chunk` or `sealed`)
 ///          9    2  chunk index (u16, < chunk count)
 ///         11    2  chunk count (u16, = ceil(total length / 1238))
 ///         13    4  total length of the logical payload (u32, 1256 … 65536)
@@ -40,7 +40,7 @@ public struct ChunkPayload: Sendable, Hashable {
 
     /// The canonical split of `payload` (longer than one datagram's payload) into chunks.
     public static func split(_ payload: [UInt8], innerKind: MessageKind, messageID: UInt64) -> [ChunkPayload] {
-        precondition(innerKind != .chunk, "chunks are never nested")
+        precondition(innerKind != .chunk && innerKind != .sealed, "chunks are never nested, and sealed datagrams are never chunked")
         precondition(
             payload.count > EnvelopeFormat.payloadBytesMax && payload.count <= Limits.message_bytes_max,
             "split takes \(EnvelopeFormat.payloadBytesMax + 1)…\(Limits.message_bytes_max) bytes, got \(payload.count)")
@@ -83,7 +83,7 @@ public struct ChunkPayload: Sendable, Hashable {
             let count = Int(try r.readUInt16("count"))
             let total = Int(try r.readUInt32("totalLength"))
             guard let innerKind = MessageKind(rawValue: kindRaw) else { throw RejectReason.unknownKind }
-            guard innerKind != .chunk else { throw RejectReason.malformedPayload }
+            guard innerKind != .chunk, innerKind != .sealed else { throw RejectReason.malformedPayload }
             guard total <= Limits.message_bytes_max else { throw RejectReason.oversize }
             guard total > EnvelopeFormat.payloadBytesMax else { throw RejectReason.malformedPayload }
             guard count == chunkCount(totalLength: total) else { throw RejectReason.lengthMismatch }

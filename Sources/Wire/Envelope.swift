@@ -12,7 +12,7 @@ public enum Envelope {
         kind: MessageKind, payload: [UInt8], sequence: inout SequenceAllocator,
         signer: SigningKey, meshID: MeshID
     ) throws(EncodeError) -> [[UInt8]] {
-        guard kind != .chunk else { throw .kindNotSendable(kind) }
+        guard kind != .chunk, kind != .sealed else { throw .kindNotSendable(kind) }
         guard payload.count <= EnvelopeFormat.messageBytesMax else {
             throw .messageTooLarge(bytes: payload.count, limit: EnvelopeFormat.messageBytesMax)
         }
@@ -36,6 +36,7 @@ public enum Envelope {
         precondition(
             payload.count <= EnvelopeFormat.payloadBytesMax,
             "payload of \(payload.count) bytes exceeds one datagram's \(EnvelopeFormat.payloadBytesMax)")
+        precondition(kind != .sealed, "a sealed datagram is made by SealedCodec, not signed")
         var w = ByteWriter(capacity: EnvelopeFormat.overheadByteCount + payload.count)
         w.write(raw: EnvelopeFormat.magic)
         w.write(EnvelopeFormat.version)
@@ -71,7 +72,9 @@ public enum Envelope {
         guard count >= EnvelopeFormat.overheadByteCount else { return .failure(.truncated) }
         guard datagram[0..<4].elementsEqual(EnvelopeFormat.magic) else { return .failure(.badMagic) }
         guard datagram[EnvelopeFormat.versionOffset] == EnvelopeFormat.version else { return .failure(.unsupportedVersion) }
-        guard let kind = MessageKind(rawValue: datagram[EnvelopeFormat.kindOffset]) else { return .failure(.unknownKind) }
+        guard let kind = MessageKind(rawValue: datagram[EnvelopeFormat.kindOffset]), kind != .sealed else {
+            return .failure(.unknownKind)
+        }
         guard datagram[EnvelopeFormat.flagsOffset] == 0 else { return .failure(.reservedFlags) }
         let meshRange = EnvelopeFormat.meshIDOffset..<EnvelopeFormat.senderOffset
         guard datagram[meshRange].elementsEqual(meshID.bytes) else { return .failure(.wrongMesh) }

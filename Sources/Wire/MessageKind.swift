@@ -1,9 +1,12 @@
 /// What a datagram carries. The numbers are part of the wire format and never reused.
 ///
 /// Grouped by layer in the high nibble so that later kinds slot in beside their relatives:
-/// 0x0_ transport, 0x1_ membership, 0x2_ learning, 0x3_ agreement, 0x4_ audit log.
+/// 0x0_ transport, 0x1_ membership, 0x2_ learning, 0x3_ agreement, 0x4_ audit log, 0x5_ bulk.
 /// 0x00 is never a kind, so a zeroed buffer does not parse.
 public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// The kinds a signed envelope carries: every kind but `sealed`, which has its own format.
+    public static let envelopeKinds: [MessageKind] = allCases.filter { $0 != .sealed }
+
     /// One piece of a logical message too large for a datagram (payload: `ChunkPayload`).
     case chunk = 0x01
 
@@ -48,6 +51,11 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     /// Audit-log entries in answer.
     case logResponse = 0x41
 
+    /// A sealed datagram (`SealedFormat`): bulk bytes (model updates) encrypted and authenticated
+    /// under the sender→receiver pair key instead of signed. It has its own layout and decoder
+    /// (`SealedCodec`, `SealedGate`); the signed envelope never carries this kind.
+    case sealed = 0x50
+
     public var description: String {
         switch self {
         case .chunk: "chunk"
@@ -67,6 +75,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .contributionHave: "contributionHave"
         case .logRequest: "logRequest"
         case .logResponse: "logResponse"
+        case .sealed: "sealed"
         }
     }
 }

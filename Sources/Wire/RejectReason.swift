@@ -10,7 +10,9 @@ public enum RejectReason: UInt8, Error, Sendable, CaseIterable, CustomStringConv
     case badMagic
     /// A protocol version this node does not speak.
     case unsupportedVersion
-    /// A message kind this node does not know (in the envelope or inside a chunk).
+    /// A message kind this node does not know (in the envelope or inside a chunk), or a kind the
+    /// decoder it reached does not take: `sealed` in a signed envelope, anything but `sealed` in
+    /// the sealed gate.
     case unknownKind
     /// A reserved flag bit is set.
     case reservedFlags
@@ -40,6 +42,12 @@ public enum RejectReason: UInt8, Error, Sendable, CaseIterable, CustomStringConv
     /// the node as a whole had no verification left this second (`VerifyGate`). Claims an
     /// admitted sender; nothing about it was trusted.
     case rateLimited
+    /// A sealed datagram from a member that does not authenticate under that member's pair key
+    /// with this node: forged, corrupted, or sealed for another node. Counted, never trusted.
+    case sealedOpenFailed
+    /// No pair key exists with the claimed sender of a sealed datagram: it claims to come from
+    /// this node itself (a reflection), or the key has no X25519 counterpart.
+    case noPairKey
 
     public var description: String {
         switch self {
@@ -60,6 +68,8 @@ public enum RejectReason: UInt8, Error, Sendable, CaseIterable, CustomStringConv
         case .inconsistentChunk: "inconsistentChunk"
         case .senderCapacity: "senderCapacity"
         case .rateLimited: "rateLimited"
+        case .sealedOpenFailed: "sealedOpenFailed"
+        case .noPairKey: "noPairKey"
         }
     }
 }

@@ -17,6 +17,17 @@ import Testing
         #expect(Limits.chunks_per_message_max * payloadPerChunk >= Limits.message_bytes_max)
     }
 
+    @Test func sealedPayloadFillsOneDatagram() {
+        // The largest sealed datagram (79-byte header, payload, 16-byte tag) is exactly the
+        // largest datagram, and carries at least a chunk's worth (datagram minus 256 bytes).
+        #expect(Limits.sealed_overhead_bytes == 79 + 16)
+        #expect(Limits.sealed_payload_bytes_max + Limits.sealed_overhead_bytes == Limits.datagram_bytes_max)
+        #expect(Limits.sealed_payload_bytes_max == 1305)
+        #expect(Limits.sealed_payload_bytes_max >= Limits.datagram_bytes_max - 256)
+        // Every member's pair keys fit the gate's cache.
+        #expect(Limits.sealed_pair_keys_count_max >= Limits.members_count_max)
+    }
+
     @Test func fullImportanceVectorFitsOneMessage() {
         #expect(Limits.importance_units_count_max * 4 <= Limits.message_bytes_max)
     }

@@ -25,5 +25,12 @@ import Wire
             #expect(rate.isFinite && rate > 0)
         }
         #expect(r.encodeRatio == r.encodePerSecond / r.rawSignPerSecond && r.decodeRatio == r.decodePerSecond / r.rawVerifyPerSecond)
+        let b = r.sealed
+        #expect(b.payloadBytes == EnvelopeFormat.payloadBytesMax && b.sealedMaxPayloadBytes == SealedFormat.payloadBytesMax)
+        for rate in [b.signedRoundTripsPerSecond, b.sealedRoundTripsPerSecond, b.sealedMaxRoundTripsPerSecond] {
+            #expect(rate.isFinite && rate > 0)
+        }
+        #expect(b.ratio == b.sealedRoundTripsPerSecond / b.signedRoundTripsPerSecond)
+        #expect(b.sealedPayloadMBPerSecond == b.sealedRoundTripsPerSecond * 1255 / 1e6)
     }
 }

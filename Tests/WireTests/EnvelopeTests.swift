@@ -5,7 +5,7 @@ import Testing
 @testable import Wire
 
 @Suite struct EnvelopeTests {
-    static let sendableKinds = MessageKind.allCases.filter { $0 != .chunk }
+    static let sendableKinds = MessageKind.envelopeKinds.filter { $0 != .chunk }
 
     @Test func layoutConstants() {
         #expect(EnvelopeFormat.headerByteCount == 81)
@@ -60,7 +60,10 @@ import Testing
         switch byte {
         case 0..<4: return .badMagic
         case 4: return .unsupportedVersion
-        case 5: return MessageKind(rawValue: kind.rawValue ^ UInt8(mask)) == nil ? .unknownKind : .badSignature
+        case 5:
+            // A kind byte flipped to an unknown value, or to `sealed` (not an envelope kind).
+            let flipped = MessageKind(rawValue: kind.rawValue ^ UInt8(mask))
+            return flipped == nil || flipped == .sealed ? .unknownKind : .badSignature
         case 6: return .reservedFlags
         case 7..<39: return .wrongMesh
         case 79, 80:
@@ -71,7 +74,7 @@ import Testing
         }
     }
 
-    @Test(arguments: MessageKind.allCases)
+    @Test(arguments: MessageKind.envelopeKinds)
     func everyFlippedBitIsRejectedWithTheRightReason(_ kind: MessageKind) {
         let length = 24
         let good = Fixtures.datagram(kind, Fixtures.bytes(length, seed: UInt64(kind.rawValue)))
@@ -84,7 +87,7 @@ import Testing
         }
     }
 
-    @Test(arguments: MessageKind.allCases)
+    @Test(arguments: MessageKind.envelopeKinds)
     func everyTruncationIsRejected(_ kind: MessageKind) {
         let good = Fixtures.datagram(kind, Fixtures.bytes(100, seed: 5))
         for length in 0..<good.count {
@@ -92,7 +95,7 @@ import Testing
         }
     }
 
-    @Test(arguments: MessageKind.allCases)
+    @Test(arguments: MessageKind.envelopeKinds)
     func trailingGarbageIsRejected(_ kind: MessageKind) {
         let good = Fixtures.datagram(kind, Fixtures.bytes(10, seed: 6))
         for extra in [[0], [0xFF], Fixtures.bytes(100, seed: 7)] as [[UInt8]] {
@@ -105,7 +108,7 @@ import Testing
         #expect(Fixtures.decode(full + [0]) == .oversize)
     }
 
-    @Test(arguments: MessageKind.allCases)
+    @Test(arguments: MessageKind.envelopeKinds)
     func signatureByAnotherKeyIsRejected(_ kind: MessageKind) {
         // Claims to be Alice, signed by Bob.
         var forged = Fixtures.datagram(kind, [1, 2, 3], signer: Fixtures.bob)
@@ -118,7 +121,7 @@ import Testing
         #expect(Fixtures.decode(transplanted) == .badSignature)
     }
 
-    @Test(arguments: MessageKind.allCases)
+    @Test(arguments: MessageKind.envelopeKinds)
     func wrongMeshIsRejected(_ kind: MessageKind) {
         let d = Fixtures.datagram(kind, [9], mesh: Fixtures.otherMesh)
         #expect(Fixtures.decode(d, mesh: Fixtures.otherMesh) == nil)
@@ -129,7 +132,7 @@ import Testing
         #expect(Fixtures.decode(rewritten) == .badSignature)
     }
 
-    @Test(arguments: MessageKind.allCases)
+    @Test(arguments: MessageKind.envelopeKinds)
     func oversizeLengthsAreRejected(_ kind: MessageKind) {
         var d = Fixtures.datagram(kind, [1, 2, 3])
         for declared in [EnvelopeFormat.payloadBytesMax + 1, 0x7FFF, 0xFFFF] {
@@ -157,9 +160,11 @@ import Testing
     }
 
     @Test func unknownKindsAreExactlyTheUnlistedBytes() {
-        let known = Set(MessageKind.allCases.map(\.rawValue))
+        let known = Set(MessageKind.envelopeKinds.map(\.rawValue))
         // 0x15 (an `invite` kind nothing sent or decoded) is not a kind: refused as unknownKind.
+        // 0x50 (`sealed`) is a kind, but not one an envelope carries: refused as unknownKind too.
         #expect(known == [0x01, 0x10, 0x11, 0x12, 0x13, 0x14, 0x16, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34, 0x40, 0x41])
+        #expect(Set(MessageKind.allCases.map(\.rawValue)) == known.union([0x50]))
         #expect(!known.contains(0))
         for raw in 0...255 {
             var d = Fixtures.datagram(.ping, [])

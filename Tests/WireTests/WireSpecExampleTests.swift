@@ -105,3 +105,53 @@ import Testing
         #expect(try SpecExamples.hex("replay-snapshot", in: Self.filesDoc) == snapshot, "\(SpecExamples.hexString(snapshot))")
     }
 }
+
+/// The worked example of `Sources/Wire/Wire.docc/SealedDatagrams.md`, recomputed from the code.
+@Suite struct SealedSpecExampleTests {
+    static let doc = "Sources/Wire/Wire.docc/SealedDatagrams.md"
+    static let sender = WireSpecExampleTests.signer
+    static let receiver = try! SigningKey(seed: [UInt8](repeating: 2, count: 32))
+    static let meshID = WireSpecExampleTests.meshID
+    static let sequence: UInt64 = 1 << 32 | 7
+    static let payload = Array("PruneMesh bulk piece 0".utf8)
+
+    @Test func theIdentitiesAndPairKeys() throws {
+        let f = try SpecExamples.fields("sealed-identities", in: Self.doc)
+        #expect(f["sender_seed"] == String(repeating: "01", count: 32))
+        #expect(f["receiver_seed"] == String(repeating: "02", count: 32))
+        #expect(f["sender_public_key"] == Self.sender.publicKey.hex)
+        #expect(f["receiver_public_key"] == Self.receiver.publicKey.hex)
+        #expect(f["sender_x25519_public_key"] == Self.sender.publicKey.x25519PublicKey.map(Hex.encode))
+        #expect(f["receiver_x25519_public_key"] == Self.receiver.publicKey.x25519PublicKey.map(Hex.encode))
+        #expect(f["mesh_id"] == Self.meshID.hex)
+        #expect(f["kx_client"] == (Self.receiver.publicKey < Self.sender.publicKey ? "receiver" : "sender"))
+        let keys = try PairKeys.derive(own: Self.sender, peer: Self.receiver.publicKey, context: Self.meshID.bytes)
+        let toReceiver = try #require(SymmetricKey(bytes: Hex.decode(f["key_sender_to_receiver"] ?? "") ?? []))
+        let toSender = try #require(SymmetricKey(bytes: Hex.decode(f["key_receiver_to_sender"] ?? "") ?? []))
+        #expect(keys.sending.constantTimeEquals(toReceiver))
+        #expect(keys.receiving.constantTimeEquals(toSender))
+    }
+
+    @Test func theDatagramIsWhatTheCodeSeals() throws {
+        let f = try SpecExamples.fields("sealed-nonce", in: Self.doc)
+        #expect(f["sequence"] == String(Self.sequence))
+        #expect(f["nonce"] == Hex.encode(XChaCha20Poly1305.Nonce(sequence: Self.sequence).bytes))
+        #expect(f["payload"] == Hex.encode(Self.payload))
+        let keys = try PairKeys.derive(own: Self.sender, peer: Self.receiver.publicKey, context: Self.meshID.bytes)
+        let datagram = try SealedCodec.seal(payload: Self.payload, sequence: Self.sequence, keys: keys, meshID: Self.meshID)
+        let documented = try SpecExamples.hex("sealed-datagram", in: Self.doc)
+        #expect(documented == datagram, "the code seals \(SpecExamples.hexString(datagram))")
+        #expect(documented.count == 117)
+        // The receiver opens the documented bytes; every mutated copy, and any other node, refuses.
+        var gate = SealedGate(own: Self.receiver, meshID: Self.meshID)
+        let member: (PublicKey) -> Bool = { $0 == Self.sender.publicKey || $0 == Self.receiver.publicKey }
+        for i in documented.indices {
+            var bad = documented
+            bad[i] ^= 0x20
+            if case .message = gate.receive(bad, isMember: member) { Issue.record("byte \(i) flipped was accepted") }
+        }
+        #expect(gate.receive(documented, isMember: member) == .message(SealedMessage(sender: Self.sender.publicKey, sequence: Self.sequence, payload: Self.payload)))
+        var third = SealedGate(own: try SigningKey(seed: [UInt8](repeating: 3, count: 32)), meshID: Self.meshID)
+        #expect(third.receive(documented, isMember: member) == .rejected(.sealedOpenFailed))
+    }
+}
