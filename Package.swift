@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "NodeRuntime",
             dependencies: [
-                "MeshBase", "PosixIO", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger",
+                "MeshBase", "PosixIO", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Bulk", "Membership", "Consensus", "Ledger",
                 "Rounds", "NodeCore", "MeshConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -6,6 +6,11 @@ public struct CheckpointError: Error, CustomStringConvertible {
     public let path: String
     public let problem: String
     public var description: String { "checkpoint \(path): \(problem)" }
+
+    public init(path: String, problem: String) {
+        self.path = path
+        self.problem = problem
+    }
 }
 
 /// The model file: versioned, length-checked, with a CRC-32 over everything before it.

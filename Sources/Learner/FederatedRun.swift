@@ -33,7 +33,7 @@ public struct FederatedRun: Sendable {
             self = .negate(scale: n)
         }
 
-        func apply(_ update: [Float]) -> [Float] {
+        public func apply(_ update: [Float]) -> [Float] {
             switch self {
             case let .negate(scale): return update.map { -Float(scale) * $0 }
             }

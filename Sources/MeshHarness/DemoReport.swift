@@ -47,6 +47,20 @@ public struct DemoReport: Codable, Sendable {
     public var trainingSteps: [UInt64]? = nil
     public var recordEpsilon: [Double]? = nil
     public var recordEpsilonMax: Double? = nil
+    /// Federated: whether the mesh learned one shared model (false: `--local-only`).
+    public var federated = false
+    /// Model rounds decided, and per node: the shared model's root (identical on every node),
+    /// the shared model's accuracy on the node's own distribution, the personal copy's accuracy
+    /// (own distribution, and whole test set), and sealed bulk bytes (in + out) per model round.
+    public var rounds: Int? = nil
+    public var modelDigest: [String]? = nil
+    public var sharedAccuracyAfter: [Double?]? = nil
+    public var personalAccuracyAfter: [Double?]? = nil
+    public var personalGlobalAccuracyAfter: [Double?]? = nil
+    public var modelBytesPerRound: [[UInt64]]? = nil
+    public var modelBytesTotal: [UInt64]? = nil
+    public var byzantine: Int? = nil
+    public var aggregation: String? = nil
 
     public init(
         nodes: Int, nodeIndices: [Int], heights: [Int], seconds: Double, pruning: Bool, paramsBefore: Int, paramsAfter: Int,
@@ -93,7 +107,10 @@ public struct DemoReport: Codable, Sendable {
 
     /// The demo succeeded: no node failed, every log audits, the logs agree, and the stranger
     /// (if any) was ignored.
-    public var passed: Bool { error == nil && auditOk && logsIdentical && strangerIgnored != false }
+    public var passed: Bool {
+        error == nil && auditOk && logsIdentical && strangerIgnored != false
+            && (!federated || Set(modelDigest ?? []).count == 1)
+    }
 
     /// The summary table `prunemesh demo` prints.
     public func table() -> String {
@@ -119,6 +136,22 @@ public struct DemoReport: Codable, Sendable {
             lines.append(
                 "record-level (DP-SGD): steps \(trainingSteps.map(String.init).joined(separator: "/")), ε "
                     + recordEpsilon.map { String(format: "%.3f", $0) }.joined(separator: "/") + " of ε_max \(recordEpsilonMax)")
+        }
+        if federated, let modelDigest, let modelBytesPerRound {
+            let digests = Set(modelDigest)
+            lines.append(
+                "shared model after \(rounds ?? 0) model rounds (\(aggregation ?? "fedavg")): root \(modelDigest.first?.prefix(16) ?? "–")…, "
+                    + (digests.count == 1 ? "identical on every node" : "DIFFERS between nodes"))
+            lines.append("node    shared acc (whole test)  shared acc (own)  personal acc (own)  model bytes per round (in+out, KB)")
+            for i in 0..<nodes {
+                let perRound = modelBytesPerRound[i].map { String($0 / 1024) }.joined(separator: "/")
+                lines.append(
+                    String(
+                        format: "node-%-2d %23@  %16@  %18@  %@", nodeIndices[i], pct(globalAccuracyAfter[i]) as NSString,
+                        pct(sharedAccuracyAfter?[i] ?? nil) as NSString, pct(personalAccuracyAfter?[i] ?? nil) as NSString,
+                        perRound as NSString))
+            }
+            if let byzantine { lines.append("node-\(byzantine) poisoned every update it offered") }
         }
         lines.append("one FedAvg round for this model: \(fedavgBytesPerRound) bytes per client (model down and up)")
         lines.append(

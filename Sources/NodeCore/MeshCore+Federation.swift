@@ -8,11 +8,11 @@ import Wire
 
 /// The federated part of a mesh core: the model rounds' driver, the update announcements held
 /// for rounds not yet decided, which update blobs this node holds, and its own announcement.
-struct FederationState: Sendable {
+public struct FederationState: Sendable {
     /// An own announcement is sent again this often until its round is decided (it is 180 bytes).
     static let ownResendMs: UInt64 = 2_000
 
-    var driver: FederatedDriver
+    public internal(set) var driver: FederatedDriver
     let rule: AggregationRule
     /// By model round and contributor: the latest announcement (rounds not yet decided only).
     var updates: [UInt64: [PublicKey: SignedUpdate]] = [:]

@@ -199,7 +199,7 @@ public struct MeshCore: Sendable {
     public internal(set) var finished = false
     public var figures = MeshFigures()
     /// The federated part (model rounds), in a mesh whose genesis federates.
-    var federation: FederationState?
+    public internal(set) var federation: FederationState?
 
     /// A decision log whose every entry verified from the genesis, and the state it leaves.
     public struct VerifiedLog: Sendable {

@@ -37,6 +37,10 @@ public final class Node: @unchecked Sendable {
 
     // Loop-confined state.
     private(set) var receiver: Receiver
+    /// Sealed datagrams (federated bulk transfer): pair keys, replay windows, rejects.
+    private(set) var sealedGate: SealedGate
+    /// Federated: the last shared model's figures (for status and the demo).
+    private(set) var sharedFigures: SharedModelReport?
     /// When refused datagrams deserve a warning (another mesh, a non-member, a copied key).
     private var rejectNotices = RejectNotices()
     private var sequence: SequenceAllocator
@@ -78,6 +82,7 @@ public final class Node: @unchecked Sendable {
         self.bootEpoch = bootEpoch
         self.sequence = SequenceAllocator(bootEpoch: bootEpoch)
         self.receiver = Receiver(meshID: settings.meshID, restoring: snapshot, nowMs: Self.nowMs())
+        self.sealedGate = SealedGate(own: settings.key, meshID: settings.meshID)
         self.controlToken = controlToken
         self.controlRefusals = ControlRefusals(logger: logger)
     }
@@ -320,7 +325,8 @@ public final class Node: @unchecked Sendable {
     public func host(mesh service: MeshService) {
         loop.assertInEventLoop()
         mesh = service
-        execute(core.start(mesh: service.takeCore(), nowMs: Self.nowMs()))
+        let (restored, sharedBlob) = service.takeCore()
+        execute(core.start(mesh: restored, nowMs: Self.nowMs(), sharedModelBlob: sharedBlob))
     }
 
     /// Where the core sends to member `key` (call on `loop`): its address in the SWIM view while
@@ -344,6 +350,35 @@ public final class Node: @unchecked Sendable {
         loop.assertInEventLoop()
         guard !stopping else { return }
         execute(core.onTrained(report, nowMs: Self.nowMs()))
+    }
+
+    /// Federated: a shared model is in place (advanced or fetched), on `loop`.
+    func modelAdvanced(_ report: SharedModelReport) {
+        loop.assertInEventLoop()
+        guard !stopping else { return }
+        sharedFigures = report
+        execute(core.onModelAdvanced(modelRound: report.modelRound, blob: report.blob, nowMs: Self.nowMs()))
+    }
+
+    /// Seals a bulk message for member `key` and queues it behind control traffic. Call on `loop`.
+    private func sendBulk(_ payload: [UInt8], to address: SocketAddress, key: PublicKey) {
+        let keys: PairKeys
+        switch sealedGate.pairKeys(with: key) {
+        case let .success(k): keys = k
+        case .failure:
+            counters.encodeErrors += 1
+            return
+        }
+        guard let number = sequence.next() else {
+            renewEpoch()
+            return
+        }
+        do {
+            let datagram = try SealedCodec.seal(payload: payload, sequence: number, keys: keys, meshID: settings.meshID)
+            socket.sendLowPriority(datagram, to: address)
+        } catch {
+            counters.encodeErrors += 1
+        }
     }
 
     /// A mask surgery finished (on `loop`).
@@ -389,6 +424,14 @@ public final class Node: @unchecked Sendable {
     private func received(_ bytes: [UInt8], from address: SocketAddress) {
         guard !stopping else { return }
         let now = Self.nowMs()
+        if SealedFormat.isSealed(bytes) {
+            // Bulk transfer: members only, authenticated and opened by the pair key.
+            switch sealedGate.receive(bytes, isMember: { self.core.admits($0, kind: .modelUpdate) }) {
+            case let .message(m): execute(core.onBulk(m.payload, from: m.sender, nowMs: now))
+            case .rejected: break
+            }
+            return
+        }
         // A datagram without an IP source (none arrive on UDP) is metered as one shared source.
         let source = Addresses.source(address) ?? SourceAddress(high: 0, low: 0, port: 0)
         switch receiver.receive(bytes, from: source, nowMs: now, admit: { key, kind in self.core.admits(key, kind: kind) }) {
@@ -441,9 +484,16 @@ public final class Node: @unchecked Sendable {
                     logHeight: logHeight, node: self)
             case let .applyMask(mask, logHeight):
                 meshPart(directive).applyMask(mask, logHeight: logHeight, node: self)
-            case .trainRound, .fetchBlob, .advanceModel, .fetchModel, .sendBulk, .loadSharedModel:
-                // The shell builds no federated mesh core yet (a genesis cannot ask for one).
-                preconditionFailure("federated directive \(directive) on a node whose mesh does not federate")
+            case let .trainRound(round, epochs, _, _, _, logHeight):
+                meshPart(directive).trainRound(modelRound: round, epochs: epochs, logHeight: logHeight, node: self)
+            case let .advanceModel(decision, mask, rule, updates, _):
+                meshPart(directive).advance(decision, mask: mask, rule: rule, updates: updates, node: self)
+            case let .loadSharedModel(round, blob):
+                meshPart(directive).loadShared(modelRound: round, blob: blob, node: self)
+            case let .sendBulk(payload, peer, key):
+                sendBulk(payload, to: Addresses.socketAddress(peer), key: key)
+            case .fetchBlob, .fetchModel:
+                preconditionFailure("the node core keeps \(directive) to itself")
             case .malformed:
                 // Counted once, as a reject: not also in messages_in.
                 receiver.count(.malformedPayload)
@@ -536,7 +586,8 @@ public final class Node: @unchecked Sendable {
             listen: socket.localAddress.flatMap(Addresses.peerAddress).map { "\($0)" } ?? "",
             advertised: "\(advertised!)", incarnation: swim.incarnation, bootEpoch: bootEpoch,
             uptimeMs: now - startedAtMs, discovery: discoverySocket != nil, localHealth: swim.localHealth,
-            membersByState: byState, members: members, counters: c, mesh: core.mesh.flatMap { mesh?.status(core: $0) },
+            membersByState: byState, members: members, counters: c,
+            mesh: core.mesh.flatMap { mesh?.status(core: $0, bulk: core.bulkPart, shared: sharedFigures) },
             processCpuSeconds: ProcessFigures.cpuSeconds(), processRssBytes: ProcessFigures.rssBytes())
     }
 

@@ -23,10 +23,13 @@ public enum NodeProcess {
         public var placement: Model.Placement
         /// What the operator accepts when state files are damaged or ahead of the log.
         public var recovery: MeshRecovery
+        /// Tests and demos only: this node poisons every model update it offers (a Byzantine node).
+        public var poison: FederatedRun.Poison?
         public init(
             enabled: Bool = true, pruning: Bool = true, trainLimit: Int? = nil, testLimit: Int? = nil,
-            placement: Model.Placement = .local, recovery: MeshRecovery = MeshRecovery()
+            placement: Model.Placement = .local, recovery: MeshRecovery = MeshRecovery(), poison: FederatedRun.Poison? = nil
         ) {
+            self.poison = poison
             self.enabled = enabled
             self.pruning = pruning
             self.trainLimit = trainLimit
@@ -84,7 +87,7 @@ public enum NodeProcess {
                 genesis: genesis, signer: settings.key, stateDirectory: settings.stateDirectory,
                 data: config.data, threads: max(1, config.threads), pruning: meshOptions.pruning,
                 trainLimit: meshOptions.trainLimit, testLimit: meshOptions.testLimit,
-                placement: meshOptions.placement, recovery: meshOptions.recovery, logger: meshLogger)
+                placement: meshOptions.placement, recovery: meshOptions.recovery, poison: meshOptions.poison, logger: meshLogger)
         }
         let registry = PrometheusCollectorRegistry()
         // Anything in the process that reports through swift-metrics lands in the node's /metrics.

@@ -115,6 +115,34 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         public var checkpointError: String? = nil
         /// Checkpoint saves that failed since the node started.
         public var checkpointFailures: UInt64 = 0
+        /// Federated meshes: the shared model and its transfer.
+        public var federation: Federation? = nil
+
+        public struct Federation: Codable, Sendable, Hashable {
+            /// training, agreeing, advancing, freezing or done (`Rounds.FederatedDriver.Phase`).
+            public var phase: String
+            /// The model round whose shared model this node holds, and the last one the log decided.
+            public var modelRound: UInt64
+            public var decidedModelRound: UInt64
+            /// The bulk root of the shared model's bytes (the next round's base): equal on every node.
+            public var modelDigest: String
+            /// The shared model on the whole test set and on this node's own distribution.
+            public var sharedGlobalAccuracy: Double?
+            public var sharedAccuracy: Double?
+            /// After the last round: this node's personal copy (the shared model fine-tuned on its own data).
+            public var personalAccuracy: Double?
+            public var personalGlobalAccuracy: Double?
+            public var personalDone: Bool
+            /// Sealed bulk payload bytes in plus out, per model round (index 0 = round 1).
+            public var modelBytesPerRound: [UInt64]
+            public var bulkBytesIn: UInt64
+            public var bulkBytesOut: UInt64
+            /// Bulk sources blamed for bad data, and wants that failed (retried).
+            public var bulkBlamed: UInt64
+            public var bulkFailures: UInt64
+            /// Updates the last advance left out (not a finite update of the shared model's size).
+            public var excludedUpdates: Int
+        }
 
         public struct Counters: Codable, Sendable, Hashable {
             public var proposalsSent: UInt64

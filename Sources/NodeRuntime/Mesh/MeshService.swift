@@ -1,3 +1,4 @@
+import Bulk
 import Consensus
 import Dataset
 import Foundation
@@ -38,6 +39,9 @@ extension StateDirectory {
     /// The cumulative DP-SGD steps (`TrainingStepsRecord`), written BEFORE each pruning round's
     /// DP-SGD training starts (so before the release that reports them).
     public var trainingStepsFile: String { path + "/training.steps" }
+    /// Federated: the shared model and its model round (`SharedModelFile`), replaced atomically
+    /// when a model round is applied or a shared model is fetched.
+    public var sharedModelFile: String { path + "/shared.model" }
 }
 
 /// The mesh part's shell: it restores the state directory into a `MeshCore` (which `Node` hosts
@@ -55,13 +59,20 @@ public final class MeshService: @unchecked Sendable {
     let pruning: Bool
     /// The restored core, until the node hosts it.
     private(set) var initialCore: MeshCore?
+    /// Federated: the restored shared model's checkpoint bytes, until the node hosts the core.
+    private(set) var initialSharedBlob: [UInt8]?
+    /// Federated: the personal copy's figures (set from the training thread).
+    let personalLock = NSLock()
+    var personal: (accuracy: Double, globalAccuracy: Double)?
+    /// Epochs of the personal fine-tune after the last round.
+    var personalEpochs = 1
 
     /// Restores everything from the state directory (log verified from the genesis, guard,
     /// budget, checkpoint pruned to the log's mask) and loads the data.
     public init(
         genesis: Genesis, signer: SigningKey, stateDirectory: String, data: NodeConfig.DataSource,
         threads: Int, pruning: Bool, trainLimit: Int?, testLimit: Int?, placement: Model.Placement = .local,
-        recovery: MeshRecovery = MeshRecovery(), logger: Logger
+        recovery: MeshRecovery = MeshRecovery(), poison: FederatedRun.Poison? = nil, logger: Logger
     ) throws {
         self.genesis = genesis
         self.signer = signer
@@ -130,8 +141,14 @@ public final class MeshService: @unchecked Sendable {
         var test = split.test
         if let testLimit { test = test.prefix(testLimit) }
 
-        let model = restored.model ?? Model(spec: genesis.model, seed: genesis.training.initSeed)
-        let fresh = restored.model == nil
+        // Federated: the shared model (its file, or the genesis initial model with a fixed,
+        // data-independent input normalisation, so that every node starts from the same bytes).
+        var shared: (model: Model, round: UInt64, checkpoint: [UInt8])?
+        if genesis.federation != nil {
+            shared = try Self.restoreShared(genesis: genesis, state: state, files: files, logger: logger)
+        }
+        let model = shared?.model ?? restored.model ?? Model(spec: genesis.model, seed: genesis.training.initSeed)
+        let fresh = shared == nil && restored.model == nil
         let finetuneDone = restored.finetuneEpochsDone
         let t = genesis.training
         // Sample order and augmentation: seeded per shard, so the same run with pruning off sees the same batches.
@@ -155,7 +172,16 @@ public final class MeshService: @unchecked Sendable {
         var core = MeshCore(
             config: config, signer: signer, log: verified, guard: signingGuard, budget: budget,
             training: trainingSteps, finetuneEpochsDone: finetuneDone, noise: .secure,
-            ownContribution: Self.restoreOwnContribution(files: files, logger: logger))
+            ownContribution: Self.restoreOwnContribution(files: files, logger: logger),
+            sharedModel: shared.map { SharedModelState(modelRound: $0.round, root: BulkManifest(blob: $0.checkpoint)!.root) })
+        if let shared {
+            worker.startFederated(shared: shared.model, modelRound: shared.round, path: files.sharedModelFile, poison: poison)
+            if let poison {
+                logger.warning(
+                    "this node poisons every model update it offers (a Byzantine node for tests)", metadata: ["poison": "\(poison)"])
+            }
+            initialSharedBlob = shared.checkpoint
+        }
         core.figures.params = model.cost.params
         core.figures.flops = model.cost.flops
         self.initialCore = core
@@ -168,11 +194,117 @@ public final class MeshService: @unchecked Sendable {
             ])
     }
 
-    /// The restored core, handed to the node once (`Node.host(mesh:)`).
-    func takeCore() -> MeshCore {
+    /// The restored core, handed to the node once (`Node.host(mesh:)`), with the shared model's bytes if federated.
+    func takeCore() -> (MeshCore, sharedModelBlob: [UInt8]?) {
         guard let core = initialCore else { preconditionFailure("the mesh core was already hosted") }
         initialCore = nil
-        return core
+        defer { initialSharedBlob = nil }
+        return (core, initialSharedBlob)
+    }
+
+    /// The shared model file: decoded, of the genesis model, not ahead of the log; absent at a
+    /// first start (the initial model of the genesis seed, inputs read in [0, 1] unnormalised).
+    static func restoreShared(
+        genesis: Genesis, state: MeshState, files: StateDirectory, logger: Logger
+    ) throws(MeshStartError) -> (model: Model, round: UInt64, checkpoint: [UInt8]) {
+        do {
+            let bytes = try PosixIO.read(files.sharedModelFile, limit: 8 + Limits.model_params_count_max * 8)
+            let decoded: (modelRound: UInt64, checkpoint: [UInt8], model: Model)
+            do { decoded = try SharedModelFile.decode(bytes, path: files.sharedModelFile) } catch {
+                throw MeshStartError(description: "\(error)")
+            }
+            guard decoded.model.originalSpec == genesis.model else {
+                throw MeshStartError(
+                    description:
+                        "\(files.sharedModelFile) is a model of \(decoded.model.originalSpec), not the genesis model \(genesis.model)")
+            }
+            guard decoded.modelRound <= state.lastModelRound else {
+                throw MeshStartError(
+                    description:
+                        "\(files.sharedModelFile) holds model round \(decoded.modelRound), ahead of the log's last model round \(state.lastModelRound)"
+                )
+            }
+            logger.info("shared model restored", metadata: ["model_round": "\(decoded.modelRound)", "file": "\(files.sharedModelFile)"])
+            return (decoded.model, decoded.modelRound, decoded.checkpoint)
+        } catch let error as MeshStartError {
+            throw error
+        } catch let error as PosixFailure where error.isNotFound {
+            var initial = Model(spec: genesis.model, seed: genesis.training.initSeed)
+            initial.inputMean = genesis.dpTraining != nil ? 0.5 : 0
+            initial.inputStd = genesis.dpTraining != nil ? 0.5 : 1
+            return (initial, 0, Checkpoint.encode(initial))
+        } catch {
+            throw MeshStartError(description: "\(error)")
+        }
+    }
+
+    /// `trainRound` (federated): queued on the training thread; the report and the update's bytes come back on the loop.
+    func trainRound(modelRound: UInt64, epochs: Int, logHeight: UInt64, node: Node) {
+        logger.info("training", metadata: ["model_round": "\(modelRound)", "epochs": "\(epochs)"])
+        let p = genesis.pruning
+        let rounds = (pruning ? p.maxRounds : p.maxRounds) * genesis.training.epochsPerRound + p.finetuneEpochs
+        worker.trainRound(modelRound: modelRound, epochs: epochs, totalEpochs: max(rounds, Int(modelRound) * epochs), logHeight: logHeight)
+        {
+            report, blob in
+            node.onLoop { node in
+                var trained = TrainedRound(
+                    pruningRound: report.round, epochs: report.epochs, importance: report.importance,
+                    mask: report.mask, accuracy: report.accuracy, globalAccuracy: report.globalAccuracy,
+                    seconds: report.seconds, samples: report.samples, params: report.params, flops: report.flops,
+                    dpSteps: report.dpSteps)
+                trained.updateBlob = blob
+                node.trained(trained)
+                self.logger.info(
+                    "trained",
+                    metadata: [
+                        "model_round": "\(report.round)", "local_accuracy": "\(report.accuracy)",
+                        "local_global_accuracy": "\(report.globalAccuracy)", "update_bytes": "\(blob.count)",
+                        "samples_per_second": "\(report.seconds > 0 ? Int(Double(report.samples) / report.seconds) : 0)",
+                    ])
+            }
+        }
+    }
+
+    /// `advanceModel` (federated): the next shared model on the training thread, saved before it is reported.
+    func advance(_ decision: ModelDecision, mask: PruneMask?, rule: AggregationRule, updates: [[UInt8]], node: Node) {
+        let inputs = zip(decision.updates, updates).map { (key: $0.contributor.bytes, samples: Int($0.samples), blob: $1) }
+        worker.advance(modelRound: decision.modelRound, updates: inputs, mask: mask, rule: rule) { result in
+            node.onLoop { node in
+                switch result {
+                case let .success(report):
+                    self.sharedFigures(report)
+                    node.modelAdvanced(report)
+                case let .failure(error):
+                    self.fatal("cannot apply model round \(decision.modelRound): \(error)")
+                }
+            }
+        }
+    }
+
+    /// `loadSharedModel` (federated): a fetched shared model made the current one.
+    func loadShared(modelRound: UInt64, blob: [UInt8], node: Node) {
+        worker.loadShared(modelRound: modelRound, blob: blob, originalSpec: genesis.model) { result in
+            node.onLoop { node in
+                switch result {
+                case let .success(report):
+                    self.logger.notice("shared model fetched", metadata: ["model_round": "\(modelRound)"])
+                    self.sharedFigures(report)
+                    node.modelAdvanced(report)
+                case let .failure(error):
+                    self.fatal("cannot load the fetched shared model of round \(modelRound): \(error)")
+                }
+            }
+        }
+    }
+
+    private func sharedFigures(_ report: SharedModelReport) {
+        logger.notice(
+            "shared model",
+            metadata: [
+                "model_round": "\(report.modelRound)", "global_accuracy": "\(report.globalAccuracy)",
+                "accuracy": "\(report.accuracy)", "params": "\(report.params)", "flops": "\(report.flops)",
+                "excluded_updates": "\(report.excluded)",
+            ])
     }
 
     // MARK: Executing directives (on the node's loop)
@@ -312,6 +444,14 @@ public final class MeshService: @unchecked Sendable {
             logger.error("cannot read the decision log to serve a peer", metadata: ["height": "\(height)"])
         case .finished:
             logger.notice("finished", metadata: ["accuracy": "\(core.figures.accuracy ?? 0)", "params": "\(core.figures.params)"])
+            if core.federation != nil {
+                worker.personalize(epochs: personalEpochs) { own, global in
+                    self.personalLock.withLock { self.personal = (own, global) }
+                    self.logger.notice(
+                        "personal model (the shared model fine-tuned on this node's data)",
+                        metadata: ["accuracy": "\(own)", "global_accuracy": "\(global)", "file": "\(self.files.checkpointFile)"])
+                }
+            }
             if let error = checkpointFailure {
                 logger.critical(
                     "finished, but the final model is NOT on disk: its checkpoint could not be saved",
@@ -339,7 +479,7 @@ public final class MeshService: @unchecked Sendable {
 
     // MARK: Status
 
-    func status(core: MeshCore) -> NodeStatus.Mesh {
+    func status(core: MeshCore, bulk: BulkPart? = nil, shared: SharedModelReport? = nil) -> NodeStatus.Mesh {
         let engine = core.engine, driver = core.driver, figures = core.figures, budget = core.budget
         let state = engine.state
         let cost = ModelCost(genesis.model.withPrunableWidths(state.mask.widths))
@@ -377,7 +517,27 @@ public final class MeshService: @unchecked Sendable {
                 equivocations: c.equivocations, commits: c.commits, commitsFromSync: c.commitsFromSync,
                 roundsStarted: c.roundsStarted, timeouts: c.timeouts, syncedEntries: figures.syncedEntries,
                 syncRejected: figures.syncRejected, malformed: figures.malformed),
-            checkpointError: checkpoint.lastError, checkpointFailures: checkpoint.failures)
+            checkpointError: checkpoint.lastError, checkpointFailures: checkpoint.failures,
+            federation: core.federation.map { f in
+                let d = f.driver
+                let root = engine.modelGate.sharedRoots[d.appliedModelRound]
+                let perRound = (bulk?.bytesByRound ?? [:])
+                let last = perRound.keys.max() ?? 0
+                let personal = personalFigures
+                return NodeStatus.Mesh.Federation(
+                    phase: d.phase.rawValue, modelRound: d.appliedModelRound, decidedModelRound: d.decidedModelRound,
+                    modelDigest: root?.hex ?? "", sharedGlobalAccuracy: shared?.globalAccuracy, sharedAccuracy: shared?.accuracy,
+                    personalAccuracy: personal?.accuracy, personalGlobalAccuracy: personal?.globalAccuracy,
+                    personalDone: personal != nil,
+                    modelBytesPerRound: last == 0 ? [] : (1...last).map { perRound[$0] ?? 0 },
+                    bulkBytesIn: bulk?.bytesIn ?? 0, bulkBytesOut: bulk?.bytesOut ?? 0,
+                    bulkBlamed: bulk?.blamed ?? 0, bulkFailures: bulk?.failures ?? 0, excludedUpdates: shared?.excluded ?? 0)
+            })
+    }
+
+    /// Federated: the personal copy's figures once fine-tuned (after the last round).
+    var personalFigures: (accuracy: Double, globalAccuracy: Double)? {
+        personalLock.withLock { personal }
     }
 
     /// Why the last checkpoint save failed, nil if it succeeded (the exit code shows it at stop).

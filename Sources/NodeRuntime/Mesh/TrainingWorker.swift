@@ -62,20 +62,24 @@ public final class TrainingWorker: @unchecked Sendable {
         }
     }
 
-    private let queue = DispatchQueue(label: "prunemesh.training")
-    private let settings: Settings
-    private let network: ModelRunner
-    private let train: LabeledImages
-    private let test: LabeledImages
+    let queue = DispatchQueue(label: "prunemesh.training")
+    let settings: Settings
+    var network: ModelRunner
+    let train: LabeledImages
+    let test: LabeledImages
     private let classWeights: [Double]
-    private var rng: SeededGenerator
+    var rng: SeededGenerator
+    /// Federated: the shared model (nil in a local-only mesh). On the queue only.
+    var federated: FederatedState?
+    /// Label smoothing of the network (federated: 0.1, as the FedAvg reference).
+    var labelSmoothing: Float = 0
     private var step = 0
     private var finetuneStep = 0
     private var finetuneEpochsDone: Int
-    private let checkpointPath: String
+    let checkpointPath: String
     private let trainingStatePath: String
     /// The log height recorded with the next checkpoint (on the queue only).
-    private var logHeight: UInt64
+    var logHeight: UInt64
 
     /// `model` as restored (checkpoint) or fresh; its input normalisation is set from `train`
     /// if it is fresh, except under DP-SGD: the shard's pixel statistics are a function of the
@@ -228,7 +232,7 @@ public final class TrainingWorker: @unchecked Sendable {
     }
 
     /// Accuracy on the node's own distribution and on the whole test set.
-    private func evaluate() -> (own: Double, global: Double) {
+    func evaluate() -> (own: Double, global: Double) {
         let classes = test.classes
         // A logits row has one value per model output, which may be more than the data's classes.
         let outputs = network.model.spec.classes

@@ -22,6 +22,8 @@ public struct TransportCounters: Sendable, Hashable, Codable {
     public var socketRebinds: UInt64 = 0
     /// Rebind attempts that failed (retried after `Limits.socket_rebind_retry_ms`).
     public var socketRebindFailures: UInt64 = 0
+    /// Bulk (sealed) sends dropped because half the send queue was taken (control traffic keeps the rest).
+    public var bulkSendDrops: UInt64 = 0
 
     public init() {}
 
@@ -37,5 +39,6 @@ public struct TransportCounters: Sendable, Hashable, Codable {
         socketErrors &+= other.socketErrors
         socketRebinds &+= other.socketRebinds
         socketRebindFailures &+= other.socketRebindFailures
+        bulkSendDrops &+= other.bulkSendDrops
     }
 }

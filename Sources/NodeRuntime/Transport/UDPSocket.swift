@@ -92,6 +92,18 @@ public final class UDPSocket: @unchecked Sendable {
         }
     }
 
+    /// Queues one datagram of bulk traffic: only while at most half the send queue is taken, so
+    /// bulk never crowds out membership and agreement (their sends keep the other half), and it
+    /// is the first to be dropped (the bulk transfer repairs). Must be called on `eventLoop`.
+    @discardableResult
+    public func sendLowPriority(_ bytes: [UInt8], to requested: SocketAddress) -> SendResult {
+        guard outstanding < options.sendQueueCountMax / 2 else {
+            counters.bulkSendDrops += 1
+            return .queueFull
+        }
+        return send(bytes, to: requested)
+    }
+
     /// Queues one datagram. Must be called on `eventLoop`.
     @discardableResult
     public func send(_ bytes: [UInt8], to requested: SocketAddress, allowGroup: Bool = false) -> SendResult {

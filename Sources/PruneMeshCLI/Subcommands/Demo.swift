@@ -62,6 +62,21 @@ struct Demo: ParsableCommand {
     @Flag(name: .customLong("no-pruning"), help: "The baseline: the same rounds and epochs with no release and no pruning.")
     var noPruning = false
 
+    @Flag(
+        name: .customLong("local-only"),
+        help: "Every node keeps its own model (no federated averaging): the behaviour before federation, for comparison.")
+    var localOnly = false
+
+    @Option(help: "Federated: aggregation rule fedavg, trimmed:B, median or normclip.")
+    var aggregation: String = "fedavg"
+
+    @Option(
+        name: .customLong("byzantine"), parsing: .unconditional, help: "Federated: node I poisons every update it offers (see --poison).")
+    var byzantineNode: Int?
+
+    @Option(help: "With --byzantine: what the node does to its updates, negateN (negated, times N).")
+    var poison: String = "negate10"
+
     @Option(
         name: .customLong("remove-dead-after-ms"),
         parsing: .unconditional,
@@ -163,6 +178,14 @@ struct Demo: ParsableCommand {
         do { _ = try ModelSpec(parsing: model) } catch { throw ValidationError("--model: \(error)") }
         do { _ = try BoundaryRule(parsing: boundary) } catch { throw ValidationError("--boundary: \(error)") }
         do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("--partition: \(error)") }
+        do { _ = try AggregationRule(parsing: aggregation) } catch { throw ValidationError("--aggregation: \(error)") }
+        do { _ = try FederatedRun.Poison(parsing: poison) } catch { throw ValidationError("--poison: \(error)") }
+        if let b = byzantineNode {
+            guard (0..<nodes).contains(b) else { throw ValidationError("--byzantine must name a node 0…\(nodes - 1)") }
+            guard !localOnly else {
+                throw ValidationError("--byzantine poisons model updates: it needs a federated demo (drop --local-only)")
+            }
+        }
         for a in absent where !(1..<nodes).contains(a) { throw ValidationError("--absent must name a node 1…\(nodes - 1)") }
         if let k = killRestart, absent.contains(k) { throw ValidationError("--kill-restart names an absent node") }
         if comesBack && (absent.isEmpty || removeDeadAfterMs == nil) {
@@ -195,6 +218,10 @@ struct Demo: ParsableCommand {
         o.trainLimit = trainLimit
         o.testLimit = testLimit
         o.noPruning = noPruning
+        o.localOnly = localOnly
+        o.aggregation = aggregation
+        o.byzantine = byzantineNode
+        o.poison = poison
         o.removeDeadAfterMs = removeDeadAfterMs
         o.placement = placement
         o.basePort = basePort

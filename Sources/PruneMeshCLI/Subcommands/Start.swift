@@ -106,6 +106,12 @@ struct Start: ParsableCommand {
     var noPruning = false
 
     @Option(
+        name: .customLong("poison"),
+        help: ArgumentHelp(
+            "Tests and demos only: poison every model update this node offers (negateN: negated, times N).", visibility: .hidden))
+    var poison: String?
+
+    @Option(
         name: .customLong("train-limit"), parsing: .unconditional,
         help: "Use at most this many of the shard's training samples (tests, quick demos).")
     var trainLimit: Int?
@@ -184,7 +190,10 @@ struct Start: ParsableCommand {
                 mesh: .init(
                     enabled: !membershipOnly, pruning: !noPruning, trainLimit: trainLimit, testLimit: testLimit,
                     placement: resolved.placement == .local ? .local : .agreed,
-                    recovery: MeshRecovery(resetModel: resetModel, rebuildBudgetFromLog: rebuildBudgetFromLog)),
+                    recovery: MeshRecovery(resetModel: resetModel, rebuildBudgetFromLog: rebuildBudgetFromLog),
+                    poison: try poison.map { text throws in
+                        do { return try FederatedRun.Poison(parsing: text) } catch { throw ValidationError("--poison: \(error)") }
+                    }),
                 controlIdleTimeoutMs: ProcessInfo.processInfo.environment[Self.idleTimeoutVariable].flatMap { Int($0) },
                 logger: Logger(label: "prunemesh"))
         } catch let failure as NodeProcess.StopFailure {

@@ -1,0 +1,257 @@
+import Consensus
+import Dataset
+import Foundation
+import Learner
+import MeshBase
+import PosixIO
+
+/// What a federated advance reports: the next shared model's blob (its checkpoint encoding,
+/// whose bulk root is the next round's base) and its figures.
+public struct SharedModelReport: Sendable {
+    public var modelRound: UInt64
+    public var blob: [UInt8]
+    public var params: Int
+    public var flops: Int
+    /// The shared model on the whole test set, and on this node's own distribution.
+    public var globalAccuracy: Double
+    public var accuracy: Double
+    /// Updates left out of the aggregate because their bytes are not a finite update of the
+    /// shared model's size (the same on every node: a function of the bytes).
+    public var excluded: Int
+}
+
+/// The shared model's file: `u64 model round (LE) ‖ Learner.Checkpoint encoding`, replaced
+/// atomically as one file so the weights and their round can never disagree after a crash.
+public enum SharedModelFile {
+    public static func encode(modelRound: UInt64, checkpoint: [UInt8]) -> [UInt8] {
+        var w = ByteWriter(capacity: 8 + checkpoint.count)
+        w.write(modelRound)
+        w.write(raw: checkpoint)
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String) throws(CheckpointError) -> (
+        modelRound: UInt64, checkpoint: [UInt8], model: Model
+    ) {
+        guard bytes.count > 8 else { throw CheckpointError(path: path, problem: "\(bytes.count) bytes, too short for a shared model") }
+        var round: UInt64 = 0
+        for i in 0..<8 { round |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        let checkpoint = Array(bytes[8...])
+        return (round, checkpoint, try Checkpoint.decode(checkpoint, path: path))
+    }
+}
+
+/// Federated jobs: the worker holds the shared model beside the network's (local) one.
+extension TrainingWorker {
+    /// Makes `shared` (of `modelRound`) the shared model; call before any federated job.
+    public func startFederated(shared: Model, modelRound: UInt64, path: String, poison: FederatedRun.Poison? = nil) {
+        queue.sync {
+            federated = FederatedState(shared: shared, modelRound: modelRound, path: path, poison: poison)
+            labelSmoothing = 0.1
+            network.labelSmoothing = labelSmoothing
+            network.replaceModel(shared)
+        }
+    }
+
+    /// One model round: trains `epochs` epochs from the shared model on this node's shard, at
+    /// the run's schedule position (warm-up over half an epoch, then cosine to zero over
+    /// `totalEpochs`, the step clock at `(modelRound − 1)·epochs` epochs), with fresh momentum
+    /// (a client optimiser per round, as FedAvg's reference). Reports the local model's figures
+    /// and importance and the update's bytes (`trained − shared`, f32 LE in `flatParameters()`
+    /// order).
+    public func trainRound(
+        modelRound: UInt64, epochs: Int, totalEpochs: Int, logHeight: UInt64,
+        completion: @escaping @Sendable (TrainingReport, [UInt8]) -> Void
+    ) {
+        queue.async { [self] in
+            guard let f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
+            self.logHeight = max(self.logHeight, logHeight)
+            Self.lowerThreadPriority()
+            network.replaceModel(f.shared)
+            network.setOptimizer(settings.optimizer)
+            let stepsPerEpoch = settings.dp?.stepsPerEpoch ?? (train.count + settings.batchSize - 1) / settings.batchSize
+            let total = max(1, stepsPerEpoch * totalEpochs)
+            let warmup = min(total, stepsPerEpoch / 2)
+            let schedule: LearningRateSchedule =
+                warmup > 0 ? .warmupCosine(warmupSteps: warmup, totalSteps: total) : .cosine(totalSteps: total)
+            var globalStep = Int(modelRound - 1) * epochs * stepsPerEpoch
+            var seconds = 0.0, samples = 0, loss = 0.0
+            var dpSteps: UInt64 = 0
+            for e in 0..<epochs {
+                let r: EpochReport
+                let before = globalStep
+                if let dp = settings.dp {
+                    var secure = SecureBytes()
+                    r = network.privateTrainEpoch(
+                        train, epoch: Int(modelRound - 1) * epochs + e + 1, settings: dp, baseLearningRate: settings.learningRate,
+                        schedule: schedule, globalStep: &globalStep, randomness: &secure)
+                    dpSteps += UInt64(globalStep - before)
+                } else {
+                    r = network.trainEpoch(
+                        train, epoch: Int(modelRound - 1) * epochs + e + 1, batchSize: settings.batchSize,
+                        baseLearningRate: settings.learningRate, schedule: schedule, globalStep: &globalStep, rng: &rng)
+                }
+                seconds += r.seconds
+                samples += r.samples
+                loss = r.trainLoss
+            }
+            let (own, global) = evaluate()
+            let local = network.model
+            var update = f.shared.update(to: local)
+            if let poison = f.poison { update = poison.apply(update) }
+            var blob = [UInt8](repeating: 0, count: 4 * update.count)
+            blob.withUnsafeMutableBytes { out in
+                for (i, v) in update.enumerated() { out.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+            }
+            completion(
+                TrainingReport(
+                    round: modelRound, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss, accuracy: own,
+                    globalAccuracy: global, importance: local.importance(), mask: local.mask, params: local.cost.params,
+                    flops: local.cost.flops, finetuneEpochsDone: 0, dpSteps: dpSteps),
+                blob)
+        }
+    }
+
+    /// The next shared model: the current one plus `rule`'s aggregate of the updates (those whose
+    /// bytes are not exactly a finite update of the shared model's size are left out, the same
+    /// on every node), then surgery to `mask` (agreed positions: the mesh holds one model). Saved
+    /// durably with its round before the report. Fails (and saves nothing) if the shared model is
+    /// not that of `modelRound − 1`.
+    public func advance(
+        modelRound: UInt64, updates: [(key: [UInt8], samples: Int, blob: [UInt8])], mask: PruneMask?, rule: AggregationRule,
+        completion: @escaping @Sendable (Result<SharedModelReport, AdvanceError>) -> Void
+    ) {
+        queue.async { [self] in
+            guard var f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
+            guard f.modelRound + 1 == modelRound else {
+                completion(.failure(AdvanceError("round \(modelRound) does not follow the shared model's round \(f.modelRound)")))
+                return
+            }
+            let params = f.shared.cost.params
+            var contributions: [ModelContribution] = []
+            for u in updates where u.blob.count == 4 * params {
+                var values = [Float](repeating: 0, count: params)
+                u.blob.withUnsafeBytes { raw in
+                    for i in 0..<params {
+                        values[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                    }
+                }
+                guard values.allSatisfy(\.isFinite) else { continue }
+                contributions.append(ModelContribution(key: u.key, samples: u.samples, update: values))
+            }
+            var next = f.shared
+            if contributions.count >= rule.contributionsMin, let aggregate = try? Aggregation.aggregate(contributions, rule: rule) {
+                next = next.applying(update: aggregate)
+            }
+            if let mask, mask != next.mask {
+                do { next = try next.pruned(to: mask, mode: .keepWeights, placement: .agreed) } catch {
+                    completion(.failure(AdvanceError("surgery to the agreed mask \(mask): \(error)")))
+                    return
+                }
+            }
+            let checkpoint = Checkpoint.encode(next)
+            do { try PosixIO.writeAtomically(SharedModelFile.encode(modelRound: modelRound, checkpoint: checkpoint), to: f.path) } catch {
+                completion(.failure(AdvanceError("cannot save the shared model to \(f.path): \(error)")))
+                return
+            }
+            f.shared = next
+            f.modelRound = modelRound
+            federated = f
+            if next.spec != network.model.spec {
+                network = ModelRunner(model: next, batchCapacity: settings.batchSize, threads: settings.threads)
+                network.labelSmoothing = labelSmoothing
+                network.augmentFlip = settings.augmentFlip
+            }
+            network.replaceModel(next)
+            let (own, global) = evaluate()
+            completion(
+                .success(
+                    SharedModelReport(
+                        modelRound: modelRound, blob: checkpoint, params: next.cost.params, flops: next.cost.flops,
+                        globalAccuracy: global, accuracy: own, excluded: updates.count - contributions.count)))
+        }
+    }
+
+    /// A shared model fetched by the root the log names: decoded, checked against the genesis
+    /// model, saved durably with its round, and made the shared model.
+    public func loadShared(
+        modelRound: UInt64, blob: [UInt8], originalSpec: ModelSpec,
+        completion: @escaping @Sendable (Result<SharedModelReport, AdvanceError>) -> Void
+    ) {
+        queue.async { [self] in
+            guard var f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
+            let model: Model
+            do { model = try Checkpoint.decode(blob, path: "fetched shared model") } catch {
+                completion(.failure(AdvanceError("\(error)")))
+                return
+            }
+            guard model.originalSpec == originalSpec else {
+                completion(.failure(AdvanceError("the fetched shared model is of \(model.originalSpec), not \(originalSpec)")))
+                return
+            }
+            do { try PosixIO.writeAtomically(SharedModelFile.encode(modelRound: modelRound, checkpoint: blob), to: f.path) } catch {
+                completion(.failure(AdvanceError("cannot save the shared model to \(f.path): \(error)")))
+                return
+            }
+            f.shared = model
+            f.modelRound = modelRound
+            federated = f
+            network = ModelRunner(model: model, batchCapacity: settings.batchSize, threads: settings.threads)
+            network.labelSmoothing = labelSmoothing
+            network.augmentFlip = settings.augmentFlip
+            let (own, global) = evaluate()
+            completion(
+                .success(
+                    SharedModelReport(
+                        modelRound: modelRound, blob: blob, params: model.cost.params, flops: model.cost.flops,
+                        globalAccuracy: global, accuracy: own, excluded: 0)))
+        }
+    }
+}
+
+extension TrainingWorker {
+    /// After the last round: a personal copy of the shared model fine-tuned on this node's own
+    /// data (FedPer/Ditto-style), `epochs` epochs at a third of the rate with cosine decay and
+    /// fresh momentum; saved as the node's model checkpoint (`model.ckpt`, the shared model
+    /// stays in `shared.model`). Reports its accuracy on the node's own distribution and on the
+    /// whole test set.
+    public func personalize(epochs: Int, completion: @escaping @Sendable (_ accuracy: Double, _ globalAccuracy: Double) -> Void) {
+        queue.async { [self] in
+            guard let f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
+            Self.lowerThreadPriority()
+            network.replaceModel(f.shared)
+            network.setOptimizer(settings.optimizer)
+            let stepsPerEpoch = (train.count + settings.batchSize - 1) / settings.batchSize
+            var step = 0
+            for e in 0..<max(0, epochs) {
+                if let dp = settings.dp {
+                    var secure = SecureBytes()
+                    _ = network.privateTrainEpoch(
+                        train, epoch: e + 1, settings: dp, baseLearningRate: settings.learningRate / 3,
+                        schedule: .cosine(totalSteps: max(1, dp.stepsPerEpoch * epochs)), globalStep: &step, randomness: &secure)
+                } else {
+                    _ = network.trainEpoch(
+                        train, epoch: e + 1, batchSize: settings.batchSize, baseLearningRate: settings.learningRate / 3,
+                        schedule: .cosine(totalSteps: max(1, stepsPerEpoch * epochs)), globalStep: &step, rng: &rng)
+                }
+            }
+            let (own, global) = evaluate()
+            try? PosixIO.writeAtomically(Checkpoint.encode(network.model), to: checkpointPath)
+            completion(own, global)
+        }
+    }
+}
+
+/// Why a federated advance failed (the node stops: its shared model would be unknown).
+public struct AdvanceError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The shared model a federated worker holds, and where it is saved.
+struct FederatedState {
+    var shared: Model
+    var modelRound: UInt64
+    let path: String
+    var poison: FederatedRun.Poison?
+}
