@@ -27,10 +27,16 @@ public struct FederationState: Sendable {
     var quorumSinceMs: [UInt64: UInt64] = [:]
 
     init(config: MeshCoreConfig, log: MeshCore.VerifiedLog, shared: SharedModelState) {
+        self.driver = Self.driver(config: config, entries: log.entries, appliedModelRound: shared.modelRound)
+        self.rule = config.ledger.federation?.aggregation ?? .fedAvg
+    }
+
+    /// The round logic for a log of `entries` and a shared model of `appliedModelRound`.
+    static func driver(config: MeshCoreConfig, entries: [[UInt8]], appliedModelRound: UInt64) -> FederatedDriver {
         var models: [ModelDecision] = []
         var masks: [(round: UInt64, mask: PruneMask)] = []
         var frozenAt: UInt64?
-        for bytes in log.entries {
+        for bytes in entries {
             switch try? LogEntry.decode(bytes).decision {
             case let .model(m)?: models.append(m)
             case let .mask(m)?: masks.append((m.pruningRound, m.mask))
@@ -38,10 +44,9 @@ public struct FederationState: Sendable {
             default: break
             }
         }
-        self.driver = FederatedDriver(
+        return FederatedDriver(
             config: config.rounds, modelDecisions: models, maskDecisions: masks, frozenAtRound: frozenAt,
-            initialMask: PruneMask.full(config.ledger.model), appliedModelRound: shared.modelRound)
-        self.rule = config.ledger.federation?.aggregation ?? .fedAvg
+            initialMask: PruneMask.full(config.ledger.model), appliedModelRound: appliedModelRound)
     }
 
     /// Model round `m.modelRound` is decided: what was held for it (and before) is dropped.

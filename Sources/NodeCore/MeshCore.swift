@@ -296,6 +296,9 @@ public struct MeshCore: Sendable {
         guard !roundsStarted, engine.isValidator else { return [] }
         roundsStarted = true
         if federation != nil {
+            // Rebuilt from the log as it is now: a joiner synced decisions since its core was made.
+            federation!.driver = FederationState.driver(
+                config: config, entries: entries, appliedModelRound: federation!.driver.appliedModelRound)
             return [.directive(.note(.roundsStarted(height: engine.state.height, mask: engine.state.mask)))]
                 + runFederated(federation!.driver.onStart(), nowMs: nowMs)
         }

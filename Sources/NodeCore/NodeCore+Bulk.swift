@@ -57,9 +57,10 @@ public struct BulkPart: Sendable {
 
     mutating func noteAdvanced(modelRound: UInt64) { currentRound = modelRound + 1 }
 
-    /// Drops update blobs of rounds before `round` and shared models before `round − 1`.
+    /// Drops update blobs of rounds before `round − 1` and shared models before `round − 1`
+    /// (a node a round behind, or a joiner, still finds what it needs).
     mutating func collectGarbage(keepingFrom round: UInt64) -> [NodeDirective] {
-        for (root, r) in updateRounds where r < round {
+        for (root, r) in updateRounds where r + 1 < round {
             _ = transfer.drop(root)
             updateRounds[root] = nil
             wanted[root] = nil

@@ -165,6 +165,7 @@ public struct NodeCore: Sendable {
             return []
         }
         bulkPart!.bytesIn += UInt64(payload.count)
+        bulkPart!.bytesByRound[bulkPart!.currentRound, default: 0] += UInt64(payload.count)
         return bulkDirectives(bulkPart!.transfer.onMessage(from: sender, message, nowMs: nowMs), nowMs: nowMs)
     }
 

@@ -8,12 +8,13 @@ import Testing
 @Suite(.serialized) struct DemoProcessTests {
     static let smallModel = "28x28x1:conv5x8,relu,pool2,conv5x16,relu,pool2,dense64,relu,dense10"
 
-    static func demo(_ extra: [String]) throws -> (CLI.Result, [String: Any]) {
+    /// `federated: false` runs `--local-only` (each node its own model, as before federation).
+    static func demo(_ extra: [String], federated: Bool = false) throws -> (CLI.Result, [String: Any]) {
         let args =
             [
                 "demo", "--nodes", "4", "--model", smallModel, "--train-limit", "1200", "--test-limit", "500",
                 "--timeout", "240", "--json",
-            ] + extra
+            ] + (federated ? [] : ["--local-only"]) + extra
         let r = try CLI.run(args)
         guard let json = r.json else {
             Issue.record("demo printed no JSON (exit \(r.status)); stderr:\n\(r.stderr.suffix(3000))")
@@ -159,5 +160,53 @@ import Testing
         let heights = j["heights"] as? [Int] ?? []
         #expect(heights.count == 5 && heights.allSatisfy { $0 == 5 }, "heights \(heights)")
         #expect(r.stderr.contains("node-2 killed with SIGKILL") && r.stderr.contains("node-2 restarted"))
+    }
+
+    /// The default demo federates: every node ends with the same shared model (one root),
+    /// reached through model decisions in the log beside the masks, with its accuracy, a personal
+    /// copy's, and the model bytes of every round reported; pruning shrinks those bytes.
+    @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
+    func federatedNodesShareOneModelAndItsBytesShrinkWithTheMask() throws {
+        let (r, j) = try Self.demo(["--rounds", "2", "--finetune-epochs", "2"], federated: true)
+        #expect(r.status == 0, "stderr:\n\(r.stderr.suffix(3000))")
+        #expect(j["audit_ok"] as? Bool == true, "\(j["audit_errors"] ?? "")")
+        #expect(j["logs_identical"] as? Bool == true)
+        #expect(j["federated"] as? Bool == true)
+        // Two mask decisions, the freeze and four model rounds (two in each phase).
+        #expect((j["heights"] as? [Int]) == [7, 7, 7, 7])
+        #expect(j["rounds"] as? Int == 4)
+        let decisions = j["decisions"] as? [String] ?? []
+        #expect(decisions.filter { $0.hasPrefix("model") }.count == 4, "\(decisions)")
+        let digests = j["model_digest"] as? [String] ?? []
+        #expect(digests.count == 4 && Set(digests).count == 1 && digests[0].count == 64, "\(digests)")
+        let global = j["global_accuracy_after"] as? [Double] ?? []
+        #expect(global.count == 4 && Set(global).count == 1 && global[0] > 0.3, "one shared model, one accuracy: \(global)")
+        let personal = j["personal_accuracy_after"] as? [Double] ?? []
+        #expect(personal.count == 4 && personal.allSatisfy { $0 > 0 })
+        let perRound = j["model_bytes_per_round"] as? [[Int]] ?? []
+        #expect(perRound.count == 4)
+        for bytes in perRound {
+            #expect(bytes.count == 4 && bytes.allSatisfy { $0 > 0 }, "\(bytes)")
+            // After two masks the shared model (and every update) is a fraction of the first round's.
+            if bytes.count == 4 { #expect(bytes[3] * 2 < bytes[0], "\(bytes)") }
+        }
+    }
+
+    /// Federated with a node killed -9 and restarted, a joiner admitted by invite and a stranger:
+    /// the restarted node advances from its saved shared model without retraining decided rounds,
+    /// the joiner fetches the shared model the log names, and all five end with the same root.
+    @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
+    func federatedKilledNodeAndJoinerEndWithTheSameSharedModel() throws {
+        let (r, j) = try Self.demo(
+            ["--rounds", "3", "--finetune-epochs", "2", "--train-limit", "1500", "--kill-restart", "2", "--join-late", "--stranger"],
+            federated: true)
+        #expect(r.status == 0, "stderr:\n\(r.stderr.suffix(3000))")
+        #expect(j["audit_ok"] as? Bool == true, "\(j["audit_errors"] ?? "")")
+        #expect(j["logs_identical"] as? Bool == true)
+        #expect(j["restarted"] as? [Int] == [2])
+        #expect(j["joined"] as? [Int] == [4])
+        #expect(j["stranger_ignored"] as? Bool == true)
+        let digests = j["model_digest"] as? [String] ?? []
+        #expect(digests.count == 5 && Set(digests).count == 1, "\(digests)")
     }
 }

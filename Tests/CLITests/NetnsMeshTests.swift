@@ -36,8 +36,13 @@ import Testing
         try MeshDiscoveryProcessTests.sh(args, environment: environment)
     }
 
-    @Test(.enabled(if: NetnsMeshTests.enabled, "needs root, ip netns, nftables and the data set (see the printed reason)"))
-    func fourNodesPruneToTheFreezeOverALossyLANOneKilledAndRestartedAJoinerAndAStranger() throws {
+    /// Local-only (each node its own model) and federated (one shared model): in the federated
+    /// run every node, the restarted one and the joiner included, ends with the same shared
+    /// model (the same root) after the same model rounds.
+    @Test(
+        .enabled(if: NetnsMeshTests.enabled, "needs root, ip netns, nftables and the data set (see the printed reason)"),
+        arguments: [false, true])
+    func fourNodesPruneToTheFreezeOverALossyLANOneKilledAndRestartedAJoinerAndAStranger(federated: Bool) throws {
         let count = 4
         let joiner = 4, stranger = 5
         let script = MeshDiscoveryProcessTests.script
@@ -45,7 +50,7 @@ import Testing
         #expect(up.status == 0, "netns-lan.sh up: \(up.output)")
         defer { _ = try? Self.sh(["sh", script, "down"]) }
 
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prunemesh-netns-rounds-\(getpid())").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prunemesh-netns-rounds-\(getpid())-\(federated)").path
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var keys: [String] = []
@@ -65,7 +70,7 @@ import Testing
                 "mesh", "init", "--name", "netns-rounds", "--out", genesis,
                 "--model", DemoProcessTests.smallModel, "--rounds", "2", "--finetune-epochs", "1",
                 "--boundary", "keep:0.5",
-            ] + keys.prefix(count).flatMap { ["--member", $0] })
+            ] + (federated ? ["--federated"] : []) + keys.prefix(count).flatMap { ["--member", $0] })
         #expect(initResult.status == 0, "mesh init: \(initResult.stderr)")
 
         var processes: [Process] = []
@@ -136,7 +141,7 @@ import Testing
                 invited = true
                 continue
             }
-            if killed, invited, views.allSatisfy({ $0?.mesh?.finished == true }),
+            if killed, invited, views.allSatisfy({ $0?.mesh?.finished == true && ($0?.mesh?.federation.map(\.personalDone) ?? true) }),
                 Set(views.map { $0?.mesh?.height ?? 0 }).count == 1
             {
                 break
@@ -161,10 +166,17 @@ import Testing
             let audit = LogVerifier.verify(entries: read.entries, genesis: ledger)
             #expect(audit.error == nil, "node \(i): \(String(describing: audit.error))")
             let kinds = read.entries.compactMap { try? LogEntry.decode($0).decision.kind }
-            #expect(kinds.sorted { $0.rawValue < $1.rawValue } == [.mask, .mask, .admit, .freeze], "node \(i): \(kinds)")
+            // Federated: model rounds 1 and 2 beside the masks, and one phase-two round after the freeze.
+            let expected: [DecisionKind] = [.mask, .mask, .admit, .freeze] + (federated ? [.model, .model, .model] : [])
+            #expect(kinds.sorted { $0.rawValue < $1.rawValue } == expected, "node \(i): \(kinds)")
             chains.append(read.entries.map { LogEntry.hash(encoded: $0).hex })
         }
         #expect(chains.allSatisfy { $0 == chains[0] })
+        if federated {
+            let digests = views.map { $0?.mesh?.federation?.modelDigest ?? "" }
+            #expect(Set(digests).count == 1 && digests[0].count == 64, "shared model roots: \(digests)")
+            #expect(views.allSatisfy { $0?.mesh?.federation?.modelRound == 3 })
+        }
         // The joiner shrank its fresh model to the mask in force.
         #expect(views[joiner]?.mesh?.maskKept == views[0]?.mesh?.maskKept)
         // The stranger: never listed by a member, its datagrams refused as notMember; nothing else
