@@ -42,7 +42,7 @@ let package = Package(
     // is built and tested on Debian with Swift 6.x. No Apple platform is declared, because none
     // is supported.
     products: [
-        .executable(name: "prunemesh", targets: ["PruneMeshCLI"]),
+        .executable(name: "prunemesh", targets: ["PruneMeshCLI"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -69,15 +69,24 @@ let package = Package(
         .target(name: "Privacy", dependencies: ["MeshBase", "Sodium"], swiftSettings: optimisedInDebug),
         .target(name: "Wire", dependencies: ["MeshBase", "PosixIO", "Sodium", "Privacy"], swiftSettings: optimisedInDebug),
 
+        .target(name: "Bulk", dependencies: ["MeshBase", "Sodium"], swiftSettings: optimisedInDebug),
         .target(name: "Membership", dependencies: ["MeshBase", "Sodium", "Wire"], swiftSettings: optimisedInDebug),
         .target(name: "Consensus", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire"], swiftSettings: optimisedInDebug),
-        .target(name: "Ledger", dependencies: ["MeshBase", "PosixIO", "Sodium", "Learner", "Privacy", "Wire", "Consensus"], swiftSettings: optimisedInDebug),
-        .target(name: "Rounds", dependencies: ["MeshBase", "Learner", "Consensus"]),
-        .target(name: "NodeCore", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger", "Rounds"],
-                swiftSettings: optimisedInDebug),
-        .target(name: "Simulation", dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Membership", "Consensus", "Ledger",
-                                                   "Rounds", "NodeCore"],
-                swiftSettings: optimisedInDebug),
+        .target(
+            name: "Ledger", dependencies: ["MeshBase", "PosixIO", "Sodium", "Learner", "Privacy", "Wire", "Consensus"],
+            swiftSettings: optimisedInDebug),
+        .target(name: "Rounds", dependencies: ["MeshBase", "Sodium", "Learner", "Consensus"]),
+        .target(
+            name: "NodeCore",
+            dependencies: ["MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Bulk", "Membership", "Consensus", "Ledger", "Rounds"],
+            swiftSettings: optimisedInDebug),
+        .target(
+            name: "Simulation",
+            dependencies: [
+                "MeshBase", "Sodium", "Learner", "Privacy", "Wire", "Bulk", "Membership", "Consensus", "Ledger",
+                "Rounds", "NodeCore",
+            ],
+            swiftSettings: optimisedInDebug),
         .target(
             name: "MeshConfig",
             dependencies: [
@@ -136,14 +145,31 @@ let package = Package(
         .testTarget(name: "ConsensusTests", dependencies: ["SpecExamples", "Consensus", "Ledger", "Learner", "Privacy", "Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["SpecExamples", "Ledger", "Consensus", "Sodium"]),
         .testTarget(name: "RoundsTests", dependencies: ["Rounds", "Consensus", "Learner", "Sodium", "Wire", "MeshBase"]),
-        .testTarget(name: "NodeCoreTests", dependencies: ["NodeCore", "Rounds", "Membership", "Consensus", "Ledger", "Privacy", "Wire", "Sodium",
-                                                    "Learner", "MeshBase"]),
+        .testTarget(
+            name: "NodeCoreTests",
+            dependencies: [
+                "NodeCore", "Rounds", "Membership", "Consensus", "Ledger", "Privacy", "Wire", "Sodium",
+                "Learner", "MeshBase",
+            ]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership", "Consensus", "Ledger"]),
-        .testTarget(name: "MeshConfigTests", dependencies: ["SpecExamples", "MeshConfig", "Sodium", "Dataset", "Learner", "Wire", "Membership",
-                                                            "Consensus", "Ledger", "Privacy", "MeshBase"]),
-        .testTarget(name: "NodeRuntimeTests", dependencies: ["NodeRuntime", "MeshConfig", "NodeCore", "Sodium",
-                                                             .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "MeshConfigTests",
+            dependencies: [
+                "SpecExamples", "MeshConfig", "Sodium", "Dataset", "Learner", "Wire", "Membership",
+                "Consensus", "Ledger", "Privacy", "MeshBase",
+            ]),
+        .testTarget(
+            name: "NodeRuntimeTests",
+            dependencies: [
+                "NodeRuntime", "MeshConfig", "NodeCore", "Sodium",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "MeshHarnessTests", dependencies: ["MeshHarness", "Simulation", "Ledger", "MeshConfig", "Sodium"]),
         .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus", "Privacy"]),
+
+        // Bulk transfer of model updates: content-addressed pieces pulled by digest (pure, sans-IO).
+        // `swift run -c release BulkBench`: the bulk state machine's throughput, two instances in process.
+        .executableTarget(name: "BulkBench", dependencies: ["MeshBase", "Sodium", "Bulk"]),
+        .testTarget(name: "BulkTests", dependencies: ["SpecExamples", "Bulk", "Sodium", "MeshBase"]),
     ]
 )

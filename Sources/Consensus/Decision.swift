@@ -28,6 +28,7 @@ public enum DecisionKind: UInt8, Sendable, Hashable, CaseIterable, CustomStringC
     case remove = 3
     case freeze = 4
     case evidence = 5
+    case model = 6
 
     public var description: String {
         switch self {
@@ -36,6 +37,7 @@ public enum DecisionKind: UInt8, Sendable, Hashable, CaseIterable, CustomStringC
         case .remove: return "remove"
         case .freeze: return "freeze"
         case .evidence: return "evidence"
+        case .model: return "model"
         }
     }
 }
@@ -47,7 +49,8 @@ public enum DecisionKind: UInt8, Sendable, Hashable, CaseIterable, CustomStringC
 /// - admit: member key (32) ‖ invite (`Invite`, 136 bytes; its invitee must equal the member);
 /// - remove: member key (32) ‖ reason (u8, `RemovalReason`);
 /// - freeze: pruning round (u64): the last mask round; from here on nodes only train;
-/// - evidence: `Equivocation` encoding.
+/// - evidence: `Equivocation` encoding;
+/// - model: `ModelDecision` encoding (only in a federated mesh).
 ///
 /// Nothing follows. `digest` = BLAKE2b-256 under `DomainTag.decision` of the canonical bytes.
 /// Admit and remove change the validator set from the NEXT height on.
@@ -57,6 +60,7 @@ public enum Decision: Sendable, Hashable {
     case remove(member: PublicKey, reason: RemovalReason)
     case freeze(pruningRound: UInt64)
     case evidence(Equivocation)
+    case model(ModelDecision)
 
     /// For a removal that rests on membership views (reason `dead` or `requested`, not evidence):
     /// the member. Such removals are the only decisions whose first prevote looks at the voter's
@@ -73,6 +77,7 @@ public enum Decision: Sendable, Hashable {
         case .remove: return .remove
         case .freeze: return .freeze
         case .evidence: return .evidence
+        case .model: return .model
         }
     }
 
@@ -88,6 +93,7 @@ public enum Decision: Sendable, Hashable {
             w.write(reason.rawValue)
         case let .freeze(round): w.write(round)
         case let .evidence(e): e.encode(into: &w)
+        case let .model(m): m.encode(into: &w)
         }
     }
 
@@ -129,6 +135,8 @@ public enum Decision: Sendable, Hashable {
                 pruningRound: try r.consensus { (r: inout ByteReader) throws(ByteReaderError) in try r.readUInt64("freeze.round") })
         case .evidence:
             return .evidence(try Equivocation.decode(from: &r))
+        case .model:
+            return .model(try ModelDecision.decode(from: &r))
         }
     }
 

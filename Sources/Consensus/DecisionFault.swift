@@ -49,6 +49,15 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
     case evidenceSignature(PublicKey)
     case evidenceNotValidator(PublicKey, height: UInt64)
     case evidenceFromFuture(voteHeight: UInt64, height: UInt64)
+    /// A model decision in a mesh whose genesis has no `federation` section.
+    case modelNotFederated
+    case modelRound(expected: UInt64, actual: UInt64)
+    /// Fewer updates than a quorum, or than the aggregation rule needs.
+    case tooFewUpdates(count: Int, needed: Int)
+    case updateRound(PublicKey, expected: UInt64, actual: UInt64)
+    /// An update trained from another shared model than the decision's base.
+    case updateBase(PublicKey)
+    case updateSignature(PublicKey)
 
     public var code: String {
         switch self {
@@ -88,6 +97,12 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case .evidenceSignature: return "bad_evidence_signature"
         case .evidenceNotValidator: return "evidence_not_validator"
         case .evidenceFromFuture: return "evidence_from_future"
+        case .modelNotFederated: return "model_not_federated"
+        case .modelRound: return "model_round"
+        case .tooFewUpdates: return "too_few_updates"
+        case .updateRound: return "update_round"
+        case .updateBase: return "update_base"
+        case .updateSignature: return "bad_update_signature"
         }
     }
 
@@ -140,6 +155,13 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case let .evidenceSignature(k): return "evidence vote of \(k.fingerprint) does not verify"
         case let .evidenceNotValidator(k, h): return "evidence against \(k.fingerprint), not a validator at height \(h)"
         case let .evidenceFromFuture(v, h): return "evidence votes for height \(v), after this height \(h)"
+        case .modelNotFederated: return "model decision in a mesh whose genesis does not federate (no federation section)"
+        case let .modelRound(e, a): return "model decision for model round \(a), expected round \(e)"
+        case let .tooFewUpdates(c, n):
+            return "\(c) updates, a model decision needs at least \(n) (a quorum, and what the aggregation rule needs)"
+        case let .updateRound(k, e, a): return "update of \(k.fingerprint) is for model round \(a), expected \(e)"
+        case let .updateBase(k): return "update of \(k.fingerprint) was trained from another shared model than the decision's base"
+        case let .updateSignature(k): return "update signature of \(k.fingerprint) does not verify"
         }
     }
 }

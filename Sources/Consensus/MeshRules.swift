@@ -33,6 +33,14 @@ public struct PrivacyTerms: Sendable, Hashable {
     }
 }
 
+/// Federated averaging of the shared model (the genesis `federation` section): every model
+/// round's updates are combined by `aggregation` (`Learner.Aggregation`) into the next shared model.
+public struct FederationTerms: Sendable, Hashable {
+    public var aggregation: AggregationRule
+
+    public init(aggregation: AggregationRule) { self.aggregation = aggregation }
+}
+
 /// The fixed rules decisions are judged by, from the genesis: the mesh, the original model, the
 /// boundary rule and the privacy terms. (The node and the auditor build it from
 /// `MeshConfig.Genesis`; this layer does not read YAML.)
@@ -47,8 +55,11 @@ public struct MeshRules: Sendable, Hashable {
     /// decision is acceptable). With z = 0 and DP-SGD training: `ReleaseParameters.noiseFree`
     /// (z = 0 without DP-SGD training makes none).
     public let pinned: ReleaseParameters?
+    /// Set when the mesh federates (model decisions are accepted only then).
+    public let federation: FederationTerms?
 
-    public init(meshID: MeshID, model: ModelSpec, boundary: BoundaryRule, privacy: PrivacyTerms) {
+    public init(meshID: MeshID, model: ModelSpec, boundary: BoundaryRule, privacy: PrivacyTerms, federation: FederationTerms? = nil) {
+        self.federation = federation
         self.meshID = meshID
         self.model = model
         self.boundary = boundary

@@ -32,6 +32,9 @@ public struct MeshState: Sendable {
     /// The mask in force.
     public private(set) var mask: PruneMask
     public private(set) var lastMaskRound: UInt64 = 0
+    /// The last decided model round (0 before any), and the shared model it started from.
+    public private(set) var lastModelRound: UInt64 = 0
+    public private(set) var lastModelBase: Digest32?
     public private(set) var frozen = false
     /// Validators convicted of equivocation by recorded evidence.
     public private(set) var convicted: Set<PublicKey> = []
@@ -70,7 +73,7 @@ public struct MeshState: Sendable {
         let height = self.height + 1
         if frozen {
             switch decision {
-            case .admit, .remove, .evidence: break
+            case .admit, .remove, .evidence, .model: break
             case .freeze: throw .freezeTwice
             case .mask: throw .afterFreeze(.mask)
             }
@@ -108,6 +111,8 @@ public struct MeshState: Sendable {
             }
             guard e.isValid(meshID: rules.meshID) else { throw .evidenceSignature(e.offender) }
             next.convicted.insert(e.offender)
+        case let .model(m):
+            try next.applyModel(m)
         }
         next.height = height
         self = next
@@ -206,6 +211,28 @@ public struct MeshState: Sendable {
         }
         mask = m.mask
         lastMaskRound = m.pruningRound
+    }
+
+    /// A model decision: federated mesh; round = last + 1; at least a quorum of updates (and as
+    /// many as the aggregation rule needs), each from a validator in force, not convicted, signed,
+    /// for this round and trained from the decision's base. What the base is cannot be judged
+    /// here (it is the root of model bytes the log does not hold): each node checks it against
+    /// the shared model it computed before voting, and the contributors' signatures attest it.
+    private mutating func applyModel(_ m: ModelDecision) throws(DecisionFault) {
+        guard let federation = rules.federation else { throw .modelNotFederated }
+        guard m.modelRound == lastModelRound + 1 else { throw .modelRound(expected: lastModelRound + 1, actual: m.modelRound) }
+        let needed = max(validators.quorum, federation.aggregation.contributionsMin)
+        guard m.updates.count >= needed else { throw .tooFewUpdates(count: m.updates.count, needed: needed) }
+        for u in m.updates {
+            let key = u.contributor
+            guard validators.contains(key) else { throw .contributorNotValidator(key) }
+            guard !convicted.contains(key) else { throw .contributorConvicted(key) }
+            guard u.modelRound == m.modelRound else { throw .updateRound(key, expected: m.modelRound, actual: u.modelRound) }
+            guard u.base == m.base else { throw .updateBase(key) }
+            guard u.isValid(meshID: rules.meshID) else { throw .updateSignature(key) }
+        }
+        lastModelRound = m.modelRound
+        lastModelBase = m.base
     }
 
     /// The DP-SGD steps `release` states for `key`, judged by the genesis terms: present exactly

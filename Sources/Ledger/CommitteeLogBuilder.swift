@@ -67,13 +67,14 @@ public struct CommitteeLogBuilder {
         privacy: LedgerGenesis.PrivacyTerms = .init(
             clipBound: 16, noiseMultiplier: 5, scaleLog2: 10,
             delta: 1e-5, epsilonBudget: 10),
-        meshID: MeshID? = nil
+        meshID: MeshID? = nil, federation: FederationTerms? = nil
     ) -> CommitteeLogBuilder {
         let all = keys(count: count + spareCount, seed: seed)
         let signers = Array(all.prefix(count)), spares = Array(all.suffix(spareCount))
         let set = try! ValidatorSet(keys: signers.map(\.publicKey))
         let id = meshID ?? MeshID(genesisBytes: Array("committee-log-builder \(seed) \(count)".utf8))
-        let genesis = LedgerGenesis(meshID: id, validators: set, model: model, boundary: boundary, privacy: privacy)
+        let genesis = LedgerGenesis(
+            meshID: id, validators: set, model: model, boundary: boundary, privacy: privacy, federation: federation)
         return CommitteeLogBuilder(genesis: genesis, signers: signers, spares: spares, maskRounds: maskRounds, seed: seed)
     }
 
@@ -168,7 +169,7 @@ public struct CommitteeLogBuilder {
         case let .admit(member, _): validators = (try? validators.adding(member)) ?? validators
         case let .remove(member, _): validators = (try? validators.removing(member)) ?? validators
         case .freeze: frozen = true
-        case .evidence: break
+        case .evidence, .model: break
         }
         height = entry.height
         headHash = entry.hash

@@ -17,11 +17,14 @@ public struct LedgerGenesis: Sendable, Hashable {
     public var model: ModelSpec
     public var boundary: BoundaryRule
     public var privacy: PrivacyTerms
+    /// Federated averaging of the shared model, if the genesis turns it on.
+    public var federation: FederationTerms?
 
     public init(
         meshID: MeshID, validators: ValidatorSet, model: ModelSpec, boundary: BoundaryRule,
-        privacy: PrivacyTerms
+        privacy: PrivacyTerms, federation: FederationTerms? = nil
     ) {
+        self.federation = federation
         self.meshID = meshID
         self.validators = validators
         self.model = model
@@ -33,7 +36,7 @@ public struct LedgerGenesis: Sendable, Hashable {
     public var maskRule: MaskRule { MaskRule(originalSpec: model, boundary: boundary) }
 
     /// The rules decisions are judged by.
-    public var rules: MeshRules { MeshRules(meshID: meshID, model: model, boundary: boundary, privacy: privacy) }
+    public var rules: MeshRules { MeshRules(meshID: meshID, model: model, boundary: boundary, privacy: privacy, federation: federation) }
 
     /// The mesh state before the first entry.
     public var initialState: MeshState { MeshState(rules: rules, validators: validators) }

@@ -130,6 +130,9 @@ public struct LogVerifier: Sendable {
         case let .remove(key, _): member = key
         case let .freeze(round): pruningRound = round
         case let .evidence(e): member = e.offender
+        case let .model(m):
+            pruningRound = m.modelRound
+            contributors = m.updates.count
         }
 
         let cost = ModelCost(genesis.model.withPrunableWidths(next.mask.widths))

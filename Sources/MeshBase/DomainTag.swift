@@ -70,6 +70,15 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
     public static let modelDigest = DomainTag("model-digest")
     /// A pruning mask's digest.
     public static let maskDigest = DomainTag("mask-digest")
+    /// One node's signed announcement of its model update for a model round (`Consensus.SignedUpdate`).
+    public static let modelUpdate = DomainTag("model-update")
+
+    // MARK: Bulk transfer
+
+    /// One segment of a bulk blob (`Bulk`): the hash of its bytes, listed in the blob's manifest.
+    public static let bulkSegment = DomainTag("bulk-segment")
+    /// A bulk blob's root: its length, piece and segment sizes and the segment hashes, in order.
+    public static let bulkRoot = DomainTag("bulk-root")
 
     // MARK: Sealed datagrams
 
@@ -81,7 +90,8 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
         envelope, meshID, keyFingerprint, invite,
         genesis, releaseDigest, proposal, vote, membershipDigest, contribution, decision,
         logEntry, logNode, logCertificate, logRecord,
-        modelDigest, maskDigest,
+        modelDigest, maskDigest, modelUpdate,
+        bulkSegment, bulkRoot,
         pairKey,
     ]
 

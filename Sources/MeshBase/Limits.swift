@@ -354,6 +354,18 @@ public enum Limits {
     /// Precommit signatures one commit certificate carries (at most one per validator).
     public static let certificate_signatures_count_max = members_count_max
 
+    /// One signed model-update announcement (`Consensus.SignedUpdate`): key 32, round 8, base 32,
+    /// root 32, bytes 8, samples 4, signature 64. Fits one datagram with its envelope.
+    public static let signed_update_bytes = 180
+    /// Updates one model decision records (at most one per validator): 2 + 8 + 32 + 256 · 180 ≈ 46 KB.
+    public static let model_decision_updates_count_max = members_count_max
+    /// The bytes one model update may claim (a 64 M-parameter f32 model: `model_params_count_max` · 4).
+    public static let model_update_bytes_max: UInt64 = UInt64(model_params_count_max) * 4
+    /// The samples one model update may claim to have trained on (its FedAvg weight).
+    public static let model_update_samples_max: UInt32 = 1 << 30
+    /// Model rounds ahead of the next one for which update announcements are kept.
+    public static let model_update_rounds_ahead_max = 1
+
     /// A remove decision's free-text note (why the member was removed), in UTF-8 bytes.
     public static let decision_note_bytes_max = 256
 
@@ -479,6 +491,78 @@ public enum Limits {
     /// The largest UDP or TCP port number.
     public static let port_max = 65_535
 
+    // MARK: Bulk transfer (Bulk: model updates as content-addressed pieces)
+
+    /// One bulk message (the plaintext of one sealed datagram). The sealed datagram's own
+    /// overhead is at most `bulk_datagram_overhead_bytes_max`, so a bulk message never fragments.
+    public static let bulk_message_bytes_max = 1200
+
+    /// What sealing a bulk message into a datagram may add at most (header, nonce, tag): 1400 −
+    /// 145 is the largest plaintext a sealed datagram carries.
+    public static let bulk_datagram_overhead_bytes_max = 145
+
+    /// A piece's bytes: the piece message's 39-byte header plus a piece is 1,063 ≤ 1,200.
+    public static let bulk_piece_bytes = 1024
+
+    /// Pieces in one segment (the unit of request, verification and repair). A piece request names
+    /// the wanted pieces of one segment in a 64-bit bitmap, so at most 64.
+    public static let bulk_segment_pieces = 64
+
+    /// Bytes of one full segment (the last segment of a blob may be shorter).
+    public static let bulk_segment_bytes = bulk_piece_bytes * bulk_segment_pieces
+
+    /// The largest blob: a full f32 model update of the default model (26 MB) fits with room.
+    public static let bulk_blob_bytes_max = 64 * 1024 * 1024
+
+    /// Segments of the largest blob, and so the longest manifest (1,024 × 32 bytes = 32 KiB).
+    public static let bulk_segments_count_max = bulk_blob_bytes_max / bulk_segment_bytes
+
+    /// Segment hashes one manifest part carries: 55-byte header + 32 × 32 = 1,079 ≤ 1,200.
+    public static let bulk_manifest_part_hashes_max = 32
+
+    /// Blobs a node holds and serves at once (its own offers and the blobs it fetched): one
+    /// update per member.
+    public static let bulk_blobs_held_max = members_count_max
+
+    /// Bytes of all blobs held plus the buffers of fetches under way (16 updates of 26 MB fit).
+    public static let bulk_held_bytes_max = 512 * 1024 * 1024
+
+    /// Fetches (wants) under way at once.
+    public static let bulk_fetches_count_max = 32
+
+    /// Sources one fetch may name (every member at most).
+    public static let bulk_sources_count_max = members_count_max
+
+    /// Segment requests one fetch keeps outstanding at most (its window).
+    public static let bulk_fetch_window_segments_max = 16
+
+    /// Segment and manifest requests outstanding over all fetches of one node.
+    public static let bulk_outstanding_requests_max = 128
+
+    /// Requests a node has accepted to serve and not yet served; beyond this a new one is dropped
+    /// and counted (its requester times out and asks again, or asks another source).
+    public static let bulk_serve_queue_count_max = 256
+
+    /// The serve-side rate (bytes a second of bulk messages a node sends) and its burst: a few
+    /// percent of a gigabit LAN, so that membership and agreement are never crowded out.
+    public static let bulk_serve_rate_bytes_per_s_default = 8 * 1024 * 1024
+    public static let bulk_serve_burst_bytes_default = 256 * 1024
+    /// The largest serve rate and burst a configuration may set (benchmarks run unlimited within it).
+    public static let bulk_serve_rate_bytes_per_s_max = 1 << 40
+    public static let bulk_serve_burst_bytes_max = 1 << 30
+
+    /// A segment or manifest request with no progress (no piece, no part) for this long is
+    /// repaired: its still-missing pieces are asked for again.
+    public static let bulk_request_idle_timeout_ms_default = 250
+    /// Repairs without progress after which a request moves to another source (when there is one).
+    public static let bulk_switch_after_timeouts_default = 3
+    /// A source that said "don't have" is not asked again for that blob for this long.
+    public static let bulk_dont_have_retry_ms_default = 1_000
+    /// A want with no deadline of its own fails this long after it was made.
+    public static let bulk_want_deadline_ms_default = 120_000
+    /// Segment requests one fetch keeps outstanding by default.
+    public static let bulk_fetch_window_segments_default = 8
+
     // MARK: Relations
 
     /// Asserts how the limits relate; called once at start-up of every command (a build whose
@@ -595,8 +679,46 @@ public enum Limits {
             sealed_payload_bytes_max >= datagram_bytes_max - 256,
             "a sealed datagram carries at least what a chunk of a signed message does (256 bytes of envelope each)")
         relation(sealed_pair_keys_count_max >= members_count_max, "every member's pair keys fit the cache")
+        relation(
+            sealed_overhead_bytes <= bulk_datagram_overhead_bytes_max && bulk_message_bytes_max <= sealed_payload_bytes_max,
+            "a bulk message fits one sealed datagram")
         relation(privacy_releases_count_max <= 1 << 53, "release counts are exact in a Double")
         relation(privacy_steps_count_max <= 1 << 53, "step counts are exact in a Double")
+        relation(
+            bulk_message_bytes_max <= datagram_bytes_max - bulk_datagram_overhead_bytes_max,
+            "a bulk message sealed into one datagram does not fragment")
+        relation(39 + bulk_piece_bytes <= bulk_message_bytes_max, "a piece message fits one bulk message")
+        relation(
+            55 + 32 * bulk_manifest_part_hashes_max <= bulk_message_bytes_max, "a full manifest part fits one bulk message")
+        relation(bulk_segment_pieces >= 1 && bulk_segment_pieces <= 64, "a piece request's bitmap is one u64")
+        relation(bulk_piece_bytes >= 1 && bulk_piece_bytes <= Int(UInt16.max), "a piece's length is a u16")
+        relation(
+            bulk_segments_count_max * bulk_segment_bytes >= bulk_blob_bytes_max, "the largest blob fits its segments")
+        relation(bulk_blob_bytes_max >= 32 * 1024 * 1024, "a full f32 update of the default model (26 MB) is one blob")
+        relation(
+            bulk_blob_bytes_max / bulk_piece_bytes <= Int(UInt32.max) && bulk_segments_count_max <= Int(UInt32.max),
+            "piece and segment indices are u32")
+        relation(bulk_held_bytes_max >= 2 * bulk_blob_bytes_max, "a node holds its own largest blob and fetches another")
+        relation(bulk_fetches_count_max <= bulk_blobs_held_max, "every fetch can end in a held blob")
+        relation(bulk_sources_count_max <= members_count_max, "sources are members")
+        relation(
+            bulk_fetch_window_segments_default >= 1 && bulk_fetch_window_segments_default <= bulk_fetch_window_segments_max
+                && bulk_fetch_window_segments_max <= bulk_outstanding_requests_max,
+            "one fetch's window fits the node's outstanding requests")
+        relation(
+            bulk_serve_queue_count_max >= bulk_fetch_window_segments_max,
+            "a server queues at least one requester's whole window")
+        relation(
+            bulk_serve_burst_bytes_default >= bulk_message_bytes_max && bulk_serve_burst_bytes_default <= bulk_serve_burst_bytes_max
+                && bulk_serve_rate_bytes_per_s_default <= bulk_serve_rate_bytes_per_s_max,
+            "the serve burst admits the largest message (else nothing is ever served)")
+        relation(
+            bulk_serve_rate_bytes_per_s_max <= Int.max / 1000 && bulk_serve_burst_bytes_max <= Int.max / 1000,
+            "the serve bucket counts bytes in thousandths")
+        relation(
+            bulk_request_idle_timeout_ms_default >= 1 && bulk_switch_after_timeouts_default >= 1
+                && bulk_dont_have_retry_ms_default >= 1 && bulk_want_deadline_ms_default > bulk_request_idle_timeout_ms_default,
+            "bulk timings are positive and a want outlives a repair")
         return violated
     }
 }

@@ -41,6 +41,16 @@ public struct TokenBucket: Sendable, Hashable {
         return true
     }
 
+    /// Takes `count` tokens at once if there are that many at `nowMs`; false (nothing taken)
+    /// otherwise. For a bucket of bytes: a message of `count` bytes is admitted whole or not at all.
+    public mutating func take(_ count: Int, nowMs: UInt64) -> Bool {
+        precondition(count >= 0, "a token count is not negative")
+        refill(nowMs: nowMs)
+        guard count <= burstCount, milliTokens >= count * 1000 else { return false }
+        milliTokens -= count * 1000
+        return true
+    }
+
     private mutating func refill(nowMs: UInt64) {
         guard nowMs > lastMs else { return }
         let capacity = burstCount * 1000

@@ -22,11 +22,12 @@ import Sodium
 /// | validators | u64 remove_dead_after_ms |
 /// | members | u16 count, then per member in ascending key order: 32-byte key, string name (empty = none), string address (empty = none) |
 /// | training_privacy | only if the section is present: u8 tag 1, u8 enabled (0 or 1), f64 clip_norm, f64 noise_multiplier, f64 sample_rate, f64 delta, f64 epsilon_max |
+/// | federation | only if the section is present: u8 tag 2, string aggregation (canonical rule text: `fedavg`, `trimmed:B`, `median`, `normclip`) |
 ///
 /// Nothing else: YAML layout, comments, quoting, key order and member order do not change the
-/// bytes; any change of a value does. The optional `training_privacy` section is the last
-/// field, so a genesis without it has exactly the bytes (and mesh id) it had before the
-/// section existed; a genesis with it is another mesh.
+/// bytes; any change of a value does. The optional sections come last, in tag order, so a
+/// genesis without them has exactly the bytes (and mesh id) it had before they existed; a
+/// genesis with one is another mesh.
 extension Genesis {
     static let magic = Array("prunemesh-genesis".utf8)
 
@@ -98,6 +99,10 @@ extension Genesis {
             w.write(Self.canonical(t.delta))
             w.write(Self.canonical(t.epsilonMax))
         }
+        if let f = federation {
+            w.write(Self.federationTag)
+            w.write(string: f.aggregation.description)
+        }
         return w.bytes
     }
 
@@ -111,6 +116,8 @@ extension Genesis {
 
     /// The tag byte that opens the optional `training_privacy` section.
     static let trainingPrivacyTag: UInt8 = 1
+    /// The tag byte that opens the optional `federation` section.
+    static let federationTag: UInt8 = 2
 
     /// Decodes and validates canonical bytes (as a peer might send them). Refuses anything that
     /// does not re-encode to exactly the same bytes: members out of order, −0, a spec or rule
@@ -216,29 +223,40 @@ extension Genesis {
                 members.append(GenesisMember(publicKey: key, name: memberName.isEmpty ? nil : memberName, address: address))
             }
             var trainingPrivacy: TrainingPrivacyParameters?
-            if r.remaining > 0 {
-                let tag = try r.readUInt8("training_privacy.tag")
-                guard tag == Self.trainingPrivacyTag else {
-                    throw fail("training_privacy", "unknown section tag \(tag) after the members")
+            var federation: FederationParameters?
+            var lastTag: UInt8 = 0
+            while r.remaining > 0 {
+                let tag = try r.readUInt8("section.tag")
+                guard tag > lastTag else { throw fail("section", "section tag \(tag) after tag \(lastTag) (tags ascend, each once)") }
+                lastTag = tag
+                switch tag {
+                case Self.trainingPrivacyTag:
+                    var t = TrainingPrivacyParameters()
+                    switch try r.readUInt8("training_privacy.enabled") {
+                    case 0: t.enabled = false
+                    case 1: t.enabled = true
+                    case let v: throw fail("training_privacy.enabled", "\(v) is not 0 or 1")
+                    }
+                    t.clipNorm = try r.readDouble("training_privacy.clip_norm")
+                    t.noiseMultiplier = try r.readDouble("training_privacy.noise_multiplier")
+                    t.sampleRate = try r.readDouble("training_privacy.sample_rate")
+                    t.delta = try r.readDouble("training_privacy.delta")
+                    t.epsilonMax = try r.readDouble("training_privacy.epsilon_max")
+                    trainingPrivacy = t
+                case Self.federationTag:
+                    let text = try r.readString("federation.aggregation", limit: 64)
+                    do { federation = FederationParameters(aggregation: try AggregationRule(parsing: text)) } catch {
+                        throw fail("federation.aggregation", "\(error)")
+                    }
+                default:
+                    throw fail("section", "unknown section tag \(tag) after the members")
                 }
-                var t = TrainingPrivacyParameters()
-                switch try r.readUInt8("training_privacy.enabled") {
-                case 0: t.enabled = false
-                case 1: t.enabled = true
-                case let v: throw fail("training_privacy.enabled", "\(v) is not 0 or 1")
-                }
-                t.clipNorm = try r.readDouble("training_privacy.clip_norm")
-                t.noiseMultiplier = try r.readDouble("training_privacy.noise_multiplier")
-                t.sampleRate = try r.readDouble("training_privacy.sample_rate")
-                t.delta = try r.readDouble("training_privacy.delta")
-                t.epsilonMax = try r.readDouble("training_privacy.epsilon_max")
-                trainingPrivacy = t
             }
             try r.expectEnd()
             self.init(
                 format: format, name: name, model: model, training: training, pruning: pruning, privacy: privacy,
                 data: data, membership: membership, consensus: consensus, validators: validators, members: members,
-                trainingPrivacy: trainingPrivacy)
+                trainingPrivacy: trainingPrivacy, federation: federation)
         } catch let error as ConfigError {
             throw error
         } catch let error as ByteReaderError {

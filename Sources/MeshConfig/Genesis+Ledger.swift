@@ -12,7 +12,8 @@ extension LedgerGenesis {
                 clipBound: genesis.privacy.clipBound, noiseMultiplier: genesis.privacy.noiseMultiplier,
                 scaleLog2: genesis.privacy.scaleLog2, delta: genesis.privacy.delta,
                 epsilonBudget: genesis.privacy.epsilonBudget,
-                training: genesis.trainingPrivacyTerms))
+                training: genesis.trainingPrivacyTerms),
+            federation: genesis.federationTerms)
     }
 }
 

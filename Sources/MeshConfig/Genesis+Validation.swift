@@ -95,6 +95,14 @@ extension Genesis {
         // Training privacy (DP-SGD), when the section is present.
         if let t = trainingPrivacy { try Self.checkTrainingPrivacy(t, epochsPerRound: training.epochsPerRound) }
 
+        // Federation: the rule must be able to combine the members' updates.
+        if let f = federation, f.aggregation.contributionsMin > members.count {
+            throw FieldProblem(
+                "federation.aggregation",
+                "\(f.aggregation) needs at least \(f.aggregation.contributionsMin) contributions per round, the genesis has \(members.count) members"
+            )
+        }
+
         // Data.
         let scheme: PartitionScheme
         do {

@@ -7,7 +7,7 @@ import Yams
 extension Genesis {
     static let topKeys = [
         "format", "name", "model", "training", "pruning", "privacy", "data", "membership",
-        "consensus", "validators", "members", "training_privacy",
+        "consensus", "validators", "members", "training_privacy", "federation",
     ]
     static let trainingKeys = [
         "epochs_per_round", "batch_size", "learning_rate", "optimizer", "momentum",
@@ -164,10 +164,20 @@ extension Genesis {
             trainingPrivacy = t
         }
 
+        var federation: FederationParameters?
+        if top.has("federation") {
+            var f = try top.requiredMapping("federation", allowed: ["aggregation"])
+            let node = try f.required("aggregation")
+            let text = try node.text()
+            do { federation = FederationParameters(aggregation: try AggregationRule(parsing: text)) } catch {
+                throw node.error("\(error)")
+            }
+        }
+
         self.init(
             format: format, name: name, model: model, training: training, pruning: pruning, privacy: privacy,
             data: data, membership: membership, consensus: consensus, validators: validators, members: members,
-            trainingPrivacy: trainingPrivacy)
+            trainingPrivacy: trainingPrivacy, federation: federation)
         do {
             try validate()
         } catch {
@@ -332,6 +342,19 @@ extension Genesis {
                   delta: \(d(t.delta))
                   # No node's record-level epsilon may exceed this; a node stops contributing first.
                   epsilon_max: \(d(t.epsilonMax))
+
+                """
+        }
+        if let f = federation {
+            out += """
+
+                # Federated averaging: every model round, each validator trains from the shared
+                # model on its own data and offers its update; the log decides which updates make
+                # the next shared model, and every node computes it bit for bit. Omit the section
+                # for a mesh whose nodes each keep their own model.
+                federation:
+                  # fedavg (weighted by samples), trimmed:B, median or normclip (Byzantine-robust).
+                  aggregation: \(q(f.aggregation.description))
 
                 """
         }

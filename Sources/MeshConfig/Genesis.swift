@@ -1,3 +1,4 @@
+import Consensus
 import Dataset
 import Learner
 import MeshBase
@@ -36,6 +37,9 @@ public struct Genesis: Sendable, Hashable {
     /// `training_privacy` (the one optional section): record-level DP-SGD training, accounted
     /// in the log. Nil: the section is absent (no DP-SGD; the mesh id is as before the section).
     public var trainingPrivacy: TrainingPrivacyParameters?
+    /// `federation` (optional): the nodes learn one shared model by federated averaging, decided
+    /// round by round in the log. Nil: every node trains its own model (local-only).
+    public var federation: FederationParameters?
 
     public init(
         format: Int = Genesis.currentFormat, name: String, model: ModelSpec = .leafFashion,
@@ -43,8 +47,9 @@ public struct Genesis: Sendable, Hashable {
         privacy: PrivacyParameters = .init(), data: DataParameters = .init(),
         membership: MembershipTimings = .lan, consensus: ConsensusTimings = .lan,
         validators: ValidatorParameters = .init(), members: [GenesisMember],
-        trainingPrivacy: TrainingPrivacyParameters? = nil
+        trainingPrivacy: TrainingPrivacyParameters? = nil, federation: FederationParameters? = nil
     ) {
+        self.federation = federation
         self.format = format
         self.name = name
         self.model = model
@@ -64,6 +69,9 @@ public struct Genesis: Sendable, Hashable {
         guard let t = trainingPrivacy, t.enabled else { return nil }
         return t
     }
+
+    /// The federation terms the log's model decisions are judged by (nil: not federated).
+    public var federationTerms: FederationTerms? { federation.map { FederationTerms(aggregation: $0.aggregation) } }
 
     /// The member keys in canonical (ascending) order.
     public var memberKeys: [PublicKey] { members.map(\.publicKey).sorted() }
@@ -281,4 +289,12 @@ public struct GenesisMember: Sendable, Hashable {
         self.name = name
         self.address = address
     }
+}
+
+/// The `federation` section: how each model round's updates become the next shared model.
+public struct FederationParameters: Sendable, Hashable {
+    /// `aggregation`: `fedavg`, `trimmed:B`, `median` or `normclip` (`Learner.AggregationRule`).
+    public var aggregation: AggregationRule
+
+    public init(aggregation: AggregationRule = .fedAvg) { self.aggregation = aggregation }
 }

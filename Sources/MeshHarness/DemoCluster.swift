@@ -412,6 +412,7 @@ public enum DemoCluster {
         case let .remove(member, reason): return "remove \(name(member)) \(reason)"
         case let .freeze(round): return "freeze \(round)"
         case let .evidence(e): return "evidence \(name(e.offender))"
+        case let .model(m): return "model \(m.modelRound) (\(m.updates.count) updates)"
         }
     }
 

@@ -59,6 +59,9 @@ public struct TrainedRound: Sendable {
     public var importance: [[Float]]
     /// The mask the model had when it was scored.
     public var mask: PruneMask
+    /// Federated: the update's bytes (trained − shared, as the shell encodes them) and the samples
+    /// trained on; the node core offers the bytes to its bulk store and fills in `update`.
+    public var updateBlob: [UInt8]?
     public var accuracy: Double
     public var globalAccuracy: Double
     public var seconds: Double
@@ -68,12 +71,15 @@ public struct TrainedRound: Sendable {
     /// DP-SGD steps the job took (0 without DP-SGD). A pruning round's job must have taken at
     /// most the steps the core charged for it (`MeshCore.trainingSteps`), or its release is refused.
     public var dpSteps: UInt64
+    /// In a federated mesh: the update the job made (trained − shared weights), offered as a blob.
+    public var update: UpdateOffer?
 
     public init(
         pruningRound: UInt64, epochs: Int, importance: [[Float]], mask: PruneMask, accuracy: Double = 0,
         globalAccuracy: Double = 0, seconds: Double = 0, samples: Int = 0, params: Int = 0, flops: Int = 0,
-        dpSteps: UInt64 = 0
+        dpSteps: UInt64 = 0, update: UpdateOffer? = nil
     ) {
+        self.update = update
         self.dpSteps = dpSteps
         self.pruningRound = pruningRound
         self.epochs = epochs
@@ -85,6 +91,35 @@ public struct TrainedRound: Sendable {
         self.samples = samples
         self.params = params
         self.flops = flops
+    }
+}
+
+/// A federated training job's update, as the shell offers it: the root of the shared model it was
+/// trained from, the root and length of the update's bytes (held by the shell's bulk store), and
+/// the samples it trained on.
+public struct UpdateOffer: Sendable, Hashable {
+    public var base: Digest32
+    public var root: Digest32
+    public var bytes: UInt64
+    public var samples: UInt32
+
+    public init(base: Digest32, root: Digest32, bytes: UInt64, samples: UInt32) {
+        self.base = base
+        self.root = root
+        self.bytes = bytes
+        self.samples = samples
+    }
+}
+
+/// The shared model a federated node's checkpoint holds: after `modelRound` (0: the initial
+/// model), with the root of its canonical bytes.
+public struct SharedModelState: Sendable, Hashable {
+    public var modelRound: UInt64
+    public var root: Digest32
+
+    public init(modelRound: UInt64, root: Digest32) {
+        self.modelRound = modelRound
+        self.root = root
     }
 }
 
@@ -127,7 +162,7 @@ public struct MeshCore: Sendable {
     public let config: MeshCoreConfig
     public let signer: SigningKey
     public var me: PublicKey { signer.publicKey }
-    public private(set) var engine: ConsensusEngine
+    public internal(set) var engine: ConsensusEngine
     public private(set) var driver: RoundDriver
     /// The committed entries, encoded, oldest first (what sync serves), and the hash of the last.
     public private(set) var entries: [[UInt8]]
@@ -161,8 +196,10 @@ public struct MeshCore: Sendable {
     public private(set) var peerValidatorUp = false
     /// A release that waits for `peerValidatorUp`.
     private var deferredRelease: UInt64?
-    public private(set) var finished = false
+    public internal(set) var finished = false
     public var figures = MeshFigures()
+    /// The federated part (model rounds), in a mesh whose genesis federates.
+    var federation: FederationState?
 
     /// A decision log whose every entry verified from the genesis, and the state it leaves.
     public struct VerifiedLog: Sendable {
@@ -187,8 +224,12 @@ public struct MeshCore: Sendable {
     public init(
         config: MeshCoreConfig, signer: SigningKey, log: VerifiedLog, guard signingGuard: SigningGuard?,
         budget: PinnedPrivacyBudget, training: TrainingStepsRecord = .init(steps: 0), finetuneEpochsDone: Int, noise: NoiseSource,
-        allowInsecureSeededNoise: Bool = false, ownContribution: SignedContribution? = nil
+        allowInsecureSeededNoise: Bool = false, ownContribution: SignedContribution? = nil,
+        sharedModel: SharedModelState? = nil
     ) {
+        precondition(
+            (config.ledger.federation == nil) == (sharedModel == nil),
+            "a federated mesh core needs the shared model it starts from, and only it")
         self.config = config
         self.signer = signer
         var maskHistory: [PruneMask] = []
@@ -207,6 +248,10 @@ public struct MeshCore: Sendable {
         self.removedMembers = removed
         self.removalClock = RemovalClock(afterMs: config.removeDeadAfterMs)
         self.engine = ConsensusEngine(config: config.consensus, signer: signer, state: log.state, guard: signingGuard)
+        if let sharedModel {
+            self.federation = FederationState(config: config, log: log, shared: sharedModel)
+            _ = engine.updateModelGate(nowMs: 0) { $0.sharedRoots[sharedModel.modelRound] = sharedModel.root }
+        }
         self.driver = RoundDriver(config: config.rounds, state: log.state, maskHistory: maskHistory, finetuneEpochsDone: finetuneEpochsDone)
         self.budget = budget
         self.trainingSteps = max(training.steps, log.state.trainingSteps[signer.publicKey] ?? 0)
@@ -250,6 +295,10 @@ public struct MeshCore: Sendable {
     private mutating func startRoundsIfValidator(nowMs: UInt64) -> [Out] {
         guard !roundsStarted, engine.isValidator else { return [] }
         roundsStarted = true
+        if federation != nil {
+            return [.directive(.note(.roundsStarted(height: engine.state.height, mask: engine.state.mask)))]
+                + runFederated(federation!.driver.onStart(), nowMs: nowMs)
+        }
         driver = RoundDriver(
             config: driver.config, state: engine.state, maskHistory: maskHistory,
             finetuneEpochsDone: driver.finetuneEpochsDone)
@@ -270,6 +319,14 @@ public struct MeshCore: Sendable {
                 return [.directive(.note(.malformedMeshMessage(kind: kind, from: sender, why: "\(error)")))]
             }
             return onSync(sync, from: sender, at: address, addressKnown: addressKnown, nowMs: nowMs)
+        }
+        if kind == .modelUpdate {
+            let update: SignedUpdate
+            do { update = try SignedUpdate.decode(payload) } catch {
+                figures.malformed += 1
+                return [.directive(.note(.malformedMeshMessage(kind: kind, from: sender, why: "\(error)")))]
+            }
+            return onUpdate(update, nowMs: nowMs)
         }
         let decoded: ConsensusMessage
         do { decoded = try ConsensusMessage.decode(kind: kind, payload: payload) } catch {
@@ -313,6 +370,7 @@ public struct MeshCore: Sendable {
             out += release(round: round, nowMs: nowMs)
         }
         out += execute(engine.onTick(nowMs: nowMs), nowMs: nowMs)
+        if federation != nil { out += federationTick(nowMs: nowMs) }
         return out
     }
 
@@ -326,6 +384,10 @@ public struct MeshCore: Sendable {
         figures.params = report.params
         figures.flops = report.flops
         lastImportance = report
+        if federation != nil {
+            federation!.lastTrained = report
+            return runFederated(federation!.driver.onTrained(modelRound: report.pruningRound), nowMs: nowMs)
+        }
         return run(driver.onTrained(pruningRound: report.pruningRound, epochs: report.epochs), nowMs: nowMs)
     }
 
@@ -382,7 +444,7 @@ public struct MeshCore: Sendable {
 
     // MARK: The agreement's directives
 
-    private mutating func execute(_ directives: [ConsensusDirective], nowMs: UInt64) -> [Out] {
+    mutating func execute(_ directives: [ConsensusDirective], nowMs: UInt64) -> [Out] {
         var out: [Out] = []
         for d in directives {
             switch d {
@@ -405,6 +467,8 @@ public struct MeshCore: Sendable {
                 out.append(syncRequest(from: from, to: peer))
             case let .pushSync(from, peer):
                 out += serve(from: from, max: config.syncBatch, to: peer, at: nil)
+            case let .fetchUpdates(updates):
+                for u in updates { out += onUpdate(u, nowMs: nowMs, fromProposal: true) }
             }
         }
         return out
@@ -448,7 +512,10 @@ public struct MeshCore: Sendable {
             if member == me { out.append(.directive(.note(.removedSelf(height: c.height, reason: "\(reason)")))) }
         default: break
         }
-        if roundsStarted {
+        if case let .model(m) = c.decision { federation?.committed(m) }
+        if roundsStarted, federation != nil {
+            out += runFederated(federation!.driver.onCommitted(c.decision), nowMs: nowMs)
+        } else if roundsStarted {
             out += run(driver.onCommitted(c.decision), nowMs: nowMs)
         } else {
             out += startRoundsIfValidator(nowMs: nowMs)
@@ -464,27 +531,9 @@ public struct MeshCore: Sendable {
         for d in directives {
             switch d {
             case let .train(round, epochs, finetune, total):
-                if !finetune, let terms = config.ledger.privacy.training {
-                    // The record-level gate: charge the round's steps (durably) before it trains,
-                    // or stop contributing if they would exceed ε_max. Fine-tuning after the
-                    // freeze is not charged: nothing computed from it leaves the node.
-                    guard !trainingBudgetExhausted else { continue }
-                    let (next, overflow) = trainingSteps.addingReportingOverflow(terms.stepsPerRound)
-                    let epsilon = overflow ? Double.infinity : ((try? terms.epsilon(steps: next).epsilon) ?? .infinity)
-                    guard epsilon <= terms.epsilonMax else {
-                        trainingBudgetExhausted = true
-                        out.append(
-                            .directive(
-                                .note(
-                                    .trainingBudgetExhausted(
-                                        pruningRound: round, steps: trainingSteps,
-                                        epsilonIfTrained: epsilon,
-                                        epsilonMax: terms.epsilonMax))))
-                        continue
-                    }
-                    trainingSteps = next
-                    out.append(
-                        .directive(.persistTrainingSteps(TrainingStepsRecord(steps: next, noiseFreeReleases: noiseFreeReleases).encoded())))
+                if !finetune {
+                    // Fine-tuning after the freeze is not charged: nothing computed from it leaves the node.
+                    guard chargeTrainingSteps(round: round, into: &out) else { continue }
                 }
                 out.append(.directive(.note(.training(pruningRound: round, epochs: epochs, finetune: finetune))))
                 out.append(
@@ -506,11 +555,33 @@ public struct MeshCore: Sendable {
         return out
     }
 
+    /// The record-level gate of a training job that will leave the node (as a release or an
+    /// update): charge one round's DP-SGD steps (durably) before it trains, or stop contributing
+    /// if they would exceed ε_max. True when the job may run (always without DP-SGD training).
+    mutating func chargeTrainingSteps(round: UInt64, into out: inout [Out]) -> Bool {
+        guard let terms = config.ledger.privacy.training else { return true }
+        guard !trainingBudgetExhausted else { return false }
+        let (next, overflow) = trainingSteps.addingReportingOverflow(terms.stepsPerRound)
+        let epsilon = overflow ? Double.infinity : ((try? terms.epsilon(steps: next).epsilon) ?? .infinity)
+        guard epsilon <= terms.epsilonMax else {
+            trainingBudgetExhausted = true
+            out.append(
+                .directive(
+                    .note(
+                        .trainingBudgetExhausted(
+                            pruningRound: round, steps: trainingSteps, epsilonIfTrained: epsilon, epsilonMax: terms.epsilonMax))))
+            return false
+        }
+        trainingSteps = next
+        out.append(.directive(.persistTrainingSteps(TrainingStepsRecord(steps: next, noiseFreeReleases: noiseFreeReleases).encoded())))
+        return true
+    }
+
     // MARK: The release gate
 
     /// The private release of pruning round `round`: the budget's approval persisted, then the
     /// noise, then signed and handed to the agreement (which gossips it).
-    private mutating func release(round: UInt64, nowMs: UInt64) -> [Out] {
+    mutating func release(round: UInt64, nowMs: UInt64) -> [Out] {
         guard peerValidatorUp else {
             var out: [Out] = []
             if deferredRelease == nil { out.append(.directive(.note(.releaseWaitsForPeer(pruningRound: round)))) }

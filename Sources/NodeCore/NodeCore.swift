@@ -1,3 +1,4 @@
+import Bulk
 import Consensus
 import Learner
 import Membership
@@ -59,16 +60,18 @@ public struct NodeCore: Sendable {
     public let config: NodeCoreConfig
     public var me: PublicKey { config.signer.publicKey }
     public private(set) var swim: SWIMInstance
-    public private(set) var mesh: MeshCore?
+    public internal(set) var mesh: MeshCore?
     /// Keys whose datagrams are accepted, and removed members that may still send `logRequest`.
     public private(set) var admitted: Set<PublicKey>
     public private(set) var readers: Set<PublicKey> = []
     /// Keys the SWIM view has held a record of (their genesis hints are not used again).
     private var heardOf: Set<PublicKey> = []
-    public private(set) var counters = NodeCoreCounters()
+    public internal(set) var counters = NodeCoreCounters()
     /// Bumped whenever membership reports a change (the mesh part re-reads the view then).
     private var viewVersion: UInt64 = 0
     private var stopped = false
+    /// Federated: the bulk transfer of update blobs and shared models, and what waits on it.
+    public internal(set) var bulkPart: BulkPart?
 
     public init(config: NodeCoreConfig, nowMs: UInt64) {
         self.config = config
@@ -84,14 +87,25 @@ public struct NodeCore: Sendable {
     }
 
     /// The message kinds this core takes (membership, and the mesh part's if it has one).
-    public static let meshKinds: [MessageKind] = ConsensusMessage.kinds + [.logRequest, .logResponse]
+    public static let meshKinds: [MessageKind] = ConsensusMessage.kinds + [.logRequest, .logResponse, .modelUpdate]
 
     // MARK: Events
 
     /// The node hosts its mesh part from now on: it restores its admission set and starts its
     /// rounds (a node whose key is not yet a validator syncs the log until an admit for it).
-    public mutating func start(mesh newMesh: MeshCore, nowMs: UInt64) -> [NodeDirective] {
+    /// In a federated mesh, `sharedModelBlob` is the shared model the shell restored (its
+    /// checkpoint encoding): held and served from now on. Precondition: its root is the one the
+    /// mesh part was restored with.
+    public mutating func start(mesh newMesh: MeshCore, nowMs: UInt64, sharedModelBlob: [UInt8]? = nil) -> [NodeDirective] {
         precondition(mesh == nil, "the node already hosts a mesh part")
+        if newMesh.federation != nil {
+            guard let blob = sharedModelBlob else { preconditionFailure("a federated mesh part needs its shared model's bytes") }
+            bulkPart = BulkPart(me: me, nowMs: nowMs)
+            let root = bulkPart!.offerShared(blob, modelRound: newMesh.federation!.driver.appliedModelRound)
+            precondition(
+                root == newMesh.engine.modelGate.sharedRoots[newMesh.federation!.driver.appliedModelRound],
+                "the shared model's bytes are not those of the root the mesh part was restored with")
+        }
         var m = newMesh
         let out = m.onStart(nowMs: nowMs)
         mesh = m
@@ -127,10 +141,38 @@ public struct NodeCore: Sendable {
         return route(out, nowMs: nowMs)
     }
 
+    /// Federated: the shell holds the shared model of `modelRound` (advanced, or loaded from a
+    /// fetched blob), whose checkpoint encoding is `blob`: held and served from now on, and its
+    /// root is the base of the next round.
+    public mutating func onModelAdvanced(modelRound: UInt64, blob: [UInt8], nowMs: UInt64) -> [NodeDirective] {
+        guard !stopped, bulkPart != nil, var m = mesh.take() else { return [] }
+        let root = bulkPart!.offerShared(blob, modelRound: modelRound)
+        bulkPart!.noteAdvanced(modelRound: modelRound)
+        var out = m.onModelAdvanced(modelRound: modelRound, root: root, nowMs: nowMs)
+        mesh = m
+        var directives = route(out, nowMs: nowMs)
+        out = []
+        directives += bulkPart!.collectGarbage(keepingFrom: modelRound)
+        return directives
+    }
+
+    /// Federated: a sealed datagram from member `sender` opened to `payload` (a bulk message).
+    public mutating func onBulk(_ payload: [UInt8], from sender: PublicKey, nowMs: UInt64) -> [NodeDirective] {
+        guard !stopped, bulkPart != nil else { return [] }
+        let message: BulkMessage
+        do { message = try BulkMessage.decode(payload) } catch {
+            bulkPart!.malformed += 1
+            return []
+        }
+        bulkPart!.bytesIn += UInt64(payload.count)
+        return bulkDirectives(bulkPart!.transfer.onMessage(from: sender, message, nowMs: nowMs), nowMs: nowMs)
+    }
+
     /// The timer: membership's probes and suspicions, then the mesh part with the new view.
     public mutating func onTick(nowMs: UInt64) -> [NodeDirective] {
         guard !stopped else { return [] }
         var out = membership(swim.onTick(nowMs: nowMs))
+        if bulkPart != nil { out += bulkTick(nowMs: nowMs) }
         if var m = mesh.take() {
             let swim = self.swim
             let more = m.onTick(members: { swim.members }, viewVersion: viewVersion, nowMs: nowMs)
@@ -143,6 +185,14 @@ public struct NodeCore: Sendable {
     /// A training job finished.
     public mutating func onTrained(_ report: TrainedRound, nowMs: UInt64) -> [NodeDirective] {
         guard !stopped, var m = mesh.take() else { return [] }
+        var report = report
+        if let blob = report.updateBlob, bulkPart != nil, let base = m.engine.modelGate.sharedRoots[report.pruningRound - 1] {
+            // The update's bytes are held and served from now on; the mesh part announces their root.
+            if let root = bulkPart!.offerUpdate(blob, modelRound: report.pruningRound) {
+                report.update = UpdateOffer(base: base, root: root, bytes: UInt64(blob.count), samples: UInt32(clamping: report.samples))
+            }
+            report.updateBlob = nil
+        }
         let out = m.onTrained(report, nowMs: nowMs)
         mesh = m
         return route(out, nowMs: nowMs)
@@ -213,11 +263,17 @@ public struct NodeCore: Sendable {
         return out
     }
 
-    private mutating func route(_ outs: [MeshCore.Out], nowMs: UInt64) -> [NodeDirective] {
+    mutating func route(_ outs: [MeshCore.Out], nowMs: UInt64) -> [NodeDirective] {
         var out: [NodeDirective] = []
         out.reserveCapacity(outs.count)
         for o in outs {
             switch o {
+            case let .directive(.fetchBlob(root, _, sources, round)):
+                out += wantBlob(root, sources: sources, modelRound: round, nowMs: nowMs)
+            case let .directive(.fetchModel(round, root, sources)):
+                out += fetchSharedModel(round, root: root, sources: sources, nowMs: nowMs)
+            case let .directive(.advanceModel(decision, mask, rule, _, logHeight)):
+                out += advance(decision, mask: mask, rule: rule, logHeight: logHeight, nowMs: nowMs)
             case let .directive(.admission(members, readers)):
                 self.readers = readers.subtracting(members)
                 out.append(.admission(members: members, readers: self.readers))

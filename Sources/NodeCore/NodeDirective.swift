@@ -1,3 +1,4 @@
+import Consensus
 import Learner
 import Membership
 import MeshBase
@@ -54,6 +55,32 @@ public enum NodeDirective: Sendable {
     case train(pruningRound: UInt64, epochs: Int, finetune: Bool, finetuneTotalEpochs: Int, logHeight: UInt64)
     /// Shrink the model to `mask` by surgery (after the queued training), then checkpoint.
     case applyMask(PruneMask, logHeight: UInt64)
+    /// Federated: train `epochs` local epochs from the shared model for model round `modelRound`
+    /// (`Rounds.FederatedDirective.train`), then offer the update's bytes (trained − shared) to
+    /// the bulk store and report with `TrainedRound.update`.
+    case trainRound(modelRound: UInt64, epochs: Int, finetune: Bool, scheduleEpoch: Int, finetuneTotalEpochs: Int, logHeight: UInt64)
+    /// Federated, between the mesh part and the node core only (never reaches the shell): fetch
+    /// the update blob `root` (`bytes` long) of `modelRound` from `sources` by bulk transfer.
+    case fetchBlob(root: Digest32, bytes: UInt64, sources: [PublicKey], modelRound: UInt64)
+    /// Federated: seal `payload` (a `Bulk.BulkMessage`) for member `key` (the pair key of the two
+    /// node keys, `Wire` sealed datagram) and send it to `to`. Low priority: after the control
+    /// traffic queued with it, and dropped first when the send queue is full.
+    case sendBulk(payload: [UInt8], to: PeerAddress, key: PublicKey)
+    /// Federated: make `blob` (a `Learner.Checkpoint` encoding, verified against the root the log
+    /// names) the shared model of `modelRound`, durably, and report `NodeCore.onModelAdvanced`.
+    case loadSharedModel(modelRound: UInt64, blob: [UInt8])
+    /// Federated: the next shared model. On the training thread, after what is queued: the
+    /// shared model of `decision.modelRound − 1` plus `rule`'s aggregate of the decision's updates
+    /// (their blobs, in canonical order), then surgery to `mask` if given; checkpoint it durably
+    /// with its round, offer its canonical bytes as a blob, and report `NodeCore.onModelAdvanced`
+    /// with its root. The shell refuses (exit 70) a decision that does not follow the shared model
+    /// it holds: a round never applies twice, nor out of order.
+    /// `updates` are the decision's update blobs in its order (the mesh part emits the directive
+    /// without them; the node core fills them in from its bulk store, fetching what it lacks first).
+    case advanceModel(ModelDecision, mask: PruneMask?, rule: AggregationRule, updates: [[UInt8]], logHeight: UInt64)
+    /// Federated, between the mesh part and the node core only: fetch the shared model of
+    /// `modelRound` by its root from `sources`; the node core then asks `loadSharedModel`.
+    case fetchModel(modelRound: UInt64, root: Digest32, sources: [PublicKey])
     /// A received datagram's payload did not decode (the receiver counts it as a reject).
     case malformed(MessageKind)
     /// For the operator's log (and the figures); no effect on the protocol.
@@ -85,5 +112,13 @@ public enum NodeNote: Sendable {
     case syncedEntryRefused(from: PublicKey, height: UInt64, why: String)
     case malformedMeshMessage(kind: MessageKind, from: PublicKey, why: String)
     case cannotServeLog(height: UInt64)
+    /// Federated: this node announced its update for a model round.
+    case contributedUpdate(modelRound: UInt64, bytes: UInt64, samples: UInt32)
+    /// Federated: an update announcement was refused (why).
+    case updateRefused(from: PublicKey, modelRound: UInt64, why: String)
+    /// Federated: this node asks the mesh to decide a model round over these many updates.
+    case submittedModel(modelRound: UInt64, updates: Int)
+    /// Federated: the shared model of a model round is in place.
+    case modelAdvanced(modelRound: UInt64, root: Digest32)
     case finished
 }

@@ -441,6 +441,9 @@ public final class Node: @unchecked Sendable {
                     logHeight: logHeight, node: self)
             case let .applyMask(mask, logHeight):
                 meshPart(directive).applyMask(mask, logHeight: logHeight, node: self)
+            case .trainRound, .fetchBlob, .advanceModel, .fetchModel, .sendBulk, .loadSharedModel:
+                // The shell builds no federated mesh core yet (a genesis cannot ask for one).
+                preconditionFailure("federated directive \(directive) on a node whose mesh does not federate")
             case .malformed:
                 // Counted once, as a reject: not also in messages_in.
                 receiver.count(.malformedPayload)

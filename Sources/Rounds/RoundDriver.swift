@@ -192,7 +192,7 @@ public struct RoundDriver: Sendable {
                 return startFinetune()
             }
             return startFinetune()
-        case .admit, .remove, .evidence:
+        case .admit, .remove, .evidence, .model:
             return []
         }
     }

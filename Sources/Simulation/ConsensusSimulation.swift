@@ -302,6 +302,8 @@ public struct ConsensusSimulation {
             case let .pushSync(h, peer):
                 guard let j = indexOfKey[peer] else { continue }
                 transmitEntries(from: i, to: j, fromHeight: h)
+            case .fetchUpdates:
+                break // no model decisions here: the consensus simulator's meshes do not federate
             }
             if !report.violations.isEmpty { return }
         }

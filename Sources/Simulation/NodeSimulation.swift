@@ -46,6 +46,9 @@ public struct NodeSimulation {
         case partition([[Int]])
         case heal
         case byzantine(Int)
+        /// Federated: a sealed bulk message arrives; an advance completes.
+        case deliverBulk(from: Int, to: Int, payload: [UInt8])
+        case advanced(Int, life: Int, modelRound: UInt64, blob: [UInt8], mask: PruneMask?)
     }
 
     /// One node's disk.
@@ -64,6 +67,8 @@ public struct NodeSimulation {
         var checkpointMask: PruneMask?
         var finetuneEpochsDone = 0
         var checkpointBefore: (mask: PruneMask?, finetuneEpochsDone: Int)?
+        /// Federated: the shared model's checkpoint (round, root, mask), written when an advance completes.
+        var shared: SharedModelCheckpoint?
         var full = false
 
         /// An fsync of another file makes nothing of the budget durable: only its own would.
@@ -77,6 +82,9 @@ public struct NodeSimulation {
         /// The fake model's mask, and when its training thread is free.
         var modelMask: PruneMask
         var busyUntilMs: UInt64 = 0
+        /// Federated, in memory (lost at a crash): the blobs held (updates and shared models by
+        /// root) and the shared model the node holds now.
+        var shared = SharedModelCheckpoint(modelRound: 0, blob: NodeSimulation.initialBlob, mask: nil)
         /// A crash waiting for a bundle with a durable directive (or its deadline).
         var armedCrash: (kind: CrashKind, deadlineMs: UInt64)?
     }
@@ -104,9 +112,13 @@ public struct NodeSimulation {
     var queue = EventQueue<Event>()
     var rng: SeededGenerator
     var nowMs: UInt64 = 0
-    public private(set) var report: Report
+    public internal(set) var report: Report
     /// The entry hash at each height (index height − 1), from the first honest append; the masks in order.
     var chain: [Digest32] = []
+    /// Federated: the shared model's root of every model round, as the first honest node computed it.
+    var modelRoots: [UInt64: Digest32] = [:]
+    /// The committed masks by pruning round.
+    var masksByRound: [UInt64: PruneMask] = [:]
     var lastMask: PruneMask
     /// Every vote each honest node signed, by slot, across its lives; every release it sent, by count.
     var votes: [[Slot: Digest32?]]
@@ -126,7 +138,9 @@ public struct NodeSimulation {
         let scenario = Scenario.draw(seed: seed, options: options)
         self.scenario = scenario
         let n = options.nodeCount
-        builder = CommitteeLogBuilder.demo(validators: n, spareCount: 0, seed: 1, maskRounds: options.maskRounds)
+        builder = CommitteeLogBuilder.demo(
+            validators: n, spareCount: 0, seed: 1, maskRounds: options.maskRounds,
+            federation: options.federated ? FederationTerms(aggregation: .fedAvg) : nil)
         // Another mesh of the same keys: its entries are signed by the same validators, for another mesh id.
         var other = CommitteeLogBuilder.demo(
             validators: n, spareCount: 0, seed: 1, maskRounds: options.maskRounds,
@@ -292,6 +306,14 @@ public struct NodeSimulation {
         case let .byzantine(i):
             byzantineStep(i)
             queue.schedule(.byzantine(i), atMs: nowMs + 150)
+        case let .deliverBulk(from, to, payload):
+            guard network.mayDeliver(from: from, to: to), nodes[to].core != nil, nodes[to].core!.admits(keys[from], kind: .modelUpdate)
+            else { return }
+            report.bulkDelivered += 1
+            execute(to, nodes[to].core!.onBulk(payload, from: keys[from], nowMs: nowMs))
+        case let .advanced(i, life, round, blob, mask):
+            guard nodes[i].life == life, nodes[i].core != nil else { return }
+            completeAdvance(i, modelRound: round, blob: blob, mask: mask)
         }
     }
 
@@ -339,6 +361,13 @@ public struct NodeSimulation {
         }
         node.modelMask = node.disk.checkpointMask ?? PruneMask.full(builder.genesis.model)
         node.busyUntilMs = nowMs
+        var sharedModel: SharedModelState?
+        if options.federated {
+            // The shared model comes back from its checkpoint (or is the initial one); blobs in memory do not.
+            node.shared = node.disk.shared ?? SharedModelCheckpoint(modelRound: 0, blob: Self.initialBlob, mask: nil)
+            if let mask = node.shared.mask { node.modelMask = mask }
+            sharedModel = SharedModelState(modelRound: node.shared.modelRound, root: node.shared.root)
+        }
         let mesh = MeshCore(
             config: coreConfig, signer: builder.signingKey(keys[i]), log: verified, guard: signingGuard,
             budget: budget, finetuneEpochsDone: node.disk.finetuneEpochsDone,
@@ -346,7 +375,8 @@ public struct NodeSimulation {
                 seed: seed ^ UInt64(i) << 32 ^ UInt64(node.life) << 48,
                 acknowledged: .testsAndSimulationOnly),
             allowInsecureSeededNoise: true,
-            ownContribution: node.disk.ownContribution.flatMap { try? SignedContribution.decode($0) })
+            ownContribution: node.disk.ownContribution.flatMap { try? SignedContribution.decode($0) },
+            sharedModel: sharedModel)
         var seeds = addresses
         seeds.remove(at: i)
         var hints: [PublicKey: PeerAddress] = [:]
@@ -357,7 +387,7 @@ public struct NodeSimulation {
                 members: Set(keys), seeds: seeds, memberHints: hints,
                 swimRandomSeed: seed &* 31 &+ UInt64(i) << 16 &+ UInt64(node.life)),
             nowMs: nowMs)
-        let out = core.start(mesh: mesh, nowMs: nowMs)
+        let out = core.start(mesh: mesh, nowMs: nowMs, sharedModelBlob: options.federated ? node.shared.blob : nil)
         node.core = core
         nodes[i] = node
         if node.life > 1 {
@@ -469,6 +499,27 @@ public struct NodeSimulation {
                 report.malformed += 1
             case let .note(n):
                 noteDirective(i, n)
+            case let .trainRound(round, epochs, finetune, _, _, _):
+                let done = max(nowMs, nodes[i].busyUntilMs) + options.epochMs * UInt64(epochs)
+                nodes[i].busyUntilMs = done
+                var trained = fakeTraining(i, pruningRound: round, epochs: epochs, finetune: finetune)
+                trained.updateBlob = Self.updateBlob(seed: seed, node: i, modelRound: round, life: nodes[i].life)
+                queue.schedule(.trained(i, life: nodes[i].life, trained), atMs: done)
+            case .fetchBlob, .fetchModel:
+                violation(.safety, "n\(i)'s node core let a mesh-internal fetch reach the shell")
+                return
+            case let .sendBulk(payload, to, _):
+                guard let j = addresses.firstIndex(of: to) else { continue }
+                report.bulkSent += 1
+                for at in network.send(from: i, to: j, datagrams: 1, nowMs: nowMs) {
+                    queue.schedule(.deliverBulk(from: i, to: j, payload: payload), atMs: at)
+                }
+            case let .advanceModel(decision, mask, rule, updates, _):
+                startAdvance(i, decision, mask: mask, rule: rule, updates: updates)
+                guard report.firstViolation == nil else { return }
+            case let .loadSharedModel(round, blob):
+                loadShared(i, modelRound: round, blob: blob)
+                guard report.firstViolation == nil, nodes[i].core != nil else { return }
             }
         }
         if crashAt == directives.count, let armed = nodes[i].armedCrash {
@@ -583,6 +634,7 @@ public struct NodeSimulation {
                     return false
                 }
                 lastMask = m.mask
+                masksByRound[m.pruningRound] = m.mask
             }
             note(i, "first commit of height \(height): \(decoded.decision.kind)")
         }

@@ -28,6 +28,9 @@ extension NodeSimulation {
         public var livenessBoundMs: UInt64 = 120_000
         /// A bug put in on purpose (tests of the simulator itself).
         public var variant: Variant?
+        /// A federated mesh (the genesis `federation` section): model rounds in both phases, with
+        /// fake update blobs fetched between nodes and a fake deterministic aggregate.
+        public var federated = false
 
         public init(nodeCount: Int = 7, byzantineCount: Int? = nil) {
             precondition(nodeCount >= 1 && nodeCount <= 64, "node count \(nodeCount) outside 1…64")
@@ -45,6 +48,7 @@ extension NodeSimulation {
                 "--loss \(maxLoss) --partitions \(partitions) --crashes \(crashes)",
             ]
             if let variant { parts.append("--variant \(variant.rawValue)") }
+            if federated { parts.append("--federated") }
             return parts.joined(separator: " ")
         }
     }
@@ -57,6 +61,10 @@ extension NodeSimulation {
         case budgetNotDurable = "budget-not-durable"
         /// Log sync accepts an entry without checking its link and certificate (another mesh's too).
         case acceptForeignEntry = "accept-foreign-entry"
+        /// Federated: the shell writes a shared model's weights durably but its round label only
+        /// with the next advance, so after a crash the node holds round k's weights labelled k − 1
+        /// and applies round k again.
+        case sharedRoundNotDurable = "shared-round-not-durable"
     }
 
     /// What a Byzantine validator does.

@@ -24,6 +24,11 @@ extension NodeSimulation {
         public internal(set) var diskFullStops = 0
         /// Crashes that lost the fake checkpoint's last (unordered) write.
         public internal(set) var checkpointsLost = 0
+        /// Federated: shared models computed (advances) and fetched, and update blobs fetched.
+        public internal(set) var modelAdvances = 0
+        public internal(set) var modelFetches = 0
+        public internal(set) var bulkSent = 0
+        public internal(set) var bulkDelivered = 0
         public internal(set) var releases = 0
         public internal(set) var messagesSent: UInt64 = 0
         public internal(set) var messagesDelivered: UInt64 = 0
@@ -51,7 +56,10 @@ extension NodeSimulation {
                 "  final height \(finalHeight), reached \(msAfterLastFault.map { "\($0) ms after the last fault" } ?? "never")"
                     + " (last fault at \(scenario.lastFaultMs) ms)",
                 "  crashes \(crashes) (torn writes \(tornWrites), disk-full stops \(diskFullStops)), restarts \(restarts), "
-                    + "torn tails repaired \(tornTailsRepaired), checkpoints lost \(checkpointsLost), releases \(releases)",
+                    + "torn tails repaired \(tornTailsRepaired), checkpoints lost \(checkpointsLost), releases \(releases)"
+                    + (modelAdvances + modelFetches > 0
+                        ? ", shared models computed \(modelAdvances), loaded from a fetch \(modelFetches), bulk messages \(bulkSent) sent, \(bulkDelivered) delivered"
+                        : ""),
                 "  messages \(messagesSent) sent, \(messagesDelivered) delivered, \(notAdmitted) not admitted, "
                     + "\(malformed) malformed, garbage \(garbageSent), foreign entries offered \(foreignEntriesOffered); "
                     + "datagrams lost \(network.datagramsLost), partitioned \(network.datagramsPartitioned)",

@@ -31,6 +31,9 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     /// One node's importance release for a pruning round, signed for the record (payload:
     /// `Consensus.SignedContribution`): what nodes gossip and mask decisions hold.
     case contribution = 0x21
+    /// One node's signed announcement of its model update for a model round (payload:
+    /// `Consensus.SignedUpdate`, 180 bytes): what federated nodes gossip and model decisions hold.
+    case modelUpdate = 0x22
 
     /// A proposed pruning decision.
     case proposal = 0x30
@@ -64,6 +67,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .leave: "leave"
         case .importanceRelease: "importanceRelease"
         case .contribution: "contribution"
+        case .modelUpdate: "modelUpdate"
         case .proposal: "proposal"
         case .prevote: "prevote"
         case .precommit: "precommit"

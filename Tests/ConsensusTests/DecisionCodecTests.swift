@@ -71,7 +71,14 @@ enum Keys {
             .remove(member: Keys.signers[3].publicKey, reason: .dead),
             .freeze(pruningRound: 4),
             .evidence(Equivocation(vote(2, digest: d2), vote(2, digest: d1))!),
+            .model(ModelDecision(modelRound: 2, base: d1, updates: (0..<5).map { update($0, round: 2, base: d1) })),
         ]
+    }
+
+    static func update(_ i: Int, round: UInt64 = 1, base: Digest32, mesh: MeshID = Keys.mesh) -> SignedUpdate {
+        SignedUpdate.sign(
+            modelRound: round, base: base, root: Blake2b256.hash(.decision, [UInt8(i), UInt8(round)]), bytes: 1_000 + UInt64(i),
+            samples: 10 + UInt32(i), meshID: mesh, signer: Keys.signers[i])
     }
 
     @Test func everyKindRoundTripsCanonically() throws {

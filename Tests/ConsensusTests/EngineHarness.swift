@@ -40,6 +40,8 @@ struct EngineCluster {
     var equivocations: [[Equivocation]]
     var syncRequests: [(node: Int, fromHeight: UInt64, peer: Int)] = []
     var syncPushes: [(node: Int, fromHeight: UInt64, peer: Int)] = []
+    /// Updates each node asked to fetch (a model proposal named blobs it lacks).
+    var fetchRequests: [[SignedUpdate]]
     /// Every vote each node signed (in every life).
     var signedVotes: [[Vote]]
     /// Every output of the last event per node.
@@ -49,8 +51,11 @@ struct EngineCluster {
 
     static let quickConfig = ConsensusConfig()
 
-    init(count: Int, running: Int? = nil, seed: UInt64 = 1, config: ConsensusConfig = EngineCluster.quickConfig) {
-        builder = CommitteeLogBuilder.demo(validators: count, seed: seed, maskRounds: 10)
+    init(
+        count: Int, running: Int? = nil, seed: UInt64 = 1, config: ConsensusConfig = EngineCluster.quickConfig,
+        federation: FederationTerms? = nil
+    ) {
+        builder = CommitteeLogBuilder.demo(validators: count, seed: seed, maskRounds: 10, federation: federation)
         keys = builder.genesis.validators.keys
         self.config = config
         let state = builder.genesis.initialState
@@ -66,6 +71,7 @@ struct EngineCluster {
         signedVotes = Array(repeating: [], count: count)
         lastOutputs = Array(repeating: [], count: count)
         allOutputs = Array(repeating: [], count: count)
+        fetchRequests = Array(repeating: [], count: count)
     }
 
     var count: Int { keys.count }
@@ -109,6 +115,8 @@ struct EngineCluster {
                 if let j = keys.firstIndex(of: peer) { syncRequests.append((i, h, j)) }
             case let .pushSync(h, peer):
                 if let j = keys.firstIndex(of: peer) { syncPushes.append((i, h, j)) }
+            case let .fetchUpdates(updates):
+                fetchRequests[i].append(contentsOf: updates)
             }
         }
     }

@@ -63,4 +63,15 @@ import Testing
         let available = slow.available(nowMs: UInt64.max)
         #expect(available == 2)
     }
+
+    /// A bucket of bytes: a message is admitted whole or not at all, and never more than the burst.
+    @Test func takingManyTokensAtOnce() {
+        var b = TokenBucket(ratePerS: 1_000, burstCount: 1_500, nowMs: 0)
+        let first = b.take(1_200, nowMs: 0), second = b.take(1_200, nowMs: 0), left = b.available(nowMs: 0)
+        #expect(first && !second && left == 300, "a refused take takes nothing")
+        // 900 ms at 1,000 a second refill 900: 1,200 fit again, and never more than the burst.
+        let refilled = b.take(1_200, nowMs: 900), overBurst = b.take(1_501, nowMs: 1_000_000), zero = b.take(0, nowMs: 900)
+        #expect(refilled && !overBurst && zero)
+        #expect(b.available(nowMs: 1_000_000) == 1_500)
+    }
 }

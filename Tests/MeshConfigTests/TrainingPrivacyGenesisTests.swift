@@ -73,8 +73,8 @@ import Wire
                 #expect(error.field.hasPrefix(field), "\(error)", sourceLocation: sourceLocation)
             }
         }
-        var tag = bytes; tag[start] = 2
-        refused(tag, "training_privacy")
+        var tag = bytes; tag[start] = 9
+        refused(tag, "section")
         var enabled = bytes; enabled[start + 1] = 2
         refused(enabled, "training_privacy.enabled")
         refused(Array(bytes.dropLast()), "") // truncated epsilon_max

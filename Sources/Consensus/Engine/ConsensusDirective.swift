@@ -20,6 +20,8 @@ public enum ConsensusDirective: Sendable {
     case requestSync(fromHeight: UInt64, peer: PublicKey)
     /// `peer` is behind: send it the log entries from `fromHeight` on.
     case pushSync(fromHeight: UInt64, peer: PublicKey)
+    /// A model proposal names updates whose bytes this node lacks: fetch them (the prevote waits).
+    case fetchUpdates([SignedUpdate])
 }
 
 /// The directive's former name, kept so that code written against it still builds.

@@ -91,6 +91,10 @@ public struct ConsensusEngine: Sendable {
 
     // Across heights.
     private var pool = ContributionPool()
+    /// What this node knows of shared models and update bytes, for prevotes on model decisions.
+    public private(set) var modelGate = ModelGate()
+    /// Update blobs already asked for at this height (each once: the shell's transfer retries).
+    private var updatesAsked: Set<Digest32> = []
     private var pending = PendingDecisions()
     private var catchUp: CatchUp
     /// Validators membership reports down (dead or left): a proposer does not wait for their contributions.
@@ -218,6 +222,15 @@ public struct ConsensusEngine: Sendable {
     }
 
     /// Time passes: timeouts, rebroadcasts, the sync poll.
+    /// This node's knowledge of shared models and update bytes changed: a model proposal waiting
+    /// for it may now be prevoted.
+    public mutating func updateModelGate(nowMs: UInt64, _ body: (inout ModelGate) -> Void) -> [ConsensusDirective] {
+        body(&modelGate)
+        var out: [ConsensusDirective] = []
+        process(nowMs: nowMs, into: &out)
+        return out
+    }
+
     public mutating func onTick(nowMs: UInt64) -> [ConsensusDirective] {
         var out: [ConsensusDirective] = []
         let own = me
@@ -637,6 +650,24 @@ public struct ConsensusEngine: Sendable {
         if step == .propose, let p = proposals[round] {
             if p.validRound == nil {
                 if let v = valid(round: round, nowMs: nowMs, into: &out) {
+                    // A fresh model decision waits (until the propose timeout) for this node to
+                    // hold the shared model it starts from and every update it names.
+                    if case let .model(m) = v {
+                        switch modelGate.judge(m) {
+                        case .ready: break
+                        case let .missing(updates):
+                            let ask = updates.filter { !updatesAsked.contains($0.root) }
+                            if !ask.isEmpty {
+                                updatesAsked.formUnion(ask.map(\.root))
+                                out.append(.fetchUpdates(ask))
+                            }
+                            return
+                        case .otherBase:
+                            counters.proposalsRejected += 1
+                            castVote(.prevote, digest: nil, nowMs: nowMs, into: &out)
+                            return
+                        }
+                    }
                     let seen = agreesWithOwnView(v, proposer: proposer(height: height, round: round))
                     if !seen { counters.removalsNotSeen += 1 }
                     let ok = (lockedRound == nil || lockedDigest == v.digest) && seen
@@ -771,6 +802,7 @@ public struct ConsensusEngine: Sendable {
         votes = VoteBook()
         catchUp.heightCommitted()
         prevoteTimeoutArmed = []
+        updatesAsked = []
         precommitTimeoutArmed = []
         lockedOnQuorum = []
         proposeDeadlineMs = nil

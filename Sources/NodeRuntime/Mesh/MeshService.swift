@@ -317,6 +317,15 @@ public final class MeshService: @unchecked Sendable {
                     "finished, but the final model is NOT on disk: its checkpoint could not be saved",
                     metadata: ["file": "\(files.checkpointFile)", "error": "\(error)"])
             }
+        case let .contributedUpdate(round, bytes, samples):
+            logger.info("update announced", metadata: ["model_round": "\(round)", "bytes": "\(bytes)", "samples": "\(samples)"])
+        case let .updateRefused(from, round, why):
+            logger.warning(
+                "update announcement refused", metadata: ["from": "\(from.fingerprint)", "model_round": "\(round)", "why": "\(why)"])
+        case let .submittedModel(round, updates):
+            logger.info("asking the mesh to decide a model round", metadata: ["model_round": "\(round)", "updates": "\(updates)"])
+        case let .modelAdvanced(round, root):
+            logger.notice("shared model", metadata: ["model_round": "\(round)", "root": "\(root.hex)"])
         case .memberChanged:
             break
         }

@@ -133,6 +133,12 @@ struct MeshInitCommand: ParsableCommand {
     @Option(name: .customLong("dp-delta"), parsing: .unconditional, help: "With --dp: δ of the record-level guarantee (default 1e-5).")
     var dpDelta: Double?
 
+    @Flag(help: "Federated averaging: the nodes learn one shared model, decided round by round in the log (the federation section).")
+    var federated = false
+
+    @Option(help: "With --federated: aggregation rule fedavg, trimmed:B, median or normclip (default fedavg).")
+    var aggregation: String?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -168,7 +174,7 @@ struct MeshInitCommand: ParsableCommand {
         "privacy": "--clip/--noise-multiplier/--delta/--epsilon",
         "training_privacy.clip_norm": "--dp-clip", "training_privacy.noise_multiplier": "--dp-noise-multiplier",
         "training_privacy.sample_rate": "--dp-sample-rate", "training_privacy.delta": "--dp-delta",
-        "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy": "--dp-*",
+        "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy": "--dp-*", "federation.aggregation": "--aggregation",
     ]
 
     func run() throws {
@@ -208,6 +214,12 @@ struct MeshInitCommand: ParsableCommand {
         if let partition { genesis.data.partition = partition }
         if let partitionSeed { genesis.data.seed = partitionSeed }
         genesis.members = try members.map(Self.member)
+        if let aggregation, !federated { throw ValidationError("--aggregation \(aggregation) needs --federated") }
+        if federated {
+            do { genesis.federation = FederationParameters(aggregation: try AggregationRule(parsing: aggregation ?? "fedavg")) } catch {
+                throw ValidationError("--aggregation: \(error)")
+            }
+        }
         if dp, let q = dpSampleRate {
             do {
                 if let target = dpTargetEpsilon {

@@ -53,6 +53,9 @@ struct Simulate: ParsableCommand {
             "With --node: a deliberately wrong node the simulator must catch: vote-before-guard, budget-not-durable, accept-foreign-entry.")
     var variant: String?
 
+    @Flag(help: "With --node: a federated mesh (model rounds in both phases, update blobs fetched between nodes).")
+    var federated = false
+
     @Option(name: .customLong("nodes"), parsing: .unconditional, help: "Validators (default 4; 7 with --node).")
     var nodesGiven: Int?
 
@@ -105,6 +108,7 @@ struct Simulate: ParsableCommand {
 
     func validate() throws {
         guard (seed == nil) != (seeds == nil) else { throw ValidationError("give exactly one of --seed N and --seeds K") }
+        if federated, !node { throw ValidationError("--federated needs --node") }
         if let variant {
             guard node else { throw ValidationError("--variant needs --node") }
             guard NodeSimulation.Variant(rawValue: variant) != nil else {

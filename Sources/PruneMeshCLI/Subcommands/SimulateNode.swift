@@ -14,6 +14,7 @@ extension Simulate {
         if faultPhaseMsGiven { o.faultWindowMs = faultPhaseMs }
         o.livenessBoundMs = livenessBoundMs
         o.variant = variant.flatMap(NodeSimulation.Variant.init(rawValue:))
+        o.federated = federated || o.variant == .sharedRoundNotDurable
         return o
     }
 

@@ -1,0 +1,76 @@
+import Consensus
+import Learner
+import Ledger
+import MeshBase
+import Testing
+
+@testable import MeshConfig
+
+/// The optional `federation` section: YAML and canonical round trips, the order of the optional
+/// sections, strict decoding, validation, and the ledger's terms.
+@Suite struct FederationGenesisTests {
+    static func genesis(_ f: FederationParameters? = FederationParameters(aggregation: .fedAvg), dp: Bool = false) -> Genesis {
+        var g = TrainingPrivacyGenesisTests.genesis(dp ? TrainingPrivacyGenesisTests.section() : nil)
+        g.federation = f
+        return g
+    }
+
+    @Test func theSectionAppendsItsTagAndRuleAndChangesTheID() throws {
+        let without = Self.genesis(nil), with = Self.genesis()
+        try with.validate()
+        let a = without.canonicalBytes(), b = with.canonicalBytes()
+        // Tag 2, then the rule as a u16-length string: "fedavg".
+        #expect(Array(b.prefix(a.count)) == a)
+        #expect(Array(b.suffix(from: a.count)) == [2, 6, 0] + Array("fedavg".utf8))
+        #expect(without.meshID != with.meshID)
+        #expect(without.meshID == Fixtures.genesis().meshID)
+        // With both optional sections, training_privacy (tag 1) comes first.
+        let both = Self.genesis(dp: true).canonicalBytes()
+        let dpOnly = TrainingPrivacyGenesisTests.genesis().canonicalBytes()
+        #expect(Array(both.prefix(dpOnly.count)) == dpOnly && both[dpOnly.count] == 2)
+        #expect(try LedgerGenesis(with).federation == FederationTerms(aggregation: .fedAvg))
+        #expect(try LedgerGenesis(without).federation == nil)
+    }
+
+    @Test func yamlAndCanonicalRoundTripsForEveryRule() throws {
+        for rule in [AggregationRule.fedAvg, .trimmedMean(trim: 1), .median, .normClip] {
+            for dp in [false, true] {
+                let g = Self.genesis(FederationParameters(aggregation: rule), dp: dp)
+                let parsed = try Genesis(yaml: g.yaml(), file: "g.yaml")
+                #expect(parsed.federation?.aggregation == rule)
+                #expect(parsed.meshID == g.meshID)
+                let decoded = try Genesis(canonicalBytes: g.canonicalBytes())
+                #expect(decoded.federation == g.federation && decoded.trainingPrivacy == g.trainingPrivacy)
+            }
+        }
+    }
+
+    @Test func badSectionsAreRefused() throws {
+        let start = Self.genesis(nil).canonicalBytes().count
+        let bytes = Self.genesis().canonicalBytes()
+        func refused(_ mutated: [UInt8], _ field: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            do {
+                _ = try Genesis(canonicalBytes: mutated)
+                Issue.record("accepted", sourceLocation: sourceLocation)
+            } catch {
+                #expect(error.field.hasPrefix(field), "\(error)", sourceLocation: sourceLocation)
+            }
+        }
+        // An unknown rule, and the section twice.
+        var rule = bytes
+        rule[start + 3] = UInt8(ascii: "x")
+        refused(rule, "federation.aggregation")
+        refused(bytes + Array(bytes.suffix(from: start)), "section")
+        // Sections out of order: federation before training_privacy.
+        let dp = TrainingPrivacyGenesisTests.genesis().canonicalBytes()
+        let dpSection = Array(dp.suffix(from: start)), fedSection = Array(bytes.suffix(from: start))
+        refused(Array(bytes.prefix(start)) + fedSection + dpSection, "section")
+        // YAML: an unknown rule or key, and a rule that needs more members than the genesis has.
+        var yaml = Self.genesis().yaml().replacingOccurrences(of: "aggregation: \"fedavg\"", with: "aggregation: \"mean\"")
+        #expect(throws: ConfigError.self) { try Genesis(yaml: yaml, file: "g.yaml") }
+        yaml = Self.genesis().yaml().replacingOccurrences(of: "federation:\n", with: "federation:\n  rounds: 3\n")
+        #expect(throws: ConfigError.self) { try Genesis(yaml: yaml, file: "g.yaml") }
+        let many = Self.genesis(FederationParameters(aggregation: .trimmedMean(trim: 5)))
+        #expect(throws: FieldProblem.self) { try many.validate() }
+    }
+}
