@@ -679,6 +679,9 @@ public enum Limits {
             sealed_payload_bytes_max >= datagram_bytes_max - 256,
             "a sealed datagram carries at least what a chunk of a signed message does (256 bytes of envelope each)")
         relation(sealed_pair_keys_count_max >= members_count_max, "every member's pair keys fit the cache")
+        relation(
+            sealed_overhead_bytes <= bulk_datagram_overhead_bytes_max && bulk_message_bytes_max <= sealed_payload_bytes_max,
+            "a bulk message fits one sealed datagram")
         relation(privacy_releases_count_max <= 1 << 53, "release counts are exact in a Double")
         relation(privacy_steps_count_max <= 1 << 53, "step counts are exact in a Double")
         relation(

@@ -26,6 +26,10 @@ import Testing
         #expect(Limits.sealed_payload_bytes_max >= Limits.datagram_bytes_max - 256)
         // Every member's pair keys fit the gate's cache.
         #expect(Limits.sealed_pair_keys_count_max >= Limits.members_count_max)
+        // A bulk message (the plaintext of one sealed datagram) fits one, within the overhead
+        // the bulk layer budgets for sealing.
+        #expect(Limits.bulk_message_bytes_max <= Limits.sealed_payload_bytes_max)
+        #expect(Limits.sealed_overhead_bytes <= Limits.bulk_datagram_overhead_bytes_max)
     }
 
     @Test func fullImportanceVectorFitsOneMessage() {
