@@ -13,13 +13,49 @@ import Wire
         let result = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: b.genesis)
         #expect(result.error == nil, "\(String(describing: result.error))")
         #expect(result.summaries.count == 12)
-        #expect(Set(result.summaries.map(\.kind)) == Set(DecisionKind.allCases))
+        // Every kind but model decisions, which only a federated genesis accepts (next test).
+        #expect(Set(result.summaries.map(\.kind)) == Set(DecisionKind.allCases).subtracting([.model]))
         #expect(result.summaries.last?.hash == b.headHash)
         #expect(result.verifier.frozen)
         // Masks shrank in the three rounds and were recomputed.
         #expect(result.summaries[2].kept.reduce(0, +) < result.summaries[0].kept.reduce(0, +))
         // Every entry decodes to itself.
         for e in entries { #expect(try LogEntry.decode(e.encoded()) == e) }
+    }
+
+    /// A federated log: model decisions beside the masks, each naming the shared model it
+    /// started from, verify; a model decision whose updates name another base, or that skips a
+    /// round, is refused at its entry.
+    @Test func aFederatedLogOfModelRoundsVerifies() throws {
+        var b = CommitteeLogBuilder.demo(validators: 4, federation: FederationTerms(aggregation: .fedAvg))
+        let keys = b.genesis.validators.keys
+        func update(_ i: Int, round: UInt64, base: Digest32) -> SignedUpdate {
+            SignedUpdate.sign(
+                modelRound: round, base: base, root: Blake2b256.hash(.modelDigest, [UInt8(i), UInt8(round)]), bytes: 4_000,
+                samples: 100, meshID: b.genesis.meshID, signer: b.signingKey(keys[i]))
+        }
+        let bases = (0..<3).map { Blake2b256.hash(.modelDigest, [0xB0, UInt8($0)]) }
+        var entries: [LogEntry] = []
+        entries.append(
+            b.append(.model(ModelDecision(modelRound: 1, base: bases[0], updates: (0..<4).map { update($0, round: 1, base: bases[0]) }))))
+        entries.append(b.append(.mask(b.honestMaskDecision())))
+        entries.append(
+            b.append(.model(ModelDecision(modelRound: 2, base: bases[1], updates: (0..<3).map { update($0, round: 2, base: bases[1]) }))))
+        let result = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: b.genesis)
+        #expect(result.error == nil, "\(String(describing: result.error))")
+        #expect(result.summaries.map(\.kind) == [.model, .mask, .model])
+        #expect(result.verifier.state.lastModelRound == 2 && result.verifier.state.lastModelBase == bases[1])
+        // Round 4 after round 2: refused at that entry.
+        var skip = b
+        let skipped = skip.append(
+            .model(ModelDecision(modelRound: 4, base: bases[2], updates: (0..<3).map { update($0, round: 4, base: bases[2]) })))
+        let bad = LogVerifier.verify(entries: (entries + [skipped]).map { $0.encoded() }, genesis: b.genesis)
+        #expect(bad.error?.index == 3, "\(String(describing: bad.error))")
+        // The same log under a genesis that does not federate: refused at the first entry.
+        let plain = LedgerGenesis(
+            meshID: b.genesis.meshID, validators: b.genesis.validators, model: b.genesis.model, boundary: b.genesis.boundary,
+            privacy: b.genesis.privacy)
+        #expect(LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: plain).error?.index == 0)
     }
 
     /// Every single-bit flip anywhere in any entry of a small log is rejected AT that entry.

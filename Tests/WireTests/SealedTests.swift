@@ -25,7 +25,9 @@ import Testing
         try! SealedCodec.seal(payload: payload, sequence: sequence, keys: keys(from, to, mesh: mesh), meshID: mesh)
     }
 
-    static func gate(_ own: SigningKey = bob, pairs: Int = Limits.sealed_pair_keys_count_max, senders: Int = Limits.replay_senders_count_max) -> SealedGate {
+    static func gate(
+        _ own: SigningKey = bob, pairs: Int = Limits.sealed_pair_keys_count_max, senders: Int = Limits.replay_senders_count_max
+    ) -> SealedGate {
         SealedGate(own: own, meshID: Fixtures.mesh, pairsCountMax: pairs, sendersCountMax: senders)
     }
 
@@ -71,9 +73,13 @@ import Testing
             sequence += 1
             let toBob = Self.sealed(payload, from: Self.alice, to: Self.bob, sequence: sequence)
             #expect(toBob.count == 95 + size)
-            #expect(atBob.receive(toBob, isMember: Self.isMember) == .message(SealedMessage(sender: Self.alice.publicKey, sequence: sequence, payload: payload)))
+            #expect(
+                atBob.receive(toBob, isMember: Self.isMember)
+                    == .message(SealedMessage(sender: Self.alice.publicKey, sequence: sequence, payload: payload)))
             let toAlice = Self.sealed(payload, from: Self.bob, to: Self.alice, sequence: sequence)
-            #expect(atAlice.receive(toAlice, isMember: Self.isMember) == .message(SealedMessage(sender: Self.bob.publicKey, sequence: sequence, payload: payload)))
+            #expect(
+                atAlice.receive(toAlice, isMember: Self.isMember)
+                    == .message(SealedMessage(sender: Self.bob.publicKey, sequence: sequence, payload: payload)))
             // The same payload and number in the two directions give different bytes (two keys).
             #expect(toBob[79...] != toAlice[79...])
         }
@@ -83,7 +89,9 @@ import Testing
         guard case let .success(k) = atBob.pairKeys(with: Self.alice.publicKey) else { Issue.record("no pair keys"); return }
         #expect(atBob.keyDerivationCount == 1)
         let reply = try SealedCodec.seal(payload: [7], sequence: 9 << 32, keys: k, meshID: Fixtures.mesh)
-        #expect(atAlice.receive(reply, isMember: Self.isMember) == .message(SealedMessage(sender: Self.bob.publicKey, sequence: 9 << 32, payload: [7])))
+        #expect(
+            atAlice.receive(reply, isMember: Self.isMember)
+                == .message(SealedMessage(sender: Self.bob.publicKey, sequence: 9 << 32, payload: [7])))
     }
 
     /// What a flipped byte at `index` of a sealed datagram must be rejected as: the first check
@@ -107,14 +115,19 @@ import Testing
             for mask: UInt8 in [0x01, 0x80, 0xFF] {
                 var bad = good
                 bad[index] ^= mask
-                #expect(gate.receive(bad, isMember: Self.isMember) == .rejected(Self.expectedReason(flippingByte: index)), "byte \(index) ^ \(mask)")
+                #expect(
+                    gate.receive(bad, isMember: Self.isMember) == .rejected(Self.expectedReason(flippingByte: index)),
+                    "byte \(index) ^ \(mask)")
             }
         }
         // Opens were attempted only for flips past the sender field; none burned a number.
         #expect(gate.openAttemptCount == UInt64(3 * (good.count - 71)))
         #expect(gate.counters[.sealedOpenFailed] == gate.openAttemptCount)
         #expect(gate.counters.total == UInt64(3 * good.count))
-        if case .message = gate.receive(good, isMember: Self.isMember) {} else { Issue.record("the original was refused after the forgeries") }
+        if case .message = gate.receive(good, isMember: Self.isMember) {
+        } else {
+            Issue.record("the original was refused after the forgeries")
+        }
     }
 
     @Test func aStrangersDatagramCostsNoCryptography() {
@@ -215,7 +228,9 @@ import Testing
         if case .message = gate.receive(full, isMember: Self.isMember) {} else { Issue.record("the largest datagram was refused") }
         let empty = Self.sealed([], sequence: 2 << 32)
         #expect(empty.count == SealedFormat.overheadByteCount)
-        #expect(gate.receive(empty, isMember: Self.isMember) == .message(SealedMessage(sender: Self.alice.publicKey, sequence: 2 << 32, payload: [])))
+        #expect(
+            gate.receive(empty, isMember: Self.isMember)
+                == .message(SealedMessage(sender: Self.alice.publicKey, sequence: 2 << 32, payload: [])))
     }
 
     @Test func envelopesAndSealedDatagramsDoNotCross() {
