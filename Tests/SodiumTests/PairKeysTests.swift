@@ -54,8 +54,10 @@ import Testing
         let server = RawKeyExchange.seedKeypair(serverSeed)
         #expect(Hex.encode(client.publicKey) == "0e0216223f147143d32615a91189c288c1728cba3cc5f9f621b1026e03d83129")
         #expect(Hex.encode(client.secretKey) == "cb2f5160fc1f7e05a55ef49d340b48da2e5a78099d53393351cd579dd42503d6")
-        let s = try #require(RawKeyExchange.sessionKeys(client: false, publicKey: server.publicKey, secretKey: server.secretKey, peer: client.publicKey))
-        let c = try #require(RawKeyExchange.sessionKeys(client: true, publicKey: client.publicKey, secretKey: client.secretKey, peer: server.publicKey))
+        let s = try #require(
+            RawKeyExchange.sessionKeys(client: false, publicKey: server.publicKey, secretKey: server.secretKey, peer: client.publicKey))
+        let c = try #require(
+            RawKeyExchange.sessionKeys(client: true, publicKey: client.publicKey, secretKey: client.secretKey, peer: server.publicKey))
         #expect(Hex.encode(s.rx) == "62c8f4fa81800abd0577d99918d129b65deb789af8c8351f391feb0cbf238604")
         #expect(Hex.encode(s.tx) == "749519c68059bce69f7cfcc7b387a3de1a1e8237d110991323bf62870115731a")
         #expect(Hex.encode(c.rx) == "749519c68059bce69f7cfcc7b387a3de1a1e8237d110991323bf62870115731a")

@@ -37,7 +37,8 @@ import Testing
     }
 
     @Test func theSequenceNonceIsSixteenZerosThenTheSequenceLittleEndian() {
-        #expect(XChaCha20Poly1305.Nonce(sequence: 0x0102_0304_0506_0708).bytes == [UInt8](repeating: 0, count: 16) + [8, 7, 6, 5, 4, 3, 2, 1])
+        let expected = [UInt8](repeating: 0, count: 16) + [8, 7, 6, 5, 4, 3, 2, 1]
+        #expect(XChaCha20Poly1305.Nonce(sequence: 0x0102_0304_0506_0708).bytes == expected)
         #expect(XChaCha20Poly1305.Nonce(sequence: 1) != XChaCha20Poly1305.Nonce(sequence: 2))
         #expect(XChaCha20Poly1305.Nonce(bytes: [UInt8](repeating: 0, count: 23)) == nil)
     }
@@ -92,7 +93,10 @@ import Testing
         sealed[0] ^= 1
         var out = [UInt8](repeating: 0xEE, count: sealed.count - 16)
         let ok = sealed.withUnsafeBytes { s in
-            out.withUnsafeMutableBytes { XChaCha20Poly1305.open(s, associatedData: UnsafeRawBufferPointer(start: nil, count: 0), nonce: nonce, key: Self.key, into: $0) }
+            out.withUnsafeMutableBytes {
+                XChaCha20Poly1305.open(
+                    s, associatedData: UnsafeRawBufferPointer(start: nil, count: 0), nonce: nonce, key: Self.key, into: $0)
+            }
         }
         #expect(!ok)
         #expect(out.allSatisfy { $0 == 0 })

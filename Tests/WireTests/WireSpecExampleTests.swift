@@ -150,7 +150,8 @@ import Testing
             bad[i] ^= 0x20
             if case .message = gate.receive(bad, isMember: member) { Issue.record("byte \(i) flipped was accepted") }
         }
-        #expect(gate.receive(documented, isMember: member) == .message(SealedMessage(sender: Self.sender.publicKey, sequence: Self.sequence, payload: Self.payload)))
+        let expected = SealedMessage(sender: Self.sender.publicKey, sequence: Self.sequence, payload: Self.payload)
+        #expect(gate.receive(documented, isMember: member) == .message(expected))
         var third = SealedGate(own: try SigningKey(seed: [UInt8](repeating: 3, count: 32)), meshID: Self.meshID)
         #expect(third.receive(documented, isMember: member) == .rejected(.sealedOpenFailed))
     }
