@@ -19,13 +19,14 @@ import Testing
     }
 
     /// One demo run (one pruning round, one fine-tune epoch) shared by the suite, removed at exit.
+    /// Local-only: these are the recovery paths of a node's own model checkpoint.
     static let prepared: Result<Prepared, any Error> = Result {
         let root = NSTemporaryDirectory() + "prunemesh-recovery-\(getpid())"
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "prunemesh-recovery-\(getpid())") }
         let r = try CLI.run([
             "demo", "--nodes", "4", "--model", DemoProcessTests.smallModel, "--train-limit", "1200",
             "--test-limit", "500", "--timeout", "240", "--json", "--rounds", "1", "--finetune-epochs", "1",
-            "--dir", root,
+            "--dir", root, "--local-only",
         ])
         guard r.status == 0, let heights = r.json?["heights"] as? [Int], heights.allSatisfy({ $0 >= 2 }) else {
             throw Failure(description: "the demo failed (exit \(r.status)): \(r.stderr.suffix(2000))")
