@@ -75,4 +75,18 @@ import Wire
         let documented = try #require(f["epsilon_one_round"].flatMap(Double.init))
         #expect(abs(documented - epsilon) <= 1e-11 * epsilon, "\(epsilon)")
     }
+
+    /// The optional `federation` section: tag 2 and the canonical rule text, after the members.
+    @Test func theFederationSectionAppendsItsBytes() throws {
+        let lab = try Genesis(yaml: try Self.yaml(), file: "genesis-lab")
+        let text = try Self.yaml() + "\n" + (try SpecExamples.block("genesis-lab-federation-section", in: Self.doc)) + "\n"
+        let genesis = try Genesis(yaml: text, file: "genesis-lab-federation-section")
+        let bytes = genesis.canonicalBytes()
+        let tail = try SpecExamples.hex("genesis-lab-federation-tail", in: Self.doc)
+        #expect(bytes == lab.canonicalBytes() + tail, "\(SpecExamples.hexString(Array(bytes.dropFirst(lab.canonicalBytes().count))))")
+        let f = try SpecExamples.fields("genesis-lab-federation-id", in: Self.doc)
+        #expect(f["canonical_bytes"] == "\(bytes.count)", "\(bytes.count)")
+        #expect(f["mesh_id"] == genesis.meshID.hex, "\(genesis.meshID.hex)")
+        #expect(try Genesis(canonicalBytes: bytes).federation == FederationParameters(aggregation: .fedAvg))
+    }
 }
