@@ -25,6 +25,8 @@ public struct FederationState: Sendable {
     var submittedRound: UInt64 = 0
     /// When each model round first held a quorum of usable updates (the grace for the rest starts then).
     var quorumSinceMs: [UInt64: UInt64] = [:]
+    /// When each model round could start here (the shared model it trains from was in place).
+    var roundStartMs: [UInt64: UInt64] = [:]
 
     init(config: MeshCoreConfig, log: MeshCore.VerifiedLog, shared: SharedModelState) {
         self.driver = Self.driver(config: config, entries: log.entries, appliedModelRound: shared.modelRound)
@@ -53,6 +55,7 @@ public struct FederationState: Sendable {
     mutating func committed(_ m: ModelDecision) {
         updates = updates.filter { $0.key > m.modelRound }
         quorumSinceMs = quorumSinceMs.filter { $0.key > m.modelRound }
+        roundStartMs = roundStartMs.filter { $0.key > m.modelRound }
         if let o = own, o.modelRound <= m.modelRound { own = nil }
     }
 }
@@ -74,6 +77,7 @@ extension MeshCore {
     mutating func onModelAdvanced(modelRound: UInt64, root: Digest32, nowMs: UInt64) -> [Out] {
         guard federation != nil else { return [] }
         var out: [Out] = [.directive(.note(.modelAdvanced(modelRound: modelRound, root: root)))]
+        if federation!.roundStartMs[modelRound + 1] == nil { federation!.roundStartMs[modelRound + 1] = nowMs }
         out += execute(
             engine.updateModelGate(nowMs: nowMs) {
                 $0.sharedRoots[modelRound] = root
@@ -122,7 +126,10 @@ extension MeshCore {
 
     /// Asks the mesh to decide the next model round when this node holds usable updates (trained
     /// from the shared model it computed, their blobs held) of every validator not convicted, or
-    /// of a quorum once the grace since the quorum is over.
+    /// of a quorum once the grace since the quorum is over. The grace is the genesis contribution
+    /// grace or, if longer, as long again as the quorum took from the round's start here: a
+    /// validator that is merely slower (a larger shard) still gets its update in, so its data is
+    /// not left out of every round, while one that is down costs at most that long per round.
     mutating func maybeSubmitModel(nowMs: UInt64) -> [Out] {
         guard var f = federation, engine.isValidator, !removedSelf else { return [] }
         let state = engine.state
@@ -136,7 +143,9 @@ extension MeshCore {
             let since = f.quorumSinceMs[k] ?? nowMs
             f.quorumSinceMs[k] = since
             federation = f
-            guard nowMs >= since &+ config.consensus.contributionGraceMs else { return [] }
+            let start = f.roundStartMs[k] ?? since
+            let grace = max(config.consensus.contributionGraceMs, since >= start ? since - start : 0)
+            guard nowMs >= since &+ grace else { return [] }
         }
         let decision = Decision.model(ModelDecision(modelRound: k, base: base, updates: Array(usable)))
         guard (try? state.check(decision)) != nil else { return [] }

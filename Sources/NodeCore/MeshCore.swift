@@ -299,6 +299,7 @@ public struct MeshCore: Sendable {
             // Rebuilt from the log as it is now: a joiner synced decisions since its core was made.
             federation!.driver = FederationState.driver(
                 config: config, entries: entries, appliedModelRound: federation!.driver.appliedModelRound)
+            federation!.roundStartMs[federation!.driver.appliedModelRound + 1] = nowMs
             return [.directive(.note(.roundsStarted(height: engine.state.height, mask: engine.state.mask)))]
                 + runFederated(federation!.driver.onStart(), nowMs: nowMs)
         }
