@@ -111,7 +111,7 @@ let package = Package(
         .target(
             name: "MeshHarness",
             dependencies: [
-                "MeshBase", "Sodium", "Dataset", "Learner", "Wire", "Consensus", "Ledger", "Simulation", "MeshConfig",
+                "MeshBase", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Consensus", "Ledger", "Simulation", "MeshConfig",
                 "NodeRuntime",
             ]
         ),

@@ -40,6 +40,9 @@ public enum DemoCluster {
         /// Federated: this node poisons every update it offers with `poison`.
         public var byzantine: Int?
         public var poison = "negate10"
+        /// Test-only: nodes record their noiseless importance; the report compares each agreed
+        /// mask with the mask the noiseless importance gives (`MaskSignal`).
+        public var signalOverlap = false
         public var removeDeadAfterMs: UInt64?
         public var placement = "local"
         /// UDP port of node 0 (node i listens on base + i); 0 = pick free ones.
@@ -329,6 +332,20 @@ public enum DemoCluster {
             report.recordEpsilon = audited.map { recordLevel.epsilon[keys[$0].publicKey] ?? 0 }
             report.recordEpsilonMax = training.epsilonMax
         }
+        if options.signalOverlap {
+            let decoder = JSONDecoder()
+            let records = audited.map { i -> [MaskSignal.Record] in
+                let text = (try? String(contentsOfFile: nodeDirs[i] + "/importance.jsonl", encoding: .utf8)) ?? ""
+                return text.split(separator: "\n").compactMap { try? decoder.decode(MaskSignal.Record.self, from: Data($0.utf8)) }
+            }
+            let agreed = (logs.first ?? []).compactMap { bytes -> PruneMask? in
+                if case let .mask(m)? = try? LogEntry.decode(bytes).decision { return m.mask }
+                return nil
+            }
+            let overlaps = MaskSignal.overlaps(records: records, agreed: agreed, rules: ledger.rules, trim: ledger.validators.maxFaulty)
+            report.maskSignalOverlap = overlaps.map(\.overlap)
+            report.maskRandomOverlap = overlaps.map(\.randomExpected)
+        }
         if genesis.federation != nil {
             let feds = meshes.map { $0?.federation }
             report.federated = true
@@ -404,6 +421,7 @@ public enum DemoCluster {
         if i > 0 { args += ["--join", "127.0.0.1:\(ports[0])"] }
         if options.noPruning { args.append("--no-pruning") }
         if options.byzantine == i, !options.localOnly { args += ["--poison", options.poison] }
+        if options.signalOverlap { args.append("--record-importance") }
         args += ["--placement", options.placement]
         if let trainLimit = options.trainLimit { args += ["--train-limit", "\(trainLimit)"] }
         if let testLimit = options.testLimit { args += ["--test-limit", "\(testLimit)"] }

@@ -61,6 +61,10 @@ public struct DemoReport: Codable, Sendable {
     public var modelBytesTotal: [UInt64]? = nil
     public var byzantine: Int? = nil
     public var aggregation: String? = nil
+    /// With `--signal-overlap`: per pruning round, the share of the agreed mask's kept units that
+    /// the noiseless importance's mask keeps too, and what a random mask would share.
+    public var maskSignalOverlap: [Double]? = nil
+    public var maskRandomOverlap: [Double]? = nil
 
     public init(
         nodes: Int, nodeIndices: [Int], heights: [Int], seconds: Double, pruning: Bool, paramsBefore: Int, paramsAfter: Int,
@@ -152,6 +156,11 @@ public struct DemoReport: Codable, Sendable {
                         perRound as NSString))
             }
             if let byzantine { lines.append("node-\(byzantine) poisoned every update it offered") }
+        }
+        if let o = maskSignalOverlap, let r = maskRandomOverlap {
+            lines.append(
+                "agreed masks against the noiseless importance's: "
+                    + zip(o, r).map { String(format: "%.1f%% shared (random: %.1f%%)", $0 * 100, $1 * 100) }.joined(separator: ", "))
         }
         lines.append("one FedAvg round for this model: \(fedavgBytesPerRound) bytes per client (model down and up)")
         lines.append(

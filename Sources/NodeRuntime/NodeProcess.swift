@@ -25,11 +25,16 @@ public enum NodeProcess {
         public var recovery: MeshRecovery
         /// Tests and demos only: this node poisons every model update it offers (a Byzantine node).
         public var poison: FederatedRun.Poison?
+        /// Tests and demos only: write every training job's noiseless importance to
+        /// `importance.jsonl` in the state directory (to measure how much of a mask is signal).
+        public var recordImportance = false
         public init(
             enabled: Bool = true, pruning: Bool = true, trainLimit: Int? = nil, testLimit: Int? = nil,
-            placement: Model.Placement = .local, recovery: MeshRecovery = MeshRecovery(), poison: FederatedRun.Poison? = nil
+            placement: Model.Placement = .local, recovery: MeshRecovery = MeshRecovery(), poison: FederatedRun.Poison? = nil,
+            recordImportance: Bool = false
         ) {
             self.poison = poison
+            self.recordImportance = recordImportance
             self.enabled = enabled
             self.pruning = pruning
             self.trainLimit = trainLimit
@@ -87,7 +92,8 @@ public enum NodeProcess {
                 genesis: genesis, signer: settings.key, stateDirectory: settings.stateDirectory,
                 data: config.data, threads: max(1, config.threads), pruning: meshOptions.pruning,
                 trainLimit: meshOptions.trainLimit, testLimit: meshOptions.testLimit,
-                placement: meshOptions.placement, recovery: meshOptions.recovery, poison: meshOptions.poison, logger: meshLogger)
+                placement: meshOptions.placement, recovery: meshOptions.recovery, poison: meshOptions.poison,
+                recordImportance: meshOptions.recordImportance, logger: meshLogger)
         }
         let registry = PrometheusCollectorRegistry()
         // Anything in the process that reports through swift-metrics lands in the node's /metrics.

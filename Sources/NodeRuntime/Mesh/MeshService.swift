@@ -66,14 +66,33 @@ public final class MeshService: @unchecked Sendable {
     var personal: (accuracy: Double, globalAccuracy: Double)?
     /// Epochs of the personal fine-tune after the last round.
     var personalEpochs = 1
+    /// Tests and demos only: every job's noiseless importance appended to `importance.jsonl`.
+    let recordImportance: Bool
+
+    /// Appends one line `{"round":…,"mask":[[…]],"importance":[[…]]}` (test-only measurement).
+    func record(round: UInt64, mask: PruneMask, importance: [[Float]]) {
+        guard recordImportance else { return }
+        let line: [String: Any] = ["round": round, "mask": mask.kept, "importance": importance.map { $0.map(Double.init) }]
+        guard var data = try? JSONSerialization.data(withJSONObject: line) else { return }
+        data.append(0x0A)
+        let path = files.path + "/importance.jsonl"
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if let h = FileHandle(forWritingAtPath: path) {
+            h.seekToEndOfFile()
+            h.write(data)
+            try? h.close()
+        }
+    }
 
     /// Restores everything from the state directory (log verified from the genesis, guard,
     /// budget, checkpoint pruned to the log's mask) and loads the data.
     public init(
         genesis: Genesis, signer: SigningKey, stateDirectory: String, data: NodeConfig.DataSource,
         threads: Int, pruning: Bool, trainLimit: Int?, testLimit: Int?, placement: Model.Placement = .local,
-        recovery: MeshRecovery = MeshRecovery(), poison: FederatedRun.Poison? = nil, logger: Logger
+        recovery: MeshRecovery = MeshRecovery(), poison: FederatedRun.Poison? = nil, recordImportance: Bool = false,
+        logger: Logger
     ) throws {
+        self.recordImportance = recordImportance
         self.genesis = genesis
         self.signer = signer
         self.files = StateDirectory(path: stateDirectory)
@@ -253,6 +272,7 @@ public final class MeshService: @unchecked Sendable {
                     seconds: report.seconds, samples: report.samples, params: report.params, flops: report.flops,
                     dpSteps: report.dpSteps)
                 trained.updateBlob = blob
+                self.record(round: report.round, mask: report.mask, importance: report.importance)
                 node.trained(trained)
                 self.logger.info(
                     "trained",
@@ -346,6 +366,7 @@ public final class MeshService: @unchecked Sendable {
         ) { report in
             node.onLoop { node in
                 self.reportCheckpointHealth()
+                if !finetune { self.record(round: report.round, mask: report.mask, importance: report.importance) }
                 node.trained(
                     TrainedRound(
                         pruningRound: report.round, epochs: report.epochs, importance: report.importance,

@@ -77,6 +77,11 @@ struct Demo: ParsableCommand {
     @Option(help: "With --byzantine: what the node does to its updates, negateN (negated, times N).")
     var poison: String = "negate10"
 
+    @Flag(
+        name: .customLong("signal-overlap"),
+        help: "Measure how much of each agreed mask is signal: nodes record their noiseless importance (test-only) and the report compares.")
+    var signalOverlap = false
+
     @Option(
         name: .customLong("remove-dead-after-ms"),
         parsing: .unconditional,
@@ -222,6 +227,7 @@ struct Demo: ParsableCommand {
         o.aggregation = aggregation
         o.byzantine = byzantineNode
         o.poison = poison
+        o.signalOverlap = signalOverlap
         o.removeDeadAfterMs = removeDeadAfterMs
         o.placement = placement
         o.basePort = basePort

@@ -111,6 +111,11 @@ struct Start: ParsableCommand {
             "Tests and demos only: poison every model update this node offers (negateN: negated, times N).", visibility: .hidden))
     var poison: String?
 
+    @Flag(
+        name: .customLong("record-importance"),
+        help: ArgumentHelp("Tests and demos only: write every training job's noiseless importance to importance.jsonl.", visibility: .hidden))
+    var recordImportance = false
+
     @Option(
         name: .customLong("train-limit"), parsing: .unconditional,
         help: "Use at most this many of the shard's training samples (tests, quick demos).")
@@ -193,7 +198,7 @@ struct Start: ParsableCommand {
                     recovery: MeshRecovery(resetModel: resetModel, rebuildBudgetFromLog: rebuildBudgetFromLog),
                     poison: try poison.map { text throws in
                         do { return try FederatedRun.Poison(parsing: text) } catch { throw ValidationError("--poison: \(error)") }
-                    }),
+                    }, recordImportance: recordImportance),
                 controlIdleTimeoutMs: ProcessInfo.processInfo.environment[Self.idleTimeoutVariable].flatMap { Int($0) },
                 logger: Logger(label: "prunemesh"))
         } catch let failure as NodeProcess.StopFailure {
