@@ -153,12 +153,21 @@ import Testing
             guard case let .piece(_, index, _) = m.message, index != 3, index != 40 else { continue }
             _ = client.onMessage(from: Self.b, m.message, nowMs: 10)
         }
-        #expect(Self.sends(client.onTick(nowMs: 109)).isEmpty, "not idle for the timeout yet")
-        let repair = Self.sends(client.onTick(nowMs: 110))
-        #expect(repair.map(\.to) == [Self.b])
+        // The last piece (63) is in, so the two missing are asked for after the reorder grace (25 ms).
+        #expect(Self.sends(client.onTick(nowMs: 34)).isEmpty, "within the reorder grace")
+        let gapRepair = Self.sends(client.onTick(nowMs: 35))
+        #expect(gapRepair.map(\.to) == [Self.b] && client.counters.gapRepairs == 1)
+        #expect(gapRepair.first?.message == .pieceRequest(root: root, segment: 0, wanted: (1 << 3) | (1 << 40)))
+        // B falls silent. Two round trips were measured: 0 ms for the manifest (it sets the
+        // estimate), 10 ms for the first piece (1/8 of it): 1 ms, so the repair timeout is
+        // 2 × 1 + 25 (the grace) = 27 ms.
+        #expect(client.repairTimeoutMs == 27)
+        #expect(Self.sends(client.onTick(nowMs: 61)).isEmpty, "not idle for the repair timeout yet")
+        let repair = Self.sends(client.onTick(nowMs: 62))
         #expect(repair.first?.message == .pieceRequest(root: root, segment: 0, wanted: (1 << 3) | (1 << 40)))
-        #expect(client.counters.requestTimeouts == 1)
-        // B falls silent: the second repair without progress moves the segment to A.
+        #expect(repair.map(\.to) == [Self.b] && client.counters.requestTimeouts == 1)
+        #expect(Self.sends(client.onTick(nowMs: 209)).map(\.to) == [Self.b], "repaired again, at B")
+        // No piece from B for 2 × 100 ms since the last (at 10): the segment moves to A, whole.
         let moved = Self.sends(client.onTick(nowMs: 210))
         #expect(moved.map(\.to) == [Self.a] && client.counters.sourceSwitches == 1)
         #expect(moved.first?.message == .pieceRequest(root: root, segment: 0, wanted: .max), "a new source fills the whole segment")
