@@ -17,8 +17,8 @@ import Sodium
 ///
 /// **Repair**: a source sends the pieces of one request in ascending order, so when the last piece
 /// asked for arrives with others missing, those are asked for again `reorderGraceMs` later (a gap
-/// repair). A request with no progress for the repair timeout (adaptive: twice the smoothed round
-/// trip plus the grace, at most `requestIdleTimeoutMs`; restarted by every piece and repair; it
+/// repair). A request with no progress for the repair timeout (adaptive: twice the larger of the
+/// smoothed round trip and piece gap, plus the grace, at most `requestIdleTimeoutMs`; restarted by every piece and repair; it
 /// catches a lost request or a lost last piece) asks its source again for the pieces still
 /// missing. A repeated request costs the source nothing while the first still waits in its queue
 /// (they merge). A source that sent no piece of a request for `switchAfterTimeouts` ×
@@ -47,6 +47,8 @@ public struct BulkTransfer: Sendable {
     /// Smoothed round trip of segment requests (first piece of a fresh request), 1/8 weight per sample.
     private var smoothedRoundTripMs: Int
     private var roundTripMeasured = false
+    /// Smoothed gap between consecutive pieces of one request, 1/8 weight per sample.
+    private var smoothedPieceGapMs = 0
     private var bucket: TokenBucket
     private var serveQueue: [ServeItem] = []
     private var serveCursor = 0
@@ -459,6 +461,11 @@ public struct BulkTransfer: Sendable {
             // request, whose pieces may answer either request).
             f.inFlight[k].sampled = true
             if nowMs >= f.inFlight[k].sentMs { sampleRoundTrip(nowMs - f.inFlight[k].sentMs) }
+        } else if nowMs >= f.inFlight[k].lastPieceMs {
+            // The gap between two pieces of one request: how long a busy source's round-robin
+            // over its queue takes to come back to this request.
+            let gap = Int(min(nowMs - f.inFlight[k].lastPieceMs, UInt64(config.requestIdleTimeoutMs)))
+            smoothedPieceGapMs = (7 * smoothedPieceGapMs + gap) / 8
         }
         f.inFlight[k].received |= bit
         if f.inFlight[k].asked & bit != 0 { f.inFlight[k].highestBit = max(f.inFlight[k].highestBit, index % BlobLayout.segmentPieces) }
@@ -495,11 +502,12 @@ public struct BulkTransfer: Sendable {
         roundTripMeasured = true
     }
 
-    /// The repair timeout of requests: twice the smoothed round trip (first piece of a
-    /// fresh request, which includes the source's queue) plus the reorder grace, within
-    /// reorder grace … `requestIdleTimeoutMs`. It starts at the idle timeout until measured.
+    /// The repair timeout of requests: twice the larger of the smoothed round trip (first piece
+    /// of a fresh request) and the smoothed gap between two pieces of one request (a busy source
+    /// serving many requests round-robin comes back to each only so often), plus the reorder
+    /// grace, at most `requestIdleTimeoutMs`. It starts at the idle timeout until measured.
     public var repairTimeoutMs: Int {
-        min(config.requestIdleTimeoutMs, max(config.reorderGraceMs, 2 * smoothedRoundTripMs + config.reorderGraceMs))
+        min(config.requestIdleTimeoutMs, 2 * max(smoothedRoundTripMs, smoothedPieceGapMs) + config.reorderGraceMs)
     }
 
     /// Repairs the requests of `f`: a gap repair when due; a request with no progress for the
