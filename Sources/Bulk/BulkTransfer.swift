@@ -584,7 +584,9 @@ public struct BulkTransfer: Sendable {
             return
         }
         if serveQueue.contains(item) { return }
-        guard serveQueue.count < Limits.bulk_serve_queue_count_max else {
+        guard serveQueue.count < Limits.bulk_serve_queue_count_max,
+            serveQueue.lazy.filter({ $0.to == item.to }).count < Limits.bulk_serve_queue_per_requester_count_max
+        else {
             counters.serveQueueDropped += 1
             return
         }

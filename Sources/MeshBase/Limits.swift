@@ -520,6 +520,10 @@ public enum Limits {
     /// and counted (its requester times out and asks again, or asks another source).
     public static let bulk_serve_queue_count_max = 256
 
+    /// Of those, requests from one requester: one member asking for many segments at once cannot
+    /// take the whole queue from the others.
+    public static let bulk_serve_queue_per_requester_count_max = 64
+
     /// The serve-side rate (bytes a second of bulk messages a node sends) and its burst: a few
     /// percent of a gigabit LAN, so that membership and agreement are never crowded out.
     public static let bulk_serve_rate_bytes_per_s_default = 8 * 1024 * 1024
@@ -680,8 +684,9 @@ public enum Limits {
                 && bulk_fetch_segments_in_flight_max <= bulk_outstanding_requests_max,
             "one fetch's window fits its segments in flight, and those the node's outstanding requests")
         relation(
-            bulk_serve_queue_count_max >= bulk_fetch_window_segments_max,
-            "a server queues at least one requester's whole window")
+            bulk_serve_queue_per_requester_count_max >= 2 * bulk_fetch_window_segments_max
+                && bulk_serve_queue_per_requester_count_max <= bulk_serve_queue_count_max / 4,
+            "a server queues two whole windows of one requester, and at least four requesters")
         relation(
             bulk_serve_burst_bytes_default >= bulk_message_bytes_max && bulk_serve_burst_bytes_default <= bulk_serve_burst_bytes_max
                 && bulk_serve_rate_bytes_per_s_default <= bulk_serve_rate_bytes_per_s_max,

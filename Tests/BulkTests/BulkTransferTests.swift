@@ -197,6 +197,14 @@ import Testing
         }
         #expect(server.serveQueueCount == Limits.bulk_serve_queue_count_max)
         #expect(server.counters.serveQueueDropped == 301 - Limits.bulk_serve_queue_count_max)
+        // One requester cannot take the whole queue: beyond its share its requests are dropped.
+        var fair = try BulkTransfer(selfKey: Self.a, config: config, nowMs: 0)
+        let many = try fair.offer(BulkNetwork.blob(seed: 11, length: 100 * Limits.bulk_segment_bytes))
+        for segment in 0..<100 { _ = fair.onMessage(from: Self.b, .pieceRequest(root: many, segment: segment, wanted: .max), nowMs: 0) }
+        #expect(fair.serveQueueCount == Limits.bulk_serve_queue_per_requester_count_max)
+        #expect(fair.counters.serveQueueDropped == 100 - Limits.bulk_serve_queue_per_requester_count_max)
+        _ = fair.onMessage(from: Self.c, .pieceRequest(root: many, segment: 0, wanted: .max), nowMs: 0)
+        #expect(fair.serveQueueCount == Limits.bulk_serve_queue_per_requester_count_max + 1, "another requester still gets in")
         // Requests for segments or pieces the blob lacks are counted, not served.
         var small = try BulkTransfer(selfKey: Self.a, nowMs: 0)
         let smallRoot = try small.offer([1, 2, 3])
