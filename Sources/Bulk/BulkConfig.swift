@@ -7,15 +7,19 @@ public struct BulkConfig: Sendable, Hashable {
     /// the burst its token bucket allows.
     public var serveRateBytesPerS = Limits.bulk_serve_rate_bytes_per_s_default
     public var serveBurstBytes = Limits.bulk_serve_burst_bytes_default
-    /// A request with no progress for this long is repaired (fixed, reset by every piece or part).
+    /// The cap (and the starting value) of the adaptive repair timeout, and the unit of silence
+    /// after which a source is left (`switchAfterTimeouts` of them).
     public var requestIdleTimeoutMs = Limits.bulk_request_idle_timeout_ms_default
-    /// Repairs without progress before a request moves to another source.
+    /// After the last piece a request asked for arrives, pieces still missing are asked for again
+    /// this much later (they may only be reordered behind it).
+    public var reorderGraceMs = Limits.bulk_reorder_grace_ms_default
+    /// Idle timeouts of silence (no piece of a request) before the request moves to another source.
     public var switchAfterTimeouts = Limits.bulk_switch_after_timeouts_default
     /// A source that said "don't have" (or went silent) rests this long for that blob.
     public var dontHaveRetryMs = Limits.bulk_dont_have_retry_ms_default
     /// A want without a deadline of its own fails this long after it was made.
     public var wantDeadlineMs = Limits.bulk_want_deadline_ms_default
-    /// Segment requests one fetch keeps outstanding.
+    /// One fetch's window, in segments' worth of expected pieces (× 64).
     public var windowSegments = Limits.bulk_fetch_window_segments_default
 
     public init() {}
@@ -36,6 +40,9 @@ public struct BulkConfig: Sendable, Hashable {
         check(
             (1...Limits.genesis_timing_ms_max).contains(requestIdleTimeoutMs),
             "request idle timeout \(requestIdleTimeoutMs) ms outside 1…\(Limits.genesis_timing_ms_max)")
+        check(
+            (0...requestIdleTimeoutMs).contains(reorderGraceMs),
+            "reorder grace \(reorderGraceMs) ms outside 0…\(requestIdleTimeoutMs) (the idle timeout)")
         check((1...1000).contains(switchAfterTimeouts), "switch after \(switchAfterTimeouts) timeouts outside 1…1000")
         check(
             (1...Limits.genesis_timing_ms_max).contains(dontHaveRetryMs),

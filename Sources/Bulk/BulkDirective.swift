@@ -69,6 +69,8 @@ public struct BulkCounters: Sendable, Hashable {
     public var manifestsBad = 0
     public var malformedPieces = 0
     public var requestTimeouts = 0
+    /// Repairs sent because the last piece asked for arrived with others missing.
+    public var gapRepairs = 0
     public var sourceSwitches = 0
     public var dontHaveReceived = 0
     public var blobsCompleted = 0

@@ -8,16 +8,22 @@ import Sodium
 ///
 /// **Fetching** is pulled by digest. A want first fetches the blob's manifest (its segment hashes,
 /// in parts of 32) from one source and checks it against the root; then it keeps a window of
-/// segment requests outstanding, each at one source chosen least-loaded (fewest requests of
+/// segment requests outstanding (`windowSegments` × 64 pieces still missing, in at most
+/// `Limits.bulk_fetch_segments_in_flight_max` segments), each at one source chosen least-loaded (fewest requests of
 /// this node outstanding there; ties in round-robin order). A segment is verified when its last
 /// piece arrives; a bad one is dropped, its source blamed and never asked again for that blob, and
 /// the segment asked of another source. Only the source a segment was asked of may fill it, so a
 /// blame always names the sender of the bad bytes.
 ///
-/// **Repair**: a request with no progress for `requestIdleTimeoutMs` (a fixed timeout, restarted
-/// by every piece that arrives for it) asks its source again for the pieces still missing. After
-/// `switchAfterTimeouts` such repairs in a row the source rests for `dontHaveRetryMs` and its
-/// requests move to another source, if there is one. A "don't have" rests a source the same way.
+/// **Repair**: a source sends the pieces of one request in ascending order, so when the last piece
+/// asked for arrives with others missing, those are asked for again `reorderGraceMs` later (a gap
+/// repair). A request with no progress for the repair timeout (adaptive: twice the larger of the
+/// smoothed round trip and piece gap, plus the grace, at most `requestIdleTimeoutMs`; restarted by every piece and repair; it
+/// catches a lost request or a lost last piece) asks its source again for the pieces still
+/// missing. A repeated request costs the source nothing while the first still waits in its queue
+/// (they merge). A source that sent no piece of a request for `switchAfterTimeouts` ×
+/// `requestIdleTimeoutMs` rests for `dontHaveRetryMs` and its requests move to another source,
+/// if there is one. A "don't have" rests a source the same way.
 /// A want fails at its deadline.
 ///
 /// **Serving**: requests for held blobs wait in a bounded queue, served round-robin one message
@@ -38,6 +44,11 @@ public struct BulkTransfer: Sendable {
     /// Requests of this node outstanding at each source, over all fetches.
     private var load: [PublicKey: Int] = [:]
     private var outstanding = 0
+    /// Smoothed round trip of segment requests (first piece of a fresh request), 1/8 weight per sample.
+    private var smoothedRoundTripMs: Int
+    private var roundTripMeasured = false
+    /// Smoothed gap between consecutive pieces of one request, 1/8 weight per sample.
+    private var smoothedPieceGapMs = 0
     private var bucket: TokenBucket
     private var serveQueue: [ServeItem] = []
     private var serveCursor = 0
@@ -63,6 +74,7 @@ public struct BulkTransfer: Sendable {
         guard problems.isEmpty else { throw ConfigError(problems: problems) }
         self.selfKey = selfKey
         self.config = config
+        smoothedRoundTripMs = config.requestIdleTimeoutMs
         bucket = TokenBucket(ratePerS: config.serveRateBytesPerS, burstCount: config.serveBurstBytes, nowMs: nowMs)
     }
 
@@ -298,7 +310,7 @@ public struct BulkTransfer: Sendable {
             guard outstanding < Limits.bulk_outstanding_requests_max, let s = chooseSource(&f, nowMs: nowMs) else { return }
             f.manifestSource = s
             f.manifestProgressMs = nowMs
-            f.manifestRepairs = 0
+            f.manifestLastPartMs = nowMs
             addLoad(f.sources[s].key)
         }
         let key = f.sources[f.manifestSource!].key
@@ -306,15 +318,21 @@ public struct BulkTransfer: Sendable {
             // The first part tells the length, and so how many parts follow.
             if !f.firstPartAsked {
                 f.firstPartAsked = true
+                f.manifestSampleSentMs = f.firstPartSampleable ? nowMs : nil
+                f.firstPartSampleable = false
                 send(key, .manifestRequest(root: f.root, firstSegment: 0, count: Limits.bulk_manifest_part_hashes_max), out: &out)
             }
             return
         }
-        var asking = f.partsAsked.indices.filter { f.partsAsked[$0] && !f.partsReceived[$0] }.count
-        for part in 0..<layout.manifestPartCount where asking < config.windowSegments {
+        // Every missing part at once: at most 32 small messages for the largest blob. The first
+        // batch (asked as soon as part 0 told the length) gives a round-trip sample.
+        if f.freshPartsBatch {
+            f.freshPartsBatch = false
+            f.manifestSampleSentMs = nowMs
+        }
+        for part in 0..<layout.manifestPartCount {
             guard !f.partsAsked[part], !f.partsReceived[part] else { continue }
             f.partsAsked[part] = true
-            asking += 1
             let range = layout.manifestPartRange(part)
             send(key, .manifestRequest(root: f.root, firstSegment: range.lowerBound, count: range.count), out: &out)
         }
@@ -334,6 +352,7 @@ public struct BulkTransfer: Sendable {
             layout = known
         } else {
             guard let l = BlobLayout(length: length) else { return blame(&f, source: m, .inconsistentManifestPart, out: &out) }
+            f.freshPartsBatch = true
             layout = l
             f.manifestLayout = l
             f.hashes = Array(repeating: nil, count: l.segmentCount)
@@ -354,9 +373,13 @@ public struct BulkTransfer: Sendable {
             return
         }
         f.partsReceived[part] = true
+        if let sent = f.manifestSampleSentMs, nowMs >= sent {
+            sampleRoundTrip(nowMs - sent)
+            f.manifestSampleSentMs = nil
+        }
         for (i, h) in hashes.enumerated() { f.hashes[first + i] = h }
         f.manifestProgressMs = nowMs
-        f.manifestRepairs = 0
+        f.manifestLastPartMs = nowMs
         guard f.partsReceived.allSatisfy({ $0 }) else { return }
         guard layout.root(segmentHashes: f.hashes.map { $0! }) == f.root else {
             counters.manifestsBad += 1
@@ -382,13 +405,19 @@ public struct BulkTransfer: Sendable {
 
     private mutating func fillSegments(_ f: inout Fetch, nowMs: UInt64, out: inout [BulkDirective]) {
         guard let layout = f.layout else { return }
-        while f.inFlight.count < config.windowSegments, outstanding < Limits.bulk_outstanding_requests_max,
-            let segment = f.pending.last
+        // The window counts pieces still expected, not segments: a piece passed by a later one of
+        // the same request was lost, and a segment waiting for the repair of a few lost pieces
+        // leaves room for the next, so the sources stay busy under loss.
+        let windowPieces = config.windowSegments * BlobLayout.segmentPieces
+        var missing = f.inFlight.reduce(0) { $0 + $1.expected }
+        while missing < windowPieces, f.inFlight.count < Limits.bulk_fetch_segments_in_flight_max,
+            outstanding < Limits.bulk_outstanding_requests_max, let segment = f.pending.last
         {
             guard let s = chooseSource(&f, nowMs: nowMs) else { return }
             f.pending.removeLast()
             guard !f.verified[segment] else { continue }
-            f.inFlight.append(SegmentRequest(segment: segment, source: s, received: 0, progressMs: nowMs, repairs: 0))
+            f.inFlight.append(SegmentRequest(segment: segment, source: s, asked: layout.segmentMask(segment), sentMs: nowMs))
+            missing += layout.piecesInSegment(segment)
             addLoad(f.sources[s].key)
             send(f.sources[s].key, .pieceRequest(root: f.root, segment: segment, wanted: layout.segmentMask(segment)), out: &out)
         }
@@ -427,10 +456,31 @@ public struct BulkTransfer: Sendable {
             }
         }
         counters.piecesAccepted += 1
+        if !f.inFlight[k].sampled {
+            // The first piece of a fresh request: a round-trip sample (never from a repaired
+            // request, whose pieces may answer either request).
+            f.inFlight[k].sampled = true
+            if nowMs >= f.inFlight[k].sentMs { sampleRoundTrip(nowMs - f.inFlight[k].sentMs) }
+        } else if nowMs >= f.inFlight[k].lastPieceMs {
+            // The gap between two pieces of one request: how long a busy source's round-robin
+            // over its queue takes to come back to this request.
+            let gap = Int(min(nowMs - f.inFlight[k].lastPieceMs, UInt64(config.requestIdleTimeoutMs)))
+            smoothedPieceGapMs = (7 * smoothedPieceGapMs + gap) / 8
+        }
         f.inFlight[k].received |= bit
+        if f.inFlight[k].asked & bit != 0 { f.inFlight[k].highestBit = max(f.inFlight[k].highestBit, index % BlobLayout.segmentPieces) }
         f.inFlight[k].progressMs = nowMs
-        f.inFlight[k].repairs = 0
-        guard f.inFlight[k].received == layout.segmentMask(segment) else { return }
+        f.inFlight[k].lastPieceMs = nowMs
+        guard f.inFlight[k].received == layout.segmentMask(segment) else {
+            // A source sends the pieces of one request in ascending order: once the last one asked
+            // for is here, the ones still missing were lost (or are a little late). They are asked
+            // for again after the reorder grace, rather than after the idle timeout.
+            let asked = f.inFlight[k].asked
+            if asked & bit != 0, asked >> UInt64(index % BlobLayout.segmentPieces) == 1 {
+                f.inFlight[k].gapRepairAtMs = nowMs &+ UInt64(config.reorderGraceMs)
+            }
+            return
+        }
         let segmentRange = layout.segmentRange(segment)
         let hash = f.buffer.withUnsafeBytes { BlobLayout.segmentHash(UnsafeRawBufferPointer(rebasing: $0[segmentRange])) }
         if hash == f.hashes[segment]! {
@@ -445,43 +495,76 @@ public struct BulkTransfer: Sendable {
         }
     }
 
-    /// Repairs every request of `f` idle for the timeout: asks again for what is missing, or after
-    /// `switchAfterTimeouts` repairs in a row rests the source so its requests move elsewhere.
+    /// A round trip measured: the first sets the estimate, later ones move it by 1/8.
+    private mutating func sampleRoundTrip(_ ms: UInt64) {
+        let sample = Int(min(ms, UInt64(config.requestIdleTimeoutMs)))
+        smoothedRoundTripMs = roundTripMeasured ? (7 * smoothedRoundTripMs + sample) / 8 : sample
+        roundTripMeasured = true
+    }
+
+    /// The repair timeout of requests: twice the larger of the smoothed round trip (first piece
+    /// of a fresh request) and the smoothed gap between two pieces of one request (a busy source
+    /// serving many requests round-robin comes back to each only so often), plus the reorder
+    /// grace, at most `requestIdleTimeoutMs`. It starts at the idle timeout until measured.
+    public var repairTimeoutMs: Int {
+        min(config.requestIdleTimeoutMs, 2 * max(smoothedRoundTripMs, smoothedPieceGapMs) + config.reorderGraceMs)
+    }
+
+    /// Repairs the requests of `f`: a gap repair when due; a request with no progress for the
+    /// repair timeout asks again for what is missing; a source that sent no piece of a request for
+    /// `switchAfterTimeouts` × the idle timeout rests, so its requests move elsewhere.
     private mutating func repairIdle(_ f: inout Fetch, nowMs: UInt64, out: inout [BulkDirective]) {
         let timeout = UInt64(config.requestIdleTimeoutMs)
-        let usable = f.sources.indices.filter { !f.sources[$0].excluded && f.sources[$0].restUntilMs <= nowMs }
+        let repairTimeout = UInt64(repairTimeoutMs)
+        let silence = UInt64(config.switchAfterTimeouts) * timeout
+        func usableOther(_ f: Fetch, than s: Int) -> Bool {
+            f.sources.indices.contains { $0 != s && !f.sources[$0].excluded && f.sources[$0].restUntilMs <= nowMs }
+        }
         if let layout = f.layout {
             var k = 0
             while k < f.inFlight.count {
                 let r = f.inFlight[k]
-                guard nowMs &- r.progressMs >= timeout, nowMs >= r.progressMs else {
+                let missing = layout.segmentMask(r.segment) & ~r.received
+                if r.gapRepairAtMs <= nowMs {
+                    // The source finished the request with pieces missing: ask for them again.
+                    counters.gapRepairs += 1
+                    f.inFlight[k].gapRepairAtMs = .max
+                    f.inFlight[k].asked = missing
+                    f.inFlight[k].highestBit = -1
+                    f.inFlight[k].progressMs = nowMs
+                    send(f.sources[r.source].key, .pieceRequest(root: f.root, segment: r.segment, wanted: missing), out: &out)
                     k += 1
                     continue
                 }
-                counters.requestTimeouts += 1
-                if r.repairs + 1 >= config.switchAfterTimeouts, usable.contains(where: { $0 != r.source }) {
+                if nowMs >= r.lastPieceMs, nowMs - r.lastPieceMs >= silence, usableOther(f, than: r.source) {
                     counters.sourceSwitches += 1
-                    // Removes every request at that source; the ones before k were just repaired (not
-                    // idle any more), so the scan starts over.
+                    // Removes every request at that source; the ones before k are not due again
+                    // (just repaired or not idle), so the scan starts over.
                     rest(&f, source: r.source, nowMs: nowMs)
                     k = 0
                     continue
                 }
-                f.inFlight[k].repairs += 1
+                guard nowMs &- r.progressMs >= repairTimeout, nowMs >= r.progressMs else {
+                    k += 1
+                    continue
+                }
+                counters.requestTimeouts += 1
                 f.inFlight[k].progressMs = nowMs
-                let missing = layout.segmentMask(r.segment) & ~r.received
+                f.inFlight[k].asked = missing
+                f.inFlight[k].highestBit = -1
                 send(f.sources[r.source].key, .pieceRequest(root: f.root, segment: r.segment, wanted: missing), out: &out)
                 k += 1
             }
-        } else if let m = f.manifestSource, nowMs >= f.manifestProgressMs, nowMs - f.manifestProgressMs >= timeout {
-            counters.requestTimeouts += 1
-            if f.manifestRepairs + 1 >= config.switchAfterTimeouts, usable.contains(where: { $0 != m }) {
+        } else if let m = f.manifestSource {
+            if nowMs >= f.manifestLastPartMs, nowMs - f.manifestLastPartMs >= silence, usableOther(f, than: m) {
                 counters.sourceSwitches += 1
                 rest(&f, source: m, nowMs: nowMs)
                 return
             }
-            f.manifestRepairs += 1
+            guard nowMs >= f.manifestProgressMs, nowMs - f.manifestProgressMs >= repairTimeout else { return }
+            counters.requestTimeouts += 1
             f.manifestProgressMs = nowMs
+            f.manifestSampleSentMs = nil
             // Ask again for every part still missing (fillManifest sends them).
             f.firstPartAsked = false
             for i in f.partsAsked.indices where !f.partsReceived[i] { f.partsAsked[i] = false }
@@ -501,7 +584,9 @@ public struct BulkTransfer: Sendable {
             return
         }
         if serveQueue.contains(item) { return }
-        guard serveQueue.count < Limits.bulk_serve_queue_count_max else {
+        guard serveQueue.count < Limits.bulk_serve_queue_count_max,
+            serveQueue.lazy.filter({ $0.to == item.to }).count < Limits.bulk_serve_queue_per_requester_count_max
+        else {
             counters.serveQueueDropped += 1
             return
         }
@@ -584,9 +669,37 @@ private struct Source: Sendable {
 private struct SegmentRequest: Sendable {
     var segment: Int
     var source: Int
-    var received: UInt64
+    /// The pieces the latest request (first or repair) asked for.
+    var asked: UInt64
+    var received: UInt64 = 0
+    /// When the request was first sent (for the round-trip sample).
+    var sentMs: UInt64
+    /// The last time a piece arrived or the request was (re)sent.
     var progressMs: UInt64
-    var repairs: Int
+    /// The last time a piece arrived (the request's sending at first).
+    var lastPieceMs: UInt64
+    /// Whether the round trip was sampled (the first piece of the fresh request).
+    var sampled = false
+    /// When the missing pieces are asked for again because the last one asked for has arrived.
+    var gapRepairAtMs: UInt64 = .max
+    /// The highest piece (bit) of the latest ask that arrived, -1 for none.
+    var highestBit = -1
+
+    /// Pieces of the latest ask still on their way: not received, and not passed by a later
+    /// piece of the same ask (a source sends an ask's pieces in ascending order, so those were lost).
+    var expected: Int {
+        let passed: UInt64 = highestBit < 0 ? 0 : (highestBit >= 63 ? .max : (UInt64(1) << UInt64(highestBit + 1)) - 1)
+        return (asked & ~received & ~passed).nonzeroBitCount
+    }
+
+    init(segment: Int, source: Int, asked: UInt64, sentMs: UInt64) {
+        self.segment = segment
+        self.source = source
+        self.asked = asked
+        self.sentMs = sentMs
+        progressMs = sentMs
+        lastPieceMs = sentMs
+    }
 }
 
 private struct Fetch: Sendable {
@@ -602,8 +715,15 @@ private struct Fetch: Sendable {
     var partsAsked: [Bool] = []
     var partsReceived: [Bool] = []
     var hashes: [Digest32?] = []
+    /// The last time a part arrived or parts were (re)asked for.
     var manifestProgressMs: UInt64 = 0
-    var manifestRepairs = 0
+    /// The last time a part arrived (the source's choice at first).
+    var manifestLastPartMs: UInt64 = 0
+    /// When a fresh ask for parts was sent (part 0 the first time, then the first batch of the
+    /// others): the next part to arrive is a round-trip sample. nil once parts were asked again.
+    var manifestSampleSentMs: UInt64?
+    var firstPartSampleable = true
+    var freshPartsBatch = false
     var failedForRoom = false
 
     // Segment phase.
@@ -636,7 +756,6 @@ private struct Fetch: Sendable {
         partsAsked = []
         partsReceived = []
         hashes = []
-        manifestRepairs = 0
     }
 }
 

@@ -533,15 +533,23 @@ public enum Limits {
     /// Sources one fetch may name (every member at most).
     public static let bulk_sources_count_max = members_count_max
 
-    /// Segment requests one fetch keeps outstanding at most (its window).
+    /// One fetch's window, in segments' worth of pieces still missing (a config may not set more).
     public static let bulk_fetch_window_segments_max = 16
 
+    /// Segments one fetch has asked for and not yet verified: the window counts missing pieces,
+    /// so segments waiting for a few repaired pieces let others start, up to this many.
+    public static let bulk_fetch_segments_in_flight_max = 8 * bulk_fetch_window_segments_max
+
     /// Segment and manifest requests outstanding over all fetches of one node.
-    public static let bulk_outstanding_requests_max = 128
+    public static let bulk_outstanding_requests_max = 256
 
     /// Requests a node has accepted to serve and not yet served; beyond this a new one is dropped
     /// and counted (its requester times out and asks again, or asks another source).
     public static let bulk_serve_queue_count_max = 256
+
+    /// Of those, requests from one requester: one member asking for many segments at once cannot
+    /// take the whole queue from the others.
+    public static let bulk_serve_queue_per_requester_count_max = 64
 
     /// The serve-side rate (bytes a second of bulk messages a node sends) and its burst: a few
     /// percent of a gigabit LAN, so that membership and agreement are never crowded out.
@@ -551,16 +559,22 @@ public enum Limits {
     public static let bulk_serve_rate_bytes_per_s_max = 1 << 40
     public static let bulk_serve_burst_bytes_max = 1 << 30
 
-    /// A segment or manifest request with no progress (no piece, no part) for this long is
-    /// repaired: its still-missing pieces are asked for again.
+    /// The longest a request waits without progress (no piece, no part) before its missing pieces
+    /// are asked for again (the adaptive repair timeout, 2 × round trip + grace, is capped here
+    /// and starts here), and the unit of silence after which a source is left.
     public static let bulk_request_idle_timeout_ms_default = 250
-    /// Repairs without progress after which a request moves to another source (when there is one).
+    /// Pieces still missing when the last piece of a request arrives are asked for again this much
+    /// later: longer than a LAN (or the simulator's 1–20 ms delays) reorders datagrams.
+    public static let bulk_reorder_grace_ms_default = 25
+    /// A source that sent nothing for a request for this many idle timeouts is left for another
+    /// (when there is one).
     public static let bulk_switch_after_timeouts_default = 3
     /// A source that said "don't have" is not asked again for that blob for this long.
     public static let bulk_dont_have_retry_ms_default = 1_000
     /// A want with no deadline of its own fails this long after it was made.
     public static let bulk_want_deadline_ms_default = 120_000
-    /// Segment requests one fetch keeps outstanding by default.
+    /// One fetch's window by default, in segments' worth of expected pieces (8 × 64 = 512 pieces,
+    /// about 60 ms at the default serve rate: several LAN round trips).
     public static let bulk_fetch_window_segments_default = 8
 
     // MARK: Relations
@@ -703,11 +717,13 @@ public enum Limits {
         relation(bulk_sources_count_max <= members_count_max, "sources are members")
         relation(
             bulk_fetch_window_segments_default >= 1 && bulk_fetch_window_segments_default <= bulk_fetch_window_segments_max
-                && bulk_fetch_window_segments_max <= bulk_outstanding_requests_max,
-            "one fetch's window fits the node's outstanding requests")
+                && bulk_fetch_window_segments_max <= bulk_fetch_segments_in_flight_max
+                && bulk_fetch_segments_in_flight_max <= bulk_outstanding_requests_max,
+            "one fetch's window fits its segments in flight, and those the node's outstanding requests")
         relation(
-            bulk_serve_queue_count_max >= bulk_fetch_window_segments_max,
-            "a server queues at least one requester's whole window")
+            bulk_serve_queue_per_requester_count_max >= 2 * bulk_fetch_window_segments_max
+                && bulk_serve_queue_per_requester_count_max <= bulk_serve_queue_count_max / 4,
+            "a server queues two whole windows of one requester, and at least four requesters")
         relation(
             bulk_serve_burst_bytes_default >= bulk_message_bytes_max && bulk_serve_burst_bytes_default <= bulk_serve_burst_bytes_max
                 && bulk_serve_rate_bytes_per_s_default <= bulk_serve_rate_bytes_per_s_max,
@@ -717,7 +733,8 @@ public enum Limits {
             "the serve bucket counts bytes in thousandths")
         relation(
             bulk_request_idle_timeout_ms_default >= 1 && bulk_switch_after_timeouts_default >= 1
-                && bulk_dont_have_retry_ms_default >= 1 && bulk_want_deadline_ms_default > bulk_request_idle_timeout_ms_default,
+                && bulk_dont_have_retry_ms_default >= 1 && bulk_want_deadline_ms_default > bulk_request_idle_timeout_ms_default
+                && bulk_reorder_grace_ms_default <= bulk_request_idle_timeout_ms_default,
             "bulk timings are positive and a want outlives a repair")
         return violated
     }

@@ -132,7 +132,8 @@ import Testing
         #expect(Limits.bulk_held_bytes_max >= 2 * Limits.bulk_blob_bytes_max)
         #expect(Limits.bulk_fetches_count_max <= Limits.bulk_blobs_held_max)
         #expect(Limits.bulk_fetch_window_segments_max <= Limits.bulk_outstanding_requests_max)
-        #expect(Limits.bulk_serve_queue_count_max >= Limits.bulk_fetch_window_segments_max)
+        #expect(Limits.bulk_serve_queue_per_requester_count_max >= 2 * Limits.bulk_fetch_window_segments_max)
+        #expect(Limits.bulk_serve_queue_per_requester_count_max * 4 <= Limits.bulk_serve_queue_count_max)
         #expect(Limits.bulk_serve_burst_bytes_default >= Limits.bulk_message_bytes_max)
     }
 

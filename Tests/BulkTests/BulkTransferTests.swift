@@ -153,12 +153,21 @@ import Testing
             guard case let .piece(_, index, _) = m.message, index != 3, index != 40 else { continue }
             _ = client.onMessage(from: Self.b, m.message, nowMs: 10)
         }
-        #expect(Self.sends(client.onTick(nowMs: 109)).isEmpty, "not idle for the timeout yet")
-        let repair = Self.sends(client.onTick(nowMs: 110))
-        #expect(repair.map(\.to) == [Self.b])
+        // The last piece (63) is in, so the two missing are asked for after the reorder grace (25 ms).
+        #expect(Self.sends(client.onTick(nowMs: 34)).isEmpty, "within the reorder grace")
+        let gapRepair = Self.sends(client.onTick(nowMs: 35))
+        #expect(gapRepair.map(\.to) == [Self.b] && client.counters.gapRepairs == 1)
+        #expect(gapRepair.first?.message == .pieceRequest(root: root, segment: 0, wanted: (1 << 3) | (1 << 40)))
+        // B falls silent. Two round trips were measured: 0 ms for the manifest (it sets the
+        // estimate), 10 ms for the first piece (1/8 of it): 1 ms, so the repair timeout is
+        // 2 × 1 + 25 (the grace) = 27 ms.
+        #expect(client.repairTimeoutMs == 27)
+        #expect(Self.sends(client.onTick(nowMs: 61)).isEmpty, "not idle for the repair timeout yet")
+        let repair = Self.sends(client.onTick(nowMs: 62))
         #expect(repair.first?.message == .pieceRequest(root: root, segment: 0, wanted: (1 << 3) | (1 << 40)))
-        #expect(client.counters.requestTimeouts == 1)
-        // B falls silent: the second repair without progress moves the segment to A.
+        #expect(repair.map(\.to) == [Self.b] && client.counters.requestTimeouts == 1)
+        #expect(Self.sends(client.onTick(nowMs: 209)).map(\.to) == [Self.b], "repaired again, at B")
+        // No piece from B for 2 × 100 ms since the last (at 10): the segment moves to A, whole.
         let moved = Self.sends(client.onTick(nowMs: 210))
         #expect(moved.map(\.to) == [Self.a] && client.counters.sourceSwitches == 1)
         #expect(moved.first?.message == .pieceRequest(root: root, segment: 0, wanted: .max), "a new source fills the whole segment")
@@ -188,6 +197,14 @@ import Testing
         }
         #expect(server.serveQueueCount == Limits.bulk_serve_queue_count_max)
         #expect(server.counters.serveQueueDropped == 301 - Limits.bulk_serve_queue_count_max)
+        // One requester cannot take the whole queue: beyond its share its requests are dropped.
+        var fair = try BulkTransfer(selfKey: Self.a, config: config, nowMs: 0)
+        let many = try fair.offer(BulkNetwork.blob(seed: 11, length: 100 * Limits.bulk_segment_bytes))
+        for segment in 0..<100 { _ = fair.onMessage(from: Self.b, .pieceRequest(root: many, segment: segment, wanted: .max), nowMs: 0) }
+        #expect(fair.serveQueueCount == Limits.bulk_serve_queue_per_requester_count_max)
+        #expect(fair.counters.serveQueueDropped == 100 - Limits.bulk_serve_queue_per_requester_count_max)
+        _ = fair.onMessage(from: Self.c, .pieceRequest(root: many, segment: 0, wanted: .max), nowMs: 0)
+        #expect(fair.serveQueueCount == Limits.bulk_serve_queue_per_requester_count_max + 1, "another requester still gets in")
         // Requests for segments or pieces the blob lacks are counted, not served.
         var small = try BulkTransfer(selfKey: Self.a, nowMs: 0)
         let smallRoot = try small.offer([1, 2, 3])
@@ -243,4 +260,61 @@ import Testing
         _ = nodes[Self.b]!.drop(root)
         #expect(nodes[Self.b]!.heldBytes == 0)
     }
+
+    /// A seeded storm of messages that decode but make no sense (random roots, segments, pieces,
+    /// manifest parts, don't-haves, from any member) into a server and a fetching client: nothing
+    /// traps, every bound holds, and the client's want ends (completed or failed) by its deadline.
+    @Test func nonsenseMessagesNeverTrapTheStateMachine() throws {
+        var g = SeededGenerator(seed: 2027)
+        let blob = BulkNetwork.blob(seed: 12, length: 3 * Limits.bulk_segment_bytes + 100)
+        let other = try #require(BulkManifest(blob: BulkNetwork.blob(seed: 13, length: 70_000)))
+        var server = try BulkTransfer(selfKey: Self.a, nowMs: 0)
+        var client = try BulkTransfer(selfKey: Self.c, nowMs: 0)
+        let root = try server.offer(blob)
+        var ended: [BulkDirective] = []
+        ended += client.want(root: root, sources: [Self.a, Self.b], nowMs: 0, deadlineMs: 30_000).filter { !Self.isSend($0) }
+        let roots = [root, other.root, Digest32(storage: [UInt8](repeating: 3, count: 32))]
+        let keys = [Self.a, Self.b, Self.c]
+        func pick<T>(_ xs: [T]) -> T { xs[Int(g.next() % UInt64(xs.count))] }
+        var decoded = 0
+        for step in 0..<40_000 {
+            let now = UInt64(step)
+            let r = pick(roots)
+            let length = Int(g.next() % 300_000) + 1
+            let segment = Int(g.next() % 8)
+            let candidate: BulkMessage
+            switch g.next() % 5 {
+            case 0: candidate = .manifestRequest(root: r, firstSegment: Int(g.next() % 40), count: Int(g.next() % 32) + 1)
+            case 1:
+                let hashes = (0..<Int(g.next() % 5) + 1).map { _ in
+                    pick(other.segmentHashes + [Digest32(storage: [UInt8](repeating: 7, count: 32))])
+                }
+                candidate = .manifestPart(root: r, length: length, firstSegment: Int(g.next() % 6), hashes: hashes)
+            case 2: candidate = .pieceRequest(root: r, segment: segment, wanted: g.next() | 1)
+            case 3:
+                let index = Int(g.next() % 300)
+                let count = g.next() % 4 == 0 ? Int(g.next() % 1024) + 1 : BlobLayout(length: blob.count)!.pieceRange(min(index, 192)).count
+                candidate = .piece(root: r, index: index, bytes: (0..<count).map { _ in UInt8(truncatingIfNeeded: g.next()) })
+            default: candidate = .dontHave(root: r)
+            }
+            // Only what the decoder accepts reaches a state machine (the shell decodes first).
+            guard let m = try? BulkMessage.decode(candidate.encoded()) else { continue }
+            decoded += 1
+            _ = server.onMessage(from: pick(keys), m, nowMs: now)
+            ended += client.onMessage(from: pick(keys), m, nowMs: now).filter { !Self.isSend($0) }
+            if step % 10 == 0 {
+                _ = server.onTick(nowMs: now)
+                ended += client.onTick(nowMs: now).filter { !Self.isSend($0) }
+            }
+            #expect(
+                server.serveQueueCount <= Limits.bulk_serve_queue_count_max && client.serveQueueCount <= Limits.bulk_serve_queue_count_max)
+            #expect(client.heldBytes <= Limits.bulk_held_bytes_max && server.heldBytes == blob.count)
+        }
+        #expect(decoded > 10_000)
+        let ends = ended.filter { if case .blamed = $0 { false } else { true } }
+        #expect(ends.count == 1 && !client.isFetching(root), "the want ended once: \(ends.map { "\($0)".prefix(60) })")
+        if case let .completed(_, bytes) = ends.first { #expect(bytes == blob, "a completed blob is the right blob") }
+    }
+
+    static func isSend(_ d: BulkDirective) -> Bool { if case .send = d { true } else { false } }
 }
