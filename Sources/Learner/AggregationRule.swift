@@ -19,6 +19,19 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
     /// norms is scaled down to that median, then FedAvg. An outlier keeps its direction and its
     /// weight but not its size.
     case normClip
+    /// Centered clipping around the previous round's aggregate update, `iterations` steps, τ the
+    /// median distance (see `Aggregation.centeredClip`). Unweighted.
+    case centeredClip(iterations: Int)
+    /// Multi-Krum tolerating `excluded` Byzantine contributors: the n − f updates nearest their
+    /// neighbours, FedAvg over them (see `Aggregation.multiKrum`). Needs f + 3 contributions.
+    case multiKrum(excluded: Int)
+    /// The geometric median by `iterations` smoothed Weiszfeld steps from the coordinate-wise
+    /// median (RFA; see `Aggregation.geometricMedian`). Unweighted.
+    case geometricMedian(iterations: Int)
+
+    /// Iterations of `cclip` and `geomed` when the rule names none.
+    public static let centeredClipIterationsDefault = 3
+    public static let geometricMedianIterationsDefault = 8
 
     public var description: String {
         switch self {
@@ -26,24 +39,46 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
         case let .trimmedMean(trim): return "trimmed:\(trim)"
         case .median: return "median"
         case .normClip: return "normclip"
+        case let .centeredClip(l): return "cclip:\(l)"
+        case let .multiKrum(f): return "krum:\(f)"
+        case let .geometricMedian(t): return "geomed:\(t)"
         }
     }
 
-    /// Parses `fedavg`, `trimmed:B`, `median` or `normclip`.
+    /// Parses `fedavg`, `trimmed:B`, `median`, `normclip`, `cclip[:L]`, `krum:F` or `geomed[:T]`.
     public init(parsing text: String) throws(AggregationError) {
+        let expected = "expected fedavg, trimmed:B, median, normclip, cclip[:L], krum:F or geomed[:T]"
         switch text {
         case "fedavg": self = .fedAvg
         case "median": self = .median
         case "normclip": self = .normClip
+        case "cclip": self = .centeredClip(iterations: Self.centeredClipIterationsDefault)
+        case "geomed": self = .geometricMedian(iterations: Self.geometricMedianIterationsDefault)
         default:
             let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2, parts[0] == "trimmed" else {
-                throw AggregationError("rule \"\(text)\": expected fedavg, trimmed:B, median or normclip")
+            guard parts.count == 2 else { throw AggregationError("rule \"\(text)\": \(expected)") }
+            let count = Int(parts[1])
+            switch parts[0] {
+            case "trimmed":
+                guard let b = count, b >= 1, b < Limits.aggregation_contributions_count_max / 2 else {
+                    throw AggregationError(
+                        "rule \"\(text)\": B must be an integer in 1…\(Limits.aggregation_contributions_count_max / 2 - 1)")
+                }
+                self = .trimmedMean(trim: b)
+            case "krum":
+                guard let f = count, f >= 1, f < Limits.aggregation_contributions_count_max / 2 else {
+                    throw AggregationError(
+                        "rule \"\(text)\": F must be an integer in 1…\(Limits.aggregation_contributions_count_max / 2 - 1)")
+                }
+                self = .multiKrum(excluded: f)
+            case "cclip", "geomed":
+                guard let l = count, (1...Limits.aggregation_iterations_max).contains(l) else {
+                    throw AggregationError("rule \"\(text)\": the iterations must be an integer in 1…\(Limits.aggregation_iterations_max)")
+                }
+                self = parts[0] == "cclip" ? .centeredClip(iterations: l) : .geometricMedian(iterations: l)
+            default:
+                throw AggregationError("rule \"\(text)\": \(expected)")
             }
-            guard let b = Int(parts[1]), b >= 1, b < Limits.aggregation_contributions_count_max / 2 else {
-                throw AggregationError("rule \"\(text)\": B must be an integer in 1…\(Limits.aggregation_contributions_count_max / 2 - 1)")
-            }
-            self = .trimmedMean(trim: b)
         }
     }
 
@@ -51,6 +86,7 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
     public var contributionsMin: Int {
         switch self {
         case let .trimmedMean(trim): return 2 * trim + 1
+        case let .multiKrum(excluded): return excluded + 3
         default: return 1
         }
     }
