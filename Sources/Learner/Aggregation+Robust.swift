@@ -23,7 +23,7 @@ extension Aggregation {
         for _ in 0..<iterations {
             let distances = ordered.map { distance($0.update, v) }
             let tau = median(of: distances.sorted()[...])
-            guard tau > 0 else { break }  // more than half the updates sit on v: it stays
+            guard tau > 0 else { break } // more than half the updates sit on v: it stays
             for j in 0..<length { step[j] = 0 }
             step.withUnsafeMutableBufferPointer { acc in
                 v.withUnsafeBufferPointer { center in

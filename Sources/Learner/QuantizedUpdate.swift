@@ -26,7 +26,8 @@ public struct QuantizedUpdate: Sendable, Equatable {
     /// positive and sum to the update's length, and every value finite (the caller's own update).
     public init(quantizing update: [Float], tensorSizes: [Int]) {
         precondition(tensorSizes.allSatisfy { $0 >= 1 }, "a tensor of no values")
-        precondition(tensorSizes.reduce(0, +) == update.count, "tensors of \(tensorSizes.reduce(0, +)) values for an update of \(update.count)")
+        precondition(
+            tensorSizes.reduce(0, +) == update.count, "tensors of \(tensorSizes.reduce(0, +)) values for an update of \(update.count)")
         var scales = [Float]()
         var values = [Int8](repeating: 0, count: update.count)
         var start = 0
@@ -98,7 +99,8 @@ public struct QuantizedUpdate: Sendable, Equatable {
         var values = [Int8](repeating: 0, count: tensorSizes.reduce(0, +))
         var offset = 0, start = 0
         for (t, size) in tensorSizes.enumerated() {
-            let bits = UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(bytes[offset + 3]) << 24
+            let bits =
+                UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(bytes[offset + 3]) << 24
             let scale = Float(bitPattern: bits)
             guard scale.isFinite, scale >= 0, bits != (Float(-0.0)).bitPattern else {
                 throw QuantizationError("tensor \(t): scale \(scale) (bits \(String(bits, radix: 16))), expected finite and ≥ +0")

@@ -137,7 +137,9 @@ import Testing
         refused([contribution(1, 1, [1]), contribution(2, 1, [2]), contribution(3, 1, [2])], "at least 4", rule: .multiKrum(excluded: 1))
         do {
             let two = [contribution(1, 1, [1, 2]), contribution(2, 1, [2, 3])]
-            for (reference, word): ([Float], String) in [([1], "reference of 1"), ([0, .nan], "non-finite"), ([.infinity, 0], "non-finite")] {
+            for (reference, word): ([Float], String) in [
+                ([1], "reference of 1"), ([0, .nan], "non-finite"), ([.infinity, 0], "non-finite"),
+            ] {
                 do {
                     _ = try Aggregation.aggregate(two, rule: .centeredClip(iterations: 1), reference: reference)
                     Issue.record("accepted the reference \(reference)")
@@ -153,7 +155,9 @@ import Testing
     }
 
     @Test func rulesParseAndPrintCanonically() throws {
-        for text in ["fedavg", "trimmed:1", "trimmed:3", "median", "normclip", "cclip:1", "cclip:100", "krum:1", "krum:2", "geomed:1", "geomed:100"] {
+        for text in [
+            "fedavg", "trimmed:1", "trimmed:3", "median", "normclip", "cclip:1", "cclip:100", "krum:1", "krum:2", "geomed:1", "geomed:100",
+        ] {
             #expect(try AggregationRule(parsing: text).description == text)
         }
         #expect(try AggregationRule(parsing: "cclip") == .centeredClip(iterations: 3))

@@ -37,7 +37,8 @@ import Testing
     @Test func encodingKnownAnswer() throws {
         let q = QuantizedUpdate(quantizing: [127, -63.5, 2], tensorSizes: [2, 1])
         let s = (Float(2) / 127).bitPattern
-        let expected: [UInt8] = [0x00, 0x00, 0x80, 0x3F, 0x7F, 0xC0] + [UInt8(s & 255), UInt8(s >> 8 & 255), UInt8(s >> 16 & 255), UInt8(s >> 24), 0x7F]
+        let expected: [UInt8] =
+            [0x00, 0x00, 0x80, 0x3F, 0x7F, 0xC0] + [UInt8(s & 255), UInt8(s >> 8 & 255), UInt8(s >> 16 & 255), UInt8(s >> 24), 0x7F]
         #expect(q.encoded() == expected)
         #expect(QuantizedUpdate.encodedCount(tensorSizes: [2, 1]) == 11)
         #expect(try QuantizedUpdate.decode(expected, tensorSizes: [2, 1]) == q)
@@ -68,11 +69,11 @@ import Testing
             return b
         }
         refused(with(5, [0x80]), "−128")
-        refused(with(0, [0x00, 0x00, 0xC0, 0x7F]), "scale")  // NaN
-        refused(with(0, [0x00, 0x00, 0x80, 0x7F]), "scale")  // +∞
-        refused(with(0, [0x00, 0x00, 0x80, 0xBF]), "scale")  // −1
-        refused(with(0, [0x00, 0x00, 0x00, 0x80]), "scale")  // −0
-        refused(with(0, [0, 0, 0, 0]), "zero scale")  // values 1…3 under scale 0
+        refused(with(0, [0x00, 0x00, 0xC0, 0x7F]), "scale") // NaN
+        refused(with(0, [0x00, 0x00, 0x80, 0x7F]), "scale") // +∞
+        refused(with(0, [0x00, 0x00, 0x80, 0xBF]), "scale") // −1
+        refused(with(0, [0x00, 0x00, 0x00, 0x80]), "scale") // −0
+        refused(with(0, [0, 0, 0, 0]), "zero scale") // values 1…3 under scale 0
         // Every single flipped bit either decodes to something else or is refused; none traps.
         for i in 0..<(good.count * 8) {
             var b = good

@@ -181,7 +181,8 @@ struct DevFedAvg: ParsableCommand {
             nodes: nodes, partition: partition, partitionSeed: partitionSeed, shardSizes: shards.map(\.count), rule: rule,
             byzantine: byzantine, poison: byzantine == nil ? nil : poison, quantize: quantize,
             uploadBytesPerNode: result.rounds.last?.uploadBytesPerNode ?? 0,
-            compressionRatio: Double(result.rounds.last?.updateBytesPerNode ?? 0) / Double(max(1, result.rounds.last?.uploadBytesPerNode ?? 1)),
+            compressionRatio: Double(result.rounds.last?.updateBytesPerNode ?? 0)
+                / Double(max(1, result.rounds.last?.uploadBytesPerNode ?? 1)),
             localEpochs: localEpochs, threads: threads,
             model: spec.description, paramsBefore: result.initialCost.params, flopsBefore: result.initialCost.flops,
             paramsAfter: final.params, flopsAfter: final.flops, accuracyFinal: result.rounds.last?.accuracy ?? 0,
