@@ -83,6 +83,11 @@ extension Aggregation {
     /// 2(n − f)/(n − 2f) × the largest honest distance from any point of the honest updates' hull
     /// (3× for 1 of 4), whatever the Byzantine updates are.
     static func geometricMedian(_ ordered: [ModelContribution], iterations: Int) -> [Float] {
+        geometricMedianDouble(ordered, iterations: iterations).map { Float($0 + 0) }
+    }
+
+    /// `geometricMedian` before its rounding to Float.
+    static func geometricMedianDouble(_ ordered: [ModelContribution], iterations: Int) -> [Double] {
         let length = ordered[0].update.count
         var z = coordinateWiseDouble(ordered) { median(of: $0) }
         let start = ordered.map { distance($0.update, z) }
@@ -102,7 +107,23 @@ extension Aggregation {
             }
             for j in 0..<length { z[j] = next[j] / betaSum }
         }
-        return z.map { Float($0 + 0) }
+        return z
+    }
+
+    /// Distance filter: FedAvg over the updates within κ × the median distance of the geometric
+    /// median (`geometricMedianIterationsDefault` steps); the rest are dropped. κ = `kappaTenths`/10
+    /// ≥ 1, so at least half the updates are kept. In an honest round whose updates lie within κ
+    /// median distances of the centre nothing is dropped and the result is FedAvg's bytes; an
+    /// update far beyond the honest spread is dropped whatever its size. Bound, whatever f < n/2
+    /// Byzantine updates send: the result lies in the hull of updates within κτ of the centre z,
+    /// so ‖result − z‖ ≤ κτ, with τ at most the largest honest distance from z, and z within
+    /// 2(n − f)/(n − 2f) honest spreads of the honest updates (see `geometricMedian`).
+    static func distanceFilter(_ ordered: [ModelContribution], kappaTenths: Int) -> [Float] {
+        let centre = geometricMedianDouble(ordered, iterations: AggregationRule.geometricMedianIterationsDefault)
+        let distances = ordered.map { distance($0.update, centre) }
+        let bound = Double(kappaTenths) * median(of: distances.sorted()[...]) / 10
+        let kept = ordered.indices.filter { distances[$0] <= bound }.map { ordered[$0] }
+        return weightedMean(kept, scales: [Double](repeating: 1, count: kept.count))
     }
 
     /// ‖x − v‖ in Double, coordinates in order.

@@ -67,6 +67,8 @@ public enum Aggregation {
             return multiKrum(ordered, excluded: excluded)
         case let .geometricMedian(iterations):
             return geometricMedian(ordered, iterations: iterations)
+        case let .distanceFilter(kappaTenths):
+            return distanceFilter(ordered, kappaTenths: kappaTenths)
         }
     }
 

@@ -28,6 +28,9 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
     /// The geometric median by `iterations` smoothed Weiszfeld steps from the coordinate-wise
     /// median (RFA; see `Aggregation.geometricMedian`). Unweighted.
     case geometricMedian(iterations: Int)
+    /// FedAvg over the updates within κ = `kappaTenths`/10 median distances of the geometric
+    /// median; the others are dropped (see `Aggregation.distanceFilter`). κ in 1…100.
+    case distanceFilter(kappaTenths: Int)
 
     /// Iterations of `cclip` and `geomed` when the rule names none.
     public static let centeredClipIterationsDefault = 3
@@ -42,12 +45,13 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
         case let .centeredClip(l): return "cclip:\(l)"
         case let .multiKrum(f): return "krum:\(f)"
         case let .geometricMedian(t): return "geomed:\(t)"
+        case let .distanceFilter(k): return "filter:\(k / 10)" + (k % 10 == 0 ? "" : ".\(k % 10)")
         }
     }
 
-    /// Parses `fedavg`, `trimmed:B`, `median`, `normclip`, `cclip[:L]`, `krum:F` or `geomed[:T]`.
+    /// Parses `fedavg`, `trimmed:B`, `median`, `normclip`, `cclip[:L]`, `krum:F`, `geomed[:T]` or `filter:K`.
     public init(parsing text: String) throws(AggregationError) {
-        let expected = "expected fedavg, trimmed:B, median, normclip, cclip[:L], krum:F or geomed[:T]"
+        let expected = "expected fedavg, trimmed:B, median, normclip, cclip[:L], krum:F, geomed[:T] or filter:K"
         switch text {
         case "fedavg": self = .fedAvg
         case "median": self = .median
@@ -71,6 +75,16 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
                         "rule \"\(text)\": F must be an integer in 1…\(Limits.aggregation_contributions_count_max / 2 - 1)")
                 }
                 self = .multiKrum(excluded: f)
+            case "filter":
+                // K with at most one decimal: the rule is stored as tenths, the same on every node.
+                let k = parts[1].split(separator: ".", omittingEmptySubsequences: false)
+                guard k.count <= 2, k.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+                    k.count == 1 || k[1].count == 1, let whole = Int(k[0]), let tenths = Int(k.count == 2 ? k[1] : "0"),
+                    (1...100).contains(whole), whole < 100 || tenths == 0
+                else {
+                    throw AggregationError("rule \"\(text)\": K must be a number in 1…100 with at most one decimal, e.g. filter:2.5")
+                }
+                self = .distanceFilter(kappaTenths: 10 * whole + tenths)
             case "cclip", "geomed":
                 guard let l = count, (1...Limits.aggregation_iterations_max).contains(l) else {
                     throw AggregationError("rule \"\(text)\": the iterations must be an integer in 1…\(Limits.aggregation_iterations_max)")

@@ -63,6 +63,34 @@ import Testing
         }
     }
 
+    /// 1-D points 0, 1, 2, 10: the geometric median is any point of [1, 2] (Weiszfeld from the
+    /// coordinate-wise median, 1.5, stays there: the unit vectors cancel); distances 1.5, 0.5,
+    /// 0.5, 8.5, median 1. κ = 2 keeps 0, 1, 2 (FedAvg by samples 1, 1, 2: 5/4); κ = 9 keeps all
+    /// (FedAvg's bytes: (0 + 1 + 4 + 10)/5 = 3).
+    @Test func distanceFilterKnownAnswers() throws {
+        let cs = [contribution(1, 1, [0]), contribution(2, 1, [1]), contribution(3, 2, [2]), contribution(4, 1, [10])]
+        #expect(try Aggregation.aggregate(cs, rule: .distanceFilter(kappaTenths: 20)) == [1.25])
+        #expect(try Aggregation.aggregate(cs, rule: .distanceFilter(kappaTenths: 90)) == [3])
+        #expect(try Aggregation.aggregate(cs, rule: .distanceFilter(kappaTenths: 90)) == Aggregation.aggregate(cs, rule: .fedAvg))
+        // κ = 1: only those within the median distance, 1 and 2.
+        #expect(try Aggregation.aggregate(cs, rule: .distanceFilter(kappaTenths: 10)) == [Float(5.0 / 3.0)])
+    }
+
+    /// The distance filter drops the poisoned update (×1000 as ×10⁶ or a plain sign flip of an
+    /// update in the honest cluster): FedAvg of the honest three, bit for bit. With no poison
+    /// it keeps all four honest updates: FedAvg's bytes (its honest cost here is zero).
+    @Test(arguments: [Float(-1e6), -1000, -10, -1])
+    func distanceFilterDropsAPoisonedUpdate(scale: Float) throws {
+        let (honest, all) = poisoned(scale)
+        #expect(try Aggregation.aggregate(all, rule: .distanceFilter(kappaTenths: 20)) == Aggregation.aggregate(honest, rule: .fedAvg))
+        let (fourHonest, _) = poisoned(1, length: 500)
+        var g = SeededGenerator(seed: 11)
+        let fourth = contribution(9, 700, (0..<500).map { _ in Float(1 + 0.3 * g.nextGaussian()) })
+        #expect(
+            try Aggregation.aggregate(fourHonest + [fourth], rule: .distanceFilter(kappaTenths: 20))
+                == Aggregation.aggregate(fourHonest + [fourth], rule: .fedAvg))
+    }
+
     /// Multi-Krum drops a poisoned update of any size that is farther from every other than the
     /// honest ones are from each other: the aggregate is FedAvg of the honest three, bit for bit
     /// (the bound is zero).

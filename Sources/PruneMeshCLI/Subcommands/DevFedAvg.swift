@@ -28,7 +28,8 @@ struct DevFedAvg: ParsableCommand {
         help: """
             Aggregation rule: fedavg, trimmed:B, median, normclip, cclip[:L] (centered clipping around the previous \
             aggregate, L steps), krum:F (multi-Krum: FedAvg of the n−F updates nearest their neighbours) or geomed[:T] \
-            (geometric median, T Weiszfeld steps).
+            (geometric median, T Weiszfeld steps) or filter:K (FedAvg over the updates within K median distances of \
+            the geometric median).
             """) var rule: String = "fedavg"
     @Option(parsing: .unconditional, help: "Index of a node that poisons every update it sends.") var byzantine: Int?
     @Option(
