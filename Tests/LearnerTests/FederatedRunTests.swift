@@ -69,7 +69,7 @@ struct FederatedRunTests {
     /// touches no other node's sample order or schedule); and multi-Krum, with node 3 sending its
     /// update negated ×10, drops it every round and ends at the same bytes: the best any defence
     /// can do, since node 3's data is lost either way.
-    @Test func multiKrumUnderAttackEndsWhereTheRunWithoutTheAttackerEnds() throws {
+    @Test func multiKrumAndTheDistanceFilterUnderAttackEndWhereTheRunWithoutTheAttackerEnds() throws {
         let s = try Self.setup()
         var config = FederatedRun.Config(rounds: 2, localEpochs: 1, rule: .fedAvg, threads: 2, seed: 1)
         let withoutNode3 = try FederatedRun(config: config).run(
@@ -82,6 +82,15 @@ struct FederatedRunTests {
         config.poison = .negate(scale: 10)
         let krum = try FederatedRun(config: config).run(spec: Self.spec, train: s.train, test: s.test, shards: s.shards)
         #expect(krum.finalModel.canonicalBytes() == absent.finalModel.canonicalBytes())
+        // The distance filter drops it too; with no attacker it drops nobody: FedAvg's bytes.
+        config.rule = .distanceFilter(kappaTenths: 20)
+        let filtered = try FederatedRun(config: config).run(spec: Self.spec, train: s.train, test: s.test, shards: s.shards)
+        #expect(filtered.finalModel.canonicalBytes() == absent.finalModel.canonicalBytes())
+        config.byzantine = nil
+        let honest = try FederatedRun(config: config).run(spec: Self.spec, train: s.train, test: s.test, shards: s.shards)
+        config.rule = .fedAvg
+        let fedAvg = try FederatedRun(config: config).run(spec: Self.spec, train: s.train, test: s.test, shards: s.shards)
+        #expect(honest.finalModel.canonicalBytes() == fedAvg.finalModel.canonicalBytes())
     }
 
     /// int8 updates with a scale per tensor and error feedback: what every node receives is the
