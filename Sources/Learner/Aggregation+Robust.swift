@@ -126,6 +126,17 @@ extension Aggregation {
         return weightedMean(kept, scales: [Double](repeating: 1, count: kept.count))
     }
 
+    /// Each contribution's distance from the geometric median over the median of those
+    /// distances, in canonical order: what `filter:K` compares with K (a diagnostic of how far
+    /// apart honest updates lie on given shards, and how far a poisoned one lies).
+    public static func distanceRatios(_ contributions: [ModelContribution]) throws(AggregationError) -> [Double] {
+        let ordered = try canonicalOrder(contributions)
+        let centre = geometricMedianDouble(ordered, iterations: AggregationRule.geometricMedianIterationsDefault)
+        let distances = ordered.map { distance($0.update, centre) }
+        let tau = median(of: distances.sorted()[...])
+        return distances.map { tau > 0 ? $0 / tau : ($0 > 0 ? .infinity : 1) }
+    }
+
     /// ‖x − v‖ in Double, coordinates in order.
     static func distance(_ x: [Float], _ v: [Double]) -> Double {
         var sum = 0.0

@@ -120,6 +120,10 @@ public struct FederatedRun: Sendable {
         /// `QuantizedUpdate` encoding in int8.
         public let uploadBytesPerNode: Int
         public let trainLoss: [Double]
+        /// Each contribution's distance from their geometric median over the median distance,
+        /// in node order (the Byzantine node's included, an absent one left out): what `filter:K`
+        /// compares with K.
+        public let distanceRatios: [Double]
         public let trainSeconds: Double
         public let aggregateSeconds: Double
         /// Present when the shared model was pruned after this round.
@@ -225,6 +229,7 @@ public struct FederatedRun: Sendable {
                 contributions.append(ModelContribution(key: Self.key(node: k), samples: data[k].count, update: update))
             }
             let trainSeconds = MonotonicClock.seconds() - trainStart
+            let distanceRatios = try Aggregation.distanceRatios(contributions) // a diagnostic, outside the timing
             let aggregateStart = MonotonicClock.seconds()
             let aggregate = try Aggregation.aggregate(contributions, rule: config.rule, reference: reference)
             shared = shared.applying(update: aggregate)
@@ -238,7 +243,7 @@ public struct FederatedRun: Sendable {
                 params: cost.params, flops: cost.flops, updateBytesPerNode: 4 * cost.params,
                 uploadBytesPerNode: config.encoding == .int8
                     ? QuantizedUpdate.encodedCount(tensorSizes: shared.tensorSizes()) : 4 * cost.params,
-                trainLoss: losses, trainSeconds: trainSeconds, aggregateSeconds: aggregateSeconds)
+                trainLoss: losses, distanceRatios: distanceRatios, trainSeconds: trainSeconds, aggregateSeconds: aggregateSeconds)
             if config.pruneAfter.contains(round), let boundary = config.boundary {
                 let mask = shared.selectMask(rule: boundary)
                 if mask.widths != shared.mask.widths {

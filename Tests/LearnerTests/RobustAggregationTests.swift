@@ -74,6 +74,9 @@ import Testing
         #expect(try Aggregation.aggregate(cs, rule: .distanceFilter(kappaTenths: 90)) == Aggregation.aggregate(cs, rule: .fedAvg))
         // κ = 1: only those within the median distance, 1 and 2.
         #expect(try Aggregation.aggregate(cs, rule: .distanceFilter(kappaTenths: 10)) == [Float(5.0 / 3.0)])
+        // Weiszfeld's step from 1.5 is 1.5 only up to the rounding of its divisions.
+        let ratios = try Aggregation.distanceRatios(cs.reversed())
+        #expect(zip(ratios, [1.5, 0.5, 0.5, 8.5]).allSatisfy { abs($0 - $1) < 1e-12 }, "\(ratios)")
     }
 
     /// The distance filter drops the poisoned update (×1000 as ×10⁶ or a plain sign flip of an

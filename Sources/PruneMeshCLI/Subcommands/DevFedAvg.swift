@@ -164,6 +164,7 @@ struct DevFedAvg: ParsableCommand {
                 var line = String(
                     format: "round %d: accuracy %.2f%%  params %d  upload %d B  train %.1f s  aggregate %.2f s", r.round,
                     100 * r.accuracy, r.params, r.uploadBytesPerNode, r.trainSeconds, r.aggregateSeconds)
+                line += "  distance/median " + r.distanceRatios.map { String(format: "%.2f", $0) }.joined(separator: " ")
                 if let p = r.pruned {
                     line += String(
                         format: "  → pruned to %@ (%d params, %.2f%% before retraining)",
