@@ -118,23 +118,50 @@ extension Aggregation {
     /// Byzantine updates send: the result lies in the hull of updates within κτ of the centre z,
     /// so ‖result − z‖ ≤ κτ, with τ at most the largest honest distance from z, and z within
     /// 2(n − f)/(n − 2f) honest spreads of the honest updates (see `geometricMedian`).
-    static func distanceFilter(_ ordered: [ModelContribution], kappaTenths: Int) -> [Float] {
+    ///
+    /// With `sameSide` an update must also point to the centre's side, ⟨xᵢ, z⟩ > 0 (a sign-flipped
+    /// update within the honest spread fails it); should that leave none, the result is the
+    /// centre itself.
+    static func distanceFilter(_ ordered: [ModelContribution], kappaTenths: Int, sameSide: Bool) -> [Float] {
         let centre = geometricMedianDouble(ordered, iterations: AggregationRule.geometricMedianIterationsDefault)
         let distances = ordered.map { distance($0.update, centre) }
         let bound = Double(kappaTenths) * median(of: distances.sorted()[...]) / 10
-        let kept = ordered.indices.filter { distances[$0] <= bound }.map { ordered[$0] }
-        return weightedMean(kept, scales: [Double](repeating: 1, count: kept.count))
+        let kept = ordered.indices.filter { distances[$0] <= bound && (!sameSide || dot(ordered[$0].update, centre) > 0) }
+        guard !kept.isEmpty else { return centre.map { Float($0 + 0) } }
+        return weightedMean(kept.map { ordered[$0] }, scales: [Double](repeating: 1, count: kept.count))
     }
 
     /// Each contribution's distance from the geometric median over the median of those
     /// distances, in canonical order: what `filter:K` compares with K (a diagnostic of how far
     /// apart honest updates lie on given shards, and how far a poisoned one lies).
-    public static func distanceRatios(_ contributions: [ModelContribution]) throws(AggregationError) -> [Double] {
+    /// With them, each contribution's cosine with that centre (what `sidefilter:K` tests for
+    /// > 0; 0 for a zero vector).
+    public static func distanceRatios(_ contributions: [ModelContribution]) throws(AggregationError) -> (
+        ratios: [Double], cosines: [Double]
+    ) {
         let ordered = try canonicalOrder(contributions)
         let centre = geometricMedianDouble(ordered, iterations: AggregationRule.geometricMedianIterationsDefault)
         let distances = ordered.map { distance($0.update, centre) }
         let tau = median(of: distances.sorted()[...])
-        return distances.map { tau > 0 ? $0 / tau : ($0 > 0 ? .infinity : 1) }
+        var centreNorm = 0.0
+        for v in centre { centreNorm += v * v }
+        centreNorm = centreNorm.squareRoot()
+        let cosines = ordered.map { c in
+            let n = l2Norm(c.update) * centreNorm
+            return n > 0 ? dot(c.update, centre) / n : 0
+        }
+        return (distances.map { tau > 0 ? $0 / tau : ($0 > 0 ? .infinity : 1) }, cosines)
+    }
+
+    /// ⟨x, v⟩ in Double, coordinates in order.
+    static func dot(_ x: [Float], _ v: [Double]) -> Double {
+        var sum = 0.0
+        x.withUnsafeBufferPointer { a in
+            v.withUnsafeBufferPointer { b in
+                for j in 0..<a.count { sum += Double(a[j]) * b[j] }
+            }
+        }
+        return sum
     }
 
     /// ‖x − v‖ in Double, coordinates in order.

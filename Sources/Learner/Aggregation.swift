@@ -68,7 +68,9 @@ public enum Aggregation {
         case let .geometricMedian(iterations):
             return geometricMedian(ordered, iterations: iterations)
         case let .distanceFilter(kappaTenths):
-            return distanceFilter(ordered, kappaTenths: kappaTenths)
+            return distanceFilter(ordered, kappaTenths: kappaTenths, sameSide: false)
+        case let .sideFilter(kappaTenths):
+            return distanceFilter(ordered, kappaTenths: kappaTenths, sameSide: true)
         }
     }
 

@@ -31,6 +31,9 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
     /// FedAvg over the updates within κ = `kappaTenths`/10 median distances of the geometric
     /// median; the others are dropped (see `Aggregation.distanceFilter`). κ in 1…100.
     case distanceFilter(kappaTenths: Int)
+    /// `distanceFilter`, and an update must also point to the geometric median's side
+    /// (⟨x, z⟩ > 0): a sign-flipped update within the honest spread is dropped too.
+    case sideFilter(kappaTenths: Int)
 
     /// Iterations of `cclip` and `geomed` when the rule names none.
     public static let centeredClipIterationsDefault = 3
@@ -46,12 +49,13 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
         case let .multiKrum(f): return "krum:\(f)"
         case let .geometricMedian(t): return "geomed:\(t)"
         case let .distanceFilter(k): return "filter:\(k / 10)" + (k % 10 == 0 ? "" : ".\(k % 10)")
+        case let .sideFilter(k): return "sidefilter:\(k / 10)" + (k % 10 == 0 ? "" : ".\(k % 10)")
         }
     }
 
-    /// Parses `fedavg`, `trimmed:B`, `median`, `normclip`, `cclip[:L]`, `krum:F`, `geomed[:T]` or `filter:K`.
+    /// Parses `fedavg`, `trimmed:B`, `median`, `normclip`, `cclip[:L]`, `krum:F`, `geomed[:T]`, `filter:K` or `sidefilter:K`.
     public init(parsing text: String) throws(AggregationError) {
-        let expected = "expected fedavg, trimmed:B, median, normclip, cclip[:L], krum:F, geomed[:T] or filter:K"
+        let expected = "expected fedavg, trimmed:B, median, normclip, cclip[:L], krum:F, geomed[:T], filter:K or sidefilter:K"
         switch text {
         case "fedavg": self = .fedAvg
         case "median": self = .median
@@ -75,7 +79,7 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
                         "rule \"\(text)\": F must be an integer in 1…\(Limits.aggregation_contributions_count_max / 2 - 1)")
                 }
                 self = .multiKrum(excluded: f)
-            case "filter":
+            case "filter", "sidefilter":
                 // K with at most one decimal: the rule is stored as tenths, the same on every node.
                 let k = parts[1].split(separator: ".", omittingEmptySubsequences: false)
                 guard k.count <= 2, k.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
@@ -84,7 +88,8 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
                 else {
                     throw AggregationError("rule \"\(text)\": K must be a number in 1…100 with at most one decimal, e.g. filter:2.5")
                 }
-                self = .distanceFilter(kappaTenths: 10 * whole + tenths)
+                self =
+                    parts[0] == "filter" ? .distanceFilter(kappaTenths: 10 * whole + tenths) : .sideFilter(kappaTenths: 10 * whole + tenths)
             case "cclip", "geomed":
                 guard let l = count, (1...Limits.aggregation_iterations_max).contains(l) else {
                     throw AggregationError("rule \"\(text)\": the iterations must be an integer in 1…\(Limits.aggregation_iterations_max)")

@@ -124,6 +124,9 @@ public struct FederatedRun: Sendable {
         /// in node order (the Byzantine node's included, an absent one left out): what `filter:K`
         /// compares with K.
         public let distanceRatios: [Double]
+        /// Each contribution's cosine with that geometric median, in node order: what
+        /// `sidefilter:K` tests for > 0.
+        public let centreCosines: [Double]
         public let trainSeconds: Double
         public let aggregateSeconds: Double
         /// Present when the shared model was pruned after this round.
@@ -229,7 +232,7 @@ public struct FederatedRun: Sendable {
                 contributions.append(ModelContribution(key: Self.key(node: k), samples: data[k].count, update: update))
             }
             let trainSeconds = MonotonicClock.seconds() - trainStart
-            let distanceRatios = try Aggregation.distanceRatios(contributions) // a diagnostic, outside the timing
+            let (distanceRatios, centreCosines) = try Aggregation.distanceRatios(contributions) // a diagnostic, outside the timing
             let aggregateStart = MonotonicClock.seconds()
             let aggregate = try Aggregation.aggregate(contributions, rule: config.rule, reference: reference)
             shared = shared.applying(update: aggregate)
@@ -243,7 +246,8 @@ public struct FederatedRun: Sendable {
                 params: cost.params, flops: cost.flops, updateBytesPerNode: 4 * cost.params,
                 uploadBytesPerNode: config.encoding == .int8
                     ? QuantizedUpdate.encodedCount(tensorSizes: shared.tensorSizes()) : 4 * cost.params,
-                trainLoss: losses, distanceRatios: distanceRatios, trainSeconds: trainSeconds, aggregateSeconds: aggregateSeconds)
+                trainLoss: losses, distanceRatios: distanceRatios, centreCosines: centreCosines, trainSeconds: trainSeconds,
+                aggregateSeconds: aggregateSeconds)
             if config.pruneAfter.contains(round), let boundary = config.boundary {
                 let mask = shared.selectMask(rule: boundary)
                 if mask.widths != shared.mask.widths {

@@ -7,6 +7,7 @@ import Testing
     static let rules: [AggregationRule] = [
         .fedAvg, .trimmedMean(trim: 1), .median, .normClip, .centeredClip(iterations: 3), .multiKrum(excluded: 1),
         .geometricMedian(iterations: 8), .distanceFilter(kappaTenths: 20),
+        .sideFilter(kappaTenths: 20),
     ]
 
     func contribution(_ key: UInt8, _ samples: Int, _ update: [Float]) -> ModelContribution {
@@ -157,7 +158,7 @@ import Testing
     @Test func rulesParseAndPrintCanonically() throws {
         for text in [
             "fedavg", "trimmed:1", "trimmed:3", "median", "normclip", "cclip:1", "cclip:100", "krum:1", "krum:2", "geomed:1", "geomed:100",
-            "filter:1", "filter:2.5", "filter:100",
+            "filter:1", "filter:2.5", "filter:100", "sidefilter:2",
         ] {
             #expect(try AggregationRule(parsing: text).description == text)
         }
@@ -168,7 +169,7 @@ import Testing
         for text in [
             "", "mean", "trimmed", "trimmed:0", "trimmed:-1", "trimmed:x", "trimmed:1:2", "trimmed:128", "Median", "cclip:0", "cclip:101",
             "cclip:", "krum", "krum:0", "krum:128", "geomed:0", "geomed:x", "foo:1", "filter", "filter:0.9", "filter:2.55", "filter:100.1",
-            "filter:2.", "filter:.5", "filter:-2", "filter:1e1", "filter:+2",
+            "filter:2.", "filter:.5", "filter:-2", "filter:1e1", "filter:+2", "sidefilter", "sidefilter:0",
         ] {
             #expect(throws: AggregationError.self, "\(text)") { try AggregationRule(parsing: text) }
         }

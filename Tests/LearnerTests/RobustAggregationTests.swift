@@ -75,8 +75,34 @@ import Testing
         // κ = 1: only those within the median distance, 1 and 2.
         #expect(try Aggregation.aggregate(cs, rule: .distanceFilter(kappaTenths: 10)) == [Float(5.0 / 3.0)])
         // Weiszfeld's step from 1.5 is 1.5 only up to the rounding of its divisions.
-        let ratios = try Aggregation.distanceRatios(cs.reversed())
+        let ratios = try Aggregation.distanceRatios(cs.reversed()).ratios
         #expect(zip(ratios, [1.5, 0.5, 0.5, 8.5]).allSatisfy { abs($0 - $1) < 1e-12 }, "\(ratios)")
+    }
+
+    /// 1-D points −1, 1, 2, 3 (−1 a sign flip within the spread): centre 1.5, distances 2.5,
+    /// 0.5, 0.5, 1.5, median 1. Within κ = 3 all are kept (FedAvg: 5/4); the side test drops −1,
+    /// which points away from the centre: (1 + 2 + 3)/3 = 2. Two updates ±1 have their centre
+    /// at 0, where no update points to a side: the result is the centre.
+    @Test func sideFilterKnownAnswers() throws {
+        let cs = [contribution(1, 1, [-1]), contribution(2, 1, [1]), contribution(3, 1, [2]), contribution(4, 1, [3])]
+        #expect(try Aggregation.aggregate(cs, rule: .distanceFilter(kappaTenths: 30)) == [1.25])
+        #expect(try Aggregation.aggregate(cs, rule: .sideFilter(kappaTenths: 30)) == [2])
+        let cosines = try Aggregation.distanceRatios(cs).cosines
+        #expect(cosines.map { $0.rounded() } == [-1, 1, 1, 1], "\(cosines)")
+        #expect(try Aggregation.aggregate([contribution(1, 1, [1]), contribution(2, 1, [-1])], rule: .sideFilter(kappaTenths: 20)) == [0])
+    }
+
+    /// A plain sign flip of an honest update, in a cluster whose spread is as wide as the flip
+    /// is far (so the distance alone keeps it), is dropped by the side test.
+    @Test func sideFilterDropsASignFlipThatTheDistanceKeeps() throws {
+        var g = SeededGenerator(seed: 5)
+        let honest: [[Float]] = (0..<3).map { _ in (0..<500).map { _ in Float(0.3 + g.nextGaussian()) } }
+        let cs = honest.enumerated().map { contribution(UInt8($0.offset + 1), 1000, $0.element) }
+        let all = cs + [contribution(4, 1000, honest[0].map { -$0 })]
+        let ratios = try Aggregation.distanceRatios(all).ratios
+        #expect(ratios[3] < 2, "\(ratios)")
+        #expect(try Aggregation.aggregate(all, rule: .distanceFilter(kappaTenths: 20)) == Aggregation.aggregate(all, rule: .fedAvg))
+        #expect(try Aggregation.aggregate(all, rule: .sideFilter(kappaTenths: 20)) == Aggregation.aggregate(cs, rule: .fedAvg))
     }
 
     /// The distance filter drops the poisoned update (×1000 as ×10⁶ or a plain sign flip of an
@@ -86,6 +112,7 @@ import Testing
     func distanceFilterDropsAPoisonedUpdate(scale: Float) throws {
         let (honest, all) = poisoned(scale)
         #expect(try Aggregation.aggregate(all, rule: .distanceFilter(kappaTenths: 20)) == Aggregation.aggregate(honest, rule: .fedAvg))
+        #expect(try Aggregation.aggregate(all, rule: .sideFilter(kappaTenths: 20)) == Aggregation.aggregate(honest, rule: .fedAvg))
         let (fourHonest, _) = poisoned(1, length: 500)
         var g = SeededGenerator(seed: 11)
         let fourth = contribution(9, 700, (0..<500).map { _ in Float(1 + 0.3 * g.nextGaussian()) })

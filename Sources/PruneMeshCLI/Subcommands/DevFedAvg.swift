@@ -28,8 +28,8 @@ struct DevFedAvg: ParsableCommand {
         help: """
             Aggregation rule: fedavg, trimmed:B, median, normclip, cclip[:L] (centered clipping around the previous \
             aggregate, L steps), krum:F (multi-Krum: FedAvg of the n−F updates nearest their neighbours) or geomed[:T] \
-            (geometric median, T Weiszfeld steps) or filter:K (FedAvg over the updates within K median distances of \
-            the geometric median).
+            (geometric median, T Weiszfeld steps) filter:K (FedAvg over the updates within K median distances of \
+            the geometric median) or sidefilter:K (filter:K, and each kept update on the geometric median's side).
             """) var rule: String = "fedavg"
     @Option(parsing: .unconditional, help: "Index of a node that poisons every update it sends.") var byzantine: Int?
     @Option(
@@ -165,6 +165,7 @@ struct DevFedAvg: ParsableCommand {
                     format: "round %d: accuracy %.2f%%  params %d  upload %d B  train %.1f s  aggregate %.2f s", r.round,
                     100 * r.accuracy, r.params, r.uploadBytesPerNode, r.trainSeconds, r.aggregateSeconds)
                 line += "  distance/median " + r.distanceRatios.map { String(format: "%.2f", $0) }.joined(separator: " ")
+                line += "  cosine " + r.centreCosines.map { String(format: "%.2f", $0) }.joined(separator: " ")
                 if let p = r.pruned {
                     line += String(
                         format: "  → pruned to %@ (%d params, %.2f%% before retraining)",
