@@ -48,8 +48,16 @@ public struct FederatedRun: Sendable {
             throw AggregationError("poison \"\(text)\": expected negateN or randomN with N in 1…1000 (e.g. negate10), or absent")
         }
 
-        /// The poisoned update, or nil for `absent`.
-        func apply(_ update: [Float], rng: inout SeededGenerator) -> [Float]? {
+        /// The poisoned update for a caller that must send one (the mesh's shell): `negate` as
+        /// below, `random` from a fixed seeded stream (the same direction every call), and for
+        /// `absent` zeros, the nearest a node that offers an update can come to sending nothing.
+        public func apply(_ update: [Float]) -> [Float] {
+            var rng = SeededGenerator(seed: 0x706F_6973_6F6E, stream: 999)
+            return apply(update, rng: &rng) ?? [Float](repeating: 0, count: update.count)
+        }
+
+        /// The poisoned update, or nil for `absent` (the in-process run leaves the node out).
+        public func apply(_ update: [Float], rng: inout SeededGenerator) -> [Float]? {
             switch self {
             case let .negate(scale): return update.map { -Float(scale) * $0 }
             case let .random(scale):

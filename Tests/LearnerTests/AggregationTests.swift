@@ -176,6 +176,10 @@ import Testing
         #expect(try FederatedRun.Poison(parsing: "negate10") == .negate(scale: 10))
         #expect(try FederatedRun.Poison(parsing: "random100") == .random(scale: 100))
         #expect(try FederatedRun.Poison(parsing: "absent") == .absent)
+        #expect(FederatedRun.Poison.negate(scale: 10).apply([1, -2]) == [-10, 20])
+        #expect(FederatedRun.Poison.absent.apply([1, -2]) == [0, 0])
+        let r = FederatedRun.Poison.random(scale: 3).apply([3, 4])
+        #expect(abs(Aggregation.l2Norm(r) - 15) < 1e-5 && r == FederatedRun.Poison.random(scale: 3).apply([3, 4]))
         for text in ["negate", "negate0", "negate-1", "negate1001", "flip10", "random", "random0", "absent1"] {
             #expect(throws: AggregationError.self, "\(text)") { try FederatedRun.Poison(parsing: text) }
         }
