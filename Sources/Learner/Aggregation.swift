@@ -26,10 +26,25 @@ public enum Aggregation {
     /// set, more than `Limits.aggregation_contributions_count_max`, a duplicate or oversized key,
     /// a sample count outside 1…`Limits.aggregation_contribution_samples_max`, updates of
     /// different lengths, a non-finite value, and too few contributions for the rule.
-    public static func aggregate(_ contributions: [ModelContribution], rule: AggregationRule) throws(AggregationError) -> [Float] {
+    ///
+    /// `reference` is the previous round's aggregate update (every node holds it bit for bit), or
+    /// nil in a first round (read as zeros): centered clipping clips around it; the other rules
+    /// ignore it. It is refused when its length differs from the updates' or it holds a
+    /// non-finite value.
+    public static func aggregate(
+        _ contributions: [ModelContribution], rule: AggregationRule, reference: [Float]? = nil
+    ) throws(AggregationError) -> [Float] {
         let ordered = try canonicalOrder(contributions)
         guard ordered.count >= rule.contributionsMin else {
             throw AggregationError("\(rule) needs at least \(rule.contributionsMin) contributions, got \(ordered.count)")
+        }
+        if let reference {
+            guard reference.count == ordered[0].update.count else {
+                throw AggregationError("a reference of \(reference.count) values for updates of \(ordered[0].update.count)")
+            }
+            if let bad = reference.firstIndex(where: { !$0.isFinite }) {
+                throw AggregationError("the reference holds a non-finite value (\(reference[bad])) at position \(bad)")
+            }
         }
         switch rule {
         case .fedAvg:
@@ -46,6 +61,16 @@ public enum Aggregation {
             }
         case .median:
             return coordinateWise(ordered) { median(of: $0) }
+        case let .centeredClip(iterations):
+            return centeredClip(ordered, reference: reference, iterations: iterations)
+        case let .multiKrum(excluded):
+            return multiKrum(ordered, excluded: excluded)
+        case let .geometricMedian(iterations):
+            return geometricMedian(ordered, iterations: iterations)
+        case let .distanceFilter(kappaTenths):
+            return distanceFilter(ordered, kappaTenths: kappaTenths, sameSide: false)
+        case let .sideFilter(kappaTenths):
+            return distanceFilter(ordered, kappaTenths: kappaTenths, sameSide: true)
         }
     }
 
@@ -97,14 +122,19 @@ public enum Aggregation {
     /// Per coordinate: the contributions' values as Doubles (-0 read as +0), sorted ascending,
     /// reduced by `reduce`, rounded once.
     static func coordinateWise(_ ordered: [ModelContribution], _ reduce: (ArraySlice<Double>) -> Double) -> [Float] {
+        coordinateWiseDouble(ordered, reduce).map { Float($0 + 0) }
+    }
+
+    /// `coordinateWise` before its rounding to Float (the geometric median starts from it).
+    static func coordinateWiseDouble(_ ordered: [ModelContribution], _ reduce: (ArraySlice<Double>) -> Double) -> [Double] {
         let length = ordered[0].update.count
         let n = ordered.count
-        var out = [Float](repeating: 0, count: length)
+        var out = [Double](repeating: 0, count: length)
         var column = [Double](repeating: 0, count: n)
         for j in 0..<length {
             for i in 0..<n { column[i] = Double(ordered[i].update[j]) + 0 }
             insertionSort(&column)
-            out[j] = Float(reduce(column[...]) + 0)
+            out[j] = reduce(column[...])
         }
         return out
     }

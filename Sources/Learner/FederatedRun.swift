@@ -18,26 +18,65 @@ public struct FederatedRun: Sendable {
     public enum Poison: Hashable, Sendable, CustomStringConvertible {
         /// The update negated and multiplied by `scale` (sign flipping, scaled).
         case negate(scale: Int)
+        /// A random direction (standard Gaussian per coordinate, seeded) scaled to `scale` times
+        /// the honest update's L2 norm.
+        case random(scale: Int)
+        /// The node contributes nothing: what a perfect defence would leave (the ceiling of any
+        /// rule under attack, since the Byzantine node's data is lost either way).
+        case absent
 
         public var description: String {
             switch self {
             case let .negate(scale): return "negate\(scale)"
+            case let .random(scale): return "random\(scale)"
+            case .absent: return "absent"
             }
         }
 
-        /// Parses `negateN` (N an integer in 1…1000), e.g. `negate10`.
+        /// Parses `negateN` or `randomN` (N an integer in 1…1000), e.g. `negate10`, or `absent`.
         public init(parsing text: String) throws(AggregationError) {
-            guard text.hasPrefix("negate"), let n = Int(text.dropFirst("negate".count)), (1...1000).contains(n) else {
-                throw AggregationError("poison \"\(text)\": expected negateN with N in 1…1000, e.g. negate10")
+            if text == "absent" {
+                self = .absent
+                return
             }
-            self = .negate(scale: n)
+            for (prefix, make) in [("negate", Poison.negate), ("random", Poison.random)] where text.hasPrefix(prefix) {
+                if let n = Int(text.dropFirst(prefix.count)), (1...1000).contains(n) {
+                    self = make(n)
+                    return
+                }
+            }
+            throw AggregationError("poison \"\(text)\": expected negateN or randomN with N in 1…1000 (e.g. negate10), or absent")
         }
 
+        /// The poisoned update for a caller that must send one (the mesh's shell): `negate` as
+        /// below, `random` from a fixed seeded stream (the same direction every call), and for
+        /// `absent` zeros, the nearest a node that offers an update can come to sending nothing.
         public func apply(_ update: [Float]) -> [Float] {
+            var rng = SeededGenerator(seed: 0x706F_6973_6F6E, stream: 999)
+            return apply(update, rng: &rng) ?? [Float](repeating: 0, count: update.count)
+        }
+
+        /// The poisoned update, or nil for `absent` (the in-process run leaves the node out).
+        public func apply(_ update: [Float], rng: inout SeededGenerator) -> [Float]? {
             switch self {
             case let .negate(scale): return update.map { -Float(scale) * $0 }
+            case let .random(scale):
+                let direction = update.map { _ in rng.nextGaussian() }
+                var size = 0.0
+                for d in direction { size += d * d }
+                let factor = Double(scale) * Aggregation.l2Norm(update) / max(size.squareRoot(), .leastNormalMagnitude)
+                return direction.map { Float($0 * factor) }
+            case .absent: return nil
             }
         }
+    }
+
+    /// How a node's update travels: as f32, or int8 with a scale per tensor and error feedback
+    /// (`QuantizedUpdate`, `ErrorFeedbackQuantizer`).
+    public enum UpdateEncoding: String, Hashable, Sendable, CustomStringConvertible {
+        case f32
+        case int8
+        public var description: String { rawValue }
     }
 
     public struct Config: Sendable {
@@ -55,6 +94,8 @@ public struct FederatedRun: Sendable {
         /// The node whose every update is poisoned, if any.
         public var byzantine: Int?
         public var poison = Poison.negate(scale: 10)
+        /// How the nodes send their updates (the shared model comes back in f32).
+        public var encoding = UpdateEncoding.f32
         /// After these rounds the shared model is pruned by `boundary` on its own importance.
         public var pruneAfter: Set<Int> = []
         public var boundary: BoundaryRule?
@@ -83,7 +124,17 @@ public struct FederatedRun: Sendable {
         public let flops: Int
         /// f32 bytes of one node's update this round (its upload; the shared model down is the same).
         public let updateBytesPerNode: Int
+        /// Bytes of one node's upload this round as sent: `updateBytesPerNode` in f32, the
+        /// `QuantizedUpdate` encoding in int8.
+        public let uploadBytesPerNode: Int
         public let trainLoss: [Double]
+        /// Each contribution's distance from their geometric median over the median distance,
+        /// in node order (the Byzantine node's included, an absent one left out): what `filter:K`
+        /// compares with K.
+        public let distanceRatios: [Double]
+        /// Each contribution's cosine with that geometric median, in node order: what
+        /// `sidefilter:K` tests for > 0.
+        public let centreCosines: [Double]
         public let trainSeconds: Double
         public let aggregateSeconds: Double
         /// Present when the shared model was pruned after this round.
@@ -145,6 +196,11 @@ public struct FederatedRun: Sendable {
         }
         var steps = [Int](repeating: 0, count: nodes)
         var rngs = (0..<nodes).map { SeededGenerator(seed: config.seed, stream: 1000 * UInt64($0 + 1)) }
+        var poisonRng = SeededGenerator(seed: config.seed, stream: 999)
+        var quantizers = [ErrorFeedbackQuantizer](repeating: ErrorFeedbackQuantizer(), count: nodes)
+        // The previous round's aggregate update, which every node holds (centered clipping's
+        // centre); none in the first round and after a pruning changed the model's shape.
+        var reference: [Float]?
 
         var rounds: [Round] = []
         var divergedRound: Int?
@@ -170,13 +226,25 @@ public struct FederatedRun: Sendable {
                     divergedRound = round
                     break rounds
                 }
-                if config.byzantine == k { update = config.poison.apply(update) }
+                if config.byzantine == k {
+                    guard let poisoned = config.poison.apply(update, rng: &poisonRng) else { continue }
+                    update = poisoned
+                }
+                if config.encoding == .int8 {
+                    // What the receivers decode: the quantised bytes, dequantised.
+                    let bytes = quantizers[k].quantize(update, tensorSizes: shared.tensorSizes()).encoded()
+                    do { update = try QuantizedUpdate.decode(bytes, tensorSizes: shared.tensorSizes()).dequantized() } catch {
+                        preconditionFailure("a node's own quantised update did not decode: \(error)")
+                    }
+                }
                 contributions.append(ModelContribution(key: Self.key(node: k), samples: data[k].count, update: update))
             }
             let trainSeconds = MonotonicClock.seconds() - trainStart
+            let (distanceRatios, centreCosines) = try Aggregation.distanceRatios(contributions) // a diagnostic, outside the timing
             let aggregateStart = MonotonicClock.seconds()
-            let aggregate = try Aggregation.aggregate(contributions, rule: config.rule)
+            let aggregate = try Aggregation.aggregate(contributions, rule: config.rule, reference: reference)
             shared = shared.applying(update: aggregate)
+            reference = aggregate
             let aggregateSeconds = MonotonicClock.seconds() - aggregateStart
             contributions = []
             network.replaceModel(shared)
@@ -184,13 +252,18 @@ public struct FederatedRun: Sendable {
             var record = Round(
                 round: round, accuracy: network.evaluate(test).accuracy, widths: shared.mask.widths,
                 params: cost.params, flops: cost.flops, updateBytesPerNode: 4 * cost.params,
-                trainLoss: losses, trainSeconds: trainSeconds, aggregateSeconds: aggregateSeconds)
+                uploadBytesPerNode: config.encoding == .int8
+                    ? QuantizedUpdate.encodedCount(tensorSizes: shared.tensorSizes()) : 4 * cost.params,
+                trainLoss: losses, distanceRatios: distanceRatios, centreCosines: centreCosines, trainSeconds: trainSeconds,
+                aggregateSeconds: aggregateSeconds)
             if config.pruneAfter.contains(round), let boundary = config.boundary {
                 let mask = shared.selectMask(rule: boundary)
                 if mask.widths != shared.mask.widths {
                     do { shared = try shared.pruned(to: mask) } catch {
                         preconditionFailure("a mask selected from the shared model's own units was refused: \(error)")
                     }
+                    reference = nil
+                    for k in quantizers.indices { quantizers[k].reset() }
                     network = ModelRunner(model: shared, batchCapacity: config.batchSize, threads: config.threads)
                     network.labelSmoothing = config.labelSmoothing
                     let c = shared.cost

@@ -15,6 +15,12 @@ extension Model {
         return out
     }
 
+    /// The sizes of the parameter tensors in `flatParameters()` order: layer by layer, its weights
+    /// then its biases. They sum to `cost.params`; a quantised update has one scale per tensor.
+    public func tensorSizes() -> [Int] {
+        weights.indices.flatMap { [weights[$0].count, biases[$0].count] }
+    }
+
     /// This model with its parameters replaced by `values` (in `flatParameters()` order).
     public func withFlatParameters(_ values: [Float]) -> Model {
         precondition(values.count == cost.params, "\(values.count) parameters for a model of \(cost.params)")

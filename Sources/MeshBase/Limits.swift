@@ -430,6 +430,10 @@ public enum Limits {
     /// Bytes of a contributor's ordering key (an Ed25519 public key or a BLAKE2b digest is 32).
     public static let aggregation_key_bytes_max = 64
 
+    /// Iterations of an iterative robust rule (`cclip:L`, `geomed:T`): each is one pass over
+    /// every contribution, so this bounds an aggregate's work at a few hundred passes.
+    public static let aggregation_iterations_max = 100
+
     /// `dev fedavg --rounds`: federated rounds of one in-process run.
     public static let fedavg_rounds_count_max = 1000
 

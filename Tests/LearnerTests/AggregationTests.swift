@@ -4,7 +4,11 @@ import Testing
 @testable import Learner
 
 @Suite struct AggregationTests {
-    static let rules: [AggregationRule] = [.fedAvg, .trimmedMean(trim: 1), .median, .normClip]
+    static let rules: [AggregationRule] = [
+        .fedAvg, .trimmedMean(trim: 1), .median, .normClip, .centeredClip(iterations: 3), .multiKrum(excluded: 1),
+        .geometricMedian(iterations: 8), .distanceFilter(kappaTenths: 20),
+        .sideFilter(kappaTenths: 20),
+    ]
 
     func contribution(_ key: UInt8, _ samples: Int, _ update: [Float]) -> ModelContribution {
         ModelContribution(key: [key], samples: samples, update: update)
@@ -37,9 +41,10 @@ import Testing
     @Test(arguments: rules)
     func everyPermutationGivesTheSameBytes(rule: AggregationRule) throws {
         let base = randomContributions(count: 5, length: 2000, seed: 42)
-        let expected = bits(try Aggregation.aggregate(base, rule: rule))
+        let reference = randomContributions(count: 1, length: 2000, seed: 43)[0].update
+        let expected = bits(try Aggregation.aggregate(base, rule: rule, reference: reference))
         for order in permutations(base) {
-            #expect(bits(try Aggregation.aggregate(order, rule: rule)) == expected)
+            #expect(bits(try Aggregation.aggregate(order, rule: rule, reference: reference)) == expected)
         }
     }
 
@@ -48,8 +53,9 @@ import Testing
     /// otherwise return whichever zero the sort left in the middle).
     @Test(arguments: rules)
     func signedZerosDoNotChangeTheBytes(rule: AggregationRule) throws {
-        let a = [contribution(1, 1, [0.0, 1]), contribution(2, 1, [-0.0, 1]), contribution(3, 1, [0.0, 1])]
-        let b = [contribution(1, 1, [-0.0, 1]), contribution(2, 1, [0.0, 1]), contribution(3, 1, [-0.0, 1])]
+        var a = [contribution(1, 1, [0.0, 1]), contribution(2, 1, [-0.0, 1]), contribution(3, 1, [0.0, 1])]
+        var b = [contribution(1, 1, [-0.0, 1]), contribution(2, 1, [0.0, 1]), contribution(3, 1, [-0.0, 1])]
+        if rule.contributionsMin > 3 { (a, b) = (a + [contribution(4, 1, [0.0, 1])], b + [contribution(4, 1, [-0.0, 1])]) }
         let x = try Aggregation.aggregate(a, rule: rule), y = try Aggregation.aggregate(b, rule: rule)
         #expect(bits(x) == bits(y))
         #expect(x[0].bitPattern == Float(0).bitPattern)
@@ -129,6 +135,20 @@ import Testing
         refused(
             [ModelContribution(key: [UInt8](repeating: 1, count: Limits.aggregation_key_bytes_max + 1), samples: 1, update: [1])], "key")
         refused([contribution(1, 1, [1]), contribution(2, 1, [2])], "at least 3", rule: .trimmedMean(trim: 1))
+        refused([contribution(1, 1, [1]), contribution(2, 1, [2]), contribution(3, 1, [2])], "at least 4", rule: .multiKrum(excluded: 1))
+        do {
+            let two = [contribution(1, 1, [1, 2]), contribution(2, 1, [2, 3])]
+            for (reference, word): ([Float], String) in [
+                ([1], "reference of 1"), ([0, .nan], "non-finite"), ([.infinity, 0], "non-finite"),
+            ] {
+                do {
+                    _ = try Aggregation.aggregate(two, rule: .centeredClip(iterations: 1), reference: reference)
+                    Issue.record("accepted the reference \(reference)")
+                } catch {
+                    #expect(error.problem.contains(word), "\(error.problem)")
+                }
+            }
+        }
         let many = (0...Limits.aggregation_contributions_count_max).map {
             ModelContribution(key: [UInt8($0 & 255), UInt8($0 >> 8)], samples: 1, update: [1])
         }
@@ -136,14 +156,31 @@ import Testing
     }
 
     @Test func rulesParseAndPrintCanonically() throws {
-        for text in ["fedavg", "trimmed:1", "trimmed:3", "median", "normclip"] {
+        for text in [
+            "fedavg", "trimmed:1", "trimmed:3", "median", "normclip", "cclip:1", "cclip:100", "krum:1", "krum:2", "geomed:1", "geomed:100",
+            "filter:1", "filter:2.5", "filter:100", "sidefilter:2",
+        ] {
             #expect(try AggregationRule(parsing: text).description == text)
         }
-        for text in ["", "mean", "trimmed", "trimmed:0", "trimmed:-1", "trimmed:x", "trimmed:1:2", "trimmed:128", "Median"] {
+        #expect(try AggregationRule(parsing: "cclip") == .centeredClip(iterations: 3))
+        #expect(try AggregationRule(parsing: "geomed") == .geometricMedian(iterations: 8))
+        #expect(try AggregationRule(parsing: "krum:2").contributionsMin == 5)
+        #expect(try AggregationRule(parsing: "filter:2.0") == .distanceFilter(kappaTenths: 20))
+        for text in [
+            "", "mean", "trimmed", "trimmed:0", "trimmed:-1", "trimmed:x", "trimmed:1:2", "trimmed:128", "Median", "cclip:0", "cclip:101",
+            "cclip:", "krum", "krum:0", "krum:128", "geomed:0", "geomed:x", "foo:1", "filter", "filter:0.9", "filter:2.55", "filter:100.1",
+            "filter:2.", "filter:.5", "filter:-2", "filter:1e1", "filter:+2", "sidefilter", "sidefilter:0",
+        ] {
             #expect(throws: AggregationError.self, "\(text)") { try AggregationRule(parsing: text) }
         }
         #expect(try FederatedRun.Poison(parsing: "negate10") == .negate(scale: 10))
-        for text in ["negate", "negate0", "negate-1", "negate1001", "flip10"] {
+        #expect(try FederatedRun.Poison(parsing: "random100") == .random(scale: 100))
+        #expect(try FederatedRun.Poison(parsing: "absent") == .absent)
+        #expect(FederatedRun.Poison.negate(scale: 10).apply([1, -2]) == [-10, 20])
+        #expect(FederatedRun.Poison.absent.apply([1, -2]) == [0, 0])
+        let r = FederatedRun.Poison.random(scale: 3).apply([3, 4])
+        #expect(abs(Aggregation.l2Norm(r) - 15) < 1e-5 && r == FederatedRun.Poison.random(scale: 3).apply([3, 4]))
+        for text in ["negate", "negate0", "negate-1", "negate1001", "flip10", "random", "random0", "absent1"] {
             #expect(throws: AggregationError.self, "\(text)") { try FederatedRun.Poison(parsing: text) }
         }
     }

@@ -24,9 +24,20 @@ struct DevFedAvg: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of the initial model and of the nodes' sample orders.") var seed: UInt64 = 1
     @Option(parsing: .unconditional, help: "Federated rounds (1…\(Limits.fedavg_rounds_count_max)).") var rounds: Int = 8
     @Option(parsing: .unconditional, help: "Local epochs per round.") var localEpochs: Int = 1
-    @Option(help: "Aggregation rule: fedavg, trimmed:B, median or normclip.") var rule: String = "fedavg"
+    @Option(
+        help: """
+            Aggregation rule: fedavg, trimmed:B, median, normclip, cclip[:L] (centered clipping around the previous \
+            aggregate, L steps), krum:F (multi-Krum: FedAvg of the n−F updates nearest their neighbours) or geomed[:T] \
+            (geometric median, T Weiszfeld steps) filter:K (FedAvg over the updates within K median distances of \
+            the geometric median) or sidefilter:K (filter:K, and each kept update on the geometric median's side).
+            """) var rule: String = "fedavg"
     @Option(parsing: .unconditional, help: "Index of a node that poisons every update it sends.") var byzantine: Int?
-    @Option(help: "What the Byzantine node does to its update: negateN (negated, times N).") var poison: String = "negate10"
+    @Option(
+        help: """
+            What the Byzantine node does to its update: negateN (negated, times N), randomN (a random direction, N times \
+            the update's norm) or absent (sends nothing: the ceiling of any defence).
+            """) var poison: String = "negate10"
+    @Option(help: "How the nodes send their updates: f32, or int8 (a scale per tensor, error feedback).") var quantize: String = "f32"
     @Option(help: "Prune the shared model after these rounds (comma-separated, e.g. 1,2); needs --boundary.") var pruneAfter: String?
     @Option(help: "Boundary rule for pruning the shared model: auto:K, auto2:K, keep:F or keep:F1/F2/….") var boundary: String?
     @Option(parsing: .unconditional, help: "Peak learning rate (SGD, momentum 0.9, weight decay 5e-4).") var lr: Float = 0.03
@@ -48,6 +59,10 @@ struct DevFedAvg: ParsableCommand {
         var rule: String
         var byzantine: Int?
         var poison: String?
+        var quantize: String
+        /// Bytes of one node's upload in the last round, as sent, and the f32 bytes over them.
+        var uploadBytesPerNode: Int
+        var compressionRatio: Double
         var localEpochs: Int
         var threads: Int
         var model: String
@@ -88,6 +103,9 @@ struct DevFedAvg: ParsableCommand {
             throw ValidationError("--rule \(rule) needs at least \(parsedRule.contributionsMin) nodes (got --nodes \(nodes))")
         }
         do { _ = try FederatedRun.Poison(parsing: poison) } catch { throw ValidationError("--poison: \(error)") }
+        guard FederatedRun.UpdateEncoding(rawValue: quantize) != nil else {
+            throw ValidationError("--quantize must be f32 or int8 (got \(quantize))")
+        }
         do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("--partition: \(error)") }
         _ = try pruneRounds()
         if let boundary {
@@ -133,17 +151,21 @@ struct DevFedAvg: ParsableCommand {
         config.learningRate = lr
         config.byzantine = byzantine
         config.poison = try FederatedRun.Poison(parsing: poison)
+        config.encoding = FederatedRun.UpdateEncoding(rawValue: quantize) ?? .f32
         config.pruneAfter = try pruneRounds()
         config.boundary = try boundary.map { try BoundaryRule(parsing: $0) }
         note(
             "dev fedavg: \(nodes) nodes on \(partition) (seed \(partitionSeed)), shards \(shards.map(\.count)), rule \(rule)"
-                + (byzantine.map { ", node \($0) poisons (\(poison))" } ?? "") + ", \(rounds) rounds of \(localEpochs) local epoch(s)")
+                + (byzantine.map { ", node \($0) poisons (\(poison))" } ?? "") + ", \(rounds) rounds of \(localEpochs) local epoch(s)"
+                + ", updates in \(quantize)")
         let result: FederatedRun.Result
         do {
             result = try FederatedRun(config: config).run(spec: spec, train: train, test: test, shards: shards) { r in
                 var line = String(
-                    format: "round %d: accuracy %.2f%%  params %d  train %.1f s  aggregate %.2f s", r.round,
-                    100 * r.accuracy, r.params, r.trainSeconds, r.aggregateSeconds)
+                    format: "round %d: accuracy %.2f%%  params %d  upload %d B  train %.1f s  aggregate %.2f s", r.round,
+                    100 * r.accuracy, r.params, r.uploadBytesPerNode, r.trainSeconds, r.aggregateSeconds)
+                line += "  distance/median " + r.distanceRatios.map { String(format: "%.2f", $0) }.joined(separator: " ")
+                line += "  cosine " + r.centreCosines.map { String(format: "%.2f", $0) }.joined(separator: " ")
                 if let p = r.pruned {
                     line += String(
                         format: "  → pruned to %@ (%d params, %.2f%% before retraining)",
@@ -160,7 +182,11 @@ struct DevFedAvg: ParsableCommand {
         }
         let report = Report(
             nodes: nodes, partition: partition, partitionSeed: partitionSeed, shardSizes: shards.map(\.count), rule: rule,
-            byzantine: byzantine, poison: byzantine == nil ? nil : poison, localEpochs: localEpochs, threads: threads,
+            byzantine: byzantine, poison: byzantine == nil ? nil : poison, quantize: quantize,
+            uploadBytesPerNode: result.rounds.last?.uploadBytesPerNode ?? 0,
+            compressionRatio: Double(result.rounds.last?.updateBytesPerNode ?? 0)
+                / Double(max(1, result.rounds.last?.uploadBytesPerNode ?? 1)),
+            localEpochs: localEpochs, threads: threads,
             model: spec.description, paramsBefore: result.initialCost.params, flopsBefore: result.initialCost.flops,
             paramsAfter: final.params, flopsAfter: final.flops, accuracyFinal: result.rounds.last?.accuracy ?? 0,
             divergedRound: result.divergedRound, rounds: result.rounds, wallSeconds: MonotonicClock.seconds() - started)
@@ -169,6 +195,7 @@ struct DevFedAvg: ParsableCommand {
         } else {
             print("accuracy per round: " + result.rounds.map { String(format: "%.2f%%", 100 * $0.accuracy) }.joined(separator: ", "))
             print("parameters \(report.paramsBefore) → \(report.paramsAfter), FLOPs \(report.flopsBefore) → \(report.flopsAfter)")
+            print(String(format: "upload per node and round: %d B (%.3f× below f32)", report.uploadBytesPerNode, report.compressionRatio))
         }
     }
 }
