@@ -35,7 +35,8 @@ public enum MaskSignal {
     /// `records[node]` are a node's records; `agreed[k]` is the mask decided for pruning round k + 1.
     public static func overlaps(records: [[Record]], agreed: [PruneMask], rules: MeshRules, trim: Int) -> [Overlap] {
         guard let pinned = rules.pinned,
-            let noiseFree = try? ReleaseParameters.noiseFree(clipBound: pinned.clipBound, fixedPoint: pinned.fixedPoint, dimension: pinned.dimension)
+            let noiseFree = try? ReleaseParameters.noiseFree(
+                clipBound: pinned.clipBound, fixedPoint: pinned.fixedPoint, dimension: pinned.dimension)
         else { return [] }
         var out: [Overlap] = []
         var current = PruneMask.full(rules.model)
@@ -65,7 +66,9 @@ public enum MaskSignal {
                 // A random subset of a.count of the current units shares a.count·|b|/|current| with b.
                 expected += Double(a.count) * Double(b.count) / Double(current.kept[layer].count)
             }
-            if kept > 0 { out.append(Overlap(round: round, overlap: Double(shared) / Double(kept), randomExpected: expected / Double(kept))) }
+            if kept > 0 {
+                out.append(Overlap(round: round, overlap: Double(shared) / Double(kept), randomExpected: expected / Double(kept)))
+            }
             current = mask
         }
         return out

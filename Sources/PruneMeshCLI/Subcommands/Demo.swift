@@ -79,7 +79,8 @@ struct Demo: ParsableCommand {
 
     @Flag(
         name: .customLong("signal-overlap"),
-        help: "Measure how much of each agreed mask is signal: nodes record their noiseless importance (test-only) and the report compares.")
+        help: "Measure how much of each agreed mask is signal: nodes record their noiseless importance (test-only) and the report compares."
+    )
     var signalOverlap = false
 
     @Option(

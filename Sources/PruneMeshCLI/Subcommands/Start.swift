@@ -113,7 +113,8 @@ struct Start: ParsableCommand {
 
     @Flag(
         name: .customLong("record-importance"),
-        help: ArgumentHelp("Tests and demos only: write every training job's noiseless importance to importance.jsonl.", visibility: .hidden))
+        help: ArgumentHelp(
+            "Tests and demos only: write every training job's noiseless importance to importance.jsonl.", visibility: .hidden))
     var recordImportance = false
 
     @Option(
