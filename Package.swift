@@ -148,7 +148,7 @@ let package = Package(
         .testTarget(
             name: "NodeCoreTests",
             dependencies: [
-                "NodeCore", "Rounds", "Membership", "Consensus", "Ledger", "Privacy", "Wire", "Sodium",
+                "NodeCore", "Bulk", "Rounds", "Membership", "Consensus", "Ledger", "Privacy", "Wire", "Sodium",
                 "Learner", "MeshBase",
             ]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Membership", "Consensus", "Ledger"]),

@@ -1,0 +1,83 @@
+import Bulk
+import Consensus
+import Learner
+import Ledger
+import Membership
+import MeshBase
+import NodeCore
+import Privacy
+import Rounds
+import Sodium
+import Testing
+import Wire
+
+/// The node core of a federated mesh on its own: a lone validator's model rounds as directive
+/// bundles — every round trained from the shared model of the round before, announced, decided,
+/// handed to the shell with the update's bytes, applied once and in order, both phases.
+@Suite struct FederatedNodeCoreTests {
+    let builder = CommitteeLogBuilder.demo(
+        validators: 1, spareCount: 0, seed: 5, maskRounds: 2, federation: FederationTerms(aggregation: .fedAvg))
+
+    @Test func aLoneValidatorAppliesEveryModelRoundOnceAndInOrder() throws {
+        let key = builder.signingKey(builder.genesis.validators.keys[0])
+        let fresh = try #require(builder.genesis.rules.freshBudget)
+        let config = MeshCoreConfig(
+            ledger: builder.genesis, consensus: ConsensusConfig(timings: .lan),
+            rounds: .init(epochsPerRound: 1, maxRounds: 2, patience: 2, finetuneEpochs: 2),
+            removeDeadAfterMs: 60_000)
+        var sharedBlob = [UInt8](repeating: 7, count: 5_000)
+        let root0 = try #require(BulkManifest(blob: sharedBlob)).root
+        let mesh = MeshCore(
+            config: config, signer: key, log: try MeshCore.VerifiedLog.verify([], genesis: builder.genesis),
+            guard: nil, budget: fresh, finetuneEpochsDone: 0,
+            noise: .insecureSeeded(seed: 9, acknowledged: .testsAndSimulationOnly), allowInsecureSeededNoise: true,
+            sharedModel: SharedModelState(modelRound: 0, root: root0))
+        var node = NodeCore(
+            config: NodeCoreConfig(
+                swim: .lan, signer: key, address: PeerAddress(ipv4: (10, 0, 0, 1), port: 7946),
+                members: [key.publicKey], seeds: [], memberHints: [:], swimRandomSeed: 1),
+            nowMs: 0)
+        var bundle = node.start(mesh: mesh, nowMs: 0, sharedModelBlob: sharedBlob)
+        var mask = PruneMask.full(builder.genesis.model)
+        var applied: [UInt64] = []
+        var offered: [UInt64: [UInt8]] = [:]
+        var now: UInt64 = 0
+        for _ in 0..<3_000 {
+            now += 20
+            var next: [NodeDirective] = []
+            for d in bundle {
+                switch d {
+                case let .trainRound(round, epochs, _, _, _, _):
+                    let importance = mask.kept.enumerated().map { layer, units in units.map { Float(layer * 100 + $0 + 1) } }
+                    var t = TrainedRound(pruningRound: round, epochs: epochs, importance: importance, mask: mask, samples: 100)
+                    let blob = [UInt8](repeating: UInt8(round), count: 3_000)
+                    offered[round] = blob
+                    t.updateBlob = blob
+                    next += node.onTrained(t, nowMs: now)
+                case let .advanceModel(decision, m, rule, updates, _):
+                    #expect(rule == .fedAvg)
+                    #expect(decision.modelRound == UInt64(applied.count) + 1, "round \(decision.modelRound) after \(applied)")
+                    #expect(
+                        decision.base == (try #require(BulkManifest(blob: sharedBlob))).root,
+                        "the decision starts from the shared model held")
+                    #expect(updates == [offered[decision.modelRound]!], "the shell gets the update's bytes")
+                    applied.append(decision.modelRound)
+                    if let m { mask = m }
+                    sharedBlob = [UInt8](repeating: UInt8(100 + decision.modelRound), count: 5_000)
+                    next += node.onModelAdvanced(modelRound: decision.modelRound, blob: sharedBlob, nowMs: now)
+                case .fetchBlob, .fetchModel:
+                    Issue.record("a mesh-internal fetch reached the shell")
+                default: break
+                }
+            }
+            bundle = next + node.onTick(nowMs: now)
+            if node.mesh!.finished { break }
+        }
+        #expect(node.mesh!.finished)
+        // Two pruning rounds and two phase-two rounds, each applied once, in order.
+        #expect(applied == [1, 2, 3, 4])
+        let kinds = node.mesh!.entries.compactMap { try? LogEntry.decode($0).decision.kind }
+        #expect(kinds.filter { $0 == .model }.count == 4 && kinds.filter { $0 == .mask }.count == 2 && kinds.contains(.freeze), "\(kinds)")
+        #expect(node.mesh!.engine.modelGate.sharedRoots[4] == (try #require(BulkManifest(blob: sharedBlob))).root)
+    }
+}
