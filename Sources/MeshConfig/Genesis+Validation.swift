@@ -95,7 +95,14 @@ extension Genesis {
         // Training privacy (DP-SGD), when the section is present.
         if let t = trainingPrivacy { try Self.checkTrainingPrivacy(t, epochsPerRound: training.epochsPerRound) }
 
-        // Federation: the rule must be able to combine the members' updates.
+        // Federation: the rule must be able to combine the members' updates, from what the mesh
+        // holds (centered clipping needs the previous round's aggregate, which it does not keep).
+        if let f = federation, case .centeredClip = f.aggregation {
+            throw FieldProblem(
+                "federation.aggregation",
+                "\(f.aggregation) clips around the previous round's aggregate, which the mesh does not keep; use fedavg, filter:K, trimmed:B, median or normclip"
+            )
+        }
         if let f = federation, f.aggregation.contributionsMin > members.count {
             throw FieldProblem(
                 "federation.aggregation",

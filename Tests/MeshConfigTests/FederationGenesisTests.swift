@@ -72,5 +72,13 @@ import Testing
         #expect(throws: ConfigError.self) { try Genesis(yaml: yaml, file: "g.yaml") }
         let many = Self.genesis(FederationParameters(aggregation: .trimmedMean(trim: 5)))
         #expect(throws: FieldProblem.self) { try many.validate() }
+        // Centered clipping needs the previous aggregate, which the mesh does not keep: refused.
+        #expect(throws: FieldProblem.self) {
+            try Self.genesis(FederationParameters(aggregation: try AggregationRule(parsing: "cclip"))).validate()
+        }
+        // The distance filter is accepted (and round-trips).
+        let filter = Self.genesis(FederationParameters(aggregation: try AggregationRule(parsing: "filter:2")))
+        try filter.validate()
+        #expect(try Genesis(canonicalBytes: filter.canonicalBytes()).federation?.aggregation.description == "filter:2")
     }
 }
