@@ -55,7 +55,9 @@ import Wire
         let plain = LedgerGenesis(
             meshID: b.genesis.meshID, validators: b.genesis.validators, model: b.genesis.model, boundary: b.genesis.boundary,
             privacy: b.genesis.privacy)
-        #expect(LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: plain).error?.index == 0)
+        let refused = LogVerifier.verify(entries: entries.map { $0.encoded() }, genesis: plain)
+        #expect(plain.federation == nil && plain.rules.federation == nil)
+        #expect(refused.error?.index == 0, "\(refused.summaries.map(\.kind)) \(String(describing: refused.error))")
     }
 
     /// Every single-bit flip anywhere in any entry of a small log is rejected AT that entry.
