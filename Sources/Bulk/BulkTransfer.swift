@@ -95,6 +95,14 @@ public struct BulkTransfer: Sendable {
     /// Holds `bytes` as a blob and serves it; returns its root (the same bytes give the same root).
     public mutating func offer(_ bytes: [UInt8]) throws(OfferError) -> Digest32 {
         guard let manifest = BulkManifest(blob: bytes) else { throw .size(bytes.count) }
+        return try offer(bytes, manifest: manifest)
+    }
+
+    /// As `offer(_:)`, with the manifest already computed from these bytes (hashing a 26 MB blob
+    /// takes tens of ms: a shell computes it off its event loop). Precondition: the manifest is
+    /// of a blob of this length (it is trusted to be these bytes' own).
+    public mutating func offer(_ bytes: [UInt8], manifest: BulkManifest) throws(OfferError) -> Digest32 {
+        precondition(manifest.layout.length == bytes.count, "a manifest of \(manifest.layout.length) bytes for a blob of \(bytes.count)")
         if held[manifest.root] != nil { return manifest.root }
         guard held.count + fetchesPastManifest < Limits.bulk_blobs_held_max,
             reservedBytes + bytes.count <= Limits.bulk_held_bytes_max

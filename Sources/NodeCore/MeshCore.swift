@@ -1,3 +1,4 @@
+import Bulk
 import Consensus
 import Learner
 import Ledger
@@ -62,6 +63,8 @@ public struct TrainedRound: Sendable {
     /// Federated: the update's bytes (trained − shared, as the shell encodes them) and the samples
     /// trained on; the node core offers the bytes to its bulk store and fills in `update`.
     public var updateBlob: [UInt8]?
+    /// The update blob's bulk manifest, if the shell computed it (off its event loop).
+    public var updateManifest: BulkManifest?
     public var accuracy: Double
     public var globalAccuracy: Double
     public var seconds: Double

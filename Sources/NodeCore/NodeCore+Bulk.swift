@@ -37,9 +37,10 @@ public struct BulkPart: Sendable {
     }
 
     /// Holds a shared model's blob; returns its root.
-    mutating func offerShared(_ blob: [UInt8], modelRound: UInt64) -> Digest32 {
+    mutating func offerShared(_ blob: [UInt8], modelRound: UInt64, manifest: BulkManifest? = nil) -> Digest32 {
         do {
-            let root = try transfer.offer(blob)
+            let root =
+                try manifest.map { m throws(BulkTransfer.OfferError) in try transfer.offer(blob, manifest: m) } ?? transfer.offer(blob)
             sharedRounds[root] = modelRound
             return root
         } catch {
@@ -49,8 +50,10 @@ public struct BulkPart: Sendable {
     }
 
     /// Holds an own update's blob; nil when there is no room (the node then does not contribute).
-    mutating func offerUpdate(_ blob: [UInt8], modelRound: UInt64) -> Digest32? {
-        guard let root = try? transfer.offer(blob) else { return nil }
+    mutating func offerUpdate(_ blob: [UInt8], modelRound: UInt64, manifest: BulkManifest? = nil) -> Digest32? {
+        let offered: Digest32?
+        if let manifest { offered = try? transfer.offer(blob, manifest: manifest) } else { offered = try? transfer.offer(blob) }
+        guard let root = offered else { return nil }
         updateRounds[root] = modelRound
         return root
     }

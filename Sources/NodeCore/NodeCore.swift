@@ -144,9 +144,12 @@ public struct NodeCore: Sendable {
     /// Federated: the shell holds the shared model of `modelRound` (advanced, or loaded from a
     /// fetched blob), whose checkpoint encoding is `blob`: held and served from now on, and its
     /// root is the base of the next round.
-    public mutating func onModelAdvanced(modelRound: UInt64, blob: [UInt8], nowMs: UInt64) -> [NodeDirective] {
+    /// `manifest`: the blob's bulk manifest if the shell computed it (off its event loop).
+    public mutating func onModelAdvanced(
+        modelRound: UInt64, blob: [UInt8], manifest: BulkManifest? = nil, nowMs: UInt64
+    ) -> [NodeDirective] {
         guard !stopped, bulkPart != nil, var m = mesh.take() else { return [] }
-        let root = bulkPart!.offerShared(blob, modelRound: modelRound)
+        let root = bulkPart!.offerShared(blob, modelRound: modelRound, manifest: manifest)
         bulkPart!.noteAdvanced(modelRound: modelRound)
         var out = m.onModelAdvanced(modelRound: modelRound, root: root, nowMs: nowMs)
         mesh = m
@@ -189,10 +192,11 @@ public struct NodeCore: Sendable {
         var report = report
         if let blob = report.updateBlob, bulkPart != nil, let base = m.engine.modelGate.sharedRoots[report.pruningRound - 1] {
             // The update's bytes are held and served from now on; the mesh part announces their root.
-            if let root = bulkPart!.offerUpdate(blob, modelRound: report.pruningRound) {
+            if let root = bulkPart!.offerUpdate(blob, modelRound: report.pruningRound, manifest: report.updateManifest) {
                 report.update = UpdateOffer(base: base, root: root, bytes: UInt64(blob.count), samples: UInt32(clamping: report.samples))
             }
             report.updateBlob = nil
+            report.updateManifest = nil
         }
         let out = m.onTrained(report, nowMs: nowMs)
         mesh = m

@@ -357,7 +357,7 @@ public final class Node: @unchecked Sendable {
         loop.assertInEventLoop()
         guard !stopping else { return }
         sharedFigures = report
-        execute(core.onModelAdvanced(modelRound: report.modelRound, blob: report.blob, nowMs: Self.nowMs()))
+        execute(core.onModelAdvanced(modelRound: report.modelRound, blob: report.blob, manifest: report.manifest, nowMs: Self.nowMs()))
     }
 
     /// Seals a bulk message for member `key` and queues it behind control traffic. Call on `loop`.

@@ -223,3 +223,35 @@ import Testing
         #expect(m.canonicalBytes().count > 4 * m.cost.params)
     }
 }
+
+/// FedAvg read straight from the updates' bytes gives `aggregate(.fedAvg)`'s bytes.
+@Suite struct StreamingFedAvgTests {
+    @Test func theSameBitsAsTheDecodedAggregate() throws {
+        var rng = SeededGenerator(seed: 77, stream: 1)
+        for trial in 0..<20 {
+            let n = 1 + trial % 5, count = 1 + trial * 37
+            var contributions: [ModelContribution] = []
+            var encoded: [Aggregation.EncodedUpdate] = []
+            for k in 0..<n {
+                let values = (0..<count).map { _ in Float(rng.nextGaussian() * [0.001, 0.01, 0.1, 1, 10, 100, 1000][trial % 7]) }
+                let key = [UInt8(255 - k), UInt8(trial)]
+                let samples = 1 + Int(rng.next() % 5_000)
+                contributions.append(ModelContribution(key: key, samples: samples, update: values))
+                var bytes = [UInt8](repeating: 0, count: 4 * count)
+                bytes.withUnsafeMutableBytes { out in
+                    for (i, v) in values.enumerated() {
+                        out.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
+                    }
+                }
+                encoded.append(Aggregation.EncodedUpdate(key: key, samples: samples, bytes: bytes))
+                #expect(encoded.last!.isFinite(count: count))
+            }
+            let decoded = try Aggregation.aggregate(contributions, rule: .fedAvg)
+            let streamed = try Aggregation.fedAvg(encoded: encoded.shuffled(using: &rng), count: count)
+            #expect(decoded.map(\.bitPattern) == streamed.map(\.bitPattern), "trial \(trial)")
+        }
+        let nan = Aggregation.EncodedUpdate(key: [1], samples: 1, bytes: [0, 0, 0xC0, 0x7F])
+        #expect(!nan.isFinite(count: 1))
+        #expect(!nan.isFinite(count: 2))
+    }
+}

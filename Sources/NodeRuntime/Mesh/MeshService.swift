@@ -65,7 +65,7 @@ public final class MeshService: @unchecked Sendable {
     let personalLock = NSLock()
     var personal: (accuracy: Double, globalAccuracy: Double)?
     /// Epochs of the personal fine-tune after the last round.
-    var personalEpochs = 1
+    var personalEpochs = 2
     /// Tests and demos only: every job's noiseless importance appended to `importance.jsonl`.
     let recordImportance: Bool
 
@@ -264,7 +264,7 @@ public final class MeshService: @unchecked Sendable {
         let rounds = (pruning ? p.maxRounds : p.maxRounds) * genesis.training.epochsPerRound + p.finetuneEpochs
         worker.trainRound(modelRound: modelRound, epochs: epochs, totalEpochs: max(rounds, Int(modelRound) * epochs), logHeight: logHeight)
         {
-            report, blob in
+            report, blob, manifest in
             node.onLoop { node in
                 var trained = TrainedRound(
                     pruningRound: report.round, epochs: report.epochs, importance: report.importance,
@@ -272,6 +272,7 @@ public final class MeshService: @unchecked Sendable {
                     seconds: report.seconds, samples: report.samples, params: report.params, flops: report.flops,
                     dpSteps: report.dpSteps)
                 trained.updateBlob = blob
+                trained.updateManifest = manifest
                 self.record(round: report.round, mask: report.mask, importance: report.importance)
                 node.trained(trained)
                 self.logger.info(

@@ -1,3 +1,4 @@
+import Bulk
 import Consensus
 import Dataset
 import Foundation
@@ -10,6 +11,8 @@ import PosixIO
 public struct SharedModelReport: Sendable {
     public var modelRound: UInt64
     public var blob: [UInt8]
+    /// The blob's bulk manifest, hashed on the training thread (not the event loop).
+    public var manifest: BulkManifest?
     public var params: Int
     public var flops: Int
     /// The shared model on the whole test set, and on this node's own distribution.
@@ -61,7 +64,7 @@ extension TrainingWorker {
     /// order).
     public func trainRound(
         modelRound: UInt64, epochs: Int, totalEpochs: Int, logHeight: UInt64,
-        completion: @escaping @Sendable (TrainingReport, [UInt8]) -> Void
+        completion: @escaping @Sendable (TrainingReport, [UInt8], BulkManifest?) -> Void
     ) {
         queue.async { [self] in
             guard let f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
@@ -108,7 +111,7 @@ extension TrainingWorker {
                     round: modelRound, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss, accuracy: own,
                     globalAccuracy: global, importance: local.importance(), mask: local.mask, params: local.cost.params,
                     flops: local.cost.flops, finetuneEpochsDone: 0, dpSteps: dpSteps),
-                blob)
+                blob, BulkManifest(blob: blob))
         }
     }
 
@@ -128,20 +131,28 @@ extension TrainingWorker {
                 return
             }
             let params = f.shared.cost.params
-            var contributions: [ModelContribution] = []
-            for u in updates where u.blob.count == 4 * params {
-                var values = [Float](repeating: 0, count: params)
-                u.blob.withUnsafeBytes { raw in
-                    for i in 0..<params {
-                        values[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                    }
-                }
-                guard values.allSatisfy(\.isFinite) else { continue }
-                contributions.append(ModelContribution(key: u.key, samples: u.samples, update: values))
-            }
+            // Left out, the same on every node: bytes that are not `params` finite f32 values.
+            let usable = updates.map { Aggregation.EncodedUpdate(key: $0.key, samples: $0.samples, bytes: $0.blob) }
+                .filter { $0.isFinite(count: params) }
             var next = f.shared
-            if contributions.count >= rule.contributionsMin, let aggregate = try? Aggregation.aggregate(contributions, rule: rule) {
-                next = next.applying(update: aggregate)
+            if usable.count >= rule.contributionsMin {
+                let aggregate: [Float]?
+                if rule == .fedAvg {
+                    // Straight from the bytes: the same bits, without a Float copy of every update.
+                    aggregate = try? Aggregation.fedAvg(encoded: usable, count: params)
+                } else {
+                    let contributions = usable.map { u in
+                        ModelContribution(
+                            key: u.key, samples: u.samples,
+                            update: u.bytes.withUnsafeBytes { raw in
+                                (0..<params).map {
+                                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+                                }
+                            })
+                    }
+                    aggregate = try? Aggregation.aggregate(contributions, rule: rule)
+                }
+                if let aggregate { next = next.applying(update: aggregate) }
             }
             if let mask, mask != next.mask {
                 do { next = try next.pruned(to: mask, mode: .keepWeights, placement: .agreed) } catch {
@@ -167,8 +178,9 @@ extension TrainingWorker {
             completion(
                 .success(
                     SharedModelReport(
-                        modelRound: modelRound, blob: checkpoint, params: next.cost.params, flops: next.cost.flops,
-                        globalAccuracy: global, accuracy: own, excluded: updates.count - contributions.count)))
+                        modelRound: modelRound, blob: checkpoint, manifest: BulkManifest(blob: checkpoint), params: next.cost.params,
+                        flops: next.cost.flops,
+                        globalAccuracy: global, accuracy: own, excluded: updates.count - usable.count)))
         }
     }
 
@@ -203,7 +215,8 @@ extension TrainingWorker {
             completion(
                 .success(
                     SharedModelReport(
-                        modelRound: modelRound, blob: blob, params: model.cost.params, flops: model.cost.flops,
+                        modelRound: modelRound, blob: blob, manifest: BulkManifest(blob: blob), params: model.cost.params,
+                        flops: model.cost.flops,
                         globalAccuracy: global, accuracy: own, excluded: 0)))
         }
     }
