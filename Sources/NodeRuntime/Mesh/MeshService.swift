@@ -65,7 +65,7 @@ public final class MeshService: @unchecked Sendable {
     let personalLock = NSLock()
     var personal: (accuracy: Double, globalAccuracy: Double)?
     /// Epochs of the personal fine-tune after the last round.
-    var personalEpochs = 2
+    var personalEpochs = 4
     /// Tests and demos only: every job's noiseless importance appended to `importance.jsonl`.
     let recordImportance: Bool
 
