@@ -13,6 +13,26 @@ extension Aggregation {
             self.bytes = bytes
         }
 
+        /// The update's values as its bytes: each f32 little-endian, in order (the one encoding of
+        /// an update on the wire and in the bulk store).
+        public static func bytes(of values: [Float]) -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: 4 * values.count)
+            out.withUnsafeMutableBytes { raw in
+                for (i, v) in values.enumerated() { raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+            }
+            return out
+        }
+
+        /// The `count` values the bytes hold. Precondition: `bytes.count == 4 · count`.
+        public func values(count: Int) -> [Float] {
+            precondition(bytes.count == 4 * count, "an update of \(bytes.count) bytes for \(count) values")
+            return bytes.withUnsafeBytes { raw in (0..<count).map { Self.value(raw, $0) } }
+        }
+
+        static func value(_ raw: UnsafeRawBufferPointer, _ i: Int) -> Float {
+            Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+        }
+
         /// Whether the bytes are exactly `count` finite f32 values.
         public func isFinite(count: Int) -> Bool {
             guard bytes.count == 4 * count else { return false }

@@ -62,7 +62,7 @@ public struct BulkPart: Sendable {
 
     /// Drops update blobs of rounds before `round − 1` and shared models before `round − 1`
     /// (a node a round behind, or a joiner, still finds what it needs).
-    mutating func collectGarbage(keepingFrom round: UInt64) -> [NodeDirective] {
+    mutating func collectGarbage(keepingFrom round: UInt64) {
         for (root, r) in updateRounds where r + 1 < round {
             _ = transfer.drop(root)
             updateRounds[root] = nil
@@ -72,7 +72,6 @@ public struct BulkPart: Sendable {
             _ = transfer.drop(root)
             sharedRounds[root] = nil
         }
-        return []
     }
 }
 

@@ -151,12 +151,10 @@ public struct NodeCore: Sendable {
         guard !stopped, bulkPart != nil, var m = mesh.take() else { return [] }
         let root = bulkPart!.offerShared(blob, modelRound: modelRound, manifest: manifest)
         bulkPart!.noteAdvanced(modelRound: modelRound)
-        var out = m.onModelAdvanced(modelRound: modelRound, root: root, nowMs: nowMs)
+        let out = m.onModelAdvanced(modelRound: modelRound, root: root, nowMs: nowMs)
         mesh = m
-        var directives = route(out, nowMs: nowMs)
-        out = []
-        directives += bulkPart!.collectGarbage(keepingFrom: modelRound)
-        return directives
+        bulkPart!.collectGarbage(keepingFrom: modelRound)
+        return route(out, nowMs: nowMs)
     }
 
     /// Federated: a sealed datagram from member `sender` opened to `payload` (a bulk message).

@@ -40,13 +40,15 @@ public enum SealedFormat {
     public static let version = EnvelopeFormat.version
     public static let kind = MessageKind.sealed
 
-    public static let magicOffset = 0
-    public static let versionOffset = 4
-    public static let kindOffset = 5
-    public static let flagsOffset = 6
-    public static let meshIDOffset = 7
-    public static let senderOffset = meshIDOffset + MeshID.byteCount // 39
-    public static let sequenceOffset = senderOffset + PublicKey.byteCount // 71
+    // The first 79 bytes are laid out as the signed envelope's header up to its sequence number
+    // (one layout, so a receiver tells the two apart by the kind byte alone).
+    public static let magicOffset = EnvelopeFormat.magicOffset // 0
+    public static let versionOffset = EnvelopeFormat.versionOffset // 4
+    public static let kindOffset = EnvelopeFormat.kindOffset // 5
+    public static let flagsOffset = EnvelopeFormat.flagsOffset // 6
+    public static let meshIDOffset = EnvelopeFormat.meshIDOffset // 7
+    public static let senderOffset = EnvelopeFormat.senderOffset // 39
+    public static let sequenceOffset = EnvelopeFormat.sequenceOffset // 71
     /// The header, which is also the AEAD's associated data.
     public static let headerByteCount = sequenceOffset + 8 // 79
     public static let ciphertextOffset = headerByteCount

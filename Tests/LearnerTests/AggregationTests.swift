@@ -244,6 +244,8 @@ import Testing
                     }
                 }
                 encoded.append(Aggregation.EncodedUpdate(key: key, samples: samples, bytes: bytes))
+                #expect(Aggregation.EncodedUpdate.bytes(of: values) == bytes, "the one encoding of an update")
+                #expect(encoded.last!.values(count: count).map(\.bitPattern) == values.map(\.bitPattern))
                 #expect(encoded.last!.isFinite(count: count))
             }
             let decoded = try Aggregation.aggregate(contributions, rule: .fedAvg)

@@ -290,30 +290,28 @@ public final class MeshService: @unchecked Sendable {
     func advance(_ decision: ModelDecision, mask: PruneMask?, rule: AggregationRule, updates: [[UInt8]], node: Node) {
         let inputs = zip(decision.updates, updates).map { (key: $0.contributor.bytes, samples: Int($0.samples), blob: $1) }
         worker.advance(modelRound: decision.modelRound, updates: inputs, mask: mask, rule: rule) { result in
-            node.onLoop { node in
-                switch result {
-                case let .success(report):
-                    self.sharedFigures(report)
-                    node.modelAdvanced(report)
-                case let .failure(error):
-                    self.fatal("cannot apply model round \(decision.modelRound): \(error)")
-                }
-            }
+            self.sharedModel(result, node: node, failure: "cannot apply model round \(decision.modelRound)")
         }
     }
 
     /// `loadSharedModel` (federated): a fetched shared model made the current one.
     func loadShared(modelRound: UInt64, blob: [UInt8], node: Node) {
         worker.loadShared(modelRound: modelRound, blob: blob, originalSpec: genesis.model) { result in
-            node.onLoop { node in
-                switch result {
-                case let .success(report):
-                    self.logger.notice("shared model fetched", metadata: ["model_round": "\(modelRound)"])
-                    self.sharedFigures(report)
-                    node.modelAdvanced(report)
-                case let .failure(error):
-                    self.fatal("cannot load the fetched shared model of round \(modelRound): \(error)")
-                }
+            if case .success = result { self.logger.notice("shared model fetched", metadata: ["model_round": "\(modelRound)"]) }
+            self.sharedModel(result, node: node, failure: "cannot load the fetched shared model of round \(modelRound)")
+        }
+    }
+
+    /// A new shared model from the training thread: logged and handed to the node on its loop;
+    /// a failure stops the node (its shared model would be unknown).
+    private func sharedModel(_ result: Result<SharedModelReport, AdvanceError>, node: Node, failure: String) {
+        node.onLoop { node in
+            switch result {
+            case let .success(report):
+                self.sharedFigures(report)
+                node.modelAdvanced(report)
+            case let .failure(error):
+                self.fatal("\(failure): \(error)")
             }
         }
     }

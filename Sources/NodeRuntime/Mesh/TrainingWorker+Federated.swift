@@ -102,10 +102,7 @@ extension TrainingWorker {
             let local = network.model
             var update = f.shared.update(to: local)
             if let poison = f.poison { update = poison.apply(update) }
-            var blob = [UInt8](repeating: 0, count: 4 * update.count)
-            blob.withUnsafeMutableBytes { out in
-                for (i, v) in update.enumerated() { out.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
-            }
+            let blob = Aggregation.EncodedUpdate.bytes(of: update)
             completion(
                 TrainingReport(
                     round: modelRound, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss, accuracy: own,
@@ -125,7 +122,7 @@ extension TrainingWorker {
         completion: @escaping @Sendable (Result<SharedModelReport, AdvanceError>) -> Void
     ) {
         queue.async { [self] in
-            guard var f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
+            guard let f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
             guard f.modelRound + 1 == modelRound else {
                 completion(.failure(AdvanceError("round \(modelRound) does not follow the shared model's round \(f.modelRound)")))
                 return
@@ -141,15 +138,7 @@ extension TrainingWorker {
                     // Straight from the bytes: the same bits, without a Float copy of every update.
                     aggregate = try? Aggregation.fedAvg(encoded: usable, count: params)
                 } else {
-                    let contributions = usable.map { u in
-                        ModelContribution(
-                            key: u.key, samples: u.samples,
-                            update: u.bytes.withUnsafeBytes { raw in
-                                (0..<params).map {
-                                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
-                                }
-                            })
-                    }
+                    let contributions = usable.map { ModelContribution(key: $0.key, samples: $0.samples, update: $0.values(count: params)) }
                     aggregate = try? Aggregation.aggregate(contributions, rule: rule)
                 }
                 if let aggregate { next = next.applying(update: aggregate) }
@@ -160,27 +149,7 @@ extension TrainingWorker {
                     return
                 }
             }
-            let checkpoint = Checkpoint.encode(next)
-            do { try PosixIO.writeAtomically(SharedModelFile.encode(modelRound: modelRound, checkpoint: checkpoint), to: f.path) } catch {
-                completion(.failure(AdvanceError("cannot save the shared model to \(f.path): \(error)")))
-                return
-            }
-            f.shared = next
-            f.modelRound = modelRound
-            federated = f
-            if next.spec != network.model.spec {
-                network = ModelRunner(model: next, batchCapacity: settings.batchSize, threads: settings.threads)
-                network.labelSmoothing = labelSmoothing
-                network.augmentFlip = settings.augmentFlip
-            }
-            network.replaceModel(next)
-            let (own, global) = evaluate()
-            completion(
-                .success(
-                    SharedModelReport(
-                        modelRound: modelRound, blob: checkpoint, manifest: BulkManifest(blob: checkpoint), params: next.cost.params,
-                        flops: next.cost.flops,
-                        globalAccuracy: global, accuracy: own, excluded: updates.count - usable.count)))
+            completion(adopt(next, checkpoint: Checkpoint.encode(next), modelRound: modelRound, excluded: updates.count - usable.count))
         }
     }
 
@@ -191,7 +160,6 @@ extension TrainingWorker {
         completion: @escaping @Sendable (Result<SharedModelReport, AdvanceError>) -> Void
     ) {
         queue.async { [self] in
-            guard var f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
             let model: Model
             do { model = try Checkpoint.decode(blob, path: "fetched shared model") } catch {
                 completion(.failure(AdvanceError("\(error)")))
@@ -201,24 +169,32 @@ extension TrainingWorker {
                 completion(.failure(AdvanceError("the fetched shared model is of \(model.originalSpec), not \(originalSpec)")))
                 return
             }
-            do { try PosixIO.writeAtomically(SharedModelFile.encode(modelRound: modelRound, checkpoint: blob), to: f.path) } catch {
-                completion(.failure(AdvanceError("cannot save the shared model to \(f.path): \(error)")))
-                return
-            }
-            f.shared = model
-            f.modelRound = modelRound
-            federated = f
+            completion(adopt(model, checkpoint: blob, modelRound: modelRound, excluded: 0))
+        }
+    }
+
+    /// Makes `model` (whose checkpoint encoding is `checkpoint`) the shared model of `modelRound`:
+    /// saved durably with its round first, then the network made to hold it, then evaluated.
+    /// On the queue only.
+    private func adopt(_ model: Model, checkpoint: [UInt8], modelRound: UInt64, excluded: Int) -> Result<SharedModelReport, AdvanceError> {
+        guard var f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
+        do { try PosixIO.writeAtomically(SharedModelFile.encode(modelRound: modelRound, checkpoint: checkpoint), to: f.path) } catch {
+            return .failure(AdvanceError("cannot save the shared model to \(f.path): \(error)"))
+        }
+        f.shared = model
+        f.modelRound = modelRound
+        federated = f
+        if model.spec != network.model.spec {
             network = ModelRunner(model: model, batchCapacity: settings.batchSize, threads: settings.threads)
             network.labelSmoothing = labelSmoothing
             network.augmentFlip = settings.augmentFlip
-            let (own, global) = evaluate()
-            completion(
-                .success(
-                    SharedModelReport(
-                        modelRound: modelRound, blob: blob, manifest: BulkManifest(blob: blob), params: model.cost.params,
-                        flops: model.cost.flops,
-                        globalAccuracy: global, accuracy: own, excluded: 0)))
         }
+        network.replaceModel(model)
+        let (own, global) = evaluate()
+        return .success(
+            SharedModelReport(
+                modelRound: modelRound, blob: checkpoint, manifest: BulkManifest(blob: checkpoint), params: model.cost.params,
+                flops: model.cost.flops, globalAccuracy: global, accuracy: own, excluded: excluded))
     }
 }
 
