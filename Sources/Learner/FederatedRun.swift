@@ -99,6 +99,9 @@ public struct FederatedRun: Sendable {
         /// After these rounds the shared model is pruned by `boundary` on its own importance.
         public var pruneAfter: Set<Int> = []
         public var boundary: BoundaryRule?
+        /// Momentum at the aggregate (FedAvgM, Hsu et al. 2019): every node keeps the velocity
+        /// `v ← β·v + aggregate` and moves the shared model by `η·v`. β = 0 and η = 1 is FedAvg.
+        public var serverMomentum = ServerMomentum.none
         /// Fixed input normalisation (data-independent: no node's pixel statistics leak into the
         /// shared model). The reference feeds pixels in [0, 1]: mean 0, std 1.
         public var inputMean: Float = 0
@@ -201,6 +204,8 @@ public struct FederatedRun: Sendable {
         // The previous round's aggregate update, which every node holds (centered clipping's
         // centre); none in the first round and after a pruning changed the model's shape.
         var reference: [Float]?
+        // The server momentum's velocity, in the shared model's shape (pruned with it).
+        var velocity: [Float]?
 
         var rounds: [Round] = []
         var divergedRound: Int?
@@ -243,7 +248,8 @@ public struct FederatedRun: Sendable {
             let (distanceRatios, centreCosines) = try Aggregation.distanceRatios(contributions) // a diagnostic, outside the timing
             let aggregateStart = MonotonicClock.seconds()
             let aggregate = try Aggregation.aggregate(contributions, rule: config.rule, reference: reference)
-            shared = shared.applying(update: aggregate)
+            let step = config.serverMomentum.step(aggregate, velocity: &velocity)
+            shared = shared.applying(update: step)
             reference = aggregate
             let aggregateSeconds = MonotonicClock.seconds() - aggregateStart
             contributions = []
@@ -259,7 +265,10 @@ public struct FederatedRun: Sendable {
             if config.pruneAfter.contains(round), let boundary = config.boundary {
                 let mask = shared.selectMask(rule: boundary)
                 if mask.widths != shared.mask.widths {
-                    do { shared = try shared.pruned(to: mask) } catch {
+                    do {
+                        if let v = velocity { velocity = try shared.withFlatParameters(v).pruned(to: mask).flatParameters() }
+                        shared = try shared.pruned(to: mask)
+                    } catch {
                         preconditionFailure("a mask selected from the shared model's own units was refused: \(error)")
                     }
                     reference = nil

@@ -37,17 +37,39 @@ extension Model {
 
     /// `trained − self`, coordinate by coordinate in `flatParameters()` order: the update a node
     /// contributes after training from this (shared) model. Both must have the same architecture.
+    /// Tensor by tensor, without flat copies of either model.
     public func update(to trained: Model) -> [Float] {
         precondition(trained.spec == spec, "update from \(spec) to \(trained.spec)")
-        let a = flatParameters(), b = trained.flatParameters()
-        return (0..<a.count).map { b[$0] - a[$0] }
+        var out = [Float]()
+        out.reserveCapacity(cost.params)
+        for i in weights.indices {
+            for (mine, theirs) in [(weights[i], trained.weights[i]), (biases[i], trained.biases[i])] {
+                precondition(mine.count == theirs.count, "tensor sizes differ")
+                for j in 0..<mine.count { out.append(theirs[j] - mine[j]) }
+            }
+        }
+        return out
     }
 
     /// This model moved by `update` (the aggregate): each parameter p + u, rounded to Float.
+    /// Tensor by tensor in place (one tensor copied at a time, no flat copy of the model).
     public func applying(update: [Float]) -> Model {
-        let p = flatParameters()
-        precondition(update.count == p.count, "an update of \(update.count) values for \(p.count) parameters")
-        return withFlatParameters((0..<p.count).map { p[$0] + update[$0] })
+        precondition(update.count == cost.params, "an update of \(update.count) values for \(cost.params) parameters")
+        var result = self
+        var offset = 0
+        update.withUnsafeBufferPointer { u in
+            for i in result.weights.indices {
+                result.weights[i].withUnsafeMutableBufferPointer { w in
+                    for j in 0..<w.count { w[j] += u[offset + j] }
+                    offset += w.count
+                }
+                result.biases[i].withUnsafeMutableBufferPointer { b in
+                    for j in 0..<b.count { b[j] += u[offset + j] }
+                    offset += b.count
+                }
+            }
+        }
+        return result
     }
 
     /// The canonical bytes of the model: format version, the original spec, the mask, the input

@@ -98,6 +98,11 @@ public final class ModelRunner {
 
     public var optimizerKind: OptimizerKind? { optimizer?.kind }
 
+    /// Frees the optimiser's state (a momentum buffer the size of the model) until the next
+    /// `setOptimizer`: a federated round starts each round's optimiser afresh, so between rounds
+    /// the buffer is only memory.
+    public func dropOptimizer() { optimizer = nil }
+
     private func allocateWorkspace() {
         let arch = model.architecture
         let layers = arch.spec.layers
@@ -155,11 +160,36 @@ public final class ModelRunner {
         }
     }
 
+    /// Frees the whole workspace (activations, im2col matrices, gradients, optimiser state): for
+    /// a caller about to replace this network by one of another shape, so that the two
+    /// workspaces never coexist (the unpruned model's is ~180 MB at batch 64). The network must
+    /// not run again.
+    public func releaseWorkspace() {
+        released = true
+        optimizer = nil
+        activations = []
+        columns = []
+        argmax = []
+        dropoutMasks = []
+        weightGradients = []
+        biasGradients = []
+        for buffer in [\ModelRunner.gradientA, \.gradientB, \.columnGradient, \.partialWeightGradients, \.ones] {
+            self[keyPath: buffer] = FloatBuffer(count: 0)
+        }
+        exampleSquaredNorms = FloatBuffer(count: 0)
+        exampleLogitGradients = FloatBuffer(count: 0)
+        exampleWeightScratch = FloatBuffer(count: 0)
+    }
+
+    /// Set by `releaseWorkspace`: running the network again is a bug.
+    private var released = false
+
     // MARK: Forward
 
     /// Runs the loaded batch of `count` samples (already in the input buffer) through the model;
     /// the logits end up in the last activation buffer. `training` turns dropout on.
     private func forward(count n: Int, training: Bool = false) {
+        precondition(!released, "a network run after its workspace was released")
         let arch = model.architecture
         let layers = arch.spec.layers
         var paramIndex = 0

@@ -45,6 +45,8 @@ public enum DemoCluster {
         public var signalOverlap = false
         public var removeDeadAfterMs: UInt64?
         public var placement = "local"
+        /// Training threads of each node process (`start --threads`).
+        public var nodeThreads = 1
         /// UDP port of node 0 (node i listens on base + i); 0 = pick free ones.
         public var basePort = 0
         /// Seconds before giving up.
@@ -322,7 +324,7 @@ public enum DemoCluster {
             fedavgBytesPerRound: 2 * 4 * original.params,
             commitLatencyMs: meshes.map { $0?.commitLatencyMs ?? [] },
             epsilon: meshes.map { $0?.epsilonSpent ?? 0 }, epsilonBudget: genesis.privacy.epsilonBudget,
-            peakRssBytes: shown.map { $0?.processRssBytes ?? 0 },
+            peakRssBytes: shown.map { $0?.processPeakRssBytes ?? $0?.processRssBytes ?? 0 },
             auditOk: auditErrors.isEmpty, auditErrors: auditErrors, logsIdentical: identical, logBytesIdentical: bytesIdentical,
             head: last.first??.mesh?.logHead ?? "", directory: keepDirectory ? root : nil, error: failure,
             restarted: killRestart.map { [$0] } ?? [], joined: joinerIndex.map { [$0] } ?? [], strangerIgnored: strangerIgnored,
@@ -415,7 +417,7 @@ public enum DemoCluster {
         var args = [
             "start", "--key", nodeDir + "/node.key", "--genesis", nodeDir + "/genesis.yaml",
             "--listen", "127.0.0.1:\(ports[i])", "--control", "127.0.0.1:0", "--state-dir", nodeDir,
-            "--data", options.data, "--node", "\(i)", "--nodes", "\(shardNodes)", "--no-discovery", "--threads", "1",
+            "--data", options.data, "--node", "\(i)", "--nodes", "\(shardNodes)", "--no-discovery", "--threads", "\(options.nodeThreads)",
             "--log-level", "info",
         ]
         if i > 0 { args += ["--join", "127.0.0.1:\(ports[0])"] }

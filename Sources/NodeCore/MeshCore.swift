@@ -383,9 +383,12 @@ public struct MeshCore: Sendable {
 
     /// A training job finished.
     mutating func onTrained(_ report: TrainedRound, nowMs: UInt64) -> [Out] {
-        if figures.accuracyBefore == nil { figures.accuracyBefore = report.accuracy }
-        figures.accuracy = report.accuracy
-        figures.globalAccuracy = report.globalAccuracy
+        // A federated round may skip evaluating its transient local model (NaN figures).
+        if report.accuracy.isFinite {
+            if figures.accuracyBefore == nil { figures.accuracyBefore = report.accuracy }
+            figures.accuracy = report.accuracy
+            figures.globalAccuracy = report.globalAccuracy
+        }
         figures.lastTrainSeconds = report.seconds
         if report.seconds > 0 { figures.trainSamplesPerSecond = Double(report.samples) / report.seconds }
         figures.params = report.params

@@ -41,6 +41,9 @@ public final class Node: @unchecked Sendable {
     private(set) var sealedGate: SealedGate
     /// Federated: the last shared model's figures (for status and the demo).
     private(set) var sharedFigures: SharedModelReport?
+    /// Federated: the last evaluated shared model (its round and accuracies; the evaluation runs
+    /// beside the training, so it may lag the shared model by a round).
+    private(set) var sharedEvaluation: SharedEvaluation?
     /// When refused datagrams deserve a warning (another mesh, a non-member, a copied key).
     private var rejectNotices = RejectNotices()
     private var sequence: SequenceAllocator
@@ -357,7 +360,18 @@ public final class Node: @unchecked Sendable {
         loop.assertInEventLoop()
         guard !stopping else { return }
         sharedFigures = report
+        if report.globalAccuracy.isFinite {
+            sharedEvaluation = SharedEvaluation(
+                modelRound: report.modelRound, accuracy: report.accuracy, globalAccuracy: report.globalAccuracy)
+        }
         execute(core.onModelAdvanced(modelRound: report.modelRound, blob: report.blob, manifest: report.manifest, nowMs: Self.nowMs()))
+    }
+
+    /// Federated: the evaluation thread's figures for the shared model of `evaluation.modelRound`.
+    func sharedEvaluated(_ evaluation: SharedEvaluation) {
+        loop.assertInEventLoop()
+        guard !stopping, evaluation.modelRound >= (sharedEvaluation?.modelRound ?? 0) else { return }
+        sharedEvaluation = evaluation
     }
 
     /// Seals a bulk message for member `key` and queues it behind control traffic. Call on `loop`.
@@ -587,8 +601,9 @@ public final class Node: @unchecked Sendable {
             advertised: "\(advertised!)", incarnation: swim.incarnation, bootEpoch: bootEpoch,
             uptimeMs: now - startedAtMs, discovery: discoverySocket != nil, localHealth: swim.localHealth,
             membersByState: byState, members: members, counters: c,
-            mesh: core.mesh.flatMap { mesh?.status(core: $0, bulk: core.bulkPart, shared: sharedFigures) },
-            processCpuSeconds: ProcessFigures.cpuSeconds(), processRssBytes: ProcessFigures.rssBytes())
+            mesh: core.mesh.flatMap { mesh?.status(core: $0, bulk: core.bulkPart, shared: sharedFigures, evaluation: sharedEvaluation) },
+            processCpuSeconds: ProcessFigures.cpuSeconds(), processRssBytes: ProcessFigures.rssBytes(),
+            processPeakRssBytes: ProcessFigures.peakRssBytes())
     }
 
     /// `/metrics` text. Call on `loop`.

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Learner
 import Logging
+import MeshBase
 import MeshConfig
 import Metrics
 import NIOCore
@@ -73,6 +74,7 @@ public enum NodeProcess {
         config: NodeConfig, mesh meshOptions: MeshOptions = MeshOptions(), controlIdleTimeoutMs: Int? = nil,
         logger: Logger
     ) throws {
+        PosixIO.returnLargeAllocations(threshold: Limits.heap_mmap_threshold_bytes, arenas: Limits.heap_arenas_count_max)
         var settings = try NodeSettings.resolve(
             config,
             randomSeed: {

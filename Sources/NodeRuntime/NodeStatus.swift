@@ -126,9 +126,12 @@ public struct NodeStatus: Codable, Sendable, Hashable {
             public var decidedModelRound: UInt64
             /// The bulk root of the shared model's bytes (the next round's base): equal on every node.
             public var modelDigest: String
-            /// The shared model on the whole test set and on this node's own distribution.
+            /// The shared model on the whole test set and on this node's own distribution, as last
+            /// evaluated: in the model round `sharedEvaluatedRound` (evaluations run beside the
+            /// training, in phase one, every few rounds after it and in the last round).
             public var sharedGlobalAccuracy: Double?
             public var sharedAccuracy: Double?
+            public var sharedEvaluatedRound: UInt64? = nil
             /// After the last round: this node's personal copy (the shared model fine-tuned on its own data).
             public var personalAccuracy: Double?
             public var personalGlobalAccuracy: Double?
@@ -186,6 +189,8 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     /// Process CPU seconds (user + system) and resident memory.
     public var processCpuSeconds: Double?
     public var processRssBytes: UInt64?
+    /// The largest resident memory the process has had (the kernel's high-water mark).
+    public var processPeakRssBytes: UInt64? = nil
 
     public static func decode(_ data: Data) throws -> NodeStatus {
         let decoder = JSONDecoder()

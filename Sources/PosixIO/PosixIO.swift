@@ -49,6 +49,15 @@ public enum PosixIO {
         _ bytes: [UInt8], to path: String, mode: mode_t = 0o600,
         exclusive: Bool = false
     ) throws(PosixFailure) {
+        try writeAtomically(parts: [bytes], to: path, mode: mode, exclusive: exclusive)
+    }
+
+    /// `writeAtomically` of the concatenation of `parts`, written one after the other (no copy
+    /// of the whole: a header before a model's tens of megabytes).
+    public static func writeAtomically(
+        parts: [[UInt8]], to path: String, mode: mode_t = 0o600,
+        exclusive: Bool = false
+    ) throws(PosixFailure) {
         let target = exclusive ? path : path + ".tmp-\(getpid())"
         // Failures name the file the caller asked for; the temporary one is said in the operation.
         let via = exclusive ? "" : " (of the temporary file \(target.split(separator: "/").last.map(String.init) ?? target))"
@@ -61,7 +70,7 @@ public enum PosixIO {
             defer { close(fd) }
             guard fchmod(fd, mode) == 0 else { throw PosixFailure(path: path, operation: "fchmod" + via, code: errno) }
             do {
-                try writeAll(fd, bytes, path: target)
+                for bytes in parts { try writeAll(fd, bytes, path: target) }
                 try fsync(fd, path: target)
             } catch {
                 throw PosixFailure(path: path, operation: error.operation + via, code: error.code)
@@ -72,6 +81,23 @@ public enum PosixIO {
         }
         done = true
         try fsyncDirectory(of: path)
+    }
+
+    /// Makes the C library map every allocation of at least `threshold` bytes on its own pages and
+    /// unmap it when freed, and keep at most `arenas` heaps. A node's large buffers (model
+    /// tensors, im2col matrices, update blobs: megabytes each) change size when the model is
+    /// pruned; with glibc's default sliding threshold they land in heaps that are never given
+    /// back, so the process kept the unpruned model's peak for its whole life.
+    public static func returnLargeAllocations(threshold: Int, arenas: Int) {
+        #if canImport(Glibc)
+            // <malloc.h> is not in the Glibc module: mallopt by name, with its parameters'
+            // values from that header (M_MMAP_THRESHOLD −3, M_ARENA_MAX −8).
+            typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+            let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+            _ = mallopt(-3, Int32(clamping: threshold))
+            _ = mallopt(-8, Int32(clamping: arenas))
+        #endif
     }
 
     /// fsync of the directory holding `path`, so that a created or renamed entry survives a

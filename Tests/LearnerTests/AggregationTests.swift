@@ -207,6 +207,34 @@ import Testing
         for i in target.indices { #expect(abs(moved[i] - target[i]) <= 1e-6 * max(1, abs(target[i]))) }
     }
 
+    /// The tensor-by-tensor update and move are, bit for bit, the flat definitions every node
+    /// must agree on: u = b − a and p + u per coordinate in `flatParameters()` order.
+    @Test func updateAndMoveAreTheFlatDefinitionsBitForBit() {
+        let a = Model(spec: Self.spec, seed: 5), b = Model(spec: Self.spec, seed: 6)
+        let pa = a.flatParameters(), pb = b.flatParameters()
+        let u = a.update(to: b)
+        #expect(u.map(\.bitPattern) == (0..<pa.count).map { (pb[$0] - pa[$0]).bitPattern })
+        var g = SeededGenerator(seed: 9, stream: 1)
+        let step = (0..<pa.count).map { _ in Float(Double(g.next() % 2001) / 1000 - 1) * 0.01 }
+        let moved = a.applying(update: step).flatParameters()
+        #expect(moved.map(\.bitPattern) == (0..<pa.count).map { (pa[$0] + step[$0]).bitPattern })
+        #expect(a.flatParameters() == pa, "the base model is unchanged")
+    }
+
+    @Test func serverMomentumKeepsAVelocityAndNoneIsTheAggregate() throws {
+        var velocity: [Float]?
+        let plain = ServerMomentum.none.step([1, -2], velocity: &velocity)
+        #expect(plain == [1, -2] && velocity == nil)
+        let m = try #require(ServerMomentum(beta: 0.5, rate: 2))
+        #expect(m.step([1, -2], velocity: &velocity) == [2, -4])
+        #expect(velocity == [1, -2])
+        // v = 0.5·(1, −2) + (3, 0) = (3.5, −1); step 2·v.
+        #expect(m.step([3, 0], velocity: &velocity) == [7, -2])
+        #expect(velocity == [3.5, -1])
+        #expect(ServerMomentum(beta: 1, rate: 1) == nil && ServerMomentum(beta: 0.5, rate: 0) == nil)
+        #expect(ServerMomentum(beta: -0.1, rate: 1) == nil && ServerMomentum(beta: 0, rate: 4.5) == nil)
+    }
+
     @Test func canonicalBytesNameEveryParameterAndTheMask() throws {
         let m = Model(spec: Self.spec, seed: 5)
         #expect(m.canonicalBytes() == Model(spec: Self.spec, seed: 5).canonicalBytes())

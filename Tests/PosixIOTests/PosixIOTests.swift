@@ -29,6 +29,16 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["state"], "no temporary file left behind")
     }
 
+    @Test func anAtomicWriteOfPartsWritesTheirConcatenation() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/shared"
+        try PosixIO.writeAtomically([7], to: path)
+        try PosixIO.writeAtomically(parts: [[1, 2], [], Array(repeating: 5, count: 70_000)], to: path)
+        #expect(try PosixIO.read(path, limit: 80_000) == [1, 2] + Array(repeating: 5, count: 70_000))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["shared"])
+    }
+
     @Test func aFailedWriteLeavesTheOldContentsAndNoTemporary() throws {
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -9,6 +9,13 @@ enum ProcessFigures {
         return s(usage.ru_utime) + s(usage.ru_stime)
     }
 
+    /// getrusage's ru_maxrss (kilobytes on Linux).
+    static func peakRssBytes() -> UInt64? {
+        var usage = rusage()
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0, usage.ru_maxrss > 0 else { return nil }
+        return UInt64(usage.ru_maxrss) * 1024
+    }
+
     static func rssBytes() -> UInt64? {
         guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
         let fields = text.split(separator: " ")

@@ -66,6 +66,11 @@ public final class MeshService: @unchecked Sendable {
     var personal: (accuracy: Double, globalAccuracy: Double)?
     /// Epochs of the personal fine-tune after the last round.
     var personalEpochs = 4
+    /// Whether the worker's background evaluations are routed to the node (on the loop only).
+    var evaluationsRouted = false
+    /// After phase one the shared model is evaluated every this many model rounds (and in the
+    /// last one; a personal fine-tune first evaluates a shared model the schedule skipped).
+    static let sharedEvaluationEveryRounds: UInt64 = 4
     /// Tests and demos only: every job's noiseless importance appended to `importance.jsonl`.
     let recordImportance: Bool
 
@@ -262,8 +267,12 @@ public final class MeshService: @unchecked Sendable {
         logger.info("training", metadata: ["model_round": "\(modelRound)", "epochs": "\(epochs)"])
         let p = genesis.pruning
         let rounds = (pruning ? p.maxRounds : p.maxRounds) * genesis.training.epochsPerRound + p.finetuneEpochs
-        worker.trainRound(modelRound: modelRound, epochs: epochs, totalEpochs: max(rounds, Int(modelRound) * epochs), logHeight: logHeight)
-        {
+        // The local model is evaluated in the first round only (the demo's `accuracy_before`:
+        // one node's own model before any averaging); later rounds report the shared model's.
+        worker.trainRound(
+            modelRound: modelRound, epochs: epochs, totalEpochs: max(rounds, Int(modelRound) * epochs), logHeight: logHeight,
+            evaluate: modelRound == 1
+        ) {
             report, blob, manifest in
             node.onLoop { node in
                 var trained = TrainedRound(
@@ -275,21 +284,40 @@ public final class MeshService: @unchecked Sendable {
                 trained.updateManifest = manifest
                 self.record(round: report.round, mask: report.mask, importance: report.importance)
                 node.trained(trained)
-                self.logger.info(
-                    "trained",
-                    metadata: [
-                        "model_round": "\(report.round)", "local_accuracy": "\(report.accuracy)",
-                        "local_global_accuracy": "\(report.globalAccuracy)", "update_bytes": "\(blob.count)",
-                        "samples_per_second": "\(report.seconds > 0 ? Int(Double(report.samples) / report.seconds) : 0)",
-                    ])
+                var metadata: Logger.Metadata = [
+                    "model_round": "\(report.round)", "update_bytes": "\(blob.count)",
+                    "samples_per_second": "\(report.seconds > 0 ? Int(Double(report.samples) / report.seconds) : 0)",
+                ]
+                if report.accuracy.isFinite {
+                    metadata["local_accuracy"] = "\(report.accuracy)"
+                    metadata["local_global_accuracy"] = "\(report.globalAccuracy)"
+                }
+                self.logger.info("trained", metadata: metadata)
             }
         }
     }
 
     /// `advanceModel` (federated): the next shared model on the training thread, saved before it is reported.
     func advance(_ decision: ModelDecision, mask: PruneMask?, rule: AggregationRule, updates: [[UInt8]], node: Node) {
+        if !evaluationsRouted {
+            // Set once, before the first job that can evaluate in the background is queued.
+            evaluationsRouted = true
+            worker.sharedEvaluated = { [logger] round, own, global in
+                logger.notice(
+                    "shared model evaluated", metadata: ["model_round": "\(round)", "accuracy": "\(own)", "global_accuracy": "\(global)"])
+                node.onLoop { node in
+                    node.sharedEvaluated(SharedEvaluation(modelRound: round, accuracy: own, globalAccuracy: global))
+                }
+            }
+        }
         let inputs = zip(decision.updates, updates).map { (key: $0.contributor.bytes, samples: Int($0.samples), blob: $1) }
-        worker.advance(modelRound: decision.modelRound, updates: inputs, mask: mask, rule: rule) { result in
+        let p = genesis.pruning, e = max(1, genesis.training.epochsPerRound)
+        let planned = UInt64(p.maxRounds + (p.finetuneEpochs + e - 1) / e)
+        let round = decision.modelRound
+        // The shared model is the same on every node and each evaluation costs a tenth of a
+        // round's training: the phase-one rounds, every few rounds after them and the last.
+        let evaluate = round <= UInt64(p.maxRounds) || round % Self.sharedEvaluationEveryRounds == 0 || round >= planned
+        worker.advance(modelRound: round, updates: inputs, mask: mask, rule: rule, evaluate: evaluate) { result in
             self.sharedModel(result, node: node, failure: "cannot apply model round \(decision.modelRound)")
         }
     }
@@ -317,13 +345,15 @@ public final class MeshService: @unchecked Sendable {
     }
 
     private func sharedFigures(_ report: SharedModelReport) {
-        logger.notice(
-            "shared model",
-            metadata: [
-                "model_round": "\(report.modelRound)", "global_accuracy": "\(report.globalAccuracy)",
-                "accuracy": "\(report.accuracy)", "params": "\(report.params)", "flops": "\(report.flops)",
-                "excluded_updates": "\(report.excluded)",
-            ])
+        var metadata: Logger.Metadata = [
+            "model_round": "\(report.modelRound)", "params": "\(report.params)", "flops": "\(report.flops)",
+            "excluded_updates": "\(report.excluded)",
+        ]
+        if report.globalAccuracy.isFinite {
+            metadata["global_accuracy"] = "\(report.globalAccuracy)"
+            metadata["accuracy"] = "\(report.accuracy)"
+        }
+        logger.notice("shared model", metadata: metadata)
     }
 
     // MARK: Executing directives (on the node's loop)
@@ -499,7 +529,9 @@ public final class MeshService: @unchecked Sendable {
 
     // MARK: Status
 
-    func status(core: MeshCore, bulk: BulkPart? = nil, shared: SharedModelReport? = nil) -> NodeStatus.Mesh {
+    func status(
+        core: MeshCore, bulk: BulkPart? = nil, shared: SharedModelReport? = nil, evaluation: SharedEvaluation? = nil
+    ) -> NodeStatus.Mesh {
         let engine = core.engine, driver = core.driver, figures = core.figures, budget = core.budget
         let state = engine.state
         let cost = ModelCost(genesis.model.withPrunableWidths(state.mask.widths))
@@ -546,7 +578,8 @@ public final class MeshService: @unchecked Sendable {
                 let personal = personalFigures
                 return NodeStatus.Mesh.Federation(
                     phase: d.phase.rawValue, modelRound: d.appliedModelRound, decidedModelRound: d.decidedModelRound,
-                    modelDigest: root?.hex ?? "", sharedGlobalAccuracy: shared?.globalAccuracy, sharedAccuracy: shared?.accuracy,
+                    modelDigest: root?.hex ?? "", sharedGlobalAccuracy: evaluation?.globalAccuracy, sharedAccuracy: evaluation?.accuracy,
+                    sharedEvaluatedRound: evaluation?.modelRound,
                     personalAccuracy: personal?.accuracy, personalGlobalAccuracy: personal?.globalAccuracy,
                     personalDone: personal != nil,
                     modelBytesPerRound: last == 0 ? [] : (1...last).map { perRound[$0] ?? 0 },

@@ -15,7 +15,8 @@ public struct SharedModelReport: Sendable {
     public var manifest: BulkManifest?
     public var params: Int
     public var flops: Int
-    /// The shared model on the whole test set, and on this node's own distribution.
+    /// The shared model on the whole test set, and on this node's own distribution; NaN when
+    /// the evaluation runs in the background (`TrainingWorker.sharedEvaluated` reports it).
     public var globalAccuracy: Double
     public var accuracy: Double
     /// Updates left out of the aggregate because their bytes are not a finite update of the
@@ -23,14 +24,27 @@ public struct SharedModelReport: Sendable {
     public var excluded: Int
 }
 
+/// The shared model of one model round evaluated: on this node's distribution and on the whole
+/// test set.
+public struct SharedEvaluation: Sendable, Equatable {
+    public var modelRound: UInt64
+    public var accuracy: Double
+    public var globalAccuracy: Double
+}
+
 /// The shared model's file: `u64 model round (LE) ‖ Learner.Checkpoint encoding`, replaced
 /// atomically as one file so the weights and their round can never disagree after a crash.
 public enum SharedModelFile {
-    public static func encode(modelRound: UInt64, checkpoint: [UInt8]) -> [UInt8] {
-        var w = ByteWriter(capacity: 8 + checkpoint.count)
+    /// The file as two parts (the round, then the checkpoint itself), for a write that does not
+    /// copy the checkpoint.
+    public static func parts(modelRound: UInt64, checkpoint: [UInt8]) -> [[UInt8]] {
+        var w = ByteWriter(capacity: 8)
         w.write(modelRound)
-        w.write(raw: checkpoint)
-        return w.bytes
+        return [w.bytes, checkpoint]
+    }
+
+    public static func encode(modelRound: UInt64, checkpoint: [UInt8]) -> [UInt8] {
+        parts(modelRound: modelRound, checkpoint: checkpoint).flatMap { $0 }
     }
 
     public static func decode(_ bytes: [UInt8], path: String) throws(CheckpointError) -> (
@@ -61,9 +75,11 @@ extension TrainingWorker {
     /// `totalEpochs`, the step clock at `(modelRound − 1)·epochs` epochs), with fresh momentum
     /// (a client optimiser per round, as FedAvg's reference). Reports the local model's figures
     /// and importance and the update's bytes (`trained − shared`, f32 LE in `flatParameters()`
-    /// order).
+    /// order). With `evaluate` false the local model is not evaluated (its accuracies are NaN):
+    /// the evaluation would stand between the training and the update's announcement, on every
+    /// round's critical path, for a model that is only an update's source.
     public func trainRound(
-        modelRound: UInt64, epochs: Int, totalEpochs: Int, logHeight: UInt64,
+        modelRound: UInt64, epochs: Int, totalEpochs: Int, logHeight: UInt64, evaluate: Bool = true,
         completion: @escaping @Sendable (TrainingReport, [UInt8], BulkManifest?) -> Void
     ) {
         queue.async { [self] in
@@ -98,8 +114,9 @@ extension TrainingWorker {
                 samples += r.samples
                 loss = r.trainLoss
             }
-            let (own, global) = evaluate()
+            let (own, global) = evaluate ? self.evaluate() : (Double.nan, Double.nan)
             let local = network.model
+            network.dropOptimizer() // the next round starts a fresh one
             var update = f.shared.update(to: local)
             if let poison = f.poison { update = poison.apply(update) }
             let blob = Aggregation.EncodedUpdate.bytes(of: update)
@@ -119,6 +136,7 @@ extension TrainingWorker {
     /// not that of `modelRound − 1`.
     public func advance(
         modelRound: UInt64, updates: [(key: [UInt8], samples: Int, blob: [UInt8])], mask: PruneMask?, rule: AggregationRule,
+        evaluate: Bool = true,
         completion: @escaping @Sendable (Result<SharedModelReport, AdvanceError>) -> Void
     ) {
         queue.async { [self] in
@@ -149,7 +167,10 @@ extension TrainingWorker {
                     return
                 }
             }
-            completion(adopt(next, checkpoint: Checkpoint.encode(next), modelRound: modelRound, excluded: updates.count - usable.count))
+            completion(
+                adopt(
+                    next, checkpoint: Checkpoint.encode(next), modelRound: modelRound, excluded: updates.count - usable.count,
+                    evaluateNow: false, evaluateLater: evaluate))
         }
     }
 
@@ -169,28 +190,38 @@ extension TrainingWorker {
                 completion(.failure(AdvanceError("the fetched shared model is of \(model.originalSpec), not \(originalSpec)")))
                 return
             }
-            completion(adopt(model, checkpoint: blob, modelRound: modelRound, excluded: 0))
+            completion(adopt(model, checkpoint: blob, modelRound: modelRound, excluded: 0, evaluateNow: true))
         }
     }
 
     /// Makes `model` (whose checkpoint encoding is `checkpoint`) the shared model of `modelRound`:
-    /// saved durably with its round first, then the network made to hold it, then evaluated.
-    /// On the queue only.
-    private func adopt(_ model: Model, checkpoint: [UInt8], modelRound: UInt64, excluded: Int) -> Result<SharedModelReport, AdvanceError> {
+    /// saved durably with its round first, then the network made to hold it, then evaluated —
+    /// here (`evaluateNow`), or on the evaluation thread, so that the next round's training
+    /// starts at once and the evaluation fills the time this node waits for the others (the
+    /// report's accuracies are then NaN and `sharedEvaluated` gets them). On the queue only.
+    private func adopt(
+        _ model: Model, checkpoint: [UInt8], modelRound: UInt64, excluded: Int, evaluateNow: Bool, evaluateLater: Bool = true
+    ) -> Result<SharedModelReport, AdvanceError> {
         guard var f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
-        do { try PosixIO.writeAtomically(SharedModelFile.encode(modelRound: modelRound, checkpoint: checkpoint), to: f.path) } catch {
+        do { try PosixIO.writeAtomically(parts: SharedModelFile.parts(modelRound: modelRound, checkpoint: checkpoint), to: f.path) } catch {
             return .failure(AdvanceError("cannot save the shared model to \(f.path): \(error)"))
         }
         f.shared = model
         f.modelRound = modelRound
         federated = f
         if model.spec != network.model.spec {
+            network.releaseWorkspace() // before the new one is allocated: never both at once
             network = ModelRunner(model: model, batchCapacity: settings.batchSize, threads: settings.threads)
             network.labelSmoothing = labelSmoothing
             network.augmentFlip = settings.augmentFlip
         }
         network.replaceModel(model)
-        let (own, global) = evaluate()
+        let (own, global) = evaluateNow ? evaluate() : (Double.nan, Double.nan)
+        if evaluateNow {
+            evaluationQueue.sync { evaluatedRound = modelRound }
+        } else if evaluateLater {
+            evaluateInBackground(model, modelRound: modelRound)
+        }
         return .success(
             SharedModelReport(
                 modelRound: modelRound, blob: checkpoint, manifest: BulkManifest(blob: checkpoint), params: model.cost.params,
@@ -204,9 +235,34 @@ extension TrainingWorker {
     /// fresh momentum; saved as the node's model checkpoint (`model.ckpt`, the shared model
     /// stays in `shared.model`). Reports its accuracy on the node's own distribution and on the
     /// whole test set.
+    /// Evaluates the shared model of `modelRound` on the evaluation thread and hands its figures
+    /// to `sharedEvaluated`. Evaluations run in order, one at a time.
+    private func evaluateInBackground(_ model: Model, modelRound: UInt64) {
+        evaluationQueue.async { [self] in
+            evaluatedRound = max(evaluatedRound ?? 0, modelRound)
+            if evaluator?.model.spec != model.spec {
+                evaluator = nil // the old network's buffers go before the new one's are allocated
+                evaluator = ModelRunner(model: model, batchCapacity: settings.batchSize, threads: 1, trainable: false)
+            }
+            evaluator!.replaceModel(model)
+            let (own, global) = evaluate(using: evaluator!)
+            sharedEvaluated?(modelRound, own, global)
+        }
+    }
+
+    /// Waits until every shared-model evaluation queued so far has been reported.
+    func waitForEvaluations() { evaluationQueue.sync {} }
+
     public func personalize(epochs: Int, completion: @escaping @Sendable (_ accuracy: Double, _ globalAccuracy: Double) -> Void) {
         queue.async { [self] in
             guard let f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
+            // The last shared model's figures are reported before the personal copy's (and
+            // evaluated now if its round was one the schedule skipped).
+            waitForEvaluations()
+            if evaluationQueue.sync(execute: { evaluatedRound }) != f.modelRound {
+                evaluateInBackground(f.shared, modelRound: f.modelRound)
+                waitForEvaluations()
+            }
             Self.lowerThreadPriority()
             network.replaceModel(f.shared)
             network.setOptimizer(settings.optimizer)

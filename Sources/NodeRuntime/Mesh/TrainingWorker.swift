@@ -63,6 +63,17 @@ public final class TrainingWorker: @unchecked Sendable {
     }
 
     let queue = DispatchQueue(label: "prunemesh.training")
+    /// Federated: the shared model's evaluations run here, beside the training thread, so that
+    /// no round waits for one (on the evaluation queue only: `evaluator`).
+    let evaluationQueue = DispatchQueue(label: "prunemesh.evaluation")
+    /// An inference-only network for the shared model's evaluations (on `evaluationQueue` only).
+    var evaluator: ModelRunner?
+    /// The latest model round whose shared model was evaluated (on `evaluationQueue` only).
+    var evaluatedRound: UInt64?
+    /// Federated: receives each background evaluation of the shared model (model round, accuracy
+    /// on this node's distribution, on the whole test set), on the evaluation thread. Set once,
+    /// before the first federated job.
+    public var sharedEvaluated: (@Sendable (UInt64, Double, Double) -> Void)?
     let settings: Settings
     var network: ModelRunner
     let train: LabeledImages
@@ -232,7 +243,11 @@ public final class TrainingWorker: @unchecked Sendable {
     }
 
     /// Accuracy on the node's own distribution and on the whole test set.
-    func evaluate() -> (own: Double, global: Double) {
+    func evaluate() -> (own: Double, global: Double) { evaluate(using: network) }
+
+    /// `evaluate()` with `runner` (the training network, or the evaluation thread's own).
+    func evaluate(using runner: ModelRunner) -> (own: Double, global: Double) {
+        let network = runner
         let classes = test.classes
         // A logits row has one value per model output, which may be more than the data's classes.
         let outputs = network.model.spec.classes

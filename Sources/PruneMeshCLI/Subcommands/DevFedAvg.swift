@@ -38,6 +38,10 @@ struct DevFedAvg: ParsableCommand {
             the update's norm) or absent (sends nothing: the ceiling of any defence).
             """) var poison: String = "negate10"
     @Option(help: "How the nodes send their updates: f32, or int8 (a scale per tensor, error feedback).") var quantize: String = "f32"
+    @Option(parsing: .unconditional, help: "Momentum at the aggregate (FedAvgM): the velocity's β in [0, 1).")
+    var serverMomentum: Float = 0
+    @Option(parsing: .unconditional, help: "With --server-momentum: the rate η of the step η·v, in (0, 4].")
+    var serverRate: Float = 1
     @Option(help: "Prune the shared model after these rounds (comma-separated, e.g. 1,2); needs --boundary.") var pruneAfter: String?
     @Option(help: "Boundary rule for pruning the shared model: auto:K, auto2:K, keep:F or keep:F1/F2/….") var boundary: String?
     @Option(parsing: .unconditional, help: "Peak learning rate (SGD, momentum 0.9, weight decay 5e-4).") var lr: Float = 0.03
@@ -152,6 +156,10 @@ struct DevFedAvg: ParsableCommand {
         config.byzantine = byzantine
         config.poison = try FederatedRun.Poison(parsing: poison)
         config.encoding = FederatedRun.UpdateEncoding(rawValue: quantize) ?? .f32
+        guard let momentum = ServerMomentum(beta: serverMomentum, rate: serverRate) else {
+            throw ValidationError("--server-momentum must be in [0, 1) and --server-rate in (0, 4]")
+        }
+        config.serverMomentum = momentum
         config.pruneAfter = try pruneRounds()
         config.boundary = try boundary.map { try BoundaryRule(parsing: $0) }
         note(
