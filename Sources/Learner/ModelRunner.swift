@@ -182,7 +182,7 @@ public final class ModelRunner {
     }
 
     /// Set by `releaseWorkspace`: running the network again is a bug.
-    private var released = false
+    public private(set) var released = false
 
     // MARK: Forward
 

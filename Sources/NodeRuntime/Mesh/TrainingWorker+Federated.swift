@@ -86,7 +86,7 @@ extension TrainingWorker {
             guard let f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
             self.logHeight = max(self.logHeight, logHeight)
             Self.lowerThreadPriority()
-            network.replaceModel(f.shared)
+            holdInNetwork(f.shared, modelRound: modelRound)
             network.setOptimizer(settings.optimizer)
             let stepsPerEpoch = settings.dp?.stepsPerEpoch ?? (train.count + settings.batchSize - 1) / settings.batchSize
             let total = max(1, stepsPerEpoch * totalEpochs)
@@ -115,17 +115,19 @@ extension TrainingWorker {
                 loss = r.trainLoss
             }
             let (own, global) = evaluate ? self.evaluate() : (Double.nan, Double.nan)
-            let local = network.model
-            network.dropOptimizer() // the next round starts a fresh one
-            var update = f.shared.update(to: local)
+            let report = TrainingReport(
+                round: modelRound, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss, accuracy: own,
+                globalAccuracy: global, importance: network.model.importance(), mask: network.model.mask,
+                params: network.model.cost.params, flops: network.model.cost.flops, finetuneEpochsDone: 0, dpSteps: dpSteps)
+            var update = f.shared.update(to: network.model)
+            // Until the next shared model the network only waits: its workspace and its copy of
+            // the trained weights go now (it holds the shared model's, which are shared).
+            network.replaceModel(f.shared)
+            network.releaseWorkspace()
             if let poison = f.poison { update = poison.apply(update) }
             let blob = Aggregation.EncodedUpdate.bytes(of: update)
-            completion(
-                TrainingReport(
-                    round: modelRound, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss, accuracy: own,
-                    globalAccuracy: global, importance: local.importance(), mask: local.mask, params: local.cost.params,
-                    flops: local.cost.flops, finetuneEpochsDone: 0, dpSteps: dpSteps),
-                blob, BulkManifest(blob: blob))
+            update = []
+            completion(report, blob, BulkManifest(blob: blob))
         }
     }
 
@@ -146,6 +148,8 @@ extension TrainingWorker {
                 return
             }
             let params = f.shared.cost.params
+            // Released after the training already (a restart's advance may come first).
+            network.releaseWorkspace()
             // Left out, the same on every node: bytes that are not `params` finite f32 values.
             let usable = updates.map { Aggregation.EncodedUpdate(key: $0.key, samples: $0.samples, bytes: $0.blob) }
                 .filter { $0.isFinite(count: params) }
@@ -209,13 +213,7 @@ extension TrainingWorker {
         f.shared = model
         f.modelRound = modelRound
         federated = f
-        if model.spec != network.model.spec {
-            network.releaseWorkspace() // before the new one is allocated: never both at once
-            network = ModelRunner(model: model, batchCapacity: settings.batchSize, threads: settings.threads)
-            network.labelSmoothing = labelSmoothing
-            network.augmentFlip = settings.augmentFlip
-        }
-        network.replaceModel(model)
+        holdInNetwork(model, modelRound: modelRound)
         let (own, global) = evaluateNow ? evaluate() : (Double.nan, Double.nan)
         if evaluateNow {
             evaluationQueue.sync { evaluatedRound = modelRound }
@@ -235,6 +233,22 @@ extension TrainingWorker {
     /// fresh momentum; saved as the node's model checkpoint (`model.ckpt`, the shared model
     /// stays in `shared.model`). Reports its accuracy on the node's own distribution and on the
     /// whole test set.
+    /// Makes the training network hold `model`, building a network for it if its shape changed
+    /// or the workspace was released (after every round's training: the workspace, ~180 MB for
+    /// the unpruned model, would otherwise sit beside the update blobs arriving and the advance's
+    /// aggregate — the node's memory peak). On the queue only.
+    func holdInNetwork(_ model: Model, modelRound: UInt64) {
+        if model.spec != network.model.spec || network.released {
+            network.releaseWorkspace() // before the new one is allocated: never both at once
+            network = ModelRunner(model: model, batchCapacity: settings.batchSize, threads: settings.threads)
+            network.labelSmoothing = labelSmoothing
+            network.augmentFlip = settings.augmentFlip
+            // A network is built every round: its augmentation stream moves on with the round.
+            network.seedAugmentation(settings.seed &+ modelRound)
+        }
+        network.replaceModel(model)
+    }
+
     /// Evaluates the shared model of `modelRound` on the evaluation thread and hands its figures
     /// to `sharedEvaluated`. Evaluations run in order, one at a time.
     private func evaluateInBackground(_ model: Model, modelRound: UInt64) {
@@ -263,8 +277,8 @@ extension TrainingWorker {
                 evaluateInBackground(f.shared, modelRound: f.modelRound)
                 waitForEvaluations()
             }
+            holdInNetwork(f.shared, modelRound: f.modelRound + 1)
             Self.lowerThreadPriority()
-            network.replaceModel(f.shared)
             network.setOptimizer(settings.optimizer)
             let stepsPerEpoch = (train.count + settings.batchSize - 1) / settings.batchSize
             var step = 0
