@@ -85,6 +85,13 @@ extension NodeCore {
 
     /// The driver fetches a recent shared model by the root the log names.
     mutating func fetchSharedModel(_ round: UInt64, root: Digest32, sources: [PublicKey], nowMs: UInt64) -> [NodeDirective] {
+        if let old = bulkPart!.modelFetch, old.root != root {
+            // Superseded by a newer decision's base: not retried, its bytes not kept.
+            _ = bulkPart!.transfer.drop(old.root)
+            bulkPart!.wanted[old.root] = nil
+            bulkPart!.sharedRounds[old.root] = nil
+            bulkPart!.retry.remove(old.root)
+        }
         bulkPart!.modelFetch = (round, root)
         bulkPart!.sharedRounds[root] = round
         bulkPart!.wanted[root] = sources

@@ -67,6 +67,8 @@ public struct FederatedDriver: Sendable {
     /// The model round whose training is running, the advance in flight, the freeze asked for.
     public private(set) var trainingRound: UInt64?
     public private(set) var advancingRound: UInt64?
+    /// Set while `advancingRound` is a fetch of a shared model by its root (not an advance).
+    public private(set) var fetchingModel = false
     private var freezeAsked = false
     /// Rounds this node trained and contributed to (not trained again while undecided).
     private var contributedRound: UInt64?
@@ -138,6 +140,7 @@ public struct FederatedDriver: Sendable {
     public mutating func onAdvanced(modelRound r: UInt64) -> [FederatedDirective] {
         guard advancingRound == r else { return [] }
         advancingRound = nil
+        fetchingModel = false
         appliedModelRound = r
         decisions = decisions.filter { $0.key > r }
         if let last = masks.keys.filter({ $0 <= r }).max() { appliedMask = masks[last]! }
@@ -152,6 +155,13 @@ public struct FederatedDriver: Sendable {
             guard m.modelRound == decidedModelRound + 1 else { return [] }
             decidedModelRound = m.modelRound
             if m.modelRound > appliedModelRound { decisions[m.modelRound] = m }
+            // Fetching an older shared model: the members move on and let go of it, so fetch
+            // the one this decision names instead (a joiner whose log synced in one burst asked
+            // for a round the others had already dropped, and waited for it for ever).
+            if fetchingModel, let fetching = advancingRound, m.modelRound - 1 > fetching {
+                advancingRound = m.modelRound - 1
+                return [.fetchModel(modelRound: m.modelRound - 1, root: m.base)]
+            }
         case let .mask(m):
             guard m.pruningRound == decidedMaskRound + 1 else { return [] }
             let previous = masks[decidedMaskRound] ?? appliedMask
@@ -174,6 +184,7 @@ public struct FederatedDriver: Sendable {
         // model by the root the log names rather than advance through every round.
         if decidedModelRound > r, let d = decisions[decidedModelRound] {
             advancingRound = decidedModelRound - 1
+            fetchingModel = true
             phase = .advancing
             trainingRound = nil
             return [.fetchModel(modelRound: decidedModelRound - 1, root: d.base)]

@@ -101,4 +101,19 @@ import Wire
         #expect(d.onAdvanced(modelRound: 2) == [.advance(Self.model(3), mask: nil)])
         #expect(d.onAdvanced(modelRound: 3) == [Self.train(4, finetune: true, at: 1)])
     }
+
+    /// A joiner whose log synced in one burst started fetching round 1's shared model while the
+    /// members had moved on and dropped it; decisions that came next left it waiting for ever
+    /// (the demo's federated kill-and-join test timed out now and then). A newer decision now
+    /// re-targets the fetch to the base it names, and the stale answer changes nothing.
+    @Test func aFetchFollowsNewerDecisionsToTheBaseTheyName() {
+        let masks: [(UInt64, PruneMask)] = [(1, RoundDriverTests.mask([4, 8, 32])), (2, RoundDriverTests.mask([2, 4, 16]))]
+        var d = Self.driver(models: [Self.model(1), Self.model(2)], masks: masks, frozenAt: 2, applied: 0)
+        #expect(d.onStart() == [.fetchModel(modelRound: 1, root: Self.model(2).base)])
+        #expect(d.onCommitted(.model(Self.model(3))) == [.fetchModel(modelRound: 2, root: Self.model(3).base)])
+        #expect(d.onCommitted(.model(Self.model(4))) == [.fetchModel(modelRound: 3, root: Self.model(4).base)])
+        #expect(d.onAdvanced(modelRound: 1) == [], "the superseded fetch's model is not applied")
+        #expect(d.onAdvanced(modelRound: 3) == [.advance(Self.model(4), mask: nil)])
+        #expect(d.onAdvanced(modelRound: 4) == [.finished])
+    }
 }
