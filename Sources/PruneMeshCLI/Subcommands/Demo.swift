@@ -73,7 +73,10 @@ struct Demo: ParsableCommand {
         help: "Every node keeps its own model (no federated averaging): the behaviour before federation, for comparison.")
     var localOnly = false
 
-    @Option(help: "Federated: aggregation rule fedavg, trimmed:B, median or normclip.")
+    @Option(
+        help:
+            "Federated: aggregation rule fedavg, trimmed:B, median, normclip, filter:K, sidefilter:K, krum:F or geomed[:T] (the genesis refuses cclip)."
+    )
     var aggregation: String = "fedavg"
 
     @Option(
