@@ -68,6 +68,14 @@ public final class MeshService: @unchecked Sendable {
     var personalEpochs = 4
     /// Whether the worker's background evaluations are routed to the node (on the loop only).
     var evaluationsRouted = false
+    /// The federated run the genesis plans (the count `Rounds.FederatedDriver` runs): phase one's
+    /// rounds, then the fine-tune in rounds of `epochs_per_round` epochs; in epochs and in model
+    /// rounds. With pruning off the same counts (the baseline trains as long).
+    var plannedRun: (epochs: Int, phaseOneRounds: UInt64, modelRounds: UInt64) {
+        let p = genesis.pruning, e = max(1, genesis.training.epochsPerRound)
+        return (p.maxRounds * e + p.finetuneEpochs, UInt64(p.maxRounds), UInt64(p.maxRounds + (p.finetuneEpochs + e - 1) / e))
+    }
+
     /// After phase one the shared model is evaluated every this many model rounds (and in the
     /// last one; a personal fine-tune first evaluates a shared model the schedule skipped).
     static let sharedEvaluationEveryRounds: UInt64 = 4
@@ -265,8 +273,7 @@ public final class MeshService: @unchecked Sendable {
     /// `trainRound` (federated): queued on the training thread; the report and the update's bytes come back on the loop.
     func trainRound(modelRound: UInt64, epochs: Int, logHeight: UInt64, node: Node) {
         logger.info("training", metadata: ["model_round": "\(modelRound)", "epochs": "\(epochs)"])
-        let p = genesis.pruning
-        let rounds = (pruning ? p.maxRounds : p.maxRounds) * genesis.training.epochsPerRound + p.finetuneEpochs
+        let rounds = plannedRun.epochs
         // The local model is evaluated in the first round only (the demo's `accuracy_before`:
         // one node's own model before any averaging); later rounds report the shared model's.
         worker.trainRound(
@@ -311,12 +318,11 @@ public final class MeshService: @unchecked Sendable {
             }
         }
         let inputs = zip(decision.updates, updates).map { (key: $0.contributor.bytes, samples: Int($0.samples), blob: $1) }
-        let p = genesis.pruning, e = max(1, genesis.training.epochsPerRound)
-        let planned = UInt64(p.maxRounds + (p.finetuneEpochs + e - 1) / e)
-        let round = decision.modelRound
+        let round = decision.modelRound, plan = plannedRun
         // The shared model is the same on every node and each evaluation costs a tenth of a
         // round's training: the phase-one rounds, every few rounds after them and the last.
-        let evaluate = round <= UInt64(p.maxRounds) || round % Self.sharedEvaluationEveryRounds == 0 || round >= planned
+        let evaluate =
+            round <= plan.phaseOneRounds || round % Self.sharedEvaluationEveryRounds == 0 || round >= plan.modelRounds
         worker.advance(modelRound: round, updates: inputs, mask: mask, rule: rule, evaluate: evaluate) { result in
             self.sharedModel(result, node: node, failure: "cannot apply model round \(decision.modelRound)")
         }

@@ -97,19 +97,11 @@ extension TrainingWorker {
             var seconds = 0.0, samples = 0, loss = 0.0
             var dpSteps: UInt64 = 0
             for e in 0..<epochs {
-                let r: EpochReport
                 let before = globalStep
-                if let dp = settings.dp {
-                    var secure = SecureBytes()
-                    r = network.privateTrainEpoch(
-                        train, epoch: Int(modelRound - 1) * epochs + e + 1, settings: dp, baseLearningRate: settings.learningRate,
-                        schedule: schedule, globalStep: &globalStep, randomness: &secure)
-                    dpSteps += UInt64(globalStep - before)
-                } else {
-                    r = network.trainEpoch(
-                        train, epoch: Int(modelRound - 1) * epochs + e + 1, batchSize: settings.batchSize,
-                        baseLearningRate: settings.learningRate, schedule: schedule, globalStep: &globalStep, rng: &rng)
-                }
+                let r = trainEpoch(
+                    epoch: Int(modelRound - 1) * epochs + e + 1, learningRate: settings.learningRate, schedule: schedule,
+                    globalStep: &globalStep)
+                if settings.dp != nil { dpSteps += UInt64(globalStep - before) }
                 seconds += r.seconds
                 samples += r.samples
                 loss = r.trainLoss
@@ -280,19 +272,12 @@ extension TrainingWorker {
             holdInNetwork(f.shared, modelRound: f.modelRound + 1)
             Self.lowerThreadPriority()
             network.setOptimizer(settings.optimizer)
-            let stepsPerEpoch = (train.count + settings.batchSize - 1) / settings.batchSize
+            let stepsPerEpoch = settings.dp?.stepsPerEpoch ?? (train.count + settings.batchSize - 1) / settings.batchSize
             var step = 0
             for e in 0..<max(0, epochs) {
-                if let dp = settings.dp {
-                    var secure = SecureBytes()
-                    _ = network.privateTrainEpoch(
-                        train, epoch: e + 1, settings: dp, baseLearningRate: settings.learningRate / 3,
-                        schedule: .cosine(totalSteps: max(1, dp.stepsPerEpoch * epochs)), globalStep: &step, randomness: &secure)
-                } else {
-                    _ = network.trainEpoch(
-                        train, epoch: e + 1, batchSize: settings.batchSize, baseLearningRate: settings.learningRate / 3,
-                        schedule: .cosine(totalSteps: max(1, stepsPerEpoch * epochs)), globalStep: &step, rng: &rng)
-                }
+                _ = trainEpoch(
+                    epoch: e + 1, learningRate: settings.learningRate / 3,
+                    schedule: .cosine(totalSteps: max(1, stepsPerEpoch * epochs)), globalStep: &step)
             }
             let (own, global) = evaluate()
             try? PosixIO.writeAtomically(Checkpoint.encode(network.model), to: checkpointPath)

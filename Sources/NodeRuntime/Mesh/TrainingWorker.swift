@@ -154,40 +154,19 @@ public final class TrainingWorker: @unchecked Sendable {
             var dpSteps: UInt64 = 0
             for _ in 0..<epochs {
                 let r: EpochReport
-                if let dp = settings.dp {
-                    // DP-SGD: round(1/q) Poisson batches per epoch, sampling and noise from the CSPRNG.
-                    var secure = SecureBytes()
-                    let schedule: LearningRateSchedule =
-                        finetune
-                        ? .cosine(totalSteps: max(1, stepsPerEpoch * finetuneTotalEpochs)) : .constant
-                    if finetune { finetuneStep = finetuneEpochsDone * stepsPerEpoch }
-                    let before = finetune ? finetuneStep : step
-                    if finetune {
-                        r = network.privateTrainEpoch(
-                            train, epoch: finetuneEpochsDone + 1, settings: dp,
-                            baseLearningRate: settings.learningRate, schedule: schedule,
-                            globalStep: &finetuneStep, randomness: &secure)
-                        finetuneEpochsDone += 1
-                        dpSteps += UInt64(finetuneStep - before)
-                    } else {
-                        r = network.privateTrainEpoch(
-                            train, epoch: 0, settings: dp, baseLearningRate: settings.learningRate,
-                            schedule: schedule, globalStep: &step, randomness: &secure)
-                        dpSteps += UInt64(step - before)
-                    }
-                } else if finetune {
+                if finetune {
                     let schedule = LearningRateSchedule.cosine(totalSteps: max(1, stepsPerEpoch * finetuneTotalEpochs))
                     finetuneStep = finetuneEpochsDone * stepsPerEpoch
-                    r = network.trainEpoch(
-                        train, epoch: finetuneEpochsDone + 1, batchSize: settings.batchSize,
-                        baseLearningRate: settings.learningRate, schedule: schedule,
-                        globalStep: &finetuneStep, rng: &rng)
+                    let before = finetuneStep
+                    r = trainEpoch(
+                        epoch: finetuneEpochsDone + 1, learningRate: settings.learningRate, schedule: schedule,
+                        globalStep: &finetuneStep)
                     finetuneEpochsDone += 1
+                    if settings.dp != nil { dpSteps += UInt64(finetuneStep - before) }
                 } else {
-                    r = network.trainEpoch(
-                        train, epoch: 0, batchSize: settings.batchSize,
-                        baseLearningRate: settings.learningRate, schedule: .constant,
-                        globalStep: &step, rng: &rng)
+                    let before = step
+                    r = trainEpoch(epoch: 0, learningRate: settings.learningRate, schedule: .constant, globalStep: &step)
+                    if settings.dp != nil { dpSteps += UInt64(step - before) }
                 }
                 seconds += r.seconds
                 samples += r.samples
@@ -243,6 +222,21 @@ public final class TrainingWorker: @unchecked Sendable {
     }
 
     /// Accuracy on the node's own distribution and on the whole test set.
+    /// One epoch of this node's shard, the one training loop every job uses: DP-SGD when the
+    /// genesis asks for it (round(1/q) Poisson batches, sampling and noise from the CSPRNG),
+    /// plain SGD otherwise. `globalStep` moves on by the steps taken. On the queue only.
+    func trainEpoch(epoch: Int, learningRate: Float, schedule: LearningRateSchedule, globalStep: inout Int) -> EpochReport {
+        if let dp = settings.dp {
+            var secure = SecureBytes()
+            return network.privateTrainEpoch(
+                train, epoch: epoch, settings: dp, baseLearningRate: learningRate, schedule: schedule,
+                globalStep: &globalStep, randomness: &secure)
+        }
+        return network.trainEpoch(
+            train, epoch: epoch, batchSize: settings.batchSize, baseLearningRate: learningRate, schedule: schedule,
+            globalStep: &globalStep, rng: &rng)
+    }
+
     func evaluate() -> (own: Double, global: Double) { evaluate(using: network) }
 
     /// `evaluate()` with `runner` (the training network, or the evaluation thread's own).
