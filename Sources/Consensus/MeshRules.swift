@@ -37,8 +37,13 @@ public struct PrivacyTerms: Sendable, Hashable {
 /// round's updates are combined by `aggregation` (`Learner.Aggregation`) into the next shared model.
 public struct FederationTerms: Sendable, Hashable {
     public var aggregation: AggregationRule
+    /// How update blobs are encoded (the aggregate is computed from their values).
+    public var encoding: UpdateEncoding
 
-    public init(aggregation: AggregationRule) { self.aggregation = aggregation }
+    public init(aggregation: AggregationRule, encoding: UpdateEncoding = .f32) {
+        self.aggregation = aggregation
+        self.encoding = encoding
+    }
 }
 
 /// The fixed rules decisions are judged by, from the genesis: the mesh, the original model, the

@@ -139,16 +139,23 @@ public struct ErrorFeedbackQuantizer: Sendable {
     public init() {}
 
     /// Quantises `update + residual` (residual zero on the first call or after a reset) and
-    /// keeps the new residual. The sum is one Float addition per coordinate.
-    public mutating func quantize(_ update: [Float], tensorSizes: [Int]) -> QuantizedUpdate {
+    /// keeps the new residual. The sum is one Float addition per coordinate; the residual is
+    /// computed in the sum's own storage (a 26 MB update needs no second and third copy).
+    public mutating func quantize(_ update: consuming [Float], tensorSizes: [Int]) -> QuantizedUpdate {
         var corrected = update
         if let residual {
-            precondition(residual.count == update.count, "a residual of \(residual.count) values for an update of \(update.count)")
+            precondition(residual.count == corrected.count, "a residual of \(residual.count) values for an update of \(corrected.count)")
             for i in corrected.indices { corrected[i] += residual[i] }
         }
+        residual = nil
         let q = QuantizedUpdate(quantizing: corrected, tensorSizes: tensorSizes)
-        let sent = q.dequantized()
-        residual = (0..<corrected.count).map { corrected[$0] - sent[$0] }
+        var start = 0
+        for (size, scale) in zip(tensorSizes, q.scales) {
+            // What was sent is exactly `dequantized()`'s value: qᵢ·sₜ, one Float multiplication.
+            for i in start..<(start + size) { corrected[i] -= Float(q.values[i]) * scale + 0 }
+            start += size
+        }
+        residual = corrected
         return q
     }
 

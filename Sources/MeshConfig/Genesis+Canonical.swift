@@ -23,6 +23,7 @@ import Sodium
 /// | members | u16 count, then per member in ascending key order: 32-byte key, string name (empty = none), string address (empty = none) |
 /// | training_privacy | only if the section is present: u8 tag 1, u8 enabled (0 or 1), f64 clip_norm, f64 noise_multiplier, f64 sample_rate, f64 delta, f64 epsilon_max |
 /// | federation | only if the section is present: u8 tag 2, string aggregation (canonical rule text: `fedavg`, `trimmed:B`, `median`, `normclip`) |
+/// | federation.encoding | only if the federation section is present and its encoding is not `f32`: u8 tag 3, string encoding (`int8`) |
 ///
 /// Nothing else: YAML layout, comments, quoting, key order and member order do not change the
 /// bytes; any change of a value does. The optional sections come last, in tag order, so a
@@ -102,6 +103,10 @@ extension Genesis {
         if let f = federation {
             w.write(Self.federationTag)
             w.write(string: f.aggregation.description)
+            if f.encoding != .f32 {
+                w.write(Self.updateEncodingTag)
+                w.write(string: f.encoding.description)
+            }
         }
         return w.bytes
     }
@@ -118,6 +123,8 @@ extension Genesis {
     static let trainingPrivacyTag: UInt8 = 1
     /// The tag byte that opens the optional `federation` section.
     static let federationTag: UInt8 = 2
+    /// The tag byte that opens the optional `federation.encoding` section (only when not `f32`).
+    static let updateEncodingTag: UInt8 = 3
 
     /// Decodes and validates canonical bytes (as a peer might send them). Refuses anything that
     /// does not re-encode to exactly the same bytes: members out of order, −0, a spec or rule
@@ -248,6 +255,13 @@ extension Genesis {
                     do { federation = FederationParameters(aggregation: try AggregationRule(parsing: text)) } catch {
                         throw fail("federation.aggregation", "\(error)")
                     }
+                case Self.updateEncodingTag:
+                    guard federation != nil else { throw fail("federation.encoding", "an update encoding without a federation section") }
+                    let text = try r.readString("federation.encoding", limit: 16)
+                    let encoding: UpdateEncoding
+                    do { encoding = try UpdateEncoding(parsing: text) } catch { throw fail("federation.encoding", "\(error)") }
+                    guard encoding != .f32 else { throw fail("federation.encoding", "f32 is the default and is not encoded") }
+                    federation!.encoding = encoding
                 default:
                     throw fail("section", "unknown section tag \(tag) after the members")
                 }

@@ -166,11 +166,15 @@ extension Genesis {
 
         var federation: FederationParameters?
         if top.has("federation") {
-            var f = try top.requiredMapping("federation", allowed: ["aggregation"])
+            var f = try top.requiredMapping("federation", allowed: ["aggregation", "encoding"])
             let node = try f.required("aggregation")
             let text = try node.text()
             do { federation = FederationParameters(aggregation: try AggregationRule(parsing: text)) } catch {
                 throw node.error("\(error)")
+            }
+            if let e = f.optional("encoding") {
+                let text = try e.text()
+                do { federation!.encoding = try UpdateEncoding(parsing: text) } catch { throw e.error("\(error)") }
             }
         }
 
@@ -355,6 +359,8 @@ extension Genesis {
                 federation:
                   # fedavg (weighted by samples), trimmed:B, median or normclip (Byzantine-robust).
                   aggregation: \(q(f.aggregation.description))
+                  # How updates travel: f32, or int8 (per-tensor scale, error feedback; ~4x smaller).
+                  encoding: \(q(f.encoding.description))
 
                 """
         }

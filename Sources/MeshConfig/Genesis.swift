@@ -71,7 +71,7 @@ public struct Genesis: Sendable, Hashable {
     }
 
     /// The federation terms the log's model decisions are judged by (nil: not federated).
-    public var federationTerms: FederationTerms? { federation.map { FederationTerms(aggregation: $0.aggregation) } }
+    public var federationTerms: FederationTerms? { federation.map { FederationTerms(aggregation: $0.aggregation, encoding: $0.encoding) } }
 
     /// The member keys in canonical (ascending) order.
     public var memberKeys: [PublicKey] { members.map(\.publicKey).sorted() }
@@ -295,6 +295,12 @@ public struct GenesisMember: Sendable, Hashable {
 public struct FederationParameters: Sendable, Hashable {
     /// `aggregation`: `fedavg`, `trimmed:B`, `median` or `normclip` (`Learner.AggregationRule`).
     public var aggregation: AggregationRule
+    /// `encoding` (optional, default `f32`): how updates travel, `f32` or `int8`
+    /// (`Learner.UpdateEncoding`; int8 is just under 4× smaller, with error feedback).
+    public var encoding: UpdateEncoding
 
-    public init(aggregation: AggregationRule = .fedAvg) { self.aggregation = aggregation }
+    public init(aggregation: AggregationRule = .fedAvg, encoding: UpdateEncoding = .f32) {
+        self.aggregation = aggregation
+        self.encoding = encoding
+    }
 }

@@ -37,6 +37,8 @@ public enum DemoCluster {
         public var localOnly = false
         /// Federated: the genesis aggregation rule.
         public var aggregation = "fedavg"
+        /// Federated: the genesis update encoding (`f32`, `int8`).
+        public var encoding = "f32"
         /// Federated: this node poisons every update it offers with `poison`.
         public var byzantine: Int?
         public var poison = "negate10"
@@ -352,6 +354,7 @@ public enum DemoCluster {
             let feds = meshes.map { $0?.federation }
             report.federated = true
             report.aggregation = options.aggregation
+            report.updateEncoding = options.encoding
             report.byzantine = options.byzantine
             report.rounds = Int(feds.compactMap { $0?.decidedModelRound }.max() ?? 0)
             report.modelDigest = feds.map { $0?.modelDigest ?? "" }
@@ -387,7 +390,8 @@ public enum DemoCluster {
         if !options.localOnly {
             // One shared model by federated averaging, with the FedAvg reference's recipe (SGD
             // momentum 0.9, weight decay 5e-4, batch 64, lr 0.03 warm-up then cosine, no augmentation).
-            genesis.federation = FederationParameters(aggregation: try AggregationRule(parsing: options.aggregation))
+            genesis.federation = FederationParameters(
+                aggregation: try AggregationRule(parsing: options.aggregation), encoding: try UpdateEncoding(parsing: options.encoding))
             genesis.training.learningRate = 0.03
             genesis.training.augment = .none
         }

@@ -61,6 +61,8 @@ public struct DemoReport: Codable, Sendable {
     public var modelBytesTotal: [UInt64]? = nil
     public var byzantine: Int? = nil
     public var aggregation: String? = nil
+    /// Federated: how updates travelled (`f32`, `int8`).
+    public var updateEncoding: String? = nil
     /// With `--signal-overlap`: per pruning round, the share of the agreed mask's kept units that
     /// the noiseless importance's mask keeps too, and what a random mask would share.
     public var maskSignalOverlap: [Double]? = nil

@@ -285,3 +285,89 @@ import Testing
         #expect(!nan.isFinite(count: 2))
     }
 }
+
+/// int8 updates (`UpdateEncoding.int8`): FedAvg read from the quantised bytes gives the bits of
+/// `aggregate(.fedAvg)` over the dequantised values; strict usability; the encoder's error
+/// feedback and its reset when the model's shape changes.
+@Suite struct Int8UpdateEncodingTests {
+    @Test func streamedInt8FedAvgHasTheBitsOfTheDequantisedAggregate() throws {
+        var rng = SeededGenerator(seed: 91, stream: 2)
+        for trial in 0..<16 {
+            let sizes = (0..<(1 + trial % 4)).map { t in 1 + (trial * 17 + t * 29) % 97 }
+            let n = 1 + trial % 5
+            var contributions: [ModelContribution] = []
+            var encoded: [Aggregation.EncodedUpdate] = []
+            for k in 0..<n {
+                let values = sizes.enumerated().flatMap { t, size in
+                    (0..<size).map { i in i % 11 == 0 ? 0 : Float(rng.nextGaussian() * [1e-4, 0.1, 10, 1e3][(t + trial) % 4]) }
+                }
+                let key = [UInt8(200 - k), UInt8(trial)]
+                let samples = 1 + Int(rng.next() % 9_000)
+                var encoder = UpdateEncoder(.int8)
+                let bytes = encoder.encode(values, tensorSizes: sizes)
+                #expect(bytes.count == UpdateEncoding.int8.encodedCount(tensorSizes: sizes))
+                let update = Aggregation.EncodedUpdate(key: key, samples: samples, bytes: bytes)
+                #expect(update.isUsable(.int8, tensorSizes: sizes))
+                #expect(!update.isUsable(.f32, tensorSizes: sizes) || bytes.count == 4 * sizes.reduce(0, +))
+                let dequantised = try QuantizedUpdate.decode(bytes, tensorSizes: sizes).dequantized()
+                #expect(update.values(.int8, tensorSizes: sizes).map(\.bitPattern) == dequantised.map(\.bitPattern))
+                contributions.append(ModelContribution(key: key, samples: samples, update: dequantised))
+                encoded.append(update)
+            }
+            let decoded = try Aggregation.aggregate(contributions, rule: .fedAvg)
+            let streamed = try Aggregation.fedAvg(encoded: encoded.shuffled(using: &rng), encoding: .int8, tensorSizes: sizes)
+            #expect(decoded.map(\.bitPattern) == streamed.map(\.bitPattern), "trial \(trial)")
+            // f32 through the same entry point is the f32 streaming FedAvg.
+            let f32 = contributions.map {
+                Aggregation.EncodedUpdate(key: $0.key, samples: $0.samples, bytes: Aggregation.EncodedUpdate.bytes(of: $0.update))
+            }
+            #expect(
+                try Aggregation.fedAvg(encoded: f32, encoding: .f32, tensorSizes: sizes).map(\.bitPattern)
+                    == decoded.map(\.bitPattern))
+        }
+    }
+
+    @Test func unusableInt8BytesAreLeftOutAndDuplicatesRefused() throws {
+        let sizes = [3, 2]
+        var encoder = UpdateEncoder(.int8)
+        let good = encoder.encode([1, -2, 3, 0.5, 0.25], tensorSizes: sizes)
+        #expect(Aggregation.EncodedUpdate(key: [1], samples: 1, bytes: good).isUsable(.int8, tensorSizes: sizes))
+        // Wrong length, a −128, a NaN scale, another model's tensors.
+        var minus128 = good
+        minus128[4] = 0x80
+        var nanScale = good
+        nanScale[0...3] = [0, 0, 0xC0, 0x7F]
+        for bad in [Array(good.dropLast()), good + [0], minus128, nanScale] {
+            #expect(!Aggregation.EncodedUpdate(key: [1], samples: 1, bytes: bad).isUsable(.int8, tensorSizes: sizes))
+        }
+        #expect(!Aggregation.EncodedUpdate(key: [1], samples: 1, bytes: good).isUsable(.int8, tensorSizes: [2, 3]))
+        let twice = [1, 1].map { Aggregation.EncodedUpdate(key: [7], samples: $0, bytes: good) }
+        #expect(throws: AggregationError.self) { try Aggregation.fedAvg(encoded: twice, encoding: .int8, tensorSizes: sizes) }
+        #expect(throws: AggregationError.self) { try Aggregation.fedAvg(encoded: [], encoding: .int8, tensorSizes: sizes) }
+    }
+
+    @Test func theEncoderCarriesItsResidualUntilTheShapeChanges() throws {
+        var encoder = UpdateEncoder(.int8)
+        // 0.3 is far below the tensor's scale (100/127): quantised to 0, carried, then sent.
+        let u: [Float] = [100, 0.3, -0.3]
+        var sent: [Float] = [0, 0, 0]
+        for _ in 0..<10 {
+            let d = try QuantizedUpdate.decode(encoder.encode(u, tensorSizes: [3]), tensorSizes: [3]).dequantized()
+            for i in 0..<3 { sent[i] += d[i] }
+        }
+        #expect(encoder.heldValues == 3)
+        #expect(abs(sent[1] - 3) <= 100 / 127 / 2 * 1.01 && abs(sent[2] + 3) <= 100 / 127 / 2 * 1.01, "\(sent)")
+        // A pruned model: the old residual would not line up, so it is dropped, not added.
+        let pruned = try QuantizedUpdate.decode(encoder.encode([0.5, 1], tensorSizes: [2]), tensorSizes: [2]).dequantized()
+        #expect(pruned == QuantizedUpdate(quantizing: [0.5, 1], tensorSizes: [2]).dequantized())
+        #expect(encoder.heldValues == 2)
+        encoder.reset()
+        #expect(encoder.heldValues == 0)
+        // f32: the bytes of the values, nothing held.
+        var plain = UpdateEncoder(.f32)
+        #expect(plain.encode(u, tensorSizes: [3]) == Aggregation.EncodedUpdate.bytes(of: u))
+        #expect(plain.heldValues == 0)
+        #expect(throws: AggregationError.self) { try UpdateEncoding(parsing: "int4") }
+        #expect(try UpdateEncoding(parsing: "int8") == .int8)
+    }
+}

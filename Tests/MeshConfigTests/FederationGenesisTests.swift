@@ -81,4 +81,41 @@ import Testing
         try filter.validate()
         #expect(try Genesis(canonicalBytes: filter.canonicalBytes()).federation?.aggregation.description == "filter:2")
     }
+
+    /// `encoding`: f32 is the default and not encoded (the id of a genesis without the field);
+    /// int8 adds tag 3 after the rule; the decoder refuses an encoded f32, an unknown text, and
+    /// the tag without a federation section.
+    @Test func theUpdateEncodingIsTag3AndOnlyWhenNotF32() throws {
+        let f32 = Self.genesis(), int8 = Self.genesis(FederationParameters(aggregation: .fedAvg, encoding: .int8))
+        try int8.validate()
+        let a = f32.canonicalBytes(), b = int8.canonicalBytes()
+        #expect(Array(b.prefix(a.count)) == a)
+        #expect(Array(b.suffix(from: a.count)) == [3, 4, 0] + Array("int8".utf8))
+        #expect(f32.meshID != int8.meshID)
+        #expect(try LedgerGenesis(int8).federation == FederationTerms(aggregation: .fedAvg, encoding: .int8))
+        // YAML: the field round-trips; `encoding: f32` is the genesis without it.
+        let parsed = try Genesis(yaml: int8.yaml(), file: "g.yaml")
+        #expect(parsed.federation?.encoding == .int8 && parsed.meshID == int8.meshID)
+        let yamlF32 = f32.yaml()
+        #expect(yamlF32.contains("encoding: \"f32\""))
+        let stripped = yamlF32.replacingOccurrences(of: "  encoding: \"f32\"\n", with: "")
+        #expect(stripped != yamlF32)
+        #expect(try Genesis(yaml: stripped, file: "g.yaml").meshID == f32.meshID)
+        #expect(throws: ConfigError.self) {
+            try Genesis(yaml: int8.yaml().replacingOccurrences(of: "encoding: \"int8\"", with: "encoding: \"int4\""), file: "g.yaml")
+        }
+        func refused(_ mutated: [UInt8], _ field: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            do {
+                _ = try Genesis(canonicalBytes: mutated)
+                Issue.record("accepted", sourceLocation: sourceLocation)
+            } catch {
+                #expect(error.field.hasPrefix(field), "\(error)", sourceLocation: sourceLocation)
+            }
+        }
+        refused(a + [3, 3, 0] + Array("f32".utf8), "federation.encoding")
+        refused(a + [3, 4, 0] + Array("int4".utf8), "federation.encoding")
+        let bare = Self.genesis(nil).canonicalBytes()
+        refused(bare + [3, 4, 0] + Array("int8".utf8), "federation.encoding")
+        #expect(try Genesis(canonicalBytes: b).federation?.encoding == .int8)
+    }
 }

@@ -89,4 +89,18 @@ import Wire
         #expect(f["mesh_id"] == genesis.meshID.hex, "\(genesis.meshID.hex)")
         #expect(try Genesis(canonicalBytes: bytes).federation == FederationParameters(aggregation: .fedAvg))
     }
+
+    /// `federation.encoding: int8`: tag 3 and the encoding text after the rule.
+    @Test func theInt8EncodingAppendsItsTag() throws {
+        let lab = try Genesis(yaml: try Self.yaml(), file: "genesis-lab")
+        let text = try Self.yaml() + "\n" + (try SpecExamples.block("genesis-lab-federation-int8-section", in: Self.doc)) + "\n"
+        let genesis = try Genesis(yaml: text, file: "genesis-lab-federation-int8-section")
+        let bytes = genesis.canonicalBytes()
+        let tail = try SpecExamples.hex("genesis-lab-federation-int8-tail", in: Self.doc)
+        #expect(bytes == lab.canonicalBytes() + tail, "\(SpecExamples.hexString(Array(bytes.dropFirst(lab.canonicalBytes().count))))")
+        let f = try SpecExamples.fields("genesis-lab-federation-int8-id", in: Self.doc)
+        #expect(f["canonical_bytes"] == "\(bytes.count)", "\(bytes.count)")
+        #expect(f["mesh_id"] == genesis.meshID.hex, "\(genesis.meshID.hex)")
+        #expect(try Genesis(canonicalBytes: bytes).federation == FederationParameters(aggregation: .fedAvg, encoding: .int8))
+    }
 }

@@ -207,7 +207,9 @@ public final class MeshService: @unchecked Sendable {
             ownContribution: Self.restoreOwnContribution(files: files, logger: logger),
             sharedModel: shared.map { SharedModelState(modelRound: $0.round, root: BulkManifest(blob: $0.checkpoint)!.root) })
         if let shared {
-            worker.startFederated(shared: shared.model, modelRound: shared.round, path: files.sharedModelFile, poison: poison)
+            worker.startFederated(
+                shared: shared.model, modelRound: shared.round, path: files.sharedModelFile,
+                encoding: genesis.federation?.encoding ?? .f32, poison: poison)
             if let poison {
                 logger.warning(
                     "this node poisons every model update it offers (a Byzantine node for tests)", metadata: ["poison": "\(poison)"])

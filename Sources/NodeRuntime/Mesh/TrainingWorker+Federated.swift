@@ -61,9 +61,11 @@ public enum SharedModelFile {
 /// Federated jobs: the worker holds the shared model beside the network's (local) one.
 extension TrainingWorker {
     /// Makes `shared` (of `modelRound`) the shared model; call before any federated job.
-    public func startFederated(shared: Model, modelRound: UInt64, path: String, poison: FederatedRun.Poison? = nil) {
+    public func startFederated(
+        shared: Model, modelRound: UInt64, path: String, encoding: UpdateEncoding = .f32, poison: FederatedRun.Poison? = nil
+    ) {
         queue.sync {
-            federated = FederatedState(shared: shared, modelRound: modelRound, path: path, poison: poison)
+            federated = FederatedState(shared: shared, modelRound: modelRound, path: path, poison: poison, encoder: UpdateEncoder(encoding))
             labelSmoothing = 0.1
             network.labelSmoothing = labelSmoothing
             network.replaceModel(shared)
@@ -83,7 +85,7 @@ extension TrainingWorker {
         completion: @escaping @Sendable (TrainingReport, [UInt8], BulkManifest?) -> Void
     ) {
         queue.async { [self] in
-            guard let f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
+            guard var f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
             self.logHeight = max(self.logHeight, logHeight)
             Self.lowerThreadPriority()
             holdInNetwork(f.shared, modelRound: modelRound)
@@ -117,8 +119,10 @@ extension TrainingWorker {
             network.replaceModel(f.shared)
             network.releaseWorkspace()
             if let poison = f.poison { update = poison.apply(update) }
-            let blob = Aggregation.EncodedUpdate.bytes(of: update)
+            federated = nil // (the encoder's residual is not copied on write)
+            let blob = f.encoder.encode(update, tensorSizes: f.shared.tensorSizes())
             update = []
+            federated = f
             completion(report, blob, BulkManifest(blob: blob))
         }
     }
@@ -139,20 +143,23 @@ extension TrainingWorker {
                 completion(.failure(AdvanceError("round \(modelRound) does not follow the shared model's round \(f.modelRound)")))
                 return
             }
-            let params = f.shared.cost.params
+            let tensors = f.shared.tensorSizes(), encoding = f.encoder.encoding
             // Released after the training already (a restart's advance may come first).
             network.releaseWorkspace()
-            // Left out, the same on every node: bytes that are not `params` finite f32 values.
+            // Left out, the same on every node: bytes that are not one update of the shared
+            // model in the genesis encoding (f32: finite values; int8: a strict encoding).
             let usable = updates.map { Aggregation.EncodedUpdate(key: $0.key, samples: $0.samples, bytes: $0.blob) }
-                .filter { $0.isFinite(count: params) }
+                .filter { $0.isUsable(encoding, tensorSizes: tensors) }
             var next = f.shared
             if usable.count >= rule.contributionsMin {
                 let aggregate: [Float]?
                 if rule == .fedAvg {
                     // Straight from the bytes: the same bits, without a Float copy of every update.
-                    aggregate = try? Aggregation.fedAvg(encoded: usable, count: params)
+                    aggregate = try? Aggregation.fedAvg(encoded: usable, encoding: encoding, tensorSizes: tensors)
                 } else {
-                    let contributions = usable.map { ModelContribution(key: $0.key, samples: $0.samples, update: $0.values(count: params)) }
+                    let contributions = usable.map {
+                        ModelContribution(key: $0.key, samples: $0.samples, update: $0.values(encoding, tensorSizes: tensors))
+                    }
                     aggregate = try? Aggregation.aggregate(contributions, rule: rule)
                 }
                 if let aggregate { next = next.applying(update: aggregate) }
@@ -162,6 +169,8 @@ extension TrainingWorker {
                     completion(.failure(AdvanceError("surgery to the agreed mask \(mask): \(error)")))
                     return
                 }
+                // A residual of the unpruned shape would not line up with the next update.
+                federated?.encoder.reset()
             }
             completion(
                 adopt(
@@ -298,4 +307,6 @@ struct FederatedState {
     var modelRound: UInt64
     let path: String
     var poison: FederatedRun.Poison?
+    /// Encodes this node's updates in the genesis encoding (int8: with its error-feedback residual).
+    var encoder: UpdateEncoder
 }

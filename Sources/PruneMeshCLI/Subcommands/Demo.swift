@@ -79,6 +79,9 @@ struct Demo: ParsableCommand {
     )
     var aggregation: String = "fedavg"
 
+    @Option(help: "Federated: how updates travel, f32 or int8 (per-tensor scale with error feedback, ~4x fewer bytes).")
+    var encoding: String = "f32"
+
     @Option(
         name: .customLong("byzantine"), parsing: .unconditional, help: "Federated: node I poisons every update it offers (see --poison).")
     var byzantineNode: Int?
@@ -199,6 +202,7 @@ struct Demo: ParsableCommand {
         do { _ = try BoundaryRule(parsing: boundary) } catch { throw ValidationError("--boundary: \(error)") }
         do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("--partition: \(error)") }
         do { _ = try AggregationRule(parsing: aggregation) } catch { throw ValidationError("--aggregation: \(error)") }
+        do { _ = try UpdateEncoding(parsing: encoding) } catch { throw ValidationError("--encoding: \(error)") }
         do { _ = try FederatedRun.Poison(parsing: poison) } catch { throw ValidationError("--poison: \(error)") }
         if let b = byzantineNode {
             guard (0..<nodes).contains(b) else { throw ValidationError("--byzantine must name a node 0…\(nodes - 1)") }
@@ -241,6 +245,7 @@ struct Demo: ParsableCommand {
         o.noPruning = noPruning
         o.localOnly = localOnly
         o.aggregation = aggregation
+        o.encoding = encoding
         o.byzantine = byzantineNode
         o.poison = poison
         o.signalOverlap = signalOverlap

@@ -139,6 +139,9 @@ struct MeshInitCommand: ParsableCommand {
     @Option(help: "With --federated: aggregation rule fedavg, trimmed:B, median or normclip (default fedavg).")
     var aggregation: String?
 
+    @Option(help: "With --federated: how updates travel, f32 (default) or int8 (per-tensor scale, error feedback, ~4x smaller).")
+    var encoding: String?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -175,6 +178,7 @@ struct MeshInitCommand: ParsableCommand {
         "training_privacy.clip_norm": "--dp-clip", "training_privacy.noise_multiplier": "--dp-noise-multiplier",
         "training_privacy.sample_rate": "--dp-sample-rate", "training_privacy.delta": "--dp-delta",
         "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy": "--dp-*", "federation.aggregation": "--aggregation",
+        "federation.encoding": "--encoding",
     ]
 
     func run() throws {
@@ -215,9 +219,15 @@ struct MeshInitCommand: ParsableCommand {
         if let partitionSeed { genesis.data.seed = partitionSeed }
         genesis.members = try members.map(Self.member)
         if let aggregation, !federated { throw ValidationError("--aggregation \(aggregation) needs --federated") }
+        if let encoding, !federated { throw ValidationError("--encoding \(encoding) needs --federated") }
         if federated {
             do { genesis.federation = FederationParameters(aggregation: try AggregationRule(parsing: aggregation ?? "fedavg")) } catch {
                 throw ValidationError("--aggregation: \(error)")
+            }
+            if let encoding {
+                do { genesis.federation!.encoding = try UpdateEncoding(parsing: encoding) } catch {
+                    throw ValidationError("--encoding: \(error)")
+                }
             }
         }
         if dp, let q = dpSampleRate {
