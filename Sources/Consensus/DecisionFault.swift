@@ -22,14 +22,15 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
     case releaseNotPinned(PublicKey, String)
     case releaseCountNotIncreasing(PublicKey, previous: UInt32, actual: UInt32)
     case privacyBudgetExceeded(PublicKey, epsilon: Double, budget: Double)
-    /// DP-SGD training is on in the genesis and the release does not state its steps.
+    /// DP-SGD training is on in the genesis and a release or update does not state its steps.
     case trainingStepsMissing(PublicKey)
-    /// DP-SGD training is off (or absent) in the genesis and the release states steps.
+    /// DP-SGD training is off (or absent) in the genesis and a release or update states steps.
     case trainingStepsUnexpected(PublicKey)
-    /// The release states fewer DP-SGD steps than the contributor's previous one.
+    /// A release (update) states fewer DP-SGD steps than the contributor's previous release (update).
     case trainingStepsDecreasing(PublicKey, previous: UInt64, actual: UInt64)
-    /// Fewer steps than the release count times one round's steps (every release follows a round).
-    case trainingStepsTooFew(PublicKey, steps: UInt64, releases: UInt32, minimum: UInt64)
+    /// Fewer steps than the contributor's releases (or updates) so far times one round's steps:
+    /// each follows a round of training.
+    case trainingStepsTooFew(PublicKey, steps: UInt64, contributions: UInt32, minimum: UInt64)
     /// The record-level ε of the stated steps exceeds the genesis training ε_max.
     case trainingBudgetExceeded(PublicKey, epsilon: Double, budget: Double, steps: UInt64)
     case aggregateComputation(String)
@@ -127,14 +128,14 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
         case let .privacyBudgetExceeded(k, eps, budget):
             return "\(k.fingerprint) has spent ε = \(eps), above the budget \(budget)"
         case let .trainingStepsMissing(k):
-            return "release of \(k.fingerprint) does not state its DP-SGD steps; the genesis trains with DP-SGD"
+            return "a release or update of \(k.fingerprint) does not state its DP-SGD steps; the genesis trains with DP-SGD"
         case let .trainingStepsUnexpected(k):
-            return "release of \(k.fingerprint) states DP-SGD steps; the genesis does not train with DP-SGD"
+            return "a release or update of \(k.fingerprint) states DP-SGD steps; the genesis does not train with DP-SGD"
         case let .trainingStepsDecreasing(k, p, a):
             return "DP-SGD steps of \(k.fingerprint) are \(a), below its previous \(p) (steps never decrease)"
-        case let .trainingStepsTooFew(k, steps, releases, minimum):
+        case let .trainingStepsTooFew(k, steps, contributions, minimum):
             return
-                "\(k.fingerprint) states \(steps) DP-SGD steps for \(releases) releases; each release follows a round of training, so at least \(minimum)"
+                "\(k.fingerprint) states \(steps) DP-SGD steps for \(contributions) releases (or updates); each follows a round of training, so at least \(minimum)"
         case let .trainingBudgetExceeded(k, eps, budget, steps):
             return
                 "\(k.fingerprint) has trained \(steps) DP-SGD steps: record-level ε = \(eps), above the genesis training epsilon_max \(budget)"

@@ -41,10 +41,17 @@ public struct MeshState: Sendable {
     /// Per contributor: the release count of their last recorded release, and ε spent by then.
     public private(set) var releaseCounts: [PublicKey: UInt32] = [:]
     public private(set) var spent: [PublicKey: Double] = [:]
-    /// Per contributor, with DP-SGD training: the cumulative DP-SGD steps its last recorded
-    /// release stated, and the record-level ε they give.
+    /// Per contributor, with DP-SGD training: the most cumulative DP-SGD steps any of its
+    /// recorded releases or updates stated, and the record-level ε they give.
     public private(set) var trainingSteps: [PublicKey: UInt64] = [:]
     public private(set) var trainingEpsilon: [PublicKey: Double] = [:]
+    /// Per contributor, with DP-SGD training: the steps its last recorded release stated (each
+    /// kind's steps never decrease).
+    public private(set) var releaseSteps: [PublicKey: UInt64] = [:]
+    /// Per contributor, in a federated mesh: its updates recorded so far, and (with DP-SGD
+    /// training) the steps the last one stated.
+    public private(set) var updateCounts: [PublicKey: UInt32] = [:]
+    public private(set) var updateSteps: [PublicKey: UInt64] = [:]
     /// (first height, set) for every validator set so far.
     private var setHistory: [(from: UInt64, set: ValidatorSet)]
 
@@ -178,7 +185,7 @@ public struct MeshState: Sendable {
                 }
             }
             if let training = try Self.checkTrainingSteps(
-                release, of: key, previous: trainingSteps[key],
+                release.trainingSteps, of: key, previous: releaseSteps[key], contributions: release.releaseCount,
                 terms: rules.privacy.training)
             {
                 steps.append((key, training.steps, training.epsilon))
@@ -206,8 +213,8 @@ public struct MeshState: Sendable {
             spent[key] = epsilon
         }
         for (key, count, epsilon) in steps {
-            trainingSteps[key] = count
-            trainingEpsilon[key] = epsilon
+            releaseSteps[key] = count
+            recordTrainingSteps(count, epsilon: epsilon, of: key)
         }
         mask = m.mask
         lastMaskRound = m.pruningRound
@@ -231,27 +238,54 @@ public struct MeshState: Sendable {
             guard u.base == m.base else { throw .updateBase(key) }
             guard u.isValid(meshID: rules.meshID) else { throw .updateSignature(key) }
         }
+        var steps: [(PublicKey, UInt64, Double)] = []
+        for u in m.updates {
+            let previousCount = updateCounts[u.contributor] ?? 0
+            let count = previousCount == .max ? previousCount : previousCount + 1
+            if let training = try Self.checkTrainingSteps(
+                u.trainingSteps == 0 ? nil : u.trainingSteps, of: u.contributor, previous: updateSteps[u.contributor],
+                contributions: count, terms: rules.privacy.training)
+            {
+                steps.append((u.contributor, training.steps, training.epsilon))
+            }
+        }
+        for u in m.updates where updateCounts[u.contributor] != .max { updateCounts[u.contributor, default: 0] += 1 }
+        for (key, count, epsilon) in steps {
+            updateSteps[key] = count
+            recordTrainingSteps(count, epsilon: epsilon, of: key)
+        }
         lastModelRound = m.modelRound
         lastModelBase = m.base
     }
 
-    /// The DP-SGD steps `release` states for `key`, judged by the genesis terms: present exactly
-    /// when the mesh trains with DP-SGD, never below `previous` (steps only grow) nor below the
-    /// release count times one round's steps (every release follows a round of training), and
-    /// within the record-level ε_max. Returns the steps and their ε (nil without DP-SGD).
+    /// The contributor's record-level spend: the most steps any of its recorded releases or
+    /// updates stated (one counter; a release and an update of one round state the same).
+    private mutating func recordTrainingSteps(_ steps: UInt64, epsilon: Double, of key: PublicKey) {
+        if steps >= trainingSteps[key] ?? 0 {
+            trainingSteps[key] = steps
+            trainingEpsilon[key] = epsilon
+        }
+    }
+
+    /// The DP-SGD steps a release or update states for `key` (`stated`; nil: none), judged by
+    /// the genesis terms: present exactly when the mesh trains with DP-SGD, never below
+    /// `previous` (the steps its previous contribution of the same kind stated: steps only grow)
+    /// nor below `contributions` (this one included) times one round's steps (each follows a
+    /// round of training), and within the record-level ε_max. Returns the steps and their ε (nil
+    /// without DP-SGD).
     static func checkTrainingSteps(
-        _ release: ImportanceRelease, of key: PublicKey, previous: UInt64?,
+        _ stated: UInt64?, of key: PublicKey, previous: UInt64?, contributions: UInt32,
         terms: TrainingPrivacyTerms?
     ) throws(DecisionFault) -> (steps: UInt64, epsilon: Double)? {
         guard let terms else {
-            guard release.trainingSteps == nil else { throw .trainingStepsUnexpected(key) }
+            guard stated == nil else { throw .trainingStepsUnexpected(key) }
             return nil
         }
-        guard let steps = release.trainingSteps else { throw .trainingStepsMissing(key) }
+        guard let steps = stated else { throw .trainingStepsMissing(key) }
         if let previous, steps < previous { throw .trainingStepsDecreasing(key, previous: previous, actual: steps) }
-        let (minimum, overflow) = UInt64(release.releaseCount).multipliedReportingOverflow(by: terms.stepsPerRound)
+        let (minimum, overflow) = UInt64(contributions).multipliedReportingOverflow(by: terms.stepsPerRound)
         guard overflow || steps >= minimum else {
-            throw .trainingStepsTooFew(key, steps: steps, releases: release.releaseCount, minimum: minimum)
+            throw .trainingStepsTooFew(key, steps: steps, contributions: contributions, minimum: minimum)
         }
         let epsilon: Double
         do { epsilon = try terms.epsilon(steps: steps).epsilon } catch {

@@ -7,21 +7,26 @@ import Wire
 /// In a federated mesh (the genesis `federation` section) every validator trains, each model
 /// round, from the shared model the round starts from (`base`), and offers its update
 /// (trained − shared weights) as a content-addressed blob: the update bytes travel by bulk
-/// transfer, and only this 180-byte announcement travels through agreement and into the log.
+/// transfer, and only this 188-byte announcement travels through agreement and into the log.
 /// `root` names the update's bytes (the bulk layer's hash-tree root, which verifies every piece
 /// fetched), `bytes` their length, `samples` the FedAvg weight. `base` is the root of the shared
 /// model's canonical bytes that the update was trained from: a model decision records only
 /// updates that all name its own base, so the log states, round by round, which shared model
 /// the mesh trained from, signed by each contributor.
 ///
-/// Encoding (little-endian, 180 bytes = `Limits.signed_update_bytes`):
+/// `trainingSteps` is the contributor's cumulative DP-SGD steps once this update was trained
+/// (the same counter its importance releases state), or 0 in a mesh without DP-SGD training:
+/// the log then holds every training job that left the node, and the audit recomputes its
+/// record-level ε from them.
+///
+/// Encoding (little-endian, 188 bytes = `Limits.signed_update_bytes`):
 ///
 ///     contributor key (32) ‖ model round (u64, ≥ 1) ‖ base (32) ‖ root (32)
 ///     ‖ bytes (u64, 1 … Limits.model_update_bytes_max) ‖ samples (u32, 1 … Limits.model_update_samples_max)
-///     ‖ signature (64)
+///     ‖ training steps (u64) ‖ signature (64)
 ///
 /// The signature is Ed25519 by the contributor under `DomainTag.modelUpdate` over
-/// `mesh id (32) ‖ the first 116 bytes of the encoding` (everything before the signature).
+/// `mesh id (32) ‖ the first 124 bytes of the encoding` (everything before the signature).
 public struct SignedUpdate: Sendable, Hashable {
     public let contributor: PublicKey
     public let modelRound: UInt64
@@ -29,14 +34,16 @@ public struct SignedUpdate: Sendable, Hashable {
     public let root: Digest32
     public let bytes: UInt64
     public let samples: UInt32
+    /// Cumulative DP-SGD steps after this update's training (0: the mesh trains without DP-SGD).
+    public let trainingSteps: UInt64
     public let signature: Signature
 
     /// The length of the signed fields (the encoding without its signature).
-    static let fieldsByteCount = 116
+    static let fieldsByteCount = 124
 
     public init(
         contributor: PublicKey, modelRound: UInt64, base: Digest32, root: Digest32, bytes: UInt64, samples: UInt32,
-        signature: Signature
+        trainingSteps: UInt64 = 0, signature: Signature
     ) {
         self.contributor = contributor
         self.modelRound = modelRound
@@ -44,45 +51,47 @@ public struct SignedUpdate: Sendable, Hashable {
         self.root = root
         self.bytes = bytes
         self.samples = samples
+        self.trainingSteps = trainingSteps
         self.signature = signature
     }
 
     /// Signs an announcement of the update `root` (`bytes` long, trained on `samples` samples from
-    /// the shared model `base`) for `modelRound` of `meshID`.
+    /// the shared model `base`, the node's DP-SGD steps then at `trainingSteps`) for `modelRound`
+    /// of `meshID`.
     public static func sign(
-        modelRound: UInt64, base: Digest32, root: Digest32, bytes: UInt64, samples: UInt32, meshID: MeshID,
-        signer: SigningKey
+        modelRound: UInt64, base: Digest32, root: Digest32, bytes: UInt64, samples: UInt32, trainingSteps: UInt64 = 0,
+        meshID: MeshID, signer: SigningKey
     ) -> SignedUpdate {
         precondition(modelRound >= 1, "model rounds start at 1")
-        let fields = Self.fields(
-            contributor: signer.publicKey, modelRound: modelRound, base: base, root: root, bytes: bytes, samples: samples)
-        let signature = signer.sign(.modelUpdate, meshID.bytes + fields)
+        let unsigned = SignedUpdate(
+            contributor: signer.publicKey, modelRound: modelRound, base: base, root: root, bytes: bytes, samples: samples,
+            trainingSteps: trainingSteps, signature: Signature(bytes: [UInt8](repeating: 0, count: Signature.byteCount))!)
+        let signature = signer.sign(.modelUpdate, meshID.bytes + unsigned.fields())
         return SignedUpdate(
             contributor: signer.publicKey, modelRound: modelRound, base: base, root: root, bytes: bytes, samples: samples,
-            signature: signature)
+            trainingSteps: trainingSteps, signature: signature)
     }
 
-    static func fields(contributor: PublicKey, modelRound: UInt64, base: Digest32, root: Digest32, bytes: UInt64, samples: UInt32)
-        -> [UInt8]
-    {
-        var w = ByteWriter(capacity: fieldsByteCount)
+    /// The signed fields: the encoding without its signature.
+    func fields() -> [UInt8] {
+        var w = ByteWriter(capacity: Self.fieldsByteCount)
         w.write(raw: contributor.bytes)
         w.write(modelRound)
         w.write(raw: base.bytes)
         w.write(raw: root.bytes)
         w.write(bytes)
         w.write(samples)
+        w.write(trainingSteps)
         return w.bytes
     }
 
     /// Whether the signature is the contributor's over these fields in `meshID`.
     public func isValid(meshID: MeshID) -> Bool {
-        let fields = Self.fields(contributor: contributor, modelRound: modelRound, base: base, root: root, bytes: bytes, samples: samples)
-        return contributor.isValidSignature(signature, .modelUpdate, meshID.bytes + fields)
+        contributor.isValidSignature(signature, .modelUpdate, meshID.bytes + fields())
     }
 
     public func encode(into w: inout ByteWriter) {
-        w.write(raw: Self.fields(contributor: contributor, modelRound: modelRound, base: base, root: root, bytes: bytes, samples: samples))
+        w.write(raw: fields())
         w.write(raw: signature.bytes)
     }
 
@@ -102,9 +111,11 @@ public struct SignedUpdate: Sendable, Hashable {
             let root = Digest32(bytes: try r.readRaw(32, "update.root"))!
             let bytes = try r.readUInt64("update.bytes")
             let samples = try r.readUInt32("update.samples")
+            let steps = try r.readUInt64("update.trainingSteps")
             let signature = Signature(bytes: try r.readRaw(Signature.byteCount, "update.signature"))!
             return SignedUpdate(
-                contributor: key, modelRound: round, base: base, root: root, bytes: bytes, samples: samples, signature: signature)
+                contributor: key, modelRound: round, base: base, root: root, bytes: bytes, samples: samples, trainingSteps: steps,
+                signature: signature)
         }
         guard u.modelRound >= 1 else { throw .outOfRange("update.modelRound is 0 (model rounds start at 1)") }
         guard (1...Limits.model_update_bytes_max).contains(u.bytes) else {
@@ -129,7 +140,7 @@ public struct SignedUpdate: Sendable, Hashable {
 /// its `base`.
 ///
 /// Encoding (little-endian): model round (u64, ≥ 1) ‖ base (32) ‖ update count (u16,
-/// 1 … `Limits.model_decision_updates_count_max`) ‖ the updates (`SignedUpdate`, 180 bytes each),
+/// 1 … `Limits.model_decision_updates_count_max`) ‖ the updates (`SignedUpdate`, 188 bytes each),
 /// strictly ascending by contributor key.
 public struct ModelDecision: Sendable, Hashable {
     public let modelRound: UInt64

@@ -355,9 +355,9 @@ public enum Limits {
     public static let certificate_signatures_count_max = members_count_max
 
     /// One signed model-update announcement (`Consensus.SignedUpdate`): key 32, round 8, base 32,
-    /// root 32, bytes 8, samples 4, signature 64. Fits one datagram with its envelope.
-    public static let signed_update_bytes = 180
-    /// Updates one model decision records (at most one per validator): 2 + 8 + 32 + 256 · 180 ≈ 46 KB.
+    /// root 32, bytes 8, samples 4, DP-SGD steps 8, signature 64. Fits one datagram with its envelope.
+    public static let signed_update_bytes = 188
+    /// Updates one model decision records (at most one per validator): 2 + 8 + 32 + 256 · 188 ≈ 48 KB.
     public static let model_decision_updates_count_max = members_count_max
     /// The bytes one model update may claim (a 64 M-parameter f32 model: `model_params_count_max` · 4).
     public static let model_update_bytes_max: UInt64 = UInt64(model_params_count_max) * 4

@@ -9,7 +9,7 @@ import Wire
 /// The federated part of a mesh core: the model rounds' driver, the update announcements held
 /// for rounds not yet decided, which update blobs this node holds, and its own announcement.
 public struct FederationState: Sendable {
-    /// An own announcement is sent again this often until its round is decided (it is 180 bytes).
+    /// An own announcement is sent again this often until its round is decided (it is 188 bytes).
     static let ownResendMs: UInt64 = 2_000
 
     public internal(set) var driver: FederatedDriver
@@ -147,11 +147,23 @@ extension MeshCore {
             let grace = max(config.consensus.contributionGraceMs, since >= start ? since - start : 0)
             guard nowMs >= since &+ grace else { return [] }
         }
-        let decision = Decision.model(ModelDecision(modelRound: k, base: base, updates: Array(usable)))
-        guard (try? state.check(decision)) != nil else { return [] }
+        // An update the log would refuse (its DP-SGD steps, say) is left out, as the mask
+        // proposals leave out a bad release, while a quorum remains.
+        var candidates = Array(usable)
+        var decision = Decision.model(ModelDecision(modelRound: k, base: base, updates: candidates))
+        while true {
+            do {
+                try state.check(decision)
+                break
+            } catch {
+                guard let culprit = ConsensusEngine.contributor(of: error), candidates.count > needed else { return [] }
+                candidates.removeAll { $0.contributor == culprit }
+                decision = .model(ModelDecision(modelRound: k, base: base, updates: candidates))
+            }
+        }
         f.submittedRound = k
         federation = f
-        return [.directive(.note(.submittedModel(modelRound: k, updates: usable.count)))]
+        return [.directive(.note(.submittedModel(modelRound: k, updates: candidates.count)))]
             + execute(engine.submit(decision, nowMs: nowMs), nowMs: nowMs)
     }
 
@@ -200,8 +212,11 @@ extension MeshCore {
         guard engine.modelGate.sharedRoots[round - 1] == offer.base else {
             return [.directive(.note(.releaseFailed(pruningRound: round, why: "the update was not trained from the shared model")))]
         }
+        // With DP-SGD training: the steps charged (durably) before this round's training, which
+        // the log then holds beside the update (0: no DP-SGD training in the genesis).
+        let steps: UInt64 = config.ledger.privacy.training != nil ? trainingSteps : 0
         let u = SignedUpdate.sign(
-            modelRound: round, base: offer.base, root: offer.root, bytes: offer.bytes, samples: offer.samples,
+            modelRound: round, base: offer.base, root: offer.root, bytes: offer.bytes, samples: offer.samples, trainingSteps: steps,
             meshID: config.ledger.meshID, signer: signer)
         federation!.own = u
         federation!.ownResendAtMs = nowMs &+ FederationState.ownResendMs

@@ -32,7 +32,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     /// `Consensus.SignedContribution`): what nodes gossip and mask decisions hold.
     case contribution = 0x21
     /// One node's signed announcement of its model update for a model round (payload:
-    /// `Consensus.SignedUpdate`, 180 bytes): what federated nodes gossip and model decisions hold.
+    /// `Consensus.SignedUpdate`, 188 bytes): what federated nodes gossip and model decisions hold.
     case modelUpdate = 0x22
 
     /// A proposed pruning decision.

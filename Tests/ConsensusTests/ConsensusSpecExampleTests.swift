@@ -100,7 +100,7 @@ import Wire
     @Test func theSignedUpdateExample() throws {
         let u = SignedUpdate.sign(
             modelRound: 1, base: Blake2b256.hash(.modelDigest, [0]), root: Blake2b256.hash(.modelDigest, [1]), bytes: 4_096, samples: 100,
-            meshID: ConsensusSpecExampleTests.meshID, signer: ConsensusSpecExampleTests.a)
+            trainingSteps: 250, meshID: ConsensusSpecExampleTests.meshID, signer: ConsensusSpecExampleTests.a)
         let documented = try SpecExamples.hex("signed-update", in: Self.doc)
         #expect(documented == u.encoded(), "\(SpecExamples.hexString(u.encoded()))")
         #expect(try SignedUpdate.decode(documented).isValid(meshID: ConsensusSpecExampleTests.meshID))

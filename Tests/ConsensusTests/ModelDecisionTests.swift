@@ -20,13 +20,13 @@ import Wire
         #expect(u.isValid(meshID: Keys.mesh))
         #expect(!u.isValid(meshID: Keys.other))
         // Every signed field is covered: flip one byte of each region, the signature fails or decode refuses.
-        for offset in [0, 32, 40, 72, 104, 112] {
+        for offset in [0, 32, 40, 72, 104, 112, 116] {
             var b = bytes
             b[offset] ^= 1
             if let changed = try? SignedUpdate.decode(b) { #expect(!changed.isValid(meshID: Keys.mesh), "offset \(offset)") }
         }
         // A signature under another tag (a contribution's) over the same bytes does not verify.
-        let fields = Array(bytes.prefix(116))
+        let fields = Array(bytes.prefix(124))
         let wrongTag = Keys.signers[1].sign(.contribution, Keys.mesh.bytes + fields)
         let forged = try SignedUpdate.decode(fields + wrongTag.bytes)
         #expect(!forged.isValid(meshID: Keys.mesh))
@@ -57,8 +57,8 @@ import Wire
         // Swap two updates in the bytes: not strictly ascending, refused.
         var bytes = Decision.model(a).canonicalBytes()
         let first = 1 + 8 + 32 + 2
-        let one = Array(bytes[first..<(first + 180)]), two = Array(bytes[(first + 180)..<(first + 360)])
-        bytes.replaceSubrange(first..<(first + 360), with: two + one)
+        let one = Array(bytes[first..<(first + 188)]), two = Array(bytes[(first + 188)..<(first + 376)])
+        bytes.replaceSubrange(first..<(first + 376), with: two + one)
         #expect(throws: ConsensusDecodeError.self) { try Decision.decode(bytes) }
     }
 
@@ -173,5 +173,76 @@ import Wire
             #expect(c.logs[i][0].decision == decision)
             #expect(c[i].state.lastModelRound == 1)
         }
+    }
+}
+
+/// Model updates state the contributor's DP-SGD steps: judged as a release's (present exactly
+/// with DP-SGD training, never decreasing, at least the updates so far times one round's steps,
+/// within ε_max), and the contributor's recorded steps are the most any release or update stated.
+@Suite struct UpdateTrainingStepsTests {
+    static let terms = TrainingPrivacyTerms(sampleRate: 0.01, noiseMultiplier: 1.1, delta: 1e-5, epsilonMax: 8, stepsPerRound: 100)
+
+    static func builder(_ training: TrainingPrivacyTerms?) -> CommitteeLogBuilder {
+        CommitteeLogBuilder.demo(
+            validators: 4, spareCount: 0, seed: 29,
+            privacy: .init(clipBound: 16, noiseMultiplier: 5, scaleLog2: 10, delta: 1e-5, epsilonBudget: 10, training: training),
+            federation: FederationTerms(aggregation: .fedAvg))
+    }
+
+    static func update(_ b: CommitteeLogBuilder, _ i: Int, round: UInt64, steps: UInt64) -> SignedUpdate {
+        SignedUpdate.sign(
+            modelRound: round, base: ModelDecisionTests.base, root: Blake2b256.hash(.modelDigest, [UInt8(i), UInt8(round), 5]),
+            bytes: 4_096, samples: 100, trainingSteps: steps, meshID: b.genesis.meshID,
+            signer: b.signingKey(b.genesis.validators.keys[i]))
+    }
+
+    static func decision(_ b: CommitteeLogBuilder, round: UInt64, steps: [UInt64]) -> Decision {
+        .model(
+            ModelDecision(
+                modelRound: round, base: ModelDecisionTests.base,
+                updates: steps.enumerated().map { update(b, $0.offset, round: round, steps: $0.element) }))
+    }
+
+    @Test func stepsAreJudgedAndRecorded() throws {
+        let b = Self.builder(Self.terms)
+        let keys = b.genesis.validators.keys
+        var state = b.genesis.initialState
+        // Round 1: one round's steps each; the recorded steps and their ε follow.
+        try state.apply(Self.decision(b, round: 1, steps: [100, 100, 150]))
+        #expect(state.trainingSteps[keys[2]] == 150)
+        #expect(state.trainingEpsilon[keys[2]] == (try Self.terms.epsilon(steps: 150).epsilon))
+        #expect(state.updateCounts[keys[0]] == 1 && state.updateCounts[keys[3]] == nil)
+        // Round 2: validator 0 states no steps, fewer than before, or fewer than 2 rounds' worth.
+        let k0 = keys[0]
+        #expect(throws: DecisionFault.trainingStepsMissing(k0)) { try state.check(Self.decision(b, round: 2, steps: [0, 200, 250])) }
+        #expect(throws: DecisionFault.trainingStepsTooFew(k0, steps: 199, contributions: 2, minimum: 200)) {
+            try state.check(Self.decision(b, round: 2, steps: [199, 200, 250]))
+        }
+        let k2 = keys[2]
+        #expect(throws: DecisionFault.trainingStepsDecreasing(k2, previous: 150, actual: 149)) {
+            try state.check(Self.decision(b, round: 2, steps: [200, 200, 149]))
+        }
+        // Beyond ε_max: refused, and the message names the steps.
+        var over: UInt64 = 200
+        while (try? Self.terms.epsilon(steps: over).epsilon).map({ $0 <= Self.terms.epsilonMax }) ?? false { over += 1_000 }
+        do {
+            try state.check(Self.decision(b, round: 2, steps: [200, 200, over]))
+            Issue.record("an update beyond ε_max was accepted")
+        } catch {
+            guard case let .trainingBudgetExceeded(key, _, _, steps) = error else { throw error }
+            #expect(key == k2 && steps == over)
+        }
+        try state.apply(Self.decision(b, round: 2, steps: [200, 200, 300]))
+        #expect(state.trainingSteps[k2] == 300 && state.updateCounts[k2] == 2)
+    }
+
+    @Test func withoutDPTrainingStepsMustBeZero() throws {
+        let b = Self.builder(nil)
+        var state = b.genesis.initialState
+        #expect(throws: DecisionFault.trainingStepsUnexpected(b.genesis.validators.keys[1])) {
+            try state.check(Self.decision(b, round: 1, steps: [0, 100, 0]))
+        }
+        try state.apply(Self.decision(b, round: 1, steps: [0, 0, 0]))
+        #expect(state.trainingSteps.isEmpty && state.updateCounts.count == 3)
     }
 }

@@ -13,7 +13,7 @@ import Testing
         let faults: [DecisionFault] = [
             .trainingStepsMissing(key), .trainingStepsUnexpected(key),
             .trainingStepsDecreasing(key, previous: 2, actual: 1),
-            .trainingStepsTooFew(key, steps: 1, releases: 1, minimum: 100),
+            .trainingStepsTooFew(key, steps: 1, contributions: 1, minimum: 100),
             .trainingBudgetExceeded(key, epsilon: 9, budget: 8, steps: 1_000),
         ]
         for fault in faults { #expect(ConsensusEngine.contributor(of: fault) == key, "\(fault.code)") }

@@ -124,10 +124,10 @@ import Wire
 
         // Second release with 199 steps: two releases follow two rounds of 100 steps at least.
         let few = Self.verify(training: terms, prefixRounds: 1, stepsOfValidator1: 199, firstSteps: 100)
-        #expect(few.error?.fault == .decision(.trainingStepsTooFew(few.key, steps: 199, releases: 2, minimum: 200)))
+        #expect(few.error?.fault == .decision(.trainingStepsTooFew(few.key, steps: 199, contributions: 2, minimum: 200)))
         // Zero steps on a first release.
         let zero = Self.verify(training: terms, stepsOfValidator1: 0)
-        #expect(zero.error?.fault == .decision(.trainingStepsTooFew(zero.key, steps: 0, releases: 1, minimum: 100)))
+        #expect(zero.error?.fault == .decision(.trainingStepsTooFew(zero.key, steps: 0, contributions: 1, minimum: 100)))
     }
 
     @Test func anHonestLogRecordsEveryContributorsStepsAndEpsilon() {

@@ -19,6 +19,32 @@ import Wire
         validators: 1, spareCount: 0, seed: 5, maskRounds: 2, federation: FederationTerms(aggregation: .fedAvg))
 
     @Test func aLoneValidatorAppliesEveryModelRoundOnceAndInOrder() throws {
+        _ = try Self.run(builder)
+    }
+
+    /// With DP-SGD training in the genesis every update states the steps charged before its
+    /// training (one round's each), and the log's recorded steps are the node's own.
+    @Test func withDPTrainingEveryUpdateStatesItsChargedSteps() throws {
+        let terms = TrainingPrivacyTerms(sampleRate: 0.01, noiseMultiplier: 1.1, delta: 1e-5, epsilonMax: 8, stepsPerRound: 100)
+        let dp = CommitteeLogBuilder.demo(
+            validators: 1, spareCount: 0, seed: 5, maskRounds: 2,
+            privacy: .init(clipBound: 16, noiseMultiplier: 5, scaleLog2: 10, delta: 1e-5, epsilonBudget: 10, training: terms),
+            federation: FederationTerms(aggregation: .fedAvg))
+        let node = try Self.run(dp)
+        let models = node.mesh!.entries.compactMap { bytes -> ModelDecision? in
+            if case let .model(m)? = try? LogEntry.decode(bytes).decision { return m }
+            return nil
+        }
+        let steps = models.map { $0.updates[0].trainingSteps }
+        #expect(steps.count == 4 && steps.allSatisfy { $0 >= 100 && $0 % 100 == 0 }, "\(steps)")
+        #expect(zip(steps, steps.dropFirst()).allSatisfy { $0 < $1 }, "one charged round between updates: \(steps)")
+        let key = dp.genesis.validators.keys[0]
+        #expect(node.mesh!.engine.state.trainingSteps[key] == steps.last)
+        #expect(node.mesh!.engine.state.trainingEpsilon[key] == (try terms.epsilon(steps: steps.last!).epsilon))
+        #expect(node.mesh!.trainingSteps >= steps.last!)
+    }
+
+    static func run(_ builder: CommitteeLogBuilder) throws -> NodeCore {
         let key = builder.signingKey(builder.genesis.validators.keys[0])
         let fresh = try #require(builder.genesis.rules.freshBudget)
         let config = MeshCoreConfig(
@@ -79,5 +105,6 @@ import Wire
         let kinds = node.mesh!.entries.compactMap { try? LogEntry.decode($0).decision.kind }
         #expect(kinds.filter { $0 == .model }.count == 4 && kinds.filter { $0 == .mask }.count == 2 && kinds.contains(.freeze), "\(kinds)")
         #expect(node.mesh!.engine.modelGate.sharedRoots[4] == (try #require(BulkManifest(blob: sharedBlob))).root)
+        return node
     }
 }

@@ -502,13 +502,15 @@ public struct ConsensusEngine: Sendable {
         return nil
     }
 
-    static func contributor(of fault: DecisionFault) -> PublicKey? {
+    /// The contributor a fault is about (nil: a fault of the decision as a whole).
+    public static func contributor(of fault: DecisionFault) -> PublicKey? {
         switch fault {
         case let .contributorNotValidator(k), let .contributorConvicted(k), let .contributionSignature(k),
             let .contributionPruningRound(k, _, _), let .releasePayload(k, _), let .releaseNotPinned(k, _),
             let .releaseCountNotIncreasing(k, _, _), let .privacyBudgetExceeded(k, _, _),
             let .trainingStepsMissing(k), let .trainingStepsUnexpected(k), let .trainingStepsDecreasing(k, _, _),
-            let .trainingStepsTooFew(k, _, _, _), let .trainingBudgetExceeded(k, _, _, _):
+            let .trainingStepsTooFew(k, _, _, _), let .trainingBudgetExceeded(k, _, _, _),
+            let .updateRound(k, _, _), let .updateBase(k), let .updateSignature(k):
             return k
         default:
             return nil
