@@ -74,7 +74,7 @@ public final class Node: @unchecked Sendable {
 
     private init(
         settings: NodeSettings, group: EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
-        bootEpoch: UInt32, snapshot: ReplaySnapshot?, controlToken: ControlToken
+        bootEpoch: UInt32, snapshot: ReplaySnapshot?, sealedSnapshot: ReplaySnapshot?, controlToken: ControlToken
     ) {
         self.settings = settings
         self.group = group
@@ -85,7 +85,7 @@ public final class Node: @unchecked Sendable {
         self.bootEpoch = bootEpoch
         self.sequence = SequenceAllocator(bootEpoch: bootEpoch)
         self.receiver = Receiver(meshID: settings.meshID, restoring: snapshot, nowMs: Self.nowMs())
-        self.sealedGate = SealedGate(own: settings.key, meshID: settings.meshID)
+        self.sealedGate = SealedGate(own: settings.key, meshID: settings.meshID, restoring: sealedSnapshot)
         self.controlToken = controlToken
         self.controlRefusals = ControlRefusals(logger: logger)
     }
@@ -114,21 +114,25 @@ public final class Node: @unchecked Sendable {
                 metadata: ["file": "\(state.controlFile)", "pid": "\(stale.pid)"])
         }
         let epoch = try BootEpochFile.advance(state.bootEpochFile)
-        var snapshot: ReplaySnapshot?
-        switch state.loadReplaySnapshot() {
-        case let .restored(s):
-            snapshot = s
-            logger.info("replay marks restored", metadata: ["senders": "\(s.highest.count)"])
-        case .missing:
-            break
-        case let .unusable(problem):
-            logger.warning("replay snapshot unusable; starting without it", metadata: ["problem": "\(problem)"])
+        // The replay marks of both receive paths (signed envelopes, sealed datagrams).
+        var snapshots: [ReplaySnapshot?] = []
+        for (file, what) in [(state.replaySnapshotFile, "replay marks"), (state.sealedReplaySnapshotFile, "sealed replay marks")] {
+            switch state.loadReplaySnapshot(file) {
+            case let .restored(s):
+                snapshots.append(s)
+                logger.info("\(what) restored", metadata: ["senders": "\(s.highest.count)"])
+            case .missing:
+                snapshots.append(nil)
+            case let .unusable(problem):
+                snapshots.append(nil)
+                logger.warning("\(what) unusable; starting without them", metadata: ["problem": "\(problem)"])
+            }
         }
         var nodeLogger = logger
         nodeLogger[metadataKey: "node"] = "\(settings.key.publicKey.fingerprint)"
         let node = Node(
             settings: settings, group: group, registry: registry, logger: nodeLogger,
-            bootEpoch: epoch, snapshot: snapshot, controlToken: token)
+            bootEpoch: epoch, snapshot: snapshots[0], sealedSnapshot: snapshots[1], controlToken: token)
         return node.loop.flatSubmit { node.bringUp() }.map { node }
     }
 
@@ -537,10 +541,11 @@ public final class Node: @unchecked Sendable {
     /// Takes the replay marks on the loop and writes them off it. Call on `loop`.
     @discardableResult
     private func persistReplaySnapshot() -> EventLoopFuture<Void> {
-        let snapshot = receiver.replaySnapshot()
+        let snapshot = receiver.replaySnapshot(), sealed = sealedGate.replaySnapshot()
         let state = self.state
         return NIOThreadPool.singleton.runIfActive(eventLoop: loop) {
             try state.saveReplaySnapshot(snapshot)
+            try state.saveReplaySnapshot(sealed, to: state.sealedReplaySnapshotFile)
         }.map {
             self.counters.replaySnapshotsWritten += 1
         }.recover { error in
@@ -569,8 +574,11 @@ public final class Node: @unchecked Sendable {
         c.sendErrors = transport.sendErrors
         c.socketErrors = transport.socketErrors
         c.socketRebinds = transport.socketRebinds
-        c.rejects = Dictionary(uniqueKeysWithValues: receiver.counters.all.filter { $0.count > 0 }.map { ("\($0.reason)", $0.count) })
-        c.rejectsTotal = receiver.counters.total
+        // Both receive paths: signed envelopes and sealed (bulk) datagrams.
+        var rejects = receiver.counters
+        rejects.add(sealedGate.counters)
+        c.rejects = Dictionary(uniqueKeysWithValues: rejects.all.filter { $0.count > 0 }.map { ("\($0.reason)", $0.count) })
+        c.rejectsTotal = rejects.total
         c.signatureVerifications = receiver.verificationCount
         c.verifyGate = receiver.gate.counters
         c.verifyGateProvenSources = receiver.gate.provenSourceCount

@@ -115,6 +115,45 @@ import Wire
         try await group.shutdownGracefully()
     }
 
+    /// Sealed (bulk) datagrams: their replay marks survive a restart too (their own file), and
+    /// their rejects show in `status` with the envelopes'. Before, the sealed gate started empty
+    /// at every start (a captured sealed datagram was accepted once more after a restart) and
+    /// its rejects were counted nowhere the operator could see.
+    @Test func sealedReplayMarksSurviveARestartAndSealedRejectsAreCounted() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let dir = try Self.tempDir("sealed-replay")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let me = SigningKey.generate(), peer = SigningKey.generate()
+        let settings = try Self.settings(key: me, members: [me.publicKey, peer.publicKey], stateDir: dir)
+        let keys = try PairKeys.derive(own: peer, peer: me.publicKey, context: Self.meshID.bytes)
+        let datagram = try SealedCodec.seal(payload: [1, 2, 3], sequence: 1 << 32 | 5, keys: keys, meshID: Self.meshID)
+        let raw = try await Self.rawSender(group)
+
+        let node = try await Node.start(settings: settings, group: group, logger: Self.quietLogger).get()
+        let address = try await Self.nodeAddress(node)
+        try await Self.send(raw, datagram, to: address)
+        try await Self.send(raw, datagram, to: address)
+        let s1 = try await Self.eventually(node) { $0.counters.rejects["replayed"] == 1 }
+        #expect(s1.counters.rejects["replayed"] == 1, "\(s1.counters.rejects)")
+        #expect(s1.counters.rejectsTotal >= 1)
+        try await node.shutdown().get()
+        guard
+            case let .restored(snapshot) = StateDirectory(path: dir).loadReplaySnapshot(StateDirectory(path: dir).sealedReplaySnapshotFile)
+        else {
+            Issue.record("no sealed replay snapshot after a clean shutdown")
+            return
+        }
+        #expect(snapshot.highest[peer.publicKey] == 1 << 32 | 5)
+
+        let again = try await Node.start(settings: settings, group: group, logger: Self.quietLogger).get()
+        try await Self.send(raw, datagram, to: try await Self.nodeAddress(again))
+        let s2 = try await Self.eventually(again) { $0.counters.rejects["replayed"] == 1 }
+        #expect(s2.counters.rejects["replayed"] == 1, "the captured sealed datagram is refused after the restart: \(s2.counters.rejects)")
+        try await again.shutdown().get()
+        try await raw.close().get()
+        try await group.shutdownGracefully()
+    }
+
     @Test func twoNodesInOneProcessFormAMeshAndServeStatusAndMetrics() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let dirA = try Self.tempDir("a"), dirB = try Self.tempDir("b")

@@ -11,6 +11,9 @@ public struct StateDirectory: Sendable {
     public var bootEpochFile: String { path + "/boot-epoch" }
     /// `ReplaySnapshot` bytes: the replay high-water marks, restored at start.
     public var replaySnapshotFile: String { path + "/replay.snapshot" }
+    /// `ReplaySnapshot` bytes of the sealed-datagram gate (its own windows: it sees another
+    /// subset of each sender's numbers), restored at start.
+    public var sealedReplaySnapshotFile: String { path + "/sealed-replay.snapshot" }
     /// `ControlFile`: where the control endpoint listens (for `prunemesh status`).
     public var controlFile: String { path + "/control.json" }
     /// `ControlToken`: the operator's credential for the control endpoint (0600).
@@ -30,18 +33,20 @@ public struct StateDirectory: Sendable {
         case unusable(String)
     }
 
-    public func loadReplaySnapshot() -> RestoreOutcome {
+    /// The snapshot in `file` (default: the envelope receiver's).
+    public func loadReplaySnapshot(_ file: String? = nil) -> RestoreOutcome {
+        let file = file ?? replaySnapshotFile
         do {
-            let bytes = try PosixIO.read(replaySnapshotFile, limit: Limits.replay_snapshot_bytes_max)
+            let bytes = try PosixIO.read(file, limit: Limits.replay_snapshot_bytes_max)
             return .restored(try ReplaySnapshot.decode(bytes))
         } catch let error as PosixFailure {
             return error.isNotFound ? .missing : .unusable(error.description)
         } catch {
-            return .unusable("\(replaySnapshotFile): \(error)")
+            return .unusable("\(file): \(error)")
         }
     }
 
-    public func saveReplaySnapshot(_ snapshot: ReplaySnapshot) throws(PosixFailure) {
-        try PosixIO.writeAtomically(snapshot.encode(), to: replaySnapshotFile)
+    public func saveReplaySnapshot(_ snapshot: ReplaySnapshot, to file: String? = nil) throws(PosixFailure) {
+        try PosixIO.writeAtomically(snapshot.encode(), to: file ?? replaySnapshotFile)
     }
 }
