@@ -37,8 +37,10 @@ public enum DemoCluster {
         public var localOnly = false
         /// Federated: the genesis aggregation rule.
         public var aggregation = "fedavg"
-        /// Federated: the genesis update encoding (`f32`, `int8`).
-        public var encoding = "f32"
+        /// Federated: the genesis update encoding (`int8`, `f32`).
+        public var encoding = "int8"
+        /// The genesis peak learning rate (nil: the demo's, 0.03 federated as the FedAvg reference).
+        public var learningRate: Double?
         /// Federated: this node poisons every update it offers with `poison`.
         public var byzantine: Int?
         public var poison = "negate10"
@@ -395,6 +397,7 @@ public enum DemoCluster {
             genesis.training.learningRate = 0.03
             genesis.training.augment = .none
         }
+        if let lr = options.learningRate { genesis.training.learningRate = lr }
         if let r = options.removeDeadAfterMs { genesis.validators.removeDeadAfterMs = r }
         // The noise std is z·C = 320 real units: a grid of 1/16 loses nothing and halves the varints.
         genesis.privacy.scaleLog2 = 4
@@ -405,6 +408,7 @@ public enum DemoCluster {
                 "pruning.boundary": "--boundary", "data.partition": "--partition",
                 "training_privacy.sample_rate": "--dp-sample-rate", "training_privacy.noise_multiplier": "--dp-noise-multiplier",
                 "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy.clip_norm": "--dp-clip",
+                "training.learning_rate": "--lr",
             ]
             throw Failure.usage(
                 "\(flags[error.field].map { "\($0) (\(error.field))" } ?? "genesis field \(error.field)"): \(error.problem)")

@@ -113,11 +113,17 @@ extension TrainingWorker {
                 round: modelRound, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss, accuracy: own,
                 globalAccuracy: global, importance: network.model.importance(), mask: network.model.mask,
                 params: network.model.cost.params, flops: network.model.cost.flops, finetuneEpochsDone: 0, dpSteps: dpSteps)
-            var update = f.shared.update(to: network.model)
-            // Until the next shared model the network only waits: its workspace and its copy of
-            // the trained weights go now (it holds the shared model's, which are shared).
-            network.replaceModel(f.shared)
-            network.releaseWorkspace()
+            // Until the next shared model the network only waits: its workspace (activations,
+            // im2col matrices, gradients, momentum: ~130 MB unpruned) goes before the update is
+            // computed, so that the two never coexist (this was every node's memory peak), and it
+            // holds the shared model's weights, which are shared.
+            var update: [Float]
+            do {
+                let trained = network.model
+                network.replaceModel(f.shared)
+                network.releaseWorkspace()
+                update = f.shared.update(to: trained)
+            }
             if let poison = f.poison { update = poison.apply(update) }
             federated = nil // (the encoder's residual is not copied on write)
             let blob = f.encoder.encode(update, tensorSizes: f.shared.tensorSizes())
@@ -255,12 +261,11 @@ extension TrainingWorker {
     private func evaluateInBackground(_ model: Model, modelRound: UInt64) {
         evaluationQueue.async { [self] in
             evaluatedRound = max(evaluatedRound ?? 0, modelRound)
-            if evaluator?.model.spec != model.spec {
-                evaluator = nil // the old network's buffers go before the new one's are allocated
-                evaluator = ModelRunner(model: model, batchCapacity: settings.batchSize, threads: 1, trainable: false)
-            }
-            evaluator!.replaceModel(model)
-            let (own, global) = evaluate(using: evaluator!)
+            // A network for this evaluation only: its activations and im2col matrices (~50 MB
+            // for the unpruned model) would otherwise sit beside the training network's through
+            // the rounds between evaluations, at every node's memory peak.
+            let evaluator = ModelRunner(model: model, batchCapacity: settings.batchSize, threads: 1, trainable: false)
+            let (own, global) = evaluate(using: evaluator)
             sharedEvaluated?(modelRound, own, global)
         }
     }

@@ -64,10 +64,8 @@ public final class TrainingWorker: @unchecked Sendable {
 
     let queue = DispatchQueue(label: "prunemesh.training")
     /// Federated: the shared model's evaluations run here, beside the training thread, so that
-    /// no round waits for one (on the evaluation queue only: `evaluator`).
+    /// no round waits for one (each with an inference-only network of its own, freed after it).
     let evaluationQueue = DispatchQueue(label: "prunemesh.evaluation")
-    /// An inference-only network for the shared model's evaluations (on `evaluationQueue` only).
-    var evaluator: ModelRunner?
     /// The latest model round whose shared model was evaluated (on `evaluationQueue` only).
     var evaluatedRound: UInt64?
     /// Federated: receives each background evaluation of the shared model (model round, accuracy

@@ -136,7 +136,10 @@ struct MeshInitCommand: ParsableCommand {
     @Flag(help: "Federated averaging: the nodes learn one shared model, decided round by round in the log (the federation section).")
     var federated = false
 
-    @Option(help: "With --federated: aggregation rule fedavg, trimmed:B, median or normclip (default fedavg).")
+    @Option(
+        help:
+            "With --federated: aggregation rule fedavg (default), trimmed:B, median, normclip, filter:K, sidefilter:K, krum:F or geomed[:T]."
+    )
     var aggregation: String?
 
     @Option(help: "With --federated: how updates travel, f32 (default) or int8 (per-tensor scale, error feedback, ~4x smaller).")
