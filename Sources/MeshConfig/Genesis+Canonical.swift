@@ -22,7 +22,7 @@ import Sodium
 /// | validators | u64 remove_dead_after_ms |
 /// | members | u16 count, then per member in ascending key order: 32-byte key, string name (empty = none), string address (empty = none) |
 /// | training_privacy | only if the section is present: u8 tag 1, u8 enabled (0 or 1), f64 clip_norm, f64 noise_multiplier, f64 sample_rate, f64 delta, f64 epsilon_max |
-/// | federation | only if the section is present: u8 tag 2, string aggregation (canonical rule text: `fedavg`, `trimmed:B`, `median`, `normclip`) |
+/// | federation | only if the section is present: u8 tag 2, string aggregation (canonical rule text, `Learner.AggregationRule`: `fedavg`, `trimmed:B`, `median`, `normclip`, `filter:K`, `sidefilter:K`, `krum:F`, `geomed[:T]`) |
 /// | federation.encoding | only if the federation section is present and its encoding is not `f32`: u8 tag 3, string encoding (`int8`) |
 ///
 /// Nothing else: YAML layout, comments, quoting, key order and member order do not change the

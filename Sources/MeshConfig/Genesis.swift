@@ -293,7 +293,8 @@ public struct GenesisMember: Sendable, Hashable {
 
 /// The `federation` section: how each model round's updates become the next shared model.
 public struct FederationParameters: Sendable, Hashable {
-    /// `aggregation`: `fedavg`, `trimmed:B`, `median` or `normclip` (`Learner.AggregationRule`).
+    /// `aggregation`: `fedavg`, `trimmed:B`, `median`, `normclip`, `filter:K`, `sidefilter:K`,
+    /// `krum:F` or `geomed[:T]` (`Learner.AggregationRule`; `cclip` is refused).
     public var aggregation: AggregationRule
     /// `encoding` (optional, default `f32`): how updates travel, `f32` or `int8`
     /// (`Learner.UpdateEncoding`; int8 is just under 4× smaller, with error feedback).

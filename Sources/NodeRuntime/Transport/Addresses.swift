@@ -76,8 +76,9 @@ public enum Addresses {
     }
 
     /// The address a node bound to `bound` tells others to reach it at: the bound address, or
-    /// for a wildcard bind the first IPv4 address of `interface` (or of any up, non-loopback
-    /// interface), falling back to loopback.
+    /// for a wildcard bind the first IPv4 address of `interface`, else the first non-127 IPv4
+    /// address of any interface not named `lo` in the system's enumeration order (up or not:
+    /// name `interface` on a host with several), falling back to loopback.
     public static func advertised(bound: SocketAddress, interface: String?) -> PeerAddress {
         let port = UInt16(bound.port ?? 0)
         if !isUnspecified(bound), let peer = peerAddress(bound) { return peer }
