@@ -111,11 +111,18 @@ public struct DemoReport: Codable, Sendable {
         self.left = left
     }
 
-    /// The demo succeeded: no node failed, every log audits, the logs agree, and the stranger
-    /// (if any) was ignored.
+    /// The demo succeeded: no node failed, every log audits, the logs agree, the stranger (if
+    /// any) was ignored, and (federated) every node that stayed holds the same shared model.
     public var passed: Bool {
         error == nil && auditOk && logsIdentical && strangerIgnored != false
-            && (!federated || Set(modelDigest ?? []).count == 1)
+            && (!federated || Set(stayedModelDigests).count == 1)
+    }
+
+    /// The shared model's root on every node that was not removed at its request (a node that
+    /// left stops at its removal and keeps the shared model of that round, as its log is a
+    /// prefix of the others').
+    public var stayedModelDigests: [String] {
+        zip(nodeIndices, modelDigest ?? []).filter { !left.contains($0.0) }.map(\.1)
     }
 
     /// The summary table `prunemesh demo` prints.
@@ -144,10 +151,10 @@ public struct DemoReport: Codable, Sendable {
                     + recordEpsilon.map { String(format: "%.3f", $0) }.joined(separator: "/") + " of ε_max \(recordEpsilonMax)")
         }
         if federated, let modelDigest, let modelBytesPerRound {
-            let digests = Set(modelDigest)
+            let digests = Set(stayedModelDigests)
             lines.append(
                 "shared model after \(rounds ?? 0) model rounds (\(aggregation ?? "fedavg")): root \(modelDigest.first?.prefix(16) ?? "–")…, "
-                    + (digests.count == 1 ? "identical on every node" : "DIFFERS between nodes"))
+                    + (digests.count == 1 ? "identical on every node" + (left.isEmpty ? "" : " that stayed") : "DIFFERS between nodes"))
             lines.append("node    shared acc (whole test)  shared acc (own)  personal acc (own)  model bytes per round (in+out, KB)")
             for i in 0..<nodes {
                 let perRound = modelBytesPerRound[i].map { String($0 / 1024) }.joined(separator: "/")

@@ -135,6 +135,24 @@ import Testing
         #expect(!Self.report(strangerIgnored: false).passed)
     }
 
+    /// Federated: the nodes that stayed must hold one shared model; a node removed at its
+    /// request keeps the model of its last round (its log is a prefix), and does not fail the
+    /// demo. Before, `demo --leave I` failed whenever the mesh decided a model round after the
+    /// removal (1 run in 3).
+    @Test func aNodeThatLeftMayHoldAnOlderSharedModel() {
+        var r = Self.report()
+        r.federated = true
+        r.modelDigest = ["aa", "aa"]
+        #expect(r.passed)
+        r.modelDigest = ["aa", "bb"]
+        #expect(!r.passed, "two nodes that stayed disagree")
+        r.left = [2]
+        #expect(r.passed, "node 2 left: its older model does not count")
+        #expect(r.stayedModelDigests == ["aa"])
+        r.left = [0]
+        #expect(r.stayedModelDigests == ["bb"] && r.passed)
+    }
+
     @Test func theTableShowsTheFiguresPerNode() {
         let table = Self.report(auditOk: false).table().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(table[0] == "PruneMesh demo: 2 nodes, 61 s, pruning on")
