@@ -109,7 +109,8 @@ public enum DecisionFault: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .afterFreeze(kind): return "\(kind) decision after the freeze (only admit, remove and evidence may follow it)"
+        case let .afterFreeze(kind):
+            return "\(kind) decision after the freeze (only admit, remove, evidence and model decisions may follow it)"
         case .freezeTwice: return "second freeze"
         case let .freezeRound(e, a): return "freeze names round \(a), the last mask round is \(e)"
         case .freezeBeforeMask: return "freeze before any mask decision (nothing was pruned yet)"

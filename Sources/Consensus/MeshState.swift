@@ -10,7 +10,7 @@ import Wire
 /// proposals it can reproduce.
 ///
 /// `apply(_:at:)` checks, per kind (the first failure is thrown, and the state is unchanged):
-/// after a freeze only admit, remove and evidence. Mask: round = last + 1; recorded mask valid and
+/// after a freeze only admit, remove, evidence and model (federated phase two). Mask: round = last + 1; recorded mask valid and
 /// a subset of the mask in force; contributions from at least a quorum of validators in force,
 /// none convicted, each signed, for this round, with the pinned z, C, s, d, a release count above
 /// the contributor's previous one and a spend (RDP of `release count` releases at z_eff) within
@@ -284,7 +284,8 @@ public struct MeshState: Sendable {
         guard let steps = stated else { throw .trainingStepsMissing(key) }
         if let previous, steps < previous { throw .trainingStepsDecreasing(key, previous: previous, actual: steps) }
         let (minimum, overflow) = UInt64(contributions).multipliedReportingOverflow(by: terms.stepsPerRound)
-        guard overflow || steps >= minimum else {
+        // An overflowing minimum is beyond any stated count: too few (fail closed).
+        guard !overflow, steps >= minimum else {
             throw .trainingStepsTooFew(key, steps: steps, contributions: contributions, minimum: minimum)
         }
         let epsilon: Double

@@ -65,7 +65,8 @@ public enum AggregationRule: Hashable, Sendable, CustomStringConvertible {
         default:
             let parts = text.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count == 2 else { throw AggregationError("rule \"\(text)\": \(expected)") }
-            let count = Int(parts[1])
+            // Digits only (Int(_:) would also take a sign: "trimmed:+1"), as every genesis integer.
+            let count = !parts[1].isEmpty && parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) ? Int(parts[1]) : nil
             switch parts[0] {
             case "trimmed":
                 guard let b = count, b >= 1, b < Limits.aggregation_contributions_count_max / 2 else {

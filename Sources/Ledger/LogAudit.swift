@@ -135,9 +135,13 @@ public enum LogAudit {
         report.entries = file.entries.count
         report.verified = result.summaries.count
         report.head = (result.summaries.last?.hash ?? ledgerGenesis.firstPreviousHash).hex
-        report.privacySpent = result.verifier.releaseCounts.keys.sorted().map { key in
+        // Every mask contributor, and (with DP-SGD training) every node with recorded steps: one
+        // that only offered model updates (admitted after the freeze, say) has record-level
+        // figures and no releases.
+        let contributors = Set(result.verifier.releaseCounts.keys).union(result.verifier.state.trainingSteps.keys)
+        report.privacySpent = contributors.sorted().map { key in
             Spend(
-                key: key.hex, releases: result.verifier.releaseCounts[key]!, epsilon: result.verifier.spent[key] ?? 0,
+                key: key.hex, releases: result.verifier.releaseCounts[key] ?? 0, epsilon: result.verifier.spent[key] ?? 0,
                 trainingSteps: result.verifier.state.trainingSteps[key], recordEpsilon: result.verifier.state.trainingEpsilon[key])
         }
         if let e = result.error {

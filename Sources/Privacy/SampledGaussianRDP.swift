@@ -17,9 +17,11 @@
 ///     A_α = Σ_{k=0…α} C(α, k) (1 − q)^{α−k} q^k exp((k² − k)/(2z²))          (§3.3)
 ///
 /// and for fractional α the two-sided series of §3.4 with the cut at z₀ = z² log(1/q − 1) + ½,
-/// summed until both terms fall below e^−30 — the same computation, term for term, as Opacus's
+/// summed until both terms fall below e^−30 — the mathematics of Opacus's
 /// `opacus/accountants/analysis/rdp.py` (and TensorFlow Privacy's), so that ε agrees with
-/// Opacus's `RDPAccountant` on its default orders. T steps compose by adding RDP (T·RDP(α));
+/// Opacus's `RDPAccountant` on its default orders (to ~1e−11 relative: the floating-point steps
+/// differ — log1p, lgamma binomials, a recurrence, log erfc for log_ndtr; the `Privacy`
+/// catalog, "The record-level accountant", gives them one by one). T steps compose by adding RDP (T·RDP(α));
 /// the conversion to (ε, δ) is `RDPAccountant.epsilon(rdp:orders:delta:)`.
 ///
 /// All in log space (log-add, log-sub), with log erfc from libm's erfc where it does not
@@ -53,7 +55,8 @@ public enum SampledGaussianRDP {
         orders: RDPOrderGrid = .opacus
     ) throws(PrivacyError) -> PrivacySpent {
         try check(sampleRate: sampleRate, noiseMultiplier: noiseMultiplier, delta: delta)
-        if steps == 0 { return PrivacySpent(epsilon: 0, delta: delta, alpha: orders.orders[0]) }
+        // Nothing trained: ε = 0 and no order involved (as the node-level accountant says).
+        if steps == 0 { return PrivacySpent(epsilon: 0, delta: delta, alpha: nil) }
         let values = rdp(sampleRate: sampleRate, noiseMultiplier: noiseMultiplier, steps: steps, orders: orders.orders)
         return RDPAccountant.epsilon(rdp: values, orders: orders.orders, delta: delta)
     }
@@ -173,7 +176,7 @@ public enum SampledGaussianRDP {
         return d > 700 ? x : log(expm1(d)) + y
     }
 
-    /// log erfc(x), also where erfc underflows (x > 26): the asymptotic series
+    /// log erfc(x), from x ≥ 25 (where erfc nears underflow) by the asymptotic series
     /// erfc(x) = e^{−x²}/(x√π) · (1 − 1/(2x²) + 3/(4x⁴) − 15/(8x⁶) + …).
     static func logErfc(_ x: Double) -> Double {
         if x < 25 { return log(erfc(x)) }

@@ -169,7 +169,8 @@ import Testing
         for text in [
             "", "mean", "trimmed", "trimmed:0", "trimmed:-1", "trimmed:x", "trimmed:1:2", "trimmed:128", "Median", "cclip:0", "cclip:101",
             "cclip:", "krum", "krum:0", "krum:128", "geomed:0", "geomed:x", "foo:1", "filter", "filter:0.9", "filter:2.55", "filter:100.1",
-            "filter:2.", "filter:.5", "filter:-2", "filter:1e1", "filter:+2", "sidefilter", "sidefilter:0",
+            "filter:2.", "filter:.5", "filter:-2", "filter:1e1", "filter:+2", "sidefilter", "sidefilter:0", "trimmed:+1", "krum:+2",
+            "geomed:+8", "cclip:+3",
         ] {
             #expect(throws: AggregationError.self, "\(text)") { try AggregationRule(parsing: text) }
         }
