@@ -41,6 +41,8 @@ public enum DemoCluster {
         public var encoding = "int8"
         /// The genesis peak learning rate (nil: the demo's, 0.03 federated as the FedAvg reference).
         public var learningRate: Double?
+        /// Federated: epochs of each node's personal fine-tune (`start --personal-epochs`).
+        public var personalEpochs = MeshService.personalEpochsDefault
         /// Federated: this node poisons every update it offers with `poison`.
         public var byzantine: Int?
         public var poison = "negate10"
@@ -432,6 +434,7 @@ public enum DemoCluster {
         if options.noPruning { args.append("--no-pruning") }
         if options.byzantine == i, !options.localOnly { args += ["--poison", options.poison] }
         if options.signalOverlap { args.append("--record-importance") }
+        if options.personalEpochs != MeshService.personalEpochsDefault { args += ["--personal-epochs", "\(options.personalEpochs)"] }
         args += ["--placement", options.placement]
         if let trainLimit = options.trainLimit { args += ["--train-limit", "\(trainLimit)"] }
         if let testLimit = options.testLimit { args += ["--test-limit", "\(testLimit)"] }

@@ -29,11 +29,14 @@ public enum NodeProcess {
         /// Tests and demos only: write every training job's noiseless importance to
         /// `importance.jsonl` in the state directory (to measure how much of a mask is signal).
         public var recordImportance = false
+        /// Federated: epochs of the personal fine-tune after the last model round (0: none).
+        public var personalEpochs = MeshService.personalEpochsDefault
         public init(
             enabled: Bool = true, pruning: Bool = true, trainLimit: Int? = nil, testLimit: Int? = nil,
             placement: Model.Placement = .local, recovery: MeshRecovery = MeshRecovery(), poison: FederatedRun.Poison? = nil,
-            recordImportance: Bool = false
+            recordImportance: Bool = false, personalEpochs: Int = MeshService.personalEpochsDefault
         ) {
+            self.personalEpochs = personalEpochs
             self.poison = poison
             self.recordImportance = recordImportance
             self.enabled = enabled
@@ -96,6 +99,7 @@ public enum NodeProcess {
                 trainLimit: meshOptions.trainLimit, testLimit: meshOptions.testLimit,
                 placement: meshOptions.placement, recovery: meshOptions.recovery, poison: meshOptions.poison,
                 recordImportance: meshOptions.recordImportance, logger: meshLogger)
+            meshService!.personalEpochs = meshOptions.personalEpochs
         }
         let registry = PrometheusCollectorRegistry()
         // Anything in the process that reports through swift-metrics lands in the node's /metrics.

@@ -64,8 +64,9 @@ public final class MeshService: @unchecked Sendable {
     /// Federated: the personal copy's figures (set from the training thread).
     let personalLock = NSLock()
     var personal: (accuracy: Double, globalAccuracy: Double)?
-    /// Epochs of the personal fine-tune after the last round.
-    var personalEpochs = 4
+    /// Epochs of the personal fine-tune after the last round (`start --personal-epochs`).
+    public var personalEpochs = MeshService.personalEpochsDefault
+    public static let personalEpochsDefault = 4
     /// Whether the worker's background evaluations are routed to the node (on the loop only).
     var evaluationsRouted = false
     /// The federated run the genesis plans (the count `Rounds.FederatedDriver` runs): phase one's

@@ -5,6 +5,7 @@ import Learner
 import MeshBase
 import MeshConfig
 import MeshHarness
+import NodeRuntime
 
 /// `prunemesh demo`: N real `prunemesh start` processes on loopback run the pruning rounds to
 /// the freeze and fine-tune, then every log is audited and compared. The flags are checked here;
@@ -78,6 +79,11 @@ struct Demo: ParsableCommand {
             "Federated: aggregation rule fedavg, trimmed:B, median, normclip, filter:K, sidefilter:K, krum:F or geomed[:T] (the genesis refuses cclip)."
     )
     var aggregation: String = "fedavg"
+
+    @Option(
+        name: .customLong("personal-epochs"),
+        help: "Federated: epochs of each node's personal fine-tune after the last model round (0: none).")
+    var personalEpochs: Int = MeshService.personalEpochsDefault
 
     @Option(
         name: .customLong("lr"),
@@ -211,6 +217,9 @@ struct Demo: ParsableCommand {
         do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("--partition: \(error)") }
         do { _ = try AggregationRule(parsing: aggregation) } catch { throw ValidationError("--aggregation: \(error)") }
         do { _ = try UpdateEncoding(parsing: encoding) } catch { throw ValidationError("--encoding: \(error)") }
+        guard (0...Limits.training_epochs_count_max).contains(personalEpochs) else {
+            throw ValidationError("--personal-epochs must lie in 0…\(Limits.training_epochs_count_max) (got \(personalEpochs))")
+        }
         do { _ = try FederatedRun.Poison(parsing: poison) } catch { throw ValidationError("--poison: \(error)") }
         if let b = byzantineNode {
             guard (0..<nodes).contains(b) else { throw ValidationError("--byzantine must name a node 0…\(nodes - 1)") }
@@ -255,6 +264,7 @@ struct Demo: ParsableCommand {
         o.aggregation = aggregation
         o.encoding = encoding
         o.learningRate = learningRate
+        o.personalEpochs = personalEpochs
         o.byzantine = byzantineNode
         o.poison = poison
         o.signalOverlap = signalOverlap

@@ -106,6 +106,11 @@ struct Start: ParsableCommand {
     var noPruning = false
 
     @Option(
+        name: .customLong("personal-epochs"),
+        help: "Federated: epochs of the personal fine-tune on this node's data after the last model round (0: none).")
+    var personalEpochs: Int = MeshService.personalEpochsDefault
+
+    @Option(
         name: .customLong("poison"),
         help: ArgumentHelp(
             "Tests and demos only: poison every model update this node offers (negateN: negated, times N).", visibility: .hidden))
@@ -162,6 +167,9 @@ struct Start: ParsableCommand {
         if noJoin && !join.isEmpty { throw ValidationError("--no-join conflicts with --join") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
+        guard (0...Limits.training_epochs_count_max).contains(personalEpochs) else {
+            throw ValidationError("--personal-epochs must lie in 0…\(Limits.training_epochs_count_max) (got \(personalEpochs))")
+        }
         if let text = ProcessInfo.processInfo.environment[Self.idleTimeoutVariable] {
             guard let ms = Int(text), (Limits.control_idle_timeout_ms_min...Limits.control_idle_timeout_ms).contains(ms) else {
                 throw ValidationError(
@@ -199,7 +207,7 @@ struct Start: ParsableCommand {
                     recovery: MeshRecovery(resetModel: resetModel, rebuildBudgetFromLog: rebuildBudgetFromLog),
                     poison: try poison.map { text throws in
                         do { return try FederatedRun.Poison(parsing: text) } catch { throw ValidationError("--poison: \(error)") }
-                    }, recordImportance: recordImportance),
+                    }, recordImportance: recordImportance, personalEpochs: personalEpochs),
                 controlIdleTimeoutMs: ProcessInfo.processInfo.environment[Self.idleTimeoutVariable].flatMap { Int($0) },
                 logger: Logger(label: "prunemesh"))
         } catch let failure as NodeProcess.StopFailure {
