@@ -41,4 +41,13 @@ import Testing
         #expect(r.status == 0, "check_peer.py failed:\n\(r.output)")
         #expect(r.output.contains("PASS"), "\(r.output)")
     }
+
+    @Test func anAuditorWrittenFromTheDocsAgreesWithPrunemeshAudit() throws {
+        let scratch = Self.scratch("indep-auditor")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let r = try Self.python("check_auditor.py", [CLI.binary.path, scratch])
+        #expect(r.status == 0, "check_auditor.py failed:\n\(r.output)")
+        #expect(r.output.contains(" 0 disagreements"), "\(r.output.suffix(2_000))")
+        #expect(!r.output.contains("BINARY BUG"), "the binary departs from its documentation:\n\(r.output.suffix(2_000))")
+    }
 }
