@@ -41,6 +41,8 @@ public enum DemoCluster {
         public var encoding = "int8"
         /// The genesis peak learning rate (nil: the demo's, 0.03 federated as the FedAvg reference).
         public var learningRate: Double?
+        /// The genesis weight decay (nil: the genesis default, 5e-4).
+        public var weightDecay: Double?
         /// Federated: epochs of each node's personal fine-tune (`start --personal-epochs`).
         public var personalEpochs = MeshService.personalEpochsDefault
         /// Federated: this node poisons every update it offers with `poison`.
@@ -400,6 +402,7 @@ public enum DemoCluster {
             genesis.training.augment = .none
         }
         if let lr = options.learningRate { genesis.training.learningRate = lr }
+        if let wd = options.weightDecay { genesis.training.weightDecay = wd }
         if let r = options.removeDeadAfterMs { genesis.validators.removeDeadAfterMs = r }
         // The noise std is z·C = 320 real units: a grid of 1/16 loses nothing and halves the varints.
         genesis.privacy.scaleLog2 = 4
@@ -410,7 +413,7 @@ public enum DemoCluster {
                 "pruning.boundary": "--boundary", "data.partition": "--partition",
                 "training_privacy.sample_rate": "--dp-sample-rate", "training_privacy.noise_multiplier": "--dp-noise-multiplier",
                 "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy.clip_norm": "--dp-clip",
-                "training.learning_rate": "--lr",
+                "training.learning_rate": "--lr", "training.weight_decay": "--weight-decay",
             ]
             throw Failure.usage(
                 "\(flags[error.field].map { "\($0) (\(error.field))" } ?? "genesis field \(error.field)"): \(error.problem)")

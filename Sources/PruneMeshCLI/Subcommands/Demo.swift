@@ -85,6 +85,9 @@ struct Demo: ParsableCommand {
         help: "Federated: epochs of each node's personal fine-tune after the last model round (0: none).")
     var personalEpochs: Int = MeshService.personalEpochsDefault
 
+    @Option(name: .customLong("weight-decay"), help: "Genesis weight decay (default 5e-4; DP-SGD recipes use 0).")
+    var weightDecay: Double?
+
     @Option(
         name: .customLong("lr"),
         help: "Genesis peak learning rate (default: 0.03 federated, the FedAvg reference's; the genesis default local-only).")
@@ -264,6 +267,7 @@ struct Demo: ParsableCommand {
         o.aggregation = aggregation
         o.encoding = encoding
         o.learningRate = learningRate
+        o.weightDecay = weightDecay
         o.personalEpochs = personalEpochs
         o.byzantine = byzantineNode
         o.poison = poison
