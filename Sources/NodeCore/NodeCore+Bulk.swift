@@ -92,6 +92,17 @@ extension NodeCore {
             bulkPart!.sharedRounds[old.root] = nil
             bulkPart!.retry.remove(old.root)
         }
+        if let p = bulkPart!.pendingAdvance, p.decision.modelRound <= round {
+            // An advance through an older round, still waiting for its update blobs: superseded
+            // (applied after this model, it would not follow it); its missing blobs not retried.
+            bulkPart!.pendingAdvance = nil
+            for u in p.decision.updates where bulkPart!.transfer.blob(u.root) == nil {
+                _ = bulkPart!.transfer.drop(u.root)
+                bulkPart!.wanted[u.root] = nil
+                bulkPart!.updateRounds[u.root] = nil
+                bulkPart!.retry.remove(u.root)
+            }
+        }
         bulkPart!.modelFetch = (round, root)
         bulkPart!.sharedRounds[root] = round
         bulkPart!.wanted[root] = sources

@@ -155,11 +155,16 @@ public struct FederatedDriver: Sendable {
             guard m.modelRound == decidedModelRound + 1 else { return [] }
             decidedModelRound = m.modelRound
             if m.modelRound > appliedModelRound { decisions[m.modelRound] = m }
-            // Fetching an older shared model: the members move on and let go of it, so fetch
-            // the one this decision names instead (a joiner whose log synced in one burst asked
-            // for a round the others had already dropped, and waited for it for ever).
-            if fetchingModel, let fetching = advancingRound, m.modelRound - 1 > fetching {
+            // Fetching an older shared model, or advancing one round (which needs that round's
+            // update blobs), while the mesh is two or more rounds past it: the members move on
+            // and let go of those bytes, so fetch the shared model this decision names instead
+            // (a joiner whose log synced in one burst asked for a round the others had already
+            // dropped, or for its update blobs, and waited for them for ever). The shell drops
+            // the superseded fetch or advance.
+            if let applying = advancingRound, m.modelRound - 1 > applying {
                 advancingRound = m.modelRound - 1
+                fetchingModel = true
+                phase = .advancing
                 return [.fetchModel(modelRound: m.modelRound - 1, root: m.base)]
             }
         case let .mask(m):
