@@ -792,6 +792,10 @@ def update_steps_cases(binary, m: Mesh, tag):
     decision"): judged like release steps, per kind; the recorded steps are the most any
     release or update stated."""
     mds = [i for i, e in enumerate(m.entries) if e["dec"][0] == 6]
+    # the model decisions with the membership decisions they may depend on (admit 2, remove 3,
+    # evidence 5), in log order: a joiner's updates count only once its admit is in the log,
+    # and whether the demo admitted it before a model round is a matter of timing
+    mds_with_members = [i for i, e in enumerate(m.entries) if e["dec"][0] in (2, 3, 5, 6)]
     if not mds:
         return
     print(f"-- {tag}: the training steps of model updates (forged, re-signed)")
@@ -835,7 +839,7 @@ def update_steps_cases(binary, m: Mesh, tag):
         forged("dp-disabled-update-steps-unexpected", {mds[1]: upd(0, 20)}, "training_steps_unexpected", mds[1],
                gen=gpath, mesh=gid)
         # a log of its model decisions alone: which privacy rows updates make without DP-SGD
-        ds = [base[i] for i in mds]
+        ds = [base[i] for i in mds_with_members]
         compare_valid(binary, f"{tag}-model-decisions-only",
                       m.write(f"{tag}-models-only.log", rebuild(mid, ds, m.gkeys, keys)), m.gen)
         return
@@ -912,7 +916,7 @@ def update_steps_cases(binary, m: Mesh, tag):
     # a log of its model decisions alone: contributors with updates and no release (as a node
     # admitted after the freeze is). Their steps are recorded and judged, and with DP-SGD
     # privacy_spent has a row for each (releases 0, ε 0; Commands, `prunemesh audit`)
-    ds = [base[i] for i in mds]
+    ds = [base[i] for i in mds_with_members]
     update_only_rows(binary, f"{tag}-model-decisions-only",
                      m.write(f"{tag}-models-only.log", rebuild(mid, ds, m.gkeys, keys)), m.gen)
 
