@@ -18,3 +18,21 @@ import Testing
         #expect(throws: CheckpointError.self) { try SharedModelFile.decode(Array(file.prefix(8)), path: "shared.model") }
     }
 }
+
+/// The personal fine-tune's budget: the requested epochs, or fewer whole epochs within the
+/// sample budget (at least one), none when none are requested.
+@Suite struct PersonalEpochsTests {
+    @Test func epochsFitTheSampleBudget() {
+        let max = MeshService.personalSamplesMax
+        // The demo's shards: 7,062 and 9,796 images take all 4 epochs; 18,625 three; 24,517 two.
+        #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 7_062) == 4)
+        #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 9_796) == 4)
+        #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 18_625) == 3)
+        #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 24_517) == 2)
+        // A shard larger than the budget still gets one epoch; none requested, none run.
+        #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 200_000) == 1)
+        #expect(TrainingWorker.personalEpochs(requested: 0, samplesMax: max, shard: 1_000) == 0)
+        #expect(TrainingWorker.personalEpochs(requested: 2, samplesMax: .max, shard: 1_000) == 2)
+        #expect(TrainingWorker.personalEpochs(requested: 9, samplesMax: 10, shard: 0) == 9)
+    }
+}

@@ -60,6 +60,14 @@ public enum SharedModelFile {
 
 /// Federated jobs: the worker holds the shared model beside the network's (local) one.
 extension TrainingWorker {
+    /// The personal fine-tune's epochs: `requested`, or fewer whole epochs (at least one) when
+    /// they would pass `samplesMax` samples of a `shard`-image shard; 0 when 0 are requested.
+    public static func personalEpochs(requested: Int, samplesMax: Int, shard: Int) -> Int {
+        guard requested > 0 else { return 0 }
+        let fitting = (Double(samplesMax) / Double(max(1, shard))).rounded()
+        return max(1, min(requested, fitting >= Double(requested) ? requested : Int(fitting)))
+    }
+
     /// Makes `shared` (of `modelRound`) the shared model; call before any federated job.
     public func startFederated(
         shared: Model, modelRound: UInt64, path: String, encoding: UpdateEncoding = .f32, poison: FederatedRun.Poison? = nil
@@ -273,8 +281,15 @@ extension TrainingWorker {
     /// Waits until every shared-model evaluation queued so far has been reported.
     func waitForEvaluations() { evaluationQueue.sync {} }
 
-    public func personalize(epochs: Int, completion: @escaping @Sendable (_ accuracy: Double, _ globalAccuracy: Double) -> Void) {
+    /// Fine-tunes a personal copy of the shared model on this node's data: `epochs` epochs, or
+    /// fewer when they would pass `samplesMax` samples (whole epochs, at least one; none for
+    /// `epochs` 0), at a third of the learning rate, cosine to zero. Saved as the checkpoint.
+    public func personalize(
+        epochs requested: Int, samplesMax: Int = .max,
+        completion: @escaping @Sendable (_ accuracy: Double, _ globalAccuracy: Double) -> Void
+    ) {
         queue.async { [self] in
+            let epochs = Self.personalEpochs(requested: requested, samplesMax: samplesMax, shard: train.count)
             guard let f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
             // The last shared model's figures are reported before the personal copy's (and
             // evaluated now if its round was one the schedule skipped).
