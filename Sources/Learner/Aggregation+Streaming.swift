@@ -79,7 +79,7 @@ extension Aggregation.EncodedUpdate {
     public func isUsable(_ encoding: UpdateEncoding, tensorSizes: [Int]) -> Bool {
         switch encoding {
         case .f32: return isFinite(count: tensorSizes.reduce(0, +))
-        case .int8: return (try? QuantizedUpdate.decode(bytes, tensorSizes: tensorSizes)) != nil
+        case .int8: return (try? QuantizedUpdate.check(bytes, tensorSizes: tensorSizes)) != nil
         }
     }
 

@@ -89,14 +89,29 @@ public struct QuantizedUpdate: Sendable, Equatable {
 
     /// Decodes `bytes` from the network for tensors of `tensorSizes` (the shared model's).
     public static func decode(_ bytes: [UInt8], tensorSizes: [Int]) throws(QuantizationError) -> QuantizedUpdate {
+        var scales = [Float]()
+        scales.reserveCapacity(tensorSizes.count)
+        var values = [Int8](repeating: 0, count: tensorSizes.reduce(0, +))
+        try walk(bytes, tensorSizes: tensorSizes, scale: { scales.append($0) }, value: { values[$0] = $1 })
+        return QuantizedUpdate(tensorSizes: tensorSizes, scales: scales, values: values)
+    }
+
+    /// Whether `bytes` would decode (`decode`'s checks, without building the update).
+    public static func check(_ bytes: [UInt8], tensorSizes: [Int]) throws(QuantizationError) {
+        try walk(bytes, tensorSizes: tensorSizes, scale: { _ in }, value: { _, _ in })
+    }
+
+    /// The strict reading both share: the exact length, every scale finite and ≥ +0, no −128,
+    /// zeros under a zero scale; each scale and each value (flat index, value) handed on in order.
+    @inline(__always)
+    private static func walk(
+        _ bytes: [UInt8], tensorSizes: [Int], scale onScale: (Float) -> Void, value onValue: (Int, Int8) -> Void
+    ) throws(QuantizationError) {
         guard tensorSizes.allSatisfy({ $0 >= 1 }) else { throw QuantizationError("a tensor of no values") }
         let expected = encodedCount(tensorSizes: tensorSizes)
         guard bytes.count == expected else {
             throw QuantizationError("a quantised update of \(bytes.count) bytes, the model's tensors need \(expected)")
         }
-        var scales = [Float]()
-        scales.reserveCapacity(tensorSizes.count)
-        var values = [Int8](repeating: 0, count: tensorSizes.reduce(0, +))
         var offset = 0, start = 0
         for (t, size) in tensorSizes.enumerated() {
             let bits =
@@ -110,13 +125,12 @@ public struct QuantizedUpdate: Sendable, Equatable {
                 let q = Int8(bitPattern: bytes[offset + i])
                 guard q != -128 else { throw QuantizationError("tensor \(t): value −128 at \(i), expected −127…127") }
                 guard scale > 0 || q == 0 else { throw QuantizationError("tensor \(t): value \(q) at \(i) under a zero scale") }
-                values[start + i] = q
+                onValue(start + i, q)
             }
-            scales.append(scale)
+            onScale(scale)
             offset += size
             start += size
         }
-        return QuantizedUpdate(tensorSizes: tensorSizes, scales: scales, values: values)
     }
 }
 
@@ -141,14 +155,13 @@ public struct ErrorFeedbackQuantizer: Sendable {
     /// Quantises `update + residual` (residual zero on the first call or after a reset) and
     /// keeps the new residual. The sum is one Float addition per coordinate; the residual is
     /// computed in the sum's own storage (a 26 MB update needs no second and third copy).
-    public mutating func quantize(_ update: consuming [Float], tensorSizes: [Int]) -> QuantizedUpdate {
-        var corrected = update
+    public mutating func quantize(_ corrected: consuming [Float], tensorSizes: [Int]) -> QuantizedUpdate {
         if let residual {
             precondition(residual.count == corrected.count, "a residual of \(residual.count) values for an update of \(corrected.count)")
             for i in corrected.indices { corrected[i] += residual[i] }
         }
         residual = nil
-        let q = QuantizedUpdate(quantizing: corrected, tensorSizes: tensorSizes)
+        let q = QuantizedUpdate(quantizing: copy corrected, tensorSizes: tensorSizes)
         var start = 0
         for (size, scale) in zip(tensorSizes, q.scales) {
             // What was sent is exactly `dequantized()`'s value: qᵢ·sₜ, one Float multiplication.

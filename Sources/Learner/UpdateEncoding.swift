@@ -48,7 +48,7 @@ public struct UpdateEncoder: Sendable {
             return Aggregation.EncodedUpdate.bytes(of: update)
         case .int8:
             if let r = quantizer.residual, r.count != update.count { quantizer.reset() }
-            return quantizer.quantize(update, tensorSizes: tensorSizes).encoded()
+            return quantizer.quantize(consume update, tensorSizes: tensorSizes).encoded()
         }
     }
 

@@ -57,3 +57,13 @@ struct TemporaryDirectory {
     func write(_ name: String, _ text: String) throws { try text.write(toFile: file(name), atomically: true, encoding: .utf8) }
     func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
+
+/// `Genesis(canonicalBytes:)` refuses `mutated`, naming a field that starts with `field`.
+func expectCanonicalRefused(_ mutated: [UInt8], _ field: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    do {
+        _ = try Genesis(canonicalBytes: mutated)
+        Issue.record("accepted", sourceLocation: sourceLocation)
+    } catch {
+        #expect(error.field.hasPrefix(field), "\(error)", sourceLocation: sourceLocation)
+    }
+}

@@ -58,15 +58,7 @@ import Wire
 
     /// The optional `training_privacy` section: appended after the members, its bytes and the id.
     @Test func theTrainingPrivacySectionAppendsItsBytes() throws {
-        let lab = try Genesis(yaml: try Self.yaml(), file: "genesis-lab")
-        let text = try Self.yaml() + "\n" + (try SpecExamples.block("genesis-lab-dp-section", in: Self.doc)) + "\n"
-        let genesis = try Genesis(yaml: text, file: "genesis-lab-dp-section")
-        let bytes = genesis.canonicalBytes()
-        let tail = try SpecExamples.hex("genesis-lab-dp-tail", in: Self.doc)
-        #expect(bytes == lab.canonicalBytes() + tail, "\(SpecExamples.hexString(Array(bytes.dropFirst(lab.canonicalBytes().count))))")
-        let f = try SpecExamples.fields("genesis-lab-dp-id", in: Self.doc)
-        #expect(f["canonical_bytes"] == "\(bytes.count)")
-        #expect(f["mesh_id"] == genesis.meshID.hex, "\(genesis.meshID.hex)")
+        let (genesis, bytes, f) = try Self.sectionExample("genesis-lab-dp")
         #expect(try Genesis(canonicalBytes: bytes).canonicalBytes() == bytes)
         let terms = try #require(genesis.trainingPrivacyTerms)
         #expect(f["steps_per_round"] == "\(terms.stepsPerRound)")
@@ -78,29 +70,33 @@ import Wire
 
     /// The optional `federation` section: tag 2 and the canonical rule text, after the members.
     @Test func theFederationSectionAppendsItsBytes() throws {
-        let lab = try Genesis(yaml: try Self.yaml(), file: "genesis-lab")
-        let text = try Self.yaml() + "\n" + (try SpecExamples.block("genesis-lab-federation-section", in: Self.doc)) + "\n"
-        let genesis = try Genesis(yaml: text, file: "genesis-lab-federation-section")
-        let bytes = genesis.canonicalBytes()
-        let tail = try SpecExamples.hex("genesis-lab-federation-tail", in: Self.doc)
-        #expect(bytes == lab.canonicalBytes() + tail, "\(SpecExamples.hexString(Array(bytes.dropFirst(lab.canonicalBytes().count))))")
-        let f = try SpecExamples.fields("genesis-lab-federation-id", in: Self.doc)
-        #expect(f["canonical_bytes"] == "\(bytes.count)", "\(bytes.count)")
-        #expect(f["mesh_id"] == genesis.meshID.hex, "\(genesis.meshID.hex)")
+        let (_, bytes, _) = try Self.sectionExample("genesis-lab-federation")
         #expect(try Genesis(canonicalBytes: bytes).federation == FederationParameters(aggregation: .fedAvg))
     }
 
     /// `federation.encoding: int8`: tag 3 and the encoding text after the rule.
     @Test func theInt8EncodingAppendsItsTag() throws {
-        let lab = try Genesis(yaml: try Self.yaml(), file: "genesis-lab")
-        let text = try Self.yaml() + "\n" + (try SpecExamples.block("genesis-lab-federation-int8-section", in: Self.doc)) + "\n"
-        let genesis = try Genesis(yaml: text, file: "genesis-lab-federation-int8-section")
-        let bytes = genesis.canonicalBytes()
-        let tail = try SpecExamples.hex("genesis-lab-federation-int8-tail", in: Self.doc)
-        #expect(bytes == lab.canonicalBytes() + tail, "\(SpecExamples.hexString(Array(bytes.dropFirst(lab.canonicalBytes().count))))")
-        let f = try SpecExamples.fields("genesis-lab-federation-int8-id", in: Self.doc)
-        #expect(f["canonical_bytes"] == "\(bytes.count)", "\(bytes.count)")
-        #expect(f["mesh_id"] == genesis.meshID.hex, "\(genesis.meshID.hex)")
+        let (_, bytes, _) = try Self.sectionExample("genesis-lab-federation-int8")
         #expect(try Genesis(canonicalBytes: bytes).federation == FederationParameters(aggregation: .fedAvg, encoding: .int8))
+    }
+
+    /// An optional-section example `name`: the lab genesis with block `<name>-section` appended
+    /// has the lab's canonical bytes followed by `<name>-tail`, and the byte count and mesh id
+    /// of `<name>-id`. Returns the genesis, its bytes and the id block's fields.
+    static func sectionExample(
+        _ name: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> (Genesis, [UInt8], [String: String]) {
+        let lab = try Genesis(yaml: try Self.yaml(), file: "genesis-lab")
+        let text = try Self.yaml() + "\n" + (try SpecExamples.block("\(name)-section", in: Self.doc)) + "\n"
+        let genesis = try Genesis(yaml: text, file: "\(name)-section")
+        let bytes = genesis.canonicalBytes()
+        let tail = try SpecExamples.hex("\(name)-tail", in: Self.doc)
+        #expect(
+            bytes == lab.canonicalBytes() + tail, "\(SpecExamples.hexString(Array(bytes.dropFirst(lab.canonicalBytes().count))))",
+            sourceLocation: sourceLocation)
+        let f = try SpecExamples.fields("\(name)-id", in: Self.doc)
+        #expect(f["canonical_bytes"] == "\(bytes.count)", "\(bytes.count)", sourceLocation: sourceLocation)
+        #expect(f["mesh_id"] == genesis.meshID.hex, "\(genesis.meshID.hex)", sourceLocation: sourceLocation)
+        return (genesis, bytes, f)
     }
 }

@@ -65,29 +65,21 @@ import Wire
         #expect(decoded.canonicalBytes() == bytes)
         let start = Self.genesis(nil).canonicalBytes().count
 
-        func refused(_ mutated: [UInt8], _ field: String, sourceLocation: SourceLocation = #_sourceLocation) {
-            do {
-                _ = try Genesis(canonicalBytes: mutated)
-                Issue.record("accepted", sourceLocation: sourceLocation)
-            } catch {
-                #expect(error.field.hasPrefix(field), "\(error)", sourceLocation: sourceLocation)
-            }
-        }
         var tag = bytes; tag[start] = 9
-        refused(tag, "section")
+        expectCanonicalRefused(tag, "section")
         var enabled = bytes; enabled[start + 1] = 2
-        refused(enabled, "training_privacy.enabled")
-        refused(Array(bytes.dropLast()), "") // truncated epsilon_max
-        refused(Array(bytes.prefix(start + 1)), "") // a tag and nothing else
-        refused(bytes + [0], "") // trailing byte
+        expectCanonicalRefused(enabled, "training_privacy.enabled")
+        expectCanonicalRefused(Array(bytes.dropLast()), "") // truncated epsilon_max
+        expectCanonicalRefused(Array(bytes.prefix(start + 1)), "") // a tag and nothing else
+        expectCanonicalRefused(bytes + [0], "") // trailing byte
         // q = 0: decodes, then validation refuses it.
         var q = bytes
         for i in 0..<8 { q[start + 2 + 16 + i] = 0 }
-        refused(q, "training_privacy.sample_rate")
+        expectCanonicalRefused(q, "training_privacy.sample_rate")
         // −0 as z is not canonical (and not > 0).
         var negativeZero = bytes
         for i in 0..<8 { negativeZero[start + 2 + 8 + i] = i == 7 ? 0x80 : 0 }
-        refused(negativeZero, "training_privacy.noise_multiplier")
+        expectCanonicalRefused(negativeZero, "training_privacy.noise_multiplier")
     }
 
     @Test func validationRefusesOutOfRangeValuesAndABudgetNoRoundFits() {

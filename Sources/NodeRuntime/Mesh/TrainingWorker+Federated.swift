@@ -93,7 +93,7 @@ extension TrainingWorker {
         completion: @escaping @Sendable (TrainingReport, [UInt8], BulkManifest?) -> Void
     ) {
         queue.async { [self] in
-            guard var f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
+            guard let f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
             self.logHeight = max(self.logHeight, logHeight)
             Self.lowerThreadPriority()
             holdInNetwork(f.shared, modelRound: modelRound)
@@ -133,10 +133,9 @@ extension TrainingWorker {
                 update = f.shared.update(to: trained)
             }
             if let poison = f.poison { update = poison.apply(update) }
-            federated = nil // (the encoder's residual is not copied on write)
-            let blob = f.encoder.encode(update, tensorSizes: f.shared.tensorSizes())
-            update = []
-            federated = f
+            // In place: the update's storage becomes the int8 encoder's residual, and the old
+            // residual is the only copy of itself (no 26 MB copies on write).
+            let blob = federated!.encoder.encode(consume update, tensorSizes: f.shared.tensorSizes())
             completion(report, blob, BulkManifest(blob: blob))
         }
     }
