@@ -95,13 +95,17 @@ public struct NodeCore: Sendable {
     /// rounds (a node whose key is not yet a validator syncs the log until an admit for it).
     /// In a federated mesh, `sharedModelBlob` is the shared model the shell restored (its
     /// checkpoint encoding): held and served from now on. Precondition: its root is the one the
-    /// mesh part was restored with.
-    public mutating func start(mesh newMesh: MeshCore, nowMs: UInt64, sharedModelBlob: [UInt8]? = nil) -> [NodeDirective] {
+    /// mesh part was restored with. `sharedModelManifest`, if the shell already hashed the bytes,
+    /// spares hashing them again here.
+    public mutating func start(
+        mesh newMesh: MeshCore, nowMs: UInt64, sharedModelBlob: [UInt8]? = nil, sharedModelManifest: BulkManifest? = nil
+    ) -> [NodeDirective] {
         precondition(mesh == nil, "the node already hosts a mesh part")
         if newMesh.federation != nil {
             guard let blob = sharedModelBlob else { preconditionFailure("a federated mesh part needs its shared model's bytes") }
             bulkPart = BulkPart(me: me, nowMs: nowMs)
-            let root = bulkPart!.offerShared(blob, modelRound: newMesh.federation!.driver.appliedModelRound)
+            let root = bulkPart!.offerShared(
+                blob, modelRound: newMesh.federation!.driver.appliedModelRound, manifest: sharedModelManifest)
             precondition(
                 root == newMesh.engine.modelGate.sharedRoots[newMesh.federation!.driver.appliedModelRound],
                 "the shared model's bytes are not those of the root the mesh part was restored with")

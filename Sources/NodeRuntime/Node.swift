@@ -332,8 +332,8 @@ public final class Node: @unchecked Sendable {
     public func host(mesh service: MeshService) {
         loop.assertInEventLoop()
         mesh = service
-        let (restored, sharedBlob) = service.takeCore()
-        execute(core.start(mesh: restored, nowMs: Self.nowMs(), sharedModelBlob: sharedBlob))
+        let (restored, sharedBlob, sharedManifest) = service.takeCore()
+        execute(core.start(mesh: restored, nowMs: Self.nowMs(), sharedModelBlob: sharedBlob, sharedModelManifest: sharedManifest))
     }
 
     /// Where the core sends to member `key` (call on `loop`): its address in the SWIM view while

@@ -61,6 +61,8 @@ public final class MeshService: @unchecked Sendable {
     private(set) var initialCore: MeshCore?
     /// Federated: the restored shared model's checkpoint bytes, until the node hosts the core.
     private(set) var initialSharedBlob: [UInt8]?
+    /// Its bulk manifest, hashed once here (not again on the event loop when the node hosts it).
+    private(set) var initialSharedManifest: BulkManifest?
     /// Federated: the personal copy's figures (set from the training thread).
     let personalLock = NSLock()
     var personal: (accuracy: Double, globalAccuracy: Double)?
@@ -207,11 +209,14 @@ public final class MeshService: @unchecked Sendable {
                 epochsPerRound: t.epochsPerRound, maxRounds: p.maxRounds, patience: p.patience,
                 finetuneEpochs: p.finetuneEpochs, pruning: pruning),
             removeDeadAfterMs: genesis.validators.removeDeadAfterMs)
+        // The shared model's manifest, hashed once (the node offers it with this manifest).
+        let sharedManifest = shared.map { BulkManifest(blob: $0.checkpoint)! }
         var core = MeshCore(
             config: config, signer: signer, log: verified, guard: signingGuard, budget: budget,
             training: trainingSteps, finetuneEpochsDone: finetuneDone, noise: .secure,
             ownContribution: Self.restoreOwnContribution(files: files, logger: logger),
-            sharedModel: shared.map { SharedModelState(modelRound: $0.round, root: BulkManifest(blob: $0.checkpoint)!.root) })
+            sharedModel: sharedManifest.map { SharedModelState(modelRound: shared!.round, root: $0.root) })
+        initialSharedManifest = sharedManifest
         if let shared {
             worker.startFederated(
                 shared: shared.model, modelRound: shared.round, path: files.sharedModelFile,
@@ -235,11 +240,14 @@ public final class MeshService: @unchecked Sendable {
     }
 
     /// The restored core, handed to the node once (`Node.host(mesh:)`), with the shared model's bytes if federated.
-    func takeCore() -> (MeshCore, sharedModelBlob: [UInt8]?) {
+    func takeCore() -> (MeshCore, sharedModelBlob: [UInt8]?, sharedModelManifest: BulkManifest?) {
         guard let core = initialCore else { preconditionFailure("the mesh core was already hosted") }
         initialCore = nil
-        defer { initialSharedBlob = nil }
-        return (core, initialSharedBlob)
+        defer {
+            initialSharedBlob = nil
+            initialSharedManifest = nil
+        }
+        return (core, initialSharedBlob, initialSharedManifest)
     }
 
     /// The shared model file: decoded, of the genesis model, not ahead of the log; absent at a
