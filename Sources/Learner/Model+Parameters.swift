@@ -51,10 +51,17 @@ extension Model {
         return out
     }
 
-    /// This model moved by `update` (the aggregate): each parameter p + u, rounded to Float.
+    /// This model moved by `update` (the aggregate) at `rate` η: each parameter p + η·u (the
+    /// product rounded to Float, then the sum), or p + u when η is 1 (the same bits: η·u = u).
     /// Tensor by tensor in place (one tensor copied at a time, no flat copy of the model).
-    public func applying(update: [Float]) -> Model {
+    public func applying(update: [Float], rate: Float = 1) -> Model {
         precondition(update.count == cost.params, "an update of \(update.count) values for \(cost.params) parameters")
+        precondition(rate.isFinite && rate > 0, "a server rate of \(rate)")
+        if rate != 1 {
+            var scaled = update
+            for j in scaled.indices { scaled[j] = rate * scaled[j] }
+            return applying(update: scaled)
+        }
         var result = self
         var offset = 0
         update.withUnsafeBufferPointer { u in

@@ -24,6 +24,7 @@ import Sodium
 /// | training_privacy | only if the section is present: u8 tag 1, u8 enabled (0 or 1), f64 clip_norm, f64 noise_multiplier, f64 sample_rate, f64 delta, f64 epsilon_max |
 /// | federation | only if the section is present: u8 tag 2, string aggregation (canonical rule text, `Learner.AggregationRule`: `fedavg`, `trimmed:B`, `median`, `normclip`, `filter:K`, `sidefilter:K`, `krum:F`, `geomed[:T]`) |
 /// | federation.encoding | only if the federation section is present and its encoding is not `f32`: u8 tag 3, string encoding (`int8`) |
+/// | federation.server_rate | only if the federation section is present and its server rate is not 1: u8 tag 4, f64 server_rate |
 ///
 /// Nothing else: YAML layout, comments, quoting, key order and member order do not change the
 /// bytes; any change of a value does. The optional sections come last, in tag order, so a
@@ -107,6 +108,10 @@ extension Genesis {
                 w.write(Self.updateEncodingTag)
                 w.write(string: f.encoding.description)
             }
+            if f.serverRate != 1 {
+                w.write(Self.serverRateTag)
+                w.write(Self.canonical(f.serverRate))
+            }
         }
         return w.bytes
     }
@@ -125,6 +130,8 @@ extension Genesis {
     static let federationTag: UInt8 = 2
     /// The tag byte that opens the optional `federation.encoding` section (only when not `f32`).
     static let updateEncodingTag: UInt8 = 3
+    /// The tag byte that opens the optional `federation.server_rate` section (only when not 1).
+    static let serverRateTag: UInt8 = 4
 
     /// Decodes and validates canonical bytes (as a peer might send them). Refuses anything that
     /// does not re-encode to exactly the same bytes: members out of order, −0, a spec or rule
@@ -262,6 +269,11 @@ extension Genesis {
                     do { encoding = try UpdateEncoding(parsing: text) } catch { throw fail("federation.encoding", "\(error)") }
                     guard encoding != .f32 else { throw fail("federation.encoding", "f32 is the default and is not encoded") }
                     federation!.encoding = encoding
+                case Self.serverRateTag:
+                    guard federation != nil else { throw fail("federation.server_rate", "a server rate without a federation section") }
+                    let rate = try r.readDouble("federation.server_rate")
+                    guard rate != 1 else { throw fail("federation.server_rate", "1 is the default and is not encoded") }
+                    federation!.serverRate = rate
                 default:
                     throw fail("section", "unknown section tag \(tag) after the members")
                 }

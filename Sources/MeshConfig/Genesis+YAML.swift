@@ -166,7 +166,7 @@ extension Genesis {
 
         var federation: FederationParameters?
         if top.has("federation") {
-            var f = try top.requiredMapping("federation", allowed: ["aggregation", "encoding"])
+            var f = try top.requiredMapping("federation", allowed: ["aggregation", "encoding", "server_rate"])
             let node = try f.required("aggregation")
             let text = try node.text()
             do { federation = FederationParameters(aggregation: try AggregationRule(parsing: text)) } catch {
@@ -176,6 +176,7 @@ extension Genesis {
                 let text = try e.text()
                 do { federation!.encoding = try UpdateEncoding(parsing: text) } catch { throw e.error("\(error)") }
             }
+            if let rate = f.optional("server_rate") { federation!.serverRate = try rate.double() }
         }
 
         self.init(
@@ -361,6 +362,9 @@ extension Genesis {
                   aggregation: \(q(f.aggregation.description))
                   # How updates travel: f32, or int8 (per-tensor scale, error feedback; ~4x smaller).
                   encoding: \(q(f.encoding.description))
+                  # Server rate: the next shared model is the current one plus this times the
+                  # aggregate (1 = plain FedAvg), in (0, 4].
+                  server_rate: \(d(f.serverRate))
 
                 """
         }

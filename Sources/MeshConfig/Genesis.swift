@@ -299,9 +299,17 @@ public struct FederationParameters: Sendable, Hashable {
     /// `encoding` (optional, default `f32`): how updates travel, `f32` or `int8`
     /// (`Learner.UpdateEncoding`; int8 is just under 4× smaller, with error feedback).
     public var encoding: UpdateEncoding
+    /// `server_rate` (optional, default 1): η, the step the mesh takes along each round's
+    /// aggregate Δ (next shared model = shared + η·Δ; FedAvg with a server learning rate,
+    /// Reddi et al. 2021), in (0, 4]. Stateless: nothing but the shared model carries over.
+    public var serverRate: Double
 
-    public init(aggregation: AggregationRule = .fedAvg, encoding: UpdateEncoding = .f32) {
+    public init(aggregation: AggregationRule = .fedAvg, encoding: UpdateEncoding = .f32, serverRate: Double = 1) {
         self.aggregation = aggregation
         self.encoding = encoding
+        self.serverRate = serverRate
     }
+
+    /// The range `server_rate` must lie in.
+    public static let serverRateMax: Double = 4
 }

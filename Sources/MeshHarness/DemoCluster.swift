@@ -39,6 +39,8 @@ public enum DemoCluster {
         public var aggregation = "fedavg"
         /// Federated: the genesis update encoding (`int8`, `f32`).
         public var encoding = "int8"
+        /// Federated: the genesis server rate η (1: plain FedAvg).
+        public var serverRate: Double = 1
         /// The genesis peak learning rate (nil: the demo's, 0.03 federated as the FedAvg reference).
         public var learningRate: Double?
         /// The genesis weight decay (nil: the genesis default, 5e-4).
@@ -361,6 +363,7 @@ public enum DemoCluster {
             report.federated = true
             report.aggregation = options.aggregation
             report.updateEncoding = options.encoding
+            report.serverRate = options.serverRate
             report.byzantine = options.byzantine
             report.rounds = Int(feds.compactMap { $0?.decidedModelRound }.max() ?? 0)
             report.modelDigest = feds.map { $0?.modelDigest ?? "" }
@@ -397,7 +400,8 @@ public enum DemoCluster {
             // One shared model by federated averaging, with the FedAvg reference's recipe (SGD
             // momentum 0.9, weight decay 5e-4, batch 64, lr 0.03 warm-up then cosine, no augmentation).
             genesis.federation = FederationParameters(
-                aggregation: try AggregationRule(parsing: options.aggregation), encoding: try UpdateEncoding(parsing: options.encoding))
+                aggregation: try AggregationRule(parsing: options.aggregation), encoding: try UpdateEncoding(parsing: options.encoding),
+                serverRate: options.serverRate)
             genesis.training.learningRate = 0.03
             genesis.training.augment = .none
         }

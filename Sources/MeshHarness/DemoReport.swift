@@ -63,6 +63,8 @@ public struct DemoReport: Codable, Sendable {
     public var aggregation: String? = nil
     /// Federated: how updates travelled (`f32`, `int8`).
     public var updateEncoding: String? = nil
+    /// Federated: the genesis server rate η (next shared model = shared + η·aggregate).
+    public var serverRate: Double? = nil
     /// With `--signal-overlap`: per pruning round, the share of the agreed mask's kept units that
     /// the noiseless importance's mask keeps too, and what a random mask would share.
     public var maskSignalOverlap: [Double]? = nil

@@ -753,10 +753,11 @@ SECTIONS = {
     "members": None,
     "training_privacy": ["enabled", "clip_norm", "noise_multiplier", "sample_rate", "delta",
                          "epsilon_max"],
-    "federation": ["aggregation", "encoding"],
+    "federation": ["aggregation", "encoding", "server_rate"],
 }
 OPTIONAL = {"training_privacy", "federation"}
-OPTIONAL_FIELDS = {"federation.encoding"}  # f32 when absent (GenesisAndMeshID, Operations)
+# absent: f32 and 1 (GenesisAndMeshID, Operations)
+OPTIONAL_FIELDS = {"federation.encoding", "federation.server_rate"}
 
 _INT = re.compile(r"[-+]?[0-9]+")
 # number syntax per field type (GenesisAndMeshID, "How a number is written in the file")
@@ -1035,6 +1036,15 @@ class Genesis:
                 raise GenesisError(f"{self._where(enc, 'federation.encoding')}: a value is required here")
             if "encoding" in fsec:
                 self.encoding = ("f32", "int8")[self._enum(fsec["encoding"], "federation.encoding", ["f32", "int8"])]
+            # federation.server_rate: η in (0, 4], 1 when absent or null (not encoded), else tag 4 + f64
+            self.server_rate = 1.0
+            rate = fsec.get("server_rate")
+            if isinstance(rate, Scalar) and not rate.quoted and rate.text in ("", "null", "Null", "NULL", "~"):
+                del fsec["server_rate"]
+            if "server_rate" in fsec:
+                self.server_rate = self._float(fsec["server_rate"], "federation.server_rate")
+                if not (0 < self.server_rate <= 4):
+                    raise GenesisError(f"{self._where(fsec['server_rate'], 'federation.server_rate')}: must lie in (0, 4]")
 
         n = len(self.members)
         self.f = (n - 1) // 3
@@ -1136,6 +1146,8 @@ class Genesis:
             out += bytes([2]) + s(self.federation_text)
             if self.encoding != "f32":
                 out += bytes([3]) + s(self.encoding)
+            if self.server_rate != 1:
+                out += bytes([4]) + f64(self.server_rate)
         return bytes(out)
 
 

@@ -220,6 +220,11 @@ import Testing
         let moved = a.applying(update: step).flatParameters()
         #expect(moved.map(\.bitPattern) == (0..<pa.count).map { (pa[$0] + step[$0]).bitPattern })
         #expect(a.flatParameters() == pa, "the base model is unchanged")
+        // A server rate η: p + (η·u rounded to Float), per coordinate; η = 1 is the plain move.
+        let fast = a.applying(update: step, rate: 1.5).flatParameters()
+        #expect(fast.map(\.bitPattern) == (0..<pa.count).map { (pa[$0] + 1.5 * step[$0]).bitPattern })
+        #expect(fast != moved)
+        #expect(a.applying(update: step, rate: 1).flatParameters().map(\.bitPattern) == moved.map(\.bitPattern))
     }
 
     @Test func serverMomentumKeepsAVelocityAndNoneIsTheAggregate() throws {

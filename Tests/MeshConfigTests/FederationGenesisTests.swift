@@ -102,4 +102,34 @@ import Testing
         expectCanonicalRefused(bare + [3, 4, 0] + Array("int8".utf8), "federation.encoding")
         #expect(try Genesis(canonicalBytes: b).federation?.encoding == .int8)
     }
+
+    /// `server_rate`: 1 is the default and not encoded (the id of a genesis without the field);
+    /// any other value adds tag 4 and its f64 after the encoding; the decoder refuses an encoded
+    /// 1, and validation refuses a rate outside (0, 4].
+    @Test func theServerRateIsTag4AndOnlyWhenNotOne() throws {
+        let plain = Self.genesis(), fast = Self.genesis(FederationParameters(aggregation: .fedAvg, serverRate: 1.5))
+        try fast.validate()
+        let a = plain.canonicalBytes(), b = fast.canonicalBytes()
+        #expect(Array(b.prefix(a.count)) == a)
+        #expect(Array(b.suffix(from: a.count)) == [4] + withUnsafeBytes(of: (1.5 as Double).bitPattern.littleEndian, Array.init))
+        #expect(plain.meshID != fast.meshID)
+        let parsed = try Genesis(yaml: fast.yaml(), file: "g.yaml")
+        #expect(parsed.federation?.serverRate == 1.5 && parsed.meshID == fast.meshID)
+        let yamlPlain = plain.yaml()
+        #expect(yamlPlain.contains("server_rate: 1\n"))
+        let stripped = yamlPlain.replacingOccurrences(of: "  server_rate: 1\n", with: "")
+        #expect(stripped != yamlPlain)
+        #expect(try Genesis(yaml: stripped, file: "g.yaml").meshID == plain.meshID)
+        for bad in [0.0, -1, 4.5, .infinity] {
+            #expect(throws: FieldProblem.self) { try Self.genesis(FederationParameters(aggregation: .fedAvg, serverRate: bad)).validate() }
+        }
+        #expect(throws: ConfigError.self) {
+            try Genesis(yaml: fast.yaml().replacingOccurrences(of: "server_rate: 1.5", with: "server_rate: 0"), file: "g.yaml")
+        }
+        expectCanonicalRefused(a + [4] + withUnsafeBytes(of: (1.0 as Double).bitPattern.littleEndian, Array.init), "federation.server_rate")
+        let bare = Self.genesis(nil).canonicalBytes()
+        expectCanonicalRefused(
+            bare + [4] + withUnsafeBytes(of: (1.5 as Double).bitPattern.littleEndian, Array.init), "federation.server_rate")
+        #expect(try Genesis(canonicalBytes: b).federation?.serverRate == 1.5)
+    }
 }

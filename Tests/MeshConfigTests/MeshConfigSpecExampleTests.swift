@@ -80,6 +80,13 @@ import Wire
         #expect(try Genesis(canonicalBytes: bytes).federation == FederationParameters(aggregation: .fedAvg, encoding: .int8))
     }
 
+    /// `federation.server_rate: 1.5`: tag 4 and the f64 after the encoding.
+    @Test func theServerRateAppendsItsTag() throws {
+        let (_, bytes, _) = try Self.sectionExample("genesis-lab-federation-rate")
+        #expect(
+            try Genesis(canonicalBytes: bytes).federation == FederationParameters(aggregation: .fedAvg, encoding: .int8, serverRate: 1.5))
+    }
+
     /// An optional-section example `name`: the lab genesis with block `<name>-section` appended
     /// has the lab's canonical bytes followed by `<name>-tail`, and the byte count and mesh id
     /// of `<name>-id`. Returns the genesis, its bytes and the id block's fields.

@@ -339,7 +339,8 @@ public final class MeshService: @unchecked Sendable {
         // round's training: the phase-one rounds, every few rounds after them and the last.
         let evaluate =
             round == plan.phaseOneRounds || round % Self.sharedEvaluationEveryRounds == 0 || round >= plan.modelRounds
-        worker.advance(modelRound: round, updates: inputs, mask: mask, rule: rule, evaluate: evaluate) { result in
+        let rate = Float(genesis.federation?.serverRate ?? 1)
+        worker.advance(modelRound: round, updates: inputs, mask: mask, rule: rule, serverRate: rate, evaluate: evaluate) { result in
             self.sharedModel(result, node: node, failure: "cannot apply model round \(decision.modelRound)")
         }
     }

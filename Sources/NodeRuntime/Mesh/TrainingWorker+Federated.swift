@@ -140,14 +140,15 @@ extension TrainingWorker {
         }
     }
 
-    /// The next shared model: the current one plus `rule`'s aggregate of the updates (those whose
-    /// bytes are not exactly a finite update of the shared model's size are left out, the same
-    /// on every node), then surgery to `mask` (agreed positions: the mesh holds one model). Saved
+    /// The next shared model: the current one plus `serverRate` (η) times `rule`'s aggregate of
+    /// the updates (those whose bytes are not exactly a finite update of the shared model's size
+    /// are left out, the same on every node), then surgery to `mask` (agreed positions: the mesh
+    /// holds one model). Saved
     /// durably with its round before the report. Fails (and saves nothing) if the shared model is
     /// not that of `modelRound − 1`.
     public func advance(
         modelRound: UInt64, updates: [(key: [UInt8], samples: Int, blob: [UInt8])], mask: PruneMask?, rule: AggregationRule,
-        evaluate: Bool = true,
+        serverRate: Float = 1, evaluate: Bool = true,
         completion: @escaping @Sendable (Result<SharedModelReport, AdvanceError>) -> Void
     ) {
         queue.async { [self] in
@@ -175,7 +176,7 @@ extension TrainingWorker {
                     }
                     aggregate = try? Aggregation.aggregate(contributions, rule: rule)
                 }
-                if let aggregate { next = next.applying(update: aggregate) }
+                if let aggregate { next = next.applying(update: aggregate, rate: serverRate) }
             }
             if let mask, mask != next.mask {
                 do { next = try next.pruned(to: mask, mode: .keepWeights, placement: .agreed) } catch {

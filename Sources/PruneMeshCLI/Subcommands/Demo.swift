@@ -100,6 +100,12 @@ struct Demo: ParsableCommand {
     var encoding: String = "int8"
 
     @Option(
+        help:
+            "Federated: the server rate η, the step along each round's aggregate (next shared model = shared + η·aggregate; 1 = plain FedAvg), in (0, 4]."
+    )
+    var serverRate: Double = 1
+
+    @Option(
         name: .customLong("byzantine"), parsing: .unconditional, help: "Federated: node I poisons every update it offers (see --poison).")
     var byzantineNode: Int?
 
@@ -220,6 +226,9 @@ struct Demo: ParsableCommand {
         do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("--partition: \(error)") }
         do { _ = try AggregationRule(parsing: aggregation) } catch { throw ValidationError("--aggregation: \(error)") }
         do { _ = try UpdateEncoding(parsing: encoding) } catch { throw ValidationError("--encoding: \(error)") }
+        guard serverRate.isFinite, serverRate > 0, serverRate <= FederationParameters.serverRateMax else {
+            throw ValidationError("--server-rate must lie in (0, \(FederationParameters.serverRateMax)] (got \(serverRate))")
+        }
         guard (0...Limits.training_epochs_count_max).contains(personalEpochs) else {
             throw ValidationError("--personal-epochs must lie in 0…\(Limits.training_epochs_count_max) (got \(personalEpochs))")
         }
@@ -266,6 +275,7 @@ struct Demo: ParsableCommand {
         o.localOnly = localOnly
         o.aggregation = aggregation
         o.encoding = encoding
+        o.serverRate = serverRate
         o.learningRate = learningRate
         o.weightDecay = weightDecay
         o.personalEpochs = personalEpochs

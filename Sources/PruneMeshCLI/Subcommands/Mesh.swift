@@ -145,6 +145,9 @@ struct MeshInitCommand: ParsableCommand {
     @Option(help: "With --federated: how updates travel, f32 (default) or int8 (per-tensor scale, error feedback, ~4x smaller).")
     var encoding: String?
 
+    @Option(help: "With --federated: the server rate η (next shared model = shared + η·aggregate), in (0, 4]; default 1.")
+    var serverRate: Double?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -181,7 +184,7 @@ struct MeshInitCommand: ParsableCommand {
         "training_privacy.clip_norm": "--dp-clip", "training_privacy.noise_multiplier": "--dp-noise-multiplier",
         "training_privacy.sample_rate": "--dp-sample-rate", "training_privacy.delta": "--dp-delta",
         "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy": "--dp-*", "federation.aggregation": "--aggregation",
-        "federation.encoding": "--encoding",
+        "federation.encoding": "--encoding", "federation.server_rate": "--server-rate",
     ]
 
     func run() throws {
@@ -223,6 +226,7 @@ struct MeshInitCommand: ParsableCommand {
         genesis.members = try members.map(Self.member)
         if let aggregation, !federated { throw ValidationError("--aggregation \(aggregation) needs --federated") }
         if let encoding, !federated { throw ValidationError("--encoding \(encoding) needs --federated") }
+        if let serverRate, !federated { throw ValidationError("--server-rate \(serverRate) needs --federated") }
         if federated {
             do { genesis.federation = FederationParameters(aggregation: try AggregationRule(parsing: aggregation ?? "fedavg")) } catch {
                 throw ValidationError("--aggregation: \(error)")
@@ -232,6 +236,7 @@ struct MeshInitCommand: ParsableCommand {
                     throw ValidationError("--encoding: \(error)")
                 }
             }
+            if let serverRate { genesis.federation!.serverRate = serverRate }
         }
         if dp, let q = dpSampleRate {
             do {
