@@ -172,6 +172,7 @@ import Testing
         #expect(j["audit_ok"] as? Bool == true, "\(j["audit_errors"] ?? "")")
         #expect(j["logs_identical"] as? Bool == true)
         #expect(j["federated"] as? Bool == true)
+        #expect(j["server_rate"] as? Double == 1.5, "the demo's default server rate")
         // Two mask decisions, the freeze and four model rounds (two in each phase).
         #expect((j["heights"] as? [Int]) == [7, 7, 7, 7])
         #expect(j["rounds"] as? Int == 4)
