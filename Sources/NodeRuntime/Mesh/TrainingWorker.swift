@@ -80,7 +80,7 @@ public final class TrainingWorker: @unchecked Sendable {
     var rng: SeededGenerator
     /// Federated: the shared model (nil in a local-only mesh). On the queue only.
     var federated: FederatedState?
-    /// Label smoothing of the network (federated: 0.1, as the FedAvg reference).
+    /// Label smoothing of the network (federated: 0.1, as the FedAvg reference; 0 with DP-SGD).
     var labelSmoothing: Float = 0
     private var step = 0
     private var finetuneStep = 0
