@@ -52,26 +52,22 @@ extension Model {
     }
 
     /// This model moved by `update` (the aggregate) at `rate` η: each parameter p + η·u (the
-    /// product rounded to Float, then the sum), or p + u when η is 1 (the same bits: η·u = u).
-    /// Tensor by tensor in place (one tensor copied at a time, no flat copy of the model).
+    /// product rounded to Float, then the sum; η = 1 gives p + u, the same bits, as 1·u = u).
+    /// Tensor by tensor in place (one tensor copied at a time, no flat copy of the model or of
+    /// the scaled update).
     public func applying(update: [Float], rate: Float = 1) -> Model {
         precondition(update.count == cost.params, "an update of \(update.count) values for \(cost.params) parameters")
         precondition(rate.isFinite && rate > 0, "a server rate of \(rate)")
-        if rate != 1 {
-            var scaled = update
-            for j in scaled.indices { scaled[j] = rate * scaled[j] }
-            return applying(update: scaled)
-        }
         var result = self
         var offset = 0
         update.withUnsafeBufferPointer { u in
             for i in result.weights.indices {
                 result.weights[i].withUnsafeMutableBufferPointer { w in
-                    for j in 0..<w.count { w[j] += u[offset + j] }
+                    for j in 0..<w.count { w[j] += rate * u[offset + j] }
                     offset += w.count
                 }
                 result.biases[i].withUnsafeMutableBufferPointer { b in
-                    for j in 0..<b.count { b[j] += u[offset + j] }
+                    for j in 0..<b.count { b[j] += rate * u[offset + j] }
                     offset += b.count
                 }
             }

@@ -103,7 +103,7 @@ extension Genesis {
                 "\(f.aggregation) clips around the previous round's aggregate, which the mesh does not keep; use fedavg, filter:K, trimmed:B, median or normclip"
             )
         }
-        if let f = federation, !(f.serverRate.isFinite && f.serverRate > 0 && f.serverRate <= FederationParameters.serverRateMax) {
+        if let f = federation, !FederationParameters.isValidServerRate(f.serverRate) {
             throw FieldProblem("federation.server_rate", "must lie in (0, \(FederationParameters.serverRateMax)] (got \(f.serverRate))")
         }
         if let f = federation, f.aggregation.contributionsMin > members.count {

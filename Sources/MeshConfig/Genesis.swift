@@ -310,6 +310,9 @@ public struct FederationParameters: Sendable, Hashable {
         self.serverRate = serverRate
     }
 
-    /// The range `server_rate` must lie in.
+    /// The largest `server_rate`.
     public static let serverRateMax: Double = 4
+
+    /// Whether `rate` is a valid `server_rate`: finite, in (0, `serverRateMax`].
+    public static func isValidServerRate(_ rate: Double) -> Bool { rate.isFinite && rate > 0 && rate <= serverRateMax }
 }

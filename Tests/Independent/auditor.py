@@ -1027,20 +1027,14 @@ class Genesis:
             self.federation_need = need
             # federation.encoding: `f32` (the default, not encoded) or `int8` (tag 3), exact spelling
             self.encoding = "f32"
-            enc = fsec.get("encoding")
-            if isinstance(enc, Scalar) and not enc.quoted and enc.text in ("", "null", "Null", "NULL", "~"):
-                # GAP: a YAML null (`encoding:`, `null`, `~`) is an absent field, f32 (binary);
-                # a quoted empty string is refused
-                del fsec["encoding"]
-            elif isinstance(enc, Scalar) and enc.text == "":
-                raise GenesisError(f"{self._where(enc, 'federation.encoding')}: a value is required here")
+            # GAP: a YAML null (`encoding:`, `null`, `~`) is an absent field, f32 (binary);
+            # a quoted empty string is refused
+            self._drop_null(fsec, "encoding", "federation.encoding")
             if "encoding" in fsec:
                 self.encoding = ("f32", "int8")[self._enum(fsec["encoding"], "federation.encoding", ["f32", "int8"])]
             # federation.server_rate: η in (0, 4], 1 when absent or null (not encoded), else tag 4 + f64
             self.server_rate = 1.0
-            rate = fsec.get("server_rate")
-            if isinstance(rate, Scalar) and not rate.quoted and rate.text in ("", "null", "Null", "NULL", "~"):
-                del fsec["server_rate"]
+            self._drop_null(fsec, "server_rate", "federation.server_rate")
             if "server_rate" in fsec:
                 self.server_rate = self._float(fsec["server_rate"], "federation.server_rate")
                 if not (0 < self.server_rate <= 4):
@@ -1049,6 +1043,15 @@ class Genesis:
         n = len(self.members)
         self.f = (n - 1) // 3
         self.quorum = 2 * n // 3 + 1
+
+    def _drop_null(self, sec, key, name):
+        """An optional field written as a YAML null (nothing, `null`, `~`) is absent; a quoted
+        empty string is refused."""
+        v = sec.get(key)
+        if isinstance(v, Scalar) and not v.quoted and v.text in ("", "null", "Null", "NULL", "~"):
+            del sec[key]
+        elif isinstance(v, Scalar) and v.text == "":
+            raise GenesisError(f"{self._where(v, name)}: a value is required here")
 
     def _check_name(self, s, field, node):
         b = s.encode("utf-8")
@@ -1432,6 +1435,22 @@ def _blank_row() -> dict:
                 rel_steps=None, upd_steps=None, updates=0)
 
 
+def _judge_steps(g, row: dict, field: str, steps: int, count: int, who: str, kind: str):
+    """The DP-SGD steps a release or an update states, judged against its kind's previous
+    steps (`field`: rel_steps or upd_steps), the count of that kind so far and ε_max; then
+    recorded. The same checks for both kinds (JudgingDecisions, ModelRounds)."""
+    if row[field] is not None and steps < row[field]:
+        raise Fault("training_steps_decreasing", f"{who}: {steps} steps, fewer than its previous {row[field]}")
+    if steps < count * g.steps_per_round:
+        raise Fault("training_steps_too_few", f"{who}: {steps} steps for {count} {kind}")
+    tp = g.training_privacy
+    reps = sampled_epsilon(tp["sample_rate"], tp["noise_multiplier"], steps, tp["delta"])
+    if reps > tp["epsilon_max"]:
+        raise Fault("training_budget_exceeded", f"{who}: record-level ε {reps} above {tp['epsilon_max']}")
+    row[field] = steps
+    _record_steps(g, row, steps, reps)
+
+
 def _record_steps(g, row: dict, steps: int, reps: float):
     """The recorded steps are the most any release or update stated; record ε is theirs."""
     if row["steps"] is None or steps > row["steps"]:
@@ -1583,16 +1602,7 @@ class MeshState:
                     raise Fault("training_steps_missing", f"contribution of {kh}… states no DP-SGD steps")
                 # per kind: a release's steps against the contributor's previous release's
                 # (an update's against its previous update's: ModelRounds)
-                if prev["rel_steps"] is not None and steps < prev["rel_steps"]:
-                    raise Fault("training_steps_decreasing", f"contribution of {kh}…: {steps} steps, fewer than before")
-                if steps < rel["count"] * g.steps_per_round:
-                    raise Fault("training_steps_too_few", f"contribution of {kh}…: {steps} steps for {rel['count']} releases")
-                tp = g.training_privacy
-                reps = sampled_epsilon(tp["sample_rate"], tp["noise_multiplier"], steps, tp["delta"])
-                if reps > tp["epsilon_max"]:
-                    raise Fault("training_budget_exceeded", f"contributor {kh}…: record-level ε {reps} above {tp['epsilon_max']}")
-                row["rel_steps"] = steps
-                _record_steps(g, row, steps, reps)
+                _judge_steps(g, row, "rel_steps", steps, rel["count"], f"contribution of {kh}…", "releases")
             elif rel["steps"] is not None:
                 raise Fault("training_steps_unexpected", f"contribution of {kh}… states DP-SGD steps")
             updates[k] = row
@@ -1660,16 +1670,7 @@ class MeshState:
             if g.dp_sgd:
                 if steps == 0:
                     raise Fault("training_steps_missing", f"update of {kh}… states no DP-SGD steps")
-                if prev["upd_steps"] is not None and steps < prev["upd_steps"]:
-                    raise Fault("training_steps_decreasing", f"update of {kh}…: {steps} steps, fewer than its previous update's {prev['upd_steps']}")
-                if steps < row["updates"] * g.steps_per_round:
-                    raise Fault("training_steps_too_few", f"update of {kh}…: {steps} steps for {row['updates']} updates")
-                tp = g.training_privacy
-                reps = sampled_epsilon(tp["sample_rate"], tp["noise_multiplier"], steps, tp["delta"])
-                if reps > tp["epsilon_max"]:
-                    raise Fault("training_budget_exceeded", f"update of {kh}…: record-level ε {reps} above {tp['epsilon_max']}")
-                row["upd_steps"] = steps
-                _record_steps(g, row, steps, reps)
+                _judge_steps(g, row, "upd_steps", steps, row["updates"], f"update of {kh}…", "updates")
             elif steps != 0:
                 raise Fault("training_steps_unexpected", f"update of {kh}… states {steps} DP-SGD steps")
             rows[u["key"]] = row

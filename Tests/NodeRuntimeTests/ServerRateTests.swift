@@ -66,13 +66,13 @@ import Testing
 /// recipe's with it (no label smoothing, a constant rate).
 @Suite struct FederatedRecipeTests {
     @Test func dpSGDTrainsWithoutLabelSmoothingAtAConstantRate() {
-        let plain = TrainingWorker.federatedRecipe(dp: false, stepsPerEpoch: 100, totalEpochs: 20)
-        #expect(plain.labelSmoothing == 0.1)
-        #expect(plain.schedule == .warmupCosine(warmupSteps: 50, totalSteps: 2000))
-        #expect(plain.schedule.rate(base: 1, step: 1999) < 0.01, "cosine to zero")
-        let dp = TrainingWorker.federatedRecipe(dp: true, stepsPerEpoch: 29, totalEpochs: 40)
-        #expect(dp.labelSmoothing == 0)
-        #expect(dp.schedule == .constant && dp.schedule.rate(base: 4, step: 1159) == 4)
-        #expect(TrainingWorker.federatedRecipe(dp: false, stepsPerEpoch: 1, totalEpochs: 1).schedule == .cosine(totalSteps: 1))
+        let plain = TrainingWorker.federatedSchedule(dp: false, stepsPerEpoch: 100, totalEpochs: 20)
+        #expect(TrainingWorker.federatedLabelSmoothing(dp: false) == 0.1)
+        #expect(plain == .warmupCosine(warmupSteps: 50, totalSteps: 2000))
+        #expect(plain.rate(base: 1, step: 1999) < 0.01, "cosine to zero")
+        let dp = TrainingWorker.federatedSchedule(dp: true, stepsPerEpoch: 29, totalEpochs: 40)
+        #expect(TrainingWorker.federatedLabelSmoothing(dp: true) == 0)
+        #expect(dp == .constant && dp.rate(base: 4, step: 1159) == 4)
+        #expect(TrainingWorker.federatedSchedule(dp: false, stepsPerEpoch: 1, totalEpochs: 1) == .cosine(totalSteps: 1))
     }
 }

@@ -226,7 +226,7 @@ struct Demo: ParsableCommand {
         do { _ = try PartitionScheme(parsing: partition) } catch { throw ValidationError("--partition: \(error)") }
         do { _ = try AggregationRule(parsing: aggregation) } catch { throw ValidationError("--aggregation: \(error)") }
         do { _ = try UpdateEncoding(parsing: encoding) } catch { throw ValidationError("--encoding: \(error)") }
-        guard serverRate.isFinite, serverRate > 0, serverRate <= FederationParameters.serverRateMax else {
+        guard FederationParameters.isValidServerRate(serverRate) else {
             throw ValidationError("--server-rate must lie in (0, \(FederationParameters.serverRateMax)] (got \(serverRate))")
         }
         guard (0...Limits.training_epochs_count_max).contains(personalEpochs) else {
