@@ -445,6 +445,12 @@ public enum Limits {
     /// A node's training threads (`start --threads`, the config's `threads`; 0 = all cores).
     public static let node_threads_count_max = 1024
 
+    /// A node's training thread's nice value (`start --training-nice`, the config's
+    /// `training_nice`): 0 (as the event loop) … 19; by default 10, below the loop, so that
+    /// heartbeats and votes are scheduled first on a busy machine.
+    public static let node_training_nice_max = 19
+    public static let node_training_nice_default = 10
+
     /// `prune --rounds`: pruning rounds one local run may take (a mesh may allow more, see
     /// `pruning_rounds_count_max`; locally each is at least one epoch of training).
     public static let prune_rounds_count_max = 100

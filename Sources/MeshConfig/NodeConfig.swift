@@ -87,6 +87,10 @@ public struct NodeConfig: Sendable, Hashable {
     public var tickMs: Int
     /// `threads`: training threads (0 = all cores).
     public var threads: Int
+    /// `training_nice`: the training thread's nice value (0…19, default 10). Nodes that share
+    /// one machine (the demo) can be given CPU in proportion to their shards, so that a round's
+    /// slowest node, the largest shard, is not also the one with the smallest share.
+    public var trainingNice: Int
     /// `placement`: which of its own units the node keeps on an agreed mask's positions at each
     /// surgery: `local` (its highest-L1 units) or `agreed` (the units at those positions).
     public var placement: Placement
@@ -132,7 +136,7 @@ public struct NodeConfig: Sendable, Hashable {
         keyFile: String, genesisFile: String, stateDirectory: String, listen: HostPort = NodeConfig.defaultListen,
         join: [HostPort] = [], data: DataSource = DataSource(), control: HostPort = NodeConfig.defaultControl,
         discovery: Discovery = Discovery(), logLevel: LogLevel = .info, tickMs: Int = NodeConfig.defaultTickMs,
-        threads: Int = 0, placement: Placement = .local
+        threads: Int = 0, placement: Placement = .local, trainingNice: Int = Limits.node_training_nice_default
     ) {
         self.keyFile = keyFile
         self.genesisFile = genesisFile
@@ -146,11 +150,13 @@ public struct NodeConfig: Sendable, Hashable {
         self.tickMs = tickMs
         self.threads = threads
         self.placement = placement
+        self.trainingNice = trainingNice
     }
 
     static let topKeys = [
         "key", "genesis", "listen", "join", "state_dir", "data", "control", "control_public",
         "metrics_listen", "discovery", "log_level", "tick_ms", "threads", "placement",
+        "training_nice",
     ]
     static let dataKeys = ["dir", "node", "nodes"]
     static let discoveryKeys = ["enabled", "group", "interface"]
@@ -230,6 +236,7 @@ public struct NodeConfig: Sendable, Hashable {
         }
         if let f = top.optional("tick_ms") { tickMs = try f.int(in: Limits.node_tick_ms_min...Limits.node_tick_ms_max) }
         if let f = top.optional("threads") { threads = try f.int(in: 0...Limits.node_threads_count_max) }
+        if let f = top.optional("training_nice") { trainingNice = try f.int(in: 0...Limits.node_training_nice_max) }
         if let f = top.optional("placement") { placement = Placement(rawValue: try f.choice(Placement.allCases.map(\.rawValue)))! }
     }
 
@@ -257,7 +264,7 @@ public struct NodeConfig: Sendable, Hashable {
 /// says. Paths are as typed on the command line (resolved against the working directory).
 /// Errors name the flags `prunemesh start` uses: --key, --genesis, --listen, --join, --state-dir,
 /// --data, --node, --nodes, --whole-data, --control, --discovery, --discovery-group,
-/// --discovery-interface, --log-level, --tick-ms, --threads, --placement.
+/// --discovery-interface, --log-level, --tick-ms, --threads, --placement, --training-nice.
 public struct NodeConfigOverrides: Sendable, Hashable {
     public var keyFile: String?
     public var genesisFile: String?
@@ -283,6 +290,8 @@ public struct NodeConfigOverrides: Sendable, Hashable {
     public var tickMs: Int?
     public var threads: Int?
     public var placement: String?
+    /// `--training-nice N`.
+    public var trainingNice: Int?
 
     public init(
         keyFile: String? = nil, genesisFile: String? = nil, listen: String? = nil, join: [String]? = nil,
@@ -403,6 +412,12 @@ extension NodeConfig {
             guard let p = Placement(rawValue: v) else { throw fail("--placement", "expected local or agreed (got \"\(v)\")") }
             c.placement = p
         }
+        if let v = o.trainingNice {
+            guard (0...Limits.node_training_nice_max).contains(v) else {
+                throw fail("--training-nice", "must lie in 0…\(Limits.node_training_nice_max) (got \(v))")
+            }
+            c.trainingNice = v
+        }
         return c
     }
 
@@ -475,6 +490,8 @@ extension NodeConfig {
             threads: \(threads)
             # Surgery keeps the node's own strongest units on the agreed positions (local) or the units there (agreed).
             placement: \(placement.rawValue)
+            # Nice value of the training thread (0-19; 10 keeps it below the event loop).
+            training_nice: \(trainingNice)
 
             """
         return out

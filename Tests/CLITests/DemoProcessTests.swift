@@ -187,6 +187,11 @@ import Testing
             global.count == 4 && Set(global).count == 1 && global[0] > 0.15, "one shared model, one accuracy: \(global); \(decisions)")
         let personal = j["personal_accuracy_after"] as? [Double] ?? []
         #expect(personal.count == 4 && personal.allSatisfy { $0 > 0 })
+        // No local model is evaluated in a federated run (it is only an update's source): no
+        // "before", and "after" is the shared model on each node's own distribution.
+        #expect((j["accuracy_before"] as? [Any])?.count == 4 && (j["accuracy_before"] as? [Any])?.allSatisfy { $0 is NSNull } == true)
+        let shared = j["shared_accuracy_after"] as? [Double] ?? []
+        #expect(shared.count == 4 && j["accuracy_after"] as? [Double] == shared)
         let perRound = j["model_bytes_per_round"] as? [[Int]] ?? []
         #expect(perRound.count == 4)
         for bytes in perRound {

@@ -20,7 +20,7 @@ import Testing
         #expect(c.data == NodeConfig.DataSource(directory: "/usr/share/datasets/fashion-mnist", shard: nil))
         #expect(c.control.description == "127.0.0.1:0")
         #expect(c.discovery == NodeConfig.Discovery(enabled: true, group: HostPort(parsing: "239.255.77.77:7947")!, interface: nil))
-        #expect(c.logLevel == .info && c.tickMs == 50 && c.threads == 0)
+        #expect(c.logLevel == .info && c.tickMs == 50 && c.threads == 0 && c.trainingNice == 10)
     }
 
     @Test func aRelativeConfigPathResolvesAgainstTheCurrentDirectoryThenTheFile() throws {
@@ -67,6 +67,7 @@ import Testing
         c.tickMs = 20
         c.threads = 2
         c.placement = .agreed
+        c.trainingNice = 14
         c.control = HostPort(parsing: "127.0.0.1:9100")!
         c.listen = HostPort(parsing: "10.99.0.2:0")!
         let back = try NodeConfig(yaml: c.yaml(), file: "n.yaml", baseDirectory: "/elsewhere")
@@ -116,6 +117,7 @@ import Testing
         Case(yaml: head + "log_level: loud\n", field: "log_level", problem: "expected one of trace, debug, info", line: 3, column: 12),
         Case(yaml: head + "tick_ms: 0\n", field: "tick_ms", problem: "must lie in 1…1000 (got 0)", line: 3, column: 10),
         Case(yaml: head + "threads: -1\n", field: "threads", problem: "must lie in 0…1024", line: 3, column: 10),
+        Case(yaml: head + "training_nice: 20\n", field: "training_nice", problem: "must lie in 0…19 (got 20)", line: 3, column: 16),
         Case(yaml: head + "placement: best\n", field: "placement", problem: "expected one of local, agreed", line: 3, column: 12),
         Case(
             yaml: head + "seeds: []\n", field: "seeds", problem: "unknown field; allowed here: key, genesis, listen, join", line: 3,
@@ -158,8 +160,10 @@ import Testing
         o.tickMs = 10
         o.threads = 1
         o.placement = "agreed"
+        o.trainingNice = 0
         let c = try file.applying(overrides: o, workingDirectory: "/home/u")
         #expect(c.placement == .agreed && file.placement == .local)
+        #expect(c.trainingNice == 0 && file.trainingNice == 10)
         #expect(c.keyFile == "/home/u/other.key")
         #expect(c.genesisFile == "/etc/pm/genesis.yaml")
         #expect(c.listen.description == "0.0.0.0:0")
@@ -201,6 +205,11 @@ import Testing
             (NodeConfigOverrides(logLevel: "loud"), "--log-level", "expected one of"),
             (NodeConfigOverrides(tickMs: 5000), "--tick-ms", "must lie in 1…1000"),
             (NodeConfigOverrides(threads: -2), "--threads", "must lie in 0…1024"),
+            (
+                {
+                    var o = NodeConfigOverrides(); o.trainingNice = -1; return o
+                }(), "--training-nice", "must lie in 0…19 (got -1)"
+            ),
             (NodeConfigOverrides(keyFile: ""), "--key", "not a usable path"),
         ]
         for (o, flag, problem) in cases {

@@ -71,6 +71,26 @@ import Testing
         let joiner = DemoCluster.nodeArguments(o, node: 3, nodeDirectory: "/s/node-3", ports: ports)
         #expect(joiner[joiner.firstIndex(of: "--nodes")! + 1] == "4" && joiner[joiner.firstIndex(of: "--listen")! + 1] == "127.0.0.1:5003")
         #expect(!joiner.contains("--test-limit"))
+        // Per-node training nice values, for the genesis members that have one.
+        o.trainingNice = [16, 11]
+        let niced = DemoCluster.nodeArguments(o, node: 1, nodeDirectory: "/s/node-1", ports: ports)
+        #expect(niced[niced.firstIndex(of: "--training-nice")! + 1] == "11")
+        #expect(!DemoCluster.nodeArguments(o, node: 3, nodeDirectory: "/s/node-3", ports: ports).contains("--training-nice"))
+    }
+
+    /// Nodes sharing one machine get CPU in proportion to their shards: each nice step is a
+    /// 1.25× smaller CFS weight, the largest shard at the default 10, none above 19.
+    @Test func trainingNiceFollowsTheShards() {
+        // The demo's Dirichlet(0.5) shards: 24,517 / 7,062 = 3.47 = 1.25^5.6.
+        #expect(DemoCluster.trainingNice(shardSizes: [7_062, 9_796, 24_517, 18_625]) == [16, 14, 10, 11])
+        #expect(DemoCluster.trainingNice(shardSizes: [15_000, 15_000, 15_000, 15_000]) == [10, 10, 10, 10])
+        #expect(DemoCluster.trainingNice(shardSizes: [60_000, 10, 0]) == [10, 19, 19])
+        let sizes = [7_062, 9_796, 24_517, 18_625]
+        let weights = DemoCluster.trainingNice(shardSizes: sizes).map { pow(1.25, Double(10 - $0)) }
+        for (w, s) in zip(weights, sizes) {
+            // Within half a nice step (a factor √1.25) of proportional.
+            #expect(abs(log(w / (Double(s) / 24_517.0)) / log(1.25)) <= 0.5)
+        }
     }
 
     /// The logs agree when every node that stayed holds the same chain (non-empty when pruning

@@ -1,3 +1,4 @@
+import Foundation
 import Learner
 import Testing
 
@@ -24,15 +25,47 @@ import Testing
 @Suite struct PersonalEpochsTests {
     @Test func epochsFitTheSampleBudget() {
         let max = MeshService.personalSamplesMax
-        // The demo's shards: 7,062 and 9,796 images take all 4 epochs; 18,625 three; 24,517 two.
+        // The demo's shards: 7,062 and 9,796 images take all 4 epochs; 18,625 two; 24,517 one.
         #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 7_062) == 4)
         #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 9_796) == 4)
-        #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 18_625) == 3)
-        #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 24_517) == 2)
+        #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 18_625) == 2)
+        #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 24_517) == 1)
         // A shard larger than the budget still gets one epoch; none requested, none run.
         #expect(TrainingWorker.personalEpochs(requested: 4, samplesMax: max, shard: 200_000) == 1)
         #expect(TrainingWorker.personalEpochs(requested: 0, samplesMax: max, shard: 1_000) == 0)
         #expect(TrainingWorker.personalEpochs(requested: 2, samplesMax: .max, shard: 1_000) == 2)
         #expect(TrainingWorker.personalEpochs(requested: 9, samplesMax: 10, shard: 0) == 9)
+    }
+}
+
+/// `training_nice`: the thread running a training job takes the configured nice value (the
+/// kernel's own figure for that thread, read back), and the event loop's thread keeps its own.
+@Suite struct TrainingNiceTests {
+    static func threadNice() -> Int32? {
+        guard let stat = try? String(contentsOfFile: "/proc/thread-self/stat", encoding: .utf8) else { return nil }
+        // Field 19 (nice), counted after the parenthesised command name, which may hold spaces.
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return Int32(fields[16])
+    }
+
+    final class Seen: @unchecked Sendable {
+        var nice: Int32? // written by the job thread before `done` is signalled, read after
+        let done = DispatchSemaphore(value: 0)
+    }
+
+    @Test func theJobThreadTakesTheConfiguredNice() {
+        let own = Self.threadNice()
+        for nice: Int32 in [13, 19] {
+            let seen = Seen()
+            Thread {
+                TrainingWorker.lowerThreadPriority(nice)
+                seen.nice = Self.threadNice()
+                seen.done.signal()
+            }.start()
+            seen.done.wait()
+            #expect(seen.nice == nice)
+        }
+        #expect(Self.threadNice() == own, "only the calling thread changes")
     }
 }

@@ -110,7 +110,7 @@ extension TrainingWorker {
         queue.async { [self] in
             guard let f = federated else { preconditionFailure("a federated job on a worker without a shared model") }
             self.logHeight = max(self.logHeight, logHeight)
-            Self.lowerThreadPriority()
+            Self.lowerThreadPriority(settings.nice)
             holdInNetwork(f.shared, modelRound: modelRound)
             network.setOptimizer(settings.optimizer)
             let stepsPerEpoch = settings.dp?.stepsPerEpoch ?? (train.count + settings.batchSize - 1) / settings.batchSize
@@ -311,7 +311,9 @@ extension TrainingWorker {
                 waitForEvaluations()
             }
             holdInNetwork(f.shared, modelRound: f.modelRound + 1)
-            Self.lowerThreadPriority()
+            // At the default nice, not the rounds' `settings.nice`: the personal fine-tune's
+            // samples are capped (`personalEpochs`), no longer in proportion to the shard.
+            Self.lowerThreadPriority(Int32(Limits.node_training_nice_default))
             network.setOptimizer(settings.optimizer)
             let stepsPerEpoch = settings.dp?.stepsPerEpoch ?? (train.count + settings.batchSize - 1) / settings.batchSize
             var step = 0

@@ -45,6 +45,9 @@ public final class TrainingWorker: @unchecked Sendable {
         /// DP-SGD (the genesis `training_privacy`, when enabled): every job, pruning rounds and
         /// fine-tuning alike, trains with it, with sampling and noise from the CSPRNG.
         public var dp: DPSGDSettings?
+        /// The nice value of the thread running a training round (`training_nice`; the
+        /// personal fine-tune runs at the default).
+        public var nice: Int32 = Int32(Limits.node_training_nice_default)
 
         public init(
             batchSize: Int, learningRate: Float, optimizer: OptimizerKind, augmentFlip: Bool, threads: Int,
@@ -146,7 +149,7 @@ public final class TrainingWorker: @unchecked Sendable {
     ) {
         queue.async { [self] in
             self.logHeight = max(self.logHeight, logHeight)
-            Self.lowerThreadPriority()
+            Self.lowerThreadPriority(settings.nice)
             let stepsPerEpoch = settings.dp?.stepsPerEpoch ?? (train.count + settings.batchSize - 1) / settings.batchSize
             var seconds = 0.0, samples = 0, loss = 0.0
             var dpSteps: UInt64 = 0
@@ -210,13 +213,14 @@ public final class TrainingWorker: @unchecked Sendable {
     }
 
     /// Training yields the CPU to the event loop (heartbeats, votes, status): the thread running a
-    /// job gets nice 10, so on a busy machine the loop thread is scheduled first.
-    static func lowerThreadPriority() {
+    /// job gets nice `nice` (10 unless the config says otherwise), so on a busy machine the loop
+    /// thread is scheduled first. Linux: the nice value of the calling thread alone.
+    static func lowerThreadPriority(_ nice: Int32) {
         // The calling thread's id (gettid(2) is not imported into Swift): the first field of its stat.
         guard let stat = try? String(contentsOfFile: "/proc/thread-self/stat", encoding: .utf8),
             let field = stat.split(separator: " ").first, let tid = id_t(field)
         else { return }
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, 10)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, nice)
     }
 
     /// Accuracy on the node's own distribution and on the whole test set.

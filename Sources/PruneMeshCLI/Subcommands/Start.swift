@@ -97,6 +97,11 @@ struct Start: ParsableCommand {
     @Option(parsing: .unconditional, help: "Training threads (0 = all cores).")
     var threads: Int?
 
+    @Option(
+        name: .customLong("training-nice"), parsing: .unconditional,
+        help: "Nice value of the training thread, 0…19 (default 10: below the event loop).")
+    var trainingNice: Int?
+
     @Flag(name: .customLong("membership-only"), help: "Run membership only: no training, rounds, agreement or log.")
     var membershipOnly = false
 
@@ -160,6 +165,7 @@ struct Start: ParsableCommand {
             placement: placement)
         o.controlPublic = controlPublic ? true : nil
         o.metricsListen = metricsListen
+        o.trainingNice = trainingNice
         return o
     }
 

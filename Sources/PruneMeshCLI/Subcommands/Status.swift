@@ -104,8 +104,15 @@ struct Status: ParsableCommand {
                 "phase       \(m.phase)  height \(m.height)  next round \(m.round)\(m.frozen ? "  frozen" : "")  agreement \(m.consensusStep) r\(m.consensusRound)  validators \(m.validators)\n"
             out +=
                 "mask        \(m.maskKept.map(String.init).joined(separator: "/"))  params \(m.paramsCurrent) of \(m.paramsOriginal) (−\(String(format: "%.1f", m.paramReduction * 100))%)  FLOPs −\(String(format: "%.1f", m.flopReduction * 100))%\n"
-            out +=
-                "accuracy    \(pct(m.accuracy)) (first round \(pct(m.accuracyBefore)), whole test set \(pct(m.globalAccuracy)))  \(whole(m.trainSamplesPerSecond)) samples/s\n"
+            if let f = m.federation {
+                // Federated: the rounds' local models are not evaluated; the shared model is.
+                let round = f.sharedEvaluatedRound.map { "model round \($0)" } ?? "not evaluated yet"
+                out +=
+                    "accuracy    shared model \(pct(f.sharedAccuracy)) (whole test set \(pct(f.sharedGlobalAccuracy)), \(round))  \(whole(m.trainSamplesPerSecond)) samples/s\n"
+            } else {
+                out +=
+                    "accuracy    \(pct(m.accuracy)) (first round \(pct(m.accuracyBefore)), whole test set \(pct(m.globalAccuracy)))  \(whole(m.trainSamplesPerSecond)) samples/s\n"
+            }
             out +=
                 "privacy     ε spent \(String(format: "%.3f", m.epsilonSpent)) of \(m.epsilonBudget), left \(String(format: "%.3f", m.epsilonLeft)), \(m.releases) releases\n"
             out +=
