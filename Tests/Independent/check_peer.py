@@ -164,6 +164,16 @@ class Check:
         if swift_id != peer_id:
             raise CheckFailed(f"mesh id: prunemesh says {swift_id}, peer.py computes {peer_id}")
         self.say(f"mesh id {swift_id}: peer.py's canonical bytes agree with `prunemesh mesh id`")
+        # The demo's federation section: int8 updates (tag 3) and server rate 1.5 (tag 4).
+        self.run(*(init[:init.index("--out") + 1] + ["genesis-fed.yaml"] + init[init.index("--out") + 2:]
+                   + ["--federated", "--encoding", "int8", "--server-rate", "1.5"]))
+        fed_swift = self.run(self.bin, "mesh", "id", "genesis-fed.yaml").strip()
+        fed_peer = subprocess.run([sys.executable, PEER, "--genesis", "genesis-fed.yaml",
+                                   "--print-mesh-id"], cwd=self.dir, capture_output=True,
+                                  text=True).stdout.strip()
+        if fed_swift != fed_peer or fed_swift == swift_id:
+            raise CheckFailed(f"federated mesh id: prunemesh says {fed_swift}, peer.py computes {fed_peer}")
+        self.say(f"federated mesh id {fed_swift[:16]}… (int8, server rate 1.5): peer.py agrees")
 
         ports = free_udp_ports(3)
         addrs = [f"127.0.0.1:{p}" for p in ports]

@@ -622,8 +622,23 @@ def genesis_from_yaml(text: str, fname: str = "genesis.yaml") -> dict:
                                  for f, t in TRAINING_PRIVACY_SCHEMA}
     if "federation" in doc:
         sd = doc["federation"]
-        g["federation"] = {"aggregation": _scalar_value(sd["aggregation"], STR,
-                                                        "federation.aggregation")}
+        if not isinstance(sd, dict):
+            raise YamlError(f"{fname}: federation: expected a mapping")
+        for k in sd:
+            if k not in ("aggregation", "encoding", "server_rate"):
+                raise YamlError(f"{fname}: federation.{k}: unknown field")
+        fed = {"aggregation": _scalar_value(sd["aggregation"], STR, "federation.aggregation"),
+               "encoding": "f32", "server_rate": 1.0}
+        # Optional (GenesisAndMeshID, the federation section): f32 and 1 are not encoded.
+        if "encoding" in sd:
+            fed["encoding"] = _scalar_value(sd["encoding"], STR, "federation.encoding")
+            if fed["encoding"] not in ("f32", "int8"):
+                raise YamlError(f"{fname}: federation.encoding: expected f32 or int8")
+        if "server_rate" in sd:
+            fed["server_rate"] = _scalar_value(sd["server_rate"], F64, "federation.server_rate")
+            if not 0 < fed["server_rate"] <= 4:
+                raise YamlError(f"{fname}: federation.server_rate: must lie in (0, 4]")
+        g["federation"] = fed
     return g
 
 
@@ -651,7 +666,12 @@ def genesis_canonical_bytes(g: dict) -> bytes:
         for f in ("clip_norm", "noise_multiplier", "sample_rate", "delta", "epsilon_max"):
             out += struct.pack("<d", tp[f])
     if "federation" in g:
-        out += bytes([2]) + _enc_string(g["federation"]["aggregation"])
+        fed = g["federation"]
+        out += bytes([2]) + _enc_string(fed["aggregation"])
+        if fed.get("encoding", "f32") != "f32":
+            out += bytes([3]) + _enc_string(fed["encoding"])
+        if fed.get("server_rate", 1.0) != 1.0:
+            out += bytes([4]) + struct.pack("<d", fed["server_rate"])
     return bytes(out)
 
 
@@ -1699,6 +1719,14 @@ members:
     cbf = genesis_canonical_bytes(genesis_from_yaml(fed, "lab.yaml"))
     check("genesis-lab-federation-id", len(cbf) == 450 and mesh_id_of(cbf).hex() ==
           "554404014c1cae7dab83f44167e8c4072f7ceb754a31701367bd1f04657b2b3e")
+    cbi = genesis_canonical_bytes(genesis_from_yaml(fed + "  encoding: int8\n", "lab.yaml"))
+    check("genesis-lab-federation-int8-id", len(cbi) == 457 and mesh_id_of(cbi).hex() ==
+          "8c994ed68a63c7c23d6ec62e686150dd8bbd52c66ca0433b9cd3904ffb2d918d")
+    cbr = genesis_canonical_bytes(genesis_from_yaml(fed + "  encoding: int8\n  server_rate: 1.5\n", "lab.yaml"))
+    check("genesis-lab-federation-rate-id", len(cbr) == 466 and mesh_id_of(cbr).hex() ==
+          "b0e942f987a605b424b6e7548b1a0a2c7dd8f5aaad27ef540a4bfc457008edf8")
+    cb1 = genesis_canonical_bytes(genesis_from_yaml(fed + "  encoding: f32\n  server_rate: 1\n", "lab.yaml"))
+    check("federation defaults are not encoded", cb1 == cbf)
     w = ReplayWindow()
     w.record(10)
     check("replay: same number replayed", w.check(10) == "replayed")
