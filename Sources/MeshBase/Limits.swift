@@ -660,6 +660,7 @@ public enum Limits {
         relation(genesis_members_count_max <= members_count_max, "every genesis member is a member")
         relation(fixed_point_scale_log2_max <= 24, "FixedPoint accepts scales 2^0…2^-24")
         relation(node_tick_ms_min >= 1 && node_tick_ms_min <= node_tick_ms_max)
+        relation(node_training_nice_default >= 0 && node_training_nice_default <= node_training_nice_max)
         relation(
             mesh_name_bytes_max <= Int(UInt16.max) && member_name_bytes_max <= Int(UInt16.max)
                 && host_port_bytes_max <= Int(UInt16.max), "genesis strings carry a 16-bit length")

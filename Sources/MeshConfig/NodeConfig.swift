@@ -298,7 +298,7 @@ public struct NodeConfigOverrides: Sendable, Hashable {
         stateDirectory: String? = nil, dataDirectory: String? = nil, shardNode: Int? = nil,
         shardNodes: Int? = nil, wholeData: Bool? = nil, control: String? = nil, discoveryEnabled: Bool? = nil,
         discoveryGroup: String? = nil, discoveryInterface: String? = nil, logLevel: String? = nil,
-        tickMs: Int? = nil, threads: Int? = nil, placement: String? = nil
+        tickMs: Int? = nil, threads: Int? = nil, placement: String? = nil, trainingNice: Int? = nil
     ) {
         self.keyFile = keyFile
         self.genesisFile = genesisFile
@@ -317,6 +317,7 @@ public struct NodeConfigOverrides: Sendable, Hashable {
         self.tickMs = tickMs
         self.threads = threads
         self.placement = placement
+        self.trainingNice = trainingNice
     }
 }
 

@@ -58,8 +58,9 @@ public enum DemoCluster {
         public var placement = "local"
         /// Training threads of each node process (`start --threads`).
         public var nodeThreads = 1
-        /// Each genesis member's `start --training-nice` (empty: the default for all). `run` sets
-        /// it from the shards when it is empty (`trainingNice(shardSizes:)`).
+        /// Each genesis member's `start --training-nice`; when empty, `run` sets it from the
+        /// shards (`trainingNice(shardSizes:)`). Nodes past the members (the joiner, the
+        /// stranger) keep the default.
         public var trainingNice: [Int] = []
         /// UDP port of node 0 (node i listens on base + i); 0 = pick free ones.
         public var basePort = 0
@@ -118,7 +119,7 @@ public enum DemoCluster {
         let ports = try basePort > 0 ? (0..<(nodes + extra)).map { basePort + $0 } : Self.freeUDPPorts(nodes + extra)
         let genesis = try Self.genesis(options, keys: keys, ports: ports)
         if options.trainingNice.isEmpty, nodes > 1, let sizes = Self.shardSizes(genesis, options) {
-            // Every node shares this machine: a round ends when its largest shard is trained.
+            // The members share this machine: a round ends when its largest shard is trained.
             options.trainingNice = Self.trainingNice(shardSizes: sizes)
         }
         let genesisPath = root + "/genesis.yaml"
@@ -442,7 +443,9 @@ public enum DemoCluster {
 
     /// The genesis members' shard sizes (nil if the data cannot be read: the nodes say why).
     static func shardSizes(_ genesis: Genesis, _ options: Options) -> [Int]? {
+        // Checked as each node checks it at start (a scheme the data cannot hold would trap).
         guard let split = try? DataDirectory.load(options.data),
+            (try? genesis.validate(against: split, shardNodes: options.nodes)) != nil,
             let shards = try? Partition.shards(
                 labels: split.train.labels, classes: split.train.classes, scheme: PartitionScheme(parsing: genesis.data.partition),
                 nodes: options.nodes, seed: genesis.data.seed)

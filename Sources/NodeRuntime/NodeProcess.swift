@@ -95,9 +95,10 @@ public enum NodeProcess {
             meshLogger[metadataKey: "node"] = "\(settings.key.publicKey.fingerprint)"
             meshService = try MeshService(
                 genesis: genesis, signer: settings.key, stateDirectory: settings.stateDirectory,
-                data: config.data, threads: max(1, config.threads), trainingNice: config.trainingNice, pruning: meshOptions.pruning,
+                data: config.data, threads: max(1, config.threads), pruning: meshOptions.pruning,
                 trainLimit: meshOptions.trainLimit, testLimit: meshOptions.testLimit,
-                placement: meshOptions.placement, recovery: meshOptions.recovery, poison: meshOptions.poison,
+                placement: meshOptions.placement, trainingNice: config.trainingNice, recovery: meshOptions.recovery,
+                poison: meshOptions.poison,
                 recordImportance: meshOptions.recordImportance, logger: meshLogger)
             meshService!.personalEpochs = meshOptions.personalEpochs
         }

@@ -627,9 +627,15 @@ def genesis_from_yaml(text: str, fname: str = "genesis.yaml") -> dict:
         for k in sd:
             if k not in ("aggregation", "encoding", "server_rate"):
                 raise YamlError(f"{fname}: federation.{k}: unknown field")
+        if "aggregation" not in sd:
+            raise YamlError(f"{fname}: federation.aggregation: missing")
         fed = {"aggregation": _scalar_value(sd["aggregation"], STR, "federation.aggregation"),
                "encoding": "f32", "server_rate": 1.0}
-        # Optional (GenesisAndMeshID, the federation section): f32 and 1 are not encoded.
+        # Optional (GenesisAndMeshID, the federation section): f32 and 1 are not encoded, and
+        # a YAML null (`encoding:`, `null`, `~`) is an absent field.
+        for k in ("encoding", "server_rate"):
+            if k in sd and not isinstance(sd[k], (dict, list)) and sd[k].text in ("", "null", "~"):
+                del sd[k]
         if "encoding" in sd:
             fed["encoding"] = _scalar_value(sd["encoding"], STR, "federation.encoding")
             if fed["encoding"] not in ("f32", "int8"):
@@ -1727,6 +1733,8 @@ members:
           "b0e942f987a605b424b6e7548b1a0a2c7dd8f5aaad27ef540a4bfc457008edf8")
     cb1 = genesis_canonical_bytes(genesis_from_yaml(fed + "  encoding: f32\n  server_rate: 1\n", "lab.yaml"))
     check("federation defaults are not encoded", cb1 == cbf)
+    cbn = genesis_canonical_bytes(genesis_from_yaml(fed + "  encoding:\n  server_rate: ~\n", "lab.yaml"))
+    check("federation nulls are absent fields", cbn == cbf)
     w = ReplayWindow()
     w.record(10)
     check("replay: same number replayed", w.check(10) == "replayed")

@@ -205,11 +205,7 @@ import Testing
             (NodeConfigOverrides(logLevel: "loud"), "--log-level", "expected one of"),
             (NodeConfigOverrides(tickMs: 5000), "--tick-ms", "must lie in 1…1000"),
             (NodeConfigOverrides(threads: -2), "--threads", "must lie in 0…1024"),
-            (
-                {
-                    var o = NodeConfigOverrides(); o.trainingNice = -1; return o
-                }(), "--training-nice", "must lie in 0…19 (got -1)"
-            ),
+            (NodeConfigOverrides(trainingNice: -1), "--training-nice", "must lie in 0…19 (got -1)"),
             (NodeConfigOverrides(keyFile: ""), "--key", "not a usable path"),
         ]
         for (o, flag, problem) in cases {

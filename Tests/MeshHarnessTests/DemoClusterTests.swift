@@ -1,4 +1,5 @@
 import Consensus
+import Dataset
 import Foundation
 import Learner
 import Ledger
@@ -76,6 +77,30 @@ import Testing
         let niced = DemoCluster.nodeArguments(o, node: 1, nodeDirectory: "/s/node-1", ports: ports)
         #expect(niced[niced.firstIndex(of: "--training-nice")! + 1] == "11")
         #expect(!DemoCluster.nodeArguments(o, node: 3, nodeDirectory: "/s/node-3", ports: ports).contains("--training-nice"))
+    }
+
+    /// The harness counts each member's shard as the node does at start (`MeshService`: the
+    /// genesis partition of the training set, then the first `--train-limit` of it), and a
+    /// data directory it cannot read gives no sizes (the nodes report it) rather than a trap.
+    @Test(
+        .enabled(
+            if: FileManager.default.fileExists(atPath: DataDirectory.defaultPath + "/train-labels-idx1-ubyte.gz")
+                || FileManager.default.fileExists(atPath: DataDirectory.defaultPath + "/train-labels-idx1-ubyte"),
+            "needs dataset-fashion-mnist"))
+    func shardSizesAreTheNodesOwn() throws {
+        var o = DemoCluster.Options(data: DataDirectory.defaultPath)
+        let genesis = try DemoCluster.genesis(o, keys: Self.keys(4), ports: [1, 2, 3, 4])
+        let train = try DataDirectory.load(o.data).train
+        let scheme = try PartitionScheme(parsing: genesis.data.partition)
+        let nodeSide = (0..<4).map { i in
+            Partition.shard(labels: train.labels, classes: train.classes, scheme: scheme, nodes: 4, node: i, seed: genesis.data.seed).count
+        }
+        #expect(DemoCluster.shardSizes(genesis, o) == nodeSide)
+        #expect(nodeSide == [7_062, 9_796, 24_517, 18_625], "the demo's Dirichlet(0.5) shards")
+        o.trainLimit = 9_000
+        #expect(DemoCluster.shardSizes(genesis, o) == nodeSide.map { min($0, 9_000) })
+        o.data = "/nonexistent"
+        #expect(DemoCluster.shardSizes(genesis, o) == nil)
     }
 
     /// Nodes sharing one machine get CPU in proportion to their shards: each nice step is a

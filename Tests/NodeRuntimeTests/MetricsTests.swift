@@ -46,6 +46,23 @@ import Testing
         #expect(text.contains("prunemesh_checkpoint_failing 1"))
     }
 
+    /// A federated node evaluates no local model: its accuracy gauges carry the shared model's.
+    @Test func federatedAccuracyIsTheSharedModels() {
+        var status = Self.status()
+        status.mesh?.accuracy = nil
+        status.mesh?.globalAccuracy = nil
+        status.mesh?.federation = NodeStatus.Mesh.Federation(
+            phase: "training", modelRound: 8, decidedModelRound: 8, modelDigest: "00", sharedGlobalAccuracy: 0.875,
+            sharedAccuracy: 0.8125, sharedEvaluatedRound: 8, personalAccuracy: nil, personalGlobalAccuracy: nil,
+            personalDone: false, modelBytesPerRound: [], bulkBytesIn: 0, bulkBytesOut: 0, bulkBlamed: 0, bulkFailures: 0,
+            excludedUpdates: 0)
+        let metrics = NodeMetrics(registry: PrometheusCollectorRegistry())
+        metrics.update(from: status)
+        let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        #expect(text.contains("prunemesh_accuracy 0.8125"))
+        #expect(text.contains("prunemesh_global_accuracy 0.875"))
+    }
+
     @Test func dashboardPlotsOnlyExportedMetrics() throws {
         let metrics = NodeMetrics(registry: PrometheusCollectorRegistry())
         metrics.update(from: Self.status())

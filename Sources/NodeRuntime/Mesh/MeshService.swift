@@ -111,8 +111,8 @@ public final class MeshService: @unchecked Sendable {
     /// budget, checkpoint pruned to the log's mask) and loads the data.
     public init(
         genesis: Genesis, signer: SigningKey, stateDirectory: String, data: NodeConfig.DataSource,
-        threads: Int, trainingNice: Int = Limits.node_training_nice_default, pruning: Bool, trainLimit: Int?, testLimit: Int?,
-        placement: Model.Placement = .local,
+        threads: Int, pruning: Bool, trainLimit: Int?, testLimit: Int?, placement: Model.Placement = .local,
+        trainingNice: Int = Limits.node_training_nice_default,
         recovery: MeshRecovery = MeshRecovery(), poison: FederatedRun.Poison? = nil, recordImportance: Bool = false,
         logger: Logger
     ) throws {
@@ -195,13 +195,12 @@ public final class MeshService: @unchecked Sendable {
         let finetuneDone = restored.finetuneEpochsDone
         let t = genesis.training
         // Sample order and augmentation: seeded per shard, so the same run with pruning off sees the same batches.
-        var settings = TrainingWorker.Settings(
+        let settings = TrainingWorker.Settings(
             batchSize: t.batchSize, learningRate: Float(t.learningRate), optimizer: t.optimizerKind,
             augmentFlip: t.augment == .flip, threads: threads,
             seed: t.initSeed ^ (UInt64(data.shard.map { $0.node + 1 } ?? Int(signer.publicKey.bytes[0]) + 1) << 32),
             surgery: genesis.pruning.surgery == .keep ? .keepWeights : .reinitialize(seed: t.initSeed), placement: placement,
-            dp: genesis.dpTraining?.settings)
-        settings.nice = Int32(trainingNice)
+            dp: genesis.dpTraining?.settings, nice: Int32(trainingNice))
         self.worker = TrainingWorker(
             model: model, fresh: fresh, train: train, test: test, settings: settings,
             finetuneEpochsDone: finetuneDone, logHeight: restored.logHeight, checkpointPath: files.checkpointFile,
@@ -522,7 +521,10 @@ public final class MeshService: @unchecked Sendable {
         case let .cannotServeLog(height):
             logger.error("cannot read the decision log to serve a peer", metadata: ["height": "\(height)"])
         case .finished:
-            logger.notice("finished", metadata: ["accuracy": "\(core.figures.accuracy ?? 0)", "params": "\(core.figures.params)"])
+            // Federated rounds evaluate no local model: the shared model's figures are logged apart.
+            var metadata: Logger.Metadata = ["params": "\(core.figures.params)"]
+            if let accuracy = core.figures.accuracy { metadata["accuracy"] = "\(accuracy)" }
+            logger.notice("finished", metadata: metadata)
             if core.federation != nil {
                 worker.personalize(epochs: personalEpochs, samplesMax: Self.personalSamplesMax) { own, global in
                     self.personalLock.withLock { self.personal = (own, global) }

@@ -311,9 +311,7 @@ extension TrainingWorker {
                 waitForEvaluations()
             }
             holdInNetwork(f.shared, modelRound: f.modelRound + 1)
-            // At the default nice, not the rounds' `settings.nice`: the personal fine-tune's
-            // samples are capped (`personalEpochs`), no longer in proportion to the shard.
-            Self.lowerThreadPriority(Int32(Limits.node_training_nice_default))
+            Self.lowerThreadPriority(settings.nice)
             network.setOptimizer(settings.optimizer)
             let stepsPerEpoch = settings.dp?.stepsPerEpoch ?? (train.count + settings.batchSize - 1) / settings.batchSize
             var step = 0

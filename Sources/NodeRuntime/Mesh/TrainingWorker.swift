@@ -45,15 +45,18 @@ public final class TrainingWorker: @unchecked Sendable {
         /// DP-SGD (the genesis `training_privacy`, when enabled): every job, pruning rounds and
         /// fine-tuning alike, trains with it, with sampling and noise from the CSPRNG.
         public var dp: DPSGDSettings?
-        /// The nice value of the thread running a training round (`training_nice`; the
-        /// personal fine-tune runs at the default).
-        public var nice: Int32 = Int32(Limits.node_training_nice_default)
+        /// The nice value of the thread running a job (`training_nice`). One value for every
+        /// job: jobs run on pooled threads, and an unprivileged thread can raise its nice but
+        /// never lower it again.
+        public var nice: Int32
 
         public init(
             batchSize: Int, learningRate: Float, optimizer: OptimizerKind, augmentFlip: Bool, threads: Int,
-            seed: UInt64, surgery: Model.SurgeryMode, placement: Model.Placement = .local, dp: DPSGDSettings? = nil
+            seed: UInt64, surgery: Model.SurgeryMode, placement: Model.Placement = .local, dp: DPSGDSettings? = nil,
+            nice: Int32 = Int32(Limits.node_training_nice_default)
         ) {
             self.dp = dp
+            self.nice = nice
             self.batchSize = batchSize
             self.learningRate = learningRate
             self.optimizer = optimizer
@@ -214,7 +217,9 @@ public final class TrainingWorker: @unchecked Sendable {
 
     /// Training yields the CPU to the event loop (heartbeats, votes, status): the thread running a
     /// job gets nice `nice` (10 unless the config says otherwise), so on a busy machine the loop
-    /// thread is scheduled first. Linux: the nice value of the calling thread alone.
+    /// thread is scheduled first. Linux: the nice value of the calling thread alone (only its
+    /// thread: kernel threads a job starts with `threads` > 1 keep theirs); an unprivileged
+    /// process can only raise it, so a value below the thread's current nice has no effect.
     static func lowerThreadPriority(_ nice: Int32) {
         // The calling thread's id (gettid(2) is not imported into Swift): the first field of its stat.
         guard let stat = try? String(contentsOfFile: "/proc/thread-self/stat", encoding: .utf8),

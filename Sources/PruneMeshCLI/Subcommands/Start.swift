@@ -99,7 +99,7 @@ struct Start: ParsableCommand {
 
     @Option(
         name: .customLong("training-nice"), parsing: .unconditional,
-        help: "Nice value of the training thread, 0…19 (default 10: below the event loop).")
+        help: "Nice value of the training thread, 0…19 (default 10: below the event loop; only raised unless root).")
     var trainingNice: Int?
 
     @Flag(name: .customLong("membership-only"), help: "Run membership only: no training, rounds, agreement or log.")
