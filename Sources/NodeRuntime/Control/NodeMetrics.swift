@@ -55,8 +55,11 @@ public final class NodeMetrics: @unchecked Sendable {
         ("prunemesh_flops_original", "FLOPs per sample of the genesis model."),
         ("prunemesh_param_reduction_ratio", "1 − params / original params."),
         ("prunemesh_flop_reduction_ratio", "1 − FLOPs / original FLOPs."),
-        ("prunemesh_accuracy", "Local test accuracy on the node's own label distribution after the last training job."),
-        ("prunemesh_global_accuracy", "Accuracy on the whole test set after the last training job."),
+        (
+            "prunemesh_accuracy",
+            "Test accuracy on the node's own label distribution after the last training job (federated: of the shared model)."
+        ),
+        ("prunemesh_global_accuracy", "Accuracy on the whole test set after the last training job (federated: of the shared model)."),
         ("prunemesh_train_samples_per_second", "Training throughput of the last job."),
         ("prunemesh_epsilon_spent", "Privacy ε spent by this node's releases."),
         ("prunemesh_epsilon_left", "Privacy ε left in the budget."),
