@@ -546,6 +546,16 @@ def _scalar_value(sc, typ, where: str):
     return t
 
 
+def _mapping(node, fname: str, where: str, allowed) -> dict:
+    """`node` if it is a mapping of only `allowed` keys, else a YamlError naming the field."""
+    if not isinstance(node, dict):
+        raise YamlError(f"{fname}: {where}: expected a mapping")
+    for k in node:
+        if k not in allowed:
+            raise YamlError(f"{fname}: {where}.{k}: unknown field")
+    return node
+
+
 def genesis_from_yaml(text: str, fname: str = "genesis.yaml") -> dict:
     doc = parse_yaml_subset(text, fname)
     if not isinstance(doc, dict):
@@ -597,11 +607,7 @@ def genesis_from_yaml(text: str, fname: str = "genesis.yaml") -> dict:
         raise YamlError(f"{fname}: members: expected a list of 1-256 members")
     members = []
     for i, m in enumerate(mem):
-        if not isinstance(m, dict):
-            raise YamlError(f"{fname}: members[{i}]: expected a mapping")
-        for k in m:
-            if k not in ("key", "name", "address"):
-                raise YamlError(f"{fname}: members[{i}].{k}: unknown field")
+        _mapping(m, fname, f"members[{i}]", ("key", "name", "address"))
         if "key" not in m:
             raise YamlError(f"{fname}: members[{i}].key: required field is missing")
         kh = _scalar_value(m["key"], STR, "key")
@@ -621,12 +627,7 @@ def genesis_from_yaml(text: str, fname: str = "genesis.yaml") -> dict:
         g["training_privacy"] = {f: _scalar_value(sd[f], t, f"training_privacy.{f}")
                                  for f, t in TRAINING_PRIVACY_SCHEMA}
     if "federation" in doc:
-        sd = doc["federation"]
-        if not isinstance(sd, dict):
-            raise YamlError(f"{fname}: federation: expected a mapping")
-        for k in sd:
-            if k not in ("aggregation", "encoding", "server_rate"):
-                raise YamlError(f"{fname}: federation.{k}: unknown field")
+        sd = _mapping(doc["federation"], fname, "federation", ("aggregation", "encoding", "server_rate"))
         if "aggregation" not in sd:
             raise YamlError(f"{fname}: federation.aggregation: missing")
         fed = {"aggregation": _scalar_value(sd["aggregation"], STR, "federation.aggregation"),
