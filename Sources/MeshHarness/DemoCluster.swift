@@ -338,8 +338,8 @@ public enum DemoCluster {
             nodes: audited.count, nodeIndices: audited, heights: heights, seconds: seconds, pruning: !noPruning,
             paramsBefore: original.params, paramsAfter: final.params, flopsBefore: original.flops, flopsAfter: final.flops,
             kept: finalWidths,
-            accuracyBefore: meshes.map { $0?.accuracyBefore }, accuracyAfter: meshes.map { $0?.accuracy },
-            globalAccuracyAfter: meshes.map { $0?.globalAccuracy },
+            accuracyBefore: meshes.map { $0?.accuracyBefore }, accuracyAfter: meshes.map { $0?.modelAccuracy },
+            globalAccuracyAfter: meshes.map { $0?.modelGlobalAccuracy },
             bytesSent: shown.map { $0?.counters.bytesOut ?? 0 },
             consensusBytesSent: meshes.map { $0?.consensusBytesOut ?? 0 },
             consensusBytesPerRound: meshes.map { $0?.consensusBytesOutPerRound ?? 0 },
@@ -379,12 +379,7 @@ public enum DemoCluster {
             report.byzantine = options.byzantine
             report.rounds = Int(feds.compactMap { $0?.decidedModelRound }.max() ?? 0)
             report.modelDigest = feds.map { $0?.modelDigest ?? "" }
-            report.globalAccuracyAfter = feds.map { $0?.sharedGlobalAccuracy }
             report.sharedAccuracyAfter = feds.map { $0?.sharedAccuracy }
-            // No local model is evaluated in a federated run: "after" is the shared model on the
-            // node's own distribution, and there is no "before".
-            report.accuracyBefore = feds.map { _ in nil }
-            report.accuracyAfter = feds.map { $0?.sharedAccuracy }
             report.personalAccuracyAfter = feds.map { $0?.personalAccuracy }
             report.personalGlobalAccuracyAfter = feds.map { $0?.personalGlobalAccuracy }
             report.modelBytesPerRound = feds.map { $0?.modelBytesPerRound ?? [] }

@@ -206,3 +206,12 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         return Array(try! encoder.encode(self))
     }
 }
+
+extension NodeStatus.Mesh {
+    /// The accuracy of the model this node stands for: its own model's after the last training
+    /// job or, in a federated mesh (whose rounds' local models are not evaluated), the shared
+    /// model's latest evaluation; on the node's own distribution and on the whole test set.
+    /// Not part of the status answer (computed from its fields).
+    public var modelAccuracy: Double? { accuracy ?? federation?.sharedAccuracy }
+    public var modelGlobalAccuracy: Double? { globalAccuracy ?? federation?.sharedGlobalAccuracy }
+}

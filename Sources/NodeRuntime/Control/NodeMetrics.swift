@@ -214,9 +214,8 @@ public final class NodeMetrics: @unchecked Sendable {
         set("prunemesh_flops_original", Double(m.flopsOriginal))
         set("prunemesh_param_reduction_ratio", m.paramReduction)
         set("prunemesh_flop_reduction_ratio", m.flopReduction)
-        // Federated: the shared model's latest figures (the rounds' local models are not evaluated).
-        set("prunemesh_accuracy", m.accuracy ?? m.federation?.sharedAccuracy ?? 0)
-        set("prunemesh_global_accuracy", m.globalAccuracy ?? m.federation?.sharedGlobalAccuracy ?? 0)
+        set("prunemesh_accuracy", m.modelAccuracy ?? 0)
+        set("prunemesh_global_accuracy", m.modelGlobalAccuracy ?? 0)
         set("prunemesh_train_samples_per_second", m.trainSamplesPerSecond)
         set("prunemesh_epsilon_spent", m.epsilonSpent)
         set("prunemesh_epsilon_left", m.epsilonLeft)

@@ -293,13 +293,8 @@ public final class MeshService: @unchecked Sendable {
     func trainRound(modelRound: UInt64, epochs: Int, logHeight: UInt64, node: Node) {
         logger.info("training", metadata: ["model_round": "\(modelRound)", "epochs": "\(epochs)"])
         let rounds = plannedRun.epochs
-        // The local model is not evaluated: it is only the update's source, and its evaluation
-        // (the unpruned model on the shard and the test set: a third of the first round's time)
-        // would stand on every round's critical path. The shared model is evaluated beside the
-        // training instead (`sharedEvaluated`).
         worker.trainRound(
-            modelRound: modelRound, epochs: epochs, totalEpochs: max(rounds, Int(modelRound) * epochs), logHeight: logHeight,
-            evaluate: false
+            modelRound: modelRound, epochs: epochs, totalEpochs: max(rounds, Int(modelRound) * epochs), logHeight: logHeight
         ) {
             report, blob, manifest in
             node.onLoop { node in

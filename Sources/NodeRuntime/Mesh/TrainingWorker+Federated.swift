@@ -100,11 +100,13 @@ extension TrainingWorker {
     /// epochs; with DP-SGD a constant rate), with fresh momentum
     /// (a client optimiser per round, as FedAvg's reference). Reports the local model's figures
     /// and importance and the update's bytes (`trained − shared`, f32 LE in `flatParameters()`
-    /// order). With `evaluate` false the local model is not evaluated (its accuracies are NaN):
-    /// the evaluation would stand between the training and the update's announcement, on every
-    /// round's critical path, for a model that is only an update's source.
+    /// order). The local model is not evaluated (its accuracies are NaN): the evaluation (in
+    /// round 1 the unpruned model on the test set, a third of the round's time) would stand
+    /// between the training and the update's announcement, on every round's critical path, for
+    /// a model that is only an update's source; the shared model is evaluated beside the
+    /// training instead (`sharedEvaluated`).
     public func trainRound(
-        modelRound: UInt64, epochs: Int, totalEpochs: Int, logHeight: UInt64, evaluate: Bool = true,
+        modelRound: UInt64, epochs: Int, totalEpochs: Int, logHeight: UInt64,
         completion: @escaping @Sendable (TrainingReport, [UInt8], BulkManifest?) -> Void
     ) {
         queue.async { [self] in
@@ -128,10 +130,9 @@ extension TrainingWorker {
                 samples += r.samples
                 loss = r.trainLoss
             }
-            let (own, global) = evaluate ? self.evaluate() : (Double.nan, Double.nan)
             let report = TrainingReport(
-                round: modelRound, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss, accuracy: own,
-                globalAccuracy: global, importance: network.model.importance(), mask: network.model.mask,
+                round: modelRound, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss, accuracy: .nan,
+                globalAccuracy: .nan, importance: network.model.importance(), mask: network.model.mask,
                 params: network.model.cost.params, flops: network.model.cost.flops, finetuneEpochsDone: 0, dpSteps: dpSteps)
             // Until the next shared model the network only waits: its workspace (activations,
             // im2col matrices, gradients, momentum: ~130 MB unpruned) goes before the update is
