@@ -126,9 +126,9 @@ public final class ModelRunner {
                 let p = arch.paramLayers[paramIndex]
                 let pixels = p.output.height * p.output.width
                 let chunkFloats = columnChunkSamples(p) * pixels * p.fanIn
-                // Training keeps every sample's columns for the weight gradient; inference needs
-                // one chunk per worker.
-                columns[i] = FloatBuffer(count: trainable ? n * pixels * p.fanIn : threads * chunkFloats)
+                // One chunk per worker: backward lowers the input again chunk by chunk rather
+                // than keeping the whole batch's columns (see `convBackward`).
+                columns[i] = FloatBuffer(count: threads * chunkFloats)
                 if paramIndex > 0 { maxColumnGradient = max(maxColumnGradient, threads * chunkFloats) }
                 maxConvWeights = max(maxConvWeights, p.weightCount)
                 maxRows = max(maxRows, n * pixels)
@@ -162,7 +162,7 @@ public final class ModelRunner {
 
     /// Frees the whole workspace (activations, im2col matrices, gradients, optimiser state): for
     /// a caller about to replace this network by one of another shape, so that the two
-    /// workspaces never coexist (the unpruned model's is ~180 MB at batch 64). The network must
+    /// workspaces never coexist (the unpruned model's is ~140 MB at batch 64). The network must
     /// not run again.
     public func releaseWorkspace() {
         released = true
@@ -288,7 +288,6 @@ public final class ModelRunner {
         let geometry = Self.geometry(p)
         let chunk = columnChunkSamples(p)
         let col = SharedPointer(columns[i]!.pointer)
-        let keepColumns = trainable
         let src = SharedPointer(input), dst = SharedPointer(output)
         model.weights[param].withUnsafeBufferPointer { w in
             model.biases[param].withUnsafeBufferPointer { b in
@@ -299,7 +298,7 @@ public final class ModelRunner {
                     while start < samples.upperBound {
                         let end = min(samples.upperBound, start + chunk)
                         let rows = (end - start) * pixels
-                        let c = keepColumns ? col.base + start * pixels * p.fanIn : col.base + worker * chunk * pixels * p.fanIn
+                        let c = col.base + worker * chunk * pixels * p.fanIn
                         Kernels.im2col(input: src.base + start * s.count, col: c, geometry: geometry, samples: 0..<(end - start))
                         let y = dst.base + start * pixels * p.units
                         BLAS.sgemm(
@@ -500,10 +499,13 @@ public final class ModelRunner {
         }
     }
 
-    /// Conv backward. Rows are output pixels; the layer's input is the im2col matrix kept from
-    /// forward. Each worker takes a contiguous share of the samples: its weight gradient
-    /// Gᵀ·X over its rows (summed across workers afterwards), then, chunk by chunk, the patch
-    /// gradients G·W and col2im while they are in cache.
+    /// Conv backward. Rows are output pixels. Each worker takes a contiguous share of the
+    /// samples and, chunk by chunk, lowers the layer's input (still intact in its activation
+    /// buffer) with im2col again, adds the chunk's weight gradient Gᵀ·X to its own sum (worker
+    /// 0's is the destination; the others' are added to it afterwards), then forms the patch
+    /// gradients G·W and col2im's them, all while the chunk is in cache. Lowering twice costs
+    /// less than keeping the batch's columns: for the demo's model those are 20–45 MB a batch,
+    /// written to memory in forward and read back twice (by the GEMM's packing, then here).
     private func convBackward(
         _ param: Int, layer i: Int, count n: Int, gradient: UnsafeMutablePointer<Float>,
         inputGradient: UnsafeMutablePointer<Float>?, into target: GradientTarget
@@ -515,6 +517,7 @@ public final class ModelRunner {
         let chunk = columnChunkSamples(p)
         let workers = parallelWorkerCount(n, threads: threads)
         let col = SharedPointer(columns[i]!.pointer), g = SharedPointer(gradient)
+        let input = SharedPointer(activations[i].pointer)
         let norms = target == .sampleNorms
         let destination =
             norms ? (pointer: partialWeightGradients.pointer, beta: Float(0)) : gradientDestination(param, bias: false, target)
@@ -526,43 +529,49 @@ public final class ModelRunner {
         model.weights[param].withUnsafeBufferPointer { w in
             let w = SharedPointer(UnsafeMutablePointer(mutating: w.baseAddress!))
             parallelWorkers(n, threads: threads) { worker, samples in
-                if norms {
-                    // A conv layer's per-sample norm, materialised: sample b's weight gradient
-                    // G_bᵀ·X_b (units × fanIn, k = pixels) costs pixels·fanIn·units, the same as
-                    // its share of the summed gradient; the ghost form ⟨X_bX_bᵀ, G_bG_bᵀ⟩ costs
-                    // pixels²·(fanIn + units), more for every layer whose output has more pixels
-                    // than fanIn·units/(fanIn + units) — both convs of the models here.
-                    let dWb = scratch.base + worker * scratchStride, dbb = dWb + p.weightCount
-                    for b in samples {
-                        let r0 = b * pixels
-                        BLAS.sgemm(
-                            .transpose, .none, m: p.units, n: p.fanIn, k: pixels,
-                            a: g.base + r0 * p.units, lda: p.units, b: col.base + r0 * p.fanIn, ldb: p.fanIn,
-                            beta: 0, c: dWb, ldc: p.fanIn)
-                        dbb.update(repeating: 0, count: p.units)
-                        for r in 0..<pixels { Kernels.addInPlace(dbb, g.base + (r0 + r) * p.units, count: p.units) }
-                        sampleNorms.base[b] +=
-                            Kernels.sumOfSquares(dWb, count: p.weightCount)
-                            + Kernels.sumOfSquares(dbb, count: p.units)
-                    }
-                } else {
-                    let r0 = samples.lowerBound * pixels
-                    BLAS.sgemm(
-                        .transpose, .none, m: p.units, n: p.fanIn, k: samples.count * pixels,
-                        a: g.base + r0 * p.units, lda: p.units, b: col.base + r0 * p.fanIn, ldb: p.fanIn,
-                        beta: worker == 0 ? destination.beta : 0,
-                        c: worker == 0 ? dW.base : partial.base + (worker - 1) * p.weightCount, ldc: p.fanIn)
-                }
-                guard let dx else { return }
+                let columns = col.base + worker * chunk * pixels * p.fanIn
                 let patches = dcol.base + worker * chunk * pixels * p.fanIn
+                let sum = worker == 0 ? dW.base : partial.base + (worker - 1) * p.weightCount
+                if !norms && samples.isEmpty && (worker > 0 || destination.beta == 0) {
+                    sum.update(repeating: 0, count: p.weightCount)
+                }
                 var start = samples.lowerBound
                 while start < samples.upperBound {
                     let end = min(samples.upperBound, start + chunk)
-                    BLAS.sgemm(
-                        .none, .none, m: (end - start) * pixels, n: p.fanIn, k: p.units,
-                        a: g.base + start * pixels * p.units, lda: p.units, b: w.base, ldb: p.fanIn,
-                        c: patches, ldc: p.fanIn)
-                    Kernels.col2im(col: patches, output: dx.base + start * s.count, geometry: geometry, samples: 0..<(end - start))
+                    Kernels.im2col(input: input.base + start * s.count, col: columns, geometry: geometry, samples: 0..<(end - start))
+                    if norms {
+                        // A conv layer's per-sample norm, materialised: sample b's weight gradient
+                        // G_bᵀ·X_b (units × fanIn, k = pixels) costs pixels·fanIn·units, the same
+                        // as its share of the summed gradient; the ghost form ⟨X_bX_bᵀ, G_bG_bᵀ⟩
+                        // costs pixels²·(fanIn + units), more for every layer whose output has
+                        // more pixels than fanIn·units/(fanIn + units) — both convs of the models here.
+                        let dWb = scratch.base + worker * scratchStride, dbb = dWb + p.weightCount
+                        for b in start..<end {
+                            let r0 = b * pixels
+                            BLAS.sgemm(
+                                .transpose, .none, m: p.units, n: p.fanIn, k: pixels,
+                                a: g.base + r0 * p.units, lda: p.units, b: columns + (b - start) * pixels * p.fanIn,
+                                ldb: p.fanIn, beta: 0, c: dWb, ldc: p.fanIn)
+                            dbb.update(repeating: 0, count: p.units)
+                            for r in 0..<pixels { Kernels.addInPlace(dbb, g.base + (r0 + r) * p.units, count: p.units) }
+                            sampleNorms.base[b] +=
+                                Kernels.sumOfSquares(dWb, count: p.weightCount)
+                                + Kernels.sumOfSquares(dbb, count: p.units)
+                        }
+                    } else {
+                        let first = start == samples.lowerBound
+                        BLAS.sgemm(
+                            .transpose, .none, m: p.units, n: p.fanIn, k: (end - start) * pixels,
+                            a: g.base + start * pixels * p.units, lda: p.units, b: columns, ldb: p.fanIn,
+                            beta: first ? (worker == 0 ? destination.beta : 0) : 1, c: sum, ldc: p.fanIn)
+                    }
+                    if let dx {
+                        BLAS.sgemm(
+                            .none, .none, m: (end - start) * pixels, n: p.fanIn, k: p.units,
+                            a: g.base + start * pixels * p.units, lda: p.units, b: w.base, ldb: p.fanIn,
+                            c: patches, ldc: p.fanIn)
+                        Kernels.col2im(col: patches, output: dx.base + start * s.count, geometry: geometry, samples: 0..<(end - start))
+                    }
                     start = end
                 }
             }

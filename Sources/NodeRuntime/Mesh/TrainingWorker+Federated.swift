@@ -135,7 +135,7 @@ extension TrainingWorker {
                 globalAccuracy: .nan, importance: network.model.importance(), mask: network.model.mask,
                 params: network.model.cost.params, flops: network.model.cost.flops, finetuneEpochsDone: 0, dpSteps: dpSteps)
             // Until the next shared model the network only waits: its workspace (activations,
-            // im2col matrices, gradients, momentum: ~130 MB unpruned) goes before the update is
+            // im2col chunks, gradients, momentum: ~90 MB unpruned) goes before the update is
             // computed, so that the two never coexist (this was every node's memory peak), and it
             // holds the shared model's weights, which are shared.
             var update: [Float]
@@ -262,7 +262,7 @@ extension TrainingWorker {
     /// stays in `shared.model`). Reports its accuracy on the node's own distribution and on the
     /// whole test set.
     /// Makes the training network hold `model`, building a network for it if its shape changed
-    /// or the workspace was released (after every round's training: the workspace, ~180 MB for
+    /// or the workspace was released (after every round's training: the workspace, ~140 MB for
     /// the unpruned model, would otherwise sit beside the update blobs arriving and the advance's
     /// aggregate — the node's memory peak). On the queue only.
     func holdInNetwork(_ model: Model, modelRound: UInt64) {
