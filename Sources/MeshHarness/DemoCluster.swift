@@ -126,7 +126,7 @@ public enum DemoCluster {
         try genesis.write(to: genesisPath, overwrite: true)
         let meshID = genesis.meshID
         say(
-            "demo: \(nodes) nodes, mesh \(meshID.hex.prefix(16)), \(rounds) rounds of \(boundary), \(finetuneEpochs) fine-tune epochs, \(partition), pruning \(noPruning ? "off" : "on, placement \(placement)"), dir \(root)"
+            "demo: \(nodes) nodes, mesh \(meshID.hex.prefix(16)), \(rounds) round\(rounds == 1 ? "" : "s") of \(boundary), \(finetuneEpochs) fine-tune epochs, \(partition), pruning \(noPruning ? "off" : "on, placement \(placement)"), dir \(root)"
         )
 
         // Processes.
