@@ -162,7 +162,7 @@ public final class ModelRunner {
 
     /// Frees the whole workspace (activations, im2col matrices, gradients, optimiser state): for
     /// a caller about to replace this network by one of another shape, so that the two
-    /// workspaces never coexist (the unpruned model's is ~140 MB at batch 64). The network must
+    /// workspaces never coexist (the unpruned model's is ~90 MB at batch 64 with SGD momentum). The network must
     /// not run again.
     public func releaseWorkspace() {
         released = true
@@ -503,9 +503,10 @@ public final class ModelRunner {
     /// samples and, chunk by chunk, lowers the layer's input (still intact in its activation
     /// buffer) with im2col again, adds the chunk's weight gradient Gᵀ·X to its own sum (worker
     /// 0's is the destination; the others' are added to it afterwards), then forms the patch
-    /// gradients G·W and col2im's them, all while the chunk is in cache. Lowering twice costs
-    /// less than keeping the batch's columns: for the demo's model those are 20–45 MB a batch,
-    /// written to memory in forward and read back twice (by the GEMM's packing, then here).
+    /// gradients G·W and col2im's them, all while the chunk is in cache. Lowering twice costs no
+    /// measurable time and saves keeping the batch's columns: for the demo's model 20–45 MB a
+    /// batch, written to memory in forward and read back twice (by the GEMM's packing, then
+    /// here). A DP-SGD step lowers a third time, in its norm pass.
     private func convBackward(
         _ param: Int, layer i: Int, count n: Int, gradient: UnsafeMutablePointer<Float>,
         inputGradient: UnsafeMutablePointer<Float>?, into target: GradientTarget

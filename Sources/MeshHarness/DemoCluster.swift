@@ -16,6 +16,8 @@ import Wire
 /// compares the logs and computes the demo's figures.
 public enum DemoCluster {
     /// What the demo runs; each field is a `prunemesh demo` flag of the same name (checked there).
+    /// The defaults here are the harness tests' (two pruning rounds, 6 fine-tune epochs, server
+    /// rate 1); `prunemesh demo` sets its own by mode (`Demo.rounds`, `boundary`, `finetune`).
     public struct Options: Sendable {
         public var nodes = 4
         public var rounds = 2

@@ -167,8 +167,7 @@ import Testing
     /// copy's, and the model bytes of every round reported; pruning shrinks those bytes.
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
     func federatedNodesShareOneModelAndItsBytesShrinkWithTheMask() throws {
-        // The two-round rule (the federated default cuts once, to widths two rounds of it reach).
-        let (r, j) = try Self.demo(["--rounds", "2", "--boundary", "keep:0.6/0.6/0.45", "--finetune-epochs", "2"], federated: true)
+        let (r, j) = try Self.demo(["--rounds", "2", "--finetune-epochs", "2"], federated: true)
         #expect(r.status == 0, "stderr:\n\(r.stderr.suffix(3000))")
         #expect(j["audit_ok"] as? Bool == true, "\(j["audit_errors"] ?? "")")
         #expect(j["logs_identical"] as? Bool == true)
@@ -208,10 +207,7 @@ import Testing
     @Test(.enabled(if: CLI.fashionMNISTInstalled, "needs dataset-fashion-mnist"))
     func federatedKilledNodeAndJoinerEndWithTheSameSharedModel() throws {
         let (r, j) = try Self.demo(
-            [
-                "--rounds", "3", "--boundary", "keep:0.6/0.6/0.45", "--finetune-epochs", "2", "--train-limit", "1500",
-                "--kill-restart", "2", "--join-late", "--stranger",
-            ],
+            ["--rounds", "3", "--finetune-epochs", "2", "--train-limit", "1500", "--kill-restart", "2", "--join-late", "--stranger"],
             federated: true)
         #expect(r.status == 0, "stderr:\n\(r.stderr.suffix(3000))")
         #expect(j["audit_ok"] as? Bool == true, "\(j["audit_errors"] ?? "")")

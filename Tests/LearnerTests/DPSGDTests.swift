@@ -29,6 +29,8 @@ import Testing
     /// Specs the norm and clipping checks run on: ReLU, tanh (whose backward runs in both
     /// passes of the clipped step), and strided convs with an overlapping pool.
     static let clippingSpecs = [smallSpec, DropoutTests.tanhSpec, ModelRunnerTests.wideSpecs[3]]
+    /// im2col chunk sizes the norm and clipping checks run with.
+    static let columnChunks = [ModelRunner.columnChunkFloatsDefault, ModelRunnerTests.tinyColumnChunk]
 
     @Test(arguments: [1, 2], clippingSpecs)
     func sampleNormsEqualTheNormsOfExplicitPerSampleGradients(threads: Int, spec: ModelSpec) {
@@ -37,11 +39,17 @@ import Testing
         let batch = 6
         let input = randomInputs(batch, size: size, seed: 21)
         let labels: [Int32] = [0, 2, 1, 1, 0, 2]
-        let net = ModelRunner(model: model, batchCapacity: batch, threads: threads)
-        let fast = net.sampleGradientNormsForTests(input, labels: labels)
         let explicit = perSampleGradients(model, input: input, labels: labels).map(norm)
-        for b in 0..<batch {
-            #expect(abs(Double(fast[b]) - explicit[b]) <= 1e-4 * max(1, explicit[b]), "sample \(b): \(fast[b]) vs \(explicit[b])")
+        // The default chunk (the batch in one) and a tiny one (a sample per chunk: every worker
+        // lowers its samples again in several chunks).
+        for chunk in Self.columnChunks {
+            let net = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: true, columnChunkFloats: chunk)
+            let fast = net.sampleGradientNormsForTests(input, labels: labels)
+            for b in 0..<batch {
+                #expect(
+                    abs(Double(fast[b]) - explicit[b]) <= 1e-4 * max(1, explicit[b]),
+                    "chunk \(chunk) sample \(b): \(fast[b]) vs \(explicit[b])")
+            }
         }
     }
 
@@ -60,12 +68,15 @@ import Testing
             let factor = min(1, Double(clip) / (n + 1e-6))
             for i in g.indices { expected[i] += factor * Double(g[i]) }
         }
-        let net = ModelRunner(model: model, batchCapacity: batch, threads: threads)
-        let sum = net.clippedGradientSumForTests(input, labels: labels, clipNorm: clip)
-        let fast = sum.weights.flatMap { $0 } + sum.biases.flatMap { $0 }
-        #expect(fast.count == expected.count)
-        for i in expected.indices {
-            #expect(abs(Double(fast[i]) - expected[i]) <= 1e-4 * max(1, abs(expected[i])), "coordinate \(i)")
+        for chunk in Self.columnChunks {
+            let net = ModelRunner(model: model, batchCapacity: batch, threads: threads, trainable: true, columnChunkFloats: chunk)
+            let sum = net.clippedGradientSumForTests(input, labels: labels, clipNorm: clip)
+            let fast = sum.weights.flatMap { $0 } + sum.biases.flatMap { $0 }
+            #expect(fast.count == expected.count)
+            for i in expected.indices {
+                #expect(
+                    abs(Double(fast[i]) - expected[i]) <= 1e-4 * max(1, abs(expected[i])), "chunk \(chunk) coordinate \(i)")
+            }
         }
     }
 

@@ -262,7 +262,7 @@ extension TrainingWorker {
     /// stays in `shared.model`). Reports its accuracy on the node's own distribution and on the
     /// whole test set.
     /// Makes the training network hold `model`, building a network for it if its shape changed
-    /// or the workspace was released (after every round's training: the workspace, ~140 MB for
+    /// or the workspace was released (after every round's training: the workspace, ~90 MB for
     /// the unpruned model, would otherwise sit beside the update blobs arriving and the advance's
     /// aggregate — the node's memory peak). On the queue only.
     func holdInNetwork(_ model: Model, modelRound: UInt64) {
