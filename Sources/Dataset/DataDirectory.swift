@@ -67,6 +67,18 @@ public enum DataDirectory {
         return DataSplit(train: images(train), test: images(test))
     }
 
+    /// The training set's labels and the class count (as `load` gives them), read from the two
+    /// label files alone: 70 KB instead of 55 MB for Fashion-MNIST, for a caller that only
+    /// partitions the data. Labels are checked as `load` checks them; the images are not read,
+    /// so only `load` finds a mismatch between images and labels.
+    public static func loadLabels(_ directory: String = defaultPath) throws(DataDirectoryError) -> (train: [UInt8], classes: Int) {
+        let files = try locate(directory)
+        let train = try readLabels(files.trainLabels), test = try readLabels(files.testLabels)
+        let classes = max(train.maxLabel, test.maxLabel) + 1
+        guard classes >= 2 else { throw .tooFewClasses(classes: classes) }
+        return (train.labels.data, classes)
+    }
+
     struct Pair {
         var images: IDXFile
         var labels: IDXFile
@@ -75,23 +87,25 @@ public enum DataDirectory {
 
     static func loadPair(images imagesPath: String, labels labelsPath: String) throws(DataDirectoryError) -> Pair {
         let images: IDXFile
-        let labels: IDXFile
-        do {
-            images = try IDXFile.read(imagesPath)
-            labels = try IDXFile.read(labelsPath)
-        } catch {
-            throw .idx(error)
-        }
+        do { images = try IDXFile.read(imagesPath) } catch { throw .idx(error) }
         guard images.dimensions.count == 3 else {
             throw .wrongRank(file: imagesPath, dimensions: images.dimensions, expected: "3 dimensions (count, rows, columns)")
         }
-        guard labels.dimensions.count == 1 else {
-            throw .wrongRank(file: labelsPath, dimensions: labels.dimensions, expected: "1 dimension (count)")
-        }
-        guard images.dimensions[0] == labels.dimensions[0] else {
+        let labels = try readLabels(labelsPath)
+        guard images.dimensions[0] == labels.labels.dimensions[0] else {
             throw .countMismatch(
                 images: imagesPath, imageCount: images.dimensions[0],
-                labels: labelsPath, labelCount: labels.dimensions[0])
+                labels: labelsPath, labelCount: labels.labels.dimensions[0])
+        }
+        return Pair(images: images, labels: labels.labels, maxLabel: labels.maxLabel)
+    }
+
+    /// A label file: one dimension, every label below `Limits.dataset_classes_count_max`.
+    static func readLabels(_ labelsPath: String) throws(DataDirectoryError) -> (labels: IDXFile, maxLabel: Int) {
+        let labels: IDXFile
+        do { labels = try IDXFile.read(labelsPath) } catch { throw .idx(error) }
+        guard labels.dimensions.count == 1 else {
+            throw .wrongRank(file: labelsPath, dimensions: labels.dimensions, expected: "1 dimension (count)")
         }
         var maxLabel = 0
         for (i, label) in labels.data.enumerated() {
@@ -100,7 +114,7 @@ public enum DataDirectory {
             }
             maxLabel = max(maxLabel, Int(label))
         }
-        return Pair(images: images, labels: labels, maxLabel: maxLabel)
+        return (labels, maxLabel)
     }
 
     private static func join(_ directory: String, _ name: String) -> String {

@@ -439,14 +439,14 @@ public enum DemoCluster {
     }
 
     /// The genesis members' shard sizes (nil if the data cannot be read: the nodes say why).
+    /// Reads only the label files: each node loads and checks the whole data set at its start.
     static func shardSizes(_ genesis: Genesis, _ options: Options) -> [Int]? {
-        // Checked as each node checks it at start (a scheme the data cannot hold would trap).
-        guard let split = try? DataDirectory.load(options.data),
-            (try? genesis.validate(against: split, shardNodes: options.nodes)) != nil,
-            let shards = try? Partition.shards(
-                labels: split.train.labels, classes: split.train.classes, scheme: PartitionScheme(parsing: genesis.data.partition),
-                nodes: options.nodes, seed: genesis.data.seed)
+        // The scheme checked as each node checks it (one the data cannot hold would trap).
+        guard let (labels, classes) = try? DataDirectory.loadLabels(options.data),
+            (try? genesis.data.scheme.validate(classes: classes, nodes: options.nodes)) != nil
         else { return nil }
+        let shards = Partition.shards(
+            labels: labels, classes: classes, scheme: genesis.data.scheme, nodes: options.nodes, seed: genesis.data.seed)
         return shards.map { min($0.count, options.trainLimit ?? .max) }
     }
 

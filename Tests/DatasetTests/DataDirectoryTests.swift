@@ -53,6 +53,21 @@ let fashionMNISTInstalled = FileManager.default.fileExists(
         #expect(split.train.pixels == (0..<72).map { UInt8(truncatingIfNeeded: $0 * 7) })
     }
 
+    /// The label files alone give what `load` gives of them (classes over both sets), and fail
+    /// as `load` fails on them.
+    @Test(arguments: [false, true])
+    func labelsAloneAreLoadsLabels(gzip: Bool) throws {
+        let dir = try TemporaryDirectory()
+        try Self.writeDataSet(dir, gzip: gzip)
+        let split = try DataDirectory.load(dir.path)
+        let (labels, classes) = try DataDirectory.loadLabels(dir.path)
+        #expect(labels == split.train.labels && classes == split.train.classes)
+        let single = try TemporaryDirectory()
+        try Self.writeDataSet(single, classes: 1)
+        #expect(throws: DataDirectoryError.tooFewClasses(classes: 1)) { try DataDirectory.loadLabels(single.path) }
+        #expect(throws: DataDirectoryError.self) { try DataDirectory.loadLabels(dir.path + "/absent") }
+    }
+
     @Test func acceptsTheDottedSpelling() throws {
         let dir = try TemporaryDirectory()
         try Self.writeDataSet(
