@@ -161,11 +161,12 @@ let package = Package(
         .testTarget(
             name: "NodeRuntimeTests",
             dependencies: [
-                "NodeRuntime", "MeshConfig", "NodeCore", "Sodium",
+                "SpecExamples", "NodeRuntime", "MeshConfig", "NodeCore", "Sodium",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "MeshHarnessTests", dependencies: ["MeshHarness", "Simulation", "Ledger", "MeshConfig", "Sodium"]),
-        .testTarget(name: "CLITests", dependencies: ["PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus", "Privacy"]),
+        .testTarget(
+            name: "CLITests", dependencies: ["SpecExamples", "PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus", "Privacy"]),
 
         // Bulk transfer of model updates: content-addressed pieces pulled by digest (pure, sans-IO).
         // `swift run -c release BulkBench`: the bulk state machine's throughput, two instances in process.

@@ -1,3 +1,5 @@
+import Foundation
+import SpecExamples
 import Testing
 
 @testable import NodeRuntime
@@ -16,42 +18,38 @@ import Testing
 }
 
 /// `prunemesh status`'s text: a federated node shows its shared model's accuracy (its rounds'
-/// local models are not evaluated), a node without federation its own model's.
+/// local models are not evaluated), a node without federation its own model's. Both start from
+/// the operations catalog's worked example of `status --json` (a federated node).
 @Suite struct StatusTextTests {
-    static func status(federated: Bool) -> NodeStatus {
-        let counters = NodeStatus.Mesh.Counters(
-            proposalsSent: 0, proposalsReceived: 0, proposalsRejected: 0, removalsNotSeen: 0, votesSent: 0,
-            votesReceived: 0, votesRejected: 0, contributionsReceived: 0, contributionsRejected: 0,
-            contributionsRequested: 0, equivocations: 0, commits: 0, commitsFromSync: 0, roundsStarted: 0, timeouts: 0,
-            syncedEntries: 0, syncRejected: 0, malformed: 0)
-        var mesh = NodeStatus.Mesh(
-            phase: "training", isValidator: true, height: 5, round: 3, frozen: true, consensusStep: "idle", consensusRound: 0,
-            validators: 4, maskKept: [12, 24, 415], paramsOriginal: 6_497_162, paramsCurrent: 500_151,
-            flopsOriginal: 34_250_506, flopsCurrent: 4_291_717, paramReduction: 0.923, flopReduction: 0.875,
-            modelParams: 500_151, accuracy: federated ? nil : 0.9, accuracyBefore: federated ? nil : 0.85,
-            globalAccuracy: federated ? nil : 0.7, trainSamplesPerSecond: 1000, epsilonSpent: 1.19, epsilonBudget: 10,
-            epsilonLeft: 8.81, releases: 2, logEntries: 5, logHead: "00", finished: false, pruning: true,
-            consensusBytesOut: 0, consensusBytesOutPerRound: 0, syncBytesOut: 0, commitLatencyMs: [], counters: counters,
-            checkpointError: nil, checkpointFailures: 0)
-        if federated {
-            mesh.federation = NodeStatus.Mesh.Federation(
-                phase: "training", modelRound: 8, decidedModelRound: 8, modelDigest: "00", sharedGlobalAccuracy: 0.8761,
-                sharedAccuracy: 0.8034, sharedEvaluatedRound: 8, personalAccuracy: nil, personalGlobalAccuracy: nil,
-                personalDone: false, modelBytesPerRound: [], bulkBytesIn: 0, bulkBytesOut: 0, bulkBlamed: 0, bulkFailures: 0,
-                excludedUpdates: 0)
+    static func example() throws -> String { try SpecExamples.json("status-json", in: SpecExamples.operations) }
+
+    static func status(federated: Bool) throws -> NodeStatus {
+        var status = try NodeStatus.decode(Data(example().utf8))
+        if !federated {
+            status.mesh?.federation = nil
+            status.mesh?.accuracy = 0.9
+            status.mesh?.accuracyBefore = 0.85
+            status.mesh?.globalAccuracy = 0.7
         }
-        return NodeStatus(
-            nodeId: "aa", fingerprint: "ab", meshId: "cd", listen: "127.0.0.1:1", advertised: "127.0.0.1:1",
-            incarnation: 1, bootEpoch: 1, uptimeMs: 1000, discovery: false, localHealth: 0,
-            membersByState: ["alive": 4], members: [], counters: .init(), mesh: mesh,
-            processCpuSeconds: 1, processRssBytes: 1)
+        return status
     }
 
-    @Test func aFederatedNodeShowsItsSharedModel() {
+    @Test func aFederatedNodeShowsItsSharedModel() throws {
         let line = { (text: String) in text.split(separator: "\n").first { $0.hasPrefix("accuracy") }.map(String.init) ?? "" }
-        let federated = line(Status.render(Self.status(federated: true)))
-        #expect(federated.hasPrefix("accuracy    shared model 80.34% (whole test set 87.61%, model round 8)"), "\(federated)")
-        let local = line(Status.render(Self.status(federated: false)))
+        let federated = line(Status.render(try Self.status(federated: true)))
+        #expect(federated.hasPrefix("accuracy    shared model 89.51% (whole test set 85.06%, model round 8)"), "\(federated)")
+        let local = line(Status.render(try Self.status(federated: false)))
         #expect(local.hasPrefix("accuracy    90.00% (first round 85.00%, whole test set 70.00%)"), "\(local)")
+    }
+
+    /// The worked example holds only fields a node sends, every required one, with the values
+    /// they decode to: encoded again, it is the same JSON document (a field the answer does not
+    /// have would be dropped, a required one missing would not decode).
+    @Test func theWorkedExampleIsAWholeAnswer() throws {
+        let text = try Self.example()
+        let encoded = try NodeStatus.decode(Data(text.utf8)).json()
+        let original = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? NSDictionary
+        let again = try JSONSerialization.jsonObject(with: Data(encoded)) as? NSDictionary
+        #expect(original != nil && original == again)
     }
 }

@@ -20,8 +20,8 @@ import Wire
         #expect(v6 != v4 && "\(v6)" == "[fe80:0:0:0:0:0:1:2]:9")
     }
 
-    @Test func verificationAndGateFiguresAreExported() {
-        var status = MetricsTests.status()
+    @Test func verificationAndGateFiguresAreExported() throws {
+        var status = try MetricsTests.status()
         status.counters.signatureVerifications = 631
         status.counters.rejects = ["rateLimited": 492_447, "badSignature": 599]
         status.counters.verifyGate.refusedAddress = 492_447

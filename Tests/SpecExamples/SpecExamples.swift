@@ -11,6 +11,7 @@ import Foundation
 ///
 /// `hex` blocks: hex digits, whitespace ignored, `#` starts a comment to the end of the line.
 /// `fields` blocks (any language): one `name = value` per line, `#` comments.
+/// `json` blocks: the JSON text after the title line.
 /// One support target (`Tests/SpecExamples`) that every test target checking a catalog depends on.
 public enum SpecExamples {
     public struct Missing: Error, CustomStringConvertible {
@@ -80,6 +81,14 @@ public enum SpecExamples {
         }
         return out
     }
+
+    /// The text of a `json` block: the lines after its title line (JSON has no comments).
+    public static func json(_ title: String, in path: String) throws -> String {
+        try block(title, in: path).split(separator: "\n", omittingEmptySubsequences: false).dropFirst().joined(separator: "\n")
+    }
+
+    /// The path of the operations catalog (`prunemesh status --json`'s worked example).
+    public static let operations = "Sources/PruneMeshCLI/PruneMeshCLI.docc/Operations.md"
 
     public static func hexString(_ bytes: [UInt8]) -> String {
         bytes.map { String(format: "%02x", $0) }.joined()
