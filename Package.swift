@@ -97,7 +97,8 @@ let package = Package(
         .target(
             name: "NodeRuntime",
             dependencies: [
-                "MeshBase", "PosixIO", "Sodium", "Dataset", "Learner", "Privacy", "Wire", "Bulk", "Membership", "Consensus", "Ledger",
+                "MeshBase", "PosixIO", "Sodium", "BLAS", "Dataset", "Learner", "Privacy", "Wire", "Bulk", "Membership", "Consensus",
+                "Ledger",
                 "Rounds", "NodeCore", "MeshConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -138,7 +139,7 @@ let package = Package(
         .testTarget(name: "PosixIOTests", dependencies: ["PosixIO"]),
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "DatasetTests", dependencies: ["Dataset"]),
-        .testTarget(name: "LearnerTests", dependencies: ["Learner", "Dataset"]),
+        .testTarget(name: "LearnerTests", dependencies: ["Learner", "Dataset", "BLAS"]),
         .testTarget(name: "PrivacyTests", dependencies: ["SpecExamples", "Privacy", "Sodium"]),
         .testTarget(name: "WireTests", dependencies: ["SpecExamples", "Wire", "Sodium"]),
         .testTarget(name: "MembershipTests", dependencies: ["SpecExamples", "Membership", "Wire", "Sodium"]),

@@ -1,3 +1,4 @@
+import BLAS
 import Bulk
 import Consensus
 import Dataset
@@ -233,6 +234,12 @@ public final class MeshService: @unchecked Sendable {
         core.figures.params = model.cost.params
         core.figures.flops = model.cost.flops
         self.initialCore = core
+        // Before any training job: OpenBLAS's kernels, picked again if it fell back to narrower
+        // ones than the CPU has (BLAS.CoreSelection).
+        let blas = BLAS.coreSelection
+        logger.log(
+            level: blas.changed ? .notice : .info, "\(blas.note)",
+            metadata: ["blas_loaded": "\(blas.loaded)", "blas_running": "\(blas.running)"])
         logger.info(
             "mesh state restored",
             metadata: [
