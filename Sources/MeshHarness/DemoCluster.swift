@@ -353,6 +353,7 @@ public enum DemoCluster {
             head: last.first??.mesh?.logHead ?? "", directory: keepDirectory ? root : nil, error: failure,
             restarted: killRestart.map { [$0] } ?? [], joined: joinerIndex.map { [$0] } ?? [], strangerIgnored: strangerIgnored,
             decisions: decisions, left: departed)
+        report.releases = meshes.map { $0?.releases ?? 0 }
         if let training = genesis.dpTraining, let recordLevel {
             report.trainingSteps = audited.map { recordLevel.steps[keys[$0].publicKey] ?? 0 }
             report.recordEpsilon = audited.map { recordLevel.epsilon[keys[$0].publicKey] ?? 0 }

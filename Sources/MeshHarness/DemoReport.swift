@@ -22,8 +22,12 @@ public struct DemoReport: Codable, Sendable {
     /// What one FedAvg round would move per client for the original model: the model down and up, f32.
     public var fedavgBytesPerRound: Int
     public var commitLatencyMs: [[Double]]
+    /// Per node: the node-level ε its importance releases spent (its own budget's account), and
+    /// how many releases it made. A release the agreement decided without (a quorum came first)
+    /// is spent but not in the log, so the log's ε for a node can be below this one.
     public var epsilon: [Double]
     public var epsilonBudget: Double
+    public var releases: [UInt64]? = nil
     public var peakRssBytes: [UInt64]
     public var auditOk: Bool
     public var auditErrors: [String]

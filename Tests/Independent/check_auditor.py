@@ -145,7 +145,16 @@ def compare_valid(binary, name, log, gen, demo_row=None):
         own = [x for x in mp if x["key"] == demo_row[3]] if len(demo_row) > 3 else []
         if own:
             row = own[0]
-            if eps is not None and row["epsilon"] != eps:
+            made = demo_row[4] if len(demo_row) > 4 else None
+            # The node's own account covers every release it made; the log only those the
+            # agreement decided with (a round decided by a quorum that came first leaves a late
+            # release out). So: the same ε when the log holds all of them, more when it does not,
+            # never less (an account below the log's would be the budget failing open).
+            if eps is not None and made is not None and made != row.get("releases"):
+                if made < row.get("releases", 0) or not eps > row["epsilon"]:
+                    bad.append(f"the demo reports ε {eps} over {made} releases, auditor.py {row['epsilon']} over "
+                               f"{row.get('releases')} in the log")
+            elif eps is not None and row["epsilon"] != eps:
                 bad.append(f"the demo reports ε {eps}, auditor.py {row['epsilon']}")
             if steps is not None and row.get("training_steps") != steps:
                 bad.append(f"the demo reports training_steps {steps}, auditor.py {row.get('training_steps')}")
@@ -987,7 +996,8 @@ def agreement_on_logs(binary, directory, rep, tag):
         row = (rep["epsilon"][i] if rep.get("epsilon") and rep["epsilon"][i] else None,
                rep["training_steps"][i] if rep.get("training_steps") else None,
                rep["record_epsilon"][i] if rep.get("record_epsilon") else None,
-               keys_by_node[nd])
+               keys_by_node[nd],
+               rep["releases"][i] if rep.get("releases") else None)
         compare_valid(binary, tag, log, os.path.join(directory, "genesis.yaml"), row)
 
 
