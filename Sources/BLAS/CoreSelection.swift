@@ -18,6 +18,9 @@ import COpenBLAS
 /// pick again through its exported `gotoblas_dynamic_quit` / `gotoblas_dynamic_init`, which
 /// read the variable as at load. OpenBLAS builds without those symbols (a single-target build)
 /// are left alone.
+///
+/// `prunemesh` makes this choice first thing in `main`, while it has one thread: `setenv` must
+/// not race another thread reading the environment. (A test process makes it on first use.)
 public enum CoreSelection {
     /// Instruction-set levels, as far as SGEMM kernels go.
     public enum Level: Int, Comparable, Sendable {
@@ -30,8 +33,13 @@ public enum CoreSelection {
         /// The kernels OpenBLAS chose at load, and those it runs now.
         public var loaded: String
         public var running: String
+        /// The operator's `OPENBLAS_CORETYPE` (nil when unset or empty): then nothing is changed.
+        public var override: String?
         /// Why nothing was changed, or what was: one line for a log.
         public var note: String
+        /// Whether the kernels are narrower than the CPU's and could not be changed (no way to
+        /// pick again, or OpenBLAS did not take the choice): worth a warning.
+        public var narrowerThanCPU = false
         public var changed: Bool { loaded != running }
     }
 
@@ -80,26 +88,34 @@ public enum CoreSelection {
 
     static func apply() -> Outcome {
         let loaded = BLAS.loadedCoreName
-        let override = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }
+        let override = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
         let flags = flags(cpuinfo: readCPUInfo())
         guard let want = preferred(loaded: loaded, cpuFlags: flags, override: override) else {
             let why =
                 override.map { "OPENBLAS_CORETYPE=\($0)" }
                 ?? (level(ofCore: loaded) == nil ? "a core this build does not rank" : "as wide as the CPU's")
-            return Outcome(loaded: loaded, running: loaded, note: "OpenBLAS kernels \(loaded) (\(why))")
+            return Outcome(loaded: loaded, running: loaded, override: override, note: "OpenBLAS kernels \(loaded) (\(why))")
         }
+        let cpu = level(ofFlags: flags)
         guard let quit = symbol("gotoblas_dynamic_quit"), let initialise = symbol("gotoblas_dynamic_init") else {
             return Outcome(
-                loaded: loaded, running: loaded,
-                note: "OpenBLAS kernels \(loaded); the CPU has \(level(ofFlags: flags)), but this OpenBLAS cannot pick again")
+                loaded: loaded, running: loaded, override: nil,
+                note: "OpenBLAS kernels \(loaded), narrower than the CPU's \(cpu): this OpenBLAS cannot pick again",
+                narrowerThanCPU: true)
         }
         setenv("OPENBLAS_CORETYPE", want, 1)
         quit()
         initialise()
         let running = BLAS.loadedCoreName
+        guard running != loaded else {
+            return Outcome(
+                loaded: loaded, running: running, override: nil,
+                note: "OpenBLAS kernels \(loaded), narrower than the CPU's \(cpu): OpenBLAS did not take OPENBLAS_CORETYPE=\(want)",
+                narrowerThanCPU: true)
+        }
         return Outcome(
-            loaded: loaded, running: running,
-            note: "OpenBLAS kernels \(running) instead of \(loaded) (the CPU has \(level(ofFlags: flags)); OPENBLAS_CORETYPE=\(want))")
+            loaded: loaded, running: running, override: nil,
+            note: "OpenBLAS kernels \(running) instead of \(loaded) (the CPU has \(cpu); OPENBLAS_CORETYPE=\(want))")
     }
 
     private static func symbol(_ name: String) -> (@convention(c) () -> Void)? {

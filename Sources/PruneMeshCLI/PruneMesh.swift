@@ -1,4 +1,5 @@
 import ArgumentParser
+import BLAS
 import Foundation
 import MeshBase
 
@@ -38,6 +39,9 @@ struct PruneMesh: ParsableCommand {
     /// failed audit or simulation). ArgumentParser prints the root command's usage line for a
     /// `ValidationError` thrown from `run()`; this prints the usage of the command that ran.
     static func main() {
+        // OpenBLAS's kernels are chosen (and OPENBLAS_CORETYPE set, if need be) while this
+        // process has one thread: setenv must not race another thread reading the environment.
+        _ = BLAS.coreSelection
         var command: ParsableCommand
         do { command = try parseAsRoot() } catch { exit(withError: error) }
         do {

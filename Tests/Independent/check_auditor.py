@@ -146,14 +146,17 @@ def compare_valid(binary, name, log, gen, demo_row=None):
         if own:
             row = own[0]
             made = demo_row[4] if len(demo_row) > 4 else None
-            # The node's own account covers every release it made; the log only those the
-            # agreement decided with (a round decided by a quorum that came first leaves a late
-            # release out). So: the same ε when the log holds all of them, more when it does not,
-            # never less (an account below the log's would be the budget failing open).
+            # The node's own account covers every release it made; the log's row is the count of
+            # the latest release it holds (a round decided by a quorum that came first leaves a
+            # late release out). When the counts differ, the node's ε must be exactly that of its
+            # own count, and that count never below the log's (the budget failing open).
             if eps is not None and made is not None and made != row.get("releases"):
-                if made < row.get("releases", 0) or not eps > row["epsilon"]:
-                    bad.append(f"the demo reports ε {eps} over {made} releases, auditor.py {row['epsilon']} over "
-                               f"{row.get('releases')} in the log")
+                g = A.Genesis(gen)
+                want = A.gaussian_epsilon(A.z_eff(g.noise_multiplier, g.clip_bound, g.scale_log2, g.model.units),
+                                          made, g.delta)
+                if made < row.get("releases", 0) or eps != want:
+                    bad.append(f"the demo reports ε {eps} over {made} releases (auditor.py: {want}), and the log "
+                               f"{row['epsilon']} over {row.get('releases')}")
             elif eps is not None and row["epsilon"] != eps:
                 bad.append(f"the demo reports ε {eps}, auditor.py {row['epsilon']}")
             if steps is not None and row.get("training_steps") != steps:

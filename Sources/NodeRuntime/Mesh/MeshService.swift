@@ -238,7 +238,7 @@ public final class MeshService: @unchecked Sendable {
         // ones than the CPU has (BLAS.CoreSelection).
         let blas = BLAS.coreSelection
         logger.log(
-            level: blas.changed ? .notice : .info, "\(blas.note)",
+            level: blas.narrowerThanCPU ? .warning : blas.changed ? .notice : .info, "\(blas.note)",
             metadata: ["blas_loaded": "\(blas.loaded)", "blas_running": "\(blas.running)"])
         logger.info(
             "mesh state restored",
