@@ -44,7 +44,9 @@ public enum BLAS {
     }
 
     /// Run once, before the first BLAS call of the process (Swift initialises a static `let`
-    /// once, thread-safely).
+    /// once, thread-safely). Every entry point touches it, GEMM and GEMV included: between
+    /// `gotoblas_dynamic_quit` and `_init` OpenBLAS has no kernel table, so no call may be in
+    /// flight, and a thread arriving meanwhile waits for the choice. After that it is one load.
     private static let selection: CoreSelection.Outcome = CoreSelection.apply()
 
     /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, all row-major.

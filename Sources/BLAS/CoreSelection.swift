@@ -33,7 +33,8 @@ public enum CoreSelection {
         /// The kernels OpenBLAS chose at load, and those it runs now.
         public var loaded: String
         public var running: String
-        /// The operator's `OPENBLAS_CORETYPE` (nil when unset or empty): then nothing is changed.
+        /// `OPENBLAS_CORETYPE` as this process found it (nil when unset or empty): the operator's,
+        /// or inherited from a `prunemesh` that chose it (the demo's nodes). Then nothing is changed.
         public var override: String?
         /// Why nothing was changed, or what was: one line for a log.
         public var note: String
@@ -123,18 +124,16 @@ public enum CoreSelection {
         return unsafeBitCast(p, to: (@convention(c) () -> Void).self)
     }
 
+    /// /proc/cpuinfo's first 64 KB (the first processor's block, flags included, comes first).
     private static func readCPUInfo() -> String {
         guard let f = fopen("/proc/cpuinfo", "r") else { return "" }
         defer { fclose(f) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16_384)
-        // The first processor's block is all that is read (its flags come within the first KBs).
-        while out.count < 65_536 {
-            let n = fread(&buffer, 1, buffer.count, f)
+        var out = [UInt8](repeating: 0, count: 65_536), count = 0
+        while count < out.count {
+            let n = out.withUnsafeMutableBytes { fread($0.baseAddress! + count, 1, $0.count - count, f) }
             if n <= 0 { break }
-            out.append(contentsOf: buffer[0..<n])
-            if let s = String(validating: out, as: UTF8.self), s.contains("\nflags") && s.contains("\n\n") { break }
+            count += n
         }
-        return String(decoding: out, as: UTF8.self)
+        return String(decoding: out[0..<count], as: UTF8.self)
     }
 }
