@@ -96,6 +96,79 @@ import Testing
         }
     }
 
+    struct LoweringCase: CustomTestStringConvertible, Sendable {
+        let height: Int, width: Int, channels: Int, kernel: Int, stride: Int, padding: Int
+        var testDescription: String { "\(height)x\(width)x\(channels) k\(kernel)s\(stride)p\(padding)" }
+        var geometry: Kernels.ConvGeometry {
+            Kernels.ConvGeometry(
+                height: height, width: width, channels: channels, kernel: kernel, stride: stride, padding: padding)
+        }
+    }
+
+    /// Both lowering paths: rows of at most `shortRowFloats` (the zero-bordered copy) and longer
+    /// ones (per-row `memmove`), with and without padding, strides 1 to 3, a kernel larger than
+    /// the padding allows on either side, and the demo's first and second layers.
+    static let loweringCases = [
+        LoweringCase(height: 28, width: 28, channels: 1, kernel: 5, stride: 1, padding: 2),
+        LoweringCase(height: 14, width: 14, channels: 12, kernel: 5, stride: 1, padding: 2),
+        LoweringCase(height: 28, width: 28, channels: 1, kernel: 8, stride: 2, padding: 3),
+        LoweringCase(height: 7, width: 9, channels: 3, kernel: 3, stride: 1, padding: 1),
+        LoweringCase(height: 7, width: 9, channels: 2, kernel: 4, stride: 3, padding: 0),
+        LoweringCase(height: 6, width: 5, channels: 1, kernel: 3, stride: 2, padding: 2),
+        LoweringCase(height: 5, width: 5, channels: 7, kernel: 5, stride: 1, padding: 4),
+    ]
+
+    /// im2col against its definition: col[(b, oy, ox), (ky, kx, c)] is input (oy·s − p + ky,
+    /// ox·s − p + kx, c), zero outside the image; the buffer is poisoned first so a skipped
+    /// write shows.
+    @Test(arguments: loweringCases)
+    func im2colMatchesTheDefinition(_ c: LoweringCase) {
+        let g = c.geometry
+        let samples = 3
+        let inSample = c.height * c.width * c.channels
+        let x = integers(samples * inSample, seed: UInt64(c.kernel * 31 + c.channels), range: 1...9)
+        let rows = g.outHeight * g.outWidth
+        var expected: [Float] = []
+        for b in 0..<samples {
+            for oy in 0..<g.outHeight {
+                for ox in 0..<g.outWidth {
+                    for ky in 0..<c.kernel {
+                        for kx in 0..<c.kernel {
+                            for ch in 0..<c.channels {
+                                let y = oy * c.stride - c.padding + ky, xx = ox * c.stride - c.padding + kx
+                                let inside = y >= 0 && y < c.height && xx >= 0 && xx < c.width
+                                expected.append(inside ? x[b * inSample + (y * c.width + xx) * c.channels + ch] : 0)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var col = [Float](repeating: .nan, count: samples * rows * g.fanIn)
+        x.withUnsafeBufferPointer { src in
+            col.withUnsafeMutableBufferPointer { dst in
+                // Two calls over disjoint sample ranges, as two workers would make.
+                Kernels.im2col(input: src.baseAddress!, col: dst.baseAddress!, geometry: g, samples: 0..<1)
+                Kernels.im2col(input: src.baseAddress!, col: dst.baseAddress!, geometry: g, samples: 1..<samples)
+            }
+        }
+        #expect(col == expected)
+        // The zero-bordered path is correct for any geometry, not only the short rows it is used for.
+        var short = [Float](repeating: .nan, count: samples * rows * g.fanIn)
+        x.withUnsafeBufferPointer { src in
+            short.withUnsafeMutableBufferPointer { dst in
+                Kernels.im2colShortRows(input: src.baseAddress!, col: dst.baseAddress!, geometry: g, samples: 0..<samples)
+            }
+        }
+        #expect(short == expected)
+    }
+
+    @Test func loweringCasesTakeBothPaths() {
+        let spans = Self.loweringCases.map { $0.kernel * $0.channels }
+        #expect(spans.contains { $0 <= Kernels.shortRowFloats })
+        #expect(spans.contains { $0 > Kernels.shortRowFloats })
+    }
+
     @Test func elementwiseKernelsMatchNaive() {
         let count = 45
         let y = integers(count, seed: 1)
