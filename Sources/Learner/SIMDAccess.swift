@@ -1,25 +1,27 @@
 /// Unaligned SIMD loads and stores through typed pointers, for the kernels' channel loops
-/// (NHWC keeps channels contiguous, but rows are not 32-byte aligned).
-extension SIMD8 where Scalar == Float {
+/// (NHWC keeps channels contiguous, but rows are not 32-byte aligned). For every width, so a loop can
+/// take eight channels at a time and then four; the callers name concrete widths (code generic
+/// over `SIMD` runs the protocol's scalar loops).
+extension SIMD where Scalar == Float {
     @inline(__always)
-    static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    static func load(_ p: UnsafePointer<Float>) -> Self {
+        UnsafeRawPointer(p).loadUnaligned(as: Self.self)
     }
 
     @inline(__always)
     func store(_ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(p).storeBytes(of: self, as: Self.self)
     }
 }
 
-extension SIMD8 where Scalar == Int32 {
+extension SIMD where Scalar == Int32 {
     @inline(__always)
-    static func load(_ p: UnsafePointer<Int32>) -> SIMD8<Int32> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Int32>.self)
+    static func load(_ p: UnsafePointer<Int32>) -> Self {
+        UnsafeRawPointer(p).loadUnaligned(as: Self.self)
     }
 
     @inline(__always)
     func store(_ p: UnsafeMutablePointer<Int32>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD8<Int32>.self)
+        UnsafeMutableRawPointer(p).storeBytes(of: self, as: Self.self)
     }
 }

@@ -23,7 +23,9 @@ import Testing
         PoolCase(height: 6, width: 4, channels: 8, size: 2),
         PoolCase(height: 5, width: 7, channels: 9, size: 2), // uncovered last row and column
         PoolCase(height: 4, width: 4, channels: 16, size: 2),
-        PoolCase(height: 7, width: 6, channels: 21, size: 3),
+        PoolCase(height: 7, width: 6, channels: 21, size: 3), // eight, eight, four and one
+        PoolCase(height: 6, width: 6, channels: 12, size: 2), // eight and four (the pruned demo model)
+        PoolCase(height: 5, width: 4, channels: 6, size: 2), // four and two
     ]
 
     /// Naive pool: per output, the first maximum in (dy, dx) order and its offset in the sample.
@@ -182,7 +184,7 @@ import Testing
             Kernels.reluBackward(&back, output: y, range: range)
             #expect(back == g.indices.map { range.contains($0) && !(y[$0] > 0) ? 0 : g[$0] })
         }
-        for units in [3, 8, 13] {
+        for units in [3, 6, 8, 12, 13] { // tails of four, of fewer, and both
             let rows = 4
             let m = integers(rows * units, seed: 3)
             let bias = integers(units, seed: 4)
