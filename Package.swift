@@ -165,7 +165,9 @@ let package = Package(
                 "SpecExamples", "NodeRuntime", "MeshConfig", "NodeCore", "Sodium",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "MeshHarnessTests", dependencies: ["MeshHarness", "Simulation", "Ledger", "MeshConfig", "Sodium"]),
+        .testTarget(
+            name: "MeshHarnessTests",
+            dependencies: ["MeshHarness", "Simulation", "Ledger", "MeshConfig", "Sodium", "NodeRuntime", "SpecExamples"]),
         .testTarget(
             name: "CLITests", dependencies: ["SpecExamples", "PruneMeshCLI", "NodeRuntime", "Ledger", "MeshConfig", "Consensus", "Privacy"]),
 

@@ -4,7 +4,9 @@ import Foundation
 import Learner
 import Ledger
 import MeshConfig
+import NodeRuntime
 import Sodium
+import SpecExamples
 import Testing
 
 @testable import MeshHarness
@@ -212,5 +214,30 @@ import Testing
     @Test func freePortsAreDistinct() throws {
         let ports = try DemoCluster.freeUDPPorts(5)
         #expect(Set(ports).count == 5 && ports.allSatisfy { (1...65_535).contains($0) })
+    }
+
+    /// The progress line names the same figures in both modes: the whole test set, then the
+    /// node's own distribution, for the node's own model (local-only) or the shared one
+    /// (federated; the worked `status --json` example is a federated node's answer).
+    @Test func theProgressEntryLabelsWhichAccuracyItShows() throws {
+        let federated = try #require(
+            try NodeStatus.decode(Data(SpecExamples.json("status-json", in: SpecExamples.operations).utf8)).mesh)
+        let f = try #require(federated.federation)
+        let shared = try #require(f.sharedGlobalAccuracy), sharedOwn = try #require(f.sharedAccuracy)
+        #expect(federated.accuracy == nil && federated.globalAccuracy == nil)
+        let kept = federated.maskKept.map(String.init).joined(separator: "/")
+        #expect(
+            DemoCluster.progressEntry(node: 2, federated)
+                == "node-2 \(federated.phase) h\(federated.height) \(kept) test \(String(format: "%.1f%%", shared * 100)) own \(String(format: "%.1f%%", sharedOwn * 100))"
+        )
+        var local = federated
+        local.federation = nil
+        local.accuracy = 0.8126
+        local.globalAccuracy = 0.755
+        #expect(DemoCluster.progressEntry(node: 0, local) == "node-0 \(local.phase) h\(local.height) \(kept) test 75.5% own 81.3%")
+        local.accuracy = nil
+        local.globalAccuracy = nil
+        #expect(DemoCluster.progressEntry(node: 0, local).hasSuffix("test – own –"))
+        #expect(DemoCluster.progressEntry(node: 3, nil) == "node-3 starting")
     }
 }
