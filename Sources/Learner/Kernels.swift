@@ -70,28 +70,26 @@ enum Kernels {
         input: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
         samples: Range<Int>
     ) {
-        let (height, width, channels, kernel, pad) = (g.height, g.width, g.channels, g.kernel, g.padding)
-        let oh = g.outHeight, ow = g.outWidth
-        let fanIn = g.fanIn
-        let rowSpan = kernel * channels
+        let channels = g.channels, pad = g.padding
+        let rowSpan = g.kernel * channels, sampleFloats = g.height * g.width * channels
+        let outRows = g.outHeight * g.outWidth
         // The padded image covers every patch: (oh − 1)·stride + kernel ≤ height + 2·padding.
-        let paddedWidth = width + 2 * pad, paddedHeight = height + 2 * pad
-        let paddedRow = paddedWidth * channels
+        let paddedRow = (g.width + 2 * pad) * channels, paddedHeight = g.height + 2 * pad
         withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedHeight * paddedRow) { padded in
             let base = padded.baseAddress!
             base.update(repeating: 0, count: paddedHeight * paddedRow)
             for b in samples {
-                let image = input + b * height * width * channels
-                for y in 0..<height {
+                let image = input + b * sampleFloats
+                for y in 0..<g.height {
                     (base + (y + pad) * paddedRow + pad * channels).update(
-                        from: image + y * width * channels, count: width * channels)
+                        from: image + y * g.width * channels, count: g.width * channels)
                 }
-                var out = col + b * oh * ow * fanIn
-                for oy in 0..<oh {
+                var out = col + b * outRows * g.fanIn
+                for oy in 0..<g.outHeight {
                     let top = base + oy * g.stride * paddedRow
-                    for ox in 0..<ow {
+                    for ox in 0..<g.outWidth {
                         var src = top + ox * g.stride * channels
-                        for _ in 0..<kernel {
+                        for _ in 0..<g.kernel {
                             var j = 0
                             while j + 4 <= rowSpan {
                                 UnsafeMutableRawPointer(out + j).storeBytes(
@@ -164,11 +162,11 @@ enum Kernels {
                     let window = PoolWindow(first: first, rowStride: width * channels, step: channels, size: size)
                     var c = 0
                     while c + 8 <= channels {
-                        window.max8(src: src, channel: c, output: dst + o + c, argmax: arg + o + c)
+                        window.max(lanes: 8, src: src, channel: c, output: dst + o + c, argmax: arg + o + c)
                         c += 8
                     }
                     if c + 4 <= channels {
-                        window.max4(src: src, channel: c, output: dst + o + c, argmax: arg + o + c)
+                        window.max(lanes: 4, src: src, channel: c, output: dst + o + c, argmax: arg + o + c)
                         c += 4
                     }
                     for c in c..<channels {
@@ -188,82 +186,78 @@ enum Kernels {
     }
 
     /// One pooling window's taps: input offsets first + dy·rowStride + dx·step for dy, dx in
-    /// 0..<size, visited in (dy, dx) order. The eight- and four-channel versions are spelled out
-    /// for each width: code generic over `SIMD` runs the protocol's scalar loops (measured: the
-    /// pruned demo model's training step 30% slower).
+    /// 0..<size, visited in (dy, dx) order. Eight channels at a time, or four in the low half of
+    /// the same vectors (the high half zero and never stored): a second width spelled with
+    /// `SIMD4` would repeat the code, and code generic over `SIMD` runs the protocol's scalar
+    /// loops (measured: the pruned demo model's training step 30% slower).
     struct PoolWindow {
         let first: Int, rowStride: Int, step: Int, size: Int
 
-        /// The window's maximum of eight channels from `channel` on, and the offset of each
-        /// lane's first maximum.
         @inline(__always)
-        func max8(
-            src: UnsafePointer<Float>, channel c: Int, output: UnsafeMutablePointer<Float>,
+        static func load(_ p: UnsafePointer<Float>, lanes: Int) -> SIMD8<Float> {
+            lanes == 8 ? .load(p) : SIMD8(lowHalf: .load(p), highHalf: .zero)
+        }
+
+        @inline(__always)
+        static func load(_ p: UnsafePointer<Int32>, lanes: Int) -> SIMD8<Int32> {
+            lanes == 8 ? .load(p) : SIMD8(lowHalf: .load(p), highHalf: .zero)
+        }
+
+        @inline(__always)
+        static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, lanes: Int) {
+            if lanes == 8 { v.store(p) } else { v.lowHalf.store(p) }
+        }
+
+        /// The window's maximum of `lanes` (8 or 4) channels from `channel` on, and the offset of
+        /// each lane's first maximum.
+        @inline(__always)
+        func max(
+            lanes: Int, src: UnsafePointer<Float>, channel c: Int, output: UnsafeMutablePointer<Float>,
             argmax: UnsafeMutablePointer<Int32>
         ) {
-            let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
-            var best = SIMD8<Float>.load(src + first + c)
-            var bestIndex = SIMD8<Int32>(repeating: Int32(first + c)) &+ lanes
+            let laneIndex = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+            var best = Self.load(src + first + c, lanes: lanes)
+            var bestIndex = SIMD8<Int32>(repeating: Int32(first + c)) &+ laneIndex
             for dy in 0..<size {
                 for dx in 0..<size where dy != 0 || dx != 0 {
                     let i = first + dy * rowStride + dx * step + c
-                    let v = SIMD8<Float>.load(src + i)
+                    let v = Self.load(src + i, lanes: lanes)
                     let larger = v .> best
                     best.replace(with: v, where: larger)
-                    bestIndex.replace(with: SIMD8<Int32>(repeating: Int32(i)) &+ lanes, where: larger)
+                    bestIndex.replace(with: SIMD8<Int32>(repeating: Int32(i)) &+ laneIndex, where: larger)
                 }
             }
-            best.store(output)
-            bestIndex.store(argmax)
+            Self.store(best, output, lanes: lanes)
+            if lanes == 8 { bestIndex.store(argmax) } else { bestIndex.lowHalf.store(argmax) }
         }
 
-        /// `max8` for four channels.
+        /// The input gradient of `lanes` (8 or 4) channels from `channel` on: `grad` at each
+        /// lane's recorded maximum, zero at the window's other taps.
         @inline(__always)
-        func max4(
-            src: UnsafePointer<Float>, channel c: Int, output: UnsafeMutablePointer<Float>,
-            argmax: UnsafeMutablePointer<Int32>
+        func scatter(
+            _ grad: SIMD8<Float>, lanes: Int, argmax: UnsafePointer<Int32>, channel c: Int, into dst: UnsafeMutablePointer<Float>
         ) {
-            let lanes = SIMD4<Int32>(0, 1, 2, 3)
-            var best = SIMD4<Float>.load(src + first + c)
-            var bestIndex = SIMD4<Int32>(repeating: Int32(first + c)) &+ lanes
-            for dy in 0..<size {
-                for dx in 0..<size where dy != 0 || dx != 0 {
-                    let i = first + dy * rowStride + dx * step + c
-                    let v = SIMD4<Float>.load(src + i)
-                    let larger = v .> best
-                    best.replace(with: v, where: larger)
-                    bestIndex.replace(with: SIMD4<Int32>(repeating: Int32(i)) &+ lanes, where: larger)
-                }
-            }
-            best.store(output)
-            bestIndex.store(argmax)
-        }
-
-        /// The input gradient of eight channels from `channel` on: `grad` at each lane's
-        /// recorded maximum, zero at the window's other taps.
-        @inline(__always)
-        func scatter8(_ grad: SIMD8<Float>, argmax: UnsafePointer<Int32>, channel c: Int, into dst: UnsafeMutablePointer<Float>) {
-            let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7), a = SIMD8<Int32>.load(argmax)
+            let laneIndex = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7), a = Self.load(argmax, lanes: lanes)
             for dy in 0..<size {
                 for dx in 0..<size {
                     let i = first + dy * rowStride + dx * step + c
-                    SIMD8<Float>(repeating: 0).replacing(with: grad, where: a .== SIMD8<Int32>(repeating: Int32(i)) &+ lanes)
-                        .store(dst + i)
+                    let here = a .== SIMD8<Int32>(repeating: Int32(i)) &+ laneIndex
+                    Self.store(SIMD8<Float>(repeating: 0).replacing(with: grad, where: here), dst + i, lanes: lanes)
                 }
             }
         }
 
-        /// `scatter8` for four channels.
+        /// `scatter` of the output gradient at `gradOutput`, zeroed where the pooled `output` is
+        /// not positive if the pool's input was a ReLU's; returns `lanes`.
         @inline(__always)
-        func scatter4(_ grad: SIMD4<Float>, argmax: UnsafePointer<Int32>, channel c: Int, into dst: UnsafeMutablePointer<Float>) {
-            let lanes = SIMD4<Int32>(0, 1, 2, 3), a = SIMD4<Int32>.load(argmax)
-            for dy in 0..<size {
-                for dx in 0..<size {
-                    let i = first + dy * rowStride + dx * step + c
-                    SIMD4<Float>(repeating: 0).replacing(with: grad, where: a .== SIMD4<Int32>(repeating: Int32(i)) &+ lanes)
-                        .store(dst + i)
-                }
-            }
+        func scatterGradient(
+            lanes: Int, gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>, reluBeforePool: Bool,
+            argmax: UnsafePointer<Int32>, channel c: Int, into dst: UnsafeMutablePointer<Float>
+        ) -> Int {
+            var grad = Self.load(gradOutput, lanes: lanes)
+            if reluBeforePool { grad.replace(with: 0, where: Self.load(output, lanes: lanes) .<= 0) }
+            scatter(grad, lanes: lanes, argmax: argmax, channel: c, into: dst)
+            return lanes
         }
     }
 
@@ -300,16 +294,14 @@ enum Kernels {
                         size: size)
                     var c = 0
                     while c + 8 <= channels {
-                        var grad = SIMD8<Float>.load(g + o + c)
-                        if reluBeforePool { grad.replace(with: 0, where: SIMD8<Float>.load(out + o + c) .<= 0) }
-                        window.scatter8(grad, argmax: arg + o + c, channel: c, into: dst)
-                        c += 8
+                        c += window.scatterGradient(
+                            lanes: 8, gradOutput: g + o + c, output: out + o + c, reluBeforePool: reluBeforePool,
+                            argmax: arg + o + c, channel: c, into: dst)
                     }
                     if c + 4 <= channels {
-                        var grad = SIMD4<Float>.load(g + o + c)
-                        if reluBeforePool { grad.replace(with: 0, where: SIMD4<Float>.load(out + o + c) .<= 0) }
-                        window.scatter4(grad, argmax: arg + o + c, channel: c, into: dst)
-                        c += 4
+                        c += window.scatterGradient(
+                            lanes: 4, gradOutput: g + o + c, output: out + o + c, reluBeforePool: reluBeforePool,
+                            argmax: arg + o + c, channel: c, into: dst)
                     }
                     for c in c..<channels {
                         let grad = reluBeforePool && !(out[o + c] > 0) ? 0 : g[o + c]
