@@ -65,11 +65,16 @@ enum Kernels {
     /// cost more than the GEMM that follows (measured: the pruned demo model's 5×5×1 conv took 41%
     /// of its training step). Instead each sample is first copied into a zero-bordered image, so
     /// every row of every patch lies inside it and is copied by a plain loop with no bounds
-    /// checks. Same output as the general path.
+    /// checks. Same output as the general path. (The bordered copy is a temporary allocation:
+    /// above 1 KB the standard library puts it on the heap, once per call.)
     static func im2colShortRows(
         input: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
         samples: Range<Int>
     ) {
+        // The zero-bordered image must hold a whole patch (`ModelSpec` refuses layers where it does not).
+        precondition(
+            g.height + 2 * g.padding >= g.kernel && g.width + 2 * g.padding >= g.kernel,
+            "a \(g.kernel)×\(g.kernel) kernel does not fit the \(g.height)×\(g.width) input with padding \(g.padding)")
         let channels = g.channels, pad = g.padding
         let rowSpan = g.kernel * channels, sampleFloats = g.height * g.width * channels
         let outRows = g.outHeight * g.outWidth
@@ -143,7 +148,7 @@ enum Kernels {
     /// size×size max-pool moving by `stride` (default: size, non-overlapping windows); records for
     /// each output the input offset (within its sample) of the maximum, for the backward pass.
     /// The first maximum in (dy, dx) order wins. Channels are contiguous in NHWC, so eight of
-    /// them are compared at once.
+    /// them are compared at once, then four, then one at a time.
     static func maxPool(
         input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
         height: Int, width: Int, channels: Int, size: Int, stride: Int? = nil, samples: Range<Int>
@@ -159,7 +164,7 @@ enum Kernels {
                 for ox in 0..<ow {
                     let o = (oy * ow + ox) * channels
                     let first = ((oy * step) * width + ox * step) * channels
-                    let window = PoolWindow(first: first, rowStride: width * channels, step: channels, size: size)
+                    let window = PoolWindow(first: first, rowStride: width * channels, channelStride: channels, size: size)
                     var c = 0
                     while c + 8 <= channels {
                         window.max(lanes: 8, src: src, channel: c, output: dst + o + c, argmax: arg + o + c)
@@ -185,13 +190,13 @@ enum Kernels {
         }
     }
 
-    /// One pooling window's taps: input offsets first + dy·rowStride + dx·step for dy, dx in
+    /// One pooling window's taps: input offsets first + dy·rowStride + dx·channelStride for dy, dx in
     /// 0..<size, visited in (dy, dx) order. Eight channels at a time, or four in the low half of
     /// the same vectors (the high half zero and never stored): a second width spelled with
     /// `SIMD4` would repeat the code, and code generic over `SIMD` runs the protocol's scalar
     /// loops (measured: the pruned demo model's training step 30% slower).
     struct PoolWindow {
-        let first: Int, rowStride: Int, step: Int, size: Int
+        let first: Int, rowStride: Int, channelStride: Int, size: Int
 
         @inline(__always)
         static func load(_ p: UnsafePointer<Float>, lanes: Int) -> SIMD8<Float> {
@@ -220,7 +225,7 @@ enum Kernels {
             var bestIndex = SIMD8<Int32>(repeating: Int32(first + c)) &+ laneIndex
             for dy in 0..<size {
                 for dx in 0..<size where dy != 0 || dx != 0 {
-                    let i = first + dy * rowStride + dx * step + c
+                    let i = first + dy * rowStride + dx * channelStride + c
                     let v = Self.load(src + i, lanes: lanes)
                     let larger = v .> best
                     best.replace(with: v, where: larger)
@@ -240,7 +245,7 @@ enum Kernels {
             let laneIndex = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7), a = Self.load(argmax, lanes: lanes)
             for dy in 0..<size {
                 for dx in 0..<size {
-                    let i = first + dy * rowStride + dx * step + c
+                    let i = first + dy * rowStride + dx * channelStride + c
                     let here = a .== SIMD8<Int32>(repeating: Int32(i)) &+ laneIndex
                     Self.store(SIMD8<Float>(repeating: 0).replacing(with: grad, where: here), dst + i, lanes: lanes)
                 }
@@ -255,7 +260,7 @@ enum Kernels {
             argmax: UnsafePointer<Int32>, channel c: Int, into dst: UnsafeMutablePointer<Float>
         ) -> Int {
             var grad = Self.load(gradOutput, lanes: lanes)
-            if reluBeforePool { grad.replace(with: 0, where: Self.load(output, lanes: lanes) .<= 0) }
+            if reluBeforePool { grad.replace(with: 0, where: .!(Self.load(output, lanes: lanes) .> 0)) }
             scatter(grad, lanes: lanes, argmax: argmax, channel: c, into: dst)
             return lanes
         }
@@ -290,7 +295,7 @@ enum Kernels {
                 for ox in 0..<ow {
                     let o = (oy * ow + ox) * channels
                     let window = PoolWindow(
-                        first: ((oy * size) * width + ox * size) * channels, rowStride: width * channels, step: channels,
+                        first: ((oy * size) * width + ox * size) * channels, rowStride: width * channels, channelStride: channels,
                         size: size)
                     var c = 0
                     while c + 8 <= channels {

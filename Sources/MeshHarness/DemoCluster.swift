@@ -386,8 +386,6 @@ public enum DemoCluster {
         return report
     }
 
-    /// The demo's genesis: `nodes` members named node-<i> on 127.0.0.1 at `ports`, and every
-    /// field the options set. A field the options make invalid is a usage error naming the flag.
     /// One node's part of the demo's progress line: its phase, log height, kept units per layer,
     /// and the accuracy of the model it stands for (`NodeStatus.Mesh.modelGlobalAccuracy` and
     /// `modelAccuracy`: its own model, or the shared one when federated) on the whole test set
@@ -400,6 +398,8 @@ public enum DemoCluster {
         return "node-\(i) \(m.phase) h\(m.height) \(kept) test \(pct(m.modelGlobalAccuracy)) own \(pct(m.modelAccuracy))"
     }
 
+    /// The demo's genesis: `nodes` members named node-<i> on 127.0.0.1 at `ports`, and every
+    /// field the options set. A field the options make invalid is a usage error naming the flag.
     public static func genesis(_ options: Options, keys: [SigningKey], ports: [Int]) throws -> Genesis {
         var genesis = Genesis(
             name: "prunemesh-demo",

@@ -18,6 +18,9 @@ import Testing
         var testDescription: String { "\(height)x\(width)x\(channels) pool\(size)" }
     }
 
+    /// Written past the end of outputs, to catch a step that writes too far.
+    static let floatSentinels = [Float](repeating: 12_345, count: 8)
+
     static let poolCases = [
         PoolCase(height: 4, width: 4, channels: 3, size: 2),
         PoolCase(height: 6, width: 4, channels: 8, size: 2),
@@ -60,15 +63,17 @@ import Testing
         let x = integers(samples * inSample, seed: UInt64(c.channels))
         let expected = naivePool(x, c, samples: samples)
         let outCount = expected.out.count
-        var out = [Float](repeating: .nan, count: outCount)
-        var arg = [Int32](repeating: -1, count: outCount)
+        // Eight sentinels past the end: a vector step that stores too many lanes shows.
+        var out = [Float](repeating: .nan, count: outCount) + Self.floatSentinels
+        var arg = [Int32](repeating: -1, count: outCount) + [Int32](repeating: 12_345, count: 8)
         x.withUnsafeBufferPointer { x in
             Kernels.maxPool(
                 input: x.baseAddress!, output: &out, argmax: &arg, height: c.height, width: c.width,
                 channels: c.channels, size: c.size, samples: 0..<samples)
         }
-        #expect(out == expected.out)
-        #expect(arg.map(Int.init) == expected.arg)
+        #expect(Array(out.prefix(outCount)) == expected.out)
+        #expect(arg.prefix(outCount).map(Int.init) == expected.arg)
+        #expect(Array(out.suffix(8)) == Self.floatSentinels && arg.suffix(8).allSatisfy { $0 == 12_345 })
     }
 
     /// Pool backward, alone and with the ReLU before it folded in, against scatter-then-mask.
@@ -89,12 +94,12 @@ import Testing
             if reluBefore {
                 for i in expected.indices where !(x[i] > 0) { expected[i] = 0 }
             }
-            var gradInput = [Float](repeating: .nan, count: samples * inSample)
+            var gradInput = [Float](repeating: .nan, count: samples * inSample) + Self.floatSentinels
             Kernels.maxPoolBackward(
                 gradOutput: g, gradInput: &gradInput, argmax: arg, output: out,
                 reluBeforePool: reluBefore, height: c.height, width: c.width,
                 channels: c.channels, size: c.size, samples: 0..<samples)
-            #expect(gradInput == expected, "reluBeforePool \(reluBefore)")
+            #expect(gradInput == expected + Self.floatSentinels, "reluBeforePool \(reluBefore)")
         }
     }
 
@@ -108,8 +113,9 @@ import Testing
     }
 
     /// Both lowering paths: rows of at most `shortRowFloats` (the zero-bordered copy) and longer
-    /// ones (per-row `memmove`), with and without padding, strides 1 to 3, a kernel larger than
-    /// the padding allows on either side, and the demo's first and second layers.
+    /// ones (per-row `memmove`), with and without padding, strides 1 to 3, output sides rounded
+    /// down (the last rows or columns of the input in no patch), padding at least the kernel and
+    /// a stride larger than the kernel, and the demo's first and second layers.
     static let loweringCases = [
         LoweringCase(height: 28, width: 28, channels: 1, kernel: 5, stride: 1, padding: 2),
         LoweringCase(height: 14, width: 14, channels: 12, kernel: 5, stride: 1, padding: 2),
@@ -118,6 +124,7 @@ import Testing
         LoweringCase(height: 7, width: 9, channels: 2, kernel: 4, stride: 3, padding: 0),
         LoweringCase(height: 6, width: 5, channels: 1, kernel: 3, stride: 2, padding: 2),
         LoweringCase(height: 5, width: 5, channels: 7, kernel: 5, stride: 1, padding: 4),
+        LoweringCase(height: 7, width: 5, channels: 1, kernel: 2, stride: 3, padding: 2),
     ]
 
     /// im2col against its definition: col[(b, oy, ox), (ky, kx, c)] is input (oy·s − p + ky,
@@ -146,7 +153,7 @@ import Testing
                 }
             }
         }
-        var col = [Float](repeating: .nan, count: samples * rows * g.fanIn)
+        var col = [Float](repeating: .nan, count: samples * rows * g.fanIn) + Self.floatSentinels
         x.withUnsafeBufferPointer { src in
             col.withUnsafeMutableBufferPointer { dst in
                 // Two calls over disjoint sample ranges, as two workers would make.
@@ -154,15 +161,15 @@ import Testing
                 Kernels.im2col(input: src.baseAddress!, col: dst.baseAddress!, geometry: g, samples: 1..<samples)
             }
         }
-        #expect(col == expected)
+        #expect(col == expected + Self.floatSentinels)
         // The zero-bordered path is correct for any geometry, not only the short rows it is used for.
-        var short = [Float](repeating: .nan, count: samples * rows * g.fanIn)
+        var short = [Float](repeating: .nan, count: samples * rows * g.fanIn) + Self.floatSentinels
         x.withUnsafeBufferPointer { src in
             short.withUnsafeMutableBufferPointer { dst in
                 Kernels.im2colShortRows(input: src.baseAddress!, col: dst.baseAddress!, geometry: g, samples: 0..<samples)
             }
         }
-        #expect(short == expected)
+        #expect(short == expected + Self.floatSentinels)
     }
 
     @Test func loweringCasesTakeBothPaths() {
@@ -189,14 +196,14 @@ import Testing
             let m = integers(rows * units, seed: 3)
             let bias = integers(units, seed: 4)
             for relu in [false, true] {
-                var out = m
+                var out = m + Self.floatSentinels
                 Kernels.addBias(&out, bias: bias, units: units, rows: 1..<rows, relu: relu)
                 let expected = m.indices.map { i -> Float in
                     guard i >= units else { return m[i] }
                     let v = m[i] + bias[i % units]
                     return relu ? max(0, v) : v
                 }
-                #expect(out == expected, "units \(units) relu \(relu)")
+                #expect(out == expected + Self.floatSentinels, "units \(units) relu \(relu)")
             }
         }
         var sum = integers(19, seed: 5)
