@@ -23,14 +23,14 @@ enum Kernels {
         input: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
         samples: Range<Int>
     ) {
+        if g.kernel * g.channels <= shortRowFloats {
+            im2colShortRows(input: input, col: col, geometry: g, samples: samples)
+            return
+        }
         let (height, width, channels, kernel, pad) = (g.height, g.width, g.channels, g.kernel, g.padding)
         let oh = g.outHeight, ow = g.outWidth
         let fanIn = g.fanIn
         let rowSpan = kernel * channels
-        if rowSpan <= shortRowFloats {
-            im2colShortRows(input: input, col: col, geometry: g, samples: samples)
-            return
-        }
         for b in samples {
             let image = input + b * height * width * channels
             for oy in 0..<oh {
@@ -97,8 +97,7 @@ enum Kernels {
                         for _ in 0..<g.kernel {
                             var j = 0
                             while j + 4 <= rowSpan {
-                                UnsafeMutableRawPointer(out + j).storeBytes(
-                                    of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+                                SIMD4<Float>.load(src + j).store(out + j)
                                 j += 4
                             }
                             while j < rowSpan {

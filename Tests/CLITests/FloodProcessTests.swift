@@ -44,11 +44,12 @@ import Testing
         // 5,000 datagrams a second for 3 s: a debug node drops them cheaply (~10 µs each, 5% of a
         // core) even while other tests train on both cores; verifying each (~55 µs) took over a
         // quarter of a core, and the node was suspected.
+        let floodRate = 5_000
         let flood = Process()
         flood.executableURL = CLI.binary
         flood.arguments = [
             "dev", "flood", "--target", target, "--genesis", mesh.genesis, "--spoof-sender", ids[1],
-            "--rate", "5000", "--seconds", "3", "--source", "127.0.0.2", "--json",
+            "--rate", "\(floodRate)", "--seconds", "3", "--source", "127.0.0.2", "--json",
         ]
         let out = Pipe()
         flood.standardOutput = out
@@ -95,7 +96,7 @@ import Testing
         // probes wait for the CPU whatever the flood does, and a suspicion refuted in time is
         // SWIM working. The gate's bound above and node 0 staying alive hold either way.
         let achievedRate = Double(sent) / elapsed
-        if achievedRate >= 2_500 {
+        if achievedRate >= Double(floodRate) / 2 {
             for i in 1..<3 {
                 #expect(
                     after[i].counters.suspicionsStarted == before[i].counters.suspicionsStarted,
@@ -103,7 +104,7 @@ import Testing
             }
             #expect(after[0].counters.refutations == before[0].counters.refutations, "node 0 had to refute a suspicion")
         } else {
-            print("flood: \(Int(achievedRate)) datagrams/s of 5,000: the machine was starved, suspicions not judged")
+            print("flood: \(Int(achievedRate)) datagrams/s of \(floodRate): the machine was starved, suspicions not judged")
         }
         // The drops are in /metrics too.
         if let (host, port) = nodes[0].endpoint() {
