@@ -630,7 +630,25 @@ def decision_cases(binary, m: Mesh, tag):
                 c["payload"] = encode_release(rel)
             return e
 
-        variant("release-count-not-increasing", i2, edit_release(lambda r, c: r.update(count=1)), "release_count")
+        # A count is "not increasing" only against a release of the same contributor earlier in
+        # the log: a node admitted after the first mask, or one whose first release missed it,
+        # may rightly send count 1 here. Repeat the latest earlier count of a contributor that has
+        # one (skip the variant if none has).
+        earlier = {}
+        for k in range(i2):
+            for c in A.decode_decision(base[k]).get("contributions") or []:
+                earlier[c["key"]] = A.decode_release(c["payload"])["count"]
+        d2 = A.decode_decision(base[i2])
+        repeat = next((j for j, c in enumerate(d2["contributions"]) if c["key"] in earlier), None)
+        if repeat is not None:
+            def repeat_count(d):
+                c = d["contributions"][repeat]
+                rel = A.decode_release(c["payload"])
+                rel["count"] = earlier[c["key"]]
+                c["payload"] = encode_release(rel)
+            variant("release-count-not-increasing", i2, repeat_count, "release_count")
+        else:
+            print(f"   {tag}-release-count-not-increasing: skipped, no contributor of mask 2 released before it")
         variant("release-z-not-pinned", i2, edit_release(lambda r, c: r.update(z=r["z"] * 2 if r["z"] else 1.0)),
                 "release_not_pinned")
 
