@@ -12,7 +12,9 @@ import MeshBase
 /// with L2 weight decay, batch 64, a linear warm-up over the first half epoch then cosine decay
 /// to zero over each node's R·E epochs (a node's step counter runs on across rounds), label
 /// smoothing 0.1, and the momentum reset every round (a fresh client optimiser). Sample order is
-/// seeded per node. Pure apart from the throughput clock, which no result depends on.
+/// seeded per node. With `Config.dp` the nodes train with DP-SGD instead (see there), drawing
+/// batches and noise from the byte sources the caller passes. Pure apart from the throughput
+/// clock, which no result depends on, and those sources.
 public struct FederatedRun: Sendable {
     /// What a Byzantine node does to its honest update before contributing it.
     public enum Poison: Hashable, Sendable, CustomStringConvertible {
@@ -106,6 +108,25 @@ public struct FederatedRun: Sendable {
         /// shared model). The reference feeds pixels in [0, 1]: mean 0, std 1.
         public var inputMean: Float = 0
         public var inputStd: Float = 1
+        /// DP-SGD in every node's training (record-level privacy, as a mesh whose genesis enables
+        /// `training_privacy`):
+        /// Poisson batches at rate q of the node's shard, clipped per-sample gradients, noise
+        /// z·C, a constant rate. Nil: plain training with the recipe above. The sampling and
+        /// noise come from the byte sources `run` is given.
+        public var dp: DPSGDSettings?
+        /// With `dp`: each node's DP-SGD steps per round; nil means `localEpochs` epochs of
+        /// `dp.stepsPerEpoch` steps (what the mesh runs). One step a round with FedAvg weights
+        /// and `carryMomentum` is DP-SGD over the union of the shards: each node's noisy clipped
+        /// sum, divided by q·nᵢ and weighted nᵢ/N, adds up to the union's sum over q·N.
+        public var dpStepsPerRound: Int?
+        /// Each node keeps its optimiser's momentum from round to round instead of starting every
+        /// round afresh (reset when the model is pruned). With one step a round the nodes'
+        /// momenta, averaged with FedAvg's weights, are the momentum of the averaged steps
+        /// (momentum is linear), so the shared model moves as central momentum SGD would.
+        public var carryMomentum = false
+        /// The shared model is evaluated on the test set after every `evaluateEvery`-th round
+        /// and after the last (many short rounds would otherwise spend most of their time there).
+        public var evaluateEvery = 1
 
         public init(rounds: Int, localEpochs: Int, rule: AggregationRule, threads: Int, seed: UInt64) {
             self.rounds = rounds
@@ -120,8 +141,8 @@ public struct FederatedRun: Sendable {
     public struct Round: Sendable, Encodable {
         public let round: Int
         /// Full-test-set accuracy of the shared model after aggregation (and before any pruning
-        /// that follows the round).
-        public let accuracy: Double
+        /// that follows the round); nil in a round `Config.evaluateEvery` skips.
+        public let accuracy: Double?
         public let widths: [Int]
         public let params: Int
         public let flops: Int
@@ -167,19 +188,27 @@ public struct FederatedRun: Sendable {
 
     public init(config: Config) {
         precondition(
-            config.rounds >= 1 && config.localEpochs >= 1 && config.threads >= 1 && config.batchSize >= 1,
-            "a federated run needs ≥ 1 round, local epoch, thread and batch size")
+            config.rounds >= 1 && config.localEpochs >= 1 && config.threads >= 1 && config.batchSize >= 1
+                && config.evaluateEvery >= 1 && (config.dpStepsPerRound ?? 1) >= 1,
+            "a federated run needs ≥ 1 round, local epoch, thread, batch size, evaluation interval and DP step")
         self.config = config
     }
 
     /// Runs `config.rounds` rounds over the nodes' `shards` (indices into `train`; node k holds
-    /// `shards[k]`), reporting each round's figures to `roundDone` as it ends.
+    /// `shards[k]`), reporting each round's figures to `roundDone` as it ends. With `config.dp`,
+    /// `randomness(k)` is node k's source of Poisson sampling and noise (the CSPRNG outside
+    /// tests); it is not called without DP.
     public func run(
         spec: ModelSpec, train: LabeledImages, test: LabeledImages, shards: [[Int]],
+        randomness: ((Int) -> any RandomByteSource)? = nil,
         roundDone: ((Round) -> Void)? = nil
     ) throws(AggregationError) -> Result {
         let nodes = shards.count
         precondition(nodes >= 1, "no nodes")
+        precondition(config.dp == nil || randomness != nil, "a DP-SGD run needs its nodes' randomness")
+        var sources: [any RandomByteSource] = config.dp == nil ? [] : (0..<nodes).map { randomness!($0) }
+        // Each node's optimiser state between rounds, with `carryMomentum`.
+        var carried = [OptimizerState?](repeating: nil, count: nodes)
         if let b = config.byzantine { precondition(b >= 0 && b < nodes, "Byzantine node \(b) outside 0..<\(nodes)") }
         let data = shards.map { train.subset($0) }
         var shared = Model(spec: spec, seed: config.seed)
@@ -215,16 +244,34 @@ public struct FederatedRun: Sendable {
             let trainStart = MonotonicClock.seconds()
             for k in 0..<nodes where data[k].count > 0 {
                 network.replaceModel(shared)
-                network.setOptimizer(config.optimizer) // fresh momentum every round
-                var loss = 0.0
-                for e in 0..<config.localEpochs {
-                    loss =
-                        network.trainEpoch(
-                            data[k], epoch: (round - 1) * config.localEpochs + e + 1, batchSize: config.batchSize,
-                            baseLearningRate: config.learningRate, schedule: schedules[k],
-                            globalStep: &steps[k], rng: &rngs[k]
-                        ).trainLoss
+                if config.carryMomentum, let state = carried[k] {
+                    network.optimizer = state
+                } else {
+                    network.setOptimizer(config.optimizer) // fresh momentum every round
                 }
+                var loss = 0.0
+                if let dp = config.dp {
+                    // The DP-SGD recipe: a constant rate, no schedule.
+                    var lossSum = 0.0, samples = 0
+                    for _ in 0..<(config.dpStepsPerRound ?? config.localEpochs * dp.stepsPerEpoch) {
+                        let batch = PoissonSampling.sample(count: data[k].count, rate: dp.sampleRate, source: &sources[k])
+                        let r = network.privateTrainStep(
+                            data[k], indices: batch, settings: dp, learningRate: config.learningRate, randomness: &sources[k])
+                        lossSum += r.lossSum
+                        samples += r.samples
+                    }
+                    loss = lossSum / Double(max(1, samples))
+                } else {
+                    for e in 0..<config.localEpochs {
+                        loss =
+                            network.trainEpoch(
+                                data[k], epoch: (round - 1) * config.localEpochs + e + 1, batchSize: config.batchSize,
+                                baseLearningRate: config.learningRate, schedule: schedules[k],
+                                globalStep: &steps[k], rng: &rngs[k]
+                            ).trainLoss
+                    }
+                }
+                if config.carryMomentum { carried[k] = network.optimizer }
                 losses.append(loss)
                 var update = shared.update(to: network.model)
                 guard update.allSatisfy(\.isFinite) else {
@@ -256,7 +303,9 @@ public struct FederatedRun: Sendable {
             network.replaceModel(shared)
             let cost = shared.cost
             var record = Round(
-                round: round, accuracy: network.evaluate(test).accuracy, widths: shared.mask.widths,
+                round: round,
+                accuracy: round % config.evaluateEvery == 0 || round == config.rounds ? network.evaluate(test).accuracy : nil,
+                widths: shared.mask.widths,
                 params: cost.params, flops: cost.flops, updateBytesPerNode: 4 * cost.params,
                 uploadBytesPerNode: config.encoding == .int8
                     ? QuantizedUpdate.encodedCount(tensorSizes: shared.tensorSizes()) : 4 * cost.params,
@@ -273,6 +322,7 @@ public struct FederatedRun: Sendable {
                     }
                     reference = nil
                     for k in quantizers.indices { quantizers[k].reset() }
+                    carried = [OptimizerState?](repeating: nil, count: nodes)
                     network = ModelRunner(model: shared, batchCapacity: config.batchSize, threads: config.threads)
                     network.labelSmoothing = config.labelSmoothing
                     let c = shared.cost

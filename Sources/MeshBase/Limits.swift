@@ -434,8 +434,9 @@ public enum Limits {
     /// every contribution, so this bounds an aggregate's work at a few hundred passes.
     public static let aggregation_iterations_max = 100
 
-    /// `dev fedavg --rounds`: federated rounds of one in-process run.
-    public static let fedavg_rounds_count_max = 1000
+    /// `dev fedavg --rounds`: federated rounds of one in-process run (one-step DP-SGD rounds
+    /// take ~1/q rounds an epoch: 40 epochs at q = 1/29 are 1,172 rounds).
+    public static let fedavg_rounds_count_max = 10_000
 
     // MARK: Command line (every count, size, time and port a `prunemesh` flag takes)
 

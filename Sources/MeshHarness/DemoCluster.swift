@@ -140,7 +140,9 @@ public enum DemoCluster {
             p.executableURL = URL(fileURLWithPath: binary)
             p.arguments = nodeArgs[i]
             let logPath = nodeDirs[i] + "/node.log"
-            if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+            // If node.log cannot be created the handle is nil and the node's stderr stays the
+            // demo's own: its lines still reach the operator.
+            if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
             let handle = FileHandle(forWritingAtPath: logPath)
             handle?.seekToEndOfFile()
             p.standardError = handle

@@ -100,7 +100,9 @@ public final class MeshService: @unchecked Sendable {
         guard var data = try? JSONSerialization.data(withJSONObject: line) else { return }
         data.append(0x0A)
         let path = files.path + "/importance.jsonl"
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        // A diagnostic record (tests and `--record-importance`): a file that cannot be created
+        // leaves the handle below nil and the record unwritten, never the node stopped.
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         if let h = FileHandle(forWritingAtPath: path) {
             h.seekToEndOfFile()
             h.write(data)

@@ -3,6 +3,7 @@ import Dataset
 import Foundation
 import Learner
 import MeshBase
+import Privacy
 
 /// `prunemesh dev fedavg`: federated averaging of simulated nodes in this process
 /// (`Learner.FederatedRun`), to measure accuracy before the mesh carries model updates.
@@ -53,6 +54,21 @@ struct DevFedAvg: ParsableCommand {
     @Option(parsing: .unconditional, help: "Use only the first N training samples (before partitioning), for quick runs.") var trainLimit:
         Int?
     @Option(parsing: .unconditional, help: "Use only the first N test samples.") var testLimit: Int?
+    @Option(parsing: .unconditional, help: "L2 weight decay of the nodes' SGD.") var weightDecay: Float = 5e-4
+    @Option(
+        name: .customLong("dp-sample-rate"), parsing: .unconditional,
+        help: "DP-SGD in every node: the Poisson sampling rate q of the node's shard (noise and sampling from the CSPRNG).")
+    var dpSampleRate: Double?
+    @Option(name: .customLong("dp-noise-multiplier"), parsing: .unconditional, help: "With --dp-sample-rate: DP-SGD's z.")
+    var dpNoiseMultiplier: Double?
+    @Option(name: .customLong("dp-clip"), parsing: .unconditional, help: "With --dp-sample-rate: per-example gradient clip C.")
+    var dpClip: Float = 1
+    @Option(
+        name: .customLong("dp-steps-per-round"), parsing: .unconditional,
+        help: "With --dp-sample-rate: DP-SGD steps per round (default: --local-epochs epochs of round(1/q) steps).")
+    var dpStepsPerRound: Int?
+    @Flag(help: "Each node keeps its momentum across rounds (default: fresh momentum every round).") var carryMomentum = false
+    @Option(parsing: .unconditional, help: "Evaluate the shared model every N rounds (and after the last).") var evaluateEvery: Int = 1
     @Flag(help: "Print one JSON object.") var json = false
 
     struct Report: Encodable {
@@ -75,6 +91,9 @@ struct DevFedAvg: ParsableCommand {
         var paramsAfter: Int
         var flopsAfter: Int
         var accuracyFinal: Double
+        /// With DP-SGD: each node's record-level ε at δ = 1e-5 over its steps, and the steps.
+        var epsilon: Double?
+        var dpSteps: Int?
         /// The round in which a node's training diverged (non-finite weights); the run ended there.
         var divergedRound: Int?
         var rounds: [FederatedRun.Round]
@@ -121,6 +140,20 @@ struct DevFedAvg: ParsableCommand {
         do { try spec.checkSize(batch: batch) } catch { throw ValidationError("--model: \(error)") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be ≥ 1 (got \(trainLimit))") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be ≥ 1 (got \(testLimit))") }
+        guard weightDecay >= 0 && weightDecay < 1 else { throw ValidationError("--weight-decay must be in [0, 1)") }
+        guard evaluateEvery >= 1 else { throw ValidationError("--evaluate-every must be ≥ 1 (got \(evaluateEvery))") }
+        if let q = dpSampleRate {
+            guard q > 0 && q <= 1 else { throw ValidationError("--dp-sample-rate must be in (0, 1] (got \(q))") }
+            guard let z = dpNoiseMultiplier, z >= 0, z <= Limits.dp_noise_multiplier_max else {
+                throw ValidationError("--dp-sample-rate needs --dp-noise-multiplier in [0, \(Limits.dp_noise_multiplier_max)]")
+            }
+            guard dpClip > 0 && dpClip.isFinite else { throw ValidationError("--dp-clip must be positive") }
+            if let k = dpStepsPerRound, !(1...Limits.training_epochs_count_max * 1_000).contains(k) {
+                throw ValidationError("--dp-steps-per-round must lie in 1…\(Limits.training_epochs_count_max * 1_000)")
+            }
+        } else if dpNoiseMultiplier != nil || dpStepsPerRound != nil {
+            throw ValidationError("--dp-noise-multiplier and --dp-steps-per-round need --dp-sample-rate")
+        }
     }
 
     func pruneRounds() throws -> Set<Int> {
@@ -162,16 +195,31 @@ struct DevFedAvg: ParsableCommand {
         config.serverMomentum = momentum
         config.pruneAfter = try pruneRounds()
         config.boundary = try boundary.map { try BoundaryRule(parsing: $0) }
+        config.optimizer = .sgd(momentum: 0.9, weightDecay: weightDecay)
+        config.carryMomentum = carryMomentum
+        config.evaluateEvery = evaluateEvery
+        if let q = dpSampleRate, let z = dpNoiseMultiplier {
+            // As a private mesh node: no label smoothing, the fixed data-independent input
+            // normalisation 0.5 / 0.5.
+            config.dp = DPSGDSettings(clipNorm: dpClip, noiseMultiplier: z, sampleRate: q)
+            config.dpStepsPerRound = dpStepsPerRound
+            config.labelSmoothing = 0
+            config.inputMean = 0.5
+            config.inputStd = 0.5
+        }
         note(
             "dev fedavg: \(nodes) nodes on \(partition) (seed \(partitionSeed)), shards \(shards.map(\.count)), rule \(rule)"
                 + (byzantine.map { ", node \($0) poisons (\(poison))" } ?? "") + ", \(rounds) rounds of \(localEpochs) local epoch(s)"
                 + ", updates in \(quantize)")
         let result: FederatedRun.Result
         do {
-            result = try FederatedRun(config: config).run(spec: spec, train: train, test: test, shards: shards) { r in
+            result = try FederatedRun(config: config).run(
+                spec: spec, train: train, test: test, shards: shards, randomness: { _ in Train.SecureBytes() }
+            ) { r in
+                guard let accuracy = r.accuracy else { return }
                 var line = String(
                     format: "round %d: accuracy %.2f%%  params %d  upload %d B  train %.1f s  aggregate %.2f s", r.round,
-                    100 * r.accuracy, r.params, r.uploadBytesPerNode, r.trainSeconds, r.aggregateSeconds)
+                    100 * accuracy, r.params, r.uploadBytesPerNode, r.trainSeconds, r.aggregateSeconds)
                 line += "  distance/median " + r.distanceRatios.map { String(format: "%.2f", $0) }.joined(separator: " ")
                 line += "  cosine " + r.centreCosines.map { String(format: "%.2f", $0) }.joined(separator: " ")
                 if let p = r.pruned {
@@ -188,7 +236,7 @@ struct DevFedAvg: ParsableCommand {
         if let d = result.divergedRound {
             note("round \(d): a node's training diverged (non-finite weights) from the shared model; the run ends here")
         }
-        let report = Report(
+        var report = Report(
             nodes: nodes, partition: partition, partitionSeed: partitionSeed, shardSizes: shards.map(\.count), rule: rule,
             byzantine: byzantine, poison: byzantine == nil ? nil : poison, quantize: quantize,
             uploadBytesPerNode: result.rounds.last?.uploadBytesPerNode ?? 0,
@@ -198,10 +246,24 @@ struct DevFedAvg: ParsableCommand {
             model: spec.description, paramsBefore: result.initialCost.params, flopsBefore: result.initialCost.flops,
             paramsAfter: final.params, flopsAfter: final.flops, accuracyFinal: result.rounds.last?.accuracy ?? 0,
             divergedRound: result.divergedRound, rounds: result.rounds, wallSeconds: MonotonicClock.seconds() - started)
+        if let dp = config.dp {
+            let steps = result.rounds.count * (config.dpStepsPerRound ?? localEpochs * dp.stepsPerEpoch)
+            report.dpSteps = steps
+            if dp.noiseMultiplier > 0 {
+                report.epsilon =
+                    try SampledGaussianRDP.epsilon(
+                        sampleRate: dp.sampleRate, noiseMultiplier: dp.noiseMultiplier, steps: UInt64(steps), delta: 1e-5
+                    ).epsilon
+            }
+            note("DP-SGD: \(steps) steps per node, ε \(report.epsilon.map { String(format: "%.3f", $0) } ?? "∞") at δ 1e-5")
+        }
         if json {
             try printJSON(report)
         } else {
-            print("accuracy per round: " + result.rounds.map { String(format: "%.2f%%", 100 * $0.accuracy) }.joined(separator: ", "))
+            print(
+                "accuracy per round: "
+                    + result.rounds.compactMap { r in r.accuracy.map { String(format: "%d: %.2f%%", r.round, 100 * $0) } }
+                    .joined(separator: ", "))
             print("parameters \(report.paramsBefore) → \(report.paramsAfter), FLOPs \(report.flopsBefore) → \(report.flopsAfter)")
             print(String(format: "upload per node and round: %d B (%.3f× below f32)", report.uploadBytesPerNode, report.compressionRatio))
         }
