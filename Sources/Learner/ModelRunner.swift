@@ -98,6 +98,30 @@ public final class ModelRunner {
 
     public var optimizerKind: OptimizerKind? { optimizer?.kind }
 
+    /// The optimiser's state (momentum), to carry from one round's network to the next.
+    public struct OptimizerSnapshot: Sendable {
+        let state: OptimizerState
+        /// The parameter counts it was taken for (it fits only a model of this shape).
+        let shape: [Int]
+    }
+
+    /// The optimiser's state as it stands (nil without an optimiser). The snapshot shares the
+    /// state's buffers until the next `setOptimizer`, `restoreOptimizer` or `releaseWorkspace`
+    /// replaces them.
+    public func optimizerSnapshot() -> OptimizerSnapshot? {
+        optimizer.map { OptimizerSnapshot(state: $0, shape: model.weights.map(\.count) + model.biases.map(\.count)) }
+    }
+
+    /// Continues from `snapshot`'s optimiser state; false (and the optimiser unchanged) if it
+    /// was taken for a model of another shape.
+    @discardableResult
+    public func restoreOptimizer(_ snapshot: OptimizerSnapshot) -> Bool {
+        precondition(trainable, "an inference-only network has no optimiser")
+        guard snapshot.shape == model.weights.map(\.count) + model.biases.map(\.count) else { return false }
+        optimizer = snapshot.state
+        return true
+    }
+
     /// Frees the optimiser's state (a momentum buffer the size of the model) until the next
     /// `setOptimizer`: a federated round starts each round's optimiser afresh, so between rounds
     /// the buffer is only memory.

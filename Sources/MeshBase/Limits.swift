@@ -296,6 +296,9 @@ public enum Limits {
     /// The largest record-level ε_max a genesis may set for DP-SGD training (the same bound as a
     /// target ε).
     public static let dp_epsilon_max_max = dp_target_epsilon_max
+    /// `training_privacy.steps_per_round`: DP-SGD steps in one model round when rounds are not
+    /// whole epochs (one step a round over 40 epochs at q = 1/29 is 1,160 rounds).
+    public static let dp_steps_per_round_max = 10_000
 
     /// Pruning rounds a genesis may allow before the freeze (and the freeze patience).
     public static let pruning_rounds_count_max = 10_000

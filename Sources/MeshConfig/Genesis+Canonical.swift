@@ -25,6 +25,7 @@ import Sodium
 /// | federation | only if the section is present: u8 tag 2, string aggregation (canonical rule text, `Learner.AggregationRule`: `fedavg`, `trimmed:B`, `median`, `normclip`, `filter:K`, `sidefilter:K`, `krum:F`, `geomed[:T]`) |
 /// | federation.encoding | only if the federation section is present and its encoding is not `f32`: u8 tag 3, string encoding (`int8`) |
 /// | federation.server_rate | only if the federation section is present and its server rate is not 1: u8 tag 4, f64 server_rate |
+/// | training_privacy.steps_per_round | only if the training_privacy section sets it: u8 tag 5, u32 steps_per_round |
 ///
 /// Nothing else: YAML layout, comments, quoting, key order and member order do not change the
 /// bytes; any change of a value does. The optional sections come last, in tag order, so a
@@ -113,6 +114,10 @@ extension Genesis {
                 w.write(Self.canonical(f.serverRate))
             }
         }
+        if let k = trainingPrivacy?.stepsPerRound {
+            w.write(Self.stepsPerRoundTag)
+            w.write(UInt32(k))
+        }
         return w.bytes
     }
 
@@ -132,6 +137,8 @@ extension Genesis {
     static let updateEncodingTag: UInt8 = 3
     /// The tag byte that opens the optional `federation.server_rate` section (only when not 1).
     static let serverRateTag: UInt8 = 4
+    /// The tag byte that opens the optional `training_privacy.steps_per_round` (only when set).
+    static let stepsPerRoundTag: UInt8 = 5
 
     /// Decodes and validates canonical bytes (as a peer might send them). Refuses anything that
     /// does not re-encode to exactly the same bytes: members out of order, −0, a spec or rule
@@ -274,6 +281,11 @@ extension Genesis {
                     let rate = try r.readDouble("federation.server_rate")
                     guard rate != 1 else { throw fail("federation.server_rate", "1 is the default and is not encoded") }
                     federation!.serverRate = rate
+                case Self.stepsPerRoundTag:
+                    guard trainingPrivacy != nil else {
+                        throw fail("training_privacy.steps_per_round", "steps per round without a training_privacy section")
+                    }
+                    trainingPrivacy!.stepsPerRound = Int(try r.readUInt32("training_privacy.steps_per_round"))
                 default:
                     throw fail("section", "unknown section tag \(tag) after the members")
                 }

@@ -24,6 +24,6 @@ extension Genesis {
         return TrainingPrivacyTerms(
             sampleRate: t.sampleRate, noiseMultiplier: t.noiseMultiplier, delta: t.delta,
             epsilonMax: t.epsilonMax,
-            stepsPerRound: UInt64(training.epochsPerRound) * UInt64(t.stepsPerEpoch))
+            stepsPerRound: t.steps(epochsPerRound: training.epochsPerRound))
     }
 }

@@ -93,7 +93,13 @@ extension Genesis {
         }
 
         // Training privacy (DP-SGD), when the section is present.
-        if let t = trainingPrivacy { try Self.checkTrainingPrivacy(t, epochsPerRound: training.epochsPerRound) }
+        if let t = trainingPrivacy {
+            try Self.checkTrainingPrivacy(t, epochsPerRound: training.epochsPerRound)
+            if t.stepsPerRound != nil, federation == nil {
+                throw FieldProblem(
+                    "training_privacy.steps_per_round", "model rounds of a number of steps need the federation section (a federated mesh)")
+            }
+        }
 
         // Federation: the rule must be able to combine the members' updates, from what the mesh
         // holds (centered clipping needs the previous round's aggregate, which it does not keep).
@@ -200,7 +206,10 @@ extension Genesis {
         guard t.epsilonMax.isFinite, t.epsilonMax > 0, t.epsilonMax <= Limits.dp_epsilon_max_max else {
             throw FieldProblem("training_privacy.epsilon_max", "must lie in (0, \(Limits.dp_epsilon_max_max)] (got \(t.epsilonMax))")
         }
-        let stepsPerRound = UInt64(epochsPerRound) * UInt64(t.stepsPerEpoch)
+        if let k = t.stepsPerRound, !(1...Limits.dp_steps_per_round_max).contains(k) {
+            throw FieldProblem("training_privacy.steps_per_round", "must lie in 1…\(Limits.dp_steps_per_round_max) (got \(k))")
+        }
+        let stepsPerRound = t.steps(epochsPerRound: epochsPerRound)
         let first: Double
         do { first = try t.epsilon(steps: stepsPerRound).epsilon } catch {
             throw FieldProblem("training_privacy", "\(error)")

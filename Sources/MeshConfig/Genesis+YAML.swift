@@ -28,7 +28,7 @@ extension Genesis {
     ]
     static let validatorKeys = ["remove_dead_after_ms"]
     static let memberKeys = ["key", "name", "address"]
-    static let trainingPrivacyKeys = ["enabled", "clip_norm", "noise_multiplier", "sample_rate", "delta", "epsilon_max"]
+    static let trainingPrivacyKeys = ["enabled", "clip_norm", "noise_multiplier", "sample_rate", "delta", "epsilon_max", "steps_per_round"]
 
     /// Loads and validates the genesis file at `path` (at most `Limits.genesis_file_bytes_max`).
     public static func load(path: String) throws(ConfigError) -> Genesis {
@@ -161,6 +161,7 @@ extension Genesis {
             t.sampleRate = try tp.required("sample_rate").double()
             t.delta = try tp.required("delta").double()
             t.epsilonMax = try tp.required("epsilon_max").double()
+            t.stepsPerRound = try tp.optional("steps_per_round")?.int(in: 1...Limits.dp_steps_per_round_max)
             trainingPrivacy = t
         }
 
@@ -349,6 +350,13 @@ extension Genesis {
                   epsilon_max: \(d(t.epsilonMax))
 
                 """
+            if let k = t.stepsPerRound {
+                out += """
+                      # Every model round is this many DP-SGD steps, not training.epochs_per_round epochs.
+                      steps_per_round: \(k)
+
+                    """
+            }
         }
         if let f = federation {
             out += """

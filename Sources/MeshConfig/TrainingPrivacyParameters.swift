@@ -26,6 +26,13 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
     public var delta: Double = 1e-5
     /// `epsilon_max`: no node's record-level ε, as its recorded steps give it, may exceed this.
     public var epsilonMax: Double = 8
+    /// `steps_per_round` (optional; federated meshes only): every model round is this many
+    /// DP-SGD steps instead of `training.epochs_per_round` epochs of round(1/q) steps, and phase
+    /// two runs ⌈finetune_epochs · round(1/q) / steps_per_round⌉ model rounds. Few steps between
+    /// averages is what DP-SGD on non-IID shards needs: with one step a round, FedAvg and each
+    /// node's momentum carried across rounds, the shared model moves as DP-SGD over the union of
+    /// the shards would (Benchmarks, "Where the DP mesh's gap goes"). Nil: whole epochs.
+    public var stepsPerRound: Int?
 
     public init() {}
 
@@ -43,6 +50,20 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
 
     /// DP-SGD steps in one epoch (`DPSGDSettings.stepsPerEpoch`: round(1/q)).
     public var stepsPerEpoch: Int { max(1, Int((1 / sampleRate).rounded())) }
+
+    /// DP-SGD steps in one model (or pruning) round: `stepsPerRound`, else `epochsPerRound`
+    /// epochs of round(1/q) steps. What every node charges before it trains a round and what
+    /// the audit requires each contribution to add.
+    public func steps(epochsPerRound: Int) -> UInt64 {
+        stepsPerRound.map { UInt64($0) } ?? UInt64(epochsPerRound) * UInt64(stepsPerEpoch)
+    }
+
+    /// Phase two's model rounds when rounds are `stepsPerRound` steps: enough for
+    /// `finetuneEpochs` epochs of round(1/q) steps (nil when rounds are whole epochs).
+    public func finetuneRounds(finetuneEpochs: Int) -> Int? {
+        guard let k = stepsPerRound else { return nil }
+        return (finetuneEpochs * stepsPerEpoch + k - 1) / k
+    }
 
     /// The learner's settings.
     public var settings: DPSGDSettings {

@@ -73,9 +73,10 @@ public struct FederatedDriver: Sendable {
     /// Rounds this node trained and contributed to (not trained again while undecided).
     private var contributedRound: UInt64?
 
-    /// Phase two's model rounds.
+    /// Phase two's model rounds: `config.finetuneRounds` when rounds are a number of steps,
+    /// else enough whole rounds for `finetuneEpochs`.
     public var finetuneRounds: UInt64 {
-        UInt64((config.finetuneEpochs + config.epochsPerRound - 1) / config.epochsPerRound)
+        UInt64(config.finetuneRounds ?? (config.finetuneEpochs + config.epochsPerRound - 1) / config.epochsPerRound)
     }
 
     /// The last model round of the run, once it is known (after the freeze; from the start
@@ -221,7 +222,11 @@ public struct FederatedDriver: Sendable {
         let finetune = config.pruning ? !isPhaseOne(r) : r > UInt64(config.maxRounds)
         let phaseOneRounds = config.pruning ? (frozenAtRound ?? 0) : UInt64(config.maxRounds)
         let scheduleEpoch = finetune ? Int(r - phaseOneRounds - 1) * config.epochsPerRound : 0
-        let epochs = finetune ? min(config.epochsPerRound, config.finetuneEpochs - scheduleEpoch) : config.epochsPerRound
+        // Rounds of a number of steps (`config.finetuneRounds`): the shell trains the genesis's
+        // steps whatever `epochs` says, and the schedule is DP-SGD's constant rate.
+        let epochs =
+            finetune && config.finetuneRounds == nil
+            ? min(config.epochsPerRound, config.finetuneEpochs - scheduleEpoch) : config.epochsPerRound
         return [
             .train(
                 modelRound: r, epochs: epochs, finetune: finetune, scheduleEpoch: scheduleEpoch,

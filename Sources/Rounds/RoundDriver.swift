@@ -49,11 +49,19 @@ public struct RoundDriver: Sendable {
         /// Pruning on: without it the node trains `maxRounds × epochsPerRound + finetuneEpochs`
         /// epochs with the same schedule and never releases (the baseline of the same run).
         public var pruning: Bool
+        /// A federated mesh whose model rounds are a number of DP-SGD steps rather than whole
+        /// epochs (`training_privacy.steps_per_round`): phase two's model rounds. Nil: whole
+        /// epochs, ⌈finetuneEpochs / epochsPerRound⌉ rounds.
+        public var finetuneRounds: Int?
 
-        public init(epochsPerRound: Int, maxRounds: Int, patience: Int, finetuneEpochs: Int, pruning: Bool = true) {
+        public init(
+            epochsPerRound: Int, maxRounds: Int, patience: Int, finetuneEpochs: Int, pruning: Bool = true,
+            finetuneRounds: Int? = nil
+        ) {
             precondition(
-                epochsPerRound >= 1 && maxRounds >= 1 && patience >= 1 && finetuneEpochs >= 0,
+                epochsPerRound >= 1 && maxRounds >= 1 && patience >= 1 && finetuneEpochs >= 0 && (finetuneRounds ?? 0) >= 0,
                 "round config: \(epochsPerRound) epochs per round, \(maxRounds) rounds, patience \(patience)")
+            self.finetuneRounds = finetuneRounds
             self.epochsPerRound = epochsPerRound
             self.maxRounds = maxRounds
             self.patience = patience

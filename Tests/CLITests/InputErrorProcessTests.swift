@@ -229,6 +229,16 @@ import Testing
         Case(["privacy", "--releases", "10", "--noise-multiplier", "-1", "--delta", "1e-5"], 64, "--noise-multiplier"),
         Case(["privacy", "--releases", "10", "--noise-multiplier", "1", "--delta", "nan"], 64, "--delta"),
         Case(["demo", "--nodes", "0"], 64, "--nodes"),
+        Case(["demo", "--dp-steps-per-round", "1"], 64, "--dp-sample-rate"),
+        Case(
+            ["demo", "--dp-sample-rate", "0.1", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "8", "--dp-steps-per-round", "0"], 64,
+            "--dp-steps-per-round"),
+        Case(
+            [
+                "demo", "--local-only", "--dp-sample-rate", "0.1", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "8",
+                "--dp-steps-per-round", "1",
+            ],
+            64, "--local-only"),
         Case(["demo", "--nodes", "1000000"], 64, "--nodes"),
         Case(["demo", "--timeout", "nan"], 64, "--timeout"),
         Case(["demo", "--timeout", "-1"], 64, "--timeout"),

@@ -37,6 +37,24 @@ import Testing
         #expect(text.contains("training_privacy:") && text.contains("noise_multiplier: \(t.noiseMultiplier)"))
     }
 
+    /// `--dp-steps-per-round K` with `--federated`: the file holds `steps_per_round: K`, and the
+    /// mesh id is that of the canonical bytes with tag 5.
+    @Test func stepsPerRoundGoesIntoTheFile() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try CLI.run(["keygen", "--out", "\(dir)/k.key"]).status == 0)
+        let out = "\(dir)/g.yaml"
+        let made = try CLI.run([
+            "mesh", "init", "--name", "dp", "--out", out, "--member", "\(dir)/k.key", "--federated", "--dp",
+            "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "8", "--dp-steps-per-round", "2",
+        ])
+        #expect(made.status == 0, "\(made.stderr)")
+        let genesis = try Genesis.load(path: out)
+        #expect(genesis.trainingPrivacy?.stepsPerRound == 2)
+        #expect(Array(genesis.canonicalBytes().suffix(5)) == [5, 2, 0, 0, 0])
+        #expect(try String(contentsOfFile: out, encoding: .utf8).contains("steps_per_round: 2"))
+    }
+
     @Test func inconsistentDPOptionsAreUsageErrors() throws {
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -51,6 +69,22 @@ import Testing
             (
                 ["--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "0.01"],
                 "one pruning round"
+            ),
+            (["--dp-steps-per-round", "1"], "need --dp"),
+            (
+                ["--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "8", "--dp-steps-per-round", "1"],
+                "--federated"
+            ),
+            (
+                ["--dp", "--dp-sample-rate", "0.01", "--dp-target-epsilon", "3", "--federated", "--dp-steps-per-round", "1"],
+                "--dp-noise-multiplier"
+            ),
+            (
+                [
+                    "--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "8", "--federated",
+                    "--dp-steps-per-round", "0",
+                ],
+                "--dp-steps-per-round"
             ),
         ] {
             let r = try CLI.run(base + extra)

@@ -752,12 +752,12 @@ SECTIONS = {
     "validators": ["remove_dead_after_ms"],
     "members": None,
     "training_privacy": ["enabled", "clip_norm", "noise_multiplier", "sample_rate", "delta",
-                         "epsilon_max"],
+                         "epsilon_max", "steps_per_round"],
     "federation": ["aggregation", "encoding", "server_rate"],
 }
 OPTIONAL = {"training_privacy", "federation"}
 # absent: f32 and 1 (GenesisAndMeshID, Operations)
-OPTIONAL_FIELDS = {"federation.encoding", "federation.server_rate"}
+OPTIONAL_FIELDS = {"federation.encoding", "federation.server_rate", "training_privacy.steps_per_round"}
 
 _INT = re.compile(r"[-+]?[0-9]+")
 # number syntax per field type (GenesisAndMeshID, "How a number is written in the file")
@@ -996,6 +996,7 @@ class Genesis:
         self.members = sorted(members, key=lambda t: t[0])
 
         self.training_privacy = None
+        self.steps_per_round_set = None
         if "training_privacy" in doc:
             tp = self._section(doc, "training_privacy")
             enabled = self._bool(tp["enabled"], "training_privacy.enabled")
@@ -1007,9 +1008,14 @@ class Genesis:
             if not (0 < clip <= 1e6) or not (0 < z <= 1e4) or not (1e-6 <= q <= 1) \
                     or not (0 < d < 1) or not (0 < emax <= 1e4):
                 raise GenesisError(f"{P}: training_privacy: a value is out of range")
+            # training_privacy.steps_per_round (optional, 1 … 10,000; tag 5 + u32): a model round
+            # is that many DP-SGD steps instead of epochs_per_round epochs of round(1/q)
+            self._drop_null(tp, "steps_per_round", "training_privacy.steps_per_round")
+            if "steps_per_round" in tp:
+                self.steps_per_round_set = self._int(tp["steps_per_round"], "training_privacy.steps_per_round", 1, 10_000)
             self.training_privacy = dict(enabled=enabled, clip_norm=clip, noise_multiplier=z,
                                          sample_rate=q, delta=d, epsilon_max=emax)
-            self.steps_per_round = self.epochs_per_round * round_half_away(1 / q)
+            self.steps_per_round = self.steps_per_round_set or self.epochs_per_round * round_half_away(1 / q)
             if enabled and sampled_epsilon(q, z, self.steps_per_round, d) > emax:
                 raise GenesisError(f"{P}: training_privacy: one pruning round alone exceeds epsilon_max")
         self.dp_sgd = bool(self.training_privacy and self.training_privacy["enabled"])
@@ -1039,6 +1045,8 @@ class Genesis:
                 self.server_rate = self._float(fsec["server_rate"], "federation.server_rate")
                 if not (0 < self.server_rate <= 4):
                     raise GenesisError(f"{self._where(fsec['server_rate'], 'federation.server_rate')}: must lie in (0, 4]")
+        if self.training_privacy is not None and self.steps_per_round_set is not None and self.federation is None:
+            raise GenesisError(f"{P}: training_privacy.steps_per_round: model rounds of a number of steps need the federation section")
 
         n = len(self.members)
         self.f = (n - 1) // 3
@@ -1151,6 +1159,8 @@ class Genesis:
                 out += bytes([3]) + s(self.encoding)
             if self.server_rate != 1:
                 out += bytes([4]) + f64(self.server_rate)
+        if self.training_privacy is not None and self.steps_per_round_set is not None:
+            out += bytes([5]) + struct.pack("<I", self.steps_per_round_set)
         return bytes(out)
 
 

@@ -623,9 +623,18 @@ def genesis_from_yaml(text: str, fname: str = "genesis.yaml") -> dict:
     members.sort(key=lambda m: m["key"])
     g["members"] = members
     if "training_privacy" in doc:
-        sd = doc["training_privacy"]
+        sd = _mapping(doc["training_privacy"], fname, "training_privacy",
+                      [f for f, _ in TRAINING_PRIVACY_SCHEMA] + ["steps_per_round"])
         g["training_privacy"] = {f: _scalar_value(sd[f], t, f"training_privacy.{f}")
                                  for f, t in TRAINING_PRIVACY_SCHEMA}
+        # Optional (GenesisAndMeshID, "training_privacy.steps_per_round"): 1 … 10,000, tag 5 + u32
+        # after the federation's tags; a YAML null is an absent field.
+        k = sd.get("steps_per_round")
+        if k is not None and not isinstance(k, (dict, list)) and k.text not in ("", "null", "~"):
+            steps = _scalar_value(k, U32, "training_privacy.steps_per_round")
+            if not 1 <= steps <= 10_000:
+                raise YamlError(f"{fname}: training_privacy.steps_per_round: must lie in 1 … 10000")
+            g["training_privacy"]["steps_per_round"] = steps
     if "federation" in doc:
         sd = _mapping(doc["federation"], fname, "federation", ("aggregation", "encoding", "server_rate"))
         if "aggregation" not in sd:
@@ -679,6 +688,8 @@ def genesis_canonical_bytes(g: dict) -> bytes:
             out += bytes([3]) + _enc_string(fed["encoding"])
         if fed.get("server_rate", 1.0) != 1.0:
             out += bytes([4]) + struct.pack("<d", fed["server_rate"])
+    if "steps_per_round" in g.get("training_privacy", {}):
+        out += bytes([5]) + struct.pack("<I", g["training_privacy"]["steps_per_round"])
     return bytes(out)
 
 

@@ -132,4 +132,47 @@ import Testing
             bare + [4] + withUnsafeBytes(of: (1.5 as Double).bitPattern.littleEndian, Array.init), "federation.server_rate")
         #expect(try Genesis(canonicalBytes: b).federation?.serverRate == 1.5)
     }
+
+    /// `training_privacy.steps_per_round`: absent leaves the bytes (and id) as they were; set,
+    /// it adds tag 5 and its u32 after the federation's tags, round-trips through YAML and the
+    /// canonical form, makes one round's DP-SGD steps (the ledger's terms) and the phase-two round
+    /// count; it needs a federated mesh, lies in 1…10,000, and the decoder refuses it without the
+    /// training_privacy section.
+    @Test func stepsPerRoundIsTag5AndTheRoundsSteps() throws {
+        let plain = Self.genesis(dp: true)
+        var stepped = plain
+        stepped.trainingPrivacy!.stepsPerRound = 3
+        try stepped.validate()
+        let a = plain.canonicalBytes(), b = stepped.canonicalBytes()
+        #expect(Array(b.prefix(a.count)) == a)
+        #expect(Array(b.suffix(from: a.count)) == [5, 3, 0, 0, 0])
+        #expect(plain.meshID != stepped.meshID)
+        let parsed = try Genesis(yaml: stepped.yaml(), file: "g.yaml")
+        #expect(parsed.trainingPrivacy?.stepsPerRound == 3 && parsed.meshID == stepped.meshID)
+        #expect(try Genesis(canonicalBytes: b).trainingPrivacy?.stepsPerRound == 3)
+        #expect(!plain.yaml().contains("steps_per_round"))
+
+        let t = try #require(stepped.dpTraining)
+        #expect(try LedgerGenesis(stepped).privacy.training?.stepsPerRound == 3)
+        #expect(
+            try LedgerGenesis(plain).privacy.training?.stepsPerRound
+                == UInt64(plain.training.epochsPerRound) * UInt64(t.stepsPerEpoch))
+        // ⌈finetune_epochs · round(1/q) / K⌉ rounds.
+        #expect(t.finetuneRounds(finetuneEpochs: 2) == (2 * t.stepsPerEpoch + 2) / 3)
+        #expect(plain.dpTraining?.finetuneRounds(finetuneEpochs: 2) == nil)
+
+        for bad in [0, Limits.dp_steps_per_round_max + 1] {
+            var g = stepped
+            g.trainingPrivacy!.stepsPerRound = bad
+            #expect(throws: FieldProblem.self) { try g.validate() }
+        }
+        var local = stepped
+        local.federation = nil
+        #expect(throws: FieldProblem.self) { try local.validate() }
+        let noDP = Self.genesis().canonicalBytes()
+        expectCanonicalRefused(noDP + [5, 3, 0, 0, 0], "training_privacy.steps_per_round")
+        #expect(throws: ConfigError.self) {
+            try Genesis(yaml: stepped.yaml().replacingOccurrences(of: "steps_per_round: 3", with: "steps_per_round: 0"), file: "g.yaml")
+        }
+    }
 }

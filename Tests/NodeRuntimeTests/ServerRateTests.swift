@@ -76,3 +76,61 @@ import Testing
         #expect(TrainingWorker.federatedSchedule(dp: false, stepsPerEpoch: 1, totalEpochs: 1) == .cosine(totalSteps: 1))
     }
 }
+
+/// `training_privacy.steps_per_round`: a model round is that many DP-SGD steps, and the worker
+/// carries its momentum from round to round. Without noise and with every sample in every
+/// batch, two one-step rounds from the same shared model give updates −lr·g and −lr·(1 + μ)·g;
+/// rounds of whole epochs start each round's momentum afresh and give the same update twice.
+@Suite struct StepRoundTests {
+    static func worker(dir: String, shared: Model, stepsPerRound: Int?) throws -> TrainingWorker {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let images = LabeledImages(
+            height: 6, width: 6, channels: 1, classes: 3, pixels: (0..<(4 * 36)).map { UInt8($0 * 7 % 251) }, labels: [0, 1, 2, 0])
+        let settings = TrainingWorker.Settings(
+            batchSize: 4, learningRate: 0.1, optimizer: .sgd(momentum: 0.9, weightDecay: 0), augmentFlip: false, threads: 1,
+            seed: 1, surgery: .keepWeights, dp: DPSGDSettings(clipNorm: 5, noiseMultiplier: 0, sampleRate: 1),
+            dpStepsPerRound: stepsPerRound)
+        let w = TrainingWorker(
+            model: shared, fresh: false, train: images, test: images, settings: settings, finetuneEpochsDone: 0, logHeight: 0,
+            checkpointPath: dir + "/model.ckpt", trainingStatePath: dir + "/training.state")
+        w.startFederated(shared: shared, modelRound: 0, path: dir + "/shared.model")
+        return w
+    }
+
+    static func round(_ w: TrainingWorker, _ r: UInt64) -> (steps: UInt64, update: [Float]) {
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var out: (UInt64, [Float]) = (0, [])
+        w.trainRound(modelRound: r, epochs: 1, totalEpochs: 2, logHeight: 0) { report, blob, _ in
+            let values = stride(from: 0, to: blob.count, by: 4).map { i in
+                Float(bitPattern: UInt32(blob[i]) | UInt32(blob[i + 1]) << 8 | UInt32(blob[i + 2]) << 16 | UInt32(blob[i + 3]) << 24)
+            }
+            out = (report.dpSteps, values)
+            done.signal()
+        }
+        done.wait()
+        return out
+    }
+
+    @Test func oneStepRoundsCarryTheMomentumAndEpochRoundsDoNot() throws {
+        let dir = NSTemporaryDirectory() + "step-rounds-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let shared = Model(spec: ServerRateTests.spec, seed: 3)
+
+        let stepped = try Self.worker(dir: dir + "/steps", shared: shared, stepsPerRound: 1)
+        let (s1, u1) = Self.round(stepped, 1), (s2, u2) = Self.round(stepped, 2)
+        #expect(s1 == 1 && s2 == 1)
+        let norm = u1.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+        #expect(norm > 0)
+        var off = 0.0
+        for i in u1.indices { off = max(off, Double(abs(u2[i] - 1.9 * u1[i]))) }
+        #expect(off <= 1e-5 * max(norm, 1e-3), "u2 should be 1.9 × u1; largest difference \(off), |u1| \(norm)")
+
+        let threeSteps = try Self.worker(dir: dir + "/three", shared: shared, stepsPerRound: 3)
+        #expect(Self.round(threeSteps, 1).steps == 3)
+
+        // Whole epochs (round(1/q) = 1 step here): fresh momentum, the same update twice.
+        let epochs = try Self.worker(dir: dir + "/epochs", shared: shared, stepsPerRound: nil)
+        let (e1, v1) = Self.round(epochs, 1), (_, v2) = Self.round(epochs, 2)
+        #expect(e1 == 1 && v1 == v2 && v1 == u1)
+    }
+}

@@ -80,3 +80,26 @@ import Testing
         #expect(try Self.restore(g, dir, steps: 200, releases: 1).get() == TrainingStepsRecord(steps: 300, noiseFreeReleases: 2))
     }
 }
+
+/// The run a genesis plans, as the node's evaluation schedule counts it: with
+/// `training_privacy.steps_per_round` phase two is ⌈finetune_epochs · round(1/q) / K⌉ rounds, and
+/// a run of many short rounds evaluates its shared model about 40 times, not every round. (Before,
+/// the plan counted rounds of whole epochs, so every round past that count was taken for the last
+/// one and evaluated: a one-step mesh queued an evaluation a round and trailed by hundreds.)
+@Suite struct PlannedRunTests {
+    @Test func stepRoundsPlanTheirOwnRoundCountAndFewEvaluations() {
+        var g = TrainingStepsRestoreTests.genesis(dp: true)
+        g.federation = FederationParameters(aggregation: .fedAvg)
+        g.pruning.maxRounds = 1
+        g.pruning.finetuneEpochs = 40
+        g.training.epochsPerRound = 2
+        #expect(MeshService.plannedRun(g).modelRounds == 1 + 20)
+        #expect(MeshService.sharedEvaluationInterval(modelRounds: 21) == 8)
+        g.trainingPrivacy!.stepsPerRound = 1
+        // q = 0.01: 100 steps an epoch, 4,000 one-step rounds after the first.
+        #expect(MeshService.plannedRun(g).modelRounds == 1 + 4_000)
+        #expect(MeshService.sharedEvaluationInterval(modelRounds: 4_001) == 100)
+        g.trainingPrivacy!.stepsPerRound = 3
+        #expect(MeshService.plannedRun(g).modelRounds == 1 + 1_334)
+    }
+}

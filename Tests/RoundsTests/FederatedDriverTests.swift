@@ -59,6 +59,33 @@ import Wire
         #expect(d.phase == .done && d.lastRound == 4)
     }
 
+    /// Rounds of a number of DP-SGD steps (`config.finetuneRounds`): phase two runs that many
+    /// model rounds whatever `finetuneEpochs` would give, each directive a whole nominal round
+    /// (the shell trains the genesis's steps), never a count of epochs at or below zero.
+    @Test func stepRoundsRunTheGivenNumberOfPhaseTwoRounds() {
+        var d = FederatedDriver(
+            config: .init(epochsPerRound: 1, maxRounds: 1, patience: 5, finetuneEpochs: 1, finetuneRounds: 3),
+            modelDecisions: [], maskDecisions: [], frozenAtRound: nil, initialMask: Self.full, appliedModelRound: 0)
+        #expect(d.finetuneRounds == 3)
+        _ = d.onStart()
+        _ = d.onTrained(modelRound: 1)
+        _ = d.onCommitted(RoundDriverTests.maskDecision(round: 1, widths: [4, 8, 32]))
+        _ = d.onCommitted(.model(Self.model(1)))
+        #expect(d.onAdvanced(modelRound: 1) == [.submit(.freeze(pruningRound: 1))])
+        var directives = d.onCommitted(.freeze(pruningRound: 1))
+        for r in UInt64(2)...4 {
+            guard case let .train(round, epochs, finetune, _, _) = directives.first else {
+                Issue.record("round \(r): \(directives)")
+                return
+            }
+            #expect(round == r && epochs == 1 && finetune)
+            _ = d.onTrained(modelRound: r)
+            _ = d.onCommitted(.model(Self.model(r)))
+            directives = d.onAdvanced(modelRound: r)
+        }
+        #expect(directives == [.finished] && d.lastRound == 4)
+    }
+
     @Test func withoutPruningEveryRoundIsAModelRoundOfTheSameCount() {
         var d = Self.driver(pruning: false)
         #expect(d.onStart() == [Self.train(1)])

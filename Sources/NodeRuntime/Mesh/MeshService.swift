@@ -75,15 +75,29 @@ public final class MeshService: @unchecked Sendable {
     /// The federated run the genesis plans (the count `Rounds.FederatedDriver` runs): phase one's
     /// rounds, then the fine-tune in rounds of `epochs_per_round` epochs; in epochs and in model
     /// rounds. With pruning off the same counts (the baseline trains as long).
-    var plannedRun: (epochs: Int, phaseOneRounds: UInt64, modelRounds: UInt64) {
+    var plannedRun: (epochs: Int, phaseOneRounds: UInt64, modelRounds: UInt64) { Self.plannedRun(genesis) }
+
+    /// The run a genesis plans: its epochs in all, phase one's model rounds and all model rounds.
+    static func plannedRun(_ genesis: Genesis) -> (epochs: Int, phaseOneRounds: UInt64, modelRounds: UInt64) {
         let p = genesis.pruning, e = max(1, genesis.training.epochsPerRound)
-        return (p.maxRounds * e + p.finetuneEpochs, UInt64(p.maxRounds), UInt64(p.maxRounds + (p.finetuneEpochs + e - 1) / e))
+        // Rounds of a number of DP-SGD steps (`training_privacy.steps_per_round`) set phase
+        // two's round count themselves.
+        let finetuneRounds = genesis.dpTraining?.finetuneRounds(finetuneEpochs: p.finetuneEpochs) ?? (p.finetuneEpochs + e - 1) / e
+        return (p.maxRounds * e + p.finetuneEpochs, UInt64(p.maxRounds), UInt64(p.maxRounds + finetuneRounds))
     }
 
-    /// The shared model is evaluated at the end of phase one, every this many model rounds and
-    /// in the last one (a personal fine-tune first evaluates a shared model the schedule
-    /// skipped): each evaluation runs on every node at once, a tenth of a round's CPU.
+    /// The shared model is evaluated at the end of phase one, every `sharedEvaluationInterval`
+    /// model rounds and in the last one (a personal fine-tune first evaluates a shared model the
+    /// schedule skipped): each evaluation runs on every node at once, a tenth of an epoch
+    /// round's CPU.
     static let sharedEvaluationEveryRounds: UInt64 = 8
+
+    /// Every 8 rounds, or about 40 evaluations in all for a run of many short rounds (one-step
+    /// DP-SGD rounds: an evaluation costs more than a round's training, and evaluations queued
+    /// faster than they run would trail the mesh by hundreds of rounds).
+    static func sharedEvaluationInterval(modelRounds: UInt64) -> UInt64 {
+        max(sharedEvaluationEveryRounds, modelRounds / 40)
+    }
     /// The personal fine-tune's budget: at most `personalEpochs` epochs and at most this many
     /// samples (rounded to whole epochs, at least one), so that the largest shard does not keep
     /// the mesh's run going alone for minutes (4 epochs of 24,517 images took 42 s, of 7,062 11 s).
@@ -203,7 +217,7 @@ public final class MeshService: @unchecked Sendable {
             augmentFlip: t.augment == .flip, threads: threads,
             seed: t.initSeed ^ (UInt64(data.shard.map { $0.node + 1 } ?? Int(signer.publicKey.bytes[0]) + 1) << 32),
             surgery: genesis.pruning.surgery == .keep ? .keepWeights : .reinitialize(seed: t.initSeed), placement: placement,
-            dp: genesis.dpTraining?.settings, nice: Int32(trainingNice))
+            dp: genesis.dpTraining?.settings, dpStepsPerRound: genesis.dpTraining?.stepsPerRound, nice: Int32(trainingNice))
         self.worker = TrainingWorker(
             model: model, fresh: fresh, train: train, test: test, settings: settings,
             finetuneEpochsDone: finetuneDone, logHeight: restored.logHeight, checkpointPath: files.checkpointFile,
@@ -213,7 +227,8 @@ public final class MeshService: @unchecked Sendable {
             ledger: ledger, consensus: ConsensusConfig(timings: genesis.consensus),
             rounds: .init(
                 epochsPerRound: t.epochsPerRound, maxRounds: p.maxRounds, patience: p.patience,
-                finetuneEpochs: p.finetuneEpochs, pruning: pruning),
+                finetuneEpochs: p.finetuneEpochs, pruning: pruning,
+                finetuneRounds: genesis.dpTraining?.finetuneRounds(finetuneEpochs: p.finetuneEpochs)),
             removeDeadAfterMs: genesis.validators.removeDeadAfterMs)
         // The shared model's manifest, hashed once (the node offers it with this manifest).
         let sharedManifest = shared.map { BulkManifest(blob: $0.checkpoint)! }
@@ -347,7 +362,8 @@ public final class MeshService: @unchecked Sendable {
         // The shared model is the same on every node and each evaluation costs a tenth of a
         // round's training: the phase-one rounds, every few rounds after them and the last.
         let evaluate =
-            round == plan.phaseOneRounds || round % Self.sharedEvaluationEveryRounds == 0 || round >= plan.modelRounds
+            round == plan.phaseOneRounds || round % Self.sharedEvaluationInterval(modelRounds: plan.modelRounds) == 0
+            || round >= plan.modelRounds
         let rate = Float(genesis.federation?.serverRate ?? 1)
         worker.advance(modelRound: round, updates: inputs, mask: mask, rule: rule, serverRate: rate, evaluate: evaluate) { result in
             self.sharedModel(result, node: node, failure: "cannot apply model round \(decision.modelRound)")

@@ -120,7 +120,26 @@ extension TrainingWorker {
             var globalStep = Int(modelRound - 1) * epochs * stepsPerEpoch
             var seconds = 0.0, samples = 0, loss = 0.0
             var dpSteps: UInt64 = 0
-            for e in 0..<epochs {
+            if let dp = settings.dp, let k = settings.dpStepsPerRound {
+                // Rounds of K DP-SGD steps, the momentum carried on from the last round (when
+                // it fits the model: a cut or a restart starts afresh).
+                if let carried = federated?.momentum { network.restoreOptimizer(carried) }
+                var secure = SecureBytes()
+                let start = MonotonicClock.seconds()
+                var lossSum = 0.0
+                for _ in 0..<k {
+                    let batch = PoissonSampling.sample(count: train.count, rate: dp.sampleRate, source: &secure)
+                    let r = network.privateTrainStep(
+                        train, indices: batch, settings: dp, learningRate: settings.learningRate, randomness: &secure)
+                    lossSum += r.lossSum
+                    samples += r.samples
+                }
+                dpSteps = UInt64(k)
+                seconds = MonotonicClock.seconds() - start
+                loss = lossSum / Double(max(1, samples))
+                federated?.momentum = network.optimizerSnapshot()
+            }
+            for e in 0..<(settings.dpStepsPerRound == nil ? epochs : 0) {
                 let before = globalStep
                 let r = trainEpoch(
                     epoch: Int(modelRound - 1) * epochs + e + 1, learningRate: settings.learningRate, schedule: schedule,
@@ -342,4 +361,7 @@ struct FederatedState {
     var poison: FederatedRun.Poison?
     /// Encodes this node's updates in the genesis encoding (int8: with its error-feedback residual).
     var encoder: UpdateEncoder
+    /// Rounds of a number of DP-SGD steps: the optimiser state the last round left, carried
+    /// into the next (not saved: a restart starts afresh).
+    var momentum: ModelRunner.OptimizerSnapshot?
 }

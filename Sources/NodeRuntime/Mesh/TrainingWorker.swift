@@ -45,6 +45,11 @@ public final class TrainingWorker: @unchecked Sendable {
         /// DP-SGD (the genesis `training_privacy`, when enabled): every job, pruning rounds and
         /// fine-tuning alike, trains with it, with sampling and noise from the CSPRNG.
         public var dp: DPSGDSettings?
+        /// With `dp` in a federated mesh (`training_privacy.steps_per_round`): every model round
+        /// is this many DP-SGD steps, and the node keeps its momentum from round to round (reset
+        /// by a cut and by a restart), so that with one step a round the mesh moves as DP-SGD
+        /// over the union of the shards. Nil: rounds of whole epochs with fresh momentum.
+        public var dpStepsPerRound: Int?
         /// The nice value of the thread running a job (`training_nice`). One value for every
         /// job: jobs run on pooled threads, and an unprivileged thread can raise its nice but
         /// never lower it again.
@@ -53,9 +58,11 @@ public final class TrainingWorker: @unchecked Sendable {
         public init(
             batchSize: Int, learningRate: Float, optimizer: OptimizerKind, augmentFlip: Bool, threads: Int,
             seed: UInt64, surgery: Model.SurgeryMode, placement: Model.Placement = .local, dp: DPSGDSettings? = nil,
-            nice: Int32 = Int32(Limits.node_training_nice_default)
+            dpStepsPerRound: Int? = nil, nice: Int32 = Int32(Limits.node_training_nice_default)
         ) {
+            precondition(dpStepsPerRound == nil || (dp != nil && dpStepsPerRound! >= 1), "steps per round need DP-SGD and ≥ 1 step")
             self.dp = dp
+            self.dpStepsPerRound = dpStepsPerRound
             self.nice = nice
             self.batchSize = batchSize
             self.learningRate = learningRate

@@ -201,6 +201,11 @@ struct Demo: ParsableCommand {
     @Option(name: .customLong("dp-clip"), parsing: .unconditional, help: "With --dp-sample-rate: per-example gradient clip C (default 1).")
     var dpClip: Double?
 
+    @Option(
+        name: .customLong("dp-steps-per-round"), parsing: .unconditional,
+        help: "With --dp-sample-rate (federated): every model round is K DP-SGD steps, not --epochs-per-round epochs.")
+    var dpStepsPerRound: Int?
+
     @Flag(help: "Print one JSON object at the end (progress goes to stderr).")
     var json = false
 
@@ -224,8 +229,14 @@ struct Demo: ParsableCommand {
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1 (got \(trainLimit))") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1 (got \(testLimit))") }
         let dp = dpSampleRate != nil
-        guard dp || (dpNoiseMultiplier == nil && dpEpsilonMax == nil && dpClip == nil) else {
-            throw ValidationError("--dp-noise-multiplier, --dp-epsilon-max and --dp-clip need --dp-sample-rate")
+        guard dp || (dpNoiseMultiplier == nil && dpEpsilonMax == nil && dpClip == nil && dpStepsPerRound == nil) else {
+            throw ValidationError("--dp-noise-multiplier, --dp-epsilon-max, --dp-clip and --dp-steps-per-round need --dp-sample-rate")
+        }
+        if let k = dpStepsPerRound {
+            guard (1...Limits.dp_steps_per_round_max).contains(k) else {
+                throw ValidationError("--dp-steps-per-round must lie in 1…\(Limits.dp_steps_per_round_max) (got \(k))")
+            }
+            guard !localOnly else { throw ValidationError("--dp-steps-per-round needs a federated mesh (not --local-only)") }
         }
         if dp, dpNoiseMultiplier == nil || dpEpsilonMax == nil {
             throw ValidationError("--dp-sample-rate needs --dp-noise-multiplier and --dp-epsilon-max")
@@ -283,6 +294,7 @@ struct Demo: ParsableCommand {
             o.trainingPrivacy = TrainingPrivacyParameters(
                 enabled: true, clipNorm: dpClip ?? 1, noiseMultiplier: z, sampleRate: q,
                 delta: 1e-5, epsilonMax: e)
+            o.trainingPrivacy?.stepsPerRound = dpStepsPerRound
         }
         o.model = model
         o.trainLimit = trainLimit

@@ -133,6 +133,11 @@ struct MeshInitCommand: ParsableCommand {
     @Option(name: .customLong("dp-delta"), parsing: .unconditional, help: "With --dp: δ of the record-level guarantee (default 1e-5).")
     var dpDelta: Double?
 
+    @Option(
+        name: .customLong("dp-steps-per-round"), parsing: .unconditional,
+        help: "With --dp, --dp-noise-multiplier and --federated: every model round is K DP-SGD steps, not --epochs epochs.")
+    var dpStepsPerRound: Int?
+
     @Flag(help: "Federated averaging: the nodes learn one shared model, decided round by round in the log (the federation section).")
     var federated = false
 
@@ -154,8 +159,15 @@ struct MeshInitCommand: ParsableCommand {
     func validate() throws {
         let dpOptions = [dpSampleRate, dpClip, dpNoiseMultiplier, dpTargetEpsilon, dpEpsilonMax, dpDelta]
         guard dp else {
-            if dpOptions.contains(where: { $0 != nil }) { throw ValidationError("--dp-* options need --dp") }
+            if dpOptions.contains(where: { $0 != nil }) || dpStepsPerRound != nil { throw ValidationError("--dp-* options need --dp") }
             return
+        }
+        if dpStepsPerRound != nil {
+            guard federated else { throw ValidationError("--dp-steps-per-round needs --federated") }
+            guard dpTargetEpsilon == nil else {
+                throw ValidationError(
+                    "--dp-steps-per-round needs --dp-noise-multiplier (the --dp-target-epsilon solve counts whole epochs)")
+            }
         }
         guard dpSampleRate != nil else { throw ValidationError("--dp needs --dp-sample-rate Q") }
         guard (dpNoiseMultiplier == nil) != (dpTargetEpsilon == nil) else {
@@ -183,7 +195,8 @@ struct MeshInitCommand: ParsableCommand {
         "privacy": "--clip/--noise-multiplier/--delta/--epsilon",
         "training_privacy.clip_norm": "--dp-clip", "training_privacy.noise_multiplier": "--dp-noise-multiplier",
         "training_privacy.sample_rate": "--dp-sample-rate", "training_privacy.delta": "--dp-delta",
-        "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy": "--dp-*", "federation.aggregation": "--aggregation",
+        "training_privacy.epsilon_max": "--dp-epsilon-max", "training_privacy.steps_per_round": "--dp-steps-per-round",
+        "training_privacy": "--dp-*", "federation.aggregation": "--aggregation",
         "federation.encoding": "--encoding", "federation.server_rate": "--server-rate",
     ]
 
@@ -249,6 +262,7 @@ struct MeshInitCommand: ParsableCommand {
                         enabled: true, clipNorm: dpClip ?? 1,
                         noiseMultiplier: dpNoiseMultiplier!, sampleRate: q,
                         delta: dpDelta ?? 1e-5, epsilonMax: dpEpsilonMax!)
+                    genesis.trainingPrivacy?.stepsPerRound = dpStepsPerRound
                 }
             } catch {
                 throw ValidationError(
