@@ -252,15 +252,13 @@ public struct FederatedRun: Sendable {
                 var loss = 0.0
                 if let dp = config.dp {
                     // The DP-SGD recipe: a constant rate, no schedule.
-                    var lossSum = 0.0, samples = 0
-                    for _ in 0..<(config.dpStepsPerRound ?? config.localEpochs * dp.stepsPerEpoch) {
-                        let batch = PoissonSampling.sample(count: data[k].count, rate: dp.sampleRate, source: &sources[k])
-                        let r = network.privateTrainStep(
-                            data[k], indices: batch, settings: dp, learningRate: config.learningRate, randomness: &sources[k])
-                        lossSum += r.lossSum
-                        samples += r.samples
-                    }
-                    loss = lossSum / Double(max(1, samples))
+                    var clock = 0
+                    loss =
+                        network.privateTrainEpoch(
+                            data[k], epoch: round, settings: dp, baseLearningRate: config.learningRate, schedule: .constant,
+                            globalStep: &clock, randomness: &sources[k],
+                            steps: config.dpStepsPerRound ?? config.localEpochs * dp.stepsPerEpoch
+                        ).trainLoss
                 } else {
                     for e in 0..<config.localEpochs {
                         loss =

@@ -99,15 +99,16 @@ extension Model {
 }
 
 extension ModelRunner {
-    /// One epoch of DP-SGD: `settings.stepsPerEpoch` steps, each on a fresh Poisson sample of
-    /// `data` drawn from `randomness` (the CSPRNG in production), which also draws the noise.
-    /// `globalStep` counts optimiser steps (the schedule's clock and the accountant's T).
+    /// One epoch of DP-SGD: `settings.stepsPerEpoch` steps (or `steps`, for rounds of a number
+    /// of steps), each on a fresh Poisson sample of `data` drawn from `randomness` (the CSPRNG in
+    /// production), which also draws the noise. `globalStep` counts optimiser steps (the
+    /// schedule's clock and the accountant's T).
     public func privateTrainEpoch(
         _ data: LabeledImages, epoch: Int, settings: DPSGDSettings, baseLearningRate: Float,
         schedule: LearningRateSchedule, globalStep: inout Int, randomness: inout some RandomByteSource,
-        progress: ((StepProgress) -> Void)? = nil
+        steps stepsOverride: Int? = nil, progress: ((StepProgress) -> Void)? = nil
     ) -> EpochReport {
-        let steps = settings.stepsPerEpoch
+        let steps = stepsOverride ?? settings.stepsPerEpoch
         let start = MonotonicClock.seconds()
         var lossSum = 0.0, correct = 0, samples = 0
         for step in 0..<steps {

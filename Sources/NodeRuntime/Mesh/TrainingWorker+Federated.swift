@@ -125,18 +125,11 @@ extension TrainingWorker {
                 // it fits the model: a cut or a restart starts afresh).
                 if let carried = federated?.momentum { network.restoreOptimizer(carried) }
                 var secure = SecureBytes()
-                let start = MonotonicClock.seconds()
-                var lossSum = 0.0
-                for _ in 0..<k {
-                    let batch = PoissonSampling.sample(count: train.count, rate: dp.sampleRate, source: &secure)
-                    let r = network.privateTrainStep(
-                        train, indices: batch, settings: dp, learningRate: settings.learningRate, randomness: &secure)
-                    lossSum += r.lossSum
-                    samples += r.samples
-                }
+                let r = network.privateTrainEpoch(
+                    train, epoch: Int(modelRound), settings: dp, baseLearningRate: settings.learningRate, schedule: .constant,
+                    globalStep: &globalStep, randomness: &secure, steps: k)
                 dpSteps = UInt64(k)
-                seconds = MonotonicClock.seconds() - start
-                loss = lossSum / Double(max(1, samples))
+                (seconds, samples, loss) = (r.seconds, r.samples, r.trainLoss)
                 federated?.momentum = network.optimizerSnapshot()
             }
             for e in 0..<(settings.dpStepsPerRound == nil ? epochs : 0) {
