@@ -134,3 +134,56 @@ import Testing
         #expect(e1 == 1 && v1 == v2 && v1 == u1)
     }
 }
+
+/// The worker's background evaluations of the shared model coalesce: while the evaluation
+/// thread is busy, only the latest shared model waits, so an evaluator slower than the rounds
+/// holds at most two models instead of a queue that grows with the run.
+@Suite struct EvaluationCoalescingTests {
+    @Test func aBusyEvaluatorSkipsToTheLatestSharedModel() throws {
+        let dir = NSTemporaryDirectory() + "eval-coalesce-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let shared = Model(spec: ServerRateTests.spec, seed: 3)
+        let w = try ServerRateTests.worker(dir: dir, shared: shared)
+        let lock = NSLock()
+        nonisolated(unsafe) var evaluated: [UInt64] = []
+        w.sharedEvaluated = { round, _, _ in lock.withLock { evaluated.append(round) } }
+        // The evaluation thread is held busy while six rounds advance.
+        let release = DispatchSemaphore(value: 0), holding = DispatchSemaphore(value: 0)
+        w.evaluationQueue.async {
+            holding.signal()
+            release.wait()
+        }
+        holding.wait()
+        let update = shared.update(to: Model(spec: ServerRateTests.spec, seed: 4))
+        let blob = update.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }
+        for round in UInt64(1)...6 {
+            let done = DispatchSemaphore(value: 0)
+            nonisolated(unsafe) var ok = false
+            w.advance(
+                modelRound: round, updates: [(key: [UInt8](repeating: 1, count: 32), samples: 4, blob: blob)], mask: nil, rule: .fedAvg,
+                evaluate: true
+            ) {
+                ok = (try? $0.get()) != nil
+                done.signal()
+            }
+            done.wait()
+            #expect(ok)
+        }
+        #expect(w.evaluationLock.withLock { w.evaluationsSkipped } == 5, "rounds 1–5 waited and were replaced")
+        release.signal()
+        w.waitForEvaluations()
+        #expect(lock.withLock { evaluated } == [6], "only the latest shared model was evaluated")
+        // An idle evaluator evaluates every round asked for.
+        for round in UInt64(7)...8 {
+            let done = DispatchSemaphore(value: 0)
+            w.advance(
+                modelRound: round, updates: [(key: [UInt8](repeating: 1, count: 32), samples: 4, blob: blob)], mask: nil, rule: .fedAvg,
+                evaluate: true
+            ) { _ in done.signal() }
+            done.wait()
+            w.waitForEvaluations()
+        }
+        #expect(lock.withLock { evaluated } == [6, 7, 8])
+    }
+}

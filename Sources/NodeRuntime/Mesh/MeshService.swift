@@ -93,8 +93,8 @@ public final class MeshService: @unchecked Sendable {
     static let sharedEvaluationEveryRounds: UInt64 = 8
 
     /// Every 8 rounds, or about 40 evaluations in all for a run of many short rounds (one-step
-    /// DP-SGD rounds: an evaluation costs more than a round's training, and evaluations queued
-    /// faster than they run would trail the mesh by hundreds of rounds).
+    /// DP-SGD rounds: an evaluation costs more than a round's training; asked for faster than
+    /// they run, evaluations would coalesce in the worker and skip the rounds in between).
     static func sharedEvaluationInterval(modelRounds: UInt64) -> UInt64 {
         max(sharedEvaluationEveryRounds, modelRounds / 40)
     }

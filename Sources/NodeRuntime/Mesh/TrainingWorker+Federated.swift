@@ -290,9 +290,26 @@ extension TrainingWorker {
     }
 
     /// Evaluates the shared model of `modelRound` on the evaluation thread and hands its figures
-    /// to `sharedEvaluated`. Evaluations run in order, one at a time.
+    /// to `sharedEvaluated`. Evaluations run in order, one at a time, and coalesce: while one
+    /// runs, only the latest shared model asked for waits (an earlier waiting one is skipped,
+    /// counted in `evaluationsSkipped`), so an evaluator slower than the rounds holds at most
+    /// two models and trails by at most one evaluation instead of a queue that grows with the
+    /// run.
     private func evaluateInBackground(_ model: Model, modelRound: UInt64) {
+        let drain = evaluationLock.withLock {
+            defer { pendingEvaluation = (model, modelRound) }
+            if pendingEvaluation != nil { evaluationsSkipped += 1 }
+            return pendingEvaluation == nil
+        }
+        guard drain else { return }
         evaluationQueue.async { [self] in
+            let taken = evaluationLock.withLock {
+                defer { pendingEvaluation = nil }
+                return pendingEvaluation
+            }
+            guard let (model, modelRound) = taken.map({ ($0.model, $0.modelRound) }) else {
+                preconditionFailure("an evaluation drain without a pending evaluation")
+            }
             evaluatedRound = max(evaluatedRound ?? 0, modelRound)
             // A network for this evaluation only: its activations and im2col matrices (~50 MB
             // for the unpruned model) would otherwise sit beside the training network's through

@@ -81,6 +81,11 @@ public final class TrainingWorker: @unchecked Sendable {
     let evaluationQueue = DispatchQueue(label: "prunemesh.evaluation")
     /// The latest model round whose shared model was evaluated (on `evaluationQueue` only).
     var evaluatedRound: UInt64?
+    /// The shared model waiting for the evaluation thread, at most one (under `evaluationLock`).
+    var pendingEvaluation: (model: Model, modelRound: UInt64)?
+    /// Waiting evaluations replaced by a later round's before they ran (under `evaluationLock`).
+    var evaluationsSkipped = 0
+    let evaluationLock = NSLock()
     /// Federated: receives each background evaluation of the shared model (model round, accuracy
     /// on this node's distribution, on the whole test set), on the evaluation thread. Set once,
     /// before the first federated job.
