@@ -76,18 +76,33 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
         try SampledGaussianRDP.epsilon(sampleRate: sampleRate, noiseMultiplier: noiseMultiplier, steps: steps, delta: delta)
     }
 
+    /// The DP-SGD steps a whole run charges: every round of phase one (`maxRounds`), and in a
+    /// federated mesh every model round of phase two too (its updates leave the node; pass
+    /// `finetuneEpochs` nil for a mesh without federation, whose fine-tune stays on the node),
+    /// each round `steps(epochsPerRound:)`. Phase two is `finetuneRounds(finetuneEpochs:)`
+    /// rounds of K steps, or ⌈finetuneEpochs / epochsPerRound⌉ rounds of whole epochs.
+    public func plannedSteps(epochsPerRound: Int, maxRounds: Int, finetuneEpochs: Int?) -> UInt64 {
+        let e = max(1, epochsPerRound)
+        let phaseTwo = finetuneEpochs.map { finetuneRounds(finetuneEpochs: $0) ?? ($0 + e - 1) / e } ?? 0
+        let (steps, overflow) = steps(epochsPerRound: e).multipliedReportingOverflow(by: UInt64(max(1, maxRounds) + phaseTwo))
+        return overflow ? .max : steps
+    }
+
     /// The section for a target record-level ε, solved once at `prunemesh mesh init`: z is the
-    /// smallest noise multiplier (`SampledGaussianRDP.smallestNoiseMultiplier`) with which
-    /// `maxRounds` pruning rounds of `epochsPerRound` epochs (round(1/q) steps each) cost at most
-    /// `targetEpsilon`, and ε_max is the target. The genesis then holds z itself, so every node
+    /// smallest noise multiplier (`SampledGaussianRDP.smallestNoiseMultiplier`) with which the
+    /// run's charged steps (`plannedSteps`: the pruning rounds, and in a federated mesh
+    /// (`finetuneEpochs` given) phase two's model rounds, of `stepsPerRound` steps or
+    /// `epochsPerRound` epochs of round(1/q) steps) cost at most `targetEpsilon`, and ε_max is
+    /// the target. The genesis then holds z itself, so every node
     /// reads the same bytes (the solve, which uses libm, is never repeated by the nodes).
     public static func solving(
         targetEpsilon: Double, clipNorm: Double, sampleRate: Double, delta: Double,
-        epochsPerRound: Int, maxRounds: Int
+        epochsPerRound: Int, maxRounds: Int, finetuneEpochs: Int? = nil, stepsPerRound: Int? = nil
     ) throws(FieldProblem) -> TrainingPrivacyParameters {
         var t = TrainingPrivacyParameters(
             enabled: true, clipNorm: clipNorm, noiseMultiplier: 1, sampleRate: sampleRate,
             delta: delta, epsilonMax: targetEpsilon)
+        t.stepsPerRound = stepsPerRound
         guard sampleRate.isFinite, sampleRate >= Limits.dp_sample_rate_min, sampleRate <= 1 else {
             throw FieldProblem("training_privacy.sample_rate", "must lie in [\(Limits.dp_sample_rate_min), 1] (got \(sampleRate))")
         }
@@ -95,7 +110,7 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
             throw FieldProblem(
                 "training_privacy.epsilon_max", "target ε must lie in (0, \(Limits.dp_epsilon_max_max)] (got \(targetEpsilon))")
         }
-        let steps = UInt64(max(1, epochsPerRound)) * UInt64(max(1, maxRounds)) * UInt64(t.stepsPerEpoch)
+        let steps = t.plannedSteps(epochsPerRound: epochsPerRound, maxRounds: maxRounds, finetuneEpochs: finetuneEpochs)
         do {
             t.noiseMultiplier = try SampledGaussianRDP.smallestNoiseMultiplier(
                 targetEpsilon: targetEpsilon, sampleRate: sampleRate,

@@ -55,6 +55,62 @@ import Testing
         #expect(try String(contentsOfFile: out, encoding: .utf8).contains("steps_per_round: 2"))
     }
 
+    /// In a federated mesh every model round leaves the node, phase two's too, and every node
+    /// charges it: the target-ε solve counts them all (it counted the pruning rounds only, so a
+    /// mesh made with --dp-target-epsilon stopped training when phase two began), in rounds of
+    /// whole epochs and in rounds of K steps.
+    @Test func aFederatedTargetEpsilonCoversPhaseTwoToo() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try CLI.run(["keygen", "--out", "\(dir)/k.key"]).status == 0)
+        // q = 0.01: 100 steps an epoch. 2 pruning rounds of 1 epoch, 6 fine-tune epochs.
+        for (extra, planned) in [([String](), UInt64(800)), (["--dp-steps-per-round", "30"], UInt64(2 * 30 + 20 * 30))] {
+            let out = "\(dir)/g\(planned).yaml"
+            let made = try CLI.run(
+                [
+                    "mesh", "init", "--name", "dp", "--out", out, "--member", "\(dir)/k.key", "--federated", "--epochs", "1",
+                    "--rounds", "2", "--finetune-epochs", "6", "--noise-multiplier", "0", "--dp", "--dp-sample-rate", "0.01",
+                    "--dp-target-epsilon", "3",
+                ] + extra)
+            #expect(made.status == 0, "\(made.stderr)")
+            #expect(!made.stderr.contains("warning"), "\(made.stderr)")
+            let t = try #require(try Genesis.load(path: out).trainingPrivacy)
+            #expect(t.plannedSteps(epochsPerRound: 1, maxRounds: 2, finetuneEpochs: 6) == planned)
+            #expect(try t.epsilon(steps: planned).epsilon <= 3)
+            var below = t
+            below.noiseMultiplier *= 1 - 1e-6
+            #expect(try below.epsilon(steps: planned).epsilon > 3, "z is the smallest for all \(planned) steps")
+        }
+        // Without federation the fine-tune stays on the node: only the pruning rounds count.
+        let local = "\(dir)/local.yaml"
+        let made = try CLI.run([
+            "mesh", "init", "--name", "dp", "--out", local, "--member", "\(dir)/k.key", "--epochs", "1", "--rounds", "2",
+            "--finetune-epochs", "6", "--noise-multiplier", "0", "--dp", "--dp-sample-rate", "0.01", "--dp-target-epsilon", "3",
+        ])
+        #expect(made.status == 0, "\(made.stderr)")
+        let t = try #require(try Genesis.load(path: local).trainingPrivacy)
+        var below = t
+        below.noiseMultiplier *= 1 - 1e-6
+        #expect(try t.epsilon(steps: 200).epsilon <= 3 && below.epsilon(steps: 200).epsilon > 3)
+    }
+
+    /// A noise multiplier and budget that the planned run outgrows are written (the operator's
+    /// choice: the nodes stop training at the round that would pass ε_max), with a warning.
+    @Test func aBudgetThePlannedRunOutgrowsIsWrittenWithAWarning() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try CLI.run(["keygen", "--out", "\(dir)/k.key"]).status == 0)
+        let base = [
+            "mesh", "init", "--name", "dp", "--member", "\(dir)/k.key", "--federated", "--epochs", "1", "--rounds", "2",
+            "--finetune-epochs", "6", "--noise-multiplier", "0", "--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1",
+        ]
+        let over = try CLI.run(base + ["--out", "\(dir)/over.yaml", "--dp-epsilon-max", "1.5"]) // ε 1.21 a round, 1.93 for 800 steps
+        #expect(over.status == 0, "\(over.stderr)")
+        #expect(over.stderr.contains("warning: the planned run charges 800 DP-SGD steps"), "\(over.stderr)")
+        let fits = try CLI.run(base + ["--out", "\(dir)/fits.yaml", "--dp-epsilon-max", "40"])
+        #expect(fits.status == 0 && !fits.stderr.contains("warning"), "\(fits.stderr)")
+    }
+
     @Test func inconsistentDPOptionsAreUsageErrors() throws {
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -74,10 +130,6 @@ import Testing
             (
                 ["--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "8", "--dp-steps-per-round", "1"],
                 "--federated"
-            ),
-            (
-                ["--dp", "--dp-sample-rate", "0.01", "--dp-target-epsilon", "3", "--federated", "--dp-steps-per-round", "1"],
-                "--dp-noise-multiplier"
             ),
             (
                 [

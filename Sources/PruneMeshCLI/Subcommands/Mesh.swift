@@ -121,7 +121,8 @@ struct MeshInitCommand: ParsableCommand {
 
     @Option(
         name: .customLong("dp-target-epsilon"), parsing: .unconditional,
-        help: "With --dp: record-level ε for all --rounds rounds; the smallest z reaching it is solved now and written, ε_max = the target."
+        help:
+            "With --dp: record-level ε for every charged round (the --rounds pruning rounds; with --federated phase two's too); the smallest z reaching it is solved now and written, ε_max = the target."
     )
     var dpTargetEpsilon: Double?
 
@@ -135,7 +136,7 @@ struct MeshInitCommand: ParsableCommand {
 
     @Option(
         name: .customLong("dp-steps-per-round"), parsing: .unconditional,
-        help: "With --dp, --dp-noise-multiplier and --federated: every model round is K DP-SGD steps, not --epochs epochs.")
+        help: "With --dp and --federated: every model round is K DP-SGD steps, not --epochs epochs.")
     var dpStepsPerRound: Int?
 
     @Flag(help: "Federated averaging: the nodes learn one shared model, decided round by round in the log (the federation section).")
@@ -164,10 +165,6 @@ struct MeshInitCommand: ParsableCommand {
         }
         if dpStepsPerRound != nil {
             guard federated else { throw ValidationError("--dp-steps-per-round needs --federated") }
-            guard dpTargetEpsilon == nil else {
-                throw ValidationError(
-                    "--dp-steps-per-round needs --dp-noise-multiplier (the --dp-target-epsilon solve counts whole epochs)")
-            }
         }
         guard dpSampleRate != nil else { throw ValidationError("--dp needs --dp-sample-rate Q") }
         guard (dpNoiseMultiplier == nil) != (dpTargetEpsilon == nil) else {
@@ -254,9 +251,11 @@ struct MeshInitCommand: ParsableCommand {
         if dp, let q = dpSampleRate {
             do {
                 if let target = dpTargetEpsilon {
+                    // Every round the nodes charge: in a federated mesh phase two's too.
                     genesis.trainingPrivacy = try TrainingPrivacyParameters.solving(
                         targetEpsilon: target, clipNorm: dpClip ?? 1, sampleRate: q, delta: dpDelta ?? 1e-5,
-                        epochsPerRound: genesis.training.epochsPerRound, maxRounds: genesis.pruning.maxRounds)
+                        epochsPerRound: genesis.training.epochsPerRound, maxRounds: genesis.pruning.maxRounds,
+                        finetuneEpochs: federated ? genesis.pruning.finetuneEpochs : nil, stepsPerRound: dpStepsPerRound)
                 } else {
                     genesis.trainingPrivacy = TrainingPrivacyParameters(
                         enabled: true, clipNorm: dpClip ?? 1,
@@ -277,6 +276,20 @@ struct MeshInitCommand: ParsableCommand {
             if field.hasPrefix("members[") { field = "members" }
             let flag = Self.flags[field].map { "\($0) (\(error.field))" } ?? "genesis field \(error.field)"
             throw ValidationError("\(flag): \(error.problem)")
+        }
+        if let t = genesis.trainingPrivacy, t.enabled {
+            // A budget the planned run outgrows is the operator's choice (the nodes stop training
+            // when the next round would pass it), but not a silent one.
+            let steps = t.plannedSteps(
+                epochsPerRound: genesis.training.epochsPerRound, maxRounds: genesis.pruning.maxRounds,
+                finetuneEpochs: federated ? genesis.pruning.finetuneEpochs : nil)
+            let epsilon = (try? t.epsilon(steps: steps).epsilon) ?? .infinity
+            if epsilon > t.epsilonMax {
+                FileHandle.standardError.write(
+                    Data(
+                        "warning: the planned run charges \(steps) DP-SGD steps, record-level ε = \(epsilon) above --dp-epsilon-max \(t.epsilonMax): the nodes will stop training (and contributing) at the round that would pass it\n"
+                            .utf8))
+            }
         }
         try genesis.write(to: out, overwrite: force)
         let id = genesis.meshID
