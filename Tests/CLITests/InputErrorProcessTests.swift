@@ -279,6 +279,9 @@ import Testing
         Case(
             ["dev", "fedavg", "--dp-sample-rate", "0.1", "--dp-noise-multiplier", "1", "--dp-steps-per-round", "0"], 64,
             "--dp-steps-per-round"),
+        Case(
+            ["dev", "fedavg", "--dp-sample-rate", "0.1", "--dp-noise-multiplier", "1", "--dp-steps-per-round", "10001"], 64,
+            "--dp-steps-per-round must lie in 1…10000"),
         Case(["dev", "fedavg", "--evaluate-every", "0"], 64, "--evaluate-every"),
         Case(["dev", "fedavg", "--weight-decay", "-1"], 64, "--weight-decay"),
         Case(["dev", "fedavg", "--partition", "dirichlet:x"], 64, "--partition"),

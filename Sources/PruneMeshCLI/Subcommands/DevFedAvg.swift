@@ -148,8 +148,8 @@ struct DevFedAvg: ParsableCommand {
                 throw ValidationError("--dp-sample-rate needs --dp-noise-multiplier in [0, \(Limits.dp_noise_multiplier_max)]")
             }
             guard dpClip > 0 && dpClip.isFinite else { throw ValidationError("--dp-clip must be positive") }
-            if let k = dpStepsPerRound, !(1...Limits.training_epochs_count_max * 1_000).contains(k) {
-                throw ValidationError("--dp-steps-per-round must lie in 1…\(Limits.training_epochs_count_max * 1_000)")
+            if let k = dpStepsPerRound, !(1...Limits.dp_steps_per_round_max).contains(k) {
+                throw ValidationError("--dp-steps-per-round must lie in 1…\(Limits.dp_steps_per_round_max) (got \(k))")
             }
         } else if dpNoiseMultiplier != nil || dpStepsPerRound != nil {
             throw ValidationError("--dp-noise-multiplier and --dp-steps-per-round need --dp-sample-rate")
