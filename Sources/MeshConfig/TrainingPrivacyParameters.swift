@@ -81,11 +81,20 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
     /// `finetuneEpochs` nil for a mesh without federation, whose fine-tune stays on the node),
     /// each round `steps(epochsPerRound:)`. Phase two is `finetuneRounds(finetuneEpochs:)`
     /// rounds of K steps, or ⌈finetuneEpochs / epochsPerRound⌉ rounds of whole epochs.
+    /// Saturates at `UInt64.max` (never traps): its inputs may come from a command line not yet
+    /// validated; a negative count counts as none.
     public func plannedSteps(epochsPerRound: Int, maxRounds: Int, finetuneEpochs: Int?) -> UInt64 {
-        let e = max(1, epochsPerRound)
-        let phaseTwo = finetuneEpochs.map { finetuneRounds(finetuneEpochs: $0) ?? ($0 + e - 1) / e } ?? 0
-        let (steps, overflow) = steps(epochsPerRound: e).multipliedReportingOverflow(by: UInt64(max(1, maxRounds) + phaseTwo))
-        return overflow ? .max : steps
+        let e = UInt64(max(1, epochsPerRound)), epoch = UInt64(max(1, stepsPerEpoch))
+        func sum(_ a: UInt64, _ b: UInt64) -> UInt64 { a.addingReportingOverflow(b).overflow ? .max : a + b }
+        func product(_ a: UInt64, _ b: UInt64) -> UInt64 { a.multipliedReportingOverflow(by: b).overflow ? .max : a * b }
+        let perRound = stepsPerRound.map { UInt64(max(1, $0)) } ?? product(e, epoch)
+        var phaseTwo: UInt64 = 0
+        if let f = finetuneEpochs.map({ UInt64(max(0, $0)) }) {
+            // ⌈f·round(1/q)/K⌉ rounds of K steps, or ⌈f/e⌉ rounds of e epochs.
+            let (work, unit) = stepsPerRound.map { (product(f, epoch), UInt64(max(1, $0))) } ?? (f, e)
+            phaseTwo = work / unit + (work % unit == 0 ? 0 : 1)
+        }
+        return product(perRound, sum(UInt64(max(1, maxRounds)), phaseTwo))
     }
 
     /// The section for a target record-level ε, solved once at `prunemesh mesh init`: z is the
@@ -103,6 +112,10 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
             enabled: true, clipNorm: clipNorm, noiseMultiplier: 1, sampleRate: sampleRate,
             delta: delta, epsilonMax: targetEpsilon)
         t.stepsPerRound = stepsPerRound
+        if let k = stepsPerRound, !(1...Limits.dp_steps_per_round_max).contains(k) {
+            throw FieldProblem("training_privacy.steps_per_round", "must lie in 1…\(Limits.dp_steps_per_round_max) (got \(k))")
+        }
+        if let f = finetuneEpochs, f < 0 { throw FieldProblem("pruning.finetune_epochs", "must be ≥ 0 (got \(f))") }
         guard sampleRate.isFinite, sampleRate >= Limits.dp_sample_rate_min, sampleRate <= 1 else {
             throw FieldProblem("training_privacy.sample_rate", "must lie in [\(Limits.dp_sample_rate_min), 1] (got \(sampleRate))")
         }

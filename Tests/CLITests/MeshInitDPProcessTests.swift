@@ -138,6 +138,26 @@ import Testing
                 ],
                 "--dp-steps-per-round"
             ),
+            // The target-ε solve meets these before the genesis is validated: refused, not a trap.
+            (
+                ["--dp", "--dp-sample-rate", "0.01", "--dp-target-epsilon", "3", "--federated", "--dp-steps-per-round", "0"],
+                "--dp-steps-per-round: must lie in 1…10000"
+            ),
+            (
+                ["--dp", "--dp-sample-rate", "0.01", "--dp-target-epsilon", "3", "--federated", "--dp-steps-per-round", "-5"],
+                "--dp-steps-per-round: must lie in 1…10000"
+            ),
+            (
+                ["--dp", "--dp-sample-rate", "0.01", "--dp-target-epsilon", "3", "--federated", "--finetune-epochs", "-3"],
+                "--finetune-epochs: must be ≥ 0"
+            ),
+            (
+                [
+                    "--dp", "--dp-sample-rate", "0.01", "--dp-target-epsilon", "3", "--federated", "--finetune-epochs",
+                    "9223372036854775807", "--rounds", "9223372036854775807",
+                ],
+                "--"
+            ),
         ] {
             let r = try CLI.run(base + extra)
             #expect(r.status == 64, "\(extra): \(r.status) \(r.stderr)")

@@ -152,3 +152,29 @@ import Wire
         }
     }
 }
+
+/// The DP-SGD steps a whole run charges (what `mesh init --dp-target-epsilon` solves for).
+@Suite struct PlannedStepsTests {
+    static func terms(k: Int? = nil) -> TrainingPrivacyParameters {
+        var t = TrainingPrivacyParameters(enabled: true, clipNorm: 1, noiseMultiplier: 1, sampleRate: 0.01, delta: 1e-5, epsilonMax: 8)
+        t.stepsPerRound = k
+        return t
+    }
+
+    @Test func pruningRoundsAndInAFederatedMeshPhaseTwoToo() {
+        // 100 steps an epoch. 3 pruning rounds of 2 epochs; 5 fine-tune epochs: ⌈5/2⌉ = 3 rounds.
+        #expect(Self.terms().plannedSteps(epochsPerRound: 2, maxRounds: 3, finetuneEpochs: 5) == 6 * 200)
+        #expect(Self.terms().plannedSteps(epochsPerRound: 2, maxRounds: 3, finetuneEpochs: nil) == 3 * 200)
+        #expect(Self.terms().plannedSteps(epochsPerRound: 2, maxRounds: 3, finetuneEpochs: 0) == 3 * 200)
+        // K = 30: 3 + ⌈500/30⌉ = 3 + 17 rounds of 30 steps.
+        #expect(Self.terms(k: 30).plannedSteps(epochsPerRound: 2, maxRounds: 3, finetuneEpochs: 5) == 20 * 30)
+        #expect(Self.terms(k: 50).plannedSteps(epochsPerRound: 2, maxRounds: 3, finetuneEpochs: 5) == 13 * 50)
+    }
+
+    @Test func unvalidatedInputsSaturateOrCountAsNone() {
+        #expect(Self.terms().plannedSteps(epochsPerRound: .max, maxRounds: .max, finetuneEpochs: .max) == .max)
+        #expect(Self.terms(k: .max).plannedSteps(epochsPerRound: 1, maxRounds: 2, finetuneEpochs: .max) == .max)
+        #expect(Self.terms().plannedSteps(epochsPerRound: -1, maxRounds: -4, finetuneEpochs: -3) == 100)
+        #expect(Self.terms(k: -2).plannedSteps(epochsPerRound: 1, maxRounds: 2, finetuneEpochs: 1) == 2 + 100)
+    }
+}

@@ -88,8 +88,9 @@ public final class MeshService: @unchecked Sendable {
 
     /// The shared model is evaluated at the end of phase one, every `sharedEvaluationInterval`
     /// model rounds and in the last one (a personal fine-tune first evaluates a shared model the
-    /// schedule skipped): each evaluation runs on every node at once, a tenth of an epoch
-    /// round's CPU.
+    /// schedule skipped, so the last one is always evaluated; an earlier one is skipped when the
+    /// evaluation thread is still busy with the one before and a later round's is asked for):
+    /// each evaluation runs on every node at once, a tenth of an epoch round's CPU.
     static let sharedEvaluationEveryRounds: UInt64 = 8
 
     /// Every 8 rounds, or about 40 evaluations in all for a run of many short rounds (one-step

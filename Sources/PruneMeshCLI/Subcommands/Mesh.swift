@@ -264,9 +264,10 @@ struct MeshInitCommand: ParsableCommand {
                     genesis.trainingPrivacy?.stepsPerRound = dpStepsPerRound
                 }
             } catch {
-                throw ValidationError(
-                    "\(error.field == "training_privacy.epsilon_max" ? "--dp-target-epsilon" : "--dp-sample-rate/--dp-target-epsilon"): \(error.problem)"
-                )
+                let flag =
+                    ["training_privacy.epsilon_max", "training_privacy.noise_multiplier"].contains(error.field)
+                    ? "--dp-target-epsilon" : Self.flags[error.field] ?? "--dp-sample-rate/--dp-target-epsilon"
+                throw ValidationError("\(flag): \(error.problem)")
             }
         }
         do {
