@@ -149,7 +149,8 @@ public struct ModelSpec: Hashable, Sendable, CustomStringConvertible {
                 break
             case let .maxPool(k, s):
                 guard !seenDense else { throw fail("pool after dense is not supported") }
-                guard k >= 2, (1...k).contains(s) else { throw fail("pool\(k) stride \(s) must be in 1…\(k)") }
+                guard k >= 2 else { throw fail("pool\(k): the window must be at least 2") }
+                guard (1...k).contains(s) else { throw fail("pool\(k) stride \(s) must be in 1…\(k)") }
                 if s == k {
                     guard h % k == 0, w % k == 0 else { throw fail("pool\(k) does not divide \(h)×\(w)") }
                 } else {

@@ -282,9 +282,18 @@ public enum Limits {
     /// `train --dp --clip`: DP-SGD's per-sample L2 clip bound C (typical values 0.1…10).
     public static let dp_clip_norm_max = 1e6
 
+    /// The smallest DP-SGD clip bound C: the learner holds C as a Float, and a smaller Double
+    /// (1e-320) would become 0 there (far below any useful bound either way).
+    public static let dp_clip_norm_min = 1e-6
+
     /// `train --dp --noise-multiplier`: DP-SGD's z (noise std over C); below the noise solver's
     /// search cap of 2^40.
     public static let dp_noise_multiplier_max = 1e4
+
+    /// The smallest positive DP-SGD z (a tool that allows z = 0 means no noise): the
+    /// accountant's series divides by z², which must stay a normal number (z ≈ 1e-160 made it
+    /// run a million terms per order for seconds); ε is astronomical long before this.
+    public static let dp_noise_multiplier_min = 1e-6
 
     /// `train --dp --target-epsilon`: the record-level ε a DP-SGD run is fitted to.
     public static let dp_target_epsilon_max = 1e4

@@ -110,7 +110,7 @@ extension Genesis {
             )
         }
         if let f = federation, !FederationParameters.isValidServerRate(f.serverRate) {
-            throw FieldProblem("federation.server_rate", "must lie in (0, \(FederationParameters.serverRateMax)] (got \(f.serverRate))")
+            throw FieldProblem("federation.server_rate", "must lie in \(FederationParameters.serverRateRange) (got \(f.serverRate))")
         }
         if let f = federation, f.aggregation.contributionsMin > members.count {
             throw FieldProblem(
@@ -189,13 +189,16 @@ extension Genesis {
     /// within ε_max (else no node could ever contribute). Checked when the section is present,
     /// enabled or not: its values are part of the mesh id either way.
     static func checkTrainingPrivacy(_ t: TrainingPrivacyParameters, epochsPerRound: Int) throws(FieldProblem) {
-        guard t.clipNorm.isFinite, t.clipNorm > 0, t.clipNorm <= Limits.dp_clip_norm_max else {
-            throw FieldProblem("training_privacy.clip_norm", "must lie in (0, \(Limits.dp_clip_norm_max)] (got \(t.clipNorm))")
+        guard t.clipNorm.isFinite, t.clipNorm >= Limits.dp_clip_norm_min, t.clipNorm <= Limits.dp_clip_norm_max else {
+            throw FieldProblem(
+                "training_privacy.clip_norm", "must lie in [\(Limits.dp_clip_norm_min), \(Limits.dp_clip_norm_max)] (got \(t.clipNorm))")
         }
-        guard t.noiseMultiplier.isFinite, t.noiseMultiplier > 0, t.noiseMultiplier <= Limits.dp_noise_multiplier_max else {
+        guard t.noiseMultiplier.isFinite, t.noiseMultiplier >= Limits.dp_noise_multiplier_min,
+            t.noiseMultiplier <= Limits.dp_noise_multiplier_max
+        else {
             throw FieldProblem(
                 "training_privacy.noise_multiplier",
-                "must lie in (0, \(Limits.dp_noise_multiplier_max)] (got \(t.noiseMultiplier))")
+                "must lie in [\(Limits.dp_noise_multiplier_min), \(Limits.dp_noise_multiplier_max)] (got \(t.noiseMultiplier))")
         }
         guard t.sampleRate.isFinite, t.sampleRate >= Limits.dp_sample_rate_min, t.sampleRate <= 1 else {
             throw FieldProblem("training_privacy.sample_rate", "must lie in [\(Limits.dp_sample_rate_min), 1] (got \(t.sampleRate))")

@@ -371,7 +371,7 @@ extension Genesis {
                   # How updates travel: f32, or int8 (per-tensor scale, error feedback; ~4x smaller).
                   encoding: \(q(f.encoding.description))
                   # Server rate: the next shared model is the current one plus this times the
-                  # aggregate (1 = plain FedAvg), in (0, 4].
+                  # aggregate (1 = plain FedAvg), in [0.001, 4].
                   server_rate: \(d(f.serverRate))
 
                 """

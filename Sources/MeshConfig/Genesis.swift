@@ -301,7 +301,7 @@ public struct FederationParameters: Sendable, Hashable {
     public var encoding: UpdateEncoding
     /// `server_rate` (optional, default 1): η, the step the mesh takes along each round's
     /// aggregate Δ (next shared model = shared + η·Δ; FedAvg with a server learning rate,
-    /// Reddi et al. 2021), in (0, 4]. Stateless: nothing but the shared model carries over.
+    /// Reddi et al. 2021), in [0.001, 4]. Stateless: nothing but the shared model carries over.
     public var serverRate: Double
 
     public init(aggregation: AggregationRule = .fedAvg, encoding: UpdateEncoding = .f32, serverRate: Double = 1) {
@@ -313,6 +313,13 @@ public struct FederationParameters: Sendable, Hashable {
     /// The largest `server_rate`.
     public static let serverRateMax: Double = 4
 
-    /// Whether `rate` is a valid `server_rate`: finite, in (0, `serverRateMax`].
-    public static func isValidServerRate(_ rate: Double) -> Bool { rate.isFinite && rate > 0 && rate <= serverRateMax }
+    /// The smallest `server_rate`: the nodes step along the aggregate in Float, where a smaller
+    /// Double (1e-320) would be 0, a step that never moves (and far below any rate that learns).
+    public static let serverRateMin: Double = 1e-3
+
+    /// Whether `rate` is a valid `server_rate`: finite, in [`serverRateMin`, `serverRateMax`].
+    public static func isValidServerRate(_ rate: Double) -> Bool { rate.isFinite && rate >= serverRateMin && rate <= serverRateMax }
+
+    /// The valid `server_rate`s, for messages.
+    public static var serverRateRange: String { "[\(serverRateMin), \(serverRateMax)]" }
 }

@@ -106,6 +106,11 @@ public enum SampledGaussianRDP {
         guard noiseMultiplier.isFinite, noiseMultiplier > 0 else {
             throw .invalidParameter("noise multiplier z = \(noiseMultiplier) must be positive and finite")
         }
+        // The series divides by z²: an underflowed one (z below ~1e-154) gives NaN terms that
+        // never fall below the cut-off, and each fractional order would run its whole bound.
+        guard (noiseMultiplier * noiseMultiplier).isNormal else {
+            throw .invalidParameter("noise multiplier z = \(noiseMultiplier) is too small: z² underflows (ε would be unbounded)")
+        }
         guard delta > 0, delta < 1 else { throw .invalidParameter("δ = \(delta) must lie in (0, 1)") }
     }
 

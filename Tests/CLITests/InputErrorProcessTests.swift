@@ -190,6 +190,21 @@ import Testing
         Case(["simulate", "--seed", "1", "--crashes", "1000000000"], 64, "--crashes"),
         Case(["simulate", "--seed", "1", "--loss", "nan"], 64, "--loss"),
         Case(["train"] + small + ["--batch", "0"], 64, "--batch"),
+        // Positive Doubles that became 0 as Floats (a trap) or underflowed z² (a stalled accountant).
+        Case(["train"] + small + ["--dp", "--noise-multiplier", "1", "--clip", "1e-300"], 64, "--clip must be in [1e-06"),
+        Case(["train"] + small + ["--dp", "--noise-multiplier", "1e-320"], 64, "--noise-multiplier must be in [1e-06"),
+        Case(
+            ["privacy", "--sample-rate", "0.01", "--steps", "100", "--noise-multiplier", "1e-320", "--delta", "1e-5"], 64,
+            "--noise-multiplier"),
+        Case(["demo", "--server-rate", "1e-320"], 64, "--server-rate must lie in [0.001, 4.0]"),
+        Case(
+            ["demo", "--dp-sample-rate", "0.1", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "8", "--dp-clip", "1e-320"], 64,
+            "--dp-clip (training_privacy.clip_norm)"),
+        Case(["dev", "fedavg", "--dp-sample-rate", "1e-300", "--dp-noise-multiplier", "1"], 64, "--dp-sample-rate must be in [1e-06"),
+        Case(["dev", "fedavg", "--dp-sample-rate", "1e-10", "--dp-noise-multiplier", "1"], 64, "--dp-sample-rate must be in [1e-06"),
+        Case(["dev", "fedavg", "--dp-sample-rate", "0.1", "--dp-noise-multiplier", "1e-320"], 64, "--dp-noise-multiplier"),
+        Case(
+            ["dev", "fedavg", "--dp-sample-rate", "0.1", "--dp-noise-multiplier", "1", "--dp-clip", "1e-300"], 64, "--dp-clip must be in"),
         Case(["train"] + small + ["--batch", "-5"], 64, "--batch"),
         Case(["train"] + small + ["--batch", "100000000"], 64, "--batch"),
         Case(["train"] + small + ["--threads", "0"], 64, "--threads"),
@@ -287,6 +302,9 @@ import Testing
         Case(["dev", "fedavg", "--partition", "dirichlet:x"], 64, "--partition"),
         Case(["dev", "fedavg", "--threads", "0"], 64, "--threads"),
         Case(["mesh", "init", "--name", "x", "--member", "$D/k.key", "--out", "$D/x.yaml", "--epochs", "-1"], 64, "--epochs"),
+        Case(
+            ["mesh", "init", "--name", "x", "--member", "$D/k.key", "--out", "$D/x.yaml", "--federated", "--server-rate", "1e-320"], 64,
+            "--server-rate (federation.server_rate)"),
         Case(["mesh", "init", "--name", "x", "--member", "$D/k.key", "--out", "$D/x.yaml", "--batch", "0"], 64, "--batch"),
         Case(["mesh", "init", "--name", "x", "--member", "$D/k.key", "--out", "$D/x.yaml", "--scale-log2", "99"], 64, "--scale-log2"),
         Case(["mesh", "init", "--name", "x", "--member", "$D/k.key", "--out", "$D/x.yaml", "--lr", "nan"], 64, "--lr"),

@@ -1005,7 +1005,7 @@ class Genesis:
             q = self._float(tp["sample_rate"], "training_privacy.sample_rate")
             d = self._float(tp["delta"], "training_privacy.delta")
             emax = self._float(tp["epsilon_max"], "training_privacy.epsilon_max")
-            if not (0 < clip <= 1e6) or not (0 < z <= 1e4) or not (1e-6 <= q <= 1) \
+            if not (1e-6 <= clip <= 1e6) or not (1e-6 <= z <= 1e4) or not (1e-6 <= q <= 1) \
                     or not (0 < d < 1) or not (0 < emax <= 1e4):
                 raise GenesisError(f"{P}: training_privacy: a value is out of range")
             # training_privacy.steps_per_round (optional, 1 … 10,000; tag 5 + u32): a model round
@@ -1038,13 +1038,13 @@ class Genesis:
             self._drop_null(fsec, "encoding", "federation.encoding")
             if "encoding" in fsec:
                 self.encoding = ("f32", "int8")[self._enum(fsec["encoding"], "federation.encoding", ["f32", "int8"])]
-            # federation.server_rate: η in (0, 4], 1 when absent or null (not encoded), else tag 4 + f64
+            # federation.server_rate: η in [0.001, 4], 1 when absent or null (not encoded), else tag 4 + f64
             self.server_rate = 1.0
             self._drop_null(fsec, "server_rate", "federation.server_rate")
             if "server_rate" in fsec:
                 self.server_rate = self._float(fsec["server_rate"], "federation.server_rate")
-                if not (0 < self.server_rate <= 4):
-                    raise GenesisError(f"{self._where(fsec['server_rate'], 'federation.server_rate')}: must lie in (0, 4]")
+                if not (0.001 <= self.server_rate <= 4):
+                    raise GenesisError(f"{self._where(fsec['server_rate'], 'federation.server_rate')}: must lie in [0.001, 4]")
         if self.training_privacy is not None and self.steps_per_round_set is not None and self.federation is None:
             raise GenesisError(f"{P}: training_privacy.steps_per_round: model rounds of a number of steps need the federation section")
 

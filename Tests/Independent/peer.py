@@ -652,8 +652,8 @@ def genesis_from_yaml(text: str, fname: str = "genesis.yaml") -> dict:
                 raise YamlError(f"{fname}: federation.encoding: expected f32 or int8")
         if "server_rate" in sd:
             fed["server_rate"] = _scalar_value(sd["server_rate"], F64, "federation.server_rate")
-            if not 0 < fed["server_rate"] <= 4:
-                raise YamlError(f"{fname}: federation.server_rate: must lie in (0, 4]")
+            if not 0.001 <= fed["server_rate"] <= 4:
+                raise YamlError(f"{fname}: federation.server_rate: must lie in [0.001, 4]")
         g["federation"] = fed
     return g
 

@@ -45,6 +45,8 @@ import Testing
         ("28x28x1:conv3x4p3,dense10", "conv padding 3 must be in 0…2"),
         ("28x28x1:conv3x4s0,dense10", "conv stride 0"),
         ("28x28x1:pool3s4,dense10", "pool3 stride 4 must be in 1…3"),
+        ("28x28x1:pool1,dense10", "pool1: the window must be at least 2"),
+        ("28x28x1:pool0s0,dense10", "pool0: the window must be at least 2"),
         ("28x28x1:pool3,dense10", "pool3 does not divide 28×28"),
         ("4x4x1:conv15x4p2,dense10", "larger than its 4×4 input"),
         ("4x4x1:pool2s1,pool2s1,pool2s1,pool2s1,dense10", "pool2 is larger than its 1×1 input"),

@@ -120,7 +120,8 @@ import Testing
         let stripped = yamlPlain.replacingOccurrences(of: "  server_rate: 1\n", with: "")
         #expect(stripped != yamlPlain)
         #expect(try Genesis(yaml: stripped, file: "g.yaml").meshID == plain.meshID)
-        for bad in [0.0, -1, 4.5, .infinity] {
+        // 1e-320 is positive as a Double and 0 as the nodes' Float step: it trapped every node.
+        for bad in [0.0, -1, 4.5, .infinity, 1e-320, FederationParameters.serverRateMin.nextDown] {
             #expect(throws: FieldProblem.self) { try Self.genesis(FederationParameters(aggregation: .fedAvg, serverRate: bad)).validate() }
         }
         #expect(throws: ConfigError.self) {
@@ -131,6 +132,9 @@ import Testing
         expectCanonicalRefused(
             bare + [4] + withUnsafeBytes(of: (1.5 as Double).bitPattern.littleEndian, Array.init), "federation.server_rate")
         #expect(try Genesis(canonicalBytes: b).federation?.serverRate == 1.5)
+        #expect(throws: Never.self) {
+            try Self.genesis(FederationParameters(aggregation: .fedAvg, serverRate: FederationParameters.serverRateMin)).validate()
+        }
     }
 
     /// `training_privacy.steps_per_round`: absent leaves the bytes (and id) as they were; set,

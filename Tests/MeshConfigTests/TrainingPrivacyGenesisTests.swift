@@ -93,6 +93,12 @@ import Wire
         #expect(problem { $0.clipNorm = 0 }?.field == "training_privacy.clip_norm")
         #expect(problem { $0.noiseMultiplier = .nan }?.field == "training_privacy.noise_multiplier")
         #expect(problem { $0.noiseMultiplier = 0 }?.field == "training_privacy.noise_multiplier")
+        // Positive Doubles that trapped a node (C is a Float in the learner: 1e-320 is 0 there) or
+        // stalled the accountant (z² underflows): refused with the field's name.
+        #expect(problem { $0.clipNorm = 1e-320 }?.field == "training_privacy.clip_norm")
+        #expect(problem { $0.clipNorm = Limits.dp_clip_norm_min.nextDown }?.field == "training_privacy.clip_norm")
+        #expect(problem { $0.noiseMultiplier = 1e-320 }?.field == "training_privacy.noise_multiplier")
+        #expect(problem { $0.noiseMultiplier = Limits.dp_noise_multiplier_min.nextDown }?.field == "training_privacy.noise_multiplier")
         #expect(problem { $0.sampleRate = 1.5 }?.field == "training_privacy.sample_rate")
         #expect(problem { $0.sampleRate = Limits.dp_sample_rate_min / 2 }?.field == "training_privacy.sample_rate")
         #expect(problem { $0.delta = 1 }?.field == "training_privacy.delta")

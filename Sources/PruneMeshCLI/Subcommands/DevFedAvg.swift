@@ -143,11 +143,17 @@ struct DevFedAvg: ParsableCommand {
         guard weightDecay >= 0 && weightDecay < 1 else { throw ValidationError("--weight-decay must be in [0, 1)") }
         guard evaluateEvery >= 1 else { throw ValidationError("--evaluate-every must be ≥ 1 (got \(evaluateEvery))") }
         if let q = dpSampleRate {
-            guard q > 0 && q <= 1 else { throw ValidationError("--dp-sample-rate must be in (0, 1] (got \(q))") }
-            guard let z = dpNoiseMultiplier, z >= 0, z <= Limits.dp_noise_multiplier_max else {
-                throw ValidationError("--dp-sample-rate needs --dp-noise-multiplier in [0, \(Limits.dp_noise_multiplier_max)]")
+            guard q >= Limits.dp_sample_rate_min && q <= 1 else {
+                throw ValidationError("--dp-sample-rate must be in [\(Limits.dp_sample_rate_min), 1] (got \(q))")
             }
-            guard dpClip > 0 && dpClip.isFinite else { throw ValidationError("--dp-clip must be positive") }
+            guard let z = dpNoiseMultiplier, z == 0 || (z >= Limits.dp_noise_multiplier_min && z <= Limits.dp_noise_multiplier_max) else {
+                throw ValidationError(
+                    "--dp-sample-rate needs --dp-noise-multiplier 0 (no noise) or in [\(Limits.dp_noise_multiplier_min), \(Limits.dp_noise_multiplier_max)]"
+                )
+            }
+            guard Double(dpClip) >= Limits.dp_clip_norm_min && Double(dpClip) <= Limits.dp_clip_norm_max else {
+                throw ValidationError("--dp-clip must be in [\(Limits.dp_clip_norm_min), \(Limits.dp_clip_norm_max)] (got \(dpClip))")
+            }
             if let k = dpStepsPerRound, !(1...Limits.dp_steps_per_round_max).contains(k) {
                 throw ValidationError("--dp-steps-per-round must lie in 1…\(Limits.dp_steps_per_round_max) (got \(k))")
             }

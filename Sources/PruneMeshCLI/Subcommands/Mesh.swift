@@ -151,7 +151,7 @@ struct MeshInitCommand: ParsableCommand {
     @Option(help: "With --federated: how updates travel, f32 (default) or int8 (per-tensor scale, error feedback, ~4x smaller).")
     var encoding: String?
 
-    @Option(help: "With --federated: the server rate η (next shared model = shared + η·aggregate), in (0, 4]; default 1.")
+    @Option(help: "With --federated: the server rate η (next shared model = shared + η·aggregate), in [0.001, 4]; default 1.")
     var serverRate: Double?
 
     @Flag(help: "Print one JSON object.")

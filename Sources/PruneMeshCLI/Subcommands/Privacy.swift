@@ -98,8 +98,10 @@ struct PrivacyCommand: ParsableCommand {
             throw ValidationError("--steps must lie in 0…\(Limits.privacy_steps_count_max) (got \(t))")
         }
         guard releases == nil else { throw ValidationError("--releases is for importance releases; DP-SGD counts --steps") }
-        if let z = noiseMultiplier, !(z.isFinite && z > 0) {
-            throw ValidationError("--noise-multiplier must be positive and finite")
+        if let z = noiseMultiplier, !(z >= Limits.dp_noise_multiplier_min && z <= Limits.dp_noise_multiplier_max) {
+            throw ValidationError(
+                "--noise-multiplier must lie in [\(Limits.dp_noise_multiplier_min), \(Limits.dp_noise_multiplier_max)] with --sample-rate (got \(z))"
+            )
         }
         guard delta > 0, delta < 1 else { throw ValidationError("--delta must lie strictly between 0 and 1 (got \(delta))") }
         if let e = epsilon, !(e.isFinite && e > 0) { throw ValidationError("--epsilon must be positive and finite") }

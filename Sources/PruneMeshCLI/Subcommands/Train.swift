@@ -46,15 +46,16 @@ struct Train: ParsableCommand {
             }
             return
         }
-        if let clip, !(clip > 0 && clip <= Limits.dp_clip_norm_max) {
-            throw ValidationError("--clip must be in (0, \(Limits.dp_clip_norm_max)] (got \(clip))")
+        if let clip, !(clip >= Limits.dp_clip_norm_min && clip <= Limits.dp_clip_norm_max) {
+            throw ValidationError("--clip must be in [\(Limits.dp_clip_norm_min), \(Limits.dp_clip_norm_max)] (got \(clip))")
         }
         switch (noiseMultiplier, targetEpsilon) {
         case (nil, nil), (.some, .some):
             throw ValidationError("--dp needs exactly one of --noise-multiplier Z and --target-epsilon E")
         case let (z?, nil):
-            guard z > 0, z <= Limits.dp_noise_multiplier_max else {
-                throw ValidationError("--noise-multiplier must be in (0, \(Limits.dp_noise_multiplier_max)] (got \(z))")
+            guard z >= Limits.dp_noise_multiplier_min, z <= Limits.dp_noise_multiplier_max else {
+                throw ValidationError(
+                    "--noise-multiplier must be in [\(Limits.dp_noise_multiplier_min), \(Limits.dp_noise_multiplier_max)] (got \(z))")
             }
         case let (nil, e?):
             guard e > 0, e <= Limits.dp_target_epsilon_max else {
