@@ -338,9 +338,9 @@ extension Genesis {
                 training_privacy:
                   # true: nodes train with DP-SGD and the log accounts their steps.
                   enabled: \(t.enabled)
-                  # C: every example's gradient (all parameters) is clipped to this L2 norm (> 0).
+                  # C: every example's gradient (all parameters) is clipped to this L2 norm (1e-6 to 1e6).
                   clip_norm: \(d(t.clipNorm))
-                  # z: Gaussian noise of standard deviation z*C on the summed clipped gradients (> 0).
+                  # z: Gaussian noise of standard deviation z*C on the summed clipped gradients (1e-6 to 1e4).
                   noise_multiplier: \(d(t.noiseMultiplier))
                   # q: every example joins a step's batch with probability q; an epoch is round(1/q) steps.
                   sample_rate: \(d(t.sampleRate))

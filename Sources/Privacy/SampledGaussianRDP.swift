@@ -1,3 +1,5 @@
+import MeshBase
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -106,10 +108,11 @@ public enum SampledGaussianRDP {
         guard noiseMultiplier.isFinite, noiseMultiplier > 0 else {
             throw .invalidParameter("noise multiplier z = \(noiseMultiplier) must be positive and finite")
         }
-        // The series divides by z²: an underflowed one (z below ~1e-154) gives NaN terms that
-        // never fall below the cut-off, and each fractional order would run its whole bound.
-        guard (noiseMultiplier * noiseMultiplier).isNormal else {
-            throw .invalidParameter("noise multiplier z = \(noiseMultiplier) is too small: z² underflows (ε would be unbounded)")
+        // The series divides by z²: a tiny one (z below ~6e-154) gives NaN terms that never fall
+        // below the cut-off, and each fractional order would run its whole bound.
+        guard noiseMultiplier >= Limits.dp_noise_multiplier_min else {
+            throw .invalidParameter(
+                "noise multiplier z = \(noiseMultiplier) is below \(Limits.dp_noise_multiplier_min) (ε would be astronomical)")
         }
         guard delta > 0, delta < 1 else { throw .invalidParameter("δ = \(delta) must lie in (0, 1)") }
     }
@@ -153,6 +156,8 @@ public enum SampledGaussianRDP {
                 logA0 = logSub(logA0, logS0)
                 logA1 = logSub(logA1, logS1)
             }
+            // A NaN term (never from a z ≥ dp_noise_multiplier_min) would never pass the cut-off.
+            if logS0.isNaN || logS1.isNaN { return .infinity }
             if max(logS0, logS1) < -30 { break }
             coefficient *= (alpha - i) / (i + 1)
             i += 1

@@ -112,14 +112,19 @@ import Testing
         #expect(throws: PrivacyError.self) { try SampledGaussianRDP.epsilon(sampleRate: .nan, noiseMultiplier: 1, steps: 1, delta: 1e-5) }
         #expect(throws: PrivacyError.self) { try SampledGaussianRDP.epsilon(sampleRate: 0.1, noiseMultiplier: 0, steps: 1, delta: 1e-5) }
         // z² underflows: the series' terms were NaN and each fractional order ran its million-term
-        // bound (seconds a call); refused instead. The smallest z whose z² is normal still works.
+        // bound (seconds a call); refused instead. The smallest z the accountant takes still works.
         #expect(throws: PrivacyError.self) {
             try SampledGaussianRDP.epsilon(sampleRate: 0.01, noiseMultiplier: 1e-200, steps: 100, delta: 1e-5)
         }
         #expect(throws: PrivacyError.self) {
             try SampledGaussianRDP.epsilon(sampleRate: 0.01, noiseMultiplier: 1e-320, steps: 100, delta: 1e-5)
         }
+        #expect(throws: PrivacyError.self) {
+            try SampledGaussianRDP.epsilon(sampleRate: 0.01, noiseMultiplier: 1.5e-154, steps: 100, delta: 1e-5)
+        }
         #expect(try SampledGaussianRDP.epsilon(sampleRate: 0.01, noiseMultiplier: 1e-6, steps: 100, delta: 1e-5).epsilon > 1e6)
+        // The series' own guard: NaN terms end an order at +∞ instead of running the bound.
+        #expect(SampledGaussianRDP.logAFractionalOrder(q: 0.01, z: 1.5e-154, alpha: 4.5) == .infinity)
         #expect(throws: PrivacyError.self) { try SampledGaussianRDP.epsilon(sampleRate: 0.1, noiseMultiplier: 1, steps: 1, delta: 1) }
         #expect(throws: PrivacyError.self) {
             try SampledGaussianRDP.smallestNoiseMultiplier(targetEpsilon: 0.01, sampleRate: 0.1, steps: 10, delta: 1e-5)

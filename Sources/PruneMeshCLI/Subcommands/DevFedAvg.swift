@@ -151,7 +151,7 @@ struct DevFedAvg: ParsableCommand {
                     "--dp-sample-rate needs --dp-noise-multiplier 0 (no noise) or in [\(Limits.dp_noise_multiplier_min), \(Limits.dp_noise_multiplier_max)]"
                 )
             }
-            guard Double(dpClip) >= Limits.dp_clip_norm_min && Double(dpClip) <= Limits.dp_clip_norm_max else {
+            guard dpClip >= Float(Limits.dp_clip_norm_min) && dpClip <= Float(Limits.dp_clip_norm_max) else {
                 throw ValidationError("--dp-clip must be in [\(Limits.dp_clip_norm_min), \(Limits.dp_clip_norm_max)] (got \(dpClip))")
             }
             if let k = dpStepsPerRound, !(1...Limits.dp_steps_per_round_max).contains(k) {

@@ -26,7 +26,9 @@ struct PrivacyCommand: ParsableCommand {
               prunemesh privacy --sample-rate 0.004267 --noise-multiplier 1.1 --steps 14100 --delta 1e-5
             """)
 
-    @Option(name: .customLong("noise-multiplier"), parsing: .unconditional, help: "Noise std over the L2 clip bound (z > 0).")
+    @Option(
+        name: .customLong("noise-multiplier"), parsing: .unconditional,
+        help: "Noise std over the L2 clip bound (z > 0; with --sample-rate at least 1e-6).")
     var noiseMultiplier: Double?
 
     @Option(parsing: .unconditional, help: "Number of releases (T ≥ 0).")
