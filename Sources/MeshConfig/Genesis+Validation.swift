@@ -209,9 +209,7 @@ extension Genesis {
         guard t.epsilonMax.isFinite, t.epsilonMax > 0, t.epsilonMax <= Limits.dp_epsilon_max_max else {
             throw FieldProblem("training_privacy.epsilon_max", "must lie in (0, \(Limits.dp_epsilon_max_max)] (got \(t.epsilonMax))")
         }
-        if let k = t.stepsPerRound, !(1...Limits.dp_steps_per_round_max).contains(k) {
-            throw FieldProblem("training_privacy.steps_per_round", "must lie in 1…\(Limits.dp_steps_per_round_max) (got \(k))")
-        }
+        try t.checkStepsPerRound()
         let stepsPerRound = t.steps(epochsPerRound: epochsPerRound)
         let first: Double
         do { first = try t.epsilon(steps: stepsPerRound).epsilon } catch {

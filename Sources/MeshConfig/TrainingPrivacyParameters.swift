@@ -58,6 +58,14 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
         stepsPerRound.map { UInt64($0) } ?? UInt64(epochsPerRound) * UInt64(stepsPerEpoch)
     }
 
+    /// `stepsPerRound` in 1…`Limits.dp_steps_per_round_max` (when set): checked by the genesis's
+    /// validation and by the target-ε solve, which runs before it.
+    func checkStepsPerRound() throws(FieldProblem) {
+        if let k = stepsPerRound, !(1...Limits.dp_steps_per_round_max).contains(k) {
+            throw FieldProblem("training_privacy.steps_per_round", "must lie in 1…\(Limits.dp_steps_per_round_max) (got \(k))")
+        }
+    }
+
     /// Phase two's model rounds when rounds are `stepsPerRound` steps: enough for
     /// `finetuneEpochs` epochs of round(1/q) steps (nil when rounds are whole epochs).
     public func finetuneRounds(finetuneEpochs: Int) -> Int? {
@@ -112,9 +120,7 @@ public struct TrainingPrivacyParameters: Sendable, Hashable {
             enabled: true, clipNorm: clipNorm, noiseMultiplier: 1, sampleRate: sampleRate,
             delta: delta, epsilonMax: targetEpsilon)
         t.stepsPerRound = stepsPerRound
-        if let k = stepsPerRound, !(1...Limits.dp_steps_per_round_max).contains(k) {
-            throw FieldProblem("training_privacy.steps_per_round", "must lie in 1…\(Limits.dp_steps_per_round_max) (got \(k))")
-        }
+        try t.checkStepsPerRound()
         if let f = finetuneEpochs, f < 0 { throw FieldProblem("pruning.finetune_epochs", "must be ≥ 0 (got \(f))") }
         guard sampleRate.isFinite, sampleRate >= Limits.dp_sample_rate_min, sampleRate <= 1 else {
             throw FieldProblem("training_privacy.sample_rate", "must lie in [\(Limits.dp_sample_rate_min), 1] (got \(sampleRate))")

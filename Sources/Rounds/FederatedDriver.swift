@@ -76,7 +76,15 @@ public struct FederatedDriver: Sendable {
     /// Phase two's model rounds: `config.finetuneRounds` when rounds are a number of steps,
     /// else enough whole rounds for `finetuneEpochs`.
     public var finetuneRounds: UInt64 {
-        UInt64(config.finetuneRounds ?? (config.finetuneEpochs + config.epochsPerRound - 1) / config.epochsPerRound)
+        UInt64(
+            Self.finetuneRounds(
+                finetuneEpochs: config.finetuneEpochs, epochsPerRound: config.epochsPerRound, stepRounds: config.finetuneRounds))
+    }
+
+    /// Phase two's model rounds of a genesis: `stepRounds` when rounds are a number of DP-SGD
+    /// steps (`TrainingPrivacyParameters.finetuneRounds`), else ⌈finetuneEpochs / epochsPerRound⌉.
+    public static func finetuneRounds(finetuneEpochs: Int, epochsPerRound: Int, stepRounds: Int?) -> Int {
+        stepRounds ?? (finetuneEpochs + epochsPerRound - 1) / epochsPerRound
     }
 
     /// The last model round of the run, once it is known (after the freeze; from the start

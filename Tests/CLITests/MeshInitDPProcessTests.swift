@@ -12,16 +12,28 @@ import Testing
         return dir
     }
 
-    @Test func aTargetEpsilonIsSolvedAtInitAndTheFileHoldsZ() throws {
-        let dir = try Self.directory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    /// `prunemesh mesh init` of a one-member mesh (`dir`'s key) into `out`, with `extra` flags.
+    static func meshInit(_ dir: String, out: String, _ extra: [String]) throws -> CLI.Result {
+        try CLI.run(["mesh", "init", "--name", "dp", "--out", out, "--member", "\(dir)/k.key"] + extra)
+    }
+
+    /// A fresh directory holding a node key, `k.key`.
+    static func keyedDirectory() throws -> String {
+        let dir = try directory()
         #expect(try CLI.run(["keygen", "--out", "\(dir)/k.key"]).status == 0)
+        return dir
+    }
+
+    @Test func aTargetEpsilonIsSolvedAtInitAndTheFileHoldsZ() throws {
+        let dir = try Self.keyedDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let out = "\(dir)/g.yaml"
-        let made = try CLI.run([
-            "mesh", "init", "--name", "dp", "--out", out, "--member", "\(dir)/k.key", "--epochs", "1",
-            "--rounds", "4", "--noise-multiplier", "0", "--dp", "--dp-sample-rate", "0.01",
-            "--dp-target-epsilon", "3", "--dp-clip", "1.5",
-        ])
+        let made = try Self.meshInit(
+            dir, out: out,
+            [
+                "--epochs", "1", "--rounds", "4", "--noise-multiplier", "0", "--dp", "--dp-sample-rate", "0.01", "--dp-target-epsilon", "3",
+                "--dp-clip", "1.5",
+            ])
         #expect(made.status == 0, "\(made.stderr)")
         let genesis = try Genesis.load(path: out)
         let t = try #require(genesis.trainingPrivacy)
@@ -40,14 +52,15 @@ import Testing
     /// `--dp-steps-per-round K` with `--federated`: the file holds `steps_per_round: K`, and the
     /// mesh id is that of the canonical bytes with tag 5.
     @Test func stepsPerRoundGoesIntoTheFile() throws {
-        let dir = try Self.directory()
+        let dir = try Self.keyedDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try CLI.run(["keygen", "--out", "\(dir)/k.key"]).status == 0)
         let out = "\(dir)/g.yaml"
-        let made = try CLI.run([
-            "mesh", "init", "--name", "dp", "--out", out, "--member", "\(dir)/k.key", "--federated", "--dp",
-            "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "8", "--dp-steps-per-round", "2",
-        ])
+        let made = try Self.meshInit(
+            dir, out: out,
+            [
+                "--federated", "--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1", "--dp-epsilon-max", "8",
+                "--dp-steps-per-round", "2",
+            ])
         #expect(made.status == 0, "\(made.stderr)")
         let genesis = try Genesis.load(path: out)
         #expect(genesis.trainingPrivacy?.stepsPerRound == 2)
@@ -60,9 +73,8 @@ import Testing
     /// mesh made with --dp-target-epsilon stopped training when phase two began), in rounds of
     /// whole epochs and in rounds of K steps.
     @Test func aFederatedTargetEpsilonCoversPhaseTwoToo() throws {
-        let dir = try Self.directory()
+        let dir = try Self.keyedDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try CLI.run(["keygen", "--out", "\(dir)/k.key"]).status == 0)
         // q = 0.01: 100 steps an epoch. 2 pruning rounds of 1 epoch, 6 fine-tune epochs.
         for (extra, planned) in [([String](), UInt64(800)), (["--dp-steps-per-round", "30"], UInt64(2 * 30 + 20 * 30))] {
             let out = "\(dir)/g\(planned).yaml"
@@ -97,9 +109,8 @@ import Testing
     /// A noise multiplier and budget that the planned run outgrows are written (the operator's
     /// choice: the nodes stop training at the round that would pass ε_max), with a warning.
     @Test func aBudgetThePlannedRunOutgrowsIsWrittenWithAWarning() throws {
-        let dir = try Self.directory()
+        let dir = try Self.keyedDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try CLI.run(["keygen", "--out", "\(dir)/k.key"]).status == 0)
         let base = [
             "mesh", "init", "--name", "dp", "--member", "\(dir)/k.key", "--federated", "--epochs", "1", "--rounds", "2",
             "--finetune-epochs", "6", "--noise-multiplier", "0", "--dp", "--dp-sample-rate", "0.01", "--dp-noise-multiplier", "1",
@@ -112,9 +123,8 @@ import Testing
     }
 
     @Test func inconsistentDPOptionsAreUsageErrors() throws {
-        let dir = try Self.directory()
+        let dir = try Self.keyedDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try CLI.run(["keygen", "--out", "\(dir)/k.key"]).status == 0)
         let base = ["mesh", "init", "--name", "dp", "--out", "\(dir)/g.yaml", "--member", "\(dir)/k.key"]
         for (extra, needle) in [
             (["--dp-sample-rate", "0.01"], "need --dp"),

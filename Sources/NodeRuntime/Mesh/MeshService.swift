@@ -81,8 +81,10 @@ public final class MeshService: @unchecked Sendable {
     static func plannedRun(_ genesis: Genesis) -> (epochs: Int, phaseOneRounds: UInt64, modelRounds: UInt64) {
         let p = genesis.pruning, e = max(1, genesis.training.epochsPerRound)
         // Rounds of a number of DP-SGD steps (`training_privacy.steps_per_round`) set phase
-        // two's round count themselves.
-        let finetuneRounds = genesis.dpTraining?.finetuneRounds(finetuneEpochs: p.finetuneEpochs) ?? (p.finetuneEpochs + e - 1) / e
+        // two's round count themselves; the driver's rule.
+        let finetuneRounds = FederatedDriver.finetuneRounds(
+            finetuneEpochs: p.finetuneEpochs, epochsPerRound: e,
+            stepRounds: genesis.dpTraining?.finetuneRounds(finetuneEpochs: p.finetuneEpochs))
         return (p.maxRounds * e + p.finetuneEpochs, UInt64(p.maxRounds), UInt64(p.maxRounds + finetuneRounds))
     }
 

@@ -131,16 +131,17 @@ extension TrainingWorker {
                 dpSteps = UInt64(k)
                 (seconds, samples, loss) = (r.seconds, r.samples, r.trainLoss)
                 federated?.momentum = network.optimizerSnapshot()
-            }
-            for e in 0..<(settings.dpStepsPerRound == nil ? epochs : 0) {
-                let before = globalStep
-                let r = trainEpoch(
-                    epoch: Int(modelRound - 1) * epochs + e + 1, learningRate: settings.learningRate, schedule: schedule,
-                    globalStep: &globalStep)
-                if settings.dp != nil { dpSteps += UInt64(globalStep - before) }
-                seconds += r.seconds
-                samples += r.samples
-                loss = r.trainLoss
+            } else {
+                for e in 0..<epochs {
+                    let before = globalStep
+                    let r = trainEpoch(
+                        epoch: Int(modelRound - 1) * epochs + e + 1, learningRate: settings.learningRate, schedule: schedule,
+                        globalStep: &globalStep)
+                    if settings.dp != nil { dpSteps += UInt64(globalStep - before) }
+                    seconds += r.seconds
+                    samples += r.samples
+                    loss = r.trainLoss
+                }
             }
             let report = TrainingReport(
                 round: modelRound, epochs: epochs, seconds: seconds, samples: samples, trainLoss: loss, accuracy: .nan,
@@ -307,9 +308,7 @@ extension TrainingWorker {
                 defer { pendingEvaluation = nil }
                 return pendingEvaluation
             }
-            guard let (model, modelRound) = taken.map({ ($0.model, $0.modelRound) }) else {
-                preconditionFailure("an evaluation drain without a pending evaluation")
-            }
+            guard let (model, modelRound) = taken else { preconditionFailure("an evaluation drain without a pending evaluation") }
             evaluatedRound = max(evaluatedRound ?? 0, modelRound)
             // A network for this evaluation only: its activations and im2col matrices (~50 MB
             // for the unpruned model) would otherwise sit beside the training network's through
