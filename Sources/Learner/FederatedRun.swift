@@ -88,7 +88,9 @@ public struct FederatedRun: Sendable {
         public var batchSize = 64
         public var learningRate: Float = 0.03
         public var warmupEpochs = 0.5
-        public var labelSmoothing: Float = 0.1
+        public var labelSmoothing: Float = Self.labelSmoothingDefault
+        /// The FedAvg reference's label smoothing (a mesh node's without DP-SGD).
+        public static let labelSmoothingDefault: Float = 0.1
         public var optimizer = OptimizerKind.defaultSGD
         public var threads: Int
         /// Seed of the initial shared model and of the nodes' sample orders.

@@ -299,6 +299,8 @@ import Testing
             "--dp-steps-per-round must lie in 1…10000"),
         Case(["dev", "fedavg", "--evaluate-every", "0"], 64, "--evaluate-every"),
         Case(["dev", "fedavg", "--weight-decay", "-1"], 64, "--weight-decay"),
+        Case(["dev", "fedavg", "--label-smoothing", "1"], 64, "--label-smoothing"),
+        Case(["dev", "fedavg", "--label-smoothing", "nan"], 64, "--label-smoothing"),
         Case(["dev", "fedavg", "--partition", "dirichlet:x"], 64, "--partition"),
         Case(["dev", "fedavg", "--threads", "0"], 64, "--threads"),
         Case(["mesh", "init", "--name", "x", "--member", "$D/k.key", "--out", "$D/x.yaml", "--epochs", "-1"], 64, "--epochs"),

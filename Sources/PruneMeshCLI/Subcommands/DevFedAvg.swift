@@ -55,6 +55,8 @@ struct DevFedAvg: ParsableCommand {
         Int?
     @Option(parsing: .unconditional, help: "Use only the first N test samples.") var testLimit: Int?
     @Option(parsing: .unconditional, help: "L2 weight decay of the nodes' SGD.") var weightDecay: Float = 5e-4
+    @Option(parsing: .unconditional, help: "Label smoothing of the nodes' loss, in [0, 1) (0 with DP-SGD, as a private mesh node).")
+    var labelSmoothing: Float = FederatedRun.Config.labelSmoothingDefault
     @Option(
         name: .customLong("dp-sample-rate"), parsing: .unconditional,
         help: "DP-SGD in every node: the Poisson sampling rate q of the node's shard (noise and sampling from the CSPRNG).")
@@ -141,6 +143,7 @@ struct DevFedAvg: ParsableCommand {
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be ≥ 1 (got \(trainLimit))") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be ≥ 1 (got \(testLimit))") }
         guard weightDecay >= 0 && weightDecay < 1 else { throw ValidationError("--weight-decay must be in [0, 1)") }
+        guard labelSmoothing >= 0 && labelSmoothing < 1 else { throw ValidationError("--label-smoothing must be in [0, 1)") }
         guard evaluateEvery >= 1 else { throw ValidationError("--evaluate-every must be ≥ 1 (got \(evaluateEvery))") }
         if let q = dpSampleRate {
             guard q >= Limits.dp_sample_rate_min && q <= 1 else {
@@ -203,6 +206,7 @@ struct DevFedAvg: ParsableCommand {
         config.boundary = try boundary.map { try BoundaryRule(parsing: $0) }
         config.optimizer = .sgd(momentum: 0.9, weightDecay: weightDecay)
         config.carryMomentum = carryMomentum
+        config.labelSmoothing = labelSmoothing
         config.evaluateEvery = evaluateEvery
         if let q = dpSampleRate, let z = dpNoiseMultiplier {
             // As a private mesh node: no label smoothing, the fixed data-independent input
