@@ -53,6 +53,9 @@ public struct SWIMCounters: Sendable, Hashable {
     public var nonAdmittedIgnored: UInt64 = 0
     /// Messages from a key outside the admitted set (ignored).
     public var nonAdmittedSenders: UInt64 = 0
+    /// Claims naming an incarnation above `Limits.swim_incarnation_max` (ignored: no honest
+    /// member reaches it, and refuting one at `UInt64.max` would overflow).
+    public var incarnationsRefused: UInt64 = 0
     /// Pings meant for another member (the address was reused, or the sender is confused).
     public var misdirectedPings: UInt64 = 0
     /// Acks matching no probe in flight (late, duplicated, or already answered).

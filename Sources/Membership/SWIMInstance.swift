@@ -470,6 +470,12 @@ public struct SWIMInstance: Sendable {
             counters.nonAdmittedIgnored += 1
             return
         }
+        // Before any state: a claim at UInt64.max would trap the member it names when it
+        // refutes (incarnation + 1), and one near it would pin that member's record.
+        guard u.incarnation <= Limits.swim_incarnation_max else {
+            counters.incarnationsRefused += 1
+            return
+        }
         if u.id == me {
             aboutMe(u, now, &out)
             return

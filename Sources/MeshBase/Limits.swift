@@ -357,6 +357,11 @@ public enum Limits {
     public static let swim_pending_forwards_count_max = 64
     /// Members told directly of a graceful leave (the rest learn it by gossip).
     public static let swim_leave_announce_count_max = 8
+    /// The highest incarnation a membership claim may name; a claim above it is ignored and
+    /// counted (`SWIMCounters.incarnationsRefused`). An honest incarnation grows by one per
+    /// refutation or leave and never comes near it, while a claim at `UInt64.max` would make
+    /// the member it names overflow when it refutes (`u.incarnation + 1`).
+    public static let swim_incarnation_max: UInt64 = UInt64.max / 2
 
     // MARK: Agreement and the decision log (Consensus, Ledger)
 
@@ -689,6 +694,9 @@ public enum Limits {
             "a full membership sync (flag, count, every member) must fit in one message")
         relation(swim_piggyback_updates_count_max <= Int(UInt8.max), "piggyback counts are one byte")
         relation(swim_awareness_max >= 1)
+        relation(
+            swim_incarnation_max <= UInt64.max - 2,
+            "a node's incarnation is at most a claim's + 1 (refutation), then + 1 (leave)")
         relation(
             log_entry_bytes_max >= 96 + decision_contributions_count_max * (108 + message_bytes_max)
                 + 4 * importance_units_count_max + model_layers_count_max * (2 + 2 * layer_width_max)

@@ -300,4 +300,40 @@ extension Cluster {
         #expect(c[3].incarnation == 1)
         #expect(c.status(0, of: 3) == .alive)
     }
+
+    /// A member's claim at an incarnation no honest member reaches is ignored, about anyone:
+    /// before, a `suspect` at UInt64.max about this node trapped it on the refutation's + 1, and
+    /// one about another member was taken, put in the next ping to it, and trapped that member.
+    @Test func aClaimAboveTheHighestIncarnationIsIgnoredWithoutTrapping() {
+        var c = Cluster.formed(4)
+        let aboutMe = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: .max, status: .suspect, accuser: c.keys[1])
+        let aboutOther = MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: .max, status: .suspect, accuser: c.keys[1])
+        let aliveAtMax = MemberUpdate(id: c.keys[2], address: c.addresses[2], incarnation: Limits.swim_incarnation_max + 1, status: .alive)
+        c.collect(
+            0,
+            c.nodes[0]!.onMessage(
+                .ping(.init(probeID: 7, target: c.keys[0], incarnation: .max, updates: [aboutMe, aboutOther, aliveAtMax])),
+                from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        #expect(c[0].counters.incarnationsRefused == 4, "three piggybacked claims and the pinger's own alive")
+        #expect(c[0].incarnation == 0)
+        #expect(c[0].counters.refutations == 0)
+        #expect(c.status(0, of: 3) == .alive)
+        #expect(c[0].member(c.keys[2])?.incarnation == 0)
+        #expect(c[0].member(c.keys[1])?.incarnation == 0)
+        c.run(until: c.nowMs + 10_000)
+        #expect(c.allSeeAllAlive)
+        for i in 0..<4 { #expect(c[i].incarnation == 0) }
+    }
+
+    /// The highest incarnation a claim may name is still refuted, and a leave after it fits.
+    @Test func aClaimAtTheHighestIncarnationIsRefutedAndALeaveStillFits() {
+        var c = Cluster.formed(3)
+        let top = MemberUpdate(
+            id: c.keys[0], address: c.addresses[0], incarnation: Limits.swim_incarnation_max, status: .dead)
+        _ = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [top])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        #expect(c[0].incarnation == Limits.swim_incarnation_max + 1)
+        #expect(c[0].counters.refutations == 1 && c[0].counters.incarnationsRefused == 0)
+        _ = c.nodes[0]!.onLeave(nowMs: c.nowMs)
+        #expect(c[0].incarnation == Limits.swim_incarnation_max + 2)
+    }
 }
