@@ -434,6 +434,13 @@ public enum Limits {
     public static let log_sync_piece_bytes_max = 60 * 1024
     /// Entries one log-sync request may ask for (the answer is bounded by the sender's queue too).
     public static let log_sync_entries_per_request_max = 64
+    /// Each requester's log-sync window (`SyncServeMeter`): within it, heights already sent to
+    /// it are not sent again, and …
+    public static let log_sync_serve_window_ms = 500
+    /// … at most this many entries go to it in all.
+    public static let log_sync_served_entries_per_window_max = 64
+    /// Requesters whose windows a node holds at once (members and removed members may ask).
+    public static let log_sync_requesters_count_max = 2 * members_count_max
 
     // MARK: Model aggregation (federated averaging, Learner's `Aggregation`)
 
@@ -707,6 +714,10 @@ public enum Limits {
             2 + contribution_request_digests_count_max * 32 <= datagram_bytes_max - 256,
             "a contribution request fits one datagram")
         relation(20 + log_sync_piece_bytes_max <= message_bytes_max, "a log-sync piece with its header fits one message")
+        relation(
+            log_sync_served_entries_per_window_max >= log_sync_entries_per_request_max,
+            "one whole request fits a requester's window")
+        relation(log_sync_serve_window_ms >= 1 && log_sync_requesters_count_max >= members_count_max)
         relation(contribution_request_digests_count_max >= 1 && contributions_per_contributor_round_max >= 1)
         relation(
             consensus_future_messages_count_max >= 3 * members_count_max,

@@ -140,6 +140,8 @@ public struct MeshFigures: Sendable {
     public var bytesInByKind: [MessageKind: UInt64] = [:]
     public var syncedEntries: UInt64 = 0
     public var syncRejected: UInt64 = 0
+    /// Log-sync requests answered in part or not at all by the per-requester meter (`SyncServeMeter`).
+    public var syncRequestsThrottled: UInt64 = 0
     public var malformed: UInt64 = 0
     public var firstContributionMs: [UInt64: UInt64] = [:]
     public var lastContributionMs: [UInt64: UInt64] = [:]
@@ -188,6 +190,8 @@ public struct MeshCore: Sendable {
     /// re-released, if its pruning round is still undecided.
     private var ownContribution: SignedContribution?
     private var assemblers: [PublicKey: LogSyncAssembler] = [:]
+    /// How much of the log each requester is answered with (`serve(request:)`).
+    private var syncServeMeter = SyncServeMeter()
     /// How long each validator has been down in this node's membership view.
     private var removalClock: RemovalClock
     /// Members the log has removed (and not admitted again): they may still fetch the log.
@@ -713,7 +717,14 @@ public struct MeshCore: Sendable {
         case let .request(from, max):
             // Answered where it came from when membership has no address for the peer (a member
             // removed while cut off asks for the entry that removed it).
-            return serve(from: from, max: max, to: peer, at: addressKnown ? nil : address)
+            guard from >= 1, from <= UInt64(entries.count), max >= 1 else { return [] }
+            let last = Swift.min(UInt64(entries.count), from + UInt64(max) - 1)
+            guard let heights = syncServeMeter.admit(peer, from: from, last: last, nowMs: nowMs) else {
+                figures.syncRequestsThrottled = syncServeMeter.throttled
+                return []
+            }
+            figures.syncRequestsThrottled = syncServeMeter.throttled
+            return serve(from: heights.lowerBound, max: Int(heights.count), to: peer, at: addressKnown ? nil : address)
         case let .piece(height, length, offset, bytes):
             guard height == engine.height else { return [] }
             var assembler = assemblers[peer] ?? LogSyncAssembler()

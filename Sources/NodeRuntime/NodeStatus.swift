@@ -166,6 +166,8 @@ public struct NodeStatus: Codable, Sendable, Hashable {
             public var timeouts: UInt64
             public var syncedEntries: UInt64
             public var syncRejected: UInt64
+            /// Log-sync requests answered in part or not at all by the per-requester meter.
+            public var syncRequestsThrottled: UInt64
             public var malformed: UInt64
         }
     }

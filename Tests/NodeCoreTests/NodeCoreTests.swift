@@ -138,4 +138,35 @@ import Wire
         #expect(!node.admits(stranger, kind: .logRequest), "a key the log never admitted gets nothing")
         #expect(!node.admits(stranger, kind: .prevote))
     }
+
+    /// A flood of log requests gets each entry once per window: before the meter, every ~20-byte
+    /// request from a member (or a removed one, answered at the datagram's unauthenticated
+    /// source) was answered with up to 64 whole entries, so 100 of them sent the log 100 times.
+    @Test func aFloodOfLogRequestsGetsEachEntryOncePerWindow() throws {
+        var (node, start) = try core()
+        _ = runToFinish(&node, start: start)
+        let height = node.mesh!.entries.count
+        #expect(height >= 3)
+        let asker = builder.spares[0]
+        let spoofed = PeerAddress(ipv4: (10, 0, 0, 99), port: 9)
+        func ask(from: UInt64, max: Int, at nowMs: UInt64) -> [Int] {
+            let request = LogSyncMessage.request(fromHeight: from, maxEntries: max)
+            let message = InboundMessage(
+                sender: asker, kind: .logRequest, sequence: nowMs, payload: request.encodedPayload(), wasChunked: false)
+            return node.onMessage(message, from: spoofed, nowMs: nowMs).compactMap { d -> Int? in
+                guard case let .send(.logResponse, payload, to) = d, to == spoofed,
+                    case let .piece(h, length, offset, bytes) = try? LogSyncMessage.decode(kind: .logResponse, payload: payload),
+                    offset + bytes.count == length
+                else { return nil }
+                return Int(h)
+            }
+        }
+        let now: UInt64 = 1_000_000
+        var heights: [Int] = []
+        for k in 0..<100 { heights += ask(from: 1, max: 64, at: now + UInt64(k)) }
+        #expect(heights == Array(1...height), "the whole log once, not \(heights.count / max(1, height)) times")
+        #expect(ask(from: 2, max: 8, at: now + 200).isEmpty, "2… were just sent")
+        #expect(ask(from: 2, max: 1, at: now + UInt64(Limits.log_sync_serve_window_ms)) == [2], "a new window")
+        #expect(node.mesh!.figures.syncRequestsThrottled == 0, "nothing was cut short by the cap")
+    }
 }

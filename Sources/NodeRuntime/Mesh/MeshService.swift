@@ -622,7 +622,8 @@ public final class MeshService: @unchecked Sendable {
                 contributionsRejected: c.contributionsRejected, contributionsRequested: c.contributionsRequested,
                 equivocations: c.equivocations, commits: c.commits, commitsFromSync: c.commitsFromSync,
                 roundsStarted: c.roundsStarted, timeouts: c.timeouts, syncedEntries: figures.syncedEntries,
-                syncRejected: figures.syncRejected, malformed: figures.malformed),
+                syncRejected: figures.syncRejected, syncRequestsThrottled: figures.syncRequestsThrottled,
+                malformed: figures.malformed),
             checkpointError: checkpoint.lastError, checkpointFailures: checkpoint.failures,
             federation: core.federation.map { f in
                 let d = f.driver

@@ -1,0 +1,47 @@
+import MeshBase
+import Sodium
+import Testing
+
+@testable import NodeCore
+
+/// The log-sync meter on its own: the worked example of the Ledger catalog's "Log sync", the
+/// window's cap, and the bounded table of requesters.
+@Suite struct SyncServeMeterTests {
+    let a = try! SigningKey(seed: [UInt8](repeating: 1, count: 32)).publicKey
+
+    /// LogFormat.md, "Log sync": B holds 100 entries; A's requests at 0, 10, 20 and 600 ms.
+    @Test func theCatalogsExample() {
+        var meter = SyncServeMeter()
+        #expect(meter.admit(a, from: 1, last: 64, nowMs: 0) == 1...64)
+        #expect(meter.admit(a, from: 2, last: 9, nowMs: 10) == nil)
+        #expect(meter.throttled == 0, "heights just sent are not a throttle")
+        #expect(meter.admit(a, from: 65, last: 100, nowMs: 20) == nil)
+        #expect(meter.throttled == 1)
+        #expect(meter.admit(a, from: 65, last: 72, nowMs: 600) == 65...72)
+    }
+
+    @Test func aChainOfRequestsGetsOnlyNewHeightsUpToTheCap() {
+        var meter = SyncServeMeter()
+        var sent: [UInt64] = []
+        // An honest requester asks from its next height after each entry, 8 at a time.
+        for h in UInt64(1)...100 {
+            if let r = meter.admit(a, from: h, last: min(100, h + 7), nowMs: 5) { sent += Array(r) }
+        }
+        #expect(sent == Array(1...UInt64(Limits.log_sync_served_entries_per_window_max)))
+        #expect(meter.throttled > 0)
+    }
+
+    @Test func theRequestersTableIsBoundedAndExpiredWindowsMakeRoom() throws {
+        var meter = SyncServeMeter()
+        let keys = try (0..<(Limits.log_sync_requesters_count_max + 1)).map { i in
+            try SigningKey(seed: [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: 7, count: 30)).publicKey
+        }
+        #expect(Set(keys).count == keys.count)
+        for k in keys.dropLast() { #expect(meter.admit(k, from: 1, last: 1, nowMs: 0) == 1...1) }
+        #expect(meter.admit(keys.last!, from: 1, last: 1, nowMs: 1) == nil, "full: refused and counted")
+        #expect(meter.throttled == 1 && meter.requesterCount == Limits.log_sync_requesters_count_max)
+        let later = UInt64(Limits.log_sync_serve_window_ms)
+        #expect(meter.admit(keys.last!, from: 1, last: 1, nowMs: later) == 1...1, "the expired windows made room")
+        #expect(meter.requesterCount == 1)
+    }
+}
