@@ -382,6 +382,10 @@ public enum Limits {
     public static let model_update_samples_max: UInt32 = 1 << 30
     /// Model rounds ahead of the next one for which update announcements are kept.
     public static let model_update_rounds_ahead_max = 1
+    /// Distinct updates (roots) one contributor's announcements may name for one model round: a
+    /// restarted node trains and announces anew; more are refused, and each replaced one's fetch
+    /// stops, so one member cannot hold the node's fetch slots (`bulk_fetches_count_max`).
+    public static let model_update_announcements_per_round_max = 4
 
     /// A remove decision's free-text note (why the member was removed), in UTF-8 bytes.
     public static let decision_note_bytes_max = 256
@@ -406,6 +410,9 @@ public enum Limits {
     public static let contribution_rounds_ahead_max = 1
     /// Messages for the next height held until this height commits.
     public static let consensus_future_messages_count_max = 4 * members_count_max
+    /// … of which one sender may have this many (a proposer relays its proposal's proof of lock,
+    /// up to one prevote per member, besides its own votes).
+    public static let consensus_future_messages_per_sender_max = members_count_max + 16
     /// Rounds of votes kept below the current round (older ones are dropped, except the lock's
     /// and the valid value's round).
     public static let consensus_vote_rounds_kept_max = 8
@@ -723,6 +730,10 @@ public enum Limits {
             consensus_future_messages_count_max >= 3 * members_count_max,
             "a whole next height's proposal, prevotes and precommits can wait")
         relation(
+            consensus_future_messages_per_sender_max >= members_count_max + 3
+                && consensus_future_messages_per_sender_max < consensus_future_messages_count_max,
+            "one sender's proposal, proof of lock and votes can wait, and it cannot take the whole buffer")
+        relation(
             consensus_guard_vote_rounds_max >= 1 && consensus_guard_vote_rounds_max <= consensus_vote_rounds_kept_max + 1,
             "the guard keeps the interrupted round's votes, and no round the engine would already have dropped")
         relation(2 * consensus_guard_vote_rounds_max <= Int(UInt8.max), "the guard's vote count is one byte")
@@ -769,6 +780,7 @@ public enum Limits {
             "piece and segment indices are u32")
         relation(bulk_held_bytes_max >= 2 * bulk_blob_bytes_max, "a node holds its own largest blob and fetches another")
         relation(bulk_fetches_count_max <= bulk_blobs_held_max, "every fetch can end in a held blob")
+        relation(model_update_announcements_per_round_max >= 2, "a restarted node's new update is taken")
         relation(bulk_sources_count_max <= members_count_max, "sources are members")
         relation(
             bulk_fetch_window_segments_default >= 1 && bulk_fetch_window_segments_default <= bulk_fetch_window_segments_max

@@ -16,8 +16,12 @@ public struct FederationState: Sendable {
     let rule: AggregationRule
     /// By model round and contributor: the latest announcement (rounds not yet decided only).
     var updates: [UInt64: [PublicKey: SignedUpdate]] = [:]
-    /// Update blobs asked for (each once: the shell's bulk transfer repairs and retries).
-    var requested: Set<Digest32> = []
+    /// Update blobs asked for (each once: the shell's bulk transfer repairs and retries), by
+    /// root, with their model round (forgotten when it is decided).
+    var requested: [Digest32: UInt64] = [:]
+    /// By model round and contributor: the distinct announcements taken (at most
+    /// `Limits.model_update_announcements_per_round_max`; a restarted node announces anew).
+    var announcements: [UInt64: [PublicKey: Int]] = [:]
     var lastTrained: TrainedRound?
     var own: SignedUpdate?
     var ownResendAtMs: UInt64 = 0
@@ -54,6 +58,8 @@ public struct FederationState: Sendable {
     /// Model round `m.modelRound` is decided: what was held for it (and before) is dropped.
     mutating func committed(_ m: ModelDecision) {
         updates = updates.filter { $0.key > m.modelRound }
+        announcements = announcements.filter { $0.key > m.modelRound }
+        requested = requested.filter { $0.value > m.modelRound }
         quorumSinceMs = quorumSinceMs.filter { $0.key > m.modelRound }
         roundStartMs = roundStartMs.filter { $0.key > m.modelRound }
         if let o = own, o.modelRound <= m.modelRound { own = nil }
@@ -66,7 +72,7 @@ extension MeshCore {
     /// The shell holds the blob `root` (fetched and verified, or offered by this node).
     mutating func onBlobAvailable(root: Digest32, nowMs: UInt64) -> [Out] {
         guard federation != nil else { return [] }
-        federation!.requested.remove(root)
+        federation!.requested[root] = nil
         var out = execute(engine.updateModelGate(nowMs: nowMs) { $0.available.insert(root) }, nowMs: nowMs)
         out += maybeSubmitModel(nowMs: nowMs)
         return out
@@ -102,9 +108,34 @@ extension MeshCore {
             return [.directive(.note(.updateRefused(from: u.contributor, modelRound: u.modelRound, why: "bad signature")))]
         }
         var out: [Out] = []
-        if !fromProposal { federation!.updates[u.modelRound, default: [:]][u.contributor] = u }
-        if !engine.modelGate.available.contains(u.root), !federation!.requested.contains(u.root), u.contributor != me {
-            federation!.requested.insert(u.root)
+        if !fromProposal {
+            let held = federation!.updates[u.modelRound]?[u.contributor]
+            if let held, held.root != u.root {
+                // Another update of the same contributor and round (after a restart; or a member
+                // naming root after root, each a fetch that would hold one of the node's few
+                // fetch slots for its whole deadline and starve the honest updates' fetches).
+                let taken = federation!.announcements[u.modelRound]?[u.contributor] ?? 1
+                guard taken < Limits.model_update_announcements_per_round_max else {
+                    return [
+                        .directive(
+                            .note(
+                                .updateRefused(
+                                    from: u.contributor, modelRound: u.modelRound,
+                                    why: "more than \(Limits.model_update_announcements_per_round_max) updates for the round")))
+                    ]
+                }
+                federation!.announcements[u.modelRound, default: [:]][u.contributor] = taken + 1
+                if federation!.requested.removeValue(forKey: held.root) != nil {
+                    // Its fetch stops, unless a decision this node applies names it.
+                    out.append(.directive(.forgetBlob(root: held.root)))
+                }
+            } else if held == nil {
+                federation!.announcements[u.modelRound, default: [:]][u.contributor] = 1
+            }
+            federation!.updates[u.modelRound, default: [:]][u.contributor] = u
+        }
+        if !engine.modelGate.available.contains(u.root), federation!.requested[u.root] == nil, u.contributor != me {
+            federation!.requested[u.root] = u.modelRound
             let others = state.validators.keys.filter { $0 != me && $0 != u.contributor }
             out.append(.directive(.fetchBlob(root: u.root, bytes: u.bytes, sources: [u.contributor] + others, modelRound: u.modelRound)))
         }

@@ -83,6 +83,17 @@ extension NodeCore {
         return bulkDirectives(bulkPart!.transfer.want(root: root, sources: sources, nowMs: nowMs), nowMs: nowMs)
     }
 
+    /// The mesh part no longer wants update blob `root`: its fetch stops and is not retried,
+    /// unless the advance waiting on its blobs names it (a held blob stays until collected).
+    mutating func forgetBlob(_ root: Digest32) {
+        if let p = bulkPart!.pendingAdvance, p.decision.updates.contains(where: { $0.root == root }) { return }
+        guard bulkPart!.transfer.isFetching(root) || bulkPart!.wanted[root] != nil else { return }
+        _ = bulkPart!.transfer.drop(root)
+        bulkPart!.wanted[root] = nil
+        bulkPart!.updateRounds[root] = nil
+        bulkPart!.retry.remove(root)
+    }
+
     /// The driver fetches a recent shared model by the root the log names.
     mutating func fetchSharedModel(_ round: UInt64, root: Digest32, sources: [PublicKey], nowMs: UInt64) -> [NodeDirective] {
         if let old = bulkPart!.modelFetch, old.root != root {

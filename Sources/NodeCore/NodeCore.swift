@@ -277,6 +277,8 @@ public struct NodeCore: Sendable {
             switch o {
             case let .directive(.fetchBlob(root, _, sources, round)):
                 out += wantBlob(root, sources: sources, modelRound: round, nowMs: nowMs)
+            case let .directive(.forgetBlob(root)):
+                forgetBlob(root)
             case let .directive(.fetchModel(round, root, sources)):
                 out += fetchSharedModel(round, root: root, sources: sources, nowMs: nowMs)
             case let .directive(.advanceModel(decision, mask, rule, _, logHeight)):

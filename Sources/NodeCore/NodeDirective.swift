@@ -62,6 +62,10 @@ public enum NodeDirective: Sendable {
     /// Federated, between the mesh part and the node core only (never reaches the shell): fetch
     /// the update blob `root` (`bytes` long) of `modelRound` from `sources` by bulk transfer.
     case fetchBlob(root: Digest32, bytes: UInt64, sources: [PublicKey], modelRound: UInt64)
+    /// Federated, between the mesh part and the node core only: the update blob `root` is no
+    /// longer wanted (its contributor announced another for the round); its fetch stops unless
+    /// an advance waiting on its blobs names it.
+    case forgetBlob(root: Digest32)
     /// Federated: seal `payload` (a `Bulk.BulkMessage`) for member `key` (the pair key of the two
     /// node keys, `Wire` sealed datagram) and send it to `to`. Low priority: after the control
     /// traffic queued with it, and dropped first when the send queue is full.

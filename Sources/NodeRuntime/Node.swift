@@ -510,7 +510,7 @@ public final class Node: @unchecked Sendable {
                 meshPart(directive).loadShared(modelRound: round, blob: blob, node: self)
             case let .sendBulk(payload, peer, key):
                 sendBulk(payload, to: Addresses.socketAddress(peer), key: key)
-            case .fetchBlob, .fetchModel:
+            case .fetchBlob, .forgetBlob, .fetchModel:
                 preconditionFailure("the node core keeps \(directive) to itself")
             case .malformed:
                 // Counted once, as a reject: not also in messages_in.

@@ -505,7 +505,7 @@ public struct NodeSimulation {
                 var trained = fakeTraining(i, pruningRound: round, epochs: epochs, finetune: finetune)
                 trained.updateBlob = Self.updateBlob(seed: seed, node: i, modelRound: round, life: nodes[i].life)
                 queue.schedule(.trained(i, life: nodes[i].life, trained), atMs: done)
-            case .fetchBlob, .fetchModel:
+            case .fetchBlob, .forgetBlob, .fetchModel:
                 violation(.safety, "n\(i)'s node core let a mesh-internal fetch reach the shell")
                 return
             case let .sendBulk(payload, to, _):

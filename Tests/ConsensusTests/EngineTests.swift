@@ -558,6 +558,39 @@ import Wire
         #expect(c.signedVotes[3].contains { $0.height == 2 }, "node 3 took part in height 2 from the held proposal")
     }
 
+    /// One member flooding a lagging node with messages of the next height takes at most its
+    /// share of the buffer: before the per-sender cap, 1,100 junk votes from node 1 filled all
+    /// 1,024 places and the honest proposal of height 2 was dropped, so node 3 had to wait for
+    /// its re-broadcast after catching up.
+    @Test func oneSendersFloodOfNextHeightMessagesLeavesRoomForTheOthers() throws {
+        var c = EngineCluster(count: 4)
+        c.contributeAll(round: 1)
+        c.stabilize(where: { $0.to != 3 })
+        for i in 0..<3 { c.contribute(i, round: 2) }
+        c.stabilize(where: { $0.to != 3 })
+        #expect(c[3].height == 1 && c[0].height == 2)
+        for k in 0..<1_100 {
+            let junk = Vote(
+                voter: c.keys[k % 4], height: 2, round: UInt32(k), type: .prevote, decisionDigest: nil,
+                signature: Signature(bytes: [UInt8](repeating: UInt8(k % 251), count: Signature.byteCount))!)
+            c.inject(3, .vote(junk), from: c.keys[1])
+            c.inject(3, .vote(junk), from: c.keys[1]) // a copy is not held twice either
+        }
+        let dropped = c[3].counters.futureDropped
+        let beyondCap = UInt64(1_100 - Limits.consensus_future_messages_per_sender_max)
+        #expect(dropped >= 2 * beyondCap && dropped <= 2 * beyondCap + 1, "the messages past node 1's share, and their copies")
+        c.nowMs = c.config.contributionGraceMs
+        c.tick(2) // node 2 proposes (2, 0) after the grace
+        c.deliver { $0.to == 3 && $0.kind == .proposal }
+        #expect(c[3].counters.futureDropped == dropped, "the honest proposal is held")
+        c.serveSync()
+        try #require(c[3].height == 2)
+        #expect(!c.inflight.contains { $0.to == 3 && $0.kind == .proposal }, "no copy of the proposal is on its way")
+        c.stabilize()
+        #expect(c.signedVotes[3].contains { $0.height == 2 }, "node 3 took part in height 2 from the held proposal")
+        for i in 0..<4 { #expect(c.logs[i].count == 2, "node \(i)") }
+    }
+
     /// A node that lags behind and rebroadcasts its old votes makes its peers push entries to it.
     @Test func oldVotesFromALaggingNodeMakeAPeerPush() throws {
         var c = EngineCluster(count: 4)

@@ -4,12 +4,13 @@ import Learner
 import Ledger
 import Membership
 import MeshBase
-import NodeCore
 import Privacy
 import Rounds
 import Sodium
 import Testing
 import Wire
+
+@testable import NodeCore
 
 /// The node core of a federated mesh on its own: a lone validator's model rounds as directive
 /// bundles — every round trained from the shared model of the round before, announced, decided,
@@ -42,6 +43,63 @@ import Wire
         #expect(node.mesh!.engine.state.trainingSteps[key] == steps.last)
         #expect(node.mesh!.engine.state.trainingEpsilon[key] == (try terms.epsilon(steps: steps.last!).epsilon))
         #expect(node.mesh!.trainingSteps >= steps.last!)
+    }
+
+    /// One validator naming root after root for a round cannot hold the node's fetch slots: a
+    /// replaced announcement's fetch stops, and after `model_update_announcements_per_round_max`
+    /// roots the rest are refused. Before, each of 40 roots started a fetch that held one of the
+    /// 32 slots for its 120 s deadline, and the honest validator's update got `.tooManyFetches`.
+    @Test func oneValidatorNamingRootAfterRootDoesNotStarveTheOthersFetches() throws {
+        let three = CommitteeLogBuilder.demo(
+            validators: 3, spareCount: 0, seed: 5, maskRounds: 2, federation: FederationTerms(aggregation: .fedAvg))
+        let keys = three.genesis.validators.keys
+        let me = three.signingKey(keys[0]), attacker = three.signingKey(keys[1]), honest = three.signingKey(keys[2])
+        let config = MeshCoreConfig(
+            ledger: three.genesis, consensus: ConsensusConfig(timings: .lan),
+            rounds: .init(epochsPerRound: 1, maxRounds: 2, patience: 2, finetuneEpochs: 2),
+            removeDeadAfterMs: 60_000)
+        let sharedBlob = [UInt8](repeating: 7, count: 5_000)
+        let root0 = try #require(BulkManifest(blob: sharedBlob)).root
+        let mesh = MeshCore(
+            config: config, signer: me, log: try MeshCore.VerifiedLog.verify([], genesis: three.genesis),
+            guard: nil, budget: try #require(three.genesis.rules.freshBudget), finetuneEpochsDone: 0,
+            noise: .insecureSeeded(seed: 9, acknowledged: .testsAndSimulationOnly), allowInsecureSeededNoise: true,
+            sharedModel: SharedModelState(modelRound: 0, root: root0))
+        var node = NodeCore(
+            config: NodeCoreConfig(
+                swim: .lan, signer: me, address: PeerAddress(ipv4: (10, 0, 0, 1), port: 7946),
+                members: Set(keys), seeds: [], memberHints: [:], swimRandomSeed: 1),
+            nowMs: 0)
+        _ = node.start(mesh: mesh, nowMs: 0, sharedModelBlob: sharedBlob)
+        func announce(_ signer: SigningKey, root: Digest32, at nowMs: UInt64) -> [NodeDirective] {
+            let u = SignedUpdate.sign(
+                modelRound: 1, base: root0, root: root, bytes: 3_000, samples: 100, meshID: three.genesis.rules.meshID, signer: signer)
+            let message = InboundMessage(
+                sender: signer.publicKey, kind: .modelUpdate, sequence: nowMs, payload: u.encoded(), wasChunked: false)
+            return node.onMessage(message, from: PeerAddress(ipv4: (10, 0, 0, 2), port: 7946), nowMs: nowMs)
+        }
+        let junk = (0..<40).map { i in Digest32(storage: [UInt8(i), 0xEE] + [UInt8](repeating: 1, count: 30)) }
+        var refused = 0
+        for (i, root) in junk.enumerated() {
+            for d in announce(attacker, root: root, at: 100 + UInt64(i)) {
+                if case .note(.updateRefused(_, 1, _)) = d { refused += 1 }
+            }
+        }
+        let fetching = junk.filter { node.bulkPart!.transfer.isFetching($0) }
+        #expect(fetching == [junk[Limits.model_update_announcements_per_round_max - 1]], "only the last root taken is fetched")
+        #expect(refused == junk.count - Limits.model_update_announcements_per_round_max)
+        let good = Digest32(storage: [UInt8](repeating: 0x42, count: 32))
+        _ = announce(honest, root: good, at: 200)
+        #expect(node.bulkPart!.transfer.isFetching(good))
+        // Ticks to well past the fetch deadline: the honest fetch is still wanted, the junk ones not.
+        var now: UInt64 = 200
+        while now < 200_000 {
+            now += 1_000
+            _ = node.onTick(nowMs: now)
+        }
+        #expect(node.bulkPart!.wanted[good] != nil)
+        #expect(
+            junk.dropLast(junk.count - Limits.model_update_announcements_per_round_max + 1).allSatisfy { node.bulkPart!.wanted[$0] == nil })
     }
 
     static func run(_ builder: CommitteeLogBuilder) throws -> NodeCore {

@@ -86,6 +86,10 @@ public struct ConsensusEngine: Sendable {
     private var lastRebroadcastMs: UInt64 = 0
     /// Messages of the next height, replayed once this one is committed.
     private var future: [ConsensusMessageFrom] = []
+    /// The messages in `future` (a re-broadcast copy is not held twice), and how many each
+    /// sender has there (at most `Limits.consensus_future_messages_per_sender_max`).
+    private var futureHeld: Set<ConsensusMessage> = []
+    private var futureBySender: [PublicKey: Int] = [:]
     /// Not below this round at this height (restart after a crash: the guard's round + 1).
     private var minimumRound: UInt32 = 0
 
@@ -376,10 +380,15 @@ public struct ConsensusEngine: Sendable {
         _ message: ConsensusMessage, from sender: PublicKey, theirHeight: UInt64, nowMs: UInt64,
         into out: inout [ConsensusDirective]
     ) {
-        if theirHeight == height + 1, future.count < Limits.consensus_future_messages_count_max {
-            future.append(ConsensusMessageFrom(message: message, sender: sender))
-        } else {
+        if theirHeight != height + 1 || future.count >= Limits.consensus_future_messages_count_max
+            || futureBySender[sender, default: 0] >= Limits.consensus_future_messages_per_sender_max
+        {
             counters.futureDropped += 1
+        } else if futureHeld.insert(message).inserted {
+            // One sender cannot take the whole buffer (its copies and its junk crowded out the
+            // honest validators' early messages, each then waiting for a re-broadcast).
+            future.append(ConsensusMessageFrom(message: message, sender: sender))
+            futureBySender[sender, default: 0] += 1
         }
         if let d = catchUp.request(from: sender, height: height, nowMs: nowMs) { out.append(d) }
     }
@@ -818,6 +827,8 @@ public struct ConsensusEngine: Sendable {
         pool.heightCommitted(state: state)
         let held = future
         future = []
+        futureHeld = []
+        futureBySender = [:]
         for m in held { handle(m.message, from: m.sender, nowMs: nowMs, into: &out) }
     }
 
