@@ -53,8 +53,8 @@ public struct SWIMCounters: Sendable, Hashable {
     public var nonAdmittedIgnored: UInt64 = 0
     /// Messages from a key outside the admitted set (ignored).
     public var nonAdmittedSenders: UInt64 = 0
-    /// Claims naming an incarnation above `Limits.swim_incarnation_max` (ignored: no honest
-    /// member reaches it, and refuting one at `UInt64.max` would overflow).
+    /// Claims naming an incarnation above `Limits.swim_incarnation_max`, or more than
+    /// `Limits.swim_incarnation_step_max` above the one held for the member (ignored).
     public var incarnationsRefused: UInt64 = 0
     /// Pings meant for another member (the address was reused, or the sender is confused).
     public var misdirectedPings: UInt64 = 0

@@ -470,9 +470,18 @@ public struct SWIMInstance: Sendable {
             counters.nonAdmittedIgnored += 1
             return
         }
-        // Before any state: a claim at UInt64.max would trap the member it names when it
-        // refutes (incarnation + 1), and one near it would pin that member's record.
-        guard u.incarnation <= Limits.swim_incarnation_max else {
+        // Before any state: a claim may raise the incarnation held for the member it names (this
+        // node's own, for a claim about it; 0 for a member not held) by at most
+        // `swim_incarnation_step_max`, and never past `swim_incarnation_max`. A claim at
+        // UInt64.max trapped the member it named on its refutation's + 1; one at any ceiling
+        // would leave that member a refutation its peers refuse (then dead in every view).
+        // An alive claim may go two steps: a refutation (an accusation's + 1, the accusation
+        // within a step of what the refuting node holds) must stay within reach of peers that
+        // never saw the accusation and lag the node's own incarnation.
+        let held = u.id == me ? incarnation : (table[MemberKey(u.id)]?.record.incarnation ?? 0)
+        let step = u.status == .alive ? 2 * Limits.swim_incarnation_step_max : Limits.swim_incarnation_step_max
+        let (reach, overflow) = held.addingReportingOverflow(step)
+        guard u.incarnation <= Limits.swim_incarnation_max, overflow || u.incarnation <= reach else {
             counters.incarnationsRefused += 1
             return
         }
@@ -553,7 +562,9 @@ public struct SWIMInstance: Sendable {
             }
             return
         }
-        incarnation = u.incarnation + 1
+        // An accusation is refuted past its incarnation; an alive claim above ours is adopted
+        // as it is (nothing to refute), so that gossip of it and ours agree.
+        incarnation = u.status == .alive ? u.incarnation : u.incarnation + 1
         table[MemberKey(me)]!.record.incarnation = incarnation
         if u.status != .alive {
             counters.refutations += 1

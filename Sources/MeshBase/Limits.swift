@@ -362,6 +362,13 @@ public enum Limits {
     /// refutation or leave and never comes near it, while a claim at `UInt64.max` would make
     /// the member it names overflow when it refutes (`u.incarnation + 1`).
     public static let swim_incarnation_max: UInt64 = UInt64.max / 2
+    /// How far one suspect, dead or left claim may raise the incarnation held for the member it
+    /// names (this node's own for a claim about itself, 0 for a member not held); an alive claim
+    /// twice as far; further is ignored and counted. An honest record lags by the refutations
+    /// it missed, far fewer. So a member cannot push another to `swim_incarnation_max` (2⁴⁶
+    /// accepted claims at least), where its refutation would be refused by its peers and it
+    /// would be declared dead, and a refutation stays within reach of the peers.
+    public static let swim_incarnation_step_max: UInt64 = 1 << 16
 
     // MARK: Agreement and the decision log (Consensus, Ledger)
 
@@ -384,7 +391,8 @@ public enum Limits {
     public static let model_update_rounds_ahead_max = 1
     /// Distinct updates (roots) one contributor's announcements may name for one model round: a
     /// restarted node trains and announces anew; more are refused, and each replaced one's fetch
-    /// stops, so one member cannot hold the node's fetch slots (`bulk_fetches_count_max`).
+    /// stops (unless a proposal or another contributor names it), so one member cannot hold the
+    /// node's fetch slots (`bulk_fetches_count_max`).
     public static let model_update_announcements_per_round_max = 4
 
     /// A remove decision's free-text note (why the member was removed), in UTF-8 bytes.
@@ -711,6 +719,9 @@ public enum Limits {
         relation(
             swim_incarnation_max <= UInt64.max - 2,
             "a node's incarnation is at most a claim's + 1 (refutation), then + 1 (leave)")
+        relation(
+            swim_incarnation_step_max >= 1 << 10 && swim_incarnation_step_max < swim_incarnation_max / (1 << 40),
+            "an honest lag fits one step, and the ceiling lies 2⁴⁰ steps away")
         relation(
             log_entry_bytes_max >= 96 + decision_contributions_count_max * (108 + message_bytes_max)
                 + 4 * importance_units_count_max + model_layers_count_max * (2 + 2 * layer_width_max)

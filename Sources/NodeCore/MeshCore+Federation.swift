@@ -19,9 +19,12 @@ public struct FederationState: Sendable {
     /// Update blobs asked for (each once: the shell's bulk transfer repairs and retries), by
     /// root, with their model round (forgotten when it is decided).
     var requested: [Digest32: UInt64] = [:]
-    /// By model round and contributor: the distinct announcements taken (at most
+    /// By model round and contributor: the distinct roots its announcements named (at most
     /// `Limits.model_update_announcements_per_round_max`; a restarted node announces anew).
-    var announcements: [UInt64: [PublicKey: Int]] = [:]
+    var announcements: [UInt64: [PublicKey: Set<Digest32>]] = [:]
+    /// Update roots a proposal named, with their model round: their fetches are never stopped
+    /// by a later announcement (the agreement asks for a proposal's blobs once per height).
+    var pinned: [Digest32: UInt64] = [:]
     var lastTrained: TrainedRound?
     var own: SignedUpdate?
     var ownResendAtMs: UInt64 = 0
@@ -60,6 +63,7 @@ public struct FederationState: Sendable {
         updates = updates.filter { $0.key > m.modelRound }
         announcements = announcements.filter { $0.key > m.modelRound }
         requested = requested.filter { $0.value > m.modelRound }
+        pinned = pinned.filter { $0.value > m.modelRound }
         quorumSinceMs = quorumSinceMs.filter { $0.key > m.modelRound }
         roundStartMs = roundStartMs.filter { $0.key > m.modelRound }
         if let o = own, o.modelRound <= m.modelRound { own = nil }
@@ -108,29 +112,40 @@ extension MeshCore {
             return [.directive(.note(.updateRefused(from: u.contributor, modelRound: u.modelRound, why: "bad signature")))]
         }
         var out: [Out] = []
-        if !fromProposal {
+        if fromProposal {
+            federation!.pinned[u.root] = u.modelRound
+        } else {
             let held = federation!.updates[u.modelRound]?[u.contributor]
             if let held, held.root != u.root {
                 // Another update of the same contributor and round (after a restart; or a member
                 // naming root after root, each a fetch that would hold one of the node's few
                 // fetch slots for its whole deadline and starve the honest updates' fetches).
-                let taken = federation!.announcements[u.modelRound]?[u.contributor] ?? 1
-                guard taken < Limits.model_update_announcements_per_round_max else {
-                    return [
-                        .directive(
-                            .note(
-                                .updateRefused(
-                                    from: u.contributor, modelRound: u.modelRound,
-                                    why: "more than \(Limits.model_update_announcements_per_round_max) updates for the round")))
-                    ]
+                var roots = federation!.announcements[u.modelRound]?[u.contributor] ?? [held.root]
+                if !roots.contains(u.root) {
+                    guard roots.count < Limits.model_update_announcements_per_round_max else {
+                        return [
+                            .directive(
+                                .note(
+                                    .updateRefused(
+                                        from: u.contributor, modelRound: u.modelRound,
+                                        why: "more than \(Limits.model_update_announcements_per_round_max) updates for the round")))
+                        ]
+                    }
+                    roots.insert(u.root)
                 }
-                federation!.announcements[u.modelRound, default: [:]][u.contributor] = taken + 1
-                if federation!.requested.removeValue(forKey: held.root) != nil {
-                    // Its fetch stops, unless a decision this node applies names it.
+                federation!.announcements[u.modelRound, default: [:]][u.contributor] = roots
+                // The earlier root's fetch stops, unless a proposal named it or another
+                // contributor's announcement names it too (the shell also keeps it while an
+                // advance being applied names it).
+                let sharedWithOthers =
+                    federation!.updates[u.modelRound]?.contains { $0.key != u.contributor && $0.value.root == held.root } ?? false
+                if federation!.pinned[held.root] == nil, !sharedWithOthers,
+                    federation!.requested.removeValue(forKey: held.root) != nil
+                {
                     out.append(.directive(.forgetBlob(root: held.root)))
                 }
             } else if held == nil {
-                federation!.announcements[u.modelRound, default: [:]][u.contributor] = 1
+                federation!.announcements[u.modelRound, default: [:]][u.contributor] = [u.root]
             }
             federation!.updates[u.modelRound, default: [:]][u.contributor] = u
         }

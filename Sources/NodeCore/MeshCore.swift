@@ -382,6 +382,21 @@ public struct MeshCore: Sendable {
         }
         out += execute(engine.onTick(nowMs: nowMs), nowMs: nowMs)
         if federation != nil { out += federationTick(nowMs: nowMs) }
+        out += serveDeferredSync(nowMs: nowMs)
+        return out
+    }
+
+    /// The rests of log requests the meter cut short, once their requesters' windows ended.
+    private mutating func serveDeferredSync(nowMs: UInt64) -> [Out] {
+        var out: [Out] = []
+        for (peer, rest) in syncServeMeter.due(nowMs: nowMs) {
+            let last = Swift.min(rest.last, UInt64(entries.count))
+            guard rest.from >= 1, rest.from <= last,
+                let heights = syncServeMeter.admit(peer, from: rest.from, last: last, at: rest.at, nowMs: nowMs)
+            else { continue }
+            out += serve(from: heights.lowerBound, max: Int(heights.count), to: peer, at: rest.at)
+        }
+        figures.syncRequestsThrottled = syncServeMeter.throttled
         return out
     }
 
@@ -719,12 +734,13 @@ public struct MeshCore: Sendable {
             // removed while cut off asks for the entry that removed it).
             guard from >= 1, from <= UInt64(entries.count), max >= 1 else { return [] }
             let last = Swift.min(UInt64(entries.count), from + UInt64(max) - 1)
-            guard let heights = syncServeMeter.admit(peer, from: from, last: last, nowMs: nowMs) else {
+            let at = addressKnown ? nil : address
+            guard let heights = syncServeMeter.admit(peer, from: from, last: last, at: at, nowMs: nowMs) else {
                 figures.syncRequestsThrottled = syncServeMeter.throttled
                 return []
             }
             figures.syncRequestsThrottled = syncServeMeter.throttled
-            return serve(from: heights.lowerBound, max: Int(heights.count), to: peer, at: addressKnown ? nil : address)
+            return serve(from: heights.lowerBound, max: Int(heights.count), to: peer, at: at)
         case let .piece(height, length, offset, bytes):
             guard height == engine.height else { return [] }
             var assembler = assemblers[peer] ?? LogSyncAssembler()

@@ -1,3 +1,4 @@
+import Membership
 import MeshBase
 import Sodium
 
@@ -11,16 +12,25 @@ import Sodium
 /// request. Within it, heights already sent to it are not sent again (an honest requester asks
 /// again from its next height after every entry it appends, so its chain of requests gets only
 /// the new entries), and at most `Limits.log_sync_served_entries_per_window_max` entries go out
-/// in all; what is left waits for the next window, which the requester's own sync timers reach
-/// (a lost piece is asked for again after `syncIntervalMs`, at least a window later). Windows of
-/// at most `Limits.log_sync_requesters_count_max` requesters are held; an expired one makes room.
-/// Pure: time is passed in.
+/// in all. The rest of a request cut short is kept (one per requester, the latest) and sent by
+/// this node when the window has ended (`due`), so a requester's catch-up goes on at that pace
+/// without asking again. Windows of at most `Limits.log_sync_requesters_count_max` requesters
+/// are held; an expired one makes room. Pure: time is passed in.
 struct SyncServeMeter: Sendable {
     private struct Window: Sendable {
         var startMs: UInt64
         /// Every height up to this one sent in this window (to this requester).
         var servedThrough: UInt64
         var served: Int
+        /// The rest of a request cut short by the cap: sent when the window has ended.
+        var rest: Continuation?
+    }
+
+    /// Heights still to send to a requester, and where (nil: where membership has it).
+    struct Continuation: Sendable, Hashable {
+        var from: UInt64
+        var last: UInt64
+        var at: PeerAddress?
     }
 
     private var windows: [PublicKey: Window] = [:]
@@ -28,38 +38,61 @@ struct SyncServeMeter: Sendable {
     /// requesters' table being full (not those whose heights were all just sent).
     private(set) var throttled: UInt64 = 0
 
-    /// The heights of `from…last` to send to `peer` at `nowMs` (nil: none now), counted as sent.
-    mutating func admit(_ peer: PublicKey, from: UInt64, last: UInt64, nowMs: UInt64) -> ClosedRange<UInt64>? {
+    private func isOpen(_ w: Window, at nowMs: UInt64) -> Bool {
+        nowMs >= w.startMs && nowMs < w.startMs &+ UInt64(Limits.log_sync_serve_window_ms)
+    }
+
+    /// The heights of `from…last` to send to `peer` (at `at`) at `nowMs` (nil: none now),
+    /// counted as sent. What the window's cap leaves out is kept for `due`.
+    mutating func admit(_ peer: PublicKey, from: UInt64, last: UInt64, at: PeerAddress? = nil, nowMs: UInt64)
+        -> ClosedRange<UInt64>?
+    {
         precondition(from >= 1 && from <= last, "a request's heights \(from)…\(last)")
         var w: Window
-        if let held = windows[peer], nowMs < held.startMs &+ UInt64(Limits.log_sync_serve_window_ms), nowMs >= held.startMs {
+        if let held = windows[peer], isOpen(held, at: nowMs) {
             w = held
         } else {
             if windows[peer] == nil, windows.count >= Limits.log_sync_requesters_count_max {
-                windows = windows.filter {
-                    nowMs >= $0.value.startMs && nowMs < $0.value.startMs &+ UInt64(Limits.log_sync_serve_window_ms)
-                }
+                windows = windows.filter { isOpen($0.value, at: nowMs) || $0.value.rest != nil }
                 guard windows.count < Limits.log_sync_requesters_count_max else {
                     throttled += 1
                     return nil
                 }
             }
-            w = Window(startMs: nowMs, servedThrough: 0, served: 0)
+            w = Window(startMs: nowMs, servedThrough: 0, served: 0, rest: windows[peer]?.rest)
         }
         let start = Swift.max(from, w.servedThrough &+ 1)
-        guard start <= last, start > w.servedThrough else { return nil }
-        let room = Limits.log_sync_served_entries_per_window_max - w.served
-        guard room > 0 else {
-            throttled += 1
+        guard start <= last else {
             windows[peer] = w
             return nil
         }
-        let end = Swift.min(last, start + UInt64(room) - 1)
-        if end < last { throttled += 1 }
+        let room = Limits.log_sync_served_entries_per_window_max - w.served
+        let end = room > 0 ? Swift.min(last, start + UInt64(room) - 1) : start - 1
+        if end < last {
+            throttled += 1
+            w.rest = Continuation(from: end + 1, last: last, at: at)
+        } else if let rest = w.rest, rest.last <= last {
+            w.rest = nil
+        }
+        guard end >= start else {
+            windows[peer] = w
+            return nil
+        }
         w.served += Int(end - start + 1)
         w.servedThrough = end
         windows[peer] = w
         return start...end
+    }
+
+    /// The kept rests whose windows have ended at `nowMs`, taken out (send them through `admit`,
+    /// which opens the next window).
+    mutating func due(nowMs: UInt64) -> [(peer: PublicKey, rest: Continuation)] {
+        var out: [(peer: PublicKey, rest: Continuation)] = []
+        for (peer, w) in windows where w.rest != nil && !isOpen(w, at: nowMs) {
+            out.append((peer, w.rest!))
+            windows[peer]!.rest = nil
+        }
+        return out.sorted { $0.peer < $1.peer }
     }
 
     /// Requesters with a window held (at most `Limits.log_sync_requesters_count_max`).

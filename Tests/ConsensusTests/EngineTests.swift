@@ -569,14 +569,21 @@ import Wire
         for i in 0..<3 { c.contribute(i, round: 2) }
         c.stabilize(where: { $0.to != 3 })
         #expect(c[3].height == 1 && c[0].height == 2)
+        let node1 = c.builder.signingKey(c.keys[1])
         for k in 0..<1_100 {
-            let junk = Vote(
-                voter: c.keys[k % 4], height: 2, round: UInt32(k), type: .prevote, decisionDigest: nil,
-                signature: Signature(bytes: [UInt8](repeating: UInt8(k % 251), count: Signature.byteCount))!)
+            // Node 1's own, signed: votes for rounds nobody reaches.
+            let junk = Vote.sign(
+                height: 2, round: UInt32(1_000 + k), type: .prevote, decisionDigest: nil, meshID: c.meshID, signer: node1)
             c.inject(3, .vote(junk), from: c.keys[1])
             c.inject(3, .vote(junk), from: c.keys[1]) // a copy is not held twice either
         }
         let dropped = c[3].counters.futureDropped
+        let forged = Vote(
+            voter: c.keys[2], height: 2, round: 0, type: .prevote, decisionDigest: nil,
+            signature: Signature(bytes: [UInt8](repeating: 9, count: Signature.byteCount))!)
+        let rejected = c[3].counters.votesRejected
+        c.inject(3, .vote(forged), from: c.keys[1])
+        #expect(c[3].counters.votesRejected == rejected + 1 && c[3].counters.futureDropped == dropped, "a forged vote is not held")
         let beyondCap = UInt64(1_100 - Limits.consensus_future_messages_per_sender_max)
         #expect(dropped >= 2 * beyondCap && dropped <= 2 * beyondCap + 1, "the messages past node 1's share, and their copies")
         c.nowMs = c.config.contributionGraceMs

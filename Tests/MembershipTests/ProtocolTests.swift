@@ -325,15 +325,45 @@ extension Cluster {
         for i in 0..<4 { #expect(c[i].incarnation == 0) }
     }
 
-    /// The highest incarnation a claim may name is still refuted, and a leave after it fits.
-    @Test func aClaimAtTheHighestIncarnationIsRefutedAndALeaveStillFits() {
-        var c = Cluster.formed(3)
-        let top = MemberUpdate(
-            id: c.keys[0], address: c.addresses[0], incarnation: Limits.swim_incarnation_max, status: .dead)
-        _ = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [top])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
-        #expect(c[0].incarnation == Limits.swim_incarnation_max + 1)
-        #expect(c[0].counters.refutations == 1 && c[0].counters.incarnationsRefused == 0)
+    /// A claim may raise an incarnation by a step at most (an alive one two), so a refutation
+    /// always lies within what the peers take: before, a claim at the ceiling was refuted past
+    /// it, the peers refused the refutation, and the node was declared dead.
+    @Test func aClaimRaisesAnIncarnationByAStepAtMostAndTheRefutationIsTaken() {
+        var c = Cluster.formed(4)
+        let step = Limits.swim_incarnation_step_max
+        func claim(_ about: Int, _ inc: UInt64, _ status: MemberStatus = .suspect) {
+            let u = MemberUpdate(
+                id: c.keys[about], address: c.addresses[about], incarnation: inc, status: status,
+                accuser: status == .suspect ? c.keys[1] : nil)
+            c.collect(
+                0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [u])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        }
+        // About node 0 itself, told only to it: its refutation must reach peers that never saw the claim.
+        claim(0, step + 1)
+        #expect(c[0].incarnation == 0 && c[0].counters.incarnationsRefused == 1, "more than a step above its own")
+        claim(0, step)
+        #expect(c[0].incarnation == step + 1 && c[0].counters.refutations == 1)
+        // About node 3, taken by node 0 and gossiped on.
+        claim(3, step + 1)
+        #expect(c.status(0, of: 3) == .alive && c[0].counters.incarnationsRefused == 2, "more than a step above the record")
+        claim(3, step)
+        #expect(c.status(0, of: 3) == .suspect)
+        claim(2, 2 * step + 1, .alive)
+        #expect(c[0].member(c.keys[2])?.incarnation == 0 && c[0].counters.incarnationsRefused == 3)
+        c.run(until: c.nowMs + 20_000)
+        #expect(c.allSeeAllAlive, "both refutations were taken everywhere")
+        for i in 1..<4 { #expect(c[i].member(c.keys[0])?.incarnation == step + 1, "node \(i)") }
+        #expect(c[3].incarnation == step + 1)
+        for i in 0..<3 { #expect(c[i].member(c.keys[3])?.incarnation == step + 1, "node \(i)") }
         _ = c.nodes[0]!.onLeave(nowMs: c.nowMs)
-        #expect(c[0].incarnation == Limits.swim_incarnation_max + 2)
+        #expect(c[0].incarnation == step + 2)
+    }
+
+    /// An alive claim about the node above its own incarnation is adopted, not passed.
+    @Test func anAliveClaimAboutItselfIsAdoptedAsItIs() {
+        var c = Cluster.formed(3)
+        let u = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 5, status: .alive)
+        _ = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [u])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        #expect(c[0].incarnation == 5 && c[0].counters.refutations == 0)
     }
 }

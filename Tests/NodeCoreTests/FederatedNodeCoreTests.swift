@@ -98,6 +98,30 @@ import Wire
             _ = node.onTick(nowMs: now)
         }
         #expect(node.bulkPart!.wanted[good] != nil)
+        // A root a proposal named, or another contributor's announcement names too, keeps its
+        // fetch when the attacker moves on (round 2: a fresh budget of roots).
+        func announce2(_ signer: SigningKey, root: Digest32) {
+            let u = SignedUpdate.sign(
+                modelRound: 2, base: root0, root: root, bytes: 3_000, samples: 100, meshID: three.genesis.rules.meshID, signer: signer)
+            let message = InboundMessage(
+                sender: signer.publicKey, kind: .modelUpdate, sequence: now, payload: u.encoded(), wasChunked: false)
+            _ = node.onMessage(message, from: PeerAddress(ipv4: (10, 0, 0, 2), port: 7946), nowMs: now)
+        }
+        let copied = Digest32(storage: [UInt8](repeating: 0x43, count: 32))
+        announce2(honest, root: copied)
+        announce2(attacker, root: copied)
+        announce2(attacker, root: Digest32(storage: [UInt8](repeating: 0x44, count: 32)))
+        #expect(node.bulkPart!.transfer.isFetching(copied), "the honest validator still names it")
+        let proposed = Digest32(storage: [UInt8](repeating: 0x45, count: 32))
+        announce2(attacker, root: proposed)
+        var meshPart = node.mesh!
+        let named = SignedUpdate.sign(
+            modelRound: 2, base: root0, root: proposed, bytes: 3_000, samples: 100, meshID: three.genesis.rules.meshID, signer: attacker)
+        let outs = meshPart.onUpdate(named, nowMs: now, fromProposal: true)
+        node.mesh = meshPart
+        _ = node.route(outs, nowMs: now)
+        announce2(attacker, root: Digest32(storage: [UInt8](repeating: 0x46, count: 32)))
+        #expect(node.bulkPart!.transfer.isFetching(proposed), "a proposal named it")
         #expect(
             junk.dropLast(junk.count - Limits.model_update_announcements_per_round_max + 1).allSatisfy { node.bulkPart!.wanted[$0] == nil })
     }
@@ -149,7 +173,7 @@ import Wire
                     if let m { mask = m }
                     sharedBlob = [UInt8](repeating: UInt8(100 + decision.modelRound), count: 5_000)
                     next += node.onModelAdvanced(modelRound: decision.modelRound, blob: sharedBlob, nowMs: now)
-                case .fetchBlob, .fetchModel:
+                case .fetchBlob, .forgetBlob, .fetchModel:
                     Issue.record("a mesh-internal fetch reached the shell")
                 default: break
                 }

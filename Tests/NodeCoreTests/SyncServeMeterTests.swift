@@ -9,7 +9,8 @@ import Testing
 @Suite struct SyncServeMeterTests {
     let a = try! SigningKey(seed: [UInt8](repeating: 1, count: 32)).publicKey
 
-    /// LogFormat.md, "Log sync": B holds 100 entries; A's requests at 0, 10, 20 and 600 ms.
+    /// LogFormat.md, "Log sync": B holds 100 entries; A's requests at 0, 10 and 20 ms, and B's
+    /// ticks.
     @Test func theCatalogsExample() {
         var meter = SyncServeMeter()
         #expect(meter.admit(a, from: 1, last: 64, nowMs: 0) == 1...64)
@@ -17,7 +18,32 @@ import Testing
         #expect(meter.throttled == 0, "heights just sent are not a throttle")
         #expect(meter.admit(a, from: 65, last: 100, nowMs: 20) == nil)
         #expect(meter.throttled == 1)
-        #expect(meter.admit(a, from: 65, last: 72, nowMs: 600) == 65...72)
+        #expect(meter.due(nowMs: 499).isEmpty, "the window is still open")
+        let due = meter.due(nowMs: 500)
+        #expect(due.count == 1 && due[0].peer == a && due[0].rest == .init(from: 65, last: 100, at: nil))
+        #expect(meter.admit(a, from: 65, last: 100, nowMs: 500) == 65...100)
+        #expect(meter.due(nowMs: 1_500).isEmpty, "nothing left")
+    }
+
+    /// A catch-up longer than the cap goes on by the node's own ticks, window after window.
+    @Test func aLongCatchUpGoesOnWithoutAskingAgain() {
+        var meter = SyncServeMeter()
+        var sent: [UInt64] = []
+        if let r = meter.admit(a, from: 1, last: 64, nowMs: 0) { sent += Array(r) }
+        // The requester's chain asks again from its next height; the node ticks every 50 ms.
+        for t in stride(from: UInt64(10), through: 3_000, by: 10) {
+            if let next = sent.last.map({ $0 + 1 }), next <= 300, t % 30 == 0,
+                let r = meter.admit(a, from: next, last: min(300, next + 7), nowMs: t)
+            {
+                sent += Array(r)
+            }
+            if t % 50 == 0 {
+                for (_, rest) in meter.due(nowMs: t) {
+                    if let r = meter.admit(a, from: rest.from, last: rest.last, at: rest.at, nowMs: t) { sent += Array(r) }
+                }
+            }
+        }
+        #expect(sent == Array(1...300), "each height once, in order")
     }
 
     @Test func aChainOfRequestsGetsOnlyNewHeightsUpToTheCap() {

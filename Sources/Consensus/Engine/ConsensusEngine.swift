@@ -331,7 +331,16 @@ public struct ConsensusEngine: Sendable {
         case let .vote(v):
             counters.votesReceived += 1
             if v.height < height { noteBehind(sender, theirHeight: v.height, nowMs: nowMs, into: &out); return }
-            if v.height > height { holdFuture(message, from: sender, theirHeight: v.height, nowMs: nowMs, into: &out); return }
+            if v.height > height {
+                // Only signed votes wait (the signature does not depend on the next height's
+                // validator set); junk would take the places of the others' early votes.
+                guard v.isValid(meshID: state.rules.meshID) else {
+                    counters.votesRejected += 1
+                    return
+                }
+                holdFuture(message, from: sender, theirHeight: v.height, nowMs: nowMs, into: &out)
+                return
+            }
             // A copy of a held vote (a re-broadcast) was verified when it first came.
             guard state.validators.contains(v.voter), votes.holds(v) || v.isValid(meshID: state.rules.meshID) else {
                 counters.votesRejected += 1
