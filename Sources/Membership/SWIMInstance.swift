@@ -475,11 +475,12 @@ public struct SWIMInstance: Sendable {
         // `swim_incarnation_step_max`, and never past `swim_incarnation_max`. A claim at
         // UInt64.max trapped the member it named on its refutation's + 1; one at any ceiling
         // would leave that member a refutation its peers refuse (then dead in every view).
-        // An alive claim may go two steps: a refutation (an accusation's + 1, the accusation
-        // within a step of what the refuting node holds) must stay within reach of peers that
-        // never saw the accusation and lag the node's own incarnation.
+        // An alive claim may go two steps and one: a refutation (an accusation's + 1, the
+        // accusation within a step of what the refuting node holds) must stay within reach of
+        // peers that never saw the accusation. Steps bound each claim, not a chain of them
+        // (see Joining.md, "Merging updates").
         let held = u.id == me ? incarnation : (table[MemberKey(u.id)]?.record.incarnation ?? 0)
-        let step = u.status == .alive ? 2 * Limits.swim_incarnation_step_max : Limits.swim_incarnation_step_max
+        let step = u.status == .alive ? 2 * Limits.swim_incarnation_step_max + 1 : Limits.swim_incarnation_step_max
         let (reach, overflow) = held.addingReportingOverflow(step)
         guard u.incarnation <= Limits.swim_incarnation_max, overflow || u.incarnation <= reach else {
             counters.incarnationsRefused += 1
@@ -562,9 +563,7 @@ public struct SWIMInstance: Sendable {
             }
             return
         }
-        // An accusation is refuted past its incarnation; an alive claim above ours is adopted
-        // as it is (nothing to refute), so that gossip of it and ours agree.
-        incarnation = u.status == .alive ? u.incarnation : u.incarnation + 1
+        incarnation = u.incarnation + 1
         table[MemberKey(me)]!.record.incarnation = incarnation
         if u.status != .alive {
             counters.refutations += 1

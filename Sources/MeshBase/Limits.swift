@@ -364,10 +364,9 @@ public enum Limits {
     public static let swim_incarnation_max: UInt64 = UInt64.max / 2
     /// How far one suspect, dead or left claim may raise the incarnation held for the member it
     /// names (this node's own for a claim about itself, 0 for a member not held); an alive claim
-    /// twice as far; further is ignored and counted. An honest record lags by the refutations
-    /// it missed, far fewer. So a member cannot push another to `swim_incarnation_max` (2⁴⁶
-    /// accepted claims at least), where its refutation would be refused by its peers and it
-    /// would be declared dead, and a refutation stays within reach of the peers.
+    /// twice as far and one; further is ignored and counted. An honest record lags by the
+    /// refutations it missed, far fewer. The refutation of one claim then stays within reach
+    /// of every peer; a chain of claims is not bounded (Membership's Joining.md, "Merging updates").
     public static let swim_incarnation_step_max: UInt64 = 1 << 16
 
     // MARK: Agreement and the decision log (Consensus, Ledger)

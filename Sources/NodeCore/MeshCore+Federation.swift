@@ -121,18 +121,19 @@ extension MeshCore {
                 // naming root after root, each a fetch that would hold one of the node's few
                 // fetch slots for its whole deadline and starve the honest updates' fetches).
                 var roots = federation!.announcements[u.modelRound]?[u.contributor] ?? [held.root]
-                if !roots.contains(u.root) {
-                    guard roots.count < Limits.model_update_announcements_per_round_max else {
-                        return [
-                            .directive(
-                                .note(
-                                    .updateRefused(
-                                        from: u.contributor, modelRound: u.modelRound,
-                                        why: "more than \(Limits.model_update_announcements_per_round_max) updates for the round")))
-                        ]
-                    }
-                    roots.insert(u.root)
+                // A root it replaced is not taken back: a replay of two announcements in turn
+                // (anyone may relay them) would restart both fetches without end.
+                guard !roots.contains(u.root) else { return [] }
+                guard roots.count < Limits.model_update_announcements_per_round_max else {
+                    return [
+                        .directive(
+                            .note(
+                                .updateRefused(
+                                    from: u.contributor, modelRound: u.modelRound,
+                                    why: "more than \(Limits.model_update_announcements_per_round_max) updates for the round")))
+                    ]
                 }
+                roots.insert(u.root)
                 federation!.announcements[u.modelRound, default: [:]][u.contributor] = roots
                 // The earlier root's fetch stops, unless a proposal named it or another
                 // contributor's announcement names it too (the shell also keeps it while an

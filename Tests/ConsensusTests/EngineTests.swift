@@ -582,7 +582,7 @@ import Wire
             voter: c.keys[2], height: 2, round: 0, type: .prevote, decisionDigest: nil,
             signature: Signature(bytes: [UInt8](repeating: 9, count: Signature.byteCount))!)
         let rejected = c[3].counters.votesRejected
-        c.inject(3, .vote(forged), from: c.keys[1])
+        c.inject(3, .vote(forged), from: c.keys[2])
         #expect(c[3].counters.votesRejected == rejected + 1 && c[3].counters.futureDropped == dropped, "a forged vote is not held")
         let beyondCap = UInt64(1_100 - Limits.consensus_future_messages_per_sender_max)
         #expect(dropped >= 2 * beyondCap && dropped <= 2 * beyondCap + 1, "the messages past node 1's share, and their copies")

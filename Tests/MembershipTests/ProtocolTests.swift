@@ -348,7 +348,7 @@ extension Cluster {
         #expect(c.status(0, of: 3) == .alive && c[0].counters.incarnationsRefused == 2, "more than a step above the record")
         claim(3, step)
         #expect(c.status(0, of: 3) == .suspect)
-        claim(2, 2 * step + 1, .alive)
+        claim(2, 2 * step + 2, .alive)
         #expect(c[0].member(c.keys[2])?.incarnation == 0 && c[0].counters.incarnationsRefused == 3)
         c.run(until: c.nowMs + 20_000)
         #expect(c.allSeeAllAlive, "both refutations were taken everywhere")
@@ -359,11 +359,12 @@ extension Cluster {
         #expect(c[0].incarnation == step + 2)
     }
 
-    /// An alive claim about the node above its own incarnation is adopted, not passed.
-    @Test func anAliveClaimAboutItselfIsAdoptedAsItIs() {
+    /// An alive claim about the node above its own incarnation is passed (+ 1), so that peers
+    /// holding it take the node's next alive, with its address (after a restart elsewhere).
+    @Test func anAliveClaimAboutItselfIsPassed() {
         var c = Cluster.formed(3)
         let u = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 5, status: .alive)
         _ = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [u])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
-        #expect(c[0].incarnation == 5 && c[0].counters.refutations == 0)
+        #expect(c[0].incarnation == 6 && c[0].counters.refutations == 0)
     }
 }

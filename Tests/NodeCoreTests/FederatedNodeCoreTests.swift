@@ -122,6 +122,13 @@ import Wire
         _ = node.route(outs, nowMs: now)
         announce2(attacker, root: Digest32(storage: [UInt8](repeating: 0x46, count: 32)))
         #expect(node.bulkPart!.transfer.isFetching(proposed), "a proposal named it")
+        // A replaced root is not taken back: a replay of two announcements in turn would
+        // restart both fetches without end.
+        let newer = Digest32(storage: [UInt8](repeating: 0x47, count: 32))
+        announce2(honest, root: newer)
+        announce2(honest, root: copied)
+        #expect(node.mesh!.federation!.updates[2]![honest.publicKey]!.root == newer)
+        #expect(node.bulkPart!.transfer.isFetching(newer))
         #expect(
             junk.dropLast(junk.count - Limits.model_update_announcements_per_round_max + 1).allSatisfy { node.bulkPart!.wanted[$0] == nil })
     }

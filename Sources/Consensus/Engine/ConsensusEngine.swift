@@ -331,16 +331,7 @@ public struct ConsensusEngine: Sendable {
         case let .vote(v):
             counters.votesReceived += 1
             if v.height < height { noteBehind(sender, theirHeight: v.height, nowMs: nowMs, into: &out); return }
-            if v.height > height {
-                // Only signed votes wait (the signature does not depend on the next height's
-                // validator set); junk would take the places of the others' early votes.
-                guard v.isValid(meshID: state.rules.meshID) else {
-                    counters.votesRejected += 1
-                    return
-                }
-                holdFuture(message, from: sender, theirHeight: v.height, nowMs: nowMs, into: &out)
-                return
-            }
+            if v.height > height { holdFuture(message, from: sender, theirHeight: v.height, nowMs: nowMs, into: &out); return }
             // A copy of a held vote (a re-broadcast) was verified when it first came.
             guard state.validators.contains(v.voter), votes.holds(v) || v.isValid(meshID: state.rules.meshID) else {
                 counters.votesRejected += 1
@@ -393,11 +384,18 @@ public struct ConsensusEngine: Sendable {
             || futureBySender[sender, default: 0] >= Limits.consensus_future_messages_per_sender_max
         {
             counters.futureDropped += 1
-        } else if futureHeld.insert(message).inserted {
-            // One sender cannot take the whole buffer (its copies and its junk crowded out the
-            // honest validators' early messages, each then waiting for a re-broadcast).
-            future.append(ConsensusMessageFrom(message: message, sender: sender))
-            futureBySender[sender, default: 0] += 1
+        } else if !futureHeld.contains(message) {
+            // Only signed votes wait (the signature does not depend on the next height's
+            // validator set), checked last, after the cheap checks; and one sender cannot take
+            // the whole buffer (its copies and its junk crowded out the honest validators' early
+            // messages, each then waiting for a re-broadcast).
+            if case let .vote(v) = message, !v.isValid(meshID: state.rules.meshID) {
+                counters.votesRejected += 1
+            } else {
+                futureHeld.insert(message)
+                future.append(ConsensusMessageFrom(message: message, sender: sender))
+                futureBySender[sender, default: 0] += 1
+            }
         }
         if let d = catchUp.request(from: sender, height: height, nowMs: nowMs) { out.append(d) }
     }
