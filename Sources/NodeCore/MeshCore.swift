@@ -735,11 +735,8 @@ public struct MeshCore: Sendable {
             guard from >= 1, from <= UInt64(entries.count), max >= 1 else { return [] }
             let last = Swift.min(UInt64(entries.count), from + UInt64(max) - 1)
             let at = addressKnown ? nil : address
-            guard let heights = syncServeMeter.admit(peer, from: from, last: last, at: at, nowMs: nowMs) else {
-                figures.syncRequestsThrottled = syncServeMeter.throttled
-                return []
-            }
-            figures.syncRequestsThrottled = syncServeMeter.throttled
+            defer { figures.syncRequestsThrottled = syncServeMeter.throttled }
+            guard let heights = syncServeMeter.admit(peer, from: from, last: last, at: at, nowMs: nowMs) else { return [] }
             return serve(from: heights.lowerBound, max: Int(heights.count), to: peer, at: at)
         case let .piece(height, length, offset, bytes):
             guard height == engine.height else { return [] }

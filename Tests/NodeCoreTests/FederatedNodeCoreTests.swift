@@ -53,24 +53,10 @@ import Wire
         let three = CommitteeLogBuilder.demo(
             validators: 3, spareCount: 0, seed: 5, maskRounds: 2, federation: FederationTerms(aggregation: .fedAvg))
         let keys = three.genesis.validators.keys
-        let me = three.signingKey(keys[0]), attacker = three.signingKey(keys[1]), honest = three.signingKey(keys[2])
-        let config = MeshCoreConfig(
-            ledger: three.genesis, consensus: ConsensusConfig(timings: .lan),
-            rounds: .init(epochsPerRound: 1, maxRounds: 2, patience: 2, finetuneEpochs: 2),
-            removeDeadAfterMs: 60_000)
+        let attacker = three.signingKey(keys[1]), honest = three.signingKey(keys[2])
         let sharedBlob = [UInt8](repeating: 7, count: 5_000)
+        var (node, _) = try Self.started(three, members: Set(keys), sharedBlob: sharedBlob)
         let root0 = try #require(BulkManifest(blob: sharedBlob)).root
-        let mesh = MeshCore(
-            config: config, signer: me, log: try MeshCore.VerifiedLog.verify([], genesis: three.genesis),
-            guard: nil, budget: try #require(three.genesis.rules.freshBudget), finetuneEpochsDone: 0,
-            noise: .insecureSeeded(seed: 9, acknowledged: .testsAndSimulationOnly), allowInsecureSeededNoise: true,
-            sharedModel: SharedModelState(modelRound: 0, root: root0))
-        var node = NodeCore(
-            config: NodeCoreConfig(
-                swim: .lan, signer: me, address: PeerAddress(ipv4: (10, 0, 0, 1), port: 7946),
-                members: Set(keys), seeds: [], memberHints: [:], swimRandomSeed: 1),
-            nowMs: 0)
-        _ = node.start(mesh: mesh, nowMs: 0, sharedModelBlob: sharedBlob)
         func announce(_ signer: SigningKey, root: Digest32, at nowMs: UInt64) -> [NodeDirective] {
             let u = SignedUpdate.sign(
                 modelRound: 1, base: root0, root: root, bytes: 3_000, samples: 100, meshID: three.genesis.rules.meshID, signer: signer)
@@ -133,26 +119,34 @@ import Wire
             junk.dropLast(junk.count - Limits.model_update_announcements_per_round_max + 1).allSatisfy { node.bulkPart!.wanted[$0] == nil })
     }
 
-    static func run(_ builder: CommitteeLogBuilder) throws -> NodeCore {
+    /// Validator 0 of `builder`'s genesis, started at time 0 on the shared model `sharedBlob` of
+    /// round 0, with `members` admitted (itself alone by default); and the start's directives.
+    static func started(_ builder: CommitteeLogBuilder, members: Set<PublicKey>? = nil, sharedBlob: [UInt8]) throws
+        -> (NodeCore, [NodeDirective])
+    {
         let key = builder.signingKey(builder.genesis.validators.keys[0])
-        let fresh = try #require(builder.genesis.rules.freshBudget)
         let config = MeshCoreConfig(
             ledger: builder.genesis, consensus: ConsensusConfig(timings: .lan),
             rounds: .init(epochsPerRound: 1, maxRounds: 2, patience: 2, finetuneEpochs: 2),
             removeDeadAfterMs: 60_000)
-        var sharedBlob = [UInt8](repeating: 7, count: 5_000)
         let root0 = try #require(BulkManifest(blob: sharedBlob)).root
         let mesh = MeshCore(
             config: config, signer: key, log: try MeshCore.VerifiedLog.verify([], genesis: builder.genesis),
-            guard: nil, budget: fresh, finetuneEpochsDone: 0,
+            guard: nil, budget: try #require(builder.genesis.rules.freshBudget), finetuneEpochsDone: 0,
             noise: .insecureSeeded(seed: 9, acknowledged: .testsAndSimulationOnly), allowInsecureSeededNoise: true,
             sharedModel: SharedModelState(modelRound: 0, root: root0))
         var node = NodeCore(
             config: NodeCoreConfig(
                 swim: .lan, signer: key, address: PeerAddress(ipv4: (10, 0, 0, 1), port: 7946),
-                members: [key.publicKey], seeds: [], memberHints: [:], swimRandomSeed: 1),
+                members: members ?? [key.publicKey], seeds: [], memberHints: [:], swimRandomSeed: 1),
             nowMs: 0)
-        var bundle = node.start(mesh: mesh, nowMs: 0, sharedModelBlob: sharedBlob)
+        let start = node.start(mesh: mesh, nowMs: 0, sharedModelBlob: sharedBlob)
+        return (node, start)
+    }
+
+    static func run(_ builder: CommitteeLogBuilder) throws -> NodeCore {
+        var sharedBlob = [UInt8](repeating: 7, count: 5_000)
+        var (node, bundle) = try started(builder, sharedBlob: sharedBlob)
         var mask = PruneMask.full(builder.genesis.model)
         var applied: [UInt64] = []
         var offered: [UInt64: [UInt8]] = [:]
