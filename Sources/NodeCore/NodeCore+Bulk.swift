@@ -60,6 +60,14 @@ public struct BulkPart: Sendable {
 
     mutating func noteAdvanced(modelRound: UInt64) { currentRound = modelRound + 1 }
 
+    /// Stops fetching update blob `root` and forgets that it was wanted (not retried).
+    mutating func stopWanting(_ root: Digest32) {
+        _ = transfer.drop(root)
+        wanted[root] = nil
+        updateRounds[root] = nil
+        retry.remove(root)
+    }
+
     /// Drops update blobs of rounds before `round − 1` and shared models before `round − 1`
     /// (a node a round behind, or a joiner, still finds what it needs).
     mutating func collectGarbage(keepingFrom round: UInt64) {
@@ -88,10 +96,7 @@ extension NodeCore {
     mutating func forgetBlob(_ root: Digest32) {
         if let p = bulkPart!.pendingAdvance, p.decision.updates.contains(where: { $0.root == root }) { return }
         guard bulkPart!.transfer.isFetching(root) || bulkPart!.wanted[root] != nil else { return }
-        _ = bulkPart!.transfer.drop(root)
-        bulkPart!.wanted[root] = nil
-        bulkPart!.updateRounds[root] = nil
-        bulkPart!.retry.remove(root)
+        bulkPart!.stopWanting(root)
     }
 
     /// The driver fetches a recent shared model by the root the log names.
@@ -107,12 +112,7 @@ extension NodeCore {
             // An advance through an older round, still waiting for its update blobs: superseded
             // (applied after this model, it would not follow it); its missing blobs not retried.
             bulkPart!.pendingAdvance = nil
-            for u in p.decision.updates where bulkPart!.transfer.blob(u.root) == nil {
-                _ = bulkPart!.transfer.drop(u.root)
-                bulkPart!.wanted[u.root] = nil
-                bulkPart!.updateRounds[u.root] = nil
-                bulkPart!.retry.remove(u.root)
-            }
+            for u in p.decision.updates where bulkPart!.transfer.blob(u.root) == nil { bulkPart!.stopWanting(u.root) }
         }
         bulkPart!.modelFetch = (round, root)
         bulkPart!.sharedRounds[root] = round
