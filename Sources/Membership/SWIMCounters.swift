@@ -53,9 +53,13 @@ public struct SWIMCounters: Sendable, Hashable {
     public var nonAdmittedIgnored: UInt64 = 0
     /// Messages from a key outside the admitted set (ignored).
     public var nonAdmittedSenders: UInt64 = 0
-    /// Claims naming an incarnation above `Limits.swim_incarnation_max`, or more than
-    /// `Limits.swim_incarnation_step_max` above the one held for the member (ignored).
+    /// Claims naming an incarnation above `Limits.swim_incarnation_max`; `suspect` or `dead`
+    /// claims about another member above the incarnation it stated (held here); claims about
+    /// this node more than `Limits.swim_incarnation_step_max` above its own (ignored).
     public var incarnationsRefused: UInt64 = 0
+    /// `alive` or `left` claims (and pings, leaves) whose member's signature does not verify
+    /// (ignored): a statement only the member itself can make (`MemberUpdate.statement`).
+    public var statementsRefused: UInt64 = 0
     /// Pings meant for another member (the address was reused, or the sender is confused).
     public var misdirectedPings: UInt64 = 0
     /// Acks matching no probe in flight (late, duplicated, or already answered).

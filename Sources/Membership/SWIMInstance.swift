@@ -1,4 +1,5 @@
 import MeshBase
+import Sodium
 import Wire
 
 /// SWIM membership with the Lifeguard refinements, as a pure state machine (sans-IO).
@@ -24,9 +25,15 @@ import Wire
 ///   (reconnect after a partition heals);
 /// - dead and left records are reaped after `deadRetentionMs`.
 /// Only keys in `admitted` ever become members; anything naming another key is ignored and counted.
+/// Only a member raises its own incarnation, and its `alive` and `left` claims carry its signature
+/// (`MemberUpdate.statement`): this node signs its own with `signer` and takes another member's
+/// only with that member's valid signature, so no relay can move a member's incarnation beyond
+/// what the member itself stated (Joining.md, "Merging updates").
 public struct SWIMInstance: Sendable {
     public let config: SWIMConfig
     public let me: MemberID
+    public let meshID: MeshID
+    private let signer: SigningKey
     public let address: PeerAddress
     public private(set) var admitted: Set<MemberID>
     private var admittedKeys: Set<MemberKey>
@@ -39,6 +46,9 @@ public struct SWIMInstance: Sendable {
     struct Entry: Sendable {
         var record: MemberRecord
         var suspicion: Suspicion?
+        /// The member's signature of its latest statement taken here: `left` at the record's
+        /// incarnation and address if the record is left, `alive` at them otherwise.
+        var statement: Signature
     }
 
     struct Probe: Sendable {
@@ -54,6 +64,8 @@ public struct SWIMInstance: Sendable {
         let origin: PeerAddress
         let originProbeID: UInt64
         let expiresAtMs: UInt64
+        /// The member probed for the requester: its latest statement goes first in the forwarded ack.
+        let target: MemberID
     }
 
     private var rng: SeededGenerator
@@ -80,7 +92,7 @@ public struct SWIMInstance: Sendable {
     private var awareness = 0
 
     public init(
-        config: SWIMConfig, me: MemberID, address: PeerAddress, admitted: Set<MemberID>,
+        config: SWIMConfig, signer: SigningKey, meshID: MeshID, address: PeerAddress, admitted: Set<MemberID>,
         seeds: [PeerAddress], randomSeed: UInt64, nowMs: UInt64
     ) {
         precondition(config.problem == nil, "SWIMConfig: \(config.problem ?? "")")
@@ -88,14 +100,18 @@ public struct SWIMInstance: Sendable {
             admitted.count <= Limits.members_count_max,
             "\(admitted.count) admitted keys exceed Limits.members_count_max \(Limits.members_count_max)")
         self.config = config
-        self.me = me
+        self.me = signer.publicKey
+        self.meshID = meshID
+        self.signer = signer
         self.address = address
         self.admitted = admitted
         self.admittedKeys = Set(admitted.map(MemberKey.init))
         self.seeds = seeds.filter { $0 != address }
         self.rng = SeededGenerator(seed: randomSeed)
+        let me = signer.publicKey
         table[MemberKey(me)] = Entry(
-            record: MemberRecord(id: me, address: address, incarnation: 0, status: .alive, statusChangedAtMs: nowMs))
+            record: MemberRecord(id: me, address: address, incarnation: 0, status: .alive, statusChangedAtMs: nowMs),
+            statement: MemberUpdate.statement(by: signer, meshID: meshID, address: address, incarnation: 0, status: .alive).signature!)
         ids = [me]
         // Stagger the first probe within one period so nodes started together do not probe in lockstep.
         nextProbeAtMs = nowMs + UInt64.random(in: 0..<config.probeIntervalMs, using: &rng)
@@ -167,6 +183,7 @@ public struct SWIMInstance: Sendable {
                         MemberUpdate(
                             id: p.target, address: e.record.address, incarnation: e.record.incarnation,
                             status: .suspect, accuser: me), now, &out)
+                    if e.record.status == .suspect { probeAgainSoon(p.target) }
                 }
             }
         }
@@ -219,10 +236,10 @@ public struct SWIMInstance: Sendable {
                 counters.misdirectedPings += 1
                 return []
             }
-            mergeGossip(ping.updates, now, &out)
-            let known = table[MemberKey(sender)]?.record.address ?? senderAddress
-            apply(MemberUpdate(id: sender, address: known, incarnation: ping.incarnation, status: .alive), now, &out)
-            let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ack.fixedByteCount)
+            if mergeGossip(ping.updates, now, &out) { apply(ping.statement(of: sender), now, &out) }
+            // The answer carries this node's own statement first: a prober that holds it suspect
+            // (or dead) at an older incarnation takes the refutation from the ack itself.
+            let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ack.fixedByteCount, first: ownStatement)
             send(.ack(.init(probeID: ping.probeID, updates: updates)), to: senderAddress, &out)
 
         case let .ack(ack):
@@ -232,9 +249,13 @@ public struct SWIMInstance: Sendable {
                 probe = nil
                 counters.probesAcked += 1
                 adjustAwareness(-1)
+                if table[MemberKey(p.target)]?.record.status == .suspect { probeAgainSoon(p.target) }
             } else if let f = forwards.removeValue(forKey: ack.probeID) {
                 counters.indirectAcksForwarded += 1
-                let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ack.fixedByteCount)
+                // The target's latest statement (just merged from its ack) goes first, as in a
+                // direct ack: the requester of an indirect probe learns of a refutation too.
+                let updates = takeUpdates(
+                    room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ack.fixedByteCount, first: latestStatement(of: f.target))
                 send(.ack(.init(probeID: f.originProbeID, updates: updates)), to: f.origin, &out)
             } else {
                 counters.unmatchedAcks += 1
@@ -249,10 +270,10 @@ public struct SWIMInstance: Sendable {
             let id = allocateProbeID()
             forwards[id] = Forward(
                 origin: senderAddress, originProbeID: request.probeID,
-                expiresAtMs: now + config.probeIntervalMs)
-            let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ping.fixedByteCount)
+                expiresAtMs: now + config.probeIntervalMs, target: request.target)
+            let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ping.fixedByteCountMax)
             send(
-                .ping(.init(probeID: id, target: request.target, incarnation: incarnation, updates: updates)),
+                .ping(.init(probeID: id, target: request.target, statement: ownStatement, updates: updates)),
                 to: request.targetAddress, &out)
 
         case let .sync(sync):
@@ -260,11 +281,7 @@ public struct SWIMInstance: Sendable {
             if !sync.isReply { sendSync(to: senderAddress, isReply: true, &out) }
 
         case let .leave(leave):
-            if let e = table[MemberKey(sender)] {
-                apply(
-                    MemberUpdate(id: sender, address: e.record.address, incarnation: leave.incarnation, status: .left),
-                    now, &out)
-            }
+            if table[MemberKey(sender)] != nil { apply(leave.statement(of: sender), now, &out) }
 
         case let .beacon(beacon):
             let known = table[MemberKey(sender)].map { $0.record.status == .alive || $0.record.status == .suspect } ?? false
@@ -281,8 +298,10 @@ public struct SWIMInstance: Sendable {
         var out: [SWIMDirective] = []
         incarnation += 1
         setStatus(me, .left, incarnation: incarnation, now, &out)
+        let left = MemberUpdate.statement(by: signer, meshID: meshID, address: address, incarnation: incarnation, status: .left)
+        table[MemberKey(me)]!.statement = left.signature!
         let peers = randomMembers(count: Limits.swim_leave_announce_count_max, where: { $0.status == .alive || $0.status == .suspect })
-        for peer in peers { send(.leave(.init(incarnation: incarnation)), to: peer.address, &out) }
+        for peer in peers { send(.leave(.init(statement: left)), to: peer.address, &out) }
         hasLeft = true
         probe = nil
         return out
@@ -343,6 +362,19 @@ public struct SWIMInstance: Sendable {
         probeOrder.insert(id, at: probeIndex)
     }
 
+    /// A probe of a member held suspect ended and it is still suspect (its ack, or our ping, was
+    /// lost, or the ack came through a helper that had not heard the refutation): it is probed
+    /// again after one other member, up to `Limits.swim_suspect_reprobes_max` times in one
+    /// suspicion, so that its own ack can bring the refutation. Without it the buddy probe was
+    /// the suspect's one direct chance, and a live member whose refutation's gossip missed this
+    /// node was declared dead here (`MembershipSimulationTests`, seed 2026: node 49 buried node
+    /// 15). Bounded, so that suspects (a crash, a partition) never starve the round robin.
+    private mutating func probeAgainSoon(_ id: MemberID) {
+        guard let s = table[MemberKey(id)]?.suspicion, s.reprobes < Limits.swim_suspect_reprobes_max else { return }
+        table[MemberKey(id)]!.suspicion!.reprobes += 1
+        probeOrder.insert(id, at: min(probeIndex + 1, probeOrder.count))
+    }
+
     private mutating func startProbe(_ now: UInt64, _ out: inout [SWIMDirective]) {
         let interval = config.probeIntervalMs * scale
         nextProbeAtMs = now + interval
@@ -359,9 +391,9 @@ public struct SWIMInstance: Sendable {
                 id: target, address: e.record.address, incarnation: e.record.incarnation,
                 status: .suspect, accuser: s.firstAccuser)
         }
-        let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ping.fixedByteCount, first: buddy)
+        let updates = takeUpdates(room: EnvelopeFormat.payloadBytesMax - SWIMMessage.Ping.fixedByteCountMax, first: buddy)
         send(
-            .ping(.init(probeID: id, target: target, incarnation: incarnation, updates: updates)),
+            .ping(.init(probeID: id, target: target, statement: ownStatement, updates: updates)),
             to: e.record.address, &out)
     }
 
@@ -411,13 +443,26 @@ public struct SWIMInstance: Sendable {
             list.append(
                 MemberUpdate(
                     id: r.id, address: r.address, incarnation: r.incarnation, status: r.status,
-                    accuser: r.status == .suspect ? (e.suspicion?.firstAccuser ?? me) : nil))
+                    accuser: r.status == .suspect ? (e.suspicion?.firstAccuser ?? me) : nil,
+                    signature: MemberUpdate.isStatement(r.status) ? e.statement : nil))
         }
         send(.sync(.init(isReply: isReply, members: list)), to: peer, &out)
     }
 
-    private mutating func mergeGossip(_ updates: [MemberUpdate], _ now: UInt64, _ out: inout [SWIMDirective]) {
-        for u in updates { apply(u, now, &out) }
+    /// Merges a message's updates in order. One whose signature does not verify ends the
+    /// message: an honest member relays only statements it verified, so the sender is faulty,
+    /// and one message costs at most one failed verification. Returns false then.
+    @discardableResult
+    private mutating func mergeGossip(_ updates: [MemberUpdate], _ now: UInt64, _ out: inout [SWIMDirective]) -> Bool {
+        for u in updates where !applyChecked(u, now, &out) { return false }
+        return true
+    }
+
+    /// `apply`, and whether no signature failed in it.
+    private mutating func applyChecked(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) -> Bool {
+        let refused = counters.statementsRefused
+        apply(u, now, &out)
+        return counters.statementsRefused == refused
     }
 
     /// memberlist's mergeState: a remote "dead" only makes us suspect (we check for ourselves);
@@ -431,8 +476,8 @@ public struct SWIMInstance: Sendable {
                 apply(
                     MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: .suspect, accuser: sender),
                     now, &out)
-            } else {
-                apply(r, now, &out)
+            } else if !applyChecked(r, now, &out) {
+                return // a bad signature ends the message (`mergeGossip`)
             }
         }
     }
@@ -464,25 +509,38 @@ public struct SWIMInstance: Sendable {
 
     // MARK: State changes
 
+    /// The statement of `id` this node holds it by, when it holds it `alive` or `left` (with the
+    /// member's signature); nil otherwise (not held, or held suspect or dead: its statement at
+    /// that incarnation would refute nothing, and a queued suspicion or death must not give way).
+    private func latestStatement(of id: MemberID) -> MemberUpdate? {
+        guard let e = table[MemberKey(id)], MemberUpdate.isStatement(e.record.status) else { return nil }
+        let r = e.record
+        return MemberUpdate(id: id, address: r.address, incarnation: r.incarnation, status: r.status, signature: e.statement)
+    }
+
+    /// This node's own alive statement at its incarnation and address, signed.
+    private var ownStatement: MemberUpdate {
+        MemberUpdate(
+            id: me, address: address, incarnation: incarnation, status: .alive, signature: table[MemberKey(me)]!.statement)
+    }
+
     /// Applies one gossiped claim (SWIM's alive/suspect/dead rules, incarnation ordering).
+    ///
+    /// Only a member raises its own incarnation, so only its signed statements (`alive`, `left`)
+    /// may raise the incarnation held for it; a `suspect` or `dead` claim above the incarnation
+    /// held is ignored and counted (`incarnationsRefused`), and a statement whose signature does
+    /// not verify is ignored and counted (`statementsRefused`), the signature checked after the
+    /// cheap rules. Before a chain of unsigned claims, each a bounded step above the last,
+    /// could move a member's incarnation beyond what the member could refute, and it was then
+    /// declared dead everywhere (Joining.md, "Merging updates").
     private mutating func apply(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) {
         guard admittedKeys.contains(MemberKey(u.id)) else {
             counters.nonAdmittedIgnored += 1
             return
         }
-        // Before any state: a claim may raise the incarnation held for the member it names (this
-        // node's own, for a claim about it; 0 for a member not held) by at most
-        // `swim_incarnation_step_max`, and never past `swim_incarnation_max`. A claim at
-        // UInt64.max trapped the member it named on its refutation's + 1; one at any ceiling
-        // would leave that member a refutation its peers refuse (then dead in every view).
-        // An alive claim may go two steps and one: a refutation (an accusation's + 1, the
-        // accusation within a step of what the refuting node holds) must stay within reach of
-        // peers that never saw the accusation. Steps bound each claim, not a chain of them
-        // (see Joining.md, "Merging updates").
-        let held = u.id == me ? incarnation : (table[MemberKey(u.id)]?.record.incarnation ?? 0)
-        let step = u.status == .alive ? 2 * Limits.swim_incarnation_step_max + 1 : Limits.swim_incarnation_step_max
-        let (reach, overflow) = held.addingReportingOverflow(step)
-        guard u.incarnation <= Limits.swim_incarnation_max, overflow || u.incarnation <= reach else {
+        // No claim above the ceiling (an honest incarnation never comes near it; its + 1 would
+        // overflow at UInt64.max).
+        guard u.incarnation <= Limits.swim_incarnation_max else {
             counters.incarnationsRefused += 1
             return
         }
@@ -491,12 +549,12 @@ public struct SWIMInstance: Sendable {
             return
         }
         guard let e = table[MemberKey(u.id)] else {
-            // Only an alive claim introduces a member; suspicion or death of a stranger is noise.
-            guard u.status == .alive else { return }
+            // Only an alive statement introduces a member; suspicion or death of a stranger is noise.
+            guard u.status == .alive, verified(u) else { return }
             insertMember(
                 MemberRecord(
                     id: u.id, address: u.address, incarnation: u.incarnation, status: .alive,
-                    statusChangedAtMs: now))
+                    statusChangedAtMs: now), statement: u.signature!)
             out.append(.memberChanged(table[MemberKey(u.id)]!.record, previous: nil))
             enqueue(u)
             return
@@ -504,23 +562,39 @@ public struct SWIMInstance: Sendable {
         let r = e.record
         switch u.status {
         case .alive:
-            guard u.incarnation > r.incarnation else { return }
+            guard u.incarnation > r.incarnation, verified(u) else { return }
             table[MemberKey(u.id)]!.record.address = u.address
+            table[MemberKey(u.id)]!.statement = u.signature!
             setStatus(u.id, .alive, incarnation: u.incarnation, now, &out)
             enqueue(u)
-        case .suspect:
-            guard u.incarnation >= r.incarnation, let accuser = u.accuser else { return }
+        case .left:
+            guard u.incarnation >= r.incarnation, r.status == .alive || r.status == .suspect, verified(u) else { return }
+            table[MemberKey(u.id)]!.record.address = u.address
+            table[MemberKey(u.id)]!.statement = u.signature!
+            setStatus(u.id, .left, incarnation: u.incarnation, now, &out)
+            enqueue(u)
+        case .suspect, .dead:
+            guard u.incarnation <= r.incarnation else {
+                counters.incarnationsRefused += 1
+                return
+            }
+            guard u.incarnation == r.incarnation else { return }
+            if u.status == .dead {
+                guard r.status == .alive || r.status == .suspect else { return }
+                setStatus(u.id, .dead, incarnation: u.incarnation, now, &out)
+                enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: u.incarnation, status: .dead))
+                return
+            }
+            guard let accuser = u.accuser else { return }
             switch r.status {
             case .dead, .left:
                 return
             case .suspect:
-                if u.incarnation > r.incarnation { table[MemberKey(u.id)]!.record.incarnation = u.incarnation }
                 if table[MemberKey(u.id)]!.suspicion?.confirm(accuser) == true {
                     counters.suspicionConfirmations += 1
                     enqueue(
                         MemberUpdate(
-                            id: u.id, address: r.address, incarnation: table[MemberKey(u.id)]!.record.incarnation,
-                            status: .suspect, accuser: accuser))
+                            id: u.id, address: r.address, incarnation: r.incarnation, status: .suspect, accuser: accuser))
                 }
             case .alive:
                 let n = liveCount
@@ -539,15 +613,25 @@ public struct SWIMInstance: Sendable {
                         id: u.id, address: r.address, incarnation: u.incarnation, status: .suspect,
                         accuser: accuser))
             }
-        case .dead, .left:
-            guard u.incarnation >= r.incarnation, r.status == .alive || r.status == .suspect else { return }
-            setStatus(u.id, u.status, incarnation: u.incarnation, now, &out)
-            enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: u.incarnation, status: u.status))
         }
+    }
+
+    /// Whether `u`, a statement, carries its member's valid signature (counted if not).
+    private mutating func verified(_ u: MemberUpdate) -> Bool {
+        if u.hasValidSignature(meshID: meshID) { return true }
+        counters.statementsRefused += 1
+        return false
     }
 
     /// Someone claims something about this node: refute anything but "alive" at our incarnation
     /// by raising it past theirs and gossiping alive (Lifeguard also counts this against our health).
+    ///
+    /// A claim about this node above its own incarnation is honest after a restart (its earlier
+    /// life stated that incarnation, and the peers still hold it). An `alive` or `left` statement
+    /// is taken only with this node's own valid signature, and then at any incarnation up to the
+    /// ceiling: no one else can have made it. A `suspect` or `dead` claim, which anyone can make,
+    /// may raise the incarnation by at most `swim_incarnation_step_max`; without a bound one
+    /// member's claim at 2^63 − 1 would move the node to the ceiling at once.
     private mutating func aboutMe(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) {
         let refute: Bool
         switch u.status {
@@ -559,17 +643,28 @@ public struct SWIMInstance: Sendable {
             // at the sender: tell again, so the next ack or gossip carries our alive (the refutation's
             // own burst may have missed that sender; its suspicion timer would then run out).
             if u.status != .alive, queue.pending(about: me)?.incarnation != incarnation {
-                enqueue(MemberUpdate(id: me, address: address, incarnation: incarnation, status: .alive))
+                enqueue(ownStatement)
             }
             return
         }
+        if MemberUpdate.isStatement(u.status) {
+            guard verified(u) else { return }
+        } else {
+            let (reach, overflow) = incarnation.addingReportingOverflow(Limits.swim_incarnation_step_max)
+            guard overflow || u.incarnation <= reach else {
+                counters.incarnationsRefused += 1
+                return
+            }
+        }
         incarnation = u.incarnation + 1
         table[MemberKey(me)]!.record.incarnation = incarnation
+        table[MemberKey(me)]!.statement =
+            MemberUpdate.statement(by: signer, meshID: meshID, address: address, incarnation: incarnation, status: .alive).signature!
         if u.status != .alive {
             counters.refutations += 1
             adjustAwareness(+1)
         }
-        enqueue(MemberUpdate(id: me, address: address, incarnation: incarnation, status: .alive))
+        enqueue(ownStatement)
     }
 
     private mutating func enqueue(_ u: MemberUpdate) {
@@ -597,9 +692,9 @@ public struct SWIMInstance: Sendable {
         if previous != status { out.append(.memberChanged(e.record, previous: previous)) }
     }
 
-    private mutating func insertMember(_ record: MemberRecord) {
+    private mutating func insertMember(_ record: MemberRecord, statement: Signature) {
         precondition(table[MemberKey(record.id)] == nil, "member \(record.id) inserted twice")
-        table[MemberKey(record.id)] = Entry(record: record)
+        table[MemberKey(record.id)] = Entry(record: record, statement: statement)
         var lo = 0, hi = ids.count
         while lo < hi {
             let mid = (lo + hi) / 2

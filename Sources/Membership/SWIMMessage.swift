@@ -8,11 +8,12 @@ import Wire
 /// Payload layouts (little-endian; `updates` = u8 count ≤ `Limits.swim_piggyback_updates_count_max`
 /// then that many `MemberUpdate`s):
 ///
-///     ping     probe id u64 (≠ 0) · target key 32 · sender incarnation u64 · updates
+///     ping     probe id u64 (≠ 0) · target key 32 · sender incarnation u64 · sender address
+///              · sender's signature 64 of its alive statement · updates
 ///     ack      probe id u64 (0 = unsolicited gossip, answers no probe) · updates
 ///     pingReq  probe id u64 (≠ 0) · target key 32 · target address
 ///     sync     is-reply u8 (0/1) · u16 count ≤ `Limits.members_count_max` · count × `MemberUpdate`
-///     leave    incarnation u64
+///     leave    incarnation u64 · address · the sender's signature 64 of its left statement
 ///     beacon   advertised address
 ///
 /// Decoding is strict: every length checked, counts bounded, trailing bytes refused.

@@ -20,6 +20,9 @@ struct Suspicion: Sendable, Hashable {
     let firstAccuser: MemberID
     /// Distinct accusers, the first included (at most k + 1, so a list).
     private(set) var accusers: [MemberID]
+    /// Probes of the suspect this node has added since the suspicion started
+    /// (`Limits.swim_suspect_reprobes_max` at most).
+    var reprobes = 0
 
     init(startMs: UInt64, minMs: UInt64, maxMs: UInt64, expectedConfirmations: Int, firstAccuser: MemberID) {
         self.startMs = startMs

@@ -48,6 +48,9 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
     public static let vote = DomainTag("vote")
     /// A membership view digest (push-pull synchronisation compares these first).
     public static let membershipDigest = DomainTag("membership-digest")
+    /// A member's own statement about itself in membership (`alive` or `left` at an incarnation
+    /// and address): mesh id ‖ member id ‖ incarnation ‖ status ‖ address (`Membership.MemberUpdate`).
+    public static let memberStatement = DomainTag("member-statement")
     /// One node's signed importance contribution to a pruning round: mesh id ‖ height ‖ release payload.
     public static let contribution = DomainTag("contribution")
     /// A decision's digest (`Consensus.Decision.digest`): what votes and certificates name.
@@ -88,7 +91,7 @@ public struct DomainTag: Sendable, Hashable, CustomStringConvertible {
     /// Every tag, in one place: tests check these are distinct and none is a prefix of another.
     public static let all: [DomainTag] = [
         envelope, meshID, keyFingerprint, invite,
-        genesis, releaseDigest, proposal, vote, membershipDigest, contribution, decision,
+        genesis, releaseDigest, proposal, vote, membershipDigest, memberStatement, contribution, decision,
         logEntry, logNode, logCertificate, logRecord,
         modelDigest, maskDigest, modelUpdate,
         bulkSegment, bulkRoot,

@@ -351,10 +351,13 @@ public enum Limits {
     /// Updates one ping/ack/gossip may carry; a decoder refuses more.
     public static let swim_piggyback_updates_count_max = 32
     /// The largest encoded member update: key 32, incarnation 8, status 1, address 1 + 16 + 2,
-    /// accuser key 32 (suspect only).
-    public static let swim_member_update_bytes_max = 92
+    /// then the accuser's key 32 (suspect) or the member's signature 64 (alive, left).
+    public static let swim_member_update_bytes_max = 124
     /// Indirect probes this node runs for others at once; more pingReqs are dropped and counted.
     public static let swim_pending_forwards_count_max = 64
+    /// Extra probes of a member held suspect, one period apart with another member's probe
+    /// between, while the suspicion lasts: its own ack can bring the refutation that gossip missed.
+    public static let swim_suspect_reprobes_max = 3
     /// Members told directly of a graceful leave (the rest learn it by gossip).
     public static let swim_leave_announce_count_max = 8
     /// The highest incarnation a membership claim may name; a claim above it is ignored and
@@ -362,11 +365,10 @@ public enum Limits {
     /// refutation or leave and never comes near it, while a claim at `UInt64.max` would make
     /// the member it names overflow when it refutes (`u.incarnation + 1`).
     public static let swim_incarnation_max: UInt64 = UInt64.max / 2
-    /// How far one suspect, dead or left claim may raise the incarnation held for the member it
-    /// names (this node's own for a claim about itself, 0 for a member not held); an alive claim
-    /// twice as far and one; further is ignored and counted. An honest record lags by the
-    /// refutations it missed, far fewer. The refutation of one claim then stays within reach
-    /// of every peer; a chain of claims is not bounded (Membership's Joining.md, "Merging updates").
+    /// How far one claim about a node may raise that node's own incarnation (an honest one does
+    /// after a restart: the node's earlier life stated it); further is ignored and counted. A
+    /// claim about another member cannot raise its incarnation at all unless the member signed
+    /// it (Membership's Joining.md, "Merging updates").
     public static let swim_incarnation_step_max: UInt64 = 1 << 16
 
     // MARK: Agreement and the decision log (Consensus, Ledger)

@@ -9,8 +9,11 @@ import Wire
 /// What a node core is configured with.
 public struct NodeCoreConfig: Sendable {
     public var swim: SWIMConfig
-    /// This node's key pair (signs agreement messages and releases; the shell signs envelopes).
+    /// This node's key pair (signs agreement messages, releases and its membership statements;
+    /// the shell signs envelopes).
     public var signer: SigningKey
+    /// The mesh this node belongs to (bound into its membership statements).
+    public var meshID: MeshID
     /// The address peers reach this node at.
     public var address: PeerAddress
     /// The genesis members: admitted until the log says otherwise.
@@ -23,11 +26,12 @@ public struct NodeCoreConfig: Sendable {
     public var swimRandomSeed: UInt64
 
     public init(
-        swim: SWIMConfig, signer: SigningKey, address: PeerAddress, members: Set<PublicKey>, seeds: [PeerAddress],
-        memberHints: [PublicKey: PeerAddress], swimRandomSeed: UInt64
+        swim: SWIMConfig, signer: SigningKey, meshID: MeshID, address: PeerAddress, members: Set<PublicKey>,
+        seeds: [PeerAddress], memberHints: [PublicKey: PeerAddress], swimRandomSeed: UInt64
     ) {
         self.swim = swim
         self.signer = signer
+        self.meshID = meshID
         self.address = address
         self.members = members
         self.seeds = seeds
@@ -77,7 +81,7 @@ public struct NodeCore: Sendable {
         self.config = config
         self.admitted = config.members
         self.swim = SWIMInstance(
-            config: config.swim, me: config.signer.publicKey, address: config.address,
+            config: config.swim, signer: config.signer, meshID: config.meshID, address: config.address,
             admitted: config.members, seeds: config.seeds, randomSeed: config.swimRandomSeed, nowMs: nowMs)
     }
 

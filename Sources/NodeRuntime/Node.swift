@@ -188,7 +188,7 @@ public final class Node: @unchecked Sendable {
             for (key, address) in self.settings.memberHints { hints[key] = Addresses.peerAddress(address) }
             self.core = NodeCore(
                 config: NodeCoreConfig(
-                    swim: self.settings.swim, signer: self.settings.key, address: self.advertised,
+                    swim: self.settings.swim, signer: self.settings.key, meshID: self.settings.meshID, address: self.advertised,
                     members: self.settings.members, seeds: self.settings.seeds,
                     memberHints: hints, swimRandomSeed: self.settings.randomSeed),
                 nowMs: now)

@@ -4,15 +4,18 @@ import Sodium
 import Wire
 
 /// N `SWIMInstance`s on a `SimNetwork` under a virtual clock, every message through the real
-/// codec (encode, then strict decode on arrival). Signing is skipped for speed: the sender's key
-/// travels beside the datagram, as the envelope would authenticate it. Byte counts include what
+/// codec (encode, then strict decode on arrival). The envelope's signing is skipped for speed:
+/// the sender's key travels beside the datagram, as the envelope would authenticate it; the
+/// members' own statements inside (`alive`, `left`, pings, leaves) are signed and verified for
+/// real. Byte counts include what
 /// the envelope adds: 145 bytes per datagram (81 header + 64 signature) and, for messages larger
 /// than one datagram, Wire's 17-byte chunk header per chunk.
 ///
 /// Invariants, checked after every event (for the node concerned) and in a full sweep every
 /// `fullCheckIntervalMs`: a node never believes itself suspect or dead; its incarnation never
 /// decreases within one life; no node's view holds a key outside the admitted set; an
-/// observer's incarnation for a member never decreases while it holds the record; with
+/// observer's incarnation for a member never decreases while it holds the record, and never
+/// exceeds the highest the member itself has had in any life (only a member raises its own); with
 /// `forbidFalseDeaths`, no running, reachable node is declared dead. The first violation stops
 /// the run and is reported with the seed, every option and the command that reproduces it.
 ///
@@ -28,6 +31,7 @@ public struct MembershipSimulation {
     public let seed: UInt64
     public let options: Options
     let keys: [MemberID]
+    let signers: [SigningKey]
     let addresses: [PeerAddress]
     let admitted: Set<MemberID>
     let indexByPrefix: [UInt64: Int]
@@ -44,6 +48,8 @@ public struct MembershipSimulation {
     var view: [[MemberStatus?]]
     var lastIncarnation: [[UInt64]]
     var ownIncarnation: [UInt64]
+    /// The highest incarnation each node has had, over all its lives.
+    var highestOwnIncarnation: [UInt64]
     /// No false death is counted about a node before these (a restart, or a partition or heal,
     /// makes deaths legitimate for a while).
     var graceUntilMs: [UInt64]
@@ -59,12 +65,19 @@ public struct MembershipSimulation {
         return sim.report
     }
 
-    public static func key(_ node: Int, seed: UInt64 = 0x5EED) -> MemberID {
+    /// Simulated node `node`'s key pair, from a seeded Ed25519 seed (its membership statements
+    /// are signed and verified for real).
+    public static func signer(_ node: Int, seed: UInt64 = 0x5EED) -> SigningKey {
         var g = SeededGenerator(seed: seed, stream: UInt64(node))
         var bytes: [UInt8] = []
         for _ in 0..<4 { withUnsafeBytes(of: g.next().littleEndian) { bytes.append(contentsOf: $0) } }
-        return MemberID(storage: bytes)
+        do { return try SigningKey(seed: bytes) } catch { preconditionFailure("a 32-byte seed: \(error)") }
     }
+
+    public static func key(_ node: Int, seed: UInt64 = 0x5EED) -> MemberID { signer(node, seed: seed).publicKey }
+
+    /// The simulated mesh's id (bound into the statements).
+    public static let meshID = MeshID(genesisBytes: Array("membership simulation".utf8))
 
     public static func address(_ node: Int) -> PeerAddress {
         PeerAddress(ipv4: (10, UInt8(node >> 16), UInt8((node >> 8) & 0xFF), UInt8(node & 0xFF)), port: 7946)
@@ -74,7 +87,8 @@ public struct MembershipSimulation {
         self.seed = seed
         self.options = options
         let n = options.nodeCount
-        keys = (0..<n).map { Self.key($0) }
+        signers = (0..<n).map { Self.signer($0) }
+        keys = signers.map(\.publicKey)
         addresses = (0..<n).map(Self.address)
         admitted = Set(keys)
         indexByPrefix = Dictionary(uniqueKeysWithValues: keys.enumerated().map { (Self.prefix($1), $0) })
@@ -88,6 +102,7 @@ public struct MembershipSimulation {
         view = Array(repeating: Array(repeating: nil, count: n), count: n)
         lastIncarnation = Array(repeating: Array(repeating: 0, count: n), count: n)
         ownIncarnation = Array(repeating: 0, count: n)
+        highestOwnIncarnation = Array(repeating: 0, count: n)
         report = Report(seed: seed, options: options)
         report.bytesSent = Array(repeating: 0, count: n)
         let maxSuspicion = options.config.suspicionTimeoutsMs(memberCount: n).max
@@ -104,7 +119,7 @@ public struct MembershipSimulation {
         if options.preformed {
             // Formation already happened: every started node knows every other, alive at 0.
             let all = (0..<options.startedCount).map {
-                MemberUpdate(id: keys[$0], address: addresses[$0], incarnation: 0, status: .alive)
+                MemberUpdate.statement(by: signers[$0], meshID: Self.meshID, address: addresses[$0], incarnation: 0, status: .alive)
             }
             for node in 0..<options.startedCount {
                 let other = node == 0 ? min(1, options.startedCount - 1) : 0
@@ -163,7 +178,7 @@ public struct MembershipSimulation {
         var streamGenerator = SeededGenerator(seed: seed ^ 0x4D45_4D42, stream: UInt64(node) << 16 | lives[node])
         let randomSeed = streamGenerator.next()
         nodes[node] = SWIMInstance(
-            config: options.config, me: keys[node], address: addresses[node], admitted: admitted,
+            config: options.config, signer: signers[node], meshID: Self.meshID, address: addresses[node], admitted: admitted,
             seeds: seeds.map { addresses[$0] }, randomSeed: randomSeed, nowMs: nowMs)
         running[node] = true
         startedAtMs[node] = nowMs
@@ -348,9 +363,13 @@ public struct MembershipSimulation {
             violate("node \(node)'s incarnation fell from \(ownIncarnation[node]) to \(instance.incarnation)")
         }
         ownIncarnation[node] = instance.incarnation
+        highestOwnIncarnation[node] = max(highestOwnIncarnation[node], instance.incarnation)
     }
 
     mutating func fullCheck() {
+        for node in 0..<options.nodeCount {
+            if let instance = nodes[node] { highestOwnIncarnation[node] = max(highestOwnIncarnation[node], instance.incarnation) }
+        }
         for node in 0..<options.nodeCount where running[node] {
             let instance = nodes[node]!
             var present = Array(repeating: false, count: options.nodeCount)
@@ -366,6 +385,11 @@ public struct MembershipSimulation {
                 }
                 if record.incarnation < lastIncarnation[node][m] {
                     violate("node \(node) saw node \(m)'s incarnation fall from \(lastIncarnation[node][m]) to \(record.incarnation)")
+                }
+                if record.incarnation > highestOwnIncarnation[m] {
+                    violate(
+                        "node \(node) holds node \(m) at incarnation \(record.incarnation), above any node \(m) had "
+                            + "(\(highestOwnIncarnation[m]))")
                 }
                 lastIncarnation[node][m] = record.incarnation
             }

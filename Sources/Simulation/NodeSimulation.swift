@@ -383,7 +383,7 @@ public struct NodeSimulation {
         for (j, k) in keys.enumerated() where j != i { hints[k] = addresses[j] }
         var core = NodeCore(
             config: NodeCoreConfig(
-                swim: .lan, signer: builder.signingKey(keys[i]), address: addresses[i],
+                swim: .lan, signer: builder.signingKey(keys[i]), meshID: coreConfig.ledger.meshID, address: addresses[i],
                 members: Set(keys), seeds: seeds, memberHints: hints,
                 swimRandomSeed: seed &* 31 &+ UInt64(i) << 16 &+ UInt64(node.life)),
             nowMs: nowMs)

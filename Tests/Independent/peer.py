@@ -720,10 +720,25 @@ def dec_addr(b: bytes, o: int) -> tuple[tuple[str, int], int]:
     return (ip, u16(b, o + 1 + n)), o + 3 + n
 
 
+STATEMENT_TAG = b"prunemesh/v1/member-statement"
+INCARNATION_MAX = (1 << 63) - 1  # Limits.swim_incarnation_max (Joining, "Merging updates")
+INCARNATION_STEP = 1 << 16       # Limits.swim_incarnation_step_max
+SUSPECT_REPROBES_MAX = 3         # Limits.swim_suspect_reprobes_max
+
+
+def stmt_message(mesh: bytes, mid: bytes, inc: int, st: int, addr) -> bytes:
+    """The signed bytes of a member's own statement (alive or left), tag first (Payloads,
+    "Member updates": Statements)."""
+    return bytes([len(STATEMENT_TAG)]) + STATEMENT_TAG + mesh + mid + struct.pack("<QB", inc, st) + \
+        enc_addr(addr)
+
+
 def enc_update(u: dict) -> bytes:
     b = u["id"] + struct.pack("<QB", u["inc"], u["status"]) + enc_addr(u["addr"])
     if u["status"] == SUSPECT:
         b += u["accuser"]
+    elif u["status"] in (ALIVE, LEFT):
+        b += u["sig"]
     return b
 
 
@@ -736,13 +751,18 @@ def dec_update(b: bytes, o: int) -> tuple[dict, int]:
     if st > 3:
         raise Reject("malformedPayload")  # badStatus
     addr, o = dec_addr(b, o + 41)
-    acc = None
+    acc = sig = None
     if st == SUSPECT:
         if o + 32 > len(b):
             raise Reject("malformedPayload")
         acc = b[o:o + 32]
         o += 32
-    return {"id": mid, "inc": inc, "status": st, "addr": addr, "accuser": acc}, o
+    elif st in (ALIVE, LEFT):
+        if o + 64 > len(b):
+            raise Reject("malformedPayload")
+        sig = b[o:o + 64]
+        o += 64
+    return {"id": mid, "inc": inc, "status": st, "addr": addr, "accuser": acc, "sig": sig}, o
 
 
 def enc_updates(us: list) -> bytes:
@@ -770,10 +790,14 @@ def decode_membership(kind: int, p: bytes) -> dict:
         pid, target, inc = u64(p, 0), p[8:40], u64(p, 40)
         if pid == 0:
             raise Reject("malformedPayload")
-        us, o = dec_updates(p, 48)
+        addr, o = dec_addr(p, 48)
+        if o + 64 > len(p):
+            raise Reject("malformedPayload")
+        sig = p[o:o + 64]
+        us, o = dec_updates(p, o + 64)
         if o != len(p):
             raise Reject("malformedPayload")
-        return {"probe": pid, "target": target, "inc": inc, "updates": us}
+        return {"probe": pid, "target": target, "inc": inc, "addr": addr, "sig": sig, "updates": us}
     if kind == KIND["ack"]:
         if len(p) < 8:
             raise Reject("malformedPayload")
@@ -805,9 +829,12 @@ def decode_membership(kind: int, p: bytes) -> dict:
             raise Reject("malformedPayload")
         return {"reply": p[0] == 1, "updates": us}
     if kind == KIND["leave"]:
-        if len(p) != 8:
+        if len(p) < 8:
             raise Reject("malformedPayload")
-        return {"inc": u64(p, 0)}
+        addr, o = dec_addr(p, 8)
+        if o + 64 != len(p):
+            raise Reject("malformedPayload")
+        return {"inc": u64(p, 0), "addr": addr, "sig": p[o:o + 64]}
     if kind == KIND["beacon"]:
         addr, o = dec_addr(p, 0)
         if o != len(p):
@@ -929,10 +956,12 @@ def fmt_addr(a) -> str:
 
 class Member:
     __slots__ = ("id", "inc", "status", "addr", "accuser", "changed", "susp_start",
-                 "confirmations")
+                 "confirmations", "sig", "reprobes")
 
-    def __init__(self, mid, inc, status, addr, now):
+    def __init__(self, mid, inc, status, addr, now, sig=None):
         self.id, self.inc, self.status, self.addr = mid, inc, status, addr
+        self.sig = sig  # the member's signature of its latest statement (alive or left) here
+        self.reprobes = 0
         self.accuser = None
         self.changed = now
         self.susp_start = None
@@ -984,7 +1013,7 @@ class Peer:
         self.t0 = now
         self.inc = 0
         self.members: dict[bytes, Member] = {}
-        me = Member(self.pk, 0, ALIVE, self.advertised, now)
+        me = Member(self.pk, 0, ALIVE, self.advertised, now, self.sign_statement(ALIVE, 0))
         self.members[self.pk] = me
         self.queue: list[dict] = []  # piggyback queue: {"u": update, "sent": n}
         self.enqueue(self.self_update())
@@ -1016,7 +1045,7 @@ class Peer:
                   "sealed_opened": 0, "probes_sent": 0, "probes_acked": 0, "probes_failed": 0,
                   "indirect_probes_sent": 0, "probes_acked_indirectly": 0, "ping_reqs_served": 0, "acks_forwarded": 0,
                   "suspicions_started": 0, "refutations": 0, "deaths_declared": 0,
-                  "non_admitted_ignored": 0, "join_requests": 0, "push_pulls": 0,
+                  "non_admitted_ignored": 0, "incarnations_refused": 0, "statements_refused": 0, "join_requests": 0, "push_pulls": 0,
                   "gossip_sends": 0, "send_errors": 0, "ignored_by_test_hook": 0}
         self.ignore_from = {bytes.fromhex(h) for h in args.ignore_from}
         self.events: list = []
@@ -1037,9 +1066,23 @@ class Peer:
         d = self.c[table]
         d[key] = d.get(key, 0) + n
 
+    def sign_statement(self, st: int, inc: int) -> bytes:
+        return self.s.sign(self.sk, stmt_message(self.mesh, self.pk, inc, st, self.advertised))
+
     def self_update(self) -> dict:
+        me = self.members[self.pk]
+        if me.inc != self.inc or me.sig is None:
+            me.inc, me.sig = self.inc, self.sign_statement(ALIVE, self.inc)
         return {"id": self.pk, "inc": self.inc, "status": ALIVE, "addr": self.advertised,
-                "accuser": None}
+                "accuser": None, "sig": me.sig}
+
+    def statement_ok(self, u: dict) -> bool:
+        """u, an alive or left update, carries its member's valid signature (counted if not)."""
+        if u.get("sig") and self.s.verify(u["id"], stmt_message(self.mesh, u["id"], u["inc"],
+                                                                   u["status"], u["addr"]), u["sig"]):
+            return True
+        self.c["statements_refused"] += 1
+        return False
 
     def next_seq(self) -> int:
         if self.counter > 0xFFFFFFFF:
@@ -1065,13 +1108,23 @@ class Peer:
         self.queue = [q for q in self.queue if q["u"]["id"] != u["id"]]
         self.queue.append({"u": dict(u), "sent": 0})
 
-    def take_updates(self, room: int) -> list[dict]:
+    def take_updates(self, room: int, first: dict | None = None) -> list[dict]:
+        """The queue's updates for one message; `first` (an ack's statement, a ping's buddy
+        suspicion) goes first and counts as a send of the queued update about its member."""
         limit = self.retransmit_limit()
         self.queue.sort(key=lambda q: q["sent"])
         out, used = [], 0
+        if first is not None and len(enc_update(first)) <= room:
+            out.append(first)
+            used += len(enc_update(first))
+            for q in self.queue:
+                if q["u"]["id"] == first["id"]:
+                    q["sent"] += 1
         for q in self.queue:
             if len(out) >= PIGGYBACK_MAX:
                 break
+            if first is not None and q["u"]["id"] == first["id"]:
+                continue
             size = len(enc_update(q["u"]))
             if used + size > room:
                 continue
@@ -1110,22 +1163,24 @@ class Peer:
                 self.log(f"send to {addr} failed: {e}")
 
     def send_ping(self, target: Member, probe_id: int, addr=None):
-        head = struct.pack("<Q", probe_id) + target.id + struct.pack("<Q", self.inc)
+        me = self.self_update()
+        head = struct.pack("<Q", probe_id) + target.id + struct.pack("<Q", self.inc) + \
+            enc_addr(self.advertised) + me["sig"]
         ups = self.take_updates(PAYLOAD_MAX - len(head) - 1)
         self.send(KIND["ping"], head + enc_updates(ups), addr or target.addr)
 
-    def send_ack(self, probe_id: int, addr):
+    def send_ack(self, probe_id: int, addr, first: dict | None = None):
         head = struct.pack("<Q", probe_id)
-        ups = self.take_updates(PAYLOAD_MAX - len(head) - 1)
+        ups = self.take_updates(PAYLOAD_MAX - len(head) - 1, first)
         self.send(KIND["ack"], head + enc_updates(ups), addr)
 
     def sync_payload(self, reply: bool) -> bytes:
-        self.members[self.pk].inc = self.inc
+        self.self_update()
         ups = []
         for mid in sorted(self.members):
             m = self.members[mid]
             ups.append({"id": m.id, "inc": m.inc, "status": m.status, "addr": m.addr,
-                        "accuser": m.accuser if m.status == SUSPECT else None})
+                        "accuser": m.accuser if m.status == SUSPECT else None, "sig": m.sig})
         return bytes([1 if reply else 0]) + struct.pack("<H", len(ups)) + \
             b"".join(enc_update(u) for u in ups)
 
@@ -1266,12 +1321,12 @@ class Peer:
         if kind == KIND["ping"]:
             if msg["target"] != self.pk:
                 return  # addressed to someone else (an address may have been reused)
-            # GAP: the ping's incarnation is "the sender's claim to be alive"; the address is not
-            # named: the datagram's source address is used (taken only by the alive rule)
-            self.merge({"id": sender, "inc": msg["inc"], "status": ALIVE, "addr": src,
-                        "accuser": None}, now)
-            self.merge_all(msg["updates"], now)
-            self.send_ack(msg["probe"], src)
+            # its updates first (a bad signature ends the message), then the sender's signed
+            # statement "alive at inc and addr"; the ack carries our own statement first
+            if self.merge_all(msg["updates"], now):
+                self.merge({"id": sender, "inc": msg["inc"], "status": ALIVE, "addr": msg["addr"],
+                            "accuser": None, "sig": msg["sig"]}, now)
+            self.send_ack(msg["probe"], src, first=self.self_update())
         elif kind == KIND["ack"]:
             self.merge_all(msg["updates"], now)
             pid = msg["probe"]
@@ -1284,14 +1339,21 @@ class Peer:
                 if cp["indirect"]:
                     self.c["probes_acked_indirectly"] += 1
                 self.awareness = max(0, self.awareness - 1)
+                self.probe_again_soon(self.members.get(cp["target"]))
             relay = self.relays.pop(pid, None)
             if relay:
                 self.c["acks_forwarded"] += 1
-                self.send_ack(relay["probe"], relay["addr"])
+                # the target's statement we hold it by (alive or left) goes first
+                tm = self.members.get(relay["target"])
+                first = None
+                if tm is not None and tm.status in (ALIVE, LEFT) and tm.sig:
+                    first = {"id": tm.id, "inc": tm.inc, "status": tm.status, "addr": tm.addr,
+                             "accuser": None, "sig": tm.sig}
+                self.send_ack(relay["probe"], relay["addr"], first=first)
         elif kind == KIND["pingReq"]:
             self.c["ping_reqs_served"] += 1
             pid = self.new_probe_id()
-            self.relays[pid] = {"probe": msg["probe"], "addr": src,
+            self.relays[pid] = {"probe": msg["probe"], "addr": src, "target": msg["target"],
                                 "until": now + self.probe_interval}
             tgt = self.members.get(msg["target"])
             if tgt is None:
@@ -1302,13 +1364,15 @@ class Peer:
                 if u["status"] == DEAD:
                     # a dead entry in a sync only starts a suspicion, accused by its sender
                     u = dict(u, status=SUSPECT, accuser=sender)
+                elif u["status"] in (ALIVE, LEFT) and not self.merge_all([u], now):
+                    break  # a bad signature ends the message
                 self.merge(u, now)
             if not msg["reply"]:
                 self.send_sync(src, reply=True)
         elif kind == KIND["leave"]:
-            m = self.members.get(sender)
-            self.merge({"id": sender, "inc": msg["inc"], "status": LEFT,
-                        "addr": m.addr if m else src, "accuser": None}, now)
+            if sender in self.members:
+                self.merge({"id": sender, "inc": msg["inc"], "status": LEFT, "addr": msg["addr"],
+                            "accuser": None, "sig": msg["sig"]}, now)
         elif kind == KIND["beacon"]:
             m = self.members.get(sender)
             if m is None or m.status not in (ALIVE, SUSPECT):
@@ -1316,9 +1380,23 @@ class Peer:
 
     # --- merging (Membership catalog, "Joining": "Merging updates", "Refuting") ------------
 
-    def merge_all(self, ups, now):
+    def merge_all(self, ups, now) -> bool:
+        """Merges in order; an update whose signature does not verify ends the message (an
+        honest member relays only statements it verified). False then."""
         for u in ups:
+            refused = self.c["statements_refused"]
             self.merge(u, now)
+            if self.c["statements_refused"] != refused:
+                return False
+        return True
+
+    def probe_again_soon(self, m):
+        """A probe of a member held suspect ended and it is still suspect: probe it again after
+        one other member, at most SUSPECT_REPROBES_MAX times in one suspicion (Joining,
+        "Probing and the routing of acks")."""
+        if m is not None and m.status == SUSPECT and m.reprobes < SUSPECT_REPROBES_MAX:
+            m.reprobes += 1
+            self.probe_order.insert(min(1, len(self.probe_order)), m.id)
 
     def set_status(self, m: Member, status: int, inc: int, addr, accuser, now):
         old = m.status
@@ -1334,6 +1412,7 @@ class Peer:
             if old != SUSPECT:
                 m.susp_start = now
                 m.confirmations = {accuser} if accuser else set()
+                m.reprobes = 0
         else:
             m.susp_start = None
             m.confirmations = set()
@@ -1343,27 +1422,39 @@ class Peer:
         if mid not in self.admitted:
             self.c["non_admitted_ignored"] += 1
             return
+        st, inc = u["status"], u["inc"]
+        if inc > INCARNATION_MAX:
+            self.c["incarnations_refused"] += 1
+            return
         if mid == self.pk:
             self.about_me(u)
             return
         r = self.members.get(mid)
-        st, inc = u["status"], u["inc"]
         if r is None:
-            if st != ALIVE:
-                return  # suspicion or death of a stranger is ignored
-            r = Member(mid, inc, ALIVE, u["addr"], now)
+            if st != ALIVE or not self.statement_ok(u):
+                return  # only a signed alive statement introduces a member
+            r = Member(mid, inc, ALIVE, u["addr"], now, u["sig"])
             self.members[mid] = r
             self.event(f"member {mid.hex()[:16]} joined alive inc {inc} at {fmt_addr(u['addr'])}")
             self.enqueue(u)
             self.probe_order.append(mid)
             return
         if st == ALIVE:
-            if inc > r.inc:
+            if inc > r.inc and self.statement_ok(u):
+                r.sig = u["sig"]
                 self.set_status(r, ALIVE, inc, u["addr"], None, now)
                 self.enqueue(u)
+        elif st == LEFT:
+            if inc >= r.inc and r.status in (ALIVE, SUSPECT) and self.statement_ok(u):
+                r.sig = u["sig"]
+                self.set_status(r, LEFT, inc, u["addr"], None, now)
+                self.enqueue(u)
+        elif inc > r.inc:
+            # suspect or dead above what the member stated here
+            self.c["incarnations_refused"] += 1
+        elif inc < r.inc:
+            return
         elif st == SUSPECT:
-            if inc < r.inc:
-                return
             if r.status == ALIVE:
                 self.set_status(r, SUSPECT, inc, None, u["accuser"], now)
                 self.c["suspicions_started"] += 1
@@ -1372,12 +1463,10 @@ class Peer:
             elif r.status == SUSPECT:
                 if u["accuser"] and u["accuser"] not in r.confirmations:
                     r.confirmations.add(u["accuser"])
-                    if inc > r.inc:
-                        r.inc = inc
                     self.enqueue(dict(u, addr=r.addr))
-        elif st in (DEAD, LEFT):
-            if inc >= r.inc and r.status in (ALIVE, SUSPECT):
-                self.set_status(r, st, inc, None, None, now)
+        elif st == DEAD:
+            if r.status in (ALIVE, SUSPECT):
+                self.set_status(r, DEAD, inc, None, None, now)
                 self.enqueue(dict(u, addr=r.addr))
 
     def about_me(self, u: dict):
@@ -1385,8 +1474,14 @@ class Peer:
         if (st in (SUSPECT, DEAD, LEFT) and inc >= self.inc) or (st == ALIVE and inc > self.inc):
             if self.left:
                 return
+            if st in (ALIVE, LEFT):
+                if not self.statement_ok(u):
+                    return  # our own statement (an earlier life's) is taken at any height
+            elif inc > self.inc + INCARNATION_STEP:
+                self.c["incarnations_refused"] += 1
+                return
             self.inc = inc + 1
-            self.members[self.pk].inc = self.inc
+            self.self_update()
             self.c["refutations"] += 1
             self.awareness = min(self.awareness_max - 1, self.awareness + 1)
             self.event(f"refuting {STATUS_NAMES[st]} at inc {inc}: now alive at inc {self.inc}")
@@ -1443,6 +1538,9 @@ class Peer:
                         self.c["suspicions_started"] += 1
                         self.enqueue({"id": tm.id, "inc": tm.inc, "status": SUSPECT,
                                       "addr": tm.addr, "accuser": self.pk})
+                        self.probe_order.insert(0, tm.id)  # a new suspect is probed next
+                    elif tm and tm.status == SUSPECT:
+                        self.probe_again_soon(tm)
                 self.cur_probe = None
         # start a probe once per protocol period
         if now >= self.next_probe and self.cur_probe is None:
@@ -1510,12 +1608,13 @@ class Peer:
 
     def do_leave(self):
         self.inc += 1
-        self.members[self.pk].inc = self.inc
-        self.members[self.pk].status = LEFT
+        me = self.members[self.pk]
+        me.inc, me.status, me.sig = self.inc, LEFT, self.sign_statement(LEFT, self.inc)
         targets = [m for m in self.live_others() if m.status == ALIVE]
         self.rng.shuffle(targets)
         for m in targets[:LEAVE_ANNOUNCE_MAX]:
-            self.send(KIND["leave"], struct.pack("<Q", self.inc), m.addr)
+            self.send(KIND["leave"], struct.pack("<Q", self.inc) + enc_addr(self.advertised) + me.sig,
+                      m.addr)
         self.left = True
         self.event(f"left at incarnation {self.inc} (told {len(targets[:LEAVE_ANNOUNCE_MAX])})")
 
@@ -1629,17 +1728,22 @@ def self_test() -> int:
     check("envelope-leave signature", leave[-64:].hex().startswith("2e9cc52f2cece834e660ca1766096643"))
     check("envelope-leave decodes", check_header(leave, mesh)[0] == 0x16)
     addrA, addrB = ("10.99.0.1", 7946), ("10.99.0.2", 7946)
-    ping_payload = struct.pack("<Q", 1) + B + struct.pack("<Q", 0) + enc_updates(
-        [{"id": A, "inc": 0, "status": ALIVE, "addr": addrA, "accuser": None}])
+    sigA = s.sign(skA, stmt_message(mesh, A, 0, ALIVE, addrA))
+    check("statement-signed", stmt_message(mesh, A, 0, ALIVE, addrA)[30:] ==
+          mesh + A + bytes(8) + b"\x00" + enc_addr(addrA))
+    check("update-alive signature", sigA.hex().startswith("8420b5b1d128d9a5aed310ffa6aa9595"))
+    aliveA = {"id": A, "inc": 0, "status": ALIVE, "addr": addrA, "accuser": None, "sig": sigA}
+    ping_payload = struct.pack("<Q", 1) + B + struct.pack("<Q", 0) + enc_addr(addrA) + sigA + \
+        enc_updates([aliveA])
     ping = envelope_encode(0x11, mesh, A, skA, 1 << 32 | 1, ping_payload)
-    check("ping-datagram length 97", len(ping_payload) == 97)
-    check("ping-datagram signature", ping[-64:].hex().startswith("ac82a8c28978d71abd677a6b1cfeb163"))
+    check("ping-datagram length 232", len(ping_payload) == 232)
+    check("ping-datagram signature", ping[-64:].hex().startswith("c8d4d29280af4d571b262fcb5137d4f0"))
+    check("ping-datagram decodes", decode_membership(0x11, ping_payload)["updates"][0] == aliveA)
     check("address-ipv4", enc_addr(addrA).hex() == "040a6300010a1f")
     check("address-ipv6", enc_addr(("fe80::1", 7946)).hex() == "06fe80" + "00" * 13 + "010a1f")
     upd = enc_update({"id": B, "inc": 2, "status": SUSPECT, "addr": addrB, "accuser": A})
     check("update-suspect", upd == B + struct.pack("<QB", 2, 1) + enc_addr(addrB) + A)
-    jr = bytes([0]) + struct.pack("<H", 1) + enc_update(
-        {"id": A, "inc": 0, "status": ALIVE, "addr": addrA, "accuser": None})
+    jr = bytes([0]) + struct.pack("<H", 1) + enc_update(aliveA)
     check("join-request decodes", decode_membership(0x14, jr)["updates"][0]["addr"] == addrA)
     sealed_hex = """50 4d 53 48 01 50 00
 3b 18 4e c7 20 cf 35 9f c0 c8 a2 d1 09 20 62 38 35 f7 6c 48 e2 bd ae c6 68 84 da 02 6b da 98 0a

@@ -26,7 +26,21 @@ struct Cluster {
     var changes: [[(atMs: UInt64, record: MemberRecord, previous: MemberStatus?)]]
     var beacons: [(from: Int, message: SWIMMessage)] = []
 
-    static func key(_ i: Int) -> MemberID { MemberID(storage: [UInt8](repeating: UInt8(i + 1), count: 32)) }
+    /// Node i's key pair: the Ed25519 seed of 32 bytes `i + 1` below 255 (the Payloads catalog's
+    /// A, B, C are nodes 0, 1, 2), i's two bytes then `ee` above.
+    static func signer(_ i: Int) -> SigningKey {
+        let seed =
+            i < 255 ? [UInt8](repeating: UInt8(i + 1), count: 32) : [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: 0xEE, count: 30)
+        do { return try SigningKey(seed: seed) } catch { preconditionFailure("\(error)") }
+    }
+    static func key(_ i: Int) -> MemberID { signer(i).publicKey }
+    static let meshID = MeshID(genesisBytes: Array("membership tests".utf8))
+    /// Node i's own signed statement (`alive` by default) at `incarnation`, at its address unless given.
+    static func statement(_ i: Int, _ incarnation: UInt64, _ status: MemberStatus = .alive, at address: PeerAddress? = nil) -> MemberUpdate
+    {
+        MemberUpdate.statement(
+            by: signer(i), meshID: meshID, address: address ?? Cluster.address(i), incarnation: incarnation, status: status)
+    }
     static func address(_ i: Int) -> PeerAddress { PeerAddress(ipv4: (10, 0, 0, UInt8(i + 1)), port: 7946) }
 
     /// `count` nodes, all admitted (plus `extraAdmitted` more keys admitted but not started).
@@ -37,7 +51,7 @@ struct Cluster {
         let admitted = Set(keys)
         nodes = (0..<count).map { i in
             SWIMInstance(
-                config: config, me: Cluster.key(i), address: Cluster.address(i), admitted: admitted,
+                config: config, signer: Cluster.signer(i), meshID: Cluster.meshID, address: Cluster.address(i), admitted: admitted,
                 seeds: i == 0 ? [] : [Cluster.address(0)], randomSeed: seed &+ UInt64(i), nowMs: 0)
         }
         nodes += Array(repeating: nil, count: extraAdmitted)
@@ -53,7 +67,7 @@ struct Cluster {
 
     mutating func start(_ i: Int, config: SWIMConfig = Cluster.quiet, seeds: [Int] = [0], admitted: Set<MemberID>? = nil) {
         nodes[i] = SWIMInstance(
-            config: config, me: keys[i], address: addresses[i], admitted: admitted ?? Set(keys),
+            config: config, signer: Cluster.signer(i), meshID: Cluster.meshID, address: addresses[i], admitted: admitted ?? Set(keys),
             seeds: seeds.map { addresses[$0] }, randomSeed: 100 &+ UInt64(i), nowMs: nowMs)
     }
 

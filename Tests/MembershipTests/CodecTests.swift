@@ -10,22 +10,24 @@ import Wire
     static let b = MemberID(storage: [UInt8](repeating: 0xB2, count: 32))
     static let v4 = PeerAddress(ipv4: (192, 168, 1, 20), port: 7946)
     static let v6 = PeerAddress(parsing: "[fd00::1:2]:65535")!
+    /// The codec carries signatures as bytes (whether one verifies is the state machine's question).
+    static let sig = Signature(bytes: (0..<64).map { UInt8($0 * 3 + 1) })!
     static let updates = [
-        MemberUpdate(id: a, address: v4, incarnation: 3, status: .alive),
+        MemberUpdate(id: a, address: v4, incarnation: 3, status: .alive, signature: sig),
         MemberUpdate(id: b, address: v6, incarnation: .max, status: .suspect, accuser: a),
         MemberUpdate(id: a, address: v6, incarnation: 0, status: .dead),
-        MemberUpdate(id: b, address: v4, incarnation: 9, status: .left),
+        MemberUpdate(id: b, address: v4, incarnation: 9, status: .left, signature: sig),
     ]
 
     static let samples: [SWIMMessage] = [
-        .ping(.init(probeID: 1, target: a, incarnation: 7, updates: updates)),
-        .ping(.init(probeID: .max, target: b, incarnation: 0, updates: [])),
+        .ping(.init(probeID: 1, target: a, incarnation: 7, address: v4, signature: sig, updates: updates)),
+        .ping(.init(probeID: .max, target: b, incarnation: 0, address: v6, signature: sig, updates: [])),
         .ack(.init(probeID: 42, updates: updates)),
         .ack(.init(probeID: 0, updates: [updates[1]])),
         .pingReq(.init(probeID: 5, target: b, targetAddress: v6)),
         .sync(.init(isReply: false, members: updates)),
         .sync(.init(isReply: true, members: [])),
-        .leave(.init(incarnation: 12)),
+        .leave(.init(incarnation: 12, address: v4, signature: sig)),
         .beacon(.init(address: v4)),
         .beacon(.init(address: v6)),
     ]
@@ -157,7 +159,8 @@ import Wire
             try SWIMMessage.decode(kind: .beacon, payload: [5, 1, 2, 3, 4, 0, 0])
         }
         // probe id 0 in a ping
-        let ping = SWIMMessage.ping(.init(probeID: 1, target: CodecTests.a, incarnation: 0, updates: []))
+        let ping = SWIMMessage.ping(
+            .init(probeID: 1, target: CodecTests.a, incarnation: 0, address: CodecTests.v4, signature: CodecTests.sig, updates: []))
         var bytes = ping.encodedPayload()
         bytes[0] = 0
         #expect(throws: MembershipDecodeError.zeroProbeID) { try SWIMMessage.decode(kind: .ping, payload: bytes) }
@@ -171,13 +174,19 @@ import Wire
     }
 
     @Test func largestUpdateMatchesTheLimit() {
-        let largest = MemberUpdate(id: CodecTests.a, address: CodecTests.v6, incarnation: 1, status: .suspect, accuser: CodecTests.b)
+        let largest = MemberUpdate(id: CodecTests.a, address: CodecTests.v6, incarnation: 1, status: .alive, signature: CodecTests.sig)
         var w = ByteWriter()
         largest.encode(into: &w)
         #expect(w.count == Limits.swim_member_update_bytes_max)
         #expect(largest.encodedByteCount == w.count)
-        let smallest = MemberUpdate(id: CodecTests.a, address: CodecTests.v4, incarnation: 1, status: .alive)
+        let suspect = MemberUpdate(id: CodecTests.a, address: CodecTests.v6, incarnation: 1, status: .suspect, accuser: CodecTests.b)
+        #expect(suspect.encodedByteCount == 92)
+        let smallest = MemberUpdate(id: CodecTests.a, address: CodecTests.v4, incarnation: 1, status: .dead)
         #expect(smallest.encodedByteCount == MemberUpdate.encodedBytesMin)
+        var ping = ByteWriter()
+        SWIMMessage.Ping(probeID: 1, target: CodecTests.a, incarnation: 1, address: CodecTests.v6, signature: CodecTests.sig, updates: [])
+            .encode(into: &ping)
+        #expect(ping.count == SWIMMessage.Ping.fixedByteCountMax)
         // A full sync of the largest records fits one (chunked) message.
         let sync = SWIMMessage.sync(.init(isReply: true, members: Array(repeating: largest, count: Limits.members_count_max)))
         #expect(sync.encodedPayload().count <= Limits.message_bytes_max)

@@ -23,8 +23,29 @@ import Wire
 
     static func instance(_ key: SigningKey, _ address: PeerAddress, seeds: [PeerAddress] = []) -> SWIMInstance {
         SWIMInstance(
-            config: SWIMConfig(beaconIntervalMs: 0), me: key.publicKey, address: address, admitted: admitted,
+            config: SWIMConfig(beaconIntervalMs: 0), signer: key, meshID: meshID, address: address, admitted: admitted,
             seeds: seeds, randomSeed: 1, nowMs: 0)
+    }
+
+    /// `key`'s own signed statement (alive by default) at `address` and `incarnation`.
+    static func statement(_ key: SigningKey, _ address: PeerAddress, _ incarnation: UInt64 = 0, _ status: MemberStatus = .alive)
+        -> MemberUpdate
+    {
+        MemberUpdate.statement(by: key, meshID: meshID, address: address, incarnation: incarnation, status: status)
+    }
+
+    /// A's alive statement at incarnation 0: the signed bytes and the update carrying them.
+    @Test func anAliveStatement() throws {
+        let message = MemberUpdate.statementMessage(
+            meshID: Self.meshID, id: Self.a.publicKey, incarnation: 0, status: .alive, address: Self.addressA)
+        #expect(try SpecExamples.hex("statement-signed", in: Self.payloadsDoc) == message, "\(SpecExamples.hexString(message))")
+        var w = ByteWriter(capacity: 128)
+        Self.statement(Self.a, Self.addressA).encode(into: &w)
+        #expect(try SpecExamples.hex("update-alive", in: Self.payloadsDoc) == w.bytes, "\(SpecExamples.hexString(w.bytes))")
+        var r = ByteReader(w.bytes)
+        let decoded = try MemberUpdate.decode(from: &r)
+        #expect(decoded.hasValidSignature(meshID: Self.meshID))
+        #expect(!decoded.hasValidSignature(meshID: MeshID(genesisBytes: Array("another mesh".utf8))))
     }
 
     static func sends(_ directives: [SWIMDirective]) -> [(SWIMMessage, PeerAddress)] {
@@ -56,10 +77,8 @@ import Wire
     @Test func thePingDatagram() throws {
         let ping = SWIMMessage.ping(
             .init(
-                probeID: 1, target: Self.b.publicKey, incarnation: 0,
-                updates: [
-                    MemberUpdate(id: Self.a.publicKey, address: Self.addressA, incarnation: 0, status: .alive)
-                ]))
+                probeID: 1, target: Self.b.publicKey, statement: Self.statement(Self.a, Self.addressA),
+                updates: [Self.statement(Self.a, Self.addressA)]))
         let datagram = Envelope.seal(
             kind: ping.kind, payload: ping.encodedPayload(), sequence: 1 << 32 | 1, signer: Self.a, meshID: Self.meshID)
         #expect(try SpecExamples.hex("ping-datagram", in: Self.payloadsDoc) == datagram, "\(SpecExamples.hexString(datagram))")
@@ -96,8 +115,7 @@ import Wire
     @Test func aSuspicionIsRefuted() throws {
         var a = Self.instance(Self.a, Self.addressA)
         _ = a.onMessage(
-            .sync(
-                .init(isReply: true, members: [MemberUpdate(id: Self.b.publicKey, address: Self.addressB, incarnation: 0, status: .alive)])),
+            .sync(.init(isReply: true, members: [Self.statement(Self.b, Self.addressB)])),
             from: Self.b.publicKey, at: Self.addressB, nowMs: 0)
         let suspicion = SWIMMessage.ack(
             .init(
@@ -110,7 +128,8 @@ import Wire
             "\(SpecExamples.hexString(suspicion.encodedPayload()))")
         _ = a.onMessage(suspicion, from: Self.b.publicKey, at: Self.addressB, nowMs: 10)
         #expect(a.incarnation == 1 && a.counters.refutations == 1)
-        let ping = SWIMMessage.ping(.init(probeID: 9, target: Self.a.publicKey, incarnation: 0, updates: []))
+        let ping = SWIMMessage.ping(
+            .init(probeID: 9, target: Self.a.publicKey, statement: Self.statement(Self.b, Self.addressB), updates: []))
         let out = Self.sends(a.onMessage(ping, from: Self.b.publicKey, at: Self.addressB, nowMs: 20))
         let ack = try #require(out.first { if case .ack = $0.0 { true } else { false } })
         #expect(
@@ -122,9 +141,7 @@ import Wire
     /// "left" is taken as it is.
     @Test func deadEntriesInASync() throws {
         var a = Self.instance(Self.a, Self.addressA)
-        let alive = [(Self.b, Self.addressB), (Self.c, Self.addressC)].map {
-            MemberUpdate(id: $0.0.publicKey, address: $0.1, incarnation: 0, status: .alive)
-        }
+        let alive = [(Self.b, Self.addressB), (Self.c, Self.addressC)].map { Self.statement($0.0, $0.1) }
         _ = a.onMessage(.sync(.init(isReply: true, members: alive)), from: Self.b.publicKey, at: Self.addressB, nowMs: 0)
         let f = try SpecExamples.fields("sync-dead-entry", in: Self.joiningDoc)
         let dead = SWIMMessage.sync(
@@ -141,14 +158,12 @@ import Wire
             .sync(
                 .init(
                     isReply: true,
-                    members: alive + [MemberUpdate(id: Self.a.publicKey, address: Self.addressA, incarnation: 0, status: .alive)])),
+                    members: alive + [Self.statement(Self.a, Self.addressA)])),
             from: Self.a.publicKey, at: Self.addressA, nowMs: 0)
         let left = SWIMMessage.sync(
             .init(
                 isReply: true,
-                members: [
-                    MemberUpdate(id: Self.c.publicKey, address: Self.addressC, incarnation: 0, status: .left)
-                ]))
+                members: [Self.statement(Self.c, Self.addressC, 1, .left)]))
         _ = b.onMessage(left, from: Self.a.publicKey, at: Self.addressA, nowMs: 10)
         #expect(f["left_after"] == b.member(Self.c.publicKey)?.status.description)
     }

@@ -118,9 +118,9 @@ extension Cluster {
         let config = Cluster.quiet
         let keys = (0..<6).map(Cluster.key)
         var node = SWIMInstance(
-            config: config, me: keys[0], address: Cluster.address(0), admitted: Set(keys),
+            config: config, signer: Cluster.signer(0), meshID: Cluster.meshID, address: Cluster.address(0), admitted: Set(keys),
             seeds: [], randomSeed: 9, nowMs: 0)
-        let all = (0..<6).map { MemberUpdate(id: keys[$0], address: Cluster.address($0), incarnation: 0, status: .alive) }
+        let all = (0..<6).map { Cluster.statement($0, 0) }
         _ = node.onMessage(.sync(.init(isReply: true, members: all)), from: keys[1], at: Cluster.address(1), nowMs: 0)
         #expect(node.liveMemberCount == 5)
         let t0: UInt64 = 100
@@ -193,7 +193,7 @@ extension Cluster {
     @Test func keysOutsideTheAdmittedSetNeverBecomeMembers() {
         var c = Cluster.formed(3)
         let stranger = Cluster.key(9)
-        let strangerAlive = MemberUpdate(id: stranger, address: Cluster.address(9), incarnation: 5, status: .alive)
+        let strangerAlive = Cluster.statement(9, 5)
         var gossip = c.nodes[0]!.onMessage(
             .ack(.init(probeID: 0, updates: [strangerAlive])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
         gossip += c.nodes[0]!.onMessage(
@@ -203,7 +203,7 @@ extension Cluster {
         #expect(!gossip.contains { if case .memberChanged = $0 { true } else { false } })
         // A message from a stranger is dropped whole.
         let fromStranger = c.nodes[0]!.onMessage(
-            .ping(.init(probeID: 7, target: c.keys[0], incarnation: 0, updates: [])),
+            .ping(.init(probeID: 7, target: c.keys[0], statement: Cluster.statement(9, 0), updates: [])),
             from: stranger, at: Cluster.address(9), nowMs: c.nowMs)
         #expect(fromStranger.isEmpty)
         #expect(c[0].counters.nonAdmittedSenders == 1)
@@ -235,14 +235,17 @@ extension Cluster {
 
     @Test func piggybackNeverOverflowsOneDatagram() {
         // 256 members with IPv6 addresses and suspicions queued: the largest updates there are.
-        let keys = (0..<Limits.members_count_max).map { i in
-            MemberID(storage: [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: 7, count: 30))
-        }
+        let signers = (0..<Limits.members_count_max).map(Cluster.signer)
+        let keys = signers.map(\.publicKey)
         func v6(_ i: Int) -> PeerAddress {
             PeerAddress(ipBytes: [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, UInt8(i >> 8), UInt8(i & 0xFF)], port: 7946)!
         }
-        var node = SWIMInstance(config: .lan, me: keys[0], address: v6(0), admitted: Set(keys), seeds: [], randomSeed: 3, nowMs: 0)
-        let all = keys.indices.map { MemberUpdate(id: keys[$0], address: v6($0), incarnation: 0, status: .alive) }
+        var node = SWIMInstance(
+            config: .lan, signer: signers[0], meshID: Cluster.meshID, address: v6(0), admitted: Set(keys), seeds: [], randomSeed: 3,
+            nowMs: 0)
+        let all = keys.indices.map {
+            MemberUpdate.statement(by: signers[$0], meshID: Cluster.meshID, address: v6($0), incarnation: 0, status: .alive)
+        }
         var out = node.onMessage(.sync(.init(isReply: false, members: all)), from: keys[1], at: v6(1), nowMs: 0)
         for start in stride(from: 1, to: keys.count, by: 16) {
             let batch = (start..<min(start + 16, keys.count)).map {
@@ -256,7 +259,7 @@ extension Cluster {
             let payload = message.encodedPayload()
             if case .sync = message {
                 #expect(payload.count <= Limits.message_bytes_max)
-                #expect(payload.count == 3 + all.count * (32 + 8 + 1 + 19))
+                #expect(payload.count == 3 + all.count * (32 + 8 + 1 + 19 + 64))
             } else {
                 #expect(payload.count <= EnvelopeFormat.payloadBytesMax, "\(message.kind) of \(payload.count) bytes")
             }
@@ -264,7 +267,7 @@ extension Cluster {
             if case let .ack(a) = message { fullest = max(fullest, a.updates.count) }
         }
         #expect(pings > 0)
-        #expect(fullest >= 12, "a full datagram holds at least 12 of the largest updates")
+        #expect(fullest >= 12, "a full datagram holds at least 12 suspicions (92 bytes)")
     }
 
     /// Someone still gossiping a suspicion of an incarnation we already refuted gets our alive
@@ -277,11 +280,11 @@ extension Cluster {
         c.run(until: c.nowMs + 10_000) // the refutation's sends run out
         let stale = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 0, status: .suspect, accuser: c.keys[1])
         let out = c.nodes[0]!.onMessage(
-            .ping(.init(probeID: 99, target: c.keys[0], incarnation: 0, updates: [stale])),
+            .ping(.init(probeID: 99, target: c.keys[0], statement: Cluster.statement(1, 0), updates: [stale])),
             from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
         guard case let .send(.ack(ack), to)? = out.first else { Issue.record("no ack: \(out)"); return }
         #expect(to == c.addresses[1] && ack.probeID == 99)
-        #expect(ack.updates.contains(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 1, status: .alive)))
+        #expect(ack.updates.contains(Cluster.statement(0, 1)))
         #expect(c[0].incarnation == 1, "a stale claim does not raise the incarnation again")
     }
 
@@ -308,11 +311,12 @@ extension Cluster {
         var c = Cluster.formed(4)
         let aboutMe = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: .max, status: .suspect, accuser: c.keys[1])
         let aboutOther = MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: .max, status: .suspect, accuser: c.keys[1])
-        let aliveAtMax = MemberUpdate(id: c.keys[2], address: c.addresses[2], incarnation: Limits.swim_incarnation_max + 1, status: .alive)
+        let aliveAtMax = Cluster.statement(2, Limits.swim_incarnation_max + 1)
         c.collect(
             0,
             c.nodes[0]!.onMessage(
-                .ping(.init(probeID: 7, target: c.keys[0], incarnation: .max, updates: [aboutMe, aboutOther, aliveAtMax])),
+                .ping(
+                    .init(probeID: 7, target: c.keys[0], statement: Cluster.statement(1, .max), updates: [aboutMe, aboutOther, aliveAtMax])),
                 from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
         #expect(c[0].counters.incarnationsRefused == 4, "three piggybacked claims and the pinger's own alive")
         #expect(c[0].incarnation == 0)
@@ -325,46 +329,132 @@ extension Cluster {
         for i in 0..<4 { #expect(c[i].incarnation == 0) }
     }
 
-    /// A claim may raise an incarnation by a step at most (an alive one two), so a refutation
-    /// always lies within what the peers take: before, a claim at the ceiling was refuted past
-    /// it, the peers refused the refutation, and the node was declared dead.
-    @Test func aClaimRaisesAnIncarnationByAStepAtMostAndTheRefutationIsTaken() {
+    /// Only a member raises its own incarnation: a `suspect` or `dead` claim about another member
+    /// above the incarnation held is ignored, and an `alive` or `left` claim needs the member's
+    /// own signature. Before, a member could send a node a chain of claims about a third, each
+    /// a step above the last: the node took them, its record of the third moved beyond what the
+    /// third could refute (a claim about itself more than a step above its own is refused), and
+    /// the third was declared dead in every view (`aChainOfClaimsCannotBuryAMember` failed: node 3
+    /// dead at nodes 0, 1 and 2).
+    @Test func aChainOfClaimsCannotBuryAMember() {
         var c = Cluster.formed(4)
         let step = Limits.swim_incarnation_step_max
-        func claim(_ about: Int, _ inc: UInt64, _ status: MemberStatus = .suspect) {
-            let u = MemberUpdate(
-                id: c.keys[about], address: c.addresses[about], incarnation: inc, status: status,
-                accuser: status == .suspect ? c.keys[1] : nil)
+        func claim(_ u: MemberUpdate) {
             c.collect(
                 0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [u])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
         }
-        // About node 0 itself, told only to it: its refutation must reach peers that never saw the claim.
-        claim(0, step + 1)
-        #expect(c[0].incarnation == 0 && c[0].counters.incarnationsRefused == 1, "more than a step above its own")
-        claim(0, step)
-        #expect(c[0].incarnation == step + 1 && c[0].counters.refutations == 1)
-        // About node 3, taken by node 0 and gossiped on.
-        claim(3, step + 1)
-        #expect(c.status(0, of: 3) == .alive && c[0].counters.incarnationsRefused == 2, "more than a step above the record")
-        claim(3, step)
+        // Node 1 tells node 0 that node 3 is suspect at 1, then at a step, two, three steps, then
+        // dead at each of them.
+        for k in [1, step, 2 * step, 3 * step] {
+            claim(MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: k, status: .suspect, accuser: c.keys[1]))
+        }
+        for k in [1, step, 2 * step, 3 * step] {
+            claim(MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: k, status: .dead))
+        }
+        #expect(c[0].counters.incarnationsRefused == 8)
+        #expect(c.status(0, of: 3) == .alive && c[0].member(c.keys[3])?.incarnation == 0)
+        // Its alive claims, made up or taken from node 3's statement with another address or
+        // status, and its "node 3 left", do not verify.
+        let forged = MemberUpdate(
+            id: c.keys[3], address: c.addresses[3], incarnation: step, status: .alive,
+            signature: Cluster.statement(1, step).signature)
+        var moved = Cluster.statement(3, 0)
+        moved.address = c.addresses[1]
+        moved.incarnation = 1
+        let left = MemberUpdate(
+            id: c.keys[3], address: c.addresses[3], incarnation: 1, status: .left, signature: Cluster.statement(3, 1).signature)
+        for u in [forged, moved, left] { claim(u) }
+        #expect(c[0].counters.statementsRefused == 3)
+        #expect(c.status(0, of: 3) == .alive && c[0].member(c.keys[3])?.incarnation == 0)
+        #expect(c[0].member(c.keys[3])?.address == c.addresses[3])
+        // A suspicion at the incarnation held is anyone's to raise; node 3 refutes it, and every
+        // node takes the refutation from whoever relays it.
+        claim(MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: 0, status: .suspect, accuser: c.keys[1]))
         #expect(c.status(0, of: 3) == .suspect)
-        claim(2, 2 * step + 2, .alive)
-        #expect(c[0].member(c.keys[2])?.incarnation == 0 && c[0].counters.incarnationsRefused == 3)
+        c.run(until: c.nowMs + 60_000)
+        #expect(c.allSeeAllAlive)
+        for i in 0..<4 { #expect(c[i].member(c.keys[3])?.incarnation == 1, "node \(i)") }
+        #expect((0..<4).allSatisfy { c[$0].counters.deathsDeclared == 0 })
+    }
+
+    /// A claim about the node itself may raise its incarnation by a step at most (its earlier
+    /// life's statements, after a restart, are within it), and the refutation is taken by every
+    /// peer, also one that never saw the claim.
+    @Test func aClaimAboutItselfRaisesItsIncarnationByAStepAtMost() {
+        var c = Cluster.formed(4)
+        let step = Limits.swim_incarnation_step_max
+        func claim(_ u: MemberUpdate) {
+            c.collect(
+                0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [u])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        }
+        claim(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step + 1, status: .suspect, accuser: c.keys[1]))
+        #expect(c[0].incarnation == 0 && c[0].counters.incarnationsRefused == 1, "more than a step above its own")
+        claim(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step, status: .suspect, accuser: c.keys[1]))
+        #expect(c[0].incarnation == step + 1 && c[0].counters.refutations == 1)
         c.run(until: c.nowMs + 20_000)
-        #expect(c.allSeeAllAlive, "both refutations were taken everywhere")
+        #expect(c.allSeeAllAlive, "the refutation was taken everywhere")
         for i in 1..<4 { #expect(c[i].member(c.keys[0])?.incarnation == step + 1, "node \(i)") }
-        #expect(c[3].incarnation == step + 1)
-        for i in 0..<3 { #expect(c[i].member(c.keys[3])?.incarnation == step + 1, "node \(i)") }
         _ = c.nodes[0]!.onLeave(nowMs: c.nowMs)
         #expect(c[0].incarnation == step + 2)
     }
 
-    /// An alive claim about the node above its own incarnation is passed (+ 1), so that peers
-    /// holding it take the node's next alive, with its address (after a restart elsewhere).
+    /// A restarted node starts at incarnation 0 while its peers hold what its earlier life stated,
+    /// possibly far above (a member can pump it by a step per claim). Its own signed statements
+    /// are taken at any height, so the join sync's record of it lifts it above them, and a later
+    /// suspicion at the incarnation the peers hold is refuted. Before, the step bounded its own
+    /// statements too: the restarted node refused them, could not refute the suspicion, and was
+    /// declared dead everywhere.
+    @Test func aRestartedNodeTakesItsOwnEarlierStatementsAtAnyHeight() {
+        var c = Cluster.formed(4)
+        let step = Limits.swim_incarnation_step_max
+        let pump = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step, status: .suspect, accuser: c.keys[1])
+        c.collect(0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [pump])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        c.run(until: c.nowMs + 10_000)
+        for i in 1..<4 { #expect(c[i].member(c.keys[0])?.incarnation == step + 1, "node \(i)") }
+        c.start(0, seeds: [1])
+        #expect(c[0].incarnation == 0)
+        c.run(until: c.nowMs + 10_000)
+        #expect(c[0].incarnation == step + 2, "its own statement at step + 1, from the join sync, refuted")
+        let suspicion = MemberUpdate(
+            id: c.keys[0], address: c.addresses[0], incarnation: step + 2, status: .suspect, accuser: c.keys[1])
+        c.collect(
+            2, c.nodes[2]!.onMessage(.ack(.init(probeID: 0, updates: [suspicion])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        #expect(c.status(2, of: 0) == .suspect)
+        c.run(until: c.nowMs + 60_000)
+        #expect(c.allSeeAllAlive)
+        for i in 1..<4 { #expect(c[i].member(c.keys[0])?.incarnation == step + 3, "node \(i)") }
+        #expect((0..<4).allSatisfy { c[$0].counters.deathsDeclared == 0 })
+    }
+
+    /// A statement whose signature does not verify ends its message: an honest member relays only
+    /// statements it verified, and so one message costs at most one failed verification.
+    @Test func aBadSignatureEndsTheMessage() {
+        var c = Cluster.formed(4)
+        var forged = Cluster.statement(2, 5)
+        forged.signature = Cluster.statement(1, 5).signature
+        _ = c.nodes[0]!.onMessage(
+            .ack(.init(probeID: 0, updates: [forged, Cluster.statement(3, 1)])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        #expect(c[0].counters.statementsRefused == 1)
+        #expect(c[0].member(c.keys[2])?.incarnation == 0 && c[0].member(c.keys[3])?.incarnation == 0, "the rest is not read")
+        _ = c.nodes[0]!.onMessage(
+            .sync(.init(isReply: true, members: [forged, Cluster.statement(3, 1)])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        #expect(c[0].counters.statementsRefused == 2 && c[0].member(c.keys[3])?.incarnation == 0)
+        _ = c.nodes[0]!.onMessage(
+            .ack(.init(probeID: 0, updates: [Cluster.statement(3, 1)])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        #expect(c[0].member(c.keys[3])?.incarnation == 1)
+    }
+
+    /// An alive statement of the node's own above its incarnation (its earlier life's, relayed
+    /// after a restart) is passed (+ 1), so that peers holding it take the node's next alive, with
+    /// its address; one it did not sign is ignored.
     @Test func anAliveClaimAboutItselfIsPassed() {
         var c = Cluster.formed(3)
-        let u = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: 5, status: .alive)
-        _ = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [u])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        var forged = Cluster.statement(0, 5)
+        forged.signature = Cluster.statement(1, 5).signature
+        _ = c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [forged])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        #expect(c[0].incarnation == 0 && c[0].counters.statementsRefused == 1)
+        _ = c.nodes[0]!.onMessage(
+            .ack(.init(probeID: 0, updates: [Cluster.statement(0, 5)])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
         #expect(c[0].incarnation == 6 && c[0].counters.refutations == 0)
     }
 }

@@ -59,7 +59,9 @@ extension Suspicion {
     static let address = PeerAddress(ipv4: (10, 0, 0, 1), port: 1)
 
     func update(_ i: Int, incarnation: UInt64 = 0) -> MemberUpdate {
-        MemberUpdate(id: Self.keys[i], address: Self.address, incarnation: incarnation, status: .alive)
+        MemberUpdate(
+            id: Self.keys[i], address: Self.address, incarnation: incarnation, status: .alive,
+            signature: Signature(bytes: [UInt8](repeating: UInt8(i), count: 64))!)
     }
 
     @Test func eachUpdateIsSentLimitTimesLeastSentAndNewestFirst() {

@@ -137,7 +137,7 @@ import Wire
             sharedModel: SharedModelState(modelRound: 0, root: root0))
         var node = NodeCore(
             config: NodeCoreConfig(
-                swim: .lan, signer: key, address: PeerAddress(ipv4: (10, 0, 0, 1), port: 7946),
+                swim: .lan, signer: key, meshID: builder.genesis.meshID, address: PeerAddress(ipv4: (10, 0, 0, 1), port: 7946),
                 members: members ?? [key.publicKey], seeds: [], memberHints: [:], swimRandomSeed: 1),
             nowMs: 0)
         let start = node.start(mesh: mesh, nowMs: 0, sharedModelBlob: sharedBlob)

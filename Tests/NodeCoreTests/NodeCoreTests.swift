@@ -31,7 +31,7 @@ import Wire
             ownContribution: own)
         var node = NodeCore(
             config: NodeCoreConfig(
-                swim: .lan, signer: key, address: PeerAddress(ipv4: (10, 0, 0, 1), port: 7946),
+                swim: .lan, signer: key, meshID: builder.genesis.meshID, address: PeerAddress(ipv4: (10, 0, 0, 1), port: 7946),
                 members: [key.publicKey], seeds: [], memberHints: [:], swimRandomSeed: 1),
             nowMs: 0)
         let start = node.start(mesh: mesh, nowMs: 0)

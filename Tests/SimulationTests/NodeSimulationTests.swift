@@ -46,10 +46,10 @@ import Testing
 
     /// (variant, the first seed of 1… that catches it, what it must report).
     static let caught: [(NodeSimulation.Variant, UInt64, String)] = [
-        (.voteBeforeGuard, 7, "signed two prevote votes"),
+        (.voteBeforeGuard, 43, "signed two precommit votes"),
         (.budgetNotDurable, 1, "ε spent twice"),
         (.acceptForeignEntry, 5, "not chained to its log"),
-        (.sharedRoundNotDurable, 8, "a round applied twice"),
+        (.sharedRoundNotDurable, 1, "a round applied twice"),
     ]
 
     @Test(arguments: caught.indices)
