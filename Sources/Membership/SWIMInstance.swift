@@ -177,7 +177,11 @@ public struct SWIMInstance: Sendable {
             if now >= p.endAtMs {
                 probe = nil
                 counters.probesFailed += 1
-                adjustAwareness(+1)
+                // A failed probe counts against local health (Lifeguard), except one of a member
+                // already held suspect: others failed to reach it too, so it says nothing of this
+                // node, and the probes again of a suspect (`probeAgainSoon`) would otherwise
+                // stretch this node's periods while it holds a crashed member suspect.
+                if table[MemberKey(p.target)]?.record.status != .suspect { adjustAwareness(+1) }
                 if let e = table[MemberKey(p.target)], e.record.status == .alive || e.record.status == .suspect {
                     apply(
                         MemberUpdate(

@@ -1531,7 +1531,8 @@ class Peer:
             if now >= cp["end"]:
                 if not cp["acked"]:
                     self.c["probes_failed"] += 1
-                    self.awareness = min(self.awareness_max - 1, self.awareness + 1)
+                    if not (tm and tm.status == SUSPECT):  # a suspect's failed probe: not our health
+                        self.awareness = min(self.awareness_max - 1, self.awareness + 1)
                     if tm and tm.status == ALIVE:
                         self.event(f"probe of {tm.id.hex()[:16]} failed: suspect")
                         self.set_status(tm, SUSPECT, tm.inc, None, self.pk, now)

@@ -426,6 +426,29 @@ extension Cluster {
         #expect((0..<4).allSatisfy { c[$0].counters.deathsDeclared == 0 })
     }
 
+    /// A failed probe of a member already held suspect leaves local health alone: others failed
+    /// to reach it too. Counted, a crashed member's probes again (`probeAgainSoon`) stretched
+    /// every holder's periods, and a 16-process mesh took up to 8.3 s to list a killed node dead.
+    @Test func aFailedProbeOfASuspectLeavesLocalHealthAlone() {
+        var c = Cluster.formed(4)
+        c.nodes[3] = nil
+        let suspect = MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: 0, status: .suspect, accuser: c.keys[1])
+        c.collect(
+            0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [suspect])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        c.inflight = []
+        let health = c[0].localHealth
+        let (_, target) = c.nextProbe(from: 0)
+        #expect(target == 3)
+        c.deliverAll()
+        c.nowMs += Cluster.quiet.probeTimeoutMs
+        c.tick(0)
+        c.deliverAll()
+        c.nowMs += Cluster.quiet.probeIntervalMs
+        c.tick(0)
+        #expect(c[0].counters.probesFailed == 1)
+        #expect(c[0].localHealth == health)
+    }
+
     /// A statement whose signature does not verify ends its message: an honest member relays only
     /// statements it verified, and so one message costs at most one failed verification.
     @Test func aBadSignatureEndsTheMessage() {
