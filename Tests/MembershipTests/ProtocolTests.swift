@@ -6,6 +6,22 @@ import Wire
 @testable import Membership
 
 extension Cluster {
+    /// Delivers what is in flight, then runs node `i`'s probe in flight to its end: the timeout
+    /// (indirect probes), then the end of the period, ticking node `i` alone.
+    mutating func runProbeToItsEnd(from i: Int) {
+        deliverAll()
+        nowMs += Cluster.quiet.probeTimeoutMs
+        tick(i)
+        deliverAll()
+        nowMs += Cluster.quiet.probeIntervalMs
+        tick(i)
+    }
+
+    /// Node `from` tells node `to`, in a gossip ack, the update `u`.
+    mutating func claim(_ u: MemberUpdate, to: Int = 0, from: Int = 1) {
+        collect(to, nodes[to]!.onMessage(.ack(.init(probeID: 0, updates: [u])), from: keys[from], at: addresses[from], nowMs: nowMs))
+    }
+
     /// Ticks node `i` alone at its own timers (delivering everything else) until it has a ping
     /// in flight; returns that ping and its target.
     mutating func nextProbe(from i: Int) -> (ping: SWIMMessage.Ping, target: Int) {
@@ -70,12 +86,7 @@ extension Cluster {
         var c = Cluster.formed(3)
         let (_, target) = c.nextProbe(from: 0)
         c.isolate(target)
-        c.deliverAll()
-        c.nowMs += Cluster.quiet.probeTimeoutMs
-        c.tick(0)
-        c.deliverAll()
-        c.nowMs += Cluster.quiet.probeIntervalMs
-        c.tick(0)
+        c.runProbeToItsEnd(from: 0)
         #expect(c.status(0, of: target) == .suspect)
         #expect(c[0].counters.probesFailed == 1 && c[0].counters.suspicionsStarted == 1)
         #expect(c.changes[0].contains { $0.record.id == c.keys[target] && $0.record.status == .suspect && $0.previous == .alive })
@@ -292,8 +303,7 @@ extension Cluster {
     @Test func aNewSuspectIsProbedNextWithTheSuspicionInThePing() {
         var c = Cluster.formed(4)
         let suspect = MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: 0, status: .suspect, accuser: c.keys[1])
-        c.collect(
-            0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [suspect])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        c.claim(suspect, to: 0)
         #expect(c.status(0, of: 3) == .suspect)
         c.inflight = []
         let (ping, target) = c.nextProbe(from: 0)
@@ -334,22 +344,18 @@ extension Cluster {
     /// own signature. Before, a member could send a node a chain of claims about a third, each
     /// a step above the last: the node took them, its record of the third moved beyond what the
     /// third could refute (a claim about itself more than a step above its own is refused), and
-    /// the third was declared dead in every view (`aChainOfClaimsCannotBuryAMember` failed: node 3
-    /// dead at nodes 0, 1 and 2).
+    /// the third was declared dead (the old code, driven through these steps, had node 0 hold
+    /// node 3 at 196,608 and declare it dead).
     @Test func aChainOfClaimsCannotBuryAMember() {
         var c = Cluster.formed(4)
         let step = Limits.swim_incarnation_step_max
-        func claim(_ u: MemberUpdate) {
-            c.collect(
-                0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [u])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
-        }
         // Node 1 tells node 0 that node 3 is suspect at 1, then at a step, two, three steps, then
         // dead at each of them.
         for k in [1, step, 2 * step, 3 * step] {
-            claim(MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: k, status: .suspect, accuser: c.keys[1]))
+            c.claim(MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: k, status: .suspect, accuser: c.keys[1]))
         }
         for k in [1, step, 2 * step, 3 * step] {
-            claim(MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: k, status: .dead))
+            c.claim(MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: k, status: .dead))
         }
         #expect(c[0].counters.incarnationsRefused == 8)
         #expect(c.status(0, of: 3) == .alive && c[0].member(c.keys[3])?.incarnation == 0)
@@ -363,13 +369,13 @@ extension Cluster {
         moved.incarnation = 1
         let left = MemberUpdate(
             id: c.keys[3], address: c.addresses[3], incarnation: 1, status: .left, signature: Cluster.statement(3, 1).signature)
-        for u in [forged, moved, left] { claim(u) }
+        for u in [forged, moved, left] { c.claim(u) }
         #expect(c[0].counters.statementsRefused == 3)
         #expect(c.status(0, of: 3) == .alive && c[0].member(c.keys[3])?.incarnation == 0)
         #expect(c[0].member(c.keys[3])?.address == c.addresses[3])
         // A suspicion at the incarnation held is anyone's to raise; node 3 refutes it, and every
         // node takes the refutation from whoever relays it.
-        claim(MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: 0, status: .suspect, accuser: c.keys[1]))
+        c.claim(MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: 0, status: .suspect, accuser: c.keys[1]))
         #expect(c.status(0, of: 3) == .suspect)
         c.run(until: c.nowMs + 60_000)
         #expect(c.allSeeAllAlive)
@@ -377,19 +383,14 @@ extension Cluster {
         #expect((0..<4).allSatisfy { c[$0].counters.deathsDeclared == 0 })
     }
 
-    /// A claim about the node itself may raise its incarnation by a step at most (its earlier
-    /// life's statements, after a restart, are within it), and the refutation is taken by every
-    /// peer, also one that never saw the claim.
+    /// A `suspect` claim about the node itself may raise its incarnation by a step at most, and
+    /// the refutation is taken by every peer, also one that never saw the claim.
     @Test func aClaimAboutItselfRaisesItsIncarnationByAStepAtMost() {
         var c = Cluster.formed(4)
         let step = Limits.swim_incarnation_step_max
-        func claim(_ u: MemberUpdate) {
-            c.collect(
-                0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [u])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
-        }
-        claim(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step + 1, status: .suspect, accuser: c.keys[1]))
+        c.claim(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step + 1, status: .suspect, accuser: c.keys[1]))
         #expect(c[0].incarnation == 0 && c[0].counters.incarnationsRefused == 1, "more than a step above its own")
-        claim(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step, status: .suspect, accuser: c.keys[1]))
+        c.claim(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step, status: .suspect, accuser: c.keys[1]))
         #expect(c[0].incarnation == step + 1 && c[0].counters.refutations == 1)
         c.run(until: c.nowMs + 20_000)
         #expect(c.allSeeAllAlive, "the refutation was taken everywhere")
@@ -408,7 +409,7 @@ extension Cluster {
         var c = Cluster.formed(4)
         let step = Limits.swim_incarnation_step_max
         let pump = MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step, status: .suspect, accuser: c.keys[1])
-        c.collect(0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [pump])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        c.claim(pump, to: 0)
         c.run(until: c.nowMs + 10_000)
         for i in 1..<4 { #expect(c[i].member(c.keys[0])?.incarnation == step + 1, "node \(i)") }
         c.start(0, seeds: [1])
@@ -417,8 +418,7 @@ extension Cluster {
         #expect(c[0].incarnation == step + 2, "its own statement at step + 1, from the join sync, refuted")
         let suspicion = MemberUpdate(
             id: c.keys[0], address: c.addresses[0], incarnation: step + 2, status: .suspect, accuser: c.keys[1])
-        c.collect(
-            2, c.nodes[2]!.onMessage(.ack(.init(probeID: 0, updates: [suspicion])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        c.claim(suspicion, to: 2)
         #expect(c.status(2, of: 0) == .suspect)
         c.run(until: c.nowMs + 60_000)
         #expect(c.allSeeAllAlive)
@@ -433,18 +433,12 @@ extension Cluster {
         var c = Cluster.formed(4)
         c.nodes[3] = nil
         let suspect = MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: 0, status: .suspect, accuser: c.keys[1])
-        c.collect(
-            0, c.nodes[0]!.onMessage(.ack(.init(probeID: 0, updates: [suspect])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs))
+        c.claim(suspect, to: 0)
         c.inflight = []
         let health = c[0].localHealth
         let (_, target) = c.nextProbe(from: 0)
         #expect(target == 3)
-        c.deliverAll()
-        c.nowMs += Cluster.quiet.probeTimeoutMs
-        c.tick(0)
-        c.deliverAll()
-        c.nowMs += Cluster.quiet.probeIntervalMs
-        c.tick(0)
+        c.runProbeToItsEnd(from: 0)
         #expect(c[0].counters.probesFailed == 1)
         #expect(c[0].localHealth == health)
     }
