@@ -1364,8 +1364,10 @@ class Peer:
                 if u["status"] == DEAD:
                     # a dead entry in a sync only starts a suspicion, accused by its sender
                     u = dict(u, status=SUSPECT, accuser=sender)
-                elif u["status"] in (ALIVE, LEFT) and not self.merge_all([u], now):
-                    break  # a bad signature ends the message
+                elif u["status"] in (ALIVE, LEFT):
+                    if not self.merge_all([u], now):
+                        break  # a bad signature ends the message
+                    continue
                 self.merge(u, now)
             if not msg["reply"]:
                 self.send_sync(src, reply=True)
@@ -1482,13 +1484,15 @@ class Peer:
                 return
             self.inc = inc + 1
             self.self_update()
-            self.c["refutations"] += 1
-            self.awareness = min(self.awareness_max - 1, self.awareness + 1)
+            if st != ALIVE:  # passing an alive claim (our earlier life's) is no refutation
+                self.c["refutations"] += 1
+                self.awareness = min(self.awareness_max - 1, self.awareness + 1)
             self.event(f"refuting {STATUS_NAMES[st]} at inc {inc}: now alive at inc {self.inc}")
             self.enqueue(self.self_update())
-        elif st != ALIVE or inc < self.inc:
-            # a stale claim: gossip the current alive record again
-            self.enqueue(self.self_update())
+        elif st != ALIVE:
+            # a stale suspicion or death: gossip the current alive record again, unless pending
+            if not any(q["u"]["id"] == self.pk and q["u"]["inc"] == self.inc for q in self.queue):
+                self.enqueue(self.self_update())
 
     # --- timers ---------------------------------------------------------------------------
 
