@@ -35,10 +35,7 @@ extension SWIMMessage {
         static func decode(from r: inout ByteReader) throws(MembershipDecodeError) -> Leave {
             let incarnation = try MembershipDecodeError.reading { () throws(ByteReaderError) in try r.readUInt64("leave.incarnation") }
             let address = try PeerAddress.decode(from: &r)
-            let signature = try MembershipDecodeError.reading { () throws(ByteReaderError) in
-                try r.readRaw(Signature.byteCount, "leave.signature")
-            }
-            return Leave(incarnation: incarnation, address: address, signature: Signature(bytes: signature)!)
+            return Leave(incarnation: incarnation, address: address, signature: try MemberUpdate.readSignature(from: &r, "leave.signature"))
         }
     }
 }

@@ -108,14 +108,17 @@ public struct MemberUpdate: Sendable, Hashable {
             let raw = try MembershipDecodeError.reading { () throws(ByteReaderError) in try reader.readRaw(32, "update.accuser") }
             accuser = MemberID(storage: raw)
         } else if isStatement(status) {
-            let raw = try MembershipDecodeError.reading { () throws(ByteReaderError) in
-                try reader.readRaw(Signature.byteCount, "update.signature")
-            }
-            signature = Signature(bytes: raw)
+            signature = try readSignature(from: &reader, "update.signature")
         }
         return MemberUpdate(
             id: MemberID(storage: idBytes), address: address, incarnation: incarnation, status: status, accuser: accuser,
             signature: signature)
+    }
+
+    /// A 64-byte signature field (a statement's, a ping's, a leave's).
+    static func readSignature(from reader: inout ByteReader, _ field: String) throws(MembershipDecodeError) -> Signature {
+        let raw = try MembershipDecodeError.reading { () throws(ByteReaderError) in try reader.readRaw(Signature.byteCount, field) }
+        return Signature(bytes: raw)! // readRaw gives exactly 64 bytes
     }
 
     static func encodeList(_ updates: [MemberUpdate], into writer: inout ByteWriter) {

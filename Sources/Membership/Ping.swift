@@ -58,13 +58,11 @@ extension SWIMMessage {
             }
             guard probeID != 0 else { throw .zeroProbeID }
             let address = try PeerAddress.decode(from: &r)
-            let signature = try MembershipDecodeError.reading { () throws(ByteReaderError) in
-                try r.readRaw(Signature.byteCount, "ping.signature")
-            }
+            let signature = try MemberUpdate.readSignature(from: &r, "ping.signature")
             let updates = try MemberUpdate.decodeList(from: &r)
             return Ping(
                 probeID: probeID, target: MemberID(storage: target), incarnation: incarnation, address: address,
-                signature: Signature(bytes: signature)!, updates: updates)
+                signature: signature, updates: updates)
         }
     }
 }

@@ -181,8 +181,9 @@ public struct SWIMInstance: Sendable {
                 // already held suspect: others failed to reach it too, so it says nothing of this
                 // node, and the probes again of a suspect (`probeAgainSoon`) would otherwise
                 // stretch this node's periods while it holds a crashed member suspect.
-                if table[MemberKey(p.target)]?.record.status != .suspect { adjustAwareness(+1) }
-                if let e = table[MemberKey(p.target)], e.record.status == .alive || e.record.status == .suspect {
+                let held = table[MemberKey(p.target)]
+                if held?.record.status != .suspect { adjustAwareness(+1) }
+                if let e = held, e.record.status == .alive || e.record.status == .suspect {
                     apply(
                         MemberUpdate(
                             id: p.target, address: e.record.address, incarnation: e.record.incarnation,
@@ -302,8 +303,7 @@ public struct SWIMInstance: Sendable {
         var out: [SWIMDirective] = []
         incarnation += 1
         setStatus(me, .left, incarnation: incarnation, now, &out)
-        let left = MemberUpdate.statement(by: signer, meshID: meshID, address: address, incarnation: incarnation, status: .left)
-        table[MemberKey(me)]!.statement = left.signature!
+        let left = restate(.left)
         let peers = randomMembers(count: Limits.swim_leave_announce_count_max, where: { $0.status == .alive || $0.status == .suspect })
         for peer in peers { send(.leave(.init(statement: left)), to: peer.address, &out) }
         hasLeft = true
@@ -522,6 +522,15 @@ public struct SWIMInstance: Sendable {
         return MemberUpdate(id: id, address: r.address, incarnation: r.incarnation, status: r.status, signature: e.statement)
     }
 
+    /// Signs this node's `status` statement at its current incarnation and address, and holds it
+    /// as its own record's statement.
+    @discardableResult
+    private mutating func restate(_ status: MemberStatus) -> MemberUpdate {
+        let s = MemberUpdate.statement(by: signer, meshID: meshID, address: address, incarnation: incarnation, status: status)
+        table[MemberKey(me)]!.statement = s.signature!
+        return s
+    }
+
     /// This node's own alive statement at its incarnation and address, signed.
     private var ownStatement: MemberUpdate {
         MemberUpdate(
@@ -662,8 +671,7 @@ public struct SWIMInstance: Sendable {
         }
         incarnation = u.incarnation + 1
         table[MemberKey(me)]!.record.incarnation = incarnation
-        table[MemberKey(me)]!.statement =
-            MemberUpdate.statement(by: signer, meshID: meshID, address: address, incarnation: incarnation, status: .alive).signature!
+        restate(.alive)
         if u.status != .alive {
             counters.refutations += 1
             adjustAwareness(+1)
