@@ -592,6 +592,8 @@ public final class Node: @unchecked Sendable {
         c.refutations = s.refutations
         c.deathsDeclared = s.deathsDeclared
         c.nonAdmittedIgnored = s.nonAdmittedIgnored + s.nonAdmittedSenders
+        c.statementsRefused = s.statementsRefused
+        c.incarnationsRefused = s.incarnationsRefused
         c.controlRefused = controlRefusals.snapshot()
         c.controlRefusedTotal = c.controlRefused.values.reduce(0, +)
         let me = settings.key.publicKey

@@ -53,6 +53,13 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         public var refutations: UInt64 = 0
         public var deathsDeclared: UInt64 = 0
         public var nonAdmittedIgnored: UInt64 = 0
+        /// Membership statements (`alive`, `left`) whose signature did not verify: a member
+        /// relaying forgeries, ignored (`SWIMCounters.statementsRefused`).
+        public var statementsRefused: UInt64 = 0
+        /// Membership claims at an incarnation refused (above the ceiling, a suspicion or death
+        /// above the incarnation held, or one about this node more than a step above its own:
+        /// `SWIMCounters.incarnationsRefused`).
+        public var incarnationsRefused: UInt64 = 0
         public var replaySnapshotsWritten: UInt64 = 0
         public var replaySnapshotFailures: UInt64 = 0
         /// Control and metrics requests and connections refused, by `ControlRequestPolicy.Refusal`

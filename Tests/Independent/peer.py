@@ -956,7 +956,7 @@ def fmt_addr(a) -> str:
 
 class Member:
     __slots__ = ("id", "inc", "status", "addr", "accuser", "changed", "susp_start",
-                 "confirmations", "sig", "reprobes")
+                 "susp_timeouts", "confirmations", "sig", "reprobes")
 
     def __init__(self, mid, inc, status, addr, now, sig=None):
         self.id, self.inc, self.status, self.addr = mid, inc, status, addr
@@ -965,6 +965,7 @@ class Member:
         self.accuser = None
         self.changed = now
         self.susp_start = None
+        self.susp_timeouts = None  # (min, max, K), fixed when the suspicion starts (Joining.md)
         self.confirmations: set = set()
 
 
@@ -1413,10 +1414,12 @@ class Peer:
         if status == SUSPECT:
             if old != SUSPECT:
                 m.susp_start = now
+                m.susp_timeouts = self.suspicion_timeout()
                 m.confirmations = {accuser} if accuser else set()
                 m.reprobes = 0
         else:
             m.susp_start = None
+            m.susp_timeouts = None
             m.confirmations = set()
 
     def merge(self, u: dict, now: float):
@@ -1463,9 +1466,7 @@ class Peer:
                 self.enqueue(dict(u, addr=r.addr))
                 self.probe_order.insert(0, mid)  # a member that just became suspect is probed next
             elif r.status == SUSPECT:
-                if u["accuser"] and u["accuser"] not in r.confirmations:
-                    r.confirmations.add(u["accuser"])
-                    self.enqueue(dict(u, addr=r.addr))
+                self.confirm(r, u["accuser"])
         elif st == DEAD:
             if r.status in (ALIVE, SUSPECT):
                 self.set_status(r, DEAD, inc, None, None, now)
@@ -1502,12 +1503,24 @@ class Peer:
             if p:
                 return p
 
-    def suspicion_timeout(self) -> float:
+    def suspicion_timeout(self) -> tuple:
+        """Joining.md, "The suspicion timeout": min, max and K, fixed when a suspicion starts,
+        n counting the members held alive or suspect, this node included."""
         n = max(1, self.n_members())
-        tmin = self.smin * max(1.0, math.log10(n)) * self.probe_interval
-        # GAP: the generated genesis says max = suspicion_max_multiplier * min; Benchmarks.md
-        # says "suspicion 4-6 × max(1, log10 n) × probe interval". The former is used here.
-        return tmin, self.smax * tmin
+        tmin = math.floor(self.smin * max(1.0, math.log10(n)) * self.probe_interval * 1000) / 1000
+        k = self.smin - 2
+        if n - 2 < k:
+            k = 0
+        return tmin, self.smax * tmin, k
+
+    def confirm(self, m: Member, accuser):
+        """A suspect update naming an accuser not yet counted: at most K are counted (the first
+        accuser does not count again), and each counted one is queued for gossip."""
+        _, _, k = m.susp_timeouts
+        if accuser and accuser not in m.confirmations and len(m.confirmations) - 1 < k:
+            m.confirmations.add(accuser)
+            self.enqueue({"id": m.id, "inc": m.inc, "status": SUSPECT, "addr": m.addr,
+                          "accuser": accuser})
 
     def tick(self, now: float):
         if self.left:
@@ -1545,6 +1558,8 @@ class Peer:
                                       "addr": tm.addr, "accuser": self.pk})
                         self.probe_order.insert(0, tm.id)  # a new suspect is probed next
                     elif tm and tm.status == SUSPECT:
+                        # the prober names itself: a confirmation when it is a new accuser
+                        self.confirm(tm, self.pk)
                         self.probe_again_soon(tm)
                 self.cur_probe = None
         # start a probe once per protocol period
@@ -1563,11 +1578,13 @@ class Peer:
         # suspicion timeouts
         for m in list(self.members.values()):
             if m.status == SUSPECT and m.susp_start is not None:
-                tmin, tmax = self.suspicion_timeout()
-                k = 3  # GAP: the expected number of confirmations is not documented
+                tmin, tmax, k = m.susp_timeouts
                 c = max(0, len(m.confirmations) - 1)
-                frac = math.log(c + 1) / math.log(k + 1)
-                to = max(tmin, tmax - (tmax - tmin) * frac)
+                if k >= 1:
+                    frac = math.log(c + 1) / math.log(k + 1)
+                    to = max(tmin, math.floor((tmax - (tmax - tmin) * frac) * 1000) / 1000)
+                else:
+                    to = tmin
                 if now - m.susp_start >= to:
                     self.c["deaths_declared"] += 1
                     self.set_status(m, DEAD, m.inc, None, None, now)

@@ -474,4 +474,118 @@ extension Cluster {
             .ack(.init(probeID: 0, updates: [Cluster.statement(0, 5)])), from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
         #expect(c[0].incarnation == 6 && c[0].counters.refutations == 0)
     }
+
+    /// A crashed member held suspect is probed again after one other member, three times in one
+    /// suspicion (`Limits.swim_suspect_reprobes_max`), then only when the round robin reaches it;
+    /// a new suspicion (at a new incarnation) gets three more. Unbounded, every failed probe of
+    /// the suspect put it back after one other member: every other probe of the period went to it.
+    @Test func aSuspectIsProbedAgainThreeTimesPerSuspicion() {
+        // Suspicions that outlast the test (100 s at least), so that node 0 holds node 7 suspect
+        // throughout; the other nodes answer but never tick (no probes, suspicions or gossip of
+        // theirs), so every ping node 0 sends is one of its probes.
+        let config = SWIMConfig(suspicionMinMultiplier: 100, beaconIntervalMs: 0)
+        var c = Cluster.formed(8, config: config)
+        #expect(Limits.swim_suspect_reprobes_max == 3)
+        c.nodes[7] = nil
+        c.inflight = []
+        /// The targets of node 0's next `count` probes, in order, ticking node 0 alone at its timers.
+        func targets(_ count: Int) -> [Int] {
+            var out: [Int] = []
+            while out.count < count {
+                c.nowMs = max(c.nowMs, c[0].nextTimerMs)
+                c.tick(0)
+                for d in c.inflight where d.from == 0 && d.kind == .ping { out.append(c.index(of: d.to)!) }
+                c.deliverAll()
+            }
+            return out
+        }
+        c.claim(MemberUpdate(id: c.keys[7], address: c.addresses[7], incarnation: 0, status: .suspect, accuser: c.keys[1]))
+        let first = targets(30)
+        #expect(c.status(0, of: 7) == .suspect)
+        // Probed next (a new suspect), then again after one other member, three times.
+        #expect([0, 2, 4, 6].allSatisfy { first[$0] == 7 } && [1, 3, 5].allSatisfy { first[$0] != 7 }, "\(first)")
+        // Afterwards only the round robin (7 members, reshuffled each pass) reaches it: 23 probes
+        // touch at most five passes, against 11 probes of it unbounded.
+        #expect(first[7...].filter { $0 == 7 }.count <= 5, "\(first)")
+        // A statement of node 7 at incarnation 1 (as if relayed from before its crash) ends the
+        // suspicion; when the round robin reaches it the probe fails, and the new suspicion (node
+        // 0's own, which probes it next) gets its three probes again: at least three of the next
+        // eight probes, where the round robin alone gives two at most.
+        c.claim(Cluster.statement(7, 1))
+        #expect(c.status(0, of: 7) == .alive)
+        var probes = 0
+        while c.status(0, of: 7) == .alive && probes < 15 { probes += targets(1).count }
+        #expect(c.status(0, of: 7) == .suspect && c[0].member(c.keys[7])?.incarnation == 1)
+        let second = targets(8)
+        #expect(second.filter { $0 == 7 }.count >= 3, "\(second)")
+    }
+
+    /// A ping's piggyback is read before the pinger's own statement: when a piggybacked statement
+    /// does not verify, the message ends there and the pinger's statement is not taken either
+    /// (one failed verification per message), though the ping is still answered.
+    @Test func aPingWithABadStatementIsAnsweredButItsStatementIsNotTaken() {
+        var c = Cluster.formed(3)
+        var forged = Cluster.statement(2, 5)
+        forged.signature = Cluster.statement(1, 5).signature
+        func ping(_ updates: [MemberUpdate]) -> [SWIMDirective] {
+            c.nodes[0]!.onMessage(
+                .ping(.init(probeID: 41, target: c.keys[0], statement: Cluster.statement(1, 2), updates: updates)),
+                from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        }
+        let out = ping([forged])
+        #expect(c[0].counters.statementsRefused == 1)
+        #expect(c[0].member(c.keys[1])?.incarnation == 0, "the pinger's statement at 2 was not taken")
+        #expect(
+            out.contains {
+                if case let .send(.ack(ack), to) = $0 { return ack.probeID == 41 && to == c.addresses[1] }
+                return false
+            })
+        _ = ping([])
+        #expect(c[0].member(c.keys[1])?.incarnation == 2)
+        #expect(c[0].counters.statementsRefused == 1)
+    }
+
+    /// A helper forwarding the target's ack puts the target's statement first only when it holds
+    /// the target alive (or left): holding it suspect, the statement at that incarnation refutes
+    /// nothing, so nothing of the target goes first, and the helper's queued suspicion is not
+    /// displaced by a statement that would undo it elsewhere.
+    @Test(arguments: [false, true])
+    func aForwardedAckLeadsWithTheTargetsStatementOnlyWhenHeldAlive(heldSuspect: Bool) {
+        var c = Cluster.formed(4)
+        let (requester, helper, target) = (0, 1, 2)
+        if heldSuspect {
+            c.claim(
+                MemberUpdate(id: c.keys[target], address: c.addresses[target], incarnation: 0, status: .suspect, accuser: c.keys[3]),
+                to: helper, from: 3)
+            #expect(c.status(helper, of: target) == .suspect)
+        }
+        c.inflight = []
+        c.collect(
+            helper,
+            c.nodes[helper]!.onMessage(
+                .pingReq(.init(probeID: 77, target: c.keys[target], targetAddress: c.addresses[target])),
+                from: c.keys[requester], at: c.addresses[requester], nowMs: c.nowMs))
+        guard case let .ping(ping)? = c.inflight.first(where: { $0.from == helper && $0.kind == .ping })?.message else {
+            Issue.record("the helper sent no ping")
+            return
+        }
+        c.inflight = []
+        // The target's answer, without a refutation (it did not read the suspicion).
+        c.collect(
+            helper,
+            c.nodes[helper]!.onMessage(
+                .ack(.init(probeID: ping.probeID, updates: [])), from: c.keys[target], at: c.addresses[target], nowMs: c.nowMs))
+        guard case let .ack(forwarded)? = c.inflight.first(where: { $0.from == helper && $0.kind == .ack })?.message else {
+            Issue.record("the helper forwarded no ack")
+            return
+        }
+        #expect(forwarded.probeID == 77)
+        #expect(c[helper].counters.indirectAcksForwarded == 1)
+        if heldSuspect {
+            #expect(!forwarded.updates.contains { $0.id == c.keys[target] && $0.status == .alive })
+            #expect(c.status(helper, of: target) == .suspect)
+        } else {
+            #expect(forwarded.updates.first == Cluster.statement(target, 0))
+        }
+    }
 }

@@ -29,6 +29,20 @@ import Testing
         #expect(text.contains("prunemesh_checkpoint_failing 1"))
     }
 
+    /// Membership claims the node refused (forged statements, incarnations out of bounds) reach
+    /// `/metrics` as counters, as `status` shows them.
+    @Test func refusedMembershipClaimsAreExported() throws {
+        var status = try Self.status()
+        #expect(status.counters.statementsRefused == 0 && status.counters.incarnationsRefused == 0)
+        status.counters.statementsRefused = 3
+        status.counters.incarnationsRefused = 5
+        let metrics = NodeMetrics(registry: PrometheusCollectorRegistry())
+        metrics.update(from: status)
+        let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        #expect(text.contains("prunemesh_swim_statements_refused_total 3\n"))
+        #expect(text.contains("prunemesh_swim_incarnations_refused_total 5\n"))
+    }
+
     /// A federated node evaluates no local model: its accuracy gauges carry the shared model's.
     @Test func federatedAccuracyIsTheSharedModels() throws {
         let status = try Self.status()

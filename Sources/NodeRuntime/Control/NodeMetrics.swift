@@ -16,7 +16,8 @@ import Wire
 ///     prunemesh_send_queue_drops_total, prunemesh_send_refused_total, prunemesh_send_errors_total
 ///     prunemesh_socket_rebinds_total, prunemesh_messages_in_total
 ///     prunemesh_swim_probes_total, prunemesh_swim_probes_failed_total, prunemesh_swim_suspicions_total,
-///     prunemesh_swim_refutations_total, prunemesh_swim_deaths_declared_total
+///     prunemesh_swim_refutations_total, prunemesh_swim_deaths_declared_total,
+///     prunemesh_swim_statements_refused_total, prunemesh_swim_incarnations_refused_total
 ///     prunemesh_incarnation, prunemesh_local_health, prunemesh_uptime_seconds   gauges
 ///     prunemesh_process_cpu_seconds_total (counter), prunemesh_process_resident_memory_bytes (gauge)
 ///     mesh part (gauges): prunemesh_height, prunemesh_pruning_round, prunemesh_frozen, prunemesh_phase{phase=…} (1 for the current),
@@ -155,6 +156,8 @@ public final class NodeMetrics: @unchecked Sendable {
         ("prunemesh_swim_suspicions_total", "Suspicions this node started."),
         ("prunemesh_swim_refutations_total", "Times this node refuted a suspicion of itself."),
         ("prunemesh_swim_deaths_declared_total", "Members this node declared dead."),
+        ("prunemesh_swim_statements_refused_total", "Membership statements whose signature did not verify (ignored)."),
+        ("prunemesh_swim_incarnations_refused_total", "Membership claims refused for their incarnation (ignored)."),
     ]
 
     private func advance(_ name: String, to value: UInt64) {
@@ -189,6 +192,8 @@ public final class NodeMetrics: @unchecked Sendable {
         advance("prunemesh_swim_suspicions_total", to: c.suspicionsStarted)
         advance("prunemesh_swim_refutations_total", to: c.refutations)
         advance("prunemesh_swim_deaths_declared_total", to: c.deathsDeclared)
+        advance("prunemesh_swim_statements_refused_total", to: c.statementsRefused)
+        advance("prunemesh_swim_incarnations_refused_total", to: c.incarnationsRefused)
         for (reason, (counter, last)) in rejects {
             let value = c.rejects["\(reason)"] ?? 0
             if value > last { counter.increment(by: Int64(value - last)) }

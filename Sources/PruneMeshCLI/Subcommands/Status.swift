@@ -138,6 +138,7 @@ struct Status: ParsableCommand {
             "sending     queue drops \(c.sendQueueDrops)  refused \(c.sendRefused)  errors \(c.sendErrors)  socket rebinds \(c.socketRebinds)\n"
         out +=
             "swim        probes \(c.probesSent) (acked \(c.probesAcked), failed \(c.probesFailed))  suspicions \(c.suspicionsStarted)  refutations \(c.refutations)  deaths declared \(c.deathsDeclared)"
+            + "  refused: statements \(c.statementsRefused)  incarnations \(c.incarnationsRefused)"
         return out
     }
 }
