@@ -78,8 +78,9 @@ public struct SWIMInstance: Sendable {
     /// Members (self excluded) that are suspect, dead or left: only these carry timers, so
     /// when there are none the per-member sweeps are skipped.
     private var timedCount = 0
-    private var probeOrder: [MemberID] = []
-    private var probeIndex = 0
+    /// The round robin's current round, and the index of the next member in it (read by tests).
+    private(set) var probeOrder: [MemberID] = []
+    private(set) var probeIndex = 0
     private var probe: Probe?
     private var nextProbeAtMs: UInt64
     private var nextProbeID: UInt64 = 1
@@ -340,21 +341,27 @@ public struct SWIMInstance: Sendable {
 
     private var scale: UInt64 { UInt64(awareness + 1) }
 
+    private func probeEligible(_ id: MemberID) -> Bool {
+        guard id != me, let e = table[MemberKey(id)] else { return false }
+        return e.record.status == .alive || e.record.status == .suspect
+    }
+
+    /// A new round of the round robin: the members held alive or suspect, shuffled.
+    private mutating func startProbeRound() {
+        probeOrder = ids.filter(probeEligible)
+        probeOrder.shuffle(using: &rng)
+        probeIndex = 0
+    }
+
     private mutating func nextProbeTarget() -> MemberID? {
-        func eligible(_ id: MemberID) -> Bool {
-            guard id != me, let e = table[MemberKey(id)] else { return false }
-            return e.record.status == .alive || e.record.status == .suspect
-        }
         for pass in 0..<2 {
             while probeIndex < probeOrder.count {
                 let id = probeOrder[probeIndex]
                 probeIndex += 1
-                if eligible(id) { return id }
+                if probeEligible(id) { return id }
             }
             guard pass == 0 else { break }
-            probeOrder = ids.filter(eligible)
-            probeOrder.shuffle(using: &rng)
-            probeIndex = 0
+            startProbeRound()
         }
         return nil
     }
@@ -376,6 +383,9 @@ public struct SWIMInstance: Sendable {
     private mutating func probeAgainSoon(_ id: MemberID) {
         guard let s = table[MemberKey(id)]?.suspicion, s.reprobes < Limits.swim_suspect_reprobes_max else { return }
         table[MemberKey(id)]!.suspicion!.reprobes += 1
+        // At the end of a round the next one starts now, so that one other member comes first
+        // here too (inserted at the end of the old round, it was probed next).
+        if probeIndex >= probeOrder.count { startProbeRound() }
         probeOrder.insert(id, at: min(probeIndex + 1, probeOrder.count))
     }
 

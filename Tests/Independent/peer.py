@@ -985,7 +985,8 @@ class Peer:
         self.admitted = {m["key"] for m in self.genesis["members"]}
         self.in_genesis = self.pk in self.admitted
         mc = self.genesis["membership"]
-        self.probe_interval = mc["probe_interval_ms"] / 1000
+        self.probe_interval_ms = mc["probe_interval_ms"]
+        self.probe_interval = self.probe_interval_ms / 1000
         self.probe_timeout = mc["probe_timeout_ms"] / 1000
         self.indirect = mc["indirect_probes"]
         self.smin, self.smax = mc["suspicion_min_multiplier"], mc["suspicion_max_multiplier"]
@@ -1399,6 +1400,8 @@ class Peer:
         "Probing and the routing of acks")."""
         if m is not None and m.status == SUSPECT and m.reprobes < SUSPECT_REPROBES_MAX:
             m.reprobes += 1
+            if not self.probe_order:  # the end of a round: the next starts now
+                self.new_probe_round()
             self.probe_order.insert(min(1, len(self.probe_order)), m.id)
 
     def set_status(self, m: Member, status: int, inc: int, addr, accuser, now):
@@ -1507,11 +1510,11 @@ class Peer:
         """Joining.md, "The suspicion timeout": min, max and K, fixed when a suspicion starts,
         n counting the members held alive or suspect, this node included."""
         n = max(1, self.n_members())
-        tmin = math.floor(self.smin * max(1.0, math.log10(n)) * self.probe_interval * 1000) / 1000
+        tmin_ms = math.floor(self.smin * max(1.0, math.log10(n)) * self.probe_interval_ms)
         k = self.smin - 2
         if n - 2 < k:
             k = 0
-        return tmin, self.smax * tmin, k
+        return tmin_ms, self.smax * tmin_ms, k
 
     def confirm(self, m: Member, accuser):
         """A suspect update naming an accuser not yet counted: at most K are counted (the first
@@ -1578,13 +1581,13 @@ class Peer:
         # suspicion timeouts
         for m in list(self.members.values()):
             if m.status == SUSPECT and m.susp_start is not None:
-                tmin, tmax, k = m.susp_timeouts
+                tmin_ms, tmax_ms, k = m.susp_timeouts
                 c = max(0, len(m.confirmations) - 1)
                 if k >= 1:
                     frac = math.log(c + 1) / math.log(k + 1)
-                    to = max(tmin, math.floor((tmax - (tmax - tmin) * frac) * 1000) / 1000)
+                    to = max(tmin_ms, math.floor(tmax_ms - (tmax_ms - tmin_ms) * frac)) / 1000
                 else:
-                    to = tmin
+                    to = tmin_ms / 1000
                 if now - m.susp_start >= to:
                     self.c["deaths_declared"] += 1
                     self.set_status(m, DEAD, m.inc, None, None, now)
@@ -1615,14 +1618,18 @@ class Peer:
         for pid in [p for p, r in self.relays.items() if now >= r["until"]]:
             del self.relays[pid]
 
+    def new_probe_round(self):
+        """A new round of the round robin: the members held alive or suspect, shuffled."""
+        ids = [m.id for m in self.live_others()]
+        self.rng.shuffle(ids)
+        self.probe_order = ids
+
     def pick_probe_target(self) -> Member | None:
         while True:
             if not self.probe_order:
-                ids = [m.id for m in self.live_others()]
-                if not ids:
+                self.new_probe_round()
+                if not self.probe_order:
                     return None
-                self.rng.shuffle(ids)
-                self.probe_order = ids
             mid = self.probe_order.pop(0)
             m = self.members.get(mid)
             if m and m.id != self.pk and m.status in (ALIVE, SUSPECT):
