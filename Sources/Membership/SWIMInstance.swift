@@ -375,7 +375,8 @@ public struct SWIMInstance: Sendable {
 
     /// A probe of a member held suspect ended and it is still suspect (its ack, or our ping, was
     /// lost, or the ack came through a helper that had not heard the refutation): it is probed
-    /// again after one other member, up to `Limits.swim_suspect_reprobes_max` times in one
+    /// again, as an extra entry right after the round's next entry (Joining.md says when that is
+    /// not one other member), up to `Limits.swim_suspect_reprobes_max` times in one
     /// suspicion, so that its own ack can bring the refutation. Without it the buddy probe was
     /// the suspect's one direct chance, and a live member whose refutation's gossip missed this
     /// node was declared dead here (`MembershipSimulationTests`, seed 2026: node 49 buried node

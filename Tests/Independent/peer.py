@@ -1395,9 +1395,9 @@ class Peer:
         return True
 
     def probe_again_soon(self, m):
-        """A probe of a member held suspect ended and it is still suspect: probe it again after
-        one other member, at most SUSPECT_REPROBES_MAX times in one suspicion (Joining,
-        "Probing and the routing of acks")."""
+        """A probe of a member held suspect ended and it is still suspect: an extra entry right
+        after the round's next entry (a new round first when none is left), at most
+        SUSPECT_REPROBES_MAX times in one suspicion (Joining, "Probing and the routing of acks")."""
         if m is not None and m.status == SUSPECT and m.reprobes < SUSPECT_REPROBES_MAX:
             m.reprobes += 1
             if not self.probe_order:  # the end of a round: the next starts now
@@ -1467,7 +1467,10 @@ class Peer:
                 self.set_status(r, SUSPECT, inc, None, u["accuser"], now)
                 self.c["suspicions_started"] += 1
                 self.enqueue(dict(u, addr=r.addr))
-                self.probe_order.insert(0, mid)  # a member that just became suspect is probed next
+                # a member that just became suspect is probed next (not while a probe of it runs)
+                cp = self.cur_probe
+                if not (cp and not cp["acked"] and cp["target"] == mid):
+                    self.probe_order.insert(0, mid)
             elif r.status == SUSPECT:
                 self.confirm(r, u["accuser"])
         elif st == DEAD:
