@@ -22,6 +22,16 @@ extension Cluster {
         collect(to, nodes[to]!.onMessage(.ack(.init(probeID: 0, updates: [u])), from: keys[from], at: addresses[from], nowMs: nowMs))
     }
 
+    /// Advances the clock to node `i`'s next timer and ticks node `i` alone; returns the targets
+    /// of the pings it sent (nothing is delivered).
+    @discardableResult
+    mutating func tickAlone(_ i: Int) -> [Int] {
+        let before = inflight.count
+        nowMs = max(nowMs, self[i].nextTimerMs)
+        tick(i)
+        return inflight[before...].filter { $0.kind == .ping }.map { index(of: $0.to)! }
+    }
+
     /// Ticks node `i` alone at its own timers (delivering everything else) until it has a ping
     /// in flight; returns that ping and its target.
     mutating func nextProbe(from i: Int) -> (ping: SWIMMessage.Ping, target: Int) {
@@ -492,9 +502,7 @@ extension Cluster {
         func targets(_ count: Int) -> [Int] {
             var out: [Int] = []
             while out.count < count {
-                c.nowMs = max(c.nowMs, c[0].nextTimerMs)
-                c.tick(0)
-                for d in c.inflight where d.from == 0 && d.kind == .ping { out.append(c.index(of: d.to)!) }
+                out += c.tickAlone(0)
                 c.deliverAll()
             }
             return out
@@ -532,10 +540,8 @@ extension Cluster {
         // Node 0 alone at its timers, until the probe it starts is the last of its round.
         var target: Int?
         for _ in 0..<200 {
-            c.nowMs = max(c.nowMs, c[0].nextTimerMs)
-            c.tick(0)
-            if let ping = c.inflight.first(where: { $0.from == 0 && $0.kind == .ping }), c[0].probeIndex == c[0].probeOrder.count {
-                target = c.index(of: ping.to)
+            if let pinged = c.tickAlone(0).first, c[0].probeIndex == c[0].probeOrder.count {
+                target = pinged
                 break
             }
             c.deliverAll()
@@ -552,10 +558,7 @@ extension Cluster {
             MemberUpdate(id: c.keys[target], address: c.addresses[target], incarnation: 0, status: .suspect, accuser: c.keys[accuser]),
             to: 0, from: accuser)
         let failed = c[0].counters.probesFailed
-        while c[0].counters.probesFailed == failed {
-            c.nowMs = max(c.nowMs, c[0].nextTimerMs)
-            c.tick(0)
-        }
+        while c[0].counters.probesFailed == failed { c.tickAlone(0) }
         // The tick that ended the probe started the next round, with the suspect second in it,
         // and its first probe (of the round's first member: another, or the suspect's own turn).
         #expect(c.status(0, of: target) == .suspect)

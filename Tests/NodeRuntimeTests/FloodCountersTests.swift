@@ -27,9 +27,7 @@ import Wire
         status.counters.verifyGate.refusedAddress = 492_447
         status.counters.verifyGate.refusedTotal = 3
         status.counters.verifyGateProvenSources = 2
-        let metrics = NodeMetrics(registry: PrometheusCollectorRegistry())
-        metrics.update(from: status)
-        let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        let text = MetricsTests.exported(status)
         #expect(text.contains("prunemesh_signature_verifications_total 631"))
         #expect(text.contains("prunemesh_rejects_total{reason=\"rateLimited\"} 492447"))
         #expect(text.contains("prunemesh_verify_gate_refused_total{bucket=\"address\"} 492447"))

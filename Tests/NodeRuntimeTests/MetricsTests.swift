@@ -13,10 +13,15 @@ import Testing
         try NodeStatus.decode(Data(SpecExamples.json("status-json", in: SpecExamples.operations).utf8))
     }
 
-    @Test func meshFiguresAreExported() throws {
+    /// What `/metrics` exports for a fresh registry updated from `status`.
+    static func exported(_ status: NodeStatus) -> String {
         let metrics = NodeMetrics(registry: PrometheusCollectorRegistry())
-        metrics.update(from: try Self.status())
-        let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        metrics.update(from: status)
+        return String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+    }
+
+    @Test func meshFiguresAreExported() throws {
+        let text = Self.exported(try Self.status())
         #expect(text.contains("prunemesh_height 14"))
         #expect(text.contains("prunemesh_mask_units{layer=\"2\"} 28"))
         #expect(text.contains("prunemesh_phase{phase=\"training\"} 1"))
@@ -36,9 +41,7 @@ import Testing
         #expect(status.counters.statementsRefused == 0 && status.counters.incarnationsRefused == 0)
         status.counters.statementsRefused = 3
         status.counters.incarnationsRefused = 5
-        let metrics = NodeMetrics(registry: PrometheusCollectorRegistry())
-        metrics.update(from: status)
-        let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        let text = Self.exported(status)
         #expect(text.contains("prunemesh_swim_statements_refused_total 3\n"))
         #expect(text.contains("prunemesh_swim_incarnations_refused_total 5\n"))
     }
@@ -47,17 +50,13 @@ import Testing
     @Test func federatedAccuracyIsTheSharedModels() throws {
         let status = try Self.status()
         #expect(status.mesh?.accuracy == nil && status.mesh?.globalAccuracy == nil && status.mesh?.federation != nil)
-        let metrics = NodeMetrics(registry: PrometheusCollectorRegistry())
-        metrics.update(from: status)
-        let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        let text = Self.exported(status)
         #expect(text.contains("prunemesh_accuracy 0.895115659452"))
         #expect(text.contains("prunemesh_global_accuracy 0.8506"))
     }
 
     @Test func dashboardPlotsOnlyExportedMetrics() throws {
-        let metrics = NodeMetrics(registry: PrometheusCollectorRegistry())
-        metrics.update(from: try Self.status())
-        let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        let text = Self.exported(try Self.status())
         let exported = Set(
             text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap {
                 $0.split(whereSeparator: { $0 == "{" || $0 == " " }).first.map(String.init)
