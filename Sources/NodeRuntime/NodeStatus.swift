@@ -155,27 +155,27 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         }
 
         public struct Counters: Codable, Sendable, Hashable {
-            public var proposalsSent: UInt64
-            public var proposalsReceived: UInt64
-            public var proposalsRejected: UInt64
+            public var proposalsSent: UInt64 = 0
+            public var proposalsReceived: UInt64 = 0
+            public var proposalsRejected: UInt64 = 0
             /// Fresh removals (dead, or at the member's request) this node prevoted nil on: its view did not back them.
-            public var removalsNotSeen: UInt64
-            public var votesSent: UInt64
-            public var votesReceived: UInt64
-            public var votesRejected: UInt64
-            public var contributionsReceived: UInt64
-            public var contributionsRejected: UInt64
-            public var contributionsRequested: UInt64
-            public var equivocations: UInt64
-            public var commits: UInt64
-            public var commitsFromSync: UInt64
-            public var roundsStarted: UInt64
-            public var timeouts: UInt64
-            public var syncedEntries: UInt64
-            public var syncRejected: UInt64
+            public var removalsNotSeen: UInt64 = 0
+            public var votesSent: UInt64 = 0
+            public var votesReceived: UInt64 = 0
+            public var votesRejected: UInt64 = 0
+            public var contributionsReceived: UInt64 = 0
+            public var contributionsRejected: UInt64 = 0
+            public var contributionsRequested: UInt64 = 0
+            public var equivocations: UInt64 = 0
+            public var commits: UInt64 = 0
+            public var commitsFromSync: UInt64 = 0
+            public var roundsStarted: UInt64 = 0
+            public var timeouts: UInt64 = 0
+            public var syncedEntries: UInt64 = 0
+            public var syncRejected: UInt64 = 0
             /// Log-sync requests answered in part or not at all by the per-requester meter.
-            public var syncRequestsThrottled: UInt64
-            public var malformed: UInt64
+            public var syncRequestsThrottled: UInt64 = 0
+            public var malformed: UInt64 = 0
         }
     }
 
@@ -201,10 +201,48 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     /// The largest resident memory the process has had (the kernel's high-water mark).
     public var processPeakRssBytes: UInt64? = nil
 
+    /// Decodes a node's answer. Counters a node of an older build does not send (every counter
+    /// added since: `counters`, its `verify_gate`, `mesh.counters`, `mesh.checkpoint_failures`)
+    /// read as 0, so that a newer `prunemesh status` still reads an older node during a rolling
+    /// upgrade; every other field is required, as before.
     public static func decode(_ data: Data) throws -> NodeStatus {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(NodeStatus.self, from: data)
+        do {
+            return try decoder.decode(NodeStatus.self, from: data)
+        } catch DecodingError.keyNotFound {
+            // Read again below, with the missing counters filled in.
+        }
+        guard var object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            return try decoder.decode(NodeStatus.self, from: data)
+        }
+        object = filled(object, from: ["counters": template(Counters())])
+        if let mesh = object["mesh"] as? [String: Any] { // absent or null: a node without a mesh part
+            object["mesh"] = filled(mesh, from: ["counters": template(Mesh.Counters()), "checkpoint_failures": 0])
+        }
+        return try decoder.decode(NodeStatus.self, from: JSONSerialization.data(withJSONObject: object))
+    }
+
+    /// A counters value as the answer spells it (snake_case keys, nested objects as dictionaries).
+    private static func template<T: Encodable>(_ value: T) -> Any {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        // Plain value types with string keys: encoding and reading back cannot fail.
+        return try! JSONSerialization.jsonObject(with: encoder.encode(value))
+    }
+
+    /// `object` with every key of `template` it lacks taken from the template (nested objects
+    /// filled the same way).
+    static func filled(_ object: [String: Any], from template: [String: Any]) -> [String: Any] {
+        var result = object
+        for (key, fallback) in template {
+            switch (object[key], fallback) {
+            case (let nested as [String: Any], let inner as [String: Any]): result[key] = filled(nested, from: inner)
+            case (nil, _): result[key] = fallback
+            default: break
+            }
+        }
+        return result
     }
 
     public func json(pretty: Bool = false) -> [UInt8] {

@@ -52,4 +52,37 @@ import Testing
         let again = try JSONSerialization.jsonObject(with: Data(encoded)) as? NSDictionary
         #expect(original != nil && original == again)
     }
+
+    /// A newer `prunemesh status` reads a node of an older build, which lacks the counters added
+    /// since (here the refusal counters, the whole verification gate, a mesh counter and the
+    /// checkpoint failures): they read as 0, every other field as sent. A missing field that is
+    /// not a counter still fails, and a node without a mesh part stays without one.
+    @Test func anOlderNodesAnswerWithoutLaterCountersDecodes() throws {
+        let full = try NodeStatus.decode(Data(Self.example().utf8))
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(Self.example().utf8)) as? [String: Any])
+        var counters = try #require(object["counters"] as? [String: Any])
+        var mesh = try #require(object["mesh"] as? [String: Any])
+        var meshCounters = try #require(mesh["counters"] as? [String: Any])
+        counters["statements_refused"] = nil
+        counters["incarnations_refused"] = nil
+        counters["verify_gate"] = nil
+        meshCounters["votes_received"] = nil
+        mesh["checkpoint_failures"] = nil
+        (mesh["counters"], object["counters"]) = (meshCounters, counters)
+        object["mesh"] = mesh
+        let older = try NodeStatus.decode(JSONSerialization.data(withJSONObject: object))
+
+        var expected = full
+        (expected.counters.statementsRefused, expected.counters.incarnationsRefused) = (0, 0)
+        expected.counters.verifyGate = .init()
+        expected.mesh?.counters.votesReceived = 0
+        expected.mesh?.checkpointFailures = 0
+        #expect(full.counters.verifyGate != .init() && full.mesh?.counters.votesReceived != 0)
+        #expect(older == expected)
+
+        object["mesh"] = NSNull()
+        #expect(try NodeStatus.decode(JSONSerialization.data(withJSONObject: object)).mesh == nil)
+        object["node_id"] = nil
+        #expect(throws: DecodingError.self) { try NodeStatus.decode(JSONSerialization.data(withJSONObject: object)) }
+    }
 }
