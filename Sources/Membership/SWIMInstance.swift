@@ -469,15 +469,8 @@ public struct SWIMInstance: Sendable {
     /// and one message costs at most one failed verification. Returns false then.
     @discardableResult
     private mutating func mergeGossip(_ updates: [MemberUpdate], _ now: UInt64, _ out: inout [SWIMDirective]) -> Bool {
-        for u in updates where !applyChecked(u, now, &out) { return false }
+        for u in updates where !apply(u, now, &out) { return false }
         return true
-    }
-
-    /// `apply`, and whether no signature failed in it.
-    private mutating func applyChecked(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) -> Bool {
-        let refused = counters.statementsRefused
-        apply(u, now, &out)
-        return counters.statementsRefused == refused
     }
 
     /// memberlist's mergeState: a remote "dead" only makes us suspect (we check for ourselves);
@@ -491,7 +484,7 @@ public struct SWIMInstance: Sendable {
                 apply(
                     MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: .suspect, accuser: sender),
                     now, &out)
-            } else if !applyChecked(r, now, &out) {
+            } else if !apply(r, now, &out) {
                 return // a bad signature ends the message (`mergeGossip`)
             }
         }
@@ -557,42 +550,48 @@ public struct SWIMInstance: Sendable {
     /// cheap rules. Before a chain of unsigned claims, each a bounded step above the last,
     /// could move a member's incarnation beyond what the member could refute, and it was then
     /// declared dead everywhere (Joining.md, "Merging updates").
-    private mutating func apply(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) {
+    ///
+    /// Returns false when a statement's signature did not verify (the sender is faulty: the
+    /// rest of its message is not read, `mergeGossip`), true otherwise, taken or ignored.
+    @discardableResult
+    private mutating func apply(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) -> Bool {
         guard admittedKeys.contains(MemberKey(u.id)) else {
             counters.nonAdmittedIgnored += 1
-            return
+            return true
         }
         // No claim above the ceiling (an honest incarnation never comes near it; its + 1 would
         // overflow at UInt64.max).
         guard u.incarnation <= Limits.swim_incarnation_max else {
             counters.incarnationsRefused += 1
-            return
+            return true
         }
         if u.id == me {
-            aboutMe(u, now, &out)
-            return
+            return aboutMe(u, now, &out)
         }
         guard let e = table[MemberKey(u.id)] else {
             // Only an alive statement introduces a member; suspicion or death of a stranger is noise.
-            guard u.status == .alive, verified(u) else { return }
+            guard u.status == .alive else { return true }
+            guard verified(u) else { return false }
             insertMember(
                 MemberRecord(
                     id: u.id, address: u.address, incarnation: u.incarnation, status: .alive,
                     statusChangedAtMs: now), statement: u.signature!)
             out.append(.memberChanged(table[MemberKey(u.id)]!.record, previous: nil))
             enqueue(u)
-            return
+            return true
         }
         let r = e.record
         switch u.status {
         case .alive:
-            guard u.incarnation > r.incarnation, verified(u) else { return }
+            guard u.incarnation > r.incarnation else { return true }
+            guard verified(u) else { return false }
             table[MemberKey(u.id)]!.record.address = u.address
             table[MemberKey(u.id)]!.statement = u.signature!
             setStatus(u.id, .alive, incarnation: u.incarnation, now, &out)
             enqueue(u)
         case .left:
-            guard u.incarnation >= r.incarnation, r.status == .alive || r.status == .suspect, verified(u) else { return }
+            guard u.incarnation >= r.incarnation, r.status == .alive || r.status == .suspect else { return true }
+            guard verified(u) else { return false }
             table[MemberKey(u.id)]!.record.address = u.address
             table[MemberKey(u.id)]!.statement = u.signature!
             setStatus(u.id, .left, incarnation: u.incarnation, now, &out)
@@ -600,19 +599,19 @@ public struct SWIMInstance: Sendable {
         case .suspect, .dead:
             guard u.incarnation <= r.incarnation else {
                 counters.incarnationsRefused += 1
-                return
+                return true
             }
-            guard u.incarnation == r.incarnation else { return }
+            guard u.incarnation == r.incarnation else { return true }
             if u.status == .dead {
-                guard r.status == .alive || r.status == .suspect else { return }
+                guard r.status == .alive || r.status == .suspect else { return true }
                 setStatus(u.id, .dead, incarnation: u.incarnation, now, &out)
                 enqueue(MemberUpdate(id: u.id, address: r.address, incarnation: u.incarnation, status: .dead))
-                return
+                return true
             }
-            guard let accuser = u.accuser else { return }
+            guard let accuser = u.accuser else { return true }
             switch r.status {
             case .dead, .left:
-                return
+                return true
             case .suspect:
                 if table[MemberKey(u.id)]!.suspicion?.confirm(accuser) == true {
                     counters.suspicionConfirmations += 1
@@ -638,6 +637,7 @@ public struct SWIMInstance: Sendable {
                         accuser: accuser))
             }
         }
+        return true
     }
 
     /// Whether `u`, a statement, carries its member's valid signature (counted if not).
@@ -655,8 +655,9 @@ public struct SWIMInstance: Sendable {
     /// is taken only with this node's own valid signature, and then at any incarnation up to the
     /// ceiling: no one else can have made it. A `suspect` or `dead` claim, which anyone can make,
     /// may raise the incarnation by at most `swim_incarnation_step_max`; without a bound one
-    /// member's claim at 2^63 − 1 would move the node to the ceiling at once.
-    private mutating func aboutMe(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) {
+    /// member's claim at 2^63 − 1 would move the node to the ceiling at once. Returns false
+    /// when a statement's signature did not verify (as `apply`).
+    private mutating func aboutMe(_ u: MemberUpdate, _ now: UInt64, _ out: inout [SWIMDirective]) -> Bool {
         let refute: Bool
         switch u.status {
         case .alive: refute = u.incarnation > incarnation
@@ -669,15 +670,15 @@ public struct SWIMInstance: Sendable {
             if u.status != .alive, queue.pending(about: me)?.incarnation != incarnation {
                 enqueue(ownStatement)
             }
-            return
+            return true
         }
         if MemberUpdate.isStatement(u.status) {
-            guard verified(u) else { return }
+            guard verified(u) else { return false }
         } else {
             let (reach, overflow) = incarnation.addingReportingOverflow(Limits.swim_incarnation_step_max)
             guard overflow || u.incarnation <= reach else {
                 counters.incarnationsRefused += 1
-                return
+                return true
             }
         }
         incarnation = u.incarnation + 1
@@ -688,6 +689,7 @@ public struct SWIMInstance: Sendable {
             adjustAwareness(+1)
         }
         enqueue(ownStatement)
+        return true
     }
 
     private mutating func enqueue(_ u: MemberUpdate) {
