@@ -375,19 +375,31 @@ public struct SWIMInstance: Sendable {
 
     /// A probe of a member held suspect ended and it is still suspect (its ack, or our ping, was
     /// lost, or the ack came through a helper that had not heard the refutation): it is probed
-    /// again, as an extra entry right after the round's next entry (Joining.md says when that is
-    /// not one other member), up to `Limits.swim_suspect_reprobes_max` times in one
+    /// again after one other member, up to `Limits.swim_suspect_reprobes_max` times in one
     /// suspicion, so that its own ack can bring the refutation. Without it the buddy probe was
     /// the suspect's one direct chance, and a live member whose refutation's gossip missed this
     /// node was declared dead here (`MembershipSimulationTests`, seed 2026: node 49 buried node
     /// 15). Bounded, so that suspects (a crash, a partition) never starve the round robin.
+    ///
+    /// Its own remaining entries in the round go (the re-probe stands for them), and the extra
+    /// entry is put right after the round's next entry of another member held alive or suspect;
+    /// when the round has none left (only stale entries, or none), the next round starts now
+    /// and the entry goes second in it. Before, it went right after the round's next entry,
+    /// which could be its own or a stale one, and it was then the next probe (Joining.md).
     private mutating func probeAgainSoon(_ id: MemberID) {
         guard let s = table[MemberKey(id)]?.suspicion, s.reprobes < Limits.swim_suspect_reprobes_max else { return }
         table[MemberKey(id)]!.suspicion!.reprobes += 1
-        // At the end of a round the next one starts now, so that one other member comes first
-        // here too (inserted at the end of the old round, it was probed next).
-        if probeIndex >= probeOrder.count { startProbeRound() }
-        probeOrder.insert(id, at: min(probeIndex + 1, probeOrder.count))
+        for pass in 0..<2 {
+            probeOrder.replaceSubrange(probeIndex..., with: probeOrder[probeIndex...].filter { $0 != id })
+            if let j = probeOrder[probeIndex...].firstIndex(where: { $0 != id && probeEligible($0) }) {
+                probeOrder.insert(id, at: j + 1)
+                return
+            }
+            guard pass == 0 else { break }
+            startProbeRound()
+        }
+        // No other member to probe: it is the only one.
+        probeOrder.insert(id, at: probeIndex)
     }
 
     private mutating func startProbe(_ now: UInt64, _ out: inout [SWIMDirective]) {

@@ -1395,14 +1395,28 @@ class Peer:
         return True
 
     def probe_again_soon(self, m):
-        """A probe of a member held suspect ended and it is still suspect: an extra entry right
-        after the round's next entry (a new round first when none is left), at most
-        SUSPECT_REPROBES_MAX times in one suspicion (Joining, "Probing and the routing of acks")."""
-        if m is not None and m.status == SUSPECT and m.reprobes < SUSPECT_REPROBES_MAX:
-            m.reprobes += 1
-            if not self.probe_order:  # the end of a round: the next starts now
+        """A probe of a member held suspect ended and it is still suspect: probed again after one
+        other member, at most SUSPECT_REPROBES_MAX times in one suspicion (Joining, "Probing and
+        the routing of acks"): its own remaining entries go, and an extra entry is put right after
+        the round's next entry of another member held alive or suspect; when none is left, a new
+        round first (its own entry removed), the extra entry second in it."""
+        if m is None or m.status != SUSPECT or m.reprobes >= SUSPECT_REPROBES_MAX:
+            return
+        m.reprobes += 1
+
+        def eligible(mid):
+            other = self.members.get(mid)
+            return mid != m.id and mid != self.pk and other is not None and other.status in (ALIVE, SUSPECT)
+
+        for attempt in range(2):
+            self.probe_order = [mid for mid in self.probe_order if mid != m.id]
+            nxt = next((i for i, mid in enumerate(self.probe_order) if eligible(mid)), None)
+            if nxt is not None:
+                self.probe_order.insert(nxt + 1, m.id)
+                return
+            if attempt == 0:
                 self.new_probe_round()
-            self.probe_order.insert(min(1, len(self.probe_order)), m.id)
+        self.probe_order.insert(0, m.id)  # no other member to probe
 
     def set_status(self, m: Member, status: int, inc: int, addr, accuser, now):
         old = m.status
