@@ -1459,7 +1459,8 @@ class Peer:
             self.members[mid] = r
             self.event(f"member {mid.hex()[:16]} joined alive inc {inc} at {fmt_addr(u['addr'])}")
             self.enqueue(u)
-            self.probe_order.append(mid)
+            # Joins the current round at a random place of the rest (Joining, "Probing").
+            self.probe_order.insert(self.rng.randint(0, len(self.probe_order)), mid)
             return
         if st == ALIVE:
             if inc > r.inc and self.statement_ok(u):
@@ -1545,6 +1546,23 @@ class Peer:
     def tick(self, now: float):
         if self.left:
             return
+        # suspicion timeouts and reaping, first (as the Swift node: before the probe's end)
+        for m in list(self.members.values()):
+            if m.status == SUSPECT and m.susp_start is not None:
+                tmin_ms, tmax_ms, k = m.susp_timeouts
+                c = max(0, len(m.confirmations) - 1)
+                if k >= 1:
+                    frac = math.log(c + 1) / math.log(k + 1)
+                    to = max(tmin_ms, math.floor(tmax_ms - (tmax_ms - tmin_ms) * frac)) / 1000
+                else:
+                    to = tmin_ms / 1000
+                if now - m.susp_start >= to:
+                    self.c["deaths_declared"] += 1
+                    self.set_status(m, DEAD, m.inc, None, None, now)
+                    self.enqueue({"id": m.id, "inc": m.inc, "status": DEAD, "addr": m.addr,
+                                  "accuser": None})
+            if m.status in (DEAD, LEFT) and now - m.changed >= self.dead_retention:
+                del self.members[m.id]
         # join: no other live member known, and seeds
         if not self.live_others() and self.seeds and now >= self.next_join:
             for s in self.seeds:
@@ -1595,23 +1613,6 @@ class Peer:
                 self.c["probes_sent"] += 1
                 self.send_ping(target, pid)
             self.next_probe = now + period
-        # suspicion timeouts
-        for m in list(self.members.values()):
-            if m.status == SUSPECT and m.susp_start is not None:
-                tmin_ms, tmax_ms, k = m.susp_timeouts
-                c = max(0, len(m.confirmations) - 1)
-                if k >= 1:
-                    frac = math.log(c + 1) / math.log(k + 1)
-                    to = max(tmin_ms, math.floor(tmax_ms - (tmax_ms - tmin_ms) * frac)) / 1000
-                else:
-                    to = tmin_ms / 1000
-                if now - m.susp_start >= to:
-                    self.c["deaths_declared"] += 1
-                    self.set_status(m, DEAD, m.inc, None, None, now)
-                    self.enqueue({"id": m.id, "inc": m.inc, "status": DEAD, "addr": m.addr,
-                                  "accuser": None})
-            if m.status in (DEAD, LEFT) and now - m.changed >= self.dead_retention:
-                del self.members[m.id]
         # standalone gossip
         if self.gossip_interval > 0 and now >= self.next_gossip:
             self.next_gossip = now + self.gossip_interval
