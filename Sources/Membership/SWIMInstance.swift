@@ -384,7 +384,8 @@ public struct SWIMInstance: Sendable {
     /// Its own remaining entries in the round go (the re-probe stands for them), and the extra
     /// entry is put right after the round's next entry of another member held alive or suspect;
     /// when the round has none left (only stale entries, or none), the next round starts now
-    /// and the entry goes second in it. Before, it went right after the round's next entry,
+    /// and the entry goes second in it (the round as it stands now: a later suspect is probed
+    /// next, before it, and a member that stops being alive or suspect first is skipped). Before, it went right after the round's next entry,
     /// which could be its own or a stale one, and it was then the next probe (Joining.md).
     private mutating func probeAgainSoon(_ id: MemberID) {
         guard let s = table[MemberKey(id)]?.suspicion, s.reprobes < Limits.swim_suspect_reprobes_max else { return }

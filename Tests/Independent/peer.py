@@ -1903,6 +1903,29 @@ members:
     check("replay: same number replayed", w.check(10) == "replayed")
     w.record(10 + 2000)
     check("replay: below window too old", w.check(10) == "sequenceTooOld")
+    # A suspect's re-probe (Joining, "Probing and the routing of acks"): its own remaining
+    # entries go, the extra entry after the round's next other member held alive or suspect (a
+    # left member's stale entry skipped), a new round first when none is left; three at most.
+    p = Peer.__new__(Peer)
+    p.pk, p.rng = A, random.Random(1)
+    ids = [bytes([i]) * 32 for i in range(1, 6)]
+    p.members = {mid: Member(mid, 0, ALIVE, None, 0.0) for mid in ids}
+    p.members[ids[1]].status = LEFT
+    sus = p.members[ids[0]]
+    sus.status = SUSPECT
+    p.probe_order = [ids[1], ids[0], ids[2], ids[3]]
+    p.probe_again_soon(sus)
+    check("reprobe: after the next other live member, own entry gone",
+          p.probe_order == [ids[1], ids[2], ids[0], ids[3]])
+    p.probe_order = [ids[1]]
+    p.probe_again_soon(sus)
+    check("reprobe: only stale entries left: second in a new round",
+          len(p.probe_order) == 4 and p.probe_order[1] == ids[0] and p.probe_order.count(ids[0]) == 1)
+    p.probe_again_soon(sus)
+    before = list(p.probe_order)
+    p.probe_again_soon(sus)
+    check("reprobe: three per suspicion", sus.reprobes == SUSPECT_REPROBES_MAX and p.probe_order == before)
+
     print("self-test:", "FAILED " + ", ".join(fails) if fails else "all passed")
     return 1 if fails else 0
 

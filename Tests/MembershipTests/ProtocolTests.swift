@@ -602,6 +602,23 @@ extension Cluster {
         #expect(!probes.contains(6))
     }
 
+    /// With no other member to probe, a suspect's re-probe is the next probe (the fallback of
+    /// `probeAgainSoon`), and the round never holds more than that one extra entry of it.
+    @Test func aSuspectWithNoOtherMemberIsProbedEveryPeriod() {
+        let config = SWIMConfig(suspicionMinMultiplier: 100, beaconIntervalMs: 0)
+        var c = Cluster.formed(2, config: config)
+        c.nodes[1] = nil
+        c.inflight = []
+        var probes: [Int] = []
+        for _ in 0..<40 where probes.count < 6 {
+            probes += c.tickAlone(0)
+            c.deliverAll()
+            #expect(c[0].probeOrder.count - c[0].probeIndex <= 1, "\(c[0].probeOrder.count) entries at \(c[0].probeIndex)")
+        }
+        #expect(c.status(0, of: 1) == .suspect && probes == [1, 1, 1, 1, 1, 1])
+        #expect(c[0].counters.probesFailed >= 5)
+    }
+
     /// A ping's piggyback is read before the pinger's own statement: when a piggybacked statement
     /// does not verify, the message ends there and the pinger's statement is not taken either
     /// (one failed verification per message), though the ping is still answered.
