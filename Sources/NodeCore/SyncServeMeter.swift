@@ -19,8 +19,11 @@ import Sodium
 struct SyncServeMeter: Sendable {
     private struct Window: Sendable {
         var startMs: UInt64
-        /// Every height up to this one sent in this window (to this requester).
-        var servedThrough: UInt64
+        /// The heights sent in this window (to this requester), the latest run of them: a
+        /// request that starts inside it is answered from its end on. (Before, every height up
+        /// to the last one sent counted as sent, so a window opened by a kept rest from 65 on
+        /// hid heights below 65 from the requester until the next window.)
+        var sent: ClosedRange<UInt64>?
         var served: Int
         /// The rest of a request cut short by the cap: sent when the window has ended.
         var rest: Continuation?
@@ -59,9 +62,10 @@ struct SyncServeMeter: Sendable {
                     return nil
                 }
             }
-            w = Window(startMs: nowMs, servedThrough: 0, served: 0, rest: windows[peer]?.rest)
+            w = Window(startMs: nowMs, sent: nil, served: 0, rest: windows[peer]?.rest)
         }
-        let start = Swift.max(from, w.servedThrough &+ 1)
+        var start = from
+        if let sent = w.sent, sent.contains(from) { start = sent.upperBound &+ 1 }
         guard start <= last else {
             windows[peer] = w
             return nil
@@ -79,7 +83,11 @@ struct SyncServeMeter: Sendable {
             return nil
         }
         w.served += Int(end - start + 1)
-        w.servedThrough = end
+        if let sent = w.sent, start <= sent.upperBound &+ 1, end &+ 1 >= sent.lowerBound {
+            w.sent = Swift.min(start, sent.lowerBound)...Swift.max(end, sent.upperBound)
+        } else {
+            w.sent = start...end
+        }
         windows[peer] = w
         return start...end
     }

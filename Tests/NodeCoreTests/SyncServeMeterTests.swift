@@ -46,6 +46,26 @@ import Testing
         #expect(sent == Array(1...300), "each height once, in order")
     }
 
+    /// A window opened by a kept rest (65…100 sent) still answers heights below it that this
+    /// window has not sent (a requester that lost entries asks from 30), up to the cap; only
+    /// heights inside what it sent are skipped. Before, every height up to 100 counted as sent,
+    /// and 30…64 were hidden until the next window.
+    @Test func heightsBelowWhatTheWindowSentAreStillAnswered() {
+        var meter = SyncServeMeter()
+        #expect(meter.admit(a, from: 65, last: 100, nowMs: 500) == 65...100)
+        #expect(meter.admit(a, from: 30, last: 100, nowMs: 510) == 30...57, "28 of the cap's 64 left")
+        #expect(meter.throttled == 1)
+        #expect(meter.admit(a, from: 40, last: 57, nowMs: 520) == nil, "30…57 were just sent")
+        #expect(meter.throttled == 1, "and that is not a throttle")
+        let due = meter.due(nowMs: 1_000)
+        #expect(due.count == 1 && due[0].rest == .init(from: 58, last: 100, at: nil))
+        // A new window: 58…100 (43 entries); then 58…64 again is inside what it sent, 1…5 not.
+        #expect(meter.admit(a, from: 58, last: 100, nowMs: 1_000) == 58...100)
+        #expect(meter.admit(a, from: 60, last: 64, nowMs: 1_010) == nil)
+        #expect(meter.admit(a, from: 1, last: 5, nowMs: 1_020) == 1...5)
+        #expect(meter.admit(a, from: 3, last: 9, nowMs: 1_030) == 6...9, "1…5 were just sent")
+    }
+
     @Test func aChainOfRequestsGetsOnlyNewHeightsUpToTheCap() {
         var meter = SyncServeMeter()
         var sent: [UInt64] = []
