@@ -12,21 +12,44 @@ import Sodium
 /// request. Within it, heights already sent to it are not sent again (an honest requester asks
 /// again from its next height after every entry it appends, so its chain of requests gets only
 /// the new entries), and at most `Limits.log_sync_served_entries_per_window_max` entries go out
-/// in all. The rest of a request cut short is kept (one per requester, the latest) and sent by
+/// in all. The rest of a request cut short is kept (one per requester, the latest, until the
+/// window has sent all of it) and sent by
 /// this node when the window has ended (`due`), so a requester's catch-up goes on at that pace
 /// without asking again. Windows of at most `Limits.log_sync_requesters_count_max` requesters
 /// are held; an expired one makes room. Pure: time is passed in.
 struct SyncServeMeter: Sendable {
     private struct Window: Sendable {
         var startMs: UInt64
-        /// The heights sent in this window (to this requester), the latest run of them: a
-        /// request that starts inside it is answered from its end on. (Before, every height up
-        /// to the last one sent counted as sent, so a window opened by a kept rest from 65 on
-        /// hid heights below 65 from the requester until the next window.)
-        var sent: ClosedRange<UInt64>?
-        var served: Int
+        /// The heights sent in this window (to this requester): disjoint runs in ascending order,
+        /// touching runs merged (at most `served` of them). None is sent again in the window.
+        /// (Before, every height up to the last one sent counted as sent, so a window opened by a
+        /// kept rest from 65 on hid heights below 65 from the requester until the next window.)
+        var sent: [ClosedRange<UInt64>] = []
+        var served = 0
         /// The rest of a request cut short by the cap: sent when the window has ended.
         var rest: Continuation?
+
+        /// The run of heights sent in this window that holds `height`.
+        func run(holding height: UInt64) -> ClosedRange<UInt64>? { sent.first { $0.contains(height) } }
+
+        /// The first height of `height…last` not sent in this window (nil: all were). Touching
+        /// runs are merged, so the height after a run was not sent.
+        func firstUnsent(from height: UInt64, through last: UInt64) -> UInt64? {
+            guard let r = run(holding: height) else { return height }
+            return r.upperBound < last ? r.upperBound + 1 : nil
+        }
+
+        /// Records `heights` as sent (heights are ≥ 1, so `lowerBound − 1` cannot wrap).
+        mutating func record(_ heights: ClosedRange<UInt64>) {
+            var merged = heights
+            // Ascending and disjoint: absorbing a run only widens `merged` over later runs.
+            sent.removeAll { r in
+                guard r.lowerBound - 1 <= merged.upperBound, merged.lowerBound - 1 <= r.upperBound else { return false }
+                merged = Swift.min(r.lowerBound, merged.lowerBound)...Swift.max(r.upperBound, merged.upperBound)
+                return true
+            }
+            sent.insert(merged, at: sent.firstIndex { $0.lowerBound > merged.upperBound } ?? sent.endIndex)
+        }
     }
 
     /// Heights still to send to a requester, and where (nil: where membership has it).
@@ -62,34 +85,30 @@ struct SyncServeMeter: Sendable {
                     return nil
                 }
             }
-            w = Window(startMs: nowMs, sent: nil, served: 0, rest: windows[peer]?.rest)
+            w = Window(startMs: nowMs, rest: windows[peer]?.rest)
         }
-        var start = from
-        if let sent = w.sent, sent.contains(from) { start = sent.upperBound &+ 1 }
-        guard start <= last else {
+        guard let start = w.firstUnsent(from: from, through: last) else {
             windows[peer] = w
             return nil
         }
+        // One range per answer: up to the next run already sent, and within the cap.
+        let stop = w.sent.first { $0.lowerBound > start }.map { Swift.min(last, $0.lowerBound - 1) } ?? last
         let room = Limits.log_sync_served_entries_per_window_max - w.served
-        let end = room > 0 ? Swift.min(last, start + UInt64(room) - 1) : start - 1
-        if end < last {
+        let end = room > 0 ? Swift.min(stop, start + UInt64(room) - 1) : start - 1
+        if end >= start {
+            w.served += Int(end - start + 1)
+            w.record(start...end)
+        }
+        // What the answer leaves of the request, past heights this window sent, is kept for
+        // `due`; a kept rest this window has now sent in full is dropped.
+        if end < last, let next = w.firstUnsent(from: end + 1, through: last) {
             throttled += 1
-            w.rest = Continuation(from: end + 1, last: last, at: at)
-        } else if let rest = w.rest, rest.last <= last {
+            w.rest = Continuation(from: next, last: last, at: at)
+        } else if let rest = w.rest, let run = w.run(holding: rest.from), run.upperBound >= rest.last {
             w.rest = nil
         }
-        guard end >= start else {
-            windows[peer] = w
-            return nil
-        }
-        w.served += Int(end - start + 1)
-        if let sent = w.sent, start <= sent.upperBound &+ 1, end &+ 1 >= sent.lowerBound {
-            w.sent = Swift.min(start, sent.lowerBound)...Swift.max(end, sent.upperBound)
-        } else {
-            w.sent = start...end
-        }
         windows[peer] = w
-        return start...end
+        return end >= start ? start...end : nil
     }
 
     /// The kept rests whose windows have ended at `nowMs`, taken out (send them through `admit`,

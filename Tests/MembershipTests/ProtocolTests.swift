@@ -32,6 +32,17 @@ extension Cluster {
         return inflight[before...].filter { $0.kind == .ping }.map { index(of: $0.to)! }
     }
 
+    /// The targets of node `i`'s next `count` probes (at least), in order, ticking node `i` alone
+    /// at its timers and delivering everything after each tick.
+    mutating func probeTargets(of i: Int, _ count: Int) -> [Int] {
+        var out: [Int] = []
+        while out.count < count {
+            out += tickAlone(i)
+            deliverAll()
+        }
+        return out
+    }
+
     /// Ticks node `i` alone at its own timers (delivering everything else) until it has a ping
     /// in flight; returns that ping and its target.
     mutating func nextProbe(from i: Int) -> (ping: SWIMMessage.Ping, target: Int) {
@@ -498,17 +509,8 @@ extension Cluster {
         #expect(Limits.swim_suspect_reprobes_max == 3)
         c.nodes[7] = nil
         c.inflight = []
-        /// The targets of node 0's next `count` probes, in order, ticking node 0 alone at its timers.
-        func targets(_ count: Int) -> [Int] {
-            var out: [Int] = []
-            while out.count < count {
-                out += c.tickAlone(0)
-                c.deliverAll()
-            }
-            return out
-        }
         c.claim(MemberUpdate(id: c.keys[7], address: c.addresses[7], incarnation: 0, status: .suspect, accuser: c.keys[1]))
-        let first = targets(30)
+        let first = c.probeTargets(of: 0, 30)
         #expect(c.status(0, of: 7) == .suspect)
         // Probed next (a new suspect), then again after one other member, three times.
         let at = first.indices.filter { first[$0] == 7 }
@@ -524,9 +526,9 @@ extension Cluster {
         c.claim(Cluster.statement(7, 1))
         #expect(c.status(0, of: 7) == .alive)
         var probes = 0
-        while c.status(0, of: 7) == .alive && probes < 15 { probes += targets(1).count }
+        while c.status(0, of: 7) == .alive && probes < 15 { probes += c.probeTargets(of: 0, 1).count }
         #expect(c.status(0, of: 7) == .suspect && c[0].member(c.keys[7])?.incarnation == 1)
-        let second = targets(8)
+        let second = c.probeTargets(of: 0, 8)
         #expect(second.filter { $0 == 7 }.count >= 3, "\(second)")
     }
 
@@ -582,21 +584,13 @@ extension Cluster {
         // Node 6's left statement: node 0 holds it left, its entry in the round stays, skipped.
         c.claim(Cluster.statement(6, 1, .left))
         #expect(c.status(0, of: 6) == .left)
-        func targets(_ count: Int) -> [Int] {
-            var out: [Int] = []
-            while out.count < count {
-                out += c.tickAlone(0)
-                c.deliverAll()
-            }
-            return out
-        }
         // Somewhere in a round, with a probe of another member in flight (a probe of the
         // suspect in flight would take the place of its first, "probed next" one).
-        _ = targets(seed % 6)
-        while targets(1) == [7] {}
+        _ = c.probeTargets(of: 0, seed % 6)
+        while c.probeTargets(of: 0, 1) == [7] {}
         c.nodes[7] = nil // crashes now, so that only the claim below makes it suspect
         c.claim(MemberUpdate(id: c.keys[7], address: c.addresses[7], incarnation: 0, status: .suspect, accuser: c.keys[1]))
-        let probes = targets(8)
+        let probes = c.probeTargets(of: 0, 8)
         let at = probes.indices.filter { probes[$0] == 7 }
         #expect(at.count >= 4 && at[0] == 0 && (0..<3).allSatisfy { at[$0 + 1] - at[$0] == 2 }, "\(probes)")
         #expect(!probes.contains(6))

@@ -64,6 +64,36 @@ import Testing
         #expect(meter.admit(a, from: 60, last: 64, nowMs: 1_010) == nil)
         #expect(meter.admit(a, from: 1, last: 5, nowMs: 1_020) == 1...5)
         #expect(meter.admit(a, from: 3, last: 9, nowMs: 1_030) == 6...9, "1…5 were just sent")
+        #expect(meter.admit(a, from: 60, last: 64, nowMs: 1_040) == nil, "58…100 were sent too")
+        #expect(meter.admit(a, from: 5, last: 70, nowMs: 1_050) == 10...21, "the cap's last 12 of 64")
+        #expect(meter.admit(a, from: 30, last: 70, nowMs: 1_060) == nil, "the cap is spent")
+    }
+
+    /// Each height goes to a requester at most once per window, however it interleaves its
+    /// requests (the window remembers every run it sent, not only the latest).
+    @Test func aHeightGoesOutOncePerWindowHoweverTheRequestsInterleave() {
+        var meter = SyncServeMeter()
+        var sent: [UInt64] = []
+        for i in 0..<40 {
+            let h: UInt64 = i % 2 == 0 ? 10 : 12
+            if let r = meter.admit(a, from: h, last: h, nowMs: 100 + UInt64(i)) { sent += Array(r) }
+        }
+        #expect(sent == [10, 12])
+        #expect(meter.admit(a, from: 9, last: 13, nowMs: 200) == 9...9)
+        #expect(meter.admit(a, from: 11, last: 13, nowMs: 210) == 11...11)
+        #expect(meter.admit(a, from: 13, last: 13, nowMs: 220) == 13...13)
+    }
+
+    /// A kept rest is dropped only when the window has sent all of it: a request of its last
+    /// heights alone leaves it kept. (Before, any request reaching its last height dropped it,
+    /// and its first heights were never sent unless asked for again.)
+    @Test func aKeptRestGoesOnlyWhenSentInFull() {
+        var meter = SyncServeMeter()
+        #expect(meter.admit(a, from: 1, last: 64, nowMs: 0) == 1...64)
+        #expect(meter.admit(a, from: 65, last: 100, nowMs: 10) == nil)
+        #expect(meter.admit(a, from: 90, last: 100, nowMs: 500) == 90...100, "a new window")
+        let due = meter.due(nowMs: 1_000)
+        #expect(due.count == 1 && due[0].rest == .init(from: 65, last: 100, at: nil))
     }
 
     @Test func aChainOfRequestsGetsOnlyNewHeightsUpToTheCap() {
