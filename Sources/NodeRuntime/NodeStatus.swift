@@ -171,6 +171,9 @@ public struct NodeStatus: Codable, Sendable, Hashable {
             public var commitsFromSync: UInt64 = 0
             public var roundsStarted: UInt64 = 0
             public var timeouts: UInt64 = 0
+            /// Agreement messages for the next height dropped: the buffer that holds them until
+            /// this node gets there was full, or full for their sender (`ConsensusCounters.futureDropped`).
+            public var futureDropped: UInt64 = 0
             public var syncedEntries: UInt64 = 0
             public var syncRejected: UInt64 = 0
             /// Log-sync requests answered in part or not at all by the per-requester meter.

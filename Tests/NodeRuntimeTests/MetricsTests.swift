@@ -34,6 +34,15 @@ import Testing
         #expect(text.contains("prunemesh_checkpoint_failing 1"))
     }
 
+    /// Next-height agreement messages the node dropped (its buffer for them full, or full for
+    /// their sender) reach `/metrics`, as `status` shows them.
+    @Test func droppedNextHeightMessagesAreExported() throws {
+        var status = try Self.status()
+        #expect(Self.exported(status).contains("prunemesh_consensus_future_dropped_total 0"))
+        status.mesh?.counters.futureDropped = 41
+        #expect(Self.exported(status).contains("prunemesh_consensus_future_dropped_total 41"))
+    }
+
     /// Membership claims the node refused (forged statements, incarnations out of bounds) reach
     /// `/metrics` as counters, as `status` shows them.
     @Test func refusedMembershipClaimsAreExported() throws {

@@ -27,7 +27,8 @@ import Wire
 ///       prunemesh_agreement_bytes_out_per_round, prunemesh_checkpoint_failing
 ///     mesh part (counters): prunemesh_agreement_bytes_out_total, prunemesh_commits_total, prunemesh_commits_synced_total,
 ///       prunemesh_proposals_rejected_total, prunemesh_removals_not_seen_total, prunemesh_votes_rejected_total, prunemesh_equivocations_total,
-///       prunemesh_consensus_timeouts_total, prunemesh_releases_total, prunemesh_checkpoint_failures_total
+///       prunemesh_consensus_timeouts_total, prunemesh_consensus_future_dropped_total, prunemesh_releases_total,
+///       prunemesh_checkpoint_failures_total
 public final class NodeMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     private var members: [String: Gauge] = [:]
@@ -81,6 +82,10 @@ public final class NodeMetrics: @unchecked Sendable {
         ("prunemesh_votes_rejected_total", "Votes refused (bad signature, not a validator)."),
         ("prunemesh_equivocations_total", "Conflicting votes seen (evidence)."),
         ("prunemesh_consensus_timeouts_total", "Agreement step timeouts."),
+        (
+            "prunemesh_consensus_future_dropped_total",
+            "Agreement messages for the next height dropped: the buffer holding them was full, or full for their sender."
+        ),
         ("prunemesh_releases_total", "Private importance releases this node made."),
         ("prunemesh_checkpoint_failures_total", "Model checkpoint saves that failed (disk full, I/O error)."),
     ]
@@ -244,6 +249,7 @@ public final class NodeMetrics: @unchecked Sendable {
         advance("prunemesh_votes_rejected_total", to: mc.votesRejected)
         advance("prunemesh_equivocations_total", to: mc.equivocations)
         advance("prunemesh_consensus_timeouts_total", to: mc.timeouts)
+        advance("prunemesh_consensus_future_dropped_total", to: mc.futureDropped)
         advance("prunemesh_releases_total", to: m.releases)
         advance("prunemesh_checkpoint_failures_total", to: m.checkpointFailures)
         set("prunemesh_checkpoint_failing", m.checkpointError == nil ? 0 : 1)
