@@ -284,7 +284,11 @@ public struct SWIMInstance: Sendable {
 
         case let .sync(sync):
             mergeSync(sync.members, from: sender, now, &out)
-            if !sync.isReply { sendSync(to: senderAddress, isReply: true, &out) }
+            if !sync.isReply {
+                // The requester's own record as it sent it: its incarnation now.
+                let stated = sync.members.first { $0.id == sender }?.incarnation
+                sendSync(to: senderAddress, isReply: true, requester: stated.map { (sender, $0) }, &out)
+            }
 
         case let .leave(leave):
             if table[MemberKey(sender)] != nil { apply(leave.statement(of: sender), now, &out) }
@@ -461,19 +465,40 @@ public struct SWIMInstance: Sendable {
         }
     }
 
-    private mutating func sendSync(to peer: PeerAddress, isReply: Bool, _ out: inout [SWIMDirective]) {
+    /// Sends this node's whole view to `peer`: every record, a member held alive or left with its
+    /// signed statement, one held suspect or dead as the claim.
+    ///
+    /// A reply to a `requester` that stated an incarnation below the one held for it, while it
+    /// is held suspect or dead, carries instead its own alive statement at the held incarnation
+    /// (last in the list): it restarted, and the claim at that incarnation may lie more than
+    /// `swim_incarnation_step_max` above its own (a member pumped it before), which it may not
+    /// take; its own statement it takes at any height, and refutes above it. Before, such a
+    /// restarted node could not refute the suspicion or death, was declared dead, and stayed dead
+    /// everywhere until the records were reaped (`dead_retention_ms`).
+    private mutating func sendSync(
+        to peer: PeerAddress, isReply: Bool, requester: (id: MemberID, incarnation: UInt64)? = nil,
+        _ out: inout [SWIMDirective]
+    ) {
         if !isReply { counters.syncsStarted += 1 }
         var list: [MemberUpdate] = []
         list.reserveCapacity(ids.count)
+        var own: MemberUpdate?
         for id in ids {
             let e = table[MemberKey(id)]!
             let r = e.record
+            if let requester, id == requester.id, r.status == .suspect || r.status == .dead, requester.incarnation < r.incarnation {
+                // A record held suspect or dead came from alive at the same incarnation: its
+                // statement is the member's alive one at `r.incarnation`.
+                own = MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: .alive, signature: e.statement)
+                continue
+            }
             list.append(
                 MemberUpdate(
                     id: r.id, address: r.address, incarnation: r.incarnation, status: r.status,
                     accuser: r.status == .suspect ? (e.suspicion?.firstAccuser ?? me) : nil,
                     signature: MemberUpdate.isStatement(r.status) ? e.statement : nil))
         }
+        if let own { list.append(own) }
         send(.sync(.init(isReply: isReply, members: list)), to: peer, &out)
     }
 

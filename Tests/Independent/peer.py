@@ -1176,18 +1176,27 @@ class Peer:
         ups = self.take_updates(PAYLOAD_MAX - len(head) - 1, first)
         self.send(KIND["ack"], head + enc_updates(ups), addr)
 
-    def sync_payload(self, reply: bool) -> bytes:
+    def sync_payload(self, reply: bool, requester=None) -> bytes:
+        """Every record; to a requester (id, incarnation it stated) held suspect or dead above
+        what it stated, its own alive statement at the held incarnation instead of the claim,
+        last (it restarted: Joining, "Push-pull sync")."""
         self.self_update()
-        ups = []
+        ups, own = [], None
         for mid in sorted(self.members):
             m = self.members[mid]
+            if requester and mid == requester[0] and m.status in (SUSPECT, DEAD) and requester[1] < m.inc:
+                own = {"id": m.id, "inc": m.inc, "status": ALIVE, "addr": m.addr, "accuser": None,
+                       "sig": m.sig}
+                continue
             ups.append({"id": m.id, "inc": m.inc, "status": m.status, "addr": m.addr,
                         "accuser": m.accuser if m.status == SUSPECT else None, "sig": m.sig})
+        if own:
+            ups.append(own)
         return bytes([1 if reply else 0]) + struct.pack("<H", len(ups)) + \
             b"".join(enc_update(u) for u in ups)
 
-    def send_sync(self, addr, reply: bool):
-        self.send(KIND["membershipSync"], self.sync_payload(reply), addr)
+    def send_sync(self, addr, reply: bool, requester=None):
+        self.send(KIND["membershipSync"], self.sync_payload(reply, requester), addr)
 
     # --- receiving ------------------------------------------------------------------------
 
@@ -1372,7 +1381,9 @@ class Peer:
                     continue
                 self.merge(u, now)
             if not msg["reply"]:
-                self.send_sync(src, reply=True)
+                stated = next((u["inc"] for u in msg["updates"] if u["id"] == sender), None)
+                self.send_sync(src, reply=True,
+                               requester=None if stated is None else (sender, stated))
         elif kind == KIND["leave"]:
             if sender in self.members:
                 self.merge({"id": sender, "inc": msg["inc"], "status": LEFT, "addr": msg["addr"],

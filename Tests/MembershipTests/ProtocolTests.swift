@@ -447,6 +447,40 @@ extension Cluster {
         #expect((0..<4).allSatisfy { c[$0].counters.deathsDeclared == 0 })
     }
 
+    /// A node whose incarnation a member pumped past a step, restarted (at 0) while its peers
+    /// hold it suspect at the pumped incarnation (or dead, when it was down long enough): the
+    /// join sync's reply brings its own alive statement at that incarnation, not the claim, so
+    /// it refutes at once. Before, the reply carried the suspicion (or death), more than a step
+    /// above the restarted node's incarnation, which it refused: it was declared dead and stayed
+    /// dead everywhere until the records were reaped (60 s).
+    @Test(arguments: [false, true])
+    func aRestartedNodeHeldSuspectOrDeadAboveAStepRefutesAtOnce(downUntilDead: Bool) {
+        var c = Cluster.formed(4)
+        let step = Limits.swim_incarnation_step_max
+        c.claim(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step, status: .suspect, accuser: c.keys[1]), to: 0)
+        c.run(until: c.nowMs + 10_000)
+        for i in 1..<4 { #expect(c[i].member(c.keys[0])?.incarnation == step + 1, "node \(i)") }
+        c.nodes[0] = nil
+        c.inflight = []
+        if downUntilDead {
+            c.run(until: c.nowMs + 30_000)
+            for i in 1..<4 { #expect(c.status(i, of: 0) == .dead, "node \(i)") }
+        } else {
+            for i in 1..<4 {
+                c.claim(
+                    MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step + 1, status: .suspect, accuser: c.keys[2]),
+                    to: i, from: i == 1 ? 2 : 1)
+                #expect(c.status(i, of: 0) == .suspect, "node \(i)")
+            }
+        }
+        let deaths = (1..<4).map { c[$0].counters.deathsDeclared }
+        c.start(0, seeds: [1])
+        c.run(until: c.nowMs + 10_000)
+        #expect(c[0].incarnation == step + 2, "its own statement at step + 1, from the join sync's reply, passed")
+        #expect(c.allSeeAllAlive)
+        #expect((1..<4).map { c[$0].counters.deathsDeclared } == deaths, "no death declared after the restart")
+    }
+
     /// A failed probe of a member already held suspect leaves local health alone: others failed
     /// to reach it too. Counted, a crashed member's probes again (`probeAgainSoon`) stretched
     /// every holder's periods, and a 16-process mesh took up to 8.3 s to list a killed node dead.
