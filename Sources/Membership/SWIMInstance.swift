@@ -284,10 +284,15 @@ public struct SWIMInstance: Sendable {
 
         case let .sync(sync):
             mergeSync(sync.members, from: sender, now, &out)
+            // The sender's own record as it sent it: its incarnation now.
+            let stated = sync.members.first { $0.id == sender }?.incarnation
             if !sync.isReply {
-                // The requester's own record as it sent it: its incarnation now.
-                let stated = sync.members.first { $0.id == sender }?.incarnation
                 sendSync(to: senderAddress, isReply: true, requester: stated.map { (sender, $0) }, &out)
+            } else if let stated, let own = statementToPass(of: sender, statedIncarnation: stated) {
+                // The reply of a member held suspect or dead above what it states (it answered our
+                // reconnect, or the sync we sent on its beacon, before any reply to a sync of its
+                // own reached it): its own statement, as gossip (an ack with probe id 0).
+                send(.ack(.init(probeID: 0, updates: [own])), to: senderAddress, &out)
             }
 
         case let .leave(leave):
@@ -474,7 +479,8 @@ public struct SWIMInstance: Sendable {
     /// `swim_incarnation_step_max` above its own (a member pumped it before), which it may not
     /// take; its own statement it takes at any height, and refutes above it. Before, such a
     /// restarted node could not refute the suspicion or death, was declared dead, and stayed dead
-    /// everywhere until the records were reaped (`dead_retention_ms`).
+    /// everywhere until the records were reaped (`dead_retention_ms`). (A sync *reply* from such
+    /// a member is answered with that statement as gossip: `onMessage`.)
     private mutating func sendSync(
         to peer: PeerAddress, isReply: Bool, requester: (id: MemberID, incarnation: UInt64)? = nil,
         _ out: inout [SWIMDirective]
@@ -482,16 +488,11 @@ public struct SWIMInstance: Sendable {
         if !isReply { counters.syncsStarted += 1 }
         var list: [MemberUpdate] = []
         list.reserveCapacity(ids.count)
-        var own: MemberUpdate?
+        let own = requester.flatMap { statementToPass(of: $0.id, statedIncarnation: $0.incarnation) }
         for id in ids {
             let e = table[MemberKey(id)]!
             let r = e.record
-            if let requester, id == requester.id, r.status == .suspect || r.status == .dead, requester.incarnation < r.incarnation {
-                // A record held suspect or dead came from alive at the same incarnation: its
-                // statement is the member's alive one at `r.incarnation`.
-                own = MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: .alive, signature: e.statement)
-                continue
-            }
+            if id == own?.id { continue }
             list.append(
                 MemberUpdate(
                     id: r.id, address: r.address, incarnation: r.incarnation, status: r.status,
@@ -500,6 +501,18 @@ public struct SWIMInstance: Sendable {
         }
         if let own { list.append(own) }
         send(.sync(.init(isReply: isReply, members: list)), to: peer, &out)
+    }
+
+    /// The alive statement of `id` at the incarnation held for it, when it is held suspect or
+    /// dead above `statedIncarnation`, the incarnation it stated itself (it restarted below a
+    /// claim it may not take: `sendSync`); nil otherwise. A record held suspect or dead came from
+    /// alive at the same incarnation and address, so its statement is the member's alive one.
+    private func statementToPass(of id: MemberID, statedIncarnation: UInt64) -> MemberUpdate? {
+        guard let e = table[MemberKey(id)], e.record.status == .suspect || e.record.status == .dead,
+            statedIncarnation < e.record.incarnation
+        else { return nil }
+        let r = e.record
+        return MemberUpdate(id: id, address: r.address, incarnation: r.incarnation, status: .alive, signature: e.statement)
     }
 
     /// Merges a message's updates in order. One whose signature does not verify ends the

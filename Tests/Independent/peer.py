@@ -1176,17 +1176,25 @@ class Peer:
         ups = self.take_updates(PAYLOAD_MAX - len(head) - 1, first)
         self.send(KIND["ack"], head + enc_updates(ups), addr)
 
+    def statement_to_pass(self, mid, stated):
+        """The alive statement of member `mid` at the incarnation held for it, when it is held
+        suspect or dead above `stated`, the incarnation it stated itself (it restarted below a
+        claim it may not take: Joining, "Merging updates"); None otherwise."""
+        m = self.members.get(mid)
+        if m is None or m.status not in (SUSPECT, DEAD) or stated >= m.inc:
+            return None
+        return {"id": m.id, "inc": m.inc, "status": ALIVE, "addr": m.addr, "accuser": None, "sig": m.sig}
+
     def sync_payload(self, reply: bool, requester=None) -> bytes:
         """Every record; to a requester (id, incarnation it stated) held suspect or dead above
         what it stated, its own alive statement at the held incarnation instead of the claim,
-        last (it restarted: Joining, "Push-pull sync")."""
+        last (Joining, "Merging updates")."""
         self.self_update()
-        ups, own = [], None
+        ups = []
+        own = self.statement_to_pass(*requester) if requester else None
         for mid in sorted(self.members):
             m = self.members[mid]
-            if requester and mid == requester[0] and m.status in (SUSPECT, DEAD) and requester[1] < m.inc:
-                own = {"id": m.id, "inc": m.inc, "status": ALIVE, "addr": m.addr, "accuser": None,
-                       "sig": m.sig}
+            if own and mid == own["id"]:
                 continue
             ups.append({"id": m.id, "inc": m.inc, "status": m.status, "addr": m.addr,
                         "accuser": m.accuser if m.status == SUSPECT else None, "sig": m.sig})
@@ -1380,10 +1388,14 @@ class Peer:
                         break  # a bad signature ends the message
                     continue
                 self.merge(u, now)
+            stated = next((u["inc"] for u in msg["updates"] if u["id"] == sender), None)
             if not msg["reply"]:
-                stated = next((u["inc"] for u in msg["updates"] if u["id"] == sender), None)
                 self.send_sync(src, reply=True,
                                requester=None if stated is None else (sender, stated))
+            elif stated is not None:
+                own = self.statement_to_pass(sender, stated)
+                if own:  # its reply states less than we hold: its own statement, as gossip
+                    self.send(KIND["ack"], struct.pack("<Q", 0) + enc_updates([own]), src)
         elif kind == KIND["leave"]:
             if sender in self.members:
                 self.merge({"id": sender, "inc": msg["inc"], "status": LEFT, "addr": msg["addr"],

@@ -481,6 +481,49 @@ extension Cluster {
         #expect((1..<4).map { c[$0].counters.deathsDeclared } == deaths, "no death declared after the restart")
     }
 
+    /// The wire form of that rule, at the node holding the claim: a sync request from the member
+    /// stating an incarnation below the one held (suspect) is answered with the member's own
+    /// alive statement at the held one, last and validly signed; a request stating the held
+    /// incarnation gets the suspicion, to refute as before; and a sync *reply* from the member
+    /// stating less (it answered this node's reconnect or beacon sync first) gets the statement as
+    /// gossip, an ack with probe id 0.
+    @Test func aSyncFromAMemberHeldAboveWhatItStatesCarriesItsOwnStatement() throws {
+        var c = Cluster.formed(4)
+        let step = Limits.swim_incarnation_step_max
+        c.claim(MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step, status: .suspect, accuser: c.keys[1]), to: 0)
+        c.run(until: c.nowMs + 10_000)
+        c.claim(
+            MemberUpdate(id: c.keys[0], address: c.addresses[0], incarnation: step + 1, status: .suspect, accuser: c.keys[2]), to: 1,
+            from: 2)
+        #expect(c.status(1, of: 0) == .suspect)
+        func sync(stating incarnation: UInt64, reply: Bool) -> [(SWIMMessage, PeerAddress)] {
+            let out = c.nodes[1]!.onMessage(
+                .sync(.init(isReply: reply, members: [Cluster.statement(0, incarnation)])), from: c.keys[0], at: c.addresses[0],
+                nowMs: c.nowMs)
+            return out.compactMap { if case let .send(m, to) = $0 { return (m, to) } else { return nil } }
+        }
+        guard case let .sync(behind)? = sync(stating: 0, reply: false).first?.0 else {
+            Issue.record("no sync reply")
+            return
+        }
+        let own = try #require(behind.members.last)
+        #expect(own.id == c.keys[0] && own.status == .alive && own.incarnation == step + 1 && own.hasValidSignature(meshID: Cluster.meshID))
+        #expect(behind.members.count == 4 && behind.members.filter { $0.id == c.keys[0] }.count == 1)
+        guard case let .sync(level)? = sync(stating: step + 1, reply: false).first?.0 else {
+            Issue.record("no sync reply")
+            return
+        }
+        let claim = try #require(level.members.first { $0.id == c.keys[0] })
+        #expect(claim.status == .suspect && claim.incarnation == step + 1)
+        let answered = sync(stating: 0, reply: true)
+        guard answered.count == 1, case let (.ack(ack), to) = answered[0] else {
+            Issue.record("\(answered)")
+            return
+        }
+        #expect(ack.probeID == 0 && to == c.addresses[0] && ack.updates == [own])
+        #expect(sync(stating: step + 1, reply: true).isEmpty, "a reply stating the held incarnation gets nothing")
+    }
+
     /// A failed probe of a member already held suspect leaves local health alone: others failed
     /// to reach it too. Counted, a crashed member's probes again (`probeAgainSoon`) stretched
     /// every holder's periods, and a 16-process mesh took up to 8.3 s to list a killed node dead.
