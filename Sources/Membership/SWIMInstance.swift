@@ -91,6 +91,8 @@ public struct SWIMInstance: Sendable {
     private var nextBeaconAtMs: UInt64
     private var nextJoinAtMs: UInt64
     private var awareness = 0
+    /// Per admitted sender: when its beacon may next make this node send it a sync.
+    private var beaconSyncNotBeforeMs: [MemberKey: UInt64] = [:]
 
     public init(
         config: SWIMConfig, signer: SigningKey, meshID: MeshID, address: PeerAddress, admitted: Set<MemberID>,
@@ -300,7 +302,14 @@ public struct SWIMInstance: Sendable {
 
         case let .beacon(beacon):
             let known = table[MemberKey(sender)].map { $0.record.status == .alive || $0.record.status == .suspect } ?? false
-            if !known { sendSync(to: beacon.address, isReply: false, &out) }
+            // At most one sync per sender and beacon period: a sync carries the whole list (up
+            // to ~26 chunks) to the address the beacon names, so unmetered a member's beacons
+            // made this node send its list, over and over, wherever they pointed.
+            let key = MemberKey(sender)
+            if !known, now >= beaconSyncNotBeforeMs[key] ?? 0 {
+                beaconSyncNotBeforeMs[key] = now + Swift.max(config.beaconIntervalMs, config.probeIntervalMs)
+                sendSync(to: beacon.address, isReply: false, &out)
+            }
         }
         return out
     }
@@ -329,6 +338,7 @@ public struct SWIMInstance: Sendable {
             "\(newAdmitted.count) admitted keys exceed Limits.members_count_max")
         admitted = newAdmitted
         admittedKeys = Set(newAdmitted.map(MemberKey.init))
+        beaconSyncNotBeforeMs = beaconSyncNotBeforeMs.filter { admittedKeys.contains($0.key) }
         var out: [SWIMDirective] = []
         for id in ids where id != me && !newAdmitted.contains(id) {
             var record = table[MemberKey(id)]!.record
@@ -377,8 +387,14 @@ public struct SWIMInstance: Sendable {
 
     /// A member that became suspect here is probed next (its ping carries the suspicion, so a live
     /// member hears of it and refutes; a dead one fails our probe too, an independent confirmation).
+    ///
+    /// Its entries in the rest of the round go (the entry put first stands for them), so that a
+    /// member's claims cannot grow the round: before, every change to suspect added an entry,
+    /// and a member alternating its own `alive` statements with suspicions of itself grew
+    /// another node's round without bound (each insertion O(n)).
     private mutating func probeNext(_ id: MemberID) {
         if probe?.target == id { return }
+        probeOrder.replaceSubrange(probeIndex..., with: probeOrder[probeIndex...].filter { $0 != id })
         probeOrder.insert(id, at: probeIndex)
     }
 
@@ -519,8 +535,16 @@ public struct SWIMInstance: Sendable {
     /// message: an honest member relays only statements it verified, so the sender is faulty,
     /// and one message costs at most one failed verification. Returns false then.
     @discardableResult
+    ///
+    /// Only the first update about a member in one message is read (an honest sender puts one
+    /// per member: its queue keeps the latest, a sync lists each once). Before, a member could
+    /// pack its own statements at rising incarnations into one message, each verified (256 in
+    /// one sync), outside the verification gate's budget.
     private mutating func mergeGossip(_ updates: [MemberUpdate], _ now: UInt64, _ out: inout [SWIMDirective]) -> Bool {
-        for u in updates where !apply(u, now, &out) { return false }
+        var seen = Set<MemberKey>()
+        for u in updates where seen.insert(MemberKey(u.id)).inserted {
+            if !apply(u, now, &out) { return false }
+        }
         return true
     }
 
@@ -530,7 +554,8 @@ public struct SWIMInstance: Sendable {
         _ records: [MemberUpdate], from sender: MemberID, _ now: UInt64,
         _ out: inout [SWIMDirective]
     ) {
-        for r in records {
+        var seen = Set<MemberKey>() // the first record of a member only (`mergeGossip`)
+        for r in records where seen.insert(MemberKey(r.id)).inserted {
             if r.status == .dead {
                 apply(
                     MemberUpdate(id: r.id, address: r.address, incarnation: r.incarnation, status: .suspect, accuser: sender),

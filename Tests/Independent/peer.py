@@ -1417,6 +1417,11 @@ class Peer:
                 return False
         return True
 
+    def probe_next(self, mid):
+        """A member that became suspect here is probed next: its entries in the rest of the
+        round move to the front (Joining, "Probing and the routing of acks")."""
+        self.probe_order = [mid] + [x for x in self.probe_order if x != mid]
+
     def probe_again_soon(self, m):
         """A probe of a member held suspect ended and it is still suspect: probed again after one
         other member, at most SUSPECT_REPROBES_MAX times in one suspicion (Joining, "Probing and
@@ -1508,7 +1513,7 @@ class Peer:
                 # a member that just became suspect is probed next (not while a probe of it runs)
                 cp = self.cur_probe
                 if not (cp and not cp["acked"] and cp["target"] == mid):
-                    self.probe_order.insert(0, mid)
+                    self.probe_next(mid)
             elif r.status == SUSPECT:
                 self.confirm(r, u["accuser"])
         elif st == DEAD:
@@ -1617,7 +1622,7 @@ class Peer:
                         self.c["suspicions_started"] += 1
                         self.enqueue({"id": tm.id, "inc": tm.inc, "status": SUSPECT,
                                       "addr": tm.addr, "accuser": self.pk})
-                        self.probe_order.insert(0, tm.id)  # a new suspect is probed next
+                        self.probe_next(tm.id)  # a new suspect is probed next
                     elif tm and tm.status == SUSPECT:
                         # the prober names itself: a confirmation when it is a new accuser
                         self.confirm(tm, self.pk)

@@ -524,6 +524,59 @@ extension Cluster {
         #expect(sync(stating: step + 1, reply: true).isEmpty, "a reply stating the held incarnation gets nothing")
     }
 
+    /// A member alternating its own alive statements with suspicions of itself moves its entry to
+    /// the front of the round each time it becomes suspect, never adds one: the rest of the
+    /// round stays within the members. Before, each change to suspect inserted an entry, and 200
+    /// alternations left 200 more in node 0's round (each insertion O(n)).
+    @Test func aMemberTogglingItsOwnStatementsCannotGrowTheRound() {
+        var c = Cluster.formed(4)
+        for k in UInt64(1)...200 {
+            c.claim(Cluster.statement(1, k))
+            c.claim(MemberUpdate(id: c.keys[1], address: c.addresses[1], incarnation: k, status: .suspect, accuser: c.keys[1]))
+            #expect(c.status(0, of: 1) == .suspect)
+            #expect(c[0].probeOrder.count - c[0].probeIndex <= 3, "\(c[0].probeOrder.count - c[0].probeIndex) entries left at \(k)")
+        }
+        #expect(c[0].probeOrder[c[0].probeIndex] == c.keys[1], "probed next")
+    }
+
+    /// Only the first update about a member in one message is read: a member's own statements at
+    /// rising incarnations packed into one ack or sync raise it once (one verification). Before,
+    /// each was verified and taken, 256 in one sync, outside the verification gate's budget.
+    @Test func onlyTheFirstUpdateAboutAMemberInAMessageIsRead() {
+        var c = Cluster.formed(4)
+        _ = c.nodes[0]!.onMessage(
+            .ack(.init(probeID: 0, updates: (1...8).map { Cluster.statement(1, $0) })), from: c.keys[1], at: c.addresses[1],
+            nowMs: c.nowMs)
+        #expect(c[0].member(c.keys[1])?.incarnation == 1)
+        _ = c.nodes[0]!.onMessage(
+            .sync(.init(isReply: true, members: [Cluster.statement(2, 1), Cluster.statement(3, 4), Cluster.statement(2, 9)])),
+            from: c.keys[1], at: c.addresses[1], nowMs: c.nowMs)
+        #expect(c[0].member(c.keys[2])?.incarnation == 1 && c[0].member(c.keys[3])?.incarnation == 4)
+    }
+
+    /// A beacon from a member not held alive or suspect makes at most one sync per sender and
+    /// beacon period (the sync carries the whole list to the address the beacon names). Before,
+    /// every beacon made one.
+    @Test func beaconsMakeAtMostOneSyncPerSenderAndPeriod() {
+        var c = Cluster.formed(4)
+        c.claim(MemberUpdate(id: c.keys[3], address: c.addresses[3], incarnation: 0, status: .dead, accuser: nil))
+        #expect(c.status(0, of: 3) == .dead)
+        func syncs(_ beacons: Int) -> Int {
+            var n = 0
+            for _ in 0..<beacons {
+                let out = c.nodes[0]!.onMessage(
+                    .beacon(.init(address: c.addresses[3])), from: c.keys[3], at: c.addresses[3], nowMs: c.nowMs)
+                n += out.filter { if case .send(.sync, _) = $0 { return true } else { return false } }.count
+            }
+            return n
+        }
+        #expect(syncs(10) == 1)
+        c.nowMs += Cluster.quiet.probeIntervalMs - 1
+        #expect(syncs(5) == 0)
+        c.nowMs += 1
+        #expect(syncs(5) == 1)
+    }
+
     /// A failed probe of a member already held suspect leaves local health alone: others failed
     /// to reach it too. Counted, a crashed member's probes again (`probeAgainSoon`) stretched
     /// every holder's periods, and a 16-process mesh took up to 8.3 s to list a killed node dead.
