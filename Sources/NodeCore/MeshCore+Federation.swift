@@ -259,6 +259,17 @@ extension MeshCore {
         guard engine.modelGate.sharedRoots[round - 1] == offer.base else {
             return [.directive(.note(.releaseFailed(pruningRound: round, why: "the update was not trained from the shared model")))]
         }
+        // Fail closed, as a release: a training job that took more DP-SGD steps than were charged
+        // before it must not leave the node.
+        if let terms = config.ledger.privacy.training, trained.dpSteps > terms.stepsPerRound {
+            return [
+                .directive(
+                    .note(
+                        .releaseRefused(
+                            pruningRound: round,
+                            why: "the training job took \(trained.dpSteps) DP-SGD steps, \(terms.stepsPerRound) were charged")))
+            ]
+        }
         // With DP-SGD training: the steps charged (durably) before this round's training, which
         // the log then holds beside the update (0: no DP-SGD training in the genesis).
         let steps: UInt64 = config.ledger.privacy.training != nil ? trainingSteps : 0

@@ -54,6 +54,15 @@ import Testing
             }
             #expect(e.description.contains("training.steps is missing") && e.description.contains("fails closed"))
         }
+        // Missing while a shared model file exists (written when a model round is applied: the
+        // node trained, and its offered update may not be logged yet): refused.
+        try Data([0]).write(to: URL(fileURLWithPath: StateDirectory(path: dir).sharedModelFile))
+        guard case let .failure(shared) = Self.restore(g, dir) else {
+            Issue.record("accepted a missing steps file beside a shared model")
+            return
+        }
+        #expect(shared.description.contains("a shared model") && shared.description.contains("fails closed"))
+        try FileManager.default.removeItem(atPath: StateDirectory(path: dir).sharedModelFile)
         // Accepted rebuild: the log's steps, written back.
         #expect(try Self.restore(g, dir, steps: 300, rebuild: true).get().steps == 300)
         #expect(try TrainingStepsRecord.decode(Array(try Data(contentsOf: URL(fileURLWithPath: file)))).get().steps == 300)

@@ -232,11 +232,17 @@ extension MeshService {
                     description: "\(error); refusing to start: privacy accounting fails closed. "
                         + "Fix the file's permissions or the disk and start again")
             }
-            if checkpointExists || loggedSteps > 0 || fromLog.noiseFreeReleases > 0 {
+            // A shared model file is written only when a model round is applied (round ≥ 1): in a
+            // federated mesh the node trained (its checkpoint comes only after the last round),
+            // and an update it offered may not be in the log yet. Before, a federated node that
+            // lost the file started counting from the log's steps, its offered update uncounted.
+            let sharedExists = FileManager.default.fileExists(atPath: files.sharedModelFile)
+            if checkpointExists || sharedExists || loggedSteps > 0 || fromLog.noiseFreeReleases > 0 {
                 problem =
                     "\(files.trainingStepsFile) is missing, but "
                     + (loggedSteps > 0
-                        ? "the decision log records \(loggedSteps) DP-SGD steps of this node" : "a trained checkpoint exists")
+                        ? "the decision log records \(loggedSteps) DP-SGD steps of this node"
+                        : checkpointExists ? "a trained checkpoint exists" : "a shared model of a model round past the first exists")
             }
         }
         guard let problem else { return fromLog }
