@@ -261,14 +261,8 @@ extension MeshCore {
         }
         // Fail closed, as a release: a training job that took more DP-SGD steps than were charged
         // before it must not leave the node.
-        if let terms = config.ledger.privacy.training, trained.dpSteps > terms.stepsPerRound {
-            return [
-                .directive(
-                    .note(
-                        .releaseRefused(
-                            pruningRound: round,
-                            why: "the training job took \(trained.dpSteps) DP-SGD steps, \(terms.stepsPerRound) were charged")))
-            ]
+        if let terms = config.ledger.privacy.training, let refused = Self.refusedForSteps(trained, round: round, terms: terms) {
+            return refused
         }
         // With DP-SGD training: the steps charged (durably) before this round's training, which
         // the log then holds beside the update (0: no DP-SGD training in the genesis).

@@ -608,6 +608,19 @@ public struct MeshCore: Sendable {
 
     // MARK: The release gate
 
+    /// A training job that took more DP-SGD steps than were charged before it: what leaves the
+    /// node from it (a release, a model update) is refused, failing closed.
+    static func refusedForSteps(_ trained: TrainedRound, round: UInt64, terms: TrainingPrivacyTerms) -> [Out]? {
+        guard trained.dpSteps > terms.stepsPerRound else { return nil }
+        return [
+            .directive(
+                .note(
+                    .releaseRefused(
+                        pruningRound: round,
+                        why: "the training job took \(trained.dpSteps) DP-SGD steps, \(terms.stepsPerRound) were charged")))
+        ]
+    }
+
     /// The private release of pruning round `round`: the budget's approval persisted, then the
     /// noise, then signed and handed to the agreement (which gossips it).
     mutating func release(round: UInt64, nowMs: UInt64) -> [Out] {
@@ -639,15 +652,7 @@ public struct MeshCore: Sendable {
             let epsilon = (try? terms.epsilon(steps: trainingSteps).epsilon) ?? .infinity
             let releasesSoFar = budget.pinned.isNoiseFree ? noiseFreeReleases : budget.budget.releaseCount
             let (minimum, overflow) = (releasesSoFar + 1).multipliedReportingOverflow(by: terms.stepsPerRound)
-            guard trained.dpSteps <= terms.stepsPerRound else {
-                return [
-                    .directive(
-                        .note(
-                            .releaseRefused(
-                                pruningRound: round,
-                                why: "the training job took \(trained.dpSteps) DP-SGD steps, \(terms.stepsPerRound) were charged")))
-                ]
-            }
+            if let refused = Self.refusedForSteps(trained, round: round, terms: terms) { return refused }
             guard !trainingBudgetExhausted, !overflow, trainingSteps >= minimum, epsilon <= terms.epsilonMax else {
                 return [
                     .directive(
