@@ -385,6 +385,12 @@ public struct SWIMInstance: Sendable {
         return nil
     }
 
+    /// Removes `id`'s entries from the rest of the round (an entry put first, or after one
+    /// other member, stands for them: `probeNext`, `probeAgainSoon`).
+    private mutating func dropRemainingEntries(of id: MemberID) {
+        probeOrder.replaceSubrange(probeIndex..., with: probeOrder[probeIndex...].filter { $0 != id })
+    }
+
     /// A member that became suspect here is probed next (its ping carries the suspicion, so a live
     /// member hears of it and refutes; a dead one fails our probe too, an independent confirmation).
     ///
@@ -394,7 +400,7 @@ public struct SWIMInstance: Sendable {
     /// another node's round without bound (each insertion O(n)).
     private mutating func probeNext(_ id: MemberID) {
         if probe?.target == id { return }
-        probeOrder.replaceSubrange(probeIndex..., with: probeOrder[probeIndex...].filter { $0 != id })
+        dropRemainingEntries(of: id)
         probeOrder.insert(id, at: probeIndex)
     }
 
@@ -416,7 +422,7 @@ public struct SWIMInstance: Sendable {
         guard let s = table[MemberKey(id)]?.suspicion, s.reprobes < Limits.swim_suspect_reprobes_max else { return }
         table[MemberKey(id)]!.suspicion!.reprobes += 1
         for pass in 0..<2 {
-            probeOrder.replaceSubrange(probeIndex..., with: probeOrder[probeIndex...].filter { $0 != id })
+            dropRemainingEntries(of: id)
             if let j = probeOrder[probeIndex...].firstIndex(where: { $0 != id && probeEligible($0) }) {
                 probeOrder.insert(id, at: j + 1)
                 return
